@@ -1,0 +1,1 @@
+//! Channels, the processing pipeline, destination queues and delivery.

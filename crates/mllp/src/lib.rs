@@ -1,0 +1,1 @@
+//! MLLP framing, and async MLLP servers and clients over TCP and TLS.

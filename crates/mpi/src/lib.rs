@@ -1,0 +1,1 @@
+//! The master patient index: deterministic and probabilistic patient matching and linking.

@@ -1,0 +1,1 @@
+//! The HTTP API, metrics, FHIR read API and dashboard.

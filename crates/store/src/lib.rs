@@ -1,0 +1,1 @@
+//! Durable storage: the message journal, destination queues and indexes (SQLite).
