@@ -1,1 +1,71 @@
-//! Durable storage: the message journal, destination queues and indexes (SQLite).
+//! Durable storage for Corridor: the message journal on SQLite, with group commit.
+//!
+//! A message is acknowledged only after it is durably stored. This crate keeps that
+//! promise cheap: one SQLite database (`corridor.db` in the data directory, WAL mode,
+//! `synchronous=FULL`), written by one thread that commits the requests of every connection
+//! together, so one fsync makes a whole batch durable (see [`Store::write`]).
+//!
+//! - [`Store`] opens the database, migrates its schema, runs the writer thread and lends out
+//!   read-only connections. Any feature can run its own writes through [`Store::write`]
+//!   and share the group commit.
+//! - [`Journal`] is the table of every message received, exactly as received, with its
+//!   state; [`Journal::append`] detects duplicates (same sender and control id) inside the
+//!   writer's transaction.
+//!
+//! The schema is documented table by table in `SCHEMA.md`, so anyone can open the file with
+//! `sqlite3` and read what happened.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use store::{Appended, MessageState, NewMessage, Store, UnixMicros};
+//!
+//! # fn main() -> Result<(), store::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path())?;
+//! let journal = store.journal();
+//! let message = NewMessage {
+//!     channel: Arc::from("lab"),
+//!     raw: "MSH|^~\\&|LAB|NORTH|EHR|NORTH|20260101120000||ORU^R01|42|P|2.5.1\r".into(),
+//!     received_at: UnixMicros::now(),
+//!     peer: Arc::from("127.0.0.1:50122"),
+//!     tls_identity: None,
+//!     sending_application: "LAB".into(),
+//!     sending_facility: "NORTH".into(),
+//!     message_type: "ORU^R01".into(),
+//!     control_id: "42".into(),
+//!     version: "2.5.1".into(),
+//!     state: MessageState::Received,
+//!     state_reason: None,
+//! };
+//! let window = Some(Duration::from_secs(3600));
+//! // Outside an async runtime `wait` blocks until the commit is on disk; async code awaits.
+//! let first = journal.append(message.clone(), window).wait()?;
+//! let again = journal.append(message, window).wait()?;
+//! assert_eq!(again, Appended::Duplicate(first.id()));
+//!
+//! journal.set_state(first.id(), MessageState::Processed, None).wait()?;
+//! let stored = journal.get(first.id())?.expect("just stored");
+//! assert_eq!(stored.entry.state, MessageState::Processed);
+//! assert!(stored.raw.starts_with(b"MSH|"));
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod journal;
+mod schema;
+mod store;
+mod writer;
+
+pub use error::{Error, Result};
+pub use journal::{
+    Appended, Journal, JournalEntry, JournalFilter, MessageId, MessageState, NewMessage,
+    StoredMessage, UnixMicros,
+};
+pub use schema::SCHEMA_VERSION;
+pub use store::{Store, StoreOptions};
+pub use writer::{WriteFuture, WriterStats};
+
+/// SQLite access for code that runs inside [`Store::write`] or [`Store::read`].
+pub use rusqlite;

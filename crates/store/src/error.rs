@@ -1,0 +1,85 @@
+//! Errors of the store, as values with words a person can act on.
+
+use std::path::PathBuf;
+
+use crate::journal::MessageId;
+
+/// The result type of every fallible operation in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong while storing or reading.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The data directory could not be created or synced.
+    #[error("could not prepare the data directory {path}: {source}")]
+    DataDir {
+        /// The directory Corridor was asked to use.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+
+    /// The database file could not be opened or configured.
+    #[error("could not open the database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+
+    /// The database was written by a newer Corridor with a schema this build does not know.
+    #[error(
+        "the database {path} has schema version {found}, newer than version {supported} that \
+         this Corridor understands; run a newer Corridor or point it at another data directory"
+    )]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The `user_version` found in the file.
+        found: u32,
+        /// The newest schema version this build can migrate to.
+        supported: u32,
+    },
+
+    /// A schema migration step failed; the database stays at the previous version.
+    #[error("migrating the database schema to version {version} ({description}) failed: {source}")]
+    Migration {
+        /// The version the failed step would have reached.
+        version: u32,
+        /// What the step does.
+        description: &'static str,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+
+    /// SQLite reported an error while running a statement.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
+    /// The transaction that carried this write could not be committed, so nothing of it was kept.
+    #[error("the write was not committed, nothing of it was stored: {0}")]
+    CommitFailed(String),
+
+    /// A write request panicked; its changes were rolled back, other requests were unaffected.
+    #[error("a write request panicked and was rolled back: {0}")]
+    WritePanicked(String),
+
+    /// The writer thread is gone (the store was shut down or the thread died).
+    #[error("the database writer has stopped; the store must be reopened")]
+    WriterStopped,
+
+    /// No journal entry has this id.
+    #[error("journal entry {0} does not exist")]
+    NotFound(MessageId),
+
+    /// The journal holds a state name this build does not know (written by a newer Corridor?).
+    #[error("the journal holds an unknown message state {0:?}")]
+    UnknownState(String),
+
+    /// A write request refused to proceed for a reason of its own (used by features built on
+    /// [`Store::write`](crate::Store::write) whose checks are not SQLite errors).
+    #[error("{0}")]
+    Refused(String),
+}

@@ -1,0 +1,361 @@
+//! Opening the database, the writer handle and the pool of read connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+use crate::journal::Journal;
+use crate::schema;
+use crate::writer::{self, BoxedJob, Counters, Request, WriteFuture, WriterStats};
+
+/// Tuning of a [`Store`]; [`StoreOptions::default`] suits Corridor's own use.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Most write requests committed together in one transaction (one fsync).
+    pub max_batch: usize,
+    /// Read connections kept open between reads.
+    pub idle_readers: usize,
+    /// How long a connection waits for a lock held by another process before failing.
+    pub busy_timeout: Duration,
+    /// How often the background checkpointer copies the WAL into the database file.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_batch: 1024,
+            idle_readers: 4,
+            busy_timeout: Duration::from_secs(5),
+            checkpoint_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Corridor's database: one SQLite file in the data directory, written by one thread.
+///
+/// Cloning is cheap and every clone shares the same writer. Writes go through
+/// [`Store::write`] (group commit), reads through [`Store::read`] on read-only
+/// connections that never wait for the writer (WAL). The writer stops when the last
+/// clone is dropped, after finishing the requests it already has.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    queue: Option<Sender<BoxedJob>>,
+    writer: Option<JoinHandle<()>>,
+    writer_id: ThreadId,
+    checkpointer: Option<Checkpointer>,
+    readers: ReadPool,
+    counters: Arc<Counters>,
+}
+
+impl Store {
+    /// The database file's name inside the data directory.
+    pub const DATABASE_FILE: &'static str = "corridor.db";
+
+    /// Opens (creating it if needed) the database in `dir` and starts its writer thread.
+    ///
+    /// An older database is migrated to the current schema; a newer one is refused with
+    /// [`Error::SchemaTooNew`].
+    pub fn open(dir: &Path) -> Result<Store> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// Like [`Store::open`], with explicit tuning.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store> {
+        let data_dir_error = |source| Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(data_dir_error)?;
+        let path = dir.join(Store::DATABASE_FILE);
+
+        let mut conn = open_writer(&path, &options)?;
+        schema::migrate(&mut conn, &path, schema::MIGRATIONS)?;
+        // The file's directory entry must survive a power loss as much as its contents.
+        sync_dir(dir).map_err(data_dir_error)?;
+
+        let readers = ReadPool {
+            path: path.clone(),
+            idle: Mutex::new(Vec::new()),
+            max_idle: options.idle_readers,
+            busy_timeout: options.busy_timeout,
+        };
+        let checkpointer = Checkpointer::start(&path, &options)?;
+
+        let (queue, requests) = mpsc::channel();
+        let max_batch = options.max_batch.max(1);
+        let counters = Arc::new(Counters::default());
+        let writer_counters = Arc::clone(&counters);
+        let writer = thread::Builder::new()
+            .name("corridor-store-writer".into())
+            .spawn(move || writer::run(conn, requests, max_batch, writer_counters))
+            .map_err(data_dir_error)?;
+        let writer_id = writer.thread().id();
+
+        Ok(Store {
+            shared: Arc::new(Shared {
+                path,
+                queue: Some(queue),
+                writer: Some(writer),
+                writer_id,
+                checkpointer: Some(checkpointer),
+                readers,
+                counters,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// How many commits and requests the writer has done: `requests / commits` is the
+    /// average group-commit batch.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// The message journal kept in this store.
+    pub fn journal(&self) -> Journal {
+        Journal::new(self.clone())
+    }
+
+    /// Queues `work` for the writer thread and returns a future of its result.
+    ///
+    /// `work` runs on the writer thread inside a transaction shared with other requests,
+    /// within a savepoint of its own: if it returns an error (or panics) only its own
+    /// changes are rolled back. The future resolves after the transaction is committed
+    /// and synced to disk, so `Ok` means durable. Requests run in the order `write` was
+    /// called. `work` must not issue `BEGIN`, `COMMIT`, `ROLLBACK` or `RELEASE` of its
+    /// own, and should be short: every other writer waits for it.
+    pub fn write<T, F>(&self, work: F) -> WriteFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (job, answer) = Request::queue_job(work);
+        if let Some(queue) = &self.shared.queue {
+            // If the writer is gone, the job is dropped with its reply sender and the
+            // future resolves to `Error::WriterStopped`.
+            let _ = queue.send(job);
+        }
+        answer
+    }
+
+    /// [`Store::write`] for callers outside an async runtime: blocks until durable.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called from inside an async runtime.
+    pub fn write_blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.write(work).wait()
+    }
+
+    /// Runs `read` on a read-only connection; it sees every write committed before the call.
+    ///
+    /// Reads never wait for the writer. They run on the calling thread and are usually
+    /// microseconds; long scans belong in `tokio::task::spawn_blocking`.
+    pub fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.shared.readers.with(read)
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what it has and return.
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            // A write closure may own the last clone of the store and be dropped on the
+            // writer thread itself; that thread cannot wait for itself.
+            if thread::current().id() != self.writer_id && writer.join().is_err() {
+                tracing::error!("the database writer thread panicked");
+            }
+        }
+        drop(self.checkpointer.take());
+    }
+}
+
+fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
+    let open_error = |source| Error::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_error)?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(open_error)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(open_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(open_error(rusqlite::Error::InvalidParameterName(format!(
+            "journal_mode stayed {mode} instead of becoming WAL"
+        ))));
+    }
+    // FULL: every commit syncs the WAL before it returns; this is what makes an ACK safe.
+    for (pragma, value) in [
+        ("synchronous", "FULL"),
+        ("foreign_keys", "ON"),
+        ("temp_store", "MEMORY"),
+        // 32 MiB of page cache for the writer: indexes stay hot.
+        ("cache_size", "-32768"),
+        // The background checkpointer does most copying; this is the writer's backstop,
+        // and the point where the WAL is restarted from its beginning.
+        ("wal_autocheckpoint", "4000"),
+        // Truncate a WAL that grew under a burst back to 64 MiB once it is restarted.
+        ("journal_size_limit", "67108864"),
+    ] {
+        conn.pragma_update(None, pragma, value)
+            .map_err(open_error)?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let open_error = |source| Error::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_error)?;
+    conn.busy_timeout(busy_timeout).map_err(open_error)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Read-only connections reused between reads.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    busy_timeout: Duration,
+}
+
+impl ReadPool {
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match reused {
+            Some(conn) => conn,
+            None => open_reader(&self.path, self.busy_timeout)?,
+        };
+        let result = read(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.max_idle {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+}
+
+/// Copies WAL frames into the database file off the writer thread, so the writer's own
+/// checkpoint (which stalls every write while it runs) has little left to do.
+struct Checkpointer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, options: &StoreOptions) -> Result<Checkpointer> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| Error::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        // A checkpoint must sync the database file before the WAL may be reused.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|source| Error::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let interval = options.checkpoint_interval;
+        let thread = {
+            let stop = Arc::clone(&stop);
+            thread::Builder::new()
+                .name("corridor-store-checkpoint".into())
+                .spawn(move || checkpoint_until_stopped(&conn, &stop, interval))
+                .map_err(|source| Error::DataDir {
+                    path: path.to_owned(),
+                    source,
+                })?
+        };
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn checkpoint_until_stopped(conn: &Connection, stop: &(Mutex<bool>, Condvar), every: Duration) {
+    let (stopped, wake) = stop;
+    let Ok(mut guard) = stopped.lock() else {
+        return;
+    };
+    loop {
+        match wake.wait_timeout(guard, every) {
+            Ok((next, _)) => guard = next,
+            Err(_) => return,
+        }
+        if *guard {
+            return;
+        }
+        // PASSIVE never waits for the writer or readers; it copies what it can.
+        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %err, "background checkpoint did not run");
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        if let Ok(mut stopped) = stopped.lock() {
+            *stopped = true;
+        }
+        wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

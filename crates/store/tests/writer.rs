@@ -1,0 +1,208 @@
+//! The writer thread: group commit, savepoint isolation, ordering, shutdown.
+
+use std::sync::mpsc;
+
+use store::rusqlite::{Connection, params};
+use store::{Error, Store, WriteFuture};
+
+fn open_with_notes() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .write_blocking(|conn| {
+            conn.execute_batch("CREATE TABLE note (seq INTEGER NOT NULL, body TEXT NOT NULL)")?;
+            Ok(())
+        })
+        .unwrap();
+    (dir, store)
+}
+
+fn insert_note(store: &Store, seq: i64) -> WriteFuture<()> {
+    store.write(move |conn| {
+        conn.prepare_cached("INSERT INTO note (seq, body) VALUES (?1, 'x')")?
+            .execute([seq])?;
+        Ok(())
+    })
+}
+
+fn notes(store: &Store) -> Vec<i64> {
+    store
+        .read(|conn| {
+            let mut statement = conn.prepare("SELECT seq FROM note ORDER BY rowid")?;
+            let seqs = statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok(seqs)
+        })
+        .unwrap()
+}
+
+/// Holds the writer inside a request until the returned sender is used (or dropped), so the
+/// requests queued meanwhile are committed together as one batch.
+fn hold_writer(store: &Store) -> (mpsc::Sender<()>, WriteFuture<()>) {
+    let (release, released) = mpsc::channel::<()>();
+    let (entered, has_entered) = mpsc::channel::<()>();
+    let held = store.write(move |_conn| {
+        entered.send(()).unwrap();
+        let _ = released.recv();
+        Ok(())
+    });
+    has_entered.recv().unwrap();
+    (release, held)
+}
+
+#[test]
+fn one_failing_request_does_not_lose_the_others_in_its_batch() {
+    let (_dir, store) = open_with_notes();
+    let before = store.writer_stats();
+    let (release, held) = hold_writer(&store);
+
+    let first = insert_note(&store, 1);
+    let failing = store.write(|conn| {
+        conn.execute("INSERT INTO note (seq, body) VALUES (2, 'x')", [])?;
+        // Fails after a successful insert: that insert must be rolled back alone.
+        conn.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(())
+    });
+    let panicking = store.write(|conn| -> store::Result<()> {
+        conn.execute("INSERT INTO note (seq, body) VALUES (3, 'x')", [])?;
+        panic!("transform bug");
+    });
+    let refusing = store.write(|conn| -> store::Result<()> {
+        conn.execute("INSERT INTO note (seq, body) VALUES (4, 'x')", [])?;
+        Err(Error::Refused("queue is full".into()))
+    });
+    let last = insert_note(&store, 5);
+    drop(release);
+
+    held.wait().unwrap();
+    first.wait().unwrap();
+    assert!(matches!(failing.wait(), Err(Error::Sqlite(_))));
+    match panicking.wait() {
+        Err(Error::WritePanicked(words)) => assert!(words.contains("transform bug"), "{words}"),
+        other => panic!("expected a panic report, got {other:?}"),
+    }
+    assert!(matches!(refusing.wait(), Err(Error::Refused(words)) if words == "queue is full"));
+    last.wait().unwrap();
+
+    assert_eq!(notes(&store), vec![1, 5]);
+    let after = store.writer_stats();
+    // The held request's batch, then one batch for all five queued behind it.
+    assert_eq!(after.commits - before.commits, 2);
+    assert_eq!(after.requests - before.requests, 6);
+}
+
+#[test]
+fn writes_commit_in_the_order_they_were_requested() {
+    let (_dir, store) = open_with_notes();
+    let pending: Vec<_> = (0..200).map(|seq| insert_note(&store, seq)).collect();
+    for write in pending {
+        write.wait().unwrap();
+    }
+    assert_eq!(notes(&store), (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn concurrent_writers_share_commits() {
+    let (_dir, store) = open_with_notes();
+    let before = store.writer_stats();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..32)
+            .map(|task| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for n in 0..40 {
+                        insert_note(&store, task * 1000 + n).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let after = store.writer_stats();
+    let requests = after.requests - before.requests;
+    let commits = after.commits - before.commits;
+    assert_eq!(requests, 32 * 40);
+    assert!(
+        commits < requests / 2,
+        "{requests} requests took {commits} commits: group commit is not grouping"
+    );
+    assert_eq!(notes(&store).len(), 32 * 40);
+}
+
+#[test]
+fn a_committed_write_is_visible_to_the_next_read() {
+    let (_dir, store) = open_with_notes();
+    for seq in 0..20 {
+        insert_note(&store, seq).wait().unwrap();
+        let count: i64 = store
+            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM note", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(count, seq + 1);
+    }
+}
+
+#[test]
+fn dropping_the_store_finishes_queued_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pending: Vec<WriteFuture<()>> = {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write_blocking(|conn| Ok(conn.execute_batch("CREATE TABLE note (seq INTEGER)")?))
+            .unwrap();
+        (0..50)
+            .map(|seq| {
+                store.write(move |conn| {
+                    conn.execute("INSERT INTO note (seq) VALUES (?1)", params![seq])?;
+                    Ok(())
+                })
+            })
+            .collect()
+    };
+    for write in pending {
+        write.wait().unwrap();
+    }
+    let conn = Connection::open(dir.path().join(Store::DATABASE_FILE)).unwrap();
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM note", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 50);
+}
+
+#[test]
+fn a_closure_owning_the_last_store_handle_does_not_hang_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let inner = store.clone();
+    let pending = store.write(move |conn| {
+        let _keep = &inner;
+        Ok(conn.query_row("SELECT 7", [], |r| r.get::<_, i64>(0))?)
+    });
+    drop(store);
+    assert_eq!(pending.wait().unwrap(), 7);
+}
+
+#[test]
+fn database_runs_in_wal_mode_with_full_sync() {
+    let (dir, store) = open_with_notes();
+    let mode: String = store
+        .read(|conn| Ok(conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let synchronous: i64 = store
+        .write_blocking(|conn| Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(synchronous, 2, "synchronous must be FULL (2)");
+    assert!(dir.path().join("corridor.db").exists());
+    // Reads are refused writes: they go to read-only connections.
+    let err = store
+        .read(|conn| Ok(conn.execute("INSERT INTO note (seq, body) VALUES (1, 'x')", [])?))
+        .unwrap_err();
+    assert!(err.to_string().contains("readonly"), "{err}");
+}
