@@ -1,0 +1,266 @@
+//! The known HL7 v2 versions, their embedded data, and version-string matching.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+
+use crate::load::{self, LoadError};
+use crate::model::*;
+
+/// The versions with embedded definitions, oldest first.
+pub const KNOWN_VERSIONS: [&str; 12] = [
+    "2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.8", "2.8.1", "2.8.2",
+];
+
+static DATA: [&str; 12] = [
+    include_str!("../data/2.1.hl7spec"),
+    include_str!("../data/2.2.hl7spec"),
+    include_str!("../data/2.3.hl7spec"),
+    include_str!("../data/2.3.1.hl7spec"),
+    include_str!("../data/2.4.hl7spec"),
+    include_str!("../data/2.5.hl7spec"),
+    include_str!("../data/2.5.1.hl7spec"),
+    include_str!("../data/2.6.hl7spec"),
+    include_str!("../data/2.7.hl7spec"),
+    include_str!("../data/2.8.hl7spec"),
+    include_str!("../data/2.8.1.hl7spec"),
+    include_str!("../data/2.8.2.hl7spec"),
+];
+
+static LOADED: [OnceLock<VersionSpec>; 12] = [const { OnceLock::new() }; 12];
+
+/// The definitions of one HL7 v2 version.
+///
+/// Obtained from [`Spec::version`] or [`Spec::nearest`]; parsed from the
+/// embedded data on first use and kept for the life of the process.
+#[derive(Debug)]
+pub struct VersionSpec {
+    pub(crate) version: &'static str,
+    pub(crate) segments: BTreeMap<&'static str, SegmentDef>,
+    pub(crate) datatypes: BTreeMap<&'static str, DataType>,
+    pub(crate) structures: BTreeMap<&'static str, MessageStructure>,
+    /// message type -> [(trigger event, structure id)]
+    pub(crate) events: BTreeMap<&'static str, Vec<(&'static str, &'static str)>>,
+    pub(crate) tables: BTreeMap<u32, Table>,
+}
+
+impl VersionSpec {
+    /// Parses a fresh copy of a known version's embedded definitions,
+    /// bypassing the process-wide cache (for benchmarks and tools).
+    pub fn load_uncached(version: &str) -> Option<Result<VersionSpec, LoadError>> {
+        let index = index_of(&normalize(version)?)?;
+        Some(load::parse(DATA[index]))
+    }
+
+    /// The version string, e.g. `2.5.1`.
+    pub fn version(&self) -> &'static str {
+        self.version
+    }
+
+    /// The segment definition for a segment id like `PID`.
+    pub fn segment(&self, id: &str) -> Option<&SegmentDef> {
+        self.segments.get(id)
+    }
+
+    /// The field at `seq` of segment `id`: `field("PID", 5)` is PID-5 Patient Name.
+    pub fn field(&self, id: &str, seq: usize) -> Option<&FieldDef> {
+        self.segment(id)?.field(seq)
+    }
+
+    /// A data type (composite or primitive) by id, e.g. `CX`.
+    pub fn datatype(&self, id: &str) -> Option<&DataType> {
+        self.datatypes.get(id)
+    }
+
+    /// A message structure by id, e.g. `ORU_R01`.
+    pub fn structure(&self, id: &str) -> Option<&MessageStructure> {
+        self.structures.get(id)
+    }
+
+    /// An HL7 table by number: `table(1)` is 0001 Administrative Sex.
+    pub fn table(&self, id: u32) -> Option<&Table> {
+        self.tables.get(&id)
+    }
+
+    /// The structure a message follows, from MSH-9.1 (message type),
+    /// MSH-9.2 (trigger event) and MSH-9.3 (message structure, when sent).
+    ///
+    /// Resolution order: MSH-9.3 when it names a known structure; else the
+    /// version's event map (`ADT^A04` -> `ADT_A01`); else a structure named
+    /// `TYPE_EVENT`; else one named after the type alone (`ACK`).
+    pub fn structure_for(
+        &self,
+        message_type: &str,
+        trigger_event: &str,
+        msh_9_3: Option<&str>,
+    ) -> Option<StructureMatch<'_>> {
+        let found = |id: &str, source| {
+            self.structure(id)
+                .map(|structure| StructureMatch { structure, source })
+        };
+        if let Some(m) = msh_9_3
+            .filter(|s| !s.is_empty())
+            .and_then(|id| found(id, StructureSource::Msh93))
+        {
+            return Some(m);
+        }
+        if let Some(id) = self.event_structure(message_type, trigger_event) {
+            if let Some(m) = found(id, StructureSource::EventMap) {
+                return Some(m);
+            }
+        }
+        if !trigger_event.is_empty() {
+            let mut id = String::with_capacity(message_type.len() + 1 + trigger_event.len());
+            id.push_str(message_type);
+            id.push('_');
+            id.push_str(trigger_event);
+            if let Some(m) = found(&id, StructureSource::TypeAndEvent) {
+                return Some(m);
+            }
+        }
+        found(message_type, StructureSource::TypeOnly)
+    }
+
+    /// The event map alone: the structure id for a message type and trigger event.
+    pub fn event_structure(&self, message_type: &str, trigger_event: &str) -> Option<&'static str> {
+        self.events
+            .get(message_type)?
+            .iter()
+            .find(|(event, _)| *event == trigger_event)
+            .map(|(_, structure)| *structure)
+    }
+
+    /// Every segment definition, ordered by id.
+    pub fn segments(&self) -> impl Iterator<Item = &SegmentDef> {
+        self.segments.values()
+    }
+
+    /// Every data type, ordered by id.
+    pub fn datatypes(&self) -> impl Iterator<Item = &DataType> {
+        self.datatypes.values()
+    }
+
+    /// Every message structure, ordered by id.
+    pub fn structures(&self) -> impl Iterator<Item = &MessageStructure> {
+        self.structures.values()
+    }
+
+    /// Every table, ordered by number.
+    pub fn tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.values()
+    }
+
+    /// Every `(message type, trigger event, structure id)` of the event map.
+    pub fn events(&self) -> impl Iterator<Item = (&'static str, &'static str, &'static str)> + '_ {
+        self.events
+            .iter()
+            .flat_map(|(t, evs)| evs.iter().map(move |(e, s)| (*t, *e, *s)))
+    }
+}
+
+/// Entry point: the embedded definitions of every known version.
+pub struct Spec;
+
+impl Spec {
+    /// The definitions for exactly this version (after normalization:
+    /// `"2.5.1"`, `" v2.5.1 "`, `"2.5.1^HL7"` and `"2.5.1.0"` are the same).
+    /// `None` when the version is not one of [`KNOWN_VERSIONS`].
+    pub fn version(version: &str) -> Option<&'static VersionSpec> {
+        index_of(&normalize(version)?).map(get)
+    }
+
+    /// The definitions for this version, or for the nearest known one when
+    /// it is not known (`2.7.1` -> `2.7`, `2.9` -> `2.8.2`, `2.0` -> `2.1`).
+    /// `None` only when the text is not an HL7 v2 version at all.
+    pub fn nearest(version: &str) -> Option<VersionMatch> {
+        let wanted = normalize(version)?;
+        if let Some(index) = index_of(&wanted) {
+            return Some(VersionMatch {
+                spec: get(index),
+                requested: version.trim().to_string(),
+                exact: true,
+            });
+        }
+        let parsed: Vec<Vec<u32>> = KNOWN_VERSIONS
+            .iter()
+            .map(|v| numbers(v).unwrap_or_default())
+            .collect();
+        let index = parsed
+            .iter()
+            .rposition(|known| *known <= wanted)
+            .unwrap_or(0);
+        Some(VersionMatch {
+            spec: get(index),
+            requested: version.trim().to_string(),
+            exact: false,
+        })
+    }
+
+    /// Every known version, loading each on first use.
+    pub fn all() -> impl Iterator<Item = &'static VersionSpec> {
+        (0..KNOWN_VERSIONS.len()).map(get)
+    }
+}
+
+/// The outcome of [`Spec::nearest`].
+#[derive(Debug, Clone)]
+pub struct VersionMatch {
+    pub spec: &'static VersionSpec,
+    /// The version text as given (trimmed).
+    pub requested: String,
+    /// False when a different, nearest version was chosen.
+    pub exact: bool,
+}
+
+impl VersionMatch {
+    /// A note for the user when the version was substituted.
+    pub fn note(&self) -> Option<String> {
+        (!self.exact).then(|| {
+            format!(
+                "HL7 version {:?} has no definitions here; using {} instead",
+                self.requested,
+                self.spec.version()
+            )
+        })
+    }
+}
+
+impl fmt::Display for VersionMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.spec.version())
+    }
+}
+
+fn get(index: usize) -> &'static VersionSpec {
+    LOADED[index].get_or_init(|| {
+        // The data is compiled in and every version is loaded by the tests,
+        // so a failure here is a build defect, not bad input.
+        load::parse(DATA[index]).unwrap_or_else(|e| {
+            panic!(
+                "embedded HL7 {} definitions are corrupt: {e}",
+                KNOWN_VERSIONS[index]
+            )
+        })
+    })
+}
+
+fn index_of(numbers_wanted: &[u32]) -> Option<usize> {
+    KNOWN_VERSIONS
+        .iter()
+        .position(|v| numbers(v).as_deref() == Some(numbers_wanted))
+}
+
+/// `"v2.5.1^HL7"` -> `[2, 5, 1]`; trailing zero parts are dropped (`2.5.0` is 2.5).
+fn normalize(version: &str) -> Option<Vec<u32>> {
+    let text = version.split('^').next().unwrap_or("").trim();
+    let text = text.strip_prefix(['v', 'V']).unwrap_or(text);
+    let mut parts = numbers(text)?;
+    while parts.len() > 2 && parts.last() == Some(&0) {
+        parts.pop();
+    }
+    (parts.len() >= 2 && parts[0] == 2).then_some(parts)
+}
+
+fn numbers(text: &str) -> Option<Vec<u32>> {
+    text.split('.').map(|p| p.parse::<u32>().ok()).collect()
+}
