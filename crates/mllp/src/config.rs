@@ -1,0 +1,257 @@
+//! Settings for listeners and clients, readable from TOML field by field.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::frame::DEFAULT_MAX_FRAME_SIZE;
+
+/// Settings of one MLLP listener.
+///
+/// Every field but `listen` has a default, so the smallest TOML is one line:
+///
+/// ```
+/// let config: mllp::MllpServerConfig = toml::from_str(r#"
+///     listen = "127.0.0.1:2575"
+///     read_timeout = "10s"
+///     max_connections = 200
+///     [tls]
+///     cert_path = "certs/server.pem"
+///     key_path = "certs/server.key"
+///     client_ca_path = "certs/senders-ca.pem"
+/// "#).unwrap();
+/// assert_eq!(config.read_timeout, std::time::Duration::from_secs(10));
+/// assert_eq!(config.idle_timeout, std::time::Duration::from_secs(3600));
+/// ```
+///
+/// Durations are written as a number of seconds (`30`) or a string with a unit:
+/// `"250ms"`, `"30s"`, `"5m"`, `"1h"`. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MllpServerConfig {
+    /// Address to listen on, `host:port` (`"0.0.0.0:2575"`). Port 0 picks a free
+    /// port; [`ServerHandle::local_addr`](crate::ServerHandle::local_addr) tells which.
+    pub listen: String,
+    /// Serve MLLP over TLS instead of plain TCP. Absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsServerConfig>,
+    /// Largest accepted payload in bytes (default 16 MiB). A frame that grows past
+    /// it closes the connection, so a sender that never ends a frame cannot make
+    /// the server buffer without bound.
+    #[serde(default = "default_max_frame_size")]
+    pub max_frame_size: usize,
+    /// Time a sender has to finish a frame once it started one (default 30 s);
+    /// also bounds the TLS handshake. Past it the connection is closed.
+    #[serde(
+        default = "default_read_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub read_timeout: Duration,
+    /// Time a connection may stay open without starting a frame (default 1 h).
+    /// Past it the connection is closed; senders reconnect when they next send.
+    /// `0` keeps idle connections open forever.
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub idle_timeout: Duration,
+    /// Most connections served at once (default 1024). Connections beyond it
+    /// are closed as soon as they are accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// MLLP release 2: senders expect a commit acknowledgement frame
+    /// ([`CommitAck`](crate::CommitAck)) once each message is durably stored.
+    /// The server only passes this flag to the handler through
+    /// [`ConnectionInfo::commit_acks`](crate::ConnectionInfo::commit_acks); the
+    /// handler sends the commit acknowledgement as its first response. Default off.
+    #[serde(default)]
+    pub commit_acks: bool,
+}
+
+impl MllpServerConfig {
+    /// Plain-TCP settings with every default, listening on `listen`.
+    pub fn new(listen: impl Into<String>) -> Self {
+        MllpServerConfig {
+            listen: listen.into(),
+            tls: None,
+            max_frame_size: default_max_frame_size(),
+            read_timeout: default_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            commit_acks: false,
+        }
+    }
+}
+
+fn default_max_frame_size() -> usize {
+    DEFAULT_MAX_FRAME_SIZE
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_max_connections() -> usize {
+    1024
+}
+
+/// TLS settings of a listener. Files are PEM.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerConfig {
+    /// The server's certificate chain, leaf first.
+    pub cert_path: PathBuf,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// When set, mutual TLS: every client must present a certificate issued by
+    /// one of these CAs, or the connection is refused. The certificate's subject
+    /// is reported in [`ConnectionInfo::client_subject`](crate::ConnectionInfo::client_subject).
+    #[serde(default)]
+    pub client_ca_path: Option<PathBuf>,
+}
+
+/// TLS settings of a client. Files are PEM.
+///
+/// ```
+/// let tls: mllp::TlsClientConfig = toml::from_str(r#"
+///     ca_path = "certs/ca.pem"
+///     cert_path = "certs/client.pem"
+///     key_path = "certs/client.key"
+///     server_name = "engine.hospital.example"
+/// "#).unwrap();
+/// assert!(tls.cert_path.is_some());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsClientConfig {
+    /// CA certificates the server's certificate must chain to.
+    pub ca_path: PathBuf,
+    /// Client certificate chain for mutual TLS (needs `key_path` too).
+    #[serde(default)]
+    pub cert_path: Option<PathBuf>,
+    /// Client private key for mutual TLS (needs `cert_path` too).
+    #[serde(default)]
+    pub key_path: Option<PathBuf>,
+    /// Name the server certificate must carry. Default: the host part of the
+    /// address connected to (a DNS name or an IP address).
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+impl TlsClientConfig {
+    /// Trust the CAs in `ca_path`, no client certificate.
+    pub fn new(ca_path: impl Into<PathBuf>) -> Self {
+        TlsClientConfig {
+            ca_path: ca_path.into(),
+            cert_path: None,
+            key_path: None,
+            server_name: None,
+        }
+    }
+}
+
+/// Durations as seconds (`30`) or a string with a unit (`"250ms"`, `"30s"`, `"5m"`, `"1h"`).
+pub(crate) mod duration {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::Deserializer;
+    use serde::de::{self, Visitor};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        deserializer.deserialize_any(DurationVisitor)
+    }
+
+    /// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"` or a bare number of seconds.
+    pub fn parse(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().ok()?;
+        let millis_per_unit: u64 = match unit.trim() {
+            "ms" => 1,
+            "" | "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return None,
+        };
+        Some(Duration::from_millis(number.checked_mul(millis_per_unit)?))
+    }
+
+    struct DurationVisitor;
+
+    impl<'de> Visitor<'de> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(
+                r#"a duration: seconds as a number, or a string like "250ms", "30s", "5m", "1h""#,
+            )
+        }
+
+        fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(secs))
+        }
+
+        fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Duration, E> {
+            u64::try_from(secs)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom("a duration cannot be negative"))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+            parse(text).ok_or_else(|| E::invalid_value(de::Unexpected::Str(text), &self))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_bare_seconds() {
+        assert_eq!(duration::parse("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(duration::parse("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(duration::parse("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(duration::parse("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(duration::parse("12"), Some(Duration::from_secs(12)));
+        assert_eq!(duration::parse("12 parsecs"), None);
+        assert_eq!(duration::parse("s"), None);
+    }
+
+    #[test]
+    fn minimal_server_config_takes_every_default() {
+        let config: MllpServerConfig = toml::from_str(r#"listen = "127.0.0.1:2575""#).unwrap();
+        assert_eq!(config, MllpServerConfig::new("127.0.0.1:2575"));
+        assert_eq!(config.max_frame_size, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn numeric_timeout_is_seconds() {
+        let config: MllpServerConfig =
+            toml::from_str("listen = \"127.0.0.1:0\"\nidle_timeout = 0\nread_timeout = 5").unwrap();
+        assert_eq!(config.idle_timeout, Duration::ZERO);
+        assert_eq!(config.read_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let err = toml::from_str::<MllpServerConfig>("listen = \"x:1\"\nmax_conections = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_an_error_that_shows_the_expected_form() {
+        let err = toml::from_str::<MllpServerConfig>("listen = \"x:1\"\nread_timeout = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("soon") && err.contains("30s"), "{err}");
+    }
+}
