@@ -9,6 +9,10 @@
 //! and parsed on first use of each version. Nothing is downloaded at build
 //! or run time.
 //!
+//! [`validate`] checks a message's segment order against its structure
+//! (missing, unexpected, out-of-order and over-repeated segments, with group
+//! paths and HL7 table 0357 codes).
+//!
 //! ```
 //! use hl7v2_spec::{Optionality, Spec, StructureSource};
 //!
@@ -33,6 +37,7 @@
 
 mod load;
 mod model;
+pub mod validate;
 mod version;
 
 pub use load::LoadError;

@@ -185,6 +185,7 @@ pub(crate) fn parse(text: &'static str) -> Result<VersionSpec, LoadError> {
         structures: BTreeMap::new(),
         events: BTreeMap::new(),
         tables: BTreeMap::new(),
+        matchers: std::sync::OnceLock::new(),
     };
     let mut open = Open::Nothing;
     for (index, raw) in text.lines().enumerate() {

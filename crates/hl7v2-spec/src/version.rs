@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use crate::load::{self, LoadError};
 use crate::model::*;
+use crate::validate::StructureMatcher;
 
 /// The versions with embedded definitions, oldest first.
 pub const KNOWN_VERSIONS: [&str; 12] = [
@@ -42,6 +43,8 @@ pub struct VersionSpec {
     /// message type -> [(trigger event, structure id)]
     pub(crate) events: BTreeMap<&'static str, Vec<(&'static str, &'static str)>>,
     pub(crate) tables: BTreeMap<u32, Table>,
+    /// Compiled on the first structural validation of this version.
+    pub(crate) matchers: OnceLock<BTreeMap<&'static str, StructureMatcher>>,
 }
 
 impl VersionSpec {
@@ -119,6 +122,19 @@ impl VersionSpec {
             }
         }
         found(message_type, StructureSource::TypeOnly)
+    }
+
+    /// The compiled matcher of a structure, for [`crate::validate`]. All of a
+    /// version's structures are compiled together on first use.
+    pub fn matcher(&self, structure_id: &str) -> Option<&StructureMatcher> {
+        self.matchers
+            .get_or_init(|| {
+                self.structures
+                    .values()
+                    .map(|s| (s.id, StructureMatcher::new(s)))
+                    .collect()
+            })
+            .get(structure_id)
     }
 
     /// The event map alone: the structure id for a message type and trigger event.

@@ -1,0 +1,61 @@
+//! Structural validation throughput for a 1.5 KB ORU^R01 (NIST ELR sample,
+//! 7 segments) and a 21-segment ORU^R01 with two orders.
+//! Run: `cargo bench -p hl7v2-spec --bench validate`
+//!
+//! The input is the list of segment ids (splitting the message is the
+//! parser's job); the measured work is resolving MSH-9 to the structure and
+//! matching the segments against it.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hl7v2_spec::Spec;
+use hl7v2_spec::validate::validate_segments;
+
+fn segment_ids(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split(['\r', '\n'])
+        .filter(|l| !l.is_empty())
+        .map(|l| l[..3].to_string())
+        .collect()
+}
+
+fn structural_validation(c: &mut Criterion) {
+    let spec = Spec::version("2.5.1").unwrap();
+    let nist = segment_ids(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/corpus/public/nist-elr-via-node-hl7-complete/ORU_R01_2.5.1_SampleTestCase1.hl7"
+    ));
+    let long: Vec<&str> =
+        "MSH SFT PID PD1 NTE PV1 ORC OBR NTE TQ1 OBX NTE OBX OBX SPM OBX ORC OBR OBX OBX OBX"
+            .split(' ')
+            .collect();
+    // Compile the structures outside the measurement.
+    assert_eq!(
+        validate_segments(spec, "ORU", "R01", Some("ORU_R01"), &nist).unwrap(),
+        []
+    );
+    assert_eq!(
+        validate_segments(spec, "ORU", "R01", None, &long[..]).unwrap(),
+        []
+    );
+
+    let mut group = c.benchmark_group("validate_structure");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("oru_r01_nist_1.5kb", |b| {
+        b.iter(|| {
+            validate_segments(
+                spec,
+                "ORU",
+                "R01",
+                Some("ORU_R01"),
+                std::hint::black_box(&nist),
+            )
+        })
+    });
+    group.bench_function("oru_r01_21_segments", |b| {
+        b.iter(|| validate_segments(spec, "ORU", "R01", None, std::hint::black_box(&long[..])))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, structural_validation);
+criterion_main!(benches);
