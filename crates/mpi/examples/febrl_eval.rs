@@ -1,7 +1,7 @@
 //! Accuracy of the matcher on the FEBRL data sets, records fed one at a time.
 //!
 //! ```text
-//! cargo run --release -p mpi --example febrl_eval [-- --link BITS --review BITS --seed N]
+//! cargo run --release -p mpi --example febrl_eval [-- --link BITS --review BITS --seed N --ssn corroborated|score-only]
 //! ```
 //!
 //! FEBRL1 and FEBRL2 are the tuning sets; FEBRL3 and FEBRL4 (A and B as two sources,
@@ -27,16 +27,23 @@ fn main() -> Result<(), String> {
                 config.review_threshold = value.parse().map_err(|e| format!("--review: {e}"))?
             }
             "--seed" => seed = value.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--ssn" => {
+                config.ssn_rule = match value.as_str() {
+                    "corroborated" => mpi::SsnRule::Corroborated,
+                    "score-only" => mpi::SsnRule::ScoreOnly,
+                    other => return Err(format!("--ssn {other}: use corroborated or score-only")),
+                }
+            }
             other => {
                 return Err(format!(
-                    "unknown option {other} (known: --link, --review, --seed)"
+                    "unknown option {other} (known: --link, --review, --seed, --ssn)"
                 ));
             }
         }
     }
     println!(
-        "link threshold {} bits, review threshold {} bits, shuffle seed {seed}",
-        config.link_threshold, config.review_threshold
+        "link threshold {} bits, review threshold {} bits, SSN rule {:?}, shuffle seed {seed}",
+        config.link_threshold, config.review_threshold, config.ssn_rule
     );
     for name in ["febrl1", "febrl2", "febrl3"] {
         let records = load(name, "febrl")?;
