@@ -41,8 +41,9 @@ pub struct MllpServerConfig {
     /// the server buffer without bound.
     #[serde(default = "default_max_frame_size")]
     pub max_frame_size: usize,
-    /// Time a sender has to finish a frame once it started one (default 30 s);
-    /// also bounds the TLS handshake. Past it the connection is closed.
+    /// Time a sender has to finish a frame once it started one (default 30 s).
+    /// It also bounds the TLS handshake and the writing of each frame's
+    /// responses (a peer that stops reading is cut). Past it the connection is closed.
     #[serde(
         default = "default_read_timeout",
         deserialize_with = "duration::deserialize"

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -180,6 +180,9 @@ pub struct ServerStats {
     pub read_timeouts: u64,
     /// Connections closed because no frame started within `idle_timeout`.
     pub idle_timeouts: u64,
+    /// Connections closed because the peer did not take its responses within
+    /// `read_timeout` (it stopped reading).
+    pub write_timeouts: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
 }
@@ -195,6 +198,7 @@ struct Counters {
     frames_too_large: AtomicU64,
     read_timeouts: AtomicU64,
     idle_timeouts: AtomicU64,
+    write_timeouts: AtomicU64,
     tls_handshake_failures: AtomicU64,
 }
 
@@ -215,6 +219,7 @@ impl Counters {
             frames_too_large: get(&self.frames_too_large),
             read_timeouts: get(&self.read_timeouts),
             idle_timeouts: get(&self.idle_timeouts),
+            write_timeouts: get(&self.write_timeouts),
             tls_handshake_failures: get(&self.tls_handshake_failures),
         }
     }
@@ -347,13 +352,9 @@ impl MllpServer {
             let shared = shared.clone();
             let id = ConnectionId(next_id);
             connections.spawn(async move {
-                bump(&shared.counters.connections_open, 1);
+                // Released even if the handler panics and unwinds this task.
+                let _open = OpenConnection::new(shared.counters.clone(), permit);
                 serve_connection(&shared, tcp, peer_addr, id).await;
-                shared
-                    .counters
-                    .connections_open
-                    .fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
             });
         }
         drop(listener);
@@ -362,6 +363,30 @@ impl MllpServer {
         connections.close();
         connections.wait().await;
         info!(listener = %name, "MLLP listener shut down");
+    }
+}
+
+/// Holds a connection's slot and keeps the open-connection gauge right.
+struct OpenConnection {
+    counters: Arc<Counters>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl OpenConnection {
+    fn new(counters: Arc<Counters>, permit: OwnedSemaphorePermit) -> Self {
+        bump(&counters.connections_open, 1);
+        OpenConnection {
+            counters,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.counters
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -395,6 +420,9 @@ impl RefusalLog {
 }
 
 /// A listener serving on a background task.
+///
+/// Dropping the handle leaves the listener running; call
+/// [`shutdown`](Self::shutdown) to stop it.
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
@@ -561,11 +589,19 @@ where
                     stream.write_all(&out).await?;
                     stream.flush().await
                 };
-                if let Err(err) = written.await {
-                    debug!(listener = %conn.listener, conn = %conn.id, peer = %conn.peer_addr, error = %err, "cannot write response; connection closed");
-                    return Closed::Broken;
+                // A peer that stops reading must not hold its task (and shutdown) forever.
+                match tokio::time::timeout(config.read_timeout, written).await {
+                    Ok(Ok(())) => bump(&shared.counters.frames_sent, sent),
+                    Ok(Err(err)) => {
+                        debug!(listener = %conn.listener, conn = %conn.id, peer = %conn.peer_addr, error = %err, "cannot write response; connection closed");
+                        return Closed::Broken;
+                    }
+                    Err(_) => {
+                        bump(&shared.counters.write_timeouts, 1);
+                        warn!(listener = %conn.listener, conn = %conn.id, peer = %conn.peer_addr, read_timeout = ?config.read_timeout, "peer took no responses within read_timeout; connection closed");
+                        return Closed::Broken;
+                    }
                 }
-                bump(&shared.counters.frames_sent, sent);
             }
             idle_since = Instant::now();
         }

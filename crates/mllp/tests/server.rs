@@ -398,3 +398,50 @@ async fn binding_a_busy_port_names_the_address() {
     assert!(err.to_string().contains(&taken), "{err}");
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn peer_that_never_reads_its_responses_is_cut_and_does_not_hold_shutdown() {
+    let mut config = test_config();
+    config.read_timeout = Duration::from_millis(300);
+    let big_answer = Bytes::from(vec![b'R'; 1024 * 1024]);
+    let handler = handler_fn(move |_frame: Bytes, _conn: &ConnectionInfo| {
+        let answer = big_answer.clone();
+        async move { vec![answer] }
+    });
+    let handle = start(config, handler).await;
+    let mut deaf = TcpStream::connect(handle.local_addr()).await.unwrap();
+    let mut wire = BytesMut::new();
+    for _ in 0..32 {
+        encode_frame_into(b"MSH|give me a lot", &mut wire).unwrap();
+    }
+    deaf.write_all(&wire).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || handle.stats().write_timeouts
+            == 1)
+        .await
+    );
+    timeout(Duration::from_secs(2), handle.shutdown())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn panicking_handler_loses_only_its_connection_and_frees_the_slot() {
+    let mut config = test_config();
+    config.max_connections = 1;
+    let handler = handler_fn(|frame: Bytes, _conn: &ConnectionInfo| async move {
+        assert_ne!(frame.as_ref(), b"boom", "handler bug triggered on purpose");
+        vec![frame]
+    });
+    let handle = start(config, handler).await;
+    let mut victim = MllpClient::connect(&addr_of(&handle), None).await.unwrap();
+    assert!(victim.send(b"boom").await.is_err());
+    assert!(
+        eventually(Duration::from_secs(2), || handle.stats().connections_open
+            == 0)
+        .await
+    );
+    let mut next = MllpClient::connect(&addr_of(&handle), None).await.unwrap();
+    assert_eq!(next.send(b"ok").await.unwrap().as_ref(), b"ok");
+    handle.shutdown().await;
+}
