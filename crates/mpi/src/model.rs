@@ -180,6 +180,9 @@ impl MatchModel {
     }
 }
 
+/// The least m of any level after estimation.
+const M_FLOOR: f64 = 0.002;
+
 /// Pre-computed weights, so scoring a pair is table look-ups.
 #[derive(Debug, Clone)]
 pub(crate) struct WeightTable {
@@ -269,12 +272,18 @@ pub(crate) fn estimate_from_features(
         blocks.insert(id as u32, &keys);
     }
 
+    // EM with two free classes on the blocked pairs: matches (m) and the non-matches
+    // that blocking let through (whose level distribution differs from random pairs', so
+    // it gets its own u). Holding u at the random-pair values instead lets EM explain
+    // every blocked pair as a match. Scoring then uses m with the random-pair u.
     let mut prior = start.prior;
+    let mut u_blocked: Vec<Vec<f64>> = model.fields.iter().map(|f| f.u.clone()).collect();
     if blocked_pairs > 0 {
         let patterns: Vec<(Levels, f64)> =
             patterns.into_iter().map(|(l, c)| (l, c as f64)).collect();
         for _ in 0..options.em_iterations {
             let mut m_acc = [[0.0f64; MAX_LEVELS]; FIELD_COUNT];
+            let mut u_acc = [[0.0f64; MAX_LEVELS]; FIELD_COUNT];
             let mut matched = 0.0;
             let mut total = 0.0;
             for (levels, count) in &patterns {
@@ -283,7 +292,7 @@ pub(crate) fn estimate_from_features(
                 for (f, &l) in levels.iter().enumerate() {
                     if l != MISSING {
                         log_m += model.fields[f].m[l as usize].ln();
-                        log_u += model.fields[f].u[l as usize].ln();
+                        log_u += u_blocked[f][l as usize].ln();
                     }
                 }
                 let p = 1.0 / (1.0 + (log_u - log_m).exp());
@@ -292,21 +301,35 @@ pub(crate) fn estimate_from_features(
                 for (f, &l) in levels.iter().enumerate() {
                     if l != MISSING {
                         m_acc[f][l as usize] += p * count;
+                        u_acc[f][l as usize] += (1.0 - p) * count;
                     }
                 }
             }
             prior = (matched / total).clamp(1e-6, 0.999);
             for (f, fm) in model.fields.iter_mut().enumerate() {
                 let levels = fm.m.len();
-                let sum: f64 = m_acc[f][..levels].iter().sum();
+                let m_sum: f64 = m_acc[f][..levels].iter().sum();
+                let u_sum: f64 = u_acc[f][..levels].iter().sum();
                 // One pseudo-observation spread as the starting model says keeps a
-                // level that no match showed from getting probability zero.
+                // level that no pair showed from getting probability zero.
                 for l in 0..levels {
-                    fm.m[l] = (m_acc[f][l] + start.fields[f].m[l]) / (sum + 1.0);
+                    fm.m[l] = (m_acc[f][l] + start.fields[f].m[l]) / (m_sum + 1.0);
+                    u_blocked[f][l] = (u_acc[f][l] + start.fields[f].u[l]) / (u_sum + 1.0);
                 }
             }
         }
         model.prior = prior;
+        for fm in &mut model.fields {
+            // Real data has errors in every field now and then, even if this sample
+            // showed none: no level may rule a match out on its own.
+            for m in &mut fm.m {
+                *m = m.max(M_FLOOR);
+            }
+            let sum: f64 = fm.m.iter().sum();
+            for m in &mut fm.m {
+                *m /= sum;
+            }
+        }
     }
     let report = TrainingReport {
         records: n,

@@ -341,14 +341,25 @@ impl Mpi {
     }
 
     fn score(&self, levels: &Levels, incoming: &Features) -> f64 {
-        let mut total = 0.0;
+        self.field_weights(levels, incoming).iter().sum()
+    }
+
+    /// The weight of each field (0 where either side lacks it).
+    fn field_weights(&self, levels: &Levels, incoming: &Features) -> [f64; FIELD_COUNT] {
+        let mut weights = [0.0; FIELD_COUNT];
         for (f, &level) in levels.iter().enumerate() {
-            if level == MISSING {
-                continue;
+            if level != MISSING {
+                weights[f] = self.field_weight(f, level, incoming);
             }
-            total += self.field_weight(f, level, incoming);
         }
-        total
+        // A postcode names its town and state: once the postcode agrees, agreeing on
+        // them too is no further evidence (counting it twice made neighbours match).
+        if levels[Field::Postcode.index()] == 0 {
+            for implied in [Field::City, Field::State] {
+                weights[implied.index()] = weights[implied.index()].min(0.0);
+            }
+        }
+        weights
     }
 
     fn field_weight(&self, f: usize, level: u8, incoming: &Features) -> f64 {
@@ -364,6 +375,7 @@ impl Mpi {
 
     fn explain(&self, scored: &Scored, incoming: &Features) -> MatchExplanation {
         let stored = &self.records[scored.record as usize];
+        let weights = self.field_weights(&scored.levels, incoming);
         let fields = FIELDS
             .iter()
             .enumerate()
@@ -371,7 +383,7 @@ impl Mpi {
             .map(|(f, field)| FieldWeight {
                 field: *field,
                 level: field.levels()[scored.levels[f] as usize].to_string(),
-                weight: self.field_weight(f, scored.levels[f], incoming),
+                weight: weights[f],
             })
             .collect();
         let prior_odds = self.model.prior / (1.0 - self.model.prior);
