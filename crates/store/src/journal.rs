@@ -228,8 +228,12 @@ pub struct JournalFilter {
     pub received_since: Option<UnixMicros>,
     /// Only messages received before this time.
     pub received_before: Option<UnixMicros>,
-    /// Only ids below this one: the next page after a listing that ended at this id.
+    /// Only ids below this one: the next page after a newest-first listing that ended at
+    /// this id.
     pub before_id: Option<MessageId>,
+    /// Only ids above this one: the next page after an oldest-first listing that ended at
+    /// this id.
+    pub after_id: Option<MessageId>,
 }
 
 /// The message journal of a [`Store`]. Cheap to clone.
@@ -382,9 +386,28 @@ impl Journal {
     /// so pair a far-back `received_before` with a channel or state, or page with
     /// `before_id`.
     pub fn list(&self, filter: &JournalFilter, limit: usize) -> Result<Vec<JournalEntry>> {
+        self.list_ordered(filter, limit, "DESC")
+    }
+
+    /// Up to `limit` entries matching `filter`, oldest first: how a restarted pipeline finds
+    /// the messages still `Received`, paging on with [`JournalFilter::after_id`].
+    pub fn list_oldest_first(
+        &self,
+        filter: &JournalFilter,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>> {
+        self.list_ordered(filter, limit, "ASC")
+    }
+
+    fn list_ordered(
+        &self,
+        filter: &JournalFilter,
+        limit: usize,
+        order: &str,
+    ) -> Result<Vec<JournalEntry>> {
         let (conditions, values) = filter.to_sql();
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM journal{conditions} ORDER BY id DESC LIMIT {}",
+            "SELECT {ENTRY_COLUMNS} FROM journal{conditions} ORDER BY id {order} LIMIT {}",
             i64::try_from(limit).unwrap_or(i64::MAX)
         );
         self.store.read(|conn| {
@@ -474,6 +497,9 @@ impl JournalFilter {
         if let Some(before) = self.before_id {
             condition("id <", FilterValue::Integer(before.0));
         }
+        if let Some(after) = self.after_id {
+            condition("id >", FilterValue::Integer(after.0));
+        }
         if conditions.is_empty() {
             (String::new(), values)
         } else {
@@ -527,13 +553,15 @@ mod tests {
             received_since: Some(UnixMicros(5)),
             received_before: Some(UnixMicros(9)),
             before_id: Some(MessageId(100)),
+            after_id: Some(MessageId(50)),
         };
         let (sql, values) = filter.to_sql();
         assert_eq!(
             sql,
-            " WHERE channel = ?1 AND state = ?2 AND received_at >= ?3 AND received_at < ?4 AND id < ?5"
+            " WHERE channel = ?1 AND state = ?2 AND received_at >= ?3 AND received_at < ?4 \
+             AND id < ?5 AND id > ?6"
         );
-        assert_eq!(values.len(), 5);
+        assert_eq!(values.len(), 6);
     }
 
     #[test]

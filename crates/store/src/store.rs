@@ -25,6 +25,9 @@ pub struct StoreOptions {
     pub busy_timeout: Duration,
     /// How often the background checkpointer copies the WAL into the database file.
     pub checkpoint_interval: Duration,
+    /// WAL size in pages at which the writer finishes a checkpoint itself, which lets the
+    /// WAL start over from its beginning (SQLite's `wal_autocheckpoint`).
+    pub wal_restart_pages: u32,
 }
 
 impl Default for StoreOptions {
@@ -33,7 +36,8 @@ impl Default for StoreOptions {
             max_batch: 1024,
             idle_readers: 4,
             busy_timeout: Duration::from_secs(5),
-            checkpoint_interval: Duration::from_millis(250),
+            checkpoint_interval: Duration::from_millis(100),
+            wal_restart_pages: 4000,
         }
     }
 }
@@ -139,7 +143,8 @@ impl Store {
     /// changes are rolled back. The future resolves after the transaction is committed
     /// and synced to disk, so `Ok` means durable. Requests run in the order `write` was
     /// called. `work` must not issue `BEGIN`, `COMMIT`, `ROLLBACK` or `RELEASE` of its
-    /// own, and should be short: every other writer waits for it.
+    /// own, must not wait for another write (the writer would wait for itself), and should
+    /// be short: every other writer waits for it.
     pub fn write<T, F>(&self, work: F) -> WriteFuture<T>
     where
         T: Send + 'static,
@@ -228,15 +233,16 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
         ("temp_store", "MEMORY"),
         // 32 MiB of page cache for the writer: indexes stay hot.
         ("cache_size", "-32768"),
-        // The background checkpointer does most copying; this is the writer's backstop,
-        // and the point where the WAL is restarted from its beginning.
-        ("wal_autocheckpoint", "4000"),
         // Truncate a WAL that grew under a burst back to 64 MiB once it is restarted.
         ("journal_size_limit", "67108864"),
     ] {
         conn.pragma_update(None, pragma, value)
             .map_err(open_error)?;
     }
+    // The background checkpointer does most of the copying; the writer's own checkpoint
+    // is the backstop, and the point where the WAL is restarted from its beginning.
+    conn.pragma_update(None, "wal_autocheckpoint", options.wal_restart_pages)
+        .map_err(open_error)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

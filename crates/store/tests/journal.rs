@@ -306,6 +306,20 @@ fn list_filters_by_channel_state_and_time_newest_first() {
     };
     assert_eq!(listed(middle.clone(), 100), vec![ids[3], ids[2], ids[1]]);
 
+    let received_lab = JournalFilter {
+        state: Some(MessageState::Received),
+        ..lab()
+    };
+    assert_eq!(
+        listed_oldest(&journal, received_lab.clone(), 2),
+        vec![ids[0], ids[3]]
+    );
+    let after = JournalFilter {
+        after_id: Some(ids[3]),
+        ..received_lab
+    };
+    assert_eq!(listed_oldest(&journal, after, 2), vec![ids[5]]);
+
     assert_eq!(journal.count(&lab()).unwrap(), 4);
     assert_eq!(journal.count(&errored).unwrap(), 2);
     assert_eq!(journal.count(&middle).unwrap(), 3);
@@ -321,6 +335,15 @@ fn list_filters_by_channel_state_and_time_newest_first() {
         lab_states,
         vec![(MessageState::Errored, 1), (MessageState::Received, 3)]
     );
+}
+
+fn listed_oldest(journal: &Journal, filter: JournalFilter, limit: usize) -> Vec<MessageId> {
+    journal
+        .list_oldest_first(&filter, limit)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
 }
 
 #[test]

@@ -2,8 +2,10 @@
 
 use std::sync::mpsc;
 
+use std::time::Duration;
 use store::rusqlite::{Connection, params};
-use store::{Error, Store, WriteFuture};
+
+use store::{Error, Store, StoreOptions, WriteFuture};
 
 fn open_with_notes() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -205,4 +207,43 @@ fn database_runs_in_wal_mode_with_full_sync() {
         .read(|conn| Ok(conn.execute("INSERT INTO note (seq, body) VALUES (1, 'x')", [])?))
         .unwrap_err();
     assert!(err.to_string().contains("readonly"), "{err}");
+}
+
+#[test]
+fn a_batch_that_cannot_commit_fails_every_request_and_the_writer_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::default();
+    options.busy_timeout = Duration::from_millis(50);
+    let store = Store::open_with(dir.path(), options).unwrap();
+    store
+        .write_blocking(|conn| Ok(conn.execute_batch("CREATE TABLE note (seq INTEGER)")?))
+        .unwrap();
+
+    // Someone else (say, sqlite3 in a terminal) holds the write lock.
+    let intruder = Connection::open(store.path()).unwrap();
+    intruder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let refused = store
+        .write_blocking(|conn| Ok(conn.execute("INSERT INTO note (seq) VALUES (1)", [])?))
+        .unwrap_err();
+    assert!(matches!(refused, Error::CommitFailed(_)), "{refused}");
+    assert!(
+        refused.to_string().contains("nothing of it was stored"),
+        "{refused}"
+    );
+    assert_eq!(store.writer_stats().failed_commits, 1);
+
+    intruder.execute_batch("ROLLBACK").unwrap();
+    store
+        .write_blocking(|conn| Ok(conn.execute("INSERT INTO note (seq) VALUES (2)", [])?))
+        .unwrap();
+    let seqs: Vec<i64> = store
+        .read(|conn| {
+            let mut statement = conn.prepare("SELECT seq FROM note")?;
+            let seqs = statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<Vec<i64>, _>>()?;
+            Ok(seqs)
+        })
+        .unwrap();
+    assert_eq!(seqs, vec![2]);
 }
