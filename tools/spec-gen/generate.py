@@ -91,6 +91,22 @@ def reps(apy_max, d):
     return 0 if apy_max == -1 else apy_max
 
 
+def correct_rsp_k11(children):
+    """RSP_K11 is the segment pattern response: after QPD come whatever
+    segments the query profile defines (CDC immunization responses carry
+    PID, ORC, RXA, OBX...). hl7apy models it with the table-row group of
+    RTB_K13 (RDF, RDT) instead; replace that group with the standard's
+    wildcard so any segments may follow QPD."""
+    STATS["structures corrected (RSP_K11)"] += 1
+    out = []
+    for child in children:
+        if child[3] == "GRP" and child[0].endswith("ROW_DEFINITION"):
+            out.append(("ANYHL7SEGMENT", None, (0, -1), "SEG"))
+        else:
+            out.append(child)
+    return out
+
+
 class VersionWriter:
     def __init__(self, version, dictionary):
         self.version = version
@@ -197,6 +213,8 @@ class VersionWriter:
             self.tree(st, children, 1)
 
     def tree(self, st, children, depth):
+        if st == "RSP_K11" and depth == 1 and self.version not in ("2.1", "2.2", "2.3", "2.3.1"):
+            children = correct_rsp_k11(children)
         for name, ref, (cmin, cmax), kind in children:
             cmax = 0 if cmax == -1 else cmax
             if kind == "SEG":
@@ -227,7 +245,13 @@ class VersionWriter:
             dvalues = self.dict_tables.get(str(n), {}).get("values", {})
             self.emit("T", n, tname)
             seen = set()
-            for code in codes:
+            # hl7apy's later tables lag the standard (2.5.1 0125 lacks CWE):
+            # the dictionary's values, from a later edition, are added, so a
+            # code is refused only when neither source knows it.
+            extra = [c for c in dvalues if c not in codes]
+            if extra:
+                STATS["table values added from dictionary"] += len(extra)
+            for code in list(codes) + extra:
                 code = clean(code)
                 if not code or code in seen:
                     continue

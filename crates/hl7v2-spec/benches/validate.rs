@@ -1,5 +1,6 @@
-//! Structural validation throughput for a 1.5 KB ORU^R01 (NIST ELR sample,
-//! 7 segments) and a 21-segment ORU^R01 with two orders.
+//! Validation throughput for a 1.5 KB ORU^R01 (NIST ELR sample, 7 segments)
+//! and a 21-segment ORU^R01 with two orders: structure alone, and full
+//! validation of every field.
 //! Run: `cargo bench -p hl7v2-spec --bench validate`
 //!
 //! The input is the list of segment ids (splitting the message is the
@@ -8,7 +9,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hl7v2_spec::Spec;
-use hl7v2_spec::validate::validate_segments;
+use hl7v2_spec::validate::{SplitMessage, ValidationOptions, validate_message, validate_segments};
 
 fn segment_ids(path: &str) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -53,6 +54,24 @@ fn structural_validation(c: &mut Criterion) {
     });
     group.bench_function("oru_r01_21_segments", |b| {
         b.iter(|| validate_segments(spec, "ORU", "R01", None, std::hint::black_box(&long[..])))
+    });
+    group.finish();
+
+    // Everything: split the text into fields, resolve the structure, check
+    // segment order and every field (formats, tables, lengths).
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/corpus/public/nist-elr-via-node-hl7-complete/ORU_R01_2.5.1_SampleTestCase1.hl7"
+    ))
+    .unwrap();
+    let options = ValidationOptions::default();
+    let mut group = c.benchmark_group("validate_message");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("oru_r01_nist_1.5kb_split_and_all_fields", |b| {
+        b.iter(|| {
+            let message = SplitMessage::parse(std::hint::black_box(&text)).unwrap();
+            validate_message(spec, &message, &options).unwrap()
+        })
     });
     group.finish();
 }

@@ -323,7 +323,9 @@ fn close(spec: &mut VersionSpec, open: Open) {
                 },
             );
         }
-        Open::Table(table) => {
+        Open::Table(mut table) => {
+            table.values.sort_by(|a, b| a.code.cmp(b.code));
+            table.values.dedup_by(|a, b| a.code == b.code);
             spec.tables.insert(table.id, table);
         }
     }

@@ -169,16 +169,49 @@ pub struct TableValue {
 pub struct Table {
     pub id: u32,
     pub name: &'static str,
+    /// Sorted by code.
     pub values: Vec<TableValue>,
 }
 
 impl Table {
+    /// The value with this code. Values are kept sorted by code.
     pub fn get(&self, code: &str) -> Option<&TableValue> {
-        self.values.iter().find(|v| v.code == code)
+        self.values
+            .binary_search_by(|v| v.code.cmp(code))
+            .ok()
+            .map(|i| &self.values[i])
     }
 
     pub fn contains(&self, code: &str) -> bool {
         self.get(code).is_some()
+    }
+
+    /// True when `code` is a value of the table, or, for table 0396 (coding
+    /// systems), fits one of the code patterns the table itself defines:
+    /// `HL7nnnn` (an HL7 table), `99zzz` (local), `ISOnnnn`, `IBTnnnn`,
+    /// `PLRnnnn` and `L`; and an OID (`2.16.840.1.113883.6.1`).
+    pub fn accepts(&self, code: &str) -> bool {
+        if self.contains(code) {
+            return true;
+        }
+        if self.id != 396 {
+            return false;
+        }
+        let numbered = |prefix: &str| {
+            code.strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        // An OID naming the coding system (PHIN VADS and most public-health
+        // guides do this; 2.7 gave it a component of its own, CWE.14).
+        let oid = code.contains('.')
+            && code
+                .split('.')
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        oid || code == "L"
+            || code
+                .strip_prefix("99")
+                .is_some_and(|z| !z.is_empty() && z.bytes().all(|b| b.is_ascii_alphanumeric()))
+            || ["HL7", "ISO", "IBT", "PLR"].iter().any(|p| numbered(p))
     }
 
     /// `HL70001`: the id as HL7 documents write it.

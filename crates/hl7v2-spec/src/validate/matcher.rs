@@ -1,6 +1,6 @@
 //! A message structure compiled for fast matching, and the matcher itself.
 
-use super::{ErrorCode, Finding, FindingKind, SegmentSequence, StructureOptions};
+use super::{ErrorCode, Finding, FindingKind, SegmentSequence, Severity, StructureOptions};
 use crate::model::{GroupKind, MessageStructure, StructureNode};
 
 /// The standard's wildcard segment (some query responses carry any segment).
@@ -211,12 +211,27 @@ impl StructureMatcher {
         segments: &M,
         options: StructureOptions,
     ) -> Vec<Finding> {
+        self.validate_with_paths(segments, options, &[]).0
+    }
+
+    /// Like [`StructureMatcher::validate`], and also renders the group path
+    /// of the segments at the (ascending) indices `wanted`, e.g.
+    /// `ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2].OBSERVATION[3].OBX`.
+    /// A segment that fits nowhere gets the path where it was met.
+    pub fn validate_with_paths<M: SegmentSequence + ?Sized>(
+        &self,
+        segments: &M,
+        options: StructureOptions,
+        wanted: &[usize],
+    ) -> (Vec<Finding>, Vec<String>) {
         let mut run = Run {
             m: self,
             stack: Vec::with_capacity(8),
             findings: Vec::new(),
             message: segments,
         };
+        let mut paths = Vec::with_capacity(wanted.len());
+        let mut next_wanted = wanted.iter().peekable();
         run.stack.push(Frame {
             node: 0,
             rep: 1,
@@ -226,19 +241,23 @@ impl StructureMatcher {
         for index in 0..segments.segment_count() {
             let name = segments.segment_id(index);
             let id = self.local_id(name);
-            if id == OTHER
+            let skip = id == OTHER
                 && options.allow_z_segments
                 && name.starts_with('Z')
-                && !self.has_wildcard()
-            {
-                continue;
+                && !self.has_wildcard();
+            let placed = !skip && run.place(index, name, id);
+            while next_wanted.next_if(|&&w| w < index).is_some() {
+                paths.push(String::new());
             }
-            run.place(index, name, id);
+            if next_wanted.next_if(|&&w| w == index).is_some() {
+                paths.push(run.segment_path(name, placed));
+            }
         }
+        paths.resize(wanted.len(), String::new());
         while !run.stack.is_empty() {
             run.pop_frame(None);
         }
-        run.findings
+        (run.findings, paths)
     }
 
     fn has_wildcard(&self) -> bool {
@@ -307,9 +326,12 @@ struct Run<'a, M: SegmentSequence + ?Sized> {
 }
 
 impl<M: SegmentSequence + ?Sized> Run<'_, M> {
+    /// Strict placement may use a wildcard; a lenient one (which skips
+    /// required elements) only where the structure names the segment, or a
+    /// wildcard would swallow every misplaced segment.
     fn bits(&self, node: u32, strict: bool) -> &Bits {
         let n = &self.m.nodes[node as usize];
-        if strict { &n.first } else { &n.contains }
+        if strict { &n.first } else { &n.named }
     }
 
     fn matches_segment(&self, node: u32, id: u8) -> bool {
@@ -367,7 +389,8 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
         }
     }
 
-    fn place(&mut self, index: usize, name: &str, id: u8) {
+    /// Places one segment; false when it fits nowhere (and was reported).
+    fn place(&mut self, index: usize, name: &str, id: u8) -> bool {
         let mut found = Candidates::default();
         self.search(id, true, &mut found);
         let (plan, strict) = match found.len {
@@ -375,13 +398,32 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
                 self.search(id, false, &mut found);
                 match found.first() {
                     Some(plan) => (plan, false),
-                    None => return self.misplaced(index, name, id),
+                    None => {
+                        self.misplaced(index, name, id);
+                        return false;
+                    }
                 }
             }
             1 => (found.items[0], true),
             _ => (self.best_by_lookahead(index, &found), true),
         };
         self.apply(index, id, plan, strict);
+        true
+    }
+
+    /// The path of the segment just handled: its groups, its id, its repetition.
+    fn segment_path(&self, name: &str, placed: bool) -> String {
+        let mut out = self.path(self.stack.len());
+        out.push('.');
+        out.push_str(name);
+        if placed {
+            if let Some(f) = self.stack.last() {
+                if f.count > 1 {
+                    out.push_str(&format!("[{}]", f.count));
+                }
+            }
+        }
+        out
     }
 
     /// Several strict places fit (an OML_O21 ORC may open a new ORDER or a
@@ -572,6 +614,7 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
         self.findings.push(Finding {
             kind: FindingKind::MissingSegment,
             code: ErrorCode::SegmentSequenceError,
+            severity: Severity::Error,
             path,
             segment_index: before,
             segment_id: if n.group {
@@ -650,6 +693,7 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
         self.findings.push(Finding {
             kind,
             code: ErrorCode::SegmentSequenceError,
+            severity: Severity::Error,
             path,
             segment_index: Some(index),
             segment_id: name.to_string(),

@@ -1,6 +1,28 @@
-//! Structural validation: does the order of a message's segments fit its
-//! message structure?
+//! Validation of HL7 v2 messages against the definitions of their version.
 //!
+//! [`validate_message`] does everything: it resolves the structure from
+//! MSH-9, checks the segment order, and checks every field (required fields,
+//! repetitions, components, DT/DTM/TM/NM/SI formats, ID values against their
+//! HL7 tables, OBX-5 against the type OBX-2 names, lengths as warnings).
+//! [`validate_segments`] checks the segment order alone.
+//!
+//! ```
+//! use hl7v2_spec::Spec;
+//! use hl7v2_spec::validate::{FindingKind, SplitMessage, ValidationOptions, validate_message};
+//!
+//! let text = "MSH|^~\\&|LAB|F|EHR|F|20240315||ORU^R01^ORU_R01|1|P|2.5.1\r\
+//!             PID|1||42^^^H^MR||Doe^Jane\r\
+//!             OBR|1||F1|1234-5^Test^LN\r\
+//!             OBX|1|NM|1234-5^Test^LN||high||||||F";
+//! let message = SplitMessage::parse(text).unwrap();
+//! let spec = Spec::version("2.5.1").unwrap();
+//! let findings = validate_message(spec, &message, &ValidationOptions::default()).unwrap();
+//! assert_eq!(findings[0].kind, FindingKind::InvalidFormat);
+//! assert_eq!(findings[0].path, "ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION.OBSERVATION.OBX-5");
+//! assert_eq!(findings[0].code.code(), 102);
+//! ```
+//!
+//! The structural check:
 //! Each structure is compiled once into a [`StructureMatcher`] (a flat tree
 //! with bitsets of the segments that can start or appear in each node) and
 //! then matched greedily, segment by segment, the way HL7 v2 parsers place
@@ -23,13 +45,16 @@
 //! assert_eq!(findings[0].code.code(), 100);
 //! ```
 
+mod fields;
 mod matcher;
+pub mod value;
 
 use std::fmt;
 
+pub use fields::{MessageFields, Separators, SplitMessage, ValidationOptions, validate_message};
 pub use matcher::StructureMatcher;
 
-use crate::VersionSpec;
+use crate::{MessageStructure, VersionSpec};
 
 /// The segments of a message, in order, as the validator sees them.
 ///
@@ -72,6 +97,8 @@ pub enum ErrorCode {
     DataTypeError,
     /// 103: a coded value is not in its table.
     TableValueNotFound,
+    /// 104: a value is longer than its maximum length (table 0357 from 2.7 on).
+    ValueTooLong,
     /// 200: the message type is not supported.
     UnsupportedMessageType,
     /// 201: the trigger event is not supported.
@@ -88,6 +115,7 @@ impl ErrorCode {
             ErrorCode::RequiredFieldMissing => 101,
             ErrorCode::DataTypeError => 102,
             ErrorCode::TableValueNotFound => 103,
+            ErrorCode::ValueTooLong => 104,
             ErrorCode::UnsupportedMessageType => 200,
             ErrorCode::UnsupportedEventCode => 201,
             ErrorCode::UnsupportedVersionId => 203,
@@ -101,6 +129,7 @@ impl ErrorCode {
             ErrorCode::RequiredFieldMissing => "Required field missing",
             ErrorCode::DataTypeError => "Data type error",
             ErrorCode::TableValueNotFound => "Table value not found",
+            ErrorCode::ValueTooLong => "Value too long",
             ErrorCode::UnsupportedMessageType => "Unsupported message type",
             ErrorCode::UnsupportedEventCode => "Unsupported event code",
             ErrorCode::UnsupportedVersionId => "Unsupported version id",
@@ -121,6 +150,27 @@ pub enum FindingKind {
     TooManyRepetitions,
     /// No structure is known for the message type and trigger event.
     UnknownStructure,
+    /// A field the segment definition marks R is empty or absent.
+    RequiredFieldMissing,
+    /// A required component of a valued field is empty.
+    RequiredComponentMissing,
+    /// A field repeats more often than its definition allows.
+    TooManyFieldRepetitions,
+    /// A value does not fit its data type (DT, DTM, TM, NM, SI).
+    InvalidFormat,
+    /// A coded (ID) value is not in its HL7 table.
+    NotInTable,
+    /// A value is longer than the definition's maximum length.
+    TooLong,
+}
+
+/// How serious a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth knowing; does not make the message invalid.
+    Warning,
+    /// The message does not conform.
+    Error,
 }
 
 /// One problem found in a message, with where it is and its 0357 code.
@@ -128,9 +178,11 @@ pub enum FindingKind {
 pub struct Finding {
     pub kind: FindingKind,
     pub code: ErrorCode,
-    /// Group path of the element, e.g. `ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2].OBSERVATION[3].OBX`.
-    /// Repetition numbers are shown only from the second occurrence on; choice
-    /// brackets do not appear.
+    pub severity: Severity,
+    /// Group path of the element, e.g. `ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2].OBSERVATION[3].OBX`,
+    /// followed for field findings by `-field[repetition].component.subcomponent`
+    /// (`...OBX-5`, `...PID-3[2].4.1`). Repetition numbers are shown only from
+    /// the second occurrence on; choice brackets do not appear.
     pub path: String,
     /// 0-based position of the offending segment in the message; for a missing
     /// segment, the position of the segment before which it was expected
@@ -183,35 +235,53 @@ pub fn validate_segments<M: SegmentSequence + ?Sized>(
     msh_9_3: Option<&str>,
     segments: &M,
 ) -> Result<Vec<Finding>, Finding> {
-    let found = spec
-        .structure_for(message_type, trigger_event, msh_9_3)
-        .ok_or_else(|| {
-            let known_type = spec
-                .structures()
-                .any(|s| s.id.split('_').next() == Some(message_type));
-            Finding {
-                kind: FindingKind::UnknownStructure,
-                code: if known_type {
-                    ErrorCode::UnsupportedEventCode
-                } else {
-                    ErrorCode::UnsupportedMessageType
-                },
-                path: "MSH-9".to_string(),
-                segment_index: Some(0),
-                segment_id: "MSH".to_string(),
-                message: format!(
-                    "HL7 {} defines no message structure for {message_type}^{trigger_event}",
-                    spec.version()
-                ),
-            }
-        })?;
+    let structure = resolve_structure(spec, message_type, trigger_event, msh_9_3)?;
+    Ok(with_matcher(spec, structure, |m| {
+        m.validate(segments, StructureOptions::default())
+    }))
+}
+
+/// The structure for MSH-9, or the finding that says none fits.
+pub(crate) fn resolve_structure<'a>(
+    spec: &'a VersionSpec,
+    message_type: &str,
+    trigger_event: &str,
+    msh_9_3: Option<&str>,
+) -> Result<&'a MessageStructure, Finding> {
+    if let Some(found) = spec.structure_for(message_type, trigger_event, msh_9_3) {
+        return Ok(found.structure);
+    }
+    let known_type = spec
+        .structures()
+        .any(|s| s.id.split('_').next() == Some(message_type));
+    Err(Finding {
+        kind: FindingKind::UnknownStructure,
+        code: if known_type {
+            ErrorCode::UnsupportedEventCode
+        } else {
+            ErrorCode::UnsupportedMessageType
+        },
+        severity: Severity::Error,
+        path: "MSH-9".to_string(),
+        segment_index: Some(0),
+        segment_id: "MSH".to_string(),
+        message: format!(
+            "HL7 {} defines no message structure for {message_type}^{trigger_event}",
+            spec.version()
+        ),
+    })
+}
+
+/// Runs `f` with the version's compiled matcher for `structure`.
+pub(crate) fn with_matcher<T>(
+    spec: &VersionSpec,
+    structure: &MessageStructure,
+    f: impl FnOnce(&StructureMatcher) -> T,
+) -> T {
     // Every structure of a version has a matcher; compiling one here keeps
-    // this function total even if that ever changed.
-    let findings = match spec.matcher(found.structure.id) {
-        Some(matcher) => matcher.validate(segments, StructureOptions::default()),
-        None => {
-            StructureMatcher::new(found.structure).validate(segments, StructureOptions::default())
-        }
-    };
-    Ok(findings)
+    // this total even if that ever changed.
+    match spec.matcher(structure.id) {
+        Some(m) => f(m),
+        None => f(&StructureMatcher::new(structure)),
+    }
 }

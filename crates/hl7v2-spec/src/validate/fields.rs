@@ -1,0 +1,454 @@
+//! Field-level validation (required fields, repetitions, components, data
+//! type formats, table values, lengths) combined with the structural check.
+
+use super::value::check_primitive;
+use super::{
+    ErrorCode, Finding, FindingKind, SegmentSequence, Severity, StructureOptions,
+    resolve_structure, with_matcher,
+};
+use crate::{SegmentDef, VersionSpec};
+
+/// The delimiters a message declares in MSH-1 and MSH-2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Separators {
+    pub field: char,
+    pub component: char,
+    pub repetition: char,
+    pub escape: char,
+    pub subcomponent: char,
+}
+
+impl Default for Separators {
+    /// `|^~\&`, the separators nearly every sender uses.
+    fn default() -> Self {
+        Separators {
+            field: '|',
+            component: '^',
+            repetition: '~',
+            escape: '\\',
+            subcomponent: '&',
+        }
+    }
+}
+
+/// A message as the field validator sees it: segment ids plus the raw text
+/// of each field. A parser implements this over its own message type.
+pub trait MessageFields: SegmentSequence {
+    fn separators(&self) -> Separators;
+    /// The raw (still escaped) text of field `field` (1-based) of the segment
+    /// at `segment`; `None` when the segment has fewer fields. For MSH, field
+    /// 1 is the field separator and field 2 the encoding characters.
+    fn field(&self, segment: usize, field: usize) -> Option<&str>;
+}
+
+/// A minimal message view that splits text into segments and fields:
+/// enough for tools and tests (the `hl7v2` crate is the real parser).
+#[derive(Debug, Clone)]
+pub struct SplitMessage<'a> {
+    separators: Separators,
+    /// Per segment: the id, then fields 1, 2, ... (MSH-1 included).
+    segments: Vec<Vec<&'a str>>,
+}
+
+impl<'a> SplitMessage<'a> {
+    /// Splits one message; segments end in CR, LF or CRLF. `None` when the
+    /// text does not start with an MSH segment with its delimiters.
+    pub fn parse(text: &'a str) -> Option<SplitMessage<'a>> {
+        let text = text.trim_start_matches('\u{feff}');
+        let mut lines = text.split(['\r', '\n']).filter(|l| !l.trim().is_empty());
+        let msh = lines.next()?;
+        let rest = msh.strip_prefix("MSH")?;
+        let mut chars = rest.chars();
+        let field = chars.next()?;
+        let encoding: Vec<char> = chars.take_while(|c| *c != field).take(4).collect();
+        let get = |i: usize, default: char| encoding.get(i).copied().unwrap_or(default);
+        let separators = Separators {
+            field,
+            component: get(0, '^'),
+            repetition: get(1, '~'),
+            escape: get(2, '\\'),
+            subcomponent: get(3, '&'),
+        };
+        let split_segment = |line: &'a str| -> Vec<&'a str> {
+            let mut parts: Vec<&'a str> = line.split(field).collect();
+            if parts.first() == Some(&"MSH") {
+                // MSH-1 is the separator itself, so every later field shifts by one.
+                parts.insert(1, &line[3..3 + field.len_utf8()]);
+            }
+            parts
+        };
+        let mut segments = vec![split_segment(msh)];
+        segments.extend(lines.map(split_segment));
+        Some(SplitMessage {
+            separators,
+            segments,
+        })
+    }
+}
+
+impl SegmentSequence for SplitMessage<'_> {
+    fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn segment_id(&self, index: usize) -> &str {
+        self.segments[index][0]
+    }
+}
+
+impl MessageFields for SplitMessage<'_> {
+    fn separators(&self) -> Separators {
+        self.separators
+    }
+
+    fn field(&self, segment: usize, field: usize) -> Option<&str> {
+        self.segments.get(segment)?.get(field).copied()
+    }
+}
+
+/// What [`validate_message`] checks and how loudly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidationOptions {
+    pub structure: StructureOptions,
+    /// Report values longer than their maximum length (as warnings).
+    pub lengths: bool,
+    /// Check ID values against their HL7 tables.
+    pub tables: bool,
+    /// How to report an empty required component of a valued field; `None`
+    /// ignores them (senders often leave, say, CX.1's siblings empty).
+    pub required_components: Option<Severity>,
+}
+
+impl Default for ValidationOptions {
+    fn default() -> Self {
+        ValidationOptions {
+            structure: StructureOptions::default(),
+            lengths: true,
+            tables: true,
+            required_components: Some(Severity::Warning),
+        }
+    }
+}
+
+/// Validates a whole message: resolves its structure from MSH-9, checks the
+/// segment order, and checks every field of every segment the version
+/// defines. Findings are ordered by segment.
+///
+/// `Err` carries the single finding when no structure fits MSH-9.
+pub fn validate_message<M: MessageFields + ?Sized>(
+    spec: &VersionSpec,
+    message: &M,
+    options: &ValidationOptions,
+) -> Result<Vec<Finding>, Finding> {
+    let seps = message.separators();
+    let msh9 = message.field(0, 9).unwrap_or("");
+    let mut parts = msh9.split(seps.component);
+    let (msg_type, trigger, structure_id) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next(),
+    );
+    let structure = resolve_structure(spec, msg_type, trigger, structure_id)?;
+
+    let mut field_findings = Vec::new();
+    for index in 0..message.segment_count() {
+        if let Some(def) = spec.segment(message.segment_id(index)) {
+            let mut check = FieldCheck {
+                spec,
+                message,
+                seps,
+                options,
+                segment: index,
+                out: &mut field_findings,
+            };
+            check.segment(def);
+        }
+    }
+    let mut wanted: Vec<usize> = field_findings.iter().map(|f| f.segment).collect();
+    wanted.dedup();
+    let (mut findings, paths) = with_matcher(spec, structure, |m| {
+        m.validate_with_paths(message, options.structure, &wanted)
+    });
+    for f in field_findings {
+        let at = wanted.binary_search(&f.segment).unwrap_or(0);
+        let mut path = paths.get(at).cloned().unwrap_or_default();
+        path.push_str(&f.suffix);
+        findings.push(Finding {
+            kind: f.kind,
+            code: f.code,
+            severity: f.severity,
+            path,
+            segment_index: Some(f.segment),
+            segment_id: message.segment_id(f.segment).to_string(),
+            message: f.message,
+        });
+    }
+    findings.sort_by_key(|f| f.segment_index.unwrap_or(usize::MAX));
+    Ok(findings)
+}
+
+/// A field finding before its segment's group path is known.
+struct FieldFinding {
+    segment: usize,
+    kind: FindingKind,
+    code: ErrorCode,
+    severity: Severity,
+    /// `-5[2].1.2`
+    suffix: String,
+    message: String,
+}
+
+/// Where inside a field a value sits.
+#[derive(Clone, Copy)]
+struct Position {
+    field: u16,
+    repetition: usize,
+    component: usize,
+    subcomponent: usize,
+}
+
+impl Position {
+    fn suffix(self) -> String {
+        let mut s = format!("-{}", self.field);
+        if self.repetition > 1 {
+            s.push_str(&format!("[{}]", self.repetition));
+        }
+        if self.component > 0 {
+            s.push_str(&format!(".{}", self.component));
+        }
+        if self.subcomponent > 0 {
+            s.push_str(&format!(".{}", self.subcomponent));
+        }
+        s
+    }
+}
+
+struct FieldCheck<'a, M: MessageFields + ?Sized> {
+    spec: &'a VersionSpec,
+    message: &'a M,
+    seps: Separators,
+    options: &'a ValidationOptions,
+    segment: usize,
+    out: &'a mut Vec<FieldFinding>,
+}
+
+impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
+    fn report(
+        &mut self,
+        kind: FindingKind,
+        code: ErrorCode,
+        severity: Severity,
+        at: Position,
+        message: String,
+    ) {
+        self.out.push(FieldFinding {
+            segment: self.segment,
+            kind,
+            code,
+            severity,
+            suffix: at.suffix(),
+            message,
+        });
+    }
+
+    fn segment(&mut self, def: &SegmentDef) {
+        let header = matches!(def.id, "MSH" | "BHS" | "FHS");
+        for fdef in &def.fields {
+            let raw = self
+                .message
+                .field(self.segment, fdef.seq as usize)
+                .unwrap_or("");
+            let at = Position {
+                field: fdef.seq,
+                repetition: 1,
+                component: 0,
+                subcomponent: 0,
+            };
+            if raw.is_empty() {
+                if fdef.optionality.is_required() {
+                    let message = format!("required field {} is empty", fdef.label());
+                    self.report(
+                        FindingKind::RequiredFieldMissing,
+                        ErrorCode::RequiredFieldMissing,
+                        Severity::Error,
+                        at,
+                        message,
+                    );
+                }
+                continue;
+            }
+            // The separators themselves, and the explicit null "".
+            if (header && fdef.seq <= 2) || raw == "\"\"" {
+                continue;
+            }
+            let data_type = if def.id == "OBX" && fdef.seq == 5 {
+                // OBX-5's type is whatever OBX-2 names.
+                let named = self.message.field(self.segment, 2).unwrap_or("");
+                let named = named.split(self.seps.component).next().unwrap_or("");
+                match self.spec.datatype(named) {
+                    Some(dt) => dt.id,
+                    None => continue,
+                }
+            } else {
+                fdef.data_type
+            };
+            let mut count = 0;
+            for (r, rep) in raw.split(self.seps.repetition).enumerate() {
+                count += 1;
+                if rep.is_empty() || rep == "\"\"" {
+                    continue;
+                }
+                let at = Position {
+                    repetition: r + 1,
+                    ..at
+                };
+                if let Some(max) = fdef.max_length.filter(|_| self.options.lengths) {
+                    let len = rep.chars().count();
+                    if len > max as usize {
+                        let message = format!(
+                            "{} is {len} characters long; at most {max} expected",
+                            fdef.label()
+                        );
+                        self.report(
+                            FindingKind::TooLong,
+                            ErrorCode::ValueTooLong,
+                            Severity::Warning,
+                            at,
+                            message,
+                        );
+                    }
+                }
+                self.value(data_type, fdef.table, rep, 0, at, fdef.name);
+            }
+            if let Some(max) = fdef.repetition.max().filter(|max| count > *max) {
+                let message = format!(
+                    "{} repeats {count} times; at most {max} allowed",
+                    fdef.label()
+                );
+                self.report(
+                    FindingKind::TooManyFieldRepetitions,
+                    ErrorCode::DataTypeError,
+                    Severity::Error,
+                    at,
+                    message,
+                );
+            }
+        }
+    }
+
+    /// Checks one value of `data_type` found at nesting `level` (0 field, 1 component, 2 subcomponent).
+    fn value(
+        &mut self,
+        data_type: &str,
+        table: Option<u32>,
+        text: &str,
+        level: u8,
+        at: Position,
+        name: &str,
+    ) {
+        let spec = self.spec;
+        if text.trim().is_empty() {
+            return; // padding, not a value to judge
+        }
+        // Most leaves are plain text or codes: settle them without a lookup.
+        match data_type {
+            "ST" | "TX" | "FT" | "IS" | "GTS" | "varies" => return,
+            "ID" => return self.coded(table, text, at, name),
+            _ => {}
+        }
+        let Some(dt) = spec.datatype(data_type) else {
+            return;
+        };
+        if dt.is_composite() {
+            if level >= 2 {
+                return; // a composite inside a subcomponent: no separator left to split on
+            }
+            let sep = if level == 0 {
+                self.seps.component
+            } else {
+                self.seps.subcomponent
+            };
+            let mut parts = text.split(sep);
+            for comp in &dt.components {
+                let part = parts.next().unwrap_or("");
+                let at = if level == 0 {
+                    Position {
+                        component: comp.seq as usize,
+                        ..at
+                    }
+                } else {
+                    Position {
+                        subcomponent: comp.seq as usize,
+                        ..at
+                    }
+                };
+                if part.is_empty() {
+                    if let (true, Some(severity)) = (
+                        comp.optionality.is_required(),
+                        self.options.required_components,
+                    ) {
+                        let message = format!(
+                            "{name}: required component {} ({}) is empty",
+                            comp.seq, comp.name
+                        );
+                        self.report(
+                            FindingKind::RequiredComponentMissing,
+                            ErrorCode::RequiredFieldMissing,
+                            severity,
+                            at,
+                            message,
+                        );
+                    }
+                    continue;
+                }
+                // TS.1 is a DTM in every version, whatever older data calls it.
+                let comp_type = if dt.id == "TS" && comp.seq == 1 {
+                    "DTM"
+                } else {
+                    comp.data_type
+                };
+                self.value(comp_type, comp.table, part, level + 1, at, comp.name);
+            }
+            return;
+        }
+        if let Err(e) = check_primitive(dt.id, text) {
+            self.report(
+                FindingKind::InvalidFormat,
+                ErrorCode::DataTypeError,
+                Severity::Error,
+                at,
+                format!("{name}: {e}"),
+            );
+            return;
+        }
+        if dt.id == "ID" {
+            self.coded(table, text, at, name);
+        }
+    }
+
+    /// Checks an ID value against its HL7 table.
+    fn coded(&mut self, table: Option<u32>, text: &str, at: Position, name: &str) {
+        if self.options.tables {
+            if let Some(t) = table.and_then(|id| self.spec.table(id)) {
+                if !t.values.is_empty() && !t.accepts(text) {
+                    let message =
+                        format!("{name}: value is not in HL7 table {:04} ({})", t.id, t.name);
+                    // Coding-system names (0396) grow with every guide and
+                    // local code system; a miss there is worth a warning only.
+                    let severity = if t.id == 396 {
+                        Severity::Warning
+                    } else {
+                        Severity::Error
+                    };
+                    self.report(
+                        FindingKind::NotInTable,
+                        ErrorCode::TableValueNotFound,
+                        severity,
+                        at,
+                        message,
+                    );
+                }
+            }
+        }
+    }
+}
