@@ -189,3 +189,39 @@ fn split_message_reads_its_own_separators() {
     assert_eq!(m.field(1, 30), None);
     assert!(SplitMessage::parse("PID|1").is_none());
 }
+
+#[test]
+fn findings_become_err_segments_for_the_nak() {
+    let findings = validate(&[
+        MSH_ADT,
+        EVN,
+        "PID|1||||D^J",
+        "PID|2||1^^^H^MR||D^J|||F~M",
+        PV1,
+    ]);
+    let seps = hl7v2_spec::validate::Separators::default();
+    let err: Vec<String> = findings
+        .iter()
+        .map(|f| f.to_err_segment("2.5.1", seps))
+        .collect();
+    assert_eq!(
+        err[0],
+        "ERR||PID^1^3^1|101^Required field missing^HL70357|E||||required field PID-3 Patient Identifier List is empty"
+    );
+    // The second PID is one too many (a segment finding), and its PID-8 repeats.
+    assert!(
+        err[1].starts_with("ERR||PID^2|100^Segment sequence error^HL70357|E|"),
+        "{}",
+        err[1]
+    );
+    assert!(
+        err[2].starts_with("ERR||PID^2^8^1|102^Data type error^HL70357|E|"),
+        "{}",
+        err[2]
+    );
+    // Before 2.5 the location and code go into ERR-1.
+    assert_eq!(
+        findings[0].to_err_segment("2.3.1", seps),
+        "ERR|PID^1^3^101&Required field missing&HL70357"
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::value::check_primitive;
 use super::{
-    ErrorCode, Finding, FindingKind, SegmentSequence, Severity, StructureOptions,
+    ErrorCode, FieldPosition, Finding, FindingKind, SegmentSequence, Severity, StructureOptions,
     resolve_structure, with_matcher,
 };
 use crate::{SegmentDef, VersionSpec};
@@ -172,7 +172,7 @@ pub fn validate_message<M: MessageFields + ?Sized>(
     for f in field_findings {
         let at = wanted.binary_search(&f.segment).unwrap_or(0);
         let mut path = paths.get(at).cloned().unwrap_or_default();
-        path.push_str(&f.suffix);
+        path.push_str(&f.at.suffix());
         findings.push(Finding {
             kind: f.kind,
             code: f.code,
@@ -180,6 +180,8 @@ pub fn validate_message<M: MessageFields + ?Sized>(
             path,
             segment_index: Some(f.segment),
             segment_id: message.segment_id(f.segment).to_string(),
+            segment_sequence: Some(super::occurrence(message, f.segment)),
+            field: Some(f.at),
             message: f.message,
         });
     }
@@ -193,34 +195,8 @@ struct FieldFinding {
     kind: FindingKind,
     code: ErrorCode,
     severity: Severity,
-    /// `-5[2].1.2`
-    suffix: String,
+    at: FieldPosition,
     message: String,
-}
-
-/// Where inside a field a value sits.
-#[derive(Clone, Copy)]
-struct Position {
-    field: u16,
-    repetition: usize,
-    component: usize,
-    subcomponent: usize,
-}
-
-impl Position {
-    fn suffix(self) -> String {
-        let mut s = format!("-{}", self.field);
-        if self.repetition > 1 {
-            s.push_str(&format!("[{}]", self.repetition));
-        }
-        if self.component > 0 {
-            s.push_str(&format!(".{}", self.component));
-        }
-        if self.subcomponent > 0 {
-            s.push_str(&format!(".{}", self.subcomponent));
-        }
-        s
-    }
 }
 
 struct FieldCheck<'a, M: MessageFields + ?Sized> {
@@ -238,7 +214,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
         kind: FindingKind,
         code: ErrorCode,
         severity: Severity,
-        at: Position,
+        at: FieldPosition,
         message: String,
     ) {
         self.out.push(FieldFinding {
@@ -246,7 +222,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             kind,
             code,
             severity,
-            suffix: at.suffix(),
+            at,
             message,
         });
     }
@@ -258,7 +234,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 .message
                 .field(self.segment, fdef.seq as usize)
                 .unwrap_or("");
-            let at = Position {
+            let at = FieldPosition {
                 field: fdef.seq,
                 repetition: 1,
                 component: 0,
@@ -298,7 +274,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 if rep.is_empty() || rep == "\"\"" {
                     continue;
                 }
-                let at = Position {
+                let at = FieldPosition {
                     repetition: r + 1,
                     ..at
                 };
@@ -343,7 +319,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
         table: Option<u32>,
         text: &str,
         level: u8,
-        at: Position,
+        at: FieldPosition,
         name: &str,
     ) {
         let spec = self.spec;
@@ -372,12 +348,12 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             for comp in &dt.components {
                 let part = parts.next().unwrap_or("");
                 let at = if level == 0 {
-                    Position {
+                    FieldPosition {
                         component: comp.seq as usize,
                         ..at
                     }
                 } else {
-                    Position {
+                    FieldPosition {
                         subcomponent: comp.seq as usize,
                         ..at
                     }
@@ -427,7 +403,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
     }
 
     /// Checks an ID value against its HL7 table.
-    fn coded(&mut self, table: Option<u32>, text: &str, at: Position, name: &str) {
+    fn coded(&mut self, table: Option<u32>, text: &str, at: FieldPosition, name: &str) {
         if self.options.tables {
             if let Some(t) = table.and_then(|id| self.spec.table(id)) {
                 if !t.values.is_empty() && !t.accepts(text) {

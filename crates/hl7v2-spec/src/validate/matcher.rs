@@ -622,6 +622,8 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
             } else {
                 n.name.to_string()
             },
+            segment_sequence: None,
+            field: None,
             message: format!("{what} {} is missing {where_}", n.name),
         });
     }
@@ -697,6 +699,8 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
             path,
             segment_index: Some(index),
             segment_id: name.to_string(),
+            segment_sequence: Some(super::occurrence(self.message, index)),
+            field: None,
             message,
         });
     }

@@ -190,8 +190,128 @@ pub struct Finding {
     pub segment_index: Option<usize>,
     /// The segment id concerned (the missing one, for a missing segment).
     pub segment_id: String,
+    /// Which occurrence of `segment_id` in the message (1-based), as ERR-2.2
+    /// wants it; `None` for a missing segment.
+    pub segment_sequence: Option<usize>,
+    /// Where inside the segment, for field findings.
+    pub field: Option<FieldPosition>,
     /// A sentence for people, without any field values from the message.
     pub message: String,
+}
+
+/// A position inside a segment: field, repetition, component, subcomponent
+/// (1-based; 0 when the finding concerns the whole field or component).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldPosition {
+    pub field: u16,
+    pub repetition: usize,
+    pub component: usize,
+    pub subcomponent: usize,
+}
+
+impl FieldPosition {
+    /// `-5`, `-3[2].4.1`: the path suffix (repetition shown from the second on).
+    pub fn suffix(self) -> String {
+        let mut s = format!("-{}", self.field);
+        if self.repetition > 1 {
+            s.push_str(&format!("[{}]", self.repetition));
+        }
+        if self.component > 0 {
+            s.push_str(&format!(".{}", self.component));
+        }
+        if self.subcomponent > 0 {
+            s.push_str(&format!(".{}", self.subcomponent));
+        }
+        s
+    }
+}
+
+impl Severity {
+    /// The ERR-4 code (table 0516): `E` or `W`.
+    pub fn code(self) -> char {
+        match self {
+            Severity::Error => 'E',
+            Severity::Warning => 'W',
+        }
+    }
+}
+
+impl Finding {
+    /// The ERR segment an AE/AR acknowledgement carries for this finding,
+    /// in the layout of HL7 `version`: from 2.5, ERR-2 (location), ERR-3
+    /// (0357 code), ERR-4 (severity) and ERR-8 (the message); before 2.5,
+    /// ERR-1 (segment, sequence, field and code).
+    pub fn to_err_segment(&self, version: &str, seps: fields::Separators) -> String {
+        let (f, c, s) = (seps.field, seps.component, seps.subcomponent);
+        let seq = self.segment_sequence.unwrap_or(1);
+        let pos = self.field.unwrap_or(FieldPosition {
+            field: 0,
+            repetition: 0,
+            component: 0,
+            subcomponent: 0,
+        });
+        let text = escape(&self.message, seps);
+        let code = self.code.code();
+        let code_text = self.code.text();
+        let modern = crate::Spec::nearest(version)
+            .map(|m| !matches!(m.spec.version(), "2.1" | "2.2" | "2.3" | "2.3.1" | "2.4"))
+            .unwrap_or(true);
+        if modern {
+            let mut parts = vec![self.segment_id.clone(), seq.to_string()];
+            if self.field.is_some() {
+                for n in [
+                    pos.field as usize,
+                    pos.repetition,
+                    pos.component,
+                    pos.subcomponent,
+                ] {
+                    parts.push(if n == 0 { String::new() } else { n.to_string() });
+                }
+            }
+            while parts.last().is_some_and(String::is_empty) {
+                parts.pop();
+            }
+            let location = parts.join(&c.to_string());
+            format!(
+                "ERR{f}{f}{location}{f}{code}{c}{code_text}{c}HL70357{f}{}{f}{f}{f}{f}{text}",
+                self.severity.code()
+            )
+        } else {
+            let field = if self.field.is_some() {
+                pos.field.to_string()
+            } else {
+                String::new()
+            };
+            format!(
+                "ERR{f}{}{c}{seq}{c}{field}{c}{code}{s}{code_text}{s}HL70357",
+                self.segment_id
+            )
+        }
+    }
+}
+
+/// Escapes the message's delimiters in free text (`\F\`, `\S\`, ...).
+fn escape(text: &str, seps: fields::Separators) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        let e = seps.escape;
+        match ch {
+            _ if ch == seps.escape => out.push_str(&format!("{e}E{e}")),
+            _ if ch == seps.field => out.push_str(&format!("{e}F{e}")),
+            _ if ch == seps.component => out.push_str(&format!("{e}S{e}")),
+            _ if ch == seps.subcomponent => out.push_str(&format!("{e}T{e}")),
+            _ if ch == seps.repetition => out.push_str(&format!("{e}R{e}")),
+            '\r' | '\n' => out.push(' '),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// Which occurrence of its id the segment at `index` is (1-based).
+pub(crate) fn occurrence<M: SegmentSequence + ?Sized>(message: &M, index: usize) -> usize {
+    let id = message.segment_id(index);
+    (0..=index).filter(|&i| message.segment_id(i) == id).count()
 }
 
 impl fmt::Display for Finding {
@@ -265,6 +385,13 @@ pub(crate) fn resolve_structure<'a>(
         path: "MSH-9".to_string(),
         segment_index: Some(0),
         segment_id: "MSH".to_string(),
+        segment_sequence: Some(1),
+        field: Some(FieldPosition {
+            field: 9,
+            repetition: 1,
+            component: 0,
+            subcomponent: 0,
+        }),
         message: format!(
             "HL7 {} defines no message structure for {message_type}^{trigger_event}",
             spec.version()
