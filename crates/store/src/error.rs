@@ -54,6 +54,15 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// A thread of the store (the writer or the checkpointer) could not be started.
+    #[error("could not start the {thread} thread: {source}")]
+    Spawn {
+        /// Which thread.
+        thread: &'static str,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+
     /// SQLite reported an error while running a statement.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -242,9 +242,20 @@ pub struct Journal {
     store: Store,
 }
 
-const ENTRY_COLUMNS: &str = "id, channel, received_at, stored_at, peer, tls_identity, \
-     sending_application, sending_facility, message_type, control_id, version, state, \
-     state_reason, state_changed_at, length(raw)";
+/// The columns `entry_from_row` reads, in its order; a macro so queries are built at compile time.
+macro_rules! entry_columns {
+    () => {
+        "id, channel, received_at, stored_at, peer, tls_identity, sending_application, \
+         sending_facility, message_type, control_id, version, state, state_reason, \
+         state_changed_at, length(raw)"
+    };
+}
+
+const GET: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    ", raw FROM journal WHERE id = ?1"
+);
 
 const INSERT: &str = "INSERT INTO journal (channel, received_at, stored_at, peer, tls_identity, \
      sending_application, sending_facility, message_type, control_id, version, state, \
@@ -369,8 +380,7 @@ impl Journal {
     /// The message with this id and its bytes, if it exists.
     pub fn get(&self, id: MessageId) -> Result<Option<StoredMessage>> {
         self.store.read(|conn| {
-            let sql = format!("SELECT {ENTRY_COLUMNS}, raw FROM journal WHERE id = ?1");
-            conn.prepare_cached(&sql)?
+            conn.prepare_cached(GET)?
                 .query_row([id.0], |row| {
                     Ok((entry_from_row(row), row.get::<_, Vec<u8>>(15)?))
                 })
@@ -407,7 +417,8 @@ impl Journal {
     ) -> Result<Vec<JournalEntry>> {
         let (conditions, values) = filter.to_sql();
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM journal{conditions} ORDER BY id {order} LIMIT {}",
+            "SELECT {} FROM journal{conditions} ORDER BY id {order} LIMIT {}",
+            entry_columns!(),
             i64::try_from(limit).unwrap_or(i64::MAX)
         );
         self.store.read(|conn| {

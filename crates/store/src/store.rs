@@ -104,7 +104,10 @@ impl Store {
         let writer = thread::Builder::new()
             .name("corridor-store-writer".into())
             .spawn(move || writer::run(conn, requests, max_batch, writer_counters))
-            .map_err(data_dir_error)?;
+            .map_err(|source| Error::Spawn {
+                thread: "database writer",
+                source,
+            })?;
         let writer_id = writer.thread().id();
 
         Ok(Store {
@@ -150,7 +153,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (job, answer) = Request::queue_job(work);
+        let (job, answer) = Request::boxed(work);
         if let Some(queue) = &self.shared.queue {
             // If the writer is gone, the job is dropped with its reply sender and the
             // future resolves to `Error::WriterStopped`.
@@ -321,8 +324,8 @@ impl Checkpointer {
             thread::Builder::new()
                 .name("corridor-store-checkpoint".into())
                 .spawn(move || checkpoint_until_stopped(&conn, &stop, interval))
-                .map_err(|source| Error::DataDir {
-                    path: path.to_owned(),
+                .map_err(|source| Error::Spawn {
+                    thread: "checkpoint",
                     source,
                 })?
         };

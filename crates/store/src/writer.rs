@@ -43,7 +43,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    pub(crate) fn queue_job(work: F) -> (BoxedJob, WriteFuture<T>) {
+    pub(crate) fn boxed(work: F) -> (BoxedJob, WriteFuture<T>) {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Request {
             work: Some(work),
