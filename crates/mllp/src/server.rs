@@ -158,6 +158,27 @@ pub struct ConnectionInfo {
     pub commit_acks: bool,
 }
 
+impl ConnectionInfo {
+    /// Describes a plain-TCP connection; the other fields can be set after.
+    /// The server builds these itself; this is for callers testing a handler.
+    pub fn new(
+        listener: &str,
+        id: ConnectionId,
+        peer_addr: SocketAddr,
+        local_addr: SocketAddr,
+    ) -> ConnectionInfo {
+        ConnectionInfo {
+            listener: Arc::from(listener),
+            id,
+            peer_addr,
+            local_addr,
+            tls: false,
+            client_subject: None,
+            commit_acks: false,
+        }
+    }
+}
+
 /// Counters of one listener since it was bound (a snapshot).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
