@@ -33,10 +33,7 @@ fn main() {
         if let Some(note) = found.note() {
             println!("{path}: note: {note}");
         }
-        let findings = match validate_message(found.spec, &message, &options) {
-            Ok(f) => f,
-            Err(f) => vec![f],
-        };
+        let findings = validate_message(found.spec, &message, &options);
         for f in findings {
             if f.severity == hl7v2_spec::validate::Severity::Error {
                 errors += 1;

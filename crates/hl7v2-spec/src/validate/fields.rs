@@ -4,7 +4,7 @@
 use super::value::check_primitive;
 use super::{
     ErrorCode, FieldPosition, Finding, FindingKind, SegmentSequence, Severity, StructureOptions,
-    resolve_structure, with_matcher,
+    unknown_structure, with_matcher,
 };
 use crate::{SegmentDef, VersionSpec};
 
@@ -134,12 +134,13 @@ impl Default for ValidationOptions {
 /// segment order, and checks every field of every segment the version
 /// defines. Findings are ordered by segment.
 ///
-/// `Err` carries the single finding when no structure fits MSH-9.
+/// When no structure fits MSH-9, the only finding is a
+/// [`FindingKind::UnknownStructure`] (code 200 or 201).
 pub fn validate_message<M: MessageFields + ?Sized>(
     spec: &VersionSpec,
     message: &M,
     options: &ValidationOptions,
-) -> Result<Vec<Finding>, Finding> {
+) -> Vec<Finding> {
     let seps = message.separators();
     let msh9 = message.field(0, 9).unwrap_or("");
     let mut parts = msh9.split(seps.component);
@@ -148,7 +149,10 @@ pub fn validate_message<M: MessageFields + ?Sized>(
         parts.next().unwrap_or(""),
         parts.next(),
     );
-    let structure = resolve_structure(spec, msg_type, trigger, structure_id)?;
+    let Some(found) = spec.structure_for(msg_type, trigger, structure_id) else {
+        return vec![unknown_structure(spec, msg_type, trigger)];
+    };
+    let structure = found.structure;
 
     let mut field_findings = Vec::new();
     for index in 0..message.segment_count() {
@@ -186,7 +190,7 @@ pub fn validate_message<M: MessageFields + ?Sized>(
         });
     }
     findings.sort_by_key(|f| f.segment_index.unwrap_or(usize::MAX));
-    Ok(findings)
+    findings
 }
 
 /// A field finding before its segment's group path is known.

@@ -16,7 +16,7 @@
 //!             OBX|1|NM|1234-5^Test^LN||high||||||F";
 //! let message = SplitMessage::parse(text).unwrap();
 //! let spec = Spec::version("2.5.1").unwrap();
-//! let findings = validate_message(spec, &message, &ValidationOptions::default()).unwrap();
+//! let findings = validate_message(spec, &message, &ValidationOptions::default());
 //! assert_eq!(findings[0].kind, FindingKind::InvalidFormat);
 //! assert_eq!(findings[0].path, "ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION.OBSERVATION.OBX-5");
 //! assert_eq!(findings[0].code.code(), 102);
@@ -38,7 +38,7 @@
 //!
 //! let v25 = Spec::version("2.5").unwrap();
 //! let segments = ["MSH", "EVN", "PV1"]; // PID is missing
-//! let findings = validate_segments(v25, "ADT", "A01", None, &segments[..]).unwrap();
+//! let findings = validate_segments(v25, "ADT", "A01", None, &segments[..]);
 //! assert_eq!(findings.len(), 1);
 //! assert_eq!(findings[0].kind, FindingKind::MissingSegment);
 //! assert_eq!(findings[0].path, "ADT_A01.PID");
@@ -346,35 +346,33 @@ impl Default for StructureOptions {
 /// Resolves the structure (MSH-9.3, else the event map) and validates the
 /// segment order against it with default options.
 ///
-/// `Err` carries a single [`FindingKind::UnknownStructure`] finding when no
-/// structure fits the message type and trigger event.
+/// When no structure fits the message type and trigger event, the only
+/// finding is a [`FindingKind::UnknownStructure`] (code 200 or 201).
 pub fn validate_segments<M: SegmentSequence + ?Sized>(
     spec: &VersionSpec,
     message_type: &str,
     trigger_event: &str,
     msh_9_3: Option<&str>,
     segments: &M,
-) -> Result<Vec<Finding>, Finding> {
-    let structure = resolve_structure(spec, message_type, trigger_event, msh_9_3)?;
-    Ok(with_matcher(spec, structure, |m| {
-        m.validate(segments, StructureOptions::default())
-    }))
+) -> Vec<Finding> {
+    match spec.structure_for(message_type, trigger_event, msh_9_3) {
+        Some(found) => with_matcher(spec, found.structure, |m| {
+            m.validate(segments, StructureOptions::default())
+        }),
+        None => vec![unknown_structure(spec, message_type, trigger_event)],
+    }
 }
 
-/// The structure for MSH-9, or the finding that says none fits.
-pub(crate) fn resolve_structure<'a>(
-    spec: &'a VersionSpec,
+/// The finding that says no structure fits MSH-9.
+pub(crate) fn unknown_structure(
+    spec: &VersionSpec,
     message_type: &str,
     trigger_event: &str,
-    msh_9_3: Option<&str>,
-) -> Result<&'a MessageStructure, Finding> {
-    if let Some(found) = spec.structure_for(message_type, trigger_event, msh_9_3) {
-        return Ok(found.structure);
-    }
+) -> Finding {
     let known_type = spec
         .structures()
         .any(|s| s.id.split('_').next() == Some(message_type));
-    Err(Finding {
+    Finding {
         kind: FindingKind::UnknownStructure,
         code: if known_type {
             ErrorCode::UnsupportedEventCode
@@ -396,7 +394,7 @@ pub(crate) fn resolve_structure<'a>(
             "HL7 {} defines no message structure for {message_type}^{trigger_event}",
             spec.version()
         ),
-    })
+    }
 }
 
 /// Runs `f` with the version's compiled matcher for `structure`.
