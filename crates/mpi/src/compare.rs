@@ -230,11 +230,9 @@ fn edit_level(a: Sym, b: Sym, max_edits: usize, i: &Interner) -> u8 {
     if a == b {
         return 0;
     }
-    let d = text::edit_distance(i.resolve(a), i.resolve(b));
-    if d <= max_edits {
-        d as u8
-    } else {
-        max_edits as u8 + 1
+    match text::edit_distance_within(i.resolve(a), i.resolve(b), max_edits) {
+        Some(d) => d as u8,
+        None => max_edits as u8 + 1,
     }
 }
 
@@ -250,7 +248,7 @@ fn birth_level(a: Sym, b: Sym, i: &Interner) -> u8 {
     {
         return 1;
     }
-    if text::edit_distance(i.resolve(a), i.resolve(b)) <= 1 {
+    if text::edit_distance_within(i.resolve(a), i.resolve(b), 1).is_some() {
         return 2;
     }
     if x.len() >= 4 && y.len() >= 4 && x[..4] == y[..4] {

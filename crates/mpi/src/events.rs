@@ -5,6 +5,7 @@
 use crate::compare::Field;
 use crate::record::{Identifier, PatientRecord, SourceKey};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// An enterprise patient: the one person all linked source records belong to.
@@ -62,7 +63,7 @@ pub enum Actor {
 pub struct FieldWeight {
     pub field: Field,
     /// The comparison level's name, e.g. `"day and month transposed"`.
-    pub level: String,
+    pub level: Cow<'static, str>,
     /// log2(m/u) of the level, term-frequency adjusted where it applies.
     pub weight: f64,
 }

@@ -14,7 +14,8 @@ use crate::model::{
     MatchModel, TrainingOptions, TrainingReport, WeightTable, estimate_from_features,
 };
 use crate::record::{Identifier, PatientRecord, Sex, SourceKey};
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -165,6 +166,9 @@ pub struct Mpi {
     sink: Option<Box<dyn EventSink>>,
     scratch_keys: Vec<BlockKey>,
     scratch_candidates: Vec<u32>,
+    /// Features `ingest` already computed for the record it is about to apply, so
+    /// they are not computed twice.
+    prepared: Option<(SourceKey, Features)>,
 }
 
 fn now_ms() -> u64 {
@@ -203,6 +207,7 @@ impl Mpi {
             sink: None,
             scratch_keys: Vec::new(),
             scratch_candidates: Vec::new(),
+            prepared: None,
         })
     }
 
@@ -328,6 +333,7 @@ impl Mpi {
         } else {
             "updated record keeps its enterprise patient".to_string()
         };
+        self.prepared = Some((decision.record.clone(), features));
         self.commit(
             Actor::Matcher,
             why,
@@ -382,7 +388,7 @@ impl Mpi {
             .filter(|(f, _)| scored.levels[*f] != MISSING)
             .map(|(f, field)| FieldWeight {
                 field: *field,
-                level: field.levels()[scored.levels[f] as usize].to_string(),
+                level: Cow::Borrowed(field.levels()[scored.levels[f] as usize]),
                 weight: weights[f],
             })
             .collect();
@@ -460,10 +466,14 @@ impl Mpi {
 
         // Best record per enterprise patient, best first.
         scored.sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
-        let mut seen: HashSet<EnterpriseId> = HashSet::new();
         let mut best: Vec<&Scored> = Vec::new();
         for s in &scored {
-            if seen.insert(self.records[s.record as usize].enterprise) {
+            let e = self.records[s.record as usize].enterprise;
+            // Candidates are few: a linear scan beats hashing.
+            if !best
+                .iter()
+                .any(|b| self.records[b.record as usize].enterprise == e)
+            {
                 best.push(s);
             }
         }
@@ -986,7 +996,10 @@ impl Mpi {
                 )
             })
             .collect();
-        let features = Features::from_record(record, &mut self.interner);
+        let features = match self.prepared.take() {
+            Some((key, f)) if key.source == record.source && key.id == record.id => f,
+            _ => Features::from_record(record, &mut self.interner),
+        };
         let r = &mut self.records[rid as usize];
         r.raw = raw;
         r.sex = record.sex;

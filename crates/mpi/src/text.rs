@@ -175,15 +175,109 @@ pub fn soundex(name: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Jaro-Winkler similarity in 0..=1.
+/// Jaro-Winkler similarity in 0..=1 (prefix scale 0.1, up to 4 characters, applied
+/// when Jaro exceeds 0.7), equal to `strsim::jaro_winkler`. ASCII strings of up to 64
+/// bytes, which is nearly every name and address line, take an allocation-free path.
 pub fn jaro_winkler(a: &str, b: &str) -> f64 {
-    strsim::jaro_winkler(a, b)
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    if a.is_ascii() && b.is_ascii() && x.len() <= 64 && y.len() <= 64 {
+        let sim = jaro_ascii(x, y);
+        if sim > 0.7 {
+            let prefix = x.iter().zip(y).take(4).take_while(|(p, q)| p == q).count();
+            sim + 0.1 * prefix as f64 * (1.0 - sim)
+        } else {
+            sim
+        }
+    } else {
+        strsim::jaro_winkler(a, b)
+    }
 }
 
-/// Optimal string alignment distance (edits and adjacent transpositions), capped work
-/// for short identifiers.
+/// Jaro similarity of two ASCII strings of at most 64 bytes, matched characters kept
+/// in bit masks.
+fn jaro_ascii(a: &[u8], b: &[u8]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let window = (a.len().max(b.len()) / 2).saturating_sub(1);
+    let (mut a_flags, mut b_flags) = (0u64, 0u64);
+    let mut matches = 0usize;
+    for (i, &ca) in a.iter().enumerate() {
+        let lo = i.saturating_sub(window);
+        let hi = (i + window + 1).min(b.len());
+        for (j, &cb) in b.iter().enumerate().take(hi).skip(lo) {
+            if b_flags & (1 << j) == 0 && ca == cb {
+                a_flags |= 1 << i;
+                b_flags |= 1 << j;
+                matches += 1;
+                break;
+            }
+        }
+    }
+    if matches == 0 {
+        return 0.0;
+    }
+    let mut transpositions = 0usize;
+    let mut bf = b_flags;
+    let mut af = a_flags;
+    while af != 0 {
+        let i = af.trailing_zeros() as usize;
+        let j = bf.trailing_zeros() as usize;
+        if a[i] != b[j] {
+            transpositions += 1;
+        }
+        af &= af - 1;
+        bf &= bf - 1;
+    }
+    let m = matches as f64;
+    let t = (transpositions / 2) as f64;
+    (m / a.len() as f64 + m / b.len() as f64 + (m - t) / m) / 3.0
+}
+
+/// Optimal string alignment distance (edits and adjacent transpositions).
 pub fn edit_distance(a: &str, b: &str) -> usize {
     strsim::osa_distance(a, b)
+}
+
+/// `Some(distance)` when `a` and `b` are within `limit` edits (OSA), `None` otherwise.
+/// Callers only need to know whether values are a few edits apart, so the work stops
+/// early, and short ASCII values are computed on the stack.
+pub fn edit_distance_within(a: &str, b: &str, limit: usize) -> Option<usize> {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    if x.len().abs_diff(y.len()) > limit {
+        return None;
+    }
+    if !(a.is_ascii() && b.is_ascii() && x.len() < 32 && y.len() < 32) {
+        let d = strsim::osa_distance(a, b);
+        return (d <= limit).then_some(d);
+    }
+    // Three rolling rows of the OSA table.
+    let mut prev2 = [0usize; 33];
+    let mut prev: [usize; 33] = std::array::from_fn(|j| j);
+    let mut cur = [0usize; 33];
+    for i in 1..=x.len() {
+        cur[0] = i;
+        let mut row_min = cur[0];
+        for j in 1..=y.len() {
+            let cost = usize::from(x[i - 1] != y[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && x[i - 1] == y[j - 2] && x[i - 2] == y[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v;
+            row_min = row_min.min(v);
+        }
+        if row_min > limit {
+            return None;
+        }
+        prev2 = prev;
+        prev = cur;
+    }
+    let d = prev[y.len()];
+    (d <= limit).then_some(d)
 }
 
 /// Common English given-name diminutives, as (nickname, formal name) pairs.
@@ -277,6 +371,72 @@ mod tests {
         assert_eq!(normalize_name("O'Brien"), "obrien");
         assert_eq!(normalize_text("  12  Forbes-St. "), "12 forbes st");
         assert_eq!(digits("(02) 9876-5432"), "0298765432");
+    }
+
+    #[test]
+    fn fast_jaro_winkler_agrees_with_strsim() {
+        let words = [
+            "",
+            "a",
+            "martha",
+            "marhta",
+            "dwayne",
+            "duane",
+            "dixon",
+            "dicksonx",
+            "jones",
+            "johnson",
+            "william",
+            "williams",
+            "crate",
+            "trace",
+            "abcdefghijklmnopqrstuvwxyz",
+            "12 forbes street",
+            "21 forbes st",
+            "müller",
+            "muller",
+        ];
+        for a in words {
+            for b in words {
+                let fast = jaro_winkler(a, b);
+                let reference = strsim::jaro_winkler(a, b);
+                assert!(
+                    (fast - reference).abs() < 1e-12,
+                    "{a:?} {b:?}: {fast} vs {reference}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bounded_edit_distance_agrees_with_strsim() {
+        let words = [
+            "",
+            "1",
+            "19800312",
+            "19801203",
+            "19800313",
+            "19083012",
+            "2000",
+            "2001",
+            "0212",
+            "1020",
+            "123456789",
+            "123465789",
+            "923456781",
+        ];
+        for a in words {
+            for b in words {
+                let d = strsim::osa_distance(a, b);
+                for limit in 0..4 {
+                    assert_eq!(
+                        edit_distance_within(a, b, limit),
+                        (d <= limit).then_some(d),
+                        "{a:?} {b:?} {limit}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
