@@ -379,15 +379,19 @@ impl Journal {
 
     /// The message with this id and its bytes, if it exists.
     pub fn get(&self, id: MessageId) -> Result<Option<StoredMessage>> {
-        self.store.read(|conn| {
-            conn.prepare_cached(GET)?
-                .query_row([id.0], |row| {
-                    Ok((entry_from_row(row), row.get::<_, Vec<u8>>(15)?))
-                })
-                .optional()?
-                .map(|(entry, raw)| Ok(StoredMessage { entry: entry?, raw }))
-                .transpose()
-        })
+        self.store.read(|conn| Journal::get_in(conn, id))
+    }
+
+    /// [`Journal::get`] on a connection one already has, e.g. inside a write request that
+    /// reprocesses the message.
+    pub fn get_in(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>> {
+        conn.prepare_cached(GET)?
+            .query_row([id.0], |row| {
+                Ok((entry_from_row(row), row.get::<_, Vec<u8>>(15)?))
+            })
+            .optional()?
+            .map(|(entry, raw)| Ok(StoredMessage { entry: entry?, raw }))
+            .transpose()
     }
 
     /// Up to `limit` entries matching `filter`, newest first.

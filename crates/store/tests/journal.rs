@@ -385,3 +385,21 @@ fn database_from_a_newer_corridor_is_refused() {
     );
     assert!(err.to_string().contains("newer"), "{err}");
 }
+
+#[test]
+fn a_write_request_reads_and_restates_a_message_in_one_transaction() {
+    let (_dir, journal) = open();
+    let id = append(&journal, message("lab", "Q1"), None).id();
+    let control_id = journal
+        .store()
+        .write_blocking(move |conn| {
+            let stored = Journal::get_in(conn, id)?.ok_or(Error::NotFound(id))?;
+            Journal::set_state_in(conn, id, MessageState::Quarantined, Some("held for review"))?;
+            Ok(stored.entry.control_id)
+        })
+        .unwrap();
+    assert_eq!(control_id, "Q1");
+    let entry = journal.get(id).unwrap().unwrap().entry;
+    assert_eq!(entry.state, MessageState::Quarantined);
+    assert_eq!(entry.state_reason.as_deref(), Some("held for review"));
+}
