@@ -34,9 +34,11 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Receives each frame of a connection and decides what to answer.
 ///
-/// Frames of one connection reach `on_frame` one at a time, in the order they
-/// were received, even when the sender pipelines them; the next frame is handed
-/// over only after the previous frame's responses were written. Different
+/// Frames of one connection reach the handler one call at a time, in the order
+/// they were received, even when the sender pipelines them: frames already
+/// buffered together go to [`on_frames`](Self::on_frames) as one batch, a lone
+/// frame to [`on_frame`](Self::on_frame), and nothing more is read or handed
+/// over until the responses of the previous call were written. Different
 /// connections call it concurrently, so a slow handler call delays only its own
 /// connection.
 ///
@@ -62,6 +64,28 @@ pub trait FrameHandler: Send + Sync + 'static {
         conn: &ConnectionInfo,
     ) -> impl Future<Output = Vec<Bytes>> + Send;
 
+    /// Handles several payloads that arrived together on one connection
+    /// (a pipelining sender), returning one list of responses per payload, in
+    /// the same order. The responses of all of them are written together.
+    ///
+    /// The default calls [`on_frame`](Self::on_frame) for each in turn.
+    /// Override it to commit the whole batch at once (one fsync for many
+    /// messages) before acknowledging any of them. A missing list sends nothing
+    /// for its frame (and is logged as a handler error).
+    fn on_frames(
+        &self,
+        frames: Vec<Bytes>,
+        conn: &ConnectionInfo,
+    ) -> impl Future<Output = Vec<Vec<Bytes>>> + Send {
+        async move {
+            let mut responses = Vec::with_capacity(frames.len());
+            for frame in frames {
+                responses.push(self.on_frame(frame, conn).await);
+            }
+            responses
+        }
+    }
+
     /// Called once a connection is accepted (after its TLS handshake), before its
     /// first frame.
     fn on_connection_opened(&self, conn: &ConnectionInfo) {
@@ -81,6 +105,14 @@ impl<T: FrameHandler> FrameHandler for Arc<T> {
         conn: &ConnectionInfo,
     ) -> impl Future<Output = Vec<Bytes>> + Send {
         T::on_frame(self, frame, conn)
+    }
+
+    fn on_frames(
+        &self,
+        frames: Vec<Bytes>,
+        conn: &ConnectionInfo,
+    ) -> impl Future<Output = Vec<Vec<Bytes>>> + Send {
+        T::on_frames(self, frames, conn)
     }
 
     fn on_connection_opened(&self, conn: &ConnectionInfo) {
@@ -575,34 +607,45 @@ where
 {
     let config = &shared.config;
     let mut out = BytesMut::new();
+    let mut batch: Vec<Bytes> = Vec::new();
     let mut idle_since = Instant::now();
     let mut frame_started: Option<Instant> = None;
     loop {
         // Answer every frame already received before reading more: this keeps
-        // pipelined frames in order and finishes them during shutdown.
+        // pipelined frames in order and finishes them during shutdown. Frames
+        // that arrived together are handed over together (group commit).
+        let mut too_large = None;
         loop {
-            let frame = match decoder.decode(buf) {
-                Ok(Some(frame)) => frame,
+            match decoder.decode(buf) {
+                Ok(Some(frame)) => batch.push(frame),
                 Ok(None) => break,
-                Err(too_large) => {
-                    log_skipped(shared, conn, decoder);
-                    bump(&shared.counters.frames_too_large, 1);
-                    warn!(listener = %conn.listener, conn = %conn.id, peer = %conn.peer_addr, max_frame_size = too_large.limit, "frame exceeds max_frame_size; connection closed");
-                    return Closed::Broken;
+                Err(err) => {
+                    too_large = Some(err);
+                    break;
                 }
-            };
-            log_skipped(shared, conn, decoder);
+            }
+        }
+        log_skipped(shared, conn, decoder);
+        if !batch.is_empty() {
             frame_started = None;
-            bump(&shared.counters.frames_received, 1);
-            let responses = shared.handler.on_frame(frame, conn).await;
+            bump(&shared.counters.frames_received, batch.len() as u64);
             out.clear();
             let mut sent = 0;
-            for response in &responses {
-                match encode_frame_into(response, &mut out) {
-                    Ok(()) => sent += 1,
-                    Err(err) => {
-                        error!(listener = %conn.listener, conn = %conn.id, peer = %conn.peer_addr, error = %err, "handler response not sent")
-                    }
+            if batch.len() == 1 {
+                let frame = batch.pop().unwrap_or_default();
+                let responses = shared.handler.on_frame(frame, conn).await;
+                sent += encode_responses(conn, &responses, &mut out);
+            } else {
+                let frames = batch.len();
+                let responses = shared
+                    .handler
+                    .on_frames(std::mem::take(&mut batch), conn)
+                    .await;
+                if responses.len() != frames {
+                    error!(listener = %conn.listener, conn = %conn.id, frames, answers = responses.len(), "handler answered a batch with the wrong number of response lists");
+                }
+                for frame_responses in &responses {
+                    sent += encode_responses(conn, frame_responses, &mut out);
                 }
             }
             if !out.is_empty() {
@@ -625,6 +668,11 @@ where
                 }
             }
             idle_since = Instant::now();
+        }
+        if let Some(too_large) = too_large {
+            bump(&shared.counters.frames_too_large, 1);
+            warn!(listener = %conn.listener, conn = %conn.id, peer = %conn.peer_addr, max_frame_size = too_large.limit, "frame exceeds max_frame_size; connection closed");
+            return Closed::Broken;
         }
         if shared.stop.is_cancelled() {
             return Closed::Shutdown;
@@ -667,6 +715,21 @@ where
             }
         }
     }
+}
+
+/// Frames `responses` into `out`; returns how many were framed. A response
+/// that cannot be framed is dropped with an error line.
+fn encode_responses(conn: &ConnectionInfo, responses: &[Bytes], out: &mut BytesMut) -> u64 {
+    let mut framed = 0;
+    for response in responses {
+        match encode_frame_into(response, out) {
+            Ok(()) => framed += 1,
+            Err(err) => {
+                error!(listener = %conn.listener, conn = %conn.id, peer = %conn.peer_addr, error = %err, "handler response not sent")
+            }
+        }
+    }
+    framed
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

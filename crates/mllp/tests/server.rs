@@ -127,6 +127,52 @@ async fn pipelined_frames_in_one_write_are_answered_in_order() {
     handle.shutdown().await;
 }
 
+/// Commits frames in batches: records each batch size, answers `ok:<frame>`.
+#[derive(Default)]
+struct BatchCommitter {
+    batch_sizes: std::sync::Mutex<Vec<usize>>,
+}
+
+impl FrameHandler for BatchCommitter {
+    async fn on_frame(&self, frame: Bytes, _conn: &ConnectionInfo) -> Vec<Bytes> {
+        self.batch_sizes.lock().unwrap().push(1);
+        vec![Bytes::from([&b"ok:"[..], &frame[..]].concat())]
+    }
+
+    async fn on_frames(&self, frames: Vec<Bytes>, _conn: &ConnectionInfo) -> Vec<Vec<Bytes>> {
+        self.batch_sizes.lock().unwrap().push(frames.len());
+        frames
+            .iter()
+            .map(|frame| vec![Bytes::from([&b"ok:"[..], &frame[..]].concat())])
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn frames_that_arrive_together_are_handed_over_as_one_batch() {
+    let handler = Arc::new(BatchCommitter::default());
+    let handle = start(test_config(), handler.clone()).await;
+    let mut raw = TcpStream::connect(handle.local_addr()).await.unwrap();
+    let mut wire = BytesMut::new();
+    for n in 0..200 {
+        encode_frame_into(n.to_string().as_bytes(), &mut wire).unwrap();
+    }
+    raw.write_all(&wire).await.unwrap();
+    let frames = timeout(Duration::from_secs(10), read_frames(&mut raw, 200))
+        .await
+        .unwrap();
+    let expected: Vec<String> = (0..200).map(|n| format!("ok:{n}")).collect();
+    let got: Vec<String> = frames
+        .iter()
+        .map(|f| String::from_utf8(f.to_vec()).unwrap())
+        .collect();
+    assert_eq!(got, expected);
+    let sizes = handler.batch_sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 200);
+    assert!(sizes.iter().any(|&n| n > 1), "never batched: {sizes:?}");
+    handle.shutdown().await;
+}
+
 #[tokio::test]
 async fn split_client_pipelines_while_another_task_reads_acks() {
     let handle = start(test_config(), AckWithPrefix).await;
