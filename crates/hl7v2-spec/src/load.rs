@@ -30,6 +30,7 @@ use std::fmt;
 
 use crate::VersionSpec;
 use crate::model::*;
+use crate::version::IdMap;
 
 /// A malformed definition file: the line and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,9 +181,9 @@ enum Open {
 pub(crate) fn parse(text: &'static str) -> Result<VersionSpec, LoadError> {
     let mut spec = VersionSpec {
         version: "",
-        segments: BTreeMap::new(),
-        datatypes: BTreeMap::new(),
-        structures: BTreeMap::new(),
+        segments: IdMap::new(),
+        datatypes: IdMap::new(),
+        structures: IdMap::new(),
         events: BTreeMap::new(),
         tables: BTreeMap::new(),
         matchers: std::sync::OnceLock::new(),
@@ -294,6 +295,9 @@ pub(crate) fn parse(text: &'static str) -> Result<VersionSpec, LoadError> {
         }
     }
     close(&mut spec, open);
+    spec.segments.finish(|s| s.id);
+    spec.datatypes.finish(|d| d.id);
+    spec.structures.finish(|s| s.id);
     if spec.version.is_empty() {
         return Err(LoadError {
             line: 0,

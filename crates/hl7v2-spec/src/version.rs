@@ -1,7 +1,8 @@
 //! The known HL7 v2 versions, their embedded data, and version-string matching.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use crate::load::{self, LoadError};
@@ -37,9 +38,9 @@ static LOADED: [OnceLock<VersionSpec>; 12] = [const { OnceLock::new() }; 12];
 #[derive(Debug)]
 pub struct VersionSpec {
     pub(crate) version: &'static str,
-    pub(crate) segments: BTreeMap<&'static str, SegmentDef>,
-    pub(crate) datatypes: BTreeMap<&'static str, DataType>,
-    pub(crate) structures: BTreeMap<&'static str, MessageStructure>,
+    pub(crate) segments: IdMap<SegmentDef>,
+    pub(crate) datatypes: IdMap<DataType>,
+    pub(crate) structures: IdMap<MessageStructure>,
     /// message type -> [(trigger event, structure id)]
     pub(crate) events: BTreeMap<&'static str, Vec<(&'static str, &'static str)>>,
     pub(crate) tables: BTreeMap<u32, Table>,
@@ -279,4 +280,72 @@ fn normalize(version: &str) -> Option<Vec<u32>> {
 
 fn numbers(text: &str) -> Option<Vec<u32>> {
     text.split('.').map(|p| p.parse::<u32>().ok()).collect()
+}
+
+/// Definitions keyed by their id: kept sorted for iteration, found through a
+/// hash index (validation looks up a data type for nearly every component,
+/// and a tree of string keys spent most of its time comparing them).
+#[derive(Debug)]
+pub(crate) struct IdMap<V> {
+    items: Vec<V>,
+    index: HashMap<&'static str, u32, BuildHasherDefault<IdHasher>>,
+}
+
+impl<V> IdMap<V> {
+    pub(crate) fn new() -> Self {
+        IdMap {
+            items: Vec::new(),
+            index: HashMap::default(),
+        }
+    }
+
+    /// Adds a definition; a later one with the same id replaces the earlier.
+    pub(crate) fn insert(&mut self, id: &'static str, value: V) {
+        match self.index.get(id) {
+            Some(&i) => self.items[i as usize] = value,
+            None => {
+                self.index.insert(id, self.items.len() as u32);
+                self.items.push(value);
+            }
+        }
+    }
+
+    /// Sorts by id once loading is done.
+    pub(crate) fn finish(&mut self, id_of: fn(&V) -> &'static str) {
+        self.items.sort_by(|a, b| id_of(a).cmp(id_of(b)));
+        self.index.clear();
+        for (i, item) in self.items.iter().enumerate() {
+            self.index.insert(id_of(item), i as u32);
+        }
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&V> {
+        self.index.get(id).map(|&i| &self.items[i as usize])
+    }
+
+    pub(crate) fn values(&self) -> std::slice::Iter<'_, V> {
+        self.items.iter()
+    }
+}
+
+/// FNV-1a: fast for the two- and three-letter ids it hashes; the keys are
+/// compiled-in definitions, not input, so flooding is no concern.
+pub(crate) struct IdHasher(u64);
+
+impl Default for IdHasher {
+    fn default() -> Self {
+        IdHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
