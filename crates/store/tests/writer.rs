@@ -247,3 +247,26 @@ fn a_batch_that_cannot_commit_fails_every_request_and_the_writer_recovers() {
         .unwrap();
     assert_eq!(seqs, vec![2]);
 }
+
+#[test]
+fn reads_never_wait_for_the_writer_and_see_only_committed_rows() {
+    let (_dir, store) = open_with_notes();
+    insert_note(&store, 1).wait().unwrap();
+    let (release, entered) = (mpsc::channel::<()>(), mpsc::channel::<()>());
+    let (release_tx, release_rx) = release;
+    let (entered_tx, entered_rx) = entered;
+    let held = store.write(move |conn| {
+        conn.execute("INSERT INTO note (seq, body) VALUES (2, 'x')", [])?;
+        entered_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+        Ok(())
+    });
+    entered_rx.recv().unwrap();
+
+    // The writer sits inside an open transaction; a read must neither block nor see it.
+    assert_eq!(notes(&store), vec![1]);
+
+    release_tx.send(()).unwrap();
+    held.wait().unwrap();
+    assert_eq!(notes(&store), vec![1, 2]);
+}
