@@ -43,6 +43,23 @@ pub enum Error {
         supported: u32,
     },
 
+    /// A component's tables were written by a newer Corridor than this one.
+    #[error(
+        "the database {path} holds {component} tables at schema version {found}, newer than \
+         version {supported} that this Corridor understands; run a newer Corridor or point it \
+         at another data directory"
+    )]
+    ComponentSchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The component, e.g. `mpi`.
+        component: String,
+        /// The version recorded in `component_schema`.
+        found: u32,
+        /// The newest version the running code knows.
+        supported: u32,
+    },
+
     /// A schema migration step failed; the database stays at the previous version.
     #[error("migrating the database schema to version {version} ({description}) failed: {source}")]
     Migration {

@@ -7,7 +7,8 @@
 //!
 //! - [`Store`] opens the database, migrates its schema, runs the writer thread and lends out
 //!   read-only connections. Any feature can run its own writes through [`Store::write`]
-//!   and share the group commit.
+//!   and share the group commit, and keep its own versioned tables with
+//!   [`Store::migrate_component`].
 //! - [`Journal`] is the table of every message received, exactly as received, with its
 //!   state; [`Journal::append`] detects duplicates (same sender and control id) inside the
 //!   writer's transaction.
@@ -63,7 +64,7 @@ pub use journal::{
     Appended, Journal, JournalEntry, JournalFilter, MessageId, MessageState, NewMessage,
     StoredMessage, UnixMicros,
 };
-pub use schema::SCHEMA_VERSION;
+pub use schema::{Migration, SCHEMA_VERSION};
 pub use store::{Store, StoreOptions};
 pub use writer::{WriteFuture, WriterStats};
 

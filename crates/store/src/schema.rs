@@ -9,14 +9,15 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
+use crate::journal::UnixMicros;
 
-/// One step of the schema's history. Steps are never edited once released: a change is a
+/// One step of a schema's history. Steps are never edited once released: a change is a
 /// new step.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Migration {
+pub struct Migration {
     /// The `user_version` the database has after this step.
     pub version: u32,
     /// What the step does, for error messages.
@@ -25,11 +26,12 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-/// The schema's history, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "message journal",
-    sql: r#"
+/// The core schema's history, oldest first.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "message journal",
+        sql: r#"
         CREATE TABLE journal (
             id                  INTEGER PRIMARY KEY AUTOINCREMENT,
             channel             TEXT    NOT NULL,
@@ -52,7 +54,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         CREATE INDEX journal_by_channel ON journal (channel);
         CREATE INDEX journal_by_state ON journal (state);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "schema versions of components",
+        sql: r#"
+        CREATE TABLE component_schema (
+            component   TEXT    PRIMARY KEY,
+            version     INTEGER NOT NULL,
+            migrated_at INTEGER NOT NULL
+        );
+    "#,
+    },
+];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = latest_version(MIGRATIONS);
@@ -99,6 +113,47 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path, steps: &[Migration]) -
         );
     }
     user_version(conn)
+}
+
+/// Brings a component's tables to the newest version in `steps`, inside the caller's
+/// transaction; returns the version it ended at.
+pub(crate) fn migrate_component(
+    conn: &Connection,
+    path: &Path,
+    component: &str,
+    steps: &[Migration],
+) -> Result<u32> {
+    let supported = latest_version(steps);
+    let found: u32 = conn
+        .prepare_cached("SELECT version FROM component_schema WHERE component = ?1")?
+        .query_row([component], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    if found > supported {
+        return Err(Error::ComponentSchemaTooNew {
+            path: path.to_owned(),
+            component: component.to_owned(),
+            found,
+            supported,
+        });
+    }
+    for step in steps.iter().filter(|step| step.version > found) {
+        conn.execute_batch(step.sql)
+            .map_err(|source| Error::Migration {
+                version: step.version,
+                description: step.description,
+                source,
+            })?;
+    }
+    if supported > found {
+        conn.prepare_cached(
+            "INSERT INTO component_schema (component, version, migrated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (component) DO UPDATE SET version = ?2, migrated_at = ?3",
+        )?
+        .execute(params![component, supported, UnixMicros::now().0])?;
+        tracing::info!(component, version = supported, "migrated component schema");
+    }
+    Ok(supported.max(found))
 }
 
 /// The schema version recorded in the file (0 for a new, empty database).
@@ -196,6 +251,39 @@ mod tests {
         assert_eq!(user_version(&conn).unwrap(), 1);
         // The half-applied step was rolled back: column x does not exist.
         assert!(conn.prepare("SELECT x FROM note").is_err());
+    }
+
+    #[test]
+    fn version_one_store_is_migrated_on_open_and_keeps_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::Store::DATABASE_FILE);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            assert_eq!(migrate(&mut conn, &path, &MIGRATIONS[..1]).unwrap(), 1);
+            conn.execute(
+                "INSERT INTO journal (channel, received_at, stored_at, peer, \
+                 sending_application, sending_facility, message_type, control_id, version, \
+                 state, state_changed_at, raw) \
+                 VALUES ('lab', 1, 2, 'p', 'LAB', 'N', 'ORU^R01', 'OLD1', '2.5', 'received', 2, \
+                 x'4d5348')",
+                [],
+            )
+            .unwrap();
+        }
+
+        let store = crate::Store::open(dir.path()).unwrap();
+        let version = store.read(|conn| user_version(conn)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(SCHEMA_VERSION >= 2);
+        let old = store.journal().get(crate::MessageId(1)).unwrap().unwrap();
+        assert_eq!(old.entry.control_id, "OLD1");
+        assert_eq!(old.raw, b"MSH");
+        let components: i64 = store
+            .read(|conn| {
+                Ok(conn.query_row("SELECT count(*) FROM component_schema", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_eq!(components, 0);
     }
 
     #[test]

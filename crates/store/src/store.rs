@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::schema;
+use crate::schema::{self, Migration};
 use crate::writer::{self, BoxedJob, Counters, Request, WriteFuture, WriterStats};
 
 /// Tuning of a [`Store`]; [`StoreOptions::default`] suits Corridor's own use.
@@ -160,6 +160,22 @@ impl Store {
             let _ = queue.send(job);
         }
         answer
+    }
+
+    /// Creates or upgrades the tables of a component (e.g. `"mpi"`, `"queues"`) that keeps
+    /// its data in this database, and returns the component's schema version.
+    ///
+    /// Each component has its own ordered `steps`, versioned in the `component_schema`
+    /// table, so crates evolve their tables independently of the core schema. The pending
+    /// steps run in one write request: all of them apply, or none. A database holding a
+    /// newer version of the component is refused with [`Error::ComponentSchemaTooNew`].
+    pub fn migrate_component(
+        &self,
+        component: &'static str,
+        steps: &'static [Migration],
+    ) -> WriteFuture<u32> {
+        let path = self.shared.path.clone();
+        self.write(move |conn| schema::migrate_component(conn, &path, component, steps))
     }
 
     /// [`Store::write`] for callers outside an async runtime: blocks until durable.
