@@ -272,9 +272,8 @@ mod tests {
         }
 
         let store = crate::Store::open(dir.path()).unwrap();
-        let version = store.read(|conn| user_version(conn)).unwrap();
+        let version = store.read(user_version).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        assert!(SCHEMA_VERSION >= 2);
         let old = store.journal().get(crate::MessageId(1)).unwrap().unwrap();
         assert_eq!(old.entry.control_id, "OLD1");
         assert_eq!(old.raw, b"MSH");
