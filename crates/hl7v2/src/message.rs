@@ -1,0 +1,684 @@
+//! The borrowed, zero-copy view of a message.
+
+use std::borrow::Cow;
+
+use crate::charset::Charset;
+use crate::delimiters::Delimiters;
+use crate::error::{Error, ErrorKind, Location, Result};
+use crate::escape::{self, Formatting};
+use crate::path::Path;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A byte range in the message.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// One segment's place in the index: its bytes and its fields' spans.
+#[derive(Clone, Copy, Debug)]
+struct SegmentIndex {
+    start: u32,
+    end: u32,
+    first_span: u32,
+    span_count: u32,
+}
+
+/// A parsed message that borrows its bytes.
+///
+/// Parsing finds every segment and every field; repetitions, components and
+/// subcomponents are found when they are asked for, by a scan of the field's
+/// few bytes. Nothing is copied: every value is a slice of the input.
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    bytes: &'a [u8],
+    ctx: Context,
+    segments: Vec<SegmentIndex>,
+    spans: Vec<Span>,
+}
+
+/// What a value needs to split and decode itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Context {
+    pub delimiters: Delimiters,
+    pub charset: Charset,
+}
+
+/// Removes a UTF-8 byte order mark and leading blank lines.
+pub(crate) fn trim_start(bytes: &[u8]) -> &[u8] {
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    let skip = bytes
+        .iter()
+        .position(|&b| !matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    &bytes[skip..]
+}
+
+/// True when `name` is three ASCII letters or digits.
+pub(crate) fn is_segment_name(name: &[u8]) -> bool {
+    name.len() == 3 && name.iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Segment names in the wild are not always three characters (`ZPID`,
+/// `WHOOPS`): the parser takes any run of ASCII letters and digits, up to 16,
+/// and leaves judging it to validation. Paths address three-character names.
+fn is_lenient_segment_name(name: &[u8]) -> bool {
+    (1..=16).contains(&name.len()) && name.iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Reads the delimiters of a header segment (MSH, FHS or BHS) that starts at
+/// the beginning of `bytes`.
+pub(crate) fn header_delimiters(bytes: &[u8]) -> Result<Delimiters> {
+    let field = *bytes
+        .get(3)
+        .filter(|b| !matches!(b, b'\r' | b'\n'))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::MissingFieldSeparator,
+                Location::segment(1, &bytes[..3.min(bytes.len())]).with_field(1),
+            )
+        })?;
+    let rest = &bytes[4..];
+    let end = rest
+        .iter()
+        .position(|&b| b == field || b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
+    Delimiters::from_header(field, &rest[..end])
+}
+
+impl<'a> Message<'a> {
+    /// Parses one message.
+    ///
+    /// Segments may end in CR, LF or CRLF; a UTF-8 byte order mark and blank
+    /// lines are ignored. The character set named in MSH-18 must be one
+    /// Corridor can decode.
+    ///
+    /// ```
+    /// let msg = hl7v2::Message::parse(b"MSH|^~\\&|LAB|HOSP|||20240101||ORU^R01|42|P|2.5.1\rPID|||123^^^HOSP^MR||DOE^JANE\r").unwrap();
+    /// assert_eq!(msg.get_str("PID-5.2").unwrap().as_deref(), Some("JANE"));
+    /// assert_eq!(msg.get_str("MSH-10").unwrap().as_deref(), Some("42"));
+    /// ```
+    pub fn parse(input: &'a [u8]) -> Result<Message<'a>> {
+        let bytes = trim_start(input);
+        let lead = input.len() - bytes.len();
+        if bytes.is_empty() {
+            return Err(Error::bare(ErrorKind::Empty));
+        }
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(Error::bare(ErrorKind::TooLarge(bytes.len())));
+        }
+        if !bytes.starts_with(b"MSH") {
+            return Err(Error::new(ErrorKind::NotHl7, Location::at_offset(lead)));
+        }
+        let delimiters = header_delimiters(bytes)?;
+        let mut message = Message {
+            bytes,
+            ctx: Context {
+                delimiters,
+                charset: Charset::Ascii,
+            },
+            segments: Vec::with_capacity(bytes.len() / 64 + 1),
+            spans: Vec::with_capacity(bytes.len() / 6 + 4),
+        };
+        message.index()?;
+        let charset = message
+            .segment(0)
+            .field(18)
+            .map(|f| f.repetition(1).raw())
+            .unwrap_or_default();
+        message.ctx.charset = Charset::from_name(charset)?;
+        Ok(message)
+    }
+
+    /// Finds every segment and field.
+    fn index(&mut self) -> Result<()> {
+        let bytes = self.bytes;
+        let field = self.ctx.delimiters.field;
+        let mut segment_start = 0usize;
+        let mut field_start = 0usize;
+        let mut first_span = 0u32;
+        for at in memchr::memchr3_iter(field, b'\r', b'\n', bytes) {
+            if bytes[at] == field {
+                self.spans.push(Span {
+                    start: field_start as u32,
+                    end: at as u32,
+                });
+                field_start = at + 1;
+                continue;
+            }
+            if at > segment_start {
+                self.close_segment(segment_start, field_start, at, first_span)?;
+            }
+            first_span = self.spans.len() as u32;
+            segment_start = at + 1;
+            field_start = at + 1;
+        }
+        if bytes.len() > segment_start {
+            self.close_segment(segment_start, field_start, bytes.len(), first_span)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn close_segment(
+        &mut self,
+        start: usize,
+        field_start: usize,
+        end: usize,
+        first_span: u32,
+    ) -> Result<()> {
+        self.spans.push(Span {
+            start: field_start as u32,
+            end: end as u32,
+        });
+        let name_span = self.spans[first_span as usize];
+        let name = &self.bytes[name_span.start as usize..name_span.end as usize];
+        if !is_lenient_segment_name(name) {
+            if self.bytes[start..end].trim_ascii().is_empty() {
+                // A line of blanks, as editors leave at the end of files.
+                self.spans.truncate(first_span as usize);
+                return Ok(());
+            }
+            return Err(Error::new(
+                ErrorKind::BadSegmentName(String::from_utf8_lossy(name).into_owned()),
+                Location {
+                    offset: Some(start),
+                    ..Location::segment(self.segments.len() + 1, name)
+                },
+            ));
+        }
+        if !self.segments.is_empty() && name == b"MSH" {
+            return Err(Error::new(
+                ErrorKind::MultipleMessages,
+                Location::segment(self.segments.len() + 1, name),
+            ));
+        }
+        self.segments.push(SegmentIndex {
+            start: start as u32,
+            end: end as u32,
+            first_span,
+            span_count: self.spans.len() as u32 - first_span,
+        });
+        Ok(())
+    }
+
+    /// The message's bytes, without a byte order mark or leading blank lines.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn delimiters(&self) -> Delimiters {
+        self.ctx.delimiters
+    }
+
+    pub fn charset(&self) -> Charset {
+        self.ctx.charset
+    }
+
+    pub fn context(&self) -> Context {
+        self.ctx
+    }
+
+    /// The number of segments.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// A parsed message always has its MSH; this is here for completeness.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The segment at `index` (0-based; 0 is the MSH).
+    ///
+    /// # Panics
+    /// When `index >= self.len()`, like slice indexing.
+    pub fn segment(&self, index: usize) -> Segment<'_> {
+        let seg = self.segments[index];
+        let spans =
+            &self.spans[seg.first_span as usize..(seg.first_span + seg.span_count) as usize];
+        Segment {
+            bytes: self.bytes,
+            index,
+            start: seg.start,
+            end: seg.end,
+            spans,
+            ctx: self.ctx,
+        }
+    }
+
+    /// All segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = Segment<'_>> + '_ {
+        (0..self.len()).map(move |i| self.segment(i))
+    }
+
+    /// The name of segment `index` without building its view.
+    pub fn segment_name(&self, index: usize) -> &'a [u8] {
+        let name = self.spans[self.segments[index].first_span as usize];
+        &self.bytes[name.start as usize..name.end as usize]
+    }
+
+    /// The `occurrence`th (1-based) segment named `name`.
+    pub fn find_segment(&self, name: &[u8], occurrence: usize) -> Option<Segment<'_>> {
+        (0..self.len())
+            .filter(|&i| self.segment_name(i) == name)
+            .nth(occurrence.checked_sub(1)?)
+            .map(|i| self.segment(i))
+    }
+
+    /// The value at `path`, or `None` where the message has nothing there.
+    pub fn get(&self, path: &Path) -> Option<Element<'_>> {
+        let segment = self.find_segment(path.segment.as_bytes(), path.occurrence)?;
+        path.locate_in(&segment)
+    }
+
+    /// Parses `path` and returns the text (unescaped, decoded) at it.
+    pub fn get_str(&self, path: &str) -> Result<Option<Cow<'_, str>>> {
+        let path: Path = path.parse()?;
+        Ok(self.get(&path).map(|e| e.text()))
+    }
+
+    /// MSH-10, the message control id.
+    pub fn control_id(&self) -> Cow<'_, str> {
+        self.header_text(10)
+    }
+
+    /// MSH-12.1, the version id (`2.5.1`).
+    pub fn version(&self) -> Cow<'_, str> {
+        self.segment(0)
+            .field(12)
+            .map(|f| f.component(1).text())
+            .unwrap_or_default()
+    }
+
+    fn header_text(&self, field: usize) -> Cow<'_, str> {
+        self.segment(0)
+            .field(field)
+            .map(|f| f.repetition(1).text())
+            .unwrap_or_default()
+    }
+}
+
+/// One segment: its name and its fields.
+#[derive(Clone, Debug)]
+pub struct Segment<'a> {
+    bytes: &'a [u8],
+    index: usize,
+    start: u32,
+    end: u32,
+    // The spans of the name and the fields; for header segments, span 1 is
+    // the encoding characters (field 2).
+    spans: &'a [Span],
+    ctx: Context,
+}
+
+impl<'a> Segment<'a> {
+    /// The segment's name (three characters, unless the sender broke the rules).
+    pub fn name(&self) -> &'a [u8] {
+        self.span_bytes(0)
+    }
+
+    /// The segment's name as text.
+    pub fn name_str(&self) -> &'a str {
+        std::str::from_utf8(self.name()).unwrap_or("???")
+    }
+
+    /// 0-based index of this segment in its message.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The segment's bytes, without its terminator.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        &self.bytes[self.start as usize..self.end as usize]
+    }
+
+    /// MSH, FHS and BHS carry the delimiters in fields 1 and 2.
+    pub fn is_header(&self) -> bool {
+        matches!(self.name(), b"MSH" | b"FHS" | b"BHS")
+    }
+
+    fn span_bytes(&self, i: usize) -> &'a [u8] {
+        let s = self.spans[i];
+        &self.bytes[s.start as usize..s.end as usize]
+    }
+
+    /// The number of fields, as the standard numbers them (for MSH this
+    /// counts MSH-1, the field separator).
+    pub fn len(&self) -> usize {
+        self.spans.len() - 1 + usize::from(self.is_header())
+    }
+
+    /// True for a segment with a name and no fields at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Field `n` (1-based, numbered as the standard numbers it).
+    pub fn field(&self, n: usize) -> Option<Element<'a>> {
+        if self.is_header() {
+            return match n {
+                0 => None,
+                1 => {
+                    let at = self.start as usize + 3;
+                    Some(Element::literal(&self.bytes[at..at + 1], self.ctx))
+                }
+                2 => Some(Element::literal(self.span_bytes(1), self.ctx)),
+                _ => (n - 1 < self.spans.len())
+                    .then(|| Element::new(self.span_bytes(n - 1), Level::Field, self.ctx)),
+            };
+        }
+        (n >= 1 && n < self.spans.len())
+            .then(|| Element::new(self.span_bytes(n), Level::Field, self.ctx))
+    }
+
+    /// All fields, from field 1.
+    pub fn fields(&self) -> impl Iterator<Item = Element<'a>> + '_ {
+        (1..=self.len()).filter_map(move |n| self.field(n))
+    }
+}
+
+/// How deep in a field an element is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Field,
+    Repetition,
+    Component,
+    Subcomponent,
+    /// MSH-1 and MSH-2: the delimiters themselves, never split or unescaped.
+    Literal,
+}
+
+/// A field, repetition, component or subcomponent: a slice of the message
+/// that knows how to split and decode itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Element<'a> {
+    raw: &'a [u8],
+    level: Level,
+    ctx: Context,
+}
+
+impl<'a> Element<'a> {
+    pub fn new(raw: &'a [u8], level: Level, ctx: Context) -> Element<'a> {
+        Element { raw, level, ctx }
+    }
+
+    fn literal(raw: &'a [u8], ctx: Context) -> Element<'a> {
+        Element::new(raw, Level::Literal, ctx)
+    }
+
+    /// The bytes as they are in the message, escape sequences and all.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// Nothing was sent.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// `""`: the sender says the value is null (delete it), which is not the
+    /// same as sending nothing.
+    pub fn is_null(&self) -> bool {
+        self.raw == b"\"\""
+    }
+
+    /// The separator that splits this element into its children, if any.
+    fn child_separator(&self) -> Option<(u8, Level)> {
+        let d = &self.ctx.delimiters;
+        match self.level {
+            Level::Field => d.repetition.map(|c| (c, Level::Repetition)),
+            Level::Repetition => d.component.map(|c| (c, Level::Component)),
+            Level::Component => d.subcomponent.map(|c| (c, Level::Subcomponent)),
+            Level::Subcomponent | Level::Literal => None,
+        }
+    }
+
+    /// The element one level down: repetitions of a field, components of a
+    /// repetition, subcomponents of a component. A subcomponent has itself as
+    /// its only child.
+    pub fn children(&self) -> impl Iterator<Item = Element<'a>> + 'a {
+        let ctx = self.ctx;
+        let (sep, level) = self.child_separator().unwrap_or((0, self.level));
+        let split = self.child_separator().is_some();
+        let raw = self.raw;
+        let mut rest = Some(raw);
+        std::iter::from_fn(move || {
+            let current = rest?;
+            if !split {
+                rest = None;
+                return Some(Element::new(current, level, ctx));
+            }
+            match memchr::memchr(sep, current) {
+                Some(p) => {
+                    rest = Some(&current[p + 1..]);
+                    Some(Element::new(&current[..p], level, ctx))
+                }
+                None => {
+                    rest = None;
+                    Some(Element::new(current, level, ctx))
+                }
+            }
+        })
+    }
+
+    /// The `n`th (1-based) child, or an empty element of the child level when
+    /// there is none (the standard treats absent trailing parts as empty).
+    fn child(&self, n: usize) -> Element<'a> {
+        let level = self.child_separator().map_or(self.level, |(_, l)| l);
+        n.checked_sub(1)
+            .and_then(|i| self.children().nth(i))
+            .unwrap_or(Element::new(&[], level, self.ctx))
+    }
+
+    /// The number of children (1 for a leaf).
+    pub fn child_count(&self) -> usize {
+        match self.child_separator() {
+            Some((sep, _)) => memchr::memchr_iter(sep, self.raw).count() + 1,
+            None => 1,
+        }
+    }
+
+    /// Walks down to `level` through first children.
+    fn descend_to(self, level: Level) -> Element<'a> {
+        let mut e = self;
+        while e.level < level && e.child_separator().is_some() {
+            e = e.child(1);
+        }
+        if e.level < level {
+            e.level = level;
+        }
+        e
+    }
+
+    /// Repetition `n` (1-based) of a field.
+    pub fn repetition(&self, n: usize) -> Element<'a> {
+        match self.level {
+            Level::Field => self.child(n),
+            _ => self.empty_unless_first(n),
+        }
+    }
+
+    /// Component `n` (1-based); on a field, of its first repetition.
+    pub fn component(&self, n: usize) -> Element<'a> {
+        match self.level {
+            Level::Field => self.descend_to(Level::Repetition).child(n),
+            Level::Repetition => self.child(n),
+            _ => self.empty_unless_first(n),
+        }
+    }
+
+    /// Subcomponent `n` (1-based); on a field or repetition, of its first
+    /// component.
+    pub fn subcomponent(&self, n: usize) -> Element<'a> {
+        match self.level {
+            Level::Field | Level::Repetition => self.descend_to(Level::Component).child(n),
+            Level::Component => self.child(n),
+            _ => self.empty_unless_first(n),
+        }
+    }
+
+    /// A leaf asked for child 1 is itself; for any other, nothing.
+    fn empty_unless_first(&self, n: usize) -> Element<'a> {
+        if n == 1 {
+            *self
+        } else {
+            Element::new(&[], self.level, self.ctx)
+        }
+    }
+
+    /// The value as text: escape sequences replaced, formatting commands
+    /// kept, decoded from the message's character set. On an element with
+    /// children the separators between them stay in the text.
+    pub fn text(&self) -> Cow<'a, str> {
+        self.text_with(Formatting::Keep)
+    }
+
+    /// Like [`Element::text`], choosing what to do with formatting commands.
+    pub fn text_with(&self, formatting: Formatting) -> Cow<'a, str> {
+        if self.level == Level::Literal {
+            return self.ctx.charset.decode(self.raw);
+        }
+        match escape::unescape(self.raw, &self.ctx.delimiters, formatting) {
+            Cow::Borrowed(b) => self.ctx.charset.decode(b),
+            Cow::Owned(b) => Cow::Owned(self.ctx.charset.decode(&b).into_owned()),
+        }
+    }
+
+    pub fn context(&self) -> Context {
+        self.ctx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORU: &[u8] =
+        b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102030405||ORU^R01^ORU_R01|MSG0001|P|2.5.1\r\
+PID|1||123^^^HOSP^MR~456^^^SSA^SS||DOE^JANE^Q||19800101|F\r\
+OBR|1|||CBC^Complete blood count^LN\r\
+OBX|1|NM|WBC^White cells^LN||7.5|10*3/uL|4.0-11.0|N|||F\r\
+OBX|2|ST|NOTE^Note^L||a\\F\\b\\S\\c||||||F\r";
+
+    #[test]
+    fn finds_segments_and_fields() {
+        let m = Message::parse(ORU).unwrap();
+        assert_eq!(m.len(), 5);
+        let pid = m.segment(1);
+        assert_eq!(pid.name(), b"PID");
+        assert_eq!(pid.field(5).unwrap().raw(), b"DOE^JANE^Q");
+        assert_eq!(pid.len(), 8);
+        assert!(pid.field(9).is_none());
+    }
+
+    #[test]
+    fn msh_fields_are_numbered_as_the_standard_numbers_them() {
+        let m = Message::parse(ORU).unwrap();
+        let msh = m.segment(0);
+        assert_eq!(msh.field(1).unwrap().raw(), b"|");
+        assert_eq!(msh.field(2).unwrap().raw(), b"^~\\&");
+        assert_eq!(msh.field(3).unwrap().raw(), b"LAB");
+        assert_eq!(msh.field(9).unwrap().component(2).raw(), b"R01");
+        assert_eq!(msh.field(10).unwrap().raw(), b"MSG0001");
+        assert_eq!(m.control_id(), "MSG0001");
+        assert_eq!(m.version(), "2.5.1");
+    }
+
+    #[test]
+    fn encoding_characters_are_not_unescaped() {
+        let m = Message::parse(ORU).unwrap();
+        assert_eq!(m.get_str("MSH-2").unwrap().as_deref(), Some("^~\\&"));
+        assert_eq!(m.get_str("MSH-1").unwrap().as_deref(), Some("|"));
+    }
+
+    #[test]
+    fn repetitions_components_subcomponents() {
+        let m = Message::parse(ORU).unwrap();
+        let pid3 = m.segment(1).field(3).unwrap();
+        assert_eq!(pid3.child_count(), 2);
+        assert_eq!(pid3.repetition(2).component(4).raw(), b"SSA");
+        assert_eq!(pid3.component(1).raw(), b"123");
+        assert_eq!(pid3.repetition(3).raw(), b"");
+        assert_eq!(pid3.component(1).subcomponent(1).raw(), b"123");
+        assert_eq!(pid3.component(1).subcomponent(2).raw(), b"");
+    }
+
+    #[test]
+    fn text_is_unescaped() {
+        let m = Message::parse(ORU).unwrap();
+        assert_eq!(m.get_str("OBX[2]-5").unwrap().as_deref(), Some("a|b^c"));
+    }
+
+    #[test]
+    fn line_endings_cr_lf_crlf_and_blank_lines() {
+        for sep in ["\r", "\n", "\r\n", "\n\n"] {
+            let text = format!(
+                "\u{feff}\n{}{sep}PID|1||X{sep}{sep}",
+                "MSH|^~\\&|A|B|||||ADT^A01|1|P|2.3"
+            );
+            let m = Message::parse(text.as_bytes()).unwrap();
+            assert_eq!(m.len(), 2, "{sep:?}");
+            assert_eq!(m.get_str("PID-3").unwrap().as_deref(), Some("X"));
+        }
+    }
+
+    #[test]
+    fn explicit_null_differs_from_empty() {
+        let m = Message::parse(b"MSH|^~\\&|A\rPID|1|\"\"||\r").unwrap();
+        let pid = m.segment(1);
+        assert!(pid.field(2).unwrap().is_null());
+        assert!(!pid.field(3).unwrap().is_null());
+        assert!(pid.field(3).unwrap().is_empty());
+    }
+
+    #[test]
+    fn not_hl7_is_reported() {
+        let e = Message::parse(b"hello world").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotHl7);
+        assert_eq!(Message::parse(b"\r\n").unwrap_err().kind, ErrorKind::Empty);
+    }
+
+    #[test]
+    fn bad_segment_name_has_a_location() {
+        let e = Message::parse(b"MSH|^~\\&|A\rPID|1\rX-X|2\r").unwrap_err();
+        assert_eq!(e.location.segment_index, Some(3));
+        assert!(e.to_string().contains("segment 3"), "{e}");
+    }
+
+    #[test]
+    fn second_msh_is_an_error() {
+        let e = Message::parse(b"MSH|^~\\&|A\rMSH|^~\\&|B\r").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::MultipleMessages);
+    }
+
+    #[test]
+    fn unusual_delimiters() {
+        let m = Message::parse(b"MSH$%~\\&$A$B\rPID$1$$X%Y\r").unwrap();
+        assert_eq!(m.get_str("PID-3.2").unwrap().as_deref(), Some("Y"));
+        assert_eq!(m.get_str("MSH-3").unwrap().as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn segment_without_fields() {
+        let m = Message::parse(b"MSH|^~\\&|A\rZZZ\rPID|1\r").unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.segment(1).len(), 0);
+        assert!(m.segment(1).field(1).is_none());
+    }
+
+    #[test]
+    fn charset_from_msh_18() {
+        let m = Message::parse(b"MSH|^~\\&|A|||||||||||||||8859/1\rPID|1||||Jos\xe9\r").unwrap();
+        assert_eq!(m.charset(), Charset::Latin1);
+        assert_eq!(m.get_str("PID-5").unwrap().as_deref(), Some("José"));
+        let e = Message::parse(b"MSH|^~\\&|A|||||||||||||||EBCDIC\r").unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::UnsupportedCharset(_)));
+    }
+}
