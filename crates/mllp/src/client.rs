@@ -178,6 +178,10 @@ impl MllpClient {
 
     /// Sends `payload` as one frame and returns the payload of the next frame
     /// received, waiting at most the response timeout.
+    ///
+    /// After [`MllpError::Timeout`] the answer may still arrive later and would
+    /// then be read as the answer to the next message: reconnect instead of
+    /// sending on the same connection.
     pub async fn send(&mut self, payload: &[u8]) -> Result<Bytes, MllpError> {
         self.send_frame(payload).await?;
         self.receive().await

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::MllpError;
 use crate::frame::DEFAULT_MAX_FRAME_SIZE;
 
 /// Settings of one MLLP listener.
@@ -82,6 +83,23 @@ impl MllpServerConfig {
             max_connections: default_max_connections(),
             commit_acks: false,
         }
+    }
+}
+
+impl MllpServerConfig {
+    /// Checks values that would make the listener useless; the error names the key.
+    pub fn validate(&self) -> Result<(), MllpError> {
+        let invalid = |key: &str, why: &str| Err(MllpError::InvalidConfig(format!("{key}: {why}")));
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.max_frame_size == 0 {
+            return invalid("max_frame_size", "must be at least 1 byte");
+        }
+        if self.read_timeout.is_zero() {
+            return invalid("read_timeout", "must be longer than 0");
+        }
+        Ok(())
     }
 }
 
@@ -230,6 +248,24 @@ mod tests {
         let config: MllpServerConfig = toml::from_str(r#"listen = "127.0.0.1:2575""#).unwrap();
         assert_eq!(config, MllpServerConfig::new("127.0.0.1:2575"));
         assert_eq!(config.max_frame_size, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn zero_limits_are_refused_naming_the_key() {
+        let mut config = MllpServerConfig::new("127.0.0.1:0");
+        config.max_connections = 0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("max_connections"), "{err}");
+        let mut config = MllpServerConfig::new("127.0.0.1:0");
+        config.read_timeout = Duration::ZERO;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("read_timeout")
+        );
+        assert!(MllpServerConfig::new("127.0.0.1:0").validate().is_ok());
     }
 
     #[test]

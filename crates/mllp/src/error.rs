@@ -20,6 +20,9 @@ pub enum MllpError {
         /// Why, in words.
         reason: String,
     },
+    /// A setting has a value the listener cannot work with.
+    #[error("invalid MLLP listener setting {0}")]
+    InvalidConfig(String),
     /// The TLS settings were readable but rustls refused them.
     #[error("invalid TLS configuration: {0}")]
     TlsConfig(String),

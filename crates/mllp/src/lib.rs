@@ -62,5 +62,5 @@ pub use frame::{
 };
 pub use server::{
     ConnectionId, ConnectionInfo, FnHandler, FrameHandler, MllpServer, ServerHandle, ServerStats,
-    handler_fn,
+    StatsReader, handler_fn,
 };

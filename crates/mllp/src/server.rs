@@ -308,6 +308,7 @@ impl MllpServer {
     /// `name` identifies the listener in logs and in [`ConnectionInfo::listener`].
     /// Errors name the address or the PEM file that failed.
     pub async fn bind(name: &str, config: MllpServerConfig) -> Result<MllpServer, MllpError> {
+        config.validate()?;
         let tls = config
             .tls
             .as_ref()
@@ -335,6 +336,12 @@ impl MllpServer {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A reader of this listener's counters that stays valid while it serves
+    /// (for callers that use [`run_until`](Self::run_until)).
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader(self.counters.clone())
     }
 
     /// Serves connections on a background task until [`ServerHandle::shutdown`].
@@ -416,6 +423,17 @@ impl MllpServer {
         connections.close();
         connections.wait().await;
         info!(listener = %name, "MLLP listener shut down");
+    }
+}
+
+/// Reads a listener's counters; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StatsReader(Arc<Counters>);
+
+impl StatsReader {
+    /// The counters now.
+    pub fn read(&self) -> ServerStats {
+        self.0.snapshot()
     }
 }
 
