@@ -1,1 +1,58 @@
-fn main() {}
+//! `corridor`: the command line. It parses arguments and calls into the
+//! crates; each subcommand lives in its own module under `cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod input;
+
+/// Corridor, a real-time HL7 v2 interface engine.
+#[derive(Parser)]
+#[command(name = "corridor", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine.
+    Run(cmd::run::Args),
+    /// Send the messages of files to an MLLP listener and check each ACK.
+    Send(cmd::send::Args),
+    /// Print messages as a tree, or as JSON.
+    Parse(cmd::parse::Args),
+    /// Print the values at paths, one line per message and path.
+    Get(cmd::get::Args),
+    /// Validate messages against the standard and conformance profiles.
+    Validate(cmd::validate::Args),
+    /// Convert messages to FHIR R4 transaction Bundles.
+    Fhir(cmd::fhir::Args),
+    /// Check a configuration file.
+    Config(cmd::config::Args),
+    /// Load and export the master patient index.
+    Mpi(cmd::mpi::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Parse(args) => cmd::parse::run(args),
+        Command::Get(args) => cmd::get::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Fhir(args) => cmd::fhir::run(args),
+        Command::Config(args) => cmd::config::run(args),
+        Command::Mpi(args) => cmd::mpi::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("corridor: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! One module per subcommand: each has an `Args` struct and a
+//! `run(Args) -> anyhow::Result<ExitCode>` function.
+
+pub mod config;
+pub mod fhir;
+pub mod get;
+pub mod mpi;
+pub mod parse;
+pub mod run;
+pub mod send;
+pub mod validate;
