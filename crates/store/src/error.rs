@@ -92,6 +92,10 @@ pub enum Error {
     #[error("a write request panicked and was rolled back: {0}")]
     WritePanicked(String),
 
+    /// A read run on the blocking pool panicked or was cancelled.
+    #[error("a read of the database failed unexpectedly: {0}")]
+    ReadPanicked(String),
+
     /// The writer thread is gone (the store was shut down or the thread died).
     #[error("the database writer has stopped; the store must be reopened")]
     WriterStopped,

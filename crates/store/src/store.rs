@@ -198,6 +198,19 @@ impl Store {
     pub fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.shared.readers.with(read)
     }
+
+    /// [`Store::read`] on tokio's blocking pool, for scans long enough to stall an async
+    /// worker (a message browser page, an export).
+    pub async fn read_async<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read(read))
+            .await
+            .unwrap_or_else(|joined| Err(Error::ReadPanicked(joined.to_string())))
+    }
 }
 
 impl std::fmt::Debug for Store {

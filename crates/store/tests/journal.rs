@@ -403,3 +403,26 @@ fn a_write_request_reads_and_restates_a_message_in_one_transaction() {
     assert_eq!(entry.state, MessageState::Quarantined);
     assert_eq!(entry.state_reason.as_deref(), Some("held for review"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_reads_run_off_the_async_workers() {
+    let (_dir, journal) = open();
+    for n in 0..5 {
+        journal
+            .append(message("lab", &format!("A{n}")), None)
+            .await
+            .unwrap();
+    }
+    let control_ids = journal
+        .store()
+        .read_async(|conn| {
+            let mut statement = conn.prepare("SELECT control_id FROM journal ORDER BY id")?;
+            let ids = statement
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(ids)
+        })
+        .await
+        .unwrap();
+    assert_eq!(control_ids, ["A0", "A1", "A2", "A3", "A4"]);
+}
