@@ -141,6 +141,18 @@ pub fn validate_message<M: MessageFields + ?Sized>(
     message: &M,
     options: &ValidationOptions,
 ) -> Vec<Finding> {
+    validate_message_with(spec, message, options, &|_| None, |_| {})
+}
+
+/// [`validate_message`] with definitions for segments the version lacks
+/// (Z-segments from a profile) and further field findings (profile rules).
+pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
+    spec: &'s VersionSpec,
+    message: &M,
+    options: &ValidationOptions,
+    extra_segments: &dyn Fn(&str) -> Option<&'s SegmentDef>,
+    extra_findings: impl FnOnce(&mut Vec<FieldFinding>),
+) -> Vec<Finding> {
     let seps = message.separators();
     let msh9 = message.field(0, 9).unwrap_or("");
     let mut parts = msh9.split(seps.component);
@@ -156,7 +168,8 @@ pub fn validate_message<M: MessageFields + ?Sized>(
 
     let mut field_findings = Vec::new();
     for index in 0..message.segment_count() {
-        if let Some(def) = spec.segment(message.segment_id(index)) {
+        let id = message.segment_id(index);
+        if let Some(def) = spec.segment(id).or_else(|| extra_segments(id)) {
             let mut check = FieldCheck {
                 spec,
                 message,
@@ -168,6 +181,8 @@ pub fn validate_message<M: MessageFields + ?Sized>(
             check.segment(def);
         }
     }
+    extra_findings(&mut field_findings);
+    field_findings.sort_by_key(|f| f.segment);
     let mut wanted: Vec<usize> = field_findings.iter().map(|f| f.segment).collect();
     wanted.dedup();
     let (mut findings, paths) = with_matcher(spec, structure, |m| {
@@ -194,13 +209,13 @@ pub fn validate_message<M: MessageFields + ?Sized>(
 }
 
 /// A field finding before its segment's group path is known.
-struct FieldFinding {
-    segment: usize,
-    kind: FindingKind,
-    code: ErrorCode,
-    severity: Severity,
-    at: FieldPosition,
-    message: String,
+pub(crate) struct FieldFinding {
+    pub(crate) segment: usize,
+    pub(crate) kind: FindingKind,
+    pub(crate) code: ErrorCode,
+    pub(crate) severity: Severity,
+    pub(crate) at: FieldPosition,
+    pub(crate) message: String,
 }
 
 struct FieldCheck<'a, M: MessageFields + ?Sized> {

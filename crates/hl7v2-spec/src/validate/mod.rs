@@ -47,12 +47,14 @@
 
 mod fields;
 mod matcher;
+mod profile;
 pub mod value;
 
 use std::fmt;
 
 pub use fields::{MessageFields, Separators, SplitMessage, ValidationOptions, validate_message};
 pub use matcher::StructureMatcher;
+pub use profile::{Profile, ProfileError, ValuePath};
 
 use crate::{MessageStructure, VersionSpec};
 
@@ -162,6 +164,8 @@ pub enum FindingKind {
     NotInTable,
     /// A value is longer than the definition's maximum length.
     TooLong,
+    /// A rule of a [`Profile`] is broken.
+    ProfileRule,
 }
 
 /// How serious a finding is.

@@ -1,0 +1,527 @@
+//! Profiles: per channel or per sender, rules that tighten or relax the base
+//! standard, written in a small TOML form.
+//!
+//! ```toml
+//! name = "Lab results from Acme"
+//!
+//! [severity]                     # relax (or silence) kinds of finding
+//! too_long = "off"
+//! required_component_missing = "off"
+//!
+//! [[rule]]
+//! path = "PID-3.4"               # SEG[occurrence]-field[repetition].component.subcomponent
+//! required = true
+//!
+//! [[rule]]
+//! path = "OBX-3.3"
+//! value_set = "observation_codes"
+//! severity = "warning"
+//!
+//! [[rule]]
+//! path = "MSH-4.2"
+//! pattern = "[0-9]+(\\.[0-9]+)*"   # the whole value must match
+//! message = "MSH-4.2 must be an OID"
+//!
+//! [[rule]]
+//! path = "PID-8"
+//! allowed = ["F", "M", "U"]
+//!
+//! [value_sets]
+//! observation_codes = ["LN", "SCT", "99ACME"]
+//!
+//! [[segment]]                    # a Z-segment, validated and documented like the standard's
+//! id = "ZPI"
+//! name = "Patient extras"
+//! fields = [
+//!   { name = "Set ID", type = "SI", optionality = "R" },
+//!   { name = "Preferred pharmacy", type = "XON", repeats = true, length = 250 },
+//! ]
+//! ```
+//!
+//! A path without an occurrence applies to every occurrence of the segment,
+//! and without a repetition to every repetition of the field. A `required`
+//! rule whose segment is absent altogether is a finding too.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use super::fields::{FieldFinding, MessageFields, ValidationOptions, validate_message_with};
+use super::{ErrorCode, FieldPosition, Finding, FindingKind, Severity};
+use crate::{FieldDef, Optionality, Repetition, SegmentDef, VersionSpec};
+
+/// A profile that could not be read: what and where, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError(pub String);
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProfileError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileToml {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    severity: BTreeMap<String, String>,
+    #[serde(default)]
+    rule: Vec<RuleToml>,
+    #[serde(default)]
+    value_sets: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    segment: Vec<SegmentToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleToml {
+    path: String,
+    #[serde(default)]
+    required: bool,
+    allowed: Option<Vec<String>>,
+    value_set: Option<String>,
+    pattern: Option<String>,
+    severity: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentToml {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    fields: Vec<FieldToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldToml {
+    name: String,
+    #[serde(rename = "type", default = "default_type")]
+    data_type: String,
+    #[serde(default = "default_optionality")]
+    optionality: String,
+    #[serde(default)]
+    repeats: bool,
+    length: Option<u32>,
+    table: Option<u32>,
+}
+
+fn default_type() -> String {
+    "ST".to_string()
+}
+
+fn default_optionality() -> String {
+    "O".to_string()
+}
+
+/// `SEG[occurrence]-field[repetition].component.subcomponent`, 1-based;
+/// `None` means every occurrence or repetition, 0 the whole field or component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValuePath {
+    pub segment: String,
+    pub occurrence: Option<usize>,
+    pub field: u16,
+    pub repetition: Option<usize>,
+    pub component: usize,
+    pub subcomponent: usize,
+}
+
+impl ValuePath {
+    /// Parses `PID-3`, `OBX[2]-5`, `PID-3[2].1`, `PID-3.4.2`.
+    pub fn parse(text: &str) -> Result<ValuePath, ProfileError> {
+        let bad = |why: &str| ProfileError(format!("path {text:?}: {why}"));
+        let (seg_part, rest) = text
+            .split_once('-')
+            .ok_or_else(|| bad("expected SEG-field"))?;
+        let (segment, occurrence) = bracketed(seg_part).ok_or_else(|| bad("bad segment"))?;
+        if segment.len() != 3 || !segment.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(bad("a segment id has three letters or digits"));
+        }
+        let mut parts = rest.split('.');
+        let (field, repetition) =
+            bracketed(parts.next().unwrap_or("")).ok_or_else(|| bad("bad field"))?;
+        let field: u16 = field.parse().map_err(|_| bad("field is not a number"))?;
+        let mut number = |what: &str| -> Result<usize, ProfileError> {
+            match parts.next() {
+                None => Ok(0),
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| bad(&format!("{what} is not a number"))),
+            }
+        };
+        let component = number("component")?;
+        let subcomponent = number("subcomponent")?;
+        if parts.next().is_some() || field == 0 {
+            return Err(bad("expected SEG-field[.component[.subcomponent]]"));
+        }
+        Ok(ValuePath {
+            segment: segment.to_string(),
+            occurrence,
+            field,
+            repetition,
+            component,
+            subcomponent,
+        })
+    }
+}
+
+impl fmt::Display for ValuePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.segment)?;
+        if let Some(o) = self.occurrence {
+            write!(f, "[{o}]")?;
+        }
+        write!(f, "-{}", self.field)?;
+        if let Some(r) = self.repetition {
+            write!(f, "[{r}]")?;
+        }
+        if self.component > 0 {
+            write!(f, ".{}", self.component)?;
+        }
+        if self.subcomponent > 0 {
+            write!(f, ".{}", self.subcomponent)?;
+        }
+        Ok(())
+    }
+}
+
+/// `"OBX[2]"` -> `("OBX", Some(2))`, `"OBX"` -> `("OBX", None)`.
+fn bracketed(text: &str) -> Option<(&str, Option<usize>)> {
+    match text.split_once('[') {
+        None => Some((text, None)),
+        Some((name, rest)) => {
+            let n: usize = rest.strip_suffix(']')?.parse().ok()?;
+            (n > 0).then_some((name, Some(n)))
+        }
+    }
+}
+
+enum Check {
+    Allowed(Vec<String>),
+    Pattern(Regex),
+}
+
+struct Rule {
+    path: ValuePath,
+    required: bool,
+    checks: Vec<Check>,
+    severity: Severity,
+    message: Option<String>,
+}
+
+/// A validation profile: rules on values, severities per kind of finding,
+/// and definitions of Z-segments.
+pub struct Profile {
+    pub name: String,
+    rules: Vec<Rule>,
+    /// `None` silences the kind.
+    overrides: HashMap<FindingKind, Option<Severity>>,
+    segments: Vec<SegmentDef>,
+}
+
+fn severity_named(text: &str) -> Result<Option<Severity>, ProfileError> {
+    match text {
+        "error" => Ok(Some(Severity::Error)),
+        "warning" => Ok(Some(Severity::Warning)),
+        "off" => Ok(None),
+        other => Err(ProfileError(format!(
+            "severity {other:?}: expected \"error\", \"warning\" or \"off\""
+        ))),
+    }
+}
+
+fn kind_named(text: &str) -> Option<FindingKind> {
+    Some(match text {
+        "unexpected_segment" => FindingKind::UnexpectedSegment,
+        "segment_out_of_order" => FindingKind::SegmentOutOfOrder,
+        "missing_segment" => FindingKind::MissingSegment,
+        "too_many_repetitions" => FindingKind::TooManyRepetitions,
+        "unknown_structure" => FindingKind::UnknownStructure,
+        "required_field_missing" => FindingKind::RequiredFieldMissing,
+        "required_component_missing" => FindingKind::RequiredComponentMissing,
+        "too_many_field_repetitions" => FindingKind::TooManyFieldRepetitions,
+        "invalid_format" => FindingKind::InvalidFormat,
+        "not_in_table" => FindingKind::NotInTable,
+        "too_long" => FindingKind::TooLong,
+        "profile_rule" => FindingKind::ProfileRule,
+        _ => return None,
+    })
+}
+
+/// Profile text is configuration, read once; its Z-segment names become
+/// `'static` so they fit the same definitions as the standard's.
+fn keep(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+impl Profile {
+    /// Reads a profile from its TOML text. Unknown keys, unknown severities
+    /// and finding kinds, bad paths and bad patterns are errors that name them.
+    pub fn from_toml(text: &str) -> Result<Profile, ProfileError> {
+        let raw: ProfileToml =
+            toml::from_str(text).map_err(|e| ProfileError(format!("profile: {e}")))?;
+        let mut overrides = HashMap::new();
+        for (kind, severity) in &raw.severity {
+            let k = kind_named(kind).ok_or_else(|| {
+                ProfileError(format!("[severity]: unknown kind of finding {kind:?}"))
+            })?;
+            overrides.insert(k, severity_named(severity)?);
+        }
+        let mut rules = Vec::new();
+        for (n, r) in raw.rule.into_iter().enumerate() {
+            let at =
+                |e: ProfileError| ProfileError(format!("rule {} ({}): {}", n + 1, r.path, e.0));
+            let path = ValuePath::parse(&r.path).map_err(at)?;
+            let mut checks = Vec::new();
+            if let Some(values) = r.allowed.clone() {
+                checks.push(Check::Allowed(values));
+            }
+            if let Some(set) = &r.value_set {
+                let values = raw
+                    .value_sets
+                    .get(set)
+                    .ok_or_else(|| at(ProfileError(format!("no value set named {set:?}"))))?;
+                checks.push(Check::Allowed(values.clone()));
+            }
+            if let Some(p) = &r.pattern {
+                let re = Regex::new(&format!("^(?:{p})$"))
+                    .map_err(|e| at(ProfileError(format!("pattern: {e}"))))?;
+                checks.push(Check::Pattern(re));
+            }
+            if checks.is_empty() && !r.required {
+                return Err(at(ProfileError(
+                    "a rule needs required, allowed, value_set or pattern".into(),
+                )));
+            }
+            let severity = match r.severity.as_deref() {
+                None | Some("error") => Severity::Error,
+                Some("warning") => Severity::Warning,
+                Some(other) => {
+                    return Err(at(ProfileError(format!(
+                        "severity {other:?}: a rule is \"error\" or \"warning\" (delete it to turn it off)"
+                    ))));
+                }
+            };
+            rules.push(Rule {
+                path,
+                required: r.required,
+                checks,
+                severity,
+                message: r.message,
+            });
+        }
+        let mut segments = Vec::new();
+        for seg in raw.segment {
+            if seg.id.len() != 3 {
+                return Err(ProfileError(format!(
+                    "[[segment]] {:?}: an id has three characters",
+                    seg.id
+                )));
+            }
+            let id = keep(seg.id);
+            let mut fields = Vec::new();
+            for (i, f) in seg.fields.into_iter().enumerate() {
+                let optionality = Optionality::from_code(&f.optionality).ok_or_else(|| {
+                    ProfileError(format!(
+                        "[[segment]] {id} field {}: optionality {:?} is not R, O, C, X, B or W",
+                        i + 1,
+                        f.optionality
+                    ))
+                })?;
+                fields.push(FieldDef {
+                    segment: id,
+                    seq: i as u16 + 1,
+                    name: keep(f.name),
+                    data_type: keep(f.data_type),
+                    optionality,
+                    repetition: if f.repeats {
+                        Repetition::Unbounded
+                    } else {
+                        Repetition::Single
+                    },
+                    max_length: f.length,
+                    table: f.table,
+                });
+            }
+            segments.push(SegmentDef {
+                id,
+                name: keep(seg.name),
+                fields,
+            });
+        }
+        Ok(Profile {
+            name: raw.name,
+            rules,
+            overrides,
+            segments,
+        })
+    }
+
+    /// The Z-segments this profile defines (for documentation and the CLI).
+    pub fn segments(&self) -> &[SegmentDef] {
+        &self.segments
+    }
+
+    /// Validates a message against the base standard of `spec` tightened or
+    /// relaxed by this profile. Findings are ordered by segment.
+    pub fn validate<'a, M: MessageFields + ?Sized>(
+        &'a self,
+        spec: &'a VersionSpec,
+        message: &M,
+        options: &ValidationOptions,
+    ) -> Vec<Finding> {
+        let mut absent = Vec::new();
+        let custom = |id: &str| self.segments.iter().find(|s| s.id == id);
+        let mut findings = validate_message_with(spec, message, options, &custom, |out| {
+            for rule in &self.rules {
+                self.check_rule(rule, message, out, &mut absent);
+            }
+        });
+        findings.extend(absent);
+        findings.retain_mut(|f| match self.overrides.get(&f.kind) {
+            None => true,
+            Some(None) => false,
+            Some(Some(severity)) => {
+                f.severity = *severity;
+                true
+            }
+        });
+        findings
+    }
+
+    fn check_rule<M: MessageFields + ?Sized>(
+        &self,
+        rule: &Rule,
+        message: &M,
+        out: &mut Vec<FieldFinding>,
+        absent: &mut Vec<Finding>,
+    ) {
+        let seps = message.separators();
+        let p = &rule.path;
+        let mut occurrence = 0;
+        for index in 0..message.segment_count() {
+            if message.segment_id(index) != p.segment {
+                continue;
+            }
+            occurrence += 1;
+            if p.occurrence.is_some_and(|o| o != occurrence) {
+                continue;
+            }
+            let raw = message.field(index, p.field as usize).unwrap_or("");
+            let header = matches!(p.segment.as_str(), "MSH" | "BHS" | "FHS") && p.field <= 2;
+            let reps: Vec<&str> = if header {
+                vec![raw]
+            } else {
+                raw.split(seps.repetition).collect()
+            };
+            let mut valued = false;
+            for (r, rep) in reps.iter().enumerate() {
+                if p.repetition.is_some_and(|want| want != r + 1) {
+                    continue;
+                }
+                let mut value = *rep;
+                if p.component > 0 {
+                    value = value
+                        .split(seps.component)
+                        .nth(p.component - 1)
+                        .unwrap_or("");
+                }
+                if p.subcomponent > 0 {
+                    value = value
+                        .split(seps.subcomponent)
+                        .nth(p.subcomponent - 1)
+                        .unwrap_or("");
+                }
+                if value.is_empty() {
+                    continue;
+                }
+                valued = true;
+                let at = FieldPosition {
+                    field: p.field,
+                    repetition: r + 1,
+                    component: p.component,
+                    subcomponent: p.subcomponent,
+                };
+                for check in &rule.checks {
+                    let (ok, code, what) = match check {
+                        Check::Allowed(values) => (
+                            values.iter().any(|v| v == value),
+                            ErrorCode::TableValueNotFound,
+                            "is not one of the values the profile allows",
+                        ),
+                        Check::Pattern(re) => (
+                            re.is_match(value),
+                            ErrorCode::DataTypeError,
+                            "does not match the profile's pattern",
+                        ),
+                    };
+                    if !ok {
+                        out.push(FieldFinding {
+                            segment: index,
+                            kind: FindingKind::ProfileRule,
+                            code,
+                            severity: rule.severity,
+                            at,
+                            message: rule
+                                .message
+                                .clone()
+                                .unwrap_or_else(|| format!("{p}: value {what}")),
+                        });
+                    }
+                }
+            }
+            if rule.required && !valued {
+                out.push(FieldFinding {
+                    segment: index,
+                    kind: FindingKind::ProfileRule,
+                    code: ErrorCode::RequiredFieldMissing,
+                    severity: rule.severity,
+                    at: FieldPosition {
+                        field: p.field,
+                        repetition: p.repetition.unwrap_or(1),
+                        component: p.component,
+                        subcomponent: p.subcomponent,
+                    },
+                    message: rule
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| format!("{p} is required by the profile and is empty")),
+                });
+            }
+        }
+        let wanted = p.occurrence.unwrap_or(1);
+        if rule.required && occurrence < wanted {
+            absent.push(Finding {
+                kind: FindingKind::ProfileRule,
+                code: ErrorCode::RequiredFieldMissing,
+                severity: rule.severity,
+                path: p.to_string(),
+                segment_index: None,
+                segment_id: p.segment.clone(),
+                segment_sequence: Some(wanted),
+                field: Some(FieldPosition {
+                    field: p.field,
+                    repetition: p.repetition.unwrap_or(1),
+                    component: p.component,
+                    subcomponent: p.subcomponent,
+                }),
+                message: rule.message.clone().unwrap_or_else(|| {
+                    format!(
+                        "{p} is required by the profile, and the message has no such {} segment",
+                        p.segment
+                    )
+                }),
+            });
+        }
+    }
+}
