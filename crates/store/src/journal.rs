@@ -579,6 +579,47 @@ mod tests {
         assert_eq!(values.len(), 6);
     }
 
+    fn plan(store: &Store, sql: &str) -> String {
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        store
+            .read(|conn| {
+                let mut statement = conn.prepare(&sql)?;
+                let steps = statement
+                    .query_map([], |row| row.get::<_, String>(3))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(steps.join(" / "))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn hot_lookups_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let duplicate = plan(
+            &store,
+            &FIND_DUPLICATE
+                .replace("?1", "'lab'")
+                .replace("?2", "'42'")
+                .replace("?3", "'LAB'")
+                .replace("?4", "'N'")
+                .replace("?5", "0"),
+        );
+        assert!(duplicate.contains("journal_duplicates"), "{duplicate}");
+        assert!(!duplicate.contains("TEMP B-TREE"), "{duplicate}");
+        let by_channel = plan(
+            &store,
+            "SELECT id FROM journal WHERE channel = 'lab' ORDER BY id DESC LIMIT 50",
+        );
+        assert!(by_channel.contains("journal_by_channel"), "{by_channel}");
+        assert!(!by_channel.contains("TEMP B-TREE"), "{by_channel}");
+        let by_state = plan(
+            &store,
+            "SELECT id FROM journal WHERE state = 'errored' ORDER BY id DESC LIMIT 50",
+        );
+        assert!(by_state.contains("journal_by_state"), "{by_state}");
+    }
+
     #[test]
     fn unix_micros_counts_from_the_epoch_both_ways() {
         let later = UNIX_EPOCH + Duration::from_micros(1_500);
