@@ -128,8 +128,9 @@ async fn mutual_tls_refuses_an_untrusted_client_certificate() {
     handle.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn mutual_tls_refuses_a_client_without_certificate() {
+    let (logs, _guard) = CapturedLogs::install();
     let pki = Pki::new("Test CA");
     let handle = start(tls_config(&pki, true), subject_echo()).await;
     let result = try_round_trip(&addr_of(&handle), client_tls(&pki, None)).await;
@@ -144,6 +145,33 @@ async fn mutual_tls_refuses_a_client_without_certificate() {
             == 1)
         .await
     );
+    let lines = logs.lines_containing("TLS handshake failed");
+    assert_eq!(lines.len(), 1, "{}", logs.text());
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("no certificates"),
+        "{}",
+        lines[0]
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_handshake_that_never_starts_is_cut_by_read_timeout() {
+    let pki = Pki::new("Test CA");
+    let mut config = tls_config(&pki, false);
+    config.read_timeout = Duration::from_millis(200);
+    let handle = start(config, subject_echo()).await;
+    let mut silent = tokio::net::TcpStream::connect(handle.local_addr())
+        .await
+        .unwrap();
+    let mut scratch = [0u8; 16];
+    let read = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::io::AsyncReadExt::read(&mut silent, &mut scratch),
+    )
+    .await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    assert_eq!(handle.stats().tls_handshake_failures, 1);
     handle.shutdown().await;
 }
 
