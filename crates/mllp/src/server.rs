@@ -348,12 +348,15 @@ impl MllpServer {
     /// Must be called within a Tokio runtime.
     pub fn spawn<H: FrameHandler>(self, handler: H) -> ServerHandle {
         let shutdown = CancellationToken::new();
+        let abandon = CancellationToken::new();
         let local_addr = self.local_addr;
         let counters = self.counters.clone();
-        let task = tokio::spawn(self.run_until(handler, shutdown.clone().cancelled_owned()));
+        let task =
+            tokio::spawn(self.serve(handler, shutdown.clone().cancelled_owned(), abandon.clone()));
         ServerHandle {
             local_addr,
             shutdown,
+            abandon,
             counters,
             task,
         }
@@ -363,6 +366,17 @@ impl MllpServer {
     /// shuts down gracefully: stops accepting, lets every frame already received
     /// be handled and answered, closes the connections and returns.
     pub async fn run_until<H: FrameHandler>(self, handler: H, shutdown: impl Future<Output = ()>) {
+        self.serve(handler, shutdown, CancellationToken::new())
+            .await
+    }
+
+    /// The accept loop; `abandon` drops connections still busy after shutdown.
+    async fn serve<H: FrameHandler>(
+        self,
+        handler: H,
+        shutdown: impl Future<Output = ()>,
+        abandon: CancellationToken,
+    ) {
         let MllpServer {
             listener,
             local_addr,
@@ -411,10 +425,16 @@ impl MllpServer {
             bump(&shared.counters.connections_accepted, 1);
             let shared = shared.clone();
             let id = ConnectionId(next_id);
+            let abandon = abandon.clone();
             connections.spawn(async move {
                 // Released even if the handler panics and unwinds this task.
                 let _open = OpenConnection::new(shared.counters.clone(), permit);
-                serve_connection(&shared, tcp, peer_addr, id).await;
+                tokio::select! {
+                    () = serve_connection(&shared, tcp, peer_addr, id) => {}
+                    () = abandon.cancelled() => {
+                        warn!(listener = %shared.name, conn = %id, peer = %peer_addr, "connection still busy after the shutdown grace period; dropped");
+                    }
+                }
             });
         }
         drop(listener);
@@ -498,6 +518,7 @@ impl RefusalLog {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     shutdown: CancellationToken,
+    abandon: CancellationToken,
     counters: Arc<Counters>,
     task: JoinHandle<()>,
 }
@@ -514,12 +535,34 @@ impl ServerHandle {
     }
 
     /// Stops accepting, lets frames already received be handled and their
-    /// responses written, closes every connection, then returns.
+    /// responses written, closes every connection, then returns. Waits as long
+    /// as handlers take; see [`shutdown_within`](Self::shutdown_within) for a bound.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         if let Err(err) = self.task.await {
             error!(error = %err, "MLLP listener task failed");
         }
+    }
+
+    /// Like [`shutdown`](Self::shutdown), but connections still busy after
+    /// `grace` are dropped (their senders get no answer and will resend).
+    /// Returns true when everything finished within `grace`.
+    pub async fn shutdown_within(mut self, grace: Duration) -> bool {
+        self.shutdown.cancel();
+        let finished = match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                self.abandon.cancel();
+                if let Err(err) = self.task.await {
+                    error!(error = %err, "MLLP listener task failed");
+                }
+                return false;
+            }
+        };
+        if let Err(err) = finished {
+            error!(error = %err, "MLLP listener task failed");
+        }
+        true
     }
 }
 

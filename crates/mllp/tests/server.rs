@@ -513,3 +513,34 @@ async fn panicking_handler_loses_only_its_connection_and_frees_the_slot() {
     assert_eq!(next.send(b"ok").await.unwrap().as_ref(), b"ok");
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_within_drops_connections_whose_handler_hangs() {
+    let stuck = handler_fn(|_frame: Bytes, _conn: &ConnectionInfo| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Vec::new()
+    });
+    let handle = start(test_config(), stuck).await;
+    let mut raw = TcpStream::connect(handle.local_addr()).await.unwrap();
+    raw.write_all(&encode_frame(b"MSH|stuck").unwrap())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(2), || handle.stats().frames_received
+            == 1)
+        .await
+    );
+    let started = Instant::now();
+    let finished = handle.shutdown_within(Duration::from_millis(200)).await;
+    assert!(!finished, "a handler sleeping 60 s cannot finish in 200 ms");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(closed_within(&mut raw, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn shutdown_within_reports_a_clean_finish() {
+    let handle = start(test_config(), AckWithPrefix).await;
+    let mut client = MllpClient::connect(&addr_of(&handle), None).await.unwrap();
+    assert_eq!(client.send(b"x").await.unwrap().as_ref(), b"ACK:x");
+    assert!(handle.shutdown_within(Duration::from_secs(5)).await);
+}
