@@ -11,7 +11,8 @@
 //! - [`MllpServer`]: a listener (plain TCP or TLS, optionally mutual TLS) that
 //!   serves many connections concurrently and each connection's frames strictly
 //!   in order, with read and idle timeouts, a connection limit and graceful
-//!   shutdown.
+//!   shutdown. Frames a sender pipelined arrive at the handler as one batch
+//!   ([`FrameHandler::on_frames`]) so it can commit them with one fsync.
 //! - [`MllpClient`]: a connection that sends a frame and waits for its answer,
 //!   or splits into [`FrameWriter`] and [`FrameReader`] for pipelined sending.
 //! - [`CommitAck`]: MLLP release 2 commit acknowledgements.
