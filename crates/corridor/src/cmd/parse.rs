@@ -1,0 +1,175 @@
+//! `corridor parse [--json] FILE|-`
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use hl7v2::{Element, Message, Segment};
+use hl7v2_spec::{Spec, VersionSpec};
+use serde_json::{Value, json};
+
+use crate::input::{Input, Piece, message_error, stray_error};
+
+/// Prints every message in FILE as a tree: each segment with its name, and
+/// each non-empty field with its number, its name in the message's HL7
+/// version and its value, then its repetitions and components when it has
+/// more than one.
+///
+/// With --json, prints a JSON array with one object per message:
+/// `{"message": 1, "line": 1, "segments": [{"name": "PID", "fields": [...]}]}`
+/// where `fields[i]` is field i+1 (for MSH, `fields[0]` is MSH-1), each field
+/// is a list of repetitions, each repetition a list of components and each
+/// component a list of subcomponents, all as unescaped strings. A message
+/// that cannot be parsed appears as `{"message": n, "line": l, "error": "..."}`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print JSON instead of a tree.
+    #[arg(long)]
+    json: bool,
+    /// The file to read, or `-` for standard input.
+    file: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let input = Input::read(&args.file)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    let mut json_messages = Vec::new();
+    for piece in input.pieces() {
+        let (number, bytes, line) = match piece {
+            Piece::Message {
+                number,
+                bytes,
+                line,
+            } => (number, bytes, line),
+            Piece::Stray { bytes, line } => {
+                eprintln!("corridor: {}", stray_error(&input.name, line, bytes));
+                failed = true;
+                continue;
+            }
+        };
+        match Message::parse(bytes) {
+            Ok(message) if args.json => json_messages.push(message_json(number, line, &message)),
+            Ok(message) => write_tree(&mut out, number, &message)?,
+            Err(error) => {
+                let words = message_error(&input.name, number, line, &error);
+                eprintln!("corridor: {words}");
+                failed = true;
+                if args.json {
+                    json_messages
+                        .push(json!({"message": number, "line": line, "error": error.to_string()}));
+                }
+            }
+        }
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &Value::Array(json_messages))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn write_tree(out: &mut impl Write, number: usize, message: &Message<'_>) -> std::io::Result<()> {
+    let version = message.version();
+    let spec = Spec::nearest(&version).map(|m| m.spec);
+    let message_type = message.get_str("MSH-9").ok().flatten().unwrap_or_default();
+    writeln!(
+        out,
+        "message {number}: {message_type}, version {}, control id {}, {} segments",
+        if version.is_empty() { "?" } else { &version },
+        message.control_id(),
+        message.len()
+    )?;
+    for segment in message.segments() {
+        write_segment(out, &segment, spec)?;
+    }
+    writeln!(out)
+}
+
+fn write_segment(
+    out: &mut impl Write,
+    segment: &Segment<'_>,
+    spec: Option<&VersionSpec>,
+) -> std::io::Result<()> {
+    let name = segment.name_str();
+    let definition = spec.and_then(|s| s.segment(name));
+    match definition.map(|d| d.name).filter(|n| !n.is_empty()) {
+        Some(long) => writeln!(out, "{name}  {long}")?,
+        None => writeln!(out, "{name}")?,
+    }
+    for (n, field) in (1..).zip(segment.fields()) {
+        if field.is_empty() {
+            continue;
+        }
+        let field_def = definition.and_then(|d| d.field(n));
+        let label = format!("{name}-{n}");
+        let field_name = field_def.map_or("", |f| f.name);
+        writeln!(out, "  {label:<9} {field_name:<40} {}", field.text())?;
+        let repetitions: Vec<Element<'_>> = field.children().collect();
+        let components = |rep: &Element<'_>| rep.children().count();
+        if repetitions.len() == 1 && components(&repetitions[0]) == 1 {
+            continue;
+        }
+        let datatype = field_def.and_then(|f| spec?.datatype(f.data_type));
+        for (r, repetition) in (1..).zip(&repetitions) {
+            if repetitions.len() > 1 {
+                writeln!(out, "    {label}[{r}]  {}", repetition.text())?;
+            }
+            if components(repetition) == 1 {
+                continue;
+            }
+            for (c, component) in (1..).zip(repetition.children()) {
+                if component.is_empty() {
+                    continue;
+                }
+                let component_name = datatype.and_then(|d| d.component(c)).map_or("", |d| d.name);
+                writeln!(
+                    out,
+                    "      .{c:<3} {component_name:<38} {}",
+                    component.text()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn message_json(number: usize, line: usize, message: &Message<'_>) -> Value {
+    let segments: Vec<Value> = message
+        .segments()
+        .map(|segment| {
+            let fields: Vec<Value> = segment
+                .fields()
+                .map(|field| {
+                    Value::Array(
+                        field
+                            .children()
+                            .map(|rep| {
+                                Value::Array(
+                                    rep.children()
+                                        .map(|comp| {
+                                            Value::Array(
+                                                comp.children()
+                                                    .map(|sub| {
+                                                        Value::String(sub.text().into_owned())
+                                                    })
+                                                    .collect(),
+                                            )
+                                        })
+                                        .collect(),
+                                )
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            json!({"name": segment.name_str(), "fields": fields})
+        })
+        .collect();
+    json!({"message": number, "line": line, "segments": segments})
+}

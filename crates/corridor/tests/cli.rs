@@ -1,0 +1,178 @@
+//! `corridor parse` and `corridor get` as a user runs them: exit status 0 on
+//! success, 1 with a message naming the file, message and location on
+//! malformed input, 2 on bad usage.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn corridor(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn corpus(rel: &str) -> String {
+    format!(
+        "{}/../../tests/corpus/public/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+const TWO: &[u8] = b"MSH|^~\\&|LAB|H|EHR|H|20240101||ORU^R01|C1|P|2.5.1\nPID|1||111^^^H^MR~222^^^SSA^SS||DOE^JANE\nOBX|1|NM|WBC||7.5\nOBX|2|ST|NOTE||a\\F\\b\n\nMSH|^~\\&|LAB|H|EHR|H|20240101||ADT^A01|C2|P|2.3\r\nPID|1||333||ROE^RICHARD\r\n";
+
+#[test]
+fn get_prints_one_line_per_message_and_path() {
+    let o = corridor(
+        &["get", "-", "MSH-10", "PID-3[2].1", "OBX[2]-5", "PID-5.2"],
+        Some(TWO),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "C1\n222\na|b\nJANE\nC2\n\n\nRICHARD\n");
+}
+
+#[test]
+fn get_reads_msh_1_and_msh_2_as_the_standard_numbers_them() {
+    let o = corridor(&["get", "-", "MSH-1", "MSH-2", "MSH-3"], Some(TWO));
+    assert_eq!(
+        stdout(&o).lines().take(3).collect::<Vec<_>>(),
+        ["|", "^~\\&", "LAB"]
+    );
+}
+
+#[test]
+fn get_on_a_batch_file_reads_every_message() {
+    let o = corridor(
+        &[
+            "get",
+            &corpus("python-hl7/batch/samples_sample_file1_L147.hl7"),
+            "MSH-9",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3);
+}
+
+#[test]
+fn malformed_input_exits_1_naming_file_message_and_location() {
+    let input = b"MSH|^~\\&|A|B|||||ADT^A01|1|P|2.5\rPID|1\rMSH|^~\\&|A\rP@D|x\r";
+    let o = corridor(&["get", "-", "MSH-10"], Some(input));
+    assert_eq!(o.status.code(), Some(1));
+    // The good message still prints; the bad one keeps its line empty.
+    assert_eq!(stdout(&o), "1\n\n");
+    let err = stderr(&o);
+    assert!(err.contains("<stdin>: message 2"), "{err}");
+    assert!(err.contains("segment 2"), "{err}");
+}
+
+#[test]
+fn bad_delimiters_exit_1_with_the_field() {
+    let file = corpus("cdc-data-exchange-hl7/malformed/Lyme_WithBadDelimiters.hl7");
+    let o = corridor(&["parse", &file], None);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("Lyme_WithBadDelimiters.hl7: message 1"),
+        "{err}"
+    );
+    assert!(err.contains("MSH-2"), "{err}");
+}
+
+#[test]
+fn not_hl7_at_all_exits_1() {
+    let o = corridor(&["parse", "-"], Some(b"hello, world\n"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("line 1"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(
+        corridor(&["get", "-", "PID-0"], Some(TWO)).status.code(),
+        Some(2)
+    );
+    assert_eq!(corridor(&["get", "-"], Some(TWO)).status.code(), Some(2));
+    assert_eq!(corridor(&["parse"], None).status.code(), Some(2));
+    assert_eq!(corridor(&["frobnicate"], None).status.code(), Some(2));
+}
+
+#[test]
+fn missing_file_exits_1_naming_it() {
+    let o = corridor(&["parse", "/nonexistent/x.hl7"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/x.hl7"));
+}
+
+#[test]
+fn parse_tree_names_segments_and_fields() {
+    let file = corpus("nist-elr-via-node-hl7-complete/ORU_R01_2.5.1_SampleTestCase1.hl7");
+    let o = corridor(&["parse", &file], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let tree = stdout(&o);
+    assert!(tree.contains("PID  Patient Identification"), "{tree}");
+    assert!(tree.contains("PID-5     Patient Name"), "{tree}");
+    assert!(tree.contains("Family Name"), "{tree}");
+    assert!(tree.contains("OBX  Observation/Result"), "{tree}");
+}
+
+#[test]
+fn parse_json_nests_fields_repetitions_components_subcomponents() {
+    let o = corridor(&["parse", "--json", "-"], Some(TWO));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    let pid = &v[0]["segments"][1];
+    assert_eq!(pid["name"], "PID");
+    // PID-3, second repetition, fourth component, first subcomponent.
+    assert_eq!(pid["fields"][2][1][3][0], "SSA");
+    assert_eq!(v[0]["segments"][0]["fields"][0][0][0][0], "|");
+    assert_eq!(v[0]["segments"][3]["fields"][4][0][0][0], "a|b");
+}
+
+#[test]
+fn every_corpus_file_parses_or_fails_cleanly() {
+    let root = corpus("");
+    let mut stack = vec![std::path::PathBuf::from(root)];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "hl7") {
+                let o = corridor(&["parse", "--json", path.to_str().unwrap()], None);
+                let code = o.status.code();
+                assert!(
+                    code == Some(0) || code == Some(1),
+                    "{}: {code:?}",
+                    path.display()
+                );
+                if code == Some(1) {
+                    assert!(
+                        stderr(&o).contains(path.to_str().unwrap()),
+                        "{}",
+                        stderr(&o)
+                    );
+                }
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 250);
+}
