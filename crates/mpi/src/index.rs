@@ -22,44 +22,100 @@ fn initial(interner: &Interner, sym: Sym) -> Option<u32> {
 }
 
 /// The blocking keys of a record. Each covers a different way two records of one
-/// patient may still agree when other fields carry errors.
+/// patient may still agree when other fields carry errors, and each is specific enough
+/// that a block stays small in an index of millions (a single common value such as a
+/// birth year or a frequent surname would not be).
 pub(crate) fn block_keys(f: &Features, interner: &Interner, out: &mut Vec<BlockKey>) {
     let mut push = |kind: u8, a: u32, b: u32| out.push(BlockKey { kind, a, b });
-    let year = f.birth_year(interner);
     let sym = |s: Sym| s.index() as u32;
-    if let Some(year) = year {
-        if f.family_phonetic.is_some() {
-            push(1, sym(f.family_phonetic), year);
-        }
-        if f.given_phonetic.is_some() {
-            push(2, sym(f.given_phonetic), year);
-        }
-    }
-    if f.birth.is_some() {
-        push(3, sym(f.birth), 0);
-    }
-    if f.ssn.is_some() {
-        push(4, sym(f.ssn), 0);
-    }
-    if f.phone.is_some() {
-        push(5, sym(f.phone), 0);
-    }
-    if f.postcode.is_some() {
-        if let Some(i) = initial(interner, f.given) {
-            push(6, sym(f.postcode), i);
-        }
-        if let Some(i) = initial(interner, f.family) {
-            push(7, sym(f.postcode), i);
-        }
-    }
+    let given_initial = initial(interner, f.given);
+    let family_initial = initial(interner, f.family);
     if f.given_phonetic.is_some() && f.family_phonetic.is_some() {
         // Order-free, so swapped given and family names still meet.
         let (x, y) = (sym(f.given_phonetic), sym(f.family_phonetic));
-        push(8, x.min(y), x.max(y));
+        push(1, x.min(y), x.max(y));
+    }
+    if f.birth.is_some() {
+        if f.family_phonetic.is_some() {
+            push(2, sym(f.family_phonetic), sym(f.birth));
+        }
+        if f.given_phonetic.is_some() {
+            push(3, sym(f.given_phonetic), sym(f.birth));
+        }
+        if f.postcode.is_some() {
+            push(4, sym(f.postcode), sym(f.birth));
+        }
+        // Birth date and one initial: catches a replaced or badly mistyped name.
+        if let Some(gi) = given_initial {
+            push(11, sym(f.birth), gi);
+        }
+        if let Some(fi) = family_initial {
+            push(12, sym(f.birth), fi);
+        }
+        // Birth date and region: catches both names replaced (a married name, a
+        // different given name used).
+        if f.state.is_some() {
+            push(15, sym(f.birth), sym(f.state));
+        }
+        if let Some(ci) = initial(interner, f.city) {
+            push(16, sym(f.birth), ci);
+        }
+    }
+    if let (Some(year), Some(gi)) = (f.birth_year(interner), given_initial) {
+        // Surname sound and birth year: catches day and month errors.
+        if f.family_phonetic.is_some() {
+            push(5, sym(f.family_phonetic), year << 8 ^ gi);
+        }
+    }
+    if f.ssn.is_some() {
+        push(6, sym(f.ssn), 0);
+        // Each half of the SSN: a typo rarely touches both.
+        let ssn = interner.resolve(f.ssn);
+        if ssn.len() >= 6 {
+            let mid = ssn.len() / 2;
+            push(13, digits_key(&ssn[..mid + 1]), ssn.len() as u32);
+            push(14, digits_key(&ssn[mid..]), ssn.len() as u32);
+        }
+    }
+    if f.phone.is_some() {
+        push(7, sym(f.phone), 0);
+    }
+    if let (true, Some(gi), Some(fi)) = (f.postcode.is_some(), given_initial, family_initial) {
+        // Initials within a postcode: catches a wrong birth date plus name typos.
+        push(8, sym(f.postcode), gi << 16 ^ fi);
     }
     if f.street.is_some() && f.family_phonetic.is_some() {
         push(9, sym(f.street), sym(f.family_phonetic));
     }
+    if f.postcode.is_some() {
+        // Street name's first letters within the postcode: finds a record whose names
+        // and birth date were all mistyped or left out.
+        if let Some(prefix) = street_name_prefix(interner.resolve(f.street)) {
+            push(10, sym(f.postcode), prefix);
+        }
+    }
+}
+
+/// A short digit string as a number (decimal value with a leading 1, so "012" and "12"
+/// differ).
+fn digits_key(digits: &str) -> u32 {
+    digits.bytes().fold(1u32, |acc, b| {
+        acc.wrapping_mul(10)
+            .wrapping_add(u32::from(b.wrapping_sub(b'0')))
+    })
+}
+
+/// The first three letters of the first word of a street line that is not a number,
+/// packed into a u32.
+fn street_name_prefix(street: &str) -> Option<u32> {
+    let word = street
+        .split(' ')
+        .find(|w| w.chars().next().is_some_and(char::is_alphabetic))?;
+    let mut packed = 0u32;
+    for c in word.chars().take(3) {
+        packed = packed.wrapping_mul(0x1_0001).wrapping_add(u32::from(c));
+    }
+    Some(packed)
 }
 
 /// Record ids filed under each blocking key.
