@@ -297,8 +297,10 @@ impl Journal {
         message: NewMessage,
         duplicate_window: Option<Duration>,
     ) -> WriteFuture<Appended> {
-        self.store
-            .write(move |conn| Journal::append_in(conn, &message, duplicate_window))
+        // One INSERT is the only write (the duplicate lookup only reads).
+        self.store.write_single_statement(move |conn| {
+            Journal::append_in(conn, &message, duplicate_window)
+        })
     }
 
     /// [`Journal::append`] inside a write request of one's own, so the append shares a
@@ -354,8 +356,10 @@ impl Journal {
         state: MessageState,
         reason: Option<String>,
     ) -> WriteFuture<()> {
-        self.store
-            .write(move |conn| Journal::set_state_in(conn, id, state, reason.as_deref()))
+        // One UPDATE is the only write.
+        self.store.write_single_statement(move |conn| {
+            Journal::set_state_in(conn, id, state, reason.as_deref())
+        })
     }
 
     /// [`Journal::set_state`] inside a write request of one's own.

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::schema::{self, Migration};
-use crate::writer::{self, BoxedJob, Counters, Request, WriteFuture, WriterStats};
+use crate::writer::{self, BoxedJob, Counters, Isolation, Request, WriteFuture, WriterStats};
 
 /// Tuning of a [`Store`]; [`StoreOptions::default`] suits Corridor's own use.
 #[derive(Debug, Clone)]
@@ -153,7 +153,25 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (job, answer) = Request::boxed(work);
+        self.queue(Isolation::Savepoint, work)
+    }
+
+    /// [`Store::write`] for requests that write with at most one statement and fail only by
+    /// that statement failing: they skip the savepoint (see [`Isolation::SingleStatement`]).
+    pub(crate) fn write_single_statement<T, F>(&self, work: F) -> WriteFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.queue(Isolation::SingleStatement, work)
+    }
+
+    fn queue<T, F>(&self, isolation: Isolation, work: F) -> WriteFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (job, answer) = Request::boxed(isolation, work);
         if let Some(queue) = &self.shared.queue {
             // If the writer is gone, the job is dropped with its reply sender and the
             // future resolves to `Error::WriterStopped`.

@@ -21,9 +21,23 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
+/// How a request's changes are undone if it fails while others share its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// Any closure: it runs inside a savepoint of its own (when there is earlier work in
+    /// the transaction to protect), rolled back if it fails.
+    Savepoint,
+    /// The request writes with at most one statement, and fails only by that statement
+    /// failing (or before it): SQLite's statement rollback already leaves nothing behind,
+    /// so it needs no savepoint.
+    SingleStatement,
+}
+
 /// One queued write, type-erased so requests of every result type share one queue.
 pub(crate) trait Job: Send {
-    /// Runs the request inside the open transaction and its savepoint; true if it succeeded.
+    /// How the request's changes are undone on failure.
+    fn isolation(&self) -> Isolation;
+    /// Runs the request inside the open transaction; true if it succeeded.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the requester once the batch's fate is known (`commit` is the commit error).
     fn finish(self: Box<Self>, commit: Option<&Error>);
@@ -33,6 +47,7 @@ pub(crate) type BoxedJob = Box<dyn Job>;
 
 /// A write request: the closure, then its outcome held until the commit is known.
 pub(crate) struct Request<T, F> {
+    isolation: Isolation,
     work: Option<F>,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
@@ -43,9 +58,10 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    pub(crate) fn boxed(work: F) -> (BoxedJob, WriteFuture<T>) {
+    pub(crate) fn boxed(isolation: Isolation, work: F) -> (BoxedJob, WriteFuture<T>) {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Request {
+            isolation,
             work: Some(work),
             outcome: None,
             reply,
@@ -59,6 +75,10 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
+    fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
@@ -210,6 +230,9 @@ fn run_jobs(
     batch: &mut Vec<BoxedJob>,
     max_batch: usize,
 ) -> Result<()> {
+    // Whether the transaction holds changes of an earlier request that a failure must
+    // not take down with it.
+    let mut holds_work = false;
     let mut done = 0;
     loop {
         while batch.len() < max_batch {
@@ -222,11 +245,35 @@ fn run_jobs(
             return Ok(());
         }
         for job in &mut batch[done..] {
-            execute(conn, "SAVEPOINT request")?;
-            if !job.run(conn) {
-                execute(conn, "ROLLBACK TO request")?;
+            let succeeded = match (job.isolation(), holds_work) {
+                (Isolation::SingleStatement, _) => job.run(conn),
+                (Isolation::Savepoint, true) => {
+                    execute(conn, "SAVEPOINT request")?;
+                    let succeeded = job.run(conn);
+                    if !succeeded {
+                        execute(conn, "ROLLBACK TO request")?;
+                    }
+                    execute(conn, "RELEASE request")?;
+                    succeeded
+                }
+                // Nothing earlier to protect: on failure, drop the whole transaction.
+                (Isolation::Savepoint, false) => {
+                    let succeeded = job.run(conn);
+                    if !succeeded && !conn.is_autocommit() {
+                        execute(conn, "ROLLBACK")?;
+                        execute(conn, "BEGIN IMMEDIATE")?;
+                    }
+                    succeeded
+                }
+            };
+            if conn.is_autocommit() {
+                // SQLite rolls the whole transaction back on some errors (disk full, I/O);
+                // everything this batch did so far is gone.
+                return Err(Error::CommitFailed(
+                    "SQLite rolled the transaction back after an error".to_owned(),
+                ));
             }
-            execute(conn, "RELEASE request")?;
+            holds_work |= succeeded;
         }
         done = batch.len();
     }

@@ -270,3 +270,31 @@ fn reads_never_wait_for_the_writer_and_see_only_committed_rows() {
     held.wait().unwrap();
     assert_eq!(notes(&store), vec![1, 2]);
 }
+
+#[test]
+fn a_failing_first_request_takes_only_its_own_changes_down() {
+    let (_dir, store) = open_with_notes();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    // The first request of the batch writes, then fails while the others queue up.
+    let first = store.write(move |conn| -> store::Result<()> {
+        conn.execute("INSERT INTO note (seq, body) VALUES (1, 'x')", [])?;
+        entered_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+        Err(Error::Refused("first one fails".into()))
+    });
+    entered_rx.recv().unwrap();
+    let second = insert_note(&store, 2);
+    let third = store.write(|conn| -> store::Result<()> {
+        conn.execute("INSERT INTO note (seq, body) VALUES (3, 'x')", [])?;
+        Err(Error::Refused("third one fails".into()))
+    });
+    let fourth = insert_note(&store, 4);
+    drop(release_tx);
+
+    assert!(matches!(first.wait(), Err(Error::Refused(words)) if words == "first one fails"));
+    second.wait().unwrap();
+    assert!(matches!(third.wait(), Err(Error::Refused(_))));
+    fourth.wait().unwrap();
+    assert_eq!(notes(&store), vec![2, 4]);
+}
