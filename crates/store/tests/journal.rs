@@ -426,3 +426,13 @@ async fn long_reads_run_off_the_async_workers() {
         .unwrap();
     assert_eq!(control_ids, ["A0", "A1", "A2", "A3", "A4"]);
 }
+
+#[test]
+fn a_data_directory_that_is_a_file_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("corridor-data");
+    std::fs::write(&not_a_dir, b"oops").unwrap();
+    let err = Store::open(&not_a_dir).unwrap_err();
+    assert!(matches!(err, Error::DataDir { .. }), "{err}");
+    assert!(err.to_string().contains("corridor-data"), "{err}");
+}
