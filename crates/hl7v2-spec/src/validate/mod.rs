@@ -47,6 +47,7 @@
 
 mod fields;
 mod matcher;
+mod parsed;
 mod profile;
 pub mod value;
 
@@ -54,6 +55,7 @@ use std::fmt;
 
 pub use fields::{MessageFields, Separators, SplitMessage, ValidationOptions, validate_message};
 pub use matcher::StructureMatcher;
+pub use parsed::spec_for;
 pub use profile::{Profile, ProfileError, ValuePath};
 
 use crate::{MessageStructure, VersionSpec};
