@@ -3,8 +3,8 @@
 
 use super::value::check_primitive;
 use super::{
-    ErrorCode, FieldPosition, Finding, FindingKind, SegmentSequence, Severity, StructureOptions,
-    unknown_structure, with_matcher,
+    ErrorCode, FieldPosition, Finding, FindingKind, SegmentSequence, Severity, StructureMatcher,
+    StructureOptions, unknown_structure, with_matcher,
 };
 use crate::{SegmentDef, VersionSpec};
 
@@ -141,16 +141,39 @@ pub fn validate_message<M: MessageFields + ?Sized>(
     message: &M,
     options: &ValidationOptions,
 ) -> Vec<Finding> {
-    validate_message_with(spec, message, options, &|_| None, |_| {})
+    validate_message_with(spec, message, options, &Overrides::default(), |_| {})
 }
 
-/// [`validate_message`] with definitions for segments the version lacks
-/// (Z-segments from a profile) and further field findings (profile rules).
+/// What a profile changes about validation.
+#[derive(Default)]
+pub(crate) struct Overrides<'s> {
+    /// Segment definitions from the profile.
+    pub(crate) segments: &'s [SegmentDef],
+    /// True when they replace the standard's (a conformance profile); false
+    /// when they only add segments the standard lacks (Z-segments).
+    pub(crate) segments_replace_base: bool,
+    /// The profile's own message structure, compiled.
+    pub(crate) matcher: Option<&'s StructureMatcher>,
+}
+
+impl<'s> Overrides<'s> {
+    fn segment(&self, spec: &'s VersionSpec, id: &str) -> Option<&'s SegmentDef> {
+        let own = || self.segments.iter().find(|s| s.id == id);
+        if self.segments_replace_base {
+            own().or_else(|| spec.segment(id))
+        } else {
+            spec.segment(id).or_else(own)
+        }
+    }
+}
+
+/// [`validate_message`] with a profile's segment definitions and structure,
+/// and further field findings (profile rules).
 pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
     spec: &'s VersionSpec,
     message: &M,
     options: &ValidationOptions,
-    extra_segments: &dyn Fn(&str) -> Option<&'s SegmentDef>,
+    overrides: &Overrides<'s>,
     extra_findings: impl FnOnce(&mut Vec<FieldFinding>),
 ) -> Vec<Finding> {
     let seps = message.separators();
@@ -161,15 +184,18 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
         parts.next().unwrap_or(""),
         parts.next(),
     );
-    let Some(found) = spec.structure_for(msg_type, trigger, structure_id) else {
-        return vec![unknown_structure(spec, msg_type, trigger)];
+    let structure = match overrides.matcher {
+        Some(_) => None,
+        None => match spec.structure_for(msg_type, trigger, structure_id) {
+            Some(found) => Some(found.structure),
+            None => return vec![unknown_structure(spec, msg_type, trigger)],
+        },
     };
-    let structure = found.structure;
 
     let mut field_findings = Vec::new();
     for index in 0..message.segment_count() {
         let id = message.segment_id(index);
-        if let Some(def) = spec.segment(id).or_else(|| extra_segments(id)) {
+        if let Some(def) = overrides.segment(spec, id) {
             let mut check = FieldCheck {
                 spec,
                 message,
@@ -185,9 +211,13 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
     field_findings.sort_by_key(|f| f.segment);
     let mut wanted: Vec<usize> = field_findings.iter().map(|f| f.segment).collect();
     wanted.dedup();
-    let (mut findings, paths) = with_matcher(spec, structure, |m| {
-        m.validate_with_paths(message, options.structure, &wanted)
-    });
+    let (mut findings, paths) = match (overrides.matcher, structure) {
+        (Some(m), _) => m.validate_with_paths(message, options.structure, &wanted),
+        (None, Some(structure)) => with_matcher(spec, structure, |m| {
+            m.validate_with_paths(message, options.structure, &wanted)
+        }),
+        (None, None) => (Vec::new(), vec![String::new(); wanted.len()]),
+    };
     for f in field_findings {
         let at = wanted.binary_search(&f.segment).unwrap_or(0);
         let mut path = paths.get(at).cloned().unwrap_or_default();

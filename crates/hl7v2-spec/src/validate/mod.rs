@@ -45,6 +45,7 @@
 //! assert_eq!(findings[0].code.code(), 100);
 //! ```
 
+mod conformance;
 mod fields;
 mod matcher;
 mod parsed;

@@ -48,9 +48,11 @@ use std::fmt;
 use regex::Regex;
 use serde::Deserialize;
 
-use super::fields::{FieldFinding, MessageFields, ValidationOptions, validate_message_with};
-use super::{ErrorCode, FieldPosition, Finding, FindingKind, Severity};
-use crate::{FieldDef, Optionality, Repetition, SegmentDef, VersionSpec};
+use super::fields::{
+    FieldFinding, MessageFields, Overrides, ValidationOptions, validate_message_with,
+};
+use super::{ErrorCode, FieldPosition, Finding, FindingKind, Severity, StructureMatcher};
+use crate::{FieldDef, MessageStructure, Optionality, Repetition, SegmentDef, VersionSpec};
 
 /// A profile that could not be read: what and where, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,27 +208,45 @@ fn bracketed(text: &str) -> Option<(&str, Option<usize>)> {
     }
 }
 
-enum Check {
+pub(crate) enum Check {
     Allowed(Vec<String>),
     Pattern(Regex),
 }
 
-struct Rule {
-    path: ValuePath,
-    required: bool,
-    checks: Vec<Check>,
-    severity: Severity,
-    message: Option<String>,
+pub(crate) struct Rule {
+    pub(crate) path: ValuePath,
+    pub(crate) required: bool,
+    /// Usage X: the value must be empty.
+    pub(crate) forbidden: bool,
+    /// Judge `required` only where the field has a value (a component R
+    /// inside an optional field).
+    pub(crate) only_if_field_valued: bool,
+    /// A `required` rule whose segment is absent is a finding too (TOML
+    /// rules); a conformance profile leaves segment presence to its structure.
+    pub(crate) absent_segment_counts: bool,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) severity: Severity,
+    pub(crate) message: Option<String>,
 }
 
 /// A validation profile: rules on values, severities per kind of finding,
 /// and definitions of Z-segments.
 pub struct Profile {
     pub name: String,
-    rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     /// `None` silences the kind.
-    overrides: HashMap<FindingKind, Option<Severity>>,
-    segments: Vec<SegmentDef>,
+    pub(crate) overrides: HashMap<FindingKind, Option<Severity>>,
+    pub(crate) segments: Vec<SegmentDef>,
+    /// From a conformance profile: the message it describes, its structure
+    /// (compiled), and segment definitions that replace the standard's.
+    pub(crate) conformance: Option<Conformance>,
+}
+
+pub(crate) struct Conformance {
+    pub(crate) message_type: String,
+    pub(crate) trigger_event: String,
+    pub(crate) structure: MessageStructure,
+    pub(crate) matcher: StructureMatcher,
 }
 
 fn severity_named(text: &str) -> Result<Option<Severity>, ProfileError> {
@@ -260,7 +280,7 @@ fn kind_named(text: &str) -> Option<FindingKind> {
 
 /// Profile text is configuration, read once; its Z-segment names become
 /// `'static` so they fit the same definitions as the standard's.
-fn keep(text: String) -> &'static str {
+pub(crate) fn keep(text: String) -> &'static str {
     Box::leak(text.into_boxed_str())
 }
 
@@ -315,6 +335,9 @@ impl Profile {
             rules.push(Rule {
                 path,
                 required: r.required,
+                forbidden: false,
+                only_if_field_valued: false,
+                absent_segment_counts: true,
                 checks,
                 severity,
                 message: r.message,
@@ -364,6 +387,7 @@ impl Profile {
             rules,
             overrides,
             segments,
+            conformance: None,
         })
     }
 
@@ -381,8 +405,17 @@ impl Profile {
         options: &ValidationOptions,
     ) -> Vec<Finding> {
         let mut absent = Vec::new();
-        let custom = |id: &str| self.segments.iter().find(|s| s.id == id);
-        let mut findings = validate_message_with(spec, message, options, &custom, |out| {
+        if let Some(c) = &self.conformance {
+            if let Some(mismatch) = c.mismatch(message) {
+                return vec![mismatch];
+            }
+        }
+        let overrides = Overrides {
+            segments: &self.segments,
+            segments_replace_base: self.conformance.is_some(),
+            matcher: self.conformance.as_ref().map(|c| &c.matcher),
+        };
+        let mut findings = validate_message_with(spec, message, options, &overrides, |out| {
             for rule in &self.rules {
                 self.check_rule(rule, message, out, &mut absent);
             }
@@ -425,6 +458,7 @@ impl Profile {
                 raw.split(seps.repetition).collect()
             };
             let mut valued = false;
+            let field_valued = !raw.is_empty();
             for (r, rep) in reps.iter().enumerate() {
                 if p.repetition.is_some_and(|want| want != r + 1) {
                     continue;
@@ -452,6 +486,20 @@ impl Profile {
                     component: p.component,
                     subcomponent: p.subcomponent,
                 };
+                if rule.forbidden {
+                    out.push(FieldFinding {
+                        segment: index,
+                        kind: FindingKind::ProfileRule,
+                        code: ErrorCode::DataTypeError,
+                        severity: rule.severity,
+                        at,
+                        message: rule.message.clone().unwrap_or_else(|| {
+                            format!(
+                                "{p} is not supported by the profile (usage X) and must be empty"
+                            )
+                        }),
+                    });
+                }
                 for check in &rule.checks {
                     let (ok, code, what) = match check {
                         Check::Allowed(values) => (
@@ -480,7 +528,7 @@ impl Profile {
                     }
                 }
             }
-            if rule.required && !valued {
+            if rule.required && !valued && (field_valued || !rule.only_if_field_valued) {
                 out.push(FieldFinding {
                     segment: index,
                     kind: FindingKind::ProfileRule,
@@ -500,7 +548,7 @@ impl Profile {
             }
         }
         let wanted = p.occurrence.unwrap_or(1);
-        if rule.required && occurrence < wanted {
+        if rule.required && rule.absent_segment_counts && occurrence < wanted {
             absent.push(Finding {
                 kind: FindingKind::ProfileRule,
                 code: ErrorCode::RequiredFieldMissing,
@@ -523,5 +571,42 @@ impl Profile {
                 }),
             });
         }
+    }
+}
+
+impl Conformance {
+    /// A finding when the message is not the type and event the profile describes.
+    fn mismatch<M: MessageFields + ?Sized>(&self, message: &M) -> Option<Finding> {
+        let component = message.separators().component;
+        let msh9 = message.field(0, 9).unwrap_or("");
+        let mut parts = msh9.split(component);
+        let (t, e) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if t == self.message_type && (self.trigger_event.is_empty() || e == self.trigger_event) {
+            return None;
+        }
+        let is_type = t == self.message_type;
+        Some(Finding {
+            kind: FindingKind::UnknownStructure,
+            code: if is_type {
+                ErrorCode::UnsupportedEventCode
+            } else {
+                ErrorCode::UnsupportedMessageType
+            },
+            severity: Severity::Error,
+            path: "MSH-9".to_string(),
+            segment_index: (message.segment_count() > 0).then_some(0),
+            segment_id: "MSH".to_string(),
+            segment_sequence: Some(1),
+            field: Some(FieldPosition {
+                field: 9,
+                repetition: 1,
+                component: 0,
+                subcomponent: 0,
+            }),
+            message: format!(
+                "the profile describes {}^{} ({}); the message is {t}^{e}",
+                self.message_type, self.trigger_event, self.structure.id
+            ),
+        })
     }
 }

@@ -1,0 +1,315 @@
+//! HL7 v2 XML conformance profiles (`HL7v2xConformanceProfile`, the format
+//! NIST's tools and IGAMT export), read into a [`Profile`].
+//!
+//! The profile's static definition becomes the message structure to match
+//! (segments and groups with their usage and cardinality; usage X elements
+//! are left out, so a segment sent there is unexpected); its segments'
+//! fields replace the standard's definitions (data type, usage, repetition,
+//! length, table); field and component usage become rules: R where the
+//! field or component must be valued, X where it must be empty. Where a
+//! segment is profiled more than once, its first definition is used.
+
+use std::collections::HashMap;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use super::profile::{Check, Conformance, Profile, ProfileError, Rule, ValuePath, keep};
+use super::{Severity, StructureMatcher};
+use crate::{
+    Cardinality, FieldDef, Group, GroupKind, MessageStructure, Optionality, Repetition, SegmentDef,
+    SegmentRef, StructureNode,
+};
+
+/// One XML element with its attributes and child elements.
+#[derive(Debug, Default)]
+struct Element {
+    name: String,
+    attributes: Vec<(String, String)>,
+    children: Vec<Element>,
+}
+
+impl Element {
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+}
+
+fn element_of(start: &BytesStart<'_>) -> Result<Element, ProfileError> {
+    let mut e = Element {
+        name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
+        ..Element::default()
+    };
+    for attr in start.attributes() {
+        let attr =
+            attr.map_err(|err| ProfileError(format!("conformance profile: bad attribute: {err}")))?;
+        let key = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
+        let value = attr
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|err| ProfileError(format!("conformance profile: attribute {key}: {err}")))?
+            .into_owned();
+        e.attributes.push((key, value));
+    }
+    Ok(e)
+}
+
+fn parse_xml(text: &str) -> Result<Element, ProfileError> {
+    let mut reader = Reader::from_str(text);
+    let mut stack: Vec<Element> = vec![Element::default()];
+    loop {
+        let event = reader.read_event().map_err(|e| {
+            ProfileError(format!(
+                "conformance profile: XML error at byte {}: {e}",
+                reader.buffer_position()
+            ))
+        })?;
+        match event {
+            Event::Start(start) => stack.push(element_of(&start)?),
+            Event::Empty(start) => {
+                let e = element_of(&start)?;
+                if let Some(parent) = stack.last_mut() {
+                    parent.children.push(e);
+                }
+            }
+            Event::End(_) => {
+                let done = stack.pop().filter(|_| !stack.is_empty()).ok_or_else(|| {
+                    ProfileError("conformance profile: closing tag without an opening one".into())
+                })?;
+                if let Some(parent) = stack.last_mut() {
+                    parent.children.push(done);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let mut document = stack.pop().filter(|_| stack.is_empty()).ok_or_else(|| {
+        ProfileError("conformance profile: the XML ends inside an element".into())
+    })?;
+    document
+        .children
+        .pop()
+        .ok_or_else(|| ProfileError("conformance profile: the document is empty".into()))
+}
+
+fn number(text: Option<&str>) -> Option<u32> {
+    text.and_then(|t| t.trim().parse().ok())
+}
+
+/// `Min`/`Max` with usage: only R keeps its minimum; `*` is unbounded.
+fn cardinality(e: &Element) -> Cardinality {
+    let usage = e.attr("Usage").unwrap_or("O");
+    let min = if usage == "R" {
+        number(e.attr("Min")).unwrap_or(1).max(1)
+    } else {
+        0
+    };
+    let max = match e.attr("Max").map(str::trim) {
+        Some("*") => None,
+        other => Some(number(other).unwrap_or(1)),
+    };
+    Cardinality { min, max }
+}
+
+fn optionality(usage: &str) -> Optionality {
+    match usage {
+        "R" => Optionality::Required,
+        "X" => Optionality::NotSupported,
+        "C" | "CE" => Optionality::Conditional,
+        "B" => Optionality::Backward,
+        "W" => Optionality::Withdrawn,
+        _ => Optionality::Optional, // O, RE
+    }
+}
+
+/// `0001`, `HL70001` -> 1; local tables (`99ACME`) have no number we know.
+fn table_number(text: Option<&str>) -> Option<u32> {
+    let t = text?.trim();
+    let t = t.strip_prefix("HL7").unwrap_or(t);
+    t.parse().ok().filter(|n| *n > 0)
+}
+
+struct Builder {
+    segments: Vec<SegmentDef>,
+    rules: Vec<Rule>,
+    seen: HashMap<String, ()>,
+}
+
+impl Builder {
+    fn rule(&mut self, path: ValuePath, usage: &str, inside_field: bool) {
+        let (required, forbidden) = match usage {
+            "R" => (true, false),
+            "X" => (false, true),
+            _ => return,
+        };
+        self.rules.push(Rule {
+            path,
+            required,
+            forbidden,
+            only_if_field_valued: inside_field,
+            absent_segment_counts: false,
+            checks: Vec::<Check>::new(),
+            severity: Severity::Error,
+            message: None,
+        });
+    }
+
+    fn segment(&mut self, e: &Element) -> Result<&'static str, ProfileError> {
+        let name = e
+            .attr("Name")
+            .ok_or_else(|| ProfileError("conformance profile: a Segment has no Name".into()))?;
+        let id = keep(name.to_string());
+        if self.seen.insert(name.to_string(), ()).is_some() {
+            return Ok(id);
+        }
+        let mut fields = Vec::new();
+        for (i, f) in e.children_named("Field").enumerate() {
+            let seq = i as u16 + 1;
+            let usage = f.attr("Usage").unwrap_or("O");
+            let max = f.attr("Max").map(str::trim);
+            fields.push(FieldDef {
+                segment: id,
+                seq,
+                name: keep(f.attr("Name").unwrap_or("").to_string()),
+                data_type: keep(f.attr("Datatype").unwrap_or("ST").to_string()),
+                // R is checked as a rule below, so a message gets one finding.
+                optionality: match optionality(usage) {
+                    Optionality::Required => Optionality::Optional,
+                    other => other,
+                },
+                repetition: match max {
+                    Some("*") => Repetition::Unbounded,
+                    other => match number(other).unwrap_or(1) {
+                        0 | 1 => Repetition::Single,
+                        n => Repetition::UpTo(n),
+                    },
+                },
+                max_length: number(f.attr("Length")).filter(|n| *n > 0),
+                table: table_number(f.attr("Table")),
+            });
+            let path = |component: usize, subcomponent: usize| ValuePath {
+                segment: name.to_string(),
+                occurrence: None,
+                field: seq,
+                repetition: None,
+                component,
+                subcomponent,
+            };
+            self.rule(path(0, 0), usage, false);
+            for (c, comp) in f.children_named("Component").enumerate() {
+                self.rule(path(c + 1, 0), comp.attr("Usage").unwrap_or("O"), true);
+                for (s, sub) in comp.children_named("SubComponent").enumerate() {
+                    self.rule(path(c + 1, s + 1), sub.attr("Usage").unwrap_or("O"), true);
+                }
+            }
+        }
+        self.segments.push(SegmentDef {
+            id,
+            name: keep(e.attr("LongName").unwrap_or("").to_string()),
+            fields,
+        });
+        Ok(id)
+    }
+
+    fn children(&mut self, parent: &Element) -> Result<Vec<StructureNode>, ProfileError> {
+        let mut nodes = Vec::new();
+        for e in &parent.children {
+            if e.attr("Usage") == Some("X") {
+                continue;
+            }
+            match e.name.as_str() {
+                "Segment" => {
+                    let id = self.segment(e)?;
+                    nodes.push(StructureNode::Segment(SegmentRef {
+                        id,
+                        cardinality: cardinality(e),
+                    }));
+                }
+                "SegGroup" => {
+                    let name = e.attr("Name").unwrap_or("GROUP").to_string();
+                    nodes.push(StructureNode::Group(Group {
+                        name: keep(name),
+                        kind: GroupKind::Sequence,
+                        cardinality: cardinality(e),
+                        children: self.children(e)?,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        Ok(nodes)
+    }
+}
+
+impl Profile {
+    /// Reads an HL7 v2 XML conformance profile. Names from the profile are
+    /// kept for the life of the process (profiles are configuration).
+    pub fn from_conformance_xml(text: &str) -> Result<Profile, ProfileError> {
+        let root = parse_xml(text)?;
+        if root.name != "HL7v2xConformanceProfile" {
+            return Err(ProfileError(format!(
+                "conformance profile: the root element is {:?}, not HL7v2xConformanceProfile",
+                root.name
+            )));
+        }
+        let def = root
+            .children_named("HL7v2xStaticDef")
+            .next()
+            .ok_or_else(|| {
+                ProfileError("conformance profile: no HL7v2xStaticDef element".into())
+            })?;
+        let message_type = def.attr("MsgType").unwrap_or("").to_string();
+        let trigger_event = def.attr("EventType").unwrap_or("").to_string();
+        let structure_id = match def.attr("MsgStructID") {
+            Some(id) if !id.is_empty() => id.to_string(),
+            _ => format!("{message_type}_{trigger_event}"),
+        };
+        let name = root
+            .children_named("MetaData")
+            .chain(def.children_named("MetaData"))
+            .find_map(|m| m.attr("Name"))
+            .unwrap_or(&structure_id)
+            .to_string();
+        let mut builder = Builder {
+            segments: Vec::new(),
+            rules: Vec::new(),
+            seen: HashMap::new(),
+        };
+        let children = builder.children(def)?;
+        if children.is_empty() {
+            return Err(ProfileError(
+                "conformance profile: the static definition has no segments".into(),
+            ));
+        }
+        let structure = MessageStructure {
+            id: keep(structure_id),
+            description: "",
+            children,
+        };
+        let matcher = StructureMatcher::new(&structure);
+        Ok(Profile {
+            name,
+            rules: builder.rules,
+            overrides: HashMap::new(),
+            segments: builder.segments,
+            conformance: Some(Conformance {
+                message_type,
+                trigger_event,
+                structure,
+                matcher,
+            }),
+        })
+    }
+
+    /// The message structure a conformance profile describes.
+    pub fn structure(&self) -> Option<&MessageStructure> {
+        self.conformance.as_ref().map(|c| &c.structure)
+    }
+}
