@@ -31,9 +31,18 @@ pub(crate) fn block_keys(f: &Features, interner: &Interner, out: &mut Vec<BlockK
     let given_initial = initial(interner, f.given);
     let family_initial = initial(interner, f.family);
     if f.given_phonetic.is_some() && f.family_phonetic.is_some() {
-        // Order-free, so swapped given and family names still meet.
+        // Name sounds, order-free so swapped given and family names still meet, with
+        // the birth year (day or month wrong) or the postcode (birth date wrong). A
+        // name pair alone is not enough: "James Smith" is thousands of people.
         let (x, y) = (sym(f.given_phonetic), sym(f.family_phonetic));
-        push(1, x.min(y), x.max(y));
+        let pair = (x.min(y) as u64) << 32 | x.max(y) as u64;
+        let mix = |v: u64| (pair.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ v) as u32;
+        if let Some(year) = f.birth_year(interner) {
+            push(1, mix(u64::from(year)), x.min(y));
+        }
+        if f.postcode.is_some() {
+            push(17, mix(u64::from(sym(f.postcode)) << 20), x.max(y));
+        }
     }
     if f.birth.is_some() {
         if f.family_phonetic.is_some() {
@@ -118,27 +127,121 @@ fn street_name_prefix(street: &str) -> Option<u32> {
     Some(packed)
 }
 
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    len: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    record: u32,
+    next: u32,
+}
+
+/// Record ids filed under keys, as linked posting lists in one arena: most keys hold a
+/// single record, and a `Vec` per key would cost several times the 8 bytes a posting
+/// takes here.
+pub(crate) struct PostingMap<K> {
+    lists: HashMap<K, List>,
+    postings: Vec<Posting>,
+    free: u32,
+}
+
+impl<K> Default for PostingMap<K> {
+    fn default() -> Self {
+        PostingMap {
+            lists: HashMap::default(),
+            postings: Vec::new(),
+            free: NIL,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> PostingMap<K> {
+    pub fn insert(&mut self, key: K, record: u32) {
+        let list = self.lists.entry(key).or_insert(List { head: NIL, len: 0 });
+        let posting = Posting {
+            record,
+            next: list.head,
+        };
+        let index = if self.free != NIL {
+            let index = self.free;
+            self.free = self.postings[index as usize].next;
+            self.postings[index as usize] = posting;
+            index
+        } else {
+            self.postings.push(posting);
+            (self.postings.len() - 1) as u32
+        };
+        list.head = index;
+        list.len += 1;
+    }
+
+    pub fn remove(&mut self, key: K, record: u32) {
+        let Some(list) = self.lists.get_mut(&key) else {
+            return;
+        };
+        let (mut prev, mut at) = (NIL, list.head);
+        while at != NIL {
+            let next = self.postings[at as usize].next;
+            if self.postings[at as usize].record == record {
+                if prev == NIL {
+                    list.head = next;
+                } else {
+                    self.postings[prev as usize].next = next;
+                }
+                self.postings[at as usize].next = self.free;
+                self.free = at;
+                list.len -= 1;
+                break;
+            }
+            prev = at;
+            at = next;
+        }
+        if list.len == 0 {
+            self.lists.remove(&key);
+        }
+    }
+
+    pub fn len_of(&self, key: &K) -> usize {
+        self.lists.get(key).map_or(0, |l| l.len as usize)
+    }
+
+    /// Appends the records filed under `key`, newest first.
+    pub fn extend_into(&self, key: &K, out: &mut Vec<u32>) {
+        let mut at = self.lists.get(key).map_or(NIL, |l| l.head);
+        while at != NIL {
+            let p = self.postings[at as usize];
+            out.push(p.record);
+            at = p.next;
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.lists.capacity() * (std::mem::size_of::<(K, List)>() + 1)
+            + self.postings.capacity() * std::mem::size_of::<Posting>()
+    }
+}
+
 /// Record ids filed under each blocking key.
 #[derive(Default)]
 pub(crate) struct Blocks {
-    map: HashMap<BlockKey, Vec<u32>>,
+    map: PostingMap<BlockKey>,
 }
 
 impl Blocks {
     pub fn insert(&mut self, record: u32, keys: &[BlockKey]) {
         for key in keys {
-            self.map.entry(*key).or_default().push(record);
+            self.map.insert(*key, record);
         }
     }
 
     pub fn remove(&mut self, record: u32, keys: &[BlockKey]) {
         for key in keys {
-            if let Some(ids) = self.map.get_mut(key) {
-                ids.retain(|&r| r != record);
-                if ids.is_empty() {
-                    self.map.remove(key);
-                }
-            }
+            self.map.remove(*key, record);
         }
     }
 
@@ -146,10 +249,8 @@ impl Blocks {
     /// has grown past `max_block_size` (a value too common to tell patients apart).
     pub fn candidates(&self, keys: &[BlockKey], max_block_size: usize, out: &mut Vec<u32>) {
         for key in keys {
-            if let Some(ids) = self.map.get(key) {
-                if ids.len() <= max_block_size {
-                    out.extend_from_slice(ids);
-                }
+            if self.map.len_of(key) <= max_block_size {
+                self.map.extend_into(key, out);
             }
         }
         out.sort_unstable();
@@ -157,8 +258,7 @@ impl Blocks {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.map.capacity() * (std::mem::size_of::<(BlockKey, Vec<u32>)>() + 1)
-            + self.map.values().map(|v| v.capacity() * 4).sum::<usize>()
+        self.map.heap_bytes()
     }
 }
 
@@ -220,5 +320,35 @@ impl TermFrequencies {
 
     pub fn heap_bytes(&self) -> usize {
         self.counts.iter().map(|c| c.capacity() * 9).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posting_lists_keep_records_per_key_through_removals() {
+        let mut map: PostingMap<u32> = PostingMap::default();
+        for r in 0..10 {
+            map.insert(r % 3, r);
+        }
+        map.remove(0, 3);
+        map.remove(0, 42);
+        map.insert(0, 10);
+        let mut out = Vec::new();
+        map.extend_into(&0, &mut out);
+        out.sort_unstable();
+        assert_eq!(out, vec![0, 6, 9, 10]);
+        assert_eq!(map.len_of(&0), 4);
+        for r in [0, 6, 9, 10] {
+            map.remove(0, r);
+        }
+        assert_eq!(map.len_of(&0), 0);
+        out.clear();
+        map.extend_into(&1, &mut out);
+        assert_eq!(out, vec![7, 4, 1]);
+        // Freed postings are reused, not leaked.
+        assert_eq!(map.postings.len(), 10);
     }
 }

@@ -145,8 +145,8 @@ impl MatchModel {
         let mut u_exact = [0.0; FIELD_COUNT];
         for fm in &self.fields {
             let f = fm.field.index();
-            for level in 0..fm.m.len().min(MAX_LEVELS) {
-                w[f][level] = fm.weight(level);
+            for (level, slot) in w[f].iter_mut().enumerate().take(fm.m.len()) {
+                *slot = fm.weight(level);
             }
             m_exact[f] = fm.m[0];
             u_exact[f] = fm.u[0];
@@ -246,9 +246,9 @@ pub(crate) fn estimate_from_features(
         let levels = fm.u.len();
         let total: u64 = u_counts[f][..levels].iter().sum();
         if total >= 1000 {
-            for l in 0..levels {
+            for (u, &count) in fm.u.iter_mut().zip(&u_counts[f]) {
                 // Half a count of smoothing keeps unseen levels finite.
-                fm.u[l] = (u_counts[f][l] as f64 + 0.5) / (total as f64 + 0.5 * levels as f64);
+                *u = (count as f64 + 0.5) / (total as f64 + 0.5 * levels as f64);
             }
         }
     }

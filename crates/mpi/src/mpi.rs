@@ -8,7 +8,7 @@ use crate::events::{
     Actor, Change, Decision, DecisionReason, EnterpriseId, EventSink, FieldWeight, LinkStatus,
     MatchExplanation, MpiEvent, Outcome,
 };
-use crate::index::{BlockKey, Blocks, TermFrequencies, block_keys};
+use crate::index::{BlockKey, Blocks, PostingMap, TermFrequencies, block_keys};
 use crate::intern::{Interner, Sym};
 use crate::model::{
     MatchModel, TrainingOptions, TrainingReport, WeightTable, estimate_from_features,
@@ -61,7 +61,10 @@ impl Default for MatcherConfig {
 
 impl MatcherConfig {
     pub fn check(&self) -> Result<(), MpiError> {
-        if !(self.review_threshold <= self.link_threshold) {
+        if self.review_threshold.is_nan()
+            || self.link_threshold.is_nan()
+            || self.review_threshold > self.link_threshold
+        {
             return Err(MpiError::InvalidConfig(format!(
                 "review_threshold ({}) must not exceed link_threshold ({})",
                 self.review_threshold, self.link_threshold
@@ -155,7 +158,7 @@ pub struct Mpi {
     interner: Interner,
     records: Vec<StoredRecord>,
     by_key: HashMap<(Sym, Sym), u32>,
-    identifiers: HashMap<QualifiedId, Vec<u32>>,
+    identifiers: PostingMap<QualifiedId>,
     blocks: Blocks,
     tf: TermFrequencies,
     enterprises: Vec<Enterprise>,
@@ -196,7 +199,7 @@ impl Mpi {
             interner: Interner::new(),
             records: Vec::new(),
             by_key: HashMap::new(),
-            identifiers: HashMap::new(),
+            identifiers: PostingMap::default(),
             blocks: Blocks::default(),
             tf: TermFrequencies::default(),
             enterprises: Vec::new(),
@@ -425,8 +428,10 @@ impl Mpi {
         let mut by_identifier: Vec<(EnterpriseId, &Identifier)> = Vec::new();
         for ident in record.identifiers.iter().filter(|i| i.is_qualified()) {
             if let Some(q) = self.lookup_identifier(ident) {
-                if let Some(rids) = self.identifiers.get(&q) {
-                    for &r in rids {
+                let mut rids = Vec::new();
+                self.identifiers.extend_into(&q, &mut rids);
+                {
+                    for r in rids {
                         let s = &self.records[r as usize];
                         if Some(r) != exclude
                             && s.active
@@ -1021,7 +1026,7 @@ impl Mpi {
         self.scratch_keys = keys;
         self.tf.add(&r.features);
         for q in r.identifiers.iter() {
-            self.identifiers.entry(*q).or_default().push(rid);
+            self.identifiers.insert(*q, rid);
         }
     }
 
@@ -1034,12 +1039,7 @@ impl Mpi {
         self.scratch_keys = keys;
         self.tf.remove(&r.features);
         for q in r.identifiers.iter() {
-            if let Some(v) = self.identifiers.get_mut(q) {
-                v.retain(|&x| x != rid);
-                if v.is_empty() {
-                    self.identifiers.remove(q);
-                }
-            }
+            self.identifiers.remove(*q, rid);
         }
     }
 
@@ -1157,11 +1157,10 @@ impl Mpi {
         let Some(q) = self.lookup_identifier(identifier) else {
             return Vec::new();
         };
-        let Some(rids) = self.identifiers.get(&q) else {
-            return Vec::new();
-        };
+        let mut rids = Vec::new();
+        self.identifiers.extend_into(&q, &mut rids);
         let mut out: Vec<Identifier> = Vec::new();
-        for &r in rids {
+        for r in rids {
             for &m in &self.enterprises[ent_index(self.records[r as usize].enterprise)].records {
                 for &(v, a, t) in self.records[m as usize].identifiers.iter() {
                     let id = Identifier::new(
@@ -1260,7 +1259,7 @@ impl Mpi {
                 .iter()
                 .map(|e| e.records.capacity() * 4)
                 .sum::<usize>();
-        let maps = self.by_key.capacity() * 13 + self.identifiers.capacity() * 37;
+        let maps = self.by_key.capacity() * 13 + self.identifiers.heap_bytes();
         IndexStats {
             source_records: self.records.len(),
             enterprises: self.enterprises().count(),

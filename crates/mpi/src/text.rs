@@ -111,11 +111,7 @@ pub fn nysiis(name: &str) -> String {
                     w[i] = prev;
                 }
             }
-            b'W' => {
-                if is_vowel(w[i - 1]) {
-                    w[i] = w[i - 1];
-                }
-            }
+            b'W' if is_vowel(w[i - 1]) => w[i] = w[i - 1],
             _ => {}
         }
         if key.last() != Some(&w[i]) {
