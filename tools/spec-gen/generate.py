@@ -71,6 +71,17 @@ def table_number(ref):
     return int(m.group(1)) if m else 0
 
 
+def by_position(children):
+    """(index, child) for positions 1..n, with None where hl7apy has no
+    element: its names carry the position (PID_3, XTN_2) and withdrawn
+    elements are simply absent, so counting would shift every later one."""
+    by_pos = {}
+    for child in children:
+        by_pos[int(child[0].rsplit("_", 1)[1])] = child
+    for n in range(1, max(by_pos, default=0) + 1):
+        yield n - 1, by_pos.get(n)
+
+
 def borrow(dict_elems, index, apy_name, same_version):
     """The dictionary element describing hl7apy's element at `index`, or None.
 
@@ -149,7 +160,10 @@ class VersionWriter:
                     self.emit("F", d.get("datatype") or "ST", OPT_CODE.get(d.get("opt"), "O"),
                               reps(1, d), d.get("len", 0) or 0, tbl, d.get("desc", ""))
                 continue
-            for i, child in enumerate(children):
+            for i, child in by_position(children):
+                if child is None:
+                    self.withdrawn("F", dfields, i)
+                    continue
                 fname, ref, (cmin, cmax), _ = child
                 fdef = self.apy.FIELDS.get(fname) or ref
                 dtype, apy_name, table = fdef[2], fdef[3], fdef[4]
@@ -173,6 +187,17 @@ class VersionWriter:
                     self.used_tables.add(tbl)
                 self.emit("F", dtype, opt, reps(cmax, d), length or 0, tbl, name)
 
+    def withdrawn(self, kind, dict_elems, i):
+        """A position hl7apy skips: the standard withdrew the element (2.6
+        XTN.1, 2.8 EVN-1, OBR-...). It keeps its number, marked W."""
+        STATS["withdrawn positions kept"] += 1
+        d = dict_elems[i] if dict_elems is not None and i < len(dict_elems) else None
+        name = (d or {}).get("desc") or "Withdrawn"
+        if kind == "F":
+            self.emit("F", "ST", "W", 1, 0, 0, name)
+        else:
+            self.emit("C", "ST", "W", 0, 0, name)
+
     # ---- data types -----------------------------------------------------
     def datatypes(self):
         dtypes = self.dict["fields"]
@@ -186,7 +211,11 @@ class VersionWriter:
             ddt = dtypes.get(type_id)
             self.emit("D", type_id, ddt["desc"] if ddt else "")
             dsub = ddt.get("subfields") if ddt else None
-            for i, (cname, cref, (cmin, _), _) in enumerate(structs[type_id]):
+            for i, comp in by_position(structs[type_id]):
+                if comp is None:
+                    self.withdrawn("C", dsub, i)
+                    continue
+                cname, cref, (cmin, _), _ = comp
                 ctype, apy_name, table = cref[2], cref[3], cref[4]
                 d = borrow(dsub, i, apy_name, self.same_version)
                 name = d["desc"] if d else title_from_hl7apy(apy_name)

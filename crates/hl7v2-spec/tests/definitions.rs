@@ -312,3 +312,32 @@ fn every_event_map_entry_points_at_a_structure_of_its_version() {
         assert!(n >= 39, "{}: only {n} events", spec.version());
     }
 }
+
+#[test]
+fn withdrawn_elements_keep_their_numbers() {
+    // hl7apy drops withdrawn elements; later ones must not shift into their place.
+    let evn = Spec::version("2.8").unwrap().segment("EVN").unwrap();
+    assert_eq!(evn.field(1).unwrap().optionality, Optionality::Withdrawn);
+    assert_eq!(
+        (evn.field(2).unwrap().name, evn.field(2).unwrap().data_type),
+        ("Recorded Date/Time", "DTM")
+    );
+    let xtn = Spec::version("2.6").unwrap().datatype("XTN").unwrap();
+    assert_eq!(
+        xtn.component(1).unwrap().optionality,
+        Optionality::Withdrawn
+    );
+    assert_eq!(
+        (
+            xtn.component(4).unwrap().name,
+            xtn.component(4).unwrap().data_type
+        ),
+        ("Email Address", "ST")
+    );
+    assert_eq!(xtn.component(6).unwrap().data_type, "NM");
+    let obr4 = Spec::version("2.8.2").unwrap().field("OBR", 4).unwrap();
+    assert_eq!(
+        (obr4.name, obr4.data_type),
+        ("Universal Service Identifier", "CWE")
+    );
+}
