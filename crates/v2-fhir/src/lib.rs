@@ -1,1 +1,154 @@
-//! HL7 v2 to FHIR R4 conversion, following the HL7 v2-to-FHIR implementation guide.
+//! HL7 v2 to FHIR R4 conversion, following the HL7 v2-to-FHIR implementation
+//! guide (<http://hl7.org/fhir/uv/v2mappings>).
+//!
+//! One message in, one FHIR R4 transaction [`Bundle`] out. Resource ids are
+//! stable hashes of business identifiers (a Patient's id comes from its
+//! PID-3 identifier, an Encounter's from PV1-19, an Observation's from its
+//! order's filler number and OBX sequence), and every entry is a `PUT` by
+//! that id: sending the same message twice, or an A08 after the A01, updates
+//! the same resources rather than creating new ones. A `MessageHeader` and a
+//! `Provenance` record which message each resource came from.
+//!
+//! ```
+//! use v2_fhir::{Converter, Options};
+//!
+//! let bytes = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102120000+0100||ORU^R01|MSG1|P|2.5.1\r\
+//!               PID|1||123^^^HOSP^MR||DOE^JANE||19800101|F\r\
+//!               OBR|1||F1^LAB|718-7^Hemoglobin^LN|||20240102110000+0100\r\
+//!               OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|||||F\r";
+//! let message = hl7v2::Message::parse(bytes)?;
+//! let bundle = Converter::new(Options::default()).convert(&message)?;
+//! let observation = bundle.entries().iter().find(|e| e.resource_type == "Observation").unwrap();
+//! assert_eq!(observation.resource["valueQuantity"]["code"], "g/dL");
+//! assert_eq!(observation.resource["subject"]["reference"], format!("Patient/{}", bundle.patient_id().unwrap()));
+//! let json = bundle.to_json_string();
+//! assert!(json.contains("\"type\":\"transaction\""));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The mapping and where it comes from
+//!
+//! The guide's tables are in `mappings/` (see `mappings/SOURCES.md`). The
+//! vocabulary concept maps (`mappings/codesystems/*.csv`) are embedded and
+//! applied as they are ([`vocab::ConceptMap`]); the segment and data type rules
+//! are code in `src/segments/` and `src/datatypes.rs`, each naming the table row
+//! it implements (`PID[Patient] PID-5`).
+//!
+//! Messages are dispatched by MSH-9 (structure first, then type): the ADT
+//! family (A01-A13, A28, A31, A40 merge, A60 and any other ADT event by its
+//! segments), ORM^O01, OML^O21 (and other OML), ORU^R01, RDE^O11, RAS^O17,
+//! VXU^V04, SIU^S12-S26, MDM^T01-T11, DFT^P03, BAR^P01-P12 and ACK. Other
+//! types are refused with [`ConvertErrorKind::UnsupportedMessage`].
+//!
+//! # Choices where the guide is silent or under construction
+//!
+//! - **Dates and times** keep the sender's precision and offset. A time sent
+//!   without an offset gets [`Options::timezone`]; with none configured, a
+//!   `dateTime` is cut to its date (never a guessed offset) and an `instant`
+//!   (Provenance.recorded, Bundle.timestamp) is written in UTC with the
+//!   extension `assumed-utc` on Provenance.recorded saying so. `HHMM` becomes
+//!   `HH:MM:00` because FHIR requires seconds.
+//! - **Identifier systems**: assigning authorities with an OID (`&1.2.3&ISO`,
+//!   or an OID namespace) become `urn:oid:`, UUIDs `urn:uuid:`, URIs stay as
+//!   they are, other names go under [`Options::identifier_base`]. Local code
+//!   systems go under `{identifier_base}/CodeSystem/{name}`.
+//! - **Ids** are UUID v5 of the resource type and its business key, so they
+//!   are the same on every run and every node. Resources with no business key
+//!   (a note-less allergy with no code) are keyed on the patient and the
+//!   segment's content.
+//! - **Units**: `Quantity.code`/`system` are set only when the unit's coding
+//!   system is sent (UCUM); otherwise the unit is kept as `unit` text.
+//! - **RDE/RAS, DFT/BAR, ACK, MDM^T01** have no guide tables yet: RXE maps
+//!   like RXO to MedicationRequest, RXA in RAS to MedicationAdministration,
+//!   FT1 to ChargeItem, PID-18 to Account, GT1 to a guarantor RelatedPerson
+//!   (or the Patient when GT1-11 is `SEL`), MSA/ERR to MessageHeader.response
+//!   and an OperationOutcome.
+//! - **NK1** becomes `Patient.contact` (the guide's NK1[Patient] map).
+//! - **MRG** (A40 and friends): the surviving patient gets a `replaces` link to
+//!   the merged one, which is written `active: false` with a `replaced-by`
+//!   link.
+//! - **Status defaults** where the v2 code is absent or unmapped: Observation
+//!   and DiagnosticReport `unknown`, Encounter from the event (A03 finished,
+//!   ...) else from the patient class, Procedure `completed`, Coverage and
+//!   Account `active`, ChargeItem `billable`, DocumentReference `current`.
+//! - **Decimals** become JSON numbers: `7.50` prints as `7.5`.
+
+mod bundle;
+mod convert;
+pub mod datatypes;
+pub mod datetime;
+mod error;
+mod ids;
+mod json;
+mod segments;
+pub mod vocab;
+
+pub use bundle::{Bundle, Entry};
+pub use datetime::UtcOffset;
+pub use error::{ConvertError, ConvertErrorKind};
+
+/// A business identifier: the enterprise patient id the MPI adds.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identifier {
+    pub system: String,
+    pub value: String,
+}
+
+/// How to convert.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Offset for times the message sends without one; see [`datetime`].
+    pub timezone: Option<UtcOffset>,
+    /// Base URI for identifier systems of assigning authorities that are
+    /// neither OIDs nor URIs, and for local code systems.
+    pub identifier_base: String,
+    /// An enterprise identifier added to the Patient (the MPI's link), for
+    /// every message converted with these options. See also
+    /// [`Converter::convert_with_enterprise_id`].
+    pub enterprise_identifier: Option<Identifier>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            timezone: None,
+            identifier_base: "urn:corridor:id".to_string(),
+            enterprise_identifier: None,
+        }
+    }
+}
+
+/// Converts messages to Bundles. Cheap to share: it holds only its options.
+#[derive(Clone, Debug)]
+pub struct Converter {
+    options: Options,
+}
+
+impl Converter {
+    pub fn new(options: Options) -> Converter {
+        Converter { options }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Converts one message to a transaction Bundle.
+    pub fn convert(&self, message: &hl7v2::Message<'_>) -> Result<Bundle, ConvertError> {
+        convert::convert(
+            message,
+            &self.options,
+            self.options.enterprise_identifier.as_ref(),
+        )
+    }
+
+    /// Like [`Converter::convert`], adding `enterprise_id` to the Patient's
+    /// identifiers (the MPI's enterprise identifier for this person).
+    pub fn convert_with_enterprise_id(
+        &self,
+        message: &hl7v2::Message<'_>,
+        enterprise_id: &Identifier,
+    ) -> Result<Bundle, ConvertError> {
+        convert::convert(message, &self.options, Some(enterprise_id))
+    }
+}

@@ -1,0 +1,44 @@
+//! Conversion errors: what is wrong and where.
+
+use std::fmt;
+
+/// Why a message could not be converted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertErrorKind {
+    #[error(
+        "message type {0:?} is not converted to FHIR (see the v2-fhir crate docs for the supported types)"
+    )]
+    UnsupportedMessage(String),
+    #[error("the message has no {0} segment, which this message type needs")]
+    MissingSegment(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A conversion error with the segment it concerns, when there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvertError {
+    pub kind: ConvertErrorKind,
+    /// 1-based segment index and name in the message.
+    pub segment: Option<(usize, String)>,
+}
+
+impl ConvertError {
+    pub(crate) fn new(kind: ConvertErrorKind) -> ConvertError {
+        ConvertError {
+            kind,
+            segment: None,
+        }
+    }
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.segment {
+            Some((index, name)) => write!(f, "segment {index} ({name}): {}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {}

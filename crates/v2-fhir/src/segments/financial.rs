@@ -1,0 +1,332 @@
+//! PID-18 to Account (`PID[Account]`), IN1 to Coverage (`IN1[Coverage]`),
+//! GT1 to the Account's guarantor, FT1 to ChargeItem. GT1 and FT1 have no
+//! guide tables yet; the choices are in the crate docs.
+
+use hl7v2::{Element, Segment};
+use serde_json::Value;
+
+use crate::convert::Ctx;
+use crate::datatypes::{self as dt, comp, reps, text};
+use crate::error::ConvertError;
+use crate::ids::stable_id;
+use crate::json::Obj;
+use crate::segments::patient::cx_key;
+use crate::vocab::ConceptMap;
+
+/// PID-18 patient account number: an Account for the patient.
+pub fn account(ctx: &mut Ctx<'_>, cx: Element<'_>) {
+    let Some(key) = cx_key(cx, ctx) else { return };
+    let mut a = Obj::new();
+    let mut identifier = match dt::identifier_cx(cx, ctx.options) {
+        Value::Object(m) => Obj(m),
+        _ => return,
+    };
+    if !identifier.has("type") {
+        identifier.set("type", dt::identifier_type("AN"));
+    }
+    a.push("identifier", identifier);
+    a.set("status", "active");
+    let id = stable_id("Account", &[&key]);
+    let i = ctx.add("Account", id, a);
+    ctx.account = Some(i);
+}
+
+/// IN1-17 (table 0063) to subscriber-relationship.
+fn subscriber_relationship(code: &str) -> Option<&'static str> {
+    match code {
+        "SEL" => Some("self"),
+        "SPO" | "DOM" => Some("spouse"),
+        "CHD" | "FCH" | "SCH" | "GCH" => Some("child"),
+        "" => None,
+        _ => Some("other"),
+    }
+}
+
+fn coverage_class(kind: &str, value: &str, name: &str) -> Value {
+    if value.is_empty() {
+        return Value::Null;
+    }
+    Obj::new()
+        .with(
+            "type",
+            Obj::new().with(
+                "coding",
+                vec![
+                    Obj::new()
+                        .with(
+                            "system",
+                            "http://terminology.hl7.org/CodeSystem/coverage-class",
+                        )
+                        .with("code", kind)
+                        .build(),
+                ],
+            ),
+        )
+        .with("value", value)
+        .with("name", crate::json::string(name))
+        .build()
+}
+
+/// `IN1[Coverage]`.
+pub fn in1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+    let o = ctx.options;
+    let f = |n: usize| seg.field(n);
+    let mut c = Obj::new();
+    c.set("status", "active");
+    // IN1-36: identifier (policy number, type MB) and subscriberId
+    let policy = f(36).map(|e| comp(e, 1)).unwrap_or_default();
+    if !policy.is_empty() {
+        c.push(
+            "identifier",
+            Obj::new()
+                .with("type", dt::identifier_type("MB"))
+                .with("value", policy.as_str()),
+        );
+    }
+    let subscriber = f(49)
+        .map(|e| comp(e, 1))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(policy.clone());
+    c.text("subscriberId", &subscriber);
+    // IN1-15: type (plan type, table 0086)
+    if let Some(t) = f(15) {
+        c.set("type", dt::table_concept(&comp(t, 1), "0086", None));
+    }
+    // IN1-17: relationship
+    if let Some(r) = subscriber_relationship(&f(17).map(|e| comp(e, 1)).unwrap_or_default()) {
+        c.set(
+            "relationship",
+            Obj::new().with(
+                "coding",
+                vec![
+                    Obj::new()
+                        .with(
+                            "system",
+                            "http://terminology.hl7.org/CodeSystem/subscriber-relationship",
+                        )
+                        .with("code", r)
+                        .build(),
+                ],
+            ),
+        );
+    }
+    // IN1-12/IN1-13: period
+    let mut period = Obj::new();
+    period.set(
+        "start",
+        f(12)
+            .map(|e| dt::date_time_value(&comp(e, 1), o))
+            .unwrap_or(Value::Null),
+    );
+    period.set(
+        "end",
+        f(13)
+            .map(|e| dt::date_time_value(&comp(e, 1), o))
+            .unwrap_or(Value::Null),
+    );
+    c.set("period", period);
+    // IN1-2: class (plan); IN1-8/IN1-9: class (group)
+    let plan = f(2).map(|e| comp(e, 1)).unwrap_or_default();
+    let plan_name = f(2).map(|e| comp(e, 2)).unwrap_or_default();
+    c.push("class", coverage_class("plan", &plan, &plan_name));
+    let group = f(8).map(|e| comp(e, 1)).unwrap_or_default();
+    let group_name = f(9).map(|e| comp(e, 1)).unwrap_or_default();
+    c.push("class", coverage_class("group", &group, &group_name));
+    // IN1-1: order
+    if let Some(n) = f(1)
+        .map(text)
+        .and_then(|t| t.parse::<u32>().ok())
+        .filter(|n| *n > 0)
+    {
+        c.set("order", n);
+    }
+    // IN1-3 company id, IN1-4 company name: payor
+    let company_id = f(3)
+        .map(|e| dt::identifier_cx(e.repetition(1), o))
+        .unwrap_or(Value::Null);
+    let company_name = f(4).map(|e| comp(e, 1)).unwrap_or_default();
+    let payor = ctx.organization(&company_name, company_id.clone());
+    let patient = ctx
+        .patient
+        .map(|p| ctx.entries[p].id.clone())
+        .unwrap_or_default();
+    let key = if policy.is_empty() {
+        format!("{patient}|{}|{}|{plan}", company_id, company_name)
+    } else {
+        format!("{}|{company_name}|{policy}", company_id)
+    };
+    let id = stable_id("Coverage", &[&key]);
+    let i = ctx.add("Coverage", id, c);
+    if let Some(p) = payor {
+        ctx.push_on(i, "payor", p);
+    }
+    if let Some(a) = ctx.account {
+        let r = ctx.reference_to(i);
+        ctx.push_on(a, "coverage", Obj::new().with("coverage", r));
+    }
+    Ok(())
+}
+
+/// GT1: the guarantor of the Account: the Patient when GT1-11 is `SEL`,
+/// else a RelatedPerson (GT1-3 name, GT1-5 address, GT1-6/7 phones, GT1-8
+/// birth date, GT1-9 sex, GT1-11 relationship).
+pub fn gt1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+    let o = ctx.options;
+    let f = |n: usize| seg.field(n);
+    let relationship = f(11).map(|e| comp(e, 1)).unwrap_or_default();
+    let party = if relationship == "SEL" {
+        ctx.patient_reference()
+    } else {
+        let mut rp = Obj::new();
+        for cx in reps(f(2)) {
+            rp.push("identifier", dt::identifier_cx(cx, o));
+        }
+        for xpn in reps(f(3)) {
+            rp.push("name", dt::human_name(xpn));
+        }
+        for xad in reps(f(5)) {
+            rp.push("address", dt::address(xad));
+        }
+        for (n, use_) in [(6, Some("home")), (7, Some("work"))] {
+            for xtn in reps(f(n)) {
+                rp.push("telecom", dt::contact_point(xtn, use_));
+            }
+        }
+        rp.set(
+            "birthDate",
+            f(8).map(|e| dt::date_value(&comp(e, 1)))
+                .unwrap_or(Value::Null),
+        );
+        if let Some(c) = f(9).and_then(|e| ConceptMap::AdministrativeSex.lookup(&comp(e, 1))) {
+            rp.set("gender", c.code.as_str());
+        }
+        if let Some(rel) = f(11) {
+            rp.push(
+                "relationship",
+                dt::mapped_concept(rel, ConceptMap::Relationship, "0063", o),
+            );
+        }
+        if rp.is_empty() {
+            return Ok(());
+        }
+        let Some(patient) = ctx.patient_reference() else {
+            return Ok(());
+        };
+        let patient_id = ctx
+            .patient
+            .map(|p| ctx.entries[p].id.clone())
+            .unwrap_or_default();
+        let key = reps(f(2))
+            .find_map(|cx| cx_key(cx, ctx))
+            .unwrap_or_else(|| {
+                format!(
+                    "{patient_id}|guarantor|{}",
+                    f(3).map(text).unwrap_or_default()
+                )
+            });
+        rp.set("patient", patient);
+        let id = stable_id("RelatedPerson", &[&key]);
+        let i = ctx.add("RelatedPerson", id, rp);
+        Some(ctx.reference_to(i))
+    };
+    if let (Some(a), Some(party)) = (ctx.account, party) {
+        ctx.push_on(a, "guarantor", Obj::new().with("party", party));
+    }
+    Ok(())
+}
+
+/// FT1 to ChargeItem: FT1-7 code, FT1-4 occurrence, FT1-5 entered date,
+/// FT1-10 quantity, FT1-11 price, FT1-19 reason, FT1-20 performer, FT1-29
+/// product.
+pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+    let o = ctx.options;
+    let f = |n: usize| seg.field(n);
+    let mut c = Obj::new();
+    let transaction_id = f(2).map(text).unwrap_or_default();
+    if !transaction_id.is_empty() {
+        c.push(
+            "identifier",
+            Obj::new().with("value", transaction_id.as_str()),
+        );
+    }
+    c.set("status", "billable");
+    let code = f(7)
+        .map(|e| dt::codeable_concept(e, o))
+        .unwrap_or(Value::Null);
+    let code = if code.is_null() {
+        let description = f(8).map(text).unwrap_or_default();
+        Obj::new()
+            .with(
+                "text",
+                if description.is_empty() {
+                    "unknown".to_string()
+                } else {
+                    description
+                },
+            )
+            .build()
+    } else {
+        code
+    };
+    c.set("code", code);
+    if let Some(dr) = f(4) {
+        let start = dt::date_time_value(&sub_first(dr, 1), o);
+        let end = dt::date_time_value(&sub_first(dr, 2), o);
+        if end.is_null() || end == start {
+            c.set("occurrenceDateTime", start);
+        } else {
+            c.set(
+                "occurrencePeriod",
+                Obj::new().with("start", start).with("end", end),
+            );
+        }
+    }
+    c.set(
+        "enteredDate",
+        f(5).map(|e| dt::date_time_value(&comp(e, 1), o))
+            .unwrap_or(Value::Null),
+    );
+    if let Some(q) = f(10).and_then(|e| dt::decimal(&comp(e, 1))) {
+        c.set("quantity", Obj::new().with("value", q));
+    }
+    if let Some(price) = f(11) {
+        if let Some(v) = dt::decimal(&dt::sub(price, 1, 1)) {
+            let currency = dt::sub(price, 1, 2);
+            let currency = (currency.len() == 3
+                && currency.bytes().all(|b| b.is_ascii_uppercase()))
+            .then_some(currency);
+            c.set(
+                "priceOverride",
+                Obj::new()
+                    .with("value", v)
+                    .with("currency", currency.map(Value::from).unwrap_or(Value::Null)),
+            );
+        }
+    }
+    for r in reps(f(19)) {
+        c.push("reason", dt::codeable_concept(r, o));
+    }
+    if let Some(p) = f(29) {
+        c.set("productCodeableConcept", dt::codeable_concept(p, o));
+    }
+    if let Some(a) = ctx.account {
+        c.push("account", ctx.reference_to(a));
+    }
+    let key = if transaction_id.is_empty() {
+        ctx.message_key()
+    } else {
+        format!("{}|{}", ctx.sender, transaction_id)
+    };
+    let id = stable_id("ChargeItem", &[&key]);
+    let i = ctx.add("ChargeItem", id, c);
+    if let Some(r) = ctx.practitioner_field(f(20)) {
+        ctx.push_on(i, "performer", Obj::new().with("actor", r));
+    }
+    ctx.note_target = Some((i, "note"));
+    Ok(())
+}
+
+/// The first subcomponent-level text of component `n` (DR inside a field).
+fn sub_first(e: Element<'_>, n: usize) -> String {
+    dt::sub(e, n, 1)
+}
