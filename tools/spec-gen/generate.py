@@ -240,6 +240,9 @@ class VersionWriter:
             dmsg = dmsgs.get(st)
             self.emit("M", st, dmsg["desc"] if dmsg else "")
             self.tree(st, children, 1)
+        for st, (desc, tree) in sorted(self.dict_structures.items()):
+            self.emit("M", st, desc)
+            self.dict_tree(tree, 1)
 
     def tree(self, st, children, depth):
         if st == "RSP_K11" and depth == 1 and self.version not in ("2.1", "2.2", "2.3", "2.3.1"):
@@ -289,9 +292,11 @@ class VersionWriter:
         return by_number
 
     # ---- event -> structure map ---------------------------------------------
-    def events(self):
+    def plan_events(self):
+        """The event map, and the structures only the dictionary knows."""
         structures = set(self.apy.MESSAGES)
         mapping = {}
+        self.dict_structures = {}
         # A structure named after the event serves that event (2.1 and 2.2
         # define one per event, e.g. ADT_A04); this wins over table 0354.
         for st in structures:
@@ -306,51 +311,79 @@ class VersionWriter:
             for ev in re.split(r"[,\s]+", desc):
                 if re.fullmatch(r"[A-Z0-9]{3}", ev):
                     mapping.setdefault((msg_type, ev), st)
-        # Events the dictionary lists as their own messages (ADT_A04) whose
-        # segment list equals exactly one structure of the same message type.
+        # Events the dictionary lists as their own messages (2.3's ADT_A05)
+        # that table 0354 does not place: the structure whose segments,
+        # groups and cardinalities equal the event's serves it; when none
+        # does, the event has a structure of its own in the standard that
+        # hl7apy lacks (2.5's RSP_K22, where QRI is optional and the query
+        # response repeats), built from the dictionary's tree.
         if self.same_version:
-            flat_struct = {}
-            for st in structures:
-                flat_struct[st] = self.flatten_apy(self.apy.MESSAGES[st][1])
-            for key, msg in self.dict["messages"].items():
+            flat_struct = {st: self.flatten_apy(self.apy.MESSAGES[st][1]) for st in structures}
+            for key, msg in sorted(self.dict["messages"].items()):
                 m = re.fullmatch(r"([A-Z0-9]{3})_([A-Z0-9]{3})", key)
-                if not m or key in structures:
+                ev = m and (m.group(1), m.group(2))
+                if not m or key in structures or ev in mapping:
                     continue
-                wanted = self.flatten_dict(msg["segments"]["segments"])
-                same = [st for st in structures
+                tree = msg["segments"]["segments"]
+                wanted = self.flatten_dict(tree)
+                same = [st for st in sorted(structures)
                         if st.startswith(m.group(1) + "_") and flat_struct[st] == wanted]
-                ev = (m.group(1), m.group(2))
-                if ev in mapping:
-                    if same and mapping[ev] not in same:
-                        STATS["event map: 0354 and segment lists disagree"] += 1
-                    continue
                 if len(same) == 1:
                     mapping[ev] = same[0]
                     STATS["event map entries from segment lists"] += 1
-        for (msg_type, ev), st in sorted(mapping.items()):
+                elif not same and all(self.known_segments(tree)):
+                    self.dict_structures[key] = (msg.get("desc", ""), tree)
+                    mapping[ev] = key
+                    STATS["structures from dictionary only"] += 1
+        self.mapping = mapping
+
+    def known_segments(self, children):
+        for c in children:
+            if "children" in c:
+                yield from self.known_segments(c["children"])
+            else:
+                yield c["name"] in self.apy.SEGMENTS
+
+    def events(self):
+        for (msg_type, ev), st in sorted(self.mapping.items()):
             self.emit("E", msg_type, ev, st)
+
+    def dict_tree(self, children, depth):
+        for c in children:
+            cmin, cmax = c.get("min", 0), c.get("max", 0)
+            if "children" in c:
+                self.emit("g", depth, "q", cmin, cmax, c["name"])
+                self.dict_tree(c["children"], depth + 1)
+            else:
+                self.emit("s", depth, cmin, cmax, c["name"])
 
     def flatten_apy(self, children):
         out = []
-        for name, ref, _, kind in children:
+        for name, ref, (cmin, cmax), kind in children:
+            cmax = 0 if cmax == -1 else cmax
             if kind == "SEG":
-                out.append(name)
+                out.append((name, cmin, cmax))
             else:
+                out.append(("(", cmin, cmax))
                 out.extend(self.flatten_apy(self.apy.GROUPS[name][1]))
+                out.append((")",))
         return tuple(out)
 
     def flatten_dict(self, children):
         out = []
         for c in children:
             if "children" in c:
+                out.append(("(", c.get("min", 0), c.get("max", 0)))
                 out.extend(self.flatten_dict(c["children"]))
+                out.append((")",))
             else:
-                out.append(c["name"])
+                out.append((c["name"], c.get("min", 0), c.get("max", 0)))
         return tuple(out)
 
     def write(self, out_dir, header):
         self.lines = []
         self.emit("V", self.version)
+        self.plan_events()
         self.segments()
         self.datatypes()
         self.structures()

@@ -32,8 +32,8 @@ fn segment_and_structure_counts_grow_with_the_standard() {
     };
     // Figures of the generated data; each version adds segments to the last.
     assert_eq!(count("2.1"), (38, 39));
-    assert_eq!(count("2.3.1"), (110, 116));
-    assert_eq!(count("2.5.1"), (150, 213));
+    assert_eq!(count("2.3.1"), (110, 124));
+    assert_eq!(count("2.5.1"), (150, 216));
     assert_eq!(count("2.8.2"), (184, 222));
     let mut last = 0;
     for v in KNOWN_VERSIONS {
@@ -340,4 +340,28 @@ fn withdrawn_elements_keep_their_numbers() {
         (obr4.name, obr4.data_type),
         ("Universal Service Identifier", "CWE")
     );
+}
+
+#[test]
+fn events_with_a_layout_of_their_own_get_their_own_structure() {
+    // 2.5 RSP^K22 (find candidates) is not RSP_K21: QRI is optional and the
+    // query response repeats. hl7apy lacks it; the dictionary has its layout.
+    let v25 = Spec::version("2.5").unwrap();
+    assert_eq!(v25.event_structure("RSP", "K22"), Some("RSP_K22"));
+    let k22 = v25.structure("RSP_K22").unwrap();
+    let response = k22.group(&["QUERY_RESPONSE"]).unwrap();
+    assert!(response.cardinality.is_repeating());
+    let qri = response
+        .children
+        .iter()
+        .find(|c| c.name() == "QRI")
+        .unwrap();
+    assert!(!qri.cardinality().is_required());
+    let k21 = v25
+        .structure("RSP_K21")
+        .unwrap()
+        .group(&["QUERY_RESPONSE"])
+        .unwrap();
+    let qri = k21.children.iter().find(|c| c.name() == "QRI").unwrap();
+    assert!(qri.cardinality().is_required());
 }

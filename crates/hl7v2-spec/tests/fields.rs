@@ -15,7 +15,8 @@ fn validate(lines: &[&str]) -> Vec<Finding> {
     let text = lines.join("\r");
     let message = SplitMessage::parse(&text).unwrap();
     let spec = Spec::version("2.5.1").unwrap();
-    validate_message(spec, &message, &ValidationOptions::default())
+    // Strict: the base standard to the letter, so every check shows as an error.
+    validate_message(spec, &message, &ValidationOptions::strict())
 }
 
 fn errors(findings: &[Finding]) -> Vec<(FindingKind, &str)> {
@@ -155,7 +156,7 @@ fn long_values_are_warnings_not_errors() {
     );
     let quiet = ValidationOptions {
         lengths: false,
-        ..ValidationOptions::default()
+        ..ValidationOptions::strict()
     };
     let text = [MSH_ADT, EVN, &pid, PV1].join("\r");
     let message = SplitMessage::parse(&text).unwrap();
@@ -223,5 +224,23 @@ fn findings_become_err_segments_for_the_nak() {
     assert_eq!(
         findings[0].to_err_segment("2.3.1", seps),
         "ERR|PID^1^3^101&Required field missing&HL70357"
+    );
+}
+
+#[test]
+fn by_default_required_fields_and_table_values_are_warnings() {
+    let msh = MSH_ADT.replace("|P|2.5.1", "|Q|2.5.1");
+    let text = [msh.as_str(), EVN, "PID|1||||Doe^Jane||19800231", PV1].join("\r");
+    let message = SplitMessage::parse(&text).unwrap();
+    let spec = Spec::version("2.5.1").unwrap();
+    let findings = validate_message(spec, &message, &ValidationOptions::default());
+    let seen: Vec<_> = findings.iter().map(|f| (f.kind, f.severity)).collect();
+    assert_eq!(
+        seen,
+        [
+            (FindingKind::NotInTable, Severity::Warning),
+            (FindingKind::RequiredFieldMissing, Severity::Warning),
+            (FindingKind::InvalidFormat, Severity::Error),
+        ]
     );
 }

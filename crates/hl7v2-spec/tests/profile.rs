@@ -129,6 +129,8 @@ fn severity_overrides_relax_or_silence_kinds_of_finding() {
 #[test]
 fn z_segments_from_the_profile_are_validated_like_standard_ones() {
     let profile = r#"
+        [severity]
+        required_field_missing = "error"
         [[segment]]
         id = "ZPI"
         name = "Patient extras"

@@ -107,25 +107,49 @@ impl MessageFields for SplitMessage<'_> {
 }
 
 /// What [`validate_message`] checks and how loudly.
+///
+/// The default reports as errors what stops a receiver from reading the
+/// message: segments out of order, unexpected or missing, repetitions over
+/// the limit, values that are not the data type (dates, numbers), an unknown
+/// message type. What the base standard requires but real senders often
+/// leave out (R fields, coded values outside the HL7 table) is a warning, as
+/// are lengths. [`ValidationOptions::strict`] makes those errors too; a
+/// [`crate::validate::Profile`] can set any kind's severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ValidationOptions {
     pub structure: StructureOptions,
+    /// How to report an empty field the standard marks R; `None` ignores them.
+    pub required_fields: Option<Severity>,
+    /// How to report an empty required component of a valued field.
+    pub required_components: Option<Severity>,
+    /// How to report an ID value that is not in its HL7 table (coding-system
+    /// names, table 0396, are never more than a warning).
+    pub table_values: Option<Severity>,
     /// Report values longer than their maximum length (as warnings).
     pub lengths: bool,
-    /// Check ID values against their HL7 tables.
-    pub tables: bool,
-    /// How to report an empty required component of a valued field; `None`
-    /// ignores them (senders often leave, say, CX.1's siblings empty).
-    pub required_components: Option<Severity>,
 }
 
 impl Default for ValidationOptions {
     fn default() -> Self {
         ValidationOptions {
             structure: StructureOptions::default(),
-            lengths: true,
-            tables: true,
+            required_fields: Some(Severity::Warning),
             required_components: Some(Severity::Warning),
+            table_values: Some(Severity::Warning),
+            lengths: true,
+        }
+    }
+}
+
+impl ValidationOptions {
+    /// The base standard to the letter: R fields and components and HL7
+    /// table values are errors.
+    pub fn strict() -> Self {
+        ValidationOptions {
+            required_fields: Some(Severity::Error),
+            required_components: Some(Severity::Error),
+            table_values: Some(Severity::Error),
+            ..ValidationOptions::default()
         }
     }
 }
@@ -290,12 +314,14 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 subcomponent: 0,
             };
             if raw.is_empty() {
-                if fdef.optionality.is_required() {
+                if let (true, Some(severity)) =
+                    (fdef.optionality.is_required(), self.options.required_fields)
+                {
                     let message = format!("required field {} is empty", fdef.label());
                     self.report(
                         FindingKind::RequiredFieldMissing,
                         ErrorCode::RequiredFieldMissing,
-                        Severity::Error,
+                        severity,
                         at,
                         message,
                     );
@@ -453,7 +479,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
 
     /// Checks an ID value against its HL7 table.
     fn coded(&mut self, table: Option<u32>, text: &str, at: FieldPosition, name: &str) {
-        if self.options.tables {
+        if let Some(severity) = self.options.table_values {
             if let Some(t) = table.and_then(|id| self.spec.table(id)) {
                 if !t.values.is_empty() && !t.accepts(text) {
                     let message =
@@ -463,7 +489,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                     let severity = if t.id == 396 {
                         Severity::Warning
                     } else {
-                        Severity::Error
+                        severity
                     };
                     self.report(
                         FindingKind::NotInTable,
