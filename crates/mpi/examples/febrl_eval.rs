@@ -1,7 +1,7 @@
 //! Accuracy of the matcher on the FEBRL data sets, records fed one at a time.
 //!
 //! ```text
-//! cargo run --release -p mpi --example febrl_eval [-- --link BITS --review BITS --seed N --ssn corroborated|score-only]
+//! cargo run --release -p mpi --example febrl_eval [-- --link BITS --review BITS --seed N --ssn corroborated|score-only --merge-bridged true|false]
 //! ```
 //!
 //! FEBRL1 and FEBRL2 are the tuning sets; FEBRL3 and FEBRL4 (A and B as two sources,
@@ -27,6 +27,9 @@ fn main() -> Result<(), String> {
                 config.review_threshold = value.parse().map_err(|e| format!("--review: {e}"))?
             }
             "--seed" => seed = value.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--merge-bridged" => {
+                config.merge_bridged = value.parse().map_err(|e| format!("--merge-bridged: {e}"))?
+            }
             "--ssn" => {
                 config.ssn_rule = match value.as_str() {
                     "corroborated" => mpi::SsnRule::Corroborated,
@@ -36,14 +39,14 @@ fn main() -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "unknown option {other} (known: --link, --review, --seed, --ssn)"
+                    "unknown option {other} (known: --link, --review, --seed, --ssn, --merge-bridged)"
                 ));
             }
         }
     }
     println!(
-        "link threshold {} bits, review threshold {} bits, SSN rule {:?}, shuffle seed {seed}",
-        config.link_threshold, config.review_threshold, config.ssn_rule
+        "link threshold {} bits, review threshold {} bits, SSN rule {:?}, merge bridged {}, shuffle seed {seed}",
+        config.link_threshold, config.review_threshold, config.ssn_rule, config.merge_bridged
     );
     for name in ["febrl1", "febrl2", "febrl3"] {
         let records = load(name, "febrl")?;

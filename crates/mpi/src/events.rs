@@ -111,6 +111,11 @@ pub struct Decision {
     pub candidates: Vec<MatchExplanation>,
     /// How many source records blocking put in front of the matcher.
     pub compared: usize,
+    /// Other enterprise patients that also reached the link threshold: the record
+    /// bridges them, so they are one patient (merged when
+    /// `MatcherConfig::merge_bridged` is on and no person has decided on either).
+    #[serde(default)]
+    pub bridged: Vec<EnterpriseId>,
 }
 
 /// One change to the index.
@@ -136,6 +141,10 @@ pub enum Change {
         merged: EnterpriseId,
         moved: Vec<SourceKey>,
         retired: Option<SourceKey>,
+        /// Made by the matcher because one incoming record linked to both; such a merge
+        /// does not pin the moved records, one by a person or message does.
+        #[serde(default)]
+        automatic: bool,
     },
     /// The merge recorded in event `merge_seq` undone.
     Unmerged {

@@ -6,8 +6,9 @@
 //! 1. **Deterministic**: another source record carrying the same identifier, qualified
 //!    by assigning authority and type (never a bare number), links at once; so does the
 //!    same SSN when birth date or family name corroborate it.
-//! 2. **Probabilistic** (Fellegi-Sunter): blocking keys (phonetic names with birth year,
-//!    birth date, postcode with initials, SSN, phone, ...) pick a few candidates; each
+//! 2. **Probabilistic** (Fellegi-Sunter): blocking keys (name sounds with birth year or
+//!    postcode, birth date with a name, initial or region, postcode with initials or
+//!    street, SSN and its halves, phone) pick a few candidates; each
 //!    field is compared at graded levels (exact, Jaro-Winkler, NYSIIS phonetic, transposed
 //!    dates, one-digit errors, ...) whose weights `log2(m/u)` come from a [`MatchModel`]
 //!    estimated on the data itself by EM, with exact name, city and postcode agreement

@@ -44,6 +44,9 @@ pub struct MatcherConfig {
     pub keep_history: bool,
     /// Candidates explained in a decision.
     pub explained_candidates: usize,
+    /// Merge enterprise patients that one incoming record links to both (as clustering
+    /// by connected links would), unless a person or message decided on either.
+    pub merge_bridged: bool,
 }
 
 impl Default for MatcherConfig {
@@ -55,6 +58,7 @@ impl Default for MatcherConfig {
             ssn_rule: SsnRule::Corroborated,
             keep_history: true,
             explained_candidates: 3,
+            merge_bridged: true,
         }
     }
 }
@@ -137,6 +141,7 @@ struct MergeUndo {
     survivor: EnterpriseId,
     merged: EnterpriseId,
     moved: Vec<u32>,
+    prior_status: Vec<LinkStatus>,
     retired: Option<u32>,
     undone: bool,
 }
@@ -291,6 +296,7 @@ impl Mpi {
             decision.enterprise = EnterpriseId(self.enterprises.len() as u64 + 1);
         }
         let why = describe(&decision);
+        self.prepared = Some((decision.record.clone(), features));
         self.commit(
             Actor::Matcher,
             why,
@@ -299,6 +305,9 @@ impl Mpi {
                 decision: decision.clone(),
             },
         )?;
+        if self.config.merge_bridged {
+            self.merge_bridged(&decision)?;
+        }
         Ok(decision)
     }
 
@@ -306,6 +315,42 @@ impl Mpi {
     pub fn find_matches(&mut self, record: &PatientRecord) -> Decision {
         let features = Features::from_record(record, &mut self.interner);
         self.decide(record, &features, None)
+    }
+
+    /// Merges the enterprise patients an incoming record linked to at once.
+    fn merge_bridged(&mut self, decision: &Decision) -> Result<(), MpiError> {
+        for &other in &decision.bridged {
+            let survivor = self.current_enterprise(decision.enterprise)?;
+            let merged = self.current_enterprise(other)?;
+            if survivor == merged || self.has_pinned(survivor) || self.has_pinned(merged) {
+                continue;
+            }
+            let moved = self.enterprises[ent_index(merged)]
+                .records
+                .iter()
+                .map(|&r| self.source_key(r))
+                .collect();
+            let why = format!("{} links to both {survivor} and {merged}", decision.record);
+            self.commit(
+                Actor::Matcher,
+                why,
+                Change::EnterprisesMerged {
+                    survivor,
+                    merged,
+                    moved,
+                    retired: None,
+                    automatic: true,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn has_pinned(&self, enterprise: EnterpriseId) -> bool {
+        self.enterprises[ent_index(enterprise)]
+            .records
+            .iter()
+            .any(|&r| self.records[r as usize].pinned)
     }
 
     fn update(&mut self, rid: u32, record: PatientRecord) -> Result<Decision, MpiError> {
@@ -550,7 +595,17 @@ impl Mpi {
         } else {
             (Outcome::New, EnterpriseId(0), DecisionReason::NoCandidates)
         };
+        let bridged = if outcome == Outcome::Link {
+            best.iter()
+                .filter(|s| s.score >= self.config.link_threshold)
+                .map(|s| self.records[s.record as usize].enterprise)
+                .filter(|e| *e != enterprise)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Decision {
+            bridged,
             record: key,
             outcome,
             enterprise,
@@ -646,6 +701,7 @@ impl Mpi {
                 merged,
                 moved,
                 retired: None,
+                automatic: false,
             },
         )
     }
@@ -687,6 +743,7 @@ impl Mpi {
                 merged: merged_ent,
                 moved,
                 retired: Some(retired.clone()),
+                automatic: false,
             },
         )
     }
@@ -838,6 +895,7 @@ impl Mpi {
                 merged,
                 moved,
                 retired,
+                automatic,
             } => {
                 self.ensure_enterprise(*survivor)?;
                 self.ensure_enterprise(*merged)?;
@@ -845,8 +903,17 @@ impl Mpi {
                 for key in moved {
                     let rid = self.record_id(key)?;
                     self.move_record(rid, *survivor);
-                    self.records[rid as usize].pinned = true;
+                    self.records[rid as usize].pinned |= !automatic;
                     moved_ids.push(rid);
+                }
+                // Moved records are linked to another patient now; a review still open
+                // on one of them has been answered by the merge.
+                let mut prior_status = Vec::with_capacity(moved_ids.len());
+                for &rid in &moved_ids {
+                    prior_status.push(self.records[rid as usize].status);
+                    self.records[rid as usize].status = LinkStatus::Linked;
+                    let key = self.source_key(rid);
+                    self.reviews.retain(|_, item| item.record != key);
                 }
                 if survivor != merged && self.enterprises[ent_index(*merged)].records.is_empty() {
                     self.enterprises[ent_index(*merged)].merged_into = Some(*survivor);
@@ -865,6 +932,7 @@ impl Mpi {
                         survivor: *survivor,
                         merged: *merged,
                         moved: moved_ids,
+                        prior_status,
                         retired: retired_id,
                         undone: false,
                     },
@@ -878,9 +946,21 @@ impl Mpi {
                 ..
             } => {
                 self.enterprises[ent_index(*merged)].merged_into = None;
-                for key in moved {
+                let prior = self
+                    .merges
+                    .get(merge_seq)
+                    .map(|u| u.prior_status.clone())
+                    .unwrap_or_default();
+                for (n, key) in moved.iter().enumerate() {
                     let rid = self.record_id(key)?;
                     self.move_record(rid, *merged);
+                    if let Some(&status) = prior.get(n) {
+                        // The merge closed its review; it does not come back.
+                        self.records[rid as usize].status = match status {
+                            LinkStatus::Review => LinkStatus::New,
+                            other => other,
+                        };
+                    }
                 }
                 if let Some(key) = restored {
                     let rid = self.record_id(key)?;
@@ -1292,6 +1372,26 @@ impl Mpi {
             if !ent.records.is_empty() && ent.merged_into.is_some() {
                 return Err(format!("E{} has records but is marked merged", e + 1));
             }
+        }
+        for item in self.reviews.values() {
+            let rid = self.record_id(&item.record).map_err(|e| e.to_string())?;
+            if self.records[rid as usize].status != LinkStatus::Review {
+                return Err(format!(
+                    "review {} is open but {} is not in review",
+                    item.id, item.record
+                ));
+            }
+        }
+        let in_review = self
+            .records
+            .iter()
+            .filter(|r| r.status == LinkStatus::Review)
+            .count();
+        if in_review != self.reviews.len() {
+            return Err(format!(
+                "{in_review} records in review but {} open reviews",
+                self.reviews.len()
+            ));
         }
         for (r, rec) in self.records.iter().enumerate() {
             match owner[r] {

@@ -413,7 +413,11 @@ fn the_model_estimated_from_synthetic_patients_separates_matches() {
             records.push(pop.variant(n, "LAB", &format!("L{n}"), 2));
         }
     }
-    let (model, report) = MatchModel::estimate(&records, &mpi::TrainingOptions::default());
+    let options = mpi::TrainingOptions {
+        random_pairs: 50_000,
+        ..mpi::TrainingOptions::default()
+    };
+    let (model, report) = MatchModel::estimate(&records, &options);
     assert!(report.blocked_pairs > 1000);
     let birth = model.field(mpi::Field::BirthDate);
     assert!(
@@ -438,4 +442,77 @@ fn the_model_estimated_from_synthetic_patients_separates_matches() {
         "{correct} of {}",
         records.len()
     );
+}
+
+fn harriet(source: &str, id: &str) -> PatientRecord {
+    patient(source, id, "Harriet", "Quarrington", "19720415")
+}
+
+#[test]
+fn a_record_that_links_two_enterprise_patients_merges_them() {
+    let mut mpi = index();
+    let mut a = harriet("LAB", "1");
+    a.phone = Some("0412345678".into());
+    let a = mpi.ingest(a).unwrap();
+    // Same name, nothing else in common: not linked.
+    let mut b = PatientRecord::new("EHR", "2");
+    b.given = Some("Harriet".into());
+    b.family = Some("Quarrington".into());
+    b.street = Some("12 Kestrel Lane".into());
+    b.postcode = Some("3350".into());
+    let b = mpi.ingest(b).unwrap();
+    assert_ne!(b.outcome, Outcome::Link, "{b:?}");
+    // A record agreeing with each of them on different fields bridges the two.
+    let mut c = harriet("RIS", "3");
+    c.phone = Some("0412345678".into());
+    c.street = Some("12 Kestrel Lane".into());
+    c.postcode = Some("3350".into());
+    let c = mpi.ingest(c).unwrap();
+    assert_eq!(c.outcome, Outcome::Link);
+    assert_eq!(c.bridged.len(), 1, "{c:?}");
+    let survivor = mpi.current_enterprise(a.enterprise).unwrap();
+    assert_eq!(mpi.members(survivor).len(), 3);
+    assert_eq!(
+        mpi.enterprise_of(&SourceKey::new("EHR", "2")),
+        Some(survivor)
+    );
+    assert_eq!(
+        mpi.status_of(&SourceKey::new("EHR", "2")),
+        Some(LinkStatus::Linked)
+    );
+    assert_eq!(mpi.reviews().count(), 0, "the bridge answered the review");
+    let merge = mpi
+        .history()
+        .iter()
+        .rev()
+        .find(|e| {
+            matches!(
+                e.change,
+                Change::EnterprisesMerged {
+                    automatic: true,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert_eq!(merge.actor, Actor::Matcher);
+    mpi.check_consistency().unwrap();
+}
+
+#[test]
+fn a_bridging_record_never_merges_what_a_person_separated() {
+    let mut mpi = index();
+    let first = mpi.ingest(full("LAB", "L1")).unwrap();
+    mpi.ingest(full("EHR", "E1")).unwrap();
+    mpi.unlink(&SourceKey::new("EHR", "E1"), person(), "twins")
+        .unwrap();
+    let separated = mpi.enterprise_of(&SourceKey::new("EHR", "E1")).unwrap();
+    let d = mpi.ingest(full("RIS", "R1")).unwrap();
+    assert_eq!(d.outcome, Outcome::Link);
+    assert_eq!(d.bridged.len(), 1);
+    assert_ne!(
+        mpi.current_enterprise(first.enterprise).unwrap(),
+        mpi.current_enterprise(separated).unwrap()
+    );
+    mpi.check_consistency().unwrap();
 }
