@@ -5,10 +5,12 @@ use crate::MpiError;
 use crate::events::EnterpriseId;
 use crate::mpi::Mpi;
 use crate::record::{Identifier, PatientRecord, SourceKey};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How a field's value is chosen among the source records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Survivorship {
     /// The value from the most recently received record that has one.
     MostRecent,
@@ -36,8 +38,11 @@ pub const GOLDEN_FIELDS: [&str; 13] = [
     "ssn",
 ];
 
-/// Survivorship rules: a default and per-field overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Survivorship rules: a default and per-field overrides. Deserialisable; missing keys
+/// take their defaults, unknown keys are errors ([`SurvivorshipRules::check`] also
+/// rejects unknown field names in `fields`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SurvivorshipRules {
     pub default: Survivorship,
     /// Per-field rule, keyed by column name (`family`, `birth_date`, ...).

@@ -15,12 +15,14 @@ use crate::model::{
 };
 use crate::record::{Identifier, PatientRecord, Sex, SourceKey};
 use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// When an exact SSN match links deterministically.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SsnRule {
     /// SSN only weighs in the probabilistic score.
     ScoreOnly,
@@ -29,8 +31,10 @@ pub enum SsnRule {
     Corroborated,
 }
 
-/// Matcher settings.
-#[derive(Debug, Clone)]
+/// Matcher settings. Deserialisable (e.g. from a `[mpi]` TOML table); missing keys
+/// take their defaults, unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MatcherConfig {
     /// Score (bits) at or above which a record links to the best enterprise patient.
     pub link_threshold: f64,

@@ -516,3 +516,22 @@ fn a_bridging_record_never_merges_what_a_person_separated() {
     );
     mpi.check_consistency().unwrap();
 }
+
+#[test]
+fn matcher_settings_read_from_json_name_unknown_keys() {
+    let config: MatcherConfig =
+        serde_json::from_str(r#"{"link_threshold": 15.0, "ssn_rule": "score_only"}"#).unwrap();
+    assert_eq!(config.link_threshold, 15.0);
+    assert_eq!(config.ssn_rule, mpi::SsnRule::ScoreOnly);
+    assert_eq!(
+        config.review_threshold,
+        MatcherConfig::default().review_threshold
+    );
+    let err = serde_json::from_str::<MatcherConfig>(r#"{"link_treshold": 15.0}"#).unwrap_err();
+    assert!(err.to_string().contains("link_treshold"), "{err}");
+    let rules: SurvivorshipRules =
+        serde_json::from_str(r#"{"default": "most_trusted_source", "source_trust": ["EHR"]}"#)
+            .unwrap();
+    assert_eq!(rules.default, Survivorship::MostTrustedSource);
+    rules.check().unwrap();
+}
