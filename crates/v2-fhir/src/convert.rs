@@ -70,6 +70,12 @@ pub fn kind_of(code: &str, event: &str, structure: &str) -> Option<Kind> {
     }
 }
 
+/// The family of a parsed message, from its MSH-9.
+pub fn kind_of_message(message: &Message<'_>) -> Option<Kind> {
+    let msh9 = message.segment(0).field(9)?;
+    kind_of(&comp(msh9, 1), &comp(msh9, 2), &comp(msh9, 3))
+}
+
 /// State of the order group being read (ORC/OBR and what follows them).
 #[derive(Default)]
 pub struct OrderGroup<'m> {

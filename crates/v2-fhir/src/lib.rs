@@ -142,6 +142,11 @@ impl Converter {
         )
     }
 
+    /// True when the message's type (MSH-9) is one the converter handles.
+    pub fn supports(message: &hl7v2::Message<'_>) -> bool {
+        convert::kind_of_message(message).is_some()
+    }
+
     /// Like [`Converter::convert`], adding `enterprise_id` to the Patient's
     /// identifiers (the MPI's enterprise identifier for this person).
     pub fn convert_with_enterprise_id(

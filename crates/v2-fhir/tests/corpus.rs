@@ -1,0 +1,157 @@
+//! Every message of the public corpus (tests/corpus/public) whose type the
+//! converter supports converts, twice to the same bytes, and every Bundle is
+//! valid FHIR R4 for the R4B models of `fhir.resources` (PyPI), run in a venv
+//! this test creates under target/py-venv-fhir.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use hl7v2::{Message, StreamItem, split_stream};
+use v2_fhir::{Converter, Options};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "hl7") {
+            out.push(path);
+        }
+    }
+}
+
+/// The corpus's own rule: folders named `malformed*` and files with
+/// Invalid/Bad/error in the name are deliberately broken.
+fn marked_malformed(root: &Path, path: &Path) -> bool {
+    let rel = path
+        .strip_prefix(root)
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    rel.split('/').any(|part| part.starts_with("malformed"))
+        || ["Invalid", "Bad", "bad", "error"]
+            .iter()
+            .any(|w| path.file_name().unwrap().to_string_lossy().contains(w))
+}
+
+/// Every supported corpus message as (label, Bundle JSON).
+fn convert_corpus() -> Vec<(String, String)> {
+    let root = workspace().join("tests/corpus/public");
+    let mut paths = Vec::new();
+    files(&root, &mut paths);
+    assert!(
+        paths.len() > 250,
+        "the corpus is incomplete: {} files",
+        paths.len()
+    );
+    let converter = Converter::new(Options::default());
+    let mut out = Vec::new();
+    let mut refused = Vec::new();
+    for path in paths.iter().filter(|p| !marked_malformed(&root, p)) {
+        let bytes = std::fs::read(path).unwrap();
+        for (n, item) in split_stream(&bytes).into_iter().enumerate() {
+            let StreamItem::Message { bytes, .. } = item else {
+                continue;
+            };
+            let label = format!("{}#{}", path.strip_prefix(&root).unwrap().display(), n + 1);
+            let message = Message::parse(bytes).unwrap_or_else(|e| panic!("{label}: {e}"));
+            if !Converter::supports(&message) {
+                continue;
+            }
+            match converter.convert(&message) {
+                Ok(bundle) => {
+                    let json = bundle.to_json_string();
+                    let again = converter.convert(&message).unwrap().to_json_string();
+                    assert_eq!(json, again, "{label}: converting twice differs");
+                    out.push((label, json));
+                }
+                Err(e) => refused.push((label, e, message.find_segment(b"PID", 1).is_some())),
+            }
+        }
+    }
+    // The only refusal allowed is the one FHIR forces: a message without a
+    // PID that carries resources FHIR requires a patient for.
+    for (label, error, has_pid) in &refused {
+        assert!(
+            !has_pid && error.to_string().contains("no PID"),
+            "{label}: {error}"
+        );
+    }
+    assert!(refused.len() <= 1, "too many refusals: {refused:?}");
+    assert!(
+        out.len() > 250,
+        "only {} corpus messages converted",
+        out.len()
+    );
+    out
+}
+
+/// The venv with fhir.resources, created from PyPI on first use.
+fn python_with_fhir_resources() -> PathBuf {
+    let venv = workspace().join("target/py-venv-fhir");
+    let python = venv.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import fhir.resources.R4B.bundle"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        let status = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(
+            status.success(),
+            "python3 -m venv {} failed",
+            venv.display()
+        );
+        let status = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "fhir.resources==8.3.0"])
+            .status()
+            .expect("pip runs");
+        assert!(status.success(), "pip install fhir.resources failed");
+    }
+    python
+}
+
+#[test]
+fn every_supported_corpus_message_converts_to_a_valid_r4_bundle() {
+    let bundles = convert_corpus();
+    let python = python_with_fhir_resources();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_bundles.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for (label, json) in &bundles {
+            writeln!(stdin, "{label}\t{json}").unwrap();
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "invalid FHIR Bundles:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("validated {} bundles, 0 invalid", bundles.len())),
+        "{stderr}"
+    );
+}
