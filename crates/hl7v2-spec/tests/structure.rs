@@ -193,3 +193,16 @@ fn every_structure_accepts_its_own_minimal_message() {
     }
     assert!(checked > 2000, "{checked}");
 }
+
+#[test]
+fn a_segment_after_its_place_is_out_of_order_not_a_new_group() {
+    // PD1 belongs before PV1; it is not the start of a second patient.
+    let findings = check("2.3", "ORU^R01", "MSH PID PV1 PD1 ORC OBR OBX NTE");
+    assert_eq!(
+        paths(&findings),
+        [(
+            FindingKind::SegmentOutOfOrder,
+            "ORU_R01.RESPONSE.PATIENT.VISIT.PD1"
+        )]
+    );
+}

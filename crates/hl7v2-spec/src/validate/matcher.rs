@@ -358,7 +358,12 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
                 {
                     return;
                 }
-                if level < top
+                // A new repetition of an enclosing group only strictly: one
+                // that skips the group's required start would report a
+                // cascade of missing segments where one segment is out of
+                // place (PD1 after PV1 is not a new patient without a PID).
+                if strict
+                    && level < top
                     && cn.group
                     && self.bits(c, strict).has(id)
                     && f.count < cn.max
@@ -658,7 +663,7 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
             let fits = if level == top {
                 self.matches_segment(c, id)
             } else {
-                cn.group && cn.contains.has(id)
+                cn.group && !cn.choice && cn.first.has(id)
             };
             if fits && f.count >= cn.max {
                 too_many = Some((level, c, f.count));
