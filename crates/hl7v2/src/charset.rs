@@ -138,9 +138,18 @@ impl Charset {
             if after.is_empty() {
                 break;
             }
-            let (next, len) = Switch::designated(after);
-            current = next;
-            rest = &after[len..];
+            match Switch::designated(after) {
+                Some((next, len)) => {
+                    current = next;
+                    rest = &after[len..];
+                }
+                None => {
+                    // Not a designation: the byte is text, and the set in
+                    // force stays in force.
+                    out.push('\u{1b}');
+                    rest = &after[1..];
+                }
+            }
         }
         out
     }
@@ -157,9 +166,10 @@ enum Switch {
 
 impl Switch {
     /// Reads the escape sequence at the start of `bytes` (which starts with
-    /// ESC) and returns the set it designates and the sequence's length.
-    fn designated(bytes: &[u8]) -> (Switch, usize) {
-        match bytes.get(1..3) {
+    /// ESC) and returns the set it designates and the sequence's length, or
+    /// `None` when the ESC starts no designation.
+    fn designated(bytes: &[u8]) -> Option<(Switch, usize)> {
+        let designation = match bytes.get(1..3) {
             Some(b"(B") | Some(b"(J") => (Switch::Default, 3),
             Some(b"(I") | Some(b"$B") | Some(b"$@") => (Switch::Jis, 0),
             Some(b"$(") => (Switch::Unsupported, bytes.len().min(4)),
@@ -178,8 +188,9 @@ impl Switch {
                 };
                 (encoding.map_or(Switch::Unsupported, Switch::Single), 3)
             }
-            _ => (Switch::Unsupported, 1),
-        }
+            _ => return None,
+        };
+        Some(designation)
     }
 
     fn decode_run(self, charset: Charset, run: &[u8], out: &mut String) {
@@ -244,6 +255,13 @@ mod tests {
     fn iso_2022_switch_to_latin2_and_back() {
         // ESC - B designates 8859-2; 0xB3 there is "ł".
         assert_eq!(Charset::Ascii.decode(b"a\x1b-B\xb3\x1b(Bz"), "ałz");
+    }
+
+    #[test]
+    fn escape_byte_that_designates_nothing_is_kept_as_text() {
+        assert_eq!(Charset::Ascii.decode(b"a\x1bZ\xc3\xa9"), "a\u{1b}Zé");
+        assert_eq!(Charset::Utf8.decode(b"\x1b"), "\u{1b}");
+        assert_eq!(Charset::Latin1.decode(b"\x1b-B\xb3\x1b\xe9"), "ł\u{1b}é");
     }
 
     #[test]
