@@ -158,6 +158,7 @@ impl Builder {
             checks: Vec::<Check>::new(),
             severity: Severity::Error,
             message: None,
+            when: None,
         });
     }
 

@@ -212,7 +212,27 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
         Some(_) => None,
         None => match spec.structure_for(msg_type, trigger, structure_id) {
             Some(found) => Some(found.structure),
-            None => return vec![unknown_structure(spec, msg_type, trigger)],
+            None => {
+                // Bad delimiters are the likelier cause; say so first.
+                let mut early = Vec::new();
+                check_encoding_characters(message, &mut early);
+                let mut findings: Vec<Finding> = early
+                    .into_iter()
+                    .map(|f| Finding {
+                        kind: f.kind,
+                        code: f.code,
+                        severity: f.severity,
+                        path: format!("MSH{}", f.at.suffix()),
+                        segment_index: Some(0),
+                        segment_id: "MSH".to_string(),
+                        segment_sequence: Some(1),
+                        field: Some(f.at),
+                        message: f.message,
+                    })
+                    .collect();
+                findings.push(unknown_structure(spec, msg_type, trigger));
+                return findings;
+            }
         },
     };
 
@@ -231,6 +251,7 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
             check.segment(def);
         }
     }
+    check_encoding_characters(message, &mut field_findings);
     extra_findings(&mut field_findings);
     field_findings.sort_by_key(|f| f.segment);
     let mut wanted: Vec<usize> = field_findings.iter().map(|f| f.segment).collect();
@@ -504,5 +525,41 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 }
             }
         }
+    }
+}
+
+/// MSH-2 must hold distinct delimiters that are not the field separator,
+/// letters or digits; otherwise every later field is read wrongly. Fewer
+/// than four are tolerated (old senders omit the subcomponent separator).
+fn check_encoding_characters<M: MessageFields + ?Sized>(message: &M, out: &mut Vec<FieldFinding>) {
+    if message.segment_count() == 0 || message.segment_id(0) != "MSH" {
+        return;
+    }
+    let field = message.field(0, 1).unwrap_or("|");
+    let encoding = message.field(0, 2).unwrap_or("");
+    let chars: Vec<char> = encoding.chars().collect();
+    let distinct = chars
+        .iter()
+        .enumerate()
+        .all(|(i, c)| !chars[..i].contains(c));
+    let usable = chars
+        .iter()
+        .all(|c| !c.is_alphanumeric() && !field.contains(*c) && !c.is_whitespace());
+    if chars.is_empty() || chars.len() > 5 || !distinct || !usable {
+        out.push(FieldFinding {
+            segment: 0,
+            kind: FindingKind::InvalidFormat,
+            code: ErrorCode::DataTypeError,
+            severity: Severity::Error,
+            at: FieldPosition {
+                field: 2,
+                repetition: 1,
+                component: 0,
+                subcomponent: 0,
+            },
+            message: "MSH-2 Encoding Characters must be different delimiters (four, or five \
+                      from 2.7), none of them the field separator, a letter or a digit"
+                .to_string(),
+        });
     }
 }

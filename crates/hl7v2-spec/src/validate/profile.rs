@@ -26,6 +26,15 @@
 //! path = "PID-8"
 //! allowed = ["F", "M", "U"]
 //!
+//! [[rule]]
+//! path = "PID-3[2]"              # a value here is an error
+//! forbidden = true
+//!
+//! [[rule]]                       # only for some messages
+//! path = "PID-5.1"
+//! allowed = ["Redacted"]
+//! when = { path = "MSH-8", in = ["D"] }
+//!
 //! [value_sets]
 //! observation_codes = ["LN", "SCT", "99ACME"]
 //!
@@ -87,11 +96,24 @@ struct RuleToml {
     path: String,
     #[serde(default)]
     required: bool,
+    #[serde(default)]
+    forbidden: bool,
     allowed: Option<Vec<String>>,
     value_set: Option<String>,
     pattern: Option<String>,
     severity: Option<String>,
     message: Option<String>,
+    when: Option<WhenToml>,
+}
+
+/// `when = { path = "MSH-8", in = ["D", "P"] }`: the rule applies only to
+/// messages whose first value at `path` is one of `in`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WhenToml {
+    path: String,
+    #[serde(rename = "in")]
+    values: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -227,6 +249,8 @@ pub(crate) struct Rule {
     pub(crate) checks: Vec<Check>,
     pub(crate) severity: Severity,
     pub(crate) message: Option<String>,
+    /// Applies only when the first value at this path is one of these.
+    pub(crate) when: Option<(ValuePath, Vec<String>)>,
 }
 
 /// A validation profile: rules on values, severities per kind of finding,
@@ -318,9 +342,9 @@ impl Profile {
                     .map_err(|e| at(ProfileError(format!("pattern: {e}"))))?;
                 checks.push(Check::Pattern(re));
             }
-            if checks.is_empty() && !r.required {
+            if checks.is_empty() && !r.required && !r.forbidden {
                 return Err(at(ProfileError(
-                    "a rule needs required, allowed, value_set or pattern".into(),
+                    "a rule needs required, forbidden, allowed, value_set or pattern".into(),
                 )));
             }
             let severity = match r.severity.as_deref() {
@@ -332,10 +356,15 @@ impl Profile {
                     ))));
                 }
             };
+            let when = match &r.when {
+                None => None,
+                Some(w) => Some((ValuePath::parse(&w.path).map_err(at)?, w.values.clone())),
+            };
             rules.push(Rule {
+                when,
                 path,
                 required: r.required,
-                forbidden: false,
+                forbidden: r.forbidden,
                 only_if_field_valued: false,
                 absent_segment_counts: true,
                 checks,
@@ -440,6 +469,12 @@ impl Profile {
         absent: &mut Vec<Finding>,
     ) {
         let seps = message.separators();
+        if let Some((path, values)) = &rule.when {
+            let value = first_value(message, path).unwrap_or("");
+            if !values.iter().any(|v| v == value) {
+                return;
+            }
+        }
         let p = &rule.path;
         let mut occurrence = 0;
         for index in 0..message.segment_count() {
@@ -609,4 +644,29 @@ impl Conformance {
             ),
         })
     }
+}
+
+/// The first value at `path` (first occurrence and repetition unless the
+/// path names them).
+fn first_value<'m, M: MessageFields + ?Sized>(message: &'m M, path: &ValuePath) -> Option<&'m str> {
+    let seps = message.separators();
+    let wanted = path.occurrence.unwrap_or(1);
+    let index = (0..message.segment_count())
+        .filter(|&i| message.segment_id(i) == path.segment)
+        .nth(wanted - 1)?;
+    let raw = message.field(index, path.field as usize)?;
+    let header = matches!(path.segment.as_str(), "MSH" | "BHS" | "FHS") && path.field <= 2;
+    let mut value = if header {
+        raw
+    } else {
+        raw.split(seps.repetition)
+            .nth(path.repetition.unwrap_or(1) - 1)?
+    };
+    if path.component > 0 {
+        value = value.split(seps.component).nth(path.component - 1)?;
+    }
+    if path.subcomponent > 0 {
+        value = value.split(seps.subcomponent).nth(path.subcomponent - 1)?;
+    }
+    Some(value)
 }
