@@ -9,9 +9,22 @@
 //! and parsed on first use of each version. Nothing is downloaded at build
 //! or run time.
 //!
-//! [`validate`] checks a message's segment order against its structure
-//! (missing, unexpected, out-of-order and over-repeated segments, with group
-//! paths and HL7 table 0357 codes).
+//! # Where things are
+//!
+//! - [`Spec`] finds a version ([`Spec::version`], [`Spec::nearest`]);
+//!   [`VersionSpec`] holds its [`SegmentDef`]s, [`DataType`]s,
+//!   [`MessageStructure`]s, [`Table`]s and event map
+//!   ([`VersionSpec::structure_for`]).
+//! - [`validate`] checks messages: [`validate::validate_message`] (structure
+//!   from MSH-9, segment order, every field), [`validate::validate_segments`]
+//!   (order only), over [`validate::SplitMessage`] or an `hl7v2::Message`.
+//!   Findings carry the group path
+//!   (`ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2].OBSERVATION[3].OBX-5`), the
+//!   HL7 table 0357 code, a severity, and render as ERR segments
+//!   ([`validate::Finding::to_err_segment`]).
+//! - [`validate::Profile`] tightens or relaxes the standard: TOML rules,
+//!   severities and Z-segments ([`validate::Profile::from_toml`]) or an HL7
+//!   v2 XML conformance profile ([`validate::Profile::from_conformance_xml`]).
 //!
 //! ```
 //! use hl7v2_spec::{Optionality, Spec, StructureSource};

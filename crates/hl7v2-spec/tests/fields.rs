@@ -244,3 +244,15 @@ fn by_default_required_fields_and_table_values_are_warnings() {
         ]
     );
 }
+
+#[test]
+fn findings_serialize_to_json_for_the_cli_and_the_api() {
+    let findings = validate(&[MSH_ADT, EVN, "PID|1||||Doe^Jane", PV1]);
+    let json = serde_json::to_value(&findings[0]).unwrap();
+    assert_eq!(json["kind"], "required_field_missing");
+    assert_eq!(json["code"], 101);
+    assert_eq!(json["severity"], "error");
+    assert_eq!(json["path"], "ADT_A01.PID-3");
+    assert_eq!(json["segment_index"], 2);
+    assert_eq!(json["field"]["field"], 3);
+}

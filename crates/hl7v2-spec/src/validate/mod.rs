@@ -92,7 +92,9 @@ impl<S: AsRef<str>> SegmentSequence for Vec<S> {
 }
 
 /// HL7 table 0357 "Message error condition codes" (the code of ERR-3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// In JSON it is the number (`101`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(into = "u16")]
 pub enum ErrorCode {
     /// 100: segments out of order, missing, or repeated too often.
     SegmentSequenceError,
@@ -110,6 +112,12 @@ pub enum ErrorCode {
     UnsupportedEventCode,
     /// 203: the version is not supported.
     UnsupportedVersionId,
+}
+
+impl From<ErrorCode> for u16 {
+    fn from(code: ErrorCode) -> u16 {
+        code.code()
+    }
 }
 
 impl ErrorCode {
@@ -142,8 +150,10 @@ impl ErrorCode {
     }
 }
 
-/// What kind of structural problem a finding reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What kind of problem a finding reports (`missing_segment` in JSON and in
+/// a profile's `[severity]` table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     /// A segment the structure does not contain at all.
     UnexpectedSegment,
@@ -171,8 +181,9 @@ pub enum FindingKind {
     ProfileRule,
 }
 
-/// How serious a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// How serious a finding is (`error`, `warning` in JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; does not make the message invalid.
     Warning,
@@ -181,7 +192,8 @@ pub enum Severity {
 }
 
 /// One problem found in a message, with where it is and its 0357 code.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Serializes to JSON with the field names below.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     pub kind: FindingKind,
     pub code: ErrorCode,
@@ -208,7 +220,7 @@ pub struct Finding {
 
 /// A position inside a segment: field, repetition, component, subcomponent
 /// (1-based; 0 when the finding concerns the whole field or component).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct FieldPosition {
     pub field: u16,
     pub repetition: usize,
