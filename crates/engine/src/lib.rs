@@ -1,1 +1,57 @@
-//! Channels, the processing pipeline, destination queues and delivery.
+//! Corridor's engine: the configuration, the channels, and the receive
+//! pipeline that turns MLLP frames into durable journal entries and ACKs.
+//!
+//! - [`Config`]: the TOML configuration, read with errors that name the key
+//!   (`channels.lab.source.listen: "nonsense" is not a socket address`).
+//! - [`Engine`]: starts what a configuration describes (the store, one MLLP
+//!   listener per channel, the HTTP server with `/health` and `/metrics`) and
+//!   stops it gracefully.
+//! - [`MllpReceiver`]: the [`mllp::FrameHandler`] of an MLLP source. Each batch
+//!   of frames a connection delivers is stored with one write request (the
+//!   store commits the requests of all connections together, one fsync), and
+//!   only after that commit are the ACKs built and sent, in order. Input that
+//!   does not parse, or is not HL7 at all, is stored as rejected and answered
+//!   with a NAK carrying an ERR segment; duplicates are acknowledged again
+//!   without being stored twice.
+//!
+//! Routing (filters, transforms, destinations) is read and checked from the
+//! configuration but not run yet.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let config = engine::Config::from_toml(&format!(r#"
+//!     [data]
+//!     dir = {:?}
+//!     [http]
+//!     enabled = false
+//!     [channels.lab]
+//!     source = {{ type = "mllp", listen = "127.0.0.1:0" }}
+//! "#, dir.path()))?;
+//! let engine = engine::Engine::start(config).await?;
+//! let addr = engine.listeners()[0].addr;
+//!
+//! let mut sender = mllp::MllpClient::connect(&addr.to_string(), None).await?;
+//! let ack = sender.send(b"MSH|^~\\&|LAB|NORTH|EHR|NORTH|20260101||ORU^R01|42|P|2.5.1\rPID|1\r").await?;
+//! assert!(ack.windows(7).any(|w| w == b"MSA|AA|"));
+//! assert_eq!(engine.metrics().channel("lab").unwrap().counts().received, 1);
+//! engine.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod engine;
+mod http;
+mod metrics;
+mod receive;
+
+pub use config::{
+    AckModeSetting, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError, ConfigErrors,
+    DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig, HlPath,
+    HttpConfig, ListenAddr, SourceConfig, SourceKind, TlsConfig, TransformConfig, parse_byte_size,
+    parse_duration,
+};
+pub use engine::{Engine, Listener, StartError};
+pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
+pub use receive::{APPLICATION_ACKS_COMPONENT, MllpReceiver, ReceiverSettings, migrate};

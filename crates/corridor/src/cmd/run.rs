@@ -1,8 +1,115 @@
+//! `corridor run [--config FILE] [--data DIR]`: runs the engine until SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use tracing::info;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Configuration file (TOML). Without it: one channel `default` with an
+    /// MLLP listener on 127.0.0.1:2575, HTTP on 127.0.0.1:8080.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (the database); wins over `[data] dir`.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`corridor run` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    init_logging();
+    let mut config = match &args.config {
+        Some(path) => match engine::Config::load(path) {
+            Ok(config) => config,
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("corridor: the configuration is invalid; nothing was started");
+                return Ok(ExitCode::from(1));
+            }
+        },
+        None => engine::Config::default_config(),
+    };
+    if let Some(dir) = args.data {
+        config.data.dir = dir;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("corridor")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, started))
+}
+
+async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitCode> {
+    let data_dir = config.data.dir.clone();
+    let engine = match engine::Engine::start(config).await {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("corridor: {error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let listeners: Vec<String> = engine
+        .listeners()
+        .iter()
+        .map(|l| {
+            format!(
+                "{}={}{}",
+                l.channel,
+                if l.tls { "mllps://" } else { "mllp://" },
+                l.addr
+            )
+        })
+        .collect();
+    info!(
+        listeners = %listeners.join(" "),
+        http = %engine.http_addr().map_or("off".to_owned(), |a| format!("http://{a}")),
+        data = %data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "corridor is listening"
+    );
+    wait_for_stop_signal().await?;
+    info!("stopping: no new connections; finishing and acknowledging messages in flight");
+    engine.shutdown().await;
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(unix)]
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => info!(signal = "SIGTERM", "stop requested"),
+        result = tokio::signal::ctrl_c() => {
+            result.context("cannot watch for Ctrl-C")?;
+            info!(signal = "SIGINT", "stop requested");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot watch for Ctrl-C")?;
+    info!(signal = "Ctrl-C", "stop requested");
+    Ok(())
+}
+
+/// Logs to stderr; `RUST_LOG` chooses what (default `info`, which never
+/// carries message content: ids, channels, peers, sizes and states only).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }

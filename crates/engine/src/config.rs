@@ -1,0 +1,856 @@
+//! The configuration file (TOML): what Corridor runs, checked before it runs.
+//!
+//! The shape is a contract users and scripts rely on (DESIGN.md): it is only
+//! ever extended. Unknown keys are errors, and every error names the key it is
+//! about, e.g. `channels.lab.source.listen: "nonsense" is not a socket address`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// The whole configuration file.
+///
+/// ```
+/// let config = engine::Config::from_toml(r#"
+///     [data]
+///     dir = "/var/lib/corridor"
+///     [channels.lab]
+///     source = { type = "mllp", listen = "127.0.0.1:2575", ack_mode = "enhanced" }
+/// "#).unwrap();
+/// assert_eq!(config.channels["lab"].source.ack_mode, engine::AckModeSetting::Enhanced);
+///
+/// let error = engine::Config::from_toml("[channels.lab]\nsource = { type = \"mllp\", listen = \"nonsense\" }\n")
+///     .unwrap_err();
+/// assert!(error.to_string().contains("channels.lab.source.listen: \"nonsense\" is not a socket address"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the database lives.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// The HTTP server (health and metrics).
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Channels by name: `[channels.NAME]`.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelConfig>,
+}
+
+/// `[data]`: where Corridor keeps its database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Directory of the SQLite database (`corridor.db`); created if missing.
+    /// Default `corridor-data`, relative to the working directory. `--data` wins.
+    #[serde(default = "default_data_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("corridor-data")
+}
+
+/// `[http]`: the HTTP server with `GET /health` and `GET /metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on (default `127.0.0.1:8080`); port 0 picks a free port.
+    #[serde(default = "default_http_listen")]
+    pub listen: ListenAddr,
+    /// `false` runs without the HTTP server (default `true`).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_http_listen(),
+            enabled: true,
+        }
+    }
+}
+
+fn default_http_listen() -> ListenAddr {
+    ListenAddr(SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[channels.NAME]`: one source, and what happens to its messages.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Where messages come from.
+    pub source: SourceConfig,
+    /// Which messages go on (routing; checked, not run yet).
+    #[serde(default)]
+    pub filters: Vec<FilterConfig>,
+    /// Changes made to each message (checked, not run yet).
+    #[serde(default)]
+    pub transforms: Vec<TransformConfig>,
+    /// Where messages are delivered (checked, not run yet).
+    #[serde(default)]
+    pub destinations: Vec<DestinationConfig>,
+}
+
+impl ChannelConfig {
+    /// True when the channel declares filters, transforms or destinations,
+    /// which the routing stage (not active yet) would run.
+    pub fn declares_routing(&self) -> bool {
+        !(self.filters.is_empty() && self.transforms.is_empty() && self.destinations.is_empty())
+    }
+}
+
+/// The kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// An MLLP listener (plain TCP or TLS).
+    Mllp,
+}
+
+/// `source = { type = "mllp", listen = "127.0.0.1:2575", ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `"mllp"`.
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    /// Address to listen on, `IP:port`.
+    pub listen: ListenAddr,
+    /// `"original"` (default) or `"enhanced"`.
+    #[serde(default)]
+    pub ack_mode: AckModeSetting,
+    /// How long a repeated sending application/facility + MSH-10 counts as a
+    /// duplicate (default `"10m"`); `"off"` or `0` turns detection off.
+    #[serde(default)]
+    pub duplicate_window: DuplicateWindow,
+    /// Serve over TLS; with `client_ca`, mutual TLS.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Largest accepted message (default `"16MiB"`).
+    #[serde(default = "default_max_frame_size")]
+    pub max_frame_size: ByteSize,
+    /// Time a sender has to finish a frame it started (default `"30s"`).
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: ConfigDuration,
+    /// Time a connection may stay open without sending (default `"1h"`; `0` = forever).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// Most connections served at once (default 1024).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// MLLP release 2: send a commit acknowledgement (0x06) once stored (default false).
+    #[serde(default)]
+    pub commit_acks: bool,
+}
+
+fn default_max_frame_size() -> ByteSize {
+    ByteSize(mllp::DEFAULT_MAX_FRAME_SIZE as u64)
+}
+fn default_read_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(30))
+}
+fn default_idle_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(3600))
+}
+fn default_max_connections() -> usize {
+    1024
+}
+
+impl SourceConfig {
+    /// An MLLP source on `listen` with every default.
+    pub fn mllp(listen: SocketAddr) -> SourceConfig {
+        SourceConfig {
+            kind: SourceKind::Mllp,
+            listen: ListenAddr(listen),
+            ack_mode: AckModeSetting::default(),
+            duplicate_window: DuplicateWindow::default(),
+            tls: None,
+            max_frame_size: default_max_frame_size(),
+            read_timeout: default_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            commit_acks: false,
+        }
+    }
+
+    /// The settings of the `mllp` crate's listener for this source.
+    pub fn listener_config(&self) -> mllp::MllpServerConfig {
+        let mut config = mllp::MllpServerConfig::new(self.listen.0.to_string());
+        config.tls = self.tls.as_ref().map(|tls| mllp::TlsServerConfig {
+            cert_path: tls.cert.clone(),
+            key_path: tls.key.clone(),
+            client_ca_path: tls.client_ca.clone(),
+        });
+        config.max_frame_size = usize::try_from(self.max_frame_size.0).unwrap_or(usize::MAX);
+        config.read_timeout = self.read_timeout.0;
+        config.idle_timeout = self.idle_timeout.0;
+        config.max_connections = self.max_connections;
+        config.commit_acks = self.commit_acks;
+        config
+    }
+}
+
+/// How a listener acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckModeSetting {
+    /// One application ACK per message: AA once stored, AE/AR when it cannot be parsed.
+    #[default]
+    Original,
+    /// HL7 enhanced mode: a commit ACK (CA/CE/CR) as MSH-15 asks, and an
+    /// application ACK later as MSH-16 asks.
+    Enhanced,
+}
+
+/// `tls = { cert = "..", key = "..", client_ca = ".." }` (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// With it, mutual TLS: clients must present a certificate issued by one of these CAs.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `{ path = "MSH-9.1", in = ["ORU"] }`: keep messages whose value at `path`
+/// is (or with `not_in`, is not) one of the values. Run by the routing stage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// An HL7 path, e.g. `MSH-9.1`.
+    pub path: HlPath,
+    /// Keep the message when the value is one of these.
+    #[serde(default, rename = "in")]
+    pub is_in: Option<Vec<String>>,
+    /// Keep the message when the value is none of these.
+    #[serde(default)]
+    pub not_in: Option<Vec<String>>,
+}
+
+/// `{ set = "MSH-5", value = "EHR" }`: set the value at a path. Run by the routing stage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// The path to set.
+    pub set: HlPath,
+    /// The value written there.
+    pub value: String,
+}
+
+/// The kinds of destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    /// Send over MLLP to `to`.
+    Mllp,
+    /// Write each message as a file under `path`.
+    File,
+    /// POST each message to `url`.
+    Http,
+}
+
+/// `[[channels.NAME.destinations]]`. Run by the routing stage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Unique within the channel; names the destination's queue.
+    pub name: String,
+    /// `"mllp"`, `"file"` or `"http"`.
+    #[serde(rename = "type")]
+    pub kind: DestinationKind,
+    /// For `mllp`: `host:port`.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// For `file`: the directory.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// For `http`: the URL.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// A socket address to listen on, written `"IP:port"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub SocketAddr);
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.trim().parse().map(ListenAddr).map_err(|_| {
+            de::Error::custom(format!(
+                "{text:?} is not a socket address (expected IP:port, e.g. \"127.0.0.1:2575\" or \"0.0.0.0:2575\")"
+            ))
+        })
+    }
+}
+
+/// A duration written `"250ms"`, `"30s"`, `"10m"`, `"1h"`, `"1d"` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(DurationVisitor { allow_off: false })
+            .map(|d| ConfigDuration(d.unwrap_or_default()))
+    }
+}
+
+/// The duplicate detection window: a duration, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateWindow(pub Option<Duration>);
+
+impl Default for DuplicateWindow {
+    fn default() -> Self {
+        DuplicateWindow(Some(Duration::from_secs(600)))
+    }
+}
+
+impl<'de> Deserialize<'de> for DuplicateWindow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(DurationVisitor { allow_off: true })
+            .map(|d| DuplicateWindow(d.filter(|d| !d.is_zero())))
+    }
+}
+
+struct DurationVisitor {
+    allow_off: bool,
+}
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Option<Duration>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.allow_off {
+            f.write_str("a duration such as \"30s\", \"10m\" or \"1h\", or \"off\"")
+        } else {
+            f.write_str("a duration such as \"250ms\", \"30s\", \"10m\" or \"1h\"")
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Self::Value, E> {
+        u64::try_from(seconds)
+            .map(|s| Some(Duration::from_secs(s)))
+            .map_err(|_| E::custom(format!("{seconds} is not a duration (it is negative)")))
+    }
+
+    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Self::Value, E> {
+        Ok(Some(Duration::from_secs(seconds)))
+    }
+
+    fn visit_bool<E: de::Error>(self, on: bool) -> Result<Self::Value, E> {
+        match (self.allow_off, on) {
+            (true, false) => Ok(None),
+            _ => Err(E::custom(format!(
+                "{on} is not a duration (expected e.g. \"30s\", \"10m\"{})",
+                if self.allow_off { " or \"off\"" } else { "" }
+            ))),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        if self.allow_off && text.trim() == "off" {
+            return Ok(None);
+        }
+        parse_duration(text).map(Some).ok_or_else(|| {
+            E::custom(format!(
+                "{text:?} is not a duration (expected e.g. \"250ms\", \"30s\", \"10m\", \"1h\"{})",
+                if self.allow_off { " or \"off\"" } else { "" }
+            ))
+        })
+    }
+}
+
+/// Parses `"250ms"`, `"30s"`, `"10m"`, `"1h"`, `"1d"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let millis: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(number.checked_mul(millis)?))
+}
+
+/// A size in bytes, written as a number or `"64KiB"`, `"16MiB"`, `"1GiB"` (or KB/MB/GB, powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as 65536, \"64KiB\" or \"16MiB\"")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<ByteSize, E> {
+                u64::try_from(n)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("{n} is not a size (it is negative)")))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(n))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
+                parse_byte_size(text).map(ByteSize).ok_or_else(|| {
+                    E::custom(format!(
+                        "{text:?} is not a size (expected bytes or e.g. \"64KiB\", \"16MiB\")"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// Parses `"16MiB"`, `"64KiB"`, `"1GiB"`, `"500KB"`, `"1000"`.
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// An HL7 path (`PID-3[2].1`), checked when the configuration is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HlPath(pub String);
+
+impl<'de> Deserialize<'de> for HlPath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.parse::<hl7v2::Path>() {
+            Ok(_) => Ok(HlPath(text)),
+            Err(error) => Err(de::Error::custom(error.to_string())),
+        }
+    }
+}
+
+/// One problem in a configuration, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `channels.lab.source.listen` (`.` for the whole file).
+    pub key: String,
+    /// What is wrong, in words.
+    pub message: String,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in a configuration (at least one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    /// Where the configuration came from (a file path), if from a file.
+    pub source_name: Option<String>,
+    /// The problems, in the order of the file.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if let Some(name) = &self.source_name {
+                write!(f, "{name}: ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The configuration used without `--config` (DESIGN.md): one channel
+    /// `default` with an MLLP listener on 127.0.0.1:2575, data in
+    /// `./corridor-data`, HTTP on 127.0.0.1:8080.
+    pub fn default_config() -> Config {
+        let mut channels = BTreeMap::new();
+        channels.insert(
+            "default".to_owned(),
+            ChannelConfig {
+                source: SourceConfig::mllp(SocketAddr::from(([127, 0, 0, 1], 2575))),
+                filters: Vec::new(),
+                transforms: Vec::new(),
+                destinations: Vec::new(),
+            },
+        );
+        Config {
+            data: DataConfig::default(),
+            http: HttpConfig::default(),
+            channels,
+        }
+    }
+
+    /// Reads and checks a configuration from TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
+        let deserializer = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let key = error.path().to_string();
+            let inner = error.into_inner();
+            let line = inner
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            ConfigErrors {
+                source_name: None,
+                errors: vec![ConfigError {
+                    key,
+                    message: inner.message().trim().to_owned(),
+                    line,
+                }],
+            }
+        })?;
+        let errors = config.check();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors {
+                source_name: None,
+                errors,
+            })
+        }
+    }
+
+    /// Reads and checks a configuration file; errors start with the file's name.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigErrors {
+            source_name: Some(name.clone()),
+            errors: vec![ConfigError {
+                key: ".".to_owned(),
+                message: format!("cannot read the file: {error}"),
+                line: None,
+            }],
+        })?;
+        Config::from_toml(&text).map_err(|mut errors| {
+            errors.source_name = Some(name);
+            errors
+        })
+    }
+
+    /// Checks what the types alone cannot: names, addresses in use twice,
+    /// files that must exist, keys each kind of destination needs.
+    pub fn check(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut error = |key: String, message: String| {
+            errors.push(ConfigError {
+                key,
+                message,
+                line: None,
+            })
+        };
+        if self.channels.is_empty() {
+            error(
+                "channels".to_owned(),
+                "no channel is configured (add e.g. [channels.lab] with source = { type = \"mllp\", listen = \"127.0.0.1:2575\" })".to_owned(),
+            );
+        }
+        let mut listens: BTreeMap<SocketAddr, String> = BTreeMap::new();
+        if self.http.enabled && self.http.listen.0.port() != 0 {
+            listens.insert(self.http.listen.0, "http.listen".to_owned());
+        }
+        for (name, channel) in &self.channels {
+            let at = format!("channels.{name}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                error(
+                    at.clone(),
+                    format!("{name:?} is not a channel name (use letters, digits, '-' and '_')"),
+                );
+            }
+            let source = &channel.source;
+            let listen = source.listen.0;
+            if listen.port() != 0 {
+                if let Some(other) = listens.get(&listen) {
+                    error(
+                        format!("{at}.source.listen"),
+                        format!("{listen} is already used by {other}"),
+                    );
+                } else {
+                    listens.insert(listen, format!("{at}.source.listen"));
+                }
+            }
+            if source.max_connections == 0 {
+                error(
+                    format!("{at}.source.max_connections"),
+                    "must be at least 1".to_owned(),
+                );
+            }
+            if source.max_frame_size.0 == 0 {
+                error(
+                    format!("{at}.source.max_frame_size"),
+                    "must be at least 1 byte".to_owned(),
+                );
+            }
+            if source.read_timeout.0.is_zero() {
+                error(
+                    format!("{at}.source.read_timeout"),
+                    "must be longer than 0".to_owned(),
+                );
+            }
+            if let Some(tls) = &source.tls {
+                let files = [
+                    ("cert", Some(&tls.cert)),
+                    ("key", Some(&tls.key)),
+                    ("client_ca", tls.client_ca.as_ref()),
+                ];
+                for (key, file) in files {
+                    if let Some(file) = file.filter(|f| !f.is_file()) {
+                        error(
+                            format!("{at}.source.tls.{key}"),
+                            format!("file {:?} does not exist", file.display().to_string()),
+                        );
+                    }
+                }
+            }
+            for (i, filter) in channel.filters.iter().enumerate() {
+                if filter.is_in.is_none() && filter.not_in.is_none() {
+                    error(
+                        format!("{at}.filters[{i}]"),
+                        "needs `in` or `not_in` (the values to keep or to drop)".to_owned(),
+                    );
+                }
+            }
+            let mut names = BTreeMap::new();
+            for (i, destination) in channel.destinations.iter().enumerate() {
+                let key = format!("{at}.destinations[{i}]");
+                if destination.name.is_empty() {
+                    error(format!("{key}.name"), "must not be empty".to_owned());
+                } else if let Some(first) = names.insert(destination.name.clone(), i) {
+                    error(
+                        format!("{key}.name"),
+                        format!(
+                            "{:?} is already the name of {at}.destinations[{first}]",
+                            destination.name
+                        ),
+                    );
+                }
+                match destination.kind {
+                    DestinationKind::Mllp => match &destination.to {
+                        None => error(
+                            format!("{key}.to"),
+                            "is required for type \"mllp\" (host:port)".to_owned(),
+                        ),
+                        Some(to) if !is_host_port(to) => error(
+                            format!("{key}.to"),
+                            format!(
+                                "{to:?} is not an address (expected host:port, e.g. \"127.0.0.1:2576\")"
+                            ),
+                        ),
+                        Some(_) => {}
+                    },
+                    DestinationKind::File => {
+                        if destination.path.is_none() {
+                            error(
+                                format!("{key}.path"),
+                                "is required for type \"file\" (a directory)".to_owned(),
+                            );
+                        }
+                    }
+                    DestinationKind::Http => match &destination.url {
+                        None => error(
+                            format!("{key}.url"),
+                            "is required for type \"http\"".to_owned(),
+                        ),
+                        Some(url)
+                            if !(url.starts_with("http://") || url.starts_with("https://")) =>
+                        {
+                            error(
+                                format!("{key}.url"),
+                                format!("{url:?} is not an http:// or https:// URL"),
+                            )
+                        }
+                        Some(_) => {}
+                    },
+                }
+            }
+        }
+        errors
+    }
+}
+
+/// `host:port` with a non-empty host and a port number.
+fn is_host_port(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_error(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().errors[0].to_string()
+    }
+
+    #[test]
+    fn full_example_reads_every_key() {
+        let config = Config::from_toml(
+            r#"
+            [data]
+            dir = "d"
+            [http]
+            listen = "127.0.0.1:0"
+            [channels.lab]
+            source = { type = "mllp", listen = "127.0.0.1:2575", ack_mode = "original", duplicate_window = "10m", max_frame_size = "16MiB", read_timeout = "30s", idle_timeout = "10m", max_connections = 1000, commit_acks = false }
+            filters = [ { path = "MSH-9.1", in = ["ORU"] } ]
+            transforms = [ { set = "MSH-5", value = "EHR" } ]
+            [[channels.lab.destinations]]
+            name = "ehr"
+            type = "mllp"
+            to = "127.0.0.1:2576"
+            "#,
+        )
+        .unwrap();
+        let lab = &config.channels["lab"];
+        assert_eq!(
+            lab.source.duplicate_window.0,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(lab.source.max_frame_size.0, 16 << 20);
+        assert_eq!(lab.source.idle_timeout.0, Duration::from_secs(600));
+        assert_eq!(lab.source.max_connections, 1000);
+        assert!(lab.declares_routing());
+        assert_eq!(lab.destinations[0].to.as_deref(), Some("127.0.0.1:2576"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let message = first_error(
+            "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:1\", lisen = 3 }\n",
+        );
+        assert!(message.contains("channels.lab.source"), "{message}");
+        assert!(message.contains("unknown field `lisen`"), "{message}");
+        let top = first_error("[dta]\ndir = \"x\"\n");
+        assert!(top.contains("unknown field `dta`"), "{top}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let message = first_error(
+            "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:1\", read_timeout = \"soon\" }\n",
+        );
+        assert!(
+            message.starts_with(
+                "line 2: channels.lab.source.read_timeout: \"soon\" is not a duration"
+            ),
+            "{message}"
+        );
+        let kind =
+            first_error("[channels.lab]\nsource = { type = \"ftp\", listen = \"127.0.0.1:1\" }\n");
+        assert!(kind.contains("channels.lab.source.type"), "{kind}");
+        let path = first_error(
+            "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:1\" }\nfilters = [ { path = \"not a path\", in = [\"A\"] } ]\n",
+        );
+        assert!(path.contains("channels.lab.filters[0].path"), "{path}");
+    }
+
+    #[test]
+    fn check_finds_every_semantic_problem() {
+        let errors = Config::from_toml(
+            r#"
+            [channels.a]
+            source = { type = "mllp", listen = "127.0.0.1:2575", max_connections = 0 }
+            [[channels.a.destinations]]
+            name = "x"
+            type = "mllp"
+            [channels.b]
+            source = { type = "mllp", listen = "127.0.0.1:2575" }
+            "#,
+        )
+        .unwrap_err()
+        .errors;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "channels.a.source.max_connections",
+                "channels.a.destinations[0].to",
+                "channels.b.source.listen"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_window_can_be_turned_off() {
+        for off in ["\"off\"", "0", "false"] {
+            let config = Config::from_toml(&format!(
+                "[channels.a]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\", duplicate_window = {off} }}\n"
+            ))
+            .unwrap();
+            assert_eq!(
+                config.channels["a"].source.duplicate_window.0, None,
+                "{off}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations_parse_with_units() {
+        assert_eq!(parse_byte_size("16MiB"), Some(16 << 20));
+        assert_eq!(parse_byte_size("500KB"), Some(500_000));
+        assert_eq!(parse_byte_size("lots"), None);
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1w"), None);
+    }
+}

@@ -1,0 +1,254 @@
+//! Starting and stopping everything a configuration describes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mllp::{MllpServer, ServerHandle};
+use store::Store;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::http::{HttpState, router};
+use crate::metrics::Metrics;
+use crate::receive::{MllpReceiver, ReceiverSettings, migrate};
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    /// The database could not be opened.
+    #[error("cannot open the database in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: PathBuf,
+        /// What went wrong.
+        source: store::Error,
+    },
+    /// A listener could not be started.
+    #[error("{key}: cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The configuration key of the listener (`channels.lab.source.listen`).
+        key: String,
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// One running MLLP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The channel it feeds.
+    pub channel: String,
+    /// The address it is bound to (the real port when the configuration said 0).
+    pub addr: SocketAddr,
+    /// True when it serves TLS.
+    pub tls: bool,
+}
+
+/// A running engine: listeners, the HTTP server and the store.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), engine::StartError> {
+/// let engine = engine::Engine::start(engine::Config::default_config()).await?;
+/// for listener in engine.listeners() {
+///     println!("{} listening on {}", listener.channel, listener.addr);
+/// }
+/// engine.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Engine {
+    listeners: Vec<Listener>,
+    servers: Vec<ServerHandle>,
+    http_addr: Option<SocketAddr>,
+    http: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    metrics: Metrics,
+    store: Store,
+}
+
+/// How long shutdown waits for connections still busy before dropping them
+/// (their senders got no ACK and will resend).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+impl Engine {
+    /// Checks `config`, opens the store in `config.data.dir`, binds every
+    /// listener and the HTTP server, and starts serving. Returns once every
+    /// socket is listening.
+    pub async fn start(config: Config) -> Result<Engine, StartError> {
+        let errors = config.check();
+        if !errors.is_empty() {
+            return Err(StartError::Config(crate::config::ConfigErrors {
+                source_name: None,
+                errors,
+            }));
+        }
+        let started = Instant::now();
+        let dir = config.data.dir.clone();
+        let store = Store::open(&dir).map_err(|source| StartError::Store {
+            dir: dir.clone(),
+            source,
+        })?;
+        migrate(&store).await.map_err(|source| StartError::Store {
+            dir: dir.clone(),
+            source,
+        })?;
+        let metrics = Metrics::new(config.channels.keys().map(String::as_str));
+
+        let mut bound = Vec::new();
+        for (name, channel) in &config.channels {
+            let key = format!("channels.{name}.source.listen");
+            let source = &channel.source;
+            let listener_config = source.listener_config();
+            let server = MllpServer::bind(name, listener_config)
+                .await
+                .map_err(|err| StartError::Listen {
+                    key,
+                    addr: source.listen.0,
+                    reason: err.to_string(),
+                })?;
+            bound.push((name.clone(), source.tls.is_some(), server));
+        }
+
+        let mut listeners = Vec::new();
+        let mut servers = Vec::new();
+        for (name, tls, server) in bound {
+            let channel = &config.channels[&name];
+            let settings = ReceiverSettings {
+                channel: Arc::from(name.as_str()),
+                ack_mode: channel.source.ack_mode,
+                duplicate_window: channel.source.duplicate_window.0,
+            };
+            let channel_metrics = metrics.channel(&name).unwrap_or_default();
+            let receiver = MllpReceiver::new(settings, store.clone(), channel_metrics);
+            listeners.push(Listener {
+                channel: name.clone(),
+                addr: server.local_addr(),
+                tls,
+            });
+            servers.push(server.spawn(receiver));
+        }
+
+        let (http_addr, http) = if config.http.enabled {
+            let listener = tokio::net::TcpListener::bind(config.http.listen.0)
+                .await
+                .map_err(|err| StartError::Listen {
+                    key: "http.listen".to_owned(),
+                    addr: config.http.listen.0,
+                    reason: err.to_string(),
+                })?;
+            let addr = listener.local_addr().unwrap_or(config.http.listen.0);
+            let state = Arc::new(HttpState {
+                metrics: metrics.clone(),
+                listeners: listeners
+                    .iter()
+                    .map(|l| (l.channel.clone(), l.addr))
+                    .collect(),
+                started,
+            });
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = tokio::spawn(async move {
+                let served = axum::serve(listener, router(state))
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .await;
+                if let Err(err) = served {
+                    error!(error = %err, "HTTP server failed");
+                }
+            });
+            (Some(addr), Some((stop, task)))
+        } else {
+            (None, None)
+        };
+
+        let routing: Vec<&str> = config
+            .channels
+            .iter()
+            .filter(|(_, c)| c.declares_routing())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !routing.is_empty() {
+            warn!(
+                channels = %routing.join(","),
+                "routing is not active yet: filters, transforms and destinations are checked but not run; messages are stored and acknowledged only"
+            );
+        }
+        Ok(Engine {
+            listeners,
+            servers,
+            http_addr,
+            http,
+            metrics,
+            store,
+        })
+    }
+
+    /// The MLLP listeners, one per channel.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    /// The HTTP server's address, when it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Counters and latency of every channel.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The store the engine writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops accepting, lets every frame already received be stored and
+    /// acknowledged, closes connections, stops the HTTP server, and waits for
+    /// the store's last commit.
+    pub async fn shutdown(self) {
+        let Engine {
+            servers,
+            http,
+            store,
+            metrics,
+            ..
+        } = self;
+        let stops = servers
+            .into_iter()
+            .map(|server| tokio::spawn(server.shutdown_within(SHUTDOWN_GRACE)));
+        for stop in stops {
+            match stop.await {
+                Ok(true) => {}
+                Ok(false) => warn!(
+                    grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                    "connections still busy after the grace period were dropped; their senders will resend"
+                ),
+                Err(err) => error!(error = %err, "listener shutdown failed"),
+            }
+        }
+        if let Some((stop, task)) = http {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        // Dropping the last clone joins the writer thread after its last commit.
+        let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+        for (channel, m) in metrics.channels() {
+            let c = m.counts();
+            info!(
+                channel,
+                received = c.received,
+                rejected = c.rejected,
+                duplicates = c.duplicates,
+                "channel stopped"
+            );
+        }
+    }
+}

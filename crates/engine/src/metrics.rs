@@ -1,0 +1,215 @@
+//! Counters and the ACK latency histogram, written in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the ACK latency histogram buckets, in microseconds.
+const LATENCY_BUCKETS_MICROS: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+/// A counter's name, help text, and how to read it from a snapshot.
+type Counter = (&'static str, &'static str, fn(&ChannelCounts) -> u64);
+
+/// The counters of one channel's receiving side.
+#[derive(Debug, Default)]
+pub struct ChannelMetrics {
+    received: AtomicU64,
+    rejected: AtomicU64,
+    duplicates: AtomicU64,
+    store_failures: AtomicU64,
+    bytes: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MICROS.len()],
+    latency_count: AtomicU64,
+    latency_sum_micros: AtomicU64,
+}
+
+/// A snapshot of [`ChannelMetrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelCounts {
+    /// Messages stored as received (accepted).
+    pub received: u64,
+    /// Messages stored as rejected (NAK sent).
+    pub rejected: u64,
+    /// Duplicates acknowledged again and not stored.
+    pub duplicates: u64,
+    /// Messages that could not be stored (negative ACK, the sender resends).
+    pub store_failures: u64,
+    /// Bytes of every message stored.
+    pub bytes: u64,
+    /// Acknowledgements decided (the latency histogram's count).
+    pub acks: u64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl ChannelMetrics {
+    pub(crate) fn count_received(&self, bytes: usize) {
+        add(&self.received, 1);
+        add(&self.bytes, bytes as u64);
+    }
+
+    pub(crate) fn count_rejected(&self, bytes: usize) {
+        add(&self.rejected, 1);
+        add(&self.bytes, bytes as u64);
+    }
+
+    pub(crate) fn count_duplicate(&self) {
+        add(&self.duplicates, 1);
+    }
+
+    pub(crate) fn count_store_failures(&self, n: u64) {
+        add(&self.store_failures, n);
+    }
+
+    /// Records `count` acknowledgements that each took `latency` from receipt.
+    pub(crate) fn observe_ack_latency(&self, latency: Duration, count: u64) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = LATENCY_BUCKETS_MICROS.iter().position(|&b| micros <= b) {
+            add(&self.latency_buckets[i], count);
+        }
+        add(&self.latency_count, count);
+        add(&self.latency_sum_micros, micros.saturating_mul(count));
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> ChannelCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ChannelCounts {
+            received: get(&self.received),
+            rejected: get(&self.rejected),
+            duplicates: get(&self.duplicates),
+            store_failures: get(&self.store_failures),
+            bytes: get(&self.bytes),
+            acks: get(&self.latency_count),
+        }
+    }
+}
+
+/// The metrics of every channel, by name.
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    channels: Vec<(String, Arc<ChannelMetrics>)>,
+}
+
+impl Metrics {
+    /// Metrics for these channels, all zero.
+    pub fn new<'a>(channels: impl IntoIterator<Item = &'a str>) -> Metrics {
+        Metrics {
+            channels: channels
+                .into_iter()
+                .map(|name| (name.to_owned(), Arc::default()))
+                .collect(),
+        }
+    }
+
+    /// The metrics of one channel.
+    pub fn channel(&self, name: &str) -> Option<Arc<ChannelMetrics>> {
+        self.channels
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.clone())
+    }
+
+    /// Every channel's name and metrics.
+    pub fn channels(&self) -> impl Iterator<Item = (&str, &ChannelMetrics)> {
+        self.channels.iter().map(|(n, m)| (n.as_str(), &**m))
+    }
+
+    /// The metrics in the Prometheus text exposition format (version 0.0.4).
+    pub fn prometheus_text(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let counters: [Counter; 5] = [
+            (
+                "corridor_messages_received_total",
+                "Messages stored as received and acknowledged positively.",
+                |c| c.received,
+            ),
+            (
+                "corridor_messages_rejected_total",
+                "Messages stored as rejected and answered with a NAK.",
+                |c| c.rejected,
+            ),
+            (
+                "corridor_messages_duplicate_total",
+                "Duplicates acknowledged again without being stored twice.",
+                |c| c.duplicates,
+            ),
+            (
+                "corridor_store_failures_total",
+                "Messages that could not be stored (negative ACK; the sender resends).",
+                |c| c.store_failures,
+            ),
+            (
+                "corridor_received_bytes_total",
+                "Bytes of the messages stored.",
+                |c| c.bytes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (channel, metrics) in self.channels() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{channel=\"{channel}\"}} {}",
+                    value(&metrics.counts())
+                );
+            }
+        }
+        let name = "corridor_ack_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from receiving a message to its acknowledgement being ready (after the commit).\n# TYPE {name} histogram"
+        );
+        for (channel, metrics) in self.channels() {
+            let mut cumulative = 0;
+            for (bound, bucket) in LATENCY_BUCKETS_MICROS.iter().zip(&metrics.latency_buckets) {
+                cumulative += bucket.load(Ordering::Relaxed);
+                let le = *bound as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{channel=\"{channel}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let count = metrics.latency_count.load(Ordering::Relaxed);
+            let sum = metrics.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{channel=\"{channel}\",le=\"+Inf\"}} {count}\n{name}_sum{{channel=\"{channel}\"}} {sum}\n{name}_count{{channel=\"{channel}\"}} {count}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative_and_counts_every_ack() {
+        let metrics = Metrics::new(["lab"]);
+        let lab = metrics.channel("lab").unwrap();
+        lab.observe_ack_latency(Duration::from_micros(80), 3);
+        lab.observe_ack_latency(Duration::from_millis(2), 1);
+        lab.count_received(100);
+        let text = metrics.prometheus_text();
+        assert!(
+            text.contains("corridor_ack_latency_seconds_bucket{channel=\"lab\",le=\"0.00005\"} 0")
+        );
+        assert!(
+            text.contains("corridor_ack_latency_seconds_bucket{channel=\"lab\",le=\"0.0001\"} 3")
+        );
+        assert!(
+            text.contains("corridor_ack_latency_seconds_bucket{channel=\"lab\",le=\"0.0025\"} 4")
+        );
+        assert!(text.contains("corridor_ack_latency_seconds_count{channel=\"lab\"} 4"));
+        assert!(text.contains("corridor_messages_received_total{channel=\"lab\"} 1"));
+    }
+}
