@@ -172,6 +172,8 @@ pub struct Mpi {
     tf: TermFrequencies,
     enterprises: Vec<Enterprise>,
     reviews: BTreeMap<u64, ReviewItem>,
+    /// The open review of a record, so closing one does not scan them all.
+    review_of: HashMap<u32, u64>,
     merges: HashMap<u64, MergeUndo>,
     seq: u64,
     history: Vec<MpiEvent>,
@@ -213,6 +215,7 @@ impl Mpi {
             tf: TermFrequencies::default(),
             enterprises: Vec::new(),
             reviews: BTreeMap::new(),
+            review_of: HashMap::new(),
             merges: HashMap::new(),
             seq: 0,
             history: Vec::new(),
@@ -868,6 +871,7 @@ impl Mpi {
                 self.ensure_enterprise(decision.enterprise)?;
                 let rid = self.insert_record(record, decision.enterprise, status, seq);
                 if decision.outcome == Outcome::PossibleMatch {
+                    self.review_of.insert(rid, seq);
                     self.reviews.insert(
                         seq,
                         ReviewItem {
@@ -916,8 +920,7 @@ impl Mpi {
                 for &rid in &moved_ids {
                     prior_status.push(self.records[rid as usize].status);
                     self.records[rid as usize].status = LinkStatus::Linked;
-                    let key = self.source_key(rid);
-                    self.reviews.retain(|_, item| item.record != key);
+                    self.close_review_of(rid);
                 }
                 if survivor != merged && self.enterprises[ent_index(*merged)].records.is_empty() {
                     self.enterprises[ent_index(*merged)].merged_into = Some(*survivor);
@@ -991,12 +994,12 @@ impl Mpi {
                 let rid = self.record_id(record)?;
                 self.move_record(rid, *to);
                 self.settle(rid, LinkStatus::Linked);
-                self.reviews.remove(review);
+                debug_assert!(!self.reviews.contains_key(review));
             }
             Change::ReviewRejected { review, record } => {
                 let rid = self.record_id(record)?;
                 self.settle(rid, LinkStatus::New);
-                self.reviews.remove(review);
+                debug_assert!(!self.reviews.contains_key(review));
             }
         }
         Ok(())
@@ -1007,8 +1010,13 @@ impl Mpi {
         let r = &mut self.records[rid as usize];
         r.pinned = true;
         r.status = status;
-        let key = self.source_key(rid);
-        self.reviews.retain(|_, item| item.record != key);
+        self.close_review_of(rid);
+    }
+
+    fn close_review_of(&mut self, rid: u32) {
+        if let Some(review) = self.review_of.remove(&rid) {
+            self.reviews.remove(&review);
+        }
     }
 
     fn ensure_enterprise(&mut self, id: EnterpriseId) -> Result<(), MpiError> {
