@@ -1,0 +1,372 @@
+//! A destination as written in the configuration (`[[channels.NAME.destinations]]`).
+//!
+//! One flat table per destination: the keys every kind shares (`name`, `type`, `filters`,
+//! `transforms`, `retry`, `on_failure`, `on_nak`, `timeout`, `pipeline`) and the keys of
+//! its kind. [`DestinationConfig::validate`] refuses keys of another kind with words that
+//! name the destination and the key, as unknown keys are refused by serde.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use steps::{FilterConfig, TransformConfig};
+
+use crate::error::ConfigError;
+
+/// One destination of a channel.
+///
+/// ```
+/// let config: delivery::DestinationConfig = toml::from_str(r#"
+///     name = "ehr"
+///     type = "mllp"
+///     to = "127.0.0.1:2576"
+///     retry = { max_attempts = 10, initial_backoff = "500ms", max_backoff = "5m" }
+///     on_failure = "wait"
+/// "#).unwrap();
+/// config.validate().unwrap();
+/// assert_eq!(config.retry.initial_backoff, std::time::Duration::from_millis(500));
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// The destination's name, unique within its channel; names its queue.
+    pub name: String,
+    /// What kind of receiver: `mllp`, `http` or `file`.
+    #[serde(rename = "type")]
+    pub kind: DestinationKind,
+    /// Filters that decide whether this destination wants the message (all must keep it).
+    #[serde(default)]
+    pub filters: Vec<FilterConfig>,
+    /// Transformers applied, in order, to this destination's copy of the message.
+    #[serde(default)]
+    pub transforms: Vec<TransformConfig>,
+    /// How often and how patiently a failed delivery is tried again.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// What happens once `retry.max_attempts` is spent.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// What an explicit refusal (MLLP AE/AR/CE/CR, an HTTP 4xx) leads to.
+    #[serde(default)]
+    pub on_nak: OnNak,
+    /// How long one delivery may take: connecting, sending and waiting for the answer.
+    #[serde(default = "default_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Messages sent before waiting for their answers (MLLP only). 1 is stop-and-wait.
+    ///
+    /// With more than one, a message refused with a NAK and retried later arrives after
+    /// the messages sent behind it; choose 1 when strict order must survive NAK retries.
+    #[serde(default = "default_pipeline")]
+    pub pipeline: usize,
+
+    /// mllp: the receiver's address, `host:port`.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// mllp and http (https URLs): TLS settings; without them MLLP is plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+
+    /// http: the URL to send to (`http://` or `https://`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// http: the request method (default `POST`).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// http: extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// http: the request body, the message as HL7 text (`hl7`, default) or a JSON envelope.
+    #[serde(default)]
+    pub body: Option<HttpBody>,
+    /// http: the status codes that mean the receiver took the message
+    /// (default 200, 201, 202, 204).
+    #[serde(default)]
+    pub success: Option<Vec<u16>>,
+
+    /// file: the directory files are written to (relative to the configuration file).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// file: one file per message (`per_message`, default) or every message appended to
+    /// one file (`append`).
+    #[serde(default)]
+    pub mode: Option<FileMode>,
+    /// file: the file name template (`name` already names the destination);
+    /// `{channel}`, `{destination}`, `{message_id}`, `{entry_id}`, `{control_id}` and
+    /// `{date}` (UTC, `YYYYMMDD`) are replaced. Default
+    /// `{channel}-{message_id}-{control_id}.hl7` per message, `{channel}-{date}.hl7`
+    /// appended.
+    #[serde(default)]
+    pub file_name: Option<String>,
+}
+
+/// The kind of receiver a destination sends to.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationKind {
+    /// An MLLP listener (TCP or TLS) that answers with an HL7 ACK.
+    Mllp,
+    /// An HTTP endpoint that answers with a status code.
+    Http,
+    /// Files in a directory.
+    File,
+}
+
+impl DestinationKind {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::Mllp => "mllp",
+            DestinationKind::Http => "http",
+            DestinationKind::File => "file",
+        }
+    }
+}
+
+/// Retries with exponential backoff: `initial_backoff`, doubled after each failure, capped.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Deliveries tried before `on_failure` applies (the first try counts).
+    pub max_attempts: u32,
+    /// The wait after the first failure.
+    #[serde(with = "duration")]
+    pub initial_backoff: Duration,
+    /// The longest wait between two tries.
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The wait after `failures` failed tries in a row (1 for the first failure).
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(32);
+        self.initial_backoff
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.max_backoff)
+    }
+}
+
+/// What a destination does with a message whose retries are spent.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Move it to the dead-letter state with the last error, and go on with the next.
+    #[default]
+    DeadLetter,
+    /// Keep strict order: the message stays at the head of its queue, tried again every
+    /// `max_backoff`, and the destination raises an alert until it goes through.
+    Wait,
+}
+
+/// What a destination does when the receiver refuses a message (AE/AR, HTTP 4xx).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNak {
+    /// Treat it like any failure: retry with backoff, then `on_failure`.
+    #[default]
+    Retry,
+    /// Mark the message errored with the receiver's answer and go on with the next.
+    Error,
+}
+
+/// The body of an HTTP request.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpBody {
+    /// The message as sent over MLLP (segments end in CR), `x-application/hl7-v2+er7`.
+    #[default]
+    Hl7,
+    /// `{"channel", "destination", "message_id", "control_id", "hl7"}` as JSON.
+    Json,
+}
+
+/// How a file destination writes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileMode {
+    /// One file per message, written whole and then renamed into place.
+    #[default]
+    PerMessage,
+    /// Messages appended to the file the name template gives, one per line.
+    Append,
+}
+
+/// TLS towards a receiver.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificates (PEM) the receiver's certificate must chain to.
+    pub ca: PathBuf,
+    /// Our certificate chain (PEM) for mutual TLS; needs `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Our private key (PEM) for mutual TLS; needs `cert`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The name the receiver's certificate must carry; default the host connected to.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_pipeline() -> usize {
+    64
+}
+
+impl DestinationConfig {
+    /// Checks that the keys fit the destination's kind and the values make sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |reason: String| ConfigError::Invalid {
+            destination: self.name.clone(),
+            reason,
+        };
+        if self.name.trim().is_empty() {
+            return Err(fail("`name` must not be empty".into()));
+        }
+        let present: [(&str, bool, DestinationKind); 10] = [
+            ("to", self.to.is_some(), DestinationKind::Mllp),
+            ("url", self.url.is_some(), DestinationKind::Http),
+            ("method", self.method.is_some(), DestinationKind::Http),
+            ("headers", !self.headers.is_empty(), DestinationKind::Http),
+            ("body", self.body.is_some(), DestinationKind::Http),
+            ("success", self.success.is_some(), DestinationKind::Http),
+            ("path", self.path.is_some(), DestinationKind::File),
+            ("mode", self.mode.is_some(), DestinationKind::File),
+            ("file_name", self.file_name.is_some(), DestinationKind::File),
+            (
+                "tls",
+                self.tls.is_some() && self.kind == DestinationKind::File,
+                DestinationKind::Mllp,
+            ),
+        ];
+        for (key, given, owner) in present {
+            if given && owner != self.kind {
+                return Err(fail(format!(
+                    "`{key}` belongs to {} destinations, not {}",
+                    owner.as_str(),
+                    self.kind.as_str()
+                )));
+            }
+        }
+        let required = match self.kind {
+            DestinationKind::Mllp => ("to", self.to.is_some()),
+            DestinationKind::Http => ("url", self.url.is_some()),
+            DestinationKind::File => ("path", self.path.is_some()),
+        };
+        if !required.1 {
+            return Err(fail(format!(
+                "{} destinations need `{}`",
+                self.kind.as_str(),
+                required.0
+            )));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(fail("`retry.max_attempts` must be at least 1".into()));
+        }
+        if self.retry.initial_backoff > self.retry.max_backoff {
+            return Err(fail(
+                "`retry.initial_backoff` is longer than `retry.max_backoff`".into(),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(fail("`timeout` must be longer than zero".into()));
+        }
+        if self.pipeline == 0 {
+            return Err(fail("`pipeline` must be at least 1".into()));
+        }
+        if let Some(url) = &self.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(fail(format!(
+                    "`url` {url:?} must start with http:// or https://"
+                )));
+            }
+        }
+        if let Some(method) = &self.method {
+            if http::Method::from_bytes(method.as_bytes()).is_err() {
+                return Err(fail(format!("`method` {method:?} is not an HTTP method")));
+            }
+        }
+        if let Some(codes) = &self.success {
+            if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
+                return Err(fail(
+                    "`success` must list HTTP status codes between 100 and 599".into(),
+                ));
+            }
+        }
+        if let Some(template) = &self.file_name {
+            crate::destinations::file::NameTemplate::parse(template).map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+/// Durations as seconds (`30`) or text with a unit (`"250ms"`, `"30s"`, `"5m"`, `"1h"`).
+pub(crate) mod duration {
+    use std::fmt;
+    use std::time::Duration;
+
+    use serde::Deserializer;
+    use serde::de::{self, Visitor};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        deserializer.deserialize_any(DurationVisitor)
+    }
+
+    /// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"` or a bare number of seconds.
+    pub fn parse(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().ok()?;
+        let millis_per_unit: u64 = match unit.trim() {
+            "ms" => 1,
+            "" | "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return None,
+        };
+        Some(Duration::from_millis(number.checked_mul(millis_per_unit)?))
+    }
+
+    struct DurationVisitor;
+
+    impl Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(
+                r#"a duration: seconds as a number, or a string like "250ms", "30s", "5m", "1h""#,
+            )
+        }
+
+        fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(secs))
+        }
+
+        fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Duration, E> {
+            u64::try_from(secs)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom("a duration cannot be negative"))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+            parse(text).ok_or_else(|| E::invalid_value(de::Unexpected::Str(text), &self))
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! HTTP destinations: one request per message, success by status code.
+//!
+//! One HTTP/1.1 connection (plain or TLS) stays open between requests. A status in
+//! `success` is delivered; 408, 429 and 5xx are transient (retry); any other status is a
+//! refusal that follows `on_nak`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use store::UnixMicros;
+use tokio::net::TcpStream;
+
+use super::{Delivered, DeliveryMeta, Destination, Outgoing, clip, tls};
+use crate::config::{DestinationConfig, HttpBody};
+use crate::error::{ConfigError, DeliveryError};
+
+const DEFAULT_SUCCESS: [u16; 4] = [200, 201, 202, 204];
+
+/// Sends to an HTTP endpoint.
+pub struct HttpDestination {
+    uri: Uri,
+    authority: String,
+    host: String,
+    port: u16,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    method: Method,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: HttpBody,
+    success: Vec<u16>,
+    timeout: Duration,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl std::fmt::Debug for HttpDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpDestination")
+            .field("uri", &self.uri)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpDestination {
+    /// From a validated `type = "http"` configuration; TLS files are read now.
+    pub fn new(config: &DestinationConfig, base: &Path) -> Result<HttpDestination, ConfigError> {
+        let fail = |reason: String| ConfigError::Invalid {
+            destination: config.name.clone(),
+            reason,
+        };
+        let url = config
+            .url
+            .as_deref()
+            .ok_or_else(|| fail("http destinations need `url`".into()))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| fail(format!("`url` {url:?}: {e}")))?;
+        let https = uri.scheme_str() == Some("https");
+        let host = uri
+            .host()
+            .ok_or_else(|| fail(format!("`url` {url:?} has no host")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_else(|| host.clone());
+        let tls = if https {
+            let tls_config = config
+                .tls
+                .as_ref()
+                .ok_or_else(|| fail("https URLs need `tls = { ca = ... }`".into()))?;
+            let client = tls::client_config(tls_config, base).map_err(fail)?;
+            let name = tls_config
+                .server_name
+                .clone()
+                .unwrap_or_else(|| host.clone());
+            let name = ServerName::try_from(name.clone())
+                .map_err(|_| fail(format!("{name:?} is not a valid TLS server name")))?;
+            Some((tokio_rustls::TlsConnector::from(Arc::clone(&client)), name))
+        } else {
+            None
+        };
+        let method = match &config.method {
+            Some(m) => Method::from_bytes(m.as_bytes())
+                .map_err(|_| fail(format!("`method` {m:?} is not an HTTP method")))?,
+            None => Method::POST,
+        };
+        let mut headers = Vec::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| fail(format!("`headers`: {name:?} is not a header name")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| fail(format!("`headers`: the value of {name} is not valid")))?;
+            headers.push((name, value));
+        }
+        Ok(HttpDestination {
+            uri,
+            authority,
+            host,
+            port,
+            tls,
+            method,
+            headers,
+            body: config.body.unwrap_or_default(),
+            success: config.success.clone().unwrap_or(DEFAULT_SUCCESS.to_vec()),
+            timeout: config.timeout,
+            sender: None,
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, DeliveryError> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| {
+                DeliveryError::transient(format!("cannot connect to {}: {e}", self.authority))
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let handshake_error = |e: hyper::Error| {
+            DeliveryError::transient(format!(
+                "HTTP handshake with {} failed: {e}",
+                self.authority
+            ))
+        };
+        match &self.tls {
+            None => {
+                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                    .await
+                    .map_err(handshake_error)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok(sender)
+            }
+            Some((connector, name)) => {
+                let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
+                    DeliveryError::transient(format!(
+                        "TLS handshake with {} failed: {e}",
+                        self.authority
+                    ))
+                })?;
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(handshake_error)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok(sender)
+            }
+        }
+    }
+
+    fn request(
+        &self,
+        message: &Outgoing,
+        meta: &DeliveryMeta,
+    ) -> Result<Request<Full<Bytes>>, DeliveryError> {
+        let (content_type, body) = match self.body {
+            HttpBody::Hl7 => ("x-application/hl7-v2+er7", message.payload.clone()),
+            HttpBody::Json => {
+                let control_id = hl7v2::Message::parse(&message.payload)
+                    .map(|m| m.control_id().into_owned())
+                    .unwrap_or_default();
+                let envelope = serde_json::json!({
+                    "channel": &*meta.channel,
+                    "destination": &*meta.destination,
+                    "message_id": message.message_id.0,
+                    "control_id": control_id,
+                    "hl7": String::from_utf8_lossy(&message.payload),
+                });
+                ("application/json", Bytes::from(envelope.to_string()))
+            }
+        };
+        let mut builder = Request::builder()
+            .method(self.method.clone())
+            .uri(self.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_TYPE, content_type);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(Full::new(body))
+            .map_err(|e| DeliveryError::transient(format!("cannot build the HTTP request: {e}")))
+    }
+
+    async fn send(
+        &mut self,
+        message: &Outgoing,
+        meta: &DeliveryMeta,
+    ) -> Result<Delivered, DeliveryError> {
+        let request = self.request(message, meta)?;
+        let mut sender = match self.sender.take() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.connect().await?,
+        };
+        sender.ready().await.map_err(|e| {
+            DeliveryError::transient(format!("HTTP connection to {} failed: {e}", self.authority))
+        })?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            DeliveryError::transient(format!("HTTP request to {} failed: {e}", self.authority))
+        })?;
+        let status = response.status();
+        // Read the whole body so the connection can carry the next request.
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| {
+                DeliveryError::transient(format!(
+                    "reading the answer of {} failed: {e}",
+                    self.authority
+                ))
+            })?
+            .to_bytes();
+        self.sender = Some(sender);
+        let answered_at = UnixMicros::now();
+        let answer = format!("HTTP {status} {}", clip(&body, 512))
+            .trim_end()
+            .to_owned();
+        let code = status.as_u16();
+        if self.success.contains(&code) {
+            Ok(Delivered {
+                answer,
+                answered_at,
+            })
+        } else if code == 408 || code == 429 || status.is_server_error() {
+            Err(DeliveryError {
+                kind: crate::FailureKind::Transient,
+                reason: format!("the receiver answered HTTP {status}"),
+                answer: Some(answer),
+            })
+        } else {
+            Err(DeliveryError::refused(
+                format!("the receiver answered HTTP {status}"),
+                answer,
+            ))
+        }
+    }
+}
+
+impl Destination for HttpDestination {
+    async fn deliver(
+        &mut self,
+        message: &Outgoing,
+        meta: &DeliveryMeta,
+    ) -> Result<Delivered, DeliveryError> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.send(message, meta)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // A request cut off halfway leaves the connection unusable.
+                self.sender = None;
+                Err(DeliveryError::transient(format!(
+                    "no HTTP answer within {timeout:?}"
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The kinds of destination. Each is one module implementing [`Destination`]; adding a kind
+//! means adding a module and one arm in [`build`].
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use store::{MessageId, UnixMicros};
+
+use crate::config::{DestinationConfig, DestinationKind};
+use crate::error::{ConfigError, DeliveryError};
+use crate::queue::EntryId;
+
+pub mod file;
+pub mod http;
+pub mod mllp;
+mod tls;
+
+/// One message on its way to a receiver: the queue entry and the bytes to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The queue entry.
+    pub entry: EntryId,
+    /// The journal id of the message this entry carries.
+    pub message_id: MessageId,
+    /// The message as this destination wants it (after its transformers).
+    pub payload: Bytes,
+    /// The entry's ordering key (empty: the destination's single FIFO).
+    pub ordering_key: Arc<str>,
+    /// Deliveries tried before this one.
+    pub attempts: u32,
+}
+
+/// What a destination knows about where it sends, for templates and envelopes.
+#[derive(Debug, Clone)]
+pub struct DeliveryMeta {
+    /// The channel the message came in on.
+    pub channel: Arc<str>,
+    /// The destination's name.
+    pub destination: Arc<str>,
+}
+
+/// The receiver took the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// What it answered: the ACK message, the HTTP status line, the file written.
+    pub answer: String,
+    /// When the answer arrived.
+    pub answered_at: UnixMicros,
+}
+
+/// A receiver of messages: an MLLP listener, an HTTP endpoint, a directory.
+///
+/// One worker owns one destination, so methods take `&mut self` and may keep a
+/// connection open between calls.
+pub trait Destination: Send + 'static {
+    /// Delivers one message.
+    fn deliver(
+        &mut self,
+        message: &Outgoing,
+        meta: &DeliveryMeta,
+    ) -> impl Future<Output = Result<Delivered, DeliveryError>> + Send;
+
+    /// Delivers `batch` in order and returns one result per message tried, in order; a
+    /// shorter list means the rest were not tried. The default delivers one by one and
+    /// stops at the first failure; kinds that can do better (pipelining, one fsync for
+    /// many files) override it.
+    fn deliver_batch(
+        &mut self,
+        batch: &[Outgoing],
+        meta: &DeliveryMeta,
+    ) -> impl Future<Output = Vec<Result<Delivered, DeliveryError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(batch.len());
+            for message in batch {
+                let result = self.deliver(message, meta).await;
+                let failed = result.is_err();
+                results.push(result);
+                if failed {
+                    break;
+                }
+            }
+            results
+        }
+    }
+}
+
+/// Any destination kind, for the worker (static dispatch, no boxed futures).
+pub(crate) enum AnyDestination {
+    Mllp(mllp::MllpDestination),
+    Http(http::HttpDestination),
+    File(file::FileDestination),
+}
+
+impl Destination for AnyDestination {
+    async fn deliver(
+        &mut self,
+        message: &Outgoing,
+        meta: &DeliveryMeta,
+    ) -> Result<Delivered, DeliveryError> {
+        match self {
+            AnyDestination::Mllp(d) => d.deliver(message, meta).await,
+            AnyDestination::Http(d) => d.deliver(message, meta).await,
+            AnyDestination::File(d) => d.deliver(message, meta).await,
+        }
+    }
+
+    async fn deliver_batch(
+        &mut self,
+        batch: &[Outgoing],
+        meta: &DeliveryMeta,
+    ) -> Vec<Result<Delivered, DeliveryError>> {
+        match self {
+            AnyDestination::Mllp(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::Http(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::File(d) => d.deliver_batch(batch, meta).await,
+        }
+    }
+}
+
+/// Builds the destination a configuration describes; relative paths start at `base`.
+pub(crate) fn build(
+    config: &DestinationConfig,
+    base: &Path,
+) -> Result<AnyDestination, ConfigError> {
+    config.validate()?;
+    Ok(match config.kind {
+        DestinationKind::Mllp => AnyDestination::Mllp(mllp::MllpDestination::new(config, base)?),
+        DestinationKind::Http => AnyDestination::Http(http::HttpDestination::new(config, base)?),
+        DestinationKind::File => AnyDestination::File(file::FileDestination::new(config, base)?),
+    })
+}
+
+/// At most `max` bytes of `text` as UTF-8 (lossy), for answers kept in the database.
+pub(crate) fn clip(text: &[u8], max: usize) -> String {
+    let end = text.len().min(max);
+    String::from_utf8_lossy(&text[..end]).into_owned()
+}

@@ -1,0 +1,354 @@
+//! Destinations and their durable FIFO queues: the last hop of a Corridor channel.
+//!
+//! A processed message is put on one queue per destination of its channel, in the same
+//! write transaction that records it as processed ([`enqueue_in`]); one worker per
+//! destination then delivers its queue in order, retries with exponential backoff, and
+//! records every outcome through the store's group commit. A destination that is down
+//! only grows its own queue: the listener and the other destinations go on.
+//!
+//! - [`DestinationConfig`]: `[[channels.NAME.destinations]]` as written in the
+//!   configuration (`type = "mllp" | "http" | "file"`).
+//! - [`Router`]: runs each destination's own filters and transformers on a processed
+//!   message, outside any transaction, giving a [`Routed`] message.
+//! - [`enqueue_in`]: queues a [`Routed`] message inside the caller's write.
+//! - [`Delivery`]: starts the workers, reads statistics, resends.
+//! - [`Destination`]: the trait each kind implements (`destinations::{mllp, http, file}`).
+//!
+//! # Guarantees
+//!
+//! - **Order**: per destination, entries are delivered in queue order within their
+//!   ordering key (a channel with no key has one strict FIFO per destination). An entry
+//!   waiting for a retry holds back the entries of its key behind it, never those of other
+//!   keys. With `pipeline` > 1 (MLLP), a message refused with a NAK and retried arrives
+//!   after the messages already sent behind it; `pipeline = 1` keeps strict order even then.
+//! - **At-least-once**: an entry is `delivered` only after the receiver answered and that
+//!   answer is committed. A destination sees a message twice only when Corridor stops (a
+//!   crash, a kill, a failed commit) after the receiver acknowledged it and before the
+//!   `delivered` state was committed, or when an answer is lost on the way (a timeout, a
+//!   dropped connection) after the receiver took the message: the entry is still
+//!   `queued`/`sending` and is sent again. The copy is byte for byte the same, MSH-10
+//!   included (Corridor never rewrites the control id on the way out), so a receiver that
+//!   ignores a control id it has already accepted from this sender sees every message
+//!   exactly once. File destinations whose name template holds `{message_id}` or
+//!   `{entry_id}` overwrite the same file, so they never show a duplicate.
+//! - **Visible end states**: every entry ends `delivered`, `filtered` (by which filter),
+//!   `errored` (refused under `on_nak = "error"`, or a step failed) or `dead_lettered`
+//!   (retries spent, with the last error). Once all entries of a message are final, its
+//!   journal state becomes `delivered` (or `dead_lettered` if a destination gave up).
+//!   Each entry keeps `queued_at`, `sent_at` and `acked_at`, so each hop's latency reads
+//!   from the row.
+//!
+//! # SCHEMA
+//!
+//! The component `delivery` (see `component_schema`) keeps one table in `corridor.db`:
+//!
+//! `delivery_queue`, one row per message per destination:
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `id` | INTEGER PK | Entry id; grows with enqueue order, never reused. Queue order. |
+//! | `message_id` | INTEGER | The journal id of the message. |
+//! | `channel` | TEXT | The channel (`[channels.NAME]`). |
+//! | `destination` | TEXT | The destination's `name` within the channel. |
+//! | `ordering_key` | TEXT | Order is kept per key (e.g. PID-3.1); `''` = one FIFO. |
+//! | `state` | TEXT | `queued`, `sending`, `delivered`, `errored`, `dead_lettered`, `filtered`. |
+//! | `state_reason` | TEXT NULL | Why: the filter, the step error, the refusal, the dead-letter reason. |
+//! | `attempts` | INTEGER | Deliveries tried. |
+//! | `next_attempt_at` | INTEGER | When it may be tried (µs); later than now while backing off. |
+//! | `last_error` | TEXT NULL | The last failure, in words. |
+//! | `answer` | TEXT NULL | The receiver's last answer: ACK message, HTTP status line, file written. |
+//! | `queued_at` | INTEGER | When it was queued, in the processing transaction (µs). |
+//! | `sent_at` | INTEGER NULL | When it was last handed to the receiver (µs). |
+//! | `acked_at` | INTEGER NULL | When the receiver's positive answer arrived (µs). |
+//! | `state_changed_at` | INTEGER | When `state` last changed (µs). |
+//! | `payload` | BLOB | The bytes sent, after the destination's transformers (empty when filtered or errored). |
+//!
+//! Indexes: `delivery_queue_pending (channel, destination, id) WHERE state IN ('queued',
+//! 'sending')` (the worker's scan, small however large the history),
+//! `delivery_queue_by_state (channel, destination, state)` (statistics, error lists),
+//! `delivery_queue_by_message (message_id)` (a message's states across destinations).
+//!
+//! ```sql
+//! -- Latency of each hop for the last 10 deliveries to ehr, in milliseconds.
+//! SELECT q.message_id, (q.queued_at - j.received_at) / 1000.0 AS in_to_queued,
+//!        (q.sent_at - q.queued_at) / 1000.0 AS queued_to_sent,
+//!        (q.acked_at - q.sent_at) / 1000.0 AS sent_to_ack
+//!   FROM delivery_queue q JOIN journal j ON j.id = q.message_id
+//!  WHERE q.destination = 'ehr' AND q.state = 'delivered' ORDER BY q.id DESC LIMIT 10;
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use delivery::{Delivery, DestinationConfig, EntryState, Router};
+//! use store::{MessageId, Store};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let store = Store::open(&dir.path().join("data"))?;
+//! let archive: DestinationConfig = toml::from_str(r#"
+//!     name = "archive"
+//!     type = "file"
+//!     path = "archive"
+//!     transforms = [ { set = "MSH-5", value = "ARCHIVE" } ]
+//! "#)?;
+//! let destinations = [archive];
+//! let delivery = Delivery::start(store.clone(), [("lab", &destinations[..])], dir.path()).await?;
+//! let router = Router::compile("lab", &destinations, dir.path())?;
+//!
+//! // The engine, once a message is processed: route outside the transaction, queue inside it.
+//! let message = hl7v2::OwnedMessage::parse(b"MSH|^~\\&|LAB|H|EHR|H|20260101||ORU^R01|C1|P|2.5.1\r")?;
+//! let routed = router.route(&message);
+//! let id = MessageId(1); // the journal id of the processed message
+//! store.write(move |tx| delivery::enqueue_in(tx, id, None, &routed)).await?;
+//! delivery.wake("lab"); // after the commit: the worker looks at its queue now
+//!
+//! # for _ in 0..500 {
+//! #     if delivery.stats()?[0].counts.delivered == 1 { break; }
+//! #     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+//! # }
+//! let entries = store.read(|c| delivery::entries_of_message(c, id))?;
+//! assert_eq!(entries[0].state, EntryState::Delivered);
+//! let written = std::fs::read(dir.path().join("archive/lab-1-C1.hl7"))?;
+//! assert!(written.starts_with(b"MSH|^~\\&|LAB|H|ARCHIVE|"));
+//! delivery.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+pub mod destinations;
+mod error;
+mod queue;
+mod router;
+mod worker;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use store::{Store, UnixMicros};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub use config::{
+    DestinationConfig, DestinationKind, FileMode, HttpBody, OnFailure, OnNak, RetryConfig,
+    TlsConfig,
+};
+pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
+pub use error::{ConfigError, DeliveryError, FailureKind, StartError};
+pub use queue::{
+    COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, enqueue_in,
+    entries_in_state, entries_of_message, entry, resend_in, retry_dead_lettered_in,
+};
+pub use router::{RouteOutcome, Routed, RoutedEntry, Router};
+
+/// Creates or upgrades the queue tables; [`Delivery::start`] does it too. Run it before
+/// the first [`enqueue_in`] if the workers start later.
+pub async fn migrate(store: &Store) -> store::Result<u32> {
+    store.migrate_component(COMPONENT, MIGRATIONS).await
+}
+
+/// The running destination workers of every channel.
+#[derive(Debug)]
+pub struct Delivery {
+    store: Store,
+    workers: Vec<WorkerHandle>,
+    stop: watch::Sender<bool>,
+}
+
+#[derive(Debug)]
+struct WorkerHandle {
+    channel: Arc<str>,
+    destination: Arc<str>,
+    kind: DestinationKind,
+    wake: Arc<Notify>,
+    status: Arc<worker::Status>,
+    task: JoinHandle<()>,
+}
+
+/// What the API shows about one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationStats {
+    /// The channel.
+    pub channel: String,
+    /// The destination's name.
+    pub destination: String,
+    /// Its kind.
+    pub kind: DestinationKind,
+    /// Entries per state, queue depth and oldest waiting entry, as stored.
+    pub counts: QueueCounts,
+    /// How long the oldest entry still to deliver has waited.
+    pub oldest_queued_age: Option<Duration>,
+    /// Set while the destination holds its queue on a failing entry (`on_failure = "wait"`).
+    pub alert: Option<String>,
+    /// The last delivery failure since start, in words.
+    pub last_error: Option<String>,
+    /// Entries delivered since start.
+    pub delivered_since_start: u64,
+    /// Failed delivery attempts since start.
+    pub failures_since_start: u64,
+}
+
+impl Delivery {
+    /// Migrates the queue tables and starts one worker per destination of every channel.
+    ///
+    /// `channels` pairs each channel's name with its destinations; relative paths (TLS
+    /// files, file destinations' directories) start at `base`, the configuration file's
+    /// directory. Must be called inside a tokio runtime. Every configuration is checked
+    /// before any worker starts.
+    pub async fn start<'a, C, I>(
+        store: Store,
+        channels: I,
+        base: &Path,
+    ) -> Result<Delivery, StartError>
+    where
+        C: AsRef<str>,
+        I: IntoIterator<Item = (C, &'a [DestinationConfig])>,
+    {
+        let mut built = Vec::new();
+        for (channel, configs) in channels {
+            let channel: Arc<str> = Arc::from(channel.as_ref());
+            // Same checks as the router: names unique per channel, steps compile.
+            Router::compile(&channel, configs, base)?;
+            for config in configs {
+                built.push((channel.clone(), config, destinations::build(config, base)?));
+            }
+        }
+        migrate(&store).await?;
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = Vec::with_capacity(built.len());
+        for (channel, config, destination) in built {
+            let name: Arc<str> = Arc::from(config.name.as_str());
+            let wake = Arc::new(Notify::new());
+            let status = Arc::new(worker::Status::default());
+            let worker = worker::Worker {
+                store: store.clone(),
+                meta: DeliveryMeta {
+                    channel: channel.clone(),
+                    destination: name.clone(),
+                },
+                retry: config.retry,
+                on_failure: config.on_failure,
+                on_nak: config.on_nak,
+                destination,
+                status: status.clone(),
+                wake: wake.clone(),
+                stop: stopped.clone(),
+            };
+            let task = tokio::spawn(worker.run());
+            workers.push(WorkerHandle {
+                channel,
+                destination: name,
+                kind: config.kind,
+                wake,
+                status,
+                task,
+            });
+        }
+        Ok(Delivery {
+            store,
+            workers,
+            stop,
+        })
+    }
+
+    /// Tells the workers of `channel` to look at their queues now. Call it after the write
+    /// that ran [`enqueue_in`] resolved (workers also look every second by themselves).
+    pub fn wake(&self, channel: &str) {
+        for worker in self.workers.iter().filter(|w| &*w.channel == channel) {
+            worker.wake.notify_one();
+        }
+    }
+
+    /// Wakes every worker.
+    pub fn wake_all(&self) {
+        for worker in &self.workers {
+            worker.wake.notify_one();
+        }
+    }
+
+    /// Statistics of every destination, in start order. Reads the database (one indexed
+    /// count per destination); for `tokio::task::spawn_blocking` if called very often.
+    pub fn stats(&self) -> store::Result<Vec<DestinationStats>> {
+        let now = UnixMicros::now();
+        self.workers
+            .iter()
+            .map(|w| {
+                let counts = self
+                    .store
+                    .read(|conn| counts(conn, &w.channel, &w.destination))?;
+                Ok(DestinationStats {
+                    channel: w.channel.to_string(),
+                    destination: w.destination.to_string(),
+                    kind: w.kind,
+                    oldest_queued_age: counts.oldest_queued_age(now),
+                    counts,
+                    alert: w
+                        .status
+                        .alert
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                    last_error: w
+                        .status
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                    delivered_since_start: w.status.delivered.load(Ordering::Relaxed),
+                    failures_since_start: w.status.failures.load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+
+    /// Puts a copy of a delivered, errored or dead-lettered entry at the end of its queue
+    /// and wakes its worker; returns the new entry.
+    pub async fn resend(&self, entry: EntryId) -> store::Result<EntryId> {
+        let new = self.store.write(move |conn| resend_in(conn, entry)).await?;
+        self.wake_all();
+        Ok(new)
+    }
+
+    /// Gives every dead-lettered entry of a destination a new round of attempts now;
+    /// returns how many.
+    pub async fn retry_dead_lettered(
+        &self,
+        channel: &str,
+        destination: &str,
+    ) -> store::Result<usize> {
+        let (c, d) = (channel.to_owned(), destination.to_owned());
+        let n = self
+            .store
+            .write(move |conn| retry_dead_lettered_in(conn, &c, &d))
+            .await?;
+        self.wake(channel);
+        Ok(n)
+    }
+
+    /// Stops the workers after the batches they are delivering, waiting at most 10 s.
+    pub async fn shutdown(self) {
+        self.shutdown_within(Duration::from_secs(10)).await;
+    }
+
+    /// Stops the workers; those still busy after `grace` are cancelled (their entries stay
+    /// `sending` and are sent again by the next start). True if all stopped in time.
+    pub async fn shutdown_within(self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut in_time = true;
+        for worker in self.workers {
+            let abort = worker.task.abort_handle();
+            if tokio::time::timeout_at(deadline, worker.task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+                in_time = false;
+            }
+        }
+        in_time
+    }
+}

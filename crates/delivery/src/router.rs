@@ -1,0 +1,173 @@
+//! Running each destination's filters and transformers on a processed message, before it
+//! is queued. This runs outside the write transaction: scripts may take milliseconds.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hl7v2::OwnedMessage;
+use steps::{Chain, Outcome};
+
+use crate::config::DestinationConfig;
+use crate::error::ConfigError;
+
+/// The destinations of one channel, with their compiled steps.
+#[derive(Debug)]
+pub struct Router {
+    channel: Arc<str>,
+    routes: Vec<(Arc<str>, Chain)>,
+}
+
+/// A message as each destination of a channel wants it; [`crate::enqueue_in`] queues it.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The channel.
+    pub channel: Arc<str>,
+    /// One per destination, in configuration order.
+    pub entries: Vec<RoutedEntry>,
+}
+
+/// What one destination does with a message.
+#[derive(Debug, Clone)]
+pub struct RoutedEntry {
+    /// The destination's name.
+    pub destination: Arc<str>,
+    /// The bytes to deliver, or why there are none.
+    pub outcome: RouteOutcome,
+}
+
+/// The result of a destination's filters and transformers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteOutcome {
+    /// Deliver these bytes.
+    Payload(Bytes),
+    /// A filter of the destination dropped the message.
+    Filtered {
+        /// The filter's name.
+        filter: String,
+    },
+    /// A step of the destination failed.
+    Errored {
+        /// Which step.
+        step: String,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+impl Router {
+    /// Compiles the steps of every destination of `channel`; relative files (tables,
+    /// scripts) are found from `base`.
+    pub fn compile(
+        channel: &str,
+        destinations: &[DestinationConfig],
+        base: &Path,
+    ) -> Result<Router, ConfigError> {
+        let mut names = HashSet::new();
+        let mut routes = Vec::with_capacity(destinations.len());
+        for config in destinations {
+            config.validate()?;
+            if !names.insert(config.name.as_str()) {
+                return Err(ConfigError::DuplicateName {
+                    channel: channel.to_owned(),
+                    destination: config.name.clone(),
+                });
+            }
+            let chain =
+                Chain::compile(&config.filters, &config.transforms, base).map_err(|error| {
+                    ConfigError::Step {
+                        destination: config.name.clone(),
+                        error,
+                    }
+                })?;
+            routes.push((Arc::from(config.name.as_str()), chain));
+        }
+        Ok(Router {
+            channel: Arc::from(channel),
+            routes,
+        })
+    }
+
+    /// The channel these destinations belong to.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Runs every destination's steps on `message` (the channel's processed message).
+    /// Destinations without steps share one serialization of it.
+    pub fn route(&self, message: &OwnedMessage) -> Routed {
+        let mut unchanged: Option<Bytes> = None;
+        let entries = self
+            .routes
+            .iter()
+            .map(|(destination, chain)| {
+                let outcome = if chain.is_empty() {
+                    RouteOutcome::Payload(
+                        unchanged
+                            .get_or_insert_with(|| Bytes::from(message.to_bytes()))
+                            .clone(),
+                    )
+                } else {
+                    match chain.run(message.clone()) {
+                        Outcome::Pass(changed) => {
+                            RouteOutcome::Payload(Bytes::from(changed.to_bytes()))
+                        }
+                        Outcome::Filtered { filter } => RouteOutcome::Filtered { filter },
+                        Outcome::Error { step, error } => RouteOutcome::Errored {
+                            step,
+                            error: error.to_string(),
+                        },
+                    }
+                };
+                RoutedEntry {
+                    destination: Arc::clone(destination),
+                    outcome,
+                }
+            })
+            .collect();
+        Routed {
+            channel: Arc::clone(&self.channel),
+            entries,
+        }
+    }
+
+    /// Routes bytes the channel did not change: destinations without steps take them as
+    /// they are, the others parse them first.
+    pub fn route_bytes(&self, raw: &[u8]) -> Routed {
+        let entries = self
+            .routes
+            .iter()
+            .map(|(destination, chain)| {
+                let outcome = if chain.is_empty() {
+                    RouteOutcome::Payload(Bytes::copy_from_slice(raw))
+                } else {
+                    match OwnedMessage::parse(raw) {
+                        Ok(message) => match chain.run(message) {
+                            Outcome::Pass(changed) => {
+                                RouteOutcome::Payload(Bytes::from(changed.to_bytes()))
+                            }
+                            Outcome::Filtered { filter } => RouteOutcome::Filtered { filter },
+                            Outcome::Error { step, error } => RouteOutcome::Errored {
+                                step,
+                                error: error.to_string(),
+                            },
+                        },
+                        Err(err) => RouteOutcome::Errored {
+                            step: "parse".into(),
+                            error: err.to_string(),
+                        },
+                    }
+                };
+                RoutedEntry {
+                    destination: Arc::clone(destination),
+                    outcome,
+                }
+            })
+            .collect();
+        Routed {
+            channel: Arc::clone(&self.channel),
+            entries,
+        }
+    }
+}

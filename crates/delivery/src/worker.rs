@@ -1,0 +1,337 @@
+//! One delivery worker per destination: reads due entries in order, delivers them in
+//! batches, records the outcomes through the group commit, retries with backoff.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use store::{Store, UnixMicros};
+use tokio::sync::{Notify, watch};
+
+use crate::config::{OnFailure, OnNak, RetryConfig};
+use crate::destinations::{AnyDestination, DeliveryMeta, Destination, Outgoing};
+use crate::error::FailureKind;
+use crate::queue::{self, Attempted, EntryId, EntryState, Pending};
+
+/// Most entries delivered (and recorded) together.
+const BATCH: usize = 512;
+/// Entries read per query while looking for due ones.
+const PAGE: usize = 512;
+/// Pages looked through past entries that must wait (in backoff, or behind such an entry).
+const MAX_PAGES: usize = 8;
+/// How long an idle worker sleeps when nobody wakes it (a missed wake costs at most this).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// While every due entry is blocked, wake-ups closer together than this are merged.
+const BLOCKED_RESCAN: Duration = Duration::from_millis(50);
+/// How often a waiting destination repeats its warning.
+const ALERT_PERIOD: Duration = Duration::from_secs(60);
+
+/// What the API can read about a running worker.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    /// Set while a destination with `on_failure = "wait"` holds its queue on a failing entry.
+    pub alert: Mutex<Option<String>>,
+    /// The last delivery failure, in words.
+    pub last_error: Mutex<Option<String>>,
+    /// Entries delivered since the worker started.
+    pub delivered: AtomicU64,
+    /// Delivery attempts that failed since the worker started.
+    pub failures: AtomicU64,
+}
+
+/// Everything a worker needs, moved into its task.
+pub(crate) struct Worker {
+    pub store: Store,
+    pub meta: DeliveryMeta,
+    pub retry: RetryConfig,
+    pub on_failure: OnFailure,
+    pub on_nak: OnNak,
+    pub destination: AnyDestination,
+    pub status: Arc<Status>,
+    pub wake: Arc<Notify>,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Worker {
+    pub(crate) async fn run(mut self) {
+        let (channel, name) = (self.meta.channel.clone(), self.meta.destination.clone());
+        // Entries a previous run handed to the receiver without recording the answer are
+        // sent again: at-least-once.
+        let requeue = {
+            let (channel, name) = (channel.clone(), name.clone());
+            self.store
+                .write(move |conn| queue::requeue_interrupted(conn, &channel, &name))
+                .await
+        };
+        match requeue {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(%channel, destination = %name, entries = n, "sending again entries interrupted by a stop")
+            }
+            Err(err) => {
+                tracing::error!(%channel, destination = %name, error = %err, "could not requeue interrupted entries")
+            }
+        }
+        let mut waiting_on: Option<EntryId> = None;
+        let mut last_alert_log: Option<Instant> = None;
+        loop {
+            if *self.stop.borrow() {
+                break;
+            }
+            let (due, wake_at) = match self.choose_due() {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::error!(%channel, destination = %name, error = %err, "reading the queue failed");
+                    if self
+                        .pause(Some(Duration::from_secs(1)), Duration::ZERO)
+                        .await
+                    {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                let sleep = wake_at.map(|at| micros_until(at).min(IDLE_POLL));
+                let debounce = if wake_at.is_some() {
+                    BLOCKED_RESCAN
+                } else {
+                    Duration::ZERO
+                };
+                if self.pause(sleep.or(Some(IDLE_POLL)), debounce).await {
+                    break;
+                }
+                continue;
+            }
+
+            let ids: Vec<EntryId> = due.iter().map(|o| o.entry).collect();
+            // Not awaited: the mark only makes `sending` visible; the outcome write below
+            // is queued after it and is awaited.
+            drop(
+                self.store
+                    .write(move |conn| queue::mark_sending(conn, &ids, UnixMicros::now())),
+            );
+            let results = self.destination.deliver_batch(&due, &self.meta).await;
+            let attempted = self.judge(&due, results, &mut waiting_on);
+
+            self.update_alert(&due, &attempted, &mut waiting_on, &mut last_alert_log);
+            let channel_for_write = channel.clone();
+            let recorded = self
+                .store
+                .write(move |conn| queue::record_attempts(conn, &channel_for_write, &attempted))
+                .await;
+            if let Err(err) = recorded {
+                // The entries stay `sending` and are picked up again: at-least-once.
+                tracing::error!(%channel, destination = %name, error = %err, "recording delivery outcomes failed");
+                if self
+                    .pause(Some(Duration::from_secs(1)), Duration::ZERO)
+                    .await
+                {
+                    break;
+                }
+            }
+        }
+        tracing::debug!(%channel, destination = %name, "delivery worker stopped");
+    }
+
+    /// Waits for a wake-up, `sleep` or the stop signal; true when told to stop.
+    async fn pause(&mut self, sleep: Option<Duration>, debounce: Duration) -> bool {
+        let started = Instant::now();
+        let sleep = sleep.unwrap_or(IDLE_POLL);
+        tokio::select! {
+            _ = self.wake.notified() => {
+                let waited = started.elapsed();
+                if waited < debounce {
+                    tokio::select! {
+                        _ = tokio::time::sleep((debounce - waited).min(sleep)) => {}
+                        _ = self.stop.changed() => return true,
+                    }
+                }
+            }
+            _ = tokio::time::sleep(sleep) => {}
+            _ = self.stop.changed() => return true,
+        }
+        *self.stop.borrow()
+    }
+
+    /// The due entries to deliver now, in order, and when the earliest waiting one is due.
+    ///
+    /// An entry is due when its next attempt time has come and no earlier pending entry of
+    /// its ordering key is waiting: a key's order is never broken, other keys go on.
+    fn choose_due(&self) -> store::Result<(Vec<Outgoing>, Option<i64>)> {
+        let now = UnixMicros::now().0;
+        let (channel, name) = (&*self.meta.channel, &*self.meta.destination);
+        self.store.read(|conn| {
+            let mut blocked: HashSet<Arc<str>> = HashSet::new();
+            let mut chosen: Vec<Pending> = Vec::new();
+            let mut wake_at: Option<i64> = None;
+            let mut after = 0;
+            'pages: for _ in 0..MAX_PAGES {
+                let page = queue::pending_page(conn, channel, name, after, PAGE)?;
+                let full = page.len() == PAGE;
+                for pending in page {
+                    after = pending.entry.0;
+                    if blocked.contains(&pending.ordering_key) {
+                        continue;
+                    }
+                    if pending.next_attempt_at > now {
+                        wake_at =
+                            Some(wake_at.map_or(pending.next_attempt_at, |w| {
+                                w.min(pending.next_attempt_at)
+                            }));
+                        blocked.insert(pending.ordering_key.clone());
+                        continue;
+                    }
+                    chosen.push(pending);
+                    if chosen.len() == BATCH {
+                        break 'pages;
+                    }
+                }
+                // Keep looking past waiting entries only while nothing is due yet.
+                if !full || !chosen.is_empty() || (blocked.len() == 1 && blocked.contains("")) {
+                    break;
+                }
+            }
+            Ok((queue::load_outgoing(conn, chosen)?, wake_at))
+        })
+    }
+
+    /// Turns the destination's answers into queue states, key by key.
+    fn judge(
+        &self,
+        due: &[Outgoing],
+        results: Vec<Result<crate::Delivered, crate::DeliveryError>>,
+        waiting_on: &mut Option<EntryId>,
+    ) -> Vec<Attempted> {
+        let now = UnixMicros::now();
+        let mut failed_keys: HashSet<Arc<str>> = HashSet::new();
+        let mut results = results.into_iter();
+        let mut attempted = Vec::with_capacity(due.len());
+        for message in due {
+            let result = results.next();
+            let base = Attempted {
+                entry: message.entry,
+                message_id: message.message_id,
+                state: EntryState::Queued,
+                state_reason: None,
+                tried: 0,
+                next_attempt_at: now.0,
+                last_error: None,
+                answer: None,
+                acked_at: None,
+            };
+            let entry = match result {
+                // Not tried: back in the queue, untouched.
+                None => base,
+                Some(Ok(delivered)) => {
+                    self.status.delivered.fetch_add(1, Ordering::Relaxed);
+                    Attempted {
+                        state: EntryState::Delivered,
+                        tried: 1,
+                        answer: Some(delivered.answer),
+                        acked_at: Some(delivered.answered_at),
+                        ..base
+                    }
+                }
+                // Behind a failed entry of its key: it waits for that one, untried.
+                Some(Err(_)) if failed_keys.contains(&message.ordering_key) => base,
+                Some(Err(error)) => {
+                    self.status.failures.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut last) = self.status.last_error.lock() {
+                        *last = Some(error.reason.clone());
+                    }
+                    let attempts = message.attempts + 1;
+                    if error.kind == FailureKind::Refused && self.on_nak == OnNak::Error {
+                        Attempted {
+                            state: EntryState::Errored,
+                            state_reason: Some(error.reason.clone()),
+                            tried: 1,
+                            last_error: Some(error.reason),
+                            answer: error.answer,
+                            ..base
+                        }
+                    } else if attempts >= self.retry.max_attempts
+                        && self.on_failure == OnFailure::DeadLetter
+                    {
+                        Attempted {
+                            state: EntryState::DeadLettered,
+                            state_reason: Some(format!(
+                                "gave up after {attempts} attempts: {}",
+                                error.reason
+                            )),
+                            tried: 1,
+                            last_error: Some(error.reason),
+                            answer: error.answer,
+                            ..base
+                        }
+                    } else {
+                        failed_keys.insert(message.ordering_key.clone());
+                        let wait = if attempts >= self.retry.max_attempts {
+                            // Strict order: the head stays, tried again at the longest backoff.
+                            *waiting_on = Some(message.entry);
+                            self.retry.max_backoff
+                        } else {
+                            self.retry.backoff(attempts)
+                        };
+                        Attempted {
+                            tried: 1,
+                            next_attempt_at: now.0.saturating_add(
+                                i64::try_from(wait.as_micros()).unwrap_or(i64::MAX),
+                            ),
+                            last_error: Some(error.reason),
+                            answer: error.answer,
+                            ..base
+                        }
+                    }
+                }
+            };
+            attempted.push(entry);
+        }
+        attempted
+    }
+
+    /// Raises, repeats or clears the alert of a destination holding its queue.
+    fn update_alert(
+        &self,
+        due: &[Outgoing],
+        attempted: &[Attempted],
+        waiting_on: &mut Option<EntryId>,
+        last_log: &mut Option<Instant>,
+    ) {
+        let Some(entry) = *waiting_on else { return };
+        let Some(outcome) = attempted.iter().find(|a| a.entry == entry) else {
+            return;
+        };
+        if outcome.state.is_final() {
+            *waiting_on = None;
+            *last_log = None;
+            if let Ok(mut alert) = self.status.alert.lock() {
+                *alert = None;
+            }
+            tracing::info!(channel = %self.meta.channel, destination = %self.meta.destination, entry = %entry, "destination delivers again; alert cleared");
+            return;
+        }
+        if outcome.tried == 0 {
+            return;
+        }
+        let attempts = due
+            .iter()
+            .find(|o| o.entry == entry)
+            .map_or(0, |o| o.attempts + 1);
+        let reason = outcome.last_error.clone().unwrap_or_default();
+        let words =
+            format!("queue held at entry {entry} after {attempts} failed attempts: {reason}");
+        if last_log.is_none_or(|at| at.elapsed() >= ALERT_PERIOD) {
+            tracing::warn!(channel = %self.meta.channel, destination = %self.meta.destination, entry = %entry, attempts, error = %reason, "destination is failing and keeps strict order: its queue waits");
+            *last_log = Some(Instant::now());
+        }
+        if let Ok(mut alert) = self.status.alert.lock() {
+            *alert = Some(words);
+        }
+    }
+}
+
+fn micros_until(at: i64) -> Duration {
+    Duration::from_micros(u64::try_from(at - UnixMicros::now().0).unwrap_or(0))
+}
