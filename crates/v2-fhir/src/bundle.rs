@@ -87,14 +87,69 @@ impl Bundle {
         Value::Object(bundle)
     }
 
-    /// The Bundle as compact JSON text.
+    /// The Bundle as compact JSON text (the same as `to_json().to_string()`,
+    /// without copying the resources).
     pub fn to_json_string(&self) -> String {
-        self.to_json().to_string()
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
+/// Writes the entries in place; keys in the order `to_json` gives them
+/// (sorted), so both spellings are byte-identical.
 impl serde::Serialize for Bundle {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_json().serialize(serializer)
+        use serde::ser::SerializeMap;
+
+        struct Request<'a>(&'a Entry);
+        impl serde::Serialize for Request<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("method", "PUT")?;
+                map.serialize_entry("url", &self.0.reference())?;
+                map.end()
+            }
+        }
+        struct EntryJson<'a>(&'a Entry);
+        impl serde::Serialize for EntryJson<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(3))?;
+                map.serialize_entry("fullUrl", &format!("urn:uuid:{}", self.0.id))?;
+                map.serialize_entry("request", &Request(self.0))?;
+                map.serialize_entry("resource", &self.0.resource)?;
+                map.end()
+            }
+        }
+        struct Entries<'a>(&'a [Entry]);
+        impl serde::Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(EntryJson))
+            }
+        }
+
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("entry", &Entries(&self.entries))?;
+        map.serialize_entry("id", &self.id)?;
+        if !self.identifier.is_null() {
+            map.serialize_entry("identifier", &self.identifier)?;
+        }
+        map.serialize_entry("resourceType", "Bundle")?;
+        if let Some(ts) = &self.timestamp {
+            map.serialize_entry("timestamp", ts)?;
+        }
+        map.serialize_entry("type", "transaction")?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serialized_text_equals_the_json_value_text() {
+        let bytes = b"MSH|^~\\&|A|B|C|D|20240102120000+0100||ADT^A01|X1|P|2.5.1\rPID|1||1^^^H^MR||DOE^J\rPV1|1|I\r";
+        let message = hl7v2::Message::parse(bytes).unwrap();
+        let bundle = crate::Converter::new(crate::Options::default())
+            .convert(&message)
+            .unwrap();
+        assert_eq!(bundle.to_json_string(), bundle.to_json().to_string());
     }
 }

@@ -307,7 +307,7 @@ impl<'m> Ctx<'m> {
                         .map(Value::from)
                         .unwrap_or(Value::Null),
                 )
-                .with("value", id_value.as_str())
+                .with("value", &*id_value)
                 .build()
         };
         self.organization(&comp(xon, 1), identifier)
@@ -323,7 +323,7 @@ impl<'m> Ctx<'m> {
         let facility = dt::sub(pl, 4, 1);
         let key: Vec<String> = [4, 1, 2, 3]
             .into_iter()
-            .map(|n| dt::sub(pl, n, 1))
+            .map(|n| dt::sub(pl, n, 1).into_owned())
             .collect();
         let mut loc = Obj::new();
         loc.text("name", &name);
@@ -393,7 +393,7 @@ impl<'m> Ctx<'m> {
 }
 
 fn sub_text(e: Element<'_>, n: usize) -> String {
-    dt::sub(e, n, 1)
+    dt::sub(e, n, 1).into_owned()
 }
 
 /// Converts one message.
@@ -410,12 +410,17 @@ pub fn convert(
     let structure = msh9.map(|f| comp(f, 3)).unwrap_or_default();
     let kind = kind_of(&code, &event, &structure).ok_or_else(|| {
         ConvertError::new(ConvertErrorKind::UnsupportedMessage(
-            msh9.map(|f| text(f)).unwrap_or_default(),
+            msh9.map(|f| text(f).into_owned()).unwrap_or_default(),
         ))
     })?;
     if event.is_empty() {
         if let Some(evn) = message.find_segment(b"EVN", 1) {
-            event = evn.field(1).map(text).unwrap_or_default();
+            event = evn
+                .field(1)
+                .map(text)
+                .unwrap_or_default()
+                .into_owned()
+                .into();
         }
     }
     let sender = format!(
@@ -427,7 +432,7 @@ pub fn convert(
         msg: message,
         options,
         kind,
-        event,
+        event: event.into_owned(),
         sender,
         entries: Vec::with_capacity(16),
         patient: None,

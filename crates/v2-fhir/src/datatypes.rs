@@ -1,6 +1,8 @@
 //! HL7 v2 data types to FHIR data types, after the guide's `datatypes/*.csv`
 //! tables. Each function names the table it implements.
 
+use std::borrow::Cow;
+
 use hl7v2::Element;
 use serde_json::Value;
 
@@ -10,20 +12,31 @@ use crate::json::{Obj, string};
 use crate::vocab::ConceptMap;
 
 /// The trimmed, unescaped text of an element; `""` (null) reads as empty.
-pub fn text(e: Element<'_>) -> String {
-    if e.is_null() {
-        return String::new();
+/// Borrowed from the message unless unescaping or decoding had to copy.
+pub fn text<'a>(e: Element<'a>) -> Cow<'a, str> {
+    if e.is_null() || e.is_empty() {
+        return Cow::Borrowed("");
     }
-    e.text().trim().to_string()
+    match e.text() {
+        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+        Cow::Owned(o) => {
+            let trimmed = o.trim();
+            if trimmed.len() == o.len() {
+                Cow::Owned(o)
+            } else {
+                Cow::Owned(trimmed.to_string())
+            }
+        }
+    }
 }
 
 /// Component `n` of `e` as text.
-pub fn comp(e: Element<'_>, n: usize) -> String {
+pub fn comp<'a>(e: Element<'a>, n: usize) -> Cow<'a, str> {
     text(e.component(n))
 }
 
 /// Subcomponent `s` of component `n` as text.
-pub fn sub(e: Element<'_>, n: usize, s: usize) -> String {
+pub fn sub<'a>(e: Element<'a>, n: usize, s: usize) -> Cow<'a, str> {
     text(e.component(n).subcomponent(s))
 }
 
@@ -304,7 +317,7 @@ pub fn identifier_cx(cx: Element<'_>, options: &Options) -> Value {
     id.set("period", period);
     let assigner = sub(cx, 6, 1);
     if !assigner.is_empty() {
-        id.set("assigner", Obj::new().with("display", assigner.as_str()));
+        id.set("assigner", Obj::new().with("display", &*assigner));
     }
     id.build()
 }
@@ -346,7 +359,7 @@ pub fn identifier_ei(ei: Element<'_>, options: &Options) -> Value {
                 .map(Value::from)
                 .unwrap_or(Value::Null),
         )
-        .with("value", value.as_str())
+        .with("value", &*value)
         .build()
 }
 
@@ -456,12 +469,12 @@ pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
         } else {
             let unformatted = comp(xtn, 12);
             phone = if unformatted.is_empty() {
-                comp(xtn, 1)
+                comp(xtn, 1).into_owned()
             } else {
-                unformatted
+                unformatted.into_owned()
             };
         }
-        value = phone;
+        value = Cow::Owned(phone);
         system = ConceptMap::TelecommunicationEquipmentType
             .lookup(&equipment)
             .map(|c| c.code.as_str())
@@ -544,12 +557,12 @@ pub fn quantity(value: Value, units: Option<Element<'_>>, options: &Options) -> 
 pub fn location_text(pl: Element<'_>) -> String {
     let parts: Vec<String> = [1, 2, 3, 4, 7, 8]
         .into_iter()
-        .map(|n| sub(pl, n, 1))
+        .map(|n| sub(pl, n, 1).into_owned())
         .filter(|p| !p.is_empty())
         .collect();
     let described = comp(pl, 9);
     if !described.is_empty() {
-        return described;
+        return described.into_owned();
     }
     parts.join(" ")
 }

@@ -2,12 +2,16 @@
 
 use uuid::Uuid;
 
-/// Corridor's namespace for resource ids (itself a v5 UUID of a URL).
-fn namespace() -> Uuid {
-    Uuid::new_v5(
-        &Uuid::NAMESPACE_URL,
-        b"https://corridor-hl7.org/fhir/resource-id",
-    )
+/// Corridor's namespace for resource ids (itself a v5 UUID of a URL),
+/// computed once.
+fn namespace() -> &'static Uuid {
+    static NAMESPACE: std::sync::OnceLock<Uuid> = std::sync::OnceLock::new();
+    NAMESPACE.get_or_init(|| {
+        Uuid::new_v5(
+            &Uuid::NAMESPACE_URL,
+            b"https://corridor-hl7.org/fhir/resource-id",
+        )
+    })
 }
 
 /// The id of the `resource_type` known by `key` parts.
@@ -18,7 +22,7 @@ pub fn stable_id(resource_type: &str, key: &[&str]) -> String {
         name.push('|');
         name.push_str(part);
     }
-    Uuid::new_v5(&namespace(), name.as_bytes()).to_string()
+    Uuid::new_v5(namespace(), name.as_bytes()).to_string()
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ fn code_key(e: Option<Element<'_>>) -> String {
             if comp(e, 1).is_empty() {
                 comp(e, 2)
             } else {
-                String::new()
+                "".into()
             }
         )
     })
@@ -126,7 +126,7 @@ pub fn iam(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let f = |n: usize| seg.field(n);
     let mut a = Obj::new();
     let action = f(6).map(|e| comp(e, 1)).unwrap_or_default();
-    let clinical = match action.as_str() {
+    let clinical = match &*action {
         "D" => "inactive",
         _ => "active",
     };

@@ -123,7 +123,7 @@ pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
             ctx.push_on(
                 d,
                 "content",
-                Obj::new().with("attachment", Obj::new().with("url", url.as_str())),
+                Obj::new().with("attachment", Obj::new().with("url", &*url)),
             );
         }
         return Ok(());

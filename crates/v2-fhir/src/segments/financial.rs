@@ -80,7 +80,7 @@ pub fn in1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
             "identifier",
             Obj::new()
                 .with("type", dt::identifier_type("MB"))
-                .with("value", policy.as_str()),
+                .with("value", &*policy),
         );
     }
     let subscriber = f(49)
@@ -244,10 +244,7 @@ pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let mut c = Obj::new();
     let transaction_id = f(2).map(text).unwrap_or_default();
     if !transaction_id.is_empty() {
-        c.push(
-            "identifier",
-            Obj::new().with("value", transaction_id.as_str()),
-        );
+        c.push("identifier", Obj::new().with("value", &*transaction_id));
     }
     c.set("status", "billable");
     let code = f(7)
@@ -261,7 +258,7 @@ pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                 if description.is_empty() {
                     "unknown".to_string()
                 } else {
-                    description
+                    description.into_owned()
                 },
             )
             .build()
@@ -328,5 +325,5 @@ pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
 
 /// The first subcomponent-level text of component `n` (DR inside a field).
 fn sub_first(e: Element<'_>, n: usize) -> String {
-    dt::sub(e, n, 1)
+    dt::sub(e, n, 1).into_owned()
 }

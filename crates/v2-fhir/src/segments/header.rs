@@ -16,7 +16,7 @@ use crate::json::{Obj, reference, string};
 pub fn evn(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let recorded = seg.field(6).map(|e| comp(e, 1)).filter(|s| !s.is_empty());
     let recorded = recorded.or_else(|| seg.field(2).map(|e| comp(e, 1)).filter(|s| !s.is_empty()));
-    ctx.recorded = recorded;
+    ctx.recorded = recorded.map(|r| r.into_owned());
     if let Some(op) = ctx.practitioner_field(seg.field(5)) {
         ctx.operator = Some(op);
     }
@@ -156,7 +156,7 @@ pub fn finish(ctx: &mut Ctx<'_>) {
     // MSA: response (MSA-1 AA/CA ok, AE/CE transient-error, AR/CR fatal-error)
     if let Some(msa) = ctx.msg.find_segment(b"MSA", 1) {
         let ack = msa.field(1).map(|e| comp(e, 1)).unwrap_or_default();
-        let status = match ack.as_str() {
+        let status = match &*ack {
             "AA" | "CA" => "ok",
             "AR" | "CR" => "fatal-error",
             _ => "transient-error",
@@ -261,7 +261,7 @@ pub fn finish(ctx: &mut Ctx<'_>) {
             ],
         )
     };
-    let source_display = [sending_app.as_str(), sending_facility.as_str()]
+    let source_display = [&*sending_app, &*sending_facility]
         .into_iter()
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
@@ -269,7 +269,7 @@ pub fn finish(ctx: &mut Ctx<'_>) {
     let who = match ctx.entries.iter().position(|e| {
         e.resource_type == "Organization"
             && !sending_facility.is_empty()
-            && e.resource["name"] == sending_facility.as_str()
+            && e.resource["name"] == *sending_facility
     }) {
         Some(org) => {
             let mut r = match ctx.reference_to(org) {

@@ -259,7 +259,7 @@ pub fn obr(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                 ),
             );
             if !idv.is_empty() {
-                p.push("identifier", Obj::new().with("value", idv.as_str()));
+                p.push("identifier", Obj::new().with("value", &*idv));
             }
             let pid = stable_id("Practitioner", &[&format!("ndl|{idv}|{family}")]);
             let pi = ctx.add("Practitioner", pid, p);
@@ -282,7 +282,7 @@ fn observation_value(ctx: &Ctx<'_>, seg: &Segment<'_>, obs: &mut Obj) {
         return;
     }
     let units = seg.field(6);
-    match value_type.as_str() {
+    match &*value_type {
         "NM" => match dt::decimal(&comp(first, 1)) {
             Some(v) => {
                 obs.set("valueQuantity", dt::quantity(v, units, o));
@@ -308,7 +308,7 @@ fn observation_value(ctx: &Ctx<'_>, seg: &Segment<'_>, obs: &mut Obj) {
             }
         },
         "CE" | "CWE" | "CNE" | "CF" | "IS" | "ID" => {
-            let cc = if matches!(value_type.as_str(), "IS" | "ID") {
+            let cc = if matches!(&*value_type, "IS" | "ID") {
                 Obj::new().with("text", string(&text(first))).build()
             } else {
                 dt::codeable_concept(first, o)
@@ -360,7 +360,7 @@ fn observation_value(ctx: &Ctx<'_>, seg: &Segment<'_>, obs: &mut Obj) {
                 .map(|r| r.text_with(formatting).trim_end().to_string())
                 .collect();
             let joined = lines.join("\n");
-            let joined = if matches!(value_type.as_str(), "ST" | "TX" | "FT" | "") {
+            let joined = if matches!(&*value_type, "ST" | "TX" | "FT" | "") {
                 joined
             } else {
                 joined
@@ -386,7 +386,7 @@ fn structured_numeric(
     let n1 = dt::decimal(&comp(sn, 2));
     let separator = comp(sn, 3);
     let n2 = dt::decimal(&comp(sn, 4));
-    match (separator.as_str(), n1, n2) {
+    match (&*separator, n1, n2) {
         (":" | "/", Some(a), Some(b)) => {
             obs.set(
                 "valueRatio",
@@ -414,8 +414,8 @@ fn structured_numeric(
                 Value::Object(m) => Obj(m),
                 _ => Obj::new(),
             };
-            if matches!(comparator.as_str(), "<" | ">" | "<=" | ">=") {
-                q.set("comparator", comparator.as_str());
+            if matches!(&*comparator, "<" | ">" | "<=" | ">=") {
+                q.set("comparator", &*comparator);
             }
             obs.set("valueQuantity", q);
         }
@@ -646,7 +646,7 @@ pub fn spm(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                 Obj::new()
                     .with("type", dt::identifier_type(kind))
                     .with("system", system.map(Value::from).unwrap_or(Value::Null))
-                    .with("value", value.as_str()),
+                    .with("value", &*value),
             );
         }
     }

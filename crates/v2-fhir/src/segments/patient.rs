@@ -75,7 +75,7 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
             Obj::new()
                 .with("type", dt::identifier_type("SS"))
                 .with("system", "http://hl7.org/fhir/sid/us-ssn")
-                .with("value", ssn.as_str()),
+                .with("value", &*ssn),
         );
     }
     // PID-20: identifier[5], driver's license (DLN.1, DLN.2 issuing state)
@@ -97,7 +97,7 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                 Obj::new()
                     .with("type", dt::identifier_type("DL"))
                     .with("system", system)
-                    .with("value", number.as_str()),
+                    .with("value", &*number),
             );
         }
     }

@@ -25,7 +25,7 @@ fn medication_request_status(ctx: &Ctx<'_>) -> &'static str {
         .and_then(|s| s.field(1))
         .map(|e| comp(e, 1))
         .unwrap_or_default();
-    match status.as_str() {
+    match &*status {
         "CA" => return "cancelled",
         "CM" => return "completed",
         "DC" => return "stopped",
@@ -34,7 +34,7 @@ fn medication_request_status(ctx: &Ctx<'_>) -> &'static str {
         "IP" | "SC" | "A" => return "active",
         _ => {}
     }
-    match control.as_str() {
+    match &*control {
         "CA" | "OC" | "CR" => "cancelled",
         "DC" | "OD" | "DR" => "stopped",
         "HD" | "OH" => "on-hold",
@@ -290,14 +290,14 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                         "system",
                         dt::code_system_uri(
                             &if comp(m, 3).is_empty() {
-                                "MVX".to_string()
+                                "MVX".into()
                             } else {
                                 comp(m, 3)
                             },
                             o,
                         ),
                     )
-                    .with("value", comp(m, 1).as_str())
+                    .with("value", &*comp(m, 1))
                     .build()
             };
             if let Some(r) = ctx.organization(&name, identifier) {
