@@ -118,6 +118,34 @@ def correct_rsp_k11(children):
     return out
 
 
+def correct_early_order_detail(children):
+    """2.1 and 2.2 ORM_O01/ORR_O02: the order detail is a choice of one
+    order segment <OBR|ORO|RX1>, then notes and observations with their
+    notes. hl7apy 2.1 lists OBR, ORO and RX1 as a sequence, each required;
+    hl7apy 2.2 drops the OBSERVATION group and makes the NTE after OBX
+    required. Rebuild the choice and make that NTE optional."""
+    names = [c[0] for c in children if c[3] == "SEG"]
+    rebuild_choice = all(n in names for n in ("OBR", "ORO", "RX1"))
+    out = []
+    order_segments = []
+    for child in children:
+        name, ref, (cmin, cmax), kind = child
+        if rebuild_choice and kind == "SEG" and name in ("OBR", "ORO", "RX1"):
+            order_segments.append(name)
+            continue
+        if order_segments:
+            out.append(("CHOICE", tuple(order_segments), (1, 1), "CHOICE"))
+            STATS["structures corrected (2.1 order detail choice)"] += 1
+            order_segments = []
+        if kind == "SEG" and name == "NTE" and cmin >= 1 and out and out[-1][0] == "OBX":
+            child = (name, ref, (0, cmax), kind)
+            STATS["structures corrected (2.2 NTE after OBX)"] += 1
+        out.append(child)
+    if order_segments:
+        out.append(("CHOICE", tuple(order_segments), (1, 1), "CHOICE"))
+    return out
+
+
 class VersionWriter:
     def __init__(self, version, dictionary):
         self.version = version
@@ -247,7 +275,15 @@ class VersionWriter:
     def tree(self, st, children, depth):
         if st == "RSP_K11" and depth == 1 and self.version not in ("2.1", "2.2", "2.3", "2.3.1"):
             children = correct_rsp_k11(children)
+        if self.version in ("2.1", "2.2") and st in ("ORM_O01", "ORR_O02"):
+            children = correct_early_order_detail(children)
         for name, ref, (cmin, cmax), kind in children:
+            if kind == "CHOICE":
+                # A choice the correction below rebuilt: its alternatives follow.
+                self.emit("g", depth, "c", cmin, cmax, name)
+                for alt in ref:
+                    self.emit("s", depth + 1, 1, 1, alt)
+                continue
             cmax = 0 if cmax == -1 else cmax
             if kind == "SEG":
                 self.emit("s", depth, cmin, cmax, name)

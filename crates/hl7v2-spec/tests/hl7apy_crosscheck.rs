@@ -7,8 +7,8 @@
 //! hl7apy's other complaints ("Invalid children detected", datatype notes)
 //! have no location we could compare and are left out.
 //!
-//! On the corpus (199 messages hl7apy can parse): 170 locations found by
-//! both, 68 by hl7apy only, 20 by Corridor only. The disagreements, by cause:
+//! On the corpus (199 messages hl7apy can parse): 162 locations found by
+//! both, 76 by hl7apy only, 18 by Corridor only. The disagreements, by cause:
 //!
 //! Only hl7apy:
 //! - ORM_O01's choice <OBR|RQD|RQ1|RXO|ODS|ODT>: hl7apy checks a choice like
@@ -18,6 +18,8 @@
 //! - OML_O21/O33 with ORC after SPM: hl7apy's greedy group finder puts the
 //!   ORC into PRIOR_RESULT and then misses OBSERVATION_PRIOR; Corridor's
 //!   lookahead opens a new ORDER, where the following TQ1/OBR/SPM fit.
+//! - hl7apy's own 2.2 ORM_O01 requires an NTE after OBX (the generator
+//!   corrects that defect for Corridor).
 //! - Components hl7apy's datatype model makes required (TS.2 in 2.2, CX.5 in
 //!   the 2.7 RSP_K21 samples); the HL7 tables have them optional.
 //! - Repetitions of fields hl7apy leaves untyped (2.5.1 OBX-20..22).
@@ -252,7 +254,7 @@ fn findings_agree_with_hl7apy_where_both_name_a_location() {
         "hl7apy parsed only {} messages",
         tally.files
     );
-    assert!(tally.both >= 160, "only {} common findings", tally.both);
+    assert!(tally.both >= 155, "only {} common findings", tally.both);
     assert!(
         only_ours <= 30,
         "{only_ours} findings hl7apy does not share"
