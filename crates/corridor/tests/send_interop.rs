@@ -1,0 +1,511 @@
+//! `corridor send` against real peers: python-hl7's asyncio MLLP server (an
+//! independent implementation from PyPI) and MLLP servers of the `mllp` crate
+//! that answer AA, AE, a wrong MSA-2 or nothing, over TCP, TLS and mutual TLS.
+
+#[path = "send_support.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Answers each message with `msg.create_ack()` and appends its MSH-10 to a file.
+const PYTHON_SERVER: &str = r#"
+import asyncio, sys
+import hl7
+from hl7.mllp import start_hl7_server
+
+log_path = sys.argv[1]
+
+async def serve(reader, writer):
+    try:
+        while not writer.is_closing():
+            message = await reader.readmessage()
+            with open(log_path, "a") as log:
+                log.write(str(message.segment("MSH")[10]) + "\n")
+            writer.writemessage(message.create_ack())
+            await writer.drain()
+    except asyncio.IncompleteReadError:
+        if not writer.is_closing():
+            writer.close()
+
+async def main():
+    server = await start_hl7_server(serve, host="127.0.0.1", port=0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
+struct PythonServer {
+    child: Child,
+    addr: String,
+    log: std::path::PathBuf,
+}
+
+impl PythonServer {
+    fn start(dir: &std::path::Path) -> PythonServer {
+        let python = python_with_hl7();
+        let log = dir.join("received.txt");
+        let mut child = Command::new(python)
+            .args(["-c", PYTHON_SERVER])
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        assert!(!port.trim().is_empty(), "python-hl7 server did not start");
+        PythonServer {
+            child,
+            addr: format!("127.0.0.1:{}", port.trim()),
+            log,
+        }
+    }
+
+    fn received(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+#[test]
+fn delivers_a_file_to_python_hl7_server_and_prints_one_line_per_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PythonServer::start(dir.path());
+    let sent = ids("PY", 5);
+    let file = message_file(dir.path(), "five.hl7", &sent);
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--connections",
+            "2",
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut lines: Vec<String> = text(&output.stdout).lines().map(str::to_owned).collect();
+    lines.sort();
+    let mut expected: Vec<String> = sent.iter().map(|id| format!("AA {id}")).collect();
+    expected.sort();
+    assert_eq!(lines, expected);
+    let mut received = server.received();
+    received.sort();
+    let mut sent_sorted = sent.clone();
+    sent_sorted.sort();
+    assert_eq!(received, sent_sorted);
+}
+
+#[test]
+fn count_repeats_the_messages_with_unique_control_ids_to_python_hl7() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = PythonServer::start(dir.path());
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--connections",
+            "4",
+            "--count",
+            "200",
+            oru_1500().to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let accepted = accepted_ids(&output.stdout);
+    assert_eq!(accepted.len(), 200);
+    let unique: BTreeSet<&String> = accepted.iter().collect();
+    assert_eq!(unique.len(), 200, "control ids repeat");
+    let received: BTreeSet<String> = server.received().into_iter().collect();
+    let accepted: BTreeSet<String> = accepted.into_iter().collect();
+    assert_eq!(received, accepted);
+}
+
+#[test]
+fn stats_summarise_throughput_latency_and_outcomes() {
+    let server = TestServer::plain(|_| Answer::Accept);
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--stats",
+            "--connections",
+            "3",
+            "--count",
+            "300",
+            oru_1500().to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("messages     300 over 3 connection(s)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("throughput "), "{stdout}");
+    assert!(stdout.contains("p99 "), "{stdout}");
+    assert!(stdout.contains("300 accepted, 0 negative"), "{stdout}");
+    assert!(
+        !stdout.contains("AA "),
+        "no per-ACK lines with --stats: {stdout}"
+    );
+    assert_eq!(server.all_received().len(), 300);
+}
+
+#[test]
+fn each_connection_keeps_its_own_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::plain(|_| Answer::Accept);
+    let sent: Vec<String> = (0..12).map(|i| format!("ORD{i:02}")).collect();
+    let file = message_file(dir.path(), "twelve.hl7", &sent);
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--connections",
+            "3",
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let per_connection = server.received.lock().unwrap().clone();
+    assert_eq!(per_connection.len(), 3);
+    let mut all = Vec::new();
+    for ids in per_connection.values() {
+        assert_eq!(ids.len(), 4);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, &sorted, "a connection's messages arrived out of order");
+        all.extend(ids.iter().cloned());
+    }
+    all.sort();
+    assert_eq!(all, sent);
+}
+
+#[test]
+fn a_nak_makes_send_exit_1_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::plain(|id| {
+        if id == "N2" {
+            Answer::Reject
+        } else {
+            Answer::Accept
+        }
+    });
+    let file = message_file(dir.path(), "three.hl7", &ids("N", 3));
+    let output = send(&["--to", &server.addr, file.to_str().unwrap()], LIMIT);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("AA N1\n"), "{stdout}");
+    assert!(stdout.contains("AE N2 rejected by test\n"), "{stdout}");
+    assert!(stdout.contains("AA N3\n"), "{stdout}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("1 of 3 messages were not acknowledged positively")
+            && stderr.contains("1 negative"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_ack_naming_another_message_is_a_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::plain(|_| Answer::WrongId);
+    let file = message_file(dir.path(), "one.hl7", &ids("W", 1));
+    let output = send(&["--to", &server.addr, file.to_str().unwrap()], LIMIT);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).contains("MISMATCH W1 answered by AA for \"SOMETHING-ELSE\""),
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(
+        text(&output.stderr).contains("1 mismatched"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_silent_server_times_out_and_send_moves_on_over_a_fresh_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::plain(|id| {
+        if id == "S1" {
+            Answer::Silence
+        } else {
+            Answer::Accept
+        }
+    });
+    let file = message_file(dir.path(), "two.hl7", &ids("S", 2));
+    let started = Instant::now();
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--timeout",
+            "0.5",
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("TIMEOUT S1 no ACK within 0.500 s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("AA S2"), "{stdout}");
+    assert!(text(&output.stderr).contains("1 timed out"));
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // S2 went over a second connection: the first may still carry S1's late answer.
+    assert_eq!(server.received.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn open_loop_rate_paces_the_sending() {
+    let server = TestServer::plain(|_| Answer::Accept);
+    let started = Instant::now();
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--stats",
+            "--connections",
+            "2",
+            "--rate",
+            "1000",
+            "--count",
+            "500",
+            oru_1500().to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("open loop at 1000 msgs/s"), "{stdout}");
+    assert!(stdout.contains("500 accepted"), "{stdout}");
+    // 500 messages at 1000/s cannot all be sent in less than ~0.5 s.
+    assert!(started.elapsed() >= Duration::from_millis(490), "{stdout}");
+    assert_eq!(server.all_received().len(), 500);
+}
+
+#[test]
+fn open_loop_reports_each_ack_and_a_nak() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::plain(|id| {
+        if id == "R3" {
+            Answer::Reject
+        } else {
+            Answer::Accept
+        }
+    });
+    let file = message_file(dir.path(), "four.hl7", &ids("R", 4));
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--rate",
+            "200",
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    for line in ["AA R1", "AA R2", "AE R3 rejected by test", "AA R4"] {
+        assert!(stdout.contains(line), "{line} missing in {stdout}");
+    }
+}
+
+#[test]
+fn an_unreachable_listener_is_an_error_naming_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = message_file(dir.path(), "one.hl7", &ids("U", 1));
+    // A port that was free a moment ago.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let to = format!("127.0.0.1:{port}");
+    let output = send(&["--to", &to, file.to_str().unwrap()], LIMIT);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains(&format!("cannot connect to {to}")),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = message_file(dir.path(), "one.hl7", &ids("B", 1));
+    let file = file.to_str().unwrap();
+    let no_messages = dir.path().join("empty.hl7");
+    std::fs::write(&no_messages, "\n\n").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["/nonexistent/file.hl7"],
+            "cannot read /nonexistent/file.hl7",
+        ),
+        (vec![no_messages.to_str().unwrap()], "no HL7 v2 messages"),
+        (vec!["--connections", "0", file], "--connections"),
+        (vec!["--rate", "0", file], "--rate"),
+        (vec!["--tls-cert", "c.pem", file], "--tls-key"),
+        (
+            vec!["--tls-ca", "/nonexistent/ca.pem", file],
+            "/nonexistent/ca.pem",
+        ),
+        (vec![], "FILE"),
+    ];
+    for (args, needle) in cases {
+        let output = send(&args, LIMIT);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        assert!(
+            text(&output.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+}
+
+fn tls_server(pki: &Pki, mutual: bool) -> TestServer {
+    let server_cert = pki.server();
+    let mut config = mllp::MllpServerConfig::new("127.0.0.1:0");
+    config.tls = Some(mllp::TlsServerConfig {
+        cert_path: server_cert.cert_path,
+        key_path: server_cert.key_path,
+        client_ca_path: mutual.then(|| pki.ca_path.clone()),
+    });
+    TestServer::start(config, |_| Answer::Accept)
+}
+
+#[test]
+fn sends_over_tls_trusting_the_given_ca() {
+    let pki = Pki::new("Corridor Test CA");
+    let server = tls_server(&pki, false);
+    let file = message_file(pki.dir.path(), "two.hl7", &ids("T", 2));
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--tls-ca",
+            pki.ca_path.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(accepted_ids(&output.stdout), ids("T", 2));
+}
+
+#[test]
+fn tls_to_a_server_the_ca_did_not_sign_is_refused() {
+    let pki = Pki::new("Corridor Test CA");
+    let other = Pki::new("Someone Else's CA");
+    let server = tls_server(&pki, false);
+    let file = message_file(pki.dir.path(), "one.hl7", &ids("X", 1));
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--tls-ca",
+            other.ca_path.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("TLS handshake with"), "{stderr}");
+    assert!(server.all_received().is_empty());
+}
+
+#[test]
+fn mutual_tls_needs_a_client_certificate_the_server_trusts() {
+    let pki = Pki::new("Corridor Test CA");
+    let server = tls_server(&pki, true);
+    let file = message_file(pki.dir.path(), "one.hl7", &ids("M", 1));
+    let file = file.to_str().unwrap();
+    let ca = pki.ca_path.to_str().unwrap();
+
+    let client = pki.client("lab-analyzer", "Hospital Lab");
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--tls-ca",
+            ca,
+            "--tls-cert",
+            client.cert_path.to_str().unwrap(),
+            "--tls-key",
+            client.key_path.to_str().unwrap(),
+            file,
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(accepted_ids(&output.stdout), ids("M", 1));
+
+    // No certificate at all, then one from a CA the server does not trust.
+    let stranger_ca = Pki::new("Stranger CA");
+    let stranger = stranger_ca.client("intruder", "Nowhere");
+    let without = send(&["--to", &server.addr, "--tls-ca", ca, file], LIMIT);
+    let untrusted = send(
+        &[
+            "--to",
+            &server.addr,
+            "--tls-ca",
+            ca,
+            "--tls-cert",
+            stranger.cert_path.to_str().unwrap(),
+            "--tls-key",
+            stranger.key_path.to_str().unwrap(),
+            file,
+        ],
+        LIMIT,
+    );
+    for refused in [without, untrusted] {
+        assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+        assert!(accepted_ids(&refused.stdout).is_empty());
+    }
+    assert_eq!(
+        server.all_received().len(),
+        1,
+        "only the trusted client got through"
+    );
+    assert!(server.stats.read().tls_handshake_failures >= 2);
+}

@@ -1,0 +1,357 @@
+//! Helpers shared by the `send_*` and `receive_*` tests (included with
+//! `#[path]`): the built binary, python-hl7 in a venv made from PyPI, message
+//! files, a throw-away PKI made with rcgen, and in-test MLLP servers.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+
+/// The python-hl7 release the tests (and `get_differential.rs`) use.
+pub const PYTHON_HL7: &str = "hl7==0.4.5";
+
+pub fn workspace() -> PathBuf {
+    // Lexical parent of parent: the venv records its path as given.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_owned()
+}
+
+pub fn corridor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_corridor"))
+}
+
+/// Runs `corridor send` with `args`, at most `limit`.
+pub fn send(args: &[&str], limit: Duration) -> Output {
+    let child = corridor()
+        .arg("send")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, limit)
+}
+
+/// Waits for `child` at most `limit` (then kills it and fails the test).
+pub fn wait_output(child: std::process::Child, limit: Duration) -> Output {
+    let id = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = done.send(());
+        output
+    });
+    if finished.recv_timeout(limit).is_err() {
+        let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+        panic!("process {id} did not finish within {limit:?}");
+    }
+    waiter.join().unwrap().unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The control ids of the lines `AA <id>` (or `CA <id>`) of `corridor send`.
+pub fn accepted_ids(stdout: &[u8]) -> Vec<String> {
+    text(stdout)
+        .lines()
+        .filter_map(|line| {
+            let (code, id) = line.split_once(' ')?;
+            (code == "AA" || code == "CA").then(|| id.to_owned())
+        })
+        .collect()
+}
+
+/// A small ORU^R01 with control id `id`; segments end in CR.
+pub fn oru(id: &str) -> String {
+    format!(
+        "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102083000||ORU^R01|{id}|P|2.5.1\r\
+         PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r\
+         OBR|1||ACC{id}|CBC^Blood count^L\r\
+         OBX|1|NM|WBC^White cells^LN||7.5|10*3/uL|4.0-11.0|N|||F\r"
+    )
+}
+
+/// Writes the messages with the given ids to `dir/name`, one after another.
+pub fn message_file(dir: &Path, name: &str, ids: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    let body: String = ids.iter().map(|id| oru(id)).collect();
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// The 1.5 KB ORU used by the benchmarks.
+pub fn oru_1500() -> PathBuf {
+    workspace().join("crates/hl7v2/tests/data/oru_r01_1500.hl7")
+}
+
+/// A venv with python-hl7 under `target/py-venv-hl7`, made once. Several test
+/// binaries (and several tests in one binary) may want it at the same time:
+/// each builds its own copy in a fresh directory and renames it into place;
+/// whoever loses the rename uses the winner's.
+pub fn python_with_hl7() -> PathBuf {
+    static SETUP: Mutex<()> = Mutex::new(());
+    let _guard = SETUP.lock().unwrap_or_else(|p| p.into_inner());
+    let venv = workspace().join("target/py-venv-hl7");
+    let python = venv.join("bin/python");
+    let ready = |python: &Path| {
+        Command::new(python)
+            .args([
+                "-c",
+                "import hl7.mllp, hl7.client, importlib.metadata as m; assert m.version('hl7') == '0.4.5'",
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ready(&python) {
+        return python;
+    }
+    std::fs::create_dir_all(workspace().join("target")).unwrap();
+    let building = workspace().join(format!(
+        "target/py-venv-hl7.building-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&building);
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&building)
+        .status()
+        .expect("python3 is needed for the interoperability tests");
+    assert!(
+        status.success(),
+        "python3 -m venv {} failed",
+        building.display()
+    );
+    let status = Command::new(building.join("bin/python"))
+        .args(["-m", "pip", "install", "--quiet", PYTHON_HL7])
+        .status()
+        .unwrap();
+    assert!(status.success(), "pip install {PYTHON_HL7} failed");
+    if std::fs::rename(&building, &venv).is_err() {
+        // Someone else's venv is there (or being made in place): use it.
+        let _ = std::fs::remove_dir_all(&building);
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while !ready(&python) {
+            assert!(
+                Instant::now() < deadline,
+                "{} exists but has no working python-hl7; remove it",
+                venv.display()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert!(ready(&python), "python-hl7 did not install");
+    python
+}
+
+/// A certificate authority and the certificates it issued, as PEM files.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+    ca_cert: rcgen::Certificate,
+    ca_key: KeyPair,
+    pub ca_path: PathBuf,
+}
+
+/// Paths of a certificate and its key.
+pub struct Issued {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+impl Pki {
+    pub fn new(ca_name: &str) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, ca_name);
+        let ca_cert = params.self_signed(&ca_key).unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+        Pki {
+            dir,
+            ca_cert,
+            ca_key,
+            ca_path,
+        }
+    }
+
+    fn issue(&self, stem: &str, params: CertificateParams) -> Issued {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        let cert_path = self.dir.path().join(format!("{stem}.pem"));
+        let key_path = self.dir.path().join(format!("{stem}.key"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        Issued {
+            cert_path,
+            key_path,
+        }
+    }
+
+    /// A server certificate for localhost and 127.0.0.1.
+    pub fn server(&self) -> Issued {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "corridor-test");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.issue("server", params)
+    }
+
+    /// A client certificate whose subject is `CN=<cn>,O=<org>`.
+    pub fn client(&self, cn: &str, org: &str) -> Issued {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, org);
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(&format!("client-{cn}"), params)
+    }
+}
+
+/// What an in-test MLLP server answers to one message.
+#[derive(Clone, Copy, Debug)]
+pub enum Answer {
+    /// AA with MSA-2 = the message's MSH-10.
+    Accept,
+    /// AE with MSA-2 = MSH-10 and MSA-3 "rejected by test".
+    Reject,
+    /// AA naming another message.
+    WrongId,
+    /// Nothing at all.
+    Silence,
+}
+
+/// An ACK for `message` with `code`, MSA-2 `acknowledged`, built with hl7v2.
+pub fn ack_for(message: &[u8], code: hl7v2::AckCode, acknowledged: Option<&str>) -> Vec<u8> {
+    let parsed = hl7v2::Message::parse(message).unwrap();
+    let ack = hl7v2::AckBuilder::new(&parsed, code).build();
+    match acknowledged {
+        None => ack,
+        Some(other) => {
+            let mut owned = hl7v2::OwnedMessage::parse(&ack).unwrap();
+            owned.set_text(&"MSA-2".parse().unwrap(), other).unwrap();
+            owned.to_bytes()
+        }
+    }
+}
+
+/// Received control ids, per connection, in arrival order.
+pub type Received = std::sync::Arc<Mutex<std::collections::BTreeMap<u64, Vec<String>>>>;
+
+/// An MLLP server (the `mllp` crate) on 127.0.0.1 that answers each message
+/// with `answer(control id)` and records what each connection received.
+pub struct TestServer {
+    pub addr: String,
+    pub received: Received,
+    pub stats: mllp::StatsReader,
+    runtime: tokio::runtime::Runtime,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+struct Recording<F> {
+    answer: F,
+    received: Received,
+}
+
+impl<F: Fn(&str) -> Answer + Send + Sync + 'static> mllp::FrameHandler for Recording<F> {
+    async fn on_frame(
+        &self,
+        frame: bytes::Bytes,
+        conn: &mllp::ConnectionInfo,
+    ) -> Vec<bytes::Bytes> {
+        let id = hl7v2::Message::parse(&frame)
+            .map(|m| m.control_id().into_owned())
+            .unwrap_or_default();
+        self.received
+            .lock()
+            .unwrap()
+            .entry(conn.id.0)
+            .or_default()
+            .push(id.clone());
+        let ack = match (self.answer)(&id) {
+            Answer::Accept => ack_for(&frame, hl7v2::AckCode::AA, None),
+            Answer::Reject => {
+                let parsed = hl7v2::Message::parse(&frame).unwrap();
+                hl7v2::AckBuilder::new(&parsed, hl7v2::AckCode::AE)
+                    .text("rejected by test")
+                    .build()
+            }
+            Answer::WrongId => ack_for(&frame, hl7v2::AckCode::AA, Some("SOMETHING-ELSE")),
+            Answer::Silence => return vec![],
+        };
+        vec![bytes::Bytes::from(ack)]
+    }
+}
+
+impl TestServer {
+    pub fn start(
+        config: mllp::MllpServerConfig,
+        answer: impl Fn(&str) -> Answer + Send + Sync + 'static,
+    ) -> TestServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let received = Received::default();
+        let handler = Recording {
+            answer,
+            received: received.clone(),
+        };
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let server = runtime
+            .block_on(mllp::MllpServer::bind("test", config))
+            .unwrap();
+        let addr = server.local_addr().to_string();
+        let stats = server.stats_reader();
+        runtime.spawn(server.run_until(handler, async move {
+            let _ = stop.await;
+        }));
+        TestServer {
+            addr,
+            received,
+            stats,
+            runtime,
+            shutdown: Some(shutdown),
+        }
+    }
+
+    pub fn plain(answer: impl Fn(&str) -> Answer + Send + Sync + 'static) -> TestServer {
+        TestServer::start(mllp::MllpServerConfig::new("127.0.0.1:0"), answer)
+    }
+
+    /// Every control id received, over all connections.
+    pub fn all_received(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = &self.runtime;
+    }
+}
