@@ -509,3 +509,153 @@ fn mutual_tls_needs_a_client_certificate_the_server_trusts() {
     );
     assert!(server.stats.read().tls_handshake_failures >= 2);
 }
+
+#[test]
+fn python_hl7_mllp_send_delivers_to_corridor_run_into_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run::start(&dir.path().join("data"), &lab_config(""));
+    let sent = ids("PYSEND", 3);
+    // `--loose` reads messages that start at "MSH|^~\&|" with CRLF segments.
+    let file = dir.path().join("loose.hl7");
+    let body: String = sent
+        .iter()
+        .map(|id| oru(id).replace('\r', "\r\n"))
+        .collect();
+    std::fs::write(&file, body).unwrap();
+    let port = run.addr.rsplit_once(':').unwrap().1.to_owned();
+    let child = Command::new(python_with_hl7())
+        .args(["-c", "from hl7.client import mllp_send; mllp_send()"])
+        .args(["--loose", "-p", &port, "-f"])
+        .arg(&file)
+        .arg("127.0.0.1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_output(child, LIMIT);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let acks = text(&output.stdout);
+    for id in &sent {
+        assert!(
+            acks.contains(&format!("MSA|AA|{id}")),
+            "no AA for {id}: {acks:?}"
+        );
+    }
+    let stored: Vec<String> = journal(&run.data)
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(stored, sent);
+}
+
+#[test]
+fn corridor_send_to_corridor_run_stores_every_accepted_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Run::start(&dir.path().join("data"), &lab_config(""));
+    let output = send(
+        &[
+            "--to",
+            &run.addr,
+            "--connections",
+            "4",
+            "--count",
+            "400",
+            oru_1500().to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut accepted = accepted_ids(&output.stdout);
+    accepted.sort();
+    let mut stored: Vec<String> = journal(&run.data)
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    stored.sort();
+    assert_eq!(accepted.len(), 400);
+    assert_eq!(stored, accepted);
+}
+
+fn tls_run(dir: &std::path::Path, pki: &Pki, mutual: bool) -> Run {
+    let server = pki.server();
+    let client_ca = if mutual {
+        format!(", client_ca = {:?}", pki.ca_path)
+    } else {
+        String::new()
+    };
+    let tls = format!(
+        ", tls = {{ cert = {:?}, key = {:?}{client_ca} }}",
+        server.cert_path, server.key_path
+    );
+    Run::start(&dir.join("data"), &lab_config(&tls))
+}
+
+#[test]
+fn corridor_run_over_tls_accepts_corridor_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Corridor Test CA");
+    let run = tls_run(dir.path(), &pki, false);
+    let file = message_file(dir.path(), "two.hl7", &ids("TLSRUN", 2));
+    let output = send(
+        &[
+            "--to",
+            &run.addr,
+            "--tls-ca",
+            pki.ca_path.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(accepted_ids(&output.stdout), ids("TLSRUN", 2));
+    let stored: Vec<String> = journal(&run.data)
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(stored, ids("TLSRUN", 2));
+}
+
+#[test]
+fn corridor_run_with_mutual_tls_records_the_sender_and_refuses_strangers_with_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("Corridor Test CA");
+    let run = tls_run(dir.path(), &pki, true);
+    let ca = pki.ca_path.to_str().unwrap().to_owned();
+    let file = message_file(dir.path(), "one.hl7", &ids("MTLS", 1));
+    let file = file.to_str().unwrap();
+
+    let client = pki.client("lab-analyzer", "Hospital Lab");
+    let output = send(
+        &[
+            "--to",
+            &run.addr,
+            "--tls-ca",
+            &ca,
+            "--tls-cert",
+            client.cert_path.to_str().unwrap(),
+            "--tls-key",
+            client.key_path.to_str().unwrap(),
+            file,
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let rows = journal(&run.data);
+    assert_eq!(rows.len(), 1);
+    let identity = rows[0].2.clone().unwrap_or_default();
+    assert!(identity.contains("CN=lab-analyzer"), "{identity:?}");
+
+    let refused = send(&["--to", &run.addr, "--tls-ca", &ca, file], LIMIT);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    let lines = run.log_lines("TLS handshake failed; connection refused");
+    // TLS 1.3 lets the client finish its side before the server refuses, so
+    // the sender may see the refusal on its first write and try once more:
+    // one line per refused connection.
+    assert!((1..=2).contains(&lines.len()), "{}", run.log());
+    assert!(lines[0].contains("peer=127.0.0.1:"), "{}", lines[0]);
+    assert_eq!(
+        journal(&run.data).len(),
+        1,
+        "the refused client stored nothing"
+    );
+}

@@ -355,3 +355,177 @@ impl Drop for TestServer {
         let _ = &self.runtime;
     }
 }
+
+/// `corridor run` as a child process on a data directory, with its stderr
+/// (the log) collected line by line.
+pub struct Run {
+    child: std::process::Child,
+    /// The MLLP listener of channel `lab`.
+    pub addr: String,
+    pub data: PathBuf,
+    log: std::sync::Arc<Mutex<String>>,
+    /// Time from spawning to the "corridor is listening" line.
+    pub started_in: Duration,
+}
+
+/// A configuration with one channel `lab` on a free port, HTTP off, and
+/// `extra` appended inside the source table (`, read_timeout = "2s"`).
+pub fn lab_config(extra: &str) -> String {
+    format!(
+        "[http]\nenabled = false\n[channels.lab]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\"{extra} }}\n"
+    )
+}
+
+impl Run {
+    /// Starts `corridor run --data DATA --config DATA/../NAME.toml` and waits
+    /// until it listens.
+    pub fn start(data: &Path, config: &str) -> Run {
+        let config_path = data.with_extension("toml");
+        std::fs::write(&config_path, config).unwrap();
+        let started = Instant::now();
+        let mut child = corridor()
+            .arg("run")
+            .arg("--data")
+            .arg(data)
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(Mutex::new(String::new()));
+        let (ready, listening) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line
+                    .find("lab=mllp://")
+                    .or_else(|| line.find("lab=mllps://"))
+                {
+                    let rest = &line[at..];
+                    let addr = rest[rest.find("://").unwrap() + 3..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .to_owned();
+                    let _ = ready.send(addr);
+                }
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match listening.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("corridor run did not listen: {}", log.lock().unwrap());
+            }
+        };
+        Run {
+            child,
+            addr,
+            data: data.to_owned(),
+            log,
+            started_in: started.elapsed(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Log lines containing `needle`, waiting up to 5 s for at least one.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<String> = self
+                .log()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .map(str::to_owned)
+                .collect();
+            if !lines.is_empty() || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Resident memory in KiB (VmRSS of /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then wait for the exit; returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "corridor run ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The journal of a data directory: (control id, state, TLS identity) of each row.
+pub fn journal(data: &Path) -> Vec<(String, String, Option<String>)> {
+    let db = rusqlite::Connection::open_with_flags(
+        data.join("corridor.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut query = db
+        .prepare("SELECT control_id, state, tls_identity FROM journal ORDER BY id")
+        .unwrap();
+    query
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The number of journal rows, read while the engine may be writing.
+pub fn journal_len(data: &Path) -> u64 {
+    let Ok(db) = rusqlite::Connection::open_with_flags(
+        data.join("corridor.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    ) else {
+        return 0;
+    };
+    db.query_row("SELECT count(*) FROM journal", [], |row| row.get(0))
+        .unwrap_or(0)
+}
