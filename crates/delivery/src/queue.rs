@@ -170,6 +170,13 @@ pub fn enqueue_in(
         ])?;
         ids.push(EntryId(conn.last_insert_rowid()));
     }
+    let nothing_to_send = routed
+        .entries
+        .iter()
+        .all(|e| !matches!(e.outcome, RouteOutcome::Payload(_)));
+    if nothing_to_send && !routed.entries.is_empty() {
+        settle_message(conn, &routed.channel, message_id)?;
+    }
     Ok(ids)
 }
 
@@ -315,13 +322,16 @@ pub(crate) fn record_attempts(
 
 /// Moves the journal entry of `message` to its final state once no queue holds it.
 fn settle_message(conn: &Connection, channel: &str, message: MessageId) -> store::Result<()> {
-    let (pending, gave_up): (i64, i64) = conn
+    let (pending, gave_up, filtered, all): (i64, i64, i64, i64) = conn
         .prepare_cached(
             "SELECT count(*) FILTER (WHERE state IN ('queued', 'sending')), \
-                    count(*) FILTER (WHERE state IN ('dead_lettered', 'errored')) \
+                    count(*) FILTER (WHERE state IN ('dead_lettered', 'errored')), \
+                    count(*) FILTER (WHERE state = 'filtered'), count(*) \
              FROM delivery_queue WHERE message_id = ?1",
         )?
-        .query_row([message.0], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        .query_row([message.0], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?;
     if pending > 0 {
         return Ok(());
     }
@@ -329,6 +339,11 @@ fn settle_message(conn: &Connection, channel: &str, message: MessageId) -> store
         (
             MessageState::DeadLettered,
             Some(format!("a destination of channel {channel} gave up on it")),
+        )
+    } else if filtered == all {
+        (
+            MessageState::Filtered,
+            Some("every destination's filters dropped it".to_owned()),
         )
     } else {
         (MessageState::Delivered, None)

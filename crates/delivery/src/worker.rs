@@ -108,9 +108,10 @@ impl Worker {
             let ids: Vec<EntryId> = due.iter().map(|o| o.entry).collect();
             // Not awaited: the mark only makes `sending` visible; the outcome write below
             // is queued after it and is awaited.
+            let sent_at = UnixMicros::now();
             drop(
                 self.store
-                    .write(move |conn| queue::mark_sending(conn, &ids, UnixMicros::now())),
+                    .write(move |conn| queue::mark_sending(conn, &ids, sent_at)),
             );
             let results = self.destination.deliver_batch(&due, &self.meta).await;
             let attempted = self.judge(&due, results, &mut waiting_on);

@@ -177,7 +177,8 @@ impl Destination for MllpDestination {
         let mut results = Vec::with_capacity(batch.len());
         for window in batch.chunks(self.pipeline.max(1)) {
             let answered = self.send_window(window).await;
-            let complete = answered.len() == window.len() && self.connection.is_some();
+            // After any failure the worker decides what may follow (order within a key).
+            let complete = answered.len() == window.len() && answered.iter().all(Result::is_ok);
             results.extend(answered);
             if !complete {
                 break;

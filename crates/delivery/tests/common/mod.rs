@@ -26,10 +26,18 @@ pub fn config(text: &str) -> DestinationConfig {
 
 /// Stores `raw` in the journal and queues it for the channel's destinations, in one write,
 /// the way the engine does.
-pub async fn ingest(store: &Store, router: &Router, raw: Vec<u8>, ordering_key: Option<String>) -> MessageId {
+pub async fn ingest(
+    store: &Store,
+    router: &Router,
+    raw: Vec<u8>,
+    ordering_key: Option<String>,
+) -> MessageId {
     let parsed = hl7v2::OwnedMessage::parse(&raw).unwrap();
     let routed = router.route(&parsed);
-    let control = hl7v2::Message::parse(&raw).unwrap().control_id().into_owned();
+    let control = hl7v2::Message::parse(&raw)
+        .unwrap()
+        .control_id()
+        .into_owned();
     let new = NewMessage {
         channel: Arc::from(router.channel()),
         raw: Bytes::from(raw),
@@ -79,7 +87,9 @@ pub fn always_aa() -> Answer {
 /// An MLLP receiver on `listen` that records every accepted message's control id and
 /// answers as `answer` says (None: no answer at all).
 pub async fn receiver(listen: &str, received: Received, answer: Answer) -> ServerHandle {
-    let server = MllpServer::bind("receiver", MllpServerConfig::new(listen)).await.unwrap();
+    let server = MllpServer::bind("receiver", MllpServerConfig::new(listen))
+        .await
+        .unwrap();
     let seen: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
     server.spawn(handler_fn(move |frame: Bytes, _conn: &ConnectionInfo| {
         let received = received.clone();
@@ -104,7 +114,11 @@ pub async fn receiver(listen: &str, received: Received, answer: Answer) -> Serve
                     if code.is_positive() {
                         received.0.lock().unwrap().push(control);
                     }
-                    vec![Bytes::from(hl7v2::AckBuilder::new(&msg, code).text("test receiver").build())]
+                    vec![Bytes::from(
+                        hl7v2::AckBuilder::new(&msg, code)
+                            .text("test receiver")
+                            .build(),
+                    )]
                 }
             }
         }
@@ -113,25 +127,38 @@ pub async fn receiver(listen: &str, received: Received, answer: Answer) -> Serve
 
 /// A free local port (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;
     while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 pub fn entries(store: &Store, message: MessageId) -> Vec<QueueEntry> {
-    store.read(|c| delivery::entries_of_message(c, message)).unwrap()
+    store
+        .read(|c| delivery::entries_of_message(c, message))
+        .unwrap()
 }
 
 pub fn count_in(store: &Store, state: EntryState) -> i64 {
     store
         .read(|c| {
-            Ok(c.query_row("SELECT count(*) FROM delivery_queue WHERE state = ?1", [state.as_str()], |r| r.get(0))?)
+            Ok(c.query_row(
+                "SELECT count(*) FROM delivery_queue WHERE state = ?1",
+                [state.as_str()],
+                |r| r.get(0),
+            )?)
         })
         .unwrap()
 }
@@ -140,8 +167,14 @@ pub fn journal_state(store: &Store, id: MessageId) -> MessageState {
     store.journal().get(id).unwrap().unwrap().entry.state
 }
 
-pub async fn start(store: &Store, configs: &[DestinationConfig], base: &Path) -> (Delivery, Router) {
-    let delivery = Delivery::start(store.clone(), [("lab", configs)], base).await.unwrap();
+pub async fn start(
+    store: &Store,
+    configs: &[DestinationConfig],
+    base: &Path,
+) -> (Delivery, Router) {
+    let delivery = Delivery::start(store.clone(), [("lab", configs)], base)
+        .await
+        .unwrap();
     let router = Router::compile("lab", configs, base).unwrap();
     (delivery, router)
 }
