@@ -659,3 +659,20 @@ fn corridor_run_with_mutual_tls_records_the_sender_and_refuses_strangers_with_a_
         "the refused client stored nothing"
     );
 }
+
+#[test]
+fn batch_envelopes_are_skipped_in_files_with_lf_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::plain(|_| Answer::Accept);
+    let file = dir.path().join("batch.hl7");
+    let body = format!(
+        "FHS|^~\\&|LAB\nBHS|^~\\&|LAB\n{}{}BTS|2\nFTS|1\n",
+        oru("BATCH1").replace('\r', "\n"),
+        oru("BATCH2").replace('\r', "\n")
+    );
+    std::fs::write(&file, body).unwrap();
+    let output = send(&["--to", &server.addr, file.to_str().unwrap()], LIMIT);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(accepted_ids(&output.stdout), ids("BATCH", 2));
+    assert_eq!(server.all_received(), ids("BATCH", 2));
+}
