@@ -78,12 +78,20 @@ pub(crate) fn block_keys(f: &Features, interner: &Interner, out: &mut Vec<BlockK
     }
     if f.ssn.is_some() {
         push(6, sym(f.ssn), 0);
-        // Each half of the SSN: a typo rarely touches both.
+        // Each half of the SSN (a typo rarely touches both), narrowed by postcode or
+        // birth year: a half alone is shared by too many people in a large index.
         let ssn = interner.resolve(f.ssn);
         if ssn.len() >= 6 {
             let mid = ssn.len() / 2;
-            push(13, digits_key(&ssn[..mid + 1]), ssn.len() as u32);
-            push(14, digits_key(&ssn[mid..]), ssn.len() as u32);
+            let halves = [digits_key(&ssn[..mid + 1]), digits_key(&ssn[mid..])];
+            for (n, half) in halves.into_iter().enumerate() {
+                if f.postcode.is_some() {
+                    push(13 + n as u8, half, sym(f.postcode));
+                }
+                if let Some(year) = f.birth_year(interner) {
+                    push(18 + n as u8, half, year);
+                }
+            }
         }
     }
     if f.phone.is_some() {
