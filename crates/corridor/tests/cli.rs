@@ -176,3 +176,46 @@ fn every_corpus_file_parses_or_fails_cleanly() {
     }
     assert!(files > 250);
 }
+
+#[test]
+fn validate_reports_findings_with_group_paths_and_exit_status() {
+    let good = corpus("nist-elr-via-node-hl7-complete/ORU_R01_2.5.1_SampleTestCase1.hl7");
+    let o = corridor(&["validate", &good], None);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // An OBX before any OBR is out of order in ORU_R01.
+    let bad = b"MSH|^~\\&|LAB|H|EHR|H|20240101||ORU^R01^ORU_R01|C1|P|2.5.1\rPID|1||1^^^H^MR||DOE^J\rOBX|1|NM|WBC^W^LN||abc\rOBR|1\r";
+    let o = corridor(&["validate", "-"], Some(bad));
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("<stdin>: message 1: ORU_R01"), "{out}");
+    assert!(out.contains("error"), "{out}");
+    let o = corridor(&["validate", "--json", "-"], Some(bad));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!v[0]["findings"].as_array().unwrap().is_empty());
+    assert_eq!(v[0]["version"], "2.5.1");
+}
+
+#[test]
+fn validate_with_a_toml_profile_tightens_the_standard() {
+    let dir = std::env::temp_dir().join(format!("corridor-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let profile = dir.join("p.toml");
+    let msg = b"MSH|^~\\&|LAB|H|EHR|H|20240101||ADT^A01^ADT_A01|C1|P|2.5.1\rEVN|A01|20240101\rPID|1||1^^^H^MR||DOE^J\rPV1|1|I\r";
+    let o = corridor(&["validate", "-"], Some(msg));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    std::fs::write(&profile, "[[rule]]\npath = \"PID-8\"\nrequired = true\n").unwrap();
+    let o = corridor(
+        &["validate", "--profile", profile.to_str().unwrap(), "-"],
+        Some(msg),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("PID-8"), "{out}");
+    std::fs::write(&profile, "[[rule]]\npth = \"PID-8\"\n").unwrap();
+    let o = corridor(
+        &["validate", "--profile", profile.to_str().unwrap(), "-"],
+        Some(msg),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("p.toml"), "{}", stderr(&o));
+}
