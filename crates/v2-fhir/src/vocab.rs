@@ -79,7 +79,8 @@ fn tables() -> &'static [OnceLock<Table>] {
 impl ConceptMap {
     /// The FHIR concept the guide maps the v2 `code` to, if it maps it.
     pub fn lookup(self, code: &str) -> Option<&'static Concept> {
-        let index = ALL.iter().position(|m| *m == self)?;
+        // Variants are numbered in declaration order, as ALL lists them.
+        let index = self as usize;
         tables()[index]
             .get_or_init(|| parse_concept_map(self.csv()))
             .get(code.trim())
@@ -87,7 +88,7 @@ impl ConceptMap {
 
     /// Every v2 code the map knows, for tests and documentation.
     pub fn len(self) -> usize {
-        let index = ALL.iter().position(|m| *m == self).unwrap_or(0);
+        let index = self as usize;
         tables()[index]
             .get_or_init(|| parse_concept_map(self.csv()))
             .len()
@@ -190,6 +191,13 @@ mod tests {
     fn every_embedded_concept_map_parses_with_rows() {
         for map in ALL {
             assert!(!map.is_empty(), "{} has no usable rows", map.file_name());
+        }
+    }
+
+    #[test]
+    fn variants_are_numbered_as_all_lists_them() {
+        for (i, map) in ALL.iter().enumerate() {
+            assert_eq!(*map as usize, i);
         }
     }
 

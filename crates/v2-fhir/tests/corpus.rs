@@ -3,9 +3,9 @@
 //! valid FHIR R4 for the R4B models of `fhir.resources` (PyPI), run in a venv
 //! this test creates under target/py-venv-fhir.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use hl7v2::{Message, StreamItem, split_stream};
 use v2_fhir::{Converter, Options};
@@ -95,63 +95,27 @@ fn convert_corpus() -> Vec<(String, String)> {
     out
 }
 
-/// The venv with fhir.resources, created from PyPI on first use.
-fn python_with_fhir_resources() -> PathBuf {
-    let venv = workspace().join("target/py-venv-fhir");
-    let python = venv.join("bin/python");
-    let ready = python.exists()
-        && Command::new(&python)
-            .args(["-c", "import fhir.resources.R4B.bundle"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ready {
-        let status = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .expect("python3 runs");
-        assert!(
-            status.success(),
-            "python3 -m venv {} failed",
-            venv.display()
-        );
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "fhir.resources==8.3.0"])
-            .status()
-            .expect("pip runs");
-        assert!(status.success(), "pip install fhir.resources failed");
-    }
-    python
-}
-
 #[test]
 fn every_supported_corpus_message_converts_to_a_valid_r4_bundle() {
     let bundles = convert_corpus();
-    let python = python_with_fhir_resources();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_bundles.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for (label, json) in &bundles {
-            writeln!(stdin, "{label}\t{json}").unwrap();
-        }
-    }
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    common::assert_valid_r4(&bundles);
+}
+
+#[test]
+fn the_validator_reports_a_bundle_that_breaks_r4() {
+    // An Observation without its required code: the check must
+    // catch it, or its silence on the corpus would mean nothing.
+    let broken = r#"{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Observation","id":"1"},"request":{"method":"PUT","url":"Observation/1"}}]}"#;
+    let result = std::panic::catch_unwind(|| {
+        common::assert_valid_r4(&[("broken".to_string(), broken.to_string())])
+    });
+    let message = result.expect_err("a broken Bundle passed validation");
+    let text = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
     assert!(
-        output.status.success(),
-        "invalid FHIR Bundles:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("validated {} bundles, 0 invalid", bundles.len())),
-        "{stderr}"
+        text.contains("broken") && text.contains("resource.code"),
+        "{text}"
     );
 }

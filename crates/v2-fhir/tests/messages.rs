@@ -1,6 +1,8 @@
 //! Field-level behaviour per message type, against the guide's tables: a
 //! message in, the expected FHIR values out.
 
+mod common;
+
 use serde_json::{Value, json};
 use v2_fhir::{Bundle, ConvertErrorKind, Converter, Identifier, Options, UtcOffset};
 
@@ -99,6 +101,88 @@ fn adt_a01() -> String {
     ]
     .join("\n")
 }
+
+const ADT_A40: &str = "MSH|^~\\&|ADT1|GHH|MPI|GHH|20240102083000||ADT^A40^ADT_A39|MSG9|P|2.5.1
+EVN|A40|20240102083000
+PID|1||KEEP1^^^GHH^MR||EVERYWOMAN^EVE
+MRG|GONE2^^^GHH^MR";
+
+const ADT_A60: &str = "MSH|^~\\&|EHR|GHH|REC|GHH|20240102083000+0000||ADT^A60^ADT_A60|MSG60|P|2.5.1
+EVN|A60|20240102083000+0000
+PID|1||P60^^^GHH^MR||DOE^JOHN
+IAM|1|FA|256349002^Peanut^SCT|MO|Anaphylaxis|A|ALG-7^GHH||||20230101";
+
+const ORM_O01: &str = "MSH|^~\\&|EHR|GHH|LAB|GHH|20240102080000+0000||ORM^O01|ORD1|P|2.3
+PID|1||777^^^GHH^MR||ROE^RICHARD
+ORC|NW|PLAC1^EHR||GRP1^EHR|||^^^^^S|||||4444^DOC^DAN
+OBR|1|PLAC1^EHR||80053^Comprehensive metabolic panel^C4|||20240102073000+0000
+NTE|1||Patient on warfarin";
+
+const OML_O21: &str = "MSH|^~\\&|EHR|GHH|LAB|GHH|20240102080000+0000||OML^O21^OML_O21|ORD2|P|2.5.1
+PID|1||778^^^GHH^MR||ROE^RITA
+ORC|NW|PLAC2^EHR
+TQ1|1||||||20240103080000+0000||R
+OBR|1|PLAC2^EHR||2345-7^Glucose^LN
+SPM|1|SPX^EHR||122555007^Venous blood specimen^SCT";
+
+const RDE_O11: &str = "MSH|^~\\&|CPOE|GHH|PHARM|GHH|20240102080000+0000||RDE^O11^RDE_O11|RX1|P|2.5.1
+PID|1||900^^^GHH^MR||POE^PAT
+ORC|NW|RXP1^CPOE|RXF1^PHARM|||||||||5555^PRESCRIBER^PAM
+RXE|^^^20240102^^R|197361^Amlodipine 5 MG Oral Tablet^RXNORM|5||mg^milligram^UCUM|||||30^tablet|TAB|3
+RXR|PO^Oral^HL70162";
+
+const RAS_O17: &str = "MSH|^~\\&|MAR|GHH|EHR|GHH|20240102100000+0000||RAS^O17^RAS_O17|RX2|P|2.5.1
+PID|1||900^^^GHH^MR||POE^PAT
+ORC|RE|RXP1^CPOE|RXF1^PHARM
+RXE|^^^20240102^^R|197361^Amlodipine 5 MG Oral Tablet^RXNORM|5||mg^milligram^UCUM
+RXA|0|1|20240102090000+0000||197361^Amlodipine 5 MG Oral Tablet^RXNORM|5|mg^milligram^UCUM||||||||||||CP
+RXR|PO^Oral^HL70162";
+
+const VXU_V04: &str = "MSH|^~\\&|EHR|CLINIC|IIS|STATE|20240102100000-0500||VXU^V04^VXU_V04|VX1|P|2.5.1
+PID|1||KID1^^^CLINIC^MR||CHILD^CASEY||20200101|M
+ORC|RE||IMM-55^CLINIC
+RXA|0|1|20240102093000-0500||08^Hep B, adolescent or pediatric^CVX|0.5|mL^milliliter^UCUM||00^New immunization record^NIP001|7777^NURSE^NINA|||||LOT123|20251231|MSD^Merck and Co^MVX|||CP|A
+RXR|IM^Intramuscular^HL70162|LA^Left Arm^HL70163
+OBX|1|CE|64994-7^Vaccine funding program eligibility category^LN|1|V02^VFC eligible^HL70064||||||F";
+
+const SIU_S12: &str = "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240102100000+0000||SIU^S12|SC1|P|2.5.1
+SCH|APT-P1^SCHED|APT-F1^SCHED|||||CHECKUP^Annual checkup^L|ROUTINE^Routine^HL70276|30|min|^^^20240110090000+0000^20240110093000+0000
+NTE|1||Bring prior records
+PID|1||123^^^GHH^MR||DOE^JOHN
+RGS|1
+AIS|1||99213^Office visit^C4
+AIL|1||CLINIC^101^^GHH
+AIP|1||9999^PRIMARY^PAT|ATT^Attending^HL70443";
+
+const SIU_S15: &str = "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240102100000+0000||SIU^S15|SC2|P|2.5.1
+SCH|APT-P1^SCHED|APT-F1^SCHED
+PID|1||123^^^GHH^MR||DOE^JOHN";
+
+const MDM_T02: &str = "MSH|^~\\&|TRANS|GHH|EHR|GHH|20240102100000+0000||MDM^T02^MDM_T02|DOC1|P|2.5.1
+EVN|T02|20240102100000+0000
+PID|1||123^^^GHH^MR||DOE^JOHN
+PV1|1|O
+TXA|1|DS^Discharge summary^HL70270|TX|20240102095000+0000|||||8888^AUTHOR^ANN|||DOC-77^TRANS|||||AU||AV
+OBX|1|TX|DS^Discharge summary||Patient discharged home.
+OBX|2|TX|DS^Discharge summary||Follow up in 2 weeks.";
+
+const DFT_P03: &str = "MSH|^~\\&|BILL|GHH|FIN|GHH|20240102100000+0000||DFT^P03^DFT_P03|FIN1|P|2.5.1
+EVN|P03|20240102100000+0000
+PID|1||123^^^GHH^MR||DOE^JOHN|||||||||||||ACC-1^^^GHH^AN
+PV1|1|O|||||||||||||||||V9^^^GHH^VN
+FT1|1|TX-1||20240102|20240102|CG|99213^Office visit^C4|||2|150.00&USD||||||||J45.909^Asthma^I10|7777^DOC^DEB
+IN1|1|PLAN9|INS1^^^GHH|MEDICO|||||||||||||SEL||||||||||||||||||MEM-1";
+
+const BAR_P01: &str = "MSH|^~\\&|BILL|GHH|FIN|GHH|20240102100000+0000||BAR^P01^BAR_P01|FIN2|P|2.5.1
+EVN|P01|20240102100000+0000
+PID|1||123^^^GHH^MR||DOE^JOHN|||||||||||||ACC-1^^^GHH^AN
+PV1|1|O
+DG1|1||J45.909^Asthma^I10
+GT1|1||DOE^JOHN||||||||SEL";
+
+const ACK_R01: &str = "MSH|^~\\&|LAB|GHH|EHR|GHH|20240102100000+0000||ACK^R01^ACK|ACK1|P|2.5.1
+MSA|AE|LAB0001
+ERR||PID^1^3|101^Required field missing^HL70357|E||||PID-3 is empty";
 
 #[test]
 fn adt_a01_patient_identifiers_names_and_demographics_follow_pid_patient() {
@@ -363,12 +447,7 @@ fn a08_after_a01_and_a03_update_the_same_patient_and_encounter() {
 
 #[test]
 fn a40_merge_links_the_surviving_and_the_merged_patient() {
-    let bundle = convert(
-        "MSH|^~\\&|ADT1|GHH|MPI|GHH|20240102083000||ADT^A40^ADT_A39|MSG9|P|2.5.1
-EVN|A40|20240102083000
-PID|1||KEEP1^^^GHH^MR||EVERYWOMAN^EVE
-MRG|GONE2^^^GHH^MR",
-    );
+    let bundle = convert(ADT_A40);
     let patients = all(&bundle, "Patient");
     assert_eq!(patients.len(), 2);
     let survivor = patients
@@ -398,12 +477,7 @@ MRG|GONE2^^^GHH^MR",
 
 #[test]
 fn a60_iam_maps_to_allergy_with_identifier_and_status() {
-    let bundle = convert(
-        "MSH|^~\\&|EHR|GHH|REC|GHH|20240102083000+0000||ADT^A60^ADT_A60|MSG60|P|2.5.1
-EVN|A60|20240102083000+0000
-PID|1||P60^^^GHH^MR||DOE^JOHN
-IAM|1|FA|256349002^Peanut^SCT|MO|Anaphylaxis|A|ALG-7^GHH||||20230101",
-    );
+    let bundle = convert(ADT_A60);
     let allergy = one(&bundle, "AllergyIntolerance");
     assert_eq!(allergy["category"], json!(["food"]));
     assert_eq!(
@@ -671,13 +745,7 @@ fn enterprise_identifier_is_added_to_the_patient() {
 
 #[test]
 fn orm_o01_and_oml_o21_become_service_requests() {
-    let orm = convert(
-        "MSH|^~\\&|EHR|GHH|LAB|GHH|20240102080000+0000||ORM^O01|ORD1|P|2.3
-PID|1||777^^^GHH^MR||ROE^RICHARD
-ORC|NW|PLAC1^EHR||GRP1^EHR|||^^^^^S|||||4444^DOC^DAN
-OBR|1|PLAC1^EHR||80053^Comprehensive metabolic panel^C4|||20240102073000+0000
-NTE|1||Patient on warfarin",
-    );
+    let orm = convert(ORM_O01);
     let request = one(&orm, "ServiceRequest");
     assert_eq!(request["status"], "active");
     assert_eq!(request["intent"], "order");
@@ -699,14 +767,7 @@ NTE|1||Patient on warfarin",
         reference_of(&one(&orm, "Practitioner"))
     );
 
-    let oml = convert(
-        "MSH|^~\\&|EHR|GHH|LAB|GHH|20240102080000+0000||OML^O21^OML_O21|ORD2|P|2.5.1
-PID|1||778^^^GHH^MR||ROE^RITA
-ORC|NW|PLAC2^EHR
-TQ1|1||||||20240103080000+0000||R
-OBR|1|PLAC2^EHR||2345-7^Glucose^LN
-SPM|1|SPX^EHR||122555007^Venous blood specimen^SCT",
-    );
+    let oml = convert(OML_O21);
     let request = one(&oml, "ServiceRequest");
     assert_eq!(request["code"]["coding"][0]["code"], "2345-7");
     let specimen = one(&oml, "Specimen");
@@ -716,13 +777,7 @@ SPM|1|SPX^EHR||122555007^Venous blood specimen^SCT",
 
 #[test]
 fn rde_o11_and_ras_o17_become_medication_request_and_administration() {
-    let rde = convert(
-        "MSH|^~\\&|CPOE|GHH|PHARM|GHH|20240102080000+0000||RDE^O11^RDE_O11|RX1|P|2.5.1
-PID|1||900^^^GHH^MR||POE^PAT
-ORC|NW|RXP1^CPOE|RXF1^PHARM|||||||||5555^PRESCRIBER^PAM
-RXE|^^^20240102^^R|197361^Amlodipine 5 MG Oral Tablet^RXNORM|5||mg^milligram^UCUM|||||30^tablet|TAB|3
-RXR|PO^Oral^HL70162",
-    );
+    let rde = convert(RDE_O11);
     let request = one(&rde, "MedicationRequest");
     assert_eq!(request["status"], "active");
     assert_eq!(
@@ -742,14 +797,7 @@ RXR|PO^Oral^HL70162",
     assert_eq!(request["requester"]["display"], "PAM PRESCRIBER");
     assert_eq!(request["identifier"][0]["value"], "RXF1");
 
-    let ras = convert(
-        "MSH|^~\\&|MAR|GHH|EHR|GHH|20240102100000+0000||RAS^O17^RAS_O17|RX2|P|2.5.1
-PID|1||900^^^GHH^MR||POE^PAT
-ORC|RE|RXP1^CPOE|RXF1^PHARM
-RXE|^^^20240102^^R|197361^Amlodipine 5 MG Oral Tablet^RXNORM|5||mg^milligram^UCUM
-RXA|0|1|20240102090000+0000||197361^Amlodipine 5 MG Oral Tablet^RXNORM|5|mg^milligram^UCUM||||||||||||CP
-RXR|PO^Oral^HL70162",
-    );
+    let ras = convert(RAS_O17);
     let administration = one(&ras, "MedicationAdministration");
     assert_eq!(administration["status"], "completed");
     assert_eq!(
@@ -768,14 +816,7 @@ RXR|PO^Oral^HL70162",
 
 #[test]
 fn vxu_v04_becomes_an_immunization() {
-    let bundle = convert(
-        "MSH|^~\\&|EHR|CLINIC|IIS|STATE|20240102100000-0500||VXU^V04^VXU_V04|VX1|P|2.5.1
-PID|1||KID1^^^CLINIC^MR||CHILD^CASEY||20200101|M
-ORC|RE||IMM-55^CLINIC
-RXA|0|1|20240102093000-0500||08^Hep B, adolescent or pediatric^CVX|0.5|mL^milliliter^UCUM||00^New immunization record^NIP001|7777^NURSE^NINA|||||LOT123|20251231|MSD^Merck and Co^MVX|||CP|A
-RXR|IM^Intramuscular^HL70162|LA^Left Arm^HL70163
-OBX|1|CE|64994-7^Vaccine funding program eligibility category^LN|1|V02^VFC eligible^HL70064||||||F",
-    );
+    let bundle = convert(VXU_V04);
     let immunization = one(&bundle, "Immunization");
     assert_eq!(immunization["status"], "completed");
     assert_eq!(
@@ -824,16 +865,7 @@ OBX|1|CE|64994-7^Vaccine funding program eligibility category^LN|1|V02^VFC eligi
 
 #[test]
 fn siu_s12_becomes_a_booked_appointment_with_participants() {
-    let bundle = convert(
-        "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240102100000+0000||SIU^S12|SC1|P|2.5.1
-SCH|APT-P1^SCHED|APT-F1^SCHED|||||CHECKUP^Annual checkup^L|ROUTINE^Routine^HL70276|30|min|^^^20240110090000+0000^20240110093000+0000
-NTE|1||Bring prior records
-PID|1||123^^^GHH^MR||DOE^JOHN
-RGS|1
-AIS|1||99213^Office visit^C4
-AIL|1||CLINIC^101^^GHH
-AIP|1||9999^PRIMARY^PAT|ATT^Attending^HL70443",
-    );
+    let bundle = convert(SIU_S12);
     let appointment = one(&bundle, "Appointment");
     assert_eq!(appointment["status"], "booked");
     assert_eq!(appointment["start"], "2024-01-10T09:00:00+00:00");
@@ -851,26 +883,14 @@ AIP|1||9999^PRIMARY^PAT|ATT^Attending^HL70443",
     assert!(actors.contains(&reference_of(&one(&bundle, "Patient")).as_str()));
     assert!(actors.contains(&reference_of(&one(&bundle, "Location")).as_str()));
     assert!(actors.contains(&reference_of(&one(&bundle, "Practitioner")).as_str()));
-    let cancelled = convert(
-        "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240102100000+0000||SIU^S15|SC2|P|2.5.1
-SCH|APT-P1^SCHED|APT-F1^SCHED
-PID|1||123^^^GHH^MR||DOE^JOHN",
-    );
+    let cancelled = convert(SIU_S15);
     assert_eq!(one(&cancelled, "Appointment")["status"], "cancelled");
     assert_eq!(one(&cancelled, "Appointment")["id"], appointment["id"]);
 }
 
 #[test]
 fn mdm_t02_embeds_the_document_as_an_attachment() {
-    let bundle = convert(
-        "MSH|^~\\&|TRANS|GHH|EHR|GHH|20240102100000+0000||MDM^T02^MDM_T02|DOC1|P|2.5.1
-EVN|T02|20240102100000+0000
-PID|1||123^^^GHH^MR||DOE^JOHN
-PV1|1|O
-TXA|1|DS^Discharge summary^HL70270|TX|20240102095000+0000|||||8888^AUTHOR^ANN|||DOC-77^TRANS|||||AU||AV
-OBX|1|TX|DS^Discharge summary||Patient discharged home.
-OBX|2|TX|DS^Discharge summary||Follow up in 2 weeks.",
-    );
+    let bundle = convert(MDM_T02);
     let document = one(&bundle, "DocumentReference");
     assert_eq!(document["status"], "current");
     assert_eq!(document["docStatus"], "final");
@@ -897,14 +917,7 @@ OBX|2|TX|DS^Discharge summary||Follow up in 2 weeks.",
 
 #[test]
 fn dft_p03_and_bar_p01_become_charges_accounts_and_coverage() {
-    let dft = convert(
-        "MSH|^~\\&|BILL|GHH|FIN|GHH|20240102100000+0000||DFT^P03^DFT_P03|FIN1|P|2.5.1
-EVN|P03|20240102100000+0000
-PID|1||123^^^GHH^MR||DOE^JOHN|||||||||||||ACC-1^^^GHH^AN
-PV1|1|O|||||||||||||||||V9^^^GHH^VN
-FT1|1|TX-1||20240102|20240102|CG|99213^Office visit^C4|||2|150.00&USD||||||||J45.909^Asthma^I10|7777^DOC^DEB
-IN1|1|PLAN9|INS1^^^GHH|MEDICO|||||||||||||SEL||||||||||||||||||MEM-1",
-    );
+    let dft = convert(DFT_P03);
     let charge = one(&dft, "ChargeItem");
     assert_eq!(charge["status"], "billable");
     assert_eq!(charge["code"]["coding"][0]["code"], "99213");
@@ -934,14 +947,7 @@ IN1|1|PLAN9|INS1^^^GHH|MEDICO|||||||||||||SEL||||||||||||||||||MEM-1",
         reference_of(&coverage)
     );
 
-    let bar = convert(
-        "MSH|^~\\&|BILL|GHH|FIN|GHH|20240102100000+0000||BAR^P01^BAR_P01|FIN2|P|2.5.1
-EVN|P01|20240102100000+0000
-PID|1||123^^^GHH^MR||DOE^JOHN|||||||||||||ACC-1^^^GHH^AN
-PV1|1|O
-DG1|1||J45.909^Asthma^I10
-GT1|1||DOE^JOHN||||||||SEL",
-    );
+    let bar = convert(BAR_P01);
     let account = one(&bar, "Account");
     assert_eq!(account["id"], one(&dft, "Account")["id"]);
     assert_eq!(
@@ -956,11 +962,7 @@ GT1|1||DOE^JOHN||||||||SEL",
 
 #[test]
 fn ack_becomes_a_message_header_response_with_an_outcome() {
-    let bundle = convert(
-        "MSH|^~\\&|LAB|GHH|EHR|GHH|20240102100000+0000||ACK^R01^ACK|ACK1|P|2.5.1
-MSA|AE|LAB0001
-ERR||PID^1^3|101^Required field missing^HL70357|E||||PID-3 is empty",
-    );
+    let bundle = convert(ACK_R01);
     let header = one(&bundle, "MessageHeader");
     assert_eq!(header["response"]["identifier"], "LAB0001");
     assert_eq!(header["response"]["code"], "transient-error");
@@ -987,4 +989,30 @@ fn unsupported_types_are_refused_by_name() {
         ConvertErrorKind::UnsupportedMessage("QBP^Q22^QBP_Q21".into())
     );
     assert!(error.to_string().contains("QBP^Q22^QBP_Q21"));
+}
+
+#[test]
+fn every_example_message_gives_a_valid_r4_bundle() {
+    let mut bundles = vec![
+        ("ADT_A01".to_string(), convert(&adt_a01()).to_json_string()),
+        ("ORU_R01".to_string(), convert(&oru_r01()).to_json_string()),
+    ];
+    for (name, text) in [
+        ("ADT_A40", ADT_A40),
+        ("ADT_A60", ADT_A60),
+        ("ORM_O01", ORM_O01),
+        ("OML_O21", OML_O21),
+        ("RDE_O11", RDE_O11),
+        ("RAS_O17", RAS_O17),
+        ("VXU_V04", VXU_V04),
+        ("SIU_S12", SIU_S12),
+        ("SIU_S15", SIU_S15),
+        ("MDM_T02", MDM_T02),
+        ("DFT_P03", DFT_P03),
+        ("BAR_P01", BAR_P01),
+        ("ACK_R01", ACK_R01),
+    ] {
+        bundles.push((name.to_string(), convert(text).to_json_string()));
+    }
+    common::assert_valid_r4(&bundles);
 }
