@@ -136,6 +136,16 @@ fn table_number(text: Option<&str>) -> Option<u32> {
     t.parse().ok().filter(|n| *n > 0)
 }
 
+/// NIST flavours of a data type (`CE_IZ`, `HD_IZ_0361`, `TS_ELR`) are the
+/// base type with tighter usage, which the profile's component rules carry;
+/// the format checks are the base type's.
+fn base_datatype(name: &str) -> &str {
+    name.split('_')
+        .next()
+        .filter(|b| !b.is_empty())
+        .unwrap_or(name)
+}
+
 struct Builder {
     segments: Vec<SegmentDef>,
     rules: Vec<Rule>,
@@ -153,7 +163,7 @@ impl Builder {
             path,
             required,
             forbidden,
-            only_if_field_valued: inside_field,
+            only_if_parent_valued: inside_field,
             absent_segment_counts: false,
             checks: Vec::<Check>::new(),
             severity: Severity::Error,
@@ -179,7 +189,7 @@ impl Builder {
                 segment: id,
                 seq,
                 name: keep(f.attr("Name").unwrap_or("").to_string()),
-                data_type: keep(f.attr("Datatype").unwrap_or("ST").to_string()),
+                data_type: keep(base_datatype(f.attr("Datatype").unwrap_or("ST")).to_string()),
                 // R is checked as a rule below, so a message gets one finding.
                 optionality: match optionality(usage) {
                     Optionality::Required => Optionality::Optional,
@@ -192,7 +202,8 @@ impl Builder {
                         n => Repetition::UpTo(n),
                     },
                 },
-                max_length: number(f.attr("Length")).filter(|n| *n > 0),
+                // Messaging Workbench says Length, NIST's tools MaxLength.
+                max_length: number(f.attr("Length").or(f.attr("MaxLength"))).filter(|n| *n > 0),
                 table: table_number(f.attr("Table")),
             });
             let path = |component: usize, subcomponent: usize| ValuePath {

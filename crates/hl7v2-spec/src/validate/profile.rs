@@ -240,9 +240,10 @@ pub(crate) struct Rule {
     pub(crate) required: bool,
     /// Usage X: the value must be empty.
     pub(crate) forbidden: bool,
-    /// Judge `required` only where the field has a value (a component R
-    /// inside an optional field).
-    pub(crate) only_if_field_valued: bool,
+    /// Judge `required` only where the enclosing element has a value: a
+    /// component R inside a valued repetition of its field, a subcomponent R
+    /// inside a valued component (usage R is relative to its parent).
+    pub(crate) only_if_parent_valued: bool,
     /// A `required` rule whose segment is absent is a finding too (TOML
     /// rules); a conformance profile leaves segment presence to its structure.
     pub(crate) absent_segment_counts: bool,
@@ -365,7 +366,7 @@ impl Profile {
                 path,
                 required: r.required,
                 forbidden: r.forbidden,
-                only_if_field_valued: false,
+                only_if_parent_valued: false,
                 absent_segment_counts: true,
                 checks,
                 severity,
@@ -418,6 +419,28 @@ impl Profile {
             segments,
             conformance: None,
         })
+    }
+
+    /// Reads a profile from its text, TOML or XML: text whose first
+    /// non-blank character is `<` is an HL7 v2 XML conformance profile
+    /// ([`Profile::from_conformance_xml`]), anything else the TOML form
+    /// ([`Profile::from_toml`]).
+    pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+        let text = text.trim_start_matches('\u{feff}');
+        if text.trim_start().starts_with('<') {
+            Profile::from_conformance_xml(text)
+        } else {
+            Profile::from_toml(text)
+        }
+    }
+
+    /// Reads a profile file, TOML or XML by its content (see
+    /// [`Profile::parse`]); errors name the file.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Profile, ProfileError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ProfileError(format!("{}: {e}", path.display())))?;
+        Profile::parse(&text).map_err(|e| ProfileError(format!("{}: {}", path.display(), e.0)))
     }
 
     /// The Z-segments this profile defines (for documentation and the CLI).
@@ -493,7 +516,6 @@ impl Profile {
                 raw.split(seps.repetition).collect()
             };
             let mut valued = false;
-            let field_valued = !raw.is_empty();
             for (r, rep) in reps.iter().enumerate() {
                 if p.repetition.is_some_and(|want| want != r + 1) {
                     continue;
@@ -505,6 +527,7 @@ impl Profile {
                         .nth(p.component - 1)
                         .unwrap_or("");
                 }
+                let parent = if p.subcomponent > 0 { value } else { *rep };
                 if p.subcomponent > 0 {
                     value = value
                         .split(seps.subcomponent)
@@ -512,6 +535,9 @@ impl Profile {
                         .unwrap_or("");
                 }
                 if value.is_empty() {
+                    if rule.required && rule.only_if_parent_valued && !parent.is_empty() {
+                        out.push(rule.missing(index, p, r + 1));
+                    }
                     continue;
                 }
                 valued = true;
@@ -563,23 +589,8 @@ impl Profile {
                     }
                 }
             }
-            if rule.required && !valued && (field_valued || !rule.only_if_field_valued) {
-                out.push(FieldFinding {
-                    segment: index,
-                    kind: FindingKind::ProfileRule,
-                    code: ErrorCode::RequiredFieldMissing,
-                    severity: rule.severity,
-                    at: FieldPosition {
-                        field: p.field,
-                        repetition: p.repetition.unwrap_or(1),
-                        component: p.component,
-                        subcomponent: p.subcomponent,
-                    },
-                    message: rule
-                        .message
-                        .clone()
-                        .unwrap_or_else(|| format!("{p} is required by the profile and is empty")),
-                });
+            if rule.required && !valued && !rule.only_if_parent_valued {
+                out.push(rule.missing(index, p, p.repetition.unwrap_or(1)));
             }
         }
         let wanted = p.occurrence.unwrap_or(1);
@@ -605,6 +616,28 @@ impl Profile {
                     )
                 }),
             });
+        }
+    }
+}
+
+impl Rule {
+    /// The finding for a required value that is empty.
+    fn missing(&self, segment: usize, p: &ValuePath, repetition: usize) -> FieldFinding {
+        FieldFinding {
+            segment,
+            kind: FindingKind::ProfileRule,
+            code: ErrorCode::RequiredFieldMissing,
+            severity: self.severity,
+            at: FieldPosition {
+                field: p.field,
+                repetition,
+                component: p.component,
+                subcomponent: p.subcomponent,
+            },
+            message: self
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("{p} is required by the profile and is empty")),
         }
     }
 }
