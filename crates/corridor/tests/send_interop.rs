@@ -676,3 +676,45 @@ fn batch_envelopes_are_skipped_in_files_with_lf_segments() {
     assert_eq!(accepted_ids(&output.stdout), ids("BATCH", 2));
     assert_eq!(server.all_received(), ids("BATCH", 2));
 }
+
+#[test]
+fn open_loop_reports_a_missing_ack_as_a_mismatch_then_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // Silent for L2: the next ACK on the connection (L3's) arrives where L2's
+    // was expected, and nothing is left for L3.
+    let server = TestServer::plain(|id| {
+        if id == "L2" {
+            Answer::Silence
+        } else {
+            Answer::Accept
+        }
+    });
+    let file = message_file(dir.path(), "three.hl7", &ids("L", 3));
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--rate",
+            "100",
+            "--timeout",
+            "0.5",
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("AA L1\n"), "{stdout}");
+    assert!(
+        stdout.contains("MISMATCH L2 answered by AA for \"L3\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("TIMEOUT L3"), "{stdout}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("2 of 3 messages were not acknowledged positively")
+            && stderr.contains("1 mismatched")
+            && stderr.contains("1 timed out"),
+        "{stderr}"
+    );
+}
