@@ -92,7 +92,7 @@ stats "corridor run (durable)" --to "127.0.0.1:$PORT_CORRIDOR" --connections 8 -
 touch "$WORK/rss.stop"; wait "$SAMPLER"
 rss_kib=$(cat "$WORK/rss")
 stats "corridor run (durable), ping-pong" --to "127.0.0.1:$PORT_CORRIDOR" --connections 1 --count 20000
-stats "corridor run (durable), open loop" --to "127.0.0.1:$PORT_CORRIDOR" --connections 8 --count 100000 --rate 10000
+stats "corridor run (durable), open loop" --to "127.0.0.1:$PORT_CORRIDOR" --connections 8 --count 250000 --rate 25000
 rows=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from journal').fetchone()[0])" "$WORK/data/corridor.db")
 kill -TERM "$RUN_PID"; wait "$RUN_PID" || true
 
