@@ -467,9 +467,21 @@ impl Profile {
             segments_replace_base: self.conformance.is_some(),
             matcher: self.conformance.as_ref().map(|c| &c.matcher),
         };
+        // Where each segment id occurs, found once: a conformance profile has
+        // thousands of rules, each about one segment id.
+        let mut positions: HashMap<&str, Vec<usize>> = HashMap::new();
+        for index in 0..message.segment_count() {
+            positions
+                .entry(message.segment_id(index))
+                .or_default()
+                .push(index);
+        }
         let mut findings = validate_message_with(spec, message, options, &overrides, |out| {
             for rule in &self.rules {
-                self.check_rule(rule, message, out, &mut absent);
+                let at = positions
+                    .get(rule.path.segment.as_str())
+                    .map_or(&[][..], Vec::as_slice);
+                self.check_rule(rule, message, at, out, &mut absent);
             }
         });
         findings.extend(absent);
@@ -488,10 +500,14 @@ impl Profile {
         &self,
         rule: &Rule,
         message: &M,
+        positions: &[usize],
         out: &mut Vec<FieldFinding>,
         absent: &mut Vec<Finding>,
     ) {
         let seps = message.separators();
+        if positions.is_empty() && !(rule.required && rule.absent_segment_counts) {
+            return;
+        }
         if let Some((path, values)) = &rule.when {
             let value = first_value(message, path).unwrap_or("");
             if !values.iter().any(|v| v == value) {
@@ -500,34 +516,32 @@ impl Profile {
         }
         let p = &rule.path;
         let mut occurrence = 0;
-        for index in 0..message.segment_count() {
-            if message.segment_id(index) != p.segment {
-                continue;
-            }
+        for &index in positions {
             occurrence += 1;
             if p.occurrence.is_some_and(|o| o != occurrence) {
                 continue;
             }
             let raw = message.field(index, p.field as usize).unwrap_or("");
+            if raw.is_empty() && rule.only_if_parent_valued {
+                // Nothing inside an empty field is required.
+                continue;
+            }
             let header = matches!(p.segment.as_str(), "MSH" | "BHS" | "FHS") && p.field <= 2;
-            let reps: Vec<&str> = if header {
-                vec![raw]
-            } else {
-                raw.split(seps.repetition).collect()
-            };
+            // The header fields hold the separators themselves: one value.
+            let repetition = if header { '\r' } else { seps.repetition };
             let mut valued = false;
-            for (r, rep) in reps.iter().enumerate() {
+            for (r, rep) in raw.split(repetition).enumerate() {
                 if p.repetition.is_some_and(|want| want != r + 1) {
                     continue;
                 }
-                let mut value = *rep;
+                let mut value = rep;
                 if p.component > 0 {
                     value = value
                         .split(seps.component)
                         .nth(p.component - 1)
                         .unwrap_or("");
                 }
-                let parent = if p.subcomponent > 0 { value } else { *rep };
+                let parent = if p.subcomponent > 0 { value } else { rep };
                 if p.subcomponent > 0 {
                     value = value
                         .split(seps.subcomponent)
