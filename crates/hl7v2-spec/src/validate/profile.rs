@@ -477,11 +477,15 @@ impl Profile {
                 .push(index);
         }
         let mut findings = validate_message_with(spec, message, options, &overrides, |out| {
+            // A conformance profile's rules come segment by segment, so the
+            // last lookup is usually the right one.
+            let mut last: (&str, &[usize]) = ("", &[]);
             for rule in &self.rules {
-                let at = positions
-                    .get(rule.path.segment.as_str())
-                    .map_or(&[][..], Vec::as_slice);
-                self.check_rule(rule, message, at, out, &mut absent);
+                let id = rule.path.segment.as_str();
+                if id != last.0 {
+                    last = (id, positions.get(id).map_or(&[][..], Vec::as_slice));
+                }
+                self.check_rule(rule, message, last.1, out, &mut absent);
             }
         });
         findings.extend(absent);
