@@ -133,15 +133,15 @@ impl<'m> Ctx<'m> {
             return i;
         }
         let mut resource = resource;
-        let mut full = Obj::new();
-        full.set("resourceType", resource_type);
-        full.set("id", id.as_str());
-        full.0.append(&mut resource.0);
+        resource
+            .0
+            .insert("resourceType".into(), Value::from(resource_type));
+        resource.0.insert("id".into(), Value::from(id.as_str()));
         self.entries.push(Entry {
             resource_type,
             id,
             patient_id: None,
-            resource: full.build(),
+            resource: Value::Object(resource.0),
         });
         self.entries.len() - 1
     }

@@ -67,7 +67,16 @@ fn is_separator(b: u8, e: &Element<'_>) -> bool {
 /// itself, anything else (local codes) under the configured base.
 pub fn code_system_uri(name: &str, options: &Options) -> String {
     let n = name.trim();
-    let known = match n.to_ascii_uppercase().as_str() {
+    // Names are short: upper-case them on the stack, not the heap.
+    let mut buffer = [0u8; 16];
+    let upper = if n.len() <= buffer.len() {
+        buffer[..n.len()].copy_from_slice(n.as_bytes());
+        buffer[..n.len()].make_ascii_uppercase();
+        std::str::from_utf8(&buffer[..n.len()]).unwrap_or("")
+    } else {
+        ""
+    };
+    let known = match upper {
         "LN" | "LOINC" => Some("http://loinc.org"),
         "SCT" | "SNM" | "SNOMED" | "SNOMEDCT" | "SNOMED-CT" => Some("http://snomed.info/sct"),
         "I10" | "I10C" | "ICD10CM" | "ICD-10-CM" => Some("http://hl7.org/fhir/sid/icd-10-cm"),
@@ -93,7 +102,6 @@ pub fn code_system_uri(name: &str, options: &Options) -> String {
     if let Some(uri) = known {
         return uri.to_string();
     }
-    let upper = n.to_ascii_uppercase();
     if let Some(table) = upper.strip_prefix("HL7") {
         if table.len() == 4 && table.bytes().all(|b| b.is_ascii_digit()) {
             return format!("http://terminology.hl7.org/CodeSystem/v2-{table}");
@@ -200,6 +208,11 @@ fn coding_at(e: Element<'_>, at: usize, version_at: Option<usize>, options: &Opt
 
 /// FHIR codes may not have leading/trailing or doubled whitespace.
 pub fn code_value(code: &str) -> Value {
+    let code = code.trim();
+    // Usual case: nothing to normalize, no copy beyond the value itself.
+    if !code.contains("  ") && !code.contains(|c: char| c.is_whitespace() && c != ' ') {
+        return string(code);
+    }
     let normalized = code.split_whitespace().collect::<Vec<_>>().join(" ");
     string(&normalized)
 }

@@ -22,7 +22,11 @@ pub fn stable_id(resource_type: &str, key: &[&str]) -> String {
         name.push('|');
         name.push_str(part);
     }
-    Uuid::new_v5(namespace(), name.as_bytes()).to_string()
+    let mut buffer = uuid::Uuid::encode_buffer();
+    Uuid::new_v5(namespace(), name.as_bytes())
+        .hyphenated()
+        .encode_lower(&mut buffer)
+        .to_string()
 }
 
 #[cfg(test)]
