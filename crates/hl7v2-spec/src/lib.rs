@@ -24,7 +24,8 @@
 //!   ([`validate::Finding::to_err_segment`]).
 //! - [`validate::Profile`] tightens or relaxes the standard: TOML rules,
 //!   severities and Z-segments ([`validate::Profile::from_toml`]) or an HL7
-//!   v2 XML conformance profile ([`validate::Profile::from_conformance_xml`]).
+//!   v2 XML conformance profile ([`validate::Profile::from_conformance_xml`]);
+//!   [`validate::Profile::load`] reads either from a file by its content.
 //!
 //! ```
 //! use hl7v2_spec::{Optionality, Spec, StructureSource};

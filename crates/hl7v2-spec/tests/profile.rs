@@ -219,3 +219,26 @@ fn value_paths_parse_and_print_the_same() {
         assert!(ValuePath::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn load_picks_toml_or_xml_by_the_first_character() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/profiles");
+    let toml = Profile::load(dir.join("cdc_covid_extract.toml")).unwrap();
+    assert!(
+        toml.structure().is_none(),
+        "TOML profiles have no structure"
+    );
+    let xml = Profile::load(dir.join("vxu_v04_test_profile.xml")).unwrap();
+    assert_eq!(xml.structure().unwrap().id, "VXU_V04");
+    // Leading blank lines and a byte order mark do not hide the `<`.
+    let text = std::fs::read_to_string(dir.join("vxu_v04_test_profile.xml")).unwrap();
+    let padded = format!("\u{feff}\n  \t{text}");
+    assert_eq!(Profile::parse(&padded).unwrap().name, xml.name);
+    // Errors name the file and what is wrong with it.
+    let missing = Profile::load(dir.join("no_such_profile.toml")).unwrap_err();
+    assert!(missing.0.contains("no_such_profile.toml"), "{missing}");
+    let not_xml = Profile::parse("<NotAProfile/>").unwrap_err();
+    assert!(not_xml.0.contains("HL7v2xConformanceProfile"), "{not_xml}");
+    let bad_toml = Profile::parse("name = \"x\"\nsurprise = 1").unwrap_err();
+    assert!(bad_toml.0.contains("surprise"), "{bad_toml}");
+}

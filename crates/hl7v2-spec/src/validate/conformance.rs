@@ -8,6 +8,16 @@
 //! length, table); field and component usage become rules: R where the
 //! field or component must be valued, X where it must be empty. Where a
 //! segment is profiled more than once, its first definition is used.
+//!
+//! Usage is relative to the parent: a component R is required only in a
+//! valued repetition of its field, a subcomponent R only in a valued
+//! component; RE, O, C and CE never make an empty value a finding.
+//! Both dialects load: Messaging Workbench / IHE Gazelle (`Length`,
+//! `ItemNo`, `ImpNote`, `Reference`, `DataValues`) and NIST's extended form
+//! (`MinLength`/`MaxLength`, `Truncation`, `CE`, custom data type flavours
+//! such as `CE_IZ` or `HD_ELR`, checked as their base type). Not evaluated:
+//! `Predicate` conditions (C/CE elements are optional), `ConformanceStatement`
+//! assertions, `ConstantValue`, and tables the version does not define.
 
 use std::collections::HashMap;
 

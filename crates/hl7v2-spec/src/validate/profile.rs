@@ -267,6 +267,18 @@ pub struct Profile {
     pub(crate) conformance: Option<Conformance>,
 }
 
+impl fmt::Debug for Profile {
+    /// A summary: the rules themselves hold compiled patterns.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("name", &self.name)
+            .field("rules", &self.rules.len())
+            .field("segments", &self.segments.len())
+            .field("structure", &self.structure().map(|s| s.id))
+            .finish()
+    }
+}
+
 pub(crate) struct Conformance {
     pub(crate) message_type: String,
     pub(crate) trigger_event: String,
