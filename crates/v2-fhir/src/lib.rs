@@ -44,10 +44,12 @@
 //!
 //! - **Dates and times** keep the sender's precision and offset. A time sent
 //!   without an offset gets [`Options::timezone`]; with none configured, a
-//!   `dateTime` is cut to its date (never a guessed offset) and an `instant`
-//!   (Provenance.recorded, Bundle.timestamp) is written in UTC with the
-//!   extension `assumed-utc` on Provenance.recorded saying so. `HHMM` becomes
-//!   `HH:MM:00` because FHIR requires seconds.
+//!   `dateTime` is cut to its date (never a guessed offset); optional
+//!   `instant`s (Bundle.timestamp, DiagnosticReport.issued, Appointment.start)
+//!   are left out; the one required instant, Provenance.recorded, is written
+//!   as UTC with the extension `{identifier_base}/StructureDefinition/assumed-utc`
+//!   saying so. `HHMM` becomes `HH:MM:00` because FHIR requires seconds.
+//!   Years `0000` (placeholder dates) are not dates and are left out.
 //! - **Identifier systems**: assigning authorities with an OID (`&1.2.3&ISO`,
 //!   or an OID namespace) become `urn:oid:`, UUIDs `urn:uuid:`, URIs stay as
 //!   they are, other names go under [`Options::identifier_base`]. Local code
@@ -63,10 +65,19 @@
 //!   FT1 to ChargeItem, PID-18 to Account, GT1 to a guarantor RelatedPerson
 //!   (or the Patient when GT1-11 is `SEL`), MSA/ERR to MessageHeader.response
 //!   and an OperationOutcome.
-//! - **NK1** becomes `Patient.contact` (the guide's NK1[Patient] map).
+//! - **NK1** becomes `Patient.contact` (the guide's `NK1[Patient]` map).
+//! - **OBX of type ED** in a result becomes `DiagnosticReport.presentedForm`
+//!   (R4 Observation has no attachment value); in MDM, OBX text lines are
+//!   joined into one `text/plain` attachment of the DocumentReference.
+//! - **Notes** (NTE) go to what they follow: Observation, ServiceRequest
+//!   (R4 DiagnosticReport has no note), Specimen, AllergyIntolerance,
+//!   MedicationRequest, Immunization, Appointment.comment.
+//! - **Repeated OBX keys** (same set id and code under one order) get their
+//!   own Observation, numbered by their place among the twins.
 //! - **MRG** (A40 and friends): the surviving patient gets a `replaces` link to
 //!   the merged one, which is written `active: false` with a `replaced-by`
-//!   link.
+//!   link. Only the first PID of a message is its subject: a second PATIENT
+//!   group of an A40 is not merged yet.
 //! - **Status defaults** where the v2 code is absent or unmapped: Observation
 //!   and DiagnosticReport `unknown`, Encounter from the event (A03 finished,
 //!   ...) else from the patient class, Procedure `completed`, Coverage and
