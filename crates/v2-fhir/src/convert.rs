@@ -103,6 +103,9 @@ pub struct Ctx<'m> {
     pub sender: String,
     pub entries: Vec<Entry>,
     pub patient: Option<usize>,
+    /// The Patient of the latest PID: the survivor an MRG after it merges
+    /// into (an A40 may carry several PID/MRG pairs).
+    pub latest_pid: Option<usize>,
     pub encounter: Option<usize>,
     pub group: OrderGroup<'m>,
     /// Where the next NTE goes: an entry and its annotation field.
@@ -436,6 +439,7 @@ pub fn convert(
         sender,
         entries: Vec::with_capacity(16),
         patient: None,
+        latest_pid: None,
         encounter: None,
         group: OrderGroup::default(),
         note_target: None,
@@ -474,6 +478,7 @@ pub fn convert(
     let patient_id = ctx.patient.map(|i| ctx.entries[i].id.clone());
     for entry in &mut ctx.entries {
         entry.patient_id = match entry.resource_type {
+            // Each Patient (a merge message has several) files under itself.
             "Patient" => Some(entry.id.clone()),
             "Practitioner" | "Organization" | "Location" | "MessageHeader" | "Provenance"
             | "OperationOutcome" => None,

@@ -76,8 +76,8 @@
 //!   own Observation, numbered by their place among the twins.
 //! - **MRG** (A40 and friends): the surviving patient gets a `replaces` link to
 //!   the merged one, which is written `active: false` with a `replaced-by`
-//!   link. Only the first PID of a message is its subject: a second PATIENT
-//!   group of an A40 is not merged yet.
+//!   link. An A40 with several PID/MRG pairs merges each pair; the first PID
+//!   is the message's subject (Bundle::patient_id).
 //! - **Status defaults** where the v2 code is absent or unmapped: Observation
 //!   and DiagnosticReport `unknown`, Encounter from the event (A03 finished,
 //!   ...) else from the patient class, Procedure `completed`, Coverage and

@@ -476,6 +476,40 @@ fn a40_merge_links_the_surviving_and_the_merged_patient() {
 }
 
 #[test]
+fn a40_with_two_pairs_merges_each_pair() {
+    let bundle = convert(
+        "MSH|^~\\&|ADT1|GHH|MPI|GHH|20240102083000||ADT^A40^ADT_A39|MSG10|P|2.5.1
+EVN|A40|20240102083000
+PID|1||KEEP1^^^GHH^MR||EVERYWOMAN^EVE
+MRG|GONE2^^^GHH^MR
+PID|1||KEEP3^^^GHH^MR||EVERYMAN^ADAM
+MRG|GONE4^^^GHH^MR",
+    );
+    let patients = all(&bundle, "Patient");
+    assert_eq!(patients.len(), 4);
+    let by_value = |v: &str| {
+        patients
+            .iter()
+            .find(|p| p["identifier"][0]["value"] == v)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by_value("KEEP1")["link"][0]["other"]["reference"],
+        reference_of(&by_value("GONE2"))
+    );
+    assert_eq!(
+        by_value("KEEP3")["link"][0]["other"]["reference"],
+        reference_of(&by_value("GONE4"))
+    );
+    assert_eq!(
+        by_value("GONE4")["link"][0]["other"]["reference"],
+        reference_of(&by_value("KEEP3"))
+    );
+    assert_eq!(bundle.patient_id(), by_value("KEEP1")["id"].as_str());
+}
+
+#[test]
 fn a60_iam_maps_to_allergy_with_identifier_and_status() {
     let bundle = convert(ADT_A60);
     let allergy = one(&bundle, "AllergyIntolerance");

@@ -47,7 +47,8 @@ fn extension(url: &str, value_key: &str, value: Value) -> Value {
 
 /// `PID[Patient]`.
 pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
-    if ctx.patient.is_some() {
+    let merges = ctx.msg.find_segment(b"MRG", 1).is_some();
+    if ctx.patient.is_some() && !merges {
         // A second PID (A17 swaps two patients' beds) belongs to a second
         // person; only the first is the message's subject.
         return Ok(());
@@ -228,6 +229,11 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let key = patient_key(ctx, seg);
     let id = stable_id("Patient", &[&key]);
     let i = ctx.add("Patient", id, p);
+    ctx.latest_pid = Some(i);
+    if ctx.patient.is_some() {
+        // A further PID/MRG pair of a merge message: its own survivor.
+        return Ok(());
+    }
     ctx.patient = Some(i);
     ctx.note_target = None;
     // PID-18: the patient account (guide: PID[Account]), for the messages
@@ -327,7 +333,9 @@ pub fn nk1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
 /// MRG (A40, A34, ...): the surviving Patient `replaces` the merged one,
 /// which is kept `active: false` with a `replaced-by` link.
 pub fn mrg(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
-    let Some(p) = ctx.patient else { return Ok(()) };
+    let Some(p) = ctx.latest_pid else {
+        return Ok(());
+    };
     let prior: Vec<Element<'_>> = reps(seg.field(1)).chain(reps(seg.field(4))).collect();
     let Some(key) = prior.iter().find_map(|cx| cx_key(*cx, ctx)) else {
         return Ok(());
