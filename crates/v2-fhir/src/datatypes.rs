@@ -453,6 +453,7 @@ pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
     let mut cp = Obj::new();
     let value;
     let system;
+    let mut equipment_use = None;
     if !email.is_empty() || equipment.eq_ignore_ascii_case("Internet") || equipment == "X.400" {
         value = if email.is_empty() {
             comp(xtn, 1)
@@ -488,10 +489,16 @@ pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
             };
         }
         value = Cow::Owned(phone);
-        system = ConceptMap::TelecommunicationEquipmentType
-            .lookup(&equipment)
-            .map(|c| c.code.as_str())
-            .or(Some("phone"));
+        // The guide maps most equipment to a system, but CP (cell phone) to
+        // the use `mobile`: a phone.
+        match ConceptMap::TelecommunicationEquipmentType.lookup(&equipment) {
+            Some(c) if c.system.ends_with("contact-point-system") => system = Some(c.code.as_str()),
+            Some(c) if c.system.ends_with("contact-point-use") => {
+                system = Some("phone");
+                equipment_use = Some(c.code.as_str());
+            }
+            _ => system = Some("phone"),
+        }
     }
     if value.trim().is_empty() {
         return Value::Null;
@@ -500,7 +507,9 @@ pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
     cp.text("value", &value);
     let use_ = ConceptMap::TelecommunicationUseCode
         .lookup(&comp(xtn, 2))
+        .filter(|c| c.system.ends_with("contact-point-use"))
         .map(|c| c.code.as_str())
+        .or(equipment_use)
         .or(default_use);
     cp.set("use", use_.map(Value::from).unwrap_or(Value::Null));
     cp.build()
@@ -635,6 +644,14 @@ mod tests {
         assert_eq!(t["value"], "+1 (555) 1234567");
         assert_eq!(t["system"], "phone");
         assert_eq!(t["use"], "home");
+    }
+
+    #[test]
+    fn a_cell_phone_is_a_phone_used_as_mobile() {
+        let msg = "MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5.1\rPID|1||1||X||||||||^^CP^^1^555^7654321\r";
+        let t = field(msg, "PID-13");
+        assert_eq!(t["system"], "phone");
+        assert_eq!(t["use"], "mobile");
     }
 
     #[test]

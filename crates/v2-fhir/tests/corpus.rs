@@ -1,7 +1,8 @@
 //! Every message of the public corpus (tests/corpus/public) whose type the
 //! converter supports converts, twice to the same bytes, and every Bundle is
-//! valid FHIR R4 for the R4B models of `fhir.resources` (PyPI), run in a venv
-//! this test creates under target/py-venv-fhir.
+//! valid FHIR R4 for the R4B models of `fhir.resources` (PyPI, in a venv this
+//! test creates under target/py-venv-fhir) and for the validator of the npm
+//! `fhir` package (installed under target/npm-fhir).
 
 mod common;
 
@@ -98,7 +99,7 @@ fn convert_corpus() -> Vec<(String, String)> {
 #[test]
 fn every_supported_corpus_message_converts_to_a_valid_r4_bundle() {
     let bundles = convert_corpus();
-    common::assert_valid_r4(&bundles);
+    common::assert_valid_r4_both(&bundles);
 }
 
 #[test]

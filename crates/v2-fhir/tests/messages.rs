@@ -1048,5 +1048,5 @@ fn every_example_message_gives_a_valid_r4_bundle() {
     ] {
         bundles.push((name.to_string(), convert(text).to_json_string()));
     }
-    common::assert_valid_r4(&bundles);
+    common::assert_valid_r4_both(&bundles);
 }

@@ -1,6 +1,7 @@
-//! The FHIR R4 check shared by the tests: Bundles piped through the R4B
-//! models of `fhir.resources` (PyPI) in a venv created under
-//! target/py-venv-fhir on first use.
+//! The FHIR R4 checks shared by the tests: Bundles piped through the R4B
+//! models of `fhir.resources` (PyPI, venv under target/py-venv-fhir) and the
+//! validator of the npm `fhir` package (installed under target/npm-fhir),
+//! both created on first use.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,55 @@ pub fn assert_valid_r4(bundles: &[(String, String)]) {
     assert!(
         output.status.success(),
         "invalid FHIR Bundles:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("validated {} bundles, 0 invalid", bundles.len())),
+        "{stderr}"
+    );
+}
+
+/// The npm `fhir` package, installed under target/npm-fhir on first use.
+fn npm_fhir_dir() -> PathBuf {
+    let dir = workspace().join("target/npm-fhir");
+    if !dir.join("node_modules/fhir/package.json").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("fhir@4.12.0")
+            .status()
+            .expect("npm runs");
+        assert!(status.success(), "npm install fhir failed");
+    }
+    dir
+}
+
+/// Validates (label, Bundle JSON) pairs with both validators; panics naming
+/// every invalid one.
+pub fn assert_valid_r4_both(bundles: &[(String, String)]) {
+    assert_valid_r4(bundles);
+    let dir = npm_fhir_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate_bundles.js");
+    let mut child = Command::new("node")
+        .arg(script)
+        .env("NODE_PATH", dir.join("node_modules"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for (label, json) in bundles {
+            writeln!(stdin, "{label}\t{json}").unwrap();
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "invalid FHIR Bundles (npm fhir):\n{stdout}\n{stderr}"
     );
     assert!(
         stderr.contains(&format!("validated {} bundles, 0 invalid", bundles.len())),
