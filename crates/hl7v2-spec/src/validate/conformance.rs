@@ -15,9 +15,11 @@
 //! Both dialects load: Messaging Workbench / IHE Gazelle (`Length`,
 //! `ItemNo`, `ImpNote`, `Reference`, `DataValues`) and NIST's extended form
 //! (`MinLength`/`MaxLength`, `Truncation`, `CE`, custom data type flavours
-//! such as `CE_IZ` or `HD_ELR`, checked as their base type). Not evaluated:
-//! `Predicate` conditions (C/CE elements are optional), `ConformanceStatement`
-//! assertions, `ConstantValue`, and tables the version does not define.
+//! such as `CE_IZ` or `HD_ELR`, checked as their base type). Conformance
+//! statements that test an element's own value with one `PlainText`, `Regex`
+//! or `List` are checked where it is valued. Not evaluated: `Predicate`
+//! conditions (C/CE elements are optional), other conformance statements,
+//! `ConstantValue`, and tables the version does not define.
 
 use std::collections::HashMap;
 
@@ -182,6 +184,61 @@ impl Builder {
         });
     }
 
+    /// NIST conformance statements that test the element's own value
+    /// (`location="."`) with one `PlainText`, `Regex` or `List`: they apply
+    /// where the element is valued. Statements about other locations or
+    /// built from `AND`/`OR`/`NOT`/`Custom` are not evaluated.
+    fn statements(&mut self, e: &Element, path: ValuePath) -> Result<(), ProfileError> {
+        for statement in e.children_named("ConformanceStatement") {
+            let Some(assertion) = statement.children_named("Assertion").next() else {
+                continue;
+            };
+            let [test] = assertion.children.as_slice() else {
+                continue;
+            };
+            if test.attr("location") != Some(".") {
+                continue;
+            }
+            let check = match test.name.as_str() {
+                "PlainText" => match test.attr("value") {
+                    Some(v) => Check::Allowed(vec![v.to_string()]),
+                    None => continue,
+                },
+                "List" => match test.attr("csv") {
+                    Some(csv) => Check::Allowed(csv.split(',').map(str::to_string).collect()),
+                    None => continue,
+                },
+                "Regex" => match test.attr("regex") {
+                    Some(re) => Check::Pattern(
+                        regex::Regex::new(&format!("^(?:{re})$")).map_err(|err| {
+                            ProfileError(format!(
+                                "conformance profile: {path}: conformance statement {}: regex: {err}",
+                                statement.attr("id").unwrap_or("?")
+                            ))
+                        })?,
+                    ),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let id = statement.attr("id").unwrap_or("?");
+            self.rules.push(Rule {
+                path: path.clone(),
+                required: false,
+                forbidden: false,
+                only_if_parent_valued: false,
+                absent_segment_counts: false,
+                checks: vec![check],
+                severity: Severity::Error,
+                message: Some(format!(
+                    "{path}: the value breaks the profile's conformance statement {id}"
+                )),
+                when: None,
+            });
+        }
+        Ok(())
+    }
+
     fn segment(&mut self, e: &Element) -> Result<&'static str, ProfileError> {
         let name = e
             .attr("Name")
@@ -225,10 +282,13 @@ impl Builder {
                 subcomponent,
             };
             self.rule(path(0, 0), usage, false);
+            self.statements(f, path(0, 0))?;
             for (c, comp) in f.children_named("Component").enumerate() {
                 self.rule(path(c + 1, 0), comp.attr("Usage").unwrap_or("O"), true);
+                self.statements(comp, path(c + 1, 0))?;
                 for (s, sub) in comp.children_named("SubComponent").enumerate() {
                     self.rule(path(c + 1, s + 1), sub.attr("Usage").unwrap_or("O"), true);
+                    self.statements(sub, path(c + 1, s + 1))?;
                 }
             }
         }
