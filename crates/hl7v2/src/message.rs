@@ -380,6 +380,17 @@ impl<'a> Segment<'a> {
     }
 }
 
+/// The first `needle` in `haystack`. Most values are a few bytes long, where
+/// a plain loop beats memchr's set-up; longer ones go to memchr.
+#[inline]
+fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    if haystack.len() < 32 {
+        haystack.iter().position(|&b| b == needle)
+    } else {
+        memchr::memchr(needle, haystack)
+    }
+}
+
 /// How deep in a field an element is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -445,8 +456,9 @@ impl<'a> Element<'a> {
     /// its only child.
     pub fn children(&self) -> impl Iterator<Item = Element<'a>> + 'a {
         let ctx = self.ctx;
-        let (sep, level) = self.child_separator().unwrap_or((0, self.level));
-        let split = self.child_separator().is_some();
+        let child_separator = self.child_separator();
+        let (sep, level) = child_separator.unwrap_or((0, self.level));
+        let split = child_separator.is_some();
         let raw = self.raw;
         let mut rest = Some(raw);
         std::iter::from_fn(move || {
@@ -455,7 +467,7 @@ impl<'a> Element<'a> {
                 rest = None;
                 return Some(Element::new(current, level, ctx));
             }
-            match memchr::memchr(sep, current) {
+            match find_byte(sep, current) {
                 Some(p) => {
                     rest = Some(&current[p + 1..]);
                     Some(Element::new(&current[..p], level, ctx))
@@ -566,6 +578,30 @@ PID|1||123^^^HOSP^MR~456^^^SSA^SS||DOE^JANE^Q||19800101|F\r\
 OBR|1|||CBC^Complete blood count^LN\r\
 OBX|1|NM|WBC^White cells^LN||7.5|10*3/uL|4.0-11.0|N|||F\r\
 OBX|2|ST|NOTE^Note^L||a\\F\\b\\S\\c||||||F\r";
+
+    #[test]
+    fn find_byte_agrees_with_a_plain_search() {
+        let hay: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37) ^ 0x5A).collect();
+        for len in 0..hay.len() {
+            for needle in [
+                0u8,
+                0x5A,
+                0x80,
+                0xFF,
+                hay[len / 2],
+                hay[len.saturating_sub(1)],
+            ] {
+                let slice = &hay[..len];
+                let plain = slice.iter().position(|&b| b == needle);
+                assert_eq!(find_byte(needle, slice), plain, "{needle} in {len} bytes");
+            }
+        }
+        assert_eq!(find_byte(b'^', b"\x80\x81^\xFF\x00"), Some(2));
+        assert_eq!(
+            find_byte(0x01, b"\x00\x00\x00\x00\x00\x00\x01\x01\x01"),
+            Some(6)
+        );
+    }
 
     #[test]
     fn finds_segments_and_fields() {
