@@ -133,8 +133,10 @@ fn field() -> impl Strategy<Value = Field> {
 }
 
 fn segment_name() -> impl Strategy<Value = String> {
-    "[A-Z][A-Z0-9]{2}".prop_filter("header segments carry delimiters", |n| {
-        !matches!(n.as_str(), "MSH" | "FHS" | "BHS")
+    // Header segments carry delimiters, and batch envelope segments end a
+    // message in a stream: neither can stand inside a message.
+    "[A-Z][A-Z0-9]{2}".prop_filter("header or envelope segment", |n| {
+        !matches!(n.as_str(), "MSH" | "FHS" | "BHS" | "BTS" | "FTS")
     })
 }
 
