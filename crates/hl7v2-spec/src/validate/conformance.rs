@@ -378,6 +378,7 @@ impl Profile {
         let matcher = StructureMatcher::new(&structure);
         Ok(Profile {
             name,
+            runs: super::profile::rule_runs(&builder.rules),
             rules: builder.rules,
             overrides: HashMap::new(),
             segments: builder.segments,

@@ -265,6 +265,37 @@ pub struct Profile {
     /// From a conformance profile: the message it describes, its structure
     /// (compiled), and segment definitions that replace the standard's.
     pub(crate) conformance: Option<Conformance>,
+    /// The rules in runs about one segment id (a conformance profile has
+    /// thousands, written segment by segment): each run looks the segment up
+    /// once, and a run about a segment the message lacks is skipped whole
+    /// unless one of its rules reports absent segments.
+    pub(crate) runs: Vec<RuleRun>,
+}
+
+pub(crate) struct RuleRun {
+    segment: String,
+    rules: std::ops::Range<usize>,
+    reports_absent: bool,
+}
+
+/// Groups consecutive rules about the same segment id.
+pub(crate) fn rule_runs(rules: &[Rule]) -> Vec<RuleRun> {
+    let mut runs: Vec<RuleRun> = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let reports_absent = rule.required && rule.absent_segment_counts;
+        match runs.last_mut() {
+            Some(run) if run.segment == rule.path.segment => {
+                run.rules.end = i + 1;
+                run.reports_absent |= reports_absent;
+            }
+            _ => runs.push(RuleRun {
+                segment: rule.path.segment.clone(),
+                rules: i..i + 1,
+                reports_absent,
+            }),
+        }
+    }
+    runs
 }
 
 impl fmt::Debug for Profile {
@@ -426,6 +457,7 @@ impl Profile {
         }
         Ok(Profile {
             name: raw.name,
+            runs: rule_runs(&rules),
             rules,
             overrides,
             segments,
@@ -489,15 +521,16 @@ impl Profile {
                 .push(index);
         }
         let mut findings = validate_message_with(spec, message, options, &overrides, |out| {
-            // A conformance profile's rules come segment by segment, so the
-            // last lookup is usually the right one.
-            let mut last: (&str, &[usize]) = ("", &[]);
-            for rule in &self.rules {
-                let id = rule.path.segment.as_str();
-                if id != last.0 {
-                    last = (id, positions.get(id).map_or(&[][..], Vec::as_slice));
+            for run in &self.runs {
+                let at = positions
+                    .get(run.segment.as_str())
+                    .map_or(&[][..], Vec::as_slice);
+                if at.is_empty() && !run.reports_absent {
+                    continue;
                 }
-                self.check_rule(rule, message, last.1, out, &mut absent);
+                for rule in &self.rules[run.rules.clone()] {
+                    self.check_rule(rule, message, at, out, &mut absent);
+                }
             }
         });
         findings.extend(absent);
