@@ -514,3 +514,41 @@ fn conformance_statements_on_a_value_are_checked_where_it_is_valued() {
         owned(&[("VXU_V04.ORDER.RXA-2", 103)])
     );
 }
+
+#[test]
+fn group_usage_and_cardinality_come_from_the_profile() {
+    // VXU ORDER is RE (0..*): a VXU without any order is still conformant
+    // in structure.
+    let iz = load(IZ);
+    let no_orders: String = adult_vxu()
+        .split('\r')
+        .filter(|l| {
+            !["ORC", "RXA", "RXR", "OBX"]
+                .iter()
+                .any(|s| l.starts_with(s))
+        })
+        .collect::<Vec<_>>()
+        .join("\r");
+    let errs = only_errors(findings_of_text(&iz, &no_orders));
+    assert!(!errs.iter().any(|(p, _)| p.contains("ORDER")), "{errs:?}");
+    // ELR ORDER_OBSERVATION is R (1..*): without OBR the group is missing.
+    let elr = load(ELR);
+    let text = std::fs::read_to_string(here("tests/profiles/real/elr/elims_40_4988249_33033.hl7"))
+        .unwrap();
+    let no_obr: String = text
+        .split(['\r', '\n'])
+        .filter(|l| {
+            !l.is_empty()
+                && !["ORC", "OBR", "OBX", "NTE", "SPM", "TQ1"]
+                    .iter()
+                    .any(|s| l.starts_with(s))
+        })
+        .collect::<Vec<_>>()
+        .join("\r");
+    let errs = only_errors(findings_of_text(&elr, &no_obr));
+    assert!(
+        errs.iter()
+            .any(|(p, c)| p.starts_with("ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION") && *c == 100),
+        "{errs:?}"
+    );
+}
