@@ -10,9 +10,28 @@ use hl7v2::{AckBuilder, AckCode, Batch, Message, OwnedMessage, Path, StreamItem,
 use libfuzzer_sys::fuzz_target;
 
 const PATHS: &[&str] = &[
-    "MSH-1", "MSH-2", "MSH-9", "MSH-9.2", "MSH-10", "MSH-12", "MSH-18", "PID-3", "PID-3[2].1",
-    "PID-3[2].4.2", "PID-5", "PID-5.1.1", "OBX-5", "OBX[3]-5", "OBX-5[2]", "OBR-4.2", "ZZZ-1",
-    "MSH", "OBX[2]",
+    "MSH-1",
+    "MSH-2",
+    "MSH-9",
+    "MSH-9.2",
+    "MSH-10",
+    "MSH-12",
+    "MSH-18",
+    "PID-3",
+    "PID-3[2].1",
+    "PID-3[2].4.2",
+    "PID-5",
+    "PID-5.1.1",
+    "OBX-5",
+    "OBX[3]-5",
+    "OBX-5[2]",
+    "OBR-4.2",
+    "ZZZ-1",
+    "MSH",
+    "OBX[2]",
+    "BHS-1",
+    "BHS-2",
+    "FHS-3",
 ];
 
 fn walk(message: &Message<'_>) -> usize {
@@ -54,11 +73,15 @@ fn exercise(message: &Message<'_>, paths: &[Path]) {
     );
     for path in paths {
         let _ = owned.get_text(path);
-        let small = [path.occurrence, path.field.unwrap_or(1), path.repetition.unwrap_or(1)]
-            .iter()
-            .chain(path.component.iter())
-            .chain(path.subcomponent.iter())
-            .all(|&n| n <= 100);
+        let small = [
+            path.occurrence,
+            path.field.unwrap_or(1),
+            path.repetition.unwrap_or(1),
+        ]
+        .iter()
+        .chain(path.component.iter())
+        .chain(path.subcomponent.iter())
+        .all(|&n| n <= 100);
         if small && owned.set_text(path, "v|^~\\&").is_ok() {
             assert_eq!(owned.get_text(path).as_deref(), Some("v|^~\\&"), "{path}");
             let _ = owned.delete(path);

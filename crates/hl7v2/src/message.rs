@@ -239,9 +239,17 @@ impl<'a> Message<'a> {
         let seg = self.segments[index];
         let spans =
             &self.spans[seg.first_span as usize..(seg.first_span + seg.span_count) as usize];
+        // A header segment carries its delimiters in fields 1 and 2, which
+        // it can only do when a field separator follows its name.
+        let header = spans.len() >= 2
+            && matches!(
+                &self.bytes[spans[0].start as usize..spans[0].end as usize],
+                b"MSH" | b"FHS" | b"BHS"
+            );
         Segment {
             bytes: self.bytes,
             index,
+            header,
             start: seg.start,
             end: seg.end,
             spans,
@@ -306,6 +314,7 @@ impl<'a> Message<'a> {
 pub struct Segment<'a> {
     bytes: &'a [u8],
     index: usize,
+    header: bool,
     start: u32,
     end: u32,
     // The spans of the name and the fields; for header segments, span 1 is
@@ -335,9 +344,10 @@ impl<'a> Segment<'a> {
         &self.bytes[self.start as usize..self.end as usize]
     }
 
-    /// MSH, FHS and BHS carry the delimiters in fields 1 and 2.
+    /// MSH, FHS and BHS carry the delimiters in fields 1 and 2 (when they
+    /// have any field at all).
     pub fn is_header(&self) -> bool {
-        matches!(self.name(), b"MSH" | b"FHS" | b"BHS")
+        self.header
     }
 
     fn span_bytes(&self, i: usize) -> &'a [u8] {
@@ -376,7 +386,19 @@ impl<'a> Segment<'a> {
 
     /// All fields, from field 1.
     pub fn fields(&self) -> impl Iterator<Item = Element<'a>> + '_ {
-        (1..=self.len()).filter_map(move |n| self.field(n))
+        let (bytes, ctx) = (self.bytes, self.ctx);
+        let (delimiter_fields, first_span) = if self.header {
+            ([self.field(1), self.field(2)], 2)
+        } else {
+            ([None, None], 1)
+        };
+        let rest = self.spans.get(first_span..).unwrap_or_default();
+        delimiter_fields
+            .into_iter()
+            .flatten()
+            .chain(rest.iter().map(move |s| {
+                Element::new(&bytes[s.start as usize..s.end as usize], Level::Field, ctx)
+            }))
     }
 }
 
@@ -601,6 +623,42 @@ OBX|2|ST|NOTE^Note^L||a\\F\\b\\S\\c||||||F\r";
             find_byte(0x01, b"\x00\x00\x00\x00\x00\x00\x01\x01\x01"),
             Some(6)
         );
+    }
+
+    #[test]
+    fn header_named_segment_without_fields_is_an_ordinary_segment() {
+        // These panicked: a header segment was assumed to have fields 1 and 2.
+        for input in [&b"MSH|^~\\&|A\rBHS"[..], b"MSH|^~\\&|A\rFHS\rPID|1"] {
+            let m = Message::parse(input).unwrap();
+            let seg = m.segment(1);
+            assert!(!seg.is_header());
+            assert_eq!(seg.len(), 0);
+            assert_eq!(seg.fields().count(), 0);
+            for path in ["BHS-1", "BHS-2", "FHS-1", "FHS-2", "FHS-3"] {
+                assert_eq!(m.get_str(path).unwrap(), None, "{path}");
+            }
+            let owned = crate::OwnedMessage::from(&m);
+            assert_eq!(
+                owned.to_bytes(),
+                [input.trim_ascii_end(), b"\r"].concat()
+            );
+        }
+        let m = Message::parse(b"MSH|^~\\&|A\rBHS|^~\\&|B\r").unwrap();
+        assert!(m.segment(1).is_header());
+        assert_eq!(m.get_str("BHS-2").unwrap().as_deref(), Some("^~\\&"));
+        assert_eq!(m.get_str("BHS-3").unwrap().as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn fields_are_the_fields_one_by_one() {
+        let m = Message::parse(ORU).unwrap();
+        for segment in m.segments() {
+            let one_by_one: Vec<_> = (1..=segment.len())
+                .map(|n| segment.field(n).unwrap().raw())
+                .collect();
+            let all: Vec<_> = segment.fields().map(|f| f.raw()).collect();
+            assert_eq!(all, one_by_one);
+        }
     }
 
     #[test]

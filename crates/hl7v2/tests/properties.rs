@@ -427,7 +427,7 @@ proptest! {
     /// batch reader or the ACK builder panic.
     #[test]
     fn arbitrary_bytes_never_panic(
-        prefix in select(vec![&b""[..], b"MSH|^~\\&|", b"MSH", b"\xEF\xBB\xBFMSH|^~\\&#|", b"FHS|^~\\&\rBHS|^~\\&\r"]),
+        prefix in select(vec![&b""[..], b"MSH|^~\\&|", b"MSH|^~\\&|A\rBHS", b"MSH", b"\xEF\xBB\xBFMSH|^~\\&#|", b"FHS|^~\\&\rBHS|^~\\&\r"]),
         body in vec(prop_oneof![
             2 => any::<u8>(),
             2 => select(b"|^~\\&#\r\nMSHPIDOBX\"".to_vec()),
@@ -464,7 +464,13 @@ proptest! {
 
 fn path_strategy() -> impl Strategy<Value = Path> {
     (
-        prop_oneof![Just("MSH"), Just("PID"), Just("OBX"), Just("ZZZ")],
+        prop_oneof![
+            Just("MSH"),
+            Just("PID"),
+            Just("OBX"),
+            Just("ZZZ"),
+            Just("BHS")
+        ],
         prop_oneof![1usize..4, Just(999_999)],
         proptest::option::of(prop_oneof![1usize..20, Just(999_999)]),
         proptest::option::of(prop_oneof![1usize..5, Just(999_999)]),
