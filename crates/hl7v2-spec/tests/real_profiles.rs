@@ -196,12 +196,15 @@ fn iz_profile_flags_its_own_sample_where_it_breaks_the_guide() {
             ("VXU_V04.PID-22.3", 101), // ethnicity without its coding system
             ("VXU_V04.NK1-1", 101),    // NK1 set id is R
             ("VXU_V04.NK1-3.3", 101),  // relationship without coding system
+            ("VXU_V04.ORDER.ORC-3.2", 101), // C: EI.2 is R when EI.3 is empty
             ("VXU_V04.ORDER.RXA-2", 103), // 999; statement IZ-29 says "1"
             ("VXU_V04.ORDER.RXA-7.3", 101),
+            ("VXU_V04.ORDER.RXA-10.9", 101), // C: XCN.9 is R when XCN.1 is valued
             ("VXU_V04.ORDER.RXA-17.3", 101),
             ("VXU_V04.ORDER.RXR-1.3", 101),
-            ("VXU_V04.ORDER.OBX-4", 101),  // observation sub-id is R
-            ("VXU_V04.ORDER.OBX-11", 101), // result status is R
+            ("VXU_V04.ORDER.RXR-2.3", 101), // C: CE.3 is R when CE.1 is valued
+            ("VXU_V04.ORDER.OBX-4", 101),   // observation sub-id is R
+            ("VXU_V04.ORDER.OBX-11", 101),  // result status is R
         ])
     );
 }
@@ -213,11 +216,16 @@ fn iz_profile_flags_its_own_sample_where_it_breaks_the_guide() {
 /// authority and identifier type, PID-11.7 address type. They are true
 /// findings: these messages follow the extract's rules
 /// (`cdc_covid_extract.toml`), not the IZ guide.
-const COVID_EXTRACT_GAPS: [&str; 10] = [
+///
+/// Conditional usage adds ORC-3.2: the filler order number
+/// (`good1_sample1`) has neither namespace (EI.2) nor OID (EI.3), and EI.2
+/// is R when EI.3 is empty.
+const COVID_EXTRACT_GAPS: [&str; 11] = [
     "VXU_V04.ORDER.OBX-1",
     "VXU_V04.ORDER.OBX-11",
     "VXU_V04.ORDER.OBX-4",
     "VXU_V04.ORDER.ORC-1",
+    "VXU_V04.ORDER.ORC-3.2",
     "VXU_V04.ORDER.RXA-1",
     "VXU_V04.ORDER.RXA-2",
     "VXU_V04.ORDER.RXA-6",
@@ -244,9 +252,11 @@ fn iz_profile_reports_only_the_fields_the_covid_extract_omits() {
         // the profile requires (R): a true finding.
         paths.remove("VXU_V04.ORDER.OBX-5");
         // Where RXA-11.4 names the facility `Luna&999999`, its universal id
-        // is not an OID, as the profile's conformance statement requires.
+        // is not an OID, as the profile's conformance statement requires,
+        // and HD.3 (universal id type) is R once HD.2 is valued.
         if paths.remove("VXU_V04.ORDER.RXA-11.4.2") {
             assert!(errs.contains(&("VXU_V04.ORDER.RXA-11.4.2".into(), 102)));
+            assert!(paths.remove("VXU_V04.ORDER.RXA-11.4.3"));
         }
         assert_eq!(paths, gaps, "{file}");
     }
@@ -260,8 +270,9 @@ fn iz_profile_flags_known_errors_at_their_location_where_it_has_a_rule() {
         for gap in COVID_EXTRACT_GAPS {
             paths.remove(gap);
         }
-        // Not an OID in RXA-11.4.2, as in the good samples.
+        // Not an OID in RXA-11.4.2, and no RXA-11.4.3, as in the good samples.
         paths.remove("VXU_V04.ORDER.RXA-11.4.2");
+        paths.remove("VXU_V04.ORDER.RXA-11.4.3");
         paths
     };
     // DATA001_recip_dob: no birth date (PID-7 is R); the message also has no
@@ -359,6 +370,24 @@ fn elr_profile_holds_the_2010_nist_samples_to_its_2015_rules() {
             .any(|c| file.ends_with(c))
         {
             expected.insert("ORU_R01.PATIENT_RESULT.PATIENT.PID-11.4".into());
+        }
+        // Conditional usage: XCN.13 (identifier type) is R once XCN.1 is
+        // valued (ORC-12, OBR-16 ordering provider), and CWE.3 (coding
+        // system) once CWE.1 is (OBX-8 abnormal flag `H` without `HL70078`).
+        if !file.ends_with("Case6.hl7") {
+            expected.insert("ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION.OBR-16.13".into());
+        }
+        if ["Case1.hl7", "Case2.hl7", "Case3.hl7", "Case4.hl7"]
+            .iter()
+            .any(|c| file.ends_with(c))
+        {
+            expected.insert("ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION.ORC-12.13".into());
+        }
+        if ["Case1.hl7", "Case2.hl7", "Case3.hl7", "Case5.hl7"]
+            .iter()
+            .any(|c| file.ends_with(c))
+        {
+            expected.insert("ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION.OBSERVATION.OBX-8.3".into());
         }
         // Test case 5 carries a filler order number in ORC-3.
         if !file.ends_with("SampleTestCase5.hl7") {
@@ -550,5 +579,28 @@ fn group_usage_and_cardinality_come_from_the_profile() {
         errs.iter()
             .any(|(p, c)| p.starts_with("ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION") && *c == 100),
         "{errs:?}"
+    );
+}
+
+#[test]
+fn conditional_usage_follows_the_sibling_its_predicate_names() {
+    // EI in ORC-3: EI.2 is R when EI.3 is empty; EI.4 is R when EI.3 is
+    // valued and X when it is not.
+    let iz = load(IZ);
+    let base = adult_vxu();
+    let orc3 = |value: &str| {
+        let text = with_segment(&base, "ORC", |l| set_field(l, 3, value));
+        only_errors(findings_of_text(&iz, &text))
+    };
+    assert_eq!(orc3("ID123^CLINIC"), []);
+    assert_eq!(orc3("ID123^^2.16.840.1.113883.19^ISO"), []);
+    assert_eq!(orc3("ID123"), owned(&[("VXU_V04.ORDER.ORC-3.2", 101)]));
+    assert_eq!(
+        orc3("ID123^^2.16.840.1.113883.19"),
+        owned(&[("VXU_V04.ORDER.ORC-3.4", 101)])
+    );
+    assert_eq!(
+        orc3("ID123^CLINIC^^ISO"),
+        owned(&[("VXU_V04.ORDER.ORC-3.4", 102)])
     );
 }

@@ -17,9 +17,14 @@
 //! (`MinLength`/`MaxLength`, `Truncation`, `CE`, custom data type flavours
 //! such as `CE_IZ` or `HD_ELR`, checked as their base type). Conformance
 //! statements that test an element's own value with one `PlainText`, `Regex`
-//! or `List` are checked where it is valued. Not evaluated: `Predicate`
-//! conditions (C/CE elements are optional), other conformance statements,
-//! `ConstantValue`, and tables the version does not define.
+//! or `List` are checked where it is valued. Conditional usage (C, CE) of a
+//! component or subcomponent whose predicate is `Valued ./N` or
+//! `NOT Valued ./N` on a sibling (the most common form in the NIST IZ and
+//! ELR profiles) takes its
+//! `PredicateTrueUsage`/`PredicateFalseUsage` (R or X) per repetition. Not
+//! evaluated: other predicates (the element stays optional), other
+//! conformance statements, `ConstantValue`, and tables the version does not
+//! define.
 
 use std::collections::HashMap;
 
@@ -181,6 +186,64 @@ impl Builder {
             severity: Severity::Error,
             message: None,
             when: None,
+            predicate: None,
+        });
+    }
+
+    /// Usage C whose predicate is `Valued ./N` or `NOT Valued ./N` on a
+    /// sibling: a rule that decides per repetition. Other predicates are not
+    /// evaluated (the element stays optional).
+    fn conditional(&mut self, path: ValuePath, e: &Element) {
+        if !matches!(e.attr("Usage"), Some("C" | "CE")) {
+            return;
+        }
+        let usage = |name: &str| match e.attr(name) {
+            Some("R") => (true, false),
+            Some("X") => (false, true),
+            _ => (false, false),
+        };
+        let (when_true, when_false) = (usage("PredicateTrueUsage"), usage("PredicateFalseUsage"));
+        if when_true == (false, false) && when_false == (false, false) {
+            return;
+        }
+        let Some(condition) = e
+            .children_named("Predicate")
+            .next()
+            .and_then(|p| p.children_named("Condition").next())
+        else {
+            return;
+        };
+        let (test, negated) = match condition.children.as_slice() {
+            [t] if t.name == "NOT" => match t.children.as_slice() {
+                [inner] => (inner, true),
+                _ => return,
+            },
+            [t] => (t, false),
+            _ => return,
+        };
+        let sibling = match (test.name.as_str(), test.attr("location")) {
+            ("Valued", Some(loc)) => match loc.strip_prefix("./").and_then(|n| n.parse().ok()) {
+                Some(n) if n > 0 => n,
+                _ => return,
+            },
+            _ => return,
+        };
+        self.rules.push(Rule {
+            path,
+            required: false,
+            forbidden: false,
+            only_if_parent_valued: true,
+            absent_segment_counts: false,
+            checks: Vec::new(),
+            severity: Severity::Error,
+            message: None,
+            when: None,
+            predicate: Some(super::profile::SiblingPredicate {
+                sibling,
+                negated,
+                when_true,
+                when_false,
+            }),
         });
     }
 
@@ -234,6 +297,7 @@ impl Builder {
                     "{path}: the value breaks the profile's conformance statement {id}"
                 )),
                 when: None,
+                predicate: None,
             });
         }
         Ok(())
@@ -285,9 +349,11 @@ impl Builder {
             self.statements(f, path(0, 0))?;
             for (c, comp) in f.children_named("Component").enumerate() {
                 self.rule(path(c + 1, 0), comp.attr("Usage").unwrap_or("O"), true);
+                self.conditional(path(c + 1, 0), comp);
                 self.statements(comp, path(c + 1, 0))?;
                 for (s, sub) in comp.children_named("SubComponent").enumerate() {
                     self.rule(path(c + 1, s + 1), sub.attr("Usage").unwrap_or("O"), true);
+                    self.conditional(path(c + 1, s + 1), sub);
                     self.statements(sub, path(c + 1, s + 1))?;
                 }
             }

@@ -252,6 +252,18 @@ pub(crate) struct Rule {
     pub(crate) message: Option<String>,
     /// Applies only when the first value at this path is one of these.
     pub(crate) when: Option<(ValuePath, Vec<String>)>,
+    /// Conditional usage (C) of a component or subcomponent whose predicate
+    /// asks whether a sibling is valued: it decides `required`/`forbidden`.
+    pub(crate) predicate: Option<SiblingPredicate>,
+}
+
+/// `<Valued location="./N"/>`, possibly under `<NOT>`, with the usages that
+/// apply when it holds and when it does not, as (required, forbidden).
+pub(crate) struct SiblingPredicate {
+    pub(crate) sibling: usize,
+    pub(crate) negated: bool,
+    pub(crate) when_true: (bool, bool),
+    pub(crate) when_false: (bool, bool),
 }
 
 /// A validation profile: rules on values, severities per kind of finding,
@@ -406,6 +418,7 @@ impl Profile {
             };
             rules.push(Rule {
                 when,
+                predicate: None,
                 path,
                 required: r.required,
                 forbidden: r.forbidden,
@@ -597,8 +610,27 @@ impl Profile {
                         .nth(p.subcomponent - 1)
                         .unwrap_or("");
                 }
+                let (required, forbidden) = match &rule.predicate {
+                    None => (rule.required, rule.forbidden),
+                    Some(pred) => {
+                        let separator = if p.subcomponent > 0 {
+                            seps.subcomponent
+                        } else {
+                            seps.component
+                        };
+                        let sibling_valued = parent
+                            .split(separator)
+                            .nth(pred.sibling - 1)
+                            .is_some_and(|v| !v.is_empty());
+                        if sibling_valued != pred.negated {
+                            pred.when_true
+                        } else {
+                            pred.when_false
+                        }
+                    }
+                };
                 if value.is_empty() {
-                    if rule.required && rule.only_if_parent_valued && !parent.is_empty() {
+                    if required && rule.only_if_parent_valued && !parent.is_empty() {
                         out.push(rule.missing(index, p, r + 1));
                     }
                     continue;
@@ -610,7 +642,7 @@ impl Profile {
                     component: p.component,
                     subcomponent: p.subcomponent,
                 };
-                if rule.forbidden {
+                if forbidden {
                     out.push(FieldFinding {
                         segment: index,
                         kind: FindingKind::ProfileRule,
