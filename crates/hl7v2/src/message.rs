@@ -462,6 +462,18 @@ impl<'a> Element<'a> {
         self.raw == b"\"\""
     }
 
+    /// The level of this element's children, whether or not the message
+    /// declares the separator that would split them (without it, the only
+    /// child is the whole element, one level down).
+    fn child_level(&self) -> Level {
+        match self.level {
+            Level::Field => Level::Repetition,
+            Level::Repetition => Level::Component,
+            Level::Component => Level::Subcomponent,
+            Level::Subcomponent | Level::Literal => self.level,
+        }
+    }
+
     /// The separator that splits this element into its children, if any.
     fn child_separator(&self) -> Option<(u8, Level)> {
         let d = &self.ctx.delimiters;
@@ -479,7 +491,7 @@ impl<'a> Element<'a> {
     pub fn children(&self) -> impl Iterator<Item = Element<'a>> + 'a {
         let ctx = self.ctx;
         let child_separator = self.child_separator();
-        let (sep, level) = child_separator.unwrap_or((0, self.level));
+        let (sep, level) = child_separator.unwrap_or((0, self.child_level()));
         let split = child_separator.is_some();
         let raw = self.raw;
         let mut rest = Some(raw);
@@ -505,7 +517,7 @@ impl<'a> Element<'a> {
     /// The `n`th (1-based) child, or an empty element of the child level when
     /// there is none (the standard treats absent trailing parts as empty).
     fn child(&self, n: usize) -> Element<'a> {
-        let level = self.child_separator().map_or(self.level, |(_, l)| l);
+        let level = self.child_level();
         n.checked_sub(1)
             .and_then(|i| self.children().nth(i))
             .unwrap_or(Element::new(&[], level, self.ctx))
@@ -638,15 +650,25 @@ OBX|2|ST|NOTE^Note^L||a\\F\\b\\S\\c||||||F\r";
                 assert_eq!(m.get_str(path).unwrap(), None, "{path}");
             }
             let owned = crate::OwnedMessage::from(&m);
-            assert_eq!(
-                owned.to_bytes(),
-                [input.trim_ascii_end(), b"\r"].concat()
-            );
+            assert_eq!(owned.to_bytes(), [input.trim_ascii_end(), b"\r"].concat());
         }
         let m = Message::parse(b"MSH|^~\\&|A\rBHS|^~\\&|B\r").unwrap();
         assert!(m.segment(1).is_header());
         assert_eq!(m.get_str("BHS-2").unwrap().as_deref(), Some("^~\\&"));
         assert_eq!(m.get_str("BHS-3").unwrap().as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn paths_reach_components_when_no_repetition_separator_is_declared() {
+        // Found by the fuzzer: MSH-2 is "," (components only), and PID-3.2
+        // was looked for by splitting the field at the repetition level.
+        let m = Message::parse(b"MSH',''A\rPID'1'a,b\r").unwrap();
+        assert_eq!(m.get_str("PID-2.2").unwrap().as_deref(), Some("b"));
+        assert_eq!(m.get_str("PID-2.1.1").unwrap().as_deref(), Some("a"));
+        let mut owned = crate::OwnedMessage::from(&m);
+        let path = "MSH-9.2".parse().unwrap();
+        owned.set_text(&path, "v|^").unwrap();
+        assert_eq!(owned.get_text(&path).as_deref(), Some("v|^"));
     }
 
     #[test]
