@@ -35,7 +35,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.data {
         config.data.dir = dir;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // Tuning knob for load runs: the network threads share the machine with
+    // the database writer, so fewer can be faster on small machines.
+    if let Some(threads) = std::env::var("CORRIDOR_WORKER_THREADS")
+        .ok()
+        .and_then(|t| t.parse::<usize>().ok())
+        .filter(|&t| t > 0)
+    {
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime
         .enable_all()
         .thread_name("corridor")
         .build()
