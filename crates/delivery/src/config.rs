@@ -5,6 +5,7 @@
 //! its kind. [`DestinationConfig::validate`] refuses keys of another kind with words that
 //! name the destination and the key, as unknown keys are refused by serde.
 
+use mllp::duration;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -311,62 +312,5 @@ impl DestinationConfig {
             crate::destinations::file::NameTemplate::parse(template).map_err(fail)?;
         }
         Ok(())
-    }
-}
-
-/// Durations as seconds (`30`) or text with a unit (`"250ms"`, `"30s"`, `"5m"`, `"1h"`).
-pub(crate) mod duration {
-    use std::fmt;
-    use std::time::Duration;
-
-    use serde::Deserializer;
-    use serde::de::{self, Visitor};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        deserializer.deserialize_any(DurationVisitor)
-    }
-
-    /// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"` or a bare number of seconds.
-    pub fn parse(text: &str) -> Option<Duration> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().ok()?;
-        let millis_per_unit: u64 = match unit.trim() {
-            "ms" => 1,
-            "" | "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return None,
-        };
-        Some(Duration::from_millis(number.checked_mul(millis_per_unit)?))
-    }
-
-    struct DurationVisitor;
-
-    impl Visitor<'_> for DurationVisitor {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(
-                r#"a duration: seconds as a number, or a string like "250ms", "30s", "5m", "1h""#,
-            )
-        }
-
-        fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Duration, E> {
-            Ok(Duration::from_secs(secs))
-        }
-
-        fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Duration, E> {
-            u64::try_from(secs)
-                .map(Duration::from_secs)
-                .map_err(|_| E::custom("a duration cannot be negative"))
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-            parse(text).ok_or_else(|| E::invalid_value(de::Unexpected::Str(text), &self))
-        }
     }
 }

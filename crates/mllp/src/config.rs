@@ -172,7 +172,7 @@ impl TlsClientConfig {
 }
 
 /// Durations as seconds (`30`) or a string with a unit (`"250ms"`, `"30s"`, `"5m"`, `"1h"`).
-pub(crate) mod duration {
+pub mod duration {
     use std::fmt;
     use std::time::Duration;
 
