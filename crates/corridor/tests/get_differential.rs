@@ -136,36 +136,11 @@ fn corpus_files() -> Vec<PathBuf> {
 
 /// The venv's python, with python-hl7 installed from PyPI (once).
 fn python_with_hl7() -> PathBuf {
-    let venv = workspace().join("target/py-venv-hl7");
-    let python = venv.join("bin/python");
-    let has_hl7 = |python: &Path| {
-        Command::new(python)
-            .args([
-                "-c",
-                "import hl7, importlib.metadata as m; assert m.version('hl7') == '0.4.5'",
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has_hl7(&python) {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed to create the venv");
-        assert!(
-            status.success(),
-            "python3 -m venv {} failed",
-            venv.display()
-        );
-        let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", PYTHON_HL7])
-            .status()
-            .unwrap();
-        assert!(status.success(), "pip install {PYTHON_HL7} failed");
-        assert!(has_hl7(&python), "python-hl7 did not install");
-    }
-    python
+    test_support::python_venv(
+        "hl7",
+        &[PYTHON_HL7],
+        "import hl7.mllp, hl7.client, importlib.metadata as m; assert m.version('hl7') == '0.4.5'",
+    )
 }
 
 /// What one side read from one message: the values, or why it could not.

@@ -13,6 +13,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose
 
 /// The python-hl7 release the tests (and `get_differential.rs`) use.
 pub const PYTHON_HL7: &str = "hl7==0.4.5";
+/// Succeeds only in a venv holding that release with its MLLP modules.
+pub const PYTHON_HL7_PROBE: &str =
+    "import hl7.mllp, hl7.client, importlib.metadata as m; assert m.version('hl7') == '0.4.5'";
 
 pub fn workspace() -> PathBuf {
     // Lexical parent of parent: the venv records its path as given.
@@ -93,65 +96,9 @@ pub fn oru_1500() -> PathBuf {
     workspace().join("crates/hl7v2/tests/data/oru_r01_1500.hl7")
 }
 
-/// A venv with python-hl7 under `target/py-venv-hl7`, made once. Several test
-/// binaries (and several tests in one binary) may want it at the same time:
-/// each builds its own copy in a fresh directory and renames it into place;
-/// whoever loses the rename uses the winner's.
+/// The venv's python, with python-hl7 installed from PyPI (once).
 pub fn python_with_hl7() -> PathBuf {
-    static SETUP: Mutex<()> = Mutex::new(());
-    let _guard = SETUP.lock().unwrap_or_else(|p| p.into_inner());
-    let venv = workspace().join("target/py-venv-hl7");
-    let python = venv.join("bin/python");
-    let ready = |python: &Path| {
-        Command::new(python)
-            .args([
-                "-c",
-                "import hl7.mllp, hl7.client, importlib.metadata as m; assert m.version('hl7') == '0.4.5'",
-            ])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ready(&python) {
-        return python;
-    }
-    std::fs::create_dir_all(workspace().join("target")).unwrap();
-    let building = workspace().join(format!(
-        "target/py-venv-hl7.building-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&building);
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&building)
-        .status()
-        .expect("python3 is needed for the interoperability tests");
-    assert!(
-        status.success(),
-        "python3 -m venv {} failed",
-        building.display()
-    );
-    let status = Command::new(building.join("bin/python"))
-        .args(["-m", "pip", "install", "--quiet", PYTHON_HL7])
-        .status()
-        .unwrap();
-    assert!(status.success(), "pip install {PYTHON_HL7} failed");
-    if std::fs::rename(&building, &venv).is_err() {
-        // Someone else's venv is there (or being made in place): use it.
-        let _ = std::fs::remove_dir_all(&building);
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while !ready(&python) {
-            assert!(
-                Instant::now() < deadline,
-                "{} exists but has no working python-hl7; remove it",
-                venv.display()
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    assert!(ready(&python), "python-hl7 did not install");
-    python
+    test_support::python_venv("hl7", &[PYTHON_HL7], PYTHON_HL7_PROBE)
 }
 
 /// A certificate authority and the certificates it issued, as PEM files.

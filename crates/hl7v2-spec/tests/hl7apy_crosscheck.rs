@@ -54,26 +54,9 @@ fn workspace() -> PathBuf {
         .unwrap()
 }
 
-/// The venv with hl7apy, created from PyPI on first use.
+/// The venv's python, with hl7apy installed from PyPI (once).
 fn hl7apy_python() -> PathBuf {
-    let venv = workspace().join("target/py-venv-hl7apy");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        let made = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status();
-        assert!(made.is_ok_and(|s| s.success()), "python3 -m venv failed");
-    }
-    let check = Command::new(&python).args(["-c", "import hl7apy"]).status();
-    if !check.is_ok_and(|s| s.success()) {
-        let pip = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "hl7apy==1.3.5"])
-            .status();
-        assert!(pip.is_ok_and(|s| s.success()), "pip install hl7apy failed");
-    }
-    python
+    test_support::python_venv("hl7apy", &["hl7apy==1.3.5"], "import hl7apy")
 }
 
 fn corpus_files() -> Vec<PathBuf> {

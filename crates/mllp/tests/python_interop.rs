@@ -6,7 +6,6 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
@@ -15,41 +14,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::time::timeout;
 
-/// A venv with python-hl7, made once (under a lock, tests run in parallel).
+/// The venv's python, with python-hl7 installed from PyPI (once).
 fn python_with_hl7() -> PathBuf {
-    static SETUP: Mutex<()> = Mutex::new(());
-    let _guard = SETUP
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    // Lexical parent of parent, as python's venv resolves the path that way too.
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_owned();
-    let venv = workspace.join("target/py-venv-mllp");
-    let python = venv.join("bin/python");
-    let ready = |python: &PathBuf| {
-        std::process::Command::new(python)
-            .args(["-c", "import hl7.mllp, hl7.client"])
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    if !ready(&python) {
-        let status = std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed for the interoperability tests");
-        assert!(status.success(), "cannot create venv at {}", venv.display());
-        let status = std::process::Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "hl7==0.4.5"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "pip install hl7 failed");
-        assert!(ready(&python));
-    }
-    python
+    test_support::python_venv(
+        "hl7",
+        &["hl7==0.4.5"],
+        "import hl7.mllp, hl7.client, importlib.metadata as m; assert m.version('hl7') == '0.4.5'",
+    )
 }
 
 const PYTHON_CLIENT: &str = r#"

