@@ -34,8 +34,8 @@ struct Lock(File);
 impl Lock {
     fn take(name: &str) -> Lock {
         let path = target().join(format!("{name}.lock"));
-        let file = File::create(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        let file =
+            File::create(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
         file.lock()
             .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
         Lock(file)
@@ -76,9 +76,19 @@ pub fn python_venv(name: &str, requirements: &[&str], probe: &str) -> PathBuf {
         .arg(&venv)
         .status()
         .expect("python3 is needed for the tests that run Python peers");
-    assert!(status.success(), "python3 -m venv {} failed", venv.display());
+    assert!(
+        status.success(),
+        "python3 -m venv {} failed",
+        venv.display()
+    );
     let status = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(requirements)
         .status()
         .unwrap_or_else(|e| panic!("{} cannot run: {e}", python.display()));
