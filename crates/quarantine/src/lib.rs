@@ -1,0 +1,127 @@
+//! Quarantine and data quality: where messages that fail validation wait for an analyst,
+//! and counts of every finding by sender, message type and path.
+//!
+//! A channel that validates after the ACK runs every message through its
+//! [`ChannelValidation`]; the engine then writes, in the transaction that processes the
+//! message, [`count_findings_in`] (every validated message) and, when a finding is an
+//! error, [`quarantine_in`] (the journal state becomes `quarantined`). A source that
+//! validates before the ACK does the same in the transaction that stores the rejected
+//! message ([`record_failure_in`]). Everything is prepared outside the writer
+//! ([`Validated::new`]), so the write only runs statements.
+//!
+//! An analyst then works through [`Quarantine`] or its HTTP API ([`router`]):
+//!
+//! - **edit**: new content, who and why; the content is validated at once and its findings
+//!   stored. Every edit is kept with the content before and after it; the journal's
+//!   original is never changed.
+//! - **revalidate**: validates the current content again (after a profile changed).
+//! - **reprocess** one or many: the current content (edited or original) is appended to
+//!   the journal as a new `received` message on the same channel, the entry becomes
+//!   `reprocessed` and names the new message (`reprocessed_as`); the channel's pipeline is
+//!   woken through the caller's notifier. Validation runs again there, so a message still
+//!   wrong comes back to quarantine as a new entry that names its predecessor.
+//! - **discard** with a reason.
+//!
+//! # HTTP API
+//!
+//! Mutating requests name the analyst in `X-Corridor-User`; reasons come in
+//! `X-Corridor-Reason`, `?reason=` (edits) or a JSON body `{"reason": ".."}`. Errors are
+//! JSON `{"error": ".."}`: 400 for a malformed request (no user, empty body, bad id or
+//! filter), 404 for an unknown entry, 409 for an entry that is no longer open or was
+//! edited meanwhile, 422 for a correction that is not an HL7 v2 message.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /api/quarantine?channel=&sender=&type=&status=&before=&limit=` | entries, newest first, with counts and first errors; `next_before` pages on |
+//! | `GET /api/quarantine/{id}` | one entry: findings with locations, original and current content, edit history |
+//! | `PUT /api/quarantine/{id}` | edit: the body is the whole corrected message |
+//! | `POST /api/quarantine/{id}/revalidate` | validate the current content again |
+//! | `POST /api/quarantine/{id}/reprocess` | send it back through its channel |
+//! | `POST /api/quarantine/reprocess` | many: `{"ids": [..]}` or `{"channel", "sender", "type", "limit"}` (open entries, oldest first) |
+//! | `POST /api/quarantine/{id}/discard` | set it aside: `{"reason": ".."}` |
+//! | `GET /api/data-quality?channel=&sender=&type=` | messages validated and findings by sender, type, path, code |
+//!
+//! [`prometheus_text`] gives the `/metrics` lines: `corridor_findings_total{channel,
+//! sender,message_type,path,code,severity}`, `corridor_validated_messages_total` and
+//! `corridor_quarantine_entries`.
+//!
+//! The API shows message content, which is PHI: like the rest of the engine's HTTP port
+//! it listens on loopback by default and belongs behind an authenticating proxy (which
+//! also sets `X-Corridor-User`) before it is exposed further.
+//!
+//! # SCHEMA
+//!
+//! The component `quarantine` (see `component_schema`) keeps four tables in `corridor.db`.
+//! Times are microseconds since the Unix epoch.
+//!
+//! `quarantine`, one row per quarantined journal message:
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `id` | INTEGER PK | Entry id, never reused. |
+//! | `message_id` | INTEGER UNIQUE | The journal id of the quarantined message (its row is never changed). |
+//! | `channel` | TEXT | The channel that received it. |
+//! | `sending_application` | TEXT | MSH-3 as received. |
+//! | `sending_facility` | TEXT | MSH-4 as received. |
+//! | `sender` | TEXT | MSH-3's first component, as data quality counts it (`(none)` if empty). |
+//! | `message_type` | TEXT | MSH-9.1^MSH-9.2, e.g. `ORU^R01`. |
+//! | `control_id` | TEXT | MSH-10. |
+//! | `findings` | TEXT | The current content's findings, a JSON array (path, code, severity, kind, segment, field position, sentence). |
+//! | `errors`, `warnings` | INTEGER | How many of them are errors and warnings. |
+//! | `quarantined_at` | INTEGER | When it was quarantined. |
+//! | `reason` | TEXT | The validation summary it was quarantined with. |
+//! | `content` | BLOB NULL | The current content after edits; NULL = the journal's original. |
+//! | `revision` | INTEGER | Number of edits; guards against two analysts editing at once. |
+//! | `validated_at` | INTEGER | When `findings` were computed. |
+//! | `status` | TEXT | `open`, `reprocessed` or `discarded`. |
+//! | `status_by`, `status_reason` | TEXT NULL | Who reprocessed or discarded it, and why. |
+//! | `status_changed_at` | INTEGER | When `status` last changed. |
+//! | `reprocessed_as` | INTEGER NULL | The journal id of the message its reprocessing appended. |
+//!
+//! Indexes: `quarantine_by_message (message_id)`, `quarantine_by_status (status, channel,
+//! id)`, `quarantine_by_reprocessed_as (reprocessed_as)`.
+//!
+//! `quarantine_edits`, every edit, oldest first: `id`, `quarantine_id`, `edited_at`,
+//! `edited_by`, `reason`, `previous` (BLOB, the content before), `content` (BLOB, the
+//! content after), `findings` (JSON, of `content` when written). Index
+//! `quarantine_edits_by_entry (quarantine_id, id)`.
+//!
+//! `data_quality`, one counter per channel, `sender`, `message_type`, `path` (the group
+//! path without repetition numbers, e.g. `ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION.
+//! OBSERVATION.OBX-5`), `code` (table 0357) and `severity` (`error`, `warning`): `kind`,
+//! `description` (the validator's sentence, without message values), `count`
+//! (occurrences), `messages` (messages with at least one), `first_seen`, `last_seen`.
+//!
+//! `data_quality_messages`, one row per channel, sender and message type: `validated`,
+//! `with_errors`, `with_warnings` (warnings and no errors), `first_seen`, `last_seen`.
+//!
+//! ```sql
+//! -- Which feed breaks which rule most, this week.
+//! SELECT sender, message_type, path, code, count, messages FROM data_quality
+//!  WHERE severity = 'error' AND last_seen > (strftime('%s','now') - 7*86400) * 1000000
+//!  ORDER BY count DESC LIMIT 20;
+//! -- Open entries with the number of edits.
+//! SELECT q.id, q.channel, q.sender, q.message_type, q.errors,
+//!        (SELECT count(*) FROM quarantine_edits e WHERE e.quarantine_id = q.id) AS edits
+//!   FROM quarantine q WHERE q.status = 'open' ORDER BY q.id;
+//! ```
+
+mod http;
+mod metrics;
+mod ops;
+mod record;
+mod schema;
+mod validator;
+
+pub use http::{ApiError, ApiState, Notifier, REASON_HEADER, USER_HEADER, router};
+pub use metrics::{MAX_FINDING_SERIES, prometheus_text, prometheus_text_in};
+pub use ops::{
+    DataQualityFilter, Detail, Edit, Edited, Error, FindingCount, MessageCount, Quarantine,
+    QuarantineFilter, Reprocessed, Status, Summary, data_quality_in, normalize_content,
+};
+pub use record::{
+    FieldLocation, FindingRecord, QuarantineId, Validated, count_findings_in, normalize_path,
+    quarantine_in, record_failure_in,
+};
+pub use schema::{COMPONENT, MIGRATIONS};
+pub use validator::{ChannelValidation, Header, Validators, has_errors};

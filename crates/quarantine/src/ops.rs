@@ -1,0 +1,981 @@
+//! The analyst's operations on quarantined messages, and the data-quality queries.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hl7v2_spec::validate::MessageFields;
+use serde::Serialize;
+use store::rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use store::{Journal, MessageId, MessageState, NewMessage, Store, StoredMessage, UnixMicros};
+
+use crate::record::{FindingRecord, QuarantineId, findings_json, parse_findings};
+use crate::schema::{COMPONENT, MIGRATIONS};
+use crate::validator::Validators;
+
+/// Where a quarantine entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for an analyst.
+    Open,
+    /// Sent back through its channel as a new journal message.
+    Reprocessed,
+    /// Set aside for good, with a reason.
+    Discarded,
+}
+
+impl Status {
+    /// The text stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Reprocessed => "reprocessed",
+            Status::Discarded => "discarded",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Status, Error> {
+        match text {
+            "open" => Ok(Status::Open),
+            "reprocessed" => Ok(Status::Reprocessed),
+            "discarded" => Ok(Status::Discarded),
+            other => Err(Error::BadRequest(format!(
+                "status {other:?}: expected \"open\", \"reprocessed\" or \"discarded\""
+            ))),
+        }
+    }
+}
+
+/// What went wrong with an analyst's operation, in words the analyst can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No quarantine entry has this id.
+    #[error("quarantine entry {0} does not exist")]
+    NotFound(QuarantineId),
+    /// The entry was already reprocessed or discarded.
+    #[error("quarantine entry {id} is {status}; only open entries can be changed")]
+    NotOpen {
+        /// The entry.
+        id: QuarantineId,
+        /// Its status.
+        status: Status,
+    },
+    /// Someone edited the entry between reading and writing it.
+    #[error("quarantine entry {0} was edited by someone else meanwhile; read it again")]
+    EditedMeanwhile(QuarantineId),
+    /// The request lacks something or holds something unusable.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The new content is not an HL7 v2 message.
+    #[error("the corrected message is not an HL7 v2 message: {0}")]
+    NotHl7(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Which entries [`Quarantine::list`] shows; empty means all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuarantineFilter {
+    /// Only this channel.
+    pub channel: Option<String>,
+    /// Only this sender (MSH-3, whole or its first component).
+    pub sender: Option<String>,
+    /// Only this message type: `ORU` or `ORU^R01`.
+    pub message_type: Option<String>,
+    /// Only entries with this status.
+    pub status: Option<Status>,
+    /// Only ids below this one (the next page of a newest-first listing).
+    pub before: Option<QuarantineId>,
+}
+
+impl QuarantineFilter {
+    fn to_sql(&self) -> (String, Vec<store::rusqlite::types::Value>) {
+        use store::rusqlite::types::Value;
+        let mut conditions = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        let mut push = |condition: &str, value: Value, values: &mut Vec<Value>| {
+            values.push(value);
+            conditions.push(condition.replace('?', &format!("?{}", values.len())));
+        };
+        if let Some(channel) = &self.channel {
+            push("channel = ?", Value::Text(channel.clone()), &mut values);
+        }
+        if let Some(sender) = &self.sender {
+            push(
+                "(sender = ? OR sending_application = ?)",
+                Value::Text(sender.clone()),
+                &mut values,
+            );
+        }
+        if let Some(kind) = &self.message_type {
+            push(
+                "(message_type = ? OR substr(message_type, 1, length(?) + 1) = ? || '^')",
+                Value::Text(kind.clone()),
+                &mut values,
+            );
+        }
+        if let Some(status) = self.status {
+            push(
+                "status = ?",
+                Value::Text(status.as_str().into()),
+                &mut values,
+            );
+        }
+        if let Some(before) = self.before {
+            push("id < ?", Value::Integer(before.0), &mut values);
+        }
+        let sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        (sql, values)
+    }
+}
+
+/// A quarantine entry as listed: without the message, with its first errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub id: QuarantineId,
+    /// The journal id of the quarantined message.
+    pub message_id: i64,
+    pub channel: String,
+    /// MSH-3 as received.
+    pub sending_application: String,
+    /// MSH-4 as received.
+    pub sending_facility: String,
+    /// The first component of MSH-3, as data quality counts it.
+    pub sender: String,
+    /// MSH-9.1^MSH-9.2.
+    pub message_type: String,
+    /// MSH-10.
+    pub control_id: String,
+    /// Errors among the current findings.
+    pub errors: i64,
+    /// Warnings among the current findings.
+    pub warnings: i64,
+    /// When it was quarantined (µs since the epoch).
+    pub quarantined_at: i64,
+    /// Why it was quarantined (the validation summary).
+    pub reason: String,
+    pub status: Status,
+    /// Who reprocessed or discarded it.
+    pub status_by: Option<String>,
+    /// Why it was discarded or reprocessed, as its analyst said.
+    pub status_reason: Option<String>,
+    pub status_changed_at: i64,
+    /// How many times it was edited.
+    pub edits: i64,
+    /// The journal id of the message its reprocessing created.
+    pub reprocessed_as: Option<i64>,
+    /// The first few error findings of the current content.
+    pub first_errors: Vec<FindingRecord>,
+}
+
+/// One edit of a quarantined message: both contents, who, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edit {
+    pub id: i64,
+    /// µs since the epoch.
+    pub edited_at: i64,
+    pub edited_by: String,
+    pub reason: String,
+    /// The content before this edit (the original message for the first edit).
+    #[serde(serialize_with = "as_text")]
+    pub previous: Vec<u8>,
+    /// The content this edit wrote.
+    #[serde(serialize_with = "as_text")]
+    pub content: Vec<u8>,
+    /// The findings of `content` when it was written.
+    pub findings: Vec<FindingRecord>,
+}
+
+fn as_text<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(bytes))
+}
+
+/// Everything about one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    pub summary: Summary,
+    /// The findings of the current content, with their locations.
+    pub findings: Vec<FindingRecord>,
+    /// When they were found (µs).
+    pub validated_at: i64,
+    /// The journal's message, exactly as received (never changed by edits).
+    pub original: StoredMessage,
+    /// The current content: the last edit, or the original.
+    pub content: Vec<u8>,
+    /// Increases with every edit.
+    pub revision: i64,
+    /// Every edit, oldest first.
+    pub history: Vec<Edit>,
+    /// The quarantine entry whose reprocessing created this message, if any.
+    pub reprocessed_from: Option<QuarantineId>,
+}
+
+/// What an edit did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edited {
+    pub id: QuarantineId,
+    /// The id of the edit in the history.
+    pub edit_id: i64,
+    pub revision: i64,
+    /// The findings of the new content.
+    pub findings: Vec<FindingRecord>,
+}
+
+/// The result of reprocessing one entry.
+#[derive(Debug)]
+pub struct Reprocessed {
+    pub id: QuarantineId,
+    /// The new journal message, or why this entry was not reprocessed.
+    pub result: Result<MessageId, Error>,
+}
+
+/// Which counters [`Quarantine::data_quality`] reads; empty means all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataQualityFilter {
+    pub channel: Option<String>,
+    pub sender: Option<String>,
+    pub message_type: Option<String>,
+}
+
+impl DataQualityFilter {
+    fn to_sql(&self) -> (String, Vec<String>) {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (column, value) in [
+            ("channel", &self.channel),
+            ("sender", &self.sender),
+            ("message_type", &self.message_type),
+        ] {
+            if let Some(v) = value {
+                values.push(v.clone());
+                conditions.push(format!("{column} = ?{}", values.len()));
+            }
+        }
+        let sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        (sql, values)
+    }
+}
+
+/// One data-quality counter: a finding at a path, for a sender and message type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingCount {
+    pub channel: String,
+    pub sender: String,
+    pub message_type: String,
+    /// The group path without repetition numbers.
+    pub path: String,
+    /// HL7 table 0357.
+    pub code: u16,
+    pub severity: String,
+    pub kind: String,
+    /// The validator's sentence for the last occurrence.
+    pub description: String,
+    /// Occurrences.
+    pub count: i64,
+    /// Messages with at least one occurrence.
+    pub messages: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// How many messages of a sender and type were validated, and how many failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageCount {
+    pub channel: String,
+    pub sender: String,
+    pub message_type: String,
+    pub validated: i64,
+    /// With at least one error.
+    pub with_errors: i64,
+    /// With warnings and no errors.
+    pub with_warnings: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// The quarantine of a store: listing, reading, and the analyst's operations.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Quarantine {
+    store: Store,
+    validators: Arc<Validators>,
+}
+
+/// Segment ends become CR (as MLLP carries them), surrounding blank lines go, and the
+/// message ends with one CR: an analyst's `curl --data-binary @fixed.hl7` with LF line
+/// ends is a usable message.
+pub fn normalize_content(content: &[u8]) -> Vec<u8> {
+    let content = content.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(content);
+    let start = content
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(content.len());
+    let end = content
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    let mut out = Vec::with_capacity(end.saturating_sub(start) + 1);
+    let mut i = start;
+    while i < end {
+        match content[i] {
+            b'\r' if content.get(i + 1) == Some(&b'\n') => {
+                out.push(b'\r');
+                i += 1;
+            }
+            b'\n' => out.push(b'\r'),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    if !out.is_empty() {
+        out.push(b'\r');
+    }
+    out
+}
+
+const SUMMARY_COLUMNS: &str = "q.id, q.message_id, q.channel, q.sending_application, \
+     q.sending_facility, q.sender, q.message_type, q.control_id, q.errors, q.warnings, \
+     q.quarantined_at, q.reason, q.status, q.status_by, q.status_reason, q.status_changed_at, \
+     (SELECT count(*) FROM quarantine_edits e WHERE e.quarantine_id = q.id), q.reprocessed_as, \
+     q.findings, q.validated_at, q.content, q.revision";
+
+fn summary_from_row(row: &Row<'_>) -> store::Result<(Summary, Vec<FindingRecord>)> {
+    let status: String = row.get(12)?;
+    let findings = parse_findings(&row.get::<_, String>(18)?);
+    let summary = Summary {
+        id: QuarantineId(row.get(0)?),
+        message_id: row.get(1)?,
+        channel: row.get(2)?,
+        sending_application: row.get(3)?,
+        sending_facility: row.get(4)?,
+        sender: row.get(5)?,
+        message_type: row.get(6)?,
+        control_id: row.get(7)?,
+        errors: row.get(8)?,
+        warnings: row.get(9)?,
+        quarantined_at: row.get(10)?,
+        reason: row.get(11)?,
+        status: status
+            .parse()
+            .map_err(|_| store::Error::Refused(format!("unknown quarantine status {status:?}")))?,
+        status_by: row.get(13)?,
+        status_reason: row.get(14)?,
+        status_changed_at: row.get(15)?,
+        edits: row.get(16)?,
+        reprocessed_as: row.get(17)?,
+        first_errors: findings
+            .iter()
+            .filter(|f| f.is_error())
+            .take(3)
+            .cloned()
+            .collect(),
+    };
+    Ok((summary, findings))
+}
+
+/// The row of one entry with what the operations need.
+struct Current {
+    summary: Summary,
+    findings: Vec<FindingRecord>,
+    validated_at: i64,
+    content: Option<Vec<u8>>,
+    revision: i64,
+}
+
+fn current_in(conn: &Connection, id: QuarantineId) -> store::Result<Option<Current>> {
+    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM quarantine q WHERE q.id = ?1");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query([id.0])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let (summary, findings) = summary_from_row(row)?;
+    Ok(Some(Current {
+        summary,
+        findings,
+        validated_at: row.get(19)?,
+        content: row.get(20)?,
+        revision: row.get(21)?,
+    }))
+}
+
+/// The current content: the last edit, or the journal's original bytes.
+fn content_in(conn: &Connection, current: &Current) -> store::Result<Vec<u8>> {
+    if let Some(content) = &current.content {
+        return Ok(content.clone());
+    }
+    let id = MessageId(current.summary.message_id);
+    Ok(Journal::get_in(conn, id)?
+        .ok_or(store::Error::NotFound(id))?
+        .raw)
+}
+
+impl Quarantine {
+    /// The quarantine kept in `store`, validating edits with `validators`. Call
+    /// [`Quarantine::migrate`] once before use.
+    pub fn new(store: Store, validators: Validators) -> Quarantine {
+        Quarantine {
+            store,
+            validators: Arc::new(validators),
+        }
+    }
+
+    /// Creates or upgrades the component's tables; returns its schema version.
+    pub async fn migrate(store: &Store) -> store::Result<u32> {
+        store.migrate_component(COMPONENT, MIGRATIONS).await
+    }
+
+    /// The store it lives in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The validation settings used for edits and revalidation.
+    pub fn validators(&self) -> &Validators {
+        &self.validators
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = None;
+            let stored = store.read(|conn| {
+                out = Some(read(conn));
+                Ok(())
+            });
+            match (stored, out) {
+                (Err(e), _) => Err(Error::Store(e)),
+                (Ok(()), Some(result)) => result,
+                (Ok(()), None) => Err(Error::Store(store::Error::ReadPanicked(
+                    "the read returned nothing".into(),
+                ))),
+            }
+        })
+        .await
+        .map_err(|e| Error::Store(store::Error::ReadPanicked(e.to_string())))?
+    }
+
+    /// Up to `limit` entries matching `filter`, newest first.
+    pub async fn list(
+        &self,
+        filter: QuarantineFilter,
+        limit: usize,
+    ) -> Result<Vec<Summary>, Error> {
+        self.read(move |conn| {
+            let (conditions, values) = filter.to_sql();
+            let sql = format!(
+                "SELECT {SUMMARY_COLUMNS} FROM quarantine q{} ORDER BY q.id DESC LIMIT {}",
+                conditions
+                    .replace(" WHERE ", " WHERE q.")
+                    .replace(" AND ", " AND q."),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            );
+            let mut statement = conn.prepare_cached(&sql).map_err(store::Error::from)?;
+            let mut rows = statement
+                .query(params_from_iter(values.iter()))
+                .map_err(store::Error::from)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(store::Error::from)? {
+                out.push(summary_from_row(row)?.0);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// How many entries match `filter` (its `before` is ignored).
+    pub async fn count(&self, mut filter: QuarantineFilter) -> Result<u64, Error> {
+        filter.before = None;
+        self.read(move |conn| {
+            let (conditions, values) = filter.to_sql();
+            let sql = format!("SELECT count(*) FROM quarantine{conditions}");
+            let n: i64 = conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.query_row(params_from_iter(values.iter()), |r| r.get(0)))
+                .map_err(store::Error::from)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// The entry of a journal message, if it was quarantined.
+    pub async fn entry_of_message(
+        &self,
+        message_id: MessageId,
+    ) -> Result<Option<QuarantineId>, Error> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id FROM quarantine WHERE message_id = ?1",
+                    [message_id.0],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(store::Error::from)?
+                .map(QuarantineId))
+        })
+        .await
+    }
+
+    /// Everything about one entry: findings, original, current content, edit history.
+    pub async fn get(&self, id: QuarantineId) -> Result<Detail, Error> {
+        self.read(move |conn| {
+            let current = current_in(conn, id)?.ok_or(Error::NotFound(id))?;
+            let message_id = MessageId(current.summary.message_id);
+            let original = Journal::get_in(conn, message_id)?
+                .ok_or(Error::Store(store::Error::NotFound(message_id)))?;
+            let content = current
+                .content
+                .clone()
+                .unwrap_or_else(|| original.raw.clone());
+            let mut history = Vec::new();
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT id, edited_at, edited_by, reason, previous, content, findings \
+                     FROM quarantine_edits WHERE quarantine_id = ?1 ORDER BY id",
+                )
+                .map_err(store::Error::from)?;
+            let mut rows = statement.query([id.0]).map_err(store::Error::from)?;
+            while let Some(row) = rows.next().map_err(store::Error::from)? {
+                history.push(
+                    (|| -> store::rusqlite::Result<Edit> {
+                        Ok(Edit {
+                            id: row.get(0)?,
+                            edited_at: row.get(1)?,
+                            edited_by: row.get(2)?,
+                            reason: row.get(3)?,
+                            previous: row.get(4)?,
+                            content: row.get(5)?,
+                            findings: parse_findings(&row.get::<_, String>(6)?),
+                        })
+                    })()
+                    .map_err(store::Error::from)?,
+                );
+            }
+            let reprocessed_from = conn
+                .query_row(
+                    "SELECT id FROM quarantine WHERE reprocessed_as = ?1",
+                    [message_id.0],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(store::Error::from)?
+                .map(QuarantineId);
+            Ok(Detail {
+                summary: current.summary,
+                findings: current.findings,
+                validated_at: current.validated_at,
+                original,
+                content,
+                revision: current.revision,
+                history,
+                reprocessed_from,
+            })
+        })
+        .await
+    }
+
+    /// Replaces the content of an open entry with `content`, keeping the previous content,
+    /// `who` and `reason` in the history, and validates the new content at once with the
+    /// channel's settings. The journal's original is never changed.
+    pub async fn edit(
+        &self,
+        id: QuarantineId,
+        content: &[u8],
+        who: &str,
+        reason: &str,
+    ) -> Result<Edited, Error> {
+        let who = required("the editor (X-Corridor-User)", who)?;
+        let reason = required("the reason for the edit", reason)?;
+        let content = normalize_content(content);
+        if content.is_empty() {
+            return Err(Error::BadRequest(
+                "the corrected message is empty: send the whole message as the body".into(),
+            ));
+        }
+        let (channel, revision) = self
+            .read(move |conn| {
+                let current = current_in(conn, id)?.ok_or(Error::NotFound(id))?;
+                open(&current)?;
+                Ok((current.summary.channel, current.revision))
+            })
+            .await?;
+        let validators = Arc::clone(&self.validators);
+        let checked = content.clone();
+        let findings = tokio::task::spawn_blocking(move || {
+            validators.channel(&channel).validate_bytes(&checked)
+        })
+        .await
+        .map_err(|e| Error::Store(store::Error::ReadPanicked(e.to_string())))?
+        .map_err(|e| Error::NotHl7(e.to_string()))?;
+        let json = findings_json(&findings);
+        let errors = findings.iter().filter(|f| f.severity.code() == 'E').count() as i64;
+        let warnings = findings.len() as i64 - errors;
+        let records = parse_findings(&json);
+        self.store
+            .write(move |conn| {
+                let Some(current) = current_in(conn, id)? else {
+                    return Ok(Err(Error::NotFound(id)));
+                };
+                if let Err(e) = open(&current) {
+                    return Ok(Err(e));
+                }
+                if current.revision != revision {
+                    return Ok(Err(Error::EditedMeanwhile(id)));
+                }
+                let previous = content_in(conn, &current)?;
+                let now = UnixMicros::now().0;
+                conn.prepare_cached(
+                    "INSERT INTO quarantine_edits (quarantine_id, edited_at, edited_by, reason, \
+                     previous, content, findings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![id.0, now, who, reason, previous, content, json])?;
+                let edit_id = conn.last_insert_rowid();
+                conn.prepare_cached(
+                    "UPDATE quarantine SET content = ?2, findings = ?3, errors = ?4, \
+                     warnings = ?5, validated_at = ?6, revision = revision + 1 WHERE id = ?1",
+                )?
+                .execute(params![id.0, content, json, errors, warnings, now])?;
+                Ok(Ok(Edited {
+                    id,
+                    edit_id,
+                    revision: current.revision + 1,
+                    findings: records,
+                }))
+            })
+            .await?
+    }
+
+    /// Validates the current content again (after a profile changed, or to check an edit)
+    /// and stores the new findings.
+    pub async fn revalidate(&self, id: QuarantineId) -> Result<Vec<FindingRecord>, Error> {
+        let (channel, revision, content) = self
+            .read(move |conn| {
+                let current = current_in(conn, id)?.ok_or(Error::NotFound(id))?;
+                let content = content_in(conn, &current)?;
+                Ok((current.summary.channel, current.revision, content))
+            })
+            .await?;
+        let validators = Arc::clone(&self.validators);
+        let findings = tokio::task::spawn_blocking(move || {
+            validators.channel(&channel).validate_bytes(&content)
+        })
+        .await
+        .map_err(|e| Error::Store(store::Error::ReadPanicked(e.to_string())))?
+        .map_err(|e| Error::NotHl7(e.to_string()))?;
+        let json = findings_json(&findings);
+        let errors = findings.iter().filter(|f| f.severity.code() == 'E').count() as i64;
+        let warnings = findings.len() as i64 - errors;
+        let records = parse_findings(&json);
+        self.store
+            .write(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE quarantine SET findings = ?3, errors = ?4, warnings = ?5, \
+                         validated_at = ?6 WHERE id = ?1 AND revision = ?2",
+                    )?
+                    .execute(params![
+                        id.0,
+                        revision,
+                        json,
+                        errors,
+                        warnings,
+                        UnixMicros::now().0
+                    ])?;
+                Ok(if changed == 1 {
+                    Ok(records)
+                } else {
+                    Err(Error::EditedMeanwhile(id))
+                })
+            })
+            .await?
+    }
+
+    /// Sends open entries back through their channels: each one's current content (edited
+    /// or original) is appended to the journal as a new `received` message on the same
+    /// channel, and the entry becomes `reprocessed` with a reference to it, in one write.
+    /// Entries that are missing or not open are reported and the others go on. After the
+    /// commit, `notify` is called once per channel so its pipeline looks at the journal.
+    pub async fn reprocess(
+        &self,
+        ids: &[QuarantineId],
+        who: &str,
+        reason: Option<&str>,
+        notify: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Vec<Reprocessed>, Error> {
+        let who = required("who reprocesses (X-Corridor-User)", who)?;
+        let reason = reason
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(String::from);
+        let wanted = ids.to_vec();
+        let by = who.clone();
+        // Read and build the new journal rows outside the writer.
+        let prepared = self
+            .read(move |conn| {
+                let mut out = Vec::with_capacity(wanted.len());
+                for id in wanted {
+                    out.push((id, prepare_reprocess(conn, id, &by)));
+                }
+                Ok(out)
+            })
+            .await?;
+        let done = self
+            .store
+            .write(move |conn| {
+                let mut results = Vec::with_capacity(prepared.len());
+                for (id, prepared) in prepared {
+                    let (result, channel) = match prepared {
+                        Err(e) => (Err(e), None),
+                        Ok(p) => {
+                            let channel = p.message.channel.clone();
+                            let result = reprocess_in(conn, id, p, &who, reason.as_deref())?;
+                            (result, Some(channel))
+                        }
+                    };
+                    let channel = channel.filter(|_| result.is_ok());
+                    results.push((Reprocessed { id, result }, channel));
+                }
+                Ok(results)
+            })
+            .await?;
+        let channels: BTreeSet<Arc<str>> = done.iter().filter_map(|(_, c)| c.clone()).collect();
+        for channel in &channels {
+            notify(channel);
+        }
+        Ok(done.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// Sets an open entry aside for good, with who and why.
+    pub async fn discard(&self, id: QuarantineId, who: &str, reason: &str) -> Result<(), Error> {
+        let who = required("who discards (X-Corridor-User)", who)?;
+        let reason = required("the reason for discarding", reason)?;
+        self.store
+            .write(move |conn| {
+                let Some(current) = current_in(conn, id)? else {
+                    return Ok(Err(Error::NotFound(id)));
+                };
+                if let Err(e) = open(&current) {
+                    return Ok(Err(e));
+                }
+                conn.prepare_cached(
+                    "UPDATE quarantine SET status = 'discarded', status_by = ?2, \
+                     status_reason = ?3, status_changed_at = ?4 WHERE id = ?1",
+                )?
+                .execute(params![id.0, who, reason, UnixMicros::now().0])?;
+                Ok(Ok(()))
+            })
+            .await?
+    }
+
+    /// Open entries matching `filter` (channel, sender, type), oldest first, at most `limit`:
+    /// what a bulk reprocess by filter takes.
+    pub async fn open_ids(
+        &self,
+        mut filter: QuarantineFilter,
+        limit: usize,
+    ) -> Result<Vec<QuarantineId>, Error> {
+        filter.status = Some(Status::Open);
+        filter.before = None;
+        self.read(move |conn| {
+            let (conditions, values) = filter.to_sql();
+            let sql = format!(
+                "SELECT id FROM quarantine{conditions} ORDER BY id LIMIT {}",
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            );
+            let mut statement = conn.prepare_cached(&sql).map_err(store::Error::from)?;
+            let ids = statement
+                .query_map(params_from_iter(values.iter()), |r| r.get(0))
+                .map_err(store::Error::from)?
+                .collect::<store::rusqlite::Result<Vec<i64>>>()
+                .map_err(store::Error::from)?;
+            Ok(ids.into_iter().map(QuarantineId).collect())
+        })
+        .await
+    }
+
+    /// The data-quality counters matching `filter`, most frequent first.
+    pub async fn data_quality(
+        &self,
+        filter: DataQualityFilter,
+    ) -> Result<(Vec<MessageCount>, Vec<FindingCount>), Error> {
+        self.read(move |conn| Ok(data_quality_in(conn, &filter)?))
+            .await
+    }
+}
+
+/// Reads the data-quality counters on a connection one has.
+pub fn data_quality_in(
+    conn: &Connection,
+    filter: &DataQualityFilter,
+) -> store::Result<(Vec<MessageCount>, Vec<FindingCount>)> {
+    let (conditions, values) = filter.to_sql();
+    let mut messages = Vec::new();
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT channel, sender, message_type, validated, with_errors, with_warnings, \
+         first_seen, last_seen FROM data_quality_messages{conditions} \
+         ORDER BY channel, sender, message_type"
+    ))?;
+    let mut rows = statement.query(params_from_iter(values.iter()))?;
+    while let Some(row) = rows.next()? {
+        messages.push(MessageCount {
+            channel: row.get(0)?,
+            sender: row.get(1)?,
+            message_type: row.get(2)?,
+            validated: row.get(3)?,
+            with_errors: row.get(4)?,
+            with_warnings: row.get(5)?,
+            first_seen: row.get(6)?,
+            last_seen: row.get(7)?,
+        });
+    }
+    let mut findings = Vec::new();
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT channel, sender, message_type, path, code, severity, kind, description, count, \
+         messages, first_seen, last_seen FROM data_quality{conditions} \
+         ORDER BY count DESC, channel, sender, message_type, path"
+    ))?;
+    let mut rows = statement.query(params_from_iter(values.iter()))?;
+    while let Some(row) = rows.next()? {
+        findings.push(FindingCount {
+            channel: row.get(0)?,
+            sender: row.get(1)?,
+            message_type: row.get(2)?,
+            path: row.get(3)?,
+            code: row.get(4)?,
+            severity: row.get(5)?,
+            kind: row.get(6)?,
+            description: row.get(7)?,
+            count: row.get(8)?,
+            messages: row.get(9)?,
+            first_seen: row.get(10)?,
+            last_seen: row.get(11)?,
+        });
+    }
+    Ok((messages, findings))
+}
+
+fn required(what: &str, value: &str) -> Result<String, Error> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err(Error::BadRequest(format!("{what} is required")))
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+fn open(current: &Current) -> Result<(), Error> {
+    match current.summary.status {
+        Status::Open => Ok(()),
+        status => Err(Error::NotOpen {
+            id: current.summary.id,
+            status,
+        }),
+    }
+}
+
+/// A new journal row for a reprocessed entry, built outside the writer.
+struct Prepared {
+    revision: i64,
+    message: NewMessage,
+}
+
+fn prepare_reprocess(conn: &Connection, id: QuarantineId, who: &str) -> Result<Prepared, Error> {
+    let current = current_in(conn, id)?.ok_or(Error::NotFound(id))?;
+    open(&current)?;
+    let message_id = MessageId(current.summary.message_id);
+    let original = Journal::get_in(conn, message_id)?.ok_or(store::Error::NotFound(message_id))?;
+    let content = current.content.clone().unwrap_or(original.raw);
+    let parsed = hl7v2::Message::parse(&content).map_err(|e| Error::NotHl7(e.to_string()))?;
+    let text = |n: usize| parsed.field(0, n).unwrap_or("").trim().to_string();
+    let message = NewMessage {
+        channel: Arc::from(current.summary.channel.as_str()),
+        received_at: UnixMicros::now(),
+        peer: Arc::from(format!("quarantine:{id}").as_str()),
+        tls_identity: original.entry.tls_identity.as_deref().map(Arc::from),
+        sending_application: text(3),
+        sending_facility: text(4),
+        message_type: text(9),
+        control_id: text(10),
+        version: text(12),
+        state: MessageState::Received,
+        state_reason: Some(format!(
+            "reprocessed from quarantine entry {id} (message {message_id}) by {who}"
+        )),
+        raw: Bytes::from(content),
+    };
+    Ok(Prepared {
+        revision: current.revision,
+        message,
+    })
+}
+
+fn reprocess_in(
+    conn: &Connection,
+    id: QuarantineId,
+    prepared: Prepared,
+    who: &str,
+    reason: Option<&str>,
+) -> store::Result<Result<MessageId, Error>> {
+    let Some(current) = current_in(conn, id)? else {
+        return Ok(Err(Error::NotFound(id)));
+    };
+    if let Err(e) = open(&current) {
+        return Ok(Err(e));
+    }
+    if current.revision != prepared.revision {
+        return Ok(Err(Error::EditedMeanwhile(id)));
+    }
+    // No duplicate window: the original with the same control id is in the journal.
+    let new_id = Journal::append_in(conn, &prepared.message, None)?.id();
+    conn.prepare_cached(
+        "UPDATE quarantine SET status = 'reprocessed', status_by = ?2, status_reason = ?3, \
+         status_changed_at = ?4, reprocessed_as = ?5 WHERE id = ?1",
+    )?
+    .execute(params![id.0, who, reason, UnixMicros::now().0, new_id.0])?;
+    Ok(Ok(new_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_content;
+
+    #[test]
+    fn content_gets_cr_segment_ends_and_no_surrounding_blanks() {
+        assert_eq!(
+            normalize_content(b"\n\nMSH|^~\\&|A\r\nPID|1\nPV1|1\n\n"),
+            b"MSH|^~\\&|A\rPID|1\rPV1|1\r"
+        );
+        assert_eq!(normalize_content(b"MSH|^~\\&|A\r"), b"MSH|^~\\&|A\r");
+        assert_eq!(
+            normalize_content(b"\xEF\xBB\xBFMSH|^~\\&|A"),
+            b"MSH|^~\\&|A\r"
+        );
+        assert_eq!(normalize_content(b" \r\n\t"), b"");
+    }
+}
