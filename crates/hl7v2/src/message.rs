@@ -488,7 +488,7 @@ impl<'a> Element<'a> {
     /// The element one level down: repetitions of a field, components of a
     /// repetition, subcomponents of a component. A subcomponent has itself as
     /// its only child.
-    pub fn children(&self) -> impl Iterator<Item = Element<'a>> + 'a {
+    pub fn children(&self) -> impl Iterator<Item = Element<'a>> + use<'a> {
         let ctx = self.ctx;
         let child_separator = self.child_separator();
         let (sep, level) = child_separator.unwrap_or((0, self.child_level()));
