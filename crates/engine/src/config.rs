@@ -160,6 +160,11 @@ pub struct SourceConfig {
     /// MLLP release 2: send a commit acknowledgement (0x06) once stored (default false).
     #[serde(default)]
     pub commit_acks: bool,
+    /// With `ack_mode = "enhanced"`: the `host:port` of the senders' own MLLP
+    /// listener, where the application acknowledgements MSH-16 asks for are sent
+    /// once each message is processed. Without it they are noted as owed only.
+    #[serde(default)]
+    pub application_ack_to: Option<String>,
 }
 
 fn default_max_frame_size() -> ByteSize {
@@ -189,6 +194,7 @@ impl SourceConfig {
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
             commit_acks: false,
+            application_ack_to: None,
         }
     }
 
@@ -644,6 +650,22 @@ impl Config {
                     format!("{at}.source.read_timeout"),
                     "must be longer than 0".to_owned(),
                 );
+            }
+            if let Some(to) = &source.application_ack_to {
+                if source.ack_mode != AckModeSetting::Enhanced {
+                    error(
+                        format!("{at}.source.application_ack_to"),
+                        "application acknowledgements are sent only with ack_mode = \"enhanced\""
+                            .to_owned(),
+                    );
+                } else if to.rsplit_once(':').is_none_or(|(host, port)| {
+                    host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0)
+                }) {
+                    error(
+                        format!("{at}.source.application_ack_to"),
+                        format!("{to:?} is not HOST:PORT"),
+                    );
+                }
             }
             if let Some(tls) = &source.tls {
                 let files = [

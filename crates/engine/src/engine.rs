@@ -71,6 +71,8 @@ pub struct Engine {
     http: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     metrics: Metrics,
     store: Store,
+    /// The sender of owed application acknowledgements, and its stop signal.
+    application_acks: (tokio::sync::watch::Sender<bool>, JoinHandle<()>),
 }
 
 /// How long shutdown waits for connections still busy before dropping them
@@ -168,6 +170,15 @@ impl Engine {
             (None, None)
         };
 
+        let application_ack_targets = config
+            .channels
+            .iter()
+            .filter_map(|(name, c)| Some((name.clone(), c.source.application_ack_to.clone()?)))
+            .collect();
+        let (stop_application_acks, stop) = tokio::sync::watch::channel(false);
+        let application_acks =
+            crate::application_ack::spawn(store.clone(), application_ack_targets, stop);
+
         let routing: Vec<&str> = config
             .channels
             .iter()
@@ -187,6 +198,7 @@ impl Engine {
             http,
             metrics,
             store,
+            application_acks: (stop_application_acks, application_acks),
         })
     }
 
@@ -219,6 +231,7 @@ impl Engine {
             http,
             store,
             metrics,
+            application_acks,
             ..
         } = self;
         let stops = servers
@@ -238,6 +251,8 @@ impl Engine {
             let _ = stop.send(());
             let _ = task.await;
         }
+        let _ = application_acks.0.send(true);
+        let _ = application_acks.1.await;
         // Dropping the last clone joins the writer thread after its last commit.
         let _ = tokio::task::spawn_blocking(move || drop(store)).await;
         for (channel, m) in metrics.channels() {

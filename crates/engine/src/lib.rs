@@ -40,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+mod application_ack;
 mod config;
 mod engine;
 mod http;

@@ -21,7 +21,7 @@ use crate::config::AckModeSetting;
 use crate::metrics::ChannelMetrics;
 
 /// The engine's own table, beside the journal, of application acknowledgements
-/// owed to enhanced-mode senders (MSH-16). The routing stage will send them.
+/// owed to enhanced-mode senders (MSH-16); `application_ack` sends them.
 pub const APPLICATION_ACKS_COMPONENT: &str = "engine_application_acks";
 
 static APPLICATION_ACKS_MIGRATIONS: &[store::Migration] = &[store::Migration {
