@@ -490,9 +490,7 @@ impl Quarantine {
             let (conditions, values) = filter.to_sql();
             let sql = format!(
                 "SELECT {SUMMARY_COLUMNS} FROM quarantine q{} ORDER BY q.id DESC LIMIT {}",
-                conditions
-                    .replace(" WHERE ", " WHERE q.")
-                    .replace(" AND ", " AND q."),
+                conditions,
                 i64::try_from(limit).unwrap_or(i64::MAX)
             );
             let mut statement = conn.prepare_cached(&sql).map_err(store::Error::from)?;

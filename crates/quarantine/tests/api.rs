@@ -431,6 +431,29 @@ async fn many_entries_are_reprocessed_at_once_by_ids_or_by_filter() {
     let q = Quarantine::new(h.store.clone(), Validators::new());
     assert_eq!(q.entry_of_message(valid).await.unwrap(), None);
 
+    // Every filter at once.
+    let (status, listed) = h
+        .get("/api/quarantine?channel=iz&sender=Test%20EHR%20Application&type=VXU&status=open")
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["total"], 4);
+    for (query, total) in [
+        ("type=VXU%5EV04", 4),
+        ("type=VX", 0),
+        ("type=ORU", 0),
+        ("sender=Test%20EHR%20Application&channel=lab", 0),
+        ("status=reprocessed", 0),
+    ] {
+        let (status, listed) = h.get(&format!("/api/quarantine?{query}")).await;
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(listed["total"], total, "{query}");
+        assert_eq!(
+            listed["entries"].as_array().unwrap().len(),
+            total,
+            "{query}"
+        );
+    }
+
     // One discarded first: bulk reprocess reports it and goes on with the others.
     let (status, body) = h
         .call(
