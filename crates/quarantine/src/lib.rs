@@ -124,4 +124,4 @@ pub use record::{
     quarantine_in, record_failure_in,
 };
 pub use schema::{COMPONENT, MIGRATIONS};
-pub use validator::{ChannelValidation, Header, Validators, has_errors};
+pub use validator::{ChannelValidation, Header, ProfileCache, Validators, has_errors};

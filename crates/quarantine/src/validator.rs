@@ -175,3 +175,91 @@ pub(crate) fn sender_of(sending_application: &str) -> String {
 pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
 }
+
+/// Loads profile files once each, however many channels and senders name them (a NIST
+/// conformance profile is a megabyte of XML).
+#[derive(Default)]
+pub struct ProfileCache {
+    loaded: BTreeMap<std::path::PathBuf, Arc<Profile>>,
+}
+
+impl ProfileCache {
+    /// An empty cache.
+    pub fn new() -> ProfileCache {
+        ProfileCache::default()
+    }
+
+    /// The profile in `path` (TOML or XML, by content), loaded on first use; errors name
+    /// the file.
+    pub fn load(
+        &mut self,
+        path: &std::path::Path,
+    ) -> Result<Arc<Profile>, hl7v2_spec::validate::ProfileError> {
+        if let Some(profile) = self.loaded.get(path) {
+            return Ok(Arc::clone(profile));
+        }
+        let profile = Arc::new(Profile::load(path)?);
+        self.loaded.insert(path.to_owned(), Arc::clone(&profile));
+        Ok(profile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(name: &str) -> Arc<Profile> {
+        Arc::new(Profile::from_toml(&format!("name = \"{name}\"\n")).unwrap())
+    }
+
+    #[test]
+    fn a_sender_profile_wins_over_the_channels_by_whole_msh3_or_its_first_component() {
+        let validation = ChannelValidation {
+            profile: Some(profile("channel")),
+            sender_profiles: [
+                ("LAB".to_string(), profile("lab")),
+                ("EHR^1.2.3^ISO".to_string(), profile("ehr exact")),
+            ]
+            .into(),
+            ..ChannelValidation::default()
+        };
+        let name = |msh3: &str| validation.profile_for(msh3).map(|p| p.name.clone());
+        assert_eq!(name("LAB").as_deref(), Some("lab"));
+        assert_eq!(name("LAB^2.16.840^ISO").as_deref(), Some("lab"));
+        assert_eq!(name("EHR^1.2.3^ISO").as_deref(), Some("ehr exact"));
+        assert_eq!(name("EHR").as_deref(), Some("channel"));
+        assert_eq!(name("").as_deref(), Some("channel"));
+        assert!(ChannelValidation::default().profile_for("LAB").is_none());
+    }
+
+    #[test]
+    fn the_cache_loads_a_file_once_and_names_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "name = \"p\"\n").unwrap();
+        let mut cache = ProfileCache::new();
+        let first = cache.load(&path).unwrap();
+        let second = cache.load(&path).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        let missing = dir.path().join("missing.toml");
+        let error = cache.load(&missing).unwrap_err();
+        assert!(error.0.contains("missing.toml"), "{}", error.0);
+    }
+
+    #[test]
+    fn header_reads_type_and_event_without_the_structure() {
+        let message = hl7v2::Message::parse(
+            b"MSH|^~\\&|LAB^1.2^ISO|F|EHR|F|2024||ORU^R01^ORU_R01|C9|P|2.5.1\r",
+        )
+        .unwrap();
+        let header = Header::of(&message);
+        assert_eq!(header.message_type, "ORU^R01");
+        assert_eq!(header.sending_application, "LAB^1.2^ISO");
+        assert_eq!(header.sender(), "LAB");
+        assert_eq!(header.control_id, "C9");
+        assert_eq!(header.version, "2.5.1");
+        let bare = hl7v2::Message::parse(b"MSH|^~\\&||F|EHR|F|2024||ACK|C9|P|2.5.1\r").unwrap();
+        assert_eq!(Header::of(&bare).message_type, "ACK");
+        assert_eq!(Header::of(&bare).sender(), "(none)");
+    }
+}
