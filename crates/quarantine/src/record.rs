@@ -185,7 +185,7 @@ impl Validated {
             first_error: findings
                 .iter()
                 .find(|f| f.severity == Severity::Error)
-                .map(|f| format!("{} ({})", f, severity_name(f.severity))),
+                .map(|f| f.to_string()),
             counts: counts.into_values().collect(),
         }
     }
@@ -225,7 +225,10 @@ impl Validated {
     pub fn reason(&self) -> String {
         let plural = if self.errors == 1 { "" } else { "s" };
         match &self.first_error {
-            Some(first) => format!("validation: {} error{plural}, first {first}", self.errors),
+            Some(first) => format!(
+                "validation: {} error{plural}; the first: {first}",
+                self.errors
+            ),
             None => format!("validation: {} warning(s), no errors", self.warnings),
         }
     }
