@@ -6,7 +6,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,6 +34,8 @@ pub const USER_HEADER: &str = "x-corridor-user";
 pub const REASON_HEADER: &str = "x-corridor-reason";
 
 const MAX_PAGE: usize = 500;
+/// Largest corrected message accepted, as large as a source accepts by default.
+const MAX_BODY: usize = 16 << 20;
 const DEFAULT_BULK: usize = 1000;
 const MAX_BULK: usize = 10_000;
 
@@ -48,6 +50,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/quarantine/{id}/reprocess", post(reprocess_one))
         .route("/api/quarantine/{id}/discard", post(discard))
         .route("/api/data-quality", get(data_quality))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
