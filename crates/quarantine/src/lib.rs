@@ -9,6 +9,56 @@
 //! message ([`record_failure_in`]). Everything is prepared outside the writer
 //! ([`Validated::new`]), so the write only runs statements.
 //!
+//! ```
+//! use std::sync::Arc;
+//! use quarantine::{ChannelValidation, Header, Quarantine, Validated};
+//! use store::{Journal, MessageState, NewMessage, Store, UnixMicros};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! Quarantine::migrate(&store).await?;
+//!
+//! // A source validating before the ACK: validate outside the writer...
+//! let raw = b"MSH|^~\\&|LAB|F|EHR|F|20240315||ORU^R01^ORU_R01|7|P|2.5.1\r\
+//!             PID|1||42^^^H^MR||Doe^Jane\rOBR|1||F1|1234-5^Test^LN\r\
+//!             OBX|1|NM|1234-5^Test^LN||high||||||F\r";
+//! let message = hl7v2::Message::parse(raw)?;
+//! let header = Header::of(&message);
+//! let findings = ChannelValidation::default().validate(&message);
+//! let validated = Validated::new("lab", header.clone(), &findings);
+//! assert!(validated.has_errors()); // OBX-5 is not a number: the sender gets AE
+//!
+//! // ...then store the rejected message, count and quarantine it in one write.
+//! let rejected = NewMessage {
+//!     channel: Arc::from("lab"),
+//!     raw: raw.to_vec().into(),
+//!     received_at: UnixMicros::now(),
+//!     peer: Arc::from("10.0.0.7:50122"),
+//!     tls_identity: None,
+//!     sending_application: header.sending_application.clone(),
+//!     sending_facility: header.sending_facility.clone(),
+//!     message_type: "ORU^R01^ORU_R01".into(),
+//!     control_id: header.control_id.clone(),
+//!     version: header.version.clone(),
+//!     state: MessageState::Rejected,
+//!     state_reason: Some(validated.reason()),
+//! };
+//! let entry = store
+//!     .write(move |conn| {
+//!         let id = Journal::append_in(conn, &rejected, None)?.id();
+//!         quarantine::record_failure_in(conn, id, &validated, UnixMicros::now())
+//!     })
+//!     .await?;
+//!
+//! let q = Quarantine::new(store.clone(), quarantine::Validators::new());
+//! let detail = q.get(entry).await?;
+//! assert_eq!(detail.findings[0].path, "ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION.OBSERVATION.OBX-5");
+//! assert_eq!(detail.original.entry.state, MessageState::Rejected);
+//! # Ok(()) }
+//! ```
+//!
 //! An analyst then works through [`Quarantine`] or its HTTP API ([`router`]):
 //!
 //! - **edit**: new content, who and why; the content is validated at once and its findings
