@@ -46,6 +46,8 @@ mod engine;
 mod http;
 mod metrics;
 mod receive;
+pub mod stage;
+pub mod stages;
 
 pub use config::{
     AckModeSetting, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError, ConfigErrors,
@@ -56,3 +58,4 @@ pub use config::{
 pub use engine::{Engine, Listener, StartError};
 pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
 pub use receive::{APPLICATION_ACKS_COMPONENT, MllpReceiver, ReceiverSettings, migrate};
+pub use stage::{Commit, Stage, StageOutcome, Work};

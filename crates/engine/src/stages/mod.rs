@@ -1,0 +1,3 @@
+//! The stages a channel can run, each built from its configuration by `Engine::start`.
+
+pub mod validate;
