@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use delivery::{DestinationConfig, DestinationKind};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+pub use steps::{FilterConfig, TransformConfig};
 
 /// The whole configuration file.
 ///
@@ -28,7 +30,7 @@ use serde::de::{self, Deserializer, Visitor};
 ///     .unwrap_err();
 /// assert!(error.to_string().contains("channels.lab.source.listen: \"nonsense\" is not a socket address"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where the database lives.
@@ -40,6 +42,10 @@ pub struct Config {
     /// Channels by name: `[channels.NAME]`.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
+    /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
+    /// start: the configuration file's directory, or the working directory.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 /// `[data]`: where Corridor keeps its database.
@@ -94,27 +100,38 @@ fn yes() -> bool {
 }
 
 /// `[channels.NAME]`: one source, and what happens to its messages.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     /// Where messages come from.
     pub source: SourceConfig,
-    /// Which messages go on (routing; checked, not run yet).
+    /// Which messages go on: each must keep the message (see the `steps` crate).
     #[serde(default)]
     pub filters: Vec<FilterConfig>,
-    /// Changes made to each message (checked, not run yet).
+    /// Changes made, in order, to each message that passed the filters.
     #[serde(default)]
     pub transforms: Vec<TransformConfig>,
-    /// Where messages are delivered (checked, not run yet).
+    /// Where messages are delivered, each with its own queue, filters and transformers.
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
+    /// An HL7 path (e.g. `PID-3.1`) whose value orders processing and delivery: messages
+    /// with the same value keep their receive order; others may pass each other. Without
+    /// it the whole channel keeps one order.
+    #[serde(default)]
+    pub ordering_key: Option<HlPath>,
 }
 
 impl ChannelConfig {
-    /// True when the channel declares filters, transforms or destinations,
-    /// which the routing stage (not active yet) would run.
-    pub fn declares_routing(&self) -> bool {
-        !(self.filters.is_empty() && self.transforms.is_empty() && self.destinations.is_empty())
+    /// A channel with `source` and nothing else: messages are stored, acknowledged and
+    /// recorded as processed.
+    pub fn with_source(source: SourceConfig) -> ChannelConfig {
+        ChannelConfig {
+            source,
+            filters: Vec::new(),
+            transforms: Vec::new(),
+            destinations: Vec::new(),
+            ordering_key: None,
+        }
     }
 }
 
@@ -238,63 +255,6 @@ pub struct TlsConfig {
     /// With it, mutual TLS: clients must present a certificate issued by one of these CAs.
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
-}
-
-/// `{ path = "MSH-9.1", in = ["ORU"] }`: keep messages whose value at `path`
-/// is (or with `not_in`, is not) one of the values. Run by the routing stage.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilterConfig {
-    /// An HL7 path, e.g. `MSH-9.1`.
-    pub path: HlPath,
-    /// Keep the message when the value is one of these.
-    #[serde(default, rename = "in")]
-    pub is_in: Option<Vec<String>>,
-    /// Keep the message when the value is none of these.
-    #[serde(default)]
-    pub not_in: Option<Vec<String>>,
-}
-
-/// `{ set = "MSH-5", value = "EHR" }`: set the value at a path. Run by the routing stage.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TransformConfig {
-    /// The path to set.
-    pub set: HlPath,
-    /// The value written there.
-    pub value: String,
-}
-
-/// The kinds of destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DestinationKind {
-    /// Send over MLLP to `to`.
-    Mllp,
-    /// Write each message as a file under `path`.
-    File,
-    /// POST each message to `url`.
-    Http,
-}
-
-/// `[[channels.NAME.destinations]]`. Run by the routing stage.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DestinationConfig {
-    /// Unique within the channel; names the destination's queue.
-    pub name: String,
-    /// `"mllp"`, `"file"` or `"http"`.
-    #[serde(rename = "type")]
-    pub kind: DestinationKind,
-    /// For `mllp`: `host:port`.
-    #[serde(default)]
-    pub to: Option<String>,
-    /// For `file`: the directory.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// For `http`: the URL.
-    #[serde(default)]
-    pub url: Option<String>,
 }
 
 /// A socket address to listen on, written `"IP:port"`.
@@ -528,38 +488,44 @@ impl Config {
         let mut channels = BTreeMap::new();
         channels.insert(
             "default".to_owned(),
-            ChannelConfig {
-                source: SourceConfig::mllp(SocketAddr::from(([127, 0, 0, 1], 2575))),
-                filters: Vec::new(),
-                transforms: Vec::new(),
-                destinations: Vec::new(),
-            },
+            ChannelConfig::with_source(SourceConfig::mllp(SocketAddr::from((
+                [127, 0, 0, 1],
+                2575,
+            )))),
         );
         Config {
             data: DataConfig::default(),
             http: HttpConfig::default(),
             channels,
+            base_dir: PathBuf::from("."),
         }
     }
 
     /// Reads and checks a configuration from TOML text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_toml_in(text, Path::new("."))
+    }
+
+    /// Like [`Config::from_toml`], with relative file names starting at `base_dir`.
+    pub fn from_toml_in(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
         let deserializer = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            let key = error.path().to_string();
-            let inner = error.into_inner();
-            let line = inner
-                .span()
-                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-            ConfigErrors {
-                source_name: None,
-                errors: vec![ConfigError {
-                    key,
-                    message: inner.message().trim().to_owned(),
-                    line,
-                }],
-            }
-        })?;
+        let mut config: Config =
+            serde_path_to_error::deserialize(deserializer).map_err(|error| {
+                let key = error.path().to_string();
+                let inner = error.into_inner();
+                let line = inner
+                    .span()
+                    .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+                ConfigErrors {
+                    source_name: None,
+                    errors: vec![ConfigError {
+                        key,
+                        message: inner.message().trim().to_owned(),
+                        line,
+                    }],
+                }
+            })?;
+        config.base_dir = base_dir.to_owned();
         let errors = config.check();
         if errors.is_empty() {
             Ok(config)
@@ -582,7 +548,11 @@ impl Config {
                 line: None,
             }],
         })?;
-        Config::from_toml(&text).map_err(|mut errors| {
+        let base_dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        Config::from_toml_in(&text, base_dir).map_err(|mut errors| {
             errors.source_name = Some(name);
             errors
         })
@@ -658,9 +628,7 @@ impl Config {
                         "application acknowledgements are sent only with ack_mode = \"enhanced\""
                             .to_owned(),
                     );
-                } else if to.rsplit_once(':').is_none_or(|(host, port)| {
-                    host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0)
-                }) {
+                } else if !is_host_port(to) {
                     error(
                         format!("{at}.source.application_ack_to"),
                         format!("{to:?} is not HOST:PORT"),
@@ -682,20 +650,16 @@ impl Config {
                     }
                 }
             }
-            for (i, filter) in channel.filters.iter().enumerate() {
-                if filter.is_in.is_none() && filter.not_in.is_none() {
-                    error(
-                        format!("{at}.filters[{i}]"),
-                        "needs `in` or `not_in` (the values to keep or to drop)".to_owned(),
-                    );
-                }
+            if let Err(step) =
+                steps::Chain::compile(&channel.filters, &channel.transforms, &self.base_dir)
+            {
+                let (key, message) = step_key(&at, &step.to_string());
+                error(key, message);
             }
             let mut names = BTreeMap::new();
             for (i, destination) in channel.destinations.iter().enumerate() {
                 let key = format!("{at}.destinations[{i}]");
-                if destination.name.is_empty() {
-                    error(format!("{key}.name"), "must not be empty".to_owned());
-                } else if let Some(first) = names.insert(destination.name.clone(), i) {
+                if let Some(first) = names.insert(destination.name.clone(), i) {
                     error(
                         format!("{key}.name"),
                         format!(
@@ -704,43 +668,22 @@ impl Config {
                         ),
                     );
                 }
-                match destination.kind {
-                    DestinationKind::Mllp => match &destination.to {
-                        None => error(
-                            format!("{key}.to"),
-                            "is required for type \"mllp\" (host:port)".to_owned(),
-                        ),
-                        Some(to) if !is_host_port(to) => error(
-                            format!("{key}.to"),
-                            format!(
-                                "{to:?} is not an address (expected host:port, e.g. \"127.0.0.1:2576\")"
-                            ),
-                        ),
-                        Some(_) => {}
-                    },
-                    DestinationKind::File => {
-                        if destination.path.is_none() {
-                            error(
-                                format!("{key}.path"),
-                                "is required for type \"file\" (a directory)".to_owned(),
-                            );
-                        }
-                    }
-                    DestinationKind::Http => match &destination.url {
-                        None => error(
-                            format!("{key}.url"),
-                            "is required for type \"http\"".to_owned(),
-                        ),
-                        Some(url)
-                            if !(url.starts_with("http://") || url.starts_with("https://")) =>
-                        {
-                            error(
-                                format!("{key}.url"),
-                                format!("{url:?} is not an http:// or https:// URL"),
-                            )
-                        }
-                        Some(_) => {}
-                    },
+                if let Err(invalid) = destination.validate() {
+                    let reason = match invalid {
+                        delivery::ConfigError::Invalid { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    // The reason names its key in backquotes: `to`, `retry.max_attempts`.
+                    let named = reason.split('`').nth(1).filter(|k| !k.contains(' '));
+                    let key = named.map_or(key.clone(), |k| format!("{key}.{k}"));
+                    error(key, reason);
+                } else if let Err(step) = steps::Chain::compile(
+                    &destination.filters,
+                    &destination.transforms,
+                    &self.base_dir,
+                ) {
+                    let (key, message) = step_key(&key, &step.to_string());
+                    error(key, message);
                 }
             }
         }
@@ -748,10 +691,30 @@ impl Config {
     }
 }
 
+/// The key and words of a step compiler's error, which start with the step
+/// (`filters[0]: path: "x" is not a path`): `at.filters[0].path` and the rest.
+fn step_key(at: &str, text: &str) -> (String, String) {
+    let mut key = at.to_owned();
+    let mut rest = text;
+    while let Some((part, after)) = rest.split_once(": ") {
+        let is_key = !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_[].".contains(c));
+        if !is_key {
+            break;
+        }
+        key.push('.');
+        key.push_str(part);
+        rest = after;
+    }
+    (key, rest.to_owned())
+}
+
 /// `host:port` with a non-empty host and a port number.
 fn is_host_port(text: &str) -> bool {
     match text.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
         None => false,
     }
 }
@@ -791,7 +754,7 @@ mod tests {
         assert_eq!(lab.source.max_frame_size.0, 16 << 20);
         assert_eq!(lab.source.idle_timeout.0, Duration::from_secs(600));
         assert_eq!(lab.source.max_connections, 1000);
-        assert!(lab.declares_routing());
+        assert_eq!(lab.filters.len(), 1);
         assert_eq!(lab.destinations[0].to.as_deref(), Some("127.0.0.1:2576"));
     }
 

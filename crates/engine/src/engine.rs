@@ -1,5 +1,6 @@
 //! Starting and stopping everything a configuration describes.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,14 +8,16 @@ use std::time::{Duration, Instant};
 
 use mllp::{MllpServer, ServerHandle};
 use store::Store;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::http::{HttpState, router};
 use crate::metrics::Metrics;
+use crate::pipeline::{ChannelPipeline, Processors, StepsStage};
 use crate::receive::{MllpReceiver, ReceiverSettings, migrate};
+use crate::stage::Stage;
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,17 @@ pub enum StartError {
         dir: PathBuf,
         /// What went wrong.
         source: store::Error,
+    },
+    /// A channel's destinations could not be started.
+    #[error("{0}")]
+    Delivery(#[from] delivery::StartError),
+    /// A channel's steps could not be built.
+    #[error("channels.{channel}: {reason}")]
+    Steps {
+        /// The channel.
+        channel: String,
+        /// What the step compiler said.
+        reason: String,
     },
     /// A listener could not be started.
     #[error("{key}: cannot listen on {addr}: {reason}")]
@@ -73,6 +87,8 @@ pub struct Engine {
     store: Store,
     /// The sender of owed application acknowledgements, and its stop signal.
     application_acks: (tokio::sync::watch::Sender<bool>, JoinHandle<()>),
+    processors: Processors,
+    delivery: Arc<delivery::Delivery>,
 }
 
 /// How long shutdown waits for connections still busy before dropping them
@@ -103,6 +119,54 @@ impl Engine {
         })?;
         let metrics = Metrics::new(config.channels.keys().map(String::as_str));
 
+        let delivery = Arc::new(
+            delivery::Delivery::start(
+                store.clone(),
+                config
+                    .channels
+                    .iter()
+                    .map(|(name, c)| (name.as_str(), c.destinations.as_slice())),
+                &config.base_dir,
+            )
+            .await?,
+        );
+        let mut wakes: HashMap<String, Arc<Notify>> = HashMap::new();
+        let mut pipelines = Vec::new();
+        for (name, channel) in &config.channels {
+            let steps_error = |reason: String| StartError::Steps {
+                channel: name.clone(),
+                reason,
+            };
+            let chain =
+                steps::Chain::compile(&channel.filters, &channel.transforms, &config.base_dir)
+                    .map_err(|e| steps_error(e.to_string()))?;
+            let router = delivery::Router::compile(name, &channel.destinations, &config.base_dir)
+                .map_err(|e| steps_error(e.to_string()))?;
+            let ordering_key = match &channel.ordering_key {
+                Some(key) => Some(
+                    key.0
+                        .parse()
+                        .map_err(|e: hl7v2::Error| steps_error(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let stages: Vec<Arc<dyn Stage>> = vec![Arc::new(StepsStage::new(chain))];
+            let wake = Arc::new(Notify::new());
+            wakes.insert(name.clone(), wake.clone());
+            pipelines.push((
+                ChannelPipeline {
+                    channel: Arc::from(name.as_str()),
+                    stages,
+                    router,
+                    ordering_key,
+                    metrics: metrics.channel(name).unwrap_or_default(),
+                },
+                wake,
+            ));
+        }
+        let processors = Processors::start(store.clone(), delivery.clone(), pipelines);
+        let wakes = Arc::new(wakes);
+
         let mut bound = Vec::new();
         for (name, channel) in &config.channels {
             let key = format!("channels.{name}.source.listen");
@@ -126,6 +190,7 @@ impl Engine {
                 channel: Arc::from(name.as_str()),
                 ack_mode: channel.source.ack_mode,
                 duplicate_window: channel.source.duplicate_window.0,
+                stored: wakes.get(&name).cloned().unwrap_or_default(),
             };
             let channel_metrics = metrics.channel(&name).unwrap_or_default();
             let receiver = MllpReceiver::new(settings, store.clone(), channel_metrics);
@@ -154,9 +219,22 @@ impl Engine {
                     .collect(),
                 started,
             });
+            let wake_channel = {
+                let wakes = wakes.clone();
+                Arc::new(move |channel: &str| {
+                    if let Some(wake) = wakes.get(channel) {
+                        wake.notify_one();
+                    }
+                }) as Arc<dyn Fn(&str) + Send + Sync>
+            };
+            let app = router(state).merge(server::router(server::ApiState {
+                store: store.clone(),
+                delivery: Some(delivery.clone()),
+                wake_channel,
+            }));
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
-                let served = axum::serve(listener, router(state))
+                let served = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stopped.await;
                     })
@@ -179,18 +257,6 @@ impl Engine {
         let application_acks =
             crate::application_ack::spawn(store.clone(), application_ack_targets, stop);
 
-        let routing: Vec<&str> = config
-            .channels
-            .iter()
-            .filter(|(_, c)| c.declares_routing())
-            .map(|(n, _)| n.as_str())
-            .collect();
-        if !routing.is_empty() {
-            warn!(
-                channels = %routing.join(","),
-                "routing is not active yet: filters, transforms and destinations are checked but not run; messages are stored and acknowledged only"
-            );
-        }
         Ok(Engine {
             listeners,
             servers,
@@ -199,6 +265,8 @@ impl Engine {
             metrics,
             store,
             application_acks: (stop_application_acks, application_acks),
+            processors,
+            delivery,
         })
     }
 
@@ -232,6 +300,8 @@ impl Engine {
             store,
             metrics,
             application_acks,
+            processors,
+            delivery,
             ..
         } = self;
         let stops = servers
@@ -247,9 +317,22 @@ impl Engine {
                 Err(err) => error!(error = %err, "listener shutdown failed"),
             }
         }
+        // What was received is processed and queued before the pipeline stops; what
+        // the destinations have not taken yet stays queued for the next start.
+        processors.shutdown().await;
         if let Some((stop, task)) = http {
             let _ = stop.send(());
             let _ = task.await;
+        }
+        match Arc::try_unwrap(delivery) {
+            Ok(delivery) => {
+                if !delivery.shutdown_within(SHUTDOWN_GRACE).await {
+                    warn!(
+                        "deliveries still waiting for an answer were cut off; they are sent again at the next start"
+                    );
+                }
+            }
+            Err(_) => warn!("the destination workers are still shared; not waiting for them"),
         }
         let _ = application_acks.0.send(true);
         let _ = application_acks.1.await;

@@ -45,6 +45,7 @@ mod config;
 mod engine;
 mod http;
 mod metrics;
+mod pipeline;
 mod receive;
 pub mod stage;
 pub mod stages;

@@ -11,10 +11,55 @@ const LATENCY_BUCKETS_MICROS: [u64; 14] = [
     1_000_000,
 ];
 
+/// A histogram's name, help text, and where it is in a channel's metrics.
+type HistogramOf = (
+    &'static str,
+    &'static str,
+    fn(&ChannelMetrics) -> &Histogram,
+);
+
 /// A counter's name, help text, and how to read it from a snapshot.
 type Counter = (&'static str, &'static str, fn(&ChannelCounts) -> u64);
 
-/// The counters of one channel's receiving side.
+/// A latency histogram with the buckets of [`LATENCY_BUCKETS_MICROS`].
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_MICROS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, latency: Duration, count: u64) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = LATENCY_BUCKETS_MICROS.iter().position(|&b| micros <= b) {
+            add(&self.buckets[i], count);
+        }
+        add(&self.count, count);
+        add(&self.sum_micros, micros.saturating_mul(count));
+    }
+
+    /// The histogram's lines for one channel, in the exposition format.
+    fn write(&self, out: &mut String, name: &str, channel: &str) {
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS_MICROS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{channel=\"{channel}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{channel=\"{channel}\",le=\"+Inf\"}} {count}\n{name}_sum{{channel=\"{channel}\"}} {sum}\n{name}_count{{channel=\"{channel}\"}} {count}"
+        );
+    }
+}
+
+/// The counters of one channel.
 #[derive(Debug, Default)]
 pub struct ChannelMetrics {
     received: AtomicU64,
@@ -22,9 +67,14 @@ pub struct ChannelMetrics {
     duplicates: AtomicU64,
     store_failures: AtomicU64,
     bytes: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MICROS.len()],
-    latency_count: AtomicU64,
-    latency_sum_micros: AtomicU64,
+    processed: AtomicU64,
+    filtered: AtomicU64,
+    quarantined: AtomicU64,
+    errored: AtomicU64,
+    /// Receipt to ACK ready.
+    ack_latency: Histogram,
+    /// Receipt to the processing commit (queued for the destinations).
+    processing_latency: Histogram,
 }
 
 /// A snapshot of [`ChannelMetrics`].
@@ -43,6 +93,14 @@ pub struct ChannelCounts {
     pub bytes: u64,
     /// Acknowledgements decided (the latency histogram's count).
     pub acks: u64,
+    /// Messages processed and queued for their destinations.
+    pub processed: u64,
+    /// Messages a channel filter dropped.
+    pub filtered: u64,
+    /// Messages held in the quarantine.
+    pub quarantined: u64,
+    /// Messages whose processing failed.
+    pub errored: u64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -70,12 +128,26 @@ impl ChannelMetrics {
 
     /// Records `count` acknowledgements that each took `latency` from receipt.
     pub(crate) fn observe_ack_latency(&self, latency: Duration, count: u64) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        if let Some(i) = LATENCY_BUCKETS_MICROS.iter().position(|&b| micros <= b) {
-            add(&self.latency_buckets[i], count);
-        }
-        add(&self.latency_count, count);
-        add(&self.latency_sum_micros, micros.saturating_mul(count));
+        self.ack_latency.observe(latency, count);
+    }
+
+    /// Records a message the pipeline wrote as `state` at `now`.
+    pub(crate) fn observe_processed(
+        &self,
+        state: store::MessageState,
+        now: store::UnixMicros,
+        received_at: store::UnixMicros,
+    ) {
+        let counter = match state {
+            store::MessageState::Filtered => &self.filtered,
+            store::MessageState::Quarantined => &self.quarantined,
+            store::MessageState::Errored => &self.errored,
+            _ => &self.processed,
+        };
+        add(counter, 1);
+        let micros = u64::try_from(now.0.saturating_sub(received_at.0)).unwrap_or(0);
+        self.processing_latency
+            .observe(Duration::from_micros(micros), 1);
     }
 
     /// The counters now.
@@ -87,7 +159,11 @@ impl ChannelMetrics {
             duplicates: get(&self.duplicates),
             store_failures: get(&self.store_failures),
             bytes: get(&self.bytes),
-            acks: get(&self.latency_count),
+            acks: get(&self.ack_latency.count),
+            processed: get(&self.processed),
+            filtered: get(&self.filtered),
+            quarantined: get(&self.quarantined),
+            errored: get(&self.errored),
         }
     }
 }
@@ -125,7 +201,7 @@ impl Metrics {
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
     pub fn prometheus_text(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [Counter; 5] = [
+        let counters: [Counter; 9] = [
             (
                 "corridor_messages_received_total",
                 "Messages stored as received and acknowledged positively.",
@@ -151,6 +227,26 @@ impl Metrics {
                 "Bytes of the messages stored.",
                 |c| c.bytes,
             ),
+            (
+                "corridor_messages_processed_total",
+                "Messages processed and queued for their destinations.",
+                |c| c.processed,
+            ),
+            (
+                "corridor_messages_filtered_total",
+                "Messages a channel filter dropped.",
+                |c| c.filtered,
+            ),
+            (
+                "corridor_messages_quarantined_total",
+                "Messages held in the quarantine for an analyst.",
+                |c| c.quarantined,
+            ),
+            (
+                "corridor_messages_errored_total",
+                "Messages whose processing failed.",
+                |c| c.errored,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -162,27 +258,23 @@ impl Metrics {
                 );
             }
         }
-        let name = "corridor_ack_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time from receiving a message to its acknowledgement being ready (after the commit).\n# TYPE {name} histogram"
-        );
-        for (channel, metrics) in self.channels() {
-            let mut cumulative = 0;
-            for (bound, bucket) in LATENCY_BUCKETS_MICROS.iter().zip(&metrics.latency_buckets) {
-                cumulative += bucket.load(Ordering::Relaxed);
-                let le = *bound as f64 / 1e6;
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{channel=\"{channel}\",le=\"{le}\"}} {cumulative}"
-                );
+        let histograms: [HistogramOf; 2] = [
+            (
+                "corridor_ack_latency_seconds",
+                "Time from receiving a message to its acknowledgement being ready (after the commit).",
+                |m| &m.ack_latency,
+            ),
+            (
+                "corridor_processing_latency_seconds",
+                "Time from receiving a message to the commit of its processing (queued for the destinations, or filtered, quarantined, errored).",
+                |m| &m.processing_latency,
+            ),
+        ];
+        for (name, help, histogram) in histograms {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (channel, metrics) in self.channels() {
+                histogram(metrics).write(&mut out, name, channel);
             }
-            let count = metrics.latency_count.load(Ordering::Relaxed);
-            let sum = metrics.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{channel=\"{channel}\",le=\"+Inf\"}} {count}\n{name}_sum{{channel=\"{channel}\"}} {sum}\n{name}_count{{channel=\"{channel}\"}} {count}"
-            );
         }
         out
     }

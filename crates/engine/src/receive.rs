@@ -53,6 +53,9 @@ pub struct ReceiverSettings {
     pub ack_mode: AckModeSetting,
     /// Duplicate detection window; `None` stores every message.
     pub duplicate_window: Option<Duration>,
+    /// Woken after each commit that stored a new message: the channel's pipeline
+    /// waits on it.
+    pub stored: Arc<tokio::sync::Notify>,
 }
 
 /// The [`FrameHandler`] of an MLLP source: stores every frame in the journal,
@@ -64,7 +67,7 @@ pub struct ReceiverSettings {
 /// use engine::{AckModeSetting, ChannelMetrics, MllpReceiver, ReceiverSettings};
 ///
 /// let receiver = MllpReceiver::new(
-///     ReceiverSettings { channel: Arc::from("lab"), ack_mode: AckModeSetting::Original, duplicate_window: None },
+///     ReceiverSettings { channel: Arc::from("lab"), ack_mode: AckModeSetting::Original, duplicate_window: None, stored: Default::default() },
 ///     store,
 ///     Arc::new(ChannelMetrics::default()),
 /// );
@@ -166,7 +169,12 @@ impl MllpReceiver {
             .write(move |conn| store_batch(conn, &records, window))
             .await
         {
-            Ok(results) => results,
+            Ok(results) => {
+                if results.iter().any(|s| matches!(s, Stored::New(_))) {
+                    inner.settings.stored.notify_one();
+                }
+                results
+            }
             Err(err) => {
                 error!(
                     channel = %inner.settings.channel,

@@ -19,6 +19,21 @@ pub struct OwnedMessage {
     segments: Vec<OwnedSegment>,
 }
 
+/// A message with no segments and the standard delimiters: what is left
+/// behind when a message is moved out of a place that must hold one
+/// (`std::mem::take`).
+impl Default for OwnedMessage {
+    fn default() -> OwnedMessage {
+        OwnedMessage {
+            ctx: Context {
+                delimiters: Delimiters::STANDARD,
+                charset: Charset::Ascii,
+            },
+            segments: Vec::new(),
+        }
+    }
+}
+
 /// A segment's name and fields. For header segments (MSH, FHS, BHS) field 1
 /// is implied by the delimiters and `fields[1]` holds the encoding characters.
 #[derive(Clone, Debug, PartialEq, Eq)]

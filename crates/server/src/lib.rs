@@ -3,8 +3,15 @@
 //! - `GET /api/messages?channel=&state=&before=&limit=`: journal entries,
 //!   newest first, without their bytes; `next_before` pages on.
 //! - `GET /api/messages/{id}`: one message with its states, timestamps and
-//!   raw content.
-//! - `GET /api/stats?channel=`: message counts by state.
+//!   raw content, and one entry per destination with its own state, attempts,
+//!   answer and `queued_at` / `sent_at` / `acked_at` times (microseconds since
+//!   the epoch), so each hop's latency reads from the answer.
+//! - `POST /api/messages/{id}/reprocess`: the message goes back to `received`
+//!   and through its channel's pipeline again (new destination entries).
+//! - `POST /api/messages/{id}/resend?destination=NAME`: the destination's
+//!   entry is queued again, at the end of its queue.
+//! - `GET /api/stats?channel=`: message counts by state, and per destination:
+//!   entries by state, queue depth, oldest queued age, alert and last error.
 //!
 //! The engine serves [`router`] on its HTTP port next to its own health and
 //! metrics endpoints. Reads go to SQLite on the blocking pool, never on the
@@ -16,7 +23,7 @@
 //!
 //! ```no_run
 //! # async fn demo(store: store::Store) {
-//! let app = server::router(server::ApiState { store });
+//! let app = server::router(server::ApiState::new(store));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 //! axum::serve(listener, app).await.unwrap();
 //! # }
@@ -27,15 +34,32 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use delivery::{Delivery, EntryId, QueueEntry};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use store::{JournalEntry, JournalFilter, MessageId, MessageState, Store};
 
 /// What the handlers need.
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Store,
+    /// The running destinations, for their statistics and resends.
+    pub delivery: Option<Arc<Delivery>>,
+    /// Tells a channel's pipeline that messages wait to be processed.
+    pub wake_channel: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl ApiState {
+    /// The API over `store` alone: no destinations, nothing to wake.
+    pub fn new(store: Store) -> ApiState {
+        ApiState {
+            store,
+            delivery: None,
+            wake_channel: Arc::new(|_| {}),
+        }
+    }
 }
 
 /// The API's routes.
@@ -43,6 +67,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/messages", get(list_messages))
         .route("/api/messages/{id}", get(get_message))
+        .route("/api/messages/{id}/reprocess", post(reprocess))
+        .route("/api/messages/{id}/resend", post(resend))
         .route("/api/stats", get(stats))
         .with_state(state)
 }
@@ -117,14 +143,136 @@ async fn get_message(
     State(api): State<ApiState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let journal = api.store.journal();
-    let stored = blocking(move || Ok(journal.get(MessageId(id))?)).await?;
+    let store = api.store.clone();
+    let (stored, entries) = blocking(move || {
+        let stored = store.journal().get(MessageId(id))?;
+        // Before the first processing there is no queue table yet in a bare store.
+        let entries = store
+            .read(|conn| delivery::entries_of_message(conn, MessageId(id)))
+            .unwrap_or_default();
+        Ok((stored, entries))
+    })
+    .await?;
     let Some(stored) = stored else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no message {id}")));
     };
     let mut body = entry_json(&stored.entry);
     body["raw"] = Value::String(String::from_utf8_lossy(&stored.raw).into_owned());
+    body["destinations"] = entries.iter().map(queue_entry_json).collect();
     Ok(Json(body))
+}
+
+/// A destination's entry for a message; times are microseconds since the epoch.
+fn queue_entry_json(e: &QueueEntry) -> Value {
+    json!({
+        "entry": e.id.0,
+        "destination": e.destination,
+        "state": e.state.as_str(),
+        "state_reason": e.state_reason,
+        "attempts": e.attempts,
+        "last_error": e.last_error,
+        "answer": e.answer,
+        "ordering_key": e.ordering_key,
+        "queued_at": e.queued_at.0,
+        "sent_at": e.sent_at.map(|t| t.0),
+        "acked_at": e.acked_at.map(|t| t.0),
+        "state_changed_at": e.state_changed_at.0,
+    })
+}
+
+/// Puts a message back to `received` so its channel processes it again.
+async fn reprocess(
+    State(api): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let journal = api.store.journal();
+    let stored = blocking(move || Ok(journal.get(MessageId(id))?)).await?;
+    let Some(stored) = stored else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no message {id}")));
+    };
+    match stored.entry.state {
+        MessageState::Received => {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!("message {id} is waiting to be processed already"),
+            ));
+        }
+        MessageState::Rejected => {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!("message {id} was rejected on arrival; it cannot be processed as it is"),
+            ));
+        }
+        _ => {}
+    }
+    let previous = stored.entry.state;
+    api.store
+        .write(move |conn| {
+            store::Journal::set_state_in(
+                conn,
+                MessageId(id),
+                MessageState::Received,
+                Some(&format!("reprocess requested (was {previous})")),
+            )
+        })
+        .await?;
+    (api.wake_channel)(&stored.entry.channel);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "state": "received", "was": previous.as_str()})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResendQuery {
+    destination: String,
+}
+
+/// Queues a message again for one destination.
+async fn resend(
+    State(api): State<ApiState>,
+    Path(id): Path<i64>,
+    Query(q): Query<ResendQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(delivery) = api.delivery.clone() else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no destinations are running".to_owned(),
+        ));
+    };
+    let store = api.store.clone();
+    let entries =
+        blocking(move || Ok(store.read(|conn| delivery::entries_of_message(conn, MessageId(id)))?))
+            .await?;
+    let Some(entry) = entries
+        .iter()
+        .filter(|e| e.destination == q.destination)
+        .max_by_key(|e| e.id.0)
+    else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "message {id} has no entry for destination {:?}",
+                q.destination
+            ),
+        ));
+    };
+    if !entry.state.is_final() || entry.state == delivery::EntryState::Filtered {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "the entry for {:?} is {}: only delivered, errored or dead-lettered entries are sent again",
+                q.destination,
+                entry.state.as_str()
+            ),
+        ));
+    }
+    let EntryId(new) = delivery.resend(entry.id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "destination": q.destination, "entry": new})),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -147,7 +295,36 @@ async fn stats(
             (s.as_str().to_string(), json!(n))
         })
         .collect();
-    Ok(Json(json!({"channel": q.channel, "messages": by_state})))
+    let destinations = match api.delivery.clone() {
+        Some(delivery) => blocking(move || Ok(delivery.stats()?)).await?,
+        None => Vec::new(),
+    };
+    let destinations: Vec<Value> = destinations
+        .iter()
+        .filter(|d| q.channel.as_ref().is_none_or(|c| *c == d.channel))
+        .map(|d| {
+            json!({
+                "channel": d.channel,
+                "destination": d.destination,
+                "type": d.kind.as_str(),
+                "queued": d.counts.queued,
+                "sending": d.counts.sending,
+                "delivered": d.counts.delivered,
+                "filtered": d.counts.filtered,
+                "errored": d.counts.errored,
+                "dead_lettered": d.counts.dead_lettered,
+                "depth": d.counts.depth,
+                "oldest_queued_age_ms": d.oldest_queued_age.map(|a| a.as_millis() as u64),
+                "alert": d.alert,
+                "last_error": d.last_error,
+                "delivered_since_start": d.delivered_since_start,
+                "failures_since_start": d.failures_since_start,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"channel": q.channel, "messages": by_state, "destinations": destinations}),
+    ))
 }
 
 /// A journal entry as JSON; times are microseconds since the Unix epoch.

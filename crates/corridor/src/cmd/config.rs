@@ -23,22 +23,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Check { file } => match engine::Config::load(&file) {
             Ok(config) => {
-                let routing = config
-                    .channels
-                    .values()
-                    .filter(|c| c.declares_routing())
-                    .count();
+                let destinations: usize =
+                    config.channels.values().map(|c| c.destinations.len()).sum();
                 println!(
-                    "{}: valid ({} channel{})",
+                    "{}: valid ({} channel{}, {} destination{})",
                     file.display(),
                     config.channels.len(),
-                    if config.channels.len() == 1 { "" } else { "s" }
+                    if config.channels.len() == 1 { "" } else { "s" },
+                    destinations,
+                    if destinations == 1 { "" } else { "s" }
                 );
-                if routing > 0 {
-                    println!(
-                        "note: filters, transforms and destinations are checked, but routing is not active yet"
-                    );
-                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(errors) => {

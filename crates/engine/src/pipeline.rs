@@ -1,0 +1,409 @@
+//! The processing pipeline: from `received` to `processed` (queued for the destinations),
+//! `filtered`, `quarantined` or `errored`, one channel at a time.
+//!
+//! Each channel has one processor task. It wakes when a source committed new messages (or
+//! every second, for messages put back by a reprocess), reads the channel's `received`
+//! messages oldest first, runs each through the channel's stages ([`Stage`]) and its
+//! router, and writes the outcome of the whole batch in ONE store write: each message's
+//! new journal state, every stage's [`Commit`], and its destination queue rows
+//! ([`delivery::enqueue_in`]). A crash before that write leaves the messages `received`;
+//! the next start processes them again from the beginning, so a message is never half
+//! processed. Then the destinations' workers are woken.
+//!
+//! Order: messages are taken in journal order (receive order). Without an ordering key the
+//! channel's messages are processed one after another. With one (`ordering_key =
+//! "PID-3.1"`), a batch is split into lanes by the key's value and the lanes run in
+//! parallel, each in order; the queue rows carry the key, so each patient's messages also
+//! reach each destination in order while other patients pass a patient whose delivery is
+//! held up.
+//!
+//! A message whose processing fails (a stage error, a panic in a script) ends `errored`
+//! with the reason; it never stops the channel.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use delivery::{Delivery, Routed, Router};
+use hl7v2::OwnedMessage;
+use rusqlite::params;
+use store::{Journal, MessageId, MessageState, Store, UnixMicros};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, warn};
+
+use crate::metrics::ChannelMetrics;
+use crate::stage::{Commit, Stage, StageOutcome, Work};
+
+/// How many `received` messages one batch takes at most.
+const BATCH: usize = 512;
+/// How often an idle processor looks for messages nobody told it about.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Runs a channel's filters and transformers (`steps::Chain`) as a stage.
+pub(crate) struct StepsStage {
+    chain: steps::Chain,
+}
+
+impl StepsStage {
+    pub(crate) fn new(chain: steps::Chain) -> StepsStage {
+        StepsStage { chain }
+    }
+}
+
+impl Stage for StepsStage {
+    fn name(&self) -> &str {
+        "steps"
+    }
+
+    fn run(&self, work: &mut Work) -> StageOutcome {
+        if self.chain.is_empty() {
+            return StageOutcome::proceed();
+        }
+        let message = std::mem::take(&mut work.message);
+        match self.chain.run(message) {
+            steps::Outcome::Pass(message) => {
+                work.message = message;
+                StageOutcome::proceed()
+            }
+            steps::Outcome::Filtered { filter } => StageOutcome::Stop {
+                state: MessageState::Filtered,
+                reason: format!("filtered by {filter}"),
+                commit: None,
+            },
+            steps::Outcome::Error { step, error } => StageOutcome::Stop {
+                state: MessageState::Errored,
+                reason: format!("{step}: {error}"),
+                commit: None,
+            },
+        }
+    }
+}
+
+/// Everything one channel's processor needs.
+pub(crate) struct ChannelPipeline {
+    pub channel: Arc<str>,
+    /// In order: validate, mpi, steps, fhir (those the channel has).
+    pub stages: Vec<Arc<dyn Stage>>,
+    pub router: Router,
+    pub ordering_key: Option<hl7v2::Path>,
+    pub metrics: Arc<ChannelMetrics>,
+}
+
+/// A message read back from the journal to be processed.
+struct Pending {
+    id: MessageId,
+    received_at: UnixMicros,
+    raw: Vec<u8>,
+}
+
+/// What processing decided about one message, ready to be written.
+struct Decided {
+    id: MessageId,
+    received_at: UnixMicros,
+    state: MessageState,
+    reason: Option<String>,
+    commits: Vec<Commit>,
+    routed: Option<Routed>,
+    ordering_key: Option<String>,
+}
+
+impl ChannelPipeline {
+    /// Runs one message through the stages and the router. Never panics: a panic in a
+    /// stage becomes an `errored` message.
+    fn decide(&self, pending: Pending) -> Decided {
+        let Pending {
+            id,
+            received_at,
+            raw,
+        } = pending;
+        let errored = |reason: String| Decided {
+            id,
+            received_at,
+            state: MessageState::Errored,
+            reason: Some(reason),
+            commits: Vec::new(),
+            routed: None,
+            ordering_key: None,
+        };
+        let message = match OwnedMessage::parse(&raw) {
+            Ok(message) => message,
+            Err(err) => return errored(format!("the stored message does not parse: {err}")),
+        };
+        let mut work = Work::new(id, self.channel.clone(), received_at, message);
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.run_stages(&mut work)));
+        match outcome {
+            Ok(decided) => decided,
+            Err(panic) => {
+                let words = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic without a message".to_owned());
+                errored(format!("processing failed unexpectedly: {words}"))
+            }
+        }
+    }
+
+    fn run_stages(&self, work: &mut Work) -> Decided {
+        let mut commits = Vec::new();
+        for stage in &self.stages {
+            match stage.run(work) {
+                StageOutcome::Continue { commit } => commits.extend(commit),
+                StageOutcome::Stop {
+                    state,
+                    reason,
+                    commit,
+                } => {
+                    commits.extend(commit);
+                    return Decided {
+                        id: work.id,
+                        received_at: work.received_at,
+                        state,
+                        reason: Some(reason),
+                        commits,
+                        routed: None,
+                        ordering_key: None,
+                    };
+                }
+            }
+        }
+        let ordering_key = self
+            .ordering_key
+            .as_ref()
+            .map(|path| work.message.get_text(path).unwrap_or_default());
+        Decided {
+            id: work.id,
+            received_at: work.received_at,
+            state: MessageState::Processed,
+            reason: None,
+            commits,
+            routed: Some(self.router.route(&work.message)),
+            ordering_key,
+        }
+    }
+
+    /// Decides a batch, in lanes by ordering key when the channel has one.
+    fn decide_batch(&self, batch: Vec<Pending>) -> Vec<Decided> {
+        let lanes = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let Some(path) = self
+            .ordering_key
+            .as_ref()
+            .filter(|_| lanes > 1 && batch.len() > 8)
+        else {
+            return batch.into_iter().map(|p| self.decide(p)).collect();
+        };
+        // The key is read from the message as received: a transformer may change it,
+        // but the lane only decides which messages may run side by side.
+        let mut by_lane: Vec<Vec<(usize, Pending)>> = (0..lanes).map(|_| Vec::new()).collect();
+        for (i, pending) in batch.into_iter().enumerate() {
+            let key = hl7v2::Message::parse(&pending.raw)
+                .ok()
+                .and_then(|m| m.get(path).map(|e| e.raw().to_vec()))
+                .unwrap_or_default();
+            let mut hasher = DefaultHasher::new();
+            key.hash(&mut hasher);
+            by_lane[(hasher.finish() % lanes as u64) as usize].push((i, pending));
+        }
+        let mut decided: Vec<(usize, Decided)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = by_lane
+                .into_iter()
+                .filter(|lane| !lane.is_empty())
+                .map(|lane| {
+                    scope.spawn(move || {
+                        lane.into_iter()
+                            .map(|(i, p)| (i, self.decide(p)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                // `decide` catches panics, so a lane thread cannot panic.
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        decided.sort_by_key(|(i, _)| *i);
+        decided.into_iter().map(|(_, d)| d).collect()
+    }
+}
+
+/// Writes a decided batch: states, stage commits and queue rows, in one transaction.
+/// A message whose own writes fail (a stage's commit, say) is recorded `errored` instead,
+/// without its commits, and the rest of the batch stands.
+fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Result<Vec<Written>> {
+    let mut written = Vec::with_capacity(batch.len());
+    for decided in batch {
+        let Decided {
+            id,
+            received_at,
+            state,
+            reason,
+            commits,
+            routed,
+            ordering_key,
+        } = decided;
+        conn.execute_batch("SAVEPOINT message")?;
+        let result = (|| -> store::Result<()> {
+            Journal::set_state_in(conn, id, state, reason.as_deref())?;
+            for commit in commits {
+                commit(conn)?;
+            }
+            if let Some(routed) = &routed {
+                delivery::enqueue_in(conn, id, ordering_key.as_deref(), routed)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                conn.execute_batch("RELEASE message")?;
+                written.push(Written { received_at, state });
+            }
+            Err(err) => {
+                conn.execute_batch("ROLLBACK TO message; RELEASE message")?;
+                let reason = format!("recording the processing failed: {err}");
+                Journal::set_state_in(conn, id, MessageState::Errored, Some(&reason))?;
+                written.push(Written {
+                    received_at,
+                    state: MessageState::Errored,
+                });
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// What the batch write recorded for one message, for the metrics.
+struct Written {
+    received_at: UnixMicros,
+    state: MessageState,
+}
+
+/// Reads up to [`BATCH`] of the channel's `received` messages, oldest first.
+fn read_pending(conn: &rusqlite::Connection, channel: &str) -> store::Result<Vec<Pending>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, received_at, raw FROM journal \
+         WHERE state = 'received' AND channel = ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![channel, BATCH as i64], |r| {
+        Ok(Pending {
+            id: MessageId(r.get(0)?),
+            received_at: UnixMicros(r.get(1)?),
+            raw: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The running processors, one per channel.
+pub(crate) struct Processors {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Processors {
+    /// Starts one processor per channel. `wake` pairs each channel with the notifier its
+    /// sources ring after a commit.
+    pub(crate) fn start(
+        store: Store,
+        delivery: Arc<Delivery>,
+        channels: Vec<(ChannelPipeline, Arc<Notify>)>,
+    ) -> Processors {
+        let (stop, stopped) = watch::channel(false);
+        let tasks = channels
+            .into_iter()
+            .map(|(pipeline, wake)| {
+                tokio::spawn(run(
+                    Arc::new(pipeline),
+                    store.clone(),
+                    delivery.clone(),
+                    wake,
+                    stopped.clone(),
+                ))
+            })
+            .collect();
+        Processors { stop, tasks }
+    }
+
+    /// Finishes the batch each processor is on, then stops them.
+    pub(crate) async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if let Err(err) = task.await {
+                error!(error = %err, "a channel processor failed");
+            }
+        }
+    }
+}
+
+async fn run(
+    pipeline: Arc<ChannelPipeline>,
+    store: Store,
+    delivery: Arc<Delivery>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let channel = pipeline.channel.clone();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let name = channel.clone();
+        let pending = match store
+            .read_async(move |conn| read_pending(conn, &name))
+            .await
+        {
+            Ok(pending) => pending,
+            Err(err) => {
+                error!(%channel, error = %err, "reading messages to process failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+        };
+        if pending.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let count = pending.len();
+        let worker = pipeline.clone();
+        let decided = match tokio::task::spawn_blocking(move || worker.decide_batch(pending)).await
+        {
+            Ok(decided) => decided,
+            Err(err) => {
+                // `decide` catches panics; this is the runtime shutting down.
+                warn!(%channel, error = %err, "processing stopped");
+                break;
+            }
+        };
+        match store.write(move |conn| write_batch(conn, decided)).await {
+            Ok(written) => {
+                let now = UnixMicros::now();
+                for w in &written {
+                    pipeline
+                        .metrics
+                        .observe_processed(w.state, now, w.received_at);
+                }
+                debug!(%channel, messages = count, "processed");
+                delivery.wake(&channel);
+            }
+            Err(err) => {
+                // Nothing of the batch was written: its messages are still `received`
+                // and are taken again.
+                error!(%channel, messages = count, error = %err, "recording processed messages failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}
