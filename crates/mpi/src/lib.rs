@@ -50,12 +50,16 @@
 mod compare;
 mod events;
 mod golden;
+pub mod hl7;
+pub mod http;
 mod index;
 mod intern;
 mod model;
 mod mpi;
+pub mod persist;
 mod record;
 pub mod rng;
+pub mod service;
 pub mod synthetic;
 pub mod text;
 
@@ -68,6 +72,7 @@ pub use golden::{GOLDEN_FIELDS, GoldenRecord, Survivorship, SurvivorshipRules};
 pub use model::{FieldModel, MatchModel, TrainingOptions, TrainingReport};
 pub use mpi::{IndexStats, MatcherConfig, Mpi, ReviewItem, SsnRule};
 pub use record::{Identifier, PatientRecord, Sex, SourceKey};
+pub use service::{Applied, MpiConfig, MpiService, ServiceError};
 
 /// What can go wrong when using the index; each names what to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

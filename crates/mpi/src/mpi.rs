@@ -183,6 +183,9 @@ pub struct Mpi {
     /// Features `ingest` already computed for the record it is about to apply, so
     /// they are not computed twice.
     prepared: Option<(SourceKey, Features)>,
+    /// Every identifier type code seen, so an identifier given as `system|value`
+    /// (without its type) can be looked up.
+    identifier_types: Vec<Sym>,
 }
 
 fn now_ms() -> u64 {
@@ -223,6 +226,7 @@ impl Mpi {
             scratch_keys: Vec::new(),
             scratch_candidates: Vec::new(),
             prepared: None,
+            identifier_types: Vec::new(),
         })
     }
 
@@ -1093,6 +1097,11 @@ impl Mpi {
                 )
             })
             .collect();
+        for &(_, _, t) in identifiers.iter() {
+            if !self.identifier_types.contains(&t) {
+                self.identifier_types.push(t);
+            }
+        }
         let features = match self.prepared.take() {
             Some((key, f)) if key.source == record.source && key.id == record.id => f,
             _ => Features::from_record(record, &mut self.interner),
@@ -1267,6 +1276,61 @@ impl Mpi {
             }
         }
         out
+    }
+
+    /// Source records that carry `value` issued by `authority` (of any identifier
+    /// type), or whose own key is `authority`/`value`: how a `system|value` search or
+    /// PIX query finds a patient. Retired records are found by their key only.
+    pub fn records_with_identifier(&self, authority: &str, value: &str) -> Vec<SourceKey> {
+        let mut out = Vec::new();
+        let key = SourceKey::new(authority.trim(), value.trim());
+        if self.record_id(&key).is_ok() {
+            out.push(key);
+        }
+        let (Some(v), Some(a)) = (
+            self.interner.get(value.trim()),
+            self.interner.get(authority.trim()),
+        ) else {
+            return out;
+        };
+        let mut rids = Vec::new();
+        for &t in &self.identifier_types {
+            self.identifiers.extend_into(&(v, a, t), &mut rids);
+        }
+        for r in rids {
+            let k = self.source_key(r);
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    /// The merge event (its sequence number) that retired `record` and is not undone.
+    pub fn merge_retiring(&self, record: &SourceKey) -> Option<u64> {
+        let rid = self.record_id(record).ok()?;
+        self.merges
+            .iter()
+            .filter(|(_, u)| !u.undone && u.retired == Some(rid))
+            .map(|(&seq, _)| seq)
+            .max()
+    }
+
+    /// The latest merge not undone that moved `record` or retired it.
+    pub fn merge_involving(&self, record: &SourceKey) -> Option<u64> {
+        let rid = self.record_id(record).ok()?;
+        self.merges
+            .iter()
+            .filter(|(_, u)| !u.undone && (u.retired == Some(rid) || u.moved.contains(&rid)))
+            .map(|(&seq, _)| seq)
+            .max()
+    }
+
+    /// Whether a person or message has decided where this record belongs.
+    pub fn is_pinned(&self, key: &SourceKey) -> Option<bool> {
+        self.record_id(key)
+            .ok()
+            .map(|r| self.records[r as usize].pinned)
     }
 
     /// The source record as last received.
