@@ -42,6 +42,10 @@ pub struct Config {
     /// Channels by name: `[channels.NAME]`.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
+    /// The master patient index: `[mpi] enabled = true`, thresholds and the enterprise
+    /// id's FHIR system (see `mpi::MpiConfig`).
+    #[serde(default)]
+    pub mpi: mpi::MpiConfig,
     /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
     /// start: the configuration file's directory, or the working directory.
     #[serde(skip)]
@@ -497,6 +501,7 @@ impl Config {
             data: DataConfig::default(),
             http: HttpConfig::default(),
             channels,
+            mpi: mpi::MpiConfig::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -574,6 +579,9 @@ impl Config {
                 "channels".to_owned(),
                 "no channel is configured (add e.g. [channels.lab] with source = { type = \"mllp\", listen = \"127.0.0.1:2575\" })".to_owned(),
             );
+        }
+        if let Err(invalid) = self.mpi.check() {
+            error("mpi".to_owned(), invalid.to_string());
         }
         let mut listens: BTreeMap<SocketAddr, String> = BTreeMap::new();
         if self.http.enabled && self.http.listen.0.port() != 0 {

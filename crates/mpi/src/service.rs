@@ -101,9 +101,10 @@ pub enum ServiceError {
 /// What one message did to the index.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    /// The enterprise patient the message's PID belongs to now.
-    pub enterprise: EnterpriseId,
-    /// The events to persist, in order.
+    /// The enterprise patient the message's PID belongs to now, or why the index
+    /// refused part of what the message asked (e.g. an A37 for a merge that moved on).
+    pub result: Result<EnterpriseId, MpiError>,
+    /// The events to persist, in order: also those of the steps done before a refusal.
     pub events: Vec<MpiEvent>,
 }
 
@@ -258,15 +259,9 @@ impl MpiService {
     /// Applies what one message asks (see [`crate::hl7::action_of`]); `control_id`
     /// and `event` (the trigger, e.g. `A40`) name the message in the history. The events
     /// are returned to persist in the caller's transaction.
-    pub fn apply_message(
-        &self,
-        action: MessageAction,
-        control_id: &str,
-        event: &str,
-    ) -> Result<Applied, ServiceError> {
+    pub fn apply_message(&self, action: MessageAction, control_id: &str, event: &str) -> Applied {
         let (result, events) = self.with_index(|mpi| apply(mpi, action, control_id, event));
-        let enterprise = result?;
-        Ok(Applied { enterprise, events })
+        Applied { result, events }
     }
 }
 
