@@ -123,6 +123,14 @@ pub struct ChannelConfig {
     /// it the whole channel keeps one order.
     #[serde(default)]
     pub ordering_key: Option<HlPath>,
+    /// `[channels.NAME.validation]`: validate each message before or after the ACK.
+    /// Without it the channel does not validate.
+    #[serde(default)]
+    pub validation: Option<ValidationConfig>,
+    /// `[channels.NAME.retention]`: how long finished messages are kept.
+    /// Without it they are kept forever.
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
 }
 
 impl ChannelConfig {
@@ -135,6 +143,8 @@ impl ChannelConfig {
             transforms: Vec::new(),
             destinations: Vec::new(),
             ordering_key: None,
+            validation: None,
+            retention: None,
         }
     }
 }
@@ -145,17 +155,37 @@ impl ChannelConfig {
 pub enum SourceKind {
     /// An MLLP listener (plain TCP or TLS).
     Mllp,
+    /// An HTTP listener: each `POST` carries a raw HL7 message (or a batch) and its
+    /// answer carries the acknowledgement.
+    Http,
+    /// A folder read at an interval: each file holds one or more messages (or a batch)
+    /// and is moved to `done` (or `error`) once its messages are stored.
+    Directory,
 }
 
-/// `source = { type = "mllp", listen = "127.0.0.1:2575", ... }`.
+impl SourceKind {
+    /// The word the configuration uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Mllp => "mllp",
+            SourceKind::Http => "http",
+            SourceKind::Directory => "directory",
+        }
+    }
+}
+
+/// `source = { type = "mllp", listen = "127.0.0.1:2575", ... }`,
+/// `{ type = "http", listen = "0.0.0.0:8081" }` or
+/// `{ type = "directory", path = "/var/spool/lab", pattern = "*.hl7" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `"mllp"`.
+    /// `"mllp"`, `"http"` or `"directory"`.
     #[serde(rename = "type")]
     pub kind: SourceKind,
-    /// Address to listen on, `IP:port`.
-    pub listen: ListenAddr,
+    /// Address to listen on, `IP:port` (MLLP and HTTP sources; required for them).
+    #[serde(default)]
+    pub listen: Option<ListenAddr>,
     /// `"original"` (default) or `"enhanced"`.
     #[serde(default)]
     pub ack_mode: AckModeSetting,
@@ -186,6 +216,35 @@ pub struct SourceConfig {
     /// once each message is processed. Without it they are noted as owed only.
     #[serde(default)]
     pub application_ack_to: Option<String>,
+    /// Directory source: the folder to read (required).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Directory source: which file names to read, a glob with `*` and `?`
+    /// (default `"*"`, every file; hidden files and names ending in `.error.txt` never).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Directory source: how often the folder is read (default `"1s"`).
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: ConfigDuration,
+    /// Directory source: where files go once their messages are stored
+    /// (default `PATH/done`; created if missing).
+    #[serde(default)]
+    pub done: Option<PathBuf>,
+    /// Directory source: where files go that hold a message that could not be used,
+    /// with a `NAME.error.txt` beside each (default `PATH/error`; created if missing).
+    #[serde(default)]
+    pub error: Option<PathBuf>,
+    /// Directory source: the largest file read (default `"256MiB"`); a larger one goes
+    /// to `error`.
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: ByteSize,
+}
+
+fn default_poll_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(1))
+}
+fn default_max_file_size() -> ByteSize {
+    ByteSize(256 << 20)
 }
 
 fn default_max_frame_size() -> ByteSize {
@@ -206,7 +265,7 @@ impl SourceConfig {
     pub fn mllp(listen: SocketAddr) -> SourceConfig {
         SourceConfig {
             kind: SourceKind::Mllp,
-            listen: ListenAddr(listen),
+            listen: Some(ListenAddr(listen)),
             ack_mode: AckModeSetting::default(),
             duplicate_window: DuplicateWindow::default(),
             tls: None,
@@ -216,12 +275,43 @@ impl SourceConfig {
             max_connections: default_max_connections(),
             commit_acks: false,
             application_ack_to: None,
+            path: None,
+            pattern: None,
+            poll_interval: default_poll_interval(),
+            done: None,
+            error: None,
+            max_file_size: default_max_file_size(),
         }
+    }
+
+    /// An HTTP source on `listen` with every default.
+    pub fn http(listen: SocketAddr) -> SourceConfig {
+        SourceConfig {
+            kind: SourceKind::Http,
+            ..SourceConfig::mllp(listen)
+        }
+    }
+
+    /// A directory source reading `path` with every default.
+    pub fn directory(path: impl Into<PathBuf>) -> SourceConfig {
+        SourceConfig {
+            kind: SourceKind::Directory,
+            listen: None,
+            path: Some(path.into()),
+            ..SourceConfig::mllp(SocketAddr::from(([127, 0, 0, 1], 0)))
+        }
+    }
+
+    /// The address to listen on (`127.0.0.1:0` when none is set, which `check` refuses
+    /// for the kinds that listen).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |l| l.0)
     }
 
     /// The settings of the `mllp` crate's listener for this source.
     pub fn listener_config(&self) -> mllp::MllpServerConfig {
-        let mut config = mllp::MllpServerConfig::new(self.listen.0.to_string());
+        let mut config = mllp::MllpServerConfig::new(self.listen_addr().to_string());
         config.tls = self.tls.as_ref().map(|tls| mllp::TlsServerConfig {
             cert_path: tls.cert.clone(),
             key_path: tls.key.clone(),
@@ -259,6 +349,287 @@ pub struct TlsConfig {
     /// With it, mutual TLS: clients must present a certificate issued by one of these CAs.
     #[serde(default)]
     pub client_ca: Option<PathBuf>,
+}
+
+/// `[channels.NAME.validation]`: how a channel validates its messages.
+///
+/// ```
+/// let config = engine::Config::from_toml(r#"
+///     [channels.lab]
+///     source = { type = "mllp", listen = "127.0.0.1:0" }
+///     [channels.lab.validation]
+///     mode = "before_ack"
+///     version = "2.5.1"
+///     strict = true
+/// "#).unwrap();
+/// let validation = config.channels["lab"].validation.as_ref().unwrap();
+/// assert_eq!(validation.mode, engine::ValidationMode::BeforeAck);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// `"before_ack"`, `"after_ack"` (default) or `"off"`.
+    #[serde(default)]
+    pub mode: ValidationMode,
+    /// Validate as this HL7 version instead of the one in MSH-12 (e.g. `"2.5.1"`).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// A conformance profile (TOML, or HL7 v2 XML as NIST and IGAMT publish them)
+    /// that tightens or relaxes the standard for this channel.
+    #[serde(default)]
+    pub profile: Option<PathBuf>,
+    /// Required fields, required components and table values are errors (default false).
+    #[serde(default)]
+    pub strict: bool,
+    /// Profiles by sending application (MSH-3, whole or its first component), which win
+    /// over `profile`: `senders = { LAB = "lab-profile.toml" }`.
+    #[serde(default)]
+    pub senders: BTreeMap<String, PathBuf>,
+}
+
+/// When a channel validates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationMode {
+    /// Before the ACK: a message with an error finding is stored as rejected and
+    /// answered AE (AR in enhanced mode: CR) with one ERR segment per finding.
+    BeforeAck,
+    /// After the ACK, in the pipeline: a message with an error finding is quarantined.
+    #[default]
+    AfterAck,
+    /// No validation.
+    Off,
+}
+
+impl ValidationConfig {
+    /// Problems with these settings, as (key, message); `at` is `channels.NAME`.
+    /// Loads each profile to prove it reads.
+    pub(crate) fn check(&self, at: &str, base_dir: &Path) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if let Some(version) = self
+            .version
+            .as_ref()
+            .filter(|v| hl7v2_spec::Spec::nearest(v).is_none())
+        {
+            errors.push((
+                format!("{at}.validation.version"),
+                format!("{version:?} is not an HL7 v2 version Corridor knows (2.1 to 2.8.2)"),
+            ));
+        }
+        if self.mode == ValidationMode::Off {
+            return errors;
+        }
+        let mut cache = quarantine::ProfileCache::new();
+        if let Err((key, message)) = self.build_in(at, base_dir, &mut cache) {
+            errors.push((key, message));
+        }
+        errors
+    }
+
+    /// The channel's validation settings with its profiles loaded (once each, through
+    /// `cache`). The error names the key of the profile that is missing or invalid.
+    pub fn build(
+        &self,
+        channel: &str,
+        base_dir: &Path,
+        cache: &mut quarantine::ProfileCache,
+    ) -> Result<quarantine::ChannelValidation, ConfigError> {
+        self.build_in(&format!("channels.{channel}"), base_dir, cache)
+            .map_err(|(key, message)| ConfigError {
+                key,
+                message,
+                line: None,
+            })
+    }
+
+    fn build_in(
+        &self,
+        at: &str,
+        base_dir: &Path,
+        cache: &mut quarantine::ProfileCache,
+    ) -> Result<quarantine::ChannelValidation, (String, String)> {
+        let mut load = |key: String, file: &Path| {
+            let path = base_dir.join(file);
+            if !path.is_file() {
+                return Err((
+                    key,
+                    format!(
+                        "profile file {:?} does not exist",
+                        path.display().to_string()
+                    ),
+                ));
+            }
+            cache
+                .load(&path)
+                .map_err(|e| (key, format!("the profile does not load: {e}")))
+        };
+        let profile = match &self.profile {
+            Some(file) => Some(load(format!("{at}.validation.profile"), file)?),
+            None => None,
+        };
+        let mut sender_profiles = BTreeMap::new();
+        for (sender, file) in &self.senders {
+            let key = format!("{at}.validation.senders.{sender}");
+            sender_profiles.insert(sender.clone(), load(key, file)?);
+        }
+        Ok(quarantine::ChannelValidation {
+            version: self.version.clone(),
+            strict: self.strict,
+            profile,
+            sender_profiles,
+        })
+    }
+}
+
+/// `[channels.NAME.retention]`: finished messages older than `max_age`, or beyond the
+/// newest `max_messages` of the channel, are deleted in the background.
+///
+/// Only messages in a final state are deleted (`delivered`, `filtered`, `rejected`,
+/// `dead_lettered`), with their destination queue rows; messages still `received`,
+/// `processed`, `quarantined` or `errored` are kept whatever their age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Delete finished messages received longer ago than this (e.g. `"30d"`).
+    #[serde(default)]
+    pub max_age: Option<ConfigDuration>,
+    /// Keep at most this many finished messages of the channel (the newest).
+    #[serde(default)]
+    pub max_messages: Option<u64>,
+    /// How often the channel is pruned (default `"1m"`).
+    #[serde(default = "default_retention_interval")]
+    pub interval: ConfigDuration,
+    /// Messages deleted per store write (default 500): small writes leave room for traffic.
+    #[serde(default = "default_retention_batch")]
+    pub batch_size: usize,
+}
+
+fn default_retention_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(60))
+}
+fn default_retention_batch() -> usize {
+    500
+}
+
+impl RetentionConfig {
+    /// Problems with these settings, as (key, message); `at` is `channels.NAME`.
+    pub(crate) fn check(&self, at: &str) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if self.max_age.is_none() && self.max_messages.is_none() {
+            errors.push((
+                format!("{at}.retention"),
+                "set max_age (e.g. \"30d\") or max_messages, or leave the section out".to_owned(),
+            ));
+        }
+        if self.max_age.is_some_and(|a| a.0.is_zero()) {
+            errors.push((
+                format!("{at}.retention.max_age"),
+                "must be longer than 0".to_owned(),
+            ));
+        }
+        if self.interval.0.is_zero() {
+            errors.push((
+                format!("{at}.retention.interval"),
+                "must be longer than 0".to_owned(),
+            ));
+        }
+        if self.batch_size == 0 {
+            errors.push((
+                format!("{at}.retention.batch_size"),
+                "must be at least 1".to_owned(),
+            ));
+        }
+        errors
+    }
+}
+
+impl SourceConfig {
+    /// Problems with the keys of this kind of source, as (key, message); `at` is
+    /// `channels.NAME`.
+    pub(crate) fn check_kind(&self, at: &str, base_dir: &Path) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        let kind = self.kind.as_str();
+        let mut not_for = |key: &str, set: bool| {
+            if set {
+                errors.push((
+                    format!("{at}.source.{key}"),
+                    format!("is not a key of a {kind} source"),
+                ));
+            }
+        };
+        match self.kind {
+            SourceKind::Mllp | SourceKind::Http => {
+                not_for("path", self.path.is_some());
+                not_for("pattern", self.pattern.is_some());
+                not_for("done", self.done.is_some());
+                not_for("error", self.error.is_some());
+                if self.kind == SourceKind::Http {
+                    not_for("tls", self.tls.is_some());
+                    not_for("commit_acks", self.commit_acks);
+                }
+                if self.listen.is_none() {
+                    errors.push((
+                        format!("{at}.source.listen"),
+                        format!("a {kind} source needs listen = \"IP:port\""),
+                    ));
+                }
+            }
+            SourceKind::Directory => {
+                not_for("listen", self.listen.is_some());
+                not_for("tls", self.tls.is_some());
+                not_for("commit_acks", self.commit_acks);
+                not_for("application_ack_to", self.application_ack_to.is_some());
+                match &self.path {
+                    None => errors.push((
+                        format!("{at}.source.path"),
+                        "a directory source needs path = \"FOLDER\"".to_owned(),
+                    )),
+                    Some(path) if !base_dir.join(path).is_dir() => errors.push((
+                        format!("{at}.source.path"),
+                        format!(
+                            "folder {:?} does not exist",
+                            base_dir.join(path).display().to_string()
+                        ),
+                    )),
+                    Some(_) => {}
+                }
+                if let Some(pattern) = self
+                    .pattern
+                    .as_ref()
+                    .filter(|p| p.is_empty() || p.contains(['/', '\\']))
+                {
+                    errors.push((
+                        format!("{at}.source.pattern"),
+                        format!("{pattern:?} is not a file name pattern (e.g. \"*.hl7\")"),
+                    ));
+                }
+                if self.poll_interval.0.is_zero() {
+                    errors.push((
+                        format!("{at}.source.poll_interval"),
+                        "must be longer than 0".to_owned(),
+                    ));
+                }
+                if self.max_file_size.0 == 0 {
+                    errors.push((
+                        format!("{at}.source.max_file_size"),
+                        "must be at least 1 byte".to_owned(),
+                    ));
+                }
+                let path = self.path.as_ref();
+                let same = |a: Option<&PathBuf>, b: Option<&PathBuf>| a.is_some() && a == b;
+                if same(self.done.as_ref(), self.error.as_ref())
+                    || same(self.done.as_ref(), path)
+                    || same(self.error.as_ref(), path)
+                {
+                    errors.push((
+                        format!("{at}.source.done"),
+                        "path, done and error must be three different folders".to_owned(),
+                    ));
+                }
+            }
+        }
+        errors
+    }
 }
 
 /// A socket address to listen on, written `"IP:port"`.
@@ -600,8 +971,20 @@ impl Config {
                 );
             }
             let source = &channel.source;
-            let listen = source.listen.0;
-            if listen.port() != 0 {
+            for (key, message) in source.check_kind(&at, &self.base_dir) {
+                error(key, message);
+            }
+            if let Some(validation) = &channel.validation {
+                for (key, message) in validation.check(&at, &self.base_dir) {
+                    error(key, message);
+                }
+            }
+            if let Some(retention) = &channel.retention {
+                for (key, message) in retention.check(&at) {
+                    error(key, message);
+                }
+            }
+            if let Some(ListenAddr(listen)) = source.listen.filter(|l| l.0.port() != 0) {
                 if let Some(other) = listens.get(&listen) {
                     error(
                         format!("{at}.source.listen"),

@@ -171,12 +171,15 @@ impl Engine {
         for (name, channel) in &config.channels {
             let key = format!("channels.{name}.source.listen");
             let source = &channel.source;
+            if source.kind != crate::config::SourceKind::Mllp {
+                continue;
+            }
             let listener_config = source.listener_config();
             let server = MllpServer::bind(name, listener_config)
                 .await
                 .map_err(|err| StartError::Listen {
                     key,
-                    addr: source.listen.0,
+                    addr: source.listen_addr(),
                     reason: err.to_string(),
                 })?;
             bound.push((name.clone(), source.tls.is_some(), server));

@@ -53,10 +53,13 @@ pub mod stages;
 pub use config::{
     AckModeSetting, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError, ConfigErrors,
     DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig, HlPath,
-    HttpConfig, ListenAddr, SourceConfig, SourceKind, TlsConfig, TransformConfig, parse_byte_size,
-    parse_duration,
+    HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TlsConfig, TransformConfig,
+    ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
 };
 pub use engine::{Engine, Listener, StartError};
 pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
-pub use receive::{APPLICATION_ACKS_COMPONENT, MllpReceiver, ReceiverSettings, migrate};
+pub use receive::{
+    APPLICATION_ACKS_COMPONENT, Intake, IntakeStatus, MllpReceiver, Origin, Received,
+    ReceiverSettings, migrate,
+};
 pub use stage::{Commit, Stage, StageOutcome, Work};

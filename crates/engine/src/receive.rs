@@ -1,9 +1,10 @@
-//! The receive pipeline of an MLLP source: frame -> journal (durable) -> ACK.
+//! The intake every source shares: message -> journal (durable) -> ACK.
 //!
-//! Each batch of frames a connection delivers goes to the journal in ONE write
-//! request, which the store's writer commits together with the requests of
-//! other connections (group commit). Only after that commit returned are the
-//! acknowledgements built and handed back, in frame order (invariant 1).
+//! Each batch of messages a source hands over (the frames a connection delivered,
+//! an HTTP body, a file) goes to the journal in ONE write request, which the
+//! store's writer commits together with the requests of other sources (group
+//! commit). Only after that commit returned are the acknowledgements built and
+//! handed back, in order (invariant 1), and the channel's pipeline woken.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hl7v2::{
     AckBuilder, AckCode, AckCondition, AckError, AckMode, ErrorCode, ErrorKind, Message, Outcome,
+    Severity,
 };
+use hl7v2_spec::validate::{Finding, Severity as FindingSeverity};
 use mllp::{CommitAck, ConnectionInfo, FrameHandler};
+use quarantine::{ChannelValidation, Header, Validated};
 use store::rusqlite::{self, params};
 use store::{Appended, Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
 use tracing::{debug, error, info, warn};
@@ -58,8 +62,108 @@ pub struct ReceiverSettings {
     pub stored: Arc<tokio::sync::Notify>,
 }
 
-/// The [`FrameHandler`] of an MLLP source: stores every frame in the journal,
-/// then acknowledges it.
+/// What a source tells the intake about where messages came from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Stored in the journal's `peer` column: the sender's socket address, or
+    /// `file:NAME` for a directory source.
+    pub peer: Arc<str>,
+    /// The client certificate's identity under mutual TLS.
+    pub tls_identity: Option<Arc<str>>,
+}
+
+impl Origin {
+    /// Messages from `peer` without a TLS identity.
+    pub fn new(peer: impl Into<Arc<str>>) -> Origin {
+        Origin {
+            peer: peer.into(),
+            tls_identity: None,
+        }
+    }
+}
+
+/// What became of one message the intake received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntakeStatus {
+    /// Stored as `received`: the pipeline takes it from here.
+    Stored(MessageId),
+    /// A repeat of a message stored within the duplicate window: acknowledged again,
+    /// not stored.
+    Duplicate(MessageId),
+    /// Stored as `rejected` (it does not parse, or failed validation before the ACK);
+    /// the reason is PHI-free words for people.
+    Rejected {
+        /// Its journal id.
+        id: MessageId,
+        /// Why, as stored in `state_reason`.
+        reason: String,
+    },
+    /// The store could not take it: the sender should send it again.
+    Failed,
+}
+
+/// The answer to one message: its status and the acknowledgement to send.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// What became of it.
+    pub status: IntakeStatus,
+    /// The code the acknowledgement carries (also when none is sent).
+    pub code: AckCode,
+    /// The ACK or NAK, when the sender wants one (in enhanced mode MSH-15 decides).
+    pub ack: Option<Vec<u8>>,
+}
+
+impl Received {
+    /// True when the sender may forget the message: stored, or a duplicate of a stored one.
+    pub fn accepted(&self) -> bool {
+        matches!(
+            self.status,
+            IntakeStatus::Stored(_) | IntakeStatus::Duplicate(_)
+        )
+    }
+}
+
+/// Most ERR segments one NAK carries (one per finding); the journal keeps them all in
+/// the quarantine entry.
+const MAX_ERR_SEGMENTS: usize = 100;
+
+/// The store-then-acknowledge path every source shares: parse, validate (when the
+/// channel validates before the ACK), append to the journal through the store's group
+/// commit (duplicate window; rejected messages are stored too), and only after that
+/// commit build each ACK or NAK and wake the channel's pipeline.
+///
+/// ```no_run
+/// # async fn example(store: store::Store) {
+/// use std::sync::Arc;
+/// use engine::{AckModeSetting, ChannelMetrics, Intake, Origin, ReceiverSettings};
+///
+/// let intake = Intake::new(
+///     ReceiverSettings { channel: Arc::from("lab"), ack_mode: AckModeSetting::Original, duplicate_window: None, stored: Default::default() },
+///     store,
+///     Arc::new(ChannelMetrics::default()),
+/// );
+/// let answers = intake
+///     .receive(vec![bytes::Bytes::from_static(b"MSH|^~\\&|LAB|N|||20260101||ADT^A01|1|P|2.5\rPID|1\r")], &Origin::new("10.0.0.7:50122"))
+///     .await;
+/// assert!(answers[0].accepted());
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Intake {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: ReceiverSettings,
+    store: Store,
+    metrics: Arc<ChannelMetrics>,
+    /// Set when the channel validates before the ACK.
+    validation: Option<Arc<ChannelValidation>>,
+}
+
+/// The [`FrameHandler`] of an MLLP source: hands every frame to the channel's
+/// [`Intake`], then answers with its acknowledgement.
 ///
 /// ```no_run
 /// # async fn example(store: store::Store) -> Result<(), mllp::MllpError> {
@@ -77,65 +181,133 @@ pub struct ReceiverSettings {
 /// ```
 #[derive(Debug, Clone)]
 pub struct MllpReceiver {
-    inner: Arc<Inner>,
+    intake: Intake,
 }
 
-#[derive(Debug)]
-struct Inner {
-    settings: ReceiverSettings,
-    store: Store,
-    metrics: Arc<ChannelMetrics>,
-}
-
-/// What the receiver learned from a frame before storing it.
+/// What the intake learned from a message before storing it.
 struct Inspected {
     header: HeaderFields,
     verdict: Verdict,
+    /// The data-quality write of a validated message: counts (accepted) or counts
+    /// and quarantine entry (rejected by validation).
+    validated: Option<Validated>,
 }
 
 enum Verdict {
-    /// Parsed; stored as received.
+    /// Parsed (and valid, when validated); stored as received.
     Accept,
     /// Cannot be used; stored as rejected and answered with a NAK.
     Reject {
         outcome: Outcome,
-        error: AckError,
+        errors: Vec<AckError>,
         reason: String,
-        /// A short, PHI-free word for the log (`not_hl7`, `bad_segment`, ...).
+        /// A short, PHI-free word for the log (`not_hl7`, `bad_segment`, `invalid`, ...).
         kind: &'static str,
     },
 }
 
-/// The result of storing one frame.
+/// The result of storing one message.
 enum Stored {
     New(MessageId),
     Duplicate(MessageId),
     Failed,
 }
 
+/// One message ready for the writer.
+struct Record {
+    message: NewMessage,
+    owed: Option<String>,
+    validated: Option<Validated>,
+}
+
 impl MllpReceiver {
     /// A receiver storing into `store` and counting into `metrics`.
     pub fn new(settings: ReceiverSettings, store: Store, metrics: Arc<ChannelMetrics>) -> Self {
         MllpReceiver {
+            intake: Intake::new(settings, store, metrics),
+        }
+    }
+
+    /// A receiver that hands its frames to `intake`.
+    pub fn with_intake(intake: Intake) -> Self {
+        MllpReceiver { intake }
+    }
+
+    async fn receive(&self, frames: Vec<Bytes>, conn: &ConnectionInfo) -> Vec<Vec<Bytes>> {
+        let origin = Origin {
+            peer: Arc::from(conn.peer_addr.to_string()),
+            tls_identity: conn.client_subject.as_deref().map(Arc::from),
+        };
+        let received = self.intake.receive(frames, &origin).await;
+        received
+            .into_iter()
+            .map(|answer| {
+                let mut out = Vec::with_capacity(2);
+                if conn.commit_acks {
+                    out.push(match answer.status {
+                        IntakeStatus::Failed => CommitAck::Reject.payload(),
+                        _ => CommitAck::Accept.payload(),
+                    });
+                }
+                out.extend(answer.ack.map(Bytes::from));
+                out
+            })
+            .collect()
+    }
+}
+
+impl Intake {
+    /// An intake storing into `store` and counting into `metrics`.
+    pub fn new(settings: ReceiverSettings, store: Store, metrics: Arc<ChannelMetrics>) -> Self {
+        Intake {
             inner: Arc::new(Inner {
                 settings,
                 store,
                 metrics,
+                validation: None,
             }),
         }
     }
 
-    async fn receive(&self, frames: Vec<Bytes>, conn: &ConnectionInfo) -> Vec<Vec<Bytes>> {
+    /// The same intake validating every message before its ACK: a message with an
+    /// error finding is stored as `rejected` (with a quarantine entry and the
+    /// data-quality counts, in the same write) and answered AE, or AR when its type,
+    /// event, version or processing id is not supported, with one ERR segment per
+    /// finding. Valid messages are counted in the data-quality counters.
+    pub fn validating(self, validation: Arc<ChannelValidation>) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            settings: shared.settings.clone(),
+            store: shared.store.clone(),
+            metrics: shared.metrics.clone(),
+            validation: None,
+        });
+        Intake {
+            inner: Arc::new(Inner {
+                validation: Some(validation),
+                ..inner
+            }),
+        }
+    }
+
+    /// The channel this intake stores for.
+    pub fn channel(&self) -> &Arc<str> {
+        &self.inner.settings.channel
+    }
+
+    /// Stores `messages` (in one write request, committed with other sources' requests)
+    /// and answers each, in order. Returns only after the commit.
+    pub async fn receive(&self, messages: Vec<Bytes>, origin: &Origin) -> Vec<Received> {
         let started = Instant::now();
         let inner = &*self.inner;
         let received_at = UnixMicros::now();
-        let peer: Arc<str> = Arc::from(conn.peer_addr.to_string());
-        let tls_identity: Option<Arc<str>> = conn.client_subject.as_deref().map(Arc::from);
         let enhanced = inner.settings.ack_mode == AckModeSetting::Enhanced;
 
-        let inspected: Vec<Inspected> = frames.iter().map(|f| inspect(f)).collect();
-        let mut records = Vec::with_capacity(frames.len());
-        for (frame, item) in frames.iter().zip(&inspected) {
+        let mut inspected: Vec<Inspected> = messages
+            .iter()
+            .map(|m| inspect(m, &inner.settings.channel, inner.validation.as_deref()))
+            .collect();
+        let mut records = Vec::with_capacity(messages.len());
+        for (raw, item) in messages.iter().zip(&mut inspected) {
             let (state, state_reason) = match &item.verdict {
                 Verdict::Accept => (MessageState::Received, None),
                 Verdict::Reject { reason, .. } => (MessageState::Rejected, Some(reason.clone())),
@@ -148,10 +320,10 @@ impl MllpReceiver {
             };
             let message = NewMessage {
                 channel: inner.settings.channel.clone(),
-                raw: frame.clone(),
+                raw: raw.clone(),
                 received_at,
-                peer: peer.clone(),
-                tls_identity: tls_identity.clone(),
+                peer: origin.peer.clone(),
+                tls_identity: origin.tls_identity.clone(),
                 sending_application: item.header.sending_application.clone(),
                 sending_facility: item.header.sending_facility.clone(),
                 message_type: item.header.message_type.clone(),
@@ -160,13 +332,17 @@ impl MllpReceiver {
                 state,
                 state_reason,
             };
-            records.push((message, owed));
+            records.push(Record {
+                message,
+                owed,
+                validated: item.validated.take(),
+            });
         }
 
         let window = inner.settings.duplicate_window;
         let stored: Vec<Stored> = match inner
             .store
-            .write(move |conn| store_batch(conn, &records, window))
+            .write(move |conn| store_batch(conn, records, window))
             .await
         {
             Ok(results) => {
@@ -178,64 +354,79 @@ impl MllpReceiver {
             Err(err) => {
                 error!(
                     channel = %inner.settings.channel,
-                    peer = %conn.peer_addr,
-                    messages = frames.len(),
+                    peer = %origin.peer,
+                    messages = messages.len(),
                     error = %err,
                     "could not store messages; answering with negative acknowledgements"
                 );
-                frames.iter().map(|_| Stored::Failed).collect()
+                messages.iter().map(|_| Stored::Failed).collect()
             }
         };
 
         // Everything below runs after the commit returned: the ACKs may go out.
-        let mut responses = Vec::with_capacity(frames.len());
+        let mut answers = Vec::with_capacity(messages.len());
         let mut failures = 0;
-        for ((frame, item), stored) in frames.iter().zip(&inspected).zip(&stored) {
-            let mut out = Vec::with_capacity(2);
-            if conn.commit_acks {
-                out.push(match stored {
-                    Stored::Failed => CommitAck::Reject.payload(),
-                    _ => CommitAck::Accept.payload(),
-                });
-            }
-            let ack = match stored {
+        for ((raw, item), stored) in messages.iter().zip(inspected).zip(stored) {
+            let answer = match stored {
                 Stored::Failed => {
                     failures += 1;
-                    self.store_failure_ack(frame, item)
+                    let (code, ack) = self.store_failure_ack(raw, &item);
+                    Received {
+                        status: IntakeStatus::Failed,
+                        code,
+                        ack,
+                    }
                 }
                 Stored::Duplicate(id) => {
                     inner.metrics.count_duplicate();
-                    debug!(channel = %inner.settings.channel, peer = %conn.peer_addr, id = %id, size = frame.len(), "duplicate acknowledged again, not stored");
-                    self.positive_ack(frame, item)
+                    debug!(channel = %inner.settings.channel, peer = %origin.peer, id = %id, size = raw.len(), "duplicate acknowledged again, not stored");
+                    let (code, ack) = self.positive_ack(raw, &item);
+                    Received {
+                        status: IntakeStatus::Duplicate(id),
+                        code,
+                        ack,
+                    }
                 }
-                Stored::New(id) => match &item.verdict {
+                Stored::New(id) => match item.verdict {
                     Verdict::Accept => {
-                        inner.metrics.count_received(frame.len());
-                        debug!(channel = %inner.settings.channel, peer = %conn.peer_addr, id = %id, size = frame.len(), "stored");
-                        self.positive_ack(frame, item)
+                        inner.metrics.count_received(raw.len());
+                        debug!(channel = %inner.settings.channel, peer = %origin.peer, id = %id, size = raw.len(), "stored");
+                        let (code, ack) = self.positive_ack(raw, &item);
+                        Received {
+                            status: IntakeStatus::Stored(id),
+                            code,
+                            ack,
+                        }
                     }
                     Verdict::Reject {
                         outcome,
-                        error,
+                        ref errors,
                         kind,
-                        ..
+                        ref reason,
                     } => {
-                        inner.metrics.count_rejected(frame.len());
-                        warn!(channel = %inner.settings.channel, peer = %conn.peer_addr, id = %id, size = frame.len(), problem = kind, "message rejected and stored for review");
-                        self.negative_ack(frame, item, *outcome, error.clone())
+                        inner.metrics.count_rejected(raw.len());
+                        warn!(channel = %inner.settings.channel, peer = %origin.peer, id = %id, size = raw.len(), problem = kind, "message rejected and stored for review");
+                        let (code, ack) = self.negative_ack(raw, &item, outcome, errors);
+                        Received {
+                            status: IntakeStatus::Rejected {
+                                id,
+                                reason: reason.clone(),
+                            },
+                            code,
+                            ack,
+                        }
                     }
                 },
             };
-            out.extend(ack.map(Bytes::from));
-            responses.push(out);
+            answers.push(answer);
         }
         if failures > 0 {
             inner.metrics.count_store_failures(failures);
         }
         inner
             .metrics
-            .observe_ack_latency(started.elapsed(), frames.len() as u64);
-        responses
+            .observe_ack_latency(started.elapsed(), messages.len() as u64);
+        answers
     }
 
     fn mode(&self) -> AckMode {
@@ -256,34 +447,45 @@ impl MllpReceiver {
         }
     }
 
-    fn positive_ack(&self, frame: &[u8], item: &Inspected) -> Option<Vec<u8>> {
+    fn positive_ack(&self, raw: &[u8], item: &Inspected) -> (AckCode, Option<Vec<u8>>) {
         let code = self.mode().code(Outcome::Accept);
-        self.wanted(item, code)
-            .then(|| AckBuilder::for_bytes(frame, code).build())
+        let ack = self
+            .wanted(item, code)
+            .then(|| AckBuilder::for_bytes(raw, code).build());
+        (code, ack)
     }
 
     fn negative_ack(
         &self,
-        frame: &[u8],
+        raw: &[u8],
         item: &Inspected,
         outcome: Outcome,
-        error: AckError,
-    ) -> Option<Vec<u8>> {
+        errors: &[AckError],
+    ) -> (AckCode, Option<Vec<u8>>) {
         let code = self.mode().code(outcome);
         // Input without a readable header asked for nothing: it always gets its NAK.
         let wanted = item.header.control_id.is_empty() && item.header.accept_ack.is_empty()
             || self.wanted(item, code);
-        wanted.then(|| AckBuilder::for_bytes(frame, code).error(error).build())
+        let ack = wanted.then(|| {
+            let mut builder = AckBuilder::for_bytes(raw, code);
+            for error in errors.iter().take(MAX_ERR_SEGMENTS) {
+                builder = builder.error(error.clone());
+            }
+            builder.build()
+        });
+        (code, ack)
     }
 
-    fn store_failure_ack(&self, frame: &[u8], item: &Inspected) -> Option<Vec<u8>> {
+    fn store_failure_ack(&self, raw: &[u8], item: &Inspected) -> (AckCode, Option<Vec<u8>>) {
         let code = self.mode().code(Outcome::Error);
         let error = AckError::new(
             ErrorCode::ApplicationInternalError,
             "the message could not be stored; send it again",
         );
-        self.wanted(item, code)
-            .then(|| AckBuilder::for_bytes(frame, code).error(error).build())
+        let ack = self
+            .wanted(item, code)
+            .then(|| AckBuilder::for_bytes(raw, code).error(error).build());
+        (code, ack)
     }
 }
 
@@ -300,38 +502,66 @@ impl FrameHandler for MllpReceiver {
     }
 
     fn on_connection_opened(&self, conn: &ConnectionInfo) {
-        info!(channel = %self.inner.settings.channel, peer = %conn.peer_addr, conn = %conn.id, tls = conn.tls, "sender connected");
+        info!(channel = %self.intake.channel(), peer = %conn.peer_addr, conn = %conn.id, tls = conn.tls, "sender connected");
     }
 
     fn on_connection_closed(&self, conn: &ConnectionInfo) {
-        info!(channel = %self.inner.settings.channel, peer = %conn.peer_addr, conn = %conn.id, "sender disconnected");
+        info!(channel = %self.intake.channel(), peer = %conn.peer_addr, conn = %conn.id, "sender disconnected");
     }
 }
 
 /// Runs on the store's writer thread: appends every message of a batch, and
-/// notes the application ACKs owed, in the shared transaction.
+/// notes the application ACKs owed and the data-quality writes of validated
+/// messages, in the shared transaction. A message whose extra writes fail is
+/// rolled back alone (savepoint) and answered as not stored.
 fn store_batch(
     conn: &rusqlite::Connection,
-    records: &[(NewMessage, Option<String>)],
+    records: Vec<Record>,
     window: Option<Duration>,
 ) -> store::Result<Vec<Stored>> {
     let mut results = Vec::with_capacity(records.len());
-    for (message, owed) in records {
+    for record in records {
+        let Record {
+            message,
+            owed,
+            validated,
+        } = record;
         let window = if message.state == MessageState::Received {
             window
         } else {
             None
         };
-        let result = Journal::append_in(conn, message, window).and_then(|appended| {
-            if let (Appended::New(id), Some(condition)) = (appended, owed) {
-                conn.prepare_cached(INSERT_OWED)?.execute(params![
-                    id.0,
-                    condition,
-                    UnixMicros::now().0
-                ])?;
+        let extra = owed.is_some() || validated.is_some();
+        if extra {
+            conn.execute_batch("SAVEPOINT intake_message")?;
+        }
+        let result = Journal::append_in(conn, &message, window).and_then(|appended| {
+            if let Appended::New(id) = appended {
+                if let Some(condition) = &owed {
+                    conn.prepare_cached(INSERT_OWED)?.execute(params![
+                        id.0,
+                        condition,
+                        UnixMicros::now().0
+                    ])?;
+                }
+                if let Some(validated) = &validated {
+                    if message.state == MessageState::Rejected {
+                        quarantine::record_failure_in(conn, id, validated, UnixMicros::now())?;
+                    } else {
+                        quarantine::count_findings_in(conn, validated, UnixMicros::now())?;
+                    }
+                }
             }
             Ok(appended)
         });
+        if extra {
+            let end = if result.is_ok() {
+                "RELEASE intake_message"
+            } else {
+                "ROLLBACK TO intake_message; RELEASE intake_message"
+            };
+            conn.execute_batch(end)?;
+        }
         results.push(match result {
             Ok(Appended::New(id)) => Stored::New(id),
             Ok(Appended::Duplicate(id)) => Stored::Duplicate(id),
@@ -413,62 +643,162 @@ fn memchr_line_end(bytes: &[u8]) -> usize {
         .unwrap_or(bytes.len())
 }
 
-/// Decides whether a frame is a usable HL7 message, and if not, what the NAK says.
-fn inspect(frame: &[u8]) -> Inspected {
-    let header = HeaderFields::scan(frame);
-    let verdict = match Message::parse(frame) {
-        Ok(_) => Verdict::Accept,
-        Err(err) => {
-            let reason = err.to_string();
-            let (outcome, code, kind) = match &err.kind {
-                ErrorKind::Empty | ErrorKind::NotHl7 => {
-                    (Outcome::Reject, ErrorCode::SegmentSequenceError, "not_hl7")
-                }
-                ErrorKind::MissingFieldSeparator | ErrorKind::BadEncodingCharacters(_) => (
-                    Outcome::Reject,
-                    ErrorCode::SegmentSequenceError,
-                    "bad_header",
-                ),
-                ErrorKind::UnsupportedCharset(_) => (
-                    Outcome::Reject,
-                    ErrorCode::TableValueNotFound,
-                    "unsupported_charset",
-                ),
-                ErrorKind::TooLarge(_) => (Outcome::Reject, ErrorCode::ValueTooLong, "too_large"),
-                ErrorKind::BadSegmentName(_) => (
-                    Outcome::Error,
-                    ErrorCode::SegmentSequenceError,
-                    "bad_segment",
-                ),
-                ErrorKind::MultipleMessages => (
-                    Outcome::Error,
-                    ErrorCode::SegmentSequenceError,
-                    "several_messages",
-                ),
-                _ => (
-                    Outcome::Error,
-                    ErrorCode::SegmentSequenceError,
-                    "unparseable",
-                ),
-            };
-            let mut error = AckError::new(code, reason.clone());
-            let location = &err.location;
-            if let Some(segment) = &location.segment {
-                error = error.at(segment, 1, location.field.unwrap_or(0));
-            } else if matches!(err.kind, ErrorKind::UnsupportedCharset(_)) {
-                error = error.at("MSH", 1, 18);
-            } else if kind == "bad_header" {
-                error = error.at("MSH", 1, 2);
-            }
-            Verdict::Reject {
-                outcome,
-                error,
-                reason,
-                kind,
-            }
-        }
+/// Decides whether a message is usable (parses, and is valid when `validation` is
+/// set), and if not, what the NAK says.
+fn inspect(raw: &[u8], channel: &str, validation: Option<&ChannelValidation>) -> Inspected {
+    let header = HeaderFields::scan(raw);
+    let (verdict, validated) = match Message::parse(raw) {
+        Ok(message) => match validation {
+            None => (Verdict::Accept, None),
+            Some(validation) => validate_before_ack(&message, channel, validation),
+        },
+        Err(err) => (parse_failure(&err), None),
     };
-    Inspected { header, verdict }
+    Inspected {
+        header,
+        verdict,
+        validated,
+    }
+}
+
+/// The verdict on a message that does not parse.
+fn parse_failure(err: &hl7v2::Error) -> Verdict {
+    let reason = err.to_string();
+    let (outcome, code, kind) = match &err.kind {
+        ErrorKind::Empty | ErrorKind::NotHl7 => {
+            (Outcome::Reject, ErrorCode::SegmentSequenceError, "not_hl7")
+        }
+        ErrorKind::MissingFieldSeparator | ErrorKind::BadEncodingCharacters(_) => (
+            Outcome::Reject,
+            ErrorCode::SegmentSequenceError,
+            "bad_header",
+        ),
+        ErrorKind::UnsupportedCharset(_) => (
+            Outcome::Reject,
+            ErrorCode::TableValueNotFound,
+            "unsupported_charset",
+        ),
+        ErrorKind::TooLarge(_) => (Outcome::Reject, ErrorCode::ValueTooLong, "too_large"),
+        ErrorKind::BadSegmentName(_) => (
+            Outcome::Error,
+            ErrorCode::SegmentSequenceError,
+            "bad_segment",
+        ),
+        ErrorKind::MultipleMessages => (
+            Outcome::Error,
+            ErrorCode::SegmentSequenceError,
+            "several_messages",
+        ),
+        _ => (
+            Outcome::Error,
+            ErrorCode::SegmentSequenceError,
+            "unparseable",
+        ),
+    };
+    let mut error = AckError::new(code, reason.clone());
+    let location = &err.location;
+    if let Some(segment) = &location.segment {
+        error = error.at(segment, 1, location.field.unwrap_or(0));
+    } else if matches!(err.kind, ErrorKind::UnsupportedCharset(_)) {
+        error = error.at("MSH", 1, 18);
+    } else if kind == "bad_header" {
+        error = error.at("MSH", 1, 2);
+    }
+    Verdict::Reject {
+        outcome,
+        errors: vec![error],
+        reason,
+        kind,
+    }
+}
+
+/// Most findings the journal's state reason lists (all are in the quarantine entry).
+const MAX_REASON_FINDINGS: usize = 10;
+
+/// Validates a parsed message for a channel that validates before the ACK.
+fn validate_before_ack(
+    message: &Message<'_>,
+    channel: &str,
+    validation: &ChannelValidation,
+) -> (Verdict, Option<Validated>) {
+    let findings = validation.validate(message);
+    let validated = Validated::new(channel, Header::of(message), &findings);
+    if !validated.has_errors() {
+        return (Verdict::Accept, Some(validated));
+    }
+    // Reject (AR) when the message's kind is not supported at all; its content is in
+    // error (AE) otherwise.
+    let unsupported = findings
+        .iter()
+        .any(|f| f.severity == FindingSeverity::Error && matches!(f.code.code(), 200..=203));
+    let outcome = if unsupported {
+        Outcome::Reject
+    } else {
+        Outcome::Error
+    };
+    let errors: Vec<AckError> = findings.iter().map(finding_error).collect();
+    let listed: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == FindingSeverity::Error)
+        .take(MAX_REASON_FINDINGS)
+        .map(ToString::to_string)
+        .collect();
+    let more = validated.errors().saturating_sub(listed.len());
+    let mut reason = format!(
+        "validation before the ACK: {} error{}: {}",
+        validated.errors(),
+        if validated.errors() == 1 { "" } else { "s" },
+        listed.join("; ")
+    );
+    if more > 0 {
+        reason.push_str(&format!("; and {more} more"));
+    }
+    (
+        Verdict::Reject {
+            outcome,
+            errors,
+            reason,
+            kind: "invalid",
+        },
+        Some(validated),
+    )
+}
+
+/// The ERR segment of a validation finding: its location (segment, occurrence, field,
+/// repetition, component, subcomponent), its table 0357 code and severity.
+fn finding_error(finding: &Finding) -> AckError {
+    let code = match finding.code.code() {
+        100 => ErrorCode::SegmentSequenceError,
+        101 => ErrorCode::RequiredFieldMissing,
+        102 => ErrorCode::DataTypeError,
+        103 => ErrorCode::TableValueNotFound,
+        104 => ErrorCode::ValueTooLong,
+        200 => ErrorCode::UnsupportedMessageType,
+        201 => ErrorCode::UnsupportedEventCode,
+        202 => ErrorCode::UnsupportedProcessingId,
+        203 => ErrorCode::UnsupportedVersionId,
+        204 => ErrorCode::UnknownKeyIdentifier,
+        205 => ErrorCode::DuplicateKeyIdentifier,
+        206 => ErrorCode::ApplicationRecordLocked,
+        _ => ErrorCode::ApplicationInternalError,
+    };
+    let mut error = AckError::new(code, format!("{}: {}", finding.path, finding.message))
+        .severity(match finding.severity {
+            FindingSeverity::Error => Severity::Error,
+            FindingSeverity::Warning => Severity::Warning,
+        })
+        .at(
+            &finding.segment_id,
+            finding.segment_sequence.unwrap_or(1),
+            0,
+        );
+    if let Some(position) = finding.field {
+        error.field = usize::from(position.field);
+        error.repetition = position.repetition;
+        error.component = position.component;
+        error.subcomponent = position.subcomponent;
+    }
+    error
 }
 
 #[cfg(test)]
@@ -492,17 +822,21 @@ mod tests {
 
     #[test]
     fn bad_segment_is_an_application_error_located_at_the_segment() {
-        let inspected = inspect(b"MSH|^~\\&|LAB|N|||20260101||ORU^R01|1|P|2.5\rP@D|1\r");
+        let inspected = inspect(
+            b"MSH|^~\\&|LAB|N|||20260101||ORU^R01|1|P|2.5\rP@D|1\r",
+            "lab",
+            None,
+        );
         match inspected.verdict {
             Verdict::Reject {
                 outcome,
-                error,
+                errors,
                 kind,
                 ..
             } => {
                 assert_eq!(outcome, Outcome::Error);
                 assert_eq!(kind, "bad_segment");
-                assert_eq!(error.segment.as_deref(), Some("P@D"));
+                assert_eq!(errors[0].segment.as_deref(), Some("P@D"));
             }
             Verdict::Accept => panic!("a bad segment name must be rejected"),
         }
@@ -510,7 +844,7 @@ mod tests {
 
     #[test]
     fn input_without_msh_is_rejected_as_not_hl7() {
-        match inspect(b"GET / HTTP/1.1\r\n").verdict {
+        match inspect(b"GET / HTTP/1.1\r\n", "lab", None).verdict {
             Verdict::Reject { outcome, kind, .. } => {
                 assert_eq!(outcome, Outcome::Reject);
                 assert_eq!(kind, "not_hl7");
