@@ -1,8 +1,340 @@
+//! `corridor mpi load|export`: moves a source system's patient list into the master
+//! patient index in the engine's data directory, and lists where every source record
+//! stands.
+//!
+//! `load` feeds the records one at a time through the same matcher as live messages.
+//! Columns are named by the CSV header: `id, family, given, middle, birth_date`
+//! (YYYYMMDD), `sex, street, street2, city, state, postcode, country, phone, ssn`, any of
+//! them missing or empty but `id`. A bad row is reported with its file and line and
+//! skipped; the others load. When the index has no match model yet, one is estimated
+//! (EM, without labels) from the records being loaded and stored, so live messages are
+//! scored with it too.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use mpi::{MatchModel, MpiConfig, MpiService, PatientRecord, TrainingOptions};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: MpiCommand,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`corridor mpi` is not available in this build yet")
+#[derive(clap::Subcommand)]
+enum MpiCommand {
+    /// Load source records from CSV files, one record at a time through the matcher.
+    Load(LoadArgs),
+    /// Write `source,id,enterprise_id,status` for every source record.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Data directory (the database), as given to `corridor run --data`.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Configuration file: its `[mpi]` thresholds and `[data] dir` are used.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The source system these records come from (the `source` of each record).
+    #[arg(long, value_name = "NAME")]
+    source: String,
+    /// CSV files with a header row.
+    #[arg(required = true, value_name = "FILE.csv")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Where to write the CSV (`-` for standard output).
+    #[arg(value_name = "FILE.csv")]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        MpiCommand::Load(a) => load(a),
+        MpiCommand::Export(a) => export(a),
+    }
+}
+
+fn open(common: &Common) -> anyhow::Result<MpiService> {
+    let config = match &common.config {
+        Some(path) => match engine::Config::load(path) {
+            Ok(config) => config,
+            Err(errors) => anyhow::bail!("{errors}"),
+        },
+        None => engine::Config::default_config(),
+    };
+    let dir = common.data.clone().unwrap_or(config.data.dir.clone());
+    let store = store::Store::open(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot open the data directory {}: {e}", dir.display()))?;
+    let mpi_config = MpiConfig {
+        enabled: true,
+        ..config.mpi
+    };
+    Ok(MpiService::open_blocking(store, mpi_config)?)
+}
+
+const COLUMNS: [&str; 14] = [
+    "id",
+    "family",
+    "given",
+    "middle",
+    "birth_date",
+    "sex",
+    "street",
+    "street2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+    "phone",
+    "ssn",
+];
+
+/// Splits one CSV line, honouring double quotes; `None` for an unclosed quote.
+fn split_csv(line: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    if quoted {
+        return None;
+    }
+    out.push(field);
+    Some(out)
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Reads one file; bad rows are reported on stderr and counted.
+fn read_file(path: &Path, source: &str, out: &mut Vec<PatientRecord>) -> anyhow::Result<usize> {
+    let text = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    let mut lines = text.lines().enumerate();
+    let header = loop {
+        match lines.next() {
+            Some((_, l)) if l.trim().is_empty() => continue,
+            Some((n, l)) => {
+                let cols = split_csv(l.trim_start_matches('\u{feff}')).ok_or_else(|| {
+                    anyhow::anyhow!("{}:{}: unclosed quote in the header", path.display(), n + 1)
+                })?;
+                break cols
+                    .into_iter()
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>();
+            }
+            None => anyhow::bail!("{}: empty file (a header row is needed)", path.display()),
+        }
+    };
+    for column in &header {
+        if !COLUMNS.contains(&column.as_str()) {
+            anyhow::bail!(
+                "{}:1: unknown column {column:?} (columns: {})",
+                path.display(),
+                COLUMNS.join(", ")
+            );
+        }
+    }
+    let Some(id_col) = header.iter().position(|c| c == "id") else {
+        anyhow::bail!("{}:1: no `id` column", path.display());
+    };
+    let mut bad = 0;
+    for (n, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let line_no = n + 1;
+        let mut report = |why: String| {
+            eprintln!("{}:{line_no}: {why}; row skipped", path.display());
+            bad += 1;
+        };
+        let Some(fields) = split_csv(line) else {
+            report("unclosed quote".into());
+            continue;
+        };
+        if fields.len() != header.len() {
+            report(format!(
+                "{} fields where the header has {}",
+                fields.len(),
+                header.len()
+            ));
+            continue;
+        }
+        let id = fields[id_col].trim();
+        if id.is_empty() {
+            report("no id".into());
+            continue;
+        }
+        let mut record = PatientRecord::new(source, id);
+        let mut problem = None;
+        for (column, value) in header.iter().zip(&fields) {
+            if column == "id" {
+                continue;
+            }
+            let v = value.trim();
+            if column == "birth_date"
+                && !v.is_empty()
+                && (v.len() != 8 || !v.bytes().all(|b| b.is_ascii_digit()))
+            {
+                problem = Some(format!("birth_date {v:?} is not YYYYMMDD"));
+                break;
+            }
+            record.set_field(column, v);
+        }
+        if let Some(p) = problem {
+            report(p);
+            continue;
+        }
+        out.push(record);
+    }
+    Ok(bad)
+}
+
+/// Records fed between two writes of their events.
+const BATCH: usize = 5_000;
+
+fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    if args.source.trim().is_empty() {
+        anyhow::bail!("--source needs a name");
+    }
+    let service = open(&args.common)?;
+    let mut records = Vec::new();
+    let mut bad = 0;
+    let mut failed_files = 0;
+    for file in &args.files {
+        match read_file(file, args.source.trim(), &mut records) {
+            Ok(n) => bad += n,
+            Err(e) => {
+                eprintln!("{e}; file skipped");
+                failed_files += 1;
+            }
+        }
+    }
+    if !service.has_stored_model()? && records.len() >= 500 {
+        eprintln!("estimating the match model from {} records", records.len());
+        let (model, _report) = MatchModel::estimate(&records, &TrainingOptions::default());
+        service.set_model_blocking(model)?;
+    }
+    let total = records.len();
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut counts = [0usize; 3];
+    let mut pending = Vec::new();
+    let mut refused = 0;
+    for (n, record) in records.into_iter().enumerate() {
+        let (decision, events) = service.with_index(|mpi| mpi.ingest(record));
+        match decision {
+            Ok(d) => {
+                counts[match d.outcome {
+                    mpi::Outcome::Link => 0,
+                    mpi::Outcome::PossibleMatch => 1,
+                    mpi::Outcome::New => 2,
+                }] += 1
+            }
+            Err(e) => {
+                eprintln!("record {} refused: {e}", n + 1);
+                refused += 1;
+            }
+        }
+        pending.extend(events);
+        if pending.len() >= BATCH {
+            let batch = std::mem::take(&mut pending);
+            service
+                .store()
+                .write(move |conn| mpi::persist::append_events_in(conn, &batch))
+                .wait()?;
+        }
+        if last_progress.elapsed() >= Duration::from_secs(2) {
+            last_progress = Instant::now();
+            let rate = (n + 1) as f64 / started.elapsed().as_secs_f64();
+            eprintln!("loaded {}/{total} records ({rate:.0}/s)", n + 1);
+        }
+    }
+    if !pending.is_empty() {
+        service
+            .store()
+            .write(move |conn| mpi::persist::append_events_in(conn, &pending))
+            .wait()?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "loaded {total} records in {secs:.1}s ({:.0}/s): {} linked, {} for review, {} new; {} bad rows, {} refused, {} files skipped",
+        total as f64 / secs.max(1e-9),
+        counts[0],
+        counts[1],
+        counts[2],
+        bad,
+        refused,
+        failed_files
+    );
+    Ok(if bad + refused + failed_files > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let service = open(&args.common)?;
+    let write = |out: &mut dyn Write| -> anyhow::Result<usize> {
+        writeln!(out, "source,id,enterprise_id,status")?;
+        let rows = service.read(|mpi| {
+            mpi.source_records()
+                .map(|(key, enterprise, status)| {
+                    let e = mpi.current_enterprise(enterprise).unwrap_or(enterprise);
+                    format!(
+                        "{},{},{},{}",
+                        csv_field(&key.source),
+                        csv_field(&key.id),
+                        e,
+                        status.as_str()
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        for row in &rows {
+            writeln!(out, "{row}")?;
+        }
+        out.flush()?;
+        Ok(rows.len())
+    };
+    let n = if args.out.as_os_str() == "-" {
+        write(&mut BufWriter::new(std::io::stdout().lock()))?
+    } else {
+        let file = std::fs::File::create(&args.out)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", args.out.display()))?;
+        write(&mut BufWriter::new(file))?
+    };
+    eprintln!("exported {n} source records");
+    Ok(ExitCode::SUCCESS)
 }

