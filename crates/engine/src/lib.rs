@@ -47,6 +47,9 @@ mod http;
 mod metrics;
 mod pipeline;
 mod receive;
+mod retention;
+pub mod source_dir;
+pub mod source_http;
 pub mod stage;
 pub mod stages;
 

@@ -574,6 +574,38 @@ fn store_batch(
     Ok(results)
 }
 
+/// The messages of a body or file holding one message, several, or an FHS/BHS batch:
+/// each with the line it starts on, and whether there were several (or an envelope).
+/// A single message without an envelope is the whole input, byte for byte.
+pub(crate) fn split_batch(input: &Bytes) -> Result<(Vec<(Bytes, usize)>, bool), hl7v2::Error> {
+    let batch = hl7v2::Batch::parse(input)?;
+    let enveloped = batch.file_header.is_some()
+        || batch.file_trailer.is_some()
+        || !batch.batch_headers.is_empty()
+        || !batch.batch_trailers.is_empty();
+    if batch.messages.len() == 1 && !enveloped {
+        return Ok((vec![(input.clone(), batch.messages[0].2)], false));
+    }
+    let messages = batch
+        .messages
+        .iter()
+        .map(|&(bytes, offset, line)| (input.slice(offset..offset + bytes.len()), line))
+        .collect();
+    Ok((messages, true))
+}
+
+/// Like [`split_batch`] for a body that must be answered whatever it holds: input that
+/// is not a well-formed stream or batch is one message (which the intake rejects and
+/// stores).
+pub(crate) fn split_body(input: &Bytes) -> (Vec<Bytes>, bool) {
+    match split_batch(input) {
+        Ok((messages, batch)) if !messages.is_empty() => {
+            (messages.into_iter().map(|(m, _)| m).collect(), batch)
+        }
+        _ => (vec![input.clone()], false),
+    }
+}
+
 /// MSH-16 as the condition an application ACK is owed under, or `None` when
 /// none is owed (empty or NE).
 fn application_ack_owed(msh16: &str) -> Option<&'static str> {

@@ -1,0 +1,1 @@
+//! Retention: pruning finished messages per channel in the background.

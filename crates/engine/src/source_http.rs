@@ -1,0 +1,254 @@
+//! The HTTP source: `[channels.NAME] source = { type = "http", listen = "0.0.0.0:8081" }`.
+//!
+//! Each channel with an HTTP source has a listener of its own, apart from the engine's
+//! HTTP port (which serves the API and shows message content, so it stays on loopback):
+//! the sender's firewall rule and URL name one port per feed, as with MLLP.
+//!
+//! A sender `POST`s a raw HL7 v2 message, or several (a stream or an FHS/BHS batch), as
+//! the body, to any path. Corridor stores every message (through the channel's
+//! [`Intake`], as the MLLP source does: duplicate window, rejected messages stored too,
+//! validation before the ACK when the channel asks for it) and answers only after the
+//! commit, with the acknowledgement as the body (`Content-Type: x-application/hl7-v2+er7`):
+//!
+//! | answer | when |
+//! | --- | --- |
+//! | 200 | every message was accepted (AA, or CA in enhanced mode; duplicates too) |
+//! | 400 | a message was rejected (AR/CR): not HL7, unreadable header, unsupported type or version |
+//! | 422 | a message was in error (AE/CE): it does not parse, or failed validation |
+//! | 503 | the store could not take a message: send it again |
+//! | 413 | the body is larger than `max_frame_size` (plain text; nothing stored) |
+//! | 400 | the body is empty (plain text; nothing stored) |
+//! | 405 | not a `POST` (plain text) |
+//!
+//! A body with several messages is answered with a batch of acknowledgements
+//! (`BHS`, one ACK per message in order, `BTS` with the count); the status is the
+//! worst of them. The answer's `X-Corridor-Message-Ids` header lists the journal ids
+//! (comma-separated, empty for a message that could not be stored).
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hl7v2::AckCode;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use crate::receive::{Intake, IntakeStatus, Origin, Received, split_body};
+
+/// The media type of an HL7 v2 message in its usual (ER7) encoding.
+pub const HL7_CONTENT_TYPE: &str = "x-application/hl7-v2+er7";
+
+/// A running HTTP source.
+pub struct HttpSource {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct SourceState {
+    intake: Intake,
+    max_body: usize,
+}
+
+impl HttpSource {
+    /// Listens on `listen` and hands every posted body to `intake`; bodies larger than
+    /// `max_body` bytes are refused with 413.
+    pub async fn bind(
+        listen: SocketAddr,
+        intake: Intake,
+        max_body: usize,
+    ) -> std::io::Result<HttpSource> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let channel = intake.channel().clone();
+        let app = Router::new()
+            .fallback(receive)
+            .with_state(SourceState { intake, max_body });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+            if let Err(err) = served {
+                error!(channel = %channel, error = %err, "HTTP source failed");
+            }
+        });
+        info!(%addr, "HTTP source listening");
+        Ok(HttpSource { addr, stop, task })
+    }
+
+    /// The address it listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight be stored and answered, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn plain(status: StatusCode, text: String) -> Response {
+    let mut response = (status, format!("{text}\n")).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+async fn receive(
+    State(state): State<SourceState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    if request.method() != Method::POST {
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST the HL7 v2 message (or batch) as the request body".to_owned(),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let body = match axum::body::to_bytes(request.into_body(), state.max_body).await {
+        Ok(body) => body,
+        Err(err) => {
+            // The only error that is not the client going away is the size limit.
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than this source's max_frame_size ({} bytes), or was cut off: {err}",
+                    state.max_body
+                ),
+            );
+        }
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "the body is empty: POST one HL7 v2 message, several, or an FHS/BHS batch".to_owned(),
+        );
+    }
+    let (messages, batch) = split_body(&body);
+    let answers = state
+        .intake
+        .receive(messages, &Origin::new(peer.to_string()))
+        .await;
+    respond(&answers, batch)
+}
+
+/// The HTTP status of one answer.
+fn status_of(answer: &Received) -> StatusCode {
+    match (&answer.status, answer.code) {
+        (IntakeStatus::Failed, _) => StatusCode::SERVICE_UNAVAILABLE,
+        (IntakeStatus::Stored(_) | IntakeStatus::Duplicate(_), _) => StatusCode::OK,
+        (IntakeStatus::Rejected { .. }, AckCode::AR | AckCode::CR) => StatusCode::BAD_REQUEST,
+        (IntakeStatus::Rejected { .. }, _) => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// How bad a status is, for the answer to a batch: the worst wins.
+fn rank(status: StatusCode) -> u8 {
+    match status {
+        StatusCode::OK => 0,
+        StatusCode::UNPROCESSABLE_ENTITY => 1,
+        StatusCode::BAD_REQUEST => 2,
+        _ => 3,
+    }
+}
+
+fn respond(answers: &[Received], batch: bool) -> Response {
+    let status = answers
+        .iter()
+        .map(status_of)
+        .max_by_key(|s| rank(*s))
+        .unwrap_or(StatusCode::OK);
+    let mut body = Vec::new();
+    if batch {
+        body.extend_from_slice(b"BHS|^~\\&|||||");
+        body.extend_from_slice(hl7_now().as_bytes());
+        body.push(b'\r');
+    }
+    for answer in answers {
+        if let Some(ack) = &answer.ack {
+            body.extend_from_slice(ack);
+            if !ack.ends_with(b"\r") {
+                body.push(b'\r');
+            }
+        }
+    }
+    if batch {
+        body.extend_from_slice(format!("BTS|{}\r", answers.len()).as_bytes());
+    }
+    let ids: Vec<String> = answers
+        .iter()
+        .map(|a| match &a.status {
+            IntakeStatus::Stored(id)
+            | IntakeStatus::Duplicate(id)
+            | IntakeStatus::Rejected { id, .. } => id.to_string(),
+            IntakeStatus::Failed => String::new(),
+        })
+        .collect();
+    let mut response = Response::new(Body::from(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(HL7_CONTENT_TYPE),
+    );
+    if let Ok(value) = HeaderValue::from_str(&ids.join(",")) {
+        headers.insert("x-corridor-message-ids", value);
+    }
+    response
+}
+
+/// The current time as HL7 DTM (UTC, to the second).
+fn hl7_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hl7_now_is_a_dtm_to_the_second() {
+        let now = hl7_now();
+        assert_eq!(now.len(), 14, "{now}");
+        assert!(now.starts_with("20"), "{now}");
+        assert!(now.bytes().all(|b| b.is_ascii_digit()), "{now}");
+    }
+}

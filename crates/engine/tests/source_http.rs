@@ -1,0 +1,228 @@
+//! The HTTP source through a real socket and a real data directory: the answer carries
+//! the ACK and comes only after the message is stored; garbage gets a NAK and is stored
+//! as rejected; a batch body is answered with a batch of ACKs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use engine::source_http::HttpSource;
+use engine::{AckModeSetting, ChannelMetrics, Intake, ReceiverSettings};
+use store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn adt(control: &str) -> String {
+    format!(
+        "MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240101120000||ADT^A08^ADT_A01|{control}|P|2.5.1\r\
+         EVN|A08|20240101120000\r\
+         PID|1||P1^^^HOSP^MR||DOE^JANE\r"
+    )
+}
+
+struct Answer {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+async fn request(addr: SocketAddr, method: &str, body: &[u8]) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} /lab HTTP/1.1\r\nHost: {addr}\r\nContent-Type: x-application/hl7-v2+er7\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
+    Answer {
+        status,
+        headers: headers.to_ascii_lowercase(),
+        body: body.to_owned(),
+    }
+}
+
+struct Running {
+    _dir: tempfile::TempDir,
+    store: Store,
+    source: HttpSource,
+    stored: Arc<tokio::sync::Notify>,
+    metrics: Arc<ChannelMetrics>,
+}
+
+async fn start(max_body: usize) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    engine::migrate(&store).await.unwrap();
+    let stored = Arc::new(tokio::sync::Notify::new());
+    let metrics = Arc::new(ChannelMetrics::default());
+    let intake = Intake::new(
+        ReceiverSettings {
+            channel: Arc::from("lab"),
+            ack_mode: AckModeSetting::Original,
+            duplicate_window: Some(std::time::Duration::from_secs(600)),
+            stored: stored.clone(),
+        },
+        store.clone(),
+        metrics.clone(),
+    );
+    let source = HttpSource::bind("127.0.0.1:0".parse().unwrap(), intake, max_body)
+        .await
+        .unwrap();
+    Running {
+        _dir: dir,
+        store,
+        source,
+        stored,
+        metrics,
+    }
+}
+
+/// (state, control id, raw) of every journal row, oldest first.
+fn journal(store: &Store) -> Vec<(String, String, Vec<u8>)> {
+    store
+        .read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT state, control_id, raw FROM journal ORDER BY id")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_answer_carries_the_ack_of_the_stored_message() {
+    let running = start(1 << 20).await;
+    let addr = running.source.local_addr();
+    let message = adt("C1");
+    let answer = request(addr, "POST", message.as_bytes()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        answer
+            .headers
+            .contains("content-type: x-application/hl7-v2+er7"),
+        "{}",
+        answer.headers
+    );
+    assert!(answer.body.starts_with("MSH|^~\\&|EHR|HOSP|ADT|HOSP|"));
+    assert!(answer.body.contains("\rMSA|AA|C1"), "{}", answer.body);
+    // Stored (byte for byte) before the answer was sent, and the pipeline was told.
+    let rows = journal(&running.store);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "received");
+    assert_eq!(rows[0].2, message.as_bytes());
+    assert!(answer.headers.contains("x-corridor-message-ids: 1"));
+    tokio::time::timeout(std::time::Duration::from_secs(5), running.stored.notified())
+        .await
+        .expect("the pipeline's notifier was woken");
+
+    // The same message again is a duplicate: acknowledged, not stored twice.
+    let again = request(addr, "POST", message.as_bytes()).await;
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("MSA|AA|C1"));
+    assert_eq!(journal(&running.store).len(), 1);
+    assert_eq!(running.metrics.counts().duplicates, 1);
+    running.source.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_is_answered_with_a_nak_and_stored_as_rejected() {
+    let running = start(1 << 20).await;
+    let addr = running.source.local_addr();
+    let answer = request(addr, "POST", b"{\"patient\": \"not hl7\"}").await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.body.contains("MSA|AR|"), "{}", answer.body);
+    assert!(answer.body.contains("\rERR|"), "{}", answer.body);
+    let rows = journal(&running.store);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "rejected");
+    assert_eq!(rows[0].2, b"{\"patient\": \"not hl7\"}");
+
+    // A message that parses up to a bad segment name is an application error (AE, 422)
+    // located at the segment.
+    let bad = "MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240101||ADT^A08|C9|P|2.5.1\rP@D|1\r";
+    let answer = request(addr, "POST", bad.as_bytes()).await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert!(answer.body.contains("MSA|AE|C9"), "{}", answer.body);
+    assert!(answer.body.contains("ERR||P@D^1"), "{}", answer.body);
+    assert_eq!(journal(&running.store)[1].0, "rejected");
+    assert_eq!(running.metrics.counts().rejected, 2);
+    running.source.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_body_is_answered_with_a_batch_of_acks() {
+    let running = start(1 << 20).await;
+    let addr = running.source.local_addr();
+    let body = format!(
+        "FHS|^~\\&|ADT|HOSP\rBHS|^~\\&|ADT|HOSP\r{}{}{}BTS|3\rFTS|1\r",
+        adt("B1"),
+        adt("B2"),
+        adt("B3")
+    );
+    let answer = request(addr, "POST", body.as_bytes()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body.starts_with("BHS|"), "{}", answer.body);
+    assert!(answer.body.ends_with("BTS|3\r"), "{}", answer.body);
+    let acks: Vec<&str> = answer
+        .body
+        .split('\r')
+        .filter(|s| s.starts_with("MSA|"))
+        .collect();
+    assert_eq!(acks, ["MSA|AA|B1", "MSA|AA|B2", "MSA|AA|B3"]);
+    let rows = journal(&running.store);
+    let ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(ids, ["B1", "B2", "B3"]);
+    assert!(rows.iter().all(|r| r.0 == "received"));
+    // Each message is stored on its own, without the envelope.
+    assert!(rows[0].2.starts_with(b"MSH|"));
+    assert!(!rows[2].2.windows(3).any(|w| w == b"BTS"));
+
+    // A stream of messages with one bad one: the worst answer wins, every message is
+    // stored, the good ones as received.
+    let body = format!(
+        "{}{}",
+        adt("S1"),
+        "MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240101||ADT^A08|S2|P|2.5.1\rP@D|1\r"
+    );
+    let answer = request(addr, "POST", body.as_bytes()).await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert!(answer.body.contains("MSA|AA|S1"));
+    assert!(answer.body.contains("MSA|AE|S2"));
+    let states: Vec<String> = journal(&running.store)
+        .into_iter()
+        .skip(3)
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(states, ["received", "rejected"]);
+    running.source.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_requests_get_clear_errors_and_store_nothing() {
+    let running = start(256).await;
+    let addr = running.source.local_addr();
+    let large = adt(&"X".repeat(400));
+    let answer = request(addr, "POST", large.as_bytes()).await;
+    assert_eq!(answer.status, 413);
+    assert!(
+        answer.body.contains("max_frame_size (256 bytes)"),
+        "{}",
+        answer.body
+    );
+
+    let answer = request(addr, "GET", b"").await;
+    assert_eq!(answer.status, 405);
+    assert!(answer.headers.contains("allow: post"));
+
+    let answer = request(addr, "POST", b"\r\n").await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.body.contains("the body is empty"), "{}", answer.body);
+    assert!(journal(&running.store).is_empty());
+    running.source.shutdown().await;
+}
