@@ -84,7 +84,14 @@ fn open(common: &Common) -> anyhow::Result<MpiService> {
         enabled: true,
         ..config.mpi
     };
-    Ok(MpiService::open_blocking(store, mpi_config)?)
+    let started = Instant::now();
+    let service = MpiService::open_blocking(store, mpi_config)?;
+    let records = service.read(|mpi| mpi.len());
+    eprintln!(
+        "index rebuilt from the store: {records} source records in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(service)
 }
 
 const COLUMNS: [&str; 14] = [
@@ -220,6 +227,9 @@ fn read_file(path: &Path, source: &str, out: &mut Vec<PatientRecord>) -> anyhow:
     Ok(bad)
 }
 
+/// Records the match model is estimated on, at most.
+const MODEL_SAMPLE: usize = 50_000;
+
 /// Records fed between two writes of their events.
 const BATCH: usize = 5_000;
 
@@ -241,8 +251,15 @@ fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if !service.has_stored_model()? && records.len() >= 500 {
-        eprintln!("estimating the match model from {} records", records.len());
-        let (model, _report) = MatchModel::estimate(&records, &TrainingOptions::default());
+        // EM on an even sample: as good as the whole list, and quick on millions.
+        let step = records.len().div_ceil(MODEL_SAMPLE);
+        let sample: Vec<PatientRecord> = records.iter().step_by(step).cloned().collect();
+        eprintln!(
+            "estimating the match model from {} of {} records",
+            sample.len(),
+            records.len()
+        );
+        let (model, _report) = MatchModel::estimate(&sample, &TrainingOptions::default());
         service.set_model_blocking(model)?;
     }
     let total = records.len();
