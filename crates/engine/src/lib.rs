@@ -47,7 +47,7 @@ mod http;
 mod metrics;
 mod pipeline;
 mod receive;
-mod retention;
+pub mod retention;
 pub mod source_dir;
 pub mod source_http;
 pub mod stage;
