@@ -314,3 +314,50 @@ fn a_manual_link_is_not_overridden_by_a_later_match() {
                 && e.why == "same patient, confirmed by phone")
     );
 }
+
+#[test]
+fn a_processing_write_that_never_committed_leaves_a_gap_the_restart_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = open(dir.path());
+    let a = feed(&service, &adt("A04", "1", PID_SMITH, ""));
+    // The engine applied a message but its transaction never committed (crash):
+    // its events are not in the store.
+    let raw = adt(
+        "A04",
+        "2",
+        "PID|1||X1^^^CLINIC^MR||Brown^Alice||19610202|F|||5 Oak^^Dayton^OH^45402",
+        "",
+    );
+    let message = hl7v2::Message::parse(raw.as_bytes()).unwrap();
+    let lost = service.apply_message(action_of(&message).unwrap().unwrap(), "2", "A04");
+    assert!(!lost.events.is_empty());
+    // A later decision by a person was stored.
+    let c = feed(
+        &service,
+        &adt(
+            "A04",
+            "3",
+            "PID|1||7^^^SOUTH^MR||Okafor^Chidi||19550101|M|||3 Elm^^Austin^TX^73301",
+            "",
+        ),
+    );
+    service
+        .operate_blocking(|m| {
+            m.merge_enterprises(a, c, Actor::Person { user: "ana".into() }, "same")
+        })
+        .unwrap();
+    drop(service);
+    let service = open(dir.path());
+    service.read(|m| {
+        assert_eq!(m.enterprise_of(&SourceKey::new("CLINIC", "X1")), None);
+        assert_eq!(
+            m.enterprise_of(&SourceKey::new("SOUTH", "7")),
+            Some(a),
+            "the later merge survives the gap"
+        );
+        m.check_consistency().unwrap();
+    });
+    // The message, processed again after the restart, is placed anew.
+    feed(&service, &raw);
+    service.read(|m| assert!(m.enterprise_of(&SourceKey::new("CLINIC", "X1")).is_some()));
+}
