@@ -902,7 +902,10 @@ impl Config {
                 }
             })?;
         config.base_dir = base_dir.to_owned();
-        let errors = config.check();
+        let mut errors = config.check();
+        for error in &mut errors {
+            error.line = error.line.or_else(|| line_of_key(text, &error.key));
+        }
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -1102,6 +1105,76 @@ fn step_key(at: &str, text: &str) -> (String, String) {
     (key, rest.to_owned())
 }
 
+/// The 1-based line where `key` (`channels.lab.source.listen`, `channels.lab.destinations[1].to`)
+/// is written in `text`: the line of its own assignment when it can be found, else of the
+/// nearest table or key above it. `None` when not even its table is in the text.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    // Key parts, each with the occurrence an index asks for (`destinations[1]` -> 1).
+    let parts: Vec<(&str, usize)> = key
+        .split('.')
+        .map(|part| match part.split_once('[') {
+            Some((name, index)) => (
+                name,
+                index.trim_end_matches(']').parse::<usize>().unwrap_or(0),
+            ),
+            None => (part, 0),
+        })
+        .collect();
+    let lines: Vec<&str> = text.lines().collect();
+    let header_of = |line: &str| -> Option<String> {
+        let line = line.trim();
+        let inner = line
+            .strip_prefix("[[")
+            .and_then(|l| l.split("]]").next())
+            .or_else(|| line.strip_prefix('[').and_then(|l| l.split(']').next()))?;
+        Some(
+            inner
+                .split('.')
+                .map(|p| p.trim().trim_matches('"'))
+                .collect::<Vec<_>>()
+                .join("."),
+        )
+    };
+    // The longest prefix of the key written as a table header, at its occurrence.
+    for len in (1..=parts.len()).rev() {
+        let name = parts[..len]
+            .iter()
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>()
+            .join(".");
+        let occurrence = parts[len - 1].1;
+        let Some(at) = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| header_of(line).as_deref() == Some(name.as_str()))
+            .nth(occurrence)
+            .map(|(i, _)| i)
+        else {
+            continue;
+        };
+        // Inside the table (up to the next header): the deepest rest of the key written.
+        let mut found = at;
+        let mut rest = parts[len..].iter();
+        if let Some((first, _)) = rest.next() {
+            let assigns = |line: &str, key: &str| {
+                line.split([',', '{'])
+                    .any(|piece| piece.trim().split('=').next().map(str::trim) == Some(key))
+            };
+            for (i, line) in lines.iter().enumerate().skip(at + 1) {
+                if header_of(line).is_some() && line.trim_start().starts_with('[') {
+                    break;
+                }
+                if assigns(line, first) {
+                    found = i;
+                    break;
+                }
+            }
+        }
+        return Some(found + 1);
+    }
+    None
+}
+
 /// `host:port` with a non-empty host and a port number.
 fn is_host_port(text: &str) -> bool {
     match text.rsplit_once(':') {
@@ -1204,6 +1277,22 @@ mod tests {
                 "channels.b.source.listen"
             ]
         );
+    }
+
+    #[test]
+    fn checked_errors_name_their_line() {
+        let text = "[channels.a]\nsource = { type = \"http\" }\n\n[channels.b]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n[channels.b.retention]\ninterval = 0\nmax_age = \"1d\"\n";
+        let errors = Config::from_toml(text).unwrap_err().errors;
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "line 2: channels.a.source.listen: a http source needs listen = \"IP:port\"",
+                "line 7: channels.b.retention.interval: must be longer than 0"
+            ]
+        );
+        assert_eq!(line_of_key(text, "channels.b"), Some(4));
+        assert_eq!(line_of_key(text, "nowhere.x"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::http::{HttpState, router};
 use crate::metrics::Metrics;
 use crate::pipeline::{ChannelPipeline, Processors, StepsStage};
-use crate::receive::{MllpReceiver, ReceiverSettings, migrate};
+use crate::receive::{MllpReceiver, migrate};
 use crate::stage::Stage;
 
 /// Why the engine could not start.
@@ -89,6 +89,8 @@ pub struct Engine {
     application_acks: (tokio::sync::watch::Sender<bool>, JoinHandle<()>),
     processors: Processors,
     delivery: Arc<delivery::Delivery>,
+    /// HTTP and directory sources, and the retention task.
+    sources: crate::receive::OtherSources,
 }
 
 /// How long shutdown waits for connections still busy before dropping them
@@ -117,7 +119,15 @@ impl Engine {
             dir: dir.clone(),
             source,
         })?;
+        quarantine::Quarantine::migrate(&store)
+            .await
+            .map_err(|source| StartError::Store {
+                dir: dir.clone(),
+                source,
+            })?;
         let metrics = Metrics::new(config.channels.keys().map(String::as_str));
+        // Each channel's validation, with its profiles loaded once (a bad one fails here).
+        let validations = crate::receive::channel_validations(&config)?;
 
         let delivery = Arc::new(
             delivery::Delivery::start(
@@ -150,7 +160,15 @@ impl Engine {
                 ),
                 None => None,
             };
-            let stages: Vec<Arc<dyn Stage>> = vec![Arc::new(StepsStage::new(chain))];
+            let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+            if let Some((crate::config::ValidationMode::AfterAck, validation)) =
+                validations.get(name)
+            {
+                stages.push(Arc::new(crate::stages::validate::ValidateStage::new(
+                    validation.clone(),
+                )));
+            }
+            stages.push(Arc::new(StepsStage::new(chain)));
             let wake = Arc::new(Notify::new());
             wakes.insert(name.clone(), wake.clone());
             pipelines.push((
@@ -189,14 +207,9 @@ impl Engine {
         let mut servers = Vec::new();
         for (name, tls, server) in bound {
             let channel = &config.channels[&name];
-            let settings = ReceiverSettings {
-                channel: Arc::from(name.as_str()),
-                ack_mode: channel.source.ack_mode,
-                duplicate_window: channel.source.duplicate_window.0,
-                stored: wakes.get(&name).cloned().unwrap_or_default(),
-            };
-            let channel_metrics = metrics.channel(&name).unwrap_or_default();
-            let receiver = MllpReceiver::new(settings, store.clone(), channel_metrics);
+            let intake =
+                crate::receive::intake_for(&name, channel, &store, &metrics, &wakes, &validations);
+            let receiver = MllpReceiver::with_intake(intake);
             listeners.push(Listener {
                 channel: name.clone(),
                 addr: server.local_addr(),
@@ -204,6 +217,10 @@ impl Engine {
             });
             servers.push(server.spawn(receiver));
         }
+        // The HTTP and directory sources, through the same intake.
+        let sources =
+            crate::receive::OtherSources::start(&config, &store, &metrics, &wakes, &validations)
+                .await?;
 
         let (http_addr, http) = if config.http.enabled {
             let listener = tokio::net::TcpListener::bind(config.http.listen.0)
@@ -270,7 +287,13 @@ impl Engine {
             application_acks: (stop_application_acks, application_acks),
             processors,
             delivery,
+            sources,
         })
+    }
+
+    /// The HTTP sources (`type = "http"`), one per channel that has one.
+    pub fn http_sources(&self) -> Vec<Listener> {
+        self.sources.http_listeners()
     }
 
     /// The MLLP listeners, one per channel.
@@ -305,8 +328,12 @@ impl Engine {
             application_acks,
             processors,
             delivery,
+            sources,
             ..
         } = self;
+        // The other sources stop taking messages with the listeners; what they were
+        // storing is stored (and answered) first.
+        sources.shutdown().await;
         let stops = servers
             .into_iter()
             .map(|server| tokio::spawn(server.shutdown_within(SHUTDOWN_GRACE)));

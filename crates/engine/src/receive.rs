@@ -21,8 +21,16 @@ use store::rusqlite::{self, params};
 use store::{Appended, Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
 use tracing::{debug, error, info, warn};
 
-use crate::config::AckModeSetting;
-use crate::metrics::ChannelMetrics;
+use std::collections::HashMap;
+
+use crate::config::{
+    AckModeSetting, ChannelConfig, Config, ConfigError, ConfigErrors, SourceKind, ValidationMode,
+};
+use crate::engine::{Listener, StartError};
+use crate::metrics::{ChannelMetrics, Metrics};
+use crate::retention::Retention;
+use crate::source_dir::{DirectorySettings, DirectorySource};
+use crate::source_http::HttpSource;
 
 /// The engine's own table, beside the journal, of application acknowledgements
 /// owed to enhanced-mode senders (MSH-16); `application_ack` sends them.
@@ -572,6 +580,162 @@ fn store_batch(
         });
     }
     Ok(results)
+}
+
+/// Each channel's validation mode and settings, by channel name (channels without a
+/// `[channels.NAME.validation]` section, or with `mode = "off"`, are absent).
+pub(crate) type Validations = HashMap<String, (ValidationMode, Arc<ChannelValidation>)>;
+
+/// Builds every channel's validation, loading each profile file once; a missing or
+/// invalid profile fails naming its key.
+pub(crate) fn channel_validations(config: &Config) -> Result<Validations, StartError> {
+    let mut cache = quarantine::ProfileCache::new();
+    let mut validations = HashMap::new();
+    for (name, channel) in &config.channels {
+        let Some(settings) = &channel.validation else {
+            continue;
+        };
+        if settings.mode == ValidationMode::Off {
+            continue;
+        }
+        let validation = settings
+            .build(name, &config.base_dir, &mut cache)
+            .map_err(|error| {
+                StartError::Config(ConfigErrors {
+                    source_name: None,
+                    errors: vec![error],
+                })
+            })?;
+        validations.insert(name.clone(), (settings.mode, Arc::new(validation)));
+    }
+    Ok(validations)
+}
+
+/// The intake of a configured channel: its ACK mode and duplicate window, its pipeline's
+/// notifier, and its validation when it validates before the ACK.
+pub(crate) fn intake_for(
+    name: &str,
+    channel: &ChannelConfig,
+    store: &Store,
+    metrics: &Metrics,
+    wakes: &HashMap<String, Arc<tokio::sync::Notify>>,
+    validations: &Validations,
+) -> Intake {
+    let settings = ReceiverSettings {
+        channel: Arc::from(name),
+        ack_mode: channel.source.ack_mode,
+        duplicate_window: channel.source.duplicate_window.0,
+        stored: wakes.get(name).cloned().unwrap_or_default(),
+    };
+    let intake = Intake::new(
+        settings,
+        store.clone(),
+        metrics.channel(name).unwrap_or_default(),
+    );
+    match validations.get(name) {
+        Some((ValidationMode::BeforeAck, validation)) => intake.validating(validation.clone()),
+        _ => intake,
+    }
+}
+
+/// The sources other than MLLP listeners (HTTP, directory) and the retention task.
+pub(crate) struct OtherSources {
+    http: Vec<(String, HttpSource)>,
+    directories: Vec<DirectorySource>,
+    retention: Option<Retention>,
+}
+
+impl OtherSources {
+    /// Starts every HTTP and directory source of `config`, and retention when a channel
+    /// has a policy.
+    pub(crate) async fn start(
+        config: &Config,
+        store: &Store,
+        metrics: &Metrics,
+        wakes: &HashMap<String, Arc<tokio::sync::Notify>>,
+        validations: &Validations,
+    ) -> Result<OtherSources, StartError> {
+        let mut sources = OtherSources {
+            http: Vec::new(),
+            directories: Vec::new(),
+            retention: None,
+        };
+        for (name, channel) in &config.channels {
+            let source = &channel.source;
+            let intake = || intake_for(name, channel, store, metrics, wakes, validations);
+            match source.kind {
+                SourceKind::Mllp => {}
+                SourceKind::Http => {
+                    let max_body = usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX);
+                    let addr = source.listen_addr();
+                    match HttpSource::bind(addr, intake(), max_body).await {
+                        Ok(http) => sources.http.push((name.clone(), http)),
+                        Err(err) => {
+                            sources.shutdown().await;
+                            return Err(StartError::Listen {
+                                key: format!("channels.{name}.source.listen"),
+                                addr,
+                                reason: err.to_string(),
+                            });
+                        }
+                    }
+                }
+                SourceKind::Directory => {
+                    let settings = DirectorySettings::from_config(source, &config.base_dir);
+                    match DirectorySource::start(settings, intake()) {
+                        Ok(directory) => sources.directories.push(directory),
+                        Err(err) => {
+                            sources.shutdown().await;
+                            return Err(StartError::Config(ConfigErrors {
+                                source_name: None,
+                                errors: vec![ConfigError {
+                                    key: format!("channels.{name}.source.path"),
+                                    message: format!(
+                                        "cannot read the folder or create its done and error folders: {err}"
+                                    ),
+                                    line: None,
+                                }],
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+        let policies: Vec<_> = config
+            .channels
+            .iter()
+            .filter_map(|(name, c)| Some((name.clone(), c.retention?)))
+            .collect();
+        if !policies.is_empty() {
+            sources.retention = Some(Retention::spawn(store.clone(), policies));
+        }
+        Ok(sources)
+    }
+
+    /// The HTTP sources' addresses.
+    pub(crate) fn http_listeners(&self) -> Vec<Listener> {
+        self.http
+            .iter()
+            .map(|(channel, http)| Listener {
+                channel: channel.clone(),
+                addr: http.local_addr(),
+                tls: false,
+            })
+            .collect()
+    }
+
+    /// Stops every source after what it was storing is stored, and the retention task.
+    pub(crate) async fn shutdown(self) {
+        for (_, http) in self.http {
+            http.shutdown().await;
+        }
+        for directory in self.directories {
+            directory.shutdown().await;
+        }
+        if let Some(retention) = self.retention {
+            retention.shutdown().await;
+        }
+    }
 }
 
 /// The messages of a body or file holding one message, several, or an FHS/BHS batch:
