@@ -140,19 +140,13 @@ async fn poll(settings: DirectorySettings, intake: Intake, mut stopped: watch::R
                 Vec::new()
             }
         };
-        let mut next: Seen = HashMap::new();
-        for (path, size, modified) in files {
+        let (ready, mut next) = sort_out(&seen, files);
+        for (path, size, modified) in ready {
             if *stopped.borrow() {
                 return;
             }
-            let stable = seen.get(&path) == Some(&(size, modified));
-            if stable {
-                if !take_file(&settings, &intake, &path, size).await {
-                    // Not stored: read again at the next poll.
-                    next.insert(path, (size, modified));
-                }
-            } else {
-                debug!(channel = %intake.channel(), file = %path.display(), "new or still growing; read at the next poll");
+            if !take_file(&settings, &intake, &path, size).await {
+                // Not stored: read again at the next poll.
                 next.insert(path, (size, modified));
             }
         }
@@ -164,8 +158,28 @@ async fn poll(settings: DirectorySettings, intake: Intake, mut stopped: watch::R
     }
 }
 
+/// A file as listed: path, size, modification time.
+type Listed = (PathBuf, u64, Option<SystemTime>);
+
+/// Splits a listing into the files to read now (the same size and modification time as
+/// at the last poll) and what to remember for the next poll (files new or still
+/// changing, which wait).
+fn sort_out(seen: &Seen, files: Vec<Listed>) -> (Vec<Listed>, Seen) {
+    let mut ready = Vec::new();
+    let mut next = Seen::new();
+    for (path, size, modified) in files {
+        if seen.get(&path) == Some(&(size, modified)) {
+            ready.push((path, size, modified));
+        } else {
+            debug!(file = %path.display(), "new or still being written; read at the next poll");
+            next.insert(path, (size, modified));
+        }
+    }
+    (ready, next)
+}
+
 /// The matching files, oldest modification first.
-fn list(settings: &DirectorySettings) -> std::io::Result<Vec<(PathBuf, u64, Option<SystemTime>)>> {
+fn list(settings: &DirectorySettings) -> std::io::Result<Vec<Listed>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(&settings.path)? {
         let entry = entry?;
@@ -372,6 +386,33 @@ mod tests {
         assert!(glob_match("*", "anything"));
         assert!(glob_match("a*b*c", "axxbyyc"));
         assert!(!glob_match("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn a_file_is_read_once_it_stopped_changing_between_two_polls() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let later = t + Duration::from_secs(1);
+        let a = PathBuf::from("in/a.hl7");
+        let b = PathBuf::from("in/b.hl7");
+        // First sight: nothing is read yet.
+        let (ready, seen) = sort_out(&Seen::new(), vec![(a.clone(), 10, Some(t))]);
+        assert!(ready.is_empty());
+        // It grew: still waiting; b is new.
+        let (ready, seen) = sort_out(
+            &seen,
+            vec![(a.clone(), 20, Some(later)), (b.clone(), 5, Some(t))],
+        );
+        assert!(ready.is_empty());
+        // a is unchanged now and is read; b was rewritten with the same size but a new
+        // time, so it waits.
+        let (ready, seen) = sort_out(
+            &seen,
+            vec![(a.clone(), 20, Some(later)), (b.clone(), 5, Some(later))],
+        );
+        assert_eq!(ready, [(a.clone(), 20, Some(later))]);
+        assert!(!seen.contains_key(&a));
+        let (ready, _) = sort_out(&seen, vec![(b.clone(), 5, Some(later))]);
+        assert_eq!(ready, [(b, 5, Some(later))]);
     }
 
     #[test]
