@@ -103,6 +103,16 @@ impl Validators {
         self
     }
 
+    /// Adds settings already shared with a pipeline stage or a source.
+    pub fn with_shared(
+        mut self,
+        channel: impl Into<String>,
+        validation: Arc<ChannelValidation>,
+    ) -> Self {
+        self.channels.insert(channel.into(), validation);
+        self
+    }
+
     /// The settings of `channel`.
     pub fn channel(&self, channel: &str) -> &ChannelValidation {
         self.channels
