@@ -238,6 +238,7 @@ impl Engine {
                     .map(|l| (l.channel.clone(), l.addr))
                     .collect(),
                 started,
+                store: store.clone(),
             });
             let wake_channel = {
                 let wakes = wakes.clone();
@@ -247,11 +248,23 @@ impl Engine {
                     }
                 }) as Arc<dyn Fn(&str) + Send + Sync>
             };
-            let app = router(state).merge(server::router(server::ApiState {
-                store: store.clone(),
-                delivery: Some(delivery.clone()),
-                wake_channel,
-            }));
+            // The quarantine revalidates edits with each channel's own settings.
+            let validators = validations
+                .iter()
+                .fold(quarantine::Validators::new(), |all, (name, (_, v))| {
+                    all.with_shared(name.clone(), v.clone())
+                });
+            let quarantine_api = quarantine::router(quarantine::ApiState {
+                quarantine: quarantine::Quarantine::new(store.clone(), validators),
+                notify: wake_channel.clone(),
+            });
+            let app = router(state)
+                .merge(server::router(server::ApiState {
+                    store: store.clone(),
+                    delivery: Some(delivery.clone()),
+                    wake_channel,
+                }))
+                .merge(quarantine_api);
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
                 let served = axum::serve(listener, app)

@@ -1,4 +1,5 @@
-//! The HTTP server: `GET /health` (JSON) and `GET /metrics` (Prometheus text).
+//! The HTTP server: `GET /health` (JSON) and `GET /metrics` (Prometheus text, with the
+//! data-quality and quarantine lines of the `quarantine` crate).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ pub(crate) struct HttpState {
     pub metrics: Metrics,
     pub listeners: Vec<(String, SocketAddr)>,
     pub started: Instant,
+    /// For the data-quality and quarantine lines of `/metrics`.
+    pub store: store::Store,
 }
 
 pub(crate) fn router(state: Arc<HttpState>) -> Router {
@@ -56,11 +59,20 @@ async fn health(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
+    let mut text = state.metrics.prometheus_text();
+    // Findings by sender, type and path, and quarantine entries: read from the database
+    // off the async workers.
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || quarantine::prometheus_text(&store)).await {
+        Ok(Ok(quality)) => text.push_str(&quality),
+        Ok(Err(error)) => tracing::warn!(%error, "data-quality metrics could not be read"),
+        Err(error) => tracing::warn!(%error, "data-quality metrics could not be read"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.prometheus_text(),
+        text,
     )
 }

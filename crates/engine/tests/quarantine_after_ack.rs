@@ -4,13 +4,13 @@
 //! valid one reaches the file destination. An analyst corrects and reprocesses it; the
 //! corrected message goes through the channel again and reaches the destination.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::{Config, Engine};
 use mllp::MllpClient;
-use quarantine::{ChannelValidation, DataQualityFilter, Quarantine, QuarantineFilter, Validators};
+use serde_json::Value;
 use store::{MessageId, MessageState, Store};
 
 fn crates_dir() -> PathBuf {
@@ -30,6 +30,39 @@ fn without_birth_date(message: &[u8]) -> Vec<u8> {
     let text = String::from_utf8(message.to_vec()).unwrap();
     assert_eq!(text.matches("|19840615|").count(), 1);
     text.replacen("|19840615|", "||", 1).into_bytes()
+}
+
+/// One HTTP/1.1 request on a fresh connection: the status and the body.
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: corridor\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    // Chunked or not, a JSON answer lies between the first '{' and the last '}'.
+    let body = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if !path.starts_with("/metrics") => &body[a..=b],
+        _ => body,
+    };
+    (status, body.to_string())
 }
 
 fn state_of(store: &Store, id: MessageId) -> MessageState {
@@ -71,7 +104,7 @@ async fn a_message_failing_its_profile_after_the_ack_is_quarantined_fixed_and_de
 [data]
 dir = {data:?}
 [http]
-enabled = false
+listen = "127.0.0.1:0"
 [channels.iz]
 # The CDC samples share one control id; here they are different messages.
 source = {{ type = "mllp", listen = "127.0.0.1:0", duplicate_window = "off" }}
@@ -121,64 +154,91 @@ file_name = "{{message_id}}.hl7"
     assert!(reason.unwrap().contains("VXU_V04.PID-7"));
     assert_eq!(delivered_files(&out), [text(&good)]);
 
-    let validation = ChannelValidation {
-        profile: Some(Arc::new(
-            hl7v2_spec::validate::Profile::load(iz_profile()).unwrap(),
-        )),
-        ..ChannelValidation::default()
-    };
-    let q = Quarantine::new(store.clone(), Validators::new().with("iz", validation));
-    let entries = q
-        .list(
-            QuarantineFilter {
-                channel: Some("iz".into()),
-                ..QuarantineFilter::default()
-            },
-            10,
-        )
-        .await
-        .unwrap();
-    assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].message_id, bad_id.0);
-    assert_eq!(entries[0].first_errors[0].path, "VXU_V04.PID-7");
+    let http = engine.http_addr().unwrap();
+
+    // The analyst finds it through the engine's HTTP API.
+    let (status, list) = call(
+        http,
+        "GET",
+        "/api/quarantine?channel=iz&status=open",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["total"], 1);
+    let entry = &list["entries"][0];
+    assert_eq!(entry["message_id"], bad_id.0);
+    assert_eq!(entry["first_errors"][0]["path"], "VXU_V04.PID-7");
+    let id = entry["id"].as_i64().unwrap();
 
     // Both messages were counted, in the transactions that processed them.
-    let (messages, findings) = q
-        .data_quality(DataQualityFilter {
-            channel: Some("iz".into()),
-            ..DataQualityFilter::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].validated, 2);
-    assert_eq!(messages[0].with_errors, 1);
-    let pid7 = findings
+    let (_, quality) = call(http, "GET", "/api/data-quality?channel=iz", &[], b"").await;
+    let quality: Value = serde_json::from_str(&quality).unwrap();
+    assert_eq!(quality["messages"][0]["validated"], 2);
+    assert_eq!(quality["messages"][0]["with_errors"], 1);
+    let pid7 = quality["findings"]
+        .as_array()
+        .unwrap()
         .iter()
-        .find(|f| f.path == "VXU_V04.PID-7")
-        .expect("the missing birth date is counted");
-    assert_eq!((pid7.count, pid7.severity.as_str()), (1, "error"));
-    let metrics = quarantine::prometheus_text(&store).unwrap();
-    assert!(metrics.contains("path=\"VXU_V04.PID-7\",code=\"101\",severity=\"error\"} 1\n"));
+        .find(|f| f["path"] == "VXU_V04.PID-7")
+        .expect("the missing birth date is counted")
+        .clone();
+    assert_eq!(
+        (pid7["count"].as_i64(), pid7["severity"].as_str()),
+        (Some(1), Some("error"))
+    );
+    let (_, metrics) = call(http, "GET", "/metrics", &[], b"").await;
+    assert!(
+        metrics.contains(
+            "corridor_findings_total{channel=\"iz\",sender=\"Test EHR Application\",\
+             message_type=\"VXU^V04\",path=\"VXU_V04.PID-7\",code=\"101\",severity=\"error\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("corridor_quarantine_entries{channel=\"iz\",status=\"open\"} 1\n"));
 
-    // The analyst puts the birth date back and reprocesses; the pipeline takes it up (the
-    // notifier is not wired here, so the processor's idle poll finds it).
+    // The analyst puts the birth date back (checked with the channel's own profile) and
+    // reprocesses; the channel's pipeline is woken and delivers it.
     let fixed = adult("Adult_z22_non-vaccination_deferral.hl7");
-    let edited = q
-        .edit(
-            entries[0].id,
-            &fixed,
-            "ana",
-            "birth date from the registration desk",
-        )
-        .await
-        .unwrap();
-    assert!(edited.findings.iter().all(|f| !f.is_error()));
-    let done = q
-        .reprocess(&[entries[0].id], "ana", None, &|_: &str| {})
-        .await
-        .unwrap();
-    let new_id = *done[0].result.as_ref().unwrap();
+    let user = ("X-Corridor-User", "ana");
+    let (status, edited) = call(
+        http,
+        "PUT",
+        &format!("/api/quarantine/{id}"),
+        &[
+            user,
+            ("X-Corridor-Reason", "birth date from the registration desk"),
+        ],
+        &fixed,
+    )
+    .await;
+    assert_eq!(status, 200, "{edited}");
+    let edited: Value = serde_json::from_str(&edited).unwrap();
+    assert_eq!(edited["valid"], true, "{edited}");
+    // Revalidating the corrected content finds it valid too.
+    let (status, body) = call(
+        http,
+        "POST",
+        &format!("/api/quarantine/{id}/revalidate"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["valid"], true);
+    let (status, done) = call(
+        http,
+        "POST",
+        &format!("/api/quarantine/{id}/reprocess"),
+        &[user],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    let done: Value = serde_json::from_str(&done).unwrap();
+    let new_id = MessageId(done["message_id"].as_i64().unwrap());
     wait_for("the corrected message to be delivered", || {
         state_of(&store, new_id) == MessageState::Delivered
     })
@@ -190,10 +250,14 @@ file_name = "{{message_id}}.hl7"
     // The original stays as it came, quarantined; the entry says where it went.
     assert_eq!(state_of(&store, bad_id), MessageState::Quarantined);
     assert_eq!(store.journal().get(bad_id).unwrap().unwrap().raw, bad);
-    let detail = q.get(entries[0].id).await.unwrap();
-    assert_eq!(detail.summary.reprocessed_as, Some(new_id.0));
-    let (messages, _) = q.data_quality(DataQualityFilter::default()).await.unwrap();
-    assert_eq!(messages[0].validated, 3);
-    assert_eq!(messages[0].with_errors, 1);
+    let (_, detail) = call(http, "GET", &format!("/api/quarantine/{id}"), &[], b"").await;
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["status"], "reprocessed");
+    assert_eq!(detail["reprocessed_as"], new_id.0);
+    assert_eq!(detail["history"][0]["edited_by"], "ana");
+    let (_, quality) = call(http, "GET", "/api/data-quality?channel=iz", &[], b"").await;
+    let quality: Value = serde_json::from_str(&quality).unwrap();
+    assert_eq!(quality["messages"][0]["validated"], 3);
+    assert_eq!(quality["messages"][0]["with_errors"], 1);
     engine.shutdown().await;
 }
