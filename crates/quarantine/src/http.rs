@@ -67,7 +67,9 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         let status = match &e {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::NotOpen { .. } | Error::EditedMeanwhile(_) => StatusCode::CONFLICT,
+            Error::NotOpen { .. } | Error::EditedMeanwhile(_) | Error::StillInvalid { .. } => {
+                StatusCode::CONFLICT
+            }
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NotHl7(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -266,6 +268,9 @@ fn json_body<T: for<'de> Deserialize<'de> + Default>(body: &Bytes) -> Result<T, 
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
     reason: Option<String>,
+    /// Reprocess even with error findings.
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -281,6 +286,9 @@ struct BulkBody {
     /// At most this many (by filter; default 1000).
     limit: Option<usize>,
     reason: Option<String>,
+    /// Reprocess even entries with error findings.
+    #[serde(default)]
+    force: bool,
 }
 
 fn reprocess_json(results: Vec<crate::ops::Reprocessed>) -> Value {
@@ -310,7 +318,7 @@ async fn reprocess_one(
     let why = reason(&headers, None, body.reason)?;
     let mut results = api
         .quarantine
-        .reprocess(&[id], &who, Some(&why), api.notify.as_ref())
+        .reprocess(&[id], &who, Some(&why), body.force, api.notify.as_ref())
         .await?;
     match results.pop() {
         Some(r) => {
@@ -376,7 +384,7 @@ async fn reprocess_many(
     let why = reason(&headers, None, body.reason)?;
     let results = api
         .quarantine
-        .reprocess(&ids, &who, Some(&why), api.notify.as_ref())
+        .reprocess(&ids, &who, Some(&why), body.force, api.notify.as_ref())
         .await?;
     Ok(Json(reprocess_json(results)))
 }

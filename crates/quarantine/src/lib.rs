@@ -68,8 +68,9 @@
 //! - **reprocess** one or many: the current content (edited or original) is appended to
 //!   the journal as a new `received` message on the same channel, the entry becomes
 //!   `reprocessed` and names the new message (`reprocessed_as`); the channel's pipeline is
-//!   woken through the caller's notifier. Validation runs again there, so a message still
-//!   wrong comes back to quarantine as a new entry that names its predecessor.
+//!   woken through the caller's notifier. An entry whose current findings hold an error is
+//!   refused unless forced. A channel validating after the ACK validates it again, so a
+//!   message still wrong comes back to quarantine as a new entry naming its predecessor.
 //! - **discard** with a reason.
 //!
 //! # HTTP API
@@ -77,8 +78,8 @@
 //! Mutating requests name the analyst in `X-Corridor-User`; reasons come in
 //! `X-Corridor-Reason`, `?reason=` (edits) or a JSON body `{"reason": ".."}`. Errors are
 //! JSON `{"error": ".."}`: 400 for a malformed request (no user, empty body, bad id or
-//! filter), 404 for an unknown entry, 409 for an entry that is no longer open or was
-//! edited meanwhile, 422 for a correction that is not an HL7 v2 message.
+//! filter), 404 for an unknown entry, 409 for an entry that is no longer open, was
+//! edited meanwhile or still fails validation (without force), 422 for a correction that is not an HL7 v2 message.
 //!
 //! | route | what |
 //! | --- | --- |
@@ -86,8 +87,8 @@
 //! | `GET /api/quarantine/{id}` | one entry: findings with locations, original and current content, edit history |
 //! | `PUT /api/quarantine/{id}` | edit: the body is the whole corrected message |
 //! | `POST /api/quarantine/{id}/revalidate` | validate the current content again |
-//! | `POST /api/quarantine/{id}/reprocess` | send it back through its channel |
-//! | `POST /api/quarantine/reprocess` | many: `{"ids": [..]}` or `{"channel", "sender", "type", "limit"}` (open entries, oldest first) |
+//! | `POST /api/quarantine/{id}/reprocess` | send it back through its channel (`{"force": true}` even with errors) |
+//! | `POST /api/quarantine/reprocess` | many: `{"ids": [..]}` or `{"channel", "sender", "type", "limit"}` (open entries, oldest first), `"force"` |
 //! | `POST /api/quarantine/{id}/discard` | set it aside: `{"reason": ".."}` |
 //! | `GET /api/data-quality?channel=&sender=&type=` | messages validated and findings by sender, type, path, code |
 //!

@@ -76,6 +76,17 @@ pub enum Error {
     /// Someone edited the entry between reading and writing it.
     #[error("quarantine entry {0} was edited by someone else meanwhile; read it again")]
     EditedMeanwhile(QuarantineId),
+    /// The entry's current content still has error findings.
+    #[error(
+        "quarantine entry {id} still has {errors} validation error(s); edit it, or revalidate \
+         it if the profile changed, or reprocess with force"
+    )]
+    StillInvalid {
+        /// The entry.
+        id: QuarantineId,
+        /// Its error findings.
+        errors: i64,
+    },
     /// The request lacks something or holds something unusable.
     #[error("{0}")]
     BadRequest(String),
@@ -717,13 +728,17 @@ impl Quarantine {
     /// Sends open entries back through their channels: each one's current content (edited
     /// or original) is appended to the journal as a new `received` message on the same
     /// channel, and the entry becomes `reprocessed` with a reference to it, in one write.
-    /// Entries that are missing or not open are reported and the others go on. After the
-    /// commit, `notify` is called once per channel so its pipeline looks at the journal.
+    /// Entries whose current findings still hold an error are refused unless `force`
+    /// (a channel validating before the ACK does not validate again in its pipeline).
+    /// Entries that are missing, not open or refused are reported and the others go on.
+    /// After the commit, `notify` is called once per channel so its pipeline looks at the
+    /// journal.
     pub async fn reprocess(
         &self,
         ids: &[QuarantineId],
         who: &str,
         reason: Option<&str>,
+        force: bool,
         notify: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Vec<Reprocessed>, Error> {
         let who = required("who reprocesses (X-Corridor-User)", who)?;
@@ -738,7 +753,7 @@ impl Quarantine {
             .read(move |conn| {
                 let mut out = Vec::with_capacity(wanted.len());
                 for id in wanted {
-                    out.push((id, prepare_reprocess(conn, id, &by)));
+                    out.push((id, prepare_reprocess(conn, id, &by, force)));
                 }
                 Ok(out)
             })
@@ -903,9 +918,20 @@ struct Prepared {
     message: NewMessage,
 }
 
-fn prepare_reprocess(conn: &Connection, id: QuarantineId, who: &str) -> Result<Prepared, Error> {
+fn prepare_reprocess(
+    conn: &Connection,
+    id: QuarantineId,
+    who: &str,
+    force: bool,
+) -> Result<Prepared, Error> {
     let current = current_in(conn, id)?.ok_or(Error::NotFound(id))?;
     open(&current)?;
+    if current.summary.errors > 0 && !force {
+        return Err(Error::StillInvalid {
+            id,
+            errors: current.summary.errors,
+        });
+    }
     let message_id = MessageId(current.summary.message_id);
     let original = Journal::get_in(conn, message_id)?.ok_or(store::Error::NotFound(message_id))?;
     let content = current.content.clone().unwrap_or(original.raw);

@@ -385,13 +385,29 @@ async fn a_reprocessed_message_that_fails_again_names_its_predecessor() {
     let bad = without_birth_date(&iz_adult(IZ_ADULTS[1]));
     let (first, _) = h.receive("iz", bad.clone()).await;
     let entry = h.entry_of(first).await;
-    // Reprocessed unchanged: the pipeline validates it again and quarantines it again.
-    let (status, done) = h
+    // Unchanged, it still fails: reprocessing asks for force.
+    let (status, refused) = h
         .call(
             "POST",
             &format!("/api/quarantine/{entry}/reprocess"),
             &[ANA],
             b"",
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("still has 1 validation error")
+    );
+    // Forced through unchanged: the pipeline validates it again and quarantines it again.
+    let (status, done) = h
+        .call(
+            "POST",
+            &format!("/api/quarantine/{entry}/reprocess"),
+            &[ANA],
+            br#"{"force": true}"#,
         )
         .await;
     assert_eq!(status, 200, "{done}");
@@ -465,7 +481,26 @@ async fn many_entries_are_reprocessed_at_once_by_ids_or_by_filter() {
         .await;
     assert_eq!(status, 200, "{body}");
 
-    let ids = json!({"ids": [entries[0].0, entries[1].0, entries[3].0], "reason": "birth dates restored upstream"});
+    // Still failing, they are refused one by one without force.
+    let ids = json!({"ids": [entries[0].0, entries[1].0]});
+    let (status, body) = h
+        .call(
+            "POST",
+            "/api/quarantine/reprocess",
+            &[ANA],
+            ids.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reprocessed"], 0);
+    assert!(
+        body["results"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("still has 1 validation error")
+    );
+
+    let ids = json!({"ids": [entries[0].0, entries[1].0, entries[3].0], "reason": "birth dates restored upstream", "force": true});
     let (status, body) = h
         .call(
             "POST",
@@ -495,7 +530,7 @@ async fn many_entries_are_reprocessed_at_once_by_ids_or_by_filter() {
             "POST",
             "/api/quarantine/reprocess",
             &[ANA],
-            br#"{"channel": "iz", "type": "VXU"}"#,
+            br#"{"channel": "iz", "type": "VXU", "force": true}"#,
         )
         .await;
     assert_eq!(status, 200, "{body}");
