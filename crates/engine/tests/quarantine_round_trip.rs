@@ -1,8 +1,13 @@
-//! Validation after the ACK, through a running engine: a CDC immunization message without
-//! its birth date is acknowledged, fails the real NIST IZ conformance profile in the
-//! pipeline, and waits in quarantine with its findings (counted in data quality), while a
-//! valid one reaches the file destination. An analyst corrects and reprocesses it; the
-//! corrected message goes through the channel again and reaches the destination.
+//! The quarantine round trip through a running engine, real sockets and the real NIST IZ
+//! conformance profile:
+//!
+//! - after the ACK: a CDC immunization message without its birth date is acknowledged,
+//!   fails the profile in the pipeline and waits in quarantine with its findings (counted
+//!   in data quality and /metrics), while a valid one reaches the file destination; the
+//!   analyst corrects and reprocesses it through the HTTP API, and it is delivered;
+//! - before the ACK: the sender gets AE with an ERR segment at PID-7, the message is
+//!   stored as rejected and quarantined; corrected and reprocessed through the API, it is
+//!   delivered.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -259,5 +264,107 @@ file_name = "{{message_id}}.hl7"
     let quality: Value = serde_json::from_str(&quality).unwrap();
     assert_eq!(quality["messages"][0]["validated"], 3);
     assert_eq!(quality["messages"][0]["with_errors"], 1);
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_rejected_before_the_ack_is_fixed_through_the_api_and_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+[data]
+dir = {data:?}
+[http]
+listen = "127.0.0.1:0"
+[channels.iz]
+source = {{ type = "mllp", listen = "127.0.0.1:0" }}
+[channels.iz.validation]
+mode = "before_ack"
+profile = {profile:?}
+[[channels.iz.destinations]]
+name = "registry"
+type = "file"
+path = "registry"
+file_name = "{{message_id}}.hl7"
+"#,
+        data = dir.path().join("data").display().to_string(),
+        profile = iz_profile().display().to_string(),
+    );
+    let config = Config::from_toml_in(&toml, dir.path()).unwrap();
+    let engine = Engine::start(config).await.unwrap();
+    let store = engine.store().clone();
+    let http = engine.http_addr().unwrap();
+    let out = dir.path().join("registry");
+
+    // The sender is told what is wrong: AE with an ERR segment at PID-7.
+    let fixed = adult("Adult_z22_serologic_evidence_covid.hl7");
+    let bad = without_birth_date(&fixed);
+    let mut client = MllpClient::connect(&engine.listeners()[0].addr.to_string(), None)
+        .await
+        .unwrap();
+    let ack = client.send(&bad).await.unwrap();
+    let ack = hl7v2::Message::parse(&ack).unwrap();
+    assert_eq!(ack.get_str("MSA-1").unwrap().as_deref(), Some("AE"));
+    // One ERR per finding (warnings too); the error is at PID-7, code 101, severity E.
+    let errs: Vec<[String; 4]> = (1..=50)
+        .map_while(|n| {
+            let get = |path: &str| {
+                ack.get_str(&format!("ERR[{n}]-{path}"))
+                    .unwrap()
+                    .map(|v| v.into_owned())
+            };
+            get("2.1").map(|segment| {
+                [
+                    segment,
+                    get("2.3").unwrap_or_default(),
+                    get("3.1").unwrap_or_default(),
+                    get("4").unwrap_or_default(),
+                ]
+            })
+        })
+        .collect();
+    let errors: Vec<_> = errs.iter().filter(|e| e[3] == "E").collect();
+    assert_eq!(errors.len(), 1, "{errs:?}");
+    assert_eq!(errors[0][..3], ["PID", "7", "101"]);
+    assert_eq!(state_of(&store, MessageId(1)), MessageState::Rejected);
+
+    let (_, list) = call(http, "GET", "/api/quarantine?channel=iz", &[], b"").await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["total"], 1, "{list}");
+    let id = list["entries"][0]["id"].as_i64().unwrap();
+    let (_, detail) = call(http, "GET", &format!("/api/quarantine/{id}"), &[], b"").await;
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["original"]["state"], "rejected");
+
+    let user = ("X-Corridor-User", "ana");
+    let (status, edited) = call(
+        http,
+        "PUT",
+        &format!("/api/quarantine/{id}?reason=DOB%20confirmed"),
+        &[user],
+        &fixed,
+    )
+    .await;
+    assert_eq!(status, 200, "{edited}");
+    let (status, done) = call(
+        http,
+        "POST",
+        "/api/quarantine/reprocess",
+        &[user],
+        br#"{"channel": "iz"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    let done: Value = serde_json::from_str(&done).unwrap();
+    assert_eq!(done["reprocessed"], 1, "{done}");
+    let new_id = MessageId(done["results"][0]["message_id"].as_i64().unwrap());
+    wait_for("the corrected message to be delivered", || {
+        state_of(&store, new_id) == MessageState::Delivered
+    })
+    .await;
+    assert_eq!(
+        delivered_files(&out),
+        [text(&quarantine::normalize_content(&fixed))]
+    );
     engine.shutdown().await;
 }
