@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Routing benchmark, end to end with every hop durable:
+#   corridor send --stats  ->  corridor run "up" (MLLP in, one transformer, MLLP out)
+#                          ->  corridor run "down" (an MLLP listener storing every message)
+# Both engines keep their journals in SQLite (WAL, full sync). The end-to-end latency of
+# each message is the downstream journal's received_at minus the upstream journal's
+# received_at (the same machine's clock), joined on MSH-10: from the moment Corridor
+# received it to the moment the destination had it.
+#
+#   scripts/bench/route.sh                        # 100,000 messages closed loop, then 1,000/s
+#   COUNT=20000 RATE_COUNT=10000 scripts/bench/route.sh
+#   SKIP_BUILD=1 CARGO_TARGET_DIR=... scripts/bench/route.sh
+#
+# Prints Markdown table rows; the upstream engine's peak resident memory (VmHWM) too.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+COUNT="${COUNT:-100000}"
+RATE="${RATE:-1000}"
+RATE_COUNT="${RATE_COUNT:-30000}"
+CONNECTIONS="${CONNECTIONS:-8}"
+ORU="$ROOT/crates/hl7v2/tests/data/oru_r01_1500.hl7"
+CORRIDOR="$TARGET/release/corridor"
+PORT_UP=23575
+PORT_DOWN=23576
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "# building release binary" >&2
+    (cd "$ROOT" && cargo build --release -p corridor --quiet)
+fi
+
+start_engine() { # name config; sets ENGINE_PID
+    "$CORRIDOR" run --data "$WORK/$1" --config "$2" > /dev/null 2> "$WORK/$1.log" &
+    ENGINE_PID=$!
+    PIDS+=("$ENGINE_PID")
+    until grep -q "corridor is listening" "$WORK/$1.log"; do
+        kill -0 "$ENGINE_PID" 2>/dev/null || { cat "$WORK/$1.log" >&2; exit 1; }
+        sleep 0.01
+    done
+}
+
+count_rows() { # data dir
+    python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from journal').fetchone()[0])" "$1/corridor.db"
+}
+
+wait_rows() { # data dir, rows
+    while [ "$(count_rows "$1")" -lt "$2" ]; do sleep 0.05; done
+}
+
+# Latency percentiles (ms) of down.received_at - up.received_at for the downstream rows
+# after the first AFTER rows (one run's messages; `corridor send --count` gives each a
+# unique MSH-10), and the span (s) from the first upstream receipt to the last
+# downstream receipt.
+latency() { # after
+    python3 - "$WORK/up/corridor.db" "$WORK/down/corridor.db" "$1" <<'EOF'
+import sqlite3, sys
+up, down, after = sys.argv[1:4]
+db = sqlite3.connect(down)
+db.execute("attach database ? as up", (up,))
+rows = db.execute(
+    "select d.received_at - u.received_at, u.received_at, d.received_at "
+    "from journal d join up.journal u on u.control_id = d.control_id "
+    "where d.id > ?", (int(after),)).fetchall()
+lat = sorted(r[0] for r in rows)
+def pct(p):
+    return lat[min(len(lat) - 1, int(p * len(lat)))] / 1000
+span = (max(r[2] for r in rows) - min(r[1] for r in rows)) / 1e6
+print(len(rows), f"{span:.2f}", f"{len(rows) / span:.0f}", f"{pct(0.5):.2f}", f"{pct(0.9):.2f}", f"{pct(0.99):.2f}", f"{lat[-1] / 1000:.2f}")
+EOF
+}
+
+cat > "$WORK/down.toml" <<EOF
+[http]
+enabled = false
+[channels.ehr]
+source = { type = "mllp", listen = "127.0.0.1:$PORT_DOWN" }
+EOF
+cat > "$WORK/up.toml" <<EOF
+[http]
+enabled = false
+[channels.lab]
+source = { type = "mllp", listen = "127.0.0.1:$PORT_UP" }
+transforms = [ { set = "MSH-5", value = "CHART" } ]
+[[channels.lab.destinations]]
+name = "ehr"
+type = "mllp"
+to = "127.0.0.1:$PORT_DOWN"
+EOF
+
+start_engine down "$WORK/down.toml"
+DOWN_PID=$ENGINE_PID
+start_engine up "$WORK/up.toml"
+UP_PID=$ENGINE_PID
+
+echo "| run | command | sent msgs/s (ACKed) | delivered msgs/s, end to end | e2e p50 ms | p90 | p99 | max |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+
+run() { # label rows, corridor send args...
+    local label="$1" rows="$2"; shift 2
+    local before out rate
+    before=$(count_rows "$WORK/down")
+    out=$("$CORRIDOR" send --stats "$@" "$ORU")
+    echo "$out" | sed "s|^|# $label: |" >&2
+    rate=$(echo "$out" | awk '/^throughput/ {print $2}')
+    wait_rows "$WORK/down" $((before + rows))
+    read -r n span delivered p50 p90 p99 max < <(latency "$before")
+    echo "| $label | \`corridor send --stats $*\` | $rate | $delivered ($n in $span s) | $p50 | $p90 | $p99 | $max |"
+}
+
+run "closed loop, $CONNECTIONS connections" "$COUNT" --to "127.0.0.1:$PORT_UP" --connections "$CONNECTIONS" --count "$COUNT"
+run "open loop at $RATE/s" "$RATE_COUNT" --to "127.0.0.1:$PORT_UP" --connections 4 --count "$RATE_COUNT" --rate "$RATE"
+
+hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$UP_PID/status")
+echo
+echo "upstream corridor run peak resident memory (VmHWM): $((hwm / 1024)) MiB; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+kill -TERM "$UP_PID" "$DOWN_PID"
+wait "$UP_PID" "$DOWN_PID" || true
