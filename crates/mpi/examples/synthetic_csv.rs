@@ -1,7 +1,7 @@
-//! Writes a synthetic patient population as `corridor mpi load` CSV files, for load
-//! runs: `ehr.csv` with every person's record at the EHR (id `E<n>`) and `lab.csv` with
-//! a second record (typos, nicknames, transposed dates, moved addresses) for 30% of them
-//! (id `L<n>`, the same `n`, so an export can be scored).
+//! Writes a synthetic patient population as a `corridor mpi load` CSV file, for load
+//! runs: `patients.csv` with every person's record (id `E<n>`) and, for 30% of them, a
+//! duplicate registration right after it (typos, nicknames, transposed dates, moved
+//! addresses; id `L<n>`, the same `n`, so an export can be scored).
 //!
 //! ```text
 //! cargo run --release -p mpi --example synthetic_csv -- PEOPLE OUT_DIR
@@ -58,25 +58,23 @@ fn main() -> std::io::Result<()> {
     let dir = std::path::PathBuf::from(args.get(1).map(String::as_str).unwrap_or("."));
     std::fs::create_dir_all(&dir)?;
     let pop = SyntheticPopulation::new(SyntheticOptions::default());
-    let mut ehr = BufWriter::new(std::fs::File::create(dir.join("ehr.csv"))?);
-    let mut lab = BufWriter::new(std::fs::File::create(dir.join("lab.csv"))?);
-    writeln!(ehr, "{HEADER}")?;
-    writeln!(lab, "{HEADER}")?;
+    let mut out = BufWriter::new(std::fs::File::create(dir.join("patients.csv"))?);
+    writeln!(out, "{HEADER}")?;
     let mut rng = SplitMix64::new(99);
     let (mut n_ehr, mut n_lab) = (0, 0);
     for p in 0..people {
-        row(&mut ehr, &pop.variant(p, "EHR", &format!("E{p}"), 1))?;
+        row(&mut out, &pop.variant(p, "EHR", &format!("E{p}"), 1))?;
         n_ehr += 1;
         if rng.chance(0.3) {
-            row(&mut lab, &pop.variant(p, "LAB", &format!("L{p}"), 2))?;
+            row(&mut out, &pop.variant(p, "LAB", &format!("L{p}"), 2))?;
             n_lab += 1;
         }
     }
-    ehr.flush()?;
-    lab.flush()?;
+    out.flush()?;
     println!(
-        "{n_ehr} EHR records, {n_lab} lab records in {}",
-        dir.display()
+        "{} records ({n_ehr} people, {n_lab} duplicates) in {}",
+        n_ehr + n_lab,
+        dir.join("patients.csv").display()
     );
     Ok(())
 }

@@ -100,7 +100,7 @@ pub fn append_events_in(conn: &Connection, events: &[MpiEvent]) -> store::Result
         "INSERT OR IGNORE INTO mpi_event_enterprises (enterprise, seq) VALUES (?1, ?2)",
     )?;
     for event in events {
-        let change = serde_json::to_string(&event.change).map_err(sql_error)?;
+        let change = serde_json::to_string(&compact(&event.change)).map_err(sql_error)?;
         insert.execute(params![
             event.seq as i64,
             event.at_unix_ms as i64,
@@ -114,6 +114,41 @@ pub fn append_events_in(conn: &Connection, events: &[MpiEvent]) -> store::Result
         }
     }
     Ok(())
+}
+
+/// What is stored of a change: a decision that did not open a review keeps the
+/// per-field weights of its best candidate only (the others keep their scores), which
+/// makes the log about half as large; a review keeps everything its reviewer sees.
+fn compact(change: &Change) -> std::borrow::Cow<'_, Change> {
+    let trim = |d: &crate::Decision| {
+        d.outcome != crate::Outcome::PossibleMatch
+            && d.candidates.iter().skip(1).any(|c| !c.fields.is_empty())
+    };
+    let trimmed = |d: &crate::Decision| {
+        let mut d = d.clone();
+        for c in d.candidates.iter_mut().skip(1) {
+            c.fields.clear();
+        }
+        d
+    };
+    match change {
+        Change::RecordAdded { record, decision } if trim(decision) => {
+            std::borrow::Cow::Owned(Change::RecordAdded {
+                record: record.clone(),
+                decision: trimmed(decision),
+            })
+        }
+        Change::RecordUpdated {
+            record,
+            enterprise,
+            decision: Some(decision),
+        } if trim(decision) => std::borrow::Cow::Owned(Change::RecordUpdated {
+            record: record.clone(),
+            enterprise: *enterprise,
+            decision: Some(trimmed(decision)),
+        }),
+        other => std::borrow::Cow::Borrowed(other),
+    }
 }
 
 /// Stores the model in use, replacing any before it.
