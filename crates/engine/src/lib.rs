@@ -13,6 +13,12 @@
 //!   does not parse, or is not HL7 at all, is stored as rejected and answered
 //!   with a NAK carrying an ERR segment; duplicates are acknowledged again
 //!   without being stored twice.
+//! - [`Intake`]: that store-then-acknowledge path, shared by every source: the
+//!   MLLP receiver, [`source_http::HttpSource`] (a `POST` of a message or batch,
+//!   answered with the ACK) and [`source_dir::DirectorySource`] (files moved to
+//!   `done` or `error` only after their messages are stored). With
+//!   [`Intake::validating`] it validates before the ACK.
+//! - [`retention`]: pruning of finished messages per channel, in the background.
 //!
 //! Routing (filters, transforms, destinations) is read and checked from the
 //! configuration but not run yet.

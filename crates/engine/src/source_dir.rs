@@ -19,7 +19,8 @@
 //! leaves the file in place too: it is read again after the restart and the channel's
 //! duplicate window (default 10 minutes) keeps its messages from being stored twice.
 //! A name already taken in `done` or `error` gets a numbered suffix (`a.hl7.1`).
-//! Files are taken in order of modification time, then name.
+//! Files are taken in order of modification time, then name. Logs at the default level
+//! name the folder, never a file (its name may say whom it is about).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -219,7 +220,9 @@ async fn take_file(settings: &DirectorySettings, intake: &Intake, path: &Path, s
     let bytes = match tokio::fs::read(path).await {
         Ok(bytes) => Bytes::from(bytes),
         Err(err) => {
-            warn!(channel = %intake.channel(), file = %path.display(), error = %err, "cannot read the file; trying again at the next poll");
+            // File names may say whom a file is about: the folder at warn, the name at debug.
+            warn!(channel = %intake.channel(), folder = %settings.path.display(), error = %err, "cannot read a file; trying again at the next poll");
+            debug!(file = %path.display(), "the file that could not be read");
             return false;
         }
     };
@@ -256,7 +259,8 @@ async fn take_file(settings: &DirectorySettings, intake: &Intake, path: &Path, s
                     );
                 }
                 IntakeStatus::Failed => {
-                    warn!(channel = %intake.channel(), file = %path.display(), "the store could not take the file's messages; reading it again at the next poll");
+                    warn!(channel = %intake.channel(), folder = %settings.path.display(), "the store could not take a file's messages; reading it again at the next poll");
+                    debug!(file = %path.display(), "the file whose messages were not stored");
                     return false;
                 }
             }
