@@ -143,6 +143,7 @@ pub use queue::{
     entries_in_state, entries_of_message, entry, resend_in, retry_dead_lettered_in,
 };
 pub use router::{RouteOutcome, Routed, RoutedEntry, Router};
+pub use worker::{LATENCY_BUCKETS_MICROS, LatencySnapshot};
 
 /// Creates or upgrades the queue tables; [`Delivery::start`] does it too. Run it before
 /// the first [`enqueue_in`] if the workers start later.
@@ -189,6 +190,8 @@ pub struct DestinationStats {
     pub delivered_since_start: u64,
     /// Failed delivery attempts since start.
     pub failures_since_start: u64,
+    /// Time from sending to the receiver's positive answer, since start.
+    pub answer_latency: LatencySnapshot,
 }
 
 impl Delivery {
@@ -299,6 +302,7 @@ impl Delivery {
                         .clone(),
                     delivered_since_start: w.status.delivered.load(Ordering::Relaxed),
                     failures_since_start: w.status.failures.load(Ordering::Relaxed),
+                    answer_latency: w.status.answer_latency.snapshot(),
                 })
             })
             .collect()

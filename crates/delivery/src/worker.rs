@@ -38,6 +38,57 @@ pub(crate) struct Status {
     pub delivered: AtomicU64,
     /// Delivery attempts that failed since the worker started.
     pub failures: AtomicU64,
+    /// Time from handing an entry to the receiver to its positive answer.
+    pub answer_latency: LatencyHistogram,
+}
+
+/// Upper bounds of the latency histogram buckets, in microseconds.
+pub const LATENCY_BUCKETS_MICROS: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+/// A latency histogram updated without locks.
+#[derive(Debug, Default)]
+pub(crate) struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_MICROS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// A histogram read at one moment: per bucket of [`LATENCY_BUCKETS_MICROS`], the
+/// number of observations at or under its bound (cumulative), then count and sum.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencySnapshot {
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum_micros: u64,
+}
+
+impl LatencyHistogram {
+    fn observe(&self, micros: u64) {
+        if let Some(i) = LATENCY_BUCKETS_MICROS.iter().position(|&b| micros <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> LatencySnapshot {
+        let mut total = 0;
+        LatencySnapshot {
+            cumulative: self
+                .buckets
+                .iter()
+                .map(|b| {
+                    total += b.load(Ordering::Relaxed);
+                    total
+                })
+                .collect(),
+            count: self.count.load(Ordering::Relaxed),
+            sum_micros: self.sum_micros.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Everything a worker needs, moved into its task.
@@ -114,7 +165,7 @@ impl Worker {
                     .write(move |conn| queue::mark_sending(conn, &ids, sent_at)),
             );
             let results = self.destination.deliver_batch(&due, &self.meta).await;
-            let attempted = self.judge(&due, results, &mut waiting_on);
+            let attempted = self.judge(&due, results, sent_at, &mut waiting_on);
 
             self.update_alert(&due, &attempted, &mut waiting_on, &mut last_alert_log);
             let channel_for_write = channel.clone();
@@ -203,6 +254,7 @@ impl Worker {
         &self,
         due: &[Outgoing],
         results: Vec<Result<crate::Delivered, crate::DeliveryError>>,
+        sent_at: UnixMicros,
         waiting_on: &mut Option<EntryId>,
     ) -> Vec<Attempted> {
         let now = UnixMicros::now();
@@ -227,6 +279,9 @@ impl Worker {
                 None => base,
                 Some(Ok(delivered)) => {
                     self.status.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.status
+                        .answer_latency
+                        .observe(u64::try_from(delivered.answered_at.0 - sent_at.0).unwrap_or(0));
                     Attempted {
                         state: EntryState::Delivered,
                         tried: 1,

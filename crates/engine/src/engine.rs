@@ -239,6 +239,7 @@ impl Engine {
                     .collect(),
                 started,
                 store: store.clone(),
+                delivery: delivery.clone(),
             });
             let wake_channel = {
                 let wakes = wakes.clone();

@@ -21,6 +21,8 @@ pub(crate) struct HttpState {
     pub started: Instant,
     /// For the data-quality and quarantine lines of `/metrics`.
     pub store: store::Store,
+    /// For the destinations' lines of `/metrics`.
+    pub delivery: Arc<delivery::Delivery>,
 }
 
 pub(crate) fn router(state: Arc<HttpState>) -> Router {
@@ -60,6 +62,12 @@ async fn health(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     let mut text = state.metrics.prometheus_text();
+    let delivery = state.delivery.clone();
+    match tokio::task::spawn_blocking(move || delivery.stats()).await {
+        Ok(Ok(stats)) => text.push_str(&crate::metrics::destinations_prometheus_text(&stats)),
+        Ok(Err(error)) => tracing::warn!(%error, "destination metrics could not be read"),
+        Err(error) => tracing::warn!(%error, "destination metrics could not be read"),
+    }
     // Findings by sender, type and path, and quarantine entries: read from the database
     // off the async workers.
     let store = state.store.clone();

@@ -280,6 +280,98 @@ impl Metrics {
     }
 }
 
+/// The destinations' lines of `/metrics`: queue depth and age, entries by state,
+/// deliveries and failures since start, and the send-to-answer latency histogram.
+pub(crate) fn destinations_prometheus_text(stats: &[delivery::DestinationStats]) -> String {
+    let mut out = String::with_capacity(1024 + stats.len() * 1024);
+    let label = |d: &delivery::DestinationStats| {
+        format!(
+            "channel=\"{}\",destination=\"{}\"",
+            d.channel, d.destination
+        )
+    };
+    type Gauge = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&delivery::DestinationStats) -> String,
+    );
+    let simple: [Gauge; 4] = [
+        (
+            "corridor_destination_queue_depth",
+            "gauge",
+            "Entries still to deliver (queued or being sent).",
+            |d| d.counts.depth.to_string(),
+        ),
+        (
+            "corridor_destination_oldest_queued_seconds",
+            "gauge",
+            "How long the oldest entry still to deliver has waited (0 when none waits).",
+            |d| {
+                d.oldest_queued_age
+                    .map_or(0.0, |a| a.as_secs_f64())
+                    .to_string()
+            },
+        ),
+        (
+            "corridor_destination_delivered_total",
+            "counter",
+            "Entries delivered since start.",
+            |d| d.delivered_since_start.to_string(),
+        ),
+        (
+            "corridor_destination_failures_total",
+            "counter",
+            "Failed delivery attempts since start.",
+            |d| d.failures_since_start.to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in simple {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for d in stats {
+            let _ = writeln!(out, "{name}{{{}}} {}", label(d), value(d));
+        }
+    }
+    let name = "corridor_destination_entries";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Queue entries by state, as stored.\n# TYPE {name} gauge"
+    );
+    for d in stats {
+        let c = &d.counts;
+        for (state, n) in [
+            ("queued", c.queued),
+            ("sending", c.sending),
+            ("delivered", c.delivered),
+            ("filtered", c.filtered),
+            ("errored", c.errored),
+            ("dead_lettered", c.dead_lettered),
+        ] {
+            let _ = writeln!(out, "{name}{{{},state=\"{state}\"}} {n}", label(d));
+        }
+    }
+    let name = "corridor_destination_answer_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from sending a message to the receiver's positive answer.\n# TYPE {name} histogram"
+    );
+    for d in stats {
+        let h = &d.answer_latency;
+        for (bound, n) in delivery::LATENCY_BUCKETS_MICROS.iter().zip(&h.cumulative) {
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{{},le=\"{le}\"}} {n}", label(d));
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{l},le=\"+Inf\"}} {c}\n{name}_sum{{{l}}} {s}\n{name}_count{{{l}}} {c}",
+            l = label(d),
+            c = h.count,
+            s = h.sum_micros as f64 / 1e6
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

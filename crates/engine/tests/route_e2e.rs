@@ -289,10 +289,17 @@ file_name = "{{message_id}}.hl7"
         journal(downstream.store()).len() == expected.len() + 1
     })
     .await;
+    wait_for(
+        "the reprocessed copy at every destination",
+        Duration::from_secs(30),
+        || count_in(store, MessageState::Delivered) == expected.len(),
+    )
+    .await;
     let (status, _) = api(http, "POST", "/api/messages/999999/reprocess").await;
     assert_eq!(status, 404);
 
-    // Per-stage metrics.
+    // Per-stage metrics (the HTTP destination has the 60, the resend and the
+    // reprocessed copy; the others the 60 and the reprocessed copy).
     let metrics = http_request(http, "GET", "/metrics").await;
     assert!(
         metrics.contains("corridor_messages_processed_total{channel=\"lab\"} 61"),
@@ -300,6 +307,18 @@ file_name = "{{message_id}}.hl7"
     );
     assert!(metrics.contains("corridor_messages_filtered_total{channel=\"lab\"} 1"));
     assert!(metrics.contains("corridor_processing_latency_seconds_count{channel=\"lab\"} 63"));
+    assert!(
+        metrics.contains(
+            "corridor_destination_delivered_total{channel=\"lab\",destination=\"api\"} 62"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "corridor_destination_answer_latency_seconds_count{channel=\"lab\",destination=\"ehr\"} 61"
+    ));
+    assert!(metrics.contains(
+        "corridor_destination_entries{channel=\"lab\",destination=\"archive\",state=\"delivered\"} 61"
+    ));
 
     upstream.shutdown().await;
     downstream.shutdown().await;
