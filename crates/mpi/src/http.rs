@@ -61,7 +61,7 @@ impl From<ServiceError> for ApiError {
         match &e {
             ServiceError::Index(i) => ApiError::from(i.clone()),
             ServiceError::Mapping(_) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
-            ServiceError::Store(_) => {
+            ServiceError::Store(_) | ServiceError::InUse(_) | ServiceError::Lock(..) => {
                 tracing::error!(error = %e, "patient index write failed");
                 ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }

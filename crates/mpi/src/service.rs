@@ -3,8 +3,23 @@
 //!
 //! Every operation runs under one lock and hands back the events it produced; the
 //! caller persists them, either in a write of its own ([`MpiService::operate`]) or
-//! inside a write already open ([`crate::persist::append_events_in`], as the engine
-//! does in the transaction that records a message processed).
+//! inside a write already open ([`MpiService::persist_in`], as the engine does in the
+//! transaction that records a message processed).
+//!
+//! **The stored log is always a gap-free prefix of the index's events.** The index
+//! changes when a message is decided, but its events reach the store later, in the
+//! write of that message's batch; several channels write their batches in any order,
+//! and a message whose own write fails is rolled back alone. So the service keeps
+//! every event until the store has committed it, and [`MpiService::persist_in`] writes
+//! *all* events the store lacks, in sequence order, not only the caller's. A crash
+//! therefore never leaves a hole in the log (a hole would stop the index from being
+//! rebuilt): at worst the store holds the events of a message not yet recorded
+//! processed, which is processed again after the restart and changes nothing (the
+//! same PID updates the same source record; a merge already done is skipped).
+//!
+//! One process at a time owns an index: opening takes an exclusive lock on
+//! `<database>.mpi.lock` beside the database, so `corridor mpi load` refuses to run
+//! against the data directory of a running engine instead of writing a second history.
 
 use crate::hl7::{MappingError, MessageAction};
 use crate::persist;
@@ -13,8 +28,15 @@ use crate::{
     SurvivorshipRules,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use store::Store;
+use store::rusqlite::Connection;
+
+/// After this many new events the service asks the store which it has committed and
+/// forgets those.
+const FORGET_EVERY: usize = 4096;
 
 /// `[mpi]` in the engine's configuration. Missing keys take their defaults; unknown
 /// keys are errors.
@@ -96,6 +118,12 @@ pub enum ServiceError {
     Mapping(#[from] MappingError),
     #[error("patient index storage: {0}")]
     Store(#[from] store::Error),
+    #[error(
+        "the patient index of {0} is in use by another process (a running `corridor run`?); stop it first"
+    )]
+    InUse(PathBuf),
+    #[error("cannot lock the patient index at {0}: {1}")]
+    Lock(PathBuf, String),
 }
 
 /// What one message did to the index.
@@ -108,9 +136,20 @@ pub struct Applied {
     pub events: Vec<MpiEvent>,
 }
 
+/// Events of the index the store may not hold yet, oldest first.
+#[derive(Default)]
+struct Unsaved {
+    events: VecDeque<MpiEvent>,
+    /// Events remembered since the store was last asked what it committed.
+    since_forget: usize,
+}
+
 struct Shared {
     index: Mutex<Mpi>,
     pending: Pending,
+    unsaved: Mutex<Unsaved>,
+    /// Holds the exclusive lock on `<database>.mpi.lock` while the service lives.
+    _lock: Mutex<Connection>,
     store: Store,
     rules: SurvivorshipRules,
     config: MpiConfig,
@@ -127,18 +166,20 @@ impl MpiService {
     /// for async callers see [`MpiService::open`]).
     pub fn open_blocking(store: Store, config: MpiConfig) -> Result<MpiService, ServiceError> {
         config.check()?;
+        let lock = lock_file(&store)?;
         store
             .migrate_component(persist::COMPONENT, persist::MIGRATIONS)
             .wait()?;
         let index = store
             .read(|conn| persist::load_index(conn, config.matcher(), MatchModel::default()))?;
-        Ok(MpiService::from_index(store, config, index))
+        Ok(MpiService::from_index(store, config, index, lock))
     }
 
     /// [`MpiService::open_blocking`] for async callers (the replay runs on the blocking
     /// pool).
     pub async fn open(store: Store, config: MpiConfig) -> Result<MpiService, ServiceError> {
         config.check()?;
+        let lock = lock_file(&store)?;
         store
             .migrate_component(persist::COMPONENT, persist::MIGRATIONS)
             .await?;
@@ -149,10 +190,10 @@ impl MpiService {
         })
         .await
         .map_err(|e| store::Error::ReadPanicked(e.to_string()))??;
-        Ok(MpiService::from_index(store, config, index))
+        Ok(MpiService::from_index(store, config, index, lock))
     }
 
-    fn from_index(store: Store, config: MpiConfig, mut index: Mpi) -> MpiService {
+    fn from_index(store: Store, config: MpiConfig, mut index: Mpi, lock: Connection) -> MpiService {
         let pending = Pending::default();
         index.set_event_sink(Box::new(pending.clone()));
         let rules = SurvivorshipRules {
@@ -163,6 +204,8 @@ impl MpiService {
             shared: Arc::new(Shared {
                 index: Mutex::new(index),
                 pending,
+                unsaved: Mutex::new(Unsaved::default()),
+                _lock: Mutex::new(lock),
                 store,
                 rules,
                 config,
@@ -188,11 +231,71 @@ impl MpiService {
     }
 
     /// Runs `f` on the index and returns its result with the events it produced, which
-    /// the caller must persist (e.g. with [`crate::persist::append_events_in`]).
+    /// the caller must persist: with [`MpiService::persist_in`] (which writes them and
+    /// any earlier ones the store lacks), or, for a single writer such as the bulk
+    /// loader, [`crate::persist::append_events_in`].
     pub fn with_index<T>(&self, f: impl FnOnce(&mut Mpi) -> T) -> (T, Vec<MpiEvent>) {
         let mut index = lock(&self.shared.index);
         let out = f(&mut index);
-        (out, self.shared.pending.take())
+        let events = self.shared.pending.take();
+        self.remember(&events);
+        (out, events)
+    }
+
+    /// Keeps `events` until the store has committed them.
+    fn remember(&self, events: &[MpiEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let forget = {
+            let mut unsaved = lock(&self.shared.unsaved);
+            unsaved.events.extend(events.iter().cloned());
+            unsaved.since_forget += events.len();
+            unsaved.since_forget >= FORGET_EVERY
+        };
+        if forget {
+            self.forget_saved();
+        }
+    }
+
+    /// Drops the events the store has committed (asked on a read connection, which
+    /// sees committed writes only).
+    fn forget_saved(&self) {
+        let Ok(saved) = self.shared.store.read(last_seq) else {
+            // Asked again after the next events.
+            return;
+        };
+        let mut unsaved = lock(&self.shared.unsaved);
+        unsaved.since_forget = 0;
+        while unsaved.events.front().is_some_and(|e| e.seq <= saved) {
+            unsaved.events.pop_front();
+        }
+    }
+
+    /// Writes, inside a write already open, every event of the index that the store
+    /// does not hold yet, in sequence order: the caller's and any earlier ones whose
+    /// own write has not come (another channel's batch) or was rolled back. Events a
+    /// later call finds stored are skipped, so each is written once.
+    pub fn persist_in(&self, conn: &Connection) -> store::Result<()> {
+        let stored = last_seq(conn)?;
+        let mut unsaved = lock(&self.shared.unsaved);
+        let events = unsaved.events.make_contiguous();
+        let start = events.partition_point(|e| e.seq <= stored);
+        let todo = &events[start..];
+        if let Some(first) = todo.first()
+            && first.seq != stored + 1
+        {
+            return Err(store::Error::Refused(format!(
+                "patient index: the store holds events up to {stored} but the next one kept is {}; another process wrote this index",
+                first.seq
+            )));
+        }
+        persist::append_events_in(conn, todo)
+    }
+
+    /// How many events the service holds that the store may not have committed.
+    pub fn unsaved_events(&self) -> usize {
+        lock(&self.shared.unsaved).events.len()
     }
 
     /// Runs `f` on the index and persists its events; resolves once they are durable.
@@ -204,11 +307,12 @@ impl MpiService {
             let mut index = lock(&self.shared.index);
             let out = f(&mut index);
             let events = self.shared.pending.take();
-            // Queued under the lock, so writes reach the store in event order.
+            self.remember(&events);
             let write = (!events.is_empty()).then(|| {
+                let service = self.clone();
                 self.shared
                     .store
-                    .write(move |conn| persist::append_events_in(conn, &events))
+                    .write(move |conn| service.persist_in(conn))
             });
             (out, write)
         };
@@ -227,10 +331,12 @@ impl MpiService {
             let mut index = lock(&self.shared.index);
             let out = f(&mut index);
             let events = self.shared.pending.take();
+            self.remember(&events);
             let write = (!events.is_empty()).then(|| {
+                let service = self.clone();
                 self.shared
                     .store
-                    .write(move |conn| persist::append_events_in(conn, &events))
+                    .write(move |conn| service.persist_in(conn))
             });
             (out, write)
         };
@@ -327,5 +433,33 @@ fn apply(
                 .ok_or(MpiError::UnknownRecord(key))?;
             mpi.current_enterprise(e)
         }
+    }
+}
+
+/// The last event the store holds (0 for none).
+fn last_seq(conn: &Connection) -> store::Result<u64> {
+    let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM mpi_events", [], |r| {
+        r.get(0)
+    })?;
+    Ok(seq as u64)
+}
+
+/// Takes the exclusive lock on `<database>.mpi.lock` (an SQLite file kept in an open
+/// exclusive transaction, so the lock is SQLite's own, between processes and between
+/// connections of one process), held while the service lives.
+fn lock_file(store: &Store) -> Result<Connection, ServiceError> {
+    let mut name = store.path().as_os_str().to_owned();
+    name.push(".mpi.lock");
+    let path = PathBuf::from(name);
+    let failed = |e: store::rusqlite::Error| ServiceError::Lock(path.clone(), e.to_string());
+    let conn = Connection::open(&path).map_err(failed)?;
+    conn.busy_timeout(std::time::Duration::ZERO)
+        .map_err(failed)?;
+    match conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;") {
+        Ok(()) => Ok(conn),
+        Err(e) if e.sqlite_error_code() == Some(store::rusqlite::ErrorCode::DatabaseBusy) => {
+            Err(ServiceError::InUse(path))
+        }
+        Err(e) => Err(failed(e)),
     }
 }

@@ -329,7 +329,9 @@ fn reviews_accept_and_reject() {
             )
         );
     });
-    // Decisions are durable: a restart sees them.
+    // Decisions are durable: a restart sees them (once the server, which holds the
+    // index and its lock, is gone).
+    drop(runtime);
     drop(svc);
     let again = self::service(dir.path(), 40.0);
     again.read(|m| {
