@@ -1,0 +1,152 @@
+//! Corridor's clinical repository: the FHIR R4 resources converted from every message,
+//! kept per patient in the store, and the FHIR REST API that reads and searches them.
+//!
+//! - [`apply_bundle_in`] writes a transaction Bundle (from `v2_fhir`) inside the caller's
+//!   write: the engine calls it in the transaction that records the message processed,
+//!   so a message's resources are stored exactly when the message is.
+//! - [`router`] is the API under `/fhir`: `metadata`, read, vread, history, search and
+//!   `Patient/{id}/$everything` (see [`http`] and the CapabilityStatement it serves).
+//! - [`query`] holds the same reads for other callers.
+//!
+//! # Updates, versions and duplicates
+//!
+//! Every entry is a conditional update by its id, and the converter derives ids from
+//! business identifiers, so an A08 after an A01 updates the same Patient and Encounter.
+//! A resource whose content (everything but `meta`) changed gets the next version with
+//! `meta.versionId` and `meta.lastUpdated` (the message's receive time); every version
+//! is kept for vread and history. A resource that arrives with the content it already
+//! has is left alone: the same message twice adds no version.
+//!
+//! # Merges (A40)
+//!
+//! The converter writes the merged-away Patient with `active: false` and a `replaced-by`
+//! link to the survivor (and the survivor with a `replaces` link). The repository
+//! records the pair in `fhir_merges` and leaves the merged Patient's resources where
+//! they are (their references still name it, as the message that made them did). The
+//! survivor's compartment includes every Patient merged into it, directly or through
+//! chains of merges: `patient=` search and `$everything` on the survivor return their
+//! resources too, while reading the merged Patient shows the merge. A later message
+//! that updates the merged Patient without the link does not undo the merge.
+//!
+//! # SCHEMA
+//!
+//! The component `fhir_repo` (see `component_schema`) keeps these tables in `corridor.db`:
+//!
+//! `fhir_resources`, the current version of each resource:
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `type` | TEXT | Resource type (`Patient`, `Observation`, ...). |
+//! | `id` | TEXT | Resource id. Primary key with `type`. |
+//! | `version` | INTEGER | The current version (`meta.versionId`). |
+//! | `patient` | TEXT NULL | The Patient whose compartment holds it (a Patient: itself). |
+//! | `digest` | INTEGER | FNV-1a of the content without `meta`: an unchanged PUT is skipped. |
+//!
+//! `fhir_versions`, every version ever written:
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `type`, `id`, `version` | TEXT, TEXT, INTEGER | Primary key. |
+//! | `last_updated` | TEXT | `meta.lastUpdated` (FHIR instant, UTC). |
+//! | `received_at` | INTEGER | When the message that wrote it was received (µs). |
+//! | `message_id` | INTEGER NULL | The journal id of that message. |
+//! | `patient` | TEXT NULL | The compartment Patient at that version. |
+//! | `content` | TEXT | The resource as FHIR JSON, `meta` included. |
+//!
+//! Search indexes, one row per value a search parameter finds in the current version
+//! (replaced when a version is written): `fhir_token (type, id, param, system, code)`,
+//! `fhir_string (type, id, param, value)` (lower-cased), `fhir_date (type, id, param, lo,
+//! hi)` (the value's span in UTC seconds, inclusive), `fhir_reference (type, id, param,
+//! target)` (`Type/id`). Each has an index on `(type, param, value columns)` for search
+//! and one on `(type, id)` for replacing rows.
+//!
+//! `fhir_merges (merged PRIMARY KEY, survivor)`: Patient ids merged away and the Patient
+//! they were merged into.
+//!
+//! ```sql
+//! -- How many resources of each type, and how many versions.
+//! SELECT type, COUNT(*), SUM(version) FROM fhir_resources GROUP BY type;
+//! -- Every version of one Observation, oldest first, with the message that wrote it.
+//! SELECT version, last_updated, message_id FROM fhir_versions
+//!  WHERE type = 'Observation' AND id = '...' ORDER BY version;
+//! ```
+
+mod apply;
+pub mod date;
+pub mod http;
+pub mod params;
+pub mod query;
+
+use store::{Migration, Store};
+
+pub use apply::{Applied, AppliedEntry, Outcome, apply_bundle_in};
+pub use http::router;
+
+/// The component name in `component_schema`.
+pub const COMPONENT: &str = "fhir_repo";
+
+/// The repository's schema history, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "FHIR repository: resources, versions, search indexes, merges",
+    sql: r#"
+    CREATE TABLE fhir_resources (
+        type    TEXT    NOT NULL,
+        id      TEXT    NOT NULL,
+        version INTEGER NOT NULL,
+        patient TEXT,
+        digest  INTEGER NOT NULL,
+        PRIMARY KEY (type, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX fhir_resources_by_patient ON fhir_resources (patient, type);
+    CREATE TABLE fhir_versions (
+        type         TEXT    NOT NULL,
+        id           TEXT    NOT NULL,
+        version      INTEGER NOT NULL,
+        last_updated TEXT    NOT NULL,
+        received_at  INTEGER NOT NULL,
+        message_id   INTEGER,
+        patient      TEXT,
+        content      TEXT    NOT NULL,
+        PRIMARY KEY (type, id, version)
+    );
+    CREATE TABLE fhir_token (
+        type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL,
+        system TEXT NOT NULL, code TEXT NOT NULL
+    );
+    CREATE INDEX fhir_token_search ON fhir_token (type, param, code, system);
+    CREATE INDEX fhir_token_owner ON fhir_token (type, id);
+    CREATE TABLE fhir_string (
+        type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL
+    );
+    CREATE INDEX fhir_string_search ON fhir_string (type, param, value);
+    CREATE INDEX fhir_string_owner ON fhir_string (type, id);
+    CREATE TABLE fhir_date (
+        type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL,
+        lo INTEGER NOT NULL, hi INTEGER NOT NULL
+    );
+    CREATE INDEX fhir_date_search ON fhir_date (type, param, lo, hi);
+    CREATE INDEX fhir_date_owner ON fhir_date (type, id);
+    CREATE TABLE fhir_reference (
+        type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, target TEXT NOT NULL
+    );
+    CREATE INDEX fhir_reference_search ON fhir_reference (type, param, target);
+    CREATE INDEX fhir_reference_owner ON fhir_reference (type, id);
+    CREATE TABLE fhir_merges (
+        merged   TEXT PRIMARY KEY,
+        survivor TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX fhir_merges_by_survivor ON fhir_merges (survivor);
+    "#,
+}];
+
+/// Creates or upgrades the repository's tables. Run it once before the first
+/// [`apply_bundle_in`] (the engine does at start).
+pub async fn migrate(store: &Store) -> store::Result<u32> {
+    store.migrate_component(COMPONENT, MIGRATIONS).await
+}
+
+/// [`migrate`] for callers outside an async runtime.
+pub fn migrate_blocking(store: &Store) -> store::Result<u32> {
+    store.migrate_component(COMPONENT, MIGRATIONS).wait()
+}

@@ -1,0 +1,155 @@
+//! A repository on a real store, its API on a real TCP port, and a plain HTTP/1.1 client.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use serde_json::Value;
+use store::{MessageId, Store, UnixMicros};
+use v2_fhir::{Converter, Options};
+
+pub struct Repo {
+    pub store: Store,
+    pub addr: SocketAddr,
+    pub runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    next_message: std::cell::Cell<i64>,
+}
+
+pub fn normalize(text: &str) -> String {
+    text.trim().replace("\r\n", "\r").replace('\n', "\r")
+}
+
+pub fn convert(text: &str) -> v2_fhir::Bundle {
+    let text = normalize(text);
+    let message = hl7v2::Message::parse(text.as_bytes()).unwrap();
+    Converter::new(Options::default())
+        .convert(&message)
+        .unwrap()
+}
+
+impl Repo {
+    pub fn start() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        fhir_repo::migrate_blocking(&store).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = fhir_repo::router(store.clone(), format!("http://{addr}/fhir"));
+        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Repo {
+            store,
+            addr,
+            runtime,
+            _dir: dir,
+            next_message: std::cell::Cell::new(1),
+        }
+    }
+
+    /// Converts and applies one message, as the engine's stage does; the receive time
+    /// grows by a second per message.
+    pub fn apply(&self, text: &str) -> (v2_fhir::Bundle, fhir_repo::Applied) {
+        let bundle = convert(text);
+        let n = self.next_message.get();
+        self.next_message.set(n + 1);
+        let copy = bundle.clone();
+        let applied = self
+            .store
+            .write_blocking(move |conn| {
+                fhir_repo::apply_bundle_in(
+                    conn,
+                    &copy,
+                    MessageId(n),
+                    UnixMicros(1_767_268_800_000_000 + n * 1_000_000),
+                )
+            })
+            .unwrap();
+        (bundle, applied)
+    }
+
+    /// GET `path`: status, content type and JSON body.
+    pub fn get(&self, path: &str) -> (u16, String, Value) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nAccept: application/fhir+json\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8(response).unwrap();
+        let status: u16 = text[9..12].parse().unwrap();
+        let split = text.find("\r\n\r\n").unwrap();
+        let head = text[..split].to_ascii_lowercase();
+        let content_type = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-type: "))
+            .unwrap_or_default()
+            .to_owned();
+        let body = &text[split + 4..];
+        // Bodies are sent whole (content-length) by axum for these responses.
+        let value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+        (status, content_type, value)
+    }
+
+    /// GET that must answer 200 with FHIR JSON.
+    pub fn ok(&self, path: &str) -> Value {
+        let (status, content_type, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(
+            content_type.starts_with("application/fhir+json"),
+            "{content_type}"
+        );
+        body
+    }
+}
+
+pub fn entries(bundle: &Value) -> Vec<Value> {
+    assert_eq!(bundle["resourceType"], "Bundle");
+    bundle["entry"]
+        .as_array()
+        .map(|e| e.iter().map(|e| e["resource"].clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Validates (label, Bundle JSON) pairs with fhir.resources (R4B models), using the
+/// converter's validation script; panics naming every invalid one.
+pub fn assert_valid_r4(bundles: &[(String, String)]) {
+    use std::process::{Command, Stdio};
+    let python = test_support::python_venv(
+        "fhir",
+        &["fhir.resources==8.3.0"],
+        "import fhir.resources.R4B.bundle",
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../v2-fhir/tests/validate_bundles.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for (label, json) in bundles {
+            writeln!(stdin, "{label}\t{json}").unwrap();
+        }
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "invalid FHIR:\n{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("validated {} bundles, 0 invalid", bundles.len())),
+        "{stderr}"
+    );
+}
