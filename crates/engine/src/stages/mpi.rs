@@ -5,7 +5,8 @@
 //! other message with a PID add or update it; A40, A34 and A39 merge the record MRG-1
 //! names into it; A37 undoes that merge (or unlinks). The enterprise id lands in
 //! `Work::enterprise_id` for transformers and the FHIR conversion, and the index's new
-//! events are written in the transaction that records the message processed.
+//! events are written in the transaction that records the message processed (with any
+//! earlier events of the index not yet stored, so the log never has a hole).
 //!
 //! A message the index cannot use (no PID-3 identifier, or a merge that cannot be
 //! undone any more) goes on without an enterprise id; the log says so without PHI.
@@ -61,11 +62,13 @@ impl Stage for MpiStage {
                 tracing::warn!(message = ?work.id, channel = %work.channel, trigger = %event, "patient index refused the message's merge or unmerge");
             }
         }
-        let events = applied.events;
-        let commit: Option<crate::stage::Commit> = (!events.is_empty()).then(|| {
-            Box::new(move |conn: &rusqlite::Connection| {
-                mpi::persist::append_events_in(conn, &events)
-            }) as crate::stage::Commit
+        // The commit writes every event the store lacks, not only this message's: another
+        // channel's batch (or one rolled back) may hold earlier ones, and the stored log
+        // must never have a hole (see `mpi::service`).
+        let commit: Option<crate::stage::Commit> = (!applied.events.is_empty()).then(|| {
+            let service = self.service.clone();
+            Box::new(move |conn: &rusqlite::Connection| service.persist_in(conn))
+                as crate::stage::Commit
         });
         StageOutcome::Continue { commit }
     }
