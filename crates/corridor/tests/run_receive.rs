@@ -243,7 +243,10 @@ async fn aa_arrives_only_once_the_message_is_in_the_journal() {
     assert_eq!(kind, "ORU^R01^ORU_R01");
     assert_eq!(version, "2.5.1");
     // The channel's pipeline may have processed it already.
-    assert!(["received", "processed"].contains(&state.as_str()), "{state}");
+    assert!(
+        ["received", "processed"].contains(&state.as_str()),
+        "{state}"
+    );
     assert_eq!(
         raw, message,
         "the journal keeps the bytes exactly as received"
@@ -384,7 +387,10 @@ async fn enhanced_mode_sends_ca_as_msh_15_asks_and_records_the_application_ack_o
     for id in ["E-AL", "E-NE", "E-ER", "E-LAST"] {
         assert_eq!(rows(&db, id).len(), 1, "{id} is stored");
         let state = &rows(&db, id)[0].0;
-        assert!(["received", "processed"].contains(&state.as_str()), "{state}");
+        assert!(
+            ["received", "processed"].contains(&state.as_str()),
+            "{state}"
+        );
     }
     let owed: Vec<(String, String)> = db
         .prepare(
