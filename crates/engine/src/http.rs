@@ -49,6 +49,10 @@ async fn health(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
                 "rejected": counts.rejected,
                 "duplicates": counts.duplicates,
                 "store_failures": counts.store_failures,
+                "processed": counts.processed,
+                "filtered": counts.filtered,
+                "quarantined": counts.quarantined,
+                "errored": counts.errored,
             })
         })
         .collect();

@@ -62,7 +62,7 @@ async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitC
             return Ok(ExitCode::from(1));
         }
     };
-    let listeners: Vec<String> = engine
+    let mut listeners: Vec<String> = engine
         .listeners()
         .iter()
         .map(|l| {
@@ -74,6 +74,12 @@ async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitC
             )
         })
         .collect();
+    listeners.extend(
+        engine
+            .http_sources()
+            .iter()
+            .map(|l| format!("{}=http://{}", l.channel, l.addr)),
+    );
     info!(
         listeners = %listeners.join(" "),
         http = %engine.http_addr().map_or("off".to_owned(), |a| format!("http://{a}")),
