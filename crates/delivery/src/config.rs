@@ -33,7 +33,7 @@ use crate::error::ConfigError;
 pub struct DestinationConfig {
     /// The destination's name, unique within its channel; names its queue.
     pub name: String,
-    /// What kind of receiver: `mllp`, `http` or `file`.
+    /// What kind of receiver: `mllp`, `http`, `file` or `fhir`.
     #[serde(rename = "type")]
     pub kind: DestinationKind,
     /// Filters that decide whether this destination wants the message (all must keep it).
@@ -68,13 +68,14 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub tls: Option<TlsConfig>,
 
-    /// http: the URL to send to (`http://` or `https://`).
+    /// http: the URL to send to (`http://` or `https://`); fhir: the FHIR server's base
+    /// URL, where the transaction Bundle is POSTed.
     #[serde(default)]
     pub url: Option<String>,
     /// http: the request method (default `POST`).
     #[serde(default)]
     pub method: Option<String>,
-    /// http: extra request headers.
+    /// http and fhir: extra request headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// http: the request body, the message as HL7 text (`hl7`, default) or a JSON envelope.
@@ -99,6 +100,14 @@ pub struct DestinationConfig {
     /// appended.
     #[serde(default)]
     pub file_name: Option<String>,
+
+    /// fhir: the UTC offset for times the message sends without one (`+01:00`, `Z`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// fhir: the base URI of identifier systems and local code systems
+    /// (default `urn:corridor:id`).
+    #[serde(default)]
+    pub identifier_base: Option<String>,
 }
 
 /// The kind of receiver a destination sends to.
@@ -111,6 +120,8 @@ pub enum DestinationKind {
     Http,
     /// Files in a directory.
     File,
+    /// A FHIR server: the message's transaction Bundle POSTed to its base URL.
+    Fhir,
 }
 
 impl DestinationKind {
@@ -120,6 +131,7 @@ impl DestinationKind {
             DestinationKind::Mllp => "mllp",
             DestinationKind::Http => "http",
             DestinationKind::File => "file",
+            DestinationKind::Fhir => "fhir",
         }
     }
 }
@@ -238,7 +250,7 @@ impl DestinationConfig {
         if self.name.trim().is_empty() {
             return Err(fail("`name` must not be empty".into()));
         }
-        let present: [(&str, bool, DestinationKind); 10] = [
+        let present: [(&str, bool, DestinationKind); 12] = [
             ("to", self.to.is_some(), DestinationKind::Mllp),
             ("url", self.url.is_some(), DestinationKind::Http),
             ("method", self.method.is_some(), DestinationKind::Http),
@@ -248,6 +260,12 @@ impl DestinationConfig {
             ("path", self.path.is_some(), DestinationKind::File),
             ("mode", self.mode.is_some(), DestinationKind::File),
             ("file_name", self.file_name.is_some(), DestinationKind::File),
+            ("timezone", self.timezone.is_some(), DestinationKind::Fhir),
+            (
+                "identifier_base",
+                self.identifier_base.is_some(),
+                DestinationKind::Fhir,
+            ),
             (
                 "tls",
                 self.tls.is_some() && self.kind == DestinationKind::File,
@@ -255,7 +273,12 @@ impl DestinationConfig {
             ),
         ];
         for (key, given, owner) in present {
-            if given && owner != self.kind {
+            // A FHIR destination is an HTTP client too: it takes `url` and `headers`.
+            let shared_with_fhir = matches!(key, "url" | "headers" | "tls");
+            if given
+                && owner != self.kind
+                && !(shared_with_fhir && self.kind == DestinationKind::Fhir)
+            {
                 return Err(fail(format!(
                     "`{key}` belongs to {} destinations, not {}",
                     owner.as_str(),
@@ -267,6 +290,7 @@ impl DestinationConfig {
             DestinationKind::Mllp => ("to", self.to.is_some()),
             DestinationKind::Http => ("url", self.url.is_some()),
             DestinationKind::File => ("path", self.path.is_some()),
+            DestinationKind::Fhir => ("url", self.url.is_some()),
         };
         if !required.1 {
             return Err(fail(format!(
@@ -307,6 +331,9 @@ impl DestinationConfig {
                     "`success` must list HTTP status codes between 100 and 599".into(),
                 ));
             }
+        }
+        if self.kind == DestinationKind::Fhir {
+            crate::destinations::fhir::converter_options(self).map_err(fail)?;
         }
         if let Some(template) = &self.file_name {
             crate::destinations::file::NameTemplate::parse(template).map_err(fail)?;

@@ -7,12 +7,12 @@
 //! only grows its own queue: the listener and the other destinations go on.
 //!
 //! - [`DestinationConfig`]: `[[channels.NAME.destinations]]` as written in the
-//!   configuration (`type = "mllp" | "http" | "file"`).
+//!   configuration (`type = "mllp" | "http" | "file" | "fhir"`).
 //! - [`Router`]: runs each destination's own filters and transformers on a processed
 //!   message, outside any transaction, giving a [`Routed`] message.
 //! - [`enqueue_in`]: queues a [`Routed`] message inside the caller's write.
 //! - [`Delivery`]: starts the workers, reads statistics, resends.
-//! - [`Destination`]: the trait each kind implements (`destinations::{mllp, http, file}`).
+//! - [`Destination`]: the trait each kind implements (`destinations::{mllp, http, file, fhir}`).
 //!
 //! # Guarantees
 //!

@@ -9,14 +9,14 @@ use bytes::Bytes;
 use hl7v2::OwnedMessage;
 use steps::{Chain, Outcome};
 
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, DestinationKind};
 use crate::error::ConfigError;
 
 /// The destinations of one channel, with their compiled steps.
 #[derive(Debug)]
 pub struct Router {
     channel: Arc<str>,
-    routes: Vec<(Arc<str>, Chain)>,
+    routes: Vec<(Arc<str>, Chain, Option<v2_fhir::Converter>)>,
 }
 
 /// A message as each destination of a channel wants it; [`crate::enqueue_in`] queues it.
@@ -81,7 +81,19 @@ impl Router {
                         error,
                     }
                 })?;
-            routes.push((Arc::from(config.name.as_str()), chain));
+            // A FHIR destination's payload is the message's transaction Bundle.
+            let fhir = match config.kind {
+                DestinationKind::Fhir => Some(v2_fhir::Converter::new(
+                    crate::destinations::fhir::converter_options(config).map_err(|reason| {
+                        ConfigError::Invalid {
+                            destination: config.name.clone(),
+                            reason,
+                        }
+                    })?,
+                )),
+                _ => None,
+            };
+            routes.push((Arc::from(config.name.as_str()), chain, fhir));
         }
         Ok(Router {
             channel: Arc::from(channel),
@@ -97,11 +109,21 @@ impl Router {
     /// Runs every destination's steps on `message` (the channel's processed message).
     /// Destinations without steps share one serialization of it.
     pub fn route(&self, message: &OwnedMessage) -> Routed {
+        self.route_with_enterprise_id(message, None)
+    }
+
+    /// [`Router::route`], adding `enterprise_id` (the patient index's identifier) to the
+    /// Patient of the Bundles that FHIR destinations send.
+    pub fn route_with_enterprise_id(
+        &self,
+        message: &OwnedMessage,
+        enterprise_id: Option<&v2_fhir::Identifier>,
+    ) -> Routed {
         let mut unchanged: Option<Bytes> = None;
         let entries = self
             .routes
             .iter()
-            .map(|(destination, chain)| {
+            .map(|(destination, chain, fhir)| {
                 let outcome = if chain.is_empty() {
                     RouteOutcome::Payload(
                         unchanged
@@ -122,7 +144,7 @@ impl Router {
                 };
                 RoutedEntry {
                     destination: Arc::clone(destination),
-                    outcome,
+                    outcome: to_fhir(fhir.as_ref(), outcome, enterprise_id),
                 }
             })
             .collect();
@@ -138,7 +160,7 @@ impl Router {
         let entries = self
             .routes
             .iter()
-            .map(|(destination, chain)| {
+            .map(|(destination, chain, fhir)| {
                 let outcome = if chain.is_empty() {
                     RouteOutcome::Payload(Bytes::copy_from_slice(raw))
                 } else {
@@ -161,7 +183,7 @@ impl Router {
                 };
                 RoutedEntry {
                     destination: Arc::clone(destination),
-                    outcome,
+                    outcome: to_fhir(fhir.as_ref(), outcome, None),
                 }
             })
             .collect();
@@ -169,5 +191,43 @@ impl Router {
             channel: Arc::clone(&self.channel),
             entries,
         }
+    }
+}
+
+/// For a FHIR destination, the message's transaction Bundle as JSON in place of the
+/// message: a type the converter does not handle is filtered, a failed conversion is an
+/// error of the `fhir` step.
+fn to_fhir(
+    converter: Option<&v2_fhir::Converter>,
+    outcome: RouteOutcome,
+    enterprise_id: Option<&v2_fhir::Identifier>,
+) -> RouteOutcome {
+    let (Some(converter), RouteOutcome::Payload(bytes)) = (converter, &outcome) else {
+        return outcome;
+    };
+    let message = match hl7v2::Message::parse(bytes.as_ref()) {
+        Ok(message) => message,
+        Err(error) => {
+            return RouteOutcome::Errored {
+                step: "fhir".into(),
+                error: error.to_string(),
+            };
+        }
+    };
+    if !v2_fhir::Converter::supports(&message) {
+        return RouteOutcome::Filtered {
+            filter: "fhir (a message type without a FHIR mapping)".into(),
+        };
+    }
+    let converted = match enterprise_id {
+        Some(id) => converter.convert_with_enterprise_id(&message, id),
+        None => converter.convert(&message),
+    };
+    match converted {
+        Ok(bundle) => RouteOutcome::Payload(Bytes::from(bundle.to_json_string())),
+        Err(error) => RouteOutcome::Errored {
+            step: "fhir".into(),
+            error: error.to_string(),
+        },
     }
 }

@@ -12,6 +12,7 @@ use crate::config::{DestinationConfig, DestinationKind};
 use crate::error::{ConfigError, DeliveryError};
 use crate::queue::EntryId;
 
+pub mod fhir;
 pub mod file;
 pub mod http;
 pub mod mllp;
@@ -91,6 +92,7 @@ pub(crate) enum AnyDestination {
     Mllp(mllp::MllpDestination),
     Http(http::HttpDestination),
     File(file::FileDestination),
+    Fhir(fhir::FhirDestination),
 }
 
 impl Destination for AnyDestination {
@@ -103,6 +105,7 @@ impl Destination for AnyDestination {
             AnyDestination::Mllp(d) => d.deliver(message, meta).await,
             AnyDestination::Http(d) => d.deliver(message, meta).await,
             AnyDestination::File(d) => d.deliver(message, meta).await,
+            AnyDestination::Fhir(d) => d.deliver(message, meta).await,
         }
     }
 
@@ -115,6 +118,7 @@ impl Destination for AnyDestination {
             AnyDestination::Mllp(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Http(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::File(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::Fhir(d) => d.deliver_batch(batch, meta).await,
         }
     }
 }
@@ -129,6 +133,7 @@ pub(crate) fn build(
         DestinationKind::Mllp => AnyDestination::Mllp(mllp::MllpDestination::new(config, base)?),
         DestinationKind::Http => AnyDestination::Http(http::HttpDestination::new(config, base)?),
         DestinationKind::File => AnyDestination::File(file::FileDestination::new(config, base)?),
+        DestinationKind::Fhir => AnyDestination::Fhir(fhir::FhirDestination::new(config, base)?),
     })
 }
 
