@@ -361,3 +361,29 @@ fn a_processing_write_that_never_committed_leaves_a_gap_the_restart_skips() {
     feed(&service, &raw);
     service.read(|m| assert!(m.enterprise_of(&SourceKey::new("CLINIC", "X1")).is_some()));
 }
+
+#[test]
+fn the_async_open_rebuilds_the_same_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let service = open(dir.path());
+        feed(&service, &adt("A04", "1", PID_SMITH, ""));
+        service.read(|m| m.source_records().collect::<Vec<_>>())
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let after = runtime.block_on(async {
+        let service = MpiService::open(Store::open(dir.path()).unwrap(), config())
+            .await
+            .unwrap();
+        service.read(|m| m.source_records().collect::<Vec<_>>())
+    });
+    assert_eq!(before, after);
+    assert_eq!(after.len(), 1);
+    // A configuration whose thresholds cross is refused before anything is read.
+    let bad = MpiConfig {
+        link_threshold: 2.0,
+        review_threshold: 8.0,
+        ..config()
+    };
+    assert!(MpiService::open_blocking(Store::open(dir.path()).unwrap(), bad).is_err());
+}
