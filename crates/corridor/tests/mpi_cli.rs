@@ -187,8 +187,12 @@ fn a_bad_row_is_named_by_file_and_line_and_the_rest_load() {
         );
     }
     assert!(
-        stderr.contains("birth_date \"1980-03-12\" is not YYYYMMDD"),
+        stderr.contains(":3: birth_date is not YYYYMMDD"),
         "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Jones") && !stderr.contains("1980-03-12"),
+        "no patient data echoed: {stderr}"
     );
     let export = corridor(&["mpi", "export", "--data", data.to_str().unwrap(), "-"]);
     let text = String::from_utf8_lossy(&export.stdout);

@@ -213,7 +213,8 @@ fn read_file(path: &Path, source: &str, out: &mut Vec<PatientRecord>) -> anyhow:
                 && !v.is_empty()
                 && (v.len() != 8 || !v.bytes().all(|b| b.is_ascii_digit()))
             {
-                problem = Some(format!("birth_date {v:?} is not YYYYMMDD"));
+                // The value itself is patient data: the line number finds it.
+                problem = Some("birth_date is not YYYYMMDD".to_string());
                 break;
             }
             record.set_field(column, v);
