@@ -268,7 +268,7 @@ fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut last_progress = Instant::now();
     let mut counts = [0usize; 3];
-    let mut pending = Vec::new();
+    let mut unwritten = 0usize;
     let mut refused = 0;
     for (n, record) in records.into_iter().enumerate() {
         let (decision, events) = service.with_index(|mpi| mpi.ingest(record));
@@ -285,12 +285,14 @@ fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 refused += 1;
             }
         }
-        pending.extend(events);
-        if pending.len() >= BATCH {
-            let batch = std::mem::take(&mut pending);
+        unwritten += events.len();
+        if unwritten >= BATCH {
+            unwritten = 0;
+            // Writes every event the store lacks, in order (the service keeps them).
+            let s = service.clone();
             service
                 .store()
-                .write(move |conn| mpi::persist::append_events_in(conn, &batch))
+                .write(move |conn| s.persist_in(conn))
                 .wait()?;
         }
         if last_progress.elapsed() >= Duration::from_secs(2) {
@@ -299,10 +301,11 @@ fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             eprintln!("loaded {}/{total} records ({rate:.0}/s)", n + 1);
         }
     }
-    if !pending.is_empty() {
+    if unwritten > 0 {
+        let s = service.clone();
         service
             .store()
-            .write(move |conn| mpi::persist::append_events_in(conn, &pending))
+            .write(move |conn| s.persist_in(conn))
             .wait()?;
     }
     let secs = started.elapsed().as_secs_f64();
