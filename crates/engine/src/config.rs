@@ -131,6 +131,10 @@ pub struct ChannelConfig {
     /// Without it they are kept forever.
     #[serde(default)]
     pub retention: Option<RetentionConfig>,
+    /// `[channels.NAME.fhir]`: convert each message to FHIR and, with
+    /// `repository = true`, store the resources (see `stages::fhir`).
+    #[serde(default)]
+    pub fhir: Option<crate::stages::fhir::FhirConfig>,
 }
 
 impl ChannelConfig {
@@ -145,6 +149,7 @@ impl ChannelConfig {
             ordering_key: None,
             validation: None,
             retention: None,
+            fhir: None,
         }
     }
 }
@@ -984,6 +989,11 @@ impl Config {
             }
             if let Some(retention) = &channel.retention {
                 for (key, message) in retention.check(&at) {
+                    error(key, message);
+                }
+            }
+            if let Some(fhir) = &channel.fhir {
+                for (key, message) in fhir.check(&at) {
                     error(key, message);
                 }
             }

@@ -1,4 +1,5 @@
 //! The stages a channel can run, each built from its configuration by `Engine::start`.
 
+pub mod fhir;
 pub mod mpi;
 pub mod validate;
