@@ -63,7 +63,10 @@ impl Stage for StepsStage {
             return StageOutcome::proceed();
         }
         let message = std::mem::take(&mut work.message);
-        match self.chain.run(message) {
+        let vars = steps::Vars {
+            enterprise_id: work.enterprise_id.clone(),
+        };
+        match self.chain.run_with(message, &vars) {
             steps::Outcome::Pass(message) => {
                 work.message = message;
                 StageOutcome::proceed()

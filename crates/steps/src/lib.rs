@@ -270,9 +270,14 @@ impl Filter {
 
     /// Whether the message goes on.
     pub fn keeps(&self, message: &mut OwnedMessage) -> Result<bool, StepError> {
+        self.keeps_with(message, &Vars::default())
+    }
+
+    /// Like [`Filter::keeps`], with what the engine knows of the message.
+    pub fn keeps_with(&self, message: &mut OwnedMessage, vars: &Vars) -> Result<bool, StepError> {
         match &self.kind {
             FilterKind::Path(path, test) => Ok(test.passes(message.get_text(path).as_deref())),
-            FilterKind::Script(script) => match script.run(message)? {
+            FilterKind::Script(script) => match script.run_with(message, vars)? {
                 Returned::Bool(keep) => Ok(keep),
                 Returned::Nothing => Err(StepError::Script(
                     "the filter script returned nothing; return true to keep the message, false to filter it".into(),
@@ -490,8 +495,21 @@ impl Transform {
 
     /// Changes the message.
     pub fn apply(&self, message: &mut OwnedMessage) -> Result<(), StepError> {
+        self.apply_with(message, &Vars::default())
+    }
+
+    /// Like [`Transform::apply`], with what the engine knows of the message.
+    pub fn apply_with(&self, message: &mut OwnedMessage, vars: &Vars) -> Result<(), StepError> {
         let run = |r: hl7v2::Result<()>| r.map_err(|e| StepError::Run(e.to_string()));
         match &self.action {
+            Action::Set(path, value) if value.contains(ENTERPRISE_ID) => {
+                let Some(id) = vars.enterprise_id.as_deref() else {
+                    return Err(StepError::Run(format!(
+                        "{ENTERPRISE_ID} is not known for this message (the patient index is off, or the message has no patient identifier)"
+                    )));
+                };
+                run(message.set_text(path, &value.replace(ENTERPRISE_ID, id)))
+            }
             Action::Set(path, value) => run(message.set_text(path, value)),
             Action::Copy(from, to) => {
                 let raw = message
@@ -545,10 +563,13 @@ impl Transform {
                 }
                 Ok(())
             }
-            Action::Script(script) => script.run(message).map(|_| ()),
+            Action::Script(script) => script.run_with(message, vars).map(|_| ()),
         }
     }
 }
+
+/// The placeholder a `set` value may hold for the enterprise patient id.
+const ENTERPRISE_ID: &str = "{enterprise_id}";
 
 /// Reads a lookup table: a CSV file of `from,to` rows. A first row of
 /// `from,to` (any case) is taken as a header; blank lines and lines starting
@@ -598,6 +619,16 @@ fn split_csv_line(line: &str) -> Vec<String> {
     cells
 }
 
+/// What the engine knows about a message beyond its bytes, for the steps to use.
+///
+/// - `set` values may hold `{enterprise_id}`, replaced by the patient index's id;
+/// - scripts see the global `enterpriseId` (a string, or `null`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Vars {
+    /// The enterprise patient id the master patient index linked the message to.
+    pub enterprise_id: Option<String>,
+}
+
 /// What became of a message after a chain of steps.
 #[derive(Debug)]
 pub enum Outcome {
@@ -645,9 +676,14 @@ impl Chain {
     }
 
     /// Runs the filters, then the transformers.
-    pub fn run(&self, mut message: OwnedMessage) -> Outcome {
+    pub fn run(&self, message: OwnedMessage) -> Outcome {
+        self.run_with(message, &Vars::default())
+    }
+
+    /// Like [`Chain::run`], with what the engine knows of the message.
+    pub fn run_with(&self, mut message: OwnedMessage, vars: &Vars) -> Outcome {
         for filter in &self.filters {
-            match filter.keeps(&mut message) {
+            match filter.keeps_with(&mut message, vars) {
                 Ok(true) => {}
                 Ok(false) => {
                     return Outcome::Filtered {
@@ -663,7 +699,7 @@ impl Chain {
             }
         }
         for transform in &self.transforms {
-            if let Err(error) = transform.apply(&mut message) {
+            if let Err(error) = transform.apply_with(&mut message, vars) {
                 return Outcome::Error {
                     step: format!("transformer {}", transform.name()),
                     error,

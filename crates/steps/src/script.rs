@@ -69,6 +69,15 @@ impl Script {
 
     /// Runs the script on `message`, which it may change.
     pub fn run(&self, message: &mut OwnedMessage) -> Result<Returned, StepError> {
+        self.run_with(message, &crate::Vars::default())
+    }
+
+    /// Like [`Script::run`]; the script also sees `enterpriseId` (a string or `null`).
+    pub fn run_with(
+        &self,
+        message: &mut OwnedMessage,
+        vars: &crate::Vars,
+    ) -> Result<Returned, StepError> {
         SANDBOX.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
@@ -79,7 +88,7 @@ impl Script {
             let sandbox = slot
                 .as_mut()
                 .ok_or_else(|| StepError::Script("no script engine".into()))?;
-            let result = sandbox.run(self, message);
+            let result = sandbox.run(self, message, vars);
             if result.is_err() {
                 // A script stopped for time or memory may leave the runtime
                 // in any state: the next message gets a fresh one.
@@ -138,7 +147,12 @@ impl Sandbox {
         })
     }
 
-    fn run(&mut self, script: &Script, message: &mut OwnedMessage) -> Result<Returned, StepError> {
+    fn run(
+        &mut self,
+        script: &Script,
+        message: &mut OwnedMessage,
+        vars: &crate::Vars,
+    ) -> Result<Returned, StepError> {
         if !self.compiled.contains(&script.id) {
             self.compile(script)?;
             self.compiled.insert(script.id);
@@ -158,6 +172,12 @@ impl Sandbox {
             let function: Function = steps
                 .get(script.id.to_string())
                 .map_err(|e| e.to_string())?;
+            let globals = ctx.globals();
+            match &vars.enterprise_id {
+                Some(id) => globals.set("enterpriseId", id.as_str()),
+                None => globals.set("enterpriseId", rquickjs::Null),
+            }
+            .map_err(|e| e.to_string())?;
             let msg: Value = ctx.globals().get("msg").map_err(|e| e.to_string())?;
             let value: Value = function
                 .call((msg,))

@@ -246,3 +246,43 @@ fn deep_recursion_is_an_error_not_a_crash() {
     let e = script_error("function f(n) { return f(n + 1) + 1; } f(0);");
     assert!(e.contains("stack") || e.contains("ran longer"), "{e}");
 }
+
+#[test]
+fn the_enterprise_id_reaches_set_values_and_scripts() {
+    let steps = chain(
+        r#"
+        filters = [ { name = "linked", script = "return enterpriseId !== null;" } ]
+        transforms = [
+          { set = "PID-3[2].1", value = "{enterprise_id}" },
+          { set = "PID-3[2].4", value = "CORRIDOR" },
+          { script = "msg.set('ZPI-2', 'E:' + enterpriseId);" },
+        ]
+        "#,
+    )
+    .unwrap();
+    let vars = steps::Vars {
+        enterprise_id: Some("E42".into()),
+    };
+    let out = pass(steps.run_with(msg(), &vars));
+    assert_eq!(text(&out, "PID-3[2].1").as_deref(), Some("E42"));
+    assert_eq!(text(&out, "PID-3[2].4").as_deref(), Some("CORRIDOR"));
+    assert_eq!(text(&out, "ZPI-2").as_deref(), Some("E:E42"));
+
+    // Without an enterprise id the script filter stops the message.
+    match steps.run_with(msg(), &steps::Vars::default()) {
+        Outcome::Filtered { filter } => assert_eq!(filter, "linked"),
+        other => panic!("expected the filter to stop it: {other:?}"),
+    }
+    // A set that needs it fails clearly.
+    let set_only =
+        chain(r#"transforms = [ { set = "PID-2", value = "{enterprise_id}" } ]"#).unwrap();
+    match set_only.run(msg()) {
+        Outcome::Error { error, .. } => {
+            assert!(
+                error.to_string().contains("{enterprise_id} is not known"),
+                "{error}"
+            )
+        }
+        other => panic!("expected an error: {other:?}"),
+    }
+}
