@@ -44,6 +44,9 @@ pub enum StartError {
         /// What the step compiler said.
         reason: String,
     },
+    /// The master patient index could not be opened.
+    #[error("mpi: {0}")]
+    PatientIndex(#[from] mpi::ServiceError),
     /// A listener could not be started.
     #[error("{key}: cannot listen on {addr}: {reason}")]
     Listen {
@@ -125,6 +128,12 @@ impl Engine {
                 dir: dir.clone(),
                 source,
             })?;
+        // One patient index for the engine, rebuilt from its log; every channel feeds it.
+        let patient_index = if config.mpi.enabled {
+            Some(mpi::MpiService::open(store.clone(), config.mpi.clone()).await?)
+        } else {
+            None
+        };
         let metrics = Metrics::new(config.channels.keys().map(String::as_str));
         // Each channel's validation, with its profiles loaded once (a bad one fails here).
         let validations = crate::receive::channel_validations(&config)?;
@@ -167,6 +176,9 @@ impl Engine {
                 stages.push(Arc::new(crate::stages::validate::ValidateStage::new(
                     validation.clone(),
                 )));
+            }
+            if let Some(index) = &patient_index {
+                stages.push(Arc::new(crate::stages::mpi::MpiStage::new(index.clone())));
             }
             stages.push(Arc::new(StepsStage::new(chain)));
             let wake = Arc::new(Notify::new());
@@ -266,6 +278,10 @@ impl Engine {
                     wake_channel,
                 }))
                 .merge(quarantine_api);
+            let app = match &patient_index {
+                Some(index) => app.merge(mpi::http::router(index.clone())),
+                None => app,
+            };
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
                 let served = axum::serve(listener, app)
