@@ -134,6 +134,19 @@ impl Engine {
         } else {
             None
         };
+        // The clinical repository's tables, when a channel stores FHIR resources.
+        let repository = config
+            .channels
+            .values()
+            .any(|c| c.fhir.as_ref().is_some_and(|f| f.repository));
+        if repository {
+            fhir_repo::migrate(&store)
+                .await
+                .map_err(|source| StartError::Store {
+                    dir: dir.clone(),
+                    source,
+                })?;
+        }
         let metrics = Metrics::new(config.channels.keys().map(String::as_str));
         // Each channel's validation, with its profiles loaded once (a bad one fails here).
         let validations = crate::receive::channel_validations(&config)?;
@@ -181,6 +194,14 @@ impl Engine {
                 stages.push(Arc::new(crate::stages::mpi::MpiStage::new(index.clone())));
             }
             stages.push(Arc::new(StepsStage::new(chain)));
+            if let Some(fhir) = &channel.fhir {
+                let enterprise_system = patient_index
+                    .as_ref()
+                    .map(|_| config.mpi.enterprise_system.clone());
+                let stage = crate::stages::fhir::FhirStage::from_config(fhir, enterprise_system)
+                    .map_err(steps_error)?;
+                stages.push(Arc::new(stage));
+            }
             let wake = Arc::new(Notify::new());
             wakes.insert(name.clone(), wake.clone());
             pipelines.push((
@@ -281,6 +302,14 @@ impl Engine {
             let app = match &patient_index {
                 Some(index) => app.merge(mpi::http::router(index.clone())),
                 None => app,
+            };
+            let app = if repository {
+                app.merge(fhir_repo::router(
+                    store.clone(),
+                    format!("http://{addr}/fhir"),
+                ))
+            } else {
+                app
             };
             let (stop, stopped) = oneshot::channel::<()>();
             let task = tokio::spawn(async move {
