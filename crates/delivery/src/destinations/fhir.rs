@@ -25,19 +25,13 @@
 //! ```
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use http::{HeaderValue, Method};
 use store::UnixMicros;
-use tokio::net::TcpStream;
 
-use super::{Delivered, DeliveryMeta, Destination, Outgoing, clip, tls};
+use super::http::{HttpEndpoint, answer_text, failure};
+use super::{Delivered, DeliveryMeta, Destination, Outgoing};
 use crate::config::DestinationConfig;
 use crate::error::{ConfigError, DeliveryError};
 
@@ -63,202 +57,72 @@ pub fn converter_options(config: &DestinationConfig) -> Result<v2_fhir::Options,
 
 /// Sends transaction Bundles to a FHIR server.
 pub struct FhirDestination {
-    uri: Uri,
-    authority: String,
-    host: String,
-    port: u16,
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    endpoint: HttpEndpoint,
     timeout: Duration,
-    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl std::fmt::Debug for FhirDestination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FhirDestination")
-            .field("uri", &self.uri)
-            .finish_non_exhaustive()
+        f.debug_struct("FhirDestination").finish_non_exhaustive()
     }
 }
 
 impl FhirDestination {
     /// From a validated `type = "fhir"` configuration; TLS files are read now.
     pub fn new(config: &DestinationConfig, base: &Path) -> Result<FhirDestination, ConfigError> {
-        let fail = |reason: String| ConfigError::Invalid {
+        converter_options(config).map_err(|reason| ConfigError::Invalid {
             destination: config.name.clone(),
             reason,
-        };
-        converter_options(config).map_err(fail)?;
-        let url = config
-            .url
-            .as_deref()
-            .ok_or_else(|| fail("fhir destinations need `url`, the server's base".into()))?;
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| fail(format!("`url` {url:?}: {e}")))?;
-        let https = uri.scheme_str() == Some("https");
-        let host = uri
-            .host()
-            .ok_or_else(|| fail(format!("`url` {url:?} has no host")))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_else(|| host.clone());
-        let tls = if https {
-            let tls_config = config
-                .tls
-                .as_ref()
-                .ok_or_else(|| fail("https URLs need `tls = { ca = ... }`".into()))?;
-            let client = tls::client_config(tls_config, base).map_err(fail)?;
-            let name = tls_config
-                .server_name
-                .clone()
-                .unwrap_or_else(|| host.clone());
-            let name = ServerName::try_from(name.clone())
-                .map_err(|_| fail(format!("{name:?} is not a valid TLS server name")))?;
-            Some((tokio_rustls::TlsConnector::from(Arc::clone(&client)), name))
-        } else {
-            None
-        };
-        let mut headers = Vec::new();
-        for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| fail(format!("`headers`: {name:?} is not a header name")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| fail(format!("`headers`: the value of {name} is not valid")))?;
-            headers.push((name, value));
-        }
+        })?;
         Ok(FhirDestination {
-            uri,
-            authority,
-            host,
-            port,
-            tls,
-            headers,
+            endpoint: HttpEndpoint::new(
+                config,
+                base,
+                "fhir destinations need `url`, the server's base",
+            )?,
             timeout: config.timeout,
-            sender: None,
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, DeliveryError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| {
-                DeliveryError::transient(format!("cannot connect to {}: {e}", self.authority))
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let handshake_error = |e: hyper::Error| {
-            DeliveryError::transient(format!(
-                "HTTP handshake with {} failed: {e}",
-                self.authority
-            ))
-        };
-        match &self.tls {
-            None => {
-                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(handshake_error)?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                Ok(sender)
-            }
-            Some((connector, name)) => {
-                let stream = connector.connect(name.clone(), tcp).await.map_err(|e| {
-                    DeliveryError::transient(format!(
-                        "TLS handshake with {} failed: {e}",
-                        self.authority
-                    ))
-                })?;
-                let (sender, connection) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(handshake_error)?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                Ok(sender)
-            }
-        }
-    }
-
     async fn send(&mut self, message: &Outgoing) -> Result<Delivered, DeliveryError> {
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(self.uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(http::header::HOST, &self.authority)
-            .header(http::header::CONTENT_TYPE, "application/fhir+json")
-            .header(http::header::ACCEPT, "application/fhir+json");
-        for (name, value) in &self.headers {
-            builder = builder.header(name, value);
-        }
-        let request = builder
-            .body(Full::new(message.payload.clone()))
-            .map_err(|e| DeliveryError::transient(format!("cannot build the HTTP request: {e}")))?;
-        let mut sender = match self.sender.take() {
-            Some(sender) if !sender.is_closed() => sender,
-            _ => self.connect().await?,
-        };
-        sender.ready().await.map_err(|e| {
-            DeliveryError::transient(format!("HTTP connection to {} failed: {e}", self.authority))
-        })?;
-        let response = sender.send_request(request).await.map_err(|e| {
-            DeliveryError::transient(format!("HTTP request to {} failed: {e}", self.authority))
-        })?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| {
-                DeliveryError::transient(format!(
-                    "reading the answer of {} failed: {e}",
-                    self.authority
-                ))
-            })?
-            .to_bytes();
-        self.sender = Some(sender);
+        let accept = [(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/fhir+json"),
+        )];
+        let (status, body) = self
+            .endpoint
+            .exchange(
+                Method::POST,
+                "application/fhir+json",
+                &accept,
+                message.payload.clone(),
+            )
+            .await?;
         let answered_at = UnixMicros::now();
-        let answer = format!("HTTP {status} {}", clip(&body, 512))
-            .trim_end()
-            .to_owned();
-        if status.is_success() {
-            let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-            let is_response = parsed.as_ref().is_some_and(|b| {
-                b["resourceType"] == "Bundle" && b["type"] == "transaction-response"
-            });
-            if !is_response {
-                return Err(DeliveryError::refused(
-                    format!(
-                        "the FHIR server answered HTTP {status} without a transaction-response Bundle"
-                    ),
-                    answer,
-                ));
-            }
-            let entries = parsed
-                .as_ref()
-                .and_then(|b| b["entry"].as_array().map(Vec::len))
-                .unwrap_or(0);
-            Ok(Delivered {
-                answer: format!("HTTP {status} transaction-response with {entries} entries"),
-                answered_at,
-            })
-        } else if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
-            Err(DeliveryError {
-                kind: crate::FailureKind::Transient,
-                reason: format!("the FHIR server answered HTTP {status}"),
-                answer: Some(answer),
-            })
-        } else {
-            Err(DeliveryError::refused(
-                format!("the FHIR server answered HTTP {status}"),
-                answer,
-            ))
+        let answer = answer_text(status, &body);
+        if !status.is_success() {
+            return Err(failure(status, answer, "the FHIR server"));
         }
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        let is_response = parsed
+            .as_ref()
+            .is_some_and(|b| b["resourceType"] == "Bundle" && b["type"] == "transaction-response");
+        if !is_response {
+            return Err(DeliveryError::refused(
+                format!(
+                    "the FHIR server answered HTTP {status} without a transaction-response Bundle"
+                ),
+                answer,
+            ));
+        }
+        let entries = parsed
+            .as_ref()
+            .and_then(|b| b["entry"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        Ok(Delivered {
+            answer: format!("HTTP {status} transaction-response with {entries} entries"),
+            answered_at,
+        })
     }
 }
 
@@ -272,7 +136,8 @@ impl Destination for FhirDestination {
         match tokio::time::timeout(timeout, self.send(message)).await {
             Ok(result) => result,
             Err(_) => {
-                self.sender = None;
+                // A request cut off halfway leaves the connection unusable.
+                self.endpoint.reset();
                 Err(DeliveryError::transient(format!(
                     "no answer from the FHIR server within {timeout:?}"
                 )))

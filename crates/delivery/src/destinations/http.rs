@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -25,31 +25,43 @@ const DEFAULT_SUCCESS: [u16; 4] = [200, 201, 202, 204];
 
 /// Sends to an HTTP endpoint.
 pub struct HttpDestination {
-    uri: Uri,
-    authority: String,
-    host: String,
-    port: u16,
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    endpoint: HttpEndpoint,
     method: Method,
-    headers: Vec<(HeaderName, HeaderValue)>,
     body: HttpBody,
     success: Vec<u16>,
     timeout: Duration,
-    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl std::fmt::Debug for HttpDestination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpDestination")
-            .field("uri", &self.uri)
+            .field("uri", &self.endpoint.uri)
             .field("method", &self.method)
             .finish_non_exhaustive()
     }
 }
 
-impl HttpDestination {
-    /// From a validated `type = "http"` configuration; TLS files are read now.
-    pub fn new(config: &DestinationConfig, base: &Path) -> Result<HttpDestination, ConfigError> {
+/// Where an HTTP-speaking destination sends (`url`, `tls`, `headers`), and the one
+/// HTTP/1.1 connection (plain or TLS) kept open between its requests. The `http` and
+/// `fhir` destinations share it.
+pub(crate) struct HttpEndpoint {
+    uri: Uri,
+    authority: String,
+    host: String,
+    port: u16,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl HttpEndpoint {
+    /// From the destination's `url`, `tls` and `headers`; `missing_url` is the error
+    /// when there is no `url`. TLS files are read now.
+    pub(crate) fn new(
+        config: &DestinationConfig,
+        base: &Path,
+        missing_url: &str,
+    ) -> Result<HttpEndpoint, ConfigError> {
         let fail = |reason: String| ConfigError::Invalid {
             destination: config.name.clone(),
             reason,
@@ -57,7 +69,7 @@ impl HttpDestination {
         let url = config
             .url
             .as_deref()
-            .ok_or_else(|| fail("http destinations need `url`".into()))?;
+            .ok_or_else(|| fail(missing_url.to_owned()))?;
         let uri: Uri = url
             .parse()
             .map_err(|e| fail(format!("`url` {url:?}: {e}")))?;
@@ -89,11 +101,6 @@ impl HttpDestination {
         } else {
             None
         };
-        let method = match &config.method {
-            Some(m) => Method::from_bytes(m.as_bytes())
-                .map_err(|_| fail(format!("`method` {m:?} is not an HTTP method")))?,
-            None => Method::POST,
-        };
         let mut headers = Vec::new();
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -102,19 +109,20 @@ impl HttpDestination {
                 .map_err(|_| fail(format!("`headers`: the value of {name} is not valid")))?;
             headers.push((name, value));
         }
-        Ok(HttpDestination {
+        Ok(HttpEndpoint {
             uri,
             authority,
             host,
             port,
             tls,
-            method,
             headers,
-            body: config.body.unwrap_or_default(),
-            success: config.success.clone().unwrap_or(DEFAULT_SUCCESS.to_vec()),
-            timeout: config.timeout,
             sender: None,
         })
+    }
+
+    /// Forgets the connection (after a request was cut off halfway).
+    pub(crate) fn reset(&mut self) {
+        self.sender = None;
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, DeliveryError> {
@@ -159,11 +167,101 @@ impl HttpDestination {
         }
     }
 
-    fn request(
-        &self,
+    /// Sends `body` with `method` to the URL (Host, `content_type` and the configured
+    /// headers set, plus `extra`), reusing the open connection, and reads the whole
+    /// answer so the connection can carry the next request.
+    pub(crate) async fn exchange(
+        &mut self,
+        method: Method,
+        content_type: &str,
+        extra: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), DeliveryError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(self.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_TYPE, content_type);
+        for (name, value) in extra.iter().chain(&self.headers) {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| DeliveryError::transient(format!("cannot build the HTTP request: {e}")))?;
+        let mut sender = match self.sender.take() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.connect().await?,
+        };
+        sender.ready().await.map_err(|e| {
+            DeliveryError::transient(format!("HTTP connection to {} failed: {e}", self.authority))
+        })?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            DeliveryError::transient(format!("HTTP request to {} failed: {e}", self.authority))
+        })?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| {
+                DeliveryError::transient(format!(
+                    "reading the answer of {} failed: {e}",
+                    self.authority
+                ))
+            })?
+            .to_bytes();
+        self.sender = Some(sender);
+        Ok((status, body))
+    }
+}
+
+/// `HTTP <status> <start of the body>`, as an entry's recorded answer.
+pub(crate) fn answer_text(status: StatusCode, body: &[u8]) -> String {
+    format!("HTTP {status} {}", clip(body, 512))
+        .trim_end()
+        .to_owned()
+}
+
+/// A status that is not a success: 408, 429 and 5xx are transient (retry), any other a
+/// refusal. `who` names the receiver in the reason ("the receiver", "the FHIR server").
+pub(crate) fn failure(status: StatusCode, answer: String, who: &str) -> DeliveryError {
+    let reason = format!("{who} answered HTTP {status}");
+    if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+        DeliveryError {
+            kind: crate::FailureKind::Transient,
+            reason,
+            answer: Some(answer),
+        }
+    } else {
+        DeliveryError::refused(reason, answer)
+    }
+}
+
+impl HttpDestination {
+    /// From a validated `type = "http"` configuration; TLS files are read now.
+    pub fn new(config: &DestinationConfig, base: &Path) -> Result<HttpDestination, ConfigError> {
+        let endpoint = HttpEndpoint::new(config, base, "http destinations need `url`")?;
+        let method = match &config.method {
+            Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| ConfigError::Invalid {
+                destination: config.name.clone(),
+                reason: format!("`method` {m:?} is not an HTTP method"),
+            })?,
+            None => Method::POST,
+        };
+        Ok(HttpDestination {
+            endpoint,
+            method,
+            body: config.body.unwrap_or_default(),
+            success: config.success.clone().unwrap_or(DEFAULT_SUCCESS.to_vec()),
+            timeout: config.timeout,
+        })
+    }
+
+    async fn send(
+        &mut self,
         message: &Outgoing,
         meta: &DeliveryMeta,
-    ) -> Result<Request<Full<Bytes>>, DeliveryError> {
+    ) -> Result<Delivered, DeliveryError> {
         let (content_type, body) = match self.body {
             HttpBody::Hl7 => ("x-application/hl7-v2+er7", message.payload.clone()),
             HttpBody::Json => {
@@ -180,70 +278,19 @@ impl HttpDestination {
                 ("application/json", Bytes::from(envelope.to_string()))
             }
         };
-        let mut builder = Request::builder()
-            .method(self.method.clone())
-            .uri(self.uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(http::header::HOST, &self.authority)
-            .header(http::header::CONTENT_TYPE, content_type);
-        for (name, value) in &self.headers {
-            builder = builder.header(name, value);
-        }
-        builder
-            .body(Full::new(body))
-            .map_err(|e| DeliveryError::transient(format!("cannot build the HTTP request: {e}")))
-    }
-
-    async fn send(
-        &mut self,
-        message: &Outgoing,
-        meta: &DeliveryMeta,
-    ) -> Result<Delivered, DeliveryError> {
-        let request = self.request(message, meta)?;
-        let mut sender = match self.sender.take() {
-            Some(sender) if !sender.is_closed() => sender,
-            _ => self.connect().await?,
-        };
-        sender.ready().await.map_err(|e| {
-            DeliveryError::transient(format!("HTTP connection to {} failed: {e}", self.authority))
-        })?;
-        let response = sender.send_request(request).await.map_err(|e| {
-            DeliveryError::transient(format!("HTTP request to {} failed: {e}", self.authority))
-        })?;
-        let status = response.status();
-        // Read the whole body so the connection can carry the next request.
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| {
-                DeliveryError::transient(format!(
-                    "reading the answer of {} failed: {e}",
-                    self.authority
-                ))
-            })?
-            .to_bytes();
-        self.sender = Some(sender);
+        let (status, body) = self
+            .endpoint
+            .exchange(self.method.clone(), content_type, &[], body)
+            .await?;
         let answered_at = UnixMicros::now();
-        let answer = format!("HTTP {status} {}", clip(&body, 512))
-            .trim_end()
-            .to_owned();
-        let code = status.as_u16();
-        if self.success.contains(&code) {
+        let answer = answer_text(status, &body);
+        if self.success.contains(&status.as_u16()) {
             Ok(Delivered {
                 answer,
                 answered_at,
             })
-        } else if code == 408 || code == 429 || status.is_server_error() {
-            Err(DeliveryError {
-                kind: crate::FailureKind::Transient,
-                reason: format!("the receiver answered HTTP {status}"),
-                answer: Some(answer),
-            })
         } else {
-            Err(DeliveryError::refused(
-                format!("the receiver answered HTTP {status}"),
-                answer,
-            ))
+            Err(failure(status, answer, "the receiver"))
         }
     }
 }
@@ -259,7 +306,7 @@ impl Destination for HttpDestination {
             Ok(result) => result,
             Err(_) => {
                 // A request cut off halfway leaves the connection unusable.
-                self.sender = None;
+                self.endpoint.reset();
                 Err(DeliveryError::transient(format!(
                     "no HTTP answer within {timeout:?}"
                 )))
