@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use hl7v2::Element;
+use hl7v2::{Element, Level};
 use serde_json::Value;
 
 use crate::Options;
@@ -38,6 +38,57 @@ pub fn comp<'a>(e: Element<'a>, n: usize) -> Cow<'a, str> {
 /// Subcomponent `s` of component `n` as text.
 pub fn sub<'a>(e: Element<'a>, n: usize, s: usize) -> Cow<'a, str> {
     text(e.component(n).subcomponent(s))
+}
+
+/// The first [`Parts::MAX`] components of an element (of its first
+/// repetition, for a field), split in one pass: `parts.comp(n)` is
+/// `comp(e, n)` without walking the element again for each component.
+#[derive(Clone, Copy)]
+pub struct Parts<'a> {
+    parts: [Element<'a>; Parts::MAX],
+}
+
+impl<'a> Parts<'a> {
+    /// Enough for every component the maps read together (CWE.1-CWE.10).
+    pub const MAX: usize = 12;
+
+    pub fn of(e: Element<'a>) -> Parts<'a> {
+        let ctx = e.context();
+        match e.level() {
+            Level::Field | Level::Repetition => {
+                let repetition = if e.level() == Level::Field {
+                    e.repetition(1)
+                } else {
+                    e
+                };
+                let mut parts = [Element::new(&[], Level::Component, ctx); Parts::MAX];
+                for (slot, c) in parts.iter_mut().zip(repetition.children()) {
+                    *slot = c;
+                }
+                Parts { parts }
+            }
+            // A component or subcomponent is its own first component.
+            level => {
+                let mut parts = [Element::new(&[], level, ctx); Parts::MAX];
+                parts[0] = e;
+                Parts { parts }
+            }
+        }
+    }
+
+    /// Component `n` (1-based), empty beyond [`Parts::MAX`] as beyond the
+    /// last one sent.
+    pub fn element(&self, n: usize) -> Element<'a> {
+        match n.checked_sub(1).and_then(|i| self.parts.get(i)) {
+            Some(e) => *e,
+            None => Element::new(&[], self.parts[0].level(), self.parts[0].context()),
+        }
+    }
+
+    /// Component `n` as text, like [`comp`].
+    pub fn comp(&self, n: usize) -> Cow<'a, str> {
+        text(self.element(n))
+    }
 }
 
 /// The non-empty repetitions of a field.
@@ -128,16 +179,25 @@ pub fn is_oid(s: &str) -> bool {
 /// A name made safe for a URI path segment.
 pub fn url_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    push_url_segment(&mut out, s);
+    out
+}
+
+/// Appends `s` made safe for a URI path segment (percent-encoded UTF-8).
+fn push_url_segment(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for c in s.trim().chars() {
         if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~') {
             out.push(c);
         } else {
-            for b in c.to_string().bytes() {
-                out.push_str(&format!("%{b:02X}"));
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xF)]));
             }
         }
     }
-    out
 }
 
 /// `HD[uri]`: a hierarchic designator as a URI: the universal id when it is
@@ -154,16 +214,19 @@ pub fn hd_uri(
         universal_type.trim(),
     );
     if !uid.is_empty() {
-        match kind.to_ascii_uppercase().as_str() {
-            "ISO" if is_oid(uid) => return Some(format!("urn:oid:{uid}")),
-            "UUID" => return Some(format!("urn:uuid:{}", uid.to_ascii_lowercase())),
-            "URI" | "URL" => return Some(uid.to_string()),
-            _ if is_oid(uid) => return Some(format!("urn:oid:{uid}")),
-            _ => {}
+        let is_kind = |k: &str| kind.eq_ignore_ascii_case(k);
+        if is_kind("ISO") && is_oid(uid) {
+            return Some(concat("urn:oid:", uid));
+        } else if is_kind("UUID") {
+            return Some(concat("urn:uuid:", &uid.to_ascii_lowercase()));
+        } else if is_kind("URI") || is_kind("URL") {
+            return Some(uid.to_string());
+        } else if is_oid(uid) {
+            return Some(concat("urn:oid:", uid));
         }
     }
     if is_oid(ns) {
-        return Some(format!("urn:oid:{ns}"));
+        return Some(concat("urn:oid:", ns));
     }
     let name = if ns.is_empty() { uid } else { ns };
     if name.is_empty() {
@@ -172,34 +235,55 @@ pub fn hd_uri(
     if name.contains("://") {
         return Some(name.to_string());
     }
-    Some(format!("{}/{}", options.identifier_base, url_segment(name)))
+    let mut uri = String::with_capacity(options.identifier_base.len() + 1 + name.len());
+    uri.push_str(&options.identifier_base);
+    uri.push('/');
+    push_url_segment(&mut uri, name);
+    Some(uri)
+}
+
+/// `a` followed by `b`, in one allocation.
+fn concat(a: &str, b: &str) -> String {
+    let mut s = String::with_capacity(a.len() + b.len());
+    s.push_str(a);
+    s.push_str(b);
+    s
 }
 
 /// `HD[uri]` for a whole HD element (components 1, 2, 3).
 pub fn hd_element_uri(hd: Element<'_>, options: &Options) -> Option<String> {
-    hd_uri(&comp(hd, 1), &comp(hd, 2), &comp(hd, 3), options)
+    let hd = Parts::of(hd);
+    hd_uri(&hd.comp(1), &hd.comp(2), &hd.comp(3), options)
 }
 
 /// `HD[uri]` for an HD spread over subcomponents of one component.
 pub fn hd_sub_uri(e: Element<'_>, n: usize, options: &Options) -> Option<String> {
-    hd_uri(&sub(e, n, 1), &sub(e, n, 2), &sub(e, n, 3), options)
+    let component = e.component(n);
+    if component.is_empty() {
+        return None;
+    }
+    let mut subs = component.children().map(text);
+    let namespace = subs.next().unwrap_or_default();
+    let universal_id = subs.next().unwrap_or_default();
+    let universal_type = subs.next().unwrap_or_default();
+    hd_uri(&namespace, &universal_id, &universal_type, options)
 }
 
 /// One coding from the triplet starting at component `at` (1 or 4, or 10
 /// for CWE's second alternate): `CWE[Coding]`.
-fn coding_at(e: Element<'_>, at: usize, version_at: Option<usize>, options: &Options) -> Value {
-    let code = comp(e, at);
-    let display = comp(e, at + 1);
-    let system = comp(e, at + 2);
+fn coding_at(e: &Parts<'_>, at: usize, version_at: Option<usize>, options: &Options) -> Value {
+    let code = e.comp(at);
     if code.is_empty() {
         return Value::Null;
     }
+    let display = e.comp(at + 1);
+    let system = e.comp(at + 2);
     let mut c = Obj::new();
     if !system.is_empty() {
         c.set("system", code_system_uri(&system, options));
     }
     if let Some(v) = version_at {
-        c.text("version", &comp(e, v));
+        c.text("version", &e.comp(v));
     }
     c.set("code", code_value(&code));
     c.text("display", &display);
@@ -220,17 +304,18 @@ pub fn code_value(code: &str) -> Value {
 /// `CWE[CodeableConcept]` (also CE, CNE, CF): the primary and alternate
 /// codings, the original text (CWE.9) or, without codes, the display as text.
 pub fn codeable_concept(e: Element<'_>, options: &Options) -> Value {
+    let e = Parts::of(e);
     let mut cc = Obj::new();
-    cc.push("coding", coding_at(e, 1, Some(7), options));
-    cc.push("coding", coding_at(e, 4, Some(8), options));
-    cc.push("coding", coding_at(e, 10, None, options));
-    let original = comp(e, 9);
+    cc.push("coding", coding_at(&e, 1, Some(7), options));
+    cc.push("coding", coding_at(&e, 4, Some(8), options));
+    cc.push("coding", coding_at(&e, 10, None, options));
+    let original = e.comp(9);
     if !original.is_empty() {
         cc.text("text", &original);
     } else if !cc.has("coding") {
         // No code at all: CWE.2 (or a bare CWE.1 with no system) is text.
-        let shown = comp(e, 2);
-        let bare = comp(e, 1);
+        let shown = e.comp(2);
+        let bare = e.comp(1);
         cc.text("text", if shown.is_empty() { &bare } else { &shown });
     }
     cc.build()

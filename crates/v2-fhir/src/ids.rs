@@ -14,19 +14,26 @@ fn namespace() -> &'static Uuid {
     })
 }
 
-/// The id of the `resource_type` known by `key` parts.
+/// The id of the `resource_type` known by `key` parts: the v5 UUID of
+/// `Type|part|part...` in Corridor's namespace. The parts are hashed as they
+/// are, without joining them into a string first.
 pub fn stable_id(resource_type: &str, key: &[&str]) -> String {
-    let mut name = String::with_capacity(64);
-    name.push_str(resource_type);
+    let mut hasher = sha1_smol::Sha1::new();
+    hasher.update(namespace().as_bytes());
+    hasher.update(resource_type.as_bytes());
     for part in key {
-        name.push('|');
-        name.push_str(part);
+        hasher.update(b"|");
+        hasher.update(part.as_bytes());
     }
-    let mut buffer = uuid::Uuid::encode_buffer();
-    Uuid::new_v5(namespace(), name.as_bytes())
+    let digest = hasher.digest().bytes();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let mut buffer = Uuid::encode_buffer();
+    let text = uuid::Builder::from_sha1_bytes(bytes)
+        .into_uuid()
         .hyphenated()
-        .encode_lower(&mut buffer)
-        .to_string()
+        .encode_lower(&mut buffer);
+    String::from(&*text)
 }
 
 #[cfg(test)]
@@ -44,5 +51,20 @@ mod tests {
             stable_id("Patient", &["ab"])
         );
         assert_ne!(stable_id("Patient", &["a"]), stable_id("Encounter", &["a"]));
+    }
+
+    #[test]
+    fn ids_are_v5_uuids_of_the_joined_key() {
+        let expected = Uuid::new_v5(namespace(), b"Observation|FILL|urn:oid:1.2|9700123|1");
+        assert_eq!(
+            stable_id("Observation", &["FILL|urn:oid:1.2|9700123", "1"]),
+            expected.hyphenated().to_string()
+        );
+        assert_eq!(
+            stable_id("Bundle", &[]),
+            Uuid::new_v5(namespace(), b"Bundle")
+                .hyphenated()
+                .to_string()
+        );
     }
 }

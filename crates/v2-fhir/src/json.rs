@@ -113,10 +113,11 @@ pub fn string(value: &str) -> Value {
 
 /// A FHIR reference to `Type/id`.
 pub fn reference(resource_type: &str, id: &str) -> Value {
+    let mut target = String::with_capacity(resource_type.len() + 1 + id.len());
+    target.push_str(resource_type);
+    target.push('/');
+    target.push_str(id);
     let mut r = Map::new();
-    r.insert(
-        "reference".into(),
-        Value::String(format!("{resource_type}/{id}")),
-    );
+    r.insert("reference".into(), Value::String(target));
     Value::Object(r)
 }
