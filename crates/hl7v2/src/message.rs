@@ -10,11 +10,14 @@ use crate::path::Path;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// A byte range in the message.
+/// A field's byte range in the message, and the range of `Message::marks`
+/// that holds the delimiters inside it.
 #[derive(Clone, Copy, Debug)]
 struct Span {
     start: u32,
     end: u32,
+    mark_start: u32,
+    mark_end: u32,
 }
 
 /// One segment's place in the index: its bytes and its fields' spans.
@@ -28,15 +31,20 @@ struct SegmentIndex {
 
 /// A parsed message that borrows its bytes.
 ///
-/// Parsing finds every segment and every field; repetitions, components and
-/// subcomponents are found when they are asked for, by a scan of the field's
-/// few bytes. Nothing is copied: every value is a slice of the input.
+/// Parsing makes one pass over the bytes and finds every delimiter: segment
+/// terminators and field separators become the segment and field index, and
+/// the positions of the repetition, component and subcomponent separators are
+/// kept in one flat list, so that splitting a field reads that list instead
+/// of its bytes. Nothing is copied: every value is a slice of the input.
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
     bytes: &'a [u8],
     ctx: Context,
     segments: Vec<SegmentIndex>,
     spans: Vec<Span>,
+    /// The position of every repetition, component and subcomponent
+    /// separator, in order (at most one per byte of the message).
+    marks: Vec<u32>,
 }
 
 /// What a value needs to split and decode itself.
@@ -66,6 +74,43 @@ pub(crate) fn is_segment_name(name: &[u8]) -> bool {
 /// and leaves judging it to validation. Paths address three-character names.
 fn is_lenient_segment_name(name: &[u8]) -> bool {
     (1..=16).contains(&name.len()) && name.iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Where the one pass over a message is: the segment and the field it is in.
+#[derive(Default)]
+struct Scan {
+    segment_start: usize,
+    field_start: usize,
+    first_span: u32,
+    /// The first mark of the segment and of the field.
+    first_mark: u32,
+    mark_start: u32,
+}
+
+/// Bit `i` is set when `chunk[i]` is one of `set`. Written so that the
+/// compiler turns the compares into vector instructions: a byte of `hits` is
+/// 0x80 for a delimiter, and a multiply gathers the high bits of eight such
+/// bytes into one byte of the mask.
+#[inline(always)]
+fn delimiter_mask(chunk: &[u8; 64], set: &[u8; 6]) -> u64 {
+    let mut hits = [0u8; 64];
+    for (hit, &b) in hits.iter_mut().zip(chunk) {
+        let any = (b == set[0])
+            | (b == set[1])
+            | (b == set[2])
+            | (b == set[3])
+            | (b == set[4])
+            | (b == set[5]);
+        *hit = u8::from(any) << 7;
+    }
+    let mut mask = 0u64;
+    for (j, eight) in hits.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(eight);
+        let high_bits = u64::from_le_bytes(word).wrapping_mul(0x0002_0408_1020_4081) >> 56;
+        mask |= high_bits << (8 * j);
+    }
+    mask
 }
 
 /// Reads the delimiters of a header segment (MSH, FHS or BHS) that starts at
@@ -121,6 +166,7 @@ impl<'a> Message<'a> {
             },
             segments: Vec::with_capacity(bytes.len() / 64 + 1),
             spans: Vec::with_capacity(bytes.len() / 6 + 4),
+            marks: Vec::with_capacity(bytes.len() / 8 + 4),
         };
         message.index()?;
         let charset = message
@@ -132,46 +178,90 @@ impl<'a> Message<'a> {
         Ok(message)
     }
 
-    /// Finds every segment and field.
+    /// Finds every delimiter in one pass: 64 bytes at a time, a bit mask of
+    /// the bytes that are any of the six (field, repetition, component and
+    /// subcomponent separators, CR, LF), then one step per delimiter.
     fn index(&mut self) -> Result<()> {
         let bytes = self.bytes;
-        let field = self.ctx.delimiters.field;
-        let mut segment_start = 0usize;
-        let mut field_start = 0usize;
-        let mut first_span = 0u32;
-        for at in memchr::memchr3_iter(field, b'\r', b'\n', bytes) {
-            if bytes[at] == field {
-                self.spans.push(Span {
-                    start: field_start as u32,
-                    end: at as u32,
-                });
-                field_start = at + 1;
-                continue;
+        let d = self.ctx.delimiters;
+        let field = d.field;
+        // An undeclared separator is replaced by the field separator, so it
+        // matches nothing the field separator does not already match.
+        let set = [
+            field,
+            d.repetition.unwrap_or(field),
+            d.component.unwrap_or(field),
+            d.subcomponent.unwrap_or(field),
+            b'\r',
+            b'\n',
+        ];
+        let mut scan = Scan::default();
+        let mut chunks = bytes.chunks_exact(64);
+        let mut offset = 0usize;
+        for chunk in &mut chunks {
+            let Ok(chunk) = <&[u8; 64]>::try_from(chunk) else {
+                continue; // chunks_exact: never
+            };
+            let mut mask = delimiter_mask(chunk, &set);
+            while mask != 0 {
+                let at = offset + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                self.delimiter(at, field, &mut scan)?;
             }
-            if at > segment_start {
-                self.close_segment(segment_start, field_start, at, first_span)?;
-            }
-            first_span = self.spans.len() as u32;
-            segment_start = at + 1;
-            field_start = at + 1;
+            offset += 64;
         }
-        if bytes.len() > segment_start {
-            self.close_segment(segment_start, field_start, bytes.len(), first_span)?;
+        // The last few bytes, padded with zeros (never a delimiter).
+        let mut last = [0u8; 64];
+        let remainder = chunks.remainder();
+        last[..remainder.len()].copy_from_slice(remainder);
+        let mut mask = delimiter_mask(&last, &set);
+        while mask != 0 {
+            let at = offset + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            self.delimiter(at, field, &mut scan)?;
+        }
+        if bytes.len() > scan.segment_start {
+            self.close_segment(bytes.len(), &scan)?;
         }
         Ok(())
     }
 
-    #[inline]
-    fn close_segment(
-        &mut self,
-        start: usize,
-        field_start: usize,
-        end: usize,
-        first_span: u32,
-    ) -> Result<()> {
+    /// Records the delimiter at `at`.
+    #[inline(always)]
+    fn delimiter(&mut self, at: usize, field: u8, scan: &mut Scan) -> Result<()> {
+        let b = self.bytes[at];
+        if b == field {
+            let mark_end = self.marks.len() as u32;
+            self.spans.push(Span {
+                start: scan.field_start as u32,
+                end: at as u32,
+                mark_start: scan.mark_start,
+                mark_end,
+            });
+            scan.field_start = at + 1;
+            scan.mark_start = mark_end;
+        } else if b == b'\r' || b == b'\n' {
+            if at > scan.segment_start {
+                self.close_segment(at, scan)?;
+            }
+            scan.first_span = self.spans.len() as u32;
+            scan.segment_start = at + 1;
+            scan.field_start = at + 1;
+            scan.first_mark = self.marks.len() as u32;
+            scan.mark_start = scan.first_mark;
+        } else {
+            self.marks.push(at as u32);
+        }
+        Ok(())
+    }
+
+    fn close_segment(&mut self, end: usize, scan: &Scan) -> Result<()> {
+        let (start, first_span) = (scan.segment_start, scan.first_span);
         self.spans.push(Span {
-            start: field_start as u32,
+            start: scan.field_start as u32,
             end: end as u32,
+            mark_start: scan.mark_start,
+            mark_end: self.marks.len() as u32,
         });
         let name_span = self.spans[first_span as usize];
         let name = &self.bytes[name_span.start as usize..name_span.end as usize];
@@ -179,6 +269,7 @@ impl<'a> Message<'a> {
             if self.bytes[start..end].trim_ascii().is_empty() {
                 // A line of blanks, as editors leave at the end of files.
                 self.spans.truncate(first_span as usize);
+                self.marks.truncate(scan.first_mark as usize);
                 return Ok(());
             }
             return Err(Error::new(
@@ -253,6 +344,7 @@ impl<'a> Message<'a> {
             start: seg.start,
             end: seg.end,
             spans,
+            marks: &self.marks,
             ctx: self.ctx,
         }
     }
@@ -320,6 +412,8 @@ pub struct Segment<'a> {
     // The spans of the name and the fields; for header segments, span 1 is
     // the encoding characters (field 2).
     spans: &'a [Span],
+    /// All the message's marks; each span says which are its own.
+    marks: &'a [u32],
     ctx: Context,
 }
 
@@ -376,17 +470,24 @@ impl<'a> Segment<'a> {
                     Some(Element::literal(&self.bytes[at..at + 1], self.ctx))
                 }
                 2 => Some(Element::literal(self.span_bytes(1), self.ctx)),
-                _ => (n - 1 < self.spans.len())
-                    .then(|| Element::new(self.span_bytes(n - 1), Level::Field, self.ctx)),
+                _ => self.spans.get(n - 1).map(|s| self.span_field(s)),
             };
         }
-        (n >= 1 && n < self.spans.len())
-            .then(|| Element::new(self.span_bytes(n), Level::Field, self.ctx))
+        (n >= 1)
+            .then(|| self.spans.get(n))
+            .flatten()
+            .map(|s| self.span_field(s))
+    }
+
+    /// The field at `span`, with the marks that split it.
+    #[inline]
+    fn span_field(&self, span: &Span) -> Element<'a> {
+        field_at(self.bytes, self.marks, span, self.ctx)
     }
 
     /// All fields, from field 1.
     pub fn fields(&self) -> impl Iterator<Item = Element<'a>> + '_ {
-        let (bytes, ctx) = (self.bytes, self.ctx);
+        let (bytes, marks, ctx) = (self.bytes, self.marks, self.ctx);
         let (delimiter_fields, first_span) = if self.header {
             ([self.field(1), self.field(2)], 2)
         } else {
@@ -396,9 +497,19 @@ impl<'a> Segment<'a> {
         delimiter_fields
             .into_iter()
             .flatten()
-            .chain(rest.iter().map(move |s| {
-                Element::new(&bytes[s.start as usize..s.end as usize], Level::Field, ctx)
-            }))
+            .chain(rest.iter().map(move |s| field_at(bytes, marks, s, ctx)))
+    }
+}
+
+/// The field at `span` of a message's `bytes`.
+#[inline]
+fn field_at<'a>(bytes: &'a [u8], marks: &'a [u32], span: &Span, ctx: Context) -> Element<'a> {
+    Element {
+        raw: &bytes[span.start as usize..span.end as usize],
+        marks: Some(&marks[span.mark_start as usize..span.mark_end as usize]),
+        base: span.start,
+        level: Level::Field,
+        ctx,
     }
 }
 
@@ -410,6 +521,81 @@ fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
         haystack.iter().position(|&b| b == needle)
     } else {
         memchr::memchr(needle, haystack)
+    }
+}
+
+/// The children of an element: split at the marks when it has them, by a
+/// scan of its bytes when it has none.
+struct Children<'a> {
+    /// What is left to split; `None` once the last child is out.
+    rest: Option<&'a [u8]>,
+    /// The marks inside `rest`.
+    marks: Option<&'a [u32]>,
+    /// The position of `rest` in the message.
+    base: u32,
+    /// `None`: the element has one child, itself one level down.
+    sep: Option<u8>,
+    level: Level,
+    ctx: Context,
+}
+
+impl<'a> Children<'a> {
+    #[inline]
+    fn child(&self, raw: &'a [u8], marks: Option<&'a [u32]>, base: u32) -> Element<'a> {
+        Element {
+            raw,
+            marks,
+            base,
+            level: self.level,
+            ctx: self.ctx,
+        }
+    }
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = Element<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Element<'a>> {
+        let rest = self.rest?;
+        let Some(sep) = self.sep else {
+            self.rest = None;
+            return Some(self.child(rest, self.marks, self.base));
+        };
+        match self.marks {
+            Some(marks) => {
+                let base = self.base;
+                // The first mark that is this level's separator; the marks
+                // before it are inside the child.
+                let found = marks
+                    .iter()
+                    .position(|&m| rest.get(m.wrapping_sub(base) as usize) == Some(&sep));
+                match found {
+                    Some(k) => {
+                        let at = marks[k].wrapping_sub(base) as usize;
+                        let child = self.child(&rest[..at], Some(&marks[..k]), base);
+                        self.rest = Some(&rest[at + 1..]);
+                        self.marks = Some(&marks[k + 1..]);
+                        self.base = marks[k] + 1;
+                        Some(child)
+                    }
+                    None => {
+                        self.rest = None;
+                        Some(self.child(rest, Some(marks), base))
+                    }
+                }
+            }
+            None => match find_byte(sep, rest) {
+                Some(p) => {
+                    self.rest = Some(&rest[p + 1..]);
+                    Some(self.child(&rest[..p], None, 0))
+                }
+                None => {
+                    self.rest = None;
+                    Some(self.child(rest, None, 0))
+                }
+            },
+        }
     }
 }
 
@@ -426,16 +612,31 @@ pub enum Level {
 
 /// A field, repetition, component or subcomponent: a slice of the message
 /// that knows how to split and decode itself.
+///
+/// An element taken from a parsed [`Message`] carries the positions of the
+/// separators inside it, found when the message was parsed, and splits
+/// itself by reading them; one made with [`Element::new`] scans its bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Element<'a> {
     raw: &'a [u8],
+    /// The positions, in the message, of the repetition, component and
+    /// subcomponent separators inside `raw` (`None`: not indexed).
+    marks: Option<&'a [u32]>,
+    /// The position of `raw` in the message.
+    base: u32,
     level: Level,
     ctx: Context,
 }
 
 impl<'a> Element<'a> {
     pub fn new(raw: &'a [u8], level: Level, ctx: Context) -> Element<'a> {
-        Element { raw, level, ctx }
+        Element {
+            raw,
+            marks: None,
+            base: 0,
+            level,
+            ctx,
+        }
     }
 
     fn literal(raw: &'a [u8], ctx: Context) -> Element<'a> {
@@ -489,29 +690,18 @@ impl<'a> Element<'a> {
     /// repetition, subcomponents of a component. A subcomponent has itself as
     /// its only child.
     pub fn children(&self) -> impl Iterator<Item = Element<'a>> + use<'a> {
-        let ctx = self.ctx;
-        let child_separator = self.child_separator();
-        let (sep, level) = child_separator.unwrap_or((0, self.child_level()));
-        let split = child_separator.is_some();
-        let raw = self.raw;
-        let mut rest = Some(raw);
-        std::iter::from_fn(move || {
-            let current = rest?;
-            if !split {
-                rest = None;
-                return Some(Element::new(current, level, ctx));
-            }
-            match find_byte(sep, current) {
-                Some(p) => {
-                    rest = Some(&current[p + 1..]);
-                    Some(Element::new(&current[..p], level, ctx))
-                }
-                None => {
-                    rest = None;
-                    Some(Element::new(current, level, ctx))
-                }
-            }
-        })
+        let (sep, level) = match self.child_separator() {
+            Some((sep, level)) => (Some(sep), level),
+            None => (None, self.child_level()),
+        };
+        Children {
+            rest: Some(self.raw),
+            marks: self.marks,
+            base: self.base,
+            sep,
+            level,
+            ctx: self.ctx,
+        }
     }
 
     /// The `n`th (1-based) child, or an empty element of the child level when
@@ -525,9 +715,18 @@ impl<'a> Element<'a> {
 
     /// The number of children (1 for a leaf).
     pub fn child_count(&self) -> usize {
-        match self.child_separator() {
-            Some((sep, _)) => memchr::memchr_iter(sep, self.raw).count() + 1,
-            None => 1,
+        match (self.child_separator(), self.marks) {
+            (Some((sep, _)), Some(marks)) => {
+                let base = self.base;
+                let raw = self.raw;
+                marks
+                    .iter()
+                    .filter(|&&m| raw.get(m.wrapping_sub(base) as usize) == Some(&sep))
+                    .count()
+                    + 1
+            }
+            (Some((sep, _)), None) => memchr::memchr_iter(sep, self.raw).count() + 1,
+            (None, _) => 1,
         }
     }
 
@@ -635,6 +834,83 @@ OBX|2|ST|NOTE^Note^L||a\\F\\b\\S\\c||||||F\r";
             find_byte(0x01, b"\x00\x00\x00\x00\x00\x00\x01\x01\x01"),
             Some(6)
         );
+    }
+
+    #[test]
+    fn delimiter_mask_agrees_with_a_plain_search() {
+        let set = *b"|~^&\r\n";
+        let mut chunk = [0u8; 64];
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = b"ab|c~^&\r\n\\\x80\xFF"[(i * 7 + i / 5) % 12];
+        }
+        for shift in 0..64 {
+            chunk.rotate_left(1);
+            let plain = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| set.contains(b))
+                .fold(0u64, |m, (i, _)| m | 1 << i);
+            assert_eq!(delimiter_mask(&chunk, &set), plain, "rotation {shift}");
+        }
+        assert_eq!(delimiter_mask(&[b'|'; 64], &set), u64::MAX);
+        assert_eq!(delimiter_mask(&[0; 64], &set), 0);
+    }
+
+    /// Every element walked through the index, and the same element split
+    /// by scanning its bytes, give the same values at every level.
+    fn assert_index_agrees_with_scanning(input: &[u8]) {
+        fn tree(e: Element<'_>, depth: usize, out: &mut Vec<(usize, Vec<u8>, usize)>) {
+            out.push((depth, e.raw().to_vec(), e.child_count()));
+            if depth < 3 {
+                for child in e.children() {
+                    tree(child, depth + 1, out);
+                }
+            }
+        }
+        let m = Message::parse(input).unwrap();
+        for segment in m.segments() {
+            for field in segment.fields() {
+                let (mut indexed, mut scanned) = (vec![], vec![]);
+                tree(field, 0, &mut indexed);
+                tree(
+                    Element::new(field.raw(), field.level(), field.context()),
+                    0,
+                    &mut scanned,
+                );
+                assert_eq!(
+                    indexed,
+                    scanned,
+                    "{:?}",
+                    String::from_utf8_lossy(field.raw())
+                );
+                for n in 1..4 {
+                    let plain = Element::new(field.raw(), field.level(), field.context());
+                    assert_eq!(field.repetition(n).raw(), plain.repetition(n).raw());
+                    assert_eq!(field.component(n).raw(), plain.component(n).raw());
+                    assert_eq!(field.subcomponent(n).raw(), plain.subcomponent(n).raw());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_index_splits_as_scanning_does() {
+        assert_index_agrees_with_scanning(ORU);
+        assert_index_agrees_with_scanning(include_bytes!("../tests/data/oru_r01_1500.hl7"));
+        // Undeclared separators, unusual ones, LF and CRLF, blank lines.
+        assert_index_agrees_with_scanning(b"MSH',''A\rPID'1'a,b~c&d,e\r");
+        assert_index_agrees_with_scanning(b"MSH|^\rPID|a^b~c&d|x~y\n\nOBX|1^2&3\r\n");
+        assert_index_agrees_with_scanning(b"MSH$%~\\&$A$B\rPID$1$$X%Y~Z&W%%\r  \r");
+        // Delimiters at every position around the 64-byte blocks.
+        for len in 50..200 {
+            let mut text = b"MSH|^~\\&|A\rPID|".to_vec();
+            while text.len() < len {
+                let b = b"a^b&c~d|"[text.len() % 8];
+                text.push(b);
+            }
+            text.extend_from_slice(b"\rOBX|1^2~3&4|5");
+            assert_index_agrees_with_scanning(&text);
+        }
     }
 
     #[test]
