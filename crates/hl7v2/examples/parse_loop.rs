@@ -15,6 +15,7 @@ use std::hint::black_box;
 
 const ORU: &[u8] = include_bytes!("../tests/data/oru_r01_1500.hl7");
 
+#[inline(never)]
 fn walk_everything(message: &Message<'_>) -> usize {
     let mut leaves = 0;
     for segment in message.segments() {
@@ -29,6 +30,17 @@ fn walk_everything(message: &Message<'_>) -> usize {
         }
     }
     leaves
+}
+
+#[inline(never)]
+fn reps(m: &Message<'_>) -> usize {
+    m.segments()
+        .map(|s| {
+            s.fields()
+                .map(|f| f.children().map(|r| r.raw().len()).sum::<usize>())
+                .sum::<usize>()
+        })
+        .sum()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,6 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .filter_map(|p| m.get(p))
                 .map(|e| e.text().len())
                 .sum::<usize>(),
+            "fields" => m
+                .segments()
+                .map(|s| s.fields().map(|f| f.raw().len()).sum::<usize>())
+                .sum(),
+            "reps" => reps(&m),
             "sizes" => {
                 println!(
                     "element {} context {} delimiters {} charset {}",

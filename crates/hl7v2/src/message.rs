@@ -313,6 +313,7 @@ impl<'a> Message<'a> {
     }
 
     /// The number of segments.
+    #[inline]
     pub fn len(&self) -> usize {
         self.segments.len()
     }
@@ -326,6 +327,7 @@ impl<'a> Message<'a> {
     ///
     /// # Panics
     /// When `index >= self.len()`, like slice indexing.
+    #[inline]
     pub fn segment(&self, index: usize) -> Segment<'_> {
         let seg = self.segments[index];
         let spans =
@@ -355,6 +357,7 @@ impl<'a> Message<'a> {
     }
 
     /// The name of segment `index` without building its view.
+    #[inline]
     pub fn segment_name(&self, index: usize) -> &'a [u8] {
         let name = self.spans[self.segments[index].first_span as usize];
         &self.bytes[name.start as usize..name.end as usize]
@@ -419,6 +422,7 @@ pub struct Segment<'a> {
 
 impl<'a> Segment<'a> {
     /// The segment's name (three characters, unless the sender broke the rules).
+    #[inline]
     pub fn name(&self) -> &'a [u8] {
         self.span_bytes(0)
     }
@@ -440,10 +444,12 @@ impl<'a> Segment<'a> {
 
     /// MSH, FHS and BHS carry the delimiters in fields 1 and 2 (when they
     /// have any field at all).
+    #[inline]
     pub fn is_header(&self) -> bool {
         self.header
     }
 
+    #[inline]
     fn span_bytes(&self, i: usize) -> &'a [u8] {
         let s = self.spans[i];
         &self.bytes[s.start as usize..s.end as usize]
@@ -451,6 +457,7 @@ impl<'a> Segment<'a> {
 
     /// The number of fields, as the standard numbers them (for MSH this
     /// counts MSH-1, the field separator).
+    #[inline]
     pub fn len(&self) -> usize {
         self.spans.len() - 1 + usize::from(self.is_header())
     }
@@ -461,6 +468,7 @@ impl<'a> Segment<'a> {
     }
 
     /// Field `n` (1-based, numbered as the standard numbers it).
+    #[inline]
     pub fn field(&self, n: usize) -> Option<Element<'a>> {
         if self.is_header() {
             return match n {
@@ -487,17 +495,37 @@ impl<'a> Segment<'a> {
 
     /// All fields, from field 1.
     pub fn fields(&self) -> impl Iterator<Item = Element<'a>> + '_ {
-        let (bytes, marks, ctx) = (self.bytes, self.marks, self.ctx);
-        let (delimiter_fields, first_span) = if self.header {
-            ([self.field(1), self.field(2)], 2)
-        } else {
-            ([None, None], 1)
-        };
-        let rest = self.spans.get(first_span..).unwrap_or_default();
-        delimiter_fields
-            .into_iter()
-            .flatten()
-            .chain(rest.iter().map(move |s| field_at(bytes, marks, s, ctx)))
+        // A header segment's fields 1 and 2 come from `field`; the rest,
+        // like every field of any other segment, straight from the spans.
+        let (literals, first_span) = if self.header { (2, 2) } else { (0, 1) };
+        Fields {
+            segment: self,
+            literals_done: 0,
+            literals,
+            rest: self.spans.get(first_span..).unwrap_or_default().iter(),
+        }
+    }
+}
+
+/// The fields of a segment, in order.
+struct Fields<'s, 'a> {
+    segment: &'s Segment<'a>,
+    literals_done: u8,
+    literals: u8,
+    rest: std::slice::Iter<'a, Span>,
+}
+
+impl<'a> Iterator for Fields<'_, 'a> {
+    type Item = Element<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Element<'a>> {
+        if self.literals_done < self.literals {
+            self.literals_done += 1;
+            return self.segment.field(usize::from(self.literals_done));
+        }
+        let span = self.rest.next()?;
+        Some(self.segment.span_field(span))
     }
 }
 
@@ -629,6 +657,7 @@ pub struct Element<'a> {
 }
 
 impl<'a> Element<'a> {
+    #[inline]
     pub fn new(raw: &'a [u8], level: Level, ctx: Context) -> Element<'a> {
         Element {
             raw,
@@ -639,20 +668,24 @@ impl<'a> Element<'a> {
         }
     }
 
+    #[inline]
     fn literal(raw: &'a [u8], ctx: Context) -> Element<'a> {
         Element::new(raw, Level::Literal, ctx)
     }
 
     /// The bytes as they are in the message, escape sequences and all.
+    #[inline]
     pub fn raw(&self) -> &'a [u8] {
         self.raw
     }
 
+    #[inline]
     pub fn level(&self) -> Level {
         self.level
     }
 
     /// Nothing was sent.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
@@ -666,6 +699,7 @@ impl<'a> Element<'a> {
     /// The level of this element's children, whether or not the message
     /// declares the separator that would split them (without it, the only
     /// child is the whole element, one level down).
+    #[inline]
     fn child_level(&self) -> Level {
         match self.level {
             Level::Field => Level::Repetition,
@@ -676,6 +710,7 @@ impl<'a> Element<'a> {
     }
 
     /// The separator that splits this element into its children, if any.
+    #[inline]
     fn child_separator(&self) -> Option<(u8, Level)> {
         let d = &self.ctx.delimiters;
         match self.level {
@@ -689,8 +724,11 @@ impl<'a> Element<'a> {
     /// The element one level down: repetitions of a field, components of a
     /// repetition, subcomponents of a component. A subcomponent has itself as
     /// its only child.
+    #[inline]
     pub fn children(&self) -> impl Iterator<Item = Element<'a>> + use<'a> {
         let (sep, level) = match self.child_separator() {
+            // Indexed, and no separator of any level inside: one child.
+            Some((_, level)) if self.marks.is_some_and(<[u32]>::is_empty) => (None, level),
             Some((sep, level)) => (Some(sep), level),
             None => (None, self.child_level()),
         };
@@ -706,6 +744,7 @@ impl<'a> Element<'a> {
 
     /// The `n`th (1-based) child, or an empty element of the child level when
     /// there is none (the standard treats absent trailing parts as empty).
+    #[inline]
     fn child(&self, n: usize) -> Element<'a> {
         let level = self.child_level();
         n.checked_sub(1)
@@ -731,6 +770,7 @@ impl<'a> Element<'a> {
     }
 
     /// Walks down to `level` through first children.
+    #[inline]
     fn descend_to(self, level: Level) -> Element<'a> {
         let mut e = self;
         while e.level < level && e.child_separator().is_some() {
@@ -743,6 +783,7 @@ impl<'a> Element<'a> {
     }
 
     /// Repetition `n` (1-based) of a field.
+    #[inline]
     pub fn repetition(&self, n: usize) -> Element<'a> {
         match self.level {
             Level::Field => self.child(n),
@@ -751,6 +792,7 @@ impl<'a> Element<'a> {
     }
 
     /// Component `n` (1-based); on a field, of its first repetition.
+    #[inline]
     pub fn component(&self, n: usize) -> Element<'a> {
         match self.level {
             Level::Field => self.descend_to(Level::Repetition).child(n),
@@ -761,6 +803,7 @@ impl<'a> Element<'a> {
 
     /// Subcomponent `n` (1-based); on a field or repetition, of its first
     /// component.
+    #[inline]
     pub fn subcomponent(&self, n: usize) -> Element<'a> {
         match self.level {
             Level::Field | Level::Repetition => self.descend_to(Level::Component).child(n),
@@ -770,6 +813,7 @@ impl<'a> Element<'a> {
     }
 
     /// A leaf asked for child 1 is itself; for any other, nothing.
+    #[inline]
     fn empty_unless_first(&self, n: usize) -> Element<'a> {
         if n == 1 {
             *self
@@ -796,6 +840,7 @@ impl<'a> Element<'a> {
         }
     }
 
+    #[inline]
     pub fn context(&self) -> Context {
         self.ctx
     }
