@@ -89,6 +89,11 @@ impl<'a> Parts<'a> {
     pub fn comp(&self, n: usize) -> Cow<'a, str> {
         text(self.element(n))
     }
+
+    /// Subcomponent `s` of component `n` as text, like [`sub`].
+    pub fn sub(&self, n: usize, s: usize) -> Cow<'a, str> {
+        text(self.element(n).subcomponent(s))
+    }
 }
 
 /// The non-empty repetitions of a field.
@@ -341,11 +346,12 @@ pub fn mapped_concept(e: Element<'_>, map: ConceptMap, v2_table: &str, options: 
     let v2 = Obj::new()
         .with("system", v2_system)
         .with("code", code_value(&code))
-        .with("display", string(&comp(e, 2)));
-    if !cc.get("coding").is_some_and(|c| {
-        c.as_array()
-            .is_some_and(|a| a.contains(&v2.clone().build()))
-    }) {
+        .with("display", string(&comp(e, 2)))
+        .build();
+    if !cc
+        .get("coding")
+        .is_some_and(|c| c.as_array().is_some_and(|a| a.contains(&v2)))
+    {
         cc.push("coding", v2);
     }
     cc.text("text", &comp(e, 9));
@@ -397,23 +403,24 @@ pub fn table_concept(code: &str, table: &str, map: Option<ConceptMap>) -> Value 
 /// `CX[Identifier]`: CX.1 value, CX.4 assigning authority as system, CX.5
 /// identifier type (IdentifierType map), CX.7/CX.8 period, CX.6 assigner.
 pub fn identifier_cx(cx: Element<'_>, options: &Options) -> Value {
-    let value = comp(cx, 1);
+    let cx = Parts::of(cx);
+    let value = cx.comp(1);
     if value.is_empty() {
         return Value::Null;
     }
     let mut id = Obj::new();
-    let type_code = comp(cx, 5);
+    let type_code = cx.comp(5);
     id.set("type", identifier_type(&type_code));
-    let system = hd_sub_uri(cx, 4, options)
-        .or_else(|| hd_sub_uri(cx, 9, options))
-        .or_else(|| hd_sub_uri(cx, 10, options));
+    let system = hd_sub_uri(cx.element(4), 1, options)
+        .or_else(|| hd_sub_uri(cx.element(9), 1, options))
+        .or_else(|| hd_sub_uri(cx.element(10), 1, options));
     id.set("system", system.map(Value::from).unwrap_or(Value::Null));
     id.text("value", &value);
     let mut period = Obj::new();
-    period.set("start", date_time_value(&comp(cx, 7), options));
-    period.set("end", date_time_value(&comp(cx, 8), options));
+    period.set("start", date_time_value(&cx.comp(7), options));
+    period.set("end", date_time_value(&cx.comp(8), options));
     id.set("period", period);
-    let assigner = sub(cx, 6, 1);
+    let assigner = cx.sub(6, 1);
     if !assigner.is_empty() {
         id.set("assigner", Obj::new().with("display", &*assigner));
     }
@@ -474,19 +481,20 @@ pub fn typed_identifier(ei: Element<'_>, type_code: &str, options: &Options) -> 
 /// `XPN[HumanName]`: XPN.1 family (FN.1), XPN.2 and XPN.3 given, XPN.4
 /// suffix, XPN.5 prefix, XPN.6 degree as suffix, XPN.7 use (NameType map).
 pub fn human_name(xpn: Element<'_>) -> Value {
+    let xpn = Parts::of(xpn);
     let mut name = Obj::new();
-    name.text("family", &sub(xpn, 1, 1));
-    name.push("given", string(&comp(xpn, 2)));
-    for middle in comp(xpn, 3).split(' ') {
+    name.text("family", &xpn.sub(1, 1));
+    name.push("given", string(&xpn.comp(2)));
+    for middle in xpn.comp(3).split(' ') {
         name.push("given", string(middle));
     }
-    name.push("prefix", string(&comp(xpn, 5)));
-    name.push("suffix", string(&comp(xpn, 4)));
-    name.push("suffix", string(&comp(xpn, 6)));
+    name.push("prefix", string(&xpn.comp(5)));
+    name.push("suffix", string(&xpn.comp(4)));
+    name.push("suffix", string(&xpn.comp(6)));
     if name.is_empty() {
         return Value::Null;
     }
-    if let Some(use_) = ConceptMap::NameType.lookup(&comp(xpn, 7)) {
+    if let Some(use_) = ConceptMap::NameType.lookup(&xpn.comp(7)) {
         name.set("use", use_.code.as_str());
     }
     name.build()
@@ -494,33 +502,35 @@ pub fn human_name(xpn: Element<'_>) -> Value {
 
 /// `XCN` name parts (XCN.2 family, XCN.3 given, ...), as a HumanName.
 pub fn xcn_name(xcn: Element<'_>) -> Value {
+    let xcn = Parts::of(xcn);
     let mut name = Obj::new();
-    name.text("family", &sub(xcn, 2, 1));
-    name.push("given", string(&comp(xcn, 3)));
-    for middle in comp(xcn, 4).split(' ') {
+    name.text("family", &xcn.sub(2, 1));
+    name.push("given", string(&xcn.comp(3)));
+    for middle in xcn.comp(4).split(' ') {
         name.push("given", string(middle));
     }
-    name.push("prefix", string(&comp(xcn, 6)));
-    name.push("suffix", string(&comp(xcn, 5)));
-    name.push("suffix", string(&comp(xcn, 7)));
+    name.push("prefix", string(&xcn.comp(6)));
+    name.push("suffix", string(&xcn.comp(5)));
+    name.push("suffix", string(&xcn.comp(7)));
     name.build()
 }
 
 /// `XAD[Address]`: XAD.1 (SAD.1) and XAD.2 lines, XAD.3 city, XAD.4 state,
 /// XAD.5 postal code, XAD.6 country, XAD.7 use and type, XAD.9 district.
 pub fn address(xad: Element<'_>) -> Value {
+    let xad = Parts::of(xad);
     let mut a = Obj::new();
-    a.push("line", string(&sub(xad, 1, 1)));
-    a.push("line", string(&comp(xad, 2)));
-    a.text("city", &comp(xad, 3));
-    a.text("district", &comp(xad, 9));
-    a.text("state", &comp(xad, 4));
-    a.text("postalCode", &comp(xad, 5));
-    a.text("country", &comp(xad, 6));
+    a.push("line", string(&xad.sub(1, 1)));
+    a.push("line", string(&xad.comp(2)));
+    a.text("city", &xad.comp(3));
+    a.text("district", &xad.comp(9));
+    a.text("state", &xad.comp(4));
+    a.text("postalCode", &xad.comp(5));
+    a.text("country", &xad.comp(6));
     if a.is_empty() {
         return Value::Null;
     }
-    let kind = comp(xad, 7);
+    let kind = xad.comp(7);
     if let Some(u) = ConceptMap::AddressTypeUse.lookup(&kind) {
         a.set("use", u.code.as_str());
     }
@@ -533,24 +543,21 @@ pub fn address(xad: Element<'_>) -> Value {
 /// `XTN[ContactPoint]`: XTN.4 email or the phone parts XTN.5-XTN.8 (or the
 /// unformatted XTN.1/XTN.12), XTN.2 use, XTN.3 equipment as system.
 pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
-    let equipment = comp(xtn, 3);
-    let email = comp(xtn, 4);
+    let xtn = Parts::of(xtn);
+    let equipment = xtn.comp(3);
+    let email = xtn.comp(4);
     let mut cp = Obj::new();
     let value;
     let system;
     let mut equipment_use = None;
     if !email.is_empty() || equipment.eq_ignore_ascii_case("Internet") || equipment == "X.400" {
-        value = if email.is_empty() {
-            comp(xtn, 1)
-        } else {
-            email
-        };
+        value = if email.is_empty() { xtn.comp(1) } else { email };
         system = Some("email");
     } else {
         let mut phone = String::new();
-        let country = comp(xtn, 5);
-        let area = comp(xtn, 6);
-        let local = comp(xtn, 7);
+        let country = xtn.comp(5);
+        let area = xtn.comp(6);
+        let local = xtn.comp(7);
         if !local.is_empty() {
             if !country.is_empty() {
                 phone.push('+');
@@ -558,17 +565,20 @@ pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
                 phone.push(' ');
             }
             if !area.is_empty() {
-                phone.push_str(&format!("({area}) "));
+                phone.push('(');
+                phone.push_str(&area);
+                phone.push_str(") ");
             }
             phone.push_str(&local);
-            let ext = comp(xtn, 8);
+            let ext = xtn.comp(8);
             if !ext.is_empty() {
-                phone.push_str(&format!(" ext. {ext}"));
+                phone.push_str(" ext. ");
+                phone.push_str(&ext);
             }
         } else {
-            let unformatted = comp(xtn, 12);
+            let unformatted = xtn.comp(12);
             phone = if unformatted.is_empty() {
-                comp(xtn, 1).into_owned()
+                xtn.comp(1).into_owned()
             } else {
                 unformatted.into_owned()
             };
@@ -591,7 +601,7 @@ pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
     cp.set("system", system.map(Value::from).unwrap_or(Value::Null));
     cp.text("value", &value);
     let use_ = ConceptMap::TelecommunicationUseCode
-        .lookup(&comp(xtn, 2))
+        .lookup(&xtn.comp(2))
         .filter(|c| c.system.ends_with("contact-point-use"))
         .map(|c| c.code.as_str())
         .or(equipment_use)

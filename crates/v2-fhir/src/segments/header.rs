@@ -144,11 +144,12 @@ pub fn finish(ctx: &mut Ctx<'_>) {
     } else {
         &sending_app
     });
+    let source_endpoint = endpoint(ctx, 3, &fallback);
     header.set(
         "source",
         Obj::new()
             .with("name", string(&sending_app))
-            .with("endpoint", endpoint(ctx, 3, &fallback)),
+            .with("endpoint", source_endpoint.as_str()),
     );
     let sending_facility = f(4).map(|e| comp(e, 1)).unwrap_or_default();
     let sender = ctx.organization(&sending_facility, Value::Null);
@@ -313,7 +314,7 @@ pub fn finish(ctx: &mut Ctx<'_>) {
                 .with(
                     "identifier",
                     Obj::new()
-                        .with("system", endpoint(ctx, 3, &fallback))
+                        .with("system", source_endpoint)
                         .with("value", string(&control_id)),
                 )
                 .with(
