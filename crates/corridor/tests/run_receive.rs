@@ -193,7 +193,10 @@ fn err_segments(ack: &[u8]) -> Vec<String> {
 /// (state, state_reason, raw) of the rows with this control id.
 fn rows(db: &Connection, control_id: &str) -> Vec<(String, Option<String>, Vec<u8>)> {
     let mut query = db
-        .prepare("SELECT state, state_reason, raw FROM journal WHERE control_id = ?1 ORDER BY id")
+        .prepare(
+            "SELECT state, state_reason, raw FROM journal JOIN journal_raw USING (id) \
+                 WHERE control_id = ?1 ORDER BY id",
+        )
         .unwrap();
     query
         .query_map([control_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -229,7 +232,7 @@ async fn aa_arrives_only_once_the_message_is_in_the_journal() {
     ) = db
         .query_row(
             "SELECT channel, peer, sending_application, sending_facility, message_type, version, state, raw \
-             FROM journal WHERE control_id = 'CTRL-1'",
+             FROM journal JOIN journal_raw USING (id) WHERE control_id = 'CTRL-1'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
         )
@@ -307,7 +310,8 @@ async fn input_that_is_not_hl7_gets_ar_with_err_100_and_is_kept_as_rejected() {
     let db = corridor.db();
     let (state, reason, raw): (String, String, Vec<u8>) = db
         .query_row(
-            "SELECT state, state_reason, raw FROM journal WHERE control_id = '' ",
+            "SELECT state, state_reason, raw FROM journal JOIN journal_raw USING (id) \
+             WHERE control_id = '' ",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )

@@ -40,7 +40,8 @@
 //!
 //! # SCHEMA
 //!
-//! The component `delivery` (see `component_schema`) keeps one table in `corridor.db`:
+//! The component `delivery` (see `component_schema`, version 2) keeps two tables in
+//! `corridor.db`:
 //!
 //! `delivery_queue`, one row per message per destination:
 //!
@@ -61,7 +62,15 @@
 //! | `sent_at` | INTEGER NULL | When it was last handed to the receiver (µs). |
 //! | `acked_at` | INTEGER NULL | When the receiver's positive answer arrived (µs). |
 //! | `state_changed_at` | INTEGER | When `state` last changed (µs). |
-//! | `payload` | BLOB | The bytes sent, after the destination's transformers (empty when filtered or errored). |
+//!
+//! `delivery_payload`, the bytes to send, written once when the entry is queued (an
+//! entry's row is updated at each attempt, and SQLite rewrites a whole row on update, so
+//! the bytes live apart):
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `entry_id` | INTEGER PK | The `delivery_queue` entry (deleted with it). |
+//! | `payload` | BLOB | The bytes sent, after the destination's transformers. Filtered and errored-by-a-step entries have no row. |
 //!
 //! Indexes: `delivery_queue_pending (channel, destination, id) WHERE state IN ('queued',
 //! 'sending')` (the worker's scan, small however large the history),

@@ -20,10 +20,11 @@ use crate::router::{RouteOutcome, Routed};
 pub const COMPONENT: &str = "delivery";
 
 /// The queue tables' migration steps, applied by [`store::Store::migrate_component`].
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "destination queues",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "destination queues",
+        sql: r#"
         CREATE TABLE delivery_queue (
             id               INTEGER PRIMARY KEY AUTOINCREMENT,
             message_id       INTEGER NOT NULL,
@@ -47,7 +48,24 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         CREATE INDEX delivery_queue_by_state ON delivery_queue (channel, destination, state);
         CREATE INDEX delivery_queue_by_message ON delivery_queue (message_id);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "payloads apart from the queue rows",
+        // An entry's row changes with every attempt and SQLite rewrites a whole row on
+        // update: the payload is written once, in its own table. Filtered and errored
+        // entries have none.
+        sql: r#"
+        CREATE TABLE delivery_payload (
+            entry_id INTEGER PRIMARY KEY REFERENCES delivery_queue (id) ON DELETE CASCADE,
+            payload  BLOB    NOT NULL
+        );
+        INSERT INTO delivery_payload (entry_id, payload)
+            SELECT id, payload FROM delivery_queue WHERE length(payload) > 0;
+        ALTER TABLE delivery_queue DROP COLUMN payload;
+    "#,
+    },
+];
 
 /// A queue entry's id: grows with enqueue order, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -142,22 +160,24 @@ pub fn enqueue_in(
     let now = UnixMicros::now().0;
     let mut insert = conn.prepare_cached(
         "INSERT INTO delivery_queue (message_id, channel, destination, ordering_key, state, \
-         state_reason, next_attempt_at, queued_at, state_changed_at, payload) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8)",
+         state_reason, next_attempt_at, queued_at, state_changed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7)",
     )?;
+    let mut insert_payload = conn.prepare_cached(INSERT_PAYLOAD)?;
     let mut ids = Vec::with_capacity(routed.entries.len());
     for entry in &routed.entries {
-        let (state, reason, payload): (EntryState, Option<String>, &[u8]) = match &entry.outcome {
-            RouteOutcome::Payload(bytes) => (EntryState::Queued, None, bytes),
-            RouteOutcome::Filtered { filter } => (
-                EntryState::Filtered,
-                Some(format!("filtered by {filter}")),
-                b"",
-            ),
-            RouteOutcome::Errored { step, error } => {
-                (EntryState::Errored, Some(format!("{step}: {error}")), b"")
-            }
-        };
+        let (state, reason, payload): (EntryState, Option<String>, Option<&[u8]>) =
+            match &entry.outcome {
+                RouteOutcome::Payload(bytes) => (EntryState::Queued, None, Some(bytes)),
+                RouteOutcome::Filtered { filter } => (
+                    EntryState::Filtered,
+                    Some(format!("filtered by {filter}")),
+                    None,
+                ),
+                RouteOutcome::Errored { step, error } => {
+                    (EntryState::Errored, Some(format!("{step}: {error}")), None)
+                }
+            };
         insert.execute(params![
             message_id.0,
             &*routed.channel,
@@ -166,9 +186,12 @@ pub fn enqueue_in(
             state.as_str(),
             reason,
             now,
-            payload,
         ])?;
-        ids.push(EntryId(conn.last_insert_rowid()));
+        let id = conn.last_insert_rowid();
+        if let Some(payload) = payload {
+            insert_payload.execute(params![id, payload])?;
+        }
+        ids.push(EntryId(id));
     }
     let nothing_to_send = routed
         .entries
@@ -179,6 +202,8 @@ pub fn enqueue_in(
     }
     Ok(ids)
 }
+
+const INSERT_PAYLOAD: &str = "INSERT INTO delivery_payload (entry_id, payload) VALUES (?1, ?2)";
 
 /// One row of a queue's pending part, without its payload.
 #[derive(Debug, Clone)]
@@ -220,9 +245,11 @@ pub(crate) fn load_outgoing(
     conn: &Connection,
     chosen: Vec<Pending>,
 ) -> store::Result<Vec<Outgoing>> {
-    let mut select = conn.prepare_cached("SELECT payload FROM delivery_queue WHERE id = ?1")?;
+    let mut select =
+        conn.prepare_cached("SELECT payload FROM delivery_payload WHERE entry_id = ?1")?;
     let mut out = Vec::with_capacity(chosen.len());
     for pending in chosen {
+        // Only queued entries are pending, and every queued entry has its payload.
         let payload: Vec<u8> = select.query_row([pending.entry.0], |row| row.get(0))?;
         out.push(Outgoing {
             entry: pending.entry,
@@ -394,7 +421,10 @@ pub struct QueueEntry {
 
 const ENTRY_COLUMNS: &str = "id, message_id, channel, destination, ordering_key, state, state_reason, \
      attempts, next_attempt_at, last_error, answer, queued_at, sent_at, acked_at, \
-     state_changed_at, payload";
+     state_changed_at, coalesce(payload, x'')";
+
+/// The rows [`ENTRY_COLUMNS`] are read from: each entry with its payload, if it has one.
+const ENTRIES: &str = "delivery_queue LEFT JOIN delivery_payload ON entry_id = id";
 
 fn entry_from_row(row: &store::rusqlite::Row<'_>) -> store::rusqlite::Result<(QueueEntry, String)> {
     let state: String = row.get(5)?;
@@ -429,7 +459,7 @@ fn with_state((mut entry, state): (QueueEntry, String)) -> store::Result<QueueEn
 /// Every queue entry of one message, one per destination (more after a resend).
 pub fn entries_of_message(conn: &Connection, message: MessageId) -> store::Result<Vec<QueueEntry>> {
     let mut select = conn.prepare_cached(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM delivery_queue WHERE message_id = ?1 ORDER BY id"
+        "SELECT {ENTRY_COLUMNS} FROM {ENTRIES} WHERE message_id = ?1 ORDER BY id"
     ))?;
     let rows = select.query_map([message.0], entry_from_row)?;
     rows.map(|row| with_state(row?)).collect()
@@ -438,7 +468,7 @@ pub fn entries_of_message(conn: &Connection, message: MessageId) -> store::Resul
 /// One queue entry.
 pub fn entry(conn: &Connection, id: EntryId) -> store::Result<Option<QueueEntry>> {
     conn.prepare_cached(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM delivery_queue WHERE id = ?1"
+        "SELECT {ENTRY_COLUMNS} FROM {ENTRIES} WHERE id = ?1"
     ))?
     .query_row([id.0], entry_from_row)
     .optional()?
@@ -456,7 +486,7 @@ pub fn entries_in_state(
     limit: usize,
 ) -> store::Result<Vec<QueueEntry>> {
     let mut select = conn.prepare_cached(&format!(
-        "SELECT {ENTRY_COLUMNS} FROM delivery_queue WHERE channel = ?1 AND destination = ?2 \
+        "SELECT {ENTRY_COLUMNS} FROM {ENTRIES} WHERE channel = ?1 AND destination = ?2 \
          AND state = ?3 AND id > ?4 ORDER BY id LIMIT ?5"
     ))?;
     let rows = select.query_map(
@@ -498,13 +528,27 @@ pub fn resend_in(conn: &Connection, id: EntryId) -> store::Result<EntryId> {
     let now = UnixMicros::now().0;
     conn.prepare_cached(
         "INSERT INTO delivery_queue (message_id, channel, destination, ordering_key, state, \
-         state_reason, next_attempt_at, queued_at, state_changed_at, payload) \
+         state_reason, next_attempt_at, queued_at, state_changed_at) \
          SELECT message_id, channel, destination, ordering_key, 'queued', \
-                'resend of entry ' || id, ?2, ?2, ?2, payload \
+                'resend of entry ' || id, ?2, ?2, ?2 \
          FROM delivery_queue WHERE id = ?1",
     )?
     .execute(params![id.0, now])?;
-    Ok(EntryId(conn.last_insert_rowid()))
+    let resent = conn.last_insert_rowid();
+    let copied = conn
+        .prepare_cached(
+            "INSERT INTO delivery_payload (entry_id, payload) \
+             SELECT ?2, payload FROM delivery_payload WHERE entry_id = ?1",
+        )?
+        .execute(params![id.0, resent])?;
+    if copied == 0 {
+        // The caller's savepoint drops the new row with this error.
+        return Err(store::Error::Refused(format!(
+            "queue entry {id} has nothing to send (its transformers failed); reprocess the \
+             message instead"
+        )));
+    }
+    Ok(EntryId(resent))
 }
 
 /// Gives every dead-lettered entry of a destination a new round of attempts, now, in

@@ -158,11 +158,12 @@ impl Worker {
 
             let ids: Vec<EntryId> = due.iter().map(|o| o.entry).collect();
             // Not awaited: the mark only makes `sending` visible; the outcome write below
-            // is queued after it and is awaited.
+            // is queued after it and is awaited. Both are unsynced: a power loss that takes
+            // them leaves the entries queued, and they are sent again (at-least-once).
             let sent_at = UnixMicros::now();
             drop(
                 self.store
-                    .write(move |conn| queue::mark_sending(conn, &ids, sent_at)),
+                    .write_unsynced(move |conn| queue::mark_sending(conn, &ids, sent_at)),
             );
             let results = self.destination.deliver_batch(&due, &self.meta).await;
             let attempted = self.judge(&due, results, sent_at, &mut waiting_on);
@@ -171,7 +172,9 @@ impl Worker {
             let channel_for_write = channel.clone();
             let recorded = self
                 .store
-                .write(move |conn| queue::record_attempts(conn, &channel_for_write, &attempted))
+                .write_unsynced(move |conn| {
+                    queue::record_attempts(conn, &channel_for_write, &attempted)
+                })
                 .await;
             if let Err(err) = recorded {
                 // The entries stay `sending` and are picked up again: at-least-once.

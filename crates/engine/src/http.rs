@@ -66,6 +66,9 @@ async fn health(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> impl IntoResponse {
     let mut text = state.metrics.prometheus_text();
+    text.push_str(&crate::metrics::store_prometheus_text(
+        &state.store.writer_stats(),
+    ));
     let delivery = state.delivery.clone();
     match tokio::task::spawn_blocking(move || delivery.stats()).await {
         Ok(Ok(stats)) => text.push_str(&crate::metrics::destinations_prometheus_text(&stats)),

@@ -372,6 +372,40 @@ pub(crate) fn destinations_prometheus_text(stats: &[delivery::DestinationStats])
     out
 }
 
+/// The store writer's counters in the Prometheus text format: how many commits, how many
+/// of them synced to disk (one fsync each), and how many write requests they carried.
+pub(crate) fn store_prometheus_text(stats: &store::WriterStats) -> String {
+    let mut out = String::with_capacity(512);
+    for (name, help, value) in [
+        (
+            "corridor_store_commits_total",
+            "Transactions the store's writer committed.",
+            stats.commits,
+        ),
+        (
+            "corridor_store_synced_commits_total",
+            "Commits synced to disk before they were answered (one fsync each).",
+            stats.synced_commits,
+        ),
+        (
+            "corridor_store_write_requests_total",
+            "Write requests carried by those commits (group commit).",
+            stats.requests,
+        ),
+        (
+            "corridor_store_failed_commits_total",
+            "Batches of writes whose commit failed.",
+            stats.failed_commits,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

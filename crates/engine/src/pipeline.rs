@@ -190,11 +190,12 @@ impl ChannelPipeline {
 
     /// Decides a batch, in lanes by ordering key when the channel has one.
     fn decide_batch(&self, batch: Vec<Pending>) -> Vec<Decided> {
-        let lanes = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let Some(path) = self
+        let Some((path, lanes)) = self
             .ordering_key
             .as_ref()
-            .filter(|_| lanes > 1 && batch.len() > 8)
+            .filter(|_| batch.len() > 8)
+            .map(|path| (path, lanes()))
+            .filter(|&(_, lanes)| lanes > 1)
         else {
             return batch.into_iter().map(|p| self.decide(p)).collect();
         };
@@ -231,6 +232,13 @@ impl ChannelPipeline {
         decided.sort_by_key(|(i, _)| *i);
         decided.into_iter().map(|(_, d)| d).collect()
     }
+}
+
+/// How many lanes a keyed batch is split into: the cores the process may use, asked
+/// once (the answer reads cgroup files).
+fn lanes() -> usize {
+    static LANES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LANES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Writes a decided batch: states, stage commits and queue rows, in one transaction.
@@ -287,8 +295,8 @@ struct Written {
 /// Reads up to [`BATCH`] of the channel's `received` messages, oldest first.
 fn read_pending(conn: &rusqlite::Connection, channel: &str) -> store::Result<Vec<Pending>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, received_at, raw FROM journal \
-         WHERE state = 'received' AND channel = ?1 ORDER BY id LIMIT ?2",
+        "SELECT j.id, j.received_at, r.raw FROM journal j JOIN journal_raw r ON r.id = j.id \
+         WHERE j.state = 'received' AND j.channel = ?1 ORDER BY j.id LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![channel, BATCH as i64], |r| {
         Ok(Pending {
@@ -387,7 +395,12 @@ async fn run(
                 break;
             }
         };
-        match store.write(move |conn| write_batch(conn, decided)).await {
+        // Unsynced: the messages were synced when they were received. A power loss that
+        // takes this write leaves them `received`, and they are processed again.
+        match store
+            .write_unsynced(move |conn| write_batch(conn, decided))
+            .await
+        {
             Ok(written) => {
                 let now = UnixMicros::now();
                 for w in &written {

@@ -30,7 +30,7 @@ async fn start(dir: &std::path::Path, data: &str, toml: &str) -> Engine {
 fn acknowledgements(store: &Store) -> Vec<(String, String, String)> {
     store
         .read(|conn| {
-            let mut stmt = conn.prepare("SELECT raw FROM journal ORDER BY id")?;
+            let mut stmt = conn.prepare("SELECT raw FROM journal_raw ORDER BY id")?;
             let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
             Ok(rows
                 .map(|raw| {

@@ -45,7 +45,7 @@ async fn start(dir: &Path, data: &str, toml: &str) -> Engine {
 fn journal(store: &Store) -> Vec<(String, String)> {
     store
         .read(|conn| {
-            let mut stmt = conn.prepare("SELECT raw FROM journal ORDER BY id")?;
+            let mut stmt = conn.prepare("SELECT raw FROM journal_raw ORDER BY id")?;
             let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
             Ok(rows
                 .map(|raw| {
@@ -319,6 +319,21 @@ file_name = "{{message_id}}.hl7"
     assert!(metrics.contains(
         "corridor_destination_entries{channel=\"lab\",destination=\"archive\",state=\"delivered\"} 61"
     ));
+    // The store's writer: every commit carried at least one request; processing and
+    // delivery outcomes are committed without a sync of their own.
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {metrics}"))
+    };
+    let commits = value("corridor_store_commits_total");
+    let synced = value("corridor_store_synced_commits_total");
+    let requests = value("corridor_store_write_requests_total");
+    assert!(
+        0 < synced && synced < commits && commits <= requests,
+        "{synced} synced of {commits} commits, {requests} requests"
+    );
 
     upstream.shutdown().await;
     downstream.shutdown().await;

@@ -86,7 +86,7 @@ fn journal(store: &Store) -> Vec<(String, String, Vec<u8>)> {
     store
         .read(|conn| {
             let mut stmt =
-                conn.prepare("SELECT state, control_id, raw FROM journal ORDER BY id")?;
+                conn.prepare("SELECT state, control_id, raw FROM journal JOIN journal_raw USING (id) ORDER BY id")?;
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -247,20 +247,20 @@ macro_rules! entry_columns {
     () => {
         "id, channel, received_at, stored_at, peer, tls_identity, sending_application, \
          sending_facility, message_type, control_id, version, state, state_reason, \
-         state_changed_at, length(raw)"
+         state_changed_at, size"
     };
 }
 
-const GET: &str = concat!(
-    "SELECT ",
-    entry_columns!(),
-    ", raw FROM journal WHERE id = ?1"
-);
+const GET: &str = concat!("SELECT ", entry_columns!(), " FROM journal WHERE id = ?1");
+
+const GET_RAW: &str = "SELECT raw FROM journal_raw WHERE id = ?1";
 
 const INSERT: &str = "INSERT INTO journal (channel, received_at, stored_at, peer, tls_identity, \
      sending_application, sending_facility, message_type, control_id, version, state, \
-     state_reason, state_changed_at, raw) \
+     state_reason, state_changed_at, size) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?3, ?13)";
+
+const INSERT_RAW: &str = "INSERT INTO journal_raw (id, raw) VALUES (?1, ?2)";
 
 // Served by the journal_duplicates index: four equalities and a range on stored_at.
 // Rejected messages never make a later one a duplicate: a sender that fixes a refused
@@ -297,10 +297,9 @@ impl Journal {
         message: NewMessage,
         duplicate_window: Option<Duration>,
     ) -> WriteFuture<Appended> {
-        // One INSERT is the only write (the duplicate lookup only reads).
-        self.store.write_single_statement(move |conn| {
-            Journal::append_in(conn, &message, duplicate_window)
-        })
+        // Two INSERTs (the row, then its bytes): a savepoint keeps them together.
+        self.store
+            .write(move |conn| Journal::append_in(conn, &message, duplicate_window))
     }
 
     /// [`Journal::append`] inside a write request of one's own, so the append shares a
@@ -344,9 +343,12 @@ impl Journal {
             message.version,
             message.state,
             message.state_reason,
-            &message.raw[..],
+            i64::try_from(message.raw.len()).unwrap_or(i64::MAX),
         ])?;
-        Ok(Appended::New(MessageId(conn.last_insert_rowid())))
+        let id = conn.last_insert_rowid();
+        conn.prepare_cached(INSERT_RAW)?
+            .execute(params![id, &message.raw[..]])?;
+        Ok(Appended::New(MessageId(id)))
     }
 
     /// Moves a message to `state`, with an optional reason; durable when the future resolves.
@@ -389,13 +391,19 @@ impl Journal {
     /// [`Journal::get`] on a connection one already has, e.g. inside a write request that
     /// reprocesses the message.
     pub fn get_in(conn: &Connection, id: MessageId) -> Result<Option<StoredMessage>> {
-        conn.prepare_cached(GET)?
-            .query_row([id.0], |row| {
-                Ok((entry_from_row(row), row.get::<_, Vec<u8>>(15)?))
-            })
+        let Some(entry) = conn
+            .prepare_cached(GET)?
+            .query_row([id.0], |row| Ok(entry_from_row(row)))
             .optional()?
-            .map(|(entry, raw)| Ok(StoredMessage { entry: entry?, raw }))
-            .transpose()
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        // Every journal row has its bytes (written in the same savepoint).
+        let raw = conn
+            .prepare_cached(GET_RAW)?
+            .query_row([id.0], |row| row.get(0))?;
+        Ok(Some(StoredMessage { entry, raw }))
     }
 
     /// Up to `limit` entries matching `filter`, newest first.

@@ -66,6 +66,23 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         );
     "#,
     },
+    Migration {
+        version: 3,
+        description: "message bytes apart from the journal row",
+        // A state change rewrites the whole row: with the bytes in it, every update of a
+        // 1.5 KB message rewrote 1.5 KB and half a page. The bytes are written once, in
+        // their own table; the journal row keeps their length.
+        sql: r#"
+        CREATE TABLE journal_raw (
+            id  INTEGER PRIMARY KEY REFERENCES journal (id),
+            raw BLOB    NOT NULL
+        );
+        INSERT INTO journal_raw (id, raw) SELECT id, raw FROM journal;
+        ALTER TABLE journal ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+        UPDATE journal SET size = length(raw);
+        ALTER TABLE journal DROP COLUMN raw;
+    "#,
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -277,6 +294,7 @@ mod tests {
         let old = store.journal().get(crate::MessageId(1)).unwrap().unwrap();
         assert_eq!(old.entry.control_id, "OLD1");
         assert_eq!(old.raw, b"MSH");
+        assert_eq!(old.entry.size, 3);
         let components: i64 = store
             .read(|conn| {
                 Ok(conn.query_row("SELECT count(*) FROM component_schema", [], |r| r.get(0))?)

@@ -11,7 +11,9 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::schema::{self, Migration};
-use crate::writer::{self, BoxedJob, Counters, Isolation, Request, WriteFuture, WriterStats};
+use crate::writer::{
+    self, BoxedJob, Counters, Durability, Isolation, Request, WriteFuture, WriterStats,
+};
 
 /// Tuning of a [`Store`]; [`StoreOptions::default`] suits Corridor's own use.
 #[derive(Debug, Clone)]
@@ -28,6 +30,9 @@ pub struct StoreOptions {
     /// WAL size in pages at which the writer finishes a checkpoint itself, which lets the
     /// WAL start over from its beginning (SQLite's `wal_autocheckpoint`).
     pub wal_restart_pages: u32,
+    /// How long a batch holding only unsynced writes ([`Store::write_unsynced`]) waits
+    /// for more writes to commit with; zero commits it at once.
+    pub unsynced_delay: Duration,
 }
 
 impl Default for StoreOptions {
@@ -38,6 +43,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             checkpoint_interval: Duration::from_millis(100),
             wal_restart_pages: 4000,
+            unsynced_delay: Duration::from_millis(1),
         }
     }
 }
@@ -99,11 +105,12 @@ impl Store {
 
         let (queue, requests) = mpsc::channel();
         let max_batch = options.max_batch.max(1);
+        let unsynced_delay = options.unsynced_delay;
         let counters = Arc::new(Counters::default());
         let writer_counters = Arc::clone(&counters);
         let writer = thread::Builder::new()
             .name("corridor-store-writer".into())
-            .spawn(move || writer::run(conn, requests, max_batch, writer_counters))
+            .spawn(move || writer::run(conn, requests, max_batch, unsynced_delay, writer_counters))
             .map_err(|source| Error::Spawn {
                 thread: "database writer",
                 source,
@@ -153,7 +160,27 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.queue(Isolation::Savepoint, work)
+        self.queue(Isolation::Savepoint, Durability::Synced, work)
+    }
+
+    /// [`Store::write`] for changes that can be redone from what is already durable: the
+    /// future resolves once the transaction is committed (readers see it, and a crash of
+    /// the process cannot lose it) without waiting for its own fsync. It reaches the disk
+    /// with the next synced write or checkpoint; a power loss before that can lose it,
+    /// and always loses the newest such writes first.
+    ///
+    /// Corridor uses it for processing results and delivery outcomes: the message they
+    /// concern is synced already (it was acknowledged), and losing them means the message
+    /// is processed or sent again (at-least-once), never lost. Under load they share the
+    /// fsync of the next batch of received messages instead of paying one of their own:
+    /// a batch of unsynced writes waits up to [`StoreOptions::unsynced_delay`] for a
+    /// synced write (or more unsynced ones) to commit with.
+    pub fn write_unsynced<T, F>(&self, work: F) -> WriteFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.queue(Isolation::Savepoint, Durability::Unsynced, work)
     }
 
     /// [`Store::write`] for requests that write with at most one statement and fail only by
@@ -163,15 +190,15 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.queue(Isolation::SingleStatement, work)
+        self.queue(Isolation::SingleStatement, Durability::Synced, work)
     }
 
-    fn queue<T, F>(&self, isolation: Isolation, work: F) -> WriteFuture<T>
+    fn queue<T, F>(&self, isolation: Isolation, durability: Durability, work: F) -> WriteFuture<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (job, answer) = Request::boxed(isolation, work);
+        let (job, answer) = Request::boxed(isolation, durability, work);
         if let Some(queue) = &self.shared.queue {
             // If the writer is gone, the job is dropped with its reply sender and the
             // future resolves to `Error::WriterStopped`.

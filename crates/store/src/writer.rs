@@ -13,8 +13,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -33,10 +34,23 @@ pub(crate) enum Isolation {
     SingleStatement,
 }
 
+/// Whether a request's answer waits for its commit to be synced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Answered once the commit is synced: it survives a power loss.
+    Synced,
+    /// Answered once committed (it survives a crash of the process, and readers see it);
+    /// it reaches the disk with the next synced commit or checkpoint. For changes that
+    /// can be redone from what is already synced.
+    Unsynced,
+}
+
 /// One queued write, type-erased so requests of every result type share one queue.
 pub(crate) trait Job: Send {
     /// How the request's changes are undone on failure.
     fn isolation(&self) -> Isolation;
+    /// Whether its commit must be synced before it is answered.
+    fn durability(&self) -> Durability;
     /// Runs the request inside the open transaction; true if it succeeded.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the requester once the batch's fate is known (`commit` is the commit error).
@@ -48,6 +62,7 @@ pub(crate) type BoxedJob = Box<dyn Job>;
 /// A write request: the closure, then its outcome held until the commit is known.
 pub(crate) struct Request<T, F> {
     isolation: Isolation,
+    durability: Durability,
     work: Option<F>,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
@@ -58,10 +73,15 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    pub(crate) fn boxed(isolation: Isolation, work: F) -> (BoxedJob, WriteFuture<T>) {
+    pub(crate) fn boxed(
+        isolation: Isolation,
+        durability: Durability,
+        work: F,
+    ) -> (BoxedJob, WriteFuture<T>) {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Request {
             isolation,
+            durability,
             work: Some(work),
             outcome: None,
             reply,
@@ -77,6 +97,10 @@ where
 {
     fn isolation(&self) -> Isolation {
         self.isolation
+    }
+
+    fn durability(&self) -> Durability {
+        self.durability
     }
 
     fn run(&mut self, conn: &Connection) -> bool {
@@ -148,8 +172,11 @@ impl<T> Future for WriteFuture<T> {
 /// Counts of the writer's work since the store was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
-    /// Transactions the writer committed (each one fsync).
+    /// Transactions the writer committed.
     pub commits: u64,
+    /// Of those, the ones synced to disk (one fsync each): those holding a request that
+    /// asked for it.
+    pub synced_commits: u64,
     /// Write requests carried by those commits (including requests that failed on their own).
     pub requests: u64,
     /// Batches whose commit failed.
@@ -160,6 +187,7 @@ pub struct WriterStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     commits: AtomicU64,
+    synced_commits: AtomicU64,
     requests: AtomicU64,
     failed_commits: AtomicU64,
 }
@@ -168,6 +196,7 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> WriterStats {
         WriterStats {
             commits: self.commits.load(Ordering::Relaxed),
+            synced_commits: self.synced_commits.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             failed_commits: self.failed_commits.load(Ordering::Relaxed),
         }
@@ -179,103 +208,178 @@ pub(crate) fn run(
     conn: Connection,
     queue: Receiver<BoxedJob>,
     max_batch: usize,
+    unsynced_delay: Duration,
     counters: Arc<Counters>,
 ) {
-    let mut batch: Vec<BoxedJob> = Vec::with_capacity(max_batch);
-    while let Ok(first) = queue.recv() {
-        batch.push(first);
-        let committed = run_batch(&conn, &queue, &mut batch, max_batch);
+    let mut writer = Writer {
+        conn,
+        queue,
+        max_batch,
+        unsynced_delay,
+        batch: Vec::with_capacity(max_batch),
+        carried: None,
+        // The connection opens with `synchronous = FULL`.
+        syncing: true,
+    };
+    while let Some(first) = writer.carried.take().or_else(|| writer.queue.recv().ok()) {
+        writer.batch.push(first);
+        let committed = writer.run_batch();
         match &committed {
             Ok(()) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
+                if writer.syncing {
+                    counters.synced_commits.fetch_add(1, Ordering::Relaxed);
+                }
                 counters
                     .requests
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    .fetch_add(writer.batch.len() as u64, Ordering::Relaxed);
             }
             Err(err) => {
                 counters.failed_commits.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(requests = batch.len(), error = %err, "write batch was not committed");
+                tracing::error!(requests = writer.batch.len(), error = %err, "write batch was not committed");
             }
         }
-        for job in batch.drain(..) {
+        for job in writer.batch.drain(..) {
             job.finish(committed.as_ref().err());
         }
     }
     tracing::debug!("database writer stopped");
 }
 
-/// Runs the batch in one transaction, one savepoint per job, and commits.
-///
-/// Requests that arrive while the batch runs join it before the commit: they cost no
-/// extra fsync, and nobody already in the batch waits for more than their execution.
-fn run_batch(
-    conn: &Connection,
-    queue: &Receiver<BoxedJob>,
-    batch: &mut Vec<BoxedJob>,
+/// The writer thread's state between batches.
+struct Writer {
+    conn: Connection,
+    queue: Receiver<BoxedJob>,
     max_batch: usize,
-) -> Result<()> {
-    execute(conn, "BEGIN IMMEDIATE")?;
-    let ran = run_jobs(conn, queue, batch, max_batch).and_then(|()| execute(conn, "COMMIT"));
-    if ran.is_err() && !conn.is_autocommit() {
-        if let Err(err) = execute(conn, "ROLLBACK") {
-            tracing::error!(error = %err, "rolling back a failed write batch failed");
-        }
-    }
-    ran
+    /// How long a batch of unsynced requests waits for company.
+    unsynced_delay: Duration,
+    batch: Vec<BoxedJob>,
+    /// A synced request that arrived while an unsynced batch ran: it opens the next batch.
+    carried: Option<BoxedJob>,
+    /// The connection's `synchronous` setting: FULL (true) or NORMAL.
+    syncing: bool,
 }
 
-fn run_jobs(
-    conn: &Connection,
-    queue: &Receiver<BoxedJob>,
-    batch: &mut Vec<BoxedJob>,
-    max_batch: usize,
-) -> Result<()> {
-    // Whether the transaction holds changes of an earlier request that a failure must
-    // not take down with it.
-    let mut holds_work = false;
-    let mut done = 0;
-    loop {
-        while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
+impl Writer {
+    /// Runs the batch in one transaction, one savepoint per job, and commits.
+    ///
+    /// Requests that arrive while the batch runs join it before the commit: they cost no
+    /// extra fsync, and nobody already in the batch waits for more than their execution.
+    ///
+    /// The commit is synced (`synchronous = FULL`) when a request of the batch asked for
+    /// it, and only committed (`NORMAL`) otherwise. SQLite takes the setting only outside
+    /// a transaction, so it is chosen from the requests waiting when the batch starts; a
+    /// synced request that comes while an unsynced batch runs waits for the next one.
+    /// Syncing the WAL syncs every frame before it, so an unsynced commit becomes durable
+    /// with the next synced one, and what a power loss can take is always the newest
+    /// unsynced commits, never one from before a synced commit.
+    fn run_batch(&mut self) -> Result<()> {
+        let sync = self.gather();
+        if sync != self.syncing {
+            let level = if sync { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", level)?;
+            self.syncing = sync;
+        }
+        execute(&self.conn, "BEGIN IMMEDIATE")?;
+        let ran = self.run_jobs().and_then(|()| execute(&self.conn, "COMMIT"));
+        if ran.is_err() && !self.conn.is_autocommit() {
+            if let Err(err) = execute(&self.conn, "ROLLBACK") {
+                tracing::error!(error = %err, "rolling back a failed write batch failed");
+            }
+        }
+        ran
+    }
+
+    /// Collects the batch before its transaction starts; true if its commit must be synced.
+    ///
+    /// A batch of unsynced requests only waits up to `unsynced_delay` for company: the
+    /// next synced request (a received message, whose fsync it can share) or more
+    /// unsynced ones. Each commit rewrites the pages it touched, and the busiest pages
+    /// (index leaves, the newest journal and queue rows) are touched by every commit, so
+    /// fewer, larger commits write less. Nobody waits on an unsynced write for its
+    /// durability, only for its visibility, which this delays by at most the wait.
+    fn gather(&mut self) -> bool {
+        let synced = |batch: &[BoxedJob]| {
+            batch
+                .iter()
+                .any(|job| job.durability() == Durability::Synced)
+        };
+        self.take_waiting();
+        let deadline = Instant::now() + self.unsynced_delay;
+        while !synced(&self.batch) && self.batch.len() < self.max_batch {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            match self.queue.recv_timeout(left) {
+                Ok(job) => {
+                    self.batch.push(job);
+                    self.take_waiting();
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        synced(&self.batch)
+    }
+
+    /// Adds the requests already waiting to the batch, up to its cap; a synced request
+    /// does not join an unsynced batch that is running (it is carried to the next).
+    fn take_waiting(&mut self) {
+        let running_unsynced = !self.conn.is_autocommit() && !self.syncing;
+        while self.batch.len() < self.max_batch && self.carried.is_none() {
+            match self.queue.try_recv() {
+                Ok(job) if running_unsynced && job.durability() == Durability::Synced => {
+                    self.carried = Some(job);
+                }
+                Ok(job) => self.batch.push(job),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        if done == batch.len() {
-            return Ok(());
-        }
-        for job in &mut batch[done..] {
-            let succeeded = match (job.isolation(), holds_work) {
-                (Isolation::SingleStatement, _) => job.run(conn),
-                (Isolation::Savepoint, true) => {
-                    execute(conn, "SAVEPOINT request")?;
-                    let succeeded = job.run(conn);
-                    if !succeeded {
-                        execute(conn, "ROLLBACK TO request")?;
-                    }
-                    execute(conn, "RELEASE request")?;
-                    succeeded
-                }
-                // Nothing earlier to protect: on failure, drop the whole transaction.
-                (Isolation::Savepoint, false) => {
-                    let succeeded = job.run(conn);
-                    if !succeeded && !conn.is_autocommit() {
-                        execute(conn, "ROLLBACK")?;
-                        execute(conn, "BEGIN IMMEDIATE")?;
-                    }
-                    succeeded
-                }
-            };
-            if conn.is_autocommit() {
-                // SQLite rolls the whole transaction back on some errors (disk full, I/O);
-                // everything this batch did so far is gone.
-                return Err(Error::CommitFailed(
-                    "SQLite rolled the transaction back after an error".to_owned(),
-                ));
+    }
+
+    fn run_jobs(&mut self) -> Result<()> {
+        // Whether the transaction holds changes of an earlier request that a failure must
+        // not take down with it.
+        let mut holds_work = false;
+        let mut done = 0;
+        loop {
+            if done == self.batch.len() {
+                return Ok(());
             }
-            holds_work |= succeeded;
+            let conn = &self.conn;
+            for job in &mut self.batch[done..] {
+                let succeeded = match (job.isolation(), holds_work) {
+                    (Isolation::SingleStatement, _) => job.run(conn),
+                    (Isolation::Savepoint, true) => {
+                        execute(conn, "SAVEPOINT request")?;
+                        let succeeded = job.run(conn);
+                        if !succeeded {
+                            execute(conn, "ROLLBACK TO request")?;
+                        }
+                        execute(conn, "RELEASE request")?;
+                        succeeded
+                    }
+                    // Nothing earlier to protect: on failure, drop the whole transaction.
+                    (Isolation::Savepoint, false) => {
+                        let succeeded = job.run(conn);
+                        if !succeeded && !conn.is_autocommit() {
+                            execute(conn, "ROLLBACK")?;
+                            execute(conn, "BEGIN IMMEDIATE")?;
+                        }
+                        succeeded
+                    }
+                };
+                if conn.is_autocommit() {
+                    // SQLite rolls the whole transaction back on some errors (disk full,
+                    // I/O); everything this batch did so far is gone.
+                    return Err(Error::CommitFailed(
+                        "SQLite rolled the transaction back after an error".to_owned(),
+                    ));
+                }
+                holds_work |= succeeded;
+            }
+            done = self.batch.len();
+            self.take_waiting();
         }
-        done = batch.len();
     }
 }
 

@@ -1,8 +1,12 @@
-//! Durability under a real crash: every acknowledged append survives SIGKILL.
+//! Durability under a real crash: every acknowledged append survives SIGKILL, and so does
+//! every unsynced write that was answered (`Store::write_unsynced`: committed, its fsync
+//! left to a later commit; the process dying cannot lose it, only the machine).
 //!
 //! The parent re-runs this same binary as a child (selected by an environment variable).
 //! The child appends from several tasks and prints `id control-id` only after `append`
-//! returned, which is the moment Corridor would send its ACK. The parent kills the child
+//! returned, which is the moment Corridor would send its ACK; half of the tasks then move
+//! the message to `processed` with an unsynced write and print `id control-id processed`
+//! once it is answered. The parent kills the child
 //! with SIGKILL at a random moment, reopens the store and checks that every printed id is
 //! there, with its control id, exactly once. Rounds share one data directory, so each round
 //! also recovers the WAL the previous kill left behind.
@@ -16,7 +20,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use store::{MessageId, MessageState, NewMessage, Store, UnixMicros};
+use store::{Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
 
 const CHILD_DIR: &str = "CORRIDOR_STORE_CRASH_CHILD_DIR";
 const CHILD_ROUND: &str = "CORRIDOR_STORE_CRASH_CHILD_ROUND";
@@ -37,6 +41,11 @@ fn main() {
 }
 
 fn append_until_killed(dir: &Path, round: &str) {
+    // A failed write in any task ends the child at once, so the parent notices.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("crash child failed: {info}");
+        std::process::exit(101);
+    }));
     let journal = Store::open(dir).unwrap().journal();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -76,9 +85,20 @@ fn append_until_killed(dir: &Path, round: &str) {
                         .await
                         .unwrap()
                         .id();
+                    let processed = sender % 2 == 0;
+                    if processed {
+                        journal
+                            .store()
+                            .write_unsynced(move |conn| {
+                                Journal::set_state_in(conn, id, MessageState::Processed, None)
+                            })
+                            .await
+                            .unwrap();
+                    }
                     // The acknowledgement: printed only once the append is durable.
                     let mut out = std::io::stdout().lock();
-                    if writeln!(out, "{id} {control_id}").is_err() {
+                    let state = if processed { " processed" } else { "" };
+                    if writeln!(out, "{id} {control_id}{state}").is_err() {
                         std::process::exit(0);
                     }
                 }
@@ -92,7 +112,7 @@ fn append_until_killed(dir: &Path, round: &str) {
 fn kill_and_verify_rounds() -> usize {
     let dir = tempfile::tempdir().unwrap();
     let random = RandomState::new();
-    let mut acknowledged: Vec<(MessageId, String)> = Vec::new();
+    let mut acknowledged: Vec<(MessageId, String, MessageState)> = Vec::new();
     for round in 0..ROUNDS {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .env(CHILD_DIR, dir.path())
@@ -123,13 +143,22 @@ fn kill_and_verify_rounds() -> usize {
             .expect("the child acknowledged nothing within 20 s");
         let delay = 5 + random.hash_one(round) % 200;
         std::thread::sleep(Duration::from_millis(delay));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child stopped before it was killed"
+        );
         child.kill().unwrap(); // SIGKILL: no destructors, no flush, no goodbye.
         child.wait().unwrap();
         let lines = reader.join().unwrap();
         assert!(!lines.is_empty());
         for line in &lines {
-            let (id, control_id) = line.split_once(' ').unwrap();
-            acknowledged.push((MessageId(id.parse().unwrap()), control_id.to_owned()));
+            let mut words = line.split(' ');
+            let (id, control_id) = (words.next().unwrap(), words.next().unwrap());
+            let state = match words.next() {
+                Some("processed") => MessageState::Processed,
+                _ => MessageState::Received,
+            };
+            acknowledged.push((MessageId(id.parse().unwrap()), control_id.to_owned(), state));
         }
 
         verify(dir.path(), &acknowledged);
@@ -141,17 +170,19 @@ fn kill_and_verify_rounds() -> usize {
     acknowledged.len()
 }
 
-/// Every acknowledged message is present under its id, exactly once.
-fn verify(dir: &Path, acknowledged: &[(MessageId, String)]) {
+/// Every acknowledged message is present under its id, exactly once, in the state its
+/// last answered write gave it.
+fn verify(dir: &Path, acknowledged: &[(MessageId, String, MessageState)]) {
     let store = Store::open(dir).unwrap();
     let journal = store.journal();
-    for (id, control_id) in acknowledged {
+    for (id, control_id, state) in acknowledged {
         let stored = journal
             .get(*id)
             .unwrap()
             .unwrap_or_else(|| panic!("acknowledged message {id} ({control_id}) was lost"));
         assert_eq!(&stored.entry.control_id, control_id, "id {id}");
         assert!(stored.raw.ends_with(&[b'X'; 1400]), "id {id} body cut");
+        assert_eq!(stored.entry.state, *state, "id {id}");
     }
     let (integrity, repeated): (String, i64) = store
         .read(|conn| {

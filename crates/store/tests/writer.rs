@@ -298,3 +298,80 @@ fn a_failing_first_request_takes_only_its_own_changes_down() {
     fourth.wait().unwrap();
     assert_eq!(notes(&store), vec![2, 4]);
 }
+
+#[test]
+fn unsynced_writes_commit_without_a_sync_and_a_synced_write_never_joins_their_batch() {
+    let (_dir, store) = open_with_notes();
+    let before = store.writer_stats();
+    for seq in 0..3 {
+        store
+            .write_unsynced(move |conn| {
+                conn.execute("INSERT INTO note (seq, body) VALUES (?1, 'u')", [seq])?;
+                Ok(())
+            })
+            .wait()
+            .unwrap();
+    }
+    let after = store.writer_stats();
+    assert_eq!(after.commits - before.commits, 3);
+    assert_eq!(after.synced_commits, before.synced_commits);
+    assert_eq!(notes(&store), [0, 1, 2]);
+
+    // Hold the writer inside an unsynced batch, then queue unsynced, synced, unsynced.
+    let (release, released) = mpsc::channel::<()>();
+    let (entered, has_entered) = mpsc::channel::<()>();
+    let held = store.write_unsynced(move |_conn| {
+        entered.send(()).unwrap();
+        let _ = released.recv();
+        Ok(())
+    });
+    has_entered.recv().unwrap();
+    let before = store.writer_stats();
+    let unsynced = |seq: i64| {
+        store.write_unsynced(move |conn| {
+            conn.execute("INSERT INTO note (seq, body) VALUES (?1, 'u')", [seq])?;
+            Ok(())
+        })
+    };
+    let first = unsynced(3);
+    let synced = insert_note(&store, 4);
+    let last = unsynced(5);
+    release.send(()).unwrap();
+    for write in [held, first, synced, last] {
+        write.wait().unwrap();
+    }
+    let after = store.writer_stats();
+    // (held, 3) committed unsynced; the synced write opened the next batch, and 5 joined it.
+    assert_eq!(after.commits - before.commits, 2);
+    assert_eq!(after.synced_commits - before.synced_commits, 1);
+    assert_eq!(notes(&store), [0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn an_unsynced_write_waits_for_a_synced_one_and_shares_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StoreOptions::default();
+    // Long enough that only the synced write can end the wait.
+    options.unsynced_delay = Duration::from_secs(30);
+    let store = Store::open_with(dir.path(), options).unwrap();
+    store
+        .write_blocking(|conn| {
+            conn.execute_batch("CREATE TABLE note (seq INTEGER NOT NULL, body TEXT NOT NULL)")?;
+            Ok(())
+        })
+        .unwrap();
+    let before = store.writer_stats();
+    let started = std::time::Instant::now();
+    let unsynced = store.write_unsynced(|conn| {
+        conn.execute("INSERT INTO note (seq, body) VALUES (1, 'u')", [])?;
+        Ok(())
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    insert_note(&store, 2).wait().unwrap();
+    unsynced.wait().unwrap();
+    let after = store.writer_stats();
+    assert_eq!(after.commits - before.commits, 1);
+    assert_eq!(after.synced_commits - before.synced_commits, 1);
+    assert_eq!(notes(&store), [1, 2]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
