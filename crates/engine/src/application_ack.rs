@@ -82,8 +82,9 @@ fn acknowledgement(due: &Due) -> Option<Vec<u8>> {
 
 fn due_page(conn: &rusqlite::Connection) -> store::Result<Vec<Due>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.message_id, o.condition, j.channel, j.state, j.state_reason, j.raw \
+        "SELECT o.message_id, o.condition, j.channel, j.state, j.state_reason, r.raw \
          FROM application_acks_owed o JOIN journal j ON j.id = o.message_id \
+         JOIN journal_raw r ON r.id = o.message_id \
          WHERE j.state NOT IN ('received', 'rejected') \
          ORDER BY o.message_id LIMIT ?1",
     )?;

@@ -361,65 +361,91 @@ async fn run(
         if *stop.borrow() {
             break;
         }
-        let name = channel.clone();
-        let pending = match store
-            .read_async(move |conn| read_pending(conn, &name))
-            .await
+        // One trip to the blocking pool per batch: read, decide and write there.
+        let (worker, store) = (pipeline.clone(), store.clone());
+        let round = match tokio::task::spawn_blocking(move || process_batch(&worker, &store)).await
         {
-            Ok(pending) => pending,
-            Err(err) => {
-                error!(%channel, error = %err, "reading messages to process failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-        };
-        if pending.is_empty() {
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(IDLE_POLL) => {}
-                _ = stop.changed() => {}
-            }
-            continue;
-        }
-        let count = pending.len();
-        let worker = pipeline.clone();
-        let decided = match tokio::task::spawn_blocking(move || worker.decide_batch(pending)).await
-        {
-            Ok(decided) => decided,
+            Ok(round) => round,
             Err(err) => {
                 // `decide` catches panics; this is the runtime shutting down.
                 warn!(%channel, error = %err, "processing stopped");
                 break;
             }
         };
-        // Unsynced: the messages were synced when they were received. A power loss that
-        // takes this write leaves them `received`, and they are processed again.
-        match store
-            .write_unsynced(move |conn| write_batch(conn, decided))
-            .await
-        {
-            Ok(written) => {
-                let now = UnixMicros::now();
-                for w in &written {
-                    pipeline
-                        .metrics
-                        .observe_processed(w.state, now, w.received_at);
-                }
+        let pause = match round {
+            Round::Processed(count) => {
                 debug!(%channel, messages = count, "processed");
                 delivery.wake(&channel);
+                continue;
             }
-            Err(err) => {
+            Round::Idle => wake.notified(),
+            Round::ReadFailed(err) => {
+                error!(%channel, error = %err, "reading messages to process failed");
+                continue_after_error(&mut stop).await;
+                continue;
+            }
+            Round::WriteFailed(count, err) => {
                 // Nothing of the batch was written: its messages are still `received`
                 // and are taken again.
                 error!(%channel, messages = count, error = %err, "recording processed messages failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
-                    _ = stop.changed() => {}
-                }
+                continue_after_error(&mut stop).await;
+                continue;
             }
+        };
+        tokio::select! {
+            _ = pause => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = stop.changed() => {}
         }
+    }
+}
+
+async fn continue_after_error(stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(IDLE_POLL) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// What one batch of a processor came to.
+enum Round {
+    /// Nothing was waiting.
+    Idle,
+    /// This many messages were processed and their outcomes committed.
+    Processed(usize),
+    /// Reading the waiting messages failed.
+    ReadFailed(store::Error),
+    /// The batch of this many messages could not be written.
+    WriteFailed(usize, store::Error),
+}
+
+/// Reads a batch of `received` messages, decides them and writes the outcome; runs on
+/// the blocking pool (it waits for the writer).
+fn process_batch(pipeline: &ChannelPipeline, store: &Store) -> Round {
+    let pending = match store.read(|conn| read_pending(conn, &pipeline.channel)) {
+        Ok(pending) => pending,
+        Err(err) => return Round::ReadFailed(err),
+    };
+    if pending.is_empty() {
+        return Round::Idle;
+    }
+    let count = pending.len();
+    let decided = pipeline.decide_batch(pending);
+    // Unsynced: the messages were synced when they were received. A power loss that
+    // takes this write leaves them `received`, and they are processed again.
+    match store
+        .write_unsynced(move |conn| write_batch(conn, decided))
+        .wait()
+    {
+        Ok(written) => {
+            let now = UnixMicros::now();
+            for w in &written {
+                pipeline
+                    .metrics
+                    .observe_processed(w.state, now, w.received_at);
+            }
+            Round::Processed(count)
+        }
+        Err(err) => Round::WriteFailed(count, err),
     }
 }

@@ -59,9 +59,14 @@ async fn queue_row(store: &Store, id: i64, channel: &str, state: &str) {
         .write(move |conn| {
             conn.execute(
                 "INSERT INTO delivery_queue (message_id, channel, destination, state, \
-                 next_attempt_at, queued_at, state_changed_at, payload) \
-                 VALUES (?1, ?2, 'ehr', ?3, 0, 0, 0, x'00')",
+                 next_attempt_at, queued_at, state_changed_at) \
+                 VALUES (?1, ?2, 'ehr', ?3, 0, 0, 0)",
                 store::rusqlite::params![id, channel, state],
+            )?;
+            conn.execute(
+                "INSERT INTO delivery_payload (entry_id, payload) \
+                 VALUES (last_insert_rowid(), x'00')",
+                [],
             )?;
             Ok(())
         })
