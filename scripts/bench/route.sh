@@ -7,7 +7,7 @@
 # received_at (the same machine's clock), joined on MSH-10: from the moment Corridor
 # received it to the moment the destination had it.
 #
-#   scripts/bench/route.sh                        # 100,000 messages closed loop, then 1,000/s
+#   scripts/bench/route.sh                        # 100,000 closed loop, 100,000 at 10,000/s, 30,000 at 1,000/s
 #   COUNT=20000 RATE_COUNT=10000 scripts/bench/route.sh
 #   SKIP_BUILD=1 CARGO_TARGET_DIR=... scripts/bench/route.sh
 #
@@ -19,6 +19,8 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 COUNT="${COUNT:-100000}"
 RATE="${RATE:-1000}"
 RATE_COUNT="${RATE_COUNT:-30000}"
+HIGH_RATE="${HIGH_RATE:-10000}"
+HIGH_COUNT="${HIGH_COUNT:-100000}"
 CONNECTIONS="${CONNECTIONS:-8}"
 ORU="$ROOT/crates/hl7v2/tests/data/oru_r01_1500.hl7"
 CORRIDOR="$TARGET/release/corridor"
@@ -116,6 +118,7 @@ run() { # label rows, corridor send args...
 }
 
 run "closed loop, $CONNECTIONS connections" "$COUNT" --to "127.0.0.1:$PORT_UP" --connections "$CONNECTIONS" --count "$COUNT"
+run "open loop at $HIGH_RATE/s" "$HIGH_COUNT" --to "127.0.0.1:$PORT_UP" --connections 8 --count "$HIGH_COUNT" --rate "$HIGH_RATE"
 run "open loop at $RATE/s" "$RATE_COUNT" --to "127.0.0.1:$PORT_UP" --connections 4 --count "$RATE_COUNT" --rate "$RATE"
 
 hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$UP_PID/status")
