@@ -4,7 +4,9 @@
 //! or a path lookup panic.
 
 use hl7v2::escape::{self, Formatting};
-use hl7v2::{AckBuilder, AckCode, Batch, Delimiters, Message, OwnedMessage, Path, SegmentName};
+use hl7v2::{
+    AckBuilder, AckCode, Batch, Delimiters, Element, Message, OwnedMessage, Path, SegmentName,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
@@ -202,6 +204,7 @@ proptest! {
     fn serialize_then_parse_gives_back_every_value(generated in message()) {
         let bytes = generated.to_bytes();
         let message = Message::parse(&bytes).unwrap();
+        assert_index_agrees_with_scanning(&message);
         let d = generated.delimiters();
         prop_assert_eq!(message.delimiters(), d);
         prop_assert_eq!(message.len(), 1 + generated.segments.len());
@@ -489,9 +492,38 @@ fn path_strategy() -> impl Strategy<Value = Path> {
         )
 }
 
+/// Every element of a parsed message splits, through the separator
+/// positions the parse recorded, exactly as the same bytes split by a scan
+/// (an element made with `Element::new` has no index and scans).
+fn assert_index_agrees_with_scanning(message: &Message<'_>) {
+    fn tree(e: Element<'_>, depth: usize, out: &mut Vec<(usize, Vec<u8>, usize)>) {
+        out.push((depth, e.raw().to_vec(), e.child_count()));
+        if depth < 3 {
+            for child in e.children() {
+                tree(child, depth + 1, out);
+            }
+        }
+    }
+    for segment in message.segments() {
+        for field in segment.fields() {
+            let plain = Element::new(field.raw(), field.level(), field.context());
+            let (mut indexed, mut scanned) = (vec![], vec![]);
+            tree(field, 0, &mut indexed);
+            tree(plain, 0, &mut scanned);
+            assert_eq!(indexed, scanned);
+            for n in 1..4 {
+                assert_eq!(field.repetition(n).raw(), plain.repetition(n).raw());
+                assert_eq!(field.component(n).raw(), plain.component(n).raw());
+                assert_eq!(field.subcomponent(n).raw(), plain.subcomponent(n).raw());
+            }
+        }
+    }
+}
+
 fn exercise(bytes: &[u8], paths: &[Path]) {
     if let Ok(message) = Message::parse(bytes) {
         walk(&message);
+        assert_index_agrees_with_scanning(&message);
         for p in paths {
             if let Some(e) = message.get(p) {
                 let _ = e.text();
