@@ -540,8 +540,9 @@ fn store_batch(
             None
         };
         let extra = owed.is_some() || validated.is_some();
+        let step = |sql: &str| conn.prepare_cached(sql)?.execute([]);
         if extra {
-            conn.execute_batch("SAVEPOINT intake_message")?;
+            step("SAVEPOINT intake_message")?;
         }
         let result = Journal::append_in(conn, &message, window).and_then(|appended| {
             if let Appended::New(id) = appended {
@@ -563,12 +564,10 @@ fn store_batch(
             Ok(appended)
         });
         if extra {
-            let end = if result.is_ok() {
-                "RELEASE intake_message"
-            } else {
-                "ROLLBACK TO intake_message; RELEASE intake_message"
-            };
-            conn.execute_batch(end)?;
+            if result.is_err() {
+                step("ROLLBACK TO intake_message")?;
+            }
+            step("RELEASE intake_message")?;
         }
         results.push(match result {
             Ok(Appended::New(id)) => Stored::New(id),

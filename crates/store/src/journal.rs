@@ -297,7 +297,8 @@ impl Journal {
         message: NewMessage,
         duplicate_window: Option<Duration>,
     ) -> WriteFuture<Appended> {
-        // Two INSERTs (the row, then its bytes): a savepoint keeps them together.
+        // Two INSERTs (the row, then its bytes), the first taken back if the second fails;
+        // the savepoint covers what a failure of that cleanup would leave.
         self.store
             .write(move |conn| Journal::append_in(conn, &message, duplicate_window))
     }
@@ -346,8 +347,16 @@ impl Journal {
             i64::try_from(message.raw.len()).unwrap_or(i64::MAX),
         ])?;
         let id = conn.last_insert_rowid();
-        conn.prepare_cached(INSERT_RAW)?
-            .execute(params![id, &message.raw[..]])?;
+        if let Err(err) = conn
+            .prepare_cached(INSERT_RAW)
+            .and_then(|mut insert| insert.execute(params![id, &message.raw[..]]))
+        {
+            // Callers batch appends without a savepoint each: take the row back so no
+            // journal row is ever left without its bytes.
+            conn.prepare_cached("DELETE FROM journal WHERE id = ?1")?
+                .execute([id])?;
+            return Err(err.into());
+        }
         Ok(Appended::New(MessageId(id)))
     }
 

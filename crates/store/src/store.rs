@@ -320,7 +320,9 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
     // is the backstop, and the point where the WAL is restarted from its beginning.
     conn.pragma_update(None, "wal_autocheckpoint", options.wal_restart_pages)
         .map_err(open_error)?;
-    conn.set_prepared_statement_cache_capacity(64);
+    // Every component's statements run on this one connection: room for all of them,
+    // so none is parsed again after being pushed out.
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
