@@ -194,12 +194,13 @@ impl Engine {
                 stages.push(Arc::new(crate::stages::mpi::MpiStage::new(index.clone())));
             }
             stages.push(Arc::new(StepsStage::new(chain)));
+            let enterprise_system = patient_index
+                .as_ref()
+                .map(|_| config.mpi.enterprise_system.clone());
             if let Some(fhir) = &channel.fhir {
-                let enterprise_system = patient_index
-                    .as_ref()
-                    .map(|_| config.mpi.enterprise_system.clone());
-                let stage = crate::stages::fhir::FhirStage::from_config(fhir, enterprise_system)
-                    .map_err(steps_error)?;
+                let stage =
+                    crate::stages::fhir::FhirStage::from_config(fhir, enterprise_system.clone())
+                        .map_err(steps_error)?;
                 stages.push(Arc::new(stage));
             }
             let wake = Arc::new(Notify::new());
@@ -211,6 +212,7 @@ impl Engine {
                     router,
                     ordering_key,
                     metrics: metrics.channel(name).unwrap_or_default(),
+                    enterprise_system,
                 },
                 wake,
             ));

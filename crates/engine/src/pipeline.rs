@@ -93,6 +93,9 @@ pub(crate) struct ChannelPipeline {
     pub router: Router,
     pub ordering_key: Option<hl7v2::Path>,
     pub metrics: Arc<ChannelMetrics>,
+    /// The patient index's identifier system (`[mpi]` on): with `Work::enterprise_id`,
+    /// the enterprise identifier the Bundles of FHIR destinations give the Patient.
+    pub enterprise_system: Option<String>,
 }
 
 /// A message read back from the journal to be processed.
@@ -183,9 +186,22 @@ impl ChannelPipeline {
             state: MessageState::Processed,
             reason: None,
             commits,
-            routed: Some(self.router.route(&work.message)),
+            routed: Some(self.route(work)),
             ordering_key,
         }
+    }
+
+    /// Routes a processed message, passing its enterprise id to the destinations.
+    fn route(&self, work: &Work) -> Routed {
+        let enterprise = match (&work.enterprise_id, &self.enterprise_system) {
+            (Some(value), Some(system)) => Some(v2_fhir::Identifier {
+                system: system.clone(),
+                value: value.clone(),
+            }),
+            _ => None,
+        };
+        self.router
+            .route_with_enterprise_id(&work.message, enterprise.as_ref())
     }
 
     /// Decides a batch, in lanes by ordering key when the channel has one.
@@ -256,7 +272,7 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
             routed,
             ordering_key,
         } = decided;
-        step(conn, "SAVEPOINT message")?;
+        conn.execute_batch("SAVEPOINT message")?;
         let result = (|| -> store::Result<()> {
             Journal::set_state_in(conn, id, state, reason.as_deref())?;
             for commit in commits {
@@ -269,12 +285,11 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
         })();
         match result {
             Ok(()) => {
-                step(conn, "RELEASE message")?;
+                conn.execute_batch("RELEASE message")?;
                 written.push(Written { received_at, state });
             }
             Err(err) => {
-                step(conn, "ROLLBACK TO message")?;
-                step(conn, "RELEASE message")?;
+                conn.execute_batch("ROLLBACK TO message; RELEASE message")?;
                 let reason = format!("recording the processing failed: {err}");
                 Journal::set_state_in(conn, id, MessageState::Errored, Some(&reason))?;
                 written.push(Written {
@@ -285,12 +300,6 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
         }
     }
     Ok(written)
-}
-
-/// Runs one cached statement without parameters (a savepoint step): parsed once per
-/// connection instead of once per message.
-fn step(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute([])
 }
 
 /// What the batch write recorded for one message, for the metrics.
