@@ -272,7 +272,7 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
             routed,
             ordering_key,
         } = decided;
-        conn.execute_batch("SAVEPOINT message")?;
+        step(conn, "SAVEPOINT message")?;
         let result = (|| -> store::Result<()> {
             Journal::set_state_in(conn, id, state, reason.as_deref())?;
             for commit in commits {
@@ -285,11 +285,12 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
         })();
         match result {
             Ok(()) => {
-                conn.execute_batch("RELEASE message")?;
+                step(conn, "RELEASE message")?;
                 written.push(Written { received_at, state });
             }
             Err(err) => {
-                conn.execute_batch("ROLLBACK TO message; RELEASE message")?;
+                step(conn, "ROLLBACK TO message")?;
+                step(conn, "RELEASE message")?;
                 let reason = format!("recording the processing failed: {err}");
                 Journal::set_state_in(conn, id, MessageState::Errored, Some(&reason))?;
                 written.push(Written {
@@ -300,6 +301,12 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
         }
     }
     Ok(written)
+}
+
+/// Runs one cached statement without parameters (a savepoint step): parsed once per
+/// connection instead of once per message.
+fn step(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
 }
 
 /// What the batch write recorded for one message, for the metrics.
