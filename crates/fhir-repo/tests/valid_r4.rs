@@ -99,5 +99,5 @@ fn corpus_everything_bundles_are_valid_r4() {
         "entry": [{"fullUrl": "urn:uuid:7d1e6c1a-0000-4000-8000-000000000001", "resource": capability}],
     });
     bundles.push(("metadata".to_owned(), wrapped.to_string()));
-    common::assert_valid_r4(&bundles);
+    test_support::fhir::assert_valid_r4(&bundles);
 }

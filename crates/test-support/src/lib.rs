@@ -7,6 +7,8 @@
 //! it, the others wait and then find it ready. A half-made environment (a run
 //! killed during `pip install`) is detected by its readiness probe and remade.
 
+pub mod fhir;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

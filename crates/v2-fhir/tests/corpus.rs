@@ -4,8 +4,6 @@
 //! test creates under target/py-venv-fhir) and for the validator of the npm
 //! `fhir` package (installed under target/npm-fhir).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use hl7v2::{Message, StreamItem, split_stream};
@@ -99,7 +97,7 @@ fn convert_corpus() -> Vec<(String, String)> {
 #[test]
 fn every_supported_corpus_message_converts_to_a_valid_r4_bundle() {
     let bundles = convert_corpus();
-    common::assert_valid_r4_both(&bundles);
+    test_support::fhir::assert_valid_r4_both(&bundles);
 }
 
 #[test]
@@ -108,7 +106,7 @@ fn the_validator_reports_a_bundle_that_breaks_r4() {
     // catch it, or its silence on the corpus would mean nothing.
     let broken = r#"{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Observation","id":"1"},"request":{"method":"PUT","url":"Observation/1"}}]}"#;
     let result = std::panic::catch_unwind(|| {
-        common::assert_valid_r4(&[("broken".to_string(), broken.to_string())])
+        test_support::fhir::assert_valid_r4(&[("broken".to_string(), broken.to_string())])
     });
     let message = result.expect_err("a broken Bundle passed validation");
     let text = message

@@ -1,8 +1,6 @@
 //! Field-level behaviour per message type, against the guide's tables: a
 //! message in, the expected FHIR values out.
 
-mod common;
-
 use serde_json::{Value, json};
 use v2_fhir::{Bundle, ConvertErrorKind, Converter, Identifier, Options, UtcOffset};
 
@@ -1048,5 +1046,5 @@ fn every_example_message_gives_a_valid_r4_bundle() {
     ] {
         bundles.push((name.to_string(), convert(text).to_json_string()));
     }
-    common::assert_valid_r4_both(&bundles);
+    test_support::fhir::assert_valid_r4_both(&bundles);
 }

@@ -119,37 +119,3 @@ pub fn entries(bundle: &Value) -> Vec<Value> {
         .map(|e| e.iter().map(|e| e["resource"].clone()).collect())
         .unwrap_or_default()
 }
-
-/// Validates (label, Bundle JSON) pairs with fhir.resources (R4B models), using the
-/// converter's validation script; panics naming every invalid one.
-pub fn assert_valid_r4(bundles: &[(String, String)]) {
-    use std::process::{Command, Stdio};
-    let python = test_support::python_venv(
-        "fhir",
-        &["fhir.resources==8.3.0"],
-        "import fhir.resources.R4B.bundle",
-    );
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../v2-fhir/tests/validate_bundles.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for (label, json) in bundles {
-            writeln!(stdin, "{label}\t{json}").unwrap();
-        }
-    }
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "invalid FHIR:\n{stdout}\n{stderr}");
-    assert!(
-        stderr.contains(&format!("validated {} bundles, 0 invalid", bundles.len())),
-        "{stderr}"
-    );
-}
