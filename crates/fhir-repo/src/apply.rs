@@ -182,7 +182,34 @@ pub fn apply_bundle_in(
             outcome,
         });
     }
+    record_unlink_in(conn, bundle)?;
     Ok(applied)
+}
+
+/// An A37 (unlink) separates the Patients it names: a merge recorded between any two
+/// of them (`fhir_merges`) is undone, so each compartment holds its own resources
+/// again. The converter writes both Patients `active: true` and without links, so
+/// their new versions no longer show the merge either.
+fn record_unlink_in(conn: &Connection, bundle: &Bundle) -> store::Result<()> {
+    let unlinks = bundle.of_type("MessageHeader").any(|h| {
+        let coding = &h.resource["eventCoding"];
+        coding["code"] == "A37"
+            && coding["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003"
+    });
+    if !unlinks {
+        return Ok(());
+    }
+    let patients: Vec<&str> = bundle.of_type("Patient").map(|e| e.id.as_str()).collect();
+    let mut forget =
+        conn.prepare_cached("DELETE FROM fhir_merges WHERE merged = ?1 AND survivor = ?2")?;
+    for merged in &patients {
+        for survivor in &patients {
+            if merged != survivor {
+                forget.execute(params![merged, survivor])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the index rows of a resource with those of its new version.

@@ -28,6 +28,14 @@
 //! resources too, while reading the merged Patient shows the merge. A later message
 //! that updates the merged Patient without the link does not undo the merge.
 //!
+//! # Unlinks (A37)
+//!
+//! An A37 names two patients in two PIDs. The converter writes both `active: true`
+//! without links, and the repository drops any merge recorded between them: after an
+//! A40 and then an A37 for the same pair, reading either Patient shows no link, both
+//! are active, and each compartment (`patient=`, `$everything`) holds only its own
+//! resources again.
+//!
 //! # SCHEMA
 //!
 //! The component `fhir_repo` (see `component_schema`) keeps these tables in `corridor.db`:

@@ -301,6 +301,62 @@ MRG|GONE2^^^GHH^MR",
 }
 
 #[test]
+fn a37_after_an_a40_unlinks_the_two_patients() {
+    let repo = Repo::start();
+    let gone_result = ORU.replace("P100^^^GHH^MR", "GONE3^^^GHH^MR");
+    let gone = repo.apply(&gone_result).0.patient_id().unwrap().to_owned();
+    let keep = repo
+        .apply(
+            "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000||ADT^A04^ADT_A01|K2|P|2.5.1
+PID|1||KEEP3^^^GHH^MR||EVERYWOMAN^EVE",
+        )
+        .0
+        .patient_id()
+        .unwrap()
+        .to_owned();
+    repo.apply(
+        "MSH|^~\\&|ADT1|GHH|MPI|GHH|20240106083000||ADT^A40^ADT_A39|MSG11|P|2.5.1
+EVN|A40|20240106083000
+PID|1||KEEP3^^^GHH^MR||EVERYWOMAN^EVE
+MRG|GONE3^^^GHH^MR",
+    );
+    assert_eq!(
+        repo.ok(&format!("/fhir/Observation?patient={keep}"))["total"],
+        2
+    );
+
+    let (unlink, _) = repo.apply(
+        "MSH|^~\\&|ADT1|GHH|MPI|GHH|20240107083000||ADT^A37^ADT_A37|MSG12|P|2.5.1
+EVN|A37|20240107083000
+PID|1||KEEP3^^^GHH^MR||EVERYWOMAN^EVE
+PV1|1|I
+PID|1||GONE3^^^GHH^MR||EVERYWOMAN^EVE
+PV1|1|I",
+    );
+    assert_eq!(unlink.patient_id(), Some(keep.as_str()));
+    for id in [&keep, &gone] {
+        let patient = repo.ok(&format!("/fhir/Patient/{id}"));
+        assert_eq!(patient["active"], true, "{patient}");
+        assert!(patient.get("link").is_none(), "{patient}");
+    }
+    assert_eq!(
+        repo.ok(&format!("/fhir/Patient/{gone}"))["meta"]["versionId"],
+        "3"
+    );
+    // Each compartment holds its own resources again.
+    assert_eq!(
+        repo.ok(&format!("/fhir/Observation?patient={keep}"))["total"],
+        0
+    );
+    assert_eq!(
+        repo.ok(&format!("/fhir/Observation?patient={gone}"))["total"],
+        2
+    );
+    let everything = entries(&repo.ok(&format!("/fhir/Patient/{keep}/$everything")));
+    assert!(everything.iter().all(|r| r["id"] != gone.as_str()));
+}
+
+#[test]
 fn errors_are_operation_outcomes() {
     let repo = Repo::start();
     repo.apply(A01);

@@ -78,6 +78,11 @@
 //!   the merged one, which is written `active: false` with a `replaced-by`
 //!   link. An A40 with several PID/MRG pairs merges each pair; the first PID
 //!   is the message's subject (Bundle::patient_id).
+//! - **A37** (unlink; the guide has no map for it): each of its two PIDs
+//!   becomes a Patient written `active: true` and without `link`, so applied
+//!   after an A40 of the same pair the `replaces`/`replaced-by` links are gone
+//!   and both patients are active again; the repository also forgets the
+//!   merge (see the `fhir-repo` crate). The first PID is the subject.
 //! - **Status defaults** where the v2 code is absent or unmapped: Observation
 //!   and DiagnosticReport `unknown`, Encounter from the event (A03 finished,
 //!   ...) else from the patient class, Procedure `completed`, Coverage and

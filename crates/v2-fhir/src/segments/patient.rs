@@ -48,7 +48,10 @@ fn extension(url: &str, value_key: &str, value: Value) -> Value {
 /// `PID[Patient]`.
 pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let merges = ctx.msg.find_segment(b"MRG", 1).is_some();
-    if ctx.patient.is_some() && !merges {
+    // A37 (unlink) names the two patients it separates, each in its own PID:
+    // both are written, active, without links.
+    let unlinks = ctx.event == "A37";
+    if ctx.patient.is_some() && !merges && !unlinks {
         // A second PID (A17 swaps two patients' beds) belongs to a second
         // person; only the first is the message's subject.
         return Ok(());
@@ -226,12 +229,16 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
             _ => {}
         }
     }
+    if unlinks {
+        p.set("active", true);
+    }
     let key = patient_key(ctx, seg);
     let id = stable_id("Patient", &[&key]);
     let i = ctx.add("Patient", id, p);
     ctx.latest_pid = Some(i);
     if ctx.patient.is_some() {
-        // A further PID/MRG pair of a merge message: its own survivor.
+        // A further PID/MRG pair of a merge message (its own survivor), or the
+        // second patient of an unlink.
         return Ok(());
     }
     ctx.patient = Some(i);
