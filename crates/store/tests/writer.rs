@@ -27,6 +27,14 @@ fn insert_note(store: &Store, seq: i64) -> WriteFuture<()> {
     })
 }
 
+fn insert_note_unsynced(store: &Store, seq: i64) -> WriteFuture<()> {
+    store.write_unsynced(move |conn| {
+        conn.prepare_cached("INSERT INTO note (seq, body) VALUES (?1, 'u')")?
+            .execute([seq])?;
+        Ok(())
+    })
+}
+
 fn notes(store: &Store) -> Vec<i64> {
     store
         .read(|conn| {
@@ -42,13 +50,23 @@ fn notes(store: &Store) -> Vec<i64> {
 /// Holds the writer inside a request until the returned sender is used (or dropped), so the
 /// requests queued meanwhile are committed together as one batch.
 fn hold_writer(store: &Store) -> (mpsc::Sender<()>, WriteFuture<()>) {
+    hold_writer_in(store, false)
+}
+
+/// [`hold_writer`] with the holding request synced or not.
+fn hold_writer_in(store: &Store, unsynced: bool) -> (mpsc::Sender<()>, WriteFuture<()>) {
     let (release, released) = mpsc::channel::<()>();
     let (entered, has_entered) = mpsc::channel::<()>();
-    let held = store.write(move |_conn| {
+    let work = move |_conn: &Connection| {
         entered.send(()).unwrap();
         let _ = released.recv();
         Ok(())
-    });
+    };
+    let held = if unsynced {
+        store.write_unsynced(work)
+    } else {
+        store.write(work)
+    };
     has_entered.recv().unwrap();
     (release, held)
 }
@@ -304,13 +322,7 @@ fn unsynced_writes_commit_without_a_sync_and_a_synced_write_never_joins_their_ba
     let (_dir, store) = open_with_notes();
     let before = store.writer_stats();
     for seq in 0..3 {
-        store
-            .write_unsynced(move |conn| {
-                conn.execute("INSERT INTO note (seq, body) VALUES (?1, 'u')", [seq])?;
-                Ok(())
-            })
-            .wait()
-            .unwrap();
+        insert_note_unsynced(&store, seq).wait().unwrap();
     }
     let after = store.writer_stats();
     assert_eq!(after.commits - before.commits, 3);
@@ -318,24 +330,11 @@ fn unsynced_writes_commit_without_a_sync_and_a_synced_write_never_joins_their_ba
     assert_eq!(notes(&store), [0, 1, 2]);
 
     // Hold the writer inside an unsynced batch, then queue unsynced, synced, unsynced.
-    let (release, released) = mpsc::channel::<()>();
-    let (entered, has_entered) = mpsc::channel::<()>();
-    let held = store.write_unsynced(move |_conn| {
-        entered.send(()).unwrap();
-        let _ = released.recv();
-        Ok(())
-    });
-    has_entered.recv().unwrap();
+    let (release, held) = hold_writer_in(&store, true);
     let before = store.writer_stats();
-    let unsynced = |seq: i64| {
-        store.write_unsynced(move |conn| {
-            conn.execute("INSERT INTO note (seq, body) VALUES (?1, 'u')", [seq])?;
-            Ok(())
-        })
-    };
-    let first = unsynced(3);
+    let first = insert_note_unsynced(&store, 3);
     let synced = insert_note(&store, 4);
-    let last = unsynced(5);
+    let last = insert_note_unsynced(&store, 5);
     release.send(()).unwrap();
     for write in [held, first, synced, last] {
         write.wait().unwrap();
@@ -362,10 +361,7 @@ fn an_unsynced_write_waits_for_a_synced_one_and_shares_its_commit() {
         .unwrap();
     let before = store.writer_stats();
     let started = std::time::Instant::now();
-    let unsynced = store.write_unsynced(|conn| {
-        conn.execute("INSERT INTO note (seq, body) VALUES (1, 'u')", [])?;
-        Ok(())
-    });
+    let unsynced = insert_note_unsynced(&store, 1);
     std::thread::sleep(Duration::from_millis(50));
     insert_note(&store, 2).wait().unwrap();
     unsynced.wait().unwrap();
