@@ -1,7 +1,7 @@
 //! MLLP destinations: frames over TCP or TLS, each answered with an HL7 ACK.
 //!
-//! One connection stays open between batches. Up to `pipeline` frames are written before
-//! their ACKs are read; the receiver answers a connection's frames in order, so the n-th
+//! One connection stays open between batches. Up to `pipeline` frames await their ACK at
+//! any moment (a sliding window); the receiver answers a connection's frames in order, so the n-th
 //! ACK belongs to the n-th frame (checked: MSA-2 must repeat the frame's MSH-10).
 //! MSA-1 `AA`/`CA` is success, `AE`/`AR`/`CE`/`CR` a refusal; a timeout, a closed
 //! connection or an answer out of step is a transient failure and the connection is
@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mllp::{FrameReader, FrameWriter, MllpConnector, TlsClientConfig};
 use store::UnixMicros;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::{Delivered, DeliveryMeta, Destination, Outgoing, clip};
 use crate::config::DestinationConfig;
@@ -84,69 +84,79 @@ impl MllpDestination {
         }
     }
 
-    /// Sends one window of frames and reads their ACKs; keeps the connection only if every
-    /// frame got its answer.
-    async fn send_window(&mut self, window: &[Outgoing]) -> Vec<Result<Delivered, DeliveryError>> {
+    /// Sends the frames in order with up to `pipeline` of them awaiting their ACK at any
+    /// moment (a sliding window: each ACK read lets one more frame go), and reads their
+    /// ACKs. The first failure stops further frames; the ACKs of frames already written
+    /// are still read, unless the connection is out of step. Keeps the connection only if
+    /// every frame written got its answer.
+    async fn send_all(&mut self, batch: &[Outgoing]) -> Vec<Result<Delivered, DeliveryError>> {
         let (mut writer, mut reader) = match self.connection().await {
             Ok(open) => open,
             Err(err) => return vec![Err(err)],
         };
+        let window = Semaphore::new(self.pipeline.max(1));
         // The reader waits for each frame to be written before waiting for its ACK, so a
         // failed write ends the read side at once instead of after a timeout.
         let (written_tx, mut written_rx) = mpsc::unbounded_channel::<()>();
         let write = async {
-            for message in window {
+            let mut written = 0;
+            for message in batch {
+                // Closed by the reader after a failure: nothing more is sent.
+                let Ok(permit) = window.acquire().await else {
+                    break;
+                };
+                permit.forget();
                 writer.send_frame(&message.payload).await?;
+                written += 1;
                 let _ = written_tx.send(());
             }
             drop(written_tx);
-            Ok::<(), mllp::MllpError>(())
+            Ok::<usize, mllp::MllpError>(written)
         };
         let timeout = self.timeout;
         let read = async {
-            let mut results = Vec::with_capacity(window.len());
-            for message in window {
+            let mut results = Vec::with_capacity(batch.len());
+            for message in batch {
                 if written_rx.recv().await.is_none() {
                     break;
                 }
                 let frame = match tokio::time::timeout(timeout, reader.next_frame()).await {
-                    Ok(Ok(Some(frame))) => frame,
+                    Ok(Ok(Some(frame))) => Ok(frame),
                     Ok(Ok(None)) => {
-                        results.push(Err(DeliveryError::transient(
-                            "the receiver closed the connection before answering",
-                        )));
-                        break;
+                        Err("the receiver closed the connection before answering".to_owned())
                     }
-                    Ok(Err(err)) => {
-                        results.push(Err(DeliveryError::transient(err.to_string())));
-                        break;
-                    }
-                    Err(_) => {
-                        results.push(Err(DeliveryError::transient(format!(
-                            "no ACK within {timeout:?}"
-                        ))));
-                        break;
-                    }
+                    Ok(Err(err)) => Err(err.to_string()),
+                    Err(_) => Err(format!("no ACK within {timeout:?}")),
                 };
-                let result = judge_ack(&message.payload, frame);
+                let result = frame
+                    .map_err(DeliveryError::transient)
+                    .and_then(|frame| judge_ack(&message.payload, frame));
+                let failed = result.is_err();
                 let out_of_step =
                     matches!(&result, Err(e) if e.kind == crate::FailureKind::Transient);
                 results.push(result);
+                if failed {
+                    // After any failure the worker decides what may follow (order within
+                    // a key): no further frame is written.
+                    window.close();
+                } else {
+                    window.add_permits(1);
+                }
                 if out_of_step {
                     break;
                 }
             }
+            window.close();
             results
         };
         let (written, mut results) = tokio::join!(write, read);
-        let healthy = written.is_ok()
-            && results.len() == window.len()
+        let healthy = written.as_ref().is_ok_and(|&n| results.len() == n)
             && results.iter().all(|r| {
                 r.as_ref()
                     .map_or_else(|e| e.kind != crate::FailureKind::Transient, |_| true)
             });
         if let Err(err) = written {
-            if results.len() < window.len() {
+            if results.len() < batch.len() {
                 results.push(Err(DeliveryError::transient(err.to_string())));
             }
         }
@@ -163,7 +173,7 @@ impl Destination for MllpDestination {
         message: &Outgoing,
         _meta: &DeliveryMeta,
     ) -> Result<Delivered, DeliveryError> {
-        self.send_window(std::slice::from_ref(message))
+        self.send_all(std::slice::from_ref(message))
             .await
             .pop()
             .unwrap_or_else(|| Err(DeliveryError::transient("the message was not sent")))
@@ -174,17 +184,7 @@ impl Destination for MllpDestination {
         batch: &[Outgoing],
         _meta: &DeliveryMeta,
     ) -> Vec<Result<Delivered, DeliveryError>> {
-        let mut results = Vec::with_capacity(batch.len());
-        for window in batch.chunks(self.pipeline.max(1)) {
-            let answered = self.send_window(window).await;
-            // After any failure the worker decides what may follow (order within a key).
-            let complete = answered.len() == window.len() && answered.iter().all(Result::is_ok);
-            results.extend(answered);
-            if !complete {
-                break;
-            }
-        }
-        results
+        self.send_all(batch).await
     }
 }
 
