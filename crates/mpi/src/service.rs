@@ -303,19 +303,7 @@ impl MpiService {
         &self,
         f: impl FnOnce(&mut Mpi) -> Result<T, MpiError>,
     ) -> Result<T, ServiceError> {
-        let (out, write) = {
-            let mut index = lock(&self.shared.index);
-            let out = f(&mut index);
-            let events = self.shared.pending.take();
-            self.remember(&events);
-            let write = (!events.is_empty()).then(|| {
-                let service = self.clone();
-                self.shared
-                    .store
-                    .write(move |conn| service.persist_in(conn))
-            });
-            (out, write)
-        };
+        let (out, write) = self.run_and_queue(f);
         if let Some(write) = write {
             write.await?;
         }
@@ -327,23 +315,30 @@ impl MpiService {
         &self,
         f: impl FnOnce(&mut Mpi) -> Result<T, MpiError>,
     ) -> Result<T, ServiceError> {
-        let (out, write) = {
-            let mut index = lock(&self.shared.index);
-            let out = f(&mut index);
-            let events = self.shared.pending.take();
-            self.remember(&events);
-            let write = (!events.is_empty()).then(|| {
-                let service = self.clone();
-                self.shared
-                    .store
-                    .write(move |conn| service.persist_in(conn))
-            });
-            (out, write)
-        };
+        let (out, write) = self.run_and_queue(f);
         if let Some(write) = write {
             write.wait()?;
         }
         Ok(out?)
+    }
+
+    /// Runs `f` under the index's lock and queues the write of the events it made (none
+    /// if it made none); the caller waits for the write as its context allows.
+    fn run_and_queue<T>(
+        &self,
+        f: impl FnOnce(&mut Mpi) -> Result<T, MpiError>,
+    ) -> (Result<T, MpiError>, Option<store::WriteFuture<()>>) {
+        let mut index = lock(&self.shared.index);
+        let out = f(&mut index);
+        let events = self.shared.pending.take();
+        self.remember(&events);
+        let write = (!events.is_empty()).then(|| {
+            let service = self.clone();
+            self.shared
+                .store
+                .write(move |conn| service.persist_in(conn))
+        });
+        (out, write)
     }
 
     /// Stores the model in use (e.g. after estimating it on a bulk load) and scores

@@ -149,12 +149,16 @@ impl QuarantineFilter {
         if let Some(before) = self.before {
             push("id < ?", Value::Integer(before.0), &mut values);
         }
-        let sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
-        (sql, values)
+        (where_clause(&conditions), values)
+    }
+}
+
+/// ` WHERE a AND b ...` of `conditions`, or nothing when there are none.
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
     }
 }
 
@@ -280,12 +284,7 @@ impl DataQualityFilter {
                 conditions.push(format!("{column} = ?{}", values.len()));
             }
         }
-        let sql = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conditions.join(" AND "))
-        };
-        (sql, values)
+        (where_clause(&conditions), values)
     }
 }
 
