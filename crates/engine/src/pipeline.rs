@@ -193,13 +193,7 @@ impl ChannelPipeline {
 
     /// Routes a processed message, passing its enterprise id to the destinations.
     fn route(&self, work: &Work) -> Routed {
-        let enterprise = match (&work.enterprise_id, &self.enterprise_system) {
-            (Some(value), Some(system)) => Some(v2_fhir::Identifier {
-                system: system.clone(),
-                value: value.clone(),
-            }),
-            _ => None,
-        };
+        let enterprise = work.enterprise_identifier(self.enterprise_system.as_deref());
         self.router
             .route_with_enterprise_id(&work.message, enterprise.as_ref())
     }

@@ -53,6 +53,15 @@ impl Work {
             findings: Vec::new(),
         }
     }
+
+    /// The enterprise identifier to give the FHIR Patient: the patient index's id under
+    /// its identifier `system`, when the index is on and linked the message.
+    pub fn enterprise_identifier(&self, system: Option<&str>) -> Option<v2_fhir::Identifier> {
+        Some(v2_fhir::Identifier {
+            system: system?.to_owned(),
+            value: self.enterprise_id.clone()?,
+        })
+    }
 }
 
 /// A write to run inside the one transaction that records the message as processed
@@ -76,6 +85,17 @@ impl StageOutcome {
     /// Go on, with nothing to write.
     pub fn proceed() -> StageOutcome {
         StageOutcome::Continue { commit: None }
+    }
+
+    /// The borrowed view of `bytes` (a stage's copy of [`Work::message`]); a message
+    /// that no longer parses stops as `errored`, in `stage`'s words. The pipeline parsed
+    /// it already, so this is a transformer's breakage, not the sender's.
+    pub fn parse<'b>(bytes: &'b [u8], stage: &str) -> Result<hl7v2::Message<'b>, StageOutcome> {
+        hl7v2::Message::parse(bytes).map_err(|error| StageOutcome::Stop {
+            state: MessageState::Errored,
+            reason: format!("{stage}: the message no longer parses: {error}"),
+            commit: None,
+        })
     }
 }
 

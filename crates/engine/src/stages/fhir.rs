@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use store::MessageState;
-use v2_fhir::{Converter, Identifier, Options, UtcOffset};
+use v2_fhir::{Converter, Options, UtcOffset};
 
 use crate::stage::{Commit, Stage, StageOutcome, Work};
 
@@ -114,26 +114,14 @@ impl Stage for FhirStage {
 
     fn run(&self, work: &mut Work) -> StageOutcome {
         let bytes = work.message.to_bytes();
-        let message = match hl7v2::Message::parse(&bytes) {
+        let message = match StageOutcome::parse(&bytes, self.name()) {
             Ok(message) => message,
-            Err(error) => {
-                return StageOutcome::Stop {
-                    state: MessageState::Errored,
-                    reason: format!("fhir: the message no longer parses: {error}"),
-                    commit: None,
-                };
-            }
+            Err(stop) => return stop,
         };
         if !Converter::supports(&message) {
             return StageOutcome::proceed();
         }
-        let enterprise = match (&work.enterprise_id, &self.enterprise_system) {
-            (Some(value), Some(system)) => Some(Identifier {
-                system: system.clone(),
-                value: value.clone(),
-            }),
-            _ => None,
-        };
+        let enterprise = work.enterprise_identifier(self.enterprise_system.as_deref());
         let converted = match &enterprise {
             Some(id) => self.converter.convert_with_enterprise_id(&message, id),
             None => self.converter.convert(&message),

@@ -12,7 +12,6 @@
 //! undone any more) goes on without an enterprise id; the log says so without PHI.
 
 use mpi::MpiService;
-use store::MessageState;
 
 use crate::stage::{Stage, StageOutcome, Work};
 
@@ -34,15 +33,9 @@ impl Stage for MpiStage {
 
     fn run(&self, work: &mut Work) -> StageOutcome {
         let bytes = work.message.to_bytes();
-        let message = match hl7v2::Message::parse(&bytes) {
+        let message = match StageOutcome::parse(&bytes, self.name()) {
             Ok(message) => message,
-            Err(error) => {
-                return StageOutcome::Stop {
-                    state: MessageState::Errored,
-                    reason: format!("mpi: the message no longer parses: {error}"),
-                    commit: None,
-                };
-            }
+            Err(stop) => return stop,
         };
         let action = match mpi::hl7::action_of(&message) {
             Ok(Some(action)) => action,

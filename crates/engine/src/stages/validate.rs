@@ -33,17 +33,9 @@ impl Stage for ValidateStage {
 
     fn run(&self, work: &mut Work) -> StageOutcome {
         let bytes = work.message.to_bytes();
-        let (header, findings) = match hl7v2::Message::parse(&bytes) {
+        let (header, findings) = match StageOutcome::parse(&bytes, self.name()) {
             Ok(message) => (Header::of(&message), self.validation.validate(&message)),
-            // The pipeline parsed it already; a message a transformer broke is an error of
-            // processing, not of the sender.
-            Err(error) => {
-                return StageOutcome::Stop {
-                    state: MessageState::Errored,
-                    reason: format!("validate: the message no longer parses: {error}"),
-                    commit: None,
-                };
-            }
+            Err(stop) => return stop,
         };
         let validated = Validated::new(&work.channel, header, &findings);
         work.findings = findings;
