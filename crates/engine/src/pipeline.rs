@@ -266,8 +266,7 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
             routed,
             ordering_key,
         } = decided;
-        step(conn, "SAVEPOINT message")?;
-        let result = (|| -> store::Result<()> {
+        let result = store::in_savepoint(conn, |conn| -> store::Result<()> {
             Journal::set_state_in(conn, id, state, reason.as_deref())?;
             for commit in commits {
                 commit(conn)?;
@@ -276,15 +275,10 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
                 delivery::enqueue_in(conn, id, ordering_key.as_deref(), routed)?;
             }
             Ok(())
-        })();
+        })?;
         match result {
-            Ok(()) => {
-                step(conn, "RELEASE message")?;
-                written.push(Written { received_at, state });
-            }
+            Ok(()) => written.push(Written { received_at, state }),
             Err(err) => {
-                step(conn, "ROLLBACK TO message")?;
-                step(conn, "RELEASE message")?;
                 let reason = format!("recording the processing failed: {err}");
                 Journal::set_state_in(conn, id, MessageState::Errored, Some(&reason))?;
                 written.push(Written {
@@ -295,12 +289,6 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
         }
     }
     Ok(written)
-}
-
-/// Runs one cached statement without parameters (a savepoint step): parsed once per
-/// connection instead of once per message.
-fn step(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute([])
 }
 
 /// What the batch write recorded for one message, for the metrics.

@@ -540,11 +540,8 @@ fn store_batch(
             None
         };
         let extra = owed.is_some() || validated.is_some();
-        let step = |sql: &str| conn.prepare_cached(sql)?.execute([]);
-        if extra {
-            step("SAVEPOINT intake_message")?;
-        }
-        let result = Journal::append_in(conn, &message, window).and_then(|appended| {
+        let append = |conn: &rusqlite::Connection| {
+            let appended = Journal::append_in(conn, &message, window)?;
             if let Appended::New(id) = appended {
                 if let Some(condition) = &owed {
                     conn.prepare_cached(INSERT_OWED)?.execute(params![
@@ -561,14 +558,14 @@ fn store_batch(
                     }
                 }
             }
-            Ok(appended)
-        });
-        if extra {
-            if result.is_err() {
-                step("ROLLBACK TO intake_message")?;
-            }
-            step("RELEASE intake_message")?;
-        }
+            Ok::<_, store::Error>(appended)
+        };
+        // A message with rows beside its journal row: all of them or none.
+        let result = if extra {
+            store::in_savepoint(conn, append)?
+        } else {
+            append(conn)
+        };
         results.push(match result {
             Ok(Appended::New(id)) => Stored::New(id),
             Ok(Appended::Duplicate(id)) => Stored::Duplicate(id),

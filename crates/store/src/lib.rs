@@ -66,7 +66,7 @@ pub use journal::{
 };
 pub use schema::{Migration, SCHEMA_VERSION};
 pub use store::{Store, StoreOptions};
-pub use writer::{WriteFuture, WriterStats};
+pub use writer::{WriteFuture, WriterStats, in_savepoint};
 
 /// SQLite access for code that runs inside [`Store::write`] or [`Store::read`].
 pub use rusqlite;

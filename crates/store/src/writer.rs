@@ -350,13 +350,7 @@ impl Writer {
                 let succeeded = match (job.isolation(), holds_work) {
                     (Isolation::SingleStatement, _) => job.run(conn),
                     (Isolation::Savepoint, true) => {
-                        execute(conn, "SAVEPOINT request")?;
-                        let succeeded = job.run(conn);
-                        if !succeeded {
-                            execute(conn, "ROLLBACK TO request")?;
-                        }
-                        execute(conn, "RELEASE request")?;
-                        succeeded
+                        in_savepoint(conn, |conn| job.run(conn).then_some(()).ok_or(()))?.is_ok()
                     }
                     // Nothing earlier to protect: on failure, drop the whole transaction.
                     (Isolation::Savepoint, false) => {
@@ -386,4 +380,22 @@ impl Writer {
 fn execute(conn: &Connection, sql: &str) -> Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
+}
+
+/// Runs `work` in a savepoint of the caller's transaction: its changes stay when it
+/// returns `Ok` and are rolled back when it returns `Err`, leaving everything done before
+/// it in the transaction as it was. The outer `Result` is the savepoint's own statements
+/// failing (the transaction is then in doubt); the inner one is `work`'s. The statements
+/// are cached on the connection, not parsed again per call.
+pub fn in_savepoint<T, E>(
+    conn: &Connection,
+    work: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+) -> Result<std::result::Result<T, E>> {
+    execute(conn, "SAVEPOINT part")?;
+    let outcome = work(conn);
+    if outcome.is_err() {
+        execute(conn, "ROLLBACK TO part")?;
+    }
+    execute(conn, "RELEASE part")?;
+    Ok(outcome)
 }

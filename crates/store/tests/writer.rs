@@ -371,3 +371,24 @@ fn an_unsynced_write_waits_for_a_synced_one_and_shares_its_commit() {
     assert_eq!(notes(&store), [1, 2]);
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn a_failing_savepoint_takes_back_only_its_own_changes() {
+    let (_dir, store) = open_with_notes();
+    let outcomes = store
+        .write_blocking(|conn| {
+            conn.execute("INSERT INTO note (seq, body) VALUES (1, 'before')", [])?;
+            let failed = store::in_savepoint(conn, |conn| {
+                conn.execute("INSERT INTO note (seq, body) VALUES (2, 'taken back')", [])?;
+                Err::<(), Error>(Error::Refused("no".into()))
+            })?;
+            let kept = store::in_savepoint(conn, |conn| {
+                conn.execute("INSERT INTO note (seq, body) VALUES (3, 'kept')", [])?;
+                Ok::<(), Error>(())
+            })?;
+            Ok((failed.is_err(), kept.is_ok()))
+        })
+        .unwrap();
+    assert_eq!(outcomes, (true, true));
+    assert_eq!(notes(&store), [1, 3]);
+}
