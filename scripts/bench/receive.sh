@@ -13,27 +13,12 @@
 # target/node-peers). Sends only to 127.0.0.1.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+source "$(dirname "$0")/common.sh"
 COUNT="${COUNT:-200000}"
 PEER_COUNT="${PEER_COUNT:-20000}"
-ORU="$ROOT/crates/hl7v2/tests/data/oru_r01_1500.hl7"
-CORRIDOR="$TARGET/release/corridor"
 PORT_CORRIDOR=22575
 PORT_PYTHON=22576
 PORT_NODE=22577
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ -z "${SKIP_BUILD:-}" ]; then
-    echo "# building release binary" >&2
-    (cd "$ROOT" && cargo build --release -p corridor --quiet)
-fi
 
 wait_for_port() { # port
     for _ in $(seq 1 400); do

@@ -14,30 +14,15 @@
 # Prints Markdown table rows; the upstream engine's peak resident memory (VmHWM) too.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+source "$(dirname "$0")/common.sh"
 COUNT="${COUNT:-100000}"
 RATE="${RATE:-1000}"
 RATE_COUNT="${RATE_COUNT:-30000}"
 HIGH_RATE="${HIGH_RATE:-10000}"
 HIGH_COUNT="${HIGH_COUNT:-100000}"
 CONNECTIONS="${CONNECTIONS:-8}"
-ORU="$ROOT/crates/hl7v2/tests/data/oru_r01_1500.hl7"
-CORRIDOR="$TARGET/release/corridor"
 PORT_UP=23575
 PORT_DOWN=23576
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ -z "${SKIP_BUILD:-}" ]; then
-    echo "# building release binary" >&2
-    (cd "$ROOT" && cargo build --release -p corridor --quiet)
-fi
 
 start_engine() { # name config; sets ENGINE_PID
     "$CORRIDOR" run --data "$WORK/$1" --config "$2" > /dev/null 2> "$WORK/$1.log" &
