@@ -106,6 +106,11 @@ impl Router {
         &self.channel
     }
 
+    /// Whether the channel has no destination.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
     /// Runs every destination's steps on `message` (the channel's processed message).
     /// Destinations without steps share one serialization of it.
     pub fn route(&self, message: &OwnedMessage) -> Routed {

@@ -1,6 +1,6 @@
 //! Starting and stopping everything a configuration describes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -163,6 +163,7 @@ impl Engine {
             .await?,
         );
         let mut wakes: HashMap<String, Arc<Notify>> = HashMap::new();
+        let mut archives = HashSet::new();
         let mut pipelines = Vec::new();
         for (name, channel) in &config.channels {
             let steps_error = |reason: String| StartError::Steps {
@@ -193,7 +194,9 @@ impl Engine {
             if let Some(index) = &patient_index {
                 stages.push(Arc::new(crate::stages::mpi::MpiStage::new(index.clone())));
             }
-            stages.push(Arc::new(StepsStage::new(chain)));
+            if !chain.is_empty() {
+                stages.push(Arc::new(StepsStage::new(chain)));
+            }
             let enterprise_system = patient_index
                 .as_ref()
                 .map(|_| config.mpi.enterprise_system.clone());
@@ -202,6 +205,9 @@ impl Engine {
                     crate::stages::fhir::FhirStage::from_config(fhir, enterprise_system.clone())
                         .map_err(steps_error)?;
                 stages.push(Arc::new(stage));
+            }
+            if stages.is_empty() && router.is_empty() {
+                archives.insert(name.clone());
             }
             let wake = Arc::new(Notify::new());
             wakes.insert(name.clone(), wake.clone());
@@ -218,7 +224,13 @@ impl Engine {
             ));
         }
         let processors = Processors::start(store.clone(), delivery.clone(), pipelines);
-        let wakes = Arc::new(wakes);
+        let intakes = crate::receive::Intakes {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            wakes: Arc::new(wakes),
+            validations,
+            archives,
+        };
 
         let mut bound = Vec::new();
         for (name, channel) in &config.channels {
@@ -242,9 +254,7 @@ impl Engine {
         let mut servers = Vec::new();
         for (name, tls, server) in bound {
             let channel = &config.channels[&name];
-            let intake =
-                crate::receive::intake_for(&name, channel, &store, &metrics, &wakes, &validations);
-            let receiver = MllpReceiver::with_intake(intake);
+            let receiver = MllpReceiver::with_intake(intakes.intake(&name, channel));
             listeners.push(Listener {
                 channel: name.clone(),
                 addr: server.local_addr(),
@@ -253,9 +263,7 @@ impl Engine {
             servers.push(server.spawn(receiver));
         }
         // The HTTP and directory sources, through the same intake.
-        let sources =
-            crate::receive::OtherSources::start(&config, &store, &metrics, &wakes, &validations)
-                .await?;
+        let sources = crate::receive::OtherSources::start(&config, &intakes).await?;
 
         let (http_addr, http) = if config.http.enabled {
             let listener = tokio::net::TcpListener::bind(config.http.listen.0)
@@ -277,7 +285,7 @@ impl Engine {
                 delivery: delivery.clone(),
             });
             let wake_channel = {
-                let wakes = wakes.clone();
+                let wakes = intakes.wakes.clone();
                 Arc::new(move |channel: &str| {
                     if let Some(wake) = wakes.get(channel) {
                         wake.notify_one();
@@ -285,7 +293,8 @@ impl Engine {
                 }) as Arc<dyn Fn(&str) + Send + Sync>
             };
             // The quarantine revalidates edits with each channel's own settings.
-            let validators = validations
+            let validators = intakes
+                .validations
                 .iter()
                 .fold(quarantine::Validators::new(), |all, (name, (_, v))| {
                     all.with_shared(name.clone(), v.clone())

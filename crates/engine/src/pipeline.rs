@@ -42,7 +42,8 @@ const BATCH: usize = 512;
 /// How often an idle processor looks for messages nobody told it about.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
-/// Runs a channel's filters and transformers (`steps::Chain`) as a stage.
+/// Runs a channel's filters and transformers (`steps::Chain`) as a stage; a channel
+/// without any has no such stage.
 pub(crate) struct StepsStage {
     chain: steps::Chain,
 }
@@ -59,9 +60,6 @@ impl Stage for StepsStage {
     }
 
     fn run(&self, work: &mut Work) -> StageOutcome {
-        if self.chain.is_empty() {
-            return StageOutcome::proceed();
-        }
         let message = std::mem::take(&mut work.message);
         let vars = steps::Vars {
             enterprise_id: work.enterprise_id.clone(),

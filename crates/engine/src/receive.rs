@@ -6,6 +6,7 @@
 //! commit). Only after that commit returned are the acknowledgements built and
 //! handed back, in order (invariant 1), and the channel's pipeline woken.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,6 @@ use quarantine::{ChannelValidation, Header, Validated};
 use store::rusqlite::{self, params};
 use store::{Appended, Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
 use tracing::{debug, error, info, warn};
-
-use std::collections::HashMap;
 
 use crate::config::{
     AckModeSetting, ChannelConfig, Config, ConfigError, ConfigErrors, SourceKind, ValidationMode,
@@ -168,6 +167,8 @@ struct Inner {
     metrics: Arc<ChannelMetrics>,
     /// Set when the channel validates before the ACK.
     validation: Option<Arc<ChannelValidation>>,
+    /// Accepted messages are stored `processed` (see [`Intake::processed_on_receipt`]).
+    processed_on_receipt: bool,
 }
 
 /// The [`FrameHandler`] of an MLLP source: hands every frame to the channel's
@@ -273,6 +274,7 @@ impl Intake {
                 store,
                 metrics,
                 validation: None,
+                processed_on_receipt: false,
             }),
         }
     }
@@ -283,17 +285,27 @@ impl Intake {
     /// event, version or processing id is not supported, with one ERR segment per
     /// finding. Valid messages are counted in the data-quality counters.
     pub fn validating(self, validation: Arc<ChannelValidation>) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+        self.with(|inner| inner.validation = Some(validation))
+    }
+
+    /// The same intake storing accepted messages as `processed` in the commit that
+    /// stores them, for a channel with nothing to process (no stage, no destination:
+    /// an archive). Its pipeline is not woken; it would only flip the state.
+    pub fn processed_on_receipt(self) -> Self {
+        self.with(|inner| inner.processed_on_receipt = true)
+    }
+
+    fn with(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             settings: shared.settings.clone(),
             store: shared.store.clone(),
             metrics: shared.metrics.clone(),
-            validation: None,
+            validation: shared.validation.clone(),
+            processed_on_receipt: shared.processed_on_receipt,
         });
+        change(&mut inner);
         Intake {
-            inner: Arc::new(Inner {
-                validation: Some(validation),
-                ..inner
-            }),
+            inner: Arc::new(inner),
         }
     }
 
@@ -309,6 +321,11 @@ impl Intake {
         let inner = &*self.inner;
         let received_at = UnixMicros::now();
         let enhanced = inner.settings.ack_mode == AckModeSetting::Enhanced;
+        let accepted_state = if inner.processed_on_receipt {
+            MessageState::Processed
+        } else {
+            MessageState::Received
+        };
 
         let mut inspected: Vec<Inspected> = messages
             .iter()
@@ -317,7 +334,7 @@ impl Intake {
         let mut records = Vec::with_capacity(messages.len());
         for (raw, item) in messages.iter().zip(&mut inspected) {
             let (state, state_reason) = match &item.verdict {
-                Verdict::Accept => (MessageState::Received, None),
+                Verdict::Accept => (accepted_state, None),
                 Verdict::Reject { reason, .. } => (MessageState::Rejected, Some(reason.clone())),
             };
             let owed = match (&item.verdict, enhanced) {
@@ -354,7 +371,9 @@ impl Intake {
             .await
         {
             Ok(results) => {
-                if results.iter().any(|s| matches!(s, Stored::New(_))) {
+                if !inner.processed_on_receipt
+                    && results.iter().any(|s| matches!(s, Stored::New(_)))
+                {
                     inner.settings.stored.notify_one();
                 }
                 results
@@ -398,6 +417,13 @@ impl Intake {
                 Stored::New(id) => match item.verdict {
                     Verdict::Accept => {
                         inner.metrics.count_received(raw.len());
+                        if inner.processed_on_receipt {
+                            inner.metrics.observe_processed(
+                                accepted_state,
+                                UnixMicros::now(),
+                                received_at,
+                            );
+                        }
                         debug!(channel = %inner.settings.channel, peer = %origin.peer, id = %id, size = raw.len(), "stored");
                         let (code, ack) = self.positive_ack(raw, &item);
                         Received {
@@ -534,7 +560,7 @@ fn store_batch(
             owed,
             validated,
         } = record;
-        let window = if message.state == MessageState::Received {
+        let window = if message.state != MessageState::Rejected {
             window
         } else {
             None
@@ -607,30 +633,40 @@ pub(crate) fn channel_validations(config: &Config) -> Result<Validations, StartE
     Ok(validations)
 }
 
-/// The intake of a configured channel: its ACK mode and duplicate window, its pipeline's
-/// notifier, and its validation when it validates before the ACK.
-pub(crate) fn intake_for(
-    name: &str,
-    channel: &ChannelConfig,
-    store: &Store,
-    metrics: &Metrics,
-    wakes: &HashMap<String, Arc<tokio::sync::Notify>>,
-    validations: &Validations,
-) -> Intake {
-    let settings = ReceiverSettings {
-        channel: Arc::from(name),
-        ack_mode: channel.source.ack_mode,
-        duplicate_window: channel.source.duplicate_window.0,
-        stored: wakes.get(name).cloned().unwrap_or_default(),
-    };
-    let intake = Intake::new(
-        settings,
-        store.clone(),
-        metrics.channel(name).unwrap_or_default(),
-    );
-    match validations.get(name) {
-        Some((ValidationMode::BeforeAck, validation)) => intake.validating(validation.clone()),
-        _ => intake,
+/// What every channel's intake is built from.
+pub(crate) struct Intakes {
+    pub store: Store,
+    pub metrics: Metrics,
+    /// Each channel's pipeline notifier.
+    pub wakes: Arc<HashMap<String, Arc<tokio::sync::Notify>>>,
+    pub validations: Validations,
+    /// Channels with no stage and no destination: archives, whose messages are
+    /// `processed` on receipt.
+    pub archives: HashSet<String>,
+}
+
+impl Intakes {
+    /// The intake of a configured channel: its ACK mode and duplicate window, its
+    /// pipeline's notifier, and its validation when it validates before the ACK.
+    pub(crate) fn intake(&self, name: &str, channel: &ChannelConfig) -> Intake {
+        let settings = ReceiverSettings {
+            channel: Arc::from(name),
+            ack_mode: channel.source.ack_mode,
+            duplicate_window: channel.source.duplicate_window.0,
+            stored: self.wakes.get(name).cloned().unwrap_or_default(),
+        };
+        let mut intake = Intake::new(
+            settings,
+            self.store.clone(),
+            self.metrics.channel(name).unwrap_or_default(),
+        );
+        if let Some((ValidationMode::BeforeAck, validation)) = self.validations.get(name) {
+            intake = intake.validating(validation.clone());
+        }
+        if self.archives.contains(name) {
+            intake = intake.processed_on_receipt();
+        }
+        intake
     }
 }
 
@@ -646,10 +682,7 @@ impl OtherSources {
     /// has a policy.
     pub(crate) async fn start(
         config: &Config,
-        store: &Store,
-        metrics: &Metrics,
-        wakes: &HashMap<String, Arc<tokio::sync::Notify>>,
-        validations: &Validations,
+        intakes: &Intakes,
     ) -> Result<OtherSources, StartError> {
         let mut sources = OtherSources {
             http: Vec::new(),
@@ -658,7 +691,7 @@ impl OtherSources {
         };
         for (name, channel) in &config.channels {
             let source = &channel.source;
-            let intake = || intake_for(name, channel, store, metrics, wakes, validations);
+            let intake = || intakes.intake(name, channel);
             match source.kind {
                 SourceKind::Mllp => {}
                 SourceKind::Http => {
@@ -703,7 +736,7 @@ impl OtherSources {
             .filter_map(|(name, c)| Some((name.clone(), c.retention?)))
             .collect();
         if !policies.is_empty() {
-            sources.retention = Some(Retention::spawn(store.clone(), policies));
+            sources.retention = Some(Retention::spawn(intakes.store.clone(), policies));
         }
         Ok(sources)
     }

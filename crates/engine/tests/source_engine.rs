@@ -1,6 +1,7 @@
 //! The HTTP and directory sources started by the engine from a configuration: messages
-//! they store reach the channel's pipeline like those of an MLLP listener, validation
-//! before the ACK applies to them, and their keys are checked with errors naming the key.
+//! they store reach the channel's pipeline like those of an MLLP listener (or are
+//! `processed` on receipt in a channel with nothing to process), validation before the
+//! ACK applies to them, and their keys are checked with errors naming the key.
 
 use std::path::Path;
 use std::time::Duration;
@@ -81,6 +82,7 @@ async fn http_and_directory_sources_feed_their_channels_pipelines() {
         mode = "before_ack"
         [channels.files]
         source = { type = "directory", path = "inbox", pattern = "*.hl7", poll_interval = "50ms" }
+        transforms = [ { set = "MSH-5", value = "ARCHIVE" } ]
         [channels.files.retention]
         max_age = "30d"
         "#,
@@ -98,6 +100,15 @@ async fn http_and_directory_sources_feed_their_channels_pipelines() {
     let (status, ack) = post(http[0].addr, &oru("W1", "13.2")).await;
     assert_eq!(status, 200, "{ack}");
     assert!(ack.contains("MSA|AA|W1"), "{ack}");
+    // "web" has no stage and no destination: its message was stored `processed` in
+    // the commit its ACK waited for, and counted as processed.
+    let store = engine.store().clone();
+    assert_eq!(
+        journal(&store),
+        [("web".to_owned(), "W1".to_owned(), "processed".to_owned())]
+    );
+    let web = engine.metrics().channel("web").unwrap().counts();
+    assert_eq!((web.received, web.processed), (1, 1));
     let (status, ack) = post(http[0].addr, &oru("W2", "high")).await;
     assert_eq!(status, 422, "{ack}");
     assert!(ack.contains("MSA|AE|W2"), "{ack}");
@@ -113,9 +124,8 @@ async fn http_and_directory_sources_feed_their_channels_pipelines() {
     })
     .await;
 
-    // The accepted messages went through the pipeline (woken by the sources), the
-    // invalid one stays rejected.
-    let store = engine.store().clone();
+    // The files went through their channel's pipeline (woken by the source), the
+    // invalid message stays rejected.
     wait_until("every accepted message is processed", || {
         journal(&store)
             .iter()
@@ -140,6 +150,13 @@ async fn http_and_directory_sources_feed_their_channels_pipelines() {
         rows.iter()
             .any(|(channel, id, _)| channel == "files" && id == "F2")
     );
+    // Counted after the commit that the journal already shows.
+    let files = engine.metrics().channel("files").unwrap();
+    wait_until("both files' messages are counted", || {
+        files.counts().processed == 2
+    })
+    .await;
+    assert_eq!(files.counts().received, 2);
     engine.shutdown().await;
 }
 
