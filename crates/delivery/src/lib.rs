@@ -59,7 +59,7 @@
 //! | `last_error` | TEXT NULL | The last failure, in words. |
 //! | `answer` | TEXT NULL | The receiver's last answer: ACK message, HTTP status line, file written. |
 //! | `queued_at` | INTEGER | When it was queued, in the processing transaction (µs). |
-//! | `sent_at` | INTEGER NULL | When it was last handed to the receiver (µs). |
+//! | `sent_at` | INTEGER NULL | When it was last handed to the receiver (µs); written with the outcome, or with the `sending` mark when the receiver takes longer than 100 ms to answer. |
 //! | `acked_at` | INTEGER NULL | When the receiver's positive answer arrived (µs). |
 //! | `state_changed_at` | INTEGER | When `state` last changed (µs). |
 //!

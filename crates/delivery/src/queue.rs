@@ -82,8 +82,9 @@ impl fmt::Display for EntryId {
 pub enum EntryState {
     /// Waiting for its turn (or for its next attempt after a failure).
     Queued,
-    /// Handed to the receiver, answer not yet recorded. Entries found in this state at
-    /// start were interrupted and are sent again.
+    /// Handed to the receiver, which has not answered within 100 ms (a batch answered
+    /// sooner goes from `queued` to its outcome in one write). Entries found in this
+    /// state at start were interrupted and are sent again.
     Sending,
     /// The receiver acknowledged it.
     Delivered,
@@ -262,7 +263,7 @@ pub(crate) fn load_outgoing(
     Ok(out)
 }
 
-/// Marks entries as handed to the receiver.
+/// Marks entries as handed to the receiver and not yet answered (a slow receiver).
 pub(crate) fn mark_sending(
     conn: &Connection,
     entries: &[EntryId],
@@ -307,11 +308,13 @@ pub(crate) struct Attempted {
     pub acked_at: Option<UnixMicros>,
 }
 
-/// Records the outcomes of a batch, and moves each message whose entries are now all
-/// final to `delivered` (or `dead_lettered` when a destination gave up) in the journal.
+/// Records the outcomes of a batch handed to the receiver at `sent_at` (the `sent_at` of
+/// each entry tried), and moves each message whose entries are now all final to
+/// `delivered` (or `dead_lettered` when a destination gave up) in the journal.
 pub(crate) fn record_attempts(
     conn: &Connection,
     channel: &str,
+    sent_at: UnixMicros,
     attempted: &[Attempted],
 ) -> store::Result<()> {
     let now = UnixMicros::now().0;
@@ -319,7 +322,8 @@ pub(crate) fn record_attempts(
         "UPDATE delivery_queue SET state = ?2, state_reason = ?3, attempts = attempts + ?4, \
          next_attempt_at = ?5, last_error = coalesce(?6, last_error), \
          answer = coalesce(?7, answer), acked_at = coalesce(?8, acked_at), \
-         state_changed_at = ?9 WHERE id = ?1",
+         state_changed_at = ?9, sent_at = CASE WHEN ?4 > 0 THEN ?10 ELSE sent_at END \
+         WHERE id = ?1",
     )?;
     for a in attempted {
         update.execute(params![
@@ -332,6 +336,7 @@ pub(crate) fn record_attempts(
             a.answer,
             a.acked_at.map(|t| t.0),
             now,
+            sent_at.0,
         ])?;
     }
     let mut finished: Vec<MessageId> = attempted

@@ -24,6 +24,9 @@ const MAX_PAGES: usize = 8;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// While every due entry is blocked, wake-ups closer together than this are merged.
 const BLOCKED_RESCAN: Duration = Duration::from_millis(50);
+/// A batch still unanswered after this long is marked `sending`, so a slow receiver
+/// shows what it holds; a batch answered sooner is recorded once, with its outcome.
+const SENDING_MARK_AFTER: Duration = Duration::from_millis(100);
 /// How often a waiting destination repeats its warning.
 const ALERT_PERIOD: Duration = Duration::from_secs(60);
 
@@ -156,16 +159,25 @@ impl Worker {
                 continue;
             }
 
-            let ids: Vec<EntryId> = due.iter().map(|o| o.entry).collect();
-            // Not awaited: the mark only makes `sending` visible; the outcome write below
-            // is queued after it and is awaited. Both are unsynced: a power loss that takes
-            // them leaves the entries queued, and they are sent again (at-least-once).
             let sent_at = UnixMicros::now();
-            drop(
-                self.store
-                    .write_unsynced(move |conn| queue::mark_sending(conn, &ids, sent_at)),
-            );
-            let results = self.destination.deliver_batch(&due, &self.meta).await;
+            let results = {
+                let delivering = self.destination.deliver_batch(&due, &self.meta);
+                tokio::pin!(delivering);
+                tokio::select! {
+                    results = &mut delivering => results,
+                    () = tokio::time::sleep(SENDING_MARK_AFTER) => {
+                        // Not awaited: the mark only makes `sending` visible; the outcome
+                        // write below is queued after it. Both are unsynced: a power loss
+                        // that takes them leaves the entries queued, and they are sent
+                        // again (at-least-once).
+                        let ids: Vec<EntryId> = due.iter().map(|o| o.entry).collect();
+                        drop(self.store.write_unsynced(move |conn| {
+                            queue::mark_sending(conn, &ids, sent_at)
+                        }));
+                        delivering.await
+                    }
+                }
+            };
             let attempted = self.judge(&due, results, sent_at, &mut waiting_on);
 
             self.update_alert(&due, &attempted, &mut waiting_on, &mut last_alert_log);
@@ -173,7 +185,7 @@ impl Worker {
             let recorded = self
                 .store
                 .write_unsynced(move |conn| {
-                    queue::record_attempts(conn, &channel_for_write, &attempted)
+                    queue::record_attempts(conn, &channel_for_write, sent_at, &attempted)
                 })
                 .await;
             if let Err(err) = recorded {
