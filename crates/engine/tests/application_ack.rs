@@ -2,10 +2,11 @@
 //! the pipeline has decided the message, the application acknowledgement MSH-16 asks for
 //! is sent to the sender's own listener (here a second engine, which stores it).
 
-use std::time::{Duration, Instant};
+mod common;
 
-use engine::{Config, Engine};
-use mllp::MllpClient;
+use std::time::Duration;
+
+use common::{Api, mllp_client, raw_messages, send_expecting, start_engine, wait_for};
 use store::Store;
 
 fn message(control: &str, msh15: &str, msh16: &str) -> Vec<u8> {
@@ -16,59 +17,37 @@ fn message(control: &str, msh15: &str, msh16: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn start(dir: &std::path::Path, data: &str, toml: &str) -> Engine {
-    let text = format!(
-        "[data]\ndir = {:?}\n[http]\nenabled = false\n{toml}",
-        dir.join(data).display().to_string()
-    );
-    Engine::start(Config::from_toml_in(&text, dir).unwrap())
-        .await
-        .unwrap()
-}
-
 /// (MSA-1, MSA-2, MSA-3) of every acknowledgement the sender's listener stored.
 fn acknowledgements(store: &Store) -> Vec<(String, String, String)> {
-    store
-        .read(|conn| {
-            let mut stmt = conn.prepare("SELECT raw FROM journal_raw ORDER BY id")?;
-            let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-            Ok(rows
-                .map(|raw| {
-                    let raw = raw.unwrap();
-                    let m = hl7v2::Message::parse(&raw).unwrap();
-                    let get = |p: &str| m.get_str(p).unwrap().unwrap_or_default().into_owned();
-                    (get("MSA-1"), get("MSA-2"), get("MSA-3"))
-                })
-                .collect())
+    raw_messages(store)
+        .iter()
+        .map(|raw| {
+            let m = hl7v2::Message::parse(raw).unwrap();
+            let get = |p: &str| m.get_str(p).unwrap().unwrap_or_default().into_owned();
+            (get("MSA-1"), get("MSA-2"), get("MSA-3"))
         })
-        .unwrap()
+        .collect()
 }
 
 fn owed(store: &Store) -> i64 {
-    store
-        .read(|conn| {
-            Ok(
-                conn.query_row("SELECT count(*) FROM application_acks_owed", [], |r| {
-                    r.get(0)
-                })?,
-            )
-        })
-        .unwrap()
+    common::count(store, "SELECT count(*) FROM application_acks_owed")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn application_acks_follow_the_pipeline_s_decision_and_msh_16() {
     let dir = tempfile::tempdir().unwrap();
-    let sender_listener = start(
+    let sender_listener = start_engine(
         dir.path(),
         "sender",
+        Api::Off,
         "[channels.acks]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
     )
     .await;
     let ack_to = sender_listener.listeners()[0].addr;
-    let engine = start(
+    let engine = start_engine(
         dir.path(),
         "corridor",
+        Api::Off,
         &format!(
             r#"
 [channels.lab]
@@ -78,30 +57,22 @@ transforms = [ {{ name = "refuse BAD", script = "if (msg.get('MSH-10') === 'BAD'
         ),
     )
     .await;
-    let mut client = MllpClient::connect(&engine.listeners()[0].addr.to_string(), None)
-        .await
-        .unwrap();
+    let mut client = mllp_client(engine.listeners()[0].addr).await;
     for (control, msh16) in [
         ("OK", "AL"),
         ("BAD", "AL"),
         ("QUIET", "ER"),
         ("SUCCESS", "SU"),
     ] {
-        let ack = client.send(&message(control, "AL", msh16)).await.unwrap();
-        let ack = hl7v2::Message::parse(&ack).unwrap();
-        assert_eq!(ack.get_str("MSA-1").unwrap().as_deref(), Some("CA"));
+        send_expecting(&mut client, &message(control, "AL", msh16), "CA").await;
     }
 
-    let started = Instant::now();
-    while acknowledgements(sender_listener.store()).len() < 3 || owed(engine.store()) > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "application acknowledgements: {:?}, still owed: {}",
-            acknowledgements(sender_listener.store()),
-            owed(engine.store())
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(
+        "three application acknowledgements and none still owed",
+        Duration::from_secs(30),
+        || acknowledgements(sender_listener.store()).len() >= 3 && owed(engine.store()) == 0,
+    )
+    .await;
     let mut got = acknowledgements(sender_listener.store());
     got.sort();
     assert_eq!(got.len(), 3, "{got:?}");

@@ -3,14 +3,15 @@
 //! enterprise identifier the index linked the message to, as the engine's own FHIR stage
 //! does.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use engine::{Config, Engine};
-use mllp::MllpClient;
+use common::{Api, send_all, start_engine, wait_for};
 use serde_json::{Value, json};
 
 fn adt(event: &str, control: &str) -> Vec<u8> {
@@ -74,17 +75,11 @@ async fn fhir_destinations_send_the_enterprise_identifier_of_the_patient() {
     let app = axum::Router::new()
         .route("/fhir", axum::routing::post(transaction))
         .with_state(bundles.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server_addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server_addr = common::serve(app).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
+    let toml = format!(
         r#"
-[data]
-dir = {:?}
-[http]
-listen = "127.0.0.1:0"
 [mpi]
 enabled = true
 [channels.adt]
@@ -93,30 +88,21 @@ source = {{ type = "mllp", listen = "127.0.0.1:0" }}
 name = "fhir-server"
 type = "fhir"
 url = "http://{server_addr}/fhir"
-"#,
-        dir.path().join("data").display().to_string()
+"#
     );
-    let engine = Engine::start(Config::from_toml_in(&text, dir.path()).unwrap())
-        .await
-        .unwrap();
-    let mut client = MllpClient::connect(&engine.listeners()[0].addr.to_string(), None)
-        .await
-        .unwrap();
-    for (event, control) in [("A01", "ADMIT-1"), ("A08", "UPDATE-1")] {
-        let ack = client.send(&adt(event, control)).await.unwrap();
-        let ack = hl7v2::Message::parse(&ack).unwrap();
-        assert_eq!(ack.get_str("MSA-1").unwrap().as_deref(), Some("AA"));
-    }
+    let engine = start_engine(dir.path(), "data", Api::On, &toml).await;
+    send_all(
+        engine.listeners()[0].addr,
+        &[adt("A01", "ADMIT-1"), adt("A08", "UPDATE-1")],
+    )
+    .await;
 
-    let started = Instant::now();
-    while bundles.lock().unwrap().len() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the FHIR server got {} of 2 Bundles",
-            bundles.lock().unwrap().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(
+        "two Bundles at the FHIR server",
+        Duration::from_secs(30),
+        || bundles.lock().unwrap().len() >= 2,
+    )
+    .await;
     let bundles = bundles.lock().unwrap().clone();
     let system = "urn:corridor:mpi";
     let admitted = patient_identifier(&bundles, "ADMIT-1", system);
@@ -138,21 +124,8 @@ url = "http://{server_addr}/fhir"
 
     // The index knows the patient by that enterprise id.
     let http = engine.http_addr().unwrap();
-    let mut stream = tokio::net::TcpStream::connect(http).await.unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(
-            format!(
-                "GET /mpi/patients/{admitted} HTTP/1.1\r\nHost: corridor\r\nConnection: close\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("MRN77"), "{answer}");
+    let answer = common::get(http, &format!("/mpi/patients/{admitted}")).await;
+    assert!(answer.head.starts_with("HTTP/1.1 200"), "{}", answer.head);
+    assert!(answer.body.contains("MRN77"), "{}", answer.body);
     engine.shutdown().await;
 }

@@ -3,62 +3,48 @@
 //! and found by a FHIR client over the engine's HTTP port (patient by name, their
 //! observations, `$everything`, the CapabilityStatement).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use engine::{Config, Engine};
-use mllp::MllpClient;
+use common::{Api, send_all, start_engine};
 use serde_json::Value;
 
 const ORU: &[u8] = include_bytes!("../../hl7v2/tests/data/oru_r01_1500.hl7");
 
+/// A FHIR read: the status and the JSON of the answer.
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: corridor\r\nAccept: application/fhir+json\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let text = String::from_utf8_lossy(&answer);
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let json = match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) => serde_json::from_str(&body[a..=b]).unwrap(),
-        _ => Value::Null,
-    };
-    (status, json)
+    let answer = common::http(
+        addr,
+        "GET",
+        path,
+        &[("Accept", "application/fhir+json")],
+        b"",
+    )
+    .await;
+    (answer.status, answer.json())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lab_result_received_over_mllp_is_served_as_fhir() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
+    let engine = start_engine(
+        dir.path(),
+        "data",
+        Api::On,
         r#"
-[data]
-dir = {:?}
-[http]
-listen = "127.0.0.1:0"
 [channels.lab]
-source = {{ type = "mllp", listen = "127.0.0.1:0" }}
-fhir = {{ repository = true, timezone = "-05:00" }}
+source = { type = "mllp", listen = "127.0.0.1:0" }
+fhir = { repository = true, timezone = "-05:00" }
 "#,
-        dir.path().join("data").display().to_string()
-    );
-    let engine = Engine::start(Config::from_toml_in(&text, dir.path()).unwrap())
-        .await
-        .unwrap();
-    let mut client = MllpClient::connect(&engine.listeners()[0].addr.to_string(), None)
-        .await
-        .unwrap();
+    )
+    .await;
     let raw: Vec<u8> = ORU
         .split(|&b| b == b'\n' || b == b'\r')
         .filter(|l| !l.is_empty())
         .flat_map(|l| l.iter().copied().chain([b'\r']))
         .collect();
-    let ack = client.send(&raw).await.unwrap();
-    let ack = hl7v2::Message::parse(&ack).unwrap();
-    assert_eq!(ack.get_str("MSA-1").unwrap().as_deref(), Some("AA"));
+    send_all(engine.listeners()[0].addr, &[raw]).await;
 
     let http = engine.http_addr().unwrap();
     let started = Instant::now();

@@ -9,12 +9,14 @@
 //!   stored as rejected and quarantined; corrected and reprocessed through the API, it is
 //!   delivered.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use engine::{Config, Engine};
-use mllp::MllpClient;
+use common::{Api, mllp_client, send_all, send_expecting, start_engine, wait_for};
+use engine::Engine;
 use serde_json::Value;
 use store::{MessageId, MessageState, Store};
 
@@ -37,7 +39,8 @@ fn without_birth_date(message: &[u8]) -> Vec<u8> {
     text.replacen("|19840615|", "||", 1).into_bytes()
 }
 
-/// One HTTP/1.1 request on a fresh connection: the status and the body.
+/// One HTTP/1.1 request on a fresh connection: the status and the body (its JSON object,
+/// but for /metrics).
 async fn call(
     addr: SocketAddr,
     method: &str,
@@ -45,44 +48,21 @@ async fn call(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: corridor\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8(answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // Chunked or not, a JSON answer lies between the first '{' and the last '}'.
-    let body = match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) if !path.starts_with("/metrics") => &body[a..=b],
-        _ => body,
+    let answer = common::http(addr, method, path, headers, body).await;
+    let body = if path.starts_with("/metrics") {
+        &answer.body
+    } else {
+        answer.json_text()
     };
-    (status, body.to_string())
+    (answer.status, body.to_owned())
 }
 
 fn state_of(store: &Store, id: MessageId) -> MessageState {
     store.journal().get(id).unwrap().unwrap().entry.state
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    // Generous: the machine is shared; this bounds a hang, it measures nothing.
-    let limit = Duration::from_secs(30);
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long a wait may take before the test fails.
+const LIMIT: Duration = Duration::from_secs(30);
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
@@ -101,20 +81,16 @@ fn delivered_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_failing_its_profile_after_the_ack_is_quarantined_fixed_and_delivered() {
-    let dir = tempfile::tempdir().unwrap();
+/// An engine with its HTTP API and channel `iz`: an MLLP source (with `source_options`
+/// added to its table), the IZ profile checked at `mode`, and a file destination writing
+/// `registry/{message_id}.hl7`.
+async fn start_iz(dir: &Path, source_options: &str, mode: &str) -> Engine {
     let toml = format!(
         r#"
-[data]
-dir = {data:?}
-[http]
-listen = "127.0.0.1:0"
 [channels.iz]
-# The CDC samples share one control id; here they are different messages.
-source = {{ type = "mllp", listen = "127.0.0.1:0", duplicate_window = "off" }}
+source = {{ type = "mllp", listen = "127.0.0.1:0"{source_options} }}
 [channels.iz.validation]
-mode = "after_ack"
+mode = "{mode}"
 profile = {profile:?}
 [[channels.iz.destinations]]
 name = "registry"
@@ -122,30 +98,30 @@ type = "file"
 path = "registry"
 file_name = "{{message_id}}.hl7"
 "#,
-        data = dir.path().join("data").display().to_string(),
         profile = iz_profile().display().to_string(),
     );
-    let config = Config::from_toml_in(&toml, dir.path()).unwrap();
-    let engine = Engine::start(config).await.unwrap();
+    start_engine(dir, "data", Api::On, &toml).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_failing_its_profile_after_the_ack_is_quarantined_fixed_and_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    // The CDC samples share one control id; here they are different messages.
+    let engine = start_iz(dir.path(), r#", duplicate_window = "off""#, "after_ack").await;
     let store = engine.store().clone();
     let addr = engine.listeners()[0].addr;
     let out = dir.path().join("registry");
 
     let good = adult("Adult_z22_New_Covid_vaccine.hl7");
     let bad = without_birth_date(&adult("Adult_z22_non-vaccination_deferral.hl7"));
-    let mut client = MllpClient::connect(&addr.to_string(), None).await.unwrap();
-    for message in [&bad, &good] {
-        // Validation comes after the ACK: both are accepted once stored.
-        let ack = client.send(message).await.unwrap();
-        let ack = hl7v2::Message::parse(&ack).unwrap();
-        assert_eq!(ack.get_str("MSA-1").unwrap().as_deref(), Some("AA"));
-    }
+    // Validation comes after the ACK: both are accepted once stored.
+    send_all(addr, &[&bad, &good]).await;
     let (bad_id, good_id) = (MessageId(1), MessageId(2));
-    wait_for("the bad message to be quarantined", || {
+    wait_for("the bad message to be quarantined", LIMIT, || {
         state_of(&store, bad_id) == MessageState::Quarantined
     })
     .await;
-    wait_for("the good message to be delivered", || {
+    wait_for("the good message to be delivered", LIMIT, || {
         state_of(&store, good_id) == MessageState::Delivered
     })
     .await;
@@ -244,7 +220,7 @@ file_name = "{{message_id}}.hl7"
     assert_eq!(status, 200, "{done}");
     let done: Value = serde_json::from_str(&done).unwrap();
     let new_id = MessageId(done["message_id"].as_i64().unwrap());
-    wait_for("the corrected message to be delivered", || {
+    wait_for("the corrected message to be delivered", LIMIT, || {
         state_of(&store, new_id) == MessageState::Delivered
     })
     .await;
@@ -270,28 +246,7 @@ file_name = "{{message_id}}.hl7"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_rejected_before_the_ack_is_fixed_through_the_api_and_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        r#"
-[data]
-dir = {data:?}
-[http]
-listen = "127.0.0.1:0"
-[channels.iz]
-source = {{ type = "mllp", listen = "127.0.0.1:0" }}
-[channels.iz.validation]
-mode = "before_ack"
-profile = {profile:?}
-[[channels.iz.destinations]]
-name = "registry"
-type = "file"
-path = "registry"
-file_name = "{{message_id}}.hl7"
-"#,
-        data = dir.path().join("data").display().to_string(),
-        profile = iz_profile().display().to_string(),
-    );
-    let config = Config::from_toml_in(&toml, dir.path()).unwrap();
-    let engine = Engine::start(config).await.unwrap();
+    let engine = start_iz(dir.path(), "", "before_ack").await;
     let store = engine.store().clone();
     let http = engine.http_addr().unwrap();
     let out = dir.path().join("registry");
@@ -299,12 +254,9 @@ file_name = "{{message_id}}.hl7"
     // The sender is told what is wrong: AE with an ERR segment at PID-7.
     let fixed = adult("Adult_z22_serologic_evidence_covid.hl7");
     let bad = without_birth_date(&fixed);
-    let mut client = MllpClient::connect(&engine.listeners()[0].addr.to_string(), None)
-        .await
-        .unwrap();
-    let ack = client.send(&bad).await.unwrap();
+    let mut client = mllp_client(engine.listeners()[0].addr).await;
+    let ack = send_expecting(&mut client, &bad, "AE").await;
     let ack = hl7v2::Message::parse(&ack).unwrap();
-    assert_eq!(ack.get_str("MSA-1").unwrap().as_deref(), Some("AE"));
     // One ERR per finding (warnings too); the error is at PID-7, code 101, severity E.
     let errs: Vec<[String; 4]> = (1..=50)
         .map_while(|n| {
@@ -358,7 +310,7 @@ file_name = "{{message_id}}.hl7"
     let done: Value = serde_json::from_str(&done).unwrap();
     assert_eq!(done["reprocessed"], 1, "{done}");
     let new_id = MessageId(done["results"][0]["message_id"].as_i64().unwrap());
-    wait_for("the corrected message to be delivered", || {
+    wait_for("the corrected message to be delivered", LIMIT, || {
         state_of(&store, new_id) == MessageState::Delivered
     })
     .await;

@@ -2,10 +2,13 @@
 //! are deleted with their queue rows, quarantine entries and owed acknowledgements;
 //! messages not finished, still queued somewhere, or open in quarantine stay.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::retention::{Retention, prune};
+use common::count;
+use engine::retention::{Pruned, Retention, prune};
 use engine::{ConfigDuration, RetentionConfig};
 use store::{MessageId, MessageState, NewMessage, Store, UnixMicros};
 
@@ -17,9 +20,7 @@ struct Db {
 }
 
 async fn db() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    engine::migrate(&store).await.unwrap();
+    let (dir, store) = common::migrated_store().await;
     delivery::migrate(&store).await.unwrap();
     quarantine::Quarantine::migrate(&store).await.unwrap();
     Db { _dir: dir, store }
@@ -76,23 +77,12 @@ async fn queue_row(store: &Store, id: i64, channel: &str, state: &str) {
 
 /// Control ids of `channel` still in the journal, in order.
 fn kept(store: &Store, channel: &str) -> Vec<String> {
-    let channel = channel.to_owned();
-    store
-        .read(move |conn| {
-            let mut stmt =
-                conn.prepare("SELECT control_id FROM journal WHERE channel = ?1 ORDER BY id")?;
-            let rows = stmt
-                .query_map([channel], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?;
-            Ok(rows)
-        })
-        .unwrap()
-}
-
-fn count(store: &Store, sql: &str) -> i64 {
-    store
-        .read(|conn| Ok(conn.query_row(sql, [], |r| r.get(0))?))
-        .unwrap()
+    common::rows(
+        store,
+        "SELECT control_id FROM journal WHERE channel = ?1 ORDER BY id",
+        [channel],
+        |r| r.get(0),
+    )
 }
 
 fn policy(
@@ -112,6 +102,19 @@ fn not_stopped() -> tokio::sync::watch::Receiver<bool> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     std::mem::forget(stop);
     stopped
+}
+
+/// One pass over channel "lab" with max_age = 30d, in batches of 2.
+async fn prune_lab_past_30_days(store: &Store) -> Pruned {
+    prune(
+        store,
+        "lab",
+        &policy(Some(Duration::from_secs(30 * 86_400)), None, 2),
+        UnixMicros::now(),
+        &not_stopped(),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -175,15 +178,7 @@ async fn old_finished_messages_go_and_unfinished_ones_stay() {
         .unwrap();
 
     // Batches of 2: the pass takes several writes.
-    let pruned = prune(
-        store,
-        "lab",
-        &policy(Some(Duration::from_secs(30 * 86_400)), None, 2),
-        UnixMicros::now(),
-        &not_stopped(),
-    )
-    .await
-    .unwrap();
+    let pruned = prune_lab_past_30_days(store).await;
     assert_eq!(pruned.messages, 5, "{pruned:?}");
     assert_eq!(pruned.queue_rows, 1);
     assert_eq!(
@@ -209,15 +204,7 @@ async fn old_finished_messages_go_and_unfinished_ones_stay() {
     );
 
     // A second pass finds nothing more.
-    let again = prune(
-        store,
-        "lab",
-        &policy(Some(Duration::from_secs(30 * 86_400)), None, 2),
-        UnixMicros::now(),
-        &not_stopped(),
-    )
-    .await
-    .unwrap();
+    let again = prune_lab_past_30_days(store).await;
     assert_eq!(again.messages, 0);
 }
 

@@ -4,13 +4,15 @@
 //! Then an outage of the downstream listener under load, and the API's view of each
 //! message's fate.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use engine::{Config, Engine};
-use mllp::MllpClient;
+use common::{Api, raw_messages, send_all, wait_for};
+use engine::Engine;
 use store::{MessageState, Store};
 
 fn oru(control: &str, patient: &str) -> Vec<u8> {
@@ -22,43 +24,23 @@ fn oru(control: &str, patient: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn adt(control: &str) -> Vec<u8> {
-    format!(
-        "MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240101120000||ADT^A08^ADT_A01|{control}|P|2.5.1\r\
-         EVN|A08|20240101120000\r\
-         PID|1||P1^^^HOSP^MR||DOE^JANE\r"
-    )
-    .into_bytes()
-}
-
-/// Starts an engine from `toml` (a `[data]` dir is added) with relative files in `dir`.
+/// Starts an engine with its HTTP API from `toml` with relative files in `dir`.
 async fn start(dir: &Path, data: &str, toml: &str) -> Engine {
-    let text = format!(
-        "[data]\ndir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n{toml}",
-        dir.join(data).display().to_string()
-    );
-    let config = Config::from_toml_in(&text, dir).unwrap();
-    Engine::start(config).await.unwrap()
+    common::start_engine(dir, data, Api::On, toml).await
 }
 
 /// The control ids a store holds, in journal order, with MSH-5.
 fn journal(store: &Store) -> Vec<(String, String)> {
-    store
-        .read(|conn| {
-            let mut stmt = conn.prepare("SELECT raw FROM journal_raw ORDER BY id")?;
-            let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-            Ok(rows
-                .map(|raw| {
-                    let raw = raw.unwrap();
-                    let m = hl7v2::Message::parse(&raw).unwrap();
-                    (
-                        m.control_id().into_owned(),
-                        m.get_str("MSH-5").unwrap().unwrap_or_default().into_owned(),
-                    )
-                })
-                .collect())
+    raw_messages(store)
+        .iter()
+        .map(|raw| {
+            let m = hl7v2::Message::parse(raw).unwrap();
+            (
+                m.control_id().into_owned(),
+                m.get_str("MSH-5").unwrap().unwrap_or_default().into_owned(),
+            )
         })
-        .unwrap()
+        .collect()
 }
 
 fn count_in(store: &Store, state: MessageState) -> usize {
@@ -71,14 +53,6 @@ fn count_in(store: &Store, state: MessageState) -> usize {
             )? as usize)
         })
         .unwrap()
-}
-
-async fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// An HTTP receiver that records the control id of every body it is sent.
@@ -96,45 +70,13 @@ async fn http_receiver() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, got)
-}
-
-async fn send_all(to: SocketAddr, messages: &[Vec<u8>]) {
-    let mut client = MllpClient::connect(&to.to_string(), None).await.unwrap();
-    for m in messages {
-        let ack = client.send(m).await.unwrap();
-        let ack = hl7v2::Message::parse(&ack).unwrap();
-        assert_eq!(ack.get_str("MSA-1").unwrap().as_deref(), Some("AA"));
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection; the whole answer as text.
-async fn http_request(addr: SocketAddr, method: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: corridor\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
+    (common::serve(app).await, got)
 }
 
 /// A JSON API call: the status and the JSON object of the answer.
 async fn api(addr: SocketAddr, method: &str, path: &str) -> (u16, serde_json::Value) {
-    let text = http_request(addr, method, path).await;
-    let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // Chunked or not, the JSON object is between the first '{' and the last '}'.
-    let json = match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) => serde_json::from_str(&body[a..=b]).unwrap(),
-        _ => serde_json::Value::Null,
-    };
-    (status, json)
+    let answer = common::http(addr, method, path, &[], b"").await;
+    (answer.status, answer.json())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +128,7 @@ file_name = "{{message_id}}.hl7"
     let mut messages: Vec<Vec<u8>> = (0..60)
         .map(|i| oru(&format!("M{i:03}"), &format!("P{}", i % 4)))
         .collect();
-    messages.insert(10, adt("ADT-1"));
+    messages.insert(10, common::adt_a08("ADT-1").into_bytes());
     messages.insert(20, oru("BAD-1", "P9"));
     send_all(up_addr, &messages).await;
 
@@ -300,7 +242,7 @@ file_name = "{{message_id}}.hl7"
 
     // Per-stage metrics (the HTTP destination has the 60, the resend and the
     // reprocessed copy; the others the 60 and the reprocessed copy).
-    let metrics = http_request(http, "GET", "/metrics").await;
+    let metrics = common::get(http, "/metrics").await.body;
     assert!(
         metrics.contains("corridor_messages_processed_total{channel=\"lab\"} 61"),
         "{metrics}"

@@ -4,21 +4,19 @@
 //! messages are committed, and one read again (its move failed, as after a crash) is
 //! not stored twice.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{adt_a08 as adt, wait_for};
+use engine::ChannelMetrics;
 use engine::source_dir::{DirectorySettings, DirectorySource};
-use engine::{AckModeSetting, ChannelMetrics, Intake, ReceiverSettings};
 use store::Store;
 
-fn adt(control: &str) -> String {
-    format!(
-        "MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240101120000||ADT^A08^ADT_A01|{control}|P|2.5.1\r\
-         EVN|A08|20240101120000\r\
-         PID|1||P1^^^HOSP^MR||DOE^JANE\r"
-    )
-}
+/// How long a wait may take before the test fails.
+const MINUTE: Duration = Duration::from_secs(60);
 
 struct Running {
     _data: tempfile::TempDir,
@@ -40,18 +38,12 @@ impl Running {
 }
 
 async fn start(pattern: &str) -> Running {
-    let data = tempfile::tempdir().unwrap();
+    let (data, store) = common::migrated_store().await;
     let inbox = tempfile::tempdir().unwrap();
-    let store = Store::open(data.path()).unwrap();
-    engine::migrate(&store).await.unwrap();
-    let intake = Intake::new(
-        ReceiverSettings {
-            channel: Arc::from("files"),
-            ack_mode: AckModeSetting::Original,
-            duplicate_window: Some(Duration::from_secs(600)),
-            stored: Default::default(),
-        },
-        store.clone(),
+    let intake = common::intake(
+        "files",
+        &store,
+        Default::default(),
         Arc::new(ChannelMetrics::default()),
     );
     let mut settings = DirectorySettings::new(inbox.path());
@@ -66,29 +58,14 @@ async fn start(pattern: &str) -> Running {
     }
 }
 
-/// Waits (up to a minute, polling) until `done` holds.
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gave up waiting until {what}");
-}
-
 /// (state, control id, peer) of every journal row, oldest first.
 fn journal(store: &Store) -> Vec<(String, String, String)> {
-    store
-        .read(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT state, control_id, peer FROM journal ORDER BY id")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .unwrap()
+    common::rows(
+        store,
+        "SELECT state, control_id, peer FROM journal ORDER BY id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -116,7 +93,7 @@ async fn files_of_many_messages_and_batches_are_stored_then_moved_to_done() {
     std::fs::write(running.inbox().join("notes.txt"), "not for Corridor").unwrap();
 
     let done = running.done();
-    wait_until("both files are in done", || names(&done).len() == 2).await;
+    wait_for("both files are in done", MINUTE, || names(&done).len() == 2).await;
     assert_eq!(names(&done), ["a.hl7", "b.hl7"]);
     // Moved only after the commit: every message is in the journal now.
     let rows = journal(&running.store);
@@ -151,7 +128,7 @@ async fn malformed_files_go_to_error_with_the_message_and_line() {
     .unwrap();
 
     let error = running.error();
-    wait_until("both files are in error", || {
+    wait_for("both files are in error", MINUTE, || {
         names(&error)
             .iter()
             .filter(|n| !n.ends_with(".txt"))
@@ -194,7 +171,10 @@ async fn a_file_moves_only_after_its_messages_are_committed_and_a_reread_stores_
     std::fs::write(&file, format!("{}{}", adt("C1"), adt("C2"))).unwrap();
 
     let store = running.store.clone();
-    wait_until("the messages are stored", || journal(&store).len() == 2).await;
+    wait_for("the messages are stored", MINUTE, || {
+        journal(&store).len() == 2
+    })
+    .await;
     // Stored, and read again at later polls, yet never stored twice.
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -205,7 +185,10 @@ async fn a_file_moves_only_after_its_messages_are_committed_and_a_reread_stores_
     // The folder is back: the next read moves the file, still without a second copy.
     std::fs::remove_file(&done).unwrap();
     std::fs::create_dir(&done).unwrap();
-    wait_until("the file is in done", || done.join("c.hl7").exists()).await;
+    wait_for("the file is in done", MINUTE, || {
+        done.join("c.hl7").exists()
+    })
+    .await;
     assert!(!file.exists());
     let ids: Vec<String> = journal(&running.store).into_iter().map(|r| r.1).collect();
     assert_eq!(ids, ["C1", "C2"]);

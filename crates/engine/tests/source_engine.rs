@@ -3,70 +3,36 @@
 //! `processed` on receipt in a channel with nothing to process), validation before the
 //! ACK applies to them, and their keys are checked with errors naming the key.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
+use common::{Api, oru_with_value as oru, wait_for};
 use engine::{Config, Engine};
 use store::Store;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn oru(control: &str, value: &str) -> String {
-    format!(
-        "MSH|^~\\&|LAB|F|EHR|F|20240315||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
-         PID|1||42^^^H^MR||Doe^Jane\r\
-         OBR|1||F1|1234-5^Test^LN\r\
-         OBX|1|NM|1234-5^Test^LN||{value}||||||F\r"
-    )
-}
 
 async fn post(addr: std::net::SocketAddr, body: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.to_owned(),
-    )
+    let answer = common::http(addr, "POST", "/", &[], body.as_bytes()).await;
+    (answer.status, answer.body)
 }
+
+/// How long a wait may take before the test fails.
+const MINUTE: Duration = Duration::from_secs(60);
 
 /// (channel, control id, state) of every journal row.
 fn journal(store: &Store) -> Vec<(String, String, String)> {
-    store
-        .read(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT channel, control_id, state FROM journal ORDER BY id")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .unwrap()
+    common::rows(
+        store,
+        "SELECT channel, control_id, state FROM journal ORDER BY id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gave up waiting until {what}");
-}
-
+/// The engine's configuration with `channels` from line 5 on, the HTTP API off.
 fn config(dir: &Path, channels: &str) -> Result<Config, engine::ConfigErrors> {
-    let text = format!(
-        "[data]\ndir = {:?}\n[http]\nenabled = false\n{channels}",
-        dir.join("data").display().to_string()
-    );
-    Config::from_toml_in(&text, dir)
+    Config::from_toml_in(&common::config_text(dir, "data", Api::Off, channels), dir)
 }
 
 #[tokio::test]
@@ -119,14 +85,14 @@ async fn http_and_directory_sources_feed_their_channels_pipelines() {
         format!("{}{}", oru("F1", "1"), oru("F2", "2")),
     )
     .unwrap();
-    wait_until("the file is in done", || {
+    wait_for("the file is in done", MINUTE, || {
         dir.path().join("inbox/done/f.hl7").exists()
     })
     .await;
 
     // The files went through their channel's pipeline (woken by the source), the
     // invalid message stays rejected.
-    wait_until("every accepted message is processed", || {
+    wait_for("every accepted message is processed", MINUTE, || {
         journal(&store)
             .iter()
             .all(|(_, _, state)| state != "received")
@@ -152,7 +118,7 @@ async fn http_and_directory_sources_feed_their_channels_pipelines() {
     );
     // Counted after the commit that the journal already shows.
     let files = engine.metrics().channel("files").unwrap();
-    wait_until("both files' messages are counted", || {
+    wait_for("both files' messages are counted", MINUTE, || {
         files.counts().processed == 2
     })
     .await;

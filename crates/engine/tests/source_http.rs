@@ -2,47 +2,22 @@
 //! the ACK and comes only after the message is stored; garbage gets a NAK and is stored
 //! as rejected; a batch body is answered with a batch of ACKs.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use common::{Answer, adt_a08 as adt};
+use engine::ChannelMetrics;
 use engine::source_http::HttpSource;
-use engine::{AckModeSetting, ChannelMetrics, Intake, ReceiverSettings};
 use store::Store;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn adt(control: &str) -> String {
-    format!(
-        "MSH|^~\\&|ADT|HOSP|EHR|HOSP|20240101120000||ADT^A08^ADT_A01|{control}|P|2.5.1\r\
-         EVN|A08|20240101120000\r\
-         PID|1||P1^^^HOSP^MR||DOE^JANE\r"
-    )
-}
-
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-/// One HTTP/1.1 request on a fresh connection.
+/// One HTTP/1.1 request to /lab on a fresh connection, its head in lower case.
 async fn request(addr: SocketAddr, method: &str, body: &[u8]) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{method} /lab HTTP/1.1\r\nHost: {addr}\r\nContent-Type: x-application/hl7-v2+er7\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (headers, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
-    Answer {
-        status,
-        headers: headers.to_ascii_lowercase(),
-        body: body.to_owned(),
-    }
+    let headers = [("Content-Type", "x-application/hl7-v2+er7")];
+    let mut answer = common::http(addr, method, "/lab", &headers, body).await;
+    answer.head = answer.head.to_ascii_lowercase();
+    answer
 }
 
 struct Running {
@@ -54,21 +29,10 @@ struct Running {
 }
 
 async fn start(max_body: usize) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    engine::migrate(&store).await.unwrap();
+    let (dir, store) = common::migrated_store().await;
     let stored = Arc::new(tokio::sync::Notify::new());
     let metrics = Arc::new(ChannelMetrics::default());
-    let intake = Intake::new(
-        ReceiverSettings {
-            channel: Arc::from("lab"),
-            ack_mode: AckModeSetting::Original,
-            duplicate_window: Some(std::time::Duration::from_secs(600)),
-            stored: stored.clone(),
-        },
-        store.clone(),
-        metrics.clone(),
-    );
+    let intake = common::intake("lab", &store, stored.clone(), metrics.clone());
     let source = HttpSource::bind("127.0.0.1:0".parse().unwrap(), intake, max_body)
         .await
         .unwrap();
@@ -83,16 +47,12 @@ async fn start(max_body: usize) -> Running {
 
 /// (state, control id, raw) of every journal row, oldest first.
 fn journal(store: &Store) -> Vec<(String, String, Vec<u8>)> {
-    store
-        .read(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT state, control_id, raw FROM journal JOIN journal_raw USING (id) ORDER BY id")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .unwrap()
+    common::rows(
+        store,
+        "SELECT state, control_id, raw FROM journal JOIN journal_raw USING (id) ORDER BY id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
 #[tokio::test]
@@ -104,10 +64,10 @@ async fn the_answer_carries_the_ack_of_the_stored_message() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(
         answer
-            .headers
+            .head
             .contains("content-type: x-application/hl7-v2+er7"),
         "{}",
-        answer.headers
+        answer.head
     );
     assert!(answer.body.starts_with("MSH|^~\\&|EHR|HOSP|ADT|HOSP|"));
     assert!(answer.body.contains("\rMSA|AA|C1"), "{}", answer.body);
@@ -116,7 +76,7 @@ async fn the_answer_carries_the_ack_of_the_stored_message() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].0, "received");
     assert_eq!(rows[0].2, message.as_bytes());
-    assert!(answer.headers.contains("x-corridor-message-ids: 1"));
+    assert!(answer.head.contains("x-corridor-message-ids: 1"));
     tokio::time::timeout(std::time::Duration::from_secs(5), running.stored.notified())
         .await
         .expect("the pipeline's notifier was woken");
@@ -218,7 +178,7 @@ async fn wrong_requests_get_clear_errors_and_store_nothing() {
 
     let answer = request(addr, "GET", b"").await;
     assert_eq!(answer.status, 405);
-    assert!(answer.headers.contains("allow: post"));
+    assert!(answer.head.contains("allow: post"));
 
     let answer = request(addr, "POST", b"\r\n").await;
     assert_eq!(answer.status, 400);

@@ -3,20 +3,17 @@
 //! one ERR segment per finding naming the location, stored as rejected with the findings
 //! as its reason, quarantined and counted, all in the write that stores it.
 
+mod common;
+
 use std::sync::Arc;
 
-use engine::{AckModeSetting, ChannelMetrics, Config, Intake, MllpReceiver, ReceiverSettings};
+use common::count;
+use engine::{ChannelMetrics, Config, MllpReceiver};
 use quarantine::ChannelValidation;
 use store::Store;
 
 fn oru(control: &str, value: &str) -> Vec<u8> {
-    format!(
-        "MSH|^~\\&|LAB|F|EHR|F|20240315||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
-         PID|1||42^^^H^MR||Doe^Jane\r\
-         OBR|1||F1|1234-5^Test^LN\r\
-         OBX|1|NM|1234-5^Test^LN||{value}||||||F\r"
-    )
-    .into_bytes()
+    common::oru_with_value(control, value).into_bytes()
 }
 
 struct Running {
@@ -27,18 +24,12 @@ struct Running {
 }
 
 async fn start(validation: ChannelValidation) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    engine::migrate(&store).await.unwrap();
+    let (dir, store) = common::migrated_store().await;
     quarantine::Quarantine::migrate(&store).await.unwrap();
-    let intake = Intake::new(
-        ReceiverSettings {
-            channel: Arc::from("lab"),
-            ack_mode: AckModeSetting::Original,
-            duplicate_window: Some(std::time::Duration::from_secs(600)),
-            stored: Default::default(),
-        },
-        store.clone(),
+    let intake = common::intake(
+        "lab",
+        &store,
+        Default::default(),
         Arc::new(ChannelMetrics::default()),
     )
     .validating(Arc::new(validation));
@@ -63,21 +54,12 @@ async fn send(addr: &str, message: &[u8]) -> String {
 
 /// (state, reason) of each journal row, oldest first.
 fn journal(store: &Store) -> Vec<(String, Option<String>)> {
-    store
-        .read(|conn| {
-            let mut stmt = conn.prepare("SELECT state, state_reason FROM journal ORDER BY id")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .unwrap()
-}
-
-fn count(store: &Store, sql: &str) -> i64 {
-    store
-        .read(|conn| Ok(conn.query_row(sql, [], |r| r.get(0))?))
-        .unwrap()
+    common::rows(
+        store,
+        "SELECT state, state_reason FROM journal ORDER BY id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 #[tokio::test]
