@@ -373,7 +373,8 @@ pub(crate) fn destinations_prometheus_text(stats: &[delivery::DestinationStats])
 }
 
 /// The store writer's counters in the Prometheus text format: how many commits, how many
-/// of them synced to disk (one fsync each), and how many write requests they carried.
+/// of them held writes that waited for an fsync, how many fsyncs, and how many write
+/// requests they carried.
 pub(crate) fn store_prometheus_text(stats: &store::WriterStats) -> String {
     let mut out = String::with_capacity(512);
     for (name, help, value) in [
@@ -384,8 +385,13 @@ pub(crate) fn store_prometheus_text(stats: &store::WriterStats) -> String {
         ),
         (
             "corridor_store_synced_commits_total",
-            "Commits synced to disk before they were answered (one fsync each).",
+            "Commits holding a write answered only once synced to disk.",
             stats.synced_commits,
+        ),
+        (
+            "corridor_store_syncs_total",
+            "Fsyncs of the write-ahead log; one covers every commit before it.",
+            stats.syncs,
         ),
         (
             "corridor_store_write_requests_total",

@@ -1,7 +1,7 @@
 //! What validation adds to the processing of a message: preparing its record outside the
 //! writer (`Validated::new`), and the statements inside the writer's transaction
 //! (`count_findings_in` for every message, `record_failure_in` for one that fails), on a
-//! real SQLite store with `synchronous=FULL`; 1000 messages per write, so the commit's
+//! real SQLite store whose writes wait for their fsync; 1000 messages per write, so the
 //! fsync is shared as the group commit shares it.
 //! Run: `cargo bench -p quarantine --bench record`
 

@@ -1,9 +1,10 @@
 //! Durable storage for Corridor: the message journal on SQLite, with group commit.
 //!
 //! A message is acknowledged only after it is durably stored. This crate keeps that
-//! promise cheap: one SQLite database (`corridor.db` in the data directory, WAL mode,
-//! `synchronous=FULL`), written by one thread that commits the requests of every connection
-//! together, so one fsync makes a whole batch durable (see [`Store::write`]).
+//! promise cheap: one SQLite database (`corridor.db` in the data directory, WAL mode),
+//! written by one thread that commits the requests of every connection together, and a
+//! sync thread beside it whose one fsync of the WAL makes every commit before it durable
+//! (see [`Store::write`]).
 //!
 //! - [`Store`] opens the database, migrates its schema, runs the writer thread and lends out
 //!   read-only connections. Any feature can run its own writes through [`Store::write`]

@@ -108,9 +108,22 @@ impl Store {
         let unsynced_delay = options.unsynced_delay;
         let counters = Arc::new(Counters::default());
         let writer_counters = Arc::clone(&counters);
+        // SQLite names the WAL after the database file.
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
         let writer = thread::Builder::new()
             .name("corridor-store-writer".into())
-            .spawn(move || writer::run(conn, requests, max_batch, unsynced_delay, writer_counters))
+            .spawn(move || {
+                writer::run(
+                    conn,
+                    requests,
+                    wal,
+                    max_batch,
+                    unsynced_delay,
+                    writer_counters,
+                )
+            })
             .map_err(|source| Error::Spawn {
                 thread: "database writer",
                 source,
@@ -135,8 +148,8 @@ impl Store {
         &self.shared.path
     }
 
-    /// How many commits and requests the writer has done: `requests / commits` is the
-    /// average group-commit batch.
+    /// How many commits, fsyncs and requests the writer has done: `requests / commits` is
+    /// the average group-commit batch.
     pub fn writer_stats(&self) -> WriterStats {
         self.shared.counters.snapshot()
     }
@@ -151,8 +164,9 @@ impl Store {
     /// `work` runs on the writer thread inside a transaction shared with other requests,
     /// within a savepoint of its own: if it returns an error (or panics) only its own
     /// changes are rolled back. The future resolves after the transaction is committed
-    /// and synced to disk, so `Ok` means durable. Requests run in the order `write` was
-    /// called. `work` must not issue `BEGIN`, `COMMIT`, `ROLLBACK` or `RELEASE` of its
+    /// and the WAL synced to disk, so `Ok` means durable. (Readers may see the changes
+    /// between the commit and the fsync, a moment before `Ok`.) Requests run in the order
+    /// `write` was called. `work` must not issue `BEGIN`, `COMMIT`, `ROLLBACK` or `RELEASE` of its
     /// own, must not wait for another write (the writer would wait for itself), and should
     /// be short: every other writer waits for it.
     pub fn write<T, F>(&self, work: F) -> WriteFuture<T>
@@ -166,7 +180,7 @@ impl Store {
     /// [`Store::write`] for changes that can be redone from what is already durable: the
     /// future resolves once the transaction is committed (readers see it, and a crash of
     /// the process cannot lose it) without waiting for its own fsync. It reaches the disk
-    /// with the next synced write or checkpoint; a power loss before that can lose it,
+    /// with the next fsync of the WAL or checkpoint; a power loss before that can lose it,
     /// and always loses the newest such writes first.
     ///
     /// Corridor uses it for processing results and delivery outcomes: the message they
@@ -303,9 +317,11 @@ fn open_writer(path: &Path, options: &StoreOptions) -> Result<Connection> {
             "journal_mode stayed {mode} instead of becoming WAL"
         ))));
     }
-    // FULL: every commit syncs the WAL before it returns; this is what makes an ACK safe.
+    // NORMAL: a commit writes the WAL without syncing it. The writer's sync thread
+    // fsyncs the WAL before answering a write that asked for durability (the journal
+    // append behind every ACK); checkpoints sync as under FULL.
     for (pragma, value) in [
-        ("synchronous", "FULL"),
+        ("synchronous", "NORMAL"),
         ("foreign_keys", "ON"),
         ("temp_store", "MEMORY"),
         // 32 MiB of page cache for the writer: indexes stay hot.

@@ -3,18 +3,24 @@
 //! Every write in Corridor goes through one thread that owns the only write connection.
 //! Requests arrive over a channel; the thread takes the first one, drains whatever else is
 //! already waiting (up to a cap), runs them all inside ONE transaction, each in its own
-//! savepoint, commits (one fsync of the WAL), and only then answers each requester. Under
-//! load the requests that pile up during one fsync ride together on the next, so the cost
-//! of durability is shared by every connection instead of paid by each message.
+//! savepoint, and commits. A request that asked for durability ([`Durability::Synced`])
+//! is then handed to the sync thread, which fsyncs the WAL and only then answers it; the
+//! writer goes on with the next batch meanwhile. Syncing the WAL syncs every commit
+//! written before it, so under load one fsync answers the synced requests of every commit
+//! made while the previous fsync ran: the cost of durability is shared by every
+//! connection instead of paid by each message, and the writer never waits for the disk.
 
 use std::any::Any;
+use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::task::{Context, Poll};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -37,10 +43,11 @@ pub(crate) enum Isolation {
 /// Whether a request's answer waits for its commit to be synced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Durability {
-    /// Answered once the commit is synced: it survives a power loss.
+    /// Answered once the commit is synced: it survives a power loss. (Readers may see it
+    /// a moment earlier, between its commit and the fsync.)
     Synced,
     /// Answered once committed (it survives a crash of the process, and readers see it);
-    /// it reaches the disk with the next synced commit or checkpoint. For changes that
+    /// it reaches the disk with the next fsync of the WAL or checkpoint. For changes that
     /// can be redone from what is already synced.
     Unsynced,
 }
@@ -174,9 +181,10 @@ impl<T> Future for WriteFuture<T> {
 pub struct WriterStats {
     /// Transactions the writer committed.
     pub commits: u64,
-    /// Of those, the ones synced to disk (one fsync each): those holding a request that
-    /// asked for it.
+    /// Of those, the ones holding a request that waited for its fsync.
     pub synced_commits: u64,
+    /// Fsyncs of the WAL that answered those requests (one covers every commit before it).
+    pub syncs: u64,
     /// Write requests carried by those commits (including requests that failed on their own).
     pub requests: u64,
     /// Batches whose commit failed.
@@ -188,6 +196,7 @@ pub struct WriterStats {
 pub(crate) struct Counters {
     commits: AtomicU64,
     synced_commits: AtomicU64,
+    syncs: AtomicU64,
     requests: AtomicU64,
     failed_commits: AtomicU64,
 }
@@ -197,39 +206,49 @@ impl Counters {
         WriterStats {
             commits: self.commits.load(Ordering::Relaxed),
             synced_commits: self.synced_commits.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             failed_commits: self.failed_commits.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Runs the writer loop until every sender of `queue` is gone.
+/// Runs the writer loop until every sender of `queue` is gone, with the sync thread
+/// beside it (syncing `wal`, the connection's WAL file).
 pub(crate) fn run(
     conn: Connection,
     queue: Receiver<BoxedJob>,
+    wal: PathBuf,
     max_batch: usize,
     unsynced_delay: Duration,
     counters: Arc<Counters>,
 ) {
+    let (to_sync, synced) = mpsc::channel::<Vec<BoxedJob>>();
+    let sync_counters = Arc::clone(&counters);
+    let syncer = thread::Builder::new()
+        .name("corridor-store-sync".into())
+        .spawn(move || sync_until_stopped(&wal, &synced, &sync_counters));
+    let syncer = match syncer {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::error!(error = %err, "could not start the sync thread; synced writes fail");
+            None
+        }
+    };
     let mut writer = Writer {
         conn,
         queue,
         max_batch,
         unsynced_delay,
         batch: Vec::with_capacity(max_batch),
-        carried: None,
-        // The connection opens with `synchronous = FULL`.
-        syncing: true,
     };
-    while let Some(first) = writer.carried.take().or_else(|| writer.queue.recv().ok()) {
+    while let Ok(first) = writer.queue.recv() {
         writer.batch.push(first);
         let committed = writer.run_batch();
+        let mut waiting_for_sync = Vec::new();
         match &committed {
             Ok(()) => {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
-                if writer.syncing {
-                    counters.synced_commits.fetch_add(1, Ordering::Relaxed);
-                }
                 counters
                     .requests
                     .fetch_add(writer.batch.len() as u64, Ordering::Relaxed);
@@ -240,10 +259,68 @@ pub(crate) fn run(
             }
         }
         for job in writer.batch.drain(..) {
-            job.finish(committed.as_ref().err());
+            if committed.is_ok() && job.durability() == Durability::Synced {
+                waiting_for_sync.push(job);
+            } else {
+                job.finish(committed.as_ref().err());
+            }
+        }
+        if !waiting_for_sync.is_empty() {
+            counters.synced_commits.fetch_add(1, Ordering::Relaxed);
+            if let Err(mpsc::SendError(jobs)) = to_sync.send(waiting_for_sync) {
+                let stopped = Error::CommitFailed("the sync thread is not running".to_owned());
+                for job in jobs {
+                    job.finish(Some(&stopped));
+                }
+            }
         }
     }
+    drop(to_sync);
+    if let Some(syncer) = syncer {
+        let _ = syncer.join();
+    }
     tracing::debug!("database writer stopped");
+}
+
+/// The sync thread: waits for committed requests, fsyncs the WAL once for all that are
+/// waiting (their commits were written before the fsync started, so it covers them), and
+/// answers them. A failed fsync answers them with the error: the sender is told the
+/// message is not safe, and sends it again.
+fn sync_until_stopped(wal: &Path, committed: &Receiver<Vec<BoxedJob>>, counters: &Counters) {
+    let mut file: Option<File> = None;
+    while let Ok(mut jobs) = committed.recv() {
+        while let Ok(more) = committed.try_recv() {
+            jobs.extend(more);
+        }
+        let failed = match sync_file(&mut file, wal) {
+            Ok(()) => {
+                counters.syncs.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "syncing the write-ahead log failed");
+                Some(Error::CommitFailed(format!(
+                    "the commit could not be synced to disk: {err}"
+                )))
+            }
+        };
+        for job in jobs {
+            job.finish(failed.as_ref());
+        }
+    }
+}
+
+/// fdatasync of the WAL, opened on first use (it exists once a commit wrote to it, and
+/// SQLite keeps the same file while any connection is open). After a failure the file
+/// is opened again for the next try.
+fn sync_file(file: &mut Option<File>, path: &Path) -> std::io::Result<()> {
+    let open = match file.take() {
+        Some(open) => open,
+        None => OpenOptions::new().read(true).write(true).open(path)?,
+    };
+    open.sync_data()?;
+    *file = Some(open);
+    Ok(())
 }
 
 /// The writer thread's state between batches.
@@ -254,32 +331,16 @@ struct Writer {
     /// How long a batch of unsynced requests waits for company.
     unsynced_delay: Duration,
     batch: Vec<BoxedJob>,
-    /// A synced request that arrived while an unsynced batch ran: it opens the next batch.
-    carried: Option<BoxedJob>,
-    /// The connection's `synchronous` setting: FULL (true) or NORMAL.
-    syncing: bool,
 }
 
 impl Writer {
-    /// Runs the batch in one transaction, one savepoint per job, and commits.
+    /// Runs the batch in one transaction, one savepoint per job, and commits (without an
+    /// fsync: `synchronous = NORMAL`; the sync thread syncs for the requests that asked).
     ///
     /// Requests that arrive while the batch runs join it before the commit: they cost no
-    /// extra fsync, and nobody already in the batch waits for more than their execution.
-    ///
-    /// The commit is synced (`synchronous = FULL`) when a request of the batch asked for
-    /// it, and only committed (`NORMAL`) otherwise. SQLite takes the setting only outside
-    /// a transaction, so it is chosen from the requests waiting when the batch starts; a
-    /// synced request that comes while an unsynced batch runs waits for the next one.
-    /// Syncing the WAL syncs every frame before it, so an unsynced commit becomes durable
-    /// with the next synced one, and what a power loss can take is always the newest
-    /// unsynced commits, never one from before a synced commit.
+    /// extra commit, and nobody already in the batch waits for more than their execution.
     fn run_batch(&mut self) -> Result<()> {
-        let sync = self.gather();
-        if sync != self.syncing {
-            let level = if sync { "FULL" } else { "NORMAL" };
-            self.conn.pragma_update(None, "synchronous", level)?;
-            self.syncing = sync;
-        }
+        self.gather();
         execute(&self.conn, "BEGIN IMMEDIATE")?;
         let ran = self.run_jobs().and_then(|()| execute(&self.conn, "COMMIT"));
         if ran.is_err() && !self.conn.is_autocommit() {
@@ -290,15 +351,15 @@ impl Writer {
         ran
     }
 
-    /// Collects the batch before its transaction starts; true if its commit must be synced.
+    /// Collects the batch before its transaction starts.
     ///
     /// A batch of unsynced requests only waits up to `unsynced_delay` for company: the
-    /// next synced request (a received message, whose fsync it can share) or more
-    /// unsynced ones. Each commit rewrites the pages it touched, and the busiest pages
-    /// (index leaves, the newest journal and queue rows) are touched by every commit, so
-    /// fewer, larger commits write less. Nobody waits on an unsynced write for its
-    /// durability, only for its visibility, which this delays by at most the wait.
-    fn gather(&mut self) -> bool {
+    /// next synced request (a received message) or more unsynced ones. Each commit
+    /// rewrites the pages it touched, and the busiest pages (index leaves, the newest
+    /// journal and queue rows) are touched by every commit, so fewer, larger commits
+    /// write less. Nobody waits on an unsynced write for its durability, only for its
+    /// visibility, which this delays by at most the wait.
+    fn gather(&mut self) {
         let synced = |batch: &[BoxedJob]| {
             batch
                 .iter()
@@ -318,18 +379,12 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        synced(&self.batch)
     }
 
-    /// Adds the requests already waiting to the batch, up to its cap; a synced request
-    /// does not join an unsynced batch that is running (it is carried to the next).
+    /// Adds the requests already waiting to the batch, up to its cap.
     fn take_waiting(&mut self) {
-        let running_unsynced = !self.conn.is_autocommit() && !self.syncing;
-        while self.batch.len() < self.max_batch && self.carried.is_none() {
+        while self.batch.len() < self.max_batch {
             match self.queue.try_recv() {
-                Ok(job) if running_unsynced && job.durability() == Durability::Synced => {
-                    self.carried = Some(job);
-                }
                 Ok(job) => self.batch.push(job),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
