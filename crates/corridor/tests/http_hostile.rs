@@ -284,6 +284,12 @@ fn thousands_of_idle_api_connections_leave_mllp_and_health_answered() {
         "only {closed} of {IDLE_FLOOD} idle connections were closed"
     );
     assert!(!run.log_lines("connection limit reached").is_empty());
+    // The default caps (1,024 MLLP, 256 API) do not fit in 1,024 files: they were lowered.
+    let lowered = run.log_lines("lowered in proportion");
+    assert!(
+        lowered.len() == 1 && lowered[0].contains("http.max_connections 256 -> "),
+        "{lowered:?}"
+    );
     drop(idle);
     assert_eq!(run.terminate(), Some(0));
 }
