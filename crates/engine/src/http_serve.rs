@@ -200,7 +200,7 @@ impl Listening {
                 },
             };
             let watch = Arc::new(ConnectionWatch::new());
-            open.push_back(Arc::downgrade(&watch));
+            remember(&mut open, &watch, listening.limits.max_connections);
             connections.spawn(listening.clone().serve(tcp, peer, watch, slot));
         }
         drop(listener);
@@ -281,24 +281,41 @@ impl Listening {
     }
 }
 
+/// Adds a new connection to `open`, first forgetting closed ones once there are as many
+/// as open ones could be (a forgotten `Weak` frees its connection's watch).
+fn remember(
+    open: &mut VecDeque<Weak<ConnectionWatch>>,
+    watch: &Arc<ConnectionWatch>,
+    max_connections: usize,
+) {
+    if open.len() >= max_connections.saturating_mul(2) {
+        open.retain(|watch| watch.strong_count() > 0);
+    }
+    open.push_back(Arc::downgrade(watch));
+}
+
 /// Takes the slot of the oldest connection that has not sent a byte of a request;
 /// `None` when every connection is busy.
 async fn make_room(
     open: &mut VecDeque<Weak<ConnectionWatch>>,
     slots: &Arc<Semaphore>,
 ) -> Option<OwnedSemaphorePermit> {
-    open.retain(|watch| watch.strong_count() > 0);
-    let displaced = open
-        .iter()
-        .filter_map(Weak::upgrade)
-        .any(|watch| watch.displace());
-    if !displaced {
+    if !displace_oldest_idle(open) {
         return None;
     }
     tokio::time::timeout(DISPLACE_WAIT, slots.clone().acquire_owned())
         .await
         .ok()?
         .ok()
+}
+
+/// Tells the oldest connection that has not sent a byte of a request to close; false
+/// when there is none.
+fn displace_oldest_idle(open: &mut VecDeque<Weak<ConnectionWatch>>) -> bool {
+    open.retain(|watch| watch.strong_count() > 0);
+    open.iter()
+        .filter_map(Weak::upgrade)
+        .any(|watch| watch.displace())
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -690,6 +707,36 @@ mod tests {
         watch.bytes_arrived();
         watch.enter(Phase::Handling);
         assert_eq!(watch.phase(), Phase::Displaced, "displaced is final");
+    }
+
+    #[test]
+    fn closed_connections_are_forgotten_and_the_oldest_idle_one_is_displaced_first() {
+        let mut open = VecDeque::new();
+        for _ in 0..100 {
+            let closed = Arc::new(ConnectionWatch::new());
+            remember(&mut open, &closed, 4);
+        }
+        assert!(
+            open.len() <= 8,
+            "{} closed connections remembered",
+            open.len()
+        );
+        let (busy, oldest_idle, newest_idle) = (
+            Arc::new(ConnectionWatch::new()),
+            Arc::new(ConnectionWatch::new()),
+            Arc::new(ConnectionWatch::new()),
+        );
+        busy.bytes_arrived();
+        for watch in [&busy, &oldest_idle, &newest_idle] {
+            remember(&mut open, watch, 4);
+        }
+        assert!(displace_oldest_idle(&mut open));
+        assert_eq!(open.len(), 3, "closed connections are dropped");
+        assert_eq!(busy.phase(), Phase::Receiving);
+        assert_eq!(oldest_idle.phase(), Phase::Displaced);
+        assert_eq!(newest_idle.phase(), Phase::Waiting);
+        newest_idle.bytes_arrived();
+        assert!(!displace_oldest_idle(&mut open), "every connection is busy");
     }
 
     #[test]
