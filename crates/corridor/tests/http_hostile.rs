@@ -20,6 +20,10 @@ use support::*;
 const IDLE_FLOOD: usize = 3000;
 /// The engine's open-file limit (soft and hard) in these tests.
 const ENGINE_OPEN_FILES: u64 = 1024;
+/// How long a probe waits to connect, and then for its answer. Generous: while the
+/// flood fills the listen backlog, the kernel drops SYNs and the client resends them
+/// after 1 s, then 2 s more.
+const PROBE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Raises this process's soft open-file limit to what the test needs, or fails saying why.
 fn allow_open_files(needed: u64) {
@@ -83,11 +87,8 @@ fn read_response(stream: &mut TcpStream) -> Result<(u16, String), String> {
 
 /// `GET /health` on a new connection; Ok when answered 200 with status ok.
 fn health(api: SocketAddr) -> Result<(), String> {
-    let mut stream =
-        TcpStream::connect_timeout(&api, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut stream = TcpStream::connect_timeout(&api, PROBE_PATIENCE).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(PROBE_PATIENCE)).unwrap();
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: corridor\r\nConnection: close\r\n\r\n")
         .map_err(|e| format!("writing: {e}"))?;
@@ -101,10 +102,8 @@ fn health(api: SocketAddr) -> Result<(), String> {
 fn mllp_message(addr: &str, id: &str) -> Result<(), String> {
     let addr: SocketAddr = addr.parse().unwrap();
     let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+        TcpStream::connect_timeout(&addr, PROBE_PATIENCE).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(PROBE_PATIENCE)).unwrap();
     let frame = [&b"\x0b"[..], oru(id).as_bytes(), b"\x1c\x0d"].concat();
     stream
         .write_all(&frame)
