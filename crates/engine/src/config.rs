@@ -233,10 +233,11 @@ pub struct SourceConfig {
     /// Largest accepted message (default `"16MiB"`).
     #[serde(default = "default_max_frame_size")]
     pub max_frame_size: ByteSize,
-    /// Time a sender has to finish a frame it started (default `"30s"`).
+    /// Time a sender has to finish a frame it started, or an HTTP request (default `"30s"`).
     #[serde(default = "default_read_timeout")]
     pub read_timeout: ConfigDuration,
-    /// Time a connection may stay open without sending (default `"1h"`; `0` = forever).
+    /// Time a connection may stay open without sending, or an HTTP connection between
+    /// requests (default `"1h"`; `0` = forever).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: ConfigDuration,
     /// Most connections served at once (default 1024).
