@@ -269,74 +269,74 @@ impl Engine {
         // The HTTP and directory sources, through the same intake.
         let sources = crate::receive::OtherSources::start(&config, &intakes).await?;
 
-        let http =
-            if config.http.enabled {
-                let listener = tokio::net::TcpListener::bind(config.http.listen.0)
-                    .await
-                    .map_err(|err| StartError::Listen {
-                        key: "http.listen".to_owned(),
-                        addr: config.http.listen.0,
-                        reason: err.to_string(),
-                    })?;
-                let addr = listener.local_addr().unwrap_or(config.http.listen.0);
-                let state = Arc::new(HttpState {
-                    metrics: metrics.clone(),
-                    listeners: listeners
-                        .iter()
-                        .map(|l| (l.channel.clone(), l.addr))
-                        .collect(),
-                    started,
-                    store: store.clone(),
-                    delivery: delivery.clone(),
-                });
-                let wake_channel = {
-                    let wakes = intakes.wakes.clone();
-                    Arc::new(move |channel: &str| {
-                        if let Some(wake) = wakes.get(channel) {
-                            wake.notify_one();
-                        }
-                    }) as Arc<dyn Fn(&str) + Send + Sync>
-                };
-                // The quarantine revalidates edits with each channel's own settings.
-                let validators = intakes
-                    .validations
+        let mut http = None;
+        if config.http.enabled {
+            let listener = tokio::net::TcpListener::bind(config.http.listen.0)
+                .await
+                .map_err(|err| StartError::Listen {
+                    key: "http.listen".to_owned(),
+                    addr: config.http.listen.0,
+                    reason: err.to_string(),
+                })?;
+            let addr = listener.local_addr().unwrap_or(config.http.listen.0);
+            let state = Arc::new(HttpState {
+                metrics: metrics.clone(),
+                listeners: listeners
                     .iter()
-                    .fold(quarantine::Validators::new(), |all, (name, (_, v))| {
-                        all.with_shared(name.clone(), v.clone())
-                    });
-                let quarantine_api = quarantine::router(quarantine::ApiState {
-                    quarantine: quarantine::Quarantine::new(store.clone(), validators),
-                    notify: wake_channel.clone(),
+                    .map(|l| (l.channel.clone(), l.addr))
+                    .collect(),
+                started,
+                store: store.clone(),
+                delivery: delivery.clone(),
+            });
+            let wake_channel = {
+                let wakes = intakes.wakes.clone();
+                Arc::new(move |channel: &str| {
+                    if let Some(wake) = wakes.get(channel) {
+                        wake.notify_one();
+                    }
+                }) as Arc<dyn Fn(&str) + Send + Sync>
+            };
+            // The quarantine revalidates edits with each channel's own settings.
+            let validators = intakes
+                .validations
+                .iter()
+                .fold(quarantine::Validators::new(), |all, (name, (_, v))| {
+                    all.with_shared(name.clone(), v.clone())
                 });
-                let app = router(state)
-                    .merge(server::router(server::ApiState {
-                        store: store.clone(),
-                        delivery: Some(delivery.clone()),
-                        wake_channel,
-                    }))
-                    .merge(quarantine_api);
-                let app = match &patient_index {
-                    Some(index) => app.merge(mpi::http::router(index.clone())),
-                    None => app,
-                };
-                let app = if repository {
-                    app.merge(fhir_repo::router(
-                        store.clone(),
-                        format!("http://{addr}/fhir"),
-                    ))
-                } else {
-                    app
-                };
-                let server = HttpServer::spawn("http", listener, app, config.http.limits())
-                    .map_err(|err| StartError::Listen {
+            let quarantine_api = quarantine::router(quarantine::ApiState {
+                quarantine: quarantine::Quarantine::new(store.clone(), validators),
+                notify: wake_channel.clone(),
+            });
+            let app = router(state)
+                .merge(server::router(server::ApiState {
+                    store: store.clone(),
+                    delivery: Some(delivery.clone()),
+                    wake_channel,
+                }))
+                .merge(quarantine_api);
+            let app = match &patient_index {
+                Some(index) => app.merge(mpi::http::router(index.clone())),
+                None => app,
+            };
+            let app = if repository {
+                app.merge(fhir_repo::router(
+                    store.clone(),
+                    format!("http://{addr}/fhir"),
+                ))
+            } else {
+                app
+            };
+            let server =
+                HttpServer::spawn("http", listener, app, config.http.limits()).map_err(|err| {
+                    StartError::Listen {
                         key: "http.listen".to_owned(),
                         addr,
                         reason: err.to_string(),
-                    })?;
-                Some(server)
-            } else {
-                None
-            };
+                    }
+                })?;
+            http = Some(server);
+        }
 
         let application_ack_targets = config
             .channels
