@@ -256,9 +256,13 @@ fn thousands_of_idle_api_connections_leave_mllp_and_health_answered() {
     let monitor = monitor.finish();
     let sender = sender.finish();
     eprintln!(
-        "{} idle connections ({not_connected} not connected), {closed} closed by the engine, which had {engine_files} files open; /health: {monitor:?}; MLLP: {} answered, slowest {:?}",
+        "{} idle connections ({not_connected} not connected), {closed} closed by the engine, which had {engine_files} files open; /health: {} answered, {} not, slowest {:?}; MLLP: {} answered, {} not, slowest {:?}",
         idle.len(),
+        monitor.answered,
+        monitor.failures.len(),
+        monitor.slowest,
         sender.answered,
+        sender.failures.len(),
         sender.slowest
     );
     assert!(
