@@ -73,14 +73,16 @@ pub(crate) fn fit_listeners(config: &mut Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Raises the soft open-file limit to the hard limit and returns it (`u64::MAX` for
-/// no limit). On systems without the limit, or when it cannot be read, `u64::MAX`.
+/// Raises the soft open-file limit to the hard limit and returns the soft limit now in
+/// force (`u64::MAX` for none, or where there is no such limit).
 pub(crate) fn raise_open_file_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => limit,
         Err(err) => {
-            warn!(error = %err, "cannot read or raise the open-file limit; listener caps are used as configured");
-            u64::MAX
+            let soft =
+                rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(u64::MAX, |(soft, _)| soft);
+            warn!(error = %err, open_file_limit = soft, "cannot raise the open-file limit");
+            soft
         }
     }
 }
