@@ -10,9 +10,10 @@
 //!   request (nginx reuses its idle connections the same way), so a flood of idle
 //!   connections never locks out a client that asks at once; when every connection is
 //!   busy with a request, the new one is closed at once;
-//! - closes a connection whose request (headers and body) has not all arrived within
-//!   `read_timeout` of its first byte, or that sends nothing within `read_timeout` of
-//!   opening; a handler reading a body past that time gets [`RequestTimedOut`];
+//! - gives each request `read_timeout` from its first byte (on a new connection, from
+//!   opening it): a connection whose headers are not all in by then is closed, and a
+//!   handler still reading the body then gets [`RequestTimedOut`] (the connection is
+//!   closed after its answer, the body being unfinished);
 //! - closes a connection kept alive after an answer once it has waited `idle_timeout`
 //!   for the next request, and one whose client does not take its answer within
 //!   `read_timeout`;
