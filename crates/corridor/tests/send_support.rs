@@ -327,10 +327,26 @@ impl Run {
     /// Starts `corridor run --data DATA --config DATA/../NAME.toml` and waits
     /// until it listens.
     pub fn start(data: &Path, config: &str) -> Run {
+        Run::start_command(corridor(), data, config)
+    }
+
+    /// Like [`Run::start`], with the engine's open-file limit (soft and hard) set to
+    /// `limit` by the shell that starts it.
+    pub fn start_with_open_files(data: &Path, config: &str, limit: u64) -> Run {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_corridor"),
+        ]);
+        Run::start_command(command, data, config)
+    }
+
+    fn start_command(mut command: Command, data: &Path, config: &str) -> Run {
         let config_path = data.with_extension("toml");
         std::fs::write(&config_path, config).unwrap();
         let started = Instant::now();
-        let mut child = corridor()
+        let mut child = command
             .arg("run")
             .arg("--data")
             .arg(data)

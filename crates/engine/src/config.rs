@@ -84,6 +84,15 @@ pub struct HttpConfig {
     /// `false` runs without the HTTP server (default `true`).
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Time a client has to send a whole request, headers and body (default `"30s"`).
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: ConfigDuration,
+    /// Time a kept-alive connection may wait for its next request (default `"1m"`; `0` = forever).
+    #[serde(default = "default_http_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// Most connections served at once (default 256).
+    #[serde(default = "default_http_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -91,12 +100,32 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_http_listen(),
             enabled: true,
+            read_timeout: default_read_timeout(),
+            idle_timeout: default_http_idle_timeout(),
+            max_connections: default_http_max_connections(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The limits of the API's listener.
+    pub fn limits(&self) -> crate::HttpLimits {
+        crate::HttpLimits {
+            max_connections: self.max_connections,
+            read_timeout: self.read_timeout.0,
+            idle_timeout: self.idle_timeout.0,
         }
     }
 }
 
 fn default_http_listen() -> ListenAddr {
     ListenAddr(SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+fn default_http_idle_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(60))
+}
+fn default_http_max_connections() -> usize {
+    256
 }
 
 fn yes() -> bool {
@@ -204,10 +233,11 @@ pub struct SourceConfig {
     /// Largest accepted message (default `"16MiB"`).
     #[serde(default = "default_max_frame_size")]
     pub max_frame_size: ByteSize,
-    /// Time a sender has to finish a frame it started (default `"30s"`).
+    /// Time a sender has to finish a frame it started, or an HTTP request (default `"30s"`).
     #[serde(default = "default_read_timeout")]
     pub read_timeout: ConfigDuration,
-    /// Time a connection may stay open without sending (default `"1h"`; `0` = forever).
+    /// Time a connection may stay open without sending, or an HTTP connection between
+    /// requests (default `"1h"`; `0` = forever).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: ConfigDuration,
     /// Most connections served at once (default 1024).
@@ -328,6 +358,15 @@ impl SourceConfig {
         config.max_connections = self.max_connections;
         config.commit_acks = self.commit_acks;
         config
+    }
+
+    /// The limits of an HTTP source's listener.
+    pub fn http_limits(&self) -> crate::HttpLimits {
+        crate::HttpLimits {
+            max_connections: self.max_connections,
+            read_timeout: self.read_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+        }
     }
 }
 
@@ -966,6 +1005,18 @@ impl Config {
         if self.http.enabled && self.http.listen.0.port() != 0 {
             listens.insert(self.http.listen.0, "http.listen".to_owned());
         }
+        if self.http.max_connections == 0 {
+            error(
+                "http.max_connections".to_owned(),
+                "must be at least 1".to_owned(),
+            );
+        }
+        if self.http.read_timeout.0.is_zero() {
+            error(
+                "http.read_timeout".to_owned(),
+                "must be longer than 0".to_owned(),
+            );
+        }
         for (name, channel) in &self.channels {
             let at = format!("channels.{name}");
             if name.is_empty()
@@ -1317,6 +1368,29 @@ mod tests {
                 "{off}"
             );
         }
+    }
+
+    #[test]
+    fn http_limits_are_read_and_zero_values_are_refused_naming_the_key() {
+        let config = Config::from_toml(
+            "[http]\nread_timeout = \"5s\"\nidle_timeout = 0\nmax_connections = 64\n[channels.a]\nsource = { type = \"http\", listen = \"127.0.0.1:0\", read_timeout = \"2s\", max_connections = 8 }\n",
+        )
+        .unwrap();
+        let api = config.http.limits();
+        assert_eq!(api.read_timeout, Duration::from_secs(5));
+        assert_eq!(api.idle_timeout, Duration::ZERO);
+        assert_eq!(api.max_connections, 64);
+        let source = config.channels["a"].source.http_limits();
+        assert_eq!(source.read_timeout, Duration::from_secs(2));
+        assert_eq!(source.max_connections, 8);
+        assert_eq!(HttpConfig::default().limits(), crate::HttpLimits::default());
+        let errors = Config::from_toml(
+            "[http]\nread_timeout = 0\nmax_connections = 0\n[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+        )
+        .unwrap_err()
+        .errors;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["http.max_connections", "http.read_timeout"]);
     }
 
     #[test]

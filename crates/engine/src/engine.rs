@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use mllp::{MllpServer, ServerHandle};
 use store::Store;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::http::{HttpState, router};
+use crate::http_serve::HttpServer;
 use crate::metrics::Metrics;
 use crate::pipeline::{ChannelPipeline, Processors, StepsStage};
 use crate::receive::{MllpReceiver, migrate};
@@ -47,6 +48,9 @@ pub enum StartError {
     /// The master patient index could not be opened.
     #[error("mpi: {0}")]
     PatientIndex(#[from] mpi::ServiceError),
+    /// The open-file limit leaves no room for the listeners' connections.
+    #[error("{0}")]
+    OpenFiles(String),
     /// A listener could not be started.
     #[error("{key}: cannot listen on {addr}: {reason}")]
     Listen {
@@ -84,8 +88,7 @@ pub struct Listener {
 pub struct Engine {
     listeners: Vec<Listener>,
     servers: Vec<ServerHandle>,
-    http_addr: Option<SocketAddr>,
-    http: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    http: Option<HttpServer>,
     metrics: Metrics,
     store: Store,
     /// The sender of owed application acknowledgements, and its stop signal.
@@ -104,7 +107,7 @@ impl Engine {
     /// Checks `config`, opens the store in `config.data.dir`, binds every
     /// listener and the HTTP server, and starts serving. Returns once every
     /// socket is listening.
-    pub async fn start(config: Config) -> Result<Engine, StartError> {
+    pub async fn start(mut config: Config) -> Result<Engine, StartError> {
         let errors = config.check();
         if !errors.is_empty() {
             return Err(StartError::Config(crate::config::ConfigErrors {
@@ -112,6 +115,7 @@ impl Engine {
                 errors,
             }));
         }
+        crate::open_files::fit_listeners(&mut config).map_err(StartError::OpenFiles)?;
         let started = Instant::now();
         let dir = config.data.dir.clone();
         let store = Store::open(&dir).map_err(|source| StartError::Store {
@@ -265,7 +269,8 @@ impl Engine {
         // The HTTP and directory sources, through the same intake.
         let sources = crate::receive::OtherSources::start(&config, &intakes).await?;
 
-        let (http_addr, http) = if config.http.enabled {
+        let mut http = None;
+        if config.http.enabled {
             let listener = tokio::net::TcpListener::bind(config.http.listen.0)
                 .await
                 .map_err(|err| StartError::Listen {
@@ -322,21 +327,16 @@ impl Engine {
             } else {
                 app
             };
-            let (stop, stopped) = oneshot::channel::<()>();
-            let task = tokio::spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await;
-                if let Err(err) = served {
-                    error!(error = %err, "HTTP server failed");
-                }
-            });
-            (Some(addr), Some((stop, task)))
-        } else {
-            (None, None)
-        };
+            let server =
+                HttpServer::spawn("http", listener, app, config.http.limits()).map_err(|err| {
+                    StartError::Listen {
+                        key: "http.listen".to_owned(),
+                        addr,
+                        reason: err.to_string(),
+                    }
+                })?;
+            http = Some(server);
+        }
 
         let application_ack_targets = config
             .channels
@@ -350,7 +350,6 @@ impl Engine {
         Ok(Engine {
             listeners,
             servers,
-            http_addr,
             http,
             metrics,
             store,
@@ -373,7 +372,7 @@ impl Engine {
 
     /// The HTTP server's address, when it runs.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_addr
+        self.http.as_ref().map(HttpServer::local_addr)
     }
 
     /// Counters and latency of every channel.
@@ -420,9 +419,8 @@ impl Engine {
         // What was received is processed and queued before the pipeline stops; what
         // the destinations have not taken yet stays queued for the next start.
         processors.shutdown().await;
-        if let Some((stop, task)) = http {
-            let _ = stop.send(());
-            let _ = task.await;
+        if let Some(server) = http {
+            server.shutdown().await;
         }
         match Arc::try_unwrap(delivery) {
             Ok(delivery) => {

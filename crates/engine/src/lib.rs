@@ -50,7 +50,9 @@ mod application_ack;
 mod config;
 mod engine;
 mod http;
+mod http_serve;
 mod metrics;
+mod open_files;
 mod pipeline;
 mod receive;
 pub mod retention;
@@ -66,6 +68,7 @@ pub use config::{
     ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
 };
 pub use engine::{Engine, Listener, StartError};
+pub use http_serve::{HttpLimits, RequestTimedOut};
 pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
 pub use receive::{
     APPLICATION_ACKS_COMPONENT, Intake, IntakeStatus, MllpReceiver, Origin, Received,

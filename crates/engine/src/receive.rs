@@ -697,7 +697,8 @@ impl OtherSources {
                 SourceKind::Http => {
                     let max_body = usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX);
                     let addr = source.listen_addr();
-                    match HttpSource::bind(addr, intake(), max_body).await {
+                    let limits = source.http_limits();
+                    match HttpSource::bind_with_limits(addr, intake(), max_body, limits).await {
                         Ok(http) => sources.http.push((name.clone(), http)),
                         Err(err) => {
                             sources.shutdown().await;

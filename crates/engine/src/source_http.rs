@@ -17,6 +17,7 @@
 //! | 422 | a message was in error (AE/CE): it does not parse, or failed validation |
 //! | 503 | the store could not take a message: send it again |
 //! | 413 | the body is larger than `max_frame_size` (plain text; nothing stored) |
+//! | 408 | the body did not arrive within `read_timeout` (plain text; nothing stored) |
 //! | 400 | the body is empty (plain text; nothing stored) |
 //! | 405 | not a `POST` (plain text) |
 //!
@@ -24,6 +25,9 @@
 //! (`BHS`, one ACK per message in order, `BTS` with the count); the status is the
 //! worst of them. The answer's `X-Corridor-Message-Ids` header lists the journal ids
 //! (comma-separated, empty for a message that could not be stored).
+//!
+//! The listener keeps the source's `max_connections`, `read_timeout` and
+//! `idle_timeout` (see [`crate::http_serve`]).
 
 use std::net::SocketAddr;
 
@@ -33,10 +37,10 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hl7v2::AckCode;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::{info, warn};
 
+use crate::config::SourceConfig;
+use crate::http_serve::{HttpLimits, HttpServer, RequestTimedOut};
 use crate::receive::{Intake, IntakeStatus, Origin, Received, split_body};
 
 /// The media type of an HL7 v2 message in its usual (ER7) encoding.
@@ -44,9 +48,7 @@ pub const HL7_CONTENT_TYPE: &str = "x-application/hl7-v2+er7";
 
 /// A running HTTP source.
 pub struct HttpSource {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    server: HttpServer,
 }
 
 #[derive(Clone)]
@@ -56,46 +58,42 @@ struct SourceState {
 }
 
 impl HttpSource {
-    /// Listens on `listen` and hands every posted body to `intake`; bodies larger than
-    /// `max_body` bytes are refused with 413.
+    /// Listens on `listen` with a source's default limits and hands every posted body
+    /// to `intake`; bodies larger than `max_body` bytes are refused with 413.
     pub async fn bind(
         listen: SocketAddr,
         intake: Intake,
         max_body: usize,
     ) -> std::io::Result<HttpSource> {
+        let limits = SourceConfig::http(listen).http_limits();
+        HttpSource::bind_with_limits(listen, intake, max_body, limits).await
+    }
+
+    /// Like [`HttpSource::bind`], within `limits`.
+    pub async fn bind_with_limits(
+        listen: SocketAddr,
+        intake: Intake,
+        max_body: usize,
+        limits: HttpLimits,
+    ) -> std::io::Result<HttpSource> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let channel = intake.channel().clone();
         let app = Router::new()
             .fallback(receive)
             .with_state(SourceState { intake, max_body });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-            if let Err(err) = served {
-                error!(channel = %channel, error = %err, "HTTP source failed");
-            }
-        });
-        info!(%addr, "HTTP source listening");
-        Ok(HttpSource { addr, stop, task })
+        let server = HttpServer::spawn(&channel, listener, app, limits)?;
+        info!(addr = %server.local_addr(), "HTTP source listening");
+        Ok(HttpSource { server })
     }
 
     /// The address it listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.server.local_addr()
     }
 
     /// Stops accepting, lets requests in flight be stored and answered, and returns.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
+        self.server.shutdown().await;
     }
 }
 
@@ -126,7 +124,15 @@ async fn receive(
     let body = match axum::body::to_bytes(request.into_body(), state.max_body).await {
         Ok(body) => body,
         Err(err) => {
-            // The only error that is not the client going away is the size limit.
+            if let Some(timed_out) = RequestTimedOut::in_chain(&err) {
+                warn!(peer = %peer, read_timeout = ?timed_out.read_timeout, "request body not received within read_timeout; answered 408");
+                let mut response = plain(StatusCode::REQUEST_TIMEOUT, format!("{timed_out}"));
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return response;
+            }
+            // The only other error that is not the client going away is the size limit.
             return plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(

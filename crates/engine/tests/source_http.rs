@@ -1,6 +1,7 @@
 //! The HTTP source through a real socket and a real data directory: the answer carries
 //! the ACK and comes only after the message is stored; garbage gets a NAK and is stored
-//! as rejected; a batch body is answered with a batch of ACKs.
+//! as rejected; a batch body is answered with a batch of ACKs; shutdown answers the
+//! request in flight and closes idle connections.
 
 mod common;
 
@@ -185,4 +186,52 @@ async fn wrong_requests_get_clear_errors_and_store_nothing() {
     assert!(answer.body.contains("the body is empty"), "{}", answer.body);
     assert!(journal(&running.store).is_empty());
     running.source.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_answers_the_request_in_flight_and_closes_idle_connections() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::timeout;
+
+    let running = start(1 << 20).await;
+    let addr = running.source.local_addr();
+    // A connection kept alive after its answer (idle_timeout is an hour)...
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: corridor\r\n\r\n")
+        .await
+        .unwrap();
+    // ...and one whose body is half sent when the source is told to stop.
+    let message = adt("S1");
+    let (first, rest) = message.as_bytes().split_at(10);
+    let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: corridor\r\nContent-Length: {}\r\n\r\n",
+        message.len()
+    );
+    busy.write_all(head.as_bytes()).await.unwrap();
+    busy.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(running.source.shutdown());
+
+    let mut answered = Vec::new();
+    timeout(Duration::from_secs(5), idle.read_to_end(&mut answered))
+        .await
+        .expect("the idle connection was kept open")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&answered).starts_with("HTTP/1.1 405"));
+    busy.write_all(rest).await.unwrap();
+    let mut answer = Vec::new();
+    timeout(Duration::from_secs(10), busy.read_to_end(&mut answer))
+        .await
+        .expect("the request in flight was not answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("MSA|AA|S1"), "{answer}");
+    timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("shutdown did not finish")
+        .unwrap();
+    assert_eq!(journal(&running.store).len(), 1);
 }
