@@ -1,12 +1,13 @@
 //! What Corridor's tests need from outside the workspace: Python peers in
-//! virtual environments and npm packages, created under the workspace's
-//! `target/` on first use and shared by every test binary.
+//! virtual environments, npm packages and a disk fault library, created under
+//! the workspace's `target/` on first use and shared by every test binary.
 //!
 //! Test binaries run in parallel (and their tests in threads), so each
 //! environment is made under an exclusive file lock: the first caller creates
 //! it, the others wait and then find it ready. A half-made environment (a run
 //! killed during `pip install`) is detected by its readiness probe and remade.
 
+pub mod disk_fault;
 pub mod fhir;
 
 use std::fs::File;
