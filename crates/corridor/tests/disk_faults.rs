@@ -108,8 +108,16 @@ fn no_message_is_acknowledged_while_the_log_cannot_be_synced_or_written_and_none
     assert_eq!(positively_acknowledged(&before).len(), 10, "{before:?}");
     acknowledged.extend(positively_acknowledged(&before));
 
+    // Spread over about half a second, so background checkpoints meet the fault too.
     fault.fail_syncs();
-    let during_sync_fault = send_all(&mut sender, &named("SYNC", 10));
+    let during_sync_fault: Vec<_> = named("SYNC", 10)
+        .into_iter()
+        .map(|id| {
+            std::thread::sleep(Duration::from_millis(50));
+            let answer = sender.send(&id);
+            (id, answer)
+        })
+        .collect();
     let synced_faults = fault.injected().len();
     assert!(synced_faults > 0, "no fsync of the WAL failed");
     assert_eq!(
