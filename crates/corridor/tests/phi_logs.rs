@@ -6,7 +6,8 @@
 //! ACK (quarantine) and before it (AE, HTTP 422); a destination that cannot be
 //! reached (retries, then a dead letter); a destination that answers AE quoting the
 //! patient; messages that are not HL7 or have a broken header (AR); a file that goes
-//! to the error folder. Then not one captured line may hold any of those values.
+//! to the error folder; the HTTP API searched by the patient's values. Then not one
+//! captured line may hold any of those values.
 
 #[path = "send_support.rs"]
 mod support;
@@ -142,23 +143,33 @@ fn mllp_answer(addr: &str, message: &str) -> String {
     msa.split('|').nth(1).unwrap().to_owned()
 }
 
-/// The HTTP status of POSTing `body` to an HTTP source.
-fn http_post(addr: &str, body: &str) -> u16 {
+/// The status and body of one HTTP/1.1 request.
+fn http(addr: &str, method: &str, target: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: x-application/hl7-v2+er7\r\n\
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: x-application/hl7-v2+er7\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    answer
+    let status = answer
         .split_whitespace()
         .nth(1)
         .and_then(|status| status.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The HTTP status of POSTing `body` to an HTTP source.
+fn http_post(addr: &str, body: &str) -> u16 {
+    http(addr, "POST", "/", body).0
 }
 
 /// A receiver that answers every message AE, quoting the patient back, as some do.
@@ -332,6 +343,34 @@ source = {{ type = "directory", path = "{inbox}", poll_interval = "100ms" }}
     assert!(count(&data, "SELECT count(*) FROM quarantine") >= 2);
     assert!(count(&data, "SELECT count(*) FROM fhir_resources") >= 1);
     assert!(count(&data, "SELECT count(*) FROM mpi_events") >= 1);
+
+    // The API, searched by the patient's values the way an analyst searches: found
+    // where it is stored, and an unparsable value refused.
+    let api = engine.listener("http");
+    let (status, found) = http(&api, "GET", "/fhir/Patient?family=QUILLFEATHER", "");
+    assert_eq!(status, 200);
+    assert!(found.contains("QUILLFEATHER"), "{found}");
+    let (status, found) = http(
+        &api,
+        "GET",
+        "/mpi/fhir/Patient?family=QUILLFEATHER&birthdate=1961-04-27",
+        "",
+    );
+    assert_eq!(status, 200, "{found}");
+    assert!(found.contains("QUILLFEATHER"), "{found}");
+    let (status, _) = http(&api, "GET", "/mpi/fhir/Patient?identifier=MRN8675309Q", "");
+    assert_eq!(status, 400);
+    let (status, _) = http(&api, "GET", "/fhir/Patient?birthdate=QUILLFEATHER", "");
+    assert_eq!(status, 400);
+    for path in [
+        "/api/messages",
+        "/api/stats",
+        "/health",
+        "/metrics",
+        "/mpi/reviews",
+    ] {
+        assert_eq!(http(&api, "GET", path, "").0, 200, "{path}");
+    }
 
     let lines = engine.lines.clone();
     assert_eq!(engine.stop(), Some(0));
