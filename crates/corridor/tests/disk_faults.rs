@@ -140,6 +140,33 @@ fn no_message_is_acknowledged_while_the_log_cannot_be_synced_or_written_and_none
         Vec::<String>::new(),
         "acknowledged although the WAL could not be written: {during_write_fault:?}"
     );
+    // Four connections keeping messages in flight: batches of many messages share a
+    // failing commit, and each of them is refused.
+    let many = named("MANY", 200);
+    let file = message_file(dir.path(), "many.hl7", &many);
+    let output = send(
+        &[
+            "--to",
+            &run.addr,
+            "--connections",
+            "4",
+            file.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let stdout = text(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert_eq!(
+        accepted_ids(&output.stdout),
+        Vec::<String>::new(),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("AE ")).count(),
+        200,
+        "{stdout}"
+    );
+
     let log = run.log();
     assert!(
         log.contains("could not store messages; answering with negative acknowledgements"),
