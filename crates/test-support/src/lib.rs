@@ -142,10 +142,10 @@ pub fn npm_packages(name: &str, packages: &[&str], ready_file: &str) -> PathBuf 
     modules
 }
 
-/// Raises this process's soft limit on open files to its hard limit, which the
-/// processes it starts inherit, so a test can hold `needed` descriptors where
-/// the common soft limit of 1,024 would stop it. Panics, saying how to fix it,
-/// when the hard limit is lower than `needed`.
+/// Raises this process's soft limit on open files (up to 4,096, within the hard
+/// limit), which the processes it starts inherit, so a test can hold `needed`
+/// descriptors where the common soft limit of 1,024 would stop it. Panics,
+/// saying how to fix it, when the hard limit is lower than `needed`.
 pub fn raise_open_file_limit(needed: u64) {
     let (soft, hard) = rlimit::Resource::NOFILE
         .get()
@@ -155,11 +155,13 @@ pub fn raise_open_file_limit(needed: u64) {
         "this test holds about {needed} open files, but the hard open-file limit is {hard}; \
          raise it (ulimit -Hn, or LimitNOFILE= for a service) and run again"
     );
-    if soft < hard {
+    // Not the hard limit itself: it may be unlimited, which no soft limit can be.
+    let wanted = hard.min(needed.max(4096));
+    if soft < wanted {
         rlimit::Resource::NOFILE
-            .set(hard, hard)
+            .set(wanted, hard)
             .unwrap_or_else(|e| {
-                panic!("cannot raise the open-file limit from {soft} to {hard}: {e}")
+                panic!("cannot raise the open-file limit from {soft} to {wanted}: {e}")
             });
     }
 }
