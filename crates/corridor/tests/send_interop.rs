@@ -146,6 +146,127 @@ fn count_repeats_the_messages_with_unique_control_ids_to_python_hl7() {
     assert_eq!(received, accepted);
 }
 
+/// The numbers of `corridor send --stats`, read back from its summary.
+#[derive(Debug)]
+struct Summary {
+    messages: u64,
+    seconds: f64,
+    per_second: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl Summary {
+    fn parse(stdout: &str) -> Summary {
+        let after = |label: &str| -> f64 {
+            let at = stdout
+                .find(label)
+                .unwrap_or_else(|| panic!("no {label:?} in {stdout}"));
+            let number: String = stdout[at + label.len()..]
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            number
+                .parse()
+                .unwrap_or_else(|_| panic!("no number after {label:?} in {stdout}"))
+        };
+        Summary {
+            messages: after("messages") as u64,
+            seconds: after("connection(s) in"),
+            per_second: after("throughput"),
+            p50_ms: after("p50"),
+            p90_ms: after("p90"),
+            p99_ms: after("p99"),
+            max_ms: after("max"),
+        }
+    }
+}
+
+#[test]
+fn stats_match_a_known_schedule_of_answer_delays() {
+    // One connection, one message in flight: 37 answers take 10 ms and three take
+    // 200 ms, so p50 and p90 are fast answers, p99 and max slow ones, and the run
+    // lasts at least 37 * 10 + 3 * 200 = 970 ms.
+    let dir = tempfile::tempdir().unwrap();
+    let slow = ["K05", "K20", "K33"];
+    let server = TestServer::plain(move |id| {
+        let delay = if slow.contains(&id) { 200 } else { 10 };
+        Answer::AcceptAfter(Duration::from_millis(delay))
+    });
+    let sent: Vec<String> = (0..40).map(|i| format!("K{i:02}")).collect();
+    let file = message_file(dir.path(), "schedule.hl7", &sent);
+    let output = send(
+        &["--to", &server.addr, "--stats", file.to_str().unwrap()],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let stats = Summary::parse(&stdout);
+    assert_eq!(stats.messages, 40, "{stdout}");
+    assert!(stats.seconds >= 0.97, "{stats:?}");
+    // Throughput is what was acknowledged over the time it took, no more.
+    let expected = 40.0 / stats.seconds;
+    assert!((stats.per_second - expected).abs() <= 1.0, "{stats:?}");
+    assert!(stats.per_second <= 41.3, "{stats:?}");
+    // Generous upper bounds for a loaded machine, each below the next kind of answer.
+    assert!((10.0..150.0).contains(&stats.p50_ms), "{stats:?}");
+    assert!((10.0..150.0).contains(&stats.p90_ms), "{stats:?}");
+    assert!((200.0..1000.0).contains(&stats.p99_ms), "{stats:?}");
+    assert!(
+        stats.max_ms >= stats.p99_ms && stats.max_ms < 1000.0,
+        "{stats:?}"
+    );
+    assert!(
+        stdout.contains("40 accepted, 0 negative, 0 mismatched"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn open_loop_latency_counts_the_wait_behind_a_stalled_answer() {
+    // At 100 msgs/s on one connection, the 300 ms answer to R10 holds back the answers
+    // to the ~30 messages scheduled behind it, each answered at once once read. Their
+    // latencies, from their scheduled times, include that wait: the five slowest of 50
+    // (p90 and above) waited over 200 ms.
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::plain(|id| {
+        if id == "R10" {
+            Answer::AcceptAfter(Duration::from_millis(300))
+        } else {
+            Answer::Accept
+        }
+    });
+    let file = message_file(dir.path(), "stall.hl7", &ids("R", 50));
+    let output = send(
+        &[
+            "--to",
+            &server.addr,
+            "--stats",
+            "--rate",
+            "100",
+            file.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let stats = Summary::parse(&stdout);
+    assert_eq!(stats.messages, 50, "{stdout}");
+    // The last of 50 is scheduled 490 ms after the first.
+    assert!(stats.seconds >= 0.49, "{stats:?}");
+    assert!(
+        (stats.per_second - 50.0 / stats.seconds).abs() <= 1.0,
+        "{stats:?}"
+    );
+    assert!(stats.p90_ms >= 200.0, "{stats:?}");
+    assert!((300.0..2000.0).contains(&stats.max_ms), "{stats:?}");
+    assert!(stats.p50_ms <= stats.p90_ms && stats.p90_ms <= stats.p99_ms);
+    assert!(stdout.contains("50 accepted, 0 negative"), "{stdout}");
+}
+
 #[test]
 fn stats_summarise_throughput_latency_and_outcomes() {
     let server = TestServer::plain(|_| Answer::Accept);

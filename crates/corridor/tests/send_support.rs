@@ -181,6 +181,8 @@ pub enum Answer {
     WrongId,
     /// Nothing at all.
     Silence,
+    /// AA, as `Accept`, after holding the connection for the given time.
+    AcceptAfter(std::time::Duration),
 }
 
 /// An ACK for `message` with `code`, MSA-2 `acknowledged`, built with hl7v2.
@@ -240,6 +242,10 @@ impl<F: Fn(&str) -> Answer + Send + Sync + 'static> mllp::FrameHandler for Recor
             }
             Answer::WrongId => ack_for(&frame, hl7v2::AckCode::AA, Some("SOMETHING-ELSE")),
             Answer::Silence => return vec![],
+            Answer::AcceptAfter(delay) => {
+                tokio::time::sleep(delay).await;
+                ack_for(&frame, hl7v2::AckCode::AA, None)
+            }
         };
         vec![bytes::Bytes::from(ack)]
     }
@@ -327,7 +333,12 @@ impl Run {
     /// Starts `corridor run --data DATA --config DATA/../NAME.toml` and waits
     /// until it listens.
     pub fn start(data: &Path, config: &str) -> Run {
-        Run::start_command(corridor(), data, config)
+        Run::start_command(corridor(), data, config, &[])
+    }
+
+    /// [`Run::start`] with more environment variables for the process.
+    pub fn start_with_env(data: &Path, config: &str, env: &[(&str, std::ffi::OsString)]) -> Run {
+        Run::start_command(corridor(), data, config, env)
     }
 
     /// Like [`Run::start`], with the engine's open-file limit (soft and hard) set to
@@ -339,10 +350,15 @@ impl Run {
             &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
             env!("CARGO_BIN_EXE_corridor"),
         ]);
-        Run::start_command(command, data, config)
+        Run::start_command(command, data, config, &[])
     }
 
-    fn start_command(mut command: Command, data: &Path, config: &str) -> Run {
+    fn start_command(
+        mut command: Command,
+        data: &Path,
+        config: &str,
+        env: &[(&str, std::ffi::OsString)],
+    ) -> Run {
         let config_path = data.with_extension("toml");
         std::fs::write(&config_path, config).unwrap();
         let started = Instant::now();
@@ -353,6 +369,7 @@ impl Run {
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -294,9 +294,46 @@ async fn dead_letter_after_max_attempts_then_retry_by_hand_delivers_in_order() {
     assert!(copy > first);
     wait_for("resend", Duration::from_secs(10), || received.len() == 4).await;
     assert_eq!(received.ids()[3], "D1");
-    assert!(delivery.resend(copy).await.is_err() || entries(&store, ids[0]).len() == 3);
+
+    // Once the copy is recorded delivered, it can be resent in turn.
+    wait_for("copy recorded", Duration::from_secs(5), || {
+        entries(&store, ids[0])
+            .iter()
+            .any(|e| e.id == copy && e.state == EntryState::Delivered)
+    })
+    .await;
+    let copy_of_copy = delivery.resend(copy).await.unwrap();
+    assert!(copy_of_copy > copy);
+    wait_for("second resend", Duration::from_secs(10), || {
+        received.len() == 5
+    })
+    .await;
+    assert_eq!(received.ids()[4], "D1");
     delivery.shutdown().await;
     server.shutdown().await;
+
+    // With no worker to take it, a resent entry stays queued: resending it is refused,
+    // as is resending an entry that does not exist, and neither adds a row.
+    let queued = store
+        .write(move |c| delivery::resend_in(c, copy))
+        .await
+        .unwrap();
+    let before = entries(&store, ids[0]).len();
+    assert_eq!(before, 4);
+    let refusal = store
+        .write(move |c| delivery::resend_in(c, queued))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refusal.contains("is queued"), "{refusal}");
+    let missing = delivery::EntryId(queued.0 + 1000);
+    let refusal = store
+        .write(move |c| delivery::resend_in(c, missing))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refusal.contains("does not exist"), "{refusal}");
+    assert_eq!(entries(&store, ids[0]).len(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -312,6 +312,8 @@ async fn slow_sender_is_cut_by_read_timeout_while_another_client_is_served() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn many_idle_connections_are_bounded_by_max_connections_and_idle_timeout() {
+    // 1,001 client sockets and the server's side of them, in this one process.
+    test_support::raise_open_file_limit(1100);
     let (logs, _guard) = CapturedLogs::install();
     let mut config = test_config();
     config.max_connections = 20;

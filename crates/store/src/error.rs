@@ -88,6 +88,14 @@ pub enum Error {
     #[error("the write was not committed, nothing of it was stored: {0}")]
     CommitFailed(String),
 
+    /// The write was committed but the fsync that makes it durable failed: it is in the
+    /// database, yet may not survive a power loss, so it must not be acknowledged as safe.
+    #[error(
+        "the write was committed but could not be synced to disk, so it may not survive a \
+         power loss: {0}"
+    )]
+    SyncFailed(String),
+
     /// A write request panicked; its changes were rolled back, other requests were unaffected.
     #[error("a write request panicked and was rolled back: {0}")]
     WritePanicked(String),

@@ -60,7 +60,8 @@ pub(crate) trait Job: Send {
     fn durability(&self) -> Durability;
     /// Runs the request inside the open transaction; true if it succeeded.
     fn run(&mut self, conn: &Connection) -> bool;
-    /// Answers the requester once the batch's fate is known (`commit` is the commit error).
+    /// Answers the requester once the batch's fate is known (`commit` is the commit or
+    /// sync error).
     fn finish(self: Box<Self>, commit: Option<&Error>);
 }
 
@@ -126,6 +127,8 @@ where
             // A request that failed keeps its own error: its savepoint was rolled back.
             (Some(Err(own)), _) => Err(own),
             (Some(Ok(value)), None) => Ok(value),
+            (_, Some(Error::SyncFailed(why))) => Err(Error::SyncFailed(why.clone())),
+            (_, Some(Error::CommitFailed(why))) => Err(Error::CommitFailed(why.clone())),
             (_, Some(commit)) => Err(Error::CommitFailed(commit.to_string())),
             (None, None) => Err(Error::WriterStopped),
         };
@@ -268,7 +271,7 @@ pub(crate) fn run(
         if !waiting_for_sync.is_empty() {
             counters.synced_commits.fetch_add(1, Ordering::Relaxed);
             if let Err(mpsc::SendError(jobs)) = to_sync.send(waiting_for_sync) {
-                let stopped = Error::CommitFailed("the sync thread is not running".to_owned());
+                let stopped = Error::SyncFailed("the sync thread is not running".to_owned());
                 for job in jobs {
                     job.finish(Some(&stopped));
                 }
@@ -299,9 +302,7 @@ fn sync_until_stopped(wal: &Path, committed: &Receiver<Vec<BoxedJob>>, counters:
             }
             Err(err) => {
                 tracing::error!(error = %err, "syncing the write-ahead log failed");
-                Some(Error::CommitFailed(format!(
-                    "the commit could not be synced to disk: {err}"
-                )))
+                Some(Error::SyncFailed(err.to_string()))
             }
         };
         for job in jobs {

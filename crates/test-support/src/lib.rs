@@ -1,12 +1,13 @@
 //! What Corridor's tests need from outside the workspace: Python peers in
-//! virtual environments and npm packages, created under the workspace's
-//! `target/` on first use and shared by every test binary.
+//! virtual environments, npm packages and a disk fault library, created under
+//! the workspace's `target/` on first use and shared by every test binary.
 //!
 //! Test binaries run in parallel (and their tests in threads), so each
 //! environment is made under an exclusive file lock: the first caller creates
 //! it, the others wait and then find it ready. A half-made environment (a run
 //! killed during `pip install`) is detected by its readiness probe and remade.
 
+pub mod disk_fault;
 pub mod fhir;
 
 use std::fs::File;
@@ -139,4 +140,28 @@ pub fn npm_packages(name: &str, packages: &[&str], ready_file: &str) -> PathBuf 
         packages.join(" ")
     );
     modules
+}
+
+/// Raises this process's soft limit on open files (up to 4,096, within the hard
+/// limit), which the processes it starts inherit, so a test can hold `needed`
+/// descriptors where the common soft limit of 1,024 would stop it. Panics,
+/// saying how to fix it, when the hard limit is lower than `needed`.
+pub fn raise_open_file_limit(needed: u64) {
+    let (soft, hard) = rlimit::Resource::NOFILE
+        .get()
+        .expect("cannot read the open-file limit (RLIMIT_NOFILE)");
+    assert!(
+        hard >= needed,
+        "this test holds about {needed} open files, but the hard open-file limit is {hard}; \
+         raise it (ulimit -Hn, or LimitNOFILE= for a service) and run again"
+    );
+    // Not the hard limit itself: it may be unlimited, which no soft limit can be.
+    let wanted = hard.min(needed.max(4096));
+    if soft < wanted {
+        rlimit::Resource::NOFILE
+            .set(wanted, hard)
+            .unwrap_or_else(|e| {
+                panic!("cannot raise the open-file limit from {soft} to {wanted}: {e}")
+            });
+    }
 }

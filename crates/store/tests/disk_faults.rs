@@ -1,0 +1,132 @@
+//! The writer and the sync thread on a failing disk. The test runs itself again as a
+//! child process with `LD_PRELOAD` set to `test_support::disk_fault`'s library, which
+//! makes the WAL's fsyncs, then its writes, fail with EIO on the child's command; the
+//! child checks each write's answer, prints the ones answered `Ok`, and exits without
+//! closing the store. The parent reopens the database and finds every one of them.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use store::{Error, Store, WriteFuture};
+use test_support::disk_fault::DiskFault;
+
+const CHILD_DIR: &str = "CORRIDOR_STORE_DISK_FAULT_CHILD_DIR";
+const WAL: &str = "corridor.db-wal";
+
+fn insert(store: &Store, seq: i64) -> WriteFuture<()> {
+    store.write(move |conn| {
+        conn.execute("INSERT INTO note (seq) VALUES (?1)", [seq])?;
+        Ok(())
+    })
+}
+
+fn insert_unsynced(store: &Store, seq: i64) -> WriteFuture<()> {
+    store.write_unsynced(move |conn| {
+        conn.execute("INSERT INTO note (seq) VALUES (?1)", [seq])?;
+        Ok(())
+    })
+}
+
+fn run_child(dir: &Path) {
+    let fault = DiskFault::new(dir, WAL);
+    let store = Store::open(&dir.join("data")).unwrap();
+    store
+        .write_blocking(|conn| Ok(conn.execute_batch("CREATE TABLE note (seq INTEGER)")?))
+        .unwrap();
+    let mut answered_ok = Vec::new();
+    for seq in 1..=5 {
+        insert(&store, seq).wait().unwrap();
+        answered_ok.push(seq);
+    }
+
+    // The commit is made, its fsync fails: the synced write is refused as not durable;
+    // an unsynced one promised no fsync and is answered once committed.
+    fault.fail_syncs();
+    let refused = insert(&store, 6).wait().unwrap_err();
+    assert!(matches!(refused, Error::SyncFailed(_)), "{refused}");
+    assert!(
+        refused.to_string().contains("could not be synced"),
+        "{refused}"
+    );
+    insert_unsynced(&store, 7).wait().unwrap();
+    answered_ok.push(7);
+    assert_eq!(store.writer_stats().failed_commits, 0);
+
+    // The commit itself fails: every request of the batch is refused, none kept.
+    fault.fail_writes();
+    let batch: Vec<WriteFuture<()>> = (100..110).map(|seq| insert(&store, seq)).collect();
+    for write in batch {
+        let refused = write.wait().unwrap_err();
+        assert!(matches!(refused, Error::CommitFailed(_)), "{refused}");
+        assert!(
+            refused.to_string().contains("nothing of it was stored"),
+            "{refused}"
+        );
+    }
+    assert!(store.writer_stats().failed_commits >= 1);
+    let injected = fault.injected();
+    assert!(
+        injected.iter().any(|call| call.contains("sync")),
+        "{injected:?}"
+    );
+    assert!(
+        injected.iter().any(|call| call.contains("write")),
+        "{injected:?}"
+    );
+
+    // The disk recovers: the same writer and sync thread answer the next writes.
+    fault.clear();
+    for seq in 8..=10 {
+        insert(&store, seq).wait().unwrap();
+        answered_ok.push(seq);
+    }
+    let listed: Vec<String> = answered_ok.iter().map(i64::to_string).collect();
+    println!("answered ok: {}", listed.join(" "));
+    // As a crash would: no clean shutdown, no checkpoint.
+    std::process::exit(0);
+}
+
+#[test]
+fn writes_on_a_failing_disk_are_refused_with_their_cause_and_none_answered_ok_is_lost() {
+    if let Ok(dir) = std::env::var(CHILD_DIR) {
+        run_child(Path::new(&dir));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fault = DiskFault::new(dir.path(), WAL);
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "writes_on_a_failing_disk_are_refused_with_their_cause_and_none_answered_ok_is_lost",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .envs(fault.env())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+    let answered_ok: BTreeSet<i64> = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("answered ok: "))
+        .unwrap_or_else(|| panic!("the child printed no result:\n{stdout}\n{stderr}"))
+        .split(' ')
+        .map(|seq| seq.parse().unwrap())
+        .collect();
+    assert_eq!(answered_ok.len(), 9);
+
+    let store = Store::open(&dir.path().join("data")).unwrap();
+    let stored: BTreeSet<i64> = store
+        .read(|conn| {
+            let mut query = conn.prepare("SELECT seq FROM note")?;
+            let rows = query.query_map([], |row| row.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .unwrap();
+    let lost: Vec<&i64> = answered_ok.difference(&stored).collect();
+    assert!(lost.is_empty(), "answered ok, then lost: {lost:?}");
+    // A failed commit keeps nothing; a failed fsync leaves its commit in place.
+    assert!(stored.iter().all(|seq| *seq < 100), "{stored:?}");
+    assert!(stored.contains(&6), "{stored:?}");
+}
