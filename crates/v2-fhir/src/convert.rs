@@ -120,14 +120,42 @@ pub struct Ctx<'m> {
     pub operator: Option<Value>,
     /// Text lines of an MDM document, gathered into one attachment.
     pub document_text: Vec<String>,
+    /// The segment index each entry was first made from, to name both
+    /// segments when two records get one id.
+    pub origins: Vec<usize>,
+    /// The first two segments that made one record, reported instead of
+    /// a Bundle.
+    pub collision: Option<(&'static str, usize, usize)>,
 }
+
+/// Resources one v2 record makes each: a second one with the same id in a
+/// message is a collision, never a merge. The others (Patient,
+/// Practitioner, Encounter, ...) are mentioned again by later segments.
+const ONE_PER_RECORD: &[&str] = &[
+    "Observation",
+    "DiagnosticReport",
+    "ServiceRequest",
+    "Immunization",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "ChargeItem",
+    "DocumentReference",
+    "Appointment",
+];
 
 impl<'m> Ctx<'m> {
     /// Adds a resource, or merges it into the one with the same id (first
-    /// values win, so a second mention never erases the first). Returns the
-    /// entry's index.
+    /// values win, so a second mention never erases the first). A record
+    /// (see [`ONE_PER_RECORD`]) is never merged: the second is noted as a
+    /// collision and the message fails. Returns the entry's index.
     pub fn add(&mut self, resource_type: &'static str, id: String, resource: Obj) -> usize {
         if let Some(i) = self.find(resource_type, &id) {
+            if ONE_PER_RECORD.contains(&resource_type) {
+                if self.collision.is_none() {
+                    self.collision = Some((resource_type, self.origins[i], self.segment_index));
+                }
+                return i;
+            }
             if let Value::Object(existing) = &mut self.entries[i].resource {
                 for (k, v) in resource.0 {
                     existing.entry(k).or_insert(v);
@@ -146,7 +174,42 @@ impl<'m> Ctx<'m> {
             patient_id: None,
             resource: Value::Object(resource.0),
         });
+        self.origins.push(self.segment_index);
         self.entries.len() - 1
+    }
+
+    /// The id of a record known by `key` within the message's patient: keys
+    /// such as order numbers are only unique per patient (placeholders like
+    /// `9999` are common), so two patients never share a record. Without a
+    /// patient (yet) the sender scopes it.
+    pub fn record_id(&self, resource_type: &str, key: &[&str]) -> String {
+        let scope = match self.patient {
+            Some(p) => self.entries[p].id.as_str(),
+            None => self.sender.as_str(),
+        };
+        let mut parts = Vec::with_capacity(key.len() + 1);
+        parts.push(scope);
+        parts.extend_from_slice(key);
+        stable_id(resource_type, &parts)
+    }
+
+    /// `key`, numbered by its place among twins when the message repeats it
+    /// (two OBX|1 for one test, two doses of one vaccine on one day), so
+    /// each v2 record stays its own resource under [`Ctx::record_id`].
+    pub fn unused_record_key(&self, resource_type: &str, key: String) -> String {
+        if self
+            .find(resource_type, &self.record_id(resource_type, &[&key]))
+            .is_none()
+        {
+            return key;
+        }
+        (2..)
+            .map(|twin| format!("{key}|{twin}"))
+            .find(|k| {
+                self.find(resource_type, &self.record_id(resource_type, &[k]))
+                    .is_none()
+            })
+            .unwrap_or(key)
     }
 
     pub fn find(&self, resource_type: &str, id: &str) -> Option<usize> {
@@ -450,6 +513,8 @@ pub fn convert(
         recorded: None,
         operator: None,
         document_text: Vec::new(),
+        origins: Vec::with_capacity(16),
+        collision: None,
     };
     let msg = ctx.msg;
     for (index, segment) in msg.segments().enumerate().skip(1) {
@@ -462,6 +527,15 @@ pub fn convert(
         })?;
     }
     segments::finish(&mut ctx);
+    if let Some((resource_type, first, second)) = ctx.collision {
+        return Err(ConvertError {
+            kind: ConvertErrorKind::DuplicateRecord {
+                resource_type,
+                first_segment: first + 1,
+            },
+            segment: Some((second + 1, segment_name(message, second))),
+        });
+    }
     if let Some(p) = ctx.patient {
         if let Some(enterprise) = enterprise {
             let identifier = Obj::new()
@@ -512,6 +586,14 @@ pub fn convert(
         entries: ctx.entries,
         patient_id,
     })
+}
+
+fn segment_name(message: &Message<'_>, index: usize) -> String {
+    message
+        .segments()
+        .nth(index)
+        .map(|s| s.name_str().to_string())
+        .unwrap_or_default()
 }
 
 /// Resources that FHIR requires to point at a patient.

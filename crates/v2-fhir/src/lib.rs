@@ -55,9 +55,18 @@
 //!   they are, other names go under [`Options::identifier_base`]. Local code
 //!   systems go under `{identifier_base}/CodeSystem/{name}`.
 //! - **Ids** are UUID v5 of the resource type and its business key, so they
-//!   are the same on every run and every node. Resources with no business key
-//!   (a note-less allergy with no code) are keyed on the patient and the
-//!   segment's content.
+//!   are the same on every run and every node. Order numbers, visit numbers
+//!   and the like are unique only per patient (senders use placeholders such
+//!   as `9999`), so the records of a patient (orders, results, doses,
+//!   encounters, ...) are keyed within the Patient's id: two patients never
+//!   share one. One v2 record is one resource: each RXA under one ORC-3 is
+//!   its own Immunization (keyed on RXA-3 and RXA-5 too), and a key repeated
+//!   in a message (two OBRs with one filler number) is numbered by its place.
+//!   A record whose id would still repeat fails the conversion
+//!   ([`ConvertErrorKind::DuplicateRecord`]) rather than merge. Resources
+//!   with no business key (a note-less allergy with no code) are keyed on
+//!   the patient and the segment's content. An Encounter without PV1-19 is
+//!   the patient's encounter of that class and admit time (PV1-2, PV1-44).
 //! - **Units**: `Quantity.code`/`system` are set only when the unit's coding
 //!   system is sent (UCUM); otherwise the unit is kept as `unit` text.
 //! - **RDE/RAS, DFT/BAR, ACK, MDM^T01** have no guide tables yet: RXE maps

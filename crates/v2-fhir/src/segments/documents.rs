@@ -9,7 +9,6 @@ use serde_json::Value;
 use crate::convert::Ctx;
 use crate::datatypes::{self as dt, comp, reps};
 use crate::error::ConvertError;
-use crate::ids::stable_id;
 use crate::json::Obj;
 
 /// `TXA[DocumentReference]`.
@@ -80,7 +79,7 @@ pub fn txa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         master.to_string()
     };
-    let id = stable_id("DocumentReference", &[&key]);
+    let id = ctx.record_id("DocumentReference", &[&key]);
     let i = ctx.add("DocumentReference", id, d);
     // TXA-9 originator and TXA-5 primary activity provider: author;
     // TXA-22: authenticator

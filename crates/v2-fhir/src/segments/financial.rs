@@ -26,7 +26,7 @@ pub fn account(ctx: &mut Ctx<'_>, cx: Element<'_>) {
     }
     a.push("identifier", identifier);
     a.set("status", "active");
-    let id = stable_id("Account", &[&key]);
+    let id = ctx.record_id("Account", &[&key]);
     let i = ctx.add("Account", id, a);
     ctx.account = Some(i);
 }
@@ -155,7 +155,7 @@ pub fn in1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         format!("{}|{company_name}|{policy}", company_id)
     };
-    let id = stable_id("Coverage", &[&key]);
+    let id = ctx.record_id("Coverage", &[&key]);
     let i = ctx.add("Coverage", id, c);
     if let Some(p) = payor {
         ctx.push_on(i, "payor", p);
@@ -314,7 +314,7 @@ pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         format!("{}|{}", ctx.sender, transaction_id)
     };
-    let id = stable_id("ChargeItem", &[&key]);
+    let id = ctx.record_id("ChargeItem", &[&key]);
     let i = ctx.add("ChargeItem", id, c);
     if let Some(r) = ctx.practitioner_field(f(20)) {
         ctx.push_on(i, "performer", Obj::new().with("actor", r));

@@ -164,7 +164,10 @@ fn service_request(ctx: &mut Ctx<'_>, obr: Option<&Segment<'_>>) -> usize {
                 .unwrap_or(Value::Null),
         );
     }
-    let id = stable_id("ServiceRequest", &[&key]);
+    // Two OBRs under one order number (a case notification's subject and
+    // notification) are two requests: the second is numbered.
+    let key = ctx.unused_record_key("ServiceRequest", key);
+    let id = ctx.record_id("ServiceRequest", &[&key]);
     let i = ctx.add("ServiceRequest", id, sr);
     // ORC-12 / OBR-16: requester
     let requester = ctx
@@ -238,7 +241,7 @@ pub fn obr(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         dr.set("issued", issued);
     }
     let key = ctx.group.key.clone();
-    let id = stable_id("DiagnosticReport", &[&key]);
+    let id = ctx.record_id("DiagnosticReport", &[&key]);
     let i = ctx.add("DiagnosticReport", id, dr);
     // OBR-32: resultsInterpreter (NDL.1 is a CNN in subcomponents)
     if let Some(ndl) = f(32) {
@@ -567,12 +570,8 @@ pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     );
     // Senders repeat set ids and codes (two OBX|1 for one test): each OBX
     // is its own Observation, numbered by its place among its twins.
-    let mut id = stable_id("Observation", &[&key]);
-    let mut twin = 1;
-    while ctx.find("Observation", &id).is_some() {
-        twin += 1;
-        id = stable_id("Observation", &[&key, &twin.to_string()]);
-    }
+    let key = ctx.unused_record_key("Observation", key);
+    let id = ctx.record_id("Observation", &[&key]);
     let i = ctx.add("Observation", id, obs);
     // OBX-16 responsible observer, OBX-23 performing organization: performer
     if let Some(r) = ctx.practitioner_field(f(16)) {
@@ -706,7 +705,7 @@ pub fn spm(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         };
         format!("{group}|{}", f(1).map(text).unwrap_or_default())
     });
-    let id = stable_id("Specimen", &[&key]);
+    let id = ctx.record_id("Specimen", &[&key]);
     let i = ctx.add("Specimen", id.clone(), s);
     if !ctx.group.specimens.contains(&id) {
         ctx.group.specimens.push(id);

@@ -9,7 +9,6 @@ use serde_json::Value;
 use crate::convert::{Ctx, Kind};
 use crate::datatypes::{self as dt, comp, reps, text};
 use crate::error::ConvertError;
-use crate::ids::stable_id;
 use crate::json::Obj;
 use crate::segments::orders::order_identifiers;
 use crate::vocab::ConceptMap;
@@ -108,7 +107,7 @@ pub fn rxo_rxe(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError>
                 .unwrap_or(Value::Null),
         );
     }
-    let id = stable_id("MedicationRequest", &[&key]);
+    let id = ctx.record_id("MedicationRequest", &[&key]);
     let i = ctx.add("MedicationRequest", id, mr);
     let orc_requester = ctx.group.orc.as_ref().and_then(|s| s.field(12));
     if let Some(r) = ctx.practitioner_field(orc_requester) {
@@ -203,15 +202,19 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
             .any(|n| s.field(*n).is_some_and(|e| !comp(e, 1).is_empty()))
     });
     let (ids, order_key) = order_identifiers(ctx, None);
-    let patient = ctx
-        .patient
-        .map(|p| ctx.entries[p].id.clone())
-        .unwrap_or_default();
+    // One resource per RXA: an ORC-3 covers several doses (a VXU's history),
+    // so the dose's own time and vaccine complete the key.
     let key = if has_order_ids {
-        format!("{order_key}|{}", f(1).map(text).unwrap_or_default())
+        format!("{order_key}|{when}|{code_text}")
     } else {
-        format!("{patient}|{code_text}|{when}")
+        format!("{code_text}|{when}")
     };
+    let resource_type = if ctx.kind == Kind::Vaccination {
+        "Immunization"
+    } else {
+        "MedicationAdministration"
+    };
+    let key = ctx.unused_record_key(resource_type, key);
     // RXA-20 completion status (CompletionStatus); RXA-21 action code D
     let completion = f(20).map(|e| comp(e, 1)).unwrap_or_default();
     let deleted = f(21).map(|e| comp(e, 1)).as_deref() == Some("D");
@@ -273,7 +276,7 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                 .unwrap_or(Value::Null),
         );
         im.set("doseQuantity", dose);
-        let id = stable_id("Immunization", &[&key]);
+        let id = ctx.record_id("Immunization", &[&key]);
         let i = ctx.add("Immunization", id, im);
         // RXA-17: manufacturer (an Organization named by its MVX code)
         if let Some(m) = reps(f(17)).next() {
@@ -336,7 +339,7 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         {
             ma.set("request", ctx.reference_to(mr));
         }
-        let id = stable_id("MedicationAdministration", &[&key]);
+        let id = ctx.record_id("MedicationAdministration", &[&key]);
         ctx.add("MedicationAdministration", id, ma)
     };
     // RXA-10: performer (administering provider)

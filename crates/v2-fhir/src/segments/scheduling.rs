@@ -8,7 +8,6 @@ use serde_json::Value;
 use crate::convert::Ctx;
 use crate::datatypes::{self as dt, comp, reps, sub};
 use crate::error::ConvertError;
-use crate::ids::stable_id;
 use crate::json::Obj;
 use crate::vocab::ConceptMap;
 
@@ -78,7 +77,7 @@ pub fn sch(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         }
     }
     let key = key.unwrap_or_else(|| ctx.message_key());
-    let id = stable_id("Appointment", &[&key]);
+    let id = ctx.record_id("Appointment", &[&key]);
     let i = ctx.add("Appointment", id, a);
     ctx.appointment = Some(i);
     ctx.note_target = Some((i, "comment"));
