@@ -489,6 +489,22 @@ pub fn convert(
                 .into();
         }
     }
+    // MSH-7's offset is the sender's word on its clock: it comes before the
+    // configured zone for the message's other times.
+    let message_offset = msh
+        .field(7)
+        .and_then(|f| crate::datetime::parse(&comp(f, 1)).and_then(|t| t.offset));
+    let with_message_offset;
+    let options = match message_offset {
+        Some(offset) => {
+            with_message_offset = Options {
+                timezone: Some(crate::Zone::Fixed(offset)),
+                ..options.clone()
+            };
+            &with_message_offset
+        }
+        None => options,
+    };
     let sender = format!(
         "{}|{}",
         field(3).map(text).unwrap_or_default(),
@@ -578,7 +594,7 @@ pub fn convert(
     };
     let timestamp = msh
         .field(7)
-        .and_then(|f| crate::datetime::to_instant(&comp(f, 1), options.timezone));
+        .and_then(|f| crate::datetime::to_instant(&comp(f, 1), options.timezone.as_ref()));
     Ok(Bundle {
         id: bundle_id,
         timestamp,

@@ -612,7 +612,7 @@ pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
 
 /// `DTM[dateTime]` for a value, per the offset rule in [`crate::datetime`].
 pub fn date_time_value(v2: &str, options: &Options) -> Value {
-    datetime::to_date_time(first_component(v2), options.timezone)
+    datetime::to_date_time(first_component(v2), options.timezone.as_ref())
         .map(Value::from)
         .unwrap_or(Value::Null)
 }

@@ -42,14 +42,15 @@
 //!
 //! # Choices where the guide is silent or under construction
 //!
-//! - **Dates and times** keep the sender's precision and offset. A time sent
-//!   without an offset gets [`Options::timezone`]; with none configured, a
-//!   `dateTime` is cut to its date (never a guessed offset); optional
-//!   `instant`s (Bundle.timestamp, DiagnosticReport.issued, Appointment.start)
-//!   are left out; the one required instant, Provenance.recorded, is written
-//!   as UTC with the extension `{identifier_base}/StructureDefinition/assumed-utc`
-//!   saying so. `HHMM` becomes `HH:MM:00` because FHIR requires seconds.
-//!   Years `0000` (placeholder dates) are not dates and are left out.
+//! - **Dates and times** keep the sender's precision and offset, and a time
+//!   is never dropped. A time sent without an offset takes MSH-7's offset
+//!   when MSH-7 has one, else the configured [`Options::timezone`] (a fixed
+//!   offset, or an IANA zone whose offset at that local time is used,
+//!   daylight saving included), else UTC: then Provenance.recorded carries
+//!   the extension `{identifier_base}/StructureDefinition/assumed-utc`,
+//!   saying every time of the message sent without an offset was read as
+//!   UTC. `HHMM` becomes `HH:MM:00` because FHIR requires seconds. Years
+//!   `0000` (placeholder dates) are not dates and are left out.
 //! - **Identifier systems**: assigning authorities with an OID (`&1.2.3&ISO`,
 //!   or an OID namespace) become `urn:oid:`, UUIDs `urn:uuid:`, URIs stay as
 //!   they are, other names go under [`Options::identifier_base`]. Local code
@@ -109,7 +110,7 @@ mod segments;
 pub mod vocab;
 
 pub use bundle::{Bundle, Entry};
-pub use datetime::UtcOffset;
+pub use datetime::{UtcOffset, Zone};
 pub use error::{ConvertError, ConvertErrorKind};
 
 /// A business identifier: the enterprise patient id the MPI adds.
@@ -122,8 +123,11 @@ pub struct Identifier {
 /// How to convert.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Offset for times the message sends without one; see [`datetime`].
-    pub timezone: Option<UtcOffset>,
+    /// The zone of times the message sends without an offset, when MSH-7
+    /// has none either (MSH-7's offset comes first: it is the sender's own
+    /// word). Without either, such times are read as UTC and the
+    /// Provenance says so. See [`datetime`].
+    pub timezone: Option<Zone>,
     /// Base URI for identifier systems of assigning authorities that are
     /// neither OIDs nor URIs, and for local code systems.
     pub identifier_base: String,

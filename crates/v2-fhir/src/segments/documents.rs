@@ -46,9 +46,9 @@ pub fn txa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         d.set("type", dt::codeable_concept(t, o));
     }
     // TXA-4 activity date/time (else TXA-6 origination): date, an instant
-    let date = [4, 6]
-        .into_iter()
-        .find_map(|n| f(n).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone)));
+    let date = [4, 6].into_iter().find_map(|n| {
+        f(n).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone.as_ref()))
+    });
     d.set("date", date.map(Value::from).unwrap_or(Value::Null));
     // TXA-18: securityLabel (table 0272 to v3-Confidentiality)
     let confidentiality = match f(18).map(|e| comp(e, 1)).as_deref() {

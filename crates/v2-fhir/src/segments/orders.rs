@@ -237,7 +237,9 @@ pub fn obr(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         );
     }
     // OBR-22: issued (an instant)
-    if let Some(issued) = f(22).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone)) {
+    if let Some(issued) =
+        f(22).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone.as_ref()))
+    {
         dr.set("issued", issued);
     }
     let key = ctx.group.key.clone();
@@ -537,7 +539,9 @@ pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     };
     obs.set("effectiveDateTime", effective);
     // OBX-19: issued
-    if let Some(issued) = f(19).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone)) {
+    if let Some(issued) =
+        f(19).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone.as_ref()))
+    {
         obs.set("issued", issued);
     }
     // OBX-17: method

@@ -128,7 +128,7 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         if let Some(parsed) = crate::datetime::parse(&v) {
             let mut birth_date = parsed.date();
             if parsed.hour.is_some() {
-                let time = parsed.date_time(o.timezone);
+                let time = parsed.date_time(o.timezone.as_ref());
                 if time.contains('T') {
                     p.set(
                         "_birthDate",

@@ -62,8 +62,8 @@ pub fn sch(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     // SCH-11 (TQ.4 start, TQ.5 end): start and end, instants
     if let Some(tq) = f(11) {
-        let start = crate::datetime::to_instant(&sub(tq, 4, 1), o.timezone);
-        let end = crate::datetime::to_instant(&sub(tq, 5, 1), o.timezone);
+        let start = crate::datetime::to_instant(&sub(tq, 4, 1), o.timezone.as_ref());
+        let end = crate::datetime::to_instant(&sub(tq, 5, 1), o.timezone.as_ref());
         a.set("start", start.map(Value::from).unwrap_or(Value::Null));
         a.set("end", end.map(Value::from).unwrap_or(Value::Null));
     }
@@ -103,7 +103,7 @@ pub fn ais(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     if let Some(start) = seg
         .field(4)
-        .and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone))
+        .and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone.as_ref()))
     {
         ctx.set_on(a, "start", start);
     }
