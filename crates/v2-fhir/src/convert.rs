@@ -89,6 +89,17 @@ pub struct OrderGroup<'m> {
     pub specimens: Vec<String>,
     /// The key of the order, for the ids of its observations.
     pub key: String,
+    /// The isolate a child order's results were derived from (OBR-26/29).
+    pub parent_observation: Option<usize>,
+}
+
+/// An observation of the message as a child order names it (OBR-29 order
+/// number, OBR-26 OBX-3 code and OBX-4 sub-id): a microbiology isolate.
+pub struct ResultKey {
+    pub order_numbers: Vec<String>,
+    pub code: String,
+    pub sub_id: String,
+    pub observation: usize,
 }
 
 /// Everything one conversion carries along.
@@ -120,6 +131,8 @@ pub struct Ctx<'m> {
     pub operator: Option<Value>,
     /// Text lines of an MDM document, gathered into one attachment.
     pub document_text: Vec<String>,
+    /// The observations made so far, for child orders to find their parent.
+    pub results: Vec<ResultKey>,
     /// The segment index each entry was first made from, to name both
     /// segments when two records get one id.
     pub origins: Vec<usize>,
@@ -436,6 +449,62 @@ impl<'m> Ctx<'m> {
         Some(r.build())
     }
 
+    /// The entry a reference made by this conversion points at.
+    pub fn referenced(&self, reference: &Value) -> Option<usize> {
+        let (resource_type, id) = reference["reference"].as_str()?.split_once('/')?;
+        self.find(resource_type, id)
+    }
+
+    /// A PractitionerRole: `practitioner` acting as `code` (table 0912) for
+    /// `organization`.
+    pub fn practitioner_role(
+        &mut self,
+        practitioner: Value,
+        organization: Option<Value>,
+        code: &str,
+        display: &str,
+    ) -> Value {
+        let key = [
+            practitioner["reference"].as_str().unwrap_or_default(),
+            organization
+                .as_ref()
+                .and_then(|o| o["reference"].as_str())
+                .unwrap_or_default(),
+            code,
+        ];
+        let id = stable_id("PractitionerRole", &key);
+        let mut role = Obj::new();
+        role.set("practitioner", practitioner);
+        role.set("organization", organization.unwrap_or(Value::Null));
+        role.push(
+            "code",
+            Obj::new().with(
+                "coding",
+                vec![
+                    Obj::new()
+                        .with("system", "http://terminology.hl7.org/CodeSystem/v2-0912")
+                        .with("code", code)
+                        .with("display", display)
+                        .build(),
+                ],
+            ),
+        );
+        let i = self.add("PractitionerRole", id, role);
+        self.reference_to(i)
+    }
+
+    /// `EI[Device]`: a Device known by its identifier (OBX-18 equipment).
+    pub fn device(&mut self, ei: Element<'_>) -> Option<Value> {
+        let identifier = dt::identifier_ei(ei, self.options);
+        if identifier.is_null() {
+            return None;
+        }
+        let id = stable_id("Device", &[&identifier.to_string()]);
+        let device = Obj::new().with("identifier", vec![identifier]);
+        let i = self.add("Device", id, device);
+        Some(self.reference_to(i))
+    }
+
     /// Adds an NTE's text to the current note target.
     pub fn add_note(&mut self, note: Value) {
         if let Some((i, field)) = self.note_target {
@@ -529,6 +598,7 @@ pub fn convert(
         recorded: None,
         operator: None,
         document_text: Vec::new(),
+        results: Vec::new(),
         origins: Vec::with_capacity(16),
         collision: None,
     };
@@ -570,8 +640,8 @@ pub fn convert(
         entry.patient_id = match entry.resource_type {
             // Each Patient (a merge message has several) files under itself.
             "Patient" => Some(entry.id.clone()),
-            "Practitioner" | "Organization" | "Location" | "MessageHeader" | "Provenance"
-            | "OperationOutcome" => None,
+            "Practitioner" | "PractitionerRole" | "Organization" | "Location" | "Device"
+            | "MessageHeader" | "Provenance" | "OperationOutcome" => None,
             _ => patient_id.clone(),
         };
     }

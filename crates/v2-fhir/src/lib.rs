@@ -98,6 +98,31 @@
 //!   ...) else from the patient class, Procedure `completed`, Coverage and
 //!   Account `active`, ChargeItem `billable`, DocumentReference `current`.
 //! - **Decimals** become JSON numbers: `7.50` prints as `7.5`.
+//! - **Code and identifier systems sent as OIDs** take the URI FHIR names
+//!   them by (`2.16.840.1.113883.6.1` is `http://loinc.org`; SNOMED CT, UCUM,
+//!   RxNorm, ICD, CPT, NDC, CVX, MVX, NPI, SSN likewise; `...12.N` is the v2
+//!   table N); other OIDs stay `urn:oid:`.
+//! - **Bounded results** (`>60`, `<=0.5`) in an NM value, or an ST value with
+//!   units, are a Quantity with its comparator and units.
+//! - **Microbiology**: OBX-4 becomes the `observation-v2-subid` extension; a
+//!   child order (OBR-29 names its parent order) is `basedOn` the parent's
+//!   ServiceRequest (by reference when in the message, else by identifier),
+//!   and when OBR-26 names an isolate of the message (OBX-3 and OBX-4) its
+//!   results are `derivedFrom` that Observation, which lists them in
+//!   `hasMember`.
+//! - **Medication timing**: RXE-1 (TQ: interval, start, end, priority) and
+//!   TQ1 (TQ1-2 dose, TQ1-3 repeat pattern, TQ1-6 service duration, TQ1-7/8
+//!   bounds, TQ1-9 priority) fill the one dosage instruction's Timing: the
+//!   table 0335 code, and frequency/period for the patterns that say them
+//!   (`BID`, `Q6H`, `QAM`, `3ID`, ...); `PRN` sets asNeededBoolean.
+//! - **PID-10/PID-22** become the US Core race and ethnicity extensions (the
+//!   guide leaves them to the realm), PID-23 `patient-birthPlace`; PV1-15/16
+//!   `hospitalization.specialArrangement`/`specialCourtesy`; OBR-13
+//!   `supportingInfo` (its text: R4 has no CodeableReference); OBR-17 the
+//!   requester's `order-callback-phone-number`; OBX-18 a Device; OBX-19 the
+//!   `observation-analysis-date-time` extension; OBX-23/24/25 the
+//!   performing Organization with its address and its medical director as
+//!   a PractitionerRole (code MDIR).
 
 mod bundle;
 mod convert;

@@ -172,6 +172,409 @@ RXE||00093-4155-73^Warfarin 5 mg^NDC|5||mg\r";
     assert_eq!(error.segment, Some((6, "RXE".to_string())));
 }
 
+/// An electronic lab report that names its systems by OID, as the CDC's
+/// guides ask (cdc-prime-reportstream samples).
+const ORU_WITH_OID_SYSTEMS: &str = "
+MSH|^~\\&|LAB^2.16.840.1.114222.4.1.1^ISO|LAB^05D0000000^CLIA|PH|PH|20240105120000-0500||ORU^R01^ORU_R01|ELR-1|P|2.5.1
+PID|1||E77^^^LAB&2.16.840.1.114222.4.1.1&ISO^MR||DOE^JOHN||19700101|M
+ORC|RE||F-9^LAB|||||||||1234567893^WELBY^MARCUS^^^^^^NPI&2.16.840.1.113883.4.6&ISO^L^^^NPI
+OBR|1||F-9^LAB|94500-6^SARS-CoV-2 RNA^2.16.840.1.113883.6.1|||20240104083000-0500
+OBX|1|CWE|94500-6^SARS-CoV-2 RNA^2.16.840.1.113883.6.1||260373001^Detected^2.16.840.1.113883.6.96||||||F
+OBX|2|NM|33914-3^eGFR^2.16.840.1.113883.6.1||>60|mL/min/{1.73_m2}^mL/min/1.73m2^2.16.840.1.113883.6.8|||||F";
+
+#[test]
+fn coded_systems_given_as_oids_use_their_fhir_uris() {
+    let bundle = convert(ORU_WITH_OID_SYSTEMS);
+    let observations = all(&bundle, "Observation");
+    assert_eq!(
+        observations[0]["code"]["coding"][0]["system"],
+        "http://loinc.org"
+    );
+    assert_eq!(
+        observations[0]["valueCodeableConcept"]["coding"][0]["system"],
+        "http://snomed.info/sct"
+    );
+    assert_eq!(
+        observations[1]["valueQuantity"]["system"],
+        "http://unitsofmeasure.org"
+    );
+    let practitioner = one(&bundle, "Practitioner");
+    assert_eq!(
+        practitioner["identifier"][0]["system"],
+        "http://hl7.org/fhir/sid/us-npi"
+    );
+    assert_eq!(practitioner["identifier"][0]["value"], "1234567893");
+}
+
+#[test]
+fn a_bounded_result_keeps_its_comparator_and_units() {
+    let bundle = convert(ORU_WITH_OID_SYSTEMS);
+    let egfr = &all(&bundle, "Observation")[1];
+    assert!(egfr.get("valueString").is_none(), "{egfr:#}");
+    let quantity = &egfr["valueQuantity"];
+    assert_eq!(quantity["comparator"], ">");
+    assert_eq!(quantity["value"], 60);
+    assert_eq!(quantity["code"], "mL/min/{1.73_m2}");
+    assert_eq!(quantity["unit"], "mL/min/1.73m2");
+}
+
+/// A segment from (field number, value) pairs, so a message names the
+/// fields it sets instead of counting pipes.
+fn seg(name: &str, fields: &[(usize, &str)]) -> String {
+    let last = fields.iter().map(|(n, _)| *n).max().unwrap_or(0);
+    let mut parts = vec![String::new(); last + 1];
+    parts[0] = name.to_string();
+    for (n, v) in fields {
+        parts[*n] = v.to_string();
+    }
+    parts.join("|")
+}
+
+/// A urine culture: two isolates (OBX-4 sub-ids 1 and 2), then the
+/// susceptibility order of the first (OBR-26 names the isolate's OBX-3 and
+/// sub-id, OBR-29 the culture's order numbers).
+fn oru_culture_with_susceptibilities() -> String {
+    [
+        "MSH|^~\\&|LAB|GHH LAB|EHR|GHH|20240110120000-0500||ORU^R01^ORU_R01|MICRO-1|P|2.5.1"
+            .to_string(),
+        "PID|1||M55^^^GHH^MR||DOE^JANE||19800101|F".to_string(),
+        seg(
+            "OBR",
+            &[
+                (1, "1"),
+                (2, "P-100^EHR"),
+                (3, "F-100^LAB"),
+                (4, "630-4^Bacteria identified in Urine by Culture^LN"),
+                (7, "20240108090000"),
+                (24, "MB"),
+                (25, "F"),
+            ],
+        ),
+        "OBX|1|CWE|11475-1^Microorganism identified^LN|1|112283007^Escherichia coli^SCT||||||F"
+            .to_string(),
+        "OBX|2|CWE|11475-1^Microorganism identified^LN|2|3092008^Staphylococcus aureus^SCT||||||F"
+            .to_string(),
+        seg(
+            "OBR",
+            &[
+                (1, "2"),
+                (2, "P-100^EHR"),
+                (3, "F-101^LAB"),
+                (4, "29576-6^Bacterial susceptibility panel^LN"),
+                (7, "20240108090000"),
+                (24, "MB"),
+                (25, "F"),
+                (26, "11475-1&Microorganism identified&LN^1^Escherichia coli"),
+                (29, "P-100&EHR^F-100&LAB"),
+            ],
+        ),
+        "OBX|1|SN|18862-3^Amoxicillin+Clavulanate [Susceptibility]^LN|1|<=^2|ug/mL^^UCUM|||S|||F"
+            .to_string(),
+        "OBX|2|SN|18864-9^Ampicillin [Susceptibility]^LN|1|>=^32|ug/mL^^UCUM|||R|||F".to_string(),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn a_susceptibility_is_tied_to_its_isolate() {
+    let bundle = convert(&oru_culture_with_susceptibilities());
+    let observations = all(&bundle, "Observation");
+    assert_eq!(observations.len(), 4);
+    let reference = |o: &Value| format!("Observation/{}", o["id"].as_str().unwrap());
+    let sub_id = |o: &Value| o["extension"][0]["valueString"].clone();
+    let (e_coli, staph) = (&observations[0], &observations[1]);
+    assert_eq!(
+        e_coli["extension"][0]["url"],
+        "http://hl7.org/fhir/StructureDefinition/observation-v2-subid"
+    );
+    assert_eq!((sub_id(e_coli), sub_id(staph)), ("1".into(), "2".into()));
+    for susceptibility in &observations[2..] {
+        assert_eq!(
+            susceptibility["derivedFrom"][0]["reference"],
+            reference(e_coli)
+        );
+    }
+    let members: Vec<&Value> = e_coli["hasMember"].as_array().unwrap().iter().collect();
+    assert_eq!(members.len(), 2);
+    assert!(staph.get("hasMember").is_none());
+    assert_eq!(observations[3]["valueQuantity"]["comparator"], ">=");
+    // The susceptibility order is based on the culture's order.
+    let requests = all(&bundle, "ServiceRequest");
+    assert_eq!(
+        requests[1]["basedOn"][0]["reference"],
+        format!("ServiceRequest/{}", requests[0]["id"].as_str().unwrap())
+    );
+}
+
+/// A pharmacy order whose timing is in RXE-1 (the TQ of 2.3-2.4), and one
+/// whose timing is in TQ1 (2.5 and later).
+fn rde_with_timing(version: &str) -> String {
+    let timing = if version == "2.4" {
+        vec![
+            "ORC|NW|RX-1^EHR".to_string(),
+            seg(
+                "RXE",
+                &[
+                    (1, "1^Q6H^^20240102080000^20240109080000^R"),
+                    (2, "00069-3150-83^Amoxicillin 500 mg^NDC"),
+                    (3, "500"),
+                    (5, "mg^^UCUM"),
+                ],
+            ),
+        ]
+    } else {
+        vec![
+            "ORC|NW|RX-1^EHR".to_string(),
+            seg(
+                "RXE",
+                &[
+                    (2, "00069-3150-83^Amoxicillin 500 mg^NDC"),
+                    (3, "500"),
+                    (5, "mg^^UCUM"),
+                ],
+            ),
+            seg(
+                "TQ1",
+                &[
+                    (1, "1"),
+                    (3, "BID&twice a day&HL70335"),
+                    (6, "10^d"),
+                    (9, "S"),
+                ],
+            ),
+        ]
+    };
+    let mut lines = vec![
+        format!(
+            "MSH|^~\\&|PHARM|GHH|EHR|GHH|20240102070000-0500||RDE^O11^RDE_O11|RX-{version}|P|{version}"
+        ),
+        "PID|1||P1^^^GHH^MR||DOE^JANE".to_string(),
+    ];
+    lines.extend(timing);
+    lines.join("\n")
+}
+
+#[test]
+fn medication_timing_is_kept_from_rxe_1_and_from_tq1() {
+    let old = one(&convert(&rde_with_timing("2.4")), "MedicationRequest");
+    let dosage = &old["dosageInstruction"][0];
+    assert_eq!(dosage["doseAndRate"][0]["doseQuantity"]["value"], 500);
+    let timing = &dosage["timing"];
+    assert_eq!(timing["code"]["coding"][0]["code"], "Q6H");
+    assert_eq!(
+        (
+            &timing["repeat"]["frequency"],
+            &timing["repeat"]["period"],
+            &timing["repeat"]["periodUnit"]
+        ),
+        (&1.into(), &6.into(), &"h".into())
+    );
+    assert_eq!(
+        timing["repeat"]["boundsPeriod"]["start"],
+        "2024-01-02T08:00:00-05:00"
+    );
+    assert_eq!(
+        timing["repeat"]["boundsPeriod"]["end"],
+        "2024-01-09T08:00:00-05:00"
+    );
+    assert_eq!(old["priority"], "routine");
+    assert_eq!(old["dosageInstruction"].as_array().unwrap().len(), 1);
+
+    let new = one(&convert(&rde_with_timing("2.5.1")), "MedicationRequest");
+    let dosage = &new["dosageInstruction"][0];
+    assert_eq!(
+        new["dosageInstruction"].as_array().unwrap().len(),
+        1,
+        "one instruction, not one per segment"
+    );
+    assert_eq!(dosage["doseAndRate"][0]["doseQuantity"]["value"], 500);
+    let timing = &dosage["timing"];
+    assert_eq!(timing["code"]["text"], "twice a day");
+    assert_eq!(
+        (
+            &timing["repeat"]["frequency"],
+            &timing["repeat"]["periodUnit"]
+        ),
+        (&2.into(), &"d".into())
+    );
+    assert_eq!(timing["repeat"]["boundsDuration"]["value"], 10);
+    assert_eq!(timing["repeat"]["boundsDuration"]["code"], "d");
+    assert_eq!(new["priority"], "stat");
+}
+
+/// An admission whose PID and PV1 carry the fields the guide maps beyond the
+/// usual ones.
+fn adt_with_demographics_and_arrangements(event: &str, control: &str) -> String {
+    [
+        format!(
+            "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000-0500||ADT^{event}^ADT_A01|{control}|P|2.5.1"
+        ),
+        seg(
+            "PID",
+            &[
+                (1, "1"),
+                (3, "PAT9^^^GHH^MR"),
+                (5, "EVERYWOMAN^EVE"),
+                (7, "19620320"),
+                (8, "F"),
+                (10, "2106-3^White^CDCREC"),
+                (22, "2186-5^Not Hispanic or Latino^CDCREC"),
+                (23, "Greensboro, NC"),
+            ],
+        ),
+        seg(
+            "PV1",
+            &[
+                (1, "1"),
+                (2, "I"),
+                (3, "4E^401^1^GHH"),
+                (15, "A2^Ambulates with assistance^HL70009"),
+                (16, "VIP"),
+            ],
+        ),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn race_ethnicity_and_birth_place_are_kept() {
+    let patient = one(
+        &convert(&adt_with_demographics_and_arrangements("A01", "ADM-1")),
+        "Patient",
+    );
+    let extension = |url: &str| {
+        patient["extension"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["url"] == url)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {url} in {patient:#}"))
+    };
+    let race = extension("http://hl7.org/fhir/us/core/StructureDefinition/us-core-race");
+    assert_eq!(race["extension"][0]["url"], "ombCategory");
+    assert_eq!(race["extension"][0]["valueCoding"]["code"], "2106-3");
+    assert_eq!(race["extension"][1]["valueString"], "White");
+    let ethnicity = extension("http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity");
+    assert_eq!(ethnicity["extension"][0]["valueCoding"]["code"], "2186-5");
+    let birth_place = extension("http://hl7.org/fhir/StructureDefinition/patient-birthPlace");
+    assert_eq!(birth_place["valueAddress"]["text"], "Greensboro, NC");
+}
+
+#[test]
+fn ambulatory_status_and_vip_are_kept_on_the_encounter() {
+    let encounter = one(
+        &convert(&adt_with_demographics_and_arrangements("A01", "ADM-1")),
+        "Encounter",
+    );
+    let hospitalization = &encounter["hospitalization"];
+    assert_eq!(
+        hospitalization["specialArrangement"][0]["coding"][0]["code"],
+        "A2"
+    );
+    assert_eq!(
+        hospitalization["specialCourtesy"][0]["coding"][0]["code"],
+        "VIP"
+    );
+    assert_eq!(
+        hospitalization["specialCourtesy"][0]["coding"][0]["system"],
+        "http://terminology.hl7.org/CodeSystem/v2-0099"
+    );
+}
+
+#[test]
+fn an_encounter_without_a_visit_number_keeps_its_id_across_messages() {
+    let admit = convert(&adt_with_demographics_and_arrangements("A01", "ADM-1"));
+    let update = convert(&adt_with_demographics_and_arrangements("A08", "UPD-2"));
+    assert_eq!(ids(&admit, "Encounter"), ids(&update, "Encounter"));
+}
+
+/// A result with the order's clinical information and callback number, and
+/// the result's equipment, analysis time and performing laboratory.
+fn oru_with_lab_details() -> String {
+    [
+        "MSH|^~\\&|LAB|GHH LAB|EHR|GHH|20240105120000-0500||ORU^R01^ORU_R01|LAB-D1|P|2.5.1"
+            .to_string(),
+        "PID|1||555^^^GHH^MR||DOE^JOHN||19700101|M".to_string(),
+        seg(
+            "OBR",
+            &[
+                (1, "1"),
+                (3, "F-55^LAB"),
+                (4, "2345-7^Glucose^LN"),
+                (7, "20240105073000"),
+                (13, "Fasting 12 hours"),
+                (16, "1234^WELBY^MARCUS"),
+                (17, "^WPN^PH^^1^555^5550100"),
+            ],
+        ),
+        seg(
+            "OBX",
+            &[
+                (1, "1"),
+                (2, "NM"),
+                (3, "2345-7^Glucose^LN"),
+                (5, "95"),
+                (6, "mg/dL^^UCUM"),
+                (11, "F"),
+                (18, "AU5800-77^^1.2.840.114350^ISO"),
+                (19, "20240105081500"),
+                (
+                    23,
+                    "GHH Laboratory^L^^^^CLIA&2.16.840.1.113883.4.7&ISO^XX^^^05D0000000",
+                ),
+                (24, "1 Lab Way^^Greensboro^NC^27401"),
+                (25, "9876^PATHOLOGIST^PAT"),
+            ],
+        ),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn order_and_result_details_the_guide_maps_are_kept() {
+    let bundle = convert(&oru_with_lab_details());
+    let request = one(&bundle, "ServiceRequest");
+    assert_eq!(request["supportingInfo"][0]["display"], "Fasting 12 hours");
+    let callback = &request["requester"]["extension"][0];
+    assert_eq!(
+        callback["url"],
+        "http://hl7.org/fhir/StructureDefinition/servicerequest-order-callback-phone-number"
+    );
+    assert_eq!(callback["valueContactPoint"]["value"], "+1 (555) 5550100");
+
+    let observation = one(&bundle, "Observation");
+    assert_eq!(
+        observation["extension"][0]["url"],
+        "http://hl7.org/fhir/StructureDefinition/observation-analysis-date-time"
+    );
+    assert_eq!(
+        observation["extension"][0]["valueDateTime"],
+        "2024-01-05T08:15:00-05:00"
+    );
+    let device = one(&bundle, "Device");
+    assert_eq!(
+        observation["device"]["reference"],
+        format!("Device/{}", device["id"].as_str().unwrap())
+    );
+    assert_eq!(device["identifier"][0]["value"], "AU5800-77");
+    let role = one(&bundle, "PractitionerRole");
+    assert_eq!(
+        observation["performer"][0]["reference"],
+        format!("PractitionerRole/{}", role["id"].as_str().unwrap())
+    );
+    assert_eq!(role["code"][0]["coding"][0]["code"], "MDIR");
+    let lab = all(&bundle, "Organization")
+        .into_iter()
+        .find(|o| o["name"] == "GHH Laboratory")
+        .unwrap();
+    assert_eq!(
+        role["organization"]["reference"],
+        format!("Organization/{}", lab["id"].as_str().unwrap())
+    );
+    assert_eq!(lab["address"][0]["city"], "Greensboro");
+}
+
 /// Every message of this suite that converts, for the validators.
 fn suite_messages() -> Vec<String> {
     vec![
@@ -179,6 +582,12 @@ fn suite_messages() -> Vec<String> {
         vxu_with_placeholder_order("123456", "WINCHESTER"),
         oru_with_local_times("20240102120000-0500", "20240102093000", "202401021015"),
         SIU_BOOKED_WITHOUT_OFFSETS.to_string(),
+        ORU_WITH_OID_SYSTEMS.to_string(),
+        oru_culture_with_susceptibilities(),
+        rde_with_timing("2.4"),
+        rde_with_timing("2.5.1"),
+        adt_with_demographics_and_arrangements("A01", "ADM-1"),
+        oru_with_lab_details(),
     ]
 }
 

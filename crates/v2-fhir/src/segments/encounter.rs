@@ -124,6 +124,13 @@ pub fn pv1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
             dt::table_concept(&comp(s, 1), "0112", None),
         );
     }
+    // PV1-15 specialArrangement (ambulatory status), PV1-16 specialCourtesy (VIP)
+    for s in reps(f(15)) {
+        hosp.push("specialArrangement", dt::coded(s, "0009", o));
+    }
+    for s in reps(f(16)) {
+        hosp.push("specialCourtesy", dt::coded(s, "0099", o));
+    }
     e.set("hospitalization", hosp);
     // Without a visit number the patient's encounter of this class that
     // began at PV1-44 (or its one such encounter without an admit time) is

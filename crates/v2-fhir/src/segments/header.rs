@@ -178,7 +178,12 @@ pub fn finish(ctx: &mut Ctx<'_>) {
     for e in &ctx.entries {
         if !matches!(
             e.resource_type,
-            "Practitioner" | "Organization" | "Location" | "OperationOutcome"
+            "Practitioner"
+                | "PractitionerRole"
+                | "Organization"
+                | "Location"
+                | "Device"
+                | "OperationOutcome"
         ) {
             focus.push(reference(e.resource_type, &e.id));
         }

@@ -10,6 +10,7 @@ use crate::error::ConvertError;
 use crate::ids::stable_id;
 use crate::json::{Obj, string};
 use crate::segments::close_group;
+use crate::segments::pharmacy::add_timing;
 use crate::vocab::ConceptMap;
 
 /// ORC starts an order group; the OBR, RXO/RXE or RXA after it completes it.
@@ -74,7 +75,7 @@ pub fn order_identifiers(ctx: &Ctx<'_>, other: Option<&Segment<'_>>) -> (Vec<Val
 }
 
 /// OBR-5/TQ1-9/ORC-7.6 priority (table 0027) to request-priority.
-fn priority(code: &str) -> Option<&'static str> {
+pub fn priority(code: &str) -> Option<&'static str> {
     match code.trim().to_ascii_uppercase().as_str() {
         "S" => Some("stat"),
         "A" => Some("asap"),
@@ -143,6 +144,15 @@ fn service_request(ctx: &mut Ctx<'_>, obr: Option<&Segment<'_>>) -> usize {
         for r in reps(obr.field(31)) {
             sr.push("reasonCode", dt::codeable_concept(r, o));
         }
+        // OBR-13: relevant clinical information, as supportingInfo's text (R4
+        // has no CodeableReference for the guide's R5 extension).
+        for info in reps(obr.field(13)) {
+            let shown = [comp(info, 2), comp(info, 1)]
+                .into_iter()
+                .find(|t| !t.is_empty())
+                .unwrap_or_default();
+            sr.push("supportingInfo", Obj::new().with("display", &*shown));
+        }
     }
     if let Some(orc) = orc.as_ref() {
         // ORC-7.6 priority (TQ)
@@ -173,7 +183,25 @@ fn service_request(ctx: &mut Ctx<'_>, obr: Option<&Segment<'_>>) -> usize {
     let requester = ctx
         .practitioner_field(orc.as_ref().and_then(|s| s.field(12)))
         .or_else(|| ctx.practitioner_field(obr.and_then(|s| s.field(16))));
-    if let Some(r) = requester {
+    if let Some(mut r) = requester {
+        // OBR-17: the number to call back about the order, on the requester.
+        if let Some(xtn) = reps(obr.and_then(|s| s.field(17))).next() {
+            let phone = dt::contact_point(xtn, None);
+            if let (Value::Object(r), false) = (&mut r, phone.is_null()) {
+                r.insert(
+                    "extension".into(),
+                    Value::Array(vec![
+                        Obj::new()
+                            .with(
+                                "url",
+                                "http://hl7.org/fhir/StructureDefinition/servicerequest-order-callback-phone-number",
+                            )
+                            .with("valueContactPoint", phone)
+                            .build(),
+                    ]),
+                );
+            }
+        }
         ctx.set_on(i, "requester", r);
     }
     ctx.group.service_request = Some(i);
@@ -189,6 +217,7 @@ pub fn obr(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         close_group(ctx);
     }
     let sr = service_request(ctx, Some(seg));
+    link_to_parent(ctx, seg, sr);
     ctx.note_target = Some((sr, "note"));
     if !matches!(ctx.kind, Kind::Result) {
         ctx.group.orc = None;
@@ -287,6 +316,15 @@ fn observation_value(ctx: &Ctx<'_>, seg: &Segment<'_>, obs: &mut Obj) {
         return;
     }
     let units = seg.field(6);
+    // `>60` mL/min/1.73m2 (an eGFR) is a bounded quantity, whether the
+    // sender calls it NM or, having units, ST.
+    let has_units = units.is_some_and(|u| !comp(u, 1).is_empty());
+    if value_type == "NM" || (has_units && matches!(&*value_type, "ST" | "TX" | "")) {
+        if let Some(q) = bounded_quantity(&text(first), units, o) {
+            obs.set("valueQuantity", q);
+            return;
+        }
+    }
     match &*value_type {
         "NM" => match dt::decimal(&comp(first, 1)) {
             Some(v) => {
@@ -377,6 +415,22 @@ fn observation_value(ctx: &Ctx<'_>, seg: &Segment<'_>, obs: &mut Obj) {
             obs.text("valueString", &joined);
         }
     }
+}
+
+/// A value written as a comparator and a number (`>60`, `<= 0.5`) as a
+/// Quantity with its comparator and units.
+fn bounded_quantity(value: &str, units: Option<Element<'_>>, o: &crate::Options) -> Option<Value> {
+    let value = value.trim();
+    let comparator = ["<=", ">=", "<", ">"]
+        .into_iter()
+        .find(|c| value.starts_with(c))?;
+    let number = dt::decimal(value[comparator.len()..].trim())?;
+    let mut q = match dt::quantity(number, units, o) {
+        Value::Object(m) => Obj(m),
+        _ => return None,
+    };
+    q.set("comparator", comparator);
+    Some(q.build())
 }
 
 /// `SN[Quantity]`, `SN[Range]`, `SN[Ratio]`: comparator, numbers and the
@@ -538,15 +592,42 @@ pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         effective
     };
     obs.set("effectiveDateTime", effective);
-    // OBX-19: issued
-    if let Some(issued) =
-        f(19).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone.as_ref()))
-    {
-        obs.set("issued", issued);
+    // OBX-19: the time of the analysis (an extension: `issued` is when the
+    // result was released)
+    let analysed = f(19)
+        .map(|e| dt::date_time_value(&comp(e, 1), o))
+        .unwrap_or(Value::Null);
+    if !analysed.is_null() {
+        obs.push(
+            "extension",
+            Obj::new()
+                .with(
+                    "url",
+                    "http://hl7.org/fhir/StructureDefinition/observation-analysis-date-time",
+                )
+                .with("valueDateTime", analysed),
+        );
     }
     // OBX-17: method
     if let Some(m) = reps(f(17)).next() {
         obs.set("method", dt::codeable_concept(m, o));
+    }
+    // OBX-4: the sub-id that ties a micro result's observations (an isolate,
+    // its susceptibilities) together (OG[Extension-Subidentifier]).
+    let sub_id = f(4).map(text).unwrap_or_default();
+    if !sub_id.is_empty() {
+        obs.push(
+            "extension",
+            Obj::new()
+                .with(
+                    "url",
+                    "http://hl7.org/fhir/StructureDefinition/observation-v2-subid",
+                )
+                .with("valueString", &*sub_id),
+        );
+    }
+    if let Some(parent) = ctx.group.parent_observation {
+        obs.push("derivedFrom", ctx.reference_to(parent));
     }
     if let Some(sr) = ctx.group.service_request {
         obs.push("basedOn", ctx.reference_to(sr));
@@ -581,14 +662,120 @@ pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     if let Some(r) = ctx.practitioner_field(f(16)) {
         ctx.push_on(i, "performer", r);
     }
-    if let Some(xon) = reps(f(23)).next() {
-        if let Some(r) = ctx.organization_xon(xon) {
-            ctx.push_on(i, "performer", r);
+    // OBX-23 performing organization, OBX-24 its address, OBX-25 its
+    // medical director (a PractitionerRole of the organization)
+    let lab = reps(f(23)).next().and_then(|xon| ctx.organization_xon(xon));
+    if let Some(lab) = &lab {
+        if let Some(org) = ctx.referenced(lab) {
+            if let Some(xad) = reps(f(24)).next() {
+                ctx.push_on(org, "address", dt::address(xad));
+            }
         }
+    }
+    let director = ctx.practitioner_field(f(25));
+    match (director, lab) {
+        (Some(director), lab) => {
+            let role = ctx.practitioner_role(director, lab, "MDIR", "Medical Director");
+            ctx.push_on(i, "performer", role);
+        }
+        (None, Some(lab)) => ctx.push_on(i, "performer", lab),
+        (None, None) => {}
+    }
+    // OBX-18: the equipment that made the result
+    if let Some(ei) = reps(f(18)).next() {
+        if let Some(device) = ctx.device(ei) {
+            ctx.set_on(i, "device", device);
+        }
+    }
+    if let Some(parent) = ctx.group.parent_observation {
+        let r = ctx.reference_to(i);
+        ctx.push_on(parent, "hasMember", r);
+    }
+    if let Some(sr) = ctx.group.service_request {
+        let order_numbers = ctx.entries[sr].resource["identifier"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id["value"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ctx.results.push(crate::convert::ResultKey {
+            order_numbers,
+            code: f(3).map(|e| comp(e, 1).into_owned()).unwrap_or_default(),
+            sub_id: sub_id.into_owned(),
+            observation: i,
+        });
     }
     ctx.group.observations.push(i);
     ctx.note_target = Some((i, "note"));
     Ok(())
+}
+
+/// OBR-29 (parent order: EIP.1 placer, EIP.2 filler) and OBR-26 (parent
+/// result: OBX-3 code and OBX-4 sub-id of the isolate): a susceptibility
+/// order is based on its parent order and its results derive from the
+/// isolate's observation.
+fn link_to_parent(ctx: &mut Ctx<'_>, obr: &Segment<'_>, sr: usize) {
+    let Some(parent_order) = obr.field(29) else {
+        return;
+    };
+    let o = ctx.options;
+    let numbers: Vec<(String, Value)> = [(2, "FILL"), (1, "PLAC")]
+        .into_iter()
+        .filter_map(|(n, kind)| {
+            let value = sub(parent_order, n, 1);
+            if value.is_empty() {
+                return None;
+            }
+            let system = dt::hd_uri(
+                &sub(parent_order, n, 2),
+                &sub(parent_order, n, 3),
+                &sub(parent_order, n, 4),
+                o,
+            );
+            let identifier = Obj::new()
+                .with("type", dt::identifier_type(kind))
+                .with("system", system.map(Value::from).unwrap_or(Value::Null))
+                .with("value", &*value)
+                .build();
+            Some((value.into_owned(), identifier))
+        })
+        .collect();
+    let Some((_, identifier)) = numbers.first() else {
+        return;
+    };
+    let parent_request = ctx.entries.iter().position(|e| {
+        e.resource_type == "ServiceRequest"
+            && e.resource["identifier"].as_array().is_some_and(|ids| {
+                ids.iter()
+                    .any(|id| numbers.iter().any(|(n, _)| id["value"] == n.as_str()))
+            })
+    });
+    let based_on = match parent_request.filter(|p| *p != sr) {
+        Some(p) => ctx.reference_to(p),
+        None => Obj::new()
+            .with("type", "ServiceRequest")
+            .with("identifier", identifier.clone())
+            .build(),
+    };
+    ctx.push_on(sr, "basedOn", based_on);
+    let Some(parent_result) = obr.field(26) else {
+        return;
+    };
+    let code = sub(parent_result, 1, 1);
+    let sub_id = comp(parent_result, 2);
+    ctx.group.parent_observation = ctx
+        .results
+        .iter()
+        .find(|r| {
+            r.code == *code
+                && r.sub_id == *sub_id
+                && r.order_numbers
+                    .iter()
+                    .any(|o| numbers.iter().any(|(n, _)| n == o))
+        })
+        .map(|r| r.observation);
 }
 
 /// `NTE[...]`: an Annotation (NTE-3 comment, NTE-5 entered by) on what the
@@ -733,13 +920,50 @@ pub fn tq1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let prio = seg.field(9).map(|e| comp(e, 1)).unwrap_or_default();
     if let Some(m) = ctx.group.medication {
         if ctx.entries[m].resource_type == "MedicationRequest" {
+            // TQ1-3 repeat pattern (RPT.1, a CWE in subcomponents)
+            let pattern = seg.field(3);
+            let (mut timing, as_needed) = dt::repeat_pattern(
+                &pattern.map(|e| sub(e, 1, 1)).unwrap_or_default(),
+                &pattern.map(|e| sub(e, 1, 2)).unwrap_or_default(),
+            );
+            let mut repeat = match timing.0.remove("repeat") {
+                Some(Value::Object(r)) => Obj(r),
+                _ => Obj::new(),
+            };
+            // TQ1-7/TQ1-8 boundsPeriod, else TQ1-6 service duration
             let period = Obj::new()
                 .with("start", start.clone())
                 .with("end", end.clone())
                 .build();
             if !period.is_null() {
-                let timing = Obj::new().with("repeat", Obj::new().with("boundsPeriod", period));
-                ctx.push_on(m, "dosageInstruction", Obj::new().with("timing", timing));
+                repeat.set("boundsPeriod", period);
+            } else if let Some(d) = seg.field(6) {
+                if let Some(v) = dt::decimal(&comp(d, 1)) {
+                    repeat.set("boundsDuration", dt::duration(v, &sub(d, 2, 1)));
+                }
+            }
+            timing.set("repeat", repeat);
+            add_timing(ctx, m, timing, as_needed);
+            // TQ1-2 quantity: the dose, when RXE/RXO gave none
+            if let Some(q) = seg.field(2) {
+                if let Some(v) = dt::decimal(&comp(q, 1)) {
+                    let dose = dt::quantity(v, Some(q.component(2)).filter(|u| !u.is_empty()), o);
+                    let dose_and_rate = serde_json::json!([{ "doseQuantity": dose }]);
+                    let target = ctx.resource_mut(m);
+                    match target.get_mut("dosageInstruction") {
+                        Some(Value::Array(items)) => {
+                            if let Some(Value::Object(dosage)) = items.first_mut() {
+                                dosage.entry("doseAndRate").or_insert(dose_and_rate);
+                            }
+                        }
+                        _ => {
+                            target.insert(
+                                "dosageInstruction".into(),
+                                serde_json::json!([{ "doseAndRate": dose_and_rate }]),
+                            );
+                        }
+                    }
+                }
             }
             if let Some(p) = priority(&prio) {
                 ctx.set_on(m, "priority", p);
