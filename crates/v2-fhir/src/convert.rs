@@ -93,12 +93,12 @@ pub struct OrderGroup<'m> {
     pub parent_observation: Option<usize>,
 }
 
-/// An observation of the message as a child order names it (OBR-29 order
-/// number, OBR-26 OBX-3 code and OBX-4 sub-id): a microbiology isolate.
-pub struct ResultKey {
-    pub order_numbers: Vec<String>,
-    pub code: String,
-    pub sub_id: String,
+/// An observation of the message, for a child order to find it by its
+/// order's numbers (OBR-29) and its OBX-3 code and OBX-4 sub-id (OBR-26): a
+/// microbiology isolate. Read only when a child order asks.
+pub struct ResultKey<'m> {
+    pub request: usize,
+    pub obx: Segment<'m>,
     pub observation: usize,
 }
 
@@ -132,7 +132,7 @@ pub struct Ctx<'m> {
     /// Text lines of an MDM document, gathered into one attachment.
     pub document_text: Vec<String>,
     /// The observations made so far, for child orders to find their parent.
-    pub results: Vec<ResultKey>,
+    pub results: Vec<ResultKey<'m>>,
     /// The segment index each entry was first made from, to name both
     /// segments when two records get one id.
     pub origins: Vec<usize>,

@@ -99,7 +99,7 @@ pub fn txa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
 }
 
 /// `OBX[DocumentReference]`: the document's content.
-pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+pub fn obx<'m>(ctx: &mut Ctx<'m>, seg: &Segment<'m>) -> Result<(), ConvertError> {
     let Some(d) = ctx.document else {
         return crate::segments::orders::obx(ctx, seg);
     };

@@ -516,7 +516,7 @@ fn reference_range(range: &str, units: Option<Element<'_>>, o: &crate::Options) 
 }
 
 /// `OBX[Observation]`.
-pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+pub fn obx<'m>(ctx: &mut Ctx<'m>, seg: &Segment<'m>) -> Result<(), ConvertError> {
     let o = ctx.options;
     let f = |n: usize| seg.field(n);
     let value_type = f(2).map(|e| comp(e, 1)).unwrap_or_default();
@@ -691,19 +691,10 @@ pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         let r = ctx.reference_to(i);
         ctx.push_on(parent, "hasMember", r);
     }
-    if let Some(sr) = ctx.group.service_request {
-        let order_numbers = ctx.entries[sr].resource["identifier"]
-            .as_array()
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| id["value"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+    if let Some(request) = ctx.group.service_request {
         ctx.results.push(crate::convert::ResultKey {
-            order_numbers,
-            code: f(3).map(|e| comp(e, 1).into_owned()).unwrap_or_default(),
-            sub_id: sub_id.into_owned(),
+            request,
+            obx: seg.clone(),
             observation: i,
         });
     }
@@ -765,15 +756,22 @@ fn link_to_parent(ctx: &mut Ctx<'_>, obr: &Segment<'_>, sr: usize) {
     };
     let code = sub(parent_result, 1, 1);
     let sub_id = comp(parent_result, 2);
+    let entries = &ctx.entries;
+    let of_parent_order = |request: usize| {
+        entries[request].resource["identifier"]
+            .as_array()
+            .is_some_and(|ids| {
+                ids.iter()
+                    .any(|id| numbers.iter().any(|(n, _)| id["value"] == n.as_str()))
+            })
+    };
     ctx.group.parent_observation = ctx
         .results
         .iter()
         .find(|r| {
-            r.code == *code
-                && r.sub_id == *sub_id
-                && r.order_numbers
-                    .iter()
-                    .any(|o| numbers.iter().any(|(n, _)| n == o))
+            r.obx.field(3).map(|e| comp(e, 1)).unwrap_or_default() == code
+                && r.obx.field(4).map(text).unwrap_or_default() == sub_id
+                && of_parent_order(r.request)
         })
         .map(|r| r.observation);
 }
