@@ -123,6 +123,8 @@
 //!   `observation-analysis-date-time` extension; OBX-23/24/25 the
 //!   performing Organization with its address and its medical director as
 //!   a PractitionerRole (code MDIR).
+//! - **Money** sent without its denomination (MO.2) takes the currency of
+//!   the country the message is from (MSH-17), when it has one.
 
 mod bundle;
 mod convert;

@@ -575,6 +575,38 @@ fn order_and_result_details_the_guide_maps_are_kept() {
     assert_eq!(lab["address"][0]["city"], "Greensboro");
 }
 
+/// A charge from a US sender that, like most, sends the amount without
+/// its denomination (FT1-11 `150.00`, no MO.2), and one that names it.
+fn dft_charge(amount: &str) -> String {
+    [
+        "MSH|^~\\&|BILL|GHH|FIN|GHH|20240102120000-0500||DFT^P03^DFT_P03|DFT-1|P|2.5.1|||||USA"
+            .to_string(),
+        "PID|1||P1^^^GHH^MR||DOE^JANE".to_string(),
+        seg(
+            "FT1",
+            &[
+                (1, "1"),
+                (2, "TX-1"),
+                (4, "20240102"),
+                (6, "CG"),
+                (7, "99213^Office visit^C4"),
+                (10, "1"),
+                (11, amount),
+            ],
+        ),
+    ]
+    .join("\n")
+}
+
+#[test]
+fn money_has_a_currency() {
+    let charge = one(&convert(&dft_charge("150.00")), "ChargeItem");
+    assert_eq!(charge["priceOverride"]["value"], 150.0);
+    assert_eq!(charge["priceOverride"]["currency"], "USD");
+    let named = one(&convert(&dft_charge("150.00&CAD")), "ChargeItem");
+    assert_eq!(named["priceOverride"]["currency"], "CAD");
+}
+
 /// Every message of this suite that converts, for the validators.
 fn suite_messages() -> Vec<String> {
     vec![
@@ -588,6 +620,7 @@ fn suite_messages() -> Vec<String> {
         rde_with_timing("2.5.1"),
         adt_with_demographics_and_arrangements("A01", "ADM-1"),
         oru_with_lab_details(),
+        dft_charge("150.00"),
     ]
 }
 

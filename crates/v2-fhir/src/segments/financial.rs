@@ -288,10 +288,12 @@ pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     if let Some(price) = f(11) {
         if let Some(v) = dt::decimal(&dt::sub(price, 1, 1)) {
-            let currency = dt::sub(price, 1, 2);
-            let currency = (currency.len() == 3
-                && currency.bytes().all(|b| b.is_ascii_uppercase()))
-            .then_some(currency);
+            let sent = dt::sub(price, 1, 2);
+            let currency = if sent.len() == 3 && sent.bytes().all(|b| b.is_ascii_uppercase()) {
+                Some(sent.into_owned())
+            } else {
+                message_currency(ctx).map(str::to_string)
+            };
             c.set(
                 "priceOverride",
                 Obj::new()
@@ -321,6 +323,25 @@ pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     ctx.note_target = Some((i, "note"));
     Ok(())
+}
+
+/// The currency of amounts sent without a denomination (MO.2): the one of
+/// the country the message says it is from (MSH-17, ISO 3166), when that
+/// country has a single currency this table knows.
+fn message_currency(ctx: &Ctx<'_>) -> Option<&'static str> {
+    let country = ctx.msg.segment(0).field(17).map(|e| comp(e, 1))?;
+    let currency = match country.to_ascii_uppercase().as_str() {
+        "USA" | "US" => "USD",
+        "CAN" | "CA" => "CAD",
+        "GBR" | "GB" => "GBP",
+        "AUS" | "AU" => "AUD",
+        "NZL" | "NZ" => "NZD",
+        "CHE" | "CH" => "CHF",
+        "AUT" | "AT" | "BEL" | "BE" | "DEU" | "DE" | "ESP" | "ES" | "FIN" | "FI" | "FRA" | "FR"
+        | "IRL" | "IE" | "ITA" | "IT" | "LUX" | "LU" | "NLD" | "NL" | "PRT" | "PT" => "EUR",
+        _ => return None,
+    };
+    Some(currency)
 }
 
 /// The first subcomponent-level text of component `n` (DR inside a field).
