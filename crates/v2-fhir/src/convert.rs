@@ -200,29 +200,33 @@ impl<'m> Ctx<'m> {
             Some(p) => self.entries[p].id.as_str(),
             None => self.sender.as_str(),
         };
-        let mut parts = Vec::with_capacity(key.len() + 1);
-        parts.push(scope);
-        parts.extend_from_slice(key);
-        stable_id(resource_type, &parts)
+        match key {
+            [one] => stable_id(resource_type, &[scope, one]),
+            _ => {
+                let mut parts = Vec::with_capacity(key.len() + 1);
+                parts.push(scope);
+                parts.extend_from_slice(key);
+                stable_id(resource_type, &parts)
+            }
+        }
     }
 
-    /// `key`, numbered by its place among twins when the message repeats it
-    /// (two OBX|1 for one test, two doses of one vaccine on one day), so
-    /// each v2 record stays its own resource under [`Ctx::record_id`].
-    pub fn unused_record_key(&self, resource_type: &str, key: String) -> String {
-        if self
-            .find(resource_type, &self.record_id(resource_type, &[&key]))
-            .is_none()
-        {
-            return key;
+    /// `key` and its [`Ctx::record_id`], numbered by its place among twins
+    /// when the message repeats it (two OBX|1 for one test, two doses of one
+    /// vaccine on one day), so each v2 record stays its own resource.
+    pub fn unused_record_key(&self, resource_type: &str, key: String) -> (String, String) {
+        let id = self.record_id(resource_type, &[&key]);
+        if self.find(resource_type, &id).is_none() {
+            return (key, id);
         }
         (2..)
-            .map(|twin| format!("{key}|{twin}"))
-            .find(|k| {
-                self.find(resource_type, &self.record_id(resource_type, &[k]))
-                    .is_none()
+            .map(|twin| {
+                let key = format!("{key}|{twin}");
+                let id = self.record_id(resource_type, &[&key]);
+                (key, id)
             })
-            .unwrap_or(key)
+            .find(|(_, id)| self.find(resource_type, id).is_none())
+            .unwrap_or_default()
     }
 
     pub fn find(&self, resource_type: &str, id: &str) -> Option<usize> {

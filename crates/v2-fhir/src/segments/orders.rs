@@ -176,8 +176,7 @@ fn service_request(ctx: &mut Ctx<'_>, obr: Option<&Segment<'_>>) -> usize {
     }
     // Two OBRs under one order number (a case notification's subject and
     // notification) are two requests: the second is numbered.
-    let key = ctx.unused_record_key("ServiceRequest", key);
-    let id = ctx.record_id("ServiceRequest", &[&key]);
+    let (key, id) = ctx.unused_record_key("ServiceRequest", key);
     let i = ctx.add("ServiceRequest", id, sr);
     // ORC-12 / OBR-16: requester
     let requester = ctx
@@ -655,8 +654,7 @@ pub fn obx<'m>(ctx: &mut Ctx<'m>, seg: &Segment<'m>) -> Result<(), ConvertError>
     );
     // Senders repeat set ids and codes (two OBX|1 for one test): each OBX
     // is its own Observation, numbered by its place among its twins.
-    let key = ctx.unused_record_key("Observation", key);
-    let id = ctx.record_id("Observation", &[&key]);
+    let (_, id) = ctx.unused_record_key("Observation", key);
     let i = ctx.add("Observation", id, obs);
     // OBX-16 responsible observer, OBX-23 performing organization: performer
     if let Some(r) = ctx.practitioner_field(f(16)) {

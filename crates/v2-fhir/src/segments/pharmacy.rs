@@ -278,7 +278,7 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         "MedicationAdministration"
     };
-    let key = ctx.unused_record_key(resource_type, key);
+    let (key, id) = ctx.unused_record_key(resource_type, key);
     // RXA-20 completion status (CompletionStatus); RXA-21 action code D
     let completion = f(20).map(|e| comp(e, 1)).unwrap_or_default();
     let deleted = f(21).map(|e| comp(e, 1)).as_deref() == Some("D");
@@ -340,7 +340,6 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                 .unwrap_or(Value::Null),
         );
         im.set("doseQuantity", dose);
-        let id = ctx.record_id("Immunization", &[&key]);
         let i = ctx.add("Immunization", id, im);
         // RXA-17: manufacturer (an Organization named by its MVX code)
         if let Some(m) = reps(f(17)).next() {
@@ -403,7 +402,6 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         {
             ma.set("request", ctx.reference_to(mr));
         }
-        let id = ctx.record_id("MedicationAdministration", &[&key]);
         ctx.add("MedicationAdministration", id, ma)
     };
     // RXA-10: performer (administering provider)
