@@ -100,3 +100,72 @@ fhir = { repository = true, timezone = "-05:00" }
     assert_eq!(metadata["resourceType"], "CapabilityStatement");
     engine.shutdown().await;
 }
+
+/// A booking for `mrn` from a scheduler that sends the placeholder appointment id `0`
+/// (SCH-2) for everyone.
+fn booking(mrn: &str, family: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240110090000-0500||SIU^S12^SIU_S12|S-{mrn}|P|2.5.1\r\
+         SCH||0^SCHED|||||ROUTINE^Routine visit|||||^^^20240115090000-0500^20240115093000-0500\r\
+         PID|1||{mrn}^^^GHH^MR||{family}^ANN\r"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_another_patient_is_not_overwritten_and_the_message_ends_errored() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_engine(
+        dir.path(),
+        "data",
+        Api::On,
+        r#"
+[channels.sched]
+source = { type = "mllp", listen = "127.0.0.1:0" }
+fhir = { repository = true }
+"#,
+    )
+    .await;
+    send_all(
+        engine.listeners()[0].addr,
+        &[booking("A1", "FIRST"), booking("B2", "SECOND")],
+    )
+    .await;
+    let store = engine.store().clone();
+    let states = || {
+        common::rows(
+            &store,
+            "SELECT state, COALESCE(state_reason, '') FROM journal ORDER BY id",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+    };
+    common::wait_for("both bookings processed", Duration::from_secs(30), || {
+        states().iter().all(|(state, _)| state != "received")
+    })
+    .await;
+    let states = states();
+    assert_eq!(states[0].0, "processed", "{states:?}");
+    assert_eq!(states[1].0, "errored", "{states:?}");
+    assert!(states[1].1.contains("not overwritten"), "{states:?}");
+
+    let http = engine.http_addr().unwrap();
+    let (_, first) = get(http, "/fhir/Patient?family=FIRST").await;
+    let first_id = first["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owners = common::rows(
+        &store,
+        "SELECT patient FROM fhir_resources WHERE type = 'Appointment'",
+        [],
+        |r| r.get::<_, String>(0),
+    );
+    assert_eq!(owners, [first_id]);
+    let (_, second) = get(http, "/fhir/Patient?family=SECOND").await;
+    assert_eq!(
+        second["total"], 0,
+        "nothing of the refused message is stored"
+    );
+    engine.shutdown().await;
+}
