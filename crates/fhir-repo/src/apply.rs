@@ -124,7 +124,7 @@ pub fn apply_bundle_in(
 ) -> store::Result<Applied> {
     let last_updated = date::instant(received_at.0);
     let mut applied = Applied::default();
-    let unlinked = unlinked_patients(bundle);
+    let update = Update::of(bundle);
     for entry in bundle.entries() {
         let resource_type = entry.resource_type;
         let id = entry.id.as_str();
@@ -156,7 +156,7 @@ pub fn apply_bundle_in(
         if let Some((version, _, _)) = &current {
             if SHARED.contains(&resource_type) {
                 let stored = current_content_in(conn, resource_type, id, *version)?;
-                resource = merge_into(stored, resource, &unlinked);
+                resource = merge_into(stored, resource, resource_type, &update);
             }
         }
         let hash = digest(&resource);
@@ -260,18 +260,52 @@ fn current_content_in(
     Ok(stored)
 }
 
+/// What a Bundle's message says about the shared resources it updates.
+struct Update {
+    /// The Patients of an unlink (A37): links between them are removed.
+    unlinked: Vec<String>,
+    /// An ADT event: only these say where a visit stands. Another message's
+    /// PV1 (a late result's) gives the Encounter a status from its patient
+    /// class alone, which must not reopen a finished visit.
+    sets_visit_status: bool,
+}
+
+impl Update {
+    fn of(bundle: &Bundle) -> Update {
+        let event = bundle
+            .of_type("MessageHeader")
+            .map(|h| &h.resource["eventCoding"])
+            .find(|c| c["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003")
+            .and_then(|c| c["code"].as_str())
+            .unwrap_or_default();
+        Update {
+            unlinked: unlinked_patients(bundle),
+            sets_visit_status: event.starts_with('A'),
+        }
+    }
+}
+
 /// A shared resource updated by a message that describes part of it: each element the
 /// message sends replaces the stored one and elements it leaves out are kept. Three
 /// elements combine instead: `identifier` (the union, by system and value),
 /// `extension` (by url) and a Patient's `link` (by the other Patient), so a VXU's PID
 /// never erases the SSN recorded from the ADT, nor a second merge the first. An unlink
-/// (A37) removes the links between the Patients it names.
-fn merge_into(stored: Value, incoming: Value, unlinked: &[String]) -> Value {
+/// (A37) removes the links between the Patients it names; an Encounter's status
+/// changes only by an ADT event.
+fn merge_into(stored: Value, incoming: Value, resource_type: &str, update: &Update) -> Value {
     let (mut merged, incoming) = match (stored, incoming) {
         (Value::Object(stored), Value::Object(incoming)) => (stored, incoming),
         (_, incoming) => return incoming,
     };
+    let unlinked = &update.unlinked;
     for (key, value) in incoming {
+        if key == "status"
+            && resource_type == "Encounter"
+            && !update.sets_visit_status
+            && merged.contains_key("status")
+        {
+            continue;
+        }
         let combined = match (key.as_str(), merged.remove(&key)) {
             ("identifier", Some(old)) => {
                 union_by(value, old, |i| (i["system"].clone(), i["value"].clone()))

@@ -154,3 +154,26 @@ fn a_record_already_filed_for_another_patient_is_refused_not_overwritten() {
     assert_eq!(after, before);
     assert_eq!(repo.ok("/fhir/Patient?family=SECOND")["total"], 0);
 }
+
+#[test]
+fn a_late_result_does_not_reopen_a_discharged_visit() {
+    let repo = Repo::start();
+    let (discharge, _) = repo.apply(
+        "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240105150000-0500||ADT^A03^ADT_A03|DIS-1|P|2.5.1
+EVN|A03|20240105150000-0500
+PID|1||PAT77^^^GHH^MR||EVERYWOMAN^EVE
+PV1|1|I|4E^401^1^GHH||||||||||||||||V100^^^GHH^VN|||||||||||||||||||||||||20240102080000-0500|20240105143000-0500",
+    );
+    let encounter_id = discharge.of_type("Encounter").next().unwrap().id.clone();
+    let (result, _) = repo.apply(
+        "MSH|^~\\&|LAB|GHH LAB|EHR|GHH|20240106090000-0500||ORU^R01^ORU_R01|LAB-9|P|2.5.1
+PID|1||PAT77^^^GHH^MR||EVERYWOMAN^EVE
+PV1|1|I|4E^401^1^GHH||||||||||||||||V100^^^GHH^VN
+OBR|1||F-9^LAB|2345-7^Glucose^LN|||20240105070000-0500
+OBX|1|NM|2345-7^Glucose^LN||95|mg/dL^^UCUM|||||F",
+    );
+    assert_eq!(result.of_type("Encounter").next().unwrap().id, encounter_id);
+    let encounter = repo.ok(&format!("/fhir/Encounter/{encounter_id}"));
+    assert_eq!(encounter["status"], "finished");
+    assert_eq!(encounter["period"]["end"], "2024-01-05T14:30:00-05:00");
+}
