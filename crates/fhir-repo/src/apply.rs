@@ -260,6 +260,9 @@ fn current_content_in(
     Ok(stored)
 }
 
+/// The choice elements (`[x]`) of the shared resources, by their stem.
+const CHOICES: &[&str] = &["deceased", "multipleBirth"];
+
 /// What a Bundle's message says about the shared resources it updates.
 struct Update {
     /// The Patients of an unlink (A37): links between them are removed.
@@ -305,6 +308,10 @@ fn merge_into(stored: Value, incoming: Value, resource_type: &str, update: &Upda
             && merged.contains_key("status")
         {
             continue;
+        }
+        // A choice element has one form: a death time replaces `deceasedBoolean`.
+        if let Some(choice) = CHOICES.iter().find(|c| key.starts_with(*c)) {
+            merged.retain(|k, _| !k.trim_start_matches('_').starts_with(choice));
         }
         let combined = match (key.as_str(), merged.remove(&key)) {
             ("identifier", Some(old)) => {

@@ -177,3 +177,20 @@ OBX|1|NM|2345-7^Glucose^LN||95|mg/dL^^UCUM|||||F",
     assert_eq!(encounter["status"], "finished");
     assert_eq!(encounter["period"]["end"], "2024-01-05T14:30:00-05:00");
 }
+
+#[test]
+fn a_death_time_replaces_the_earlier_deceased_flag() {
+    let repo = Repo::start();
+    let (registration, _) = repo.apply(
+        "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000-0500||ADT^A04^ADT_A01|REG-2|P|2.5.1
+PID|1||PAT88^^^GHH^MR||EVERYMAN^ADAM||19400101|M||||||||||||||||||||||N",
+    );
+    let patient_id = registration.patient_id().unwrap().to_owned();
+    repo.apply(
+        "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240302083000-0500||ADT^A08^ADT_A01|UPD-3|P|2.5.1
+PID|1||PAT88^^^GHH^MR||EVERYMAN^ADAM||19400101|M|||||||||||||||||||||202403010600-0500|Y",
+    );
+    let patient = repo.ok(&format!("/fhir/Patient/{patient_id}"));
+    assert_eq!(patient["deceasedDateTime"], "2024-03-01T06:00:00-05:00");
+    assert!(patient.get("deceasedBoolean").is_none(), "{patient:#}");
+}
