@@ -126,6 +126,9 @@ pub struct Ctx<'m> {
     /// Index of the DocumentReference for MDM content.
     pub document: Option<usize>,
     pub appointment: Option<usize>,
+    /// The key of an Appointment read before the PID (SCH comes first in
+    /// SIU): its id is taken again within the patient once the PID is read.
+    pub appointment_key: Option<String>,
     pub account: Option<usize>,
     pub recorded: Option<String>,
     pub operator: Option<Value>,
@@ -598,6 +601,7 @@ pub fn convert(
         segment_index: 0,
         document: None,
         appointment: None,
+        appointment_key: None,
         account: None,
         recorded: None,
         operator: None,
@@ -617,6 +621,7 @@ pub fn convert(
         })?;
     }
     segments::finish(&mut ctx);
+    scope_appointment_to_patient(&mut ctx);
     if let Some((resource_type, first, second)) = ctx.collision {
         return Err(ConvertError {
             kind: ConvertErrorKind::DuplicateRecord {
@@ -676,6 +681,23 @@ pub fn convert(
         entries: ctx.entries,
         patient_id,
     })
+}
+
+/// SIU sends SCH before PID, so the Appointment was keyed before its patient
+/// was known; schedulers reuse ids too (`0`), so it is keyed again within the
+/// patient, like every other record. Nothing refers to it yet.
+fn scope_appointment_to_patient(ctx: &mut Ctx<'_>) {
+    let (Some(a), Some(key), Some(_)) = (ctx.appointment, ctx.appointment_key.take(), ctx.patient)
+    else {
+        return;
+    };
+    let id = ctx.record_id("Appointment", &[&key]);
+    if ctx.find("Appointment", &id).is_some() {
+        return;
+    }
+    ctx.resource_mut(a)
+        .insert("id".into(), Value::from(id.as_str()));
+    ctx.entries[a].id = id;
 }
 
 fn segment_name(message: &Message<'_>, index: usize) -> String {

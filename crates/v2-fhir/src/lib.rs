@@ -63,7 +63,9 @@
 //!   share one. One v2 record is one resource: each RXA under one ORC-3 is
 //!   its own Immunization (keyed on RXA-3 and RXA-5 too), and a key repeated
 //!   in a message (two OBRs with one filler number) is numbered by its place.
-//!   A record whose id would still repeat fails the conversion
+//!   An Appointment (SCH comes before PID in SIU) is keyed within its
+//!   patient once the PID is read. A record whose id would still repeat
+//!   fails the conversion
 //!   ([`ConvertErrorKind::DuplicateRecord`]) rather than merge. Resources
 //!   with no business key (a note-less allergy with no code) are keyed on
 //!   the patient and the segment's content. An Encounter without PV1-19 is

@@ -700,6 +700,22 @@ SCH|10345^SCHED|20345^SCHED||||ROUTINE^Routine visit|NORMAL^Normal||30|MIN|^^30^
 PID|1||P100^^^GHH^MR||DOE^JANE||19800101|F";
 
 #[test]
+fn two_patients_sharing_a_placeholder_appointment_id_get_their_own_appointments() {
+    // The scheduler sends SCH-2 `0` for everyone; SCH comes before PID.
+    let booking = |mrn: &str| {
+        SIU_BOOKED_WITHOUT_OFFSETS
+            .replace("20345^SCHED", "0^SCHED")
+            .replace("P100", mrn)
+    };
+    let (first, second) = (convert(&booking("P100")), convert(&booking("P200")));
+    assert_ne!(ids(&first, "Appointment"), ids(&second, "Appointment"));
+    assert_eq!(
+        ids(&first, "Appointment"),
+        ids(&convert(&booking("P100")), "Appointment")
+    );
+}
+
+#[test]
 fn a_booked_appointment_keeps_its_start_and_end() {
     let bundle = convert(SIU_BOOKED_WITHOUT_OFFSETS);
     let appointment = one(&bundle, "Appointment");

@@ -78,6 +78,9 @@ pub fn sch(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     let key = key.unwrap_or_else(|| ctx.message_key());
     let id = ctx.record_id("Appointment", &[&key]);
+    if ctx.patient.is_none() {
+        ctx.appointment_key = Some(key);
+    }
     let i = ctx.add("Appointment", id, a);
     ctx.appointment = Some(i);
     ctx.note_target = Some((i, "comment"));
