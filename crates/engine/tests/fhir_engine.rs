@@ -101,13 +101,12 @@ fhir = { repository = true, timezone = "-05:00" }
     engine.shutdown().await;
 }
 
-/// A booking for `mrn` from a scheduler that sends the placeholder appointment id `0`
-/// (SCH-2) for everyone.
-fn booking(mrn: &str, family: &str) -> Vec<u8> {
+/// A booking of patient `A1`, named `family`.
+fn booking(family: &str, control: &str) -> Vec<u8> {
     format!(
-        "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240110090000-0500||SIU^S12^SIU_S12|S-{mrn}|P|2.5.1\r\
-         SCH||0^SCHED|||||ROUTINE^Routine visit|||||^^^20240115090000-0500^20240115093000-0500\r\
-         PID|1||{mrn}^^^GHH^MR||{family}^ANN\r"
+        "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240110090000-0500||SIU^S12^SIU_S12|{control}|P|2.5.1\r\
+         SCH||77^SCHED|||||ROUTINE^Routine visit|||||^^^20240115090000-0500^20240115093000-0500\r\
+         PID|1||A1^^^GHH^MR||{family}^ANN\r"
     )
     .into_bytes()
 }
@@ -126,11 +125,6 @@ fhir = { repository = true }
 "#,
     )
     .await;
-    send_all(
-        engine.listeners()[0].addr,
-        &[booking("A1", "FIRST"), booking("B2", "SECOND")],
-    )
-    .await;
     let store = engine.store().clone();
     let states = || {
         common::rows(
@@ -140,8 +134,28 @@ fhir = { repository = true }
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
         )
     };
-    common::wait_for("both bookings processed", Duration::from_secs(30), || {
+    let source = engine.listeners()[0].addr;
+    send_all(source, &[booking("FIRST", "S-1")]).await;
+    common::wait_for("the booking processed", Duration::from_secs(30), || {
         states().iter().all(|(state, _)| state != "received")
+    })
+    .await;
+    // The appointment's id is filed under another patient, as a repository filled
+    // before ids were kept apart per patient can hold it.
+    store
+        .write(|conn| {
+            conn.execute(
+                "UPDATE fhir_resources SET patient = 'another-patient' WHERE type = 'Appointment'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    send_all(source, &[booking("RENAMED", "S-2")]).await;
+    common::wait_for("the rebooking processed", Duration::from_secs(30), || {
+        let states = states();
+        states.len() == 2 && states.iter().all(|(state, _)| state != "received")
     })
     .await;
     let states = states();
@@ -150,22 +164,12 @@ fhir = { repository = true }
     assert!(states[1].1.contains("not overwritten"), "{states:?}");
 
     let http = engine.http_addr().unwrap();
-    let (_, first) = get(http, "/fhir/Patient?family=FIRST").await;
-    let first_id = first["entry"][0]["resource"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let owners = common::rows(
-        &store,
-        "SELECT patient FROM fhir_resources WHERE type = 'Appointment'",
-        [],
-        |r| r.get::<_, String>(0),
-    );
-    assert_eq!(owners, [first_id]);
-    let (_, second) = get(http, "/fhir/Patient?family=SECOND").await;
+    let (_, renamed) = get(http, "/fhir/Patient?family=RENAMED").await;
     assert_eq!(
-        second["total"], 0,
+        renamed["total"], 0,
         "nothing of the refused message is stored"
     );
+    let (_, first) = get(http, "/fhir/Patient?family=FIRST").await;
+    assert_eq!(first["total"], 1);
     engine.shutdown().await;
 }

@@ -29,7 +29,8 @@
 //! by url, and a Patient's `link` by the Patient it points to (an A37 removes the
 //! links between the two Patients it names). An Encounter's status changes only by an
 //! ADT event: a result's PV1 derives one from the patient class alone, which must not
-//! reopen a discharged visit. Every other resource is one v2 record
+//! reopen a discharged visit. A choice element (`deceased[x]`) keeps only the form the
+//! message sends. Every other resource is one v2 record
 //! (a result, a dose, an order) and the message that sends it again sends all of it:
 //! it replaces the stored version whole.
 //!

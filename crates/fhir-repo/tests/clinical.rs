@@ -104,24 +104,36 @@ MRG|PAT77^^^GHH^MR",
     );
 }
 
-/// A booking from a scheduler that sends the placeholder appointment id `0`
-/// (SCH-2) for every patient: the id is the scheduler's, not the patient's.
-fn siu_booking(mrn: &str, family: &str) -> String {
+/// A booking of patient `A1` named `family`.
+fn siu_booking(family: &str, control: &str) -> String {
     format!(
-        "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240110090000-0500||SIU^S12^SIU_S12|S-{mrn}|P|2.5.1
-SCH||0^SCHED|||||ROUTINE^Routine visit|||||^^^20240115090000-0500^20240115093000-0500
-PID|1||{mrn}^^^GHH^MR||{family}^ANN"
+        "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240110090000-0500||SIU^S12^SIU_S12|{control}|P|2.5.1
+SCH||77^SCHED|||||ROUTINE^Routine visit|||||^^^20240115090000-0500^20240115093000-0500
+PID|1||A1^^^GHH^MR||{family}^ANN"
     )
 }
 
 #[test]
 fn a_record_already_filed_for_another_patient_is_refused_not_overwritten() {
     let repo = Repo::start();
-    let (first, _) = repo.apply(&siu_booking("A1", "FIRST"));
+    let (first, _) = repo.apply(&siu_booking("FIRST", "S-1"));
     let appointment_id = first.of_type("Appointment").next().unwrap().id.clone();
+    // The id is filed under another patient, as a repository filled before ids
+    // were kept apart per patient can hold it.
+    let id = appointment_id.clone();
+    repo.store
+        .write_blocking(move |conn| {
+            conn.execute(
+                "UPDATE fhir_resources SET patient = 'another-patient' \
+                 WHERE type = 'Appointment' AND id = ?1",
+                [&id],
+            )?;
+            Ok(())
+        })
+        .unwrap();
     let before = repo.ok(&format!("/fhir/Appointment/{appointment_id}"));
 
-    let second = convert(&siu_booking("B2", "SECOND"));
+    let second = convert(&siu_booking("RENAMED", "S-2"));
     assert_eq!(
         second.of_type("Appointment").next().unwrap().id,
         appointment_id
@@ -140,19 +152,21 @@ fn a_record_already_filed_for_another_patient_is_refused_not_overwritten() {
     let reason = error.to_string();
     assert!(matches!(error, store::Error::Refused(_)), "{reason}");
     assert!(
-        reason.contains(&format!("Appointment/{appointment_id}")),
+        reason.contains(&format!("Appointment/{appointment_id}"))
+            && reason.contains("Patient/another-patient"),
         "{reason}"
     );
     assert!(
-        !reason.contains("SECOND"),
+        !reason.contains("RENAMED"),
         "no patient data in the reason: {reason}"
     );
 
-    // The first patient's appointment is as it was, and nothing of the
-    // refused message was kept.
+    // The stored appointment is as it was, and nothing of the refused message
+    // was kept: the patient's name did not change.
     let after = repo.ok(&format!("/fhir/Appointment/{appointment_id}"));
     assert_eq!(after, before);
-    assert_eq!(repo.ok("/fhir/Patient?family=SECOND")["total"], 0);
+    assert_eq!(repo.ok("/fhir/Patient?family=RENAMED")["total"], 0);
+    assert_eq!(repo.ok("/fhir/Patient?family=FIRST")["total"], 1);
 }
 
 #[test]
