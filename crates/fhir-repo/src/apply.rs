@@ -267,10 +267,12 @@ const CHOICES: &[&str] = &["deceased", "multipleBirth"];
 struct Update {
     /// The Patients of an unlink (A37): links between them are removed.
     unlinked: Vec<String>,
-    /// An ADT event: only these say where a visit stands. Another message's
-    /// PV1 (a late result's) gives the Encounter a status from its patient
-    /// class alone, which must not reopen a finished visit.
-    sets_visit_status: bool,
+    /// An ADT event: the registration system's word on the patient and the
+    /// visit. Another message's PV1 (a late result's) gives the Encounter a
+    /// status from its patient class alone, which must not reopen a finished
+    /// visit, and its NK1 (a VXU's mother) names some of the contacts, not
+    /// all of them.
+    from_adt: bool,
 }
 
 impl Update {
@@ -283,7 +285,7 @@ impl Update {
             .unwrap_or_default();
         Update {
             unlinked: unlinked_patients(bundle),
-            sets_visit_status: event.starts_with('A'),
+            from_adt: event.starts_with('A'),
         }
     }
 }
@@ -293,8 +295,9 @@ impl Update {
 /// elements combine instead: `identifier` (the union, by system and value),
 /// `extension` (by url) and a Patient's `link` (by the other Patient), so a VXU's PID
 /// never erases the SSN recorded from the ADT, nor a second merge the first. An unlink
-/// (A37) removes the links between the Patients it names; an Encounter's status
-/// changes only by an ADT event.
+/// (A37) removes the links between the Patients it names. An Encounter's status
+/// changes only by an ADT event, and only an ADT replaces a Patient's contacts
+/// (another message's contacts join them, by name and relationship).
 fn merge_into(stored: Value, incoming: Value, resource_type: &str, update: &Update) -> Value {
     let (mut merged, incoming) = match (stored, incoming) {
         (Value::Object(stored), Value::Object(incoming)) => (stored, incoming),
@@ -304,7 +307,7 @@ fn merge_into(stored: Value, incoming: Value, resource_type: &str, update: &Upda
     for (key, value) in incoming {
         if key == "status"
             && resource_type == "Encounter"
-            && !update.sets_visit_status
+            && !update.from_adt
             && merged.contains_key("status")
         {
             continue;
@@ -320,6 +323,9 @@ fn merge_into(stored: Value, incoming: Value, resource_type: &str, update: &Upda
             ("extension", Some(old)) => union_by(value, old, |e| (e["url"].clone(), Value::Null)),
             ("link", Some(old)) => union_by(value, old, |l| {
                 (l["other"]["reference"].clone(), Value::Null)
+            }),
+            ("contact", Some(old)) if !update.from_adt => union_by(value, old, |c| {
+                (c["name"].clone(), c["relationship"].clone())
             }),
             (_, _) => value,
         };

@@ -29,7 +29,9 @@
 //! by url, and a Patient's `link` by the Patient it points to (an A37 removes the
 //! links between the two Patients it names). An Encounter's status changes only by an
 //! ADT event: a result's PV1 derives one from the patient class alone, which must not
-//! reopen a discharged visit. A choice element (`deceased[x]`) keeps only the form the
+//! reopen a discharged visit; likewise only an ADT replaces a Patient's `contact` list
+//! (a VXU's NK1 names the mother, not every contact: its contacts join the stored ones
+//! by name and relationship). A choice element (`deceased[x]`) keeps only the form the
 //! message sends. Every other resource is one v2 record
 //! (a result, a dose, an order) and the message that sends it again sends all of it:
 //! it replaces the stored version whole.

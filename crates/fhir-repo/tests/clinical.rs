@@ -14,9 +14,11 @@ const ADT_A04: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000-0500||ADT^A04^A
 PID|1||PAT77^^^GHH^MR||EVERYWOMAN^EVE^E||19620320|F|||2222 HOME STREET^^GREENSBORO^NC^27401||^PRN^PH^^1^555^5552004||||||123-45-6789|S99-1234^NC
 NK1|1|EVERYMAN^ADAM|SPO^Spouse^HL70063|2222 HOME STREET^^GREENSBORO^NC^27401|^PRN^PH^^1^555^5552005";
 
-/// A later immunization whose PID carries only the MR and the name.
+/// A later immunization whose PID carries only the MR and the name, and whose
+/// NK1 names the patient's mother.
 const VXU: &str = "MSH|^~\\&|MYEHR|GHH|MYIIS||20240301100000-0500||VXU^V04^VXU_V04|IZ-1|P|2.5.1
 PID|1||PAT77^^^GHH^MR~IIS-5^^^MYIIS^SR||EVERYWOMAN^EVE^E||19620320|F
+NK1|1|EVERYWOMAN^MARY|MTH^Mother^HL70063|2222 HOME STREET^^GREENSBORO^NC^27401
 ORC|RE||IZ-1^GHH
 RXA|0|1|20240301||140^Influenza^CVX|0.5|mL^^UCUM||00^new^NIP001||||||||||CP|A";
 
@@ -45,8 +47,15 @@ fn a_vxu_updates_the_patient_without_erasing_what_the_adt_recorded() {
         identifier_values(&patient),
         ["PAT77", "IIS-5", "123-45-6789", "S99-1234"]
     );
-    // What the VXU did not carry is as the ADT left it.
-    assert_eq!(patient["contact"][0]["name"]["family"], "EVERYMAN");
+    // What the VXU did not carry is as the ADT left it, and the mother it
+    // names joins the spouse the ADT recorded.
+    let contacts: Vec<&str> = patient["contact"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"]["given"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(contacts, ["MARY", "ADAM"]);
     assert_eq!(patient["address"][0]["city"], "GREENSBORO");
     assert_eq!(patient["telecom"][0]["value"], "+1 (555) 5552004");
     assert_eq!(patient["birthDate"], "1962-03-20");
