@@ -109,8 +109,8 @@ pub fn rxo_rxe(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError>
     }
     let id = ctx.record_id("MedicationRequest", &[&key]);
     let i = ctx.add("MedicationRequest", id, mr);
-    // RXE-1 (TQ, before TQ1 replaced it): TQ.2 interval, TQ.3 duration, TQ.4
-    // and TQ.5 start and end, TQ.6 priority
+    // RXE-1 (TQ, before TQ1 replaced it): TQ.2 interval, TQ.4 and TQ.5 start
+    // and end, TQ.6 priority
     if let Some(tq) = f(1).filter(|_| is_rxe).map(|e| e.repetition(1)) {
         let (mut timing, as_needed) = dt::repeat_pattern(&sub(tq, 2, 1), "");
         let mut bounds = Obj::new();
