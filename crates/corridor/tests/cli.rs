@@ -220,3 +220,22 @@ fn validate_with_a_toml_profile_tightens_the_standard() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("p.toml"), "{}", stderr(&o));
 }
+
+#[test]
+fn fhir_reads_times_without_an_offset_in_the_zone_given() {
+    // Neither MSH-7 nor the result times carry an offset; Chicago is -06:00 in
+    // January and -05:00 in July.
+    let message = b"MSH|^~\\&|LAB|GHH|EHR|GHH|20240702120000||ORU^R01^ORU_R01|Z1|P|2.5.1\r\
+PID|1||555^^^GHH^MR||DOE^JOHN\r\
+OBR|1||F1^LAB|718-7^Hemoglobin^LN|||20240102093000\r\
+OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|||||F|||20240702101500\r";
+    let out = corridor(&["fhir", "--zone", "America/Chicago", "-"], Some(message));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("\"2024-01-02T09:30:00-06:00\""), "{text}");
+    assert!(text.contains("\"2024-07-02T10:15:00-05:00\""), "{text}");
+
+    let bad = corridor(&["fhir", "--zone", "Mars/Olympus", "-"], Some(message));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("IANA time zone"), "{}", stderr(&bad));
+}

@@ -101,7 +101,8 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub file_name: Option<String>,
 
-    /// fhir: the UTC offset for times the message sends without one (`+01:00`, `Z`).
+    /// fhir: the zone of times the message sends without an offset when MSH-7 has
+    /// none either: an IANA name (`America/Chicago`) or a fixed offset (`+01:00`, `Z`).
     #[serde(default)]
     pub timezone: Option<String>,
     /// fhir: the base URI of identifier systems and local code systems

@@ -100,3 +100,76 @@ fhir = { repository = true, timezone = "-05:00" }
     assert_eq!(metadata["resourceType"], "CapabilityStatement");
     engine.shutdown().await;
 }
+
+/// A booking of patient `A1`, named `family`.
+fn booking(family: &str, control: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|SCHED|GHH|EHR|GHH|20240110090000-0500||SIU^S12^SIU_S12|{control}|P|2.5.1\r\
+         SCH||77^SCHED|||||ROUTINE^Routine visit|||||^^^20240115090000-0500^20240115093000-0500\r\
+         PID|1||A1^^^GHH^MR||{family}^ANN\r"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_another_patient_is_not_overwritten_and_the_message_ends_errored() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_engine(
+        dir.path(),
+        "data",
+        Api::On,
+        r#"
+[channels.sched]
+source = { type = "mllp", listen = "127.0.0.1:0" }
+fhir = { repository = true }
+"#,
+    )
+    .await;
+    let store = engine.store().clone();
+    let states = || {
+        common::rows(
+            &store,
+            "SELECT state, COALESCE(state_reason, '') FROM journal ORDER BY id",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+    };
+    let source = engine.listeners()[0].addr;
+    send_all(source, &[booking("FIRST", "S-1")]).await;
+    common::wait_for("the booking processed", Duration::from_secs(30), || {
+        states().iter().all(|(state, _)| state != "received")
+    })
+    .await;
+    // The appointment's id is filed under another patient, as a repository filled
+    // before ids were kept apart per patient can hold it.
+    store
+        .write(|conn| {
+            conn.execute(
+                "UPDATE fhir_resources SET patient = 'another-patient' WHERE type = 'Appointment'",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    send_all(source, &[booking("RENAMED", "S-2")]).await;
+    common::wait_for("the rebooking processed", Duration::from_secs(30), || {
+        let states = states();
+        states.len() == 2 && states.iter().all(|(state, _)| state != "received")
+    })
+    .await;
+    let states = states();
+    assert_eq!(states[0].0, "processed", "{states:?}");
+    assert_eq!(states[1].0, "errored", "{states:?}");
+    assert!(states[1].1.contains("not overwritten"), "{states:?}");
+
+    let http = engine.http_addr().unwrap();
+    let (_, renamed) = get(http, "/fhir/Patient?family=RENAMED").await;
+    assert_eq!(
+        renamed["total"], 0,
+        "nothing of the refused message is stored"
+    );
+    let (_, first) = get(http, "/fhir/Patient?family=FIRST").await;
+    assert_eq!(first["total"], 1);
+    engine.shutdown().await;
+}

@@ -90,12 +90,32 @@ fn digest(resource: &Value) -> i64 {
     hash as i64
 }
 
+/// Resources that several messages describe in part (a VXU's PID, an A40's retired
+/// Patient, an ORU's PV1): an update merges into the current version. Every other
+/// resource is one v2 record, replaced whole by the message that sends it again.
+const SHARED: &[&str] = &[
+    "Patient",
+    "Encounter",
+    "Practitioner",
+    "Organization",
+    "Location",
+    "RelatedPerson",
+    "Account",
+    "Coverage",
+];
+
 /// Applies a transaction Bundle inside the caller's write: every entry is a conditional
-/// update by its id (same business identifier, same id). A resource whose content
-/// changed gets a new version (`meta.versionId`, `meta.lastUpdated` = `received_at`);
-/// one stored with exactly this content is left as it is, so the same message twice
-/// adds nothing. Every version is kept; the index tables follow the current version.
-/// `message_id` is recorded with each version written.
+/// update by its id (same business identifier, same id). A shared resource ([`SHARED`])
+/// takes the message's elements over its current version and keeps the rest (see the
+/// crate docs). A resource whose content changed gets a new version (`meta.versionId`,
+/// `meta.lastUpdated` = `received_at`); one stored with exactly this content is left as
+/// it is, so the same message twice adds nothing. Every version is kept; the index
+/// tables follow the current version. `message_id` is recorded with each version
+/// written.
+///
+/// A resource stored in another Patient's compartment is never overwritten: the apply
+/// fails with [`store::Error::Refused`] naming it, and the caller's write (the message's
+/// processing) rolls back.
 pub fn apply_bundle_in(
     conn: &Connection,
     bundle: &Bundle,
@@ -104,6 +124,7 @@ pub fn apply_bundle_in(
 ) -> store::Result<Applied> {
     let last_updated = date::instant(received_at.0);
     let mut applied = Applied::default();
+    let update = Update::of(bundle);
     for entry in bundle.entries() {
         let resource_type = entry.resource_type;
         let id = entry.id.as_str();
@@ -112,17 +133,35 @@ pub fn apply_bundle_in(
         } else {
             entry.patient_id.clone()
         };
-        let hash = digest(&entry.resource);
-        let current: Option<(i64, i64)> = conn
+        let current: Option<(i64, i64, Option<String>)> = conn
             .prepare_cached(
-                "SELECT version, digest FROM fhir_resources WHERE type = ?1 AND id = ?2",
+                "SELECT version, digest, patient FROM fhir_resources WHERE type = ?1 AND id = ?2",
             )?
             .query_row(params![resource_type, id], |row| {
-                Ok((row.get(0)?, row.get(1)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
             .optional()?;
+        if let Some((_, _, Some(owner))) = &current {
+            if let Some(incoming) = &patient {
+                if owner != incoming && !merged_together(conn, owner, incoming)? {
+                    return Err(store::Error::Refused(format!(
+                        "fhir: {resource_type}/{id} is already stored for Patient/{owner}, and this \
+                         message gives it to Patient/{incoming}; it was not overwritten (two \
+                         patients' records got one id: check the order or visit numbers)"
+                    )));
+                }
+            }
+        }
+        let mut resource = entry.resource.clone();
+        if let Some((version, _, _)) = &current {
+            if SHARED.contains(&resource_type) {
+                let stored = current_content_in(conn, resource_type, id, *version)?;
+                resource = merge_into(stored, resource, resource_type, &update);
+            }
+        }
+        let hash = digest(&resource);
         let (version, outcome) = match current {
-            Some((version, old)) if old == hash => {
+            Some((version, old, _)) if old == hash => {
                 let when: String = conn
                     .prepare_cached(
                         "SELECT last_updated FROM fhir_versions WHERE type = ?1 AND id = ?2 AND version = ?3",
@@ -137,10 +176,9 @@ pub fn apply_bundle_in(
                 });
                 continue;
             }
-            Some((version, _)) => (version + 1, Outcome::Updated),
+            Some((version, _, _)) => (version + 1, Outcome::Updated),
             None => (1, Outcome::Created),
         };
-        let mut resource = entry.resource.clone();
         if let Value::Object(map) = &mut resource {
             let meta = map
                 .entry("meta")
@@ -186,17 +224,159 @@ pub fn apply_bundle_in(
     Ok(applied)
 }
 
+/// Whether one of two Patients was merged into the other (A40): the survivor's
+/// messages may then update what was filed under the merged one.
+fn merged_together(conn: &Connection, a: &str, b: &str) -> store::Result<bool> {
+    let found = conn
+        .prepare_cached(
+            "SELECT 1 FROM fhir_merges WHERE (merged = ?1 AND survivor = ?2) \
+             OR (merged = ?2 AND survivor = ?1)",
+        )?
+        .query_row(params![a, b], |_| Ok(()))
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// The stored content of a resource's current version, without `meta`.
+fn current_content_in(
+    conn: &Connection,
+    resource_type: &str,
+    id: &str,
+    version: i64,
+) -> store::Result<Value> {
+    let text: String = conn
+        .prepare_cached(
+            "SELECT content FROM fhir_versions WHERE type = ?1 AND id = ?2 AND version = ?3",
+        )?
+        .query_row(params![resource_type, id, version], |row| row.get(0))?;
+    let mut stored: Value = serde_json::from_str(&text).map_err(|e| {
+        store::Error::Refused(format!(
+            "fhir: the stored {resource_type}/{id} version {version} is not JSON: {e}"
+        ))
+    })?;
+    if let Value::Object(map) = &mut stored {
+        map.remove("meta");
+    }
+    Ok(stored)
+}
+
+/// The choice elements (`[x]`) of the shared resources, by their stem.
+const CHOICES: &[&str] = &["deceased", "multipleBirth"];
+
+/// What a Bundle's message says about the shared resources it updates.
+struct Update {
+    /// The Patients of an unlink (A37): links between them are removed.
+    unlinked: Vec<String>,
+    /// An ADT event: the registration system's word on the patient and the
+    /// visit. Another message's PV1 (a late result's) gives the Encounter a
+    /// status from its patient class alone, which must not reopen a finished
+    /// visit, and its NK1 (a VXU's mother) names some of the contacts, not
+    /// all of them.
+    from_adt: bool,
+}
+
+impl Update {
+    fn of(bundle: &Bundle) -> Update {
+        let event = bundle
+            .of_type("MessageHeader")
+            .map(|h| &h.resource["eventCoding"])
+            .find(|c| c["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003")
+            .and_then(|c| c["code"].as_str())
+            .unwrap_or_default();
+        Update {
+            unlinked: unlinked_patients(bundle),
+            from_adt: event.starts_with('A'),
+        }
+    }
+}
+
+/// A shared resource updated by a message that describes part of it: each element the
+/// message sends replaces the stored one and elements it leaves out are kept. Three
+/// elements combine instead: `identifier` (the union, by system and value),
+/// `extension` (by url) and a Patient's `link` (by the other Patient), so a VXU's PID
+/// never erases the SSN recorded from the ADT, nor a second merge the first. An unlink
+/// (A37) removes the links between the Patients it names. An Encounter's status
+/// changes only by an ADT event, and only an ADT replaces a Patient's contacts
+/// (another message's contacts join them, by name and relationship).
+fn merge_into(stored: Value, incoming: Value, resource_type: &str, update: &Update) -> Value {
+    let (mut merged, incoming) = match (stored, incoming) {
+        (Value::Object(stored), Value::Object(incoming)) => (stored, incoming),
+        (_, incoming) => return incoming,
+    };
+    let unlinked = &update.unlinked;
+    for (key, value) in incoming {
+        if key == "status"
+            && resource_type == "Encounter"
+            && !update.from_adt
+            && merged.contains_key("status")
+        {
+            continue;
+        }
+        // A choice element has one form: a death time replaces `deceasedBoolean`.
+        if let Some(choice) = CHOICES.iter().find(|c| key.starts_with(*c)) {
+            merged.retain(|k, _| !k.trim_start_matches('_').starts_with(choice));
+        }
+        let combined = match (key.as_str(), merged.remove(&key)) {
+            ("identifier", Some(old)) => {
+                union_by(value, old, |i| (i["system"].clone(), i["value"].clone()))
+            }
+            ("extension", Some(old)) => union_by(value, old, |e| (e["url"].clone(), Value::Null)),
+            ("link", Some(old)) => union_by(value, old, |l| {
+                (l["other"]["reference"].clone(), Value::Null)
+            }),
+            ("contact", Some(old)) if !update.from_adt => union_by(value, old, |c| {
+                (c["name"].clone(), c["relationship"].clone())
+            }),
+            (_, _) => value,
+        };
+        merged.insert(key, combined);
+    }
+    if let Some(Value::Array(links)) = merged.get_mut("link") {
+        links.retain(|l| {
+            let other = l["other"]["reference"].as_str().unwrap_or_default();
+            !unlinked
+                .iter()
+                .any(|p| other.strip_prefix("Patient/") == Some(p.as_str()))
+        });
+        if links.is_empty() {
+            merged.remove("link");
+        }
+    }
+    Value::Object(merged)
+}
+
+/// The incoming items, then the stored ones whose key none of them has.
+fn union_by(incoming: Value, stored: Value, key: impl Fn(&Value) -> (Value, Value)) -> Value {
+    let (Value::Array(mut items), Value::Array(old)) = (incoming.clone(), stored) else {
+        return incoming;
+    };
+    let keys: Vec<(Value, Value)> = items.iter().map(&key).collect();
+    items.extend(old.into_iter().filter(|o| !keys.contains(&key(o))));
+    Value::Array(items)
+}
+
+/// The Patients of an unlink (A37) message: links between them are removed.
+fn unlinked_patients(bundle: &Bundle) -> Vec<String> {
+    if !is_unlink(bundle) {
+        return Vec::new();
+    }
+    bundle.of_type("Patient").map(|e| e.id.clone()).collect()
+}
+
+fn is_unlink(bundle: &Bundle) -> bool {
+    bundle.of_type("MessageHeader").any(|h| {
+        let coding = &h.resource["eventCoding"];
+        coding["code"] == "A37"
+            && coding["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003"
+    })
+}
+
 /// An A37 (unlink) separates the Patients it names: a merge recorded between any two
 /// of them (`fhir_merges`) is undone, so each compartment holds its own resources
 /// again. The converter writes both Patients `active: true` and without links, so
 /// their new versions no longer show the merge either.
 fn record_unlink_in(conn: &Connection, bundle: &Bundle) -> store::Result<()> {
-    let unlinks = bundle.of_type("MessageHeader").any(|h| {
-        let coding = &h.resource["eventCoding"];
-        coding["code"] == "A37"
-            && coding["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003"
-    });
-    if !unlinks {
+    if !is_unlink(bundle) {
         return Ok(());
     }
     let patients: Vec<&str> = bundle.of_type("Patient").map(|e| e.id.as_str()).collect();

@@ -17,6 +17,32 @@
 //! is kept for vread and history. A resource that arrives with the content it already
 //! has is left alone: the same message twice adds no version.
 //!
+//! # Partial updates
+//!
+//! Patient, Encounter, Practitioner, Organization, Location, RelatedPerson, Account and
+//! Coverage are shared: each message describes part of them (a VXU's PID carries no
+//! SSN, an A40 names the retired Patient only by its identifiers). An update of one of
+//! them merges into its current version, element by element: an element the message
+//! sends replaces the stored one (an A08's addresses, names and telecoms are the
+//! patient's now), an element it leaves out is kept. Three repeating elements combine
+//! instead of replacing: `identifier` is the union by system and value, `extension`
+//! by url, and a Patient's `link` by the Patient it points to (an A37 removes the
+//! links between the two Patients it names). An Encounter's status changes only by an
+//! ADT event: a result's PV1 derives one from the patient class alone, which must not
+//! reopen a discharged visit; likewise only an ADT replaces a Patient's `contact` list
+//! (a VXU's NK1 names the mother, not every contact: its contacts join the stored ones
+//! by name and relationship). A choice element (`deceased[x]`) keeps only the form the
+//! message sends. Every other resource is one v2 record
+//! (a result, a dose, an order) and the message that sends it again sends all of it:
+//! it replaces the stored version whole.
+//!
+//! # Collisions
+//!
+//! A resource is never moved from one Patient's compartment to another: an entry whose
+//! id is stored for another Patient (and not one merged with it) fails the apply with
+//! `store::Error::Refused`, naming the resource and both Patient ids and nothing of
+//! the message is written; the engine records the message `errored` with that reason.
+//!
 //! # Merges (A40)
 //!
 //! The converter writes the merged-away Patient with `active: false` and a `replaced-by`

@@ -89,6 +89,17 @@ pub struct OrderGroup<'m> {
     pub specimens: Vec<String>,
     /// The key of the order, for the ids of its observations.
     pub key: String,
+    /// The isolate a child order's results were derived from (OBR-26/29).
+    pub parent_observation: Option<usize>,
+}
+
+/// An observation of the message, for a child order to find it by its
+/// order's numbers (OBR-29) and its OBX-3 code and OBX-4 sub-id (OBR-26): a
+/// microbiology isolate. Read only when a child order asks.
+pub struct ResultKey<'m> {
+    pub request: usize,
+    pub obx: Segment<'m>,
+    pub observation: usize,
 }
 
 /// Everything one conversion carries along.
@@ -115,19 +126,52 @@ pub struct Ctx<'m> {
     /// Index of the DocumentReference for MDM content.
     pub document: Option<usize>,
     pub appointment: Option<usize>,
+    /// The key of an Appointment read before the PID (SCH comes first in
+    /// SIU): its id is taken again within the patient once the PID is read.
+    pub appointment_key: Option<String>,
     pub account: Option<usize>,
     pub recorded: Option<String>,
     pub operator: Option<Value>,
     /// Text lines of an MDM document, gathered into one attachment.
     pub document_text: Vec<String>,
+    /// The observations made so far, for child orders to find their parent.
+    pub results: Vec<ResultKey<'m>>,
+    /// The segment index each entry was first made from, to name both
+    /// segments when two records get one id.
+    pub origins: Vec<usize>,
+    /// The first two segments that made one record, reported instead of
+    /// a Bundle.
+    pub collision: Option<(&'static str, usize, usize)>,
 }
+
+/// Resources one v2 record makes each: a second one with the same id in a
+/// message is a collision, never a merge. The others (Patient,
+/// Practitioner, Encounter, ...) are mentioned again by later segments.
+const ONE_PER_RECORD: &[&str] = &[
+    "Observation",
+    "DiagnosticReport",
+    "ServiceRequest",
+    "Immunization",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "ChargeItem",
+    "DocumentReference",
+    "Appointment",
+];
 
 impl<'m> Ctx<'m> {
     /// Adds a resource, or merges it into the one with the same id (first
-    /// values win, so a second mention never erases the first). Returns the
-    /// entry's index.
+    /// values win, so a second mention never erases the first). A record
+    /// (see [`ONE_PER_RECORD`]) is never merged: the second is noted as a
+    /// collision and the message fails. Returns the entry's index.
     pub fn add(&mut self, resource_type: &'static str, id: String, resource: Obj) -> usize {
         if let Some(i) = self.find(resource_type, &id) {
+            if ONE_PER_RECORD.contains(&resource_type) {
+                if self.collision.is_none() {
+                    self.collision = Some((resource_type, self.origins[i], self.segment_index));
+                }
+                return i;
+            }
             if let Value::Object(existing) = &mut self.entries[i].resource {
                 for (k, v) in resource.0 {
                     existing.entry(k).or_insert(v);
@@ -146,7 +190,46 @@ impl<'m> Ctx<'m> {
             patient_id: None,
             resource: Value::Object(resource.0),
         });
+        self.origins.push(self.segment_index);
         self.entries.len() - 1
+    }
+
+    /// The id of a record known by `key` within the message's patient: keys
+    /// such as order numbers are only unique per patient (placeholders like
+    /// `9999` are common), so two patients never share a record. Without a
+    /// patient (yet) the sender scopes it.
+    pub fn record_id(&self, resource_type: &str, key: &[&str]) -> String {
+        let scope = match self.patient {
+            Some(p) => self.entries[p].id.as_str(),
+            None => self.sender.as_str(),
+        };
+        match key {
+            [one] => stable_id(resource_type, &[scope, one]),
+            _ => {
+                let mut parts = Vec::with_capacity(key.len() + 1);
+                parts.push(scope);
+                parts.extend_from_slice(key);
+                stable_id(resource_type, &parts)
+            }
+        }
+    }
+
+    /// `key` and its [`Ctx::record_id`], numbered by its place among twins
+    /// when the message repeats it (two OBX|1 for one test, two doses of one
+    /// vaccine on one day), so each v2 record stays its own resource.
+    pub fn unused_record_key(&self, resource_type: &str, key: String) -> (String, String) {
+        let id = self.record_id(resource_type, &[&key]);
+        if self.find(resource_type, &id).is_none() {
+            return (key, id);
+        }
+        (2..)
+            .map(|twin| {
+                let key = format!("{key}|{twin}");
+                let id = self.record_id(resource_type, &[&key]);
+                (key, id)
+            })
+            .find(|(_, id)| self.find(resource_type, id).is_none())
+            .unwrap_or_default()
     }
 
     pub fn find(&self, resource_type: &str, id: &str) -> Option<usize> {
@@ -373,6 +456,62 @@ impl<'m> Ctx<'m> {
         Some(r.build())
     }
 
+    /// The entry a reference made by this conversion points at.
+    pub fn referenced(&self, reference: &Value) -> Option<usize> {
+        let (resource_type, id) = reference["reference"].as_str()?.split_once('/')?;
+        self.find(resource_type, id)
+    }
+
+    /// A PractitionerRole: `practitioner` acting as `code` (table 0912) for
+    /// `organization`.
+    pub fn practitioner_role(
+        &mut self,
+        practitioner: Value,
+        organization: Option<Value>,
+        code: &str,
+        display: &str,
+    ) -> Value {
+        let key = [
+            practitioner["reference"].as_str().unwrap_or_default(),
+            organization
+                .as_ref()
+                .and_then(|o| o["reference"].as_str())
+                .unwrap_or_default(),
+            code,
+        ];
+        let id = stable_id("PractitionerRole", &key);
+        let mut role = Obj::new();
+        role.set("practitioner", practitioner);
+        role.set("organization", organization.unwrap_or(Value::Null));
+        role.push(
+            "code",
+            Obj::new().with(
+                "coding",
+                vec![
+                    Obj::new()
+                        .with("system", "http://terminology.hl7.org/CodeSystem/v2-0912")
+                        .with("code", code)
+                        .with("display", display)
+                        .build(),
+                ],
+            ),
+        );
+        let i = self.add("PractitionerRole", id, role);
+        self.reference_to(i)
+    }
+
+    /// `EI[Device]`: a Device known by its identifier (OBX-18 equipment).
+    pub fn device(&mut self, ei: Element<'_>) -> Option<Value> {
+        let identifier = dt::identifier_ei(ei, self.options);
+        if identifier.is_null() {
+            return None;
+        }
+        let id = stable_id("Device", &[&identifier.to_string()]);
+        let device = Obj::new().with("identifier", vec![identifier]);
+        let i = self.add("Device", id, device);
+        Some(self.reference_to(i))
+    }
+
     /// Adds an NTE's text to the current note target.
     pub fn add_note(&mut self, note: Value) {
         if let Some((i, field)) = self.note_target {
@@ -426,6 +565,22 @@ pub fn convert(
                 .into();
         }
     }
+    // MSH-7's offset is the sender's word on its clock: it comes before the
+    // configured zone for the message's other times.
+    let message_offset = msh
+        .field(7)
+        .and_then(|f| crate::datetime::parse(&comp(f, 1)).and_then(|t| t.offset));
+    let with_message_offset;
+    let options = match message_offset {
+        Some(offset) => {
+            with_message_offset = Options {
+                timezone: Some(crate::Zone::Fixed(offset)),
+                ..options.clone()
+            };
+            &with_message_offset
+        }
+        None => options,
+    };
     let sender = format!(
         "{}|{}",
         field(3).map(text).unwrap_or_default(),
@@ -446,10 +601,14 @@ pub fn convert(
         segment_index: 0,
         document: None,
         appointment: None,
+        appointment_key: None,
         account: None,
         recorded: None,
         operator: None,
         document_text: Vec::new(),
+        results: Vec::new(),
+        origins: Vec::with_capacity(16),
+        collision: None,
     };
     let msg = ctx.msg;
     for (index, segment) in msg.segments().enumerate().skip(1) {
@@ -462,6 +621,16 @@ pub fn convert(
         })?;
     }
     segments::finish(&mut ctx);
+    scope_appointment_to_patient(&mut ctx);
+    if let Some((resource_type, first, second)) = ctx.collision {
+        return Err(ConvertError {
+            kind: ConvertErrorKind::DuplicateRecord {
+                resource_type,
+                first_segment: first + 1,
+            },
+            segment: Some((second + 1, segment_name(message, second))),
+        });
+    }
     if let Some(p) = ctx.patient {
         if let Some(enterprise) = enterprise {
             let identifier = Obj::new()
@@ -480,8 +649,8 @@ pub fn convert(
         entry.patient_id = match entry.resource_type {
             // Each Patient (a merge message has several) files under itself.
             "Patient" => Some(entry.id.clone()),
-            "Practitioner" | "Organization" | "Location" | "MessageHeader" | "Provenance"
-            | "OperationOutcome" => None,
+            "Practitioner" | "PractitionerRole" | "Organization" | "Location" | "Device"
+            | "MessageHeader" | "Provenance" | "OperationOutcome" => None,
             _ => patient_id.clone(),
         };
     }
@@ -504,7 +673,7 @@ pub fn convert(
     };
     let timestamp = msh
         .field(7)
-        .and_then(|f| crate::datetime::to_instant(&comp(f, 1), options.timezone));
+        .and_then(|f| crate::datetime::to_instant(&comp(f, 1), options.timezone.as_ref()));
     Ok(Bundle {
         id: bundle_id,
         timestamp,
@@ -512,6 +681,31 @@ pub fn convert(
         entries: ctx.entries,
         patient_id,
     })
+}
+
+/// SIU sends SCH before PID, so the Appointment was keyed before its patient
+/// was known; schedulers reuse ids too (`0`), so it is keyed again within the
+/// patient, like every other record. Nothing refers to it yet.
+fn scope_appointment_to_patient(ctx: &mut Ctx<'_>) {
+    let (Some(a), Some(key), Some(_)) = (ctx.appointment, ctx.appointment_key.take(), ctx.patient)
+    else {
+        return;
+    };
+    let id = ctx.record_id("Appointment", &[&key]);
+    if ctx.find("Appointment", &id).is_some() {
+        return;
+    }
+    ctx.resource_mut(a)
+        .insert("id".into(), Value::from(id.as_str()));
+    ctx.entries[a].id = id;
+}
+
+fn segment_name(message: &Message<'_>, index: usize) -> String {
+    message
+        .segments()
+        .nth(index)
+        .map(|s| s.name_str().to_string())
+        .unwrap_or_default()
 }
 
 /// Resources that FHIR requires to point at a patient.

@@ -163,13 +163,51 @@ pub fn code_system_uri(name: &str, options: &Options) -> String {
             return format!("http://terminology.hl7.org/CodeSystem/v2-{table}");
         }
     }
-    if is_oid(n) {
-        return format!("urn:oid:{n}");
+    if let Some(uri) = oid_uri(n.strip_prefix("urn:oid:").unwrap_or(n)) {
+        return uri;
     }
     if n.contains("://") || n.starts_with("urn:") {
         return n.to_string();
     }
     format!("{}/CodeSystem/{}", options.identifier_base, url_segment(n))
+}
+
+/// The URI FHIR names a system by when it has one, for a system given as its
+/// OID (senders that follow the CDC guides send `2.16.840.1.113883.6.1` for
+/// LOINC): `http://loinc.org`, not `urn:oid:...`, so a search by the usual
+/// URI finds it. Other OIDs are `urn:oid:`; `None` when `oid` is not one.
+pub fn oid_uri(oid: &str) -> Option<String> {
+    if !is_oid(oid) {
+        return None;
+    }
+    let known = match oid {
+        "2.16.840.1.113883.6.1" => "http://loinc.org",
+        "2.16.840.1.113883.6.96" => "http://snomed.info/sct",
+        "2.16.840.1.113883.6.8" => "http://unitsofmeasure.org",
+        "2.16.840.1.113883.6.88" => "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "2.16.840.1.113883.6.90" => "http://hl7.org/fhir/sid/icd-10-cm",
+        "2.16.840.1.113883.6.3" => "http://hl7.org/fhir/sid/icd-10",
+        "2.16.840.1.113883.6.103" => "http://hl7.org/fhir/sid/icd-9-cm",
+        "2.16.840.1.113883.6.12" => "http://www.ama-assn.org/go/cpt",
+        "2.16.840.1.113883.6.69" => "http://hl7.org/fhir/sid/ndc",
+        "2.16.840.1.113883.6.101" => "http://nucc.org/provider-taxonomy",
+        "2.16.840.1.113883.12.292" => "http://hl7.org/fhir/sid/cvx",
+        "2.16.840.1.113883.12.227" => "http://terminology.hl7.org/CodeSystem/MVX",
+        "2.16.840.1.113883.4.6" => "http://hl7.org/fhir/sid/us-npi",
+        "2.16.840.1.113883.4.1" => "http://hl7.org/fhir/sid/us-ssn",
+        _ => {
+            // 2.16.840.1.113883.12.N is HL7 v2 table N.
+            let table = oid
+                .strip_prefix("2.16.840.1.113883.12.")
+                .and_then(|t| t.parse::<u16>().ok())
+                .filter(|t| *t < 10_000);
+            return Some(match table {
+                Some(t) => format!("http://terminology.hl7.org/CodeSystem/v2-{t:04}"),
+                None => concat("urn:oid:", oid),
+            });
+        }
+    };
+    Some(known.to_string())
 }
 
 /// True for a dotted-decimal ISO object identifier.
@@ -220,18 +258,16 @@ pub fn hd_uri(
     );
     if !uid.is_empty() {
         let is_kind = |k: &str| kind.eq_ignore_ascii_case(k);
-        if is_kind("ISO") && is_oid(uid) {
-            return Some(concat("urn:oid:", uid));
-        } else if is_kind("UUID") {
+        if is_kind("UUID") {
             return Some(concat("urn:uuid:", &uid.to_ascii_lowercase()));
         } else if is_kind("URI") || is_kind("URL") {
             return Some(uid.to_string());
-        } else if is_oid(uid) {
-            return Some(concat("urn:oid:", uid));
+        } else if let Some(uri) = oid_uri(uid) {
+            return Some(uri);
         }
     }
-    if is_oid(ns) {
-        return Some(concat("urn:oid:", ns));
+    if let Some(uri) = oid_uri(ns) {
+        return Some(uri);
     }
     let name = if ns.is_empty() { uid } else { ns };
     if name.is_empty() {
@@ -398,6 +434,22 @@ pub fn table_concept(code: &str, table: &str, map: Option<ConceptMap>) -> Value 
         cc.push("coding", v2);
     }
     cc.build()
+}
+
+/// A coded element: as a CodeableConcept when it names its system, else
+/// as a code of the v2 table it is drawn from.
+pub fn coded(e: Element<'_>, table: &str, options: &Options) -> Value {
+    if comp(e, 3).is_empty() {
+        let code = comp(e, 1);
+        let mut cc = match table_concept(&code, table, None) {
+            Value::Object(m) => Obj(m),
+            _ => return codeable_concept(e, options),
+        };
+        cc.text("text", &comp(e, 2));
+        cc.build()
+    } else {
+        codeable_concept(e, options)
+    }
 }
 
 /// `CX[Identifier]`: CX.1 value, CX.4 assigning authority as system, CX.5
@@ -612,7 +664,7 @@ pub fn contact_point(xtn: Element<'_>, default_use: Option<&str>) -> Value {
 
 /// `DTM[dateTime]` for a value, per the offset rule in [`crate::datetime`].
 pub fn date_time_value(v2: &str, options: &Options) -> Value {
-    datetime::to_date_time(first_component(v2), options.timezone)
+    datetime::to_date_time(first_component(v2), options.timezone.as_ref())
         .map(Value::from)
         .unwrap_or(Value::Null)
 }
@@ -666,6 +718,110 @@ pub fn quantity(value: Value, units: Option<Element<'_>>, options: &Options) -> 
             q.set("system", code_system_uri(&system, options));
             q.set("code", code_value(&code));
         }
+    }
+    q.build()
+}
+
+/// `RPT[Timing]` (and TQ's RI.1): a repeat pattern of table 0335 (`BID`,
+/// `Q6H`, `QAM`, `PRN`, ...) as `Timing.code`, with the frequency, period
+/// and time of day the code itself says. The flag is true for an as-needed
+/// pattern (PRN).
+pub fn repeat_pattern(code: &str, display: &str) -> (Obj, bool) {
+    let mut timing = Obj::new();
+    let code = code.trim();
+    if code.is_empty() {
+        return (timing, false);
+    }
+    let upper = code.to_ascii_uppercase();
+    let as_needed = upper.contains("PRN");
+    let pattern = upper.replace("PRN", "");
+    let pattern = pattern.trim();
+    let mut repeat = Obj::new();
+    let every = |repeat: &mut Obj, times: u32, period: u32, unit: &str| {
+        repeat.set("frequency", times);
+        repeat.set("period", period);
+        repeat.set("periodUnit", unit);
+    };
+    match pattern {
+        "QD" | "Q1D" | "DAILY" | "QDAY" => every(&mut repeat, 1, 1, "d"),
+        "BID" => every(&mut repeat, 2, 1, "d"),
+        "TID" => every(&mut repeat, 3, 1, "d"),
+        "QID" => every(&mut repeat, 4, 1, "d"),
+        "QOD" => every(&mut repeat, 1, 2, "d"),
+        "QAM" | "QPM" | "QHS" => {
+            every(&mut repeat, 1, 1, "d");
+            let when = match pattern {
+                "QAM" => "MORN",
+                "QPM" => "EVE",
+                _ => "HS",
+            };
+            repeat.push("when", when);
+        }
+        "ONCE" => {
+            repeat.set("count", 1);
+        }
+        p => {
+            let unit_of = |u: char| match u {
+                'S' => Some("s"),
+                'M' => Some("min"),
+                'H' => Some("h"),
+                'D' => Some("d"),
+                'W' => Some("wk"),
+                'L' => Some("mo"),
+                _ => None,
+            };
+            if let Some(rest) = p.strip_prefix('Q') {
+                // Q<n><unit>: once every n units
+                if let Some((at, u)) = rest.char_indices().last() {
+                    if let (Ok(n), Some(unit)) = (rest[..at].parse::<u32>(), unit_of(u)) {
+                        every(&mut repeat, 1, n, unit);
+                    }
+                }
+            } else if let Some(n) = p.strip_suffix("ID").and_then(|n| n.parse::<u32>().ok()) {
+                // <n>ID: n times a day
+                every(&mut repeat, n, 1, "d");
+            }
+        }
+    }
+    timing.set(
+        "code",
+        Obj::new()
+            .with(
+                "coding",
+                vec![
+                    Obj::new()
+                        .with("system", "http://terminology.hl7.org/CodeSystem/v2-0335")
+                        .with("code", code_value(code))
+                        .with("display", string(display))
+                        .build(),
+                ],
+            )
+            .with(
+                "text",
+                string(if display.is_empty() { code } else { display }),
+            ),
+    );
+    timing.set("repeat", repeat);
+    (timing, as_needed)
+}
+
+/// `CQ[Duration]`: a service duration (TQ1-6) in UCUM units of time.
+pub fn duration(value: Value, unit: &str) -> Value {
+    let ucum = match unit.trim().to_ascii_lowercase().as_str() {
+        "s" | "sec" | "second" | "seconds" => Some("s"),
+        "min" | "m" | "minute" | "minutes" => Some("min"),
+        "h" | "hr" | "hour" | "hours" => Some("h"),
+        "d" | "day" | "days" => Some("d"),
+        "wk" | "w" | "week" | "weeks" => Some("wk"),
+        "mo" | "month" | "months" => Some("mo"),
+        "a" | "y" | "year" | "years" => Some("a"),
+        _ => None,
+    };
+    let mut q = Obj::new().with("value", value);
+    q.text("unit", unit);
+    if let Some(code) = ucum {
+        q.set("system", "http://unitsofmeasure.org");
+        q.set("code", code);
     }
     q.build()
 }
@@ -770,8 +926,8 @@ mod tests {
             "http://terminology.hl7.org/CodeSystem/v2-0078"
         );
         assert_eq!(
-            code_system_uri("2.16.840.1.113883.6.1", &o),
-            "urn:oid:2.16.840.1.113883.6.1"
+            code_system_uri("1.2.840.10008.2.16.4", &o),
+            "urn:oid:1.2.840.10008.2.16.4"
         );
     }
 

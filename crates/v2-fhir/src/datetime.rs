@@ -1,10 +1,11 @@
 //! HL7 v2 DTM/TS values to FHIR date, dateTime and instant.
 //!
-//! The sender's precision and offset are kept. FHIR requires an offset on a
-//! dateTime that has a time, so where the value has none the configured
-//! [`UtcOffset`] is appended; with no configured offset the value is cut to
-//! its date (FHIR allows a date without offset) rather than guessed. FHIR also
-//! requires seconds once there is a time: `HHMM` becomes `HH:MM:00`.
+//! The sender's precision and offset are kept, and a time is never dropped.
+//! FHIR requires an offset on a dateTime that has a time, so where the value
+//! has none the converter supplies one (see [`crate::Options::timezone`]: the
+//! message's own MSH-7 offset, else the configured [`Zone`], else UTC, which
+//! the Provenance then says was assumed). FHIR also requires seconds once
+//! there is a time: `HHMM` becomes `HH:MM:00`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -35,6 +36,87 @@ impl fmt::Display for UtcOffset {
         let sign = if self.minutes < 0 { '-' } else { '+' };
         let m = self.minutes.unsigned_abs();
         write!(f, "{sign}{:02}:{:02}", m / 60, m % 60)
+    }
+}
+
+/// Where times sent without an offset were taken: a fixed offset (`-05:00`)
+/// or an IANA time zone (`America/Chicago`), whose offset is the one in
+/// force at that local time, daylight saving included.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Zone {
+    Fixed(UtcOffset),
+    Named(jiff::tz::TimeZone),
+}
+
+impl Zone {
+    /// The offset of this zone at the local time `local`. A local time
+    /// that occurs twice (the hour clocks go back) is read as the first; one
+    /// that does not occur (the hour clocks skip) keeps its digits with the
+    /// offset before the change, which names the same instant as jiff's
+    /// "compatible" reading.
+    pub fn offset_at(&self, local: &V2DateTime<'_>) -> UtcOffset {
+        let tz = match self {
+            Zone::Fixed(offset) => return *offset,
+            Zone::Named(tz) => tz,
+        };
+        let number = |part: Option<&str>, default: i8| {
+            part.and_then(|p| p.parse::<i8>().ok()).unwrap_or(default)
+        };
+        let year = local.year.parse::<i16>().unwrap_or(2000);
+        let civil = jiff::civil::DateTime::new(
+            year,
+            number(local.month, 1),
+            number(local.day, 1),
+            number(local.hour, 0),
+            number(local.minute, 0),
+            // A leap second reads as the second before it.
+            number(local.second, 0).min(59),
+            0,
+        );
+        let Ok(civil) = civil else {
+            return UtcOffset::UTC;
+        };
+        let offset = match tz.to_ambiguous_zoned(civil).offset() {
+            jiff::tz::AmbiguousOffset::Unambiguous { offset } => offset,
+            jiff::tz::AmbiguousOffset::Gap { before, .. } => before,
+            jiff::tz::AmbiguousOffset::Fold { before, .. } => before,
+        };
+        let minutes = i16::try_from(offset.seconds() / 60).unwrap_or(0);
+        UtcOffset::from_minutes(minutes).unwrap_or(UtcOffset::UTC)
+    }
+}
+
+/// The error of [`Zone::from_str`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0:?} is neither a UTC offset (+HH:MM, -HHMM or Z) nor an IANA time zone name \
+     (such as America/New_York)"
+)]
+pub struct BadZone(String);
+
+impl FromStr for Zone {
+    type Err = BadZone;
+
+    fn from_str(s: &str) -> Result<Zone, BadZone> {
+        if let Ok(offset) = s.parse::<UtcOffset>() {
+            return Ok(Zone::Fixed(offset));
+        }
+        let name = s.trim();
+        if name.is_empty() || name.starts_with(['+', '-']) {
+            return Err(BadZone(s.to_string()));
+        }
+        jiff::tz::TimeZone::get(name)
+            .map(Zone::Named)
+            .map_err(|_| BadZone(s.to_string()))
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Zone::Fixed(offset) => offset.fmt(f),
+            Zone::Named(tz) => f.write_str(tz.iana_name().unwrap_or("?")),
+        }
     }
 }
 
@@ -185,22 +267,28 @@ impl V2DateTime<'_> {
         Some(out)
     }
 
+    /// The offset of this value: its own, else `zone`'s at this local
+    /// time, else UTC.
+    pub fn offset_in(&self, zone: Option<&Zone>) -> UtcOffset {
+        self.offset
+            .or_else(|| zone.map(|z| z.offset_at(self)))
+            .unwrap_or(UtcOffset::UTC)
+    }
+
     /// The FHIR `dateTime`, see the module docs for the rule on offsets.
-    pub fn date_time(&self, default_offset: Option<UtcOffset>) -> String {
+    pub fn date_time(&self, zone: Option<&Zone>) -> String {
         if self.hour.is_none() {
             return self.date();
         }
-        match self.offset.or(default_offset) {
-            Some(offset) => self.time_with(offset).unwrap_or_else(|| self.date()),
-            None => self.date(),
-        }
+        self.time_with(self.offset_in(zone))
+            .unwrap_or_else(|| self.date())
     }
 
     /// The FHIR `instant` (full precision and an offset), when the value has
-    /// a time and an offset is known.
-    pub fn instant(&self, default_offset: Option<UtcOffset>) -> Option<String> {
+    /// a time.
+    pub fn instant(&self, zone: Option<&Zone>) -> Option<String> {
         self.day?;
-        self.time_with(self.offset.or(default_offset)?)
+        self.time_with(self.offset_in(zone))
     }
 }
 
@@ -210,13 +298,13 @@ pub fn to_date(value: &str) -> Option<String> {
 }
 
 /// A v2 value as a FHIR `dateTime`.
-pub fn to_date_time(value: &str, default_offset: Option<UtcOffset>) -> Option<String> {
-    parse(value).map(|d| d.date_time(default_offset))
+pub fn to_date_time(value: &str, zone: Option<&Zone>) -> Option<String> {
+    parse(value).map(|d| d.date_time(zone))
 }
 
 /// A v2 value as a FHIR `instant`.
-pub fn to_instant(value: &str, default_offset: Option<UtcOffset>) -> Option<String> {
-    parse(value)?.instant(default_offset)
+pub fn to_instant(value: &str, zone: Option<&Zone>) -> Option<String> {
+    parse(value)?.instant(zone)
 }
 
 #[cfg(test)]
@@ -239,21 +327,51 @@ mod tests {
 
     #[test]
     fn configured_offset_is_used_only_when_the_value_has_none() {
-        let tz: UtcOffset = "+02:00".parse().unwrap();
+        let tz: Zone = "+02:00".parse().unwrap();
         assert_eq!(
-            to_date_time("20240102130405", Some(tz)).unwrap(),
+            to_date_time("20240102130405", Some(&tz)).unwrap(),
             "2024-01-02T13:04:05+02:00"
         );
         assert_eq!(
-            to_date_time("20240102130405-0500", Some(tz)).unwrap(),
+            to_date_time("20240102130405-0500", Some(&tz)).unwrap(),
             "2024-01-02T13:04:05-05:00"
         );
     }
 
     #[test]
-    fn without_any_offset_a_time_is_cut_to_its_date_not_guessed() {
-        assert_eq!(to_date_time("20240102130405", None).unwrap(), "2024-01-02");
-        assert_eq!(to_instant("20240102130405", None), None);
+    fn a_named_zone_gives_the_offset_in_force_at_that_time() {
+        let chicago: Zone = "America/Chicago".parse().unwrap();
+        assert_eq!(
+            to_date_time("20240115083000", Some(&chicago)).unwrap(),
+            "2024-01-15T08:30:00-06:00"
+        );
+        assert_eq!(
+            to_date_time("20240715083000", Some(&chicago)).unwrap(),
+            "2024-07-15T08:30:00-05:00"
+        );
+        // 2024-03-10 02:30 never happened in Chicago; 2024-11-03 01:30 twice.
+        assert_eq!(
+            to_date_time("20240310023000", Some(&chicago)).unwrap(),
+            "2024-03-10T02:30:00-06:00"
+        );
+        assert_eq!(
+            to_date_time("20241103013000", Some(&chicago)).unwrap(),
+            "2024-11-03T01:30:00-05:00"
+        );
+        assert!("Mars/Olympus".parse::<Zone>().is_err());
+        assert!("+25:00".parse::<Zone>().is_err());
+    }
+
+    #[test]
+    fn without_any_zone_a_time_is_kept_as_utc() {
+        assert_eq!(
+            to_date_time("20240102130405", None).unwrap(),
+            "2024-01-02T13:04:05+00:00"
+        );
+        assert_eq!(
+            to_instant("20240102130405", None).unwrap(),
+            "2024-01-02T13:04:05+00:00"
+        );
     }
 
     #[test]

@@ -13,6 +13,15 @@ pub enum ConvertErrorKind {
     MissingSegment(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// Two v2 records would become one resource: reported, never merged.
+    #[error(
+        "this segment and segment {first_segment} would both be {resource_type} with one id \
+         (the same order number and key twice); nothing was converted rather than merge them"
+    )]
+    DuplicateRecord {
+        resource_type: &'static str,
+        first_segment: usize,
+    },
 }
 
 /// A conversion error with the segment it concerns, when there is one.

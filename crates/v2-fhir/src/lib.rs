@@ -42,22 +42,34 @@
 //!
 //! # Choices where the guide is silent or under construction
 //!
-//! - **Dates and times** keep the sender's precision and offset. A time sent
-//!   without an offset gets [`Options::timezone`]; with none configured, a
-//!   `dateTime` is cut to its date (never a guessed offset); optional
-//!   `instant`s (Bundle.timestamp, DiagnosticReport.issued, Appointment.start)
-//!   are left out; the one required instant, Provenance.recorded, is written
-//!   as UTC with the extension `{identifier_base}/StructureDefinition/assumed-utc`
-//!   saying so. `HHMM` becomes `HH:MM:00` because FHIR requires seconds.
-//!   Years `0000` (placeholder dates) are not dates and are left out.
+//! - **Dates and times** keep the sender's precision and offset, and a time
+//!   is never dropped. A time sent without an offset takes MSH-7's offset
+//!   when MSH-7 has one, else the configured [`Options::timezone`] (a fixed
+//!   offset, or an IANA zone whose offset at that local time is used,
+//!   daylight saving included), else UTC: then Provenance.recorded carries
+//!   the extension `{identifier_base}/StructureDefinition/assumed-utc`,
+//!   saying every time of the message sent without an offset was read as
+//!   UTC. `HHMM` becomes `HH:MM:00` because FHIR requires seconds. Years
+//!   `0000` (placeholder dates) are not dates and are left out.
 //! - **Identifier systems**: assigning authorities with an OID (`&1.2.3&ISO`,
 //!   or an OID namespace) become `urn:oid:`, UUIDs `urn:uuid:`, URIs stay as
 //!   they are, other names go under [`Options::identifier_base`]. Local code
 //!   systems go under `{identifier_base}/CodeSystem/{name}`.
 //! - **Ids** are UUID v5 of the resource type and its business key, so they
-//!   are the same on every run and every node. Resources with no business key
-//!   (a note-less allergy with no code) are keyed on the patient and the
-//!   segment's content.
+//!   are the same on every run and every node. Order numbers, visit numbers
+//!   and the like are unique only per patient (senders use placeholders such
+//!   as `9999`), so the records of a patient (orders, results, doses,
+//!   encounters, ...) are keyed within the Patient's id: two patients never
+//!   share one. One v2 record is one resource: each RXA under one ORC-3 is
+//!   its own Immunization (keyed on RXA-3 and RXA-5 too), and a key repeated
+//!   in a message (two OBRs with one filler number) is numbered by its place.
+//!   An Appointment (SCH comes before PID in SIU) is keyed within its
+//!   patient once the PID is read. A record whose id would still repeat
+//!   fails the conversion
+//!   ([`ConvertErrorKind::DuplicateRecord`]) rather than merge. Resources
+//!   with no business key (a note-less allergy with no code) are keyed on
+//!   the patient and the segment's content. An Encounter without PV1-19 is
+//!   the patient's encounter of that class and admit time (PV1-2, PV1-44).
 //! - **Units**: `Quantity.code`/`system` are set only when the unit's coding
 //!   system is sent (UCUM); otherwise the unit is kept as `unit` text.
 //! - **RDE/RAS, DFT/BAR, ACK, MDM^T01** have no guide tables yet: RXE maps
@@ -88,6 +100,33 @@
 //!   ...) else from the patient class, Procedure `completed`, Coverage and
 //!   Account `active`, ChargeItem `billable`, DocumentReference `current`.
 //! - **Decimals** become JSON numbers: `7.50` prints as `7.5`.
+//! - **Code and identifier systems sent as OIDs** take the URI FHIR names
+//!   them by (`2.16.840.1.113883.6.1` is `http://loinc.org`; SNOMED CT, UCUM,
+//!   RxNorm, ICD, CPT, NDC, CVX, MVX, NPI, SSN likewise; `...12.N` is the v2
+//!   table N); other OIDs stay `urn:oid:`.
+//! - **Bounded results** (`>60`, `<=0.5`) in an NM value, or an ST value with
+//!   units, are a Quantity with its comparator and units.
+//! - **Microbiology**: OBX-4 becomes the `observation-v2-subid` extension; a
+//!   child order (OBR-29 names its parent order) is `basedOn` the parent's
+//!   ServiceRequest (by reference when in the message, else by identifier),
+//!   and when OBR-26 names an isolate of the message (OBX-3 and OBX-4) its
+//!   results are `derivedFrom` that Observation, which lists them in
+//!   `hasMember`.
+//! - **Medication timing**: RXE-1 (TQ: interval, start, end, priority) and
+//!   TQ1 (TQ1-2 dose, TQ1-3 repeat pattern, TQ1-6 service duration, TQ1-7/8
+//!   bounds, TQ1-9 priority) fill the one dosage instruction's Timing: the
+//!   table 0335 code, and frequency/period for the patterns that say them
+//!   (`BID`, `Q6H`, `QAM`, `3ID`, ...); `PRN` sets asNeededBoolean.
+//! - **PID-10/PID-22** become the US Core race and ethnicity extensions (the
+//!   guide leaves them to the realm), PID-23 `patient-birthPlace`; PV1-15/16
+//!   `hospitalization.specialArrangement`/`specialCourtesy`; OBR-13
+//!   `supportingInfo` (its text: R4 has no CodeableReference); OBR-17 the
+//!   requester's `order-callback-phone-number`; OBX-18 a Device; OBX-19 the
+//!   `observation-analysis-date-time` extension; OBX-23/24/25 the
+//!   performing Organization with its address and its medical director as
+//!   a PractitionerRole (code MDIR).
+//! - **Money** sent without its denomination (MO.2) takes the currency of
+//!   the country the message is from (MSH-17), when it has one.
 
 mod bundle;
 mod convert;
@@ -100,7 +139,7 @@ mod segments;
 pub mod vocab;
 
 pub use bundle::{Bundle, Entry};
-pub use datetime::UtcOffset;
+pub use datetime::{UtcOffset, Zone};
 pub use error::{ConvertError, ConvertErrorKind};
 
 /// A business identifier: the enterprise patient id the MPI adds.
@@ -113,8 +152,11 @@ pub struct Identifier {
 /// How to convert.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Offset for times the message sends without one; see [`datetime`].
-    pub timezone: Option<UtcOffset>,
+    /// The zone of times the message sends without an offset, when MSH-7
+    /// has none either (MSH-7's offset comes first: it is the sender's own
+    /// word). Without either, such times are read as UTC and the
+    /// Provenance says so. See [`datetime`].
+    pub timezone: Option<Zone>,
     /// Base URI for identifier systems of assigning authorities that are
     /// neither OIDs nor URIs, and for local code systems.
     pub identifier_base: String,

@@ -2,7 +2,7 @@
 //! message in, the expected FHIR values out.
 
 use serde_json::{Value, json};
-use v2_fhir::{Bundle, ConvertErrorKind, Converter, Identifier, Options, UtcOffset};
+use v2_fhir::{Bundle, ConvertErrorKind, Converter, Identifier, Options, Zone};
 
 fn parse_and_convert(text: &str, options: Options) -> Bundle {
     let bytes = text.replace('\n', "\r").into_bytes();
@@ -734,14 +734,17 @@ fn observation_ids_come_from_the_filler_number_and_obx_set_id() {
 
 #[test]
 fn configured_timezone_is_used_only_for_times_without_offset() {
-    let text = oru_r01().replace("|20240102093000+0100|", "|20240102093000|");
+    // MSH-7 without an offset too: its offset would come first.
+    let text = oru_r01()
+        .replace("|20240102093000+0100|", "|20240102093000|")
+        .replace("|20240102120000+0100|", "|20240102120000|");
     let without = convert(&text);
     assert_eq!(
         one(&without, "DiagnosticReport")["effectiveDateTime"],
-        "2024-01-02"
+        "2024-01-02T09:30:00+00:00"
     );
     let options = Options {
-        timezone: Some("-05:00".parse::<UtcOffset>().unwrap()),
+        timezone: Some("-05:00".parse::<Zone>().unwrap()),
         ..Options::default()
     };
     let with = parse_and_convert(&text, options);

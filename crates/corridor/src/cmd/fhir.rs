@@ -1,10 +1,10 @@
-//! `corridor fhir [--ndjson] [--timezone OFFSET] [--identifier-base URI] FILE|-`
+//! `corridor fhir [--ndjson] [--zone ZONE] [--identifier-base URI] FILE|-`
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use hl7v2::Message;
-use v2_fhir::{Converter, Options, UtcOffset};
+use v2_fhir::{Converter, Options, Zone};
 
 use crate::input::{Input, Piece, message_error, stray_error};
 
@@ -32,10 +32,12 @@ pub struct Args {
     /// Print one Bundle per line (NDJSON) instead of JSON.
     #[arg(long)]
     ndjson: bool,
-    /// UTC offset for times sent without one, e.g. +01:00 or -0500. Without
-    /// it, such times are cut to their date rather than guessed.
-    #[arg(long, value_name = "OFFSET", value_parser = parse_offset)]
-    timezone: Option<UtcOffset>,
+    /// Zone of times sent without an offset when MSH-7 has none either: an
+    /// IANA name (America/Chicago, daylight saving applied) or a fixed offset
+    /// (-05:00). Without it, such times are read as UTC and each Bundle's
+    /// Provenance says so.
+    #[arg(long, alias = "timezone", value_name = "ZONE", value_parser = parse_zone)]
+    zone: Option<Zone>,
     /// Base URI for identifier systems of assigning authorities that are not
     /// OIDs or URIs, and for local code systems.
     #[arg(long, value_name = "URI", default_value = "urn:corridor:id")]
@@ -44,14 +46,14 @@ pub struct Args {
     file: String,
 }
 
-fn parse_offset(s: &str) -> Result<UtcOffset, String> {
-    s.parse::<UtcOffset>().map_err(|e| e.to_string())
+fn parse_zone(s: &str) -> Result<Zone, String> {
+    s.parse::<Zone>().map_err(|e| e.to_string())
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let input = Input::read(&args.file)?;
     let converter = Converter::new(Options {
-        timezone: args.timezone,
+        timezone: args.zone,
         identifier_base: args.identifier_base.trim_end_matches('/').to_string(),
         enterprise_identifier: None,
     });

@@ -19,7 +19,8 @@
 //! type = "fhir"
 //! url = "https://fhir.example.org/r4"   # the base: the Bundle is POSTed here
 //! headers = { Authorization = "Bearer ..." }
-//! timezone = "+01:00"                    # optional, for times sent without an offset
+//! timezone = "Europe/Paris"              # optional, for times sent without an offset
+//!                                        # (an IANA zone or a fixed offset like "+01:00")
 //! identifier_base = "https://id.example.org"  # optional, default urn:corridor:id
 //! tls = { ca = "ca.pem" }                # for https
 //! ```
@@ -40,7 +41,7 @@ pub fn converter_options(config: &DestinationConfig) -> Result<v2_fhir::Options,
     let mut options = v2_fhir::Options::default();
     if let Some(tz) = &config.timezone {
         options.timezone = Some(
-            tz.parse::<v2_fhir::UtcOffset>()
+            tz.parse::<v2_fhir::Zone>()
                 .map_err(|e| format!("`timezone`: {e}"))?,
         );
     }

@@ -9,8 +9,10 @@
 //! ```toml
 //! [channels.lab.fhir]
 //! repository = true            # store the resources (default false: convert only)
-//! timezone = "+01:00"          # offset for times sent without one (default: none,
-//!                              # such times are cut to their date)
+//! timezone = "America/Chicago" # zone of times sent without an offset when MSH-7 has
+//!                              # none either: IANA name or fixed offset ("+01:00");
+//!                              # default none: such times are read as UTC and the
+//!                              # Provenance says so
 //! identifier_base = "https://id.example.org"  # default "urn:corridor:id"
 //! ```
 //!
@@ -23,7 +25,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use store::MessageState;
-use v2_fhir::{Converter, Options, UtcOffset};
+use v2_fhir::{Converter, Options, Zone};
 
 use crate::stage::{Commit, Stage, StageOutcome, Work};
 
@@ -34,7 +36,8 @@ pub struct FhirConfig {
     /// Store the resources in the clinical repository (served under `/fhir`).
     #[serde(default)]
     pub repository: bool,
-    /// Offset for times the message sends without one, such as `+01:00` or `Z`.
+    /// Zone of times sent without an offset (when MSH-7 has none): an IANA name such
+    /// as `America/Chicago` or a fixed offset such as `+01:00` or `Z`.
     #[serde(default)]
     pub timezone: Option<String>,
     /// Base URI of identifier systems and local code systems.
@@ -56,7 +59,7 @@ impl FhirConfig {
         let mut options = Options::default();
         if let Some(tz) = &self.timezone {
             options.timezone = Some(
-                tz.parse::<UtcOffset>()
+                tz.parse::<Zone>()
                     .map_err(|e| ("timezone", e.to_string()))?,
             );
         }
@@ -180,7 +183,9 @@ mod tests {
         assert!(good.check("channels.lab").is_empty());
         let options = good.options().unwrap();
         assert_eq!(options.identifier_base, "https://id.example.org");
-        assert_eq!(options.timezone.unwrap().minutes(), 60);
+        assert_eq!(options.timezone.unwrap().to_string(), "+01:00");
+        let named: FhirConfig = toml::from_str("timezone = \"America/Chicago\"").unwrap();
+        assert!(named.check("channels.lab").is_empty());
     }
 
     #[test]

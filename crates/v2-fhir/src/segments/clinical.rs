@@ -242,7 +242,7 @@ pub fn dg1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         identifier.to_string()
     };
-    let id = stable_id("Condition", &[&key]);
+    let id = ctx.record_id("Condition", &[&key]);
     let i = ctx.add("Condition", id, c);
     // DG1-16: asserter
     if let Some(r) = ctx.practitioner_field(f(16)) {
@@ -307,7 +307,7 @@ pub fn pr1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         identifier.to_string()
     };
-    let id = stable_id("Procedure", &[&key]);
+    let id = ctx.record_id("Procedure", &[&key]);
     let i = ctx.add("Procedure", id, p);
     // PR1-11 surgeon, PR1-12 procedure practitioner: performer.actor
     for n in [11, 12] {

@@ -9,7 +9,6 @@ use serde_json::Value;
 use crate::convert::Ctx;
 use crate::datatypes::{self as dt, comp, reps};
 use crate::error::ConvertError;
-use crate::ids::stable_id;
 use crate::json::Obj;
 
 /// `TXA[DocumentReference]`.
@@ -47,9 +46,9 @@ pub fn txa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         d.set("type", dt::codeable_concept(t, o));
     }
     // TXA-4 activity date/time (else TXA-6 origination): date, an instant
-    let date = [4, 6]
-        .into_iter()
-        .find_map(|n| f(n).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone)));
+    let date = [4, 6].into_iter().find_map(|n| {
+        f(n).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone.as_ref()))
+    });
     d.set("date", date.map(Value::from).unwrap_or(Value::Null));
     // TXA-18: securityLabel (table 0272 to v3-Confidentiality)
     let confidentiality = match f(18).map(|e| comp(e, 1)).as_deref() {
@@ -80,7 +79,7 @@ pub fn txa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         master.to_string()
     };
-    let id = stable_id("DocumentReference", &[&key]);
+    let id = ctx.record_id("DocumentReference", &[&key]);
     let i = ctx.add("DocumentReference", id, d);
     // TXA-9 originator and TXA-5 primary activity provider: author;
     // TXA-22: authenticator
@@ -100,7 +99,7 @@ pub fn txa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
 }
 
 /// `OBX[DocumentReference]`: the document's content.
-pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+pub fn obx<'m>(ctx: &mut Ctx<'m>, seg: &Segment<'m>) -> Result<(), ConvertError> {
     let Some(d) = ctx.document else {
         return crate::segments::orders::obx(ctx, seg);
     };

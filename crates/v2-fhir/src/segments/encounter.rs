@@ -6,7 +6,6 @@ use serde_json::Value;
 use crate::convert::Ctx;
 use crate::datatypes::{self as dt, comp, reps};
 use crate::error::ConvertError;
-use crate::ids::stable_id;
 use crate::json::Obj;
 use crate::segments::patient::cx_key;
 use crate::vocab::ConceptMap;
@@ -125,12 +124,22 @@ pub fn pv1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
             dt::table_concept(&comp(s, 1), "0112", None),
         );
     }
+    // PV1-15 specialArrangement (ambulatory status), PV1-16 specialCourtesy (VIP)
+    for s in reps(f(15)) {
+        hosp.push("specialArrangement", dt::coded(s, "0009", o));
+    }
+    for s in reps(f(16)) {
+        hosp.push("specialCourtesy", dt::coded(s, "0099", o));
+    }
     e.set("hospitalization", hosp);
-    let key = key.unwrap_or_else(|| match (ctx.patient, admit.is_empty()) {
-        (Some(p), false) => format!("{}|{}", ctx.entries[p].id, admit),
-        _ => ctx.message_key(),
+    // Without a visit number the patient's encounter of this class that
+    // began at PV1-44 (or its one such encounter without an admit time) is
+    // meant: an A08 after the A01 updates it instead of adding another.
+    let key = key.unwrap_or_else(|| match ctx.patient {
+        Some(_) => format!("unnumbered|{class}|{admit}"),
+        None => ctx.message_key(),
     });
-    let id = stable_id("Encounter", &[&key]);
+    let id = ctx.record_id("Encounter", &[&key]);
     let i = ctx.add("Encounter", id, e);
     ctx.encounter = Some(i);
     // PV1-3: location (active); PV1-6: prior location (completed)

@@ -26,7 +26,7 @@ pub fn account(ctx: &mut Ctx<'_>, cx: Element<'_>) {
     }
     a.push("identifier", identifier);
     a.set("status", "active");
-    let id = stable_id("Account", &[&key]);
+    let id = ctx.record_id("Account", &[&key]);
     let i = ctx.add("Account", id, a);
     ctx.account = Some(i);
 }
@@ -155,7 +155,7 @@ pub fn in1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         format!("{}|{company_name}|{policy}", company_id)
     };
-    let id = stable_id("Coverage", &[&key]);
+    let id = ctx.record_id("Coverage", &[&key]);
     let i = ctx.add("Coverage", id, c);
     if let Some(p) = payor {
         ctx.push_on(i, "payor", p);
@@ -288,10 +288,12 @@ pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     if let Some(price) = f(11) {
         if let Some(v) = dt::decimal(&dt::sub(price, 1, 1)) {
-            let currency = dt::sub(price, 1, 2);
-            let currency = (currency.len() == 3
-                && currency.bytes().all(|b| b.is_ascii_uppercase()))
-            .then_some(currency);
+            let sent = dt::sub(price, 1, 2);
+            let currency = if sent.len() == 3 && sent.bytes().all(|b| b.is_ascii_uppercase()) {
+                Some(sent.into_owned())
+            } else {
+                message_currency(ctx).map(str::to_string)
+            };
             c.set(
                 "priceOverride",
                 Obj::new()
@@ -314,13 +316,32 @@ pub fn ft1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     } else {
         format!("{}|{}", ctx.sender, transaction_id)
     };
-    let id = stable_id("ChargeItem", &[&key]);
+    let id = ctx.record_id("ChargeItem", &[&key]);
     let i = ctx.add("ChargeItem", id, c);
     if let Some(r) = ctx.practitioner_field(f(20)) {
         ctx.push_on(i, "performer", Obj::new().with("actor", r));
     }
     ctx.note_target = Some((i, "note"));
     Ok(())
+}
+
+/// The currency of amounts sent without a denomination (MO.2): the one of
+/// the country the message says it is from (MSH-17, ISO 3166), when that
+/// country has a single currency this table knows.
+fn message_currency(ctx: &Ctx<'_>) -> Option<&'static str> {
+    let country = ctx.msg.segment(0).field(17).map(|e| comp(e, 1))?;
+    let currency = match country.to_ascii_uppercase().as_str() {
+        "USA" | "US" => "USD",
+        "CAN" | "CA" => "CAD",
+        "GBR" | "GB" => "GBP",
+        "AUS" | "AU" => "AUD",
+        "NZL" | "NZ" => "NZD",
+        "CHE" | "CH" => "CHF",
+        "AUT" | "AT" | "BEL" | "BE" | "DEU" | "DE" | "ESP" | "ES" | "FIN" | "FI" | "FRA" | "FR"
+        | "IRL" | "IE" | "ITA" | "IT" | "LUX" | "LU" | "NLD" | "NL" | "PRT" | "PT" => "EUR",
+        _ => return None,
+    };
+    Some(currency)
 }
 
 /// The first subcomponent-level text of component `n` (DR inside a field).

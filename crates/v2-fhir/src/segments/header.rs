@@ -178,7 +178,12 @@ pub fn finish(ctx: &mut Ctx<'_>) {
     for e in &ctx.entries {
         if !matches!(
             e.resource_type,
-            "Practitioner" | "Organization" | "Location" | "OperationOutcome"
+            "Practitioner"
+                | "PractitionerRole"
+                | "Organization"
+                | "Location"
+                | "Device"
+                | "OperationOutcome"
         ) {
             focus.push(reference(e.resource_type, &e.id));
         }
@@ -196,16 +201,10 @@ pub fn finish(ctx: &mut Ctx<'_>) {
     let msh7 = f(7).map(|e| comp(e, 1)).unwrap_or_default();
     let parsed = crate::datetime::parse(&msh7);
     let mut provenance = Obj::new();
-    let (recorded, assumed_utc) = match parsed.as_ref().and_then(|p| p.instant(o.timezone)) {
-        Some(r) => (Some(r), false),
-        None => match parsed
-            .as_ref()
-            .and_then(|p| p.instant(Some(crate::UtcOffset::UTC)))
-        {
-            Some(r) => (Some(r), true),
-            None => (None, false),
-        },
-    };
+    let recorded = parsed.as_ref().and_then(|p| p.instant(o.timezone.as_ref()));
+    // MSH-7 without an offset and no zone configured: this message's times
+    // without an offset were all read as UTC.
+    let assumed_utc = o.timezone.is_none();
     let Some(recorded) = recorded else {
         // No usable MSH-7: nothing to say when; the MessageHeader still
         // says where from.

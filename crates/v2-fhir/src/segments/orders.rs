@@ -10,6 +10,7 @@ use crate::error::ConvertError;
 use crate::ids::stable_id;
 use crate::json::{Obj, string};
 use crate::segments::close_group;
+use crate::segments::pharmacy::add_timing;
 use crate::vocab::ConceptMap;
 
 /// ORC starts an order group; the OBR, RXO/RXE or RXA after it completes it.
@@ -74,7 +75,7 @@ pub fn order_identifiers(ctx: &Ctx<'_>, other: Option<&Segment<'_>>) -> (Vec<Val
 }
 
 /// OBR-5/TQ1-9/ORC-7.6 priority (table 0027) to request-priority.
-fn priority(code: &str) -> Option<&'static str> {
+pub fn priority(code: &str) -> Option<&'static str> {
     match code.trim().to_ascii_uppercase().as_str() {
         "S" => Some("stat"),
         "A" => Some("asap"),
@@ -143,6 +144,15 @@ fn service_request(ctx: &mut Ctx<'_>, obr: Option<&Segment<'_>>) -> usize {
         for r in reps(obr.field(31)) {
             sr.push("reasonCode", dt::codeable_concept(r, o));
         }
+        // OBR-13: relevant clinical information, as supportingInfo's text (R4
+        // has no CodeableReference for the guide's R5 extension).
+        for info in reps(obr.field(13)) {
+            let shown = [comp(info, 2), comp(info, 1)]
+                .into_iter()
+                .find(|t| !t.is_empty())
+                .unwrap_or_default();
+            sr.push("supportingInfo", Obj::new().with("display", &*shown));
+        }
     }
     if let Some(orc) = orc.as_ref() {
         // ORC-7.6 priority (TQ)
@@ -164,13 +174,33 @@ fn service_request(ctx: &mut Ctx<'_>, obr: Option<&Segment<'_>>) -> usize {
                 .unwrap_or(Value::Null),
         );
     }
-    let id = stable_id("ServiceRequest", &[&key]);
+    // Two OBRs under one order number (a case notification's subject and
+    // notification) are two requests: the second is numbered.
+    let (key, id) = ctx.unused_record_key("ServiceRequest", key);
     let i = ctx.add("ServiceRequest", id, sr);
     // ORC-12 / OBR-16: requester
     let requester = ctx
         .practitioner_field(orc.as_ref().and_then(|s| s.field(12)))
         .or_else(|| ctx.practitioner_field(obr.and_then(|s| s.field(16))));
-    if let Some(r) = requester {
+    if let Some(mut r) = requester {
+        // OBR-17: the number to call back about the order, on the requester.
+        if let Some(xtn) = reps(obr.and_then(|s| s.field(17))).next() {
+            let phone = dt::contact_point(xtn, None);
+            if let (Value::Object(r), false) = (&mut r, phone.is_null()) {
+                r.insert(
+                    "extension".into(),
+                    Value::Array(vec![
+                        Obj::new()
+                            .with(
+                                "url",
+                                "http://hl7.org/fhir/StructureDefinition/servicerequest-order-callback-phone-number",
+                            )
+                            .with("valueContactPoint", phone)
+                            .build(),
+                    ]),
+                );
+            }
+        }
         ctx.set_on(i, "requester", r);
     }
     ctx.group.service_request = Some(i);
@@ -186,6 +216,7 @@ pub fn obr(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         close_group(ctx);
     }
     let sr = service_request(ctx, Some(seg));
+    link_to_parent(ctx, seg, sr);
     ctx.note_target = Some((sr, "note"));
     if !matches!(ctx.kind, Kind::Result) {
         ctx.group.orc = None;
@@ -234,11 +265,13 @@ pub fn obr(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         );
     }
     // OBR-22: issued (an instant)
-    if let Some(issued) = f(22).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone)) {
+    if let Some(issued) =
+        f(22).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone.as_ref()))
+    {
         dr.set("issued", issued);
     }
     let key = ctx.group.key.clone();
-    let id = stable_id("DiagnosticReport", &[&key]);
+    let id = ctx.record_id("DiagnosticReport", &[&key]);
     let i = ctx.add("DiagnosticReport", id, dr);
     // OBR-32: resultsInterpreter (NDL.1 is a CNN in subcomponents)
     if let Some(ndl) = f(32) {
@@ -282,6 +315,15 @@ fn observation_value(ctx: &Ctx<'_>, seg: &Segment<'_>, obs: &mut Obj) {
         return;
     }
     let units = seg.field(6);
+    // `>60` mL/min/1.73m2 (an eGFR) is a bounded quantity, whether the
+    // sender calls it NM or, having units, ST.
+    let has_units = units.is_some_and(|u| !comp(u, 1).is_empty());
+    if value_type == "NM" || (has_units && matches!(&*value_type, "ST" | "TX" | "")) {
+        if let Some(q) = bounded_quantity(&text(first), units, o) {
+            obs.set("valueQuantity", q);
+            return;
+        }
+    }
     match &*value_type {
         "NM" => match dt::decimal(&comp(first, 1)) {
             Some(v) => {
@@ -374,6 +416,22 @@ fn observation_value(ctx: &Ctx<'_>, seg: &Segment<'_>, obs: &mut Obj) {
     }
 }
 
+/// A value written as a comparator and a number (`>60`, `<= 0.5`) as a
+/// Quantity with its comparator and units.
+fn bounded_quantity(value: &str, units: Option<Element<'_>>, o: &crate::Options) -> Option<Value> {
+    let value = value.trim();
+    let comparator = ["<=", ">=", "<", ">"]
+        .into_iter()
+        .find(|c| value.starts_with(c))?;
+    let number = dt::decimal(value[comparator.len()..].trim())?;
+    let mut q = match dt::quantity(number, units, o) {
+        Value::Object(m) => Obj(m),
+        _ => return None,
+    };
+    q.set("comparator", comparator);
+    Some(q.build())
+}
+
 /// `SN[Quantity]`, `SN[Range]`, `SN[Ratio]`: comparator, numbers and the
 /// separator between them.
 fn structured_numeric(
@@ -457,7 +515,7 @@ fn reference_range(range: &str, units: Option<Element<'_>>, o: &crate::Options) 
 }
 
 /// `OBX[Observation]`.
-pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+pub fn obx<'m>(ctx: &mut Ctx<'m>, seg: &Segment<'m>) -> Result<(), ConvertError> {
     let o = ctx.options;
     let f = |n: usize| seg.field(n);
     let value_type = f(2).map(|e| comp(e, 1)).unwrap_or_default();
@@ -533,13 +591,42 @@ pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         effective
     };
     obs.set("effectiveDateTime", effective);
-    // OBX-19: issued
-    if let Some(issued) = f(19).and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone)) {
-        obs.set("issued", issued);
+    // OBX-19: the time of the analysis (an extension: `issued` is when the
+    // result was released)
+    let analysed = f(19)
+        .map(|e| dt::date_time_value(&comp(e, 1), o))
+        .unwrap_or(Value::Null);
+    if !analysed.is_null() {
+        obs.push(
+            "extension",
+            Obj::new()
+                .with(
+                    "url",
+                    "http://hl7.org/fhir/StructureDefinition/observation-analysis-date-time",
+                )
+                .with("valueDateTime", analysed),
+        );
     }
     // OBX-17: method
     if let Some(m) = reps(f(17)).next() {
         obs.set("method", dt::codeable_concept(m, o));
+    }
+    // OBX-4: the sub-id that ties a micro result's observations (an isolate,
+    // its susceptibilities) together (OG[Extension-Subidentifier]).
+    let sub_id = f(4).map(text).unwrap_or_default();
+    if !sub_id.is_empty() {
+        obs.push(
+            "extension",
+            Obj::new()
+                .with(
+                    "url",
+                    "http://hl7.org/fhir/StructureDefinition/observation-v2-subid",
+                )
+                .with("valueString", &*sub_id),
+        );
+    }
+    if let Some(parent) = ctx.group.parent_observation {
+        obs.push("derivedFrom", ctx.reference_to(parent));
     }
     if let Some(sr) = ctx.group.service_request {
         obs.push("basedOn", ctx.reference_to(sr));
@@ -567,25 +654,124 @@ pub fn obx(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     );
     // Senders repeat set ids and codes (two OBX|1 for one test): each OBX
     // is its own Observation, numbered by its place among its twins.
-    let mut id = stable_id("Observation", &[&key]);
-    let mut twin = 1;
-    while ctx.find("Observation", &id).is_some() {
-        twin += 1;
-        id = stable_id("Observation", &[&key, &twin.to_string()]);
-    }
+    let (_, id) = ctx.unused_record_key("Observation", key);
     let i = ctx.add("Observation", id, obs);
     // OBX-16 responsible observer, OBX-23 performing organization: performer
     if let Some(r) = ctx.practitioner_field(f(16)) {
         ctx.push_on(i, "performer", r);
     }
-    if let Some(xon) = reps(f(23)).next() {
-        if let Some(r) = ctx.organization_xon(xon) {
-            ctx.push_on(i, "performer", r);
+    // OBX-23 performing organization, OBX-24 its address, OBX-25 its
+    // medical director (a PractitionerRole of the organization)
+    let lab = reps(f(23)).next().and_then(|xon| ctx.organization_xon(xon));
+    if let Some(lab) = &lab {
+        if let Some(org) = ctx.referenced(lab) {
+            if let Some(xad) = reps(f(24)).next() {
+                ctx.push_on(org, "address", dt::address(xad));
+            }
         }
+    }
+    let director = ctx.practitioner_field(f(25));
+    match (director, lab) {
+        (Some(director), lab) => {
+            let role = ctx.practitioner_role(director, lab, "MDIR", "Medical Director");
+            ctx.push_on(i, "performer", role);
+        }
+        (None, Some(lab)) => ctx.push_on(i, "performer", lab),
+        (None, None) => {}
+    }
+    // OBX-18: the equipment that made the result
+    if let Some(ei) = reps(f(18)).next() {
+        if let Some(device) = ctx.device(ei) {
+            ctx.set_on(i, "device", device);
+        }
+    }
+    if let Some(parent) = ctx.group.parent_observation {
+        let r = ctx.reference_to(i);
+        ctx.push_on(parent, "hasMember", r);
+    }
+    if let Some(request) = ctx.group.service_request {
+        ctx.results.push(crate::convert::ResultKey {
+            request,
+            obx: seg.clone(),
+            observation: i,
+        });
     }
     ctx.group.observations.push(i);
     ctx.note_target = Some((i, "note"));
     Ok(())
+}
+
+/// OBR-29 (parent order: EIP.1 placer, EIP.2 filler) and OBR-26 (parent
+/// result: OBX-3 code and OBX-4 sub-id of the isolate): a susceptibility
+/// order is based on its parent order and its results derive from the
+/// isolate's observation.
+fn link_to_parent(ctx: &mut Ctx<'_>, obr: &Segment<'_>, sr: usize) {
+    let Some(parent_order) = obr.field(29) else {
+        return;
+    };
+    let o = ctx.options;
+    let numbers: Vec<(String, Value)> = [(2, "FILL"), (1, "PLAC")]
+        .into_iter()
+        .filter_map(|(n, kind)| {
+            let value = sub(parent_order, n, 1);
+            if value.is_empty() {
+                return None;
+            }
+            let system = dt::hd_uri(
+                &sub(parent_order, n, 2),
+                &sub(parent_order, n, 3),
+                &sub(parent_order, n, 4),
+                o,
+            );
+            let identifier = Obj::new()
+                .with("type", dt::identifier_type(kind))
+                .with("system", system.map(Value::from).unwrap_or(Value::Null))
+                .with("value", &*value)
+                .build();
+            Some((value.into_owned(), identifier))
+        })
+        .collect();
+    let Some((_, identifier)) = numbers.first() else {
+        return;
+    };
+    let parent_request = ctx.entries.iter().position(|e| {
+        e.resource_type == "ServiceRequest"
+            && e.resource["identifier"].as_array().is_some_and(|ids| {
+                ids.iter()
+                    .any(|id| numbers.iter().any(|(n, _)| id["value"] == n.as_str()))
+            })
+    });
+    let based_on = match parent_request.filter(|p| *p != sr) {
+        Some(p) => ctx.reference_to(p),
+        None => Obj::new()
+            .with("type", "ServiceRequest")
+            .with("identifier", identifier.clone())
+            .build(),
+    };
+    ctx.push_on(sr, "basedOn", based_on);
+    let Some(parent_result) = obr.field(26) else {
+        return;
+    };
+    let code = sub(parent_result, 1, 1);
+    let sub_id = comp(parent_result, 2);
+    let entries = &ctx.entries;
+    let of_parent_order = |request: usize| {
+        entries[request].resource["identifier"]
+            .as_array()
+            .is_some_and(|ids| {
+                ids.iter()
+                    .any(|id| numbers.iter().any(|(n, _)| id["value"] == n.as_str()))
+            })
+    };
+    ctx.group.parent_observation = ctx
+        .results
+        .iter()
+        .find(|r| {
+            r.obx.field(3).map(|e| comp(e, 1)).unwrap_or_default() == code
+                && r.obx.field(4).map(text).unwrap_or_default() == sub_id
+                && of_parent_order(r.request)
+        })
+        .map(|r| r.observation);
 }
 
 /// `NTE[...]`: an Annotation (NTE-3 comment, NTE-5 entered by) on what the
@@ -706,7 +892,7 @@ pub fn spm(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         };
         format!("{group}|{}", f(1).map(text).unwrap_or_default())
     });
-    let id = stable_id("Specimen", &[&key]);
+    let id = ctx.record_id("Specimen", &[&key]);
     let i = ctx.add("Specimen", id.clone(), s);
     if !ctx.group.specimens.contains(&id) {
         ctx.group.specimens.push(id);
@@ -730,13 +916,50 @@ pub fn tq1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let prio = seg.field(9).map(|e| comp(e, 1)).unwrap_or_default();
     if let Some(m) = ctx.group.medication {
         if ctx.entries[m].resource_type == "MedicationRequest" {
+            // TQ1-3 repeat pattern (RPT.1, a CWE in subcomponents)
+            let pattern = seg.field(3);
+            let (mut timing, as_needed) = dt::repeat_pattern(
+                &pattern.map(|e| sub(e, 1, 1)).unwrap_or_default(),
+                &pattern.map(|e| sub(e, 1, 2)).unwrap_or_default(),
+            );
+            let mut repeat = match timing.0.remove("repeat") {
+                Some(Value::Object(r)) => Obj(r),
+                _ => Obj::new(),
+            };
+            // TQ1-7/TQ1-8 boundsPeriod, else TQ1-6 service duration
             let period = Obj::new()
                 .with("start", start.clone())
                 .with("end", end.clone())
                 .build();
             if !period.is_null() {
-                let timing = Obj::new().with("repeat", Obj::new().with("boundsPeriod", period));
-                ctx.push_on(m, "dosageInstruction", Obj::new().with("timing", timing));
+                repeat.set("boundsPeriod", period);
+            } else if let Some(d) = seg.field(6) {
+                if let Some(v) = dt::decimal(&comp(d, 1)) {
+                    repeat.set("boundsDuration", dt::duration(v, &sub(d, 2, 1)));
+                }
+            }
+            timing.set("repeat", repeat);
+            add_timing(ctx, m, timing, as_needed);
+            // TQ1-2 quantity: the dose, when RXE/RXO gave none
+            if let Some(q) = seg.field(2) {
+                if let Some(v) = dt::decimal(&comp(q, 1)) {
+                    let dose = dt::quantity(v, Some(q.component(2)).filter(|u| !u.is_empty()), o);
+                    let dose_and_rate = serde_json::json!([{ "doseQuantity": dose }]);
+                    let target = ctx.resource_mut(m);
+                    match target.get_mut("dosageInstruction") {
+                        Some(Value::Array(items)) => {
+                            if let Some(Value::Object(dosage)) = items.first_mut() {
+                                dosage.entry("doseAndRate").or_insert(dose_and_rate);
+                            }
+                        }
+                        _ => {
+                            target.insert(
+                                "dosageInstruction".into(),
+                                serde_json::json!([{ "doseAndRate": dose_and_rate }]),
+                            );
+                        }
+                    }
+                }
             }
             if let Some(p) = priority(&prio) {
                 ctx.set_on(m, "priority", p);

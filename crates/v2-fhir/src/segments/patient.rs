@@ -45,6 +45,55 @@ fn extension(url: &str, value_key: &str, value: Value) -> Value {
     Obj::new().with("url", url).with(value_key, value).build()
 }
 
+/// A US Core race or ethnicity extension from a repeating CWE field: OMB
+/// codes as `ombCategory`, others as `detailed`, and the text the
+/// extension requires (the displays, else the codes).
+fn us_core_category(
+    field: Option<Element<'_>>,
+    url: &str,
+    omb_codes: &[&str],
+    o: &crate::Options,
+) -> Value {
+    let mut parts = Vec::new();
+    let mut shown = Vec::new();
+    for rep in reps(field) {
+        let cc = dt::codeable_concept(rep, o);
+        if let Some(coding) = cc["coding"].as_array().and_then(|c| c.first()) {
+            let code = coding["code"].as_str().unwrap_or_default();
+            let slot = if omb_codes.contains(&code) {
+                "ombCategory"
+            } else {
+                "detailed"
+            };
+            parts.push(
+                Obj::new()
+                    .with("url", slot)
+                    .with("valueCoding", coding.clone())
+                    .build(),
+            );
+        }
+        let label = cc["text"]
+            .as_str()
+            .or_else(|| cc["coding"][0]["display"].as_str())
+            .or_else(|| cc["coding"][0]["code"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        if !label.is_empty() {
+            shown.push(label);
+        }
+    }
+    if shown.is_empty() {
+        return Value::Null;
+    }
+    parts.push(
+        Obj::new()
+            .with("url", "text")
+            .with("valueString", shown.join(", "))
+            .build(),
+    );
+    Obj::new().with("url", url).with("extension", parts).build()
+}
+
 /// `PID[Patient]`.
 pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let merges = ctx.msg.find_segment(b"MRG", 1).is_some();
@@ -128,7 +177,7 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         if let Some(parsed) = crate::datetime::parse(&v) {
             let mut birth_date = parsed.date();
             if parsed.hour.is_some() {
-                let time = parsed.date_time(o.timezone);
+                let time = parsed.date_time(o.timezone.as_ref());
                 if time.contains('T') {
                     p.set(
                         "_birthDate",
@@ -193,6 +242,40 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                 "http://hl7.org/fhir/StructureDefinition/patient-religion",
                 "valueCodeableConcept",
                 dt::codeable_concept(rel, o),
+            ),
+        );
+    }
+    // PID-10 race, PID-22 ethnic group: the US Core extensions (the guide
+    // leaves the extension to the realm).
+    p.push(
+        "extension",
+        us_core_category(
+            f(10),
+            "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+            &[
+                "1002-5", "2028-9", "2054-5", "2076-8", "2106-3", "UNK", "ASKU",
+            ],
+            o,
+        ),
+    );
+    p.push(
+        "extension",
+        us_core_category(
+            f(22),
+            "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
+            &["2135-2", "2186-5", "UNK", "ASKU"],
+            o,
+        ),
+    );
+    // PID-23: extension patient-birthPlace
+    let birth_place = f(23).map(text).unwrap_or_default();
+    if !birth_place.is_empty() {
+        p.push(
+            "extension",
+            extension(
+                "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
+                "valueAddress",
+                Obj::new().with("text", &*birth_place).build(),
             ),
         );
     }

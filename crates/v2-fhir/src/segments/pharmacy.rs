@@ -7,9 +7,8 @@ use hl7v2::Segment;
 use serde_json::Value;
 
 use crate::convert::{Ctx, Kind};
-use crate::datatypes::{self as dt, comp, reps, text};
+use crate::datatypes::{self as dt, comp, reps, sub, text};
 use crate::error::ConvertError;
-use crate::ids::stable_id;
 use crate::json::Obj;
 use crate::segments::orders::order_identifiers;
 use crate::vocab::ConceptMap;
@@ -108,8 +107,28 @@ pub fn rxo_rxe(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError>
                 .unwrap_or(Value::Null),
         );
     }
-    let id = stable_id("MedicationRequest", &[&key]);
+    let id = ctx.record_id("MedicationRequest", &[&key]);
     let i = ctx.add("MedicationRequest", id, mr);
+    // RXE-1 (TQ, before TQ1 replaced it): TQ.2 interval, TQ.4 and TQ.5 start
+    // and end, TQ.6 priority
+    if let Some(tq) = f(1).filter(|_| is_rxe).map(|e| e.repetition(1)) {
+        let (mut timing, as_needed) = dt::repeat_pattern(&sub(tq, 2, 1), "");
+        let mut bounds = Obj::new();
+        bounds.set("start", dt::date_time_value(&sub(tq, 4, 1), o));
+        bounds.set("end", dt::date_time_value(&sub(tq, 5, 1), o));
+        if !bounds.is_empty() {
+            let mut repeat = match timing.0.remove("repeat") {
+                Some(Value::Object(r)) => Obj(r),
+                _ => Obj::new(),
+            };
+            repeat.set("boundsPeriod", bounds);
+            timing.set("repeat", repeat);
+        }
+        add_timing(ctx, i, timing, as_needed);
+        if let Some(p) = crate::segments::orders::priority(&comp(tq, 6)) {
+            ctx.set_on(i, "priority", p);
+        }
+    }
     let orc_requester = ctx.group.orc.as_ref().and_then(|s| s.field(12));
     if let Some(r) = ctx.practitioner_field(orc_requester) {
         ctx.set_on(i, "requester", r);
@@ -118,6 +137,50 @@ pub fn rxo_rxe(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError>
     ctx.group.key = key;
     ctx.note_target = Some((i, "note"));
     Ok(())
+}
+
+/// Puts a Timing into the MedicationRequest's dosage instruction (the one
+/// RXO/RXE made), keeping what it has; `as_needed` sets asNeededBoolean.
+pub fn add_timing(ctx: &mut Ctx<'_>, m: usize, timing: Obj, as_needed: bool) {
+    if timing.is_empty() && !as_needed {
+        return;
+    }
+    let target = ctx.resource_mut(m);
+    let list = target
+        .entry("dosageInstruction")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    let Value::Array(items) = list else { return };
+    if items.is_empty() {
+        items.push(Value::Object(Default::default()));
+    }
+    let Some(Value::Object(dosage)) = items.first_mut() else {
+        return;
+    };
+    if as_needed {
+        dosage.insert("asNeededBoolean".into(), Value::Bool(true));
+    }
+    let existing = dosage
+        .entry("timing")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Value::Object(existing) = existing else {
+        return;
+    };
+    for (key, value) in timing.0 {
+        match (existing.get_mut(&key), value) {
+            (Some(Value::Object(old)), Value::Object(new)) => {
+                for (k, v) in new {
+                    old.entry(k).or_insert(v);
+                }
+            }
+            (Some(_), _) => {}
+            (None, value) => {
+                existing.insert(key, value);
+            }
+        }
+    }
+    if existing.is_empty() {
+        dosage.remove("timing");
+    }
 }
 
 /// `RXR[...]`: RXR-1 route and RXR-2 site on the current medication.
@@ -203,15 +266,19 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
             .any(|n| s.field(*n).is_some_and(|e| !comp(e, 1).is_empty()))
     });
     let (ids, order_key) = order_identifiers(ctx, None);
-    let patient = ctx
-        .patient
-        .map(|p| ctx.entries[p].id.clone())
-        .unwrap_or_default();
+    // One resource per RXA: an ORC-3 covers several doses (a VXU's history),
+    // so the dose's own time and vaccine complete the key.
     let key = if has_order_ids {
-        format!("{order_key}|{}", f(1).map(text).unwrap_or_default())
+        format!("{order_key}|{when}|{code_text}")
     } else {
-        format!("{patient}|{code_text}|{when}")
+        format!("{code_text}|{when}")
     };
+    let resource_type = if ctx.kind == Kind::Vaccination {
+        "Immunization"
+    } else {
+        "MedicationAdministration"
+    };
+    let (key, id) = ctx.unused_record_key(resource_type, key);
     // RXA-20 completion status (CompletionStatus); RXA-21 action code D
     let completion = f(20).map(|e| comp(e, 1)).unwrap_or_default();
     let deleted = f(21).map(|e| comp(e, 1)).as_deref() == Some("D");
@@ -273,7 +340,6 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
                 .unwrap_or(Value::Null),
         );
         im.set("doseQuantity", dose);
-        let id = stable_id("Immunization", &[&key]);
         let i = ctx.add("Immunization", id, im);
         // RXA-17: manufacturer (an Organization named by its MVX code)
         if let Some(m) = reps(f(17)).next() {
@@ -336,7 +402,6 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         {
             ma.set("request", ctx.reference_to(mr));
         }
-        let id = stable_id("MedicationAdministration", &[&key]);
         ctx.add("MedicationAdministration", id, ma)
     };
     // RXA-10: performer (administering provider)

@@ -8,7 +8,6 @@ use serde_json::Value;
 use crate::convert::Ctx;
 use crate::datatypes::{self as dt, comp, reps, sub};
 use crate::error::ConvertError;
-use crate::ids::stable_id;
 use crate::json::Obj;
 use crate::vocab::ConceptMap;
 
@@ -63,8 +62,8 @@ pub fn sch(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     // SCH-11 (TQ.4 start, TQ.5 end): start and end, instants
     if let Some(tq) = f(11) {
-        let start = crate::datetime::to_instant(&sub(tq, 4, 1), o.timezone);
-        let end = crate::datetime::to_instant(&sub(tq, 5, 1), o.timezone);
+        let start = crate::datetime::to_instant(&sub(tq, 4, 1), o.timezone.as_ref());
+        let end = crate::datetime::to_instant(&sub(tq, 5, 1), o.timezone.as_ref());
         a.set("start", start.map(Value::from).unwrap_or(Value::Null));
         a.set("end", end.map(Value::from).unwrap_or(Value::Null));
     }
@@ -78,7 +77,10 @@ pub fn sch(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         }
     }
     let key = key.unwrap_or_else(|| ctx.message_key());
-    let id = stable_id("Appointment", &[&key]);
+    let id = ctx.record_id("Appointment", &[&key]);
+    if ctx.patient.is_none() {
+        ctx.appointment_key = Some(key);
+    }
     let i = ctx.add("Appointment", id, a);
     ctx.appointment = Some(i);
     ctx.note_target = Some((i, "comment"));
@@ -104,7 +106,7 @@ pub fn ais(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     if let Some(start) = seg
         .field(4)
-        .and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone))
+        .and_then(|e| crate::datetime::to_instant(&comp(e, 1), o.timezone.as_ref()))
     {
         ctx.set_on(a, "start", start);
     }
