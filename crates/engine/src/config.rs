@@ -60,12 +60,45 @@ pub struct DataConfig {
     /// Default `corridor-data`, relative to the working directory. `--data` wins.
     #[serde(default = "default_data_dir")]
     pub dir: PathBuf,
+    /// Whether `corridor run` reads the whole database for damage before it starts
+    /// (default `"off"`; `"quick"` or `"full"`).
+    #[serde(default)]
+    pub check_at_start: DatabaseCheck,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             dir: default_data_dir(),
+            check_at_start: DatabaseCheck::default(),
+        }
+    }
+}
+
+/// `[data] check_at_start`: how `corridor run` checks the database before it starts.
+///
+/// Off by default: a check reads the whole file, which delays the listeners of a large
+/// database by as long as that read takes, while senders wait; `corridor db check`
+/// checks on demand (from a service's pre-start step, for example).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseCheck {
+    /// No check: damage shows when a read reaches it.
+    #[default]
+    Off,
+    /// SQLite's `quick_check`: every page's structure.
+    Quick,
+    /// SQLite's `integrity_check` and `foreign_key_check`.
+    Full,
+}
+
+impl DatabaseCheck {
+    /// The check to run, if any.
+    pub fn depth(self) -> Option<store::IntegrityCheck> {
+        match self {
+            DatabaseCheck::Off => None,
+            DatabaseCheck::Quick => Some(store::IntegrityCheck::Quick),
+            DatabaseCheck::Full => Some(store::IntegrityCheck::Full),
         }
     }
 }
