@@ -277,6 +277,10 @@ pub struct SourceConfig {
     /// to `error`.
     #[serde(default = "default_max_file_size")]
     pub max_file_size: ByteSize,
+    /// Directory source: read files with more than one hard link (default false: such a
+    /// file goes to `error` unread, since its contents may be a file's outside the folder).
+    #[serde(default)]
+    pub allow_hard_links: bool,
 }
 
 fn default_poll_interval() -> ConfigDuration {
@@ -320,6 +324,7 @@ impl SourceConfig {
             done: None,
             error: None,
             max_file_size: default_max_file_size(),
+            allow_hard_links: false,
         }
     }
 
@@ -622,6 +627,7 @@ impl SourceConfig {
                 not_for("pattern", self.pattern.is_some());
                 not_for("done", self.done.is_some());
                 not_for("error", self.error.is_some());
+                not_for("allow_hard_links", self.allow_hard_links);
                 if self.kind == SourceKind::Http {
                     not_for("tls", self.tls.is_some());
                     not_for("commit_acks", self.commit_acks);
