@@ -466,7 +466,8 @@ async fn store_file(
 ) -> (Option<File>, Stored) {
     let max_message = settings.max_message_size;
     let scanned = tokio::task::spawn_blocking(move || {
-        let shape = scan(Splitter::new(&file, max_message));
+        // No further than the size checked: a file that keeps growing is not followed.
+        let shape = scan(Splitter::new((&file).take(size), max_message));
         (file, shape)
     })
     .await;
@@ -498,7 +499,7 @@ async fn store_file(
     // One message without an envelope is stored as the whole file, byte for byte.
     let whole = shape.messages == 1 && !shape.enveloped && size <= max_message as u64;
     let mut reader = Reader {
-        splitter: Splitter::new(file, max_message),
+        splitter: Splitter::new(file.take(size), max_message),
         whole: whole.then_some(shape.first_line),
     };
     let origin = Origin::new(format!("file:{name}"));
@@ -564,7 +565,7 @@ async fn store_file(
 
 /// The second pass over a file: its messages, a write at a time.
 struct Reader {
-    splitter: Splitter<File>,
+    splitter: Splitter<io::Take<File>>,
     /// The line of the one message, when the whole file is that message.
     whole: Option<usize>,
 }
@@ -602,7 +603,7 @@ impl Reader {
     }
 
     fn into_file(self) -> File {
-        self.splitter.reader.into_inner()
+        self.splitter.reader.into_inner().into_inner()
     }
 }
 
