@@ -393,3 +393,29 @@ async fn files_too_large_and_messages_too_large_go_to_error_with_nothing_stored(
     assert!(control_ids(engine.store()).is_empty());
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_named_pipe_in_the_folder_is_moved_to_error_unopened_and_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let fifo = inbox.join("pipe.hl7");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(inbox.join("good.hl7"), adt("G1")).unwrap();
+
+    let engine = start_engine_reading(dir.path(), &inbox, "").await;
+    let error = inbox.join("error");
+    wait_for("the pipe is in error and the file in done", MINUTE, || {
+        std::fs::symlink_metadata(error.join("pipe.hl7")).is_ok()
+            && inbox.join("done/good.hl7").exists()
+    })
+    .await;
+    let report = std::fs::read_to_string(error.join("pipe.hl7.error.txt")).unwrap();
+    assert!(report.contains("not a regular file"), "{report}");
+    assert_eq!(control_ids(engine.store()), ["G1"]);
+    engine.shutdown().await;
+}
