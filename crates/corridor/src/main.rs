@@ -34,6 +34,8 @@ enum Command {
     Config(cmd::config::Args),
     /// Load and export the master patient index.
     Mpi(cmd::mpi::Args),
+    /// Check the database for damage.
+    Db(cmd::db::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Fhir(args) => cmd::fhir::run(args),
         Command::Config(args) => cmd::config::run(args),
         Command::Mpi(args) => cmd::mpi::run(args),
+        Command::Db(args) => cmd::db::run(args),
     };
     match result {
         Ok(code) => code,

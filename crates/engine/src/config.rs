@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,12 +61,45 @@ pub struct DataConfig {
     /// Default `corridor-data`, relative to the working directory. `--data` wins.
     #[serde(default = "default_data_dir")]
     pub dir: PathBuf,
+    /// Whether `corridor run` reads the whole database for damage before it starts
+    /// (default `"off"`; `"quick"` or `"full"`).
+    #[serde(default)]
+    pub check_at_start: DatabaseCheck,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             dir: default_data_dir(),
+            check_at_start: DatabaseCheck::default(),
+        }
+    }
+}
+
+/// `[data] check_at_start`: how `corridor run` checks the database before it starts.
+///
+/// Off by default: a check reads the whole file, which delays the listeners of a large
+/// database by as long as that read takes, while senders wait; `corridor db check`
+/// checks on demand (from a service's pre-start step, for example).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseCheck {
+    /// No check: damage shows when a read reaches it.
+    #[default]
+    Off,
+    /// SQLite's `quick_check`: every page's structure.
+    Quick,
+    /// SQLite's `integrity_check` and `foreign_key_check`.
+    Full,
+}
+
+impl DatabaseCheck {
+    /// The check to run, if any.
+    pub fn depth(self) -> Option<store::IntegrityCheck> {
+        match self {
+            DatabaseCheck::Off => None,
+            DatabaseCheck::Quick => Some(store::IntegrityCheck::Quick),
+            DatabaseCheck::Full => Some(store::IntegrityCheck::Full),
         }
     }
 }
@@ -273,6 +307,10 @@ pub struct SourceConfig {
     /// to `error`.
     #[serde(default = "default_max_file_size")]
     pub max_file_size: ByteSize,
+    /// Directory source: read files with more than one hard link (default false: such a
+    /// file goes to `error` unread, since its contents may be a file's outside the folder).
+    #[serde(default)]
+    pub allow_hard_links: bool,
 }
 
 fn default_poll_interval() -> ConfigDuration {
@@ -316,6 +354,7 @@ impl SourceConfig {
             done: None,
             error: None,
             max_file_size: default_max_file_size(),
+            allow_hard_links: false,
         }
     }
 
@@ -463,9 +502,21 @@ impl ValidationConfig {
         if self.mode == ValidationMode::Off {
             return errors;
         }
+        // Every profile, not only the first that fails.
         let mut cache = quarantine::ProfileCache::new();
-        if let Err((key, message)) = self.build_in(at, base_dir, &mut cache) {
-            errors.push((key, message));
+        let profiles = self
+            .profile
+            .iter()
+            .map(|file| (format!("{at}.validation.profile"), file))
+            .chain(
+                self.senders
+                    .iter()
+                    .map(|(sender, file)| (format!("{at}.validation.senders.{sender}"), file)),
+            );
+        for (key, file) in profiles {
+            if let Err(problem) = load_profile(key, base_dir, file, &mut cache) {
+                errors.push(problem);
+            }
         }
         errors
     }
@@ -492,21 +543,7 @@ impl ValidationConfig {
         base_dir: &Path,
         cache: &mut quarantine::ProfileCache,
     ) -> Result<quarantine::ChannelValidation, (String, String)> {
-        let mut load = |key: String, file: &Path| {
-            let path = base_dir.join(file);
-            if !path.is_file() {
-                return Err((
-                    key,
-                    format!(
-                        "profile file {:?} does not exist",
-                        path.display().to_string()
-                    ),
-                ));
-            }
-            cache
-                .load(&path)
-                .map_err(|e| (key, format!("the profile does not load: {e}")))
-        };
+        let mut load = |key: String, file: &Path| load_profile(key, base_dir, file, cache);
         let profile = match &self.profile {
             Some(file) => Some(load(format!("{at}.validation.profile"), file)?),
             None => None,
@@ -523,6 +560,28 @@ impl ValidationConfig {
             sender_profiles,
         })
     }
+}
+
+/// The profile in `file`, loaded once through `cache`; the error names `key`.
+fn load_profile(
+    key: String,
+    base_dir: &Path,
+    file: &Path,
+    cache: &mut quarantine::ProfileCache,
+) -> Result<std::sync::Arc<hl7v2_spec::validate::Profile>, (String, String)> {
+    let path = base_dir.join(file);
+    if !path.is_file() {
+        return Err((
+            key,
+            format!(
+                "profile file {:?} does not exist",
+                path.display().to_string()
+            ),
+        ));
+    }
+    cache
+        .load(&path)
+        .map_err(|e| (key, format!("the profile does not load: {e}")))
 }
 
 /// `[channels.NAME.retention]`: finished messages older than `max_age`, or beyond the
@@ -607,6 +666,7 @@ impl SourceConfig {
                 not_for("pattern", self.pattern.is_some());
                 not_for("done", self.done.is_some());
                 not_for("error", self.error.is_some());
+                not_for("allow_hard_links", self.allow_hard_links);
                 if self.kind == SourceKind::Http {
                     not_for("tls", self.tls.is_some());
                     not_for("commit_acks", self.commit_acks);
@@ -927,37 +987,55 @@ impl Config {
     }
 
     /// Like [`Config::from_toml`], with relative file names starting at `base_dir`.
+    ///
+    /// Every problem is listed, not only the first: after a key the types refuse (an
+    /// unknown key, a bad value), the file is read again without it, until it reads; the
+    /// checks of [`Config::check`] then run on what is left.
     pub fn from_toml_in(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
         let deserializer = toml::Deserializer::new(text);
-        let mut config: Config =
-            serde_path_to_error::deserialize(deserializer).map_err(|error| {
-                let key = error.path().to_string();
-                let inner = error.into_inner();
-                let line = inner
-                    .span()
-                    .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-                ConfigErrors {
-                    source_name: None,
-                    errors: vec![ConfigError {
-                        key,
-                        message: inner.message().trim().to_owned(),
-                        line,
-                    }],
+        let first = match serde_path_to_error::deserialize::<_, Config>(deserializer) {
+            Ok(mut config) => {
+                config.base_dir = base_dir.to_owned();
+                let mut errors = config.check();
+                for error in &mut errors {
+                    error.line = error.line.or_else(|| line_of_key(text, &error.key));
                 }
-            })?;
-        config.base_dir = base_dir.to_owned();
-        let mut errors = config.check();
-        for error in &mut errors {
-            error.line = error.line.or_else(|| line_of_key(text, &error.key));
+                return if errors.is_empty() {
+                    Ok(config)
+                } else {
+                    Err(ConfigErrors {
+                        source_name: None,
+                        errors,
+                    })
+                };
+            }
+            Err(error) => error,
+        };
+        // The parser's own error keeps its exact line; the rest come from the tree.
+        let key = first.path().to_string();
+        let inner = first.into_inner();
+        let line = inner
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = inner.message().trim().to_owned();
+        let mut errors = vec![ConfigError {
+            key: key_of_problem(key, &message),
+            message,
+            line,
+        }];
+        // Text that is not TOML at all has no tree to look further in.
+        if let Ok(tree) = text.parse::<toml::Table>() {
+            for error in ProblemFinder::default().find(tree, text, base_dir) {
+                if !errors.iter().any(|e| e.key == error.key) {
+                    errors.push(error);
+                }
+            }
         }
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors {
-                source_name: None,
-                errors,
-            })
-        }
+        errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        Err(ConfigErrors {
+            source_name: None,
+            errors,
+        })
     }
 
     /// Reads and checks a configuration file; errors start with the file's name.
@@ -1105,10 +1183,9 @@ impl Config {
                     }
                 }
             }
-            if let Err(step) =
-                steps::Chain::compile(&channel.filters, &channel.transforms, &self.base_dir)
+            for (key, message) in
+                step_problems(&at, &channel.filters, &channel.transforms, &self.base_dir)
             {
-                let (key, message) = step_key(&at, &step.to_string());
                 error(key, message);
             }
             let mut names = BTreeMap::new();
@@ -1132,18 +1209,39 @@ impl Config {
                     let named = reason.split('`').nth(1).filter(|k| !k.contains(' '));
                     let key = named.map_or(key.clone(), |k| format!("{key}.{k}"));
                     error(key, reason);
-                } else if let Err(step) = steps::Chain::compile(
-                    &destination.filters,
-                    &destination.transforms,
-                    &self.base_dir,
-                ) {
-                    let (key, message) = step_key(&key, &step.to_string());
-                    error(key, message);
+                } else {
+                    for (key, message) in step_problems(
+                        &key,
+                        &destination.filters,
+                        &destination.transforms,
+                        &self.base_dir,
+                    ) {
+                        error(key, message);
+                    }
                 }
             }
         }
         errors
     }
+}
+
+/// Every filter's and transformer's problem, as (key, message); each step is compiled
+/// apart, so one bad step does not hide the next.
+fn step_problems(
+    at: &str,
+    filters: &[FilterConfig],
+    transforms: &[TransformConfig],
+    base_dir: &Path,
+) -> Vec<(String, String)> {
+    let filters = filters.iter().enumerate().filter_map(|(i, filter)| {
+        let problem = steps::Filter::compile(filter, base_dir).err()?;
+        Some(step_key(at, &format!("filters[{i}]: {problem}")))
+    });
+    let transforms = transforms.iter().enumerate().filter_map(|(i, transform)| {
+        let problem = steps::Transform::compile(transform, base_dir).err()?;
+        Some(step_key(at, &format!("transforms[{i}]: {problem}")))
+    });
+    filters.chain(transforms).collect()
 }
 
 /// The key and words of a step compiler's error, which start with the step
@@ -1236,6 +1334,229 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
     None
 }
 
+/// Most problems listed for one file: each costs a read of the whole tree.
+const MOST_PROBLEMS: usize = 200;
+
+/// One step of a key path in the TOML tree.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyStep {
+    Key(String),
+    Index(usize),
+}
+
+/// `channels.lab.destinations[1].to` from its steps.
+fn key_text(steps: &[KeyStep]) -> String {
+    let mut text = String::new();
+    for step in steps {
+        match step {
+            KeyStep::Key(key) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            KeyStep::Index(index) => {
+                let _ = write!(text, "[{index}]");
+            }
+        }
+    }
+    text
+}
+
+/// The steps of `channels.lab.destinations[1].to`.
+fn key_steps(text: &str) -> Vec<KeyStep> {
+    let mut steps = Vec::new();
+    for part in text.split('.') {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|k| !k.is_empty()) {
+            steps.push(KeyStep::Key(key.to_owned()));
+        }
+        for index in pieces {
+            match index.trim_end_matches(']').parse() {
+                Ok(index) => steps.push(KeyStep::Index(index)),
+                Err(_) => steps.push(KeyStep::Key(format!("[{index}"))),
+            }
+        }
+    }
+    steps
+}
+
+/// The field a serde message is about: "unknown field `lisen`, expected ..." -> `lisen`.
+fn field_in(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    let end = rest.find('`')?;
+    Some(rest[..end].to_owned())
+}
+
+/// The key an error names: an unknown key is named itself (`channels.lab.source.lisen`),
+/// not only its table.
+fn key_of_problem(key: String, message: &str) -> String {
+    match field_in(message, "unknown field `") {
+        Some(field) if !key.ends_with(&format!(".{field}")) && key != field => {
+            if key.is_empty() || key == "." {
+                field
+            } else {
+                format!("{key}.{field}")
+            }
+        }
+        _ => key,
+    }
+}
+
+/// Finds every problem in a tree by reading it, taking out what failed, and reading
+/// again. Keys are reported as the file writes them: an element taken out of an array
+/// does not renumber the ones after it.
+#[derive(Default)]
+struct ProblemFinder {
+    /// Values taken out (not unknown keys), as the file writes their keys.
+    removed: Vec<Vec<KeyStep>>,
+    /// Tables taken out because a required key of theirs was.
+    dropped_tables: Vec<Vec<KeyStep>>,
+    /// Tables a key was taken out of: what they now lack was reported already.
+    taken_from: Vec<Vec<KeyStep>>,
+    /// Per array (as the file writes its key), the indexes taken out of it.
+    removed_indexes: std::collections::HashMap<Vec<KeyStep>, Vec<usize>>,
+}
+
+impl ProblemFinder {
+    fn find(mut self, tree: toml::Table, text: &str, base_dir: &Path) -> Vec<ConfigError> {
+        let mut tree = toml::Value::Table(tree);
+        let mut errors = Vec::new();
+        for _ in 0..MOST_PROBLEMS {
+            let error = match serde_path_to_error::deserialize::<_, Config>(tree.clone()) {
+                Ok(mut config) => {
+                    config.base_dir = base_dir.to_owned();
+                    errors.extend(config.check().into_iter().filter_map(|mut error| {
+                        let steps = self.as_written(&key_steps(&error.key));
+                        if self.touches_removed(&steps) {
+                            // About what was taken out: reported already, or caused by it.
+                            return None;
+                        }
+                        error.key = key_text(&steps);
+                        error.line = line_of_key(text, &error.key);
+                        Some(error)
+                    }));
+                    break;
+                }
+                Err(error) => error,
+            };
+            let mut at: Vec<KeyStep> = Vec::new();
+            for segment in error.path() {
+                match segment {
+                    serde_path_to_error::Segment::Map { key } => at.push(KeyStep::Key(key.clone())),
+                    serde_path_to_error::Segment::Seq { index } => at.push(KeyStep::Index(*index)),
+                    _ => break,
+                }
+            }
+            let message = error.into_inner().message().trim().to_owned();
+            let unknown = field_in(&message, "unknown field `");
+            let missing = field_in(&message, "missing field `");
+            let is_unknown = unknown.is_some();
+            let (target, report) = match (unknown, missing) {
+                (Some(field), _) => {
+                    if at.last() != Some(&KeyStep::Key(field.clone())) {
+                        at.push(KeyStep::Key(field));
+                    }
+                    (at, true)
+                }
+                // A required key taken out earlier: take its table out too, silently.
+                (_, Some(field)) => {
+                    let mut gone = self.as_written(&at);
+                    gone.push(KeyStep::Key(field));
+                    let report = !self.removed.contains(&gone);
+                    (at, report)
+                }
+                _ => (at, true),
+            };
+            let written = self.as_written(&target);
+            if report {
+                let key = key_text(&written);
+                errors.push(ConfigError {
+                    line: line_of_key(text, &key),
+                    key,
+                    message,
+                });
+            }
+            if target.is_empty() || !remove_at(&mut tree, &target) {
+                break;
+            }
+            if let Some((KeyStep::Index(index), array)) = written.split_last() {
+                self.removed_indexes
+                    .entry(array.to_vec())
+                    .or_default()
+                    .push(*index);
+            }
+            if !report {
+                self.dropped_tables.push(written.clone());
+            }
+            self.taken_from
+                .push(written[..written.len().saturating_sub(1)].to_vec());
+            if !is_unknown {
+                self.removed.push(written);
+            }
+        }
+        errors
+    }
+
+    /// A key of the pruned tree as the file writes it.
+    fn as_written(&self, steps: &[KeyStep]) -> Vec<KeyStep> {
+        let mut written = Vec::with_capacity(steps.len());
+        for step in steps {
+            let step = match step {
+                KeyStep::Index(index) => {
+                    let gone = self.removed_indexes.get(&written);
+                    let is_gone = |i: &usize| gone.is_some_and(|g| g.contains(i));
+                    let original = (0..).filter(|i| !is_gone(i)).nth(*index).unwrap_or(*index);
+                    KeyStep::Index(original)
+                }
+                key => key.clone(),
+            };
+            written.push(step);
+        }
+        written
+    }
+
+    /// Whether a checked key is about a value taken out (it is, or is inside it), a
+    /// table taken out (it holds it: `channels` when its only channel was taken out), or
+    /// a table a key was taken out of (a filter without its misspelt `pth`, retention
+    /// without its bad `max_age`).
+    fn touches_removed(&self, steps: &[KeyStep]) -> bool {
+        self.removed.iter().any(|gone| steps.starts_with(gone))
+            || self
+                .dropped_tables
+                .iter()
+                .any(|gone| gone.starts_with(steps))
+            || self.taken_from.iter().any(|table| table == steps)
+    }
+}
+
+/// Takes the value at `steps` out of `tree`; false when there is none.
+fn remove_at(tree: &mut toml::Value, steps: &[KeyStep]) -> bool {
+    let Some((last, parents)) = steps.split_last() else {
+        return false;
+    };
+    let mut node = tree;
+    for step in parents {
+        let next = match (step, node) {
+            (KeyStep::Key(key), toml::Value::Table(table)) => table.get_mut(key),
+            (KeyStep::Index(index), toml::Value::Array(array)) => array.get_mut(*index),
+            _ => None,
+        };
+        match next {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    match (last, node) {
+        (KeyStep::Key(key), toml::Value::Table(table)) => table.remove(key).is_some(),
+        (KeyStep::Index(index), toml::Value::Array(array)) if *index < array.len() => {
+            array.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// `host:port` with a non-empty host and a port number.
 fn is_host_port(text: &str) -> bool {
     match text.rsplit_once(':') {
@@ -1288,7 +1609,7 @@ mod tests {
         let message = first_error(
             "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:1\", lisen = 3 }\n",
         );
-        assert!(message.contains("channels.lab.source"), "{message}");
+        assert!(message.contains("channels.lab.source.lisen"), "{message}");
         assert!(message.contains("unknown field `lisen`"), "{message}");
         let top = first_error("[dta]\ndir = \"x\"\n");
         assert!(top.contains("unknown field `dta`"), "{top}");
@@ -1354,6 +1675,81 @@ mod tests {
         );
         assert_eq!(line_of_key(text, "channels.b"), Some(4));
         assert_eq!(line_of_key(text, "nowhere.x"), None);
+    }
+
+    #[test]
+    fn every_problem_is_listed_not_only_the_first() {
+        let text = r#"[dta]
+dir = "x"
+[channels.lab]
+source = { type = "mllp", listen = "127.0.0.1:1", lisen = 3, read_timeout = "soon" }
+filters = [ { pth = "MSH-3", equals = "A" }, { path = "MSH-9.1", in = ["ORU"] }, { path = "not a path", in = ["A"] } ]
+
+[[channels.lab.destinations]]
+name = "a"
+type = "pigeon"
+to = "127.0.0.1:2576"
+colour = "red"
+
+[[channels.lab.destinations]]
+name = "b"
+type = "mllp"
+retry = { max_attempts = "many" }
+
+[channels.b]
+source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
+"#;
+        let errors = Config::from_toml(text).unwrap_err().errors;
+        let found: Vec<(Option<usize>, &str)> =
+            errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (Some(1), "dta"),
+                (Some(4), "channels.lab.source.lisen"),
+                (Some(4), "channels.lab.source.read_timeout"),
+                (Some(4), "channels.lab.source.listen"),
+                (Some(5), "channels.lab.filters[0].pth"),
+                // Numbered as written, though filters[0] was set aside to read the rest.
+                (Some(5), "channels.lab.filters[2].path"),
+                (Some(9), "channels.lab.destinations[0].type"),
+                (Some(11), "channels.lab.destinations[0].colour"),
+                (Some(13), "channels.lab.destinations[1].to"),
+                (Some(16), "channels.lab.destinations[1].retry.max_attempts"),
+                (Some(19), "channels.b.source.max_connections"),
+            ]
+        );
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert!(
+            messages[0].starts_with("unknown field `dta`"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[2].contains("\"soon\" is not a duration"),
+            "{messages:?}"
+        );
+        assert!(messages[6].contains("pigeon"), "{messages:?}");
+        // Nothing is reported that only follows from a problem already listed: the
+        // filter without its misspelt `pth`, destination 0 without its bad `type`.
+        assert_eq!(errors.len(), 11);
+    }
+
+    #[test]
+    fn profiles_are_each_checked() {
+        let errors = Config::from_toml(
+            "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n[channels.lab.validation]\nprofile = \"missing.toml\"\nsenders = { A = \"a.toml\", B = \"b.toml\" }\n",
+        )
+        .unwrap_err()
+        .errors;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "channels.lab.validation.profile",
+                "channels.lab.validation.senders.A",
+                "channels.lab.validation.senders.B"
+            ]
+        );
     }
 
     #[test]

@@ -194,3 +194,228 @@ async fn a_file_moves_only_after_its_messages_are_committed_and_a_reread_stores_
     assert_eq!(ids, ["C1", "C2"]);
     running.source.shutdown().await;
 }
+
+/// A whole engine reading `inbox` (a directory source on channel `files`, polled every
+/// 50 ms) with `extra` keys in its source table; data under `dir`.
+async fn start_engine_reading(dir: &Path, inbox: &Path, extra: &str) -> engine::Engine {
+    let toml = format!(
+        "[channels.files]\nsource = {{ type = \"directory\", path = {:?}, poll_interval = \"50ms\"{extra} }}\n",
+        inbox.display().to_string()
+    );
+    common::start_engine(dir, "data", common::Api::Off, &toml).await
+}
+
+/// The control ids in the journal, oldest first.
+fn control_ids(store: &Store) -> Vec<String> {
+    journal(store).into_iter().map(|r| r.1).collect()
+}
+
+#[tokio::test]
+async fn a_file_swapped_for_a_symlink_after_it_was_listed_is_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    // A file the engine must never read: outside the folder, readable by its owner only.
+    let secret = outside.join("secret.hl7");
+    std::fs::write(&secret, adt("SECRET")).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // Two files ready at the same poll: a long one, stored first (it is older), and b,
+    // swapped for a link to the secret while a is being stored, after both were listed.
+    let long: String = (0..30_000).map(|i| adt(&format!("A{i}"))).collect();
+    std::fs::write(inbox.join("a.hl7"), long).unwrap();
+    let b = inbox.join("b.hl7");
+    std::fs::write(&b, adt("B1")).unwrap();
+    let a_time = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(inbox.join("a.hl7"))
+        .unwrap()
+        .set_modified(a_time)
+        .unwrap();
+
+    let engine = start_engine_reading(dir.path(), &inbox, "").await;
+    let store = engine.store().clone();
+    wait_for("a's messages are being stored", MINUTE, || {
+        !journal(&store).is_empty()
+    })
+    .await;
+    assert!(
+        inbox.join("a.hl7").exists(),
+        "a is still being stored when b is swapped"
+    );
+    std::fs::remove_file(&b).unwrap();
+    std::os::unix::fs::symlink(&secret, &b).unwrap();
+
+    let error = inbox.join("error");
+    wait_for("the link is moved to error", MINUTE, || {
+        std::fs::symlink_metadata(error.join("b.hl7")).is_ok()
+    })
+    .await;
+    let report = std::fs::read_to_string(error.join("b.hl7.error.txt")).unwrap();
+    assert!(report.contains("a symbolic link"), "{report}");
+    assert!(report.contains("nothing was read"), "{report}");
+    // Moved as it is: the link itself, its target untouched and never stored.
+    let moved = std::fs::symlink_metadata(error.join("b.hl7")).unwrap();
+    assert!(moved.file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), adt("SECRET"));
+    wait_for("a is in done", MINUTE, || inbox.join("done/a.hl7").exists()).await;
+    let ids = control_ids(&store);
+    assert_eq!(ids.len(), 30_000);
+    assert!(
+        !ids.iter().any(|id| id == "SECRET" || id == "B1"),
+        "the secret was stored"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn links_planted_in_error_and_done_are_never_written_through_or_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    let outside = dir.path().join("outside");
+    for folder in [&inbox, &outside, &inbox.join("error"), &inbox.join("done")] {
+        std::fs::create_dir_all(folder).unwrap();
+    }
+    // Dangling links where the report of bad.hl7 and the moved good.hl7 would go.
+    let planted_report = outside.join("report-written-here");
+    let planted_file = outside.join("file-moved-here");
+    std::os::unix::fs::symlink(&planted_report, inbox.join("error/bad.hl7.error.txt")).unwrap();
+    std::os::unix::fs::symlink(&planted_file, inbox.join("done/good.hl7")).unwrap();
+    std::fs::write(inbox.join("bad.hl7"), "PID|1||P1\r").unwrap();
+    std::fs::write(inbox.join("good.hl7"), adt("G1")).unwrap();
+
+    let engine = start_engine_reading(dir.path(), &inbox, "").await;
+    let (error, done) = (inbox.join("error"), inbox.join("done"));
+    wait_for("both files are moved", MINUTE, || {
+        error.join("bad.hl7.1").exists() && done.join("good.hl7.1").exists()
+    })
+    .await;
+    assert!(
+        !planted_report.exists(),
+        "the report was written through a link"
+    );
+    assert!(!planted_file.exists());
+    // The planted links are still there, as they were: a numbered name was taken.
+    for link in [error.join("bad.hl7.error.txt"), done.join("good.hl7")] {
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+    let report = std::fs::read_to_string(error.join("bad.hl7.1.error.txt")).unwrap();
+    assert!(report.contains("outside any message"), "{report}");
+    assert_eq!(
+        std::fs::read_to_string(done.join("good.hl7.1")).unwrap(),
+        adt("G1")
+    );
+    assert_eq!(control_ids(engine.store()), ["G1"]);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hard_link_to_a_file_elsewhere_is_refused_unless_hard_links_are_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = outside.join("secret.hl7");
+    std::fs::write(&secret, adt("SECRET")).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::hard_link(&secret, inbox.join("linked.hl7")).unwrap();
+
+    let engine = start_engine_reading(dir.path(), &inbox, "").await;
+    let error = inbox.join("error");
+    wait_for("the hard link is moved to error", MINUTE, || {
+        error.join("linked.hl7").exists()
+    })
+    .await;
+    let report = std::fs::read_to_string(error.join("linked.hl7.error.txt")).unwrap();
+    assert!(report.contains("2 hard links"), "{report}");
+    assert!(report.contains("allow_hard_links = true"), "{report}");
+    assert!(control_ids(engine.store()).is_empty());
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), adt("SECRET"));
+    engine.shutdown().await;
+
+    // Allowed: the same kind of file is read.
+    let allowed = tempfile::tempdir().unwrap();
+    let inbox = allowed.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::hard_link(&secret, inbox.join("linked.hl7")).unwrap();
+    let engine = start_engine_reading(allowed.path(), &inbox, ", allow_hard_links = true").await;
+    wait_for("the hard link is read", MINUTE, || {
+        inbox.join("done/linked.hl7").exists()
+    })
+    .await;
+    assert_eq!(control_ids(engine.store()), ["SECRET"]);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn files_too_large_and_messages_too_large_go_to_error_with_nothing_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("big.hl7"), vec![b'x'; 2 << 20]).unwrap();
+    // A good message, then one that never ends within max_frame_size.
+    let mut endless = adt("E1").into_bytes();
+    endless.extend_from_slice(b"MSH|^~\\&|ADT|HOSP|EHR|HOSP|2024||ADT^A08|E2|P|2.5.1\rNTE|1||");
+    endless.extend(std::iter::repeat_n(b'y', 300_000));
+    std::fs::write(inbox.join("endless.hl7"), endless).unwrap();
+
+    let engine = start_engine_reading(
+        dir.path(),
+        &inbox,
+        ", max_file_size = \"1MiB\", max_frame_size = \"64KiB\"",
+    )
+    .await;
+    let error = inbox.join("error");
+    wait_for("both files are in error", MINUTE, || {
+        error.join("big.hl7").exists() && error.join("endless.hl7").exists()
+    })
+    .await;
+    let big = std::fs::read_to_string(error.join("big.hl7.error.txt")).unwrap();
+    assert!(
+        big.contains("larger than max_file_size (1048576 bytes)"),
+        "{big}"
+    );
+    let endless = std::fs::read_to_string(error.join("endless.hl7.error.txt")).unwrap();
+    assert!(
+        endless.contains(
+            "message 2 (line 4) is larger than max_frame_size (65536 bytes); nothing was stored"
+        ),
+        "{endless}"
+    );
+    assert!(control_ids(engine.store()).is_empty());
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_named_pipe_in_the_folder_is_moved_to_error_unopened_and_others_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let fifo = inbox.join("pipe.hl7");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(inbox.join("good.hl7"), adt("G1")).unwrap();
+
+    let engine = start_engine_reading(dir.path(), &inbox, "").await;
+    let error = inbox.join("error");
+    wait_for("the pipe is in error and the file in done", MINUTE, || {
+        std::fs::symlink_metadata(error.join("pipe.hl7")).is_ok()
+            && inbox.join("done/good.hl7").exists()
+    })
+    .await;
+    let report = std::fs::read_to_string(error.join("pipe.hl7.error.txt")).unwrap();
+    assert!(report.contains("not a regular file"), "{report}");
+    assert_eq!(control_ids(engine.store()), ["G1"]);
+    engine.shutdown().await;
+}

@@ -10,6 +10,8 @@
 //!   read-only connections. Any feature can run its own writes through [`Store::write`]
 //!   and share the group commit, and keep its own versioned tables with
 //!   [`Store::migrate_component`].
+//! - [`check_integrity`] reads every page to find damage before it is trusted
+//!   (`corridor db check`, and `corridor run` when `[data] check_at_start` asks).
 //! - [`Journal`] is the table of every message received, exactly as received, with its
 //!   state; [`Journal::append`] detects duplicates (same sender and control id) inside the
 //!   writer's transaction.
@@ -55,12 +57,14 @@
 //! ```
 
 mod error;
+mod integrity;
 mod journal;
 mod schema;
 mod store;
 mod writer;
 
 pub use error::{Error, Result};
+pub use integrity::{IntegrityCheck, check_integrity};
 pub use journal::{
     Appended, Journal, JournalEntry, JournalFilter, MessageId, MessageState, NewMessage,
     StoredMessage, UnixMicros,

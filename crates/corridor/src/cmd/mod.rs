@@ -2,6 +2,7 @@
 //! `run(Args) -> anyhow::Result<ExitCode>` function.
 
 pub mod config;
+pub mod db;
 pub mod fhir;
 pub mod get;
 pub mod mpi;

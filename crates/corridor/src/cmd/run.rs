@@ -35,6 +35,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.data {
         config.data.dir = dir;
     }
+    if let Some(depth) = config.data.check_at_start.depth() {
+        if !database_is_sound(&config.data.dir, depth) {
+            eprintln!("corridor: the database failed its check at start; nothing was started");
+            return Ok(ExitCode::from(1));
+        }
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     // Tuning knob for load runs: the network threads share the machine with
     // the database writer, so fewer can be faster on small machines.
@@ -92,6 +98,30 @@ async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitC
     engine.shutdown().await;
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[data] check_at_start`: reads the whole database before anything uses it. A data
+/// directory without a database yet (the first start) has nothing to check.
+fn database_is_sound(dir: &std::path::Path, depth: store::IntegrityCheck) -> bool {
+    let path = dir.join(store::Store::DATABASE_FILE);
+    if !path.exists() {
+        return true;
+    }
+    let checked = Instant::now();
+    match store::check_integrity(dir, depth) {
+        Ok(problems) if problems.is_empty() => {
+            info!(database = %path.display(), check = ?depth, elapsed_ms = checked.elapsed().as_millis() as u64, "database check passed");
+            true
+        }
+        Ok(problems) => {
+            super::db::print_damage(&path, &problems);
+            false
+        }
+        Err(error) => {
+            eprintln!("{}: cannot be checked: {error}", path.display());
+            false
+        }
+    }
 }
 
 #[cfg(unix)]

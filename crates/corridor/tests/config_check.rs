@@ -1,0 +1,53 @@
+//! `corridor config check FILE` run as a process: every problem of a file is listed,
+//! each with its line and key, not only the first the parser meets.
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn config_check_lists_every_problem_with_its_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("corridor.toml");
+    std::fs::write(
+        &file,
+        r#"[data]
+dri = "corridor-data"
+
+[channels.lab]
+source = { type = "mllp", listen = "127.0.0.1:2575", lisen = "0.0.0.0:2575" }
+filters = [ { path = "MSH-9.1", in = ["ORU"] }, { path = "PID-", exists = true } ]
+
+[[channels.lab.destinations]]
+name = "ehr"
+type = "mllp"
+to = "127.0.0.1:2576"
+timout = "30s"
+
+[channels.lab.retention]
+max_age = "soon"
+"#,
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(["config", "check", file.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let name = file.display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let expected = [
+        "line 2: data.dri: unknown field `dri`",
+        "line 5: channels.lab.source.lisen: unknown field `lisen`",
+        "line 6: channels.lab.filters[1].path: \"PID-\" is not a path",
+        "line 12: channels.lab.destinations[0].timout: unknown field `timout`",
+        "line 15: channels.lab.retention.max_age: \"soon\" is not a duration",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{stderr}");
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(
+            line.starts_with(&format!("{name}: {expected}")),
+            "{line:?} should start with {expected:?}\n{stderr}"
+        );
+    }
+}
