@@ -61,6 +61,7 @@ pub mod hl7;
 pub mod http;
 mod index;
 mod intern;
+pub mod lookalike;
 mod model;
 mod mpi;
 pub mod persist;
