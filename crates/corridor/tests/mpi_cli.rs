@@ -388,3 +388,33 @@ fn export_reads_a_consistent_snapshot_while_the_engine_owns_the_index() {
         run.log()
     );
 }
+
+#[test]
+fn a_father_and_son_in_one_list_wait_for_a_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("list.csv");
+    std::fs::write(
+        &input,
+        "id,family,given,suffix,birth_date,sex,street,city,postcode,phone\n\
+         F1,Whitfield,Arthur,SR,19520417,M,8 Kestrel Rd,Dunmore,2529,0298760011\n\
+         S1,Whitfield,Arthur,JR,19810902,M,8 Kestrel Rd,Dunmore,2529,0298760011\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let out = corridor(&[
+        "mpi",
+        "load",
+        "--data",
+        data_arg,
+        "--source",
+        "CLINIC",
+        input.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("0 linked, 1 for review, 1 new"), "{stderr}");
+    let rows = export_rows(&data);
+    assert_ne!(rows["F1"].0, rows["S1"].0, "two people: {rows:?}");
+    assert_eq!(rows["S1"].1, "review");
+}

@@ -3,10 +3,10 @@
 //! stands.
 //!
 //! `load` feeds the records one at a time through the same matcher as live messages.
-//! Columns are named by the CSV header: `id, family, given, middle, birth_date`
-//! (YYYYMMDD), `sex, street, street2, city, state, postcode, country, phone, ssn`, any of
-//! them missing or empty but `id`. A bad row is reported with its file and line and
-//! skipped; the others load. When the index has no match model yet, one is estimated
+//! Columns are named by the CSV header: `id, family, given, middle, suffix` (Jr, Sr,
+//! III), `birth_date` (YYYYMMDD), `sex, street, street2, city, state, postcode, country,
+//! phone, ssn`, any of them missing or empty but `id`. A bad row is reported with its
+//! file and line and skipped; the others load. When the index has no match model yet, one is estimated
 //! (EM, without labels) from the records being loaded and stored, so live messages are
 //! scored with it too. `load` owns the index while it runs, so it refuses the data
 //! directory of a running engine.
@@ -107,11 +107,12 @@ fn open(common: &Common) -> anyhow::Result<MpiService> {
     Ok(service)
 }
 
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 15] = [
     "id",
     "family",
     "given",
     "middle",
+    "suffix",
     "birth_date",
     "sex",
     "street",
