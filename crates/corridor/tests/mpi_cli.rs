@@ -418,3 +418,43 @@ fn a_father_and_son_in_one_list_wait_for_a_person() {
     assert_ne!(rows["F1"].0, rows["S1"].0, "two people: {rows:?}");
     assert_eq!(rows["S1"].1, "review");
 }
+
+#[test]
+fn the_two_marions_of_the_sample_messages_are_not_linked_by_a_running_engine() {
+    // MRN 102 SINGLETON^MARION and MRN 103 OTHER_IBM_BRIDGE^MARION: one given name,
+    // birth date and sex, nothing else in common.
+    let corpus =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/public/izgateway-v2tofhir");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = send_support::Run::start(
+        &data,
+        &format!("{}[mpi]\nenabled = true\n", send_support::lab_config("")),
+    );
+    let files = ["msg_013.hl7", "msg_017.hl7"].map(|f| corpus.join(f));
+    let sent = send_support::send(
+        &[
+            "--to",
+            &run.addr,
+            files[0].to_str().unwrap(),
+            files[1].to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        sent.status.success(),
+        "{}",
+        send_support::text(&sent.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        let rows = export_rows(&data);
+        if rows.len() == 2 {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "indexed: {rows:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_ne!(rows["102"].0, rows["103"].0, "two patients: {rows:?}");
+    assert_eq!(rows["103"].1, "review", "{rows:?}");
+}
