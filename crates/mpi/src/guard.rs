@@ -103,6 +103,19 @@ pub(crate) fn first_guard(
     interner: &Interner,
     identifiers_differ: impl FnOnce() -> bool,
 ) -> Option<Guard> {
+    two_people(levels, incoming, candidate, interner, identifiers_differ)
+        .or_else(|| too_few_fields_agree(levels).then_some(Guard::TooFewFieldsAgree))
+}
+
+/// The guards that say a pair are two people (all but [`Guard::TooFewFieldsAgree`],
+/// which says only that the evidence is thin).
+pub(crate) fn two_people(
+    levels: &Levels,
+    incoming: &Features,
+    candidate: &Features,
+    interner: &Interner,
+    identifiers_differ: impl FnOnce() -> bool,
+) -> Option<Guard> {
     let level = |f: Field| levels[f.index()];
     let agrees = |f: Field, worst: u8| level(f) != MISSING && level(f) <= worst;
     if identifiers_differ() {
@@ -134,6 +147,14 @@ pub(crate) fn first_guard(
     if given_differs && agrees(Field::Family, 2) && agrees(Field::BirthDate, 2) && !ssn_vouches {
         return Some(Guard::PossibleTwin);
     }
+    None
+}
+
+/// Fewer than [`CORROBORATING_FIELDS`] identity fields besides the birth date agree,
+/// and the SSN rule's pair does not either.
+fn too_few_fields_agree(levels: &Levels) -> bool {
+    let level = |f: Field| levels[f.index()];
+    let agrees = |f: Field, worst: u8| level(f) != MISSING && level(f) <= worst;
     // The SSN rule's pair: the same SSN with the birth date or family name.
     let ssn_corroborated =
         level(Field::Ssn) == 0 && (agrees(Field::BirthDate, 2) || agrees(Field::Family, 1));
@@ -147,10 +168,7 @@ pub(crate) fn first_guard(
     .iter()
     .filter(|a| **a)
     .count();
-    if corroborating < CORROBORATING_FIELDS && !ssn_corroborated {
-        return Some(Guard::TooFewFieldsAgree);
-    }
-    None
+    corroborating < CORROBORATING_FIELDS && !ssn_corroborated
 }
 
 /// The same SSN, or one keyed with a slip that does not make it a neighbouring number:

@@ -8,7 +8,7 @@ use crate::events::{
     Actor, Change, Decision, DecisionReason, EnterpriseId, EventSink, FieldWeight, LinkStatus,
     MatchExplanation, MpiEvent, Outcome,
 };
-use crate::guard::{Guard, first_guard, names_the_person};
+use crate::guard::{Guard, first_guard, names_the_person, two_people};
 use crate::index::{BlockKey, Blocks, PostingMap, TermFrequencies, block_keys};
 use crate::intern::{Interner, Sym};
 use crate::model::{
@@ -492,6 +492,48 @@ impl Mpi {
         })
     }
 
+    /// A guard saying that the chosen enterprise's best record and another enterprise
+    /// that also reached the link threshold are two people.
+    fn rival_guard(&self, best: &[&Scored], chosen: EnterpriseId) -> Option<Guard> {
+        let enterprise = |s: &Scored| self.records[s.record as usize].enterprise;
+        let chosen = best.iter().find(|s| enterprise(s) == chosen)?;
+        let a = &self.records[chosen.record as usize];
+        best.iter()
+            .filter(|s| {
+                s.score >= self.config.link_threshold
+                    && s.guard.is_none()
+                    && enterprise(s) != enterprise(chosen)
+            })
+            .find_map(|s| {
+                let b = &self.records[s.record as usize];
+                let levels = compare(&a.features, &b.features, &self.interner);
+                two_people(&levels, &a.features, &b.features, &self.interner, || {
+                    self.stored_identifiers_differ(a, b)
+                })
+            })
+    }
+
+    /// [`Mpi::identifiers_differ`] for two stored records.
+    fn stored_identifiers_differ(&self, a: &StoredRecord, b: &StoredRecord) -> bool {
+        let values = |r: &StoredRecord, authority: Sym, type_code: Sym| {
+            r.identifiers
+                .iter()
+                .filter(move |&&(_, x, t)| x == authority && t == type_code)
+                .map(|&(v, _, _)| v)
+                .collect::<Vec<_>>()
+        };
+        a.identifiers
+            .iter()
+            .filter(|&&(_, _, t)| names_the_person(self.interner.resolve(t)))
+            .any(|&(_, authority, type_code)| {
+                let theirs = values(b, authority, type_code);
+                !theirs.is_empty()
+                    && !values(a, authority, type_code)
+                        .iter()
+                        .any(|v| theirs.contains(v))
+            })
+    }
+
     /// Both records carry identifiers of one authority and type that names the person,
     /// and no value in common.
     fn identifiers_differ(&self, record: &PatientRecord, stored: &StoredRecord) -> bool {
@@ -671,6 +713,27 @@ impl Mpi {
             }
         } else {
             (Outcome::New, EnterpriseId(0), DecisionReason::NoCandidates)
+        };
+        // A record that reaches the link threshold with two patients the guards keep
+        // apart (twins, and a record without a given name) could be either: a person
+        // decides, and the two are never merged through it.
+        let rival = match (outcome, &reason) {
+            (Outcome::Link, DecisionReason::Ssn | DecisionReason::Score { .. }) => {
+                self.rival_guard(&best, enterprise)
+            }
+            _ => None,
+        };
+        let (outcome, enterprise, reason) = match rival {
+            Some(guard) => (
+                Outcome::PossibleMatch,
+                EnterpriseId(0),
+                DecisionReason::Guarded {
+                    guard,
+                    best: top_score.unwrap_or_default(),
+                    link_threshold: self.config.link_threshold,
+                },
+            ),
+            None => (outcome, enterprise, reason),
         };
         let bridged = if outcome == Outcome::Link {
             best.iter()

@@ -1,11 +1,15 @@
-//! Safety guards on real messages in a real store: the sample messages of
+//! Safety guards. On real messages in a real store: the sample messages of
 //! `tests/corpus` carry two patients, MRN 102 SINGLETON^MARION and MRN 103
 //! OTHER_IBM_BRIDGE^MARION, who share a given name, a birth date and a sex and nothing
 //! else. They are fed as the engine's `mpi` stage feeds them (PID mapped, applied,
-//! events written in a transaction).
+//! events written in a transaction). And twins that a record without a given name
+//! would have merged.
 
 use mpi::hl7::action_of;
-use mpi::{EnterpriseId, Guard, LinkStatus, MpiConfig, MpiService, SourceKey};
+use mpi::{
+    DecisionReason, EnterpriseId, Guard, LinkStatus, MatchModel, MatcherConfig, Mpi, MpiConfig,
+    MpiService, Outcome, PatientRecord, Sex, SourceKey,
+};
 use std::path::PathBuf;
 use store::Store;
 
@@ -85,4 +89,52 @@ fn two_marions_sharing_only_a_birth_date_wait_for_a_person() {
         assert_eq!(mpi.enterprise_of(&singleton), Some(merged));
         assert_eq!(mpi.enterprise_of(&other), Some(merged));
     });
+}
+
+fn twin(source: &str, id: &str, given: Option<&str>) -> PatientRecord {
+    let mut r = PatientRecord::new(source, id);
+    r.given = given.map(str::to_string);
+    r.family = Some("Okonkwo".into());
+    r.birth_date = Some("20150611".into());
+    r.sex = Some(Sex::Female);
+    r.street = Some("31 Larch Avenue".into());
+    r.city = Some("Bendigo".into());
+    r.postcode = Some("3550".into());
+    r.phone = Some("0412345678".into());
+    r
+}
+
+#[test]
+fn a_record_without_a_given_name_never_merges_twins() {
+    let mut index = Mpi::new(MatcherConfig::default(), MatchModel::default()).unwrap();
+    let amara = index.ingest(twin("EHR", "1", Some("Amara"))).unwrap();
+    let zola = index.ingest(twin("LAB", "2", Some("Zola"))).unwrap();
+    assert_eq!(zola.outcome, Outcome::PossibleMatch);
+    assert!(matches!(
+        zola.reason,
+        DecisionReason::Guarded {
+            guard: Guard::PossibleTwin,
+            ..
+        }
+    ));
+    // The pharmacy sends one of them without a given name: it matches both.
+    let unnamed = index.ingest(twin("PHARM", "3", None)).unwrap();
+    assert_eq!(unnamed.outcome, Outcome::PossibleMatch, "{unnamed:?}");
+    assert!(unnamed.bridged.is_empty());
+    let of = |id: &str, source: &str| {
+        index
+            .current_enterprise(index.enterprise_of(&SourceKey::new(source, id)).unwrap())
+            .unwrap()
+    };
+    assert_ne!(
+        of("1", "EHR"),
+        of("2", "LAB"),
+        "the twins stay two patients"
+    );
+    assert_eq!(of("1", "EHR"), amara.enterprise);
+    assert_eq!(
+        index.status_of(&SourceKey::new("PHARM", "3")),
+        Some(LinkStatus::Review)
+    );
+    index.check_consistency().unwrap();
 }
