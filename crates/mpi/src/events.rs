@@ -107,6 +107,11 @@ pub enum DecisionReason {
         guard: Guard,
         best: f64,
         link_threshold: f64,
+        /// The guard holds between two candidates that both reached the threshold
+        /// (twins a record without a given name matches alike), not between the
+        /// record and its best candidate.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        between_candidates: bool,
     },
     /// No record shared a blocking key.
     NoCandidates,

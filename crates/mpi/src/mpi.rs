@@ -702,6 +702,7 @@ impl Mpi {
                     guard,
                     best: top,
                     link_threshold: self.config.link_threshold,
+                    between_candidates: false,
                 };
                 (Outcome::PossibleMatch, EnterpriseId(0), reason)
             } else if top >= self.config.link_threshold {
@@ -731,6 +732,7 @@ impl Mpi {
                     guard,
                     best: top_score.unwrap_or_default(),
                     link_threshold: self.config.link_threshold,
+                    between_candidates: true,
                 },
             ),
             None => (outcome, enterprise, reason),
@@ -1677,11 +1679,19 @@ fn describe(d: &Decision) -> String {
                 guard,
                 best,
                 link_threshold,
+                between_candidates,
             },
-        ) => format!(
-            "score {best:.1} reaches the link threshold {link_threshold}, held for review by guard {guard}: {}",
-            guard.describe()
-        ),
+        ) => {
+            let between = if *between_candidates {
+                " between two candidates that both reach it"
+            } else {
+                ""
+            };
+            format!(
+                "score {best:.1} reaches the link threshold {link_threshold}, held for review by guard {guard}{between}: {}",
+                guard.describe()
+            )
+        }
         (_, DecisionReason::NoCandidates) => "no candidate shares a blocking key".into(),
     }
 }

@@ -120,7 +120,20 @@ fn a_record_without_a_given_name_never_merges_twins() {
     // The pharmacy sends one of them without a given name: it matches both.
     let unnamed = index.ingest(twin("PHARM", "3", None)).unwrap();
     assert_eq!(unnamed.outcome, Outcome::PossibleMatch, "{unnamed:?}");
+    assert!(matches!(
+        unnamed.reason,
+        DecisionReason::Guarded {
+            guard: Guard::PossibleTwin,
+            between_candidates: true,
+            ..
+        }
+    ));
     assert!(unnamed.bridged.is_empty());
+    let why = &index.history().last().unwrap().why;
+    assert!(
+        why.contains("guard possible_twin between two candidates"),
+        "{why}"
+    );
     let of = |id: &str, source: &str| {
         index
             .current_enterprise(index.enterprise_of(&SourceKey::new(source, id)).unwrap())
