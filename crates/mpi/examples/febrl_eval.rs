@@ -5,12 +5,14 @@
 //! ```
 //!
 //! FEBRL1 and FEBRL2 are the tuning sets; FEBRL3 and FEBRL4 (A and B as two sources,
-//! scored on cross-source pairs) are held-out checks.
+//! scored on cross-source pairs) are held-out checks. Last, 40 look-alike pairs of each
+//! kind (`mpi::lookalike`, seed 19) are loaded after FEBRL3 and counted: linked, in
+//! review or apart.
 
 #[path = "../tests/febrl_support/mod.rs"]
 mod febrl_support;
 
-use febrl_support::{evaluate, load};
+use febrl_support::{evaluate, load, look_alike_table, look_alikes_after};
 use mpi::MatcherConfig;
 
 fn main() -> Result<(), String> {
@@ -57,5 +59,10 @@ fn main() -> Result<(), String> {
     linkage.extend(load("febrl4b", "B")?);
     let acc = evaluate(&linkage, &config, seed, true);
     println!("febrl4 linkage (A+B, cross-source pairs): {acc}");
+    let tallies = look_alikes_after(&load("febrl3", "febrl")?, &config, 40, 19);
+    println!(
+        "look-alikes after FEBRL3, 40 pairs of each kind:\n{}",
+        look_alike_table(&tallies)
+    );
     Ok(())
 }

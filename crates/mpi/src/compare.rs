@@ -2,7 +2,7 @@
 //! agreement down to disagreement. The model turns each level into a weight.
 
 use crate::intern::{Interner, Sym};
-use crate::record::{PatientRecord, Sex};
+use crate::record::{Generation, PatientRecord, Sex};
 use crate::text;
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +119,7 @@ pub struct Features {
     /// Digits of the birth date (normally 8).
     pub birth: Sym,
     pub sex: Sex,
+    pub generation: Option<Generation>,
     pub street: Sym,
     pub street2: Sym,
     pub city: Sym,
@@ -130,8 +131,13 @@ pub struct Features {
 
 impl Features {
     pub fn from_record(record: &PatientRecord, interner: &mut Interner) -> Features {
+        // A suffix written into the name ("Smith Jr") is compared as the suffix it is,
+        // not as letters of the name.
         let mut name = |v: &Option<String>| {
-            let n = v.as_deref().map(text::normalize_name).unwrap_or_default();
+            let n = v
+                .as_deref()
+                .map(|n| text::normalize_name(Generation::split_from_name(n).0))
+                .unwrap_or_default();
             let ph = text::nysiis(&n);
             (interner.intern(&n), ph)
         };
@@ -161,6 +167,7 @@ impl Features {
             family_phonetic,
             birth: dig(&record.birth_date),
             sex: record.sex.unwrap_or_default(),
+            generation: record.generation(),
             street,
             street2,
             city,

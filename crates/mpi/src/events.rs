@@ -3,6 +3,7 @@
 //! only has to persist events to make the index durable.
 
 use crate::compare::Field;
+use crate::guard::Guard;
 use crate::record::{Identifier, PatientRecord, SourceKey};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -79,6 +80,10 @@ pub struct MatchExplanation {
     /// Posterior match probability, using the model's prior.
     pub match_probability: f64,
     pub fields: Vec<FieldWeight>,
+    /// The guard that keeps this candidate from an automatic link although its score
+    /// reached the link threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Guard>,
 }
 
 /// What settled a decision.
@@ -95,6 +100,18 @@ pub enum DecisionReason {
         best: f64,
         link_threshold: f64,
         review_threshold: f64,
+    },
+    /// The best candidate reached the link threshold (by score or by SSN) but a safety
+    /// guard holds, so a person decides.
+    Guarded {
+        guard: Guard,
+        best: f64,
+        link_threshold: f64,
+        /// The guard holds between two candidates that both reached the threshold
+        /// (twins a record without a given name matches alike), not between the
+        /// record and its best candidate.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        between_candidates: bool,
     },
     /// No record shared a blocking key.
     NoCandidates,

@@ -22,10 +22,11 @@ pub enum Survivorship {
 }
 
 /// The columns a rule can name (the bulk-load column names).
-pub const GOLDEN_FIELDS: [&str; 13] = [
+pub const GOLDEN_FIELDS: [&str; 14] = [
     "family",
     "given",
     "middle",
+    "suffix",
     "birth_date",
     "sex",
     "street",
@@ -114,6 +115,7 @@ fn field_value(r: &PatientRecord, field: &str) -> Option<String> {
         "family" => r.family.clone(),
         "given" => r.given.clone(),
         "middle" => r.middle.clone(),
+        "suffix" => r.suffix.clone(),
         "birth_date" => r.birth_date.clone(),
         "sex" => r
             .sex

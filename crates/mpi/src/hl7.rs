@@ -13,7 +13,7 @@
 //! type is kept as an [`Identifier`]; a bare number is never linked on.
 //!
 //! Other fields: PID-5 (the legal name `L`, else the first: family XPN-1.1, given
-//! XPN-2, middle XPN-3), PID-7 (first 8 digits), PID-8, PID-11 (street XAD-1.1, other
+//! XPN-2, middle XPN-3, suffix XPN-4), PID-7 (first 8 digits), PID-8, PID-11 (street XAD-1.1, other
 //! designation XAD-2, city, state, postcode, country), PID-13 (XTN-1, else XTN-12, else
 //! area code and local number), PID-19 (else a PID-3 repetition of type `SS`).
 
@@ -130,6 +130,7 @@ pub fn record_from_pid(
             r.family = text(n.component(1).subcomponent(1));
             r.given = text(n.component(2));
             r.middle = text(n.component(3));
+            r.suffix = text(n.component(4));
         }
     }
     r.birth_date = pid.field(7).and_then(|f| text(f.component(1))).map(|d| {

@@ -5,7 +5,7 @@
 //! | `GET /mpi/fhir/Patient?family=&given=&birthdate=&gender=&identifier=system\|value&_count=` | IHE PDQm-style search: a FHIR `searchset` Bundle of enterprise patients (their golden records) |
 //! | `POST /mpi/fhir/Patient/$match` | FHIR `Parameters` with a `resource` Patient (and optional `count`, `onlyCertainMatches`): scored candidates, `search.score` and the match-grade extension (`certain`, `probable`, `possible`, `certainly-not`) |
 //! | `GET /mpi/fhir/Patient/$ihe-pix?sourceIdentifier=system\|value[&targetSystem=]` | IHE PIXm: `Parameters` with every other identifier of that patient (`targetIdentifier`) and its enterprise patient (`targetId`) |
-//! | `GET /mpi/reviews` | open possible matches, oldest first, with their candidates and scores |
+//! | `GET /mpi/reviews` | open possible matches, oldest first, with their candidates and scores, and the safety guard (`guard`: `name`, `why`) that held a pair back from linking |
 //! | `POST /mpi/reviews/{id}/accept` | `{"enterprise_id": "E12", "note": ".."}` (default: the best candidate) links the record |
 //! | `POST /mpi/reviews/{id}/reject` | `{"note": ".."}`: the record is a patient of its own |
 //! | `POST /mpi/link` | `{"source", "id", "enterprise_id", "note"}` |
@@ -238,6 +238,9 @@ fn patient_resource(service: &MpiService, golden: &GoldenRecord) -> Value {
         if !given.is_empty() {
             name["given"] = json!(given);
         }
+        if let Some(suffix) = &r.suffix {
+            name["suffix"] = json!([suffix]);
+        }
         p["name"] = json!([name]);
     }
     if let Some(g) = fhir_gender(r.sex) {
@@ -282,6 +285,10 @@ fn record_from_patient(p: &Value) -> Result<PatientRecord, ApiError> {
         let given = name.get("given").and_then(Value::as_array);
         r.given = s(given.and_then(|g| g.first()));
         r.middle = s(given.and_then(|g| g.get(1)));
+        r.suffix = s(name
+            .get("suffix")
+            .and_then(Value::as_array)
+            .and_then(|x| x.first()));
     }
     r.birth_date = s(p.get("birthDate")).map(|d| d.replace('-', ""));
     r.sex = s(p.get("gender")).map(|g| match g.as_str() {
@@ -484,7 +491,13 @@ async fn match_patient(State(service): State<MpiService>, body: String) -> ApiRe
         .candidates
         .iter()
         .map(|c| {
-            let g = grade(c.score, cfg.link_threshold, cfg.review_threshold);
+            // A guarded pair is never certain, whatever its score.
+            let link = if c.guard.is_some() {
+                f64::INFINITY
+            } else {
+                cfg.link_threshold
+            };
+            let g = grade(c.score, link, cfg.review_threshold);
             (c.enterprise, c.score, c.match_probability, g)
         })
         .collect();
@@ -590,12 +603,14 @@ async fn reviews(State(service): State<MpiService>) -> ApiResult {
                     "id": r.id,
                     "record": r.record,
                     "provisional": r.provisional.to_string(),
+                    "guard": r.guard.map(|g| json!({ "name": g.name(), "why": g.describe() })),
                     "candidates": r.candidates.iter().map(|c| json!({
                         "enterprise_id": c.enterprise.to_string(),
                         "candidate": c.candidate,
                         "score": c.score,
                         "match_probability": c.match_probability,
                         "fields": c.fields,
+                        "guard": c.guard,
                     })).collect::<Vec<_>>(),
                 })
             })

@@ -15,6 +15,12 @@
 //!    weighted by how rare the value is.
 //! 3. Two thresholds give the [`Outcome`]: link, possible match (queued for review) or a
 //!    new enterprise patient. Each [`Decision`] carries its per-field weights.
+//! 4. **Safety guards** ([`Guard`]): a pair that reached the link threshold (by score or
+//!    SSN) still goes to review when its fields are the look-alikes Fellegi-Sunter
+//!    cannot see, being not independent: a possible twin, birth dates decades apart, a
+//!    different generational suffix, sex or identifier of one authority, or fewer than
+//!    two identity fields besides the birth date agreeing. The guard is named in the
+//!    decision, the event log and the review queue.
 //!
 //! People and messages can link, unlink, merge (ADT^A40/A34/A39) and unmerge; those
 //! records are never moved by the matcher again. Every change is an [`MpiEvent`];
@@ -50,10 +56,12 @@
 mod compare;
 mod events;
 mod golden;
+mod guard;
 pub mod hl7;
 pub mod http;
 mod index;
 mod intern;
+pub mod lookalike;
 mod model;
 mod mpi;
 pub mod persist;
@@ -69,9 +77,10 @@ pub use events::{
     MatchExplanation, MpiEvent, Outcome,
 };
 pub use golden::{GOLDEN_FIELDS, GoldenRecord, Survivorship, SurvivorshipRules};
+pub use guard::{CORROBORATING_FIELDS, GENERATION_YEARS, Guard, names_the_person};
 pub use model::{FieldModel, MatchModel, TrainingOptions, TrainingReport};
 pub use mpi::{IndexStats, MatcherConfig, Mpi, ReviewItem, SsnRule};
-pub use record::{Identifier, PatientRecord, Sex, SourceKey};
+pub use record::{Generation, Identifier, PatientRecord, Sex, SourceKey};
 pub use service::{Applied, MpiConfig, MpiService, ServiceError};
 
 /// What can go wrong when using the index; each names what to fix.

@@ -8,6 +8,7 @@ use crate::events::{
     Actor, Change, Decision, DecisionReason, EnterpriseId, EventSink, FieldWeight, LinkStatus,
     MatchExplanation, MpiEvent, Outcome,
 };
+use crate::guard::{Guard, first_guard, names_the_person, two_people};
 use crate::index::{BlockKey, Blocks, PostingMap, TermFrequencies, block_keys};
 use crate::intern::{Interner, Sym};
 use crate::model::{
@@ -93,6 +94,7 @@ struct RawValues {
     family: Sym,
     given: Sym,
     middle: Sym,
+    suffix: Sym,
     birth_date: Sym,
     street: Sym,
     street2: Sym,
@@ -137,6 +139,8 @@ pub struct ReviewItem {
     pub record: SourceKey,
     /// The enterprise patient the record was given meanwhile.
     pub provisional: EnterpriseId,
+    /// The safety guard that sent it here instead of linking it, if one did.
+    pub guard: Option<Guard>,
     pub candidates: Vec<MatchExplanation>,
 }
 
@@ -200,6 +204,9 @@ struct Scored {
     record: u32,
     levels: Levels,
     score: f64,
+    /// What holds the pair back from an automatic link (asked only of pairs that could
+    /// link: by score or by SSN).
+    guard: Option<Guard>,
 }
 
 impl Mpi {
@@ -467,7 +474,91 @@ impl Mpi {
                 odds / (1.0 + odds)
             },
             fields,
+            guard: scored.guard,
         }
+    }
+
+    /// The safety guard that holds for the incoming record and candidate `rid`.
+    fn pair_guard(
+        &self,
+        levels: &Levels,
+        incoming: &Features,
+        record: &PatientRecord,
+        rid: u32,
+    ) -> Option<Guard> {
+        let stored = &self.records[rid as usize];
+        first_guard(levels, incoming, &stored.features, &self.interner, || {
+            self.identifiers_differ(record, stored)
+        })
+    }
+
+    /// A guard saying that the chosen enterprise's best record and another enterprise
+    /// that also reached the link threshold are two people.
+    fn rival_guard(&self, best: &[&Scored], chosen: EnterpriseId) -> Option<Guard> {
+        let enterprise = |s: &Scored| self.records[s.record as usize].enterprise;
+        let chosen = best.iter().find(|s| enterprise(s) == chosen)?;
+        let a = &self.records[chosen.record as usize];
+        best.iter()
+            .filter(|s| {
+                s.score >= self.config.link_threshold
+                    && s.guard.is_none()
+                    && enterprise(s) != enterprise(chosen)
+            })
+            .find_map(|s| {
+                let b = &self.records[s.record as usize];
+                let levels = compare(&a.features, &b.features, &self.interner);
+                two_people(&levels, &a.features, &b.features, &self.interner, || {
+                    self.stored_identifiers_differ(a, b)
+                })
+            })
+    }
+
+    /// [`Mpi::identifiers_differ`] for two stored records.
+    fn stored_identifiers_differ(&self, a: &StoredRecord, b: &StoredRecord) -> bool {
+        let values = |r: &StoredRecord, authority: Sym, type_code: Sym| {
+            r.identifiers
+                .iter()
+                .filter(move |&&(_, x, t)| x == authority && t == type_code)
+                .map(|&(v, _, _)| v)
+                .collect::<Vec<_>>()
+        };
+        a.identifiers
+            .iter()
+            .filter(|&&(_, _, t)| names_the_person(self.interner.resolve(t)))
+            .any(|&(_, authority, type_code)| {
+                let theirs = values(b, authority, type_code);
+                !theirs.is_empty()
+                    && !values(a, authority, type_code)
+                        .iter()
+                        .any(|v| theirs.contains(v))
+            })
+    }
+
+    /// Both records carry identifiers of one authority and type that names the person,
+    /// and no value in common.
+    fn identifiers_differ(&self, record: &PatientRecord, stored: &StoredRecord) -> bool {
+        let i = &self.interner;
+        let ours = |authority: &str, type_code: &str, value: &str| {
+            record.identifiers.iter().any(|x| {
+                x.authority.trim() == authority
+                    && x.type_code.trim() == type_code
+                    && x.value.trim() == value
+            })
+        };
+        record
+            .identifiers
+            .iter()
+            .filter(|x| x.is_qualified() && names_the_person(&x.type_code))
+            .any(|x| {
+                let (authority, type_code) = (x.authority.trim(), x.type_code.trim());
+                let mut theirs = stored
+                    .identifiers
+                    .iter()
+                    .filter(|&&(_, a, t)| i.resolve(a) == authority && i.resolve(t) == type_code)
+                    .peekable();
+                theirs.peek().is_some()
+                    && !theirs.any(|&(v, _, _)| ours(authority, type_code, i.resolve(v)))
+            })
     }
 
     fn corroborated(levels: &Levels) -> bool {
@@ -519,10 +610,15 @@ impl Mpi {
             }
             let levels = compare(features, &self.records[c as usize].features, &self.interner);
             let score = self.score(&levels, features);
+            let could_link = score >= self.config.link_threshold || levels[Field::Ssn.index()] == 0;
+            let guard = could_link
+                .then(|| self.pair_guard(&levels, features, record, c))
+                .flatten();
             scored.push(Scored {
                 record: c,
                 levels,
                 score,
+                guard,
             });
         }
         let compared = scored.len();
@@ -549,6 +645,7 @@ impl Mpi {
                 let e = self.records[s.record as usize].enterprise;
                 if s.levels[Field::Ssn.index()] == 0
                     && Self::corroborated(&s.levels)
+                    && s.guard.is_none()
                     && !ssn_hits.contains(&e)
                 {
                     ssn_hits.push(e);
@@ -600,7 +697,15 @@ impl Mpi {
                 review_threshold: self.config.review_threshold,
             };
             let top_enterprise = self.records[best[0].record as usize].enterprise;
-            if top >= self.config.link_threshold {
+            if let (true, Some(guard)) = (top >= self.config.link_threshold, best[0].guard) {
+                let reason = DecisionReason::Guarded {
+                    guard,
+                    best: top,
+                    link_threshold: self.config.link_threshold,
+                    between_candidates: false,
+                };
+                (Outcome::PossibleMatch, EnterpriseId(0), reason)
+            } else if top >= self.config.link_threshold {
                 (Outcome::Link, top_enterprise, reason)
             } else if top >= self.config.review_threshold {
                 (Outcome::PossibleMatch, EnterpriseId(0), reason)
@@ -610,9 +715,31 @@ impl Mpi {
         } else {
             (Outcome::New, EnterpriseId(0), DecisionReason::NoCandidates)
         };
+        // A record that reaches the link threshold with two patients the guards keep
+        // apart (twins, and a record without a given name) could be either: a person
+        // decides, and the two are never merged through it.
+        let rival = match (outcome, &reason) {
+            (Outcome::Link, DecisionReason::Ssn | DecisionReason::Score { .. }) => {
+                self.rival_guard(&best, enterprise)
+            }
+            _ => None,
+        };
+        let (outcome, enterprise, reason) = match rival {
+            Some(guard) => (
+                Outcome::PossibleMatch,
+                EnterpriseId(0),
+                DecisionReason::Guarded {
+                    guard,
+                    best: top_score.unwrap_or_default(),
+                    link_threshold: self.config.link_threshold,
+                    between_candidates: true,
+                },
+            ),
+            None => (outcome, enterprise, reason),
+        };
         let bridged = if outcome == Outcome::Link {
             best.iter()
-                .filter(|s| s.score >= self.config.link_threshold)
+                .filter(|s| s.score >= self.config.link_threshold && s.guard.is_none())
                 .map(|s| self.records[s.record as usize].enterprise)
                 .filter(|e| *e != enterprise)
                 .collect()
@@ -886,6 +1013,10 @@ impl Mpi {
                             id: seq,
                             record: self.source_key(rid),
                             provisional: decision.enterprise,
+                            guard: match decision.reason {
+                                DecisionReason::Guarded { guard, .. } => Some(guard),
+                                _ => None,
+                            },
                             candidates: decision.candidates.clone(),
                         },
                     );
@@ -1079,6 +1210,7 @@ impl Mpi {
             family: s(&record.family),
             given: s(&record.given),
             middle: s(&record.middle),
+            suffix: s(&record.suffix),
             birth_date: s(&record.birth_date),
             street: s(&record.street),
             street2: s(&record.street2),
@@ -1357,6 +1489,7 @@ impl Mpi {
             family: opt(s.raw.family),
             given: opt(s.raw.given),
             middle: opt(s.raw.middle),
+            suffix: opt(s.raw.suffix),
             birth_date: opt(s.raw.birth_date),
             sex: s.sex,
             street: opt(s.raw.street),
@@ -1539,6 +1672,25 @@ fn describe(d: &Decision) -> String {
             },
         ) => {
             format!("best score {best:.1} below the review threshold {review_threshold}")
+        }
+        (
+            _,
+            DecisionReason::Guarded {
+                guard,
+                best,
+                link_threshold,
+                between_candidates,
+            },
+        ) => {
+            let between = if *between_candidates {
+                " between two candidates that both reach it"
+            } else {
+                ""
+            };
+            format!(
+                "score {best:.1} reaches the link threshold {link_threshold}, held for review by guard {guard}{between}: {}",
+                guard.describe()
+            )
         }
         (_, DecisionReason::NoCandidates) => "no candidate shares a blocking key".into(),
     }

@@ -218,6 +218,35 @@ pub fn event_count(conn: &Connection) -> store::Result<u64> {
     Ok(n as u64)
 }
 
+/// Rebuilds the index as the store holds it at one instant, without taking the index's
+/// lock, for a reader beside the process that owns the index (`corridor mpi export`
+/// against a running engine). The model and the whole log are read in one read
+/// transaction, so a write committed meanwhile is wholly in or wholly out. `None` when
+/// the database has no patient index.
+pub fn load_snapshot(conn: &Connection, config: MatcherConfig) -> store::Result<Option<Mpi>> {
+    let snapshot = conn.unchecked_transaction()?;
+    let version: Option<u32> = snapshot
+        .query_row(
+            "SELECT version FROM component_schema WHERE component = ?1",
+            params![COMPONENT],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let supported = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    let index = match version {
+        None => None,
+        Some(found) if found > supported => {
+            return Err(sql_error(format!(
+                "the patient index's tables are at version {found}, newer than this corridor knows ({supported}): upgrade corridor"
+            )));
+        }
+        Some(_) => Some(load_index(&snapshot, config, MatchModel::default())?),
+    };
+    // Read-only: nothing to keep.
+    snapshot.rollback()?;
+    Ok(index)
+}
+
 /// Rebuilds the index from the stored log (events streamed in order, never all in
 /// memory at once), with the stored model when there is one, else `model`.
 pub fn load_index(

@@ -90,6 +90,51 @@ impl Sex {
     }
 }
 
+/// A generational suffix (XPN-4, or the last word of a name: "Smith Jr"): what tells a
+/// son from the father whose name he carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Generation {
+    Junior,
+    Senior,
+    Second,
+    Third,
+    Fourth,
+}
+
+impl Generation {
+    /// Reads `JR`, `Jr.`, `JNR`, `SR`, `SNR`, `II`, `III`, `IV` (any case, dots ignored).
+    pub fn from_suffix(text: &str) -> Option<Generation> {
+        let word: String = text
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_uppercase)
+            .collect();
+        match word.as_str() {
+            "JR" | "JNR" | "JUNIOR" => Some(Generation::Junior),
+            "SR" | "SNR" | "SENIOR" => Some(Generation::Senior),
+            "II" | "2ND" => Some(Generation::Second),
+            "III" | "3RD" => Some(Generation::Third),
+            "IV" | "4TH" => Some(Generation::Fourth),
+            _ => None,
+        }
+    }
+
+    /// Splits a trailing suffix word off a name: `"Smith Jr."` gives `("Smith", Junior)`.
+    /// A name that is nothing but the suffix word is left whole.
+    pub fn split_from_name(name: &str) -> (&str, Option<Generation>) {
+        let trimmed = name.trim_end_matches(|c: char| !c.is_alphanumeric());
+        let Some(cut) = trimmed.rfind(|c: char| c.is_whitespace() || c == ',') else {
+            return (name, None);
+        };
+        let (rest, last) = trimmed.split_at(cut);
+        let rest = rest.trim_end_matches(|c: char| c.is_whitespace() || c == ',');
+        match Generation::from_suffix(last) {
+            Some(g) if rest.chars().any(char::is_alphabetic) => (rest, Some(g)),
+            _ => (name, None),
+        }
+    }
+}
+
 /// One source system's view of a patient. Everything but the source key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PatientRecord {
@@ -99,6 +144,9 @@ pub struct PatientRecord {
     pub family: Option<String>,
     pub given: Option<String>,
     pub middle: Option<String>,
+    /// Generational suffix as sent (XPN-4, e.g. `JR`, `III`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
     /// `YYYYMMDD`; anything else is compared as text after keeping its digits.
     pub birth_date: Option<String>,
     pub sex: Option<Sex>,
@@ -125,6 +173,18 @@ impl PatientRecord {
         SourceKey::new(self.source.clone(), self.id.clone())
     }
 
+    /// The generational suffix: the `suffix` field, else a last word of the family or
+    /// given name such as `Jr` or `III`.
+    pub fn generation(&self) -> Option<Generation> {
+        let from_name =
+            |n: &Option<String>| n.as_deref().and_then(|n| Generation::split_from_name(n).1);
+        self.suffix
+            .as_deref()
+            .and_then(Generation::from_suffix)
+            .or_else(|| from_name(&self.family))
+            .or_else(|| from_name(&self.given))
+    }
+
     /// Sets a field by its bulk-load column name (`family`, `birth_date`, ...); empty
     /// values leave the field absent. Returns false for an unknown column.
     pub fn set_field(&mut self, column: &str, value: &str) -> bool {
@@ -134,6 +194,7 @@ impl PatientRecord {
             "family" => self.family = v,
             "given" => self.given = v,
             "middle" => self.middle = v,
+            "suffix" => self.suffix = v,
             "birth_date" => self.birth_date = v,
             "sex" => self.sex = v.map(|s| Sex::from_code(&s)),
             "street" => self.street = v,

@@ -6,7 +6,7 @@ use crate::record::{Identifier, PatientRecord, Sex};
 use crate::rng::SplitMix64;
 use crate::text::nickname_table;
 
-const GIVEN_F: &[&str] = &[
+pub(crate) const GIVEN_F: &[&str] = &[
     "mary",
     "patricia",
     "jennifer",
@@ -62,7 +62,7 @@ const GIVEN_F: &[&str] = &[
     "catherine",
     "madison",
 ];
-const GIVEN_M: &[&str] = &[
+pub(crate) const GIVEN_M: &[&str] = &[
     "james",
     "john",
     "robert",
@@ -118,7 +118,7 @@ const GIVEN_M: &[&str] = &[
     "frederick",
     "harrison",
 ];
-const FAMILY: &[&str] = &[
+pub(crate) const FAMILY: &[&str] = &[
     "smith",
     "johnson",
     "williams",
@@ -180,7 +180,7 @@ const SYLLABLES: &[&str] = &[
     "cliff", "dale", "field", "ford", "ham", "ley", "ton", "wood", "worth", "by", "stein", "berg",
     "mann", "ski", "ova", "ez", "son", "sen", "ard", "ett", "ing", "ow", "ay",
 ];
-const STREET_TYPES: &[&str] = &[
+pub(crate) const STREET_TYPES: &[&str] = &[
     "street", "road", "avenue", "place", "crescent", "court", "drive", "lane",
 ];
 
@@ -213,7 +213,7 @@ pub struct SyntheticPopulation {
     options: SyntheticOptions,
 }
 
-fn syllable_name(rng: &mut SplitMix64, parts: usize) -> String {
+pub(crate) fn syllable_name(rng: &mut SplitMix64, parts: usize) -> String {
     (0..parts).map(|_| *rng.pick(SYLLABLES)).collect()
 }
 
@@ -342,7 +342,7 @@ impl SyntheticPopulation {
 }
 
 /// One keyboard-style error: substitution, deletion, insertion or adjacent swap.
-fn typo(rng: &mut SplitMix64, s: &str) -> String {
+pub(crate) fn typo(rng: &mut SplitMix64, s: &str) -> String {
     let mut c: Vec<char> = s.chars().collect();
     if c.len() < 2 {
         return s.to_string();

@@ -493,3 +493,52 @@ fn link_unlink_merge_unmerge_with_history() {
         assert_eq!(status, 400);
     });
 }
+
+#[test]
+fn the_review_queue_names_the_guard_that_held_a_pair_and_match_is_not_certain() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), 12.0);
+    // Twins registered at two hospitals: one family, birth date, address and phone;
+    // two given names.
+    let twin = |mrn: &str, given: &str| {
+        format!(
+            "PID|1||{mrn}||Okafor^{given}||20110407|F|||4 Elm Row^^Springfield^IL^62701||555-0142"
+        )
+    };
+    feed(&service, "1", &twin("900^^^NORTH^MR", "Adaeze"));
+    feed(&service, "2", &twin("901^^^SOUTH^MR", "Chioma"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let api = Api::start(service).await;
+        let (status, list) = api.get("/mpi/reviews").await;
+        assert_eq!(status, 200);
+        let review = &list["reviews"][0];
+        assert_eq!(review["record"]["id"], "901", "{list}");
+        assert_eq!(review["guard"]["name"], "possible_twin", "{list}");
+        assert!(review["guard"]["why"].as_str().unwrap().contains("twin"));
+        assert_eq!(review["candidates"][0]["guard"], "possible_twin");
+
+        // $match scores the twin high but never grades her a certain match.
+        let query = json!({
+            "resourceType": "Parameters",
+            "parameter": [{ "name": "resource", "resource": {
+                "resourceType": "Patient",
+                "name": [{ "family": "Okafor", "given": ["Ngozi"] }],
+                "birthDate": "2011-04-07",
+                "gender": "female",
+                "address": [{ "line": ["4 Elm Row"], "city": "Springfield", "state": "IL", "postalCode": "62701" }],
+                "telecom": [{ "system": "phone", "value": "555-0142" }],
+            }}],
+        });
+        let (status, bundle) = api
+            .call("POST", "/mpi/fhir/Patient/$match", None, &query)
+            .await;
+        assert_eq!(status, 200, "{bundle}");
+        let grades: Vec<Value> = entries(&bundle)
+            .iter()
+            .map(|e| e["search"]["extension"][0]["valueCode"].clone())
+            .collect();
+        assert!(!grades.is_empty(), "{bundle}");
+        assert!(grades.iter().all(|g| g != "certain"), "{bundle}");
+    });
+}

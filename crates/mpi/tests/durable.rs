@@ -387,3 +387,52 @@ fn the_async_open_rebuilds_the_same_index() {
     };
     assert!(MpiService::open_blocking(Store::open(dir.path()).unwrap(), bad).is_err());
 }
+
+#[test]
+fn a_snapshot_reads_the_index_beside_the_process_that_owns_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = Store::open(dir.path()).unwrap();
+    let snapshot = |store: &Store| {
+        store
+            .read(|conn| mpi::persist::load_snapshot(conn, config().matcher()))
+            .unwrap()
+    };
+    assert!(snapshot(&reader).is_none(), "no patient index yet");
+
+    let owner = open(dir.path());
+    feed(&owner, &adt("A04", "1", PID_SMITH, ""));
+    feed(
+        &owner,
+        &adt(
+            "A04",
+            "2",
+            "PID|1||L-77^^^LAB^MR||Smith^Jon||19800312|M|||12 High St^^Springfield^IL^62701||||||||123456789",
+            "",
+        ),
+    );
+    // The owner still holds the index's lock: a second owner is refused, a reader is not.
+    assert!(MpiService::open_blocking(Store::open(dir.path()).unwrap(), config()).is_err());
+    let read = snapshot(&reader).expect("an index");
+    let owned = owner.read(|m| m.source_records().collect::<Vec<_>>());
+    assert_eq!(read.source_records().collect::<Vec<_>>(), owned);
+    assert_eq!(owned.len(), 2);
+    read.check_consistency().unwrap();
+
+    // A log written by a newer corridor is refused by name, not misread.
+    owner
+        .store()
+        .write(|conn| {
+            conn.execute(
+                "UPDATE component_schema SET version = 99 WHERE component = 'mpi'",
+                [],
+            )?;
+            Ok(())
+        })
+        .wait()
+        .unwrap();
+    let newer = reader
+        .read(|conn| mpi::persist::load_snapshot(conn, config().matcher()))
+        .err()
+        .expect("a newer schema is refused");
+    assert!(newer.to_string().contains("version 99"), "{newer}");
+}

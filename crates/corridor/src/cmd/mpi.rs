@@ -3,12 +3,17 @@
 //! stands.
 //!
 //! `load` feeds the records one at a time through the same matcher as live messages.
-//! Columns are named by the CSV header: `id, family, given, middle, birth_date`
-//! (YYYYMMDD), `sex, street, street2, city, state, postcode, country, phone, ssn`, any of
-//! them missing or empty but `id`. A bad row is reported with its file and line and
-//! skipped; the others load. When the index has no match model yet, one is estimated
+//! Columns are named by the CSV header: `id, family, given, middle, suffix` (Jr, Sr,
+//! III), `birth_date` (YYYYMMDD), `sex, street, street2, city, state, postcode, country,
+//! phone, ssn`, any of them missing or empty but `id`. A bad row is reported with its
+//! file and line and skipped; the others load. When the index has no match model yet, one is estimated
 //! (EM, without labels) from the records being loaded and stored, so live messages are
-//! scored with it too.
+//! scored with it too. `load` owns the index while it runs, so it refuses the data
+//! directory of a running engine.
+//!
+//! `export` only reads: it rebuilds the index from one consistent snapshot of the
+//! store's event log, so it runs beside a running engine and lists every decision that
+//! engine had committed when the export began.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -27,7 +32,8 @@ pub struct Args {
 enum MpiCommand {
     /// Load source records from CSV files, one record at a time through the matcher.
     Load(LoadArgs),
-    /// Write `source,id,enterprise_id,status` for every source record.
+    /// Write `source,id,enterprise_id,status` for every source record (runs beside a
+    /// running engine: reads one consistent snapshot).
     Export(ExportArgs),
 }
 
@@ -69,7 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn open(common: &Common) -> anyhow::Result<MpiService> {
+/// The data directory's store and the `[mpi]` settings of the configuration.
+fn open_store(common: &Common) -> anyhow::Result<(store::Store, MpiConfig)> {
     let config = match &common.config {
         Some(path) => match engine::Config::load(path) {
             Ok(config) => config,
@@ -84,6 +91,12 @@ fn open(common: &Common) -> anyhow::Result<MpiService> {
         enabled: true,
         ..config.mpi
     };
+    Ok((store, mpi_config))
+}
+
+/// Opens the index to change it (its lock held while the service lives).
+fn open(common: &Common) -> anyhow::Result<MpiService> {
+    let (store, mpi_config) = open_store(common)?;
     let started = Instant::now();
     let service = MpiService::open_blocking(store, mpi_config)?;
     let records = service.read(|mpi| mpi.len());
@@ -94,11 +107,12 @@ fn open(common: &Common) -> anyhow::Result<MpiService> {
     Ok(service)
 }
 
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 15] = [
     "id",
     "family",
     "given",
     "middle",
+    "suffix",
     "birth_date",
     "sex",
     "street",
@@ -327,28 +341,40 @@ fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let service = open(&args.common)?;
+    let (store, mpi_config) = open_store(&args.common)?;
+    let started = Instant::now();
+    let index = store
+        .read(|conn| mpi::persist::load_snapshot(conn, mpi_config.matcher()))
+        .map_err(|e| anyhow::anyhow!("cannot read the patient index: {e}"))?;
+    match &index {
+        Some(index) => eprintln!(
+            "index rebuilt from a snapshot of the store: {} source records in {:.1}s",
+            index.len(),
+            started.elapsed().as_secs_f64()
+        ),
+        None => eprintln!("the data directory has no patient index yet"),
+    }
     let write = |out: &mut dyn Write| -> anyhow::Result<usize> {
         writeln!(out, "source,id,enterprise_id,status")?;
-        let rows = service.read(|mpi| {
-            mpi.source_records()
-                .map(|(key, enterprise, status)| {
-                    let e = mpi.current_enterprise(enterprise).unwrap_or(enterprise);
-                    format!(
-                        "{},{},{},{}",
-                        csv_field(&key.source),
-                        csv_field(&key.id),
-                        e,
-                        status.as_str()
-                    )
-                })
-                .collect::<Vec<_>>()
-        });
-        for row in &rows {
-            writeln!(out, "{row}")?;
+        let Some(index) = &index else {
+            out.flush()?;
+            return Ok(0);
+        };
+        let mut rows = 0;
+        for (key, enterprise, status) in index.source_records() {
+            let e = index.current_enterprise(enterprise).unwrap_or(enterprise);
+            writeln!(
+                out,
+                "{},{},{},{}",
+                csv_field(&key.source),
+                csv_field(&key.id),
+                e,
+                status.as_str()
+            )?;
+            rows += 1;
         }
         out.flush()?;
-        Ok(rows.len())
+        Ok(rows)
     };
     let n = if args.out.as_os_str() == "-" {
         write(&mut BufWriter::new(std::io::stdout().lock()))?

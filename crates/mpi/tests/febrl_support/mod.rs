@@ -6,7 +6,7 @@
 
 use mpi::rng::SplitMix64;
 use mpi::{MatchModel, MatcherConfig, Mpi, PatientRecord, TrainingOptions};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -193,6 +193,12 @@ pub struct Accuracy {
     /// clusters recovered exactly (recall).
     pub exact_clusters: Prf,
     pub reviews: usize,
+    /// Open reviews by the safety guard that sent them (`score` for the ones below the
+    /// link threshold).
+    pub reviews_by_guard: BTreeMap<&'static str, usize>,
+    /// Pairs as they would be if a reviewer accepted every review's best candidate: what
+    /// the index found, automatically or for a person.
+    pub pairs_with_reviews: Prf,
     pub mean_candidates: f64,
 }
 
@@ -200,7 +206,7 @@ impl std::fmt::Display for Accuracy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} records, pairs {} ({} predicted / {} true), B-cubed {}, exact clusters {}, {} reviews, {:.1} candidates/lookup",
+            "{} records, pairs {} ({} predicted / {} true), B-cubed {}, exact clusters {}, {} reviews {:?}, pairs with reviews accepted {}, {:.1} candidates/lookup",
             self.records,
             self.pairs,
             self.predicted_pairs,
@@ -208,6 +214,8 @@ impl std::fmt::Display for Accuracy {
             self.bcubed,
             self.exact_clusters,
             self.reviews,
+            self.reviews_by_guard,
+            self.pairs_with_reviews,
             self.mean_candidates
         )
     }
@@ -253,11 +261,26 @@ pub fn evaluate_with_model(
         }
     }
     index.check_consistency().unwrap();
-    let cluster_of: Vec<usize> = records
-        .iter()
-        .map(|l| predicted[&(l.record.source.clone(), l.record.id.clone())])
-        .collect();
+    let key_of = |l: &Labelled| (l.record.source.clone(), l.record.id.clone());
+    let cluster_of: Vec<usize> = records.iter().map(|l| predicted[&key_of(l)]).collect();
+    let mut reviews_by_guard = BTreeMap::new();
+    let mut accepted = predicted.clone();
+    for item in index.reviews() {
+        *reviews_by_guard
+            .entry(item.guard.map_or("score", |g| g.name()))
+            .or_default() += 1;
+        if let Some(best) = item.candidates.first() {
+            let e = index.current_enterprise(best.enterprise).unwrap();
+            accepted.insert(
+                (item.record.source.clone(), item.record.id.clone()),
+                e.0 as usize,
+            );
+        }
+    }
+    let accepted_of: Vec<usize> = records.iter().map(|l| accepted[&key_of(l)]).collect();
     let mut acc = score_clusters(records, &cluster_of, cross_source_only);
+    acc.pairs_with_reviews = score_clusters(records, &accepted_of, cross_source_only).pairs;
+    acc.reviews_by_guard = reviews_by_guard;
     acc.reviews = reviews;
     acc.mean_candidates = compared as f64 / records.len().max(1) as f64;
     acc
@@ -335,6 +358,89 @@ pub fn score_clusters(
         bcubed,
         exact_clusters,
         reviews: 0,
+        reviews_by_guard: BTreeMap::new(),
+        pairs_with_reviews: pairs,
         mean_candidates: 0.0,
     }
+}
+
+/// Where the look-alike pairs of one kind ended.
+#[derive(Debug, Default)]
+pub struct LookAlikeTally {
+    pub linked: usize,
+    pub review: usize,
+    pub apart: usize,
+    /// Pairs held back by each guard.
+    pub guards: BTreeMap<&'static str, usize>,
+}
+
+/// Indexes `records` (shuffled, model estimated on them by EM), then ingests `count`
+/// look-alike pairs of every kind (`mpi::lookalike`, generated from `seed`), first
+/// record then second. Panics if a look-alike record links to anyone but its partner.
+pub fn look_alikes_after(
+    records: &[Labelled],
+    config: &MatcherConfig,
+    count: usize,
+    seed: u64,
+) -> BTreeMap<&'static str, LookAlikeTally> {
+    use mpi::lookalike::LookAlikes;
+    use mpi::{DecisionReason, LinkStatus, Outcome};
+    let plain: Vec<PatientRecord> = records.iter().map(|l| l.record.clone()).collect();
+    let (model, _) = MatchModel::estimate(&plain, &TrainingOptions::default());
+    let mut index = Mpi::new(config.clone(), model).unwrap();
+    let mut order: Vec<usize> = (0..plain.len()).collect();
+    SplitMix64::new(7).shuffle(&mut order);
+    for i in order {
+        index.ingest(plain[i].clone()).unwrap();
+    }
+    let mut tallies: BTreeMap<&'static str, LookAlikeTally> = BTreeMap::new();
+    for pair in LookAlikes::new(seed).all(count) {
+        let first = index.ingest(pair.first.clone()).unwrap();
+        assert_ne!(
+            first.outcome,
+            Outcome::Link,
+            "{} linked to an indexed record: {first:?}",
+            pair.first.key()
+        );
+        let second = index.ingest(pair.second.clone()).unwrap();
+        let enterprise = |key| index.current_enterprise(index.enterprise_of(key).unwrap());
+        let (a, b) = (
+            enterprise(&pair.first.key()).unwrap(),
+            enterprise(&pair.second.key()).unwrap(),
+        );
+        let tally = tallies.entry(pair.kind.name()).or_default();
+        if second.outcome == Outcome::Link {
+            assert_eq!(
+                a,
+                b,
+                "{} linked to someone other than {}",
+                pair.second.key(),
+                pair.first.key()
+            );
+            tally.linked += 1;
+        } else if index.status_of(&pair.second.key()) == Some(LinkStatus::Review)
+            && second.candidates.iter().any(|c| c.enterprise == a)
+        {
+            tally.review += 1;
+        } else {
+            tally.apart += 1;
+        }
+        if let DecisionReason::Guarded { guard, .. } = second.reason {
+            *tally.guards.entry(guard.name()).or_default() += 1;
+        }
+    }
+    index.check_consistency().unwrap();
+    tallies
+}
+
+/// The tallies as a table, one kind a line.
+pub fn look_alike_table(tallies: &BTreeMap<&'static str, LookAlikeTally>) -> String {
+    let mut out = String::from("kind                  linked  review  apart  guards\n");
+    for (kind, t) in tallies {
+        out.push_str(&format!(
+            "{kind:<20} {:>7} {:>7} {:>6}  {:?}\n",
+            t.linked, t.review, t.apart, t.guards
+        ));
+    }
+    out
 }
