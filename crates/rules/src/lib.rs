@@ -39,6 +39,7 @@ mod extract;
 mod facts;
 mod history;
 mod rules;
+pub mod scenario;
 mod time;
 pub mod units;
 
