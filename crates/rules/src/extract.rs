@@ -181,9 +181,14 @@ fn observation(
         return Err(problem("OBX-5 is absent".to_owned()));
     };
     let unit = {
-        let id = component(segment, 6, 1);
+        let (id, text) = (component(segment, 6, 1), component(segment, 6, 2));
         if id.is_empty() {
-            component(segment, 6, 2)
+            text
+        } else if id.ends_with("10") && text.starts_with(|c: char| c.is_ascii_digit()) {
+            // `10^9/L` sent without escaping its caret reads as the
+            // components `10` and `9/L`: senders do this, and the unit is
+            // not in doubt.
+            format!("{id}^{text}")
         } else {
             id
         }

@@ -13,7 +13,7 @@
 
 use crate::alert::{Alert, AlertKind};
 use crate::extract::extract;
-use crate::facts::PatientId;
+use crate::facts::{Finding, PatientId};
 use crate::history::InMemoryHistory;
 use crate::rules::Rules;
 use crate::time::{Timestamp, Window};
@@ -42,6 +42,7 @@ pub struct Replay {
     rules: Rules,
     history: InMemoryHistory,
     fired: Vec<Alert>,
+    findings: Vec<Finding>,
 }
 
 impl Replay {
@@ -50,6 +51,7 @@ impl Replay {
             rules,
             history: InMemoryHistory::new(),
             fired: Vec::new(),
+            findings: Vec::new(),
         }
     }
 
@@ -70,11 +72,17 @@ impl Replay {
                 .evaluate_and_suppress(patient, &facts, &self.history, now, &self.fired);
         self.history.record(patient, &facts);
         self.fired.extend(alerts.iter().cloned());
+        self.findings.extend(facts.findings);
         Ok(alerts)
     }
 
     pub fn fired(&self) -> &[Alert] {
         &self.fired
+    }
+
+    /// What the messages held that could not be read.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
     }
 }
 

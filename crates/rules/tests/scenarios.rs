@@ -18,6 +18,7 @@ fn every_scenario_fires_exactly_its_labelled_alerts() {
                 .receive(&scenario.patient, message.as_bytes())
                 .unwrap_or_else(|e| panic!("generated message does not parse: {e}\n{message}"));
         }
+        assert!(replay.findings().is_empty(), "{:#?}", replay.findings());
         let fired: Vec<ExpectedAlert> = replay
             .fired()
             .iter()
