@@ -436,13 +436,27 @@ fn platelets_halving_within_a_week_fires_by_the_relative_limit() {
     assert!(
         fire(
             &mut r,
-            &oru(
-                "P4",
-                "20260305080000",
-                &["777-3|Platelets|121|10\\S\\9/L||F"]
-            )
+            &oru("P4", "20260305080000", &["777-3|Platelets|121|10*3/uL||F"])
         )
         .is_empty()
+    );
+    // The caret escaped as the standard has it reads the same.
+    let mut r = replay();
+    fire(
+        &mut r,
+        &oru("P5", "20260301080000", &["777-3|Platelets|240|10*3/uL||F"]),
+    );
+    assert_eq!(
+        fire(
+            &mut r,
+            &oru(
+                "P6",
+                "20260305080000",
+                &["777-3|Platelets|100|10\\S\\9/L||F"]
+            )
+        )
+        .len(),
+        1
     );
 }
 

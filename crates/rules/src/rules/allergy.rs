@@ -113,6 +113,17 @@ impl AllergyMedication {
         {
             return Some(Match::Ingredient(name.clone()));
         }
+        // An uncoded allergen not in the class table ("ASPIRIN") still
+        // matches a drug whose text names it.
+        let allergen_words = words(&allergy.code.text);
+        if allergy.code.code.is_empty()
+            && allergen_words.trim().len() >= 4
+            && std::iter::once(&medication.code)
+                .chain(&medication.ingredients)
+                .any(|c| words(&c.text).contains(&allergen_words))
+        {
+            return Some(Match::Ingredient(allergen_words.trim().to_owned()));
+        }
         if let Some(&class) = allergen
             .named_classes
             .iter()
