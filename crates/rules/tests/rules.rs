@@ -1125,3 +1125,26 @@ fn messages_with_missing_fields_extract_what_is_there() {
         let _ = rules.evaluate(&patient(), &facts, &InMemoryHistory::new(), now);
     }
 }
+
+#[test]
+fn the_configuration_example_in_the_docs_is_valid() {
+    let doc = include_str!("../../../docs/rules.md");
+    let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let config = RulesConfig::from_toml(&doc[start..end]).unwrap();
+    assert_eq!(config.critical_values.limits.len(), 1);
+    assert_eq!(config.allergy_medication.classes[0].members.len(), 2);
+    // The example's classes replace the shipped NSAIDs, adding aspirin.
+    let mut r = Replay::new(Rules::new(&config).unwrap());
+    fire(
+        &mut r,
+        &adt_with("A1", "20260301080000", "AL1|1|DA|^NSAID^|SV|asthma"),
+    );
+    assert_eq!(
+        fire(
+            &mut r,
+            &rde("O1", "20260301090000", "NW", "1191^Aspirin^RXNORM", &[])
+        ),
+        [(AlertKind::AllergyMedication, "class:nsaids".to_owned())]
+    );
+}
