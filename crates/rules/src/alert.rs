@@ -131,8 +131,11 @@ impl Suppression {
         let mut fired: Vec<Alert> = Vec::new();
         for alert in candidates {
             let quiet = self.window(alert.rule).is_some_and(|window| {
+                // Messages can arrive out of order: an alert fired for a
+                // later moment quiets an earlier one within the window too.
                 previous.iter().chain(&fired).any(|p| {
-                    p.same_condition(&alert) && (window.contains(p.at, alert.at) || p.at > alert.at)
+                    p.same_condition(&alert)
+                        && (window.contains(p.at, alert.at) || window.contains(alert.at, p.at))
                 })
             });
             if !quiet {

@@ -32,10 +32,15 @@ pub struct RulesConfig {
     /// All built-in rules at once. They are on wherever the clinical
     /// repository is on; `false` turns every one off.
     pub enabled: bool,
+    /// `[critical_values]`: panic limits and OBX-8 critical flags.
     pub critical_values: CriticalValuesConfig,
+    /// `[delta_check]`: changes against the previous result.
     pub delta_check: DeltaCheckConfig,
+    /// `[sepsis_screen]`: SIRS with lactate, and qSOFA.
     pub sepsis_screen: SepsisScreenConfig,
+    /// `[allergy_medication]`: orders against active allergies.
     pub allergy_medication: AllergyMedicationConfig,
+    /// `[duplicate_test]`: orders within a test's retesting interval.
     pub duplicate_test: DuplicateTestConfig,
 }
 
@@ -213,6 +218,7 @@ fn check_unit(key: &str, loinc: &str, unit: &str) -> Result<(), ConfigError> {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CriticalValuesConfig {
+    /// Run this rule (when `enabled` at the top is on too).
     pub enabled: bool,
     /// Alert on OBX-8 `LL`, `HH`, `AA`, `<` and `>` whatever the value.
     pub abnormal_flags: bool,
@@ -223,7 +229,7 @@ pub struct CriticalValuesConfig {
     /// replaces it.
     pub limits: Vec<CriticalLimit>,
     /// The same critical result (code and direction) does not alert again
-    /// for the same patient within this window.
+    /// for the same patient within this window. Default `6h`.
     pub suppress_for: Window,
 }
 
@@ -251,7 +257,9 @@ pub struct CriticalLimit {
     /// The unit `low` and `high` are in: the unit the rules compare this
     /// code in (`units.rs`), so the row says what its numbers mean.
     pub unit: String,
+    /// The low limit: `<` or `<=` and a number (`<3.0`).
     pub low: Option<Threshold>,
+    /// The high limit: `>` or `>=` and a number (`>6.1`).
     pub high: Option<Threshold>,
     /// Where the numbers come from.
     pub source: String,
@@ -300,12 +308,15 @@ impl CriticalLimit {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeltaCheckConfig {
+    /// Run this rule (when `enabled` at the top is on too).
     pub enabled: bool,
     /// Start from the shipped table (`data/delta_checks.toml`).
     pub shipped_checks: bool,
     /// Checks added to the shipped table; a row for a code the table has
     /// replaces it.
     pub checks: Vec<DeltaLimit>,
+    /// The same change (code and direction) does not alert again for the
+    /// same patient within this window. Default `24h`.
     pub suppress_for: Window,
 }
 
@@ -333,11 +344,14 @@ pub enum Direction {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeltaLimit {
+    /// The LOINC code of the result.
     pub loinc: String,
+    /// The test's name, for the alert's summary.
     #[serde(default)]
     pub name: String,
     /// The unit `absolute` is in (the code's rule unit).
     pub unit: String,
+    /// `rise`, `fall` or `either`.
     pub direction: Direction,
     /// A change of at least this much, in `unit`.
     pub absolute: Option<f64>,
@@ -345,6 +359,7 @@ pub struct DeltaLimit {
     pub relative: Option<f64>,
     /// How far back the previous result may be.
     pub window: Window,
+    /// Where the limits come from.
     pub source: String,
 }
 
@@ -386,6 +401,7 @@ impl DeltaLimit {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SepsisScreenConfig {
+    /// Run this rule (when `enabled` at the top is on too).
     pub enabled: bool,
     /// How close together the criteria must be seen.
     pub window: Window,
@@ -398,6 +414,8 @@ pub struct SepsisScreenConfig {
     pub qsofa: bool,
     /// qSOFA criteria needed. Sepsis-3: two or more.
     pub qsofa_at_least: u8,
+    /// A positive screen (`sirs-lactate` or `qsofa`) does not alert again
+    /// for the same patient within this window. Default `24h`.
     pub suppress_for: Window,
 }
 
@@ -419,11 +437,14 @@ impl Default for SepsisScreenConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AllergyMedicationConfig {
+    /// Run this rule (when `enabled` at the top is on too).
     pub enabled: bool,
     /// Start from the shipped classes (`data/drug_classes.toml`).
     pub shipped_classes: bool,
     /// Classes added; one with the id of a shipped class replaces it.
     pub classes: Vec<DrugClass>,
+    /// The same match (code, ingredient or class) does not alert again for
+    /// the same patient within this window. Default `24h`.
     pub suppress_for: Window,
 }
 
@@ -442,7 +463,9 @@ impl Default for AllergyMedicationConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DrugClass {
+    /// A short name, used in the alert key (`class:penicillins`).
     pub id: String,
+    /// The class's name, for the alert's summary.
     pub name: String,
     /// The ATC group the membership follows.
     #[serde(default)]
@@ -450,8 +473,10 @@ pub struct DrugClass {
     /// Words an allergy to the whole class is recorded under (`penicillin`).
     #[serde(default)]
     pub allergen_names: Vec<String>,
+    /// The ingredients in the class.
     #[serde(default)]
     pub members: Vec<Ingredient>,
+    /// Where the membership comes from.
     pub source: String,
 }
 
@@ -459,7 +484,9 @@ pub struct DrugClass {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Ingredient {
+    /// The RxNorm ingredient concept (RXCUI).
     pub rxnorm: String,
+    /// The ingredient's name, matched against whole words of a drug's text.
     pub name: String,
 }
 
@@ -467,11 +494,14 @@ pub struct Ingredient {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DuplicateTestConfig {
+    /// Run this rule (when `enabled` at the top is on too).
     pub enabled: bool,
     /// Start from the shipped windows (`data/duplicate_tests.toml`).
     pub shipped_tests: bool,
     /// Windows added; a row for a code the table has replaces it.
     pub tests: Vec<RetestInterval>,
+    /// The same test does not alert again as a duplicate for the same
+    /// patient within this window. Default `24h`.
     pub suppress_for: Window,
 }
 
@@ -490,10 +520,15 @@ impl Default for DuplicateTestConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RetestInterval {
+    /// The LOINC code of the ordered test (OBR-4).
     pub loinc: String,
+    /// The test's name, for the alert's summary.
     #[serde(default)]
     pub name: String,
+    /// An order within this long of an earlier order or result of the
+    /// same test is a duplicate.
     pub window: Window,
+    /// Where the interval comes from.
     pub source: String,
 }
 
@@ -522,9 +557,13 @@ struct DuplicateTable {
 /// parse is a build of this crate that its own tests reject; here it reads
 /// as an error, never a panic.
 pub struct ShippedTables {
+    /// `data/critical_values.toml`.
     pub critical: Vec<CriticalLimit>,
+    /// `data/delta_checks.toml`.
     pub delta: Vec<DeltaLimit>,
+    /// `data/drug_classes.toml`.
     pub classes: Vec<DrugClass>,
+    /// `data/duplicate_tests.toml`.
     pub duplicate: Vec<RetestInterval>,
 }
 

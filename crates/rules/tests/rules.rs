@@ -1148,3 +1148,49 @@ fn the_configuration_example_in_the_docs_is_valid() {
         [(AlertKind::AllergyMedication, "class:nsaids".to_owned())]
     );
 }
+
+#[test]
+fn a_corrected_result_is_not_compared_with_the_value_it_corrects() {
+    // The correction has the original's observation time (OBX-14): it is
+    // not a change in the patient.
+    let mut r = replay();
+    fire(
+        &mut r,
+        &oru("H1", "20260301080000", &["718-7|Hemoglobin|12.0|g/dL||F"]),
+    );
+    let corrected = oru("H2", "20260301080000", &["718-7|Hemoglobin|9.5|g/dL||C"]).replace(
+        "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260301080000",
+        "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20260301100000",
+    );
+    assert!(fire(&mut r, &corrected).is_empty());
+}
+
+#[test]
+fn suppression_looks_both_ways_in_time_for_messages_out_of_order() {
+    let mut r = replay();
+    assert_eq!(
+        fire(
+            &mut r,
+            &oru("K1", "20260301120000", &["2823-3|Potassium|6.5|mmol/L||F"])
+        )
+        .len(),
+        1
+    );
+    // An earlier result arriving late, within the window of the alert.
+    assert!(
+        fire(
+            &mut r,
+            &oru("K0", "20260301070000", &["2823-3|Potassium|6.4|mmol/L||F"])
+        )
+        .is_empty()
+    );
+    // One from the day before is another episode.
+    assert_eq!(
+        fire(
+            &mut r,
+            &oru("K2", "20260228070000", &["2823-3|Potassium|6.4|mmol/L||F"])
+        )
+        .len(),
+        1
+    );
+}
