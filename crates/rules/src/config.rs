@@ -92,6 +92,12 @@ impl RulesConfig {
                 sepsis.qsofa_at_least
             )));
         }
+        if !(4..=15).contains(&sepsis.glasgow_below) {
+            return Err(ConfigError(format!(
+                "sepsis_screen.glasgow_below: {} is not a Glasgow coma score between 4 and 15",
+                sepsis.glasgow_below
+            )));
+        }
         for (i, class) in self.allergy_medication.classes.iter().enumerate() {
             if class.id.trim().is_empty()
                 || class.members.is_empty() && class.allergen_names.is_empty()
@@ -414,6 +420,9 @@ pub struct SepsisScreenConfig {
     pub qsofa: bool,
     /// qSOFA criteria needed. Sepsis-3: two or more.
     pub qsofa_at_least: u8,
+    /// Altered mentation for qSOFA: a Glasgow coma score total below this.
+    /// 15 (any alteration) by default.
+    pub glasgow_below: u8,
     /// A positive screen (`sirs-lactate` or `qsofa`) does not alert again
     /// for the same patient within this window. Default `24h`.
     pub suppress_for: Window,
@@ -428,6 +437,7 @@ impl Default for SepsisScreenConfig {
             lactate_at_least: 2.0,
             qsofa: true,
             qsofa_at_least: 2,
+            glasgow_below: 15,
             suppress_for: Window::hours(24),
         }
     }

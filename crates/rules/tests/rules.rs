@@ -1194,3 +1194,27 @@ fn suppression_looks_both_ways_in_time_for_messages_out_of_order() {
         1
     );
 }
+
+#[test]
+fn a_hospital_can_read_altered_mentation_as_glasgow_13_or_less() {
+    let mut r = replay_with("[sepsis_screen]\nglasgow_below = 14");
+    let gcs_14 = [
+        "9269-2|GCS total|14|{score}||F",
+        "8480-6|Systolic|95|mm[Hg]||F",
+    ];
+    assert!(fire(&mut r, &vitals("V1", "20260301080000", &gcs_14)).is_empty());
+    let gcs_13 = [
+        "9269-2|GCS total|13|{score}||F",
+        "8480-6|Systolic|95|mm[Hg]||F",
+    ];
+    assert_eq!(
+        fire(&mut r, &vitals("V2", "20260301090000", &gcs_13)).len(),
+        1
+    );
+    assert!(
+        RulesConfig::from_toml("[sepsis_screen]\nglasgow_below = 16")
+            .unwrap_err()
+            .0
+            .contains("sepsis_screen.glasgow_below")
+    );
+}

@@ -5,14 +5,16 @@
 //! 1992;101:1644-1655): temperature > 38 °C or < 36 °C; heart rate > 90/min;
 //! respiratory rate > 20/min or PaCO2 < 32 mmHg; white cells > 12 or < 4
 //! x10^3/uL (the > 10% immature band form criterion is not read: bands are
-//! rarely sent under one code). Lactate >= 2 mmol/L: the Surviving Sepsis
-//! Campaign's threshold for measuring again and resuscitating (Evans et al.,
-//! 2021) and Sepsis-3's for septic shock.
+//! rarely sent under one code). Lactate at or above 2 mmol/L, as the
+//! project's issue specifies; Sepsis-3 (septic shock) and the Surviving
+//! Sepsis Campaign's bundle (remeasure) both draw the line at > 2 mmol/L,
+//! one step above, and `lactate_at_least` moves it.
 //!
 //! qSOFA (Singer et al., Sepsis-3, JAMA 2016;315:801-810; Seymour et al.,
 //! JAMA 2016;315:762-774): respiratory rate >= 22/min, systolic pressure
-//! <= 100 mmHg, altered mentation, read here as a Glasgow coma score below 15
-//! (the only coding of mentation the rules recognise).
+//! <= 100 mmHg, altered mentation, read here as a Glasgow coma score below
+//! `glasgow_below` (15: any alteration), the only coding of mentation the
+//! rules recognise.
 
 use crate::alert::{Alert, AlertKind, Evidence, Severity};
 use crate::config::SepsisScreenConfig;
@@ -87,7 +89,7 @@ const QSOFA: &[&[Criterion]] = &[
     &[Criterion {
         name: "Glasgow coma score",
         codes: GLASGOW,
-        met: |v, _| v < 15.0,
+        met: |v, c| v < f64::from(c.glasgow_below),
     }],
 ];
 
