@@ -1218,3 +1218,38 @@ fn a_hospital_can_read_altered_mentation_as_glasgow_13_or_less() {
             .contains("sepsis_screen.glasgow_below")
     );
 }
+
+#[test]
+fn an_omp_or_orm_pharmacy_order_with_rxo_is_checked() {
+    for (kind, control) in [("OMP^O09^OMP_O09", "M1"), ("ORM^O01^ORM_O01", "M2")] {
+        let mut r = replay();
+        fire(
+            &mut r,
+            &adt_with("A1", "20260301080000", "AL1|1|DA|^Penicillin^|SV|hives"),
+        );
+        let order = format!(
+            "MSH|^~\\&|CPOE|HOSP|PHARM|HOSP|20260301090000||{kind}|{control}|P|2.5.1\r\
+             PID|1||12345^^^HOSP^MR||DOE^JANE\rORC|NW|RX1\r\
+             RXO|733^Ampicillin^RXNORM|1||g"
+        );
+        assert_eq!(
+            fire(&mut r, &order),
+            [(AlertKind::AllergyMedication, "class:penicillins".to_owned())],
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn an_rde_echoing_its_order_in_rxo_is_one_medication() {
+    let message = "MSH|^~\\&|CPOE|HOSP|PHARM|HOSP|20260301090000||RDE^O11|R1|P|2.5.1\r\
+                   PID|1||12345^^^HOSP^MR\rORC|NW|RX1\rRXO|723^Amoxicillin^RXNORM|500||mg\r\
+                   RXE|1|723^Amoxicillin 500 MG Oral Capsule^RXNORM|500||mg\r\
+                   RXC|B|723^Amoxicillin^RXNORM|500|mg";
+    let facts = facts(message);
+    assert_eq!(facts.medication_orders.len(), 1);
+    let order = &facts.medication_orders[0];
+    assert_eq!(order.source.segment, "RXE[1]");
+    assert_eq!(order.ingredients.len(), 1);
+    assert_eq!(order.order_control.as_deref(), Some("NW"));
+}
