@@ -21,6 +21,9 @@ struct OrderContext {
     requested_at: Option<Timestamp>,
     order_control: Option<String>,
     transaction_at: Option<Timestamp>,
+    /// ORC-2, the placer order number of the order group.
+    orc_placer: Option<String>,
+    /// OBR-2, else ORC-2.
     placer: Option<String>,
 }
 
@@ -63,7 +66,7 @@ pub fn extract(message: &Message<'_>) -> ClinicalFacts {
                 context = OrderContext {
                     order_control: non_empty(component(&segment, 1, 1)),
                     transaction_at: time(&segment, 9),
-                    placer: non_empty(component(&segment, 2, 1)),
+                    orc_placer: non_empty(component(&segment, 2, 1)),
                     ..OrderContext::default()
                 };
                 current_medication = None;
@@ -72,9 +75,9 @@ pub fn extract(message: &Message<'_>) -> ClinicalFacts {
                 context.order_code = coded(&segment, 4);
                 context.observed_at = time(&segment, 7);
                 context.requested_at = time(&segment, 6);
-                if let Some(placer) = non_empty(component(&segment, 2, 1)) {
-                    context.placer = Some(placer);
-                }
+                // OBR-2, else the ORC's: never an earlier OBR's.
+                context.placer =
+                    non_empty(component(&segment, 2, 1)).or_else(|| context.orc_placer.clone());
                 if let Some(code) = context.order_code.clone() {
                     let state = match (message_type.as_str(), context.order_control.as_deref()) {
                         (_, Some("CA" | "OC" | "CR" | "DC" | "OD")) => OrderState::Cancelled,

@@ -1253,3 +1253,18 @@ fn an_rde_echoing_its_order_in_rxo_is_one_medication() {
     assert_eq!(order.ingredients.len(), 1);
     assert_eq!(order.order_control.as_deref(), Some("NW"));
 }
+
+#[test]
+fn each_obr_has_its_own_placer_number_or_its_orc_s() {
+    let message = "MSH|^~\\&|CPOE|HOSP|LAB|HOSP|20260301090000||ORM^O01|M1|P|2.5.1\r\
+                   PID|1||12345^^^HOSP^MR\r\
+                   ORC|NW|G1\rOBR|1|P1||1988-5^CRP^LN\rOBR|2|||4548-4^HbA1c^LN\r\
+                   ORC|NW\rOBR|1|||2276-4^Ferritin^LN";
+    let facts = facts(message);
+    let placers: Vec<Option<&str>> = facts
+        .test_orders
+        .iter()
+        .map(|o| o.placer_order_number.as_deref())
+        .collect();
+    assert_eq!(placers, [Some("P1"), Some("G1"), None]);
+}
