@@ -267,7 +267,36 @@ fn patient(dice: &mut Dice, n: usize) -> Scenario {
     const DAYS: i64 = 4;
     let mut last_creatinine = Vec::new();
     let mut last_haemoglobin = Vec::new();
+    // A food allergy some patients have, which no drug below matches.
+    if dice.next() % 2 == 0 {
+        chart.segments(
+            at(0, 9, 0),
+            "ADT^A08",
+            &[
+                "PV1|1|I".to_owned(),
+                "AL1|1|FA|^Peanut^|MO|urticaria".to_owned(),
+            ],
+        );
+    }
     for day in 0..DAYS {
+        // Routine orders: paracetamol, and a metabolic panel (no retesting
+        // interval in the table), every day.
+        chart.segments(
+            at(day, 9, 0),
+            "RDE^O11",
+            &[
+                format!("ORC|NW|PCM{day}"),
+                "RXE|1|PCM500^Paracetamol 500 mg tablet^LOCAL|500||mg".to_owned(),
+            ],
+        );
+        chart.segments(
+            at(day, 5, 0),
+            "ORM^O01",
+            &[
+                format!("ORC|NW|CMP{day}"),
+                format!("OBR|1|CMP{day}||24323-8^Comprehensive metabolic panel^LN"),
+            ],
+        );
         for hour in [0, 8, 16] {
             let fahrenheit = dice.next() % 2 == 0;
             let celsius = dice.decimal(36.5, 37.5, 1);
