@@ -34,16 +34,20 @@
 //! ```
 
 mod alert;
+mod checks;
 pub mod config;
 mod extract;
 mod facts;
 mod history;
-mod rules;
 pub mod scenario;
 mod time;
 pub mod units;
 
 pub use alert::{Alert, AlertKind, Evidence, Severity, Suppression};
+pub use checks::{
+    AllergyMedication, CriticalValues, DeltaCheck, DuplicateTest, Rule, RuleInput, Rules,
+    SepsisScreen,
+};
 pub use config::{ConfigError, RulesConfig};
 pub use extract::extract;
 pub use facts::{
@@ -52,7 +56,4 @@ pub use facts::{
     TestOrder,
 };
 pub use history::{InMemoryHistory, PatientHistory};
-pub use rules::{
-    AllergyMedication, CriticalValues, DeltaCheck, DuplicateTest, Rules, SepsisScreen,
-};
 pub use time::{Timestamp, Window};

@@ -12,10 +12,10 @@
 //! a deleted allergy, a resent order).
 
 use crate::alert::{Alert, AlertKind};
+use crate::checks::Rules;
 use crate::extract::extract;
 use crate::facts::{Finding, PatientId};
 use crate::history::InMemoryHistory;
-use crate::rules::Rules;
 use crate::time::{Timestamp, Window};
 
 /// The alerts a scenario must raise: rule and condition key. Every other

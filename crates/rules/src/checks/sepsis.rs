@@ -17,10 +17,10 @@
 //! rules recognise.
 
 use crate::alert::{Alert, AlertKind, Evidence, Severity};
+use crate::checks::{Rule, RuleInput};
+use crate::checks::{combined, number};
 use crate::config::SepsisScreenConfig;
-use crate::facts::{ClinicalFacts, Code, Observation, PatientId};
-use crate::history::PatientHistory;
-use crate::rules::{combined, number};
+use crate::facts::{Code, Observation, PatientId};
 use crate::time::Timestamp;
 
 const TEMPERATURE: &[&str] = &["8310-5", "8331-1", "8332-9", "8333-7", "8328-7"];
@@ -105,13 +105,13 @@ impl SepsisScreen {
 
     /// Runs when the message carries a vital sign or result the screen
     /// reads; looks back `window` from the newest of them.
-    pub fn check(
-        &self,
-        patient: &PatientId,
-        facts: &ClinicalFacts,
-        history: &dyn PatientHistory,
-        now: Timestamp,
-    ) -> Vec<Alert> {
+    fn run(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        let RuleInput {
+            patient,
+            facts,
+            history,
+            now,
+        } = *input;
         let relevant: Vec<&Observation> = facts
             .observations
             .iter()
@@ -237,4 +237,14 @@ fn is_screened(o: &Observation) -> bool {
     ]
     .iter()
     .any(|codes| codes.iter().any(|c| o.code.is_loinc(c)))
+}
+
+impl Rule for SepsisScreen {
+    fn kind(&self) -> AlertKind {
+        AlertKind::SepsisScreen
+    }
+
+    fn check(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        self.run(input)
+    }
 }

@@ -2,11 +2,9 @@
 //! an active allergy to, by code, by ingredient, or by class.
 
 use crate::alert::{Alert, AlertKind, Evidence, Severity};
+use crate::checks::{Rule, RuleInput};
 use crate::config::{AllergyMedicationConfig, ConfigError, DrugClass, ShippedTables, merged};
-use crate::facts::{
-    Allergy, AllergyStatus, ClinicalFacts, Code, MedicationOrder, PatientId, RXNORM,
-};
-use crate::history::PatientHistory;
+use crate::facts::{Allergy, AllergyStatus, Code, MedicationOrder, PatientId, RXNORM};
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug)]
@@ -50,13 +48,13 @@ impl AllergyMedication {
         })
     }
 
-    pub fn check(
-        &self,
-        patient: &PatientId,
-        facts: &ClinicalFacts,
-        history: &dyn PatientHistory,
-        now: Timestamp,
-    ) -> Vec<Alert> {
+    fn run(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        let RuleInput {
+            patient,
+            facts,
+            history,
+            now,
+        } = *input;
         let medications: Vec<&MedicationOrder> = facts
             .medication_orders
             .iter()
@@ -259,4 +257,14 @@ fn words(text: &str) -> String {
         out.push(' ');
     }
     out
+}
+
+impl Rule for AllergyMedication {
+    fn kind(&self) -> AlertKind {
+        AlertKind::AllergyMedication
+    }
+
+    fn check(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        self.run(input)
+    }
 }

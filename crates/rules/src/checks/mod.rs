@@ -19,14 +19,32 @@ use crate::facts::{ClinicalFacts, Observation, PatientId};
 use crate::history::PatientHistory;
 use crate::time::Timestamp;
 
+/// What every rule is given for one message.
+#[derive(Clone, Copy)]
+pub struct RuleInput<'a> {
+    /// The enterprise patient the message is about.
+    pub patient: &'a PatientId,
+    /// The facts read from the message.
+    pub facts: &'a ClinicalFacts,
+    /// The patient's recent record.
+    pub history: &'a dyn PatientHistory,
+    /// Stands in for a fact's time when the message has none.
+    pub now: Timestamp,
+}
+
+/// A rule kind: one module, one type, this trait.
+pub trait Rule: std::fmt::Debug + Send + Sync {
+    /// Which rule this is (its name and version go with every alert).
+    fn kind(&self) -> AlertKind;
+
+    /// The alerts the message raises, before suppression.
+    fn check(&self, input: &RuleInput<'_>) -> Vec<Alert>;
+}
+
 /// The rules a configuration turns on, ready to run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Rules {
-    critical: Option<CriticalValues>,
-    delta: Option<DeltaCheck>,
-    sepsis: Option<SepsisScreen>,
-    allergy: Option<AllergyMedication>,
-    duplicate: Option<DuplicateTest>,
+    enabled: Vec<Box<dyn Rule>>,
     suppression: Suppression,
 }
 
@@ -34,22 +52,32 @@ impl Rules {
     /// Builds the rules from `config` (checked first) and the shipped tables.
     pub fn new(config: &RulesConfig) -> Result<Rules, ConfigError> {
         config.validate()?;
-        let on = |enabled: bool| config.enabled && enabled;
+        let mut enabled: Vec<Box<dyn Rule>> = Vec::new();
+        if config.enabled {
+            if config.critical_values.enabled {
+                enabled.push(Box::new(CriticalValues::from_config(
+                    &config.critical_values,
+                )?));
+            }
+            if config.delta_check.enabled {
+                enabled.push(Box::new(DeltaCheck::from_config(&config.delta_check)?));
+            }
+            if config.sepsis_screen.enabled {
+                enabled.push(Box::new(SepsisScreen::new(config.sepsis_screen.clone())));
+            }
+            if config.allergy_medication.enabled {
+                enabled.push(Box::new(AllergyMedication::from_config(
+                    &config.allergy_medication,
+                )?));
+            }
+            if config.duplicate_test.enabled {
+                enabled.push(Box::new(DuplicateTest::from_config(
+                    &config.duplicate_test,
+                )?));
+            }
+        }
         Ok(Rules {
-            critical: on(config.critical_values.enabled)
-                .then(|| CriticalValues::from_config(&config.critical_values))
-                .transpose()?,
-            delta: on(config.delta_check.enabled)
-                .then(|| DeltaCheck::from_config(&config.delta_check))
-                .transpose()?,
-            sepsis: on(config.sepsis_screen.enabled)
-                .then(|| SepsisScreen::new(config.sepsis_screen.clone())),
-            allergy: on(config.allergy_medication.enabled)
-                .then(|| AllergyMedication::from_config(&config.allergy_medication))
-                .transpose()?,
-            duplicate: on(config.duplicate_test.enabled)
-                .then(|| DuplicateTest::from_config(&config.duplicate_test))
-                .transpose()?,
+            enabled,
             suppression: Suppression::new([
                 (
                     AlertKind::CriticalValue,
@@ -66,6 +94,11 @@ impl Rules {
         })
     }
 
+    /// The rules that run.
+    pub fn kinds(&self) -> Vec<AlertKind> {
+        self.enabled.iter().map(|r| r.kind()).collect()
+    }
+
     /// Every alert the message's `facts` raise for `patient`, before
     /// suppression. `now` stands in for a fact's time when the message has
     /// none.
@@ -76,23 +109,16 @@ impl Rules {
         history: &dyn PatientHistory,
         now: Timestamp,
     ) -> Vec<Alert> {
-        let mut alerts = Vec::new();
-        if let Some(rule) = &self.critical {
-            alerts.extend(rule.check(patient, facts, now));
-        }
-        if let Some(rule) = &self.delta {
-            alerts.extend(rule.check(patient, facts, history, now));
-        }
-        if let Some(rule) = &self.sepsis {
-            alerts.extend(rule.check(patient, facts, history, now));
-        }
-        if let Some(rule) = &self.allergy {
-            alerts.extend(rule.check(patient, facts, history, now));
-        }
-        if let Some(rule) = &self.duplicate {
-            alerts.extend(rule.check(patient, facts, history, now));
-        }
-        alerts
+        let input = RuleInput {
+            patient,
+            facts,
+            history,
+            now,
+        };
+        self.enabled
+            .iter()
+            .flat_map(|rule| rule.check(&input))
+            .collect()
     }
 
     /// [`Rules::evaluate`], then the alerts `previous` (the patient's

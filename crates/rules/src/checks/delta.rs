@@ -2,10 +2,10 @@
 //! result of the same test within a window.
 
 use crate::alert::{Alert, AlertKind, Evidence, Severity};
+use crate::checks::{Rule, RuleInput};
+use crate::checks::{label, number};
 use crate::config::{ConfigError, DeltaCheckConfig, DeltaLimit, Direction, ShippedTables, merged};
-use crate::facts::{ClinicalFacts, LOINC, Observation, PatientId};
-use crate::history::PatientHistory;
-use crate::rules::{label, number};
+use crate::facts::{LOINC, Observation, PatientId};
 use crate::time::Timestamp;
 
 // Differences of converted values carry rounding noise (1.3 - 1.0 is not
@@ -31,13 +31,13 @@ impl DeltaCheck {
         })
     }
 
-    pub fn check(
-        &self,
-        patient: &PatientId,
-        facts: &ClinicalFacts,
-        history: &dyn PatientHistory,
-        now: Timestamp,
-    ) -> Vec<Alert> {
+    fn run(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        let RuleInput {
+            patient,
+            facts,
+            history,
+            now,
+        } = *input;
         let mut alerts = Vec::new();
         for current in &facts.observations {
             let Some(value) = current.actionable_number() else {
@@ -161,4 +161,14 @@ fn alert(
         ],
         at,
     )
+}
+
+impl Rule for DeltaCheck {
+    fn kind(&self) -> AlertKind {
+        AlertKind::DeltaCheck
+    }
+
+    fn check(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        self.run(input)
+    }
 }

@@ -2,9 +2,10 @@
 //! the laboratory.
 
 use crate::alert::{Alert, AlertKind, Evidence, Severity};
+use crate::checks::{Rule, RuleInput};
+use crate::checks::{label, number};
 use crate::config::{ConfigError, CriticalLimit, CriticalValuesConfig, ShippedTables, merged};
-use crate::facts::{ClinicalFacts, LOINC, Observation, ObservationValue, PatientId};
-use crate::rules::{label, number};
+use crate::facts::{LOINC, Observation, ObservationValue, PatientId};
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug)]
@@ -37,7 +38,13 @@ impl CriticalValues {
     }
 
     /// One alert per critical result in `facts`.
-    pub fn check(&self, patient: &PatientId, facts: &ClinicalFacts, now: Timestamp) -> Vec<Alert> {
+    fn run(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        let RuleInput {
+            patient,
+            facts,
+            now,
+            ..
+        } = *input;
         facts
             .observations
             .iter()
@@ -100,5 +107,15 @@ impl CriticalValues {
             vec![Evidence::Observation(o.clone())],
             at,
         ))
+    }
+}
+
+impl Rule for CriticalValues {
+    fn kind(&self) -> AlertKind {
+        AlertKind::CriticalValue
+    }
+
+    fn check(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        self.run(input)
     }
 }

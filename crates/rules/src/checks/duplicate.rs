@@ -2,9 +2,9 @@
 //! patient within the test's minimum retesting interval.
 
 use crate::alert::{Alert, AlertKind, Evidence, Severity};
+use crate::checks::{Rule, RuleInput};
 use crate::config::{ConfigError, DuplicateTestConfig, RetestInterval, ShippedTables, merged};
-use crate::facts::{ClinicalFacts, LOINC, OrderState, PatientId, TestOrder};
-use crate::history::PatientHistory;
+use crate::facts::{LOINC, OrderState, TestOrder};
 use crate::time::Timestamp;
 
 #[derive(Clone, Debug)]
@@ -29,13 +29,13 @@ impl DuplicateTest {
         })
     }
 
-    pub fn check(
-        &self,
-        patient: &PatientId,
-        facts: &ClinicalFacts,
-        history: &dyn PatientHistory,
-        now: Timestamp,
-    ) -> Vec<Alert> {
+    fn run(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        let RuleInput {
+            patient,
+            facts,
+            history,
+            now,
+        } = *input;
         let mut alerts = Vec::new();
         for (i, order) in facts.test_orders.iter().enumerate() {
             if order.state != OrderState::Ordered || order.code.system != LOINC {
@@ -98,5 +98,15 @@ fn since(earlier: Option<Timestamp>, at: Timestamp) -> String {
         format!("{} days", seconds / 86_400)
     } else {
         format!("{} hours", seconds / 3600)
+    }
+}
+
+impl Rule for DuplicateTest {
+    fn kind(&self) -> AlertKind {
+        AlertKind::DuplicateTest
+    }
+
+    fn check(&self, input: &RuleInput<'_>) -> Vec<Alert> {
+        self.run(input)
     }
 }
