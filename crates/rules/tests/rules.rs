@@ -1268,3 +1268,27 @@ fn each_obr_has_its_own_placer_number_or_its_orc_s() {
         .collect();
     assert_eq!(placers, [Some("P1"), Some("G1"), None]);
 }
+
+#[test]
+fn the_configuration_chooses_which_rules_run() {
+    let all = Rules::new(&RulesConfig::default()).unwrap().kinds();
+    assert_eq!(all.len(), 5);
+    let config = RulesConfig::from_toml(
+        "[sepsis_screen]\nenabled = false\n[duplicate_test]\nenabled = false",
+    )
+    .unwrap();
+    assert_eq!(
+        Rules::new(&config).unwrap().kinds(),
+        [
+            AlertKind::CriticalValue,
+            AlertKind::DeltaCheck,
+            AlertKind::AllergyMedication
+        ]
+    );
+    assert!(
+        Rules::new(&RulesConfig::from_toml("enabled = false").unwrap())
+            .unwrap()
+            .kinds()
+            .is_empty()
+    );
+}
