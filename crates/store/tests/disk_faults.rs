@@ -1,8 +1,9 @@
 //! The writer and the sync thread on a failing disk. The test runs itself again as a
 //! child process with `LD_PRELOAD` set to `test_support::disk_fault`'s library, which
-//! makes the WAL's fsyncs, then its writes, fail with EIO on the child's command; the
+//! makes the WAL's writes, then its fsyncs, fail with EIO on the child's command; the
 //! child checks each write's answer, prints the ones answered `Ok`, and exits without
-//! closing the store. The parent reopens the database and finds every one of them.
+//! closing the store. The parent reopens the database and finds every one of them, and
+//! none of the writes refused after the failed fsync.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,6 +29,13 @@ fn insert_unsynced(store: &Store, seq: i64) -> WriteFuture<()> {
     })
 }
 
+fn refused_after_the_failed_sync(refused: &Error) {
+    assert!(matches!(refused, Error::DiskSyncFailed(_)), "{refused}");
+    let words = refused.to_string();
+    assert!(words.contains("stopped taking writes"), "{words}");
+    assert!(words.contains("restart"), "{words}");
+}
+
 fn run_child(dir: &Path) {
     let fault = DiskFault::new(dir, WAL);
     let store = Store::open(&dir.join("data")).unwrap();
@@ -40,20 +48,8 @@ fn run_child(dir: &Path) {
         answered_ok.push(seq);
     }
 
-    // The commit is made, its fsync fails: the synced write is refused as not durable;
-    // an unsynced one promised no fsync and is answered once committed.
-    fault.fail_syncs();
-    let refused = insert(&store, 6).wait().unwrap_err();
-    assert!(matches!(refused, Error::SyncFailed(_)), "{refused}");
-    assert!(
-        refused.to_string().contains("could not be synced"),
-        "{refused}"
-    );
-    insert_unsynced(&store, 7).wait().unwrap();
-    answered_ok.push(7);
-    assert_eq!(store.writer_stats().failed_commits, 0);
-
-    // The commit itself fails: every request of the batch is refused, none kept.
+    // The commit itself fails: every request of the batch is refused, none kept. SQLite
+    // rolled the transaction back and lost nothing, so the store goes on.
     fault.fail_writes();
     let batch: Vec<WriteFuture<()>> = (100..110).map(|seq| insert(&store, seq)).collect();
     for write in batch {
@@ -65,22 +61,48 @@ fn run_child(dir: &Path) {
         );
     }
     assert!(store.writer_stats().failed_commits >= 1);
-    let injected = fault.injected();
     assert!(
-        injected.iter().any(|call| call.contains("sync")),
-        "{injected:?}"
-    );
-    assert!(
-        injected.iter().any(|call| call.contains("write")),
-        "{injected:?}"
+        fault.injected().iter().any(|call| call.contains("write")),
+        "{:?}",
+        fault.injected()
     );
 
     // The disk recovers: the same writer and sync thread answer the next writes.
     fault.clear();
-    for seq in 8..=10 {
+    for seq in 6..=8 {
         insert(&store, seq).wait().unwrap();
         answered_ok.push(seq);
     }
+    assert!(store.sync_failure().is_none());
+
+    // The commit is made, its fsync fails: the synced write is refused as not durable
+    // (by the sync thread, or by the store already stopped when the background
+    // checkpoint's fsync failed first).
+    let write_faults = fault.injected().len();
+    fault.fail_syncs();
+    let refused = insert(&store, 200).wait().unwrap_err();
+    assert!(
+        matches!(refused, Error::SyncFailed(_) | Error::DiskSyncFailed(_)),
+        "{refused}"
+    );
+    assert!(
+        fault.injected()[write_faults..]
+            .iter()
+            .any(|call| call.contains("sync")),
+        "{:?}",
+        fault.injected()
+    );
+    // From then on the store takes no write, synced or not, even once the disk works.
+    refused_after_the_failed_sync(&insert(&store, 300).wait().unwrap_err());
+    refused_after_the_failed_sync(&insert_unsynced(&store, 301).wait().unwrap_err());
+    fault.clear();
+    for seq in 302..310 {
+        refused_after_the_failed_sync(&insert(&store, seq).wait().unwrap_err());
+        refused_after_the_failed_sync(&insert_unsynced(&store, seq + 100).wait().unwrap_err());
+    }
+    let stopped = store.sync_failure().expect("the store says why it stopped");
+    refused_after_the_failed_sync(&stopped);
+
     let listed: Vec<String> = answered_ok.iter().map(i64::to_string).collect();
     println!("answered ok: {}", listed.join(" "));
     // As a crash would: no clean shutdown, no checkpoint.
@@ -88,7 +110,8 @@ fn run_child(dir: &Path) {
 }
 
 #[test]
-fn writes_on_a_failing_disk_are_refused_with_their_cause_and_none_answered_ok_is_lost() {
+fn writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and_none_answered_ok_is_lost()
+ {
     if let Ok(dir) = std::env::var(CHILD_DIR) {
         run_child(Path::new(&dir));
     }
@@ -97,7 +120,7 @@ fn writes_on_a_failing_disk_are_refused_with_their_cause_and_none_answered_ok_is
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "writes_on_a_failing_disk_are_refused_with_their_cause_and_none_answered_ok_is_lost",
+            "writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and_none_answered_ok_is_lost",
             "--nocapture",
         ])
         .env(CHILD_DIR, dir.path())
@@ -114,7 +137,7 @@ fn writes_on_a_failing_disk_are_refused_with_their_cause_and_none_answered_ok_is
         .split(' ')
         .map(|seq| seq.parse().unwrap())
         .collect();
-    assert_eq!(answered_ok.len(), 9);
+    assert_eq!(answered_ok.len(), 8);
 
     let store = Store::open(&dir.path().join("data")).unwrap();
     let stored: BTreeSet<i64> = store
@@ -126,7 +149,9 @@ fn writes_on_a_failing_disk_are_refused_with_their_cause_and_none_answered_ok_is
         .unwrap();
     let lost: Vec<&i64> = answered_ok.difference(&stored).collect();
     assert!(lost.is_empty(), "answered ok, then lost: {lost:?}");
-    // A failed commit keeps nothing; a failed fsync leaves its commit in place.
-    assert!(stored.iter().all(|seq| *seq < 100), "{stored:?}");
-    assert!(stored.contains(&6), "{stored:?}");
+    // A failed commit keeps nothing; a write refused after the failed fsync never ran.
+    assert!(
+        stored.iter().all(|seq| *seq < 100 || *seq == 200),
+        "{stored:?}"
+    );
 }
