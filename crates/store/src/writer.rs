@@ -247,14 +247,11 @@ impl SyncHalt {
     /// Stops the store for `cause` (which names the fsync and what the system said, never
     /// data); the first call logs it, later ones change nothing.
     pub(crate) fn stop(&self, cause: String) {
-        let first = self.cause.send_if_modified(|held| {
+        self.cause.send_if_modified(|held| {
             if held.is_some() {
                 return false;
             }
-            *held = Some(cause.clone());
-            true
-        });
-        if first {
+            // Logged before anyone waiting is woken: the process may exit at once.
             tracing::error!(
                 %cause,
                 "an fsync of the database failed, so the store takes no more writes (a later \
@@ -262,7 +259,9 @@ impl SyncHalt {
                  acknowledged before it is on disk and none is acknowledged after it; \
                  restart once the disk is healthy"
             );
-        }
+            *held = Some(cause);
+            true
+        });
     }
 
     /// The error every write gets once the store stopped; None while it takes writes.

@@ -8,11 +8,13 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use store::{Error, Store, WriteFuture};
 use test_support::disk_fault::DiskFault;
 
 const CHILD_DIR: &str = "CORRIDOR_STORE_DISK_FAULT_CHILD_DIR";
+const CHECKPOINT_CHILD_DIR: &str = "CORRIDOR_STORE_CHECKPOINT_FAULT_CHILD_DIR";
 const WAL: &str = "corridor.db-wal";
 
 fn insert(store: &Store, seq: i64) -> WriteFuture<()> {
@@ -109,44 +111,86 @@ fn run_child(dir: &Path) {
     std::process::exit(0);
 }
 
-#[test]
-fn writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and_none_answered_ok_is_lost()
- {
-    if let Ok(dir) = std::env::var(CHILD_DIR) {
-        run_child(Path::new(&dir));
+/// A failed fsync in the background checkpoint, with no synced write waiting, stops the
+/// store as well: a later fsync of the sync thread could succeed without the pages it
+/// dropped.
+fn run_checkpoint_child(dir: &Path) {
+    let fault = DiskFault::new(dir, WAL);
+    let store = Store::open(&dir.join("data")).unwrap();
+    store
+        .write_blocking(|conn| Ok(conn.execute_batch("CREATE TABLE note (seq INTEGER)")?))
+        .unwrap();
+    for seq in 1..=3 {
+        insert(&store, seq).wait().unwrap();
     }
+    fault.fail_syncs();
+    // Frames for the checkpoint to copy; nobody asks the sync thread for an fsync. (It
+    // is refused if the checkpoint already failed on the earlier frames.)
+    let _ = insert_unsynced(&store, 50).wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stopped = loop {
+        if let Some(stopped) = store.sync_failure() {
+            break stopped;
+        }
+        assert!(Instant::now() < deadline, "the store still takes writes");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    refused_after_the_failed_sync(&stopped);
+    assert!(stopped.to_string().contains("checkpoint"), "{stopped}");
+    fault.clear();
+    refused_after_the_failed_sync(&insert(&store, 60).wait().unwrap_err());
+    println!("answered ok: 1 2 3");
+    std::process::exit(0);
+}
+
+/// Runs the test `name` again as a child with the disk fault library, `child_dir` set to
+/// a new directory; returns the directory and the writes the child saw answered `Ok`.
+fn run_in_child(name: &str, child_dir: &str) -> (tempfile::TempDir, BTreeSet<i64>) {
     let dir = tempfile::tempdir().unwrap();
     let fault = DiskFault::new(dir.path(), WAL);
     let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and_none_answered_ok_is_lost",
-            "--nocapture",
-        ])
-        .env(CHILD_DIR, dir.path())
+        .args(["--exact", name, "--nocapture"])
+        .env(child_dir, dir.path())
         .envs(fault.env())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
-    let answered_ok: BTreeSet<i64> = stdout
+    let answered_ok = stdout
         .lines()
         .find_map(|line| line.strip_prefix("answered ok: "))
         .unwrap_or_else(|| panic!("the child printed no result:\n{stdout}\n{stderr}"))
         .split(' ')
         .map(|seq| seq.parse().unwrap())
         .collect();
-    assert_eq!(answered_ok.len(), 8);
+    (dir, answered_ok)
+}
 
-    let store = Store::open(&dir.path().join("data")).unwrap();
-    let stored: BTreeSet<i64> = store
+/// The rows of a store the child left without closing it, as a crash would.
+fn stored(dir: &Path) -> BTreeSet<i64> {
+    let store = Store::open(&dir.join("data")).unwrap();
+    store
         .read(|conn| {
             let mut query = conn.prepare("SELECT seq FROM note")?;
             let rows = query.query_map([], |row| row.get(0))?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and_none_answered_ok_is_lost()
+ {
+    if let Ok(dir) = std::env::var(CHILD_DIR) {
+        run_child(Path::new(&dir));
+    }
+    let (dir, answered_ok) = run_in_child(
+        "writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and_none_answered_ok_is_lost",
+        CHILD_DIR,
+    );
+    assert_eq!(answered_ok.len(), 8);
+    let stored = stored(dir.path());
     let lost: Vec<&i64> = answered_ok.difference(&stored).collect();
     assert!(lost.is_empty(), "answered ok, then lost: {lost:?}");
     // A failed commit keeps nothing; a write refused after the failed fsync never ran.
@@ -154,4 +198,19 @@ fn writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and
         stored.iter().all(|seq| *seq < 100 || *seq == 200),
         "{stored:?}"
     );
+}
+
+#[test]
+fn a_failed_fsync_in_a_background_checkpoint_stops_the_store_too() {
+    if let Ok(dir) = std::env::var(CHECKPOINT_CHILD_DIR) {
+        run_checkpoint_child(Path::new(&dir));
+    }
+    let (dir, answered_ok) = run_in_child(
+        "a_failed_fsync_in_a_background_checkpoint_stops_the_store_too",
+        CHECKPOINT_CHILD_DIR,
+    );
+    let stored = stored(dir.path());
+    let lost: Vec<&i64> = answered_ok.difference(&stored).collect();
+    assert!(lost.is_empty(), "answered ok, then lost: {lost:?}");
+    assert!(!stored.contains(&60), "{stored:?}");
 }
