@@ -477,7 +477,7 @@ fn checkpoint_until_stopped(
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             Ok(()) => {}
             Err(err) if writer::is_fsync_failure(&err) => {
-                halt.stop(format!("background checkpoint: {err}"));
+                halt.stop(format!("fsync in a background checkpoint: {err}"));
             }
             // SQLite's words name the operation, never data.
             Err(err) => {

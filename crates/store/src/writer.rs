@@ -359,7 +359,7 @@ pub(crate) fn run(
                 tracing::error!(requests = writer.batch.len(), error = %err, "write batch was not committed");
                 // SQLite syncs the WAL's header when it starts the WAL over.
                 if matches!(err, Error::Sqlite(cause) if is_fsync_failure(cause)) {
-                    halt.stop(format!("committing: {err}"));
+                    halt.stop(format!("fsync while committing: {err}"));
                 }
             }
         }
