@@ -1,7 +1,7 @@
 //! A failing disk under `corridor run`: a shared library loaded with
-//! `LD_PRELOAD` (`test_support::disk_fault`) makes the writes, then the
-//! fsyncs, of the database's write-ahead log fail with EIO while a sender
-//! keeps sending over MLLP. No message sent while the disk fails may be
+//! `LD_PRELOAD` (`test_support::disk_fault`) makes the writes (EIO, then
+//! ENOSPC), then the fsyncs (EIO), of the database's write-ahead log fail
+//! while a sender keeps sending over MLLP. No message sent while the disk fails may be
 //! acknowledged positively. A failed write rolls its commit back and the engine
 //! accepts messages again once the disk works; a failed fsync is fatal (a later
 //! fsync could succeed without the pages the failed one dropped): the engine
@@ -196,6 +196,28 @@ fn no_message_is_acknowledged_while_the_log_cannot_be_written_or_after_its_fsync
         "the engine stopped after a failed write: {}",
         run.log()
     );
+
+    // A full disk (ENOSPC on write) is the same: AE while it is full, AA once it has room.
+    let write_faults = fault.injected().len();
+    fault.fill_disk();
+    let while_full = send_all(&mut sender, &named("FULL", 5));
+    assert!(
+        fault.injected().len() > write_faults,
+        "no write to the WAL failed on the full disk"
+    );
+    assert_eq!(
+        positively_acknowledged(&while_full),
+        Vec::<String>::new(),
+        "acknowledged although the disk was full: {while_full:?}"
+    );
+    fault.clear();
+    let again: Vec<String> = while_full.iter().map(|(id, _)| id.clone()).collect();
+    acknowledged.extend(send_until_accepted(&mut sender, &again, || run.log()));
+    assert!(
+        run.wait_for_exit(Duration::ZERO).is_none(),
+        "the engine stopped after a full disk: {}",
+        run.log()
+    );
     let write_faults = fault.injected().len();
 
     // A failed fsync: nothing from then on is acknowledged, even once the disk works
@@ -271,5 +293,5 @@ fn no_message_is_acknowledged_while_the_log_cannot_be_written_or_after_its_fsync
         .filter(|id| !stored.contains(*id))
         .collect();
     assert!(lost.is_empty(), "acknowledged, then lost: {lost:?}");
-    assert_eq!(acknowledged.len(), 10 + 20 + 15 + 10);
+    assert_eq!(acknowledged.len(), 10 + 20 + 5 + 15 + 10);
 }

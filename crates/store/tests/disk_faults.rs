@@ -1,9 +1,9 @@
 //! The writer and the sync thread on a failing disk. The test runs itself again as a
 //! child process with `LD_PRELOAD` set to `test_support::disk_fault`'s library, which
-//! makes the WAL's writes, then its fsyncs, fail with EIO on the child's command; the
-//! child checks each write's answer, prints the ones answered `Ok`, and exits without
-//! closing the store. The parent reopens the database and finds every one of them, and
-//! none of the writes refused after the failed fsync.
+//! makes the WAL's writes fail with EIO or ENOSPC, then its fsyncs with EIO, on the
+//! child's command; the child checks each write's answer, prints the ones answered
+//! `Ok`, and exits without closing the store. The parent reopens the database and finds
+//! every one of them, and none of the writes refused after the failed fsync.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -72,6 +72,28 @@ fn run_child(dir: &Path) {
     // The disk recovers: the same writer and sync thread answer the next writes.
     fault.clear();
     for seq in 6..=8 {
+        insert(&store, seq).wait().unwrap();
+        answered_ok.push(seq);
+    }
+    assert!(store.sync_failure().is_none());
+
+    // A full disk fails writes too (ENOSPC): refused, nothing kept, and the store goes on.
+    let earlier_faults = fault.injected().len();
+    fault.fill_disk();
+    let batch: Vec<WriteFuture<()>> = (150..160).map(|seq| insert(&store, seq)).collect();
+    for write in batch {
+        let refused = write.wait().unwrap_err();
+        assert!(
+            matches!(refused, Error::CommitFailed(_) | Error::Sqlite(_)),
+            "{refused}"
+        );
+    }
+    assert!(
+        fault.injected().len() > earlier_faults,
+        "no write failed on the full disk"
+    );
+    fault.clear();
+    for seq in 9..=10 {
         insert(&store, seq).wait().unwrap();
         answered_ok.push(seq);
     }
@@ -189,7 +211,7 @@ fn writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and
         "writes_on_a_failing_disk_are_refused_every_write_after_a_failed_fsync_too_and_none_answered_ok_is_lost",
         CHILD_DIR,
     );
-    assert_eq!(answered_ok.len(), 8);
+    assert_eq!(answered_ok.len(), 10);
     let stored = stored(dir.path());
     let lost: Vec<&i64> = answered_ok.difference(&stored).collect();
     assert!(lost.is_empty(), "answered ok, then lost: {lost:?}");
