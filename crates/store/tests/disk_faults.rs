@@ -161,6 +161,17 @@ fn run_checkpoint_child(dir: &Path) {
     assert!(stopped.to_string().contains("checkpoint"), "{stopped}");
     fault.clear();
     refused_after_the_failed_sync(&insert(&store, 60).wait().unwrap_err());
+    // Closed, the store leaves the WAL for the next open to recover from: the last
+    // connection to close would otherwise checkpoint it into the database file and
+    // delete it.
+    drop(store);
+    let wal = dir.join("data").join(WAL);
+    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        left > 0,
+        "{} is gone or empty after the close",
+        wal.display()
+    );
     println!("answered ok: 1 2 3");
     std::process::exit(0);
 }
