@@ -295,8 +295,8 @@ pub(crate) fn is_fsync_failure(err: &rusqlite::Error) -> bool {
 }
 
 /// Keeps SQLite from checkpointing when `conn` closes after the store stopped: the WAL
-/// may hold frames whose pages a failed fsync dropped, and copying them into the
-/// database file could carry what the disk now returns for them there. The restart
+/// may hold frames whose pages a failed fsync dropped, and a checkpoint would copy
+/// whatever the disk now returns for them into the database file. The next open
 /// recovers from the WAL instead.
 pub(crate) fn no_checkpoint_on_close(conn: &Connection) {
     if let Err(err) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
