@@ -1,10 +1,13 @@
 //! A failing disk under `corridor run`: a shared library loaded with
-//! `LD_PRELOAD` (`test_support::disk_fault`) makes the fsyncs, then the
-//! writes, of the database's write-ahead log fail with EIO while a sender
-//! keeps sending over MLLP. No message sent while the disk fails may be
-//! acknowledged positively; once the disk works again the engine accepts
-//! messages again; and after a kill -9, every message that got an AA is in the
-//! journal.
+//! `LD_PRELOAD` (`test_support::disk_fault`) makes the writes (EIO, then
+//! ENOSPC), then the fsyncs (EIO), of the database's write-ahead log fail
+//! while a sender keeps sending over MLLP. No message sent while the disk fails may be
+//! acknowledged positively. A failed write rolls its commit back and the engine
+//! accepts messages again once the disk works; a failed fsync is fatal (a later
+//! fsync could succeed without the pages the failed one dropped): the engine
+//! answers nothing positively from then on and exits, and a restarted engine
+//! accepts again. After all that and a kill -9, every message that got an AA
+//! is in the journal.
 
 #[path = "send_support.rs"]
 mod support;
@@ -94,13 +97,40 @@ fn positively_acknowledged(answers: &[(String, Option<String>)]) -> Vec<String> 
         .collect()
 }
 
+/// Sends `ids` one by one until each is answered AA, for at most 30 s in all
+/// (the first may still meet the fault's aftermath); returns them.
+fn send_until_accepted(
+    sender: &mut Sender,
+    ids: &[String],
+    log: impl Fn() -> String,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut accepted = Vec::new();
+    for id in ids {
+        loop {
+            let answer = sender.send(id);
+            if answer.as_deref() == Some("AA") {
+                accepted.push(id.clone());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} still not accepted 30 s after the disk recovered (last answer {answer:?}): {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    accepted
+}
+
 #[test]
-fn no_message_is_acknowledged_while_the_log_cannot_be_synced_or_written_and_none_acknowledged_is_lost()
+fn no_message_is_acknowledged_while_the_log_cannot_be_written_or_after_its_fsync_failed_and_none_acknowledged_is_lost()
  {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let fault = DiskFault::new(dir.path(), "corridor.db-wal");
-    let run = Run::start_with_env(&data, &lab_config(""), &fault.env());
+    let mut run = Run::start_with_env(&data, &lab_config(""), &fault.env());
     let mut sender = Sender::new(&run.addr);
     let mut acknowledged = Vec::new();
 
@@ -108,30 +138,11 @@ fn no_message_is_acknowledged_while_the_log_cannot_be_synced_or_written_and_none
     assert_eq!(positively_acknowledged(&before).len(), 10, "{before:?}");
     acknowledged.extend(positively_acknowledged(&before));
 
-    // Spread over about half a second, so background checkpoints meet the fault too.
-    fault.fail_syncs();
-    let during_sync_fault: Vec<_> = named("SYNC", 10)
-        .into_iter()
-        .map(|id| {
-            std::thread::sleep(Duration::from_millis(50));
-            let answer = sender.send(&id);
-            (id, answer)
-        })
-        .collect();
-    let synced_faults = fault.injected().len();
-    assert!(synced_faults > 0, "no fsync of the WAL failed");
-    assert_eq!(
-        positively_acknowledged(&during_sync_fault),
-        Vec::<String>::new(),
-        "acknowledged although the WAL was not synced: {during_sync_fault:?}"
-    );
-
+    // A failed write: SQLite rolls the commit back, nothing is lost from its cache.
     fault.fail_writes();
     let during_write_fault = send_all(&mut sender, &named("WRITE", 10));
     assert!(
-        fault.injected()[synced_faults..]
-            .iter()
-            .any(|call| call.contains("write")),
+        fault.injected().iter().any(|call| call.contains("write")),
         "no write to the WAL failed: {:?}",
         fault.injected()
     );
@@ -166,43 +177,112 @@ fn no_message_is_acknowledged_while_the_log_cannot_be_synced_or_written_and_none
         200,
         "{stdout}"
     );
-
     let log = run.log();
     assert!(
         log.contains("could not store messages; answering with negative acknowledgements"),
         "{log}"
     );
 
-    // The disk works again: the sender sends every refused message again, then new
-    // ones, and each is accepted (the first may still meet the fault's aftermath).
+    // The disk works again: the same process accepts the refused messages, then new ones.
     fault.clear();
-    let refused: Vec<String> = during_sync_fault
+    let refused: Vec<String> = during_write_fault
         .iter()
-        .chain(&during_write_fault)
         .map(|(id, _)| id.clone())
         .collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut resent = Vec::new();
-    for id in refused.iter().chain(&named("AFTER", 10)) {
-        loop {
-            let answer = sender.send(id);
-            if answer.as_deref() == Some("AA") {
-                resent.push(id.clone());
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} still not accepted 30 s after the disk recovered (last answer {answer:?}): {}",
-                run.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    let again: Vec<String> = refused.into_iter().chain(named("AFTER", 10)).collect();
+    acknowledged.extend(send_until_accepted(&mut sender, &again, || run.log()));
+    assert!(
+        run.wait_for_exit(Duration::ZERO).is_none(),
+        "the engine stopped after a failed write: {}",
+        run.log()
+    );
+
+    // A full disk (ENOSPC on write) is the same: AE while it is full, AA once it has room.
+    let write_faults = fault.injected().len();
+    fault.fill_disk();
+    let while_full = send_all(&mut sender, &named("FULL", 5));
+    assert!(
+        fault.injected().len() > write_faults,
+        "no write to the WAL failed on the full disk"
+    );
+    assert_eq!(
+        positively_acknowledged(&while_full),
+        Vec::<String>::new(),
+        "acknowledged although the disk was full: {while_full:?}"
+    );
+    fault.clear();
+    let again: Vec<String> = while_full.iter().map(|(id, _)| id.clone()).collect();
+    acknowledged.extend(send_until_accepted(&mut sender, &again, || run.log()));
+    assert!(
+        run.wait_for_exit(Duration::ZERO).is_none(),
+        "the engine stopped after a full disk: {}",
+        run.log()
+    );
+    let write_faults = fault.injected().len();
+
+    // A failed fsync: nothing from then on is acknowledged, even once the disk works
+    // again, and the process exits so that a supervisor restarts it.
+    fault.fail_syncs();
+    let sync_failed_at = Instant::now();
+    let mut during_sync_fault = Vec::new();
+    for id in named("SYNC", 10) {
+        std::thread::sleep(Duration::from_millis(50));
+        let answer = sender.send(&id);
+        during_sync_fault.push((id, answer));
     }
-    acknowledged.extend(resent);
+    assert!(
+        fault.injected()[write_faults..]
+            .iter()
+            .any(|call| call.contains("sync")),
+        "no fsync of the WAL failed: {:?}",
+        fault.injected()
+    );
+    fault.clear();
+    let after_recovery = send_all(&mut sender, &named("HEALED", 5));
+    assert_eq!(
+        positively_acknowledged(&during_sync_fault),
+        Vec::<String>::new(),
+        "acknowledged although an fsync of the WAL failed: {during_sync_fault:?}"
+    );
+    assert_eq!(
+        positively_acknowledged(&after_recovery),
+        Vec::<String>::new(),
+        "acknowledged after a failed fsync, without a restart: {after_recovery:?}"
+    );
+    let status = run
+        .wait_for_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still running after a failed fsync: {}", run.log()));
+    let exited_after = sync_failed_at.elapsed();
+    assert!(
+        status.code().is_some_and(|code| code != 0),
+        "{status:?}: {}",
+        run.log()
+    );
+    assert!(exited_after < Duration::from_secs(10), "{exited_after:?}");
+    let stopped = run.log_lines("an fsync of the database failed");
+    assert_eq!(stopped.len(), 1, "{}", run.log());
+    assert!(
+        stopped[0].contains("ERROR") && stopped[0].contains("restart"),
+        "{stopped:?}"
+    );
+
+    // Restarted on the same data directory, the engine accepts again: the refused
+    // messages, then new ones.
+    let run = Run::start(&data, &lab_config(""));
+    let mut sender = Sender::new(&run.addr);
+    let refused: Vec<String> = during_sync_fault
+        .iter()
+        .chain(&after_recovery)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let again: Vec<String> = refused.into_iter().chain(named("RESTARTED", 10)).collect();
+    acknowledged.extend(send_until_accepted(&mut sender, &again, || run.log()));
 
     eprintln!(
-        "while syncs failed: {during_sync_fault:?}\nwhile writes failed: {during_write_fault:?}\n\
-         calls made to fail: {}\nlog:\n{}",
+        "while writes failed: {during_write_fault:?}\nwhile syncs failed: {during_sync_fault:?}\n\
+         after the disk recovered: {after_recovery:?}\nexited {exited_after:?} after the fault with {status:?}, having logged:\n{}\n\
+         calls made to fail: {}\nlog after the restart:\n{}",
+        stopped[0],
         fault.injected().len(),
         run.log()
     );
@@ -213,5 +293,5 @@ fn no_message_is_acknowledged_while_the_log_cannot_be_synced_or_written_and_none
         .filter(|id| !stored.contains(*id))
         .collect();
     assert!(lost.is_empty(), "acknowledged, then lost: {lost:?}");
-    assert_eq!(acknowledged.len(), 10 + 20 + 10);
+    assert_eq!(acknowledged.len(), 10 + 20 + 5 + 15 + 10);
 }

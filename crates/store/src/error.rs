@@ -96,6 +96,16 @@ pub enum Error {
     )]
     SyncFailed(String),
 
+    /// An fsync of the database failed earlier, so the store stopped taking writes: on
+    /// Linux a failed fsync may drop the pages it could not write while marking them
+    /// clean, and a later fsync that succeeds proves nothing about them. Every write
+    /// answered before the failure was synced; nothing was answered after it.
+    #[error(
+        "the store stopped taking writes after an fsync of the database failed ({0}); every \
+         write acknowledged before it is on disk; restart once the disk is healthy"
+    )]
+    DiskSyncFailed(String),
+
     /// A write request panicked; its changes were rolled back, other requests were unaffected.
     #[error("a write request panicked and was rolled back: {0}")]
     WritePanicked(String),

@@ -16,6 +16,12 @@
 //!   state; [`Journal::append`] detects duplicates (same sender and control id) inside the
 //!   writer's transaction.
 //!
+//! A failed fsync is fatal: the store then refuses every write with
+//! [`Error::DiskSyncFailed`], because a later fsync could succeed without the pages the
+//! failed one dropped. The process should exit when [`Store::sync_failed`] resolves and
+//! be restarted; SQLite recovers from what is on disk. A failed write (an I/O error, a
+//! full disk) only fails its own commit.
+//!
 //! The schema is documented table by table in `SCHEMA.md`, so anyone can open the file with
 //! `sqlite3` and read what happened.
 //!

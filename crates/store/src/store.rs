@@ -1,5 +1,6 @@
 //! Opening the database, the writer handle and the pool of read connections.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -12,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::schema::{self, Migration};
 use crate::writer::{
-    self, BoxedJob, Counters, Durability, Isolation, Request, WriteFuture, WriterStats,
+    self, BoxedJob, Counters, Durability, Isolation, Request, SyncHalt, WriteFuture, WriterStats,
 };
 
 /// Tuning of a [`Store`]; [`StoreOptions::default`] suits Corridor's own use.
@@ -67,6 +68,7 @@ struct Shared {
     checkpointer: Option<Checkpointer>,
     readers: ReadPool,
     counters: Arc<Counters>,
+    halt: Arc<SyncHalt>,
 }
 
 impl Store {
@@ -101,13 +103,15 @@ impl Store {
             max_idle: options.idle_readers,
             busy_timeout: options.busy_timeout,
         };
-        let checkpointer = Checkpointer::start(&path, &options)?;
+        let halt = Arc::new(SyncHalt::new());
+        let checkpointer = Checkpointer::start(&path, &options, Arc::clone(&halt))?;
 
         let (queue, requests) = mpsc::channel();
         let max_batch = options.max_batch.max(1);
         let unsynced_delay = options.unsynced_delay;
         let counters = Arc::new(Counters::default());
         let writer_counters = Arc::clone(&counters);
+        let writer_halt = Arc::clone(&halt);
         // SQLite names the WAL after the database file.
         let mut wal = path.clone().into_os_string();
         wal.push("-wal");
@@ -122,6 +126,7 @@ impl Store {
                     max_batch,
                     unsynced_delay,
                     writer_counters,
+                    writer_halt,
                 )
             })
             .map_err(|source| Error::Spawn {
@@ -139,6 +144,7 @@ impl Store {
                 checkpointer: Some(checkpointer),
                 readers,
                 counters,
+                halt,
             }),
         })
     }
@@ -152,6 +158,22 @@ impl Store {
     /// the average group-commit batch.
     pub fn writer_stats(&self) -> WriterStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Once an fsync of the database failed, the [`Error::DiskSyncFailed`] that every
+    /// write gets from then on (the store takes no more writes until it is opened again
+    /// by a new process); None while the store takes writes.
+    pub fn sync_failure(&self) -> Option<Error> {
+        self.shared.halt.error()
+    }
+
+    /// Resolves when an fsync of the database fails and the store stops taking writes
+    /// (see [`Error::DiskSyncFailed`]); never while it works. The process should then
+    /// exit without a clean shutdown and be restarted, once the disk is healthy: SQLite
+    /// recovers from what is on disk, which holds every write answered `Ok`.
+    pub fn sync_failed(&self) -> impl Future<Output = Error> + Send + 'static {
+        let halt = Arc::clone(&self.shared.halt);
+        async move { halt.stopped().await }
     }
 
     /// The message journal kept in this store.
@@ -394,7 +416,7 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(path: &Path, options: &StoreOptions) -> Result<Checkpointer> {
+    fn start(path: &Path, options: &StoreOptions, halt: Arc<SyncHalt>) -> Result<Checkpointer> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -415,7 +437,7 @@ impl Checkpointer {
             let stop = Arc::clone(&stop);
             thread::Builder::new()
                 .name("corridor-store-checkpoint".into())
-                .spawn(move || checkpoint_until_stopped(&conn, &stop, interval))
+                .spawn(move || checkpoint_until_stopped(&conn, &stop, interval, &halt))
                 .map_err(|source| Error::Spawn {
                     thread: "checkpoint",
                     source,
@@ -428,7 +450,12 @@ impl Checkpointer {
     }
 }
 
-fn checkpoint_until_stopped(conn: &Connection, stop: &(Mutex<bool>, Condvar), every: Duration) {
+fn checkpoint_until_stopped(
+    conn: &Connection,
+    stop: &(Mutex<bool>, Condvar),
+    every: Duration,
+    halt: &SyncHalt,
+) {
     let (stopped, wake) = stop;
     let Ok(mut guard) = stopped.lock() else {
         return;
@@ -436,15 +463,30 @@ fn checkpoint_until_stopped(conn: &Connection, stop: &(Mutex<bool>, Condvar), ev
     loop {
         match wake.wait_timeout(guard, every) {
             Ok((next, _)) => guard = next,
-            Err(_) => return,
+            Err(_) => break,
         }
         if *guard {
-            return;
+            break;
         }
-        // PASSIVE never waits for the writer or readers; it copies what it can.
-        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(error = %err, "background checkpoint did not run");
+        // After a failed fsync nothing more is copied into the database file.
+        if halt.error().is_some() {
+            continue;
         }
+        // PASSIVE never waits for the writer or readers; it copies what it can. It syncs
+        // the WAL first, then the database file (`synchronous = FULL`).
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            Ok(()) => {}
+            Err(err) if writer::is_fsync_failure(&err) => {
+                halt.stop(format!("fsync in a background checkpoint: {err}"));
+            }
+            // SQLite's words name the operation, never data.
+            Err(err) => {
+                tracing::warn!(error = %err, "background checkpoint failed; the write-ahead log grows until one succeeds: check the disk")
+            }
+        }
+    }
+    if halt.error().is_some() {
+        writer::no_checkpoint_on_close(conn);
     }
 }
 

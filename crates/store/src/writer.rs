@@ -9,6 +9,9 @@
 //! written before it, so under load one fsync answers the synced requests of every commit
 //! made while the previous fsync ran: the cost of durability is shared by every
 //! connection instead of paid by each message, and the writer never waits for the disk.
+//!
+//! A failed fsync stops the store for good ([`SyncHalt`]): every later write is refused
+//! with [`Error::DiskSyncFailed`] until the process is restarted.
 
 use std::any::Any;
 use std::fs::{File, OpenOptions};
@@ -24,7 +27,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use rusqlite::config::DbConfig;
+use tokio::sync::{oneshot, watch};
 
 use crate::error::{Error, Result};
 
@@ -128,6 +132,7 @@ where
             (Some(Err(own)), _) => Err(own),
             (Some(Ok(value)), None) => Ok(value),
             (_, Some(Error::SyncFailed(why))) => Err(Error::SyncFailed(why.clone())),
+            (_, Some(Error::DiskSyncFailed(why))) => Err(Error::DiskSyncFailed(why.clone())),
             (_, Some(Error::CommitFailed(why))) => Err(Error::CommitFailed(why.clone())),
             (_, Some(commit)) => Err(Error::CommitFailed(commit.to_string())),
             (None, None) => Err(Error::WriterStopped),
@@ -216,8 +221,92 @@ impl Counters {
     }
 }
 
+/// Set once an fsync of the database failed; from then on the store takes no write.
+///
+/// On Linux a failed fsync may drop the dirty pages it could not write while marking
+/// them clean (PostgreSQL met this in 2018), and a later fsync, above all through a
+/// newly opened descriptor, then succeeds without them ever reaching the disk. SQLite
+/// chains its WAL frames by checksum, so recovery after a power loss stops at a lost
+/// frame and drops every commit after it, including commits acknowledged once the disk
+/// seemed to recover. So a failed fsync is fatal, as under PostgreSQL's
+/// `data_sync_retry = off`: every write answered before it was synced, none is answered
+/// after it, and a restart lets SQLite recover from what is on disk. A failed write is
+/// not: SQLite rolls its transaction back and its cache still holds every page.
+#[derive(Debug)]
+pub(crate) struct SyncHalt {
+    cause: watch::Sender<Option<String>>,
+}
+
+impl SyncHalt {
+    pub(crate) fn new() -> SyncHalt {
+        SyncHalt {
+            cause: watch::channel(None).0,
+        }
+    }
+
+    /// Stops the store for `cause` (which names the fsync and what the system said, never
+    /// data); the first call logs it, later ones change nothing.
+    pub(crate) fn stop(&self, cause: String) {
+        self.cause.send_if_modified(|held| {
+            if held.is_some() {
+                return false;
+            }
+            // Logged before anyone waiting is woken: the process may exit at once.
+            tracing::error!(
+                %cause,
+                "an fsync of the database failed, so the store takes no more writes (a later \
+                 fsync could succeed without the pages this one dropped): every message \
+                 acknowledged before it is on disk and none is acknowledged after it; \
+                 restart once the disk is healthy"
+            );
+            *held = Some(cause);
+            true
+        });
+    }
+
+    /// The error every write gets once the store stopped; None while it takes writes.
+    pub(crate) fn error(&self) -> Option<Error> {
+        self.cause.borrow().clone().map(Error::DiskSyncFailed)
+    }
+
+    /// Resolves once the store stopped.
+    pub(crate) async fn stopped(&self) -> Error {
+        let mut cause = self.cause.subscribe();
+        let held = cause
+            .wait_for(Option::is_some)
+            .await
+            .map(|held| held.clone());
+        match held {
+            Ok(Some(cause)) => Error::DiskSyncFailed(cause),
+            // `self` holds the sender, so the watch cannot close while this waits.
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+/// Whether SQLite failed on an fsync (of the WAL, the database file or its directory).
+pub(crate) fn is_fsync_failure(err: &rusqlite::Error) -> bool {
+    err.sqlite_error().is_some_and(|e| {
+        matches!(
+            e.extended_code,
+            rusqlite::ffi::SQLITE_IOERR_FSYNC | rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC
+        )
+    })
+}
+
+/// Keeps SQLite from checkpointing when `conn` closes after the store stopped: the WAL
+/// may hold frames whose pages a failed fsync dropped, and a checkpoint would copy
+/// whatever the disk now returns for them into the database file. The next open
+/// recovers from the WAL instead.
+pub(crate) fn no_checkpoint_on_close(conn: &Connection) {
+    if let Err(err) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
+        tracing::warn!(error = %err, "could not turn off the checkpoint on close");
+    }
+}
+
 /// Runs the writer loop until every sender of `queue` is gone, with the sync thread
-/// beside it (syncing `wal`, the connection's WAL file).
+/// beside it (syncing `wal`, the connection's WAL file). Once `halt` is set it refuses
+/// every request without running it.
 pub(crate) fn run(
     conn: Connection,
     queue: Receiver<BoxedJob>,
@@ -225,12 +314,14 @@ pub(crate) fn run(
     max_batch: usize,
     unsynced_delay: Duration,
     counters: Arc<Counters>,
+    halt: Arc<SyncHalt>,
 ) {
     let (to_sync, synced) = mpsc::channel::<Vec<BoxedJob>>();
     let sync_counters = Arc::clone(&counters);
+    let sync_halt = Arc::clone(&halt);
     let syncer = thread::Builder::new()
         .name("corridor-store-sync".into())
-        .spawn(move || sync_until_stopped(&wal, &synced, &sync_counters));
+        .spawn(move || sync_until_stopped(&wal, &synced, &sync_counters, &sync_halt));
     let syncer = match syncer {
         Ok(handle) => Some(handle),
         Err(err) => {
@@ -247,6 +338,13 @@ pub(crate) fn run(
     };
     while let Ok(first) = writer.queue.recv() {
         writer.batch.push(first);
+        if let Some(stopped) = halt.error() {
+            writer.take_waiting();
+            for job in writer.batch.drain(..) {
+                job.finish(Some(&stopped));
+            }
+            continue;
+        }
         let committed = writer.run_batch();
         let mut waiting_for_sync = Vec::new();
         match &committed {
@@ -259,6 +357,10 @@ pub(crate) fn run(
             Err(err) => {
                 counters.failed_commits.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(requests = writer.batch.len(), error = %err, "write batch was not committed");
+                // SQLite syncs the WAL's header when it starts the WAL over.
+                if matches!(err, Error::Sqlite(cause) if is_fsync_failure(cause)) {
+                    halt.stop(format!("fsync while committing: {err}"));
+                }
             }
         }
         for job in writer.batch.drain(..) {
@@ -278,6 +380,9 @@ pub(crate) fn run(
             }
         }
     }
+    if halt.error().is_some() {
+        no_checkpoint_on_close(&writer.conn);
+    }
     drop(to_sync);
     if let Some(syncer) = syncer {
         let _ = syncer.join();
@@ -287,23 +392,37 @@ pub(crate) fn run(
 
 /// The sync thread: waits for committed requests, fsyncs the WAL once for all that are
 /// waiting (their commits were written before the fsync started, so it covers them), and
-/// answers them. A failed fsync answers them with the error: the sender is told the
-/// message is not safe, and sends it again.
-fn sync_until_stopped(wal: &Path, committed: &Receiver<Vec<BoxedJob>>, counters: &Counters) {
+/// answers them. A failed fsync answers them with the error (the sender is told the
+/// message is not safe, and sends it again) and stops the store ([`SyncHalt`]); from then
+/// on it answers without syncing.
+fn sync_until_stopped(
+    wal: &Path,
+    committed: &Receiver<Vec<BoxedJob>>,
+    counters: &Counters,
+    halt: &SyncHalt,
+) {
     let mut file: Option<File> = None;
     while let Ok(mut jobs) = committed.recv() {
         while let Ok(more) = committed.try_recv() {
             jobs.extend(more);
         }
-        let failed = match sync_file(&mut file, wal) {
-            Ok(()) => {
-                counters.syncs.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "syncing the write-ahead log failed");
-                Some(Error::SyncFailed(err.to_string()))
-            }
+        let failed = match halt.error() {
+            Some(stopped) => Some(stopped),
+            None => match sync_wal(&mut file, wal) {
+                // A failed fsync elsewhere (a checkpoint) meanwhile is as fatal for them.
+                Ok(()) => {
+                    counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    halt.error()
+                }
+                Err(WalSync::Open(err)) => {
+                    tracing::error!(error = %err, "could not open the write-ahead log to sync it");
+                    Some(Error::SyncFailed(err.to_string()))
+                }
+                Err(WalSync::Sync(err)) => {
+                    halt.stop(format!("fdatasync of the write-ahead log: {err}"));
+                    Some(Error::SyncFailed(err.to_string()))
+                }
+            },
         };
         for job in jobs {
             job.finish(failed.as_ref());
@@ -311,17 +430,31 @@ fn sync_until_stopped(wal: &Path, committed: &Receiver<Vec<BoxedJob>>, counters:
     }
 }
 
-/// fdatasync of the WAL, opened on first use (it exists once a commit wrote to it, and
-/// SQLite keeps the same file while any connection is open). After a failure the file
-/// is opened again for the next try.
-fn sync_file(file: &mut Option<File>, path: &Path) -> std::io::Result<()> {
-    let open = match file.take() {
+/// Why the WAL could not be synced.
+enum WalSync {
+    /// It could not be opened: nothing was written through it, nothing lost.
+    Open(std::io::Error),
+    /// The fsync failed: fatal.
+    Sync(std::io::Error),
+}
+
+/// fdatasync of the WAL, through one descriptor opened on first use (the WAL exists once
+/// a commit wrote to it, and SQLite keeps the same file while any connection is open)
+/// and kept. Since Linux 4.13 a writeback error of the file is reported once to every
+/// descriptor open on it, so this one also hears of a failure that only SQLite's own
+/// fsync (the writer's automatic checkpoint, whose errors SQLite ignores) met.
+fn sync_wal(file: &mut Option<File>, path: &Path) -> Result<(), WalSync> {
+    let open = match file {
         Some(open) => open,
-        None => OpenOptions::new().read(true).write(true).open(path)?,
+        None => file.insert(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(WalSync::Open)?,
+        ),
     };
-    open.sync_data()?;
-    *file = Some(open);
-    Ok(())
+    open.sync_data().map_err(WalSync::Sync)
 }
 
 /// The writer thread's state between batches.

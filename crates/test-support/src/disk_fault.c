@@ -1,9 +1,10 @@
 /* Disk faults on demand, for a process started with LD_PRELOAD=<this library>.
  *
  * While the file named by DISK_FAULT_FLAG exists, calls on a file whose path
- * ends with DISK_FAULT_SUFFIX fail with EIO, as a failing disk makes them:
- * fsync and fdatasync when the flag file's first line contains "sync", write,
- * pwrite, pwrite64 and writev when it contains "write". Every call made to
+ * ends with DISK_FAULT_SUFFIX fail as a failing disk makes them: fsync and
+ * fdatasync with EIO when the flag file's first line contains "sync"; write,
+ * pwrite, pwrite64 and writev with EIO when it contains "write", with ENOSPC
+ * (a full disk) when it contains "full". Every call made to
  * fail appends its name to the file named by DISK_FAULT_LOG, so a test can
  * tell a fault that happened from one that never did. Other files (sockets,
  * the log) are never touched.
@@ -61,6 +62,8 @@ static int failing(int fd, const char *kind) {
 
 #define REAL(name) static __typeof__(name) *real; if (!real) real = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 #define FAIL_IF(fd, kind, name) if (failing(fd, kind)) { note(name); errno = EIO; return -1; }
+#define FAIL_WRITE_IF(fd, name) FAIL_IF(fd, "write", name) \
+    if (failing(fd, "full")) { note(name); errno = ENOSPC; return -1; }
 
 int fsync(int fd) {
     REAL(fsync);
@@ -76,24 +79,24 @@ int fdatasync(int fd) {
 
 ssize_t write(int fd, const void *buf, size_t count) {
     REAL(write);
-    FAIL_IF(fd, "write", "write");
+    FAIL_WRITE_IF(fd, "write");
     return real(fd, buf, count);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
     REAL(pwrite);
-    FAIL_IF(fd, "write", "pwrite");
+    FAIL_WRITE_IF(fd, "pwrite");
     return real(fd, buf, count, offset);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t count, off64_t offset) {
     REAL(pwrite64);
-    FAIL_IF(fd, "write", "pwrite64");
+    FAIL_WRITE_IF(fd, "pwrite64");
     return real(fd, buf, count, offset);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
     REAL(writev);
-    FAIL_IF(fd, "write", "writev");
+    FAIL_WRITE_IF(fd, "writev");
     return real(fd, iov, iovcnt);
 }

@@ -1,7 +1,7 @@
 //! Disk faults injected under a real process: `disk_fault.c`, built into a
 //! shared library with the system's C compiler and loaded with `LD_PRELOAD`,
 //! makes the process's fsync/fdatasync or writes on one file fail with EIO
-//! while a flag file says so. The process runs its own unchanged code down to
+//! (or its writes with ENOSPC) while a flag file says so. The process runs its own unchanged code down to
 //! libc; only the answer of the file operation changes, as on a failing disk.
 
 use std::ffi::OsString;
@@ -75,6 +75,11 @@ impl DiskFault {
     /// From now on every write to the file fails.
     pub fn fail_writes(&self) {
         self.set("write");
+    }
+
+    /// From now on every write to the file fails as on a full disk (ENOSPC).
+    pub fn fill_disk(&self) {
+        self.set("full");
     }
 
     /// The disk works again.

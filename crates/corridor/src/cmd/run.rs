@@ -1,4 +1,6 @@
-//! `corridor run [--config FILE] [--data DIR]`: runs the engine until SIGTERM or Ctrl-C.
+//! `corridor run [--config FILE] [--data DIR]`: runs the engine until SIGTERM or Ctrl-C,
+//! or until an fsync of its database fails (then it exits with status 3 at once, for a
+//! supervisor to restart it).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +8,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use tracing::info;
+
+/// The exit status after a failed fsync of the database: the store took no more writes,
+/// and a new process recovers the database from what is on disk.
+const EXIT_DISK_SYNC_FAILED: i32 = 3;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -93,7 +99,20 @@ async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitC
         startup_ms = started.elapsed().as_millis() as u64,
         "corridor is listening"
     );
-    wait_for_stop_signal().await?;
+    tokio::select! {
+        stop = wait_for_stop_signal() => stop?,
+        _ = engine.store().sync_failed() => {
+            // The store logged the failure and refuses every write, so every message
+            // gets a NAK until the process is gone. A clean shutdown would only wait for
+            // work that can no longer be stored, and for threads a sick disk may hold;
+            // the next process recovers the database from what is on disk.
+            info!(
+                exit_status = EXIT_DISK_SYNC_FAILED,
+                "exiting at once, without a clean shutdown, so that a supervisor restarts corridor"
+            );
+            std::process::exit(EXIT_DISK_SYNC_FAILED);
+        }
+    }
     info!("stopping: no new connections; finishing and acknowledging messages in flight");
     engine.shutdown().await;
     info!("stopped");
