@@ -33,7 +33,7 @@ mod owned;
 mod path;
 
 pub use ack::{AckBuilder, AckCode, AckCondition, AckError, AckMode, ErrorCode, Outcome, Severity};
-pub use batch::{Batch, StreamItem, split_stream};
+pub use batch::{Batch, StreamItem, StreamSplitter, split_stream};
 pub use charset::Charset;
 pub use delimiters::Delimiters;
 pub use error::{Error, ErrorKind, Location, Result};
