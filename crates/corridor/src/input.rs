@@ -1,10 +1,200 @@
-//! Reading the messages of a file (or standard input) for the commands that
-//! take `FILE|-`.
+//! Reading the messages of files (or standard input) for the commands that
+//! take `FILE...`.
+//!
+//! [`for_each_message`] reads in bounded chunks and hands each message on as
+//! soon as it is complete, so a command holds one message at a time however
+//! large its input. [`Input`] reads a whole file, for `corridor send`, which
+//! keeps every message to send them in turn.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hl7v2::StreamItem;
+use hl7v2::{StreamItem, StreamSplitter};
+
+/// How much is read at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// The name a file is reported by.
+pub fn display_name(path: &str) -> &str {
+    if path == "-" { "<stdin>" } else { path }
+}
+
+/// One message of an input, with where it came from.
+pub struct Incoming<'a> {
+    /// The file, as [`display_name`] names it.
+    pub file: &'a str,
+    /// 1-based, counted within its file.
+    pub number: usize,
+    /// The line its MSH is on.
+    pub line: usize,
+    pub bytes: &'a [u8],
+}
+
+/// What reading the inputs came to.
+#[derive(Default)]
+pub struct ReadSummary {
+    /// A file could not be read, or had lines outside any message (both
+    /// already reported on standard error).
+    pub failed: bool,
+    /// The files (display names) in which no message was found.
+    pub without_messages: Vec<String>,
+}
+
+/// Reads each of `files` in turn (`-` is standard input) and hands every
+/// message to `each`, in order. Lines that belong to no message and files
+/// that cannot be read are reported on standard error, naming the file and
+/// line, and the rest is still read. An error from `each` (output that
+/// cannot be written) stops reading and is returned.
+pub fn for_each_message(
+    files: &[String],
+    mut each: impl FnMut(Incoming<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<ReadSummary> {
+    let mut summary = ReadSummary::default();
+    for path in files {
+        let name = display_name(path);
+        let mut messages = 0;
+        let read = if path == "-" {
+            read_messages(
+                std::io::stdin().lock(),
+                name,
+                &mut messages,
+                &mut summary,
+                &mut each,
+            )
+        } else {
+            match std::fs::File::open(path) {
+                Ok(file) => read_messages(file, name, &mut messages, &mut summary, &mut each),
+                Err(error) => Err(ReadError::Input(error)),
+            }
+        };
+        match read {
+            Ok(()) => {}
+            Err(ReadError::Input(error)) => {
+                eprintln!("corridor: cannot read {name}: {error}");
+                summary.failed = true;
+                continue;
+            }
+            Err(ReadError::Output(error)) => return Err(error),
+        }
+        if messages == 0 {
+            summary.without_messages.push(name.to_string());
+        }
+    }
+    Ok(summary)
+}
+
+enum ReadError {
+    Input(std::io::Error),
+    Output(anyhow::Error),
+}
+
+fn read_messages(
+    mut reader: impl Read,
+    name: &str,
+    messages: &mut usize,
+    summary: &mut ReadSummary,
+    each: &mut impl FnMut(Incoming<'_>) -> anyhow::Result<()>,
+) -> Result<(), ReadError> {
+    let mut splitter = StreamSplitter::new();
+    let mut chunk = vec![0; CHUNK];
+    loop {
+        let read = match reader.read(&mut chunk) {
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(ReadError::Input(error)),
+        };
+        if read == 0 {
+            splitter.finish();
+        } else {
+            splitter.push(&chunk[..read]);
+        }
+        while let Some(item) = splitter.next_item() {
+            match item {
+                StreamItem::Message { bytes, line, .. } => {
+                    *messages += 1;
+                    each(Incoming {
+                        file: name,
+                        number: *messages,
+                        line,
+                        bytes,
+                    })
+                    .map_err(ReadError::Output)?;
+                }
+                StreamItem::Envelope { .. } => {}
+                StreamItem::Stray { bytes, line, .. } => {
+                    eprintln!("corridor: {}", stray_error(name, line, bytes));
+                    summary.failed = true;
+                }
+            }
+        }
+        if read == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// A line on standard error, about once a second, saying how many messages
+/// are done and how fast: shown when standard error is a terminal, or when
+/// asked for.
+pub struct Progress {
+    enabled: bool,
+    on_terminal: bool,
+    started: Instant,
+    last_shown: Instant,
+    messages: u64,
+    shown: bool,
+}
+
+impl Progress {
+    pub fn new(asked: bool) -> Progress {
+        let on_terminal = std::io::stderr().is_terminal();
+        let now = Instant::now();
+        Progress {
+            enabled: asked || on_terminal,
+            on_terminal,
+            started: now,
+            last_shown: now,
+            messages: 0,
+            shown: false,
+        }
+    }
+
+    /// Counts one message done.
+    pub fn message_done(&mut self) {
+        self.messages += 1;
+        if self.enabled && self.last_shown.elapsed() >= Duration::from_secs(1) {
+            self.last_shown = Instant::now();
+            self.show();
+        }
+    }
+
+    /// Shows the final count, when progress was shown at all.
+    pub fn finish(&mut self) {
+        if self.shown {
+            self.show();
+            if self.on_terminal {
+                eprintln!();
+            }
+        }
+    }
+
+    fn show(&mut self) {
+        self.shown = true;
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = self.messages as f64 / seconds;
+        let words = format!(
+            "corridor: {} messages in {seconds:.0} s, {rate:.0} messages/s",
+            self.messages
+        );
+        if self.on_terminal {
+            // Rewrites the same line; the padding covers a longer one before.
+            eprint!("\r{words:<70}");
+        } else {
+            eprintln!("{words}");
+        }
+    }
+}
 
 /// A file's bytes and the name to report it by.
 pub struct Input {

@@ -1,69 +1,93 @@
-//! `corridor get FILE|- PATH...`
+//! `corridor get FILE... PATH...`
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::input::{Input, Piece, message_error, stray_error};
+use crate::input::{for_each_message, message_error};
 
-/// Prints the value at each PATH for every message in FILE: one line per
+/// Prints the value at each PATH for every message in the FILEs: one line per
 /// message and path, in that order. Values are unescaped; a path without a
 /// repetition means the first (`PID-3` is PID-3's first repetition, with its
 /// component separators); a path without a field prints the whole segment.
 /// Absent values print an empty line, and so does every path of a message
 /// that cannot be parsed (its error goes to standard error and the exit
 /// status is 1). Line breaks inside a value are printed as `\n`.
+///
+/// The PATHs are the arguments at the end that read as paths; every
+/// argument before them is a FILE (`-` for standard input), so
+/// `corridor get nist/*.hl7 MSH-10 PID-3.1` reads every file. A file whose
+/// name reads as a path is given as `./PID-3`.
 #[derive(clap::Args)]
+#[command(override_usage = "corridor get FILE... PATH...")]
 pub struct Args {
-    /// The file to read, or `-` for standard input. It may hold many
-    /// messages and FHS/BHS batches.
-    file: String,
-    /// Paths such as `PID-5.1`, `PID-3[2].1`, `OBX[3]-5`, `MSH-9.2`.
-    #[arg(required = true, value_parser = parse_path)]
-    paths: Vec<hl7v2::Path>,
+    /// Files to read (each may hold many messages and FHS/BHS batches), then
+    /// paths such as `PID-5.1`, `PID-3[2].1`, `OBX[3]-5`, `MSH-9.2`.
+    #[arg(required = true, num_args = 2.., value_name = "FILE|PATH")]
+    arguments: Vec<String>,
 }
 
-fn parse_path(text: &str) -> Result<hl7v2::Path, String> {
-    text.parse().map_err(|e: hl7v2::Error| e.to_string())
+/// Splits the arguments into files and the paths at the end, or says why
+/// they are not a valid command.
+fn files_and_paths(arguments: &[String]) -> Result<(&[String], Vec<hl7v2::Path>), String> {
+    let files = arguments
+        .iter()
+        .rposition(|argument| argument.parse::<hl7v2::Path>().is_err())
+        .map_or(0, |last_file| last_file + 1);
+    let Some(last) = arguments.last() else {
+        return Err("a FILE and a PATH are needed".into());
+    };
+    if files == arguments.len() {
+        let why = last
+            .parse::<hl7v2::Path>()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        return Err(format!("the last argument must be a PATH: {why}"));
+    }
+    if files == 0 {
+        return Err(format!(
+            "no FILE before the paths (use `-` for standard input, `./{}` for a file named like a path)",
+            arguments[0]
+        ));
+    }
+    let paths = arguments[files..]
+        .iter()
+        .filter_map(|argument| argument.parse().ok())
+        .collect();
+    Ok((&arguments[..files], paths))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let input = Input::read(&args.file)?;
+    let (files, paths) = match files_and_paths(&args.arguments) {
+        Ok(split) => split,
+        Err(why) => {
+            eprintln!("corridor get: {why}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut failed = false;
-    for piece in input.pieces() {
-        let (number, bytes, line) = match piece {
-            Piece::Message {
-                number,
-                bytes,
-                line,
-            } => (number, bytes, line),
-            Piece::Stray { bytes, line } => {
-                eprintln!("corridor: {}", stray_error(&input.name, line, bytes));
-                failed = true;
-                continue;
-            }
-        };
-        match hl7v2::Message::parse(bytes) {
+    let summary = for_each_message(files, |incoming| {
+        match hl7v2::Message::parse(incoming.bytes) {
             Ok(message) => {
-                for path in &args.paths {
+                for path in &paths {
                     write_value(&mut out, &message, path)?;
                 }
             }
             Err(error) => {
-                eprintln!(
-                    "corridor: {}",
-                    message_error(&input.name, number, line, &error)
-                );
+                let words = message_error(incoming.file, incoming.number, incoming.line, &error);
+                eprintln!("corridor: {words}");
                 failed = true;
-                for _ in &args.paths {
+                for _ in &paths {
                     out.write_all(b"\n")?;
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     out.flush()?;
-    Ok(if failed {
+    Ok(if failed || summary.failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -1,0 +1,233 @@
+//! The commands that read messages stream them: `corridor fhir` holds one
+//! message at a time however large its input, and every such command takes
+//! many files, naming the file in each error.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+fn corridor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn corpus(rel: &str) -> String {
+    format!(
+        "{}/../../tests/corpus/public/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+const ORU: &str = "cdc-data-exchange-hl7/COVID19_ELR_01.hl7";
+const ADT: &str = "hapi-hl7v2/docs_ADT_A01.hl7";
+
+/// A child's peak resident memory so far, in kB (0 once it is gone).
+fn peak_resident_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn fhir_ndjson_on_a_large_input_keeps_memory_flat_and_prints_every_bundle() {
+    // 48 MB of ORU^R01 messages through standard input: more than the bound
+    // itself, so a command that read its whole input first could not pass.
+    const INPUT_BYTES: usize = 48 << 20;
+    const BOUND_KB: u64 = 40 << 10;
+    let message = std::fs::read(corpus(ORU)).unwrap();
+    let copies = INPUT_BYTES / message.len();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(["fhir", "--ndjson", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut input = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..copies {
+            input.write_all(&message).unwrap();
+            input.write_all(b"\r").unwrap();
+        }
+    });
+    // VmHWM only grows; sampled while the child runs, the last sample is
+    // its peak up to a moment before it exits.
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = std::thread::spawn({
+        let (done, peak) = (done.clone(), peak.clone());
+        move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(peak_resident_kb(pid), Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    });
+    let mut bundles = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let bundle: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(bundle["resourceType"], "Bundle", "line {}", bundles + 1);
+        assert_eq!(bundle["type"], "transaction");
+        bundles += 1;
+    }
+    peak.fetch_max(peak_resident_kb(pid), Ordering::Relaxed);
+    done.store(true, Ordering::Relaxed);
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    sampler.join().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(bundles, copies);
+    let peak = peak.load(Ordering::Relaxed);
+    assert!(
+        peak > 0 && peak < BOUND_KB,
+        "peak resident memory {peak} kB on {INPUT_BYTES} bytes of input"
+    );
+}
+
+#[test]
+fn fhir_resources_prints_each_entry_of_each_bundle_on_its_own_line() {
+    let bundles = corridor(&["fhir", "--ndjson", &corpus(ORU), &corpus(ADT)]);
+    let resources = corridor(&["fhir", "--resources", &corpus(ORU), &corpus(ADT)]);
+    assert_eq!(resources.status.code(), Some(0), "{}", stderr(&resources));
+    let expected: Vec<serde_json::Value> = stdout(&bundles)
+        .lines()
+        .flat_map(|line| {
+            let bundle: serde_json::Value = serde_json::from_str(line).unwrap();
+            let entries = bundle["entry"].as_array().unwrap().clone();
+            entries.into_iter().map(|entry| entry["resource"].clone())
+        })
+        .collect();
+    let printed: Vec<serde_json::Value> = stdout(&resources)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(expected.len() > 2);
+    assert_eq!(printed, expected);
+}
+
+/// Two corpus messages in one file, LF between them.
+fn both_in_one_file(name: &str) -> PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("corridor-cli-stream-{}-{name}", std::process::id()));
+    let mut bytes = std::fs::read(corpus(ORU)).unwrap();
+    bytes.push(b'\n');
+    bytes.extend(std::fs::read(corpus(ADT)).unwrap());
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn fhir_on_two_files_prints_what_it_prints_for_one_file_holding_both() {
+    let both = both_in_one_file("fhir");
+    let one_file = corridor(&["fhir", both.to_str().unwrap()]);
+    let two_files = corridor(&["fhir", &corpus(ORU), &corpus(ADT)]);
+    std::fs::remove_file(&both).unwrap();
+    assert_eq!(two_files.status.code(), Some(0), "{}", stderr(&two_files));
+    assert!(stdout(&two_files).starts_with("[\n  {\n"));
+    let array: serde_json::Value = serde_json::from_str(&stdout(&two_files)).unwrap();
+    assert_eq!(array.as_array().unwrap().len(), 2);
+    assert_eq!(stdout(&two_files), stdout(&one_file));
+}
+
+#[test]
+fn fhir_on_one_message_prints_one_bundle_object() {
+    let o = corridor(&["fhir", &corpus(ADT)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let bundle: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+}
+
+#[test]
+fn get_reads_every_file_given_before_the_paths() {
+    let o = corridor(&["get", &corpus(ORU), &corpus(ADT), "MSH-9.1", "MSH-9.2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ORU\nR01\nADT\nA01\n");
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_named_and_the_others_are_still_read() {
+    let (missing, oru) = (corpus("no-such-file.hl7"), corpus(ORU));
+    for command in ["get", "parse", "fhir", "validate"] {
+        let mut args = vec![command, &missing, &oru];
+        if command == "get" {
+            args.push("MSH-9.1");
+        }
+        let o = corridor(&args);
+        assert_eq!(o.status.code(), Some(1), "{command}");
+        assert!(
+            stderr(&o).contains(&format!("cannot read {missing}")),
+            "{command}: {}",
+            stderr(&o)
+        );
+        assert!(
+            !o.stdout.is_empty(),
+            "{command} printed nothing for the file it could read"
+        );
+    }
+}
+
+#[test]
+fn lines_outside_any_message_are_reported_with_their_file_and_line() {
+    let path =
+        std::env::temp_dir().join(format!("corridor-cli-stream-{}-stray", std::process::id()));
+    std::fs::write(&path, b"PID|1\nMSH|^~\\&|A|B|||||ADT^A01|7|P|2.5\n").unwrap();
+    let o = corridor(&["get", path.to_str().unwrap(), &corpus(ADT), "MSH-10"]);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("{}: line 1: \"PID\"", path.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o).lines().next(), Some("7"));
+}
+
+#[test]
+fn get_without_a_file_or_a_path_is_bad_usage() {
+    let o = corridor(&["get", "MSH-10", "PID-3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no FILE before the paths"),
+        "{}",
+        stderr(&o)
+    );
+    let o = corridor(&["get", &corpus(ADT), "PID-3x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("\"PID-3x\" is not a path"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn parse_json_on_several_files_names_the_file_of_each_message() {
+    let o = corridor(&["parse", "--json", &corpus(ORU), &corpus(ADT)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let messages: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let files: Vec<&str> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, [corpus(ORU), corpus(ADT)]);
+}
