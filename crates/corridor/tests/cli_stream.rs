@@ -231,3 +231,51 @@ fn parse_json_on_several_files_names_the_file_of_each_message() {
         .collect();
     assert_eq!(files, [corpus(ORU), corpus(ADT)]);
 }
+
+const THREE_OBX: &[u8] = b"MSH|^~\\&|LAB|H|EHR|H|20240101||ORU^R01|C1|P|2.5.1\rPID|1||111^^^H^MR~222^^^SSA^SS\rOBX|1|NM|WBC||7.5\rOBX|2|ST|NOTE||a\\F\\b\rOBX|3|ST|X||two~reps\r";
+
+fn with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn get_prints_every_value_a_star_path_selects_on_a_line_of_its_own() {
+    let o = with_stdin(
+        &[
+            "get",
+            "-",
+            "MSH-10",
+            "OBX[*]-5",
+            "PID-3[*].1",
+            "OBX[*]-5[*]",
+            "NTE[*]-3",
+            "PID-9",
+        ],
+        THREE_OBX,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // MSH-10; OBX-5 of each OBX (first repetition); each PID-3.1; every
+    // repetition of every OBX-5; no NTE: no line; absent plain path: "".
+    assert_eq!(
+        stdout(&o),
+        "C1\n7.5\na|b\ntwo\n111\n222\n7.5\na|b\ntwo\nreps\n\n"
+    );
+}
+
+#[test]
+fn get_prints_every_segment_a_star_segment_path_selects() {
+    let o = with_stdin(&["get", "-", "OBX[*]"], THREE_OBX);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "OBX|1|NM|WBC||7.5\nOBX|2|ST|NOTE||a\\F\\b\nOBX|3|ST|X||two~reps\n"
+    );
+}

@@ -13,6 +13,11 @@ use crate::input::{for_each_message, message_error};
 /// that cannot be parsed (its error goes to standard error and the exit
 /// status is 1). Line breaks inside a value are printed as `\n`.
 ///
+/// `[*]` selects every occurrence or repetition: `OBX[*]-5` is OBX-5 of
+/// every OBX, `PID-3[*].1` the first component of every PID-3 repetition.
+/// Such a path prints one line per value it selects, in message order, and
+/// no line when it selects none.
+///
 /// The PATHs are the arguments at the end that read as paths; every
 /// argument before them is a FILE (`-` for standard input), so
 /// `corridor get nist/*.hl7 MSH-10 PID-3.1` reads every file. A file whose
@@ -21,7 +26,7 @@ use crate::input::{for_each_message, message_error};
 #[command(override_usage = "corridor get FILE... PATH...")]
 pub struct Args {
     /// Files to read (each may hold many messages and FHS/BHS batches), then
-    /// paths such as `PID-5.1`, `PID-3[2].1`, `OBX[3]-5`, `MSH-9.2`.
+    /// paths such as `PID-5.1`, `PID-3[2].1`, `OBX[3]-5`, `MSH-9.2`, `OBX[*]-5`.
     #[arg(required = true, num_args = 2.., value_name = "FILE|PATH")]
     arguments: Vec<String>,
 }
@@ -94,18 +99,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Writes the lines of one path in one message: for a plain path exactly
+/// one (empty when absent), for a `[*]` path one per value it selects.
 fn write_value(
     out: &mut impl Write,
     message: &hl7v2::Message<'_>,
     path: &hl7v2::Path,
 ) -> std::io::Result<()> {
     if path.field.is_none() {
-        if let Some(segment) = message.find_segment(path.segment.as_bytes(), path.occurrence) {
-            out.write_all(segment.as_bytes())?;
+        let mut segments = path.segments_in(message).peekable();
+        if segments.peek().is_none() && !path.selects_many() {
+            return out.write_all(b"\n");
         }
+        for segment in segments {
+            out.write_all(segment.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        return Ok(());
+    }
+    let values = path.values_in(message);
+    if values.is_empty() && !path.selects_many() {
         return out.write_all(b"\n");
     }
-    if let Some(value) = message.get(path) {
+    for value in values {
         let text = value.text();
         if text.contains(['\r', '\n']) {
             out.write_all(
@@ -116,6 +132,7 @@ fn write_value(
         } else {
             out.write_all(text.as_bytes())?;
         }
+        out.write_all(b"\n")?;
     }
-    out.write_all(b"\n")
+    Ok(())
 }
