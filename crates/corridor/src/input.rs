@@ -136,8 +136,9 @@ fn read_messages(
 
 /// A line on standard error, about once a second, saying how many messages
 /// are done and how fast: shown when standard error is a terminal, or when
-/// asked for.
+/// asked for (then the final count is shown even for a short input).
 pub struct Progress {
+    asked: bool,
     enabled: bool,
     on_terminal: bool,
     started: Instant,
@@ -151,6 +152,7 @@ impl Progress {
         let on_terminal = std::io::stderr().is_terminal();
         let now = Instant::now();
         Progress {
+            asked,
             enabled: asked || on_terminal,
             on_terminal,
             started: now,
@@ -169,9 +171,9 @@ impl Progress {
         }
     }
 
-    /// Shows the final count, when progress was shown at all.
+    /// Shows the final count, when progress was shown or asked for.
     pub fn finish(&mut self) {
-        if self.shown {
+        if self.shown || self.asked {
             self.show();
             if self.on_terminal {
                 eprintln!();

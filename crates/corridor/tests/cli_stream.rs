@@ -279,3 +279,58 @@ fn get_prints_every_segment_a_star_segment_path_selects() {
         "OBX|1|NM|WBC||7.5\nOBX|2|ST|NOTE||a\\F\\b\nOBX|3|ST|X||two~reps\n"
     );
 }
+
+#[test]
+fn fhir_progress_when_asked_ends_with_the_count_of_messages() {
+    let o = corridor(&["fhir", "--ndjson", "--progress", &corpus(ORU), &corpus(ADT)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let last = stderr(&o).lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("corridor: 2 messages in "), "{last}");
+    // Without --progress (and stderr not a terminal) nothing is said.
+    let o = corridor(&["fhir", "--ndjson", &corpus(ORU)]);
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn fhir_names_a_file_without_messages_and_converts_the_others() {
+    let empty =
+        std::env::temp_dir().join(format!("corridor-cli-stream-{}-empty", std::process::id()));
+    std::fs::write(&empty, b"\n\n").unwrap();
+    let o = corridor(&["fhir", "--ndjson", empty.to_str().unwrap(), &corpus(ADT)]);
+    std::fs::remove_file(&empty).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("{}: no HL7 v2 message in it", empty.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o).lines().count(), 1);
+}
+
+#[test]
+fn an_error_far_into_a_stream_names_its_message_number_and_line() {
+    // 2,000 messages of three LF-ended lines (well past the first chunk
+    // read), the 1,500th with a segment name that is not one.
+    let mut input = Vec::new();
+    for n in 1..=2000 {
+        let pid = if n == 1500 { "P@D|1" } else { "PID|1" };
+        input.extend_from_slice(
+            format!("MSH|^~\\&|A|B|C|D|20240101||ADT^A01|{n}|P|2.5\n{pid}\nPV1|1|I\n").as_bytes(),
+        );
+    }
+    let o = with_stdin(&["get", "-", "MSH-10"], &input);
+    assert_eq!(o.status.code(), Some(1));
+    let line = 3 * 1499 + 1;
+    assert!(
+        stderr(&o).starts_with(&format!("corridor: <stdin>: message 1500 (line {line}): ")),
+        "{}",
+        stderr(&o)
+    );
+    let printed = stdout(&o);
+    let values: Vec<&str> = printed.lines().collect();
+    assert_eq!(values.len(), 2000);
+    assert_eq!(
+        (values[1498], values[1499], values[1500]),
+        ("1499", "", "1501")
+    );
+}
