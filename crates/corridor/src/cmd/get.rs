@@ -5,25 +5,32 @@ use std::process::ExitCode;
 
 use crate::input::{for_each_message, message_error};
 
-/// Prints the value at each PATH for every message in the FILEs: one line per
-/// message and path, in that order. Values are unescaped; a path without a
-/// repetition means the first (`PID-3` is PID-3's first repetition, with its
-/// component separators); a path without a field prints the whole segment.
-/// Absent values print an empty line, and so does every path of a message
-/// that cannot be parsed (its error goes to standard error and the exit
-/// status is 1). Line breaks inside a value are printed as `\n`.
-///
-/// `[*]` selects every occurrence or repetition: `OBX[*]-5` is OBX-5 of
-/// every OBX, `PID-3[*].1` the first component of every PID-3 repetition.
-/// Such a path prints one line per value it selects, in message order, and
-/// no line when it selects none.
-///
-/// The PATHs are the arguments at the end that read as paths; every
-/// argument before them is a FILE (`-` for standard input), so
-/// `corridor get nist/*.hl7 MSH-10 PID-3.1` reads every file. A file whose
-/// name reads as a path is given as `./PID-3`.
+/// What `corridor get --help` says after the arguments.
+const OUTPUT_HELP: &str = "\
+Prints the value at each PATH for every message in the FILEs: one line per
+message and path, in that order. Values are unescaped; a path without a
+repetition means the first (PID-3 is PID-3's first repetition, with its
+component separators); a path without a field prints the whole segment.
+Absent values print an empty line, and so does every path of a message that
+cannot be parsed (its error goes to standard error and the exit status is 1).
+Line breaks inside a value are printed as \\n.
+
+[*] selects every occurrence or repetition: OBX[*]-5 is OBX-5 of every OBX,
+PID-3[*].1 the first component of every PID-3 repetition. Such a path prints
+one line per value it selects, in message order, and no line when it selects
+none.
+
+The PATHs are the arguments at the end that read as paths; every argument
+before them is a FILE (- for standard input), so `corridor get nist/*.hl7
+MSH-10 PID-3.1` reads every file. A file whose name reads as a path is given
+as ./PID-3. Each file may hold many messages and FHS/BHS batches; it is read
+in chunks, each message printed as it is read.
+
+Exit status: 0 when every message was read; 1 when a file cannot be read or
+holds something that is not a message; 2 on bad usage.";
+
 #[derive(clap::Args)]
-#[command(override_usage = "corridor get FILE... PATH...")]
+#[command(override_usage = "corridor get FILE... PATH...", after_help = OUTPUT_HELP)]
 pub struct Args {
     /// Files to read (each may hold many messages and FHS/BHS batches), then
     /// paths such as `PID-5.1`, `PID-3[2].1`, `OBX[3]-5`, `MSH-9.2`, `OBX[*]-5`.
