@@ -15,6 +15,10 @@ use hl7v2::{StreamItem, StreamSplitter};
 /// How much is read at a time.
 const CHUNK: usize = 64 * 1024;
 
+/// The longest message read: a file with no line break, or lines that never
+/// reach an MSH, is refused here rather than held until memory runs out.
+const LONGEST_MESSAGE: usize = 256 << 20;
+
 /// The name a file is reported by.
 pub fn display_name(path: &str) -> &str {
     if path == "-" { "<stdin>" } else { path }
@@ -58,13 +62,21 @@ pub fn for_each_message(
             read_messages(
                 std::io::stdin().lock(),
                 name,
+                LONGEST_MESSAGE,
                 &mut messages,
                 &mut summary,
                 &mut each,
             )
         } else {
             match std::fs::File::open(path) {
-                Ok(file) => read_messages(file, name, &mut messages, &mut summary, &mut each),
+                Ok(file) => read_messages(
+                    file,
+                    name,
+                    LONGEST_MESSAGE,
+                    &mut messages,
+                    &mut summary,
+                    &mut each,
+                ),
                 Err(error) => Err(ReadError::Input(error)),
             }
         };
@@ -72,6 +84,15 @@ pub fn for_each_message(
             Ok(()) => {}
             Err(ReadError::Input(error)) => {
                 eprintln!("corridor: cannot read {name}: {error}");
+                summary.failed = true;
+                continue;
+            }
+            Err(ReadError::TooLong { line }) => {
+                eprintln!(
+                    "corridor: {name}: line {line}: a message longer than {} MB (or lines \
+                     with no MSH for as long); the rest of the file is not read",
+                    LONGEST_MESSAGE >> 20
+                );
                 summary.failed = true;
                 continue;
             }
@@ -86,12 +107,14 @@ pub fn for_each_message(
 
 enum ReadError {
     Input(std::io::Error),
+    TooLong { line: usize },
     Output(anyhow::Error),
 }
 
 fn read_messages(
     mut reader: impl Read,
     name: &str,
+    longest: usize,
     messages: &mut usize,
     summary: &mut ReadSummary,
     each: &mut impl FnMut(Incoming<'_>) -> anyhow::Result<()>,
@@ -130,6 +153,11 @@ fn read_messages(
         }
         if read == 0 {
             return Ok(());
+        }
+        if splitter.buffered() > longest {
+            return Err(ReadError::TooLong {
+                line: splitter.pending_line(),
+            });
         }
     }
 }
@@ -269,4 +297,40 @@ pub fn stray_error(file: &str, line: usize, bytes: &[u8]) -> String {
 /// The words for a message that does not parse.
 pub fn message_error(file: &str, number: usize, line: usize, error: &hl7v2::Error) -> String {
     format!("{file}: message {number} (line {line}): {error}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `input` as a file with a given longest message; gives the
+    /// control ids handed on and the line of a message found too long.
+    fn read(input: &[u8], longest: usize) -> (Vec<String>, Option<usize>) {
+        let (mut messages, mut summary, mut ids) = (0, ReadSummary::default(), Vec::new());
+        let result = read_messages(input, "f", longest, &mut messages, &mut summary, &mut |m| {
+            ids.push(String::from_utf8_lossy(&m.bytes[9..]).into_owned());
+            Ok(())
+        });
+        let too_long = match result {
+            Err(ReadError::TooLong { line }) => Some(line),
+            _ => None,
+        };
+        (ids, too_long)
+    }
+
+    #[test]
+    fn a_message_longer_than_the_limit_stops_the_file_at_its_line() {
+        let mut input = b"MSH|^~\\&|1\nMSH|^~\\&|2\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 3 * CHUNK));
+        let (ids, too_long) = read(&input, 2 * CHUNK);
+        assert_eq!(ids, ["1"]);
+        assert_eq!(too_long, Some(2));
+    }
+
+    #[test]
+    fn messages_within_the_limit_are_all_read() {
+        let input = b"MSH|^~\\&|1\nPID|1\nMSH|^~\\&|2\n".repeat(20_000);
+        let (ids, too_long) = read(&input, 2 * CHUNK);
+        assert_eq!((ids.len(), too_long), (40_000, None));
+    }
 }

@@ -122,18 +122,31 @@ impl StreamSplitter {
         Some(span.item(&self.buffer, self.base))
     }
 
-    /// How many bytes the splitter holds now.
+    /// How many bytes the splitter holds that are not yet handed out: the
+    /// items ready, the message being read and the unfinished last line.
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() - self.first_needed()
+    }
+
+    /// Where the bytes still needed begin, in `buffer`.
+    fn first_needed(&self) -> usize {
+        self.ready
+            .front()
+            .or(self.scanner.open.as_ref())
+            .map_or(self.scanned, |span| span.start)
+    }
+
+    /// The line the item being read starts on (the next line when none has
+    /// started): where to point at a message that never ends.
+    pub fn pending_line(&self) -> usize {
+        self.scanner
+            .open
+            .map_or(self.scanner.lines + 1, |span| span.line)
     }
 
     /// Forgets the bytes before the first item still needed.
     fn drop_taken(&mut self) {
-        let keep_from = self
-            .ready
-            .front()
-            .or(self.scanner.open.as_ref())
-            .map_or(self.scanned, |span| span.start);
+        let keep_from = self.first_needed();
         if keep_from == 0 {
             return;
         }
@@ -451,6 +464,18 @@ mod tests {
         };
         assert_eq!(bytes, b"MSH|^~\\&|B\r\nPID|2");
         assert_eq!(line, 4);
+    }
+
+    #[test]
+    fn pending_line_is_where_the_open_message_starts() {
+        let mut splitter = StreamSplitter::new();
+        splitter.push(b"MSH|1\rPID|1\r\rMSH|2\rPID|2\rOBX|1|");
+        assert_eq!(splitter.pending_line(), 4);
+        splitter.push(b"x\r");
+        assert_eq!(splitter.pending_line(), 4);
+        let mut fresh = StreamSplitter::new();
+        fresh.push(b"\n\nMSH|without a line end yet");
+        assert_eq!(fresh.pending_line(), 3);
     }
 
     #[test]
