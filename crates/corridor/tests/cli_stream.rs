@@ -334,3 +334,22 @@ fn an_error_far_into_a_stream_names_its_message_number_and_line() {
         ("1499", "", "1501")
     );
 }
+
+#[test]
+fn parse_on_several_files_names_the_file_before_each_message() {
+    let o = corridor(&["parse", &corpus(ORU), &corpus(ADT)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let heads: Vec<String> = stdout(&o)
+        .lines()
+        .filter(|line| line.contains(": message 1: "))
+        .map(|line| line.split(": message").next().unwrap().to_string())
+        .collect();
+    assert_eq!(heads, [corpus(ORU), corpus(ADT)]);
+    // One file: the tree starts as it always has.
+    let o = corridor(&["parse", &corpus(ADT)]);
+    assert!(
+        stdout(&o).starts_with("message 1: ADT^A01"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -21,7 +21,8 @@ use crate::output::PrettyArray;
 /// is a list of repetitions, each repetition a list of components and each
 /// component a list of subcomponents, all as unescaped strings. A message
 /// that cannot be parsed appears as `{"message": n, "line": l, "error": "..."}`.
-/// Objects carry `"file"` too when several files are read. Messages are
+/// Objects carry `"file"` too when several files are read, and so does the
+/// first line of each message's tree. Messages are
 /// printed as they are read, so a large file is never held whole.
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,7 +44,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (number, line) = (incoming.number, incoming.line);
         let mut json = match Message::parse(incoming.bytes) {
             Ok(message) if args.json => message_json(number, line, &message),
-            Ok(message) => return Ok(write_tree(&mut out, number, &message)?),
+            Ok(message) => {
+                let file = several_files.then_some(incoming.file);
+                return Ok(write_tree(&mut out, file, number, &message)?);
+            }
             Err(error) => {
                 let words = message_error(incoming.file, number, line, &error);
                 eprintln!("corridor: {words}");
@@ -70,7 +74,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn write_tree(out: &mut impl Write, number: usize, message: &Message<'_>) -> std::io::Result<()> {
+/// Writes one message's tree, its first line naming the file when several
+/// are read (message numbers count within each file).
+fn write_tree(
+    out: &mut impl Write,
+    file: Option<&str>,
+    number: usize,
+    message: &Message<'_>,
+) -> std::io::Result<()> {
+    if let Some(file) = file {
+        write!(out, "{file}: ")?;
+    }
     let version = message.version();
     let spec = Spec::nearest(&version).map(|m| m.spec);
     let message_type = message.get_str("MSH-9").ok().flatten().unwrap_or_default();
