@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod input;
+mod output;
 
 /// Corridor, a real-time HL7 v2 interface engine.
 #[derive(Parser)]

@@ -42,73 +42,258 @@ fn envelope_name(line: &[u8]) -> Option<[u8; 3]> {
 /// begins with `MSH`; segments may end in CR, LF or CRLF; byte order marks
 /// and blank lines are skipped.
 pub fn split_stream<'a>(input: &'a [u8]) -> Vec<StreamItem<'a>> {
-    let mut items = Vec::new();
-    // The item being built: (kind, start offset, line, end offset).
-    let mut open: Option<(bool, usize, usize, usize)> = None;
-    let close = |open: &mut Option<(bool, usize, usize, usize)>,
-                 items: &mut Vec<StreamItem<'a>>| {
-        if let Some((is_message, start, line, end)) = open.take() {
-            let bytes = &input[start..end];
-            items.push(if is_message {
-                StreamItem::Message {
-                    bytes,
-                    offset: start,
-                    line,
-                }
-            } else {
-                StreamItem::Stray {
-                    bytes,
-                    offset: start,
-                    line,
-                }
+    let mut spans = Vec::new();
+    Scanner::default().scan(input, 0, true, &mut |span| spans.push(span));
+    spans.iter().map(|span| span.item(input, 0)).collect()
+}
+
+/// Splits a stream that arrives in chunks, as [`split_stream`] splits a
+/// whole one: the caller reads (a file, a pipe) and pushes what it read;
+/// each item is handed out as soon as the line after it shows it complete.
+/// It holds only the items not yet taken, the message being read and the
+/// unfinished last line, so memory stays bounded by the largest message
+/// whatever the length of the stream. Offsets and line numbers count from
+/// the start of the stream.
+///
+/// ```
+/// use hl7v2::{StreamItem, StreamSplitter};
+///
+/// let mut splitter = StreamSplitter::new();
+/// let mut controls = Vec::new();
+/// for chunk in [&b"MSH|^~\\&|A\rPID|1\rMS"[..], b"H|^~\\&|B\rPID|2\r"] {
+///     splitter.push(chunk);
+///     while let Some(item) = splitter.next_item() {
+///         if let StreamItem::Message { bytes, .. } = item {
+///             controls.push(bytes[9]);
+///         }
+///     }
+/// }
+/// splitter.finish();
+/// while let Some(item) = splitter.next_item() {
+///     if let StreamItem::Message { bytes, line, .. } = item {
+///         controls.push(bytes[9]);
+///         assert_eq!(line, 3);
+///     }
+/// }
+/// assert_eq!(controls, b"AB");
+/// ```
+#[derive(Default)]
+pub struct StreamSplitter {
+    buffer: Vec<u8>,
+    /// The stream offset of `buffer[0]`.
+    base: usize,
+    /// Where the first line not yet read begins, in `buffer`.
+    scanned: usize,
+    scanner: Scanner,
+    ready: std::collections::VecDeque<Span>,
+}
+
+impl StreamSplitter {
+    pub fn new() -> StreamSplitter {
+        StreamSplitter::default()
+    }
+
+    /// Adds the next bytes of the stream.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.drop_taken();
+        self.buffer.extend_from_slice(chunk);
+        let ready = &mut self.ready;
+        self.scanned = self
+            .scanner
+            .scan(&self.buffer, self.scanned, false, &mut |span| {
+                ready.push_back(span)
             });
-        }
-    };
-    let mut line_no = 0;
-    let mut pos = 0;
-    while pos < input.len() {
-        let end = memchr::memchr2(b'\r', b'\n', &input[pos..]).map_or(input.len(), |p| pos + p);
-        let mut start = pos;
-        pos = end + 1;
-        if input.get(end) == Some(&b'\r') && input.get(end + 1) == Some(&b'\n') {
-            pos += 1;
-        }
-        line_no += 1;
-        if input[start..end].starts_with(b"\xEF\xBB\xBF") {
-            start += 3;
-        }
-        let line = &input[start..end];
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
-        if let Some(name) = envelope_name(line) {
-            close(&mut open, &mut items);
-            items.push(StreamItem::Envelope {
-                name,
-                bytes: line,
-                offset: start,
-                line: line_no,
+    }
+
+    /// Marks the end of the stream: the last line needs no line end, and
+    /// the item it belongs to is complete.
+    pub fn finish(&mut self) {
+        let ready = &mut self.ready;
+        self.scanned = self
+            .scanner
+            .scan(&self.buffer, self.scanned, true, &mut |span| {
+                ready.push_back(span)
             });
-            continue;
+    }
+
+    /// The next complete item, in stream order.
+    pub fn next_item(&mut self) -> Option<StreamItem<'_>> {
+        let span = self.ready.pop_front()?;
+        Some(span.item(&self.buffer, self.base))
+    }
+
+    /// How many bytes the splitter holds that are not yet handed out: the
+    /// items ready, the message being read and the unfinished last line.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len() - self.first_needed()
+    }
+
+    /// Where the bytes still needed begin, in `buffer`.
+    fn first_needed(&self) -> usize {
+        self.ready
+            .front()
+            .or(self.scanner.open.as_ref())
+            .map_or(self.scanned, |span| span.start)
+    }
+
+    /// The line the item being read starts on (the next line when none has
+    /// started): where to point at a message that never ends.
+    pub fn pending_line(&self) -> usize {
+        self.scanner
+            .open
+            .map_or(self.scanner.lines + 1, |span| span.line)
+    }
+
+    /// Forgets the bytes before the first item still needed.
+    fn drop_taken(&mut self) {
+        let keep_from = self.first_needed();
+        if keep_from == 0 {
+            return;
         }
-        let is_msh = line.starts_with(b"MSH");
-        match &mut open {
-            Some((is_message, _, _, open_end)) if !is_msh || !*is_message => {
-                if is_msh {
-                    close(&mut open, &mut items);
-                    open = Some((true, start, line_no, end));
-                } else {
-                    *open_end = end;
-                }
-            }
-            _ => {
-                close(&mut open, &mut items);
-                open = Some((is_msh, start, line_no, end));
-            }
+        self.buffer.drain(..keep_from);
+        self.base += keep_from;
+        self.scanned -= keep_from;
+        for span in self.ready.iter_mut().chain(self.scanner.open.as_mut()) {
+            span.start -= keep_from;
+            span.end -= keep_from;
         }
     }
-    close(&mut open, &mut items);
-    items
+}
+
+/// What an item of a stream is, before it is lent out as a [`StreamItem`].
+#[derive(Clone, Copy, Debug)]
+enum SpanKind {
+    Message,
+    Stray,
+    Envelope([u8; 3]),
+}
+
+/// An item of a stream as a range of the bytes being split.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    kind: SpanKind,
+    start: usize,
+    end: usize,
+    line: usize,
+}
+
+impl Span {
+    /// The item, given the bytes `start` and `end` index and the stream
+    /// offset of their first byte.
+    fn item<'a>(&self, bytes: &'a [u8], base: usize) -> StreamItem<'a> {
+        let (offset, line) = (base + self.start, self.line);
+        let bytes = &bytes[self.start..self.end];
+        match self.kind {
+            SpanKind::Message => StreamItem::Message {
+                bytes,
+                offset,
+                line,
+            },
+            SpanKind::Stray => StreamItem::Stray {
+                bytes,
+                offset,
+                line,
+            },
+            SpanKind::Envelope(name) => StreamItem::Envelope {
+                name,
+                bytes,
+                offset,
+                line,
+            },
+        }
+    }
+}
+
+/// The line-by-line reading shared by [`split_stream`] and
+/// [`StreamSplitter`].
+#[derive(Default)]
+struct Scanner {
+    lines: usize,
+    /// The last line read ended in a CR at the end of the bytes: an LF
+    /// first in the next bytes belongs to it.
+    cr_at_end: bool,
+    /// The message or stray lines being read.
+    open: Option<Span>,
+}
+
+impl Scanner {
+    /// Reads the complete lines of `bytes[pos..]` (and at the end of the
+    /// stream the last one, unterminated), handing each finished item to
+    /// `emit`. Returns where the unread rest begins.
+    fn scan(
+        &mut self,
+        bytes: &[u8],
+        mut pos: usize,
+        at_end: bool,
+        emit: &mut impl FnMut(Span),
+    ) -> usize {
+        if self.cr_at_end && pos < bytes.len() {
+            self.cr_at_end = false;
+            if bytes[pos] == b'\n' {
+                pos += 1;
+            }
+        }
+        while pos < bytes.len() {
+            let (end, next) = match memchr::memchr2(b'\r', b'\n', &bytes[pos..]) {
+                Some(found) => {
+                    let end = pos + found;
+                    match (bytes[end], bytes.get(end + 1)) {
+                        (b'\r', Some(b'\n')) => (end, end + 2),
+                        (b'\r', None) => {
+                            self.cr_at_end = true;
+                            (end, end + 1)
+                        }
+                        _ => (end, end + 1),
+                    }
+                }
+                None if at_end => (bytes.len(), bytes.len()),
+                None => break,
+            };
+            self.line(bytes, pos, end, emit);
+            pos = next;
+        }
+        if at_end {
+            if let Some(open) = self.open.take() {
+                emit(open);
+            }
+        }
+        pos
+    }
+
+    fn line(&mut self, bytes: &[u8], mut start: usize, end: usize, emit: &mut impl FnMut(Span)) {
+        self.lines += 1;
+        if bytes[start..end].starts_with(b"\xEF\xBB\xBF") {
+            start += 3;
+        }
+        let text = &bytes[start..end];
+        if text.trim_ascii().is_empty() {
+            return;
+        }
+        let is_msh = text.starts_with(b"MSH");
+        let kind = match envelope_name(text) {
+            Some(name) => SpanKind::Envelope(name),
+            None if is_msh => SpanKind::Message,
+            None => SpanKind::Stray,
+        };
+        if let (Some(open), SpanKind::Stray) = (&mut self.open, kind) {
+            // A segment of the message being read (or one more stray line).
+            open.end = end;
+            return;
+        }
+        if let Some(open) = self.open.take() {
+            emit(open);
+        }
+        let span = Span {
+            kind,
+            start,
+            end,
+            line: self.lines,
+        };
+        match kind {
+            SpanKind::Envelope(_) => emit(span),
+            _ => self.open = Some(span),
+        }
+    }
 }
 
 /// A batch of messages, checked against the envelope rules: an optional FHS
@@ -279,6 +464,18 @@ mod tests {
         };
         assert_eq!(bytes, b"MSH|^~\\&|B\r\nPID|2");
         assert_eq!(line, 4);
+    }
+
+    #[test]
+    fn pending_line_is_where_the_open_message_starts() {
+        let mut splitter = StreamSplitter::new();
+        splitter.push(b"MSH|1\rPID|1\r\rMSH|2\rPID|2\rOBX|1|");
+        assert_eq!(splitter.pending_line(), 4);
+        splitter.push(b"x\r");
+        assert_eq!(splitter.pending_line(), 4);
+        let mut fresh = StreamSplitter::new();
+        fresh.push(b"\n\nMSH|without a line end yet");
+        assert_eq!(fresh.pending_line(), 3);
     }
 
     #[test]

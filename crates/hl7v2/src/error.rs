@@ -82,7 +82,7 @@ pub enum ErrorKind {
     #[error("the input holds more than one message (a second MSH); read it as a stream")]
     MultipleMessages,
     #[error(
-        "{0:?} is not a path (expected SEG[occurrence]-field[repetition].component.subcomponent, e.g. PID-3[2].1)"
+        "{0:?} is not a path (expected SEG[occurrence]-field[repetition].component.subcomponent, e.g. PID-3[2].1, or [*] for every one, e.g. OBX[*]-5)"
     )]
     InvalidPath(String),
     #[error("{0}")]

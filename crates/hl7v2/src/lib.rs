@@ -13,6 +13,11 @@
 //! assert_eq!(msg.get_str("PID-3[2].1")?.as_deref(), Some("999"));
 //! assert_eq!(msg.get_str("OBX-5")?.as_deref(), Some("7.5"));
 //!
+//! // `[*]` selects every repetition (or every occurrence of a segment).
+//! let every_id: hl7v2::Path = "PID-3[*].1".parse()?;
+//! let ids: Vec<_> = every_id.values_in(&msg).iter().map(|e| e.text()).collect();
+//! assert_eq!(ids, ["123", "999"]);
+//!
 //! // An editable copy, and the acknowledgement a receiver sends back.
 //! let mut owned = hl7v2::OwnedMessage::from(&msg);
 //! owned.set_text(&"PID-5.2".parse()?, "JOAN")?;
@@ -33,7 +38,7 @@ mod owned;
 mod path;
 
 pub use ack::{AckBuilder, AckCode, AckCondition, AckError, AckMode, ErrorCode, Outcome, Severity};
-pub use batch::{Batch, StreamItem, split_stream};
+pub use batch::{Batch, StreamItem, StreamSplitter, split_stream};
 pub use charset::Charset;
 pub use delimiters::Delimiters;
 pub use error::{Error, ErrorKind, Location, Result};

@@ -197,7 +197,53 @@ fn walk(message: &Message<'_>) -> usize {
     seen
 }
 
+/// The texts of the values a path selects.
+fn selected(message: &Message<'_>, path: &Path) -> Vec<String> {
+    path.values_in(message)
+        .iter()
+        .map(|e| e.text().into_owned())
+        .collect()
+}
+
 proptest! {
+    /// `SEG[*]-f.c` selects what `SEG[1]-f.c`, `SEG[2]-f.c`, ... each give,
+    /// and `SEG[o]-f[*].c` what `SEG[o]-f[1].c`, `SEG[o]-f[2].c`, ... give.
+    #[test]
+    fn every_occurrence_and_repetition_is_each_one_in_turn(
+        generated in message(),
+        field in 1usize..6,
+        component in proptest::option::of(1usize..3),
+    ) {
+        let bytes = generated.to_bytes();
+        let message = Message::parse(&bytes).unwrap();
+        for segment in message.segments() {
+            let name = segment.name_str();
+            let count = message.segments().filter(|s| s.name_str() == name).count();
+            let one = |occurrence: usize, repetition: Option<usize>| Path {
+                repetition,
+                component,
+                ..path(name, occurrence, field)
+            };
+            let text = |p: &Path| message.get(p).map(|e| e.text().into_owned());
+            let every_occurrence = Path { every_occurrence: true, ..one(1, None) };
+            let each: Vec<String> = (1..=count).filter_map(|o| text(&one(o, None))).collect();
+            prop_assert_eq!(selected(&message, &every_occurrence), each);
+            let occurrence = (1..=count)
+                .find(|&o| message.find_segment(name.as_bytes(), o).map(|s| s.index()) == Some(segment.index()))
+                .unwrap();
+            let repetitions = segment.field(field).map_or(0, |f| f.children().count());
+            let every_repetition = Path { every_repetition: true, ..one(occurrence, None) };
+            let each: Vec<String> = if segment.field(field).is_some_and(|f| f.level() == hl7v2::Level::Literal) {
+                text(&one(occurrence, None)).into_iter().collect()
+            } else {
+                (1..=repetitions).filter_map(|r| text(&one(occurrence, Some(r)))).collect()
+            };
+            prop_assert_eq!(selected(&message, &every_repetition), each);
+            let again: Path = every_repetition.to_string().parse().unwrap();
+            prop_assert_eq!(again, every_repetition);
+        }
+    }
+
     /// Serialize a random tree, parse it, and find every value where it was
     /// put, both by walking the tree and by path.
     #[test]
@@ -390,6 +436,8 @@ proptest! {
             repetition,
             component,
             subcomponent: component.and(subcomponent),
+            every_occurrence: false,
+            every_repetition: false,
         };
         let result = owned.set_text(&target, &value);
         let is_msh = segment == "MSH";
@@ -488,6 +536,8 @@ fn path_strategy() -> impl Strategy<Value = Path> {
                 repetition,
                 component,
                 subcomponent: component.and(subcomponent),
+                every_occurrence: false,
+                every_repetition: false,
             },
         )
 }

@@ -1,21 +1,26 @@
-//! `corridor fhir [--ndjson] [--zone ZONE] [--identifier-base URI] FILE|-`
+//! `corridor fhir [--ndjson|--resources] [--progress] [--zone ZONE]
+//! [--identifier-base URI] FILE...`
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use hl7v2::Message;
-use v2_fhir::{Converter, Options, Zone};
+use v2_fhir::{Bundle, Converter, Options, Zone};
 
-use crate::input::{Input, Piece, message_error, stray_error};
+use crate::input::{Incoming, Progress, for_each_message, message_error};
+use crate::output::PrettyArray;
 
 /// What `corridor fhir --help` says after the options.
 const OUTPUT_HELP: &str = "\
-Converts every message in FILE to a FHIR R4 transaction Bundle, following the
-HL7 v2-to-FHIR implementation guide.
+Converts every message in the FILEs to a FHIR R4 transaction Bundle, following
+the HL7 v2-to-FHIR implementation guide. Input is read and output written as
+it goes, one message at a time, so memory stays the same whatever the size of
+the input.
 
-Output: a file with one message prints its Bundle as a JSON object; several
-messages print a JSON array of Bundles, in file order; with --ndjson, one
-Bundle per line (compact JSON), in file order. Every entry is a PUT Type/id
+Output: one message prints its Bundle as a JSON object; several messages print
+a JSON array of Bundles, in file order; with --ndjson, one Bundle per line
+(compact JSON, the bulk-data convention); with --resources, one resource per
+line (each entry's resource, compact JSON). Every entry is a PUT Type/id
 with a stable id derived from business identifiers, so loading the same
 message twice (or an A08 after its A01) updates the same resources.
 
@@ -30,8 +35,14 @@ segment; the other messages are still printed); 2 on bad usage.";
 #[command(after_help = OUTPUT_HELP)]
 pub struct Args {
     /// Print one Bundle per line (NDJSON) instead of JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resources")]
     ndjson: bool,
+    /// Print one resource per line (NDJSON): every entry of every Bundle.
+    #[arg(long)]
+    resources: bool,
+    /// Show progress on standard error (shown anyway when it is a terminal).
+    #[arg(long)]
+    progress: bool,
     /// Zone of times sent without an offset when MSH-7 has none either: an
     /// IANA name (America/Chicago, daylight saving applied) or a fixed offset
     /// (-05:00). Without it, such times are read as UTC and each Bundle's
@@ -42,8 +53,10 @@ pub struct Args {
     /// OIDs or URIs, and for local code systems.
     #[arg(long, value_name = "URI", default_value = "urn:corridor:id")]
     identifier_base: String,
-    /// The file to read, or `-` for standard input.
-    file: String,
+    /// Files to read (`-` for standard input); each may hold many messages
+    /// and FHS/BHS batches.
+    #[arg(required = true)]
+    files: Vec<String>,
 }
 
 fn parse_zone(s: &str) -> Result<Zone, String> {
@@ -51,83 +64,142 @@ fn parse_zone(s: &str) -> Result<Zone, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let input = Input::read(&args.file)?;
     let converter = Converter::new(Options {
         timezone: args.zone,
         identifier_base: args.identifier_base.trim_end_matches('/').to_string(),
         enterprise_identifier: None,
     });
-    let mut bundles = Vec::new();
-    let mut failed = false;
-    let mut messages = 0;
-    for piece in input.pieces() {
-        let (number, bytes, line) = match piece {
-            Piece::Message {
-                number,
-                bytes,
-                line,
-            } => (number, bytes, line),
-            Piece::Stray { bytes, line } => {
-                eprintln!("corridor: {}", stray_error(&input.name, line, bytes));
-                failed = true;
-                continue;
-            }
-        };
-        messages += 1;
-        let message = match Message::parse(bytes) {
-            Ok(message) => message,
-            Err(error) => {
-                eprintln!(
-                    "corridor: {}",
-                    message_error(&input.name, number, line, &error)
-                );
-                failed = true;
-                continue;
-            }
-        };
-        match converter.convert(&message) {
-            Ok(bundle) => bundles.push(bundle),
-            Err(error) => {
-                let at = error
-                    .segment
-                    .as_ref()
-                    .map(|(index, name)| format!(", segment {index} ({name})"))
-                    .unwrap_or_default();
-                eprintln!(
-                    "corridor: {}: message {number} (line {line}{at}): cannot convert to FHIR: {}",
-                    input.name, error.kind
-                );
-                failed = true;
-            }
-        }
-    }
-    if messages == 0 {
-        eprintln!(
-            "corridor: {}: no HL7 v2 message in it (no line starts with MSH)",
-            input.name
-        );
-        return Ok(ExitCode::from(1));
-    }
+    let layout = if args.ndjson {
+        Layout::BundlePerLine
+    } else if args.resources {
+        Layout::ResourcePerLine
+    } else {
+        Layout::Json
+    };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.ndjson {
-        for bundle in &bundles {
-            serde_json::to_writer(&mut out, bundle)?;
-            out.write_all(b"\n")?;
+    let mut out = BundleWriter::new(layout, std::io::BufWriter::new(stdout.lock()));
+    let mut progress = Progress::new(args.progress);
+    let mut failed = false;
+    let summary = for_each_message(&args.files, |incoming| {
+        out.message_seen()?;
+        match convert(&converter, &incoming) {
+            Ok(bundle) => out.write(&bundle)?,
+            Err(words) => {
+                eprintln!("corridor: {words}");
+                failed = true;
+            }
         }
-    } else if messages == 1 {
-        if let Some(bundle) = bundles.first() {
-            serde_json::to_writer_pretty(&mut out, bundle)?;
-            out.write_all(b"\n")?;
-        }
-    } else {
-        serde_json::to_writer_pretty(&mut out, &bundles)?;
-        out.write_all(b"\n")?;
+        progress.message_done();
+        Ok(())
+    })?;
+    progress.finish();
+    out.finish()?;
+    for file in &summary.without_messages {
+        eprintln!("corridor: {file}: no HL7 v2 message in it (no line starts with MSH)");
     }
-    out.flush()?;
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    Ok(
+        if failed || summary.failed || !summary.without_messages.is_empty() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+/// The Bundle of one message, or the words that say why there is none.
+fn convert(converter: &Converter, incoming: &Incoming<'_>) -> Result<Bundle, String> {
+    let Incoming {
+        file, number, line, ..
+    } = *incoming;
+    let message = Message::parse(incoming.bytes)
+        .map_err(|error| message_error(file, number, line, &error))?;
+    converter.convert(&message).map_err(|error| {
+        let at = error
+            .segment
+            .as_ref()
+            .map(|(index, name)| format!(", segment {index} ({name})"))
+            .unwrap_or_default();
+        format!(
+            "{file}: message {number} (line {line}{at}): cannot convert to FHIR: {}",
+            error.kind
+        )
     })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One message: its Bundle as an object; several: an array of Bundles.
+    Json,
+    BundlePerLine,
+    ResourcePerLine,
+}
+
+/// Writes Bundles as they come. For [`Layout::Json`], whether the output is
+/// an object or an array is known only at the second message, so the first
+/// Bundle waits until then.
+struct BundleWriter<W: Write> {
+    layout: Layout,
+    out: W,
+    messages: usize,
+    waiting: Option<Vec<u8>>,
+    array: PrettyArray,
+}
+
+impl<W: Write> BundleWriter<W> {
+    fn new(layout: Layout, out: W) -> BundleWriter<W> {
+        BundleWriter {
+            layout,
+            out,
+            messages: 0,
+            waiting: None,
+            array: PrettyArray::default(),
+        }
+    }
+
+    /// Counts a message, converted or not (several messages make an array
+    /// even when only one converted, as they always have).
+    fn message_seen(&mut self) -> std::io::Result<()> {
+        self.messages += 1;
+        if self.layout == Layout::Json && self.messages == 2 {
+            self.array.open(&mut self.out)?;
+            if let Some(first) = self.waiting.take() {
+                self.array.push_pretty(&mut self.out, &first)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, bundle: &Bundle) -> anyhow::Result<()> {
+        match self.layout {
+            Layout::BundlePerLine => {
+                serde_json::to_writer(&mut self.out, bundle)?;
+                self.out.write_all(b"\n")?;
+            }
+            Layout::ResourcePerLine => {
+                for entry in bundle.entries() {
+                    serde_json::to_writer(&mut self.out, &entry.resource)?;
+                    self.out.write_all(b"\n")?;
+                }
+            }
+            Layout::Json if self.messages == 1 => {
+                self.waiting = Some(serde_json::to_vec_pretty(bundle)?);
+            }
+            Layout::Json => self.array.push(&mut self.out, bundle)?,
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        match (self.layout, self.messages) {
+            (Layout::Json, 1) => {
+                if let Some(only) = self.waiting.take() {
+                    self.out.write_all(&only)?;
+                    self.out.write_all(b"\n")?;
+                }
+            }
+            (Layout::Json, 2..) => self.array.close(&mut self.out)?,
+            _ => {}
+        }
+        self.out.flush()
+    }
 }

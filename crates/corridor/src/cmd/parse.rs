@@ -1,4 +1,4 @@
-//! `corridor parse [--json] FILE|-`
+//! `corridor parse [--json] FILE...`
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -7,9 +7,10 @@ use hl7v2::{Element, Message, Segment};
 use hl7v2_spec::{Spec, VersionSpec};
 use serde_json::{Value, json};
 
-use crate::input::{Input, Piece, message_error, stray_error};
+use crate::input::{for_each_message, message_error};
+use crate::output::PrettyArray;
 
-/// Prints every message in FILE as a tree: each segment with its name, and
+/// Prints every message in the FILEs as a tree: each segment with its name, and
 /// each non-empty field with its number, its name in the message's HL7
 /// version and its value, then its repetitions and components when it has
 /// more than one.
@@ -20,61 +21,70 @@ use crate::input::{Input, Piece, message_error, stray_error};
 /// is a list of repetitions, each repetition a list of components and each
 /// component a list of subcomponents, all as unescaped strings. A message
 /// that cannot be parsed appears as `{"message": n, "line": l, "error": "..."}`.
+/// Objects carry `"file"` too when several files are read, and so does the
+/// first line of each message's tree. Messages are
+/// printed as they are read, so a large file is never held whole.
 #[derive(clap::Args)]
 pub struct Args {
     /// Print JSON instead of a tree.
     #[arg(long)]
     json: bool,
-    /// The file to read, or `-` for standard input.
-    file: String,
+    /// Files to read (`-` for standard input); each may hold many messages.
+    #[arg(required = true)]
+    files: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let input = Input::read(&args.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = false;
-    let mut json_messages = Vec::new();
-    for piece in input.pieces() {
-        let (number, bytes, line) = match piece {
-            Piece::Message {
-                number,
-                bytes,
-                line,
-            } => (number, bytes, line),
-            Piece::Stray { bytes, line } => {
-                eprintln!("corridor: {}", stray_error(&input.name, line, bytes));
-                failed = true;
-                continue;
+    let several_files = args.files.len() > 1;
+    let mut array = PrettyArray::default();
+    let summary = for_each_message(&args.files, |incoming| {
+        let (number, line) = (incoming.number, incoming.line);
+        let mut json = match Message::parse(incoming.bytes) {
+            Ok(message) if args.json => message_json(number, line, &message),
+            Ok(message) => {
+                let file = several_files.then_some(incoming.file);
+                return Ok(write_tree(&mut out, file, number, &message)?);
             }
-        };
-        match Message::parse(bytes) {
-            Ok(message) if args.json => json_messages.push(message_json(number, line, &message)),
-            Ok(message) => write_tree(&mut out, number, &message)?,
             Err(error) => {
-                let words = message_error(&input.name, number, line, &error);
+                let words = message_error(incoming.file, number, line, &error);
                 eprintln!("corridor: {words}");
                 failed = true;
-                if args.json {
-                    json_messages
-                        .push(json!({"message": number, "line": line, "error": error.to_string()}));
+                if !args.json {
+                    return Ok(());
                 }
+                json!({"message": number, "line": line, "error": error.to_string()})
             }
+        };
+        if several_files {
+            json["file"] = incoming.file.into();
         }
-    }
+        array.push(&mut out, &json)
+    })?;
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &Value::Array(json_messages))?;
-        out.write_all(b"\n")?;
+        array.close(&mut out)?;
     }
     out.flush()?;
-    Ok(if failed {
+    Ok(if failed || summary.failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-fn write_tree(out: &mut impl Write, number: usize, message: &Message<'_>) -> std::io::Result<()> {
+/// Writes one message's tree, its first line naming the file when several
+/// are read (message numbers count within each file).
+fn write_tree(
+    out: &mut impl Write,
+    file: Option<&str>,
+    number: usize,
+    message: &Message<'_>,
+) -> std::io::Result<()> {
+    if let Some(file) = file {
+        write!(out, "{file}: ")?;
+    }
     let version = message.version();
     let spec = Spec::nearest(&version).map(|m| m.spec);
     let message_type = message.get_str("MSH-9").ok().flatten().unwrap_or_default();

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use hl7v2_spec::validate::{self, Profile, Severity, ValidationOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::input::{Input, Piece, message_error, stray_error};
+use crate::input::{for_each_message, message_error};
+use crate::output::PrettyArray;
 
 /// Validates every message of the files against its HL7 version's message
 /// structure, segment and data type definitions, and optionally a profile:
@@ -61,77 +62,66 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = false;
-    let mut json_out = Vec::new();
-    for file in &args.files {
-        let input = Input::read(file)?;
-        for piece in input.pieces() {
-            let (number, bytes, line) = match piece {
-                Piece::Message {
-                    number,
-                    bytes,
-                    line,
-                } => (number, bytes, line),
-                Piece::Stray { bytes, line } => {
-                    eprintln!("corridor: {}", stray_error(&input.name, line, bytes));
-                    failed = true;
-                    continue;
+    let mut json_out = PrettyArray::default();
+    let summary = for_each_message(&args.files, |incoming| {
+        let (file, number, line) = (incoming.file, incoming.number, incoming.line);
+        let message = match hl7v2::Message::parse(incoming.bytes) {
+            Ok(m) => m,
+            Err(error) => {
+                failed = true;
+                if args.json {
+                    json_out.push(
+                        &mut out,
+                        &json!({"file": file, "message": number, "line": line, "error": error.to_string()}),
+                    )?;
+                } else {
+                    writeln!(out, "{}", message_error(file, number, line, &error))?;
                 }
-            };
-            let message = match hl7v2::Message::parse(bytes) {
-                Ok(m) => m,
-                Err(error) => {
-                    let words = message_error(&input.name, number, line, &error);
-                    failed = true;
-                    if args.json {
-                        json_out.push(json!({"file": input.name, "message": number, "line": line, "error": error.to_string()}));
-                    } else {
-                        writeln!(out, "{words}")?;
-                    }
-                    continue;
-                }
-            };
-            let found = validate::spec_for(&message, args.version.as_deref());
-            let findings = match &profile {
-                Some(p) => p.validate(found.spec, &message, &options),
-                None => validate::validate_message(found.spec, &message, &options),
-            };
-            failed |= findings.iter().any(|f| f.severity == Severity::Error);
-            if args.json {
-                json_out.push(json!({
-                    "file": input.name,
+                return Ok(());
+            }
+        };
+        let found = validate::spec_for(&message, args.version.as_deref());
+        let findings = match &profile {
+            Some(p) => p.validate(found.spec, &message, &options),
+            None => validate::validate_message(found.spec, &message, &options),
+        };
+        failed |= findings.iter().any(|f| f.severity == Severity::Error);
+        if args.json {
+            return json_out.push(
+                &mut out,
+                &json!({
+                    "file": file,
                     "message": number,
                     "line": line,
                     "version": found.spec.version(),
                     "note": found.note(),
                     "findings": findings,
-                }));
-                continue;
-            }
-            if let Some(note) = found.note() {
-                eprintln!("corridor: {}: message {number}: {note}", input.name);
-            }
-            for f in &findings {
-                let severity = match f.severity {
-                    Severity::Error => "error",
-                    Severity::Warning => "warning",
-                };
-                writeln!(
-                    out,
-                    "{}: message {number}: {}: {severity}: {} ({})",
-                    input.name,
-                    f.path,
-                    f.message,
-                    f.code.code()
-                )?;
-            }
+                }),
+            );
         }
-    }
+        if let Some(note) = found.note() {
+            eprintln!("corridor: {file}: message {number}: {note}");
+        }
+        for f in &findings {
+            let severity = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            writeln!(
+                out,
+                "{file}: message {number}: {}: {severity}: {} ({})",
+                f.path,
+                f.message,
+                f.code.code()
+            )?;
+        }
+        Ok(())
+    })?;
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &Value::Array(json_out))?;
-        writeln!(out)?;
+        json_out.close(&mut out)?;
     }
     out.flush()?;
-    Ok(if failed {
+    Ok(if failed || summary.failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
