@@ -23,7 +23,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path as FsPath;
-use std::time::Duration;
 
 use hl7v2::{OwnedMessage, Path};
 use regex::Regex;
@@ -167,7 +166,10 @@ impl Filter {
             config.script_file.as_deref(),
             base,
         )? {
-            let script = Script::new(&source, limits(config.timeout_ms, config.memory_mb))?;
+            let script = Script::new(
+                &source,
+                Limits::from_config(config.timeout_ms, config.memory_mb)?,
+            )?;
             return Ok(Filter {
                 name: config.name.clone().unwrap_or_else(|| "script".to_string()),
                 kind: FilterKind::Script(script),
@@ -312,14 +314,6 @@ fn describe(key: &str, path: &str, test: &Test) -> String {
         Test::Matches(re) => format!("{subject} matches {:?}", re.as_str()),
         Test::Exists(true) => format!("{subject} exists"),
         Test::Exists(false) => format!("{subject} is absent"),
-    }
-}
-
-fn limits(timeout_ms: Option<u64>, memory_mb: Option<usize>) -> Limits {
-    let default = Limits::default();
-    Limits {
-        time: timeout_ms.map_or(default.time, Duration::from_millis),
-        memory: memory_mb.map_or(default.memory, |mb| mb << 20),
     }
 }
 
@@ -478,7 +472,7 @@ impl Transform {
             (
                 Action::Script(Script::new(
                     &source,
-                    limits(config.timeout_ms, config.memory_mb),
+                    Limits::from_config(config.timeout_ms, config.memory_mb)?,
                 )?),
                 "script".to_string(),
             )
