@@ -28,6 +28,8 @@ pub(super) enum Task {
 pub(super) struct Sandbox {
     runtime: Runtime,
     deadline: Rc<Cell<Option<Instant>>>,
+    /// The context the next run gets, made while the thread waits for it.
+    next: Option<Context>,
 }
 
 /// How a run ended, before it is put in words.
@@ -53,7 +55,22 @@ impl Sandbox {
         runtime.set_interrupt_handler(Some(Box::new(move || {
             watched.get().is_some_and(|d| Instant::now() >= d)
         })));
-        Ok(Sandbox { runtime, deadline })
+        Ok(Sandbox {
+            runtime,
+            deadline,
+            next: None,
+        })
+    }
+
+    /// Frees what the last run left and makes the next run's context, between runs, so
+    /// that neither is on a caller's clock.
+    pub(super) fn prepare(&mut self) -> rquickjs::Result<()> {
+        self.runtime.set_memory_limit(0);
+        self.runtime.run_gc();
+        if self.next.is_none() {
+            self.next = Some(Context::full(&self.runtime)?);
+        }
+        Ok(())
     }
 
     /// Runs `task` on `program` in a context of its own, under `limits`. Returns the
@@ -77,23 +94,23 @@ impl Sandbox {
         self.deadline.set(None);
         // A runtime with jobs left (reactions queued past the limit) is dropped whole.
         let fit = outcome.is_ok() && !self.runtime.is_job_pending();
-        if fit {
-            self.runtime.run_gc();
-        }
         let message = slot.message.borrow_mut().take();
         let result = outcome.map_err(|failure| describe(failure, checking, limits, started));
         (message, result, fit)
     }
 
     fn run_in_fresh_context(
-        &self,
+        &mut self,
         program: &str,
         checking: bool,
         slot: &Rc<MessageSlot>,
         vars: &Vars,
     ) -> Result<Returned, Failure> {
         let thrown = |e: String| Failure::Thrown(e);
-        let context = Context::full(&self.runtime).map_err(|e| thrown(e.to_string()))?;
+        let context = match self.next.take() {
+            Some(context) => context,
+            None => Context::full(&self.runtime).map_err(|e| thrown(e.to_string()))?,
+        };
         let returned = context
             .with(|ctx| -> Result<Returned, Failure> {
                 // Taken before the program runs, so a program cannot replace what judges it.

@@ -151,5 +151,13 @@ fn serve(inbox: mpsc::Receiver<Job>, outbox: mpsc::Sender<Answer>) {
             // The caller gave up on this run; nobody will send another.
             break;
         }
+        if sandbox.is_none() {
+            sandbox = Sandbox::new().ok();
+        }
+        if let Some(ready) = sandbox.as_mut()
+            && ready.prepare().is_err()
+        {
+            sandbox = None;
+        }
     }
 }
