@@ -491,3 +491,38 @@ fn promise_reactions_run_with_the_message_and_under_the_limits() {
     let e = script_error("(function again() { Promise.resolve().then(again); })();");
     assert!(e.contains("ran longer than 2000 ms"), "{e}");
 }
+
+#[test]
+fn a_step_may_not_grow_the_message_past_the_maximum_size() {
+    let limited = |config: &str| chain(config).unwrap().with_max_message_size(4096);
+    let grows = limited(
+        r#"transforms = [ { set = "MSH-5", value = "EHR" }, { script = 'msg.set("ZPI-3", "x".repeat(5000));' } ]"#,
+    );
+    match grows.run(msg()) {
+        Outcome::Error { step, error } => {
+            assert_eq!(step, "transformer script");
+            assert!(
+                error
+                    .to_string()
+                    .contains("more than the channel's max_message_size of 4096 bytes"),
+                "{error}"
+            );
+        }
+        _ => panic!("expected the size check to stop the message"),
+    }
+    let filter_grows = limited(
+        r#"filters = [ { name = "grower", script = 'msg.set("ZPI-3", "x".repeat(5000)); return true;' } ]"#,
+    );
+    assert!(
+        matches!(filter_grows.run(msg()), Outcome::Error { step, .. } if step == "filter grower")
+    );
+    // Within the limit, and a message that came in larger but is not grown, pass.
+    let fits = limited(r#"transforms = [ { script = 'msg.set("ZPI-3", "x".repeat(1000));' } ]"#);
+    assert_eq!(text(&run_pass(&fits), "ZPI-3").map(|v| v.len()), Some(1000));
+    let mut large = msg();
+    large
+        .set_text(&"NTE-3".parse().unwrap(), &"y".repeat(8000))
+        .unwrap();
+    let shrinks = limited(r#"transforms = [ { set = "MSH-5", value = "EHR" } ]"#);
+    assert!(matches!(shrinks.run(large), Outcome::Pass(_)));
+}
