@@ -61,9 +61,11 @@ fn written(dir: &Path) -> Vec<hl7v2::OwnedMessage> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
+    // The destination writes `.NAME.partial`, then renames it into place.
     entries
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .map(|raw| hl7v2::OwnedMessage::parse(&raw).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "hl7"))
+        .map(|path| hl7v2::OwnedMessage::parse(&std::fs::read(path).unwrap()).unwrap())
         .collect()
 }
 
