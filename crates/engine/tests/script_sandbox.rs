@@ -237,6 +237,38 @@ file_name = "{{message_id}}.hl7"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_one_runaway_script_not_for_the_rest_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"
+[channels.lab]
+source = {{ type = "mllp", listen = "127.0.0.1:0" }}
+transforms = [ {{ script = '''{BACKTRACKING}''', timeout_ms = 1000 }} ]
+"#
+    );
+    let engine = start_engine(dir.path(), "data", Api::Off, &toml).await;
+    let spinning: Vec<Vec<u8>> = (0..20)
+        .map(|i| adt(&format!("S{i:02}"), "DOE", &format!("{}!", "a".repeat(40))))
+        .collect();
+    send_all(engine.listeners()[0].addr, &spinning).await;
+    let store = engine.store().clone();
+    finished(&store, "S00", Duration::from_secs(30)).await;
+    // Each of the 20 takes its 1 s limit: the whole batch would hold shutdown 20 s.
+    let started = std::time::Instant::now();
+    stop(engine).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    // Nothing is lost: what was not started is still `received`, for the next start.
+    let states: Vec<String> = journal(&store).into_iter().map(|(_, s, _)| s).collect();
+    assert_eq!(states.len(), 20);
+    assert!(
+        states.iter().all(|s| s == "errored" || s == "received"),
+        "{states:?}"
+    );
+    assert!(states.iter().any(|s| s == "received"), "{states:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_native_code_keeps_running_is_given_up_on_and_shutdown_does_not_wait() {
     let dir = tempfile::tempdir().unwrap();
     // QuickJS does not poll the interrupt in indexOf on an array-like: 2^53 lookups.
