@@ -92,8 +92,12 @@ impl Sandbox {
         self.deadline.set(Some(started + limits.time));
         let outcome = self.run_in_fresh_context(program, checking, &slot, &vars);
         self.deadline.set(None);
-        // A runtime with jobs left (reactions queued past the limit) is dropped whole.
-        let fit = outcome.is_ok() && !self.runtime.is_job_pending();
+        // A script's own error leaves the runtime as good as its context, which goes
+        // anyway; one stopped by a limit, or with jobs left (reactions queued past the
+        // limit), is dropped whole.
+        let stopped =
+            matches!(outcome, Err(Failure::OutOfMemory)) || started.elapsed() >= limits.time;
+        let fit = !stopped && !self.runtime.is_job_pending();
         let message = slot.message.borrow_mut().take();
         let result = outcome.map_err(|failure| describe(failure, checking, limits, started));
         (message, result, fit)
