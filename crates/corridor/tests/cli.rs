@@ -239,3 +239,59 @@ OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|||||F|||20240702101500\r";
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("IANA time zone"), "{}", stderr(&bad));
 }
+
+/// Runs `corridor args` and returns its output, failing the test if it is still running
+/// after `limit` (it is killed first): for commands that must not hang.
+fn corridor_within(args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "corridor {args:?} still ran after {limit:?}; stderr: {}",
+                stderr(&output)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_script_that_runs_code_outside_its_function_fails_the_check_and_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("corridor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\ndir = {:?}\n[http]\nenabled = false\n\
+             [channels.lab]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+             transforms = [ {{ set = \"MSH-5\", value = \"EHR\" }}, {{ script = \"}}); while (true) {{}} (function (m) {{\" }} ]\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    // Both hung with no output: the load ran the loop with no time limit.
+    for args in [
+        vec!["config", "check", config],
+        vec!["run", "--config", config],
+    ] {
+        let o = corridor_within(&args, std::time::Duration::from_secs(60));
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("lab") && err.contains("transforms[1]"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("outside its function"), "{args:?}: {err}");
+    }
+}

@@ -198,7 +198,18 @@ pub struct ChannelConfig {
     /// `repository = true`, store the resources (see `stages::fhir`).
     #[serde(default)]
     pub fhir: Option<crate::stages::fhir::FhirConfig>,
+    /// How long a transformer or script may make a message (default 16 MiB, 1 KiB to
+    /// 1 GiB): a step that grows it past this fails, and the message ends `errored`.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: ByteSize,
 }
+
+fn default_max_message_size() -> ByteSize {
+    ByteSize(16 << 20)
+}
+
+/// The range `max_message_size` may take.
+const MAX_MESSAGE_SIZE: std::ops::RangeInclusive<u64> = 1 << 10..=1 << 30;
 
 impl ChannelConfig {
     /// A channel with `source` and nothing else: messages are stored, acknowledged and
@@ -213,7 +224,15 @@ impl ChannelConfig {
             validation: None,
             retention: None,
             fhir: None,
+            max_message_size: default_max_message_size(),
         }
+    }
+
+    /// The channel's steps, built, with its maximum message size.
+    pub fn steps(&self, base_dir: &Path) -> Result<steps::Chain, steps::StepError> {
+        let max = usize::try_from(self.max_message_size.0).unwrap_or(usize::MAX);
+        steps::Chain::compile(&self.filters, &self.transforms, base_dir)
+            .map(|chain| chain.with_max_message_size(max))
     }
 }
 
@@ -1125,6 +1144,15 @@ impl Config {
                 for (key, message) in fhir.check(&at) {
                     error(key, message);
                 }
+            }
+            if !MAX_MESSAGE_SIZE.contains(&channel.max_message_size.0) {
+                error(
+                    format!("{at}.max_message_size"),
+                    format!(
+                        "{} bytes is out of range (1KiB to 1GiB)",
+                        channel.max_message_size.0
+                    ),
+                );
             }
             if let Some(ListenAddr(listen)) = source.listen.filter(|l| l.0.port() != 0) {
                 if let Some(other) = listens.get(&listen) {

@@ -174,9 +174,9 @@ impl Engine {
                 channel: name.clone(),
                 reason,
             };
-            let chain =
-                steps::Chain::compile(&channel.filters, &channel.transforms, &config.base_dir)
-                    .map_err(|e| steps_error(e.to_string()))?;
+            let chain = channel
+                .steps(&config.base_dir)
+                .map_err(|e| steps_error(e.to_string()))?;
             let router = delivery::Router::compile(name, &channel.destinations, &config.base_dir)
                 .map_err(|e| steps_error(e.to_string()))?;
             let ordering_key = match &channel.ordering_key {

@@ -24,6 +24,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use delivery::{Delivery, Routed, Router};
@@ -196,8 +197,12 @@ impl ChannelPipeline {
             .route_with_enterprise_id(&work.message, enterprise.as_ref())
     }
 
-    /// Decides a batch, in lanes by ordering key when the channel has one.
-    fn decide_batch(&self, batch: Vec<Pending>) -> Vec<Decided> {
+    /// Decides a batch, in lanes by ordering key when the channel has one. Once
+    /// `stopping` is set no further message is started: those left stay `received`
+    /// (each lane stops after a prefix of its messages, so order holds) and shutdown
+    /// waits for one message per lane, not for the batch's scripts.
+    fn decide_batch(&self, batch: Vec<Pending>, stopping: &AtomicBool) -> Vec<Decided> {
+        let go_on = || !stopping.load(Ordering::Relaxed);
         let Some((path, lanes)) = self
             .ordering_key
             .as_ref()
@@ -205,7 +210,11 @@ impl ChannelPipeline {
             .map(|path| (path, lanes()))
             .filter(|&(_, lanes)| lanes > 1)
         else {
-            return batch.into_iter().map(|p| self.decide(p)).collect();
+            return batch
+                .into_iter()
+                .take_while(|_| go_on())
+                .map(|p| self.decide(p))
+                .collect();
         };
         // The key is read from the message as received: a transformer may change it,
         // but the lane only decides which messages may run side by side.
@@ -226,6 +235,7 @@ impl ChannelPipeline {
                 .map(|lane| {
                     scope.spawn(move || {
                         lane.into_iter()
+                            .take_while(|_| go_on())
                             .map(|(i, p)| (i, self.decide(p)))
                             .collect::<Vec<_>>()
                     })
@@ -314,6 +324,8 @@ fn read_pending(conn: &rusqlite::Connection, channel: &str) -> store::Result<Vec
 /// The running processors, one per channel.
 pub(crate) struct Processors {
     stop: watch::Sender<bool>,
+    /// Set with `stop`, for batches already running on the blocking pool.
+    stopping: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -326,6 +338,7 @@ impl Processors {
         channels: Vec<(ChannelPipeline, Arc<Notify>)>,
     ) -> Processors {
         let (stop, stopped) = watch::channel(false);
+        let stopping = Arc::new(AtomicBool::new(false));
         let tasks = channels
             .into_iter()
             .map(|(pipeline, wake)| {
@@ -335,14 +348,21 @@ impl Processors {
                     delivery.clone(),
                     wake,
                     stopped.clone(),
+                    stopping.clone(),
                 ))
             })
             .collect();
-        Processors { stop, tasks }
+        Processors {
+            stop,
+            stopping,
+            tasks,
+        }
     }
 
-    /// Finishes the batch each processor is on, then stops them.
+    /// Finishes the message each processor (each lane) is on, records what its batch
+    /// decided, then stops them.
     pub(crate) async fn shutdown(self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
         for task in self.tasks {
             if let Err(err) = task.await {
@@ -358,6 +378,7 @@ async fn run(
     delivery: Arc<Delivery>,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
+    stopping: Arc<AtomicBool>,
 ) {
     let channel = pipeline.channel.clone();
     loop {
@@ -365,16 +386,18 @@ async fn run(
             break;
         }
         // One trip to the blocking pool per batch: read, decide and write there.
-        let (worker, store) = (pipeline.clone(), store.clone());
-        let round = match tokio::task::spawn_blocking(move || process_batch(&worker, &store)).await
-        {
-            Ok(round) => round,
-            Err(err) => {
-                // `decide` catches panics; this is the runtime shutting down.
-                warn!(%channel, error = %err, "processing stopped");
-                break;
-            }
-        };
+        let (worker, store, stopping) = (pipeline.clone(), store.clone(), stopping.clone());
+        let round =
+            match tokio::task::spawn_blocking(move || process_batch(&worker, &store, &stopping))
+                .await
+            {
+                Ok(round) => round,
+                Err(err) => {
+                    // `decide` catches panics; this is the runtime shutting down.
+                    warn!(%channel, error = %err, "processing stopped");
+                    break;
+                }
+            };
         let pause = match round {
             Round::Processed(count) => {
                 debug!(%channel, messages = count, "processed");
@@ -424,7 +447,7 @@ enum Round {
 
 /// Reads a batch of `received` messages, decides them and writes the outcome; runs on
 /// the blocking pool (it waits for the writer).
-fn process_batch(pipeline: &ChannelPipeline, store: &Store) -> Round {
+fn process_batch(pipeline: &ChannelPipeline, store: &Store, stopping: &AtomicBool) -> Round {
     let pending = match store.read(|conn| read_pending(conn, &pipeline.channel)) {
         Ok(pending) => pending,
         Err(err) => return Round::ReadFailed(err),
@@ -432,8 +455,8 @@ fn process_batch(pipeline: &ChannelPipeline, store: &Store) -> Round {
     if pending.is_empty() {
         return Round::Idle;
     }
-    let count = pending.len();
-    let decided = pipeline.decide_batch(pending);
+    let decided = pipeline.decide_batch(pending, stopping);
+    let count = decided.len();
     // Unsynced: the messages were synced when they were received. A power loss that
     // takes this write leaves them `received`, and they are processed again.
     match store

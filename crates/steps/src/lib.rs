@@ -23,7 +23,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path as FsPath;
-use std::time::Duration;
 
 use hl7v2::{OwnedMessage, Path};
 use regex::Regex;
@@ -167,7 +166,10 @@ impl Filter {
             config.script_file.as_deref(),
             base,
         )? {
-            let script = Script::new(&source, limits(config.timeout_ms, config.memory_mb))?;
+            let script = Script::new(
+                &source,
+                Limits::from_config(config.timeout_ms, config.memory_mb)?,
+            )?;
             return Ok(Filter {
                 name: config.name.clone().unwrap_or_else(|| "script".to_string()),
                 kind: FilterKind::Script(script),
@@ -312,14 +314,6 @@ fn describe(key: &str, path: &str, test: &Test) -> String {
         Test::Matches(re) => format!("{subject} matches {:?}", re.as_str()),
         Test::Exists(true) => format!("{subject} exists"),
         Test::Exists(false) => format!("{subject} is absent"),
-    }
-}
-
-fn limits(timeout_ms: Option<u64>, memory_mb: Option<usize>) -> Limits {
-    let default = Limits::default();
-    Limits {
-        time: timeout_ms.map_or(default.time, Duration::from_millis),
-        memory: memory_mb.map_or(default.memory, |mb| mb << 20),
     }
 }
 
@@ -478,7 +472,7 @@ impl Transform {
             (
                 Action::Script(Script::new(
                     &source,
-                    limits(config.timeout_ms, config.memory_mb),
+                    Limits::from_config(config.timeout_ms, config.memory_mb)?,
                 )?),
                 "script".to_string(),
             )
@@ -645,6 +639,8 @@ pub enum Outcome {
 pub struct Chain {
     filters: Vec<Filter>,
     transforms: Vec<Transform>,
+    /// How large a step may make the message; see [`Chain::with_max_message_size`].
+    max_message_size: Option<usize>,
 }
 
 impl Chain {
@@ -668,7 +664,31 @@ impl Chain {
                 .enumerate()
                 .map(|(i, t)| Transform::compile(t, base).map_err(|e| prefix("transforms", i, e)))
                 .collect::<Result<_, _>>()?,
+            max_message_size: None,
         })
+    }
+
+    /// After each step that may change the message (a transformer, a script filter), the
+    /// message may be at most `bytes` long, unless it was longer when the step began and
+    /// the step did not grow it; past that, the step fails.
+    pub fn with_max_message_size(mut self, bytes: usize) -> Chain {
+        self.max_message_size = Some(bytes);
+        self
+    }
+
+    /// The size of `message` when a step may have grown it past the maximum: an error
+    /// naming the sizes, or the size to compare the next step with.
+    fn check_size(&self, message: &OwnedMessage, before: usize) -> Result<usize, StepError> {
+        let Some(max) = self.max_message_size else {
+            return Ok(before);
+        };
+        let size = message.to_bytes().len();
+        if size > max && size > before {
+            return Err(StepError::Run(format!(
+                "the step made the message {size} bytes long, more than the channel's max_message_size of {max} bytes"
+            )));
+        }
+        Ok(size)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -682,7 +702,12 @@ impl Chain {
 
     /// Like [`Chain::run`], with what the engine knows of the message.
     pub fn run_with(&self, mut message: OwnedMessage, vars: &Vars) -> Outcome {
+        let mut size = match self.max_message_size {
+            Some(_) => message.to_bytes().len(),
+            None => 0,
+        };
         for filter in &self.filters {
+            let step = || format!("filter {}", filter.name());
             match filter.keeps_with(&mut message, vars) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -692,18 +717,35 @@ impl Chain {
                 }
                 Err(error) => {
                     return Outcome::Error {
-                        step: format!("filter {}", filter.name()),
+                        step: step(),
                         error,
                     };
                 }
             }
+            if matches!(filter.kind, FilterKind::Script(_)) {
+                size = match self.check_size(&message, size) {
+                    Ok(size) => size,
+                    Err(error) => {
+                        return Outcome::Error {
+                            step: step(),
+                            error,
+                        };
+                    }
+                };
+            }
         }
         for transform in &self.transforms {
-            if let Err(error) = transform.apply_with(&mut message, vars) {
-                return Outcome::Error {
-                    step: format!("transformer {}", transform.name()),
-                    error,
-                };
+            let checked = transform
+                .apply_with(&mut message, vars)
+                .and_then(|()| self.check_size(&message, size));
+            match checked {
+                Ok(checked_size) => size = checked_size,
+                Err(error) => {
+                    return Outcome::Error {
+                        step: format!("transformer {}", transform.name()),
+                        error,
+                    };
+                }
             }
         }
         Outcome::Pass(message)

@@ -201,7 +201,9 @@ fn script_error(source: &str) -> String {
     );
     match chain(&config).unwrap().run(msg()) {
         Outcome::Error { error, .. } => error.to_string(),
-        other => panic!("expected an error: {other:?}"),
+        // Not the message itself: it may be hundreds of megabytes.
+        Outcome::Pass(_) => panic!("expected an error; the message passed"),
+        Outcome::Filtered { filter } => panic!("expected an error; {filter} filtered it"),
     }
 }
 
@@ -285,4 +287,242 @@ fn the_enterprise_id_reaches_set_values_and_scripts() {
         }
         other => panic!("expected an error: {other:?}"),
     }
+}
+
+/// Runs `chain` on a fresh copy of the test message and returns the changed message.
+fn run_pass(chain: &Chain) -> OwnedMessage {
+    pass(chain.run(msg()))
+}
+
+#[test]
+fn nothing_a_script_does_to_globals_or_prototypes_reaches_the_next_message() {
+    let tamper = chain(
+        r#"transforms = [ { script = '''
+            Object.prototype.injected = "yes";
+            String.prototype.toUpperCase = function () { return "TAMPERED"; };
+            Array.prototype.join = function () { return "TAMPERED"; };
+            globalThis.leaked = "yes";
+            const realSet = msg.set;
+            msg.set = function (path, value) { realSet("PID-5.1", "TAMPERED"); realSet(path, value); };
+            globalThis.msg = new Proxy(msg, { get: () => () => "TAMPERED" });
+            if (globalThis.__corridor_steps) {
+                globalThis.__corridor_steps = new Proxy(globalThis.__corridor_steps, {
+                    get: () => function (m) { m.set("PID-5.1", "TAMPERED"); },
+                });
+            }
+        ''' } ]"#,
+    )
+    .unwrap();
+    let honest = chain(
+        r#"transforms = [ { script = '''
+            const seen = [];
+            if ({}.injected !== undefined) seen.push("prototype");
+            if (typeof leaked !== "undefined") seen.push("global");
+            if ("a".toUpperCase() !== "A") seen.push("string");
+            if (["a", "b"].join("-") !== "a-b") seen.push("array");
+            globalThis.runs = (globalThis.runs || 0) + 1;
+            msg.set("MSH-8", seen.join("+") || "clean");
+            msg.set("PID-5.2", msg.get("PID-5.2").toLowerCase());
+            msg.set("ZPI-2", String(runs));
+        ''' } ]"#,
+    )
+    .unwrap();
+    for round in 0..20 {
+        run_pass(&tamper);
+        let out = run_pass(&honest);
+        assert_eq!(
+            text(&out, "MSH-8").as_deref(),
+            Some("clean"),
+            "round {round}"
+        );
+        assert_eq!(
+            text(&out, "PID-5.1").as_deref(),
+            Some("DOE"),
+            "round {round}"
+        );
+        assert_eq!(
+            text(&out, "PID-5.2").as_deref(),
+            Some("jane"),
+            "round {round}"
+        );
+        // Not even the script's own globals carry over from its last message.
+        assert_eq!(text(&out, "ZPI-2").as_deref(), Some("1"), "round {round}");
+    }
+}
+
+fn regex_chain(timeout_ms: u64) -> Chain {
+    chain(&format!(
+        r#"transforms = [ {{ script = '''
+            if (/(a+)+$/.test(msg.get("PID-5.2"))) msg.set("MSH-8", "matched");
+        ''', timeout_ms = {timeout_ms} }} ]"#
+    ))
+    .unwrap()
+}
+
+fn with_given_name(name: &str) -> OwnedMessage {
+    let mut m = msg();
+    m.set_text(&"PID-5.2".parse().unwrap(), name).unwrap();
+    m
+}
+
+#[test]
+fn a_backtracking_regular_expression_is_stopped_by_the_time_limit() {
+    let steps = regex_chain(100);
+    for length in [25, 40] {
+        let started = std::time::Instant::now();
+        let outcome = steps.run(with_given_name(&format!("{}!", "a".repeat(length))));
+        match outcome {
+            Outcome::Error { error, .. } => assert!(
+                error
+                    .to_string()
+                    .contains("ran longer than 100 ms and was stopped"),
+                "{length}: {error}"
+            ),
+            _ => panic!("{length} characters: expected the time limit to stop the script"),
+        }
+        // Generous: the limit is 100 ms; without the interrupt this ran for minutes.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+    let out = pass(steps.run(with_given_name("aaaa")));
+    assert_eq!(text(&out, "MSH-8").as_deref(), Some("matched"));
+}
+
+#[test]
+fn native_work_that_ignores_the_interrupt_is_given_up_on_and_the_next_runs() {
+    // QuickJS's indexOf on an array-like does not poll the interrupt: 2^53 lookups.
+    let spin = chain(
+        r#"transforms = [ { script = 'Array.prototype.indexOf.call({ length: 2 ** 53 }, 1);', timeout_ms = 100 } ]"#,
+    )
+    .unwrap();
+    let before = steps::script::abandoned_threads();
+    let started = std::time::Instant::now();
+    match spin.run(msg()) {
+        Outcome::Error { error, .. } => assert!(
+            error
+                .to_string()
+                .contains("ran longer than 100 ms and could not be stopped"),
+            "{error}"
+        ),
+        other => panic!("expected the run to be given up on: {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(steps::script::abandoned_threads() > before);
+    let next = chain(r#"transforms = [ { script = 'msg.set("MSH-5", "OK");' } ]"#).unwrap();
+    assert_eq!(text(&run_pass(&next), "MSH-5").as_deref(), Some("OK"));
+}
+
+#[test]
+fn a_script_that_runs_code_outside_its_function_is_refused_at_load() {
+    let started = std::time::Instant::now();
+    for source in [
+        "}); while (true) {} (function (m) {",
+        "}); globalThis.x = 1; (function (m) {",
+        "}), (function (msg) {",
+        "}); Function.prototype.toString = () => 'function (msg) {}'; (function (m) {",
+        "}); Array.prototype.indexOf.call({ length: 2 ** 53 }, 1); (function (m) {",
+    ] {
+        let config = format!("transforms = [ {{ script = '''{source}''' }} ]");
+        let e = chain(&config).unwrap_err().to_string();
+        assert!(e.starts_with("transforms[0]: "), "{source}: {e}");
+        assert!(
+            e.contains("more than a function body") || e.contains("while loading"),
+            "{source}: {e}"
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // Braces in strings, comments and regular expressions are the body's own.
+    let fine = chain(
+        r#"transforms = [ { script = '''
+            // }); not the end
+            const s = "})"; const r = /\}\)/; /* }) */
+            msg.set("MSH-5", s + String(r.test("})")));
+        ''' } ]"#,
+    )
+    .unwrap();
+    assert_eq!(text(&run_pass(&fine), "MSH-5").as_deref(), Some("})true"));
+}
+
+#[test]
+fn limits_out_of_range_are_refused_naming_the_key() {
+    for (config, key) in [
+        ("memory_mb = 0", "memory_mb: 0 is out of range"),
+        ("memory_mb = 100000", "memory_mb: 100000 is out of range"),
+        ("timeout_ms = 0", "timeout_ms: 0 is out of range"),
+        (
+            "timeout_ms = 3600000",
+            "timeout_ms: 3600000 is out of range",
+        ),
+    ] {
+        let e = chain(&format!(
+            "transforms = [ {{ script = 'msg.get(\"MSH-9\");', {config} }} ]"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with(&format!("transforms[0]: {key}")), "{e}");
+        let e = chain(&format!(
+            "filters = [ {{ script = 'return true;', {config} }} ]"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with(&format!("filters[0]: {key}")), "{e}");
+    }
+}
+
+#[test]
+fn the_message_a_script_builds_counts_against_its_memory_limit() {
+    let e = script_error(
+        "const big = 'x'.repeat(8 << 20); for (let i = 1; i <= 40; i++) msg.set('ZPI-' + i, big);",
+    );
+    assert!(e.contains("more than 16 MiB"), "{e}");
+    // Growth shares the limit with the heap: 12 MiB of message leave too little for 8 more.
+    let e = script_error(
+        "msg.set('ZPI-2', 'x'.repeat(12 << 20)); const more = 'y'.repeat(8 << 20); msg.set('ZPI-3', more);",
+    );
+    assert!(e.contains("more than 16 MiB"), "{e}");
+}
+
+#[test]
+fn promise_reactions_run_with_the_message_and_under_the_limits() {
+    let out = run_pass(
+        &chain(r#"transforms = [ { script = 'Promise.resolve("LATER").then((v) => msg.set("MSH-5", v));' } ]"#)
+            .unwrap(),
+    );
+    assert_eq!(text(&out, "MSH-5").as_deref(), Some("LATER"));
+    let e = script_error("(function again() { Promise.resolve().then(again); })();");
+    assert!(e.contains("ran longer than 2000 ms"), "{e}");
+}
+
+#[test]
+fn a_step_may_not_grow_the_message_past_the_maximum_size() {
+    let limited = |config: &str| chain(config).unwrap().with_max_message_size(4096);
+    let grows = limited(
+        r#"transforms = [ { set = "MSH-5", value = "EHR" }, { script = 'msg.set("ZPI-3", "x".repeat(5000));' } ]"#,
+    );
+    match grows.run(msg()) {
+        Outcome::Error { step, error } => {
+            assert_eq!(step, "transformer script");
+            assert!(
+                error
+                    .to_string()
+                    .contains("more than the channel's max_message_size of 4096 bytes"),
+                "{error}"
+            );
+        }
+        _ => panic!("expected the size check to stop the message"),
+    }
+    let filter_grows = limited(
+        r#"filters = [ { name = "grower", script = 'msg.set("ZPI-3", "x".repeat(5000)); return true;' } ]"#,
+    );
+    assert!(
+        matches!(filter_grows.run(msg()), Outcome::Error { step, .. } if step == "filter grower")
+    );
+    // Within the limit, and a message that came in larger but is not grown, pass.
+    let fits = limited(r#"transforms = [ { script = 'msg.set("ZPI-3", "x".repeat(1000));' } ]"#);
+    assert_eq!(text(&run_pass(&fits), "ZPI-3").map(|v| v.len()), Some(1000));
+    let mut large = msg();
+    large
+        .set_text(&"NTE-3".parse().unwrap(), &"y".repeat(8000))
+        .unwrap();
+    let shrinks = limited(r#"transforms = [ { set = "MSH-5", value = "EHR" } ]"#);
+    assert!(matches!(shrinks.run(large), Outcome::Pass(_)));
 }
