@@ -120,10 +120,11 @@ pub use http::router;
 pub const COMPONENT: &str = "fhir_repo";
 
 /// The repository's schema history, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "FHIR repository: resources, versions, search indexes, merges",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "FHIR repository: resources, versions, search indexes, merges",
+        sql: r#"
     CREATE TABLE fhir_resources (
         type    TEXT    NOT NULL,
         id      TEXT    NOT NULL,
@@ -172,7 +173,23 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     ) WITHOUT ROWID;
     CREATE INDEX fhir_merges_by_survivor ON fhir_merges (survivor);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "FHIR repository: _lastUpdated in the date index",
+        // The second of each current version's receive time, which is its
+        // meta.lastUpdated (kept to the millisecond) as params::extract indexes it.
+        sql: r#"
+    INSERT INTO fhir_date (type, id, param, lo, hi)
+    SELECT r.type, r.id, '_lastUpdated', v.received_at / 1000000, v.received_at / 1000000
+      FROM fhir_resources r JOIN fhir_versions v
+        ON v.type = r.type AND v.id = r.id AND v.version = r.version
+     WHERE r.type IN ('Patient', 'Encounter', 'Observation', 'DiagnosticReport',
+           'AllergyIntolerance', 'MedicationRequest', 'Immunization', 'Condition',
+           'ServiceRequest', 'DocumentReference');
+    "#,
+    },
+];
 
 /// Creates or upgrades the repository's tables. Run it once before the first
 /// [`apply_bundle_in`] (the engine does at start).

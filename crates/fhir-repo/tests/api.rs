@@ -366,8 +366,12 @@ fn errors_are_operation_outcomes() {
     assert_eq!(body["resourceType"], "OperationOutcome");
     assert_eq!(body["issue"][0]["code"], "not-found");
 
-    let (status, _, body) = repo.get("/fhir/Patient?shoe-size=42");
-    assert_eq!(status, 400);
+    // An unknown parameter is an error when the client asks for strict handling.
+    let body = repo.get_with(
+        "/fhir/Patient?shoe-size=42",
+        &["Prefer: handling=strict"],
+        400,
+    );
     assert_eq!(body["resourceType"], "OperationOutcome");
     assert!(
         body["issue"][0]["diagnostics"]
@@ -394,8 +398,11 @@ fn errors_are_operation_outcomes() {
             .contains("sa")
     );
 
-    let (status, _, body) = repo.get("/fhir/Patient?family:contains=x");
-    assert_eq!(status, 400);
+    let body = repo.get_with(
+        "/fhir/Patient?family:contains=x",
+        &["Prefer: handling=strict"],
+        400,
+    );
     assert!(
         body["issue"][0]["diagnostics"]
             .as_str()
