@@ -499,6 +499,16 @@ fn parse_search(
                 }
             }
             "_elements" => {
+                if value.trim_start().starts_with('-') {
+                    // The R5 exclusion form: keeping only the rest would drop
+                    // everything the client did not name.
+                    ignore(
+                        &mut request,
+                        &name,
+                        "leaving elements out (-name) is not supported".to_owned(),
+                    )?;
+                    continue;
+                }
                 let names: Vec<String> = value
                     .split(',')
                     .map(|e| e.trim().to_owned())
