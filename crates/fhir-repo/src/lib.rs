@@ -8,6 +8,20 @@
 //!   `Patient/{id}/$everything` (see [`http`] and the CapabilityStatement it serves).
 //! - [`query`] holds the same reads for other callers.
 //!
+//! # The API as clients use it
+//!
+//! Search (`GET [type]?...` or `POST [type]/_search` with a form body) takes the
+//! parameters of [`params`] with `_id` and `_lastUpdated`, chains from `patient` and
+//! `subject` to the Patient's parameters (`Observation?patient.identifier=s|v`), and
+//! `_count`, `_offset`, `_sort`, `_summary=count`, `_total`, `_include`, `_revinclude`
+//! and `_elements`. A parameter it cannot use is left out, as the specification asks
+//! by default: the Bundle's self link shows only the parameters used and an
+//! OperationOutcome entry (search mode `outcome`) names each one left out. With
+//! `Prefer: handling=strict` it is a 400 instead; a bad value of a known parameter
+//! always is. Reads and vreads carry `ETag` and `Last-Modified` and answer 304 to a
+//! current `If-None-Match` or `If-Modified-Since`. Only JSON is served: an `Accept` or
+//! `_format` asking for XML is a 406.
+//!
 //! # Updates, versions and duplicates
 //!
 //! Every entry is a conditional update by its id, and the converter derives ids from
