@@ -183,35 +183,42 @@ fn reference_id(value: &str) -> &str {
     value.rsplit('/').next().unwrap_or(value)
 }
 
+/// A chained name split at its first link: `patient:Patient.identifier:exact` is
+/// (`patient`, `Some("Patient")`, `identifier:exact`); `None` when it is no chain.
+fn chain(raw_name: &str) -> Option<(&str, Option<&str>, &str)> {
+    let (head, inner) = raw_name.split_once('.')?;
+    Some(match head.split_once(':') {
+        Some((link, target)) => (link, Some(target), inner),
+        None => (head, None, inner),
+    })
+}
+
 /// Why Corridor cannot use the search parameter `raw_name` (with its modifier or
 /// chain) on `resource_type`, or `None` when it can. A search with such a parameter
 /// either fails or goes on without it (`Prefer: handling`), as the caller decides.
 pub fn unsupported(resource_type: &str, raw_name: &str) -> Option<String> {
+    if let Some((link, target, inner)) = chain(raw_name) {
+        return match params::param_of(resource_type, link) {
+            Some(p) if p.kind == Kind::Patient => {
+                if let Some(t) = target.filter(|t| *t != "Patient") {
+                    return Some(format!("{link} refers to a Patient, not a {t}"));
+                }
+                if chain(inner).is_some() {
+                    return Some("chains longer than one link are not supported".to_owned());
+                }
+                unsupported("Patient", inner).map(|r| format!("in the chain: {inner} {r}"))
+            }
+            _ => Some(format!(
+                "{link} is not a chainable reference of {resource_type} here"
+            )),
+        };
+    }
     let (name, modifier) = match raw_name.split_once(':') {
         Some((n, m)) => (n, Some(m)),
         None => (raw_name, None),
     };
     if name == "_id" {
         return modifier.map(|_| "_id takes no modifier here".to_owned());
-    }
-    if let Some((link, inner)) = name.split_once('.') {
-        return match params::param_of(resource_type, link) {
-            Some(p) if p.kind == Kind::Patient => {
-                if modifier.is_some() && !matches!(modifier, Some("Patient")) {
-                    return Some(format!(
-                        "the chain {link}:{} is not supported",
-                        modifier.unwrap_or_default()
-                    ));
-                }
-                if inner.contains('.') {
-                    return Some("chains longer than one link are not supported".to_owned());
-                }
-                unsupported("Patient", inner).map(|r| format!("in the chain: {r}"))
-            }
-            _ => Some(format!(
-                "{link} is not a chainable reference of {resource_type} here"
-            )),
-        };
     }
     let Some(param) = params::param_of(resource_type, name) else {
         return Some(format!("is not a search parameter of {resource_type} here"));
@@ -301,6 +308,15 @@ fn condition(
     if raw_value.trim().is_empty() {
         return Err(bad("has no value"));
     }
+    if let Some((_, _, inner)) = chain(raw_name) {
+        // The Patients that match, and every Patient merged into them.
+        let inner = condition("Patient", inner, raw_value, args)?;
+        return Ok(format!(
+            "r.patient IN (WITH RECURSIVE c(id) AS (SELECT r.id FROM fhir_resources r \
+             WHERE r.type = 'Patient' AND {inner} UNION \
+             SELECT m.merged FROM fhir_merges m JOIN c ON m.survivor = c.id) SELECT id FROM c)"
+        ));
+    }
     let (name, modifier) = match raw_name.split_once(':') {
         Some((n, m)) => (n, Some(m)),
         None => (raw_name, None),
@@ -312,15 +328,6 @@ fn condition(
             args.push(value.trim().to_owned().into());
         }
         return Ok(format!("({})", alternatives.join(" OR ")));
-    }
-    if let Some((_, inner)) = name.split_once('.') {
-        // The Patients that match, and every Patient merged into them.
-        let inner = condition("Patient", inner, raw_value, args)?;
-        return Ok(format!(
-            "r.patient IN (WITH RECURSIVE c(id) AS (SELECT r.id FROM fhir_resources r \
-             WHERE r.type = 'Patient' AND {inner} UNION \
-             SELECT m.merged FROM fhir_merges m JOIN c ON m.survivor = c.id) SELECT id FROM c)"
-        ));
     }
     let Some(param) = params::param_of(resource_type, name) else {
         return Err(bad("is not a search parameter here"));

@@ -395,17 +395,35 @@ fn chained_patient_parameters_find_resources_by_their_patients() {
     repo.apply(A01);
     repo.apply(ORU);
     repo.apply(OTHER);
-    let total = |q: &str| repo.ok(&format!("/fhir/Observation?{q}"))["total"].clone();
+    // Strict, so a chain that were not understood could not pass by being ignored.
+    let total = |q: &str| {
+        repo.get_with(
+            &format!("/fhir/Observation?{q}"),
+            &["Prefer: handling=strict"],
+            200,
+        )["total"]
+            .clone()
+    };
     assert_eq!(total("patient.identifier=urn:corridor:id/GHH|P100"), 2);
-    assert_eq!(total("subject.identifier=P100"), 2);
+    assert_eq!(total("patient.family:exact=everywoman"), 2);
+    assert_eq!(total("patient.family:exact=every"), 0);
     assert_eq!(total("patient:Patient.family=everywoman&code=718-7"), 1);
+    assert_eq!(total("patient:Patient.family=everyman&code=718-7"), 0);
+    assert_eq!(total("subject.identifier=P100"), 2);
     assert_eq!(total("patient.identifier=urn:corridor:id/GHH|P200"), 0);
     assert_eq!(total("patient.birthdate=1980-03-12"), 2);
-    repo.get_with(
-        "/fhir/Observation?patient.shoe=1",
-        &["Prefer: handling=strict"],
-        400,
-    );
+    for chain in [
+        "patient.shoe=1",
+        "patient:Group.name=x",
+        "encounter.status=x",
+        "patient.link.x=1",
+    ] {
+        repo.get_with(
+            &format!("/fhir/Observation?{chain}"),
+            &["Prefer: handling=strict"],
+            400,
+        );
+    }
     repo.get_with("/fhir/Observation?patient.birthdate=soon", &[], 400);
 }
 
