@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde_json::{Value, json};
 use store::Store;
 
@@ -32,7 +32,7 @@ pub fn router(store: Store, base_url: impl Into<String>) -> Router {
     Router::new()
         .route("/fhir/metadata", get(metadata))
         .route("/fhir/{type}", get(search_get))
-        .route("/fhir/{type}/_search", post(search_post))
+        .route("/fhir/{type}/_search", get(search_get).post(search_post))
         .route("/fhir/{type}/{id}", get(read))
         .route("/fhir/{type}/{id}/{op}", get(instance_op))
         .route("/fhir/{type}/{id}/{op}/{vid}", get(vread))
@@ -678,19 +678,29 @@ async fn search(
         .into_iter()
         .map(|r| entry(&api, r, "include"))
         .collect();
-    if !request.ignored.is_empty() {
-        let issues: Vec<Value> = request
-            .ignored
-            .iter()
-            .map(|(name, reason)| {
-                json!({
-                    "severity": "warning",
-                    "code": "not-supported",
-                    "diagnostics": format!("search parameter {name:?} was ignored: {reason}"),
-                    "expression": [name],
-                })
+    let mut issues: Vec<Value> = request
+        .ignored
+        .iter()
+        .map(|(name, reason)| {
+            json!({
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": format!("search parameter {name:?} was ignored: {reason}"),
+                "expression": [name],
             })
-            .collect();
+        })
+        .collect();
+    if page.included_cut {
+        issues.push(json!({
+            "severity": "warning",
+            "code": "too-costly",
+            "diagnostics": format!(
+                "only the first {} included resources are returned; ask for a smaller _count",
+                query::MAX_INCLUDED
+            ),
+        }));
+    }
+    if !issues.is_empty() {
         extra.push(json!({
             "resource": {"resourceType": "OperationOutcome", "issue": issues},
             "search": {"mode": "outcome"},

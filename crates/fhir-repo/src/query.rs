@@ -46,7 +46,12 @@ pub struct Page {
     pub more: bool,
     /// Resources `_include` and `_revinclude` brought in (none of them a match).
     pub included: Vec<Value>,
+    /// Whether more were to be included than [`MAX_INCLUDED`].
+    pub included_cut: bool,
 }
+
+/// The most resources `_include` and `_revinclude` add to one page.
+pub const MAX_INCLUDED: usize = 1000;
 
 /// One `_sort` key: a parameter, `-` in front for descending.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -544,23 +549,25 @@ pub fn search_in(
     }
     let more = found.len() > search.count;
     found.truncate(search.count);
-    let included = included_in(conn, resource_type, &found, search)?;
+    let (included, included_cut) = included_in(conn, resource_type, &found, search)?;
     Ok(Page {
         total,
         resources: found.into_iter().map(|(r, _)| r).collect(),
         more,
         included,
+        included_cut,
     })
 }
 
 /// The resources the page's `_include`s point to and those whose `_revinclude`
-/// parameter points at the page, each once and none of them already on the page.
+/// parameter points at the page, each once and none of them already on the page; at
+/// most [`MAX_INCLUDED`] (then `true`).
 fn included_in(
     conn: &Connection,
     resource_type: &str,
     page: &[(Value, Option<String>)],
     search: &Search,
-) -> store::Result<Vec<Value>> {
+) -> store::Result<(Vec<Value>, bool)> {
     let mut seen: std::collections::BTreeSet<(String, String)> = page
         .iter()
         .map(|(r, _)| {
@@ -606,10 +613,12 @@ fn included_in(
                 continue;
             };
             let ids: Vec<String> = if param.kind == Kind::Patient {
-                conn.prepare_cached(
-                    "SELECT id FROM fhir_resources WHERE patient = ?1 AND type = ?2 ORDER BY id",
-                )?
-                .query_map(params![id, include.source], |row| row.get(0))?
+                // The compartment, as `patient=` searches it.
+                conn.prepare_cached(&format!(
+                    "SELECT id FROM fhir_resources WHERE type = ? AND patient IN ({COMPARTMENT}) \
+                     ORDER BY id"
+                ))?
+                .query_map(params![include.source, id], |row| row.get(0))?
                 .collect::<Result<_, _>>()?
             } else {
                 conn.prepare_cached(
@@ -629,13 +638,16 @@ fn included_in(
     }
     let mut included = Vec::new();
     for (ty, id) in wanted {
+        if included.len() >= MAX_INCLUDED {
+            return Ok((included, true));
+        }
         if seen.insert((ty.clone(), id.clone())) {
             if let Some(resource) = read_in(conn, &ty, &id)? {
                 included.push(resource);
             }
         }
     }
-    Ok(included)
+    Ok((included, false))
 }
 
 /// The Patient and every resource of its compartment (Patients merged into it and

@@ -452,7 +452,7 @@ fn metadata_lists_what_is_supported() {
     ] {
         assert!(types.contains(&ty), "{ty} missing");
     }
-    // Every parameter listed is accepted by search, and one not listed is refused.
+    // Every parameter listed is used by search (strict handling refuses any other).
     for resource in resources {
         let ty = resource["type"].as_str().unwrap();
         for param in resource["searchParam"].as_array().unwrap() {
@@ -461,9 +461,37 @@ fn metadata_lists_what_is_supported() {
                 "date" => "2024",
                 _ => "x",
             };
-            let (status, _, body) = repo.get(&format!("/fhir/{ty}?{name}={value}"));
-            assert_eq!(status, 200, "{ty}?{name}: {body}");
+            let page = repo.get_with(
+                &format!("/fhir/{ty}?{name}={value}"),
+                &["Prefer: handling=strict"],
+                200,
+            );
+            let this = page["link"][0]["url"].as_str().unwrap();
+            assert!(this.contains(&format!("{name}=")), "{ty}?{name}: {this}");
         }
+        let body = repo.get_with(
+            &format!("/fhir/{ty}?not-listed=x"),
+            &["Prefer: handling=strict"],
+            400,
+        );
+        assert_eq!(body["resourceType"], "OperationOutcome");
+    }
+    // So is every result parameter listed for all types.
+    for param in capability["rest"][0]["searchParam"].as_array().unwrap() {
+        let query = match param["name"].as_str().unwrap() {
+            "_sort" => "_sort=-_lastUpdated",
+            "_count" => "_count=2",
+            "_offset" => "_offset=1",
+            "_summary" => "_summary=count",
+            "_total" => "_total=none",
+            "_elements" => "_elements=gender",
+            other => panic!("{other} is listed but not checked here"),
+        };
+        repo.get_with(
+            &format!("/fhir/Patient?{query}"),
+            &["Prefer: handling=strict"],
+            200,
+        );
     }
     let patient = resources.iter().find(|r| r["type"] == "Patient").unwrap();
     assert_eq!(patient["operation"][0]["name"], "everything");

@@ -379,6 +379,10 @@ fn include_and_revinclude_add_entries_in_include_mode() {
             .all(|r| r["subject"]["reference"] == format!("Patient/{patient}"))
     );
 
+    // GET [type]/_search is a search too.
+    let page = repo.ok(&format!("/fhir/Patient/_search?_id={patient}"));
+    assert_eq!(page["total"], 1);
+
     // An include that does not fit the search is named, not followed.
     let page = repo.ok("/fhir/Patient?_include=Observation:patient");
     assert_eq!(outcome_entries(&page).len(), 1);
@@ -387,6 +391,49 @@ fn include_and_revinclude_add_entries_in_include_mode() {
             .iter()
             .all(|r| r["resourceType"] != "Observation")
     );
+}
+
+#[test]
+fn revinclude_of_a_survivor_holds_the_merged_patients_resources() {
+    let repo = Repo::start();
+    let gone = repo
+        .apply(&ORU.replace("P100^^^GHH^MR", "GONE^^^GHH^MR"))
+        .0
+        .patient_id()
+        .unwrap()
+        .to_owned();
+    let keep = repo
+        .apply(
+            "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000||ADT^A04^ADT_A01|K1|P|2.5.1
+PID|1||KEEP^^^GHH^MR||EVERYWOMAN^EVE",
+        )
+        .0
+        .patient_id()
+        .unwrap()
+        .to_owned();
+    let observations = |id: &str| {
+        let page = repo.ok(&format!(
+            "/fhir/Patient?_id={id}&_revinclude=Observation:patient"
+        ));
+        entries(&page)
+            .iter()
+            .filter(|r| r["resourceType"] == "Observation")
+            .count()
+    };
+    assert_eq!(observations(&keep), 0);
+    repo.apply(
+        "MSH|^~\\&|ADT1|GHH|MPI|GHH|20240106083000||ADT^A40^ADT_A39|M1|P|2.5.1
+EVN|A40|20240106083000
+PID|1||KEEP^^^GHH^MR||EVERYWOMAN^EVE
+MRG|GONE^^^GHH^MR",
+    );
+    // As Observation?patient= finds them.
+    assert_eq!(observations(&keep), 2);
+    assert_eq!(
+        repo.ok(&format!("/fhir/Observation?patient={keep}"))["total"],
+        2
+    );
+    assert_eq!(observations(&gone), 2);
 }
 
 #[test]
