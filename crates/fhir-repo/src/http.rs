@@ -535,18 +535,44 @@ fn parse_search(
     Ok(request)
 }
 
-/// `resource` with only the top-level `elements` asked for (and what every resource
-/// keeps: `resourceType`, `id`, `meta`), tagged SUBSETTED as the specification asks.
+/// The top-level elements R4 requires (min 1) of the searchable types; `[x]` stands
+/// for any form of a choice element.
+fn mandatory(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        "Encounter" => &["status", "class"],
+        "Observation" | "DiagnosticReport" => &["status", "code"],
+        "AllergyIntolerance" => &["patient"],
+        "MedicationRequest" => &["status", "intent", "medication[x]", "subject"],
+        "Immunization" => &["status", "vaccineCode", "patient", "occurrence[x]"],
+        "Condition" => &["subject"],
+        "ServiceRequest" => &["status", "intent", "subject"],
+        "DocumentReference" => &["status", "content"],
+        _ => &[],
+    }
+}
+
+/// `resource` with only the top-level `elements` asked for, the elements R4 requires
+/// of its type (the specification asks servers to keep them) and `resourceType`,
+/// `id` and `meta`, tagged SUBSETTED as the specification asks.
 fn subset(resource: Value, elements: &[String]) -> Value {
     let Value::Object(map) = resource else {
         return resource;
     };
-    let mut kept: serde_json::Map<String, Value> = map
-        .into_iter()
-        .filter(|(k, _)| {
-            matches!(k.as_str(), "resourceType" | "id" | "meta") || elements.iter().any(|e| e == k)
-        })
-        .collect();
+    let required = mandatory(
+        map.get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    let keep = |key: &str| {
+        matches!(key, "resourceType" | "id" | "meta")
+            || elements.iter().any(|e| e == key)
+            || required.iter().any(|r| match r.strip_suffix("[x]") {
+                Some(stem) => key.starts_with(stem),
+                None => *r == key,
+            })
+    };
+    let mut kept: serde_json::Map<String, Value> =
+        map.into_iter().filter(|(k, _)| keep(k)).collect();
     let meta = kept
         .entry("meta")
         .or_insert_with(|| Value::Object(serde_json::Map::new()));

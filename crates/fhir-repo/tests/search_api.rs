@@ -491,6 +491,18 @@ fn elements_returns_subsetted_resources() {
             .unwrap()
             .contains("_elements=gender%2CbirthDate")
     );
+    // The exclusion form is not supported: whole resources and a warning.
+    let page = repo.ok("/fhir/Patient?_elements=-name");
+    assert_eq!(entries(&page)[0]["name"][0]["family"], "EVERYWOMAN");
+    assert_eq!(outcome_entries(&page).len(), 1);
+    // What R4 requires stays: an Observation keeps its status and code.
+    repo.apply(ORU);
+    let page = repo.ok("/fhir/Observation?code=718-7&_elements=valueQuantity");
+    let observation = &entries(&page)[0];
+    assert_eq!(observation["valueQuantity"]["value"], 13.2);
+    assert_eq!(observation["status"], "final");
+    assert_eq!(observation["code"]["coding"][0]["code"], "718-7");
+    assert!(observation.get("subject").is_none(), "{observation}");
 }
 
 #[test]
