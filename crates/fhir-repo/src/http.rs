@@ -36,7 +36,9 @@ pub fn router(store: Store, base_url: impl Into<String>) -> Router {
         .route("/fhir/{type}/{id}", get(read))
         .route("/fhir/{type}/{id}/{op}", get(instance_op))
         .route("/fhir/{type}/{id}/{op}/{vid}", get(vread))
-        .layer(middleware::from_fn(negotiate))
+        // On the routes only: the engine merges this router into its own, whose
+        // other paths (and its 404s) must not be negotiated here.
+        .route_layer(middleware::from_fn(negotiate))
         .with_state(Arc::new(Api { store, base }))
 }
 
@@ -104,7 +106,7 @@ fn serves(media: &str) -> bool {
     )
 }
 
-/// Answers 406 Not Acceptable, before any route runs, to a request whose `_format`
+/// Answers 406 Not Acceptable, before the route's handler runs, to a request whose `_format`
 /// or `Accept` asks only for what Corridor does not serve (XML, Turtle, HTML): a
 /// client must not get JSON it did not ask for without a word. `_format` wins over
 /// `Accept`, as the specification says.
