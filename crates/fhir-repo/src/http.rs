@@ -714,7 +714,7 @@ async fn search(
                 "severity": "warning",
                 "code": "not-supported",
                 "diagnostics": format!("search parameter {name:?} was ignored: {reason}"),
-                "expression": [name],
+                "location": [format!("http.{name}")],
             })
         })
         .collect();

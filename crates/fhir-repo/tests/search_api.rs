@@ -94,8 +94,8 @@ fn unknown_parameters_are_ignored_and_named_unless_the_client_is_strict() {
     let issues = outcomes[0]["issue"].as_array().unwrap();
     assert_eq!(issues.len(), 2);
     assert_eq!(issues[0]["severity"], "warning");
-    assert_eq!(issues[0]["expression"][0], "shoe-size");
-    assert_eq!(issues[1]["expression"][0], "family:contains");
+    assert_eq!(issues[0]["location"][0], "http.shoe-size");
+    assert_eq!(issues[1]["location"][0], "http.family:contains");
 
     // fhirpy's count(): `_count=0&_totalMethod=count`.
     let counted = repo.ok("/fhir/Patient?_count=0&_totalMethod=count");
