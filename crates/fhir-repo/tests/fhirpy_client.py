@@ -100,4 +100,19 @@ try:
 except OperationOutcome as e:
     check("strict names the parameter", "_totalMethod" in str(e), True)
 
+# _summary=count and _total.
+raw = client.resources("Patient").search(family="page", _summary="count").fetch_raw()
+check("_summary=count total", raw["total"], 7)
+check("_summary=count entries", raw.get("entry"), None)
+raw = client.resources("Patient").search(family="page", _total="none").limit(3).fetch_raw()
+check("_total=none", "total" in raw, False)
+
+# A client that asks for XML is told it cannot have it.
+xml = SyncFHIRClient(base, extra_headers={"Accept": "application/fhir+xml"})
+try:
+    xml.resources("Patient").fetch()
+    sys.exit("Accept XML: JSON came back")
+except OperationOutcome as e:
+    check("Accept XML is refused", "JSON only" in str(e), True)
+
 print(f"fhirpy: {checks} checks passed")

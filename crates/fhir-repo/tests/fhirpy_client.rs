@@ -57,4 +57,5 @@ PID|1||PG{n}^^^GHH^MR||PAGE^P{n}||{year}0101|F"
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("checks passed"), "{stdout}\n{stderr}");
+    println!("{stdout}");
 }
