@@ -102,7 +102,8 @@
 //! | `content` | TEXT | The resource as FHIR JSON, `meta` included. |
 //!
 //! Search indexes, one row per value a search parameter finds in the current version
-//! (replaced when a version is written): `fhir_token (type, id, param, system, code)`,
+//! (replaced when a version is written; `fhir_date` also holds each searchable
+//! resource's `_lastUpdated`, to the second, since migration 2): `fhir_token (type, id, param, system, code)`,
 //! `fhir_string (type, id, param, value)` (lower-cased), `fhir_date (type, id, param, lo,
 //! hi)` (the value's span in UTC seconds, inclusive), `fhir_reference (type, id, param,
 //! target)` (`Type/id`). Each has an index on `(type, param, value columns)` for search

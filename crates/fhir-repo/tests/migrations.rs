@@ -47,3 +47,14 @@ PID|1||OLD1^^^GHH^MR||OLDER^ONE||19700101|F",
     assert_eq!(found("2026-01-01T12:00:05Z"), Some(1));
     assert_eq!(found("gt2026-01-01T12:00:05Z"), Some(0));
 }
+
+#[test]
+fn migration_2_backfills_every_searchable_type() {
+    let sql = fhir_repo::MIGRATIONS[1].sql;
+    for (ty, _) in fhir_repo::params::SEARCHABLE {
+        assert!(
+            sql.contains(&format!("'{ty}'")),
+            "{ty} is searchable but not backfilled"
+        );
+    }
+}
