@@ -570,3 +570,57 @@ fn the_capability_statement_names_the_new_parameters() {
             .any(|i| i == "Observation:patient")
     );
 }
+
+#[test]
+fn odd_parameters_are_answered_200_or_400_never_500() {
+    let repo = Repo::start();
+    repo.apply(A01);
+    repo.apply(ORU);
+    for query in [
+        "_sort=-",
+        "_sort=,",
+        "_sort=--birthdate",
+        "_include=:",
+        "_include=Observation:",
+        "_include=Observation:patient:Patient:x",
+        "_revinclude=*",
+        "_include:iterate=Observation:patient",
+        "patient.=x",
+        ".identifier=x",
+        "patient..identifier=x",
+        "patient:.identifier=x",
+        "patient.identifier:Patient.x=1",
+        "_elements=",
+        "_elements=-",
+        "_summary=",
+        "_total=",
+        "_lastUpdated=ge",
+        "_lastUpdated=xx2024",
+        "_lastUpdated:missing=true",
+        "code=%7C",
+        "code=|",
+        "_id=",
+        "_id:exact=x",
+        "patient=Observation/1",
+        "_count=-1",
+        "_offset=99999999999999999999",
+        "_format=",
+        "%FF=1",
+        "a=%E2%28",
+        "_sort=_lastUpdated&_sort=-_id",
+    ] {
+        for headers in [&[][..], &["Prefer: handling=strict"][..]] {
+            let (status, head, body) =
+                repo.send("GET", &format!("/fhir/Observation?{query}"), headers, "");
+            assert!(
+                status == 200 || status == 400,
+                "{query} {headers:?}: {status} {body}"
+            );
+            assert!(head.contains("application/fhir+json"), "{query}: {head}");
+            let value: Value = serde_json::from_str(&body).unwrap();
+            if status == 400 {
+                assert_eq!(value["resourceType"], "OperationOutcome", "{query}");
+            }
+        }
+    }
+}
