@@ -144,11 +144,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..200 {
             let t = Instant::now();
             let page = store.read(|c| {
-                fhir_repo::query::search_in(c, ty, query, 50, 0)
+                let search = fhir_repo::query::Search::new(query.clone(), 50);
+                fhir_repo::query::search_in(c, ty, &search)
                     .map_err(|e| store::Error::Refused(e.to_string()))
             })?;
             times.push(t.elapsed());
-            total = page.total;
+            total = page.total.unwrap_or_default();
         }
         times.sort();
         println!(

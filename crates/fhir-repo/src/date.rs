@@ -135,6 +135,44 @@ pub fn instant(micros: i64) -> String {
     )
 }
 
+const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Seconds since the epoch as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`), for
+/// `Last-Modified`.
+pub fn http_date(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    let rem = secs.rem_euclid(86400);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// An HTTP date in the preferred format (`If-Modified-Since`) as seconds since the
+/// epoch; `None` when it is not one.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    let mut parts = text.split_whitespace();
+    let _weekday = parts.next()?.strip_suffix(',')?;
+    let d = number(parts.next()?, 2)?;
+    let month = parts.next()?;
+    let m = MONTHS.iter().position(|n| *n == month)? as i64 + 1;
+    let y = number(parts.next()?, 4)?;
+    let clock = parts.next()?;
+    if parts.next()? != "GMT" || parts.next().is_some() {
+        return None;
+    }
+    let range = parse(&format!("{y:04}-{m:02}-{d:02}T{clock}Z"))?;
+    Some(range.lo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +193,17 @@ mod tests {
         assert!(parse("2024-02-30").is_none());
         assert!(parse("hello").is_none());
         assert!(parse("2024-03-05T25:00:00Z").is_none());
+    }
+
+    #[test]
+    fn http_dates_round_trip() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 CET"), None);
     }
 
     #[test]

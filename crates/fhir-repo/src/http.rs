@@ -3,14 +3,17 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use store::Store;
 
-use crate::params::{Kind, SEARCHABLE};
+use crate::date;
+use crate::params::{self, COMMON, Kind, SEARCHABLE};
 use crate::query::{self, SearchError};
 
 /// Results per page when the client does not say (`_count`), and the most a page holds.
@@ -28,10 +31,14 @@ pub fn router(store: Store, base_url: impl Into<String>) -> Router {
     let base = base_url.into().trim_end_matches('/').to_owned();
     Router::new()
         .route("/fhir/metadata", get(metadata))
-        .route("/fhir/{type}", get(search))
+        .route("/fhir/{type}", get(search_get))
+        .route("/fhir/{type}/_search", get(search_get).post(search_post))
         .route("/fhir/{type}/{id}", get(read))
         .route("/fhir/{type}/{id}/{op}", get(instance_op))
         .route("/fhir/{type}/{id}/{op}/{vid}", get(vread))
+        // On the routes only: the engine merges this router into its own, whose
+        // other paths (and its 404s) must not be negotiated here.
+        .route_layer(middleware::from_fn(negotiate))
         .with_state(Arc::new(Api { store, base }))
 }
 
@@ -44,13 +51,93 @@ fn fhir_json(status: StatusCode, body: &Value) -> Response {
     response
 }
 
-fn with_etag(mut response: Response, resource: &Value) -> Response {
-    if let Some(v) = resource["meta"]["versionId"].as_str() {
-        if let Ok(value) = HeaderValue::from_str(&format!("W/\"{v}\"")) {
-            response.headers_mut().insert(header::ETAG, value);
-        }
+/// A resource's answer to a read: ETag and Last-Modified from its `meta`, and
+/// 304 Not Modified (no body) when the client's copy is current: `If-None-Match`
+/// names this version (`W/"2"`, `"2"` or `2`, or `*`), or, without `If-None-Match`,
+/// `If-Modified-Since` is no earlier than the version's last update.
+fn versioned(resource: &Value, request: &HeaderMap) -> Response {
+    let version = resource["meta"]["versionId"].as_str();
+    let modified = resource["meta"]["lastUpdated"]
+        .as_str()
+        .and_then(date::parse)
+        .map(|r| r.lo);
+    let unchanged = match request.get(header::IF_NONE_MATCH) {
+        Some(tags) => tags.to_str().is_ok_and(|tags| {
+            tags.split(',').any(|tag| {
+                let tag = tag.trim();
+                let bare = tag.trim_start_matches("W/").trim_matches('"');
+                tag == "*" || version.is_some_and(|v| v == bare)
+            })
+        }),
+        None => request
+            .get(header::IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(date::parse_http_date)
+            .zip(modified)
+            .is_some_and(|(since, modified)| modified <= since),
+    };
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        fhir_json(StatusCode::OK, resource)
+    };
+    if let Some(Ok(value)) = version.map(|v| HeaderValue::from_str(&format!("W/\"{v}\""))) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    if let Some(Ok(value)) = modified.map(|m| HeaderValue::from_str(&date::http_date(m))) {
+        response.headers_mut().insert(header::LAST_MODIFIED, value);
     }
     response
+}
+
+/// Whether a media type (from `Accept` or `_format`) is one Corridor serves: FHIR
+/// JSON or a wildcard.
+fn serves(media: &str) -> bool {
+    let media = media.split(';').next().unwrap_or_default().trim();
+    matches!(
+        media.to_ascii_lowercase().as_str(),
+        "json"
+            | "application/json"
+            | "application/fhir+json"
+            | "application/json+fhir"
+            | "*/*"
+            | "application/*"
+            | ""
+    )
+}
+
+/// Answers 406 Not Acceptable, before the route's handler runs, to a request whose `_format`
+/// or `Accept` asks only for what Corridor does not serve (XML, Turtle, HTML): a
+/// client must not get JSON it did not ask for without a word. `_format` wins over
+/// `Accept`, as the specification says.
+async fn negotiate(request: Request, next: Next) -> Response {
+    let format = request.uri().query().and_then(|q| {
+        decode_pairs(q)?
+            .into_iter()
+            .find(|(n, _)| n == "_format")
+            .map(|(_, v)| v)
+    });
+    let acceptable = match format {
+        Some(format) => serves(&format),
+        None => {
+            let accepts: Vec<&str> = request
+                .headers()
+                .get_all(header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .collect();
+            accepts.is_empty() || accepts.into_iter().any(serves)
+        }
+    };
+    if !acceptable {
+        return outcome(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-supported",
+            "Corridor serves FHIR JSON only (application/fhir+json); XML and other formats are not available",
+        );
+    }
+    next.run(request).await
 }
 
 /// An OperationOutcome with one issue.
@@ -85,7 +172,11 @@ fn not_found(resource_type: &str, id: &str) -> Response {
     )
 }
 
-async fn read(State(api): State<Arc<Api>>, Path((ty, id)): Path<(String, String)>) -> Response {
+async fn read(
+    State(api): State<Arc<Api>>,
+    Path((ty, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if !is_known_type(&ty) {
         return not_found(&ty, &id);
     }
@@ -95,7 +186,7 @@ async fn read(State(api): State<Arc<Api>>, Path((ty, id)): Path<(String, String)
         .read_async(move |c| query::read_in(c, &t, &i))
         .await
     {
-        Ok(Some(resource)) => with_etag(fhir_json(StatusCode::OK, &resource), &resource),
+        Ok(Some(resource)) => versioned(&resource, &headers),
         Ok(None) => not_found(&ty, &id),
         Err(e) => store_failed(e),
     }
@@ -156,6 +247,7 @@ async fn history(api: Arc<Api>, ty: String, id: String) -> Response {
 async fn vread(
     State(api): State<Arc<Api>>,
     Path((ty, id, op, vid)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     if op != "_history" {
         return outcome(
@@ -177,7 +269,7 @@ async fn vread(
         .read_async(move |c| query::vread_in(c, &t, &i, version))
         .await
     {
-        Ok(Some(resource)) => with_etag(fhir_json(StatusCode::OK, &resource), &resource),
+        Ok(Some(resource)) => versioned(&resource, &headers),
         Ok(None) => outcome(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -187,25 +279,29 @@ async fn vread(
     }
 }
 
-fn searchset(api: &Api, resources: Vec<Value>, total: u64, links: Vec<Value>) -> Value {
+fn entry(api: &Api, resource: Value, mode: &str) -> Value {
+    let url = format!(
+        "{}/{}/{}",
+        api.base,
+        resource["resourceType"].as_str().unwrap_or_default(),
+        resource["id"].as_str().unwrap_or_default()
+    );
+    json!({"fullUrl": url, "resource": resource, "search": {"mode": mode}})
+}
+
+fn searchset(api: &Api, resources: Vec<Value>, total: Option<u64>, links: Vec<Value>) -> Value {
     let entries: Vec<Value> = resources
         .into_iter()
-        .map(|r| {
-            let url = format!(
-                "{}/{}/{}",
-                api.base,
-                r["resourceType"].as_str().unwrap_or_default(),
-                r["id"].as_str().unwrap_or_default()
-            );
-            json!({"fullUrl": url, "resource": r, "search": {"mode": "match"}})
-        })
+        .map(|r| entry(api, r, "match"))
         .collect();
     let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": total,
         "link": links,
     });
+    if let Some(total) = total {
+        bundle["total"] = total.into();
+    }
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
@@ -225,7 +321,10 @@ async fn everything(api: Arc<Api>, id: String) -> Response {
                 "relation": "self",
                 "url": format!("{}/Patient/{id}/$everything", api.base),
             })];
-            fhir_json(StatusCode::OK, &searchset(&api, resources, total, link))
+            fhir_json(
+                StatusCode::OK,
+                &searchset(&api, resources, Some(total), link),
+            )
         }
         Ok(None) => not_found("Patient", &id),
         Err(e) => store_failed(e),
@@ -264,57 +363,303 @@ fn decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn search(
-    State(api): State<Arc<Api>>,
-    Path(ty): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> Response {
+/// Whether the client asked for errors on parameters Corridor does not use
+/// (`Prefer: handling=strict`); the default is to leave them out and say so.
+fn strict(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("handling=strict"))
+}
+
+/// `name=value&...` (a query string or a form body) as decoded pairs.
+fn decode_pairs(text: &str) -> Option<Vec<(String, String)>> {
     let mut pairs = Vec::new();
-    for part in raw
-        .as_deref()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
+    for part in text.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
-        match (decode(name), decode(value)) {
-            (Some(n), Some(v)) => pairs.push((n, v)),
-            _ => {
-                return outcome(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    "the query string is not valid percent-encoded UTF-8",
-                );
-            }
-        }
+        pairs.push((decode(name)?, decode(value)?));
     }
-    let mut count = DEFAULT_COUNT;
-    let mut offset = 0;
-    let mut criteria = Vec::new();
+    Some(pairs)
+}
+
+fn bad_request(diagnostics: &str) -> Response {
+    outcome(StatusCode::BAD_REQUEST, "invalid", diagnostics)
+}
+
+/// A search as the client asked for it: what Corridor will do, the parameters it
+/// uses (for the self link) and those it leaves out, with why.
+struct SearchRequest {
+    search: query::Search,
+    summary_count: bool,
+    elements: Option<Vec<String>>,
+    used: Vec<(String, String)>,
+    ignored: Vec<(String, String)>,
+}
+
+fn parse_search(
+    ty: &str,
+    pairs: Vec<(String, String)>,
+    strict: bool,
+) -> Result<SearchRequest, String> {
+    let mut request = SearchRequest {
+        search: query::Search::new(Vec::new(), DEFAULT_COUNT),
+        summary_count: false,
+        elements: None,
+        used: Vec::new(),
+        ignored: Vec::new(),
+    };
+    let ignore = |request: &mut SearchRequest, name: &str, reason: String| {
+        if strict {
+            return Err(format!("search parameter {name:?}: {reason}"));
+        }
+        request.ignored.push((name.to_owned(), reason));
+        Ok(())
+    };
     for (name, value) in pairs {
         match name.as_str() {
             "_count" | "_offset" => {
                 let Ok(n) = value.parse::<usize>() else {
-                    return outcome(
-                        StatusCode::BAD_REQUEST,
-                        "invalid",
-                        &format!("search parameter {name:?}: {value:?} is not a whole number"),
-                    );
+                    return Err(format!(
+                        "search parameter {name:?}: {value:?} is not a whole number"
+                    ));
                 };
                 if name == "_count" {
-                    count = n.min(MAX_COUNT);
+                    request.search.count = n.min(MAX_COUNT);
                 } else {
-                    offset = n;
+                    request.search.offset = n;
                 }
             }
             "_format" | "_pretty" => {}
-            _ => criteria.push((name, value)),
+            "_summary" => match value.as_str() {
+                "count" => {
+                    request.summary_count = true;
+                    request.used.push((name, value));
+                }
+                "false" => request.used.push((name, value)),
+                _ => ignore(
+                    &mut request,
+                    &name,
+                    format!("_summary={value} is not supported (count, false)"),
+                )?,
+            },
+            "_total" => match value.as_str() {
+                "none" => {
+                    request.search.total = false;
+                    request.used.push((name, value));
+                }
+                "estimate" | "accurate" => request.used.push((name, value)),
+                _ => {
+                    return Err(format!(
+                        "search parameter \"_total\": {value:?} is not none, estimate or accurate"
+                    ));
+                }
+            },
+            "_sort" => {
+                let mut used = Vec::new();
+                for key in value.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                    let (field, descending) = match key.strip_prefix('-') {
+                        Some(f) => (f, true),
+                        None => (key, false),
+                    };
+                    match query::unsortable(ty, field) {
+                        None => {
+                            request.search.sort.push(query::SortKey {
+                                name: field.to_owned(),
+                                descending,
+                            });
+                            used.push(key);
+                        }
+                        Some(reason) => ignore(&mut request, "_sort", reason)?,
+                    }
+                }
+                if !used.is_empty() {
+                    request.used.push((name, used.join(",")));
+                }
+            }
+            "_include" | "_revinclude" => {
+                let reverse = name == "_revinclude";
+                let Some(include) = query::Include::parse(&value) else {
+                    ignore(
+                        &mut request,
+                        &name,
+                        format!("{value:?} is not Type:parameter[:TargetType]"),
+                    )?;
+                    continue;
+                };
+                match query::unincludable(ty, &include, reverse) {
+                    None => {
+                        if reverse {
+                            request.search.revinclude.push(include);
+                        } else {
+                            request.search.include.push(include);
+                        }
+                        request.used.push((name, value));
+                    }
+                    Some(reason) => ignore(&mut request, &name, reason)?,
+                }
+            }
+            "_elements" => {
+                if value.trim_start().starts_with('-') {
+                    // The R5 exclusion form: keeping only the rest would drop
+                    // everything the client did not name.
+                    ignore(
+                        &mut request,
+                        &name,
+                        "leaving elements out (-name) is not supported".to_owned(),
+                    )?;
+                    continue;
+                }
+                let names: Vec<String> = value
+                    .split(',')
+                    .map(|e| e.trim().to_owned())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                request.elements.get_or_insert_with(Vec::new).extend(names);
+                request.used.push((name, value));
+            }
+            _ => match query::unsupported(ty, &name) {
+                None => {
+                    request.search.criteria.push((name.clone(), value.clone()));
+                    request.used.push((name, value));
+                }
+                Some(reason) => ignore(&mut request, &name, reason)?,
+            },
         }
     }
-    let (t, c) = (ty.clone(), criteria.clone());
+    if request.summary_count {
+        request.search.count = 0;
+        request.search.total = true;
+        request.search.include.clear();
+        request.search.revinclude.clear();
+    }
+    Ok(request)
+}
+
+/// The top-level elements R4 requires (min 1) of the searchable types; `[x]` stands
+/// for any form of a choice element.
+fn mandatory(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        "Encounter" => &["status", "class"],
+        "Observation" | "DiagnosticReport" => &["status", "code"],
+        "AllergyIntolerance" => &["patient"],
+        "MedicationRequest" => &["status", "intent", "medication[x]", "subject"],
+        "Immunization" => &["status", "vaccineCode", "patient", "occurrence[x]"],
+        "Condition" => &["subject"],
+        "ServiceRequest" => &["status", "intent", "subject"],
+        "DocumentReference" => &["status", "content"],
+        _ => &[],
+    }
+}
+
+/// `resource` with only the top-level `elements` asked for, the elements R4 requires
+/// of its type (the specification asks servers to keep them) and `resourceType`,
+/// `id` and `meta`, tagged SUBSETTED as the specification asks.
+fn subset(resource: Value, elements: &[String]) -> Value {
+    let Value::Object(map) = resource else {
+        return resource;
+    };
+    let required = mandatory(
+        map.get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    let keep = |key: &str| {
+        matches!(key, "resourceType" | "id" | "meta")
+            || elements.iter().any(|e| e == key)
+            || required.iter().any(|r| match r.strip_suffix("[x]") {
+                Some(stem) => key.starts_with(stem),
+                None => *r == key,
+            })
+    };
+    let mut kept: serde_json::Map<String, Value> =
+        map.into_iter().filter(|(k, _)| keep(k)).collect();
+    let meta = kept
+        .entry("meta")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Value::Object(meta) = meta {
+        let tags = meta
+            .entry("tag")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(tags) = tags {
+            tags.push(json!({
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                "code": "SUBSETTED",
+            }));
+        }
+    }
+    Value::Object(kept)
+}
+
+async fn search_get(
+    State(api): State<Arc<Api>>,
+    Path(ty): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Some(pairs) = decode_pairs(raw.as_deref().unwrap_or_default()) else {
+        return bad_request("the query string is not valid percent-encoded UTF-8");
+    };
+    search(api, ty, &headers, pairs).await
+}
+
+/// `POST [type]/_search`: the parameters in a form body, with any in the URL.
+async fn search_post(
+    State(api): State<Arc<Api>>,
+    Path(ty): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !form && !body.is_empty() {
+        return outcome(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not-supported",
+            "POST _search takes an application/x-www-form-urlencoded body",
+        );
+    }
+    let Ok(body) = std::str::from_utf8(&body) else {
+        return bad_request("the form body is not UTF-8");
+    };
+    let (Some(mut pairs), Some(more)) = (
+        decode_pairs(raw.as_deref().unwrap_or_default()),
+        decode_pairs(body),
+    ) else {
+        return bad_request("the parameters are not valid percent-encoded UTF-8");
+    };
+    pairs.extend(more);
+    search(api, ty, &headers, pairs).await
+}
+
+async fn search(
+    api: Arc<Api>,
+    ty: String,
+    headers: &HeaderMap,
+    pairs: Vec<(String, String)>,
+) -> Response {
+    if params::params_of(&ty).is_none() {
+        return outcome(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            &format!("resource type {ty:?} is not searchable here"),
+        );
+    }
+    let request = match parse_search(&ty, pairs, strict(headers)) {
+        Ok(r) => r,
+        Err(diagnostics) => return bad_request(&diagnostics),
+    };
+    let (t, s) = (ty.clone(), request.search.clone());
     let result = api
         .store
-        .read_async(move |conn| Ok(query::search_in(conn, &t, &c, count, offset)))
+        .read_async(move |conn| Ok(query::search_in(conn, &t, &s)))
         .await;
     let page = match result {
         Ok(Ok(page)) => page,
@@ -325,12 +670,12 @@ async fn search(
                 &format!("resource type {t:?} is not searchable here"),
             );
         }
-        Ok(Err(e @ SearchError::BadParameter { .. })) => {
-            return outcome(StatusCode::BAD_REQUEST, "invalid", &e.to_string());
-        }
+        Ok(Err(e @ SearchError::BadParameter { .. })) => return bad_request(&e.to_string()),
         Ok(Err(SearchError::Store(e))) | Err(e) => return store_failed(e),
     };
-    let query: String = criteria
+    let (count, offset) = (request.search.count, request.search.offset);
+    let query: String = request
+        .used
         .iter()
         .map(|(n, v)| format!("{}={}&", encode(n), encode(v)))
         .collect();
@@ -341,16 +686,64 @@ async fn search(
         })
     };
     let mut links = vec![link("self", offset)];
-    if (offset + count) < page.total as usize && count > 0 {
+    if page.more && count > 0 {
         links.push(link("next", offset + count));
     }
-    if offset > 0 {
+    if offset > 0 && count > 0 {
         links.push(link("previous", offset.saturating_sub(count)));
     }
-    fhir_json(
-        StatusCode::OK,
-        &searchset(&api, page.resources, page.total, links),
-    )
+    let matches = match &request.elements {
+        Some(elements) => page
+            .resources
+            .into_iter()
+            .map(|r| subset(r, elements))
+            .collect(),
+        None => page.resources,
+    };
+    let mut bundle = searchset(&api, matches, page.total, links);
+    let mut extra: Vec<Value> = page
+        .included
+        .into_iter()
+        .map(|r| entry(&api, r, "include"))
+        .collect();
+    let mut issues: Vec<Value> = request
+        .ignored
+        .iter()
+        .map(|(name, reason)| {
+            json!({
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": format!("search parameter {name:?} was ignored: {reason}"),
+                "location": [format!("http.{name}")],
+            })
+        })
+        .collect();
+    if page.included_cut {
+        issues.push(json!({
+            "severity": "warning",
+            "code": "too-costly",
+            "diagnostics": format!(
+                "only the first {} included resources are returned; ask for a smaller _count",
+                query::MAX_INCLUDED
+            ),
+        }));
+    }
+    if !issues.is_empty() {
+        extra.push(json!({
+            "resource": {"resourceType": "OperationOutcome", "issue": issues},
+            "search": {"mode": "outcome"},
+        }));
+    }
+    if !extra.is_empty() {
+        if let Value::Array(entries) = bundle
+            .as_object_mut()
+            .map(|b| b.entry("entry").or_insert_with(|| Value::Array(Vec::new())))
+            .unwrap_or(&mut Value::Null)
+        {
+            entries.extend(extra);
+        }
+    }
+    fhir_json(StatusCode::OK, &bundle)
 }
 
 /// The CapabilityStatement: the types, interactions and search parameters above.
@@ -359,13 +752,30 @@ pub fn capability_statement(base: &str) -> Value {
         .iter()
         .map(|(ty, params)| {
             let mut search_params: Vec<Value> = vec![json!({"name": "_id", "type": "token"})];
-            search_params.extend(params.iter().map(|p| {
+            search_params.extend(COMMON.iter().chain(params.iter()).map(|p| {
                 let mut param = json!({"name": p.name, "type": p.kind.as_str()});
                 if p.kind == Kind::Patient {
-                    param["documentation"] = "The Patient and every Patient merged into it".into();
+                    param["documentation"] = "The Patient and every Patient merged into it; \
+                        chains to the Patient's parameters (e.g. patient.identifier=system|value)"
+                        .into();
                 }
                 param
             }));
+            let includes: Vec<String> = params
+                .iter()
+                .filter(|p| matches!(p.kind, Kind::Patient | Kind::Reference))
+                .map(|p| format!("{ty}:{}", p.name))
+                .collect();
+            let revincludes: Vec<String> = SEARCHABLE
+                .iter()
+                .flat_map(|(source, params)| params.iter().map(move |p| (source, p)))
+                .filter(|(_, p)| match p.kind {
+                    Kind::Patient => *ty == "Patient",
+                    Kind::Reference => params::reference_target(p.name) == Some(ty),
+                    _ => false,
+                })
+                .map(|(source, p)| format!("{source}:{}", p.name))
+                .collect();
             let mut resource = json!({
                 "type": ty,
                 "interaction": [
@@ -374,6 +784,9 @@ pub fn capability_statement(base: &str) -> Value {
                 ],
                 "versioning": "versioned",
                 "readHistory": true,
+                "conditionalRead": "full-support",
+                "searchInclude": includes,
+                "searchRevInclude": revincludes,
                 "searchParam": search_params,
             });
             if *ty == "Patient" {
@@ -385,6 +798,14 @@ pub fn capability_statement(base: &str) -> Value {
             resource
         })
         .collect();
+    let result_params = json!([
+        {"name": "_sort", "type": "special", "documentation": "Comma-separated _id, _lastUpdated or a token, string or date parameter of the type; - in front for descending"},
+        {"name": "_count", "type": "number", "documentation": "Results per page (default 50, at most 1000); 0 with _summary=count"},
+        {"name": "_offset", "type": "number", "documentation": "Where the page starts, as the paging links give it"},
+        {"name": "_summary", "type": "token", "documentation": "count (the total only) or false"},
+        {"name": "_total", "type": "token", "documentation": "none, estimate or accurate (the total is always exact unless none)"},
+        {"name": "_elements", "type": "special", "documentation": "Top-level elements to return; resources come tagged SUBSETTED"},
+    ]);
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -399,8 +820,9 @@ pub fn capability_statement(base: &str) -> Value {
         "format": ["application/fhir+json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Every resource type Corridor stores can be read (read, vread, history); the types listed can be searched. Paging with _count and _offset.",
+            "documentation": "Every resource type Corridor stores can be read (read, vread, history; ETag, Last-Modified, If-None-Match and If-Modified-Since); the types listed can be searched with GET or POST [type]/_search. Parameters Corridor does not use are left out and named in an OperationOutcome entry (search mode outcome) unless the request says Prefer: handling=strict, which makes them a 400. Only JSON is served: an Accept or _format asking for XML is a 406.",
             "resource": resources,
+            "searchParam": result_params,
         }],
     })
 }

@@ -8,6 +8,20 @@
 //!   `Patient/{id}/$everything` (see [`http`] and the CapabilityStatement it serves).
 //! - [`query`] holds the same reads for other callers.
 //!
+//! # The API as clients use it
+//!
+//! Search (`GET [type]?...` or `POST [type]/_search` with a form body) takes the
+//! parameters of [`params`] with `_id` and `_lastUpdated`, chains from `patient` and
+//! `subject` to the Patient's parameters (`Observation?patient.identifier=s|v`), and
+//! `_count`, `_offset`, `_sort`, `_summary=count`, `_total`, `_include`, `_revinclude`
+//! and `_elements`. A parameter it cannot use is left out, as the specification asks
+//! by default: the Bundle's self link shows only the parameters used and an
+//! OperationOutcome entry (search mode `outcome`) names each one left out. With
+//! `Prefer: handling=strict` it is a 400 instead; a bad value of a known parameter
+//! always is. Reads and vreads carry `ETag` and `Last-Modified` and answer 304 to a
+//! current `If-None-Match` or `If-Modified-Since`. Only JSON is served: an `Accept` or
+//! `_format` asking for XML is a 406.
+//!
 //! # Updates, versions and duplicates
 //!
 //! Every entry is a conditional update by its id, and the converter derives ids from
@@ -88,7 +102,8 @@
 //! | `content` | TEXT | The resource as FHIR JSON, `meta` included. |
 //!
 //! Search indexes, one row per value a search parameter finds in the current version
-//! (replaced when a version is written): `fhir_token (type, id, param, system, code)`,
+//! (replaced when a version is written; `fhir_date` also holds each searchable
+//! resource's `_lastUpdated`, to the second, since migration 2): `fhir_token (type, id, param, system, code)`,
 //! `fhir_string (type, id, param, value)` (lower-cased), `fhir_date (type, id, param, lo,
 //! hi)` (the value's span in UTC seconds, inclusive), `fhir_reference (type, id, param,
 //! target)` (`Type/id`). Each has an index on `(type, param, value columns)` for search
@@ -120,10 +135,11 @@ pub use http::router;
 pub const COMPONENT: &str = "fhir_repo";
 
 /// The repository's schema history, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "FHIR repository: resources, versions, search indexes, merges",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "FHIR repository: resources, versions, search indexes, merges",
+        sql: r#"
     CREATE TABLE fhir_resources (
         type    TEXT    NOT NULL,
         id      TEXT    NOT NULL,
@@ -172,7 +188,23 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     ) WITHOUT ROWID;
     CREATE INDEX fhir_merges_by_survivor ON fhir_merges (survivor);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "FHIR repository: _lastUpdated in the date index",
+        // The second of each current version's receive time, which is its
+        // meta.lastUpdated (kept to the millisecond) as params::extract indexes it.
+        sql: r#"
+    INSERT INTO fhir_date (type, id, param, lo, hi)
+    SELECT r.type, r.id, '_lastUpdated', v.received_at / 1000000, v.received_at / 1000000
+      FROM fhir_resources r JOIN fhir_versions v
+        ON v.type = r.type AND v.id = r.id AND v.version = r.version
+     WHERE r.type IN ('Patient', 'Encounter', 'Observation', 'DiagnosticReport',
+           'AllergyIntolerance', 'MedicationRequest', 'Immunization', 'Condition',
+           'ServiceRequest', 'DocumentReference');
+    "#,
+    },
+];
 
 /// Creates or upgrades the repository's tables. Run it once before the first
 /// [`apply_bundle_in`] (the engine does at start).

@@ -171,6 +171,27 @@ pub static SEARCHABLE: &[(&str, &[Param])] = &[
     ),
 ];
 
+/// Parameters every searchable type has besides its own: `_lastUpdated` reads
+/// `meta.lastUpdated`, which the repository sets on each version it writes.
+pub static COMMON: &[Param] = &[p("_lastUpdated", Date, &["meta.lastUpdated"])];
+
+/// The resource type a [`Kind::Reference`] parameter points to, for `_revinclude`.
+pub fn reference_target(name: &str) -> Option<&'static str> {
+    match name {
+        "encounter" => Some("Encounter"),
+        "based-on" => Some("ServiceRequest"),
+        _ => None,
+    }
+}
+
+/// The parameter `name` of `resource_type`: its own or a [`COMMON`] one.
+pub fn param_of(resource_type: &str, name: &str) -> Option<&'static Param> {
+    params_of(resource_type)?
+        .iter()
+        .chain(COMMON)
+        .find(|p| p.name == name)
+}
+
 /// The parameters of `resource_type`, when it is searchable.
 pub fn params_of(resource_type: &str) -> Option<&'static [Param]> {
     SEARCHABLE
@@ -194,7 +215,7 @@ pub fn extract(resource_type: &str, resource: &Value) -> Extracted {
     let Some(params) = params_of(resource_type) else {
         return out;
     };
-    for param in params {
+    for param in COMMON.iter().chain(params) {
         for path in param.paths {
             let mut nodes = Vec::new();
             walk(resource, path, &mut nodes);

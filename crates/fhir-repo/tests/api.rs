@@ -366,8 +366,12 @@ fn errors_are_operation_outcomes() {
     assert_eq!(body["resourceType"], "OperationOutcome");
     assert_eq!(body["issue"][0]["code"], "not-found");
 
-    let (status, _, body) = repo.get("/fhir/Patient?shoe-size=42");
-    assert_eq!(status, 400);
+    // An unknown parameter is an error when the client asks for strict handling.
+    let body = repo.get_with(
+        "/fhir/Patient?shoe-size=42",
+        &["Prefer: handling=strict"],
+        400,
+    );
     assert_eq!(body["resourceType"], "OperationOutcome");
     assert!(
         body["issue"][0]["diagnostics"]
@@ -394,8 +398,11 @@ fn errors_are_operation_outcomes() {
             .contains("sa")
     );
 
-    let (status, _, body) = repo.get("/fhir/Patient?family:contains=x");
-    assert_eq!(status, 400);
+    let body = repo.get_with(
+        "/fhir/Patient?family:contains=x",
+        &["Prefer: handling=strict"],
+        400,
+    );
     assert!(
         body["issue"][0]["diagnostics"]
             .as_str()
@@ -445,7 +452,7 @@ fn metadata_lists_what_is_supported() {
     ] {
         assert!(types.contains(&ty), "{ty} missing");
     }
-    // Every parameter listed is accepted by search, and one not listed is refused.
+    // Every parameter listed is used by search (strict handling refuses any other).
     for resource in resources {
         let ty = resource["type"].as_str().unwrap();
         for param in resource["searchParam"].as_array().unwrap() {
@@ -454,9 +461,37 @@ fn metadata_lists_what_is_supported() {
                 "date" => "2024",
                 _ => "x",
             };
-            let (status, _, body) = repo.get(&format!("/fhir/{ty}?{name}={value}"));
-            assert_eq!(status, 200, "{ty}?{name}: {body}");
+            let page = repo.get_with(
+                &format!("/fhir/{ty}?{name}={value}"),
+                &["Prefer: handling=strict"],
+                200,
+            );
+            let this = page["link"][0]["url"].as_str().unwrap();
+            assert!(this.contains(&format!("{name}=")), "{ty}?{name}: {this}");
         }
+        let body = repo.get_with(
+            &format!("/fhir/{ty}?not-listed=x"),
+            &["Prefer: handling=strict"],
+            400,
+        );
+        assert_eq!(body["resourceType"], "OperationOutcome");
+    }
+    // So is every result parameter listed for all types.
+    for param in capability["rest"][0]["searchParam"].as_array().unwrap() {
+        let query = match param["name"].as_str().unwrap() {
+            "_sort" => "_sort=-_lastUpdated",
+            "_count" => "_count=2",
+            "_offset" => "_offset=1",
+            "_summary" => "_summary=count",
+            "_total" => "_total=none",
+            "_elements" => "_elements=gender",
+            other => panic!("{other} is listed but not checked here"),
+        };
+        repo.get_with(
+            &format!("/fhir/Patient?{query}"),
+            &["Prefer: handling=strict"],
+            200,
+        );
     }
     let patient = resources.iter().find(|r| r["type"] == "Patient").unwrap();
     assert_eq!(patient["operation"][0]["name"], "everything");

@@ -89,6 +89,13 @@ fn corpus_everything_bundles_are_valid_r4() {
         "ServiceRequest?_count=200",
         "Encounter?_count=200",
         "Patient?_count=5",
+        // Includes, an outcome entry for the ignored parameter, subsetted resources.
+        "Observation?_count=20&_include=Observation:patient&_include=Observation:encounter&shoe-size=1",
+        "Patient?_count=5&_revinclude=Observation:patient&_sort=-_lastUpdated",
+        "Observation?_count=20&_elements=valueQuantity",
+        "Immunization?_count=20&_elements=lotNumber",
+        "Encounter?_count=20&_elements=period",
+        "Patient?_summary=count",
     ] {
         let page = repo.ok(&format!("/fhir/{query}"));
         bundles.push((query.to_owned(), page.to_string()));

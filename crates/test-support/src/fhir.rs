@@ -1,6 +1,7 @@
 //! FHIR R4 checks for the tests of the converter and the repository: Bundles
 //! piped through the R4B models of `fhir.resources` (PyPI, venv `fhir`) and
-//! the validator of the npm `fhir` package, both made on first use. The
+//! the validator of the npm `fhir` package, both made on first use; and the
+//! `fhirpy` client (venv `fhirpy`) for the repository's API. The
 //! validation scripts are `crates/v2-fhir/tests/validate_bundles.{py,js}`,
 //! found from the workspace root.
 
@@ -16,6 +17,16 @@ pub fn python_with_fhir_resources() -> PathBuf {
         "fhir",
         &["fhir.resources==8.3.0"],
         "import fhir.resources.R4B.bundle",
+    )
+}
+
+/// The venv with the fhirpy client (PyPI), created on first use: the
+/// repository's API driven by a FHIR client library people use.
+pub fn python_with_fhirpy() -> PathBuf {
+    crate::python_venv(
+        "fhirpy",
+        &["fhirpy==2.3.1"],
+        "import fhirpy; from fhirpy import SyncFHIRClient",
     )
 }
 

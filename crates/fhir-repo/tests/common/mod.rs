@@ -100,6 +100,47 @@ impl Repo {
         (status, content_type, value)
     }
 
+    /// Sends `method path` with extra header lines (`Name: value`) and a body; answers
+    /// the status, the head (header names lower-cased) and the body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+        body: &str,
+    ) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        let text = String::from_utf8(response).unwrap();
+        let status: u16 = text[9..12].parse().unwrap();
+        let split = text.find("\r\n\r\n").unwrap();
+        (
+            status,
+            text[..split].to_ascii_lowercase(),
+            text[split + 4..].to_owned(),
+        )
+    }
+
+    /// GET with extra header lines that must answer `status` with FHIR JSON.
+    pub fn get_with(&self, path: &str, headers: &[&str], status: u16) -> Value {
+        let (got, head, body) = self.send("GET", path, headers, "");
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            head.contains("content-type: application/fhir+json"),
+            "{head}"
+        );
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// GET that must answer 200 with FHIR JSON.
     pub fn ok(&self, path: &str) -> Value {
         let (status, content_type, body) = self.get(path);
