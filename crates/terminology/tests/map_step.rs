@@ -426,3 +426,29 @@ fn csv_errors_name_the_line_and_column() {
     assert_eq!(elements.len(), 1);
     assert_eq!(elements[0].code, "B");
 }
+
+#[test]
+fn the_documented_toml_configuration_reads() {
+    let text = r#"
+fields = ["OBX-3", "OBR-4", "AL1-3"]
+maps = ["corridor:starter/loinc-lab"]
+unmapped = "flag"
+units = true
+[[conversions]]
+system = "LN"
+code = "2345-7"
+from = "mg/dL"
+to = "mmol/L"
+divide_by = "18.016"
+decimals = 2
+"#;
+    let config: MapStepConfig = toml::from_str(text).unwrap();
+    assert_eq!(config.fields, ["OBX-3", "OBR-4", "AL1-3"]);
+    assert_eq!(config.unmapped, terminology::UnmappedPolicy::Flag);
+    assert_eq!(config.conversions[0].divide_by.as_deref(), Some("18.016"));
+    assert!(MapStep::new(&config).is_ok());
+    // TOML names the key of a bad value itself.
+    let e =
+        toml::from_str::<MapStepConfig>("fields = [\"OBX-3\"]\nunmapped = \"drop\"\n").unwrap_err();
+    assert!(e.to_string().contains("unmapped"), "{e}");
+}
