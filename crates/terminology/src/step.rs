@@ -340,17 +340,6 @@ struct Run<'a> {
     unmapped: Vec<UnmappedCode>,
 }
 
-/// A repetition's components as raw (escaped) bytes.
-fn components(message: &OwnedMessage, path: &Path) -> Vec<Vec<u8>> {
-    let Some(e) = message.get(path) else {
-        return Vec::new();
-    };
-    match message.delimiters().component {
-        Some(sep) => e.raw().split(|&b| b == sep).map(<[u8]>::to_vec).collect(),
-        None => vec![e.raw().to_vec()],
-    }
-}
-
 impl Run<'_> {
     fn sender(&self) -> String {
         if self.facility.is_empty() {
@@ -453,13 +442,24 @@ impl Run<'_> {
         let Some(sep) = d.component else {
             return false;
         };
-        let mut parts = components(message, path);
-        let before = parts.join(&sep);
-        let taken = |parts: &[Vec<u8>], at: &[usize]| {
-            at.iter()
-                .any(|&i| parts.get(i - 1).is_some_and(|p| !p.is_empty()))
+        let Some(before) = message.get(path).map(|e| e.raw().to_vec()) else {
+            return false;
         };
-        parts.resize(parts.len().max(13), Vec::new());
+        // Slots 1-13 of the CWE, borrowed from `before`; targets escaped apart.
+        let mut parts: [&[u8]; 13] = [&[]; 13];
+        let mut extra: &[u8] = &[];
+        for (i, part) in before.split(|&b| b == sep).enumerate() {
+            match parts.get_mut(i) {
+                Some(slot) => *slot = part,
+                None => {
+                    // Components past 13 stay as they were, after the 13th.
+                    extra = component_tail(&before, sep, 13);
+                    break;
+                }
+            }
+        }
+        let taken =
+            |parts: &[&[u8]; 13], at: &[usize]| at.iter().any(|&i| !parts[i - 1].is_empty());
         if taken(&parts, &[4, 5, 6, 8]) {
             if taken(&parts, &[10, 11, 12, 13]) {
                 return false;
@@ -471,17 +471,36 @@ impl Run<'_> {
         for (from, to) in [(1, 4), (2, 5), (3, 6), (7, 8)] {
             parts[to - 1] = std::mem::take(&mut parts[from - 1]);
         }
+        let mut escaped: [Vec<u8>; 3] = Default::default();
         for (i, t) in target.iter().enumerate() {
             let encoded = message.charset().encode(t);
             match hl7v2::escape::escape(&encoded, &d) {
-                Ok(escaped) => parts[i] = escaped.into_owned(),
+                Ok(e) => escaped[i] = e.into_owned(),
                 Err(_) => return false,
             }
         }
-        while parts.last().is_some_and(Vec::is_empty) {
-            parts.pop();
+        for (slot, e) in parts.iter_mut().zip(&escaped) {
+            *slot = e;
         }
-        let after = parts.join(&sep);
+        let used = if extra.is_empty() {
+            parts
+                .iter()
+                .rposition(|p| !p.is_empty())
+                .map_or(0, |i| i + 1)
+        } else {
+            13
+        };
+        let mut after = Vec::with_capacity(before.len() + 32);
+        for (i, part) in parts[..used].iter().enumerate() {
+            if i > 0 {
+                after.push(sep);
+            }
+            after.extend_from_slice(part);
+        }
+        if !extra.is_empty() {
+            after.push(sep);
+            after.extend_from_slice(extra);
+        }
         if message.set_raw(path, &after).is_err() {
             return false;
         }
@@ -535,4 +554,18 @@ impl Run<'_> {
             self.replace_keeping_original(message, &obx6, [&to, &to, "UCUM"]);
         }
     }
+}
+
+/// The bytes after the `n`th separator of `raw` (components `n + 1` on).
+fn component_tail(raw: &[u8], sep: u8, n: usize) -> &[u8] {
+    let mut seen = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        if b == sep {
+            seen += 1;
+            if seen == n {
+                return &raw[i + 1..];
+            }
+        }
+    }
+    &[]
 }

@@ -452,3 +452,20 @@ decimals = 2
         toml::from_str::<MapStepConfig>("fields = [\"OBX-3\"]\nunmapped = \"drop\"\n").unwrap_err();
     assert!(e.to_string().contains("unmapped"), "{e}");
 }
+
+#[test]
+fn components_past_the_thirteenth_are_kept_and_targets_are_escaped() {
+    let csv = "source_system,source_code,target_system,target_code,target_display,equivalence\n\
+               GH,82947,http://loinc.org,2345-7,Glucose^Fasting|x,equivalent\n";
+    let shared = shared_with(csv);
+    let mut m = hl7v2::OwnedMessage::parse(
+        b"MSH|^~\\&|LAB|H|||2024||ORU^R01|1|P|2.7\rOBX|1|NM|82947^GLUCOSE^GH^^^^^^^^^^^^Z15||76|mg/dL\r",
+    )
+    .unwrap();
+    step(r#"{"fields":["OBX-3"]}"#).apply(&shared.current(), &mut m);
+    let raw = m.get(&"OBX-3".parse().unwrap()).unwrap().raw().to_vec();
+    assert_eq!(
+        String::from_utf8(raw).unwrap(),
+        "2345-7^Glucose\\S\\Fasting\\F\\x^LN^82947^GLUCOSE^GH^^^^^^^^^Z15"
+    );
+}
