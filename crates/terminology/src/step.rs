@@ -203,7 +203,6 @@ impl MapStep {
         let mut run = Run {
             step: self,
             terminology,
-            targets: terminology.target_systems(self.maps.as_deref()),
             application: text(message, "MSH-3.1"),
             facility: text(message, "MSH-4.1"),
             changes: Vec::new(),
@@ -333,7 +332,6 @@ fn for_each_repetition(
 struct Run<'a> {
     step: &'a MapStep,
     terminology: &'a Terminology,
-    targets: Vec<String>,
     application: String,
     facility: String,
     changes: Vec<Change>,
@@ -359,7 +357,11 @@ impl Run<'_> {
     fn code(&mut self, message: &mut OwnedMessage, field: &FieldPath, path: &Path) {
         let code = Self::component_text(message, path, 1);
         let system = Self::component_text(message, path, 3);
-        if code.is_empty() || self.targets.iter().any(|t| t == canonical(&system)) {
+        if code.is_empty()
+            || self
+                .terminology
+                .is_target_system(canonical(&system), self.step.maps.as_deref())
+        {
             // Nothing to map, or already in a target system.
             return;
         }

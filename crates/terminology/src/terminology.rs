@@ -250,18 +250,13 @@ impl Terminology {
         }
     }
 
-    /// The target systems of the maps whose URL is in `only` (all maps when
-    /// `None`), canonical.
-    pub fn target_systems(&self, only: Option<&[String]>) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .maps
+    /// Whether `system` (canonical) is a target system of a map whose URL
+    /// is in `only` (any map when `None`): a code there is already mapped.
+    pub fn is_target_system(&self, system: &str, only: Option<&[String]>) -> bool {
+        self.maps
             .iter()
             .filter(|m| only.is_none_or(|urls| urls.contains(&m.url)))
-            .flat_map(|m| m.groups.iter().map(|g| canonical(&g.target).to_string()))
-            .collect();
-        out.sort();
-        out.dedup();
-        out
+            .any(|m| m.groups.iter().any(|g| canonical(&g.target) == system))
     }
 }
 
