@@ -214,7 +214,7 @@ impl MapStep {
                 if is_units {
                     run.unit(message, field, path);
                 } else {
-                    run.code(message, field, path);
+                    run.code(message, field, path, UnmappedReason::NoMapping);
                 }
             });
         }
@@ -354,7 +354,15 @@ impl Run<'_> {
             .unwrap_or_default()
     }
 
-    fn code(&mut self, message: &mut OwnedMessage, field: &FieldPath, path: &Path) {
+    /// Maps one coded repetition; a code no map translates is reported with
+    /// `reason`.
+    fn code(
+        &mut self,
+        message: &mut OwnedMessage,
+        field: &FieldPath,
+        path: &Path,
+        reason: UnmappedReason,
+    ) {
         let code = Self::component_text(message, path, 1);
         let system = Self::component_text(message, path, 3);
         if code.is_empty()
@@ -379,7 +387,7 @@ impl Run<'_> {
             .and_then(|m| m.concept)
         else {
             let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
-            self.note_unmapped(field, system, code, display, UnmappedReason::NoMapping);
+            self.note_unmapped(field, system, code, display, reason);
             return;
         };
         let target = [
@@ -399,6 +407,8 @@ impl Run<'_> {
         }
     }
 
+    /// Normalises one OBX-6 unit to UCUM; one neither UCUM nor a known
+    /// spelling goes through the maps like any code.
     fn unit(&mut self, message: &mut OwnedMessage, field: &FieldPath, path: &Path) {
         let unit = Self::component_text(message, path, 1);
         match units::check(&unit) {
@@ -406,10 +416,8 @@ impl Run<'_> {
             UnitCheck::Spelling(ucum) => {
                 self.replace_keeping_original(message, path, [ucum, ucum, "UCUM"]);
             }
-            UnitCheck::Unknown => {
-                let system = Self::component_text(message, path, 3);
-                self.note_unmapped(field, system, unit, None, UnmappedReason::UnknownUnit);
-            }
+            // A map may still know it: the unmapped export, filled in.
+            UnitCheck::Unknown => self.code(message, field, path, UnmappedReason::UnknownUnit),
         }
     }
 

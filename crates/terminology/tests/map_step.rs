@@ -469,3 +469,39 @@ fn components_past_the_thirteenth_are_kept_and_targets_are_escaped() {
         "2345-7^Glucose\\S\\Fasting\\F\\x^LN^82947^GLUCOSE^GH^^^^^^^^^Z15"
     );
 }
+
+#[test]
+fn an_unknown_unit_exported_and_filled_in_maps_next_time() {
+    let message =
+        b"MSH|^~\\&|LAB|H|||2024||ORU^R01|7|P|2.5.1\rOBX|1|NM|82947^GLUCOSE^GH||76|mgs per dl\r";
+    let shared = shared_with(GH_MAP);
+    let step = step(r#"{"fields":["OBX-3"],"units":true,"unmapped":"flag"}"#);
+    let mut tally = UnmappedTally::default();
+    let outcome = step.apply(
+        &shared.current(),
+        &mut hl7v2::OwnedMessage::parse(message).unwrap(),
+    );
+    for code in &outcome.unmapped {
+        tally.record(code, "7", "2024-01-02T10:00:00Z");
+    }
+    let export = tally.to_csv();
+    let row = export.lines().find(|l| l.contains("mgs per dl")).unwrap();
+    assert_eq!(
+        row,
+        ",mgs per dl,,,,,,LAB@H,OBX-6,,1,2024-01-02T10:00:00Z,2024-01-02T10:00:00Z,7"
+    );
+    let filled = export.replace(
+        ",mgs per dl,,,,,,",
+        ",mgs per dl,,UCUM,mg/dL,mg/dL,equivalent,",
+    );
+    let mut maps = concept_maps_from_csv("gh.csv", GH_MAP).unwrap();
+    maps.extend(concept_maps_from_csv("units.csv", &filled).unwrap());
+    shared.load(Content {
+        concept_maps: maps,
+        ..Content::default()
+    });
+    let mut m = hl7v2::OwnedMessage::parse(message).unwrap();
+    let outcome = step.apply(&shared.current(), &mut m);
+    assert!(outcome.unmapped.is_empty(), "{:?}", outcome.unmapped);
+    assert_eq!(get(&m, "OBX-6"), "mg/dL^mg/dL^UCUM^mgs per dl");
+}
