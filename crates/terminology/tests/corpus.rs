@@ -1,6 +1,7 @@
 //! The map step over every message of the public corpus: it never panics,
 //! every change it makes keeps the original code in components 4-6 (or the
-//! value in the change record), and the edited message still parses.
+//! value in the change record), the edited message still parses, and a
+//! second run changes nothing.
 
 use terminology::{
     Content, MapStep, MapStepConfig, SharedTerminology, concept_maps_from_csv, loinc_starter_map,
@@ -88,6 +89,15 @@ fn every_corpus_message_maps_without_losing_an_original() {
                 "{}",
                 path.display()
             );
+            // Reprocessing a mapped message maps nothing twice.
+            let again = step.apply(&terminology, &mut m);
+            assert!(
+                again.changes.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                again.changes
+            );
+            assert_eq!(m.to_bytes(), written);
         }
     }
     assert!(messages > 300, "{messages} messages");
