@@ -1,0 +1,581 @@
+//! The code-mapping step: maps a channel's coded fields (CE/CWE/CNE)
+//! through the loaded maps, keeping the original code as the alternate
+//! triplet, normalises OBX-6 units and converts values where asked.
+
+use std::fmt;
+
+use hl7v2::{OwnedMessage, Path, SegmentName};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+
+use crate::error::{Error, Result};
+use crate::model::Scope;
+use crate::systems::{canonical, v2_name};
+use crate::terminology::Terminology;
+use crate::units::{self, Conversion, Factor, UnitCheck};
+
+/// A field such as `OBX-3`: a segment name and a field number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldPath {
+    pub segment: SegmentName,
+    pub field: usize,
+    label: String,
+}
+
+impl FieldPath {
+    pub fn parse(text: &str) -> Result<FieldPath, String> {
+        let bad = || format!("{text:?} is not a field like OBX-3");
+        let path: Path = text.parse().map_err(|_| bad())?;
+        match (path.occurrence, path.field, path.repetition, path.component) {
+            (1, Some(field), None, None) if !text.contains('[') => Ok(FieldPath {
+                segment: path.segment,
+                field,
+                label: format!("{}-{field}", path.segment),
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.label
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+/// What to do with a message holding a code no map translates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnmappedPolicy {
+    /// Leave the code as it is and go on.
+    #[default]
+    Pass,
+    /// Go on, with the message flagged for an analyst.
+    Flag,
+    /// Stop the message: the engine quarantines it.
+    Quarantine,
+}
+
+impl<'de> Deserialize<'de> for UnmappedPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<UnmappedPolicy, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "pass" => Ok(UnmappedPolicy::Pass),
+            "flag" => Ok(UnmappedPolicy::Flag),
+            "quarantine" => Ok(UnmappedPolicy::Quarantine),
+            other => Err(serde::de::Error::custom(format!(
+                "unmapped: {other:?} is not a policy; use pass, flag or quarantine"
+            ))),
+        }
+    }
+}
+
+/// A step's configuration, as a channel's configuration file writes it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MapStepConfig {
+    /// The maps to use, by URL (a CSV map's URL is its name); empty: all.
+    #[serde(default)]
+    pub maps: Vec<String>,
+    /// The coded fields to map, such as `OBX-3`, `OBR-4`, `AL1-3`.
+    pub fields: Vec<String>,
+    #[serde(default)]
+    pub unmapped: UnmappedPolicy,
+    /// Normalise OBX-6 spellings to UCUM (and report unknown units).
+    #[serde(default)]
+    pub units: bool,
+    #[serde(default)]
+    pub conversions: Vec<ConversionConfig>,
+}
+
+/// A value conversion: OBX-5 of results coded `system`/`code` in `from`
+/// become results in `to`. Numbers are strings, to be read exactly.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConversionConfig {
+    pub system: Option<String>,
+    pub code: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub multiply_by: Option<String>,
+    pub divide_by: Option<String>,
+    #[serde(default = "default_decimals")]
+    pub decimals: u32,
+}
+
+fn default_decimals() -> u32 {
+    2
+}
+
+/// A change the step made: the path and the raw field before and after,
+/// so an original value is never lost (OBX-5 has no alternate).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// Why a code was left as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnmappedReason {
+    /// No map translates it.
+    NoMapping,
+    /// A unit that is neither UCUM nor a known spelling.
+    UnknownUnit,
+    /// Components 4-6 and 10-12 are both taken: the original would be lost.
+    NoRoomForOriginal,
+}
+
+/// A code the step left unmapped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnmappedCode {
+    /// `MSH-3.1`, or `MSH-3.1@MSH-4.1` when MSH-4 is given.
+    pub sender: String,
+    pub field: String,
+    pub system: String,
+    pub code: String,
+    pub display: Option<String>,
+    pub reason: UnmappedReason,
+}
+
+/// What the engine does with the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Continue,
+    Flag,
+    Quarantine,
+}
+
+/// The result of one message through the step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapOutcome {
+    pub decision: Decision,
+    pub changes: Vec<Change>,
+    pub unmapped: Vec<UnmappedCode>,
+}
+
+/// The step, built once from its configuration; each message is mapped
+/// against the [`Terminology`] snapshot the caller passes in.
+#[derive(Clone, Debug)]
+pub struct MapStep {
+    maps: Option<Vec<String>>,
+    fields: Vec<FieldPath>,
+    policy: UnmappedPolicy,
+    units: bool,
+    conversions: Vec<Conversion>,
+}
+
+impl MapStep {
+    /// Checks the configuration; an invalid value is an error naming its key.
+    pub fn new(config: &MapStepConfig) -> Result<MapStep> {
+        if config.fields.is_empty() && !config.units && config.conversions.is_empty() {
+            return Err(Error::at("fields", "names no field to map"));
+        }
+        let fields = config
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FieldPath::parse(f).map_err(|m| Error::at(format!("fields[{i}]"), m)))
+            .collect::<Result<Vec<_>>>()?;
+        let conversions = config
+            .conversions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| conversion(i, c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MapStep {
+            maps: (!config.maps.is_empty()).then(|| config.maps.clone()),
+            fields,
+            policy: config.unmapped,
+            units: config.units,
+            conversions,
+        })
+    }
+
+    /// Maps `message`'s configured fields in place. Each mapped code moves
+    /// to components 4-6 (an alternate already there moves on to 10-12) and
+    /// the target takes components 1-3, its system as HL7 v2 names it (`LN`).
+    pub fn apply(&self, terminology: &Terminology, message: &mut OwnedMessage) -> MapOutcome {
+        let mut run = Run {
+            step: self,
+            terminology,
+            application: text(message, "MSH-3.1"),
+            facility: text(message, "MSH-4.1"),
+            changes: Vec::new(),
+            unmapped: Vec::new(),
+        };
+        for field in &self.fields {
+            let is_units = self.units && field.segment.as_bytes() == b"OBX" && field.field == 6;
+            for_each_repetition(message, field, |message, path| {
+                if is_units {
+                    run.unit(message, field, path);
+                } else {
+                    run.code(message, field, path, UnmappedReason::NoMapping);
+                }
+            });
+        }
+        if self.units && !self.fields.iter().any(|f| f.as_str() == "OBX-6") {
+            let obx6 = FieldPath::parse("OBX-6").expect("a valid field");
+            for_each_repetition(message, &obx6, |message, path| {
+                run.unit(message, &obx6, path)
+            });
+        }
+        if !self.conversions.is_empty() {
+            run.convert(message);
+        }
+        let decision = match (run.unmapped.is_empty(), self.policy) {
+            (true, _) | (false, UnmappedPolicy::Pass) => Decision::Continue,
+            (false, UnmappedPolicy::Flag) => Decision::Flag,
+            (false, UnmappedPolicy::Quarantine) => Decision::Quarantine,
+        };
+        MapOutcome {
+            decision,
+            changes: run.changes,
+            unmapped: run.unmapped,
+        }
+    }
+}
+
+fn conversion(i: usize, c: &ConversionConfig) -> Result<Conversion> {
+    let key = |k: &str| format!("conversions[{i}].{k}");
+    let number = |k: &str, v: &str| -> Result<Decimal> {
+        let d: Decimal = v
+            .trim()
+            .parse()
+            .map_err(|_| Error::at(key(k), format!("{v:?} is not a decimal number")))?;
+        if d.is_zero() {
+            return Err(Error::at(key(k), "must not be zero"));
+        }
+        Ok(d)
+    };
+    let factor = match (&c.multiply_by, &c.divide_by) {
+        (Some(m), None) => Factor::MultiplyBy(number("multiply_by", m)?),
+        (None, Some(d)) => Factor::DivideBy(number("divide_by", d)?),
+        _ => {
+            return Err(Error::at(
+                key("multiply_by"),
+                "give exactly one of multiply_by and divide_by",
+            ));
+        }
+    };
+    let unit = |k: &str, v: &str| -> Result<String> {
+        units::normalise(v).map(str::to_string).ok_or_else(|| {
+            Error::at(
+                key(k),
+                format!("{v:?} is not a unit Corridor knows as UCUM"),
+            )
+        })
+    };
+    let code = match (&c.system, &c.code) {
+        (Some(s), Some(code)) => Some((canonical(s).to_string(), code.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(Error::at(
+                key("code"),
+                "give both system and code, or neither",
+            ));
+        }
+    };
+    if c.decimals > 10 {
+        return Err(Error::at(key("decimals"), "at most 10"));
+    }
+    Ok(Conversion {
+        code,
+        from: unit("from", &c.from)?,
+        to: unit("to", &c.to)?,
+        factor,
+        decimals: c.decimals,
+    })
+}
+
+fn text(message: &OwnedMessage, path: &str) -> String {
+    path.parse::<Path>()
+        .ok()
+        .and_then(|p| message.get_text(&p))
+        .unwrap_or_default()
+}
+
+/// Calls `f` with the path of every non-empty repetition of `field`, in
+/// every segment of that name.
+fn for_each_repetition(
+    message: &mut OwnedMessage,
+    field: &FieldPath,
+    mut f: impl FnMut(&mut OwnedMessage, &Path),
+) {
+    let count = message
+        .segment_names()
+        .filter(|n| *n == field.segment.as_bytes())
+        .count();
+    for occurrence in 1..=count {
+        for repetition in 1.. {
+            let path = Path {
+                segment: field.segment,
+                occurrence,
+                field: Some(field.field),
+                repetition: Some(repetition),
+                component: None,
+                subcomponent: None,
+            };
+            match message.get(&path) {
+                None => break,
+                Some(e) if e.is_empty() => {}
+                Some(_) => f(message, &path),
+            }
+        }
+    }
+}
+
+struct Run<'a> {
+    step: &'a MapStep,
+    terminology: &'a Terminology,
+    application: String,
+    facility: String,
+    changes: Vec<Change>,
+    unmapped: Vec<UnmappedCode>,
+}
+
+impl Run<'_> {
+    fn sender(&self) -> String {
+        if self.facility.is_empty() {
+            self.application.clone()
+        } else {
+            format!("{}@{}", self.application, self.facility)
+        }
+    }
+
+    fn component_text(message: &OwnedMessage, path: &Path, n: usize) -> String {
+        message
+            .get(path)
+            .map(|e| e.component(n).text().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Maps one coded repetition; a code no map translates is reported with
+    /// `reason`.
+    fn code(
+        &mut self,
+        message: &mut OwnedMessage,
+        field: &FieldPath,
+        path: &Path,
+        reason: UnmappedReason,
+    ) {
+        let code = Self::component_text(message, path, 1);
+        let system = Self::component_text(message, path, 3);
+        if code.is_empty()
+            || self
+                .terminology
+                .is_target_system(canonical(&system), self.step.maps.as_deref())
+        {
+            // Nothing to map, or already in a target system.
+            return;
+        }
+        let scope = Scope {
+            application: Some(&self.application),
+            facility: Some(&self.facility),
+            field: Some(field.as_str()),
+        };
+        let matches =
+            self.terminology
+                .translate_in(&system, &code, &scope, self.step.maps.as_deref());
+        let Some(concept) = matches
+            .into_iter()
+            .find(|m| m.is_match())
+            .and_then(|m| m.concept)
+        else {
+            let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
+            self.note_unmapped(field, system, code, display, reason);
+            return;
+        };
+        let target = [
+            concept.code.as_str(),
+            concept.display.as_deref().unwrap_or_default(),
+            v2_name(&concept.system),
+        ];
+        if !self.replace_keeping_original(message, path, target) {
+            let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
+            self.note_unmapped(
+                field,
+                system,
+                code,
+                display,
+                UnmappedReason::NoRoomForOriginal,
+            );
+        }
+    }
+
+    /// Normalises one OBX-6 unit to UCUM; one neither UCUM nor a known
+    /// spelling goes through the maps like any code.
+    fn unit(&mut self, message: &mut OwnedMessage, field: &FieldPath, path: &Path) {
+        let unit = Self::component_text(message, path, 1);
+        match units::check(&unit) {
+            UnitCheck::Ucum => {}
+            UnitCheck::Spelling(ucum) => {
+                self.replace_keeping_original(message, path, [ucum, ucum, "UCUM"]);
+            }
+            // A map may still know it: the unmapped export, filled in.
+            UnitCheck::Unknown => self.code(message, field, path, UnmappedReason::UnknownUnit),
+        }
+    }
+
+    fn note_unmapped(
+        &mut self,
+        field: &FieldPath,
+        system: String,
+        code: String,
+        display: Option<String>,
+        reason: UnmappedReason,
+    ) {
+        self.unmapped.push(UnmappedCode {
+            sender: self.sender(),
+            field: field.as_str().to_string(),
+            system,
+            code,
+            display,
+            reason,
+        });
+    }
+
+    /// Writes `target` in components 1-3 with the original in 4-6 (and its
+    /// version, component 7, in 8); an alternate already in 4-6 (with 8)
+    /// moves to 10-12 (with 13). `false` when that place is taken too.
+    fn replace_keeping_original(
+        &mut self,
+        message: &mut OwnedMessage,
+        path: &Path,
+        target: [&str; 3],
+    ) -> bool {
+        let d = message.delimiters();
+        let Some(sep) = d.component else {
+            return false;
+        };
+        let Some(before) = message.get(path).map(|e| e.raw().to_vec()) else {
+            return false;
+        };
+        // Slots 1-13 of the CWE, borrowed from `before`; targets escaped apart.
+        let mut parts: [&[u8]; 13] = [&[]; 13];
+        let mut extra: &[u8] = &[];
+        for (i, part) in before.split(|&b| b == sep).enumerate() {
+            match parts.get_mut(i) {
+                Some(slot) => *slot = part,
+                None => {
+                    // Components past 13 stay as they were, after the 13th.
+                    extra = component_tail(&before, sep, 13);
+                    break;
+                }
+            }
+        }
+        let taken =
+            |parts: &[&[u8]; 13], at: &[usize]| at.iter().any(|&i| !parts[i - 1].is_empty());
+        if taken(&parts, &[4, 5, 6, 8]) {
+            if taken(&parts, &[10, 11, 12, 13]) {
+                return false;
+            }
+            for (from, to) in [(4, 10), (5, 11), (6, 12), (8, 13)] {
+                parts[to - 1] = std::mem::take(&mut parts[from - 1]);
+            }
+        }
+        for (from, to) in [(1, 4), (2, 5), (3, 6), (7, 8)] {
+            parts[to - 1] = std::mem::take(&mut parts[from - 1]);
+        }
+        let mut escaped: [Vec<u8>; 3] = Default::default();
+        for (i, t) in target.iter().enumerate() {
+            let encoded = message.charset().encode(t);
+            match hl7v2::escape::escape(&encoded, &d) {
+                Ok(e) => escaped[i] = e.into_owned(),
+                Err(_) => return false,
+            }
+        }
+        for (slot, e) in parts.iter_mut().zip(&escaped) {
+            *slot = e;
+        }
+        let used = if extra.is_empty() {
+            parts
+                .iter()
+                .rposition(|p| !p.is_empty())
+                .map_or(0, |i| i + 1)
+        } else {
+            13
+        };
+        let mut after = Vec::with_capacity(before.len() + 32);
+        for (i, part) in parts[..used].iter().enumerate() {
+            if i > 0 {
+                after.push(sep);
+            }
+            after.extend_from_slice(part);
+        }
+        if !extra.is_empty() {
+            after.push(sep);
+            after.extend_from_slice(extra);
+        }
+        if message.set_raw(path, &after).is_err() {
+            return false;
+        }
+        self.changes.push(Change {
+            path: path.to_string(),
+            before: String::from_utf8_lossy(&before).into_owned(),
+            after: String::from_utf8_lossy(&after).into_owned(),
+        });
+        true
+    }
+
+    /// Converts OBX-5 where a conversion covers the OBX-3 code (its target
+    /// or its kept original) and the OBX-6 unit; the original unit is kept
+    /// in OBX-6.4-6, the original value in the change record.
+    fn convert(&mut self, message: &mut OwnedMessage) {
+        let count = message.segment_names().filter(|n| *n == b"OBX").count();
+        for occurrence in 1..=count {
+            let at = |field: usize| Path {
+                segment: SegmentName::new(b"OBX").expect("a segment name"),
+                occurrence,
+                field: Some(field),
+                repetition: Some(1),
+                component: None,
+                subcomponent: None,
+            };
+            let (obx3, obx5, obx6) = (at(3), at(5), at(6));
+            let codes = [(1, 3), (4, 6)].map(|(c, s)| {
+                (
+                    canonical(&Self::component_text(message, &obx3, s)).to_string(),
+                    Self::component_text(message, &obx3, c),
+                )
+            });
+            let unit = Self::component_text(message, &obx6, 1);
+            let value = message.get_text(&obx5).unwrap_or_default();
+            let Some(converted) = self.step.conversions.iter().find_map(|c| {
+                let covers = c.code.as_ref().is_none_or(|k| codes.iter().any(|x| x == k));
+                covers.then(|| c.apply(&value, &unit)).flatten()
+            }) else {
+                continue;
+            };
+            let new_value = converted.value.to_string();
+            if message.set_text(&obx5, &new_value).is_err() {
+                continue;
+            }
+            self.changes.push(Change {
+                path: obx5.to_string(),
+                before: value,
+                after: new_value,
+            });
+            let to = converted.unit.clone();
+            self.replace_keeping_original(message, &obx6, [&to, &to, "UCUM"]);
+        }
+    }
+}
+
+/// The bytes after the `n`th separator of `raw` (components `n + 1` on).
+fn component_tail(raw: &[u8], sep: u8, n: usize) -> &[u8] {
+    let mut seen = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        if b == sep {
+            seen += 1;
+            if seen == n {
+                return &raw[i + 1..];
+            }
+        }
+    }
+    &[]
+}

@@ -1,0 +1,311 @@
+//! The loaded content as one immutable snapshot, and the handle that swaps
+//! a new snapshot in while channels keep using the old one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::model::{
+    CodeSystem, Coding, Concept, ConceptMap, Equivalence, MapScope, Scope, UnmappedRule,
+};
+use crate::systems::canonical;
+
+/// One translation of a source code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    pub equivalence: Equivalence,
+    /// The target; `None` for an `unmatched` entry that names none.
+    pub concept: Option<Coding>,
+    /// The URL of the map that said so.
+    pub source: String,
+    pub comment: Option<String>,
+}
+
+impl Match {
+    /// Whether this target may stand for the source (see [`Equivalence::is_match`]).
+    pub fn is_match(&self) -> bool {
+        self.equivalence.is_match() && self.concept.is_some()
+    }
+}
+
+/// What [`Terminology::validate_code`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Validity {
+    Valid,
+    /// The code is in the system but the display differs from its own.
+    WrongDisplay {
+        expected: String,
+    },
+    UnknownCode,
+    /// No code system of that URL is loaded: nothing can be said.
+    UnknownSystem,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    map: usize,
+    target_system: String,
+    target_code: Option<String>,
+    target_display: Option<String>,
+    equivalence: Equivalence,
+    comment: Option<String>,
+}
+
+/// Loaded code systems and concept maps, indexed for lookups. Immutable:
+/// a reload builds a new one (see [`SharedTerminology`]).
+#[derive(Debug, Default)]
+pub struct Terminology {
+    version: u64,
+    code_systems: HashMap<String, CodeSystem>,
+    maps: Vec<ConceptMap>,
+    /// (canonical source system, code) -> entries, in load order.
+    index: HashMap<(String, String), Vec<Entry>>,
+}
+
+impl Terminology {
+    /// A snapshot of `code_systems` and `maps`, numbered `version`.
+    pub fn new(version: u64, code_systems: Vec<CodeSystem>, maps: Vec<ConceptMap>) -> Terminology {
+        let mut index: HashMap<(String, String), Vec<Entry>> = HashMap::new();
+        for (m, map) in maps.iter().enumerate() {
+            for group in &map.groups {
+                let source = canonical(&group.source).to_string();
+                for element in &group.elements {
+                    let entries = index
+                        .entry((source.clone(), element.code.clone()))
+                        .or_default();
+                    entries.extend(element.targets.iter().map(|t| Entry {
+                        map: m,
+                        target_system: group.target.clone(),
+                        target_code: t.code.clone(),
+                        target_display: t.display.clone(),
+                        equivalence: t.equivalence,
+                        comment: t.comment.clone(),
+                    }));
+                }
+            }
+        }
+        Terminology {
+            version,
+            code_systems: code_systems
+                .into_iter()
+                .map(|cs| (canonical(&cs.url).to_string(), cs))
+                .collect(),
+            maps,
+            index,
+        }
+    }
+
+    /// The number of the load that built this snapshot.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn concept_maps(&self) -> &[ConceptMap] {
+        &self.maps
+    }
+
+    pub fn code_system(&self, url: &str) -> Option<&CodeSystem> {
+        self.code_systems.get(canonical(url))
+    }
+
+    /// Translates `code` of `system` seen at `scope` through every map that
+    /// covers the scope (`FHIR $translate`): narrower scopes first (a
+    /// sender's own map before a general one), then in load order. A group
+    /// without the code answers by its `unmapped` rule: `provided` gives the
+    /// code back as `equal`, `fixed` its code as `inexact`, `other-map`
+    /// what that map says.
+    pub fn translate(&self, system: &str, code: &str, scope: &Scope<'_>) -> Vec<Match> {
+        self.translate_in(system, code, scope, None)
+    }
+
+    /// [`Terminology::translate`] through the maps whose URL is in `only`.
+    pub fn translate_in(
+        &self,
+        system: &str,
+        code: &str,
+        scope: &Scope<'_>,
+        only: Option<&[String]>,
+    ) -> Vec<Match> {
+        let wanted =
+            |m: &ConceptMap| m.scope.covers(scope) && only.is_none_or(|urls| urls.contains(&m.url));
+        let system = canonical(system);
+        let mut found: Vec<(u8, Match)> = Vec::new();
+        if let Some(entries) = self.index.get(&(system.to_string(), code.to_string())) {
+            for e in entries {
+                let map = &self.maps[e.map];
+                if !wanted(map) {
+                    continue;
+                }
+                found.push((
+                    map.scope.specificity(),
+                    Match {
+                        equivalence: e.equivalence,
+                        concept: e
+                            .target_code
+                            .as_deref()
+                            .map(|c| Coding::new(&e.target_system, c, e.target_display.as_deref())),
+                        source: map.url.clone(),
+                        comment: e.comment.clone(),
+                    },
+                ));
+            }
+        }
+        self.unmapped_rules(system, code, &wanted, &mut found, 0);
+        // A stable sort keeps load order within one specificity.
+        found.sort_by_key(|(specificity, _)| std::cmp::Reverse(*specificity));
+        found.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Answers from the `unmapped` rules of groups for `system` that do not
+    /// list `code`.
+    fn unmapped_rules(
+        &self,
+        system: &str,
+        code: &str,
+        wanted: &dyn Fn(&ConceptMap) -> bool,
+        found: &mut Vec<(u8, Match)>,
+        depth: usize,
+    ) {
+        // `other-map` chains are followed a few steps only: a cycle in the
+        // input must not loop.
+        if depth > 4 {
+            return;
+        }
+        for map in self.maps.iter().filter(|m| wanted(m)) {
+            for group in &map.groups {
+                let Some(rule) = &group.unmapped else {
+                    continue;
+                };
+                if canonical(&group.source) != system
+                    || group.elements.iter().any(|e| e.code == code)
+                {
+                    continue;
+                }
+                let (equivalence, concept) = match rule {
+                    UnmappedRule::Provided => {
+                        (Equivalence::Equal, Coding::new(&group.target, code, None))
+                    }
+                    UnmappedRule::Fixed { code, display } => (
+                        Equivalence::Inexact,
+                        Coding::new(&group.target, code, display.as_deref()),
+                    ),
+                    UnmappedRule::OtherMap(url) => {
+                        let other = |m: &ConceptMap| m.url == *url;
+                        for m in self.maps.iter().filter(|m| other(m)) {
+                            for g in m.groups.iter().filter(|g| canonical(&g.source) == system) {
+                                for e in g.elements.iter().filter(|e| e.code == code) {
+                                    for t in &e.targets {
+                                        found.push((
+                                            map.scope.specificity(),
+                                            Match {
+                                                equivalence: t.equivalence,
+                                                concept: t.code.as_deref().map(|c| {
+                                                    Coding::new(&g.target, c, t.display.as_deref())
+                                                }),
+                                                source: m.url.clone(),
+                                                comment: t.comment.clone(),
+                                            },
+                                        ));
+                                    }
+                                }
+                            }
+                        }
+                        self.unmapped_rules(system, code, &other, found, depth + 1);
+                        continue;
+                    }
+                };
+                found.push((
+                    map.scope.specificity(),
+                    Match {
+                        equivalence,
+                        concept: Some(concept),
+                        source: map.url.clone(),
+                        comment: None,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// The concept `code` of `system`, from the loaded code systems.
+    pub fn lookup(&self, system: &str, code: &str) -> Option<&Concept> {
+        self.code_system(system)?.concepts.get(code)
+    }
+
+    /// Whether `code` is in `system`, and `display` (when given) is its
+    /// display (compared ignoring case and surrounding spaces).
+    pub fn validate_code(&self, system: &str, code: &str, display: Option<&str>) -> Validity {
+        let Some(cs) = self.code_system(system) else {
+            return Validity::UnknownSystem;
+        };
+        let Some(concept) = cs.concepts.get(code) else {
+            return Validity::UnknownCode;
+        };
+        match (display, &concept.display) {
+            (Some(given), Some(own)) if !given.trim().eq_ignore_ascii_case(own.trim()) => {
+                Validity::WrongDisplay {
+                    expected: own.clone(),
+                }
+            }
+            _ => Validity::Valid,
+        }
+    }
+
+    /// Whether `system` (canonical) is a target system of a map whose URL
+    /// is in `only` (any map when `None`): a code there is already mapped.
+    pub fn is_target_system(&self, system: &str, only: Option<&[String]>) -> bool {
+        self.maps
+            .iter()
+            .filter(|m| only.is_none_or(|urls| urls.contains(&m.url)))
+            .any(|m| m.groups.iter().any(|g| canonical(&g.target) == system))
+    }
+}
+
+/// Content to load: what [`SharedTerminology::load`] turns into the next
+/// snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Content {
+    pub code_systems: Vec<CodeSystem>,
+    pub concept_maps: Vec<ConceptMap>,
+}
+
+impl Content {
+    pub fn with_scope(mut self, scope: &MapScope) -> Content {
+        for m in &mut self.concept_maps {
+            m.scope = scope.clone();
+        }
+        self
+    }
+}
+
+/// The current [`Terminology`], shared by every channel. A reader takes an
+/// `Arc` of the snapshot and keeps it for the whole message, so a load
+/// that lands meanwhile is seen from the next message on, never halfway.
+#[derive(Debug, Default)]
+pub struct SharedTerminology {
+    current: RwLock<Arc<Terminology>>,
+}
+
+impl SharedTerminology {
+    /// Starts at version 0, empty.
+    pub fn new() -> SharedTerminology {
+        SharedTerminology::default()
+    }
+
+    /// The snapshot in force now.
+    pub fn current(&self) -> Arc<Terminology> {
+        // A poisoned lock still holds a whole snapshot: the swap is one store.
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Builds a snapshot of `content` numbered one past the current one and
+    /// puts it in force; returns its version.
+    pub fn load(&self, content: Content) -> u64 {
+        // Indexing happens before the lock: readers wait only for the swap.
+        let mut next = Terminology::new(0, content.code_systems, content.concept_maps);
+        let mut slot = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        next.version = slot.version + 1;
+        let version = next.version;
+        *slot = Arc::new(next);
+        version
+    }
+}
