@@ -928,6 +928,9 @@ impl<'de> Deserialize<'de> for HlPath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         match text.parse::<hl7v2::Path>() {
+            Ok(path) if path.selects_many() => Err(de::Error::custom(format!(
+                "{text} selects every occurrence or repetition ([*]); this key needs a path to one value"
+            ))),
             Ok(_) => Ok(HlPath(text)),
             Err(error) => Err(de::Error::custom(error.to_string())),
         }
@@ -1599,6 +1602,17 @@ mod tests {
 
     fn first_error(text: &str) -> String {
         Config::from_toml(text).unwrap_err().errors[0].to_string()
+    }
+
+    #[test]
+    fn ordering_key_must_name_one_value() {
+        let error = first_error(
+            "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\nordering_key = \"PID-3[*].1\"\n",
+        );
+        assert!(
+            error.contains("channels.lab.ordering_key") && error.contains("[*]"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -215,9 +215,7 @@ impl Filter {
                     .to_string(),
             ));
         };
-        let path: Path = path_text
-            .parse()
-            .map_err(|e: hl7v2::Error| bad(format!("{key}: {e}")))?;
+        let path = path_key(key, path_text)?;
         let mut tests = Vec::new();
         if let Some(values) = shorthand {
             tests.push(Test::In(values.iter().cloned().collect()));
@@ -370,9 +368,18 @@ pub struct Transform {
     action: Action,
 }
 
+/// A path naming one value: filters and transformers read and write one value, so
+/// `[*]` (every occurrence or repetition) is refused rather than quietly read as the first.
 fn path_key(key: &str, text: &str) -> Result<Path, StepError> {
-    text.parse()
-        .map_err(|e: hl7v2::Error| StepError::Config(format!("{key}: {e}")))
+    let path: Path = text
+        .parse()
+        .map_err(|e: hl7v2::Error| StepError::Config(format!("{key}: {e}")))?;
+    if path.selects_many() {
+        return Err(StepError::Config(format!(
+            "{key}: {text} selects every occurrence or repetition ([*]); a filter or transformer needs a path to one value"
+        )));
+    }
+    Ok(path)
 }
 
 impl Transform {

@@ -526,3 +526,22 @@ fn a_step_may_not_grow_the_message_past_the_maximum_size() {
     let shrinks = limited(r#"transforms = [ { set = "MSH-5", value = "EHR" } ]"#);
     assert!(matches!(shrinks.run(large), Outcome::Pass(_)));
 }
+
+#[test]
+fn paths_to_every_occurrence_are_refused_where_one_value_is_read_or_written() {
+    // `[*]` parses as a path since `corridor get` prints every match; a filter or a
+    // transformer taking only the first match would act on part of the message unseen.
+    for config in [
+        r#"filters = [ { path = "OBX[*]-5", equals = "x" } ]"#,
+        r#"transforms = [ { set = "PID-3[*].1", value = "x" } ]"#,
+        r#"transforms = [ { copy = "OBX[*]-3", to = "NTE-3" } ]"#,
+    ] {
+        let e = chain(config).unwrap_err().to_string();
+        assert!(
+            e.contains("[*]") && e.contains("one value"),
+            "{config}: {e}"
+        );
+    }
+    let e = script_error(r#"msg.set("OBX[*]-5", "x");"#);
+    assert!(e.contains("[*]"), "{e}");
+}

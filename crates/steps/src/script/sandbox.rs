@@ -351,8 +351,18 @@ fn define_message_api<'js>(
 }
 
 fn parse_path(ctx: &Ctx<'_>, text: &str) -> rquickjs::Result<Path> {
-    text.parse::<Path>()
-        .map_err(|e| rquickjs::Exception::throw_message(ctx, &e.to_string()))
+    let path = text
+        .parse::<Path>()
+        .map_err(|e| rquickjs::Exception::throw_message(ctx, &e.to_string()))?;
+    if path.selects_many() {
+        return Err(rquickjs::Exception::throw_message(
+            ctx,
+            &format!(
+                "{text} selects every occurrence or repetition ([*]); msg reads and writes one value"
+            ),
+        ));
+    }
+    Ok(path)
 }
 
 /// Changes the message, then charges its growth to the run's memory: the JavaScript
