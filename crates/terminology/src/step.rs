@@ -319,6 +319,8 @@ fn for_each_repetition(
                 repetition: Some(repetition),
                 component: None,
                 subcomponent: None,
+                every_occurrence: false,
+                every_repetition: false,
             };
             match message.get(&path) {
                 None => break,
@@ -535,6 +537,8 @@ impl Run<'_> {
                 repetition: Some(1),
                 component: None,
                 subcomponent: None,
+                every_occurrence: false,
+                every_repetition: false,
             };
             let (obx3, obx5, obx6) = (at(3), at(5), at(6));
             let codes = [(1, 3), (4, 6)].map(|(c, s)| {
