@@ -2,14 +2,9 @@
 
 mod common;
 
-use common::{Repo, entries};
+use common::{A01, OTHER, Repo, entries};
 use fhir_repo::Outcome;
 use serde_json::Value;
-
-const A01: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000+0100||ADT^A01^ADT_A01|A01-1|P|2.5.1
-EVN|A01|20240102083000+0100
-PID|1||P100^^^GHH^MR||EVERYWOMAN^EVE^E||19800312|F|||1 Main St^^Springfield^IL^62701
-PV1|1|I|W1^101^1||||D1^DOCTOR^DAN||||||||||||V100^^^GHH^VN|||||||||||||||||||||||||20240102080000+0100";
 
 const A08: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102093000+0100||ADT^A08^ADT_A01|A08-1|P|2.5.1
 EVN|A08|20240102093000+0100
@@ -21,11 +16,6 @@ PID|1||P100^^^GHH^MR||EVERYWOMAN^EVELYN^E||19800312|F
 OBR|1|PLACER1^EHR|FILL1^LAB|24331-1^Lipid panel^LN|||20240105110000+0100
 OBX|1|NM|2093-3^Cholesterol^LN||196|mg/dL^^UCUM|<200||||F|||20240105110000+0100
 OBX|2|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|12-16||||F|||20240105110000+0100";
-
-const OTHER: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240103083000+0100||ADT^A04^ADT_A01|A04-2|P|2.5.1
-EVN|A04|20240103083000+0100
-PID|1||P200^^^GHH^MR||EVERYMAN^ADAM||19551105|M
-PV1|1|O";
 
 #[test]
 fn a01_then_a08_updates_the_same_patient_and_encounter() {

@@ -6,12 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Repo;
-
-const A01: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000+0100||ADT^A01^ADT_A01|A01-1|P|2.5.1
-EVN|A01|20240102083000+0100
-PID|1||P100^^^GHH^MR||EVERYWOMAN^EVE^E||19800312|F|||1 Main St^^Springfield^IL^62701
-PV1|1|I|W1^101^1||||D1^DOCTOR^DAN||||||||||||V100^^^GHH^VN|||||||||||||||||||||||||20240102080000+0100";
+use common::{A01, Repo};
 
 const ORU: &str = "MSH|^~\\&|LAB|GHH|EHR|GHH|20240105120000+0100||ORU^R01^ORU_R01|ORU-1|P|2.5.1
 PID|1||P100^^^GHH^MR||EVERYWOMAN^EVE^E||19800312|F

@@ -5,24 +5,14 @@
 
 mod common;
 
-use common::{Repo, entries};
+use common::{A01, OTHER, Repo, entries};
 use serde_json::Value;
-
-const A01: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000+0100||ADT^A01^ADT_A01|A01-1|P|2.5.1
-EVN|A01|20240102083000+0100
-PID|1||P100^^^GHH^MR||EVERYWOMAN^EVE^E||19800312|F|||1 Main St^^Springfield^IL^62701
-PV1|1|I|W1^101^1||||D1^DOCTOR^DAN||||||||||||V100^^^GHH^VN|||||||||||||||||||||||||20240102080000+0100";
 
 const ORU: &str = "MSH|^~\\&|LAB|GHH|EHR|GHH|20240105120000+0100||ORU^R01^ORU_R01|ORU-1|P|2.5.1
 PID|1||P100^^^GHH^MR||EVERYWOMAN^EVE^E||19800312|F
 OBR|1|PLACER1^EHR|FILL1^LAB|24331-1^Lipid panel^LN|||20240105110000+0100
 OBX|1|NM|2093-3^Cholesterol^LN||196|mg/dL^^UCUM|<200||||F|||20240105110000+0100
 OBX|2|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|12-16||||F|||20240105110000+0100";
-
-const OTHER: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240103083000+0100||ADT^A04^ADT_A01|A04-2|P|2.5.1
-EVN|A04|20240103083000+0100
-PID|1||P200^^^GHH^MR||EVERYMAN^ADAM||19551105|M
-PV1|1|O";
 
 /// Seven patients PAGE^P0..P6, born in 1990 + (n * 3 % 7), applied one second apart.
 fn seven_patients(repo: &Repo) -> Vec<(String, i32)> {

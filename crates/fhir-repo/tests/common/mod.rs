@@ -8,6 +8,19 @@ use serde_json::Value;
 use store::{MessageId, Store, UnixMicros};
 use v2_fhir::{Converter, Options};
 
+/// Eve Everywoman admitted (A01), with an address and a visit number.
+pub const A01: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000+0100||ADT^A01^ADT_A01|A01-1|P|2.5.1
+EVN|A01|20240102083000+0100
+PID|1||P100^^^GHH^MR||EVERYWOMAN^EVE^E||19800312|F|||1 Main St^^Springfield^IL^62701
+PV1|1|I|W1^101^1||||D1^DOCTOR^DAN||||||||||||V100^^^GHH^VN|||||||||||||||||||||||||20240102080000+0100";
+
+/// Adam Everyman registered (A04): a second patient.
+pub const OTHER: &str =
+    "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240103083000+0100||ADT^A04^ADT_A01|A04-2|P|2.5.1
+EVN|A04|20240103083000+0100
+PID|1||P200^^^GHH^MR||EVERYMAN^ADAM||19551105|M
+PV1|1|O";
+
 pub struct Repo {
     pub store: Store,
     pub addr: SocketAddr,
