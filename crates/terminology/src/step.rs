@@ -2,7 +2,9 @@
 //! through the loaded maps, keeping the original code as the alternate
 //! triplet, normalises OBX-6 units and converts values where asked.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
 
 use hl7v2::{OwnedMessage, Path, SegmentName};
 use rust_decimal::Decimal;
@@ -365,39 +367,51 @@ impl Run<'_> {
         path: &Path,
         reason: UnmappedReason,
     ) {
-        let code = Self::component_text(message, path, 1);
-        let system = Self::component_text(message, path, 3);
-        if code.is_empty()
-            || self
-                .terminology
-                .is_target_system(canonical(&system), self.step.maps.as_deref())
-        {
-            // Nothing to map, or already in a target system.
-            return;
-        }
-        let scope = Scope {
-            application: Some(&self.application),
-            facility: Some(&self.facility),
-            field: Some(field.as_str()),
-        };
-        let matches =
-            self.terminology
-                .translate_in(&system, &code, &scope, self.step.maps.as_deref());
-        let Some(concept) = matches
-            .into_iter()
-            .find(|m| m.is_match())
-            .and_then(|m| m.concept)
-        else {
-            let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
-            self.note_unmapped(field, system, code, display, reason);
-            return;
+        // One look-up of the repetition; its components are read borrowed.
+        let (before, concept) = {
+            let Some(element) = message.get(path) else {
+                return;
+            };
+            let code = element.component(1).text();
+            let system = element.component(3).text();
+            if code.is_empty()
+                || self
+                    .terminology
+                    .is_target_system(canonical(&system), self.step.maps.as_deref())
+            {
+                // Nothing to map, or already in a target system.
+                return;
+            }
+            let scope = Scope {
+                application: Some(&self.application),
+                facility: Some(&self.facility),
+                field: Some(field.as_str()),
+            };
+            let concept =
+                self.terminology
+                    .first_match_in(&system, &code, &scope, self.step.maps.as_deref());
+            let Some(concept) = concept else {
+                let display = element.component(2).text();
+                let display = (!display.is_empty()).then(|| display.into_owned());
+                self.note_unmapped(
+                    field,
+                    system.into_owned(),
+                    code.into_owned(),
+                    display,
+                    reason,
+                );
+                return;
+            };
+            (element.raw().to_vec(), concept)
         };
         let target = [
             concept.code.as_str(),
             concept.display.as_deref().unwrap_or_default(),
             v2_name(&concept.system),
         ];
-        if !self.replace_keeping_original(message, path, target) {
+        if !self.replace_keeping_original(message, path, before, target) {
+            let code = Self::component_text(message, path, 1);
+            let system = Self::component_text(message, path, 3);
             let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
             self.note_unmapped(
                 field,
@@ -412,11 +426,20 @@ impl Run<'_> {
     /// Normalises one OBX-6 unit to UCUM; one neither UCUM nor a known
     /// spelling goes through the maps like any code.
     fn unit(&mut self, message: &mut OwnedMessage, field: &FieldPath, path: &Path) {
-        let unit = Self::component_text(message, path, 1);
-        match units::check(&unit) {
+        let (check, before) = {
+            let Some(element) = message.get(path) else {
+                // As an empty unit: neither UCUM nor a known spelling.
+                return self.code(message, field, path, UnmappedReason::UnknownUnit);
+            };
+            (
+                units::check(&element.component(1).text()),
+                element.raw().to_vec(),
+            )
+        };
+        match check {
             UnitCheck::Ucum => {}
             UnitCheck::Spelling(ucum) => {
-                self.replace_keeping_original(message, path, [ucum, ucum, "UCUM"]);
+                self.replace_keeping_original(message, path, before, [ucum, ucum, "UCUM"]);
             }
             // A map may still know it: the unmapped export, filled in.
             UnitCheck::Unknown => self.code(message, field, path, UnmappedReason::UnknownUnit),
@@ -448,13 +471,11 @@ impl Run<'_> {
         &mut self,
         message: &mut OwnedMessage,
         path: &Path,
+        before: Vec<u8>,
         target: [&str; 3],
     ) -> bool {
         let d = message.delimiters();
         let Some(sep) = d.component else {
-            return false;
-        };
-        let Some(before) = message.get(path).map(|e| e.raw().to_vec()) else {
             return false;
         };
         // Slots 1-13 of the CWE, borrowed from `before`; targets escaped apart.
@@ -483,11 +504,12 @@ impl Run<'_> {
         for (from, to) in [(1, 4), (2, 5), (3, 6), (7, 8)] {
             parts[to - 1] = std::mem::take(&mut parts[from - 1]);
         }
-        let mut escaped: [Vec<u8>; 3] = Default::default();
-        for (i, t) in target.iter().enumerate() {
-            let encoded = message.charset().encode(t);
-            match hl7v2::escape::escape(&encoded, &d) {
-                Ok(e) => escaped[i] = e.into_owned(),
+        let charset = message.charset();
+        let encoded = target.map(|t| charset.encode(t));
+        let mut escaped: [Cow<'_, [u8]>; 3] = Default::default();
+        for (slot, e) in escaped.iter_mut().zip(&encoded) {
+            match hl7v2::escape::escape(e, &d) {
+                Ok(e) => *slot = e,
                 Err(_) => return false,
             }
         }
@@ -517,9 +539,9 @@ impl Run<'_> {
             return false;
         }
         self.changes.push(Change {
-            path: path.to_string(),
-            before: String::from_utf8_lossy(&before).into_owned(),
-            after: String::from_utf8_lossy(&after).into_owned(),
+            path: path_label(path),
+            before: lossy(before),
+            after: lossy(after),
         });
         true
     }
@@ -565,7 +587,10 @@ impl Run<'_> {
                 after: new_value,
             });
             let to = converted.unit.clone();
-            self.replace_keeping_original(message, &obx6, [&to, &to, "UCUM"]);
+            let Some(before) = message.get(&obx6).map(|e| e.raw().to_vec()) else {
+                continue;
+            };
+            self.replace_keeping_original(message, &obx6, before, [&to, &to, "UCUM"]);
         }
     }
 }
@@ -582,4 +607,93 @@ fn component_tail(raw: &[u8], sep: u8, n: usize) -> &[u8] {
         }
     }
     &[]
+}
+
+/// The text of raw bytes, as `String::from_utf8_lossy` gives it, without a
+/// copy when they are UTF-8 already.
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `path.to_string()` for the paths the step edits (a segment occurrence,
+/// a field and a repetition), written without the formatting machinery;
+/// any other path goes through `Display`.
+fn path_label(path: &Path) -> String {
+    let (Some(field), None, false, false) = (
+        path.field,
+        path.component,
+        path.every_occurrence,
+        path.every_repetition,
+    ) else {
+        return path.to_string();
+    };
+    let mut out = String::with_capacity(16);
+    out.push_str(path.segment.as_str());
+    if path.occurrence != 1 {
+        out.push('[');
+        push_number(&mut out, path.occurrence);
+        out.push(']');
+    }
+    out.push('-');
+    push_number(&mut out, field);
+    if let Some(r) = path.repetition {
+        out.push('[');
+        push_number(&mut out, r);
+        out.push(']');
+    }
+    out
+}
+
+/// Appends `n` in decimal.
+fn push_number(out: &mut String, n: usize) {
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+    } else {
+        let _ = write!(out, "{n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_labels_are_what_display_writes() {
+        for text in [
+            "OBX-3",
+            "OBX-3[1]",
+            "OBX[2]-3[1]",
+            "OBX[12]-6[3]",
+            "OBX[1]-13[10]",
+            "OBX-3.2",
+            "OBX[*]-3",
+            "PID-3[*]",
+            "MSH-4.1",
+        ] {
+            let path: Path = text.parse().expect("a valid path");
+            assert_eq!(path_label(&path), path.to_string(), "{text}");
+        }
+        let built = Path {
+            segment: SegmentName::new(b"OBX").expect("a segment name"),
+            occurrence: 10,
+            field: Some(6),
+            repetition: Some(1),
+            component: None,
+            subcomponent: None,
+            every_occurrence: false,
+            every_repetition: false,
+        };
+        assert_eq!(path_label(&built), "OBX[10]-6[1]");
+        assert_eq!(path_label(&built), built.to_string());
+    }
+
+    #[test]
+    fn lossy_is_from_utf8_lossy() {
+        for bytes in [&b"mg/dl^mg/dl^L"[..], b"caf\xe9", b"", b"\xff\xfe"] {
+            assert_eq!(
+                lossy(bytes.to_vec()),
+                String::from_utf8_lossy(bytes).into_owned()
+            );
+        }
+    }
 }

@@ -57,21 +57,22 @@ pub struct Terminology {
     version: u64,
     code_systems: HashMap<String, CodeSystem>,
     maps: Vec<ConceptMap>,
-    /// (canonical source system, code) -> entries, in load order.
-    index: HashMap<(String, String), Vec<Entry>>,
+    /// canonical source system -> code -> entries, in load order (two
+    /// levels, so a look-up by borrowed `&str`s allocates no key).
+    index: HashMap<String, HashMap<String, Vec<Entry>>>,
 }
 
 impl Terminology {
     /// A snapshot of `code_systems` and `maps`, numbered `version`.
     pub fn new(version: u64, code_systems: Vec<CodeSystem>, maps: Vec<ConceptMap>) -> Terminology {
-        let mut index: HashMap<(String, String), Vec<Entry>> = HashMap::new();
+        let mut index: HashMap<String, HashMap<String, Vec<Entry>>> = HashMap::new();
         for (m, map) in maps.iter().enumerate() {
             for group in &map.groups {
-                let source = canonical(&group.source).to_string();
+                let codes = index
+                    .entry(canonical(&group.source).to_string())
+                    .or_default();
                 for element in &group.elements {
-                    let entries = index
-                        .entry((source.clone(), element.code.clone()))
-                        .or_default();
+                    let entries = codes.entry(element.code.clone()).or_default();
                     entries.extend(element.targets.iter().map(|t| Entry {
                         map: m,
                         target_system: group.target.clone(),
@@ -129,7 +130,7 @@ impl Terminology {
             |m: &ConceptMap| m.scope.covers(scope) && only.is_none_or(|urls| urls.contains(&m.url));
         let system = canonical(system);
         let mut found: Vec<(u8, Match)> = Vec::new();
-        if let Some(entries) = self.index.get(&(system.to_string(), code.to_string())) {
+        if let Some(entries) = self.index.get(system).and_then(|codes| codes.get(code)) {
             for e in entries {
                 let map = &self.maps[e.map];
                 if !wanted(map) {
@@ -153,6 +154,21 @@ impl Terminology {
         // A stable sort keeps load order within one specificity.
         found.sort_by_key(|(specificity, _)| std::cmp::Reverse(*specificity));
         found.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// The target of the first match [`Terminology::translate_in`] gives
+    /// whose equivalence lets it stand for the source, if any.
+    pub fn first_match_in(
+        &self,
+        system: &str,
+        code: &str,
+        scope: &Scope<'_>,
+        only: Option<&[String]>,
+    ) -> Option<Coding> {
+        self.translate_in(system, code, scope, only)
+            .into_iter()
+            .find(Match::is_match)
+            .and_then(|m| m.concept)
     }
 
     /// Answers from the `unmapped` rules of groups for `system` that do not
