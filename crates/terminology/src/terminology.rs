@@ -60,6 +60,9 @@ pub struct Terminology {
     /// canonical source system -> code -> entries, in load order (two
     /// levels, so a look-up by borrowed `&str`s allocates no key).
     index: HashMap<String, HashMap<String, Vec<Entry>>>,
+    /// Whether any group has an `unmapped` rule: without one, a code's
+    /// matches are its index entries alone.
+    unmapped_rules: bool,
 }
 
 impl Terminology {
@@ -84,8 +87,12 @@ impl Terminology {
                 }
             }
         }
+        let unmapped_rules = maps
+            .iter()
+            .any(|m| m.groups.iter().any(|g| g.unmapped.is_some()));
         Terminology {
             version,
+            unmapped_rules,
             code_systems: code_systems
                 .into_iter()
                 .map(|cs| (canonical(&cs.url).to_string(), cs))
@@ -165,10 +172,41 @@ impl Terminology {
         scope: &Scope<'_>,
         only: Option<&[String]>,
     ) -> Option<Coding> {
-        self.translate_in(system, code, scope, only)
-            .into_iter()
-            .find(Match::is_match)
-            .and_then(|m| m.concept)
+        if self.unmapped_rules {
+            return self
+                .translate_in(system, code, scope, only)
+                .into_iter()
+                .find(Match::is_match)
+                .and_then(|m| m.concept);
+        }
+        // The index entries alone, in load order: the first of the highest
+        // specificity is the one the stable sort would put first.
+        let entries = self
+            .index
+            .get(canonical(system))
+            .and_then(|codes| codes.get(code))?;
+        let mut best: Option<(u8, &Entry)> = None;
+        for e in entries {
+            let map = &self.maps[e.map];
+            let usable = e.equivalence.is_match()
+                && e.target_code.is_some()
+                && map.scope.covers(scope)
+                && only.is_none_or(|urls| urls.contains(&map.url));
+            if !usable {
+                continue;
+            }
+            let specificity = map.scope.specificity();
+            if best.is_none_or(|(b, _)| specificity > b) {
+                best = Some((specificity, e));
+            }
+        }
+        let (_, e) = best?;
+        let target_code = e.target_code.as_deref()?;
+        Some(Coding::new(
+            &e.target_system,
+            target_code,
+            e.target_display.as_deref(),
+        ))
     }
 
     /// Answers from the `unmapped` rules of groups for `system` that do not
@@ -323,5 +361,63 @@ impl SharedTerminology {
         let version = next.version;
         *slot = Arc::new(next);
         version
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv_map::concept_maps_from_csv;
+
+    const MAP: &str = "\
+source_system,source_code,target_system,target_code,target_display,equivalence,sender,field
+L,A,http://loinc.org,1-1,General,equivalent,,
+L,A,http://loinc.org,2-2,Lab's own,equivalent,LAB,
+L,A,http://loinc.org,3-3,Lab at Hosp,equivalent,LAB@HOSP,
+L,A,http://loinc.org,4-4,Lab at Hosp OBX-3,disjoint,LAB@HOSP,OBX-3
+L,B,http://loinc.org,5-5,First,equivalent,,OBX-3
+L,B,http://loinc.org,6-6,Second,wider,,OBX-3
+L,C,http://loinc.org,,,unmatched,,
+L,D,http://loinc.org,7-7,Disjoint,disjoint,,
+";
+
+    /// `first_match_in` answers what the first match of `translate_in` is.
+    #[test]
+    fn the_first_match_is_translates_first_match() {
+        let t = Terminology::new(1, Vec::new(), concept_maps_from_csv("m.csv", MAP).unwrap());
+        let scopes = [
+            Scope::default(),
+            Scope {
+                application: Some("LAB"),
+                facility: Some("X"),
+                field: Some("OBX-3"),
+            },
+            Scope {
+                application: Some("LAB"),
+                facility: Some("HOSP"),
+                field: Some("OBX-3"),
+            },
+            Scope {
+                application: Some("LAB"),
+                facility: Some("HOSP"),
+                field: Some("OBX-4"),
+            },
+        ];
+        let only = ["m.csv".to_string()];
+        let mut found = 0;
+        for scope in &scopes {
+            for code in ["A", "B", "C", "D", "E"] {
+                for only in [None, Some(&only[..]), Some(&[][..])] {
+                    let expected = t
+                        .translate_in("L", code, scope, only)
+                        .into_iter()
+                        .find(Match::is_match)
+                        .and_then(|m| m.concept);
+                    found += usize::from(expected.is_some());
+                    assert_eq!(t.first_match_in("L", code, scope, only), expected);
+                }
+            }
+        }
+        assert!(found > 0);
     }
 }
