@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
-use hl7v2::{OwnedMessage, Path, SegmentName};
+use hl7v2::{Context, Element, Level, OwnedMessage, Path, SegmentName};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
@@ -212,18 +212,18 @@ impl MapStep {
         };
         for field in &self.fields {
             let is_units = self.units && field.segment.as_bytes() == b"OBX" && field.field == 6;
-            for_each_repetition(message, field, |message, path| {
+            for_each_repetition(message, field, |message, path, rep| {
                 if is_units {
-                    run.unit(message, field, path);
+                    run.unit(message, field, path, rep);
                 } else {
-                    run.code(message, field, path, UnmappedReason::NoMapping);
+                    run.code(message, field, path, rep, UnmappedReason::NoMapping);
                 }
             });
         }
         if self.units && !self.fields.iter().any(|f| f.as_str() == "OBX-6") {
             let obx6 = FieldPath::parse("OBX-6").expect("a valid field");
-            for_each_repetition(message, &obx6, |message, path| {
-                run.unit(message, &obx6, path)
+            for_each_repetition(message, &obx6, |message, path, rep| {
+                run.unit(message, &obx6, path, rep)
             });
         }
         if !self.conversions.is_empty() {
@@ -301,34 +301,70 @@ fn text(message: &OwnedMessage, path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Calls `f` with the path of every non-empty repetition of `field`, in
-/// every segment of that name.
+/// One non-empty repetition of a coded field, as it was when the field
+/// was read.
+struct Repetition {
+    raw: Vec<u8>,
+    /// How `OwnedMessage::get` would see it: a repetition, or the literal
+    /// MSH-1/MSH-2.
+    level: Level,
+    /// The field holds this repetition only: setting the whole field sets it.
+    whole_field: bool,
+}
+
+impl Repetition {
+    fn element(&self, ctx: Context) -> Element<'_> {
+        Element::new(&self.raw, self.level, ctx)
+    }
+}
+
+/// Calls `f` with the path and the bytes of every non-empty repetition of
+/// `field`, in every segment of that name. The repetitions of a field are
+/// read before any is edited; an edit of one leaves the others as they were.
 fn for_each_repetition(
     message: &mut OwnedMessage,
     field: &FieldPath,
-    mut f: impl FnMut(&mut OwnedMessage, &Path),
+    mut f: impl FnMut(&mut OwnedMessage, &Path, Repetition),
 ) {
     let count = message
         .segment_names()
         .filter(|n| *n == field.segment.as_bytes())
         .count();
+    let at = |occurrence, repetition| Path {
+        segment: field.segment,
+        occurrence,
+        field: Some(field.field),
+        repetition,
+        component: None,
+        subcomponent: None,
+        every_occurrence: false,
+        every_repetition: false,
+    };
+    let mut found: Vec<(usize, Repetition)> = Vec::new();
     for occurrence in 1..=count {
+        found.clear();
+        let mut repetitions = 0;
         for repetition in 1.. {
-            let path = Path {
-                segment: field.segment,
-                occurrence,
-                field: Some(field.field),
-                repetition: Some(repetition),
-                component: None,
-                subcomponent: None,
-                every_occurrence: false,
-                every_repetition: false,
-            };
-            match message.get(&path) {
+            match message.get(&at(occurrence, Some(repetition))) {
                 None => break,
                 Some(e) if e.is_empty() => {}
-                Some(_) => f(message, &path),
+                Some(e) => found.push((
+                    repetition,
+                    Repetition {
+                        raw: e.raw().to_vec(),
+                        level: e.level(),
+                        whole_field: false,
+                    },
+                )),
             }
+            repetitions = repetition;
+        }
+        if let [(1, rep)] = &mut found[..] {
+            // A literal (MSH-1, MSH-2) is never split: set as it was read.
+            rep.whole_field = repetitions == 1 && rep.level == Level::Repetition;
+        }
+        for (repetition, rep) in found.drain(..) {
+            f(message, &at(occurrence, Some(repetition)), rep);
         }
     }
 }
@@ -365,13 +401,16 @@ impl Run<'_> {
         message: &mut OwnedMessage,
         field: &FieldPath,
         path: &Path,
+        rep: Repetition,
         reason: UnmappedReason,
     ) {
-        // One look-up of the repetition; its components are read borrowed.
-        let (before, concept) = {
-            let Some(element) = message.get(path) else {
-                return;
-            };
+        // The repetition as read; its components are read borrowed.
+        let ctx = Context {
+            delimiters: message.delimiters(),
+            charset: message.charset(),
+        };
+        let concept = {
+            let element = rep.element(ctx);
             let code = element.component(1).text();
             let system = element.component(3).text();
             if code.is_empty()
@@ -402,14 +441,14 @@ impl Run<'_> {
                 );
                 return;
             };
-            (element.raw().to_vec(), concept)
+            concept
         };
         let target = [
             concept.code.as_str(),
             concept.display.as_deref().unwrap_or_default(),
             v2_name(&concept.system),
         ];
-        if !self.replace_keeping_original(message, path, before, target) {
+        if !self.replace_keeping_original(message, path, rep.raw, rep.whole_field, target) {
             let code = Self::component_text(message, path, 1);
             let system = Self::component_text(message, path, 3);
             let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
@@ -425,24 +464,31 @@ impl Run<'_> {
 
     /// Normalises one OBX-6 unit to UCUM; one neither UCUM nor a known
     /// spelling goes through the maps like any code.
-    fn unit(&mut self, message: &mut OwnedMessage, field: &FieldPath, path: &Path) {
-        let (check, before) = {
-            let Some(element) = message.get(path) else {
-                // As an empty unit: neither UCUM nor a known spelling.
-                return self.code(message, field, path, UnmappedReason::UnknownUnit);
-            };
-            (
-                units::check(&element.component(1).text()),
-                element.raw().to_vec(),
-            )
+    fn unit(
+        &mut self,
+        message: &mut OwnedMessage,
+        field: &FieldPath,
+        path: &Path,
+        rep: Repetition,
+    ) {
+        let ctx = Context {
+            delimiters: message.delimiters(),
+            charset: message.charset(),
         };
+        let check = units::check(&rep.element(ctx).component(1).text());
         match check {
             UnitCheck::Ucum => {}
             UnitCheck::Spelling(ucum) => {
-                self.replace_keeping_original(message, path, before, [ucum, ucum, "UCUM"]);
+                self.replace_keeping_original(
+                    message,
+                    path,
+                    rep.raw,
+                    rep.whole_field,
+                    [ucum, ucum, "UCUM"],
+                );
             }
             // A map may still know it: the unmapped export, filled in.
-            UnitCheck::Unknown => self.code(message, field, path, UnmappedReason::UnknownUnit),
+            UnitCheck::Unknown => self.code(message, field, path, rep, UnmappedReason::UnknownUnit),
         }
     }
 
@@ -472,6 +518,7 @@ impl Run<'_> {
         message: &mut OwnedMessage,
         path: &Path,
         before: Vec<u8>,
+        whole_field: bool,
         target: [&str; 3],
     ) -> bool {
         let d = message.delimiters();
@@ -535,7 +582,20 @@ impl Run<'_> {
             after.push(sep);
             after.extend_from_slice(extra);
         }
-        if message.set_raw(path, &after).is_err() {
+        // A field of one repetition is set whole: the same bytes, without
+        // splitting the field into repetitions and joining them again.
+        let set = if whole_field {
+            message.set_raw(
+                &Path {
+                    repetition: None,
+                    ..path.clone()
+                },
+                &after,
+            )
+        } else {
+            message.set_raw(path, &after)
+        };
+        if set.is_err() {
             return false;
         }
         self.changes.push(Change {
@@ -590,7 +650,7 @@ impl Run<'_> {
             let Some(before) = message.get(&obx6).map(|e| e.raw().to_vec()) else {
                 continue;
             };
-            self.replace_keeping_original(message, &obx6, before, [&to, &to, "UCUM"]);
+            self.replace_keeping_original(message, &obx6, before, false, [&to, &to, "UCUM"]);
         }
     }
 }
