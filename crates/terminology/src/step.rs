@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
-use hl7v2::{Context, Element, Level, OwnedMessage, Path, SegmentName};
+use hl7v2::{Context, Delimiters, Element, Level, OwnedMessage, Path, SegmentName};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
@@ -209,6 +209,7 @@ impl MapStep {
             facility: text(message, "MSH-4.1"),
             changes: Vec::new(),
             unmapped: Vec::new(),
+            special: special_bytes(&message.delimiters()),
         };
         for field in &self.fields {
             let is_units = self.units && field.segment.as_bytes() == b"OBX" && field.field == 6;
@@ -376,6 +377,8 @@ struct Run<'a> {
     facility: String,
     changes: Vec<Change>,
     unmapped: Vec<UnmappedCode>,
+    /// The bytes `hl7v2::escape::escape` escapes in this message.
+    special: [bool; 256],
 }
 
 impl Run<'_> {
@@ -555,6 +558,11 @@ impl Run<'_> {
         let encoded = target.map(|t| charset.encode(t));
         let mut escaped: [Cow<'_, [u8]>; 3] = Default::default();
         for (slot, e) in escaped.iter_mut().zip(&encoded) {
+            // Bytes `escape` would leave alone are used as they are.
+            if !e.iter().any(|&b| self.special[usize::from(b)]) {
+                *slot = Cow::Borrowed(e);
+                continue;
+            }
             match hl7v2::escape::escape(e, &d) {
                 Ok(e) => *slot = e,
                 Err(_) => return false,
@@ -669,6 +677,26 @@ fn component_tail(raw: &[u8], sep: u8, n: usize) -> &[u8] {
     &[]
 }
 
+/// The bytes `hl7v2::escape::escape` escapes (or refuses) under `d`: the
+/// delimiters, the truncation character, CR and LF.
+fn special_bytes(d: &Delimiters) -> [bool; 256] {
+    let mut special = [false; 256];
+    let bytes = [
+        Some(d.field),
+        d.component,
+        d.repetition,
+        d.escape,
+        d.subcomponent,
+        d.truncation,
+        Some(b'\r'),
+        Some(b'\n'),
+    ];
+    for b in bytes.into_iter().flatten() {
+        special[usize::from(b)] = true;
+    }
+    special
+}
+
 /// The text of raw bytes, as `String::from_utf8_lossy` gives it, without a
 /// copy when they are UTF-8 already.
 fn lossy(bytes: Vec<u8>) -> String {
@@ -745,6 +773,25 @@ mod tests {
         };
         assert_eq!(path_label(&built), "OBX[10]-6[1]");
         assert_eq!(path_label(&built), built.to_string());
+    }
+
+    #[test]
+    fn special_bytes_are_what_escape_escapes() {
+        let weird = Delimiters {
+            field: b'#',
+            component: Some(b'A'),
+            repetition: None,
+            escape: Some(b'/'),
+            subcomponent: Some(b'&'),
+            truncation: Some(b'%'),
+        };
+        for d in [Delimiters::STANDARD, weird] {
+            let special = special_bytes(&d);
+            for b in 0..=255u8 {
+                let left_alone = matches!(hl7v2::escape::escape(&[b], &d), Ok(Cow::Borrowed(_)));
+                assert_eq!(special[usize::from(b)], !left_alone, "{b}");
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The loaded content as one immutable snapshot, and the handle that swaps
 //! a new snapshot in while channels keep using the old one.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -43,9 +44,8 @@ pub enum Validity {
 #[derive(Clone, Debug)]
 struct Entry {
     map: usize,
-    target_system: String,
-    target_code: Option<String>,
-    target_display: Option<String>,
+    /// The target; `None` for an `unmatched` entry that names none.
+    concept: Option<Coding>,
     equivalence: Equivalence,
     comment: Option<String>,
 }
@@ -76,13 +76,16 @@ impl Terminology {
                     .or_default();
                 for element in &group.elements {
                     let entries = codes.entry(element.code.clone()).or_default();
-                    entries.extend(element.targets.iter().map(|t| Entry {
-                        map: m,
-                        target_system: group.target.clone(),
-                        target_code: t.code.clone(),
-                        target_display: t.display.clone(),
-                        equivalence: t.equivalence,
-                        comment: t.comment.clone(),
+                    entries.extend(element.targets.iter().map(|t| {
+                        Entry {
+                            map: m,
+                            concept: t
+                                .code
+                                .as_deref()
+                                .map(|c| Coding::new(&group.target, c, t.display.as_deref())),
+                            equivalence: t.equivalence,
+                            comment: t.comment.clone(),
+                        }
                     }));
                 }
             }
@@ -147,10 +150,7 @@ impl Terminology {
                     map.scope.specificity(),
                     Match {
                         equivalence: e.equivalence,
-                        concept: e
-                            .target_code
-                            .as_deref()
-                            .map(|c| Coding::new(&e.target_system, c, e.target_display.as_deref())),
+                        concept: e.concept.clone(),
                         source: map.url.clone(),
                         comment: e.comment.clone(),
                     },
@@ -171,13 +171,14 @@ impl Terminology {
         code: &str,
         scope: &Scope<'_>,
         only: Option<&[String]>,
-    ) -> Option<Coding> {
+    ) -> Option<Cow<'_, Coding>> {
         if self.unmapped_rules {
             return self
                 .translate_in(system, code, scope, only)
                 .into_iter()
                 .find(Match::is_match)
-                .and_then(|m| m.concept);
+                .and_then(|m| m.concept)
+                .map(Cow::Owned);
         }
         // The index entries alone, in load order: the first of the highest
         // specificity is the one the stable sort would put first.
@@ -189,7 +190,7 @@ impl Terminology {
         for e in entries {
             let map = &self.maps[e.map];
             let usable = e.equivalence.is_match()
-                && e.target_code.is_some()
+                && e.concept.is_some()
                 && map.scope.covers(scope)
                 && only.is_none_or(|urls| urls.contains(&map.url));
             if !usable {
@@ -201,12 +202,7 @@ impl Terminology {
             }
         }
         let (_, e) = best?;
-        let target_code = e.target_code.as_deref()?;
-        Some(Coding::new(
-            &e.target_system,
-            target_code,
-            e.target_display.as_deref(),
-        ))
+        e.concept.as_ref().map(Cow::Borrowed)
     }
 
     /// Answers from the `unmapped` rules of groups for `system` that do not
@@ -414,7 +410,11 @@ L,D,http://loinc.org,7-7,Disjoint,disjoint,,
                         .find(Match::is_match)
                         .and_then(|m| m.concept);
                     found += usize::from(expected.is_some());
-                    assert_eq!(t.first_match_in("L", code, scope, only), expected);
+                    assert_eq!(
+                        t.first_match_in("L", code, scope, only)
+                            .map(Cow::into_owned),
+                        expected
+                    );
                 }
             }
         }
