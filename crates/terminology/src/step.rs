@@ -168,6 +168,8 @@ pub struct MapStep {
     fields: Vec<FieldPath>,
     policy: UnmappedPolicy,
     units: bool,
+    /// OBX-6, when units are normalised and `fields` does not name it.
+    units_field: Option<FieldPath>,
     conversions: Vec<Conversion>,
 }
 
@@ -189,7 +191,13 @@ impl MapStep {
             .enumerate()
             .map(|(i, c)| conversion(i, c))
             .collect::<Result<Vec<_>>>()?;
+        let units_field = if config.units && !fields.iter().any(|f| f.as_str() == "OBX-6") {
+            Some(FieldPath::parse("OBX-6").map_err(|m| Error::at("units", m))?)
+        } else {
+            None
+        };
         Ok(MapStep {
+            units_field,
             maps: (!config.maps.is_empty()).then(|| config.maps.clone()),
             fields,
             policy: config.unmapped,
@@ -205,8 +213,8 @@ impl MapStep {
         let mut run = Run {
             step: self,
             terminology,
-            application: text(message, "MSH-3.1"),
-            facility: text(message, "MSH-4.1"),
+            application: msh_text(message, 3),
+            facility: msh_text(message, 4),
             changes: Vec::new(),
             unmapped: Vec::new(),
             special: special_bytes(&message.delimiters()),
@@ -221,10 +229,9 @@ impl MapStep {
                 }
             });
         }
-        if self.units && !self.fields.iter().any(|f| f.as_str() == "OBX-6") {
-            let obx6 = FieldPath::parse("OBX-6").expect("a valid field");
-            for_each_repetition(message, &obx6, |message, path, rep| {
-                run.unit(message, &obx6, path, rep)
+        if let Some(obx6) = &self.units_field {
+            for_each_repetition(message, obx6, |message, path, rep| {
+                run.unit(message, obx6, path, rep)
             });
         }
         if !self.conversions.is_empty() {
@@ -295,11 +302,22 @@ fn conversion(i: usize, c: &ConversionConfig) -> Result<Conversion> {
     })
 }
 
-fn text(message: &OwnedMessage, path: &str) -> String {
-    path.parse::<Path>()
-        .ok()
-        .and_then(|p| message.get_text(&p))
-        .unwrap_or_default()
+/// The text of MSH-`field`.1 (empty when absent).
+fn msh_text(message: &OwnedMessage, field: usize) -> String {
+    let Some(segment) = SegmentName::new(b"MSH") else {
+        return String::new();
+    };
+    let path = Path {
+        segment,
+        occurrence: 1,
+        field: Some(field),
+        repetition: None,
+        component: Some(1),
+        subcomponent: None,
+        every_occurrence: false,
+        every_repetition: false,
+    };
+    message.get_text(&path).unwrap_or_default()
 }
 
 /// One non-empty repetition of a coded field, as it was when the field
@@ -773,6 +791,15 @@ mod tests {
         };
         assert_eq!(path_label(&built), "OBX[10]-6[1]");
         assert_eq!(path_label(&built), built.to_string());
+        for (text, field) in [("MSH-3.1", 3), ("MSH-4.1", 4)] {
+            let parsed: Path = text.parse().expect("a valid path");
+            let message =
+                OwnedMessage::parse(b"MSH|^~\\&|LAB^X|HOSP\rPID|1\r").expect("a valid message");
+            assert_eq!(
+                msh_text(&message, field),
+                message.get_text(&parsed).unwrap_or_default()
+            );
+        }
     }
 
     #[test]
