@@ -2,9 +2,11 @@
 //! through the loaded maps, keeping the original code as the alternate
 //! triplet, normalises OBX-6 units and converts values where asked.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::fmt::Write as _;
 
-use hl7v2::{OwnedMessage, Path, SegmentName};
+use hl7v2::{Context, Delimiters, Element, Level, OwnedMessage, Path, SegmentName};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
@@ -166,6 +168,8 @@ pub struct MapStep {
     fields: Vec<FieldPath>,
     policy: UnmappedPolicy,
     units: bool,
+    /// OBX-6, when units are normalised and `fields` does not name it.
+    units_field: Option<FieldPath>,
     conversions: Vec<Conversion>,
 }
 
@@ -187,7 +191,13 @@ impl MapStep {
             .enumerate()
             .map(|(i, c)| conversion(i, c))
             .collect::<Result<Vec<_>>>()?;
+        let units_field = if config.units && !fields.iter().any(|f| f.as_str() == "OBX-6") {
+            Some(FieldPath::parse("OBX-6").map_err(|m| Error::at("units", m))?)
+        } else {
+            None
+        };
         Ok(MapStep {
+            units_field,
             maps: (!config.maps.is_empty()).then(|| config.maps.clone()),
             fields,
             policy: config.unmapped,
@@ -203,25 +213,25 @@ impl MapStep {
         let mut run = Run {
             step: self,
             terminology,
-            application: text(message, "MSH-3.1"),
-            facility: text(message, "MSH-4.1"),
+            application: msh_text(message, 3),
+            facility: msh_text(message, 4),
             changes: Vec::new(),
             unmapped: Vec::new(),
+            special: special_bytes(&message.delimiters()),
         };
         for field in &self.fields {
             let is_units = self.units && field.segment.as_bytes() == b"OBX" && field.field == 6;
-            for_each_repetition(message, field, |message, path| {
+            for_each_repetition(message, field, |message, path, rep| {
                 if is_units {
-                    run.unit(message, field, path);
+                    run.unit(message, field, path, rep);
                 } else {
-                    run.code(message, field, path, UnmappedReason::NoMapping);
+                    run.code(message, field, path, rep, UnmappedReason::NoMapping);
                 }
             });
         }
-        if self.units && !self.fields.iter().any(|f| f.as_str() == "OBX-6") {
-            let obx6 = FieldPath::parse("OBX-6").expect("a valid field");
-            for_each_repetition(message, &obx6, |message, path| {
-                run.unit(message, &obx6, path)
+        if let Some(obx6) = &self.units_field {
+            for_each_repetition(message, obx6, |message, path, rep| {
+                run.unit(message, obx6, path, rep)
             });
         }
         if !self.conversions.is_empty() {
@@ -292,41 +302,88 @@ fn conversion(i: usize, c: &ConversionConfig) -> Result<Conversion> {
     })
 }
 
-fn text(message: &OwnedMessage, path: &str) -> String {
-    path.parse::<Path>()
-        .ok()
-        .and_then(|p| message.get_text(&p))
-        .unwrap_or_default()
+/// The text of MSH-`field`.1 (empty when absent).
+fn msh_text(message: &OwnedMessage, field: usize) -> String {
+    let Some(segment) = SegmentName::new(b"MSH") else {
+        return String::new();
+    };
+    let path = Path {
+        segment,
+        occurrence: 1,
+        field: Some(field),
+        repetition: None,
+        component: Some(1),
+        subcomponent: None,
+        every_occurrence: false,
+        every_repetition: false,
+    };
+    message.get_text(&path).unwrap_or_default()
 }
 
-/// Calls `f` with the path of every non-empty repetition of `field`, in
-/// every segment of that name.
+/// One non-empty repetition of a coded field, as it was when the field
+/// was read.
+struct Repetition {
+    raw: Vec<u8>,
+    /// How `OwnedMessage::get` would see it: a repetition, or the literal
+    /// MSH-1/MSH-2.
+    level: Level,
+    /// The field holds this repetition only: setting the whole field sets it.
+    whole_field: bool,
+}
+
+impl Repetition {
+    fn element(&self, ctx: Context) -> Element<'_> {
+        Element::new(&self.raw, self.level, ctx)
+    }
+}
+
+/// Calls `f` with the path and the bytes of every non-empty repetition of
+/// `field`, in every segment of that name. The repetitions of a field are
+/// read before any is edited; an edit of one leaves the others as they were.
 fn for_each_repetition(
     message: &mut OwnedMessage,
     field: &FieldPath,
-    mut f: impl FnMut(&mut OwnedMessage, &Path),
+    mut f: impl FnMut(&mut OwnedMessage, &Path, Repetition),
 ) {
     let count = message
         .segment_names()
         .filter(|n| *n == field.segment.as_bytes())
         .count();
+    let at = |occurrence, repetition| Path {
+        segment: field.segment,
+        occurrence,
+        field: Some(field.field),
+        repetition,
+        component: None,
+        subcomponent: None,
+        every_occurrence: false,
+        every_repetition: false,
+    };
+    let mut found: Vec<(usize, Repetition)> = Vec::new();
     for occurrence in 1..=count {
+        found.clear();
+        let mut repetitions = 0;
         for repetition in 1.. {
-            let path = Path {
-                segment: field.segment,
-                occurrence,
-                field: Some(field.field),
-                repetition: Some(repetition),
-                component: None,
-                subcomponent: None,
-                every_occurrence: false,
-                every_repetition: false,
-            };
-            match message.get(&path) {
+            match message.get(&at(occurrence, Some(repetition))) {
                 None => break,
                 Some(e) if e.is_empty() => {}
-                Some(_) => f(message, &path),
+                Some(e) => found.push((
+                    repetition,
+                    Repetition {
+                        raw: e.raw().to_vec(),
+                        level: e.level(),
+                        whole_field: false,
+                    },
+                )),
             }
+            repetitions = repetition;
+        }
+        if let [(1, rep)] = &mut found[..] {
+            // A literal (MSH-1, MSH-2) is never split: set as it was read.
+            rep.whole_field = repetitions == 1 && rep.level == Level::Repetition;
+        }
+        for (repetition, rep) in found.drain(..) {
+            f(message, &at(occurrence, Some(repetition)), rep);
         }
     }
 }
@@ -338,6 +395,8 @@ struct Run<'a> {
     facility: String,
     changes: Vec<Change>,
     unmapped: Vec<UnmappedCode>,
+    /// The bytes `hl7v2::escape::escape` escapes in this message.
+    special: [bool; 256],
 }
 
 impl Run<'_> {
@@ -363,41 +422,56 @@ impl Run<'_> {
         message: &mut OwnedMessage,
         field: &FieldPath,
         path: &Path,
+        rep: Repetition,
         reason: UnmappedReason,
     ) {
-        let code = Self::component_text(message, path, 1);
-        let system = Self::component_text(message, path, 3);
-        if code.is_empty()
-            || self
-                .terminology
-                .is_target_system(canonical(&system), self.step.maps.as_deref())
-        {
-            // Nothing to map, or already in a target system.
-            return;
-        }
-        let scope = Scope {
-            application: Some(&self.application),
-            facility: Some(&self.facility),
-            field: Some(field.as_str()),
+        // The repetition as read; its components are read borrowed.
+        let ctx = Context {
+            delimiters: message.delimiters(),
+            charset: message.charset(),
         };
-        let matches =
-            self.terminology
-                .translate_in(&system, &code, &scope, self.step.maps.as_deref());
-        let Some(concept) = matches
-            .into_iter()
-            .find(|m| m.is_match())
-            .and_then(|m| m.concept)
-        else {
-            let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
-            self.note_unmapped(field, system, code, display, reason);
-            return;
+        let concept = {
+            let element = rep.element(ctx);
+            let code = element.component(1).text();
+            let system = element.component(3).text();
+            if code.is_empty()
+                || self
+                    .terminology
+                    .is_target_system(canonical(&system), self.step.maps.as_deref())
+            {
+                // Nothing to map, or already in a target system.
+                return;
+            }
+            let scope = Scope {
+                application: Some(&self.application),
+                facility: Some(&self.facility),
+                field: Some(field.as_str()),
+            };
+            let concept =
+                self.terminology
+                    .first_match_in(&system, &code, &scope, self.step.maps.as_deref());
+            let Some(concept) = concept else {
+                let display = element.component(2).text();
+                let display = (!display.is_empty()).then(|| display.into_owned());
+                self.note_unmapped(
+                    field,
+                    system.into_owned(),
+                    code.into_owned(),
+                    display,
+                    reason,
+                );
+                return;
+            };
+            concept
         };
         let target = [
             concept.code.as_str(),
             concept.display.as_deref().unwrap_or_default(),
             v2_name(&concept.system),
         ];
-        if !self.replace_keeping_original(message, path, target) {
+        if !self.replace_keeping_original(message, path, rep.raw, rep.whole_field, target) {
+            let code = Self::component_text(message, path, 1);
+            let system = Self::component_text(message, path, 3);
             let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
             self.note_unmapped(
                 field,
@@ -411,15 +485,31 @@ impl Run<'_> {
 
     /// Normalises one OBX-6 unit to UCUM; one neither UCUM nor a known
     /// spelling goes through the maps like any code.
-    fn unit(&mut self, message: &mut OwnedMessage, field: &FieldPath, path: &Path) {
-        let unit = Self::component_text(message, path, 1);
-        match units::check(&unit) {
+    fn unit(
+        &mut self,
+        message: &mut OwnedMessage,
+        field: &FieldPath,
+        path: &Path,
+        rep: Repetition,
+    ) {
+        let ctx = Context {
+            delimiters: message.delimiters(),
+            charset: message.charset(),
+        };
+        let check = units::check(&rep.element(ctx).component(1).text());
+        match check {
             UnitCheck::Ucum => {}
             UnitCheck::Spelling(ucum) => {
-                self.replace_keeping_original(message, path, [ucum, ucum, "UCUM"]);
+                self.replace_keeping_original(
+                    message,
+                    path,
+                    rep.raw,
+                    rep.whole_field,
+                    [ucum, ucum, "UCUM"],
+                );
             }
             // A map may still know it: the unmapped export, filled in.
-            UnitCheck::Unknown => self.code(message, field, path, UnmappedReason::UnknownUnit),
+            UnitCheck::Unknown => self.code(message, field, path, rep, UnmappedReason::UnknownUnit),
         }
     }
 
@@ -448,13 +538,12 @@ impl Run<'_> {
         &mut self,
         message: &mut OwnedMessage,
         path: &Path,
+        before: Vec<u8>,
+        whole_field: bool,
         target: [&str; 3],
     ) -> bool {
         let d = message.delimiters();
         let Some(sep) = d.component else {
-            return false;
-        };
-        let Some(before) = message.get(path).map(|e| e.raw().to_vec()) else {
             return false;
         };
         // Slots 1-13 of the CWE, borrowed from `before`; targets escaped apart.
@@ -483,11 +572,17 @@ impl Run<'_> {
         for (from, to) in [(1, 4), (2, 5), (3, 6), (7, 8)] {
             parts[to - 1] = std::mem::take(&mut parts[from - 1]);
         }
-        let mut escaped: [Vec<u8>; 3] = Default::default();
-        for (i, t) in target.iter().enumerate() {
-            let encoded = message.charset().encode(t);
-            match hl7v2::escape::escape(&encoded, &d) {
-                Ok(e) => escaped[i] = e.into_owned(),
+        let charset = message.charset();
+        let encoded = target.map(|t| charset.encode(t));
+        let mut escaped: [Cow<'_, [u8]>; 3] = Default::default();
+        for (slot, e) in escaped.iter_mut().zip(&encoded) {
+            // Bytes `escape` would leave alone are used as they are.
+            if !e.iter().any(|&b| self.special[usize::from(b)]) {
+                *slot = Cow::Borrowed(e);
+                continue;
+            }
+            match hl7v2::escape::escape(e, &d) {
+                Ok(e) => *slot = e,
                 Err(_) => return false,
             }
         }
@@ -513,13 +608,26 @@ impl Run<'_> {
             after.push(sep);
             after.extend_from_slice(extra);
         }
-        if message.set_raw(path, &after).is_err() {
+        // A field of one repetition is set whole: the same bytes, without
+        // splitting the field into repetitions and joining them again.
+        let set = if whole_field {
+            message.set_raw(
+                &Path {
+                    repetition: None,
+                    ..path.clone()
+                },
+                &after,
+            )
+        } else {
+            message.set_raw(path, &after)
+        };
+        if set.is_err() {
             return false;
         }
         self.changes.push(Change {
-            path: path.to_string(),
-            before: String::from_utf8_lossy(&before).into_owned(),
-            after: String::from_utf8_lossy(&after).into_owned(),
+            path: path_label(path),
+            before: lossy(before),
+            after: lossy(after),
         });
         true
     }
@@ -565,7 +673,10 @@ impl Run<'_> {
                 after: new_value,
             });
             let to = converted.unit.clone();
-            self.replace_keeping_original(message, &obx6, [&to, &to, "UCUM"]);
+            let Some(before) = message.get(&obx6).map(|e| e.raw().to_vec()) else {
+                continue;
+            };
+            self.replace_keeping_original(message, &obx6, before, false, [&to, &to, "UCUM"]);
         }
     }
 }
@@ -582,4 +693,141 @@ fn component_tail(raw: &[u8], sep: u8, n: usize) -> &[u8] {
         }
     }
     &[]
+}
+
+/// The bytes `hl7v2::escape::escape` escapes (or refuses) under `d`: the
+/// delimiters, the truncation character, CR and LF.
+fn special_bytes(d: &Delimiters) -> [bool; 256] {
+    let mut special = [false; 256];
+    let bytes = [
+        Some(d.field),
+        d.component,
+        d.repetition,
+        d.escape,
+        d.subcomponent,
+        d.truncation,
+        Some(b'\r'),
+        Some(b'\n'),
+    ];
+    for b in bytes.into_iter().flatten() {
+        special[usize::from(b)] = true;
+    }
+    special
+}
+
+/// The text of raw bytes, as `String::from_utf8_lossy` gives it, without a
+/// copy when they are UTF-8 already.
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `path.to_string()` for the paths the step edits (a segment occurrence,
+/// a field and a repetition), written without the formatting machinery;
+/// any other path goes through `Display`.
+fn path_label(path: &Path) -> String {
+    let (Some(field), None, false, false) = (
+        path.field,
+        path.component,
+        path.every_occurrence,
+        path.every_repetition,
+    ) else {
+        return path.to_string();
+    };
+    let mut out = String::with_capacity(16);
+    out.push_str(path.segment.as_str());
+    if path.occurrence != 1 {
+        out.push('[');
+        push_number(&mut out, path.occurrence);
+        out.push(']');
+    }
+    out.push('-');
+    push_number(&mut out, field);
+    if let Some(r) = path.repetition {
+        out.push('[');
+        push_number(&mut out, r);
+        out.push(']');
+    }
+    out
+}
+
+/// Appends `n` in decimal.
+fn push_number(out: &mut String, n: usize) {
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+    } else {
+        let _ = write!(out, "{n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_labels_are_what_display_writes() {
+        for text in [
+            "OBX-3",
+            "OBX-3[1]",
+            "OBX[2]-3[1]",
+            "OBX[12]-6[3]",
+            "OBX[1]-13[10]",
+            "OBX-3.2",
+            "OBX[*]-3",
+            "PID-3[*]",
+            "MSH-4.1",
+        ] {
+            let path: Path = text.parse().expect("a valid path");
+            assert_eq!(path_label(&path), path.to_string(), "{text}");
+        }
+        let built = Path {
+            segment: SegmentName::new(b"OBX").expect("a segment name"),
+            occurrence: 10,
+            field: Some(6),
+            repetition: Some(1),
+            component: None,
+            subcomponent: None,
+            every_occurrence: false,
+            every_repetition: false,
+        };
+        assert_eq!(path_label(&built), "OBX[10]-6[1]");
+        assert_eq!(path_label(&built), built.to_string());
+        for (text, field) in [("MSH-3.1", 3), ("MSH-4.1", 4)] {
+            let parsed: Path = text.parse().expect("a valid path");
+            let message =
+                OwnedMessage::parse(b"MSH|^~\\&|LAB^X|HOSP\rPID|1\r").expect("a valid message");
+            assert_eq!(
+                msh_text(&message, field),
+                message.get_text(&parsed).unwrap_or_default()
+            );
+        }
+    }
+
+    #[test]
+    fn special_bytes_are_what_escape_escapes() {
+        let weird = Delimiters {
+            field: b'#',
+            component: Some(b'A'),
+            repetition: None,
+            escape: Some(b'/'),
+            subcomponent: Some(b'&'),
+            truncation: Some(b'%'),
+        };
+        for d in [Delimiters::STANDARD, weird] {
+            let special = special_bytes(&d);
+            for b in 0..=255u8 {
+                let left_alone = matches!(hl7v2::escape::escape(&[b], &d), Ok(Cow::Borrowed(_)));
+                assert_eq!(special[usize::from(b)], !left_alone, "{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn lossy_is_from_utf8_lossy() {
+        for bytes in [&b"mg/dl^mg/dl^L"[..], b"caf\xe9", b"", b"\xff\xfe"] {
+            assert_eq!(
+                lossy(bytes.to_vec()),
+                String::from_utf8_lossy(bytes).into_owned()
+            );
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The loaded content as one immutable snapshot, and the handle that swaps
 //! a new snapshot in while channels keep using the old one.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -43,9 +44,8 @@ pub enum Validity {
 #[derive(Clone, Debug)]
 struct Entry {
     map: usize,
-    target_system: String,
-    target_code: Option<String>,
-    target_display: Option<String>,
+    /// The target; `None` for an `unmatched` entry that names none.
+    concept: Option<Coding>,
     equivalence: Equivalence,
     comment: Option<String>,
 }
@@ -57,34 +57,45 @@ pub struct Terminology {
     version: u64,
     code_systems: HashMap<String, CodeSystem>,
     maps: Vec<ConceptMap>,
-    /// (canonical source system, code) -> entries, in load order.
-    index: HashMap<(String, String), Vec<Entry>>,
+    /// canonical source system -> code -> entries, in load order (two
+    /// levels, so a look-up by borrowed `&str`s allocates no key).
+    index: HashMap<String, HashMap<String, Vec<Entry>>>,
+    /// Whether any group has an `unmapped` rule: without one, a code's
+    /// matches are its index entries alone.
+    unmapped_rules: bool,
 }
 
 impl Terminology {
     /// A snapshot of `code_systems` and `maps`, numbered `version`.
     pub fn new(version: u64, code_systems: Vec<CodeSystem>, maps: Vec<ConceptMap>) -> Terminology {
-        let mut index: HashMap<(String, String), Vec<Entry>> = HashMap::new();
+        let mut index: HashMap<String, HashMap<String, Vec<Entry>>> = HashMap::new();
         for (m, map) in maps.iter().enumerate() {
             for group in &map.groups {
-                let source = canonical(&group.source).to_string();
+                let codes = index
+                    .entry(canonical(&group.source).to_string())
+                    .or_default();
                 for element in &group.elements {
-                    let entries = index
-                        .entry((source.clone(), element.code.clone()))
-                        .or_default();
-                    entries.extend(element.targets.iter().map(|t| Entry {
-                        map: m,
-                        target_system: group.target.clone(),
-                        target_code: t.code.clone(),
-                        target_display: t.display.clone(),
-                        equivalence: t.equivalence,
-                        comment: t.comment.clone(),
+                    let entries = codes.entry(element.code.clone()).or_default();
+                    entries.extend(element.targets.iter().map(|t| {
+                        Entry {
+                            map: m,
+                            concept: t
+                                .code
+                                .as_deref()
+                                .map(|c| Coding::new(&group.target, c, t.display.as_deref())),
+                            equivalence: t.equivalence,
+                            comment: t.comment.clone(),
+                        }
                     }));
                 }
             }
         }
+        let unmapped_rules = maps
+            .iter()
+            .any(|m| m.groups.iter().any(|g| g.unmapped.is_some()));
         Terminology {
             version,
+            unmapped_rules,
             code_systems: code_systems
                 .into_iter()
                 .map(|cs| (canonical(&cs.url).to_string(), cs))
@@ -129,7 +140,7 @@ impl Terminology {
             |m: &ConceptMap| m.scope.covers(scope) && only.is_none_or(|urls| urls.contains(&m.url));
         let system = canonical(system);
         let mut found: Vec<(u8, Match)> = Vec::new();
-        if let Some(entries) = self.index.get(&(system.to_string(), code.to_string())) {
+        if let Some(entries) = self.index.get(system).and_then(|codes| codes.get(code)) {
             for e in entries {
                 let map = &self.maps[e.map];
                 if !wanted(map) {
@@ -139,10 +150,7 @@ impl Terminology {
                     map.scope.specificity(),
                     Match {
                         equivalence: e.equivalence,
-                        concept: e
-                            .target_code
-                            .as_deref()
-                            .map(|c| Coding::new(&e.target_system, c, e.target_display.as_deref())),
+                        concept: e.concept.clone(),
                         source: map.url.clone(),
                         comment: e.comment.clone(),
                     },
@@ -153,6 +161,48 @@ impl Terminology {
         // A stable sort keeps load order within one specificity.
         found.sort_by_key(|(specificity, _)| std::cmp::Reverse(*specificity));
         found.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// The target of the first match [`Terminology::translate_in`] gives
+    /// whose equivalence lets it stand for the source, if any.
+    pub fn first_match_in(
+        &self,
+        system: &str,
+        code: &str,
+        scope: &Scope<'_>,
+        only: Option<&[String]>,
+    ) -> Option<Cow<'_, Coding>> {
+        if self.unmapped_rules {
+            return self
+                .translate_in(system, code, scope, only)
+                .into_iter()
+                .find(Match::is_match)
+                .and_then(|m| m.concept)
+                .map(Cow::Owned);
+        }
+        // The index entries alone, in load order: the first of the highest
+        // specificity is the one the stable sort would put first.
+        let entries = self
+            .index
+            .get(canonical(system))
+            .and_then(|codes| codes.get(code))?;
+        let mut best: Option<(u8, &Entry)> = None;
+        for e in entries {
+            let map = &self.maps[e.map];
+            let usable = e.equivalence.is_match()
+                && e.concept.is_some()
+                && map.scope.covers(scope)
+                && only.is_none_or(|urls| urls.contains(&map.url));
+            if !usable {
+                continue;
+            }
+            let specificity = map.scope.specificity();
+            if best.is_none_or(|(b, _)| specificity > b) {
+                best = Some((specificity, e));
+            }
+        }
+        let (_, e) = best?;
+        e.concept.as_ref().map(Cow::Borrowed)
     }
 
     /// Answers from the `unmapped` rules of groups for `system` that do not
@@ -307,5 +357,67 @@ impl SharedTerminology {
         let version = next.version;
         *slot = Arc::new(next);
         version
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv_map::concept_maps_from_csv;
+
+    const MAP: &str = "\
+source_system,source_code,target_system,target_code,target_display,equivalence,sender,field
+L,A,http://loinc.org,1-1,General,equivalent,,
+L,A,http://loinc.org,2-2,Lab's own,equivalent,LAB,
+L,A,http://loinc.org,3-3,Lab at Hosp,equivalent,LAB@HOSP,
+L,A,http://loinc.org,4-4,Lab at Hosp OBX-3,disjoint,LAB@HOSP,OBX-3
+L,B,http://loinc.org,5-5,First,equivalent,,OBX-3
+L,B,http://loinc.org,6-6,Second,wider,,OBX-3
+L,C,http://loinc.org,,,unmatched,,
+L,D,http://loinc.org,7-7,Disjoint,disjoint,,
+";
+
+    /// `first_match_in` answers what the first match of `translate_in` is.
+    #[test]
+    fn the_first_match_is_translates_first_match() {
+        let t = Terminology::new(1, Vec::new(), concept_maps_from_csv("m.csv", MAP).unwrap());
+        let scopes = [
+            Scope::default(),
+            Scope {
+                application: Some("LAB"),
+                facility: Some("X"),
+                field: Some("OBX-3"),
+            },
+            Scope {
+                application: Some("LAB"),
+                facility: Some("HOSP"),
+                field: Some("OBX-3"),
+            },
+            Scope {
+                application: Some("LAB"),
+                facility: Some("HOSP"),
+                field: Some("OBX-4"),
+            },
+        ];
+        let only = ["m.csv".to_string()];
+        let mut found = 0;
+        for scope in &scopes {
+            for code in ["A", "B", "C", "D", "E"] {
+                for only in [None, Some(&only[..]), Some(&[][..])] {
+                    let expected = t
+                        .translate_in("L", code, scope, only)
+                        .into_iter()
+                        .find(Match::is_match)
+                        .and_then(|m| m.concept);
+                    found += usize::from(expected.is_some());
+                    assert_eq!(
+                        t.first_match_in("L", code, scope, only)
+                            .map(Cow::into_owned),
+                        expected
+                    );
+                }
+            }
+        }
+        assert!(found > 0);
     }
 }

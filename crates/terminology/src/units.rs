@@ -141,8 +141,15 @@ pub fn check(unit: &str) -> UnitCheck {
     if UCUM.contains(&unit) {
         return UnitCheck::Ucum;
     }
-    let lower = unit.to_lowercase();
-    match SPELLINGS.iter().find(|(s, _)| *s == lower) {
+    // The spellings are lower case: an ASCII unit is compared ignoring
+    // ASCII case, without building its lower-case copy.
+    let found = if unit.is_ascii() {
+        SPELLINGS.iter().find(|(s, _)| s.eq_ignore_ascii_case(unit))
+    } else {
+        let lower = unit.to_lowercase();
+        SPELLINGS.iter().find(|(s, _)| *s == lower)
+    };
+    match found {
         Some((_, ucum)) => UnitCheck::Spelling(ucum),
         None => UnitCheck::Unknown,
     }
@@ -229,5 +236,23 @@ impl Conversion {
             original_value: value.to_string(),
             original_unit: unit.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_are_lower_case_so_ascii_units_compare_ignoring_case() {
+        for (spelling, _) in SPELLINGS {
+            assert_eq!(*spelling, spelling.to_lowercase());
+        }
+        assert_eq!(check("MG/DL"), UnitCheck::Spelling("mg/dL"));
+        assert_eq!(check(" Mg/dl "), UnitCheck::Spelling("mg/dL"));
+        assert_eq!(check("mg/dL"), UnitCheck::Ucum);
+        assert_eq!(check("°C"), UnitCheck::Spelling("Cel"));
+        assert_eq!(check("DEG C"), UnitCheck::Spelling("Cel"));
+        assert_eq!(check("furlongs"), UnitCheck::Unknown);
     }
 }

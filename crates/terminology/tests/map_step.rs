@@ -505,3 +505,44 @@ fn an_unknown_unit_exported_and_filled_in_maps_next_time() {
     assert!(outcome.unmapped.is_empty(), "{:?}", outcome.unmapped);
     assert_eq!(get(&m, "OBX-6"), "mg/dL^mg/dL^UCUM^mgs per dl");
 }
+
+#[test]
+fn every_repetition_of_a_coded_field_is_mapped_and_its_path_named() {
+    let shared = SharedTerminology::new();
+    shared.load(Content {
+        concept_maps: loinc_starter_map(),
+        ..Content::default()
+    });
+    let step = step(r#"{"fields": ["OBX-3"], "units": true}"#);
+    let mut m = hl7v2::OwnedMessage::parse(
+        b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102120000||ORU^R01|B1|P|2.5.1\r\
+OBX|1|NM|GLU^Glucose^L~~NA^Sodium^L||90|mg/dl~MG/DL\r\
+OBX|2|NM|K^Potassium^L||4|mmol/L\r",
+    )
+    .unwrap();
+    let outcome = step.apply(&shared.current(), &mut m);
+    let paths: Vec<&str> = outcome.changes.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "OBX-3[1]",
+            "OBX-3[3]",
+            "OBX[2]-3[1]",
+            "OBX-6[1]",
+            "OBX-6[2]"
+        ]
+    );
+    assert_eq!(get(&m, "OBX-3[2]"), "");
+    assert_eq!(get(&m, "OBX-3[1].4"), "GLU");
+    assert_eq!(get(&m, "OBX-3[3].4"), "NA");
+    assert_eq!(get(&m, "OBX[2]-3[1].4"), "K");
+    assert_eq!(get(&m, "OBX-6[1].1"), "mg/dL");
+    assert_eq!(get(&m, "OBX-6[2].4"), "MG/DL");
+    assert_eq!(get(&m, "OBX[2]-6"), "mmol/L");
+    assert_eq!(outcome.changes[0].after, get_raw(&m, "OBX-3[1]"));
+    assert_eq!(outcome.changes[2].after, get_raw(&m, "OBX[2]-3"));
+}
+
+fn get_raw(m: &hl7v2::OwnedMessage, path: &str) -> String {
+    String::from_utf8(m.get(&path.parse().unwrap()).unwrap().raw().to_vec()).unwrap()
+}
