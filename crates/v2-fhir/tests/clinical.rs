@@ -4,6 +4,9 @@
 //! segments each rule needs. Every Bundle made here is also checked against
 //! both R4 validators (`every_bundle_of_this_suite_is_valid_r4`).
 
+mod common;
+
+use common::{all, one};
 use serde_json::Value;
 use v2_fhir::{Bundle, ConvertErrorKind, Converter, Options};
 
@@ -15,19 +18,6 @@ fn convert_with(text: &str, options: Options) -> Bundle {
 
 fn convert(text: &str) -> Bundle {
     convert_with(text, Options::default())
-}
-
-fn all(bundle: &Bundle, resource_type: &str) -> Vec<Value> {
-    bundle
-        .of_type(resource_type)
-        .map(|e| e.resource.clone())
-        .collect()
-}
-
-fn one(bundle: &Bundle, resource_type: &str) -> Value {
-    let found = all(bundle, resource_type);
-    assert_eq!(found.len(), 1, "expected one {resource_type}: {found:#?}");
-    found.into_iter().next().unwrap()
 }
 
 fn ids(bundle: &Bundle, resource_type: &str) -> Vec<String> {

@@ -1,6 +1,9 @@
 //! Field-level behaviour per message type, against the guide's tables: a
 //! message in, the expected FHIR values out.
 
+mod common;
+
+use common::{all, one};
 use serde_json::{Value, json};
 use v2_fhir::{Bundle, ConvertErrorKind, Converter, Identifier, Options, Zone};
 
@@ -24,23 +27,6 @@ fn seg(name: &str, fields: &[(usize, &str)]) -> String {
         parts[*n] = v.to_string();
     }
     parts.join("|")
-}
-
-fn all(bundle: &Bundle, resource_type: &str) -> Vec<Value> {
-    bundle
-        .of_type(resource_type)
-        .map(|e| e.resource.clone())
-        .collect()
-}
-
-fn one(bundle: &Bundle, resource_type: &str) -> Value {
-    let found = all(bundle, resource_type);
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one {resource_type}, got {found:#?}"
-    );
-    found.into_iter().next().unwrap()
 }
 
 fn reference_of(resource: &Value) -> String {
