@@ -197,29 +197,6 @@ fn already_closed(mut stream: &TcpStream) -> bool {
     closed
 }
 
-/// The one log line containing `needle` that names `peer`, waiting up to 10 s.
-fn line_for(run: &Run, needle: &str, peer: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines: Vec<String> = run
-            .log()
-            .lines()
-            .filter(|l| l.contains(needle) && l.split_whitespace().any(|w| w == peer))
-            .map(str::to_owned)
-            .collect();
-        if lines.len() == 1 {
-            return lines[0].clone();
-        }
-        assert!(lines.len() < 2, "more than one {needle:?} line: {lines:?}");
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} line for {peer} in:\n{}",
-            run.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The number of files the process `pid` has open.
 fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())

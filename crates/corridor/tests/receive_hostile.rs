@@ -70,32 +70,6 @@ fn closed_by_server(stream: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
-/// The one log line of a case: it names the peer of the case's connection.
-fn line_for(run: &Run, needle: &str, peer: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lines: Vec<String> = run
-            .log()
-            .lines()
-            .filter(|l| l.contains(needle) && l.split_whitespace().any(|w| w == peer))
-            .map(str::to_owned)
-            .collect();
-        if lines.len() == 1 {
-            return lines[0].clone();
-        }
-        assert!(
-            lines.len() < 2,
-            "more than one {needle:?} line for {peer}: {lines:?}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} line for {peer} in:\n{}",
-            run.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A sender that behaves: one message at a time until told to stop.
 struct SteadySender {
     stop: Arc<AtomicBool>,

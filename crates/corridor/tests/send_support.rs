@@ -329,6 +329,33 @@ pub fn lab_config(extra: &str) -> String {
     )
 }
 
+/// The one log line containing `needle` that names `peer` (the hostile tests' case
+/// connections), waiting up to 10 s; fails on none or several.
+pub fn line_for(run: &Run, needle: &str, peer: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines: Vec<String> = run
+            .log()
+            .lines()
+            .filter(|l| l.contains(needle) && l.split_whitespace().any(|w| w == peer))
+            .map(str::to_owned)
+            .collect();
+        if lines.len() == 1 {
+            return lines[0].clone();
+        }
+        assert!(
+            lines.len() < 2,
+            "more than one {needle:?} line for {peer}: {lines:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} line for {peer} in:\n{}",
+            run.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Run {
     /// Starts `corridor run --data DATA --config DATA/../NAME.toml` and waits
     /// until it listens.
