@@ -77,11 +77,18 @@ impl Converter {
         let converted = original.is_some();
         let mut segments = Vec::with_capacity(message.len());
         let mut emptied = Vec::with_capacity(bytes.len());
+        let d = message.delimiters();
+        let separators = [d.component, d.repetition, d.subcomponent];
         for (index, segment) in message.segments().enumerate() {
             let name = segment.name_str().to_string();
             let first = if segment.is_header() { 3 } else { 1 };
+            // A field of separators only (`^^^`) holds nothing.
             let present: Vec<usize> = (first..=segment.len())
-                .filter(|&n| segment.field(n).is_some_and(|f| !f.raw().is_empty()))
+                .filter(|&n| {
+                    segment
+                        .field(n)
+                        .is_some_and(|f| f.raw().iter().any(|b| !separators.contains(&Some(*b))))
+                })
                 .collect();
             let field_name = |n: usize| format!("{name}-{n}");
             let has_map = index == 0 || has_map(segment.name(), kind);
