@@ -169,6 +169,7 @@ mod error;
 mod ids;
 mod json;
 mod segments;
+pub mod to_v2;
 pub mod vocab;
 
 pub use bundle::{Bundle, Entry};
