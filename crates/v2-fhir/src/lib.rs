@@ -44,7 +44,8 @@
 //! (patient, encounter, observations, ...), with an `OperationOutcome` entry
 //! naming its type and each segment not converted.
 //! [`Converter::coverage`] reports, for one message, which segments and
-//! fields reach the Bundle.
+//! fields reach the Bundle. [`to_v2`] goes back: FHIR R4 JSON to v2
+//! messages.
 //!
 //! # Choices where the guide is silent or under construction
 //!

@@ -65,6 +65,12 @@ impl Default for ToV2Options {
     }
 }
 
+/// This machine's clock now, as a v2 DTM with its offset (for
+/// [`ToV2Options::timestamp`]).
+pub fn now() -> String {
+    jiff::Zoned::now().strftime("%Y%m%d%H%M%S%z").to_string()
+}
+
 /// Input that is not FHIR R4 JSON this can read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToV2Error {
