@@ -80,8 +80,5 @@ fn a_file_that_is_not_fhir_is_named_and_the_others_are_still_made() {
     );
     let out = text(&o.stdout);
     assert!(out.contains("ADT^A28^ADT_A05"), "{out}");
-    assert!(
-        out.lines().any(|l| l == "PID|1||||ROE|||M"),
-        "{out}"
-    );
+    assert!(out.lines().any(|l| l == "PID|1||||ROE|||M"), "{out}");
 }

@@ -645,6 +645,18 @@ pub fn convert(
         }
     }
     segments::finish(&mut ctx);
+    if kind == Kind::Other {
+        // Several patients (a query response): each record is linked to its
+        // own; the message's subject is the first.
+        link_to_patient_and_encounter(&mut ctx);
+        if let Some(first) = ctx
+            .entries
+            .iter()
+            .position(|e| e.resource_type == "Patient")
+        {
+            ctx.patient = Some(first);
+        }
+    }
     scope_appointment_to_patient(&mut ctx);
     if let Some((resource_type, first, second)) = ctx.collision {
         return Err(ConvertError {
@@ -679,6 +691,17 @@ pub fn convert(
             "Patient" => Some(entry.id.clone()),
             "Practitioner" | "PractitionerRole" | "Organization" | "Location" | "Device"
             | "MessageHeader" | "Provenance" | "OperationOutcome" => None,
+            // A response may list several patients: each record files under
+            // the one it names.
+            _ if kind == Kind::Other => ["subject", "patient", "beneficiary"]
+                .iter()
+                .find_map(|k| {
+                    entry.resource[k]["reference"]
+                        .as_str()?
+                        .strip_prefix("Patient/")
+                })
+                .map(str::to_string)
+                .or_else(|| patient_id.clone()),
             _ => patient_id.clone(),
         };
     }
@@ -770,7 +793,7 @@ fn needs_patient(ctx: &Ctx<'_>) -> Result<(), ConvertError> {
 /// Sets the subject/patient and encounter references the segments could not
 /// set when they were read (the PID may come after the SCH, the PV1 after
 /// the ORC).
-fn link_to_patient_and_encounter(ctx: &mut Ctx<'_>) {
+pub(crate) fn link_to_patient_and_encounter(ctx: &mut Ctx<'_>) {
     let patient = ctx.patient_reference();
     let encounter = ctx.encounter_reference();
     for i in 0..ctx.entries.len() {

@@ -42,7 +42,9 @@
 //! ([`Converter::supports`]). No type is refused: any other (queries,
 //! responses, site types) is converted from the segments that have a map
 //! (patient, encounter, observations, ...), with an `OperationOutcome` entry
-//! naming its type and each segment not converted.
+//! naming its type and each segment not converted. Such a message may list
+//! several patients (a query response): each PID is a Patient, and the
+//! records after it are that patient's.
 //! [`Converter::coverage`] reports, for one message, which segments and
 //! fields reach the Bundle. [`to_v2`] goes back: FHIR R4 JSON to v2
 //! messages.

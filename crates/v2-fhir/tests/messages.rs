@@ -1005,6 +1005,36 @@ fn a_type_without_a_map_converts_its_segments_and_names_the_rest() {
 }
 
 #[test]
+fn a_response_listing_two_patients_files_each_record_under_its_own() {
+    let bytes = b"MSH|^~\\&|A|B|C|D|20240102||RSP^K11^RSP_K11|Q2|P|2.5.1\r\
+                  MSA|AA|Q0\r\
+                  PID|1||111^^^HOSP^MR||DOE^JANE||19800101|F\r\
+                  NK1|1|DOE^JOHN|SPO\r\
+                  PID|2||222^^^HOSP^MR||ROE^RICK||19700101|M\r\
+                  NK1|1|ROE^RUTH|SPO\r\
+                  OBX|1|NM|8867-4^Heart rate^LN||72|/min|||||F\r"
+        .to_vec();
+    let message = hl7v2::Message::parse(&bytes).unwrap();
+    let bundle = Converter::new(Options::default())
+        .convert(&message)
+        .unwrap();
+    let patients = all(&bundle, "Patient");
+    assert_eq!(patients.len(), 2);
+    let (jane, rick) = (&patients[0], &patients[1]);
+    assert_eq!(jane["contact"][0]["name"]["family"], "DOE");
+    assert_eq!(rick["contact"][0]["name"]["family"], "ROE");
+    assert_eq!(jane["contact"].as_array().unwrap().len(), 1);
+    let observation = one(&bundle, "Observation");
+    assert_eq!(observation["subject"]["reference"], reference_of(rick));
+    let filed = bundle
+        .of_type("Observation")
+        .map(|e| e.patient_id.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(filed, [rick["id"].as_str().map(str::to_string)]);
+    assert_eq!(bundle.patient_id(), jane["id"].as_str());
+}
+
+#[test]
 fn a_type_without_a_map_and_without_a_pid_leaves_out_what_needs_a_patient() {
     let bytes = b"MSH|^~\\&|A|B|C|D|20240102||ZZZ^Z01|Z1|P|2.5.1\r\
                   IN1|1|PLAN1|ACME^^^^^^^^^^|ACME INSURANCE\r\
