@@ -82,3 +82,48 @@ fn a_file_that_is_not_fhir_is_named_and_the_others_are_still_made() {
     assert!(out.contains("ADT^A28^ADT_A05"), "{out}");
     assert!(out.lines().any(|l| l == "PID|1||||ROE|||M"), "{out}");
 }
+
+#[test]
+fn the_messages_made_back_pass_corridor_validate() {
+    for message in [
+        "hapi-hl7v2/docs_ADT_A01.hl7",
+        "cdc-data-exchange-hl7/COVID19_ELR_01.hl7",
+        "izgateway-v2tofhir/msg_002.hl7",
+    ] {
+        let bundle = corridor(&["fhir", "--ndjson", &corpus(message)], b"");
+        assert_eq!(bundle.status.code(), Some(0), "{}", text(&bundle.stderr));
+        let back = corridor(&["v2", "-"], &bundle.stdout);
+        assert_eq!(back.status.code(), Some(0), "{}", text(&back.stderr));
+        assert!(text(&back.stdout).starts_with("MSH|"), "{message}");
+        let checked = corridor(&["validate", "-"], &back.stdout);
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "{message}:\n{}\n{}",
+            text(&back.stdout),
+            text(&checked.stdout)
+        );
+    }
+}
+
+#[test]
+fn ndjson_and_arrays_of_bundles_give_a_message_each() {
+    let files = [
+        corpus("hapi-hl7v2/docs_ADT_A01.hl7"),
+        corpus("cdc-data-exchange-hl7/COVID19_ELR_01.hl7"),
+    ];
+    for layout in [&["fhir", "--ndjson"][..], &["fhir"][..]] {
+        let mut args = layout.to_vec();
+        args.extend(files.iter().map(String::as_str));
+        let bundles = corridor(&args, b"");
+        assert_eq!(bundles.status.code(), Some(0), "{}", text(&bundles.stderr));
+        let back = corridor(&["v2", "-"], &bundles.stdout);
+        assert_eq!(back.status.code(), Some(0), "{}", text(&back.stderr));
+        let types: Vec<String> = text(&back.stdout)
+            .lines()
+            .filter(|l| l.starts_with("MSH|"))
+            .map(|l| l.split('|').nth(8).unwrap().to_string())
+            .collect();
+        assert_eq!(types, ["ADT^A01^ADT_A01", "ORU^R01^ORU_R01"], "{layout:?}");
+    }
+}

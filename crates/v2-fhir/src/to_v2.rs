@@ -608,7 +608,8 @@ impl<'o> Translator<'o> {
                     c,
                 )
             })
-            .unwrap_or_default();
+            // PV1-2 is required: `U` (unknown) when the class has no v2 code.
+            .unwrap_or("U");
         let visit = array(&r["identifier"])
             .find(|i| i["type"]["coding"][0]["code"] == "VN")
             .or_else(|| array(&r["identifier"]).next())

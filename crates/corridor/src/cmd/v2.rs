@@ -16,6 +16,10 @@ an RDE^O11, an Immunization a VXU^V04; each message carries its patient's
 PID and its encounter's PV1. A Bundle made by `corridor fhir` gives its
 message back.
 
+A FILE holds one resource or Bundle, several (NDJSON, as `corridor fhir
+--ndjson` writes) or a JSON array of them (as `corridor fhir` writes for
+several messages).
+
 Output: the messages, one segment per line. What has no place in v2 (a
 resource no message carries, an element no field holds) is named on standard
 error, one line each.
@@ -65,30 +69,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             failed = true;
             continue;
         }
-        let translation = match to_v2(&bytes, &options) {
-            Ok(t) => t,
-            Err(error) => {
-                eprintln!("corridor: {file}: not FHIR R4 this can read: {error}");
-                failed = true;
-                continue;
-            }
-        };
-        for message in &translation.messages {
-            for segment in message.split('\r').filter(|s| !s.is_empty()) {
-                out.write_all(segment.as_bytes())?;
-                out.write_all(b"\n")?;
+        // A file may hold one resource, several (NDJSON, as `corridor fhir
+        // --ndjson` writes), or a JSON array of them (as `corridor fhir`
+        // writes for several messages).
+        let mut documents = Vec::new();
+        for value in serde_json::Deserializer::from_slice(&bytes).into_iter::<serde_json::Value>() {
+            match value {
+                Ok(serde_json::Value::Array(items)) => documents.extend(items),
+                Ok(value) => documents.push(value),
+                Err(error) => {
+                    eprintln!("corridor: {file}: not JSON: {error}");
+                    failed = true;
+                    break;
+                }
             }
         }
-        for issue in translation.outcome["issue"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            eprintln!(
-                "corridor: {file}: {}: {}",
-                issue["expression"][0].as_str().unwrap_or(""),
-                issue["diagnostics"].as_str().unwrap_or("")
-            );
+        for (n, document) in documents.iter().enumerate() {
+            let at = if documents.len() > 1 {
+                format!("{file}#{}", n + 1)
+            } else {
+                file.clone()
+            };
+            let translation = match to_v2(document.to_string().as_bytes(), &options) {
+                Ok(t) => t,
+                Err(error) => {
+                    eprintln!("corridor: {at}: not FHIR R4 this can read: {error}");
+                    failed = true;
+                    continue;
+                }
+            };
+            for message in &translation.messages {
+                for segment in message.split('\r').filter(|s| !s.is_empty()) {
+                    out.write_all(segment.as_bytes())?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            for issue in translation.outcome["issue"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                eprintln!(
+                    "corridor: {at}: {}: {}",
+                    issue["expression"][0].as_str().unwrap_or(""),
+                    issue["diagnostics"].as_str().unwrap_or("")
+                );
+            }
         }
     }
     out.flush()?;
