@@ -31,6 +31,8 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Convert messages to FHIR R4 transaction Bundles.
     Fhir(cmd::fhir::Args),
+    /// Make HL7 v2 messages from FHIR R4 resources or Bundles.
+    V2(cmd::v2::Args),
     /// Check a configuration file.
     Config(cmd::config::Args),
     /// Load and export the master patient index.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Get(args) => cmd::get::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Fhir(args) => cmd::fhir::run(args),
+        Command::V2(args) => cmd::v2::run(args),
         Command::Config(args) => cmd::config::run(args),
         Command::Mpi(args) => cmd::mpi::run(args),
         Command::Db(args) => cmd::db::run(args),

@@ -353,3 +353,68 @@ fn parse_on_several_files_names_the_file_before_each_message() {
         stdout(&o)
     );
 }
+
+#[test]
+fn fhir_coverage_prints_per_message_what_was_mapped_skipped_or_unknown() {
+    let site =
+        std::env::temp_dir().join(format!("corridor-cli-stream-{}-zseg", std::process::id()));
+    std::fs::write(
+        &site,
+        b"MSH|^~\\&|A|B|C|D|20240102||QBP^Q22^QBP_Q21|Q1|P|2.5.1\r\
+          QPD|IHE PDQ Query|Q1|@PID.5.1^DOE\r\
+          PID|1||123^^^HOSP^MR||DOE^JANE||19800101|F\r\
+          ZPI|1|site data\r",
+    )
+    .unwrap();
+    let o = corridor(&["fhir", "--coverage", &corpus(ADT), site.to_str().unwrap()]);
+    std::fs::remove_file(&site).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", stdout(&o));
+    let segment = |line: &serde_json::Value, name: &str| {
+        line["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["segment"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let adt = &lines[0];
+    assert_eq!(adt["type"], "ADT^A01^ADT_A01");
+    assert_eq!(adt["message"], 1);
+    assert_eq!(adt["converted"], true);
+    let pid = segment(adt, "PID");
+    assert_eq!(pid["status"], "mapped");
+    assert!(pid["mapped"].as_array().unwrap().contains(&"PID-5".into()));
+    let query = &lines[1];
+    assert_eq!(query["type"], "QBP^Q22^QBP_Q21");
+    assert_eq!(segment(query, "PID")["status"], "mapped");
+    let qpd = segment(query, "QPD");
+    assert_eq!(qpd["status"], "skipped");
+    assert_eq!(
+        qpd["skipped"],
+        serde_json::json!(["QPD-1", "QPD-2", "QPD-3"])
+    );
+    let zpi = segment(query, "ZPI");
+    assert_eq!(zpi["status"], "unknown");
+    assert_eq!(zpi["position"], 4);
+    let total = |line: &serde_json::Value, key: &str| line[key].as_u64().unwrap();
+    assert!(total(query, "mapped_fields") >= 4);
+    // PID-1 (set id) and MSH-11/12 change nothing in a Bundle, nor does a
+    // date-only MSH-7 (not an instant): with QPD's 3 and ZPI's 2, 9 fields.
+    assert_eq!(
+        segment(query, "PID")["skipped"],
+        serde_json::json!(["PID-1"])
+    );
+    assert_eq!(total(query, "skipped_fields"), 9);
+}
+
+#[test]
+fn fhir_coverage_is_not_mixed_with_bundle_layouts() {
+    let o = corridor(&["fhir", "--coverage", "--ndjson", &corpus(ADT)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

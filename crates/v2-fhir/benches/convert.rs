@@ -1,4 +1,5 @@
-//! Conversion throughput: a 1.5 KB ORU^R01 to a FHIR transaction Bundle.
+//! Conversion throughput: a 1.5 KB ORU^R01 to a FHIR transaction Bundle,
+//! and that Bundle's JSON back to v2 (`to_v2`).
 //!
 //! Measured twice: wall time (Criterion's default) and the CPU time of the
 //! benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`), because the
@@ -102,6 +103,20 @@ fn bench_conversion<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
             let message = hl7v2::Message::parse(&bytes).unwrap();
             converter.convert(&message).unwrap().to_json_string()
         })
+    });
+    group.finish();
+    let json = {
+        let message = hl7v2::Message::parse(&bytes).unwrap();
+        converter.convert(&message).unwrap().to_json_string()
+    };
+    let options = v2_fhir::to_v2::ToV2Options {
+        timestamp: "20240101000000+0000".into(),
+        ..Default::default()
+    };
+    let mut group = c.benchmark_group(format!("{group_name}_to_v2"));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("oru_r01_1500_bundle_to_v2", |b| {
+        b.iter(|| v2_fhir::to_v2::to_v2(json.as_bytes(), &options).unwrap())
     });
     group.finish();
 }

@@ -25,6 +25,13 @@ pub enum Kind {
     Document,
     Financial,
     Ack,
+    /// REF/RRI patient referrals (RF1, PRD).
+    Referral,
+    /// PPR patient problems (PRB).
+    Problem,
+    /// A type the guide has no message map for: converted from the
+    /// segments that have one, with an OperationOutcome naming the rest.
+    Other,
 }
 
 /// MSH-9 to a message family: the guide's message maps (`messages/*.csv`)
@@ -33,14 +40,16 @@ pub fn kind_of(code: &str, event: &str, structure: &str) -> Option<Kind> {
     let by_structure = match structure.get(..3) {
         Some("ADT") => Some(Kind::Adt),
         Some("ORU") | Some("OUL") => Some(Kind::Result),
-        Some("ORM") | Some("OML") => Some(Kind::Order),
-        Some("RDE") => Some(Kind::PharmacyOrder),
+        Some("ORM") | Some("OML") | Some("OMG") => Some(Kind::Order),
+        Some("RDE") | Some("RDS") => Some(Kind::PharmacyOrder),
         Some("RAS") => Some(Kind::PharmacyAdministration),
         Some("VXU") => Some(Kind::Vaccination),
         Some("SIU") => Some(Kind::Schedule),
         Some("MDM") => Some(Kind::Document),
         Some("DFT") | Some("BAR") => Some(Kind::Financial),
         Some("ACK") => Some(Kind::Ack),
+        Some("REF") | Some("RRI") => Some(Kind::Referral),
+        Some("PPR") => Some(Kind::Problem),
         _ => None,
     };
     if structure.len() >= 3 && by_structure.is_some() {
@@ -58,14 +67,16 @@ pub fn kind_of(code: &str, event: &str, structure: &str) -> Option<Kind> {
             Some(Kind::Result)
         }
         "OUL" => Some(Kind::Result),
-        "ORM" | "OML" => Some(Kind::Order),
-        "RDE" => Some(Kind::PharmacyOrder),
+        "ORM" | "OML" | "OMG" => Some(Kind::Order),
+        "RDE" | "RDS" => Some(Kind::PharmacyOrder),
         "RAS" => Some(Kind::PharmacyAdministration),
         "VXU" => Some(Kind::Vaccination),
         "SIU" => Some(Kind::Schedule),
         "MDM" => Some(Kind::Document),
         "DFT" | "BAR" => Some(Kind::Financial),
         "ACK" => Some(Kind::Ack),
+        "REF" | "RRI" => Some(Kind::Referral),
+        "PPR" => Some(Kind::Problem),
         _ => None,
     }
 }
@@ -142,6 +153,15 @@ pub struct Ctx<'m> {
     /// The first two segments that made one record, reported instead of
     /// a Bundle.
     pub collision: Option<(&'static str, usize, usize)>,
+    /// Segments (indices) that no map reads, in message order.
+    pub skipped: Vec<usize>,
+    /// The insured of the latest IN1 (the Patient or a RelatedPerson), for
+    /// the IN2 after it.
+    pub insured: Option<usize>,
+    /// The latest Coverage, for the IN3 after it.
+    pub coverage: Option<usize>,
+    /// The referral ServiceRequest (RF1), for the PRDs after it.
+    pub referral: Option<usize>,
 }
 
 /// Resources one v2 record makes each: a second one with the same id in a
@@ -154,6 +174,7 @@ const ONE_PER_RECORD: &[&str] = &[
     "Immunization",
     "MedicationRequest",
     "MedicationAdministration",
+    "MedicationDispense",
     "ChargeItem",
     "DocumentReference",
     "Appointment",
@@ -550,11 +571,7 @@ pub fn convert(
     let code = msh9.map(|f| comp(f, 1)).unwrap_or_default();
     let mut event = msh9.map(|f| comp(f, 2)).unwrap_or_default();
     let structure = msh9.map(|f| comp(f, 3)).unwrap_or_default();
-    let kind = kind_of(&code, &event, &structure).ok_or_else(|| {
-        ConvertError::new(ConvertErrorKind::UnsupportedMessage(
-            msh9.map(|f| text(f).into_owned()).unwrap_or_default(),
-        ))
-    })?;
+    let kind = kind_of(&code, &event, &structure).unwrap_or(Kind::Other);
     if event.is_empty() {
         if let Some(evn) = message.find_segment(b"EVN", 1) {
             event = evn
@@ -609,18 +626,37 @@ pub fn convert(
         results: Vec::new(),
         origins: Vec::with_capacity(16),
         collision: None,
+        skipped: Vec::new(),
+        insured: None,
+        coverage: None,
+        referral: None,
     };
     let msg = ctx.msg;
     for (index, segment) in msg.segments().enumerate().skip(1) {
         ctx.segment_index = index;
-        segments::apply(&mut ctx, segment.clone()).map_err(|mut e| {
+        let mapped = segments::apply(&mut ctx, segment.clone()).map_err(|mut e| {
             if e.segment.is_none() {
                 e.segment = Some((index + 1, segment.name_str().to_string()));
             }
             e
         })?;
+        if !mapped {
+            ctx.skipped.push(index);
+        }
     }
     segments::finish(&mut ctx);
+    if kind == Kind::Other {
+        // Several patients (a query response): each record is linked to its
+        // own; the message's subject is the first.
+        link_to_patient_and_encounter(&mut ctx);
+        if let Some(first) = ctx
+            .entries
+            .iter()
+            .position(|e| e.resource_type == "Patient")
+        {
+            ctx.patient = Some(first);
+        }
+    }
     scope_appointment_to_patient(&mut ctx);
     if let Some((resource_type, first, second)) = ctx.collision {
         return Err(ConvertError {
@@ -641,7 +677,11 @@ pub fn convert(
             ctx.push_on(p, "identifier", identifier);
         }
     }
-    needs_patient(&ctx)?;
+    if kind == Kind::Other {
+        segments::header::not_covered(&mut ctx);
+    } else {
+        needs_patient(&ctx)?;
+    }
     link_to_patient_and_encounter(&mut ctx);
     segments::header::finish(&mut ctx);
     let patient_id = ctx.patient.map(|i| ctx.entries[i].id.clone());
@@ -651,6 +691,17 @@ pub fn convert(
             "Patient" => Some(entry.id.clone()),
             "Practitioner" | "PractitionerRole" | "Organization" | "Location" | "Device"
             | "MessageHeader" | "Provenance" | "OperationOutcome" => None,
+            // A response may list several patients: each record files under
+            // the one it names.
+            _ if kind == Kind::Other => ["subject", "patient", "beneficiary"]
+                .iter()
+                .find_map(|k| {
+                    entry.resource[k]["reference"]
+                        .as_str()?
+                        .strip_prefix("Patient/")
+                })
+                .map(str::to_string)
+                .or_else(|| patient_id.clone()),
             _ => patient_id.clone(),
         };
     }
@@ -709,7 +760,7 @@ fn segment_name(message: &Message<'_>, index: usize) -> String {
 }
 
 /// Resources that FHIR requires to point at a patient.
-const PATIENT_REQUIRED: &[&str] = &[
+pub const PATIENT_REQUIRED: &[&str] = &[
     "AllergyIntolerance",
     "Condition",
     "Procedure",
@@ -742,7 +793,7 @@ fn needs_patient(ctx: &Ctx<'_>) -> Result<(), ConvertError> {
 /// Sets the subject/patient and encounter references the segments could not
 /// set when they were read (the PID may come after the SCH, the PV1 after
 /// the ORC).
-fn link_to_patient_and_encounter(ctx: &mut Ctx<'_>) {
+pub(crate) fn link_to_patient_and_encounter(ctx: &mut Ctx<'_>) {
     let patient = ctx.patient_reference();
     let encounter = ctx.encounter_reference();
     for i in 0..ctx.entries.len() {
@@ -757,6 +808,7 @@ fn link_to_patient_and_encounter(ctx: &mut Ctx<'_>) {
             | "Encounter"
             | "MedicationRequest"
             | "MedicationAdministration"
+            | "MedicationDispense"
             | "ChargeItem"
             | "DocumentReference" => Some("subject"),
             "AllergyIntolerance" | "Immunization" | "RelatedPerson" => Some("patient"),
@@ -782,7 +834,7 @@ fn link_to_patient_and_encounter(ctx: &mut Ctx<'_>) {
         let encounter_field = match rt {
             "Observation" | "DiagnosticReport" | "ServiceRequest" | "Condition" | "Procedure"
             | "MedicationRequest" | "Immunization" | "AllergyIntolerance" => Some("encounter"),
-            "MedicationAdministration" | "ChargeItem" => Some("context"),
+            "MedicationAdministration" | "MedicationDispense" | "ChargeItem" => Some("context"),
             _ => None,
         };
         if let (Some(field), Some(e)) = (encounter_field, &encounter) {

@@ -5,10 +5,6 @@ use std::fmt;
 /// Why a message could not be converted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConvertErrorKind {
-    #[error(
-        "message type {0:?} is not converted to FHIR (see the v2-fhir crate docs for the supported types)"
-    )]
-    UnsupportedMessage(String),
     #[error("the message has no {0} segment, which this message type needs")]
     MissingSegment(&'static str),
     #[error("{0}")]

@@ -36,9 +36,18 @@
 //!
 //! Messages are dispatched by MSH-9 (structure first, then type): the ADT
 //! family (A01-A13, A28, A31, A40 merge, A60 and any other ADT event by its
-//! segments), ORM^O01, OML^O21 (and other OML), ORU^R01, RDE^O11, RAS^O17,
-//! VXU^V04, SIU^S12-S26, MDM^T01-T11, DFT^P03, BAR^P01-P12 and ACK. Other
-//! types are refused with [`ConvertErrorKind::UnsupportedMessage`].
+//! segments), ORM^O01, OML^O21 (and other OML), OMG^O19, ORU^R01, OUL,
+//! RDE^O11/O25, RDS^O13, RAS^O17, VXU^V04, SIU^S12-S26, MDM^T01-T11,
+//! DFT^P03, BAR^P01-P12, REF/RRI^I12-I15, PPR^PC1-PC3 and ACK
+//! ([`Converter::supports`]). No type is refused: any other (queries,
+//! responses, site types) is converted from the segments that have a map
+//! (patient, encounter, observations, ...), with an `OperationOutcome` entry
+//! naming its type and each segment not converted. Such a message may list
+//! several patients (a query response): each PID is a Patient, and the
+//! records after it are that patient's.
+//! [`Converter::coverage`] reports, for one message, which segments and
+//! fields reach the Bundle. [`to_v2`] goes back: FHIR R4 JSON to v2
+//! messages.
 //!
 //! # Choices where the guide is silent or under construction
 //!
@@ -78,6 +87,32 @@
 //!   (or the Patient when GT1-11 is `SEL`), MSA/ERR to MessageHeader.response
 //!   and an OperationOutcome.
 //! - **NK1** becomes `Patient.contact` (the guide's `NK1[Patient]` map).
+//! - **Insurance**: IN1-16 to IN1-19, IN1-43 and IN1-49 make the
+//!   Coverage's subscriber (the Patient when IN1-17 is `SEL`, else a
+//!   RelatedPerson); IN2-1/2/6/8 add the insured's employee, SSN, Medicare
+//!   and Medicaid numbers to it, IN2-61 the patient's member number to the
+//!   Patient; IN3 (certification) is a CareTeam (`IN3[CareTeam]`) the
+//!   Coverage points to by the extension
+//!   `{identifier_base}/StructureDefinition/coverage-certification`. GT1-12
+//!   is the guarantor's SSN.
+//! - **ACC, PDA, DB1** (no guide tables) are Observations of the patient:
+//!   the accident (LOINC 11374-6, ACC-2 the value), each cause of death
+//!   (LOINC 69453-9) and the autopsy (LOINC 85699-7), the disability
+//!   (`code.text` "Disability"); the parts no code names are components
+//!   known by their text. PDA marks the Patient `deceasedBoolean` unless
+//!   PID-29/30 said more.
+//! - **ROL and PRT** (`ROL[Patient-GeneralPractitioner]`,
+//!   `ROL[Encounter-PractitionerRole]`, `PRT[PractitionerRole]`): a
+//!   primary care provider (`PP`, `FHCP`) is `Patient.generalPractitioner`;
+//!   a PRT ordering provider (`OP`, `OPO`) the order's requester, other PRT
+//!   roles perform the order's latest result (else the order); other ROL
+//!   roles, and PRT outside orders, are Encounter participants.
+//! - **REF/RRI**: RF1 is a ServiceRequest categorized as a referral (SNOMED
+//!   CT 3457005); PRD providers are Practitioners, the referring one
+//!   (`RP`) its requester, the others its performers.
+//! - **PPR**: PRB is a problem-list Condition. **RDS**: RXD is a
+//!   MedicationDispense authorized by the order's MedicationRequest; an
+//!   RXO and an RXE of one order are one MedicationRequest.
 //! - **OBX of type ED** in a result becomes `DiagnosticReport.presentedForm`
 //!   (R4 Observation has no attachment value); in MDM, OBX text lines are
 //!   joined into one `text/plain` attachment of the DocumentReference.
@@ -130,15 +165,18 @@
 
 mod bundle;
 mod convert;
+pub mod coverage;
 pub mod datatypes;
 pub mod datetime;
 mod error;
 mod ids;
 mod json;
 mod segments;
+pub mod to_v2;
 pub mod vocab;
 
 pub use bundle::{Bundle, Entry};
+pub use coverage::{Coverage, SegmentCoverage, SegmentStatus};
 pub use datetime::{UtcOffset, Zone};
 pub use error::{ConvertError, ConvertErrorKind};
 
@@ -200,7 +238,9 @@ impl Converter {
         )
     }
 
-    /// True when the message's type (MSH-9) is one the converter handles.
+    /// True when the message's type (MSH-9) has a map of its own (see the
+    /// crate docs); [`Converter::convert`] converts the others too, from
+    /// their segments, with an OperationOutcome naming what it left out.
     pub fn supports(message: &hl7v2::Message<'_>) -> bool {
         convert::kind_of_message(message).is_some()
     }

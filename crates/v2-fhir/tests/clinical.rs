@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{all, one};
+use common::{all, one, seg};
 use serde_json::Value;
 use v2_fhir::{Bundle, ConvertErrorKind, Converter, Options};
 
@@ -206,18 +206,6 @@ fn a_bounded_result_keeps_its_comparator_and_units() {
     assert_eq!(quantity["value"], 60);
     assert_eq!(quantity["code"], "mL/min/{1.73_m2}");
     assert_eq!(quantity["unit"], "mL/min/1.73m2");
-}
-
-/// A segment from (field number, value) pairs, so a message names the
-/// fields it sets instead of counting pipes.
-fn seg(name: &str, fields: &[(usize, &str)]) -> String {
-    let last = fields.iter().map(|(n, _)| *n).max().unwrap_or(0);
-    let mut parts = vec![String::new(); last + 1];
-    parts[0] = name.to_string();
-    for (n, v) in fields {
-        parts[*n] = v.to_string();
-    }
-    parts.join("|")
 }
 
 /// A urine culture: two isolates (OBX-4 sub-ids 1 and 2), then the

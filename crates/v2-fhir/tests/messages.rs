@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{all, one};
-use serde_json::{Value, json};
-use v2_fhir::{Bundle, ConvertErrorKind, Converter, Identifier, Options, Zone};
+use common::{all, one, reference_of, seg};
+use serde_json::json;
+use v2_fhir::{Bundle, Converter, Identifier, Options, Zone};
 
 fn parse_and_convert(text: &str, options: Options) -> Bundle {
     let bytes = text.replace('\n', "\r").into_bytes();
@@ -15,26 +15,6 @@ fn parse_and_convert(text: &str, options: Options) -> Bundle {
 
 fn convert(text: &str) -> Bundle {
     parse_and_convert(text, Options::default())
-}
-
-/// A segment from (field number, value) pairs, so tests name the fields
-/// they set instead of counting pipes.
-fn seg(name: &str, fields: &[(usize, &str)]) -> String {
-    let last = fields.iter().map(|(n, _)| *n).max().unwrap_or(0);
-    let mut parts = vec![String::new(); last + 1];
-    parts[0] = name.to_string();
-    for (n, v) in fields {
-        parts[*n] = v.to_string();
-    }
-    parts.join("|")
-}
-
-fn reference_of(resource: &Value) -> String {
-    format!(
-        "{}/{}",
-        resource["resourceType"].as_str().unwrap(),
-        resource["id"].as_str().unwrap()
-    )
 }
 
 fn adt_a01() -> String {
@@ -998,18 +978,78 @@ fn ack_becomes_a_message_header_response_with_an_outcome() {
 }
 
 #[test]
-fn unsupported_types_are_refused_by_name() {
-    let bytes = b"MSH|^~\\&|A|B|C|D|20240102||QBP^Q22^QBP_Q21|Q1|P|2.5.1\r".to_vec();
+fn a_type_without_a_map_converts_its_segments_and_names_the_rest() {
+    // A query response the guide has no message map for: its PID is still
+    // a Patient; QAK and QPD are named as not converted.
+    let bytes = b"MSH|^~\\&|A|B|C|D|20240102||RSP^K22^RSP_K21|Q1|P|2.5.1\r\
+                  MSA|AA|Q0\r\
+                  QAK|Q0|OK\r\
+                  QPD|IHE PDQ Query|Q0|@PID.5.1^DOE\r\
+                  PID|1||123^^^HOSP^MR||DOE^JANE||19800101|F\r"
+        .to_vec();
     let message = hl7v2::Message::parse(&bytes).unwrap();
     assert!(!Converter::supports(&message));
-    let error = Converter::new(Options::default())
+    let bundle = Converter::new(Options::default())
         .convert(&message)
-        .unwrap_err();
-    assert_eq!(
-        error.kind,
-        ConvertErrorKind::UnsupportedMessage("QBP^Q22^QBP_Q21".into())
-    );
-    assert!(error.to_string().contains("QBP^Q22^QBP_Q21"));
+        .unwrap();
+    let patient = one(&bundle, "Patient");
+    assert_eq!(patient["name"][0]["family"], "DOE");
+    let outcome = one(&bundle, "OperationOutcome");
+    let diagnostics = outcome["issue"][0]["diagnostics"].as_str().unwrap();
+    assert_eq!(outcome["issue"][0]["code"], "not-supported");
+    assert!(diagnostics.contains("RSP^K22^RSP_K21"), "{diagnostics}");
+    assert!(diagnostics.contains("QAK (segment 3)"), "{diagnostics}");
+    assert!(diagnostics.contains("QPD (segment 4)"), "{diagnostics}");
+    assert!(!diagnostics.contains("PID"), "{diagnostics}");
+    assert!(!diagnostics.contains("MSA"), "{diagnostics}");
+}
+
+#[test]
+fn a_response_listing_two_patients_files_each_record_under_its_own() {
+    let bytes = b"MSH|^~\\&|A|B|C|D|20240102||RSP^K11^RSP_K11|Q2|P|2.5.1\r\
+                  MSA|AA|Q0\r\
+                  PID|1||111^^^HOSP^MR||DOE^JANE||19800101|F\r\
+                  NK1|1|DOE^JOHN|SPO\r\
+                  PID|2||222^^^HOSP^MR||ROE^RICK||19700101|M\r\
+                  NK1|1|ROE^RUTH|SPO\r\
+                  OBX|1|NM|8867-4^Heart rate^LN||72|/min|||||F\r"
+        .to_vec();
+    let message = hl7v2::Message::parse(&bytes).unwrap();
+    let bundle = Converter::new(Options::default())
+        .convert(&message)
+        .unwrap();
+    let patients = all(&bundle, "Patient");
+    assert_eq!(patients.len(), 2);
+    let (jane, rick) = (&patients[0], &patients[1]);
+    assert_eq!(jane["contact"][0]["name"]["family"], "DOE");
+    assert_eq!(rick["contact"][0]["name"]["family"], "ROE");
+    assert_eq!(jane["contact"].as_array().unwrap().len(), 1);
+    let observation = one(&bundle, "Observation");
+    assert_eq!(observation["subject"]["reference"], reference_of(rick));
+    let filed = bundle
+        .of_type("Observation")
+        .map(|e| e.patient_id.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(filed, [rick["id"].as_str().map(str::to_string)]);
+    assert_eq!(bundle.patient_id(), jane["id"].as_str());
+}
+
+#[test]
+fn a_type_without_a_map_and_without_a_pid_leaves_out_what_needs_a_patient() {
+    let bytes = b"MSH|^~\\&|A|B|C|D|20240102||ZZZ^Z01|Z1|P|2.5.1\r\
+                  IN1|1|PLAN1|ACME^^^^^^^^^^|ACME INSURANCE\r\
+                  ZZZ|1|secret\r"
+        .to_vec();
+    let message = hl7v2::Message::parse(&bytes).unwrap();
+    let bundle = Converter::new(Options::default())
+        .convert(&message)
+        .unwrap();
+    assert!(all(&bundle, "Coverage").is_empty());
+    let outcome = one(&bundle, "OperationOutcome");
+    let diagnostics = outcome["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(diagnostics.contains("Coverage"), "{diagnostics}");
+    assert!(diagnostics.contains("ZZZ (segment 3)"), "{diagnostics}");
+    assert!(!diagnostics.contains("secret"), "{diagnostics}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `corridor fhir [--ndjson|--resources] [--progress] [--zone ZONE]
+//! `corridor fhir [--ndjson|--resources|--coverage] [--progress] [--zone ZONE]
 //! [--identifier-base URI] FILE...`
 
 use std::io::Write;
@@ -7,12 +7,11 @@ use std::process::ExitCode;
 use hl7v2::Message;
 use v2_fhir::{Bundle, Converter, Options, Zone};
 
-use crate::input::{Incoming, Progress, for_each_message, message_error};
+use crate::input::{Incoming, Progress, ReadSummary, for_each_message, message_error};
 use crate::output::PrettyArray;
 
 /// What `corridor fhir --help` says after the options.
-const OUTPUT_HELP: &str = "\
-Converts every message in the FILEs to a FHIR R4 transaction Bundle, following
+const OUTPUT_HELP: &str = r#"Converts every message in the FILEs to a FHIR R4 transaction Bundle, following
 the HL7 v2-to-FHIR implementation guide. Input is read and output written as
 it goes, one message at a time, so memory stays the same whatever the size of
 the input.
@@ -24,12 +23,25 @@ line (each entry's resource, compact JSON). Every entry is a PUT Type/id
 with a stable id derived from business identifiers, so loading the same
 message twice (or an A08 after its A01) updates the same resources.
 
-Supported: ADT (all events, A40 merges, A60 allergies), ORM^O01, OML, ORU^R01,
-OUL, RDE^O11, RAS^O17, VXU^V04, SIU^S12-S26, MDM^T01-T11, DFT^P03, BAR, ACK.
+Mapped message types: ADT (all events, A40 merges, A60 allergies), ORM^O01,
+OML, OMG^O19, ORU^R01, OUL, RDE^O11/O25, RDS^O13, RAS^O17, VXU^V04,
+SIU^S12-S26, MDM^T01-T11, DFT^P03, BAR, REF/RRI^I12-I15, PPR^PC1-PC3, ACK.
+Any other type converts from the segments that have a map, with an
+OperationOutcome entry naming the segments it left out.
+
+With --coverage, instead of Bundles: one JSON line per message saying what
+became of each segment and field: `mapped` (its value reaches the Bundle),
+`skipped` (no map reads it, or it changes nothing in this message) or
+`unknown` (a Z-segment), e.g.
+  {"file":"a.hl7","message":1,"line":1,"type":"ADT^A01","converted":true,
+   "mapped_fields":41,"skipped_fields":3,"segments":[{"position":2,
+   "segment":"PID","status":"mapped","mapped":["PID-3",...],"skipped":[...]}]}
+It converts each message once per field present, so it is slower than a
+conversion.
 
 Exit status: 0 when every message converted; 1 when a message cannot be read
 or converted (reported on standard error with file, message number, line and
-segment; the other messages are still printed); 2 on bad usage.";
+segment; the other messages are still printed); 2 on bad usage."#;
 
 #[derive(clap::Args)]
 #[command(after_help = OUTPUT_HELP)]
@@ -38,8 +50,12 @@ pub struct Args {
     #[arg(long, conflicts_with = "resources")]
     ndjson: bool,
     /// Print one resource per line (NDJSON): every entry of every Bundle.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "coverage")]
     resources: bool,
+    /// Print, per message, which segments and fields were mapped, skipped
+    /// or unknown (one JSON line per message) instead of the Bundles.
+    #[arg(long, conflicts_with = "ndjson")]
+    coverage: bool,
     /// Show progress on standard error (shown anyway when it is a terminal).
     #[arg(long)]
     progress: bool,
@@ -65,10 +81,13 @@ fn parse_zone(s: &str) -> Result<Zone, String> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let converter = Converter::new(Options {
-        timezone: args.zone,
+        timezone: args.zone.clone(),
         identifier_base: args.identifier_base.trim_end_matches('/').to_string(),
         enterprise_identifier: None,
     });
+    if args.coverage {
+        return coverage(&converter, &args);
+    }
     let layout = if args.ndjson {
         Layout::BundlePerLine
     } else if args.resources {
@@ -94,16 +113,59 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     progress.finish();
     out.finish()?;
+    Ok(exit_status(failed, &summary))
+}
+
+/// Names the files without messages; 1 when anything failed.
+fn exit_status(failed: bool, summary: &ReadSummary) -> ExitCode {
     for file in &summary.without_messages {
         eprintln!("corridor: {file}: no HL7 v2 message in it (no line starts with MSH)");
     }
-    Ok(
-        if failed || summary.failed || !summary.without_messages.is_empty() {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    if failed || summary.failed || !summary.without_messages.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `--coverage`: one JSON line per message.
+fn coverage(converter: &Converter, args: &Args) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut progress = Progress::new(args.progress);
+    let mut failed = false;
+    let summary = for_each_message(&args.files, |incoming| {
+        let Incoming {
+            file, number, line, ..
+        } = incoming;
+        match Message::parse(incoming.bytes) {
+            Ok(message) => {
+                let coverage = converter.coverage(&message);
+                let (mapped, skipped) = coverage.field_counts();
+                let report = serde_json::json!({
+                    "file": file,
+                    "message": number,
+                    "line": line,
+                    "type": coverage.message_type,
+                    "converted": coverage.converted,
+                    "mapped_fields": mapped,
+                    "skipped_fields": skipped,
+                    "segments": coverage.segments,
+                });
+                serde_json::to_writer(&mut out, &report)?;
+                out.write_all(b"\n")?;
+            }
+            Err(error) => {
+                eprintln!("corridor: {}", message_error(file, number, line, &error));
+                failed = true;
+            }
+        }
+        progress.message_done();
+        Ok(())
+    })?;
+    progress.finish();
+    out.flush()?;
+    Ok(exit_status(failed, &summary))
 }
 
 /// The Bundle of one message, or the words that say why there is none.

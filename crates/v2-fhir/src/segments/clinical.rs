@@ -320,3 +320,66 @@ pub fn pr1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     ctx.note_target = Some((i, "note"));
     Ok(())
 }
+
+/// PRB (problem messages, PPR) to Condition, a problem-list item: PRB-3
+/// code, PRB-4 identifier, PRB-7 recordedDate, PRB-16 onset (PRB-17 as
+/// text), PRB-9 abatement, PRB-14 life cycle status (A/active, I/inactive,
+/// R/resolved) as clinicalStatus, else resolved when PRB-9 says when, else
+/// active.
+pub fn prb(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+    let o = ctx.options;
+    let f = |n: usize| seg.field(n);
+    let at = |n: usize| {
+        f(n).map(|e| dt::date_time_value(&comp(e, 1), o))
+            .unwrap_or(Value::Null)
+    };
+    let mut c = Obj::new();
+    let code = f(3)
+        .map(|e| dt::codeable_concept(e, o))
+        .unwrap_or(Value::Null);
+    c.set("code", code);
+    c.push(
+        "category",
+        status_concept(
+            "http://terminology.hl7.org/CodeSystem/condition-category",
+            "problem-list-item",
+        ),
+    );
+    let abatement = at(9);
+    let life_cycle = f(14).map(|e| comp(e, 1)).unwrap_or_default();
+    let status = match life_cycle.to_ascii_lowercase().as_str() {
+        "i" | "inactive" => "inactive",
+        "r" | "resolved" => "resolved",
+        "a" | "active" if abatement.is_null() => "active",
+        _ if !abatement.is_null() => "resolved",
+        _ => "active",
+    };
+    c.set(
+        "clinicalStatus",
+        status_concept(
+            "http://terminology.hl7.org/CodeSystem/condition-clinical",
+            status,
+        ),
+    );
+    c.set("recordedDate", at(7));
+    let onset = at(16);
+    if onset.is_null() {
+        c.set("onsetString", string(&f(17).map(text).unwrap_or_default()));
+    } else {
+        c.set("onsetDateTime", onset);
+    }
+    c.set("abatementDateTime", abatement);
+    let identifier = f(4)
+        .map(|e| dt::identifier_ei(e.repetition(1), o))
+        .unwrap_or(Value::Null);
+    c.push("identifier", identifier.clone());
+    let key = if identifier.is_null() {
+        format!("{}|problem|{}", patient_key(ctx), code_key(f(3)))
+    } else {
+        identifier.to_string()
+    };
+    let id = ctx.record_id("Condition", &[&key]);
+    let i = ctx.add("Condition", id, c);
+    ctx.note_target = Some((i, "note"));
+    Ok(())
+}

@@ -157,8 +157,16 @@ pub fn in1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     };
     let id = ctx.record_id("Coverage", &[&key]);
     let i = ctx.add("Coverage", id, c);
+    ctx.coverage = Some(i);
     if let Some(p) = payor {
         ctx.push_on(i, "payor", p);
+    }
+    // IN1-16 to IN1-19, IN1-43, IN1-49: the subscriber, the Patient itself
+    // when IN1-17 is SEL, else a RelatedPerson.
+    ctx.insured = insured(ctx, seg);
+    if let Some(s) = ctx.insured {
+        let r = ctx.reference_to(s);
+        ctx.set_on(i, "subscriber", r);
     }
     if let Some(a) = ctx.account {
         let r = ctx.reference_to(i);
@@ -168,8 +176,9 @@ pub fn in1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
 }
 
 /// GT1: the guarantor of the Account: the Patient when GT1-11 is `SEL`,
-/// else a RelatedPerson (GT1-3 name, GT1-5 address, GT1-6/7 phones, GT1-8
-/// birth date, GT1-9 sex, GT1-11 relationship).
+/// else a RelatedPerson (GT1-2 number and GT1-12 SSN as identifiers, GT1-3
+/// name, GT1-5 address, GT1-6/7 phones, GT1-8 birth date, GT1-9 sex, GT1-11
+/// relationship).
 pub fn gt1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let o = ctx.options;
     let f = |n: usize| seg.field(n);
@@ -180,6 +189,17 @@ pub fn gt1(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
         let mut rp = Obj::new();
         for cx in reps(f(2)) {
             rp.push("identifier", dt::identifier_cx(cx, o));
+        }
+        // GT1-12: the guarantor's SSN
+        let ssn = f(12).map(|e| comp(e, 1)).unwrap_or_default();
+        if !ssn.trim().is_empty() {
+            rp.push(
+                "identifier",
+                Obj::new()
+                    .with("type", dt::identifier_type("SS"))
+                    .with("system", "http://hl7.org/fhir/sid/us-ssn")
+                    .with("value", ssn.trim()),
+            );
         }
         for xpn in reps(f(3)) {
             rp.push("name", dt::human_name(xpn));
@@ -347,4 +367,172 @@ fn message_currency(ctx: &Ctx<'_>) -> Option<&'static str> {
 /// The first subcomponent-level text of component `n` (DR inside a field).
 fn sub_first(e: Element<'_>, n: usize) -> String {
     dt::sub(e, n, 1).into_owned()
+}
+
+/// `IN1[Coverage]` subscriber: the Patient when IN1-17 is `SEL`, else a
+/// RelatedPerson of the patient (IN1-16 name, IN1-17 relationship, IN1-18
+/// birth date, IN1-19 address, IN1-43 sex, IN1-49 identifier).
+fn insured(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Option<usize> {
+    let o = ctx.options;
+    let f = |n: usize| seg.field(n);
+    let p = ctx.patient?;
+    let relationship = f(17).map(|e| comp(e, 1)).unwrap_or_default();
+    if relationship == "SEL" {
+        return Some(p);
+    }
+    let mut rp = Obj::new();
+    for xpn in reps(f(16)) {
+        rp.push("name", dt::human_name(xpn));
+    }
+    if !rp.has("name") {
+        return None;
+    }
+    for cx in reps(f(49)) {
+        rp.push("identifier", dt::identifier_cx(cx, o));
+    }
+    if let Some(rel) = f(17) {
+        rp.push(
+            "relationship",
+            dt::mapped_concept(rel, ConceptMap::Relationship, "0063", o),
+        );
+    }
+    rp.set(
+        "birthDate",
+        f(18)
+            .map(|e| dt::date_value(&comp(e, 1)))
+            .unwrap_or(Value::Null),
+    );
+    for xad in reps(f(19)) {
+        rp.push("address", dt::address(xad));
+    }
+    if let Some(c) = f(43).and_then(|e| ConceptMap::AdministrativeSex.lookup(&comp(e, 1))) {
+        rp.set("gender", c.code.as_str());
+    }
+    rp.set("patient", ctx.reference_to(p));
+    let key = reps(f(49))
+        .find_map(|cx| cx_key(cx, ctx))
+        .unwrap_or_else(|| {
+            format!(
+                "{}|insured|{}",
+                ctx.entries[p].id,
+                f(16).map(text).unwrap_or_default()
+            )
+        });
+    let id = stable_id("RelatedPerson", &[&key]);
+    Some(ctx.add("RelatedPerson", id, rp))
+}
+
+/// IN2: identifiers of the insured of the IN1 before it (IN2-1 employee
+/// number, IN2-2 SSN, IN2-6 Medicare and IN2-8 Medicaid numbers), and
+/// IN2-61 the patient's member number on the Patient.
+pub fn in2(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+    let o = ctx.options;
+    let f = |n: usize| seg.field(n);
+    if let Some(insured) = ctx.insured {
+        for (n, type_code, system) in [
+            (1, "EI", None),
+            (2, "SS", Some("http://hl7.org/fhir/sid/us-ssn")),
+            (6, "MC", None),
+            (8, "MA", None),
+        ] {
+            let value = f(n).map(|e| comp(e, 1)).unwrap_or_default();
+            if value.trim().is_empty() {
+                continue;
+            }
+            let mut identifier = match f(n).map(|e| dt::identifier_cx(e.repetition(1), o)) {
+                Some(Value::Object(m)) if n == 1 => Obj(m),
+                _ => Obj::new().with("value", value.trim()),
+            };
+            if let Some(system) = system {
+                identifier.set("system", system);
+            }
+            if !identifier.has("type") {
+                identifier.set("type", dt::identifier_type(type_code));
+            }
+            ctx.push_on(insured, "identifier", identifier);
+        }
+    }
+    if let Some(p) = ctx.patient {
+        for cx in reps(f(61)) {
+            let mut identifier = match dt::identifier_cx(cx, o) {
+                Value::Object(m) => Obj(m),
+                _ => continue,
+            };
+            if !identifier.has("type") {
+                identifier.set("type", dt::identifier_type("MB"));
+            }
+            ctx.push_on(p, "identifier", identifier);
+        }
+    }
+    Ok(())
+}
+
+/// `IN3[CareTeam]`: the certification of the IN1 before it as a CareTeam
+/// of the patient: IN3-2 certification number, IN3-9/10 period, IN3-3
+/// certifier, IN3-14 physician reviewer and IN3-21 case manager as
+/// participants (their role as text: the guide names no code system).
+pub fn in3(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+    let o = ctx.options;
+    let f = |n: usize| seg.field(n);
+    let Some(patient) = ctx.patient_reference() else {
+        return Ok(());
+    };
+    let mut team = Obj::new();
+    let number = f(2).map(|e| dt::identifier_cx(e.repetition(1), o));
+    team.push("identifier", number.clone().unwrap_or(Value::Null));
+    team.set("subject", patient);
+    team.set(
+        "period",
+        Obj::new()
+            .with(
+                "start",
+                f(9).map(|e| dt::date_time_value(&comp(e, 1), o))
+                    .unwrap_or(Value::Null),
+            )
+            .with(
+                "end",
+                f(10)
+                    .map(|e| dt::date_time_value(&comp(e, 1), o))
+                    .unwrap_or(Value::Null),
+            ),
+    );
+    team.text("name", "Insurance certification");
+    let key = match &number {
+        Some(n) if !n.is_null() => n.to_string(),
+        _ => ctx.message_key(),
+    };
+    let id = ctx.record_id("CareTeam", &[&key]);
+    let i = ctx.add("CareTeam", id, team);
+    for (n, role) in [
+        (3, "certifier"),
+        (14, "physician reviewer"),
+        (21, "case manager"),
+    ] {
+        if let Some(member) = ctx.practitioner_field(f(n)) {
+            ctx.push_on(
+                i,
+                "participant",
+                Obj::new()
+                    .with("role", vec![Obj::new().with("text", role).build()])
+                    .with("member", member),
+            );
+        }
+    }
+    if let Some(c) = ctx.coverage {
+        let r = ctx.reference_to(i);
+        ctx.push_on(
+            c,
+            "extension",
+            Obj::new()
+                .with(
+                    "url",
+                    format!(
+                        "{}/StructureDefinition/coverage-certification",
+                        o.identifier_base
+                    ),
+                )
+                .with("valueReference", r),
+        );
+    }
+    Ok(())
 }

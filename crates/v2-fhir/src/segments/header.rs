@@ -325,3 +325,61 @@ pub fn finish(ctx: &mut Ctx<'_>) {
     let id = stable_id("Provenance", &[&ctx.sender, &control_id]);
     ctx.add("Provenance", id, provenance);
 }
+
+/// A message type the guide has no map for: what was converted and what
+/// was not, as an OperationOutcome of the Bundle. Resources FHIR requires
+/// a patient for are left out when the message names none.
+pub fn not_covered(ctx: &mut Ctx<'_>) {
+    let message_type = ctx
+        .msg
+        .segment(0)
+        .field(9)
+        .map(|f| text(f).into_owned())
+        .unwrap_or_default();
+    let mut dropped: Vec<&'static str> = Vec::new();
+    if ctx.patient.is_none() {
+        let mut keep = 0;
+        for i in 0..ctx.entries.len() {
+            let rt = ctx.entries[i].resource_type;
+            if crate::convert::PATIENT_REQUIRED.contains(&rt) {
+                if !dropped.contains(&rt) {
+                    dropped.push(rt);
+                }
+                continue;
+            }
+            ctx.entries.swap(keep, i);
+            ctx.origins.swap(keep, i);
+            keep += 1;
+        }
+        ctx.entries.truncate(keep);
+        ctx.origins.truncate(keep);
+    }
+    let segments: Vec<String> = ctx
+        .skipped
+        .iter()
+        .filter_map(|&i| {
+            ctx.msg
+                .segments()
+                .nth(i)
+                .map(|s| format!("{} (segment {})", s.name_str(), i + 1))
+        })
+        .collect();
+    let mut diagnostics = format!(
+        "message type {message_type} has no map in the v2-to-FHIR guide: converted from the segments Corridor maps"
+    );
+    if !segments.is_empty() {
+        diagnostics.push_str("; not converted: ");
+        diagnostics.push_str(&segments.join(", "));
+    }
+    if !dropped.is_empty() {
+        diagnostics.push_str("; left out for want of a PID (FHIR requires a patient): ");
+        diagnostics.push_str(&dropped.join(", "));
+    }
+    let issue = Obj::new()
+        .with("severity", "information")
+        .with("code", "not-supported")
+        .with("diagnostics", diagnostics);
+    let id = stable_id("OperationOutcome", &[&ctx.sender, &ctx.msg.control_id()]);
+    let i = ctx.add("OperationOutcome", id, Obj::new());
+    ctx.push_on(i, "issue", issue);
+}

@@ -14,10 +14,10 @@ use crate::segments::pharmacy::add_timing;
 use crate::vocab::ConceptMap;
 
 /// ORC starts an order group; the OBR, RXO/RXE or RXA after it completes it.
-pub fn orc<'m>(ctx: &mut Ctx<'m>, seg: Segment<'m>) -> Result<(), ConvertError> {
+pub fn orc<'m>(ctx: &mut Ctx<'m>, seg: &Segment<'m>) -> Result<(), ConvertError> {
     finish_orc_only(ctx);
     close_group(ctx);
-    ctx.group.orc = Some(seg);
+    ctx.group.orc = Some(seg.clone());
     ctx.note_target = None;
     Ok(())
 }

@@ -100,7 +100,9 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     // A37 (unlink) names the two patients it separates, each in its own PID:
     // both are written, active, without links.
     let unlinks = ctx.event == "A37";
-    if ctx.patient.is_some() && !merges && !unlinks {
+    // A response may list several patients (RSP^K22, ...), each its own.
+    let lists = ctx.kind == Kind::Other;
+    if ctx.patient.is_some() && !merges && !unlinks && !lists {
         // A second PID (A17 swaps two patients' beds) belongs to a second
         // person; only the first is the message's subject.
         return Ok(());
@@ -320,8 +322,17 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     let i = ctx.add("Patient", id, p);
     ctx.latest_pid = Some(i);
     if ctx.patient.is_some() {
-        // A further PID/MRG pair of a merge message (its own survivor), or the
-        // second patient of an unlink.
+        if ctx.kind == Kind::Other {
+            // A response listing several patients (RSP^K22, ...): what
+            // came before is the previous patient's, what follows this one's.
+            crate::convert::link_to_patient_and_encounter(ctx);
+            crate::segments::close_group(ctx);
+            ctx.patient = Some(i);
+            ctx.encounter = None;
+            ctx.note_target = None;
+        }
+        // Else a further PID/MRG pair of a merge message (its own
+        // survivor), or the second patient of an unlink.
         return Ok(());
     }
     ctx.patient = Some(i);

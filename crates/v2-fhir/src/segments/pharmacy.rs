@@ -107,8 +107,25 @@ pub fn rxo_rxe(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError>
                 .unwrap_or(Value::Null),
         );
     }
-    let id = ctx.record_id("MedicationRequest", &[&key]);
-    let i = ctx.add("MedicationRequest", id, mr);
+    // RXO (the order as placed) and RXE (as the pharmacy encoded it) of one
+    // order group are one request: the RXE fills what the RXO left out.
+    let same_order = ctx
+        .group
+        .medication
+        .filter(|&m| ctx.entries[m].resource_type == "MedicationRequest");
+    let i = match same_order {
+        Some(m) => {
+            let existing = ctx.resource_mut(m);
+            for (k, v) in mr.0 {
+                existing.entry(k).or_insert(v);
+            }
+            m
+        }
+        None => {
+            let id = ctx.record_id("MedicationRequest", &[&key]);
+            ctx.add("MedicationRequest", id, mr)
+        }
+    };
     // RXE-1 (TQ, before TQ1 replaced it): TQ.2 interval, TQ.4 and TQ.5 start
     // and end, TQ.6 priority
     if let Some(tq) = f(1).filter(|_| is_rxe).map(|e| e.repetition(1)) {
@@ -429,6 +446,61 @@ pub fn rxa(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     ctx.group.medication = Some(i);
     ctx.group.key = key;
+    ctx.note_target = Some((i, "note"));
+    Ok(())
+}
+
+/// RXD (RDS dispenses) to MedicationDispense: RXD-2 medication, RXD-3
+/// whenHandedOver, RXD-4/5 quantity, RXD-7 prescription number as
+/// identifier, RXD-10 dispensing provider as performer, the order group's
+/// MedicationRequest as authorizingPrescription.
+pub fn rxd(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
+    let o = ctx.options;
+    let f = |n: usize| seg.field(n);
+    let mut d = Obj::new();
+    d.set("status", "completed");
+    let code = f(2)
+        .map(|e| dt::codeable_concept(e, o))
+        .unwrap_or(Value::Null);
+    d.set(
+        "medicationCodeableConcept",
+        if code.is_null() {
+            Obj::new().with("text", "unknown").build()
+        } else {
+            code
+        },
+    );
+    d.set(
+        "whenHandedOver",
+        f(3).map(|e| dt::date_time_value(&comp(e, 1), o))
+            .unwrap_or(Value::Null),
+    );
+    if let Some(v) = f(4).and_then(|e| dt::decimal(&comp(e, 1))) {
+        d.set("quantity", dt::quantity(v, f(5), o));
+    }
+    let prescription = f(7).map(|e| comp(e, 1)).unwrap_or_default();
+    d.push(
+        "identifier",
+        Obj::new().with("value", crate::json::string(&prescription)),
+    );
+    let request = ctx
+        .group
+        .medication
+        .filter(|&m| ctx.entries[m].resource_type == "MedicationRequest");
+    if let Some(m) = request {
+        d.push("authorizingPrescription", ctx.reference_to(m));
+    }
+    let key = format!(
+        "{}|{}|{}",
+        ctx.group.key,
+        prescription,
+        f(1).map(text).unwrap_or_default()
+    );
+    let (_, id) = ctx.unused_record_key("MedicationDispense", key);
+    let i = ctx.add("MedicationDispense", id, d);
+    if let Some(r) = ctx.practitioner_field(f(10)) {
+        ctx.push_on(i, "performer", Obj::new().with("actor", r));
+    }
     ctx.note_target = Some((i, "note"));
     Ok(())
 }

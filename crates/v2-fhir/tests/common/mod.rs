@@ -22,3 +22,24 @@ pub fn one(bundle: &Bundle, resource_type: &str) -> Value {
     );
     found.into_iter().next().unwrap()
 }
+
+/// A segment from (field number, value) pairs, so tests name the fields
+/// they set instead of counting pipes.
+pub fn seg(name: &str, fields: &[(usize, &str)]) -> String {
+    let last = fields.iter().map(|(n, _)| *n).max().unwrap_or(0);
+    let mut parts = vec![String::new(); last + 1];
+    parts[0] = name.to_string();
+    for (n, v) in fields {
+        parts[*n] = v.to_string();
+    }
+    parts.join("|")
+}
+
+/// `Type/id` of a resource, as references name it.
+pub fn reference_of(resource: &Value) -> String {
+    format!(
+        "{}/{}",
+        resource["resourceType"].as_str().unwrap(),
+        resource["id"].as_str().unwrap()
+    )
+}

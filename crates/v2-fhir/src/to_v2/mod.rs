@@ -1,0 +1,563 @@
+//! FHIR R4 back to HL7 v2.5.1: the guide's mappings read backwards.
+//!
+//! Bytes of JSON in (one resource, or a Bundle of any type), messages and an
+//! `OperationOutcome` out ([`to_v2`]), so an HTTP source and the command
+//! line call the same thing. Which message a resource makes:
+//!
+//! | FHIR                                     | v2                                  |
+//! |------------------------------------------|-------------------------------------|
+//! | DiagnosticReport (+ its Observations)    | ORU^R01: ORC, OBR, OBX per result   |
+//! | Observation in no report                 | ORU^R01: OBR from its code, OBX     |
+//! | ServiceRequest no report is based on     | ORM^O01: ORC, OBR                   |
+//! | MedicationRequest                        | RDE^O11: ORC, RXE, RXR              |
+//! | Immunization                             | VXU^V04: ORC, RXA, RXR              |
+//! | Encounter no other message carries       | ADT^A01 (in progress), A03 (finished), A08 |
+//! | Patient no other message carries         | ADT^A28 (a create, `POST`), else A31 |
+//!
+//! Each message carries the PID of its patient and the PV1 of its encounter;
+//! the messages of one patient and family share one message (an ORU with
+//! several reports), so a Bundle converted from one v2 message gives that
+//! message back. A Bundle's MessageHeader event (v2 table 0003) names the
+//! ADT event when there is one. Practitioners, Organizations, Locations and
+//! the like become the fields that refer to them. Every resource no message
+//! carries, and every element of a carried resource that no field holds, is
+//! named in the OperationOutcome (`information`, code `not-supported`).
+//!
+//! The fields written, and so the ones a round trip v2 -> FHIR -> v2 keeps:
+//! PID-3 (identifiers with authority and type), PID-5, PID-7, PID-8,
+//! PID-11, PID-13, PID-16, PID-29, PID-30; PV1-2, PV1-3.1, PV1-7, PV1-19,
+//! PV1-44, PV1-45; ORC-1, ORC-2, ORC-3, ORC-12; OBR-2, OBR-3, OBR-4, OBR-7,
+//! OBR-22, OBR-25; OBX-2, OBX-3, OBX-5, OBX-6, OBX-7, OBX-8, OBX-11, OBX-14;
+//! RXE-2, RXE-3, RXE-5, RXE-10, RXE-11, RXE-12; RXA-3, RXA-5, RXA-6, RXA-7,
+//! RXA-15, RXA-16, RXA-20; RXR-1.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::Options;
+
+mod datatypes;
+mod segments;
+
+pub use datatypes::dtm;
+use datatypes::{array, control_id, cwe, escape, fields};
+
+/// What the messages say about themselves.
+#[derive(Clone, Debug)]
+pub struct ToV2Options {
+    /// MSH-3 and MSH-4.
+    pub sending_application: String,
+    pub sending_facility: String,
+    /// MSH-7, a v2 DTM (`20240102120000+0100`): the caller's clock, so the
+    /// translation itself is the same on every run.
+    pub timestamp: String,
+    /// The base of identifier and code systems the v2-to-FHIR direction
+    /// made from local names (`{base}/HOSP` is authority `HOSP`).
+    pub identifier_base: String,
+}
+
+impl Default for ToV2Options {
+    fn default() -> ToV2Options {
+        ToV2Options {
+            sending_application: "CORRIDOR".into(),
+            sending_facility: String::new(),
+            timestamp: String::new(),
+            identifier_base: Options::default().identifier_base,
+        }
+    }
+}
+
+/// This machine's clock now, as a v2 DTM with its offset (for
+/// [`ToV2Options::timestamp`]).
+pub fn now() -> String {
+    jiff::Zoned::now().strftime("%Y%m%d%H%M%S%z").to_string()
+}
+
+/// Input that is not FHIR R4 JSON this can read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToV2Error {
+    /// The element concerned (`Bundle.entry[2].resource`), when there is one.
+    pub element: String,
+    pub message: String,
+}
+
+impl fmt::Display for ToV2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.element.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.element, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ToV2Error {}
+
+/// The messages made, and what had no place in them.
+#[derive(Clone, Debug)]
+pub struct Translation {
+    /// Each message's segments end in CR.
+    pub messages: Vec<String>,
+    /// An OperationOutcome (always present; no issue when nothing was left
+    /// out).
+    pub outcome: Value,
+}
+
+/// The message families, in the order messages are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Family {
+    Results,
+    Orders,
+    Pharmacy,
+    Vaccination,
+    Visit,
+    Person,
+}
+
+/// Elements each carried resource type has a field for; any other element
+/// is reported as having no place in v2.
+fn placed(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        "Patient" => &[
+            "identifier",
+            "name",
+            "birthDate",
+            "gender",
+            "address",
+            "telecom",
+            "maritalStatus",
+            "deceasedDateTime",
+            "deceasedBoolean",
+        ],
+        "Encounter" => &[
+            "identifier",
+            "status",
+            "class",
+            "subject",
+            "location",
+            "participant",
+            "period",
+        ],
+        "DiagnosticReport" => &[
+            "identifier",
+            "basedOn",
+            "status",
+            "code",
+            "subject",
+            "encounter",
+            "effectiveDateTime",
+            "issued",
+            "result",
+        ],
+        "ServiceRequest" => &[
+            "identifier",
+            "status",
+            "intent",
+            "code",
+            "subject",
+            "encounter",
+            "requester",
+            "occurrenceDateTime",
+        ],
+        "Observation" => &[
+            "basedOn",
+            "status",
+            "code",
+            "subject",
+            "encounter",
+            "effectiveDateTime",
+            "valueQuantity",
+            "valueString",
+            "valueCodeableConcept",
+            "valueDateTime",
+            "interpretation",
+            "referenceRange",
+        ],
+        "MedicationRequest" => &[
+            "identifier",
+            "status",
+            "intent",
+            "medicationCodeableConcept",
+            "subject",
+            "encounter",
+            "requester",
+            "dosageInstruction",
+            "dispenseRequest",
+        ],
+        "Immunization" => &[
+            "identifier",
+            "status",
+            "vaccineCode",
+            "patient",
+            "encounter",
+            "occurrenceDateTime",
+            "doseQuantity",
+            "lotNumber",
+            "expirationDate",
+            "route",
+        ],
+        _ => &[],
+    }
+}
+
+/// Resources a message refers to through a field (never reported).
+const REFERRED: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "MessageHeader",
+    "Provenance",
+];
+
+/// Translates FHIR R4 JSON (a resource or a Bundle) to v2 messages.
+pub fn to_v2(json: &[u8], options: &ToV2Options) -> Result<Translation, ToV2Error> {
+    let root: Value = serde_json::from_slice(json).map_err(|e| ToV2Error {
+        element: String::new(),
+        message: format!("not JSON: {e}"),
+    })?;
+    let resource_type = root["resourceType"].as_str().ok_or_else(|| ToV2Error {
+        element: String::new(),
+        message: "not a FHIR resource: no resourceType".into(),
+    })?;
+    let mut resources: Vec<(Value, Option<String>)> = Vec::new();
+    if resource_type == "Bundle" {
+        let entries = match &root["entry"] {
+            Value::Array(entries) => entries.as_slice(),
+            Value::Null => &[],
+            _ => {
+                return Err(ToV2Error {
+                    element: "Bundle.entry".into(),
+                    message: "must be an array".into(),
+                });
+            }
+        };
+        for (n, entry) in entries.iter().enumerate() {
+            let resource = &entry["resource"];
+            if resource["resourceType"].as_str().is_none() {
+                return Err(ToV2Error {
+                    element: format!("Bundle.entry[{n}].resource"),
+                    message: "missing, or without resourceType".into(),
+                });
+            }
+            let method = entry["request"]["method"].as_str().map(str::to_string);
+            resources.push((resource.clone(), method));
+        }
+    } else {
+        resources.push((root, Some("POST".into())));
+    }
+    Ok(Translator::new(resources, options).run())
+}
+
+struct Translator<'o> {
+    options: &'o ToV2Options,
+    resources: Vec<(Value, Option<String>)>,
+    by_reference: HashMap<String, usize>,
+    used: Vec<bool>,
+    issues: Vec<Value>,
+    /// Observations of an order no report lists, by the order.
+    results_of: HashMap<usize, Vec<usize>>,
+}
+
+impl<'o> Translator<'o> {
+    fn new(resources: Vec<(Value, Option<String>)>, options: &'o ToV2Options) -> Translator<'o> {
+        let mut by_reference = HashMap::new();
+        for (i, (r, _)) in resources.iter().enumerate() {
+            if let (Some(t), Some(id)) = (r["resourceType"].as_str(), r["id"].as_str()) {
+                by_reference.insert(format!("{t}/{id}"), i);
+            }
+        }
+        let used = vec![false; resources.len()];
+        Translator {
+            options,
+            resources,
+            by_reference,
+            used,
+            issues: Vec::new(),
+            results_of: HashMap::new(),
+        }
+    }
+
+    fn resolve(&self, reference: &Value) -> Option<usize> {
+        let r = reference["reference"].as_str()?;
+        self.by_reference.get(r).copied()
+    }
+
+    fn resource(&self, i: usize) -> &Value {
+        &self.resources[i].0
+    }
+
+    fn type_of(&self, i: usize) -> &str {
+        self.resources[i].0["resourceType"].as_str().unwrap_or("")
+    }
+
+    fn of_type(&self, t: &str) -> Vec<usize> {
+        (0..self.resources.len())
+            .filter(|&i| self.type_of(i) == t)
+            .collect()
+    }
+
+    fn run(mut self) -> Translation {
+        // Who refers to whom, to fold a report's order and a message's visit
+        // into the message that carries them.
+        let mut carried = vec![false; self.resources.len()];
+        for r in self.of_type("DiagnosticReport") {
+            for based in array(&self.resource(r)["basedOn"]) {
+                if let Some(s) = self.resolve(based) {
+                    carried[s] = true;
+                }
+            }
+            for result in array(&self.resource(r)["result"]) {
+                if let Some(o) = self.resolve(result) {
+                    carried[o] = true;
+                }
+            }
+        }
+        // Results no report lists, of an order: OBX under that order's OBR.
+        for o in self.of_type("Observation") {
+            if carried[o] {
+                continue;
+            }
+            let order = array(&self.resource(o)["basedOn"])
+                .find_map(|b| self.resolve(b))
+                .filter(|&s| self.type_of(s) == "ServiceRequest" && !carried[s]);
+            if let Some(s) = order {
+                carried[o] = true;
+                self.results_of.entry(s).or_default().push(o);
+            }
+        }
+        let header_event = self.header_event();
+        // Family -> patient -> resources, in Bundle order.
+        let mut groups: Vec<(Family, Option<usize>, Vec<usize>)> = Vec::new();
+        let mut clinical_encounters = Vec::new();
+        for (i, &carried_here) in carried.iter().enumerate() {
+            let family = match self.type_of(i) {
+                "DiagnosticReport" => Family::Results,
+                "Observation" if !carried_here => Family::Results,
+                // An order with results is a result message, unless the
+                // Bundle came from an order message (MessageHeader O01).
+                "ServiceRequest"
+                    if !carried_here
+                        && self.results_of.contains_key(&i)
+                        && header_event.as_deref() != Some("O01") =>
+                {
+                    Family::Results
+                }
+                "ServiceRequest" if !carried_here => Family::Orders,
+                "MedicationRequest" => Family::Pharmacy,
+                "Immunization" => Family::Vaccination,
+                _ => continue,
+            };
+            let r = self.resource(i);
+            let patient = self.resolve(&r["subject"]).or(self.resolve(&r["patient"]));
+            if let Some(e) = self.resolve(&r["encounter"]) {
+                clinical_encounters.push(e);
+            }
+            match groups
+                .iter_mut()
+                .find(|(f, p, _)| *f == family && *p == patient)
+            {
+                Some((_, _, members)) => members.push(i),
+                None => groups.push((family, patient, vec![i])),
+            }
+        }
+        // A Bundle made from an ADT message gives the ADT back, whatever
+        // else its records make.
+        let adt = header_event.as_deref().is_some_and(|e| e.starts_with('A'));
+        let mut with_visit = Vec::new();
+        for e in self.of_type("Encounter") {
+            if adt || !clinical_encounters.contains(&e) {
+                let patient = self.resolve(&self.resource(e)["subject"]);
+                with_visit.push(patient);
+                groups.push((Family::Visit, patient, vec![e]));
+            }
+        }
+        for p in self.of_type("Patient") {
+            let carried_by_other = !adt && groups.iter().any(|(_, patient, _)| *patient == Some(p));
+            if !carried_by_other && !with_visit.contains(&Some(p)) {
+                groups.push((Family::Person, Some(p), vec![p]));
+            }
+        }
+        groups.sort_by_key(|(f, _, _)| *f);
+        let mut messages = Vec::new();
+        for (n, (family, patient, members)) in groups.iter().enumerate() {
+            messages.push(self.message(n + 1, *family, *patient, members));
+        }
+        for i in 0..self.resources.len() {
+            let t = self.type_of(i).to_string();
+            if !self.used[i] && !REFERRED.contains(&t.as_str()) {
+                let id = self.resource(i)["id"].as_str().unwrap_or("").to_string();
+                self.issue(
+                    format!("{t}/{id}"),
+                    "no HL7 v2 message carries this resource",
+                );
+            }
+        }
+        let mut outcome = Map::new();
+        outcome.insert("resourceType".into(), "OperationOutcome".into());
+        outcome.insert("issue".into(), Value::Array(self.issues));
+        Translation {
+            messages,
+            outcome: Value::Object(outcome),
+        }
+    }
+
+    fn issue(&mut self, expression: String, diagnostics: &str) {
+        let mut issue = Map::new();
+        issue.insert("severity".into(), "information".into());
+        issue.insert("code".into(), "not-supported".into());
+        issue.insert("diagnostics".into(), diagnostics.into());
+        issue.insert("expression".into(), Value::Array(vec![expression.into()]));
+        self.issues.push(Value::Object(issue));
+    }
+
+    /// Marks a resource carried, reporting the elements no field holds.
+    fn carry(&mut self, i: usize) {
+        if self.used[i] {
+            return;
+        }
+        self.used[i] = true;
+        let t = self.type_of(i).to_string();
+        let keep = placed(&t);
+        let unplaced: Vec<String> = match self.resource(i) {
+            Value::Object(o) => o
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "resourceType" | "id" | "meta" | "text"))
+                .filter(|k| !keep.contains(&k.as_str()))
+                .map(|k| format!("{t}.{k}"))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for element in unplaced {
+            self.issue(element, "no HL7 v2 field holds this element");
+        }
+    }
+
+    fn message(
+        &mut self,
+        number: usize,
+        family: Family,
+        patient: Option<usize>,
+        members: &[usize],
+    ) -> String {
+        let (code, event, structure) = match family {
+            Family::Results => ("ORU", "R01".to_string(), "ORU_R01"),
+            Family::Orders => ("ORM", "O01".to_string(), "ORM_O01"),
+            Family::Pharmacy => ("RDE", "O11".to_string(), "RDE_O11"),
+            Family::Vaccination => ("VXU", "V04".to_string(), "VXU_V04"),
+            Family::Visit => ("ADT", self.visit_event(members[0]), "ADT_A01"),
+            Family::Person => {
+                let created = self.resources[members[0]].1.as_deref() == Some("POST");
+                let event = if created { "A28" } else { "A31" };
+                ("ADT", event.to_string(), "ADT_A05")
+            }
+        };
+        let o = self.options;
+        let mut segments = vec![fields(&[
+            "MSH",
+            "^~\\&",
+            &escape(&o.sending_application),
+            &escape(&o.sending_facility),
+            "",
+            "",
+            &o.timestamp,
+            "",
+            &format!("{code}^{event}^{structure}"),
+            &control_id(&o.timestamp, number),
+            "P",
+            "2.5.1",
+        ])];
+        if code == "ADT" {
+            segments.push(fields(&["EVN", &event, &o.timestamp]));
+        }
+        if let Some(p) = patient {
+            self.carry(p);
+            segments.push(self.pid(p));
+        }
+        let encounter = members.iter().find_map(|&m| {
+            if self.type_of(m) == "Encounter" {
+                Some(m)
+            } else {
+                self.resolve(&self.resource(m)["encounter"])
+            }
+        });
+        if let Some(e) = encounter {
+            self.carry(e);
+            segments.push(self.pv1(e));
+        }
+        for &m in members {
+            self.carry(m);
+            match self.type_of(m) {
+                "DiagnosticReport" => self.report(m, &mut segments),
+                "Observation" => {
+                    let obr = self.obr(1, self.resource(m), None);
+                    segments.push(fields(&["ORC", "RE"]));
+                    segments.push(obr);
+                    segments.push(self.obx(1, m));
+                }
+                "ServiceRequest" => {
+                    let control = if family == Family::Results {
+                        "RE"
+                    } else {
+                        "NW"
+                    };
+                    segments.push(self.orc(control, m));
+                    let set_id = segments.iter().filter(|s| s.starts_with("OBR|")).count() + 1;
+                    segments.push(self.obr(set_id, &self.resource(m).clone(), Some(m)));
+                    let results = self.results_of.get(&m).cloned().unwrap_or_default();
+                    for (n, o) in results.into_iter().enumerate() {
+                        self.carry(o);
+                        segments.push(self.obx(n + 1, o));
+                    }
+                }
+                "MedicationRequest" => {
+                    segments.push(self.orc("NW", m));
+                    segments.push(self.rxe(m));
+                    let route = &self.resource(m)["dosageInstruction"][0]["route"];
+                    if !route.is_null() {
+                        segments.push(fields(&["RXR", &cwe(route, o)]));
+                    }
+                }
+                "Immunization" => {
+                    segments.push(self.orc("RE", m));
+                    segments.push(self.rxa(m));
+                    let route = &self.resource(m)["route"];
+                    if !route.is_null() {
+                        segments.push(fields(&["RXR", &cwe(route, o)]));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut message = segments.join("\r");
+        message.push('\r');
+        message
+    }
+
+    /// The v2 event (table 0003) of the Bundle's MessageHeader, when it has
+    /// one: the Bundle was made from that message.
+    fn header_event(&self) -> Option<String> {
+        self.of_type("MessageHeader").into_iter().find_map(|h| {
+            let coding = &self.resource(h)["eventCoding"];
+            let code = coding["code"].as_str()?;
+            (coding["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003")
+                .then(|| code.to_string())
+        })
+    }
+
+    /// The ADT event of an Encounter: the Bundle's MessageHeader's event
+    /// when it is an ADT one, else from its status.
+    fn visit_event(&self, e: usize) -> String {
+        if let Some(event) = self.header_event().filter(|e| e.starts_with('A')) {
+            return event;
+        }
+        match self.resource(e)["status"].as_str() {
+            Some("in-progress") | Some("arrived") => "A01",
+            Some("finished") => "A03",
+            _ => "A08",
+        }
+        .to_string()
+    }
+}
