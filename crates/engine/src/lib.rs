@@ -47,6 +47,7 @@
 //! ```
 
 mod application_ack;
+pub mod channel_test;
 mod config;
 mod engine;
 mod http;

@@ -9,4 +9,5 @@ pub mod mpi;
 pub mod parse;
 pub mod run;
 pub mod send;
+pub mod test;
 pub mod validate;
