@@ -130,3 +130,52 @@ fn a_destination_expected_to_receive_nothing_is_named_when_it_does() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_script_error_names_the_step_and_the_line_of_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("corridor.toml"),
+        r#"[channels.lab]
+source = { type = "mllp", listen = "127.0.0.1:0" }
+transforms = [
+    { name = "stamp", script = """
+const facility = msg.get("ZPI-1");
+  msg.set("MSH-5", facility.toLowerCase());
+""" },
+]
+[[channels.lab.destinations]]
+name = "ehr"
+type = "file"
+path = "out"
+"#,
+    )
+    .unwrap();
+    let case = dir.path().join("no-facility");
+    std::fs::create_dir_all(&case).unwrap();
+    std::fs::write(
+        case.join("in.hl7"),
+        "MSH|^~\\&|LAB||EHR||20260101||ORU^R01|1|P|2.5.1\rPID|1\r",
+    )
+    .unwrap();
+    // There is no ZPI segment: `facility` is null, and the script fails on its line 2.
+    std::fs::write(case.join("expect.toml"), "state = \"processed\"\n").unwrap();
+    let output = corridor_test(dir.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let state = stdout
+        .lines()
+        .find(|l| l.contains("state: expected processed, got errored"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        state.contains(
+            "stamp: the script failed: Error: cannot read property 'toLowerCase' of null"
+        ),
+        "{state}"
+    );
+    assert!(
+        state.contains("(line 2, column 7 of the script)"),
+        "{state}"
+    );
+    assert!(!stdout.contains("eval_script"), "{stdout}");
+}

@@ -444,7 +444,10 @@ async fn run_message(
         }
         Ok(Some(Outcome {
             state,
-            reason: entry.state_reason,
+            // One line, as a report line holds it (a script's error spans several).
+            reason: entry
+                .state_reason
+                .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" ")),
             deliveries,
         }))
     })?;

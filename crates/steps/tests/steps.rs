@@ -667,3 +667,16 @@ fn paths_to_every_occurrence_are_refused_where_one_value_is_read_or_written() {
     let e = script_error(r#"msg.set("OBX[*]-5", "x");"#);
     assert!(e.contains("[*]"), "{e}");
 }
+
+#[test]
+fn script_errors_name_the_line_and_column_of_the_script_as_written() {
+    let e = script_error("const a = 1;\nconst b = 2;\n    undefinedFunction(a + b);");
+    assert!(e.contains("line 3, column 5 of the script"), "{e}");
+    assert!(!e.contains("eval_script"), "{e}");
+    let e = chain("transforms = [ { script = \"const a = 1;\\nconst b = ;\" } ]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not compile"), "{e}");
+    assert!(e.contains("line 2, column"), "{e}");
+    assert!(!e.contains("eval_script"), "{e}");
+}
