@@ -179,3 +179,54 @@ path = "out"
     );
     assert!(!stdout.contains("eval_script"), "{stdout}");
 }
+
+#[test]
+fn fhir_resources_are_matched_as_subsets_of_the_bundle_a_destination_receives() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("corridor.toml"),
+        r#"[channels.adt]
+source = { type = "mllp", listen = "127.0.0.1:0" }
+transforms = [ { set = "PID-5.1", value = "DOE" } ]
+[[channels.adt.destinations]]
+name = "fhir"
+type = "fhir"
+url = "http://127.0.0.1:9/fhir"
+timezone = "Z"
+"#,
+    )
+    .unwrap();
+    let case = |name: &str, expected: &str| {
+        let case = dir.path().join(name);
+        std::fs::create_dir_all(case.join("out")).unwrap();
+        std::fs::write(
+            case.join("in.hl7"),
+            "MSH|^~\\&|REG|NORTH|EHR|NORTH|20260105083000||ADT^A01^ADT_A01|A1|P|2.5.1\r\
+             EVN|A01|20260105083000\rPID|1||MRN1001^^^NORTH^MR||Doe^Jane||19800214|F\r\
+             PV1|1|I|4W^401^A\r",
+        )
+        .unwrap();
+        std::fs::write(case.join("expect.toml"), "state = \"processed\"\n").unwrap();
+        std::fs::write(case.join("out/fhir.json"), expected).unwrap();
+    };
+    case(
+        "a-fits",
+        r#"[{"resourceType": "Patient", "name": [{"family": "DOE"}], "gender": "female", "birthDate": "1980-02-14"},
+            {"resourceType": "Encounter"}]"#,
+    );
+    case(
+        "b-wrong",
+        r#"[{"resourceType": "Patient", "name": [{"family": "Doe"}]}, {"resourceType": "Observation"}]"#,
+    );
+    let output = corridor_test(dir.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let expected = [
+        "pass a-fits",
+        "FAIL b-wrong",
+        "    fhir: Patient (expected resource 1): name[0].family: expected \"Doe\", got \"DOE\"",
+        "    fhir: Observation (expected resource 2): none in the Bundle",
+        "2 cases: 1 passed, 1 failed",
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected, "{stdout}");
+}
