@@ -39,6 +39,8 @@ enum Command {
     Mpi(cmd::mpi::Args),
     /// Check the database for damage.
     Db(cmd::db::Args),
+    /// Run a channel's fixtures: a message in, what must come out.
+    Test(cmd::test::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(args),
         Command::Mpi(args) => cmd::mpi::run(args),
         Command::Db(args) => cmd::db::run(args),
+        Command::Test(args) => cmd::test::run(args),
     };
     match result {
         Ok(code) => code,

@@ -627,18 +627,38 @@ fn config_errors_name_the_key_in_check_and_at_run() {
     );
 }
 
+#[test]
+fn default_configuration_is_one_mllp_channel_on_2575_with_the_api_on_8080() {
+    // The defaults as `corridor run` without `--config` uses them; checked on the parsed
+    // configuration, so the suite passes beside a running engine that holds these ports.
+    let config = engine::Config::default_config();
+    assert_eq!(config.channels.keys().collect::<Vec<_>>(), ["default"]);
+    let source = &config.channels["default"].source;
+    assert_eq!(source.kind, engine::SourceKind::Mllp);
+    assert_eq!(source.listen_addr().to_string(), "127.0.0.1:2575");
+    assert!(config.http.enabled);
+    assert_eq!(config.http.listen.0.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.data.dir, Path::new("corridor-data"));
+}
+
 #[tokio::test]
-async fn default_configuration_listens_on_2575_and_stores_in_the_data_dir() {
+async fn the_default_channel_with_free_ports_stores_in_the_data_dir() {
+    // The default configuration's shape with ports of the system's choosing: `--data`
+    // wins over `[data] dir`, the message is stored there and acknowledged.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("here");
+    let config = write_config(
+        dir.path(),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[channels.default]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+    );
     let mut corridor = Corridor::spawn(
-        &["run", "--data", data.to_str().unwrap()],
+        &["run", "--config", &config, "--data", data.to_str().unwrap()],
         tempfile::tempdir().unwrap(),
         data.clone(),
     );
-    assert_eq!(corridor.addr("default"), "127.0.0.1:2575");
-    assert_eq!(corridor.http.unwrap().to_string(), "127.0.0.1:8080");
-    let mut sender = MllpClient::connect("127.0.0.1:2575", None).await.unwrap();
+    let addr = corridor.addr("default");
+    assert!(corridor.http.is_some());
+    let mut sender = MllpClient::connect(&addr, None).await.unwrap();
     let ack = sender.send(&oru("DEFAULT-1")).await.unwrap();
     assert_eq!(msa(&ack), ("AA".into(), "DEFAULT-1".into()));
     assert_eq!(rows(&corridor.db(), "DEFAULT-1").len(), 1);

@@ -149,7 +149,7 @@ pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
 pub use error::{ConfigError, DeliveryError, FailureKind, StartError};
 pub use queue::{
     COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, enqueue_in,
-    entries_in_state, entries_of_message, entry, resend_in, retry_dead_lettered_in,
+    entries_in_state, entries_of_message, entry, payload_of, resend_in, retry_dead_lettered_in,
 };
 pub use router::{RouteOutcome, Routed, RoutedEntry, Router};
 pub use worker::{LATENCY_BUCKETS_MICROS, LatencySnapshot};

@@ -470,6 +470,15 @@ pub fn entries_of_message(conn: &Connection, message: MessageId) -> store::Resul
     rows.map(|row| with_state(row?)).collect()
 }
 
+/// The bytes queued for an entry (the destination's message after its own steps); none
+/// for an entry its destination filtered or failed on.
+pub fn payload_of(conn: &Connection, entry: EntryId) -> store::Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT payload FROM delivery_payload WHERE entry_id = ?1")?
+        .query_row([entry.0], |row| row.get(0))
+        .optional()?)
+}
+
 /// One queue entry.
 pub fn entry(conn: &Connection, id: EntryId) -> store::Result<Option<QueueEntry>> {
     conn.prepare_cached(&format!(

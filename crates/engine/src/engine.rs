@@ -16,9 +16,8 @@ use crate::config::Config;
 use crate::http::{HttpState, router};
 use crate::http_serve::HttpServer;
 use crate::metrics::Metrics;
-use crate::pipeline::{ChannelPipeline, Processors, StepsStage};
+use crate::pipeline::{ChannelPipeline, Processors};
 use crate::receive::{MllpReceiver, migrate};
-use crate::stage::Stage;
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -170,62 +169,20 @@ impl Engine {
         let mut archives = HashSet::new();
         let mut pipelines = Vec::new();
         for (name, channel) in &config.channels {
-            let steps_error = |reason: String| StartError::Steps {
-                channel: name.clone(),
-                reason,
-            };
-            let chain = channel
-                .steps(&config.base_dir)
-                .map_err(|e| steps_error(e.to_string()))?;
-            let router = delivery::Router::compile(name, &channel.destinations, &config.base_dir)
-                .map_err(|e| steps_error(e.to_string()))?;
-            let ordering_key = match &channel.ordering_key {
-                Some(key) => Some(
-                    key.0
-                        .parse()
-                        .map_err(|e: hl7v2::Error| steps_error(e.to_string()))?,
-                ),
-                None => None,
-            };
-            let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
-            if let Some((crate::config::ValidationMode::AfterAck, validation)) =
-                validations.get(name)
-            {
-                stages.push(Arc::new(crate::stages::validate::ValidateStage::new(
-                    validation.clone(),
-                )));
-            }
-            if let Some(index) = &patient_index {
-                stages.push(Arc::new(crate::stages::mpi::MpiStage::new(index.clone())));
-            }
-            if !chain.is_empty() {
-                stages.push(Arc::new(StepsStage::new(chain)));
-            }
-            let enterprise_system = patient_index
-                .as_ref()
-                .map(|_| config.mpi.enterprise_system.clone());
-            if let Some(fhir) = &channel.fhir {
-                let stage =
-                    crate::stages::fhir::FhirStage::from_config(fhir, enterprise_system.clone())
-                        .map_err(steps_error)?;
-                stages.push(Arc::new(stage));
-            }
-            if stages.is_empty() && router.is_empty() {
+            let pipeline = ChannelPipeline::build(
+                name,
+                channel,
+                &config,
+                &validations,
+                patient_index.as_ref(),
+                metrics.channel(name).unwrap_or_default(),
+            )?;
+            if pipeline.is_archive() {
                 archives.insert(name.clone());
             }
             let wake = Arc::new(Notify::new());
             wakes.insert(name.clone(), wake.clone());
-            pipelines.push((
-                ChannelPipeline {
-                    channel: Arc::from(name.as_str()),
-                    stages,
-                    router,
-                    ordering_key,
-                    metrics: metrics.channel(name).unwrap_or_default(),
-                    enterprise_system,
-                },
-                wake,
-            ));
+            pipelines.push((pipeline, wake));
         }
         let processors = Processors::start(store.clone(), delivery.clone(), pipelines);
         let intakes = crate::receive::Intakes {

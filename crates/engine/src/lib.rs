@@ -19,6 +19,8 @@
 //!   `done` or `error` only after their messages are stored). With
 //!   [`Intake::validating`] it validates before the ACK.
 //! - [`retention`]: pruning of finished messages per channel, in the background.
+//! - [`channel_test`]: channel fixtures (`corridor test`), a message in and what each
+//!   destination must receive, run through a channel's real intake and pipeline.
 //!
 //! Routing (filters, transforms, destinations) is read and checked from the
 //! configuration but not run yet.
@@ -47,6 +49,7 @@
 //! ```
 
 mod application_ack;
+pub mod channel_test;
 mod config;
 mod engine;
 mod http;

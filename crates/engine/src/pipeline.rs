@@ -35,7 +35,10 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
+use crate::config::{ChannelConfig, Config, ValidationMode};
+use crate::engine::StartError;
 use crate::metrics::ChannelMetrics;
+use crate::receive::Validations;
 use crate::stage::{Commit, Stage, StageOutcome, Work};
 
 /// How many `received` messages one batch takes at most.
@@ -95,6 +98,71 @@ pub(crate) struct ChannelPipeline {
     /// The patient index's identifier system (`[mpi]` on): with `Work::enterprise_id`,
     /// the enterprise identifier the Bundles of FHIR destinations give the Patient.
     pub enterprise_system: Option<String>,
+}
+
+impl ChannelPipeline {
+    /// Builds channel `name`'s pipeline from its configuration: its stages in order
+    /// (validation after the ACK, the patient index, its filters and transformers, FHIR)
+    /// and its router. `corridor run` and `corridor test` both build channels here.
+    pub(crate) fn build(
+        name: &str,
+        channel: &ChannelConfig,
+        config: &Config,
+        validations: &Validations,
+        patient_index: Option<&mpi::MpiService>,
+        metrics: Arc<ChannelMetrics>,
+    ) -> Result<ChannelPipeline, StartError> {
+        let steps_error = |reason: String| StartError::Steps {
+            channel: name.to_owned(),
+            reason,
+        };
+        let chain = channel
+            .steps(&config.base_dir)
+            .map_err(|e| steps_error(e.to_string()))?;
+        let router = Router::compile(name, &channel.destinations, &config.base_dir)
+            .map_err(|e| steps_error(e.to_string()))?;
+        let ordering_key = match &channel.ordering_key {
+            Some(key) => Some(
+                key.0
+                    .parse()
+                    .map_err(|e: hl7v2::Error| steps_error(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut stages: Vec<Arc<dyn Stage>> = Vec::new();
+        if let Some((ValidationMode::AfterAck, validation)) = validations.get(name) {
+            stages.push(Arc::new(crate::stages::validate::ValidateStage::new(
+                validation.clone(),
+            )));
+        }
+        if let Some(index) = patient_index {
+            stages.push(Arc::new(crate::stages::mpi::MpiStage::new(index.clone())));
+        }
+        if !chain.is_empty() {
+            stages.push(Arc::new(StepsStage::new(chain)));
+        }
+        let enterprise_system = patient_index.map(|_| config.mpi.enterprise_system.clone());
+        if let Some(fhir) = &channel.fhir {
+            let stage =
+                crate::stages::fhir::FhirStage::from_config(fhir, enterprise_system.clone())
+                    .map_err(steps_error)?;
+            stages.push(Arc::new(stage));
+        }
+        Ok(ChannelPipeline {
+            channel: Arc::from(name),
+            stages,
+            router,
+            ordering_key,
+            metrics,
+            enterprise_system,
+        })
+    }
+
+    /// True for a channel with nothing to process (no stage, no destination): an
+    /// archive, whose messages are stored `processed` on receipt.
+    pub(crate) fn is_archive(&self) -> bool {
+        self.stages.is_empty() && self.router.is_empty()
+    }
 }
 
 /// A message read back from the journal to be processed.
@@ -434,7 +502,7 @@ async fn continue_after_error(stop: &mut watch::Receiver<bool>) {
 }
 
 /// What one batch of a processor came to.
-enum Round {
+pub(crate) enum Round {
     /// Nothing was waiting.
     Idle,
     /// This many messages were processed and their outcomes committed.
@@ -447,7 +515,11 @@ enum Round {
 
 /// Reads a batch of `received` messages, decides them and writes the outcome; runs on
 /// the blocking pool (it waits for the writer).
-fn process_batch(pipeline: &ChannelPipeline, store: &Store, stopping: &AtomicBool) -> Round {
+pub(crate) fn process_batch(
+    pipeline: &ChannelPipeline,
+    store: &Store,
+    stopping: &AtomicBool,
+) -> Round {
     let pending = match store.read(|conn| read_pending(conn, &pipeline.channel)) {
         Ok(pending) => pending,
         Err(err) => return Round::ReadFailed(err),

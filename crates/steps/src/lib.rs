@@ -119,6 +119,95 @@ pub struct TransformConfig {
     pub memory_mb: Option<usize>,
 }
 
+impl TransformConfig {
+    /// The action this transformer names (`set`, `copy`, ..., `script`), if exactly one.
+    fn action(&self) -> Option<&'static str> {
+        let named = [
+            ("set", self.set.is_some()),
+            ("copy", self.copy.is_some()),
+            ("clear", self.clear.is_some()),
+            ("delete", self.delete.is_some()),
+            ("delete_segments", self.delete_segments.is_some()),
+            ("map", self.map.is_some()),
+            ("rename_segment", self.rename_segment.is_some()),
+            (
+                "script",
+                self.script.is_some() || self.script_file.is_some(),
+            ),
+        ];
+        let mut given = named.iter().filter(|(_, given)| *given);
+        match (given.next(), given.next()) {
+            (Some((action, _)), None) => Some(action),
+            _ => None,
+        }
+    }
+
+    /// A key its action does not use (`to` on a `set`) is an error naming the key, not
+    /// quietly ignored.
+    fn refuse_stray_keys(&self) -> Result<(), StepError> {
+        let Some(action) = self.action() else {
+            return Ok(());
+        };
+        let uses: &[&str] = match action {
+            "set" => &["value"],
+            "copy" | "rename_segment" => &["to"],
+            "map" => &["table", "missing", "default"],
+            "script" => &["timeout_ms", "memory_mb"],
+            _ => &[],
+        };
+        let given = [
+            ("value", self.value.is_some()),
+            ("to", self.to.is_some()),
+            ("table", self.table.is_some()),
+            ("missing", self.missing.is_some()),
+            ("default", self.default.is_some()),
+            ("timeout_ms", self.timeout_ms.is_some()),
+            ("memory_mb", self.memory_mb.is_some()),
+        ];
+        stray_key(&given, uses, action)
+    }
+}
+
+impl FilterConfig {
+    /// A key the filter does not use is an error naming the key: a script filter takes
+    /// no subject or test, a path filter no script limits.
+    fn refuse_stray_keys(&self) -> Result<(), StepError> {
+        let given = [
+            ("path", self.path.is_some()),
+            ("message_type", self.message_type.is_some()),
+            ("trigger", self.trigger.is_some()),
+            ("sender", self.sender.is_some()),
+            ("facility", self.facility.is_some()),
+            ("equals", self.equals.is_some()),
+            ("not_equals", self.not_equals.is_some()),
+            ("in", self.in_.is_some()),
+            ("not_in", self.not_in.is_some()),
+            ("matches", self.matches.is_some()),
+            ("exists", self.exists.is_some()),
+            ("timeout_ms", self.timeout_ms.is_some()),
+            ("memory_mb", self.memory_mb.is_some()),
+        ];
+        if self.script.is_some() || self.script_file.is_some() {
+            stray_key(&given, &["timeout_ms", "memory_mb"], "a script filter")
+        } else {
+            let tests = &given[..given.len() - 2];
+            let uses: Vec<&str> = tests.iter().map(|(key, _)| *key).collect();
+            stray_key(&given, &uses, "a filter without a script")
+        }
+    }
+}
+
+/// The first key of `given` that is set and not one `uses`, as `KEY: does nothing for
+/// WHAT; remove it`.
+fn stray_key(given: &[(&str, bool)], uses: &[&str], what: &str) -> Result<(), StepError> {
+    match given.iter().find(|(key, set)| *set && !uses.contains(key)) {
+        Some((key, _)) => Err(StepError::Config(format!(
+            "{key}: does nothing for {what}; remove it"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A test on one value.
 #[derive(Debug)]
 enum Test {
@@ -161,6 +250,7 @@ impl Filter {
     /// Builds a filter; errors name the offending key.
     pub fn compile(config: &FilterConfig, base: &FsPath) -> Result<Filter, StepError> {
         let bad = |why: String| StepError::Config(why);
+        config.refuse_stray_keys()?;
         if let Some(source) = script_source(
             config.script.as_deref(),
             config.script_file.as_deref(),
@@ -405,6 +495,7 @@ impl Transform {
             v.clone()
                 .ok_or_else(|| StepError::Config(format!("{key} is missing")))
         };
+        config.refuse_stray_keys()?;
         let (action, label) = if let Some(p) = &config.set {
             let value = need("value (for set)", &config.value)?;
             (

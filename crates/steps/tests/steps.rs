@@ -144,6 +144,128 @@ fn map_through_a_csv_table() {
 }
 
 #[test]
+fn a_key_that_does_nothing_for_its_action_is_an_error_naming_it() {
+    // Each action with every key it does not use.
+    let strays: &[(&str, &[&str])] = &[
+        (
+            r#"set = "MSH-5", value = "X""#,
+            &[
+                "to = \"MSH-6\"",
+                "table = \"t.csv\"",
+                "missing = \"keep\"",
+                "default = \"d\"",
+                "timeout_ms = 50",
+                "memory_mb = 8",
+            ],
+        ),
+        (
+            r#"copy = "MSH-5", to = "MSH-6""#,
+            &[
+                "value = \"X\"",
+                "table = \"t.csv\"",
+                "missing = \"keep\"",
+                "default = \"d\"",
+                "timeout_ms = 50",
+                "memory_mb = 8",
+            ],
+        ),
+        (
+            r#"clear = "PID-8""#,
+            &[
+                "value = \"X\"",
+                "to = \"PID-9\"",
+                "table = \"t.csv\"",
+                "timeout_ms = 50",
+            ],
+        ),
+        (
+            r#"delete = "PID-8""#,
+            &[
+                "value = \"X\"",
+                "to = \"PID-9\"",
+                "default = \"d\"",
+                "memory_mb = 8",
+            ],
+        ),
+        (
+            r#"delete_segments = "NTE""#,
+            &["value = \"X\"", "to = \"ZZZ\"", "missing = \"keep\""],
+        ),
+        (
+            r#"map = "PID-8", table = "no-such-table.csv""#,
+            &["value = \"X\"", "to = \"PID-9\"", "timeout_ms = 50"],
+        ),
+        (
+            r#"rename_segment = "ZPI", to = "ZPX""#,
+            &["value = \"X\"", "table = \"t.csv\"", "memory_mb = 8"],
+        ),
+        (
+            r#"script = "msg.set('MSH-5', 'X');""#,
+            &[
+                "value = \"X\"",
+                "to = \"PID-9\"",
+                "table = \"t.csv\"",
+                "missing = \"keep\"",
+                "default = \"d\"",
+            ],
+        ),
+    ];
+    for (action, keys) in strays {
+        match chain(&format!("transforms = [ {{ {action} }} ]")) {
+            Ok(_) => {}
+            // The map's table is not there: what matters is that its keys are not stray.
+            Err(e) if action.starts_with("map") => {
+                assert!(e.to_string().contains("table: cannot read"), "{e}")
+            }
+            Err(e) => panic!("{action} alone: {e}"),
+        }
+        for key in *keys {
+            let e = chain(&format!("transforms = [ {{ {action}, {key} }} ]")).unwrap_err();
+            let name = key.split(' ').next().unwrap();
+            let words = e.to_string();
+            assert!(
+                words.starts_with(&format!("transforms[0]: {name}: does nothing for ")),
+                "{action} with {key}: {words}"
+            );
+        }
+    }
+    // Filters: a script filter takes no subject or test, a path filter no script limits.
+    for key in [
+        "path = \"PID-8\"",
+        "equals = \"F\"",
+        "in = [\"F\"]",
+        "exists = true",
+        "message_type = \"ADT\"",
+    ] {
+        let e = chain(&format!(
+            "filters = [ {{ script = \"return true;\", {key} }} ]"
+        ))
+        .unwrap_err();
+        let name = key.split(' ').next().unwrap();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "filters[0]: {name}: does nothing for a script filter"
+            )),
+            "{key}: {e}"
+        );
+    }
+    for key in ["timeout_ms = 50", "memory_mb = 8"] {
+        let e = chain(&format!(
+            "filters = [ {{ path = \"PID-8\", equals = \"F\", {key} }} ]"
+        ))
+        .unwrap_err();
+        let name = key.split(' ').next().unwrap();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "filters[0]: {name}: does nothing for a filter without a script"
+            )),
+            "{key}: {e}"
+        );
+    }
+    chain(r#"filters = [ { script = "return true;", timeout_ms = 50, memory_mb = 8 } ]"#).unwrap();
+}
+
+#[test]
 fn configuration_errors_name_the_step_and_key() {
     let e = chain(r#"filters = [ { path = "MSH-9.1" } ]"#).unwrap_err();
     assert!(e.to_string().starts_with("filters[0]:"), "{e}");
@@ -544,4 +666,17 @@ fn paths_to_every_occurrence_are_refused_where_one_value_is_read_or_written() {
     }
     let e = script_error(r#"msg.set("OBX[*]-5", "x");"#);
     assert!(e.contains("[*]"), "{e}");
+}
+
+#[test]
+fn script_errors_name_the_line_and_column_of_the_script_as_written() {
+    let e = script_error("const a = 1;\nconst b = 2;\n    undefinedFunction(a + b);");
+    assert!(e.contains("line 3, column 5 of the script"), "{e}");
+    assert!(!e.contains("eval_script"), "{e}");
+    let e = chain("transforms = [ { script = \"const a = 1;\\nconst b = ;\" } ]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not compile"), "{e}");
+    assert!(e.contains("line 2, column"), "{e}");
+    assert!(!e.contains("eval_script"), "{e}");
 }

@@ -9,5 +9,6 @@ pub mod mpi;
 pub mod parse;
 pub mod run;
 pub mod send;
+pub mod test;
 pub mod v2;
 pub mod validate;

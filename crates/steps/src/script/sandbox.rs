@@ -227,11 +227,53 @@ fn describe(failure: Failure, checking: bool, limits: Limits, started: Instant) 
         Failure::Thrown(e) => format!("the script failed: {e}"),
         Failure::ThrewNull => "the script failed: it threw null".to_owned(),
     };
+    let words = in_script_terms(&words);
     StepError::Script(if checking && words.contains("ran longer") {
         format!("{words} while loading: it runs code outside its function")
     } else {
         words
     })
+}
+
+/// Where QuickJS says an error is (`eval_script:3:44`: the program it was given, whose
+/// first line is the function [`wrap`] opens), put as the script's author wrote it:
+/// `line 2, column 44 of the script`.
+fn in_script_terms(words: &str) -> String {
+    const NAME: &str = "eval_script:";
+    let mut out = String::with_capacity(words.len());
+    let mut rest = words;
+    while let Some(at) = rest.find(NAME) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + NAME.len()..];
+        let number = |text: &str| {
+            let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+            text[..digits].parse::<usize>().ok().map(|n| (n, digits))
+        };
+        let place = number(after).map(|(line, used)| {
+            let column = after[used..].strip_prefix(':').and_then(number);
+            (line, column, used)
+        });
+        match place {
+            Some((line, Some((column, digits)), used)) => {
+                let line = line.saturating_sub(1).max(1);
+                out.push_str(&format!("line {line}, column {column} of the script"));
+                rest = &after[used + 1 + digits..];
+            }
+            Some((line, None, used)) => {
+                out.push_str(&format!(
+                    "line {} of the script",
+                    line.saturating_sub(1).max(1)
+                ));
+                rest = &after[used..];
+            }
+            None => {
+                out.push_str(NAME);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The message a run works on, and how much it may grow.
@@ -402,4 +444,25 @@ fn edit(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_script_terms;
+
+    #[test]
+    fn quickjs_places_become_the_script_s_own_lines() {
+        assert_eq!(
+            in_script_terms("TypeError: not a function\n    at <anonymous> (eval_script:3:44)\n"),
+            "TypeError: not a function\n    at <anonymous> (line 2, column 44 of the script)\n"
+        );
+        assert_eq!(
+            in_script_terms("at eval_script:2"),
+            "at line 1 of the script"
+        );
+        assert_eq!(
+            in_script_terms("eval_script:x and eval_script"),
+            "eval_script:x and eval_script"
+        );
+    }
 }
