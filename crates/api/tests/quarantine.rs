@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hl7v2_spec::validate::Profile;
-use quarantine::{
-    ApiState, ChannelValidation, Header, Quarantine, QuarantineId, Validated, Validators,
-};
+use quarantine::{ChannelValidation, Header, Quarantine, QuarantineId, Validated, Validators};
 use serde_json::{Value, json};
 use store::{Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,17 +79,14 @@ async fn start() -> Harness {
         );
     let woken = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&woken);
-    let state = ApiState {
-        quarantine: Quarantine::new(store.clone(), validators.clone()),
-        notify: Arc::new(move |channel: &str| seen.lock().unwrap().push(channel.to_string())),
+    let state = api::Api {
+        quarantine: Some(Quarantine::new(store.clone(), validators.clone())),
+        wake_channel: Arc::new(move |channel: &str| seen.lock().unwrap().push(channel.to_string())),
+        ..api::Api::new(store.clone())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, quarantine::router(state))
-            .await
-            .unwrap()
-    });
+    tokio::spawn(async move { axum::serve(listener, api::router(state)).await.unwrap() });
     Harness {
         _dir: dir,
         store,
