@@ -53,3 +53,44 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    async fn principal_of(header: Option<&[u8]>) -> Result<Principal, ApiError> {
+        let mut request = Request::builder().uri("/api/quarantine/1");
+        if let Some(value) = header {
+            request = request.header(USER_HEADER, value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        Principal::from_request_parts(&mut parts, &()).await
+    }
+
+    #[tokio::test]
+    async fn the_user_header_names_the_principal_trimmed() {
+        let principal = principal_of(Some(b"  ana ")).await.unwrap();
+        assert_eq!(principal.user(), Some("ana"));
+        assert_eq!(principal.require().unwrap(), "ana");
+    }
+
+    #[tokio::test]
+    async fn no_header_or_a_blank_one_names_nobody_and_a_change_is_refused() {
+        for header in [None, Some(&b"   "[..])] {
+            let principal = principal_of(header).await.unwrap();
+            assert_eq!(principal.user(), None);
+            assert_eq!(
+                principal.require().unwrap_err().status(),
+                axum::http::StatusCode::BAD_REQUEST
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_header_that_is_not_visible_ascii_is_a_bad_request() {
+        let error = principal_of(Some("Zoë".as_bytes())).await.unwrap_err();
+        assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST);
+        assert!(error.message().contains(USER_HEADER), "{error}");
+    }
+}
