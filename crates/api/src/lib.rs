@@ -36,6 +36,7 @@
 //! ```
 
 mod error;
+mod extract;
 mod fhir;
 mod health;
 mod messages;

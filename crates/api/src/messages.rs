@@ -16,7 +16,9 @@
 //! Reads go to SQLite on the blocking pool, never on the async workers.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
 use axum::http::StatusCode;
 use delivery::{EntryId, QueueEntry};
 use serde::Deserialize;

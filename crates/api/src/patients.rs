@@ -18,7 +18,9 @@
 //! `user` field in the body; it is stored with the event. Enterprise ids are written `E12`
 //! (a plain `12` is accepted). Errors are `{"error": ".."}` with 400, 404 or 409.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mpi::{

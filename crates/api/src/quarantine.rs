@@ -20,13 +20,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use quarantine::{DataQualityFilter, QuarantineFilter, QuarantineId, Reprocessed, Status};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::extract::{Path, Query};
 use crate::routes::{Access, Method, Routes};
 use crate::{Api, ApiError, Principal, entry_json};
 
@@ -81,11 +81,6 @@ fn bad_request(text: impl Into<String>) -> ApiError {
     ApiError::bad_request(text)
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| bad_request(format!("query string: {}", e.body_text())))
-}
-
 fn entry_id(text: &str) -> Result<QuarantineId, ApiError> {
     text.parse::<i64>()
         .ok()
@@ -116,11 +111,7 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list(
-    State(api): State<Api>,
-    q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let q = query(q)?;
+async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     let status = q.status.as_deref().map(str::parse::<Status>).transpose()?;
     let filter = QuarantineFilter {
         channel: q.channel,
@@ -184,11 +175,10 @@ async fn edit(
     Path(id): Path<String>,
     principal: Principal,
     headers: HeaderMap,
-    q: Result<Query<ReasonQuery>, QueryRejection>,
+    Query(q): Query<ReasonQuery>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = entry_id(&id)?;
-    let q = query(q)?;
     let who = principal.require()?.to_owned();
     let why = reason(&headers, q.reason, None)?;
     if why.trim().is_empty() {
@@ -406,9 +396,8 @@ struct QualityQuery {
 
 async fn data_quality(
     State(api): State<Api>,
-    q: Result<Query<QualityQuery>, QueryRejection>,
+    Query(q): Query<QualityQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query(q)?;
     let filter = DataQualityFilter {
         channel: q.channel,
         sender: q.sender,

@@ -821,3 +821,22 @@ async fn an_edit_that_is_still_wrong_is_kept_with_its_findings() {
     assert_eq!(detail["revision"], 2);
     assert_eq!(detail["edits"], 2);
 }
+
+#[tokio::test]
+async fn a_quarantine_entrys_original_is_the_journal_entry_the_message_browser_shows() {
+    let h = start().await;
+    let bad = without_birth_date(&iz_adult(IZ_ADULTS[0]));
+    let (message_id, failed) = h.receive("iz", bad).await;
+    assert!(failed);
+    let id = h.entry_of(message_id).await;
+
+    let (status, entry) = h.get(&format!("/api/quarantine/{}", id.0)).await;
+    assert_eq!(status, 200, "{entry}");
+    let (status, mut message) = h.get(&format!("/api/messages/{}", message_id.0)).await;
+    assert_eq!(status, 200, "{message}");
+    // One shape: the browser's message, without its destination entries.
+    message.as_object_mut().unwrap().remove("destinations");
+    assert_eq!(entry["original"], message);
+    assert_eq!(entry["original"]["state"], "quarantined");
+    assert!(entry["original"]["size"].as_u64().unwrap() > 0);
+}

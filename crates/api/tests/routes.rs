@@ -1,5 +1,6 @@
 //! The route table: built from the same declaration as the router, every route in it is
-//! served (and no other method on its path), and every route carries an access class.
+//! served (and no other method on its path), every route carries an access class, and
+//! every error has the one shape.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -112,15 +113,52 @@ async fn call(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-#[tokio::test]
-async fn the_router_serves_exactly_the_methods_of_the_table() {
+/// An error is `{"error": "..."}`, or an OperationOutcome on the FHIR repository's routes.
+fn assert_error_shape(path: &str, status: u16, body: &str) {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{path}: {status} is not JSON ({e}): {body}"));
+    if path.starts_with("/fhir/") {
+        assert_eq!(value["resourceType"], "OperationOutcome", "{path}: {body}");
+        assert!(
+            value["issue"][0]["diagnostics"].is_string(),
+            "{path}: {body}"
+        );
+    } else {
+        assert!(value["error"].is_string(), "{path}: {status} {body}");
+    }
+}
+
+async fn serve_bare_api() -> (tempfile::TempDir, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
     let store = store::Store::open(dir.path()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = api::router(api::Api::new(store));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (dir, addr)
+}
 
+#[tokio::test]
+async fn a_malformed_id_or_query_string_gets_the_one_error_shape() {
+    let (_dir, addr) = serve_bare_api().await;
+    for (method, path) in [
+        ("GET", "/api/messages/abc"),
+        ("GET", "/api/messages?limit=lots"),
+        ("GET", "/api/messages?colour=red"),
+        ("POST", "/api/messages/1/resend"),
+        ("GET", "/api/quarantine/abc"),
+        ("GET", "/api/quarantine?status=lost"),
+        ("POST", "/mpi/reviews/abc/accept"),
+    ] {
+        let (status, body) = call(addr, method, path).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        assert_error_shape(path, status, &body);
+    }
+}
+
+#[tokio::test]
+async fn the_router_serves_exactly_the_methods_of_the_table() {
+    let (_dir, addr) = serve_bare_api().await;
     let mut by_path: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for route in api::routes() {
         by_path
@@ -139,6 +177,9 @@ async fn the_router_serves_exactly_the_methods_of_the_table() {
                     !(status == 404 && body.is_empty()),
                     "{method} {path} is in the table but not routed"
                 );
+                if status >= 400 {
+                    assert_error_shape(path, status, &body);
+                }
             } else {
                 assert_eq!(
                     status, 405,
