@@ -13,7 +13,6 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::http::{HttpState, router};
 use crate::http_serve::HttpServer;
 use crate::metrics::Metrics;
 use crate::pipeline::{ChannelPipeline, Processors};
@@ -236,7 +235,7 @@ impl Engine {
                     reason: err.to_string(),
                 })?;
             let addr = listener.local_addr().unwrap_or(config.http.listen.0);
-            let state = Arc::new(HttpState {
+            let status = Arc::new(crate::http::Status {
                 metrics: metrics.clone(),
                 listeners: listeners
                     .iter()
@@ -252,7 +251,7 @@ impl Engine {
                     if let Some(wake) = wakes.get(channel) {
                         wake.notify_one();
                     }
-                }) as Arc<dyn Fn(&str) + Send + Sync>
+                }) as api::WakeChannel
             };
             // The quarantine revalidates edits with each channel's own settings.
             let validators = intakes
@@ -261,29 +260,15 @@ impl Engine {
                 .fold(quarantine::Validators::new(), |all, (name, (_, v))| {
                     all.with_shared(name.clone(), v.clone())
                 });
-            let quarantine_api = quarantine::router(quarantine::ApiState {
-                quarantine: quarantine::Quarantine::new(store.clone(), validators),
-                notify: wake_channel.clone(),
+            let app = api::router(api::Api {
+                store: store.clone(),
+                delivery: Some(delivery.clone()),
+                wake_channel,
+                quarantine: Some(quarantine::Quarantine::new(store.clone(), validators)),
+                patient_index: patient_index.clone(),
+                fhir_base: repository.then(|| format!("http://{addr}/fhir")),
+                status: Some(status),
             });
-            let app = router(state)
-                .merge(server::router(server::ApiState {
-                    store: store.clone(),
-                    delivery: Some(delivery.clone()),
-                    wake_channel,
-                }))
-                .merge(quarantine_api);
-            let app = match &patient_index {
-                Some(index) => app.merge(mpi::http::router(index.clone())),
-                None => app,
-            };
-            let app = if repository {
-                app.merge(fhir_repo::router(
-                    store.clone(),
-                    format!("http://{addr}/fhir"),
-                ))
-            } else {
-                app
-            };
             let server =
                 HttpServer::spawn("http", listener, app, config.http.limits()).map_err(|err| {
                     StartError::Listen {

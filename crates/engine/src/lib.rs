@@ -4,7 +4,7 @@
 //! - [`Config`]: the TOML configuration, read with errors that name the key
 //!   (`channels.lab.source.listen: "nonsense" is not a socket address`).
 //! - [`Engine`]: starts what a configuration describes (the store, one MLLP
-//!   listener per channel, the HTTP server with `/health` and `/metrics`) and
+//!   listener per channel, the HTTP server with every route of the `api` crate) and
 //!   stops it gracefully.
 //! - [`MllpReceiver`]: the [`mllp::FrameHandler`] of an MLLP source. Each batch
 //!   of frames a connection delivers is stored with one write request (the

@@ -1,12 +1,13 @@
 //! Corridor's clinical repository: the FHIR R4 resources converted from every message,
-//! kept per patient in the store, and the FHIR REST API that reads and searches them.
+//! kept per patient in the store, and the reads and searches the FHIR REST API (served
+//! by the `api` crate under `/fhir`) answers with.
 //!
 //! - [`apply_bundle_in`] writes a transaction Bundle (from `v2_fhir`) inside the caller's
 //!   write: the engine calls it in the transaction that records the message processed,
 //!   so a message's resources are stored exactly when the message is.
-//! - [`router`] is the API under `/fhir`: `metadata`, read, vread, history, search and
-//!   `Patient/{id}/$everything` (see [`http`] and the CapabilityStatement it serves).
-//! - [`query`] holds the same reads for other callers.
+//! - [`query`] holds the reads (read, vread, history, search, `$everything`) and
+//!   [`params`] the search parameters the API and its CapabilityStatement are built
+//!   from.
 //!
 //! # The API as clients use it
 //!
@@ -122,14 +123,12 @@
 
 mod apply;
 pub mod date;
-pub mod http;
 pub mod params;
 pub mod query;
 
 use store::{Migration, Store};
 
 pub use apply::{Applied, AppliedEntry, Outcome, apply_bundle_in};
-pub use http::router;
 
 /// The component name in `component_schema`.
 pub const COMPONENT: &str = "fhir_repo";

@@ -1,7 +1,5 @@
 //! Upgrading a repository written before `_lastUpdated` was indexed.
 
-mod common;
-
 use fhir_repo::query::{Search, search_in};
 use store::{MessageId, Store, UnixMicros};
 
@@ -14,10 +12,14 @@ fn migration_2_indexes_last_updated_of_resources_already_stored() {
         .migrate_component(fhir_repo::COMPONENT, FIRST)
         .wait()
         .unwrap();
-    let bundle = common::convert(
-        "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240103083000+0100||ADT^A04^ADT_A01|M-1|P|2.5.1
-PID|1||OLD1^^^GHH^MR||OLDER^ONE||19700101|F",
-    );
+    let message = hl7v2::Message::parse(
+        b"MSH|^~\\&|ADT1|GHH|EHR|GHH|20240103083000+0100||ADT^A04^ADT_A01|M-1|P|2.5.1\r\
+          PID|1||OLD1^^^GHH^MR||OLDER^ONE||19700101|F",
+    )
+    .unwrap();
+    let bundle = v2_fhir::Converter::new(v2_fhir::Options::default())
+        .convert(&message)
+        .unwrap();
     store
         .write_blocking(move |conn| {
             fhir_repo::apply_bundle_in(

@@ -58,7 +58,6 @@ mod events;
 mod golden;
 mod guard;
 pub mod hl7;
-pub mod http;
 mod index;
 mod intern;
 pub mod lookalike;

@@ -59,7 +59,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! An analyst then works through [`Quarantine`] or its HTTP API ([`router`]):
+//! An analyst then works through [`Quarantine`] (served over HTTP by the `api` crate,
+//! under `/api/quarantine`):
 //!
 //! - **edit**: new content, who and why; the content is validated at once and its findings
 //!   stored. Every edit is kept with the content before and after it; the journal's
@@ -73,32 +74,9 @@
 //!   message still wrong comes back to quarantine as a new entry naming its predecessor.
 //! - **discard** with a reason.
 //!
-//! # HTTP API
-//!
-//! Mutating requests name the analyst in `X-Corridor-User`; reasons come in
-//! `X-Corridor-Reason`, `?reason=` (edits) or a JSON body `{"reason": ".."}`. Errors are
-//! JSON `{"error": ".."}`: 400 for a malformed request (no user, empty body, bad id or
-//! filter), 404 for an unknown entry, 409 for an entry that is no longer open, was
-//! edited meanwhile or still fails validation (without force), 422 for a correction that is not an HL7 v2 message.
-//!
-//! | route | what |
-//! | --- | --- |
-//! | `GET /api/quarantine?channel=&sender=&type=&status=&before=&limit=` | entries, newest first, with counts and first errors; `next_before` pages on |
-//! | `GET /api/quarantine/{id}` | one entry: findings with locations, original and current content, edit history |
-//! | `PUT /api/quarantine/{id}` | edit: the body is the whole corrected message |
-//! | `POST /api/quarantine/{id}/revalidate` | validate the current content again |
-//! | `POST /api/quarantine/{id}/reprocess` | send it back through its channel (`{"force": true}` even with errors) |
-//! | `POST /api/quarantine/reprocess` | many: `{"ids": [..]}` or `{"channel", "sender", "type", "limit"}` (open entries, oldest first), `"force"` |
-//! | `POST /api/quarantine/{id}/discard` | set it aside: `{"reason": ".."}` |
-//! | `GET /api/data-quality?channel=&sender=&type=` | messages validated and findings by sender, type, path, code |
-//!
 //! [`prometheus_text`] gives the `/metrics` lines: `corridor_findings_total{channel,
 //! sender,message_type,path,code,severity}`, `corridor_validated_messages_total` and
 //! `corridor_quarantine_entries`.
-//!
-//! The API shows message content, which is PHI: like the rest of the engine's HTTP port
-//! it listens on loopback by default and belongs behind an authenticating proxy (which
-//! also sets `X-Corridor-User`) before it is exposed further.
 //!
 //! # SCHEMA
 //!
@@ -157,14 +135,12 @@
 //!   FROM quarantine q WHERE q.status = 'open' ORDER BY q.id;
 //! ```
 
-mod http;
 mod metrics;
 mod ops;
 mod record;
 mod schema;
 mod validator;
 
-pub use http::{ApiError, ApiState, Notifier, REASON_HEADER, USER_HEADER, router};
 pub use metrics::{MAX_FINDING_SERIES, prometheus_text, prometheus_text_in};
 pub use ops::{
     DataQualityFilter, Detail, Edit, Edited, Error, FindingCount, MessageCount, Quarantine,

@@ -1,54 +1,78 @@
 //! The FHIR R4 REST API over the repository, under `/fhir`.
 
+//! The FHIR R4 REST API over the repository (`fhir_repo`), under `/fhir`: `metadata`,
+//! read, vread, history, search and `Patient/{id}/$everything`. Errors are
+//! OperationOutcomes ([`ApiError::outcome`]).
+
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use fhir_repo::date;
+use fhir_repo::params::{self, COMMON, Kind, SEARCHABLE};
+use fhir_repo::query::{self, SearchError};
 use serde_json::{Value, json};
 use store::Store;
 
-use crate::date;
-use crate::params::{self, COMMON, Kind, SEARCHABLE};
-use crate::query::{self, SearchError};
+use crate::error::fhir_json;
+use crate::routes::{Access, Method, Routes};
+use crate::{Api, ApiError};
 
 /// Results per page when the client does not say (`_count`), and the most a page holds.
 pub const DEFAULT_COUNT: usize = 50;
 pub const MAX_COUNT: usize = 1000;
 
-struct Api {
+/// The repository as the handlers use it.
+struct Repository {
     store: Store,
     base: String,
 }
 
-/// The routes of the FHIR API over `store`; `base_url` is how clients reach `/fhir`
-/// (e.g. `http://corridor.example:8080/fhir`), used in `fullUrl` and paging links.
-pub fn router(store: Store, base_url: impl Into<String>) -> Router {
-    let base = base_url.into().trim_end_matches('/').to_owned();
-    Router::new()
-        .route("/fhir/metadata", get(metadata))
-        .route("/fhir/{type}", get(search_get))
-        .route("/fhir/{type}/_search", get(search_get).post(search_post))
-        .route("/fhir/{type}/{id}", get(read))
-        .route("/fhir/{type}/{id}/{op}", get(instance_op))
-        .route("/fhir/{type}/{id}/{op}/{vid}", get(vread))
-        // On the routes only: the engine merges this router into its own, whose
-        // other paths (and its 404s) must not be negotiated here.
-        .route_layer(middleware::from_fn(negotiate))
-        .with_state(Arc::new(Api { store, base }))
+/// The repository of `app`, or a 404 OperationOutcome when it is not enabled.
+fn repository(app: &Api) -> Result<Arc<Repository>, ApiError> {
+    match &app.fhir_base {
+        Some(base) => Ok(Arc::new(Repository {
+            store: app.store.clone(),
+            base: base.trim_end_matches('/').to_owned(),
+        })),
+        None => Err(ApiError::outcome(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            "the FHIR repository is not enabled",
+        )),
+    }
 }
 
-fn fhir_json(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/fhir+json; charset=utf-8"),
-    );
-    response
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .add(Method::Get, "/fhir/metadata", Access::Metadata, metadata)
+        .add(Method::Get, "/fhir/{type}", Access::Phi, search_get)
+        .add(Method::Get, "/fhir/{type}/_search", Access::Phi, search_get)
+        .add(
+            Method::Post,
+            "/fhir/{type}/_search",
+            Access::Phi,
+            search_post,
+        )
+        .add(Method::Get, "/fhir/{type}/{id}", Access::Phi, read)
+        .add(
+            Method::Get,
+            "/fhir/{type}/{id}/{op}",
+            Access::Phi,
+            instance_op,
+        )
+        .add(
+            Method::Get,
+            "/fhir/{type}/{id}/{op}/{vid}",
+            Access::Phi,
+            vread,
+        )
+        // On these routes only: the other routes (and the 404s of unknown paths) must
+        // not be negotiated here.
+        .map_router(|r| r.route_layer(middleware::from_fn(negotiate)))
 }
 
 /// A resource's answer to a read: ETag and Last-Modified from its `meta`, and
@@ -141,14 +165,8 @@ async fn negotiate(request: Request, next: Next) -> Response {
 }
 
 /// An OperationOutcome with one issue.
-fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
-    fhir_json(
-        status,
-        &json!({
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
-        }),
-    )
+fn outcome(status: StatusCode, code: &'static str, diagnostics: &str) -> Response {
+    ApiError::outcome(status, code, diagnostics).into_response()
 }
 
 fn store_failed(error: store::Error) -> Response {
@@ -173,10 +191,14 @@ fn not_found(resource_type: &str, id: &str) -> Response {
 }
 
 async fn read(
-    State(api): State<Arc<Api>>,
+    State(app): State<Api>,
     Path((ty, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    let api = match repository(&app) {
+        Ok(api) => api,
+        Err(error) => return error.into_response(),
+    };
     if !is_known_type(&ty) {
         return not_found(&ty, &id);
     }
@@ -193,9 +215,13 @@ async fn read(
 }
 
 async fn instance_op(
-    State(api): State<Arc<Api>>,
+    State(app): State<Api>,
     Path((ty, id, op)): Path<(String, String, String)>,
 ) -> Response {
+    let api = match repository(&app) {
+        Ok(api) => api,
+        Err(error) => return error.into_response(),
+    };
     match op.as_str() {
         "_history" => history(api, ty, id).await,
         "$everything" if ty == "Patient" => everything(api, id).await,
@@ -207,7 +233,7 @@ async fn instance_op(
     }
 }
 
-async fn history(api: Arc<Api>, ty: String, id: String) -> Response {
+async fn history(api: Arc<Repository>, ty: String, id: String) -> Response {
     let (t, i) = (ty.clone(), id.clone());
     let versions = match api
         .store
@@ -245,10 +271,14 @@ async fn history(api: Arc<Api>, ty: String, id: String) -> Response {
 }
 
 async fn vread(
-    State(api): State<Arc<Api>>,
+    State(app): State<Api>,
     Path((ty, id, op, vid)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    let api = match repository(&app) {
+        Ok(api) => api,
+        Err(error) => return error.into_response(),
+    };
     if op != "_history" {
         return outcome(
             StatusCode::NOT_FOUND,
@@ -279,7 +309,7 @@ async fn vread(
     }
 }
 
-fn entry(api: &Api, resource: Value, mode: &str) -> Value {
+fn entry(api: &Repository, resource: Value, mode: &str) -> Value {
     let url = format!(
         "{}/{}/{}",
         api.base,
@@ -289,7 +319,12 @@ fn entry(api: &Api, resource: Value, mode: &str) -> Value {
     json!({"fullUrl": url, "resource": resource, "search": {"mode": mode}})
 }
 
-fn searchset(api: &Api, resources: Vec<Value>, total: Option<u64>, links: Vec<Value>) -> Value {
+fn searchset(
+    api: &Repository,
+    resources: Vec<Value>,
+    total: Option<u64>,
+    links: Vec<Value>,
+) -> Value {
     let entries: Vec<Value> = resources
         .into_iter()
         .map(|r| entry(api, r, "match"))
@@ -308,7 +343,7 @@ fn searchset(api: &Api, resources: Vec<Value>, total: Option<u64>, links: Vec<Va
     bundle
 }
 
-async fn everything(api: Arc<Api>, id: String) -> Response {
+async fn everything(api: Arc<Repository>, id: String) -> Response {
     let i = id.clone();
     match api
         .store
@@ -593,11 +628,15 @@ fn subset(resource: Value, elements: &[String]) -> Value {
 }
 
 async fn search_get(
-    State(api): State<Arc<Api>>,
+    State(app): State<Api>,
     Path(ty): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    let api = match repository(&app) {
+        Ok(api) => api,
+        Err(error) => return error.into_response(),
+    };
     let Some(pairs) = decode_pairs(raw.as_deref().unwrap_or_default()) else {
         return bad_request("the query string is not valid percent-encoded UTF-8");
     };
@@ -606,12 +645,16 @@ async fn search_get(
 
 /// `POST [type]/_search`: the parameters in a form body, with any in the URL.
 async fn search_post(
-    State(api): State<Arc<Api>>,
+    State(app): State<Api>,
     Path(ty): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
+    let api = match repository(&app) {
+        Ok(api) => api,
+        Err(error) => return error.into_response(),
+    };
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -640,7 +683,7 @@ async fn search_post(
 }
 
 async fn search(
-    api: Arc<Api>,
+    api: Arc<Repository>,
     ty: String,
     headers: &HeaderMap,
     pairs: Vec<(String, String)>,
@@ -827,6 +870,10 @@ pub fn capability_statement(base: &str) -> Value {
     })
 }
 
-async fn metadata(State(api): State<Arc<Api>>) -> Response {
+async fn metadata(State(app): State<Api>) -> Response {
+    let api = match repository(&app) {
+        Ok(api) => api,
+        Err(error) => return error.into_response(),
+    };
     fhir_json(StatusCode::OK, &capability_statement(&api.base))
 }

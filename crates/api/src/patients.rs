@@ -1,4 +1,4 @@
-//! The index's HTTP API, merged on the engine's HTTP port. All routes are under `/mpi`.
+//! The patient index's routes, all under `/mpi`.
 //!
 //! | route | what |
 //! | --- | --- |
@@ -14,83 +14,62 @@
 //! | `POST /mpi/unmerge` | `{"merge_event": 17, "note"}` (the `seq` of the merge in the history) |
 //! | `GET /mpi/patients/{enterprise_id}` | golden record, linked source records, history |
 //!
-//! Who decided is required on every change: the `X-Corridor-User` header or a `user`
-//! field in the body; it is stored with the event. Enterprise ids are written `E12`
+//! Who decided is required on every change: the [`Principal`] (`X-Corridor-User`) or a
+//! `user` field in the body; it is stored with the event. Enterprise ids are written `E12`
 //! (a plain `12` is accepted). Errors are `{"error": ".."}` with 400, 404 or 409.
 
-use crate::service::{MpiService, ServiceError};
-use crate::{
-    Actor, DecisionReason, EnterpriseId, GoldenRecord, Identifier, LinkStatus, MpiError, MpiEvent,
-    PatientRecord, Sex, SourceKey,
-};
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use mpi::{
+    Actor, DecisionReason, EnterpriseId, GoldenRecord, Identifier, LinkStatus, MpiError, MpiEvent,
+    MpiService, PatientRecord, ServiceError, Sex, SourceKey,
+};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-/// The API's routes over `service`.
-pub fn router(service: MpiService) -> Router {
-    Router::new()
-        .route("/mpi/fhir/Patient", get(search))
-        .route("/mpi/fhir/Patient/$match", post(match_patient))
-        .route("/mpi/fhir/Patient/$ihe-pix", get(pix))
-        .route("/mpi/reviews", get(reviews))
-        .route("/mpi/reviews/{id}/accept", post(accept))
-        .route("/mpi/reviews/{id}/reject", post(reject))
-        .route("/mpi/link", post(link))
-        .route("/mpi/unlink", post(unlink))
-        .route("/mpi/merge", post(merge))
-        .route("/mpi/unmerge", post(unmerge))
-        .route("/mpi/patients/{enterprise_id}", get(patient))
-        .with_state(service)
-}
+use crate::routes::{Access, Method, Routes};
+use crate::{Api, ApiError, Principal};
 
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        match &e {
-            ServiceError::Index(i) => ApiError::from(i.clone()),
-            ServiceError::Mapping(_) => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
-            ServiceError::Store(_) | ServiceError::InUse(_) | ServiceError::Lock(..) => {
-                tracing::error!(error = %e, "patient index write failed");
-                ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-            }
-        }
-    }
-}
-
-impl From<MpiError> for ApiError {
-    fn from(e: MpiError) -> Self {
-        let status = match e {
-            MpiError::UnknownRecord(_)
-            | MpiError::UnknownEnterprise(_)
-            | MpiError::UnknownReview(_)
-            | MpiError::UnknownMerge(_) => StatusCode::NOT_FOUND,
-            MpiError::AlreadyUndone(_)
-            | MpiError::UnmergeConflict { .. }
-            | MpiError::SameEnterprise(_)
-            | MpiError::SameRecord(_)
-            | MpiError::AlreadyMerged(_)
-            | MpiError::AlreadyLinked(..)
-            | MpiError::NothingToUnlink(_) => StatusCode::CONFLICT,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError(status, e.to_string())
-    }
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .add(Method::Get, "/mpi/fhir/Patient", Access::Phi, search)
+        .add(
+            Method::Post,
+            "/mpi/fhir/Patient/$match",
+            Access::Phi,
+            match_patient,
+        )
+        .add(Method::Get, "/mpi/fhir/Patient/$ihe-pix", Access::Phi, pix)
+        .add(Method::Get, "/mpi/reviews", Access::Phi, reviews)
+        .add(
+            Method::Post,
+            "/mpi/reviews/{id}/accept",
+            Access::Change,
+            accept,
+        )
+        .add(
+            Method::Post,
+            "/mpi/reviews/{id}/reject",
+            Access::Change,
+            reject,
+        )
+        .add(Method::Post, "/mpi/link", Access::Change, link)
+        .add(Method::Post, "/mpi/unlink", Access::Change, unlink)
+        .add(Method::Post, "/mpi/merge", Access::Change, merge)
+        .add(Method::Post, "/mpi/unmerge", Access::Change, unmerge)
+        .add(
+            Method::Get,
+            "/mpi/patients/{enterprise_id}",
+            Access::Phi,
+            patient,
+        )
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into())
+    ApiError::bad_request(msg)
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -146,14 +125,10 @@ fn note(v: &Value) -> String {
         .to_string()
 }
 
-/// The person deciding: `X-Corridor-User`, else the body's `user`.
-fn person(headers: &HeaderMap, body: &Value) -> Result<Actor, ApiError> {
-    let from_header = headers
-        .get("x-corridor-user")
-        .and_then(|h| h.to_str().ok())
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let user = from_header
+/// The person deciding: the principal, else the body's `user`.
+fn person(principal: &Principal, body: &Value) -> Result<Actor, ApiError> {
+    let user = principal
+        .user()
         .or_else(|| body.get("user").and_then(Value::as_str).map(str::trim))
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
@@ -356,10 +331,8 @@ fn split_token(token: &str) -> Result<(String, String), ApiError> {
 
 const SEARCH_SCAN_LIMIT: usize = 100;
 
-async fn search(
-    State(service): State<MpiService>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn search(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let get = |k: &str| {
         q.get(k)
             .map(|v| v.trim().to_string())
@@ -441,8 +414,7 @@ async fn search(
                 .collect::<Vec<_>>()
         })
     })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    .await?;
     fhir(searchset(entries))
 }
 
@@ -458,7 +430,8 @@ fn grade(score: f64, link: f64, review: f64) -> &'static str {
     }
 }
 
-async fn match_patient(State(service): State<MpiService>, body: String) -> ApiResult {
+async fn match_patient(State(api): State<Api>, body: String) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let params = body_json(&body)?;
     if params.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
         return Err(bad("$match takes a FHIR Parameters resource"));
@@ -533,10 +506,8 @@ async fn match_patient(State(service): State<MpiService>, body: String) -> ApiRe
     fhir(searchset(entries))
 }
 
-async fn pix(
-    State(service): State<MpiService>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult {
+async fn pix(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let source = q
         .get("sourceIdentifier")
         .ok_or_else(|| bad("sourceIdentifier=system|value is required"))?;
@@ -575,9 +546,9 @@ async fn pix(
         Some((enterprise, ids))
     });
     let Some((enterprise, ids)) = found else {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "sourceIdentifier is not known to the patient index".into(),
+            "sourceIdentifier is not known to the patient index",
         ));
     };
     let mut parameter: Vec<Value> = ids
@@ -595,7 +566,8 @@ async fn pix(
     fhir(json!({ "resourceType": "Parameters", "parameter": parameter }))
 }
 
-async fn reviews(State(service): State<MpiService>) -> ApiResult {
+async fn reviews(State(api): State<Api>) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let items: Vec<Value> = service.read(|mpi| {
         mpi.reviews()
             .map(|r| {
@@ -623,21 +595,22 @@ fn event_json(e: &MpiEvent) -> Value {
     json!({
         "seq": e.seq,
         "at_unix_ms": e.at_unix_ms,
-        "actor": crate::persist::actor_text(&e.actor),
-        "kind": crate::persist::change_kind(&e.change),
+        "actor": mpi::persist::actor_text(&e.actor),
+        "kind": mpi::persist::change_kind(&e.change),
         "why": e.why,
         "change": e.change,
     })
 }
 
 async fn accept(
-    State(service): State<MpiService>,
+    State(api): State<Api>,
     Path(id): Path<u64>,
-    headers: HeaderMap,
+    principal: Principal,
     body: String,
 ) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
-    let actor = person(&headers, &body)?;
+    let actor = person(&principal, &body)?;
     let chosen = if body.get("enterprise_id").is_some() {
         Some(enterprise_field(&body, "enterprise_id")?)
     } else {
@@ -662,13 +635,14 @@ async fn accept(
 }
 
 async fn reject(
-    State(service): State<MpiService>,
+    State(api): State<Api>,
     Path(id): Path<u64>,
-    headers: HeaderMap,
+    principal: Principal,
     body: String,
 ) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
-    let actor = person(&headers, &body)?;
+    let actor = person(&principal, &body)?;
     let why = note(&body);
     let event = service
         .operate(move |mpi| mpi.reject_review(id, actor, &why))
@@ -683,9 +657,10 @@ fn source_key(body: &Value) -> Result<SourceKey, ApiError> {
     ))
 }
 
-async fn link(State(service): State<MpiService>, headers: HeaderMap, body: String) -> ApiResult {
+async fn link(State(api): State<Api>, principal: Principal, body: String) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
-    let actor = person(&headers, &body)?;
+    let actor = person(&principal, &body)?;
     let key = source_key(&body)?;
     let to = enterprise_field(&body, "enterprise_id")?;
     let why = note(&body);
@@ -695,9 +670,10 @@ async fn link(State(service): State<MpiService>, headers: HeaderMap, body: Strin
     ok(event_json(&event))
 }
 
-async fn unlink(State(service): State<MpiService>, headers: HeaderMap, body: String) -> ApiResult {
+async fn unlink(State(api): State<Api>, principal: Principal, body: String) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
-    let actor = person(&headers, &body)?;
+    let actor = person(&principal, &body)?;
     let key = source_key(&body)?;
     let why = note(&body);
     let event = service
@@ -706,9 +682,10 @@ async fn unlink(State(service): State<MpiService>, headers: HeaderMap, body: Str
     ok(event_json(&event))
 }
 
-async fn merge(State(service): State<MpiService>, headers: HeaderMap, body: String) -> ApiResult {
+async fn merge(State(api): State<Api>, principal: Principal, body: String) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
-    let actor = person(&headers, &body)?;
+    let actor = person(&principal, &body)?;
     let survivor = enterprise_field(&body, "survivor")?;
     let merged = enterprise_field(&body, "merged")?;
     let why = note(&body);
@@ -718,9 +695,10 @@ async fn merge(State(service): State<MpiService>, headers: HeaderMap, body: Stri
     ok(event_json(&event))
 }
 
-async fn unmerge(State(service): State<MpiService>, headers: HeaderMap, body: String) -> ApiResult {
+async fn unmerge(State(api): State<Api>, principal: Principal, body: String) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
-    let actor = person(&headers, &body)?;
+    let actor = person(&principal, &body)?;
     let seq = body
         .get("merge_event")
         .and_then(Value::as_u64)
@@ -732,7 +710,8 @@ async fn unmerge(State(service): State<MpiService>, headers: HeaderMap, body: St
     ok(event_json(&event))
 }
 
-async fn patient(State(service): State<MpiService>, Path(id): Path<String>) -> ApiResult {
+async fn patient(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let service = api.patient_index()?.clone();
     let asked = parse_enterprise(&id).ok_or_else(|| bad("an enterprise id is written E12"))?;
     let view = service.read(|mpi| -> Result<_, MpiError> {
         let current = mpi.current_enterprise(asked)?;
@@ -759,7 +738,7 @@ async fn patient(State(service): State<MpiService>, Path(id): Path<String>) -> A
     let mut history = Vec::new();
     for e in [asked, current] {
         let events = store
-            .read_async(move |conn| crate::persist::history_of(conn, e.0))
+            .read_async(move |conn| mpi::persist::history_of(conn, e.0))
             .await
             .map_err(ServiceError::from)?;
         for ev in events {

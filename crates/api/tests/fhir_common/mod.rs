@@ -55,7 +55,10 @@ impl Repo {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = fhir_repo::router(store.clone(), format!("http://{addr}/fhir"));
+        let app = api::router(api::Api {
+            fhir_base: Some(format!("http://{addr}/fhir")),
+            ..api::Api::new(store.clone())
+        });
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
         Repo {
             store,

@@ -1,4 +1,4 @@
-//! Corridor's HTTP API (JSON): the message browser's endpoints.
+//! The message browser (JSON).
 //!
 //! - `GET /api/messages?channel=&state=&before=&limit=`: journal entries,
 //!   newest first, without their bytes; `next_before` pages on.
@@ -13,88 +13,45 @@
 //! - `GET /api/stats?channel=`: message counts by state, and per destination:
 //!   entries by state, queue depth, oldest queued age, alert and last error.
 //!
-//! The engine serves [`router`] on its HTTP port next to its own health and
-//! metrics endpoints. Reads go to SQLite on the blocking pool, never on the
-//! async workers.
-//!
-//! The API shows message content, which is PHI: it listens on loopback by
-//! default and must be put behind an authenticating proxy before it is
-//! exposed further.
-//!
-//! ```no_run
-//! # async fn demo(store: store::Store) {
-//! let app = server::router(server::ApiState::new(store));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
-//! axum::serve(listener, app).await.unwrap();
-//! # }
-//! ```
+//! Reads go to SQLite on the blocking pool, never on the async workers.
 
 use axum::Json;
-use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use delivery::{Delivery, EntryId, QueueEntry};
+use delivery::{EntryId, QueueEntry};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use store::{JournalEntry, JournalFilter, MessageId, MessageState, Store};
+use store::{JournalEntry, JournalFilter, MessageId, MessageState};
 
-/// What the handlers need.
-#[derive(Clone)]
-pub struct ApiState {
-    pub store: Store,
-    /// The running destinations, for their statistics and resends.
-    pub delivery: Option<Arc<Delivery>>,
-    /// Tells a channel's pipeline that messages wait to be processed.
-    pub wake_channel: Arc<dyn Fn(&str) + Send + Sync>,
-}
+use crate::routes::{Access, Method, Routes};
+use crate::{Api, ApiError};
 
-impl ApiState {
-    /// The API over `store` alone: no destinations, nothing to wake.
-    pub fn new(store: Store) -> ApiState {
-        ApiState {
-            store,
-            delivery: None,
-            wake_channel: Arc::new(|_| {}),
-        }
-    }
-}
-
-/// The API's routes.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/messages", get(list_messages))
-        .route("/api/messages/{id}", get(get_message))
-        .route("/api/messages/{id}/reprocess", post(reprocess))
-        .route("/api/messages/{id}/resend", post(resend))
-        .route("/api/stats", get(stats))
-        .with_state(state)
-}
-
-/// An error answered as JSON with a status code.
-pub struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-impl From<store::Error> for ApiError {
-    fn from(e: store::Error) -> ApiError {
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .add(Method::Get, "/api/messages", Access::Phi, list_messages)
+        .add(Method::Get, "/api/messages/{id}", Access::Phi, get_message)
+        .add(
+            Method::Post,
+            "/api/messages/{id}/reprocess",
+            Access::Change,
+            reprocess,
+        )
+        .add(
+            Method::Post,
+            "/api/messages/{id}/resend",
+            Access::Change,
+            resend,
+        )
+        .add(Method::Get, "/api/stats", Access::Metadata, stats)
 }
 
 /// Runs a blocking store read off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    tokio::task::spawn_blocking(work).await?
 }
 
 #[derive(Deserialize)]
@@ -109,12 +66,12 @@ struct ListQuery {
 const MAX_PAGE: usize = 500;
 
 async fn list_messages(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let state = match q.state.as_deref() {
         Some(s) => Some(s.parse::<MessageState>().map_err(|_| {
-            ApiError(
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("state: {s:?} is not a message state"),
             )
@@ -139,10 +96,7 @@ async fn list_messages(
     })))
 }
 
-async fn get_message(
-    State(api): State<ApiState>,
-    Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+async fn get_message(State(api): State<Api>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     let store = api.store.clone();
     let (stored, entries) = blocking(move || {
         let stored = store.journal().get(MessageId(id))?;
@@ -154,7 +108,10 @@ async fn get_message(
     })
     .await?;
     let Some(stored) = stored else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no message {id}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no message {id}"),
+        ));
     };
     let mut body = entry_json(&stored.entry);
     body["raw"] = Value::String(String::from_utf8_lossy(&stored.raw).into_owned());
@@ -182,23 +139,26 @@ fn queue_entry_json(e: &QueueEntry) -> Value {
 
 /// Puts a message back to `received` so its channel processes it again.
 async fn reprocess(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let journal = api.store.journal();
     let stored = blocking(move || Ok(journal.get(MessageId(id))?)).await?;
     let Some(stored) = stored else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("no message {id}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no message {id}"),
+        ));
     };
     match stored.entry.state {
         MessageState::Received => {
-            return Err(ApiError(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!("message {id} is waiting to be processed already"),
             ));
         }
         MessageState::Rejected => {
-            return Err(ApiError(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!("message {id} was rejected on arrival; it cannot be processed as it is"),
             ));
@@ -231,12 +191,12 @@ struct ResendQuery {
 
 /// Queues a message again for one destination.
 async fn resend(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
     Path(id): Path<i64>,
     Query(q): Query<ResendQuery>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Some(delivery) = api.delivery.clone() else {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no destinations are running".to_owned(),
         ));
@@ -250,7 +210,7 @@ async fn resend(
         .filter(|e| e.destination == q.destination)
         .max_by_key(|e| e.id.0)
     else {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
                 "message {id} has no entry for destination {:?}",
@@ -259,7 +219,7 @@ async fn resend(
         ));
     };
     if !entry.state.is_final() || entry.state == delivery::EntryState::Filtered {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
                 "the entry for {:?} is {}: only delivered, errored or dead-lettered entries are sent again",
@@ -282,7 +242,7 @@ struct StatsQuery {
 }
 
 async fn stats(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
     Query(q): Query<StatsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let journal = api.store.journal();
@@ -327,7 +287,10 @@ async fn stats(
     ))
 }
 
-/// A journal entry as JSON; times are microseconds since the Unix epoch.
+/// A journal entry as JSON, the one shape of a journal entry in every answer (the
+/// message list, one message, a quarantine entry's `original`): header fields as
+/// received, state and reason, size in bytes; times are microseconds since the Unix
+/// epoch.
 pub fn entry_json(e: &JournalEntry) -> Value {
     json!({
         "id": e.id.0,

@@ -37,9 +37,11 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, mpi::http::router(service))
-                .await
-                .unwrap()
+            let state = api::Api {
+                patient_index: Some(service.clone()),
+                ..api::Api::new(service.store().clone())
+            };
+            axum::serve(listener, api::router(state)).await.unwrap()
         });
         Api { addr }
     }

@@ -2,6 +2,7 @@
 //! repository, and each patient's `$everything`, history and search Bundles, with the
 //! CapabilityStatement, pass the R4B models of fhir.resources.
 
+#[path = "fhir_common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! `_include`/`_revinclude`, chains, `_elements`, `POST _search`, conditional reads
 //! and content negotiation.
 
+#[path = "fhir_common/mod.rs"]
 mod common;
 
 use common::{A01, OTHER, Repo, entries};

@@ -1,5 +1,6 @@
 //! The repository through its FHIR API: real SQLite, real HTTP on a TCP port.
 
+#[path = "fhir_common/mod.rs"]
 mod common;
 
 use common::{A01, OTHER, Repo, entries};

@@ -1,35 +1,35 @@
-//! The quarantine and data-quality HTTP API (JSON).
-
-use std::sync::Arc;
+//! The quarantine and data-quality routes (JSON).
+//!
+//! Mutating requests name the analyst through [`crate::Principal`]; reasons come in
+//! `X-Corridor-Reason`, `?reason=` (edits) or a JSON body `{"reason": ".."}`. Errors
+//! are 400 for a malformed request (no user, empty body, bad id or filter), 404 for an
+//! unknown entry, 409 for an entry that is no longer open, was edited meanwhile or
+//! still fails validation (without force), 422 for a correction that is not an HL7 v2
+//! message.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /api/quarantine?channel=&sender=&type=&status=&before=&limit=` | entries, newest first, with counts and first errors; `next_before` pages on |
+//! | `GET /api/quarantine/{id}` | one entry: findings with locations, original (a journal entry, [`crate::entry_json`], with `raw`) and current content, edit history |
+//! | `PUT /api/quarantine/{id}` | edit: the body is the whole corrected message |
+//! | `POST /api/quarantine/{id}/revalidate` | validate the current content again |
+//! | `POST /api/quarantine/{id}/reprocess` | send it back through its channel (`{"force": true}` even with errors) |
+//! | `POST /api/quarantine/reprocess` | many: `{"ids": [..]}` or `{"channel", "sender", "type", "limit"}` (open entries, oldest first), `"force"` |
+//! | `POST /api/quarantine/{id}/discard` | set it aside: `{"reason": ".."}` |
+//! | `GET /api/data-quality?channel=&sender=&type=` | messages validated and findings by sender, type, path, code |
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use quarantine::{DataQualityFilter, QuarantineFilter, QuarantineId, Reprocessed, Status};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::JournalEntry;
 
-use crate::ops::{DataQualityFilter, Error, Quarantine, QuarantineFilter, Status};
-use crate::record::QuarantineId;
+use crate::extract::{Path, Query};
+use crate::routes::{Access, Method, Routes};
+use crate::{Api, ApiError, Principal, entry_json};
 
-/// Called with a channel's name after messages were put back in its journal as `received`,
-/// so its pipeline looks now instead of at its next poll.
-pub type Notifier = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// What the handlers need.
-#[derive(Clone)]
-pub struct ApiState {
-    pub quarantine: Quarantine,
-    pub notify: Notifier,
-}
-
-/// Header naming the analyst who edits, reprocesses or discards.
-pub const USER_HEADER: &str = "x-corridor-user";
 /// Header carrying the reason of an edit, a reprocess or a discard (or `?reason=`).
 pub const REASON_HEADER: &str = "x-corridor-reason";
 
@@ -39,55 +39,46 @@ const MAX_BODY: usize = 16 << 20;
 const DEFAULT_BULK: usize = 1000;
 const MAX_BULK: usize = 10_000;
 
-/// The quarantine and data-quality routes (see the crate docs); the engine merges them into
-/// its HTTP server.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/quarantine", get(list))
-        .route("/api/quarantine/reprocess", post(reprocess_many))
-        .route("/api/quarantine/{id}", get(detail).put(edit))
-        .route("/api/quarantine/{id}/revalidate", post(revalidate))
-        .route("/api/quarantine/{id}/reprocess", post(reprocess_one))
-        .route("/api/quarantine/{id}/discard", post(discard))
-        .route("/api/data-quality", get(data_quality))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
-}
-
-/// An error answered as JSON `{"error": "..."}` with a status code.
-pub struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> ApiError {
-        let status = match &e {
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::NotOpen { .. } | Error::EditedMeanwhile(_) | Error::StillInvalid { .. } => {
-                StatusCode::CONFLICT
-            }
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::NotHl7(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %e, "quarantine API request failed");
-        }
-        ApiError(status, e.to_string())
-    }
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .add(Method::Get, "/api/quarantine", Access::Phi, list)
+        .add(
+            Method::Post,
+            "/api/quarantine/reprocess",
+            Access::Change,
+            reprocess_many,
+        )
+        .add(Method::Get, "/api/quarantine/{id}", Access::Phi, detail)
+        .add(Method::Put, "/api/quarantine/{id}", Access::Change, edit)
+        .add(
+            Method::Post,
+            "/api/quarantine/{id}/revalidate",
+            Access::Change,
+            revalidate,
+        )
+        .add(
+            Method::Post,
+            "/api/quarantine/{id}/reprocess",
+            Access::Change,
+            reprocess_one,
+        )
+        .add(
+            Method::Post,
+            "/api/quarantine/{id}/discard",
+            Access::Change,
+            discard,
+        )
+        .add(
+            Method::Get,
+            "/api/data-quality",
+            Access::Metadata,
+            data_quality,
+        )
+        .map_router(|r| r.layer(DefaultBodyLimit::max(MAX_BODY)))
 }
 
 fn bad_request(text: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, text.into())
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| bad_request(format!("query string: {}", e.body_text())))
+    ApiError::bad_request(text)
 }
 
 fn entry_id(text: &str) -> Result<QuarantineId, ApiError> {
@@ -108,12 +99,6 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn user(headers: &HeaderMap) -> Result<String, ApiError> {
-    header(headers, USER_HEADER)?
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| bad_request("the X-Corridor-User header must name who makes the change"))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -126,11 +111,7 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list(
-    State(api): State<ApiState>,
-    q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let q = query(q)?;
+async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     let status = q.status.as_deref().map(str::parse::<Status>).transpose()?;
     let filter = QuarantineFilter {
         channel: q.channel,
@@ -140,8 +121,8 @@ async fn list(
         before: q.before.map(QuarantineId),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let total = api.quarantine.count(filter.clone()).await?;
-    let entries = api.quarantine.list(filter, limit).await?;
+    let total = api.quarantine()?.count(filter.clone()).await?;
+    let entries = api.quarantine()?.list(filter, limit).await?;
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.id.0))
         .flatten();
@@ -152,30 +133,11 @@ async fn list(
     })))
 }
 
-fn entry_json(e: &JournalEntry) -> Value {
-    json!({
-        "id": e.id.0,
-        "channel": e.channel,
-        "received_at": e.received_at.0,
-        "peer": e.peer,
-        "sending_application": e.sending_application,
-        "sending_facility": e.sending_facility,
-        "message_type": e.message_type,
-        "control_id": e.control_id,
-        "version": e.version,
-        "state": e.state.as_str(),
-        "state_reason": e.state_reason,
-    })
-}
-
-async fn detail(
-    State(api): State<ApiState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn detail(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = entry_id(&id)?;
-    let d = api.quarantine.get(id).await?;
+    let d = api.quarantine()?.get(id).await?;
     let mut body = serde_json::to_value(&d.summary)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let mut original = entry_json(&d.original.entry);
     original["raw"] = json!(String::from_utf8_lossy(&d.original.raw));
     body["findings"] = json!(d.findings);
@@ -209,15 +171,15 @@ fn reason(
 }
 
 async fn edit(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
     Path(id): Path<String>,
+    principal: Principal,
     headers: HeaderMap,
-    q: Result<Query<ReasonQuery>, QueryRejection>,
+    Query(q): Query<ReasonQuery>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = entry_id(&id)?;
-    let q = query(q)?;
-    let who = user(&headers)?;
+    let who = principal.require()?.to_owned();
     let why = reason(&headers, q.reason, None)?;
     if why.trim().is_empty() {
         return Err(bad_request(
@@ -229,7 +191,7 @@ async fn edit(
             "the body is empty: send the whole corrected message",
         ));
     }
-    let edited = api.quarantine.edit(id, &body, &who, &why).await?;
+    let edited = api.quarantine()?.edit(id, &body, &who, &why).await?;
     let errors = edited.findings.iter().filter(|f| f.is_error()).count();
     Ok(Json(json!({
         "id": edited.id,
@@ -242,11 +204,11 @@ async fn edit(
 }
 
 async fn revalidate(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = entry_id(&id)?;
-    let findings = api.quarantine.revalidate(id).await?;
+    let findings = api.quarantine()?.revalidate(id).await?;
     let errors = findings.iter().filter(|f| f.is_error()).count();
     Ok(Json(json!({
         "id": id,
@@ -291,7 +253,7 @@ struct BulkBody {
     force: bool,
 }
 
-fn reprocess_json(results: Vec<crate::ops::Reprocessed>) -> Value {
+fn reprocess_json(results: Vec<Reprocessed>) -> Value {
     let mut done = 0;
     let items: Vec<Value> = results
         .into_iter()
@@ -307,18 +269,25 @@ fn reprocess_json(results: Vec<crate::ops::Reprocessed>) -> Value {
 }
 
 async fn reprocess_one(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
     Path(id): Path<String>,
+    principal: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = entry_id(&id)?;
-    let who = user(&headers)?;
+    let who = principal.require()?.to_owned();
     let body: ReasonBody = json_body(&body)?;
     let why = reason(&headers, None, body.reason)?;
     let mut results = api
-        .quarantine
-        .reprocess(&[id], &who, Some(&why), body.force, api.notify.as_ref())
+        .quarantine()?
+        .reprocess(
+            &[id],
+            &who,
+            Some(&why),
+            body.force,
+            api.wake_channel.as_ref(),
+        )
         .await?;
     match results.pop() {
         Some(r) => {
@@ -329,19 +298,20 @@ async fn reprocess_one(
                 "message_id": message_id.0,
             })))
         }
-        None => Err(ApiError(
+        None => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "no result".into(),
+            "no result",
         )),
     }
 }
 
 async fn reprocess_many(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
+    principal: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let who = user(&headers)?;
+    let who = principal.require()?.to_owned();
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad_request(
             "the body must be JSON: {\"ids\": [..]} or a filter {\"channel\", \"sender\", \"type\"}",
@@ -373,7 +343,7 @@ async fn reprocess_many(
                 ..QuarantineFilter::default()
             };
             let limit = body.limit.unwrap_or(DEFAULT_BULK).clamp(1, MAX_BULK);
-            api.quarantine.open_ids(filter, limit).await?
+            api.quarantine()?.open_ids(filter, limit).await?
         }
         (None, false) => {
             return Err(bad_request(
@@ -383,20 +353,27 @@ async fn reprocess_many(
     };
     let why = reason(&headers, None, body.reason)?;
     let results = api
-        .quarantine
-        .reprocess(&ids, &who, Some(&why), body.force, api.notify.as_ref())
+        .quarantine()?
+        .reprocess(
+            &ids,
+            &who,
+            Some(&why),
+            body.force,
+            api.wake_channel.as_ref(),
+        )
         .await?;
     Ok(Json(reprocess_json(results)))
 }
 
 async fn discard(
-    State(api): State<ApiState>,
+    State(api): State<Api>,
     Path(id): Path<String>,
+    principal: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = entry_id(&id)?;
-    let who = user(&headers)?;
+    let who = principal.require()?.to_owned();
     let body: ReasonBody = json_body(&body)?;
     let why = reason(&headers, None, body.reason)?;
     if why.trim().is_empty() {
@@ -404,7 +381,7 @@ async fn discard(
             "say why the message is discarded: {\"reason\": \"..\"} or X-Corridor-Reason",
         ));
     }
-    api.quarantine.discard(id, &who, &why).await?;
+    api.quarantine()?.discard(id, &who, &why).await?;
     Ok(Json(json!({"id": id, "status": "discarded"})))
 }
 
@@ -418,15 +395,14 @@ struct QualityQuery {
 }
 
 async fn data_quality(
-    State(api): State<ApiState>,
-    q: Result<Query<QualityQuery>, QueryRejection>,
+    State(api): State<Api>,
+    Query(q): Query<QualityQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query(q)?;
     let filter = DataQualityFilter {
         channel: q.channel,
         sender: q.sender,
         message_type: q.message_type,
     };
-    let (messages, findings) = api.quarantine.data_quality(filter).await?;
+    let (messages, findings) = api.quarantine()?.data_quality(filter).await?;
     Ok(Json(json!({"messages": messages, "findings": findings})))
 }

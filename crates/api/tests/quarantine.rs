@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hl7v2_spec::validate::Profile;
-use quarantine::{
-    ApiState, ChannelValidation, Header, Quarantine, QuarantineId, Validated, Validators,
-};
+use quarantine::{ChannelValidation, Header, Quarantine, QuarantineId, Validated, Validators};
 use serde_json::{Value, json};
 use store::{Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,17 +79,14 @@ async fn start() -> Harness {
         );
     let woken = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&woken);
-    let state = ApiState {
-        quarantine: Quarantine::new(store.clone(), validators.clone()),
-        notify: Arc::new(move |channel: &str| seen.lock().unwrap().push(channel.to_string())),
+    let state = api::Api {
+        quarantine: Some(Quarantine::new(store.clone(), validators.clone())),
+        wake_channel: Arc::new(move |channel: &str| seen.lock().unwrap().push(channel.to_string())),
+        ..api::Api::new(store.clone())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, quarantine::router(state))
-            .await
-            .unwrap()
-    });
+    tokio::spawn(async move { axum::serve(listener, api::router(state)).await.unwrap() });
     Harness {
         _dir: dir,
         store,
@@ -825,4 +820,23 @@ async fn an_edit_that_is_still_wrong_is_kept_with_its_findings() {
     assert_eq!(history[1]["previous"], history[0]["content"]);
     assert_eq!(detail["revision"], 2);
     assert_eq!(detail["edits"], 2);
+}
+
+#[tokio::test]
+async fn a_quarantine_entrys_original_is_the_journal_entry_the_message_browser_shows() {
+    let h = start().await;
+    let bad = without_birth_date(&iz_adult(IZ_ADULTS[0]));
+    let (message_id, failed) = h.receive("iz", bad).await;
+    assert!(failed);
+    let id = h.entry_of(message_id).await;
+
+    let (status, entry) = h.get(&format!("/api/quarantine/{}", id.0)).await;
+    assert_eq!(status, 200, "{entry}");
+    let (status, mut message) = h.get(&format!("/api/messages/{}", message_id.0)).await;
+    assert_eq!(status, 200, "{message}");
+    // One shape: the browser's message, without its destination entries.
+    message.as_object_mut().unwrap().remove("destinations");
+    assert_eq!(entry["original"], message);
+    assert_eq!(entry["original"]["state"], "quarantined");
+    assert!(entry["original"]["size"].as_u64().unwrap() > 0);
 }

@@ -2,6 +2,7 @@
 //! paging, `count()`, sort, include, chains, `_elements` and conditional reads, over
 //! a real socket (`fhirpy_client.py` holds the checks).
 
+#[path = "fhir_common/mod.rs"]
 mod common;
 
 use std::process::Command;

@@ -61,7 +61,7 @@ async fn messages_can_be_listed_read_and_counted() {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = server::router(server::ApiState::new(store.clone()));
+    let app = api::router(api::Api::new(store.clone()));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let (status, page) = get(addr, "/api/messages?limit=2").await;

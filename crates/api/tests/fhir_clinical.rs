@@ -2,6 +2,7 @@
 //! describes part of a shared resource updates that part and keeps the rest,
 //! and a resource of one patient is never overwritten by another's.
 
+#[path = "fhir_common/mod.rs"]
 mod common;
 
 use common::{Repo, convert};

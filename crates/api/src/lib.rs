@@ -1,0 +1,135 @@
+//! Corridor's HTTP API: every route the engine serves on its HTTP port, in one place.
+//!
+//! | area | routes | module |
+//! | --- | --- | --- |
+//! | health and metrics | `GET /health`, `GET /metrics` | `health` |
+//! | message browser | `/api/messages...`, `/api/stats` | `messages` |
+//! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
+//! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
+//! | FHIR R4 repository | `/fhir/...` | `fhir` |
+//!
+//! Each route is declared once, with its method, path and [`Access`] class; the same
+//! declaration builds the [`router`] and the table [`routes`] lists, so access control
+//! can walk every route and none can be served unlisted.
+//!
+//! Three things are shared by every route:
+//!
+//! - one error type, [`ApiError`]: `{"error": "..."}` with a status code, or an
+//!   `OperationOutcome` on the FHIR repository's routes;
+//! - one extractor for the acting user, [`Principal`] (today the `X-Corridor-User`
+//!   header an authenticating proxy sets);
+//! - one JSON shape per resource: a journal entry is [`entry_json`] wherever it
+//!   appears (the message list, one message, a quarantine entry's original).
+//!
+//! The crates below (`quarantine`, `mpi`, `fhir-repo`, `store`, `delivery`) expose
+//! plain functions and types; this crate turns them into HTTP.
+//!
+//! The API shows message content, which is PHI: it listens on loopback by default
+//! and belongs behind an authenticating proxy before it is exposed further.
+//!
+//! ```no_run
+//! # async fn demo(store: store::Store) {
+//! let app = api::router(api::Api::new(store));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+mod error;
+mod extract;
+mod fhir;
+mod health;
+mod messages;
+mod patients;
+mod principal;
+mod quarantine;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use error::ApiError;
+pub use fhir::{DEFAULT_COUNT, MAX_COUNT, capability_statement};
+pub use health::{ChannelHealth, EngineStatus};
+pub use messages::entry_json;
+pub use patients::parse_enterprise;
+pub use principal::{Principal, USER_HEADER};
+pub use quarantine::REASON_HEADER;
+pub use routes::{Access, Method, RouteInfo};
+
+/// Tells a channel's pipeline that messages wait in its journal as `received`, so it
+/// looks now instead of at its next poll.
+pub type WakeChannel = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What the routes work on. A part left `None` answers its routes with a clear error
+/// (503 for the running parts, 404 for a component that is not enabled).
+#[derive(Clone)]
+pub struct Api {
+    pub store: store::Store,
+    /// The running destinations, for their statistics and resends.
+    pub delivery: Option<Arc<delivery::Delivery>>,
+    /// Called after a message was put back to `received` (reprocess).
+    pub wake_channel: WakeChannel,
+    /// The quarantine, with each channel's validation settings.
+    pub quarantine: Option<::quarantine::Quarantine>,
+    /// The patient index, when enabled.
+    pub patient_index: Option<mpi::MpiService>,
+    /// How clients reach `/fhir` (`http://host:8080/fhir`), when the repository is
+    /// enabled; used in `fullUrl` and paging links.
+    pub fhir_base: Option<String>,
+    /// The engine's health and counters, for `/health` and `/metrics`.
+    pub status: Option<Arc<dyn EngineStatus>>,
+}
+
+impl Api {
+    /// The API over `store` alone: the message browser; nothing to wake, no
+    /// destinations, quarantine, patient index or repository.
+    pub fn new(store: store::Store) -> Api {
+        Api {
+            store,
+            delivery: None,
+            wake_channel: Arc::new(|_| {}),
+            quarantine: None,
+            patient_index: None,
+            fhir_base: None,
+            status: None,
+        }
+    }
+
+    pub(crate) fn quarantine(&self) -> Result<&::quarantine::Quarantine, ApiError> {
+        self.quarantine.as_ref().ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "the quarantine is not running",
+            )
+        })
+    }
+
+    pub(crate) fn patient_index(&self) -> Result<&mpi::MpiService, ApiError> {
+        self.patient_index
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("the patient index is not enabled"))
+    }
+}
+
+/// Every route, declared once: the router and the table come from here.
+fn declare() -> (Router<Api>, Vec<RouteInfo>) {
+    health::routes()
+        .merge(messages::routes())
+        .merge(quarantine::routes())
+        .merge(patients::routes())
+        .merge(fhir::routes())
+        .into_parts()
+}
+
+/// The API's routes over `api`.
+pub fn router(api: Api) -> Router {
+    declare().0.with_state(api)
+}
+
+/// The route table: every route [`router`] serves, with its method, path and access
+/// class, in declaration order.
+pub fn routes() -> Vec<RouteInfo> {
+    declare().1
+}

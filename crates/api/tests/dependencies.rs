@@ -1,0 +1,215 @@
+//! The dependency rules of ARCHITECTURE.md ("Allowed dependencies"), checked against
+//! `cargo metadata`: each workspace crate depends (for its build, not its tests) only on
+//! the workspace crates its row allows, and HTTP frameworks are reachable only from the
+//! crates that serve or send HTTP.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Each workspace crate and the workspace crates it may depend on directly. Keep in
+/// step with ARCHITECTURE.md.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("hl7v2", &[]),
+    ("hl7v2-spec", &["hl7v2"]),
+    ("mllp", &[]),
+    ("store", &[]),
+    ("steps", &["hl7v2"]),
+    ("terminology", &["hl7v2"]),
+    ("rules", &["hl7v2"]),
+    ("v2-fhir", &["hl7v2"]),
+    ("delivery", &["hl7v2", "mllp", "steps", "store", "v2-fhir"]),
+    ("quarantine", &["hl7v2", "hl7v2-spec", "store"]),
+    ("mpi", &["hl7v2", "store"]),
+    ("fhir-repo", &["store", "v2-fhir"]),
+    (
+        "api",
+        &["store", "delivery", "quarantine", "mpi", "fhir-repo"],
+    ),
+    (
+        "engine",
+        &[
+            "api",
+            "delivery",
+            "fhir-repo",
+            "hl7v2",
+            "hl7v2-spec",
+            "mllp",
+            "mpi",
+            "quarantine",
+            "rules",
+            "steps",
+            "store",
+            "terminology",
+            "v2-fhir",
+        ],
+    ),
+    (
+        "corridor",
+        &[
+            "engine",
+            "api",
+            "delivery",
+            "fhir-repo",
+            "hl7v2",
+            "hl7v2-spec",
+            "mllp",
+            "mpi",
+            "quarantine",
+            "rules",
+            "steps",
+            "store",
+            "terminology",
+            "v2-fhir",
+        ],
+    ),
+    // Helpers for tests only: a dev-dependency, never a build one.
+    ("test-support", &[]),
+];
+
+/// HTTP server and client frameworks.
+const HTTP_FRAMEWORKS: &[&str] = &[
+    "axum",
+    "axum-core",
+    "hyper",
+    "hyper-util",
+    "tower",
+    "tower-service",
+    "tower-http",
+    "http",
+    "http-body",
+    "http-body-util",
+];
+
+/// The crates that serve or send HTTP, and so may reach an HTTP framework: the API,
+/// the engine (its HTTP source and the server under both), delivery (HTTP and FHIR
+/// destinations) and the binary above them.
+const SPEAKS_HTTP: &[&str] = &["api", "engine", "delivery", "corridor"];
+
+struct Graph {
+    /// Workspace crate names.
+    members: BTreeSet<String>,
+    /// Package name -> the names of its normal (build) dependencies.
+    normal: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn metadata() -> Graph {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata is JSON");
+    let name_of: BTreeMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let members = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| name_of[id.as_str().unwrap()].to_owned())
+        .collect();
+    let mut normal: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for node in meta["resolve"]["nodes"].as_array().unwrap() {
+        let name = name_of[node["id"].as_str().unwrap()].to_owned();
+        let deps = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null())
+            })
+            .map(|d| name_of[d["pkg"].as_str().unwrap()].to_owned())
+            .collect();
+        // Versions of one crate share a name: their dependencies are unioned.
+        normal
+            .entry(name)
+            .or_default()
+            .extend::<BTreeSet<String>>(deps);
+    }
+    Graph { members, normal }
+}
+
+impl Graph {
+    /// Every crate `name` builds with, directly or not.
+    fn reachable(&self, name: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![name.to_owned()];
+        while let Some(next) = todo.pop() {
+            for dep in self.normal.get(&next).into_iter().flatten() {
+                if seen.insert(dep.clone()) {
+                    todo.push(dep.clone());
+                }
+            }
+        }
+        seen
+    }
+}
+
+#[test]
+fn every_workspace_crate_depends_only_on_what_architecture_allows() {
+    let graph = metadata();
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut problems = Vec::new();
+    for member in &graph.members {
+        let Some(may) = allowed.get(member.as_str()) else {
+            problems.push(format!(
+                "{member} is not in the allowed-dependencies table (ARCHITECTURE.md and this test)"
+            ));
+            continue;
+        };
+        for dep in graph.normal.get(member).into_iter().flatten() {
+            if graph.members.contains(dep) && !may.contains(&dep.as_str()) {
+                problems.push(format!("{member} depends on {dep}, which it must not"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn only_the_crates_that_speak_http_reach_an_http_framework() {
+    let graph = metadata();
+    let mut problems = Vec::new();
+    for member in &graph.members {
+        if SPEAKS_HTTP.contains(&member.as_str()) {
+            continue;
+        }
+        for framework in graph
+            .reachable(member)
+            .intersection(&HTTP_FRAMEWORKS.iter().map(|f| (*f).to_owned()).collect())
+        {
+            problems.push(format!("{member} builds with {framework}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn nothing_below_the_engine_depends_on_it() {
+    let graph = metadata();
+    let above: BTreeSet<&str> = ["engine", "corridor"].into();
+    for member in &graph.members {
+        if above.contains(member.as_str()) {
+            continue;
+        }
+        assert!(
+            !graph.reachable(member).contains("engine"),
+            "{member} depends on engine"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! The route table: built from the same declaration as the router, every route in it is
+//! served (and no other method on its path), every route carries an access class, and
+//! every error has the one shape.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use api::{Access, Method, RouteInfo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every route Corridor's HTTP port serves, with its access class. A route added to the
+/// router appears in `api::routes()` and fails this list until it is named here.
+const EXPECTED: &[(&str, &str, Access)] = &[
+    ("GET", "/health", Access::Public),
+    ("GET", "/metrics", Access::Metadata),
+    ("GET", "/api/messages", Access::Phi),
+    ("GET", "/api/messages/{id}", Access::Phi),
+    ("POST", "/api/messages/{id}/reprocess", Access::Change),
+    ("POST", "/api/messages/{id}/resend", Access::Change),
+    ("GET", "/api/stats", Access::Metadata),
+    ("GET", "/api/quarantine", Access::Phi),
+    ("POST", "/api/quarantine/reprocess", Access::Change),
+    ("GET", "/api/quarantine/{id}", Access::Phi),
+    ("PUT", "/api/quarantine/{id}", Access::Change),
+    ("POST", "/api/quarantine/{id}/revalidate", Access::Change),
+    ("POST", "/api/quarantine/{id}/reprocess", Access::Change),
+    ("POST", "/api/quarantine/{id}/discard", Access::Change),
+    ("GET", "/api/data-quality", Access::Metadata),
+    ("GET", "/mpi/fhir/Patient", Access::Phi),
+    ("POST", "/mpi/fhir/Patient/$match", Access::Phi),
+    ("GET", "/mpi/fhir/Patient/$ihe-pix", Access::Phi),
+    ("GET", "/mpi/reviews", Access::Phi),
+    ("POST", "/mpi/reviews/{id}/accept", Access::Change),
+    ("POST", "/mpi/reviews/{id}/reject", Access::Change),
+    ("POST", "/mpi/link", Access::Change),
+    ("POST", "/mpi/unlink", Access::Change),
+    ("POST", "/mpi/merge", Access::Change),
+    ("POST", "/mpi/unmerge", Access::Change),
+    ("GET", "/mpi/patients/{enterprise_id}", Access::Phi),
+    ("GET", "/fhir/metadata", Access::Metadata),
+    ("GET", "/fhir/{type}", Access::Phi),
+    ("GET", "/fhir/{type}/_search", Access::Phi),
+    ("POST", "/fhir/{type}/_search", Access::Phi),
+    ("GET", "/fhir/{type}/{id}", Access::Phi),
+    ("GET", "/fhir/{type}/{id}/{op}", Access::Phi),
+    ("GET", "/fhir/{type}/{id}/{op}/{vid}", Access::Phi),
+];
+
+#[test]
+fn the_table_lists_every_route_once_with_its_access_class() {
+    let table = api::routes();
+    let listed: Vec<(&str, &str, Access)> = table
+        .iter()
+        .map(|r| (r.method.as_str(), r.path, r.access))
+        .collect();
+    assert_eq!(
+        listed, EXPECTED,
+        "api::routes() and the expected table differ"
+    );
+    let unique: BTreeSet<(&str, &str)> =
+        table.iter().map(|r| (r.method.as_str(), r.path)).collect();
+    assert_eq!(
+        unique.len(),
+        table.len(),
+        "a method and path declared twice"
+    );
+}
+
+#[test]
+fn access_classes_follow_what_a_route_does() {
+    for RouteInfo {
+        method,
+        path,
+        access,
+    } in api::routes()
+    {
+        // Only liveness goes without credentials.
+        assert_eq!(access == Access::Public, path == "/health", "{path}");
+        // A read never needs the right to change; a change is never a GET.
+        if method == Method::Get {
+            assert_ne!(access, Access::Change, "GET {path}");
+        }
+        if access == Access::Change {
+            assert_ne!(method, Method::Get, "{path}");
+        }
+    }
+}
+
+/// The path with its parameters filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "1")
+        .replace("{type}", "Patient")
+        .replace("{enterprise_id}", "E1")
+        .replace("{op}", "_history")
+        .replace("{vid}", "1")
+}
+
+/// Sends `method path` with an empty body; answers the status and the body.
+async fn call(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// An error is `{"error": "..."}`, or an OperationOutcome on the FHIR repository's routes.
+fn assert_error_shape(path: &str, status: u16, body: &str) {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{path}: {status} is not JSON ({e}): {body}"));
+    if path.starts_with("/fhir/") {
+        assert_eq!(value["resourceType"], "OperationOutcome", "{path}: {body}");
+        assert!(
+            value["issue"][0]["diagnostics"].is_string(),
+            "{path}: {body}"
+        );
+    } else {
+        assert!(value["error"].is_string(), "{path}: {status} {body}");
+    }
+}
+
+async fn serve_bare_api() -> (tempfile::TempDir, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::Store::open(dir.path()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = api::router(api::Api::new(store));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (dir, addr)
+}
+
+#[tokio::test]
+async fn a_malformed_id_or_query_string_gets_the_one_error_shape() {
+    let (_dir, addr) = serve_bare_api().await;
+    for (method, path) in [
+        ("GET", "/api/messages/abc"),
+        ("GET", "/api/messages?limit=lots"),
+        ("GET", "/api/messages?colour=red"),
+        ("POST", "/api/messages/1/resend"),
+        ("GET", "/api/quarantine/abc"),
+        ("GET", "/api/quarantine?status=lost"),
+        ("POST", "/mpi/reviews/abc/accept"),
+    ] {
+        let (status, body) = call(addr, method, path).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        assert_error_shape(path, status, &body);
+    }
+}
+
+#[tokio::test]
+async fn the_router_serves_exactly_the_methods_of_the_table() {
+    let (_dir, addr) = serve_bare_api().await;
+    let mut by_path: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for route in api::routes() {
+        by_path
+            .entry(route.path)
+            .or_default()
+            .insert(route.method.as_str());
+    }
+    for (path, methods) in by_path {
+        let concrete = concrete(path);
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            let (status, body) = call(addr, method, &concrete).await;
+            if methods.contains(method) {
+                // Matched: a handler answered (an unmatched path is axum's bare 404).
+                assert_ne!(status, 405, "{method} {path}: {body}");
+                assert!(
+                    !(status == 404 && body.is_empty()),
+                    "{method} {path} is in the table but not routed"
+                );
+                if status >= 400 {
+                    assert_error_shape(path, status, &body);
+                }
+            } else {
+                assert_eq!(
+                    status, 405,
+                    "{method} {path} is routed but not in the table: {body}"
+                );
+            }
+        }
+    }
+}
