@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use store::JournalEntry;
 
-use crate::ops::{DataQualityFilter, Error, Quarantine, QuarantineFilter, Status};
 use crate::record::QuarantineId;
+use crate::{DataQualityFilter, Error, Quarantine, QuarantineFilter, Status};
 
 /// Called with a channel's name after messages were put back in its journal as `received`,
 /// so its pipeline looks now instead of at its next poll.
@@ -291,7 +291,7 @@ struct BulkBody {
     force: bool,
 }
 
-fn reprocess_json(results: Vec<crate::ops::Reprocessed>) -> Value {
+fn reprocess_json(results: Vec<crate::Reprocessed>) -> Value {
     let mut done = 0;
     let items: Vec<Value> = results
         .into_iter()
