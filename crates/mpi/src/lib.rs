@@ -64,6 +64,7 @@ mod intern;
 pub mod lookalike;
 mod model;
 mod patient_index;
+pub mod patient_list;
 pub mod persist;
 mod record;
 pub mod rng;
