@@ -11,18 +11,24 @@ use serde_json::Value;
 /// Each workspace crate and the workspace crates it may depend on directly. Keep in
 /// step with ARCHITECTURE.md.
 const ALLOWED: &[(&str, &[&str])] = &[
-    ("hl7v2", &[]),
+    ("datetime", &[]),
+    ("csvfile", &[]),
+    ("hl7v2", &["datetime"]),
     ("hl7v2-spec", &["hl7v2"]),
     ("mllp", &[]),
     ("store", &[]),
-    ("steps", &["hl7v2"]),
-    ("terminology", &["hl7v2"]),
-    ("rules", &["hl7v2"]),
-    ("v2-fhir", &["hl7v2"]),
-    ("delivery", &["hl7v2", "mllp", "steps", "store", "v2-fhir"]),
+    ("steps", &["hl7v2", "csvfile"]),
+    ("terminology", &["hl7v2", "csvfile"]),
+    ("rules", &["hl7v2", "datetime"]),
+    ("v2-fhir", &["hl7v2", "datetime"]),
+    ("loadgen", &["hl7v2", "mllp"]),
+    (
+        "delivery",
+        &["datetime", "hl7v2", "mllp", "steps", "store", "v2-fhir"],
+    ),
     ("quarantine", &["hl7v2", "hl7v2-spec", "store"]),
-    ("mpi", &["hl7v2", "store"]),
-    ("fhir-repo", &["store", "v2-fhir"]),
+    ("mpi", &["csvfile", "hl7v2", "store"]),
+    ("fhir-repo", &["datetime", "store", "v2-fhir"]),
     (
         "api",
         &["store", "delivery", "quarantine", "mpi", "fhir-repo"],
@@ -31,6 +37,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "engine",
         &[
             "api",
+            "datetime",
             "delivery",
             "fhir-repo",
             "hl7v2",
@@ -50,6 +57,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "engine",
             "api",
+            "csvfile",
+            "datetime",
+            "loadgen",
             "delivery",
             "fhir-repo",
             "hl7v2",

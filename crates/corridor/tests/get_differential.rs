@@ -34,7 +34,7 @@ argv: the paths (SEG-n, first occurrence, first repetition). stdin: one file
 name a line. stdout: one JSON object a line per file:
 {"file": name, "messages": [{"values": {path: text}} | {"error": words}]}.
 
-Messages are cut from each file as DESIGN.md says (a message starts at each
+Messages are cut from each file as Corridor cuts them (a message starts at each
 line beginning MSH; CR, LF or CRLF; FHS/BHS/BTS/FTS lines and blank lines are
 not part of any message), then handed to hl7.parse one at a time with CR
 between segments, which is all python-hl7 accepts.

@@ -1,6 +1,6 @@
 //! The configuration file (TOML): what Corridor runs, checked before it runs.
 //!
-//! The shape is a contract users and scripts rely on (DESIGN.md): it is only
+//! The shape is a contract users and scripts rely on (`docs/configuration.md`): it is only
 //! ever extended. Unknown keys are errors, and every error names the key it is
 //! about, e.g. `channels.lab.source.listen: "nonsense" is not a socket address`.
 
@@ -982,7 +982,7 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl Config {
-    /// The configuration used without `--config` (DESIGN.md): one channel
+    /// The configuration used without `--config` (`docs/configuration.md`, "Without a file"): one channel
     /// `default` with an MLLP listener on 127.0.0.1:2575, data in
     /// `./corridor-data`, HTTP on 127.0.0.1:8080.
     pub fn default_config() -> Config {

@@ -290,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_forms_of_the_design() {
+    fn parses_the_forms_the_readme_documents() {
         let path = p("PID-3[2].1");
         assert_eq!(path.segment.as_str(), "PID");
         assert_eq!(

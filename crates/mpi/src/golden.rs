@@ -3,7 +3,7 @@
 
 use crate::MpiError;
 use crate::events::EnterpriseId;
-use crate::mpi::Mpi;
+use crate::patient_index::Mpi;
 use crate::record::{Identifier, PatientRecord, SourceKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -62,7 +62,8 @@ mod index;
 mod intern;
 pub mod lookalike;
 mod model;
-mod mpi;
+mod patient_index;
+pub mod patient_list;
 pub mod persist;
 mod record;
 pub mod rng;
@@ -78,7 +79,7 @@ pub use events::{
 pub use golden::{GOLDEN_FIELDS, GoldenRecord, Survivorship, SurvivorshipRules};
 pub use guard::{CORROBORATING_FIELDS, GENERATION_YEARS, Guard, names_the_person};
 pub use model::{FieldModel, MatchModel, TrainingOptions, TrainingReport};
-pub use mpi::{IndexStats, MatcherConfig, Mpi, ReviewItem, SsnRule};
+pub use patient_index::{IndexStats, MatcherConfig, Mpi, ReviewItem, SsnRule};
 pub use record::{Generation, Identifier, PatientRecord, Sex, SourceKey};
 pub use service::{Applied, MpiConfig, MpiService, ServiceError};
 

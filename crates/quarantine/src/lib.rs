@@ -135,17 +135,22 @@
 //!   FROM quarantine q WHERE q.status = 'open' ORDER BY q.id;
 //! ```
 
+mod analyst;
+mod data_quality;
+mod entry;
+mod error;
+mod filter;
 mod metrics;
-mod ops;
 mod record;
 mod schema;
 mod validator;
 
+pub use analyst::{Quarantine, normalize_content};
+pub use data_quality::{FindingCount, MessageCount, data_quality_in};
+pub use entry::{Detail, Edit, Edited, Reprocessed, Status, Summary};
+pub use error::Error;
+pub use filter::{DataQualityFilter, QuarantineFilter};
 pub use metrics::{MAX_FINDING_SERIES, prometheus_text, prometheus_text_in};
-pub use ops::{
-    DataQualityFilter, Detail, Edit, Edited, Error, FindingCount, MessageCount, Quarantine,
-    QuarantineFilter, Reprocessed, Status, Summary, data_quality_in, normalize_content,
-};
 pub use record::{
     FieldLocation, FindingRecord, QuarantineId, Validated, count_findings_in, normalize_path,
     quarantine_in, record_failure_in,

@@ -18,55 +18,19 @@ impl Timestamp {
         self.0
     }
 
-    /// Reads an HL7 v2 `DTM`/`TS`: `YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]`.
+    /// Reads an HL7 v2 `DTM`/`TS`: `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`,
+    /// through `datetime::hl7`.
     ///
     /// A time without an offset is taken as UTC: the sender's local zone is
     /// not in the message, and within one feed the differences between its
     /// times (which is all a window compares) are right either way. Fewer
     /// than eight digits (a year or a month alone) is too coarse for a
-    /// window and reads as `None`, as does anything that is not a date.
+    /// window and reads as `None`, as does anything that is not a date
+    /// (30 February included) and a leap second.
     pub fn parse_hl7(text: &str) -> Option<Timestamp> {
-        let text = text.trim();
-        let (body, offset) = match text.find(['+', '-']) {
-            Some(at) => (&text[..at], Some(&text[at..])),
-            None => (text, None),
-        };
-        let digits = body.split('.').next().unwrap_or_default();
-        if digits.len() < 8 || digits.len() % 2 != 0 || !digits.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        let number = |from: usize| -> i64 {
-            digits
-                .get(from..from + 2)
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(0)
-        };
-        let year: i64 = digits.get(0..4)?.parse().ok()?;
-        let (month, day) = (number(4), number(6));
-        let (hour, minute, second) = (number(8), number(10), number(12));
-        if !(1..=12).contains(&month)
-            || !(1..=31).contains(&day)
-            || hour > 23
-            || minute > 59
-            || second > 59
-        {
-            return None;
-        }
-        let mut seconds =
-            days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-        if let Some(offset) = offset {
-            let sign = if offset.starts_with('-') { -1 } else { 1 };
-            let zone = &offset[1..];
-            if zone.len() != 4 || !zone.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let hours: i64 = zone[..2].parse().ok()?;
-            let minutes: i64 = zone[2..].parse().ok()?;
-            // 201301011200+0100 is 11:00 UTC.
-            seconds -= sign * (hours * 3600 + minutes * 60);
-        }
-        Some(Timestamp(seconds))
+        let dtm = datetime::hl7::parse(text)?;
+        dtm.day?;
+        dtm.unix_seconds(None).map(Timestamp)
     }
 
     /// This instant moved back by `window` (the start of a window ending here).
@@ -80,15 +44,7 @@ impl Timestamp {
 
     /// Formats as an HL7 v2 `DTM` in UTC (`YYYYMMDDHHMMSS+0000`).
     pub fn to_hl7(self) -> String {
-        let days = self.0.div_euclid(86_400);
-        let secs = self.0.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}{m:02}{d:02}{:02}{:02}{:02}+0000",
-            secs / 3600,
-            secs % 3600 / 60,
-            secs % 60
-        )
+        datetime::hl7::format_dtm_utc(self.0)
     }
 }
 
@@ -96,31 +52,6 @@ impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hl7())
     }
-}
-
-// Howard Hinnant's days_from_civil: proleptic Gregorian date to days since
-// 1970-01-01, exact for every year an HL7 message can carry.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// A length of time: how far back a rule looks, or how long an alert stays
@@ -239,6 +170,8 @@ mod tests {
             "2024O102",
             "20240102+01",
             "ünïcode!",
+            "20240230",
+            "20161231235960",
         ] {
             assert_eq!(Timestamp::parse_hl7(text), None, "{text}");
         }

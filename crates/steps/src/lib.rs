@@ -670,45 +670,27 @@ pub fn load_table(path: &FsPath) -> Result<HashMap<String, String>, StepError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| StepError::Config(format!("table: cannot read {}: {e}", path.display())))?;
     let mut table = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let cells = split_csv_line(line);
-        if cells.len() < 2 {
-            return Err(StepError::Config(format!(
-                "table {}: line {}: expected two columns, from and to",
+    for row in csvfile::rows(&text, true) {
+        let problem = |why: &str| {
+            StepError::Config(format!(
+                "table {}: line {}: {why}",
                 path.display(),
-                n + 1
-            )));
+                row.line
+            ))
+        };
+        let cells = row.fields.map_err(|e| problem(&e.to_string()))?;
+        if cells.len() < 2 {
+            return Err(problem("expected two columns, from and to"));
         }
-        if n == 0 && cells[0].eq_ignore_ascii_case("from") && cells[1].eq_ignore_ascii_case("to") {
+        if row.line == 1
+            && cells[0].eq_ignore_ascii_case("from")
+            && cells[1].eq_ignore_ascii_case("to")
+        {
             continue;
         }
         table.insert(cells[0].clone(), cells[1].clone());
     }
     Ok(table)
-}
-
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut cells = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => cells.push(std::mem::take(&mut cell)),
-            _ => cell.push(c),
-        }
-    }
-    cells.push(cell);
-    cells
 }
 
 /// What the engine knows about a message beyond its bytes, for the steps to use.

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::database::Store;
 use crate::error::{Error, Result};
-use crate::store::Store;
 
 /// How thoroughly [`check_integrity`] reads the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

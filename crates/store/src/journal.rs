@@ -14,8 +14,8 @@ use bytes::Bytes;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use crate::database::Store;
 use crate::error::{Error, Result};
-use crate::store::Store;
 use crate::writer::WriteFuture;
 
 /// The journal's id for a stored message: increases with arrival, never reused.

@@ -62,13 +62,14 @@
 //! # }
 //! ```
 
+mod database;
 mod error;
 mod integrity;
 mod journal;
 mod schema;
-mod store;
 mod writer;
 
+pub use database::{Store, StoreOptions};
 pub use error::{Error, Result};
 pub use integrity::{IntegrityCheck, check_integrity};
 pub use journal::{
@@ -76,7 +77,6 @@ pub use journal::{
     StoredMessage, UnixMicros,
 };
 pub use schema::{Migration, SCHEMA_VERSION};
-pub use store::{Store, StoreOptions};
 pub use writer::{WriteFuture, WriterStats, in_savepoint};
 
 /// SQLite access for code that runs inside [`Store::write`] or [`Store::read`].

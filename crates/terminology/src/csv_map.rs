@@ -46,10 +46,7 @@ const REQUIRED: [&str; 5] = [
 /// (sender and field), each with a group per source and target system,
 /// all with `name` as their URL (a step's `maps` names the file).
 pub fn concept_maps_from_csv(name: &str, text: &str) -> Result<Vec<ConceptMap>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_reader(text.as_bytes());
+    let mut reader = csvfile::reader(text.as_bytes());
     let header = reader
         .headers()
         .map_err(|e| Error::at(format!("{name} line 1"), format!("unreadable header: {e}")))?

@@ -102,7 +102,7 @@ impl UnmappedTally {
     /// and load it back with [`crate::concept_maps_from_csv`]. Each row is
     /// scoped to the sender and field it was seen in.
     pub fn to_csv(&self) -> String {
-        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut w = csvfile::writer(Vec::new());
         let header: Vec<&str> = HEADER.iter().chain(TALLY_COLUMNS.iter()).copied().collect();
         // Writing to a Vec fails only on allocation failure.
         let _ = w.write_record(&header);

@@ -3,10 +3,8 @@
 //! stands.
 //!
 //! `load` feeds the records one at a time through the same matcher as live messages.
-//! Columns are named by the CSV header: `id, family, given, middle, suffix` (Jr, Sr,
-//! III), `birth_date` (YYYYMMDD), `sex, street, street2, city, state, postcode, country,
-//! phone, ssn`, any of them missing or empty but `id`. A bad row is reported with its
-//! file and line and skipped; the others load. When the index has no match model yet, one is estimated
+//! The list's columns are `mpi::patient_list`'s. A bad row is reported with its file
+//! and line and skipped; the others load. When the index has no match model yet, one is estimated
 //! (EM, without labels) from the records being loaded and stored, so live messages are
 //! scored with it too. `load` owns the index while it runs, so it refuses the data
 //! directory of a running engine.
@@ -15,11 +13,12 @@
 //! store's event log, so it runs beside a running engine and lists every decision that
 //! engine had committed when the export began.
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use mpi::patient_list::{ListError, write_export};
 use mpi::{MatchModel, MpiConfig, MpiService, PatientRecord, TrainingOptions};
 
 #[derive(clap::Args)]
@@ -107,138 +106,23 @@ fn open(common: &Common) -> anyhow::Result<MpiService> {
     Ok(service)
 }
 
-const COLUMNS: [&str; 15] = [
-    "id",
-    "family",
-    "given",
-    "middle",
-    "suffix",
-    "birth_date",
-    "sex",
-    "street",
-    "street2",
-    "city",
-    "state",
-    "postcode",
-    "country",
-    "phone",
-    "ssn",
-];
-
-/// Splits one CSV line, honouring double quotes; `None` for an unclosed quote.
-fn split_csv(line: &str) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut field)),
-            _ => field.push(c),
-        }
-    }
-    if quoted {
-        return None;
-    }
-    out.push(field);
-    Some(out)
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Reads one file; bad rows are reported on stderr and counted.
 fn read_file(path: &Path, source: &str, out: &mut Vec<PatientRecord>) -> anyhow::Result<usize> {
     let text = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&text);
-    let mut lines = text.lines().enumerate();
-    let header = loop {
-        match lines.next() {
-            Some((_, l)) if l.trim().is_empty() => continue,
-            Some((n, l)) => {
-                let cols = split_csv(l.trim_start_matches('\u{feff}')).ok_or_else(|| {
-                    anyhow::anyhow!("{}:{}: unclosed quote in the header", path.display(), n + 1)
-                })?;
-                break cols
-                    .into_iter()
-                    .map(|c| c.trim().to_ascii_lowercase())
-                    .collect::<Vec<_>>();
-            }
-            None => anyhow::bail!("{}: empty file (a header row is needed)", path.display()),
-        }
-    };
-    for column in &header {
-        if !COLUMNS.contains(&column.as_str()) {
-            anyhow::bail!(
-                "{}:1: unknown column {column:?} (columns: {})",
-                path.display(),
-                COLUMNS.join(", ")
-            );
-        }
-    }
-    let Some(id_col) = header.iter().position(|c| c == "id") else {
-        anyhow::bail!("{}:1: no `id` column", path.display());
-    };
     let mut bad = 0;
-    for (n, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let line_no = n + 1;
-        let mut report = |why: String| {
-            eprintln!("{}:{line_no}: {why}; row skipped", path.display());
+    mpi::patient_list::read_patient_list(
+        &String::from_utf8_lossy(&text),
+        source,
+        out,
+        |line, why| {
+            eprintln!("{}:{line}: {why}; row skipped", path.display());
             bad += 1;
-        };
-        let Some(fields) = split_csv(line) else {
-            report("unclosed quote".into());
-            continue;
-        };
-        if fields.len() != header.len() {
-            report(format!(
-                "{} fields where the header has {}",
-                fields.len(),
-                header.len()
-            ));
-            continue;
-        }
-        let id = fields[id_col].trim();
-        if id.is_empty() {
-            report("no id".into());
-            continue;
-        }
-        let mut record = PatientRecord::new(source, id);
-        let mut problem = None;
-        for (column, value) in header.iter().zip(&fields) {
-            if column == "id" {
-                continue;
-            }
-            let v = value.trim();
-            if column == "birth_date"
-                && !v.is_empty()
-                && (v.len() != 8 || !v.bytes().all(|b| b.is_ascii_digit()))
-            {
-                // The value itself is patient data: the line number finds it.
-                problem = Some("birth_date is not YYYYMMDD".to_string());
-                break;
-            }
-            record.set_field(column, v);
-        }
-        if let Some(p) = problem {
-            report(p);
-            continue;
-        }
-        out.push(record);
-    }
+        },
+    )
+    .map_err(|e| match e {
+        ListError::Empty => anyhow::anyhow!("{}: {e}", path.display()),
+        ListError::Header { line, why } => anyhow::anyhow!("{}:{line}: {why}", path.display()),
+    })?;
     Ok(bad)
 }
 
@@ -354,34 +238,15 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         ),
         None => eprintln!("the data directory has no patient index yet"),
     }
-    let write = |out: &mut dyn Write| -> anyhow::Result<usize> {
-        writeln!(out, "source,id,enterprise_id,status")?;
-        let Some(index) = &index else {
-            out.flush()?;
-            return Ok(0);
-        };
-        let mut rows = 0;
-        for (key, enterprise, status) in index.source_records() {
-            let e = index.current_enterprise(enterprise).unwrap_or(enterprise);
-            writeln!(
-                out,
-                "{},{},{},{}",
-                csv_field(&key.source),
-                csv_field(&key.id),
-                e,
-                status.as_str()
-            )?;
-            rows += 1;
-        }
-        out.flush()?;
-        Ok(rows)
-    };
     let n = if args.out.as_os_str() == "-" {
-        write(&mut BufWriter::new(std::io::stdout().lock()))?
+        write_export(
+            &mut BufWriter::new(std::io::stdout().lock()),
+            index.as_ref(),
+        )?
     } else {
         let file = std::fs::File::create(&args.out)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", args.out.display()))?;
-        write(&mut BufWriter::new(file))?
+        write_export(&mut BufWriter::new(file), index.as_ref())?
     };
     eprintln!("exported {n} source records");
     Ok(ExitCode::SUCCESS)

@@ -256,19 +256,9 @@ fn safe(text: &str) -> String {
         .collect()
 }
 
-/// `YYYYMMDD` of a UTC time (Howard Hinnant's days-to-civil).
+/// `YYYYMMDD` of a UTC time.
 fn date_of(time: UnixMicros) -> String {
-    let days = time.0.div_euclid(86_400_000_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}")
+    datetime::hl7::format_date(time.0)
 }
 
 #[cfg(test)]

@@ -47,25 +47,9 @@ pub fn febrl_dir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// Splits one CSV line, honouring double quotes.
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut field)),
-            _ => field.push(c),
-        }
-    }
-    out.push(field);
-    out
+/// Splits one CSV line (Corridor's CSV reader, `csvfile`).
+fn split_csv(line: &str) -> Result<Vec<String>, String> {
+    csvfile::split_line(line).map_err(|e| format!("{e} in {line:?}"))
 }
 
 /// A FEBRL record mapped onto the index's record type, with its true entity number.
@@ -79,7 +63,7 @@ pub fn load(name: &str, source: &str) -> Result<Vec<Labelled>, String> {
     let path = febrl_dir()?.join(format!("{name}.csv"));
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut lines = text.lines();
-    let header = split_csv(lines.next().ok_or("empty file")?);
+    let header = split_csv(lines.next().ok_or("empty file")?)?;
     let col = |n: &str| {
         header
             .iter()
@@ -101,7 +85,7 @@ pub fn load(name: &str, source: &str) -> Result<Vec<Labelled>, String> {
     );
     let mut out = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
-        let f = split_csv(line);
+        let f = split_csv(line)?;
         let get = |i: usize| {
             f.get(i)
                 .map(|s| s.trim().to_string())

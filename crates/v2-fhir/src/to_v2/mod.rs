@@ -72,7 +72,7 @@ impl Default for ToV2Options {
 /// This machine's clock now, as a v2 DTM with its offset (for
 /// [`ToV2Options::timestamp`]).
 pub fn now() -> String {
-    jiff::Zoned::now().strftime("%Y%m%d%H%M%S%z").to_string()
+    datetime::hl7::now_dtm_local()
 }
 
 /// Input that is not FHIR R4 JSON this can read.
