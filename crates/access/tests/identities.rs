@@ -1,0 +1,274 @@
+//! Users, tokens and the first start, against a real database file.
+
+use std::time::Instant;
+
+use access::{Access, BadCredentials, Error, LoginError, Role, TokenRejected, VerifyTokenError};
+
+fn open() -> (tempfile::TempDir, Access) {
+    let dir = tempfile::tempdir().unwrap();
+    let access = Access::open_blocking(store::Store::open(dir.path()).unwrap()).unwrap();
+    (dir, access)
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+#[test]
+fn a_user_signs_in_with_its_password_and_not_another() {
+    let (_dir, access) = open();
+    access
+        .add_user("alice", Role::Analyst, Some(PASSWORD))
+        .wait()
+        .unwrap();
+    let user = access.verify_password("alice", PASSWORD).unwrap();
+    assert_eq!((user.name.as_str(), user.role), ("alice", Role::Analyst));
+    assert!(matches!(
+        access.verify_password("alice", "wrong horse battery"),
+        Err(LoginError::BadCredentials(BadCredentials))
+    ));
+    assert!(matches!(
+        access.verify_password("nobody", PASSWORD),
+        Err(LoginError::BadCredentials(BadCredentials))
+    ));
+}
+
+#[test]
+fn passwords_are_stored_as_argon2id_never_as_given() {
+    let (dir, access) = open();
+    access
+        .add_user("alice", Role::Viewer, Some(PASSWORD))
+        .wait()
+        .unwrap();
+    let conn = rusqlite_open(&dir);
+    let hash: String = conn
+        .query_row(
+            "SELECT password_hash FROM access_users WHERE name = 'alice'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert!(!hash.contains(PASSWORD));
+}
+
+fn rusqlite_open(dir: &tempfile::TempDir) -> store::rusqlite::Connection {
+    store::rusqlite::Connection::open(dir.path().join(store::Store::DATABASE_FILE)).unwrap()
+}
+
+#[test]
+fn an_unknown_name_costs_about_what_a_wrong_password_costs() {
+    let (_dir, access) = open();
+    access
+        .add_user("alice", Role::Viewer, Some(PASSWORD))
+        .wait()
+        .unwrap();
+    // Warm the dummy hash, then compare the slower of each kind: an unknown name
+    // that skipped hashing would take microseconds, not the tens of milliseconds of
+    // one Argon2id verification.
+    let _ = access.verify_password("nobody", PASSWORD);
+    let time = |name: &str| {
+        let start = Instant::now();
+        let _ = access.verify_password(name, "wrong horse battery");
+        start.elapsed()
+    };
+    let unknown = (0..3).map(|_| time("nobody")).min().unwrap();
+    let known = (0..3).map(|_| time("alice")).min().unwrap();
+    assert!(
+        unknown * 2 > known && known * 2 > unknown,
+        "unknown {unknown:?} vs wrong password {known:?}"
+    );
+}
+
+#[test]
+fn bad_names_passwords_and_duplicates_are_refused() {
+    let (_dir, access) = open();
+    assert!(matches!(
+        access.add_user("bad name", Role::Viewer, None).wait(),
+        Err(Error::InvalidName(_))
+    ));
+    assert!(matches!(
+        access.add_user("bob", Role::Viewer, Some("short")).wait(),
+        Err(Error::PasswordLength { .. })
+    ));
+    access.add_user("bob", Role::Viewer, None).wait().unwrap();
+    assert!(matches!(
+        access.add_user("bob", Role::Admin, None).wait(),
+        Err(Error::UserExists(_))
+    ));
+    // Without a password no password signs bob in.
+    assert!(access.verify_password("bob", PASSWORD).is_err());
+}
+
+#[test]
+fn a_disabled_user_cannot_sign_in_and_its_tokens_stop() {
+    let (_dir, access) = open();
+    access
+        .add_user("alice", Role::Operator, Some(PASSWORD))
+        .wait()
+        .unwrap();
+    let token = access.create_token("alice", None, None).wait().unwrap();
+    assert!(access.verify_token(&token.secret).is_ok());
+    let user = access.disable_user("alice").wait().unwrap();
+    assert!(user.disabled);
+    assert!(access.verify_password("alice", PASSWORD).is_err());
+    assert!(matches!(
+        access.verify_token(&token.secret),
+        Err(VerifyTokenError::Rejected(TokenRejected::OwnerRefused))
+    ));
+    assert!(matches!(
+        access.disable_user("nobody").wait(),
+        Err(Error::NoSuchUser(_))
+    ));
+}
+
+#[test]
+fn a_new_password_replaces_the_old() {
+    let (_dir, access) = open();
+    access
+        .add_user("alice", Role::Viewer, Some(PASSWORD))
+        .wait()
+        .unwrap();
+    access
+        .set_password("alice", "a different passphrase")
+        .wait()
+        .unwrap();
+    assert!(access.verify_password("alice", PASSWORD).is_err());
+    assert!(
+        access
+            .verify_password("alice", "a different passphrase")
+            .is_ok()
+    );
+}
+
+#[test]
+fn tokens_are_prefixed_stored_hashed_and_listed_without_secret() {
+    let (dir, access) = open();
+    access.add_user("alice", Role::Admin, None).wait().unwrap();
+    let token = access.create_token("alice", Some(30), None).wait().unwrap();
+    assert!(token.secret.starts_with("crd_"));
+    assert_eq!(token.secret.len(), 4 + 43);
+    assert!(token.expires_at.is_some());
+    let identity = access.verify_token(&token.secret).unwrap();
+    assert_eq!(
+        (identity.user.as_str(), identity.role),
+        ("alice", Role::Admin)
+    );
+
+    let conn = rusqlite_open(&dir);
+    let stored: Vec<u8> = conn
+        .query_row("SELECT hash FROM access_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored.len(), 32);
+    let dump: String = conn
+        .query_row("SELECT group_concat(hint) FROM access_tokens", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(!dump.contains(&token.secret));
+
+    let listed = access.list_tokens().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(token.secret.starts_with(&listed[0].hint));
+    assert!(listed[0].hint.len() < 16);
+}
+
+#[test]
+fn a_token_may_narrow_its_owners_role_but_not_widen_it() {
+    let (_dir, access) = open();
+    access
+        .add_user("alice", Role::Operator, None)
+        .wait()
+        .unwrap();
+    let viewer = access
+        .create_token("alice", None, Some(Role::Viewer))
+        .wait()
+        .unwrap();
+    assert_eq!(
+        access.verify_token(&viewer.secret).unwrap().role,
+        Role::Viewer
+    );
+    assert!(matches!(
+        access.create_token("alice", None, Some(Role::Admin)).wait(),
+        Err(Error::RoleWiderThanOwner { .. })
+    ));
+    assert!(matches!(
+        access.create_token("alice", Some(0), None).wait(),
+        Err(Error::InvalidExpiry)
+    ));
+}
+
+#[test]
+fn revoked_forged_and_expired_tokens_are_refused() {
+    let (dir, access) = open();
+    access
+        .add_user("alice", Role::Analyst, None)
+        .wait()
+        .unwrap();
+    let token = access.create_token("alice", Some(1), None).wait().unwrap();
+    let rejected = |secret: &str| match access.verify_token(secret) {
+        Err(VerifyTokenError::Rejected(why)) => Some(why),
+        _ => None,
+    };
+    assert_eq!(rejected("Bearer nonsense"), Some(TokenRejected::Malformed));
+    let mut forged = token.secret.clone();
+    forged.pop();
+    forged.push(if token.secret.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    assert_eq!(rejected(&forged), Some(TokenRejected::Unknown));
+
+    // Expire it in the database file, as time would.
+    rusqlite_open(&dir)
+        .execute("UPDATE access_tokens SET expires_at = 1", [])
+        .unwrap();
+    assert_eq!(rejected(&token.secret), Some(TokenRejected::Expired));
+
+    let other = access.create_token("alice", None, None).wait().unwrap();
+    access.revoke_token(other.id).wait().unwrap();
+    assert_eq!(rejected(&other.secret), Some(TokenRejected::Revoked));
+    assert!(matches!(
+        access.revoke_token(999).wait(),
+        Err(Error::NoSuchToken(999))
+    ));
+}
+
+#[tokio::test]
+async fn the_first_start_creates_an_admin_token_readable_only_by_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let access = Access::open(store::Store::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let first = access
+        .ensure_first_admin(dir.path())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.path, dir.path().join("admin-token"));
+    let written = std::fs::read_to_string(&first.path).unwrap();
+    assert_eq!(written.trim_end(), first.secret);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&first.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
+    let identity = access.verify_token(&first.secret).unwrap();
+    assert_eq!(
+        (identity.user.as_str(), identity.role),
+        ("admin", Role::Admin)
+    );
+    // Users exist now: a second start creates nothing and leaves the file alone.
+    assert!(
+        access
+            .ensure_first_admin(dir.path())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(access.list_tokens().unwrap().len(), 1);
+    assert_eq!(std::fs::read_to_string(&first.path).unwrap(), written);
+}
