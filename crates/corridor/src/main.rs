@@ -37,6 +37,12 @@ enum Command {
     Mpi(cmd::mpi::Args),
     /// Check the database for damage.
     Db(cmd::db::Args),
+    /// Manage the local users.
+    User(cmd::user::Args),
+    /// Manage API tokens.
+    Token(cmd::token::Args),
+    /// Verify and export the audit trail.
+    Audit(cmd::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,9 @@ fn main() -> ExitCode {
         Command::Config(args) => cmd::config::run(args),
         Command::Mpi(args) => cmd::mpi::run(args),
         Command::Db(args) => cmd::db::run(args),
+        Command::User(args) => cmd::user::run(args),
+        Command::Token(args) => cmd::token::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(code) => code,
