@@ -96,6 +96,43 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal of a request carrying a valid Corridor API token.
+    pub fn from_token(
+        token: crate::TokenIdentity,
+        address: Option<SocketAddr>,
+        tls_identity: Option<String>,
+    ) -> Principal {
+        Principal {
+            actor: Actor::Token {
+                id: token.id,
+                owner: token.user,
+            },
+            roles: vec![token.role],
+            scopes: None,
+            method: AuthMethod::Token,
+            address,
+            tls_identity,
+        }
+    }
+
+    /// The principal of a request carrying a live session cookie.
+    pub fn from_session(
+        session: &crate::SessionInfo,
+        address: Option<SocketAddr>,
+        tls_identity: Option<String>,
+    ) -> Principal {
+        Principal {
+            actor: Actor::User {
+                name: session.user.clone(),
+            },
+            roles: vec![session.role],
+            scopes: None,
+            method: AuthMethod::Session,
+            address,
+            tls_identity,
+        }
+    }
+
     /// Whether any of its roles grants `permission`.
     pub fn allows(&self, permission: Permission) -> bool {
         self.roles.iter().any(|role| role.allows(permission))

