@@ -3,6 +3,9 @@
 use std::sync::{Arc, OnceLock};
 
 use store::Store;
+use store::rusqlite::Connection;
+
+use crate::audit::AuditRecord;
 
 use crate::{Error, schema};
 
@@ -17,10 +20,14 @@ pub struct Access {
 }
 
 impl Access {
-    /// Creates or upgrades the tables, and returns the handle.
+    /// Creates or upgrades the tables (its own and the audit trail's, which its
+    /// changes are recorded in), and returns the handle.
     pub async fn open(store: Store) -> Result<Access, Error> {
         store
             .migrate_component(schema::COMPONENT, schema::MIGRATIONS)
+            .await?;
+        store
+            .migrate_component(crate::audit::COMPONENT, crate::audit::MIGRATIONS)
             .await?;
         Ok(Access::new(store))
     }
@@ -30,7 +37,27 @@ impl Access {
         store
             .migrate_component(schema::COMPONENT, schema::MIGRATIONS)
             .wait()?;
+        store
+            .migrate_component(crate::audit::COMPONENT, crate::audit::MIGRATIONS)
+            .wait()?;
         Ok(Access::new(store))
+    }
+
+    /// Runs `change` in one write with its audit record: when the change succeeds the
+    /// record is appended in the same transaction, and when the record cannot be
+    /// written the change is rolled back with it.
+    pub(crate) fn write_audited<T, F>(&self, audit: Option<AuditRecord>, change: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> store::Result<Result<T, Error>> + Send + 'static,
+    {
+        Pending::write(self.store.write(move |conn| {
+            let done = change(conn)?;
+            if let (Ok(_), Some(record)) = (&done, &audit) {
+                crate::audit::append_in(conn, record)?;
+            }
+            Ok(done)
+        }))
     }
 
     fn new(store: Store) -> Access {

@@ -209,16 +209,25 @@ impl AuditRecord {
 
     /// A record of something done from the command line by the local operator.
     pub fn cli(action: &str, kind: ActionKind, resource: &str) -> Self {
+        AuditRecord::acting_as("cli", action, kind).resource(resource)
+    }
+
+    /// A record of something Corridor did by itself (the first start's admin token).
+    pub fn system(action: &str, kind: ActionKind) -> Self {
+        AuditRecord::acting_as("corridor", action, kind)
+    }
+
+    fn acting_as(actor: &str, action: &str, kind: ActionKind) -> Self {
         AuditRecord {
             at: UnixMicros::now().0,
-            actor: "cli".to_owned(),
+            actor: actor.to_owned(),
             owner: None,
-            method: "cli".to_owned(),
+            method: actor.to_owned(),
             address: None,
             tls_identity: None,
             action: action.to_owned(),
             kind,
-            resource: Some(resource.to_owned()),
+            resource: None,
             patients: Vec::new(),
             outcome: Outcome::Success,
             detail: None,

@@ -23,8 +23,8 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! let access = Access::open_blocking(store::Store::open(dir.path())?)?;
-//! access.add_user("alice", Role::Analyst, None).wait()?;
-//! let token = access.create_token("alice", Some(30), Some(Role::Viewer)).wait()?;
+//! access.add_user("alice", Role::Analyst, None, None).wait()?;
+//! let token = access.create_token("alice", Some(30), Some(Role::Viewer), None).wait()?;
 //! let identity = access.verify_token(&token.secret)?;
 //! assert_eq!(identity.role, Role::Viewer);
 //! assert!(!identity.role.allows(Permission::ReadPhi));

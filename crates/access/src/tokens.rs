@@ -6,6 +6,7 @@ use store::UnixMicros;
 use store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::access::Pending;
+use crate::audit::{ActionKind, AuditRecord};
 use crate::secret::{constant_time_eq, random_token, sha256};
 use crate::users::{insert_user, user_named};
 use crate::{Access, Error, Role, User};
@@ -114,11 +115,16 @@ impl Access {
     /// Creates a token for `user`, acting with `role` (which its owner's role must
     /// include) or else with the owner's role, and expiring after `expires_days` days
     /// (1 to 3650) or never.
+    ///
+    /// Like every change of users and tokens, it takes the change's audit record:
+    /// when given, it is appended in the same transaction, so the change and its
+    /// record are written together or not at all.
     pub fn create_token(
         &self,
         user: &str,
         expires_days: Option<u32>,
         role: Option<Role>,
+        audit: Option<AuditRecord>,
     ) -> Pending<NewToken> {
         if expires_days.is_some_and(|days| !(1..=3650).contains(&days)) {
             return Pending::ready(Err(Error::InvalidExpiry));
@@ -128,7 +134,7 @@ impl Access {
             Err(error) => return Pending::ready(Err(error)),
         };
         let name = user.to_owned();
-        Pending::write(self.store.write(move |conn| {
+        self.write_audited(audit, move |conn| {
             let Some(owner) = user_named(conn, &name)? else {
                 return Ok(Err(Error::NoSuchUser(name)));
             };
@@ -152,7 +158,7 @@ impl Access {
                 role: role.unwrap_or(owner.role),
                 expires_at,
             }))
-        }))
+        })
     }
 
     /// Every token, newest first.
@@ -182,8 +188,8 @@ impl Access {
     }
 
     /// Revokes a token: it is refused from the next request on.
-    pub fn revoke_token(&self, id: i64) -> Pending<()> {
-        Pending::write(self.store.write(move |conn| {
+    pub fn revoke_token(&self, id: i64, audit: Option<AuditRecord>) -> Pending<()> {
+        self.write_audited(audit, move |conn| {
             let changed = conn.execute(
                 "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
                 params![id, UnixMicros::now().0],
@@ -193,7 +199,7 @@ impl Access {
             } else {
                 Ok(())
             })
-        }))
+        })
     }
 
     /// Checks a bearer token: found by its SHA-256 (an index lookup on a hash reveals
@@ -273,6 +279,12 @@ impl Access {
                 Err(error) => return Ok(Err(error)),
             };
             let id = create_in(conn, &user, None, None, &secret)?;
+            let record = AuditRecord::system("first-start.admin-token", ActionKind::Create)
+                .resource(format!("token/{id}"))
+                .detail(format!(
+                    "no user existed: created user {FIRST_ADMIN} and its token"
+                ));
+            crate::audit::append_in(conn, &record)?;
             Ok(Ok(Some((id, secret))))
         });
         let Some((id, secret)) = created.await?? else {

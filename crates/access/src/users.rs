@@ -6,6 +6,7 @@ use store::UnixMicros;
 use store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::access::Pending;
+use crate::audit::AuditRecord;
 use crate::{Access, Error, Role};
 
 /// The shortest password accepted, in characters.
@@ -124,16 +125,23 @@ impl Access {
     /// Adds a user. With a password (checked for length, hashed with Argon2id on the
     /// calling thread: tens of milliseconds, so async callers use a blocking task), the
     /// user can sign in; without one, only tokens made for it work.
-    pub fn add_user(&self, name: &str, role: Role, password: Option<&str>) -> Pending<User> {
+    /// `audit`, when given, is appended in the same transaction (see
+    /// [`Access::create_token`]).
+    pub fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password: Option<&str>,
+        audit: Option<AuditRecord>,
+    ) -> Pending<User> {
         let hash = match prepare(name, password) {
             Ok(hash) => hash,
             Err(error) => return Pending::ready(Err(error)),
         };
         let name = name.to_owned();
-        Pending::write(
-            self.store
-                .write(move |conn| insert_user(conn, &name, role, hash.as_deref())),
-        )
+        self.write_audited(audit, move |conn| {
+            insert_user(conn, &name, role, hash.as_deref())
+        })
     }
 
     /// Every user, by name.
@@ -166,9 +174,9 @@ impl Access {
     /// Disables a user: its logins and tokens are refused from now on (its sessions end
     /// at their next request, which checks the user again). The row is kept for the
     /// audit trail.
-    pub fn disable_user(&self, name: &str) -> Pending<User> {
+    pub fn disable_user(&self, name: &str, audit: Option<AuditRecord>) -> Pending<User> {
         let name = name.to_owned();
-        Pending::write(self.store.write(move |conn| {
+        self.write_audited(audit, move |conn| {
             let changed = conn.execute(
                 "UPDATE access_users SET disabled_at = coalesce(disabled_at, ?2) WHERE name = ?1",
                 params![name, UnixMicros::now().0],
@@ -177,17 +185,22 @@ impl Access {
                 return Ok(Err(Error::NoSuchUser(name)));
             }
             Ok(user_named(conn, &name)?.ok_or(Error::NoSuchUser(name)))
-        }))
+        })
     }
 
     /// Sets a user's password (hashed on the calling thread, as in [`Access::add_user`]).
-    pub fn set_password(&self, name: &str, password: &str) -> Pending<User> {
+    pub fn set_password(
+        &self,
+        name: &str,
+        password: &str,
+        audit: Option<AuditRecord>,
+    ) -> Pending<User> {
         let hash = match prepare(name, Some(password)) {
             Ok(hash) => hash,
             Err(error) => return Pending::ready(Err(error)),
         };
         let name = name.to_owned();
-        Pending::write(self.store.write(move |conn| {
+        self.write_audited(audit, move |conn| {
             let changed = conn.execute(
                 "UPDATE access_users SET password_hash = ?2, password_changed_at = ?3
                  WHERE name = ?1",
@@ -197,7 +210,7 @@ impl Access {
                 return Ok(Err(Error::NoSuchUser(name)));
             }
             Ok(user_named(conn, &name)?.ok_or(Error::NoSuchUser(name)))
-        }))
+        })
     }
 
     /// Checks a password. An unknown name, a disabled user, a user without a password

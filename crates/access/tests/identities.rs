@@ -16,7 +16,7 @@ const PASSWORD: &str = "correct horse battery";
 fn a_user_signs_in_with_its_password_and_not_another() {
     let (_dir, access) = open();
     access
-        .add_user("alice", Role::Analyst, Some(PASSWORD))
+        .add_user("alice", Role::Analyst, Some(PASSWORD), None)
         .wait()
         .unwrap();
     let user = access.verify_password("alice", PASSWORD).unwrap();
@@ -35,7 +35,7 @@ fn a_user_signs_in_with_its_password_and_not_another() {
 fn passwords_are_stored_as_argon2id_never_as_given() {
     let (dir, access) = open();
     access
-        .add_user("alice", Role::Viewer, Some(PASSWORD))
+        .add_user("alice", Role::Viewer, Some(PASSWORD), None)
         .wait()
         .unwrap();
     let conn = rusqlite_open(&dir);
@@ -61,7 +61,7 @@ fn rusqlite_open(dir: &tempfile::TempDir) -> store::rusqlite::Connection {
 fn an_unknown_name_is_hashed_like_a_wrong_password() {
     let (_dir, access) = open();
     access
-        .add_user("alice", Role::Viewer, Some(PASSWORD))
+        .add_user("alice", Role::Viewer, Some(PASSWORD), None)
         .wait()
         .unwrap();
     // Warm the dummy hash. An unknown name that skipped hashing would answer in
@@ -80,16 +80,21 @@ fn an_unknown_name_is_hashed_like_a_wrong_password() {
 fn bad_names_passwords_and_duplicates_are_refused() {
     let (_dir, access) = open();
     assert!(matches!(
-        access.add_user("bad name", Role::Viewer, None).wait(),
+        access.add_user("bad name", Role::Viewer, None, None).wait(),
         Err(Error::InvalidName(_))
     ));
     assert!(matches!(
-        access.add_user("bob", Role::Viewer, Some("short")).wait(),
+        access
+            .add_user("bob", Role::Viewer, Some("short"), None)
+            .wait(),
         Err(Error::PasswordLength { .. })
     ));
-    access.add_user("bob", Role::Viewer, None).wait().unwrap();
+    access
+        .add_user("bob", Role::Viewer, None, None)
+        .wait()
+        .unwrap();
     assert!(matches!(
-        access.add_user("bob", Role::Admin, None).wait(),
+        access.add_user("bob", Role::Admin, None, None).wait(),
         Err(Error::UserExists(_))
     ));
     // Without a password no password signs bob in.
@@ -100,12 +105,15 @@ fn bad_names_passwords_and_duplicates_are_refused() {
 fn a_disabled_user_cannot_sign_in_and_its_tokens_stop() {
     let (_dir, access) = open();
     access
-        .add_user("alice", Role::Operator, Some(PASSWORD))
+        .add_user("alice", Role::Operator, Some(PASSWORD), None)
         .wait()
         .unwrap();
-    let token = access.create_token("alice", None, None).wait().unwrap();
+    let token = access
+        .create_token("alice", None, None, None)
+        .wait()
+        .unwrap();
     assert!(access.verify_token(&token.secret).is_ok());
-    let user = access.disable_user("alice").wait().unwrap();
+    let user = access.disable_user("alice", None).wait().unwrap();
     assert!(user.disabled);
     assert!(access.verify_password("alice", PASSWORD).is_err());
     assert!(matches!(
@@ -113,7 +121,7 @@ fn a_disabled_user_cannot_sign_in_and_its_tokens_stop() {
         Err(VerifyTokenError::Rejected(TokenRejected::OwnerRefused))
     ));
     assert!(matches!(
-        access.disable_user("nobody").wait(),
+        access.disable_user("nobody", None).wait(),
         Err(Error::NoSuchUser(_))
     ));
 }
@@ -122,11 +130,11 @@ fn a_disabled_user_cannot_sign_in_and_its_tokens_stop() {
 fn a_new_password_replaces_the_old() {
     let (_dir, access) = open();
     access
-        .add_user("alice", Role::Viewer, Some(PASSWORD))
+        .add_user("alice", Role::Viewer, Some(PASSWORD), None)
         .wait()
         .unwrap();
     access
-        .set_password("alice", "a different passphrase")
+        .set_password("alice", "a different passphrase", None)
         .wait()
         .unwrap();
     assert!(access.verify_password("alice", PASSWORD).is_err());
@@ -140,8 +148,14 @@ fn a_new_password_replaces_the_old() {
 #[test]
 fn tokens_are_prefixed_stored_hashed_and_listed_without_secret() {
     let (dir, access) = open();
-    access.add_user("alice", Role::Admin, None).wait().unwrap();
-    let token = access.create_token("alice", Some(30), None).wait().unwrap();
+    access
+        .add_user("alice", Role::Admin, None, None)
+        .wait()
+        .unwrap();
+    let token = access
+        .create_token("alice", Some(30), None, None)
+        .wait()
+        .unwrap();
     assert!(token.secret.starts_with("crd_"));
     assert_eq!(token.secret.len(), 4 + 43);
     assert!(token.expires_at.is_some());
@@ -173,11 +187,11 @@ fn tokens_are_prefixed_stored_hashed_and_listed_without_secret() {
 fn a_token_may_narrow_its_owners_role_but_not_widen_it() {
     let (_dir, access) = open();
     access
-        .add_user("alice", Role::Operator, None)
+        .add_user("alice", Role::Operator, None, None)
         .wait()
         .unwrap();
     let viewer = access
-        .create_token("alice", None, Some(Role::Viewer))
+        .create_token("alice", None, Some(Role::Viewer), None)
         .wait()
         .unwrap();
     assert_eq!(
@@ -185,11 +199,13 @@ fn a_token_may_narrow_its_owners_role_but_not_widen_it() {
         Role::Viewer
     );
     assert!(matches!(
-        access.create_token("alice", None, Some(Role::Admin)).wait(),
+        access
+            .create_token("alice", None, Some(Role::Admin), None)
+            .wait(),
         Err(Error::RoleWiderThanOwner { .. })
     ));
     assert!(matches!(
-        access.create_token("alice", Some(0), None).wait(),
+        access.create_token("alice", Some(0), None, None).wait(),
         Err(Error::InvalidExpiry)
     ));
 }
@@ -198,10 +214,13 @@ fn a_token_may_narrow_its_owners_role_but_not_widen_it() {
 fn revoked_forged_and_expired_tokens_are_refused() {
     let (dir, access) = open();
     access
-        .add_user("alice", Role::Analyst, None)
+        .add_user("alice", Role::Analyst, None, None)
         .wait()
         .unwrap();
-    let token = access.create_token("alice", Some(1), None).wait().unwrap();
+    let token = access
+        .create_token("alice", Some(1), None, None)
+        .wait()
+        .unwrap();
     let rejected = |secret: &str| match access.verify_token(secret) {
         Err(VerifyTokenError::Rejected(why)) => Some(why),
         _ => None,
@@ -222,11 +241,14 @@ fn revoked_forged_and_expired_tokens_are_refused() {
         .unwrap();
     assert_eq!(rejected(&token.secret), Some(TokenRejected::Expired));
 
-    let other = access.create_token("alice", None, None).wait().unwrap();
-    access.revoke_token(other.id).wait().unwrap();
+    let other = access
+        .create_token("alice", None, None, None)
+        .wait()
+        .unwrap();
+    access.revoke_token(other.id, None).wait().unwrap();
     assert_eq!(rejected(&other.secret), Some(TokenRejected::Revoked));
     assert!(matches!(
-        access.revoke_token(999).wait(),
+        access.revoke_token(999, None).wait(),
         Err(Error::NoSuchToken(999))
     ));
 }
@@ -256,6 +278,14 @@ async fn the_first_start_creates_an_admin_token_readable_only_by_its_owner() {
         (identity.user.as_str(), identity.role),
         ("admin", Role::Admin)
     );
+    let audit = access::audit::Audit::open(access.store().clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.verify().unwrap().records,
+        1,
+        "the creation is audited"
+    );
     // Users exist now: a second start creates nothing and leaves the file alone.
     assert!(
         access
@@ -266,4 +296,43 @@ async fn the_first_start_creates_an_admin_token_readable_only_by_its_owner() {
     );
     assert_eq!(access.list_tokens().unwrap().len(), 1);
     assert_eq!(std::fs::read_to_string(&first.path).unwrap(), written);
+}
+
+#[test]
+fn a_change_and_its_audit_record_are_written_together() {
+    use access::audit::{ActionKind, Audit, AuditRecord};
+    let (dir, access) = open();
+    let record = || AuditRecord::cli("user.add", ActionKind::Create, "user/alice");
+    access
+        .add_user("alice", Role::Viewer, None, Some(record()))
+        .wait()
+        .unwrap();
+    // A change that fails writes no record.
+    assert!(
+        access
+            .add_user("alice", Role::Viewer, None, Some(record()))
+            .wait()
+            .is_err()
+    );
+    let audit = Audit::open_blocking(access.store().clone()).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        audit
+            .export(0, access::audit::ExportFormat::Json, &mut out)
+            .unwrap(),
+        1
+    );
+
+    // A record that cannot be written takes its change back with it.
+    rusqlite_open(&dir)
+        .execute_batch(
+            "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log
+             BEGIN SELECT RAISE(ABORT, 'audit disk full'); END;",
+        )
+        .unwrap();
+    let refused = access
+        .add_user("bob", Role::Viewer, None, Some(record()))
+        .wait();
+    assert!(refused.is_err());
+    assert_eq!(access.user("bob").unwrap(), None);
 }

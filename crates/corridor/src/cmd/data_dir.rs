@@ -46,13 +46,3 @@ pub fn parse_role(text: &str) -> Result<access::Role, String> {
 pub fn time_or_dash(micros: Option<i64>) -> String {
     micros.map_or_else(|| "-".to_owned(), access::audit::rfc3339)
 }
-
-/// Appends the audit record of a change made from the command line; the change is
-/// done, so a failure here is reported but does not undo it.
-pub fn audit_cli(store: &store::Store, record: access::audit::AuditRecord) -> anyhow::Result<()> {
-    let audit = access::audit::Audit::open_blocking(store.clone())?;
-    audit.append(record).wait().map_err(|e| {
-        anyhow::anyhow!("the change was made, but its audit record was not written: {e}")
-    })?;
-    Ok(())
-}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use access::audit::{ActionKind, AuditRecord};
 use access::{Access, Role};
 
-use super::data_dir::{DataDirArgs, audit_cli, parse_role, time_or_dash};
+use super::data_dir::{DataDirArgs, parse_role, time_or_dash};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,18 +52,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             expires,
             role,
         } => {
-            let store = data.open_store()?;
-            let access = Access::open_blocking(store.clone())?;
-            let token = access.create_token(&user, expires, role).wait()?;
-            audit_cli(
-                &store,
-                AuditRecord::cli(
-                    "token.create",
-                    ActionKind::Create,
-                    &format!("token/{}", token.id),
-                )
-                .detail(format!("for user {user}, role {}", token.role)),
-            )?;
+            let access = Access::open_blocking(data.open_store()?)?;
+            // The token's id is known only once it is written: the record names the
+            // user and the role asked for, and `token list` the id.
+            let record =
+                AuditRecord::cli("token.create", ActionKind::Create, &format!("user/{user}"))
+                    .detail(format!(
+                        "role {}, expires in {} days",
+                        role.map_or("(owner's)", Role::as_str),
+                        expires.map_or_else(|| "never".to_owned(), |d| d.to_string())
+                    ));
+            let token = access
+                .create_token(&user, expires, role, Some(record))
+                .wait()?;
             println!("{}", token.secret);
             eprintln!(
                 "token {} for {} with role {}, expires {}. It is shown only now: \
@@ -97,13 +98,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Revoke { data, id } => {
-            let store = data.open_store()?;
-            let access = Access::open_blocking(store.clone())?;
-            access.revoke_token(id).wait()?;
-            audit_cli(
-                &store,
-                AuditRecord::cli("token.revoke", ActionKind::Update, &format!("token/{id}")),
-            )?;
+            let access = Access::open_blocking(data.open_store()?)?;
+            let record =
+                AuditRecord::cli("token.revoke", ActionKind::Update, &format!("token/{id}"));
+            access.revoke_token(id, Some(record)).wait()?;
             eprintln!("revoked token {id}");
         }
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use access::audit::{ActionKind, AuditRecord};
 use access::{Access, Role};
 
-use super::data_dir::{DataDirArgs, audit_cli, parse_role, time_or_dash};
+use super::data_dir::{DataDirArgs, parse_role, time_or_dash};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -71,14 +71,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 Some(read_password(password_stdin)?)
             };
-            let store = data.open_store()?;
-            let access = Access::open_blocking(store.clone())?;
-            let user = access.add_user(&name, role, password.as_deref()).wait()?;
-            audit_cli(
-                &store,
-                AuditRecord::cli("user.add", ActionKind::Create, &format!("user/{name}"))
-                    .detail(format!("role {role}")),
-            )?;
+            let access = Access::open_blocking(data.open_store()?)?;
+            let record = AuditRecord::cli("user.add", ActionKind::Create, &format!("user/{name}"))
+                .detail(format!("role {role}"));
+            let user = access
+                .add_user(&name, role, password.as_deref(), Some(record))
+                .wait()?;
             eprintln!("added user {} with role {}", user.name, user.role);
         }
         UserCommand::List { data } => {
@@ -96,13 +94,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         UserCommand::Disable { data, name } => {
-            let store = data.open_store()?;
-            let access = Access::open_blocking(store.clone())?;
-            access.disable_user(&name).wait()?;
-            audit_cli(
-                &store,
-                AuditRecord::cli("user.disable", ActionKind::Update, &format!("user/{name}")),
-            )?;
+            let access = Access::open_blocking(data.open_store()?)?;
+            let record =
+                AuditRecord::cli("user.disable", ActionKind::Update, &format!("user/{name}"));
+            access.disable_user(&name, Some(record)).wait()?;
             eprintln!("disabled user {name}; its tokens no longer work");
         }
         UserCommand::Passwd {
@@ -111,13 +106,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             password_stdin,
         } => {
             let password = read_password(password_stdin)?;
-            let store = data.open_store()?;
-            let access = Access::open_blocking(store.clone())?;
-            access.set_password(&name, &password).wait()?;
-            audit_cli(
-                &store,
-                AuditRecord::cli("user.passwd", ActionKind::Update, &format!("user/{name}")),
-            )?;
+            let access = Access::open_blocking(data.open_store()?)?;
+            let record =
+                AuditRecord::cli("user.passwd", ActionKind::Update, &format!("user/{name}"));
+            access.set_password(&name, &password, Some(record)).wait()?;
             eprintln!("password of {name} changed");
         }
     }
