@@ -112,7 +112,7 @@ impl<T> Pending<T> {
     /// Panics when called from inside an async runtime; await the value there instead.
     pub fn wait(self) -> Result<T, Error> {
         match self.inner {
-            PendingInner::Ready(result) => result.unwrap_or(Err(Error::Random)),
+            PendingInner::Ready(result) => result.unwrap_or(Err(Error::PolledAgain)),
             PendingInner::Write(write) => write.wait()?,
         }
     }
@@ -129,7 +129,7 @@ impl<T> std::future::Future for Pending<T> {
     ) -> std::task::Poll<Result<T, Error>> {
         match &mut self.inner {
             PendingInner::Ready(result) => {
-                std::task::Poll::Ready(result.take().unwrap_or(Err(Error::Random)))
+                std::task::Poll::Ready(result.take().unwrap_or(Err(Error::PolledAgain)))
             }
             PendingInner::Write(write) => std::pin::Pin::new(write)
                 .poll(cx)

@@ -40,6 +40,9 @@ pub enum Error {
     /// A token's lifetime out of range.
     #[error("a token's expiry must be between 1 and 3650 days")]
     InvalidExpiry,
+    /// A [`crate::Pending`] was polled again after it had answered.
+    #[error("the answer of this write was already taken")]
+    PolledAgain,
     /// The operating system's random source failed.
     #[error("the operating system's random number source failed")]
     Random,
