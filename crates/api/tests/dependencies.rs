@@ -22,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rules", &["hl7v2", "datetime"]),
     ("v2-fhir", &["hl7v2", "datetime"]),
     ("loadgen", &["hl7v2", "mllp"]),
+    ("access", &["csvfile", "datetime", "store"]),
     (
         "delivery",
         &["datetime", "hl7v2", "mllp", "steps", "store", "v2-fhir"],
@@ -56,6 +57,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "corridor",
         &[
             "engine",
+            "access",
             "api",
             "csvfile",
             "datetime",
@@ -94,8 +96,9 @@ const HTTP_FRAMEWORKS: &[&str] = &[
 
 /// The crates that serve or send HTTP, and so may reach an HTTP framework: the API,
 /// the engine (its HTTP source and the server under both), delivery (HTTP and FHIR
-/// destinations) and the binary above them.
-const SPEAKS_HTTP: &[&str] = &["api", "engine", "delivery", "corridor"];
+/// destinations), access (it fetches an OpenID Connect issuer's keys) and the binary
+/// above them.
+const SPEAKS_HTTP: &[&str] = &["access", "api", "engine", "delivery", "corridor"];
 
 struct Graph {
     /// Workspace crate names.

@@ -41,6 +41,12 @@ enum Command {
     Db(cmd::db::Args),
     /// Run a channel's fixtures: a message in, what must come out.
     Test(cmd::test::Args),
+    /// Manage the local users.
+    User(cmd::user::Args),
+    /// Manage API tokens.
+    Token(cmd::token::Args),
+    /// Verify and export the audit trail.
+    Audit(cmd::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,9 @@ fn main() -> ExitCode {
         Command::Mpi(args) => cmd::mpi::run(args),
         Command::Db(args) => cmd::db::run(args),
         Command::Test(args) => cmd::test::run(args),
+        Command::User(args) => cmd::user::run(args),
+        Command::Token(args) => cmd::token::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(code) => code,

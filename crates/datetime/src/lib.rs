@@ -10,6 +10,8 @@
 //! - [`fhir`]: FHIR date search ranges ([`fhir::parse`]) and instants from Unix
 //!   microseconds ([`fhir::instant`]).
 //! - [`http`]: `Last-Modified` / `If-Modified-Since` dates.
+//! - [`rfc3339`]: Corridor's own record times (API answers, the audit trail) and
+//!   `--since` input.
 //! - [`UtcOffset`] and [`Zone`]: where a time sent without an offset is taken.
 //!
 //! Unix time counts no leap seconds: a `...235960` value is kept as text (FHIR
@@ -35,6 +37,7 @@ mod civil;
 pub mod fhir;
 pub mod hl7;
 pub mod http;
+pub mod rfc3339;
 mod zone;
 
 pub use zone::{BadOffset, BadZone, UtcOffset, Zone};

@@ -69,6 +69,21 @@ pub struct MllpServerConfig {
     /// handler sends the commit acknowledgement as its first response. Default off.
     #[serde(default)]
     pub commit_acks: bool,
+    /// Client addresses allowed to connect, as CIDR blocks (`"10.0.0.0/8"`,
+    /// `"192.0.2.7/32"`, `"2001:db8::/32"`). Empty (the default): every address.
+    /// A connection from elsewhere is closed before anything is read from it, logged
+    /// with its address and counted in
+    /// [`ServerStats::connections_not_allowed`](crate::ServerStats::connections_not_allowed).
+    #[serde(default)]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// With mutual TLS, the client certificate subjects allowed, RFC 4514 style
+    /// (`"CN=lab-1,O=Hospital"`, as [`ConnectionInfo::client_subject`]
+    /// (crate::ConnectionInfo::client_subject) reports them). Empty (the default):
+    /// any certificate the client CA issued. A connection with another subject is
+    /// closed after the handshake, before any frame is read, and counted like
+    /// `allow_from`'s.
+    #[serde(default)]
+    pub allow_subjects: Vec<String>,
 }
 
 impl MllpServerConfig {
@@ -82,7 +97,22 @@ impl MllpServerConfig {
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
             commit_acks: false,
+            allow_from: Vec::new(),
+            allow_subjects: Vec::new(),
         }
+    }
+
+    /// Whether a client at `addr` may connect (an IPv4 address a dual-stack listener
+    /// sees as `::ffff:a.b.c.d` is checked as IPv4).
+    pub fn allows_address(&self, addr: std::net::IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        self.allow_from.is_empty() || self.allow_from.iter().any(|net| net.contains(&addr))
+    }
+
+    /// Whether a client whose certificate has `subject` may stay connected.
+    pub fn allows_subject(&self, subject: Option<&str>) -> bool {
+        self.allow_subjects.is_empty()
+            || subject.is_some_and(|subject| self.allow_subjects.iter().any(|s| s == subject))
     }
 }
 
@@ -98,6 +128,16 @@ impl MllpServerConfig {
         }
         if self.read_timeout.is_zero() {
             return invalid("read_timeout", "must be longer than 0");
+        }
+        let mutual = self
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.client_ca_path.is_some());
+        if !self.allow_subjects.is_empty() && !mutual {
+            return invalid(
+                "allow_subjects",
+                "needs mutual TLS (`tls.client_ca_path`): without it no client has a certificate",
+            );
         }
         Ok(())
     }

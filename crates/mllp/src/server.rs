@@ -243,6 +243,9 @@ pub struct ServerStats {
     pub write_timeouts: u64,
     /// TLS handshakes that failed or timed out.
     pub tls_handshake_failures: u64,
+    /// Connections closed unread because their address is not in `allow_from` or
+    /// their certificate subject not in `allow_subjects`.
+    pub connections_not_allowed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -258,6 +261,7 @@ struct Counters {
     idle_timeouts: AtomicU64,
     write_timeouts: AtomicU64,
     tls_handshake_failures: AtomicU64,
+    connections_not_allowed: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -279,6 +283,7 @@ impl Counters {
             idle_timeouts: get(&self.idle_timeouts),
             write_timeouts: get(&self.write_timeouts),
             tls_handshake_failures: get(&self.tls_handshake_failures),
+            connections_not_allowed: get(&self.connections_not_allowed),
         }
     }
 }
@@ -404,6 +409,7 @@ impl MllpServer {
         let connections = TaskTracker::new();
         let mut next_id = 0u64;
         let mut refusals = RefusalLog::default();
+        let mut not_allowed = RefusalLog::default();
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -420,9 +426,31 @@ impl MllpServer {
                     continue;
                 }
             };
+            if !shared.config.allows_address(peer_addr.ip()) {
+                bump(&shared.counters.connections_not_allowed, 1);
+                not_allowed.refused(|unlogged| {
+                    warn!(
+                        listener = %name,
+                        peer = %peer_addr,
+                        refused_since_last_warning = unlogged,
+                        "address not in allow_from; connection closed unread"
+                    );
+                });
+                drop(tcp);
+                continue;
+            }
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 bump(&shared.counters.connections_refused, 1);
-                refusals.refused(&name, peer_addr, shared.config.max_connections);
+                let max_connections = shared.config.max_connections;
+                refusals.refused(|unlogged| {
+                    warn!(
+                        listener = %name,
+                        peer = %peer_addr,
+                        max_connections,
+                        refused_since_last_warning = unlogged,
+                        "max connections reached; connection refused"
+                    );
+                });
                 drop(tcp);
                 continue;
             };
@@ -494,7 +522,9 @@ struct RefusalLog {
 }
 
 impl RefusalLog {
-    fn refused(&mut self, listener: &str, peer_addr: SocketAddr, max_connections: usize) {
+    /// Counts a refusal and calls `log` with the count of those not logged since the
+    /// last line, unless a line was logged within the interval.
+    fn refused(&mut self, log: impl FnOnce(u64)) {
         let now = Instant::now();
         if self
             .last_logged
@@ -503,13 +533,7 @@ impl RefusalLog {
             self.unlogged += 1;
             return;
         }
-        warn!(
-            listener,
-            peer = %peer_addr,
-            max_connections,
-            refused_since_last_warning = self.unlogged,
-            "max connections reached; connection refused"
-        );
+        log(self.unlogged);
         self.last_logged = Some(now);
         self.unlogged = 0;
     }
@@ -629,6 +653,12 @@ async fn serve_connection<H: FrameHandler>(
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .and_then(|leaf| subject_of_certificate(leaf));
+            if !shared.config.allows_subject(conn.client_subject.as_deref()) {
+                bump(&shared.counters.connections_not_allowed, 1);
+                // The subject names a system, not a patient: it may be logged.
+                warn!(listener = %conn.listener, conn = %id, peer = %peer_addr, client = conn.client_subject.as_deref().unwrap_or("-"), "certificate subject not in allow_subjects; connection closed unread");
+                return;
+            }
             debug!(listener = %conn.listener, conn = %id, peer = %peer_addr, client = conn.client_subject.as_deref().unwrap_or("-"), "TLS connection opened");
             serve_frames(shared, stream, &conn).await;
         }

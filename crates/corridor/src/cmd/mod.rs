@@ -1,7 +1,9 @@
 //! One module per subcommand: each has an `Args` struct and a
 //! `run(Args) -> anyhow::Result<ExitCode>` function.
 
+pub mod audit;
 pub mod config;
+pub mod data_dir;
 pub mod db;
 pub mod fhir;
 pub mod get;
@@ -10,5 +12,7 @@ pub mod parse;
 pub mod run;
 pub mod send;
 pub mod test;
+pub mod token;
+pub mod user;
 pub mod v2;
 pub mod validate;

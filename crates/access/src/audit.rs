@@ -1,0 +1,792 @@
+//! The audit trail: one append-only, hash-chained record per PHI read and per change.
+//!
+//! Each record's hash is the SHA-256 of the previous record's hash followed by the
+//! record's canonical content (its JSON, sequence number included), so editing,
+//! deleting or reordering rows breaks the chain at the first record touched, and
+//! [`Audit::verify`] names it. The newest record's sequence number and hash are also
+//! kept in `audit_head`, so deleting the newest records is found too. A trigger refuses
+//! `UPDATE` of a record; the chain is what catches someone who drops it.
+//!
+//! Writing is part of serving a request: [`Audit::append`] is a synced write, and a
+//! route whose record cannot be written refuses the request. Records are kept on their
+//! own retention ([`DEFAULT_RETENTION`], six years) and never pruned with messages;
+//! [`Audit::prune`] drops the oldest and records where the remaining chain starts.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use store::rusqlite::{Connection, OptionalExtension, Row, params};
+use store::{Migration, Store, UnixMicros};
+
+use crate::access::Pending;
+use crate::secret::sha256;
+use crate::{Error, Principal};
+
+/// The component name in `component_schema`.
+pub const COMPONENT: &str = "audit";
+
+/// How long records are kept unless configured otherwise: six years (HIPAA's
+/// documentation retention).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(6 * 366 * 86_400);
+
+/// The `audit` component's history, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "hash-chained audit trail",
+    sql: r#"
+    CREATE TABLE audit_log (
+        seq          INTEGER PRIMARY KEY,
+        at           INTEGER NOT NULL,
+        actor        TEXT    NOT NULL,
+        owner        TEXT,
+        method       TEXT    NOT NULL,
+        address      TEXT,
+        tls_identity TEXT,
+        action       TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,
+        resource     TEXT,
+        patients     TEXT    NOT NULL,
+        outcome      TEXT    NOT NULL,
+        detail       TEXT,
+        prev_hash    BLOB    NOT NULL,
+        hash         BLOB    NOT NULL
+    );
+    CREATE INDEX audit_log_by_time ON audit_log (at);
+    CREATE TABLE audit_patients (
+        patient TEXT    NOT NULL,
+        seq     INTEGER NOT NULL,
+        PRIMARY KEY (patient, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_head (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        seq  INTEGER NOT NULL,
+        hash BLOB    NOT NULL
+    );
+    CREATE TABLE audit_anchor (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        first_seq INTEGER NOT NULL,
+        prev_hash BLOB    NOT NULL,
+        pruned_at INTEGER NOT NULL
+    );
+    CREATE TRIGGER audit_log_append_only BEFORE UPDATE ON audit_log
+    BEGIN
+        SELECT RAISE(ABORT, 'audit records are append-only');
+    END;
+"#,
+}];
+
+/// The hash before the first record.
+const GENESIS: [u8; 32] = [0; 32];
+
+/// What kind of operation, as FHIR's `AuditEvent.action` codes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ActionKind {
+    /// `C`: create.
+    Create,
+    /// `R`: read or view.
+    Read,
+    /// `U`: update.
+    Update,
+    /// `D`: delete.
+    Delete,
+    /// `E`: execute (search, reprocess, resend, login, export...).
+    Execute,
+}
+
+impl ActionKind {
+    /// The one-letter code (`C`, `R`, `U`, `D`, `E`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ActionKind::Create => "C",
+            ActionKind::Read => "R",
+            ActionKind::Update => "U",
+            ActionKind::Delete => "D",
+            ActionKind::Execute => "E",
+        }
+    }
+
+    fn from_code(code: &str) -> ActionKind {
+        match code {
+            "C" => ActionKind::Create,
+            "R" => ActionKind::Read,
+            "U" => ActionKind::Update,
+            "D" => ActionKind::Delete,
+            _ => ActionKind::Execute,
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Outcome {
+    /// Done.
+    Success,
+    /// Refused: no credentials, bad credentials, not allowed.
+    Denied,
+    /// Failed while being done.
+    Failed,
+}
+
+impl Outcome {
+    /// The word stored and exported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Outcome {
+        match text {
+            "success" => Outcome::Success,
+            "denied" => Outcome::Denied,
+            _ => Outcome::Failed,
+        }
+    }
+
+    /// FHIR's `AuditEvent.outcome`: 0 success, 4 minor failure, 8 serious failure.
+    fn fhir_code(self) -> &'static str {
+        match self {
+            Outcome::Success => "0",
+            Outcome::Denied => "4",
+            Outcome::Failed => "8",
+        }
+    }
+}
+
+/// One audit record: when, who, from where, what, and the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When (microseconds since the Unix epoch).
+    pub at: i64,
+    /// Who: `user:NAME`, `token:ID`, `oidc:NAME`, `anonymous`, or for a failed login
+    /// the name tried (`user:NAME`).
+    pub actor: String,
+    /// For a token, the user who owns it.
+    pub owner: Option<String>,
+    /// How the actor authenticated (`session`, `token`, `oidc`, `password`, `cli`,
+    /// `none`).
+    pub method: String,
+    /// The peer address.
+    pub address: Option<String>,
+    /// The TLS client certificate's identity.
+    pub tls_identity: Option<String>,
+    /// What was done, e.g. `message.read`, `fhir.search`, `user.add`, `login`.
+    pub action: String,
+    /// Its kind.
+    pub kind: ActionKind,
+    /// What it was done to, e.g. `message/42`, `Patient/p1`, `user/alice`.
+    pub resource: Option<String>,
+    /// The patients concerned (`Patient/ID` references or enterprise ids).
+    pub patients: Vec<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it failed or was refused, or other detail. Never PHI beyond the ids above.
+    pub detail: Option<String>,
+}
+
+impl AuditRecord {
+    /// A record of `principal` doing `action` now.
+    pub fn by(principal: &Principal, action: &str, kind: ActionKind, outcome: Outcome) -> Self {
+        AuditRecord {
+            at: UnixMicros::now().0,
+            actor: principal.actor.audit_name(),
+            owner: principal.actor.owner().map(str::to_owned),
+            method: principal.method.as_str().to_owned(),
+            address: principal.address.map(|a| a.ip().to_string()),
+            tls_identity: principal.tls_identity.clone(),
+            action: action.to_owned(),
+            kind,
+            resource: None,
+            patients: Vec::new(),
+            outcome,
+            detail: None,
+        }
+    }
+
+    /// A record of something done from the command line by the local operator.
+    pub fn cli(action: &str, kind: ActionKind, resource: &str) -> Self {
+        AuditRecord::acting_as("cli", action, kind).resource(resource)
+    }
+
+    /// A record of something Corridor did by itself (the first start's admin token).
+    pub fn system(action: &str, kind: ActionKind) -> Self {
+        AuditRecord::acting_as("corridor", action, kind)
+    }
+
+    fn acting_as(actor: &str, action: &str, kind: ActionKind) -> Self {
+        AuditRecord {
+            at: UnixMicros::now().0,
+            actor: actor.to_owned(),
+            owner: None,
+            method: actor.to_owned(),
+            address: None,
+            tls_identity: None,
+            action: action.to_owned(),
+            kind,
+            resource: None,
+            patients: Vec::new(),
+            outcome: Outcome::Success,
+            detail: None,
+        }
+    }
+
+    /// Sets the resource.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Adds the patients concerned.
+    pub fn patients<I: IntoIterator<Item = S>, S: Into<String>>(mut self, patients: I) -> Self {
+        self.patients.extend(patients.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the detail.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The bytes the hash covers: the record and its sequence number as JSON, fields
+    /// in a fixed order.
+    fn canonical(&self, seq: i64) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            seq: i64,
+            at: i64,
+            actor: &'a str,
+            owner: Option<&'a str>,
+            method: &'a str,
+            address: Option<&'a str>,
+            tls_identity: Option<&'a str>,
+            action: &'a str,
+            kind: &'a str,
+            resource: Option<&'a str>,
+            patients: &'a [String],
+            outcome: &'a str,
+            detail: Option<&'a str>,
+        }
+        serde_json::to_vec(&Canonical {
+            seq,
+            at: self.at,
+            actor: &self.actor,
+            owner: self.owner.as_deref(),
+            method: &self.method,
+            address: self.address.as_deref(),
+            tls_identity: self.tls_identity.as_deref(),
+            action: &self.action,
+            kind: self.kind.code(),
+            resource: self.resource.as_deref(),
+            patients: &self.patients,
+            outcome: self.outcome.as_str(),
+            detail: self.detail.as_deref(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+fn chain_hash(prev: &[u8], record: &AuditRecord, seq: i64) -> [u8; 32] {
+    let mut bytes = prev.to_vec();
+    bytes.extend_from_slice(&record.canonical(seq));
+    sha256(&bytes)
+}
+
+/// A record as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its sequence number (1, 2, ...).
+    pub seq: i64,
+    /// The record.
+    pub record: AuditRecord,
+    /// The previous record's hash.
+    pub prev_hash: Vec<u8>,
+    /// This record's hash.
+    pub hash: Vec<u8>,
+}
+
+fn stored_from_row(row: &Row<'_>) -> store::rusqlite::Result<StoredRecord> {
+    let patients: String = row.get("patients")?;
+    let kind: String = row.get("kind")?;
+    let outcome: String = row.get("outcome")?;
+    Ok(StoredRecord {
+        seq: row.get("seq")?,
+        record: AuditRecord {
+            at: row.get("at")?,
+            actor: row.get("actor")?,
+            owner: row.get("owner")?,
+            method: row.get("method")?,
+            address: row.get("address")?,
+            tls_identity: row.get("tls_identity")?,
+            action: row.get("action")?,
+            kind: ActionKind::from_code(&kind),
+            resource: row.get("resource")?,
+            // A damaged list reads as a marker the hash will not match.
+            patients: serde_json::from_str(&patients).unwrap_or_else(|_| vec![patients]),
+            outcome: Outcome::parse(&outcome),
+            detail: row.get("detail")?,
+        },
+        prev_hash: row.get("prev_hash")?,
+        hash: row.get("hash")?,
+    })
+}
+
+/// Appends `record` inside the caller's write (for changes audited in their own
+/// transaction); returns its sequence number.
+pub fn append_in(conn: &Connection, record: &AuditRecord) -> store::Result<i64> {
+    let head: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let (seq, prev) = match head {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_vec()),
+    };
+    let hash = chain_hash(&prev, record, seq);
+    let patients = serde_json::to_string(&record.patients).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, at, actor, owner, method, address, tls_identity, action,
+                                kind, resource, patients, outcome, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        seq,
+        record.at,
+        record.actor,
+        record.owner,
+        record.method,
+        record.address,
+        record.tls_identity,
+        record.action,
+        record.kind.code(),
+        record.resource,
+        patients,
+        record.outcome.as_str(),
+        record.detail,
+        prev,
+        hash.as_slice(),
+    ])?;
+    for patient in &record.patients {
+        conn.prepare_cached("INSERT OR IGNORE INTO audit_patients (patient, seq) VALUES (?1, ?2)")?
+            .execute(params![patient, seq])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )?
+    .execute(params![seq, hash.as_slice()])?;
+    Ok(seq)
+}
+
+/// The first record found wrong by [`Audit::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit record {seq}: {problem}")]
+pub struct BrokenChain {
+    /// The record's sequence number.
+    pub seq: i64,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// What [`Audit::verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Records read.
+    pub records: u64,
+    /// The first bad record, if any.
+    pub broken: Option<BrokenChain>,
+}
+
+/// How [`Audit::export`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// A JSON array, one record per line.
+    Json,
+    /// CSV with a header row; patients separated by spaces.
+    Csv,
+}
+
+/// The audit trail in the data directory's database.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    store: Store,
+}
+
+impl Audit {
+    /// Creates or upgrades the tables.
+    pub async fn open(store: Store) -> Result<Audit, Error> {
+        store.migrate_component(COMPONENT, MIGRATIONS).await?;
+        Ok(Audit { store })
+    }
+
+    /// [`Audit::open`] outside an async runtime.
+    pub fn open_blocking(store: Store) -> Result<Audit, Error> {
+        store.migrate_component(COMPONENT, MIGRATIONS).wait()?;
+        Ok(Audit { store })
+    }
+
+    /// Appends a record and resolves once it is on disk (a synced write, sharing the
+    /// group commit). An error means the record is not kept: a route refuses the
+    /// request it was for.
+    pub fn append(&self, record: AuditRecord) -> Pending<i64> {
+        Pending::write(
+            self.store
+                .write(move |conn| Ok(Ok(append_in(conn, &record)?))),
+        )
+    }
+
+    /// Walks the whole chain in order and names the first record whose content, link
+    /// or place is wrong.
+    pub fn verify(&self) -> Result<Verification, Error> {
+        Ok(self.store.read(|conn| {
+            let anchor: Option<(i64, Vec<u8>)> = conn
+                .query_row(
+                    "SELECT first_seq, prev_hash FROM audit_anchor WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let head: Option<(i64, Vec<u8>)> = conn
+                .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let (mut expected_seq, mut expected_prev) = anchor.unwrap_or((1, GENESIS.to_vec()));
+            let mut records = 0u64;
+            let mut statement = conn.prepare("SELECT * FROM audit_log ORDER BY seq")?;
+            let mut rows = statement.query([])?;
+            let broken = |seq, problem: &str| BrokenChain {
+                seq,
+                problem: problem.to_owned(),
+            };
+            while let Some(row) = rows.next()? {
+                let stored = stored_from_row(row)?;
+                records += 1;
+                let found = if stored.seq != expected_seq {
+                    Some(broken(
+                        expected_seq,
+                        &format!(
+                            "missing: the next record is {} (records were deleted)",
+                            stored.seq
+                        ),
+                    ))
+                } else if stored.prev_hash != expected_prev {
+                    Some(broken(
+                        stored.seq,
+                        "its link to the record before does not match (a record before it \
+                         was edited, deleted or reordered)",
+                    ))
+                } else if chain_hash(&stored.prev_hash, &stored.record, stored.seq).as_slice()
+                    != stored.hash.as_slice()
+                {
+                    Some(broken(
+                        stored.seq,
+                        "its content does not match its hash (edited)",
+                    ))
+                } else {
+                    None
+                };
+                if found.is_some() {
+                    return Ok(Verification {
+                        records,
+                        broken: found,
+                    });
+                }
+                expected_seq = stored.seq + 1;
+                expected_prev = stored.hash;
+            }
+            let last = expected_seq - 1;
+            let broken = match head {
+                Some((seq, hash)) if seq != last || hash != expected_prev => Some(broken(
+                    seq,
+                    &format!("the newest record is missing (the chain ends at {last})"),
+                )),
+                None if records > 0 => Some(broken(last, "the chain's head is missing")),
+                _ => None,
+            };
+            Ok(Verification { records, broken })
+        })?)
+    }
+
+    /// Calls `each` for every record at or after `since` (microseconds), oldest first.
+    pub fn for_each_since(
+        &self,
+        since: i64,
+        mut each: impl FnMut(StoredRecord) -> std::io::Result<()>,
+    ) -> Result<(), ExportError> {
+        self.store
+            .read(|conn| {
+                let mut statement =
+                    conn.prepare("SELECT * FROM audit_log WHERE at >= ?1 ORDER BY seq")?;
+                let mut rows = statement.query([since])?;
+                while let Some(row) = rows.next()? {
+                    if let Err(error) = each(stored_from_row(row)?) {
+                        return Ok(Err(error));
+                    }
+                }
+                Ok(Ok(()))
+            })
+            .map_err(|e| ExportError::Store(e.into()))?
+            .map_err(ExportError::Write)
+    }
+
+    /// Writes every record at or after `since` to `out`; returns how many.
+    pub fn export(
+        &self,
+        since: i64,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> Result<u64, ExportError> {
+        let mut count = 0u64;
+        match format {
+            ExportFormat::Json => {
+                out.write_all(b"[").map_err(ExportError::Write)?;
+                self.for_each_since(since, |stored| {
+                    let separator: &[u8] = if count == 0 { b"\n" } else { b",\n" };
+                    out.write_all(separator)?;
+                    serde_json::to_writer(&mut *out, &export_json(&stored))?;
+                    count += 1;
+                    Ok(())
+                })?;
+                out.write_all(b"\n]\n").map_err(ExportError::Write)?;
+            }
+            ExportFormat::Csv => {
+                let mut csv = csvfile::writer(&mut *out);
+                csv.write_record(EXPORT_COLUMNS)
+                    .map_err(|e| ExportError::Write(e.into()))?;
+                self.for_each_since(since, |stored| {
+                    let r = &stored.record;
+                    csv.write_record([
+                        stored.seq.to_string(),
+                        rfc3339(r.at),
+                        r.actor.clone(),
+                        r.owner.clone().unwrap_or_default(),
+                        r.method.clone(),
+                        r.address.clone().unwrap_or_default(),
+                        r.tls_identity.clone().unwrap_or_default(),
+                        r.action.clone(),
+                        r.kind.code().to_owned(),
+                        r.resource.clone().unwrap_or_default(),
+                        r.patients.join(" "),
+                        r.outcome.as_str().to_owned(),
+                        r.detail.clone().unwrap_or_default(),
+                        hex(&stored.hash),
+                    ])?;
+                    count += 1;
+                    Ok(())
+                })?;
+                csv.flush().map_err(ExportError::Write)?;
+            }
+        }
+        Ok(count)
+    }
+
+    /// The records concerning `patient` between `since` and `until` (microseconds,
+    /// inclusive), oldest first: who looked at this patient, and what they did.
+    pub fn for_patient(
+        &self,
+        patient: &str,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Vec<StoredRecord>, Error> {
+        Ok(self.store.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT l.* FROM audit_patients p JOIN audit_log l ON l.seq = p.seq
+                 WHERE p.patient = ?1 AND l.at >= ?2 AND l.at <= ?3 ORDER BY l.seq",
+            )?;
+            let records = statement
+                .query_map(
+                    params![
+                        patient,
+                        since.unwrap_or(i64::MIN),
+                        until.unwrap_or(i64::MAX)
+                    ],
+                    stored_from_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(records)
+        })?)
+    }
+
+    /// Drops the records older than `retention`, keeping the chain verifiable: the
+    /// first kept record's link is written to `audit_anchor` in the same transaction.
+    /// Returns how many were dropped.
+    pub fn prune(&self, retention: Duration) -> Pending<u64> {
+        let retention = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+        let cutoff = UnixMicros::now().0.saturating_sub(retention);
+        Pending::write(self.store.write(move |conn| {
+            // Records are chained in seq order, so what is dropped is a prefix: up to the
+            // newest record older than the cutoff (one written under a clock set back
+            // goes with it).
+            let last_old: Option<i64> = conn.query_row(
+                "SELECT max(seq) FROM audit_log WHERE at < ?1",
+                [cutoff],
+                |row| row.get(0),
+            )?;
+            let Some(last_old) = last_old else {
+                return Ok(Ok(0));
+            };
+            let next: Option<(i64, Vec<u8>)> = conn
+                .query_row(
+                    "SELECT seq, prev_hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT 1",
+                    [last_old],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let (first_seq, prev_hash) = match next {
+                Some(next) => next,
+                // Everything is old: the chain continues from the head.
+                None => conn.query_row("SELECT seq + 1, hash FROM audit_head", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?,
+            };
+            conn.execute("DELETE FROM audit_patients WHERE seq <= ?1", [last_old])?;
+            let dropped = conn.execute("DELETE FROM audit_log WHERE seq <= ?1", [last_old])?;
+            conn.execute(
+                "INSERT INTO audit_anchor (id, first_seq, prev_hash, pruned_at)
+                 VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET first_seq = excluded.first_seq,
+                     prev_hash = excluded.prev_hash, pruned_at = excluded.pruned_at",
+                params![first_seq, prev_hash, UnixMicros::now().0],
+            )?;
+            Ok(Ok(dropped as u64))
+        }))
+    }
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading the records failed.
+    #[error(transparent)]
+    Store(Error),
+    /// Writing the output failed.
+    #[error("cannot write the export: {0}")]
+    Write(std::io::Error),
+}
+
+/// The CSV export's columns, which are also the JSON export's keys.
+pub const EXPORT_COLUMNS: [&str; 14] = [
+    "seq",
+    "at",
+    "actor",
+    "owner",
+    "method",
+    "address",
+    "tls_identity",
+    "action",
+    "kind",
+    "resource",
+    "patients",
+    "outcome",
+    "detail",
+    "hash",
+];
+
+fn export_json(stored: &StoredRecord) -> Value {
+    let r = &stored.record;
+    json!({
+        "seq": stored.seq,
+        "at": rfc3339(r.at),
+        "actor": r.actor,
+        "owner": r.owner,
+        "method": r.method,
+        "address": r.address,
+        "tls_identity": r.tls_identity,
+        "action": r.action,
+        "kind": r.kind.code(),
+        "resource": r.resource,
+        "patients": r.patients,
+        "outcome": r.outcome.as_str(),
+        "detail": r.detail,
+        "hash": hex(&stored.hash),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub use datetime::rfc3339::{format_micros as rfc3339, parse_time_or_date as parse_since};
+
+/// The FHIR R4 `AuditEvent` of a record (`/fhir/AuditEvent`).
+pub fn to_audit_event(stored: &StoredRecord) -> Value {
+    let r = &stored.record;
+    let login = r.action.starts_with("login") || r.action == "logout";
+    let event_type = if login {
+        json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114",
+               "display": "User Authentication"})
+    } else {
+        json!({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+               "code": "rest", "display": "RESTful Operation"})
+    };
+    let mut requestor = json!({
+        "who": {"identifier": {"system": "urn:corridor:actor", "value": r.actor}},
+        "requestor": true,
+    });
+    if let Some(address) = &r.address {
+        requestor["network"] = json!({"address": address, "type": "2"});
+    }
+    if let Some(identity) = &r.tls_identity {
+        requestor["altId"] = json!(identity);
+    }
+    let mut agents = vec![requestor];
+    if let Some(owner) = &r.owner {
+        agents.push(json!({
+            "who": {"identifier": {"system": "urn:corridor:user", "value": owner}},
+            "requestor": false,
+            "role": [{"text": "token owner"}],
+        }));
+    }
+    let mut entities: Vec<Value> = r
+        .patients
+        .iter()
+        .map(|patient| {
+            let what = if patient.contains('/') {
+                json!({"reference": patient})
+            } else {
+                json!({"identifier": {"system": "urn:corridor:enterprise-id", "value": patient}})
+            };
+            json!({
+                "what": what,
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                         "code": "1", "display": "Person"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role",
+                         "code": "1", "display": "Patient"},
+            })
+        })
+        .collect();
+    if let Some(resource) = &r.resource {
+        entities.push(json!({
+            "what": {"display": resource},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                     "code": "2", "display": "System Object"},
+        }));
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "id": stored.seq.to_string(),
+        "type": event_type,
+        "subtype": [{"system": "urn:corridor:audit-action", "code": r.action}],
+        "action": r.kind.code(),
+        "recorded": rfc3339(r.at),
+        "outcome": r.outcome.fhir_code(),
+        "agent": agents,
+        "source": {
+            "observer": {"display": "Corridor"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                      "code": "4", "display": "Application Server"}],
+        },
+    });
+    if let Some(detail) = &r.detail {
+        event["outcomeDesc"] = json!(detail);
+    }
+    if !entities.is_empty() {
+        event["entity"] = Value::Array(entities);
+    }
+    event
+}
