@@ -826,47 +826,19 @@ struct HeaderFields {
 
 impl HeaderFields {
     fn scan(frame: &[u8]) -> HeaderFields {
-        let bytes = skip_leading_blanks(frame);
-        if bytes.len() < 4 || !bytes.starts_with(b"MSH") {
+        let Some(header) = hl7v2::RawHeader::scan(frame) else {
             return HeaderFields::default();
-        }
-        let separator = bytes[3];
-        let line_end = memchr_line_end(bytes);
-        // Split after "MSH": part 0 is empty (before MSH-1), part k is MSH-(k+1).
-        let mut fields: [&[u8]; 17] = [&[]; 17];
-        for (i, part) in bytes[3..line_end].split(|&b| b == separator).enumerate() {
-            if i >= fields.len() {
-                break;
-            }
-            fields[i] = part;
-        }
-        let text = |n: usize| String::from_utf8_lossy(fields[n - 1]).trim().to_owned();
+        };
         HeaderFields {
-            sending_application: text(3),
-            sending_facility: text(4),
-            message_type: text(9),
-            control_id: text(10),
-            version: text(12),
-            accept_ack: text(15),
-            application_ack: text(16),
+            sending_application: header.text(3),
+            sending_facility: header.text(4),
+            message_type: header.text(9),
+            control_id: header.text(10),
+            version: header.text(12),
+            accept_ack: header.text(15),
+            application_ack: header.text(16),
         }
     }
-}
-
-fn skip_leading_blanks(bytes: &[u8]) -> &[u8] {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    &bytes[start..]
-}
-
-fn memchr_line_end(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(bytes.len())
 }
 
 /// Decides whether a message is usable (parses, and is valid when `validation` is
