@@ -5,7 +5,7 @@
 //! its kind. [`DestinationConfig::validate`] refuses keys of another kind with words that
 //! name the destination and the key, as unknown keys are refused by serde.
 
-use mllp::duration;
+use conf::duration;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -340,5 +340,31 @@ impl DestinationConfig {
             crate::destinations::file::NameTemplate::parse(template).map_err(fail)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_takes_the_shared_duration_grammar_with_days() {
+        let config: DestinationConfig = toml::from_str(
+            "name = \"ehr\"\ntype = \"mllp\"\nto = \"127.0.0.1:2576\"\nretry = { initial_backoff = \"1min\", max_backoff = \"1d\" }\ntimeout = 90",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.retry.max_backoff, Duration::from_secs(86_400));
+        assert_eq!(config.retry.initial_backoff, Duration::from_secs(60));
+        assert_eq!(config.timeout, Duration::from_secs(90));
+        let error = toml::from_str::<DestinationConfig>(
+            "name = \"ehr\"\ntype = \"mllp\"\nretry = { max_backoff = \"1 fortnight\" }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("\"1 fortnight\" is not a duration"),
+            "{error}"
+        );
     }
 }
