@@ -59,6 +59,7 @@ pub mod retention;
 pub mod sources;
 pub mod stage;
 pub mod stages;
+mod start_error;
 
 pub use config::{
     AckModeSetting, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError, ConfigErrors,
@@ -70,7 +71,9 @@ pub use http_serve::{HttpLimits, RequestTimedOut};
 pub use intake::{
     APPLICATION_ACKS_COMPONENT, Intake, IntakeStatus, Origin, Received, ReceiverSettings, migrate,
 };
-pub use lifecycle::{Engine, Listener, StartError};
+pub use lifecycle::Engine;
 pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
+pub use sources::Listener;
 pub use sources::mllp::MllpReceiver;
 pub use stage::{Commit, Stage, StageOutcome, Work};
+pub use start_error::StartError;

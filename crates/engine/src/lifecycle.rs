@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,62 +16,9 @@ use crate::http_serve::HttpServer;
 use crate::intake::migrate;
 use crate::metrics::Metrics;
 use crate::pipeline::{ChannelPipeline, Processors, StepsStage};
-use crate::sources::{Intakes, Sources};
+use crate::sources::{Intakes, Listener, Sources};
 use crate::stage::Stage;
-
-/// Why the engine could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The configuration is invalid.
-    #[error("{0}")]
-    Config(#[from] crate::config::ConfigErrors),
-    /// The database could not be opened.
-    #[error("cannot open the database in {dir}: {source}")]
-    Store {
-        /// The data directory.
-        dir: PathBuf,
-        /// What went wrong.
-        source: store::Error,
-    },
-    /// A channel's destinations could not be started.
-    #[error("{0}")]
-    Delivery(#[from] delivery::StartError),
-    /// A channel's steps could not be built.
-    #[error("channels.{channel}: {reason}")]
-    Steps {
-        /// The channel.
-        channel: String,
-        /// What the step compiler said.
-        reason: String,
-    },
-    /// The master patient index could not be opened.
-    #[error("mpi: {0}")]
-    PatientIndex(#[from] mpi::ServiceError),
-    /// The open-file limit leaves no room for the listeners' connections.
-    #[error("{0}")]
-    OpenFiles(String),
-    /// A listener could not be started.
-    #[error("{key}: cannot listen on {addr}: {reason}")]
-    Listen {
-        /// The configuration key of the listener (`channels.lab.source.listen`).
-        key: String,
-        /// The address.
-        addr: SocketAddr,
-        /// What went wrong.
-        reason: String,
-    },
-}
-
-/// One running MLLP listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    /// The channel it feeds.
-    pub channel: String,
-    /// The address it is bound to (the real port when the configuration said 0).
-    pub addr: SocketAddr,
-    /// True when it serves TLS.
-    pub tls: bool,
-}
+use crate::start_error::StartError;
 
 /// A running engine: listeners, the HTTP server and the store.
 ///

@@ -56,9 +56,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use super::Listener;
 use super::RunningSource;
 use crate::intake::{Intake, IntakeStatus, Origin};
-use crate::lifecycle::Listener;
 
 /// Most messages handed to the intake in one write; a larger file is stored in several
 /// writes, all committed before it moves.

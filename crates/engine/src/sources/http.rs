@@ -39,11 +39,12 @@ use axum::response::{IntoResponse, Response};
 use hl7v2::AckCode;
 use tracing::{info, warn};
 
+use super::Listener;
 use super::{RunningSource, split_body};
 use crate::config::SourceConfig;
 use crate::http_serve::{HttpLimits, HttpServer, RequestTimedOut};
 use crate::intake::{Intake, IntakeStatus, Origin, Received};
-use crate::lifecycle::{Listener, StartError};
+use crate::start_error::StartError;
 
 /// The media type of an HL7 v2 message in its usual (ER7) encoding.
 pub const HL7_CONTENT_TYPE: &str = "x-application/hl7-v2+er7";

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +22,24 @@ use tracing::{error, warn};
 
 use crate::config::{ChannelConfig, Config, ConfigError, ConfigErrors, SourceKind, ValidationMode};
 use crate::intake::{Intake, ReceiverSettings};
-use crate::lifecycle::{Listener, StartError};
 use crate::metrics::Metrics;
 use crate::retention::Retention;
+use crate::start_error::StartError;
 
 pub mod directory;
 pub mod http;
 pub(crate) mod mllp;
+
+/// One running listener of a source (MLLP or HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The channel it feeds.
+    pub channel: String,
+    /// The address it is bound to (the real port when the configuration said 0).
+    pub addr: SocketAddr,
+    /// True when it serves TLS.
+    pub tls: bool,
+}
 
 /// What every running source does, whatever its kind.
 pub(crate) trait RunningSource: Send + Sized {
