@@ -181,3 +181,55 @@ fn run_with_check_at_start_refuses_a_damaged_database_and_starts_on_a_sound_one(
         assert!(!stderr.contains("corridor is listening"), "{stderr}");
     }
 }
+
+/// `corridor ARGS` run from `cwd`.
+fn corridor_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn data_dir_in_a_file_is_relative_to_the_file_from_any_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    database_with_messages(&conf.join("data"), 10);
+    std::fs::write(
+        conf.join("corridor.toml"),
+        "[data]\ndir = \"data\"\n[http]\nenabled = false\n\
+         [channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+    )
+    .unwrap();
+
+    for (cwd, file) in [
+        (dir.path(), "conf/corridor.toml"),
+        (elsewhere.as_path(), "../conf/corridor.toml"),
+        (conf.as_path(), "corridor.toml"),
+    ] {
+        let checked = corridor_in(cwd, &["db", "check", "--config", file]);
+        assert_eq!(
+            checked.status.code(),
+            Some(0),
+            "from {}: {}",
+            cwd.display(),
+            text(&checked.stderr)
+        );
+        let stdout = text(&checked.stdout);
+        assert!(stdout.ends_with("data/corridor.db: ok\n"), "{stdout}");
+    }
+    // No other database was made beside the working directories.
+    assert!(!dir.path().join("data").exists());
+    assert!(!elsewhere.join("data").exists());
+
+    // `--data` on the command line stays relative to the working directory.
+    let by_flag = corridor_in(&conf, &["db", "check", "--data", "data"]);
+    assert_eq!(by_flag.status.code(), Some(0), "{}", text(&by_flag.stderr));
+    let missing = corridor_in(&elsewhere, &["db", "check", "--data", "data"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no database here"));
+}

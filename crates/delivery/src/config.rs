@@ -2,18 +2,17 @@
 //!
 //! One flat table per destination: the keys every kind shares (`name`, `type`, `filters`,
 //! `transforms`, `retry`, `on_failure`, `on_nak`, `timeout`, `pipeline`) and the keys of
-//! its kind. [`DestinationConfig::validate`] refuses keys of another kind with words that
-//! name the destination and the key, as unknown keys are refused by serde.
+//! its kind. `DestinationConfig::validate` (in `destinations`, beside the kinds whose
+//! settings it checks) refuses keys of another kind with words that name the destination
+//! and the key, as unknown keys are refused by serde.
 
-use mllp::duration;
+use conf::duration;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use steps::{FilterConfig, TransformConfig};
-
-use crate::error::ConfigError;
 
 /// One destination of a channel.
 ///
@@ -241,104 +240,28 @@ fn default_pipeline() -> usize {
     64
 }
 
-impl DestinationConfig {
-    /// Checks that the keys fit the destination's kind and the values make sense.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |reason: String| ConfigError::Invalid {
-            destination: self.name.clone(),
-            reason,
-        };
-        if self.name.trim().is_empty() {
-            return Err(fail("`name` must not be empty".into()));
-        }
-        let present: [(&str, bool, DestinationKind); 12] = [
-            ("to", self.to.is_some(), DestinationKind::Mllp),
-            ("url", self.url.is_some(), DestinationKind::Http),
-            ("method", self.method.is_some(), DestinationKind::Http),
-            ("headers", !self.headers.is_empty(), DestinationKind::Http),
-            ("body", self.body.is_some(), DestinationKind::Http),
-            ("success", self.success.is_some(), DestinationKind::Http),
-            ("path", self.path.is_some(), DestinationKind::File),
-            ("mode", self.mode.is_some(), DestinationKind::File),
-            ("file_name", self.file_name.is_some(), DestinationKind::File),
-            ("timezone", self.timezone.is_some(), DestinationKind::Fhir),
-            (
-                "identifier_base",
-                self.identifier_base.is_some(),
-                DestinationKind::Fhir,
-            ),
-            (
-                "tls",
-                self.tls.is_some() && self.kind == DestinationKind::File,
-                DestinationKind::Mllp,
-            ),
-        ];
-        for (key, given, owner) in present {
-            // A FHIR destination is an HTTP client too: it takes `url` and `headers`.
-            let shared_with_fhir = matches!(key, "url" | "headers" | "tls");
-            if given
-                && owner != self.kind
-                && !(shared_with_fhir && self.kind == DestinationKind::Fhir)
-            {
-                return Err(fail(format!(
-                    "`{key}` belongs to {} destinations, not {}",
-                    owner.as_str(),
-                    self.kind.as_str()
-                )));
-            }
-        }
-        let required = match self.kind {
-            DestinationKind::Mllp => ("to", self.to.is_some()),
-            DestinationKind::Http => ("url", self.url.is_some()),
-            DestinationKind::File => ("path", self.path.is_some()),
-            DestinationKind::Fhir => ("url", self.url.is_some()),
-        };
-        if !required.1 {
-            return Err(fail(format!(
-                "{} destinations need `{}`",
-                self.kind.as_str(),
-                required.0
-            )));
-        }
-        if self.retry.max_attempts == 0 {
-            return Err(fail("`retry.max_attempts` must be at least 1".into()));
-        }
-        if self.retry.initial_backoff > self.retry.max_backoff {
-            return Err(fail(
-                "`retry.initial_backoff` is longer than `retry.max_backoff`".into(),
-            ));
-        }
-        if self.timeout.is_zero() {
-            return Err(fail("`timeout` must be longer than zero".into()));
-        }
-        if self.pipeline == 0 {
-            return Err(fail("`pipeline` must be at least 1".into()));
-        }
-        if let Some(url) = &self.url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(fail(format!(
-                    "`url` {url:?} must start with http:// or https://"
-                )));
-            }
-        }
-        if let Some(method) = &self.method {
-            if http::Method::from_bytes(method.as_bytes()).is_err() {
-                return Err(fail(format!("`method` {method:?} is not an HTTP method")));
-            }
-        }
-        if let Some(codes) = &self.success {
-            if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
-                return Err(fail(
-                    "`success` must list HTTP status codes between 100 and 599".into(),
-                ));
-            }
-        }
-        if self.kind == DestinationKind::Fhir {
-            crate::destinations::fhir::converter_options(self).map_err(fail)?;
-        }
-        if let Some(template) = &self.file_name {
-            crate::destinations::file::NameTemplate::parse(template).map_err(fail)?;
-        }
-        Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_takes_the_shared_duration_grammar_with_days() {
+        let config: DestinationConfig = toml::from_str(
+            "name = \"ehr\"\ntype = \"mllp\"\nto = \"127.0.0.1:2576\"\nretry = { initial_backoff = \"1min\", max_backoff = \"1d\" }\ntimeout = 90",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.retry.max_backoff, Duration::from_secs(86_400));
+        assert_eq!(config.retry.initial_backoff, Duration::from_secs(60));
+        assert_eq!(config.timeout, Duration::from_secs(90));
+        let error = toml::from_str::<DestinationConfig>(
+            "name = \"ehr\"\ntype = \"mllp\"\nretry = { max_backoff = \"1 fortnight\" }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("\"1 fortnight\" is not a duration"),
+            "{error}"
+        );
     }
 }

@@ -29,10 +29,11 @@ use store::{Journal, MessageState, Store};
 pub use diff::{json_subset_difference, message_differences};
 
 use crate::config::Config;
-use crate::engine::StartError;
+use crate::intake::{IntakeStatus, Origin};
 use crate::metrics::Metrics;
 use crate::pipeline::{ChannelPipeline, Round, process_batch};
-use crate::receive::{IntakeStatus, Intakes, Origin, Validations, channel_validations};
+use crate::sources::{Intakes, Validations, channel_validations};
+use crate::start_error::StartError;
 
 /// Why the cases could not be run at all (a problem of one case fails that case instead).
 #[derive(Debug, thiserror::Error)]
@@ -361,7 +362,7 @@ async fn run_message(
 ) -> Result<Outcome, Box<dyn std::error::Error + Send + Sync>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
-    crate::receive::migrate(&store).await?;
+    crate::intake::migrate(&store).await?;
     quarantine::Quarantine::migrate(&store).await?;
     delivery::migrate(&store).await?;
     let channel = &config.channels[channel_name];

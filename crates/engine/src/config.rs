@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use conf::{ByteSize, ConfigDuration, DuplicateWindow, parse_byte_size, parse_duration};
 pub use delivery::{DestinationConfig, DestinationKind};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer};
 pub use steps::{FilterConfig, TransformConfig};
 
 /// The whole configuration file.
@@ -58,7 +59,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Directory of the SQLite database (`corridor.db`); created if missing.
-    /// Default `corridor-data`, relative to the working directory. `--data` wins.
+    /// Default `corridor-data`. Read from a file, a relative directory starts at the
+    /// file's directory, as every other path in it does. `--data` wins.
     #[serde(default = "default_data_dir")]
     pub dir: PathBuf,
     /// Whether `corridor run` reads the whole database for damage before it starts
@@ -770,156 +772,6 @@ impl<'de> Deserialize<'de> for ListenAddr {
     }
 }
 
-/// A duration written `"250ms"`, `"30s"`, `"10m"`, `"1h"`, `"1d"` or a number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfigDuration(pub Duration);
-
-impl<'de> Deserialize<'de> for ConfigDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_any(DurationVisitor { allow_off: false })
-            .map(|d| ConfigDuration(d.unwrap_or_default()))
-    }
-}
-
-/// The duplicate detection window: a duration, or off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DuplicateWindow(pub Option<Duration>);
-
-impl Default for DuplicateWindow {
-    fn default() -> Self {
-        DuplicateWindow(Some(Duration::from_secs(600)))
-    }
-}
-
-impl<'de> Deserialize<'de> for DuplicateWindow {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_any(DurationVisitor { allow_off: true })
-            .map(|d| DuplicateWindow(d.filter(|d| !d.is_zero())))
-    }
-}
-
-struct DurationVisitor {
-    allow_off: bool,
-}
-
-impl Visitor<'_> for DurationVisitor {
-    type Value = Option<Duration>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        if self.allow_off {
-            f.write_str("a duration such as \"30s\", \"10m\" or \"1h\", or \"off\"")
-        } else {
-            f.write_str("a duration such as \"250ms\", \"30s\", \"10m\" or \"1h\"")
-        }
-    }
-
-    fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Self::Value, E> {
-        u64::try_from(seconds)
-            .map(|s| Some(Duration::from_secs(s)))
-            .map_err(|_| E::custom(format!("{seconds} is not a duration (it is negative)")))
-    }
-
-    fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Self::Value, E> {
-        Ok(Some(Duration::from_secs(seconds)))
-    }
-
-    fn visit_bool<E: de::Error>(self, on: bool) -> Result<Self::Value, E> {
-        match (self.allow_off, on) {
-            (true, false) => Ok(None),
-            _ => Err(E::custom(format!(
-                "{on} is not a duration (expected e.g. \"30s\", \"10m\"{})",
-                if self.allow_off { " or \"off\"" } else { "" }
-            ))),
-        }
-    }
-
-    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-        if self.allow_off && text.trim() == "off" {
-            return Ok(None);
-        }
-        parse_duration(text).map(Some).ok_or_else(|| {
-            E::custom(format!(
-                "{text:?} is not a duration (expected e.g. \"250ms\", \"30s\", \"10m\", \"1h\"{})",
-                if self.allow_off { " or \"off\"" } else { "" }
-            ))
-        })
-    }
-}
-
-/// Parses `"250ms"`, `"30s"`, `"10m"`, `"1h"`, `"1d"` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let millis: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    Some(Duration::from_millis(number.checked_mul(millis)?))
-}
-
-/// A size in bytes, written as a number or `"64KiB"`, `"16MiB"`, `"1GiB"` (or KB/MB/GB, powers of 1000).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SizeVisitor;
-        impl Visitor<'_> for SizeVisitor {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size such as 65536, \"64KiB\" or \"16MiB\"")
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<ByteSize, E> {
-                u64::try_from(n)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(format!("{n} is not a size (it is negative)")))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(n))
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<ByteSize, E> {
-                parse_byte_size(text).map(ByteSize).ok_or_else(|| {
-                    E::custom(format!(
-                        "{text:?} is not a size (expected bytes or e.g. \"64KiB\", \"16MiB\")"
-                    ))
-                })
-            }
-        }
-        deserializer.deserialize_any(SizeVisitor)
-    }
-}
-
-/// Parses `"16MiB"`, `"64KiB"`, `"1GiB"`, `"500KB"`, `"1000"`.
-pub fn parse_byte_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return None,
-    };
-    number.checked_mul(factor)
-}
-
 /// An HL7 path (`PID-3[2].1`), checked when the configuration is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HlPath(pub String);
@@ -1018,6 +870,11 @@ impl Config {
         let first = match serde_path_to_error::deserialize::<_, Config>(deserializer) {
             Ok(mut config) => {
                 config.base_dir = base_dir.to_owned();
+                // Like every other path in the file, the data directory starts at the
+                // file's directory, so the working directory never picks the database.
+                if config.data.dir.is_relative() {
+                    config.data.dir = base_dir.join(&config.data.dir);
+                }
                 let mut errors = config.check();
                 for error in &mut errors {
                     error.line = error.line.or_else(|| line_of_key(text, &error.key));
@@ -1829,15 +1686,5 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
         .errors;
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["http.max_connections", "http.read_timeout"]);
-    }
-
-    #[test]
-    fn sizes_and_durations_parse_with_units() {
-        assert_eq!(parse_byte_size("16MiB"), Some(16 << 20));
-        assert_eq!(parse_byte_size("500KB"), Some(500_000));
-        assert_eq!(parse_byte_size("lots"), None);
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1w"), None);
     }
 }

@@ -14,8 +14,8 @@
 //!   with a NAK carrying an ERR segment; duplicates are acknowledged again
 //!   without being stored twice.
 //! - [`Intake`]: that store-then-acknowledge path, shared by every source: the
-//!   MLLP receiver, [`source_http::HttpSource`] (a `POST` of a message or batch,
-//!   answered with the ACK) and [`source_dir::DirectorySource`] (files moved to
+//!   MLLP receiver, [`sources::http::HttpSource`] (a `POST` of a message or batch,
+//!   answered with the ACK) and [`sources::directory::DirectorySource`] (files moved to
 //!   `done` or `error` only after their messages are stored). With
 //!   [`Intake::validating`] it validates before the ACK.
 //! - [`retention`]: pruning of finished messages per channel, in the background.
@@ -51,18 +51,18 @@
 mod application_ack;
 pub mod channel_test;
 mod config;
-mod engine;
 mod http;
 mod http_serve;
+mod intake;
+mod lifecycle;
 mod metrics;
 mod open_files;
 mod pipeline;
-mod receive;
 pub mod retention;
-pub mod source_dir;
-pub mod source_http;
+pub mod sources;
 pub mod stage;
 pub mod stages;
+mod start_error;
 
 pub use config::{
     AckModeSetting, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError, ConfigErrors,
@@ -70,11 +70,13 @@ pub use config::{
     HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TlsConfig, TransformConfig,
     ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
 };
-pub use engine::{Engine, Listener, StartError};
 pub use http_serve::{HttpLimits, RequestTimedOut};
-pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
-pub use receive::{
-    APPLICATION_ACKS_COMPONENT, Intake, IntakeStatus, MllpReceiver, Origin, Received,
-    ReceiverSettings, migrate,
+pub use intake::{
+    APPLICATION_ACKS_COMPONENT, Intake, IntakeStatus, Origin, Received, ReceiverSettings, migrate,
 };
+pub use lifecycle::Engine;
+pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
+pub use sources::Listener;
+pub use sources::mllp::MllpReceiver;
 pub use stage::{Commit, Stage, StageOutcome, Work};
+pub use start_error::StartError;

@@ -36,10 +36,10 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
 use crate::config::{ChannelConfig, Config, ValidationMode};
-use crate::engine::StartError;
 use crate::metrics::ChannelMetrics;
-use crate::receive::Validations;
+use crate::sources::Validations;
 use crate::stage::{Commit, Stage, StageOutcome, Work};
+use crate::start_error::StartError;
 
 /// How many `received` messages one batch takes at most.
 const BATCH: usize = 512;

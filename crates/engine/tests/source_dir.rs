@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{adt_a08 as adt, wait_for};
 use engine::ChannelMetrics;
-use engine::source_dir::{DirectorySettings, DirectorySource};
+use engine::sources::directory::{DirectorySettings, DirectorySource};
 use store::Store;
 
 /// How long a wait may take before the test fails.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::{Answer, adt_a08 as adt};
 use engine::ChannelMetrics;
-use engine::source_http::HttpSource;
+use engine::sources::http::HttpSource;
 use store::Store;
 
 /// One HTTP/1.1 request to /lab on a fresh connection, its head in lower case.

@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::delimiters::Delimiters;
 use crate::escape;
-use crate::message::{Message, header_delimiters, trim_start};
+use crate::header::RawHeader;
+use crate::message::Message;
 
 /// MSA-1, the acknowledgement code (HL7 table 0008).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -263,22 +264,13 @@ impl Header {
 
     /// Reads as much of an MSH as can be read from bytes that may not parse.
     fn scan(bytes: &[u8]) -> Header {
-        let bytes = trim_start(bytes);
-        if !bytes.starts_with(b"MSH") {
-            return Header::default();
-        }
-        let Ok(delimiters) = header_delimiters(bytes) else {
+        let Some(raw) = RawHeader::scan(bytes) else {
             return Header::default();
         };
-        let line_end = bytes
-            .iter()
-            .position(|&b| b == b'\r' || b == b'\n')
-            .unwrap_or(bytes.len());
-        let fields = bytes[..line_end]
-            .split(|&b| b == delimiters.field)
-            .skip(1)
-            .map(<[u8]>::to_vec)
-            .collect();
+        let Ok(delimiters) = raw.delimiters() else {
+            return Header::default();
+        };
+        let fields = raw.fields_from_msh2().map(<[u8]>::to_vec).collect();
         Header { delimiters, fields }
     }
 

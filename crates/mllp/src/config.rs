@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use conf::duration;
 use serde::Deserialize;
 
 use crate::error::MllpError;
@@ -211,77 +212,9 @@ impl TlsClientConfig {
     }
 }
 
-/// Durations as seconds (`30`) or a string with a unit (`"250ms"`, `"30s"`, `"5m"`, `"1h"`).
-pub mod duration {
-    use std::fmt;
-    use std::time::Duration;
-
-    use serde::Deserializer;
-    use serde::de::{self, Visitor};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        deserializer.deserialize_any(DurationVisitor)
-    }
-
-    /// Parses `"250ms"`, `"30s"`, `"5m"`, `"1h"` or a bare number of seconds.
-    pub fn parse(text: &str) -> Option<Duration> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().ok()?;
-        let millis_per_unit: u64 = match unit.trim() {
-            "ms" => 1,
-            "" | "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return None,
-        };
-        Some(Duration::from_millis(number.checked_mul(millis_per_unit)?))
-    }
-
-    struct DurationVisitor;
-
-    impl<'de> Visitor<'de> for DurationVisitor {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(
-                r#"a duration: seconds as a number, or a string like "250ms", "30s", "5m", "1h""#,
-            )
-        }
-
-        fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Duration, E> {
-            Ok(Duration::from_secs(secs))
-        }
-
-        fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Duration, E> {
-            u64::try_from(secs)
-                .map(Duration::from_secs)
-                .map_err(|_| E::custom("a duration cannot be negative"))
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-            parse(text).ok_or_else(|| E::invalid_value(de::Unexpected::Str(text), &self))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_accept_units_and_bare_seconds() {
-        assert_eq!(duration::parse("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(duration::parse("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(duration::parse("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(duration::parse("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(duration::parse("12"), Some(Duration::from_secs(12)));
-        assert_eq!(duration::parse("12 parsecs"), None);
-        assert_eq!(duration::parse("s"), None);
-    }
 
     #[test]
     fn minimal_server_config_takes_every_default() {

@@ -55,7 +55,7 @@ pub use client::{
     MllpConnector,
 };
 pub use codec::{FrameDecoder, FrameTooLarge, MllpCodec};
-pub use config::{MllpServerConfig, TlsClientConfig, TlsServerConfig, duration};
+pub use config::{MllpServerConfig, TlsClientConfig, TlsServerConfig};
 pub use error::MllpError;
 pub use frame::{
     CARRIAGE_RETURN, COMMIT_ACK_PAYLOAD, COMMIT_NAK_PAYLOAD, CommitAck, DEFAULT_MAX_FRAME_SIZE,

@@ -123,6 +123,108 @@ impl Destination for AnyDestination {
     }
 }
 
+impl DestinationConfig {
+    /// Checks that the keys fit the destination's kind and the values make sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |reason: String| ConfigError::Invalid {
+            destination: self.name.clone(),
+            reason,
+        };
+        if self.name.trim().is_empty() {
+            return Err(fail("`name` must not be empty".into()));
+        }
+        let present: [(&str, bool, DestinationKind); 12] = [
+            ("to", self.to.is_some(), DestinationKind::Mllp),
+            ("url", self.url.is_some(), DestinationKind::Http),
+            ("method", self.method.is_some(), DestinationKind::Http),
+            ("headers", !self.headers.is_empty(), DestinationKind::Http),
+            ("body", self.body.is_some(), DestinationKind::Http),
+            ("success", self.success.is_some(), DestinationKind::Http),
+            ("path", self.path.is_some(), DestinationKind::File),
+            ("mode", self.mode.is_some(), DestinationKind::File),
+            ("file_name", self.file_name.is_some(), DestinationKind::File),
+            ("timezone", self.timezone.is_some(), DestinationKind::Fhir),
+            (
+                "identifier_base",
+                self.identifier_base.is_some(),
+                DestinationKind::Fhir,
+            ),
+            (
+                "tls",
+                self.tls.is_some() && self.kind == DestinationKind::File,
+                DestinationKind::Mllp,
+            ),
+        ];
+        for (key, given, owner) in present {
+            // A FHIR destination is an HTTP client too: it takes `url` and `headers`.
+            let shared_with_fhir = matches!(key, "url" | "headers" | "tls");
+            if given
+                && owner != self.kind
+                && !(shared_with_fhir && self.kind == DestinationKind::Fhir)
+            {
+                return Err(fail(format!(
+                    "`{key}` belongs to {} destinations, not {}",
+                    owner.as_str(),
+                    self.kind.as_str()
+                )));
+            }
+        }
+        let required = match self.kind {
+            DestinationKind::Mllp => ("to", self.to.is_some()),
+            DestinationKind::Http => ("url", self.url.is_some()),
+            DestinationKind::File => ("path", self.path.is_some()),
+            DestinationKind::Fhir => ("url", self.url.is_some()),
+        };
+        if !required.1 {
+            return Err(fail(format!(
+                "{} destinations need `{}`",
+                self.kind.as_str(),
+                required.0
+            )));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(fail("`retry.max_attempts` must be at least 1".into()));
+        }
+        if self.retry.initial_backoff > self.retry.max_backoff {
+            return Err(fail(
+                "`retry.initial_backoff` is longer than `retry.max_backoff`".into(),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(fail("`timeout` must be longer than zero".into()));
+        }
+        if self.pipeline == 0 {
+            return Err(fail("`pipeline` must be at least 1".into()));
+        }
+        if let Some(url) = &self.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(fail(format!(
+                    "`url` {url:?} must start with http:// or https://"
+                )));
+            }
+        }
+        if let Some(method) = &self.method {
+            if ::http::Method::from_bytes(method.as_bytes()).is_err() {
+                return Err(fail(format!("`method` {method:?} is not an HTTP method")));
+            }
+        }
+        if let Some(codes) = &self.success {
+            if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
+                return Err(fail(
+                    "`success` must list HTTP status codes between 100 and 599".into(),
+                ));
+            }
+        }
+        if self.kind == DestinationKind::Fhir {
+            fhir::converter_options(self).map_err(fail)?;
+        }
+        if let Some(template) = &self.file_name {
+            file::NameTemplate::parse(template).map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
 /// Builds the destination a configuration describes; relative paths start at `base`.
 pub(crate) fn build(
     config: &DestinationConfig,

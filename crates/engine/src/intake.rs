@@ -6,7 +6,6 @@
 //! commit). Only after that commit returned are the acknowledgements built and
 //! handed back, in order (invariant 1), and the channel's pipeline woken.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,20 +15,13 @@ use hl7v2::{
     Severity,
 };
 use hl7v2_spec::validate::{Finding, Severity as FindingSeverity};
-use mllp::{CommitAck, ConnectionInfo, FrameHandler};
 use quarantine::{ChannelValidation, Header, Validated};
 use store::rusqlite::{self, params};
 use store::{Appended, Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
-use crate::config::{
-    AckModeSetting, ChannelConfig, Config, ConfigError, ConfigErrors, SourceKind, ValidationMode,
-};
-use crate::engine::{Listener, StartError};
-use crate::metrics::{ChannelMetrics, Metrics};
-use crate::retention::Retention;
-use crate::source_dir::{DirectorySettings, DirectorySource};
-use crate::source_http::HttpSource;
+use crate::config::AckModeSetting;
+use crate::metrics::ChannelMetrics;
 
 /// The engine's own table, beside the journal, of application acknowledgements
 /// owed to enhanced-mode senders (MSH-16); `application_ack` sends them.
@@ -171,28 +163,6 @@ struct Inner {
     processed_on_receipt: bool,
 }
 
-/// The [`FrameHandler`] of an MLLP source: hands every frame to the channel's
-/// [`Intake`], then answers with its acknowledgement.
-///
-/// ```no_run
-/// # async fn example(store: store::Store) -> Result<(), mllp::MllpError> {
-/// use std::sync::Arc;
-/// use engine::{AckModeSetting, ChannelMetrics, MllpReceiver, ReceiverSettings};
-///
-/// let receiver = MllpReceiver::new(
-///     ReceiverSettings { channel: Arc::from("lab"), ack_mode: AckModeSetting::Original, duplicate_window: None, stored: Default::default() },
-///     store,
-///     Arc::new(ChannelMetrics::default()),
-/// );
-/// let server = mllp::MllpServer::bind("lab", mllp::MllpServerConfig::new("127.0.0.1:0")).await?;
-/// let handle = server.spawn(receiver);
-/// # handle.shutdown().await; Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct MllpReceiver {
-    intake: Intake,
-}
-
 /// What the intake learned from a message before storing it.
 struct Inspected {
     header: HeaderFields,
@@ -227,42 +197,6 @@ struct Record {
     message: NewMessage,
     owed: Option<String>,
     validated: Option<Validated>,
-}
-
-impl MllpReceiver {
-    /// A receiver storing into `store` and counting into `metrics`.
-    pub fn new(settings: ReceiverSettings, store: Store, metrics: Arc<ChannelMetrics>) -> Self {
-        MllpReceiver {
-            intake: Intake::new(settings, store, metrics),
-        }
-    }
-
-    /// A receiver that hands its frames to `intake`.
-    pub fn with_intake(intake: Intake) -> Self {
-        MllpReceiver { intake }
-    }
-
-    async fn receive(&self, frames: Vec<Bytes>, conn: &ConnectionInfo) -> Vec<Vec<Bytes>> {
-        let origin = Origin {
-            peer: Arc::from(conn.peer_addr.to_string()),
-            tls_identity: conn.client_subject.as_deref().map(Arc::from),
-        };
-        let received = self.intake.receive(frames, &origin).await;
-        received
-            .into_iter()
-            .map(|answer| {
-                let mut out = Vec::with_capacity(2);
-                if conn.commit_acks {
-                    out.push(match answer.status {
-                        IntakeStatus::Failed => CommitAck::Reject.payload(),
-                        _ => CommitAck::Accept.payload(),
-                    });
-                }
-                out.extend(answer.ack.map(Bytes::from));
-                out
-            })
-            .collect()
-    }
 }
 
 impl Intake {
@@ -523,27 +457,6 @@ impl Intake {
     }
 }
 
-impl FrameHandler for MllpReceiver {
-    async fn on_frame(&self, frame: Bytes, conn: &ConnectionInfo) -> Vec<Bytes> {
-        self.receive(vec![frame], conn)
-            .await
-            .pop()
-            .unwrap_or_default()
-    }
-
-    async fn on_frames(&self, frames: Vec<Bytes>, conn: &ConnectionInfo) -> Vec<Vec<Bytes>> {
-        self.receive(frames, conn).await
-    }
-
-    fn on_connection_opened(&self, conn: &ConnectionInfo) {
-        info!(channel = %self.intake.channel(), peer = %conn.peer_addr, conn = %conn.id, tls = conn.tls, "sender connected");
-    }
-
-    fn on_connection_closed(&self, conn: &ConnectionInfo) {
-        info!(channel = %self.intake.channel(), peer = %conn.peer_addr, conn = %conn.id, "sender disconnected");
-    }
-}
-
 /// Runs on the store's writer thread: appends every message of a batch, and
 /// notes the application ACKs owed and the data-quality writes of validated
 /// messages, in the shared transaction. A message whose extra writes fail is
@@ -604,202 +517,6 @@ fn store_batch(
     Ok(results)
 }
 
-/// Each channel's validation mode and settings, by channel name (channels without a
-/// `[channels.NAME.validation]` section, or with `mode = "off"`, are absent).
-pub(crate) type Validations = HashMap<String, (ValidationMode, Arc<ChannelValidation>)>;
-
-/// Builds every channel's validation, loading each profile file once; a missing or
-/// invalid profile fails naming its key.
-pub(crate) fn channel_validations(config: &Config) -> Result<Validations, StartError> {
-    let mut cache = quarantine::ProfileCache::new();
-    let mut validations = HashMap::new();
-    for (name, channel) in &config.channels {
-        let Some(settings) = &channel.validation else {
-            continue;
-        };
-        if settings.mode == ValidationMode::Off {
-            continue;
-        }
-        let validation = settings
-            .build(name, &config.base_dir, &mut cache)
-            .map_err(|error| {
-                StartError::Config(ConfigErrors {
-                    source_name: None,
-                    errors: vec![error],
-                })
-            })?;
-        validations.insert(name.clone(), (settings.mode, Arc::new(validation)));
-    }
-    Ok(validations)
-}
-
-/// What every channel's intake is built from.
-pub(crate) struct Intakes {
-    pub store: Store,
-    pub metrics: Metrics,
-    /// Each channel's pipeline notifier.
-    pub wakes: Arc<HashMap<String, Arc<tokio::sync::Notify>>>,
-    pub validations: Validations,
-    /// Channels with no stage and no destination: archives, whose messages are
-    /// `processed` on receipt.
-    pub archives: HashSet<String>,
-}
-
-impl Intakes {
-    /// The intake of a configured channel: its ACK mode and duplicate window, its
-    /// pipeline's notifier, and its validation when it validates before the ACK.
-    pub(crate) fn intake(&self, name: &str, channel: &ChannelConfig) -> Intake {
-        let settings = ReceiverSettings {
-            channel: Arc::from(name),
-            ack_mode: channel.source.ack_mode,
-            duplicate_window: channel.source.duplicate_window.0,
-            stored: self.wakes.get(name).cloned().unwrap_or_default(),
-        };
-        let mut intake = Intake::new(
-            settings,
-            self.store.clone(),
-            self.metrics.channel(name).unwrap_or_default(),
-        );
-        if let Some((ValidationMode::BeforeAck, validation)) = self.validations.get(name) {
-            intake = intake.validating(validation.clone());
-        }
-        if self.archives.contains(name) {
-            intake = intake.processed_on_receipt();
-        }
-        intake
-    }
-}
-
-/// The sources other than MLLP listeners (HTTP, directory) and the retention task.
-pub(crate) struct OtherSources {
-    http: Vec<(String, HttpSource)>,
-    directories: Vec<DirectorySource>,
-    retention: Option<Retention>,
-}
-
-impl OtherSources {
-    /// Starts every HTTP and directory source of `config`, and retention when a channel
-    /// has a policy.
-    pub(crate) async fn start(
-        config: &Config,
-        intakes: &Intakes,
-    ) -> Result<OtherSources, StartError> {
-        let mut sources = OtherSources {
-            http: Vec::new(),
-            directories: Vec::new(),
-            retention: None,
-        };
-        for (name, channel) in &config.channels {
-            let source = &channel.source;
-            let intake = || intakes.intake(name, channel);
-            match source.kind {
-                SourceKind::Mllp => {}
-                SourceKind::Http => {
-                    let max_body = usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX);
-                    let addr = source.listen_addr();
-                    let limits = source.http_limits();
-                    match HttpSource::bind_with_limits(addr, intake(), max_body, limits).await {
-                        Ok(http) => sources.http.push((name.clone(), http)),
-                        Err(err) => {
-                            sources.shutdown().await;
-                            return Err(StartError::Listen {
-                                key: format!("channels.{name}.source.listen"),
-                                addr,
-                                reason: err.to_string(),
-                            });
-                        }
-                    }
-                }
-                SourceKind::Directory => {
-                    let settings = DirectorySettings::from_config(source, &config.base_dir);
-                    match DirectorySource::start(settings, intake()) {
-                        Ok(directory) => sources.directories.push(directory),
-                        Err(err) => {
-                            sources.shutdown().await;
-                            return Err(StartError::Config(ConfigErrors {
-                                source_name: None,
-                                errors: vec![ConfigError {
-                                    key: format!("channels.{name}.source.path"),
-                                    message: format!(
-                                        "cannot read the folder or create its done and error folders: {err}"
-                                    ),
-                                    line: None,
-                                }],
-                            }));
-                        }
-                    }
-                }
-            }
-        }
-        let policies: Vec<_> = config
-            .channels
-            .iter()
-            .filter_map(|(name, c)| Some((name.clone(), c.retention?)))
-            .collect();
-        if !policies.is_empty() {
-            sources.retention = Some(Retention::spawn(intakes.store.clone(), policies));
-        }
-        Ok(sources)
-    }
-
-    /// The HTTP sources' addresses.
-    pub(crate) fn http_listeners(&self) -> Vec<Listener> {
-        self.http
-            .iter()
-            .map(|(channel, http)| Listener {
-                channel: channel.clone(),
-                addr: http.local_addr(),
-                tls: false,
-            })
-            .collect()
-    }
-
-    /// Stops every source after what it was storing is stored, and the retention task.
-    pub(crate) async fn shutdown(self) {
-        for (_, http) in self.http {
-            http.shutdown().await;
-        }
-        for directory in self.directories {
-            directory.shutdown().await;
-        }
-        if let Some(retention) = self.retention {
-            retention.shutdown().await;
-        }
-    }
-}
-
-/// The messages of a body or file holding one message, several, or an FHS/BHS batch:
-/// each with the line it starts on, and whether there were several (or an envelope).
-/// A single message without an envelope is the whole input, byte for byte.
-pub(crate) fn split_batch(input: &Bytes) -> Result<(Vec<(Bytes, usize)>, bool), hl7v2::Error> {
-    let batch = hl7v2::Batch::parse(input)?;
-    let enveloped = batch.file_header.is_some()
-        || batch.file_trailer.is_some()
-        || !batch.batch_headers.is_empty()
-        || !batch.batch_trailers.is_empty();
-    if batch.messages.len() == 1 && !enveloped {
-        return Ok((vec![(input.clone(), batch.messages[0].2)], false));
-    }
-    let messages = batch
-        .messages
-        .iter()
-        .map(|&(bytes, offset, line)| (input.slice(offset..offset + bytes.len()), line))
-        .collect();
-    Ok((messages, true))
-}
-
-/// Like [`split_batch`] for a body that must be answered whatever it holds: input that
-/// is not a well-formed stream or batch is one message (which the intake rejects and
-/// stores).
-pub(crate) fn split_body(input: &Bytes) -> (Vec<Bytes>, bool) {
-    match split_batch(input) {
-        Ok((messages, batch)) if !messages.is_empty() => {
-            (messages.into_iter().map(|(m, _)| m).collect(), batch)
-        }
-        _ => (vec![input.clone()], false),
-    }
-}
-
 /// MSH-16 as the condition an application ACK is owed under, or `None` when
 /// none is owed (empty or NE).
 fn application_ack_owed(msh16: &str) -> Option<&'static str> {
@@ -826,47 +543,19 @@ struct HeaderFields {
 
 impl HeaderFields {
     fn scan(frame: &[u8]) -> HeaderFields {
-        let bytes = skip_leading_blanks(frame);
-        if bytes.len() < 4 || !bytes.starts_with(b"MSH") {
+        let Some(header) = hl7v2::RawHeader::scan(frame) else {
             return HeaderFields::default();
-        }
-        let separator = bytes[3];
-        let line_end = memchr_line_end(bytes);
-        // Split after "MSH": part 0 is empty (before MSH-1), part k is MSH-(k+1).
-        let mut fields: [&[u8]; 17] = [&[]; 17];
-        for (i, part) in bytes[3..line_end].split(|&b| b == separator).enumerate() {
-            if i >= fields.len() {
-                break;
-            }
-            fields[i] = part;
-        }
-        let text = |n: usize| String::from_utf8_lossy(fields[n - 1]).trim().to_owned();
+        };
         HeaderFields {
-            sending_application: text(3),
-            sending_facility: text(4),
-            message_type: text(9),
-            control_id: text(10),
-            version: text(12),
-            accept_ack: text(15),
-            application_ack: text(16),
+            sending_application: header.text(3),
+            sending_facility: header.text(4),
+            message_type: header.text(9),
+            control_id: header.text(10),
+            version: header.text(12),
+            accept_ack: header.text(15),
+            application_ack: header.text(16),
         }
     }
-}
-
-fn skip_leading_blanks(bytes: &[u8]) -> &[u8] {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    &bytes[start..]
-}
-
-fn memchr_line_end(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(bytes.len())
 }
 
 /// Decides whether a message is usable (parses, and is valid when `validation` is

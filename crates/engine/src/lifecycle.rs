@@ -2,75 +2,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mllp::{MllpServer, ServerHandle};
 use store::Store;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::http_serve::HttpServer;
+use crate::intake::migrate;
 use crate::metrics::Metrics;
 use crate::pipeline::{ChannelPipeline, Processors};
-use crate::receive::{MllpReceiver, migrate};
-
-/// Why the engine could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The configuration is invalid.
-    #[error("{0}")]
-    Config(#[from] crate::config::ConfigErrors),
-    /// The database could not be opened.
-    #[error("cannot open the database in {dir}: {source}")]
-    Store {
-        /// The data directory.
-        dir: PathBuf,
-        /// What went wrong.
-        source: store::Error,
-    },
-    /// A channel's destinations could not be started.
-    #[error("{0}")]
-    Delivery(#[from] delivery::StartError),
-    /// A channel's steps could not be built.
-    #[error("channels.{channel}: {reason}")]
-    Steps {
-        /// The channel.
-        channel: String,
-        /// What the step compiler said.
-        reason: String,
-    },
-    /// The master patient index could not be opened.
-    #[error("mpi: {0}")]
-    PatientIndex(#[from] mpi::ServiceError),
-    /// The open-file limit leaves no room for the listeners' connections.
-    #[error("{0}")]
-    OpenFiles(String),
-    /// A listener could not be started.
-    #[error("{key}: cannot listen on {addr}: {reason}")]
-    Listen {
-        /// The configuration key of the listener (`channels.lab.source.listen`).
-        key: String,
-        /// The address.
-        addr: SocketAddr,
-        /// What went wrong.
-        reason: String,
-    },
-}
-
-/// One running MLLP listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    /// The channel it feeds.
-    pub channel: String,
-    /// The address it is bound to (the real port when the configuration said 0).
-    pub addr: SocketAddr,
-    /// True when it serves TLS.
-    pub tls: bool,
-}
+use crate::sources::{Intakes, Listener, Sources};
+use crate::start_error::StartError;
 
 /// A running engine: listeners, the HTTP server and the store.
 ///
@@ -85,7 +31,6 @@ pub struct Listener {
 /// ```
 pub struct Engine {
     listeners: Vec<Listener>,
-    servers: Vec<ServerHandle>,
     http: Option<HttpServer>,
     metrics: Metrics,
     store: Store,
@@ -93,8 +38,8 @@ pub struct Engine {
     application_acks: (tokio::sync::watch::Sender<bool>, JoinHandle<()>),
     processors: Processors,
     delivery: Arc<delivery::Delivery>,
-    /// HTTP and directory sources, and the retention task.
-    sources: crate::receive::OtherSources,
+    /// Every channel's source, and the retention task.
+    sources: Sources,
 }
 
 /// How long shutdown waits for connections still busy before dropping them
@@ -151,7 +96,7 @@ impl Engine {
         }
         let metrics = Metrics::new(config.channels.keys().map(String::as_str));
         // Each channel's validation, with its profiles loaded once (a bad one fails here).
-        let validations = crate::receive::channel_validations(&config)?;
+        let validations = crate::sources::channel_validations(&config)?;
 
         let delivery = Arc::new(
             delivery::Delivery::start(
@@ -184,7 +129,7 @@ impl Engine {
             pipelines.push((pipeline, wake));
         }
         let processors = Processors::start(store.clone(), delivery.clone(), pipelines);
-        let intakes = crate::receive::Intakes {
+        let intakes = Intakes {
             store: store.clone(),
             metrics: metrics.clone(),
             wakes: Arc::new(wakes),
@@ -192,38 +137,9 @@ impl Engine {
             archives,
         };
 
-        let mut bound = Vec::new();
-        for (name, channel) in &config.channels {
-            let key = format!("channels.{name}.source.listen");
-            let source = &channel.source;
-            if source.kind != crate::config::SourceKind::Mllp {
-                continue;
-            }
-            let listener_config = source.listener_config();
-            let server = MllpServer::bind(name, listener_config)
-                .await
-                .map_err(|err| StartError::Listen {
-                    key,
-                    addr: source.listen_addr(),
-                    reason: err.to_string(),
-                })?;
-            bound.push((name.clone(), source.tls.is_some(), server));
-        }
-
-        let mut listeners = Vec::new();
-        let mut servers = Vec::new();
-        for (name, tls, server) in bound {
-            let channel = &config.channels[&name];
-            let receiver = MllpReceiver::with_intake(intakes.intake(&name, channel));
-            listeners.push(Listener {
-                channel: name.clone(),
-                addr: server.local_addr(),
-                tls,
-            });
-            servers.push(server.spawn(receiver));
-        }
-        // The HTTP and directory sources, through the same intake.
-        let sources = crate::receive::OtherSources::start(&config, &intakes).await?;
+        // Every channel's source, through its intake.
+        let sources = Sources::start(&config, &intakes).await?;
+        let listeners = sources.mllp_listeners();
 
         let mut http = None;
         if config.http.enabled {
@@ -291,7 +207,6 @@ impl Engine {
 
         Ok(Engine {
             listeners,
-            servers,
             http,
             metrics,
             store,
@@ -332,7 +247,6 @@ impl Engine {
     /// the store's last commit.
     pub async fn shutdown(self) {
         let Engine {
-            servers,
             http,
             store,
             metrics,
@@ -342,22 +256,9 @@ impl Engine {
             sources,
             ..
         } = self;
-        // The other sources stop taking messages with the listeners; what they were
-        // storing is stored (and answered) first.
-        sources.shutdown().await;
-        let stops = servers
-            .into_iter()
-            .map(|server| tokio::spawn(server.shutdown_within(SHUTDOWN_GRACE)));
-        for stop in stops {
-            match stop.await {
-                Ok(true) => {}
-                Ok(false) => warn!(
-                    grace_seconds = SHUTDOWN_GRACE.as_secs(),
-                    "connections still busy after the grace period were dropped; their senders will resend"
-                ),
-                Err(err) => error!(error = %err, "listener shutdown failed"),
-            }
-        }
+        // The sources stop taking messages; what they were storing is stored (and
+        // answered) first.
+        sources.shutdown(SHUTDOWN_GRACE).await;
         // What was received is processed and queued before the pipeline stops; what
         // the destinations have not taken yet stays queued for the next start.
         processors.shutdown().await;

@@ -39,9 +39,12 @@ use axum::response::{IntoResponse, Response};
 use hl7v2::AckCode;
 use tracing::{info, warn};
 
+use super::Listener;
+use super::{RunningSource, split_body};
 use crate::config::SourceConfig;
 use crate::http_serve::{HttpLimits, HttpServer, RequestTimedOut};
-use crate::receive::{Intake, IntakeStatus, Origin, Received, split_body};
+use crate::intake::{Intake, IntakeStatus, Origin, Received};
+use crate::start_error::StartError;
 
 /// The media type of an HL7 v2 message in its usual (ER7) encoding.
 pub const HL7_CONTENT_TYPE: &str = "x-application/hl7-v2+er7";
@@ -94,6 +97,54 @@ impl HttpSource {
     /// Stops accepting, lets requests in flight be stored and answered, and returns.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+    }
+}
+
+/// A running HTTP source with the address it listens on.
+pub(crate) struct RunningHttp {
+    listener: Listener,
+    source: HttpSource,
+}
+
+impl RunningHttp {
+    /// Binds `source`'s listener with its limits (the largest body is
+    /// `max_frame_size`) and serves it through `intake`; the error names the
+    /// `listen` key of channel `name`.
+    pub(crate) async fn start(
+        name: &str,
+        source: &SourceConfig,
+        intake: Intake,
+    ) -> Result<RunningHttp, StartError> {
+        let max_body = usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX);
+        let addr = source.listen_addr();
+        let http = HttpSource::bind_with_limits(addr, intake, max_body, source.http_limits())
+            .await
+            .map_err(|err| StartError::Listen {
+                key: format!("channels.{name}.source.listen"),
+                addr,
+                reason: err.to_string(),
+            })?;
+        let listener = Listener {
+            channel: name.to_owned(),
+            addr: http.local_addr(),
+            tls: false,
+        };
+        Ok(RunningHttp {
+            listener,
+            source: http,
+        })
+    }
+}
+
+impl RunningSource for RunningHttp {
+    fn listener(&self) -> Option<Listener> {
+        Some(self.listener.clone())
+    }
+
+    /// Stops after the requests in flight are stored and answered.
+    async fn shutdown(self, _grace: std::time::Duration) -> bool {
+        self.source.shutdown().await;
+        true
     }
 }
 

@@ -56,7 +56,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::receive::{Intake, IntakeStatus, Origin};
+use super::Listener;
+use super::RunningSource;
+use crate::intake::{Intake, IntakeStatus, Origin};
 
 /// Most messages handed to the intake in one write; a larger file is stored in several
 /// writes, all committed before it moves.
@@ -111,7 +113,7 @@ impl DirectorySettings {
     }
 
     /// The settings of a configured source; relative folders start at `base_dir`.
-    pub fn from_config(source: &crate::SourceConfig, base_dir: &Path) -> DirectorySettings {
+    pub fn from_config(source: &crate::config::SourceConfig, base_dir: &Path) -> DirectorySettings {
         let path = base_dir.join(source.path.clone().unwrap_or_default());
         DirectorySettings {
             done: source
@@ -1166,6 +1168,19 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == '*')
+}
+
+impl RunningSource for DirectorySource {
+    fn listener(&self) -> Option<Listener> {
+        None
+    }
+
+    /// Stops after the file being read is stored and moved; a folder has no
+    /// connections to cut off.
+    async fn shutdown(self, _grace: Duration) -> bool {
+        DirectorySource::shutdown(self).await;
+        true
+    }
 }
 
 #[cfg(test)]

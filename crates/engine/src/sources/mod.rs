@@ -1,0 +1,298 @@
+//! A channel's source, one module per kind, each started from its configuration
+//! and run behind [`RunningSource`]: `mllp` (an MLLP listener), `http` (a `POST` of a
+//! message or batch, answered with the ACK) and `directory` (files moved to `done` or
+//! `error` once their messages are stored). Every kind hands its messages to the
+//! channel's [`Intake`], which stores them and builds the acknowledgements.
+//!
+//! Adding a kind: a module here with its running type implementing
+//! [`RunningSource`], a variant of [`ChannelSource`] and its arm in
+//! [`ChannelSource::start`].
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use quarantine::ChannelValidation;
+use store::Store;
+use tracing::{error, warn};
+
+use crate::config::{ChannelConfig, Config, ConfigError, ConfigErrors, SourceKind, ValidationMode};
+use crate::intake::{Intake, ReceiverSettings};
+use crate::metrics::Metrics;
+use crate::retention::Retention;
+use crate::start_error::StartError;
+
+pub mod directory;
+pub mod http;
+pub(crate) mod mllp;
+
+/// One running listener of a source (MLLP or HTTP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The channel it feeds.
+    pub channel: String,
+    /// The address it is bound to (the real port when the configuration said 0).
+    pub addr: SocketAddr,
+    /// True when it serves TLS.
+    pub tls: bool,
+}
+
+/// What every running source does, whatever its kind.
+pub(crate) trait RunningSource: Send + Sized {
+    /// The address it listens on, for the kinds that listen.
+    fn listener(&self) -> Option<Listener>;
+
+    /// Stops taking messages; what it was storing is stored and answered first,
+    /// waiting up to `grace` for busy connections. False when some were cut off.
+    fn shutdown(self, grace: Duration) -> impl Future<Output = bool> + Send;
+}
+
+/// One channel's running source, of whichever kind its configuration names.
+pub(crate) enum ChannelSource {
+    Mllp(mllp::MllpSource),
+    Http(http::RunningHttp),
+    Directory(directory::DirectorySource),
+}
+
+impl ChannelSource {
+    /// Starts the source of channel `name` as `channel` describes it, handing its
+    /// messages to `intake`; relative folders start at `base_dir`. Errors name the key.
+    pub(crate) async fn start(
+        name: &str,
+        channel: &ChannelConfig,
+        intake: Intake,
+        base_dir: &Path,
+    ) -> Result<ChannelSource, StartError> {
+        let source = &channel.source;
+        Ok(match source.kind {
+            SourceKind::Mllp => {
+                ChannelSource::Mllp(mllp::MllpSource::start(name, source, intake).await?)
+            }
+            SourceKind::Http => {
+                ChannelSource::Http(http::RunningHttp::start(name, source, intake).await?)
+            }
+            SourceKind::Directory => {
+                let settings = directory::DirectorySettings::from_config(source, base_dir);
+                let started = directory::DirectorySource::start(settings, intake).map_err(|err| {
+                    StartError::Config(ConfigErrors {
+                        source_name: None,
+                        errors: vec![ConfigError {
+                            key: format!("channels.{name}.source.path"),
+                            message: format!(
+                                "cannot read the folder or create its done and error folders: {err}"
+                            ),
+                            line: None,
+                        }],
+                    })
+                })?;
+                ChannelSource::Directory(started)
+            }
+        })
+    }
+
+    fn is_mllp(&self) -> bool {
+        matches!(self, ChannelSource::Mllp(_))
+    }
+}
+
+impl RunningSource for ChannelSource {
+    fn listener(&self) -> Option<Listener> {
+        match self {
+            ChannelSource::Mllp(s) => s.listener(),
+            ChannelSource::Http(s) => s.listener(),
+            ChannelSource::Directory(s) => s.listener(),
+        }
+    }
+
+    async fn shutdown(self, grace: Duration) -> bool {
+        match self {
+            ChannelSource::Mllp(s) => RunningSource::shutdown(s, grace).await,
+            ChannelSource::Http(s) => RunningSource::shutdown(s, grace).await,
+            ChannelSource::Directory(s) => RunningSource::shutdown(s, grace).await,
+        }
+    }
+}
+
+/// Each channel's validation mode and settings, by channel name (channels without a
+/// `[channels.NAME.validation]` section, or with `mode = "off"`, are absent).
+pub(crate) type Validations = HashMap<String, (ValidationMode, Arc<ChannelValidation>)>;
+
+/// Builds every channel's validation, loading each profile file once; a missing or
+/// invalid profile fails naming its key.
+pub(crate) fn channel_validations(config: &Config) -> Result<Validations, StartError> {
+    let mut cache = quarantine::ProfileCache::new();
+    let mut validations = HashMap::new();
+    for (name, channel) in &config.channels {
+        let Some(settings) = &channel.validation else {
+            continue;
+        };
+        if settings.mode == ValidationMode::Off {
+            continue;
+        }
+        let validation = settings
+            .build(name, &config.base_dir, &mut cache)
+            .map_err(|error| {
+                StartError::Config(ConfigErrors {
+                    source_name: None,
+                    errors: vec![error],
+                })
+            })?;
+        validations.insert(name.clone(), (settings.mode, Arc::new(validation)));
+    }
+    Ok(validations)
+}
+
+/// What every channel's intake is built from.
+pub(crate) struct Intakes {
+    pub store: Store,
+    pub metrics: Metrics,
+    /// Each channel's pipeline notifier.
+    pub wakes: Arc<HashMap<String, Arc<tokio::sync::Notify>>>,
+    pub validations: Validations,
+    /// Channels with no stage and no destination: archives, whose messages are
+    /// `processed` on receipt.
+    pub archives: HashSet<String>,
+}
+
+impl Intakes {
+    /// The intake of a configured channel: its ACK mode and duplicate window, its
+    /// pipeline's notifier, and its validation when it validates before the ACK.
+    pub(crate) fn intake(&self, name: &str, channel: &ChannelConfig) -> Intake {
+        let settings = ReceiverSettings {
+            channel: Arc::from(name),
+            ack_mode: channel.source.ack_mode,
+            duplicate_window: channel.source.duplicate_window.0,
+            stored: self.wakes.get(name).cloned().unwrap_or_default(),
+        };
+        let mut intake = Intake::new(
+            settings,
+            self.store.clone(),
+            self.metrics.channel(name).unwrap_or_default(),
+        );
+        if let Some((ValidationMode::BeforeAck, validation)) = self.validations.get(name) {
+            intake = intake.validating(validation.clone());
+        }
+        if self.archives.contains(name) {
+            intake = intake.processed_on_receipt();
+        }
+        intake
+    }
+}
+
+/// Every channel's running source, and the retention task.
+pub(crate) struct Sources {
+    channels: Vec<ChannelSource>,
+    retention: Option<Retention>,
+}
+
+impl Sources {
+    /// Starts every channel's source through its intake, and retention when a channel
+    /// has a policy. When one fails, those already started are stopped.
+    pub(crate) async fn start(config: &Config, intakes: &Intakes) -> Result<Sources, StartError> {
+        let mut sources = Sources {
+            channels: Vec::new(),
+            retention: None,
+        };
+        for (name, channel) in &config.channels {
+            let intake = intakes.intake(name, channel);
+            match ChannelSource::start(name, channel, intake, &config.base_dir).await {
+                Ok(source) => sources.channels.push(source),
+                Err(err) => {
+                    sources.shutdown(Duration::ZERO).await;
+                    return Err(err);
+                }
+            }
+        }
+        let policies: Vec<_> = config
+            .channels
+            .iter()
+            .filter_map(|(name, c)| Some((name.clone(), c.retention?)))
+            .collect();
+        if !policies.is_empty() {
+            sources.retention = Some(Retention::spawn(intakes.store.clone(), policies));
+        }
+        Ok(sources)
+    }
+
+    /// The MLLP listeners, one per channel that has one.
+    pub(crate) fn mllp_listeners(&self) -> Vec<Listener> {
+        self.listeners(true)
+    }
+
+    /// The HTTP sources' addresses.
+    pub(crate) fn http_listeners(&self) -> Vec<Listener> {
+        self.listeners(false)
+    }
+
+    fn listeners(&self, mllp: bool) -> Vec<Listener> {
+        self.channels
+            .iter()
+            .filter(|source| source.is_mllp() == mllp)
+            .filter_map(RunningSource::listener)
+            .collect()
+    }
+
+    /// Stops every source after what it was storing is stored: the HTTP and directory
+    /// sources first, then the MLLP listeners together, each waiting up to `grace` for
+    /// busy connections; then the retention task.
+    pub(crate) async fn shutdown(self, grace: Duration) {
+        let (mllp, others): (Vec<_>, Vec<_>) =
+            self.channels.into_iter().partition(ChannelSource::is_mllp);
+        for source in others {
+            source.shutdown(grace).await;
+        }
+        let stops: Vec<_> = mllp
+            .into_iter()
+            .map(|source| tokio::spawn(source.shutdown(grace)))
+            .collect();
+        for stop in stops {
+            match stop.await {
+                Ok(true) => {}
+                Ok(false) => warn!(
+                    grace_seconds = grace.as_secs(),
+                    "connections still busy after the grace period were dropped; their senders will resend"
+                ),
+                Err(err) => error!(error = %err, "listener shutdown failed"),
+            }
+        }
+        if let Some(retention) = self.retention {
+            retention.shutdown().await;
+        }
+    }
+}
+
+/// The messages of a body or file holding one message, several, or an FHS/BHS batch:
+/// each with the line it starts on, and whether there were several (or an envelope).
+/// A single message without an envelope is the whole input, byte for byte.
+pub(crate) fn split_batch(input: &Bytes) -> Result<(Vec<(Bytes, usize)>, bool), hl7v2::Error> {
+    let batch = hl7v2::Batch::parse(input)?;
+    let enveloped = batch.file_header.is_some()
+        || batch.file_trailer.is_some()
+        || !batch.batch_headers.is_empty()
+        || !batch.batch_trailers.is_empty();
+    if batch.messages.len() == 1 && !enveloped {
+        return Ok((vec![(input.clone(), batch.messages[0].2)], false));
+    }
+    let messages = batch
+        .messages
+        .iter()
+        .map(|&(bytes, offset, line)| (input.slice(offset..offset + bytes.len()), line))
+        .collect();
+    Ok((messages, true))
+}
+
+/// Like [`split_batch`] for a body that must be answered whatever it holds: input that
+/// is not a well-formed stream or batch is one message (which the intake rejects and
+/// stores).
+pub(crate) fn split_body(input: &Bytes) -> (Vec<Bytes>, bool) {
+    match split_batch(input) {
+        Ok((messages, batch)) if !messages.is_empty() => {
+            (messages.into_iter().map(|(m, _)| m).collect(), batch)
+        }
+        _ => (vec![input.clone()], false),
+    }
+}

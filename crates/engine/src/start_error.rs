@@ -1,0 +1,48 @@
+//! Why the engine could not start: every part's start error, each naming its key
+//! or part.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    /// The database could not be opened.
+    #[error("cannot open the database in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: PathBuf,
+        /// What went wrong.
+        source: store::Error,
+    },
+    /// A channel's destinations could not be started.
+    #[error("{0}")]
+    Delivery(#[from] delivery::StartError),
+    /// A channel's steps could not be built.
+    #[error("channels.{channel}: {reason}")]
+    Steps {
+        /// The channel.
+        channel: String,
+        /// What the step compiler said.
+        reason: String,
+    },
+    /// The master patient index could not be opened.
+    #[error("mpi: {0}")]
+    PatientIndex(#[from] mpi::ServiceError),
+    /// The open-file limit leaves no room for the listeners' connections.
+    #[error("{0}")]
+    OpenFiles(String),
+    /// A listener could not be started.
+    #[error("{key}: cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The configuration key of the listener (`channels.lab.source.listen`).
+        key: String,
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+}
