@@ -13,9 +13,10 @@ use serde_json::Value;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("datetime", &[]),
     ("csvfile", &[]),
+    ("conf", &[]),
     ("hl7v2", &["datetime"]),
     ("hl7v2-spec", &["hl7v2"]),
-    ("mllp", &[]),
+    ("mllp", &["conf"]),
     ("store", &[]),
     ("steps", &["hl7v2", "csvfile"]),
     ("terminology", &["hl7v2", "csvfile"]),
@@ -25,7 +26,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("access", &["csvfile", "datetime", "store"]),
     (
         "delivery",
-        &["datetime", "hl7v2", "mllp", "steps", "store", "v2-fhir"],
+        &[
+            "conf", "datetime", "hl7v2", "mllp", "steps", "store", "v2-fhir",
+        ],
     ),
     ("quarantine", &["hl7v2", "hl7v2-spec", "store"]),
     ("mpi", &["csvfile", "hl7v2", "store"]),
@@ -38,6 +41,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "engine",
         &[
             "api",
+            "conf",
             "datetime",
             "delivery",
             "fhir-repo",
@@ -59,6 +63,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "engine",
             "access",
             "api",
+            "conf",
             "csvfile",
             "datetime",
             "loadgen",
