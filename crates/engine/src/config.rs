@@ -129,6 +129,124 @@ pub struct HttpConfig {
     /// Most connections served at once (default 256).
     #[serde(default = "default_http_max_connections")]
     pub max_connections: usize,
+    /// `"on"` (default): every route but `/health` needs credentials. `"off"` only on a
+    /// loopback `listen` address.
+    #[serde(default)]
+    pub auth: AuthSetting,
+    /// `true` serves `/metrics` without credentials (default `false`).
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// `[http.oidc]`: OpenID Connect bearer tokens from a hospital's identity provider.
+    #[serde(default)]
+    pub oidc: Option<OidcSettings>,
+}
+
+/// `[http] auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthSetting {
+    /// Credentials required.
+    #[default]
+    On,
+    /// No authentication (loopback only).
+    Off,
+}
+
+/// `[http.oidc]`: the issuer whose JWTs are accepted as bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The expected `iss`.
+    pub issuer: String,
+    /// The expected `aud` (Corridor's client id at the issuer).
+    pub audience: String,
+    /// The issuer's keys as a JWKS file (relative to the configuration file).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The issuer's JWKS URL, fetched at start and again for an unknown key.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// PEM CA certificates for an `https://` `jwks_url` (default: the system's).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Algorithms accepted (default `["RS256", "PS256", "ES256"]`; asymmetric only).
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// The claim naming roles, as a dotted path (default `roles`).
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// Claim value to Corridor role; empty: the values are role names.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// Clock skew allowed on `exp` and `nbf` (default `"60s"`).
+    #[serde(default)]
+    pub leeway: Option<ConfigDuration>,
+}
+
+impl OidcSettings {
+    /// The settings `access` verifies tokens with; files relative to `base_dir`.
+    /// A problem is returned as (key, message).
+    pub fn to_config(&self, base_dir: &Path) -> Result<access::oidc::OidcConfig, (String, String)> {
+        use access::oidc::{JwksSource, OidcConfig};
+        let jwks = match (&self.jwks_file, &self.jwks_url) {
+            (Some(file), None) => JwksSource::File(base_dir.join(file)),
+            (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {
+                JwksSource::Url(url.clone())
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "http.oidc.jwks_url".to_owned(),
+                    "must be an http:// or https:// URL".to_owned(),
+                ));
+            }
+            _ => {
+                return Err((
+                    "http.oidc.jwks_file".to_owned(),
+                    "give exactly one of jwks_file and jwks_url".to_owned(),
+                ));
+            }
+        };
+        let mut config = OidcConfig::new(&self.issuer, &self.audience, jwks);
+        config.ca_file = self.ca_file.as_ref().map(|f| base_dir.join(f));
+        if let Some(names) = &self.algorithms {
+            let mut algorithms = Vec::new();
+            for name in names {
+                let algorithm = name.parse().map_err(|_| {
+                    (
+                        "http.oidc.algorithms".to_owned(),
+                        format!("{name:?} is not a JWT algorithm"),
+                    )
+                })?;
+                algorithms.push(algorithm);
+            }
+            config.algorithms = algorithms;
+        }
+        if let Some(claim) = &self.roles_claim {
+            config.roles_claim = claim.clone();
+        }
+        for (value, role) in &self.role_map {
+            let role = role.parse().map_err(|e: access::UnknownRole| {
+                (format!("http.oidc.role_map.{value}"), e.to_string())
+            })?;
+            config.role_map.insert(value.clone(), role);
+        }
+        if let Some(leeway) = self.leeway {
+            config.leeway = leeway.0;
+        }
+        if self.issuer.trim().is_empty() {
+            return Err((
+                "http.oidc.issuer".to_owned(),
+                "must not be empty".to_owned(),
+            ));
+        }
+        if self.audience.trim().is_empty() {
+            return Err((
+                "http.oidc.audience".to_owned(),
+                "must not be empty".to_owned(),
+            ));
+        }
+        Ok(config)
+    }
 }
 
 impl Default for HttpConfig {
@@ -139,6 +257,9 @@ impl Default for HttpConfig {
             read_timeout: default_read_timeout(),
             idle_timeout: default_http_idle_timeout(),
             max_connections: default_http_max_connections(),
+            auth: AuthSetting::On,
+            metrics_public: false,
+            oidc: None,
         }
     }
 }
@@ -973,6 +1094,20 @@ impl Config {
                 "http.read_timeout".to_owned(),
                 "must be longer than 0".to_owned(),
             );
+        }
+        if self.http.auth == AuthSetting::Off && !self.http.listen.0.ip().is_loopback() {
+            error(
+                "http.auth".to_owned(),
+                format!(
+                    "\"off\" is allowed only on a loopback address, and http.listen is {}",
+                    self.http.listen.0
+                ),
+            );
+        }
+        if let Some(oidc) = &self.http.oidc
+            && let Err((key, message)) = oidc.to_config(&self.base_dir)
+        {
+            error(key, message);
         }
         for (name, channel) in &self.channels {
             let at = format!("channels.{name}");
