@@ -14,8 +14,8 @@
 //! | `POST /mpi/unmerge` | `{"merge_event": 17, "note"}` (the `seq` of the merge in the history) |
 //! | `GET /mpi/patients/{enterprise_id}` | golden record, linked source records, history |
 //!
-//! Who decided is required on every change: the [`Principal`] (`X-Corridor-User`) or a
-//! `user` field in the body; it is stored with the event. Enterprise ids are written `E12`
+//! Who decided is the authenticated caller, the [`Principal`] (never a field of the
+//! body); it is stored with the event. Enterprise ids are written `E12`
 //! (a plain `12` is accepted). Errors are `{"error": ".."}` with 400, 404 or 409.
 
 use axum::extract::State;
