@@ -201,6 +201,9 @@ async fn authenticate(
             "the token's claims map to no Corridor role",
         )),
         Ok(identity) => Ok(identity.into_principal(address, None)),
+        Err(access::oidc::OidcRejected::NoRole) => Err(Refused::Forbidden(
+            "the token's claims map to no Corridor role",
+        )),
         Err(why) => {
             tracing::info!(reason = %why, "OpenID Connect token refused");
             Err(Refused::Unauthenticated(

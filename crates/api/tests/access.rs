@@ -22,12 +22,21 @@ struct Server {
 
 /// The API over a fresh store with authentication on, served with peer addresses.
 async fn serve() -> Server {
+    serve_with(None).await
+}
+
+/// [`serve`], also accepting JWTs from `oidc`'s issuer.
+async fn serve_with(oidc: Option<access::oidc::OidcConfig>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let identities = Identities::open(store.clone()).await.unwrap();
     let audit = Audit::open(store.clone()).await.unwrap();
+    let verifier = match oidc {
+        Some(config) => Some(access::oidc::OidcVerifier::new(config).await.unwrap()),
+        None => None,
+    };
     let api = api::Api {
-        auth: Auth::required(identities.clone(), None, audit.clone()),
+        auth: Auth::required(identities.clone(), verifier, audit.clone()),
         ..api::Api::new(store.clone())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -330,4 +339,100 @@ async fn a_phi_read_whose_record_cannot_be_written_is_refused_without_the_phi() 
     assert!(!body.contains("QUILLFEATHER"), "{body}");
     assert!(body.contains("audit"), "{body}");
     assert_json_error("refused read", &body);
+}
+
+mod oidc {
+    use super::*;
+    use access::oidc::{JwksSource, OidcConfig};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    use rsa::traits::PublicKeyParts;
+    use serde_json::json;
+
+    const ISSUER: &str = "https://idp.hospital.example/realms/main";
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    #[tokio::test]
+    async fn an_oidc_jwt_authenticates_with_its_roles_and_is_audited_under_its_name() {
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+        let public = key.to_public_key();
+        let private_pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let jwks = json!({"keys": [{
+            "kty": "RSA", "use": "sig", "kid": "k1", "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+        }]});
+        let keys_dir = tempfile::tempdir().unwrap();
+        let jwks_file = keys_dir.path().join("jwks.json");
+        std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+        let server = serve_with(Some(OidcConfig::new(
+            ISSUER,
+            "corridor",
+            JwksSource::File(jwks_file),
+        )))
+        .await;
+        let sign = |claims: Value| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = Some("k1".to_owned());
+            let jwt = jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
+            )
+            .unwrap();
+            format!("Bearer {jwt}")
+        };
+        let claims = |roles: Value, aud: &str, exp: i64| {
+            json!({
+                "iss": ISSUER, "aud": aud, "sub": "u-123", "preferred_username": "jdoe",
+                "iat": now(), "exp": exp, "roles": roles,
+            })
+        };
+        let analyst = sign(claims(json!(["analyst"]), "corridor", now() + 300));
+
+        let before = server.records().len();
+        let (status, _, body) = call(server.addr, "GET", "/api/messages", Some(&analyst)).await;
+        assert_eq!(status, 200, "{body}");
+        let records = server.records();
+        assert_eq!(records.len(), before + 1);
+        assert_eq!(records[before].record.actor, "oidc:jdoe");
+        assert_eq!(records[before].record.method, "oidc");
+        // An analyst does not operate.
+        let (status, _, _) = call(
+            server.addr,
+            "POST",
+            "/api/messages/1/reprocess",
+            Some(&analyst),
+        )
+        .await;
+        assert_eq!(status, 403);
+        // Claims that map to no role: authenticated, allowed nothing.
+        let nobody = sign(claims(json!(["visitors"]), "corridor", now() + 300));
+        let (status, _, body) = call(server.addr, "GET", "/api/stats", Some(&nobody)).await;
+        assert_eq!(status, 403, "{body}");
+        // Expired, another audience, unsigned: 401.
+        let expired = sign(claims(json!(["admin"]), "corridor", now() - 3600));
+        let elsewhere = sign(claims(json!(["admin"]), "another-app", now() + 300));
+        let unsigned = format!(
+            "Bearer {}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(
+                claims(json!(["admin"]), "corridor", now() + 300)
+                    .to_string()
+                    .as_bytes()
+            )
+        );
+        for bad in [expired, elsewhere, unsigned] {
+            let (status, _, body) = call(server.addr, "GET", "/api/stats", Some(&bad)).await;
+            assert_eq!(status, 401, "{body}");
+        }
+    }
 }
