@@ -1801,6 +1801,58 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
     }
 
     #[test]
+    fn http_auth_is_on_by_default_off_only_on_loopback_and_oidc_keys_are_checked() {
+        const CHANNEL: &str =
+            "[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n";
+        let keys_of = |http: &str| -> Vec<String> {
+            match Config::from_toml(&format!("[http]\n{http}\n{CHANNEL}")) {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.errors.into_iter().map(|e| e.key).collect(),
+            }
+        };
+        let config = Config::from_toml(CHANNEL).unwrap();
+        assert_eq!(config.http.auth, AuthSetting::On);
+        assert!(!config.http.metrics_public);
+        assert!(keys_of("listen = \"127.0.0.1:0\"\nauth = \"off\"").is_empty());
+        assert!(keys_of("listen = \"[::1]:0\"\nauth = \"off\"").is_empty());
+        assert_eq!(
+            keys_of("listen = \"0.0.0.0:8080\"\nauth = \"off\""),
+            ["http.auth"]
+        );
+        assert_eq!(keys_of("auth = \"maybe\""), ["http.auth"]);
+        let oidc = "[http.oidc]\nissuer = \"https://idp\"\naudience = \"corridor\"\n";
+        assert!(
+            keys_of(&format!(
+                "{oidc}jwks_url = \"https://idp/keys\"\nrole_map = {{ lab = \"analyst\" }}"
+            ))
+            .is_empty()
+        );
+        assert_eq!(keys_of(oidc), ["http.oidc.jwks_file"]);
+        assert_eq!(
+            keys_of(&format!(
+                "{oidc}jwks_file = \"k.json\"\njwks_url = \"https://idp/keys\""
+            )),
+            ["http.oidc.jwks_file"]
+        );
+        assert_eq!(
+            keys_of(&format!("{oidc}jwks_url = \"ftp://idp/keys\"")),
+            ["http.oidc.jwks_url"]
+        );
+        assert_eq!(
+            keys_of(&format!(
+                "{oidc}jwks_file = \"k.json\"\nrole_map = {{ lab = \"root\" }}"
+            )),
+            ["http.oidc.role_map.lab"]
+        );
+        assert_eq!(
+            keys_of(&format!(
+                "{oidc}jwks_file = \"k.json\"\nalgorithms = [\"XX999\"]"
+            )),
+            ["http.oidc.algorithms"]
+        );
+    }
+
+    #[test]
     fn http_limits_are_read_and_zero_values_are_refused_naming_the_key() {
         let config = Config::from_toml(
             "[http]\nread_timeout = \"5s\"\nidle_timeout = 0\nmax_connections = 64\n[channels.a]\nsource = { type = \"http\", listen = \"127.0.0.1:0\", read_timeout = \"2s\", max_connections = 8 }\n",
