@@ -422,6 +422,14 @@ pub struct SourceConfig {
     /// MLLP release 2: send a commit acknowledgement (0x06) once stored (default false).
     #[serde(default)]
     pub commit_acks: bool,
+    /// MLLP: the client addresses allowed, as CIDR blocks (`["10.1.0.0/16",
+    /// "192.0.2.7/32"]`). Empty (the default): every address.
+    #[serde(default)]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// MLLP under mutual TLS: the client certificate subjects allowed
+    /// (`"CN=lab-1,O=Hospital"`). Empty (the default): any the client CA issued.
+    #[serde(default)]
+    pub allow_subjects: Vec<String>,
     /// With `ack_mode = "enhanced"`: the `host:port` of the senders' own MLLP
     /// listener, where the application acknowledgements MSH-16 asks for are sent
     /// once each message is processed. Without it they are noted as owed only.
@@ -489,6 +497,8 @@ impl SourceConfig {
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
             commit_acks: false,
+            allow_from: Vec::new(),
+            allow_subjects: Vec::new(),
             application_ack_to: None,
             path: None,
             pattern: None,
@@ -538,6 +548,8 @@ impl SourceConfig {
         config.idle_timeout = self.idle_timeout.0;
         config.max_connections = self.max_connections;
         config.commit_acks = self.commit_acks;
+        config.allow_from = self.allow_from.clone();
+        config.allow_subjects = self.allow_subjects.clone();
         config
     }
 
@@ -812,6 +824,17 @@ impl SourceConfig {
                 if self.kind == SourceKind::Http {
                     not_for("tls", self.tls.is_some());
                     not_for("commit_acks", self.commit_acks);
+                    not_for("allow_from", !self.allow_from.is_empty());
+                    not_for("allow_subjects", !self.allow_subjects.is_empty());
+                }
+                if !self.allow_subjects.is_empty()
+                    && self.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none())
+                {
+                    errors.push((
+                        format!("{at}.source.allow_subjects"),
+                        "needs mutual TLS (tls.client_ca): without it no client has a certificate"
+                            .to_owned(),
+                    ));
                 }
                 if self.listen.is_none() {
                     errors.push((
@@ -824,6 +847,8 @@ impl SourceConfig {
                 not_for("listen", self.listen.is_some());
                 not_for("tls", self.tls.is_some());
                 not_for("commit_acks", self.commit_acks);
+                not_for("allow_from", !self.allow_from.is_empty());
+                not_for("allow_subjects", !self.allow_subjects.is_empty());
                 not_for("application_ack_to", self.application_ack_to.is_some());
                 match &self.path {
                     None => errors.push((
@@ -1798,6 +1823,41 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
                 "{off}"
             );
         }
+    }
+
+    #[test]
+    fn mllp_allow_lists_are_read_and_misplaced_ones_name_their_key() {
+        let config = Config::from_toml(
+            "[http]\nenabled = false\n[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\", allow_from = [\"10.0.0.0/8\", \"2001:db8::/32\"] }\n",
+        )
+        .unwrap();
+        let listener = config.channels["a"].source.listener_config();
+        assert_eq!(listener.allow_from.len(), 2);
+        assert!(listener.allows_address("10.2.3.4".parse().unwrap()));
+        assert!(!listener.allows_address("192.0.2.1".parse().unwrap()));
+        let keys_of = |source: &str| -> Vec<String> {
+            match Config::from_toml(&format!(
+                "[http]\nenabled = false\n[channels.a]\nsource = {{ {source} }}\n"
+            )) {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.errors.into_iter().map(|e| e.key).collect(),
+            }
+        };
+        assert_eq!(
+            keys_of("type = \"mllp\", listen = \"127.0.0.1:0\", allow_subjects = [\"CN=lab\"]"),
+            ["channels.a.source.allow_subjects"]
+        );
+        assert_eq!(
+            keys_of("type = \"http\", listen = \"127.0.0.1:0\", allow_from = [\"10.0.0.0/8\"]"),
+            ["channels.a.source.allow_from"]
+        );
+        let bad =
+            keys_of("type = \"mllp\", listen = \"127.0.0.1:0\", allow_from = [\"10.0.0.300/8\"]");
+        assert_eq!(bad.len(), 1);
+        assert!(
+            bad[0].starts_with("channels.a.source.allow_from"),
+            "{bad:?}"
+        );
     }
 
     #[test]
