@@ -163,6 +163,7 @@ impl Engine {
                 started,
                 store: store.clone(),
                 delivery: delivery.clone(),
+                mllp_stats: sources.mllp_stats(),
             });
             let wake_channel = {
                 let wakes = intakes.wakes.clone();

@@ -1,6 +1,6 @@
 //! `allow_from` on an MLLP source, over real sockets: a sender from an address outside
 //! the list is closed before any frame is read (no ACK, nothing stored), one inside it
-//! is served.
+//! is served. The refusal is counted in `/metrics`.
 
 mod common;
 
@@ -18,7 +18,7 @@ fn channel(allow: &str) -> String {
 #[tokio::test]
 async fn a_sender_outside_allow_from_is_closed_unread_and_one_inside_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = start_engine(dir.path(), "data", Api::Off, &channel("\"10.0.0.0/8\"")).await;
+    let engine = start_engine(dir.path(), "data", Api::On, &channel("\"10.0.0.0/8\"")).await;
     let addr = engine.listeners()[0].addr;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let frame = format!("\x0b{}\x1c\r", adt_a08("REFUSED1"));
@@ -33,6 +33,15 @@ async fn a_sender_outside_allow_from_is_closed_unread_and_one_inside_is_served()
         "no answer to a refused sender: {answer:?}"
     );
     assert_eq!(count(engine.store(), "SELECT count(*) FROM journal"), 0);
+    let metrics = common::get(engine.http_addr().unwrap(), "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .body
+            .contains("corridor_mllp_connections_not_allowed_total{channel=\"lab\"} 1"),
+        "{}",
+        metrics.body
+    );
     engine.shutdown().await;
 
     let dir = tempfile::tempdir().unwrap();
