@@ -253,6 +253,17 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
         }
     };
     if !principal.allows(permission) {
+        // A person reaching for PHI or a change their role does not grant is recorded.
+        if let (Some(audit), true) = (&auth.inner.audit, route.access.audited()) {
+            let record = AuditRecord {
+                outcome: Outcome::Denied,
+                detail: Some("403".to_owned()),
+                ..record_of(route, &request, &principal)
+            };
+            if let Err(e) = audit.append(record).await {
+                tracing::error!(error = %e, "audit record of a refused request not written");
+            }
+        }
         return refusal(
             route,
             StatusCode::FORBIDDEN,

@@ -297,13 +297,18 @@ async fn one_phi_read_gives_one_audit_record_naming_who_and_what() {
     assert_eq!(record.outcome, Outcome::Success);
     assert_eq!(record.address.as_deref(), Some("127.0.0.1"));
 
-    // A refused request reads nothing and records nothing.
-    let (_, viewer) = server.token(Role::Viewer).await;
+    // A refused request reads nothing and is recorded as denied.
+    let (viewer_id, viewer) = server.token(Role::Viewer).await;
     let (status, _, body) =
         call(server.addr, "GET", &path, Some(&format!("Bearer {viewer}"))).await;
     assert_eq!(status, 403);
     assert!(!body.contains("QUILLFEATHER"));
-    assert_eq!(server.records().len(), before + 1);
+    let records = server.records();
+    assert_eq!(records.len(), before + 2);
+    let denied = &records[before + 1].record;
+    assert_eq!(denied.actor, format!("token:{viewer_id}"));
+    assert_eq!(denied.action, "GET /api/messages/{id}");
+    assert_eq!(denied.outcome, Outcome::Denied);
 }
 
 #[tokio::test]
