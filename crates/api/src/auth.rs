@@ -160,15 +160,14 @@ async fn authenticate(
             None,
         ));
     };
+    // The scheme is case-insensitive (RFC 9110); the token is one word.
     let Some(token) = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty() && !t.contains(' '))
     else {
         return Err(Refused::Unauthenticated(
             "the Authorization header must be `Bearer TOKEN`",

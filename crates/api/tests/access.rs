@@ -214,6 +214,7 @@ async fn expired_revoked_unknown_and_malformed_credentials_get_401() {
         format!("Basic {good}"),
         good.clone(),
         "Bearer eyJhbGciOiJub25lIn0.e30.".to_owned(),
+        format!("Bearer {good} extra"),
     ] {
         let (status, head, body) =
             call(server.addr, "GET", "/api/stats", Some(&authorization)).await;
@@ -225,14 +226,16 @@ async fn expired_revoked_unknown_and_malformed_credentials_get_401() {
         );
         assert_json_error(&authorization, &body);
     }
-    let (status, _, body) = call(
-        server.addr,
-        "GET",
-        "/api/stats",
-        Some(&format!("Bearer {good}")),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let (status, _, body) = call(
+            server.addr,
+            "GET",
+            "/api/stats",
+            Some(&format!("{scheme} {good}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{scheme}: {body}");
+    }
     // `/metrics` is not public unless configured.
     let (status, _, _) = call(server.addr, "GET", "/metrics", None).await;
     assert_eq!(status, 401);
