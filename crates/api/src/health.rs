@@ -40,7 +40,7 @@ pub trait EngineStatus: Send + Sync + 'static {
 pub(crate) fn routes() -> Routes {
     Routes::new()
         .add(Method::Get, "/health", Access::Public, health)
-        .add(Method::Get, "/metrics", Access::Metadata, metrics)
+        .add(Method::Get, "/metrics", Access::Metrics, metrics)
 }
 
 async fn health(State(api): State<Api>) -> Json<Value> {

@@ -16,16 +16,19 @@
 //!
 //! - one error type, [`ApiError`]: `{"error": "..."}` with a status code, or an
 //!   `OperationOutcome` on the FHIR repository's routes;
-//! - one extractor for the acting user, [`Principal`] (today the `X-Corridor-User`
-//!   header an authenticating proxy sets);
+//! - access control, [`Auth`]: before each route's handler, the route's class
+//!   ([`Access`]) decides which permission the caller needs; bearer tokens (Corridor
+//!   API tokens, OpenID Connect JWTs) are checked, 401 or 403 answered, and PHI reads
+//!   and changes recorded in the audit trail before the answer leaves;
+//! - one extractor for the acting user, [`Principal`], the authenticated caller;
 //! - one JSON shape per resource: a journal entry is [`entry_json`] wherever it
 //!   appears (the message list, one message, a quarantine entry's original).
 //!
 //! The crates below (`quarantine`, `mpi`, `fhir-repo`, `store`, `delivery`) expose
 //! plain functions and types; this crate turns them into HTTP.
 //!
-//! The API shows message content, which is PHI: it listens on loopback by default
-//! and belongs behind an authenticating proxy before it is exposed further.
+//! The API shows message content, which is PHI: every route but `/health` needs
+//! credentials unless [`Auth::off`] is chosen (the engine allows that on loopback only).
 //!
 //! ```no_run
 //! # async fn demo(store: store::Store) {
@@ -35,6 +38,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod error;
 mod extract;
 mod fhir;
@@ -49,6 +53,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
+pub use auth::Auth;
 pub use error::ApiError;
 pub use fhir::{DEFAULT_COUNT, MAX_COUNT, capability_statement};
 pub use health::{ChannelHealth, EngineStatus};
@@ -80,11 +85,15 @@ pub struct Api {
     pub fhir_base: Option<String>,
     /// The engine's health and counters, for `/health` and `/metrics`.
     pub status: Option<Arc<dyn EngineStatus>>,
+    /// Who may call which route, and the audit trail of PHI reads and changes.
+    pub auth: Auth,
 }
 
 impl Api {
     /// The API over `store` alone: the message browser; nothing to wake, no
-    /// destinations, quarantine, patient index or repository.
+    /// destinations, quarantine, patient index or repository, and no authentication
+    /// ([`Auth::off`]: for tests and callers inside the process; the engine always
+    /// sets [`Api::auth`] from `[http] auth`).
     pub fn new(store: store::Store) -> Api {
         Api {
             store,
@@ -94,6 +103,7 @@ impl Api {
             patient_index: None,
             fhir_base: None,
             status: None,
+            auth: Auth::off(None),
         }
     }
 
@@ -125,7 +135,8 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
 
 /// The API's routes over `api`.
 pub fn router(api: Api) -> Router {
-    declare().0.with_state(api)
+    let auth = api.auth.clone();
+    declare().0.with_state(api).layer(axum::Extension(auth))
 }
 
 /// The route table: every route [`router`] serves, with its method, path and access

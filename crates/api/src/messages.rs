@@ -35,13 +35,13 @@ pub(crate) fn routes() -> Routes {
         .add(
             Method::Post,
             "/api/messages/{id}/reprocess",
-            Access::Change,
+            Access::Operate,
             reprocess,
         )
         .add(
             Method::Post,
             "/api/messages/{id}/resend",
-            Access::Change,
+            Access::Operate,
             resend,
         )
         .add(Method::Get, "/api/stats", Access::Metadata, stats)

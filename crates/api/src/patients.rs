@@ -14,8 +14,8 @@
 //! | `POST /mpi/unmerge` | `{"merge_event": 17, "note"}` (the `seq` of the merge in the history) |
 //! | `GET /mpi/patients/{enterprise_id}` | golden record, linked source records, history |
 //!
-//! Who decided is required on every change: the [`Principal`] (`X-Corridor-User`) or a
-//! `user` field in the body; it is stored with the event. Enterprise ids are written `E12`
+//! Who decided is the authenticated caller, the [`Principal`] (never a field of the
+//! body); it is stored with the event. Enterprise ids are written `E12`
 //! (a plain `12` is accepted). Errors are `{"error": ".."}` with 400, 404 or 409.
 
 use axum::extract::State;
@@ -47,19 +47,19 @@ pub(crate) fn routes() -> Routes {
         .add(
             Method::Post,
             "/mpi/reviews/{id}/accept",
-            Access::Change,
+            Access::Steward,
             accept,
         )
         .add(
             Method::Post,
             "/mpi/reviews/{id}/reject",
-            Access::Change,
+            Access::Steward,
             reject,
         )
-        .add(Method::Post, "/mpi/link", Access::Change, link)
-        .add(Method::Post, "/mpi/unlink", Access::Change, unlink)
-        .add(Method::Post, "/mpi/merge", Access::Change, merge)
-        .add(Method::Post, "/mpi/unmerge", Access::Change, unmerge)
+        .add(Method::Post, "/mpi/link", Access::Steward, link)
+        .add(Method::Post, "/mpi/unlink", Access::Steward, unlink)
+        .add(Method::Post, "/mpi/merge", Access::Steward, merge)
+        .add(Method::Post, "/mpi/unmerge", Access::Steward, unmerge)
         .add(
             Method::Get,
             "/mpi/patients/{enterprise_id}",
@@ -125,15 +125,9 @@ fn note(v: &Value) -> String {
         .to_string()
 }
 
-/// The person deciding: the principal, else the body's `user`.
-fn person(principal: &Principal, body: &Value) -> Result<Actor, ApiError> {
-    let user = principal
-        .user()
-        .or_else(|| body.get("user").and_then(Value::as_str).map(str::trim))
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            bad("who decided is required: an X-Corridor-User header or a `user` field")
-        })?;
+/// The person deciding: the authenticated caller (the body's fields never name them).
+fn person(principal: &Principal, _body: &Value) -> Result<Actor, ApiError> {
+    let user = principal.require()?;
     Ok(Actor::Person {
         user: user.to_string(),
     })

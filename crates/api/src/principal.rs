@@ -1,22 +1,25 @@
-//! Who acts on a request: the one place a request is attributed to a person.
+//! Who acts on a request: the one place a handler learns who is making it.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::ApiError;
 
-/// Header naming the person who makes a change. Today an authenticating proxy in
-/// front of Corridor sets it.
+/// Header naming the person who makes a change, read only when `[http] auth = "off"`
+/// (there is no authenticated principal then to name).
 pub const USER_HEADER: &str = "x-corridor-user";
 
-/// The person acting on a request, as every route that records who did something
-/// reads it (quarantine edits, reprocessing, patient index decisions).
+/// The caller of a request, as the access guard authenticated it, and the name that
+/// routes recording who did something use (quarantine edits, reprocessing, patient
+/// index decisions).
 ///
-/// This extractor is the single seam for authentication: today it reads
-/// `X-Corridor-User`; a route never reads that header itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The name is the authenticated user's: a token's owner, a session's user, an OIDC
+/// identity's name. Only without authentication (`auth = "off"`, anonymous) does the
+/// `X-Corridor-User` header name the person. No route reads that header itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     user: Option<String>,
+    principal: Option<access::Principal>,
 }
 
 impl Principal {
@@ -25,19 +28,44 @@ impl Principal {
         let user = user.into();
         Principal {
             user: (!user.trim().is_empty()).then(|| user.trim().to_owned()),
+            principal: None,
         }
     }
 
-    /// The acting user, when the request names one.
+    /// The acting user, when known.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
 
-    /// The acting user, or a 400 saying the change must name who makes it.
+    /// The authenticated caller, as the guard saw it.
+    pub fn authenticated(&self) -> Option<&access::Principal> {
+        self.principal.as_ref()
+    }
+
+    /// The acting user, or a 400 saying the change must name who makes it (only
+    /// possible without authentication).
     pub fn require(&self) -> Result<&str, ApiError> {
         self.user().ok_or_else(|| {
-            ApiError::bad_request("the X-Corridor-User header must name who makes the change")
+            ApiError::bad_request(
+                "who makes the change is unknown: authentication is off, so the X-Corridor-User header must name them",
+            )
         })
+    }
+
+    fn of(principal: access::Principal, header: Option<&str>) -> Principal {
+        let user = match &principal.actor {
+            access::Actor::User { name } => Some(name.clone()),
+            access::Actor::Token { owner, .. } => Some(owner.clone()),
+            access::Actor::Oidc { name, .. } => Some(name.clone()),
+            access::Actor::Anonymous => header
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned),
+        };
+        Principal {
+            user,
+            principal: Some(principal),
+        }
     }
 }
 
@@ -45,52 +73,89 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Principal, ApiError> {
-        match parts.headers.get(USER_HEADER) {
-            None => Ok(Principal::default()),
-            Some(value) => value.to_str().map(Principal::named).map_err(|_| {
+        let Some(principal) = parts.extensions.get::<access::Principal>().cloned() else {
+            // The guard runs before every route; fail closed if it did not.
+            return Err(ApiError::internal("the request was not authenticated"));
+        };
+        let header = match (&principal.actor, parts.headers.get(USER_HEADER)) {
+            (access::Actor::Anonymous, Some(value)) => Some(value.to_str().map_err(|_| {
                 ApiError::bad_request(format!("header {USER_HEADER} must be visible ASCII text"))
-            }),
-        }
+            })?),
+            _ => None,
+        };
+        Ok(Principal::of(principal, header))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use access::{Actor, AuthMethod, Role};
     use axum::http::Request;
 
-    async fn principal_of(header: Option<&[u8]>) -> Result<Principal, ApiError> {
+    fn caller(actor: Actor) -> access::Principal {
+        access::Principal {
+            actor,
+            roles: vec![Role::Operator],
+            scopes: None,
+            method: AuthMethod::Token,
+            address: None,
+            tls_identity: None,
+        }
+    }
+
+    async fn principal_of(
+        caller: Option<access::Principal>,
+        header: Option<&[u8]>,
+    ) -> Result<Principal, ApiError> {
         let mut request = Request::builder().uri("/api/quarantine/1");
         if let Some(value) = header {
             request = request.header(USER_HEADER, value);
         }
         let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        if let Some(caller) = caller {
+            parts.extensions.insert(caller);
+        }
         Principal::from_request_parts(&mut parts, &()).await
     }
 
     #[tokio::test]
-    async fn the_user_header_names_the_principal_trimmed() {
-        let principal = principal_of(Some(b"  ana ")).await.unwrap();
-        assert_eq!(principal.user(), Some("ana"));
-        assert_eq!(principal.require().unwrap(), "ana");
+    async fn a_token_acts_as_its_owner_and_the_header_is_ignored() {
+        let token = caller(Actor::Token {
+            id: 4,
+            owner: "alice".into(),
+        });
+        let principal = principal_of(Some(token), Some(b"mallory")).await.unwrap();
+        assert_eq!(principal.require().unwrap(), "alice");
     }
 
     #[tokio::test]
-    async fn no_header_or_a_blank_one_names_nobody_and_a_change_is_refused() {
+    async fn without_authentication_the_header_names_the_person_trimmed() {
+        let principal = principal_of(Some(caller(Actor::Anonymous)), Some(b"  ana "))
+            .await
+            .unwrap();
+        assert_eq!(principal.user(), Some("ana"));
         for header in [None, Some(&b"   "[..])] {
-            let principal = principal_of(header).await.unwrap();
-            assert_eq!(principal.user(), None);
+            let principal = principal_of(Some(caller(Actor::Anonymous)), header)
+                .await
+                .unwrap();
             assert_eq!(
                 principal.require().unwrap_err().status(),
                 axum::http::StatusCode::BAD_REQUEST
             );
         }
+        let error = principal_of(Some(caller(Actor::Anonymous)), Some("Zoë".as_bytes()))
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]
-    async fn a_header_that_is_not_visible_ascii_is_a_bad_request() {
-        let error = principal_of(Some("Zoë".as_bytes())).await.unwrap_err();
-        assert_eq!(error.status(), axum::http::StatusCode::BAD_REQUEST);
-        assert!(error.message().contains(USER_HEADER), "{error}");
+    async fn a_request_the_guard_did_not_see_is_refused() {
+        let error = principal_of(None, Some(b"ana")).await.unwrap_err();
+        assert_eq!(
+            error.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

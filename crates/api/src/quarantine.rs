@@ -45,27 +45,27 @@ pub(crate) fn routes() -> Routes {
         .add(
             Method::Post,
             "/api/quarantine/reprocess",
-            Access::Change,
+            Access::Operate,
             reprocess_many,
         )
         .add(Method::Get, "/api/quarantine/{id}", Access::Phi, detail)
-        .add(Method::Put, "/api/quarantine/{id}", Access::Change, edit)
+        .add(Method::Put, "/api/quarantine/{id}", Access::Operate, edit)
         .add(
             Method::Post,
             "/api/quarantine/{id}/revalidate",
-            Access::Change,
+            Access::Operate,
             revalidate,
         )
         .add(
             Method::Post,
             "/api/quarantine/{id}/reprocess",
-            Access::Change,
+            Access::Operate,
             reprocess_one,
         )
         .add(
             Method::Post,
             "/api/quarantine/{id}/discard",
-            Access::Change,
+            Access::Operate,
             discard,
         )
         .add(

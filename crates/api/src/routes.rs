@@ -6,6 +6,8 @@ use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{MethodFilter, on};
 
+use access::Permission;
+
 use crate::Api;
 
 /// An HTTP method a route answers.
@@ -34,20 +36,49 @@ impl Method {
     }
 }
 
-/// What a route gives access to: the class access control decides on.
+/// What a route gives access to: the class access control decides on. Each class but
+/// `Public` needs exactly one [`Permission`] ([`Access::permission`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Access {
     /// Anyone, without credentials: liveness (`/health`).
     Public,
-    /// Counts, statistics and descriptions without patient data (`/metrics`,
-    /// `/api/stats`, `/api/data-quality`, the FHIR CapabilityStatement).
+    /// The Prometheus text (`/metrics`): read metadata, or anyone when `[http]
+    /// metrics_public = true`.
+    Metrics,
+    /// Counts, statistics and descriptions without patient data (`/api/stats`,
+    /// `/api/data-quality`, the FHIR CapabilityStatement).
     Metadata,
     /// Reads patient data: message content and headers, quarantine entries,
-    /// patients, FHIR resources.
+    /// patients, FHIR resources. Audited.
     Phi,
-    /// Changes what Corridor holds or does: reprocess, resend, edits, discards,
-    /// patient index decisions.
-    Change,
+    /// Changes to messages: reprocess, resend, quarantine edits and discards. Audited.
+    Operate,
+    /// Patient index decisions: reviews, link, unlink, merge, unmerge. Audited.
+    Steward,
+    /// Users, tokens, configuration reload, audit export. Audited.
+    Admin,
+}
+
+impl Access {
+    /// The permission a request needs; None for a public route.
+    pub fn permission(self) -> Option<Permission> {
+        match self {
+            Access::Public => None,
+            Access::Metrics | Access::Metadata => Some(Permission::ReadMetadata),
+            Access::Phi => Some(Permission::ReadPhi),
+            Access::Operate => Some(Permission::Operate),
+            Access::Steward => Some(Permission::Steward),
+            Access::Admin => Some(Permission::Admin),
+        }
+    }
+
+    /// Whether each request is recorded in the audit trail: PHI reads and changes.
+    pub fn audited(self) -> bool {
+        matches!(
+            self,
+            Access::Phi | Access::Operate | Access::Steward | Access::Admin
+        )
+    }
 }
 
 /// One route of the table.
@@ -85,13 +116,23 @@ impl Routes {
         H: Handler<T, Api>,
         T: 'static,
     {
-        // Two methods on one path: axum merges the method routers of a path.
-        self.router = self.router.route(path, on(method.filter(), handler));
-        self.table.push(RouteInfo {
+        let route = RouteInfo {
             method,
             path,
             access,
-        });
+        };
+        // Every route is checked before its handler, by its own class: none can be
+        // declared without it. Two methods on one path: axum merges the method routers
+        // of a path.
+        self.router = self.router.route(
+            path,
+            on(method.filter(), handler).route_layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    crate::auth::guard(route, request, next)
+                },
+            )),
+        );
+        self.table.push(route);
         self
     }
 

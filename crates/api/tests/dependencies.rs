@@ -35,11 +35,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("fhir-repo", &["datetime", "store", "v2-fhir"]),
     (
         "api",
-        &["store", "delivery", "quarantine", "mpi", "fhir-repo"],
+        &[
+            "access",
+            "store",
+            "delivery",
+            "quarantine",
+            "mpi",
+            "fhir-repo",
+        ],
     ),
     (
         "engine",
         &[
+            "access",
             "api",
             "conf",
             "datetime",

@@ -298,8 +298,8 @@ fn reviews_accept_and_reject() {
             .call(
                 "POST",
                 &format!("/mpi/reviews/{second}/reject"),
-                None,
-                &json!({ "user": "bob", "note": "different person" }),
+                Some("bob"),
+                &json!({ "user": "mallory", "note": "different person" }),
             )
             .await;
         assert_eq!(status, 200, "{event}");

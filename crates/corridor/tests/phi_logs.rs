@@ -253,6 +253,7 @@ fn no_log_line_at_the_default_level_holds_the_patient_on_any_path() {
             r#"
 [http]
 listen = "127.0.0.1:0"
+auth = "off"
 
 [mpi]
 enabled = true

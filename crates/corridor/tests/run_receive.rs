@@ -43,7 +43,7 @@ impl Corridor {
         std::fs::write(
             &config,
             format!(
-                "[data]\ndir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n{channels}",
+                "[data]\ndir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\nmetrics_public = true\n{channels}",
                 data.display().to_string()
             ),
         )
@@ -649,7 +649,7 @@ async fn the_default_channel_with_free_ports_stores_in_the_data_dir() {
     let data = dir.path().join("here");
     let config = write_config(
         dir.path(),
-        "[http]\nlisten = \"127.0.0.1:0\"\n[channels.default]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+        "[http]\nlisten = \"127.0.0.1:0\"\nmetrics_public = true\n[channels.default]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
     );
     let mut corridor = Corridor::spawn(
         &["run", "--config", &config, "--data", data.to_str().unwrap()],

@@ -129,6 +129,124 @@ pub struct HttpConfig {
     /// Most connections served at once (default 256).
     #[serde(default = "default_http_max_connections")]
     pub max_connections: usize,
+    /// `"on"` (default): every route but `/health` needs credentials. `"off"` only on a
+    /// loopback `listen` address.
+    #[serde(default)]
+    pub auth: AuthSetting,
+    /// `true` serves `/metrics` without credentials (default `false`).
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// `[http.oidc]`: OpenID Connect bearer tokens from a hospital's identity provider.
+    #[serde(default)]
+    pub oidc: Option<OidcSettings>,
+}
+
+/// `[http] auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthSetting {
+    /// Credentials required.
+    #[default]
+    On,
+    /// No authentication (loopback only).
+    Off,
+}
+
+/// `[http.oidc]`: the issuer whose JWTs are accepted as bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The expected `iss`.
+    pub issuer: String,
+    /// The expected `aud` (Corridor's client id at the issuer).
+    pub audience: String,
+    /// The issuer's keys as a JWKS file (relative to the configuration file).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The issuer's JWKS URL, fetched at start and again for an unknown key.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// PEM CA certificates for an `https://` `jwks_url` (default: the system's).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Algorithms accepted (default `["RS256", "PS256", "ES256"]`; asymmetric only).
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// The claim naming roles, as a dotted path (default `roles`).
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// Claim value to Corridor role; empty: the values are role names.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// Clock skew allowed on `exp` and `nbf` (default `"60s"`).
+    #[serde(default)]
+    pub leeway: Option<ConfigDuration>,
+}
+
+impl OidcSettings {
+    /// The settings `access` verifies tokens with; files relative to `base_dir`.
+    /// A problem is returned as (key, message).
+    pub fn to_config(&self, base_dir: &Path) -> Result<access::oidc::OidcConfig, (String, String)> {
+        use access::oidc::{JwksSource, OidcConfig};
+        let jwks = match (&self.jwks_file, &self.jwks_url) {
+            (Some(file), None) => JwksSource::File(base_dir.join(file)),
+            (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {
+                JwksSource::Url(url.clone())
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "http.oidc.jwks_url".to_owned(),
+                    "must be an http:// or https:// URL".to_owned(),
+                ));
+            }
+            _ => {
+                return Err((
+                    "http.oidc.jwks_file".to_owned(),
+                    "give exactly one of jwks_file and jwks_url".to_owned(),
+                ));
+            }
+        };
+        let mut config = OidcConfig::new(&self.issuer, &self.audience, jwks);
+        config.ca_file = self.ca_file.as_ref().map(|f| base_dir.join(f));
+        if let Some(names) = &self.algorithms {
+            let mut algorithms = Vec::new();
+            for name in names {
+                let algorithm = name.parse().map_err(|_| {
+                    (
+                        "http.oidc.algorithms".to_owned(),
+                        format!("{name:?} is not a JWT algorithm"),
+                    )
+                })?;
+                algorithms.push(algorithm);
+            }
+            config.algorithms = algorithms;
+        }
+        if let Some(claim) = &self.roles_claim {
+            config.roles_claim = claim.clone();
+        }
+        for (value, role) in &self.role_map {
+            let role = role.parse().map_err(|e: access::UnknownRole| {
+                (format!("http.oidc.role_map.{value}"), e.to_string())
+            })?;
+            config.role_map.insert(value.clone(), role);
+        }
+        if let Some(leeway) = self.leeway {
+            config.leeway = leeway.0;
+        }
+        if self.issuer.trim().is_empty() {
+            return Err((
+                "http.oidc.issuer".to_owned(),
+                "must not be empty".to_owned(),
+            ));
+        }
+        if self.audience.trim().is_empty() {
+            return Err((
+                "http.oidc.audience".to_owned(),
+                "must not be empty".to_owned(),
+            ));
+        }
+        Ok(config)
+    }
 }
 
 impl Default for HttpConfig {
@@ -139,6 +257,9 @@ impl Default for HttpConfig {
             read_timeout: default_read_timeout(),
             idle_timeout: default_http_idle_timeout(),
             max_connections: default_http_max_connections(),
+            auth: AuthSetting::On,
+            metrics_public: false,
+            oidc: None,
         }
     }
 }
@@ -301,6 +422,14 @@ pub struct SourceConfig {
     /// MLLP release 2: send a commit acknowledgement (0x06) once stored (default false).
     #[serde(default)]
     pub commit_acks: bool,
+    /// MLLP: the client addresses allowed, as CIDR blocks (`["10.1.0.0/16",
+    /// "192.0.2.7/32"]`). Empty (the default): every address.
+    #[serde(default)]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// MLLP under mutual TLS: the client certificate subjects allowed
+    /// (`"CN=lab-1,O=Hospital"`). Empty (the default): any the client CA issued.
+    #[serde(default)]
+    pub allow_subjects: Vec<String>,
     /// With `ack_mode = "enhanced"`: the `host:port` of the senders' own MLLP
     /// listener, where the application acknowledgements MSH-16 asks for are sent
     /// once each message is processed. Without it they are noted as owed only.
@@ -368,6 +497,8 @@ impl SourceConfig {
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
             commit_acks: false,
+            allow_from: Vec::new(),
+            allow_subjects: Vec::new(),
             application_ack_to: None,
             path: None,
             pattern: None,
@@ -417,6 +548,8 @@ impl SourceConfig {
         config.idle_timeout = self.idle_timeout.0;
         config.max_connections = self.max_connections;
         config.commit_acks = self.commit_acks;
+        config.allow_from = self.allow_from.clone();
+        config.allow_subjects = self.allow_subjects.clone();
         config
     }
 
@@ -691,6 +824,17 @@ impl SourceConfig {
                 if self.kind == SourceKind::Http {
                     not_for("tls", self.tls.is_some());
                     not_for("commit_acks", self.commit_acks);
+                    not_for("allow_from", !self.allow_from.is_empty());
+                    not_for("allow_subjects", !self.allow_subjects.is_empty());
+                }
+                if !self.allow_subjects.is_empty()
+                    && self.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none())
+                {
+                    errors.push((
+                        format!("{at}.source.allow_subjects"),
+                        "needs mutual TLS (tls.client_ca): without it no client has a certificate"
+                            .to_owned(),
+                    ));
                 }
                 if self.listen.is_none() {
                     errors.push((
@@ -703,6 +847,8 @@ impl SourceConfig {
                 not_for("listen", self.listen.is_some());
                 not_for("tls", self.tls.is_some());
                 not_for("commit_acks", self.commit_acks);
+                not_for("allow_from", !self.allow_from.is_empty());
+                not_for("allow_subjects", !self.allow_subjects.is_empty());
                 not_for("application_ack_to", self.application_ack_to.is_some());
                 match &self.path {
                     None => errors.push((
@@ -973,6 +1119,20 @@ impl Config {
                 "http.read_timeout".to_owned(),
                 "must be longer than 0".to_owned(),
             );
+        }
+        if self.http.auth == AuthSetting::Off && !self.http.listen.0.ip().is_loopback() {
+            error(
+                "http.auth".to_owned(),
+                format!(
+                    "\"off\" is allowed only on a loopback address, and http.listen is {}",
+                    self.http.listen.0
+                ),
+            );
+        }
+        if let Some(oidc) = &self.http.oidc
+            && let Err((key, message)) = oidc.to_config(&self.base_dir)
+        {
+            error(key, message);
         }
         for (name, channel) in &self.channels {
             let at = format!("channels.{name}");
@@ -1663,6 +1823,93 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
                 "{off}"
             );
         }
+    }
+
+    #[test]
+    fn mllp_allow_lists_are_read_and_misplaced_ones_name_their_key() {
+        let config = Config::from_toml(
+            "[http]\nenabled = false\n[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\", allow_from = [\"10.0.0.0/8\", \"2001:db8::/32\"] }\n",
+        )
+        .unwrap();
+        let listener = config.channels["a"].source.listener_config();
+        assert_eq!(listener.allow_from.len(), 2);
+        assert!(listener.allows_address("10.2.3.4".parse().unwrap()));
+        assert!(!listener.allows_address("192.0.2.1".parse().unwrap()));
+        let keys_of = |source: &str| -> Vec<String> {
+            match Config::from_toml(&format!(
+                "[http]\nenabled = false\n[channels.a]\nsource = {{ {source} }}\n"
+            )) {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.errors.into_iter().map(|e| e.key).collect(),
+            }
+        };
+        assert_eq!(
+            keys_of("type = \"mllp\", listen = \"127.0.0.1:0\", allow_subjects = [\"CN=lab\"]"),
+            ["channels.a.source.allow_subjects"]
+        );
+        assert_eq!(
+            keys_of("type = \"http\", listen = \"127.0.0.1:0\", allow_from = [\"10.0.0.0/8\"]"),
+            ["channels.a.source.allow_from"]
+        );
+        let bad =
+            keys_of("type = \"mllp\", listen = \"127.0.0.1:0\", allow_from = [\"10.0.0.300/8\"]");
+        assert_eq!(bad.len(), 1);
+        assert!(
+            bad[0].starts_with("channels.a.source.allow_from"),
+            "{bad:?}"
+        );
+    }
+
+    #[test]
+    fn http_auth_is_on_by_default_off_only_on_loopback_and_oidc_keys_are_checked() {
+        const CHANNEL: &str =
+            "[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n";
+        let keys_of = |http: &str| -> Vec<String> {
+            match Config::from_toml(&format!("[http]\n{http}\n{CHANNEL}")) {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.errors.into_iter().map(|e| e.key).collect(),
+            }
+        };
+        let config = Config::from_toml(CHANNEL).unwrap();
+        assert_eq!(config.http.auth, AuthSetting::On);
+        assert!(!config.http.metrics_public);
+        assert!(keys_of("listen = \"127.0.0.1:0\"\nauth = \"off\"").is_empty());
+        assert!(keys_of("listen = \"[::1]:0\"\nauth = \"off\"").is_empty());
+        assert_eq!(
+            keys_of("listen = \"0.0.0.0:8080\"\nauth = \"off\""),
+            ["http.auth"]
+        );
+        assert_eq!(keys_of("auth = \"maybe\""), ["http.auth"]);
+        let oidc = "[http.oidc]\nissuer = \"https://idp\"\naudience = \"corridor\"\n";
+        assert!(
+            keys_of(&format!(
+                "{oidc}jwks_url = \"https://idp/keys\"\nrole_map = {{ lab = \"analyst\" }}"
+            ))
+            .is_empty()
+        );
+        assert_eq!(keys_of(oidc), ["http.oidc.jwks_file"]);
+        assert_eq!(
+            keys_of(&format!(
+                "{oidc}jwks_file = \"k.json\"\njwks_url = \"https://idp/keys\""
+            )),
+            ["http.oidc.jwks_file"]
+        );
+        assert_eq!(
+            keys_of(&format!("{oidc}jwks_url = \"ftp://idp/keys\"")),
+            ["http.oidc.jwks_url"]
+        );
+        assert_eq!(
+            keys_of(&format!(
+                "{oidc}jwks_file = \"k.json\"\nrole_map = {{ lab = \"root\" }}"
+            )),
+            ["http.oidc.role_map.lab"]
+        );
+        assert_eq!(
+            keys_of(&format!(
+                "{oidc}jwks_file = \"k.json\"\nalgorithms = [\"XX999\"]"
+            )),
+            ["http.oidc.algorithms"]
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub(crate) struct Status {
     pub store: store::Store,
     /// For the destinations' lines of `/metrics`.
     pub delivery: Arc<delivery::Delivery>,
+    /// Each MLLP listener's counters, for its refused connections.
+    pub mllp_stats: Vec<(String, mllp::StatsReader)>,
 }
 
 impl EngineStatus for Status {
@@ -59,6 +61,7 @@ impl EngineStatus for Status {
             Ok(stats) => text.push_str(&crate::metrics::destinations_prometheus_text(&stats)),
             Err(error) => tracing::warn!(%error, "destination metrics could not be read"),
         }
+        text.push_str(&mllp_prometheus_text(&self.mllp_stats));
         // Findings by sender, type and path, and quarantine entries.
         match quarantine::prometheus_text(&self.store) {
             Ok(quality) => text.push_str(&quality),
@@ -66,4 +69,21 @@ impl EngineStatus for Status {
         }
         text
     }
+}
+
+/// `corridor_mllp_connections_not_allowed_total`, per MLLP channel.
+fn mllp_prometheus_text(listeners: &[(String, mllp::StatsReader)]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::from(
+        "# HELP corridor_mllp_connections_not_allowed_total MLLP connections closed unread: address not in allow_from or certificate subject not in allow_subjects.\n\
+         # TYPE corridor_mllp_connections_not_allowed_total counter\n",
+    );
+    for (channel, stats) in listeners {
+        let _ = writeln!(
+            text,
+            "corridor_mllp_connections_not_allowed_total{{channel=\"{channel}\"}} {}",
+            stats.read().connections_not_allowed
+        );
+    }
+    text
 }

@@ -30,6 +30,8 @@ use crate::start_error::StartError;
 /// # Ok(()) }
 /// ```
 pub struct Engine {
+    /// The admin token created at this start, on a database without users.
+    first_admin: Option<access::FirstAdmin>,
     listeners: Vec<Listener>,
     http: Option<HttpServer>,
     metrics: Metrics,
@@ -142,6 +144,7 @@ impl Engine {
         let listeners = sources.mllp_listeners();
 
         let mut http = None;
+        let mut first_admin = None;
         if config.http.enabled {
             let listener = tokio::net::TcpListener::bind(config.http.listen.0)
                 .await
@@ -160,6 +163,7 @@ impl Engine {
                 started,
                 store: store.clone(),
                 delivery: delivery.clone(),
+                mllp_stats: sources.mllp_stats(),
             });
             let wake_channel = {
                 let wakes = intakes.wakes.clone();
@@ -176,6 +180,8 @@ impl Engine {
                 .fold(quarantine::Validators::new(), |all, (name, (_, v))| {
                     all.with_shared(name.clone(), v.clone())
                 });
+            let auth = access_control(&config, &store, &dir).await?;
+            first_admin = auth.1;
             let app = api::router(api::Api {
                 store: store.clone(),
                 delivery: Some(delivery.clone()),
@@ -184,6 +190,7 @@ impl Engine {
                 patient_index: patient_index.clone(),
                 fhir_base: repository.then(|| format!("http://{addr}/fhir")),
                 status: Some(status),
+                auth: auth.0,
             });
             let server =
                 HttpServer::spawn("http", listener, app, config.http.limits()).map_err(|err| {
@@ -206,6 +213,7 @@ impl Engine {
             crate::application_ack::spawn(store.clone(), application_ack_targets, stop);
 
         Ok(Engine {
+            first_admin,
             listeners,
             http,
             metrics,
@@ -228,6 +236,12 @@ impl Engine {
     }
 
     /// The HTTP server's address, when it runs.
+    /// The admin token this start created because the database had no user: printed
+    /// once by `corridor run`. None when users existed (or authentication is off).
+    pub fn first_admin(&self) -> Option<&access::FirstAdmin> {
+        self.first_admin.as_ref()
+    }
+
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().map(HttpServer::local_addr)
     }
@@ -290,4 +304,57 @@ impl Engine {
             );
         }
     }
+}
+
+/// The HTTP port's access control from `[http]`: the users and tokens, the OIDC
+/// issuer, the audit trail; on a database without users, the first admin token.
+async fn access_control(
+    config: &Config,
+    store: &Store,
+    dir: &std::path::Path,
+) -> Result<(api::Auth, Option<access::FirstAdmin>), StartError> {
+    let failed = |key: &str, reason: String| StartError::Access {
+        key: key.to_owned(),
+        reason,
+    };
+    let users = access::Access::open(store.clone())
+        .await
+        .map_err(|e| failed("data.dir", e.to_string()))?;
+    let audit = access::audit::Audit::open(store.clone())
+        .await
+        .map_err(|e| failed("data.dir", e.to_string()))?;
+    let auth = match config.http.auth {
+        crate::config::AuthSetting::Off => {
+            warn!(
+                listen = %config.http.listen.0,
+                "http.auth is off: anyone who can reach the HTTP port reads PHI and makes changes"
+            );
+            return Ok((
+                api::Auth::off(Some(audit)).with_public_metrics(config.http.metrics_public),
+                None,
+            ));
+        }
+        crate::config::AuthSetting::On => {
+            let oidc = match &config.http.oidc {
+                None => None,
+                Some(settings) => {
+                    let oidc_config = settings
+                        .to_config(&config.base_dir)
+                        .map_err(|(key, reason)| failed(&key, reason))?;
+                    Some(
+                        access::oidc::OidcVerifier::new(oidc_config)
+                            .await
+                            .map_err(|e| failed("http.oidc", e.to_string()))?,
+                    )
+                }
+            };
+            api::Auth::required(users.clone(), oidc, audit)
+                .with_public_metrics(config.http.metrics_public)
+        }
+    };
+    let first = users
+        .ensure_first_admin(dir)
+        .await
+        .map_err(|e| failed("data.dir", e.to_string()))?;
+    Ok((auth, first))
 }

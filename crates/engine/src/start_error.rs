@@ -35,6 +35,14 @@ pub enum StartError {
     /// The open-file limit leaves no room for the listeners' connections.
     #[error("{0}")]
     OpenFiles(String),
+    /// Access control could not be set up (its tables, the OIDC issuer's keys).
+    #[error("{key}: {reason}")]
+    Access {
+        /// The configuration key concerned.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A listener could not be started.
     #[error("{key}: cannot listen on {addr}: {reason}")]
     Listen {

@@ -99,6 +99,18 @@ async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitC
         startup_ms = started.elapsed().as_millis() as u64,
         "corridor is listening"
     );
+    if let (Some(first), Some(addr)) = (engine.first_admin(), engine.http_addr()) {
+        // Printed once, on stderr only (never logged): the database had no user.
+        eprintln!(
+            "corridor: no user existed, so the user `admin` was created with this API token \
+             (shown once):\n\n    {secret}\n\nUse it as a bearer token, for example:\n\n    \
+             curl -H \"Authorization: Bearer {secret}\" http://{addr}/api/stats\n\n\
+             It is also in {path} (readable only by its owner). Create real users and \
+             tokens with `corridor user add` and `corridor token create`, then delete that file.",
+            secret = first.secret,
+            path = first.path.display(),
+        );
+    }
     tokio::select! {
         stop = wait_for_stop_signal() => stop?,
         _ = engine.store().sync_failed() => {

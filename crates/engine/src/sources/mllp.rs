@@ -19,6 +19,7 @@ use crate::metrics::ChannelMetrics;
 pub(crate) struct MllpSource {
     listener: Listener,
     server: ServerHandle,
+    stats: mllp::StatsReader,
 }
 
 impl MllpSource {
@@ -41,8 +42,20 @@ impl MllpSource {
             addr: server.local_addr(),
             tls: source.tls.is_some(),
         };
+        let stats = server.stats_reader();
         let server = server.spawn(MllpReceiver::with_intake(intake));
-        Ok(MllpSource { listener, server })
+        Ok(MllpSource {
+            listener,
+            server,
+            stats,
+        })
+    }
+}
+
+impl MllpSource {
+    /// The listener's counters (connections refused by its allow lists among them).
+    pub(crate) fn stats(&self) -> mllp::StatsReader {
+        self.stats.clone()
     }
 }
 

@@ -223,6 +223,17 @@ impl Sources {
         self.listeners(true)
     }
 
+    /// Each MLLP source's channel and listener counters.
+    pub(crate) fn mllp_stats(&self) -> Vec<(String, ::mllp::StatsReader)> {
+        self.channels
+            .iter()
+            .filter_map(|source| match source {
+                ChannelSource::Mllp(s) => Some((s.listener().map(|l| l.channel)?, s.stats())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The HTTP sources' addresses.
     pub(crate) fn http_listeners(&self) -> Vec<Listener> {
         self.listeners(false)

@@ -31,7 +31,8 @@ pub enum Api {
 pub fn config_text(dir: &Path, data: &str, api: Api, toml: &str) -> String {
     let http = match api {
         Api::Off => "enabled = false",
-        Api::On => "listen = \"127.0.0.1:0\"",
+        // Access control is tested on its own (`corridor/tests/first_start.rs`, `api/tests/access.rs`).
+        Api::On => "listen = \"127.0.0.1:0\"\nauth = \"off\"",
     };
     format!(
         "[data]\ndir = {:?}\n[http]\n{http}\n{toml}",
