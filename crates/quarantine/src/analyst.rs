@@ -135,6 +135,14 @@ fn content_in(conn: &Connection, current: &Current) -> store::Result<Vec<u8>> {
         .raw)
 }
 
+/// A content's validation, ready to store.
+struct Checked {
+    json: String,
+    errors: i64,
+    warnings: i64,
+    records: Vec<FindingRecord>,
+}
+
 impl Quarantine {
     /// The quarantine kept in `store`, validating edits with `validators`. Call
     /// [`Quarantine::migrate`] once before use.
@@ -301,6 +309,26 @@ impl Quarantine {
         .await
     }
 
+    /// Validates `content` with `channel`'s settings on the blocking pool: the findings
+    /// as stored (JSON), their error and warning counts, and as records.
+    async fn check(&self, channel: String, content: Vec<u8>) -> Result<Checked, Error> {
+        let validators = Arc::clone(&self.validators);
+        let findings = tokio::task::spawn_blocking(move || {
+            validators.channel(&channel).validate_bytes(&content)
+        })
+        .await
+        .map_err(|e| Error::Store(store::Error::ReadPanicked(e.to_string())))?
+        .map_err(|e| Error::NotHl7(e.to_string()))?;
+        let json = findings_json(&findings);
+        let errors = findings.iter().filter(|f| f.severity.code() == 'E').count() as i64;
+        Ok(Checked {
+            records: parse_findings(&json),
+            warnings: findings.len() as i64 - errors,
+            errors,
+            json,
+        })
+    }
+
     /// Replaces the content of an open entry with `content`, keeping the previous content,
     /// `who` and `reason` in the history, and validates the new content at once with the
     /// channel's settings. The journal's original is never changed.
@@ -326,18 +354,12 @@ impl Quarantine {
                 Ok((current.summary.channel, current.revision))
             })
             .await?;
-        let validators = Arc::clone(&self.validators);
-        let checked = content.clone();
-        let findings = tokio::task::spawn_blocking(move || {
-            validators.channel(&channel).validate_bytes(&checked)
-        })
-        .await
-        .map_err(|e| Error::Store(store::Error::ReadPanicked(e.to_string())))?
-        .map_err(|e| Error::NotHl7(e.to_string()))?;
-        let json = findings_json(&findings);
-        let errors = findings.iter().filter(|f| f.severity.code() == 'E').count() as i64;
-        let warnings = findings.len() as i64 - errors;
-        let records = parse_findings(&json);
+        let Checked {
+            json,
+            errors,
+            warnings,
+            records,
+        } = self.check(channel, content.clone()).await?;
         self.store
             .write(move |conn| {
                 let Some(current) = current_in(conn, id)? else {
@@ -382,17 +404,12 @@ impl Quarantine {
                 Ok((current.summary.channel, current.revision, content))
             })
             .await?;
-        let validators = Arc::clone(&self.validators);
-        let findings = tokio::task::spawn_blocking(move || {
-            validators.channel(&channel).validate_bytes(&content)
-        })
-        .await
-        .map_err(|e| Error::Store(store::Error::ReadPanicked(e.to_string())))?
-        .map_err(|e| Error::NotHl7(e.to_string()))?;
-        let json = findings_json(&findings);
-        let errors = findings.iter().filter(|f| f.severity.code() == 'E').count() as i64;
-        let warnings = findings.len() as i64 - errors;
-        let records = parse_findings(&json);
+        let Checked {
+            json,
+            errors,
+            warnings,
+            records,
+        } = self.check(channel, content).await?;
         self.store
             .write(move |conn| {
                 let changed = conn
