@@ -37,6 +37,11 @@ pub enum Error {
         /// The role asked for.
         asked: crate::Role,
     },
+    /// Scopes given to a token that are not SMART resource scopes.
+    #[error(
+        "invalid token scopes {0:?}: give SMART resource scopes such as system/*.read or user/Observation.read"
+    )]
+    InvalidScopes(String),
     /// A token's lifetime out of range.
     #[error("a token's expiry must be between 1 and 3650 days")]
     InvalidExpiry,

@@ -152,8 +152,9 @@ pub struct OidcIdentity {
     pub name: String,
     /// The roles its claim maps to.
     pub roles: Vec<Role>,
-    /// Its SMART scopes.
-    pub scopes: Scopes,
+    /// Its SMART scopes (with the `patient` claim as their patient context); None when
+    /// its `scope` claim names no SMART resource scope, and only its roles limit it.
+    pub scopes: Option<Scopes>,
     /// The `patient` claim (SMART launch context), if any.
     pub patient: Option<String>,
 }
@@ -172,7 +173,7 @@ impl OidcIdentity {
                 name: self.name,
             },
             roles: self.roles,
-            scopes: Some(self.scopes),
+            scopes: self.scopes,
             method: AuthMethod::Oidc,
             address,
             tls_identity,
@@ -301,7 +302,8 @@ impl OidcVerifier {
             name: text("preferred_username").unwrap_or_else(|| subject.clone()),
             subject,
             roles,
-            scopes: Scopes::parse(&scope),
+            scopes: Scopes::limiting(&scope)
+                .map(|scopes| scopes.with_patient(text("patient").as_deref())),
             patient: text("patient"),
         })
     }

@@ -84,8 +84,9 @@ pub struct Principal {
     pub actor: Actor,
     /// The roles it acts with.
     pub roles: Vec<Role>,
-    /// SMART scopes, for OIDC tokens that carry them: they further limit FHIR routes.
-    /// None means no scope limit beyond the roles.
+    /// SMART scopes, for OIDC JWTs and API tokens that carry them (with the patient
+    /// context of `patient/` scopes): they further limit FHIR routes. None means no
+    /// scope limit beyond the roles.
     pub scopes: Option<Scopes>,
     /// How it authenticated.
     pub method: AuthMethod,
@@ -108,7 +109,7 @@ impl Principal {
                 owner: token.user,
             },
             roles: vec![token.role],
-            scopes: None,
+            scopes: token.scopes,
             method: AuthMethod::Token,
             address,
             tls_identity,

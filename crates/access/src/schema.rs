@@ -6,10 +6,11 @@ use store::Migration;
 pub const COMPONENT: &str = "access";
 
 /// The `access` component's history, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "users and API tokens",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users and API tokens",
+        sql: r#"
     CREATE TABLE access_users (
         id                  INTEGER PRIMARY KEY AUTOINCREMENT,
         name                TEXT    NOT NULL UNIQUE,
@@ -31,4 +32,12 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     );
     CREATE INDEX access_tokens_by_user ON access_tokens (user_id);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "SMART scopes on API tokens",
+        sql: r#"
+    ALTER TABLE access_tokens ADD COLUMN scopes TEXT;
+"#,
+    },
+];

@@ -113,10 +113,12 @@ impl fmt::Display for Scope {
     }
 }
 
-/// The SMART scopes a token carries.
+/// The SMART scopes a token carries, and its patient context (the SMART `patient`
+/// launch claim) that `patient/` scopes are limited to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scopes {
     scopes: Vec<Scope>,
+    patient: Option<String>,
 }
 
 impl Scopes {
@@ -127,7 +129,44 @@ impl Scopes {
                 .split_ascii_whitespace()
                 .filter_map(Scope::parse)
                 .collect(),
+            patient: None,
         }
+    }
+
+    /// The scopes that limit a token's FHIR access, or None when the claim names no
+    /// SMART resource scope at all (`openid profile`): such a token is limited by its
+    /// roles alone. A claim naming resource scopes that do not parse (a v2 query,
+    /// a misspelling) still limits: to the scopes that do, which may be none.
+    pub fn limiting(claim: &str) -> Option<Scopes> {
+        let names_resources = claim.split_ascii_whitespace().any(|scope| {
+            ["patient/", "user/", "system/"]
+                .iter()
+                .any(|context| scope.starts_with(context))
+        });
+        names_resources.then(|| Scopes::parse(claim))
+    }
+
+    /// The same scopes with `patient` (a Patient id, `Patient/` optional) as their
+    /// patient context; an empty one is no context.
+    pub fn with_patient(mut self, patient: Option<&str>) -> Scopes {
+        self.patient = patient
+            .map(|p| p.trim().trim_start_matches("Patient/").to_owned())
+            .filter(|p| !p.is_empty());
+        self
+    }
+
+    /// The Patient id `patient/` scopes are limited to, if the token names one.
+    pub fn patient(&self) -> Option<&str> {
+        self.patient.as_deref()
+    }
+
+    /// The scopes as a space-separated claim (each in its v1 form).
+    pub fn to_claim(&self) -> String {
+        self.scopes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The scopes kept.
@@ -203,5 +242,19 @@ mod tests {
         assert!(!scopes.allows("Condition", FhirAccess::Read));
         assert!(scopes.patient_only("Observation", FhirAccess::Read));
         assert!(!scopes.patient_only("Patient", FhirAccess::Read));
+    }
+
+    #[test]
+    fn only_a_claim_naming_resource_scopes_limits() {
+        assert_eq!(Scopes::limiting("openid profile launch/patient"), None);
+        let broken = Scopes::limiting("openid patient/Observation.rs?category=lab").unwrap();
+        assert!(!broken.allows("Observation", FhirAccess::Read));
+        let scopes = Scopes::limiting("system/*.read")
+            .unwrap()
+            .with_patient(Some("Patient/p1"));
+        assert!(scopes.allows("Condition", FhirAccess::Read));
+        assert_eq!(scopes.patient(), Some("p1"));
+        assert_eq!(scopes.to_claim(), "system/*.read");
+        assert_eq!(Scopes::default().with_patient(Some(" ")).patient(), None);
     }
 }

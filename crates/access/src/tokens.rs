@@ -29,6 +29,8 @@ pub struct NewToken {
     pub role: Role,
     /// When it stops working (microseconds since the Unix epoch), if ever.
     pub expires_at: Option<i64>,
+    /// The SMART scopes limiting its FHIR reads, if any.
+    pub scopes: Option<String>,
 }
 
 /// A token as listed: never its secret or hash.
@@ -48,6 +50,8 @@ pub struct TokenInfo {
     pub expires_at: Option<i64>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// The SMART scopes limiting its FHIR reads, if any.
+    pub scopes: Option<String>,
 }
 
 /// Who a valid token speaks for.
@@ -59,6 +63,8 @@ pub struct TokenIdentity {
     pub user: String,
     /// The role it acts with: its own narrower role, or its owner's.
     pub role: Role,
+    /// The SMART scopes that further limit its FHIR reads; None for none.
+    pub scopes: Option<crate::Scopes>,
 }
 
 /// Why a bearer token was refused. The API answers 401 for all of them alike.
@@ -90,18 +96,20 @@ fn create_in(
     user: &User,
     role: Option<Role>,
     expires_at: Option<i64>,
+    scopes: Option<&str>,
     secret: &str,
 ) -> store::Result<i64> {
     conn.execute(
-        "INSERT INTO access_tokens (user_id, hint, hash, role, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO access_tokens (user_id, hint, hash, role, created_at, expires_at, scopes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             user.id,
             token_hint(secret),
             sha256(secret.as_bytes()).as_slice(),
             role.map(Role::as_str),
             UnixMicros::now().0,
-            expires_at
+            expires_at,
+            scopes
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -126,6 +134,31 @@ impl Access {
         role: Option<Role>,
         audit: Option<AuditRecord>,
     ) -> Pending<NewToken> {
+        self.create_scoped_token(user, expires_days, role, None, audit)
+    }
+
+    /// [`Access::create_token`], the token's FHIR reads further limited to SMART
+    /// `scopes` (space-separated resource scopes such as `system/Observation.read`;
+    /// `patient/` scopes grant nothing to a Corridor token, which has no patient
+    /// context). Scopes that are not SMART resource scopes are refused.
+    pub fn create_scoped_token(
+        &self,
+        user: &str,
+        expires_days: Option<u32>,
+        role: Option<Role>,
+        scopes: Option<&str>,
+        audit: Option<AuditRecord>,
+    ) -> Pending<NewToken> {
+        let scopes = match scopes.map(str::trim) {
+            None => None,
+            Some(claim) => {
+                let parsed = crate::Scopes::parse(claim);
+                if claim.split_ascii_whitespace().count() != parsed.iter().count() {
+                    return Pending::ready(Err(Error::InvalidScopes(claim.to_owned())));
+                }
+                Some(parsed.to_claim())
+            }
+        };
         if expires_days.is_some_and(|days| !(1..=3650).contains(&days)) {
             return Pending::ready(Err(Error::InvalidExpiry));
         }
@@ -150,13 +183,14 @@ impl Access {
                     .0
                     .saturating_add(i64::from(days) * MICROS_PER_DAY)
             });
-            let id = create_in(conn, &owner, role, expires_at, &secret)?;
+            let id = create_in(conn, &owner, role, expires_at, scopes.as_deref(), &secret)?;
             Ok(Ok(NewToken {
                 id,
                 secret,
                 user: owner.name,
                 role: role.unwrap_or(owner.role),
                 expires_at,
+                scopes,
             }))
         })
     }
@@ -165,7 +199,8 @@ impl Access {
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>, Error> {
         Ok(self.store.read(|conn| {
             let mut statement = conn.prepare(
-                "SELECT t.id, u.name, t.hint, t.role, t.created_at, t.expires_at, t.revoked_at
+                "SELECT t.id, u.name, t.hint, t.role, t.created_at, t.expires_at, t.revoked_at,
+                        t.scopes
                  FROM access_tokens t JOIN access_users u ON u.id = t.user_id
                  ORDER BY t.id DESC",
             )?;
@@ -180,6 +215,7 @@ impl Access {
                         created_at: row.get(4)?,
                         expires_at: row.get(5)?,
                         revoked_at: row.get(6)?,
+                        scopes: row.get(7)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -214,7 +250,7 @@ impl Access {
             Ok(conn
                 .prepare_cached(
                     "SELECT t.id, t.hash, t.role, t.expires_at, t.revoked_at,
-                            u.name, u.role, u.disabled_at
+                            u.name, u.role, u.disabled_at, t.scopes
                      FROM access_tokens t JOIN access_users u ON u.id = t.user_id
                      WHERE t.hash = ?1",
                 )?
@@ -228,12 +264,14 @@ impl Access {
                         row.get::<_, String>(5)?,
                         row.get::<_, String>(6)?,
                         row.get::<_, Option<i64>>(7)?,
+                        row.get::<_, Option<String>>(8)?,
                     ))
                 })
                 .optional()?)
         });
         let row = row.map_err(|e| VerifyTokenError::Store(e.into()))?;
-        let Some((id, stored, role, expires_at, revoked_at, user, owner_role, disabled)) = row
+        let Some((id, stored, role, expires_at, revoked_at, user, owner_role, disabled, scopes)) =
+            row
         else {
             return Err(TokenRejected::Unknown.into());
         };
@@ -257,7 +295,12 @@ impl Access {
         if disabled.is_some() {
             return Err(TokenRejected::OwnerRefused.into());
         }
-        Ok(TokenIdentity { id, user, role })
+        Ok(TokenIdentity {
+            id,
+            user,
+            role,
+            scopes: scopes.as_deref().map(crate::Scopes::parse),
+        })
     }
 
     /// The first-start rule: when no user exists, creates the user `admin` (role admin,
@@ -278,7 +321,7 @@ impl Access {
                 Ok(user) => user,
                 Err(error) => return Ok(Err(error)),
             };
-            let id = create_in(conn, &user, None, None, &secret)?;
+            let id = create_in(conn, &user, None, None, None, &secret)?;
             let record = AuditRecord::system("first-start.admin-token", ActionKind::Create)
                 .resource(format!("token/{id}"))
                 .detail(format!(

@@ -132,12 +132,10 @@ async fn tokens_are_checked_against_the_issuers_keys() {
     assert_eq!(identity.name, "jdoe");
     assert_eq!(identity.roles, [Role::Analyst]);
     assert_eq!(identity.patient.as_deref(), Some("p1"));
-    assert!(
-        identity
-            .scopes
-            .patient_only("Observation", FhirAccess::Read)
-    );
-    assert!(!identity.scopes.allows("Patient", FhirAccess::Read));
+    let scopes = identity.scopes.as_ref().unwrap();
+    assert!(scopes.patient_only("Observation", FhirAccess::Read));
+    assert!(!scopes.allows("Patient", FhirAccess::Read));
+    assert_eq!(scopes.patient(), Some("p1"));
 
     let refused = |mut claims: Value, change: &dyn Fn(&mut Value)| {
         change(&mut claims);

@@ -83,7 +83,26 @@ impl Auth {
     pub fn is_on(&self) -> bool {
         matches!(self.inner.mode, Mode::On { .. })
     }
+
+    /// The audit trail requests are recorded in, if one is kept.
+    pub(crate) fn audit(&self) -> Option<&Audit> {
+        self.inner.audit.as_ref()
+    }
+
+    /// The users and tokens credentials are checked against (authentication on).
+    pub(crate) fn identities(&self) -> Option<&access::Access> {
+        match &self.inner.mode {
+            Mode::On { access, .. } => Some(access),
+            Mode::Off => None,
+        }
+    }
 }
+
+/// Put in a response's extensions by a handler whose change was written together with
+/// its own, more detailed audit record (user and token changes): the guard then adds
+/// none, so the request has exactly one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditedWithChange;
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,6 +159,7 @@ async fn authenticate(
     auth: &Auth,
     authorization: Option<HeaderValue>,
     address: Option<SocketAddr>,
+    tls_identity: Option<String>,
 ) -> Result<Principal, Refused> {
     let (access, oidc) = match &auth.inner.mode {
         Mode::Off => {
@@ -149,7 +169,7 @@ async fn authenticate(
                 scopes: None,
                 method: AuthMethod::Unauthenticated,
                 address,
-                tls_identity: None,
+                tls_identity,
             });
         }
         Mode::On { access, oidc } => (access, oidc),
@@ -175,8 +195,13 @@ async fn authenticate(
         ));
     };
     if token.starts_with(access::TOKEN_PREFIX) {
-        return match access.verify_token(token) {
-            Ok(identity) => Ok(Principal::from_token(identity, address, None)),
+        // A SQLite read: on the blocking pool, not on the async worker.
+        let (access, secret) = (access.clone(), token.to_owned());
+        let verified = tokio::task::spawn_blocking(move || access.verify_token(&secret))
+            .await
+            .map_err(|e| Refused::Failed(format!("the token check stopped: {e}")))?;
+        return match verified {
+            Ok(identity) => Ok(Principal::from_token(identity, address, tls_identity)),
             Err(VerifyTokenError::Rejected(why)) => {
                 tracing::info!(reason = %why, "API token refused");
                 Err(Refused::Unauthenticated(
@@ -199,7 +224,7 @@ async fn authenticate(
         Ok(identity) if identity.roles.is_empty() => Err(Refused::Forbidden(
             "the token's claims map to no Corridor role",
         )),
-        Ok(identity) => Ok(identity.into_principal(address, None)),
+        Ok(identity) => Ok(identity.into_principal(address, tls_identity)),
         Err(access::oidc::OidcRejected::NoRole) => Err(Refused::Forbidden(
             "the token's claims map to no Corridor role",
         )),
@@ -235,7 +260,12 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-    let principal = match authenticate(&auth, authorization, address).await {
+    // Under mutual TLS, the server put the client certificate's subject here.
+    let tls_identity = request
+        .extensions()
+        .get::<crate::TlsIdentity>()
+        .map(|identity| identity.0.clone());
+    let principal = match authenticate(&auth, authorization, address, tls_identity).await {
         Ok(principal) => principal,
         Err(Refused::Unauthenticated(message, code)) => return unauthorized(route, message, code),
         Err(Refused::Forbidden(message)) => {
@@ -284,6 +314,9 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
     let Some((audit, record)) = audit else {
         return response;
     };
+    if response.extensions().get::<AuditedWithChange>().is_some() {
+        return response;
+    }
     let status = response.status();
     let outcome = if status.is_success() || status.is_redirection() {
         Outcome::Success

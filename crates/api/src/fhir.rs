@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use access::{FhirAccess, Scopes};
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -24,6 +26,73 @@ use crate::{Api, ApiError};
 /// Results per page when the client does not say (`_count`), and the most a page holds.
 pub const DEFAULT_COUNT: usize = 50;
 pub const MAX_COUNT: usize = 1000;
+
+/// The caller as the access guard authenticated it (absent only when a test serves
+/// the routes without the guard's principal).
+pub(crate) type Caller = Option<Extension<access::Principal>>;
+
+/// The SMART scopes limiting the caller, if any.
+pub(crate) fn scopes_of(caller: &Caller) -> Option<&Scopes> {
+    caller.as_ref().and_then(|Extension(c)| c.scopes.as_ref())
+}
+
+fn forbidden(diagnostics: &str) -> Response {
+    outcome(StatusCode::FORBIDDEN, "forbidden", diagnostics)
+}
+
+/// Whether the caller's scopes let it read resources of type `ty` at all: Ok with the
+/// Patient id the reads are limited to when only `patient/` scopes allow it, Err with
+/// why not (a 403) when no scope does or a `patient/` scope has no patient context.
+pub(crate) fn scope_check(scopes: Option<&Scopes>, ty: &str) -> Result<Option<String>, String> {
+    let Some(scopes) = scopes else {
+        return Ok(None);
+    };
+    if !scopes.allows(ty, FhirAccess::Read) {
+        return Err(format!("the token's scopes do not allow reading {ty}"));
+    }
+    if !scopes.patient_only(ty, FhirAccess::Read) {
+        return Ok(None);
+    }
+    match scopes.patient() {
+        Some(patient) => Ok(Some(patient.to_owned())),
+        None => Err(format!(
+            "the token reads {ty} only through patient/ scopes, and it names no patient (the patient claim)"
+        )),
+    }
+}
+
+/// Whether `resource` belongs to the compartment of Patient `patient`: the Patient
+/// itself, or a resource whose `subject` or `patient` refers to it.
+fn in_compartment(resource: &Value, patient: &str) -> bool {
+    if resource["resourceType"] == "Patient" {
+        return resource["id"] == patient;
+    }
+    let wanted = format!("Patient/{patient}");
+    ["subject", "patient"].iter().any(|field| {
+        resource[*field]["reference"].as_str().is_some_and(|r| {
+            r == wanted
+                || r.strip_suffix(wanted.as_str())
+                    .is_some_and(|base| base.ends_with('/'))
+        })
+    })
+}
+
+/// Whether the caller's scopes let it see `resource` (its type, and for `patient/`
+/// scopes its patient).
+fn may_see(scopes: Option<&Scopes>, resource: &Value) -> bool {
+    let ty = resource["resourceType"].as_str().unwrap_or_default();
+    match scope_check(scopes, ty) {
+        Ok(None) => true,
+        Ok(Some(patient)) => in_compartment(resource, &patient),
+        Err(_) => false,
+    }
+}
+
+fn outside_scopes(resource_type: &str, id: &str) -> Response {
+    forbidden(&format!(
+        "{resource_type}/{id} is outside the patient the token's scopes are limited to"
+    ))
+}
 
 /// The repository as the handlers use it.
 struct Repository {
@@ -193,6 +262,7 @@ fn not_found(resource_type: &str, id: &str) -> Response {
 async fn read(
     State(app): State<Api>,
     Path((ty, id)): Path<(String, String)>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Response {
     let api = match repository(&app) {
@@ -202,12 +272,17 @@ async fn read(
     if !is_known_type(&ty) {
         return not_found(&ty, &id);
     }
+    let scopes = scopes_of(&caller);
+    if let Err(refused) = scope_check(scopes, &ty) {
+        return forbidden(&refused);
+    }
     let (t, i) = (ty.clone(), id.clone());
     match api
         .store
         .read_async(move |c| query::read_in(c, &t, &i))
         .await
     {
+        Ok(Some(resource)) if !may_see(scopes, &resource) => outside_scopes(&ty, &id),
         Ok(Some(resource)) => versioned(&resource, &headers),
         Ok(None) => not_found(&ty, &id),
         Err(e) => store_failed(e),
@@ -217,14 +292,19 @@ async fn read(
 async fn instance_op(
     State(app): State<Api>,
     Path((ty, id, op)): Path<(String, String, String)>,
+    caller: Caller,
 ) -> Response {
     let api = match repository(&app) {
         Ok(api) => api,
         Err(error) => return error.into_response(),
     };
+    let scopes = scopes_of(&caller);
+    if let Err(refused) = scope_check(scopes, &ty) {
+        return forbidden(&refused);
+    }
     match op.as_str() {
-        "_history" => history(api, ty, id).await,
-        "$everything" if ty == "Patient" => everything(api, id).await,
+        "_history" => history(api, ty, id, scopes).await,
+        "$everything" if ty == "Patient" => everything(api, id, scopes).await,
         _ => outcome(
             StatusCode::NOT_FOUND,
             "not-supported",
@@ -233,7 +313,12 @@ async fn instance_op(
     }
 }
 
-async fn history(api: Arc<Repository>, ty: String, id: String) -> Response {
+async fn history(
+    api: Arc<Repository>,
+    ty: String,
+    id: String,
+    scopes: Option<&Scopes>,
+) -> Response {
     let (t, i) = (ty.clone(), id.clone());
     let versions = match api
         .store
@@ -244,6 +329,11 @@ async fn history(api: Arc<Repository>, ty: String, id: String) -> Response {
         Ok(v) => v,
         Err(e) => return store_failed(e),
     };
+    // Every version must be the caller's to see: a resource moved between patients
+    // shows neither.
+    if !versions.iter().all(|v| may_see(scopes, &v.resource)) {
+        return outside_scopes(&ty, &id);
+    }
     let entries: Vec<Value> = versions
         .iter()
         .map(|v| {
@@ -273,12 +363,17 @@ async fn history(api: Arc<Repository>, ty: String, id: String) -> Response {
 async fn vread(
     State(app): State<Api>,
     Path((ty, id, op, vid)): Path<(String, String, String, String)>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Response {
     let api = match repository(&app) {
         Ok(api) => api,
         Err(error) => return error.into_response(),
     };
+    let scopes = scopes_of(&caller);
+    if let Err(refused) = scope_check(scopes, &ty) {
+        return forbidden(&refused);
+    }
     if op != "_history" {
         return outcome(
             StatusCode::NOT_FOUND,
@@ -299,6 +394,7 @@ async fn vread(
         .read_async(move |c| query::vread_in(c, &t, &i, version))
         .await
     {
+        Ok(Some(resource)) if !may_see(scopes, &resource) => outside_scopes(&ty, &id),
         Ok(Some(resource)) => versioned(&resource, &headers),
         Ok(None) => outcome(
             StatusCode::NOT_FOUND,
@@ -343,14 +439,25 @@ fn searchset(
     bundle
 }
 
-async fn everything(api: Arc<Repository>, id: String) -> Response {
+async fn everything(api: Arc<Repository>, id: String, scopes: Option<&Scopes>) -> Response {
     let i = id.clone();
     match api
         .store
         .read_async(move |c| query::everything_in(c, &i))
         .await
     {
+        Ok(Some(resources)) if !may_see(scopes, &resources[0]) => outside_scopes("Patient", &id),
         Ok(Some(resources)) => {
+            // Only the types the caller's scopes allow, and those it reads through
+            // `patient/` scopes only when this is its patient. (All are in this
+            // patient's compartment, those of patients merged into it too.)
+            let resources: Vec<Value> = resources
+                .into_iter()
+                .filter(|r| {
+                    let ty = r["resourceType"].as_str().unwrap_or_default();
+                    scope_check(scopes, ty).is_ok_and(|p| p.is_none_or(|p| p == id))
+                })
+                .collect();
             let total = resources.len() as u64;
             let link = vec![json!({
                 "relation": "self",
@@ -410,7 +517,7 @@ fn strict(headers: &HeaderMap) -> bool {
 }
 
 /// `name=value&...` (a query string or a form body) as decoded pairs.
-fn decode_pairs(text: &str) -> Option<Vec<(String, String)>> {
+pub(crate) fn decode_pairs(text: &str) -> Option<Vec<(String, String)>> {
     let mut pairs = Vec::new();
     for part in text.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
@@ -630,6 +737,7 @@ fn subset(resource: Value, elements: &[String]) -> Value {
 async fn search_get(
     State(app): State<Api>,
     Path(ty): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -640,13 +748,14 @@ async fn search_get(
     let Some(pairs) = decode_pairs(raw.as_deref().unwrap_or_default()) else {
         return bad_request("the query string is not valid percent-encoded UTF-8");
     };
-    search(api, ty, &headers, pairs).await
+    search(api, ty, &headers, pairs, scopes_of(&caller)).await
 }
 
 /// `POST [type]/_search`: the parameters in a form body, with any in the URL.
 async fn search_post(
     State(app): State<Api>,
     Path(ty): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
@@ -679,7 +788,7 @@ async fn search_post(
         return bad_request("the parameters are not valid percent-encoded UTF-8");
     };
     pairs.extend(more);
-    search(api, ty, &headers, pairs).await
+    search(api, ty, &headers, pairs, scopes_of(&caller)).await
 }
 
 async fn search(
@@ -687,18 +796,41 @@ async fn search(
     ty: String,
     headers: &HeaderMap,
     pairs: Vec<(String, String)>,
+    scopes: Option<&Scopes>,
 ) -> Response {
-    if params::params_of(&ty).is_none() {
+    let Some(type_params) = params::params_of(&ty) else {
         return outcome(
             StatusCode::NOT_FOUND,
             "not-supported",
             &format!("resource type {ty:?} is not searchable here"),
         );
-    }
-    let request = match parse_search(&ty, pairs, strict(headers)) {
+    };
+    let patient = match scope_check(scopes, &ty) {
+        Ok(patient) => patient,
+        Err(refused) => return forbidden(&refused),
+    };
+    let mut request = match parse_search(&ty, pairs, strict(headers)) {
         Ok(r) => r,
         Err(diagnostics) => return bad_request(&diagnostics),
     };
+    // Limited to one patient by `patient/` scopes: the search is too, whatever else
+    // it asks (the criteria are all required).
+    if let Some(patient) = patient {
+        let limit = if ty == "Patient" {
+            Some("_id")
+        } else {
+            type_params
+                .iter()
+                .find(|p| p.kind == Kind::Patient)
+                .map(|p| p.name)
+        };
+        let Some(limit) = limit else {
+            return forbidden(&format!(
+                "{ty} is not in a patient's compartment, and the token reads it only through patient/ scopes"
+            ));
+        };
+        request.search.criteria.push((limit.to_owned(), patient));
+    }
     let (t, s) = (ty.clone(), request.search.clone());
     let result = api
         .store
@@ -744,9 +876,11 @@ async fn search(
         None => page.resources,
     };
     let mut bundle = searchset(&api, matches, page.total, links);
+    // Included resources only of the types (and patient) the caller's scopes allow.
     let mut extra: Vec<Value> = page
         .included
         .into_iter()
+        .filter(|r| may_see(scopes, r))
         .map(|r| entry(&api, r, "include"))
         .collect();
     let mut issues: Vec<Value> = request

@@ -38,6 +38,8 @@
 //! # }
 //! ```
 
+mod admin;
+mod audit_events;
 mod auth;
 mod error;
 mod extract;
@@ -46,6 +48,7 @@ mod health;
 mod messages;
 mod patients;
 mod principal;
+mod protect;
 mod quarantine;
 mod routes;
 
@@ -60,6 +63,7 @@ pub use health::{ChannelHealth, EngineStatus};
 pub use messages::entry_json;
 pub use patients::parse_enterprise;
 pub use principal::{Principal, USER_HEADER};
+pub use protect::{DEFAULT_MAX_BODY, HttpPolicy, TlsIdentity};
 pub use quarantine::REASON_HEADER;
 pub use routes::{Access, Method, RouteInfo};
 
@@ -130,13 +134,30 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(quarantine::routes())
         .merge(patients::routes())
         .merge(fhir::routes())
+        // Access (issue 13): the FHIR AuditEvent search and the admin routes.
+        .merge(audit_events::routes())
+        .merge(admin::routes())
         .into_parts()
 }
 
-/// The API's routes over `api`.
+/// The API's routes over `api`, with the default [`HttpPolicy`] (no TLS, bodies up to
+/// [`DEFAULT_MAX_BODY`]).
 pub fn router(api: Api) -> Router {
+    router_with(api, HttpPolicy::default())
+}
+
+/// The API's routes over `api`: every answer carries the security headers, and every
+/// request body is limited to `policy.max_body` (413 with a JSON error beyond).
+pub fn router_with(api: Api, policy: HttpPolicy) -> Router {
     let auth = api.auth.clone();
-    declare().0.with_state(api).layer(axum::Extension(auth))
+    declare()
+        .0
+        .with_state(api)
+        .layer(axum::Extension(auth))
+        .layer(axum::extract::DefaultBodyLimit::max(policy.max_body))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            protect::protect(policy, request, next)
+        }))
 }
 
 /// The route table: every route [`router`] serves, with its method, path and access

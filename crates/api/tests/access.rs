@@ -119,6 +119,7 @@ fn concrete(path: &str) -> String {
     path.replace("{id}", "1")
         .replace("{type}", "Patient")
         .replace("{enterprise_id}", "E1")
+        .replace("{name}", "nobody")
         .replace("{op}", "_history")
         .replace("{vid}", "1")
 }
@@ -443,4 +444,429 @@ mod oidc {
             assert_eq!(status, 401, "{body}");
         }
     }
+}
+
+/// Sends `method path` with `body` (JSON); the status, the head (lower-cased) and the
+/// body.
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: {authorization}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn the_audit_event_search_names_who_read_a_patient() {
+    let server = serve().await;
+    let (reader_id, reader) = server.token(Role::Analyst).await;
+    let (_, other) = server.token(Role::Steward).await;
+    // User X (the analyst's token) reads Patient p7; the steward reads another patient.
+    let (status, _, body) = call(
+        server.addr,
+        "GET",
+        "/fhir/Patient/p7",
+        Some(&format!("Bearer {reader}")),
+    )
+    .await;
+    // The repository is not enabled here: the read answers 404, and is still a read.
+    assert_eq!(status, 404, "{body}");
+    let (status, _, _) = call(
+        server.addr,
+        "GET",
+        "/fhir/Observation?patient=p8",
+        Some(&format!("Bearer {other}")),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let today = access::audit::rfc3339(UnixMicros::now().0)[..10].to_owned();
+    let (status, _, body) = call(
+        server.addr,
+        "GET",
+        &format!("/fhir/AuditEvent?patient=Patient/p7&date={today}"),
+        Some(&format!("Bearer {other}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let bundle: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["total"], 1, "{bundle}");
+    let event = &bundle["entry"][0]["resource"];
+    assert_eq!(event["resourceType"], "AuditEvent");
+    assert_eq!(
+        event["agent"][0]["who"]["identifier"]["value"],
+        format!("token:{reader_id}")
+    );
+    assert_eq!(
+        event["agent"][1]["who"]["identifier"]["value"], "analyst",
+        "the token's owner: {event}"
+    );
+    assert_eq!(event["entity"][0]["what"]["reference"], "Patient/p7");
+    assert_eq!(event["action"], "R");
+
+    // A day without reads has none; a date range from today has X's read (and the
+    // AuditEvent searches since, which are reads about the patient too).
+    for (date, reads) in [("2001-01-01", 0), (&format!("ge{today}")[..], 1)] {
+        let (status, _, body) = call(
+            server.addr,
+            "GET",
+            &format!("/fhir/AuditEvent?patient=p7&date={date}"),
+            Some(&format!("Bearer {other}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let bundle: Value = serde_json::from_str(&body).unwrap();
+        let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+        assert_eq!(bundle["total"], entries.len(), "{bundle}");
+        let by_reader = entries
+            .iter()
+            .filter(|e| {
+                e["resource"]["agent"][0]["who"]["identifier"]["value"]
+                    == format!("token:{reader_id}")
+            })
+            .count();
+        assert_eq!(by_reader, reads, "{date}: {bundle}");
+        assert!(
+            entries.iter().all(
+                |e| e["resource"]["subtype"][0]["code"] != "GET /fhir/{type}"
+                    || e["resource"]["agent"][0]["who"]["identifier"]["value"]
+                        == format!("token:{reader_id}")
+            ),
+            "the steward's read of another patient is not listed: {bundle}"
+        );
+    }
+    // Without a patient, or with a bad date: 400 OperationOutcomes.
+    for path in [
+        "/fhir/AuditEvent",
+        "/fhir/AuditEvent?patient=p7&date=lately",
+    ] {
+        let (status, _, body) =
+            call(server.addr, "GET", path, Some(&format!("Bearer {other}"))).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("OperationOutcome"), "{body}");
+    }
+    // It is PHI: a viewer is refused.
+    let (_, viewer) = server.token(Role::Viewer).await;
+    let (status, _, _) = call(
+        server.addr,
+        "GET",
+        "/fhir/AuditEvent?patient=p7",
+        Some(&format!("Bearer {viewer}")),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn an_admin_manages_users_and_tokens_over_http_and_each_change_is_audited_once() {
+    let server = serve().await;
+    let (admin_id, admin) = server.token(Role::Admin).await;
+    let bearer = format!("Bearer {admin}");
+    let before = server.records().len();
+
+    // Add a user.
+    let (status, _, body) = send(
+        server.addr,
+        "POST",
+        "/api/users",
+        &bearer,
+        r#"{"name": "bea", "role": "analyst"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let user: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(user["name"], "bea");
+    assert_eq!(user["role"], "analyst");
+    let (status, _, body) = send(
+        server.addr,
+        "POST",
+        "/api/users",
+        &bearer,
+        r#"{"name": "bea", "role": "analyst"}"#,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    for bad in [
+        r#"{"name": "cy", "role": "root"}"#,
+        r#"{"name": "cy"}"#,
+        "not json",
+    ] {
+        let (status, _, body) = send(server.addr, "POST", "/api/users", &bearer, bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_json_error(bad, &body);
+    }
+    let (status, _, body) = send(server.addr, "GET", "/api/users", &bearer, "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"bea\""), "{body}");
+    assert!(!body.contains("argon2"), "no password hashes: {body}");
+
+    // A token for her, printed once; it works, and is not in the list.
+    let (status, head, body) = send(
+        server.addr,
+        "POST",
+        "/api/tokens",
+        &bearer,
+        r#"{"user": "bea", "expires_days": 7, "scopes": "system/Patient.read"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert!(head.contains("cache-control: no-store"), "{head}");
+    let token: Value = serde_json::from_str(&body).unwrap();
+    let secret = token["token"].as_str().unwrap().to_owned();
+    let token_id = token["id"].as_i64().unwrap();
+    assert!(secret.starts_with("crd_"));
+    assert_eq!(token["scopes"], "system/Patient.read");
+    let bea = format!("Bearer {secret}");
+    let (status, _, _) = call(server.addr, "GET", "/api/stats", Some(&bea)).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = send(server.addr, "GET", "/api/tokens", &bearer, "").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains(&secret), "{body}");
+    assert!(body.contains("system/Patient.read"), "{body}");
+    // A role wider than the owner's is refused.
+    let (status, _, body) = send(
+        server.addr,
+        "POST",
+        "/api/tokens",
+        &bearer,
+        r#"{"user": "bea", "role": "admin"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Revoke it: refused from the next request.
+    let (status, _, body) = send(
+        server.addr,
+        "POST",
+        &format!("/api/tokens/{token_id}/revoke"),
+        &bearer,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = call(server.addr, "GET", "/api/stats", Some(&bea)).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = send(server.addr, "POST", "/api/tokens/999/revoke", &bearer, "").await;
+    assert_eq!(status, 404);
+
+    // Disable her.
+    let (status, _, body) = send(server.addr, "POST", "/api/users/bea/disable", &bearer, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"disabled\":true"), "{body}");
+
+    // One record per change, written with it, naming who did it and to whom.
+    let records = server.records();
+    let changes: Vec<(&str, Option<&str>, &str)> = records[before..]
+        .iter()
+        .filter(|r| r.record.action.contains('.'))
+        .map(|r| {
+            (
+                r.record.action.as_str(),
+                r.record.resource.as_deref(),
+                r.record.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("user.add", Some("user/bea"), "success"),
+            ("token.create", Some("user/bea"), "success"),
+            (
+                "token.revoke",
+                Some(&format!("token/{token_id}")[..]),
+                "success"
+            ),
+            ("user.disable", Some("user/bea"), "success"),
+        ]
+    );
+    for record in &records[before..] {
+        if record.record.action.contains('.') {
+            assert_eq!(record.record.actor, format!("token:{admin_id}"));
+        }
+    }
+    // Failed changes are recorded by the guard (the duplicate user, the bad bodies...).
+    assert!(
+        records[before..]
+            .iter()
+            .any(|r| r.record.action == "POST /api/users" && r.record.outcome == Outcome::Failed)
+    );
+
+    // Audit export (JSON and CSV) and verification.
+    let (status, head, body) = send(server.addr, "GET", "/api/audit?format=csv", &bearer, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(head.contains("content-type: text/csv"), "{head}");
+    assert!(body.starts_with("seq,at,actor"), "{body}");
+    assert!(body.contains("user.disable"), "{body}");
+    let (status, _, body) = send(
+        server.addr,
+        "GET",
+        "/api/audit?since=2001-01-01&format=json",
+        &bearer,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let exported: Value = serde_json::from_str(&body).unwrap();
+    assert!(exported.as_array().unwrap().len() >= 4);
+    let (status, _, body) = send(server.addr, "GET", "/api/audit?since=soon", &bearer, "").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = send(server.addr, "GET", "/api/audit/verify", &bearer, "").await;
+    assert_eq!(status, 200, "{body}");
+    let verified: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(verified["intact"], true, "{body}");
+    // An edited record is named.
+    server
+        .store
+        .write(|conn| {
+            conn.execute_batch(
+                "DROP TRIGGER audit_log_append_only;
+                 UPDATE audit_log SET actor = 'user:nobody' WHERE seq = 2;",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (_, _, body) = send(server.addr, "GET", "/api/audit/verify", &bearer, "").await;
+    let verified: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(verified["intact"], false, "{body}");
+    assert_eq!(verified["broken"]["seq"], 2, "{body}");
+
+    // Only admins: an operator is refused every admin route.
+    let (_, operator) = server.token(Role::Operator).await;
+    for (method, path) in [
+        ("GET", "/api/users"),
+        ("POST", "/api/tokens"),
+        ("GET", "/api/audit"),
+    ] {
+        let (status, _, _) = send(
+            server.addr,
+            method,
+            path,
+            &format!("Bearer {operator}"),
+            "{}",
+        )
+        .await;
+        assert_eq!(status, 403, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let server = serve().await;
+    let (_, token) = server.token(Role::Admin).await;
+    for (path, authorization) in [
+        ("/health", None),
+        ("/api/stats", None),
+        ("/api/stats", Some(format!("Bearer {token}"))),
+        ("/fhir/metadata", Some(format!("Bearer {token}"))),
+        ("/no/such/route", None),
+    ] {
+        let (status, head, _) = call(server.addr, "GET", path, authorization.as_deref()).await;
+        let head = head.to_ascii_lowercase();
+        for header in [
+            "x-content-type-options: nosniff",
+            "content-security-policy: default-src 'self'; frame-ancestors 'none'",
+            "referrer-policy: no-referrer",
+            "x-frame-options: deny",
+            "cache-control: no-store",
+        ] {
+            assert!(
+                head.contains(header),
+                "{path} ({status}) lacks {header}: {head}"
+            );
+        }
+        // No HTTPS here: no HSTS.
+        assert!(!head.contains("strict-transport-security"), "{head}");
+    }
+}
+
+/// Sends the head of `method path` and then `body` as it is (no more); answers the whole
+/// response. The server must answer without reading further.
+async fn send_raw(addr: SocketAddr, head: &str, body: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413_with_a_json_error_on_every_route() {
+    let server = serve().await;
+    let (_, token) = server.token(Role::Admin).await;
+    let bearer = format!("Bearer {token}");
+    // A declared length over the limit: refused before the body is read.
+    for route in api::routes()
+        .iter()
+        .filter(|r| r.method != api::Method::Get)
+    {
+        let path = concrete(route.path);
+        let method = route.method.as_str();
+        let text = send_raw(
+            server.addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: {bearer}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                api::DEFAULT_MAX_BODY + 1
+            ),
+            b"{",
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 413"), "{method} {path}: {text}");
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert_json_error(&path, body);
+    }
+    // A chunked body that grows past the limit while read is refused the same way: one
+    // byte more than the limit is sent, and no end.
+    let chunk = vec![b'y'; 64 * 1024];
+    let mut chunks = Vec::new();
+    let mut sent = 0;
+    while sent <= api::DEFAULT_MAX_BODY {
+        let size = chunk.len().min(api::DEFAULT_MAX_BODY + 1 - sent);
+        chunks.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        chunks.extend_from_slice(&chunk[..size]);
+        chunks.extend_from_slice(b"\r\n");
+        sent += size;
+    }
+    let text = send_raw(
+        server.addr,
+        &format!(
+            "POST /api/users HTTP/1.1\r\nHost: test\r\nAuthorization: {bearer}\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n"
+        ),
+        &chunks,
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    assert_json_error("chunked", body);
+    // Within the limit, the same route answers.
+    let (status, _, body) = send(
+        server.addr,
+        "POST",
+        "/api/users",
+        &bearer,
+        r#"{"name": "dee", "role": "viewer"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
 }

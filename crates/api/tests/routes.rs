@@ -44,6 +44,16 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/fhir/{type}/{id}", Access::Phi),
     ("GET", "/fhir/{type}/{id}/{op}", Access::Phi),
     ("GET", "/fhir/{type}/{id}/{op}/{vid}", Access::Phi),
+    // Access (issue 13): who looked at a patient, and administration.
+    ("GET", "/fhir/AuditEvent", Access::Phi),
+    ("GET", "/api/users", Access::Admin),
+    ("POST", "/api/users", Access::Admin),
+    ("POST", "/api/users/{name}/disable", Access::Admin),
+    ("GET", "/api/tokens", Access::Admin),
+    ("POST", "/api/tokens", Access::Admin),
+    ("POST", "/api/tokens/{id}/revoke", Access::Admin),
+    ("GET", "/api/audit", Access::Admin),
+    ("GET", "/api/audit/verify", Access::Admin),
 ];
 
 #[test]
@@ -76,10 +86,21 @@ fn access_classes_follow_what_a_route_does() {
     {
         // Only liveness goes without credentials.
         assert_eq!(access == Access::Public, path == "/health", "{path}");
-        // A read never needs the right to change; a change is never a GET.
+        // A read never needs the right to change; a change is never a GET. (Admin
+        // routes both read, such as the audit export, and change.)
         let change = matches!(access, Access::Operate | Access::Steward | Access::Admin);
         if method == Method::Get {
-            assert!(!change, "GET {path}");
+            assert!(
+                !matches!(access, Access::Operate | Access::Steward),
+                "GET {path}"
+            );
+        }
+        // Users, tokens and the audit trail are administration.
+        if ["/api/users", "/api/tokens", "/api/audit"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+        {
+            assert_eq!(access, Access::Admin, "{path}");
         }
         // Patient index decisions need the steward's permission, other changes the
         // operator's.
@@ -98,6 +119,7 @@ fn concrete(path: &str) -> String {
     path.replace("{id}", "1")
         .replace("{type}", "Patient")
         .replace("{enterprise_id}", "E1")
+        .replace("{name}", "nobody")
         .replace("{op}", "_history")
         .replace("{vid}", "1")
 }

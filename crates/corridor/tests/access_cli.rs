@@ -187,13 +187,44 @@ fn a_token_is_printed_once_listed_by_hint_and_revoked() {
     );
     assert_eq!(wider.status.code(), Some(1));
 
+    // SMART scopes limit a token's FHIR reads; what is not a resource scope is refused.
+    let scoped = corridor(
+        dir,
+        &[
+            "token",
+            "create",
+            "--user",
+            "ops",
+            "--scopes",
+            "system/Patient.read user/Observation.rs",
+        ],
+        None,
+    );
+    let scoped_secret = ok(&scoped).trim().to_owned();
+    let scopes = access
+        .verify_token(&scoped_secret)
+        .unwrap()
+        .scopes
+        .expect("the token carries its scopes");
+    assert!(scopes.allows("Patient", access::FhirAccess::Read));
+    assert!(scopes.allows("Observation", access::FhirAccess::Read));
+    assert!(!scopes.allows("Encounter", access::FhirAccess::Read));
+    let bad = corridor(
+        dir,
+        &["token", "create", "--user", "ops", "--scopes", "openid"],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("scopes"), "{}", stderr(&bad));
+
     ok(&corridor(dir, &["token", "revoke", columns[0]], None));
     assert!(access.verify_token(&secret).is_err());
     let list = ok(&corridor(dir, &["token", "list"], None));
-    assert!(
-        list.lines().nth(1).unwrap().ends_with("\trevoked"),
-        "{list}"
-    );
+    let revoked_row = list
+        .lines()
+        .find(|line| line.starts_with(&format!("{}\t", columns[0])))
+        .unwrap();
+    assert!(revoked_row.ends_with("\trevoked"), "{list}");
     assert_eq!(
         corridor(dir, &["token", "revoke", "999"], None)
             .status

@@ -48,6 +48,9 @@ pub struct Config {
     /// id's FHIR system (see `mpi::MpiConfig`).
     #[serde(default)]
     pub mpi: mpi::MpiConfig,
+    /// `[audit]`: how long the audit trail is kept.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
     /// start: the configuration file's directory, or the working directory.
     #[serde(skip)]
@@ -139,6 +142,51 @@ pub struct HttpConfig {
     /// `[http.oidc]`: OpenID Connect bearer tokens from a hospital's identity provider.
     #[serde(default)]
     pub oidc: Option<OidcSettings>,
+    /// HTTPS: the certificate chain (PEM, leaf first); with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: the private key (PEM); with `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// With it, clients must present a certificate issued by one of these CAs (PEM);
+    /// its subject is recorded in the audit trail.
+    #[serde(default)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// The largest request body accepted on any route (default `"1MiB"`); larger is a 413.
+    #[serde(default = "default_http_max_body")]
+    pub max_body: ByteSize,
+}
+
+fn default_http_max_body() -> ByteSize {
+    ByteSize(api::DEFAULT_MAX_BODY as u64)
+}
+
+/// `[audit]`: the audit trail's own retention, apart from messages'.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// How long audit records are kept (default six years, `"2196d"`).
+    #[serde(default = "default_audit_retention")]
+    pub retention: ConfigDuration,
+    /// How often records older than that are pruned (default `"1h"`).
+    #[serde(default = "default_audit_prune_interval")]
+    pub prune_interval: ConfigDuration,
+}
+
+fn default_audit_retention() -> ConfigDuration {
+    ConfigDuration(access::audit::DEFAULT_RETENTION)
+}
+fn default_audit_prune_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(3600))
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: default_audit_retention(),
+            prune_interval: default_audit_prune_interval(),
+        }
+    }
 }
 
 /// `[http] auth`.
@@ -260,17 +308,76 @@ impl Default for HttpConfig {
             auth: AuthSetting::On,
             metrics_public: false,
             oidc: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            max_body: default_http_max_body(),
         }
     }
 }
 
 impl HttpConfig {
+    /// The problems of the HTTPS settings, as (key, message).
+    fn check_tls(&self, base_dir: &Path) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => problems.push((
+                "http.tls_key".to_owned(),
+                "tls_cert is set: give its private key too".to_owned(),
+            )),
+            (None, Some(_)) => problems.push((
+                "http.tls_cert".to_owned(),
+                "tls_key is set: give the certificate too".to_owned(),
+            )),
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            problems.push((
+                "http.tls_client_ca".to_owned(),
+                "client certificates need HTTPS: set tls_cert and tls_key".to_owned(),
+            ));
+        }
+        for (key, file) in [
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("tls_client_ca", &self.tls_client_ca),
+        ] {
+            if let Some(file) = file.as_ref().filter(|f| !base_dir.join(f).is_file()) {
+                problems.push((
+                    format!("http.{key}"),
+                    format!(
+                        "file {:?} does not exist",
+                        base_dir.join(file).display().to_string()
+                    ),
+                ));
+            }
+        }
+        problems
+    }
+
     /// The limits of the API's listener.
     pub fn limits(&self) -> crate::HttpLimits {
         crate::HttpLimits {
             max_connections: self.max_connections,
             read_timeout: self.read_timeout.0,
             idle_timeout: self.idle_timeout.0,
+        }
+    }
+
+    /// HTTPS settings, files relative to `base_dir`: None without `tls_cert`.
+    pub fn tls(&self, base_dir: &Path) -> Option<mllp::TlsServerConfig> {
+        Some(mllp::TlsServerConfig {
+            cert_path: base_dir.join(self.tls_cert.as_ref()?),
+            key_path: base_dir.join(self.tls_key.as_ref()?),
+            client_ca_path: self.tls_client_ca.as_ref().map(|ca| base_dir.join(ca)),
+        })
+    }
+
+    /// What every answer carries and the body limit.
+    pub fn policy(&self) -> api::HttpPolicy {
+        api::HttpPolicy {
+            max_body: usize::try_from(self.max_body.0).unwrap_or(usize::MAX),
+            tls: self.tls_cert.is_some(),
         }
     }
 }
@@ -997,6 +1104,7 @@ impl Config {
             http: HttpConfig::default(),
             channels,
             mpi: mpi::MpiConfig::default(),
+            audit: AuditConfig::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -1133,6 +1241,30 @@ impl Config {
             && let Err((key, message)) = oidc.to_config(&self.base_dir)
         {
             error(key, message);
+        }
+        for (key, message) in self.http.check_tls(&self.base_dir) {
+            error(key, message);
+        }
+        if self.http.max_body.0 < 1024 {
+            error(
+                "http.max_body".to_owned(),
+                format!(
+                    "{} bytes is too small (at least 1KiB)",
+                    self.http.max_body.0
+                ),
+            );
+        }
+        if self.audit.retention.0 < Duration::from_secs(86_400) {
+            error(
+                "audit.retention".to_owned(),
+                "must be at least one day".to_owned(),
+            );
+        }
+        if self.audit.prune_interval.0.is_zero() {
+            error(
+                "audit.prune_interval".to_owned(),
+                "must be longer than 0".to_owned(),
+            );
         }
         for (name, channel) in &self.channels {
             let at = format!("channels.{name}");

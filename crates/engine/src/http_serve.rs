@@ -17,7 +17,10 @@
 //! - closes a connection kept alive after an answer once it has waited `idle_timeout`
 //!   for the next request, and one whose client does not take its answer within
 //!   `read_timeout`;
-//! - pauses instead of spinning when accepting fails (out of file descriptors).
+//! - pauses instead of spinning when accepting fails (out of file descriptors);
+//! - with TLS ([`HttpServer::spawn_tls`], the API port's `[http] tls_cert`), completes
+//!   the handshake within `read_timeout` and hands each request the client
+//!   certificate's subject ([`api::TlsIdentity`]) under mutual TLS.
 //!
 //! Shutting down stops accepting, closes idle connections, and lets requests in flight
 //! be answered.
@@ -41,6 +44,7 @@ use axum::http::Request;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use mllp::tokio_rustls::TlsAcceptor;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -130,12 +134,24 @@ impl HttpServer {
         app: Router,
         limits: HttpLimits,
     ) -> io::Result<HttpServer> {
+        HttpServer::spawn_tls(name, listener, app, limits, None)
+    }
+
+    /// [`HttpServer::spawn`], serving HTTPS when `tls` is given.
+    pub(crate) fn spawn_tls(
+        name: &str,
+        listener: TcpListener,
+        app: Router,
+        limits: HttpLimits,
+        tls: Option<TlsAcceptor>,
+    ) -> io::Result<HttpServer> {
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let listening = Listening {
             name: Arc::from(name),
             app,
             limits,
+            tls,
             stop: stop.clone(),
         };
         let task = tokio::spawn(listening.accept_loop(listener));
@@ -161,6 +177,7 @@ struct Listening {
     name: Arc<str>,
     app: Router,
     limits: HttpLimits,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 }
 
@@ -220,11 +237,48 @@ impl Listening {
     ) {
         // Answers are small and latency matters more than packet count.
         let _ = tcp.set_nodelay(true);
-        let limits = self.limits;
-        let io = TokioIo::new(WatchedStream {
+        let stream = WatchedStream {
             stream: tcp,
             watch: watch.clone(),
-        });
+        };
+        let Some(acceptor) = self.tls.clone() else {
+            return self.serve_io(TokioIo::new(stream), peer, watch, None).await;
+        };
+        // The handshake, like a request's head, must be done within read_timeout.
+        let tls = match tokio::time::timeout(self.limits.read_timeout, acceptor.accept(stream))
+            .await
+        {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => {
+                debug!(listener = %self.name, peer = %peer, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!(listener = %self.name, peer = %peer, "TLS handshake not done within read_timeout; connection closed");
+                return;
+            }
+        };
+        let identity = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| mllp::subject_of_certificate(leaf))
+            .map(api::TlsIdentity);
+        self.serve_io(TokioIo::new(tls), peer, watch, identity)
+            .await;
+    }
+
+    async fn serve_io<I>(
+        self: Arc<Self>,
+        io: TokioIo<I>,
+        peer: SocketAddr,
+        watch: Arc<ConnectionWatch>,
+        identity: Option<api::TlsIdentity>,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let limits = self.limits;
         let service = {
             let app = self.app.clone();
             let watch = watch.clone();
@@ -238,6 +292,9 @@ impl Listening {
                     })
                 });
                 request.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(identity) = &identity {
+                    request.extensions_mut().insert(identity.clone());
+                }
                 let mut app = app.clone();
                 let watch = watch.clone();
                 async move {

@@ -49,6 +49,7 @@
 //! ```
 
 mod application_ack;
+pub mod audit_retention;
 pub mod channel_test;
 mod config;
 mod http;
@@ -65,10 +66,10 @@ pub mod stages;
 mod start_error;
 
 pub use config::{
-    AckModeSetting, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError, ConfigErrors,
-    DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig, HlPath,
-    HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TlsConfig, TransformConfig,
-    ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
+    AckModeSetting, AuditConfig, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError,
+    ConfigErrors, DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig,
+    HlPath, HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TlsConfig,
+    TransformConfig, ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
 };
 pub use http_serve::{HttpLimits, RequestTimedOut};
 pub use intake::{

@@ -42,6 +42,8 @@ pub struct Engine {
     delivery: Arc<delivery::Delivery>,
     /// Every channel's source, and the retention task.
     sources: Sources,
+    /// The audit trail's own retention (`[audit]`), apart from messages'.
+    audit_retention: crate::audit_retention::AuditRetention,
 }
 
 /// How long shutdown waits for connections still busy before dropping them
@@ -182,26 +184,52 @@ impl Engine {
                 });
             let auth = access_control(&config, &store, &dir).await?;
             first_admin = auth.1;
-            let app = api::router(api::Api {
-                store: store.clone(),
-                delivery: Some(delivery.clone()),
-                wake_channel,
-                quarantine: Some(quarantine::Quarantine::new(store.clone(), validators)),
-                patient_index: patient_index.clone(),
-                fhir_base: repository.then(|| format!("http://{addr}/fhir")),
-                status: Some(status),
-                auth: auth.0,
-            });
-            let server =
-                HttpServer::spawn("http", listener, app, config.http.limits()).map_err(|err| {
-                    StartError::Listen {
-                        key: "http.listen".to_owned(),
-                        addr,
-                        reason: err.to_string(),
-                    }
+            // HTTPS when `[http] tls_cert` is set (mutual TLS with `tls_client_ca`).
+            let tls = match config.http.tls(&config.base_dir) {
+                None => None,
+                Some(settings) => {
+                    Some(
+                        mllp::server_acceptor(&settings).map_err(|e| StartError::Access {
+                            key: "http.tls_cert".to_owned(),
+                            reason: e.to_string(),
+                        })?,
+                    )
+                }
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let app = api::router_with(
+                api::Api {
+                    store: store.clone(),
+                    delivery: Some(delivery.clone()),
+                    wake_channel,
+                    quarantine: Some(quarantine::Quarantine::new(store.clone(), validators)),
+                    patient_index: patient_index.clone(),
+                    fhir_base: repository.then(|| format!("{scheme}://{addr}/fhir")),
+                    status: Some(status),
+                    auth: auth.0,
+                },
+                config.http.policy(),
+            );
+            let server = HttpServer::spawn_tls("http", listener, app, config.http.limits(), tls)
+                .map_err(|err| StartError::Listen {
+                    key: "http.listen".to_owned(),
+                    addr,
+                    reason: err.to_string(),
                 })?;
             http = Some(server);
         }
+
+        let audit = access::audit::Audit::open(store.clone())
+            .await
+            .map_err(|e| StartError::Access {
+                key: "data.dir".to_owned(),
+                reason: e.to_string(),
+            })?;
+        let audit_retention = crate::audit_retention::AuditRetention::spawn(
+            audit,
+            config.audit.retention.0,
+            config.audit.prune_interval.0,
+        );
 
         let application_ack_targets = config
             .channels
@@ -222,6 +250,7 @@ impl Engine {
             processors,
             delivery,
             sources,
+            audit_retention,
         })
     }
 
@@ -268,8 +297,10 @@ impl Engine {
             processors,
             delivery,
             sources,
+            audit_retention,
             ..
         } = self;
+        audit_retention.shutdown().await;
         // The sources stop taking messages; what they were storing is stored (and
         // answered) first.
         sources.shutdown(SHUTDOWN_GRACE).await;

@@ -65,3 +65,7 @@ pub use server::{
     ConnectionId, ConnectionInfo, FnHandler, FrameHandler, MllpServer, ServerHandle, ServerStats,
     StatsReader, handler_fn,
 };
+pub use subject::subject_of_certificate;
+pub use tls::server_acceptor;
+/// The TLS crate [`server_acceptor`]'s acceptor comes from, for servers built on it.
+pub use tokio_rustls;

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 /// The subject distinguished name of a DER certificate, RFC 4514 style:
 /// most specific RDN first, `,` between RDNs, `+` inside multi-valued RDNs.
-pub(crate) fn subject_of_certificate(cert_der: &[u8]) -> Option<String> {
+pub fn subject_of_certificate(cert_der: &[u8]) -> Option<String> {
     let (certificate, _) = expect(cert_der, SEQUENCE)?;
     let (mut tbs, _) = expect(certificate, SEQUENCE)?;
     if tbs.first() == Some(&EXPLICIT_VERSION) {

@@ -78,8 +78,9 @@ fn tls_config_error(err: rustls::Error) -> MllpError {
     MllpError::TlsConfig(err.to_string())
 }
 
-/// Builds the acceptor of a TLS listener (mutual TLS when a client CA is set).
-pub(crate) fn server_acceptor(config: &TlsServerConfig) -> Result<TlsAcceptor, MllpError> {
+/// Builds the acceptor of a TLS listener (mutual TLS when a client CA is set) from PEM
+/// files; the engine's HTTPS port uses it too.
+pub fn server_acceptor(config: &TlsServerConfig) -> Result<TlsAcceptor, MllpError> {
     let chain = load_certificates("server certificate", &config.cert_path)?;
     let key = load_private_key(&config.key_path)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())

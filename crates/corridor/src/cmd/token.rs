@@ -29,6 +29,10 @@ enum TokenCommand {
         /// A narrower role than the user's.
         #[arg(long, value_parser = parse_role)]
         role: Option<Role>,
+        /// SMART scopes limiting its FHIR reads, space-separated
+        /// (`"system/Patient.read system/Observation.read"`).
+        #[arg(long, value_name = "SCOPES")]
+        scopes: Option<String>,
     },
     /// List the tokens (never their secrets).
     List {
@@ -51,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             user,
             expires,
             role,
+            scopes,
         } => {
             let access = Access::open_blocking(data.open_store()?)?;
             // The token's id is known only once it is written: the record names the
@@ -58,12 +63,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let record =
                 AuditRecord::cli("token.create", ActionKind::Create, &format!("user/{user}"))
                     .detail(format!(
-                        "role {}, expires in {} days",
+                        "role {}, expires in {} days, scopes {}",
                         role.map_or("(owner's)", Role::as_str),
-                        expires.map_or_else(|| "never".to_owned(), |d| d.to_string())
+                        expires.map_or_else(|| "never".to_owned(), |d| d.to_string()),
+                        scopes.as_deref().unwrap_or("(none)")
                     ));
             let token = access
-                .create_token(&user, expires, role, Some(record))
+                .create_scoped_token(&user, expires, role, scopes.as_deref(), Some(record))
                 .wait()?;
             println!("{}", token.secret);
             eprintln!(

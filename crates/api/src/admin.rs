@@ -1,0 +1,349 @@
+//! The admin routes (access class `Admin`): users, API tokens, the audit trail's export
+//! and verification.
+//!
+//! | route | does |
+//! | --- | --- |
+//! | `GET /api/users` | lists users (never password hashes) |
+//! | `POST /api/users` | adds one: `{"name", "role", "password"?}` |
+//! | `POST /api/users/{name}/disable` | disables one: no login, its tokens refused |
+//! | `GET /api/tokens` | lists tokens (never secrets) |
+//! | `POST /api/tokens` | creates one: `{"user", "role"?, "expires_days"?, "scopes"?}`; the secret is in this answer only |
+//! | `POST /api/tokens/{id}/revoke` | revokes one |
+//! | `GET /api/audit?since=T&format=json\|csv` | exports the audit trail from `since` |
+//! | `GET /api/audit/verify` | checks the audit trail's hash chain |
+//!
+//! A user or token change is written in one transaction with its own audit record
+//! (who, what, which user or token); the guard records every other admin request.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use access::audit::{ActionKind, AuditRecord, ExportFormat};
+use access::{Principal, Role};
+
+use crate::auth::AuditedWithChange;
+use crate::extract::{Path, Query};
+use crate::routes::{Access, Method, Routes};
+use crate::{Api, ApiError};
+
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .add(Method::Get, "/api/users", Access::Admin, list_users)
+        .add(Method::Post, "/api/users", Access::Admin, add_user)
+        .add(
+            Method::Post,
+            "/api/users/{name}/disable",
+            Access::Admin,
+            disable_user,
+        )
+        .add(Method::Get, "/api/tokens", Access::Admin, list_tokens)
+        .add(Method::Post, "/api/tokens", Access::Admin, create_token)
+        .add(
+            Method::Post,
+            "/api/tokens/{id}/revoke",
+            Access::Admin,
+            revoke_token,
+        )
+        .add(Method::Get, "/api/audit", Access::Admin, export_audit)
+        .add(
+            Method::Get,
+            "/api/audit/verify",
+            Access::Admin,
+            verify_audit,
+        )
+}
+
+/// The users and tokens: those authentication checks, or (authentication off) the
+/// store's own.
+async fn identities(app: &Api) -> Result<access::Access, ApiError> {
+    match app.auth.identities() {
+        Some(identities) => Ok(identities.clone()),
+        None => access::Access::open(app.store.clone())
+            .await
+            .map_err(|e| ApiError::internal(format!("the users could not be opened: {e}"))),
+    }
+}
+
+/// An identity change's error as an answer.
+fn refused(error: access::Error) -> ApiError {
+    use access::Error as E;
+    match error {
+        E::NoSuchUser(_) | E::NoSuchToken(_) => ApiError::not_found(error.to_string()),
+        E::UserExists(_) => ApiError::conflict(error.to_string()),
+        E::InvalidName(_)
+        | E::PasswordLength { .. }
+        | E::RoleWiderThanOwner { .. }
+        | E::InvalidExpiry
+        | E::InvalidScopes(_) => ApiError::bad_request(error.to_string()),
+        other => ApiError::internal(format!("the change could not be made: {other}")),
+    }
+}
+
+/// The record of `caller` changing `resource`, written with the change.
+fn change_record(
+    caller: &Option<Extension<Principal>>,
+    action: &str,
+    kind: ActionKind,
+    resource: String,
+) -> Option<AuditRecord> {
+    caller.as_ref().map(|Extension(principal)| {
+        AuditRecord::by(principal, action, kind, access::audit::Outcome::Success).resource(resource)
+    })
+}
+
+/// A JSON body, or a 400 naming what is wrong with it.
+fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("body: {e}")))
+}
+
+/// An answer whose change was recorded with it.
+fn changed(status: StatusCode, value: serde_json::Value) -> Response {
+    let mut response = (status, axum::Json(value)).into_response();
+    response.extensions_mut().insert(AuditedWithChange);
+    response
+}
+
+fn user_json(user: &access::User) -> serde_json::Value {
+    json!({
+        "name": user.name,
+        "role": user.role,
+        "created_at": access::audit::rfc3339(user.created_at),
+        "has_password": user.has_password,
+        "disabled": user.disabled,
+    })
+}
+
+async fn list_users(State(app): State<Api>) -> Result<Response, ApiError> {
+    let identities = identities(&app).await?;
+    let users = tokio::task::spawn_blocking(move || identities.list_users())
+        .await
+        .map_err(|e| ApiError::internal(format!("listing users stopped: {e}")))?
+        .map_err(refused)?;
+    let users: Vec<_> = users.iter().map(user_json).collect();
+    Ok(axum::Json(json!({ "users": users })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    role: String,
+    password: Option<String>,
+}
+
+async fn add_user(
+    State(app): State<Api>,
+    caller: Option<Extension<Principal>>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let new: NewUser = body(&bytes)?;
+    let role: Role = new
+        .role
+        .parse()
+        .map_err(|e: access::UnknownRole| ApiError::bad_request(e.to_string()))?;
+    let record = change_record(
+        &caller,
+        "user.add",
+        ActionKind::Create,
+        format!("user/{}", new.name),
+    )
+    .map(|r| r.detail(format!("role {role}")));
+    let user = identities(&app)
+        .await?
+        .add_user(&new.name, role, new.password.as_deref(), record)
+        .await
+        .map_err(refused)?;
+    Ok(changed(StatusCode::CREATED, user_json(&user)))
+}
+
+async fn disable_user(
+    State(app): State<Api>,
+    Path(name): Path<String>,
+    caller: Option<Extension<Principal>>,
+) -> Result<Response, ApiError> {
+    let record = change_record(
+        &caller,
+        "user.disable",
+        ActionKind::Update,
+        format!("user/{name}"),
+    );
+    let user = identities(&app)
+        .await?
+        .disable_user(&name, record)
+        .await
+        .map_err(refused)?;
+    Ok(changed(StatusCode::OK, user_json(&user)))
+}
+
+fn token_json(token: &access::TokenInfo) -> serde_json::Value {
+    json!({
+        "id": token.id,
+        "user": token.user,
+        "hint": token.hint,
+        "role": token.role,
+        "scopes": token.scopes,
+        "created_at": access::audit::rfc3339(token.created_at),
+        "expires_at": token.expires_at.map(access::audit::rfc3339),
+        "revoked_at": token.revoked_at.map(access::audit::rfc3339),
+    })
+}
+
+async fn list_tokens(State(app): State<Api>) -> Result<Response, ApiError> {
+    let identities = identities(&app).await?;
+    let tokens = tokio::task::spawn_blocking(move || identities.list_tokens())
+        .await
+        .map_err(|e| ApiError::internal(format!("listing tokens stopped: {e}")))?
+        .map_err(refused)?;
+    let tokens: Vec<_> = tokens.iter().map(token_json).collect();
+    Ok(axum::Json(json!({ "tokens": tokens })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    user: String,
+    role: Option<String>,
+    expires_days: Option<u32>,
+    scopes: Option<String>,
+}
+
+async fn create_token(
+    State(app): State<Api>,
+    caller: Option<Extension<Principal>>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let new: NewToken = body(&bytes)?;
+    let role = match new.role.as_deref().map(str::parse::<Role>) {
+        None => None,
+        Some(Ok(role)) => Some(role),
+        Some(Err(e)) => return Err(ApiError::bad_request(e.to_string())),
+    };
+    // The token's id is known only once written: the record names its user, role,
+    // lifetime and scopes, and the token list its id.
+    let record = change_record(
+        &caller,
+        "token.create",
+        ActionKind::Create,
+        format!("user/{}", new.user),
+    )
+    .map(|r| {
+        r.detail(format!(
+            "role {}, expires in {} days, scopes {}",
+            role.map_or("(owner's)", Role::as_str),
+            new.expires_days
+                .map_or_else(|| "never".to_owned(), |d| d.to_string()),
+            new.scopes.as_deref().unwrap_or("(none)")
+        ))
+    });
+    let token = identities(&app)
+        .await?
+        .create_scoped_token(
+            &new.user,
+            new.expires_days,
+            role,
+            new.scopes.as_deref(),
+            record,
+        )
+        .await
+        .map_err(refused)?;
+    Ok(changed(
+        StatusCode::CREATED,
+        json!({
+            "id": token.id,
+            "token": token.secret,
+            "user": token.user,
+            "role": token.role,
+            "scopes": token.scopes,
+            "expires_at": token.expires_at.map(access::audit::rfc3339),
+            "note": "the token is shown only in this answer: send it as Authorization: Bearer TOKEN",
+        }),
+    ))
+}
+
+async fn revoke_token(
+    State(app): State<Api>,
+    Path(id): Path<i64>,
+    caller: Option<Extension<Principal>>,
+) -> Result<Response, ApiError> {
+    let record = change_record(
+        &caller,
+        "token.revoke",
+        ActionKind::Update,
+        format!("token/{id}"),
+    );
+    identities(&app)
+        .await?
+        .revoke_token(id, record)
+        .await
+        .map_err(refused)?;
+    Ok(changed(
+        StatusCode::OK,
+        json!({ "id": id, "revoked": true }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    since: Option<String>,
+    format: Option<String>,
+}
+
+fn audit_of(app: &Api) -> Result<access::audit::Audit, ApiError> {
+    app.auth
+        .audit()
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("no audit trail is kept"))
+}
+
+async fn export_audit(
+    State(app): State<Api>,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let audit = audit_of(&app)?;
+    let since = match query.since.as_deref() {
+        None => 0,
+        Some(text) => access::audit::parse_since(text)
+            .map_err(|e| ApiError::bad_request(format!("since: {e}")))?,
+    };
+    let (format, content_type) = match query.format.as_deref() {
+        None | Some("json") => (ExportFormat::Json, "application/json"),
+        Some("csv") => (ExportFormat::Csv, "text/csv; charset=utf-8"),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format {other:?} is not json or csv"
+            )));
+        }
+    };
+    let exported = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        audit.export(since, format, &mut out).map(|_| out)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the export stopped: {e}")))?
+    .map_err(|e| ApiError::internal(format!("the audit trail could not be exported: {e}")))?;
+    let mut response = exported.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+async fn verify_audit(State(app): State<Api>) -> Result<Response, ApiError> {
+    let audit = audit_of(&app)?;
+    let verification = tokio::task::spawn_blocking(move || audit.verify())
+        .await
+        .map_err(|e| ApiError::internal(format!("the check stopped: {e}")))?
+        .map_err(|e| ApiError::internal(format!("the audit trail could not be read: {e}")))?;
+    let body = json!({
+        "records": verification.records,
+        "intact": verification.broken.is_none(),
+        "broken": verification.broken.map(|b| json!({"seq": b.seq, "problem": b.problem})),
+    });
+    Ok(axum::Json(body).into_response())
+}
