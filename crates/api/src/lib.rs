@@ -48,6 +48,7 @@ mod patients;
 mod principal;
 mod quarantine;
 mod routes;
+mod rules;
 
 use std::sync::Arc;
 
@@ -130,6 +131,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(quarantine::routes())
         .merge(patients::routes())
         .merge(fhir::routes())
+        .merge(rules::routes())
         .into_parts()
 }
 

@@ -374,6 +374,14 @@ async fn run_message(
     } else {
         None
     };
+    // The clinical rules run as in `corridor run`; their alerts are stored, not delivered.
+    let rules = crate::stages::rules::RulesContext {
+        section: config.rules.clone(),
+        store: store.clone(),
+        recent: crate::stages::rules::Recent::new(),
+        output: None,
+    };
+    rules::stored::migrate(&store).await?;
     let metrics = Metrics::new([channel_name]);
     let pipeline = ChannelPipeline::build(
         channel_name,
@@ -381,6 +389,7 @@ async fn run_message(
         config,
         validations,
         patient_index.as_ref(),
+        Some(&rules),
         metrics.channel(channel_name).unwrap_or_default(),
     )?;
     let mut archives = std::collections::HashSet::new();

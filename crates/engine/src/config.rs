@@ -48,6 +48,10 @@ pub struct Config {
     /// id's FHIR system (see `mpi::MpiConfig`).
     #[serde(default)]
     pub mpi: mpi::MpiConfig,
+    /// `[rules]`: the clinical rules on channels whose repository is on, and where alerts
+    /// are delivered (see `stages::rules`).
+    #[serde(default)]
+    pub rules: crate::stages::rules::RulesSection,
     /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
     /// start: the configuration file's directory, or the working directory.
     #[serde(skip)]
@@ -321,6 +325,10 @@ pub struct ChannelConfig {
     /// `repository = true`, store the resources (see `stages::fhir`).
     #[serde(default)]
     pub fhir: Option<crate::stages::fhir::FhirConfig>,
+    /// `[channels.NAME.rules]`: this channel's clinical rules, thresholds and windows,
+    /// in place of `[rules]`' (see `stages::rules`).
+    #[serde(default)]
+    pub rules: Option<rules::RulesConfig>,
     /// How long a transformer or script may make a message (default 16 MiB, 1 KiB to
     /// 1 GiB): a step that grows it past this fails, and the message ends `errored`.
     #[serde(default = "default_max_message_size")]
@@ -347,6 +355,7 @@ impl ChannelConfig {
             validation: None,
             retention: None,
             fhir: None,
+            rules: None,
             max_message_size: default_max_message_size(),
         }
     }
@@ -997,6 +1006,7 @@ impl Config {
             http: HttpConfig::default(),
             channels,
             mpi: mpi::MpiConfig::default(),
+            rules: crate::stages::rules::RulesSection::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -1104,6 +1114,18 @@ impl Config {
         if let Err(invalid) = self.mpi.check() {
             error("mpi".to_owned(), invalid.to_string());
         }
+        for (key, message) in self.rules.check() {
+            error(key, message);
+        }
+        if self
+            .channels
+            .contains_key(crate::stages::rules::ALERTS_CHANNEL)
+        {
+            error(
+                format!("channels.{}", crate::stages::rules::ALERTS_CHANNEL),
+                "is the name of the alerts channel of [rules]; choose another".to_owned(),
+            );
+        }
         let mut listens: BTreeMap<SocketAddr, String> = BTreeMap::new();
         if self.http.enabled && self.http.listen.0.port() != 0 {
             listens.insert(self.http.listen.0, "http.listen".to_owned());
@@ -1162,6 +1184,11 @@ impl Config {
             }
             if let Some(fhir) = &channel.fhir {
                 for (key, message) in fhir.check(&at) {
+                    error(key, message);
+                }
+            }
+            if let Some(rules) = &channel.rules {
+                for (key, message) in crate::stages::rules::check_channel(rules, &at) {
                     error(key, message);
                 }
             }
