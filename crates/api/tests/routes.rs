@@ -44,6 +44,8 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/fhir/{type}/{id}", Access::Phi),
     ("GET", "/fhir/{type}/{id}/{op}", Access::Phi),
     ("GET", "/fhir/{type}/{id}/{op}/{vid}", Access::Phi),
+    ("GET", "/api/rules/alerts", Access::Phi),
+    ("POST", "/api/rules/alerts/{id}/resolve", Access::Operate),
 ];
 
 #[test]
