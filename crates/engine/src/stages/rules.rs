@@ -480,3 +480,83 @@ fn append_alert_message(
     )?;
     Ok(appended.id().0)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    fn errors(toml: &str) -> String {
+        let text = format!(
+            "[channels.lab]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\nfhir = {{ repository = true }}\n{toml}"
+        );
+        match Config::from_toml(&text) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn configuration_errors_name_the_key() {
+        assert_eq!(errors(""), "");
+        assert_eq!(
+            errors(
+                "[channels.lab.rules]\nduplicate_test = { enabled = false }\n[rules]\nenabled = true\n"
+            ),
+            ""
+        );
+        let e = errors("[rules.sepsis_screen]\nlactate_at_least = -1.0\n");
+        assert!(e.contains("rules.sepsis_screen.lactate_at_least"), "{e}");
+        let e = errors("[channels.lab.rules.sepsis_screen]\nsirs_at_least = 9\n");
+        assert!(
+            e.contains("channels.lab.rules.sepsis_screen.sirs_at_least"),
+            "{e}"
+        );
+        let e = errors("[channels.lab.rules]\nsepsis = {}\n");
+        assert!(e.contains("sepsis"), "{e}");
+        let e = errors("[rules]\ndestinations = [ { name = \"p\", type = \"mllp\" } ]\n");
+        assert!(e.contains("rules.destinations[0]"), "{e}");
+        let e = errors(
+            "[channels.rules-alerts]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+        );
+        assert!(e.contains("channels.rules-alerts"), "{e}");
+    }
+
+    #[test]
+    fn a_channel_without_the_repository_or_with_rules_off_has_no_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open(dir.path()).unwrap();
+        let context = |section: super::RulesSection| super::RulesContext {
+            section,
+            store: store.clone(),
+            recent: super::Recent::new(),
+            output: None,
+        };
+        let text = "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\nfhir = { repository = true }\n[channels.adt]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n[channels.off]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\nfhir = { repository = true }\nrules = { enabled = false }\n";
+        let config = Config::from_toml(text).unwrap();
+        let on = context(config.rules.clone());
+        assert!(
+            on.stage_for(&config.channels["lab"], None)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            on.stage_for(&config.channels["adt"], None)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            on.stage_for(&config.channels["off"], None)
+                .unwrap()
+                .is_none()
+        );
+        let off = context(super::RulesSection {
+            enabled: false,
+            ..Default::default()
+        });
+        assert!(
+            off.stage_for(&config.channels["lab"], None)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
