@@ -39,6 +39,7 @@
 //! ```
 
 mod auth;
+mod cds;
 mod error;
 mod extract;
 mod fhir;
@@ -132,6 +133,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(patients::routes())
         .merge(fhir::routes())
         .merge(rules::routes())
+        .merge(cds::routes())
         .into_parts()
 }
 

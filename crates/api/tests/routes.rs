@@ -46,6 +46,8 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/fhir/{type}/{id}/{op}/{vid}", Access::Phi),
     ("GET", "/api/rules/alerts", Access::Phi),
     ("POST", "/api/rules/alerts/{id}/resolve", Access::Operate),
+    ("GET", "/cds-services", Access::Metadata),
+    ("POST", "/cds-services/{id}", Access::Phi),
 ];
 
 #[test]

@@ -42,6 +42,7 @@ mod extract;
 mod facts;
 mod history;
 pub mod render;
+pub mod repository;
 pub mod scenario;
 pub mod stored;
 mod time;

@@ -40,16 +40,14 @@ use rules::config::{
     AllergyMedicationConfig, CriticalValuesConfig, DeltaCheckConfig, DuplicateTestConfig,
     SepsisScreenConfig,
 };
-use rules::{Alert, ClinicalFacts, PatientId, Rules, RulesConfig, Timestamp};
+use rules::{Alert, ClinicalFacts, Rules, RulesConfig, Timestamp};
 use serde::Deserialize;
 use store::{Journal, MessageState, NewMessage, Store, UnixMicros};
 use tokio::sync::Notify;
 
 use crate::stage::{Commit, Stage, StageOutcome, Work};
 
-mod record;
-
-pub use record::RepositoryHistory;
+pub use rules::repository::{PatientKey, RepositoryHistory};
 
 /// The synthetic channel whose messages are the alerts (with `[rules] destinations`).
 pub const ALERTS_CHANNEL: &str = "rules-alerts";
@@ -161,25 +159,6 @@ pub fn check_channel(config: &RulesConfig, at: &str) -> Vec<(String, String)> {
     match config.validate() {
         Ok(()) => Vec::new(),
         Err(e) => vec![config_error(&format!("{at}.rules"), &e)],
-    }
-}
-
-/// The patient a record and its alerts belong to.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum PatientKey {
-    /// The patient index's enterprise id, under its identifier system.
-    Enterprise { system: String, id: String },
-    /// One repository Patient (without the patient index).
-    Patient(String),
-}
-
-impl PatientKey {
-    /// The id the alerts carry.
-    pub fn alert_patient(&self) -> PatientId {
-        match self {
-            PatientKey::Enterprise { id, .. } => PatientId(id.clone()),
-            PatientKey::Patient(id) => PatientId(format!("Patient/{id}")),
-        }
     }
 }
 
@@ -368,7 +347,8 @@ impl Stage for RulesStage {
             let patient = key.alert_patient();
             let since = now.minus(rules::Window::seconds_of(LOOKBACK_SECONDS));
             let read = self.store.read(|conn| {
-                let history = RepositoryHistory::load(conn, &key, work.fhir.as_deref(), id, since)?;
+                let own = work.fhir.as_deref().and_then(|b| b.patient_id());
+                let history = RepositoryHistory::load(conn, &key, own, id, since)?;
                 let stored = rules::stored::recent_in(conn, &patient, since)?;
                 Ok((history, stored))
             });
@@ -384,7 +364,15 @@ impl Stage for RulesStage {
                     };
                 }
             };
-            history.overlay(&bundles, id);
+            for (message, bundle) in &bundles {
+                history.overlay(
+                    *message,
+                    bundle
+                        .entries()
+                        .iter()
+                        .map(|e| (e.resource_type, e.id.as_str(), &e.resource)),
+                );
+            }
             previous.extend(recent_alerts);
             self.rules
                 .evaluate_and_suppress(&patient, &facts, &history, now, &previous)

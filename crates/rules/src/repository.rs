@@ -1,5 +1,6 @@
-//! The patient's recent record, read from the clinical repository as the rules see it
-//! (`rules::PatientHistory`).
+//! The patient's recent record, read from the clinical repository's tables (component
+//! `fhir_repo` in the same store, see `fhir_repo`'s SCHEMA) as the rules see it
+//! ([`PatientHistory`]). The engine's rules stage and the API's CDS Hooks use it.
 //!
 //! The patient's repository Patients are those carrying the enterprise identifier
 //! (every sender's), or the one Patient without the index, with every Patient merged
@@ -11,18 +12,39 @@
 //! journal message that wrote it (`message 17`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use rules::units::{Quantity, to_rule_unit};
-use rules::{
-    AbnormalFlag, Allergy, AllergyStatus, ClinicalFacts, Code, InMemoryHistory, LOINC, Observation,
-    ObservationStatus, ObservationValue, OrderState, PatientHistory, PatientId, Source, TestOrder,
-    Timestamp,
-};
-use rusqlite::{Connection, params};
 use serde_json::Value;
+use store::rusqlite::{Connection, params};
 
-use super::PatientKey;
+use crate::facts::{
+    AbnormalFlag, Allergy, AllergyStatus, ClinicalFacts, Code, LOINC, Observation,
+    ObservationStatus, ObservationValue, OrderState, PatientId, RXNORM, Source, TestOrder,
+};
+use crate::history::{InMemoryHistory, PatientHistory};
+use crate::time::Timestamp;
+use crate::units::{Quantity, to_rule_unit};
+
+/// The patient a record and its alerts belong to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PatientKey {
+    /// The patient index's enterprise id, under its identifier system.
+    Enterprise { system: String, id: String },
+    /// One repository Patient (without the patient index).
+    Patient(String),
+}
+
+impl PatientKey {
+    /// The id the alerts carry.
+    pub fn alert_patient(&self) -> PatientId {
+        match self {
+            PatientKey::Enterprise { id, .. } => PatientId(id.clone()),
+            PatientKey::Patient(id) => PatientId(format!("Patient/{id}")),
+        }
+    }
+}
+
+/// One resource laid over the stored ones: type, id, content.
+pub type Overlaid<'a> = (&'a str, &'a str, &'a Value);
 
 /// The resources the rules read, by type and id, each with the message that wrote it.
 pub struct RepositoryHistory {
@@ -36,11 +58,11 @@ const TYPES: &str = "'Observation', 'AllergyIntolerance', 'DiagnosticReport', 'S
 
 impl RepositoryHistory {
     /// Reads the patient's record from the repository, without what message `current`
-    /// wrote. `bundle` is the message's own Bundle (its Patient may not be stored yet).
+    /// wrote. `own_patient` is the message's own Patient id (it may not be stored yet).
     pub fn load(
         conn: &Connection,
         key: &PatientKey,
-        bundle: Option<&v2_fhir::Bundle>,
+        own_patient: Option<&str>,
         current: i64,
         since: Timestamp,
     ) -> store::Result<RepositoryHistory> {
@@ -59,7 +81,7 @@ impl RepositoryHistory {
                 patients.insert(id.clone());
             }
         }
-        if let Some(id) = bundle.and_then(|b| b.patient_id()) {
+        if let Some(id) = own_patient {
             patients.insert(id.to_owned());
         }
         // Patients merged into these, through chains of merges.
@@ -112,17 +134,15 @@ impl RepositoryHistory {
         })
     }
 
-    /// Lays the resources of decided but unwritten messages (older than `current`) over
-    /// the stored ones: a resource a later message wrote replaces the stored version.
-    pub fn overlay(&mut self, bundles: &[(i64, Arc<v2_fhir::Bundle>)], current: i64) {
-        for (message, bundle) in bundles.iter().filter(|(m, _)| *m < current) {
-            for entry in bundle.entries() {
-                if TYPES.contains(&format!("'{}'", entry.resource_type)) {
-                    self.resources.insert(
-                        (entry.resource_type.to_owned(), entry.id.clone()),
-                        (Some(*message), entry.resource.clone()),
-                    );
-                }
+    /// Lays the resources of a decided but unwritten message over the stored ones: a
+    /// resource a later message wrote replaces the stored version.
+    pub fn overlay<'a>(&mut self, message: i64, resources: impl IntoIterator<Item = Overlaid<'a>>) {
+        for (kind, id, resource) in resources {
+            if TYPES.contains(&format!("'{kind}'")) {
+                self.resources.insert(
+                    (kind.to_owned(), id.to_owned()),
+                    (Some(message), resource.clone()),
+                );
             }
         }
         self.facts = std::sync::OnceLock::new();
@@ -184,7 +204,7 @@ impl PatientHistory for RepositoryHistory {
 
 /// A CodeableConcept as the rules' code: its LOINC or RxNorm coding when it has one,
 /// else its first coding, else its text.
-fn code_of(concept: &Value) -> Code {
+pub fn code_of(concept: &Value) -> Code {
     let text = concept["text"].as_str().unwrap_or_default();
     let codings = concept["coding"].as_array().cloned().unwrap_or_default();
     let code = |c: &Value| {
@@ -197,7 +217,7 @@ fn code_of(concept: &Value) -> Code {
     codings
         .iter()
         .map(code)
-        .find(|c| c.system == LOINC || c.system == rules::RXNORM)
+        .find(|c| c.system == LOINC || c.system == RXNORM)
         .or_else(|| codings.first().map(code))
         .unwrap_or_else(|| Code::new("", "", text))
 }
