@@ -166,6 +166,17 @@ impl Engine {
                     metrics: metrics.channel(alerts_channel).unwrap_or_default(),
                     enterprise_system: None,
                     after_write: None,
+                    alert_payloads: Some(Arc::new(crate::stages::rules::AlertPayloads {
+                        store: store.clone(),
+                        fhir: config
+                            .rules
+                            .destinations
+                            .iter()
+                            .filter(|d| d.kind == delivery::DestinationKind::Fhir)
+                            .map(|d| d.name.clone())
+                            .collect(),
+                        patient_system: config.mpi.enterprise_system.clone(),
+                    })),
                 },
                 wake.clone(),
             ));

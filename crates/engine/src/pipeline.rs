@@ -101,6 +101,8 @@ pub(crate) struct ChannelPipeline {
     /// Rung after a batch is written: the alerts channel, when the rules stage may have
     /// put alerts in its journal.
     pub after_write: Option<Arc<Notify>>,
+    /// The alerts channel: its `fhir` destinations get the alert as a DetectedIssue.
+    pub alert_payloads: Option<Arc<crate::stages::rules::AlertPayloads>>,
 }
 
 impl ChannelPipeline {
@@ -172,6 +174,7 @@ impl ChannelPipeline {
             metrics,
             enterprise_system,
             after_write,
+            alert_payloads: None,
         })
     }
 
@@ -278,8 +281,13 @@ impl ChannelPipeline {
     /// Routes a processed message, passing its enterprise id to the destinations.
     fn route(&self, work: &Work) -> Routed {
         let enterprise = work.enterprise_identifier(self.enterprise_system.as_deref());
-        self.router
-            .route_with_enterprise_id(&work.message, enterprise.as_ref())
+        let mut routed = self
+            .router
+            .route_with_enterprise_id(&work.message, enterprise.as_ref());
+        if let Some(payloads) = &self.alert_payloads {
+            payloads.reshape(work.id, &mut routed);
+        }
+        routed
     }
 
     /// Decides a batch, in lanes by ordering key when the channel has one. Once

@@ -259,6 +259,89 @@ pub fn list_in(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The alert whose delivery message (in the alerts channel) is `message`.
+pub fn by_delivery_message_in(
+    conn: &Connection,
+    message: i64,
+) -> store::Result<Option<StoredAlert>> {
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT id FROM rules_alerts WHERE delivery_message = ?1")?
+        .query_row([message], |r| r.get(0))
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let filter = AlertFilter {
+        before: Some(id + 1),
+        ..AlertFilter::default()
+    };
+    Ok(list_in(conn, &filter, 1)?.into_iter().find(|a| a.id == id))
+}
+
+/// The alert as a FHIR R4 transaction Bundle holding one `DetectedIssue` (a PUT, so a
+/// resend does not add a second): code the rule, severity `high` (critical),
+/// `moderate` (warning) or `low` (information), the patient by the enterprise
+/// identifier under `patient_system` (a logical reference), the condition's time,
+/// the summary and evidence as `detail`.
+pub fn detected_issue_bundle(alert: &StoredAlert, patient_system: &str) -> serde_json::Value {
+    let severity = match alert.severity.as_str() {
+        "critical" => "high",
+        "warning" => "moderate",
+        _ => "low",
+    };
+    let identified = Timestamp::parse_hl7(&alert.at)
+        .map(|t| datetime_iso(t.unix_seconds()))
+        .unwrap_or_default();
+    let patient = match alert.patient.strip_prefix("Patient/") {
+        Some(id) => serde_json::json!({ "reference": format!("Patient/{id}") }),
+        None => serde_json::json!({
+            "identifier": { "system": patient_system, "value": alert.patient }
+        }),
+    };
+    let id = format!("corridor-alert-{}", alert.id);
+    serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [ {
+            "fullUrl": format!("DetectedIssue/{id}"),
+            "resource": {
+                "resourceType": "DetectedIssue",
+                "id": id,
+                "identifier": [ { "system": "urn:corridor:rules:alert", "value": alert.id.to_string() } ],
+                "status": "final",
+                "code": {
+                    "coding": [ { "system": "urn:corridor:rules", "code": alert.rule,
+                        "display": format!("{} v{}", alert.rule, alert.rule_version) } ],
+                    "text": alert.summary,
+                },
+                "severity": severity,
+                "patient": patient,
+                "identifiedDateTime": identified,
+                "detail": format!("{}\n\nEvidence: {}", alert.summary, alert.evidence),
+            },
+            "request": { "method": "PUT", "url": format!("DetectedIssue/{id}") },
+        } ],
+    })
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` for seconds since the epoch.
+fn datetime_iso(seconds: i64) -> String {
+    let dtm = datetime::hl7::format_dtm_utc(seconds);
+    // YYYYMMDDHHMMSS+0000
+    if dtm.len() < 14 {
+        return String::new();
+    }
+    format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &dtm[0..4],
+        &dtm[4..6],
+        &dtm[6..8],
+        &dtm[8..10],
+        &dtm[10..12],
+        &dtm[12..14]
+    )
+}
+
 /// What resolving an alert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resolved {
@@ -292,5 +375,110 @@ pub fn resolve_in(
             .execute(params![id, UnixMicros::now().0, by, note])?;
             Ok(Resolved::Resolved)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InMemoryHistory, Rules, RulesConfig, extract};
+
+    fn potassium_alert() -> Alert {
+        let bytes = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102103000||ORU^R01|MSG1|P|2.5.1\r\
+              PID|1||123^^^HOSP^MR||DOE^JANE\r\
+              OBR|1||F1|2823-3^Potassium^LN|||20240102101500\r\
+              OBX|1|NM|2823-3^Potassium^LN||6.4|mmol/L|3.5-5.1|HH|||F\r";
+        let message = hl7v2::Message::parse(bytes).unwrap();
+        let now = Timestamp::parse_hl7("20240102103001").unwrap();
+        Rules::new(&RulesConfig::default())
+            .unwrap()
+            .evaluate(
+                &PatientId("E42".into()),
+                &extract(&message),
+                &InMemoryHistory::new(),
+                now,
+            )
+            .remove(0)
+    }
+
+    #[test]
+    fn stored_alerts_suppress_resolve_once_and_become_a_detected_issue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        migrate_blocking(&store).unwrap();
+        let alert = potassium_alert();
+        let copy = alert.clone();
+        let id = store
+            .write_blocking(move |conn| {
+                let new = NewAlert {
+                    message_id: 7,
+                    seq: 0,
+                    channel: "lab",
+                    alert: &copy,
+                    delivery_message: Some(99),
+                };
+                let first = insert_in(conn, &new)?;
+                // The same message processed again stores nothing new.
+                assert_eq!(insert_in(conn, &new)?, first);
+                Ok(first)
+            })
+            .unwrap();
+        let since = alert.at.minus(crate::Window::days(1));
+        let recent = store
+            .read(|c| recent_in(c, &PatientId("E42".into()), since))
+            .unwrap();
+        assert_eq!(recent.len(), 1);
+        assert_eq!(
+            (recent[0].rule, recent[0].key.as_str()),
+            (alert.rule, "2823-3:high")
+        );
+        assert!(
+            store
+                .read(|c| recent_in(c, &PatientId("E43".into()), since))
+                .unwrap()
+                .is_empty()
+        );
+
+        let stored = store
+            .read(|c| by_delivery_message_in(c, 99))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.id, id);
+        assert_eq!(stored.evidence[0]["Observation"]["code"]["code"], "2823-3");
+        let bundle = detected_issue_bundle(&stored, "urn:corridor:enterprise");
+        let issue = &bundle["entry"][0]["resource"];
+        assert_eq!(bundle["type"], "transaction");
+        assert_eq!(issue["resourceType"], "DetectedIssue");
+        assert_eq!(issue["severity"], "high");
+        assert_eq!(issue["code"]["coding"][0]["code"], "critical-value");
+        assert_eq!(issue["patient"]["identifier"]["value"], "E42");
+        assert_eq!(issue["identifiedDateTime"], "2024-01-02T10:15:00Z");
+        assert_eq!(bundle["entry"][0]["request"]["method"], "PUT");
+
+        let resolve = |note: Option<&'static str>| {
+            store
+                .write_blocking(move |c| resolve_in(c, id, "nurse", note))
+                .unwrap()
+        };
+        assert_eq!(resolve(Some("called the ward")), Resolved::Resolved);
+        assert_eq!(resolve(None), Resolved::Already);
+        assert_eq!(
+            store
+                .write_blocking(|c| resolve_in(c, 12345, "nurse", None))
+                .unwrap(),
+            Resolved::NotFound
+        );
+        let open = AlertFilter {
+            open: true,
+            ..AlertFilter::default()
+        };
+        assert!(store.read(|c| list_in(c, &open, 10)).unwrap().is_empty());
+        let all = store
+            .read(|c| list_in(c, &AlertFilter::default(), 10))
+            .unwrap();
+        assert_eq!(all[0].resolved_by.as_deref(), Some("nurse"));
+        assert_eq!(all[0].resolution.as_deref(), Some("called the ward"));
+        // Its delivery message is not in a journal here.
+        assert_eq!(all[0].delivery, "removed");
     }
 }

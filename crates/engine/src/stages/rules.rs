@@ -227,6 +227,52 @@ impl Recent {
     }
 }
 
+/// The alerts channel's payloads for `fhir` destinations: the ORU the router made into
+/// a Bundle of Observations is replaced by the alert as a `DetectedIssue` transaction
+/// Bundle (`rules::stored::detected_issue_bundle`), read from the alert's row.
+pub struct AlertPayloads {
+    pub store: Store,
+    /// The `fhir` destinations of `[rules]`.
+    pub fhir: std::collections::HashSet<String>,
+    /// The system of the enterprise identifier a DetectedIssue names its patient by.
+    pub patient_system: String,
+}
+
+impl AlertPayloads {
+    /// Replaces the payloads of the `fhir` destinations of the alerts channel's message
+    /// `message`.
+    pub fn reshape(&self, message: store::MessageId, routed: &mut delivery::Routed) {
+        use delivery::RouteOutcome;
+        let wanted = |e: &delivery::RoutedEntry| {
+            self.fhir.contains(&*e.destination) && matches!(e.outcome, RouteOutcome::Payload(_))
+        };
+        if !routed.entries.iter().any(wanted) {
+            return;
+        }
+        let alert = self
+            .store
+            .read(|conn| rules::stored::by_delivery_message_in(conn, message.0));
+        for entry in routed.entries.iter_mut() {
+            if !wanted(entry) {
+                continue;
+            }
+            entry.outcome = match &alert {
+                Ok(Some(alert)) => RouteOutcome::Payload(bytes::Bytes::from(
+                    rules::stored::detected_issue_bundle(alert, &self.patient_system).to_string(),
+                )),
+                Ok(None) => RouteOutcome::Errored {
+                    step: "alert".into(),
+                    error: "no stored alert has this message as its delivery".into(),
+                },
+                Err(e) => RouteOutcome::Errored {
+                    step: "alert".into(),
+                    error: format!("reading the alert failed: {e}"),
+                },
+            };
+        }
+    }
+}
+
 /// Where the alerts of a message go, besides their table.
 #[derive(Clone)]
 pub struct AlertOutput {
