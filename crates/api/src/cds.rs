@@ -7,8 +7,9 @@
 //! | `GET /cds-services` | Metadata | discovery: the services, their hooks |
 //! | `POST /cds-services/{id}` | PHI (audited) | `corridor-order-select` (hook `order-select`) or `corridor-order-sign` (`order-sign`): cards |
 //!
-//! The hook's `context.patientId` is the repository's Patient id; its record is that
-//! Patient's compartment (with the Patients merged into it). `context.draftOrders` is a
+//! The hook's `context.patientId` is the repository's Patient id; its record is, with
+//! the patient index on, every Patient carrying that Patient's enterprise identifier
+//! (each sender's), else that Patient's compartment (with the Patients merged into it). `context.draftOrders` is a
 //! Bundle of MedicationRequest (checked against the active allergies) and ServiceRequest
 //! (checked for a test ordered or resulted within its retesting interval); order-select
 //! checks the orders `context.selections` names, order-sign all of them. A request that
@@ -24,6 +25,7 @@ use rules::{
     Source, TestOrder, Timestamp,
 };
 use serde_json::{Value, json};
+use store::rusqlite::OptionalExtension;
 
 use crate::extract::Path;
 use crate::messages::blocking;
@@ -225,8 +227,11 @@ async fn call(
     let asked = read_request(hook, &body, now)?;
     let rules = screening()?;
     let store = api.store.clone();
+    let enterprise_system = api
+        .patient_index
+        .as_ref()
+        .map(|index| index.config().enterprise_system.clone());
     let cards = blocking(move || {
-        let key = PatientKey::Patient(asked.patient.clone());
         let since = now.minus(rules::Window::days(31));
         let history = store.read(|conn| {
             let exists = conn
@@ -237,7 +242,26 @@ async fn call(
             if !exists {
                 return Ok(None);
             }
-            RepositoryHistory::load(conn, &key, None, -1, since).map(Some)
+            // With the patient index on, the record is every Patient of the Patient's
+            // enterprise id (each sender's); else the Patient's own compartment.
+            let enterprise = match &enterprise_system {
+                Some(system) => conn
+                    .prepare_cached(
+                        "SELECT code FROM fhir_token WHERE type = 'Patient' AND id = ?1 \
+                         AND param = 'identifier' AND system = ?2",
+                    )?
+                    .query_row(store::rusqlite::params![asked.patient, system], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .optional()?
+                    .map(|id| PatientKey::Enterprise {
+                        system: system.clone(),
+                        id,
+                    }),
+                None => None,
+            };
+            let key = enterprise.unwrap_or_else(|| PatientKey::Patient(asked.patient.clone()));
+            RepositoryHistory::load(conn, &key, Some(&asked.patient), -1, since).map(Some)
         })?;
         let Some(history) = history else {
             return Err(ApiError::not_found(
