@@ -189,3 +189,80 @@ fhir = {{ repository = true }}
     assert_eq!(open["alerts"].as_array().unwrap().len(), stored.len() - 1);
     engine.shutdown().await;
 }
+
+/// A critical potassium of patient `mrn` at `time` (HL7 DTM), control id `control`.
+fn potassium(mrn: &str, control: &str, time: &str) -> String {
+    format!(
+        "MSH|^~\\&|LAB|HOSP|EHR|HOSP|{time}||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
+         PID|1||{mrn}^^^HOSP^MR||RESTART^PATIENT||19700101|F\r\
+         OBR|1||F{control}|2823-3^Potassium^LN|||{time}\r\
+         OBX|1|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||F|||{time}\r"
+    )
+}
+
+async fn alerts(http: SocketAddr) -> Vec<serde_json::Value> {
+    let answer = common::get(http, "/api/rules/alerts?limit=500").await;
+    assert_eq!(answer.status, 200, "{}", answer.json_text());
+    answer.json()["alerts"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_condition_stays_quiet_within_its_window_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[mpi]
+enabled = true
+[channels.lab]
+source = { type = "mllp", listen = "127.0.0.1:0" }
+fhir = { repository = true }
+"#;
+    let engine = start_engine(dir.path(), "data", Api::On, config).await;
+    send_all(
+        engine.listeners()[0].addr,
+        &[potassium("R1", "K1", "20260301100000")],
+    )
+    .await;
+    let http = engine.http_addr().unwrap();
+    let started = Instant::now();
+    while alerts(http).await.is_empty() && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(alerts(http).await.len(), 1);
+    engine.shutdown().await;
+
+    // After a restart: one hour later is within the 6 h window, quiet; seven hours
+    // later fires again.
+    let engine = start_engine(dir.path(), "data", Api::On, config).await;
+    send_all(
+        engine.listeners()[0].addr,
+        &[
+            potassium("R1", "K2", "20260301110000"),
+            potassium("R1", "K3", "20260301170000"),
+        ],
+    )
+    .await;
+    let http = engine.http_addr().unwrap();
+    let started = Instant::now();
+    while alerts(http).await.len() < 2 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = alerts(http).await;
+    let triggers: Vec<String> = all
+        .iter()
+        .map(|a| scenario_trigger(a).unwrap_or_default())
+        .collect();
+    assert_eq!(triggers, ["K3", "K1"], "{all:#?}");
+    engine.shutdown().await;
+}
+
+/// The control id of the message that triggered an alert.
+fn scenario_trigger(alert: &serde_json::Value) -> Option<String> {
+    alert["evidence"].as_array()?.iter().find_map(|e| {
+        let fact = e.as_object()?.values().next()?;
+        fact["source"]["control_id"]
+            .as_str()
+            .filter(|c| !c.starts_with("message "))
+            .map(str::to_owned)
+    })
+}
