@@ -266,3 +266,78 @@ fn scenario_trigger(alert: &serde_json::Value) -> Option<String> {
             .map(str::to_owned)
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cds_hooks_on_a_running_engine_read_the_record_by_enterprise_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_engine(
+        dir.path(),
+        "data",
+        Api::On,
+        r#"
+[mpi]
+enabled = true
+[channels.adt]
+source = { type = "mllp", listen = "127.0.0.1:0" }
+fhir = { repository = true }
+"#,
+    )
+    .await;
+    send_all(
+        engine.listeners()[0].addr,
+        &[
+            "MSH|^~\\&|ADT|HOSP|EHR|HOSP|20260301090000||ADT^A08^ADT_A01|C1|P|2.5.1\r\
+           EVN|A08|20260301090000\r\
+           PID|1||CDS1^^^HOSP^MR||HOOKS^CARRIE||19700101|F\r\
+           PV1|1|I\r\
+           AL1|1|DA|^Penicillin^|SV|hives\r",
+        ],
+    )
+    .await;
+    let http = engine.http_addr().unwrap();
+    let started = Instant::now();
+    let patient = loop {
+        let answer = common::get(http, "/fhir/Patient?family=HOOKS").await;
+        let bundle = answer.json();
+        if bundle["total"].as_u64() == Some(1) {
+            break bundle["entry"][0]["resource"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{bundle}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The index gave the Patient its enterprise identifier.
+    assert!(
+        patient["identifier"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["system"] == "urn:corridor:mpi"),
+        "{patient}"
+    );
+    let id = patient["id"].as_str().unwrap();
+    let request = serde_json::json!({
+        "hookInstance": "0b7a3b6a-3e8f-4f39-9d3c-6b1d1f3f9a10",
+        "hook": "order-sign",
+        "context": {
+            "userId": "Practitioner/123",
+            "patientId": id,
+            "draftOrders": { "resourceType": "Bundle", "entry": [ { "resource": {
+                "resourceType": "MedicationRequest", "id": "m1", "status": "draft", "intent": "order",
+                "medicationCodeableConcept": { "coding": [ { "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                    "code": "723", "display": "amoxicillin" } ] } } } ] }
+        }
+    });
+    let answer = common::http(
+        http,
+        "POST",
+        "/cds-services/corridor-order-sign",
+        &[("Content-Type", "application/json")],
+        request.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.json_text());
+    let cards = answer.json()["cards"].as_array().unwrap().clone();
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    assert_eq!(cards[0]["source"]["topic"]["code"], "allergy-medication");
+    engine.shutdown().await;
+}
