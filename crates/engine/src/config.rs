@@ -1117,6 +1117,17 @@ impl Config {
         for (key, message) in self.rules.check() {
             error(key, message);
         }
+        if !self.rules.destinations.is_empty()
+            && !self
+                .channels
+                .values()
+                .any(|c| c.fhir.as_ref().is_some_and(|f| f.repository))
+        {
+            error(
+                "rules.destinations".to_owned(),
+                "the rules run only on channels whose clinical repository is on, and no channel has fhir.repository = true".to_owned(),
+            );
+        }
         if self
             .channels
             .contains_key(crate::stages::rules::ALERTS_CHANNEL)

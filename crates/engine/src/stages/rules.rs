@@ -550,6 +550,16 @@ mod tests {
         let e = errors("[rules]\ndestinations = [ { name = \"p\", type = \"mllp\" } ]\n");
         assert!(e.contains("rules.destinations[0]"), "{e}");
         let e = errors(
+            "[rules]\ndestinations = [ { name = \"p\", type = \"mllp\", to = \"127.0.0.1:9\" } ]\n",
+        );
+        assert_eq!(e, "");
+        let e = Config::from_toml(
+            "[channels.adt]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n[rules]\ndestinations = [ { name = \"p\", type = \"mllp\", to = \"127.0.0.1:9\" } ]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rules.destinations"), "{e}");
+        let e = errors(
             "[channels.rules-alerts]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
         );
         assert!(e.contains("channels.rules-alerts"), "{e}");
