@@ -41,6 +41,7 @@
 mod admin;
 mod audit_events;
 mod auth;
+mod cds;
 mod error;
 mod extract;
 mod fhir;
@@ -51,6 +52,7 @@ mod principal;
 mod protect;
 mod quarantine;
 mod routes;
+mod rules;
 
 use std::sync::Arc;
 
@@ -137,6 +139,8 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         // Access (issue 13): the FHIR AuditEvent search and the admin routes.
         .merge(audit_events::routes())
         .merge(admin::routes())
+        .merge(rules::routes())
+        .merge(cds::routes())
         .into_parts()
 }
 

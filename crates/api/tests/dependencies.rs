@@ -20,7 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &[]),
     ("steps", &["hl7v2", "csvfile"]),
     ("terminology", &["hl7v2", "csvfile"]),
-    ("rules", &["hl7v2", "datetime"]),
+    ("rules", &["hl7v2", "datetime", "store"]),
     ("v2-fhir", &["hl7v2", "datetime"]),
     ("loadgen", &["hl7v2", "mllp"]),
     ("access", &["csvfile", "datetime", "store"]),
@@ -42,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "quarantine",
             "mpi",
             "fhir-repo",
+            "rules",
         ],
     ),
     (

@@ -54,6 +54,10 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/tokens/{id}/revoke", Access::Admin),
     ("GET", "/api/audit", Access::Admin),
     ("GET", "/api/audit/verify", Access::Admin),
+    ("GET", "/api/rules/alerts", Access::Phi),
+    ("POST", "/api/rules/alerts/{id}/resolve", Access::Operate),
+    ("GET", "/cds-services", Access::Metadata),
+    ("POST", "/cds-services/{id}", Access::Phi),
 ];
 
 #[test]

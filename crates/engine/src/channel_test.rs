@@ -67,6 +67,17 @@ struct Expectation {
     /// Paths left out of the message comparison (`MSH-7`, `PID-5.1`).
     #[serde(default)]
     ignore: Vec<String>,
+    /// The clinical alerts the message must fire, exactly (rule and condition key);
+    /// `alerts = []` says none. Left out, alerts are not compared.
+    alerts: Option<Vec<ExpectedAlert>>,
+}
+
+/// One alert a case expects: `{ rule = "critical-value", key = "2823-3:high" }`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedAlert {
+    rule: String,
+    key: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -169,6 +180,8 @@ struct Outcome {
     reason: Option<String>,
     /// Per destination, what it was given: its bytes, or why none.
     deliveries: BTreeMap<String, Result<Vec<u8>, String>>,
+    /// The alerts the message fired (rule, key), sorted.
+    alerts: Vec<ExpectedAlert>,
 }
 
 async fn run_case(
@@ -217,6 +230,24 @@ async fn run_case(
         if !got.contains(words.as_str()) {
             failures.push(format!(
                 "reason: expected it to contain {words:?}, got {got:?}"
+            ));
+        }
+    }
+    if let Some(expected) = &expect.alerts {
+        let mut expected = expected.clone();
+        expected.sort();
+        if expected != outcome.alerts {
+            let show = |alerts: &[ExpectedAlert]| {
+                alerts
+                    .iter()
+                    .map(|a| format!("{} {}", a.rule, a.key))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            failures.push(format!(
+                "alerts: expected [{}], got [{}]",
+                show(&expected),
+                show(&outcome.alerts)
             ));
         }
     }
@@ -374,6 +405,14 @@ async fn run_message(
     } else {
         None
     };
+    // The clinical rules run as in `corridor run`; their alerts are stored, not delivered.
+    let rules = crate::stages::rules::RulesContext {
+        section: config.rules.clone(),
+        store: store.clone(),
+        recent: crate::stages::rules::Recent::new(),
+        output: None,
+    };
+    rules::stored::migrate(&store).await?;
     let metrics = Metrics::new([channel_name]);
     let pipeline = ChannelPipeline::build(
         channel_name,
@@ -381,6 +420,7 @@ async fn run_message(
         config,
         validations,
         patient_index.as_ref(),
+        Some(&rules),
         metrics.channel(channel_name).unwrap_or_default(),
     )?;
     let mut archives = std::collections::HashSet::new();
@@ -443,6 +483,18 @@ async fn run_message(
             };
             deliveries.insert(queued.destination, given);
         }
+        let mut alerts = Vec::new();
+        let mut stmt =
+            conn.prepare_cached("SELECT rule, key FROM rules_alerts WHERE message_id = ?1")?;
+        for row in stmt.query_map([id.0], |r| {
+            Ok(ExpectedAlert {
+                rule: r.get(0)?,
+                key: r.get(1)?,
+            })
+        })? {
+            alerts.push(row?);
+        }
+        alerts.sort();
         Ok(Some(Outcome {
             state,
             // One line, as a report line holds it (a script's error spans several).
@@ -450,6 +502,7 @@ async fn run_message(
                 .state_reason
                 .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" ")),
             deliveries,
+            alerts,
         }))
     })?;
     drop(patient_index);

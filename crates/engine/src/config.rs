@@ -51,6 +51,10 @@ pub struct Config {
     /// `[audit]`: how long the audit trail is kept.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[rules]`: the clinical rules on channels whose repository is on, and where alerts
+    /// are delivered (see `stages::rules`).
+    #[serde(default)]
+    pub rules: crate::stages::rules::RulesSection,
     /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
     /// start: the configuration file's directory, or the working directory.
     #[serde(skip)]
@@ -428,6 +432,10 @@ pub struct ChannelConfig {
     /// `repository = true`, store the resources (see `stages::fhir`).
     #[serde(default)]
     pub fhir: Option<crate::stages::fhir::FhirConfig>,
+    /// `[channels.NAME.rules]`: this channel's clinical rules, thresholds and windows,
+    /// in place of `[rules]`' (see `stages::rules`).
+    #[serde(default)]
+    pub rules: Option<rules::RulesConfig>,
     /// How long a transformer or script may make a message (default 16 MiB, 1 KiB to
     /// 1 GiB): a step that grows it past this fails, and the message ends `errored`.
     #[serde(default = "default_max_message_size")]
@@ -454,6 +462,7 @@ impl ChannelConfig {
             validation: None,
             retention: None,
             fhir: None,
+            rules: None,
             max_message_size: default_max_message_size(),
         }
     }
@@ -1105,6 +1114,7 @@ impl Config {
             channels,
             mpi: mpi::MpiConfig::default(),
             audit: AuditConfig::default(),
+            rules: crate::stages::rules::RulesSection::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -1212,6 +1222,29 @@ impl Config {
         if let Err(invalid) = self.mpi.check() {
             error("mpi".to_owned(), invalid.to_string());
         }
+        for (key, message) in self.rules.check() {
+            error(key, message);
+        }
+        if !self.rules.destinations.is_empty()
+            && !self
+                .channels
+                .values()
+                .any(|c| c.fhir.as_ref().is_some_and(|f| f.repository))
+        {
+            error(
+                "rules.destinations".to_owned(),
+                "the rules run only on channels whose clinical repository is on, and no channel has fhir.repository = true".to_owned(),
+            );
+        }
+        if self
+            .channels
+            .contains_key(crate::stages::rules::ALERTS_CHANNEL)
+        {
+            error(
+                format!("channels.{}", crate::stages::rules::ALERTS_CHANNEL),
+                "is the name of the alerts channel of [rules]; choose another".to_owned(),
+            );
+        }
         let mut listens: BTreeMap<SocketAddr, String> = BTreeMap::new();
         if self.http.enabled && self.http.listen.0.port() != 0 {
             listens.insert(self.http.listen.0, "http.listen".to_owned());
@@ -1294,6 +1327,11 @@ impl Config {
             }
             if let Some(fhir) = &channel.fhir {
                 for (key, message) in fhir.check(&at) {
+                    error(key, message);
+                }
+            }
+            if let Some(rules) = &channel.rules {
+                for (key, message) in crate::stages::rules::check_channel(rules, &at) {
                     error(key, message);
                 }
             }

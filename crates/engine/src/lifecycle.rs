@@ -98,7 +98,26 @@ impl Engine {
                     source,
                 })?;
         }
-        let metrics = Metrics::new(config.channels.keys().map(String::as_str));
+        // The clinical rules' alerts table, and the alerts channel when alerts have
+        // destinations (its messages are the alerts; see `stages::rules`).
+        let alert_destinations =
+            repository && config.rules.enabled && !config.rules.destinations.is_empty();
+        if repository && config.rules.enabled {
+            rules::stored::migrate(&store)
+                .await
+                .map_err(|source| StartError::Store {
+                    dir: dir.clone(),
+                    source,
+                })?;
+        }
+        let alerts_channel = crate::stages::rules::ALERTS_CHANNEL;
+        let metrics = Metrics::new(
+            config
+                .channels
+                .keys()
+                .map(String::as_str)
+                .chain(alert_destinations.then_some(alerts_channel)),
+        );
         // Each channel's validation, with its profiles loaded once (a bad one fails here).
         let validations = crate::sources::channel_validations(&config)?;
 
@@ -108,7 +127,11 @@ impl Engine {
                 config
                     .channels
                     .iter()
-                    .map(|(name, c)| (name.as_str(), c.destinations.as_slice())),
+                    .map(|(name, c)| (name.as_str(), c.destinations.as_slice()))
+                    .chain(
+                        alert_destinations
+                            .then_some((alerts_channel, config.rules.destinations.as_slice())),
+                    ),
                 &config.base_dir,
             )
             .await?,
@@ -116,6 +139,50 @@ impl Engine {
         let mut wakes: HashMap<String, Arc<Notify>> = HashMap::new();
         let mut archives = HashSet::new();
         let mut pipelines = Vec::new();
+        let alerts_wake = alert_destinations.then(|| Arc::new(Notify::new()));
+        let rules = crate::stages::rules::RulesContext {
+            section: config.rules.clone(),
+            store: store.clone(),
+            recent: crate::stages::rules::Recent::new(),
+            output: alerts_wake
+                .clone()
+                .map(|wake| crate::stages::rules::AlertOutput { wake }),
+        };
+        if let Some(wake) = &alerts_wake {
+            let router = delivery::Router::compile(
+                alerts_channel,
+                &config.rules.destinations,
+                &config.base_dir,
+            )
+            .map_err(|e| StartError::Steps {
+                channel: alerts_channel.to_owned(),
+                reason: e.to_string(),
+            })?;
+            wakes.insert(alerts_channel.to_owned(), wake.clone());
+            pipelines.push((
+                ChannelPipeline {
+                    channel: Arc::from(alerts_channel),
+                    stages: Vec::new(),
+                    router,
+                    ordering_key: None,
+                    metrics: metrics.channel(alerts_channel).unwrap_or_default(),
+                    enterprise_system: None,
+                    after_write: None,
+                    alert_payloads: Some(Arc::new(crate::stages::rules::AlertPayloads {
+                        store: store.clone(),
+                        fhir: config
+                            .rules
+                            .destinations
+                            .iter()
+                            .filter(|d| d.kind == delivery::DestinationKind::Fhir)
+                            .map(|d| d.name.clone())
+                            .collect(),
+                        patient_system: config.mpi.enterprise_system.clone(),
+                    })),
+                },
+                wake.clone(),
+            ));
+        }
         for (name, channel) in &config.channels {
             let pipeline = ChannelPipeline::build(
                 name,
@@ -123,6 +190,7 @@ impl Engine {
                 &config,
                 &validations,
                 patient_index.as_ref(),
+                Some(&rules),
                 metrics.channel(name).unwrap_or_default(),
             )?;
             if pipeline.is_archive() {

@@ -90,7 +90,7 @@ impl Stage for StepsStage {
 /// Everything one channel's processor needs.
 pub(crate) struct ChannelPipeline {
     pub channel: Arc<str>,
-    /// In order: validate, mpi, steps, fhir (those the channel has).
+    /// In order: validate, mpi, steps, fhir, rules (those the channel has).
     pub stages: Vec<Arc<dyn Stage>>,
     pub router: Router,
     pub ordering_key: Option<hl7v2::Path>,
@@ -98,6 +98,11 @@ pub(crate) struct ChannelPipeline {
     /// The patient index's identifier system (`[mpi]` on): with `Work::enterprise_id`,
     /// the enterprise identifier the Bundles of FHIR destinations give the Patient.
     pub enterprise_system: Option<String>,
+    /// Rung after a batch is written: the alerts channel, when the rules stage may have
+    /// put alerts in its journal.
+    pub after_write: Option<Arc<Notify>>,
+    /// The alerts channel: its `fhir` destinations get the alert as a DetectedIssue.
+    pub alert_payloads: Option<Arc<crate::stages::rules::AlertPayloads>>,
 }
 
 impl ChannelPipeline {
@@ -110,6 +115,7 @@ impl ChannelPipeline {
         config: &Config,
         validations: &Validations,
         patient_index: Option<&mpi::MpiService>,
+        rules: Option<&crate::stages::rules::RulesContext>,
         metrics: Arc<ChannelMetrics>,
     ) -> Result<ChannelPipeline, StartError> {
         let steps_error = |reason: String| StartError::Steps {
@@ -148,6 +154,18 @@ impl ChannelPipeline {
                     .map_err(steps_error)?;
             stages.push(Arc::new(stage));
         }
+        let mut after_write = None;
+        if let Some(rules) = rules
+            && let Some(stage) = rules
+                .stage_for(channel, enterprise_system.clone())
+                .map_err(|e| StartError::Steps {
+                    channel: name.to_owned(),
+                    reason: e.to_string(),
+                })?
+        {
+            after_write = stage.wake();
+            stages.push(Arc::new(stage));
+        }
         Ok(ChannelPipeline {
             channel: Arc::from(name),
             stages,
@@ -155,6 +173,8 @@ impl ChannelPipeline {
             ordering_key,
             metrics,
             enterprise_system,
+            after_write,
+            alert_payloads: None,
         })
     }
 
@@ -261,8 +281,13 @@ impl ChannelPipeline {
     /// Routes a processed message, passing its enterprise id to the destinations.
     fn route(&self, work: &Work) -> Routed {
         let enterprise = work.enterprise_identifier(self.enterprise_system.as_deref());
-        self.router
-            .route_with_enterprise_id(&work.message, enterprise.as_ref())
+        let mut routed = self
+            .router
+            .route_with_enterprise_id(&work.message, enterprise.as_ref());
+        if let Some(payloads) = &self.alert_payloads {
+            payloads.reshape(work.id, &mut routed);
+        }
+        routed
     }
 
     /// Decides a batch, in lanes by ordering key when the channel has one. Once
@@ -470,6 +495,9 @@ async fn run(
             Round::Processed(count) => {
                 debug!(%channel, messages = count, "processed");
                 delivery.wake(&channel);
+                if let Some(alerts) = &pipeline.after_write {
+                    alerts.notify_one();
+                }
                 continue;
             }
             Round::Idle => wake.notified(),

@@ -9,7 +9,8 @@
 //!
 //! The order in a channel: `validate` (when it validates after the ACK), `mpi` (when the
 //! patient index is on), the channel's filters and transformers, `fhir` (when the
-//! repository is on), then routing.
+//! repository is on), `rules` (when the repository is on and the rules are not turned
+//! off), then routing.
 
 use std::sync::Arc;
 

@@ -33,6 +33,20 @@ impl AlertKind {
     pub fn version(self) -> u32 {
         1
     }
+
+    /// Every rule, in a fixed order.
+    pub const ALL: [AlertKind; 5] = [
+        AlertKind::CriticalValue,
+        AlertKind::DeltaCheck,
+        AlertKind::SepsisScreen,
+        AlertKind::AllergyMedication,
+        AlertKind::DuplicateTest,
+    ];
+
+    /// The rule named `name` (as [`AlertKind::as_str`] spells it).
+    pub fn parse(name: &str) -> Option<AlertKind> {
+        AlertKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
 }
 
 /// How urgently the receiving clinician should look.
@@ -45,6 +59,24 @@ pub enum Severity {
     /// Act now (a critical value, an order for a drug the patient is
     /// recorded as allergic to).
     Critical,
+}
+
+impl Severity {
+    /// The word stored and sent with an alert.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The severity `word` names (as [`Severity::as_str`] spells it).
+    pub fn parse(word: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
 }
 
 /// One fact that made a rule fire, with where it was read.

@@ -5,7 +5,9 @@
 //! The crate reads facts out of a message ([`extract`]), looks at the
 //! patient's recent record through [`PatientHistory`] (the engine
 //! implements it over the clinical repository), and hands back [`Alert`]s
-//! with their evidence. It knows nothing of the engine, HTTP or storage.
+//! with their evidence. It knows nothing of the engine or HTTP; [`stored`]
+//! holds the alerts' table, which the engine writes in its processing
+//! transaction, and [`render`] the ORU^R01 an alert is delivered as.
 //!
 //! These are screening alerts. Their thresholds are defaults that cite
 //! public sources (see `docs/rules.md`); each hospital sets and owns its own.
@@ -39,7 +41,10 @@ pub mod config;
 mod extract;
 mod facts;
 mod history;
+pub mod render;
+pub mod repository;
 pub mod scenario;
+pub mod stored;
 mod time;
 pub mod units;
 
