@@ -7,6 +7,7 @@
 //! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
+//! | alerts | `/api/alerts...` | `alerts` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
 //! declaration builds the [`router`] and the table [`routes`] lists, so access control
@@ -38,6 +39,7 @@
 //! # }
 //! ```
 
+mod alerts;
 mod auth;
 mod error;
 mod extract;
@@ -87,6 +89,8 @@ pub struct Api {
     pub status: Option<Arc<dyn EngineStatus>>,
     /// Who may call which route, and the audit trail of PHI reads and changes.
     pub auth: Auth,
+    /// The running `[[alerts]]`, when any is configured.
+    pub alerts: Option<::alerts::Alerts>,
 }
 
 impl Api {
@@ -104,6 +108,7 @@ impl Api {
             fhir_base: None,
             status: None,
             auth: Auth::off(None),
+            alerts: None,
         }
     }
 
@@ -130,6 +135,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(quarantine::routes())
         .merge(patients::routes())
         .merge(fhir::routes())
+        .merge(alerts::routes())
         .into_parts()
 }
 

@@ -48,6 +48,13 @@ pub struct Config {
     /// id's FHIR system (see `mpi::MpiConfig`).
     #[serde(default)]
     pub mpi: mpi::MpiConfig,
+    /// `[alerting]`: how often alerts are evaluated, and the notifiers they name.
+    #[serde(default)]
+    pub alerting: alerts::AlertingConfig,
+    /// `[[alerts]]`: conditions that notify once when they start and once when they end
+    /// (`docs/alerts.md`).
+    #[serde(default)]
+    pub alerts: Vec<alerts::AlertConfig>,
     /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
     /// start: the configuration file's directory, or the working directory.
     #[serde(skip)]
@@ -997,6 +1004,8 @@ impl Config {
             http: HttpConfig::default(),
             channels,
             mpi: mpi::MpiConfig::default(),
+            alerting: alerts::AlertingConfig::default(),
+            alerts: Vec::new(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -1269,7 +1278,42 @@ impl Config {
                 }
             }
         }
+        for (key, message) in alerts::check(
+            &self.alerting,
+            &self.alerts,
+            &self.alert_targets(),
+            &self.base_dir,
+        ) {
+            error(key, message);
+        }
         errors
+    }
+
+    /// What `[[alerts]]` may watch: each channel's listener certificate and destinations
+    /// (with their TLS certificate, else CA, file).
+    pub fn alert_targets(&self) -> alerts::Known {
+        let channels = self
+            .channels
+            .iter()
+            .map(|(name, channel)| {
+                let known = alerts::KnownChannel {
+                    listener_cert: channel.source.tls.as_ref().map(|t| t.cert.clone()),
+                    destinations: channel
+                        .destinations
+                        .iter()
+                        .map(|d| {
+                            let file = d
+                                .tls
+                                .as_ref()
+                                .map(|t| t.cert.clone().unwrap_or_else(|| t.ca.clone()));
+                            (d.name.clone(), file)
+                        })
+                        .collect(),
+                };
+                (name.clone(), known)
+            })
+            .collect();
+        alerts::Known { channels }
     }
 }
 
