@@ -44,6 +44,9 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/fhir/{type}/{id}", Access::Phi),
     ("GET", "/fhir/{type}/{id}/{op}", Access::Phi),
     ("GET", "/fhir/{type}/{id}/{op}/{vid}", Access::Phi),
+    ("GET", "/api/alerts", Access::Metadata),
+    ("GET", "/api/alerts/history", Access::Metadata),
+    ("POST", "/api/alerts/{name}/ack", Access::Operate),
 ];
 
 #[test]
