@@ -548,3 +548,99 @@ fn check_condition(alert: &AlertConfig, known: &Known, base: &Path) -> Vec<(Stri
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> Known {
+        let mut lab = KnownChannel::default();
+        lab.destinations.insert("ehr".into(), None);
+        Known {
+            channels: [("lab".to_owned(), lab)].into_iter().collect(),
+        }
+    }
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            alerting: AlertingConfig,
+            alerts: Vec<AlertConfig>,
+        }
+        let file: File = toml::from_str(text).unwrap();
+        check(&file.alerting, &file.alerts, &known(), Path::new("."))
+    }
+
+    #[test]
+    fn every_problem_names_its_key() {
+        let found = problems(
+            r#"
+            [alerting.notifiers.hook]
+            type = "webhook"
+            url = "ftp://x"
+            [alerting.notifiers.mail]
+            type = "email"
+            smtp = { host = "mail.example.org", security = "none" }
+            from = "a@example.org"
+            recipients = ["b@example.org"]
+            [alerting.notifiers.pager]
+            type = "mllp"
+            url = "http://x"
+            [[alerts]]
+            name = "q"
+            when = "queue_depth"
+            channel = "lab"
+            destination = "nope"
+            above = 1.5
+            quiet_for = "1m"
+            notify = ["hook", "missing"]
+            [[alerts]]
+            name = "q"
+            when = "no_messages"
+            channel = "radiology"
+            quiet_for = "10m"
+            active_hours = "7-19"
+            notify = ["hook"]
+            "#,
+        );
+        let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "alerting.notifiers.hook.url",
+                "alerting.notifiers.mail.smtp.security",
+                "alerting.notifiers.pager.url",
+                "alerts[0].notify[1]",
+                "alerts[0].quiet_for",
+                "alerts[0].above",
+                "alerts[0].destination",
+                "alerts[1].name",
+                "alerts[1].active_hours",
+                "alerts[1].channel",
+            ],
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_good_alert_has_no_problem() {
+        let found = problems(
+            r#"
+            [alerting.notifiers.hook]
+            type = "webhook"
+            url = "http://127.0.0.1:9/hook"
+            [[alerts]]
+            name = "lab-quiet"
+            when = "no_messages"
+            channel = "lab"
+            quiet_for = "30m"
+            active_hours = "07:00-19:00"
+            zone = "Europe/Paris"
+            for = "1m"
+            notify = ["hook"]
+            "#,
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+}
