@@ -1666,6 +1666,23 @@ mod tests {
     }
 
     #[test]
+    fn an_alert_naming_a_destination_the_channel_lacks_fails_naming_its_key() {
+        let text = "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n\
+                    [[channels.lab.destinations]]\nname = \"ehr\"\ntype = \"mllp\"\nto = \"127.0.0.1:1\"\n\
+                    [alerting.notifiers.ops]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\
+                    [[alerts]]\nname = \"down\"\nwhen = \"destination_unreachable\"\nchannel = \"lab\"\n\
+                    destination = \"billing\"\nnotify = [\"ops\"]\n";
+        let error = first_error(text);
+        assert!(
+            error.contains("alerts[0].destination") && error.contains("\"billing\""),
+            "{error}"
+        );
+        let good = text.replace("\"billing\"", "\"ehr\"");
+        let config = Config::from_toml(&good).unwrap();
+        assert_eq!(config.alerts[0].hold(), std::time::Duration::ZERO);
+    }
+
+    #[test]
     fn ordering_key_must_name_one_value() {
         let error = first_error(
             "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\nordering_key = \"PID-3[*].1\"\n",
