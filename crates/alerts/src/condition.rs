@@ -171,7 +171,9 @@ impl Watch {
                     "{channel}/{}: every delivery has failed for {}s: {}",
                     d.destination,
                     (now - since.0).max(0) / 1_000_000,
-                    d.last_error.as_deref().unwrap_or("no answer")
+                    d.last_error
+                        .as_deref()
+                        .map_or("no answer", delivery::reason_for_logs)
                 ))
             }
             ConditionKind::NoMessages => {

@@ -148,7 +148,7 @@ pub use config::{
     TlsConfig,
 };
 pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
-pub use error::{ConfigError, DeliveryError, FailureKind, StartError};
+pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};
 pub use queue::{
     COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, enqueue_in,
     entries_in_state, entries_of_message, entry, payload_of, resend_in, retry_dead_lettered_in,

@@ -393,6 +393,7 @@ impl Worker {
             self.status
                 .failing_since
                 .store(UnixMicros::now().0.max(1), Ordering::Relaxed);
+            let reason = crate::error::reason_for_logs(reason);
             tracing::warn!(%channel, %destination, error = %reason, "destination failing: messages wait in its queue and are retried");
         }
     }
