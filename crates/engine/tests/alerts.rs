@@ -455,7 +455,7 @@ text = "Result {{OBX-3.2}}: {{OBX-5}} (message {{control_id}} on {{channel}})"
     );
     let engine = start_engine(dir.path(), "data", Api::Off, &toml).await;
     let message = oru_with_value("E1", "13.5");
-    send_all(engine.listeners()[0].addr, &[message.clone()]).await;
+    send_all(engine.listeners()[0].addr, std::slice::from_ref(&message)).await;
     wait_for("the mail", Duration::from_secs(20), || {
         !sink.mails().is_empty()
     })
