@@ -4,7 +4,7 @@
 //! `{PID-3.1}`) and the delivery's names (`{channel}`, `{destination}`,
 //! `{message_id}`, `{control_id}`); the message itself is attached as a `.hl7` file
 //! unless `attach = false`. What a template names goes into the mail as it is: putting
-//! patient data in mail is the configuration's choice (`docs/connectors.md`).
+//! patient data in mail is the configuration's choice (`docs/configuration.md`).
 //! A server that cannot be reached, or answers 4xx, is a transient failure (retried);
 //! a 5xx answer is a refusal that follows `on_nak`.
 
