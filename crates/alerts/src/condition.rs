@@ -325,6 +325,84 @@ mod tests {
         assert!(watch.holds(&snap(30, 30, 8)).is_none());
     }
 
+    fn ehr(depth: u64, failing_since: Option<i64>) -> delivery::DestinationStats {
+        delivery::DestinationStats {
+            channel: "lab".into(),
+            destination: "ehr".into(),
+            kind: delivery::DestinationKind::Mllp,
+            counts: delivery::QueueCounts {
+                depth,
+                ..Default::default()
+            },
+            oldest_queued_age: None,
+            alert: None,
+            last_error: failing_since
+                .map(|_| "the receiver answered AE: no patient DOE^JANE".to_owned()),
+            failing_since: failing_since.map(UnixMicros),
+            delivered_since_start: 0,
+            failures_since_start: 0,
+            answer_latency: Default::default(),
+        }
+    }
+
+    #[test]
+    fn queue_depth_and_an_unreachable_destination_read_the_queue_statistics() {
+        let at = |secs: i64, d: delivery::DestinationStats| Snapshot {
+            at: UnixMicros(secs * 1_000_000),
+            channels: vec![],
+            destinations: vec![d],
+        };
+        let mut depth = Watch::new(
+            alert("when = \"queue_depth\"\nchannel = \"lab\"\ndestination = \"ehr\"\nabove = 100"),
+            None,
+            Path::new("."),
+        );
+        assert!(depth.holds(&at(0, ehr(100, None))).is_none());
+        assert!(depth.holds(&at(0, ehr(101, None))).is_some());
+        let mut down = Watch::new(
+            alert("when = \"destination_unreachable\"\nchannel = \"lab\"\ndestination = \"ehr\""),
+            None,
+            Path::new("."),
+        );
+        assert!(down.holds(&at(10, ehr(1, None))).is_none());
+        let detail = down.holds(&at(10, ehr(1, Some(4_000_000)))).unwrap();
+        // The receiver's own text (it may quote the message) stays out.
+        assert_eq!(
+            detail,
+            "lab/ehr: every delivery has failed for 6s: the receiver answered AE"
+        );
+    }
+
+    #[test]
+    fn a_quiet_channel_counts_from_its_last_message_and_only_in_active_hours() {
+        let mut quiet = Watch::new(
+            alert(
+                "when = \"no_messages\"\nchannel = \"lab\"\nquiet_for = \"10m\"\nactive_hours = \"07:00-19:00\"",
+            ),
+            None,
+            Path::new("."),
+        );
+        // 2026-01-01T08:00Z onwards, minute by minute.
+        let at = |minute: i64, received: u64| Snapshot {
+            at: UnixMicros((1_767_254_400 + minute * 60) * 1_000_000),
+            channels: vec![ChannelSample {
+                channel: "lab".into(),
+                received,
+                ..Default::default()
+            }],
+            destinations: vec![],
+        };
+        assert!(quiet.holds(&at(0, 5)).is_none());
+        assert!(quiet.holds(&at(9, 5)).is_none());
+        assert!(quiet.holds(&at(10, 5)).is_some());
+        // A message: quiet again counts from it.
+        assert!(quiet.holds(&at(11, 6)).is_none());
+        assert!(quiet.holds(&at(20, 6)).is_none());
+        assert!(quiet.holds(&at(21, 6)).is_some());
+        // 19:30 is outside the active hours.
+        assert!(quiet.holds(&at(11 * 60 + 30, 6)).is_none());
+    }
+
     #[test]
     fn a_certificate_near_its_end_is_seen() {
         let dir = tempfile::tempdir().unwrap();
