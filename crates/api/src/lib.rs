@@ -7,6 +7,7 @@
 //! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
+//! | alerts | `/api/alerts...` | `alerts` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
 //! declaration builds the [`router`] and the table [`routes`] lists, so access control
@@ -40,6 +41,7 @@
 
 mod admin;
 mod audit_events;
+mod alerts;
 mod auth;
 mod cds;
 mod error;
@@ -93,6 +95,8 @@ pub struct Api {
     pub status: Option<Arc<dyn EngineStatus>>,
     /// Who may call which route, and the audit trail of PHI reads and changes.
     pub auth: Auth,
+    /// The running `[[alerts]]`, when any is configured.
+    pub alerts: Option<::alerts::Alerts>,
 }
 
 impl Api {
@@ -110,6 +114,7 @@ impl Api {
             fhir_base: None,
             status: None,
             auth: Auth::off(None),
+            alerts: None,
         }
     }
 
@@ -141,6 +146,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(admin::routes())
         .merge(rules::routes())
         .merge(cds::routes())
+        .merge(alerts::routes())
         .into_parts()
 }
 

@@ -122,6 +122,7 @@ fn concrete(path: &str) -> String {
         .replace("{name}", "nobody")
         .replace("{op}", "_history")
         .replace("{vid}", "1")
+        .replace("{name}", "ehr-unreachable")
 }
 
 fn assert_json_error(what: &str, body: &str) {
@@ -180,6 +181,21 @@ async fn every_route_needs_credentials_and_each_role_gets_exactly_its_permission
     assert!(routes.iter().any(|r| r.access == Access::Phi));
     assert!(routes.iter().any(|r| r.access == Access::Operate));
     assert!(routes.iter().any(|r| r.access == Access::Steward));
+    // The alert routes are walked too: listing is metadata, acknowledging an operation.
+    let alert_routes: Vec<_> = routes
+        .iter()
+        .filter(|r| r.path.starts_with("/api/alerts"))
+        .map(|r| (r.method.as_str(), r.path, r.access))
+        .collect();
+    assert_eq!(
+        alert_routes,
+        [
+            ("GET", "/api/alerts", Access::Metadata),
+            ("GET", "/api/alerts/history", Access::Metadata),
+            ("POST", "/api/alerts/{name}/ack", Access::Operate),
+        ]
+    );
+    assert!(!Role::Viewer.allows(Permission::Operate));
 }
 
 #[tokio::test]

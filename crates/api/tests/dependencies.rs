@@ -30,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "conf", "datetime", "hl7v2", "mllp", "steps", "store", "v2-fhir",
         ],
     ),
+    ("alerts", &["conf", "datetime", "delivery", "store"]),
     ("quarantine", &["hl7v2", "hl7v2-spec", "store"]),
     ("mpi", &["csvfile", "hl7v2", "store"]),
     ("fhir-repo", &["datetime", "store", "v2-fhir"]),
@@ -37,6 +38,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "api",
         &[
             "access",
+            "alerts",
             "store",
             "delivery",
             "quarantine",
@@ -49,6 +51,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "engine",
         &[
             "access",
+            "alerts",
             "api",
             "conf",
             "datetime",
@@ -71,6 +74,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "engine",
             "access",
+            "alerts",
             "api",
             "conf",
             "csvfile",
@@ -110,9 +114,9 @@ const HTTP_FRAMEWORKS: &[&str] = &[
 
 /// The crates that serve or send HTTP, and so may reach an HTTP framework: the API,
 /// the engine (its HTTP source and the server under both), delivery (HTTP and FHIR
-/// destinations), access (it fetches an OpenID Connect issuer's keys) and the binary
-/// above them.
-const SPEAKS_HTTP: &[&str] = &["access", "api", "engine", "delivery", "corridor"];
+/// destinations), access (it fetches an OpenID Connect issuer's keys), alerts (its
+/// webhook posts through delivery's HTTP client) and the binary above them.
+const SPEAKS_HTTP: &[&str] = &["access", "alerts", "api", "engine", "delivery", "corridor"];
 
 struct Graph {
     /// Workspace crate names.

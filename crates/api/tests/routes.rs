@@ -58,6 +58,9 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/rules/alerts/{id}/resolve", Access::Operate),
     ("GET", "/cds-services", Access::Metadata),
     ("POST", "/cds-services/{id}", Access::Phi),
+    ("GET", "/api/alerts", Access::Metadata),
+    ("GET", "/api/alerts/history", Access::Metadata),
+    ("POST", "/api/alerts/{name}/ack", Access::Operate),
 ];
 
 #[test]

@@ -44,6 +44,19 @@ pub enum Zone {
 }
 
 impl Zone {
+    /// The local time of day of the instant `unix_seconds` in this zone, in minutes
+    /// since midnight (0 to 1439).
+    pub fn minute_of_day(&self, unix_seconds: i64) -> u32 {
+        let offset_seconds = match self {
+            Zone::Fixed(offset) => i64::from(offset.minutes()) * 60,
+            Zone::Named(tz) => jiff::Timestamp::from_second(unix_seconds)
+                .map(|t| i64::from(tz.to_offset(t).seconds()))
+                .unwrap_or(0),
+        };
+        let seconds = (unix_seconds + offset_seconds).rem_euclid(86_400);
+        u32::try_from(seconds / 60).unwrap_or(0)
+    }
+
     /// The offset of this zone at the local time `local`. A local time
     /// that occurs twice (the hour clocks go back) is read as the first; one
     /// that does not occur (the hour clocks skip) keeps its digits with the

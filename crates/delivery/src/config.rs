@@ -32,7 +32,7 @@ use steps::{FilterConfig, TransformConfig};
 pub struct DestinationConfig {
     /// The destination's name, unique within its channel; names its queue.
     pub name: String,
-    /// What kind of receiver: `mllp`, `http`, `file` or `fhir`.
+    /// What kind of receiver: `mllp`, `http`, `file`, `fhir` or `email`.
     #[serde(rename = "type")]
     pub kind: DestinationKind,
     /// Filters that decide whether this destination wants the message (all must keep it).
@@ -108,6 +108,28 @@ pub struct DestinationConfig {
     /// (default `urn:corridor:id`).
     #[serde(default)]
     pub identifier_base: Option<String>,
+
+    // email (issue 20): these keys stay together, to move as one into a typed struct.
+    /// email: the mail server (`host`, `port`, `security`, `username`, `password_env` or
+    /// `password_file`, `ca`, `timeout`).
+    #[serde(default)]
+    pub smtp: Option<crate::smtp::SmtpConfig>,
+    /// email: the sender's address (`Corridor <corridor@example.org>`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// email: the recipients' addresses.
+    #[serde(default)]
+    pub recipients: Option<Vec<String>>,
+    /// email: the subject template: `{MSH-9}`, `{PID-3.1}` (any path), `{channel}`,
+    /// `{destination}`, `{message_id}`, `{control_id}`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// email: the body template, with the same placeholders as `subject`.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// email: attach the message as a `.hl7` file (default true).
+    #[serde(default)]
+    pub attach: Option<bool>,
 }
 
 /// The kind of receiver a destination sends to.
@@ -122,6 +144,8 @@ pub enum DestinationKind {
     File,
     /// A FHIR server: the message's transaction Bundle POSTed to its base URL.
     Fhir,
+    /// Mail recipients, through an SMTP server.
+    Email,
 }
 
 impl DestinationKind {
@@ -132,6 +156,7 @@ impl DestinationKind {
             DestinationKind::Http => "http",
             DestinationKind::File => "file",
             DestinationKind::Fhir => "fhir",
+            DestinationKind::Email => "email",
         }
     }
 }

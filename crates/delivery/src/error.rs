@@ -67,6 +67,16 @@ pub enum FailureKind {
     Refused,
 }
 
+/// A failure's reason fit for logs and alert notifications: a receiver's refusal keeps
+/// its code and drops the text it sent with it (MSA-3 may quote the message).
+pub fn reason_for_logs(reason: &str) -> &str {
+    if reason.starts_with("the receiver answered") {
+        reason.split(':').next().unwrap_or(reason)
+    } else {
+        reason
+    }
+}
+
 impl DeliveryError {
     /// A failure worth retrying.
     pub fn transient(reason: impl Into<String>) -> DeliveryError {
@@ -84,5 +94,20 @@ impl DeliveryError {
             reason: reason.into(),
             answer: Some(answer.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refusal_loses_the_receivers_text_in_logs() {
+        assert_eq!(
+            super::reason_for_logs("the receiver answered AE: no patient DOE^JANE"),
+            "the receiver answered AE"
+        );
+        assert_eq!(
+            super::reason_for_logs("cannot connect to 127.0.0.1:1: refused"),
+            "cannot connect to 127.0.0.1:1: refused"
+        );
     }
 }

@@ -7,12 +7,13 @@
 //! only grows its own queue: the listener and the other destinations go on.
 //!
 //! - [`DestinationConfig`]: `[[channels.NAME.destinations]]` as written in the
-//!   configuration (`type = "mllp" | "http" | "file" | "fhir"`).
+//!   configuration (`type = "mllp" | "http" | "file" | "fhir" | "email"`).
 //! - [`Router`]: runs each destination's own filters and transformers on a processed
 //!   message, outside any transaction, giving a [`Routed`] message.
 //! - [`enqueue_in`]: queues a [`Routed`] message inside the caller's write.
 //! - [`Delivery`]: starts the workers, reads statistics, resends.
-//! - [`Destination`]: the trait each kind implements (`destinations::{mllp, http, file, fhir}`).
+//! - [`Destination`]: the trait each kind implements (`destinations::{mllp, http, file, fhir,
+//!   email}`); [`smtp`] sends mail for the e-mail destination and for alert notifiers.
 //!
 //! # Guarantees
 //!
@@ -130,6 +131,7 @@ pub mod destinations;
 mod error;
 mod queue;
 mod router;
+pub mod smtp;
 mod worker;
 
 use std::path::Path;
@@ -146,7 +148,7 @@ pub use config::{
     TlsConfig,
 };
 pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
-pub use error::{ConfigError, DeliveryError, FailureKind, StartError};
+pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};
 pub use queue::{
     COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, enqueue_in,
     entries_in_state, entries_of_message, entry, payload_of, resend_in, retry_dead_lettered_in,
@@ -193,8 +195,11 @@ pub struct DestinationStats {
     pub oldest_queued_age: Option<Duration>,
     /// Set while the destination holds its queue on a failing entry (`on_failure = "wait"`).
     pub alert: Option<String>,
-    /// The last delivery failure since start, in words.
+    /// The last delivery failure since start, in words; None once a delivery went
+    /// through after it.
     pub last_error: Option<String>,
+    /// Since when every attempt has failed; None while the receiver takes messages.
+    pub failing_since: Option<UnixMicros>,
     /// Entries delivered since start.
     pub delivered_since_start: u64,
     /// Failed delivery attempts since start.
@@ -309,6 +314,10 @@ impl Delivery {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone(),
+                    failing_since: match w.status.failing_since.load(Ordering::Relaxed) {
+                        0 => None,
+                        at => Some(UnixMicros(at)),
+                    },
                     delivered_since_start: w.status.delivered.load(Ordering::Relaxed),
                     failures_since_start: w.status.failures.load(Ordering::Relaxed),
                     answer_latency: w.status.answer_latency.snapshot(),

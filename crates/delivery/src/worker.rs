@@ -2,7 +2,7 @@
 //! batches, records the outcomes through the group commit, retries with backoff.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,10 @@ const ALERT_PERIOD: Duration = Duration::from_secs(60);
 pub(crate) struct Status {
     /// Set while a destination with `on_failure = "wait"` holds its queue on a failing entry.
     pub alert: Mutex<Option<String>>,
-    /// The last delivery failure, in words.
+    /// The last delivery failure, in words; cleared by the next delivery that goes through.
     pub last_error: Mutex<Option<String>>,
+    /// Since when every attempt has failed (µs; 0 while the last attempt went through).
+    pub failing_since: AtomicI64,
     /// Entries delivered since the worker started.
     pub delivered: AtomicU64,
     /// Delivery attempts that failed since the worker started.
@@ -179,6 +181,7 @@ impl Worker {
                 }
             };
             let attempted = self.judge(&due, results, sent_at, &mut waiting_on);
+            self.note_reachability(&attempted);
 
             self.update_alert(&due, &attempted, &mut waiting_on, &mut last_alert_log);
             let channel_for_write = channel.clone();
@@ -360,6 +363,39 @@ impl Worker {
             attempted.push(entry);
         }
         attempted
+    }
+
+    /// Tracks whether the receiver takes messages: the first failure after a success is
+    /// logged at `warn` (the reason names the receiver, never the message) and starts
+    /// `failing_since`; the first success after failures is logged and clears both it and
+    /// the last error.
+    fn note_reachability(&self, attempted: &[Attempted]) {
+        let delivered = attempted.iter().any(|a| a.state == EntryState::Delivered);
+        let failure = attempted
+            .iter()
+            .filter(|a| a.tried > 0 && a.state != EntryState::Delivered)
+            .find_map(|a| a.last_error.as_deref());
+        let since = self.status.failing_since.load(Ordering::Relaxed);
+        let (channel, destination) = (&self.meta.channel, &self.meta.destination);
+        if delivered && failure.is_none() {
+            if since != 0 {
+                self.status.failing_since.store(0, Ordering::Relaxed);
+                if let Ok(mut last) = self.status.last_error.lock() {
+                    *last = None;
+                }
+                let failed_for =
+                    Duration::from_micros(u64::try_from(UnixMicros::now().0 - since).unwrap_or(0));
+                tracing::info!(%channel, %destination, failed_for = ?failed_for, "destination delivers again");
+            }
+        } else if let Some(reason) = failure
+            && since == 0
+        {
+            self.status
+                .failing_since
+                .store(UnixMicros::now().0.max(1), Ordering::Relaxed);
+            let reason = crate::error::reason_for_logs(reason);
+            tracing::warn!(%channel, %destination, error = %reason, "destination failing: messages wait in its queue and are retried");
+        }
     }
 
     /// Raises, repeats or clears the alert of a destination holding its queue.

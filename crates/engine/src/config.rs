@@ -55,6 +55,13 @@ pub struct Config {
     /// are delivered (see `stages::rules`).
     #[serde(default)]
     pub rules: crate::stages::rules::RulesSection,
+    /// `[alerting]`: how often alerts are evaluated, and the notifiers they name.
+    #[serde(default)]
+    pub alerting: alerts::AlertingConfig,
+    /// `[[alerts]]`: conditions that notify once when they start and once when they end
+    /// (`docs/alerts.md`).
+    #[serde(default)]
+    pub alerts: Vec<alerts::AlertConfig>,
     /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
     /// start: the configuration file's directory, or the working directory.
     #[serde(skip)]
@@ -1115,6 +1122,8 @@ impl Config {
             mpi: mpi::MpiConfig::default(),
             audit: AuditConfig::default(),
             rules: crate::stages::rules::RulesSection::default(),
+            alerting: alerts::AlertingConfig::default(),
+            alerts: Vec::new(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -1439,7 +1448,42 @@ impl Config {
                 }
             }
         }
+        for (key, message) in alerts::check(
+            &self.alerting,
+            &self.alerts,
+            &self.alert_targets(),
+            &self.base_dir,
+        ) {
+            error(key, message);
+        }
         errors
+    }
+
+    /// What `[[alerts]]` may watch: each channel's listener certificate and destinations
+    /// (with their TLS certificate, else CA, file).
+    pub fn alert_targets(&self) -> alerts::Known {
+        let channels = self
+            .channels
+            .iter()
+            .map(|(name, channel)| {
+                let known = alerts::KnownChannel {
+                    listener_cert: channel.source.tls.as_ref().map(|t| t.cert.clone()),
+                    destinations: channel
+                        .destinations
+                        .iter()
+                        .map(|d| {
+                            let file = d
+                                .tls
+                                .as_ref()
+                                .map(|t| t.cert.clone().unwrap_or_else(|| t.ca.clone()));
+                            (d.name.clone(), file)
+                        })
+                        .collect(),
+                };
+                (name.clone(), known)
+            })
+            .collect();
+        alerts::Known { channels }
     }
 }
 
@@ -1789,6 +1833,23 @@ mod tests {
 
     fn first_error(text: &str) -> String {
         Config::from_toml(text).unwrap_err().errors[0].to_string()
+    }
+
+    #[test]
+    fn an_alert_naming_a_destination_the_channel_lacks_fails_naming_its_key() {
+        let text = "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n\
+                    [[channels.lab.destinations]]\nname = \"ehr\"\ntype = \"mllp\"\nto = \"127.0.0.1:1\"\n\
+                    [alerting.notifiers.ops]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\
+                    [[alerts]]\nname = \"down\"\nwhen = \"destination_unreachable\"\nchannel = \"lab\"\n\
+                    destination = \"billing\"\nnotify = [\"ops\"]\n";
+        let error = first_error(text);
+        assert!(
+            error.contains("alerts[0].destination") && error.contains("\"billing\""),
+            "{error}"
+        );
+        let good = text.replace("\"billing\"", "\"ehr\"");
+        let config = Config::from_toml(&good).unwrap();
+        assert_eq!(config.alerts[0].hold(), std::time::Duration::ZERO);
     }
 
     #[test]

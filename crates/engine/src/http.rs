@@ -20,6 +20,8 @@ pub(crate) struct Status {
     pub delivery: Arc<delivery::Delivery>,
     /// Each MLLP listener's counters, for its refused connections.
     pub mllp_stats: Vec<(String, mllp::StatsReader)>,
+    /// The alerts' lines of `/metrics`, when alerts are configured.
+    pub alerts: Option<alerts::Alerts>,
 }
 
 impl EngineStatus for Status {
@@ -62,6 +64,9 @@ impl EngineStatus for Status {
             Err(error) => tracing::warn!(%error, "destination metrics could not be read"),
         }
         text.push_str(&mllp_prometheus_text(&self.mllp_stats));
+        if let Some(alerts) = &self.alerts {
+            text.push_str(&alerts.prometheus_text());
+        }
         // Findings by sender, type and path, and quarantine entries.
         match quarantine::prometheus_text(&self.store) {
             Ok(quality) => text.push_str(&quality),

@@ -44,6 +44,8 @@ pub struct Engine {
     sources: Sources,
     /// The audit trail's own retention (`[audit]`), apart from messages'.
     audit_retention: crate::audit_retention::AuditRetention,
+    /// The `[[alerts]]` evaluation and notifiers, when any alert is configured.
+    alerting: Option<alerts::Alerting>,
 }
 
 /// How long shutdown waits for connections still busy before dropping them
@@ -209,6 +211,13 @@ impl Engine {
             archives,
         };
 
+        let alerting = if config.alerts.is_empty() {
+            None
+        } else {
+            Some(start_alerting(&config, &store, &metrics, &delivery).await?)
+        };
+        let alerts_handle = alerting.as_ref().map(alerts::Alerting::alerts);
+
         // Every channel's source, through its intake.
         let sources = Sources::start(&config, &intakes).await?;
         let listeners = sources.mllp_listeners();
@@ -234,6 +243,7 @@ impl Engine {
                 store: store.clone(),
                 delivery: delivery.clone(),
                 mllp_stats: sources.mllp_stats(),
+                alerts: alerts_handle.clone(),
             });
             let wake_channel = {
                 let wakes = intakes.wakes.clone();
@@ -275,6 +285,7 @@ impl Engine {
                     fhir_base: repository.then(|| format!("{scheme}://{addr}/fhir")),
                     status: Some(status),
                     auth: auth.0,
+                    alerts: alerts_handle.clone(),
                 },
                 config.http.policy(),
             );
@@ -319,6 +330,7 @@ impl Engine {
             delivery,
             sources,
             audit_retention,
+            alerting,
         })
     }
 
@@ -366,6 +378,7 @@ impl Engine {
             delivery,
             sources,
             audit_retention,
+            alerting,
             ..
         } = self;
         audit_retention.shutdown().await;
@@ -377,6 +390,10 @@ impl Engine {
         processors.shutdown().await;
         if let Some(server) = http {
             server.shutdown().await;
+        }
+        // Before the destinations: its sampler holds them.
+        if let Some(alerting) = alerting {
+            alerting.shutdown().await;
         }
         match Arc::try_unwrap(delivery) {
             Ok(delivery) => {
@@ -403,6 +420,53 @@ impl Engine {
             );
         }
     }
+}
+
+/// Starts `[[alerts]]` over the channels' counters and the destinations' queues.
+async fn start_alerting(
+    config: &Config,
+    store: &Store,
+    metrics: &Metrics,
+    delivery: &Arc<delivery::Delivery>,
+) -> Result<alerts::Alerting, StartError> {
+    let (metrics, delivery) = (metrics.clone(), delivery.clone());
+    let sampler: alerts::Sampler = Box::new(move || {
+        let destinations = match delivery.stats() {
+            Ok(stats) => stats,
+            Err(error) => {
+                warn!(%error, "the destination queues could not be read for the alerts");
+                return None;
+            }
+        };
+        let channels = metrics
+            .channels()
+            .map(|(name, m)| {
+                let c = m.counts();
+                alerts::ChannelSample {
+                    channel: name.to_owned(),
+                    received: c.received,
+                    rejected: c.rejected,
+                    errored: c.errored,
+                }
+            })
+            .collect();
+        Some(alerts::Snapshot {
+            at: store::UnixMicros::now(),
+            channels,
+            destinations,
+        })
+    });
+    alerts::Alerting::start(
+        store.clone(),
+        &config.alerting,
+        &config.alerts,
+        &config.alert_targets(),
+        &config.base_dir,
+        &config.data.dir,
+        sampler,
+    )
+    .await
+    .map_err(StartError::Alerts)
 }
 
 /// The HTTP port's access control from `[http]`: the users and tokens, the OIDC

@@ -43,6 +43,9 @@ pub enum StartError {
         /// What went wrong.
         reason: String,
     },
+    /// The alerts could not be started (a notifier's TLS file or password, the history).
+    #[error("{0}")]
+    Alerts(String),
     /// A listener could not be started.
     #[error("{key}: cannot listen on {addr}: {reason}")]
     Listen {

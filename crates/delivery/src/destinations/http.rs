@@ -237,6 +237,56 @@ pub(crate) fn failure(status: StatusCode, answer: String, who: &str) -> Delivery
     }
 }
 
+/// A JSON document POSTed to a URL, for senders that are not destinations (the alert
+/// webhook): the same connection handling, TLS and headers as an `http` destination.
+pub struct JsonPost {
+    endpoint: HttpEndpoint,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for JsonPost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonPost")
+            .field("uri", &self.endpoint.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsonPost {
+    /// From `url`, `tls`, `headers` and `timeout` of an `http` configuration.
+    pub fn new(config: &DestinationConfig, base: &Path) -> Result<JsonPost, ConfigError> {
+        Ok(JsonPost {
+            endpoint: HttpEndpoint::new(config, base, "a webhook needs `url`")?,
+            timeout: config.timeout,
+        })
+    }
+
+    /// POSTs `body` as `application/json`; a 2xx status is success, anything else an
+    /// error with the status in words.
+    pub async fn post(&mut self, body: Bytes) -> Result<String, DeliveryError> {
+        let exchange = self
+            .endpoint
+            .exchange(Method::POST, "application/json", &[], body);
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok((status, body))) if status.is_success() => Ok(answer_text(status, &body)),
+            Ok(Ok((status, body))) => {
+                Err(failure(status, answer_text(status, &body), "the webhook"))
+            }
+            Ok(Err(error)) => {
+                self.endpoint.reset();
+                Err(error)
+            }
+            Err(_) => {
+                self.endpoint.reset();
+                Err(DeliveryError::transient(format!(
+                    "no HTTP answer within {:?}",
+                    self.timeout
+                )))
+            }
+        }
+    }
+}
+
 impl HttpDestination {
     /// From a validated `type = "http"` configuration; TLS files are read now.
     pub fn new(config: &DestinationConfig, base: &Path) -> Result<HttpDestination, ConfigError> {

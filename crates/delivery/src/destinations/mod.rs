@@ -12,6 +12,7 @@ use crate::config::{DestinationConfig, DestinationKind};
 use crate::error::{ConfigError, DeliveryError};
 use crate::queue::EntryId;
 
+pub mod email;
 pub mod fhir;
 pub mod file;
 pub mod http;
@@ -93,6 +94,7 @@ pub(crate) enum AnyDestination {
     Http(http::HttpDestination),
     File(file::FileDestination),
     Fhir(fhir::FhirDestination),
+    Email(email::EmailDestination),
 }
 
 impl Destination for AnyDestination {
@@ -106,6 +108,7 @@ impl Destination for AnyDestination {
             AnyDestination::Http(d) => d.deliver(message, meta).await,
             AnyDestination::File(d) => d.deliver(message, meta).await,
             AnyDestination::Fhir(d) => d.deliver(message, meta).await,
+            AnyDestination::Email(d) => d.deliver(message, meta).await,
         }
     }
 
@@ -119,6 +122,7 @@ impl Destination for AnyDestination {
             AnyDestination::Http(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::File(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Fhir(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::Email(d) => d.deliver_batch(batch, meta).await,
         }
     }
 }
@@ -133,7 +137,7 @@ impl DestinationConfig {
         if self.name.trim().is_empty() {
             return Err(fail("`name` must not be empty".into()));
         }
-        let present: [(&str, bool, DestinationKind); 12] = [
+        let present: [(&str, bool, DestinationKind); 18] = [
             ("to", self.to.is_some(), DestinationKind::Mllp),
             ("url", self.url.is_some(), DestinationKind::Http),
             ("method", self.method.is_some(), DestinationKind::Http),
@@ -149,9 +153,20 @@ impl DestinationConfig {
                 self.identifier_base.is_some(),
                 DestinationKind::Fhir,
             ),
+            ("smtp", self.smtp.is_some(), DestinationKind::Email),
+            ("from", self.from.is_some(), DestinationKind::Email),
+            (
+                "recipients",
+                self.recipients.is_some(),
+                DestinationKind::Email,
+            ),
+            ("subject", self.subject.is_some(), DestinationKind::Email),
+            ("text", self.text.is_some(), DestinationKind::Email),
+            ("attach", self.attach.is_some(), DestinationKind::Email),
             (
                 "tls",
-                self.tls.is_some() && self.kind == DestinationKind::File,
+                self.tls.is_some()
+                    && matches!(self.kind, DestinationKind::File | DestinationKind::Email),
                 DestinationKind::Mllp,
             ),
         ];
@@ -174,6 +189,7 @@ impl DestinationConfig {
             DestinationKind::Http => ("url", self.url.is_some()),
             DestinationKind::File => ("path", self.path.is_some()),
             DestinationKind::Fhir => ("url", self.url.is_some()),
+            DestinationKind::Email => ("smtp", self.smtp.is_some()),
         };
         if !required.1 {
             return Err(fail(format!(
@@ -218,6 +234,9 @@ impl DestinationConfig {
         if self.kind == DestinationKind::Fhir {
             fhir::converter_options(self).map_err(fail)?;
         }
+        if self.kind == DestinationKind::Email {
+            email::check(self).map_err(fail)?;
+        }
         if let Some(template) = &self.file_name {
             file::NameTemplate::parse(template).map_err(fail)?;
         }
@@ -236,6 +255,9 @@ pub(crate) fn build(
         DestinationKind::Http => AnyDestination::Http(http::HttpDestination::new(config, base)?),
         DestinationKind::File => AnyDestination::File(file::FileDestination::new(config, base)?),
         DestinationKind::Fhir => AnyDestination::Fhir(fhir::FhirDestination::new(config, base)?),
+        DestinationKind::Email => {
+            AnyDestination::Email(email::EmailDestination::new(config, base)?)
+        }
     })
 }
 
