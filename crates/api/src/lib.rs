@@ -7,6 +7,7 @@
 //! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
+//! | configuration reload and its history | `/api/config/...` | `config` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
 //! declaration builds the [`router`] and the table [`routes`] lists, so access control
@@ -39,6 +40,7 @@
 //! ```
 
 mod auth;
+mod config;
 mod error;
 mod extract;
 mod fhir;
@@ -54,6 +56,10 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use auth::Auth;
+pub use config::{
+    BoxFuture, ConfigControl, ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused,
+    SharedConfigControl,
+};
 pub use error::ApiError;
 pub use fhir::{DEFAULT_COUNT, MAX_COUNT, capability_statement};
 pub use health::{ChannelHealth, EngineStatus};
@@ -87,6 +93,9 @@ pub struct Api {
     pub status: Option<Arc<dyn EngineStatus>>,
     /// Who may call which route, and the audit trail of PHI reads and changes.
     pub auth: Auth,
+    /// Configuration reload and its history (`/api/config/...`), when the engine was
+    /// started from a file.
+    pub config: Option<SharedConfigControl>,
 }
 
 impl Api {
@@ -104,6 +113,7 @@ impl Api {
             fhir_base: None,
             status: None,
             auth: Auth::off(None),
+            config: None,
         }
     }
 
@@ -130,6 +140,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(quarantine::routes())
         .merge(patients::routes())
         .merge(fhir::routes())
+        .merge(config::routes())
         .into_parts()
 }
 

@@ -51,6 +51,7 @@
 mod application_ack;
 pub mod channel_test;
 mod config;
+pub mod config_history;
 mod http;
 mod http_serve;
 mod intake;
@@ -58,12 +59,14 @@ mod lifecycle;
 mod metrics;
 mod open_files;
 mod pipeline;
+mod reload;
 pub mod retention;
 pub mod sources;
 pub mod stage;
 pub mod stages;
 mod start_error;
 
+pub use api::{ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused};
 pub use config::{
     AckModeSetting, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError, ConfigErrors,
     DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig, HlPath,
@@ -76,6 +79,7 @@ pub use intake::{
 };
 pub use lifecycle::Engine;
 pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
+pub use reload::ConfigFile;
 pub use sources::Listener;
 pub use sources::mllp::MllpReceiver;
 pub use stage::{Commit, Stage, StageOutcome, Work};

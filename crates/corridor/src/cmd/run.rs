@@ -1,6 +1,7 @@
 //! `corridor run [--config FILE] [--data DIR]`: runs the engine until SIGTERM or Ctrl-C,
 //! or until an fsync of its database fails (then it exits with status 3 at once, for a
-//! supervisor to restart it).
+//! supervisor to restart it). SIGHUP reads the configuration file again and applies it
+//! without a restart (`docs/configuration.md`, "Reloading").
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,9 +28,13 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     init_logging();
-    let mut config = match &args.config {
-        Some(path) => match engine::Config::load(path) {
-            Ok(config) => config,
+    let file = args.config.as_ref().map(|path| engine::ConfigFile {
+        path: path.clone(),
+        data_dir: args.data.clone(),
+    });
+    let mut config = match &file {
+        Some(file) => match file.read() {
+            Ok((config, _)) => config,
             Err(errors) => {
                 eprintln!("{errors}");
                 eprintln!("corridor: the configuration is invalid; nothing was started");
@@ -62,12 +67,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .thread_name("corridor")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, started))
+    runtime.block_on(serve(config, file, started))
 }
 
-async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: engine::Config,
+    file: Option<engine::ConfigFile>,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
     let data_dir = config.data.dir.clone();
-    let engine = match engine::Engine::start(config).await {
+    let starting = match file {
+        // Read again so that the text recorded in the history is the one started.
+        Some(file) => engine::Engine::start_from_file(file).await,
+        None => engine::Engine::start(config).await,
+    };
+    let engine = match starting {
         Ok(engine) => engine,
         Err(error) => {
             eprintln!("corridor: {error}");
@@ -111,9 +125,21 @@ async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitC
             path = first.path.display(),
         );
     }
-    tokio::select! {
-        stop = wait_for_stop_signal() => stop?,
-        _ = engine.store().sync_failed() => {
+    let stop = wait_for_stop_signal();
+    tokio::pin!(stop);
+    let mut reloads = ReloadSignal::new()?;
+    loop {
+        tokio::select! {
+            stop = &mut stop => {
+                stop?;
+                break;
+            }
+            () = reloads.next() => {
+                info!(signal = "SIGHUP", "reloading the configuration");
+                // The outcome is logged by the engine (and recorded in the audit trail).
+                let _ = engine.reload_on_signal().await;
+            }
+            _ = engine.store().sync_failed() => {
             // The store logged the failure and refuses every write, so every message
             // gets a NAK until the process is gone. A clean shutdown would only wait for
             // work that can no longer be stored, and for threads a sick disk may hold;
@@ -122,7 +148,8 @@ async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitC
                 exit_status = EXIT_DISK_SYNC_FAILED,
                 "exiting at once, without a clean shutdown, so that a supervisor restarts corridor"
             );
-            std::process::exit(EXIT_DISK_SYNC_FAILED);
+                std::process::exit(EXIT_DISK_SYNC_FAILED);
+            }
         }
     }
     info!("stopping: no new connections; finishing and acknowledging messages in flight");
@@ -152,6 +179,40 @@ fn database_is_sound(dir: &std::path::Path, depth: store::IntegrityCheck) -> boo
             eprintln!("{}: cannot be checked: {error}", path.display());
             false
         }
+    }
+}
+
+/// SIGHUP, the request to read the configuration file again.
+struct ReloadSignal {
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl ReloadSignal {
+    #[cfg(unix)]
+    fn new() -> anyhow::Result<ReloadSignal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ReloadSignal {
+            hangup: signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> anyhow::Result<ReloadSignal> {
+        Ok(ReloadSignal {})
+    }
+
+    /// Resolves at the next SIGHUP (never where there is none).
+    #[cfg(unix)]
+    async fn next(&mut self) {
+        if self.hangup.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) {
+        std::future::pending::<()>().await;
     }
 }
 
