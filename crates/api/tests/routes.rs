@@ -44,6 +44,9 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/fhir/{type}/{id}", Access::Phi),
     ("GET", "/fhir/{type}/{id}/{op}", Access::Phi),
     ("GET", "/fhir/{type}/{id}/{op}/{vid}", Access::Phi),
+    ("POST", "/api/config/reload", Access::Admin),
+    ("GET", "/api/config/history", Access::Admin),
+    ("GET", "/api/config/history/{n}", Access::Admin),
 ];
 
 #[test]
@@ -76,10 +79,12 @@ fn access_classes_follow_what_a_route_does() {
     {
         // Only liveness goes without credentials.
         assert_eq!(access == Access::Public, path == "/health", "{path}");
-        // A read never needs the right to change; a change is never a GET.
+        // A read never needs the right to change; a change is never a GET. The one
+        // read kept for admins is the configuration history (the files as applied).
         let change = matches!(access, Access::Operate | Access::Steward | Access::Admin);
         if method == Method::Get {
-            assert!(!change, "GET {path}");
+            let admin_read = access == Access::Admin && path.starts_with("/api/config/history");
+            assert!(!change || admin_read, "GET {path}");
         }
         // Patient index decisions need the steward's permission, other changes the
         // operator's.
@@ -100,6 +105,7 @@ fn concrete(path: &str) -> String {
         .replace("{enterprise_id}", "E1")
         .replace("{op}", "_history")
         .replace("{vid}", "1")
+        .replace("{n}", "1")
 }
 
 /// Sends `method path` with an empty body; answers the status and the body.

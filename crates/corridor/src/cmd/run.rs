@@ -88,26 +88,8 @@ async fn serve(
             return Ok(ExitCode::from(1));
         }
     };
-    let mut listeners: Vec<String> = engine
-        .listeners()
-        .iter()
-        .map(|l| {
-            format!(
-                "{}={}{}",
-                l.channel,
-                if l.tls { "mllps://" } else { "mllp://" },
-                l.addr
-            )
-        })
-        .collect();
-    listeners.extend(
-        engine
-            .http_sources()
-            .iter()
-            .map(|l| format!("{}=http://{}", l.channel, l.addr)),
-    );
     info!(
-        listeners = %listeners.join(" "),
+        listeners = %listeners_text(&engine),
         http = %engine.http_addr().map_or("off".to_owned(), |a| format!("http://{a}")),
         data = %data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64,
@@ -137,7 +119,9 @@ async fn serve(
             () = reloads.next() => {
                 info!(signal = "SIGHUP", "reloading the configuration");
                 // The outcome is logged by the engine (and recorded in the audit trail).
-                let _ = engine.reload_on_signal().await;
+                if engine.reload_on_signal().await.is_ok() {
+                    info!(listeners = %listeners_text(&engine), "listening after the reload");
+                }
             }
             _ = engine.store().sync_failed() => {
             // The store logged the failure and refuses every write, so every message
@@ -156,6 +140,30 @@ async fn serve(
     engine.shutdown().await;
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every listener as `channel=mllp://addr`, `channel=mllps://addr` or
+/// `channel=http://addr`, space-separated.
+fn listeners_text(engine: &engine::Engine) -> String {
+    let mut listeners: Vec<String> = engine
+        .listeners()
+        .iter()
+        .map(|l| {
+            format!(
+                "{}={}{}",
+                l.channel,
+                if l.tls { "mllps://" } else { "mllp://" },
+                l.addr
+            )
+        })
+        .collect();
+    listeners.extend(
+        engine
+            .http_sources()
+            .iter()
+            .map(|l| format!("{}=http://{}", l.channel, l.addr)),
+    );
+    listeners.join(" ")
 }
 
 /// `[data] check_at_start`: reads the whole database before anything uses it. A data
