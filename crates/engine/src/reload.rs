@@ -618,3 +618,69 @@ impl api::ConfigControl for ApiControl {
         crate::config_history::get(&self.0.store, n).map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::from_toml(text).unwrap()
+    }
+
+    const BASE: &str = "[data]\ndir = \"/var/lib/corridor\"\n[http]\nlisten = \"127.0.0.1:8080\"\n";
+
+    #[test]
+    fn settings_outside_the_channels_are_named_when_they_change() {
+        let channel = "[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n";
+        let running = config(&format!("{BASE}{channel}"));
+        let moved = config(&format!("{BASE}{channel}").replace("/var/lib/corridor", "/srv/c"));
+        let keys: Vec<_> = restart_needed(&running, &moved)
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["data.dir"]);
+        let port = config(&format!("{BASE}{channel}").replace(":8080", ":8081"));
+        let keys: Vec<_> = restart_needed(&running, &port)
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["http.listen"]);
+        let mpi = config(&format!("{BASE}[mpi]\nenabled = true\n{channel}"));
+        let keys: Vec<_> = restart_needed(&running, &mpi)
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["mpi"]);
+        // Channels may change freely.
+        let more = config(&format!(
+            "{BASE}{channel}[channels.b]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n"
+        ));
+        assert!(restart_needed(&running, &more).is_empty());
+    }
+
+    #[test]
+    fn channels_are_added_removed_changed_or_left_alone_and_only_source_changes_restart_the_source()
+    {
+        let running = config(&format!(
+            "{BASE}[channels.same]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+             [channels.steps]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+             [channels.listen]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+             [channels.gone]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n"
+        ));
+        let next = config(&format!(
+            "{BASE}[channels.same]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+             [channels.steps]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+             transforms = [ {{ set = \"MSH-5\", value = \"X\" }} ]\n\
+             [channels.listen]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\", ack_mode = \"enhanced\" }}\n\
+             [channels.new]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n"
+        ));
+        let plan = plan(&running, &next);
+        assert_eq!(plan.added, ["new"]);
+        assert_eq!(plan.removed, ["gone"]);
+        assert_eq!(plan.unchanged, ["same"]);
+        assert_eq!(
+            plan.changed,
+            [("listen".to_owned(), true), ("steps".to_owned(), false)]
+        );
+    }
+}
