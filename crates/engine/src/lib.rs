@@ -19,6 +19,10 @@
 //!   `done` or `error` only after their messages are stored). With
 //!   [`Intake::validating`] it validates before the ACK.
 //! - [`retention`]: pruning of finished messages per channel, in the background.
+//! - [`Engine::reload`]: the configuration file read again and applied without a
+//!   restart (`SIGHUP`, `POST /api/config/reload`); unchanged channels keep running,
+//!   a file with an error is refused whole, and every applied file is kept in
+//!   [`config_history`] with who applied it and its diff.
 //! - [`channel_test`]: channel fixtures (`corridor test`), a message in and what each
 //!   destination must receive, run through a channel's real intake and pipeline.
 //!
