@@ -8,6 +8,7 @@
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
 //! | alerts | `/api/alerts...` | `alerts` |
+//! | configuration reload and its history | `/api/config/...` | `config` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
 //! declaration builds the [`router`] and the table [`routes`] lists, so access control
@@ -40,10 +41,11 @@
 //! ```
 
 mod admin;
-mod audit_events;
 mod alerts;
+mod audit_events;
 mod auth;
 mod cds;
+mod config;
 mod error;
 mod extract;
 mod fhir;
@@ -61,6 +63,10 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use auth::Auth;
+pub use config::{
+    BoxFuture, ConfigControl, ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused,
+    SharedConfigControl,
+};
 pub use error::ApiError;
 pub use fhir::{DEFAULT_COUNT, MAX_COUNT, capability_statement};
 pub use health::{ChannelHealth, EngineStatus};
@@ -97,6 +103,9 @@ pub struct Api {
     pub auth: Auth,
     /// The running `[[alerts]]`, when any is configured.
     pub alerts: Option<::alerts::Alerts>,
+    /// Configuration reload and its history (`/api/config/...`), when the engine was
+    /// started from a file.
+    pub config: Option<SharedConfigControl>,
 }
 
 impl Api {
@@ -115,6 +124,7 @@ impl Api {
             status: None,
             auth: Auth::off(None),
             alerts: None,
+            config: None,
         }
     }
 
@@ -147,6 +157,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(rules::routes())
         .merge(cds::routes())
         .merge(alerts::routes())
+        .merge(config::routes())
         .into_parts()
 }
 

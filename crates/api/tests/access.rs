@@ -27,6 +27,14 @@ async fn serve() -> Server {
 
 /// [`serve`], also accepting JWTs from `oidc`'s issuer.
 async fn serve_with(oidc: Option<access::oidc::OidcConfig>) -> Server {
+    serve_full(oidc, None).await
+}
+
+/// [`serve_with`], with `config` behind the configuration routes.
+async fn serve_full(
+    oidc: Option<access::oidc::OidcConfig>,
+    config: Option<api::SharedConfigControl>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let identities = Identities::open(store.clone()).await.unwrap();
@@ -37,6 +45,7 @@ async fn serve_with(oidc: Option<access::oidc::OidcConfig>) -> Server {
     };
     let api = api::Api {
         auth: Auth::required(identities.clone(), verifier, audit.clone()),
+        config,
         ..api::Api::new(store.clone())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -122,7 +131,7 @@ fn concrete(path: &str) -> String {
         .replace("{name}", "nobody")
         .replace("{op}", "_history")
         .replace("{vid}", "1")
-        .replace("{name}", "ehr-unreachable")
+        .replace("{n}", "1")
 }
 
 fn assert_json_error(what: &str, body: &str) {
@@ -196,6 +205,11 @@ async fn every_route_needs_credentials_and_each_role_gets_exactly_its_permission
         ]
     );
     assert!(!Role::Viewer.allows(Permission::Operate));
+    assert!(
+        routes
+            .iter()
+            .any(|r| r.access == Access::Admin && r.path == "/api/config/reload")
+    );
 }
 
 #[tokio::test]
@@ -885,4 +899,135 @@ async fn a_body_over_the_limit_gets_413_with_a_json_error_on_every_route() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+}
+
+/// A stand-in for the engine behind the configuration routes: it records who asked,
+/// applies the first reload and refuses the next, naming a key.
+#[derive(Default)]
+struct FakeConfig {
+    asked_by: std::sync::Mutex<Vec<String>>,
+}
+
+impl api::ConfigControl for FakeConfig {
+    fn reload(&self, by: String) -> api::BoxFuture<Result<api::ReloadApplied, api::ReloadRefused>> {
+        let mut asked = self.asked_by.lock().unwrap();
+        asked.push(by);
+        let outcome = if asked.len() == 1 {
+            Ok(api::ReloadApplied {
+                version: Some(2),
+                changed: vec!["lab".to_owned()],
+                ..Default::default()
+            })
+        } else {
+            Err(api::ReloadRefused::Invalid {
+                file: Some("corridor.toml".to_owned()),
+                problems: vec![api::ConfigProblem {
+                    key: "channels.lab.source.listen".to_owned(),
+                    message: "\"nonsense\" is not a socket address".to_owned(),
+                    line: Some(7),
+                }],
+            })
+        };
+        Box::pin(async move { outcome })
+    }
+
+    fn history(&self) -> Result<Vec<api::ConfigVersion>, String> {
+        Ok(vec![api::ConfigVersion {
+            n: 1,
+            applied_at: 1,
+            applied_by: "start".to_owned(),
+            config: "[channels.lab]\n".to_owned(),
+            diff: String::new(),
+        }])
+    }
+
+    fn version(&self, n: i64) -> Result<Option<api::ConfigVersion>, String> {
+        Ok(self.history()?.into_iter().find(|v| v.n == n))
+    }
+}
+
+#[tokio::test]
+async fn only_admins_reload_the_configuration_and_each_attempt_is_audited() {
+    let fake = Arc::new(FakeConfig::default());
+    let server = serve_full(None, Some(fake.clone())).await;
+    let (operator_id, operator) = server.token(Role::Operator).await;
+    let (admin_id, admin) = server.token(Role::Admin).await;
+    let before = server.records().len();
+
+    // An operator may not: 403, recorded as denied, and the engine is not asked.
+    let (status, _, body) = call(
+        server.addr,
+        "POST",
+        "/api/config/reload",
+        Some(&format!("Bearer {operator}")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(fake.asked_by.lock().unwrap().is_empty());
+    let records = server.records();
+    assert_eq!(records[before].record.actor, format!("token:{operator_id}"));
+    assert_eq!(records[before].record.action, "POST /api/config/reload");
+    assert_eq!(records[before].record.outcome, Outcome::Denied);
+
+    // An admin may: the engine hears who asked, the answer says what changed.
+    let (status, _, body) = call(
+        server.addr,
+        "POST",
+        "/api/config/reload",
+        Some(&format!("Bearer {admin}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value =
+        serde_json::from_str(&body[body.find('{').unwrap()..=body.rfind('}').unwrap()]).unwrap();
+    assert_eq!(answer["reload"]["changed"][0], "lab");
+    assert_eq!(
+        fake.asked_by.lock().unwrap()[0],
+        format!("token:{admin_id} (admin)")
+    );
+    // A refused file: 422, the key and line in a JSON error.
+    let (status, _, body) = call(
+        server.addr,
+        "POST",
+        "/api/config/reload",
+        Some(&format!("Bearer {admin}")),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_json_error("refused reload", &body);
+    assert!(body.contains("channels.lab.source.listen"), "{body}");
+    assert!(body.contains("\"line\":7"), "{body}");
+    let records = server.records();
+    let reloads: Vec<_> = records[before..]
+        .iter()
+        .filter(|r| r.record.action == "POST /api/config/reload")
+        .map(|r| (r.record.actor.clone(), r.record.outcome))
+        .collect();
+    assert_eq!(
+        reloads,
+        [
+            (format!("token:{operator_id}"), Outcome::Denied),
+            (format!("token:{admin_id}"), Outcome::Success),
+            (format!("token:{admin_id}"), Outcome::Failed),
+        ]
+    );
+
+    // The history, for admins only.
+    let (status, _, body) = call(
+        server.addr,
+        "GET",
+        "/api/config/history/1",
+        Some(&format!("Bearer {admin}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"applied_by\":\"start\""), "{body}");
+    let (status, _, _) = call(
+        server.addr,
+        "GET",
+        "/api/config/history",
+        Some(&format!("Bearer {operator}")),
+    )
+    .await;
+    assert_eq!(status, 403);
 }

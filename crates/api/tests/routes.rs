@@ -61,6 +61,9 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/alerts", Access::Metadata),
     ("GET", "/api/alerts/history", Access::Metadata),
     ("POST", "/api/alerts/{name}/ack", Access::Operate),
+    ("POST", "/api/config/reload", Access::Admin),
+    ("GET", "/api/config/history", Access::Admin),
+    ("GET", "/api/config/history/{n}", Access::Admin),
 ];
 
 #[test]
@@ -94,7 +97,7 @@ fn access_classes_follow_what_a_route_does() {
         // Only liveness goes without credentials.
         assert_eq!(access == Access::Public, path == "/health", "{path}");
         // A read never needs the right to change; a change is never a GET. (Admin
-        // routes both read, such as the audit export, and change.)
+        // routes both read, such as the audit export and the configuration history, and change.)
         let change = matches!(access, Access::Operate | Access::Steward | Access::Admin);
         if method == Method::Get {
             assert!(
@@ -102,8 +105,8 @@ fn access_classes_follow_what_a_route_does() {
                 "GET {path}"
             );
         }
-        // Users, tokens and the audit trail are administration.
-        if ["/api/users", "/api/tokens", "/api/audit"]
+        // Users, tokens, the audit trail and the configuration are administration.
+        if ["/api/users", "/api/tokens", "/api/audit", "/api/config"]
             .iter()
             .any(|prefix| path.starts_with(prefix))
         {
@@ -129,6 +132,7 @@ fn concrete(path: &str) -> String {
         .replace("{name}", "nobody")
         .replace("{op}", "_history")
         .replace("{vid}", "1")
+        .replace("{n}", "1")
 }
 
 /// Sends `method path` with an empty body; answers the status and the body.

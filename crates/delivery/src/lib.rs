@@ -136,7 +136,7 @@ mod worker;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use store::{Store, UnixMicros};
@@ -147,6 +147,7 @@ pub use config::{
     DestinationConfig, DestinationKind, FileMode, HttpBody, OnFailure, OnNak, RetryConfig,
     TlsConfig,
 };
+use destinations::AnyDestination;
 pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
 pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};
 pub use queue::{
@@ -163,11 +164,15 @@ pub async fn migrate(store: &Store) -> store::Result<u32> {
 }
 
 /// The running destination workers of every channel.
+///
+/// A reload changes one channel's workers at a time ([`Delivery::prepare`], then
+/// [`Delivery::replace`]): a destination whose configuration is unchanged keeps its
+/// worker; a changed one's worker finishes the batch it is delivering before its
+/// successor starts on the same queue, so no entry is sent by both.
 #[derive(Debug)]
 pub struct Delivery {
     store: Store,
-    workers: Vec<WorkerHandle>,
-    stop: watch::Sender<bool>,
+    workers: RwLock<Vec<WorkerHandle>>,
 }
 
 #[derive(Debug)]
@@ -175,8 +180,10 @@ struct WorkerHandle {
     channel: Arc<str>,
     destination: Arc<str>,
     kind: DestinationKind,
+    config: DestinationConfig,
     wake: Arc<Notify>,
     status: Arc<worker::Status>,
+    stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -208,6 +215,98 @@ pub struct DestinationStats {
     pub answer_latency: LatencySnapshot,
 }
 
+/// One channel's destinations, checked and built, ready for [`Delivery::replace`].
+pub struct PreparedChannel {
+    channel: Arc<str>,
+    built: Vec<(DestinationConfig, AnyDestination)>,
+}
+
+impl std::fmt::Debug for PreparedChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedChannel")
+            .field("channel", &self.channel)
+            .field("destinations", &self.built.len())
+            .finish()
+    }
+}
+
+/// Checks one channel's destinations (names unique, steps compile) and builds each.
+fn prepare_channel(
+    channel: &str,
+    configs: &[DestinationConfig],
+    base: &Path,
+) -> Result<PreparedChannel, StartError> {
+    let channel: Arc<str> = Arc::from(channel);
+    // Same checks as the router: names unique per channel, steps compile.
+    Router::compile(&channel, configs, base)?;
+    let mut built = Vec::with_capacity(configs.len());
+    for config in configs {
+        built.push((config.clone(), destinations::build(config, base)?));
+    }
+    Ok(PreparedChannel { channel, built })
+}
+
+/// Starts the worker of one destination of `channel`.
+fn spawn_worker(
+    store: &Store,
+    channel: Arc<str>,
+    config: DestinationConfig,
+    destination: AnyDestination,
+) -> WorkerHandle {
+    let name: Arc<str> = Arc::from(config.name.as_str());
+    let wake = Arc::new(Notify::new());
+    let status = Arc::new(worker::Status::default());
+    let (stop, stopped) = watch::channel(false);
+    let worker = worker::Worker {
+        store: store.clone(),
+        meta: DeliveryMeta {
+            channel: channel.clone(),
+            destination: name.clone(),
+        },
+        retry: config.retry,
+        on_failure: config.on_failure,
+        on_nak: config.on_nak,
+        destination,
+        status: status.clone(),
+        wake: wake.clone(),
+        stop: stopped,
+    };
+    let task = tokio::spawn(worker.run());
+    WorkerHandle {
+        channel,
+        destination: name,
+        kind: config.kind,
+        config,
+        wake,
+        status,
+        stop,
+        task,
+    }
+}
+
+/// Asks each worker to stop after its batch and waits for them until `deadline`;
+/// those still busy then are cancelled. True if all stopped in time.
+async fn stop_workers(workers: Vec<WorkerHandle>, deadline: tokio::time::Instant) -> bool {
+    for worker in &workers {
+        let _ = worker.stop.send(true);
+    }
+    let mut in_time = true;
+    for worker in workers {
+        let abort = worker.task.abort_handle();
+        if tokio::time::timeout_at(deadline, worker.task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+            in_time = false;
+        }
+    }
+    in_time
+}
+
+/// How long [`Delivery::replace`] waits for a replaced worker's batch.
+const REPLACE_GRACE: Duration = Duration::from_secs(30);
+
 impl Delivery {
     /// Migrates the queue tables and starts one worker per destination of every channel.
     ///
@@ -224,64 +323,100 @@ impl Delivery {
         C: AsRef<str>,
         I: IntoIterator<Item = (C, &'a [DestinationConfig])>,
     {
-        let mut built = Vec::new();
+        let mut prepared = Vec::new();
         for (channel, configs) in channels {
-            let channel: Arc<str> = Arc::from(channel.as_ref());
-            // Same checks as the router: names unique per channel, steps compile.
-            Router::compile(&channel, configs, base)?;
-            for config in configs {
-                built.push((channel.clone(), config, destinations::build(config, base)?));
-            }
+            prepared.push(prepare_channel(channel.as_ref(), configs, base)?);
         }
         migrate(&store).await?;
-        let (stop, stopped) = watch::channel(false);
-        let mut workers = Vec::with_capacity(built.len());
-        for (channel, config, destination) in built {
-            let name: Arc<str> = Arc::from(config.name.as_str());
-            let wake = Arc::new(Notify::new());
-            let status = Arc::new(worker::Status::default());
-            let worker = worker::Worker {
-                store: store.clone(),
-                meta: DeliveryMeta {
-                    channel: channel.clone(),
-                    destination: name.clone(),
-                },
-                retry: config.retry,
-                on_failure: config.on_failure,
-                on_nak: config.on_nak,
-                destination,
-                status: status.clone(),
-                wake: wake.clone(),
-                stop: stopped.clone(),
-            };
-            let task = tokio::spawn(worker.run());
-            workers.push(WorkerHandle {
-                channel,
-                destination: name,
-                kind: config.kind,
-                wake,
-                status,
-                task,
-            });
+        let mut workers = Vec::new();
+        for channel in prepared {
+            for (config, destination) in channel.built {
+                workers.push(spawn_worker(
+                    &store,
+                    channel.channel.clone(),
+                    config,
+                    destination,
+                ));
+            }
         }
         Ok(Delivery {
             store,
-            workers,
-            stop,
+            workers: RwLock::new(workers),
         })
+    }
+
+    /// Checks and builds `channel`'s destinations as `configs` describe them, without
+    /// touching the running workers: a reload prepares every channel before it changes
+    /// any. An empty `configs` prepares the channel's removal.
+    pub fn prepare(
+        &self,
+        channel: &str,
+        configs: &[DestinationConfig],
+        base: &Path,
+    ) -> Result<PreparedChannel, StartError> {
+        prepare_channel(channel, configs, base)
+    }
+
+    /// Gives a channel the destinations `prepared` holds: a destination whose
+    /// configuration is unchanged keeps its running worker (and its counters); every
+    /// other worker of the channel finishes the batch it is delivering and stops (an
+    /// entry it could not finish within 30 s stays `sending` and is sent again), then
+    /// the new workers start on the queues. Entries queued for a destination that is
+    /// gone stay queued until a destination of that name returns.
+    pub async fn replace(&self, prepared: PreparedChannel) {
+        let PreparedChannel { channel, built } = prepared;
+        let mut stopping = Vec::new();
+        let mut to_start = Vec::new();
+        {
+            let mut workers = self.workers.write().unwrap_or_else(PoisonError::into_inner);
+            let mut kept = Vec::with_capacity(workers.len());
+            for worker in workers.drain(..) {
+                let stays = *worker.channel == *channel
+                    && built.iter().any(|(config, _)| *config == worker.config);
+                if *worker.channel != *channel || stays {
+                    kept.push(worker);
+                } else {
+                    stopping.push(worker);
+                }
+            }
+            for (config, destination) in built {
+                let running = kept
+                    .iter()
+                    .any(|w| *w.channel == *channel && w.config == config);
+                if !running {
+                    to_start.push((config, destination));
+                }
+            }
+            *workers = kept;
+        }
+        if !stopping.is_empty()
+            && !stop_workers(stopping, tokio::time::Instant::now() + REPLACE_GRACE).await
+        {
+            tracing::warn!(%channel, "a replaced destination was cut off in a delivery; its entries are sent again");
+        }
+        let started: Vec<_> = to_start
+            .into_iter()
+            .map(|(config, destination)| {
+                spawn_worker(&self.store, channel.clone(), config, destination)
+            })
+            .collect();
+        let mut workers = self.workers.write().unwrap_or_else(PoisonError::into_inner);
+        workers.extend(started);
     }
 
     /// Tells the workers of `channel` to look at their queues now. Call it after the write
     /// that ran [`enqueue_in`] resolved (workers also look every second by themselves).
     pub fn wake(&self, channel: &str) {
-        for worker in self.workers.iter().filter(|w| &*w.channel == channel) {
+        let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
+        for worker in workers.iter().filter(|w| &*w.channel == channel) {
             worker.wake.notify_one();
         }
     }
 
     /// Wakes every worker.
     pub fn wake_all(&self) {
-        for worker in &self.workers {
+        let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
+        for worker in workers.iter() {
             worker.wake.notify_one();
         }
     }
@@ -290,7 +425,8 @@ impl Delivery {
     /// count per destination); for `tokio::task::spawn_blocking` if called very often.
     pub fn stats(&self) -> store::Result<Vec<DestinationStats>> {
         let now = UnixMicros::now();
-        self.workers
+        let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
+        workers
             .iter()
             .map(|w| {
                 let counts = self
@@ -358,19 +494,14 @@ impl Delivery {
     /// Stops the workers; those still busy after `grace` are cancelled (their entries stay
     /// `sending` and are sent again by the next start). True if all stopped in time.
     pub async fn shutdown_within(self, grace: Duration) -> bool {
-        let _ = self.stop.send(true);
-        let deadline = tokio::time::Instant::now() + grace;
-        let mut in_time = true;
-        for worker in self.workers {
-            let abort = worker.task.abort_handle();
-            if tokio::time::timeout_at(deadline, worker.task)
-                .await
-                .is_err()
-            {
-                abort.abort();
-                in_time = false;
-            }
-        }
-        in_time
+        self.stop_within(grace).await
+    }
+
+    /// Like [`Delivery::shutdown_within`], for a `Delivery` still shared: every worker
+    /// is taken out and stopped; none is left running.
+    pub async fn stop_within(&self, grace: Duration) -> bool {
+        let workers =
+            std::mem::take(&mut *self.workers.write().unwrap_or_else(PoisonError::into_inner));
+        stop_workers(workers, tokio::time::Instant::now() + grace).await
     }
 }

@@ -1,7 +1,6 @@
 //! What the engine hands the `api` crate: the parts its routes work on, and
 //! [`EngineStatus`] (health and the `/metrics` text) over the engine's counters.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,14 +11,13 @@ use crate::metrics::Metrics;
 /// The engine's side of `/health` and `/metrics`.
 pub(crate) struct Status {
     pub metrics: Metrics,
-    pub listeners: Vec<(String, SocketAddr)>,
+    /// The running sources' listeners and counters, as the last reload left them.
+    pub control: Arc<crate::reload::Control>,
     pub started: Instant,
     /// For the writer's, the data-quality and the quarantine lines of `/metrics`.
     pub store: store::Store,
     /// For the destinations' lines of `/metrics`.
     pub delivery: Arc<delivery::Delivery>,
-    /// Each MLLP listener's counters, for its refused connections.
-    pub mllp_stats: Vec<(String, mllp::StatsReader)>,
     /// The alerts' lines of `/metrics`, when alerts are configured.
     pub alerts: Option<alerts::Alerts>,
 }
@@ -30,16 +28,19 @@ impl EngineStatus for Status {
     }
 
     fn channels(&self) -> Vec<ChannelHealth> {
-        self.listeners
-            .iter()
-            .map(|(name, addr)| {
+        self.control
+            .listeners
+            .mllp()
+            .into_iter()
+            .map(|listener| {
+                let (name, addr) = (listener.channel, listener.addr);
                 let counts = self
                     .metrics
-                    .channel(name)
+                    .channel(&name)
                     .map(|m| m.counts())
                     .unwrap_or_default();
                 ChannelHealth {
-                    name: name.clone(),
+                    name,
                     listen: addr.to_string(),
                     received: counts.received,
                     rejected: counts.rejected,
@@ -63,7 +64,7 @@ impl EngineStatus for Status {
             Ok(stats) => text.push_str(&crate::metrics::destinations_prometheus_text(&stats)),
             Err(error) => tracing::warn!(%error, "destination metrics could not be read"),
         }
-        text.push_str(&mllp_prometheus_text(&self.mllp_stats));
+        text.push_str(&mllp_prometheus_text(&self.control.listeners.mllp_stats()));
         if let Some(alerts) = &self.alerts {
             text.push_str(&alerts.prometheus_text());
         }

@@ -19,6 +19,10 @@
 //!   `done` or `error` only after their messages are stored). With
 //!   [`Intake::validating`] it validates before the ACK.
 //! - [`retention`]: pruning of finished messages per channel, in the background.
+//! - [`Engine::reload`]: the configuration file read again and applied without a
+//!   restart (`SIGHUP`, `POST /api/config/reload`); unchanged channels keep running,
+//!   a file with an error is refused whole, and every applied file is kept in
+//!   [`config_history`] with who applied it and its diff.
 //! - [`channel_test`]: channel fixtures (`corridor test`), a message in and what each
 //!   destination must receive, run through a channel's real intake and pipeline.
 //!
@@ -52,6 +56,7 @@ mod application_ack;
 pub mod audit_retention;
 pub mod channel_test;
 mod config;
+pub mod config_history;
 mod http;
 mod http_serve;
 mod intake;
@@ -59,12 +64,14 @@ mod lifecycle;
 mod metrics;
 mod open_files;
 mod pipeline;
+mod reload;
 pub mod retention;
 pub mod sources;
 pub mod stage;
 pub mod stages;
 mod start_error;
 
+pub use api::{ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused};
 pub use config::{
     AckModeSetting, AuditConfig, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError,
     ConfigErrors, DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig,
@@ -77,6 +84,7 @@ pub use intake::{
 };
 pub use lifecycle::Engine;
 pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};
+pub use reload::ConfigFile;
 pub use sources::Listener;
 pub use sources::mllp::MllpReceiver;
 pub use stage::{Commit, Stage, StageOutcome, Work};

@@ -1,21 +1,20 @@
 //! Starting and stopping everything a configuration describes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use store::Store;
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::http_serve::HttpServer;
 use crate::intake::migrate;
 use crate::metrics::Metrics;
 use crate::pipeline::{ChannelPipeline, Processors};
-use crate::sources::{Intakes, Listener, Sources};
+use crate::reload::{ApiControl, ConfigFile, Control, LiveListeners, Running};
+use crate::sources::{Intakes, Listener, Sources, Wakes};
 use crate::start_error::StartError;
 
 /// A running engine: listeners, the HTTP server and the store.
@@ -32,16 +31,9 @@ use crate::start_error::StartError;
 pub struct Engine {
     /// The admin token created at this start, on a database without users.
     first_admin: Option<access::FirstAdmin>,
-    listeners: Vec<Listener>,
     http: Option<HttpServer>,
-    metrics: Metrics,
-    store: Store,
-    /// The sender of owed application acknowledgements, and its stop signal.
-    application_acks: (tokio::sync::watch::Sender<bool>, JoinHandle<()>),
-    processors: Processors,
-    delivery: Arc<delivery::Delivery>,
-    /// Every channel's source, and the retention task.
-    sources: Sources,
+    /// The running channels (sources, processors, destinations) and what reloads them.
+    control: Arc<Control>,
     /// The audit trail's own retention (`[audit]`), apart from messages'.
     audit_retention: crate::audit_retention::AuditRetention,
     /// The `[[alerts]]` evaluation and notifiers, when any alert is configured.
@@ -56,7 +48,26 @@ impl Engine {
     /// Checks `config`, opens the store in `config.data.dir`, binds every
     /// listener and the HTTP server, and starts serving. Returns once every
     /// socket is listening.
-    pub async fn start(mut config: Config) -> Result<Engine, StartError> {
+    pub async fn start(config: Config) -> Result<Engine, StartError> {
+        Engine::start_with(config, None, None).await
+    }
+
+    /// Reads `file` and starts what it describes, like [`Engine::start`]; the file is
+    /// kept for reloads (`SIGHUP`, `POST /api/config/reload`, [`Engine::reload`]), and
+    /// its text is recorded in the configuration history when it differs from the last
+    /// one recorded.
+    pub async fn start_from_file(file: ConfigFile) -> Result<Engine, StartError> {
+        let (config, text) = file.read()?;
+        Engine::start_with(config, Some(file), Some(text)).await
+    }
+
+    async fn start_with(
+        config: Config,
+        file: Option<ConfigFile>,
+        text: Option<String>,
+    ) -> Result<Engine, StartError> {
+        let loaded = config.clone();
+        let mut config = config;
         let errors = config.check();
         if !errors.is_empty() {
             return Err(StartError::Config(crate::config::ConfigErrors {
@@ -81,6 +92,20 @@ impl Engine {
                 dir: dir.clone(),
                 source,
             })?;
+        crate::config_history::migrate(&store)
+            .await
+            .map_err(|source| StartError::Store {
+                dir: dir.clone(),
+                source,
+            })?;
+        if let Some(text) = &text {
+            crate::config_history::record(&store, "start", text, true)
+                .await
+                .map_err(|source| StartError::Store {
+                    dir: dir.clone(),
+                    source,
+                })?;
+        }
         // One patient index for the engine, rebuilt from its log; every channel feeds it.
         let patient_index = if config.mpi.enabled {
             Some(mpi::MpiService::open(store.clone(), config.mpi.clone()).await?)
@@ -138,18 +163,18 @@ impl Engine {
             )
             .await?,
         );
-        let mut wakes: HashMap<String, Arc<Notify>> = HashMap::new();
+        let wakes = Wakes::default();
         let mut archives = HashSet::new();
         let mut pipelines = Vec::new();
-        let alerts_wake = alert_destinations.then(|| Arc::new(Notify::new()));
-        let rules = crate::stages::rules::RulesContext {
+        let alerts_wake = alert_destinations.then(|| wakes.of(alerts_channel));
+        let rules = Arc::new(crate::stages::rules::RulesContext {
             section: config.rules.clone(),
             store: store.clone(),
             recent: crate::stages::rules::Recent::new(),
             output: alerts_wake
                 .clone()
                 .map(|wake| crate::stages::rules::AlertOutput { wake }),
-        };
+        });
         if let Some(wake) = &alerts_wake {
             let router = delivery::Router::compile(
                 alerts_channel,
@@ -160,7 +185,6 @@ impl Engine {
                 channel: alerts_channel.to_owned(),
                 reason: e.to_string(),
             })?;
-            wakes.insert(alerts_channel.to_owned(), wake.clone());
             pipelines.push((
                 ChannelPipeline {
                     channel: Arc::from(alerts_channel),
@@ -192,21 +216,19 @@ impl Engine {
                 &config,
                 &validations,
                 patient_index.as_ref(),
-                Some(&rules),
+                Some(rules.as_ref()),
                 metrics.channel(name).unwrap_or_default(),
             )?;
             if pipeline.is_archive() {
                 archives.insert(name.clone());
             }
-            let wake = Arc::new(Notify::new());
-            wakes.insert(name.clone(), wake.clone());
-            pipelines.push((pipeline, wake));
+            pipelines.push((pipeline, wakes.of(name)));
         }
         let processors = Processors::start(store.clone(), delivery.clone(), pipelines);
         let intakes = Intakes {
             store: store.clone(),
             metrics: metrics.clone(),
-            wakes: Arc::new(wakes),
+            wakes: wakes.clone(),
             validations,
             archives,
         };
@@ -220,7 +242,33 @@ impl Engine {
 
         // Every channel's source, through its intake.
         let sources = Sources::start(&config, &intakes).await?;
-        let listeners = sources.mllp_listeners();
+        let application_ack_targets = crate::reload::application_ack_targets(&config);
+        let (stop_application_acks, stop) = tokio::sync::watch::channel(false);
+        let application_acks =
+            crate::application_ack::spawn(store.clone(), application_ack_targets, stop);
+        let control = Arc::new(Control {
+            running: tokio::sync::Mutex::new(None),
+            store: store.clone(),
+            delivery: delivery.clone(),
+            metrics: metrics.clone(),
+            wakes,
+            patient_index: patient_index.clone(),
+            rules: rules.clone(),
+            repository,
+            file,
+            listeners: LiveListeners::default(),
+            audit: std::sync::OnceLock::new(),
+        });
+        control.listeners.update(&sources);
+        let validations_for_api = intakes.validations.clone();
+        *control.running.lock().await = Some(Running {
+            loaded,
+            config: config.clone(),
+            sources,
+            processors,
+            intakes,
+            application_acks: (stop_application_acks, application_acks),
+        });
 
         let mut http = None;
         let mut first_admin = None;
@@ -235,33 +283,26 @@ impl Engine {
             let addr = listener.local_addr().unwrap_or(config.http.listen.0);
             let status = Arc::new(crate::http::Status {
                 metrics: metrics.clone(),
-                listeners: listeners
-                    .iter()
-                    .map(|l| (l.channel.clone(), l.addr))
-                    .collect(),
+                control: control.clone(),
                 started,
                 store: store.clone(),
                 delivery: delivery.clone(),
-                mllp_stats: sources.mllp_stats(),
                 alerts: alerts_handle.clone(),
             });
             let wake_channel = {
-                let wakes = intakes.wakes.clone();
-                Arc::new(move |channel: &str| {
-                    if let Some(wake) = wakes.get(channel) {
-                        wake.notify_one();
-                    }
-                }) as api::WakeChannel
+                let wakes = control.wakes.clone();
+                Arc::new(move |channel: &str| wakes.wake(channel)) as api::WakeChannel
             };
-            // The quarantine revalidates edits with each channel's own settings.
-            let validators = intakes
-                .validations
+            // The quarantine revalidates edits with each channel's own settings (as
+            // they were at start).
+            let validators = validations_for_api
                 .iter()
                 .fold(quarantine::Validators::new(), |all, (name, (_, v))| {
                     all.with_shared(name.clone(), v.clone())
                 });
             let auth = access_control(&config, &store, &dir).await?;
             first_admin = auth.1;
+            let _ = control.audit.set(auth.2);
             // HTTPS when `[http] tls_cert` is set (mutual TLS with `tls_client_ca`).
             let tls = match config.http.tls(&config.base_dir) {
                 None => None,
@@ -286,6 +327,7 @@ impl Engine {
                     status: Some(status),
                     auth: auth.0,
                     alerts: alerts_handle.clone(),
+                    config: Some(Arc::new(ApiControl(control.clone()))),
                 },
                 config.http.policy(),
             );
@@ -310,38 +352,57 @@ impl Engine {
             config.audit.prune_interval.0,
         );
 
-        let application_ack_targets = config
-            .channels
-            .iter()
-            .filter_map(|(name, c)| Some((name.clone(), c.source.application_ack_to.clone()?)))
-            .collect();
-        let (stop_application_acks, stop) = tokio::sync::watch::channel(false);
-        let application_acks =
-            crate::application_ack::spawn(store.clone(), application_ack_targets, stop);
-
         Ok(Engine {
             first_admin,
-            listeners,
             http,
-            metrics,
-            store,
-            application_acks: (stop_application_acks, application_acks),
-            processors,
-            delivery,
-            sources,
+            control,
             audit_retention,
             alerting,
         })
     }
 
-    /// The HTTP sources (`type = "http"`), one per channel that has one.
-    pub fn http_sources(&self) -> Vec<Listener> {
-        self.sources.http_listeners()
+    /// Reads the configuration file again and applies it without a restart, recording
+    /// it as applied by `by` (`SIGHUP`, or who asked); see `reload.rs`. A file with an
+    /// error, or one changing a setting that needs a restart, is refused whole, each
+    /// problem naming its key, and the running configuration stays.
+    pub async fn reload(&self, by: &str) -> Result<api::ReloadApplied, api::ReloadRefused> {
+        self.control.reload(by).await
     }
 
-    /// The MLLP listeners, one per channel.
-    pub fn listeners(&self) -> &[Listener] {
-        &self.listeners
+    /// [`Engine::reload`] on `SIGHUP`, recorded in the audit trail as the API's reloads
+    /// are (the actor `corridor`, the action `SIGHUP config reload`).
+    pub async fn reload_on_signal(&self) -> Result<api::ReloadApplied, api::ReloadRefused> {
+        let outcome = self.control.reload("SIGHUP").await;
+        if let Some(audit) = self.control.audit.get() {
+            let record = access::audit::AuditRecord::system(
+                "SIGHUP config reload",
+                access::audit::ActionKind::Execute,
+            );
+            let record = match &outcome {
+                Ok(applied) => match applied.version {
+                    Some(n) => record.resource(format!("config/{n}")),
+                    None => record.detail("unchanged"),
+                },
+                Err(refused) => access::audit::AuditRecord {
+                    outcome: access::audit::Outcome::Failed,
+                    ..record.detail(refused.summary())
+                },
+            };
+            if let Err(e) = audit.append(record).await {
+                error!(error = %e, "the audit record of a reload was not written");
+            }
+        }
+        outcome
+    }
+
+    /// The HTTP sources (`type = "http"`), one per channel that has one.
+    pub fn http_sources(&self) -> Vec<Listener> {
+        self.control.listeners.http()
+    }
+
+    /// The MLLP listeners, one per channel (as the last reload left them).
+    pub fn listeners(&self) -> Vec<Listener> {
+        self.control.listeners.mllp()
     }
 
     /// The HTTP server's address, when it runs.
@@ -357,12 +418,12 @@ impl Engine {
 
     /// Counters and latency of every channel.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.control.metrics
     }
 
     /// The store the engine writes to.
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.control.store
     }
 
     /// Stops accepting, lets every frame already received be stored and
@@ -371,17 +432,24 @@ impl Engine {
     pub async fn shutdown(self) {
         let Engine {
             http,
-            store,
-            metrics,
-            application_acks,
-            processors,
-            delivery,
-            sources,
+            control,
             audit_retention,
             alerting,
             ..
         } = self;
         audit_retention.shutdown().await;
+        // No reload from here on.
+        let running = control.running.lock().await.take();
+        let (metrics, delivery) = (control.metrics.clone(), control.delivery.clone());
+        let Some(Running {
+            sources,
+            processors,
+            application_acks,
+            ..
+        }) = running
+        else {
+            return;
+        };
         // The sources stop taking messages; what they were storing is stored (and
         // answered) first.
         sources.shutdown(SHUTDOWN_GRACE).await;
@@ -395,20 +463,17 @@ impl Engine {
         if let Some(alerting) = alerting {
             alerting.shutdown().await;
         }
-        match Arc::try_unwrap(delivery) {
-            Ok(delivery) => {
-                if !delivery.shutdown_within(SHUTDOWN_GRACE).await {
-                    warn!(
-                        "deliveries still waiting for an answer were cut off; they are sent again at the next start"
-                    );
-                }
-            }
-            Err(_) => warn!("the destination workers are still shared; not waiting for them"),
+        if !delivery.stop_within(SHUTDOWN_GRACE).await {
+            warn!(
+                "deliveries still waiting for an answer were cut off; they are sent again at the next start"
+            );
         }
+        drop(delivery);
         let _ = application_acks.0.send(true);
         let _ = application_acks.1.await;
-        // Dropping the last clone joins the writer thread after its last commit.
-        let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+        // Dropping the last clone of the store joins the writer thread after its last
+        // commit.
+        let _ = tokio::task::spawn_blocking(move || drop(control)).await;
         for (channel, m) in metrics.channels() {
             let c = m.counts();
             info!(
@@ -440,6 +505,7 @@ async fn start_alerting(
         };
         let channels = metrics
             .channels()
+            .into_iter()
             .map(|(name, m)| {
                 let c = m.counts();
                 alerts::ChannelSample {
@@ -475,7 +541,7 @@ async fn access_control(
     config: &Config,
     store: &Store,
     dir: &std::path::Path,
-) -> Result<(api::Auth, Option<access::FirstAdmin>), StartError> {
+) -> Result<(api::Auth, Option<access::FirstAdmin>, access::audit::Audit), StartError> {
     let failed = |key: &str, reason: String| StartError::Access {
         key: key.to_owned(),
         reason,
@@ -493,8 +559,9 @@ async fn access_control(
                 "http.auth is off: anyone who can reach the HTTP port reads PHI and makes changes"
             );
             return Ok((
-                api::Auth::off(Some(audit)).with_public_metrics(config.http.metrics_public),
+                api::Auth::off(Some(audit.clone())).with_public_metrics(config.http.metrics_public),
                 None,
+                audit,
             ));
         }
         crate::config::AuthSetting::On => {
@@ -511,7 +578,7 @@ async fn access_control(
                     )
                 }
             };
-            api::Auth::required(users.clone(), oidc, audit)
+            api::Auth::required(users.clone(), oidc, audit.clone())
                 .with_public_metrics(config.http.metrics_public)
         }
     };
@@ -519,5 +586,5 @@ async fn access_control(
         .ensure_first_admin(dir)
         .await
         .map_err(|e| failed("data.dir", e.to_string()))?;
-    Ok((auth, first))
+    Ok((auth, first, audit))
 }

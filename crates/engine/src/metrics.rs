@@ -168,39 +168,65 @@ impl ChannelMetrics {
     }
 }
 
-/// The metrics of every channel, by name.
+/// The metrics of every channel, by name. Clones share the same table, which a reload
+/// changes ([`Metrics::keep_channels`]).
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
-    channels: Vec<(String, Arc<ChannelMetrics>)>,
+    channels: Arc<std::sync::RwLock<ChannelTable>>,
 }
+
+/// Each channel's name and metrics, in configuration order.
+type ChannelTable = Vec<(String, Arc<ChannelMetrics>)>;
 
 impl Metrics {
     /// Metrics for these channels, all zero.
     pub fn new<'a>(channels: impl IntoIterator<Item = &'a str>) -> Metrics {
-        Metrics {
-            channels: channels
-                .into_iter()
-                .map(|name| (name.to_owned(), Arc::default()))
-                .collect(),
+        let metrics = Metrics::default();
+        metrics.keep_channels(channels);
+        metrics
+    }
+
+    /// Makes the table hold exactly these channels: a channel already there keeps its
+    /// counters, a new one starts at zero, one not named is dropped.
+    pub fn keep_channels<'a>(&self, channels: impl IntoIterator<Item = &'a str>) {
+        let mut table = self
+            .channels
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = Vec::new();
+        for name in channels {
+            let metrics = table
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default();
+            next.push((name.to_owned(), metrics));
         }
+        *table = next;
     }
 
     /// The metrics of one channel.
     pub fn channel(&self, name: &str) -> Option<Arc<ChannelMetrics>> {
         self.channels
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, m)| m.clone())
     }
 
     /// Every channel's name and metrics.
-    pub fn channels(&self) -> impl Iterator<Item = (&str, &ChannelMetrics)> {
-        self.channels.iter().map(|(n, m)| (n.as_str(), &**m))
+    pub fn channels(&self) -> Vec<(String, Arc<ChannelMetrics>)> {
+        self.channels
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
     pub fn prometheus_text(&self) -> String {
         let mut out = String::with_capacity(4096);
+        let channels = self.channels();
         let counters: [Counter; 9] = [
             (
                 "corridor_messages_received_total",
@@ -250,7 +276,7 @@ impl Metrics {
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (channel, metrics) in self.channels() {
+            for (channel, metrics) in &channels {
                 let _ = writeln!(
                     out,
                     "{name}{{channel=\"{channel}\"}} {}",
@@ -272,7 +298,7 @@ impl Metrics {
         ];
         for (name, help, histogram) in histograms {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            for (channel, metrics) in self.channels() {
+            for (channel, metrics) in &channels {
                 histogram(metrics).write(&mut out, name, channel);
             }
         }

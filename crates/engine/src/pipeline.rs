@@ -414,12 +414,60 @@ fn read_pending(conn: &rusqlite::Connection, channel: &str) -> store::Result<Vec
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The running processors, one per channel.
-pub(crate) struct Processors {
+/// One channel's running processor, stopped on its own when a reload changes or removes
+/// the channel.
+pub(crate) struct Processor {
     stop: watch::Sender<bool>,
-    /// Set with `stop`, for batches already running on the blocking pool.
+    /// Set with `stop`, for a batch already running on the blocking pool.
     stopping: Arc<AtomicBool>,
-    tasks: Vec<JoinHandle<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Processor {
+    /// Starts `pipeline`'s processor; `wake` is the notifier its sources ring after a
+    /// commit.
+    pub(crate) fn start(
+        store: Store,
+        delivery: Arc<Delivery>,
+        pipeline: ChannelPipeline,
+        wake: Arc<Notify>,
+    ) -> Processor {
+        let (stop, stopped) = watch::channel(false);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(
+            Arc::new(pipeline),
+            store,
+            delivery,
+            wake,
+            stopped,
+            stopping.clone(),
+        ));
+        Processor {
+            stop,
+            stopping,
+            task,
+        }
+    }
+
+    fn ask_to_stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+    }
+
+    /// Finishes the message each lane is on, records what its batch decided, then
+    /// stops. The messages it did not take stay `received` for its successor.
+    pub(crate) async fn stop(self) {
+        self.ask_to_stop();
+        if let Err(err) = self.task.await {
+            error!(error = %err, "a channel processor failed");
+        }
+    }
+}
+
+/// The running processors, one per channel, by channel name.
+#[derive(Default)]
+pub(crate) struct Processors {
+    channels: std::collections::BTreeMap<String, Processor>,
 }
 
 impl Processors {
@@ -430,37 +478,33 @@ impl Processors {
         delivery: Arc<Delivery>,
         channels: Vec<(ChannelPipeline, Arc<Notify>)>,
     ) -> Processors {
-        let (stop, stopped) = watch::channel(false);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let tasks = channels
-            .into_iter()
-            .map(|(pipeline, wake)| {
-                tokio::spawn(run(
-                    Arc::new(pipeline),
-                    store.clone(),
-                    delivery.clone(),
-                    wake,
-                    stopped.clone(),
-                    stopping.clone(),
-                ))
-            })
-            .collect();
-        Processors {
-            stop,
-            stopping,
-            tasks,
+        let mut processors = Processors::default();
+        for (pipeline, wake) in channels {
+            let name = pipeline.channel.to_string();
+            let processor = Processor::start(store.clone(), delivery.clone(), pipeline, wake);
+            processors.channels.insert(name, processor);
         }
+        processors
+    }
+
+    /// Adds (or replaces the entry of) a channel's processor.
+    pub(crate) fn insert(&mut self, channel: &str, processor: Processor) {
+        self.channels.insert(channel.to_owned(), processor);
+    }
+
+    /// Takes a channel's processor out, to stop it.
+    pub(crate) fn remove(&mut self, channel: &str) -> Option<Processor> {
+        self.channels.remove(channel)
     }
 
     /// Finishes the message each processor (each lane) is on, records what its batch
     /// decided, then stops them.
     pub(crate) async fn shutdown(self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            if let Err(err) = task.await {
-                error!(error = %err, "a channel processor failed");
-            }
+        for processor in self.channels.values() {
+            processor.ask_to_stop();
+        }
+        for (_, processor) in self.channels {
+            processor.stop().await;
         }
     }
 }

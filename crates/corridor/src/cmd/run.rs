@@ -1,6 +1,7 @@
 //! `corridor run [--config FILE] [--data DIR]`: runs the engine until SIGTERM or Ctrl-C,
 //! or until an fsync of its database fails (then it exits with status 3 at once, for a
-//! supervisor to restart it).
+//! supervisor to restart it). SIGHUP reads the configuration file again and applies it
+//! without a restart (`docs/configuration.md`, "Reloading").
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,9 +28,13 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     init_logging();
-    let mut config = match &args.config {
-        Some(path) => match engine::Config::load(path) {
-            Ok(config) => config,
+    let file = args.config.as_ref().map(|path| engine::ConfigFile {
+        path: path.clone(),
+        data_dir: args.data.clone(),
+    });
+    let mut config = match &file {
+        Some(file) => match file.read() {
+            Ok((config, _)) => config,
             Err(errors) => {
                 eprintln!("{errors}");
                 eprintln!("corridor: the configuration is invalid; nothing was started");
@@ -62,18 +67,84 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .thread_name("corridor")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, started))
+    runtime.block_on(serve(config, file, started))
 }
 
-async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: engine::Config,
+    file: Option<engine::ConfigFile>,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
     let data_dir = config.data.dir.clone();
-    let engine = match engine::Engine::start(config).await {
+    let starting = match file {
+        // Read again so that the text recorded in the history is the one started.
+        Some(file) => engine::Engine::start_from_file(file).await,
+        None => engine::Engine::start(config).await,
+    };
+    let engine = match starting {
         Ok(engine) => engine,
         Err(error) => {
             eprintln!("corridor: {error}");
             return Ok(ExitCode::from(1));
         }
     };
+    info!(
+        listeners = %listeners_text(&engine),
+        http = %engine.http_addr().map_or("off".to_owned(), |a| format!("http://{a}")),
+        data = %data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "corridor is listening"
+    );
+    if let (Some(first), Some(addr)) = (engine.first_admin(), engine.http_addr()) {
+        // Printed once, on stderr only (never logged): the database had no user.
+        eprintln!(
+            "corridor: no user existed, so the user `admin` was created with this API token \
+             (shown once):\n\n    {secret}\n\nUse it as a bearer token, for example:\n\n    \
+             curl -H \"Authorization: Bearer {secret}\" http://{addr}/api/stats\n\n\
+             It is also in {path} (readable only by its owner). Create real users and \
+             tokens with `corridor user add` and `corridor token create`, then delete that file.",
+            secret = first.secret,
+            path = first.path.display(),
+        );
+    }
+    let stop = wait_for_stop_signal();
+    tokio::pin!(stop);
+    let mut reloads = ReloadSignal::new()?;
+    loop {
+        tokio::select! {
+            stop = &mut stop => {
+                stop?;
+                break;
+            }
+            () = reloads.next() => {
+                info!(signal = "SIGHUP", "reloading the configuration");
+                // The outcome is logged by the engine (and recorded in the audit trail).
+                if engine.reload_on_signal().await.is_ok() {
+                    info!(listeners = %listeners_text(&engine), "listening after the reload");
+                }
+            }
+            _ = engine.store().sync_failed() => {
+            // The store logged the failure and refuses every write, so every message
+            // gets a NAK until the process is gone. A clean shutdown would only wait for
+            // work that can no longer be stored, and for threads a sick disk may hold;
+            // the next process recovers the database from what is on disk.
+            info!(
+                exit_status = EXIT_DISK_SYNC_FAILED,
+                "exiting at once, without a clean shutdown, so that a supervisor restarts corridor"
+            );
+                std::process::exit(EXIT_DISK_SYNC_FAILED);
+            }
+        }
+    }
+    info!("stopping: no new connections; finishing and acknowledging messages in flight");
+    engine.shutdown().await;
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every listener as `channel=mllp://addr`, `channel=mllps://addr` or
+/// `channel=http://addr`, space-separated.
+fn listeners_text(engine: &engine::Engine) -> String {
     let mut listeners: Vec<String> = engine
         .listeners()
         .iter()
@@ -92,43 +163,7 @@ async fn serve(config: engine::Config, started: Instant) -> anyhow::Result<ExitC
             .iter()
             .map(|l| format!("{}=http://{}", l.channel, l.addr)),
     );
-    info!(
-        listeners = %listeners.join(" "),
-        http = %engine.http_addr().map_or("off".to_owned(), |a| format!("http://{a}")),
-        data = %data_dir.display(),
-        startup_ms = started.elapsed().as_millis() as u64,
-        "corridor is listening"
-    );
-    if let (Some(first), Some(addr)) = (engine.first_admin(), engine.http_addr()) {
-        // Printed once, on stderr only (never logged): the database had no user.
-        eprintln!(
-            "corridor: no user existed, so the user `admin` was created with this API token \
-             (shown once):\n\n    {secret}\n\nUse it as a bearer token, for example:\n\n    \
-             curl -H \"Authorization: Bearer {secret}\" http://{addr}/api/stats\n\n\
-             It is also in {path} (readable only by its owner). Create real users and \
-             tokens with `corridor user add` and `corridor token create`, then delete that file.",
-            secret = first.secret,
-            path = first.path.display(),
-        );
-    }
-    tokio::select! {
-        stop = wait_for_stop_signal() => stop?,
-        _ = engine.store().sync_failed() => {
-            // The store logged the failure and refuses every write, so every message
-            // gets a NAK until the process is gone. A clean shutdown would only wait for
-            // work that can no longer be stored, and for threads a sick disk may hold;
-            // the next process recovers the database from what is on disk.
-            info!(
-                exit_status = EXIT_DISK_SYNC_FAILED,
-                "exiting at once, without a clean shutdown, so that a supervisor restarts corridor"
-            );
-            std::process::exit(EXIT_DISK_SYNC_FAILED);
-        }
-    }
-    info!("stopping: no new connections; finishing and acknowledging messages in flight");
-    engine.shutdown().await;
-    info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    listeners.join(" ")
 }
 
 /// `[data] check_at_start`: reads the whole database before anything uses it. A data
@@ -152,6 +187,40 @@ fn database_is_sound(dir: &std::path::Path, depth: store::IntegrityCheck) -> boo
             eprintln!("{}: cannot be checked: {error}", path.display());
             false
         }
+    }
+}
+
+/// SIGHUP, the request to read the configuration file again.
+struct ReloadSignal {
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl ReloadSignal {
+    #[cfg(unix)]
+    fn new() -> anyhow::Result<ReloadSignal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ReloadSignal {
+            hangup: signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> anyhow::Result<ReloadSignal> {
+        Ok(ReloadSignal {})
+    }
+
+    /// Resolves at the next SIGHUP (never where there is none).
+    #[cfg(unix)]
+    async fn next(&mut self) {
+        if self.hangup.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) {
+        std::future::pending::<()>().await;
     }
 }
 

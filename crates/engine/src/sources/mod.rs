@@ -8,7 +8,7 @@
 //! [`RunningSource`], a variant of [`ChannelSource`] and its arm in
 //! [`ChannelSource::start`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -94,7 +94,7 @@ impl ChannelSource {
         })
     }
 
-    fn is_mllp(&self) -> bool {
+    pub(crate) fn is_mllp(&self) -> bool {
         matches!(self, ChannelSource::Mllp(_))
     }
 }
@@ -146,12 +146,57 @@ pub(crate) fn channel_validations(config: &Config) -> Result<Validations, StartE
     Ok(validations)
 }
 
+/// Each channel's pipeline notifier, by channel name; clones share the table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Wakes(Arc<std::sync::RwLock<HashMap<String, Arc<tokio::sync::Notify>>>>);
+
+impl Wakes {
+    /// The notifier of `channel`, made on first use.
+    pub(crate) fn of(&self, channel: &str) -> Arc<tokio::sync::Notify> {
+        if let Some(wake) = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(channel)
+        {
+            return wake.clone();
+        }
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(channel.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Wakes `channel`'s pipeline, if the channel exists.
+    pub(crate) fn wake(&self, channel: &str) {
+        if let Some(wake) = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(channel)
+        {
+            wake.notify_one();
+        }
+    }
+
+    /// Forgets a removed channel's notifier.
+    pub(crate) fn remove(&self, channel: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(channel);
+    }
+}
+
 /// What every channel's intake is built from.
 pub(crate) struct Intakes {
     pub store: Store,
     pub metrics: Metrics,
-    /// Each channel's pipeline notifier.
-    pub wakes: Arc<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Each channel's pipeline notifier, kept across reloads: a source left running
+    /// and the channel's next processor share it.
+    pub wakes: Wakes,
     pub validations: Validations,
     /// Channels with no stage and no destination: archives, whose messages are
     /// `processed` on receipt.
@@ -166,7 +211,7 @@ impl Intakes {
             channel: Arc::from(name),
             ack_mode: channel.source.ack_mode,
             duplicate_window: channel.source.duplicate_window.0,
-            stored: self.wakes.get(name).cloned().unwrap_or_default(),
+            stored: self.wakes.of(name),
         };
         let mut intake = Intake::new(
             settings,
@@ -183,9 +228,9 @@ impl Intakes {
     }
 }
 
-/// Every channel's running source, and the retention task.
+/// Every channel's running source, by channel name, and the retention task.
 pub(crate) struct Sources {
-    channels: Vec<ChannelSource>,
+    channels: BTreeMap<String, ChannelSource>,
     retention: Option<Retention>,
 }
 
@@ -194,18 +239,30 @@ impl Sources {
     /// has a policy. When one fails, those already started are stopped.
     pub(crate) async fn start(config: &Config, intakes: &Intakes) -> Result<Sources, StartError> {
         let mut sources = Sources {
-            channels: Vec::new(),
+            channels: BTreeMap::new(),
             retention: None,
         };
         for (name, channel) in &config.channels {
             let intake = intakes.intake(name, channel);
             match ChannelSource::start(name, channel, intake, &config.base_dir).await {
-                Ok(source) => sources.channels.push(source),
+                Ok(source) => {
+                    sources.channels.insert(name.clone(), source);
+                }
                 Err(err) => {
                     sources.shutdown(Duration::ZERO).await;
                     return Err(err);
                 }
             }
+        }
+        sources.restart_retention(&intakes.store, config).await;
+        Ok(sources)
+    }
+
+    /// Stops the retention task and starts it again with `config`'s policies (none
+    /// when no channel has one).
+    pub(crate) async fn restart_retention(&mut self, store: &Store, config: &Config) {
+        if let Some(retention) = self.retention.take() {
+            retention.shutdown().await;
         }
         let policies: Vec<_> = config
             .channels
@@ -213,9 +270,18 @@ impl Sources {
             .filter_map(|(name, c)| Some((name.clone(), c.retention?)))
             .collect();
         if !policies.is_empty() {
-            sources.retention = Some(Retention::spawn(intakes.store.clone(), policies));
+            self.retention = Some(Retention::spawn(store.clone(), policies));
         }
-        Ok(sources)
+    }
+
+    /// Adds a started channel source.
+    pub(crate) fn insert(&mut self, channel: &str, source: ChannelSource) {
+        self.channels.insert(channel.to_owned(), source);
+    }
+
+    /// Takes a channel's source out, to stop it.
+    pub(crate) fn remove(&mut self, channel: &str) -> Option<ChannelSource> {
+        self.channels.remove(channel)
     }
 
     /// The MLLP listeners, one per channel that has one.
@@ -227,8 +293,8 @@ impl Sources {
     pub(crate) fn mllp_stats(&self) -> Vec<(String, ::mllp::StatsReader)> {
         self.channels
             .iter()
-            .filter_map(|source| match source {
-                ChannelSource::Mllp(s) => Some((s.listener().map(|l| l.channel)?, s.stats())),
+            .filter_map(|(name, source)| match source {
+                ChannelSource::Mllp(s) => Some((name.clone(), s.stats())),
                 _ => None,
             })
             .collect()
@@ -241,7 +307,7 @@ impl Sources {
 
     fn listeners(&self, mllp: bool) -> Vec<Listener> {
         self.channels
-            .iter()
+            .values()
             .filter(|source| source.is_mllp() == mllp)
             .filter_map(RunningSource::listener)
             .collect()
@@ -251,8 +317,10 @@ impl Sources {
     /// sources first, then the MLLP listeners together, each waiting up to `grace` for
     /// busy connections; then the retention task.
     pub(crate) async fn shutdown(self, grace: Duration) {
-        let (mllp, others): (Vec<_>, Vec<_>) =
-            self.channels.into_iter().partition(ChannelSource::is_mllp);
+        let (mllp, others): (Vec<_>, Vec<_>) = self
+            .channels
+            .into_values()
+            .partition(ChannelSource::is_mllp);
         for source in others {
             source.shutdown(grace).await;
         }
