@@ -375,12 +375,14 @@ async fn run_message(
         None
     };
     let metrics = Metrics::new([channel_name]);
+    let terminology = crate::terminology_service::open(config, &store).await?;
     let pipeline = ChannelPipeline::build(
         channel_name,
         channel,
         config,
         validations,
         patient_index.as_ref(),
+        terminology.shared(),
         metrics.channel(channel_name).unwrap_or_default(),
     )?;
     let mut archives = std::collections::HashSet::new();

@@ -63,12 +63,13 @@ pub mod sources;
 pub mod stage;
 pub mod stages;
 mod start_error;
+mod terminology_service;
 
 pub use config::{
     AckModeSetting, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError, ConfigErrors,
     DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig, HlPath,
-    HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TlsConfig, TransformConfig,
-    ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
+    HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TerminologyConfig,
+    TlsConfig, TransformConfig, ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
 };
 pub use http_serve::{HttpLimits, RequestTimedOut};
 pub use intake::{

@@ -42,6 +42,8 @@ pub struct Engine {
     delivery: Arc<delivery::Delivery>,
     /// Every channel's source, and the retention task.
     sources: Sources,
+    /// The terminology in force, and the task that puts new loads in force.
+    terminology: (terminology::TerminologyService, JoinHandle<()>),
 }
 
 /// How long shutdown waits for connections still busy before dropping them
@@ -96,6 +98,12 @@ impl Engine {
                     source,
                 })?;
         }
+        // The terminology in force, shared by every channel's map stage and the API.
+        let terminology = crate::terminology_service::open(&config, &store).await?;
+        let terminology_reload = crate::terminology_service::spawn_reload(
+            terminology.clone(),
+            config.terminology.reload_interval.0,
+        );
         let metrics = Metrics::new(config.channels.keys().map(String::as_str));
         // Each channel's validation, with its profiles loaded once (a bad one fails here).
         let validations = crate::sources::channel_validations(&config)?;
@@ -121,6 +129,7 @@ impl Engine {
                 &config,
                 &validations,
                 patient_index.as_ref(),
+                terminology.shared(),
                 metrics.channel(name).unwrap_or_default(),
             )?;
             if pipeline.is_archive() {
@@ -222,7 +231,13 @@ impl Engine {
             processors,
             delivery,
             sources,
+            terminology: (terminology, terminology_reload),
         })
+    }
+
+    /// The terminology in force (its stored loads and the snapshot channels read).
+    pub fn terminology(&self) -> &terminology::TerminologyService {
+        &self.terminology.0
     }
 
     /// The HTTP sources (`type = "http"`), one per channel that has one.
@@ -268,8 +283,10 @@ impl Engine {
             processors,
             delivery,
             sources,
+            terminology,
             ..
         } = self;
+        terminology.1.abort();
         // The sources stop taking messages; what they were storing is stored (and
         // answered) first.
         sources.shutdown(SHUTDOWN_GRACE).await;

@@ -8,7 +8,8 @@
 //! a message's processing or none of it.
 //!
 //! The order in a channel: `validate` (when it validates after the ACK), `mpi` (when the
-//! patient index is on), the channel's filters and transformers, `fhir` (when the
+//! patient index is on), `map` (`[channels.NAME.map]`), the channel's filters and
+//! transformers, `fhir` (when the
 //! repository is on), then routing.
 
 use std::sync::Arc;

@@ -43,6 +43,14 @@ pub enum StartError {
         /// What went wrong.
         reason: String,
     },
+    /// The terminology could not be loaded (a configured file, its tables).
+    #[error("{key}: {reason}")]
+    Terminology {
+        /// The configuration key concerned (`terminology.files[0]`).
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A listener could not be started.
     #[error("{key}: cannot listen on {addr}: {reason}")]
     Listen {

@@ -11,6 +11,7 @@ pub mod mpi;
 pub mod parse;
 pub mod run;
 pub mod send;
+pub mod terminology;
 pub mod test;
 pub mod token;
 pub mod user;

@@ -2,4 +2,5 @@
 
 pub mod fhir;
 pub mod mpi;
+pub mod terminology;
 pub mod validate;
