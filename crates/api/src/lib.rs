@@ -6,6 +6,7 @@
 //! | message browser | `/api/messages...`, `/api/stats` | `messages` |
 //! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
+//! | terminology: loads, unmapped codes, `$translate`, `$lookup`, `$validate-code` | `/api/terminology...`, `/fhir/ConceptMap...`, `/fhir/CodeSystem...`, `/fhir/ValueSet/$validate-code` | `terminology` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
@@ -48,6 +49,7 @@ mod patients;
 mod principal;
 mod quarantine;
 mod routes;
+mod terminology;
 
 use std::sync::Arc;
 
@@ -87,6 +89,9 @@ pub struct Api {
     pub status: Option<Arc<dyn EngineStatus>>,
     /// Who may call which route, and the audit trail of PHI reads and changes.
     pub auth: Auth,
+    /// The terminology in force and its stored loads (`/api/terminology`, the FHIR
+    /// terminology operations).
+    pub terminology: Option<::terminology::TerminologyService>,
 }
 
 impl Api {
@@ -104,6 +109,7 @@ impl Api {
             fhir_base: None,
             status: None,
             auth: Auth::off(None),
+            terminology: None,
         }
     }
 
@@ -129,6 +135,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(messages::routes())
         .merge(quarantine::routes())
         .merge(patients::routes())
+        .merge(terminology::routes())
         .merge(fhir::routes())
         .into_parts()
 }

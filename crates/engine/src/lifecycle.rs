@@ -200,6 +200,7 @@ impl Engine {
                 fhir_base: repository.then(|| format!("http://{addr}/fhir")),
                 status: Some(status),
                 auth: auth.0,
+                terminology: Some(terminology.clone()),
             });
             let server =
                 HttpServer::spawn("http", listener, app, config.http.limits()).map_err(|err| {

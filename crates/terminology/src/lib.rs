@@ -47,6 +47,7 @@
 mod csv_map;
 mod error;
 mod fhir;
+pub mod fhir_out;
 mod model;
 mod starter;
 mod step;
