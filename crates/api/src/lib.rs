@@ -7,6 +7,7 @@
 //! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
 //! | terminology: loads, unmapped codes, `$translate`, `$lookup`, `$validate-code` | `/api/terminology...`, `/fhir/ConceptMap...`, `/fhir/CodeSystem...`, `/fhir/ValueSet/$validate-code` | `terminology` |
+//! | feed profile of a channel's stored messages | `/api/channels/{name}/profile` | `profile` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
@@ -47,6 +48,7 @@ mod health;
 mod messages;
 mod patients;
 mod principal;
+mod profile;
 mod quarantine;
 mod routes;
 mod terminology;
@@ -136,6 +138,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(quarantine::routes())
         .merge(patients::routes())
         .merge(terminology::routes())
+        .merge(profile::routes())
         .merge(fhir::routes())
         .into_parts()
 }

@@ -121,6 +121,7 @@ fn concrete(path: &str) -> String {
         .replace("{enterprise_id}", "E1")
         .replace("{op}", "_history")
         .replace("{vid}", "1")
+        .replace("{name}", "lab")
 }
 
 fn assert_json_error(what: &str, body: &str) {

@@ -52,6 +52,8 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/fhir/ConceptMap/{id}", Access::Metadata),
     ("GET", "/fhir/CodeSystem", Access::Metadata),
     ("GET", "/fhir/CodeSystem/{id}", Access::Metadata),
+    // The feed profile of a channel's stored messages (crates/api/src/profile.rs).
+    ("GET", "/api/channels/{name}/profile", Access::Phi),
     ("GET", "/fhir/metadata", Access::Metadata),
     ("GET", "/fhir/{type}", Access::Phi),
     ("GET", "/fhir/{type}/_search", Access::Phi),

@@ -432,3 +432,74 @@ async fn loads_are_listed_bad_ones_refused_and_unmapped_codes_exported() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("L,ZZZ,,,,,,LAB,OBX-3,,1,5,5,42"), "{body}");
 }
+
+#[tokio::test]
+async fn a_channels_stored_messages_are_profiled() {
+    let server = serve().await;
+    for control in ["P1", "P2"] {
+        let raw = format!(
+            "MSH|^~\\&|LIS|LAB|EHR|H|20240101||ORU^R01|{control}|P|2.5.1\rPID|1||42^^^H^MR||DOE^JANE\rOBX|1|NM|ODD^Odd^L||5|mg/dL\r"
+        );
+        server
+            .store
+            .journal()
+            .append(
+                store::NewMessage {
+                    channel: std::sync::Arc::from("lab"),
+                    raw: bytes::Bytes::from(raw),
+                    received_at: store::UnixMicros::now(),
+                    peer: std::sync::Arc::from("127.0.0.1:5000"),
+                    tls_identity: None,
+                    sending_application: "LIS".into(),
+                    sending_facility: "LAB".into(),
+                    message_type: "ORU^R01".into(),
+                    control_id: control.into(),
+                    version: "2.5.1".into(),
+                    state: store::MessageState::Processed,
+                    state_reason: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let (status, body) = call(
+        server.addr,
+        "GET",
+        "/api/channels/lab/profile",
+        "text/plain",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let report = json_of(&body);
+    assert_eq!(report["messages"], 2);
+    assert_eq!(report["message_types"]["ORU^R01"], 2);
+    assert_eq!(
+        report["unmapped"][0]["code"], "ODD",
+        "against the starter map: {report}"
+    );
+    let (status, body) = call(
+        server.addr,
+        "GET",
+        "/api/channels/lab/profile?format=profile",
+        "text/plain",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let text = body.trim_start_matches(|c: char| c != '#');
+    hl7v2_spec::validate::Profile::from_toml(
+        text.trim_end_matches(|c: char| c.is_ascii_hexdigit() || c.is_whitespace()),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {text}"));
+    let (status, _) = call(
+        server.addr,
+        "GET",
+        "/api/channels/none/profile",
+        "text/plain",
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -9,6 +9,7 @@ pub mod fhir;
 pub mod get;
 pub mod mpi;
 pub mod parse;
+pub mod profile;
 pub mod run;
 pub mod send;
 pub mod terminology;
