@@ -274,3 +274,31 @@ map = { fields = ["OBX-3"], unmapped = "quarantine" }
 fn futures_lite<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
+
+#[test]
+fn invalid_map_and_terminology_settings_fail_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_policy = common::config_text(
+        dir.path(),
+        "data",
+        Api::Off,
+        "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\nmap = { fields = [\"OBX-3\"], unmapped = \"drop\" }\n",
+    );
+    let error = engine::Config::from_toml_in(&bad_policy, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("channels.lab.map"), "{error}");
+    assert!(error.contains("pass, flag or quarantine"), "{error}");
+
+    let bad_field = common::config_text(
+        dir.path(),
+        "data",
+        Api::Off,
+        "[terminology]\nfiles = [\"missing.csv\"]\n[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\nmap = { fields = [\"OBX\"] }\n",
+    );
+    let errors = engine::Config::from_toml_in(&bad_field, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(errors.contains("channels.lab.map.fields[0]"), "{errors}");
+    assert!(errors.contains("terminology.files[0]"), "{errors}");
+}
