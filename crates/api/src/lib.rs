@@ -6,6 +6,8 @@
 //! | message browser | `/api/messages...`, `/api/stats` | `messages` |
 //! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
+//! | terminology: loads, unmapped codes, `$translate`, `$lookup`, `$validate-code` | `/api/terminology...`, `/fhir/ConceptMap...`, `/fhir/CodeSystem...`, `/fhir/ValueSet/$validate-code` | `terminology` |
+//! | feed profile of a channel's stored messages | `/api/channels/{name}/profile` | `profile` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
 //! | alerts | `/api/alerts...` | `alerts` |
 //! | configuration reload and its history | `/api/config/...` | `config` |
@@ -53,10 +55,12 @@ mod health;
 mod messages;
 mod patients;
 mod principal;
+mod profile;
 mod protect;
 mod quarantine;
 mod routes;
 mod rules;
+mod terminology;
 
 use std::sync::Arc;
 
@@ -106,6 +110,9 @@ pub struct Api {
     /// Configuration reload and its history (`/api/config/...`), when the engine was
     /// started from a file.
     pub config: Option<SharedConfigControl>,
+    /// The terminology in force and its stored loads (`/api/terminology`, the FHIR
+    /// terminology operations).
+    pub terminology: Option<::terminology::TerminologyService>,
 }
 
 impl Api {
@@ -125,6 +132,7 @@ impl Api {
             auth: Auth::off(None),
             alerts: None,
             config: None,
+            terminology: None,
         }
     }
 
@@ -150,6 +158,8 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(messages::routes())
         .merge(quarantine::routes())
         .merge(patients::routes())
+        .merge(terminology::routes())
+        .merge(profile::routes())
         .merge(fhir::routes())
         // Access (issue 13): the FHIR AuditEvent search and the admin routes.
         .merge(audit_events::routes())

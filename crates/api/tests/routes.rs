@@ -37,6 +37,23 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/mpi/merge", Access::Steward),
     ("POST", "/mpi/unmerge", Access::Steward),
     ("GET", "/mpi/patients/{enterprise_id}", Access::Phi),
+    // Terminology (crates/api/src/terminology.rs): content is Metadata, unmapped codes
+    // name example messages (Phi), loads are Admin.
+    ("GET", "/api/terminology", Access::Metadata),
+    ("POST", "/api/terminology", Access::Admin),
+    ("GET", "/api/terminology/unmapped", Access::Phi),
+    ("GET", "/fhir/ConceptMap/$translate", Access::Metadata),
+    ("POST", "/fhir/ConceptMap/$translate", Access::Metadata),
+    ("GET", "/fhir/CodeSystem/$lookup", Access::Metadata),
+    ("POST", "/fhir/CodeSystem/$lookup", Access::Metadata),
+    ("GET", "/fhir/ValueSet/$validate-code", Access::Metadata),
+    ("POST", "/fhir/ValueSet/$validate-code", Access::Metadata),
+    ("GET", "/fhir/ConceptMap", Access::Metadata),
+    ("GET", "/fhir/ConceptMap/{id}", Access::Metadata),
+    ("GET", "/fhir/CodeSystem", Access::Metadata),
+    ("GET", "/fhir/CodeSystem/{id}", Access::Metadata),
+    // The feed profile of a channel's stored messages (crates/api/src/profile.rs).
+    ("GET", "/api/channels/{name}/profile", Access::Phi),
     ("GET", "/fhir/metadata", Access::Metadata),
     ("GET", "/fhir/{type}", Access::Phi),
     ("GET", "/fhir/{type}/_search", Access::Phi),

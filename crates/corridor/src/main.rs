@@ -47,6 +47,10 @@ enum Command {
     Token(cmd::token::Args),
     /// Verify and export the audit trail.
     Audit(cmd::audit::Args),
+    /// Profile a feed: what its messages contain, and a suggested conformance profile.
+    Profile(cmd::profile::Args),
+    /// Load and list code maps and code systems; export unmapped codes.
+    Terminology(cmd::terminology::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,8 @@ fn main() -> ExitCode {
         Command::User(args) => cmd::user::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Terminology(args) => cmd::terminology::run(args),
+        Command::Profile(args) => cmd::profile::run(args),
     };
     match result {
         Ok(code) => code,

@@ -414,6 +414,7 @@ async fn run_message(
     };
     rules::stored::migrate(&store).await?;
     let metrics = Metrics::new([channel_name]);
+    let terminology = crate::terminology_service::open(config, &store).await?;
     let pipeline = ChannelPipeline::build(
         channel_name,
         channel,
@@ -421,6 +422,7 @@ async fn run_message(
         validations,
         patient_index.as_ref(),
         Some(&rules),
+        terminology.shared(),
         metrics.channel(channel_name).unwrap_or_default(),
     )?;
     let mut archives = std::collections::HashSet::new();

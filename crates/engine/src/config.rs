@@ -62,6 +62,10 @@ pub struct Config {
     /// (`docs/alerts.md`).
     #[serde(default)]
     pub alerts: Vec<alerts::AlertConfig>,
+    /// `[terminology]`: code maps and code systems loaded at start (see
+    /// `TerminologyConfig`).
+    #[serde(default)]
+    pub terminology: TerminologyConfig,
     /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
     /// start: the configuration file's directory, or the working directory.
     #[serde(skip)]
@@ -117,6 +121,74 @@ impl DatabaseCheck {
             DatabaseCheck::Quick => Some(store::IntegrityCheck::Quick),
             DatabaseCheck::Full => Some(store::IntegrityCheck::Full),
         }
+    }
+}
+
+/// `[terminology]`: the code maps and code systems in force. Each file (FHIR
+/// `ConceptMap`/`CodeSystem` JSON, a CSV map, or the LOINC table) is stored as a load
+/// named by its path when it changed since its last load; loads made with `corridor
+/// terminology load` or `POST /api/terminology` join them. The engine looks for new
+/// loads every `reload_interval` and puts them in force without a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminologyConfig {
+    /// Files to load at start (relative to the configuration file).
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    /// The starter map of common laboratory tests to LOINC (default on).
+    #[serde(default = "default_true")]
+    pub starter: bool,
+    /// How often the store is read for loads made by another process (default 2s).
+    #[serde(default = "default_terminology_reload")]
+    pub reload_interval: ConfigDuration,
+}
+
+impl Default for TerminologyConfig {
+    fn default() -> Self {
+        TerminologyConfig {
+            files: Vec::new(),
+            starter: true,
+            reload_interval: default_terminology_reload(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_terminology_reload() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(2))
+}
+
+impl TerminologyConfig {
+    /// Problems with these settings, as (key, message).
+    pub(crate) fn check(&self, base_dir: &Path) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if self.reload_interval.0.is_zero() {
+            errors.push((
+                "terminology.reload_interval".to_owned(),
+                "must be longer than 0".to_owned(),
+            ));
+        }
+        for (i, file) in self.files.iter().enumerate() {
+            let path = base_dir.join(file);
+            let key = format!("terminology.files[{i}]");
+            match std::fs::read_to_string(&path) {
+                Err(e) => errors.push((key, format!("{}: {e}", path.display()))),
+                Ok(text) => {
+                    let name = file.display().to_string();
+                    if let Err(invalid) = terminology::stored::parse_file(
+                        &name,
+                        &text,
+                        &terminology::MapScope::everywhere(),
+                    ) {
+                        errors.push((key, invalid.to_string()));
+                    }
+                }
+            }
+        }
+        errors
     }
 }
 
@@ -443,6 +515,10 @@ pub struct ChannelConfig {
     /// in place of `[rules]`' (see `stages::rules`).
     #[serde(default)]
     pub rules: Option<rules::RulesConfig>,
+    /// `[channels.NAME.map]`: map coded fields through the terminology in force (see
+    /// `stages::terminology`). Without it the channel maps nothing.
+    #[serde(default)]
+    pub map: Option<terminology::MapStepConfig>,
     /// How long a transformer or script may make a message (default 16 MiB, 1 KiB to
     /// 1 GiB): a step that grows it past this fails, and the message ends `errored`.
     #[serde(default = "default_max_message_size")]
@@ -470,6 +546,7 @@ impl ChannelConfig {
             retention: None,
             fhir: None,
             rules: None,
+            map: None,
             max_message_size: default_max_message_size(),
         }
     }
@@ -1124,6 +1201,7 @@ impl Config {
             rules: crate::stages::rules::RulesSection::default(),
             alerting: alerts::AlertingConfig::default(),
             alerts: Vec::new(),
+            terminology: TerminologyConfig::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -1254,6 +1332,9 @@ impl Config {
                 "is the name of the alerts channel of [rules]; choose another".to_owned(),
             );
         }
+        for (key, message) in self.terminology.check(&self.base_dir) {
+            error(key, message);
+        }
         let mut listens: BTreeMap<SocketAddr, String> = BTreeMap::new();
         if self.http.enabled && self.http.listen.0.port() != 0 {
             listens.insert(self.http.listen.0, "http.listen".to_owned());
@@ -1342,6 +1423,11 @@ impl Config {
             if let Some(rules) = &channel.rules {
                 for (key, message) in crate::stages::rules::check_channel(rules, &at) {
                     error(key, message);
+                }
+            }
+            if let Some(map) = &channel.map {
+                if let Err(invalid) = terminology::MapStep::new(map) {
+                    error(format!("{at}.map.{}", invalid.place), invalid.message);
                 }
             }
             if !MAX_MESSAGE_SIZE.contains(&channel.max_message_size.0) {

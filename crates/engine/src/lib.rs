@@ -70,13 +70,14 @@ pub mod sources;
 pub mod stage;
 pub mod stages;
 mod start_error;
+mod terminology_service;
 
 pub use api::{ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused};
 pub use config::{
     AckModeSetting, AuditConfig, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError,
     ConfigErrors, DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig,
-    HlPath, HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TlsConfig,
-    TransformConfig, ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
+    HlPath, HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TerminologyConfig,
+    TlsConfig, TransformConfig, ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
 };
 pub use http_serve::{HttpLimits, RequestTimedOut};
 pub use intake::{

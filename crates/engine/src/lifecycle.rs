@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use store::Store;
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
@@ -38,6 +39,8 @@ pub struct Engine {
     audit_retention: crate::audit_retention::AuditRetention,
     /// The `[[alerts]]` evaluation and notifiers, when any alert is configured.
     alerting: Option<alerts::Alerting>,
+    /// The terminology in force, and the task that puts new loads in force.
+    terminology: (terminology::TerminologyService, JoinHandle<()>),
 }
 
 /// How long shutdown waits for connections still busy before dropping them
@@ -125,6 +128,12 @@ impl Engine {
                     source,
                 })?;
         }
+        // The terminology in force, shared by every channel's map stage and the API.
+        let terminology = crate::terminology_service::open(&config, &store).await?;
+        let terminology_reload = crate::terminology_service::spawn_reload(
+            terminology.clone(),
+            config.terminology.reload_interval.0,
+        );
         // The clinical rules' alerts table, and the alerts channel when alerts have
         // destinations (its messages are the alerts; see `stages::rules`).
         let alert_destinations =
@@ -217,6 +226,7 @@ impl Engine {
                 &validations,
                 patient_index.as_ref(),
                 Some(rules.as_ref()),
+                terminology.shared(),
                 metrics.channel(name).unwrap_or_default(),
             )?;
             if pipeline.is_archive() {
@@ -254,6 +264,7 @@ impl Engine {
             wakes,
             patient_index: patient_index.clone(),
             rules: rules.clone(),
+            terminology: terminology.shared().clone(),
             repository,
             file,
             listeners: LiveListeners::default(),
@@ -328,6 +339,7 @@ impl Engine {
                     auth: auth.0,
                     alerts: alerts_handle.clone(),
                     config: Some(Arc::new(ApiControl(control.clone()))),
+                    terminology: Some(terminology.clone()),
                 },
                 config.http.policy(),
             );
@@ -358,7 +370,13 @@ impl Engine {
             control,
             audit_retention,
             alerting,
+            terminology: (terminology, terminology_reload),
         })
+    }
+
+    /// The terminology in force (its stored loads and the snapshot channels read).
+    pub fn terminology(&self) -> &terminology::TerminologyService {
+        &self.terminology.0
     }
 
     /// Reads the configuration file again and applies it without a restart, recording
@@ -435,8 +453,10 @@ impl Engine {
             control,
             audit_retention,
             alerting,
+            terminology,
             ..
         } = self;
+        terminology.1.abort();
         audit_retention.shutdown().await;
         // No reload from here on.
         let running = control.running.lock().await.take();

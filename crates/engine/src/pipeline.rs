@@ -90,7 +90,7 @@ impl Stage for StepsStage {
 /// Everything one channel's processor needs.
 pub(crate) struct ChannelPipeline {
     pub channel: Arc<str>,
-    /// In order: validate, mpi, steps, fhir, rules (those the channel has).
+    /// In order: validate, mpi, map, steps, fhir, rules (those the channel has).
     pub stages: Vec<Arc<dyn Stage>>,
     pub router: Router,
     pub ordering_key: Option<hl7v2::Path>,
@@ -107,7 +107,8 @@ pub(crate) struct ChannelPipeline {
 
 impl ChannelPipeline {
     /// Builds channel `name`'s pipeline from its configuration: its stages in order
-    /// (validation after the ACK, the patient index, its filters and transformers, FHIR)
+    /// (validation after the ACK, the patient index, the code map, its filters and
+    /// transformers, FHIR)
     /// and its router. `corridor run` and `corridor test` both build channels here.
     pub(crate) fn build(
         name: &str,
@@ -116,6 +117,7 @@ impl ChannelPipeline {
         validations: &Validations,
         patient_index: Option<&mpi::MpiService>,
         rules: Option<&crate::stages::rules::RulesContext>,
+        terminology: &Arc<terminology::SharedTerminology>,
         metrics: Arc<ChannelMetrics>,
     ) -> Result<ChannelPipeline, StartError> {
         let steps_error = |reason: String| StartError::Steps {
@@ -143,6 +145,11 @@ impl ChannelPipeline {
         }
         if let Some(index) = patient_index {
             stages.push(Arc::new(crate::stages::mpi::MpiStage::new(index.clone())));
+        }
+        if let Some(map) = &channel.map {
+            let stage = crate::stages::terminology::MapStage::new(map, terminology.clone())
+                .map_err(|e| steps_error(format!("map.{e}")))?;
+            stages.push(Arc::new(stage));
         }
         if !chain.is_empty() {
             stages.push(Arc::new(StepsStage::new(chain)));

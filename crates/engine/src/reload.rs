@@ -159,6 +159,8 @@ pub(crate) struct Control {
     pub patient_index: Option<mpi::MpiService>,
     /// The clinical rules' context, shared by every channel's rules stage.
     pub rules: Arc<crate::stages::rules::RulesContext>,
+    /// The terminology in force, read by every channel's map stage.
+    pub terminology: Arc<terminology::SharedTerminology>,
     /// Whether the clinical repository's tables and routes were set up at start.
     pub repository: bool,
     pub file: Option<ConfigFile>,
@@ -400,6 +402,7 @@ impl Control {
                 &validations,
                 self.patient_index.as_ref(),
                 Some(self.rules.as_ref()),
+                &self.terminology,
                 self.metrics.channel(name).unwrap_or_default(),
             )
             .and_then(|pipeline| {

@@ -8,9 +8,9 @@
 //! a message's processing or none of it.
 //!
 //! The order in a channel: `validate` (when it validates after the ACK), `mpi` (when the
-//! patient index is on), the channel's filters and transformers, `fhir` (when the
-//! repository is on), `rules` (when the repository is on and the rules are not turned
-//! off), then routing.
+//! patient index is on), `map` (`[channels.NAME.map]`), the channel's filters and
+//! transformers, `fhir` (when the repository is on), `rules` (when the repository is on
+//! and the rules are not turned off), then routing.
 
 use std::sync::Arc;
 

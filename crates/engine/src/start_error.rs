@@ -46,6 +46,14 @@ pub enum StartError {
     /// The alerts could not be started (a notifier's TLS file or password, the history).
     #[error("{0}")]
     Alerts(String),
+    /// The terminology could not be loaded (a configured file, its tables).
+    #[error("{key}: {reason}")]
+    Terminology {
+        /// The configuration key concerned (`terminology.files[0]`).
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A listener could not be started.
     #[error("{key}: cannot listen on {addr}: {reason}")]
     Listen {

@@ -14,7 +14,9 @@
 //! [`SharedTerminology::load`] swaps a new one in atomically, numbered, so a
 //! reload reaches running channels from their next message on.
 //!
-//! It knows nothing of HTTP, the engine or the store.
+//! [`stored`] keeps loads in the store, versioned, and the unmapped codes
+//! channels met; [`TerminologyService`] puts the newest loads in force. It
+//! knows nothing of HTTP or the engine.
 //!
 //! ```
 //! use terminology::{Content, MapStep, MapStepConfig, SharedTerminology, concept_maps_from_csv};
@@ -45,9 +47,11 @@
 mod csv_map;
 mod error;
 mod fhir;
+pub mod fhir_out;
 mod model;
 mod starter;
 mod step;
+pub mod stored;
 mod systems;
 mod terminology;
 pub mod units;
@@ -66,5 +70,6 @@ pub use step::{
     Change, ConversionConfig, Decision, FieldPath, MapOutcome, MapStep, MapStepConfig,
     UnmappedCode, UnmappedPolicy, UnmappedReason,
 };
+pub use stored::{LoadFile, LoadRecord, StoredError, TerminologyService, UnmappedRow};
 pub use systems::{canonical as canonical_system, v2_name as v2_system_name};
 pub use unmapped::{TallyEntry, TallyKey, UnmappedTally};

@@ -114,6 +114,13 @@ impl Terminology {
         &self.maps
     }
 
+    /// Every loaded code system, by URL.
+    pub fn code_systems(&self) -> Vec<&CodeSystem> {
+        let mut all: Vec<&CodeSystem> = self.code_systems.values().collect();
+        all.sort_by(|a, b| a.url.cmp(&b.url));
+        all
+    }
+
     pub fn code_system(&self, url: &str) -> Option<&CodeSystem> {
         self.code_systems.get(canonical(url))
     }

@@ -3,4 +3,5 @@
 pub mod fhir;
 pub mod mpi;
 pub mod rules;
+pub mod terminology;
 pub mod validate;
