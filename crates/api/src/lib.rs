@@ -7,6 +7,7 @@
 //! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
+//! | browser sessions | `POST /login`, `POST /logout` | `session` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
 //! declaration builds the [`router`] and the table [`routes`] lists, so access control
@@ -48,12 +49,13 @@ mod patients;
 mod principal;
 mod quarantine;
 mod routes;
+mod session;
 
 use std::sync::Arc;
 
 use axum::Router;
 
-pub use auth::Auth;
+pub use auth::{Auth, CSRF_FIELD, CsrfToken};
 pub use error::ApiError;
 pub use fhir::{DEFAULT_COUNT, MAX_COUNT, capability_statement};
 pub use health::{ChannelHealth, EngineStatus};
@@ -130,6 +132,8 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(quarantine::routes())
         .merge(patients::routes())
         .merge(fhir::routes())
+        // Browser sessions and the console.
+        .merge(session::routes())
         .into_parts()
 }
 
