@@ -42,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "quarantine",
             "mpi",
             "fhir-repo",
+            "datetime",
         ],
     ),
     (

@@ -59,6 +59,7 @@ mod metrics;
 mod open_files;
 mod pipeline;
 pub mod retention;
+mod search_keys;
 pub mod sources;
 pub mod stage;
 pub mod stages;
