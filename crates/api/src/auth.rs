@@ -348,7 +348,26 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
     let cookies = request.headers().get(header::COOKIE).cloned();
     let (principal, session) = match authenticate(&auth, authorization, cookies, address).await {
         Ok(authenticated) => authenticated,
-        Err(Refused::Unauthenticated(message, code)) => return unauthorized(route, message, code),
+        Err(Refused::Unauthenticated(message, code)) => {
+            if route.method == Method::Get
+                && crate::console::is_page(route.path)
+                && wants_html(&request)
+            {
+                // A browser that is not signed in is sent to the sign-in page.
+                let next = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                let location = format!("/login?next={}", console::url_encode(&next));
+                let mut response = StatusCode::SEE_OTHER.into_response();
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                return response;
+            }
+            return unauthorized(route, message, code);
+        }
         Err(Refused::Forbidden(message)) => {
             return refusal(route, StatusCode::FORBIDDEN, "forbidden", message);
         }
@@ -373,6 +392,14 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
             if let Err(e) = audit.append(record).await {
                 tracing::error!(error = %e, "audit record of a refused request not written");
             }
+        }
+        if crate::console::is_page(route.path) && wants_html(&request) {
+            let csrf = session.as_ref().map(|s| CsrfToken(s.csrf.clone()));
+            let viewer = crate::console::viewer_of(&principal, csrf.as_ref());
+            return crate::console::html(
+                StatusCode::FORBIDDEN,
+                console::forbidden_page(&viewer, "this page"),
+            );
         }
         return refusal(
             route,
@@ -451,6 +478,15 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
             )
         }
     }
+}
+
+/// Whether the request asks for HTML (a browser navigating).
+fn wants_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
 }
 
 /// The largest form body read for its CSRF token.

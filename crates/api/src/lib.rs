@@ -8,6 +8,7 @@
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
 //! | browser sessions | `POST /login`, `POST /logout` | `session` |
+//! | web console (HTML from the `console` crate) | `/`, `GET /login`, `/console/...` | `console` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
 //! declaration builds the [`router`] and the table [`routes`] lists, so access control
@@ -40,6 +41,7 @@
 //! ```
 
 mod auth;
+mod console;
 mod error;
 mod extract;
 mod fhir;
@@ -134,6 +136,7 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(fhir::routes())
         // Browser sessions and the console.
         .merge(session::routes())
+        .merge(console::routes())
         .into_parts()
 }
 

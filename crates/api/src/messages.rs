@@ -102,6 +102,32 @@ async fn list_messages(
     State(api): State<Api>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let (entries, next) = search_with(&api, q).await?;
+    Ok(Json(json!({
+        "messages": entries.iter().map(entry_json).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
+}
+
+/// The search of `GET /api/messages` over query parameters given as pairs (the
+/// console's browser): a page of entries and the id to page on from.
+pub(crate) async fn search(
+    api: &Api,
+    pairs: &[(String, String)],
+    default_limit: usize,
+) -> Result<(Vec<JournalEntry>, Option<i64>), ApiError> {
+    let encoded = serde_urlencoded::to_string(pairs)
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    let mut q: ListQuery = serde_urlencoded::from_str(&encoded)
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    q.limit = q.limit.or(Some(default_limit));
+    search_with(api, q).await
+}
+
+async fn search_with(
+    api: &Api,
+    q: ListQuery,
+) -> Result<(Vec<JournalEntry>, Option<i64>), ApiError> {
     let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(s.parse::<MessageState>().map_err(|_| {
             ApiError::new(
@@ -133,10 +159,7 @@ async fn list_messages(
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.id.0))
         .flatten();
-    Ok(Json(json!({
-        "messages": entries.iter().map(entry_json).collect::<Vec<_>>(),
-        "next_before": next,
-    })))
+    Ok((entries, next))
 }
 
 async fn get_message(State(api): State<Api>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
@@ -216,6 +239,15 @@ async fn reprocess(
     State(api): State<Api>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let previous = reprocess_message(&api, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "state": "received", "was": previous.as_str()})),
+    ))
+}
+
+/// Puts message `id` back to `received` and wakes its channel; the state it was in.
+pub(crate) async fn reprocess_message(api: &Api, id: i64) -> Result<MessageState, ApiError> {
     let journal = api.store.journal();
     let stored = blocking(move || Ok(journal.get(MessageId(id))?)).await?;
     let Some(stored) = stored else {
@@ -251,10 +283,7 @@ async fn reprocess(
         })
         .await?;
     (api.wake_channel)(&stored.entry.channel);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "state": "received", "was": previous.as_str()})),
-    ))
+    Ok(previous)
 }
 
 #[derive(Deserialize)]

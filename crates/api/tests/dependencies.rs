@@ -31,6 +31,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("quarantine", &["hl7v2", "hl7v2-spec", "store"]),
+    ("console", &["datetime", "hl7v2", "hl7v2-spec"]),
     ("mpi", &["csvfile", "hl7v2", "store"]),
     ("fhir-repo", &["datetime", "store", "v2-fhir"]),
     (
@@ -43,6 +44,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "mpi",
             "fhir-repo",
             "datetime",
+            "console",
         ],
     ),
     (
