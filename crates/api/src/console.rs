@@ -162,6 +162,18 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
             c.counts[i] = n;
         }
     }
+    // Every running channel has its row, messages or not, so live updates find it.
+    if let Some(status) = &api.status {
+        for running in status.channels() {
+            if !channels.iter().any(|c| c.channel == running.name) {
+                channels.push(ChannelCounts {
+                    channel: running.name,
+                    counts: vec![0; console::STATES.len()],
+                });
+            }
+        }
+        channels.sort_by(|a, b| a.channel.cmp(&b.channel));
+    }
     let destinations = match api.delivery.clone() {
         Some(delivery) => blocking(move || Ok(delivery.stats()?)).await?,
         None => Vec::new(),
