@@ -5,7 +5,9 @@
 //! workspace's rustls features), against a running engine with access control
 //! on: sign in; the dashboard's counts move as messages are sent over MLLP (server-sent
 //! events, no reload); clicking the errored count lists those messages; a message's
-//! fields carry their labels; a viewer sees no patient names.
+//! fields carry their labels; a viewer sees no patient names; axe-core (npm, installed
+//! under `target/npm` on first use) finds no serious or critical accessibility
+//! violation on the sign-in page, the dashboard, the browser and a message.
 
 mod common;
 
@@ -252,6 +254,59 @@ impl Element<'_> {
     }
 }
 
+/// axe-core's script, installed with npm under `target/npm` on first use.
+fn axe_source() -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/npm");
+    let file = format!("{root}/node_modules/axe-core/axe.min.js");
+    if !std::path::Path::new(&file).exists() {
+        let status = Command::new("npm")
+            .args([
+                "install",
+                "--prefix",
+                root,
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "axe-core@4",
+            ])
+            .status()
+            .expect("npm runs");
+        assert!(status.success(), "npm could not install axe-core");
+    }
+    std::fs::read_to_string(&file).unwrap()
+}
+
+/// Runs axe-core on the page shown; its serious and critical violations.
+async fn accessibility_violations(client: &Client, axe: &str) -> Vec<Value> {
+    client
+        .call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": axe, "args": []})),
+        )
+        .await
+        .expect("axe-core loads");
+    let script = "var done = arguments[arguments.length - 1];\
+        axe.run(document, {resultTypes: ['violations']})\
+          .then(function (r) { done(r.violations); })\
+          .catch(function (e) { done([{id: 'axe failed', impact: 'critical', help: String(e)}]); });";
+    let violations = client
+        .call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+        .expect("axe-core runs");
+    violations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .map(|v| json!({"id": v["id"], "impact": v["impact"], "help": v["help"]}))
+        .collect()
+}
+
 async fn sign_in(client: &Client, base: &str, user: &str) {
     client.goto(&format!("{base}/")).await;
     // Not signed in: the console sends the browser to the sign-in page.
@@ -313,6 +368,11 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
     let base = format!("http://{http}");
 
     let client = Client::new(&driver).await;
+    let axe = axe_source();
+    client.goto(&format!("{base}/login")).await;
+    client.find("form.login").await;
+    let mut violations = Vec::new();
+    violations.push(("sign-in", accessibility_violations(&client, &axe).await));
     sign_in(&client, &base, "ana").await;
 
     // Counts move as messages arrive, without a reload.
@@ -345,6 +405,17 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
         name.attr("title").await.as_deref(),
         Some("PID-5 Patient Name (XPN)")
     );
+    violations.push(("message", accessibility_violations(&client, &axe).await));
+    client
+        .goto(&format!("{base}/console/messages?state=errored"))
+        .await;
+    client.find("form.search").await;
+    violations.push(("browser", accessibility_violations(&client, &axe).await));
+    client.goto(&format!("{base}/")).await;
+    client.find("[data-live]").await;
+    violations.push(("dashboard", accessibility_violations(&client, &axe).await));
+    let serious: Vec<_> = violations.iter().filter(|(_, v)| !v.is_empty()).collect();
+    assert!(serious.is_empty(), "{serious:#?}");
 
     // Sign out; a viewer sees counts and no patient names.
     client.find("header form button").await.click().await;
