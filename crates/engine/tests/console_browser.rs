@@ -135,7 +135,7 @@ impl Client {
                 "browserName": "chrome",
                 "goog:chromeOptions": {
                     "binary": "/usr/bin/chromium",
-                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"],
                 },
             }}})),
         )
@@ -307,6 +307,22 @@ async fn accessibility_violations(client: &Client, axe: &str) -> Vec<Value> {
         .collect()
 }
 
+/// With `CORRIDOR_SCREENSHOTS=DIR` (`scripts/screenshots`), saves the page shown as
+/// `DIR/NAME.png`.
+async fn screenshot(client: &Client, name: &str) {
+    use base64::Engine as _;
+    let Some(dir) = std::env::var_os("CORRIDOR_SCREENSHOTS") else {
+        return;
+    };
+    let png = client.call("GET", "/screenshot", None).await.unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().unwrap())
+        .unwrap();
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+}
+
 async fn sign_in(client: &Client, base: &str, user: &str) {
     client.goto(&format!("{base}/")).await;
     // Not signed in: the console sends the browser to the sign-in page.
@@ -388,6 +404,7 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
         .click()
         .await;
     client.find("form.search").await;
+    screenshot(&client, "browser").await;
     let text = client.find("main table").await.text().await;
     assert!(text.contains("BAD-1") && text.contains("BAD-2"), "{text}");
     assert!(!text.contains("M1"), "{text}");
@@ -405,6 +422,7 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
         name.attr("title").await.as_deref(),
         Some("PID-5 Patient Name (XPN)")
     );
+    screenshot(&client, "detail").await;
     violations.push(("message", accessibility_violations(&client, &axe).await));
     client
         .goto(&format!("{base}/console/messages?state=errored"))
@@ -413,6 +431,8 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
     violations.push(("browser", accessibility_violations(&client, &axe).await));
     client.goto(&format!("{base}/")).await;
     client.find("[data-live]").await;
+    wait_for_text(&client, "[data-count=\"lab/errored\"]", "2").await;
+    screenshot(&client, "dashboard").await;
     violations.push(("dashboard", accessibility_violations(&client, &axe).await));
     let serious: Vec<_> = violations.iter().filter(|(_, v)| !v.is_empty()).collect();
     assert!(serious.is_empty(), "{serious:#?}");
