@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use access::audit::{ActionKind, Audit, AuditRecord, Outcome};
 use access::oidc::OidcVerifier;
-use access::{Actor, AuthMethod, Principal, Role, VerifyTokenError};
+use access::{
+    Actor, AuthMethod, LoginThrottle, Principal, Role, SessionCookie, SessionInfo, SessionPolicy,
+    Sessions, ThrottlePolicy, VerifyTokenError,
+};
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -29,7 +32,43 @@ struct Inner {
     mode: Mode,
     audit: Option<Audit>,
     metrics_public: bool,
+    browser: Arc<Browser>,
 }
+
+/// Browser sessions: the sessions themselves, the login throttle and the cookie.
+pub(crate) struct Browser {
+    pub(crate) sessions: Sessions,
+    pub(crate) throttle: LoginThrottle,
+    pub(crate) cookie: SessionCookie,
+}
+
+impl Browser {
+    fn new(policy: SessionPolicy, throttle: ThrottlePolicy, secure: bool) -> Browser {
+        Browser {
+            sessions: Sessions::new(policy),
+            throttle: LoginThrottle::new(throttle),
+            cookie: SessionCookie {
+                secure,
+                max_age: policy.absolute_timeout,
+            },
+        }
+    }
+}
+
+impl Default for Browser {
+    fn default() -> Browser {
+        Browser::new(SessionPolicy::default(), ThrottlePolicy::default(), false)
+    }
+}
+
+/// The CSRF token of the session a request was authenticated with, for the console's
+/// pages to put in their forms. Only requests made with a session cookie carry it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsrfToken(pub String);
+
+/// The form field a state-changing form sends its CSRF token in (the header
+/// `X-CSRF-Token` is the other way).
+pub const CSRF_FIELD: &str = "csrf_token";
 
 #[derive(Clone)]
 enum Mode {
@@ -53,6 +92,7 @@ impl Auth {
                 mode: Mode::On { access, oidc },
                 audit: Some(audit),
                 metrics_public: false,
+                browser: Arc::new(Browser::default()),
             }),
         }
     }
@@ -66,6 +106,7 @@ impl Auth {
                 mode: Mode::Off,
                 audit,
                 metrics_public: false,
+                browser: Arc::new(Browser::default()),
             }),
         }
     }
@@ -74,6 +115,22 @@ impl Auth {
     pub fn with_public_metrics(self, public: bool) -> Auth {
         let mut inner = (*self.inner).clone();
         inner.metrics_public = public;
+        Auth {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Browser sessions with `policy` (idle and absolute timeouts) and login throttling
+    /// with `throttle`; `secure` makes the cookie `Secure` (and `__Host-` named), for
+    /// a console served over HTTPS. Existing sessions are dropped.
+    pub fn with_sessions(
+        self,
+        policy: SessionPolicy,
+        throttle: ThrottlePolicy,
+        secure: bool,
+    ) -> Auth {
+        let mut inner = (*self.inner).clone();
+        inner.browser = Arc::new(Browser::new(policy, throttle, secure));
         Auth {
             inner: Arc::new(inner),
         }
@@ -95,6 +152,10 @@ impl Auth {
             Mode::On { access, .. } => Some(access),
             Mode::Off => None,
         }
+    }
+
+    pub(crate) fn browser(&self) -> &Browser {
+        &self.inner.browser
     }
 }
 
@@ -154,8 +215,45 @@ enum Refused {
     Failed(String),
 }
 
-/// The bearer credentials of a request, as a principal.
+/// The credentials of a request (bearer token, else session cookie), as a principal;
+/// with the session when it was a session cookie.
 async fn authenticate(
+    auth: &Auth,
+    authorization: Option<HeaderValue>,
+    cookies: Option<HeaderValue>,
+    address: Option<SocketAddr>,
+    tls_identity: Option<String>,
+) -> Result<(Principal, Option<SessionInfo>), Refused> {
+    let cookie = &auth.inner.browser.cookie;
+    let session_id = cookies
+        .as_ref()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| cookie.find(value))
+        .map(str::to_owned);
+    if authorization.is_none() && matches!(auth.inner.mode, Mode::On { .. }) {
+        if let Some(id) = session_id {
+            return match auth.inner.browser.sessions.get(&id) {
+                Ok(session) => Ok((
+                    Principal::from_session(&session, address, tls_identity),
+                    Some(session),
+                )),
+                Err(why) => {
+                    tracing::info!(reason = %why, "session cookie refused");
+                    Err(Refused::Unauthenticated(
+                        "the session is not valid (signed out, expired or unknown): sign in again",
+                        Some("invalid_token"),
+                    ))
+                }
+            };
+        }
+    }
+    authenticate_bearer(auth, authorization, address, tls_identity)
+        .await
+        .map(|principal| (principal, None))
+}
+
+/// The bearer credentials of a request, as a principal.
+async fn authenticate_bearer(
     auth: &Auth,
     authorization: Option<HeaderValue>,
     address: Option<SocketAddr>,
@@ -176,7 +274,7 @@ async fn authenticate(
     };
     let Some(value) = authorization else {
         return Err(Refused::Unauthenticated(
-            "credentials are required: send Authorization: Bearer TOKEN",
+            "credentials are required: send Authorization: Bearer TOKEN, or sign in (POST /login)",
             None,
         ));
     };
@@ -265,9 +363,29 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
         .extensions()
         .get::<crate::TlsIdentity>()
         .map(|identity| identity.0.clone());
-    let principal = match authenticate(&auth, authorization, address, tls_identity).await {
-        Ok(principal) => principal,
-        Err(Refused::Unauthenticated(message, code)) => return unauthorized(route, message, code),
+    let cookies = request.headers().get(header::COOKIE).cloned();
+    let (principal, session) = match authenticate(&auth, authorization, cookies, address, tls_identity).await {
+        Ok(authenticated) => authenticated,
+        Err(Refused::Unauthenticated(message, code)) => {
+            if route.method == Method::Get
+                && crate::console::is_page(route.path)
+                && wants_html(&request)
+            {
+                // A browser that is not signed in is sent to the sign-in page.
+                let next = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                let location = format!("/login?next={}", console::url_encode(&next));
+                let mut response = StatusCode::SEE_OTHER.into_response();
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                return response;
+            }
+            return unauthorized(route, message, code);
+        }
         Err(Refused::Forbidden(message)) => {
             return refusal(route, StatusCode::FORBIDDEN, "forbidden", message);
         }
@@ -293,6 +411,14 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
                 tracing::error!(error = %e, "audit record of a refused request not written");
             }
         }
+        if crate::console::is_page(route.path) && wants_html(&request) {
+            let csrf = session.as_ref().map(|s| CsrfToken(s.csrf.clone()));
+            let viewer = crate::console::viewer_of(&principal, csrf.as_ref());
+            return crate::console::html(
+                StatusCode::FORBIDDEN,
+                console::forbidden_page(&viewer, "this page"),
+            );
+        }
         return refusal(
             route,
             StatusCode::FORBIDDEN,
@@ -304,6 +430,36 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
                 permission.as_str()
             ),
         );
+    }
+    if let Some(session) = &session {
+        // A request made with the session cookie changes something only with the
+        // session's CSRF token: a forged cross-site request carries the cookie (where
+        // SameSite does not stop it) but cannot read the token.
+        if route.method != Method::Get {
+            let (checked, ok) = check_csrf(request, session).await;
+            request = checked;
+            if !ok {
+                if let (Some(audit), true) = (&auth.inner.audit, route.access.audited()) {
+                    let record = AuditRecord {
+                        outcome: Outcome::Denied,
+                        detail: Some("403 CSRF token missing or wrong".to_owned()),
+                        ..record_of(route, &request, &principal)
+                    };
+                    if let Err(e) = audit.append(record).await {
+                        tracing::error!(error = %e, "audit record of a refused request not written");
+                    }
+                }
+                return refusal(
+                    route,
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "a change made with a session needs its CSRF token (header X-CSRF-Token or form field csrf_token)",
+                );
+            }
+        }
+        request
+            .extensions_mut()
+            .insert(CsrfToken(session.csrf.clone()));
     }
     let audit = match (&auth.inner.audit, route.access.audited()) {
         (Some(audit), true) => Some((audit.clone(), record_of(route, &request, &principal))),
@@ -343,6 +499,57 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
             )
         }
     }
+}
+
+/// Whether the request asks for HTML (a browser navigating).
+fn wants_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The largest form body read for its CSRF token.
+const MAX_FORM_BYTES: usize = 1 << 20;
+
+/// Whether a state-changing request carries its session's CSRF token, in the
+/// `X-CSRF-Token` header or, for an HTML form, the `csrf_token` field of its
+/// `application/x-www-form-urlencoded` body (read, then handed on unchanged).
+async fn check_csrf(request: Request, session: &SessionInfo) -> (Request, bool) {
+    if let Some(value) = request.headers().get(access::CSRF_HEADER) {
+        let ok = access::verify_csrf(session, value.to_str().ok());
+        return (request, ok);
+    }
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !is_form {
+        return (request, false);
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return (Request::from_parts(parts, axum::body::Body::empty()), false);
+    };
+    let presented = form_field(&bytes, CSRF_FIELD);
+    let ok = access::verify_csrf(session, presented.as_deref());
+    (
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        ok,
+    )
+}
+
+/// The first value of `name` in a urlencoded form body, decoded.
+pub(crate) fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// The audit record of a request, outcome to be filled in: who, from where, the route

@@ -11,6 +11,8 @@
 //! | FHIR R4 repository | `/fhir/...` | `fhir` |
 //! | alerts | `/api/alerts...` | `alerts` |
 //! | configuration reload and its history | `/api/config/...` | `config` |
+//! | browser sessions | `POST /login`, `POST /logout` | `session` |
+//! | web console (HTML from the `console` crate) | `/`, `GET /login`, `/console/...` | `console` |
 //!
 //! Each route is declared once, with its method, path and [`Access`] class; the same
 //! declaration builds the [`router`] and the table [`routes`] lists, so access control
@@ -48,6 +50,7 @@ mod audit_events;
 mod auth;
 mod cds;
 mod config;
+mod console;
 mod error;
 mod extract;
 mod fhir;
@@ -61,12 +64,13 @@ mod quarantine;
 mod routes;
 mod rules;
 mod terminology;
+mod session;
 
 use std::sync::Arc;
 
 use axum::Router;
 
-pub use auth::Auth;
+pub use auth::{Auth, CSRF_FIELD, CsrfToken};
 pub use config::{
     BoxFuture, ConfigControl, ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused,
     SharedConfigControl,
@@ -168,6 +172,9 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         .merge(cds::routes())
         .merge(alerts::routes())
         .merge(config::routes())
+        // Browser sessions and the console.
+        .merge(session::routes())
+        .merge(console::routes())
         .into_parts()
 }
 

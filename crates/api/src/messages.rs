@@ -1,11 +1,18 @@
 //! The message browser (JSON).
 //!
-//! - `GET /api/messages?channel=&state=&before=&limit=`: journal entries,
-//!   newest first, without their bytes; `next_before` pages on.
+//! - `GET /api/messages`: journal entries, newest first, without their bytes;
+//!   `next_before` pages on (keyset: `before=ID`). Every parameter given must hold:
+//!   `since`, `until` (RFC 3339 or a date), `channel`, `state`, `type` (`ORU` or
+//!   `ORU^R01`), `sender` (MSH-3), `control_id` (MSH-10), `patient_id` (PID-3.1),
+//!   `patient_name` (a family or given name, or its beginning), `order` (ORC-2/3,
+//!   OBR-2/3, OBR-20), `text` (anywhere in the message), `limit` (at most 500).
+//!   Patient and order fields come from the search index the pipelines write
+//!   (`store::search`). An unknown parameter or a bad value is a 400 naming it.
 //! - `GET /api/messages/{id}`: one message with its states, timestamps and
 //!   raw content, and one entry per destination with its own state, attempts,
-//!   answer and `queued_at` / `sent_at` / `acked_at` times (microseconds since
-//!   the epoch), so each hop's latency reads from the answer.
+//!   answer, what it was sent (`payload`) and `queued` / `sent` / `acked` times
+//!   (RFC 3339; `*_at` in microseconds since the epoch), so each hop's latency
+//!   reads from the answer.
 //! - `POST /api/messages/{id}/reprocess`: the message goes back to `received`
 //!   and through its channel's pipeline again (new destination entries).
 //! - `POST /api/messages/{id}/resend?destination=NAME`: the destination's
@@ -23,7 +30,7 @@ use axum::http::StatusCode;
 use delivery::{EntryId, QueueEntry};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{JournalEntry, JournalFilter, MessageId, MessageState};
+use store::{JournalEntry, MessageId, MessageState};
 
 use crate::routes::{Access, Method, Routes};
 use crate::{Api, ApiError};
@@ -61,6 +68,32 @@ struct ListQuery {
     state: Option<String>,
     before: Option<i64>,
     limit: Option<usize>,
+    since: Option<String>,
+    until: Option<String>,
+    #[serde(rename = "type")]
+    message_type: Option<String>,
+    sender: Option<String>,
+    control_id: Option<String>,
+    patient_id: Option<String>,
+    patient_name: Option<String>,
+    order: Option<String>,
+    text: Option<String>,
+}
+
+/// A query parameter's time: RFC 3339 or a date, as microseconds since the epoch.
+fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            datetime::rfc3339::parse_time_or_date(v)
+                .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+        })
+        .transpose()
+}
+
+/// An empty parameter (a form's blank field) is no condition.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 const MAX_PAGE: usize = 500;
@@ -69,7 +102,33 @@ async fn list_messages(
     State(api): State<Api>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let state = match q.state.as_deref() {
+    let (entries, next) = search_with(&api, q).await?;
+    Ok(Json(json!({
+        "messages": entries.iter().map(entry_json).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
+}
+
+/// The search of `GET /api/messages` over query parameters given as pairs (the
+/// console's browser): a page of entries and the id to page on from.
+pub(crate) async fn search(
+    api: &Api,
+    pairs: &[(String, String)],
+    default_limit: usize,
+) -> Result<(Vec<JournalEntry>, Option<i64>), ApiError> {
+    let encoded = serde_urlencoded::to_string(pairs)
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    let mut q: ListQuery = serde_urlencoded::from_str(&encoded)
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    q.limit = q.limit.or(Some(default_limit));
+    search_with(api, q).await
+}
+
+async fn search_with(
+    api: &Api,
+    q: ListQuery,
+) -> Result<(Vec<JournalEntry>, Option<i64>), ApiError> {
+    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(s.parse::<MessageState>().map_err(|_| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -78,22 +137,29 @@ async fn list_messages(
         })?),
         None => None,
     };
-    let filter = JournalFilter {
-        channel: q.channel,
-        state,
-        before_id: q.before.map(MessageId),
-        ..JournalFilter::default()
+    let query = store::search::SearchQuery {
+        since: time_param("since", q.since.as_deref())?,
+        until: time_param("until", q.until.as_deref())?,
+        channel: given(q.channel),
+        state: state.map(|s| s.as_str().to_owned()),
+        message_type: given(q.message_type),
+        sender: given(q.sender),
+        control_id: given(q.control_id),
+        patient_id: given(q.patient_id),
+        patient_name: given(q.patient_name),
+        order: given(q.order),
+        text: given(q.text),
+        before_id: q.before,
     };
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let journal = api.store.journal();
-    let entries = blocking(move || Ok(journal.list(&filter, limit)?)).await?;
+    let store = api.store.clone();
+    let entries =
+        blocking(move || Ok(store.read(|conn| store::search::search(conn, &query, limit))?))
+            .await?;
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.id.0))
         .flatten();
-    Ok(Json(json!({
-        "messages": entries.iter().map(entry_json).collect::<Vec<_>>(),
-        "next_before": next,
-    })))
+    Ok((entries, next))
 }
 
 async fn get_message(State(api): State<Api>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
@@ -102,7 +168,16 @@ async fn get_message(State(api): State<Api>, Path(id): Path<i64>) -> Result<Json
         let stored = store.journal().get(MessageId(id))?;
         // Before the first processing there is no queue table yet in a bare store.
         let entries = store
-            .read(|conn| delivery::entries_of_message(conn, MessageId(id)))
+            .read(|conn| {
+                let entries = delivery::entries_of_message(conn, MessageId(id))?;
+                entries
+                    .into_iter()
+                    .map(|e| {
+                        let payload = delivery::payload_of(conn, e.id)?;
+                        Ok((e, payload))
+                    })
+                    .collect::<store::Result<Vec<_>>>()
+            })
             .unwrap_or_default();
         Ok((stored, entries))
     })
@@ -115,12 +190,30 @@ async fn get_message(State(api): State<Api>, Path(id): Path<i64>) -> Result<Json
     };
     let mut body = entry_json(&stored.entry);
     body["raw"] = Value::String(String::from_utf8_lossy(&stored.raw).into_owned());
-    body["destinations"] = entries.iter().map(queue_entry_json).collect();
+    body["destinations"] = entries
+        .iter()
+        .map(|(entry, payload)| {
+            let mut json = queue_entry_json(entry);
+            // What the destination was sent (after its own steps); none for an entry
+            // it filtered or failed on before queueing.
+            json["payload"] = payload.as_ref().map_or(Value::Null, |p| {
+                Value::String(String::from_utf8_lossy(p).into_owned())
+            });
+            json
+        })
+        .collect();
     Ok(Json(body))
 }
 
-/// A destination's entry for a message; times are microseconds since the epoch.
-fn queue_entry_json(e: &QueueEntry) -> Value {
+/// A time as RFC 3339 in UTC.
+fn iso(micros: i64) -> Value {
+    Value::String(datetime::rfc3339::format_micros(micros))
+}
+
+/// A destination's entry for a message: times as RFC 3339 (`queued`, `sent`, `acked`,
+/// `state_changed`) and as microseconds since the epoch (`*_at`), what it was sent
+/// (`payload`, when the queue kept it) and the answer received.
+pub(crate) fn queue_entry_json(e: &QueueEntry) -> Value {
     json!({
         "entry": e.id.0,
         "destination": e.destination,
@@ -134,6 +227,10 @@ fn queue_entry_json(e: &QueueEntry) -> Value {
         "sent_at": e.sent_at.map(|t| t.0),
         "acked_at": e.acked_at.map(|t| t.0),
         "state_changed_at": e.state_changed_at.0,
+        "queued": iso(e.queued_at.0),
+        "sent": e.sent_at.map(|t| iso(t.0)),
+        "acked": e.acked_at.map(|t| iso(t.0)),
+        "state_changed": iso(e.state_changed_at.0),
     })
 }
 
@@ -142,6 +239,15 @@ async fn reprocess(
     State(api): State<Api>,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let previous = reprocess_message(&api, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "state": "received", "was": previous.as_str()})),
+    ))
+}
+
+/// Puts message `id` back to `received` and wakes its channel; the state it was in.
+pub(crate) async fn reprocess_message(api: &Api, id: i64) -> Result<MessageState, ApiError> {
     let journal = api.store.journal();
     let stored = blocking(move || Ok(journal.get(MessageId(id))?)).await?;
     let Some(stored) = stored else {
@@ -177,10 +283,7 @@ async fn reprocess(
         })
         .await?;
     (api.wake_channel)(&stored.entry.channel);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "state": "received", "was": previous.as_str()})),
-    ))
+    Ok(previous)
 }
 
 #[derive(Deserialize)]
@@ -289,8 +392,8 @@ async fn stats(
 
 /// A journal entry as JSON, the one shape of a journal entry in every answer (the
 /// message list, one message, a quarantine entry's `original`): header fields as
-/// received, state and reason, size in bytes; times are microseconds since the Unix
-/// epoch.
+/// received, state and reason, size in bytes; times as RFC 3339 in UTC (`received`,
+/// `stored`, `state_changed`) and as microseconds since the Unix epoch (`*_at`).
 pub fn entry_json(e: &JournalEntry) -> Value {
     json!({
         "id": e.id.0,
@@ -308,5 +411,8 @@ pub fn entry_json(e: &JournalEntry) -> Value {
         "state": e.state.as_str(),
         "state_reason": e.state_reason,
         "size": e.size,
+        "received": iso(e.received_at.0),
+        "stored": iso(e.stored_at.0),
+        "state_changed": iso(e.state_changed_at.0),
     })
 }

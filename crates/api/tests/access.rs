@@ -126,6 +126,7 @@ async fn call(
 /// The path with its parameters filled in.
 fn concrete(path: &str) -> String {
     path.replace("{id}", "1")
+        .replace("{file}", "1")
         .replace("{type}", "Patient")
         .replace("{enterprise_id}", "E1")
         .replace("{name}", "nobody")

@@ -33,6 +33,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("alerts", &["conf", "datetime", "delivery", "store"]),
     ("quarantine", &["hl7v2", "hl7v2-spec", "store"]),
+    ("console", &["datetime", "hl7v2", "hl7v2-spec"]),
     ("mpi", &["csvfile", "hl7v2", "store"]),
     ("fhir-repo", &["datetime", "store", "v2-fhir"]),
     (
@@ -48,6 +49,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "rules",
             "terminology",
             "profile",
+            "datetime",
+            "console",
         ],
     ),
     (

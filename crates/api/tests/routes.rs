@@ -81,6 +81,17 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/config/reload", Access::Admin),
     ("GET", "/api/config/history", Access::Admin),
     ("GET", "/api/config/history/{n}", Access::Admin),
+    // Browser sessions.
+    ("POST", "/login", Access::Public),
+    ("POST", "/logout", Access::Metadata),
+    // The web console.
+    ("GET", "/login", Access::Public),
+    ("GET", "/console/assets/{file}", Access::Public),
+    ("GET", "/", Access::Metadata),
+    ("GET", "/console/events", Access::Metadata),
+    ("GET", "/console/messages", Access::Phi),
+    ("GET", "/console/messages/{id}", Access::Phi),
+    ("POST", "/console/messages/{id}/reprocess", Access::Operate),
 ];
 
 #[test]
@@ -111,8 +122,13 @@ fn access_classes_follow_what_a_route_does() {
         access,
     } in api::routes()
     {
-        // Only liveness goes without credentials.
-        assert_eq!(access == Access::Public, path == "/health", "{path}");
+        // Only liveness, signing in and the console's stylesheet and script go without
+        // credentials.
+        assert_eq!(
+            access == Access::Public,
+            matches!(path, "/health" | "/login" | "/console/assets/{file}"),
+            "{path}"
+        );
         // A read never needs the right to change; a change is never a GET. (Admin
         // routes both read, such as the audit export and the configuration history, and change.)
         let change = matches!(access, Access::Operate | Access::Steward | Access::Admin);
@@ -144,6 +160,7 @@ fn access_classes_follow_what_a_route_does() {
 /// The path with its parameters filled in.
 fn concrete(path: &str) -> String {
     path.replace("{id}", "1")
+        .replace("{file}", "1")
         .replace("{type}", "Patient")
         .replace("{enterprise_id}", "E1")
         .replace("{name}", "nobody")

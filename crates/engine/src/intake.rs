@@ -39,8 +39,12 @@ static APPLICATION_ACKS_MIGRATIONS: &[store::Migration] = &[store::Migration {
 
 const INSERT_OWED: &str = "INSERT OR IGNORE INTO application_acks_owed (message_id, condition, owed_since) VALUES (?1, ?2, ?3)";
 
-/// Creates the engine's tables in `store` if they are missing.
+/// Creates the engine's tables in `store` if they are missing (its own, and the
+/// message search index the pipelines write).
 pub async fn migrate(store: &Store) -> store::Result<()> {
+    store
+        .migrate_component(store::search::COMPONENT, store::search::MIGRATIONS)
+        .await?;
     store
         .migrate_component(APPLICATION_ACKS_COMPONENT, APPLICATION_ACKS_MIGRATIONS)
         .await

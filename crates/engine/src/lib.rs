@@ -66,6 +66,7 @@ mod open_files;
 mod pipeline;
 mod reload;
 pub mod retention;
+mod search_keys;
 pub mod sources;
 pub mod stage;
 pub mod stages;

@@ -208,6 +208,8 @@ struct Decided {
     commits: Vec<Commit>,
     routed: Option<Routed>,
     ordering_key: Option<String>,
+    /// The message's search keys (`store::search`), read from the bytes as stored.
+    search: Vec<(store::search::SearchKind, String)>,
 }
 
 impl ChannelPipeline {
@@ -227,15 +229,17 @@ impl ChannelPipeline {
             commits: Vec::new(),
             routed: None,
             ordering_key: None,
+            search: Vec::new(),
         };
         let message = match OwnedMessage::parse(&raw) {
             Ok(message) => message,
             Err(err) => return errored(format!("the stored message does not parse: {err}")),
         };
+        let search = crate::search_keys::search_keys(&raw);
         let mut work = Work::new(id, self.channel.clone(), received_at, message);
         let outcome = catch_unwind(AssertUnwindSafe(|| self.run_stages(&mut work)));
         match outcome {
-            Ok(decided) => decided,
+            Ok(decided) => Decided { search, ..decided },
             Err(panic) => {
                 let words = panic
                     .downcast_ref::<&str>()
@@ -266,6 +270,7 @@ impl ChannelPipeline {
                         commits,
                         routed: None,
                         ordering_key: None,
+                        search: Vec::new(),
                     };
                 }
             }
@@ -282,6 +287,7 @@ impl ChannelPipeline {
             commits,
             routed: Some(self.route(work)),
             ordering_key,
+            search: Vec::new(),
         }
     }
 
@@ -373,9 +379,11 @@ fn write_batch(conn: &rusqlite::Connection, batch: Vec<Decided>) -> store::Resul
             commits,
             routed,
             ordering_key,
+            search,
         } = decided;
         let result = store::in_savepoint(conn, |conn| -> store::Result<()> {
             Journal::set_state_in(conn, id, state, reason.as_deref())?;
+            store::search::index_in(conn, id.0, &search)?;
             for commit in commits {
                 commit(conn)?;
             }

@@ -544,7 +544,16 @@ impl JournalFilter {
     }
 }
 
-fn entry_from_row(row: &Row<'_>) -> Result<JournalEntry> {
+/// The entry columns, each prefixed with `alias` (`j.`), for queries that join.
+pub(crate) fn entry_columns_sql(alias: &str) -> String {
+    entry_columns!()
+        .split(", ")
+        .map(|c| format!("{alias}{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn entry_from_row(row: &Row<'_>) -> Result<JournalEntry> {
     let state: String = row.get(11)?;
     Ok(JournalEntry {
         id: MessageId(row.get(0)?),

@@ -67,6 +67,7 @@ mod error;
 mod integrity;
 mod journal;
 mod schema;
+pub mod search;
 mod writer;
 
 pub use database::{Store, StoreOptions};

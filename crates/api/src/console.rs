@@ -1,0 +1,355 @@
+//! The web console's routes: HTML pages rendered by the `console` crate, declared in
+//! the one route table like every API route, so the one access check covers them.
+//!
+//! | route | class | page |
+//! | --- | --- | --- |
+//! | `GET /login` | public | the sign-in form (posts to `POST /login`) |
+//! | `GET /console/assets/{file}` | public | the stylesheet and script, from the binary |
+//! | `GET /` | metadata | the dashboard: counts per channel and destination |
+//! | `GET /console/events` | metadata | the dashboard's counts as server-sent events (`Accept: text/event-stream`), else once as JSON |
+//! | `GET /console/messages` | PHI | the message browser (the search of `GET /api/messages`) |
+//! | `GET /console/messages/{id}` | PHI | a message, labelled field by field, and its destinations |
+//! | `POST /console/messages/{id}/reprocess` | operate | reprocess from the detail page's form |
+//!
+//! A browser that is not signed in (it asks for `text/html`) is sent to the sign-in
+//! page; other clients get the JSON 401 of every route. Every page carries
+//! `console::CONTENT_SECURITY_POLICY`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use console::{ChannelCounts, Dashboard, DestinationCounts, MessageRow, Viewer};
+use store::{JournalEntry, MessageId};
+
+use crate::auth::CsrfToken;
+use crate::extract::{Path, Query};
+use crate::messages::blocking;
+use crate::routes::{Access, Method, Routes};
+use crate::{Api, ApiError, Principal};
+
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .add(Method::Get, "/login", Access::Public, login_page)
+        .add(Method::Get, "/console/assets/{file}", Access::Public, asset)
+        .add(Method::Get, "/", Access::Metadata, dashboard)
+        .add(Method::Get, "/console/events", Access::Metadata, events)
+        .add(Method::Get, "/console/messages", Access::Phi, messages)
+        .add(Method::Get, "/console/messages/{id}", Access::Phi, message)
+        .add(
+            Method::Post,
+            "/console/messages/{id}/reprocess",
+            Access::Operate,
+            reprocess,
+        )
+}
+
+/// Whether a path is a console page (a browser asking for it is sent to sign in).
+pub(crate) fn is_page(path: &str) -> bool {
+    path == "/" || (path.starts_with("/console/") && !path.starts_with("/console/assets/"))
+}
+
+/// An HTML answer with the console's security headers.
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(console::CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The header's viewer: the caller's name and role, the session's CSRF token.
+pub(crate) fn viewer_of(principal: &access::Principal, csrf: Option<&CsrfToken>) -> Viewer {
+    let user = match &principal.actor {
+        access::Actor::User { name } => name.clone(),
+        access::Actor::Token { owner, .. } => owner.clone(),
+        access::Actor::Oidc { name, .. } => name.clone(),
+        access::Actor::Anonymous => "anonymous".to_owned(),
+    };
+    Viewer {
+        user,
+        role: principal
+            .roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        csrf: csrf.map(|c| c.0.clone()),
+        reads_phi: principal.allows(access::Permission::ReadPhi),
+    }
+}
+
+fn viewer(principal: &Principal, csrf: Option<&axum::Extension<CsrfToken>>) -> Viewer {
+    match principal.authenticated() {
+        Some(p) => viewer_of(p, csrf.map(|c| &c.0)),
+        None => Viewer::default(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    failed: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+    html(
+        StatusCode::OK,
+        console::login_page(q.failed.is_some(), q.next.as_deref().unwrap_or("/")),
+    )
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match console::asset(&file) {
+        Some((content_type, bytes)) => {
+            let mut response = bytes.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+        None => ApiError::not_found(format!("no console asset {file:?}")).into_response(),
+    }
+}
+
+/// The dashboard's counts: messages per channel and state, each destination's queue.
+async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
+    let store = api.store.clone();
+    let rows: Vec<(String, String, u64)> = blocking(move || {
+        Ok(store.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT channel, state, count(*) FROM journal GROUP BY channel, state ORDER BY channel",
+            )?;
+            let rows = statement.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })?)
+    })
+    .await?;
+    let mut channels: Vec<ChannelCounts> = Vec::new();
+    for (channel, state, n) in rows {
+        if channels.last().is_none_or(|c| c.channel != channel) {
+            channels.push(ChannelCounts {
+                channel: channel.clone(),
+                counts: vec![0; console::STATES.len()],
+            });
+        }
+        if let (Some(c), Some(i)) = (
+            channels.last_mut(),
+            console::STATES.iter().position(|s| *s == state),
+        ) {
+            c.counts[i] = n;
+        }
+    }
+    // Every running channel has its row, messages or not, so live updates find it.
+    if let Some(status) = &api.status {
+        for running in status.channels() {
+            if !channels.iter().any(|c| c.channel == running.name) {
+                channels.push(ChannelCounts {
+                    channel: running.name,
+                    counts: vec![0; console::STATES.len()],
+                });
+            }
+        }
+        channels.sort_by(|a, b| a.channel.cmp(&b.channel));
+    }
+    let destinations = match api.delivery.clone() {
+        Some(delivery) => blocking(move || Ok(delivery.stats()?)).await?,
+        None => Vec::new(),
+    };
+    Ok(Dashboard {
+        channels,
+        destinations: destinations
+            .iter()
+            .map(|d| DestinationCounts {
+                channel: d.channel.clone(),
+                destination: d.destination.clone(),
+                queued: d.counts.queued,
+                delivered: d.counts.delivered,
+                errored: d.counts.errored,
+                dead_lettered: d.counts.dead_lettered,
+                depth: d.counts.depth,
+                oldest_queued_age_ms: d.oldest_queued_age.map(|a| a.as_millis() as u64),
+            })
+            .collect(),
+        thresholds: console::AgeThresholds::default(),
+    })
+}
+
+async fn dashboard(
+    State(api): State<Api>,
+    principal: Principal,
+    csrf: Option<axum::Extension<CsrfToken>>,
+) -> Result<Response, ApiError> {
+    let board = dashboard_data(&api).await?;
+    Ok(html(
+        StatusCode::OK,
+        console::dashboard_page(&viewer(&principal, csrf.as_ref()), &board),
+    ))
+}
+
+fn counts_json(board: &Dashboard) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (key, text, level) in board.live_values() {
+        let value = match level {
+            Some(level) => serde_json::json!({"text": text, "level": level}),
+            None => serde_json::Value::String(text),
+        };
+        map.insert(key, value);
+    }
+    serde_json::Value::Object(map)
+}
+
+/// How often the live dashboard's counts are sent.
+const EVENTS_EVERY: Duration = Duration::from_secs(2);
+
+async fn events(State(api): State<Api>, request: Request) -> Result<Response, ApiError> {
+    let wants_stream = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if !wants_stream {
+        let board = dashboard_data(&api).await?;
+        return Ok(axum::Json(counts_json(&board)).into_response());
+    }
+    let stream = futures_util::stream::unfold((api, true), |(api, first)| async move {
+        if !first {
+            tokio::time::sleep(EVENTS_EVERY).await;
+        }
+        let event = match dashboard_data(&api).await {
+            Ok(board) => Event::default()
+                .event("counts")
+                .data(counts_json(&board).to_string()),
+            Err(e) => Event::default().event("error").data(e.message()),
+        };
+        Some((Ok::<_, Infallible>(event), (api, false)))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn row_of(e: &JournalEntry) -> MessageRow {
+    MessageRow {
+        id: e.id.0,
+        received: console::time_text(e.received_at.0),
+        channel: e.channel.clone(),
+        message_type: e.message_type.clone(),
+        sender: e.sending_application.clone(),
+        control_id: e.control_id.clone(),
+        state: e.state.as_str().to_owned(),
+    }
+}
+
+async fn messages(
+    State(api): State<Api>,
+    principal: Principal,
+    csrf: Option<axum::Extension<CsrfToken>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&principal, csrf.as_ref());
+    let known: Vec<&str> = console::SEARCH_FIELDS
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(["before", "limit"])
+        .collect();
+    let query: Vec<(String, String)> = query
+        .into_iter()
+        .filter(|(k, _)| known.contains(&k.as_str()))
+        .collect();
+    match crate::messages::search(&api, &query, 50).await {
+        Ok((entries, next)) => {
+            let rows: Vec<MessageRow> = entries.iter().map(row_of).collect();
+            Ok(html(
+                StatusCode::OK,
+                console::messages_page(&viewer, &query, &rows, next, None),
+            ))
+        }
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => Ok(html(
+            StatusCode::BAD_REQUEST,
+            console::messages_page(&viewer, &query, &[], None, Some(e.message())),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+async fn message(
+    State(api): State<Api>,
+    principal: Principal,
+    csrf: Option<axum::Extension<CsrfToken>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let viewer = viewer(&principal, csrf.as_ref());
+    let store = api.store.clone();
+    let (stored, entries) = blocking(move || {
+        let stored = store.journal().get(MessageId(id))?;
+        let entries = store
+            .read(|conn| {
+                delivery::entries_of_message(conn, MessageId(id))?
+                    .into_iter()
+                    .map(|e| {
+                        let payload = delivery::payload_of(conn, e.id)?;
+                        Ok(console::DestinationEntry {
+                            destination: e.destination,
+                            state: e.state.as_str().to_owned(),
+                            attempts: u64::from(e.attempts),
+                            answer: e.answer,
+                            error: e.last_error,
+                            payload,
+                        })
+                    })
+                    .collect::<store::Result<Vec<_>>>()
+            })
+            .unwrap_or_default();
+        Ok((stored, entries))
+    })
+    .await?;
+    let Some(stored) = stored else {
+        return Err(ApiError::not_found(format!("no message {id}")));
+    };
+    let can_operate = principal
+        .authenticated()
+        .is_some_and(|p| p.allows(access::Permission::Operate));
+    Ok(html(
+        StatusCode::OK,
+        console::message_page(
+            &viewer,
+            &row_of(&stored.entry),
+            &stored.entry.version,
+            &stored.raw,
+            &entries,
+            can_operate,
+        ),
+    ))
+}
+
+async fn reprocess(State(api): State<Api>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    crate::messages::reprocess_message(&api, id).await?;
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/console/messages/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}

@@ -1,0 +1,331 @@
+//! The web console over a real socket and a real SQLite file: a browser that is not
+//! signed in is sent to the sign-in page, signs in with the form, and sees the
+//! dashboard; each role sees what its permissions allow (a viewer: counts, no patient
+//! names and no message pages); the browser's search and a message's labelled fields;
+//! reprocessing from the detail page with the session's CSRF token; the security
+//! headers and embedded assets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use access::audit::Audit;
+use access::{Access as Identities, Role};
+use api::Auth;
+use store::{MessageState, NewMessage, Store, UnixMicros};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PASSWORD: &str = "correct horse battery staple";
+const HTML: &str = "Accept: text/html,application/xhtml+xml";
+
+struct Server {
+    addr: SocketAddr,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let identities = Identities::open(store.clone()).await.unwrap();
+    let audit = Audit::open(store.clone()).await.unwrap();
+    store
+        .migrate_component(store::search::COMPONENT, store::search::MIGRATIONS)
+        .await
+        .unwrap();
+    let api = api::Api {
+        auth: Auth::required(identities.clone(), None, audit),
+        ..api::Api::new(store.clone())
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = api::router(api).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for (name, role) in [
+        ("vic", Role::Viewer),
+        ("ana", Role::Analyst),
+        ("olivia", Role::Operator),
+    ] {
+        identities
+            .add_user(name, role, Some(PASSWORD), None)
+            .await
+            .unwrap();
+    }
+    Server {
+        addr,
+        store,
+        _dir: dir,
+    }
+}
+
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Answer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// Signs in with the form, as the login page does; the `Cookie:` line.
+async fn sign_in(server: &Server, user: &str) -> String {
+    let answer = call(
+        server.addr,
+        "POST",
+        "/login",
+        &["Content-Type: application/x-www-form-urlencoded"],
+        &format!(
+            "user={user}&password={}&next=%2F",
+            PASSWORD.replace(' ', "+")
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let cookie = answer.header("set-cookie").unwrap();
+    format!("Cookie: {}", cookie.split(';').next().unwrap())
+}
+
+async fn add_message(store: &Store, control_id: &str, name: &str, state: MessageState) -> i64 {
+    let message = NewMessage {
+        channel: Arc::from("lab"),
+        raw: bytes::Bytes::from(format!(
+            "MSH|^~\\&|LIS|H|EHR|H|2024||ORU^R01|{control_id}|P|2.5.1\rPID|1||MRN7^^^H||{name}^ANNA\rOBR|1|PL1|FI1|718-7^Hemoglobin^LN\r"
+        )),
+        received_at: UnixMicros::now(),
+        peer: Arc::from("127.0.0.1:5000"),
+        tls_identity: None,
+        sending_application: "LIS".into(),
+        sending_facility: "H".into(),
+        message_type: "ORU^R01".into(),
+        control_id: control_id.into(),
+        version: "2.5.1".into(),
+        state,
+        state_reason: None,
+    };
+    let store::Appended::New(id) = store.journal().append(message, None).await.unwrap() else {
+        panic!("a new message")
+    };
+    let keys = vec![(store::search::SearchKind::PatientName, name.to_owned())];
+    store
+        .write(move |conn| store::search::index_in(conn, id.0, &keys))
+        .await
+        .unwrap();
+    id.0
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_and_sees_the_dashboard_with_the_security_headers() {
+    let server = serve().await;
+    add_message(&server.store, "C1", "QUILLFEATHER", MessageState::Errored).await;
+    // Not signed in: a browser is sent to the sign-in page, an API client gets JSON.
+    let away = call(server.addr, "GET", "/", &[HTML], "").await;
+    assert_eq!(away.status, 303);
+    assert_eq!(away.header("location").as_deref(), Some("/login?next=%2F"));
+    let json = call(server.addr, "GET", "/", &[], "").await;
+    assert_eq!(json.status, 401);
+    assert!(json.body.contains("\"error\""));
+    let login = call(server.addr, "GET", "/login?next=%2F", &[HTML], "").await;
+    assert_eq!(login.status, 200);
+    assert!(
+        login
+            .body
+            .contains("<form class=\"login\" method=\"post\" action=\"/login\">")
+    );
+    let csp = login.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    assert!(!login.body.contains("<script>"), "no inline script");
+
+    let cookie = sign_in(&server, "ana").await;
+    let board = call(server.addr, "GET", "/", &[HTML, &cookie], "").await;
+    assert_eq!(board.status, 200, "{}", board.body);
+    assert!(
+        board
+            .body
+            .contains("data-count=\"lab/errored\"><a href=\"/console/messages?channel=lab&amp;state=errored\">1</a>"),
+        "{}",
+        board.body
+    );
+    assert!(board.header("content-security-policy").is_some());
+    // The live counts, once as JSON for a client that does not ask for a stream.
+    let counts = call(server.addr, "GET", "/console/events", &[&cookie], "").await;
+    assert_eq!(counts.status, 200);
+    assert!(
+        counts.body.contains("\"lab/errored\":\"1\""),
+        "{}",
+        counts.body
+    );
+    // Assets come from the binary.
+    let script = call(server.addr, "GET", "/console/assets/console.js", &[], "").await;
+    assert_eq!(script.status, 200);
+    assert!(
+        script
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(script.body.contains("EventSource"));
+    let missing = call(server.addr, "GET", "/console/assets/nothing.js", &[], "").await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
+async fn a_viewer_sees_counts_but_no_patient_names() {
+    let server = serve().await;
+    let id = add_message(&server.store, "C1", "QUILLFEATHER", MessageState::Errored).await;
+    let cookie = sign_in(&server, "vic").await;
+    let board = call(server.addr, "GET", "/", &[HTML, &cookie], "").await;
+    assert_eq!(board.status, 200);
+    assert!(
+        board.body.contains("data-count=\"lab/errored\">1<"),
+        "{}",
+        board.body
+    );
+    assert!(!board.body.contains("/console/messages"));
+    assert!(!board.body.contains("QUILLFEATHER"));
+    for path in [
+        "/console/messages".to_owned(),
+        "/console/messages?patient_name=QUILL".to_owned(),
+        format!("/console/messages/{id}"),
+    ] {
+        let page = call(server.addr, "GET", &path, &[HTML, &cookie], "").await;
+        assert_eq!(page.status, 403, "{path}");
+        assert!(!page.body.contains("QUILLFEATHER"), "{path}");
+        assert!(!page.body.contains("MRN7"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_browser_finds_a_message_whose_fields_are_labelled_and_an_operator_reprocesses_it() {
+    let server = serve().await;
+    add_message(&server.store, "C1", "DOE", MessageState::Processed).await;
+    let id = add_message(&server.store, "C2", "QUILLFEATHER", MessageState::Errored).await;
+    let cookie = sign_in(&server, "ana").await;
+    let found = call(
+        server.addr,
+        "GET",
+        "/console/messages?patient_name=quill&state=",
+        &[HTML, &cookie],
+        "",
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(
+        found
+            .body
+            .contains(&format!("<a href=\"/console/messages/{id}\">{id}</a>"))
+    );
+    assert!(
+        found.body.contains(">C2<") && !found.body.contains(">C1<"),
+        "{}",
+        found.body
+    );
+    let bad = call(
+        server.addr,
+        "GET",
+        "/console/messages?since=someday",
+        &[HTML, &cookie],
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("since"));
+
+    let detail = call(
+        server.addr,
+        "GET",
+        &format!("/console/messages/{id}"),
+        &[HTML, &cookie],
+        "",
+    )
+    .await;
+    assert_eq!(detail.status, 200);
+    assert!(
+        detail
+            .body
+            .contains("title=\"PID-5 Patient Name (XPN)\">QUILLFEATHER^ANNA<"),
+        "{}",
+        detail.body
+    );
+    assert!(
+        detail
+            .body
+            .contains("title=\"OBR-2 Placer Order Number (EI)\">PL1<")
+    );
+    // An analyst has no reprocess button; an operator has, with the session's token.
+    assert!(!detail.body.contains("/reprocess"));
+    let operator = sign_in(&server, "olivia").await;
+    let detail = call(
+        server.addr,
+        "GET",
+        &format!("/console/messages/{id}"),
+        &[HTML, &operator],
+        "",
+    )
+    .await;
+    let token = detail
+        .body
+        .split("name=\"csrf_token\" value=\"")
+        .nth(2)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a reprocess form with the CSRF token")
+        .to_owned();
+    let path = format!("/console/messages/{id}/reprocess");
+    let forged = call(
+        server.addr,
+        "POST",
+        &path,
+        &[&operator, "Content-Type: application/x-www-form-urlencoded"],
+        "csrf_token=forged",
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    let done = call(
+        server.addr,
+        "POST",
+        &path,
+        &[&operator, "Content-Type: application/x-www-form-urlencoded"],
+        &format!("csrf_token={token}"),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let state = server
+        .store
+        .journal()
+        .get(store::MessageId(id))
+        .unwrap()
+        .unwrap()
+        .entry
+        .state;
+    assert_eq!(state, MessageState::Received);
+}

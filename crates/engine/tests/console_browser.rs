@@ -1,0 +1,455 @@
+//! The web console in a real headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, installed by `scripts/browser-deps` when missing), driven
+//! through chromedriver's W3C WebDriver protocol (JSON over HTTP, spoken here in a few
+//! lines rather than through a client crate whose TLS stack would change the
+//! workspace's rustls features), against a running engine with access control
+//! on: sign in; the dashboard's counts move as messages are sent over MLLP (server-sent
+//! events, no reload); clicking the errored count lists those messages; a message's
+//! fields carry their labels; a viewer sees no patient names; axe-core (npm, installed
+//! under `target/npm` on first use) finds no serious or critical accessibility
+//! violation on the sign-in page, the dashboard, the browser and a message.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use access::Role;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Installs the browser when missing (the project's own script), then starts
+/// chromedriver on a free port.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // chromedriver leads its own process group (see `driver`): the browser it
+        // started goes with it, even when the test failed before closing its session.
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/browser-deps");
+    let status = Command::new(script)
+        .status()
+        .expect("scripts/browser-deps runs");
+    assert!(
+        status.success(),
+        "scripts/browser-deps could not install chromium and chromium-driver"
+    );
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver { child, port };
+    common::wait_for("chromedriver", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    driver
+}
+
+/// A WebDriver session in chromedriver.
+struct Client {
+    port: u16,
+    session: String,
+}
+
+/// An element found in the page.
+struct Element<'a> {
+    client: &'a Client,
+    id: String,
+}
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// One WebDriver command: the `value` of its answer, or its error.
+async fn command(port: u16, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // chromedriver keeps the connection open: read the head, then Content-Length bytes.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "chromedriver closed the connection");
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (end + 4, length);
+        }
+    };
+    while raw.len() < head_end + length {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "chromedriver closed the connection mid-answer");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let status: u16 = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
+    let json: Value =
+        serde_json::from_slice(&raw[head_end..head_end + length]).unwrap_or(Value::Null);
+    let value = json["value"].clone();
+    if status == 200 { Ok(value) } else { Err(value) }
+}
+
+impl Client {
+    async fn new(driver: &Driver) -> Client {
+        let answer = command(
+            driver.port,
+            "POST",
+            "/session",
+            Some(json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"],
+                },
+            }}})),
+        )
+        .await
+        .expect("a Chromium session");
+        Client {
+            port: driver.port,
+            session: answer["sessionId"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
+        command(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body,
+        )
+        .await
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({"url": url})))
+            .await
+            .unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.call("GET", "/url", None).await.unwrap();
+        let url = url.as_str().unwrap().to_owned();
+        let rest = url.splitn(4, '/').nth(3).unwrap_or("");
+        format!("/{}", rest.split('?').next().unwrap_or(""))
+    }
+
+    async fn source(&self) -> String {
+        self.call("GET", "/source", None)
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn try_find(&self, css: &str) -> Option<Element<'_>> {
+        let found = self
+            .call(
+                "POST",
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await
+            .ok()?;
+        Some(Element {
+            client: self,
+            id: found[ELEMENT_KEY].as_str()?.to_owned(),
+        })
+    }
+
+    /// The element `css` selects, waiting a bounded while for it to appear.
+    async fn find(&self, css: &str) -> Element<'_> {
+        for _ in 0..50 {
+            if let Some(element) = self.try_find(css).await {
+                return element;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no element {css:?} in {}", self.source().await);
+    }
+
+    async fn close(&self) {
+        let _ = self.call("DELETE", "", None).await;
+    }
+}
+
+impl Element<'_> {
+    async fn text(&self) -> String {
+        self.client
+            .call("GET", &format!("/element/{}/text", self.id), None)
+            .await
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    }
+
+    async fn attr(&self, name: &str) -> Option<String> {
+        self.client
+            .call(
+                "GET",
+                &format!("/element/{}/attribute/{name}", self.id),
+                None,
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+    }
+
+    async fn click(&self) {
+        self.client
+            .call(
+                "POST",
+                &format!("/element/{}/click", self.id),
+                Some(json!({})),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn send_keys(&self, text: &str) {
+        self.client
+            .call(
+                "POST",
+                &format!("/element/{}/value", self.id),
+                Some(json!({"text": text})),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// axe-core's script, installed with npm under `target/npm` on first use.
+fn axe_source() -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/npm");
+    let file = format!("{root}/node_modules/axe-core/axe.min.js");
+    if !std::path::Path::new(&file).exists() {
+        let status = Command::new("npm")
+            .args([
+                "install",
+                "--prefix",
+                root,
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "axe-core@4",
+            ])
+            .status()
+            .expect("npm runs");
+        assert!(status.success(), "npm could not install axe-core");
+    }
+    std::fs::read_to_string(&file).unwrap()
+}
+
+/// Runs axe-core on the page shown; its serious and critical violations.
+async fn accessibility_violations(client: &Client, axe: &str) -> Vec<Value> {
+    client
+        .call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": axe, "args": []})),
+        )
+        .await
+        .expect("axe-core loads");
+    let script = "var done = arguments[arguments.length - 1];\
+        axe.run(document, {resultTypes: ['violations']})\
+          .then(function (r) { done(r.violations); })\
+          .catch(function (e) { done([{id: 'axe failed', impact: 'critical', help: String(e)}]); });";
+    let violations = client
+        .call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+        .expect("axe-core runs");
+    violations
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .map(|v| json!({"id": v["id"], "impact": v["impact"], "help": v["help"]}))
+        .collect()
+}
+
+/// With `CORRIDOR_SCREENSHOTS=DIR` (`scripts/screenshots`), saves the page shown as
+/// `DIR/NAME.png`.
+async fn screenshot(client: &Client, name: &str) {
+    use base64::Engine as _;
+    let Some(dir) = std::env::var_os("CORRIDOR_SCREENSHOTS") else {
+        return;
+    };
+    let png = client.call("GET", "/screenshot", None).await.unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().unwrap())
+        .unwrap();
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+}
+
+async fn sign_in(client: &Client, base: &str, user: &str) {
+    client.goto(&format!("{base}/")).await;
+    // Not signed in: the console sends the browser to the sign-in page.
+    assert_eq!(client.path().await, "/login");
+    client.find("#user").await.send_keys(user).await;
+    client.find("#password").await.send_keys(PASSWORD).await;
+    client.find("form.login button").await.click().await;
+    let heading = client.find("main h1").await;
+    assert_eq!(heading.text().await, "Dashboard");
+}
+
+/// Polls the text of the element `css` until it is `expected` (the page is not
+/// reloaded: the events stream updates it).
+async fn wait_for_text(client: &Client, css: &str, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..150 {
+        if let Some(element) = client.try_find(css).await {
+            last = element.text().await;
+            if last == expected {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{css}: {last:?}, expected {expected:?}");
+}
+
+fn oru(control: &str, family: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|LIS|LAB|EHR|HOSP|20240101120000||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
+         PID|1||MRN-{control}^^^HOSP^MR||{family}^ANNA\r\
+         OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|||||F\r"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn the_console_in_chromium() {
+    let driver = driver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[data]\ndir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n\
+[channels.lab]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexOf('BAD') === 0) throw new Error('refused'); \" }} ]\n\
+[[channels.lab.destinations]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive\"\nfile_name = \"{{message_id}}.hl7\"\n",
+        dir.path().join("data").display().to_string()
+    );
+    let config = engine::Config::from_toml_in(&toml, dir.path()).unwrap();
+    let engine = engine::Engine::start(config).await.unwrap();
+    let users = access::Access::open(engine.store().clone()).await.unwrap();
+    for (name, role) in [("ana", Role::Analyst), ("vic", Role::Viewer)] {
+        users
+            .add_user(name, role, Some(PASSWORD), None)
+            .await
+            .unwrap();
+    }
+    let http: SocketAddr = engine.http_addr().unwrap();
+    let mllp = engine.listeners()[0].addr;
+    let base = format!("http://{http}");
+
+    let client = Client::new(&driver).await;
+    let axe = axe_source();
+    client.goto(&format!("{base}/login")).await;
+    client.find("form.login").await;
+    let mut violations = Vec::new();
+    violations.push(("sign-in", accessibility_violations(&client, &axe).await));
+    sign_in(&client, &base, "ana").await;
+
+    // Counts move as messages arrive, without a reload.
+    common::send_all(mllp, &[oru("M1", "QUILLFEATHER"), oru("M2", "DOE")]).await;
+    wait_for_text(&client, "[data-count=\"lab/delivered\"]", "2").await;
+    common::send_all(mllp, &[oru("BAD-1", "DOE"), oru("BAD-2", "DOE")]).await;
+    wait_for_text(&client, "[data-count=\"lab/errored\"]", "2").await;
+
+    // The errored count is a link to those messages.
+    client
+        .find("[data-count=\"lab/errored\"] a")
+        .await
+        .click()
+        .await;
+    client.find("form.search").await;
+    screenshot(&client, "browser").await;
+    let text = client.find("main table").await.text().await;
+    assert!(text.contains("BAD-1") && text.contains("BAD-2"), "{text}");
+    assert!(!text.contains("M1"), "{text}");
+
+    // A message's fields carry their labels.
+    client
+        .goto(&format!("{base}/console/messages?patient_name=quill"))
+        .await;
+    client.find("main table tbody a").await.click().await;
+    let name = client
+        .find("pre.hl7 span[title^=\"PID-5 Patient Name\"]")
+        .await;
+    assert_eq!(name.text().await, "QUILLFEATHER^ANNA");
+    assert_eq!(
+        name.attr("title").await.as_deref(),
+        Some("PID-5 Patient Name (XPN)")
+    );
+    screenshot(&client, "detail").await;
+    violations.push(("message", accessibility_violations(&client, &axe).await));
+    client
+        .goto(&format!("{base}/console/messages?state=errored"))
+        .await;
+    client.find("form.search").await;
+    violations.push(("browser", accessibility_violations(&client, &axe).await));
+    client.goto(&format!("{base}/")).await;
+    client.find("[data-live]").await;
+    wait_for_text(&client, "[data-count=\"lab/errored\"]", "2").await;
+    screenshot(&client, "dashboard").await;
+    violations.push(("dashboard", accessibility_violations(&client, &axe).await));
+    let serious: Vec<_> = violations.iter().filter(|(_, v)| !v.is_empty()).collect();
+    assert!(serious.is_empty(), "{serious:#?}");
+
+    // Sign out; a viewer sees counts and no patient names.
+    client.find("header form button").await.click().await;
+    sign_in(&client, &base, "vic").await;
+    wait_for_text(&client, "[data-count=\"lab/errored\"]", "2").await;
+    let source = client.source().await;
+    assert!(!source.contains("QUILLFEATHER") && !source.contains("DOE"));
+    client
+        .goto(&format!("{base}/console/messages?state=errored"))
+        .await;
+    let source = client.source().await;
+    assert!(source.contains("does not allow"), "{source}");
+    assert!(!source.contains("DOE"));
+
+    client.close().await;
+    engine.shutdown().await;
+}
