@@ -364,41 +364,42 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
         .get::<crate::TlsIdentity>()
         .map(|identity| identity.0.clone());
     let cookies = request.headers().get(header::COOKIE).cloned();
-    let (principal, session) = match authenticate(&auth, authorization, cookies, address, tls_identity).await {
-        Ok(authenticated) => authenticated,
-        Err(Refused::Unauthenticated(message, code)) => {
-            if route.method == Method::Get
-                && crate::console::is_page(route.path)
-                && wants_html(&request)
-            {
-                // A browser that is not signed in is sent to the sign-in page.
-                let next = request
-                    .uri()
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .to_owned();
-                let location = format!("/login?next={}", console::url_encode(&next));
-                let mut response = StatusCode::SEE_OTHER.into_response();
-                if let Ok(value) = HeaderValue::from_str(&location) {
-                    response.headers_mut().insert(header::LOCATION, value);
+    let (principal, session) =
+        match authenticate(&auth, authorization, cookies, address, tls_identity).await {
+            Ok(authenticated) => authenticated,
+            Err(Refused::Unauthenticated(message, code)) => {
+                if route.method == Method::Get
+                    && crate::console::is_page(route.path)
+                    && wants_html(&request)
+                {
+                    // A browser that is not signed in is sent to the sign-in page.
+                    let next = request
+                        .uri()
+                        .path_and_query()
+                        .map_or("/", |p| p.as_str())
+                        .to_owned();
+                    let location = format!("/login?next={}", console::url_encode(&next));
+                    let mut response = StatusCode::SEE_OTHER.into_response();
+                    if let Ok(value) = HeaderValue::from_str(&location) {
+                        response.headers_mut().insert(header::LOCATION, value);
+                    }
+                    return response;
                 }
-                return response;
+                return unauthorized(route, message, code);
             }
-            return unauthorized(route, message, code);
-        }
-        Err(Refused::Forbidden(message)) => {
-            return refusal(route, StatusCode::FORBIDDEN, "forbidden", message);
-        }
-        Err(Refused::Failed(message)) => {
-            tracing::error!(error = %message, "authentication failed");
-            return refusal(
-                route,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "exception",
-                "the credentials could not be checked",
-            );
-        }
-    };
+            Err(Refused::Forbidden(message)) => {
+                return refusal(route, StatusCode::FORBIDDEN, "forbidden", message);
+            }
+            Err(Refused::Failed(message)) => {
+                tracing::error!(error = %message, "authentication failed");
+                return refusal(
+                    route,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "exception",
+                    "the credentials could not be checked",
+                );
+            }
+        };
     if !principal.allows(permission) {
         // A person reaching for PHI or a change their role does not grant is recorded.
         if let (Some(audit), true) = (&auth.inner.audit, route.access.audited()) {

@@ -63,8 +63,8 @@ mod protect;
 mod quarantine;
 mod routes;
 mod rules;
-mod terminology;
 mod session;
+mod terminology;
 
 use std::sync::Arc;
 

@@ -327,6 +327,12 @@ impl Engine {
                 }
             };
             let scheme = if tls.is_some() { "https" } else { "http" };
+            // Console sessions: their cookie is `Secure` (and `__Host-` named) under HTTPS.
+            let auth_layer = auth.0.with_sessions(
+                access::SessionPolicy::default(),
+                access::ThrottlePolicy::default(),
+                tls.is_some(),
+            );
             let app = api::router_with(
                 api::Api {
                     store: store.clone(),
@@ -336,7 +342,7 @@ impl Engine {
                     patient_index: patient_index.clone(),
                     fhir_base: repository.then(|| format!("{scheme}://{addr}/fhir")),
                     status: Some(status),
-                    auth: auth.0,
+                    auth: auth_layer,
                     alerts: alerts_handle.clone(),
                     config: Some(Arc::new(ApiControl(control.clone()))),
                     terminology: Some(terminology.clone()),
