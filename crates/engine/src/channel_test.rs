@@ -31,7 +31,7 @@ pub use diff::{json_subset_difference, message_differences};
 use crate::config::Config;
 use crate::intake::{IntakeStatus, Origin};
 use crate::metrics::Metrics;
-use crate::pipeline::{ChannelPipeline, Round, process_batch};
+use crate::pipeline::{ChannelPipeline, Round, Services, process_batch};
 use crate::sources::{Intakes, Validations, channel_validations};
 use crate::start_error::StartError;
 
@@ -420,9 +420,11 @@ async fn run_message(
         channel,
         config,
         validations,
-        patient_index.as_ref(),
-        Some(&rules),
-        terminology.shared(),
+        Services {
+            patient_index: patient_index.as_ref(),
+            rules: Some(&rules),
+            terminology: terminology.shared(),
+        },
         metrics.channel(channel_name).unwrap_or_default(),
     )?;
     let mut archives = std::collections::HashSet::new();

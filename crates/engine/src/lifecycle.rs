@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::http_serve::HttpServer;
 use crate::intake::migrate;
 use crate::metrics::Metrics;
-use crate::pipeline::{ChannelPipeline, Processors};
+use crate::pipeline::{ChannelPipeline, Processors, Services};
 use crate::reload::{ApiControl, ConfigFile, Control, LiveListeners, Running};
 use crate::sources::{Intakes, Listener, Sources, Wakes};
 use crate::start_error::StartError;
@@ -224,9 +224,11 @@ impl Engine {
                 channel,
                 &config,
                 &validations,
-                patient_index.as_ref(),
-                Some(rules.as_ref()),
-                terminology.shared(),
+                Services {
+                    patient_index: patient_index.as_ref(),
+                    rules: Some(rules.as_ref()),
+                    terminology: terminology.shared(),
+                },
                 metrics.channel(name).unwrap_or_default(),
             )?;
             if pipeline.is_archive() {

@@ -105,6 +105,15 @@ pub(crate) struct ChannelPipeline {
     pub alert_payloads: Option<Arc<crate::stages::rules::AlertPayloads>>,
 }
 
+/// What every channel's stages share, engine-wide: the patient index, the clinical
+/// rules' context and the terminology in force.
+#[derive(Clone, Copy)]
+pub(crate) struct Services<'a> {
+    pub patient_index: Option<&'a mpi::MpiService>,
+    pub rules: Option<&'a crate::stages::rules::RulesContext>,
+    pub terminology: &'a Arc<terminology::SharedTerminology>,
+}
+
 impl ChannelPipeline {
     /// Builds channel `name`'s pipeline from its configuration: its stages in order
     /// (validation after the ACK, the patient index, the code map, its filters and
@@ -115,11 +124,14 @@ impl ChannelPipeline {
         channel: &ChannelConfig,
         config: &Config,
         validations: &Validations,
-        patient_index: Option<&mpi::MpiService>,
-        rules: Option<&crate::stages::rules::RulesContext>,
-        terminology: &Arc<terminology::SharedTerminology>,
+        services: Services<'_>,
         metrics: Arc<ChannelMetrics>,
     ) -> Result<ChannelPipeline, StartError> {
+        let Services {
+            patient_index,
+            rules,
+            terminology,
+        } = services;
         let steps_error = |reason: String| StartError::Steps {
             channel: name.to_owned(),
             reason,

@@ -38,7 +38,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{ChannelConfig, Config, ConfigError, ConfigErrors};
 use crate::metrics::Metrics;
-use crate::pipeline::{ChannelPipeline, Processor, Processors};
+use crate::pipeline::{ChannelPipeline, Processor, Processors, Services};
 use crate::sources::{ChannelSource, Intakes, Listener, RunningSource, Sources, Wakes};
 use crate::start_error::StartError;
 
@@ -400,9 +400,11 @@ impl Control {
                 channel,
                 &config,
                 &validations,
-                self.patient_index.as_ref(),
-                Some(self.rules.as_ref()),
-                &self.terminology,
+                Services {
+                    patient_index: self.patient_index.as_ref(),
+                    rules: Some(self.rules.as_ref()),
+                    terminology: &self.terminology,
+                },
                 self.metrics.channel(name).unwrap_or_default(),
             )
             .and_then(|pipeline| {
