@@ -26,8 +26,9 @@
 //! - [`channel_test`]: channel fixtures (`corridor test`), a message in and what each
 //!   destination must receive, run through a channel's real intake and pipeline.
 //!
-//! Routing (filters, transforms, destinations) is read and checked from the
-//! configuration but not run yet.
+//! Each channel's processor (`pipeline.rs`) runs its stages in order (validate after
+//! the ACK, patient index, code map, filters and transformers, FHIR, clinical rules)
+//! and routes the message to its destinations' queues, one store write per batch.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
