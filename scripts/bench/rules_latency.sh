@@ -52,7 +52,8 @@ start_engine up "$WORK/up.toml"
 OTHER=$(( (TRIGGERS / 10 + 5) * RATE ))
 "$CORRIDOR" send --to "127.0.0.1:$PORT_UP" --count "$OTHER" --rate "$RATE" --connections 4 --stats "$ORU" \
     > "$WORK/other.txt" 2>&1 &
-PIDS+=("$!")
+SEND_PID=$!
+PIDS+=("$SEND_PID")
 sleep 1
 
 python3 - "$PORT_UP" "$TRIGGERS" "$WORK/acks.txt" <<'EOF'
@@ -105,3 +106,7 @@ def pct(p):
     return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else float("nan")
 print(f"| {count} | {len(lat)} | {pct(0.5):.1f} | {pct(0.9):.1f} | {pct(0.99):.1f} | {lat[-1] if lat else float('nan'):.1f} |")
 EOF
+
+# The other traffic's own statistics (its rate must have held for the run to count).
+wait "$SEND_PID" || true
+sed 's/^/# other traffic: /' "$WORK/other.txt" >&2
