@@ -20,7 +20,9 @@ struct Request {
     body: Vec<u8>,
 }
 
-/// An HTTP/1.1 receiver: every request it gets (keep-alive), each answered 200.
+/// An HTTP/1.1 receiver: every request it gets (keep-alive), each answered 200 with a
+/// FHIR transaction-response Bundle (what a FHIR server answers; a webhook's answer
+/// body is not read).
 async fn http_receiver() -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -53,8 +55,12 @@ async fn http_receiver() -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
                         let body = buf[end + 4..end + 4 + length].to_vec();
                         buf.drain(..end + 4 + length);
                         keep.lock().unwrap().push(Request { head, body });
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-                        if socket.write_all(answer).await.is_err() {
+                        let body = r#"{"resourceType":"Bundle","type":"transaction-response","entry":[]}"#;
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
                             return;
                         }
                     }
@@ -82,6 +88,8 @@ PID|1||MRN-K^^^HOSP^MR||DOE^JANE\r\
 OBR|1||FK1|2823-3^Potassium^LN|||20240102101500\r\
 OBX|1|NM|2823-3^Potassium^LN||6.4|mmol/L|3.5-5.1|HH|||F\r";
 
+/// A webhook gets the alert as JSON and, beside it, a FHIR server gets it as a
+/// `DetectedIssue` transaction Bundle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_receives_the_alert_as_json() {
     let (hook, received) = http_receiver().await;
@@ -93,7 +101,10 @@ async fn a_webhook_receives_the_alert_as_json() {
         &format!(
             r#"
 [rules]
-destinations = [ {{ name = "hook", type = "http", url = "http://{hook}/alerts" }} ]
+destinations = [
+  {{ name = "hook", type = "http", url = "http://{hook}/alerts" }},
+  {{ name = "fhir", type = "fhir", url = "http://{hook}/fhir" }},
+]
 
 [channels.lab]
 source = {{ type = "mllp", listen = "127.0.0.1:0" }}
@@ -103,12 +114,15 @@ fhir = {{ repository = true }}
     )
     .await;
     send_all(engine.listeners()[0].addr, &[POTASSIUM]).await;
-    wait_until(Duration::from_secs(30), || !received.lock().unwrap().is_empty()).await;
-    // A moment for a second request that must not come.
+    wait_until(Duration::from_secs(30), || received.lock().unwrap().len() >= 2).await;
+    // A moment for a third request that must not come.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let requests = received.lock().unwrap().clone();
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    let request = &requests[0];
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let request = requests
+        .iter()
+        .find(|r| r.head.starts_with("POST /alerts "))
+        .unwrap_or_else(|| panic!("no webhook request: {requests:?}"));
     assert!(request.head.starts_with("POST /alerts HTTP/1.1"), "{}", request.head);
     assert!(
         request
@@ -140,6 +154,18 @@ fhir = {{ repository = true }}
     );
     // No HL7 in the body: it is the alert, not the ORU.
     assert!(!String::from_utf8_lossy(&request.body).contains("MSH|"));
+
+    let fhir = requests
+        .iter()
+        .find(|r| r.head.starts_with("POST /fhir "))
+        .unwrap_or_else(|| panic!("no FHIR request: {requests:?}"));
+    let bundle: Value = serde_json::from_slice(&fhir.body).unwrap();
+    assert_eq!(bundle["type"], "transaction", "{bundle}");
+    let issue = &bundle["entry"][0]["resource"];
+    assert_eq!(issue["resourceType"], "DetectedIssue", "{bundle}");
+    assert_eq!(issue["code"]["coding"][0]["code"], "critical-value");
+    assert_eq!(issue["severity"], "high");
+    assert_eq!(issue["identifiedDateTime"], "2024-01-02T10:15:00Z");
 
     // The stored alert says it was delivered through the alerts channel.
     let http = engine.http_addr().unwrap();
