@@ -14,6 +14,12 @@
 //! with the Bundles of messages this engine decided but whose batch is not written yet
 //! ([`Recent`]), so the second of two messages in one batch sees the first.
 //!
+//! Custom rules (`[[rules.custom]]`, scripts in the channel scripts' sandbox) run after
+//! the built-in ones with the message and the record's resources; one that fails
+//! leaves the message errored, naming the rule and the script's line, as a failed read
+//! of the record does. Times without an offset are read as the FHIR conversion reads
+//! them: MSH-7's offset, else the channel's `fhir.timezone`.
+//!
 //! The alerts that fire (after suppression against the patient's stored alerts and the
 //! ones of the same not yet written batch) are written in the transaction that records
 //! the message processed: a row each in `rules_alerts` (see `rules::stored`) and, with
