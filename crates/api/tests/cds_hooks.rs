@@ -259,7 +259,11 @@ tests = [ { loinc = "58410-2", window = "30m", source = "our laboratory" } ]
         ..api
     });
     let patient = record(&repo);
-    let (status, answer) = post(&repo, "corridor-order-sign", &order_sign(&patient).to_string());
+    let (status, answer) = post(
+        &repo,
+        "corridor-order-sign",
+        &order_sign(&patient).to_string(),
+    );
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["cards"], json!([]), "{answer}");
     let (status, answer) = post(
@@ -285,7 +289,11 @@ tests = [ { loinc = "58410-2", window = "2h", source = "our laboratory" } ]
         ..api
     });
     let patient = record(&repo);
-    let (status, answer) = post(&repo, "corridor-order-sign", &order_sign(&patient).to_string());
+    let (status, answer) = post(
+        &repo,
+        "corridor-order-sign",
+        &order_sign(&patient).to_string(),
+    );
     assert_eq!(status, 200, "{answer}");
     let cards = answer["cards"].as_array().unwrap();
     assert_eq!(cards.len(), 1, "{answer}");

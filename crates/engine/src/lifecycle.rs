@@ -189,15 +189,12 @@ impl Engine {
                 .map(|wake| crate::stages::rules::AlertOutput { wake }),
         });
         if let Some(wake) = &alerts_wake {
-            let router = delivery::Router::compile(
-                alerts_channel,
-                &rules_destinations,
-                &config.base_dir,
-            )
-            .map_err(|e| StartError::Steps {
-                channel: alerts_channel.to_owned(),
-                reason: e.to_string(),
-            })?;
+            let router =
+                delivery::Router::compile(alerts_channel, &rules_destinations, &config.base_dir)
+                    .map_err(|e| StartError::Steps {
+                        channel: alerts_channel.to_owned(),
+                        reason: e.to_string(),
+                    })?;
             pipelines.push((
                 ChannelPipeline {
                     channel: Arc::from(alerts_channel),

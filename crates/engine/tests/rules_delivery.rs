@@ -55,7 +55,8 @@ async fn http_receiver() -> (SocketAddr, Arc<Mutex<Vec<Request>>>) {
                         let body = buf[end + 4..end + 4 + length].to_vec();
                         buf.drain(..end + 4 + length);
                         keep.lock().unwrap().push(Request { head, body });
-                        let body = r#"{"resourceType":"Bundle","type":"transaction-response","entry":[]}"#;
+                        let body =
+                            r#"{"resourceType":"Bundle","type":"transaction-response","entry":[]}"#;
                         let answer = format!(
                             "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()
@@ -114,7 +115,10 @@ fhir = {{ repository = true }}
     )
     .await;
     send_all(engine.listeners()[0].addr, &[POTASSIUM]).await;
-    wait_until(Duration::from_secs(30), || received.lock().unwrap().len() >= 2).await;
+    wait_until(Duration::from_secs(30), || {
+        received.lock().unwrap().len() >= 2
+    })
+    .await;
     // A moment for a third request that must not come.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let requests = received.lock().unwrap().clone();
@@ -123,7 +127,11 @@ fhir = {{ repository = true }}
         .iter()
         .find(|r| r.head.starts_with("POST /alerts "))
         .unwrap_or_else(|| panic!("no webhook request: {requests:?}"));
-    assert!(request.head.starts_with("POST /alerts HTTP/1.1"), "{}", request.head);
+    assert!(
+        request.head.starts_with("POST /alerts HTTP/1.1"),
+        "{}",
+        request.head
+    );
     assert!(
         request
             .head
@@ -144,7 +152,11 @@ fhir = {{ repository = true }}
         "{alert}"
     );
     assert_eq!(alert["at"], "2024-01-02T10:15:00Z");
-    assert!(alert["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        alert["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
     assert_eq!(alert["channel"], "lab");
     let evidence = alert["evidence"].as_array().unwrap();
     assert_eq!(evidence.len(), 1, "{alert}");

@@ -147,7 +147,9 @@ async fn a_failing_custom_rule_errors_the_message_naming_the_rule_and_line() {
         "state = \"errored\"\nreason = \"line 2\"\n",
     );
     let config = Config::from_toml_in(
-        &format!("{CHANNEL}[[rules.custom]]\nname = \"broken-rule\"\nscript_file = \"broken.js\"\n"),
+        &format!(
+            "{CHANNEL}[[rules.custom]]\nname = \"broken-rule\"\nscript_file = \"broken.js\"\n"
+        ),
         dir.path(),
     )
     .unwrap();

@@ -155,7 +155,11 @@ pub struct CustomRule {
 impl CustomRule {
     /// Reads and compiles the rule's script (`script_file` relative to `base`); `at` is
     /// the rule's key in the configuration (`custom[0]`), which errors name.
-    pub fn load(config: &CustomRuleConfig, base: &Path, at: &str) -> Result<CustomRule, ConfigError> {
+    pub fn load(
+        config: &CustomRuleConfig,
+        base: &Path,
+        at: &str,
+    ) -> Result<CustomRule, ConfigError> {
         config.validate(at)?;
         let path = base.join(&config.script_file);
         let source = std::fs::read(&path).map_err(|e| {
@@ -287,7 +291,11 @@ impl CustomRule {
             Some(word) => Severity::parse(word).ok_or_else(|| {
                 format!("alert {i}: severity {word:?} is not info, warning or critical")
             })?,
-            None => return Err(format!("alert {i}: severity is missing (info, warning or critical)")),
+            None => {
+                return Err(format!(
+                    "alert {i}: severity is missing (info, warning or critical)"
+                ));
+            }
         };
         let evidence = match fields.remove("evidence") {
             None | Some(Value::Null) => Vec::new(),

@@ -11,8 +11,8 @@ use crate::facts::{
     Observation, ObservationStatus, ObservationValue, OrderState, Source, TestOrder,
 };
 use crate::time::Timestamp;
-use datetime::Zone;
 use crate::units::{Quantity, to_rule_unit};
+use datetime::Zone;
 
 /// The OBR (and ORC) a result or order sits under.
 #[derive(Default)]
@@ -123,7 +123,8 @@ pub fn extract_in(message: &Message<'_>, configured: Option<&Zone>) -> ClinicalF
                     });
                 }
             }
-            "OBX" => match observation(&segment, &context, time(&segment, 14), message_time, at(5)) {
+            "OBX" => match observation(&segment, &context, time(&segment, 14), message_time, at(5))
+            {
                 Ok((obs, finding)) => {
                     facts.findings.extend(finding);
                     facts.observations.push(obs);

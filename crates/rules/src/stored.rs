@@ -481,7 +481,10 @@ mod tests {
             .unwrap();
         assert_eq!(stored.rule, "low-k-digoxin");
         assert_eq!(stored.rule_version, 0xdead_beef);
-        assert_eq!(stored.evidence, serde_json::json!([{ "Custom": { "k": 3.2 } }]));
+        assert_eq!(
+            stored.evidence,
+            serde_json::json!([{ "Custom": { "k": 3.2 } }])
+        );
         let json = alert_json(&stored, "urn:example:eid");
         assert_eq!(json["rule"], "low-k-digoxin");
         assert_eq!(json["version"], 0xdead_beef_u32);

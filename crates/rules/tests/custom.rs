@@ -111,10 +111,7 @@ fn does_not_fire_without_the_drug_or_with_a_normal_value() {
         run(&setup.rules, LOW_K, &InMemoryHistory::new(), &[]).unwrap(),
         []
     );
-    assert_eq!(
-        run(&setup.rules, NORMAL_K, &on_digoxin(), &[]).unwrap(),
-        []
-    );
+    assert_eq!(run(&setup.rules, NORMAL_K, &on_digoxin(), &[]).unwrap(), []);
 }
 
 #[test]
@@ -129,7 +126,8 @@ fn the_same_condition_is_suppressed_within_its_window() {
 #[test]
 fn the_record_and_message_are_read_only() {
     // Changing the record throws (it is frozen), at the line that tries.
-    let script = "\nvar n = record.resources.length;\nrecord.patient = \"someone else\";\nreturn [];\n";
+    let script =
+        "\nvar n = record.resources.length;\nrecord.patient = \"someone else\";\nreturn [];\n";
     let setup = setup(script, "").unwrap();
     let error = run(&setup.rules, LOW_K, &on_digoxin(), &[]).unwrap_err();
     assert_eq!(error.rule, "low-k-digoxin");
@@ -148,7 +146,9 @@ return { key: record.patient + "/" + record.resources.length + "/" + record.reso
     let alerts = run(&setup.rules, LOW_K, &on_digoxin(), &[]).unwrap();
     assert_eq!(alerts[0].key, "E42/1/active");
     assert!(
-        alerts[0].summary.starts_with("record | resource | TypeError: msg is read-only"),
+        alerts[0]
+            .summary
+            .starts_with("record | resource | TypeError: msg is read-only"),
         "{alerts:?}"
     );
 }
@@ -158,17 +158,35 @@ fn errors_name_the_rule_and_the_line() {
     let setup = setup("var a = 1;\nvar b = null;\nb.key = a;\nreturn b;\n", "").unwrap();
     let error = run(&setup.rules, LOW_K, &on_digoxin(), &[]).unwrap_err();
     assert_eq!(error.rule, "low-k-digoxin");
-    assert!(error.to_string().starts_with("custom rule low-k-digoxin: "), "{error}");
+    assert!(
+        error.to_string().starts_with("custom rule low-k-digoxin: "),
+        "{error}"
+    );
     assert!(error.problem.contains("line 3"), "{error}");
 
     // What it returns must be alerts.
     for (script, says) in [
         ("return 42;", "a number"),
-        ("return [{ key: \"k\", severity: \"loud\", text: \"t\" }];", "severity"),
-        ("return [{ severity: \"info\", text: \"t\" }];", "key is missing"),
-        ("return [{ key: \"k\", severity: \"info\" }];", "text is missing"),
-        ("return { rule: \"other\", key: \"k\", severity: \"info\", text: \"t\" };", "rule"),
-        ("var a = []; for (var i = 0; i < 101; i++) a.push({key: 'k' + i, severity: 'info', text: 't'}); return a;", "at most 100"),
+        (
+            "return [{ key: \"k\", severity: \"loud\", text: \"t\" }];",
+            "severity",
+        ),
+        (
+            "return [{ severity: \"info\", text: \"t\" }];",
+            "key is missing",
+        ),
+        (
+            "return [{ key: \"k\", severity: \"info\" }];",
+            "text is missing",
+        ),
+        (
+            "return { rule: \"other\", key: \"k\", severity: \"info\", text: \"t\" };",
+            "rule",
+        ),
+        (
+            "var a = []; for (var i = 0; i < 101; i++) a.push({key: 'k' + i, severity: 'info', text: 't'}); return a;",
+            "at most 100",
+        ),
         ("while (true) {}", "ran longer than"),
     ] {
         let setup = self::setup(script, "timeout_ms = 50\n").unwrap();
@@ -184,12 +202,14 @@ fn a_script_that_does_not_compile_is_refused_naming_the_key_and_line() {
     assert!(error.0.contains("low-k-digoxin"), "{error}");
     assert!(error.0.contains("line 2"), "{error}");
 
-    let config = RulesConfig::from_toml(
-        "[[custom]]\nname = \"gone\"\nscript_file = \"no-such-file.js\"\n",
-    )
-    .unwrap();
+    let config =
+        RulesConfig::from_toml("[[custom]]\nname = \"gone\"\nscript_file = \"no-such-file.js\"\n")
+            .unwrap();
     let error = Rules::load(&config, std::path::Path::new("/nonexistent")).unwrap_err();
-    assert!(error.0.starts_with("custom[0].script_file: cannot read"), "{error}");
+    assert!(
+        error.0.starts_with("custom[0].script_file: cannot read"),
+        "{error}"
+    );
 
     let error = RulesConfig::from_toml(
         "[[custom]]\nname = \"a\"\nscript_file = \"a.js\"\n[[custom]]\nname = \"a\"\nscript_file = \"b.js\"\n",

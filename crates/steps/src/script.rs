@@ -160,7 +160,8 @@ impl Script {
         message: &OwnedMessage,
         inputs: Vec<(String, String)>,
     ) -> Result<Option<String>, StepError> {
-        let job = threads::Job::evaluate(self.program.clone(), self.limits, message.clone(), inputs);
+        let job =
+            threads::Job::evaluate(self.program.clone(), self.limits, message.clone(), inputs);
         match threads::execute(job).1? {
             Returned::Json(text) => Ok(Some(text)),
             Returned::Nothing => Ok(None),

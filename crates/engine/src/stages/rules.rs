@@ -357,9 +357,10 @@ impl RulesContext {
         // Times without an offset are read as the FHIR conversion reads them: MSH-7's
         // offset, else the channel's `fhir.timezone` (checked with the configuration).
         let zone = match channel.fhir.as_ref().and_then(|f| f.timezone.as_deref()) {
-            Some(text) => Some(text.parse::<datetime::Zone>().map_err(|e| {
-                rules::ConfigError(format!("fhir.timezone: {e}"))
-            })?),
+            Some(text) => Some(
+                text.parse::<datetime::Zone>()
+                    .map_err(|e| rules::ConfigError(format!("fhir.timezone: {e}")))?,
+            ),
             None => None,
         };
         RulesStage::load(

@@ -94,26 +94,30 @@ impl Rules {
                 )?));
             }
         }
-        let custom_windows: Vec<(AlertKind, crate::time::Window)> =
-            custom.iter().map(|c| (c.kind(), c.suppress_for())).collect();
+        let custom_windows: Vec<(AlertKind, crate::time::Window)> = custom
+            .iter()
+            .map(|c| (c.kind(), c.suppress_for()))
+            .collect();
         Ok(Rules {
             enabled,
             custom,
-            suppression: Suppression::new([
-                (
-                    AlertKind::CriticalValue,
-                    config.critical_values.suppress_for,
-                ),
-                (AlertKind::DeltaCheck, config.delta_check.suppress_for),
-                (AlertKind::SepsisScreen, config.sepsis_screen.suppress_for),
-                (
-                    AlertKind::AllergyMedication,
-                    config.allergy_medication.suppress_for,
-                ),
-                (AlertKind::DuplicateTest, config.duplicate_test.suppress_for),
-            ]
-            .into_iter()
-            .chain(custom_windows)),
+            suppression: Suppression::new(
+                [
+                    (
+                        AlertKind::CriticalValue,
+                        config.critical_values.suppress_for,
+                    ),
+                    (AlertKind::DeltaCheck, config.delta_check.suppress_for),
+                    (AlertKind::SepsisScreen, config.sepsis_screen.suppress_for),
+                    (
+                        AlertKind::AllergyMedication,
+                        config.allergy_medication.suppress_for,
+                    ),
+                    (AlertKind::DuplicateTest, config.duplicate_test.suppress_for),
+                ]
+                .into_iter()
+                .chain(custom_windows),
+            ),
         })
     }
 

@@ -104,8 +104,7 @@ impl Sandbox {
         self.runtime.set_memory_limit(limits.memory);
         let started = Instant::now();
         self.deadline.set(Some(started + limits.time));
-        let outcome =
-            self.run_in_fresh_context(program, checking, &slot, &vars, inputs.as_deref());
+        let outcome = self.run_in_fresh_context(program, checking, &slot, &vars, inputs.as_deref());
         self.deadline.set(None);
         // A script's own error leaves the runtime as good as its context, which goes
         // anyway; one stopped by a limit, or with jobs left (reactions queued past the
