@@ -356,7 +356,7 @@ impl Engine {
                     config: Some(Arc::new(ApiControl(control.clone()))),
                     terminology: Some(terminology.clone()),
                     cds_rules: Some(Arc::new(
-                        api::cds_screening_rules(&config.rules.defaults()).map_err(|e| {
+                        api::cds_screening_rules(&config.rules.cds_settings()).map_err(|e| {
                             let (key, reason) = crate::stages::rules::config_error("rules", &e);
                             StartError::Rules { key, reason }
                         })?,

@@ -148,6 +148,14 @@ impl RulesSection {
             .collect()
     }
 
+    /// The settings the CDS Hooks services answer with: `[rules]`' tables, and no rule
+    /// when `[rules] enabled = false` (the services then answer with no cards).
+    pub fn cds_settings(&self) -> RulesConfig {
+        let mut config = self.defaults();
+        config.enabled = self.enabled;
+        config
+    }
+
     /// The settings of a channel: its own `[channels.NAME.rules]`, else `[rules]`'.
     pub fn for_channel(&self, own: Option<&RulesConfig>) -> RulesConfig {
         own.cloned().unwrap_or_else(|| self.defaults())
@@ -674,6 +682,23 @@ mod tests {
             "[channels.rules-alerts]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
         );
         assert!(e.contains("channels.rules-alerts"), "{e}");
+    }
+
+    #[test]
+    fn cds_hooks_answer_with_rules_settings_and_nothing_when_rules_are_off() {
+        let section: super::RulesSection = toml::from_str(
+            "[duplicate_test]\nshipped_tests = false\ntests = [ { loinc = \"1988-5\", window = \"2h\", source = \"ours\" } ]\n",
+        )
+        .unwrap();
+        let settings = section.cds_settings();
+        assert!(settings.enabled);
+        assert_eq!(settings.duplicate_test.tests.len(), 1);
+        let off = super::RulesSection {
+            enabled: false,
+            ..section
+        };
+        let rules = api::cds_screening_rules(&off.cds_settings()).unwrap();
+        assert!(rules.kinds().is_empty());
     }
 
     #[test]
