@@ -231,3 +231,41 @@ fn enabled_false_turns_custom_rules_off_too() {
     assert!(!rules.has_custom());
     assert!(rules.kinds().is_empty());
 }
+
+/// The example rule in docs/rules.md runs as documented: it fires on a low potassium
+/// that fell by 1 mmol/L or more from the record's latest potassium (an Observation
+/// as the repository holds it), and not otherwise.
+#[test]
+fn the_documented_example_rule_works() {
+    let doc = include_str!("../../../docs/rules.md");
+    let start = doc.find("```js\n").unwrap() + "```js\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let setup = setup(&doc[start..end], "").unwrap();
+    let observation = |id: &str, value: f64, at: &str| {
+        json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "code": { "coding": [ { "system": "http://loinc.org", "code": "2823-3" } ] },
+            "valueQuantity": { "value": value, "unit": "mmol/L" },
+            "effectiveDateTime": at
+        })
+    };
+    let mut falling = InMemoryHistory::new();
+    falling.add_resource(observation("k1", 3.9, "2024-01-01T08:00:00+01:00"));
+    falling.add_resource(observation("k2", 4.6, "2024-01-02T06:00:00-05:00"));
+    let alerts = run(&setup.rules, LOW_K, &falling, &[]).unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].key, "2823-3:falling-low");
+    assert_eq!(alerts[0].summary, "Potassium 3.2 mmol/L, down from 4.6");
+    assert_eq!(alerts[0].evidence.len(), 2);
+
+    // The latest earlier result was 3.9: a fall of 0.7, no alert.
+    let mut steady = InMemoryHistory::new();
+    steady.add_resource(observation("k1", 4.6, "2024-01-01T08:00:00Z"));
+    steady.add_resource(observation("k2", 3.9, "2024-01-02T06:00:00Z"));
+    assert_eq!(run(&setup.rules, LOW_K, &steady, &[]).unwrap(), []);
+    assert_eq!(
+        run(&setup.rules, LOW_K, &InMemoryHistory::new(), &[]).unwrap(),
+        []
+    );
+    assert_eq!(run(&setup.rules, NORMAL_K, &falling, &[]).unwrap(), []);
+}
