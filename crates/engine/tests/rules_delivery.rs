@@ -265,3 +265,80 @@ fhir = { repository = true, timezone = "-05:00" }
     assert_eq!(alerts[0]["at"], "20240103063000+0000", "{listed}");
     engine.shutdown().await;
 }
+
+/// A custom rule (the example of docs/rules.md) on a running engine: it reads the
+/// patient's earlier potassium from the repository (`record.resources`), fires on the
+/// fall, and its alert is stored with the rule's name and the script's hash as version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_rule_reads_the_repository_record_and_stores_its_version() {
+    let doc = include_str!("../../../docs/rules.md");
+    let start = doc.find("```js\n").unwrap() + "```js\n".len();
+    let script = &doc[start..start + doc[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("falling.js"), script).unwrap();
+    let engine = start_engine(
+        dir.path(),
+        "data",
+        Api::On,
+        r#"
+[[rules.custom]]
+name = "potassium-falling"
+script_file = "falling.js"
+
+[channels.lab]
+source = { type = "mllp", listen = "127.0.0.1:0" }
+fhir = { repository = true }
+"#,
+    )
+    .await;
+    let potassium = |control: &str, time: &str, value: &str| {
+        format!(
+            "MSH|^~\\&|LAB|HOSP|EHR|HOSP|{time}||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
+             PID|1||MRN-F^^^HOSP^MR||FALL^PATIENT||19700101|F\r\
+             OBR|1||F{control}|2823-3^Potassium^LN|||{time}\r\
+             OBX|1|NM|2823-3^Potassium^LN||{value}|mmol/L|3.5-5.1||||F|||{time}\r"
+        )
+    };
+    let source = engine.listeners()[0].addr;
+    // One at a time, so the first is in the repository when the second is decided.
+    send_all(source, &[potassium("F-1", "20240102080000", "4.6")]).await;
+    wait_until(Duration::from_secs(30), || {
+        common::count(
+            engine.store(),
+            "SELECT COUNT(*) FROM journal WHERE channel = 'lab' AND state <> 'received'",
+        ) >= 1
+    })
+    .await;
+    send_all(source, &[potassium("F-2", "20240102100000", "3.2")]).await;
+    wait_until(Duration::from_secs(30), || {
+        common::count(
+            engine.store(),
+            "SELECT COUNT(*) FROM journal WHERE channel = 'lab' AND state <> 'received'",
+        ) >= 2
+    })
+    .await;
+    let http = engine.http_addr().unwrap();
+    let listed = common::get(http, "/api/rules/alerts").await.json();
+    let alerts = listed["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{listed}");
+    let alert = &alerts[0];
+    assert_eq!(alert["rule"], "potassium-falling", "{alert}");
+    assert_eq!(
+        alert["rule_version"],
+        rules::custom::script_version(script.as_bytes()),
+        "{alert}"
+    );
+    assert_eq!(alert["key"], "2823-3:falling-low");
+    assert_eq!(alert["summary"], "Potassium 3.2 mmol/L, down from 4.6");
+    // The evidence: the script's own value, and the repository's Observation of F-1.
+    assert_eq!(alert["evidence"][0]["Custom"]["potassium"], 3.2, "{alert}");
+    let earlier = &alert["evidence"][1]["Custom"];
+    assert_eq!(earlier["resourceType"], "Observation", "{alert}");
+    assert_eq!(earlier["valueQuantity"]["value"], 4.6, "{alert}");
+    // The rule filter of the API takes a custom rule's name.
+    let by_rule = common::get(http, "/api/rules/alerts?rule=potassium-falling")
+        .await
+        .json();
+    assert_eq!(by_rule["alerts"].as_array().unwrap().len(), 1);
+    engine.shutdown().await;
+}
