@@ -1,9 +1,13 @@
 # Shared by the benchmark scripts (sourced, not run): the paths, a work folder and the
-# processes to stop at exit, and the release build unless SKIP_BUILD is set.
+# processes to stop at exit, the release build unless SKIP_BUILD is set, and helpers to
+# start a `corridor run` and to wait for journal rows.
+#
+# CORRIDOR=path/to/corridor runs another binary (a debug build, for a quick check that a
+# script works end to end; its numbers mean nothing).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 ORU="$ROOT/crates/hl7v2/tests/data/oru_r01_1500.hl7"
-CORRIDOR="$TARGET/release/corridor"
+CORRIDOR="${CORRIDOR:-$TARGET/release/corridor}"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
@@ -16,3 +20,34 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     echo "# building release binary" >&2
     (cd "$ROOT" && cargo build --release -p corridor --quiet)
 fi
+
+# Starts `corridor run` with data folder $WORK/NAME and configuration CONFIG, its log in
+# $WORK/NAME.log, and waits until it listens. Sets ENGINE_PID (stopped at exit).
+start_engine() { # name config
+    "$CORRIDOR" run --data "$WORK/$1" --config "$2" > /dev/null 2> "$WORK/$1.log" &
+    ENGINE_PID=$!
+    PIDS+=("$ENGINE_PID")
+    until grep -q "corridor is listening" "$WORK/$1.log"; do
+        kill -0 "$ENGINE_PID" 2>/dev/null || { cat "$WORK/$1.log" >&2; exit 1; }
+        sleep 0.01
+    done
+}
+
+# The number of rows in the journal of the engine whose data folder is DIR.
+count_rows() { # data dir
+    python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from journal').fetchone()[0])" "$1/corridor.db"
+}
+
+# Waits until that journal holds ROWS rows, at most SECONDS (default: no limit); fails
+# when the limit passes first.
+wait_rows() { # data dir, rows, [seconds]
+    local deadline=""
+    [ -n "${3:-}" ] && deadline=$(( $(date +%s) + $3 ))
+    while [ "$(count_rows "$1")" -lt "$2" ]; do
+        if [ -n "$deadline" ] && [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "# $1: fewer than $2 journal rows after $3 s" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}

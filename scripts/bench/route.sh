@@ -24,24 +24,6 @@ CONNECTIONS="${CONNECTIONS:-8}"
 PORT_UP=23575
 PORT_DOWN=23576
 
-start_engine() { # name config; sets ENGINE_PID
-    "$CORRIDOR" run --data "$WORK/$1" --config "$2" > /dev/null 2> "$WORK/$1.log" &
-    ENGINE_PID=$!
-    PIDS+=("$ENGINE_PID")
-    until grep -q "corridor is listening" "$WORK/$1.log"; do
-        kill -0 "$ENGINE_PID" 2>/dev/null || { cat "$WORK/$1.log" >&2; exit 1; }
-        sleep 0.01
-    done
-}
-
-count_rows() { # data dir
-    python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from journal').fetchone()[0])" "$1/corridor.db"
-}
-
-wait_rows() { # data dir, rows
-    while [ "$(count_rows "$1")" -lt "$2" ]; do sleep 0.05; done
-}
-
 # Latency percentiles (ms) of down.received_at - up.received_at for the downstream rows
 # after the first AFTER rows (one run's messages; `corridor send --count` gives each a
 # unique MSH-10), and the span (s) from the first upstream receipt to the last

@@ -1,6 +1,7 @@
 //! CDS Hooks (<https://cds-hooks.hl7.org>): an EHR asks before it sends. Two services
 //! answer the allergy-medication and duplicate-test rules against the patient's record
-//! in the clinical repository, with the rules' default tables.
+//! in the clinical repository, with the live rules' settings (`[rules]`: their tables,
+//! windows and which rules run; [`Api::cds_rules`]).
 //!
 //! | route | access | what |
 //! | --- | --- | --- |
@@ -176,13 +177,28 @@ fn read_request(hook: &str, body: &[u8], now: Timestamp) -> Result<Asked, ApiErr
     Ok(Asked { patient, facts })
 }
 
-/// The rules CDS Hooks answers for: allergy-medication and duplicate-test, defaults.
-fn screening() -> Result<Rules, ApiError> {
-    let mut config = RulesConfig::default();
+/// The rules CDS Hooks answers for, from the live rules' settings (`[rules]`): its
+/// allergy-medication and duplicate-test rules, with their tables and windows, each
+/// only if `config` runs it. The other rules (and custom rules, which read an HL7
+/// message) do not answer hooks.
+pub fn screening_rules(config: &RulesConfig) -> Result<Rules, rules::ConfigError> {
+    let mut config = config.clone();
     config.critical_values.enabled = false;
     config.delta_check.enabled = false;
     config.sepsis_screen.enabled = false;
-    Rules::new(&config).map_err(|e| ApiError::internal(e.to_string()))
+    config.custom.clear();
+    Rules::new(&config)
+}
+
+/// The rules the services answer with: `[rules]`' when the engine gave them, else the
+/// defaults.
+fn screening(api: &Api) -> Result<std::sync::Arc<Rules>, ApiError> {
+    match &api.cds_rules {
+        Some(rules) => Ok(rules.clone()),
+        None => screening_rules(&RulesConfig::default())
+            .map(std::sync::Arc::new)
+            .map_err(|e| ApiError::internal(e.to_string())),
+    }
 }
 
 fn card(alert: &Alert) -> Value {
@@ -225,7 +241,7 @@ async fn call(
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
     );
     let asked = read_request(hook, &body, now)?;
-    let rules = screening()?;
+    let rules = screening(&api)?;
     let store = api.store.clone();
     let enterprise_system = api
         .patient_index

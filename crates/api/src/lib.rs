@@ -71,6 +71,7 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use auth::{Auth, CSRF_FIELD, CsrfToken};
+pub use cds::screening_rules as cds_screening_rules;
 pub use config::{
     BoxFuture, ConfigControl, ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused,
     SharedConfigControl,
@@ -117,6 +118,9 @@ pub struct Api {
     /// The terminology in force and its stored loads (`/api/terminology`, the FHIR
     /// terminology operations).
     pub terminology: Option<::terminology::TerminologyService>,
+    /// The rules the CDS Hooks services answer with, built by [`cds_screening_rules`]
+    /// from the live rules' settings (`[rules]`); `None` answers with the defaults.
+    pub cds_rules: Option<Arc<::rules::Rules>>,
 }
 
 impl Api {
@@ -137,6 +141,7 @@ impl Api {
             alerts: None,
             config: None,
             terminology: None,
+            cds_rules: None,
         }
     }
 

@@ -52,10 +52,10 @@ struct ListQuery {
 
 async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     if let Some(rule) = &q.rule
-        && rules::AlertKind::parse(rule).is_none()
+        && !rules::AlertKind::is_rule_name(rule)
     {
         return Err(ApiError::bad_request(format!(
-            "{rule:?} is not a rule (critical-value, delta-check, sepsis-screen, allergy-medication, duplicate-test)"
+            "{rule:?} is not a rule name (critical-value, delta-check, sepsis-screen, allergy-medication, duplicate-test, or a custom rule's name: lower-case letters, digits and -)"
         )));
     }
     let filter = AlertFilter {

@@ -143,11 +143,9 @@ fn the_specification_example_gets_an_allergy_card() {
     assert_eq!(answer["cards"], json!([]), "{answer}");
 }
 
-#[test]
-fn order_sign_warns_of_a_test_resulted_within_its_interval() {
-    let repo = Repo::start();
-    let patient = record(&repo);
-    let request = json!({
+/// An order-sign request for a full blood count and a CRP for `patient`.
+fn order_sign(patient: &str) -> Value {
+    json!({
         "hookInstance": "7a1b5b4e-7f0b-4f7e-9a4e-3c1f0e6f8a21",
         "hook": "order-sign",
         "context": {
@@ -162,7 +160,14 @@ fn order_sign_warns_of_a_test_resulted_within_its_interval() {
                     "intent": "order", "code": { "coding": [ { "system": "http://loinc.org", "code": "1988-5" } ] } } }
             ] }
         }
-    });
+    })
+}
+
+#[test]
+fn order_sign_warns_of_a_test_resulted_within_its_interval() {
+    let repo = Repo::start();
+    let patient = record(&repo);
+    let request = order_sign(&patient);
     let (status, answer) = post(&repo, "corridor-order-sign", &request.to_string());
     assert_eq!(status, 200, "{answer}");
     let cards = answer["cards"].as_array().unwrap();
@@ -231,4 +236,66 @@ fn malformed_requests_get_400_saying_what_is_wrong() {
     }
     let (status, _) = post(&repo, "no-such-service", &good.to_string());
     assert_eq!(status, 404);
+}
+
+/// The services answer with the live rules' settings (`[rules]`, given by the engine as
+/// `Api::cds_rules`), not the defaults: a shorter retesting interval for the blood count
+/// (30 minutes: the one resulted an hour ago no longer counts, though the default 24 h
+/// would), a longer one configured for CRP, and the allergy rule turned off.
+#[test]
+fn the_services_use_the_configured_rules_not_the_defaults() {
+    let config = rules::RulesConfig::from_toml(
+        r#"
+[allergy_medication]
+enabled = false
+[duplicate_test]
+tests = [ { loinc = "58410-2", window = "30m", source = "our laboratory" } ]
+"#,
+    )
+    .unwrap();
+    let rules = api::cds_screening_rules(&config).unwrap();
+    let repo = Repo::start_with(|api| api::Api {
+        cds_rules: Some(std::sync::Arc::new(rules)),
+        ..api
+    });
+    let patient = record(&repo);
+    let (status, answer) = post(
+        &repo,
+        "corridor-order-sign",
+        &order_sign(&patient).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["cards"], json!([]), "{answer}");
+    let (status, answer) = post(
+        &repo,
+        "corridor-order-select",
+        &order_select(&patient).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["cards"], json!([]), "{answer}");
+
+    // A window longer than the hour: the card is back.
+    let config = rules::RulesConfig::from_toml(
+        r#"
+[duplicate_test]
+shipped_tests = false
+tests = [ { loinc = "58410-2", window = "2h", source = "our laboratory" } ]
+"#,
+    )
+    .unwrap();
+    let rules = api::cds_screening_rules(&config).unwrap();
+    let repo = Repo::start_with(|api| api::Api {
+        cds_rules: Some(std::sync::Arc::new(rules)),
+        ..api
+    });
+    let patient = record(&repo);
+    let (status, answer) = post(
+        &repo,
+        "corridor-order-sign",
+        &order_sign(&patient).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let cards = answer["cards"].as_array().unwrap();
+    assert_eq!(cards.len(), 1, "{answer}");
+    assert_eq!(cards[0]["source"]["topic"]["code"], "duplicate-test");
 }

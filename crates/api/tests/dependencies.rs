@@ -21,7 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("steps", &["hl7v2", "csvfile"]),
     ("terminology", &["hl7v2", "csvfile", "store"]),
     ("profile", &["hl7v2", "hl7v2-spec", "terminology"]),
-    ("rules", &["hl7v2", "datetime", "store"]),
+    ("rules", &["hl7v2", "datetime", "store", "steps"]),
     ("v2-fhir", &["hl7v2", "datetime"]),
     ("loadgen", &["hl7v2", "mllp"]),
     ("access", &["csvfile", "datetime", "store"]),

@@ -227,6 +227,10 @@ pub enum HttpBody {
     Hl7,
     /// `{"channel", "destination", "message_id", "control_id", "hl7"}` as JSON.
     Json,
+    /// The payload as it is, as `application/json`: for payloads that are JSON
+    /// documents already (the alert JSON `[rules]` gives its `http` destinations). A
+    /// payload that is not JSON is not sent (the entry fails, refused).
+    JsonPayload,
 }
 
 /// How a file destination writes.

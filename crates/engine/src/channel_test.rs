@@ -408,6 +408,7 @@ async fn run_message(
     // The clinical rules run as in `corridor run`; their alerts are stored, not delivered.
     let rules = crate::stages::rules::RulesContext {
         section: config.rules.clone(),
+        base_dir: config.base_dir.clone(),
         store: store.clone(),
         recent: crate::stages::rules::Recent::new(),
         output: None,

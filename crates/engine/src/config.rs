@@ -1309,7 +1309,7 @@ impl Config {
         if let Err(invalid) = self.mpi.check() {
             error("mpi".to_owned(), invalid.to_string());
         }
-        for (key, message) in self.rules.check() {
+        for (key, message) in self.rules.check(&self.base_dir) {
             error(key, message);
         }
         if !self.rules.destinations.is_empty()
@@ -1421,7 +1421,9 @@ impl Config {
                 }
             }
             if let Some(rules) = &channel.rules {
-                for (key, message) in crate::stages::rules::check_channel(rules, &at) {
+                for (key, message) in
+                    crate::stages::rules::check_channel(rules, &at, &self.base_dir)
+                {
                     error(key, message);
                 }
             }

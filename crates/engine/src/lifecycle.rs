@@ -147,6 +147,9 @@ impl Engine {
                 })?;
         }
         let alerts_channel = crate::stages::rules::ALERTS_CHANNEL;
+        // `http` destinations of `[rules]` get the alert as JSON unless `body` says
+        // otherwise.
+        let rules_destinations = config.rules.alert_destinations();
         let metrics = Metrics::new(
             config
                 .channels
@@ -166,7 +169,7 @@ impl Engine {
                     .map(|(name, c)| (name.as_str(), c.destinations.as_slice()))
                     .chain(
                         alert_destinations
-                            .then_some((alerts_channel, config.rules.destinations.as_slice())),
+                            .then_some((alerts_channel, rules_destinations.as_slice())),
                     ),
                 &config.base_dir,
             )
@@ -178,6 +181,7 @@ impl Engine {
         let alerts_wake = alert_destinations.then(|| wakes.of(alerts_channel));
         let rules = Arc::new(crate::stages::rules::RulesContext {
             section: config.rules.clone(),
+            base_dir: config.base_dir.clone(),
             store: store.clone(),
             recent: crate::stages::rules::Recent::new(),
             output: alerts_wake
@@ -185,15 +189,12 @@ impl Engine {
                 .map(|wake| crate::stages::rules::AlertOutput { wake }),
         });
         if let Some(wake) = &alerts_wake {
-            let router = delivery::Router::compile(
-                alerts_channel,
-                &config.rules.destinations,
-                &config.base_dir,
-            )
-            .map_err(|e| StartError::Steps {
-                channel: alerts_channel.to_owned(),
-                reason: e.to_string(),
-            })?;
+            let router =
+                delivery::Router::compile(alerts_channel, &rules_destinations, &config.base_dir)
+                    .map_err(|e| StartError::Steps {
+                        channel: alerts_channel.to_owned(),
+                        reason: e.to_string(),
+                    })?;
             pipelines.push((
                 ChannelPipeline {
                     channel: Arc::from(alerts_channel),
@@ -205,11 +206,17 @@ impl Engine {
                     after_write: None,
                     alert_payloads: Some(Arc::new(crate::stages::rules::AlertPayloads {
                         store: store.clone(),
-                        fhir: config
-                            .rules
-                            .destinations
+                        fhir: rules_destinations
                             .iter()
                             .filter(|d| d.kind == delivery::DestinationKind::Fhir)
+                            .map(|d| d.name.clone())
+                            .collect(),
+                        json: rules_destinations
+                            .iter()
+                            .filter(|d| {
+                                d.kind == delivery::DestinationKind::Http
+                                    && d.body == Some(delivery::HttpBody::JsonPayload)
+                            })
                             .map(|d| d.name.clone())
                             .collect(),
                         patient_system: config.mpi.enterprise_system.clone(),
@@ -348,6 +355,12 @@ impl Engine {
                     alerts: alerts_handle.clone(),
                     config: Some(Arc::new(ApiControl(control.clone()))),
                     terminology: Some(terminology.clone()),
+                    cds_rules: Some(Arc::new(
+                        api::cds_screening_rules(&config.rules.cds_settings()).map_err(|e| {
+                            let (key, reason) = crate::stages::rules::config_error("rules", &e);
+                            StartError::Rules { key, reason }
+                        })?,
+                    )),
                 },
                 config.http.policy(),
             );

@@ -54,6 +54,15 @@ pub enum StartError {
         /// What went wrong.
         reason: String,
     },
+    /// The clinical rules could not be built (the CDS Hooks services' rules from
+    /// `[rules]`).
+    #[error("{key}: {reason}")]
+    Rules {
+        /// The configuration key concerned (`rules.duplicate_test.tests[0]`).
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A listener could not be started.
     #[error("{key}: cannot listen on {addr}: {reason}")]
     Listen {

@@ -14,6 +14,8 @@ pub enum AlertKind {
     SepsisScreen,
     AllergyMedication,
     DuplicateTest,
+    /// A custom rule (`[[custom]]`, a script), by its configured name.
+    Custom(&'static str),
 }
 
 impl AlertKind {
@@ -25,13 +27,18 @@ impl AlertKind {
             AlertKind::SepsisScreen => "sepsis-screen",
             AlertKind::AllergyMedication => "allergy-medication",
             AlertKind::DuplicateTest => "duplicate-test",
+            AlertKind::Custom(name) => name,
         }
     }
 
-    /// The rule's version: raised whenever what makes it fire changes, so a
-    /// stored alert says which logic produced it.
+    /// A built-in rule's version: raised whenever what makes it fire changes, so a
+    /// stored alert says which logic produced it. A custom rule's alerts carry its
+    /// script's hash instead (`custom::script_version`); this says 0 for it.
     pub fn version(self) -> u32 {
-        1
+        match self {
+            AlertKind::Custom(_) => 0,
+            _ => 1,
+        }
     }
 
     /// Every rule, in a fixed order.
@@ -43,9 +50,27 @@ impl AlertKind {
         AlertKind::DuplicateTest,
     ];
 
-    /// The rule named `name` (as [`AlertKind::as_str`] spells it).
+    /// The built-in rule named `name` (as [`AlertKind::as_str`] spells it).
     pub fn parse(name: &str) -> Option<AlertKind> {
         AlertKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The rule named `name` as stored with an alert: a built-in rule, else a custom
+    /// rule of that name (stored names come from the configuration).
+    pub fn parse_stored(name: &str) -> Option<AlertKind> {
+        AlertKind::parse(name).or_else(|| {
+            AlertKind::is_rule_name(name).then(|| AlertKind::Custom(crate::custom::intern(name)))
+        })
+    }
+
+    /// Whether `name` can name a rule: a built-in one, or the form of a custom rule's
+    /// name (lower-case letters, digits and `-`).
+    pub fn is_rule_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= 100
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     }
 }
 
@@ -86,6 +111,8 @@ pub enum Evidence {
     Allergy(Allergy),
     Medication(MedicationOrder),
     TestOrder(TestOrder),
+    /// What a custom rule's script gave as evidence, as it gave it.
+    Custom(serde_json::Value),
 }
 
 /// A rule's finding about one patient.

@@ -42,6 +42,9 @@ pub struct RulesConfig {
     pub allergy_medication: AllergyMedicationConfig,
     /// `[duplicate_test]`: orders within a test's retesting interval.
     pub duplicate_test: DuplicateTestConfig,
+    /// `[[custom]]`: the hospital's own rules, scripts in the JavaScript sandbox
+    /// (see [`crate::custom`]). `enabled = false` turns them off too.
+    pub custom: Vec<crate::custom::CustomRuleConfig>,
 }
 
 impl Default for RulesConfig {
@@ -53,6 +56,7 @@ impl Default for RulesConfig {
             sepsis_screen: SepsisScreenConfig::default(),
             allergy_medication: AllergyMedicationConfig::default(),
             duplicate_test: DuplicateTestConfig::default(),
+            custom: Vec::new(),
         }
     }
 }
@@ -111,6 +115,15 @@ impl RulesConfig {
             if row.loinc.trim().is_empty() {
                 return Err(ConfigError(format!(
                     "duplicate_test.tests[{i}].loinc is empty"
+                )));
+            }
+        }
+        for (i, rule) in self.custom.iter().enumerate() {
+            rule.validate(&format!("custom[{i}]"))?;
+            if self.custom[..i].iter().any(|r| r.name == rule.name) {
+                return Err(ConfigError(format!(
+                    "custom[{i}].name: {:?} names another custom rule too",
+                    rule.name
                 )));
             }
         }

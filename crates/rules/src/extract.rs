@@ -12,6 +12,7 @@ use crate::facts::{
 };
 use crate::time::Timestamp;
 use crate::units::{Quantity, to_rule_unit};
+use datetime::Zone;
 
 /// The OBR (and ORC) a result or order sits under.
 #[derive(Default)]
@@ -29,14 +30,39 @@ struct OrderContext {
 
 /// Reads every fact the rules use from `message`. Values that cannot be
 /// read (a number that is not one, an unknown unit for a code the rules
-/// compare) become [`Finding`]s, never panics.
+/// compare) become [`Finding`]s, never panics. Times without an offset take
+/// MSH-7's, else UTC: [`extract_in`] with no configured zone.
 pub fn extract(message: &Message<'_>) -> ClinicalFacts {
+    extract_in(message, None)
+}
+
+/// The zone a message's times without an offset are read in, by the rule the
+/// FHIR conversion follows (`v2_fhir`): MSH-7's offset when it has one, else
+/// `configured` (the channel's `fhir.timezone`), else UTC (`None`).
+pub fn message_zone(message: &Message<'_>, configured: Option<&Zone>) -> Option<Zone> {
+    let msh7 = message.get_str("MSH-7").ok().flatten();
+    msh7.as_deref()
+        .and_then(datetime::hl7::parse)
+        .and_then(|t| t.offset)
+        .map(Zone::Fixed)
+        .or_else(|| configured.cloned())
+}
+
+/// [`extract`], with times sent without an offset read in the zone
+/// [`message_zone`] gives for `configured`, so the message's facts and the
+/// repository's resources (converted by the same rule) name the same instants.
+pub fn extract_in(message: &Message<'_>, configured: Option<&Zone>) -> ClinicalFacts {
+    let zone = message_zone(message, configured);
+    let zone = zone.as_ref();
+    let time = |segment: &Segment<'_>, field: usize| {
+        Timestamp::parse_hl7_in(&component(segment, field, 1), zone)
+    };
     let control_id = message.control_id().into_owned();
     let message_time = message
         .get_str("MSH-7")
         .ok()
         .flatten()
-        .and_then(|t| Timestamp::parse_hl7(&t));
+        .and_then(|t| Timestamp::parse_hl7_in(&t, zone));
     let message_type = message
         .get_str("MSH-9.1")
         .ok()
@@ -97,7 +123,8 @@ pub fn extract(message: &Message<'_>) -> ClinicalFacts {
                     });
                 }
             }
-            "OBX" => match observation(&segment, &context, message_time, at(5)) {
+            "OBX" => match observation(&segment, &context, time(&segment, 14), message_time, at(5))
+            {
                 Ok((obs, finding)) => {
                     facts.findings.extend(finding);
                     facts.observations.push(obs);
@@ -171,6 +198,7 @@ pub fn extract(message: &Message<'_>) -> ClinicalFacts {
 fn observation(
     segment: &Segment<'_>,
     context: &OrderContext,
+    observed_at: Option<Timestamp>,
     message_time: Option<Timestamp>,
     source: Source,
 ) -> Result<(Observation, Option<Finding>), Finding> {
@@ -247,7 +275,7 @@ fn observation(
         value,
         normalised,
         flags,
-        effective: time(segment, 14).or(context.observed_at).or(message_time),
+        effective: observed_at.or(context.observed_at).or(message_time),
         status: ObservationStatus::from_hl7(&component(segment, 11, 1)),
         order_code: context.order_code.clone(),
         source,
@@ -279,10 +307,6 @@ fn component(segment: &Segment<'_>, field: usize, n: usize) -> String {
 
 fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
-}
-
-fn time(segment: &Segment<'_>, field: usize) -> Option<Timestamp> {
-    Timestamp::parse_hl7(&component(segment, field, 1))
 }
 
 /// A CE/CWE field: the first triplet, or the alternate one (components

@@ -28,17 +28,30 @@ pub trait PatientHistory {
 
     /// Test orders (ordered or resulted) of `code` at or after `since`.
     fn test_orders(&self, patient: &PatientId, code: &Code, since: Timestamp) -> Vec<TestOrder>;
+
+    /// The record as the resources it was read from (FHIR R4 JSON), for custom rules.
+    /// A record that was not read from resources has none.
+    fn resources(&self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
 }
 
 /// A record kept in memory: facts are added message by message.
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryHistory {
     patients: HashMap<PatientId, ClinicalFacts>,
+    /// What [`PatientHistory::resources`] hands a custom rule (whatever the patient).
+    resources: Vec<serde_json::Value>,
 }
 
 impl InMemoryHistory {
     pub fn new() -> InMemoryHistory {
         InMemoryHistory::default()
+    }
+
+    /// Adds a resource for custom rules to read (the built-in rules read facts).
+    pub fn add_resource(&mut self, resource: serde_json::Value) {
+        self.resources.push(resource);
     }
 
     /// Adds one message's facts to the patient's record. An allergy sent
@@ -111,5 +124,9 @@ impl PatientHistory for InMemoryHistory {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    fn resources(&self) -> Vec<serde_json::Value> {
+        self.resources.clone()
     }
 }

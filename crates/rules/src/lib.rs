@@ -38,6 +38,7 @@
 mod alert;
 mod checks;
 pub mod config;
+pub mod custom;
 mod extract;
 mod facts;
 mod history;
@@ -54,7 +55,8 @@ pub use checks::{
     SepsisScreen,
 };
 pub use config::{ConfigError, RulesConfig};
-pub use extract::extract;
+pub use custom::{CustomRule, CustomRuleConfig, RuleError};
+pub use extract::{extract, extract_in, message_zone};
 pub use facts::{
     AbnormalFlag, Allergy, AllergyStatus, ClinicalFacts, Code, Finding, LOINC, MedicationOrder,
     Observation, ObservationStatus, ObservationValue, OrderState, PatientId, RXNORM, Source,

@@ -71,6 +71,14 @@ pub fn describe(evidence: &Evidence) -> String {
             t.source.control_id,
             t.source.segment
         ),
+        Evidence::Custom(value) => {
+            let text = value.to_string();
+            if text.chars().count() > 300 {
+                format!("{}...", text.chars().take(300).collect::<String>())
+            } else {
+                text
+            }
+        }
     }
 }
 

@@ -200,6 +200,10 @@ impl PatientHistory for RepositoryHistory {
     fn test_orders(&self, _patient: &PatientId, code: &Code, since: Timestamp) -> Vec<TestOrder> {
         self.history().test_orders(&self.patient, code, since)
     }
+
+    fn resources(&self) -> Vec<Value> {
+        self.resources.values().map(|(_, r)| r.clone()).collect()
+    }
 }
 
 /// A CodeableConcept as the rules' code: its LOINC or RxNorm coding when it has one,

@@ -150,7 +150,7 @@ pub fn recent_in(
     for row in rows {
         let (rule, rule_version, severity, key, summary, at) = row?;
         // A rule this version does not know (a newer Corridor's) suppresses nothing.
-        let Some(rule) = AlertKind::parse(&rule) else {
+        let Some(rule) = AlertKind::parse_stored(&rule) else {
             continue;
         };
         alerts.push(Alert {
@@ -324,6 +324,45 @@ pub fn detected_issue_bundle(alert: &StoredAlert, patient_system: &str) -> serde
     })
 }
 
+/// The alert as a webhook receives it (the JSON body of `[rules]`' `http`
+/// destinations):
+///
+/// ```json
+/// { "id": 7, "rule": "critical-value", "version": 1, "severity": "critical",
+///   "patient": { "system": "urn:corridor:enterprise-id", "id": "E42" },
+///   "key": "2823-3:high", "summary": "Critical high result: ...",
+///   "evidence": [ ... ], "at": "2024-01-02T10:15:00Z", "created_at": "2024-01-02T10:30:01.123456Z",
+///   "message_id": 17, "channel": "lab", "resolved_at": null }
+/// ```
+///
+/// `patient.system` is absent for a repository Patient (`Patient/{id}`, without the
+/// patient index); `at` is when the condition was seen, `created_at` when the alert
+/// was stored.
+pub fn alert_json(alert: &StoredAlert, patient_system: &str) -> serde_json::Value {
+    let at = Timestamp::parse_hl7(&alert.at)
+        .map(|t| datetime_iso(t.unix_seconds()))
+        .unwrap_or_default();
+    let patient = match alert.patient.strip_prefix("Patient/") {
+        Some(_) => serde_json::json!({ "id": alert.patient }),
+        None => serde_json::json!({ "system": patient_system, "id": alert.patient }),
+    };
+    serde_json::json!({
+        "id": alert.id,
+        "rule": alert.rule,
+        "version": alert.rule_version,
+        "severity": alert.severity,
+        "patient": patient,
+        "key": alert.key,
+        "summary": alert.summary,
+        "evidence": alert.evidence,
+        "at": at,
+        "created_at": datetime::rfc3339::format_micros(alert.created_at),
+        "message_id": alert.message_id,
+        "channel": alert.channel,
+        "resolved_at": alert.resolved_at.map(datetime::rfc3339::format_micros),
+    })
+}
+
 /// `YYYY-MM-DDThh:mm:ssZ` for seconds since the epoch.
 fn datetime_iso(seconds: i64) -> String {
     let dtm = datetime::hl7::format_dtm_utc(seconds);
@@ -399,6 +438,64 @@ mod tests {
                 now,
             )
             .remove(0)
+    }
+
+    #[test]
+    fn a_custom_rule_s_alert_is_stored_with_its_name_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        migrate_blocking(&store).unwrap();
+        let alert = Alert {
+            rule: AlertKind::Custom(crate::custom::intern("low-k-digoxin")),
+            rule_version: 0xdead_beef,
+            severity: Severity::Critical,
+            patient: PatientId("E42".into()),
+            key: "low-k".into(),
+            summary: "Potassium 3.2".into(),
+            evidence: vec![crate::Evidence::Custom(serde_json::json!({ "k": 3.2 }))],
+            at: Timestamp::parse_hl7("20240102103000").unwrap(),
+        };
+        let copy = alert.clone();
+        store
+            .write_blocking(move |conn| {
+                insert_in(
+                    conn,
+                    &NewAlert {
+                        message_id: 8,
+                        seq: 0,
+                        channel: "lab",
+                        alert: &copy,
+                        delivery_message: Some(100),
+                    },
+                )
+            })
+            .unwrap();
+        let recent = store
+            .read(|c| recent_in(c, &alert.patient, alert.at.minus(crate::Window::days(1))))
+            .unwrap();
+        assert_eq!(recent[0].rule, alert.rule);
+        assert_eq!(recent[0].rule_version, 0xdead_beef);
+        let stored = store
+            .read(|c| by_delivery_message_in(c, 100))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.rule, "low-k-digoxin");
+        assert_eq!(stored.rule_version, 0xdead_beef);
+        assert_eq!(
+            stored.evidence,
+            serde_json::json!([{ "Custom": { "k": 3.2 } }])
+        );
+        let json = alert_json(&stored, "urn:example:eid");
+        assert_eq!(json["rule"], "low-k-digoxin");
+        assert_eq!(json["version"], 0xdead_beef_u32);
+        assert_eq!(json["severity"], "critical");
+        assert_eq!(
+            json["patient"],
+            serde_json::json!({ "system": "urn:example:eid", "id": "E42" })
+        );
+        assert_eq!(json["at"], "2024-01-02T10:30:00Z");
+        assert_eq!(json["evidence"], stored.evidence);
+        assert!(json["created_at"].as_str().unwrap().ends_with('Z'));
     }
 
     #[test]

@@ -21,16 +21,23 @@ impl Timestamp {
     /// Reads an HL7 v2 `DTM`/`TS`: `YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`,
     /// through `datetime::hl7`.
     ///
-    /// A time without an offset is taken as UTC: the sender's local zone is
-    /// not in the message, and within one feed the differences between its
-    /// times (which is all a window compares) are right either way. Fewer
+    /// A time without an offset is taken as UTC here; the engine reads a
+    /// message's times with [`Timestamp::parse_hl7_in`] in the zone of MSH-7's
+    /// offset or the channel's `fhir.timezone` (`crate::extract_in`). Fewer
     /// than eight digits (a year or a month alone) is too coarse for a
     /// window and reads as `None`, as does anything that is not a date
     /// (30 February included) and a leap second.
     pub fn parse_hl7(text: &str) -> Option<Timestamp> {
+        Timestamp::parse_hl7_in(text, None)
+    }
+
+    /// [`Timestamp::parse_hl7`], a time without an offset read in `zone` (its
+    /// offset at that local time), else UTC: the rule the FHIR conversion
+    /// follows, so the rules and the repository name the same instant.
+    pub fn parse_hl7_in(text: &str, zone: Option<&datetime::Zone>) -> Option<Timestamp> {
         let dtm = datetime::hl7::parse(text)?;
         dtm.day?;
-        dtm.unix_seconds(None).map(Timestamp)
+        dtm.unix_seconds(zone).map(Timestamp)
     }
 
     /// This instant moved back by `window` (the start of a window ending here).

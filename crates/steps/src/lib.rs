@@ -375,6 +375,9 @@ impl Filter {
                 Returned::Other(kind) => Err(StepError::Script(format!(
                     "the filter script returned a {kind}, not true or false"
                 ))),
+                Returned::Json(_) => Err(StepError::Script(
+                    "the filter script returned a value, not true or false".into(),
+                )),
             },
         }
     }

@@ -97,6 +97,8 @@ pub enum Returned {
     Nothing,
     Bool(bool),
     Other(String),
+    /// What [`Script::evaluate`] hands back: the returned value as JSON text.
+    Json(String),
 }
 
 impl Script {
@@ -142,6 +144,32 @@ impl Script {
             *message = back;
         }
         result
+    }
+}
+
+impl Script {
+    /// Runs the script as a function of its inputs, for callers that read what it
+    /// returns (the clinical rules' custom rules): the message is read-only (`msg.set`,
+    /// `setRaw` and `delete` throw), each of `inputs` (a global's name, its value as
+    /// JSON text) is a global the script can read and not change (deep-frozen), and
+    /// what the script returns comes back as JSON text (`None` for `undefined` or
+    /// `null`). Same sandbox, threads and limits as [`Script::run`]; errors name the
+    /// script's line as [`Script::run`]'s do.
+    pub fn evaluate(
+        &self,
+        message: &OwnedMessage,
+        inputs: Vec<(String, String)>,
+    ) -> Result<Option<String>, StepError> {
+        let job =
+            threads::Job::evaluate(self.program.clone(), self.limits, message.clone(), inputs);
+        match threads::execute(job).1? {
+            Returned::Json(text) => Ok(Some(text)),
+            Returned::Nothing => Ok(None),
+            Returned::Bool(b) => Ok(Some(b.to_string())),
+            Returned::Other(kind) => Err(StepError::Script(format!(
+                "the script returned a {kind}, which is not a JSON value"
+            ))),
+        }
     }
 }
 

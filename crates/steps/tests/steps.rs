@@ -680,3 +680,35 @@ fn script_errors_name_the_line_and_column_of_the_script_as_written() {
     assert!(e.contains("line 2, column"), "{e}");
     assert!(!e.contains("eval_script"), "{e}");
 }
+
+/// `Script::evaluate` (the clinical rules' custom rules): inputs as frozen globals, the
+/// message read-only, what the script returns back as JSON text.
+#[test]
+fn evaluate_reads_frozen_inputs_and_the_message_and_returns_json() {
+    let message = hl7v2::OwnedMessage::parse(
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||123^^^H^MR\r",
+    )
+    .unwrap();
+    let script = steps::Script::new(
+        r#"var r = { a: input.a, pid: msg.get("PID-3.1") };
+try { input.a = 2; } catch (e) { r.inputThrew = true; }
+try { msg.set("PID-3.1", "x"); } catch (e) { r.setThrew = true; }
+return r;"#,
+        steps::Limits::default(),
+    )
+    .unwrap();
+    let out = script
+        .evaluate(
+            &message,
+            vec![("input".to_owned(), r#"{"a":1}"#.to_owned())],
+        )
+        .unwrap();
+    assert_eq!(
+        out.as_deref(),
+        Some(r#"{"a":1,"pid":"123","inputThrew":true,"setThrew":true}"#)
+    );
+    let nothing = steps::Script::new("return;", steps::Limits::default()).unwrap();
+    assert_eq!(nothing.evaluate(&message, Vec::new()).unwrap(), None);
+    let function = steps::Script::new("return function () {};", steps::Limits::default()).unwrap();
+    assert!(function.evaluate(&message, Vec::new()).is_err());
+}

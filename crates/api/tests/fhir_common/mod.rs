@@ -43,6 +43,11 @@ pub fn convert(text: &str) -> v2_fhir::Bundle {
 
 impl Repo {
     pub fn start() -> Repo {
+        Repo::start_with(|api| api)
+    }
+
+    /// [`Repo::start`], the API changed by `configure` first.
+    pub fn start_with(configure: impl FnOnce(api::Api) -> api::Api) -> Repo {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         fhir_repo::migrate_blocking(&store).unwrap();
@@ -55,10 +60,10 @@ impl Repo {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = api::router(api::Api {
+        let app = api::router(configure(api::Api {
             fhir_base: Some(format!("http://{addr}/fhir")),
             ..api::Api::new(store.clone())
-        });
+        }));
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
         Repo {
             store,

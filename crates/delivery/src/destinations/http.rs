@@ -327,6 +327,15 @@ impl HttpDestination {
                 });
                 ("application/json", Bytes::from(envelope.to_string()))
             }
+            HttpBody::JsonPayload => {
+                if serde_json::from_slice::<serde_json::Value>(&message.payload).is_err() {
+                    return Err(DeliveryError::refused(
+                        "the payload is not JSON, and body = \"json_payload\" sends JSON only",
+                        "not sent",
+                    ));
+                }
+                ("application/json", message.payload.clone())
+            }
         };
         let (status, body) = self
             .endpoint

@@ -14,6 +14,12 @@
 //! with the Bundles of messages this engine decided but whose batch is not written yet
 //! ([`Recent`]), so the second of two messages in one batch sees the first.
 //!
+//! Custom rules (`[[rules.custom]]`, scripts in the channel scripts' sandbox) run after
+//! the built-in ones with the message and the record's resources; one that fails
+//! leaves the message errored, naming the rule and the script's line, as a failed read
+//! of the record does. Times without an offset are read as the FHIR conversion reads
+//! them: MSH-7's offset, else the channel's `fhir.timezone`.
+//!
 //! The alerts that fire (after suppression against the patient's stored alerts and the
 //! ones of the same not yet written batch) are written in the transaction that records
 //! the message processed: a row each in `rules_alerts` (see `rules::stored`) and, with
@@ -76,6 +82,9 @@ pub struct RulesSection {
     pub allergy_medication: Option<AllergyMedicationConfig>,
     #[serde(default)]
     pub duplicate_test: Option<DuplicateTestConfig>,
+    /// `[[rules.custom]]`: custom rules, scripts in the JavaScript sandbox.
+    #[serde(default)]
+    pub custom: Option<Vec<rules::CustomRuleConfig>>,
 }
 
 fn yes() -> bool {
@@ -92,6 +101,7 @@ impl Default for RulesSection {
             sepsis_screen: None,
             allergy_medication: None,
             duplicate_test: None,
+            custom: None,
         }
     }
 }
@@ -115,6 +125,34 @@ impl RulesSection {
         if let Some(c) = &self.duplicate_test {
             config.duplicate_test = c.clone();
         }
+        if let Some(c) = &self.custom {
+            config.custom = c.clone();
+        }
+        config
+    }
+
+    /// The alerts channel's destinations: `destinations`, an `http` one without `body`
+    /// sending the alert as JSON (`body = "json_payload"` with the payload
+    /// [`AlertPayloads`] makes); `body = "hl7"` or `"json"` sends the ORU^R01 as on a
+    /// channel.
+    pub fn alert_destinations(&self) -> Vec<DestinationConfig> {
+        self.destinations
+            .iter()
+            .cloned()
+            .map(|mut d| {
+                if d.kind == delivery::DestinationKind::Http && d.body.is_none() {
+                    d.body = Some(delivery::HttpBody::JsonPayload);
+                }
+                d
+            })
+            .collect()
+    }
+
+    /// The settings the CDS Hooks services answer with: `[rules]`' tables, and no rule
+    /// when `[rules] enabled = false` (the services then answer with no cards).
+    pub fn cds_settings(&self) -> RulesConfig {
+        let mut config = self.defaults();
+        config.enabled = self.enabled;
         config
     }
 
@@ -123,10 +161,11 @@ impl RulesSection {
         own.cloned().unwrap_or_else(|| self.defaults())
     }
 
-    /// Problems with `[rules]`, as (key, message).
-    pub fn check(&self) -> Vec<(String, String)> {
+    /// Problems with `[rules]`, as (key, message); custom rules' scripts are read
+    /// (relative to `base_dir`) and compiled.
+    pub fn check(&self, base_dir: &std::path::Path) -> Vec<(String, String)> {
         let mut errors = Vec::new();
-        if let Err(e) = self.defaults().validate() {
+        if let Err(e) = Rules::load(&self.defaults(), base_dir) {
             errors.push(config_error("rules", &e));
         }
         let mut names = std::collections::HashSet::new();
@@ -154,9 +193,14 @@ pub fn config_error(at: &str, error: &rules::ConfigError) -> (String, String) {
     }
 }
 
-/// Problems with `[channels.NAME.rules]`; `at` is `channels.NAME`.
-pub fn check_channel(config: &RulesConfig, at: &str) -> Vec<(String, String)> {
-    match config.validate() {
+/// Problems with `[channels.NAME.rules]`; `at` is `channels.NAME`. Custom rules'
+/// scripts are read (relative to `base_dir`) and compiled.
+pub fn check_channel(
+    config: &RulesConfig,
+    at: &str,
+    base_dir: &std::path::Path,
+) -> Vec<(String, String)> {
+    match Rules::load(config, base_dir).map(drop) {
         Ok(()) => Vec::new(),
         Err(e) => vec![config_error(&format!("{at}.rules"), &e)],
     }
@@ -227,13 +271,18 @@ impl Recent {
     }
 }
 
-/// The alerts channel's payloads for `fhir` destinations: the ORU the router made into
-/// a Bundle of Observations is replaced by the alert as a `DetectedIssue` transaction
-/// Bundle (`rules::stored::detected_issue_bundle`), read from the alert's row.
+/// The alerts channel's payloads for `fhir` and JSON webhook destinations, read from
+/// the alert's row: for `fhir`, the ORU the router made into a Bundle of Observations
+/// is replaced by the alert as a `DetectedIssue` transaction Bundle
+/// (`rules::stored::detected_issue_bundle`); for an `http` destination sending
+/// `json_payload` (the default for `[rules]`' `http` destinations), by the alert as
+/// JSON (`rules::stored::alert_json`).
 pub struct AlertPayloads {
     pub store: Store,
     /// The `fhir` destinations of `[rules]`.
     pub fhir: std::collections::HashSet<String>,
+    /// The `http` destinations of `[rules]` that send the alert as JSON.
+    pub json: std::collections::HashSet<String>,
     /// The system of the enterprise identifier a DetectedIssue names its patient by.
     pub patient_system: String,
 }
@@ -244,7 +293,8 @@ impl AlertPayloads {
     pub fn reshape(&self, message: store::MessageId, routed: &mut delivery::Routed) {
         use delivery::RouteOutcome;
         let wanted = |e: &delivery::RoutedEntry| {
-            self.fhir.contains(&*e.destination) && matches!(e.outcome, RouteOutcome::Payload(_))
+            (self.fhir.contains(&*e.destination) || self.json.contains(&*e.destination))
+                && matches!(e.outcome, RouteOutcome::Payload(_))
         };
         if !routed.entries.iter().any(wanted) {
             return;
@@ -256,9 +306,13 @@ impl AlertPayloads {
             if !wanted(entry) {
                 continue;
             }
+            let fhir = self.fhir.contains(&*entry.destination);
             entry.outcome = match &alert {
-                Ok(Some(alert)) => RouteOutcome::Payload(bytes::Bytes::from(
+                Ok(Some(alert)) if fhir => RouteOutcome::Payload(bytes::Bytes::from(
                     rules::stored::detected_issue_bundle(alert, &self.patient_system).to_string(),
+                )),
+                Ok(Some(alert)) => RouteOutcome::Payload(bytes::Bytes::from(
+                    rules::stored::alert_json(alert, &self.patient_system).to_string(),
                 )),
                 Ok(None) => RouteOutcome::Errored {
                     step: "alert".into(),
@@ -285,6 +339,8 @@ pub struct AlertOutput {
 #[derive(Clone)]
 pub struct RulesContext {
     pub section: RulesSection,
+    /// The configuration file's directory: custom rules' `script_file` is relative to it.
+    pub base_dir: std::path::PathBuf,
     pub store: Store,
     pub recent: Arc<Recent>,
     pub output: Option<AlertOutput>,
@@ -306,8 +362,19 @@ impl RulesContext {
         if !config.enabled {
             return Ok(None);
         }
-        RulesStage::new(
+        // Times without an offset are read as the FHIR conversion reads them: MSH-7's
+        // offset, else the channel's `fhir.timezone` (checked with the configuration).
+        let zone = match channel.fhir.as_ref().and_then(|f| f.timezone.as_deref()) {
+            Some(text) => Some(
+                text.parse::<datetime::Zone>()
+                    .map_err(|e| rules::ConfigError(format!("fhir.timezone: {e}")))?,
+            ),
+            None => None,
+        };
+        RulesStage::load(
             &config,
+            &self.base_dir,
+            zone,
             self.store.clone(),
             enterprise_system,
             self.recent.clone(),
@@ -320,6 +387,9 @@ impl RulesContext {
 /// Runs one channel's rules.
 pub struct RulesStage {
     rules: Rules,
+    /// The channel's `fhir.timezone`: where times without an offset are read when
+    /// MSH-7 has none.
+    zone: Option<datetime::Zone>,
     store: Store,
     enterprise_system: Option<String>,
     recent: Arc<Recent>,
@@ -327,7 +397,9 @@ pub struct RulesStage {
 }
 
 impl RulesStage {
-    /// The stage for a channel with settings `config` (checked first).
+    /// The stage for a channel with settings `config` (checked first), times without
+    /// an offset read as UTC when MSH-7 has none, custom rules' scripts relative to the
+    /// working directory.
     pub fn new(
         config: &RulesConfig,
         store: Store,
@@ -335,8 +407,32 @@ impl RulesStage {
         recent: Arc<Recent>,
         output: Option<AlertOutput>,
     ) -> Result<RulesStage, rules::ConfigError> {
+        RulesStage::load(
+            config,
+            std::path::Path::new("."),
+            None,
+            store,
+            enterprise_system,
+            recent,
+            output,
+        )
+    }
+
+    /// The stage for a channel with settings `config` (checked first): custom rules'
+    /// scripts relative to `base_dir`, times without an offset in `zone` when MSH-7 has
+    /// no offset.
+    pub fn load(
+        config: &RulesConfig,
+        base_dir: &std::path::Path,
+        zone: Option<datetime::Zone>,
+        store: Store,
+        enterprise_system: Option<String>,
+        recent: Arc<Recent>,
+        output: Option<AlertOutput>,
+    ) -> Result<RulesStage, rules::ConfigError> {
         Ok(RulesStage {
-            rules: Rules::new(config)?,
+            rules: Rules::load(config, base_dir)?,
+            zone,
             store,
             enterprise_system,
             recent,
@@ -380,16 +476,19 @@ impl Stage for RulesStage {
             Ok(message) => message,
             Err(stop) => return stop,
         };
-        let facts = rules::extract(&message);
+        let facts = rules::extract_in(&message, self.zone.as_ref());
+        let zone = rules::message_zone(&message, self.zone.as_ref());
         let now = message
             .get_str("MSH-7")
             .ok()
             .flatten()
-            .and_then(|t| Timestamp::parse_hl7(&t))
+            .and_then(|t| Timestamp::parse_hl7_in(&t, zone.as_ref()))
             .unwrap_or(Timestamp::from_unix_seconds(work.received_at.0 / 1_000_000));
         let id = work.id.0;
         let (bundles, recent_alerts) = self.recent.before(&key, id);
-        let alerts = if has_facts(&facts) && !self.rules.kinds().is_empty() {
+        let alerts = if (has_facts(&facts) || self.rules.has_custom())
+            && !self.rules.kinds().is_empty()
+        {
             let patient = key.alert_patient();
             let since = now.minus(rules::Window::seconds_of(LOOKBACK_SECONDS));
             let read = self.store.read(|conn| {
@@ -420,8 +519,28 @@ impl Stage for RulesStage {
                 );
             }
             previous.extend(recent_alerts);
-            self.rules
-                .evaluate_and_suppress(&patient, &facts, &history, now, &previous)
+            match self.rules.evaluate_message(
+                &patient,
+                &facts,
+                &work.message,
+                &history,
+                now,
+                &previous,
+            ) {
+                Ok(alerts) => alerts,
+                Err(error) => {
+                    // Like a failed read of the record: the message stays visible as
+                    // errored with the rule and the script's line, to be reprocessed
+                    // once the script is fixed. Never the values (the script's words
+                    // are its author's, not the message's).
+                    tracing::warn!(message = ?work.id, channel = %work.channel, rule = %error.rule, "custom rule failed");
+                    return StageOutcome::Stop {
+                        state: MessageState::Errored,
+                        reason: format!("rules: {error}"),
+                        commit: None,
+                    };
+                }
+            }
         } else {
             Vec::new()
         };
@@ -566,11 +685,29 @@ mod tests {
     }
 
     #[test]
+    fn cds_hooks_answer_with_rules_settings_and_nothing_when_rules_are_off() {
+        let section: super::RulesSection = toml::from_str(
+            "[duplicate_test]\nshipped_tests = false\ntests = [ { loinc = \"1988-5\", window = \"2h\", source = \"ours\" } ]\n",
+        )
+        .unwrap();
+        let settings = section.cds_settings();
+        assert!(settings.enabled);
+        assert_eq!(settings.duplicate_test.tests.len(), 1);
+        let off = super::RulesSection {
+            enabled: false,
+            ..section
+        };
+        let rules = api::cds_screening_rules(&off.cds_settings()).unwrap();
+        assert!(rules.kinds().is_empty());
+    }
+
+    #[test]
     fn a_channel_without_the_repository_or_with_rules_off_has_no_stage() {
         let dir = tempfile::tempdir().unwrap();
         let store = store::Store::open(dir.path()).unwrap();
         let context = |section: super::RulesSection| super::RulesContext {
             section,
+            base_dir: dir.path().to_path_buf(),
             store: store.clone(),
             recent: super::Recent::new(),
             output: None,

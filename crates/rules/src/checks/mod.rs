@@ -13,8 +13,11 @@ pub use delta::DeltaCheck;
 pub use duplicate::DuplicateTest;
 pub use sepsis::SepsisScreen;
 
+use std::path::Path;
+
 use crate::alert::{Alert, AlertKind, Suppression};
 use crate::config::{ConfigError, RulesConfig};
+use crate::custom::{CustomRule, RuleError, record_json};
 use crate::facts::{ClinicalFacts, Observation, PatientId};
 use crate::history::PatientHistory;
 use crate::time::Timestamp;
@@ -45,15 +48,30 @@ pub trait Rule: std::fmt::Debug + Send + Sync {
 #[derive(Debug)]
 pub struct Rules {
     enabled: Vec<Box<dyn Rule>>,
+    /// The custom rules (scripts), run by [`Rules::evaluate_message`] only.
+    custom: Vec<CustomRule>,
     suppression: Suppression,
 }
 
 impl Rules {
-    /// Builds the rules from `config` (checked first) and the shipped tables.
+    /// Builds the rules from `config` (checked first) and the shipped tables; custom
+    /// rules' script files are read relative to the working directory.
     pub fn new(config: &RulesConfig) -> Result<Rules, ConfigError> {
+        Rules::load(config, Path::new("."))
+    }
+
+    /// Builds the rules from `config` (checked first) and the shipped tables, reading
+    /// and compiling the custom rules' scripts (`script_file` relative to `base`: the
+    /// configuration file's directory). A script that cannot be read or does not
+    /// compile is an error naming its key (`custom[0].script_file`) and line.
+    pub fn load(config: &RulesConfig, base: &Path) -> Result<Rules, ConfigError> {
         config.validate()?;
         let mut enabled: Vec<Box<dyn Rule>> = Vec::new();
+        let mut custom = Vec::new();
         if config.enabled {
+            for (i, rule) in config.custom.iter().enumerate() {
+                custom.push(CustomRule::load(rule, base, &format!("custom[{i}]"))?);
+            }
             if config.critical_values.enabled {
                 enabled.push(Box::new(CriticalValues::from_config(
                     &config.critical_values,
@@ -76,32 +94,74 @@ impl Rules {
                 )?));
             }
         }
+        let custom_windows: Vec<(AlertKind, crate::time::Window)> = custom
+            .iter()
+            .map(|c| (c.kind(), c.suppress_for()))
+            .collect();
         Ok(Rules {
             enabled,
-            suppression: Suppression::new([
-                (
-                    AlertKind::CriticalValue,
-                    config.critical_values.suppress_for,
-                ),
-                (AlertKind::DeltaCheck, config.delta_check.suppress_for),
-                (AlertKind::SepsisScreen, config.sepsis_screen.suppress_for),
-                (
-                    AlertKind::AllergyMedication,
-                    config.allergy_medication.suppress_for,
-                ),
-                (AlertKind::DuplicateTest, config.duplicate_test.suppress_for),
-            ]),
+            custom,
+            suppression: Suppression::new(
+                [
+                    (
+                        AlertKind::CriticalValue,
+                        config.critical_values.suppress_for,
+                    ),
+                    (AlertKind::DeltaCheck, config.delta_check.suppress_for),
+                    (AlertKind::SepsisScreen, config.sepsis_screen.suppress_for),
+                    (
+                        AlertKind::AllergyMedication,
+                        config.allergy_medication.suppress_for,
+                    ),
+                    (AlertKind::DuplicateTest, config.duplicate_test.suppress_for),
+                ]
+                .into_iter()
+                .chain(custom_windows),
+            ),
         })
     }
 
-    /// The rules that run.
+    /// The rules that run (built-in, then custom).
     pub fn kinds(&self) -> Vec<AlertKind> {
-        self.enabled.iter().map(|r| r.kind()).collect()
+        self.enabled
+            .iter()
+            .map(|r| r.kind())
+            .chain(self.custom.iter().map(CustomRule::kind))
+            .collect()
     }
 
-    /// Every alert the message's `facts` raise for `patient`, before
-    /// suppression. `now` stands in for a fact's time when the message has
-    /// none.
+    /// Whether any custom rule runs.
+    pub fn has_custom(&self) -> bool {
+        !self.custom.is_empty()
+    }
+
+    /// Every rule on one message, the built-in ones on its `facts` and the custom ones
+    /// on the message itself with the record's resources, then suppression against
+    /// `previous`. A custom rule that fails (its script throws, runs past its limits,
+    /// returns what is not an alert) fails the message's rule evaluation: the error
+    /// names the rule and, for a script error, the script's line.
+    pub fn evaluate_message(
+        &self,
+        patient: &PatientId,
+        facts: &ClinicalFacts,
+        message: &hl7v2::OwnedMessage,
+        history: &dyn PatientHistory,
+        now: Timestamp,
+        previous: &[Alert],
+    ) -> Result<Vec<Alert>, RuleError> {
+        let mut alerts = self.evaluate(patient, facts, history, now);
+        if !self.custom.is_empty() {
+            let record = record_json(patient, history.resources());
+            for rule in &self.custom {
+                alerts.extend(rule.run(patient, message, &record, now)?);
+            }
+        }
+        Ok(self.suppression.filter(alerts, previous))
+    }
+
+    /// Every alert the built-in rules raise on the message's `facts` for
+    /// `patient`, before suppression. `now` stands in for a fact's time when the
+    /// message has none. Custom rules need the message: [`Rules::evaluate_message`].
     pub fn evaluate(
         &self,
         patient: &PatientId,
@@ -121,8 +181,8 @@ impl Rules {
             .collect()
     }
 
-    /// [`Rules::evaluate`], then the alerts `previous` (the patient's
-    /// recent alerts) do not suppress.
+    /// [`Rules::evaluate`] (the built-in rules), then the alerts `previous` (the
+    /// patient's recent alerts) do not suppress.
     pub fn evaluate_and_suppress(
         &self,
         patient: &PatientId,

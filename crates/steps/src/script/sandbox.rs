@@ -22,7 +22,17 @@ pub(super) enum Task {
     Check,
     /// Call it on a message.
     Run { message: OwnedMessage, vars: Vars },
+    /// Call it as a function of its inputs: the message read-only, each input (a global's
+    /// name and its value as JSON text) a deep-frozen global; what it returns comes back
+    /// as JSON text ([`Returned::Json`]).
+    Evaluate {
+        message: OwnedMessage,
+        inputs: Vec<(String, String)>,
+    },
 }
+
+/// Freezes a value and everything reachable from it, so an input cannot be changed.
+const DEEP_FREEZE: &str = "(function freeze(v) { if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) { Object.freeze(v); for (const k of Object.keys(v)) freeze(v[k]); } return v; })";
 
 /// One runtime, reused; its contexts are not.
 pub(super) struct Sandbox {
@@ -82,15 +92,19 @@ impl Sandbox {
         limits: Limits,
         task: Task,
     ) -> (Option<OwnedMessage>, Result<Returned, StepError>, bool) {
-        let (checking, message, vars) = match task {
-            Task::Check => (true, None, Vars::default()),
-            Task::Run { message, vars } => (false, Some(message), vars),
+        let (checking, message, vars, inputs) = match task {
+            Task::Check => (true, None, Vars::default(), None),
+            Task::Run { message, vars } => (false, Some(message), vars, None),
+            Task::Evaluate { message, inputs } => {
+                (false, Some(message), Vars::default(), Some(inputs))
+            }
         };
-        let slot = Rc::new(MessageSlot::new(message, limits.memory));
+        let read_only = inputs.is_some();
+        let slot = Rc::new(MessageSlot::new(message, limits.memory, read_only));
         self.runtime.set_memory_limit(limits.memory);
         let started = Instant::now();
         self.deadline.set(Some(started + limits.time));
-        let outcome = self.run_in_fresh_context(program, checking, &slot, &vars);
+        let outcome = self.run_in_fresh_context(program, checking, &slot, &vars, inputs.as_deref());
         self.deadline.set(None);
         // A script's own error leaves the runtime as good as its context, which goes
         // anyway; one stopped by a limit, or with jobs left (reactions queued past the
@@ -109,6 +123,7 @@ impl Sandbox {
         checking: bool,
         slot: &Rc<MessageSlot>,
         vars: &Vars,
+        inputs: Option<&[(String, String)]>,
     ) -> Result<Returned, Failure> {
         let thrown = |e: String| Failure::Thrown(e);
         let context = match self.next.take() {
@@ -159,10 +174,47 @@ impl Sandbox {
                 }
                 .and_then(|()| globals.set("msg", msg.clone()))
                 .map_err(|e| thrown(e.to_string()))?;
+                if let Some(inputs) = inputs {
+                    // Made before the program runs, so it cannot be replaced by the program.
+                    let freeze: Function = ctx
+                        .eval::<Function, _>(DEEP_FREEZE)
+                        .catch(&ctx)
+                        .map_err(|e| thrown(e.to_string()))?;
+                    for (name, json) in inputs {
+                        let value = ctx
+                            .json_parse(json.as_str())
+                            .catch(&ctx)
+                            .map_err(|e| thrown(format!("the input {name} is not JSON: {e}")))?;
+                        let value: Value = freeze
+                            .call((value,))
+                            .catch(&ctx)
+                            .map_err(|e| thrown(e.to_string()))?;
+                        globals
+                            .set(name.as_str(), value)
+                            .map_err(|e| thrown(e.to_string()))?;
+                    }
+                }
                 let value: Value = function.call((msg,)).catch(&ctx).map_err(|e| match e {
                     rquickjs::CaughtError::Value(v) if v.is_null() => Failure::ThrewNull,
                     e => thrown(e.to_string()),
                 })?;
+                if inputs.is_some() {
+                    if value.is_undefined() || value.is_null() {
+                        return Ok(Returned::Nothing);
+                    }
+                    let text = ctx
+                        .json_stringify(value)
+                        .catch(&ctx)
+                        .map_err(|e| thrown(e.to_string()))?;
+                    return match text {
+                        Some(text) => text
+                            .to_string()
+                            .map(Returned::Json)
+                            .map_err(|e| thrown(e.to_string())),
+                        // A function or symbol: nothing JSON can hold.
+                        None => Ok(Returned::Other("function".to_owned())),
+                    };
+                }
                 Ok(if value.is_undefined() || value.is_null() {
                     Returned::Nothing
                 } else if let Some(b) = value.as_bool() {
@@ -287,10 +339,12 @@ struct MessageSlot {
     heap_limited: Cell<bool>,
     /// Whether the message grew past the whole limit.
     grew_too_much: Cell<bool>,
+    /// Whether the script may only read the message (a rule).
+    read_only: bool,
 }
 
 impl MessageSlot {
-    fn new(message: Option<OwnedMessage>, memory: usize) -> MessageSlot {
+    fn new(message: Option<OwnedMessage>, memory: usize, read_only: bool) -> MessageSlot {
         let received_bytes = message.as_ref().map_or(0, |m| m.to_bytes().len());
         MessageSlot {
             message: RefCell::new(message),
@@ -298,6 +352,7 @@ impl MessageSlot {
             received_bytes,
             heap_limited: Cell::new(false),
             grew_too_much: Cell::new(false),
+            read_only,
         }
     }
 }
@@ -414,6 +469,12 @@ fn edit(
     slot: &MessageSlot,
     change: impl FnOnce(&mut OwnedMessage) -> hl7v2::Result<()>,
 ) -> rquickjs::Result<()> {
+    if slot.read_only {
+        return Err(rquickjs::Exception::throw_type(
+            ctx,
+            "msg is read-only here: this script reads the message, it does not change it",
+        ));
+    }
     let mut message = slot.message.borrow_mut();
     let Some(msg) = message.as_mut() else {
         return Err(rquickjs::Exception::throw_message(ctx, "no message"));

@@ -38,6 +38,19 @@ impl Job {
         }
     }
 
+    pub(super) fn evaluate(
+        program: Arc<str>,
+        limits: Limits,
+        message: OwnedMessage,
+        inputs: Vec<(String, String)>,
+    ) -> Job {
+        Job {
+            program,
+            limits,
+            task: Task::Evaluate { message, inputs },
+        }
+    }
+
     pub(super) fn run(program: Arc<str>, limits: Limits, message: OwnedMessage, vars: Vars) -> Job {
         Job {
             program,
@@ -110,7 +123,7 @@ pub(super) fn execute(job: Job) -> Answer {
 
 fn take_message(job: Job) -> Option<OwnedMessage> {
     match job.task {
-        Task::Run { message, .. } => Some(message),
+        Task::Run { message, .. } | Task::Evaluate { message, .. } => Some(message),
         Task::Check => None,
     }
 }
