@@ -333,8 +333,8 @@ async fn sign_in(client: &Client, base: &str, user: &str) {
     client.find("#user").await.send_keys(user).await;
     client.find("#password").await.send_keys(PASSWORD).await;
     client.find("form.login button").await.click().await;
-    let heading = client.find("main h1").await;
-    assert_eq!(heading.text().await, "Dashboard");
+    // The sign-in page's heading may still be found for a moment: wait for the next.
+    wait_for_text(client, "main h1", "Dashboard").await;
 }
 
 /// Polls the text of the element `css` until it is `expected` (the page is not
@@ -489,6 +489,25 @@ async fn goto_until(client: &Client, url: &str, css: &str) {
     panic!("no element {css:?} at {url}: {}", client.source().await);
 }
 
+/// Polls until the element `css` holds `expected` (a form's answer replaces the page:
+/// the element of the page before may still be found for a moment).
+async fn wait_for_contains(client: &Client, css: &str, expected: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Some(element) = client.try_find(css).await {
+            last = element.text().await;
+            if last.contains(expected) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{css}: {last:?}, expected {expected:?} in it: {}",
+        client.source().await
+    );
+}
+
 /// The text of the first element `css` selects.
 async fn text_of(client: &Client, css: &str) -> String {
     client.find(css).await.text().await
@@ -597,8 +616,7 @@ async fn quarantine_and_patient_index_in_chromium() {
         .send_keys("name added from the order")
         .await;
     client.find("form.edit button").await.click().await;
-    let notice = text_of(&client, "p.notice").await;
-    assert!(notice.contains("Edit saved"), "{notice}");
+    wait_for_contains(&client, "p.notice", "Edit saved").await;
     let findings = text_of(&client, "table.findings").await;
     assert!(!findings.contains("PID-5"), "{findings}");
     client
@@ -606,8 +624,7 @@ async fn quarantine_and_patient_index_in_chromium() {
         .await
         .click()
         .await;
-    let notice = text_of(&client, "p.notice").await;
-    assert!(notice.contains("Reprocessed as message"), "{notice}");
+    wait_for_contains(&client, "p.notice", "Reprocessed as message").await;
     assert_eq!(text_of(&client, "td.status").await, "reprocessed");
     client.find("a.reprocessed-as").await.click().await;
     let name = client
@@ -637,8 +654,7 @@ async fn quarantine_and_patient_index_in_chromium() {
     screenshot(&client, "review-queue").await;
     violations.push(("review queue", accessibility_violations(&client, &axe).await));
     client.find("button.accept").await.click().await;
-    let notice = text_of(&client, "p.notice").await;
-    assert!(notice.contains("accepted"), "{notice}");
+    wait_for_contains(&client, "p.notice", "accepted").await;
     assert!(
         text_of(&client, "main").await.contains("No record waits for review."),
         "{}",
