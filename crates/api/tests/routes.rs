@@ -99,8 +99,16 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/console/quarantine/discard", Access::Operate),
     ("GET", "/console/quarantine/{id}", Access::Phi),
     ("POST", "/console/quarantine/{id}/edit", Access::Operate),
-    ("POST", "/console/quarantine/{id}/revalidate", Access::Operate),
-    ("POST", "/console/quarantine/{id}/reprocess", Access::Operate),
+    (
+        "POST",
+        "/console/quarantine/{id}/revalidate",
+        Access::Operate,
+    ),
+    (
+        "POST",
+        "/console/quarantine/{id}/reprocess",
+        Access::Operate,
+    ),
     ("POST", "/console/quarantine/{id}/discard", Access::Operate),
     ("POST", "/console/dead-letters/resend", Access::Operate),
     ("GET", "/console/data-quality", Access::Metadata),

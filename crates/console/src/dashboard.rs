@@ -120,7 +120,10 @@ fn alerts_html(viewer: &Viewer, alerts: &[AlertRow]) -> String {
             escape(a.fired_at.as_deref().unwrap_or("")),
             escape(a.detail.as_deref().unwrap_or("")),
         );
-        match (&a.acked_by, a.state == "firing" && viewer.operates && viewer.csrf.is_some()) {
+        match (
+            &a.acked_by,
+            a.state == "firing" && viewer.operates && viewer.csrf.is_some(),
+        ) {
             (Some(by), _) => {
                 let _ = write!(body, "by {}", escape(by));
             }
@@ -249,7 +252,6 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
     page("Dashboard", Some(viewer), &body)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +311,10 @@ mod tests {
             stewards: false,
         };
         let html = dashboard_page(&operator, &board);
-        assert!(html.contains("action=\"/console/alerts/lab%20queue/ack\""), "{html}");
+        assert!(
+            html.contains("action=\"/console/alerts/lab%20queue/ack\""),
+            "{html}"
+        );
         assert!(!html.contains(">quiet<"));
         let viewer = Viewer {
             operates: false,

@@ -187,4 +187,3 @@ pub fn forbidden_page(viewer: &Viewer, what: &str) -> String {
 pub fn time_text(micros: i64) -> String {
     datetime::rfc3339::format_micros(micros)
 }
-

@@ -244,7 +244,6 @@ pub fn message_page(
     page(&format!("Message {}", row.id), Some(viewer), &body)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +264,4 @@ mod tests {
         assert!(!html.contains("<b>"));
         assert!(html.contains("table 0076") || html.contains("MSH-9 Message Type"));
     }
-
 }

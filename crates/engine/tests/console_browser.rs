@@ -572,7 +572,11 @@ async fn quarantine_and_patient_index_in_chromium() {
 
     // An operator edits the quarantined message and reprocesses it.
     sign_in(&client, &base, "olivia").await;
-    client.find("header a[href=\"/console/quarantine\"]").await.click().await;
+    client
+        .find("header a[href=\"/console/quarantine\"]")
+        .await
+        .click()
+        .await;
     goto_until(
         &client,
         &format!("{base}/console/quarantine"),
@@ -587,7 +591,10 @@ async fn quarantine_and_patient_index_in_chromium() {
     row.click().await;
     let findings = text_of(&client, "table.findings").await;
     assert!(findings.contains("PID-5"), "{findings}");
-    violations.push(("quarantine entry", accessibility_violations(&client, &axe).await));
+    violations.push((
+        "quarantine entry",
+        accessibility_violations(&client, &axe).await,
+    ));
     let content = client.find("#content").await;
     let text = client
         .call(
@@ -631,17 +638,25 @@ async fn quarantine_and_patient_index_in_chromium() {
         .find("pre.hl7 span[title^=\"PID-5 Patient Name\"]")
         .await;
     assert_eq!(name.text().await, "QUILLFEATHER^ANNA");
-    client
-        .goto(&format!("{base}/console/data-quality"))
-        .await;
+    client.goto(&format!("{base}/console/data-quality")).await;
     let quality = text_of(&client, "main").await;
-    assert!(quality.contains("PID-5") && quality.contains("LIS"), "{quality}");
-    violations.push(("data quality", accessibility_violations(&client, &axe).await));
+    assert!(
+        quality.contains("PID-5") && quality.contains("LIS"),
+        "{quality}"
+    );
+    violations.push((
+        "data quality",
+        accessibility_violations(&client, &axe).await,
+    ));
     client.find("header form button").await.click().await;
 
     // A steward accepts the review: both records side by side with the weights.
     sign_in(&client, &base, "sam").await;
-    client.find("header a[href=\"/console/reviews\"]").await.click().await;
+    client
+        .find("header a[href=\"/console/reviews\"]")
+        .await
+        .click()
+        .await;
     goto_until(&client, &format!("{base}/console/reviews"), "table.compare").await;
     let compare = text_of(&client, "table.compare").await;
     assert!(
@@ -649,14 +664,25 @@ async fn quarantine_and_patient_index_in_chromium() {
         "{compare}"
     );
     let street = text_of(&client, "table.compare tr.disagree").await;
-    assert!(street.contains("Street") || street.contains("City"), "{street}");
-    assert!(street.contains('-'), "a disagreeing field weighs against: {street}");
+    assert!(
+        street.contains("Street") || street.contains("City"),
+        "{street}"
+    );
+    assert!(
+        street.contains('-'),
+        "a disagreeing field weighs against: {street}"
+    );
     screenshot(&client, "review-queue").await;
-    violations.push(("review queue", accessibility_violations(&client, &axe).await));
+    violations.push((
+        "review queue",
+        accessibility_violations(&client, &axe).await,
+    ));
     client.find("button.accept").await.click().await;
     wait_for_contains(&client, "p.notice", "accepted").await;
     assert!(
-        text_of(&client, "main").await.contains("No record waits for review."),
+        text_of(&client, "main")
+            .await
+            .contains("No record waits for review."),
         "{}",
         client.source().await
     );
@@ -696,7 +722,10 @@ async fn quarantine_and_patient_index_in_chromium() {
     }
     client.goto(&format!("{base}/")).await;
     let nav = text_of(&client, "header").await;
-    assert!(!nav.contains("Quarantine") && !nav.contains("Patient index"), "{nav}");
+    assert!(
+        !nav.contains("Quarantine") && !nav.contains("Patient index"),
+        "{nav}"
+    );
 
     client.close().await;
     engine.shutdown().await;

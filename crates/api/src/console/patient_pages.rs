@@ -15,8 +15,7 @@ use super::{Form, html, redirect_back, viewer};
 use crate::auth::CsrfToken;
 use crate::extract::{Path, Query};
 use crate::patients::{
-    accept_review, merge_patients, parse_enterprise, patient_data, reject_review,
-    unmerge_patients,
+    accept_review, merge_patients, parse_enterprise, patient_data, reject_review, unmerge_patients,
 };
 use crate::{Api, ApiError, Principal};
 
@@ -120,9 +119,8 @@ fn person(principal: &Principal) -> Result<Actor, ApiError> {
 }
 
 fn enterprise(text: &str, name: &str) -> Result<EnterpriseId, ApiError> {
-    parse_enterprise(text).ok_or_else(|| {
-        ApiError::bad_request(format!("{name}: an enterprise id is written E12"))
-    })
+    parse_enterprise(text)
+        .ok_or_else(|| ApiError::bad_request(format!("{name}: an enterprise id is written E12")))
 }
 
 pub(super) async fn accept(
@@ -155,7 +153,9 @@ pub(super) async fn reject(
         let form = Form::parse(&body)?;
         let note = form.get("note").unwrap_or("").to_owned();
         reject_review(&api, id, person(&principal)?, note).await?;
-        Ok(format!("Review {id} rejected: the record is a patient of its own."))
+        Ok(format!(
+            "Review {id} rejected: the record is a patient of its own."
+        ))
     }
     .await;
     redirect_back("/console/reviews", result)
@@ -192,7 +192,10 @@ pub(super) async fn patient(
         golden: data.golden.as_ref().map(|g| {
             let mut record = g.record.clone();
             record.identifiers = g.identifiers.clone();
-            record_view(&SourceKey::new("enterprise", data.current.to_string()), Some(&record))
+            record_view(
+                &SourceKey::new("enterprise", data.current.to_string()),
+                Some(&record),
+            )
         }),
         sources: data
             .sources
@@ -222,17 +225,10 @@ pub(super) async fn patient(
         notice: outcome.notice,
         error: outcome.error,
     };
-    Ok(html(
-        StatusCode::OK,
-        console::patient_page(&viewer, &view),
-    ))
+    Ok(html(StatusCode::OK, console::patient_page(&viewer, &view)))
 }
 
-pub(super) async fn merge(
-    State(api): State<Api>,
-    principal: Principal,
-    body: Bytes,
-) -> Response {
+pub(super) async fn merge(State(api): State<Api>, principal: Principal, body: Bytes) -> Response {
     let form = Form::parse(&body).unwrap_or_default();
     let survivor = form.get("survivor").unwrap_or("").to_owned();
     let back = match parse_enterprise(&survivor) {
@@ -250,11 +246,7 @@ pub(super) async fn merge(
     redirect_back(&back, result)
 }
 
-pub(super) async fn unmerge(
-    State(api): State<Api>,
-    principal: Principal,
-    body: Bytes,
-) -> Response {
+pub(super) async fn unmerge(State(api): State<Api>, principal: Principal, body: Bytes) -> Response {
     let form = Form::parse(&body).unwrap_or_default();
     let back = match form.get("back").and_then(parse_enterprise) {
         Some(e) => format!("/console/patients/{e}"),

@@ -250,10 +250,7 @@ pub(super) async fn edit(
     redirect_back(&back, result)
 }
 
-pub(super) async fn revalidate(
-    State(api): State<Api>,
-    Path(id): Path<String>,
-) -> Response {
+pub(super) async fn revalidate(State(api): State<Api>, Path(id): Path<String>) -> Response {
     let back = format!("/console/quarantine/{id}");
     let result = async {
         let findings = api.quarantine()?.revalidate(entry_id(&id)?).await?;
