@@ -22,6 +22,7 @@
 //! | `GET /console/patients?id=E12` | PHI | sends the browser to that patient |
 //! | `GET /console/patients/{id}` | PHI | a patient's golden record, source records and history |
 //! | `POST /console/patients/merge`, `/unmerge` | steward | `survivor`, `merged`, `note`; `merge_event` |
+//! | `GET /console/admin` | admin | running channels and destinations, the running configuration, its history with diffs, users, tokens, the audit export form |
 //!
 //! Forms post `application/x-www-form-urlencoded` with the session's `csrf_token`
 //! (checked by the access layer before the handler runs); a form's handler answers
@@ -49,6 +50,7 @@ use crate::messages::blocking;
 use crate::routes::{Access, Method, Routes};
 use crate::{Api, ApiError, Principal};
 
+mod admin_pages;
 mod patient_pages;
 mod quarantine_pages;
 
@@ -180,6 +182,12 @@ pub(crate) fn routes() -> Routes {
             Access::Steward,
             patient_pages::unmerge,
         )
+        .add(
+            Method::Get,
+            "/console/admin",
+            Access::Admin,
+            admin_pages::admin,
+        )
 }
 
 /// A urlencoded form's fields, in order (a field may repeat: ticked checkboxes).
@@ -278,6 +286,7 @@ pub(crate) fn viewer_of(principal: &access::Principal, csrf: Option<&CsrfToken>)
         reads_phi: principal.allows(access::Permission::ReadPhi),
         operates: principal.allows(access::Permission::Operate),
         stewards: principal.allows(access::Permission::Steward),
+        administers: principal.allows(access::Permission::Admin),
     }
 }
 

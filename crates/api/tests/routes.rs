@@ -119,6 +119,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/console/patients/{id}", Access::Phi),
     ("POST", "/console/patients/merge", Access::Steward),
     ("POST", "/console/patients/unmerge", Access::Steward),
+    ("GET", "/console/admin", Access::Admin),
 ];
 
 #[test]

@@ -272,6 +272,7 @@ mod tests {
             reads_phi: false,
             operates: false,
             stewards: false,
+            administers: false,
         };
         let html = dashboard_page(&viewer, &board);
         assert!(html.contains("data-count=\"lab/errored\">3<"), "{html}");
@@ -309,6 +310,7 @@ mod tests {
             reads_phi: true,
             operates: true,
             stewards: false,
+            administers: false,
         };
         let html = dashboard_page(&operator, &board);
         assert!(

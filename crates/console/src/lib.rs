@@ -14,11 +14,13 @@
 
 use std::fmt::Write as _;
 
+mod admin;
 mod dashboard;
 mod messages;
 mod patients;
 mod quarantine;
 
+pub use admin::*;
 pub use dashboard::*;
 pub use messages::*;
 pub use patients::*;
@@ -86,6 +88,8 @@ pub struct Viewer {
     pub operates: bool,
     /// Whether the role makes patient index decisions: reviews, merge, unmerge.
     pub stewards: bool,
+    /// Whether the role administers: users, tokens, configuration, the audit trail.
+    pub administers: bool,
 }
 
 impl Viewer {
@@ -125,6 +129,9 @@ pub(crate) fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
         nav.push_str("<a href=\"/console/data-quality\">Data quality</a>");
         if v.reads_phi {
             nav.push_str("<a href=\"/console/reviews\">Patient index</a>");
+        }
+        if v.administers {
+            nav.push_str("<a href=\"/console/admin\">Administration</a>");
         }
         let _ = write!(
             nav,

@@ -370,6 +370,7 @@ mod tests {
             reads_phi: true,
             operates: false,
             stewards: true,
+            administers: false,
         };
         let html = reviews_page(&steward, std::slice::from_ref(&review), None, None);
         assert!(
@@ -380,6 +381,7 @@ mod tests {
         assert!(html.contains("name=\"enterprise_id\" value=\"E1\""));
         let analyst = Viewer {
             stewards: false,
+            administers: false,
             ..steward
         };
         let html = reviews_page(&analyst, &[review], None, None);

@@ -467,6 +467,7 @@ mod tests {
             reads_phi: true,
             operates,
             stewards: false,
+            administers: false,
         }
     }
 

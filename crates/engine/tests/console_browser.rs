@@ -534,6 +534,7 @@ async fn quarantine_and_patient_index_in_chromium() {
         ("olivia", Role::Operator),
         ("sam", Role::Steward),
         ("vic", Role::Viewer),
+        ("ada", Role::Admin),
     ] {
         users
             .add_user(name, role, Some(PASSWORD), None)
@@ -696,6 +697,29 @@ async fn quarantine_and_patient_index_in_chromium() {
     violations.push(("patient", accessibility_violations(&client, &axe).await));
     client.find("header form button").await.click().await;
 
+    // An administrator sees the running channels, their destinations and the users.
+    sign_in(&client, &base, "ada").await;
+    client
+        .find("header a[href=\"/console/admin\"]")
+        .await
+        .click()
+        .await;
+    let channels = text_of(&client, "main table").await;
+    assert!(
+        channels.contains("adt") && channels.contains("lab") && channels.contains("archive"),
+        "{channels}"
+    );
+    let page = text_of(&client, "main").await;
+    assert!(
+        page.contains("olivia") && page.contains("steward"),
+        "{page}"
+    );
+    violations.push((
+        "administration",
+        accessibility_violations(&client, &axe).await,
+    ));
+    client.find("header form button").await.click().await;
+
     let serious: Vec<_> = violations.iter().filter(|(_, v)| !v.is_empty()).collect();
     assert!(serious.is_empty(), "{serious:#?}");
 
@@ -708,6 +732,7 @@ async fn quarantine_and_patient_index_in_chromium() {
         "/console/quarantine/1",
         "/console/reviews",
         "/console/patients/E1",
+        "/console/admin",
     ] {
         client.goto(&format!("{base}{page}")).await;
         client.find("main h1").await;
