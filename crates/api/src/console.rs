@@ -408,15 +408,27 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
                     .collect()
             })
             .unwrap_or_default(),
+        notice: None,
+        error: None,
     })
+}
+
+/// What a form's redirect says happened (`?notice=` or `?error=`).
+#[derive(serde::Deserialize, Default)]
+struct Outcome {
+    notice: Option<String>,
+    error: Option<String>,
 }
 
 async fn dashboard(
     State(api): State<Api>,
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
+    Query(outcome): Query<Outcome>,
 ) -> Result<Response, ApiError> {
-    let board = dashboard_data(&api).await?;
+    let mut board = dashboard_data(&api).await?;
+    board.notice = outcome.notice;
+    board.error = outcome.error;
     Ok(html(
         StatusCode::OK,
         console::dashboard_page(&viewer(&principal, csrf.as_ref()), &board),

@@ -73,6 +73,9 @@ pub struct Dashboard {
     pub thresholds: AgeThresholds,
     /// Every configured alert and its state.
     pub alerts: Vec<AlertRow>,
+    /// What the last form did (an acknowledgement), from the redirect's query.
+    pub notice: Option<String>,
+    pub error: Option<String>,
 }
 
 /// An alert as the dashboard shows it (no patient data: names, states and counts).
@@ -184,7 +187,8 @@ impl Dashboard {
 /// The dashboard page. Counts link to the message browser filtered on them when the
 /// viewer reads message content.
 pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
-    let mut body = String::from("<div data-live=\"/console/events\">");
+    let mut body = crate::outcome_html(board.notice.as_deref(), board.error.as_deref());
+    body.push_str("<div data-live=\"/console/events\">");
     body.push_str("<h2>Channels</h2><table><caption>Messages by state</caption><thead><tr><th scope=\"col\">Channel</th>");
     for state in STATES {
         let _ = write!(body, "<th scope=\"col\">{state}</th>");

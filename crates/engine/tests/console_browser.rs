@@ -521,6 +521,9 @@ async fn quarantine_and_patient_index_in_chromium() {
     let toml = format!(
         "[data]\ndir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n\
 [mpi]\nenabled = true\nlink_threshold = 40\n\
+[alerting]\ninterval = \"200ms\"\n\
+[alerting.notifiers.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/alerts\"\n\
+[[alerts]]\nname = \"adt-quiet\"\nwhen = \"no_messages\"\nchannel = \"adt\"\nquiet_for = \"1s\"\nnotify = [\"hook\"]\n\
 [channels.adt]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
 [channels.lab]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
 [channels.lab.validation]\nmode = \"after_ack\"\nstrict = true\n\
@@ -573,6 +576,30 @@ async fn quarantine_and_patient_index_in_chromium() {
 
     // An operator edits the quarantined message and reprocesses it.
     sign_in(&client, &base, "olivia").await;
+    // The quiet channel's alert fires and shows on the dashboard; the operator
+    // acknowledges it there.
+    goto_until(
+        &client,
+        &format!("{base}/"),
+        "form[action=\"/console/alerts/adt-quiet/ack\"]",
+    )
+    .await;
+    let alerts = text_of(&client, "table.alerts").await;
+    assert!(
+        alerts.contains("adt-quiet") && alerts.contains("firing"),
+        "{alerts}"
+    );
+    client
+        .find("form[action=\"/console/alerts/adt-quiet/ack\"] button")
+        .await
+        .click()
+        .await;
+    wait_for_contains(&client, "p.notice", "adt-quiet acknowledged").await;
+    wait_for_contains(&client, "table.alerts", "by olivia").await;
+    violations.push((
+        "dashboard with an alert",
+        accessibility_violations(&client, &axe).await,
+    ));
     client
         .find("header a[href=\"/console/quarantine\"]")
         .await
