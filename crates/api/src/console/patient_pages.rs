@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use console::{
     CandidateView, HistoryView, PatientView, RecordView, ReviewView, SourceView, WeightView,
 };
-use mpi::{Actor, EnterpriseId, PatientRecord, SourceKey};
+use mpi::{Actor, Change, EnterpriseId, PatientRecord, SourceKey};
 
 use super::{Form, html, redirect_back, viewer};
 use crate::auth::CsrfToken;
@@ -207,21 +207,29 @@ pub(super) async fn patient(
                 manual: s.manual.unwrap_or(false),
             })
             .collect(),
-        history: data
-            .history
-            .iter()
-            .map(|e| {
-                let kind = mpi::persist::change_kind(&e.change);
-                HistoryView {
+        history: {
+            // A merge can be undone while no later event undid it.
+            let undone: Vec<u64> = data
+                .history
+                .iter()
+                .filter_map(|e| match &e.change {
+                    Change::Unmerged { merge_seq, .. } => Some(*merge_seq),
+                    _ => None,
+                })
+                .collect();
+            data.history
+                .iter()
+                .map(|e| HistoryView {
                     seq: e.seq,
                     at: console::time_text(e.at_unix_ms.saturating_mul(1000) as i64),
                     actor: mpi::persist::actor_text(&e.actor),
-                    kind: kind.replace('_', " "),
+                    kind: mpi::persist::change_kind(&e.change).replace('_', " "),
                     why: e.why.clone(),
-                    unmergeable: kind == "enterprises_merged",
-                }
-            })
-            .collect(),
+                    unmergeable: matches!(e.change, Change::EnterprisesMerged { .. })
+                        && !undone.contains(&e.seq),
+                })
+                .collect()
+        },
         notice: outcome.notice,
         error: outcome.error,
     };
