@@ -666,6 +666,43 @@ async fn quarantine_and_patient_index_in_chromium() {
         .find("pre.hl7 span[title^=\"PID-5 Patient Name\"]")
         .await;
     assert_eq!(name.text().await, "QUILLFEATHER^ANNA");
+    // Two more are discarded together: select all, a reason, Discard.
+    common::send_all(listener("lab"), &[nameless_oru("Q2"), nameless_oru("Q3")]).await;
+    let open = format!("{base}/console/quarantine");
+    for _ in 0..60 {
+        client.goto(&open).await;
+        let listed = text_of(&client, "table.selectable tbody").await;
+        if listed.contains("Q2") && listed.contains("Q3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    client
+        .find("input[data-select-all=\"entry\"]")
+        .await
+        .click()
+        .await;
+    client
+        .find("#bulk-reason")
+        .await
+        .send_keys("test messages from the sender")
+        .await;
+    client
+        .find("button[formaction=\"/console/quarantine/discard\"]")
+        .await
+        .click()
+        .await;
+    wait_for_contains(&client, "p.notice", "Discarded 2 entr(ies).").await;
+    let listed = text_of(&client, "table.selectable tbody").await;
+    assert!(listed.contains("Nothing quarantined matches."), "{listed}");
+    client
+        .goto(&format!("{base}/console/quarantine?status=discarded"))
+        .await;
+    let discarded = text_of(&client, "table.selectable tbody").await;
+    assert!(
+        discarded.contains("Q2") && discarded.contains("Q3") && !discarded.contains("Q1"),
+        "{discarded}"
+    );
     client.goto(&format!("{base}/console/data-quality")).await;
     let quality = text_of(&client, "main").await;
     assert!(
