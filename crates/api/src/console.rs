@@ -10,6 +10,25 @@
 //! | `GET /console/messages` | PHI | the message browser (the search of `GET /api/messages`) |
 //! | `GET /console/messages/{id}` | PHI | a message, labelled field by field, and its destinations |
 //! | `POST /console/messages/{id}/reprocess` | operate | reprocess from the detail page's form |
+//! | `POST /console/alerts/{name}/ack` | operate | acknowledge a firing alert from the dashboard |
+//! | `GET /console/quarantine?channel=&sender=&type=&status=&before=` | PHI | quarantine entries (open by default) with bulk selection, and the destinations' dead letters |
+//! | `POST /console/quarantine/reprocess`, `/revalidate`, `/discard` | operate | the list's bulk actions on the ticked `id`s (`reason`, `force`) |
+//! | `GET /console/quarantine/{id}` | PHI | an entry: findings, the message in a textarea, edits, the message as received |
+//! | `POST /console/quarantine/{id}/edit`, `/revalidate`, `/reprocess`, `/discard` | operate | the entry's forms |
+//! | `POST /console/dead-letters/resend` | operate | queue the ticked dead letters (`entry`) again |
+//! | `GET /console/data-quality?channel=&sender=&type=` | metadata | per sender and type: messages validated and failed, findings by field, first and last seen |
+//! | `GET /console/reviews` | PHI | the patient index's review queue, both records side by side with the match weights |
+//! | `POST /console/reviews/{id}/accept`, `/reject` | steward | decide a review (`enterprise_id`, `note`) |
+//! | `GET /console/patients?id=E12` | PHI | sends the browser to that patient |
+//! | `GET /console/patients/{id}` | PHI | a patient's golden record, source records and history |
+//! | `POST /console/patients/merge`, `/unmerge` | steward | `survivor`, `merged`, `note`; `merge_event` |
+//! | `GET /console/admin` | admin | running channels and destinations, the running configuration, its history with diffs, users, tokens, the audit export form |
+//!
+//! Forms post `application/x-www-form-urlencoded` with the session's `csrf_token`
+//! (checked by the access layer before the handler runs); a form's handler answers
+//! 303 back to its page with `?notice=` or `?error=` saying what happened. The work is
+//! done by the same library functions as the JSON API's (`quarantine`, `mpi`,
+//! `delivery`, `alerts`).
 //!
 //! A browser that is not signed in (it asks for `text/html`) is sent to the sign-in
 //! page; other clients get the JSON 401 of every route. Every page carries
@@ -31,6 +50,10 @@ use crate::messages::blocking;
 use crate::routes::{Access, Method, Routes};
 use crate::{Api, ApiError, Principal};
 
+mod admin_pages;
+mod patient_pages;
+mod quarantine_pages;
+
 pub(crate) fn routes() -> Routes {
     Routes::new()
         .add(Method::Get, "/login", Access::Public, login_page)
@@ -45,6 +68,177 @@ pub(crate) fn routes() -> Routes {
             Access::Operate,
             reprocess,
         )
+        .add(
+            Method::Post,
+            "/console/alerts/{name}/ack",
+            Access::Operate,
+            acknowledge,
+        )
+        .add(
+            Method::Get,
+            "/console/quarantine",
+            Access::Phi,
+            quarantine_pages::list,
+        )
+        .add(
+            Method::Post,
+            "/console/quarantine/reprocess",
+            Access::Operate,
+            quarantine_pages::bulk_reprocess,
+        )
+        .add(
+            Method::Post,
+            "/console/quarantine/revalidate",
+            Access::Operate,
+            quarantine_pages::bulk_revalidate,
+        )
+        .add(
+            Method::Post,
+            "/console/quarantine/discard",
+            Access::Operate,
+            quarantine_pages::bulk_discard,
+        )
+        .add(
+            Method::Get,
+            "/console/quarantine/{id}",
+            Access::Phi,
+            quarantine_pages::entry,
+        )
+        .add(
+            Method::Post,
+            "/console/quarantine/{id}/edit",
+            Access::Operate,
+            quarantine_pages::edit,
+        )
+        .add(
+            Method::Post,
+            "/console/quarantine/{id}/revalidate",
+            Access::Operate,
+            quarantine_pages::revalidate,
+        )
+        .add(
+            Method::Post,
+            "/console/quarantine/{id}/reprocess",
+            Access::Operate,
+            quarantine_pages::reprocess,
+        )
+        .add(
+            Method::Post,
+            "/console/quarantine/{id}/discard",
+            Access::Operate,
+            quarantine_pages::discard,
+        )
+        .add(
+            Method::Post,
+            "/console/dead-letters/resend",
+            Access::Operate,
+            quarantine_pages::resend_dead_letters,
+        )
+        .add(
+            Method::Get,
+            "/console/data-quality",
+            Access::Metadata,
+            quarantine_pages::data_quality,
+        )
+        .add(
+            Method::Get,
+            "/console/reviews",
+            Access::Phi,
+            patient_pages::reviews,
+        )
+        .add(
+            Method::Post,
+            "/console/reviews/{id}/accept",
+            Access::Steward,
+            patient_pages::accept,
+        )
+        .add(
+            Method::Post,
+            "/console/reviews/{id}/reject",
+            Access::Steward,
+            patient_pages::reject,
+        )
+        .add(
+            Method::Get,
+            "/console/patients",
+            Access::Phi,
+            patient_pages::lookup,
+        )
+        .add(
+            Method::Get,
+            "/console/patients/{id}",
+            Access::Phi,
+            patient_pages::patient,
+        )
+        .add(
+            Method::Post,
+            "/console/patients/merge",
+            Access::Steward,
+            patient_pages::merge,
+        )
+        .add(
+            Method::Post,
+            "/console/patients/unmerge",
+            Access::Steward,
+            patient_pages::unmerge,
+        )
+        .add(
+            Method::Get,
+            "/console/admin",
+            Access::Admin,
+            admin_pages::admin,
+        )
+}
+
+/// A urlencoded form's fields, in order (a field may repeat: ticked checkboxes).
+#[derive(Default)]
+pub(crate) struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub(crate) fn parse(body: &[u8]) -> Result<Form, ApiError> {
+        serde_urlencoded::from_bytes(body)
+            .map(Form)
+            .map_err(|e| ApiError::bad_request(format!("the form: {e}")))
+    }
+
+    /// The first value of `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The trimmed, non-empty value of `name`, or 400 saying `why`.
+    pub(crate) fn required(&self, name: &str, why: &str) -> Result<String, ApiError> {
+        self.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::bad_request(format!("{name}: {why}")))
+    }
+}
+
+/// The answer to a console form: 303 back to `page` with `?notice=` (it worked) or
+/// `?error=` (the error's message, as the JSON API would have said it).
+pub(crate) fn redirect_back(page: &str, result: Result<String, ApiError>) -> Response {
+    let query = match result {
+        Ok(notice) => format!("notice={}", console::url_encode(&notice)),
+        Err(e) => format!("error={}", console::url_encode(e.message())),
+    };
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("{page}?{query}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// Whether a path is a console page (a browser asking for it is sent to sign in).
@@ -90,10 +284,13 @@ pub(crate) fn viewer_of(principal: &access::Principal, csrf: Option<&CsrfToken>)
             .join(", "),
         csrf: csrf.map(|c| c.0.clone()),
         reads_phi: principal.allows(access::Permission::ReadPhi),
+        operates: principal.allows(access::Permission::Operate),
+        stewards: principal.allows(access::Permission::Steward),
+        administers: principal.allows(access::Permission::Admin),
     }
 }
 
-fn viewer(principal: &Principal, csrf: Option<&axum::Extension<CsrfToken>>) -> Viewer {
+pub(crate) fn viewer(principal: &Principal, csrf: Option<&axum::Extension<CsrfToken>>) -> Viewer {
     match principal.authenticated() {
         Some(p) => viewer_of(p, csrf.map(|c| &c.0)),
         None => Viewer::default(),
@@ -194,15 +391,44 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
             })
             .collect(),
         thresholds: console::AgeThresholds::default(),
+        alerts: api
+            .alerts
+            .as_ref()
+            .map(|a| {
+                a.list()
+                    .iter()
+                    .map(|s| console::AlertRow {
+                        name: s.name.clone(),
+                        condition: s.condition.to_owned(),
+                        state: s.state.to_owned(),
+                        detail: s.detail.clone(),
+                        fired_at: s.fired_at.map(console::time_text),
+                        acked_by: s.acked_by.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        notice: None,
+        error: None,
     })
+}
+
+/// What a form's redirect says happened (`?notice=` or `?error=`).
+#[derive(serde::Deserialize, Default)]
+struct Outcome {
+    notice: Option<String>,
+    error: Option<String>,
 }
 
 async fn dashboard(
     State(api): State<Api>,
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
+    Query(outcome): Query<Outcome>,
 ) -> Result<Response, ApiError> {
-    let board = dashboard_data(&api).await?;
+    let mut board = dashboard_data(&api).await?;
+    board.notice = outcome.notice;
+    board.error = outcome.error;
     Ok(html(
         StatusCode::OK,
         console::dashboard_page(&viewer(&principal, csrf.as_ref()), &board),
@@ -352,4 +578,25 @@ async fn reprocess(State(api): State<Api>, Path(id): Path<i64>) -> Result<Respon
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+async fn acknowledge(
+    State(api): State<Api>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Response {
+    let result = async {
+        let who = principal.require()?.to_owned();
+        let alerts = api
+            .alerts
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found(format!("no alert is named {name:?}")))?;
+        match alerts.acknowledge(&name, &who).await {
+            Ok(_) => Ok(format!("{name} acknowledged.")),
+            Err(alerts::AckError::Store(error)) => Err(error.into()),
+            Err(error) => Err(ApiError::new(StatusCode::CONFLICT, error.to_string())),
+        }
+    }
+    .await;
+    redirect_back("/", result)
 }

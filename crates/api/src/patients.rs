@@ -602,7 +602,6 @@ async fn accept(
     principal: Principal,
     body: String,
 ) -> ApiResult {
-    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
     let actor = person(&principal, &body)?;
     let chosen = if body.get("enterprise_id").is_some() {
@@ -610,8 +609,20 @@ async fn accept(
     } else {
         None
     };
-    let why = note(&body);
-    let event = service
+    let event = accept_review(&api, id, chosen, actor, note(&body)).await?;
+    ok(event_json(&event))
+}
+
+/// Links review `id`'s record to `chosen` (default: its best candidate).
+pub(crate) async fn accept_review(
+    api: &Api,
+    id: u64,
+    chosen: Option<EnterpriseId>,
+    actor: Actor,
+    why: String,
+) -> Result<MpiEvent, ApiError> {
+    let service = api.patient_index()?.clone();
+    Ok(service
         .operate(move |mpi| {
             let item = mpi.review(id).ok_or(MpiError::UnknownReview(id))?;
             let to = match chosen {
@@ -624,8 +635,7 @@ async fn accept(
             };
             mpi.accept_review(id, to, actor, &why)
         })
-        .await?;
-    ok(event_json(&event))
+        .await?)
 }
 
 async fn reject(
@@ -634,14 +644,23 @@ async fn reject(
     principal: Principal,
     body: String,
 ) -> ApiResult {
-    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
     let actor = person(&principal, &body)?;
-    let why = note(&body);
-    let event = service
-        .operate(move |mpi| mpi.reject_review(id, actor, &why))
-        .await?;
+    let event = reject_review(&api, id, actor, note(&body)).await?;
     ok(event_json(&event))
+}
+
+/// Review `id`'s record stays a patient of its own.
+pub(crate) async fn reject_review(
+    api: &Api,
+    id: u64,
+    actor: Actor,
+    why: String,
+) -> Result<MpiEvent, ApiError> {
+    let service = api.patient_index()?.clone();
+    Ok(service
+        .operate(move |mpi| mpi.reject_review(id, actor, &why))
+        .await?)
 }
 
 fn source_key(body: &Value) -> Result<SourceKey, ApiError> {
@@ -677,52 +696,86 @@ async fn unlink(State(api): State<Api>, principal: Principal, body: String) -> A
 }
 
 async fn merge(State(api): State<Api>, principal: Principal, body: String) -> ApiResult {
-    let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
     let actor = person(&principal, &body)?;
     let survivor = enterprise_field(&body, "survivor")?;
     let merged = enterprise_field(&body, "merged")?;
-    let why = note(&body);
-    let event = service
-        .operate(move |mpi| mpi.merge_enterprises(survivor, merged, actor, &why))
-        .await?;
+    let event = merge_patients(&api, survivor, merged, actor, note(&body)).await?;
     ok(event_json(&event))
 }
 
-async fn unmerge(State(api): State<Api>, principal: Principal, body: String) -> ApiResult {
+/// Merges enterprise patient `merged` into `survivor`.
+pub(crate) async fn merge_patients(
+    api: &Api,
+    survivor: EnterpriseId,
+    merged: EnterpriseId,
+    actor: Actor,
+    why: String,
+) -> Result<MpiEvent, ApiError> {
     let service = api.patient_index()?.clone();
+    Ok(service
+        .operate(move |mpi| mpi.merge_enterprises(survivor, merged, actor, &why))
+        .await?)
+}
+
+async fn unmerge(State(api): State<Api>, principal: Principal, body: String) -> ApiResult {
     let body = body_json(&body)?;
     let actor = person(&principal, &body)?;
     let seq = body
         .get("merge_event")
         .and_then(Value::as_u64)
         .ok_or_else(|| bad("`merge_event` (the merge's seq in the history) is required"))?;
-    let why = note(&body);
-    let event = service
-        .operate(move |mpi| mpi.unmerge(seq, actor, &why))
-        .await?;
+    let event = unmerge_patients(&api, seq, actor, note(&body)).await?;
     ok(event_json(&event))
 }
 
-async fn patient(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+/// Undoes the merge recorded as event `seq`.
+pub(crate) async fn unmerge_patients(
+    api: &Api,
+    seq: u64,
+    actor: Actor,
+    why: String,
+) -> Result<MpiEvent, ApiError> {
     let service = api.patient_index()?.clone();
-    let asked = parse_enterprise(&id).ok_or_else(|| bad("an enterprise id is written E12"))?;
+    Ok(service
+        .operate(move |mpi| mpi.unmerge(seq, actor, &why))
+        .await?)
+}
+
+/// One source record of an enterprise patient, as the index holds it.
+pub(crate) struct SourceOf {
+    pub key: SourceKey,
+    pub status: LinkStatus,
+    pub active: Option<bool>,
+    pub manual: Option<bool>,
+    pub record: Option<PatientRecord>,
+}
+
+/// An enterprise patient: where it lives now, its golden record, its source records and
+/// the history of both the id asked for and the current one.
+pub(crate) struct PatientData {
+    pub asked: EnterpriseId,
+    pub current: EnterpriseId,
+    pub golden: Option<GoldenRecord>,
+    pub sources: Vec<SourceOf>,
+    pub history: Vec<MpiEvent>,
+}
+
+/// Reads enterprise patient `asked` (following merges).
+pub(crate) async fn patient_data(api: &Api, asked: EnterpriseId) -> Result<PatientData, ApiError> {
+    let service = api.patient_index()?.clone();
     let view = service.read(|mpi| -> Result<_, MpiError> {
         let current = mpi.current_enterprise(asked)?;
         let golden = mpi.golden_record(current, service.rules());
-        let sources: Vec<Value> = mpi
+        let sources: Vec<SourceOf> = mpi
             .members(current)
             .into_iter()
-            .map(|k| {
-                let status = mpi.status_of(&k).unwrap_or(LinkStatus::New);
-                json!({
-                    "source": k.source,
-                    "id": k.id,
-                    "status": status.as_str(),
-                    "active": mpi.is_active(&k),
-                    "manual": mpi.is_pinned(&k),
-                    "record": mpi.record(&k),
-                })
+            .map(|k| SourceOf {
+                status: mpi.status_of(&k).unwrap_or(LinkStatus::New),
+                active: mpi.is_active(&k),
+                manual: mpi.is_pinned(&k),
+                record: mpi.record(&k),
+                key: k,
             })
             .collect();
         Ok((current, golden, sources))
@@ -742,6 +795,38 @@ async fn patient(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
         }
     }
     history.sort_by_key(|e| e.seq);
+    Ok(PatientData {
+        asked,
+        current,
+        golden,
+        sources,
+        history,
+    })
+}
+
+async fn patient(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let service = api.patient_index()?.clone();
+    let asked = parse_enterprise(&id).ok_or_else(|| bad("an enterprise id is written E12"))?;
+    let PatientData {
+        asked,
+        current,
+        golden,
+        sources,
+        history,
+    } = patient_data(&api, asked).await?;
+    let sources: Vec<Value> = sources
+        .into_iter()
+        .map(|s| {
+            json!({
+                "source": s.key.source,
+                "id": s.key.id,
+                "status": s.status.as_str(),
+                "active": s.active,
+                "manual": s.manual,
+                "record": s.record,
+            })
+        })
+        .collect();
     ok(json!({
         "enterprise_id": current.to_string(),
         "merged_into": (current != asked).then(|| current.to_string()),

@@ -24,8 +24,15 @@ struct Server {
 }
 
 async fn serve() -> Server {
+    serve_with(|_| None).await
+}
+
+/// A server whose patient index, if any, `mpi` opens on the store.
+async fn serve_with(mpi: impl FnOnce(Store) -> Option<mpi::MpiService> + Send + 'static) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    let on = store.clone();
+    let patient_index = tokio::task::spawn_blocking(move || mpi(on)).await.unwrap();
     let identities = Identities::open(store.clone()).await.unwrap();
     let audit = Audit::open(store.clone()).await.unwrap();
     store
@@ -34,6 +41,7 @@ async fn serve() -> Server {
         .unwrap();
     let api = api::Api {
         auth: Auth::required(identities.clone(), None, audit),
+        patient_index,
         ..api::Api::new(store.clone())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -44,6 +52,7 @@ async fn serve() -> Server {
         ("vic", Role::Viewer),
         ("ana", Role::Analyst),
         ("olivia", Role::Operator),
+        ("sam", Role::Steward),
     ] {
         identities
             .add_user(name, role, Some(PASSWORD), None)
@@ -328,4 +337,166 @@ async fn the_browser_finds_a_message_whose_fields_are_labelled_and_an_operator_r
         .entry
         .state;
     assert_eq!(state, MessageState::Received);
+}
+
+/// Feeds an A04 with `pid` to the patient index, as the engine's stage would.
+fn feed(service: &mpi::MpiService, control: &str, pid: &str) {
+    let raw = format!(
+        "MSH|^~\\&|ADT|NORTH|CORRIDOR|HUB|20260101120000||ADT^A04^ADT_A01|{control}|P|2.5.1\r{pid}\r"
+    );
+    let message = hl7v2::Message::parse(raw.as_bytes()).unwrap();
+    let action = mpi::hl7::action_of(&message).unwrap().unwrap();
+    let applied = service.apply_message(action, control, "A04");
+    let events = applied.events;
+    service
+        .store()
+        .write(move |conn| mpi::persist::append_events_in(conn, &events))
+        .wait()
+        .unwrap();
+    applied.result.unwrap();
+}
+
+/// The session's CSRF token from a page's forms.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form with the CSRF token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_steward_merges_and_unmerges_from_the_patient_page_and_an_operator_cannot() {
+    let server = serve_with(|store| {
+        let config = mpi::MpiConfig {
+            enabled: true,
+            ..mpi::MpiConfig::default()
+        };
+        let service = mpi::MpiService::open_blocking(store, config).unwrap();
+        feed(
+            &service,
+            "1",
+            "PID|1||4711^^^NORTH^MR||Smith^John||19800312|M|||12 High St^^Springfield^IL^62701",
+        );
+        feed(
+            &service,
+            "2",
+            "PID|1||5000^^^NORTH^MR||Nguyen^Anh||19920704|F|||1 Lake Rd^^Portland^OR^97201",
+        );
+        Some(service)
+    })
+    .await;
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    let steward = sign_in(&server, "sam").await;
+    let page = call(
+        server.addr,
+        "GET",
+        "/console/patients/E1",
+        &[HTML, &steward],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<td>Smith</td>"), "{}", page.body);
+    assert!(page.body.contains("action=\"/console/patients/merge\""));
+    let token = csrf_of(&page.body);
+
+    // An operator may not merge, even with a session and its token.
+    let operator = sign_in(&server, "olivia").await;
+    let theirs = call(
+        server.addr,
+        "GET",
+        "/console/patients/E1",
+        &[HTML, &operator],
+        "",
+    )
+    .await;
+    assert!(!theirs.body.contains("/console/patients/merge"));
+    let refused = call(
+        server.addr,
+        "POST",
+        "/console/patients/merge",
+        &[&operator, form],
+        &format!("csrf_token={}&survivor=E1&merged=E2", csrf_of(&theirs.body)),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+
+    let merged = call(
+        server.addr,
+        "POST",
+        "/console/patients/merge",
+        &[&steward, form],
+        &format!("csrf_token={token}&survivor=E1&merged=E2&note=same+person"),
+    )
+    .await;
+    assert_eq!(merged.status, 303, "{}", merged.body);
+    assert_eq!(
+        merged.header("location").as_deref(),
+        Some("/console/patients/E1?notice=E2%20merged%20into%20E1.")
+    );
+    let after = call(
+        server.addr,
+        "GET",
+        "/console/patients/E2",
+        &[HTML, &steward],
+        "",
+    )
+    .await;
+    assert!(
+        after.body.contains("E2 was merged into E1."),
+        "{}",
+        after.body
+    );
+    assert!(after.body.contains("<td>Nguyen</td>") && after.body.contains("<td>Smith</td>"));
+    let seq = after
+        .body
+        .split("name=\"merge_event\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an unmerge form on the merge")
+        .to_owned();
+    let undone = call(
+        server.addr,
+        "POST",
+        "/console/patients/unmerge",
+        &[&steward, form],
+        &format!("csrf_token={token}&merge_event={seq}&back=E1"),
+    )
+    .await;
+    assert_eq!(undone.status, 303, "{}", undone.body);
+    assert!(
+        undone
+            .header("location")
+            .is_some_and(|l| l.starts_with("/console/patients/E1?notice=Merge")),
+        "{:?}",
+        undone.header("location")
+    );
+    let apart = call(
+        server.addr,
+        "GET",
+        "/console/patients/E2",
+        &[HTML, &steward],
+        "",
+    )
+    .await;
+    assert!(!apart.body.contains("was merged into"), "{}", apart.body);
+    assert!(apart.body.contains("<td>Nguyen</td>") && !apart.body.contains("<td>Smith</td>"));
+
+    // A second unmerge of the same merge is refused, and the page says why.
+    let again = call(
+        server.addr,
+        "POST",
+        "/console/patients/unmerge",
+        &[&steward, form],
+        &format!("csrf_token={token}&merge_event={seq}&back=E1"),
+    )
+    .await;
+    assert!(
+        again
+            .header("location")
+            .is_some_and(|l| l.contains("?error=")),
+        "{:?}",
+        again.header("location")
+    );
 }

@@ -92,6 +92,34 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/console/messages", Access::Phi),
     ("GET", "/console/messages/{id}", Access::Phi),
     ("POST", "/console/messages/{id}/reprocess", Access::Operate),
+    ("POST", "/console/alerts/{name}/ack", Access::Operate),
+    ("GET", "/console/quarantine", Access::Phi),
+    ("POST", "/console/quarantine/reprocess", Access::Operate),
+    ("POST", "/console/quarantine/revalidate", Access::Operate),
+    ("POST", "/console/quarantine/discard", Access::Operate),
+    ("GET", "/console/quarantine/{id}", Access::Phi),
+    ("POST", "/console/quarantine/{id}/edit", Access::Operate),
+    (
+        "POST",
+        "/console/quarantine/{id}/revalidate",
+        Access::Operate,
+    ),
+    (
+        "POST",
+        "/console/quarantine/{id}/reprocess",
+        Access::Operate,
+    ),
+    ("POST", "/console/quarantine/{id}/discard", Access::Operate),
+    ("POST", "/console/dead-letters/resend", Access::Operate),
+    ("GET", "/console/data-quality", Access::Metadata),
+    ("GET", "/console/reviews", Access::Phi),
+    ("POST", "/console/reviews/{id}/accept", Access::Steward),
+    ("POST", "/console/reviews/{id}/reject", Access::Steward),
+    ("GET", "/console/patients", Access::Phi),
+    ("GET", "/console/patients/{id}", Access::Phi),
+    ("POST", "/console/patients/merge", Access::Steward),
+    ("POST", "/console/patients/unmerge", Access::Steward),
+    ("GET", "/console/admin", Access::Admin),
 ];
 
 #[test]
@@ -145,12 +173,14 @@ fn access_classes_follow_what_a_route_does() {
         {
             assert_eq!(access, Access::Admin, "{path}");
         }
-        // Patient index decisions need the steward's permission, other changes the
-        // operator's.
+        // Patient index decisions (the API's and the console's forms) need the
+        // steward's permission, other changes the operator's.
         if change {
             assert_eq!(
                 access == Access::Steward,
-                path.starts_with("/mpi/"),
+                path.starts_with("/mpi/")
+                    || path.starts_with("/console/reviews/")
+                    || path.starts_with("/console/patients/"),
                 "{path}"
             );
         }

@@ -21,3 +21,15 @@
     });
   });
 })();
+// Bulk selection: a checkbox with data-select-all="GROUP" ticks every data-select="GROUP".
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-select-all]").forEach(function (all) {
+    all.addEventListener("change", function () {
+      var group = all.getAttribute("data-select-all");
+      document.querySelectorAll('[data-select="' + group + '"]').forEach(function (box) {
+        box.checked = all.checked;
+      });
+    });
+  });
+})();

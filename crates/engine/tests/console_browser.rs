@@ -8,6 +8,9 @@
 //! fields carry their labels; a viewer sees no patient names; axe-core (npm, installed
 //! under `target/npm` on first use) finds no serious or critical accessibility
 //! violation on the sign-in page, the dashboard, the browser and a message.
+//! Then quarantine and the patient index: an operator edits a quarantined message and
+//! reprocesses it; a steward accepts a review shown field by field with its weights;
+//! a viewer sees no patient names on those pages; axe-core checks each of them.
 
 mod common;
 
@@ -330,8 +333,8 @@ async fn sign_in(client: &Client, base: &str, user: &str) {
     client.find("#user").await.send_keys(user).await;
     client.find("#password").await.send_keys(PASSWORD).await;
     client.find("form.login button").await.click().await;
-    let heading = client.find("main h1").await;
-    assert_eq!(heading.text().await, "Dashboard");
+    // The sign-in page's heading may still be found for a moment: wait for the next.
+    wait_for_text(client, "main h1", "Dashboard").await;
 }
 
 /// Polls the text of the element `css` until it is `expected` (the page is not
@@ -449,6 +452,369 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
     let source = client.source().await;
     assert!(source.contains("does not allow"), "{source}");
     assert!(!source.contains("DOE"));
+
+    client.close().await;
+    engine.shutdown().await;
+}
+
+/// An ORU whose PID carries no name: under strict validation the missing PID-5 is an
+/// error, so the message is quarantined.
+fn nameless_oru(control: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|LIS|LAB|EHR|HOSP|20240101120000||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
+         PID|1||MRN-{control}^^^HOSP^MR\r\
+         OBR|1||ACC-{control}|718-7^Hemoglobin^LN\r\
+         OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|||||F\r"
+    )
+    .into_bytes()
+}
+
+fn adt(control: &str, pid: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|ADT|NORTH|CORRIDOR|HUB|20260101120000||ADT^A04^ADT_A01|{control}|P|2.5.1\r\
+         EVN|A04|20260101120000\r{pid}\rPV1|1|O\r"
+    )
+    .into_bytes()
+}
+
+/// Opens `url` again until the element `css` is on it (the pipeline works after the ACK).
+async fn goto_until(client: &Client, url: &str, css: &str) {
+    for _ in 0..60 {
+        client.goto(url).await;
+        if client.try_find(css).await.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("no element {css:?} at {url}: {}", client.source().await);
+}
+
+/// Polls until the element `css` holds `expected` (a form's answer replaces the page:
+/// the element of the page before may still be found for a moment).
+async fn wait_for_contains(client: &Client, css: &str, expected: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Some(element) = client.try_find(css).await {
+            last = element.text().await;
+            if last.contains(expected) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{css}: {last:?}, expected {expected:?} in it: {}",
+        client.source().await
+    );
+}
+
+/// The text of the first element `css` selects.
+async fn text_of(client: &Client, css: &str) -> String {
+    client.find(css).await.text().await
+}
+
+#[tokio::test]
+async fn quarantine_and_patient_index_in_chromium() {
+    let driver = driver().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A high link threshold: a resemblance without a shared identifier waits for a person.
+    let toml = format!(
+        "[data]\ndir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n\
+[mpi]\nenabled = true\nlink_threshold = 40\n\
+[alerting]\ninterval = \"200ms\"\n\
+[alerting.notifiers.hook]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/alerts\"\n\
+[[alerts]]\nname = \"adt-quiet\"\nwhen = \"no_messages\"\nchannel = \"adt\"\nquiet_for = \"1s\"\nnotify = [\"hook\"]\n\
+[channels.adt]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+[channels.lab]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+[channels.lab.validation]\nmode = \"after_ack\"\nstrict = true\n\
+[[channels.lab.destinations]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive\"\nfile_name = \"{{message_id}}.hl7\"\n",
+        dir.path().join("data").display().to_string()
+    );
+    let config = engine::Config::from_toml_in(&toml, dir.path()).unwrap();
+    let engine = engine::Engine::start(config).await.unwrap();
+    let users = access::Access::open(engine.store().clone()).await.unwrap();
+    for (name, role) in [
+        ("olivia", Role::Operator),
+        ("sam", Role::Steward),
+        ("vic", Role::Viewer),
+        ("ada", Role::Admin),
+    ] {
+        users
+            .add_user(name, role, Some(PASSWORD), None)
+            .await
+            .unwrap();
+    }
+    let http: SocketAddr = engine.http_addr().unwrap();
+    let listener = |channel: &str| {
+        engine
+            .listeners()
+            .into_iter()
+            .find(|l| l.channel == channel)
+            .unwrap()
+            .addr
+    };
+    let base = format!("http://{http}");
+    common::send_all(listener("lab"), &[nameless_oru("Q1")]).await;
+    common::send_all(
+        listener("adt"),
+        &[
+            adt(
+                "A1",
+                "PID|1||4711^^^NORTH^MR||QUILLFEATHER^JOHN||19800312|M|||12 High St^^Springfield^IL^62701",
+            ),
+            adt(
+                "A2",
+                "PID|1||R-1^^^CLINIC^MR||QUILLFEATHER^JOHN||19800312|M|||99 Low Rd^^Shelbyville^IL^62565",
+            ),
+        ],
+    )
+    .await;
+
+    let client = Client::new(&driver).await;
+    let axe = axe_source();
+    let mut violations = Vec::new();
+
+    // An operator edits the quarantined message and reprocesses it.
+    sign_in(&client, &base, "olivia").await;
+    // The quiet channel's alert fires and shows on the dashboard; the operator
+    // acknowledges it there.
+    goto_until(
+        &client,
+        &format!("{base}/"),
+        "form[action=\"/console/alerts/adt-quiet/ack\"]",
+    )
+    .await;
+    let alerts = text_of(&client, "table.alerts").await;
+    assert!(
+        alerts.contains("adt-quiet") && alerts.contains("firing"),
+        "{alerts}"
+    );
+    client
+        .find("form[action=\"/console/alerts/adt-quiet/ack\"] button")
+        .await
+        .click()
+        .await;
+    wait_for_contains(&client, "p.notice", "adt-quiet acknowledged").await;
+    wait_for_contains(&client, "table.alerts", "by olivia").await;
+    violations.push((
+        "dashboard with an alert",
+        accessibility_violations(&client, &axe).await,
+    ));
+    client
+        .find("header a[href=\"/console/quarantine\"]")
+        .await
+        .click()
+        .await;
+    goto_until(
+        &client,
+        &format!("{base}/console/quarantine"),
+        "input[data-select=\"entry\"]",
+    )
+    .await;
+    let row = client.find("table.selectable tbody tr td a").await;
+    let listed = text_of(&client, "table.selectable tbody").await;
+    assert!(listed.contains("Q1"), "{listed}");
+    screenshot(&client, "quarantine").await;
+    violations.push(("quarantine", accessibility_violations(&client, &axe).await));
+    row.click().await;
+    let findings = text_of(&client, "table.findings").await;
+    assert!(findings.contains("PID-5"), "{findings}");
+    violations.push((
+        "quarantine entry",
+        accessibility_violations(&client, &axe).await,
+    ));
+    let content = client.find("#content").await;
+    let text = client
+        .call(
+            "GET",
+            &format!("/element/{}/property/value", content.id),
+            None,
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+        .replace("MRN-Q1^^^HOSP^MR", "MRN-Q1^^^HOSP^MR||QUILLFEATHER^ANNA");
+    client
+        .call(
+            "POST",
+            &format!("/element/{}/clear", content.id),
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
+    assert!(text.contains("QUILLFEATHER^ANNA"), "{text}");
+    content.send_keys(&text).await;
+    client
+        .find("#edit-reason")
+        .await
+        .send_keys("name added from the order")
+        .await;
+    client.find("form.edit button").await.click().await;
+    wait_for_contains(&client, "p.notice", "Edit saved").await;
+    let findings = text_of(&client, "table.findings").await;
+    assert!(!findings.contains("PID-5"), "{findings}");
+    client
+        .find("form[action$=\"/reprocess\"] button")
+        .await
+        .click()
+        .await;
+    wait_for_contains(&client, "p.notice", "Reprocessed as message").await;
+    assert_eq!(text_of(&client, "td.status").await, "reprocessed");
+    client.find("a.reprocessed-as").await.click().await;
+    let name = client
+        .find("pre.hl7 span[title^=\"PID-5 Patient Name\"]")
+        .await;
+    assert_eq!(name.text().await, "QUILLFEATHER^ANNA");
+    // Two more are discarded together: select all, a reason, Discard.
+    common::send_all(listener("lab"), &[nameless_oru("Q2"), nameless_oru("Q3")]).await;
+    let open = format!("{base}/console/quarantine");
+    for _ in 0..60 {
+        client.goto(&open).await;
+        let listed = text_of(&client, "table.selectable tbody").await;
+        if listed.contains("Q2") && listed.contains("Q3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    client
+        .find("input[data-select-all=\"entry\"]")
+        .await
+        .click()
+        .await;
+    client
+        .find("#bulk-reason")
+        .await
+        .send_keys("test messages from the sender")
+        .await;
+    client
+        .find("button[formaction=\"/console/quarantine/discard\"]")
+        .await
+        .click()
+        .await;
+    wait_for_contains(&client, "p.notice", "Discarded 2 entr(ies).").await;
+    let listed = text_of(&client, "table.selectable tbody").await;
+    assert!(listed.contains("Nothing quarantined matches."), "{listed}");
+    client
+        .goto(&format!("{base}/console/quarantine?status=discarded"))
+        .await;
+    let discarded = text_of(&client, "table.selectable tbody").await;
+    assert!(
+        discarded.contains("Q2") && discarded.contains("Q3") && !discarded.contains("Q1"),
+        "{discarded}"
+    );
+    client.goto(&format!("{base}/console/data-quality")).await;
+    let quality = text_of(&client, "main").await;
+    assert!(
+        quality.contains("PID-5") && quality.contains("LIS"),
+        "{quality}"
+    );
+    violations.push((
+        "data quality",
+        accessibility_violations(&client, &axe).await,
+    ));
+    client.find("header form button").await.click().await;
+
+    // A steward accepts the review: both records side by side with the weights.
+    sign_in(&client, &base, "sam").await;
+    client
+        .find("header a[href=\"/console/reviews\"]")
+        .await
+        .click()
+        .await;
+    goto_until(&client, &format!("{base}/console/reviews"), "table.compare").await;
+    let compare = text_of(&client, "table.compare").await;
+    assert!(
+        compare.contains("CLINIC/R-1") && compare.contains("NORTH/4711"),
+        "{compare}"
+    );
+    let street = text_of(&client, "table.compare tr.disagree").await;
+    assert!(
+        street.contains("Street") || street.contains("City"),
+        "{street}"
+    );
+    assert!(
+        street.contains('-'),
+        "a disagreeing field weighs against: {street}"
+    );
+    screenshot(&client, "review-queue").await;
+    violations.push((
+        "review queue",
+        accessibility_violations(&client, &axe).await,
+    ));
+    client.find("button.accept").await.click().await;
+    wait_for_contains(&client, "p.notice", "accepted").await;
+    assert!(
+        text_of(&client, "main")
+            .await
+            .contains("No record waits for review."),
+        "{}",
+        client.source().await
+    );
+    client.goto(&format!("{base}/console/patients?id=E1")).await;
+    let sources = text_of(&client, "main").await;
+    assert!(
+        sources.contains("NORTH/4711") && sources.contains("CLINIC/R-1"),
+        "{sources}"
+    );
+    assert!(sources.contains("review accepted"), "{sources}");
+    violations.push(("patient", accessibility_violations(&client, &axe).await));
+    client.find("header form button").await.click().await;
+
+    // An administrator sees the running channels, their destinations and the users.
+    sign_in(&client, &base, "ada").await;
+    client
+        .find("header a[href=\"/console/admin\"]")
+        .await
+        .click()
+        .await;
+    let channels = text_of(&client, "main table").await;
+    assert!(
+        channels.contains("adt") && channels.contains("lab") && channels.contains("archive"),
+        "{channels}"
+    );
+    let page = text_of(&client, "main").await;
+    assert!(
+        page.contains("olivia") && page.contains("steward"),
+        "{page}"
+    );
+    violations.push((
+        "administration",
+        accessibility_violations(&client, &axe).await,
+    ));
+    client.find("header form button").await.click().await;
+
+    let serious: Vec<_> = violations.iter().filter(|(_, v)| !v.is_empty()).collect();
+    assert!(serious.is_empty(), "{serious:#?}");
+
+    // A viewer sees no patient names: not on data quality, and the quarantine, review
+    // and patient pages are refused.
+    sign_in(&client, &base, "vic").await;
+    for page in [
+        "/console/data-quality",
+        "/console/quarantine",
+        "/console/quarantine/1",
+        "/console/reviews",
+        "/console/patients/E1",
+        "/console/admin",
+    ] {
+        client.goto(&format!("{base}{page}")).await;
+        client.find("main h1").await;
+        let source = client.source().await;
+        assert!(
+            !source.contains("QUILLFEATHER") && !source.contains("MRN-"),
+            "{page}: {source}"
+        );
+        if page != "/console/data-quality" {
+            assert!(source.contains("does not allow"), "{page}: {source}");
+        }
+    }
+    client.goto(&format!("{base}/")).await;
+    let nav = text_of(&client, "header").await;
+    assert!(
+        !nav.contains("Quarantine") && !nav.contains("Patient index"),
+        "{nav}"
+    );
 
     client.close().await;
     engine.shutdown().await;

@@ -1,0 +1,344 @@
+//! The dashboard: counts per channel and destination, queue ages coloured by the
+//! configured thresholds, and the alerts that fire.
+
+use std::fmt::Write as _;
+
+use crate::{Viewer, escape, page, url_encode};
+
+/// The message states the dashboard counts, in the order shown.
+pub const STATES: &[&str] = &[
+    "received",
+    "processed",
+    "filtered",
+    "quarantined",
+    "errored",
+    "delivered",
+    "rejected",
+];
+
+/// One channel's message counts by state.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelCounts {
+    pub channel: String,
+    /// Count per state, in [`STATES`] order.
+    pub counts: Vec<u64>,
+}
+
+/// One destination's queue.
+#[derive(Debug, Clone, Default)]
+pub struct DestinationCounts {
+    pub channel: String,
+    pub destination: String,
+    pub queued: u64,
+    pub delivered: u64,
+    pub errored: u64,
+    pub dead_lettered: u64,
+    pub depth: u64,
+    pub oldest_queued_age_ms: Option<u64>,
+}
+
+/// Colour thresholds of a queue's oldest entry: yellow from `warn_ms`, red from
+/// `bad_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct AgeThresholds {
+    pub warn_ms: u64,
+    pub bad_ms: u64,
+}
+
+impl Default for AgeThresholds {
+    fn default() -> AgeThresholds {
+        AgeThresholds {
+            warn_ms: 60_000,
+            bad_ms: 300_000,
+        }
+    }
+}
+
+impl AgeThresholds {
+    /// The CSS class of an age: `ok`, `warn` or `bad`.
+    pub fn level(&self, age_ms: Option<u64>) -> &'static str {
+        match age_ms {
+            Some(a) if a >= self.bad_ms => "bad",
+            Some(a) if a >= self.warn_ms => "warn",
+            _ => "ok",
+        }
+    }
+}
+
+/// What the dashboard shows: counts only, never patient data.
+#[derive(Debug, Clone, Default)]
+pub struct Dashboard {
+    pub channels: Vec<ChannelCounts>,
+    pub destinations: Vec<DestinationCounts>,
+    pub thresholds: AgeThresholds,
+    /// Every configured alert and its state.
+    pub alerts: Vec<AlertRow>,
+    /// What the last form did (an acknowledgement), from the redirect's query.
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+/// An alert as the dashboard shows it (no patient data: names, states and counts).
+#[derive(Debug, Clone, Default)]
+pub struct AlertRow {
+    pub name: String,
+    pub condition: String,
+    /// `ok`, `pending`, `firing` or `resolving`.
+    pub state: String,
+    pub detail: Option<String>,
+    pub fired_at: Option<String>,
+    pub acked_by: Option<String>,
+}
+
+/// The alerts that are not `ok`, firing first, with an acknowledge button for firing
+/// ones not yet acknowledged when the viewer operates.
+fn alerts_html(viewer: &Viewer, alerts: &[AlertRow]) -> String {
+    let mut body = String::from("<h2>Alerts</h2>");
+    let mut active: Vec<&AlertRow> = alerts.iter().filter(|a| a.state != "ok").collect();
+    active.sort_by_key(|a| (a.state != "firing", a.name.clone()));
+    if active.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"ok\" data-alerts=\"0\">No alert is firing ({} configured).</p>",
+            alerts.len()
+        );
+        return body;
+    }
+    let _ = write!(
+        body,
+        "<table class=\"alerts\" data-alerts=\"{}\"><caption>Alerts not ok</caption><thead><tr><th scope=\"col\">Alert</th><th scope=\"col\">Condition</th><th scope=\"col\">State</th><th scope=\"col\">Since</th><th scope=\"col\">Detail</th><th scope=\"col\">Acknowledged</th></tr></thead><tbody>",
+        active.len()
+    );
+    for a in active {
+        let level = match a.state.as_str() {
+            "firing" => "bad",
+            _ => "warn",
+        };
+        let _ = write!(
+            body,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td class=\"{level}\">{}</td><td>{}</td><td>{}</td><td>",
+            escape(&a.name),
+            escape(&a.condition),
+            escape(&a.state),
+            escape(a.fired_at.as_deref().unwrap_or("")),
+            escape(a.detail.as_deref().unwrap_or("")),
+        );
+        match (
+            &a.acked_by,
+            a.state == "firing" && viewer.operates && viewer.csrf.is_some(),
+        ) {
+            (Some(by), _) => {
+                let _ = write!(body, "by {}", escape(by));
+            }
+            (None, true) => {
+                let _ = write!(
+                    body,
+                    "<form method=\"post\" action=\"/console/alerts/{}/ack\">{}<button type=\"submit\">Acknowledge</button></form>",
+                    crate::url_encode(&a.name),
+                    viewer.csrf_field()
+                );
+            }
+            (None, false) => body.push_str("no"),
+        }
+        body.push_str("</td></tr>");
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// How an age reads: `-`, `850 ms`, `42 s`, `7 min`, `3 h`.
+pub fn age_text(age_ms: Option<u64>) -> String {
+    match age_ms {
+        None => "-".to_owned(),
+        Some(ms) if ms < 1_000 => format!("{ms} ms"),
+        Some(ms) if ms < 120_000 => format!("{} s", ms / 1_000),
+        Some(ms) if ms < 7_200_000 => format!("{} min", ms / 60_000),
+        Some(ms) => format!("{} h", ms / 3_600_000),
+    }
+}
+
+impl Dashboard {
+    /// Every live value by its `data-count` key, for the events stream:
+    /// `channel/STATE`, `dest/CHANNEL/NAME/FIELD`; ages with their colour level.
+    pub fn live_values(&self) -> Vec<(String, String, Option<&'static str>)> {
+        let mut values = Vec::new();
+        for c in &self.channels {
+            for (state, n) in STATES.iter().zip(&c.counts) {
+                values.push((format!("{}/{state}", c.channel), n.to_string(), None));
+            }
+        }
+        for d in &self.destinations {
+            let key = |field: &str| format!("dest/{}/{}/{field}", d.channel, d.destination);
+            values.push((key("queued"), d.queued.to_string(), None));
+            values.push((key("delivered"), d.delivered.to_string(), None));
+            values.push((key("errored"), d.errored.to_string(), None));
+            values.push((key("dead_lettered"), d.dead_lettered.to_string(), None));
+            values.push((key("depth"), d.depth.to_string(), None));
+            values.push((
+                key("oldest"),
+                age_text(d.oldest_queued_age_ms),
+                Some(self.thresholds.level(d.oldest_queued_age_ms)),
+            ));
+        }
+        values
+    }
+}
+
+/// The dashboard page. Counts link to the message browser filtered on them when the
+/// viewer reads message content.
+pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
+    let mut body = crate::outcome_html(board.notice.as_deref(), board.error.as_deref());
+    body.push_str("<div data-live=\"/console/events\">");
+    body.push_str("<h2>Channels</h2><table><caption>Messages by state</caption><thead><tr><th scope=\"col\">Channel</th>");
+    for state in STATES {
+        let _ = write!(body, "<th scope=\"col\">{state}</th>");
+    }
+    body.push_str("</tr></thead><tbody>");
+    for c in &board.channels {
+        let _ = write!(body, "<tr><th scope=\"row\">{}</th>", escape(&c.channel));
+        for (state, n) in STATES.iter().zip(&c.counts) {
+            let key = escape(&format!("{}/{state}", c.channel));
+            if viewer.reads_phi {
+                let _ = write!(
+                    body,
+                    "<td class=\"n\" data-count=\"{key}\"><a href=\"/console/messages?channel={}&amp;state={state}\">{n}</a></td>",
+                    url_encode(&c.channel)
+                );
+            } else {
+                let _ = write!(body, "<td class=\"n\" data-count=\"{key}\">{n}</td>");
+            }
+        }
+        body.push_str("</tr>");
+    }
+    if board.channels.is_empty() {
+        let _ = write!(
+            body,
+            "<tr><td colspan=\"{}\">No messages yet.</td></tr>",
+            STATES.len() + 1
+        );
+    }
+    body.push_str("</tbody></table>");
+    body.push_str("<h2>Destinations</h2><table><caption>Queues</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">Destination</th><th scope=\"col\">queued</th><th scope=\"col\">delivered</th><th scope=\"col\">errored</th><th scope=\"col\">dead-lettered</th><th scope=\"col\">depth</th><th scope=\"col\">oldest queued</th></tr></thead><tbody>");
+    for d in &board.destinations {
+        let key = |field: &str| escape(&format!("dest/{}/{}/{field}", d.channel, d.destination));
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><th scope=\"row\">{}</th>",
+            escape(&d.channel),
+            escape(&d.destination)
+        );
+        for (field, n) in [
+            ("queued", d.queued),
+            ("delivered", d.delivered),
+            ("errored", d.errored),
+            ("dead_lettered", d.dead_lettered),
+            ("depth", d.depth),
+        ] {
+            let _ = write!(
+                body,
+                "<td class=\"n\" data-count=\"{}\">{n}</td>",
+                key(field)
+            );
+        }
+        let level = board.thresholds.level(d.oldest_queued_age_ms);
+        let _ = write!(
+            body,
+            "<td class=\"n {level}\" data-count=\"{}\">{}</td></tr>",
+            key("oldest"),
+            age_text(d.oldest_queued_age_ms)
+        );
+    }
+    if board.destinations.is_empty() {
+        body.push_str("<tr><td colspan=\"8\">No destinations running.</td></tr>");
+    }
+    body.push_str("</tbody></table></div>");
+    body.push_str(&alerts_html(viewer, &board.alerts));
+    page("Dashboard", Some(viewer), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_dashboard_has_counts_and_no_links_to_messages() {
+        let board = Dashboard {
+            channels: vec![ChannelCounts {
+                channel: "lab".into(),
+                counts: vec![1, 2, 0, 0, 3, 0, 0],
+            }],
+            ..Dashboard::default()
+        };
+        let viewer = Viewer {
+            user: "vic".into(),
+            role: "viewer".into(),
+            csrf: None,
+            reads_phi: false,
+            operates: false,
+            stewards: false,
+            administers: false,
+        };
+        let html = dashboard_page(&viewer, &board);
+        assert!(html.contains("data-count=\"lab/errored\">3<"), "{html}");
+        assert!(!html.contains("/console/messages"));
+        let analyst = Viewer {
+            reads_phi: true,
+            ..viewer
+        };
+        let html = dashboard_page(&analyst, &board);
+        assert!(html.contains("href=\"/console/messages?channel=lab&amp;state=errored\">3<"));
+    }
+
+    #[test]
+    fn a_firing_alert_shows_with_acknowledge_for_an_operator_only() {
+        let board = Dashboard {
+            alerts: vec![
+                AlertRow {
+                    name: "lab queue".into(),
+                    condition: "queue_depth".into(),
+                    state: "firing".into(),
+                    ..AlertRow::default()
+                },
+                AlertRow {
+                    name: "quiet".into(),
+                    state: "ok".into(),
+                    ..AlertRow::default()
+                },
+            ],
+            ..Dashboard::default()
+        };
+        let operator = Viewer {
+            user: "op".into(),
+            role: "operator".into(),
+            csrf: Some("t".into()),
+            reads_phi: true,
+            operates: true,
+            stewards: false,
+            administers: false,
+        };
+        let html = dashboard_page(&operator, &board);
+        assert!(
+            html.contains("action=\"/console/alerts/lab%20queue/ack\""),
+            "{html}"
+        );
+        assert!(!html.contains(">quiet<"));
+        let viewer = Viewer {
+            operates: false,
+            ..operator
+        };
+        let html = dashboard_page(&viewer, &board);
+        assert!(html.contains(">lab queue<") && !html.contains("/ack"));
+    }
+
+    #[test]
+    fn ages_take_their_colour_from_the_thresholds() {
+        let t = AgeThresholds {
+            warn_ms: 1_000,
+            bad_ms: 5_000,
+        };
+        assert_eq!(t.level(None), "ok");
+        assert_eq!(t.level(Some(999)), "ok");
+        assert_eq!(t.level(Some(1_000)), "warn");
+        assert_eq!(t.level(Some(5_000)), "bad");
+    }
+}
