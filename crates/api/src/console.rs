@@ -413,18 +413,51 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
     })
 }
 
-/// What a form's redirect says happened (`?notice=` or `?error=`).
-#[derive(serde::Deserialize, Default)]
-struct Outcome {
-    notice: Option<String>,
-    error: Option<String>,
+/// What a form's redirect says happened (`?notice=` or `?error=`), shown above the page.
+///
+/// Only when the browser says the request came from the console itself
+/// (`Sec-Fetch-Site: same-origin`, as on the redirect after a console form): a link
+/// crafted elsewhere cannot put words of its choosing on a console page.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub(crate) notice: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Outcome {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let same_origin = parts
+            .headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin");
+        if !same_origin {
+            return Ok(Outcome::default());
+        }
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).unwrap_or_default();
+        let take = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        Ok(Outcome {
+            notice: take("notice"),
+            error: take("error"),
+        })
+    }
 }
 
 async fn dashboard(
     State(api): State<Api>,
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
-    Query(outcome): Query<Outcome>,
+    outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let mut board = dashboard_data(&api).await?;
     board.notice = outcome.notice;

@@ -500,3 +500,23 @@ async fn a_steward_merges_and_unmerges_from_the_patient_page_and_an_operator_can
         again.header("location")
     );
 }
+
+#[tokio::test]
+async fn a_banner_shows_only_after_the_console_s_own_redirect_not_from_a_crafted_link() {
+    let server = serve().await;
+    let session = sign_in(&server, "olivia").await;
+    let path = "/?error=Your%20session%20expired%3A%20call%20555-0100";
+    let crafted = call(server.addr, "GET", path, &[HTML, &session], "").await;
+    assert_eq!(crafted.status, 200, "{}", crafted.body);
+    assert!(!crafted.body.contains("555-0100"), "{}", crafted.body);
+
+    let own = call(
+        server.addr,
+        "GET",
+        path,
+        &[HTML, &session, "Sec-Fetch-Site: same-origin"],
+        "",
+    )
+    .await;
+    assert!(own.body.contains("call 555-0100"), "{}", own.body);
+}

@@ -136,7 +136,10 @@ struct Graph {
 /// The triple of the machine running the test, as rustc names it.
 fn host_triple() -> String {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-    let output = Command::new(rustc).arg("-vV").output().expect("rustc -vV runs");
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .find_map(|line| line.strip_prefix("host: "))
@@ -149,7 +152,13 @@ fn metadata() -> Graph {
     // Only this platform's packages: offline, cargo cannot read the manifests of
     // platform-specific crates a build here never downloaded (Windows console crates).
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
         .arg(host_triple())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()

@@ -11,7 +11,7 @@ use console::{
 };
 use mpi::{Actor, Change, EnterpriseId, PatientRecord, SourceKey};
 
-use super::{Form, html, redirect_back, viewer};
+use super::{Form, Outcome, html, redirect_back, viewer};
 use crate::auth::CsrfToken;
 use crate::extract::{Path, Query};
 use crate::patients::{
@@ -55,17 +55,11 @@ fn record_view(key: &SourceKey, record: Option<&PatientRecord>) -> RecordView {
     }
 }
 
-#[derive(serde::Deserialize, Default)]
-pub(super) struct Outcome {
-    notice: Option<String>,
-    error: Option<String>,
-}
-
 pub(super) async fn reviews(
     State(api): State<Api>,
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
-    Query(outcome): Query<Outcome>,
+    outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&principal, csrf.as_ref());
     let service = api.patient_index()?.clone();
@@ -181,7 +175,7 @@ pub(super) async fn patient(
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
     Path(id): Path<String>,
-    Query(outcome): Query<Outcome>,
+    outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&principal, csrf.as_ref());
     let asked = enterprise(&id, "patient")?;

@@ -12,7 +12,7 @@ use console::{
 };
 use quarantine::{DataQualityFilter, QuarantineFilter, QuarantineId, Status, Summary};
 
-use super::{Form, html, redirect_back, viewer};
+use super::{Form, Outcome, html, redirect_back, viewer};
 use crate::auth::CsrfToken;
 use crate::extract::{Path, Query};
 use crate::messages::blocking;
@@ -90,6 +90,7 @@ pub(super) async fn list(
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
     Query(query): Query<Vec<(String, String)>>,
+    outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&principal, csrf.as_ref());
     let mut query: Vec<(String, String)> = query
@@ -97,7 +98,7 @@ pub(super) async fn list(
         .filter(|(k, _)| {
             matches!(
                 k.as_str(),
-                "channel" | "sender" | "type" | "status" | "before" | "notice" | "error"
+                "channel" | "sender" | "type" | "status" | "before"
             )
         })
         .collect();
@@ -133,12 +134,9 @@ pub(super) async fn list(
         .then(|| entries.last().map(|e| e.id.0))
         .flatten();
     let list = QuarantineList {
-        notice: value(&query, "notice"),
-        error: value(&query, "error"),
-        query: query
-            .into_iter()
-            .filter(|(k, _)| k != "notice" && k != "error")
-            .collect(),
+        notice: outcome.notice,
+        error: outcome.error,
+        query,
         rows: entries.iter().map(row_of).collect(),
         total,
         next_before,
@@ -159,18 +157,12 @@ fn entry_id(text: &str) -> Result<QuarantineId, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("{text:?} is not a quarantine entry id")))
 }
 
-#[derive(serde::Deserialize, Default)]
-pub(super) struct Outcome {
-    notice: Option<String>,
-    error: Option<String>,
-}
-
 pub(super) async fn entry(
     State(api): State<Api>,
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
     Path(id): Path<String>,
-    Query(outcome): Query<Outcome>,
+    outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&principal, csrf.as_ref());
     let d = api.quarantine()?.get(entry_id(&id)?).await?;
