@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
-use hl7v2::{Delimiters, Element, Level, OwnedMessage, Path, SegmentName};
+use hl7v2::{Charset, Delimiters, Element, Level, OwnedMessage, Path, SegmentName};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
@@ -465,7 +465,7 @@ impl Run<'_> {
     fn decide(&mut self, rep: Element<'_>, field: &FieldPath, kind: Kind) -> Option<Edit> {
         match kind {
             Kind::Code => self.decide_code(rep, field, UnmappedReason::NoMapping),
-            Kind::Unit => match units::check(&rep.component(1).text()) {
+            Kind::Unit => match units::check(&text(&rep.component(1))) {
                 UnitCheck::Ucum => None,
                 UnitCheck::Spelling(ucum) => Some(Edit {
                     repetition: 0,
@@ -487,8 +487,8 @@ impl Run<'_> {
         field: &FieldPath,
         reason: UnmappedReason,
     ) -> Option<Edit> {
-        let code = rep.component(1).text();
-        let system = rep.component(3).text();
+        let code = text(&rep.component(1));
+        let system = text(&rep.component(3));
         if code.is_empty()
             || self
                 .terminology
@@ -597,6 +597,24 @@ impl Run<'_> {
         let d = ctx.delimiters;
         let sep = d.component?;
         let before = rep.raw();
+        let encoded = target.map(|t| ctx.charset.encode(t));
+        let plain = |e: &[u8]| !e.iter().any(|&b| self.special[usize::from(b)]);
+        // The common case: at most components 1-3, the last not empty, and
+        // targets that need no escaping. The original follows the target.
+        if before.iter().filter(|&&b| b == sep).count() < 3
+            && before.last().is_some_and(|&b| b != sep)
+            && encoded.iter().all(|e| plain(e))
+        {
+            let mut after = Vec::with_capacity(
+                encoded.iter().map(|e| e.len() + 1).sum::<usize>() + before.len(),
+            );
+            for e in &encoded {
+                after.extend_from_slice(e);
+                after.push(sep);
+            }
+            after.extend_from_slice(before);
+            return Some(after);
+        }
         // Slots 1-13 of the CWE, borrowed from `before`; targets escaped apart.
         let mut parts: [&[u8]; 13] = [&[]; 13];
         let mut extra: &[u8] = &[];
@@ -623,11 +641,10 @@ impl Run<'_> {
         for (from, to) in [(1, 4), (2, 5), (3, 6), (7, 8)] {
             parts[to - 1] = std::mem::take(&mut parts[from - 1]);
         }
-        let encoded = target.map(|t| ctx.charset.encode(t));
         let mut escaped: [Cow<'_, [u8]>; 3] = Default::default();
         for (slot, e) in escaped.iter_mut().zip(&encoded) {
             // Bytes `escape` would leave alone are used as they are.
-            if !e.iter().any(|&b| self.special[usize::from(b)]) {
+            if plain(e) {
                 *slot = Cow::Borrowed(e);
                 continue;
             }
@@ -784,6 +801,29 @@ impl Run<'_> {
             after: format!("NTE{}{after}", char::from(d.field)),
         });
     }
+}
+
+/// `e.text()`, read without the unescaping and decoding machinery when `e`
+/// is short plain ASCII in an ASCII-compatible character set (then its text
+/// is its bytes); anything else goes through `Element::text`.
+fn text<'a>(e: &Element<'a>) -> Cow<'a, str> {
+    let raw = e.raw();
+    let ctx = e.context();
+    let compatible = matches!(
+        ctx.charset,
+        Charset::Ascii | Charset::Utf8 | Charset::Latin1
+    );
+    let escape = ctx.delimiters.escape;
+    if compatible
+        && raw.len() <= 64
+        && raw
+            .iter()
+            .all(|&b| b.is_ascii() && b != 0x1B && Some(b) != escape)
+        && let Ok(text) = std::str::from_utf8(raw)
+    {
+        return Cow::Borrowed(text);
+    }
+    e.text()
 }
 
 /// The text of the NTE that keeps a converted result's original.
