@@ -357,8 +357,9 @@ struct Edit {
     after: Vec<u8>,
     /// The repetition as it was, when changes are recorded.
     before: Option<Vec<u8>>,
-    /// The reason to report the code when the edit cannot be written.
-    reason: Option<UnmappedReason>,
+    /// Whether the code is reported (`NoRoomForOriginal`) when the edit cannot
+    /// be written; a unit's spelling is left as it is.
+    report_unwritten: bool,
 }
 
 struct Run<'a> {
@@ -450,10 +451,10 @@ impl Run<'_> {
                 } else {
                     message.set_raw(&at, &edit.after)
                 };
-                match (set, edit.reason) {
-                    (Ok(()), _) => self.record(&at, edit.before, edit.after),
-                    (Err(_), Some(_)) => self.unmapped_at(message, field, &at),
-                    (Err(_), None) => {}
+                match set {
+                    Ok(()) => self.record(&at, edit.before, edit.after),
+                    Err(_) if edit.report_unwritten => self.unmapped_at(message, field, &at),
+                    Err(_) => {}
                 }
             }
         }
@@ -471,7 +472,7 @@ impl Run<'_> {
                     repetition: 0,
                     after: self.rewritten(rep, [ucum, ucum, "UCUM"])?,
                     before: self.record.then(|| rep.raw().to_vec()),
-                    reason: None,
+                    report_unwritten: false,
                 }),
                 // A map may still know it: the unmapped export, filled in.
                 UnitCheck::Unknown => self.decide_code(rep, field, UnmappedReason::UnknownUnit),
@@ -539,7 +540,7 @@ impl Run<'_> {
             repetition: 0,
             after,
             before: self.record.then(|| rep.raw().to_vec()),
-            reason: Some(UnmappedReason::NoRoomForOriginal),
+            report_unwritten: true,
         })
     }
 
