@@ -1,5 +1,6 @@
-//! `corridor terminology load|list|unmapped` against a data directory, and `corridor
-//! profile --suggest-profile` whose profile `corridor validate` accepts.
+//! `corridor terminology load|list|unmapped` against a data directory, `corridor
+//! profile --suggest-profile` whose profile `corridor validate` accepts, and `corridor
+//! profile --json` over the whole public corpus listing every segment and field in it.
 
 use std::process::{Command, Output};
 
@@ -98,4 +99,82 @@ fn a_suggested_profile_is_accepted_by_validate() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = corridor(&args);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Every `.hl7` file under tests/corpus/public, sorted.
+fn public_corpus() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/public");
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "hl7") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn the_whole_public_corpus_is_profiled_listing_every_segment_and_field_present() {
+    let files = public_corpus();
+    assert!(files.len() > 50, "{} files", files.len());
+    let mut args = vec!["profile".to_owned(), "--json".to_owned()];
+    args.extend(files.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = corridor(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+
+    // What the corpus holds, found independently: every segment, and every field
+    // populated in at least one of its messages.
+    let (mut messages, mut unparsed) = (0u64, 0u64);
+    let mut segments = std::collections::BTreeSet::new();
+    let mut fields = std::collections::BTreeSet::new();
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        for item in hl7v2::split_stream(&bytes) {
+            let hl7v2::StreamItem::Message { bytes, .. } = item else {
+                continue;
+            };
+            let Ok(m) = hl7v2::Message::parse(bytes) else {
+                unparsed += 1;
+                continue;
+            };
+            messages += 1;
+            for s in m.segments() {
+                segments.insert(s.name_str().to_owned());
+                for n in 1..=s.len() {
+                    if s.field(n).is_some_and(|f| !f.raw().is_empty()) {
+                        fields.insert(format!("{}-{n}", s.name_str()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(messages > 250, "{messages} messages");
+    assert_eq!(report["messages"], messages, "{}", text(&out));
+    assert_eq!(report["unparsed"], unparsed);
+    let listed: std::collections::BTreeSet<String> = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, segments);
+    let listed_fields: std::collections::BTreeSet<String> = report["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["fields"].as_array().unwrap().iter())
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed_fields, fields);
+    assert!(fields.contains("OBX-5") && fields.contains("PID-3"));
 }

@@ -1,6 +1,7 @@
 //! Code mapping through running engines and real sockets: a lab channel maps local codes
 //! to LOINC with the starter map; the message sent on over MLLP carries both codes, the
-//! FHIR Observation both codings; an unmapped code is counted in the report; the
+//! FHIR Observation both codings; a glucose result converted from mg/dL to mmol/L keeps
+//! its original value and unit in an NTE after the OBX (the Observation's note); an unmapped code is counted in the report; the
 //! report's CSV, filled in and loaded through the API, makes later messages map without
 //! a restart; and a load made by another process (as `corridor terminology load` does
 //! against the data directory) reaches the running channel at the next poll.
@@ -38,6 +39,13 @@ fn obx3_of(store: &Store, control: &str) -> Option<Vec<String>> {
     })
 }
 
+/// The message with control id `control` in `store`'s journal.
+fn message_of(store: &Store, control: &str) -> Option<Vec<u8>> {
+    raw_messages(store)
+        .into_iter()
+        .find(|raw| hl7v2::Message::parse(raw).is_ok_and(|m| m.control_id() == control))
+}
+
 async fn api(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8]) -> common::Answer {
     common::http(addr, method, path, &[("X-Corridor-User", "ana")], body).await
 }
@@ -65,7 +73,7 @@ reload_interval = "100ms"
 
 [channels.lab]
 source = {{ type = "mllp", listen = "127.0.0.1:0" }}
-map = {{ fields = ["OBX-3"], unmapped = "flag" }}
+map = {{ fields = ["OBX-3"], unmapped = "flag", conversions = [{{ system = "LN", code = "2345-7", from = "mg/dL", to = "mmol/L", divide_by = "18.016", decimals = 2 }}] }}
 fhir = {{ repository = true, timezone = "Z" }}
 
 [[channels.lab.destinations]]
@@ -94,6 +102,28 @@ to = "{down_addr}"
         obx3[1], "A1C7^Hemoglobin A1c^L",
         "unmapped: left as it came"
     );
+    // Glucose converted, 95 mg/dL / 18.016 = 5.273..., with the original unit kept as
+    // OBX-6's alternate and the original result in an NTE right after the OBX.
+    let sent = message_of(downstream.store(), "M1").unwrap();
+    let m = hl7v2::OwnedMessage::parse(&sent).unwrap();
+    let text = |p: &str| m.get_text(&p.parse().unwrap()).unwrap_or_default();
+    assert_eq!(text("OBX[1]-5"), "5.27");
+    assert_eq!(
+        text("OBX[1]-6"),
+        "mmol/L^mmol/L^UCUM^mg/dL",
+        "the unit as sent kept"
+    );
+    let names: Vec<&[u8]> = m.segment_names().collect();
+    assert_eq!(
+        names,
+        [&b"MSH"[..], b"PID", b"OBR", b"OBX", b"NTE", b"OBX"],
+        "the note follows the converted OBX"
+    );
+    assert_eq!(
+        text("NTE-3"),
+        "Original result: 95 mg/dL (converted to mmol/L by Corridor)"
+    );
+    assert_eq!(text("OBX[2]-5"), "7.1", "not glucose: not converted");
 
     // The FHIR Observation carries both codings.
     let mut observation = Value::Null;
@@ -117,6 +147,17 @@ to = "{down_addr}"
     assert_eq!(codings[0]["code"], "2345-7");
     assert_eq!(codings[1]["code"], "GLU", "{observation}");
     assert_eq!(codings[1]["display"], "Glucose");
+    // The converted value, and the original in the Observation's note.
+    assert_eq!(observation["valueQuantity"]["value"], 5.27, "{observation}");
+    assert_eq!(
+        observation["valueQuantity"]["code"], "mmol/L",
+        "{observation}"
+    );
+    assert_eq!(
+        observation["note"][0]["text"],
+        "Original result: 95 mg/dL (converted to mmol/L by Corridor)",
+        "{observation}"
+    );
 
     // 2. The unmapped code is in the report, counted per message.
     send_all(up, &[oru("M2", "A1C7", "Hemoglobin A1c")]).await;

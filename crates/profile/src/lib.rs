@@ -120,8 +120,9 @@ pub struct Profiler {
     pub(crate) delimiters: BTreeMap<String, u64>,
     pub(crate) charsets: BTreeMap<String, u64>,
     pub(crate) segments: BTreeMap<String, SegmentStats>,
-    /// (kind, path without occurrences, severity) -> count.
-    pub(crate) deviations: BTreeMap<(String, String, String), u64>,
+    /// (kind, severity) -> path without occurrences -> count: a finding of a kind and
+    /// path seen before is counted without building a key.
+    pub(crate) deviations: BTreeMap<(&'static str, &'static str), BTreeMap<String, u64>>,
     /// (sender, field, system, code) -> count.
     pub(crate) unmapped: BTreeMap<(String, String, String, String), u64>,
 }
@@ -246,7 +247,12 @@ impl Profiler {
                     first
                 };
                 *f.formats.entry(Format::of(key.raw())).or_default() += 1;
-                let value = String::from_utf8_lossy(key.raw());
+                // UTF-8 (nearly every value) is read without the lossy conversion's
+                // chunking.
+                let value = match std::str::from_utf8(key.raw()) {
+                    Ok(text) => std::borrow::Cow::Borrowed(text),
+                    Err(_) => String::from_utf8_lossy(key.raw()),
+                };
                 if let Some(count) = f.values.get_mut(value.as_ref()) {
                     *count += 1;
                 } else if f.values.len() < self.options.max_distinct {
@@ -302,19 +308,24 @@ impl Profiler {
 
         if self.options.validate {
             let findings = validate::validate_message(spec, message, &ValidationOptions::default());
+            let mut short = String::new();
             for finding in findings {
                 let severity = match finding.severity {
                     Severity::Error => "error",
                     Severity::Warning => "warning",
                 };
-                *self
+                short.clear();
+                short_path(&finding.path, &mut short);
+                let paths = self
                     .deviations
-                    .entry((
-                        suggest::kind_name(finding.kind).to_owned(),
-                        short_path(&finding.path),
-                        severity.to_owned(),
-                    ))
-                    .or_default() += 1;
+                    .entry((suggest::kind_name(finding.kind), severity))
+                    .or_default();
+                match paths.get_mut(short.as_str()) {
+                    Some(count) => *count += 1,
+                    None => {
+                        paths.insert(short.clone(), 1);
+                    }
+                }
             }
         }
     }
@@ -336,19 +347,45 @@ impl Profiler {
 }
 
 /// `ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2].OBX-5` -> `OBX-5`: the segment and
-/// field, without the group path and occurrences.
-fn short_path(path: &str) -> String {
+/// field, without the group path and occurrences, written to `out`.
+fn short_path(path: &str, out: &mut String) {
     match path.split_once('-') {
         Some((head, field)) => {
             // The segment is the last dotted part before the first '-'.
             let segment = head.rsplit('.').next().unwrap_or(head);
             let segment = segment.split('[').next().unwrap_or(segment);
             let field = field.split(['[', '.']).next().unwrap_or(field);
-            format!("{segment}-{field}")
+            out.push_str(segment);
+            out.push('-');
+            out.push_str(field);
         }
         None => {
             let last = path.rsplit('.').next().unwrap_or(path);
-            last.split('[').next().unwrap_or(last).to_owned()
+            out.push_str(last.split('[').next().unwrap_or(last));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_path;
+
+    #[test]
+    fn short_paths_drop_groups_and_occurrences() {
+        for (path, short) in [
+            ("ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2].OBX-5", "OBX-5"),
+            (
+                "ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2].OBX[3]-5[2].1",
+                "OBX-5",
+            ),
+            ("PID-3", "PID-3"),
+            ("ORU_R01.PATIENT_RESULT[1].PATIENT.PID", "PID"),
+            ("MSH", "MSH"),
+        ] {
+            let mut out = String::from("left over");
+            out.clear();
+            short_path(path, &mut out);
+            assert_eq!(out, short, "{path}");
         }
     }
 }

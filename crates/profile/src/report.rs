@@ -151,13 +151,18 @@ pub(crate) fn build(p: &Profiler, top: usize) -> Report {
     let mut deviations: Vec<DeviationReport> = p
         .deviations
         .iter()
-        .map(|((kind, path, severity), count)| DeviationReport {
-            kind: kind.clone(),
-            path: path.clone(),
-            severity: severity.clone(),
-            count: *count,
+        .flat_map(|((kind, severity), paths)| {
+            paths.iter().map(move |(path, count)| DeviationReport {
+                kind: (*kind).to_owned(),
+                path: path.clone(),
+                severity: (*severity).to_owned(),
+                count: *count,
+            })
         })
         .collect();
+    // Ordered as (kind, path, severity), then by count (a stable sort).
+    deviations
+        .sort_by(|a, b| (&a.kind, &a.path, &a.severity).cmp(&(&b.kind, &b.path, &b.severity)));
     deviations.sort_by_key(|d| std::cmp::Reverse(d.count));
     Report {
         messages: p.messages,

@@ -57,10 +57,10 @@ pub(crate) fn profile(p: &Profiler, name: &str) -> String {
     let relaxed: std::collections::BTreeSet<&str> = p
         .deviations
         .keys()
-        .filter(|(kind, _, severity)| {
-            severity == "error" && kind != "profile_rule" && kind != "other"
+        .filter(|(kind, severity)| {
+            *severity == "error" && *kind != "profile_rule" && *kind != "other"
         })
-        .map(|(kind, _, _)| kind.as_str())
+        .map(|(kind, _)| *kind)
         .collect();
     if !relaxed.is_empty() {
         t.push_str("\n[severity]\n");

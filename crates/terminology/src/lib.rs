@@ -8,7 +8,8 @@
 //! no map translates are reported, for the channel's policy (pass, flag,
 //! quarantine) and for the [`UnmappedTally`] an analyst exports, fills in
 //! and loads back. OBX-6 units are checked against UCUM and common
-//! spellings normalised ([`units`]); values convert with exact decimals.
+//! spellings normalised ([`units`]); values convert with exact decimals, the
+//! original value and unit kept in an NTE after the OBX.
 //!
 //! Content is held in an immutable [`Terminology`] snapshot;
 //! [`SharedTerminology::load`] swaps a new one in atomically, numbered, so a

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::fmt::Write as _;
 
-use hl7v2::{Context, Delimiters, Element, Level, OwnedMessage, Path, SegmentName};
+use hl7v2::{Charset, Delimiters, Element, Level, OwnedMessage, Path, SegmentName};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
@@ -209,7 +209,29 @@ impl MapStep {
     /// Maps `message`'s configured fields in place. Each mapped code moves
     /// to components 4-6 (an alternate already there moves on to 10-12) and
     /// the target takes components 1-3, its system as HL7 v2 names it (`LN`).
+    /// Every edit is listed in the outcome's `changes`.
     pub fn apply(&self, terminology: &Terminology, message: &mut OwnedMessage) -> MapOutcome {
+        self.run(terminology, message, true)
+    }
+
+    /// [`MapStep::apply`] without the change records (`changes` is empty):
+    /// the same edits, the same unmapped codes and decision. This is what the
+    /// engine's map stage runs: the journal keeps the message as received, so
+    /// the records would only be built to be dropped.
+    pub fn apply_without_changes(
+        &self,
+        terminology: &Terminology,
+        message: &mut OwnedMessage,
+    ) -> MapOutcome {
+        self.run(terminology, message, false)
+    }
+
+    fn run(
+        &self,
+        terminology: &Terminology,
+        message: &mut OwnedMessage,
+        record: bool,
+    ) -> MapOutcome {
         let mut run = Run {
             step: self,
             terminology,
@@ -218,21 +240,19 @@ impl MapStep {
             changes: Vec::new(),
             unmapped: Vec::new(),
             special: special_bytes(&message.delimiters()),
+            record,
+            edits: Vec::new(),
         };
         for field in &self.fields {
-            let is_units = self.units && field.segment.as_bytes() == b"OBX" && field.field == 6;
-            for_each_repetition(message, field, |message, path, rep| {
-                if is_units {
-                    run.unit(message, field, path, rep);
-                } else {
-                    run.code(message, field, path, rep, UnmappedReason::NoMapping);
-                }
-            });
+            let kind = if self.units && field.segment.as_bytes() == b"OBX" && field.field == 6 {
+                Kind::Unit
+            } else {
+                Kind::Code
+            };
+            run.field(message, field, kind);
         }
         if let Some(obx6) = &self.units_field {
-            for_each_repetition(message, obx6, |message, path, rep| {
-                run.unit(message, obx6, path, rep)
-            });
+            run.field(message, obx6, Kind::Unit);
         }
         if !self.conversions.is_empty() {
             run.convert(message);
@@ -320,72 +340,26 @@ fn msh_text(message: &OwnedMessage, field: usize) -> String {
     message.get_text(&path).unwrap_or_default()
 }
 
-/// One non-empty repetition of a coded field, as it was when the field
-/// was read.
-struct Repetition {
-    raw: Vec<u8>,
-    /// How `OwnedMessage::get` would see it: a repetition, or the literal
-    /// MSH-1/MSH-2.
-    level: Level,
-    /// The field holds this repetition only: setting the whole field sets it.
-    whole_field: bool,
+/// How a field's repetitions are mapped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Through the maps.
+    Code,
+    /// OBX-6: UCUM stays, a known spelling becomes UCUM, anything else goes
+    /// through the maps.
+    Unit,
 }
 
-impl Repetition {
-    fn element(&self, ctx: Context) -> Element<'_> {
-        Element::new(&self.raw, self.level, ctx)
-    }
-}
-
-/// Calls `f` with the path and the bytes of every non-empty repetition of
-/// `field`, in every segment of that name. The repetitions of a field are
-/// read before any is edited; an edit of one leaves the others as they were.
-fn for_each_repetition(
-    message: &mut OwnedMessage,
-    field: &FieldPath,
-    mut f: impl FnMut(&mut OwnedMessage, &Path, Repetition),
-) {
-    let count = message
-        .segment_names()
-        .filter(|n| *n == field.segment.as_bytes())
-        .count();
-    let at = |occurrence, repetition| Path {
-        segment: field.segment,
-        occurrence,
-        field: Some(field.field),
-        repetition,
-        component: None,
-        subcomponent: None,
-        every_occurrence: false,
-        every_repetition: false,
-    };
-    let mut found: Vec<(usize, Repetition)> = Vec::new();
-    for occurrence in 1..=count {
-        found.clear();
-        let mut repetitions = 0;
-        for repetition in 1.. {
-            match message.get(&at(occurrence, Some(repetition))) {
-                None => break,
-                Some(e) if e.is_empty() => {}
-                Some(e) => found.push((
-                    repetition,
-                    Repetition {
-                        raw: e.raw().to_vec(),
-                        level: e.level(),
-                        whole_field: false,
-                    },
-                )),
-            }
-            repetitions = repetition;
-        }
-        if let [(1, rep)] = &mut found[..] {
-            // A literal (MSH-1, MSH-2) is never split: set as it was read.
-            rep.whole_field = repetitions == 1 && rep.level == Level::Repetition;
-        }
-        for (repetition, rep) in found.drain(..) {
-            f(message, &at(occurrence, Some(repetition)), rep);
-        }
-    }
+/// An edit decided while the field was read: repetition `repetition` (1-based)
+/// becomes `after`.
+struct Edit {
+    repetition: usize,
+    after: Vec<u8>,
+    /// The repetition as it was, when changes are recorded.
+    before: Option<Vec<u8>>,
+    /// Whether the code is reported (`NoRoomForOriginal`) when the edit cannot
+    /// be written; a unit's spelling is left as it is.
+    report_unwritten: bool,
 }
 
 struct Run<'a> {
@@ -397,6 +371,10 @@ struct Run<'a> {
     unmapped: Vec<UnmappedCode>,
     /// The bytes `hl7v2::escape::escape` escapes in this message.
     special: [bool; 256],
+    /// Whether edits are listed in `changes`.
+    record: bool,
+    /// The edits of the field being mapped (kept to reuse its buffer).
+    edits: Vec<Edit>,
 }
 
 impl Run<'_> {
@@ -415,102 +393,182 @@ impl Run<'_> {
             .unwrap_or_default()
     }
 
-    /// Maps one coded repetition; a code no map translates is reported with
-    /// `reason`.
-    fn code(
-        &mut self,
-        message: &mut OwnedMessage,
-        field: &FieldPath,
-        path: &Path,
-        rep: Repetition,
-        reason: UnmappedReason,
-    ) {
-        // The repetition as read; its components are read borrowed.
-        let ctx = Context {
-            delimiters: message.delimiters(),
-            charset: message.charset(),
-        };
-        let concept = {
-            let element = rep.element(ctx);
-            let code = element.component(1).text();
-            let system = element.component(3).text();
-            if code.is_empty()
-                || self
-                    .terminology
-                    .is_target_system(canonical(&system), self.step.maps.as_deref())
-            {
-                // Nothing to map, or already in a target system.
-                return;
+    /// Maps every non-empty repetition of `field` in every segment of that
+    /// name. Each occurrence's field is read once, its edits decided from the
+    /// bytes read (borrowed), then written: an edit of one repetition leaves
+    /// the others as they were, and a field of one repetition is set whole
+    /// (the same bytes, without splitting the field into repetitions and
+    /// joining them again).
+    fn field(&mut self, message: &mut OwnedMessage, field: &FieldPath, kind: Kind) {
+        let count = message
+            .segment_names()
+            .filter(|n| *n == field.segment.as_bytes())
+            .count();
+        let mut edits = std::mem::take(&mut self.edits);
+        for occurrence in 1..=count {
+            let whole = Path {
+                segment: field.segment,
+                occurrence,
+                field: Some(field.field),
+                repetition: None,
+                component: None,
+                subcomponent: None,
+                every_occurrence: false,
+                every_repetition: false,
+            };
+            edits.clear();
+            // `OwnedMessage::get` reads repetitions, never a whole field: read
+            // them one by one until there is none.
+            let mut repetitions = 0;
+            let mut literal = false;
+            for r in 1.. {
+                let at = Path {
+                    repetition: Some(r),
+                    ..whole.clone()
+                };
+                let Some(rep) = message.get(&at) else {
+                    break;
+                };
+                repetitions = r;
+                literal |= rep.level() == Level::Literal;
+                if rep.is_empty() {
+                    continue;
+                }
+                if let Some(mut edit) = self.decide(rep, field, kind) {
+                    edit.repetition = r;
+                    edits.push(edit);
+                }
             }
-            let scope = Scope {
-                application: Some(&self.application),
-                facility: Some(&self.facility),
-                field: Some(field.as_str()),
-            };
-            let concept =
-                self.terminology
-                    .first_match_in(&system, &code, &scope, self.step.maps.as_deref());
-            let Some(concept) = concept else {
-                let display = element.component(2).text();
-                let display = (!display.is_empty()).then(|| display.into_owned());
-                self.note_unmapped(
-                    field,
-                    system.into_owned(),
-                    code.into_owned(),
-                    display,
-                    reason,
-                );
-                return;
-            };
-            concept
+            // A literal (MSH-1, MSH-2) is never split: set as it was read.
+            let one_repetition = repetitions == 1 && !literal;
+            for edit in edits.drain(..) {
+                let at = Path {
+                    repetition: Some(edit.repetition),
+                    ..whole.clone()
+                };
+                let set = if one_repetition {
+                    message.set_raw(&whole, &edit.after)
+                } else {
+                    message.set_raw(&at, &edit.after)
+                };
+                match set {
+                    Ok(()) => self.record(&at, edit.before, edit.after),
+                    Err(_) if edit.report_unwritten => self.unmapped_at(message, field, &at),
+                    Err(_) => {}
+                }
+            }
+        }
+        self.edits = edits;
+    }
+
+    /// What to write in place of one non-empty repetition, if anything; a
+    /// code left unmapped is noted.
+    fn decide(&mut self, rep: Element<'_>, field: &FieldPath, kind: Kind) -> Option<Edit> {
+        match kind {
+            Kind::Code => self.decide_code(rep, field, UnmappedReason::NoMapping),
+            Kind::Unit => match units::check(&text(&rep.component(1))) {
+                UnitCheck::Ucum => None,
+                UnitCheck::Spelling(ucum) => Some(Edit {
+                    repetition: 0,
+                    after: self.rewritten(rep, [ucum, ucum, "UCUM"])?,
+                    before: self.record.then(|| rep.raw().to_vec()),
+                    report_unwritten: false,
+                }),
+                // A map may still know it: the unmapped export, filled in.
+                UnitCheck::Unknown => self.decide_code(rep, field, UnmappedReason::UnknownUnit),
+            },
+        }
+    }
+
+    /// Maps one coded repetition; a code no map translates is noted with
+    /// `reason`.
+    fn decide_code(
+        &mut self,
+        rep: Element<'_>,
+        field: &FieldPath,
+        reason: UnmappedReason,
+    ) -> Option<Edit> {
+        let code = text(&rep.component(1));
+        let system = text(&rep.component(3));
+        if code.is_empty()
+            || self
+                .terminology
+                .is_target_system(canonical(&system), self.step.maps.as_deref())
+        {
+            // Nothing to map, or already in a target system.
+            return None;
+        }
+        let scope = Scope {
+            application: Some(&self.application),
+            facility: Some(&self.facility),
+            field: Some(field.as_str()),
+        };
+        let Some(concept) =
+            self.terminology
+                .first_match_in(&system, &code, &scope, self.step.maps.as_deref())
+        else {
+            let display = rep.component(2).text();
+            let display = (!display.is_empty()).then(|| display.into_owned());
+            self.note_unmapped(
+                field,
+                system.into_owned(),
+                code.into_owned(),
+                display,
+                reason,
+            );
+            return None;
         };
         let target = [
             concept.code.as_str(),
             concept.display.as_deref().unwrap_or_default(),
             v2_name(&concept.system),
         ];
-        if !self.replace_keeping_original(message, path, rep.raw, rep.whole_field, target) {
-            let code = Self::component_text(message, path, 1);
-            let system = Self::component_text(message, path, 3);
-            let display = Some(Self::component_text(message, path, 2)).filter(|d| !d.is_empty());
+        let Some(after) = self.rewritten(rep, target) else {
             self.note_unmapped(
                 field,
-                system,
-                code,
-                display,
+                system.into_owned(),
+                code.into_owned(),
+                {
+                    let display = rep.component(2).text();
+                    (!display.is_empty()).then(|| display.into_owned())
+                },
                 UnmappedReason::NoRoomForOriginal,
             );
-        }
+            return None;
+        };
+        Some(Edit {
+            repetition: 0,
+            after,
+            before: self.record.then(|| rep.raw().to_vec()),
+            report_unwritten: true,
+        })
     }
 
-    /// Normalises one OBX-6 unit to UCUM; one neither UCUM nor a known
-    /// spelling goes through the maps like any code.
-    fn unit(
-        &mut self,
-        message: &mut OwnedMessage,
-        field: &FieldPath,
-        path: &Path,
-        rep: Repetition,
-    ) {
-        let ctx = Context {
-            delimiters: message.delimiters(),
-            charset: message.charset(),
-        };
-        let check = units::check(&rep.element(ctx).component(1).text());
-        match check {
-            UnitCheck::Ucum => {}
-            UnitCheck::Spelling(ucum) => {
-                self.replace_keeping_original(
-                    message,
-                    path,
-                    rep.raw,
-                    rep.whole_field,
-                    [ucum, ucum, "UCUM"],
-                );
-            }
-            // A map may still know it: the unmapped export, filled in.
-            UnitCheck::Unknown => self.code(message, field, path, rep, UnmappedReason::UnknownUnit),
+    /// Notes the code at `at` as unmapped for want of room: its edit could
+    /// not be written.
+    fn unmapped_at(&mut self, message: &OwnedMessage, field: &FieldPath, at: &Path) {
+        let code = Self::component_text(message, at, 1);
+        let system = Self::component_text(message, at, 3);
+        let display = Some(Self::component_text(message, at, 2)).filter(|d| !d.is_empty());
+        self.note_unmapped(
+            field,
+            system,
+            code,
+            display,
+            UnmappedReason::NoRoomForOriginal,
+        );
+    }
+
+    /// Lists an edit written at `at`, when changes are recorded.
+    fn record(&mut self, at: &Path, before: Option<Vec<u8>>, after: Vec<u8>) {
+        if !self.record {
+            return;
         }
+        self.changes.push(Change {
+            path: path_label(at),
+            before: lossy(before.unwrap_or_default()),
+            after: lossy(after),
+        });
     }
 
     fn note_unmapped(
@@ -531,21 +589,33 @@ impl Run<'_> {
         });
     }
 
-    /// Writes `target` in components 1-3 with the original in 4-6 (and its
+    /// `rep` with `target` in components 1-3 and the original in 4-6 (and its
     /// version, component 7, in 8); an alternate already in 4-6 (with 8)
-    /// moves to 10-12 (with 13). `false` when that place is taken too.
-    fn replace_keeping_original(
-        &mut self,
-        message: &mut OwnedMessage,
-        path: &Path,
-        before: Vec<u8>,
-        whole_field: bool,
-        target: [&str; 3],
-    ) -> bool {
-        let d = message.delimiters();
-        let Some(sep) = d.component else {
-            return false;
-        };
+    /// moves to 10-12 (with 13). `None` when that place is taken too, or a
+    /// target cannot be escaped.
+    fn rewritten(&self, rep: Element<'_>, target: [&str; 3]) -> Option<Vec<u8>> {
+        let ctx = rep.context();
+        let d = ctx.delimiters;
+        let sep = d.component?;
+        let before = rep.raw();
+        let encoded = target.map(|t| ctx.charset.encode(t));
+        let plain = |e: &[u8]| !e.iter().any(|&b| self.special[usize::from(b)]);
+        // The common case: at most components 1-3, the last not empty, and
+        // targets that need no escaping. The original follows the target.
+        if before.iter().filter(|&&b| b == sep).count() < 3
+            && before.last().is_some_and(|&b| b != sep)
+            && encoded.iter().all(|e| plain(e))
+        {
+            let mut after = Vec::with_capacity(
+                encoded.iter().map(|e| e.len() + 1).sum::<usize>() + before.len(),
+            );
+            for e in &encoded {
+                after.extend_from_slice(e);
+                after.push(sep);
+            }
+            after.extend_from_slice(before);
+            return Some(after);
+        }
         // Slots 1-13 of the CWE, borrowed from `before`; targets escaped apart.
         let mut parts: [&[u8]; 13] = [&[]; 13];
         let mut extra: &[u8] = &[];
@@ -554,7 +624,7 @@ impl Run<'_> {
                 Some(slot) => *slot = part,
                 None => {
                     // Components past 13 stay as they were, after the 13th.
-                    extra = component_tail(&before, sep, 13);
+                    extra = component_tail(before, sep, 13);
                     break;
                 }
             }
@@ -563,7 +633,7 @@ impl Run<'_> {
             |parts: &[&[u8]; 13], at: &[usize]| at.iter().any(|&i| !parts[i - 1].is_empty());
         if taken(&parts, &[4, 5, 6, 8]) {
             if taken(&parts, &[10, 11, 12, 13]) {
-                return false;
+                return None;
             }
             for (from, to) in [(4, 10), (5, 11), (6, 12), (8, 13)] {
                 parts[to - 1] = std::mem::take(&mut parts[from - 1]);
@@ -572,19 +642,14 @@ impl Run<'_> {
         for (from, to) in [(1, 4), (2, 5), (3, 6), (7, 8)] {
             parts[to - 1] = std::mem::take(&mut parts[from - 1]);
         }
-        let charset = message.charset();
-        let encoded = target.map(|t| charset.encode(t));
         let mut escaped: [Cow<'_, [u8]>; 3] = Default::default();
         for (slot, e) in escaped.iter_mut().zip(&encoded) {
             // Bytes `escape` would leave alone are used as they are.
-            if !e.iter().any(|&b| self.special[usize::from(b)]) {
+            if plain(e) {
                 *slot = Cow::Borrowed(e);
                 continue;
             }
-            match hl7v2::escape::escape(e, &d) {
-                Ok(e) => *slot = e,
-                Err(_) => return false,
-            }
+            *slot = hl7v2::escape::escape(e, &d).ok()?;
         }
         for (slot, e) in parts.iter_mut().zip(&escaped) {
             *slot = e;
@@ -608,27 +673,27 @@ impl Run<'_> {
             after.push(sep);
             after.extend_from_slice(extra);
         }
-        // A field of one repetition is set whole: the same bytes, without
-        // splitting the field into repetitions and joining them again.
-        let set = if whole_field {
-            message.set_raw(
-                &Path {
-                    repetition: None,
-                    ..path.clone()
-                },
-                &after,
-            )
-        } else {
-            message.set_raw(path, &after)
+        Some(after)
+    }
+
+    /// Sets `path` (a repetition) to `target` keeping the original as
+    /// [`Run::rewritten`] does; `false` when it could not.
+    fn replace_keeping_original(
+        &mut self,
+        message: &mut OwnedMessage,
+        path: &Path,
+        target: [&str; 3],
+    ) -> bool {
+        let Some((before, after)) = message.get(path).and_then(|rep| {
+            let after = self.rewritten(rep, target)?;
+            Some((self.record.then(|| rep.raw().to_vec()), after))
+        }) else {
+            return false;
         };
-        if set.is_err() {
+        if message.set_raw(path, &after).is_err() {
             return false;
         }
-        self.changes.push(Change {
-            path: path_label(path),
-            before: lossy(before),
-            after: lossy(after),
-        });
+        self.record(path, before, after);
         true
     }
 
@@ -667,18 +732,109 @@ impl Run<'_> {
             if message.set_text(&obx5, &new_value).is_err() {
                 continue;
             }
-            self.changes.push(Change {
-                path: obx5.to_string(),
-                before: value,
-                after: new_value,
-            });
+            if self.record {
+                self.changes.push(Change {
+                    path: obx5.to_string(),
+                    before: value,
+                    after: new_value,
+                });
+            }
             let to = converted.unit.clone();
-            let Some(before) = message.get(&obx6).map(|e| e.raw().to_vec()) else {
-                continue;
-            };
-            self.replace_keeping_original(message, &obx6, before, false, [&to, &to, "UCUM"]);
+            self.replace_keeping_original(message, &obx6, [&to, &to, "UCUM"]);
+            self.note_original(message, occurrence, &converted);
         }
     }
+
+    /// Keeps a converted result's original value and unit in an NTE after the OBX
+    /// (after the notes already there), which the FHIR conversion makes an
+    /// `Observation.note`: `NTE|n|O|Original result: 95 mg/dL (converted to mmol/L
+    /// by Corridor)|RE^Remark^HL70364`.
+    fn note_original(
+        &mut self,
+        message: &mut OwnedMessage,
+        occurrence: usize,
+        converted: &units::Converted,
+    ) {
+        let names: Vec<&[u8]> = message.segment_names().collect();
+        let Some(obx) = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n == b"OBX")
+            .nth(occurrence - 1)
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let notes = names[obx + 1..]
+            .iter()
+            .take_while(|n| **n == b"NTE")
+            .count();
+        let at = obx + 1 + notes;
+        let nte_occurrence = names[..at].iter().filter(|n| **n == b"NTE").count() + 1;
+        let text = original_note(converted);
+        let d = message.delimiters();
+        let encoded = message.charset().encode(&text);
+        let Ok(escaped) = hl7v2::escape::escape(&encoded, &d) else {
+            return;
+        };
+        let set_id = (notes + 1).to_string();
+        // NTE-2 `O`: another system is the source of the comment (table 0105); NTE-4
+        // `RE`: a remark (table 0364).
+        let comment_type = match d.component {
+            Some(c) => [&b"RE"[..], b"Remark", b"HL70364"].join(&c),
+            None => b"RE".to_vec(),
+        };
+        let fields: [&[u8]; 4] = [set_id.as_bytes(), b"O", &escaped, &comment_type];
+        if message.insert_segment(at, "NTE", &fields).is_err() {
+            return;
+        }
+        if !self.record {
+            return;
+        }
+        let after = fields
+            .iter()
+            .map(|f| String::from_utf8_lossy(f))
+            .collect::<Vec<_>>()
+            .join(&char::from(d.field).to_string());
+        self.changes.push(Change {
+            path: format!("NTE[{nte_occurrence}]"),
+            before: String::new(),
+            after: format!("NTE{}{after}", char::from(d.field)),
+        });
+    }
+}
+
+/// `e.text()`, read without the unescaping and decoding machinery when `e`
+/// is short plain ASCII in an ASCII-compatible character set (then its text
+/// is its bytes); anything else goes through `Element::text`.
+fn text<'a>(e: &Element<'a>) -> Cow<'a, str> {
+    let raw = e.raw();
+    let ctx = e.context();
+    let compatible = matches!(
+        ctx.charset,
+        Charset::Ascii | Charset::Utf8 | Charset::Latin1
+    );
+    let escape = ctx.delimiters.escape;
+    if compatible
+        && raw.len() <= 64
+        && raw
+            .iter()
+            .all(|&b| b.is_ascii() && b != 0x1B && Some(b) != escape)
+        && let Ok(text) = std::str::from_utf8(raw)
+    {
+        return Cow::Borrowed(text);
+    }
+    e.text()
+}
+
+/// The text of the NTE that keeps a converted result's original.
+fn original_note(c: &units::Converted) -> String {
+    format!(
+        "Original result: {} {} (converted to {} by Corridor)",
+        c.original_value.trim(),
+        c.original_unit.trim(),
+        c.unit
+    )
 }
 
 /// The bytes after the `n`th separator of `raw` (components `n + 1` on).

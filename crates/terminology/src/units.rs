@@ -9,8 +9,20 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 /// UCUM codes seen in laboratory results. Written from the UCUM
 /// specification's syntax (case-sensitive: `L` is litre, `10*3` is a
-/// thousand, `[iU]` an international unit).
-const UCUM: &[&str] = &[
+/// thousand, `[iU]` an international unit). `UCUM` lists them; `is_ucum`
+/// matches them (compiled to a decision on length and bytes, not a scan).
+macro_rules! ucum_codes {
+    ($($code:literal),* $(,)?) => {
+        #[cfg(test)]
+        const UCUM: &[&str] = &[$($code),*];
+
+        fn is_ucum(unit: &str) -> bool {
+            matches!(unit, $($code)|*)
+        }
+    };
+}
+
+ucum_codes!(
     "%",
     "/uL",
     "/L",
@@ -68,61 +80,76 @@ const UCUM: &[&str] = &[
     "kPa",
     "/min",
     "mmol/mol",
-];
+);
 
 /// Spellings senders write, and their UCUM code (compared ignoring case
 /// and surrounding spaces; UCUM codes themselves are matched exactly first).
-const SPELLINGS: &[(&str, &str)] = &[
-    ("mg/dl", "mg/dL"),
-    ("g/dl", "g/dL"),
-    ("ug/dl", "ug/dL"),
-    ("mcg/dl", "ug/dL"),
-    ("ng/dl", "ng/dL"),
-    ("mmol/l", "mmol/L"),
-    ("umol/l", "umol/L"),
-    ("µmol/l", "umol/L"),
-    ("nmol/l", "nmol/L"),
-    ("pmol/l", "pmol/L"),
-    ("mg/l", "mg/L"),
-    ("g/l", "g/L"),
-    ("ng/l", "ng/L"),
-    ("ng/ml", "ng/mL"),
-    ("pg/ml", "pg/mL"),
-    ("mcg/l", "ug/L"),
-    ("meq/l", "meq/L"),
-    ("u/l", "U/L"),
-    ("iu/l", "[iU]/L"),
-    ("miu/l", "m[iU]/L"),
-    ("uiu/ml", "u[iU]/mL"),
-    ("µiu/ml", "u[iU]/mL"),
-    ("10^3/ul", "10*3/uL"),
-    ("10e3/ul", "10*3/uL"),
-    ("x10e3/ul", "10*3/uL"),
-    ("k/ul", "10*3/uL"),
-    ("thou/ul", "10*3/uL"),
-    ("10^6/ul", "10*6/uL"),
-    ("10e6/ul", "10*6/uL"),
-    ("x10e6/ul", "10*6/uL"),
-    ("m/ul", "10*6/uL"),
-    ("mil/ul", "10*6/uL"),
-    ("10^9/l", "10*9/L"),
-    ("x10^9/l", "10*9/L"),
-    ("10^12/l", "10*12/L"),
-    ("x10^12/l", "10*12/L"),
-    ("fl", "fL"),
-    ("sec", "s"),
-    ("secs", "s"),
-    ("seconds", "s"),
-    ("mm/hr", "mm/h"),
-    ("mmhg", "mm[Hg]"),
-    ("deg c", "Cel"),
-    ("degc", "Cel"),
-    ("°c", "Cel"),
-    ("ml/min/1.73m2", "mL/min/{1.73_m2}"),
-    ("percent", "%"),
-    ("ratio", "{ratio}"),
-    ("inr", "{INR}"),
-];
+/// `SPELLINGS` lists them; `spelling` matches a lower-case unit against them.
+macro_rules! spellings {
+    ($($spelling:literal => $code:literal),* $(,)?) => {
+        #[cfg(test)]
+        const SPELLINGS: &[(&str, &str)] = &[$(($spelling, $code)),*];
+
+        fn spelling(lower: &str) -> Option<&'static str> {
+            match lower {
+                $($spelling => Some($code),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+spellings!(
+    "mg/dl" => "mg/dL",
+    "g/dl" => "g/dL",
+    "ug/dl" => "ug/dL",
+    "mcg/dl" => "ug/dL",
+    "ng/dl" => "ng/dL",
+    "mmol/l" => "mmol/L",
+    "umol/l" => "umol/L",
+    "µmol/l" => "umol/L",
+    "nmol/l" => "nmol/L",
+    "pmol/l" => "pmol/L",
+    "mg/l" => "mg/L",
+    "g/l" => "g/L",
+    "ng/l" => "ng/L",
+    "ng/ml" => "ng/mL",
+    "pg/ml" => "pg/mL",
+    "mcg/l" => "ug/L",
+    "meq/l" => "meq/L",
+    "u/l" => "U/L",
+    "iu/l" => "[iU]/L",
+    "miu/l" => "m[iU]/L",
+    "uiu/ml" => "u[iU]/mL",
+    "µiu/ml" => "u[iU]/mL",
+    "10^3/ul" => "10*3/uL",
+    "10e3/ul" => "10*3/uL",
+    "x10e3/ul" => "10*3/uL",
+    "k/ul" => "10*3/uL",
+    "thou/ul" => "10*3/uL",
+    "10^6/ul" => "10*6/uL",
+    "10e6/ul" => "10*6/uL",
+    "x10e6/ul" => "10*6/uL",
+    "m/ul" => "10*6/uL",
+    "mil/ul" => "10*6/uL",
+    "10^9/l" => "10*9/L",
+    "x10^9/l" => "10*9/L",
+    "10^12/l" => "10*12/L",
+    "x10^12/l" => "10*12/L",
+    "fl" => "fL",
+    "sec" => "s",
+    "secs" => "s",
+    "seconds" => "s",
+    "mm/hr" => "mm/h",
+    "mmhg" => "mm[Hg]",
+    "deg c" => "Cel",
+    "degc" => "Cel",
+    "°c" => "Cel",
+    "ml/min/1.73m2" => "mL/min/{1.73_m2}",
+    "percent" => "%",
+    "ratio" => "{ratio}",
+    "inr" => "{INR}",
+);
 
 /// What is known of a unit as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,19 +165,22 @@ pub enum UnitCheck {
 /// Checks `unit` against UCUM and the common spellings.
 pub fn check(unit: &str) -> UnitCheck {
     let unit = unit.trim();
-    if UCUM.contains(&unit) {
+    if is_ucum(unit) {
         return UnitCheck::Ucum;
     }
-    // The spellings are lower case: an ASCII unit is compared ignoring
-    // ASCII case, without building its lower-case copy.
-    let found = if unit.is_ascii() {
-        SPELLINGS.iter().find(|(s, _)| s.eq_ignore_ascii_case(unit))
-    } else {
-        let lower = unit.to_lowercase();
-        SPELLINGS.iter().find(|(s, _)| *s == lower)
+    // The spellings are lower case: a short ASCII unit is lowered in a
+    // buffer on the stack, anything else in a new string.
+    let mut buffer = [0u8; 24];
+    let found = match buffer.get_mut(..unit.len()) {
+        Some(lower) if unit.is_ascii() => {
+            lower.copy_from_slice(unit.as_bytes());
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(lower).ok().and_then(spelling)
+        }
+        _ => spelling(&unit.to_lowercase()),
     };
     match found {
-        Some((_, ucum)) => UnitCheck::Spelling(ucum),
+        Some(ucum) => UnitCheck::Spelling(ucum),
         None => UnitCheck::Unknown,
     }
 }
@@ -254,5 +284,25 @@ mod tests {
         assert_eq!(check("°C"), UnitCheck::Spelling("Cel"));
         assert_eq!(check("DEG C"), UnitCheck::Spelling("Cel"));
         assert_eq!(check("furlongs"), UnitCheck::Unknown);
+        assert_eq!(
+            check("a unit longer than the stack buffer"),
+            UnitCheck::Unknown
+        );
+    }
+
+    #[test]
+    fn every_listed_code_and_spelling_is_matched() {
+        for code in UCUM {
+            assert_eq!(check(code), UnitCheck::Ucum, "{code}");
+        }
+        for (spelling, code) in SPELLINGS {
+            assert!(UCUM.contains(code), "{code}");
+            assert_eq!(check(spelling), UnitCheck::Spelling(code), "{spelling}");
+            let upper = spelling.to_uppercase();
+            // `U/L` upper-cased is UCUM itself.
+            if spelling.is_ascii() && !UCUM.contains(&upper.as_str()) {
+                assert_eq!(check(&upper), UnitCheck::Spelling(code), "{spelling}");
+            }
+        }
     }
 }

@@ -188,6 +188,74 @@ fn units_are_normalised_to_ucum_and_glucose_converted_keeping_the_original() {
     );
     // Creatinine is in mg/dL too but no conversion names it.
     assert_eq!(get(&m, "OBX[6]-5"), "1.3");
+    // The original value and unit (the unit as normalised to UCUM before the
+    // conversion) in an NTE right after the converted OBX.
+    let names: Vec<&[u8]> = m.segment_names().collect();
+    let obx7 = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n == b"OBX")
+        .nth(6)
+        .map(|(i, _)| i)
+        .unwrap();
+    assert_eq!(names[obx7 + 1], b"NTE");
+    assert_eq!(names.iter().filter(|n| **n == b"NTE").count(), 1);
+    assert_eq!(get(&m, "NTE-1"), "1");
+    assert_eq!(get(&m, "NTE-2"), "O");
+    assert_eq!(
+        get(&m, "NTE-3"),
+        "Original result: 76 mg/dL (converted to mmol/L by Corridor)"
+    );
+    assert_eq!(get(&m, "NTE-4"), "RE^Remark^HL70364");
+    assert!(outcome.changes.iter().any(|c| c.path == "NTE[1]"
+        && c.after == "NTE|1|O|Original result: 76 mg/dL (converted to mmol/L by Corridor)|RE^Remark^HL70364"));
+    // Run again: nothing is converted twice, no second note.
+    let again = m.clone();
+    let outcome = step(
+        r#"{"fields":["OBX-3"],"units":true,"conversions":[
+            {"system":"LN","code":"2345-7","from":"mg/dL","to":"mmol/L","divide_by":"18.016","decimals":2}]}"#,
+    )
+    .apply(&shared.current(), &mut m);
+    assert!(outcome.changes.is_empty(), "{:?}", outcome.changes);
+    assert_eq!(m, again);
+}
+
+#[test]
+fn the_original_note_follows_the_notes_already_on_the_obx() {
+    let shared = shared_with(GH_MAP);
+    let mut m = hl7v2::OwnedMessage::parse(
+        b"MSH|^~\\&|LAB|H|||2024||ORU^R01|1|P|2.5.1\r\
+OBX|1|NM|82947^GLUCOSE^GH||100|mg|dl\r\
+NTE|1|L|Fasting\r\
+OBX|2|NM|82947^GLUCOSE^GH||5|mmol/L\r\
+OBX|3|NM|82947^GLUCOSE^GH||90|mg/dl\r\
+NTE|1|L|Non-fasting\r\
+NTE|2|L|Repeat\r",
+    )
+    .unwrap();
+    let outcome = step(
+        r#"{"fields":["OBX-3"],"conversions":[
+            {"system":"LN","code":"2345-7","from":"mg/dL","to":"mmol/L","divide_by":"18.016","decimals":1}]}"#,
+    )
+    .apply(&shared.current(), &mut m);
+    let names: Vec<String> = m
+        .segment_names()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    // OBX-6 `mg|dl` is not a unit at all (`mg` in OBX-6, `dl` in OBX-7): no conversion.
+    assert_eq!(get(&m, "OBX[1]-5"), "100");
+    assert_eq!(get(&m, "OBX[2]-5"), "5");
+    assert_eq!(get(&m, "OBX[3]-5"), "5.0");
+    assert_eq!(
+        names,
+        ["MSH", "OBX", "NTE", "OBX", "OBX", "NTE", "NTE", "NTE"]
+    );
+    assert_eq!(get(&m, "NTE[4]-1"), "3");
+    assert_eq!(
+        get(&m, "NTE[4]-3"),
+        "Original result: 90 mg/dl (converted to mmol/L by Corridor)"
+    );
+    assert!(outcome.changes.iter().any(|c| c.path == "NTE[4]"));
 }
 
 #[test]

@@ -89,7 +89,9 @@ impl Stage for MapStage {
 
     fn run(&self, work: &mut Work) -> StageOutcome {
         let terminology = self.terminology.current();
-        let outcome = self.step.apply(&terminology, &mut work.message);
+        let outcome = self
+            .step
+            .apply_without_changes(&terminology, &mut work.message);
         if outcome.unmapped.is_empty() {
             return StageOutcome::proceed();
         }
