@@ -62,7 +62,7 @@ where
     S: DeserializeOwned,
     K: DeserializeOwned,
 {
-    let mut table = toml::Table::deserialize(deserializer)?;
+    let mut table = deserializer.deserialize_map(TableVisitor)?;
     let kinds = names_of::<K>();
     let kind = table.remove("type");
     let shared_keys = names_of::<S>();
@@ -120,13 +120,16 @@ where
             return de::Error::custom(error);
         }
         let takers = match others.as_slice() {
-            [one] => format!("a {one} {what} takes it"),
+            [one] => format!("{} {one} {what} takes it", article(one)),
             [rest @ .., last] => format!("{} and {last} {what}s take it", rest.join(", ")),
             [] => String::new(),
         };
         de::Error::custom(keyed(
             key,
-            &format!("is not a key of a {kind} {what} ({takers})"),
+            &format!(
+                "is not a key of {} {kind} {what} ({takers})",
+                article(&kind)
+            ),
         ))
     })?;
     Ok((shared, own))
@@ -142,6 +145,15 @@ pub fn split_key(message: &str) -> Option<(&str, &str)> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-.[]".contains(c));
     is_key.then_some((key, message))
+}
+
+/// "an" before a vowel, else "a".
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// `message` about `key`, as [`split_key`] reads it.
@@ -197,6 +209,112 @@ fn read<T: DeserializeOwned>(value: toml::Value, tagged: bool) -> Result<T, Stri
         keyed(&key, &message)
     })
 }
+
+/// Reads a table as `toml::Table`, from TOML or any other format: a null (JSON's, say,
+/// for an `Option` left out) is dropped as if the key were not written.
+struct TableVisitor;
+
+impl<'de> Visitor<'de> for TableVisitor {
+    type Value = toml::Table;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a table")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<toml::Table, A::Error> {
+        let mut table = toml::Table::new();
+        while let Some((key, value)) = map.next_entry::<String, Loose>()? {
+            if let Some(value) = value.0 {
+                table.insert(key, value);
+            }
+        }
+        Ok(table)
+    }
+}
+
+/// Any value, `None` for a null.
+struct Loose(Option<toml::Value>);
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(LooseVisitor)
+    }
+}
+
+struct LooseVisitor;
+
+impl<'de> Visitor<'de> for LooseVisitor {
+    type Value = Loose;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
+        Ok(Loose(Some(toml::Value::Boolean(v))))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose, E> {
+        Ok(Loose(Some(toml::Value::Integer(v))))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
+        i64::try_from(v)
+            .map(|v| Loose(Some(toml::Value::Integer(v))))
+            .map_err(|_| E::custom(format!("{v} is too large")))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
+        Ok(Loose(Some(toml::Value::Float(v))))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
+        Ok(Loose(Some(toml::Value::String(v.to_owned()))))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Loose, E> {
+        Ok(Loose(Some(toml::Value::String(v))))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+        Ok(Loose(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+        Ok(Loose(None))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Loose, D::Error> {
+        Loose::deserialize(deserializer)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+        let mut array = Vec::new();
+        while let Some(value) = seq.next_element::<Loose>()? {
+            array.extend(value.0);
+        }
+        Ok(Loose(Some(toml::Value::Array(array))))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Loose, A::Error> {
+        let mut table = TableVisitor.visit_map(map)?;
+        // A TOML date-time comes as a table of one private key; keep it a date-time.
+        if table.len() == 1 {
+            if let Some(toml::Value::String(text)) = table.get(DATETIME_KEY) {
+                if let Ok(datetime) = text.parse::<toml::value::Datetime>() {
+                    return Ok(Loose(Some(toml::Value::Datetime(datetime))));
+                }
+            }
+            if let Some(value) = table.remove(DATETIME_KEY) {
+                table.insert(DATETIME_KEY.to_owned(), value);
+            }
+        }
+        Ok(Loose(Some(toml::Value::Table(table))))
+    }
+}
+
+/// The key `toml` hands a date-time under.
+const DATETIME_KEY: &str = "$__toml_private_datetime";
 
 /// Whether the kind named `kind` takes `key` (whatever it thinks of `value`).
 fn takes<K: DeserializeOwned>(kind: &str, key: &str, value: &toml::Value) -> bool {
@@ -430,6 +548,32 @@ mod tests {
             ("a".to_owned(), "missing field `type`".to_owned())
         );
         assert_eq!(problem("[a]\nname = \"x\"\ntype = 3\n").0, "a.type");
+    }
+
+    #[test]
+    fn a_null_is_read_as_a_key_not_written() {
+        let read: Table = serde_json::from_str(
+            r#"{"name": "x", "type": "mllp", "to": "h:1", "tls": null, "retries": null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            read.1,
+            Kind::Mllp(Mllp {
+                to: "h:1".into(),
+                tls: None
+            })
+        );
+    }
+
+    #[test]
+    fn a_date_time_stays_one() {
+        let read: Table =
+            toml::from_str("name = \"x\"\ntype = \"directory\"\npath = \"p\"\n").unwrap();
+        assert!(matches!(read.1, Kind::Directory(_)));
+        // Read as the date-time it is, not as toml's private table that carries it.
+        let read: Table =
+            toml::from_str("name = 1979-05-27\ntype = \"directory\"\npath = \"p\"\n").unwrap();
+        assert_eq!(read.0.name, "1979-05-27");
     }
 
     #[test]

@@ -1,18 +1,25 @@
 //! A destination as written in the configuration (`[[channels.NAME.destinations]]`).
 //!
-//! One flat table per destination: the keys every kind shares (`name`, `type`, `filters`,
-//! `transforms`, `retry`, `on_failure`, `on_nak`, `timeout`, `pipeline`) and the keys of
-//! its kind. `DestinationConfig::validate` (in `destinations`, beside the kinds whose
-//! settings it checks) refuses keys of another kind with words that name the destination
-//! and the key, as unknown keys are refused by serde.
+//! One table per destination: the keys every kind shares (`name`, `type`, `filters`,
+//! `transforms`, `retry`, `on_failure`, `on_nak`, `timeout`) are here, in
+//! [`DestinationConfig`]; the keys of each kind are in its own typed struct beside the
+//! kind's code (`destinations/{mllp,http,file,fhir,email}.rs`), picked by `type`. The
+//! table is read by `conf::tagged`, so a key of another kind is refused naming it (`to`
+//! on a file destination: `is not a key of a file destination (a mllp destination takes
+//! it)`), as unknown keys are.
 
 use conf::duration;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use steps::{FilterConfig, TransformConfig};
+
+pub use crate::destinations::email::EmailDestinationConfig;
+pub use crate::destinations::fhir::FhirDestinationConfig;
+pub use crate::destinations::file::FileDestinationConfig;
+pub use crate::destinations::http::HttpDestinationConfig;
+pub use crate::destinations::mllp::MllpDestinationConfig;
 
 /// One destination of a channel.
 ///
@@ -26,115 +33,129 @@ use steps::{FilterConfig, TransformConfig};
 /// "#).unwrap();
 /// config.validate().unwrap();
 /// assert_eq!(config.retry.initial_backoff, std::time::Duration::from_millis(500));
+/// let delivery::DestinationSettings::Mllp(mllp) = &config.settings else { panic!() };
+/// assert_eq!(mllp.to.as_deref(), Some("127.0.0.1:2576"));
+///
+/// let error = toml::from_str::<delivery::DestinationConfig>(
+///     "name = \"ehr\"\ntype = \"file\"\npath = \"out\"\nto = \"127.0.0.1:2576\"",
+/// ).unwrap_err();
+/// assert_eq!(
+///     error.message(),
+///     "`to`: is not a key of a file destination (a mllp destination takes it)",
+/// );
 /// ```
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DestinationConfig {
     /// The destination's name, unique within its channel; names its queue.
     pub name: String,
-    /// What kind of receiver: `mllp`, `http`, `file`, `fhir` or `email`.
-    #[serde(rename = "type")]
-    pub kind: DestinationKind,
     /// Filters that decide whether this destination wants the message (all must keep it).
-    #[serde(default)]
     pub filters: Vec<FilterConfig>,
     /// Transformers applied, in order, to this destination's copy of the message.
-    #[serde(default)]
     pub transforms: Vec<TransformConfig>,
     /// How often and how patiently a failed delivery is tried again.
-    #[serde(default)]
     pub retry: RetryConfig,
     /// What happens once `retry.max_attempts` is spent.
-    #[serde(default)]
     pub on_failure: OnFailure,
     /// What an explicit refusal (MLLP AE/AR/CE/CR, an HTTP 4xx) leads to.
-    #[serde(default)]
     pub on_nak: OnNak,
-    /// How long one delivery may take: connecting, sending and waiting for the answer.
-    #[serde(default = "default_timeout", with = "duration")]
+    /// How long one delivery may take: connecting, sending and waiting for the answer
+    /// (default `"30s"`).
     pub timeout: Duration,
-    /// Messages sent before waiting for their answers (MLLP only). 1 is stop-and-wait.
-    ///
-    /// With more than one, a message refused with a NAK and retried later arrives after
-    /// the messages sent behind it; choose 1 when strict order must survive NAK retries.
-    #[serde(default = "default_pipeline")]
-    pub pipeline: usize,
+    /// The kind of receiver `type` names, with its own keys.
+    pub settings: DestinationSettings,
+}
 
-    /// mllp: the receiver's address, `host:port`.
+/// The keys every kind of destination takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedKeys {
+    name: String,
     #[serde(default)]
-    pub to: Option<String>,
-    /// mllp and http (https URLs): TLS settings; without them MLLP is plain TCP.
+    filters: Vec<FilterConfig>,
     #[serde(default)]
-    pub tls: Option<TlsConfig>,
+    transforms: Vec<TransformConfig>,
+    #[serde(default)]
+    retry: RetryConfig,
+    #[serde(default)]
+    on_failure: OnFailure,
+    #[serde(default)]
+    on_nak: OnNak,
+    #[serde(default = "default_timeout", with = "duration")]
+    timeout: Duration,
+}
 
-    /// http: the URL to send to (`http://` or `https://`); fhir: the FHIR server's base
-    /// URL, where the transaction Bundle is POSTed.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// http: the request method (default `POST`).
-    #[serde(default)]
-    pub method: Option<String>,
-    /// http and fhir: extra request headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// http: the request body, the message as HL7 text (`hl7`, default) or a JSON envelope.
-    #[serde(default)]
-    pub body: Option<HttpBody>,
-    /// http: the status codes that mean the receiver took the message
-    /// (default 200, 201, 202, 204).
-    #[serde(default)]
-    pub success: Option<Vec<u16>>,
+impl<'de> Deserialize<'de> for DestinationConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (shared, settings): (SharedKeys, DestinationSettings) =
+            conf::tagged::deserialize(deserializer, "destination")?;
+        Ok(DestinationConfig {
+            name: shared.name,
+            filters: shared.filters,
+            transforms: shared.transforms,
+            retry: shared.retry,
+            on_failure: shared.on_failure,
+            on_nak: shared.on_nak,
+            timeout: shared.timeout,
+            settings,
+        })
+    }
+}
 
-    /// file: the directory files are written to (relative to the configuration file).
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// file: one file per message (`per_message`, default) or every message appended to
-    /// one file (`append`).
-    #[serde(default)]
-    pub mode: Option<FileMode>,
-    /// file: the file name template (`name` already names the destination);
-    /// `{channel}`, `{destination}`, `{message_id}`, `{entry_id}`, `{control_id}` and
-    /// `{date}` (UTC, `YYYYMMDD`) are replaced. Default
-    /// `{channel}-{message_id}-{control_id}.hl7` per message, `{channel}-{date}.hl7`
-    /// appended.
-    #[serde(default)]
-    pub file_name: Option<String>,
+impl DestinationConfig {
+    /// A destination named `name` with every shared key at its default.
+    pub fn new(name: impl Into<String>, settings: DestinationSettings) -> DestinationConfig {
+        DestinationConfig {
+            name: name.into(),
+            filters: Vec::new(),
+            transforms: Vec::new(),
+            retry: RetryConfig::default(),
+            on_failure: OnFailure::default(),
+            on_nak: OnNak::default(),
+            timeout: default_timeout(),
+            settings,
+        }
+    }
 
-    /// fhir: the zone of times the message sends without an offset when MSH-7 has
-    /// none either: an IANA name (`America/Chicago`) or a fixed offset (`+01:00`, `Z`).
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// fhir: the base URI of identifier systems and local code systems
-    /// (default `urn:corridor:id`).
-    #[serde(default)]
-    pub identifier_base: Option<String>,
+    /// The kind of receiver.
+    pub fn kind(&self) -> DestinationKind {
+        match self.settings {
+            DestinationSettings::Mllp(_) => DestinationKind::Mllp,
+            DestinationSettings::Http(_) => DestinationKind::Http,
+            DestinationSettings::File(_) => DestinationKind::File,
+            DestinationSettings::Fhir(_) => DestinationKind::Fhir,
+            DestinationSettings::Email(_) => DestinationKind::Email,
+        }
+    }
 
-    // email (issue 20): these keys stay together, to move as one into a typed struct.
-    /// email: the mail server (`host`, `port`, `security`, `username`, `password_env` or
-    /// `password_file`, `ca`, `timeout`).
-    #[serde(default)]
-    pub smtp: Option<crate::smtp::SmtpConfig>,
-    /// email: the sender's address (`Corridor <corridor@example.org>`).
-    #[serde(default)]
-    pub from: Option<String>,
-    /// email: the recipients' addresses.
-    #[serde(default)]
-    pub recipients: Option<Vec<String>>,
-    /// email: the subject template: `{MSH-9}`, `{PID-3.1}` (any path), `{channel}`,
-    /// `{destination}`, `{message_id}`, `{control_id}`.
-    #[serde(default)]
-    pub subject: Option<String>,
-    /// email: the body template, with the same placeholders as `subject`.
-    #[serde(default)]
-    pub text: Option<String>,
-    /// email: attach the message as a `.hl7` file (default true).
-    #[serde(default)]
-    pub attach: Option<bool>,
+    /// The TLS settings of the kinds that have them (MLLP, HTTP, FHIR).
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        match &self.settings {
+            DestinationSettings::Mllp(mllp) => mllp.tls.as_ref(),
+            DestinationSettings::Http(http) => http.tls.as_ref(),
+            DestinationSettings::Fhir(fhir) => fhir.tls.as_ref(),
+            DestinationSettings::File(_) | DestinationSettings::Email(_) => None,
+        }
+    }
+}
+
+/// A destination's own keys, by the kind its `type` names.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationSettings {
+    /// `type = "mllp"`.
+    Mllp(MllpDestinationConfig),
+    /// `type = "http"`.
+    Http(HttpDestinationConfig),
+    /// `type = "file"`.
+    File(FileDestinationConfig),
+    /// `type = "fhir"`.
+    Fhir(FhirDestinationConfig),
+    /// `type = "email"`.
+    Email(EmailDestinationConfig),
 }
 
 /// The kind of receiver a destination sends to.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DestinationKind {
     /// An MLLP listener (TCP or TLS) that answers with an HL7 ACK.
     Mllp,
@@ -240,7 +261,7 @@ pub enum FileMode {
     Append,
 }
 
-/// TLS towards a receiver.
+/// TLS towards a receiver (MLLP, HTTP and FHIR destinations).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -259,10 +280,6 @@ pub struct TlsConfig {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
-}
-
-fn default_pipeline() -> usize {
-    64
 }
 
 #[cfg(test)]

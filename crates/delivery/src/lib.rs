@@ -144,8 +144,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{
-    DestinationConfig, DestinationKind, FileMode, HttpBody, OnFailure, OnNak, RetryConfig,
-    TlsConfig,
+    DestinationConfig, DestinationKind, DestinationSettings, EmailDestinationConfig,
+    FhirDestinationConfig, FileDestinationConfig, FileMode, HttpBody, HttpDestinationConfig,
+    MllpDestinationConfig, OnFailure, OnNak, RetryConfig, TlsConfig,
 };
 use destinations::AnyDestination;
 pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
@@ -275,7 +276,7 @@ fn spawn_worker(
     WorkerHandle {
         channel,
         destination: name,
-        kind: config.kind,
+        kind: config.kind(),
         config,
         wake,
         status,

@@ -1215,8 +1215,7 @@ impl Config {
                         .iter()
                         .map(|d| {
                             let file = d
-                                .tls
-                                .as_ref()
+                                .tls()
                                 .map(|t| t.cert.clone().unwrap_or_else(|| t.ca.clone()));
                             (d.name.clone(), file)
                         })
@@ -1636,7 +1635,12 @@ mod tests {
         assert_eq!(mllp(&lab.source).idle_timeout.0, Duration::from_secs(600));
         assert_eq!(mllp(&lab.source).max_connections, 1000);
         assert_eq!(lab.filters.len(), 1);
-        assert_eq!(lab.destinations[0].to.as_deref(), Some("127.0.0.1:2576"));
+        assert_eq!(
+            lab.destinations[0].settings,
+            delivery::DestinationSettings::Mllp(delivery::MllpDestinationConfig::new(
+                "127.0.0.1:2576"
+            ))
+        );
     }
 
     #[test]
@@ -1709,6 +1713,37 @@ source = { listen = "127.0.0.1:0", type = "ftp", lisen = 1 }
                 "line 7: channels.lab.source.max_frame_size: \"huge\" is not a size (expected bytes or e.g. \"64KiB\", \"16MiB\")",
                 "line 10: channels.other.source.lisen: unknown field `lisen`: no kind of source takes it",
                 "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_of_another_kind_of_destination_is_named_with_its_line() {
+        let text = r#"[channels.lab]
+source = { type = "mllp", listen = "127.0.0.1:0" }
+
+[[channels.lab.destinations]]
+name = "archive"
+type = "file"
+path = "out"
+to = "127.0.0.1:1"
+retry = { max_attempts = 0 }
+
+[[channels.lab.destinations]]
+name = "mail"
+tls = { ca = "ca.pem" }
+type = "email"
+"#;
+        let errors = Config::from_toml(text).unwrap_err().errors;
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "line 8: channels.lab.destinations[0].to: is not a key of a file destination (a mllp destination takes it)",
+                // The values the types read are checked too, by kind.
+                "line 9: channels.lab.destinations[0].retry.max_attempts: `retry.max_attempts` must be at least 1",
+                "line 11: channels.lab.destinations[1].smtp: email destinations need `smtp`",
+                "line 13: channels.lab.destinations[1].tls: is not a key of an email destination (mllp, http and fhir destinations take it)",
             ]
         );
     }

@@ -209,7 +209,7 @@ impl Engine {
                             .rules
                             .destinations
                             .iter()
-                            .filter(|d| d.kind == delivery::DestinationKind::Fhir)
+                            .filter(|d| d.kind() == delivery::DestinationKind::Fhir)
                             .map(|d| d.name.clone())
                             .collect(),
                         patient_system: config.mpi.enterprise_system.clone(),

@@ -1,5 +1,6 @@
-//! The kinds of destination. Each is one module implementing [`Destination`]; adding a kind
-//! means adding a module and one arm in [`build`].
+//! The kinds of destination. Each is one module holding its own configuration struct and
+//! a type implementing [`Destination`]; adding a kind means adding a module, a variant of
+//! [`DestinationSettings`] and one arm in [`build`].
 
 use std::future::Future;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use store::{MessageId, UnixMicros};
 
-use crate::config::{DestinationConfig, DestinationKind};
+use crate::config::{DestinationConfig, DestinationSettings};
 use crate::error::{ConfigError, DeliveryError};
 use crate::queue::EntryId;
 
@@ -128,7 +129,8 @@ impl Destination for AnyDestination {
 }
 
 impl DestinationConfig {
-    /// Checks that the keys fit the destination's kind and the values make sense.
+    /// Checks the values: the keys every kind shares, then the kind's own (which keys
+    /// belong to which kind is settled when the table is read).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |reason: String| ConfigError::Invalid {
             destination: self.name.clone(),
@@ -136,67 +138,6 @@ impl DestinationConfig {
         };
         if self.name.trim().is_empty() {
             return Err(fail("`name` must not be empty".into()));
-        }
-        let present: [(&str, bool, DestinationKind); 18] = [
-            ("to", self.to.is_some(), DestinationKind::Mllp),
-            ("url", self.url.is_some(), DestinationKind::Http),
-            ("method", self.method.is_some(), DestinationKind::Http),
-            ("headers", !self.headers.is_empty(), DestinationKind::Http),
-            ("body", self.body.is_some(), DestinationKind::Http),
-            ("success", self.success.is_some(), DestinationKind::Http),
-            ("path", self.path.is_some(), DestinationKind::File),
-            ("mode", self.mode.is_some(), DestinationKind::File),
-            ("file_name", self.file_name.is_some(), DestinationKind::File),
-            ("timezone", self.timezone.is_some(), DestinationKind::Fhir),
-            (
-                "identifier_base",
-                self.identifier_base.is_some(),
-                DestinationKind::Fhir,
-            ),
-            ("smtp", self.smtp.is_some(), DestinationKind::Email),
-            ("from", self.from.is_some(), DestinationKind::Email),
-            (
-                "recipients",
-                self.recipients.is_some(),
-                DestinationKind::Email,
-            ),
-            ("subject", self.subject.is_some(), DestinationKind::Email),
-            ("text", self.text.is_some(), DestinationKind::Email),
-            ("attach", self.attach.is_some(), DestinationKind::Email),
-            (
-                "tls",
-                self.tls.is_some()
-                    && matches!(self.kind, DestinationKind::File | DestinationKind::Email),
-                DestinationKind::Mllp,
-            ),
-        ];
-        for (key, given, owner) in present {
-            // A FHIR destination is an HTTP client too: it takes `url` and `headers`.
-            let shared_with_fhir = matches!(key, "url" | "headers" | "tls");
-            if given
-                && owner != self.kind
-                && !(shared_with_fhir && self.kind == DestinationKind::Fhir)
-            {
-                return Err(fail(format!(
-                    "`{key}` belongs to {} destinations, not {}",
-                    owner.as_str(),
-                    self.kind.as_str()
-                )));
-            }
-        }
-        let required = match self.kind {
-            DestinationKind::Mllp => ("to", self.to.is_some()),
-            DestinationKind::Http => ("url", self.url.is_some()),
-            DestinationKind::File => ("path", self.path.is_some()),
-            DestinationKind::Fhir => ("url", self.url.is_some()),
-            DestinationKind::Email => ("smtp", self.smtp.is_some()),
-        };
-        if !required.1 {
-            return Err(fail(format!(
-                "{} destinations need `{}`",
-                self.kind.as_str(),
-                required.0
-            )));
         }
         if self.retry.max_attempts == 0 {
             return Err(fail("`retry.max_attempts` must be at least 1".into()));
@@ -209,38 +150,14 @@ impl DestinationConfig {
         if self.timeout.is_zero() {
             return Err(fail("`timeout` must be longer than zero".into()));
         }
-        if self.pipeline == 0 {
-            return Err(fail("`pipeline` must be at least 1".into()));
+        match &self.settings {
+            DestinationSettings::Mllp(mllp) => mllp.check(),
+            DestinationSettings::Http(http) => http.check(),
+            DestinationSettings::File(file) => file.check(),
+            DestinationSettings::Fhir(fhir) => fhir.check(),
+            DestinationSettings::Email(email) => email.check(),
         }
-        if let Some(url) = &self.url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(fail(format!(
-                    "`url` {url:?} must start with http:// or https://"
-                )));
-            }
-        }
-        if let Some(method) = &self.method {
-            if ::http::Method::from_bytes(method.as_bytes()).is_err() {
-                return Err(fail(format!("`method` {method:?} is not an HTTP method")));
-            }
-        }
-        if let Some(codes) = &self.success {
-            if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
-                return Err(fail(
-                    "`success` must list HTTP status codes between 100 and 599".into(),
-                ));
-            }
-        }
-        if self.kind == DestinationKind::Fhir {
-            fhir::converter_options(self).map_err(fail)?;
-        }
-        if self.kind == DestinationKind::Email {
-            email::check(self).map_err(fail)?;
-        }
-        if let Some(template) = &self.file_name {
-            file::NameTemplate::parse(template).map_err(fail)?;
-        }
-        Ok(())
+        .map_err(fail)
     }
 }
 
@@ -250,13 +167,21 @@ pub(crate) fn build(
     base: &Path,
 ) -> Result<AnyDestination, ConfigError> {
     config.validate()?;
-    Ok(match config.kind {
-        DestinationKind::Mllp => AnyDestination::Mllp(mllp::MllpDestination::new(config, base)?),
-        DestinationKind::Http => AnyDestination::Http(http::HttpDestination::new(config, base)?),
-        DestinationKind::File => AnyDestination::File(file::FileDestination::new(config, base)?),
-        DestinationKind::Fhir => AnyDestination::Fhir(fhir::FhirDestination::new(config, base)?),
-        DestinationKind::Email => {
-            AnyDestination::Email(email::EmailDestination::new(config, base)?)
+    Ok(match &config.settings {
+        DestinationSettings::Mllp(mllp) => {
+            AnyDestination::Mllp(mllp::MllpDestination::new(config, mllp, base)?)
+        }
+        DestinationSettings::Http(http) => {
+            AnyDestination::Http(http::HttpDestination::new(config, http, base)?)
+        }
+        DestinationSettings::File(file) => {
+            AnyDestination::File(file::FileDestination::new(config, file, base)?)
+        }
+        DestinationSettings::Fhir(fhir) => {
+            AnyDestination::Fhir(fhir::FhirDestination::new(config, fhir, base)?)
+        }
+        DestinationSettings::Email(email) => {
+            AnyDestination::Email(email::EmailDestination::new(config, email, base)?)
         }
     })
 }
