@@ -1,186 +1,14 @@
-//! A destination as written in the configuration (`[[channels.NAME.destinations]]`).
-//!
-//! One table per destination: the keys every kind shares (`name`, `type`, `filters`,
-//! `transforms`, `retry`, `on_failure`, `on_nak`, `timeout`) are here, in
-//! [`DestinationConfig`]; the keys of each kind are in its own typed struct beside the
-//! kind's code (`destinations/{mllp,http,file,fhir,email}.rs`), picked by `type`. The
-//! table is read by `conf::tagged`, so a key of another kind is refused naming it (`to`
-//! on a file destination: `is not a key of a file destination (a mllp destination takes
-//! it)`), as unknown keys are.
+//! The values a destination's configuration is written with that more than one kind,
+//! or the worker, shares: retries, what failures and refusals lead to, TLS, and the
+//! kinds' enumerated settings. [`DestinationConfig`](crate::DestinationConfig) itself,
+//! which picks a kind's own typed struct by `type`, is in `destinations/mod.rs` beside
+//! the kinds; this module imports none of them.
 
 use conf::duration;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
-use steps::{FilterConfig, TransformConfig};
-
-pub use crate::destinations::email::EmailDestinationConfig;
-pub use crate::destinations::fhir::FhirDestinationConfig;
-pub use crate::destinations::file::FileDestinationConfig;
-pub use crate::destinations::http::HttpDestinationConfig;
-pub use crate::destinations::mllp::MllpDestinationConfig;
-
-/// One destination of a channel.
-///
-/// ```
-/// let config: delivery::DestinationConfig = toml::from_str(r#"
-///     name = "ehr"
-///     type = "mllp"
-///     to = "127.0.0.1:2576"
-///     retry = { max_attempts = 10, initial_backoff = "500ms", max_backoff = "5m" }
-///     on_failure = "wait"
-/// "#).unwrap();
-/// config.validate().unwrap();
-/// assert_eq!(config.retry.initial_backoff, std::time::Duration::from_millis(500));
-/// let delivery::DestinationSettings::Mllp(mllp) = &config.settings else { panic!() };
-/// assert_eq!(mllp.to.as_deref(), Some("127.0.0.1:2576"));
-///
-/// let error = toml::from_str::<delivery::DestinationConfig>(
-///     "name = \"ehr\"\ntype = \"file\"\npath = \"out\"\nto = \"127.0.0.1:2576\"",
-/// ).unwrap_err();
-/// assert_eq!(
-///     error.message(),
-///     "`to`: is not a key of a file destination (a mllp destination takes it)",
-/// );
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct DestinationConfig {
-    /// The destination's name, unique within its channel; names its queue.
-    pub name: String,
-    /// Filters that decide whether this destination wants the message (all must keep it).
-    pub filters: Vec<FilterConfig>,
-    /// Transformers applied, in order, to this destination's copy of the message.
-    pub transforms: Vec<TransformConfig>,
-    /// How often and how patiently a failed delivery is tried again.
-    pub retry: RetryConfig,
-    /// What happens once `retry.max_attempts` is spent.
-    pub on_failure: OnFailure,
-    /// What an explicit refusal (MLLP AE/AR/CE/CR, an HTTP 4xx) leads to.
-    pub on_nak: OnNak,
-    /// How long one delivery may take: connecting, sending and waiting for the answer
-    /// (default `"30s"`).
-    pub timeout: Duration,
-    /// The kind of receiver `type` names, with its own keys.
-    pub settings: DestinationSettings,
-}
-
-/// The keys every kind of destination takes.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SharedKeys {
-    name: String,
-    #[serde(default)]
-    filters: Vec<FilterConfig>,
-    #[serde(default)]
-    transforms: Vec<TransformConfig>,
-    #[serde(default)]
-    retry: RetryConfig,
-    #[serde(default)]
-    on_failure: OnFailure,
-    #[serde(default)]
-    on_nak: OnNak,
-    #[serde(default = "default_timeout", with = "duration")]
-    timeout: Duration,
-}
-
-impl<'de> Deserialize<'de> for DestinationConfig {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (shared, settings): (SharedKeys, DestinationSettings) =
-            conf::tagged::deserialize(deserializer, "destination")?;
-        Ok(DestinationConfig {
-            name: shared.name,
-            filters: shared.filters,
-            transforms: shared.transforms,
-            retry: shared.retry,
-            on_failure: shared.on_failure,
-            on_nak: shared.on_nak,
-            timeout: shared.timeout,
-            settings,
-        })
-    }
-}
-
-impl DestinationConfig {
-    /// A destination named `name` with every shared key at its default.
-    pub fn new(name: impl Into<String>, settings: DestinationSettings) -> DestinationConfig {
-        DestinationConfig {
-            name: name.into(),
-            filters: Vec::new(),
-            transforms: Vec::new(),
-            retry: RetryConfig::default(),
-            on_failure: OnFailure::default(),
-            on_nak: OnNak::default(),
-            timeout: default_timeout(),
-            settings,
-        }
-    }
-
-    /// The kind of receiver.
-    pub fn kind(&self) -> DestinationKind {
-        match self.settings {
-            DestinationSettings::Mllp(_) => DestinationKind::Mllp,
-            DestinationSettings::Http(_) => DestinationKind::Http,
-            DestinationSettings::File(_) => DestinationKind::File,
-            DestinationSettings::Fhir(_) => DestinationKind::Fhir,
-            DestinationSettings::Email(_) => DestinationKind::Email,
-        }
-    }
-
-    /// The TLS settings of the kinds that have them (MLLP, HTTP, FHIR).
-    pub fn tls(&self) -> Option<&TlsConfig> {
-        match &self.settings {
-            DestinationSettings::Mllp(mllp) => mllp.tls.as_ref(),
-            DestinationSettings::Http(http) => http.tls.as_ref(),
-            DestinationSettings::Fhir(fhir) => fhir.tls.as_ref(),
-            DestinationSettings::File(_) | DestinationSettings::Email(_) => None,
-        }
-    }
-}
-
-/// A destination's own keys, by the kind its `type` names.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
-pub enum DestinationSettings {
-    /// `type = "mllp"`.
-    Mllp(MllpDestinationConfig),
-    /// `type = "http"`.
-    Http(HttpDestinationConfig),
-    /// `type = "file"`.
-    File(FileDestinationConfig),
-    /// `type = "fhir"`.
-    Fhir(FhirDestinationConfig),
-    /// `type = "email"`.
-    Email(EmailDestinationConfig),
-}
-
-/// The kind of receiver a destination sends to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DestinationKind {
-    /// An MLLP listener (TCP or TLS) that answers with an HL7 ACK.
-    Mllp,
-    /// An HTTP endpoint that answers with a status code.
-    Http,
-    /// Files in a directory.
-    File,
-    /// A FHIR server: the message's transaction Bundle POSTed to its base URL.
-    Fhir,
-    /// Mail recipients, through an SMTP server.
-    Email,
-}
-
-impl DestinationKind {
-    /// The name used in the configuration.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DestinationKind::Mllp => "mllp",
-            DestinationKind::Http => "http",
-            DestinationKind::File => "file",
-            DestinationKind::Fhir => "fhir",
-            DestinationKind::Email => "email",
-        }
-    }
-}
+use serde::Deserialize;
 
 /// Retries with exponential backoff: `initial_backoff`, doubled after each failure, capped.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -278,13 +106,10 @@ pub struct TlsConfig {
     pub server_name: Option<String>,
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DestinationConfig;
 
     #[test]
     fn retry_backoff_takes_the_shared_duration_grammar_with_days() {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use hl7v2::OwnedMessage;
 use steps::{Chain, Outcome};
 
-use crate::config::{DestinationConfig, DestinationSettings};
+use crate::destinations::{DestinationConfig, DestinationSettings};
 use crate::error::ConfigError;
 
 /// The destinations of one channel, with their compiled steps.

@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::sources::config::default_read_timeout;
+pub use crate::intake::AckModeSetting;
+pub use crate::sources::shared_keys::ListenAddr;
+use crate::sources::shared_keys::default_read_timeout;
 pub use conf::{ByteSize, ConfigDuration, DuplicateWindow, parse_byte_size, parse_duration};
 pub use delivery::{DestinationConfig, DestinationKind};
 use serde::Deserialize;
@@ -565,18 +567,6 @@ pub use crate::sources::directory::DirectorySourceConfig;
 pub use crate::sources::http::HttpSourceConfig;
 pub use crate::sources::mllp::{MllpSourceConfig, TlsConfig};
 
-/// How a listener acknowledges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AckModeSetting {
-    /// One application ACK per message: AA once stored, AE/AR when it cannot be parsed.
-    #[default]
-    Original,
-    /// HL7 enhanced mode: a commit ACK (CA/CE/CR) as MSH-15 asks, and an
-    /// application ACK later as MSH-16 asks.
-    Enhanced,
-}
-
 /// `[channels.NAME.validation]`: how a channel validates its messages.
 ///
 /// ```
@@ -786,21 +776,6 @@ impl RetentionConfig {
             ));
         }
         errors
-    }
-}
-
-/// A socket address to listen on, written `"IP:port"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenAddr(pub SocketAddr);
-
-impl<'de> Deserialize<'de> for ListenAddr {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.trim().parse().map(ListenAddr).map_err(|_| {
-            de::Error::custom(format!(
-                "{text:?} is not a socket address (expected IP:port, e.g. \"127.0.0.1:2575\" or \"0.0.0.0:2575\")"
-            ))
-        })
     }
 }
 

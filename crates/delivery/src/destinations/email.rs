@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use store::UnixMicros;
 
+use super::DestinationConfig;
 use super::{Delivered, DeliveryMeta, Destination, Outgoing};
-use crate::config::DestinationConfig;
 use crate::error::{ConfigError, DeliveryError};
 use crate::smtp::{MailAttachment, Mailer, SmtpConfig};
 

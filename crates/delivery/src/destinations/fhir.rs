@@ -32,9 +32,10 @@ use std::time::Duration;
 use http::{HeaderValue, Method};
 use store::UnixMicros;
 
+use super::DestinationConfig;
 use super::http::{EndpointKeys, HttpEndpoint, answer_text, failure};
 use super::{Delivered, DeliveryMeta, Destination, Outgoing};
-use crate::config::{DestinationConfig, TlsConfig};
+use crate::config::TlsConfig;
 
 /// `type = "fhir"`: a FHIR destination's own keys (the keys every destination takes are
 /// in [`DestinationConfig`]).

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use store::UnixMicros;
 
+use super::DestinationConfig;
 use super::{Delivered, DeliveryMeta, Destination, Outgoing};
-use crate::config::{DestinationConfig, FileMode};
+use crate::config::FileMode;
 
 /// `type = "file"`: a file destination's own keys (the keys every destination takes are
 /// in [`DestinationConfig`]).

@@ -19,7 +19,8 @@ use store::UnixMicros;
 use tokio::net::TcpStream;
 
 use super::{Delivered, DeliveryMeta, Destination, Outgoing, clip, tls};
-use crate::config::{DestinationConfig, DestinationSettings, HttpBody, TlsConfig};
+use super::{DestinationConfig, DestinationSettings};
+use crate::config::{HttpBody, TlsConfig};
 use crate::error::{ConfigError, DeliveryError};
 
 const DEFAULT_SUCCESS: [u16; 4] = [200, 201, 202, 204];

@@ -15,8 +15,9 @@ use mllp::{FrameReader, FrameWriter, MllpConnector, TlsClientConfig};
 use store::UnixMicros;
 use tokio::sync::{Semaphore, mpsc};
 
+use super::DestinationConfig;
 use super::{Delivered, DeliveryMeta, Destination, Outgoing, clip};
-use crate::config::{DestinationConfig, TlsConfig};
+use crate::config::TlsConfig;
 use crate::error::{ConfigError, DeliveryError};
 
 /// Largest part of an ACK kept as the delivery's answer.

@@ -8,14 +8,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
 use super::directory::DirectorySourceConfig;
 use super::http::HttpSourceConfig;
 use super::mllp::MllpSourceConfig;
-use crate::config::{AckModeSetting, ByteSize, ConfigDuration, DuplicateWindow, ListenAddr};
+use super::shared_keys::{AckModeSetting, default_max_frame_size};
+use conf::{ByteSize, DuplicateWindow};
 
 /// `source = { type = "mllp", listen = "127.0.0.1:2575", ... }`,
 /// `{ type = "http", listen = "0.0.0.0:8081" }` or
@@ -113,19 +113,6 @@ impl SourceKind {
             SourceKind::Directory => "directory",
         }
     }
-}
-
-pub(crate) fn default_max_frame_size() -> ByteSize {
-    ByteSize(mllp::DEFAULT_MAX_FRAME_SIZE as u64)
-}
-pub(crate) fn default_read_timeout() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(30))
-}
-pub(crate) fn default_idle_timeout() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(3600))
-}
-pub(crate) fn default_max_connections() -> usize {
-    1024
 }
 
 impl SourceConfig {
@@ -230,63 +217,5 @@ impl SourceConfig {
             ));
         }
         errors
-    }
-}
-
-/// The keys MLLP and HTTP sources share, checked the same way for both.
-pub(crate) struct ListenerKeys<'a> {
-    pub kind: SourceKind,
-    pub listen: Option<ListenAddr>,
-    pub read_timeout: ConfigDuration,
-    pub max_connections: usize,
-    pub application_ack_to: Option<&'a str>,
-    pub ack_mode: AckModeSetting,
-}
-
-impl ListenerKeys<'_> {
-    /// Problems with these keys, as (key, message); `at` is `channels.NAME`.
-    pub(crate) fn check(&self, at: &str) -> Vec<(String, String)> {
-        let mut errors = Vec::new();
-        if self.listen.is_none() {
-            errors.push((
-                format!("{at}.source.listen"),
-                format!("a {} source needs listen = \"IP:port\"", self.kind.as_str()),
-            ));
-        }
-        if self.max_connections == 0 {
-            errors.push((
-                format!("{at}.source.max_connections"),
-                "must be at least 1".to_owned(),
-            ));
-        }
-        if self.read_timeout.0.is_zero() {
-            errors.push((
-                format!("{at}.source.read_timeout"),
-                "must be longer than 0".to_owned(),
-            ));
-        }
-        if let Some(to) = self.application_ack_to {
-            if self.ack_mode != AckModeSetting::Enhanced {
-                errors.push((
-                    format!("{at}.source.application_ack_to"),
-                    "application acknowledgements are sent only with ack_mode = \"enhanced\""
-                        .to_owned(),
-                ));
-            } else if !is_host_port(to) {
-                errors.push((
-                    format!("{at}.source.application_ack_to"),
-                    format!("{to:?} is not HOST:PORT"),
-                ));
-            }
-        }
-        errors
-    }
-}
-
-/// `host:port` with a non-empty host and a port number.
-fn is_host_port(text: &str) -> bool {
-    match text.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
-        None => false,
     }
 }

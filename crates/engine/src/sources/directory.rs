@@ -58,8 +58,8 @@ use tracing::{debug, error, info, warn};
 
 use super::Listener;
 use super::RunningSource;
-use crate::config::{ByteSize, ConfigDuration};
 use crate::intake::{Intake, IntakeStatus, Origin};
+use conf::{ByteSize, ConfigDuration};
 
 /// Most messages handed to the intake in one write; a larger file is stored in several
 /// writes, all committed before it moves.
@@ -115,8 +115,8 @@ impl DirectorySettings {
 
     /// The settings of a configured source; relative folders start at `base_dir`.
     pub fn from_config(
-        source: &crate::config::SourceConfig,
         directory: &DirectorySourceConfig,
+        max_frame_size: ByteSize,
         base_dir: &Path,
     ) -> DirectorySettings {
         let path = base_dir.join(directory.path.clone().unwrap_or_default());
@@ -132,7 +132,7 @@ impl DirectorySettings {
             pattern: directory.pattern.clone().unwrap_or_else(|| "*".to_owned()),
             poll_interval: directory.poll_interval.0,
             max_file_size: directory.max_file_size.0,
-            max_message_size: usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX),
+            max_message_size: usize::try_from(max_frame_size.0).unwrap_or(usize::MAX),
             allow_hard_links: directory.allow_hard_links,
             path,
         }

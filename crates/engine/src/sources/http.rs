@@ -41,20 +41,22 @@ use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::Listener;
-use super::config::{
-    ListenerKeys, SourceKind, default_idle_timeout, default_max_connections, default_read_timeout,
+use super::shared_keys::{
+    AckModeSetting, ListenAddr, ListenerKeys, default_idle_timeout, default_max_connections,
+    default_read_timeout,
 };
 use super::{RunningSource, split_body};
-use crate::config::{AckModeSetting, ConfigDuration, ListenAddr, SourceConfig};
 use crate::http_serve::{HttpLimits, HttpServer, RequestTimedOut};
 use crate::intake::{Intake, IntakeStatus, Origin, Received};
 use crate::start_error::StartError;
+use conf::{ByteSize, ConfigDuration};
 
 /// The media type of an HL7 v2 message in its usual (ER7) encoding.
 pub const HL7_CONTENT_TYPE: &str = "x-application/hl7-v2+er7";
 
 /// `source = { type = "http", ... }`: an HTTP source's own keys (the keys every source
-/// takes are in [`SourceConfig`]; `max_frame_size` is the largest body).
+/// takes are in [`SourceConfig`](crate::SourceConfig); `max_frame_size` is the largest
+/// body).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSourceConfig {
@@ -102,7 +104,7 @@ impl HttpSourceConfig {
     /// Problems with these keys, as (key, message); `at` is `channels.NAME`.
     pub(crate) fn check(&self, at: &str, ack_mode: AckModeSetting) -> Vec<(String, String)> {
         ListenerKeys {
-            kind: SourceKind::Http,
+            kind: "http",
             listen: self.listen,
             read_timeout: self.read_timeout,
             max_connections: self.max_connections,
@@ -176,12 +178,14 @@ impl RunningHttp {
     /// `listen` key of channel `name`.
     pub(crate) async fn start(
         name: &str,
-        source: &SourceConfig,
         http: &HttpSourceConfig,
+        max_frame_size: ByteSize,
         intake: Intake,
     ) -> Result<RunningHttp, StartError> {
-        let max_body = usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX);
-        let addr = source.listen_addr();
+        let max_body = usize::try_from(max_frame_size.0).unwrap_or(usize::MAX);
+        let addr = http
+            .listen
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |l| l.0);
         let http = HttpSource::bind_with_limits(addr, intake, max_body, http.limits())
             .await
             .map_err(|err| StartError::Listen {

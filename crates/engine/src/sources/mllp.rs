@@ -13,16 +13,18 @@ use serde::Deserialize;
 use store::Store;
 use tracing::info;
 
-use super::config::{
-    ListenerKeys, SourceKind, default_idle_timeout, default_max_connections, default_read_timeout,
+use conf::{ByteSize, ConfigDuration};
+
+use super::shared_keys::{
+    AckModeSetting, ListenAddr, ListenerKeys, default_idle_timeout, default_max_connections,
+    default_read_timeout,
 };
 use super::{Listener, RunningSource, StartError};
-use crate::config::{AckModeSetting, ByteSize, ConfigDuration, ListenAddr, SourceConfig};
 use crate::intake::{Intake, IntakeStatus, Origin, ReceiverSettings};
 use crate::metrics::ChannelMetrics;
 
 /// `source = { type = "mllp", ... }`: an MLLP source's own keys (the keys every source
-/// takes are in [`SourceConfig`]).
+/// takes are in [`SourceConfig`](crate::SourceConfig)).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MllpSourceConfig {
@@ -89,13 +91,17 @@ impl MllpSourceConfig {
         }
     }
 
+    /// The address to listen on (`127.0.0.1:0` when none is set, which the check
+    /// refuses).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |l| l.0)
+    }
+
     /// The settings of the `mllp` crate's listener for this source, whose largest
     /// frame is `max_frame_size`.
     pub fn listener_config(&self, max_frame_size: ByteSize) -> mllp::MllpServerConfig {
-        let listen = self
-            .listen
-            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |l| l.0);
-        let mut config = mllp::MllpServerConfig::new(listen.to_string());
+        let mut config = mllp::MllpServerConfig::new(self.listen_addr().to_string());
         config.tls = self.tls.as_ref().map(|tls| mllp::TlsServerConfig {
             cert_path: tls.cert.clone(),
             key_path: tls.key.clone(),
@@ -124,7 +130,7 @@ impl MllpSourceConfig {
             ));
         }
         let listener = ListenerKeys {
-            kind: SourceKind::Mllp,
+            kind: "mllp",
             listen: self.listen,
             read_timeout: self.read_timeout,
             max_connections: self.max_connections,
@@ -163,15 +169,17 @@ impl MllpSource {
     /// `listen` key of channel `name`.
     pub(crate) async fn start(
         name: &str,
-        source: &SourceConfig,
         mllp: &MllpSourceConfig,
+        max_frame_size: ByteSize,
         intake: Intake,
     ) -> Result<MllpSource, StartError> {
-        let server = MllpServer::bind(name, mllp.listener_config(source.max_frame_size))
+        let config = mllp.listener_config(max_frame_size);
+        let addr = mllp.listen_addr();
+        let server = MllpServer::bind(name, config)
             .await
             .map_err(|err| StartError::Listen {
                 key: format!("channels.{name}.source.listen"),
-                addr: source.listen_addr(),
+                addr,
                 reason: err.to_string(),
             })?;
         let listener = Listener {

@@ -6,7 +6,9 @@
 //!
 //! Each kind's module holds its own configuration struct too (`MllpSourceConfig`,
 //! `HttpSourceConfig`, `DirectorySourceConfig`); the keys every kind takes and the
-//! `type` that picks one are in `config.rs` ([`SourceConfig`]).
+//! `type` that picks one are in `config.rs` ([`SourceConfig`]), and what several kinds
+//! share (listen address, ACK mode, listener limits) in `shared_keys.rs`, a leaf that
+//! imports no kind.
 //!
 //! Adding a kind: a module here with its configuration struct and its running type
 //! implementing [`RunningSource`], a variant of [`SourceSettings`] and of
@@ -34,6 +36,7 @@ pub mod config;
 pub mod directory;
 pub mod http;
 pub(crate) mod mllp;
+pub(crate) mod shared_keys;
 
 pub use config::{SourceConfig, SourceKind, SourceSettings};
 
@@ -77,14 +80,23 @@ impl ChannelSource {
         let source = &channel.source;
         Ok(match &source.settings {
             SourceSettings::Mllp(mllp) => {
-                ChannelSource::Mllp(mllp::MllpSource::start(name, source, mllp, intake).await?)
+                let max_frame_size = source.max_frame_size;
+                ChannelSource::Mllp(
+                    mllp::MllpSource::start(name, mllp, max_frame_size, intake).await?,
+                )
             }
             SourceSettings::Http(http) => {
-                ChannelSource::Http(http::RunningHttp::start(name, source, http, intake).await?)
+                let max_frame_size = source.max_frame_size;
+                ChannelSource::Http(
+                    http::RunningHttp::start(name, http, max_frame_size, intake).await?,
+                )
             }
             SourceSettings::Directory(directory) => {
-                let settings =
-                    directory::DirectorySettings::from_config(source, directory, base_dir);
+                let settings = directory::DirectorySettings::from_config(
+                    directory,
+                    source.max_frame_size,
+                    base_dir,
+                );
                 let started = directory::DirectorySource::start(settings, intake).map_err(|err| {
                     StartError::Config(ConfigErrors {
                         source_name: None,
