@@ -1724,6 +1724,31 @@ type = "email"
     }
 
     #[test]
+    fn mllp_tls_files_start_at_the_configuration_files_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["cert.pem", "key.pem"] {
+            std::fs::write(dir.path().join(file), "").unwrap();
+        }
+        let text = "[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\", tls = { cert = \"cert.pem\", key = \"key.pem\" } }\n";
+        let config = Config::from_toml_in(text, dir.path()).unwrap();
+        let source = &config.channels["a"].source;
+        let listener = mllp(source).listener_config(source.max_frame_size, &config.base_dir);
+        let tls = listener.tls.unwrap();
+        assert_eq!(tls.cert_path, dir.path().join("cert.pem"));
+        assert_eq!(tls.key_path, dir.path().join("key.pem"));
+        // From another directory the same names are missing, and named so.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let errors = Config::from_toml_in(text, elsewhere.path())
+            .unwrap_err()
+            .errors;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["channels.a.source.tls.cert", "channels.a.source.tls.key"]
+        );
+    }
+
+    #[test]
     fn check_finds_every_semantic_problem() {
         let errors = Config::from_toml(
             r#"
@@ -1861,7 +1886,7 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
         )
         .unwrap();
         let source = &config.channels["a"].source;
-        let listener = mllp(source).listener_config(source.max_frame_size);
+        let listener = mllp(source).listener_config(source.max_frame_size, Path::new("."));
         assert_eq!(listener.allow_from.len(), 2);
         assert!(listener.allows_address("10.2.3.4".parse().unwrap()));
         assert!(!listener.allows_address("192.0.2.1".parse().unwrap()));

@@ -206,7 +206,7 @@ impl SourceConfig {
     /// Problems with these settings, as (key, message); `at` is `channels.NAME`.
     pub(crate) fn check(&self, at: &str, base_dir: &Path) -> Vec<(String, String)> {
         let mut errors = match &self.settings {
-            SourceSettings::Mllp(mllp) => mllp.check(at, self.ack_mode),
+            SourceSettings::Mllp(mllp) => mllp.check(at, self.ack_mode, base_dir),
             SourceSettings::Http(http) => http.check(at, self.ack_mode),
             SourceSettings::Directory(directory) => directory.check(at, base_dir),
         };

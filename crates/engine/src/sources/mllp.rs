@@ -3,7 +3,7 @@
 //! release 2, a commit acknowledgement first).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +32,8 @@ pub struct MllpSourceConfig {
     /// file's other problems).
     #[serde(default)]
     pub listen: Option<ListenAddr>,
-    /// Serve over TLS; with `client_ca`, mutual TLS.
+    /// Serve over TLS; with `client_ca`, mutual TLS. Files relative to the
+    /// configuration file.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
     /// Time a sender has to finish a frame it started (default `"30s"`).
@@ -99,13 +100,18 @@ impl MllpSourceConfig {
     }
 
     /// The settings of the `mllp` crate's listener for this source, whose largest
-    /// frame is `max_frame_size`.
-    pub fn listener_config(&self, max_frame_size: ByteSize) -> mllp::MllpServerConfig {
+    /// frame is `max_frame_size`; relative TLS files start at `base_dir` (the
+    /// configuration file's directory, as every other path in it).
+    pub fn listener_config(
+        &self,
+        max_frame_size: ByteSize,
+        base_dir: &Path,
+    ) -> mllp::MllpServerConfig {
         let mut config = mllp::MllpServerConfig::new(self.listen_addr().to_string());
         config.tls = self.tls.as_ref().map(|tls| mllp::TlsServerConfig {
-            cert_path: tls.cert.clone(),
-            key_path: tls.key.clone(),
-            client_ca_path: tls.client_ca.clone(),
+            cert_path: base_dir.join(&tls.cert),
+            key_path: base_dir.join(&tls.key),
+            client_ca_path: tls.client_ca.as_ref().map(|ca| base_dir.join(ca)),
         });
         config.max_frame_size = usize::try_from(max_frame_size.0).unwrap_or(usize::MAX);
         config.read_timeout = self.read_timeout.0;
@@ -118,7 +124,12 @@ impl MllpSourceConfig {
     }
 
     /// Problems with these keys, as (key, message); `at` is `channels.NAME`.
-    pub(crate) fn check(&self, at: &str, ack_mode: AckModeSetting) -> Vec<(String, String)> {
+    pub(crate) fn check(
+        &self,
+        at: &str,
+        ack_mode: AckModeSetting,
+        base_dir: &Path,
+    ) -> Vec<(String, String)> {
         let mut errors = Vec::new();
         if !self.allow_subjects.is_empty()
             && self.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none())
@@ -145,7 +156,7 @@ impl MllpSourceConfig {
                 ("client_ca", tls.client_ca.as_ref()),
             ];
             for (key, file) in files {
-                if let Some(file) = file.filter(|f| !f.is_file()) {
+                if let Some(file) = file.map(|f| base_dir.join(f)).filter(|f| !f.is_file()) {
                     errors.push((
                         format!("{at}.source.tls.{key}"),
                         format!("file {:?} does not exist", file.display().to_string()),
@@ -171,9 +182,10 @@ impl MllpSource {
         name: &str,
         mllp: &MllpSourceConfig,
         max_frame_size: ByteSize,
+        base_dir: &Path,
         intake: Intake,
     ) -> Result<MllpSource, StartError> {
-        let config = mllp.listener_config(max_frame_size);
+        let config = mllp.listener_config(max_frame_size, base_dir);
         let addr = mllp.listen_addr();
         let server = MllpServer::bind(name, config)
             .await

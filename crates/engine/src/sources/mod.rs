@@ -82,7 +82,7 @@ impl ChannelSource {
             SourceSettings::Mllp(mllp) => {
                 let max_frame_size = source.max_frame_size;
                 ChannelSource::Mllp(
-                    mllp::MllpSource::start(name, mllp, max_frame_size, intake).await?,
+                    mllp::MllpSource::start(name, mllp, max_frame_size, base_dir, intake).await?,
                 )
             }
             SourceSettings::Http(http) => {
