@@ -164,7 +164,11 @@ impl Notifier {
                     serde_json::json!({ "to": config.to, "pipeline": 1 }),
                 )?;
                 destination.validate().map_err(|e| e.to_string())?;
-                let mllp = MllpDestination::new(&destination, base).map_err(|e| e.to_string())?;
+                let delivery::DestinationSettings::Mllp(settings) = &destination.settings else {
+                    return Err("an mllp notifier is an mllp destination".to_owned());
+                };
+                let mllp = MllpDestination::new(&destination, settings, base)
+                    .map_err(|e| e.to_string())?;
                 Ok(Notifier::Mllp {
                     destination: Mutex::new(mllp),
                     application: config

@@ -143,12 +143,13 @@ use store::{Store, UnixMicros};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-pub use config::{
-    DestinationConfig, DestinationKind, FileMode, HttpBody, OnFailure, OnNak, RetryConfig,
-    TlsConfig,
-};
+pub use config::{FileMode, HttpBody, OnFailure, OnNak, RetryConfig, TlsConfig};
 use destinations::AnyDestination;
 pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
+pub use destinations::{
+    DestinationConfig, DestinationKind, DestinationSettings, EmailDestinationConfig,
+    FhirDestinationConfig, FileDestinationConfig, HttpDestinationConfig, MllpDestinationConfig,
+};
 pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};
 pub use queue::{
     COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, enqueue_in,
@@ -275,7 +276,7 @@ fn spawn_worker(
     WorkerHandle {
         channel,
         destination: name,
-        kind: config.kind,
+        kind: config.kind(),
         config,
         wake,
         status,

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use hl7v2::OwnedMessage;
 use steps::{Chain, Outcome};
 
-use crate::config::{DestinationConfig, DestinationKind};
+use crate::destinations::{DestinationConfig, DestinationSettings};
 use crate::error::ConfigError;
 
 /// The destinations of one channel, with their compiled steps.
@@ -82,9 +82,9 @@ impl Router {
                     }
                 })?;
             // A FHIR destination's payload is the message's transaction Bundle.
-            let fhir = match config.kind {
-                DestinationKind::Fhir => Some(v2_fhir::Converter::new(
-                    crate::destinations::fhir::converter_options(config).map_err(|reason| {
+            let fhir = match &config.settings {
+                DestinationSettings::Fhir(fhir) => Some(v2_fhir::Converter::new(
+                    crate::destinations::fhir::converter_options(fhir).map_err(|reason| {
                         ConfigError::Invalid {
                             destination: config.name.clone(),
                             reason,

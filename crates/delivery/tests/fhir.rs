@@ -214,16 +214,22 @@ fn fhir_keys_are_checked_and_named() {
     );
     let error = bad.validate().unwrap_err().to_string();
     assert!(error.contains("timezone"), "{error}");
-    let bad =
-        config("name = \"f\"\ntype = \"fhir\"\nurl = \"http://127.0.0.1:1/r4\"\npath = \"out\"");
-    let error = bad.validate().unwrap_err().to_string();
-    assert!(error.contains("`path` belongs to file"), "{error}");
+    let misplaced = |text: &str| {
+        toml::from_str::<delivery::DestinationConfig>(text)
+            .unwrap_err()
+            .message()
+            .to_owned()
+    };
+    assert_eq!(
+        misplaced("name = \"f\"\ntype = \"fhir\"\nurl = \"http://127.0.0.1:1/r4\"\npath = \"out\""),
+        "`path`: is not a key of a fhir destination (a file destination takes it)"
+    );
     let bad = config("name = \"f\"\ntype = \"fhir\"");
     assert!(bad.validate().unwrap_err().to_string().contains("url"));
-    let bad =
-        config("name = \"h\"\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\ntimezone = \"Z\"");
-    let error = bad.validate().unwrap_err().to_string();
-    assert!(error.contains("`timezone` belongs to fhir"), "{error}");
+    assert_eq!(
+        misplaced("name = \"h\"\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\ntimezone = \"Z\""),
+        "`timezone`: is not a key of a http destination (a fhir destination takes it)"
+    );
     let good = config(
         "name = \"f\"\ntype = \"fhir\"\nurl = \"http://127.0.0.1:1/r4\"\nheaders = { Authorization = \"Bearer t\" }\ntimezone = \"Z\"",
     );

@@ -20,8 +20,8 @@ use store::rusqlite::{self, params};
 use store::{Appended, Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
 use tracing::{debug, error, warn};
 
-use crate::config::AckModeSetting;
 use crate::metrics::ChannelMetrics;
+use serde::Deserialize;
 
 /// The engine's own table, beside the journal, of application acknowledgements
 /// owed to enhanced-mode senders (MSH-16); `application_ack` sends them.
@@ -49,6 +49,18 @@ pub async fn migrate(store: &Store) -> store::Result<()> {
         .migrate_component(APPLICATION_ACKS_COMPONENT, APPLICATION_ACKS_MIGRATIONS)
         .await
         .map(|_| ())
+}
+
+/// How a listener acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckModeSetting {
+    /// One application ACK per message: AA once stored, AE/AR when it cannot be parsed.
+    #[default]
+    Original,
+    /// HL7 enhanced mode: a commit ACK (CA/CE/CR) as MSH-15 asks, and an
+    /// application ACK later as MSH-16 asks.
+    Enhanced,
 }
 
 /// How one listener stores and acknowledges.

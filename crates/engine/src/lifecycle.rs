@@ -208,14 +208,17 @@ impl Engine {
                         store: store.clone(),
                         fhir: rules_destinations
                             .iter()
-                            .filter(|d| d.kind == delivery::DestinationKind::Fhir)
+                            .filter(|d| d.kind() == delivery::DestinationKind::Fhir)
                             .map(|d| d.name.clone())
                             .collect(),
                         json: rules_destinations
                             .iter()
                             .filter(|d| {
-                                d.kind == delivery::DestinationKind::Http
-                                    && d.body == Some(delivery::HttpBody::JsonPayload)
+                                matches!(
+                                    &d.settings,
+                                    delivery::DestinationSettings::Http(http)
+                                        if http.body == Some(delivery::HttpBody::JsonPayload)
+                                )
                             })
                             .map(|d| d.name.clone())
                             .collect(),

@@ -10,12 +10,46 @@
 
 use std::path::Path;
 
+use serde::Deserialize;
+
 use store::UnixMicros;
 
+use super::DestinationConfig;
 use super::{Delivered, DeliveryMeta, Destination, Outgoing};
-use crate::config::DestinationConfig;
 use crate::error::{ConfigError, DeliveryError};
-use crate::smtp::{MailAttachment, Mailer};
+use crate::smtp::{MailAttachment, Mailer, SmtpConfig};
+
+/// `type = "email"`: an e-mail destination's own keys (the keys every destination takes
+/// are in [`DestinationConfig`]).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmailDestinationConfig {
+    /// The mail server (`host`, `port`, `security`, `username`, `password_env` or
+    /// `password_file`, `ca`, `timeout`); required, and when missing it is reported
+    /// with the file's other problems.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    /// The sender's address (`Corridor <corridor@example.org>`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The recipients' addresses.
+    #[serde(default)]
+    pub recipients: Option<Vec<String>>,
+    /// The subject template: `{MSH-9}`, `{PID-3.1}` (any path), `{channel}`,
+    /// `{destination}`, `{message_id}`, `{control_id}`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The body template, with the same placeholders as `subject`.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Attach the message as a `.hl7` file (default true).
+    #[serde(default = "yes")]
+    pub attach: bool,
+}
+
+fn yes() -> bool {
+    true
+}
 
 const DEFAULT_SUBJECT: &str = "{MSH-9} {control_id} from {channel}";
 const DEFAULT_TEXT: &str = "Corridor channel {channel}, destination {destination}: message {message_id} ({MSH-9}, control id {control_id}).";
@@ -115,11 +149,20 @@ impl MailTemplate {
     }
 }
 
-/// Checks an `email` destination's own keys (called by `DestinationConfig::validate`).
-pub(crate) fn check(config: &DestinationConfig) -> Result<(), String> {
-    if let Some(smtp) = &config.smtp {
-        smtp.check()
-            .map_err(|(key, m)| format!("`smtp.{key}`: {m}"))?;
+impl EmailDestinationConfig {
+    /// Checks the keys; an error names its key in backquotes.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        check(self)
+    }
+}
+
+/// Checks an `email` destination's own keys.
+fn check(config: &EmailDestinationConfig) -> Result<(), String> {
+    match &config.smtp {
+        None => return Err("email destinations need `smtp`".into()),
+        Some(smtp) => smtp
+            .check()
+            .map_err(|(key, m)| format!("`smtp.{key}`: {m}"))?,
     }
     if config.from.is_none() {
         return Err("email destinations need `from`".into());
@@ -147,20 +190,24 @@ pub struct EmailDestination {
 
 impl EmailDestination {
     /// From a validated `type = "email"` configuration; reads the password and CA now.
-    pub fn new(config: &DestinationConfig, base: &Path) -> Result<EmailDestination, ConfigError> {
+    pub fn new(
+        config: &DestinationConfig,
+        email: &EmailDestinationConfig,
+        base: &Path,
+    ) -> Result<EmailDestination, ConfigError> {
         let fail = |reason: String| ConfigError::Invalid {
             destination: config.name.clone(),
             reason,
         };
-        check(config).map_err(fail)?;
-        let smtp = config
+        check(email).map_err(fail)?;
+        let smtp = email
             .smtp
             .as_ref()
             .ok_or_else(|| fail("email destinations need `smtp`".into()))?;
         let mailer = Mailer::new(
             smtp,
-            config.from.as_deref().unwrap_or_default(),
-            config.recipients.as_deref().unwrap_or_default(),
+            email.from.as_deref().unwrap_or_default(),
+            email.recipients.as_deref().unwrap_or_default(),
             base,
         )
         .map_err(fail)?;
@@ -169,9 +216,9 @@ impl EmailDestination {
         };
         Ok(EmailDestination {
             mailer,
-            subject: template(&config.subject, DEFAULT_SUBJECT)?,
-            text: template(&config.text, DEFAULT_TEXT)?,
-            attach: config.attach.unwrap_or(true),
+            subject: template(&email.subject, DEFAULT_SUBJECT)?,
+            text: template(&email.text, DEFAULT_TEXT)?,
+            attach: email.attach,
             timeout: config.timeout,
         })
     }
@@ -248,14 +295,13 @@ mod tests {
 
     #[test]
     fn email_keys_belong_to_email_destinations() {
-        let config: DestinationConfig = toml::from_str(
+        let error = toml::from_str::<DestinationConfig>(
             "name = \"ehr\"\ntype = \"mllp\"\nto = \"127.0.0.1:1\"\nsubject = \"x\"",
         )
-        .unwrap();
-        let error = config.validate().unwrap_err().to_string();
-        assert!(
-            error.contains("`subject` belongs to email destinations"),
-            "{error}"
+        .unwrap_err();
+        assert_eq!(
+            error.message(),
+            "`subject`: is not a key of a mllp destination (an email destination takes it)"
         );
         let config: DestinationConfig = toml::from_str(
             "name = \"m\"\ntype = \"email\"\nsmtp = { host = \"127.0.0.1\", security = \"none\" }\nfrom = \"a@example.org\"",

@@ -25,19 +25,58 @@
 //! tls = { ca = "ca.pem" }                # for https
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use http::{HeaderValue, Method};
 use store::UnixMicros;
 
-use super::http::{HttpEndpoint, answer_text, failure};
+use super::DestinationConfig;
+use super::http::{EndpointKeys, HttpEndpoint, answer_text, failure};
 use super::{Delivered, DeliveryMeta, Destination, Outgoing};
-use crate::config::DestinationConfig;
+use crate::config::TlsConfig;
+
+/// `type = "fhir"`: a FHIR destination's own keys (the keys every destination takes are
+/// in [`DestinationConfig`]).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FhirDestinationConfig {
+    /// The FHIR server's base URL, where the transaction Bundle is POSTed (required;
+    /// missing, it is reported with the file's other problems).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// TLS settings for an `https://` URL.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The zone of times the message sends without an offset when MSH-7 has none
+    /// either: an IANA name (`America/Chicago`) or a fixed offset (`+01:00`, `Z`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The base URI of identifier systems and local code systems (default
+    /// `urn:corridor:id`).
+    #[serde(default)]
+    pub identifier_base: Option<String>,
+}
+
+impl FhirDestinationConfig {
+    /// Checks the keys; an error names its key in backquotes.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match &self.url {
+            None => return Err("fhir destinations need `url`".into()),
+            Some(url) => super::http::check_url(url)?,
+        }
+        converter_options(self)?;
+        Ok(())
+    }
+}
 use crate::error::{ConfigError, DeliveryError};
 
 /// The converter options of a `type = "fhir"` destination; an error names the key.
-pub fn converter_options(config: &DestinationConfig) -> Result<v2_fhir::Options, String> {
+pub fn converter_options(config: &FhirDestinationConfig) -> Result<v2_fhir::Options, String> {
     let mut options = v2_fhir::Options::default();
     if let Some(tz) = &config.timezone {
         options.timezone = Some(
@@ -70,14 +109,24 @@ impl std::fmt::Debug for FhirDestination {
 
 impl FhirDestination {
     /// From a validated `type = "fhir"` configuration; TLS files are read now.
-    pub fn new(config: &DestinationConfig, base: &Path) -> Result<FhirDestination, ConfigError> {
-        converter_options(config).map_err(|reason| ConfigError::Invalid {
+    pub fn new(
+        config: &DestinationConfig,
+        fhir: &FhirDestinationConfig,
+        base: &Path,
+    ) -> Result<FhirDestination, ConfigError> {
+        converter_options(fhir).map_err(|reason| ConfigError::Invalid {
             destination: config.name.clone(),
             reason,
         })?;
+        let keys = EndpointKeys {
+            destination: &config.name,
+            url: fhir.url.as_deref(),
+            tls: fhir.tls.as_ref(),
+            headers: &fhir.headers,
+        };
         Ok(FhirDestination {
             endpoint: HttpEndpoint::new(
-                config,
+                &keys,
                 base,
                 "fhir destinations need `url`, the server's base",
             )?,

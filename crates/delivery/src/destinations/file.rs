@@ -13,8 +13,52 @@ use std::path::{Path, PathBuf};
 
 use store::UnixMicros;
 
+use super::DestinationConfig;
 use super::{Delivered, DeliveryMeta, Destination, Outgoing};
-use crate::config::{DestinationConfig, FileMode};
+use crate::config::FileMode;
+
+/// `type = "file"`: a file destination's own keys (the keys every destination takes are
+/// in [`DestinationConfig`]).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileDestinationConfig {
+    /// The directory files are written to, relative to the configuration file
+    /// (required; missing, it is reported with the file's other problems).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// One file per message (`per_message`, default) or every message appended to one
+    /// file (`append`).
+    #[serde(default)]
+    pub mode: FileMode,
+    /// The file name template; `{channel}`, `{destination}`, `{message_id}`,
+    /// `{entry_id}`, `{control_id}` and `{date}` (UTC, `YYYYMMDD`) are replaced. Default
+    /// `{channel}-{message_id}-{control_id}.hl7` per message, `{channel}-{date}.hl7`
+    /// appended.
+    #[serde(default)]
+    pub file_name: Option<String>,
+}
+
+impl FileDestinationConfig {
+    /// A file destination writing into `path`, every other key at its default.
+    pub fn new(path: impl Into<PathBuf>) -> FileDestinationConfig {
+        FileDestinationConfig {
+            path: Some(path.into()),
+            mode: FileMode::default(),
+            file_name: None,
+        }
+    }
+
+    /// Checks the keys; an error names its key in backquotes.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.path.is_none() {
+            return Err("file destinations need `path`".into());
+        }
+        if let Some(template) = &self.file_name {
+            NameTemplate::parse(template)?;
+        }
+        Ok(())
+    }
+}
 use crate::error::{ConfigError, DeliveryError};
 
 /// Writes messages into a directory.
@@ -27,21 +71,24 @@ pub struct FileDestination {
 
 impl FileDestination {
     /// From a validated `type = "file"` configuration; the directory is created now.
-    pub fn new(config: &DestinationConfig, base: &Path) -> Result<FileDestination, ConfigError> {
+    pub fn new(
+        config: &DestinationConfig,
+        file: &FileDestinationConfig,
+        base: &Path,
+    ) -> Result<FileDestination, ConfigError> {
         let fail = |reason: String| ConfigError::Invalid {
             destination: config.name.clone(),
             reason,
         };
         let dir = base.join(
-            config
-                .path
+            file.path
                 .as_ref()
                 .ok_or_else(|| fail("file destinations need `path`".into()))?,
         );
         std::fs::create_dir_all(&dir)
             .map_err(|e| fail(format!("`path` {}: cannot create it: {e}", dir.display())))?;
-        let mode = config.mode.unwrap_or_default();
-        let template = match (&config.file_name, mode) {
+        let mode = file.mode;
+        let template = match (&file.file_name, mode) {
             (Some(text), _) => NameTemplate::parse(text).map_err(fail)?,
             (None, FileMode::PerMessage) => {
                 NameTemplate::parse("{channel}-{message_id}-{control_id}.hl7").map_err(fail)?

@@ -4,6 +4,7 @@
 //! `success` is delivered; 408, 429 and 5xx are transient (retry); any other status is a
 //! refusal that follows `on_nak`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +19,99 @@ use store::UnixMicros;
 use tokio::net::TcpStream;
 
 use super::{Delivered, DeliveryMeta, Destination, Outgoing, clip, tls};
-use crate::config::{DestinationConfig, HttpBody};
+use super::{DestinationConfig, DestinationSettings};
+use crate::config::{HttpBody, TlsConfig};
 use crate::error::{ConfigError, DeliveryError};
 
 const DEFAULT_SUCCESS: [u16; 4] = [200, 201, 202, 204];
+
+/// `type = "http"`: an HTTP destination's own keys (the keys every destination takes
+/// are in [`DestinationConfig`]).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpDestinationConfig {
+    /// The URL to send to, `http://` or `https://` (required; missing, it is reported
+    /// with the file's other problems).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The request method (default `POST`).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The request body: the message as HL7 text (`hl7`, the default when not written),
+    /// a JSON envelope, or a JSON payload as it is.
+    #[serde(default)]
+    pub body: Option<HttpBody>,
+    /// The status codes that mean the receiver took the message (default 200, 201,
+    /// 202, 204).
+    #[serde(default)]
+    pub success: Option<Vec<u16>>,
+    /// TLS settings for an `https://` URL.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+impl HttpDestinationConfig {
+    /// An HTTP destination posting to `url`, every other key at its default.
+    pub fn new(url: impl Into<String>) -> HttpDestinationConfig {
+        HttpDestinationConfig {
+            url: Some(url.into()),
+            method: None,
+            headers: BTreeMap::new(),
+            body: None,
+            success: None,
+            tls: None,
+        }
+    }
+
+    /// Checks the keys; an error names its key in backquotes.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match &self.url {
+            None => return Err("http destinations need `url`".into()),
+            Some(url) => check_url(url)?,
+        }
+        if let Some(method) = &self.method {
+            if Method::from_bytes(method.as_bytes()).is_err() {
+                return Err(format!("`method` {method:?} is not an HTTP method"));
+            }
+        }
+        if let Some(codes) = &self.success {
+            if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
+                return Err("`success` must list HTTP status codes between 100 and 599".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn endpoint_keys<'a>(&'a self, config: &'a DestinationConfig) -> EndpointKeys<'a> {
+        EndpointKeys {
+            destination: &config.name,
+            url: self.url.as_deref(),
+            tls: self.tls.as_ref(),
+            headers: &self.headers,
+        }
+    }
+}
+
+/// A `url` must be `http://` or `https://`.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("`url` {url:?} must start with http:// or https://"))
+    }
+}
+
+/// The keys an HTTP-speaking destination sends with: its name (for errors), `url`,
+/// `tls` and `headers`.
+pub(crate) struct EndpointKeys<'a> {
+    pub destination: &'a str,
+    pub url: Option<&'a str>,
+    pub tls: Option<&'a TlsConfig>,
+    pub headers: &'a BTreeMap<String, String>,
+}
 
 /// Sends to an HTTP endpoint.
 pub struct HttpDestination {
@@ -58,18 +148,15 @@ impl HttpEndpoint {
     /// From the destination's `url`, `tls` and `headers`; `missing_url` is the error
     /// when there is no `url`. TLS files are read now.
     pub(crate) fn new(
-        config: &DestinationConfig,
+        config: &EndpointKeys<'_>,
         base: &Path,
         missing_url: &str,
     ) -> Result<HttpEndpoint, ConfigError> {
         let fail = |reason: String| ConfigError::Invalid {
-            destination: config.name.clone(),
+            destination: config.destination.to_owned(),
             reason,
         };
-        let url = config
-            .url
-            .as_deref()
-            .ok_or_else(|| fail(missing_url.to_owned()))?;
+        let url = config.url.ok_or_else(|| fail(missing_url.to_owned()))?;
         let uri: Uri = url
             .parse()
             .map_err(|e| fail(format!("`url` {url:?}: {e}")))?;
@@ -88,7 +175,6 @@ impl HttpEndpoint {
         let tls = if https {
             let tls_config = config
                 .tls
-                .as_ref()
                 .ok_or_else(|| fail("https URLs need `tls = { ca = ... }`".into()))?;
             let client = tls::client_config(tls_config, base).map_err(fail)?;
             let name = tls_config
@@ -102,7 +188,7 @@ impl HttpEndpoint {
             None
         };
         let mut headers = Vec::new();
-        for (name, value) in &config.headers {
+        for (name, value) in config.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| fail(format!("`headers`: {name:?} is not a header name")))?;
             let value = HeaderValue::from_str(value)
@@ -255,8 +341,18 @@ impl std::fmt::Debug for JsonPost {
 impl JsonPost {
     /// From `url`, `tls`, `headers` and `timeout` of an `http` configuration.
     pub fn new(config: &DestinationConfig, base: &Path) -> Result<JsonPost, ConfigError> {
+        let DestinationSettings::Http(http) = &config.settings else {
+            return Err(ConfigError::Invalid {
+                destination: config.name.clone(),
+                reason: format!(
+                    "a webhook is an http destination, not {}",
+                    config.kind().as_str()
+                ),
+            });
+        };
+        let keys = http.endpoint_keys(config);
         Ok(JsonPost {
-            endpoint: HttpEndpoint::new(config, base, "a webhook needs `url`")?,
+            endpoint: HttpEndpoint::new(&keys, base, "a webhook needs `url`")?,
             timeout: config.timeout,
         })
     }
@@ -289,9 +385,14 @@ impl JsonPost {
 
 impl HttpDestination {
     /// From a validated `type = "http"` configuration; TLS files are read now.
-    pub fn new(config: &DestinationConfig, base: &Path) -> Result<HttpDestination, ConfigError> {
-        let endpoint = HttpEndpoint::new(config, base, "http destinations need `url`")?;
-        let method = match &config.method {
+    pub fn new(
+        config: &DestinationConfig,
+        http: &HttpDestinationConfig,
+        base: &Path,
+    ) -> Result<HttpDestination, ConfigError> {
+        let keys = http.endpoint_keys(config);
+        let endpoint = HttpEndpoint::new(&keys, base, "http destinations need `url`")?;
+        let method = match &http.method {
             Some(m) => Method::from_bytes(m.as_bytes()).map_err(|_| ConfigError::Invalid {
                 destination: config.name.clone(),
                 reason: format!("`method` {m:?} is not an HTTP method"),
@@ -301,8 +402,8 @@ impl HttpDestination {
         Ok(HttpDestination {
             endpoint,
             method,
-            body: config.body.unwrap_or_default(),
-            success: config.success.clone().unwrap_or(DEFAULT_SUCCESS.to_vec()),
+            body: http.body.unwrap_or_default(),
+            success: http.success.clone().unwrap_or(DEFAULT_SUCCESS.to_vec()),
             timeout: config.timeout,
         })
     }

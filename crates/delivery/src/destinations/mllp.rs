@@ -15,12 +15,59 @@ use mllp::{FrameReader, FrameWriter, MllpConnector, TlsClientConfig};
 use store::UnixMicros;
 use tokio::sync::{Semaphore, mpsc};
 
+use super::DestinationConfig;
 use super::{Delivered, DeliveryMeta, Destination, Outgoing, clip};
-use crate::config::DestinationConfig;
+use crate::config::TlsConfig;
 use crate::error::{ConfigError, DeliveryError};
 
 /// Largest part of an ACK kept as the delivery's answer.
 const ANSWER_LIMIT: usize = 2048;
+
+/// `type = "mllp"`: an MLLP destination's own keys (the keys every destination takes
+/// are in [`DestinationConfig`]).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MllpDestinationConfig {
+    /// The receiver's address, `host:port` (required; missing, it is reported with the
+    /// file's other problems).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// TLS settings; without them MLLP is plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Messages sent before waiting for their answers (default 64). 1 is stop-and-wait.
+    ///
+    /// With more than one, a message refused with a NAK and retried later arrives after
+    /// the messages sent behind it; choose 1 when strict order must survive NAK retries.
+    #[serde(default = "default_pipeline")]
+    pub pipeline: usize,
+}
+
+fn default_pipeline() -> usize {
+    64
+}
+
+impl MllpDestinationConfig {
+    /// An MLLP destination sending to `to`, every other key at its default.
+    pub fn new(to: impl Into<String>) -> MllpDestinationConfig {
+        MllpDestinationConfig {
+            to: Some(to.into()),
+            tls: None,
+            pipeline: default_pipeline(),
+        }
+    }
+
+    /// Checks the keys; an error names its key in backquotes.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.to.is_none() {
+            return Err("mllp destinations need `to`".into());
+        }
+        if self.pipeline == 0 {
+            return Err("`pipeline` must be at least 1".into());
+        }
+        Ok(())
+    }
+}
 
 /// Sends to an MLLP listener.
 pub struct MllpDestination {
@@ -42,16 +89,20 @@ impl std::fmt::Debug for MllpDestination {
 
 impl MllpDestination {
     /// From a validated `type = "mllp"` configuration; TLS files are read now.
-    pub fn new(config: &DestinationConfig, base: &Path) -> Result<MllpDestination, ConfigError> {
+    pub fn new(
+        config: &DestinationConfig,
+        mllp: &MllpDestinationConfig,
+        base: &Path,
+    ) -> Result<MllpDestination, ConfigError> {
         let fail = |reason: String| ConfigError::Invalid {
             destination: config.name.clone(),
             reason,
         };
-        let addr = config
+        let addr = mllp
             .to
             .clone()
             .ok_or_else(|| fail("mllp destinations need `to`".into()))?;
-        let tls = config.tls.as_ref().map(|tls| TlsClientConfig {
+        let tls = mllp.tls.as_ref().map(|tls| TlsClientConfig {
             ca_path: base.join(&tls.ca),
             cert_path: tls.cert.as_ref().map(|p| base.join(p)),
             key_path: tls.key.as_ref().map(|p| base.join(p)),
@@ -65,7 +116,7 @@ impl MllpDestination {
             addr,
             connector,
             timeout: config.timeout,
-            pipeline: config.pipeline,
+            pipeline: mllp.pipeline,
             connection: None,
         })
     }

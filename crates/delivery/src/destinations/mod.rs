@@ -1,16 +1,34 @@
-//! The kinds of destination. Each is one module implementing [`Destination`]; adding a kind
-//! means adding a module and one arm in [`build`].
+//! The kinds of destination. Each is one module holding its own configuration struct and
+//! a type implementing [`Destination`]; adding a kind means adding a module, a variant of
+//! [`DestinationSettings`] and one arm in [`build`].
+//!
+//! [`DestinationConfig`] is one destination as written (`[[channels.NAME.destinations]]`):
+//! the keys every kind shares (`name`, `type`, `filters`, `transforms`, `retry`,
+//! `on_failure`, `on_nak`, `timeout`), and the kind's own typed struct that `type` picks.
+//! The table is read by `conf::tagged`, so a key of another kind is refused naming it
+//! (`to` on a file destination: `is not a key of a file destination (a mllp destination
+//! takes it)`), as unknown keys are.
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use conf::duration;
+use serde::{Deserialize, Deserializer};
+use steps::{FilterConfig, TransformConfig};
 use store::{MessageId, UnixMicros};
 
-use crate::config::{DestinationConfig, DestinationKind};
+use crate::config::{OnFailure, OnNak, RetryConfig, TlsConfig};
 use crate::error::{ConfigError, DeliveryError};
 use crate::queue::EntryId;
+
+pub use email::EmailDestinationConfig;
+pub use fhir::FhirDestinationConfig;
+pub use file::FileDestinationConfig;
+pub use http::HttpDestinationConfig;
+pub use mllp::MllpDestinationConfig;
 
 pub mod email;
 pub mod fhir;
@@ -18,6 +36,171 @@ pub mod file;
 pub mod http;
 pub mod mllp;
 mod tls;
+
+/// One destination of a channel.
+///
+/// ```
+/// let config: delivery::DestinationConfig = toml::from_str(r#"
+///     name = "ehr"
+///     type = "mllp"
+///     to = "127.0.0.1:2576"
+///     retry = { max_attempts = 10, initial_backoff = "500ms", max_backoff = "5m" }
+///     on_failure = "wait"
+/// "#).unwrap();
+/// config.validate().unwrap();
+/// assert_eq!(config.retry.initial_backoff, std::time::Duration::from_millis(500));
+/// let delivery::DestinationSettings::Mllp(mllp) = &config.settings else { panic!() };
+/// assert_eq!(mllp.to.as_deref(), Some("127.0.0.1:2576"));
+///
+/// let error = toml::from_str::<delivery::DestinationConfig>(
+///     "name = \"ehr\"\ntype = \"file\"\npath = \"out\"\nto = \"127.0.0.1:2576\"",
+/// ).unwrap_err();
+/// assert_eq!(
+///     error.message(),
+///     "`to`: is not a key of a file destination (a mllp destination takes it)",
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationConfig {
+    /// The destination's name, unique within its channel; names its queue.
+    pub name: String,
+    /// Filters that decide whether this destination wants the message (all must keep it).
+    pub filters: Vec<FilterConfig>,
+    /// Transformers applied, in order, to this destination's copy of the message.
+    pub transforms: Vec<TransformConfig>,
+    /// How often and how patiently a failed delivery is tried again.
+    pub retry: RetryConfig,
+    /// What happens once `retry.max_attempts` is spent.
+    pub on_failure: OnFailure,
+    /// What an explicit refusal (MLLP AE/AR/CE/CR, an HTTP 4xx) leads to.
+    pub on_nak: OnNak,
+    /// How long one delivery may take: connecting, sending and waiting for the answer
+    /// (default `"30s"`).
+    pub timeout: Duration,
+    /// The kind of receiver `type` names, with its own keys.
+    pub settings: DestinationSettings,
+}
+
+/// The keys every kind of destination takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedKeys {
+    name: String,
+    #[serde(default)]
+    filters: Vec<FilterConfig>,
+    #[serde(default)]
+    transforms: Vec<TransformConfig>,
+    #[serde(default)]
+    retry: RetryConfig,
+    #[serde(default)]
+    on_failure: OnFailure,
+    #[serde(default)]
+    on_nak: OnNak,
+    #[serde(default = "default_timeout", with = "duration")]
+    timeout: Duration,
+}
+
+impl<'de> Deserialize<'de> for DestinationConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (shared, settings): (SharedKeys, DestinationSettings) =
+            conf::tagged::deserialize(deserializer, "destination")?;
+        Ok(DestinationConfig {
+            name: shared.name,
+            filters: shared.filters,
+            transforms: shared.transforms,
+            retry: shared.retry,
+            on_failure: shared.on_failure,
+            on_nak: shared.on_nak,
+            timeout: shared.timeout,
+            settings,
+        })
+    }
+}
+
+impl DestinationConfig {
+    /// A destination named `name` with every shared key at its default.
+    pub fn new(name: impl Into<String>, settings: DestinationSettings) -> DestinationConfig {
+        DestinationConfig {
+            name: name.into(),
+            filters: Vec::new(),
+            transforms: Vec::new(),
+            retry: RetryConfig::default(),
+            on_failure: OnFailure::default(),
+            on_nak: OnNak::default(),
+            timeout: default_timeout(),
+            settings,
+        }
+    }
+
+    /// The kind of receiver.
+    pub fn kind(&self) -> DestinationKind {
+        match self.settings {
+            DestinationSettings::Mllp(_) => DestinationKind::Mllp,
+            DestinationSettings::Http(_) => DestinationKind::Http,
+            DestinationSettings::File(_) => DestinationKind::File,
+            DestinationSettings::Fhir(_) => DestinationKind::Fhir,
+            DestinationSettings::Email(_) => DestinationKind::Email,
+        }
+    }
+
+    /// The TLS settings of the kinds that have them (MLLP, HTTP, FHIR).
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        match &self.settings {
+            DestinationSettings::Mllp(mllp) => mllp.tls.as_ref(),
+            DestinationSettings::Http(http) => http.tls.as_ref(),
+            DestinationSettings::Fhir(fhir) => fhir.tls.as_ref(),
+            DestinationSettings::File(_) | DestinationSettings::Email(_) => None,
+        }
+    }
+}
+
+/// A destination's own keys, by the kind its `type` names.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationSettings {
+    /// `type = "mllp"`.
+    Mllp(MllpDestinationConfig),
+    /// `type = "http"`.
+    Http(HttpDestinationConfig),
+    /// `type = "file"`.
+    File(FileDestinationConfig),
+    /// `type = "fhir"`.
+    Fhir(FhirDestinationConfig),
+    /// `type = "email"`.
+    Email(EmailDestinationConfig),
+}
+
+/// The kind of receiver a destination sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationKind {
+    /// An MLLP listener (TCP or TLS) that answers with an HL7 ACK.
+    Mllp,
+    /// An HTTP endpoint that answers with a status code.
+    Http,
+    /// Files in a directory.
+    File,
+    /// A FHIR server: the message's transaction Bundle POSTed to its base URL.
+    Fhir,
+    /// Mail recipients, through an SMTP server.
+    Email,
+}
+
+impl DestinationKind {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::Mllp => "mllp",
+            DestinationKind::Http => "http",
+            DestinationKind::File => "file",
+            DestinationKind::Fhir => "fhir",
+            DestinationKind::Email => "email",
+        }
+    }
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 
 /// One message on its way to a receiver: the queue entry and the bytes to send.
 #[derive(Debug, Clone)]
@@ -128,7 +311,8 @@ impl Destination for AnyDestination {
 }
 
 impl DestinationConfig {
-    /// Checks that the keys fit the destination's kind and the values make sense.
+    /// Checks the values: the keys every kind shares, then the kind's own (which keys
+    /// belong to which kind is settled when the table is read).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |reason: String| ConfigError::Invalid {
             destination: self.name.clone(),
@@ -136,67 +320,6 @@ impl DestinationConfig {
         };
         if self.name.trim().is_empty() {
             return Err(fail("`name` must not be empty".into()));
-        }
-        let present: [(&str, bool, DestinationKind); 18] = [
-            ("to", self.to.is_some(), DestinationKind::Mllp),
-            ("url", self.url.is_some(), DestinationKind::Http),
-            ("method", self.method.is_some(), DestinationKind::Http),
-            ("headers", !self.headers.is_empty(), DestinationKind::Http),
-            ("body", self.body.is_some(), DestinationKind::Http),
-            ("success", self.success.is_some(), DestinationKind::Http),
-            ("path", self.path.is_some(), DestinationKind::File),
-            ("mode", self.mode.is_some(), DestinationKind::File),
-            ("file_name", self.file_name.is_some(), DestinationKind::File),
-            ("timezone", self.timezone.is_some(), DestinationKind::Fhir),
-            (
-                "identifier_base",
-                self.identifier_base.is_some(),
-                DestinationKind::Fhir,
-            ),
-            ("smtp", self.smtp.is_some(), DestinationKind::Email),
-            ("from", self.from.is_some(), DestinationKind::Email),
-            (
-                "recipients",
-                self.recipients.is_some(),
-                DestinationKind::Email,
-            ),
-            ("subject", self.subject.is_some(), DestinationKind::Email),
-            ("text", self.text.is_some(), DestinationKind::Email),
-            ("attach", self.attach.is_some(), DestinationKind::Email),
-            (
-                "tls",
-                self.tls.is_some()
-                    && matches!(self.kind, DestinationKind::File | DestinationKind::Email),
-                DestinationKind::Mllp,
-            ),
-        ];
-        for (key, given, owner) in present {
-            // A FHIR destination is an HTTP client too: it takes `url` and `headers`.
-            let shared_with_fhir = matches!(key, "url" | "headers" | "tls");
-            if given
-                && owner != self.kind
-                && !(shared_with_fhir && self.kind == DestinationKind::Fhir)
-            {
-                return Err(fail(format!(
-                    "`{key}` belongs to {} destinations, not {}",
-                    owner.as_str(),
-                    self.kind.as_str()
-                )));
-            }
-        }
-        let required = match self.kind {
-            DestinationKind::Mllp => ("to", self.to.is_some()),
-            DestinationKind::Http => ("url", self.url.is_some()),
-            DestinationKind::File => ("path", self.path.is_some()),
-            DestinationKind::Fhir => ("url", self.url.is_some()),
-            DestinationKind::Email => ("smtp", self.smtp.is_some()),
-        };
-        if !required.1 {
-            return Err(fail(format!(
-                "{} destinations need `{}`",
-                self.kind.as_str(),
-                required.0
-            )));
         }
         if self.retry.max_attempts == 0 {
             return Err(fail("`retry.max_attempts` must be at least 1".into()));
@@ -209,38 +332,14 @@ impl DestinationConfig {
         if self.timeout.is_zero() {
             return Err(fail("`timeout` must be longer than zero".into()));
         }
-        if self.pipeline == 0 {
-            return Err(fail("`pipeline` must be at least 1".into()));
+        match &self.settings {
+            DestinationSettings::Mllp(mllp) => mllp.check(),
+            DestinationSettings::Http(http) => http.check(),
+            DestinationSettings::File(file) => file.check(),
+            DestinationSettings::Fhir(fhir) => fhir.check(),
+            DestinationSettings::Email(email) => email.check(),
         }
-        if let Some(url) = &self.url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(fail(format!(
-                    "`url` {url:?} must start with http:// or https://"
-                )));
-            }
-        }
-        if let Some(method) = &self.method {
-            if ::http::Method::from_bytes(method.as_bytes()).is_err() {
-                return Err(fail(format!("`method` {method:?} is not an HTTP method")));
-            }
-        }
-        if let Some(codes) = &self.success {
-            if codes.is_empty() || codes.iter().any(|c| !(100..=599).contains(c)) {
-                return Err(fail(
-                    "`success` must list HTTP status codes between 100 and 599".into(),
-                ));
-            }
-        }
-        if self.kind == DestinationKind::Fhir {
-            fhir::converter_options(self).map_err(fail)?;
-        }
-        if self.kind == DestinationKind::Email {
-            email::check(self).map_err(fail)?;
-        }
-        if let Some(template) = &self.file_name {
-            file::NameTemplate::parse(template).map_err(fail)?;
-        }
-        Ok(())
+        .map_err(fail)
     }
 }
 
@@ -250,13 +349,21 @@ pub(crate) fn build(
     base: &Path,
 ) -> Result<AnyDestination, ConfigError> {
     config.validate()?;
-    Ok(match config.kind {
-        DestinationKind::Mllp => AnyDestination::Mllp(mllp::MllpDestination::new(config, base)?),
-        DestinationKind::Http => AnyDestination::Http(http::HttpDestination::new(config, base)?),
-        DestinationKind::File => AnyDestination::File(file::FileDestination::new(config, base)?),
-        DestinationKind::Fhir => AnyDestination::Fhir(fhir::FhirDestination::new(config, base)?),
-        DestinationKind::Email => {
-            AnyDestination::Email(email::EmailDestination::new(config, base)?)
+    Ok(match &config.settings {
+        DestinationSettings::Mllp(mllp) => {
+            AnyDestination::Mllp(mllp::MllpDestination::new(config, mllp, base)?)
+        }
+        DestinationSettings::Http(http) => {
+            AnyDestination::Http(http::HttpDestination::new(config, http, base)?)
+        }
+        DestinationSettings::File(file) => {
+            AnyDestination::File(file::FileDestination::new(config, file, base)?)
+        }
+        DestinationSettings::Fhir(fhir) => {
+            AnyDestination::Fhir(fhir::FhirDestination::new(config, fhir, base)?)
+        }
+        DestinationSettings::Email(email) => {
+            AnyDestination::Email(email::EmailDestination::new(config, email, base)?)
         }
     })
 }

@@ -140,8 +140,10 @@ impl RulesSection {
             .iter()
             .cloned()
             .map(|mut d| {
-                if d.kind == delivery::DestinationKind::Http && d.body.is_none() {
-                    d.body = Some(delivery::HttpBody::JsonPayload);
+                if let delivery::DestinationSettings::Http(http) = &mut d.settings
+                    && http.body.is_none()
+                {
+                    http.body = Some(delivery::HttpBody::JsonPayload);
                 }
                 d
             })
