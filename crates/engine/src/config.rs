@@ -1307,7 +1307,13 @@ impl Config {
             );
         }
         if let Err(invalid) = self.mpi.check() {
-            error("mpi".to_owned(), invalid.to_string());
+            let message = invalid.to_string();
+            let key = if message.contains("identifier_base") {
+                "mpi.identifier_base"
+            } else {
+                "mpi"
+            };
+            error(key.to_owned(), message);
         }
         for (key, message) in self.rules.check() {
             error(key, message);
@@ -1418,6 +1424,20 @@ impl Config {
             if let Some(fhir) = &channel.fhir {
                 for (key, message) in fhir.check(&at) {
                     error(key, message);
+                }
+                // One identifier system everywhere: the FHIR Patient's identifiers and
+                // the patient index's answers are made under one base.
+                if let Some(base) = &fhir.identifier_base
+                    && self.mpi.enabled
+                    && base.trim_end_matches('/') != self.mpi.identifier_base
+                {
+                    error(
+                        format!("{at}.fhir.identifier_base"),
+                        format!(
+                            "{base:?} differs from [mpi] identifier_base {:?}: the patient index would answer with other identifier systems than the FHIR API shows; set one base (in [mpi]) and leave this key out",
+                            self.mpi.identifier_base
+                        ),
+                    );
                 }
             }
             if let Some(rules) = &channel.rules {
