@@ -7,6 +7,8 @@
 //! - [`parse_byte_size`] and [`ByteSize`]: a number of bytes, or `"64KiB"`,
 //!   `"16MiB"`, `"1GiB"` (powers of 1024) and `"500KB"`, `"1MB"`, `"1GB"`
 //!   (powers of 1000).
+//! - [`tagged`]: tables whose `type` key picks the struct that reads the rest
+//!   (`source = { type = "mllp", ... }`), with errors that name the key inside them.
 //!
 //! ```
 //! use std::time::Duration;
@@ -26,6 +28,7 @@
 
 mod duration_grammar;
 mod size;
+pub mod tagged;
 
 pub use duration_grammar::{ConfigDuration, DuplicateWindow, duration, parse_duration};
 pub use size::{ByteSize, parse_byte_size};

@@ -634,7 +634,7 @@ fn default_configuration_is_one_mllp_channel_on_2575_with_the_api_on_8080() {
     let config = engine::Config::default_config();
     assert_eq!(config.channels.keys().collect::<Vec<_>>(), ["default"]);
     let source = &config.channels["default"].source;
-    assert_eq!(source.kind, engine::SourceKind::Mllp);
+    assert_eq!(source.kind(), engine::SourceKind::Mllp);
     assert_eq!(source.listen_addr().to_string(), "127.0.0.1:2575");
     assert!(config.http.enabled);
     assert_eq!(config.http.listen.0.to_string(), "127.0.0.1:8080");

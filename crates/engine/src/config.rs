@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::sources::config::default_read_timeout;
 pub use conf::{ByteSize, ConfigDuration, DuplicateWindow, parse_byte_size, parse_duration};
 pub use delivery::{DestinationConfig, DestinationKind};
 use serde::Deserialize;
@@ -559,209 +560,10 @@ impl ChannelConfig {
     }
 }
 
-/// The kinds of source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// An MLLP listener (plain TCP or TLS).
-    Mllp,
-    /// An HTTP listener: each `POST` carries a raw HL7 message (or a batch) and its
-    /// answer carries the acknowledgement.
-    Http,
-    /// A folder read at an interval: each file holds one or more messages (or a batch)
-    /// and is moved to `done` (or `error`) once its messages are stored.
-    Directory,
-}
-
-impl SourceKind {
-    /// The word the configuration uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Mllp => "mllp",
-            SourceKind::Http => "http",
-            SourceKind::Directory => "directory",
-        }
-    }
-}
-
-/// `source = { type = "mllp", listen = "127.0.0.1:2575", ... }`,
-/// `{ type = "http", listen = "0.0.0.0:8081" }` or
-/// `{ type = "directory", path = "/var/spool/lab", pattern = "*.hl7" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// `"mllp"`, `"http"` or `"directory"`.
-    #[serde(rename = "type")]
-    pub kind: SourceKind,
-    /// Address to listen on, `IP:port` (MLLP and HTTP sources; required for them).
-    #[serde(default)]
-    pub listen: Option<ListenAddr>,
-    /// `"original"` (default) or `"enhanced"`.
-    #[serde(default)]
-    pub ack_mode: AckModeSetting,
-    /// How long a repeated sending application/facility + MSH-10 counts as a
-    /// duplicate (default `"10m"`); `"off"` or `0` turns detection off.
-    #[serde(default)]
-    pub duplicate_window: DuplicateWindow,
-    /// Serve over TLS; with `client_ca`, mutual TLS.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// Largest accepted message (default `"16MiB"`).
-    #[serde(default = "default_max_frame_size")]
-    pub max_frame_size: ByteSize,
-    /// Time a sender has to finish a frame it started, or an HTTP request (default `"30s"`).
-    #[serde(default = "default_read_timeout")]
-    pub read_timeout: ConfigDuration,
-    /// Time a connection may stay open without sending, or an HTTP connection between
-    /// requests (default `"1h"`; `0` = forever).
-    #[serde(default = "default_idle_timeout")]
-    pub idle_timeout: ConfigDuration,
-    /// Most connections served at once (default 1024).
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-    /// MLLP release 2: send a commit acknowledgement (0x06) once stored (default false).
-    #[serde(default)]
-    pub commit_acks: bool,
-    /// MLLP: the client addresses allowed, as CIDR blocks (`["10.1.0.0/16",
-    /// "192.0.2.7/32"]`). Empty (the default): every address.
-    #[serde(default)]
-    pub allow_from: Vec<ipnet::IpNet>,
-    /// MLLP under mutual TLS: the client certificate subjects allowed
-    /// (`"CN=lab-1,O=Hospital"`). Empty (the default): any the client CA issued.
-    #[serde(default)]
-    pub allow_subjects: Vec<String>,
-    /// With `ack_mode = "enhanced"`: the `host:port` of the senders' own MLLP
-    /// listener, where the application acknowledgements MSH-16 asks for are sent
-    /// once each message is processed. Without it they are noted as owed only.
-    #[serde(default)]
-    pub application_ack_to: Option<String>,
-    /// Directory source: the folder to read (required).
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Directory source: which file names to read, a glob with `*` and `?`
-    /// (default `"*"`, every file; hidden files and names ending in `.error.txt` never).
-    #[serde(default)]
-    pub pattern: Option<String>,
-    /// Directory source: how often the folder is read (default `"1s"`).
-    #[serde(default = "default_poll_interval")]
-    pub poll_interval: ConfigDuration,
-    /// Directory source: where files go once their messages are stored
-    /// (default `PATH/done`; created if missing).
-    #[serde(default)]
-    pub done: Option<PathBuf>,
-    /// Directory source: where files go that hold a message that could not be used,
-    /// with a `NAME.error.txt` beside each (default `PATH/error`; created if missing).
-    #[serde(default)]
-    pub error: Option<PathBuf>,
-    /// Directory source: the largest file read (default `"256MiB"`); a larger one goes
-    /// to `error`.
-    #[serde(default = "default_max_file_size")]
-    pub max_file_size: ByteSize,
-    /// Directory source: read files with more than one hard link (default false: such a
-    /// file goes to `error` unread, since its contents may be a file's outside the folder).
-    #[serde(default)]
-    pub allow_hard_links: bool,
-}
-
-fn default_poll_interval() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(1))
-}
-fn default_max_file_size() -> ByteSize {
-    ByteSize(256 << 20)
-}
-
-fn default_max_frame_size() -> ByteSize {
-    ByteSize(mllp::DEFAULT_MAX_FRAME_SIZE as u64)
-}
-fn default_read_timeout() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(30))
-}
-fn default_idle_timeout() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(3600))
-}
-fn default_max_connections() -> usize {
-    1024
-}
-
-impl SourceConfig {
-    /// An MLLP source on `listen` with every default.
-    pub fn mllp(listen: SocketAddr) -> SourceConfig {
-        SourceConfig {
-            kind: SourceKind::Mllp,
-            listen: Some(ListenAddr(listen)),
-            ack_mode: AckModeSetting::default(),
-            duplicate_window: DuplicateWindow::default(),
-            tls: None,
-            max_frame_size: default_max_frame_size(),
-            read_timeout: default_read_timeout(),
-            idle_timeout: default_idle_timeout(),
-            max_connections: default_max_connections(),
-            commit_acks: false,
-            allow_from: Vec::new(),
-            allow_subjects: Vec::new(),
-            application_ack_to: None,
-            path: None,
-            pattern: None,
-            poll_interval: default_poll_interval(),
-            done: None,
-            error: None,
-            max_file_size: default_max_file_size(),
-            allow_hard_links: false,
-        }
-    }
-
-    /// An HTTP source on `listen` with every default.
-    pub fn http(listen: SocketAddr) -> SourceConfig {
-        SourceConfig {
-            kind: SourceKind::Http,
-            ..SourceConfig::mllp(listen)
-        }
-    }
-
-    /// A directory source reading `path` with every default.
-    pub fn directory(path: impl Into<PathBuf>) -> SourceConfig {
-        SourceConfig {
-            kind: SourceKind::Directory,
-            listen: None,
-            path: Some(path.into()),
-            ..SourceConfig::mllp(SocketAddr::from(([127, 0, 0, 1], 0)))
-        }
-    }
-
-    /// The address to listen on (`127.0.0.1:0` when none is set, which `check` refuses
-    /// for the kinds that listen).
-    pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
-            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |l| l.0)
-    }
-
-    /// The settings of the `mllp` crate's listener for this source.
-    pub fn listener_config(&self) -> mllp::MllpServerConfig {
-        let mut config = mllp::MllpServerConfig::new(self.listen_addr().to_string());
-        config.tls = self.tls.as_ref().map(|tls| mllp::TlsServerConfig {
-            cert_path: tls.cert.clone(),
-            key_path: tls.key.clone(),
-            client_ca_path: tls.client_ca.clone(),
-        });
-        config.max_frame_size = usize::try_from(self.max_frame_size.0).unwrap_or(usize::MAX);
-        config.read_timeout = self.read_timeout.0;
-        config.idle_timeout = self.idle_timeout.0;
-        config.max_connections = self.max_connections;
-        config.commit_acks = self.commit_acks;
-        config.allow_from = self.allow_from.clone();
-        config.allow_subjects = self.allow_subjects.clone();
-        config
-    }
-
-    /// The limits of an HTTP source's listener.
-    pub fn http_limits(&self) -> crate::HttpLimits {
-        crate::HttpLimits {
-            max_connections: self.max_connections,
-            read_timeout: self.read_timeout.0,
-            idle_timeout: self.idle_timeout.0,
-        }
-    }
-}
+pub use crate::sources::config::{SourceConfig, SourceKind, SourceSettings};
+pub use crate::sources::directory::DirectorySourceConfig;
+pub use crate::sources::http::HttpSourceConfig;
+pub use crate::sources::mllp::{MllpSourceConfig, TlsConfig};
 
 /// How a listener acknowledges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -773,19 +575,6 @@ pub enum AckModeSetting {
     /// HL7 enhanced mode: a commit ACK (CA/CE/CR) as MSH-15 asks, and an
     /// application ACK later as MSH-16 asks.
     Enhanced,
-}
-
-/// `tls = { cert = "..", key = "..", client_ca = ".." }` (PEM files).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The server's certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// The server's private key.
-    pub key: PathBuf,
-    /// With it, mutual TLS: clients must present a certificate issued by one of these CAs.
-    #[serde(default)]
-    pub client_ca: Option<PathBuf>,
 }
 
 /// `[channels.NAME.validation]`: how a channel validates its messages.
@@ -1000,109 +789,6 @@ impl RetentionConfig {
     }
 }
 
-impl SourceConfig {
-    /// Problems with the keys of this kind of source, as (key, message); `at` is
-    /// `channels.NAME`.
-    pub(crate) fn check_kind(&self, at: &str, base_dir: &Path) -> Vec<(String, String)> {
-        let mut errors = Vec::new();
-        let kind = self.kind.as_str();
-        let mut not_for = |key: &str, set: bool| {
-            if set {
-                errors.push((
-                    format!("{at}.source.{key}"),
-                    format!("is not a key of a {kind} source"),
-                ));
-            }
-        };
-        match self.kind {
-            SourceKind::Mllp | SourceKind::Http => {
-                not_for("path", self.path.is_some());
-                not_for("pattern", self.pattern.is_some());
-                not_for("done", self.done.is_some());
-                not_for("error", self.error.is_some());
-                not_for("allow_hard_links", self.allow_hard_links);
-                if self.kind == SourceKind::Http {
-                    not_for("tls", self.tls.is_some());
-                    not_for("commit_acks", self.commit_acks);
-                    not_for("allow_from", !self.allow_from.is_empty());
-                    not_for("allow_subjects", !self.allow_subjects.is_empty());
-                }
-                if !self.allow_subjects.is_empty()
-                    && self.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none())
-                {
-                    errors.push((
-                        format!("{at}.source.allow_subjects"),
-                        "needs mutual TLS (tls.client_ca): without it no client has a certificate"
-                            .to_owned(),
-                    ));
-                }
-                if self.listen.is_none() {
-                    errors.push((
-                        format!("{at}.source.listen"),
-                        format!("a {kind} source needs listen = \"IP:port\""),
-                    ));
-                }
-            }
-            SourceKind::Directory => {
-                not_for("listen", self.listen.is_some());
-                not_for("tls", self.tls.is_some());
-                not_for("commit_acks", self.commit_acks);
-                not_for("allow_from", !self.allow_from.is_empty());
-                not_for("allow_subjects", !self.allow_subjects.is_empty());
-                not_for("application_ack_to", self.application_ack_to.is_some());
-                match &self.path {
-                    None => errors.push((
-                        format!("{at}.source.path"),
-                        "a directory source needs path = \"FOLDER\"".to_owned(),
-                    )),
-                    Some(path) if !base_dir.join(path).is_dir() => errors.push((
-                        format!("{at}.source.path"),
-                        format!(
-                            "folder {:?} does not exist",
-                            base_dir.join(path).display().to_string()
-                        ),
-                    )),
-                    Some(_) => {}
-                }
-                if let Some(pattern) = self
-                    .pattern
-                    .as_ref()
-                    .filter(|p| p.is_empty() || p.contains(['/', '\\']))
-                {
-                    errors.push((
-                        format!("{at}.source.pattern"),
-                        format!("{pattern:?} is not a file name pattern (e.g. \"*.hl7\")"),
-                    ));
-                }
-                if self.poll_interval.0.is_zero() {
-                    errors.push((
-                        format!("{at}.source.poll_interval"),
-                        "must be longer than 0".to_owned(),
-                    ));
-                }
-                if self.max_file_size.0 == 0 {
-                    errors.push((
-                        format!("{at}.source.max_file_size"),
-                        "must be at least 1 byte".to_owned(),
-                    ));
-                }
-                let path = self.path.as_ref();
-                let same = |a: Option<&PathBuf>, b: Option<&PathBuf>| a.is_some() && a == b;
-                if same(self.done.as_ref(), self.error.as_ref())
-                    || same(self.done.as_ref(), path)
-                    || same(self.error.as_ref(), path)
-                {
-                    errors.push((
-                        format!("{at}.source.done"),
-                        "path, done and error must be three different folders".to_owned(),
-                    ));
-                }
-            }
-        }
-        errors
-    }
-}
-
 /// A socket address to listen on, written `"IP:port"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenAddr(pub SocketAddr);
@@ -1248,11 +934,28 @@ impl Config {
             .span()
             .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
         let message = inner.message().trim().to_owned();
-        let mut errors = vec![ConfigError {
-            key: key_of_problem(key, &message),
-            message,
-            line,
-        }];
+        // A kind-tagged table (a source, a destination) names the key inside it in its
+        // message; its line is that key's, not the table's.
+        let first = match conf::tagged::split_key(&message) {
+            Some((inside, rest)) => {
+                let key = if key == "." {
+                    inside.to_owned()
+                } else {
+                    format!("{key}.{inside}")
+                };
+                ConfigError {
+                    line: line_of_key(text, &key).or(line),
+                    key,
+                    message: rest.to_owned(),
+                }
+            }
+            None => ConfigError {
+                key: key_of_problem(key, &message),
+                message,
+                line,
+            },
+        };
+        let mut errors = vec![first];
         // Text that is not TOML at all has no tree to look further in.
         if let Ok(tree) = text.parse::<toml::Table>() {
             for error in ProblemFinder::default().find(tree, text, base_dir) {
@@ -1408,8 +1111,18 @@ impl Config {
                 );
             }
             let source = &channel.source;
-            for (key, message) in source.check_kind(&at, &self.base_dir) {
+            for (key, message) in source.check(&at, &self.base_dir) {
                 error(key, message);
+            }
+            if let Some(listen) = source.listen().filter(|l| l.port() != 0) {
+                if let Some(other) = listens.get(&listen) {
+                    error(
+                        format!("{at}.source.listen"),
+                        format!("{listen} is already used by {other}"),
+                    );
+                } else {
+                    listens.insert(listen, format!("{at}.source.listen"));
+                }
             }
             if let Some(validation) = &channel.validation {
                 for (key, message) in validation.check(&at, &self.base_dir) {
@@ -1458,63 +1171,6 @@ impl Config {
                         channel.max_message_size.0
                     ),
                 );
-            }
-            if let Some(ListenAddr(listen)) = source.listen.filter(|l| l.0.port() != 0) {
-                if let Some(other) = listens.get(&listen) {
-                    error(
-                        format!("{at}.source.listen"),
-                        format!("{listen} is already used by {other}"),
-                    );
-                } else {
-                    listens.insert(listen, format!("{at}.source.listen"));
-                }
-            }
-            if source.max_connections == 0 {
-                error(
-                    format!("{at}.source.max_connections"),
-                    "must be at least 1".to_owned(),
-                );
-            }
-            if source.max_frame_size.0 == 0 {
-                error(
-                    format!("{at}.source.max_frame_size"),
-                    "must be at least 1 byte".to_owned(),
-                );
-            }
-            if source.read_timeout.0.is_zero() {
-                error(
-                    format!("{at}.source.read_timeout"),
-                    "must be longer than 0".to_owned(),
-                );
-            }
-            if let Some(to) = &source.application_ack_to {
-                if source.ack_mode != AckModeSetting::Enhanced {
-                    error(
-                        format!("{at}.source.application_ack_to"),
-                        "application acknowledgements are sent only with ack_mode = \"enhanced\""
-                            .to_owned(),
-                    );
-                } else if !is_host_port(to) {
-                    error(
-                        format!("{at}.source.application_ack_to"),
-                        format!("{to:?} is not HOST:PORT"),
-                    );
-                }
-            }
-            if let Some(tls) = &source.tls {
-                let files = [
-                    ("cert", Some(&tls.cert)),
-                    ("key", Some(&tls.key)),
-                    ("client_ca", tls.client_ca.as_ref()),
-                ];
-                for (key, file) in files {
-                    if let Some(file) = file.filter(|f| !f.is_file()) {
-                        error(
-                            format!("{at}.source.tls.{key}"),
-                            format!("file {:?} does not exist", file.display().to_string()),
-                        );
-                    }
-                }
             }
             for (key, message) in
                 step_problems(&at, &channel.filters, &channel.transforms, &self.base_dir)
@@ -1573,7 +1229,7 @@ impl Config {
             .iter()
             .map(|(name, channel)| {
                 let known = alerts::KnownChannel {
-                    listener_cert: channel.source.tls.as_ref().map(|t| t.cert.clone()),
+                    listener_cert: channel.source.listener_cert().map(Path::to_path_buf),
                     destinations: channel
                         .destinations
                         .iter()
@@ -1816,7 +1472,11 @@ impl ProblemFinder {
                     _ => break,
                 }
             }
-            let message = error.into_inner().message().trim().to_owned();
+            let mut message = error.into_inner().message().trim().to_owned();
+            if let Some((inside, rest)) = conf::tagged::split_key(&message) {
+                at.extend(key_steps(inside));
+                message = rest.to_owned();
+            }
             let unknown = field_in(&message, "unknown field `");
             let missing = field_in(&message, "missing field `");
             let is_unknown = unknown.is_some();
@@ -1925,17 +1585,16 @@ fn remove_at(tree: &mut toml::Value, steps: &[KeyStep]) -> bool {
     }
 }
 
-/// `host:port` with a non-empty host and a port number.
-fn is_host_port(text: &str) -> bool {
-    match text.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mllp(source: &SourceConfig) -> &MllpSourceConfig {
+        match &source.settings {
+            SourceSettings::Mllp(mllp) => mllp,
+            other => panic!("not an MLLP source: {other:?}"),
+        }
+    }
 
     fn first_error(text: &str) -> String {
         Config::from_toml(text).unwrap_err().errors[0].to_string()
@@ -1994,8 +1653,8 @@ mod tests {
             Some(Duration::from_secs(600))
         );
         assert_eq!(lab.source.max_frame_size.0, 16 << 20);
-        assert_eq!(lab.source.idle_timeout.0, Duration::from_secs(600));
-        assert_eq!(lab.source.max_connections, 1000);
+        assert_eq!(mllp(&lab.source).idle_timeout.0, Duration::from_secs(600));
+        assert_eq!(mllp(&lab.source).max_connections, 1000);
         assert_eq!(lab.filters.len(), 1);
         assert_eq!(lab.destinations[0].to.as_deref(), Some("127.0.0.1:2576"));
     }
@@ -2029,6 +1688,49 @@ mod tests {
             "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:1\" }\nfilters = [ { path = \"not a path\", in = [\"A\"] } ]\n",
         );
         assert!(path.contains("channels.lab.filters[0].path"), "{path}");
+    }
+
+    #[test]
+    fn a_key_of_another_kind_of_source_is_named_with_its_line() {
+        let text = "[channels.lab]\nsource = { type = \"directory\", path = \".\", read_timeout = \"5s\" }\n";
+        assert_eq!(
+            first_error(text),
+            "line 2: channels.lab.source.read_timeout: is not a key of a directory source (mllp and http sources take it)"
+        );
+        assert_eq!(
+            first_error(
+                "[channels.lab]\nsource = { type = \"http\", listen = \"127.0.0.1:0\", commit_acks = true }\n"
+            ),
+            "line 2: channels.lab.source.commit_acks: is not a key of a http source (a mllp source takes it)"
+        );
+    }
+
+    #[test]
+    fn a_source_written_as_a_table_names_each_key_on_its_own_line() {
+        let text = r#"[channels.lab.source]
+path = "."
+poll_interval = "often"
+listen = "127.0.0.1:0"
+colour = "red"
+type = "directory"
+max_frame_size = "huge"
+
+[channels.other]
+source = { listen = "127.0.0.1:0", type = "ftp", lisen = 1 }
+"#;
+        let errors = Config::from_toml(text).unwrap_err().errors;
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "line 3: channels.lab.source.poll_interval: \"often\" is not a duration (expected e.g. \"250ms\", \"30s\", \"10m\", \"1h\", \"1d\")",
+                "line 4: channels.lab.source.listen: is not a key of a directory source (mllp and http sources take it)",
+                "line 5: channels.lab.source.colour: unknown field `colour`, expected one of `path`, `pattern`, `poll_interval`, `done`, `error`, `max_file_size`, `allow_hard_links`",
+                "line 7: channels.lab.source.max_frame_size: \"huge\" is not a size (expected bytes or e.g. \"64KiB\", \"16MiB\")",
+                "line 10: channels.other.source.lisen: unknown field `lisen`: no kind of source takes it",
+                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`",
+            ]
+        );
     }
 
     #[test]
@@ -2168,7 +1870,8 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
             "[http]\nenabled = false\n[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\", allow_from = [\"10.0.0.0/8\", \"2001:db8::/32\"] }\n",
         )
         .unwrap();
-        let listener = config.channels["a"].source.listener_config();
+        let source = &config.channels["a"].source;
+        let listener = mllp(source).listener_config(source.max_frame_size);
         assert_eq!(listener.allow_from.len(), 2);
         assert!(listener.allows_address("10.2.3.4".parse().unwrap()));
         assert!(!listener.allows_address("192.0.2.1".parse().unwrap()));
@@ -2259,7 +1962,10 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
         assert_eq!(api.read_timeout, Duration::from_secs(5));
         assert_eq!(api.idle_timeout, Duration::ZERO);
         assert_eq!(api.max_connections, 64);
-        let source = config.channels["a"].source.http_limits();
+        let SourceSettings::Http(http) = &config.channels["a"].source.settings else {
+            panic!("not an HTTP source");
+        };
+        let source = http.limits();
         assert_eq!(source.read_timeout, Duration::from_secs(2));
         assert_eq!(source.max_connections, 8);
         assert_eq!(HttpConfig::default().limits(), crate::HttpLimits::default());

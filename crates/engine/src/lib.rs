@@ -77,8 +77,9 @@ mod terminology_service;
 pub use api::{ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused};
 pub use config::{
     AckModeSetting, AuditConfig, ByteSize, ChannelConfig, Config, ConfigDuration, ConfigError,
-    ConfigErrors, DataConfig, DestinationConfig, DestinationKind, DuplicateWindow, FilterConfig,
-    HlPath, HttpConfig, ListenAddr, RetentionConfig, SourceConfig, SourceKind, TerminologyConfig,
+    ConfigErrors, DataConfig, DestinationConfig, DestinationKind, DirectorySourceConfig,
+    DuplicateWindow, FilterConfig, HlPath, HttpConfig, HttpSourceConfig, ListenAddr,
+    MllpSourceConfig, RetentionConfig, SourceConfig, SourceKind, SourceSettings, TerminologyConfig,
     TlsConfig, TransformConfig, ValidationConfig, ValidationMode, parse_byte_size, parse_duration,
 };
 pub use http_serve::{HttpLimits, RequestTimedOut};

@@ -10,7 +10,7 @@
 
 use tracing::{debug, warn};
 
-use crate::config::{Config, SourceKind};
+use crate::config::Config;
 
 /// Descriptors kept for all but the listeners' connections: the database files of the
 /// writer, the checkpointer and the read connections of background tasks, the
@@ -36,17 +36,17 @@ pub(crate) struct ListenerCap {
 /// Raises the open-file limit, and lowers the listeners' `max_connections` in `config`
 /// where their connections would not fit it.
 pub(crate) fn fit_listeners(config: &mut Config) -> Result<(), String> {
-    let listens = |kind: SourceKind| matches!(kind, SourceKind::Mllp | SourceKind::Http);
     let destinations: usize = config.channels.values().map(|c| c.destinations.len()).sum();
     let reserve = RESERVE + RESERVE_PER_DESTINATION * destinations as u64;
     let mut caps: Vec<ListenerCap> = config
         .channels
         .iter()
-        .filter(|(_, channel)| listens(channel.source.kind))
-        .map(|(name, channel)| ListenerCap {
-            key: format!("channels.{name}.source.max_connections"),
-            configured: channel.source.max_connections,
-            files_each: 1,
+        .filter_map(|(name, channel)| {
+            Some(ListenerCap {
+                key: format!("channels.{name}.source.max_connections"),
+                configured: channel.source.max_connections()?,
+                files_each: 1,
+            })
         })
         .collect();
     if config.http.enabled {
@@ -61,9 +61,9 @@ pub(crate) fn fit_listeners(config: &mut Config) -> Result<(), String> {
     report(limit, reserve, &caps, &effective);
     let mut effective = effective.into_iter();
     for channel in config.channels.values_mut() {
-        if listens(channel.source.kind) {
+        if channel.source.max_connections().is_some() {
             if let Some(cap) = effective.next() {
-                channel.source.max_connections = cap;
+                channel.source.set_max_connections(cap);
             }
         }
     }

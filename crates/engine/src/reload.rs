@@ -579,7 +579,7 @@ pub(crate) fn application_ack_targets(config: &Config) -> HashMap<String, String
     config
         .channels
         .iter()
-        .filter_map(|(name, c)| Some((name.clone(), c.source.application_ack_to.clone()?)))
+        .filter_map(|(name, c)| Some((name.clone(), c.source.application_ack_to()?.to_owned())))
         .collect()
 }
 

@@ -155,7 +155,7 @@ async fn source_keys_are_checked_by_kind_with_their_key() {
     assert_eq!(
         found,
         [
-            "line 6: channels.f.source.listen: is not a key of a directory source",
+            "line 6: channels.f.source.listen: is not a key of a directory source (mllp and http sources take it)",
             "line 6: channels.f.source.pattern: \"a/*\" is not a file name pattern (e.g. \"*.hl7\")",
             "line 6: channels.f.source.poll_interval: must be longer than 0"
         ]
@@ -179,7 +179,7 @@ async fn source_keys_are_checked_by_kind_with_their_key() {
     assert_eq!(
         found,
         [
-            "line 6: channels.m.source.path: is not a key of a mllp source",
+            "line 6: channels.m.source.path: is not a key of a mllp source (a directory source takes it)",
             "line 7: channels.m.retention: set max_age (e.g. \"30d\") or max_messages, or leave the section out",
             "line 8: channels.m.retention.batch_size: must be at least 1"
         ]

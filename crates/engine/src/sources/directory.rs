@@ -58,6 +58,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Listener;
 use super::RunningSource;
+use crate::config::{ByteSize, ConfigDuration};
 use crate::intake::{Intake, IntakeStatus, Origin};
 
 /// Most messages handed to the intake in one write; a larger file is stored in several
@@ -113,24 +114,137 @@ impl DirectorySettings {
     }
 
     /// The settings of a configured source; relative folders start at `base_dir`.
-    pub fn from_config(source: &crate::config::SourceConfig, base_dir: &Path) -> DirectorySettings {
-        let path = base_dir.join(source.path.clone().unwrap_or_default());
+    pub fn from_config(
+        source: &crate::config::SourceConfig,
+        directory: &DirectorySourceConfig,
+        base_dir: &Path,
+    ) -> DirectorySettings {
+        let path = base_dir.join(directory.path.clone().unwrap_or_default());
         DirectorySettings {
-            done: source
+            done: directory
                 .done
                 .as_ref()
                 .map_or_else(|| path.join("done"), |d| base_dir.join(d)),
-            error: source
+            error: directory
                 .error
                 .as_ref()
                 .map_or_else(|| path.join("error"), |d| base_dir.join(d)),
-            pattern: source.pattern.clone().unwrap_or_else(|| "*".to_owned()),
-            poll_interval: source.poll_interval.0,
-            max_file_size: source.max_file_size.0,
+            pattern: directory.pattern.clone().unwrap_or_else(|| "*".to_owned()),
+            poll_interval: directory.poll_interval.0,
+            max_file_size: directory.max_file_size.0,
             max_message_size: usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX),
-            allow_hard_links: source.allow_hard_links,
+            allow_hard_links: directory.allow_hard_links,
             path,
         }
+    }
+}
+
+/// `source = { type = "directory", path = "...", ... }`: a directory source's own keys
+/// (the keys every source takes are in [`SourceConfig`](crate::SourceConfig);
+/// `max_frame_size` is the largest message in a file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySourceConfig {
+    /// The folder to read (required; missing, it is reported with the file's other
+    /// problems).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Which file names to read, a glob with `*` and `?` (default `"*"`, every file;
+    /// hidden files and names ending in `.error.txt` never).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// How often the folder is read (default `"1s"`).
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: ConfigDuration,
+    /// Where files go once their messages are stored (default `PATH/done`; created if
+    /// missing).
+    #[serde(default)]
+    pub done: Option<PathBuf>,
+    /// Where files go that hold a message that could not be used, with a
+    /// `NAME.error.txt` beside each (default `PATH/error`; created if missing).
+    #[serde(default)]
+    pub error: Option<PathBuf>,
+    /// The largest file read (default `"256MiB"`); a larger one goes to `error`.
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: ByteSize,
+    /// Read files with more than one hard link (default false: such a file goes to
+    /// `error` unread, since its contents may be a file's outside the folder).
+    #[serde(default)]
+    pub allow_hard_links: bool,
+}
+
+fn default_poll_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(1))
+}
+fn default_max_file_size() -> ByteSize {
+    ByteSize(256 << 20)
+}
+
+impl DirectorySourceConfig {
+    /// A directory source reading `path` with every default.
+    pub fn new(path: PathBuf) -> DirectorySourceConfig {
+        DirectorySourceConfig {
+            path: Some(path),
+            pattern: None,
+            poll_interval: default_poll_interval(),
+            done: None,
+            error: None,
+            max_file_size: default_max_file_size(),
+            allow_hard_links: false,
+        }
+    }
+
+    /// Problems with these keys, as (key, message); `at` is `channels.NAME`.
+    pub(crate) fn check(&self, at: &str, base_dir: &Path) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        match &self.path {
+            None => errors.push((
+                format!("{at}.source.path"),
+                "a directory source needs path = \"FOLDER\"".to_owned(),
+            )),
+            Some(path) if !base_dir.join(path).is_dir() => errors.push((
+                format!("{at}.source.path"),
+                format!(
+                    "folder {:?} does not exist",
+                    base_dir.join(path).display().to_string()
+                ),
+            )),
+            Some(_) => {}
+        }
+        if let Some(pattern) = self
+            .pattern
+            .as_ref()
+            .filter(|p| p.is_empty() || p.contains(['/', '\\']))
+        {
+            errors.push((
+                format!("{at}.source.pattern"),
+                format!("{pattern:?} is not a file name pattern (e.g. \"*.hl7\")"),
+            ));
+        }
+        if self.poll_interval.0.is_zero() {
+            errors.push((
+                format!("{at}.source.poll_interval"),
+                "must be longer than 0".to_owned(),
+            ));
+        }
+        if self.max_file_size.0 == 0 {
+            errors.push((
+                format!("{at}.source.max_file_size"),
+                "must be at least 1 byte".to_owned(),
+            ));
+        }
+        let path = self.path.as_ref();
+        let same = |a: Option<&PathBuf>, b: Option<&PathBuf>| a.is_some() && a == b;
+        if same(self.done.as_ref(), self.error.as_ref())
+            || same(self.done.as_ref(), path)
+            || same(self.error.as_ref(), path)
+        {
+            errors.push((
+                format!("{at}.source.done"),
+                "path, done and error must be three different folders".to_owned(),
+            ));
+        }
+        errors
     }
 }
 

@@ -37,17 +37,81 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hl7v2::AckCode;
+use serde::Deserialize;
 use tracing::{info, warn};
 
 use super::Listener;
+use super::config::{
+    ListenerKeys, SourceKind, default_idle_timeout, default_max_connections, default_read_timeout,
+};
 use super::{RunningSource, split_body};
-use crate::config::SourceConfig;
+use crate::config::{AckModeSetting, ConfigDuration, ListenAddr, SourceConfig};
 use crate::http_serve::{HttpLimits, HttpServer, RequestTimedOut};
 use crate::intake::{Intake, IntakeStatus, Origin, Received};
 use crate::start_error::StartError;
 
 /// The media type of an HL7 v2 message in its usual (ER7) encoding.
 pub const HL7_CONTENT_TYPE: &str = "x-application/hl7-v2+er7";
+
+/// `source = { type = "http", ... }`: an HTTP source's own keys (the keys every source
+/// takes are in [`SourceConfig`]; `max_frame_size` is the largest body).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSourceConfig {
+    /// Address to listen on, `IP:port` (required; missing, it is reported with the
+    /// file's other problems).
+    #[serde(default)]
+    pub listen: Option<ListenAddr>,
+    /// Time a sender has to send a whole request (default `"30s"`).
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: ConfigDuration,
+    /// Time a connection may wait between requests (default `"1h"`; `0` = forever).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// Most connections served at once (default 1024).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// With `ack_mode = "enhanced"`: the `host:port` of the senders' own MLLP
+    /// listener, where the application acknowledgements MSH-16 asks for are sent
+    /// once each message is processed. Without it they are noted as owed only.
+    #[serde(default)]
+    pub application_ack_to: Option<String>,
+}
+
+impl HttpSourceConfig {
+    /// An HTTP source on `listen` with every default.
+    pub fn new(listen: SocketAddr) -> HttpSourceConfig {
+        HttpSourceConfig {
+            listen: Some(ListenAddr(listen)),
+            read_timeout: default_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            application_ack_to: None,
+        }
+    }
+
+    /// The limits of the source's listener.
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_connections: self.max_connections,
+            read_timeout: self.read_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+        }
+    }
+
+    /// Problems with these keys, as (key, message); `at` is `channels.NAME`.
+    pub(crate) fn check(&self, at: &str, ack_mode: AckModeSetting) -> Vec<(String, String)> {
+        ListenerKeys {
+            kind: SourceKind::Http,
+            listen: self.listen,
+            read_timeout: self.read_timeout,
+            max_connections: self.max_connections,
+            application_ack_to: self.application_ack_to.as_deref(),
+            ack_mode,
+        }
+        .check(at)
+    }
+}
 
 /// A running HTTP source.
 pub struct HttpSource {
@@ -68,7 +132,7 @@ impl HttpSource {
         intake: Intake,
         max_body: usize,
     ) -> std::io::Result<HttpSource> {
-        let limits = SourceConfig::http(listen).http_limits();
+        let limits = HttpSourceConfig::new(listen).limits();
         HttpSource::bind_with_limits(listen, intake, max_body, limits).await
     }
 
@@ -113,11 +177,12 @@ impl RunningHttp {
     pub(crate) async fn start(
         name: &str,
         source: &SourceConfig,
+        http: &HttpSourceConfig,
         intake: Intake,
     ) -> Result<RunningHttp, StartError> {
         let max_body = usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX);
         let addr = source.listen_addr();
-        let http = HttpSource::bind_with_limits(addr, intake, max_body, source.http_limits())
+        let http = HttpSource::bind_with_limits(addr, intake, max_body, http.limits())
             .await
             .map_err(|err| StartError::Listen {
                 key: format!("channels.{name}.source.listen"),

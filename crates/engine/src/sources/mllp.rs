@@ -2,18 +2,154 @@
 //! the channel's [`Intake`] and answered with its acknowledgements (and, with MLLP
 //! release 2, a commit acknowledgement first).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mllp::{CommitAck, ConnectionInfo, FrameHandler, MllpServer, ServerHandle};
+use serde::Deserialize;
 use store::Store;
 use tracing::info;
 
+use super::config::{
+    ListenerKeys, SourceKind, default_idle_timeout, default_max_connections, default_read_timeout,
+};
 use super::{Listener, RunningSource, StartError};
-use crate::config::SourceConfig;
+use crate::config::{AckModeSetting, ByteSize, ConfigDuration, ListenAddr, SourceConfig};
 use crate::intake::{Intake, IntakeStatus, Origin, ReceiverSettings};
 use crate::metrics::ChannelMetrics;
+
+/// `source = { type = "mllp", ... }`: an MLLP source's own keys (the keys every source
+/// takes are in [`SourceConfig`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MllpSourceConfig {
+    /// Address to listen on, `IP:port` (required; missing, it is reported with the
+    /// file's other problems).
+    #[serde(default)]
+    pub listen: Option<ListenAddr>,
+    /// Serve over TLS; with `client_ca`, mutual TLS.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Time a sender has to finish a frame it started (default `"30s"`).
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: ConfigDuration,
+    /// Time a connection may stay open without sending (default `"1h"`; `0` = forever).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    /// Most connections served at once (default 1024).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// MLLP release 2: send a commit acknowledgement (0x06) once stored (default false).
+    #[serde(default)]
+    pub commit_acks: bool,
+    /// The client addresses allowed, as CIDR blocks (`["10.1.0.0/16",
+    /// "192.0.2.7/32"]`). Empty (the default): every address.
+    #[serde(default)]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Under mutual TLS: the client certificate subjects allowed
+    /// (`"CN=lab-1,O=Hospital"`). Empty (the default): any the client CA issued.
+    #[serde(default)]
+    pub allow_subjects: Vec<String>,
+    /// With `ack_mode = "enhanced"`: the `host:port` of the senders' own MLLP
+    /// listener, where the application acknowledgements MSH-16 asks for are sent
+    /// once each message is processed. Without it they are noted as owed only.
+    #[serde(default)]
+    pub application_ack_to: Option<String>,
+}
+
+/// `tls = { cert = "..", key = "..", client_ca = ".." }` (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// With it, mutual TLS: clients must present a certificate issued by one of these CAs.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl MllpSourceConfig {
+    /// An MLLP source on `listen` with every default.
+    pub fn new(listen: SocketAddr) -> MllpSourceConfig {
+        MllpSourceConfig {
+            listen: Some(ListenAddr(listen)),
+            tls: None,
+            read_timeout: default_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            commit_acks: false,
+            allow_from: Vec::new(),
+            allow_subjects: Vec::new(),
+            application_ack_to: None,
+        }
+    }
+
+    /// The settings of the `mllp` crate's listener for this source, whose largest
+    /// frame is `max_frame_size`.
+    pub fn listener_config(&self, max_frame_size: ByteSize) -> mllp::MllpServerConfig {
+        let listen = self
+            .listen
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |l| l.0);
+        let mut config = mllp::MllpServerConfig::new(listen.to_string());
+        config.tls = self.tls.as_ref().map(|tls| mllp::TlsServerConfig {
+            cert_path: tls.cert.clone(),
+            key_path: tls.key.clone(),
+            client_ca_path: tls.client_ca.clone(),
+        });
+        config.max_frame_size = usize::try_from(max_frame_size.0).unwrap_or(usize::MAX);
+        config.read_timeout = self.read_timeout.0;
+        config.idle_timeout = self.idle_timeout.0;
+        config.max_connections = self.max_connections;
+        config.commit_acks = self.commit_acks;
+        config.allow_from = self.allow_from.clone();
+        config.allow_subjects = self.allow_subjects.clone();
+        config
+    }
+
+    /// Problems with these keys, as (key, message); `at` is `channels.NAME`.
+    pub(crate) fn check(&self, at: &str, ack_mode: AckModeSetting) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if !self.allow_subjects.is_empty()
+            && self.tls.as_ref().is_none_or(|tls| tls.client_ca.is_none())
+        {
+            errors.push((
+                format!("{at}.source.allow_subjects"),
+                "needs mutual TLS (tls.client_ca): without it no client has a certificate"
+                    .to_owned(),
+            ));
+        }
+        let listener = ListenerKeys {
+            kind: SourceKind::Mllp,
+            listen: self.listen,
+            read_timeout: self.read_timeout,
+            max_connections: self.max_connections,
+            application_ack_to: self.application_ack_to.as_deref(),
+            ack_mode,
+        };
+        errors.extend(listener.check(at));
+        if let Some(tls) = &self.tls {
+            let files = [
+                ("cert", Some(&tls.cert)),
+                ("key", Some(&tls.key)),
+                ("client_ca", tls.client_ca.as_ref()),
+            ];
+            for (key, file) in files {
+                if let Some(file) = file.filter(|f| !f.is_file()) {
+                    errors.push((
+                        format!("{at}.source.tls.{key}"),
+                        format!("file {:?} does not exist", file.display().to_string()),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+}
 
 /// A running MLLP source: its listener's address and the server behind it.
 pub(crate) struct MllpSource {
@@ -28,9 +164,10 @@ impl MllpSource {
     pub(crate) async fn start(
         name: &str,
         source: &SourceConfig,
+        mllp: &MllpSourceConfig,
         intake: Intake,
     ) -> Result<MllpSource, StartError> {
-        let server = MllpServer::bind(name, source.listener_config())
+        let server = MllpServer::bind(name, mllp.listener_config(source.max_frame_size))
             .await
             .map_err(|err| StartError::Listen {
                 key: format!("channels.{name}.source.listen"),
@@ -40,7 +177,7 @@ impl MllpSource {
         let listener = Listener {
             channel: name.to_owned(),
             addr: server.local_addr(),
-            tls: source.tls.is_some(),
+            tls: mllp.tls.is_some(),
         };
         let stats = server.stats_reader();
         let server = server.spawn(MllpReceiver::with_intake(intake));

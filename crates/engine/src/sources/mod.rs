@@ -4,9 +4,13 @@
 //! `error` once their messages are stored). Every kind hands its messages to the
 //! channel's [`Intake`], which stores them and builds the acknowledgements.
 //!
-//! Adding a kind: a module here with its running type implementing
-//! [`RunningSource`], a variant of [`ChannelSource`] and its arm in
-//! [`ChannelSource::start`].
+//! Each kind's module holds its own configuration struct too (`MllpSourceConfig`,
+//! `HttpSourceConfig`, `DirectorySourceConfig`); the keys every kind takes and the
+//! `type` that picks one are in `config.rs` ([`SourceConfig`]).
+//!
+//! Adding a kind: a module here with its configuration struct and its running type
+//! implementing [`RunningSource`], a variant of [`SourceSettings`] and of
+//! [`ChannelSource`], and its arm in [`ChannelSource::start`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -20,15 +24,18 @@ use quarantine::ChannelValidation;
 use store::Store;
 use tracing::{error, warn};
 
-use crate::config::{ChannelConfig, Config, ConfigError, ConfigErrors, SourceKind, ValidationMode};
+use crate::config::{ChannelConfig, Config, ConfigError, ConfigErrors, ValidationMode};
 use crate::intake::{Intake, ReceiverSettings};
 use crate::metrics::Metrics;
 use crate::retention::Retention;
 use crate::start_error::StartError;
 
+pub mod config;
 pub mod directory;
 pub mod http;
 pub(crate) mod mllp;
+
+pub use config::{SourceConfig, SourceKind, SourceSettings};
 
 /// One running listener of a source (MLLP or HTTP).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,15 +75,16 @@ impl ChannelSource {
         base_dir: &Path,
     ) -> Result<ChannelSource, StartError> {
         let source = &channel.source;
-        Ok(match source.kind {
-            SourceKind::Mllp => {
-                ChannelSource::Mllp(mllp::MllpSource::start(name, source, intake).await?)
+        Ok(match &source.settings {
+            SourceSettings::Mllp(mllp) => {
+                ChannelSource::Mllp(mllp::MllpSource::start(name, source, mllp, intake).await?)
             }
-            SourceKind::Http => {
-                ChannelSource::Http(http::RunningHttp::start(name, source, intake).await?)
+            SourceSettings::Http(http) => {
+                ChannelSource::Http(http::RunningHttp::start(name, source, http, intake).await?)
             }
-            SourceKind::Directory => {
-                let settings = directory::DirectorySettings::from_config(source, base_dir);
+            SourceSettings::Directory(directory) => {
+                let settings =
+                    directory::DirectorySettings::from_config(source, directory, base_dir);
                 let started = directory::DirectorySource::start(settings, intake).map_err(|err| {
                     StartError::Config(ConfigErrors {
                         source_name: None,

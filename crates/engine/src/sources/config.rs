@@ -1,0 +1,292 @@
+//! A channel's `source = { type = "...", ... }`: the keys every kind of source takes,
+//! here, and the kind that `type` names with its own typed struct, in its module
+//! ([`MllpSourceConfig`], [`HttpSourceConfig`], [`DirectorySourceConfig`]).
+//!
+//! The table is read by `conf::tagged`, so a key of another kind is refused naming it
+//! (`channels.lab.source.read_timeout: is not a key of a directory source (mllp and http
+//! sources take it)`), with its line, as any other bad key is.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::directory::DirectorySourceConfig;
+use super::http::HttpSourceConfig;
+use super::mllp::MllpSourceConfig;
+use crate::config::{AckModeSetting, ByteSize, ConfigDuration, DuplicateWindow, ListenAddr};
+
+/// `source = { type = "mllp", listen = "127.0.0.1:2575", ... }`,
+/// `{ type = "http", listen = "0.0.0.0:8081" }` or
+/// `{ type = "directory", path = "/var/spool/lab", pattern = "*.hl7" }`.
+///
+/// ```
+/// let config = engine::Config::from_toml(r#"
+///     [channels.lab]
+///     source = { type = "mllp", listen = "127.0.0.1:0", read_timeout = "5s", ack_mode = "enhanced" }
+/// "#).unwrap();
+/// let source = &config.channels["lab"].source;
+/// assert_eq!(source.ack_mode, engine::AckModeSetting::Enhanced);
+/// let engine::SourceSettings::Mllp(mllp) = &source.settings else { panic!("not mllp") };
+/// assert_eq!(mllp.read_timeout.0, std::time::Duration::from_secs(5));
+///
+/// let error = engine::Config::from_toml(
+///     "[channels.lab]\nsource = { type = \"directory\", path = \".\", read_timeout = \"5s\" }\n",
+/// ).unwrap_err();
+/// assert_eq!(
+///     error.to_string(),
+///     "line 2: channels.lab.source.read_timeout: is not a key of a directory source \
+///      (mllp and http sources take it)",
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// `"original"` (default) or `"enhanced"`.
+    pub ack_mode: AckModeSetting,
+    /// How long a repeated sending application/facility + MSH-10 counts as a
+    /// duplicate (default `"10m"`); `"off"` or `0` turns detection off.
+    pub duplicate_window: DuplicateWindow,
+    /// Largest accepted message (default `"16MiB"`): an MLLP frame, an HTTP body, one
+    /// message of a file.
+    pub max_frame_size: ByteSize,
+    /// The kind of source `type` names, with its own keys.
+    pub settings: SourceSettings,
+}
+
+/// The keys every kind of source takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedKeys {
+    #[serde(default)]
+    ack_mode: AckModeSetting,
+    #[serde(default)]
+    duplicate_window: DuplicateWindow,
+    #[serde(default = "default_max_frame_size")]
+    max_frame_size: ByteSize,
+}
+
+impl<'de> Deserialize<'de> for SourceConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (shared, settings): (SharedKeys, SourceSettings) =
+            conf::tagged::deserialize(deserializer, "source")?;
+        Ok(SourceConfig {
+            ack_mode: shared.ack_mode,
+            duplicate_window: shared.duplicate_window,
+            max_frame_size: shared.max_frame_size,
+            settings,
+        })
+    }
+}
+
+/// A source's own keys, by the kind its `type` names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceSettings {
+    /// `type = "mllp"`.
+    Mllp(MllpSourceConfig),
+    /// `type = "http"`.
+    Http(HttpSourceConfig),
+    /// `type = "directory"`.
+    Directory(DirectorySourceConfig),
+}
+
+/// The kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// An MLLP listener (plain TCP or TLS).
+    Mllp,
+    /// An HTTP listener: each `POST` carries a raw HL7 message (or a batch) and its
+    /// answer carries the acknowledgement.
+    Http,
+    /// A folder read at an interval: each file holds one or more messages (or a batch)
+    /// and is moved to `done` (or `error`) once its messages are stored.
+    Directory,
+}
+
+impl SourceKind {
+    /// The word the configuration uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Mllp => "mllp",
+            SourceKind::Http => "http",
+            SourceKind::Directory => "directory",
+        }
+    }
+}
+
+pub(crate) fn default_max_frame_size() -> ByteSize {
+    ByteSize(mllp::DEFAULT_MAX_FRAME_SIZE as u64)
+}
+pub(crate) fn default_read_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(30))
+}
+pub(crate) fn default_idle_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(3600))
+}
+pub(crate) fn default_max_connections() -> usize {
+    1024
+}
+
+impl SourceConfig {
+    fn with(settings: SourceSettings) -> SourceConfig {
+        SourceConfig {
+            ack_mode: AckModeSetting::default(),
+            duplicate_window: DuplicateWindow::default(),
+            max_frame_size: default_max_frame_size(),
+            settings,
+        }
+    }
+
+    /// An MLLP source on `listen` with every default.
+    pub fn mllp(listen: SocketAddr) -> SourceConfig {
+        SourceConfig::with(SourceSettings::Mllp(MllpSourceConfig::new(listen)))
+    }
+
+    /// An HTTP source on `listen` with every default.
+    pub fn http(listen: SocketAddr) -> SourceConfig {
+        SourceConfig::with(SourceSettings::Http(HttpSourceConfig::new(listen)))
+    }
+
+    /// A directory source reading `path` with every default.
+    pub fn directory(path: impl Into<PathBuf>) -> SourceConfig {
+        SourceConfig::with(SourceSettings::Directory(DirectorySourceConfig::new(
+            path.into(),
+        )))
+    }
+
+    /// The kind of source.
+    pub fn kind(&self) -> SourceKind {
+        match self.settings {
+            SourceSettings::Mllp(_) => SourceKind::Mllp,
+            SourceSettings::Http(_) => SourceKind::Http,
+            SourceSettings::Directory(_) => SourceKind::Directory,
+        }
+    }
+
+    /// The configured address of the kinds that listen (`None` when `listen` is
+    /// missing, which the check refuses).
+    pub fn listen(&self) -> Option<SocketAddr> {
+        match &self.settings {
+            SourceSettings::Mllp(mllp) => mllp.listen.map(|l| l.0),
+            SourceSettings::Http(http) => http.listen.map(|l| l.0),
+            SourceSettings::Directory(_) => None,
+        }
+    }
+
+    /// The address to listen on (`127.0.0.1:0` when none is set, which the check
+    /// refuses for the kinds that listen).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// `max_connections` of the kinds that listen.
+    pub fn max_connections(&self) -> Option<usize> {
+        match &self.settings {
+            SourceSettings::Mllp(mllp) => Some(mllp.max_connections),
+            SourceSettings::Http(http) => Some(http.max_connections),
+            SourceSettings::Directory(_) => None,
+        }
+    }
+
+    /// Lowers (or sets) `max_connections` of a source that listens; no-op otherwise.
+    pub(crate) fn set_max_connections(&mut self, cap: usize) {
+        match &mut self.settings {
+            SourceSettings::Mllp(mllp) => mllp.max_connections = cap,
+            SourceSettings::Http(http) => http.max_connections = cap,
+            SourceSettings::Directory(_) => {}
+        }
+    }
+
+    /// Where the application acknowledgements MSH-16 asks for are sent, if anywhere.
+    pub fn application_ack_to(&self) -> Option<&str> {
+        match &self.settings {
+            SourceSettings::Mllp(mllp) => mllp.application_ack_to.as_deref(),
+            SourceSettings::Http(http) => http.application_ack_to.as_deref(),
+            SourceSettings::Directory(_) => None,
+        }
+    }
+
+    /// The certificate an MLLP source serves under TLS.
+    pub fn listener_cert(&self) -> Option<&Path> {
+        match &self.settings {
+            SourceSettings::Mllp(mllp) => mllp.tls.as_ref().map(|tls| tls.cert.as_path()),
+            _ => None,
+        }
+    }
+
+    /// Problems with these settings, as (key, message); `at` is `channels.NAME`.
+    pub(crate) fn check(&self, at: &str, base_dir: &Path) -> Vec<(String, String)> {
+        let mut errors = match &self.settings {
+            SourceSettings::Mllp(mllp) => mllp.check(at, self.ack_mode),
+            SourceSettings::Http(http) => http.check(at, self.ack_mode),
+            SourceSettings::Directory(directory) => directory.check(at, base_dir),
+        };
+        if self.max_frame_size.0 == 0 {
+            errors.push((
+                format!("{at}.source.max_frame_size"),
+                "must be at least 1 byte".to_owned(),
+            ));
+        }
+        errors
+    }
+}
+
+/// The keys MLLP and HTTP sources share, checked the same way for both.
+pub(crate) struct ListenerKeys<'a> {
+    pub kind: SourceKind,
+    pub listen: Option<ListenAddr>,
+    pub read_timeout: ConfigDuration,
+    pub max_connections: usize,
+    pub application_ack_to: Option<&'a str>,
+    pub ack_mode: AckModeSetting,
+}
+
+impl ListenerKeys<'_> {
+    /// Problems with these keys, as (key, message); `at` is `channels.NAME`.
+    pub(crate) fn check(&self, at: &str) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if self.listen.is_none() {
+            errors.push((
+                format!("{at}.source.listen"),
+                format!("a {} source needs listen = \"IP:port\"", self.kind.as_str()),
+            ));
+        }
+        if self.max_connections == 0 {
+            errors.push((
+                format!("{at}.source.max_connections"),
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if self.read_timeout.0.is_zero() {
+            errors.push((
+                format!("{at}.source.read_timeout"),
+                "must be longer than 0".to_owned(),
+            ));
+        }
+        if let Some(to) = self.application_ack_to {
+            if self.ack_mode != AckModeSetting::Enhanced {
+                errors.push((
+                    format!("{at}.source.application_ack_to"),
+                    "application acknowledgements are sent only with ack_mode = \"enhanced\""
+                        .to_owned(),
+                ));
+            } else if !is_host_port(to) {
+                errors.push((
+                    format!("{at}.source.application_ack_to"),
+                    format!("{to:?} is not HOST:PORT"),
+                ));
+            }
+        }
+        errors
+    }
+}
+
+/// `host:port` with a non-empty host and a port number.
+fn is_host_port(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
+        None => false,
+    }
+}
