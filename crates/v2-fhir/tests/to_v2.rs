@@ -224,7 +224,7 @@ fn input_that_is_not_fhir_names_what_is_wrong() {
     let e = to_v2(br#"{"id": "x"}"#, &options()).unwrap_err();
     assert!(e.to_string().contains("resourceType"), "{e}");
     let e = to_v2(
-        br#"{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient"}}, {"fullUrl": "x"}]}"#,
+        br#"{"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Patient"}}, {"fullUrl": "x"}]}"#,
         &options(),
     )
     .unwrap_err();
@@ -376,4 +376,94 @@ fn an_order_from_an_oml_bundle_is_an_oml_o21() {
     assert_eq!(get(&t.messages[0], "MSH-9"), "OML^O21^OML_O21");
     assert_eq!(get(&t.messages[0], "ORC-2"), "PL1^EHR");
     assert_eq!(get(&t.messages[0], "OBR-4"), "2345-7^^LN");
+}
+
+#[test]
+fn invalid_r4_is_refused_naming_the_element() {
+    let mut p = patient();
+    p["birthDate"] = json!("19800102");
+    let e = to_v2(p.to_string().as_bytes(), &options()).unwrap_err();
+    assert_eq!(e.element, "Patient.birthDate", "{e}");
+    let mut p = patient();
+    p["gender"] = json!("F");
+    let e = to_v2(bundle(&[p]).to_string().as_bytes(), &options()).unwrap_err();
+    assert_eq!(e.element, "Bundle.entry[0].resource.Patient.gender", "{e}");
+    let observation = json!({"resourceType": "Observation", "id": "o1",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]}});
+    let e = to_v2(observation.to_string().as_bytes(), &options()).unwrap_err();
+    assert_eq!(e.element, "Observation.status", "{e}");
+    let mut b = bundle(&[patient()]);
+    b["type"] = json!("bag");
+    let e = to_v2(b.to_string().as_bytes(), &options()).unwrap_err();
+    assert_eq!(e.element, "Bundle.type", "{e}");
+}
+
+/// An R4 Subscription notification (Subscriptions R5 Backport): a `history`
+/// Bundle whose first entry is the status `Parameters`.
+fn notification(kind: &str, entries: Vec<Value>) -> Value {
+    let mut all = vec![json!({
+        "fullUrl": "urn:uuid:385b23bd-6d03-462e-894d-a0694045d65c",
+        "resource": {"resourceType": "Parameters", "id": "385b23bd-6d03-462e-894d-a0694045d65c",
+            "meta": {"profile": ["http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-status-r4"]},
+            "parameter": [
+                {"name": "subscription", "valueReference": {"reference": "https://example.org/fhir/Subscription/admission"}},
+                {"name": "topic", "valueCanonical": "http://hl7.org/SubscriptionTopic/admission"},
+                {"name": "status", "valueCode": "active"},
+                {"name": "type", "valueCode": kind},
+                {"name": "notification-event", "part": [
+                    {"name": "event-number", "valueString": "2"},
+                    {"name": "focus", "valueReference": {"reference": "https://example.org/fhir/Patient/p1"}}]}]},
+        "request": {"method": "GET", "url": "https://example.org/fhir/Subscription/admission/$status"},
+        "response": {"status": "200"}
+    })];
+    all.extend(entries);
+    json!({"resourceType": "Bundle", "type": "history", "timestamp": "2020-05-29T11:44:13-05:00", "entry": all})
+}
+
+#[test]
+fn a_subscription_notification_translates_its_resources_not_its_status() {
+    let full = notification(
+        "event-notification",
+        vec![
+            json!({"fullUrl": "https://example.org/fhir/Patient/p1", "resource": patient(),
+                    "request": {"method": "PUT", "url": "Patient/p1"}, "response": {"status": "200"}}),
+        ],
+    );
+    let t = translate(&full);
+    assert_eq!(t.notification.as_deref(), Some("event-notification"));
+    assert_eq!(t.messages.len(), 1, "{:?}", t.messages);
+    assert_eq!(get(&t.messages[0], "MSH-9"), "ADT^A31^ADT_A05");
+    assert!(
+        t.outcome["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i["expression"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("Parameters")),
+        "{:#}",
+        t.outcome
+    );
+    // A heartbeat carries nothing to translate.
+    let t = translate(&notification("heartbeat", vec![]));
+    assert_eq!(t.notification.as_deref(), Some("heartbeat"));
+    assert!(t.messages.is_empty());
+    // An id-only payload names what it did not send.
+    let id_only = notification(
+        "event-notification",
+        vec![json!({"fullUrl": "https://example.org/fhir/Encounter/e9",
+                    "request": {"method": "PUT", "url": "Encounter/e9"}, "response": {"status": "200"}})],
+    );
+    let t = translate(&id_only);
+    assert!(t.messages.is_empty());
+    let issue = &t.outcome["issue"][0];
+    assert_eq!(issue["code"], "incomplete");
+    assert_eq!(issue["expression"][0], "Bundle.entry[1]");
+    assert!(
+        issue["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("https://example.org/fhir/Encounter/e9")
+    );
 }

@@ -44,6 +44,7 @@ use serde_json::{Map, Value};
 use crate::Options;
 
 mod datatypes;
+mod input;
 mod segments;
 
 pub use datatypes::dtm;
@@ -108,6 +109,9 @@ pub struct Translation {
     /// An OperationOutcome (always present; no issue when nothing was left
     /// out).
     pub outcome: Value,
+    /// The type of a Subscription notification (`event-notification`,
+    /// `heartbeat`, `handshake`, ...) when the input was one.
+    pub notification: Option<String>,
 }
 
 /// The message families, in the order messages are written.
@@ -248,43 +252,30 @@ const REFERRED: &[&str] = &[
     "Provenance",
 ];
 
-/// Translates FHIR R4 JSON (a resource or a Bundle) to v2 messages.
+/// Translates FHIR R4 JSON (a resource, a Bundle of any type, or a
+/// Subscription notification, as the `input` module reads it) to v2 messages. Input that is
+/// not R4 in an element the translation reads is an error naming it.
 pub fn to_v2(json: &[u8], options: &ToV2Options) -> Result<Translation, ToV2Error> {
-    let root: Value = serde_json::from_slice(json).map_err(|e| ToV2Error {
-        element: String::new(),
-        message: format!("not JSON: {e}"),
-    })?;
-    let resource_type = root["resourceType"].as_str().ok_or_else(|| ToV2Error {
-        element: String::new(),
-        message: "not a FHIR resource: no resourceType".into(),
-    })?;
-    let mut resources: Vec<(Value, Option<String>)> = Vec::new();
-    if resource_type == "Bundle" {
-        let entries = match &root["entry"] {
-            Value::Array(entries) => entries.as_slice(),
-            Value::Null => &[],
-            _ => {
-                return Err(ToV2Error {
-                    element: "Bundle.entry".into(),
-                    message: "must be an array".into(),
-                });
-            }
-        };
-        for (n, entry) in entries.iter().enumerate() {
-            let resource = &entry["resource"];
-            if resource["resourceType"].as_str().is_none() {
-                return Err(ToV2Error {
-                    element: format!("Bundle.entry[{n}].resource"),
-                    message: "missing, or without resourceType".into(),
-                });
-            }
-            let method = entry["request"]["method"].as_str().map(str::to_string);
-            resources.push((resource.clone(), method));
+    let input = input::read(json)?;
+    let mut translation = Translator::new(input.resources, options).run();
+    if let Some(Value::Array(issues)) = translation.outcome.get_mut("issue") {
+        for (element, reference) in input.not_sent {
+            let mut issue = Map::new();
+            issue.insert("severity".into(), "warning".into());
+            issue.insert("code".into(), "incomplete".into());
+            issue.insert(
+                "diagnostics".into(),
+                format!(
+                    "the notification names {reference} without sending it: nothing to translate"
+                )
+                .into(),
+            );
+            issue.insert("expression".into(), Value::Array(vec![element.into()]));
+            issues.push(Value::Object(issue));
         }
-    } else {
-        resources.push((root, Some("POST".into())));
     }
-    Ok(Translator::new(resources, options).run())
+    translation.notification = input.notification;
+    Ok(translation)
 }
 
 struct Translator<'o> {
@@ -457,6 +448,7 @@ impl<'o> Translator<'o> {
         Translation {
             messages,
             outcome: Value::Object(outcome),
+            notification: None,
         }
     }
 
