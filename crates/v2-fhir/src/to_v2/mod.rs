@@ -62,6 +62,11 @@ pub struct ToV2Options {
     /// The base of identifier and code systems the v2-to-FHIR direction
     /// made from local names (`{base}/HOSP` is authority `HOSP`).
     pub identifier_base: String,
+    /// The start of each MSH-10, followed by the message's number in the
+    /// translation (`{start}001`). Without it, `F` and MSH-7's digits: unique
+    /// per translation only, so a caller translating more than once a second
+    /// (a `fhir` source) gives its own, unique per translation.
+    pub control_id_start: Option<String>,
 }
 
 impl Default for ToV2Options {
@@ -71,6 +76,7 @@ impl Default for ToV2Options {
             sending_facility: String::new(),
             timestamp: String::new(),
             identifier_base: Options::default().identifier_base,
+            control_id_start: None,
         }
     }
 }
@@ -516,7 +522,10 @@ impl<'o> Translator<'o> {
             &o.timestamp,
             "",
             &format!("{code}^{event}^{structure}"),
-            &control_id(&o.timestamp, number),
+            &match &o.control_id_start {
+                Some(start) => format!("{start}{number:03}"),
+                None => control_id(&o.timestamp, number),
+            },
             "P",
             "2.5.1",
         ])];
