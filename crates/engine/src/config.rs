@@ -1695,7 +1695,7 @@ mod tests {
         let text = "[channels.lab]\nsource = { type = \"directory\", path = \".\", read_timeout = \"5s\" }\n";
         assert_eq!(
             first_error(text),
-            "line 2: channels.lab.source.read_timeout: is not a key of a directory source (mllp and http sources take it)"
+            "line 2: channels.lab.source.read_timeout: is not a key of a directory source (mllp, http and fhir sources take it)"
         );
         assert_eq!(
             first_error(
@@ -1724,11 +1724,11 @@ source = { listen = "127.0.0.1:0", type = "ftp", lisen = 1 }
             found,
             [
                 "line 3: channels.lab.source.poll_interval: \"often\" is not a duration (expected e.g. \"250ms\", \"30s\", \"10m\", \"1h\", \"1d\")",
-                "line 4: channels.lab.source.listen: is not a key of a directory source (mllp and http sources take it)",
+                "line 4: channels.lab.source.listen: is not a key of a directory source (mllp, http and fhir sources take it)",
                 "line 5: channels.lab.source.colour: unknown field `colour`, expected one of `path`, `pattern`, `poll_interval`, `done`, `error`, `max_file_size`, `allow_hard_links`",
                 "line 7: channels.lab.source.max_frame_size: \"huge\" is not a size (expected bytes or e.g. \"64KiB\", \"16MiB\")",
                 "line 10: channels.other.source.lisen: unknown field `lisen`: no kind of source takes it",
-                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`",
+                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`, `fhir`",
             ]
         );
     }

@@ -4,7 +4,7 @@
 //! [`FhirSourceConfig`]).
 //!
 //! The table is read by `conf::tagged`, so a key of another kind is refused naming it
-//! (`channels.lab.source.read_timeout: is not a key of a directory source (mllp and http
+//! (`channels.lab.source.read_timeout: is not a key of a directory source (mllp, http and fhir
 //! sources take it)`), with its line, as any other bad key is.
 
 use std::net::SocketAddr;
@@ -39,7 +39,7 @@ use crate::config::{AckModeSetting, ByteSize, ConfigDuration, DuplicateWindow, L
 /// assert_eq!(
 ///     error.to_string(),
 ///     "line 2: channels.lab.source.read_timeout: is not a key of a directory source \
-///      (mllp and http sources take it)",
+///      (mllp, http and fhir sources take it)",
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
