@@ -55,23 +55,6 @@ pub(super) fn read(json: &[u8]) -> Result<Input, ToV2Error> {
         _ => return Err(error("Bundle.entry", "must be an array")),
     };
     let kind = root["type"].as_str().unwrap_or("");
-    const BUNDLE_TYPES: &[&str] = &[
-        "document",
-        "message",
-        "transaction",
-        "transaction-response",
-        "batch",
-        "batch-response",
-        "history",
-        "searchset",
-        "collection",
-    ];
-    if !BUNDLE_TYPES.contains(&kind) {
-        return Err(error(
-            "Bundle.type",
-            format!("{kind:?} is not a Bundle type (required; one of {BUNDLE_TYPES:?})"),
-        ));
-    }
     let status = entries.first().map(|e| &e["resource"]).filter(|r| {
         kind == "history"
             && (r["resourceType"] == "SubscriptionStatus"
@@ -109,6 +92,23 @@ pub(super) fn read(json: &[u8]) -> Result<Input, ToV2Error> {
         }
         let method = entry["request"]["method"].as_str().map(str::to_string);
         resources.push((resource.clone(), method));
+    }
+    const BUNDLE_TYPES: &[&str] = &[
+        "document",
+        "message",
+        "transaction",
+        "transaction-response",
+        "batch",
+        "batch-response",
+        "history",
+        "searchset",
+        "collection",
+    ];
+    if !BUNDLE_TYPES.contains(&kind) {
+        return Err(error(
+            "Bundle.type",
+            format!("{kind:?} is not a Bundle type (required; one of {BUNDLE_TYPES:?})"),
+        ));
     }
     // An empty payload names the resources in its events' focus.
     if let (Some(status), true) = (status, resources.is_empty() && not_sent.is_empty()) {
