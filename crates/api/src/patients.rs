@@ -14,6 +14,12 @@
 //! | `POST /mpi/unmerge` | `{"merge_event": 17, "note"}` (the `seq` of the merge in the history) |
 //! | `GET /mpi/patients/{enterprise_id}` | golden record, linked source records, history |
 //!
+//! Identifier systems are those of the FHIR API (`mpi::identity`): a source named by
+//! its assigning authority `HOSP` is `urn:corridor:id/HOSP` (under `[mpi]
+//! identifier_base`), `1.2.3` is `urn:oid:1.2.3`, so an identifier read on
+//! `/fhir/Patient` is asked here as it is. A bare name (`HOSP|MRN1`, `"source":
+//! "LAB"`) is read as the system it names.
+//!
 //! Who decided is the authenticated caller, the [`Principal`] (never a field of the
 //! body); it is stored with the event. Enterprise ids are written `E12`
 //! (a plain `12` is accepted). Errors are `{"error": ".."}` with 400, 404 or 409.
@@ -176,7 +182,7 @@ fn patient_resource(service: &MpiService, golden: &GoldenRecord) -> Value {
         "value": golden.enterprise.to_string(),
     })];
     for key in &golden.sources {
-        identifiers.push(json!({ "system": key.source, "value": key.id }));
+        identifiers.push(json!({ "system": service.system_of(&key.source), "value": key.id }));
     }
     for id in &golden.identifiers {
         let already = golden
@@ -185,7 +191,7 @@ fn patient_resource(service: &MpiService, golden: &GoldenRecord) -> Value {
             .any(|k| k.source == id.authority && k.id == id.value);
         if !already {
             identifiers.push(json!({
-                "system": id.authority,
+                "system": service.system_of(&id.authority),
                 "value": id.value,
                 "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": id.type_code }] },
             }));
@@ -243,7 +249,7 @@ fn patient_resource(service: &MpiService, golden: &GoldenRecord) -> Value {
 }
 
 /// A FHIR Patient (from `$match`) as a record to score.
-fn record_from_patient(p: &Value) -> Result<PatientRecord, ApiError> {
+fn record_from_patient(service: &MpiService, p: &Value) -> Result<PatientRecord, ApiError> {
     if p.get("resourceType").and_then(Value::as_str) != Some("Patient") {
         return Err(bad("the `resource` parameter must be a Patient"));
     }
@@ -294,8 +300,11 @@ fn record_from_patient(p: &Value) -> Result<PatientRecord, ApiError> {
                 r.ssn = Some(value.clone());
             }
             if !type_code.is_empty() {
-                r.identifiers
-                    .push(Identifier::new(value, system, type_code.to_string()));
+                r.identifiers.push(Identifier::new(
+                    value,
+                    service.name_of(&system),
+                    type_code.to_string(),
+                ));
             }
         }
     }
@@ -348,7 +357,11 @@ async fn search(State(api): State<Api>, Query(q): Query<HashMap<String, String>>
             "search by at least one of family, given, birthdate or identifier",
         ));
     }
-    let token = identifier.as_deref().map(split_token).transpose()?;
+    let token = identifier
+        .as_deref()
+        .map(split_token)
+        .transpose()?
+        .map(|(system, value)| (service.name_of(&system), value));
     let matches = move |r: &PatientRecord| {
         let eq = |a: &Option<String>, b: &Option<String>| match b {
             None => true,
@@ -442,7 +455,7 @@ async fn match_patient(State(api): State<Api>, body: String) -> ApiResult {
     let patient = param("resource")
         .and_then(|p| p.get("resource"))
         .ok_or_else(|| bad("$match needs a `resource` parameter holding a Patient"))?;
-    let record = record_from_patient(patient)?;
+    let record = record_from_patient(&service, patient)?;
     let count = param("count")
         .and_then(|p| p.get("valueInteger"))
         .and_then(Value::as_u64)
@@ -505,17 +518,28 @@ async fn pix(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -
     let source = q
         .get("sourceIdentifier")
         .ok_or_else(|| bad("sourceIdentifier=system|value is required"))?;
+    // Systems as the FHIR API shows them (`urn:corridor:id/HOSP`); a bare
+    // authority name (`HOSP`) is read as the system it names.
     let (system, value) = split_token(source)?;
+    let system = service.name_of(&system);
+    let enterprise_system = service.config().enterprise_system.clone();
+    let canonical = |s: &str| {
+        if s == enterprise_system {
+            s.to_string()
+        } else {
+            service.system_of(&service.name_of(s))
+        }
+    };
     let targets: Vec<String> = q
         .get("targetSystem")
         .map(|t| {
             t.split(',')
-                .map(|s| s.trim().to_string())
+                .map(str::trim)
                 .filter(|s| !s.is_empty())
+                .map(canonical)
                 .collect()
         })
         .unwrap_or_default();
-    let enterprise_system = service.config().enterprise_system.clone();
     let found = service.read(|mpi| {
         let keys = mpi.records_with_identifier(&system, &value);
         let enterprise = keys
@@ -548,6 +572,14 @@ async fn pix(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -
     let mut parameter: Vec<Value> = ids
         .into_iter()
         .filter(|(s, v)| !(s == &system && v == &value))
+        .map(|(s, v)| {
+            let s = if s == enterprise_system {
+                s
+            } else {
+                service.system_of(&s)
+            };
+            (s, v)
+        })
         .filter(|(s, _)| targets.is_empty() || targets.contains(s))
         .map(|(s, v)| {
             json!({ "name": "targetIdentifier", "valueIdentifier": { "system": s, "value": v } })
@@ -663,9 +695,10 @@ pub(crate) async fn reject_review(
         .await?)
 }
 
-fn source_key(body: &Value) -> Result<SourceKey, ApiError> {
+/// `source` is a name (`LAB`) or its identifier system (`urn:corridor:id/LAB`).
+fn source_key(service: &MpiService, body: &Value) -> Result<SourceKey, ApiError> {
     Ok(SourceKey::new(
-        string_field(body, "source")?,
+        service.name_of(&string_field(body, "source")?),
         string_field(body, "id")?,
     ))
 }
@@ -674,7 +707,7 @@ async fn link(State(api): State<Api>, principal: Principal, body: String) -> Api
     let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
     let actor = person(&principal, &body)?;
-    let key = source_key(&body)?;
+    let key = source_key(&service, &body)?;
     let to = enterprise_field(&body, "enterprise_id")?;
     let why = note(&body);
     let event = service
@@ -687,7 +720,7 @@ async fn unlink(State(api): State<Api>, principal: Principal, body: String) -> A
     let service = api.patient_index()?.clone();
     let body = body_json(&body)?;
     let actor = person(&principal, &body)?;
-    let key = source_key(&body)?;
+    let key = source_key(&service, &body)?;
     let why = note(&body);
     let event = service
         .operate(move |mpi| mpi.unlink(&key, actor, &why))
@@ -818,6 +851,7 @@ async fn patient(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
         .into_iter()
         .map(|s| {
             json!({
+                "system": service.system_of(&s.key.source),
                 "source": s.key.source,
                 "id": s.key.id,
                 "status": s.status.as_str(),

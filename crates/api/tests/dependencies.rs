@@ -34,7 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("alerts", &["conf", "datetime", "delivery", "store"]),
     ("quarantine", &["hl7v2", "hl7v2-spec", "store"]),
     ("console", &["datetime", "hl7v2", "hl7v2-spec"]),
-    ("mpi", &["csvfile", "hl7v2", "store"]),
+    ("mpi", &["csvfile", "hl7v2", "store", "v2-fhir"]),
     ("fhir-repo", &["datetime", "store", "v2-fhir"]),
     (
         "api",

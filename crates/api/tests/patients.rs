@@ -129,12 +129,16 @@ fn search_match_and_pix() {
         assert_eq!(patient["resourceType"], "Patient");
         assert_eq!(patient["birthDate"], "1980-03-12");
         assert_eq!(patient["gender"], "male");
-        assert!(has_identifier(patient, "NORTH", "4711"));
-        assert!(has_identifier(patient, "LAB", "L-77"));
+        assert!(has_identifier(patient, "urn:corridor:id/NORTH", "4711"));
+        assert!(has_identifier(patient, "urn:corridor:id/LAB", "L-77"));
         assert!(has_identifier(patient, "urn:corridor:mpi", patient["id"].as_str().unwrap()));
         // By identifier (system|value), and a filter that excludes.
         let (_, bundle) = api.get("/mpi/fhir/Patient?identifier=SSA|123-45-6789").await;
         assert_eq!(entries(&bundle).len(), 1);
+        assert_eq!(entries(&bundle)[0]["resource"]["id"], patient["id"]);
+        let (_, bundle) = api
+            .get("/mpi/fhir/Patient?identifier=urn:corridor:id/SSA%7C123-45-6789")
+            .await;
         assert_eq!(entries(&bundle)[0]["resource"]["id"], patient["id"]);
         let (_, bundle) = api.get("/mpi/fhir/Patient?family=Smith&gender=female").await;
         assert_eq!(entries(&bundle).len(), 0);
@@ -219,9 +223,11 @@ fn search_match_and_pix() {
                 )
             })
             .collect();
-        assert!(targets.contains(&("LAB".into(), "L-77".into())), "{targets:?}");
-        assert!(targets.contains(&("SSA".into(), "123-45-6789".into())));
-        assert!(!targets.contains(&("NORTH".into(), "4711".into())), "not the one asked");
+        // Systems as the FHIR API shows them (`mpi::identity`).
+        let system = |name: &str| format!("urn:corridor:id/{name}");
+        assert!(targets.contains(&(system("LAB"), "L-77".into())), "{targets:?}");
+        assert!(targets.contains(&(system("SSA"), "123-45-6789".into())));
+        assert!(!targets.contains(&(system("NORTH"), "4711".into())), "not the one asked");
         assert!(!targets.iter().any(|t| t.1 == "5000"), "not another patient's");
         let (_, params) = api
             .get("/mpi/fhir/Patient/$ihe-pix?sourceIdentifier=NORTH|4711&targetSystem=LAB")
@@ -234,6 +240,11 @@ fn search_match_and_pix() {
             .collect();
         assert_eq!(names, vec!["targetIdentifier", "targetId"]);
         assert_eq!(params["parameter"][0]["valueIdentifier"]["value"], "L-77");
+        // The system the FHIR API shows is asked as it is, in either place.
+        let (_, by_system) = api
+            .get("/mpi/fhir/Patient/$ihe-pix?sourceIdentifier=urn:corridor:id/NORTH%7C4711&targetSystem=urn:corridor:id/LAB")
+            .await;
+        assert_eq!(by_system, params);
         let (status, _) = api
             .get("/mpi/fhir/Patient/$ihe-pix?sourceIdentifier=NORTH|0000")
             .await;

@@ -36,19 +36,17 @@ fn a_bundle_from_corridor_fhir_gives_its_message_back() {
     let out = text(&o.stdout);
     let segments: Vec<Vec<&str>> = out.lines().map(|l| l.split('|').collect()).collect();
     let names: Vec<&str> = segments.iter().map(|s| s[0]).collect();
-    assert_eq!(names, ["MSH", "EVN", "PID", "PV1"], "{out}");
+    assert_eq!(names, ["MSH", "EVN", "PID", "PV1", "IN1"], "{out}");
     assert_eq!(segments[0][3], "HOSP");
     assert_eq!(segments[0][8], "ADT^A01^ADT_A01");
     assert_eq!(segments[2][5], "Duck^Donald^^MR.^MR.");
     assert_eq!(segments[2][7], "19720227");
     assert_eq!(segments[3][19], "211004554^^^^VN");
-    // The coverage the IN1 made has no place in an ADT^A01 made here.
+    // The coverage the IN1 made comes back as the patient's IN1.
+    assert_eq!(segments[4][3], "001001", "{out}");
+    assert_eq!(segments[4][4], "OHIP", "{out}");
     let err = text(&o.stderr);
-    assert!(
-        err.lines()
-            .any(|l| l.contains("Coverage/") && l.contains("no HL7 v2 message carries")),
-        "{err}"
-    );
+    assert!(!err.lines().any(|l| l.contains("Coverage/")), "{err}");
     // The output is messages `corridor get` reads.
     let get = corridor(&["get", "-", "PID-5.1"], &o.stdout);
     assert_eq!(text(&get.stdout).trim(), "Duck");

@@ -985,7 +985,13 @@ impl Config {
             );
         }
         if let Err(invalid) = self.mpi.check() {
-            error("mpi".to_owned(), invalid.to_string());
+            let message = invalid.to_string();
+            let key = if message.contains("identifier_base") {
+                "mpi.identifier_base"
+            } else {
+                "mpi"
+            };
+            error(key.to_owned(), message);
         }
         for (key, message) in self.rules.check(&self.base_dir) {
             error(key, message);
@@ -1106,6 +1112,20 @@ impl Config {
             if let Some(fhir) = &channel.fhir {
                 for (key, message) in fhir.check(&at) {
                     error(key, message);
+                }
+                // One identifier system everywhere: the FHIR Patient's identifiers and
+                // the patient index's answers are made under one base.
+                if let Some(base) = &fhir.identifier_base
+                    && self.mpi.enabled
+                    && base.trim_end_matches('/') != self.mpi.identifier_base
+                {
+                    error(
+                        format!("{at}.fhir.identifier_base"),
+                        format!(
+                            "{base:?} differs from [mpi] identifier_base {:?}: the patient index would answer with other identifier systems than the FHIR API shows; set one base (in [mpi]) and leave this key out",
+                            self.mpi.identifier_base
+                        ),
+                    );
                 }
             }
             if let Some(rules) = &channel.rules {
@@ -1656,7 +1676,7 @@ mod tests {
         let text = "[channels.lab]\nsource = { type = \"directory\", path = \".\", read_timeout = \"5s\" }\n";
         assert_eq!(
             first_error(text),
-            "line 2: channels.lab.source.read_timeout: is not a key of a directory source (mllp and http sources take it)"
+            "line 2: channels.lab.source.read_timeout: is not a key of a directory source (mllp, http and fhir sources take it)"
         );
         assert_eq!(
             first_error(
@@ -1685,11 +1705,11 @@ source = { listen = "127.0.0.1:0", type = "ftp", lisen = 1 }
             found,
             [
                 "line 3: channels.lab.source.poll_interval: \"often\" is not a duration (expected e.g. \"250ms\", \"30s\", \"10m\", \"1h\", \"1d\")",
-                "line 4: channels.lab.source.listen: is not a key of a directory source (mllp and http sources take it)",
+                "line 4: channels.lab.source.listen: is not a key of a directory source (mllp, http and fhir sources take it)",
                 "line 5: channels.lab.source.colour: unknown field `colour`, expected one of `path`, `pattern`, `poll_interval`, `done`, `error`, `max_file_size`, `allow_hard_links`",
                 "line 7: channels.lab.source.max_frame_size: \"huge\" is not a size (expected bytes or e.g. \"64KiB\", \"16MiB\")",
                 "line 10: channels.other.source.lisen: unknown field `lisen`: no kind of source takes it",
-                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`",
+                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`, `fhir`",
             ]
         );
     }

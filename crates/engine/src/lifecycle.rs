@@ -437,7 +437,8 @@ impl Engine {
         outcome
     }
 
-    /// The HTTP sources (`type = "http"`), one per channel that has one.
+    /// The sources that listen for HTTP (`type = "http"` and `type = "fhir"`), one per
+    /// channel that has one.
     pub fn http_sources(&self) -> Vec<Listener> {
         self.control.listeners.http()
     }

@@ -168,8 +168,13 @@ impl ChannelPipeline {
         }
         let enterprise_system = patient_index.map(|_| config.mpi.enterprise_system.clone());
         if let Some(fhir) = &channel.fhir {
+            // With the patient index on, identifier systems are made under its base.
+            let mut fhir = fhir.clone();
+            if patient_index.is_some() && fhir.identifier_base.is_none() {
+                fhir.identifier_base = Some(config.mpi.identifier_base.clone());
+            }
             let stage =
-                crate::stages::fhir::FhirStage::from_config(fhir, enterprise_system.clone())
+                crate::stages::fhir::FhirStage::from_config(&fhir, enterprise_system.clone())
                     .map_err(steps_error)?;
             stages.push(Arc::new(stage));
         }

@@ -155,7 +155,7 @@ async fn source_keys_are_checked_by_kind_with_their_key() {
     assert_eq!(
         found,
         [
-            "line 6: channels.f.source.listen: is not a key of a directory source (mllp and http sources take it)",
+            "line 6: channels.f.source.listen: is not a key of a directory source (mllp, http and fhir sources take it)",
             "line 6: channels.f.source.pattern: \"a/*\" is not a file name pattern (e.g. \"*.hl7\")",
             "line 6: channels.f.source.poll_interval: must be longer than 0"
         ]

@@ -3,13 +3,17 @@
 //!
 //! **Which source record a PID is.** The record's key is the identifier in PID-3 that
 //! names the patient within its issuer: the first repetition of type `MR` (else `PI`,
-//! `PT`, else the first with a value), keyed by its assigning authority (CX-4.1, or
-//! CX-4.2 when only the universal id is sent) and its value. The assigning authority,
+//! `PT`, else the first with a value), keyed by its assigning authority and its value.
+//! The authority is named as the FHIR conversion names it ([`crate::identity`]): the
+//! universal id CX-4.2 when it is an OID, UUID or URI, else the namespace CX-4.1, so
+//! `MRN^^^HOSP&1.2.3&ISO` is source `1.2.3`, whose system is `urn:oid:1.2.3` on the
+//! FHIR Patient and in the index's FHIR answers. The assigning authority,
 //! not MSH-3/MSH-4, names the source because it is what makes the number unique: two
 //! applications of one hospital sending the same MRN are one source record, and one
 //! interface relaying several hospitals' patients keeps them apart. Only when that CX
 //! carries no assigning authority does the source fall back to the sender,
-//! `MSH-3@MSH-4` (e.g. `ADT@NORTH`). Every PID-3 repetition with value, authority and
+//! `MSH-3@MSH-4` (e.g. `ADT@NORTH`), which the FHIR conversion also uses as that
+//! identifier's system. Every PID-3 repetition with value, authority and
 //! type is kept as an [`Identifier`]; a bare number is never linked on.
 //!
 //! Other fields: PID-5 (the legal name `L`, else the first: family XPN-1.1, given
@@ -55,10 +59,14 @@ fn text(e: Element<'_>) -> Option<String> {
     (!t.is_empty() && t != "\"\"").then(|| t.to_string())
 }
 
-/// The authority of a CX (or other HD-valued component): namespace, else universal id.
+/// The authority of a CX (or other HD-valued component), named as the FHIR
+/// conversion names it ([`crate::identity::authority_name`]): the universal id when
+/// it is an OID, UUID or URI, else the namespace.
 fn authority(cx: Element<'_>) -> Option<String> {
     let hd = cx.component(4);
-    text(hd.subcomponent(1)).or_else(|| text(hd.subcomponent(2)))
+    let part = |n| text(hd.subcomponent(n)).unwrap_or_default();
+    let (namespace, universal_id, kind) = (part(1), part(2), part(3));
+    crate::identity::authority_name(&namespace, &universal_id, &kind).map(|n| n.into_owned())
 }
 
 fn cx_list(field: Option<Element<'_>>) -> Vec<(String, Option<String>, Option<String>)> {
@@ -83,13 +91,7 @@ fn sender(message: &Message<'_>) -> String {
             .and_then(|f| text(f.component(1)))
             .unwrap_or_default()
     };
-    let (app, facility) = (part(3), part(4));
-    match (app.is_empty(), facility.is_empty()) {
-        (false, false) => format!("{app}@{facility}"),
-        (false, true) => app,
-        (true, false) => facility,
-        (true, true) => "unknown-sender".to_string(),
-    }
+    crate::identity::sender_name(&part(3), &part(4))
 }
 
 /// Picks the CX that keys the source record: MR, else PI, else PT, else the first.

@@ -71,6 +71,9 @@ pub mod service;
 pub mod synthetic;
 pub mod text;
 
+/// How authorities become FHIR identifier systems, shared with the FHIR conversion.
+pub use v2_fhir::identity;
+
 pub use compare::{FIELDS, Field};
 pub use events::{
     Actor, Change, Decision, DecisionReason, EnterpriseId, EventSink, FieldWeight, LinkStatus,

@@ -53,6 +53,11 @@ pub struct MpiConfig {
     pub max_block_size: usize,
     /// The FHIR identifier system of enterprise ids (added to the FHIR Patient).
     pub enterprise_system: String,
+    /// The base of the identifier systems of authorities that are neither OIDs nor
+    /// URIs (`{base}/HOSP`): the systems the index answers with and is asked by,
+    /// made as the FHIR conversion makes them ([`crate::identity`]). A channel's
+    /// `fhir.identifier_base` must be the same.
+    pub identifier_base: String,
     /// Source systems, most trusted first, for golden records.
     pub source_trust: Vec<String>,
 }
@@ -66,6 +71,7 @@ impl Default for MpiConfig {
             review_threshold: m.review_threshold,
             max_block_size: m.max_block_size,
             enterprise_system: "urn:corridor:mpi".to_string(),
+            identifier_base: crate::identity::DEFAULT_BASE.to_string(),
             source_trust: Vec::new(),
         }
     }
@@ -85,7 +91,25 @@ impl MpiConfig {
     }
 
     pub fn check(&self) -> Result<(), MpiError> {
+        let base = &self.identifier_base;
+        if !base.contains(':') || base.trim() != base || base.ends_with('/') {
+            return Err(MpiError::InvalidConfig(format!(
+                "identifier_base {base:?} is not an absolute URI without a trailing slash (e.g. \"https://id.example.org\")"
+            )));
+        }
         self.matcher().check()
+    }
+
+    /// The FHIR identifier system of a source or authority name (`HOSP` is
+    /// `urn:corridor:id/HOSP`).
+    pub fn system_of(&self, name: &str) -> String {
+        crate::identity::system_of(name, &self.identifier_base)
+    }
+
+    /// The source or authority name of a FHIR identifier system; a name given
+    /// as it is (`HOSP`) stays itself.
+    pub fn name_of(&self, system: &str) -> String {
+        crate::identity::name_of(system, &self.identifier_base)
     }
 }
 
@@ -219,6 +243,16 @@ impl MpiService {
 
     pub fn config(&self) -> &MpiConfig {
         &self.shared.config
+    }
+
+    /// The FHIR identifier system of a source or authority name ([`MpiConfig::system_of`]).
+    pub fn system_of(&self, name: &str) -> String {
+        self.shared.config.system_of(name)
+    }
+
+    /// The source or authority name of a FHIR identifier system ([`MpiConfig::name_of`]).
+    pub fn name_of(&self, system: &str) -> String {
+        self.shared.config.name_of(system)
     }
 
     pub fn rules(&self) -> &SurvivorshipRules {

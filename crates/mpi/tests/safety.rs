@@ -48,8 +48,11 @@ fn open(dir: &std::path::Path) -> MpiService {
 fn two_marions_sharing_only_a_birth_date_wait_for_a_person() {
     let dir = tempfile::tempdir().unwrap();
     let service = open(dir.path());
-    let singleton = SourceKey::new("IBOT", "102");
-    let other = SourceKey::new("IBOT", "103");
+    // PID-3's authority `IBOT&1.3.6.1.4.1.21367.2009.1.2.370&ISO` is named by its
+    // OID, as the FHIR Patient's identifier system is (`urn:oid:...`).
+    const IBOT: &str = "1.3.6.1.4.1.21367.2009.1.2.370";
+    let singleton = SourceKey::new(IBOT, "102");
+    let other = SourceKey::new(IBOT, "103");
 
     let first = feed(&service, &corpus("msg_013.hl7"));
     let second = feed(&service, &corpus("msg_017.hl7"));

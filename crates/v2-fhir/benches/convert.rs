@@ -1,5 +1,6 @@
 //! Conversion throughput: a 1.5 KB ORU^R01 to a FHIR transaction Bundle,
-//! and that Bundle's JSON back to v2 (`to_v2`).
+//! and that Bundle's JSON back to v2 (`to_v2`), with an ADT^A01 Bundle
+//! (NK1, AL1, DG1) back to v2 too: FHIR to v2 throughput.
 //!
 //! Measured twice: wall time (Criterion's default) and the CPU time of the
 //! benchmarking thread (`CLOCK_THREAD_CPUTIME_ID`), because the
@@ -117,6 +118,25 @@ fn bench_conversion<M: Measurement>(c: &mut Criterion<M>, group_name: &str) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("oru_r01_1500_bundle_to_v2", |b| {
         b.iter(|| v2_fhir::to_v2::to_v2(json.as_bytes(), &options).unwrap())
+    });
+    // An ADT with next of kin, an allergy and a diagnosis: PID, NK1, PV1, AL1
+    // and DG1 back (what the `fhir` source does per registration).
+    let adt = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/corpus/public/elixir-hl7/wikipedia_sample_hl7.hl7"
+    ))
+    .expect("the Wikipedia ADT sample of the public corpus");
+    let adt: Vec<u8> = adt
+        .split(|&b| b == b'\n' || b == b'\r')
+        .filter(|l| !l.is_empty())
+        .flat_map(|l| l.iter().copied().chain([b'\r']))
+        .collect();
+    let adt_json = {
+        let message = hl7v2::Message::parse(&adt).unwrap();
+        converter.convert(&message).unwrap().to_json_string()
+    };
+    group.bench_function("adt_a01_bundle_to_v2", |b| {
+        b.iter(|| v2_fhir::to_v2::to_v2(adt_json.as_bytes(), &options).unwrap())
     });
     group.finish();
 }

@@ -243,44 +243,17 @@ fn push_url_segment(out: &mut String, s: &str) {
     }
 }
 
-/// `HD[uri]`: a hierarchic designator as a URI: the universal id when it is
-/// an OID, UUID or URI, else the namespace under the configured base.
+/// `HD[uri]`: a hierarchic designator as a URI, by the one mapping of
+/// [`crate::identity`]: the universal id when it is an OID, UUID or URI,
+/// else the namespace under the configured base.
 pub fn hd_uri(
     hd_namespace: &str,
     universal_id: &str,
     universal_type: &str,
     options: &Options,
 ) -> Option<String> {
-    let (ns, uid, kind) = (
-        hd_namespace.trim(),
-        universal_id.trim(),
-        universal_type.trim(),
-    );
-    if !uid.is_empty() {
-        let is_kind = |k: &str| kind.eq_ignore_ascii_case(k);
-        if is_kind("UUID") {
-            return Some(concat("urn:uuid:", &uid.to_ascii_lowercase()));
-        } else if is_kind("URI") || is_kind("URL") {
-            return Some(uid.to_string());
-        } else if let Some(uri) = oid_uri(uid) {
-            return Some(uri);
-        }
-    }
-    if let Some(uri) = oid_uri(ns) {
-        return Some(uri);
-    }
-    let name = if ns.is_empty() { uid } else { ns };
-    if name.is_empty() {
-        return None;
-    }
-    if name.contains("://") {
-        return Some(name.to_string());
-    }
-    let mut uri = String::with_capacity(options.identifier_base.len() + 1 + name.len());
-    uri.push_str(&options.identifier_base);
-    uri.push('/');
-    push_url_segment(&mut uri, name);
-    Some(uri)
+    crate::identity::authority_name(hd_namespace, universal_id, universal_type)
+        .map(|name| crate::identity::system_of(&name, &options.identifier_base))
 }
 
 /// `a` followed by `b`, in one allocation.

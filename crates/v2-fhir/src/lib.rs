@@ -169,6 +169,7 @@ pub mod coverage;
 pub mod datatypes;
 pub mod datetime;
 mod error;
+pub mod identity;
 mod ids;
 mod json;
 mod segments;

@@ -97,6 +97,18 @@ impl ConceptMap {
     pub fn is_empty(self) -> bool {
         self.len() == 0
     }
+
+    /// The v2 code the map sends to the FHIR `code` (read backwards, for FHIR to
+    /// v2): the first in code order when several do.
+    pub fn v2_code_of(self, code: &str) -> Option<&'static str> {
+        let index = self as usize;
+        tables()[index]
+            .get_or_init(|| parse_concept_map(self.csv()))
+            .iter()
+            .filter(|(_, concept)| concept.code == code)
+            .map(|(v2, _)| v2.as_str())
+            .min()
+    }
 }
 
 /// Reads a concept map CSV. The guide's sheets share a shape but not exact

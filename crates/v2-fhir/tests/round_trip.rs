@@ -1,5 +1,5 @@
 //! v2 -> FHIR -> v2 over the public corpus (tests/corpus/public): for every
-//! ADT, ORU^R01, ORM^O01 and VXU^V04 message, the message made back from its
+//! ADT, ORU^R01, ORM^O01, OML^O21 and VXU^V04 message, the message made back from its
 //! Bundle (`v2_fhir::to_v2`) has the same values at every path both
 //! directions map, compared by path. Values are compared as FHIR keeps them:
 //! a time to the precision it was sent, a number as a number.
@@ -165,8 +165,39 @@ fn compare(family: &str, before: &Message<'_>, after: &Message<'_>) -> Vec<Strin
                     component(&back, 19, 1),
                 );
             }
+            // Next of kin, allergies and diagnoses come back in the ADT:
+            // each one's name or code (sorted, without repeats).
+            for (name, field, what) in [
+                (&b"NK1"[..], 2, "NK1-2.1"),
+                (b"AL1", 3, "AL1-3.1"),
+                (b"DG1", 3, "DG1-3.1"),
+            ] {
+                let values = |m: &Message<'_>| {
+                    let mut v: Vec<String> = all(m, name)
+                        .iter()
+                        // The code, else the text of a concept without one.
+                        .map(|s| {
+                            let code = component(s, field, 1);
+                            if code.is_empty() {
+                                component(s, field, 2)
+                            } else {
+                                code
+                            }
+                        })
+                        .filter(|v| !v.is_empty())
+                        .collect();
+                    v.sort();
+                    v.dedup();
+                    v
+                };
+                check(
+                    what.into(),
+                    format!("{:?}", values(before)),
+                    format!("{:?}", values(after)),
+                );
+            }
         }
-        "ORU" | "ORM" => {
+        "ORU" | "ORM" | "OML" => {
             let (obr, obr_back) = (all(before, b"OBR"), all(after, b"OBR"));
             check(
                 "OBR count".into(),
@@ -247,6 +278,7 @@ fn v2_to_fhir_to_v2_keeps_every_mapped_field_of_the_corpus() {
         ..ToV2Options::default()
     };
     let mut compared = 0;
+    let mut by_family = std::collections::BTreeMap::<String, usize>::new();
     let mut differences = Vec::new();
     for path in &paths {
         let rel = path.strip_prefix(&root).unwrap().display().to_string();
@@ -275,7 +307,7 @@ fn v2_to_fhir_to_v2_keeps_every_mapped_field_of_the_corpus() {
             let (code, event) = (msh9(1), msh9(2));
             let family = match (code.as_str(), event.as_str()) {
                 ("ADT", e) if !matches!(e, "A40" | "A37" | "A60") => "ADT",
-                ("ORU", "R01") | ("ORM", "O01") | ("VXU", "V04") => code.as_str(),
+                ("ORU", "R01") | ("ORM", "O01") | ("OML", "O21") | ("VXU", "V04") => code.as_str(),
                 _ => continue,
             };
             let label = format!("{rel}#{}", n + 1);
@@ -290,7 +322,7 @@ fn v2_to_fhir_to_v2_keeps_every_mapped_field_of_the_corpus() {
             let carried = match family {
                 "ADT" => "Patient",
                 "ORU" => "Observation",
-                "ORM" => "ServiceRequest",
+                "ORM" | "OML" => "ServiceRequest",
                 _ => "Immunization",
             };
             if bundle.of_type(carried).next().is_none() {
@@ -312,12 +344,27 @@ fn v2_to_fhir_to_v2_keeps_every_mapped_field_of_the_corpus() {
             let again =
                 Message::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{label}: {e}\n{text}"));
             compared += 1;
+            *by_family.entry(family.to_string()).or_insert(0) += 1;
+            for name in [&b"NK1"[..], b"AL1", b"DG1"] {
+                if family == "ADT" {
+                    *by_family
+                        .entry(String::from_utf8_lossy(name).into_owned())
+                        .or_insert(0) += all(&original, name).len();
+                }
+            }
             for difference in compare(family, &original, &again) {
                 differences.push(format!("{label}: {difference}"));
             }
         }
     }
     assert!(compared > 150, "only {compared} messages compared");
+    // Each family, and the ADT's NK1, AL1 and DG1, were there to compare.
+    for kind in ["ADT", "ORU", "ORM", "OML", "VXU", "NK1", "AL1", "DG1"] {
+        assert!(
+            by_family.get(kind).is_some_and(|n| *n > 0),
+            "no {kind} compared: {by_family:?}"
+        );
+    }
     assert!(
         differences.is_empty(),
         "{} differences:\n{}",

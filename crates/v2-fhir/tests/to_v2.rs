@@ -177,15 +177,9 @@ fn an_order_medication_and_immunization_make_orm_rde_and_vxu() {
         "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "208", "display": "COVID-19"}]},
         "occurrenceDateTime": "2021-04-01", "lotNumber": "LOT1",
         "doseQuantity": {"value": 0.3, "unit": "mL"}});
-    let allergy = json!({"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": "Patient/p1"}});
-    let t = translate(&bundle(&[
-        patient(),
-        order,
-        doctor,
-        medication,
-        dose,
-        allergy,
-    ]));
+    let plan =
+        json!({"resourceType": "CarePlan", "id": "a1", "subject": {"reference": "Patient/p1"}});
+    let t = translate(&bundle(&[patient(), order, doctor, medication, dose, plan]));
     let types: Vec<String> = t.messages.iter().map(|m| get(m, "MSH-9.1")).collect();
     assert_eq!(types, ["ORM", "RDE", "VXU"]);
     let orm = &t.messages[0];
@@ -204,7 +198,7 @@ fn an_order_medication_and_immunization_make_orm_rde_and_vxu() {
     assert_eq!(get(vxu, "RXA-6"), "0.3");
     assert_eq!(get(vxu, "RXA-15"), "LOT1");
     assert_eq!(get(vxu, "RXA-20"), "CP");
-    // Every message has the patient's PID; the allergy has no message here.
+    // Every message has the patient's PID; the care plan has no message.
     assert!(t.messages.iter().all(|m| get(m, "PID-3[1].1") == "MRN1"));
     let unplaced: Vec<&str> = t.outcome["issue"]
         .as_array()
@@ -212,7 +206,7 @@ fn an_order_medication_and_immunization_make_orm_rde_and_vxu() {
         .iter()
         .filter_map(|i| i["expression"][0].as_str())
         .collect();
-    assert!(unplaced.contains(&"AllergyIntolerance/a1"), "{unplaced:?}");
+    assert!(unplaced.contains(&"CarePlan/a1"), "{unplaced:?}");
 }
 
 #[test]
@@ -230,11 +224,246 @@ fn input_that_is_not_fhir_names_what_is_wrong() {
     let e = to_v2(br#"{"id": "x"}"#, &options()).unwrap_err();
     assert!(e.to_string().contains("resourceType"), "{e}");
     let e = to_v2(
-        br#"{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient"}}, {"fullUrl": "x"}]}"#,
+        br#"{"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Patient"}}, {"fullUrl": "x"}]}"#,
         &options(),
     )
     .unwrap_err();
     assert_eq!(e.element, "Bundle.entry[1].resource");
     let e = to_v2(br#"{"resourceType": "Bundle", "entry": {}}"#, &options()).unwrap_err();
     assert_eq!(e.element, "Bundle.entry");
+}
+
+#[test]
+fn a_patients_contacts_allergies_diagnoses_and_coverage_go_in_its_adt_message() {
+    let mut p = patient();
+    p["contact"] = json!([{
+        "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0131", "code": "N"}]}],
+        "name": {"family": "DOE", "given": ["JOHN"]},
+        "telecom": [{"system": "phone", "value": "555-0199"}],
+        "address": {"line": ["1 MAIN ST"], "city": "SPRINGFIELD"}
+    }]);
+    let encounter = json!({"resourceType": "Encounter", "id": "e1", "status": "in-progress",
+        "class": {"code": "IMP"}, "subject": {"reference": "Patient/p1"},
+        "diagnosis": [{"condition": {"reference": "Condition/c1"},
+                       "use": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/diagnosis-role", "code": "AD"}]}}]});
+    let allergy = json!({"resourceType": "AllergyIntolerance", "id": "a1",
+        "patient": {"reference": "Patient/p1"}, "category": ["medication"], "criticality": "high",
+        "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7980", "display": "Penicillin G"}]},
+        "reaction": [{"manifestation": [{"text": "HIVES"}]}],
+        "onsetDateTime": "2020-05-01"});
+    let condition = json!({"resourceType": "Condition", "id": "c1",
+        "subject": {"reference": "Patient/p1"}, "encounter": {"reference": "Encounter/e1"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "J18.9", "display": "Pneumonia"}]},
+        "onsetDateTime": "2024-03-01"});
+    let insurer = json!({"resourceType": "Organization", "id": "o1",
+        "identifier": [{"value": "INS-7"}], "name": "ACME HEALTH"});
+    let coverage = json!({"resourceType": "Coverage", "id": "cv1", "status": "active",
+        "beneficiary": {"reference": "Patient/p1"}, "payor": [{"reference": "Organization/o1"}],
+        "identifier": [{"type": {"coding": [{"code": "MB"}]}, "value": "POL-123"}],
+        "class": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "group"}]},
+                   "value": "GRP9", "name": "STAFF"}],
+        "period": {"start": "2024-01-01"}});
+    let t = translate(&bundle(&[
+        p, encounter, allergy, condition, insurer, coverage,
+    ]));
+    assert_eq!(t.messages.len(), 1, "{:?}", t.messages);
+    let m = &t.messages[0];
+    assert_eq!(get(m, "MSH-9.2"), "A01");
+    let names: Vec<&str> = m
+        .split('\r')
+        .filter(|s| !s.is_empty())
+        .map(|s| &s[..3])
+        .collect();
+    assert_eq!(
+        names,
+        ["MSH", "EVN", "PID", "NK1", "PV1", "AL1", "DG1", "IN1"]
+    );
+    assert_eq!(get(m, "NK1-2"), "DOE^JOHN");
+    assert_eq!(get(m, "NK1-3"), "");
+    assert_eq!(get(m, "NK1-7"), "N^^HL70131");
+    assert_eq!(get(m, "NK1-5.12"), "555-0199");
+    assert_eq!(get(m, "AL1-2"), "DA");
+    assert_eq!(get(m, "AL1-3"), "7980^Penicillin G^RXNORM");
+    assert_eq!(get(m, "AL1-4"), "SV");
+    assert_eq!(get(m, "AL1-5"), "HIVES");
+    assert_eq!(get(m, "AL1-6"), "20200501");
+    assert_eq!(get(m, "DG1-3"), "J18.9^Pneumonia^I10");
+    assert_eq!(get(m, "DG1-5"), "20240301");
+    assert_eq!(get(m, "DG1-6"), "A");
+    assert_eq!(get(m, "IN1-3"), "INS-7");
+    assert_eq!(get(m, "IN1-4"), "ACME HEALTH");
+    assert_eq!(get(m, "IN1-8"), "GRP9");
+    assert_eq!(get(m, "IN1-9"), "STAFF");
+    assert_eq!(get(m, "IN1-12"), "20240101");
+    assert_eq!(get(m, "IN1-36"), "POL-123");
+    let unplaced: Vec<&str> = t.outcome["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["expression"][0].as_str())
+        .collect();
+    assert_eq!(
+        unplaced,
+        ["Patient.photo", "Encounter.diagnosis"],
+        "{:#}",
+        t.outcome
+    );
+}
+
+#[test]
+fn an_allergy_posted_with_its_patient_makes_an_a31() {
+    let allergy = json!({"resourceType": "AllergyIntolerance", "id": "a1",
+        "patient": {"reference": "Patient/p1"},
+        "code": {"text": "LATEX"}});
+    let t = translate(&bundle(&[patient(), allergy]));
+    assert_eq!(t.messages.len(), 1, "{:?}", t.messages);
+    assert_eq!(get(&t.messages[0], "MSH-9"), "ADT^A31^ADT_A05");
+    assert_eq!(get(&t.messages[0], "AL1-3"), "^LATEX");
+}
+
+#[test]
+fn medication_timing_and_priority_become_a_tq1() {
+    let medication = json!({"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p1"}, "priority": "stat",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197361"}]},
+        "dosageInstruction": [{
+            "timing": {"repeat": {"frequency": 1, "period": 6, "periodUnit": "h",
+                                  "boundsPeriod": {"start": "2024-03-01T08:00:00-05:00", "end": "2024-03-08T08:00:00-05:00"}}},
+            "asNeededBoolean": true,
+            "doseAndRate": [{"doseQuantity": {"value": 5, "unit": "mg"}}],
+            "route": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0162", "code": "PO"}]}}]});
+    let t = translate(&bundle(&[patient(), medication.clone()]));
+    let m = &t.messages[0];
+    let names: Vec<&str> = m
+        .split('\r')
+        .filter(|s| !s.is_empty())
+        .map(|s| &s[..3])
+        .collect();
+    assert_eq!(names, ["MSH", "PID", "ORC", "RXE", "TQ1", "RXR"]);
+    assert_eq!(get(m, "TQ1-3.1.1"), "Q6H PRN");
+    assert_eq!(get(m, "TQ1-7"), "20240301080000-0500");
+    assert_eq!(get(m, "TQ1-8"), "20240308080000-0500");
+    assert_eq!(get(m, "TQ1-9"), "S");
+    // A coded timing keeps its code; the converter reads the TQ1 back.
+    let mut coded = medication;
+    coded["dosageInstruction"][0]["timing"] = json!({"code": {"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/v2-0335", "code": "BID", "display": "twice a day"}]}});
+    let t = translate(&bundle(&[patient(), coded]));
+    let m = &t.messages[0];
+    assert_eq!(get(m, "TQ1-3.1.1"), "BID");
+    assert_eq!(get(m, "TQ1-3.1.2"), "twice a day");
+    let parsed = Message::parse(m.as_bytes()).unwrap();
+    let back = v2_fhir::Converter::new(v2_fhir::Options::default())
+        .convert(&parsed)
+        .unwrap();
+    let request = back.of_type("MedicationRequest").next().unwrap();
+    let timing = &request.resource["dosageInstruction"][0]["timing"];
+    assert_eq!(timing["code"]["coding"][0]["code"], "BID", "{timing}");
+    assert_eq!(timing["repeat"]["frequency"], 2, "{timing}");
+    assert_eq!(request.resource["priority"], "stat");
+}
+
+#[test]
+fn an_order_from_an_oml_bundle_is_an_oml_o21() {
+    let header = json!({"resourceType": "MessageHeader", "id": "h1",
+        "eventCoding": {"system": "http://terminology.hl7.org/CodeSystem/v2-0003", "code": "O21"},
+        "source": {"endpoint": "urn:x"}});
+    let order = json!({"resourceType": "ServiceRequest", "id": "s1", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "identifier": [{"system": "urn:corridor:id/EHR", "value": "PL1", "type": {"coding": [{"code": "PLAC"}]}}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]}});
+    let t = translate(&bundle(&[header, patient(), order]));
+    assert_eq!(get(&t.messages[0], "MSH-9"), "OML^O21^OML_O21");
+    assert_eq!(get(&t.messages[0], "ORC-2"), "PL1^EHR");
+    assert_eq!(get(&t.messages[0], "OBR-4"), "2345-7^^LN");
+}
+
+#[test]
+fn invalid_r4_is_refused_naming_the_element() {
+    let mut p = patient();
+    p["birthDate"] = json!("19800102");
+    let e = to_v2(p.to_string().as_bytes(), &options()).unwrap_err();
+    assert_eq!(e.element, "Patient.birthDate", "{e}");
+    let mut p = patient();
+    p["gender"] = json!("F");
+    let e = to_v2(bundle(&[p]).to_string().as_bytes(), &options()).unwrap_err();
+    assert_eq!(e.element, "Bundle.entry[0].resource.Patient.gender", "{e}");
+    let observation = json!({"resourceType": "Observation", "id": "o1",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]}});
+    let e = to_v2(observation.to_string().as_bytes(), &options()).unwrap_err();
+    assert_eq!(e.element, "Observation.status", "{e}");
+    let mut b = bundle(&[patient()]);
+    b["type"] = json!("bag");
+    let e = to_v2(b.to_string().as_bytes(), &options()).unwrap_err();
+    assert_eq!(e.element, "Bundle.type", "{e}");
+}
+
+/// An R4 Subscription notification (Subscriptions R5 Backport): a `history`
+/// Bundle whose first entry is the status `Parameters`.
+fn notification(kind: &str, entries: Vec<Value>) -> Value {
+    let mut all = vec![json!({
+        "fullUrl": "urn:uuid:385b23bd-6d03-462e-894d-a0694045d65c",
+        "resource": {"resourceType": "Parameters", "id": "385b23bd-6d03-462e-894d-a0694045d65c",
+            "meta": {"profile": ["http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-status-r4"]},
+            "parameter": [
+                {"name": "subscription", "valueReference": {"reference": "https://example.org/fhir/Subscription/admission"}},
+                {"name": "topic", "valueCanonical": "http://hl7.org/SubscriptionTopic/admission"},
+                {"name": "status", "valueCode": "active"},
+                {"name": "type", "valueCode": kind},
+                {"name": "notification-event", "part": [
+                    {"name": "event-number", "valueString": "2"},
+                    {"name": "focus", "valueReference": {"reference": "https://example.org/fhir/Patient/p1"}}]}]},
+        "request": {"method": "GET", "url": "https://example.org/fhir/Subscription/admission/$status"},
+        "response": {"status": "200"}
+    })];
+    all.extend(entries);
+    json!({"resourceType": "Bundle", "type": "history", "timestamp": "2020-05-29T11:44:13-05:00", "entry": all})
+}
+
+#[test]
+fn a_subscription_notification_translates_its_resources_not_its_status() {
+    let full = notification(
+        "event-notification",
+        vec![
+            json!({"fullUrl": "https://example.org/fhir/Patient/p1", "resource": patient(),
+                    "request": {"method": "PUT", "url": "Patient/p1"}, "response": {"status": "200"}}),
+        ],
+    );
+    let t = translate(&full);
+    assert_eq!(t.notification.as_deref(), Some("event-notification"));
+    assert_eq!(t.messages.len(), 1, "{:?}", t.messages);
+    assert_eq!(get(&t.messages[0], "MSH-9"), "ADT^A31^ADT_A05");
+    assert!(
+        t.outcome["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i["expression"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("Parameters")),
+        "{:#}",
+        t.outcome
+    );
+    // A heartbeat carries nothing to translate.
+    let t = translate(&notification("heartbeat", vec![]));
+    assert_eq!(t.notification.as_deref(), Some("heartbeat"));
+    assert!(t.messages.is_empty());
+    // An id-only payload names what it did not send.
+    let id_only = notification(
+        "event-notification",
+        vec![json!({"fullUrl": "https://example.org/fhir/Encounter/e9",
+                    "request": {"method": "PUT", "url": "Encounter/e9"}, "response": {"status": "200"}})],
+    );
+    let t = translate(&id_only);
+    assert!(t.messages.is_empty());
+    let issue = &t.outcome["issue"][0];
+    assert_eq!(issue["code"], "incomplete");
+    assert_eq!(issue["expression"][0], "Bundle.entry[1]");
+    assert!(
+        issue["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("https://example.org/fhir/Encounter/e9")
+    );
 }

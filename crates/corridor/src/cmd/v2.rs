@@ -53,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sending_facility: args.facility,
         timestamp: now(),
         identifier_base: args.identifier_base.trim_end_matches('/').to_string(),
+        control_id_start: None,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -1,9 +1,10 @@
 //! A channel's `source = { type = "...", ... }`: the keys every kind of source takes,
 //! here, and the kind that `type` names with its own typed struct, in its module
-//! ([`MllpSourceConfig`], [`HttpSourceConfig`], [`DirectorySourceConfig`]).
+//! ([`MllpSourceConfig`], [`HttpSourceConfig`], [`DirectorySourceConfig`],
+//! [`FhirSourceConfig`]).
 //!
 //! The table is read by `conf::tagged`, so a key of another kind is refused naming it
-//! (`channels.lab.source.read_timeout: is not a key of a directory source (mllp and http
+//! (`channels.lab.source.read_timeout: is not a key of a directory source (mllp, http and fhir
 //! sources take it)`), with its line, as any other bad key is.
 
 use std::net::SocketAddr;
@@ -12,13 +13,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use super::directory::DirectorySourceConfig;
+use super::fhir::FhirSourceConfig;
 use super::http::HttpSourceConfig;
 use super::mllp::MllpSourceConfig;
 use super::shared_keys::{AckModeSetting, default_max_frame_size};
 use conf::{ByteSize, DuplicateWindow};
 
 /// `source = { type = "mllp", listen = "127.0.0.1:2575", ... }`,
-/// `{ type = "http", listen = "0.0.0.0:8081" }` or
+/// `{ type = "http", listen = "0.0.0.0:8081" }`, `{ type = "fhir", listen = "0.0.0.0:8082" }` or
 /// `{ type = "directory", path = "/var/spool/lab", pattern = "*.hl7" }`.
 ///
 /// ```
@@ -37,7 +39,7 @@ use conf::{ByteSize, DuplicateWindow};
 /// assert_eq!(
 ///     error.to_string(),
 ///     "line 2: channels.lab.source.read_timeout: is not a key of a directory source \
-///      (mllp and http sources take it)",
+///      (mllp, http and fhir sources take it)",
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +91,8 @@ pub enum SourceSettings {
     Http(HttpSourceConfig),
     /// `type = "directory"`.
     Directory(DirectorySourceConfig),
+    /// `type = "fhir"`.
+    Fhir(FhirSourceConfig),
 }
 
 /// The kinds of source.
@@ -102,6 +106,10 @@ pub enum SourceKind {
     /// A folder read at an interval: each file holds one or more messages (or a batch)
     /// and is moved to `done` (or `error`) once its messages are stored.
     Directory,
+    /// An HTTP listener for FHIR R4: each `POST` of a resource, a Bundle or a
+    /// Subscription notification becomes HL7 v2 messages; the answer is an
+    /// OperationOutcome.
+    Fhir,
 }
 
 impl SourceKind {
@@ -111,6 +119,7 @@ impl SourceKind {
             SourceKind::Mllp => "mllp",
             SourceKind::Http => "http",
             SourceKind::Directory => "directory",
+            SourceKind::Fhir => "fhir",
         }
     }
 }
@@ -135,6 +144,11 @@ impl SourceConfig {
         SourceConfig::with(SourceSettings::Http(HttpSourceConfig::new(listen)))
     }
 
+    /// A FHIR source on `listen` with every default.
+    pub fn fhir(listen: SocketAddr) -> SourceConfig {
+        SourceConfig::with(SourceSettings::Fhir(FhirSourceConfig::new(listen)))
+    }
+
     /// A directory source reading `path` with every default.
     pub fn directory(path: impl Into<PathBuf>) -> SourceConfig {
         SourceConfig::with(SourceSettings::Directory(DirectorySourceConfig::new(
@@ -148,6 +162,7 @@ impl SourceConfig {
             SourceSettings::Mllp(_) => SourceKind::Mllp,
             SourceSettings::Http(_) => SourceKind::Http,
             SourceSettings::Directory(_) => SourceKind::Directory,
+            SourceSettings::Fhir(_) => SourceKind::Fhir,
         }
     }
 
@@ -157,6 +172,7 @@ impl SourceConfig {
         match &self.settings {
             SourceSettings::Mllp(mllp) => mllp.listen.map(|l| l.0),
             SourceSettings::Http(http) => http.listen.map(|l| l.0),
+            SourceSettings::Fhir(fhir) => fhir.listen.map(|l| l.0),
             SourceSettings::Directory(_) => None,
         }
     }
@@ -173,6 +189,7 @@ impl SourceConfig {
         match &self.settings {
             SourceSettings::Mllp(mllp) => Some(mllp.max_connections),
             SourceSettings::Http(http) => Some(http.max_connections),
+            SourceSettings::Fhir(fhir) => Some(fhir.max_connections),
             SourceSettings::Directory(_) => None,
         }
     }
@@ -182,6 +199,7 @@ impl SourceConfig {
         match &mut self.settings {
             SourceSettings::Mllp(mllp) => mllp.max_connections = cap,
             SourceSettings::Http(http) => http.max_connections = cap,
+            SourceSettings::Fhir(fhir) => fhir.max_connections = cap,
             SourceSettings::Directory(_) => {}
         }
     }
@@ -191,7 +209,7 @@ impl SourceConfig {
         match &self.settings {
             SourceSettings::Mllp(mllp) => mllp.application_ack_to.as_deref(),
             SourceSettings::Http(http) => http.application_ack_to.as_deref(),
-            SourceSettings::Directory(_) => None,
+            SourceSettings::Fhir(_) | SourceSettings::Directory(_) => None,
         }
     }
 
@@ -209,6 +227,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.check(at, self.ack_mode, base_dir),
             SourceSettings::Http(http) => http.check(at, self.ack_mode),
             SourceSettings::Directory(directory) => directory.check(at, base_dir),
+            SourceSettings::Fhir(fhir) => fhir.check(at, self.ack_mode),
         };
         if self.max_frame_size.0 == 0 {
             errors.push((

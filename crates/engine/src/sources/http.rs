@@ -145,12 +145,11 @@ impl HttpSource {
         max_body: usize,
         limits: HttpLimits,
     ) -> std::io::Result<HttpSource> {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
         let channel = intake.channel().clone();
         let app = Router::new()
             .fallback(receive)
             .with_state(SourceState { intake, max_body });
-        let server = HttpServer::spawn(&channel, listener, app, limits)?;
+        let server = serve_app(listen, &channel, app, limits).await?;
         info!(addr = %server.local_addr(), "HTTP source listening");
         Ok(HttpSource { server })
     }
@@ -217,6 +216,66 @@ impl RunningSource for RunningHttp {
     }
 }
 
+/// Binds `listen` and serves `app` within `limits`: the listener every source that
+/// takes HTTP requests runs on (`http`, `fhir`).
+pub(crate) async fn serve_app(
+    listen: SocketAddr,
+    channel: &str,
+    app: Router,
+    limits: HttpLimits,
+) -> std::io::Result<HttpServer> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    HttpServer::spawn(channel, listener, app, limits)
+}
+
+/// The body of a source's `POST`, or the plain-text answer that refuses the request:
+/// 405 for another method, 408 when the body did not arrive within `read_timeout`,
+/// 413 past `max_body`, 400 for an empty body. `what` says what to post.
+pub(crate) async fn read_post(
+    request: Request,
+    max_body: usize,
+    peer: SocketAddr,
+    what: &str,
+) -> Result<Bytes, Response> {
+    if request.method() != Method::POST {
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("POST {what} as the request body"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Err(response);
+    }
+    let body = match axum::body::to_bytes(request.into_body(), max_body).await {
+        Ok(body) => body,
+        Err(err) => {
+            if let Some(timed_out) = RequestTimedOut::in_chain(&err) {
+                warn!(peer = %peer, read_timeout = ?timed_out.read_timeout, "request body not received within read_timeout; answered 408");
+                let mut response = plain(StatusCode::REQUEST_TIMEOUT, format!("{timed_out}"));
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return Err(response);
+            }
+            // The only other error that is not the client going away is the size limit.
+            return Err(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than this source's max_frame_size ({max_body} bytes), or was cut off: {err}"
+                ),
+            ));
+        }
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(plain(
+            StatusCode::BAD_REQUEST,
+            format!("the body is empty: POST {what}"),
+        ));
+    }
+    Ok(body)
+}
+
 fn plain(status: StatusCode, text: String) -> Response {
     let mut response = (status, format!("{text}\n")).into_response();
     response.headers_mut().insert(
@@ -231,43 +290,11 @@ async fn receive(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    if request.method() != Method::POST {
-        let mut response = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST the HL7 v2 message (or batch) as the request body".to_owned(),
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
-    let body = match axum::body::to_bytes(request.into_body(), state.max_body).await {
+    let what = "one HL7 v2 message, several, or an FHS/BHS batch";
+    let body = match read_post(request, state.max_body, peer, what).await {
         Ok(body) => body,
-        Err(err) => {
-            if let Some(timed_out) = RequestTimedOut::in_chain(&err) {
-                warn!(peer = %peer, read_timeout = ?timed_out.read_timeout, "request body not received within read_timeout; answered 408");
-                let mut response = plain(StatusCode::REQUEST_TIMEOUT, format!("{timed_out}"));
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return response;
-            }
-            // The only other error that is not the client going away is the size limit.
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the body is larger than this source's max_frame_size ({} bytes), or was cut off: {err}",
-                    state.max_body
-                ),
-            );
-        }
+        Err(refused) => return refused,
     };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "the body is empty: POST one HL7 v2 message, several, or an FHS/BHS batch".to_owned(),
-        );
-    }
     let (messages, batch) = split_body(&body);
     let answers = state
         .intake
@@ -277,7 +304,7 @@ async fn receive(
 }
 
 /// The HTTP status of one answer.
-fn status_of(answer: &Received) -> StatusCode {
+pub(crate) fn status_of(answer: &Received) -> StatusCode {
     match (&answer.status, answer.code) {
         (IntakeStatus::Failed, _) => StatusCode::SERVICE_UNAVAILABLE,
         (IntakeStatus::Stored(_) | IntakeStatus::Duplicate(_), _) => StatusCode::OK,
@@ -287,7 +314,7 @@ fn status_of(answer: &Received) -> StatusCode {
 }
 
 /// How bad a status is, for the answer to a batch: the worst wins.
-fn rank(status: StatusCode) -> u8 {
+pub(crate) fn rank(status: StatusCode) -> u8 {
     match status {
         StatusCode::OK => 0,
         StatusCode::UNPROCESSABLE_ENTITY => 1,
@@ -319,15 +346,7 @@ fn respond(answers: &[Received], batch: bool) -> Response {
     if batch {
         body.extend_from_slice(format!("BTS|{}\r", answers.len()).as_bytes());
     }
-    let ids: Vec<String> = answers
-        .iter()
-        .map(|a| match &a.status {
-            IntakeStatus::Stored(id)
-            | IntakeStatus::Duplicate(id)
-            | IntakeStatus::Rejected { id, .. } => id.to_string(),
-            IntakeStatus::Failed => String::new(),
-        })
-        .collect();
+    let ids = message_ids(answers);
     let mut response = Response::new(Body::from(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -335,10 +354,25 @@ fn respond(answers: &[Received], batch: bool) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(HL7_CONTENT_TYPE),
     );
-    if let Ok(value) = HeaderValue::from_str(&ids.join(",")) {
+    if let Ok(value) = HeaderValue::from_str(&ids) {
         headers.insert("x-corridor-message-ids", value);
     }
     response
+}
+
+/// The journal ids of the answers, comma-separated (empty for one not stored): the
+/// `X-Corridor-Message-Ids` header.
+pub(crate) fn message_ids(answers: &[Received]) -> String {
+    answers
+        .iter()
+        .map(|a| match &a.status {
+            IntakeStatus::Stored(id)
+            | IntakeStatus::Duplicate(id)
+            | IntakeStatus::Rejected { id, .. } => id.to_string(),
+            IntakeStatus::Failed => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The current time as HL7 DTM (UTC, to the second).

@@ -1,7 +1,8 @@
 //! A channel's source, one module per kind, each started from its configuration
 //! and run behind [`RunningSource`]: `mllp` (an MLLP listener), `http` (a `POST` of a
-//! message or batch, answered with the ACK) and `directory` (files moved to `done` or
-//! `error` once their messages are stored). Every kind hands its messages to the
+//! message or batch, answered with the ACK), `fhir` (a `POST` of FHIR R4 made into v2
+//! messages, answered with an OperationOutcome; on the `http` source's listener) and
+//! `directory` (files moved to `done` or `error` once their messages are stored). Every kind hands its messages to the
 //! channel's [`Intake`], which stores them and builds the acknowledgements.
 //!
 //! Each kind's module holds its own configuration struct too (`MllpSourceConfig`,
@@ -34,6 +35,7 @@ use crate::start_error::StartError;
 
 pub mod config;
 pub mod directory;
+pub mod fhir;
 pub mod http;
 pub(crate) mod mllp;
 pub(crate) mod shared_keys;
@@ -65,6 +67,7 @@ pub(crate) trait RunningSource: Send + Sized {
 pub(crate) enum ChannelSource {
     Mllp(mllp::MllpSource),
     Http(http::RunningHttp),
+    Fhir(fhir::RunningFhir),
     Directory(directory::DirectorySource),
 }
 
@@ -89,6 +92,12 @@ impl ChannelSource {
                 let max_frame_size = source.max_frame_size;
                 ChannelSource::Http(
                     http::RunningHttp::start(name, http, max_frame_size, intake).await?,
+                )
+            }
+            SourceSettings::Fhir(fhir) => {
+                let max_frame_size = source.max_frame_size;
+                ChannelSource::Fhir(
+                    fhir::RunningFhir::start(name, fhir, max_frame_size, intake).await?,
                 )
             }
             SourceSettings::Directory(directory) => {
@@ -124,6 +133,7 @@ impl RunningSource for ChannelSource {
         match self {
             ChannelSource::Mllp(s) => s.listener(),
             ChannelSource::Http(s) => s.listener(),
+            ChannelSource::Fhir(s) => s.listener(),
             ChannelSource::Directory(s) => s.listener(),
         }
     }
@@ -132,6 +142,7 @@ impl RunningSource for ChannelSource {
         match self {
             ChannelSource::Mllp(s) => RunningSource::shutdown(s, grace).await,
             ChannelSource::Http(s) => RunningSource::shutdown(s, grace).await,
+            ChannelSource::Fhir(s) => RunningSource::shutdown(s, grace).await,
             ChannelSource::Directory(s) => RunningSource::shutdown(s, grace).await,
         }
     }

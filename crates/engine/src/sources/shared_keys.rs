@@ -41,7 +41,7 @@ pub(crate) fn default_max_connections() -> usize {
 
 /// The keys MLLP and HTTP sources share, checked the same way for both.
 pub(crate) struct ListenerKeys<'a> {
-    /// `"mllp"` or `"http"`.
+    /// `"mllp"`, `"http"` or `"fhir"`.
     pub kind: &'static str,
     pub listen: Option<ListenAddr>,
     pub read_timeout: ConfigDuration,

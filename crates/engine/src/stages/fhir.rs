@@ -189,6 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_base_other_than_the_patient_index_base_is_refused_naming_the_key() {
+        let text = |base: &str| {
+            format!(
+                "[mpi]\nenabled = true\nidentifier_base = \"https://id.example.org\"\n\
+                 [channels.lab]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+                 fhir = {{ identifier_base = \"{base}\" }}\n"
+            )
+        };
+        let errors = crate::config::Config::from_toml(&text("urn:corridor:id")).unwrap_err();
+        let keys: Vec<&str> = errors.errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["channels.lab.fhir.identifier_base"], "{errors}");
+        assert!(crate::config::Config::from_toml(&text("https://id.example.org/")).is_ok());
+        let errors = crate::config::Config::from_toml(
+            "[mpi]\nidentifier_base = \"HOSP\"\n[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.errors[0].key, "mpi.identifier_base", "{errors}");
+    }
+
+    #[test]
     fn the_commit_stores_the_bundle_with_the_enterprise_id() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

@@ -21,6 +21,29 @@ pub fn cx_key(cx: Element<'_>, ctx: &Ctx<'_>) -> Option<String> {
     Some(format!("{system}|{value}"))
 }
 
+/// `CX[Identifier]` of a patient identifier (PID-3, MRG-1): without an
+/// assigning authority its system is the sender's (`MSH-3@MSH-4`), as the
+/// patient index names it ([`crate::identity`]), so the identifier the FHIR
+/// API shows is the one the index answers for.
+fn patient_identifier(cx: Element<'_>, ctx: &Ctx<'_>) -> Value {
+    let mut id = dt::identifier_cx(cx, ctx.options);
+    if let Value::Object(fields) = &mut id
+        && !fields.contains_key("system")
+    {
+        let msh = ctx.msg.find_segment(b"MSH", 1);
+        let part = |n: usize| {
+            msh.as_ref()
+                .and_then(|s| s.field(n))
+                .map(|f| comp(f, 1).into_owned())
+                .unwrap_or_default()
+        };
+        let sender = crate::identity::sender_name(&part(3), &part(4));
+        let system = crate::identity::system_of(&sender, &ctx.options.identifier_base);
+        fields.insert("system".into(), Value::from(system));
+    }
+    id
+}
+
 /// The Patient id for a PID: from the first PID-3 identifier with a value,
 /// else PID-2 or PID-4 (older versions), else name, birth date and sex.
 fn patient_key(ctx: &Ctx<'_>, seg: &Segment<'_>) -> String {
@@ -113,7 +136,11 @@ pub fn pid(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     // PID-2, PID-3, PID-4: identifier[1..3]
     for n in [2, 3, 4] {
         for cx in reps(f(n)) {
-            let id = dt::identifier_cx(cx, o);
+            let id = if n == 3 {
+                patient_identifier(cx, ctx)
+            } else {
+                dt::identifier_cx(cx, o)
+            };
             if !p
                 .get("identifier")
                 .is_some_and(|a| a.as_array().is_some_and(|a| a.contains(&id)))
@@ -447,7 +474,7 @@ pub fn mrg(ctx: &mut Ctx<'_>, seg: &Segment<'_>) -> Result<(), ConvertError> {
     }
     let mut old = Obj::new();
     for cx in &prior {
-        old.push("identifier", dt::identifier_cx(*cx, ctx.options));
+        old.push("identifier", patient_identifier(*cx, ctx));
     }
     old.set("active", false);
     if let Some(xpn) = reps(seg.field(7)).next() {

@@ -160,20 +160,25 @@ pub(super) fn cwe(cc: &Value, options: &ToV2Options) -> String {
     out
 }
 
-/// The assigning authority (HD) of an identifier system.
+/// The assigning authority (HD) of an identifier system: the name
+/// [`crate::identity::name_of`] gives it, as a namespace, or as a universal
+/// id (`&1.2.3&ISO`, `&https://..&URI`) when that name is an OID or a URI.
 pub(super) fn authority(system: &str, options: &ToV2Options) -> String {
-    let local = format!("{}/", options.identifier_base);
-    if let Some(name) = system.strip_prefix(&local) {
-        return escape(name);
-    }
     match system {
-        "" => String::new(),
-        "http://hl7.org/fhir/sid/us-ssn" => "USSSA".into(),
-        "http://hl7.org/fhir/sid/us-npi" => "NPI".into(),
-        s => match s.strip_prefix("urn:oid:") {
-            Some(oid) => format!("&{oid}&ISO"),
-            None => format!("&{}&URI", escape(s)),
-        },
+        "" => return String::new(),
+        "http://hl7.org/fhir/sid/us-ssn" => return "USSSA".into(),
+        "http://hl7.org/fhir/sid/us-npi" => return "NPI".into(),
+        _ => {}
+    }
+    let name = crate::identity::name_of(system, &options.identifier_base);
+    if crate::datatypes::is_oid(&name) {
+        format!("&{name}&ISO")
+    } else if let Some(uuid) = name.strip_prefix("urn:uuid:") {
+        format!("&{}&UUID", escape(uuid))
+    } else if name.contains("://") || name.starts_with("urn:") {
+        format!("&{}&URI", escape(&name))
+    } else {
+        escape(&name)
     }
 }
 

@@ -8,11 +8,13 @@
 //! |------------------------------------------|-------------------------------------|
 //! | DiagnosticReport (+ its Observations)    | ORU^R01: ORC, OBR, OBX per result   |
 //! | Observation in no report                 | ORU^R01: OBR from its code, OBX     |
-//! | ServiceRequest no report is based on     | ORM^O01: ORC, OBR                   |
-//! | MedicationRequest                        | RDE^O11: ORC, RXE, RXR              |
+//! | ServiceRequest no report is based on     | ORM^O01: ORC, OBR (OML^O21 when the Bundle's MessageHeader says O21) |
+//! | MedicationRequest                        | RDE^O11: ORC, RXE, TQ1 (timing, priority), RXR |
 //! | Immunization                             | VXU^V04: ORC, RXA, RXR              |
 //! | Encounter no other message carries       | ADT^A01 (in progress), A03 (finished), A08 |
 //! | Patient no other message carries         | ADT^A28 (a create, `POST`), else A31 |
+//! | Patient.contact                          | NK1 in the patient's ADT message    |
+//! | AllergyIntolerance, Condition, Coverage  | AL1, DG1, IN1 in the patient's ADT message (an A31 made for them when no other ADT carries the patient) |
 //!
 //! Each message carries the PID of its patient and the PV1 of its encounter;
 //! the messages of one patient and family share one message (an ORU with
@@ -25,11 +27,14 @@
 //!
 //! The fields written, and so the ones a round trip v2 -> FHIR -> v2 keeps:
 //! PID-3 (identifiers with authority and type), PID-5, PID-7, PID-8,
-//! PID-11, PID-13, PID-16, PID-29, PID-30; PV1-2, PV1-3.1, PV1-7, PV1-19,
-//! PV1-44, PV1-45; ORC-1, ORC-2, ORC-3, ORC-12; OBR-2, OBR-3, OBR-4, OBR-7,
+//! PID-11, PID-13, PID-16, PID-29, PID-30; NK1-2, NK1-3, NK1-4, NK1-5,
+//! NK1-8, NK1-9, NK1-15; PV1-2, PV1-3.1, PV1-7, PV1-19, PV1-44, PV1-45;
+//! AL1-2, AL1-3, AL1-4, AL1-5, AL1-6; DG1-3, DG1-5, DG1-6, DG1-19, DG1-20;
+//! IN1-2, IN1-3, IN1-4, IN1-8, IN1-9, IN1-12, IN1-13, IN1-15, IN1-36;
+//! ORC-1, ORC-2, ORC-3, ORC-12; OBR-2, OBR-3, OBR-4, OBR-7,
 //! OBR-22, OBR-25; OBX-2, OBX-3, OBX-5, OBX-6, OBX-7, OBX-8, OBX-11, OBX-14;
-//! RXE-2, RXE-3, RXE-5, RXE-10, RXE-11, RXE-12; RXA-3, RXA-5, RXA-6, RXA-7,
-//! RXA-15, RXA-16, RXA-20; RXR-1.
+//! RXE-2, RXE-3, RXE-5, RXE-10, RXE-11, RXE-12; TQ1-3, TQ1-6, TQ1-7, TQ1-8,
+//! TQ1-9; RXA-3, RXA-5, RXA-6, RXA-7, RXA-15, RXA-16, RXA-20; RXR-1.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -39,6 +44,7 @@ use serde_json::{Map, Value};
 use crate::Options;
 
 mod datatypes;
+mod input;
 mod segments;
 
 pub use datatypes::dtm;
@@ -56,6 +62,11 @@ pub struct ToV2Options {
     /// The base of identifier and code systems the v2-to-FHIR direction
     /// made from local names (`{base}/HOSP` is authority `HOSP`).
     pub identifier_base: String,
+    /// The start of each MSH-10, followed by the message's number in the
+    /// translation (`{start}001`). Without it, `F` and MSH-7's digits: unique
+    /// per translation only, so a caller translating more than once a second
+    /// (a `fhir` source) gives its own, unique per translation.
+    pub control_id_start: Option<String>,
 }
 
 impl Default for ToV2Options {
@@ -65,6 +76,7 @@ impl Default for ToV2Options {
             sending_facility: String::new(),
             timestamp: String::new(),
             identifier_base: Options::default().identifier_base,
+            control_id_start: None,
         }
     }
 }
@@ -103,6 +115,9 @@ pub struct Translation {
     /// An OperationOutcome (always present; no issue when nothing was left
     /// out).
     pub outcome: Value,
+    /// The type of a Subscription notification (`event-notification`,
+    /// `heartbeat`, `handshake`, ...) when the input was one.
+    pub notification: Option<String>,
 }
 
 /// The message families, in the order messages are written.
@@ -130,6 +145,7 @@ fn placed(resource_type: &str) -> &'static [&'static str] {
             "maritalStatus",
             "deceasedDateTime",
             "deceasedBoolean",
+            "contact",
         ],
         "Encounter" => &[
             "identifier",
@@ -185,6 +201,36 @@ fn placed(resource_type: &str) -> &'static [&'static str] {
             "requester",
             "dosageInstruction",
             "dispenseRequest",
+            "priority",
+        ],
+        "AllergyIntolerance" => &[
+            "clinicalStatus",
+            "category",
+            "type",
+            "code",
+            "patient",
+            "criticality",
+            "reaction",
+            "onsetDateTime",
+        ],
+        "Condition" => &[
+            "category",
+            "code",
+            "subject",
+            "encounter",
+            "onsetDateTime",
+            "recordedDate",
+            "identifier",
+        ],
+        "Coverage" => &[
+            "status",
+            "identifier",
+            "subscriberId",
+            "beneficiary",
+            "payor",
+            "class",
+            "period",
+            "type",
         ],
         "Immunization" => &[
             "identifier",
@@ -212,43 +258,30 @@ const REFERRED: &[&str] = &[
     "Provenance",
 ];
 
-/// Translates FHIR R4 JSON (a resource or a Bundle) to v2 messages.
+/// Translates FHIR R4 JSON (a resource, a Bundle of any type, or a
+/// Subscription notification, as the `input` module reads it) to v2 messages. Input that is
+/// not R4 in an element the translation reads is an error naming it.
 pub fn to_v2(json: &[u8], options: &ToV2Options) -> Result<Translation, ToV2Error> {
-    let root: Value = serde_json::from_slice(json).map_err(|e| ToV2Error {
-        element: String::new(),
-        message: format!("not JSON: {e}"),
-    })?;
-    let resource_type = root["resourceType"].as_str().ok_or_else(|| ToV2Error {
-        element: String::new(),
-        message: "not a FHIR resource: no resourceType".into(),
-    })?;
-    let mut resources: Vec<(Value, Option<String>)> = Vec::new();
-    if resource_type == "Bundle" {
-        let entries = match &root["entry"] {
-            Value::Array(entries) => entries.as_slice(),
-            Value::Null => &[],
-            _ => {
-                return Err(ToV2Error {
-                    element: "Bundle.entry".into(),
-                    message: "must be an array".into(),
-                });
-            }
-        };
-        for (n, entry) in entries.iter().enumerate() {
-            let resource = &entry["resource"];
-            if resource["resourceType"].as_str().is_none() {
-                return Err(ToV2Error {
-                    element: format!("Bundle.entry[{n}].resource"),
-                    message: "missing, or without resourceType".into(),
-                });
-            }
-            let method = entry["request"]["method"].as_str().map(str::to_string);
-            resources.push((resource.clone(), method));
+    let input = input::read(json)?;
+    let mut translation = Translator::new(input.resources, options).run();
+    if let Some(Value::Array(issues)) = translation.outcome.get_mut("issue") {
+        for (element, reference) in input.not_sent {
+            let mut issue = Map::new();
+            issue.insert("severity".into(), "warning".into());
+            issue.insert("code".into(), "incomplete".into());
+            issue.insert(
+                "diagnostics".into(),
+                format!(
+                    "the notification names {reference} without sending it: nothing to translate"
+                )
+                .into(),
+            );
+            issue.insert("expression".into(), Value::Array(vec![element.into()]));
+            issues.push(Value::Object(issue));
         }
-    } else {
-        resources.push((root, Some("POST".into())));
     }
-    Ok(Translator::new(resources, options).run())
+    translation.notification = input.notification;
+    Ok(translation)
 }
 
 struct Translator<'o> {
@@ -259,6 +292,9 @@ struct Translator<'o> {
     issues: Vec<Value>,
     /// Observations of an order no report lists, by the order.
     results_of: HashMap<usize, Vec<usize>>,
+    /// Allergies, conditions and coverages (AL1, DG1, IN1), by their Patient:
+    /// they go in that patient's ADT message.
+    adt_records: HashMap<usize, Vec<usize>>,
 }
 
 impl<'o> Translator<'o> {
@@ -277,6 +313,7 @@ impl<'o> Translator<'o> {
             used,
             issues: Vec::new(),
             results_of: HashMap::new(),
+            adt_records: HashMap::new(),
         }
     }
 
@@ -337,11 +374,11 @@ impl<'o> Translator<'o> {
                 "DiagnosticReport" => Family::Results,
                 "Observation" if !carried_here => Family::Results,
                 // An order with results is a result message, unless the
-                // Bundle came from an order message (MessageHeader O01).
+                // Bundle came from an order message (MessageHeader O01, O21).
                 "ServiceRequest"
                     if !carried_here
                         && self.results_of.contains_key(&i)
-                        && header_event.as_deref() != Some("O01") =>
+                        && !matches!(header_event.as_deref(), Some("O01" | "O21")) =>
                 {
                     Family::Results
                 }
@@ -374,8 +411,24 @@ impl<'o> Translator<'o> {
                 groups.push((Family::Visit, patient, vec![e]));
             }
         }
+        // Allergies, conditions and coverages of a Patient of the Bundle go in
+        // its ADT message.
+        for t in ["AllergyIntolerance", "Condition", "Coverage"] {
+            for i in self.of_type(t) {
+                let r = self.resource(i);
+                let patient = [&r["patient"], &r["subject"], &r["beneficiary"]]
+                    .into_iter()
+                    .find_map(|reference| self.resolve(reference))
+                    .filter(|&p| self.type_of(p) == "Patient");
+                if let Some(p) = patient {
+                    self.adt_records.entry(p).or_default().push(i);
+                }
+            }
+        }
         for p in self.of_type("Patient") {
-            let carried_by_other = !adt && groups.iter().any(|(_, patient, _)| *patient == Some(p));
+            let carried_by_other = !adt
+                && !self.adt_records.contains_key(&p)
+                && groups.iter().any(|(_, patient, _)| *patient == Some(p));
             if !carried_by_other && !with_visit.contains(&Some(p)) {
                 groups.push((Family::Person, Some(p), vec![p]));
             }
@@ -401,6 +454,7 @@ impl<'o> Translator<'o> {
         Translation {
             messages,
             outcome: Value::Object(outcome),
+            notification: None,
         }
     }
 
@@ -444,6 +498,9 @@ impl<'o> Translator<'o> {
     ) -> String {
         let (code, event, structure) = match family {
             Family::Results => ("ORU", "R01".to_string(), "ORU_R01"),
+            Family::Orders if self.header_event().as_deref() == Some("O21") => {
+                ("OML", "O21".to_string(), "OML_O21")
+            }
             Family::Orders => ("ORM", "O01".to_string(), "ORM_O01"),
             Family::Pharmacy => ("RDE", "O11".to_string(), "RDE_O11"),
             Family::Vaccination => ("VXU", "V04".to_string(), "VXU_V04"),
@@ -465,7 +522,10 @@ impl<'o> Translator<'o> {
             &o.timestamp,
             "",
             &format!("{code}^{event}^{structure}"),
-            &control_id(&o.timestamp, number),
+            &match &o.control_id_start {
+                Some(start) => format!("{start}{number:03}"),
+                None => control_id(&o.timestamp, number),
+            },
             "P",
             "2.5.1",
         ])];
@@ -475,6 +535,12 @@ impl<'o> Translator<'o> {
         if let Some(p) = patient {
             self.carry(p);
             segments.push(self.pid(p));
+            if code == "ADT" {
+                let contacts: Vec<Value> = array(&self.resource(p)["contact"]).cloned().collect();
+                for (n, contact) in contacts.iter().enumerate() {
+                    segments.push(self.nk1(n + 1, contact));
+                }
+            }
         }
         let encounter = members.iter().find_map(|&m| {
             if self.type_of(m) == "Encounter" {
@@ -486,6 +552,25 @@ impl<'o> Translator<'o> {
         if let Some(e) = encounter {
             self.carry(e);
             segments.push(self.pv1(e));
+        }
+        if code == "ADT"
+            && let Some(p) = patient
+        {
+            let records = self.adt_records.remove(&p).unwrap_or_default();
+            let (mut allergies, mut diagnoses, mut coverages) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for i in records {
+                self.carry(i);
+                match self.type_of(i) {
+                    "AllergyIntolerance" => allergies.push(self.al1(allergies.len() + 1, i)),
+                    "Condition" => diagnoses.push(self.dg1(diagnoses.len() + 1, i, encounter)),
+                    _ => coverages.push(self.in1(coverages.len() + 1, i)),
+                }
+            }
+            // In the order of the ADT structures: AL1, DG1, then IN1.
+            segments.extend(allergies);
+            segments.extend(diagnoses);
+            segments.extend(coverages);
         }
         for &m in members {
             self.carry(m);
@@ -515,6 +600,9 @@ impl<'o> Translator<'o> {
                 "MedicationRequest" => {
                     segments.push(self.orc("NW", m));
                     segments.push(self.rxe(m));
+                    if let Some(tq1) = self.tq1(m) {
+                        segments.push(tq1);
+                    }
                     let route = &self.resource(m)["dosageInstruction"][0]["route"];
                     if !route.is_null() {
                         segments.push(fields(&["RXR", &cwe(route, o)]));
