@@ -34,6 +34,7 @@
 
 mod access;
 pub mod audit;
+mod cache;
 mod error;
 pub mod oidc;
 mod principal;
@@ -47,6 +48,7 @@ mod tokens;
 mod users;
 
 pub use access::{Access, Pending};
+pub use cache::{TOKEN_CACHE_CAPACITY, TOKEN_CACHE_LIFETIME};
 pub use error::Error;
 pub use principal::{Actor, AuthMethod, Principal};
 pub use roles::{Permission, ROLES, Role, UnknownRole};

@@ -177,6 +177,8 @@ async fn disable_user(
         .disable_user(&name, record)
         .await
         .map_err(refused)?;
+    // Its sessions would end at their next request anyway (each checks its user).
+    app.auth.browser().sessions.remove_user(&user.name);
     Ok(changed(StatusCode::OK, user_json(&user)))
 }
 
