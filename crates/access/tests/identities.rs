@@ -340,15 +340,24 @@ fn a_change_and_its_audit_record_are_written_together() {
 #[test]
 fn a_verified_token_is_cached_until_this_process_revokes_it() {
     let (dir, access) = open();
-    access.add_user("alice", Role::Analyst, None, None).wait().unwrap();
-    let token = access.create_token("alice", None, None, None).wait().unwrap();
+    access
+        .add_user("alice", Role::Analyst, None, None)
+        .wait()
+        .unwrap();
+    let token = access
+        .create_token("alice", None, None, None)
+        .wait()
+        .unwrap();
     assert!(access.verify_cached_token(&token.secret).is_none());
     assert_eq!(access.verify_token(&token.secret).unwrap().id, token.id);
     assert_eq!(access.cached_tokens(), 1);
     // Another process revokes it (the command line): this one's cache still trusts it,
     // for at most the cache's lifetime, while a process without the cache refuses it.
     rusqlite_open(&dir)
-        .execute("UPDATE access_tokens SET revoked_at = 1 WHERE id = ?1", [token.id])
+        .execute(
+            "UPDATE access_tokens SET revoked_at = 1 WHERE id = ?1",
+            [token.id],
+        )
         .unwrap();
     let cached = access.verify_cached_token(&token.secret).unwrap();
     assert_eq!((cached.id, cached.role), (token.id, Role::Analyst));

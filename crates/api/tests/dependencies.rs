@@ -252,3 +252,39 @@ fn nothing_below_the_engine_depends_on_it() {
         );
     }
 }
+
+/// Issue 13's budget: access control adds nothing to MLLP ingest. It cannot: the
+/// crates a received message passes through (`mllp` reads the frame and checks the
+/// listener's `allow_from`/`allow_subjects` once per connection, `store` journals it)
+/// do not build with `access`, and the engine's intake path (its sources, the intake
+/// and the pipeline) never names it. Only the HTTP layer (`api`, `engine`'s
+/// lifecycle wiring it up) and the audit retention task use `access`.
+#[test]
+fn the_mllp_intake_path_never_reaches_access_control() {
+    let graph = metadata();
+    for member in ["mllp", "store", "hl7v2", "steps", "delivery"] {
+        assert!(
+            !graph.reachable(member).contains("access"),
+            "{member} builds with access: the MLLP intake path would pay for it"
+        );
+    }
+    let engine = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/src");
+    let mut intake_files = vec![
+        engine.join("intake.rs"),
+        engine.join("pipeline.rs"),
+        engine.join("application_ack.rs"),
+    ];
+    for entry in std::fs::read_dir(engine.join("sources")).expect("engine/src/sources") {
+        intake_files.push(entry.expect("a source file").path());
+    }
+    for file in &intake_files {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+        for word in ["access::", "Audit", "Principal"] {
+            assert!(
+                !text.contains(word),
+                "{} names {word}: the intake path must not touch access control",
+                file.display()
+            );
+        }
+    }
+}
