@@ -225,7 +225,7 @@ fn a_token_is_printed_once_listed_by_hint_and_revoked() {
         list.lines()
             .nth(1)
             .unwrap()
-            .ends_with("\tsystem/Patient.read user/Observation.rs"),
+            .ends_with("\tsystem/Patient.read user/Observation.read"),
         "{list}"
     );
 
