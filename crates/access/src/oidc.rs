@@ -191,8 +191,11 @@ struct Keys {
 pub struct OidcVerifier {
     config: Arc<OidcConfig>,
     keys: Arc<RwLock<Keys>>,
-    verified: Arc<std::sync::Mutex<HashMap<[u8; 32], (OidcIdentity, Instant)>>>,
+    verified: Arc<std::sync::Mutex<VerifiedJwts>>,
 }
+
+/// JWTs verified lately, by SHA-256, with when each stops being trusted.
+type VerifiedJwts = HashMap<[u8; 32], (OidcIdentity, Instant)>;
 
 /// How long a JWT verified once is trusted without checking its signature again (never
 /// past its `exp` and the leeway). A JWT cannot be revoked, so this only bounds how long

@@ -515,7 +515,14 @@ async fn a_users_sessions_end_at_once_when_it_is_disabled_or_its_password_change
     let (olivia, _) = login(&server, "olivia").await;
     let (vic, _) = login(&server, "vic").await;
     for cookie in [&olivia, &vic] {
-        let answer = call(server.addr, "GET", "/api/stats", &[cookie.clone()], "").await;
+        let answer = call(
+            server.addr,
+            "GET",
+            "/api/stats",
+            std::slice::from_ref(cookie),
+            "",
+        )
+        .await;
         assert_eq!(answer.status, 200, "{}", answer.body);
     }
     // As the command line would, from another process: its own store handle.
@@ -530,7 +537,14 @@ async fn a_users_sessions_end_at_once_when_it_is_disabled_or_its_password_change
     });
     other.await.unwrap();
     for cookie in [&olivia, &vic] {
-        let answer = call(server.addr, "GET", "/api/stats", &[cookie.clone()], "").await;
+        let answer = call(
+            server.addr,
+            "GET",
+            "/api/stats",
+            std::slice::from_ref(cookie),
+            "",
+        )
+        .await;
         assert_eq!(answer.status, 401, "{cookie}: {}", answer.body);
         assert!(answer.json()["error"].is_string());
     }
