@@ -9,7 +9,8 @@
 //!   `docs/security.md`'s.
 //! - [`Access`]: local users (Argon2id passwords) and API tokens (`crd_` and 256 random
 //!   bits, stored as SHA-256), in the data directory's database; the first-start admin
-//!   token ([`Access::ensure_first_admin`]).
+//!   token ([`Access::ensure_first_admin`]). Verified tokens are cached by SHA-256 for
+//!   [`TOKEN_CACHE_LIFETIME`] at most; changes through [`Access`] empty the cache.
 //! - [`LoginThrottle`]: failed logins per name and per address.
 //! - [`Sessions`]: browser sessions with idle and absolute timeouts and a CSRF token;
 //!   [`SessionCookie`] builds the cookie.
