@@ -445,17 +445,6 @@ impl Audit {
         )
     }
 
-    /// [`Audit::append`], resolving only once the record is on disk (its own fsync,
-    /// shared with whatever else commits meanwhile). For records written rarely and
-    /// worth the wait: the command line's, and changes of users and tokens, which are
-    /// synced with their change anyway.
-    pub fn append_synced(&self, record: AuditRecord) -> Pending<i64> {
-        Pending::write(
-            self.store
-                .write(move |conn| Ok(Ok(append_in(conn, &record)?))),
-        )
-    }
-
     /// Walks the whole chain in order and names the first record whose content, link
     /// or place is wrong.
     pub fn verify(&self) -> Result<Verification, Error> {
