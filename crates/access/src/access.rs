@@ -6,6 +6,7 @@ use store::Store;
 use store::rusqlite::Connection;
 
 use crate::audit::AuditRecord;
+use crate::cache::TokenCache;
 
 use crate::{Error, schema};
 
@@ -17,6 +18,8 @@ use crate::{Error, schema};
 pub struct Access {
     pub(crate) store: Store,
     pub(crate) dummy_hash: Arc<OnceLock<String>>,
+    /// Tokens verified lately, shared by every clone.
+    pub(crate) tokens: Arc<TokenCache>,
 }
 
 impl Access {
@@ -64,7 +67,33 @@ impl Access {
         Access {
             store,
             dummy_hash: Arc::new(OnceLock::new()),
+            tokens: Arc::new(TokenCache::default()),
         }
+    }
+
+    /// [`Access::write_audited`] for a change that can end a token's or a session's
+    /// right (revoking, disabling, a new password): the cache of verified tokens is
+    /// emptied now and again once the change is committed, so no request after the
+    /// change is let in by an answer cached before it.
+    pub(crate) fn write_audited_revoking<T, F>(
+        &self,
+        audit: Option<AuditRecord>,
+        change: F,
+    ) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> store::Result<Result<T, Error>> + Send + 'static,
+    {
+        self.tokens.invalidate();
+        let tokens = Arc::clone(&self.tokens);
+        let mut pending = self.write_audited(audit, change);
+        pending.after = Some(Box::new(move || tokens.invalidate()));
+        pending
+    }
+
+    /// How many verified tokens are cached (for tests and diagnostics).
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens.len()
     }
 
     /// The store the tables live in.
@@ -85,6 +114,8 @@ impl std::fmt::Debug for Access {
 #[must_use = "the write happens only if the result is awaited or waited for"]
 pub struct Pending<T> {
     inner: PendingInner<T>,
+    /// Run once the write resolved, whatever its outcome.
+    after: Option<Box<dyn FnOnce() + Send>>,
 }
 
 enum PendingInner<T> {
@@ -96,12 +127,14 @@ impl<T> Pending<T> {
     pub(crate) fn ready(result: Result<T, Error>) -> Pending<T> {
         Pending {
             inner: PendingInner::Ready(Some(result)),
+            after: None,
         }
     }
 
     pub(crate) fn write(write: store::WriteFuture<Result<T, Error>>) -> Pending<T> {
         Pending {
             inner: PendingInner::Write(write),
+            after: None,
         }
     }
 
@@ -111,10 +144,14 @@ impl<T> Pending<T> {
     ///
     /// Panics when called from inside an async runtime; await the value there instead.
     pub fn wait(self) -> Result<T, Error> {
-        match self.inner {
+        let done = match self.inner {
             PendingInner::Ready(result) => result.unwrap_or(Err(Error::PolledAgain)),
-            PendingInner::Write(write) => write.wait()?,
+            PendingInner::Write(write) => write.wait().map_err(Error::from).and_then(|r| r),
+        };
+        if let Some(after) = self.after {
+            after();
         }
+        done
     }
 }
 
@@ -127,13 +164,19 @@ impl<T> std::future::Future for Pending<T> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<T, Error>> {
-        match &mut self.inner {
+        let done = match &mut self.inner {
             PendingInner::Ready(result) => {
                 std::task::Poll::Ready(result.take().unwrap_or(Err(Error::PolledAgain)))
             }
             PendingInner::Write(write) => std::pin::Pin::new(write)
                 .poll(cx)
                 .map(|answer| answer.map_err(Error::from).and_then(|inner| inner)),
+        };
+        if done.is_ready() {
+            if let Some(after) = self.after.take() {
+                after();
+            }
         }
+        done
     }
 }

@@ -7,8 +7,12 @@
 //! kept in `audit_head`, so deleting the newest records is found too. A trigger refuses
 //! `UPDATE` of a record; the chain is what catches someone who drops it.
 //!
-//! Writing is part of serving a request: [`Audit::append`] is a synced write, and a
-//! route whose record cannot be written refuses the request. Records are kept on their
+//! Writing is part of serving a request: [`Audit::append`] resolves once the record is
+//! committed (written to the WAL, so a crash of the process cannot lose it), and a route
+//! whose record cannot be committed refuses the request. It joins the store's group
+//! commit, and does not wait for its own fsync: one starts right after the commit, so a
+//! power loss can lose only the records answered during the last fsync or two
+//! (milliseconds); see `docs/security.md`, "How durable the audit trail is". Records are kept on their
 //! own retention ([`DEFAULT_RETENTION`], six years) and never pruned with messages;
 //! [`Audit::prune`] drops the oldest and records where the remaining chain starts.
 
@@ -429,13 +433,15 @@ impl Audit {
         Ok(Audit { store })
     }
 
-    /// Appends a record and resolves once it is on disk (a synced write, sharing the
-    /// group commit). An error means the record is not kept: a route refuses the
-    /// request it was for.
+    /// Appends a record and resolves once it is committed, sharing the store's group
+    /// commit with every other write ([`Store::write_committed`]): readers see it, a
+    /// crash of the process cannot lose it, and the fsync that puts it on disk starts
+    /// right after the commit without the caller waiting for it. An error means the
+    /// record is not kept: a route refuses the request it was for.
     pub fn append(&self, record: AuditRecord) -> Pending<i64> {
         Pending::write(
             self.store
-                .write(move |conn| Ok(Ok(append_in(conn, &record)?))),
+                .write_committed(move |conn| Ok(Ok(append_in(conn, &record)?))),
         )
     }
 

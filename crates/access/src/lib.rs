@@ -9,7 +9,8 @@
 //!   `docs/security.md`'s.
 //! - [`Access`]: local users (Argon2id passwords) and API tokens (`crd_` and 256 random
 //!   bits, stored as SHA-256), in the data directory's database; the first-start admin
-//!   token ([`Access::ensure_first_admin`]).
+//!   token ([`Access::ensure_first_admin`]). Verified tokens are cached by SHA-256 for
+//!   [`TOKEN_CACHE_LIFETIME`] at most; changes through [`Access`] empty the cache.
 //! - [`LoginThrottle`]: failed logins per name and per address.
 //! - [`Sessions`]: browser sessions with idle and absolute timeouts and a CSRF token;
 //!   [`SessionCookie`] builds the cookie.
@@ -34,6 +35,7 @@
 
 mod access;
 pub mod audit;
+mod cache;
 mod error;
 pub mod oidc;
 mod principal;
@@ -47,6 +49,7 @@ mod tokens;
 mod users;
 
 pub use access::{Access, Pending};
+pub use cache::{TOKEN_CACHE_CAPACITY, TOKEN_CACHE_LIFETIME};
 pub use error::Error;
 pub use principal::{Actor, AuthMethod, Principal};
 pub use roles::{Permission, ROLES, Role, UnknownRole};

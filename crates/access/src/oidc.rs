@@ -9,7 +9,7 @@
 //! Roles come from a configured claim (a dotted path such as `realm_access.roles`);
 //! SMART scopes from `scope` (or `scp`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -191,7 +191,16 @@ struct Keys {
 pub struct OidcVerifier {
     config: Arc<OidcConfig>,
     keys: Arc<RwLock<Keys>>,
+    verified: Arc<std::sync::Mutex<VerifiedJwts>>,
 }
+
+/// JWTs verified lately, by SHA-256, with when each stops being trusted.
+type VerifiedJwts = HashMap<[u8; 32], (OidcIdentity, Instant)>;
+
+/// How long a JWT verified once is trusted without checking its signature again (never
+/// past its `exp` and the leeway). A JWT cannot be revoked, so this only bounds how long
+/// a key removed from the JWKS keeps working for tokens seen before.
+pub const OIDC_CACHE_LIFETIME: Duration = crate::cache::TOKEN_CACHE_LIFETIME;
 
 impl std::fmt::Debug for OidcVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -224,11 +233,44 @@ impl OidcVerifier {
                 set,
                 fetched: Instant::now(),
             })),
+            verified: Arc::default(),
         })
     }
 
-    /// Checks a bearer token and says who it speaks for.
+    /// Checks a bearer token and says who it speaks for. A token verified within
+    /// [`OIDC_CACHE_LIFETIME`] (and not past its `exp`) is answered from memory, keyed by
+    /// its SHA-256: the signature check and the claims' parse are done once.
     pub async fn verify(&self, token: &str) -> Result<OidcIdentity, OidcRejected> {
+        let hash = crate::secret::sha256(token.as_bytes());
+        let now = Instant::now();
+        {
+            let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            match verified.get(&hash) {
+                Some((identity, until)) if now < *until => return Ok(identity.clone()),
+                Some(_) => {
+                    verified.remove(&hash);
+                }
+                None => {}
+            }
+        }
+        let (identity, exp) = self.verify_uncached(token).await?;
+        let left = exp
+            .saturating_add(i64::try_from(self.config.leeway.as_secs()).unwrap_or(0))
+            .saturating_sub(store::UnixMicros::now().0 / 1_000_000);
+        let lifetime = OIDC_CACHE_LIFETIME.min(Duration::from_secs(left.max(0).unsigned_abs()));
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= crate::cache::TOKEN_CACHE_CAPACITY {
+            verified.retain(|_, (_, until)| now < *until);
+            if verified.len() >= crate::cache::TOKEN_CACHE_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(hash, (identity.clone(), now + lifetime));
+        Ok(identity)
+    }
+
+    /// The full check; with the token's `exp` (seconds since the Unix epoch).
+    async fn verify_uncached(&self, token: &str) -> Result<(OidcIdentity, i64), OidcRejected> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| OidcRejected::Malformed)?;
         if !self.config.algorithms.contains(&header.alg) {
             return Err(OidcRejected::Algorithm);
@@ -267,7 +309,12 @@ impl OidcVerifier {
                 _ => OidcRejected::Malformed,
             }
         })?;
-        self.identity(&data.claims)
+        let exp = data
+            .claims
+            .get("exp")
+            .and_then(|exp| exp.as_i64().or_else(|| exp.as_f64().map(|f| f as i64)))
+            .ok_or(OidcRejected::Malformed)?;
+        Ok((self.identity(&data.claims)?, exp))
     }
 
     fn identity(&self, claims: &Value) -> Result<OidcIdentity, OidcRejected> {

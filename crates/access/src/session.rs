@@ -46,6 +46,7 @@ struct Session {
     csrf: String,
     address: Option<IpAddr>,
     created: Instant,
+    logged_in_at: i64,
     last_seen: Instant,
 }
 
@@ -70,6 +71,9 @@ pub struct SessionInfo {
     pub csrf: String,
     /// The address the login came from.
     pub address: Option<IpAddr>,
+    /// When the user logged in (microseconds since the Unix epoch): a password changed
+    /// after it ends the session ([`crate::Access::session_holder_current`]).
+    pub logged_in_at: i64,
 }
 
 /// Why a session cookie was refused (the API answers 401 alike).
@@ -147,6 +151,7 @@ impl Sessions {
                 csrf: csrf.clone(),
                 address,
                 created: now,
+                logged_in_at: store::UnixMicros::now().0,
                 last_seen: now,
             },
         );
@@ -172,6 +177,7 @@ impl Sessions {
             role: session.role,
             csrf: session.csrf.clone(),
             address: session.address,
+            logged_in_at: session.logged_in_at,
         })
     }
 
@@ -183,6 +189,11 @@ impl Sessions {
     /// Ends every session of `user` (disabled, or its password changed).
     pub fn remove_user(&self, user: &str) {
         self.lock().retain(|_, s| s.user != user);
+    }
+
+    /// The timeouts and limits sessions are kept with.
+    pub fn policy(&self) -> SessionPolicy {
+        self.policy
     }
 }
 

@@ -87,6 +87,11 @@ pub enum TokenRejected {
     OwnerRefused,
 }
 
+/// Whether `secret` has a Corridor token's shape (`crd_` and 43 characters).
+fn well_formed(secret: &str) -> bool {
+    secret.starts_with(TOKEN_PREFIX) && secret.len() == TOKEN_PREFIX.len() + 43
+}
+
 fn token_hint(secret: &str) -> String {
     secret.chars().take(TOKEN_PREFIX.len() + 6).collect()
 }
@@ -223,9 +228,11 @@ impl Access {
         })?)
     }
 
-    /// Revokes a token: it is refused from the next request on.
+    /// Revokes a token: this process refuses it from the next request on (its cached
+    /// verification is dropped); another process that cached it, within
+    /// [`crate::TOKEN_CACHE_LIFETIME`].
     pub fn revoke_token(&self, id: i64, audit: Option<AuditRecord>) -> Pending<()> {
-        self.write_audited(audit, move |conn| {
+        self.write_audited_revoking(audit, move |conn| {
             let changed = conn.execute(
                 "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
                 params![id, UnixMicros::now().0],
@@ -238,14 +245,51 @@ impl Access {
         })
     }
 
-    /// Checks a bearer token: found by its SHA-256 (an index lookup on a hash reveals
-    /// nothing of the secret through timing), compared again in constant time, then its
-    /// revocation, expiry and owner.
+    /// A token verified lately and still trusted ([`crate::TOKEN_CACHE_LIFETIME`],
+    /// never past its expiry), without reading the database: None means "ask
+    /// [`Access::verify_token`]", not "refused". Cheap enough for an async worker.
+    pub fn verify_cached_token(&self, secret: &str) -> Option<TokenIdentity> {
+        if !well_formed(secret) {
+            return None;
+        }
+        let hash = sha256(secret.as_bytes());
+        self.tokens
+            .get(&hash, std::time::Instant::now(), UnixMicros::now().0)
+    }
+
+    /// Checks a bearer token: a token verified lately is answered from the cache of
+    /// verified tokens (keyed by SHA-256; see [`crate::TOKEN_CACHE_LIFETIME`]); else it
+    /// is found by its SHA-256 (an index lookup on a hash reveals nothing of the secret
+    /// through timing), compared again in constant time, then its revocation, expiry and
+    /// owner are checked, and a good one is cached.
     pub fn verify_token(&self, secret: &str) -> Result<TokenIdentity, VerifyTokenError> {
-        if !secret.starts_with(TOKEN_PREFIX) || secret.len() != TOKEN_PREFIX.len() + 43 {
+        if !well_formed(secret) {
             return Err(TokenRejected::Malformed.into());
         }
         let hash = sha256(secret.as_bytes());
+        if let Some(identity) =
+            self.tokens
+                .get(&hash, std::time::Instant::now(), UnixMicros::now().0)
+        {
+            return Ok(identity);
+        }
+        let generation = self.tokens.generation();
+        let identity = self.verify_token_stored(&hash)?;
+        self.tokens.insert(
+            hash,
+            identity.0.clone(),
+            identity.1,
+            generation,
+            std::time::Instant::now(),
+        );
+        Ok(identity.0)
+    }
+
+    /// The database's answer for a token's hash, with the token's expiry.
+    fn verify_token_stored(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<(TokenIdentity, Option<i64>), VerifyTokenError> {
         let row = self.store.read(|conn| {
             Ok(conn
                 .prepare_cached(
@@ -275,7 +319,7 @@ impl Access {
         else {
             return Err(TokenRejected::Unknown.into());
         };
-        if !constant_time_eq(&stored, &hash) {
+        if !constant_time_eq(&stored, hash) {
             return Err(TokenRejected::Unknown.into());
         }
         if revoked_at.is_some() {
@@ -295,12 +339,15 @@ impl Access {
         if disabled.is_some() {
             return Err(TokenRejected::OwnerRefused.into());
         }
-        Ok(TokenIdentity {
-            id,
-            user,
-            role,
-            scopes: scopes.as_deref().map(crate::Scopes::parse),
-        })
+        Ok((
+            TokenIdentity {
+                id,
+                user,
+                role,
+                scopes: scopes.as_deref().map(crate::Scopes::parse),
+            },
+            expires_at,
+        ))
     }
 
     /// The first-start rule: when no user exists, creates the user `admin` (role admin,

@@ -171,12 +171,12 @@ impl Access {
         })?)
     }
 
-    /// Disables a user: its logins and tokens are refused from now on (its sessions end
-    /// at their next request, which checks the user again). The row is kept for the
-    /// audit trail.
+    /// Disables a user: its logins, tokens and sessions are refused from now on (every
+    /// request made with a session checks its user, [`Access::session_holder_current`]).
+    /// The row is kept for the audit trail.
     pub fn disable_user(&self, name: &str, audit: Option<AuditRecord>) -> Pending<User> {
         let name = name.to_owned();
-        self.write_audited(audit, move |conn| {
+        self.write_audited_revoking(audit, move |conn| {
             let changed = conn.execute(
                 "UPDATE access_users SET disabled_at = coalesce(disabled_at, ?2) WHERE name = ?1",
                 params![name, UnixMicros::now().0],
@@ -200,7 +200,7 @@ impl Access {
             Err(error) => return Pending::ready(Err(error)),
         };
         let name = name.to_owned();
-        self.write_audited(audit, move |conn| {
+        self.write_audited_revoking(audit, move |conn| {
             let changed = conn.execute(
                 "UPDATE access_users SET password_hash = ?2, password_changed_at = ?3
                  WHERE name = ?1",
@@ -210,6 +210,33 @@ impl Access {
                 return Ok(Err(Error::NoSuchUser(name)));
             }
             Ok(user_named(conn, &name)?.ok_or(Error::NoSuchUser(name)))
+        })
+    }
+
+    /// Whether the user a session was opened for may still use it: not disabled, the
+    /// role it logged in with still within the user's role, and no password set since
+    /// the login. One indexed read of the user's row (microseconds), done on every
+    /// request made with a session, so a user disabled or given a new password, by this
+    /// process or by the command line, loses every session at once.
+    pub fn session_holder_current(&self, session: &crate::SessionInfo) -> Result<bool, Error> {
+        let row: Option<(String, Option<i64>, Option<i64>)> = self.store.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT role, disabled_at, password_changed_at FROM access_users
+                     WHERE name = ?1",
+                )?
+                .query_row([&session.user], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()?)
+        })?;
+        Ok(match row {
+            None | Some((_, Some(_), _)) => false,
+            Some((role, None, changed)) => {
+                role.parse::<Role>()
+                    .is_ok_and(|role| role.includes(session.role))
+                    && changed.is_none_or(|at| at <= session.logged_in_at)
+            }
         })
     }
 

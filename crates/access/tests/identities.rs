@@ -336,3 +336,80 @@ fn a_change_and_its_audit_record_are_written_together() {
     assert!(refused.is_err());
     assert_eq!(access.user("bob").unwrap(), None);
 }
+
+#[test]
+fn a_verified_token_is_cached_until_this_process_revokes_it() {
+    let (dir, access) = open();
+    access
+        .add_user("alice", Role::Analyst, None, None)
+        .wait()
+        .unwrap();
+    let token = access
+        .create_token("alice", None, None, None)
+        .wait()
+        .unwrap();
+    assert!(access.verify_cached_token(&token.secret).is_none());
+    assert_eq!(access.verify_token(&token.secret).unwrap().id, token.id);
+    assert_eq!(access.cached_tokens(), 1);
+    // Another process revokes it (the command line): this one's cache still trusts it,
+    // for at most the cache's lifetime, while a process without the cache refuses it.
+    rusqlite_open(&dir)
+        .execute(
+            "UPDATE access_tokens SET revoked_at = 1 WHERE id = ?1",
+            [token.id],
+        )
+        .unwrap();
+    let cached = access.verify_cached_token(&token.secret).unwrap();
+    assert_eq!((cached.id, cached.role), (token.id, Role::Analyst));
+    let other = Access::open_blocking(store::Store::open(dir.path()).unwrap()).unwrap();
+    assert!(matches!(
+        other.verify_token(&token.secret),
+        Err(VerifyTokenError::Rejected(TokenRejected::Revoked))
+    ));
+    // Revoked (again) by this process: refused at once.
+    access.revoke_token(token.id, None).wait().unwrap();
+    assert_eq!(access.cached_tokens(), 0);
+    assert!(access.verify_cached_token(&token.secret).is_none());
+    assert!(matches!(
+        access.verify_token(&token.secret),
+        Err(VerifyTokenError::Rejected(TokenRejected::Revoked))
+    ));
+    // The cache holds hashes, never the secret; a wrong secret never hits it.
+    let forged = format!("crd_{}", "B".repeat(43));
+    assert!(access.verify_cached_token(&forged).is_none());
+}
+
+#[test]
+fn a_session_ends_when_its_user_is_disabled_or_changes_password_from_any_process() {
+    let (dir, access) = open();
+    for name in ["alice", "bob"] {
+        access
+            .add_user(name, Role::Operator, Some(PASSWORD), None)
+            .wait()
+            .unwrap();
+    }
+    let sessions = access::Sessions::new(access::SessionPolicy::default());
+    let session_of = |name: &str| {
+        let new = sessions.create(name, Role::Operator, None).unwrap();
+        sessions.get(&new.id).unwrap()
+    };
+    let alice = session_of("alice");
+    let bob = session_of("bob");
+    assert!(access.session_holder_current(&alice).unwrap());
+    assert!(access.session_holder_current(&bob).unwrap());
+    // Another process (the command line) changes alice's password and disables bob.
+    let other = Access::open_blocking(store::Store::open(dir.path()).unwrap()).unwrap();
+    other
+        .set_password("alice", "a brand new passphrase", None)
+        .wait()
+        .unwrap();
+    other.disable_user("bob", None).wait().unwrap();
+    assert!(!access.session_holder_current(&alice).unwrap());
+    assert!(!access.session_holder_current(&bob).unwrap());
+    // A login after the new password holds again.
+    assert!(access.session_holder_current(&session_of("alice")).unwrap());
+    // A session claiming a wider role than its user's does not hold.
+    let mut wider = session_of("alice");
+    wider.role = Role::Admin;
+    assert!(!access.session_holder_current(&wider).unwrap());
+}

@@ -22,6 +22,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use std::io::Write as _;
 
 use access::audit::{ActionKind, AuditRecord, ExportFormat};
 use access::{Principal, Role};
@@ -177,6 +178,8 @@ async fn disable_user(
         .disable_user(&name, record)
         .await
         .map_err(refused)?;
+    // Its sessions would end at their next request anyway (each checks its user).
+    app.auth.browser().sessions.remove_user(&user.name);
     Ok(changed(StatusCode::OK, user_json(&user)))
 }
 
@@ -320,18 +323,71 @@ async fn export_audit(
             )));
         }
     };
-    let exported = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        audit.export(since, format, &mut out).map(|_| out)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("the export stopped: {e}")))?
-    .map_err(|e| ApiError::internal(format!("the audit trail could not be exported: {e}")))?;
-    let mut response = exported.into_response();
+    // Streamed: the export runs on the blocking pool and hands the body 64 KiB at a
+    // time, so a trail of years is never held in memory (a slow client slows the
+    // export, through the channel's bound, instead of filling memory).
+    let (sender, chunks) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter {
+            sender,
+            buffer: Vec::with_capacity(EXPORT_CHUNK),
+        };
+        let exported = audit
+            .export(since, format, &mut out)
+            .map_err(|e| e.to_string())
+            .and_then(|_| out.flush().map_err(|e| e.to_string()));
+        if let Err(e) = exported {
+            // The answer has begun: ending the body with an error tells the client
+            // the export is incomplete.
+            tracing::error!(error = %e, "the audit export stopped");
+            let _ = out
+                .sender
+                .blocking_send(Err(std::io::Error::other("the audit export stopped")));
+        }
+    });
+    let body = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    });
+    let mut response = axum::body::Body::from_stream(body).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
+}
+
+/// How much of an export is handed to the response at a time.
+const EXPORT_CHUNK: usize = 64 * 1024;
+
+/// The export's output, sent to the response body in chunks of [`EXPORT_CHUNK`].
+struct ChunkWriter {
+    sender: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(EXPORT_CHUNK));
+        self.sender
+            .blocking_send(Ok(bytes::Bytes::from(chunk)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= EXPORT_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
 
 async fn verify_audit(State(app): State<Api>) -> Result<Response, ApiError> {

@@ -230,13 +230,31 @@ async fn authenticate(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| cookie.find(value))
         .map(str::to_owned);
-    if authorization.is_none() && matches!(auth.inner.mode, Mode::On { .. }) {
+    if let (None, Mode::On { access, .. }) = (&authorization, &auth.inner.mode) {
         if let Some(id) = session_id {
             return match auth.inner.browser.sessions.get(&id) {
-                Ok(session) => Ok((
-                    Principal::from_session(&session, address, tls_identity),
-                    Some(session),
-                )),
+                // The user is read again on every request (one indexed row), so one
+                // disabled or given a new password, here or from the command line,
+                // loses every session at once.
+                Ok(session) => match access.session_holder_current(&session) {
+                    Ok(true) => Ok((
+                        Principal::from_session(&session, address, tls_identity),
+                        Some(session),
+                    )),
+                    Ok(false) => {
+                        auth.inner.browser.sessions.remove(&id);
+                        tracing::info!(
+                            "session ended: its user was disabled, changed role or password"
+                        );
+                        Err(Refused::Unauthenticated(
+                            "the session ended (the user was disabled or changed password): sign in again",
+                            Some("invalid_token"),
+                        ))
+                    }
+                    Err(e) => Err(Refused::Failed(format!(
+                        "the session's user could not be checked: {e}"
+                    ))),
+                },
                 Err(why) => {
                     tracing::info!(reason = %why, "session cookie refused");
                     Err(Refused::Unauthenticated(
@@ -293,7 +311,11 @@ async fn authenticate_bearer(
         ));
     };
     if token.starts_with(access::TOKEN_PREFIX) {
-        // A SQLite read: on the blocking pool, not on the async worker.
+        // A token verified lately is answered from memory, here on the async worker.
+        if let Some(identity) = access.verify_cached_token(token) {
+            return Ok(Principal::from_token(identity, address, tls_identity));
+        }
+        // Else a SQLite read: on the blocking pool, not on the async worker.
         let (access, secret) = (access.clone(), token.to_owned());
         let verified = tokio::task::spawn_blocking(move || access.verify_token(&secret))
             .await

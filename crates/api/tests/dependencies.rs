@@ -275,3 +275,79 @@ fn nothing_below_the_engine_depends_on_it() {
         );
     }
 }
+
+/// Issue 13's budget: access control adds nothing to MLLP ingest. It cannot: the
+/// crates a received message passes through (`mllp` reads the frame and checks the
+/// listener's `allow_from`/`allow_subjects` once per connection, `store` journals it)
+/// do not build with `access`, and the engine's intake path (its sources, the intake
+/// and the pipeline) never names it. Only the HTTP layer (`api`, `engine`'s
+/// lifecycle wiring it up) and the audit retention task use `access`.
+///
+/// Read from the manifests themselves (not `cargo metadata`, which needs every
+/// platform's crates at hand): a crate's `[dependencies]` keys that name a workspace
+/// crate, followed to the bottom.
+#[test]
+fn the_mllp_intake_path_never_reaches_access_control() {
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace_deps = |name: &str| -> Vec<String> {
+        let manifest = std::fs::read_to_string(crates.join(name).join("Cargo.toml"))
+            .unwrap_or_else(|e| panic!("{name}/Cargo.toml: {e}"));
+        let mut in_deps = false;
+        let mut deps = Vec::new();
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_deps = line == "[dependencies]";
+                continue;
+            }
+            let key = line
+                .split(['=', '.', ' '])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            if in_deps && !key.is_empty() && crates.join(key).join("Cargo.toml").exists() {
+                deps.push(key.to_owned());
+            }
+        }
+        deps
+    };
+    for member in ["mllp", "store", "hl7v2", "steps", "delivery"] {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![member.to_owned()];
+        while let Some(next) = todo.pop() {
+            for dep in workspace_deps(&next) {
+                if seen.insert(dep.clone()) {
+                    todo.push(dep);
+                }
+            }
+        }
+        assert!(
+            !seen.contains("access"),
+            "{member} builds with access: the MLLP intake path would pay for it"
+        );
+        // The check itself reads the manifests: `delivery` reaches `mllp` and `store`.
+        if member == "delivery" {
+            assert!(seen.contains("mllp") && seen.contains("store"), "{seen:?}");
+        }
+    }
+    // And the direction that matters exists: `api` builds with `access`.
+    assert!(workspace_deps("api").contains(&"access".to_owned()));
+    let engine = crates.join("engine/src");
+    let mut intake_files = vec![
+        engine.join("intake.rs"),
+        engine.join("pipeline.rs"),
+        engine.join("application_ack.rs"),
+    ];
+    for entry in std::fs::read_dir(engine.join("sources")).expect("engine/src/sources") {
+        intake_files.push(entry.expect("a source file").path());
+    }
+    for file in &intake_files {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+        for word in ["access::", "Audit", "Principal"] {
+            assert!(
+                !text.contains(word),
+                "{} names {word}: the intake path must not touch access control",
+                file.display()
+            );
+        }
+    }
+}

@@ -508,3 +508,54 @@ async fn a_form_login_redirects_to_a_local_page_only() {
     );
     assert!(failed.header("set-cookie").is_none());
 }
+
+#[tokio::test]
+async fn a_users_sessions_end_at_once_when_it_is_disabled_or_its_password_changes() {
+    let server = default_server().await;
+    let (olivia, _) = login(&server, "olivia").await;
+    let (vic, _) = login(&server, "vic").await;
+    for cookie in [&olivia, &vic] {
+        let answer = call(
+            server.addr,
+            "GET",
+            "/api/stats",
+            std::slice::from_ref(cookie),
+            "",
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    // As the command line would, from another process: its own store handle.
+    let dir = server.store.path().parent().unwrap().to_owned();
+    let other = tokio::task::spawn_blocking(move || {
+        let other = Identities::open_blocking(Store::open(&dir).unwrap()).unwrap();
+        other
+            .set_password("olivia", "another long passphrase", None)
+            .wait()
+            .unwrap();
+        other.disable_user("vic", None).wait().unwrap();
+    });
+    other.await.unwrap();
+    for cookie in [&olivia, &vic] {
+        let answer = call(
+            server.addr,
+            "GET",
+            "/api/stats",
+            std::slice::from_ref(cookie),
+            "",
+        )
+        .await;
+        assert_eq!(answer.status, 401, "{cookie}: {}", answer.body);
+        assert!(answer.json()["error"].is_string());
+    }
+    // Olivia signs in with the new password and is let in again.
+    let answer = call(
+        server.addr,
+        "POST",
+        "/login",
+        &[JSON.to_owned()],
+        r#"{"user": "olivia", "password": "another long passphrase"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}

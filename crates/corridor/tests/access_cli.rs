@@ -179,6 +179,7 @@ fn a_token_is_printed_once_listed_by_hint_and_revoked() {
     assert_eq!(columns[1], "ops");
     assert!(secret.starts_with(columns[2].trim_end_matches("...")));
     assert_eq!(columns[6], "active");
+    assert_eq!(columns[7], "-");
 
     let wider = corridor(
         dir,
@@ -217,14 +218,28 @@ fn a_token_is_printed_once_listed_by_hint_and_revoked() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("scopes"), "{}", stderr(&bad));
 
+    // The list shows each token's scopes ("-" for none).
+    let list = ok(&corridor(dir, &["token", "list"], None));
+    assert!(list.lines().next().unwrap().ends_with("\tSCOPES"), "{list}");
+    assert!(
+        list.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("\tsystem/Patient.read user/Observation.read"),
+        "{list}"
+    );
+
     ok(&corridor(dir, &["token", "revoke", columns[0]], None));
-    assert!(access.verify_token(&secret).is_err());
+    // Refused by any process from now on, and by one that had verified it before
+    // within its cache's lifetime (access::TOKEN_CACHE_LIFETIME).
+    let fresh = access::Access::open_blocking(store::Store::open(dir).unwrap()).unwrap();
+    assert!(fresh.verify_token(&secret).is_err());
     let list = ok(&corridor(dir, &["token", "list"], None));
     let revoked_row = list
         .lines()
         .find(|line| line.starts_with(&format!("{}\t", columns[0])))
         .unwrap();
-    assert!(revoked_row.ends_with("\trevoked"), "{list}");
+    assert!(revoked_row.ends_with("\trevoked\t-"), "{list}");
     assert_eq!(
         corridor(dir, &["token", "revoke", "999"], None)
             .status

@@ -241,10 +241,35 @@ pub struct HttpConfig {
     /// The largest request body accepted on any route (default `"1MiB"`); larger is a 413.
     #[serde(default = "default_http_max_body")]
     pub max_body: ByteSize,
+    /// A console session unused this long ends (default `"30m"`; 1 minute up to
+    /// `session_timeout`).
+    #[serde(default = "default_session_idle_timeout")]
+    pub session_idle_timeout: ConfigDuration,
+    /// A console session ends this long after its login, used or not (default `"12h"`;
+    /// at most 30 days).
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout: ConfigDuration,
 }
 
 fn default_http_max_body() -> ByteSize {
     ByteSize(api::DEFAULT_MAX_BODY as u64)
+}
+fn default_session_idle_timeout() -> ConfigDuration {
+    ConfigDuration(access::SessionPolicy::default().idle_timeout)
+}
+fn default_session_timeout() -> ConfigDuration {
+    ConfigDuration(access::SessionPolicy::default().absolute_timeout)
+}
+
+impl HttpConfig {
+    /// The console sessions' policy: `session_idle_timeout` and `session_timeout`.
+    pub fn session_policy(&self) -> access::SessionPolicy {
+        access::SessionPolicy {
+            idle_timeout: self.session_idle_timeout.0,
+            absolute_timeout: self.session_timeout.0,
+            ..access::SessionPolicy::default()
+        }
+    }
 }
 
 /// `[audit]`: the audit trail's own retention, apart from messages'.
@@ -398,6 +423,8 @@ impl Default for HttpConfig {
             tls_key: None,
             tls_client_ca: None,
             max_body: default_http_max_body(),
+            session_idle_timeout: default_session_idle_timeout(),
+            session_timeout: default_session_timeout(),
         }
     }
 }
@@ -1059,6 +1086,22 @@ impl Config {
                     "{} bytes is too small (at least 1KiB)",
                     self.http.max_body.0
                 ),
+            );
+        }
+        let (idle, absolute) = (
+            self.http.session_idle_timeout.0,
+            self.http.session_timeout.0,
+        );
+        if absolute > Duration::from_secs(30 * 86_400) || absolute < Duration::from_secs(60) {
+            error(
+                "http.session_timeout".to_owned(),
+                "must be between 1 minute and 30 days".to_owned(),
+            );
+        }
+        if idle < Duration::from_secs(60) || idle > absolute {
+            error(
+                "http.session_idle_timeout".to_owned(),
+                "must be at least 1 minute and at most http.session_timeout".to_owned(),
             );
         }
         if self.audit.retention.0 < Duration::from_secs(86_400) {
@@ -1934,6 +1977,39 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
         assert!(
             bad[0].starts_with("channels.a.source.allow_from"),
             "{bad:?}"
+        );
+    }
+
+    #[test]
+    fn session_timeouts_are_configurable_and_checked_naming_the_key() {
+        const CHANNEL: &str =
+            "[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n";
+        let keys_of = |http: &str| -> Vec<String> {
+            match Config::from_toml(&format!("[http]\n{http}\n{CHANNEL}")) {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.errors.into_iter().map(|e| e.key).collect(),
+            }
+        };
+        let default = Config::from_toml(CHANNEL).unwrap().http.session_policy();
+        assert_eq!(default, access::SessionPolicy::default());
+        let config = Config::from_toml(&format!(
+            "[http]\nsession_idle_timeout = \"10m\"\nsession_timeout = \"8h\"\n{CHANNEL}"
+        ))
+        .unwrap();
+        let policy = config.http.session_policy();
+        assert_eq!(policy.idle_timeout, Duration::from_secs(600));
+        assert_eq!(policy.absolute_timeout, Duration::from_secs(8 * 3600));
+        assert_eq!(
+            keys_of("session_idle_timeout = \"10s\""),
+            ["http.session_idle_timeout"]
+        );
+        assert_eq!(
+            keys_of("session_idle_timeout = \"2h\"\nsession_timeout = \"1h\""),
+            ["http.session_idle_timeout"]
+        );
+        assert_eq!(
+            keys_of("session_timeout = \"60d\""),
+            ["http.session_timeout"]
         );
     }
 

@@ -341,7 +341,7 @@ impl Engine {
             let scheme = if tls.is_some() { "https" } else { "http" };
             // Console sessions: their cookie is `Secure` (and `__Host-` named) under HTTPS.
             let auth_layer = auth.0.with_sessions(
-                access::SessionPolicy::default(),
+                config.http.session_policy(),
                 access::ThrottlePolicy::default(),
                 tls.is_some(),
             );

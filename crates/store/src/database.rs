@@ -219,6 +219,24 @@ impl Store {
         self.queue(Isolation::Savepoint, Durability::Unsynced, work)
     }
 
+    /// [`Store::write`] for records that must be committed before their requester goes
+    /// on, and on disk soon after, but whose requester should not wait for an fsync: the
+    /// future resolves once the transaction is committed (readers see it, and a crash of
+    /// the process cannot lose it), and an fsync of the WAL starts right after that
+    /// commit, so a power loss can lose only what was answered during the last fsync or
+    /// two (milliseconds). Unlike [`Store::write_unsynced`] its batch never waits for
+    /// company. An error means the change was not committed.
+    ///
+    /// Corridor uses it for the audit trail: a read is answered once its record is
+    /// committed, not once it is synced.
+    pub fn write_committed<T, F>(&self, work: F) -> WriteFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.queue(Isolation::Savepoint, Durability::Committed, work)
+    }
+
     /// [`Store::write`] for requests that write with at most one statement and fail only by
     /// that statement failing: they skip the savepoint (see [`Isolation::SingleStatement`]).
     pub(crate) fn write_single_statement<T, F>(&self, work: F) -> WriteFuture<T>

@@ -401,3 +401,41 @@ fn a_failing_savepoint_takes_back_only_its_own_changes() {
     assert_eq!(outcomes, (true, true));
     assert_eq!(notes(&store), [1, 3]);
 }
+
+#[test]
+fn a_committed_write_is_answered_at_its_commit_and_an_fsync_follows_unasked() {
+    let (_dir, store) = open_with_notes();
+    let before = store.writer_stats();
+    store
+        .write_committed(|conn| {
+            conn.execute("INSERT INTO note (seq, body) VALUES (1, 'c')", [])?;
+            Ok(())
+        })
+        .wait()
+        .unwrap();
+    // Visible once answered, and nobody waited for an fsync: not a synced commit.
+    assert_eq!(notes(&store), vec![1]);
+    let answered = store.writer_stats();
+    assert_eq!(answered.commits - before.commits, 1);
+    assert_eq!(answered.synced_commits, before.synced_commits);
+    // The sync thread was handed the commit at once and syncs the WAL without anyone
+    // asking again (waited for, not timed: the bound is only against a hang).
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.writer_stats().syncs == before.syncs {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "no fsync followed the commit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // A committed write that fails is answered with its error and leaves nothing.
+    let failed = store
+        .write_committed(|conn| {
+            conn.execute("INSERT INTO note (seq, body) VALUES (2, 'c')", [])?;
+            conn.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+            Ok(())
+        })
+        .wait();
+    assert!(matches!(failed, Err(Error::Sqlite(_))), "{failed:?}");
+    assert_eq!(notes(&store), vec![1]);
+}

@@ -85,10 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::List { data } => {
             let access = Access::open_blocking(data.open_store()?)?;
-            println!("ID\tUSER\tTOKEN\tROLE\tCREATED\tEXPIRES\tSTATE");
+            println!("ID\tUSER\tTOKEN\tROLE\tCREATED\tEXPIRES\tSTATE\tSCOPES");
             for token in access.list_tokens()? {
                 println!(
-                    "{}\t{}\t{}...\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}...\t{}\t{}\t{}\t{}\t{}",
                     token.id,
                     token.user,
                     token.hint,
@@ -100,6 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     } else {
                         "active"
                     },
+                    token.scopes.as_deref().unwrap_or("-"),
                 );
             }
         }
