@@ -599,7 +599,9 @@ fn patients_of(path: &str, query: Option<&str>) -> Vec<String> {
     let mut patients = Vec::new();
     let mut segments = path.trim_start_matches('/').split('/');
     match (segments.next(), segments.next(), segments.next()) {
-        (Some("mpi"), Some("patients"), Some(id)) if !id.is_empty() => {
+        (Some("mpi" | "console"), Some("patients"), Some(id))
+            if !id.is_empty() && id != "merge" && id != "unmerge" =>
+        {
             patients.push(id.to_owned());
         }
         (Some("fhir"), Some("Patient"), Some(id))
@@ -633,6 +635,8 @@ mod tests {
     #[test]
     fn the_patients_a_path_or_search_names_are_found() {
         assert_eq!(patients_of("/mpi/patients/E12", None), ["E12"]);
+        assert_eq!(patients_of("/console/patients/E12", None), ["E12"]);
+        assert!(patients_of("/console/patients/merge", None).is_empty());
         assert_eq!(patients_of("/fhir/Patient/7", None), ["Patient/7"]);
         assert_eq!(
             patients_of("/fhir/Patient/7/_history/2", None),
