@@ -164,10 +164,22 @@ file_name = "{{message_id}}.hl7"
     got.sort();
     got.dedup();
     assert_eq!(got.len(), expected.len());
-    let files = std::fs::read_dir(dir.path().join("archive"))
-        .unwrap()
-        .count();
-    assert_eq!(files, expected.len());
+    // The file destination has its own queue: wait for it as for the other two
+    // (counting whole files, not one still under its `.partial` name).
+    let archived = || {
+        std::fs::read_dir(dir.path().join("archive"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_for("the file destination", Duration::from_secs(30), || {
+        archived() >= expected.len()
+    })
+    .await;
+    assert_eq!(archived(), expected.len());
 
     // The filtered ADT and the refused message are visible with their reasons.
     let store = upstream.store();
