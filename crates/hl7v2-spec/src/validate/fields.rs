@@ -1,6 +1,7 @@
 //! Field-level validation (required fields, repetitions, components, data
 //! type formats, table values, lengths) combined with the structural check.
 
+use super::text::{push_num, push_padded};
 use super::value::check_primitive;
 use super::{
     ErrorCode, FieldPosition, Finding, FindingKind, SegmentSequence, Severity, StructureMatcher,
@@ -236,9 +237,13 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
         },
     };
 
+    // Every segment id read once: the structure matcher and the findings
+    // below read them again and again.
+    let ids: Vec<&str> = (0..message.segment_count())
+        .map(|i| message.segment_id(i))
+        .collect();
     let mut field_findings = Vec::new();
-    for index in 0..message.segment_count() {
-        let id = message.segment_id(index);
+    for (index, &id) in ids.iter().enumerate() {
         if let Some(def) = overrides.segment(spec, id) {
             let mut check = FieldCheck {
                 spec,
@@ -257,24 +262,49 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
     let mut wanted: Vec<usize> = field_findings.iter().map(|f| f.segment).collect();
     wanted.dedup();
     let (mut findings, paths) = match (overrides.matcher, structure) {
-        (Some(m), _) => m.validate_with_paths(message, options.structure, &wanted),
+        (Some(m), _) => m.validate_with_paths(&ids[..], options.structure, &wanted),
         (None, Some(structure)) => with_matcher(spec, structure, |m| {
-            m.validate_with_paths(message, options.structure, &wanted)
+            m.validate_with_paths(&ids[..], options.structure, &wanted)
         }),
         (None, None) => (Vec::new(), vec![String::new(); wanted.len()]),
     };
+    // Which occurrence of its id each segment with findings is (ERR-2.2),
+    // counted in one pass over the segments.
+    let mut occurrences = Vec::with_capacity(wanted.len());
+    if let Some(&last) = wanted.last() {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        let mut next = wanted.iter().peekable();
+        for (index, &id) in ids.iter().enumerate().take(last + 1) {
+            let count = match seen.iter_mut().find(|(s, _)| *s == id) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    seen.push((id, 1));
+                    1
+                }
+            };
+            if next.next_if(|&&w| w == index).is_some() {
+                occurrences.push(count);
+            }
+        }
+    }
+    findings.reserve(field_findings.len());
     for f in field_findings {
         let at = wanted.binary_search(&f.segment).unwrap_or(0);
-        let mut path = paths.get(at).cloned().unwrap_or_default();
-        path.push_str(&f.at.suffix());
+        let base = paths.get(at).map(String::as_str).unwrap_or_default();
+        let mut path = String::with_capacity(base.len() + 12);
+        path.push_str(base);
+        f.at.push_suffix(&mut path);
         findings.push(Finding {
             kind: f.kind,
             code: f.code,
             severity: f.severity,
             path,
             segment_index: Some(f.segment),
-            segment_id: message.segment_id(f.segment).to_string(),
-            segment_sequence: Some(super::occurrence(message, f.segment)),
+            segment_id: ids.get(f.segment).copied().unwrap_or_default().to_string(),
+            segment_sequence: occurrences.get(at).copied(),
             field: Some(f.at),
             message: f.message,
         });
@@ -338,7 +368,10 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 if let (true, Some(severity)) =
                     (fdef.optionality.is_required(), self.options.required_fields)
                 {
-                    let message = format!("required field {} is empty", fdef.label());
+                    let mut message = String::with_capacity(48);
+                    message.push_str("required field ");
+                    push_label(&mut message, fdef);
+                    message.push_str(" is empty");
                     self.report(
                         FindingKind::RequiredFieldMissing,
                         ErrorCode::RequiredFieldMissing,
@@ -374,13 +407,20 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                     repetition: r + 1,
                     ..at
                 };
-                if let Some(max) = fdef.max_length.filter(|_| self.options.lengths) {
+                // No more characters than bytes: only a long value is counted.
+                if let Some(max) = fdef
+                    .max_length
+                    .filter(|max| self.options.lengths && rep.len() > *max as usize)
+                {
                     let len = rep.chars().count();
                     if len > max as usize {
-                        let message = format!(
-                            "{} is {len} characters long; at most {max} expected",
-                            fdef.label()
-                        );
+                        let mut message = String::with_capacity(64);
+                        push_label(&mut message, fdef);
+                        message.push_str(" is ");
+                        push_num(&mut message, len);
+                        message.push_str(" characters long; at most ");
+                        push_num(&mut message, max as usize);
+                        message.push_str(" expected");
                         self.report(
                             FindingKind::TooLong,
                             ErrorCode::ValueTooLong,
@@ -396,10 +436,13 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             // message's own definition (QPD-3 by the query profile).
             let limited = fdef.data_type != "varies";
             if let Some(max) = fdef.repetition.max().filter(|max| limited && count > *max) {
-                let message = format!(
-                    "{} repeats {count} times; at most {max} allowed",
-                    fdef.label()
-                );
+                let mut message = String::with_capacity(64);
+                push_label(&mut message, fdef);
+                message.push_str(" repeats ");
+                push_num(&mut message, count as usize);
+                message.push_str(" times; at most ");
+                push_num(&mut message, max as usize);
+                message.push_str(" allowed");
                 self.report(
                     FindingKind::TooManyFieldRepetitions,
                     ErrorCode::DataTypeError,
@@ -462,10 +505,13 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                         comp.optionality.is_required(),
                         self.options.required_components,
                     ) {
-                        let message = format!(
-                            "{name}: required component {} ({}) is empty",
-                            comp.seq, comp.name
-                        );
+                        let mut message = String::with_capacity(64);
+                        message.push_str(name);
+                        message.push_str(": required component ");
+                        push_num(&mut message, comp.seq as usize);
+                        message.push_str(" (");
+                        message.push_str(comp.name);
+                        message.push_str(") is empty");
                         self.report(
                             FindingKind::RequiredComponentMissing,
                             ErrorCode::RequiredFieldMissing,
@@ -492,7 +538,15 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 ErrorCode::DataTypeError,
                 Severity::Error,
                 at,
-                format!("{name}: {e}"),
+                {
+                    let mut message = String::with_capacity(64);
+                    message.push_str(name);
+                    message.push_str(": not a valid ");
+                    message.push_str(e.data_type);
+                    message.push_str(": ");
+                    message.push_str(e.problem);
+                    message
+                },
             );
             return;
         }
@@ -506,8 +560,13 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
         if let Some(severity) = self.options.table_values {
             if let Some(t) = table.and_then(|id| self.spec.table(id)) {
                 if !t.values.is_empty() && !t.accepts(text) {
-                    let message =
-                        format!("{name}: value is not in HL7 table {:04} ({})", t.id, t.name);
+                    let mut message = String::with_capacity(64);
+                    message.push_str(name);
+                    message.push_str(": value is not in HL7 table ");
+                    push_padded(&mut message, t.id as usize, 4);
+                    message.push_str(" (");
+                    message.push_str(t.name);
+                    message.push(')');
                     // Coding-system names (0396) grow with every guide and
                     // local code system; a miss there is worth a warning only.
                     let severity = if t.id == 396 {
@@ -562,4 +621,13 @@ fn check_encoding_characters<M: MessageFields + ?Sized>(message: &M, out: &mut V
                 .to_string(),
         });
     }
+}
+
+/// Appends [`crate::FieldDef::label`] (`PID-5 Patient Name`) to `out`.
+fn push_label(out: &mut String, fdef: &crate::FieldDef) {
+    out.push_str(fdef.segment);
+    out.push('-');
+    push_num(out, fdef.seq as usize);
+    out.push(' ');
+    out.push_str(fdef.name);
 }
