@@ -353,11 +353,23 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
 
     fn segment(&mut self, def: &SegmentDef) {
         let header = matches!(def.id, "MSH" | "BHS" | "FHS");
+        // The first field the segment lacks: it has none after it either
+        // (`MessageFields::field`), so those are not asked for.
+        let mut end = usize::MAX;
         for fdef in &def.fields {
-            let raw = self
-                .message
-                .field(self.segment, fdef.seq as usize)
-                .unwrap_or("");
+            let seq = fdef.seq as usize;
+            let found = if seq < end {
+                self.message.field(self.segment, seq)
+            } else {
+                None
+            };
+            let raw = match found {
+                Some(raw) => raw,
+                None => {
+                    end = end.min(seq);
+                    ""
+                }
+            };
             let at = FieldPosition {
                 field: fdef.seq,
                 repetition: 1,
@@ -368,7 +380,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 if let (true, Some(severity)) =
                     (fdef.optionality.is_required(), self.options.required_fields)
                 {
-                    let mut message = String::with_capacity(48);
+                    let mut message = String::with_capacity(fdef.name.len() + 32);
                     message.push_str("required field ");
                     push_label(&mut message, fdef);
                     message.push_str(" is empty");
@@ -389,7 +401,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             let data_type = if def.id == "OBX" && fdef.seq == 5 {
                 // OBX-5's type is whatever OBX-2 names.
                 let named = self.message.field(self.segment, 2).unwrap_or("");
-                let named = named.split(self.seps.component).next().unwrap_or("");
+                let named = pieces(named, self.seps.component).next().unwrap_or("");
                 match self.spec.datatype(named) {
                     Some(dt) => dt.id,
                     None => continue,
@@ -398,7 +410,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 fdef.data_type
             };
             let mut count = 0;
-            for (r, rep) in raw.split(self.seps.repetition).enumerate() {
+            for (r, rep) in pieces(raw, self.seps.repetition).enumerate() {
                 count += 1;
                 if rep.is_empty() || rep == "\"\"" {
                     continue;
@@ -414,7 +426,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 {
                     let len = rep.chars().count();
                     if len > max as usize {
-                        let mut message = String::with_capacity(64);
+                        let mut message = String::with_capacity(fdef.name.len() + 64);
                         push_label(&mut message, fdef);
                         message.push_str(" is ");
                         push_num(&mut message, len);
@@ -436,7 +448,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             // message's own definition (QPD-3 by the query profile).
             let limited = fdef.data_type != "varies";
             if let Some(max) = fdef.repetition.max().filter(|max| limited && count > *max) {
-                let mut message = String::with_capacity(64);
+                let mut message = String::with_capacity(fdef.name.len() + 64);
                 push_label(&mut message, fdef);
                 message.push_str(" repeats ");
                 push_num(&mut message, count as usize);
@@ -465,7 +477,11 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
         name: &str,
     ) {
         let spec = self.spec;
-        if text.trim().is_empty() {
+        // A first character that is not white space settles it without a trim.
+        let printable_start = text.as_bytes().first().is_some_and(|b| {
+            b.is_ascii() && !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+        });
+        if !printable_start && text.trim().is_empty() {
             return; // padding, not a value to judge
         }
         // Most leaves are plain text or codes: settle them without a lookup.
@@ -486,7 +502,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             } else {
                 self.seps.subcomponent
             };
-            let mut parts = text.split(sep);
+            let mut parts = pieces(text, sep);
             for comp in &dt.components {
                 let part = parts.next().unwrap_or("");
                 let at = if level == 0 {
@@ -505,7 +521,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                         comp.optionality.is_required(),
                         self.options.required_components,
                     ) {
-                        let mut message = String::with_capacity(64);
+                        let mut message = String::with_capacity(name.len() + comp.name.len() + 40);
                         message.push_str(name);
                         message.push_str(": required component ");
                         push_num(&mut message, comp.seq as usize);
@@ -539,7 +555,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 Severity::Error,
                 at,
                 {
-                    let mut message = String::with_capacity(64);
+                    let mut message = String::with_capacity(name.len() + e.problem.len() + 24);
                     message.push_str(name);
                     message.push_str(": not a valid ");
                     message.push_str(e.data_type);
@@ -559,8 +575,8 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
     fn coded(&mut self, table: Option<u32>, text: &str, at: FieldPosition, name: &str) {
         if let Some(severity) = self.options.table_values {
             if let Some(t) = table.and_then(|id| self.spec.table(id)) {
-                if !t.values.is_empty() && !t.accepts(text) {
-                    let mut message = String::with_capacity(64);
+                if !t.values.is_empty() && !self.spec.table_accepts(t, text) {
+                    let mut message = String::with_capacity(name.len() + t.name.len() + 40);
                     message.push_str(name);
                     message.push_str(": value is not in HL7 table ");
                     push_padded(&mut message, t.id as usize, 4);
@@ -630,4 +646,62 @@ fn push_label(out: &mut String, fdef: &crate::FieldDef) {
     push_num(out, fdef.seq as usize);
     out.push(' ');
     out.push_str(fdef.name);
+}
+
+/// `text.split(sep)`, cheaper for the short values of a message: an ASCII
+/// separator (every real one) is looked for byte by byte.
+fn pieces(text: &str, sep: char) -> Pieces<'_> {
+    Pieces {
+        rest: Some(text),
+        sep,
+    }
+}
+
+struct Pieces<'a> {
+    /// What is left to split; `None` once the last piece is out.
+    rest: Option<&'a str>,
+    sep: char,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        let at = if self.sep.is_ascii() {
+            let b = self.sep as u8;
+            rest.bytes().position(|x| x == b)
+        } else {
+            rest.find(self.sep)
+        };
+        match at {
+            Some(i) => {
+                self.rest = rest.get(i + self.sep.len_utf8()..);
+                rest.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pieces;
+
+    #[test]
+    fn pieces_are_what_split_gives() {
+        for text in [
+            "", "^", "^^", "a", "a^", "^a", "a^b^^c", "é^ü^", "a€b€", "€", "~x~~y", "abc",
+        ] {
+            for sep in ['^', '~', '€', 'b'] {
+                let ours: Vec<&str> = pieces(text, sep).collect();
+                let std: Vec<&str> = text.split(sep).collect();
+                assert_eq!(ours, std, "{text:?} split at {sep:?}");
+            }
+        }
+    }
 }

@@ -733,7 +733,8 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
 
     /// The group path of the first `depth` frames: `ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2]`.
     fn path(&self, depth: usize) -> String {
-        let mut out = String::from(self.m.id);
+        let mut out = String::with_capacity(96);
+        out.push_str(self.m.id);
         for i in 1..depth.min(self.stack.len()) {
             let f = self.stack[i];
             let n = &self.m.nodes[f.node as usize];
