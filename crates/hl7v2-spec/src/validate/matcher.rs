@@ -245,9 +245,8 @@ impl StructureMatcher {
             pos: NONE,
             count: 0,
         });
-        for index in 0..segments.segment_count() {
+        for (index, &id) in local.iter().enumerate() {
             let name = segments.segment_id(index);
-            let id = local[index];
             let skip = id == OTHER
                 && options.allow_z_segments
                 && name.starts_with('Z')
