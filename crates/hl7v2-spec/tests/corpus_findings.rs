@@ -152,3 +152,32 @@ fn findings_over_the_public_corpus_are_the_recorded_ones() {
         path.display()
     );
 }
+
+/// `MessageFields::segment_fields` of the parser's messages reads what
+/// `MessageFields::field` reads, field by field, for every segment.
+#[test]
+fn a_segments_fields_at_once_are_its_fields_one_by_one() {
+    use hl7v2_spec::validate::{MessageFields, SegmentSequence};
+    let mut files = Vec::new();
+    hl7_files(&corpus_dir(), &mut files);
+    let mut segments = 0;
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        for item in hl7v2::split_stream(&bytes) {
+            let hl7v2::StreamItem::Message { bytes, .. } = item else {
+                continue;
+            };
+            let Ok(message) = hl7v2::Message::parse(bytes) else {
+                continue;
+            };
+            for s in 0..message.segment_count() {
+                let mut at_once = Vec::new();
+                message.segment_fields(s, &mut at_once);
+                let one_by_one: Vec<&str> = (1..).map_while(|n| message.field(s, n)).collect();
+                assert_eq!(at_once, one_by_one, "{} segment {s}", path.display());
+                segments += 1;
+            }
+        }
+    }
+    assert!(segments > 3000, "{segments} segments");
+}

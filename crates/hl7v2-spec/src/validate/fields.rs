@@ -40,6 +40,18 @@ pub trait MessageFields: SegmentSequence {
     /// at `segment`; `None` when the segment has fewer fields. For MSH, field
     /// 1 is the field separator and field 2 the encoding characters.
     fn field(&self, segment: usize, field: usize) -> Option<&str>;
+
+    /// Appends the raw text of every field of the segment at `segment`, from
+    /// field 1 on, to `out`: what [`MessageFields::field`] returns for 1, 2,
+    /// ... up to the first `None`. A parser can do this in one pass over the
+    /// segment instead of finding it again for each field.
+    fn segment_fields<'s>(&'s self, segment: usize, out: &mut Vec<&'s str>) {
+        let mut n = 1;
+        while let Some(text) = self.field(segment, n) {
+            out.push(text);
+            n += 1;
+        }
+    }
 }
 
 /// A minimal message view that splits text into segments and fields:
@@ -243,11 +255,14 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
         .map(|i| message.segment_id(i))
         .collect();
     let mut field_findings = Vec::new();
+    let mut fields = Vec::with_capacity(32);
     for (index, &id) in ids.iter().enumerate() {
         if let Some(def) = overrides.segment(spec, id) {
+            fields.clear();
+            message.segment_fields(index, &mut fields);
             let mut check = FieldCheck {
                 spec,
-                message,
+                fields: &fields,
                 seps,
                 options,
                 segment: index,
@@ -323,16 +338,25 @@ pub(crate) struct FieldFinding {
     pub(crate) message: String,
 }
 
-struct FieldCheck<'a, M: MessageFields + ?Sized> {
+struct FieldCheck<'a> {
     spec: &'a VersionSpec,
-    message: &'a M,
+    /// The segment's fields, from field 1 ([`MessageFields::segment_fields`]).
+    fields: &'a [&'a str],
     seps: Separators,
     options: &'a ValidationOptions,
     segment: usize,
     out: &'a mut Vec<FieldFinding>,
 }
 
-impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
+impl<'a> FieldCheck<'a> {
+    /// The raw text of field `seq` (1-based); empty when the segment lacks it.
+    fn field(&self, seq: usize) -> &'a str {
+        seq.checked_sub(1)
+            .and_then(|i| self.fields.get(i))
+            .copied()
+            .unwrap_or("")
+    }
+
     fn report(
         &mut self,
         kind: FindingKind,
@@ -353,23 +377,8 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
 
     fn segment(&mut self, def: &SegmentDef) {
         let header = matches!(def.id, "MSH" | "BHS" | "FHS");
-        // The first field the segment lacks: it has none after it either
-        // (`MessageFields::field`), so those are not asked for.
-        let mut end = usize::MAX;
         for fdef in &def.fields {
-            let seq = fdef.seq as usize;
-            let found = if seq < end {
-                self.message.field(self.segment, seq)
-            } else {
-                None
-            };
-            let raw = match found {
-                Some(raw) => raw,
-                None => {
-                    end = end.min(seq);
-                    ""
-                }
-            };
+            let raw = self.field(fdef.seq as usize);
             let at = FieldPosition {
                 field: fdef.seq,
                 repetition: 1,
@@ -400,7 +409,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             }
             let data_type = if def.id == "OBX" && fdef.seq == 5 {
                 // OBX-5's type is whatever OBX-2 names.
-                let named = self.message.field(self.segment, 2).unwrap_or("");
+                let named = self.field(2);
                 let named = pieces(named, self.seps.component).next().unwrap_or("");
                 match self.spec.datatype(named) {
                     Some(dt) => dt.id,
