@@ -46,11 +46,8 @@ impl MessageFields for hl7v2::Message<'_> {
             return;
         }
         let segment = self.segment(segment);
-        let mut n = 1;
-        while let Some(element) = segment.field(n) {
-            out.push(text_of(element.raw()));
-            n += 1;
-        }
+        out.reserve(segment.len());
+        out.extend(segment.fields().map(|element| text_of(element.raw())));
     }
 }
 
@@ -58,6 +55,9 @@ impl MessageFields for hl7v2::Message<'_> {
 /// end the text there; a field with no UTF-8 prefix at all reads as the
 /// replacement character, so it still counts as valued.
 fn text_of(raw: &[u8]) -> &str {
+    if raw.is_empty() {
+        return ""; // most fields of most segments
+    }
     match std::str::from_utf8(raw) {
         Ok(text) => text,
         Err(e) if e.valid_up_to() > 0 => {
