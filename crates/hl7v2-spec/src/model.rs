@@ -191,9 +191,12 @@ impl Table {
     /// `HL7nnnn` (an HL7 table), `99zzz` (local), `ISOnnnn`, `IBTnnnn`,
     /// `PLRnnnn` and `L`; and an OID (`2.16.840.1.113883.6.1`).
     pub fn accepts(&self, code: &str) -> bool {
-        if self.contains(code) {
-            return true;
-        }
+        self.contains(code) || self.accepts_pattern(code)
+    }
+
+    /// The code patterns of table 0396 that [`Table::accepts`] takes
+    /// besides the table's values.
+    pub(crate) fn accepts_pattern(&self, code: &str) -> bool {
         if self.id != 396 {
             return false;
         }

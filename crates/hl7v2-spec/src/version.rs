@@ -1,6 +1,6 @@
 //! The known HL7 v2 versions, their embedded data, and version-string matching.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
@@ -46,7 +46,15 @@ pub struct VersionSpec {
     pub(crate) tables: BTreeMap<u32, Table>,
     /// Compiled on the first structural validation of this version.
     pub(crate) matchers: OnceLock<BTreeMap<&'static str, StructureMatcher>>,
+    /// Every table's codes, hashed for the validator (a table's sorted
+    /// values need a string comparison per step of a binary search); built
+    /// on the first check of a coded value.
+    pub(crate) table_codes: OnceLock<TableCodes>,
 }
+
+/// Table number -> the codes of that table.
+pub(crate) type TableCodes =
+    HashMap<u32, HashSet<&'static str, BuildHasherDefault<IdHasher>>, BuildHasherDefault<IdHasher>>;
 
 impl VersionSpec {
     /// Parses a fresh copy of a known version's embedded definitions,
@@ -136,6 +144,21 @@ impl VersionSpec {
                     .collect()
             })
             .get(structure_id)
+    }
+
+    /// [`Table::accepts`], answered from a hash of the version's tables.
+    pub(crate) fn table_accepts(&self, table: &Table, code: &str) -> bool {
+        let known = self
+            .table_codes
+            .get_or_init(|| {
+                self.tables
+                    .values()
+                    .map(|t| (t.id, t.values.iter().map(|v| v.code).collect()))
+                    .collect()
+            })
+            .get(&table.id)
+            .map_or_else(|| table.contains(code), |codes| codes.contains(code));
+        known || table.accepts_pattern(code)
     }
 
     /// The event map alone: the structure id for a message type and trigger event.

@@ -1,6 +1,7 @@
 //! Field-level validation (required fields, repetitions, components, data
 //! type formats, table values, lengths) combined with the structural check.
 
+use super::text::{push_num, push_padded};
 use super::value::check_primitive;
 use super::{
     ErrorCode, FieldPosition, Finding, FindingKind, SegmentSequence, Severity, StructureMatcher,
@@ -39,6 +40,18 @@ pub trait MessageFields: SegmentSequence {
     /// at `segment`; `None` when the segment has fewer fields. For MSH, field
     /// 1 is the field separator and field 2 the encoding characters.
     fn field(&self, segment: usize, field: usize) -> Option<&str>;
+
+    /// Appends the raw text of every field of the segment at `segment`, from
+    /// field 1 on, to `out`: what [`MessageFields::field`] returns for 1, 2,
+    /// ... up to the first `None`. A parser can do this in one pass over the
+    /// segment instead of finding it again for each field.
+    fn segment_fields<'s>(&'s self, segment: usize, out: &mut Vec<&'s str>) {
+        let mut n = 1;
+        while let Some(text) = self.field(segment, n) {
+            out.push(text);
+            n += 1;
+        }
+    }
 }
 
 /// A minimal message view that splits text into segments and fields:
@@ -236,13 +249,20 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
         },
     };
 
+    // Every segment id read once: the structure matcher and the findings
+    // below read them again and again.
+    let ids: Vec<&str> = (0..message.segment_count())
+        .map(|i| message.segment_id(i))
+        .collect();
     let mut field_findings = Vec::new();
-    for index in 0..message.segment_count() {
-        let id = message.segment_id(index);
+    let mut fields = Vec::with_capacity(32);
+    for (index, &id) in ids.iter().enumerate() {
         if let Some(def) = overrides.segment(spec, id) {
+            fields.clear();
+            message.segment_fields(index, &mut fields);
             let mut check = FieldCheck {
                 spec,
-                message,
+                fields: &fields,
                 seps,
                 options,
                 segment: index,
@@ -257,24 +277,49 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
     let mut wanted: Vec<usize> = field_findings.iter().map(|f| f.segment).collect();
     wanted.dedup();
     let (mut findings, paths) = match (overrides.matcher, structure) {
-        (Some(m), _) => m.validate_with_paths(message, options.structure, &wanted),
+        (Some(m), _) => m.validate_with_paths(&ids[..], options.structure, &wanted),
         (None, Some(structure)) => with_matcher(spec, structure, |m| {
-            m.validate_with_paths(message, options.structure, &wanted)
+            m.validate_with_paths(&ids[..], options.structure, &wanted)
         }),
         (None, None) => (Vec::new(), vec![String::new(); wanted.len()]),
     };
+    // Which occurrence of its id each segment with findings is (ERR-2.2),
+    // counted in one pass over the segments.
+    let mut occurrences = Vec::with_capacity(wanted.len());
+    if let Some(&last) = wanted.last() {
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        let mut next = wanted.iter().peekable();
+        for (index, &id) in ids.iter().enumerate().take(last + 1) {
+            let count = match seen.iter_mut().find(|(s, _)| *s == id) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    seen.push((id, 1));
+                    1
+                }
+            };
+            if next.next_if(|&&w| w == index).is_some() {
+                occurrences.push(count);
+            }
+        }
+    }
+    findings.reserve(field_findings.len());
     for f in field_findings {
         let at = wanted.binary_search(&f.segment).unwrap_or(0);
-        let mut path = paths.get(at).cloned().unwrap_or_default();
-        path.push_str(&f.at.suffix());
+        let base = paths.get(at).map(String::as_str).unwrap_or_default();
+        let mut path = String::with_capacity(base.len() + 12);
+        path.push_str(base);
+        f.at.push_suffix(&mut path);
         findings.push(Finding {
             kind: f.kind,
             code: f.code,
             severity: f.severity,
             path,
             segment_index: Some(f.segment),
-            segment_id: message.segment_id(f.segment).to_string(),
-            segment_sequence: Some(super::occurrence(message, f.segment)),
+            segment_id: ids.get(f.segment).copied().unwrap_or_default().to_string(),
+            segment_sequence: occurrences.get(at).copied(),
             field: Some(f.at),
             message: f.message,
         });
@@ -293,16 +338,25 @@ pub(crate) struct FieldFinding {
     pub(crate) message: String,
 }
 
-struct FieldCheck<'a, M: MessageFields + ?Sized> {
+struct FieldCheck<'a> {
     spec: &'a VersionSpec,
-    message: &'a M,
+    /// The segment's fields, from field 1 ([`MessageFields::segment_fields`]).
+    fields: &'a [&'a str],
     seps: Separators,
     options: &'a ValidationOptions,
     segment: usize,
     out: &'a mut Vec<FieldFinding>,
 }
 
-impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
+impl<'a> FieldCheck<'a> {
+    /// The raw text of field `seq` (1-based); empty when the segment lacks it.
+    fn field(&self, seq: usize) -> &'a str {
+        seq.checked_sub(1)
+            .and_then(|i| self.fields.get(i))
+            .copied()
+            .unwrap_or("")
+    }
+
     fn report(
         &mut self,
         kind: FindingKind,
@@ -324,10 +378,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
     fn segment(&mut self, def: &SegmentDef) {
         let header = matches!(def.id, "MSH" | "BHS" | "FHS");
         for fdef in &def.fields {
-            let raw = self
-                .message
-                .field(self.segment, fdef.seq as usize)
-                .unwrap_or("");
+            let raw = self.field(fdef.seq as usize);
             let at = FieldPosition {
                 field: fdef.seq,
                 repetition: 1,
@@ -338,7 +389,10 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 if let (true, Some(severity)) =
                     (fdef.optionality.is_required(), self.options.required_fields)
                 {
-                    let message = format!("required field {} is empty", fdef.label());
+                    let mut message = String::with_capacity(fdef.name.len() + 32);
+                    message.push_str("required field ");
+                    push_label(&mut message, fdef);
+                    message.push_str(" is empty");
                     self.report(
                         FindingKind::RequiredFieldMissing,
                         ErrorCode::RequiredFieldMissing,
@@ -355,8 +409,8 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             }
             let data_type = if def.id == "OBX" && fdef.seq == 5 {
                 // OBX-5's type is whatever OBX-2 names.
-                let named = self.message.field(self.segment, 2).unwrap_or("");
-                let named = named.split(self.seps.component).next().unwrap_or("");
+                let named = self.field(2);
+                let named = pieces(named, self.seps.component).next().unwrap_or("");
                 match self.spec.datatype(named) {
                     Some(dt) => dt.id,
                     None => continue,
@@ -365,7 +419,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 fdef.data_type
             };
             let mut count = 0;
-            for (r, rep) in raw.split(self.seps.repetition).enumerate() {
+            for (r, rep) in pieces(raw, self.seps.repetition).enumerate() {
                 count += 1;
                 if rep.is_empty() || rep == "\"\"" {
                     continue;
@@ -374,13 +428,20 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                     repetition: r + 1,
                     ..at
                 };
-                if let Some(max) = fdef.max_length.filter(|_| self.options.lengths) {
+                // No more characters than bytes: only a long value is counted.
+                if let Some(max) = fdef
+                    .max_length
+                    .filter(|max| self.options.lengths && rep.len() > *max as usize)
+                {
                     let len = rep.chars().count();
                     if len > max as usize {
-                        let message = format!(
-                            "{} is {len} characters long; at most {max} expected",
-                            fdef.label()
-                        );
+                        let mut message = String::with_capacity(fdef.name.len() + 64);
+                        push_label(&mut message, fdef);
+                        message.push_str(" is ");
+                        push_num(&mut message, len);
+                        message.push_str(" characters long; at most ");
+                        push_num(&mut message, max as usize);
+                        message.push_str(" expected");
                         self.report(
                             FindingKind::TooLong,
                             ErrorCode::ValueTooLong,
@@ -396,10 +457,13 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             // message's own definition (QPD-3 by the query profile).
             let limited = fdef.data_type != "varies";
             if let Some(max) = fdef.repetition.max().filter(|max| limited && count > *max) {
-                let message = format!(
-                    "{} repeats {count} times; at most {max} allowed",
-                    fdef.label()
-                );
+                let mut message = String::with_capacity(fdef.name.len() + 64);
+                push_label(&mut message, fdef);
+                message.push_str(" repeats ");
+                push_num(&mut message, count as usize);
+                message.push_str(" times; at most ");
+                push_num(&mut message, max as usize);
+                message.push_str(" allowed");
                 self.report(
                     FindingKind::TooManyFieldRepetitions,
                     ErrorCode::DataTypeError,
@@ -422,7 +486,11 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
         name: &str,
     ) {
         let spec = self.spec;
-        if text.trim().is_empty() {
+        // A first character that is not white space settles it without a trim.
+        let printable_start = text.as_bytes().first().is_some_and(|b| {
+            b.is_ascii() && !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+        });
+        if !printable_start && text.trim().is_empty() {
             return; // padding, not a value to judge
         }
         // Most leaves are plain text or codes: settle them without a lookup.
@@ -443,7 +511,7 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
             } else {
                 self.seps.subcomponent
             };
-            let mut parts = text.split(sep);
+            let mut parts = pieces(text, sep);
             for comp in &dt.components {
                 let part = parts.next().unwrap_or("");
                 let at = if level == 0 {
@@ -462,10 +530,13 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                         comp.optionality.is_required(),
                         self.options.required_components,
                     ) {
-                        let message = format!(
-                            "{name}: required component {} ({}) is empty",
-                            comp.seq, comp.name
-                        );
+                        let mut message = String::with_capacity(name.len() + comp.name.len() + 40);
+                        message.push_str(name);
+                        message.push_str(": required component ");
+                        push_num(&mut message, comp.seq as usize);
+                        message.push_str(" (");
+                        message.push_str(comp.name);
+                        message.push_str(") is empty");
                         self.report(
                             FindingKind::RequiredComponentMissing,
                             ErrorCode::RequiredFieldMissing,
@@ -492,7 +563,15 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
                 ErrorCode::DataTypeError,
                 Severity::Error,
                 at,
-                format!("{name}: {e}"),
+                {
+                    let mut message = String::with_capacity(name.len() + e.problem.len() + 24);
+                    message.push_str(name);
+                    message.push_str(": not a valid ");
+                    message.push_str(e.data_type);
+                    message.push_str(": ");
+                    message.push_str(e.problem);
+                    message
+                },
             );
             return;
         }
@@ -505,9 +584,14 @@ impl<M: MessageFields + ?Sized> FieldCheck<'_, M> {
     fn coded(&mut self, table: Option<u32>, text: &str, at: FieldPosition, name: &str) {
         if let Some(severity) = self.options.table_values {
             if let Some(t) = table.and_then(|id| self.spec.table(id)) {
-                if !t.values.is_empty() && !t.accepts(text) {
-                    let message =
-                        format!("{name}: value is not in HL7 table {:04} ({})", t.id, t.name);
+                if !t.values.is_empty() && !self.spec.table_accepts(t, text) {
+                    let mut message = String::with_capacity(name.len() + t.name.len() + 40);
+                    message.push_str(name);
+                    message.push_str(": value is not in HL7 table ");
+                    push_padded(&mut message, t.id as usize, 4);
+                    message.push_str(" (");
+                    message.push_str(t.name);
+                    message.push(')');
                     // Coding-system names (0396) grow with every guide and
                     // local code system; a miss there is worth a warning only.
                     let severity = if t.id == 396 {
@@ -561,5 +645,72 @@ fn check_encoding_characters<M: MessageFields + ?Sized>(message: &M, out: &mut V
                       from 2.7), none of them the field separator, a letter or a digit"
                 .to_string(),
         });
+    }
+}
+
+/// Appends [`crate::FieldDef::label`] (`PID-5 Patient Name`) to `out`.
+fn push_label(out: &mut String, fdef: &crate::FieldDef) {
+    out.push_str(fdef.segment);
+    out.push('-');
+    push_num(out, fdef.seq as usize);
+    out.push(' ');
+    out.push_str(fdef.name);
+}
+
+/// `text.split(sep)`, cheaper for the short values of a message: an ASCII
+/// separator (every real one) is looked for byte by byte.
+fn pieces(text: &str, sep: char) -> Pieces<'_> {
+    Pieces {
+        rest: Some(text),
+        sep,
+    }
+}
+
+struct Pieces<'a> {
+    /// What is left to split; `None` once the last piece is out.
+    rest: Option<&'a str>,
+    sep: char,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        let at = if self.sep.is_ascii() {
+            let b = self.sep as u8;
+            rest.bytes().position(|x| x == b)
+        } else {
+            rest.find(self.sep)
+        };
+        match at {
+            Some(i) => {
+                self.rest = rest.get(i + self.sep.len_utf8()..);
+                rest.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pieces;
+
+    #[test]
+    fn pieces_are_what_split_gives() {
+        for text in [
+            "", "^", "^^", "a", "a^", "^a", "a^b^^c", "é^ü^", "a€b€", "€", "~x~~y", "abc",
+        ] {
+            for sep in ['^', '~', '€', 'b'] {
+                let ours: Vec<&str> = pieces(text, sep).collect();
+                let std: Vec<&str> = text.split(sep).collect();
+                assert_eq!(ours, std, "{text:?} split at {sep:?}");
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! A message structure compiled for fast matching, and the matcher itself.
 
+use super::text::{push_index, push_num};
 use super::{ErrorCode, Finding, FindingKind, SegmentSequence, Severity, StructureOptions};
 use crate::model::{GroupKind, MessageStructure, StructureNode};
 
@@ -224,11 +225,17 @@ impl StructureMatcher {
         options: StructureOptions,
         wanted: &[usize],
     ) -> (Vec<Finding>, Vec<String>) {
+        // Each segment's local id, looked up once (the lookahead reads ids
+        // ahead of the current segment, maybe several times).
+        let local: Vec<u8> = (0..segments.segment_count())
+            .map(|i| self.local_id(segments.segment_id(i)))
+            .collect();
         let mut run = Run {
             m: self,
             stack: Vec::with_capacity(8),
             findings: Vec::new(),
             message: segments,
+            local: &local,
         };
         let mut paths = Vec::with_capacity(wanted.len());
         let mut next_wanted = wanted.iter().peekable();
@@ -238,9 +245,8 @@ impl StructureMatcher {
             pos: NONE,
             count: 0,
         });
-        for index in 0..segments.segment_count() {
+        for (index, &id) in local.iter().enumerate() {
             let name = segments.segment_id(index);
-            let id = self.local_id(name);
             let skip = id == OTHER
                 && options.allow_z_segments
                 && name.starts_with('Z')
@@ -323,6 +329,8 @@ struct Run<'a, M: SegmentSequence + ?Sized> {
     stack: Vec<Frame>,
     findings: Vec<Finding>,
     message: &'a M,
+    /// The local id of every segment of `message`, by index.
+    local: &'a [u8],
 }
 
 impl<M: SegmentSequence + ?Sized> Run<'_, M> {
@@ -424,7 +432,7 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
         if placed {
             if let Some(f) = self.stack.last() {
                 if f.count > 1 {
-                    out.push_str(&format!("[{}]", f.count));
+                    push_index(&mut out, f.count as usize);
                 }
             }
         }
@@ -488,7 +496,7 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
     }
 
     fn current_id(&self, index: usize) -> u8 {
-        self.m.local_id(self.message.segment_id(index))
+        self.local[index]
     }
 
     fn apply(&mut self, index: usize, id: u8, plan: (usize, Action), strict: bool) {
@@ -612,10 +620,22 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
         } else {
             "required segment"
         };
-        let where_ = match before {
-            Some(i) => format!("before segment {} ({})", i + 1, self.message.segment_id(i)),
-            None => "before the end of the message".to_string(),
-        };
+
+        let mut message = String::with_capacity(80);
+        message.push_str(what);
+        message.push(' ');
+        message.push_str(n.name);
+        message.push_str(" is missing ");
+        match before {
+            Some(i) => {
+                message.push_str("before segment ");
+                push_num(&mut message, i + 1);
+                message.push_str(" (");
+                message.push_str(self.message.segment_id(i));
+                message.push(')');
+            }
+            None => message.push_str("before the end of the message"),
+        }
         self.findings.push(Finding {
             kind: FindingKind::MissingSegment,
             code: ErrorCode::SegmentSequenceError,
@@ -629,7 +649,7 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
             },
             segment_sequence: None,
             field: None,
-            message: format!("{what} {} is missing {where_}", n.name),
+            message,
         });
     }
 
@@ -676,7 +696,7 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
                 let mut path = self.path(level + 1);
                 path.push('.');
                 path.push_str(n.name);
-                path.push_str(&format!("[{}]", count + 1));
+                push_index(&mut path, count as usize + 1);
                 let noun = if n.group { "group" } else { "segment" };
                 let message = format!("{noun} {} may occur at most {} time(s) here", n.name, n.max);
                 (FindingKind::TooManyRepetitions, path, message)
@@ -712,7 +732,8 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
 
     /// The group path of the first `depth` frames: `ORU_R01.PATIENT_RESULT.ORDER_OBSERVATION[2]`.
     fn path(&self, depth: usize) -> String {
-        let mut out = String::from(self.m.id);
+        let mut out = String::with_capacity(96);
+        out.push_str(self.m.id);
         for i in 1..depth.min(self.stack.len()) {
             let f = self.stack[i];
             let n = &self.m.nodes[f.node as usize];
@@ -722,7 +743,7 @@ impl<M: SegmentSequence + ?Sized> Run<'_, M> {
             out.push('.');
             out.push_str(n.name);
             if f.rep > 1 {
-                out.push_str(&format!("[{}]", f.rep));
+                push_index(&mut out, f.rep as usize);
             }
         }
         out

@@ -50,6 +50,7 @@ mod fields;
 mod matcher;
 mod parsed;
 mod profile;
+mod text;
 pub mod value;
 
 use std::fmt;
@@ -231,17 +232,26 @@ pub struct FieldPosition {
 impl FieldPosition {
     /// `-5`, `-3[2].4.1`: the path suffix (repetition shown from the second on).
     pub fn suffix(self) -> String {
-        let mut s = format!("-{}", self.field);
+        let mut s = String::with_capacity(12);
+        self.push_suffix(&mut s);
+        s
+    }
+
+    /// Appends [`FieldPosition::suffix`] to `out`.
+    pub(crate) fn push_suffix(self, out: &mut String) {
+        out.push('-');
+        text::push_num(out, self.field as usize);
         if self.repetition > 1 {
-            s.push_str(&format!("[{}]", self.repetition));
+            text::push_index(out, self.repetition);
         }
         if self.component > 0 {
-            s.push_str(&format!(".{}", self.component));
+            out.push('.');
+            text::push_num(out, self.component);
         }
         if self.subcomponent > 0 {
-            s.push_str(&format!(".{}", self.subcomponent));
+            out.push('.');
+            text::push_num(out, self.subcomponent);
         }
-        s
     }
 }
 

@@ -37,15 +37,34 @@ impl MessageFields for hl7v2::Message<'_> {
         if segment >= self.len() {
             return None;
         }
-        let raw = self.segment(segment).field(field)?.raw();
-        Some(match std::str::from_utf8(raw) {
-            Ok(text) => text,
-            Err(e) if e.valid_up_to() > 0 => {
-                // Sound: `valid_up_to` bytes were just checked to be UTF-8.
-                std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or("\u{fffd}")
-            }
-            Err(_) => "\u{fffd}",
-        })
+        Some(text_of(self.segment(segment).field(field)?.raw()))
+    }
+
+    /// One pass over the segment: it is found once, not once per field.
+    fn segment_fields<'s>(&'s self, segment: usize, out: &mut Vec<&'s str>) {
+        if segment >= self.len() {
+            return;
+        }
+        let segment = self.segment(segment);
+        out.reserve(segment.len());
+        out.extend(segment.fields().map(|element| text_of(element.raw())));
+    }
+}
+
+/// A field's raw bytes as text: bytes that are not UTF-8 (a Latin-1 sender)
+/// end the text there; a field with no UTF-8 prefix at all reads as the
+/// replacement character, so it still counts as valued.
+fn text_of(raw: &[u8]) -> &str {
+    if raw.is_empty() {
+        return ""; // most fields of most segments
+    }
+    match std::str::from_utf8(raw) {
+        Ok(text) => text,
+        Err(e) if e.valid_up_to() > 0 => {
+            // Sound: `valid_up_to` bytes were just checked to be UTF-8.
+            std::str::from_utf8(&raw[..e.valid_up_to()]).unwrap_or("\u{fffd}")
+        }
+        Err(_) => "\u{fffd}",
     }
 }
 
