@@ -233,7 +233,9 @@ to = "{down_addr}"
     assert_eq!(row["count"], 2, "no longer unmapped");
 
     // 4. A load stored by another process (the CLI against the data directory) is put
-    // in force at the next poll.
+    // in force at the next poll (the version is read before the load: a poll between
+    // the load and the read would otherwise leave nothing newer to wait for).
+    let version = upstream.terminology().version_in_force();
     let other = terminology::TerminologyService::new(upstream.store().clone(), false);
     other
         .load(
@@ -249,7 +251,6 @@ to = "{down_addr}"
         )
         .await
         .unwrap();
-    let version = upstream.terminology().version_in_force();
     wait_for("the poll", Duration::from_secs(30), || {
         upstream.terminology().version_in_force() > version
     })
