@@ -326,6 +326,19 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
 }
 
+/// Signs out with the header's button and waits for the sign-in page the form answers
+/// with: going on before it would race the sign-out's own navigation.
+async fn sign_out(client: &Client) {
+    client.find("header form button").await.click().await;
+    for _ in 0..200 {
+        if client.path().await == "/login" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("signing out did not reach the sign-in page");
+}
+
 async fn sign_in(client: &Client, base: &str, user: &str) {
     client.goto(&format!("{base}/")).await;
     // Not signed in: the console sends the browser to the sign-in page.
@@ -441,7 +454,7 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
     assert!(serious.is_empty(), "{serious:#?}");
 
     // Sign out; a viewer sees counts and no patient names.
-    client.find("header form button").await.click().await;
+    sign_out(&client).await;
     sign_in(&client, &base, "vic").await;
     wait_for_text(&client, "[data-count=\"lab/errored\"]", "2").await;
     let source = client.source().await;
@@ -713,7 +726,7 @@ async fn quarantine_and_patient_index_in_chromium() {
         "data quality",
         accessibility_violations(&client, &axe).await,
     ));
-    client.find("header form button").await.click().await;
+    sign_out(&client).await;
 
     // A steward accepts the review: both records side by side with the weights.
     sign_in(&client, &base, "sam").await;
@@ -759,7 +772,7 @@ async fn quarantine_and_patient_index_in_chromium() {
     );
     assert!(sources.contains("review accepted"), "{sources}");
     violations.push(("patient", accessibility_violations(&client, &axe).await));
-    client.find("header form button").await.click().await;
+    sign_out(&client).await;
 
     // An administrator sees the running channels, their destinations and the users.
     sign_in(&client, &base, "ada").await;
@@ -782,7 +795,7 @@ async fn quarantine_and_patient_index_in_chromium() {
         "administration",
         accessibility_violations(&client, &axe).await,
     ));
-    client.find("header form button").await.click().await;
+    sign_out(&client).await;
 
     let serious: Vec<_> = violations.iter().filter(|(_, v)| !v.is_empty()).collect();
     assert!(serious.is_empty(), "{serious:#?}");
