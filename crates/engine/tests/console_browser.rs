@@ -6,7 +6,7 @@
 //! on: sign in; the dashboard's counts move as messages are sent over MLLP (server-sent
 //! events, no reload); clicking the errored count lists those messages; a message's
 //! fields carry their labels; a viewer sees no patient names; axe-core (npm, installed
-//! under `target/npm` on first use) finds no serious or critical accessibility
+//! under `target/npm-axe` on first use) finds no serious or critical accessibility
 //! violation on the sign-in page, the dashboard, the browser and a message.
 //! Then quarantine and the patient index: an operator edits a quarantined message and
 //! reprocesses it; a steward accepts a review shown field by field with its weights;
@@ -46,14 +46,7 @@ impl Drop for Driver {
 }
 
 async fn driver() -> Driver {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/browser-deps");
-    let status = Command::new(script)
-        .status()
-        .expect("scripts/browser-deps runs");
-    assert!(
-        status.success(),
-        "scripts/browser-deps could not install chromium and chromium-driver"
-    );
+    test_support::browser_deps();
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -257,26 +250,12 @@ impl Element<'_> {
     }
 }
 
-/// axe-core's script, installed with npm under `target/npm` on first use.
+/// axe-core's script, installed with npm under `target/npm-axe` on first use
+/// (under a lock: the tests of this file run at once and would otherwise
+/// install into one directory together).
 fn axe_source() -> String {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/npm");
-    let file = format!("{root}/node_modules/axe-core/axe.min.js");
-    if !std::path::Path::new(&file).exists() {
-        let status = Command::new("npm")
-            .args([
-                "install",
-                "--prefix",
-                root,
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "axe-core@4",
-            ])
-            .status()
-            .expect("npm runs");
-        assert!(status.success(), "npm could not install axe-core");
-    }
-    std::fs::read_to_string(&file).unwrap()
+    let modules = test_support::npm_packages("axe", &["axe-core@4"], "axe-core/axe.min.js");
+    std::fs::read_to_string(modules.join("axe-core/axe.min.js")).expect("axe-core's script reads")
 }
 
 /// Runs axe-core on the page shown; its serious and critical violations.

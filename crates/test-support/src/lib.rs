@@ -142,6 +142,20 @@ pub fn npm_packages(name: &str, packages: &[&str], ready_file: &str) -> PathBuf 
     modules
 }
 
+/// Installs Debian's `chromium` and `chromium-driver` through
+/// `scripts/browser-deps` when they are missing, under a lock: browser tests
+/// run at once, and two `apt-get` runs together fail on apt's own lock.
+pub fn browser_deps() {
+    let _lock = Lock::take("browser-deps");
+    let status = Command::new(workspace().join("scripts/browser-deps"))
+        .status()
+        .expect("scripts/browser-deps runs");
+    assert!(
+        status.success(),
+        "scripts/browser-deps could not install chromium and chromium-driver"
+    );
+}
+
 /// Raises this process's soft limit on open files (up to 4,096, within the hard
 /// limit), which the processes it starts inherit, so a test can hold `needed`
 /// descriptors where the common soft limit of 1,024 would stop it. Panics,
