@@ -125,3 +125,39 @@ fn ndjson_and_arrays_of_bundles_give_a_message_each() {
         assert_eq!(types, ["ADT^A01^ADT_A01", "ORU^R01^ORU_R01"], "{layout:?}");
     }
 }
+
+#[test]
+fn every_message_of_a_run_has_its_own_control_id() {
+    let bundles = corridor(
+        &[
+            "fhir",
+            "--ndjson",
+            &corpus("hapi-hl7v2/docs_ADT_A01.hl7"),
+            &corpus("cdc-data-exchange-hl7/COVID19_ELR_01.hl7"),
+            &corpus("hapi-hl7v2/docs_ADT_A01.hl7"),
+        ],
+        b"",
+    );
+    assert_eq!(bundles.status.code(), Some(0), "{}", text(&bundles.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    std::fs::write(&first, &bundles.stdout).unwrap();
+    std::fs::write(&second, &bundles.stdout).unwrap();
+    let back = corridor(
+        &["v2", first.to_str().unwrap(), second.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back.stderr));
+    let ids: Vec<String> = text(&back.stdout)
+        .lines()
+        .filter(|l| l.starts_with("MSH|"))
+        .map(|l| l.split('|').nth(9).unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "MSH-10 repeated: {ids:?}");
+    assert!(
+        ids.iter().all(|id| id.len() <= 20),
+        "MSH-10 over 20 characters: {ids:?}"
+    );
+}

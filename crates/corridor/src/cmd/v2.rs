@@ -48,7 +48,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let options = ToV2Options {
+    let mut options = ToV2Options {
         sending_application: args.application,
         sending_facility: args.facility,
         timestamp: now(),
@@ -58,6 +58,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed = false;
+    // MSH-10 is `F`, MSH-7's digits without the century, the document's number
+    // in this run and the message's in its document: unique across every file
+    // of one run, and across runs a second apart.
+    let stamp: String = options
+        .timestamp
+        .chars()
+        .filter(char::is_ascii_digit)
+        .skip(2)
+        .take(12)
+        .collect();
+    let mut document_number = 0usize;
     for file in &args.files {
         let mut bytes = Vec::new();
         let read = if file == "-" {
@@ -91,6 +102,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 file.clone()
             };
+            document_number += 1;
+            options.control_id_start = Some(format!("F{stamp}{document_number:03}"));
             let translation = match to_v2(document.to_string().as_bytes(), &options) {
                 Ok(t) => t,
                 Err(error) => {
