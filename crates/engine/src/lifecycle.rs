@@ -204,6 +204,7 @@ impl Engine {
                     metrics: metrics.channel(alerts_channel).unwrap_or_default(),
                     enterprise_system: None,
                     after_write: None,
+                    recent: None,
                     alert_payloads: Some(Arc::new(crate::stages::rules::AlertPayloads {
                         store: store.clone(),
                         fhir: rules_destinations

@@ -101,6 +101,8 @@ pub(crate) struct ChannelPipeline {
     /// Rung after a batch is written: the alerts channel, when the rules stage may have
     /// put alerts in its journal.
     pub after_write: Option<Arc<Notify>>,
+    /// The rules stage's decided messages: a batch's are forgotten once it is written.
+    pub recent: Option<Arc<crate::stages::rules::Recent>>,
     /// The alerts channel: its `fhir` destinations get the alert as a DetectedIssue.
     pub alert_payloads: Option<Arc<crate::stages::rules::AlertPayloads>>,
 }
@@ -179,6 +181,7 @@ impl ChannelPipeline {
             stages.push(Arc::new(stage));
         }
         let mut after_write = None;
+        let mut recent = None;
         if let Some(rules) = rules
             && let Some(stage) = rules
                 .stage_for(channel, enterprise_system.clone())
@@ -188,6 +191,7 @@ impl ChannelPipeline {
                 })?
         {
             after_write = stage.wake();
+            recent = Some(stage.recent());
             stages.push(Arc::new(stage));
         }
         Ok(ChannelPipeline {
@@ -198,6 +202,7 @@ impl ChannelPipeline {
             metrics,
             enterprise_system,
             after_write,
+            recent,
             alert_payloads: None,
         })
     }
@@ -633,6 +638,10 @@ pub(crate) fn process_batch(
     }
     let decided = pipeline.decide_batch(pending, stopping);
     let count = decided.len();
+    let ids: Vec<i64> = match pipeline.recent {
+        Some(_) => decided.iter().map(|d| d.id.0).collect(),
+        None => Vec::new(),
+    };
     // Unsynced: the messages were synced when they were received. A power loss that
     // takes this write leaves them `received`, and they are processed again.
     match store
@@ -640,6 +649,10 @@ pub(crate) fn process_batch(
         .wait()
     {
         Ok(written) => {
+            // Committed: what the batch wrote is in the store for the messages after it.
+            if let Some(recent) = &pipeline.recent {
+                recent.forget(&ids);
+            }
             let now = UnixMicros::now();
             for w in &written {
                 pipeline
@@ -649,5 +662,118 @@ pub(crate) fn process_batch(
             Round::Processed(count)
         }
         Err(err) => Round::WriteFailed(count, err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use store::{Journal, MessageState, NewMessage, Store, UnixMicros};
+
+    use super::{ChannelPipeline, Round, Services, process_batch};
+    use crate::config::Config;
+
+    fn result(n: usize) -> String {
+        format!(
+            "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20261207100000||ORU^R01^ORU_R01|C{n}|P|2.5.1\r\
+             PID|1||MRN1^^^HOSP^MR||DOE^JANE\r\
+             OBR|1||F1|2823-3^Potassium^LN|||20261207100000\r\
+             OBX|1|NM|2823-3^Potassium^LN||4.2|mmol/L|3.5-5.1|N|||F|||20261207100000\r"
+        )
+    }
+
+    fn received(n: usize) -> NewMessage {
+        NewMessage {
+            channel: Arc::from("lab"),
+            raw: bytes::Bytes::from(result(n)),
+            received_at: UnixMicros::now(),
+            peer: Arc::from("test"),
+            tls_identity: None,
+            sending_application: "LAB".to_owned(),
+            sending_facility: "HOSP".to_owned(),
+            message_type: "ORU^R01^ORU_R01".to_owned(),
+            control_id: format!("C{n}"),
+            version: "2.5.1".to_owned(),
+            state: MessageState::Received,
+            state_reason: None,
+        }
+    }
+
+    /// A patient with a steady stream of results: once a batch is written, the rules
+    /// stage keeps nothing of it, so a later message reads the record from the store
+    /// instead of laying every earlier message's resources over it again (before, each
+    /// patient's newest 64 messages were kept and laid over every message after them).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn written_batches_leave_nothing_for_the_rules_to_lay_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        crate::intake::migrate(&store).await.unwrap();
+        delivery::migrate(&store).await.unwrap();
+        fhir_repo::migrate(&store).await.unwrap();
+        rules::stored::migrate(&store).await.unwrap();
+        let config = Config::from_toml(
+            "[channels.lab]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\nfhir = { repository = true }\n",
+        )
+        .unwrap();
+        let recent = crate::stages::rules::Recent::new();
+        let rules = crate::stages::rules::RulesContext {
+            section: config.rules.clone(),
+            base_dir: config.base_dir.clone(),
+            store: store.clone(),
+            recent: recent.clone(),
+            output: None,
+        };
+        let terminology = crate::terminology_service::open(&config, &store)
+            .await
+            .unwrap();
+        let pipeline = ChannelPipeline::build(
+            "lab",
+            &config.channels["lab"],
+            &config,
+            &Default::default(),
+            Services {
+                patient_index: None,
+                rules: Some(&rules),
+                terminology: terminology.shared(),
+            },
+            Default::default(),
+        )
+        .unwrap();
+        let pipeline = Arc::new(pipeline);
+        let mut sent = 0;
+        for batch in 0..12 {
+            for _ in 0..8 {
+                let message = received(sent);
+                sent += 1;
+                store
+                    .write(move |conn| Journal::append_in(conn, &message, None).map(drop))
+                    .await
+                    .unwrap();
+            }
+            let (worker, worker_store) = (pipeline.clone(), store.clone());
+            let round = tokio::task::spawn_blocking(move || {
+                process_batch(&worker, &worker_store, &AtomicBool::new(false))
+            })
+            .await
+            .unwrap();
+            assert!(matches!(round, Round::Processed(8)), "batch {batch}");
+            assert_eq!(recent.kept(), 0, "kept after batch {batch}");
+        }
+        let processed: i64 = store
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT count(*) FROM journal WHERE state = 'processed'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(processed, sent as i64);
+        drop(terminology);
+        tokio::task::spawn_blocking(move || drop(store))
+            .await
+            .unwrap();
     }
 }

@@ -55,6 +55,13 @@ pub struct RepositoryHistory {
 }
 
 const TYPES: &str = "'Observation', 'AllergyIntolerance', 'DiagnosticReport', 'ServiceRequest'";
+/// The same types, to test a laid-over resource without building a string.
+const TYPE_NAMES: [&str; 4] = [
+    "Observation",
+    "AllergyIntolerance",
+    "DiagnosticReport",
+    "ServiceRequest",
+];
 
 impl RepositoryHistory {
     /// Reads the patient's record from the repository, without what message `current`
@@ -134,11 +141,16 @@ impl RepositoryHistory {
         })
     }
 
+    /// Whether the record holds resources of type `kind` (the others are not laid over).
+    pub fn reads(kind: &str) -> bool {
+        TYPE_NAMES.contains(&kind)
+    }
+
     /// Lays the resources of a decided but unwritten message over the stored ones: a
     /// resource a later message wrote replaces the stored version.
     pub fn overlay<'a>(&mut self, message: i64, resources: impl IntoIterator<Item = Overlaid<'a>>) {
         for (kind, id, resource) in resources {
-            if TYPES.contains(&format!("'{kind}'")) {
+            if RepositoryHistory::reads(kind) {
                 self.resources.insert(
                     (kind.to_owned(), id.to_owned()),
                     (Some(message), resource.clone()),

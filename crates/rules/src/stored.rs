@@ -42,10 +42,11 @@ use crate::time::Timestamp;
 pub const COMPONENT: &str = "rules";
 
 /// The alerts' schema history, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "rules: stored alerts",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "rules: stored alerts",
+        sql: r#"
     CREATE TABLE rules_alerts (
         id               INTEGER PRIMARY KEY AUTOINCREMENT,
         message_id       INTEGER NOT NULL,
@@ -68,7 +69,18 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     );
     CREATE INDEX rules_alerts_by_patient ON rules_alerts (patient, at);
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "rules: alerts by their delivery message",
+        // The alerts channel finds the alert behind each message it routes to a `fhir`
+        // or JSON webhook destination: without this, one scan of every alert each.
+        sql: r#"
+    CREATE INDEX rules_alerts_by_delivery ON rules_alerts (delivery_message)
+        WHERE delivery_message IS NOT NULL;
+    "#,
+    },
+];
 
 /// Creates or upgrades the alerts' table (the engine does at start).
 pub async fn migrate(store: &Store) -> store::Result<u32> {
@@ -421,6 +433,33 @@ pub fn resolve_in(
 mod tests {
     use super::*;
     use crate::{InMemoryHistory, Rules, RulesConfig, extract};
+
+    /// The alerts channel asks for the alert of each message it routes to a `fhir` or
+    /// JSON destination: an index search, not a scan of every stored alert.
+    #[test]
+    fn the_alert_of_a_delivery_message_is_found_through_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        migrate_blocking(&store).unwrap();
+        let plan: Vec<String> = store
+            .read(|conn| {
+                let mut stmt = conn.prepare(
+                    "EXPLAIN QUERY PLAN SELECT id FROM rules_alerts WHERE delivery_message = ?1",
+                )?;
+                let rows = stmt.query_map([7], |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING") && step.contains("rules_alerts_by_delivery")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN")),
+            "{plan:?}"
+        );
+    }
 
     fn potassium_alert() -> Alert {
         let bytes = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102103000||ORU^R01|MSG1|P|2.5.1\r\

@@ -215,8 +215,10 @@ struct Pending {
     alerts: Vec<Alert>,
 }
 
-/// Messages decided but perhaps not written yet, per patient: the newest few of each
-/// patient (a batch is at most 512 messages, and once written they are in the store).
+/// Messages decided but not written yet, per patient: the newest few of each patient
+/// (a batch is at most 512 messages). The processor forgets a batch's messages once its
+/// write has committed ([`Recent::forget`]): from then on the repository holds what they
+/// wrote, and a message decided later reads it there instead of laying it over again.
 #[derive(Default)]
 pub struct Recent {
     patients: Mutex<HashMap<PatientKey, VecDeque<Pending>>>,
@@ -250,6 +252,25 @@ impl Recent {
         while queue.len() > RECENT_PER_PATIENT {
             queue.pop_front();
         }
+    }
+
+    /// Drops what `messages` left: their batch is written, so the store holds it.
+    pub fn forget(&self, messages: &[i64]) {
+        if messages.is_empty() {
+            return;
+        }
+        let written: std::collections::HashSet<i64> = messages.iter().copied().collect();
+        let mut patients = self.patients.lock().unwrap_or_else(|p| p.into_inner());
+        patients.retain(|_, queue| {
+            queue.retain(|p| !written.contains(&p.message));
+            !queue.is_empty()
+        });
+    }
+
+    /// How many decided messages are kept, over all patients.
+    pub fn kept(&self) -> usize {
+        let patients = self.patients.lock().unwrap_or_else(|p| p.into_inner());
+        patients.values().map(VecDeque::len).sum()
     }
 
     /// The Bundles and alerts of the patient's messages before `message`.
@@ -511,12 +532,20 @@ impl Stage for RulesStage {
                     };
                 }
             };
-            for (message, bundle) in &bundles {
+            // Newest first, each resource once: a resource several unwritten messages
+            // wrote is laid over in its latest version only, not copied once a message.
+            let mut laid = std::collections::HashSet::new();
+            for (message, bundle) in bundles.iter().rev() {
                 history.overlay(
                     *message,
                     bundle
                         .entries()
                         .iter()
+                        .rev()
+                        .filter(|e| {
+                            RepositoryHistory::reads(e.resource_type)
+                                && laid.insert((e.resource_type, e.id.as_str()))
+                        })
                         .map(|e| (e.resource_type, e.id.as_str(), &e.resource)),
                 );
             }
@@ -594,6 +623,12 @@ impl RulesStage {
     /// The alerts channel's notifier, rung after the batch that stored alerts is written.
     pub fn wake(&self) -> Option<Arc<Notify>> {
         self.output.as_ref().map(|o| o.wake.clone())
+    }
+
+    /// The decided messages not yet written, which the processor forgets once their
+    /// batch is.
+    pub fn recent(&self) -> Arc<Recent> {
+        self.recent.clone()
     }
 }
 
