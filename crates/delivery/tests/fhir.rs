@@ -1,12 +1,15 @@
 //! FHIR destinations against a small real FHIR server: an axum handler on a TCP port
-//! that checks each transaction Bundle and answers with a transaction-response.
+//! that keeps resources by type and id with versions, answers a read with its `ETag`,
+//! checks each transaction Bundle (a `PUT` per entry, `ifMatch` honoured with 412) and
+//! applies it whole or not at all.
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use common::*;
@@ -18,34 +21,121 @@ use store::Store;
 struct Server {
     /// Bundles taken, in arrival order.
     bundles: Arc<Mutex<Vec<Value>>>,
-    /// Statuses to answer, in turn; a transaction-response once they run out.
+    /// Statuses to answer transactions with, in turn; a transaction-response once they
+    /// run out.
     script: Arc<Mutex<Vec<u16>>>,
     /// Answer 200 with an OperationOutcome instead of a transaction-response.
     wrong_answer: bool,
+    /// The current version of each resource by `Type/id`, with its number.
+    resources: Arc<Mutex<HashMap<String, (u64, Value)>>>,
+    /// Reads answered, in arrival order (`Type/id`).
+    reads: Arc<Mutex<Vec<String>>>,
+    /// Answer every read with this status instead.
+    failing_reads: Arc<Mutex<Option<u16>>>,
+    /// How many of the next reads of a Patient another client follows with a change of
+    /// its own (a new version with an identifier of its system).
+    changes_after_read: Arc<Mutex<usize>>,
+    /// Transactions refused with 412.
+    conflicts: Arc<Mutex<usize>>,
 }
 
-/// What a FHIR server checks of a transaction before it applies it.
-fn check(bundle: &Value) -> Result<Vec<Value>, String> {
-    if bundle["resourceType"] != "Bundle" || bundle["type"] != "transaction" {
-        return Err("not a transaction Bundle".into());
+impl Server {
+    /// Stores `resource` as the next version of `key`; its version number.
+    fn put(&self, key: &str, mut resource: Value) -> u64 {
+        let mut resources = self.resources.lock().unwrap();
+        let version = resources.get(key).map_or(1, |(v, _)| v + 1);
+        resource["meta"] = json!({"versionId": version.to_string()});
+        resources.insert(key.to_owned(), (version, resource));
+        version
     }
-    let entries = bundle["entry"].as_array().ok_or("no entries")?;
-    let mut answers = Vec::new();
+
+    fn resource(&self, key: &str) -> Value {
+        self.resources.lock().unwrap()[key].1.clone()
+    }
+}
+
+/// `W/"3"` or `"3"`: 3.
+fn version_of(tag: &str) -> Option<u64> {
+    tag.trim_start_matches("W/").trim_matches('"').parse().ok()
+}
+
+async fn read(
+    State(server): State<Server>,
+    Path((resource_type, id)): Path<(String, String)>,
+) -> axum::response::Response {
+    let key = format!("{resource_type}/{id}");
+    server.reads.lock().unwrap().push(key.clone());
+    if let Some(code) = *server.failing_reads.lock().unwrap() {
+        return (StatusCode::from_u16(code).unwrap(), "read failed").into_response();
+    }
+    let current = server.resources.lock().unwrap().get(&key).cloned();
+    let Some((version, resource)) = current else {
+        let outcome = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]});
+        return (StatusCode::NOT_FOUND, outcome.to_string()).into_response();
+    };
+    let change = resource_type == "Patient" && {
+        let mut pending = server.changes_after_read.lock().unwrap();
+        let change = *pending > 0;
+        *pending = pending.saturating_sub(1);
+        change
+    };
+    if change {
+        // Another client updates the resource after this read was answered.
+        let mut changed = resource.clone();
+        changed["identifier"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"system": "urn:other-client", "value": "X-1"}));
+        server.put(&key, changed);
+    }
+    (
+        [
+            ("content-type", "application/fhir+json".to_owned()),
+            ("etag", format!("W/\"{version}\"")),
+        ],
+        resource.to_string(),
+    )
+        .into_response()
+}
+
+/// What a FHIR server checks of a transaction before it applies it: the entries to
+/// store, or the status and reason of its refusal.
+fn check(server: &Server, bundle: &Value) -> Result<Vec<(String, Value)>, (StatusCode, String)> {
+    let invalid = |reason: String| (StatusCode::BAD_REQUEST, reason);
+    if bundle["resourceType"] != "Bundle" || bundle["type"] != "transaction" {
+        return Err(invalid("not a transaction Bundle".into()));
+    }
+    let entries = bundle["entry"]
+        .as_array()
+        .ok_or_else(|| invalid("no entries".into()))?;
+    let resources = server.resources.lock().unwrap();
+    let mut puts = Vec::new();
     for entry in entries {
         let resource = &entry["resource"];
         let url = format!(
             "{}/{}",
-            resource["resourceType"].as_str().ok_or("no resourceType")?,
-            resource["id"].as_str().ok_or("no id")?
+            resource["resourceType"]
+                .as_str()
+                .ok_or_else(|| invalid("no resourceType".into()))?,
+            resource["id"]
+                .as_str()
+                .ok_or_else(|| invalid("no id".into()))?
         );
         if entry["request"]["method"] != "PUT" || entry["request"]["url"] != url.as_str() {
-            return Err(format!("entry {url} is not a PUT to itself"));
+            return Err(invalid(format!("entry {url} is not a PUT to itself")));
         }
-        answers.push(
-            json!({"response": {"status": "201 Created", "location": format!("{url}/_history/1")}}),
-        );
+        if let Some(tag) = entry["request"]["ifMatch"].as_str() {
+            let current = resources.get(&url).map(|(v, _)| *v);
+            if current.is_none() || current != version_of(tag) {
+                return Err((
+                    StatusCode::PRECONDITION_FAILED,
+                    format!("{url} is at version {current:?}, not {tag}"),
+                ));
+            }
+        }
+        puts.push((url, resource.clone()));
     }
-    Ok(answers)
+    Ok(puts)
 }
 
 async fn transaction(
@@ -64,13 +154,30 @@ async fn transaction(
         Ok(b) => b,
         Err(_) => return (StatusCode::BAD_REQUEST, "not JSON").into_response(),
     };
-    let answers = match check(&bundle) {
-        Ok(a) => a,
-        Err(reason) => {
+    let puts = match check(&server, &bundle) {
+        Ok(puts) => puts,
+        Err((status, reason)) => {
+            if status == StatusCode::PRECONDITION_FAILED {
+                *server.conflicts.lock().unwrap() += 1;
+            }
             let outcome = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": reason}]});
-            return (StatusCode::BAD_REQUEST, outcome.to_string()).into_response();
+            return (status, outcome.to_string()).into_response();
         }
     };
+    let answers: Vec<Value> = puts
+        .into_iter()
+        .map(|(url, resource)| {
+            let version = server.put(&url, resource);
+            let status = if version == 1 {
+                "201 Created"
+            } else {
+                "200 OK"
+            };
+            json!({"response": {"status": status,
+                "location": format!("{url}/_history/{version}"),
+                "etag": format!("W/\"{version}\"")}})
+        })
+        .collect();
     server.bundles.lock().unwrap().push(bundle);
     let answer = if server.wrong_answer {
         json!({"resourceType": "OperationOutcome", "issue": []})
@@ -87,11 +194,215 @@ async fn transaction(
 async fn fhir_server(server: Server) -> String {
     let app = axum::Router::new()
         .route("/r4", axum::routing::post(transaction))
+        .route("/r4/{resource_type}/{id}", axum::routing::get(read))
         .with_state(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}/r4")
+}
+
+/// The registration that records the patient's SSN, driver's licence and next of kin.
+const ADT_A04: &str = "MSH|^~\\&|ADT1|GHH|EHR|GHH|20240102083000-0500||ADT^A04^ADT_A01|REG-1|P|2.5.1\r\
+PID|1||PAT77^^^GHH^MR||EVERYWOMAN^EVE^E||19620320|F|||2222 HOME STREET^^GREENSBORO^NC^27401||^PRN^PH^^1^555^5552004||||||123-45-6789|S99-1234^NC\r\
+NK1|1|EVERYMAN^ADAM|SPO^Spouse^HL70063|2222 HOME STREET^^GREENSBORO^NC^27401|^PRN^PH^^1^555^5552005\r";
+
+/// A later immunization whose PID carries the MR, a registry id and the name (with a
+/// new middle name), and whose NK1 names the patient's mother.
+const VXU: &str = "MSH|^~\\&|MYEHR|GHH|MYIIS||20240301100000-0500||VXU^V04^VXU_V04|IZ-1|P|2.5.1\r\
+PID|1||PAT77^^^GHH^MR~IIS-5^^^MYIIS^SR||EVERYWOMAN^EVE^F||19620320|F\r\
+NK1|1|EVERYWOMAN^MARY|MTH^Mother^HL70063|2222 HOME STREET^^GREENSBORO^NC^27401\r\
+ORC|RE||IZ-1^GHH\r\
+RXA|0|1|20240301||140^Influenza^CVX|0.5|mL^^UCUM||00^new^NIP001||||||||||CP|A\r";
+
+fn identifier_values(patient: &Value) -> Vec<&str> {
+    patient["identifier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["value"].as_str().unwrap())
+        .collect()
+}
+
+fn contact_names(patient: &Value) -> Vec<&str> {
+    patient["contact"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"]["given"][0].as_str().unwrap())
+        .collect()
+}
+
+/// The entry of `resource_type` in a Bundle.
+fn entry_of<'a>(bundle: &'a Value, resource_type: &str) -> &'a Value {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == resource_type)
+        .unwrap()
+}
+
+fn fhir_config(url: &str) -> delivery::DestinationConfig {
+    config(&format!(
+        "name = \"fhir\"\ntype = \"fhir\"\nurl = \"{url}\"\n\
+         retry = {{ max_attempts = 1000, initial_backoff = \"10ms\", max_backoff = \"20ms\" }}"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vxu_updates_the_servers_patient_and_keeps_what_the_adt_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let server = Server::default();
+    let url = fhir_server(server.clone()).await;
+    let (delivery, router) = start(&store, &[fhir_config(&url)], dir.path()).await;
+    ingest(&store, &router, ADT_A04.as_bytes().to_vec(), None).await;
+    let vxu = ingest(&store, &router, VXU.as_bytes().to_vec(), None).await;
+    delivery.wake("lab");
+    wait_for("both delivered", Duration::from_secs(20), || {
+        count_in(&store, EntryState::Delivered) == 2
+    })
+    .await;
+    let bundles = server.bundles.lock().unwrap().clone();
+    let patient_id = entry_of(&bundles[0], "Patient")["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = format!("Patient/{patient_id}");
+    // The ADT created the Patient as it was; the VXU read it, then updated the version
+    // it read.
+    assert!(entry_of(&bundles[0], "Patient")["request"]["ifMatch"].is_null());
+    assert_eq!(
+        entry_of(&bundles[1], "Patient")["request"]["ifMatch"],
+        "W/\"1\""
+    );
+    assert!(server.reads.lock().unwrap().contains(&key));
+    let patient = server.resource(&key);
+    assert_eq!(patient["meta"]["versionId"], "2");
+    // The SSN and driver's licence stay, the registry id joins them.
+    assert_eq!(
+        identifier_values(&patient),
+        ["PAT77", "IIS-5", "123-45-6789", "S99-1234"]
+    );
+    // The mother the VXU names joins the spouse the ADT recorded.
+    assert_eq!(contact_names(&patient), ["MARY", "ADAM"]);
+    // What the VXU did not carry is as the ADT left it; what it carried is its own.
+    assert_eq!(patient["address"][0]["city"], "GREENSBORO");
+    assert_eq!(patient["telecom"][0]["value"], "+1 (555) 5552004");
+    assert_eq!(patient["name"][0]["given"], json!(["EVE", "F"]));
+    // The queue entry keeps the Bundle made at routing: the VXU's Patient alone.
+    let entry = &entries(&store, vxu)[0];
+    let payload: Value = serde_json::from_slice(&entry.payload).unwrap();
+    assert_eq!(
+        identifier_values(&entry_of(&payload, "Patient")["resource"]),
+        ["PAT77", "IIS-5"]
+    );
+    assert!(
+        entry.answer.as_deref().unwrap().contains("merged"),
+        "{:?}",
+        entry.answer
+    );
+    delivery.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_between_the_read_and_the_write_is_a_412_and_the_retry_merges_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let server = Server::default();
+    let url = fhir_server(server.clone()).await;
+    let (delivery, router) = start(&store, &[fhir_config(&url)], dir.path()).await;
+    ingest(&store, &router, ADT_A04.as_bytes().to_vec(), None).await;
+    delivery.wake("lab");
+    wait_for("the ADT delivered", Duration::from_secs(20), || {
+        count_in(&store, EntryState::Delivered) == 1
+    })
+    .await;
+    *server.changes_after_read.lock().unwrap() = 1;
+    let vxu = ingest(&store, &router, VXU.as_bytes().to_vec(), None).await;
+    delivery.wake("lab");
+    wait_for("the VXU delivered", Duration::from_secs(20), || {
+        count_in(&store, EntryState::Delivered) == 2
+    })
+    .await;
+    assert_eq!(*server.conflicts.lock().unwrap(), 1);
+    let entry = &entries(&store, vxu)[0];
+    assert_eq!(entry.attempts, 2, "the 412 was retried");
+    assert!(
+        entry
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("412"),
+        "{entry:?}"
+    );
+    let bundles = server.bundles.lock().unwrap().clone();
+    let key = format!(
+        "Patient/{}",
+        entry_of(&bundles[0], "Patient")["resource"]["id"]
+            .as_str()
+            .unwrap()
+    );
+    // ADT version 1, the other client's version 2, the VXU's version 3 on top of it.
+    assert_eq!(
+        entry_of(&bundles[1], "Patient")["request"]["ifMatch"],
+        "W/\"2\""
+    );
+    let patient = server.resource(&key);
+    assert_eq!(patient["meta"]["versionId"], "3");
+    assert_eq!(
+        identifier_values(&patient),
+        ["PAT77", "IIS-5", "123-45-6789", "S99-1234", "X-1"]
+    );
+    assert_eq!(contact_names(&patient), ["MARY", "ADAM"]);
+    delivery.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_answered_500_holds_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let server = Server::default();
+    *server.failing_reads.lock().unwrap() = Some(500);
+    let url = fhir_server(server.clone()).await;
+    let (delivery, router) = start(&store, &[fhir_config(&url)], dir.path()).await;
+    let first = ingest(&store, &router, message("H1", "P1"), None).await;
+    let second = ingest(&store, &router, message("H2", "P2"), None).await;
+    delivery.wake("lab");
+    wait_for("three reads", Duration::from_secs(20), || {
+        server.reads.lock().unwrap().len() >= 3
+    })
+    .await;
+    // Nothing was written, the first message is retried and the second waits behind it.
+    assert!(server.bundles.lock().unwrap().is_empty());
+    assert_eq!(count_in(&store, EntryState::Delivered), 0);
+    let held = &entries(&store, first)[0];
+    assert!(
+        held.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("500"),
+        "{held:?}"
+    );
+    assert_eq!(entries(&store, second)[0].attempts, 0);
+    let reads = server.reads.lock().unwrap().clone();
+    assert!(reads.iter().all(|r| r == &reads[0]), "{reads:?}");
+    *server.failing_reads.lock().unwrap() = None;
+    wait_for("both delivered", Duration::from_secs(20), || {
+        count_in(&store, EntryState::Delivered) == 2
+    })
+    .await;
+    let bundles = server.bundles.lock().unwrap().clone();
+    assert_eq!(
+        entry_of(&bundles[0], "Patient")["resource"]["identifier"][0]["value"],
+        "P1"
+    );
+    assert_eq!(
+        entry_of(&bundles[1], "Patient")["resource"]["identifier"][0]["value"],
+        "P2"
+    );
+    delivery.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

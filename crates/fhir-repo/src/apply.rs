@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value, json};
 use store::{MessageId, UnixMicros};
 use v2_fhir::Bundle;
+use v2_fhir::merge::{Update, is_shared, merge_into};
 
 use crate::date;
 use crate::params;
@@ -90,28 +91,14 @@ fn digest(resource: &Value) -> i64 {
     hash as i64
 }
 
-/// Resources that several messages describe in part (a VXU's PID, an A40's retired
-/// Patient, an ORU's PV1): an update merges into the current version. Every other
-/// resource is one v2 record, replaced whole by the message that sends it again.
-const SHARED: &[&str] = &[
-    "Patient",
-    "Encounter",
-    "Practitioner",
-    "Organization",
-    "Location",
-    "RelatedPerson",
-    "Account",
-    "Coverage",
-];
-
 /// Applies a transaction Bundle inside the caller's write: every entry is a conditional
-/// update by its id (same business identifier, same id). A shared resource ([`SHARED`])
-/// takes the message's elements over its current version and keeps the rest (see the
-/// crate docs). A resource whose content changed gets a new version (`meta.versionId`,
-/// `meta.lastUpdated` = `received_at`); one stored with exactly this content is left as
-/// it is, so the same message twice adds nothing. Every version is kept; the index
-/// tables follow the current version. `message_id` is recorded with each version
-/// written.
+/// update by its id (same business identifier, same id). A shared resource
+/// ([`v2_fhir::merge::SHARED`]) takes the message's elements over its current version
+/// and keeps the rest ([`v2_fhir::merge::merge_into`], and the crate docs). A resource
+/// whose content changed gets a new version (`meta.versionId`, `meta.lastUpdated` =
+/// `received_at`); one stored with exactly this content is left as it is, so the same
+/// message twice adds nothing. Every version is kept; the index tables follow the
+/// current version. `message_id` is recorded with each version written.
 ///
 /// A resource stored in another Patient's compartment is never overwritten: the apply
 /// fails with [`store::Error::Refused`] naming it, and the caller's write (the message's
@@ -154,7 +141,7 @@ pub fn apply_bundle_in(
         }
         let mut resource = entry.resource.clone();
         if let Some((version, _, _)) = &current {
-            if SHARED.contains(&resource_type) {
+            if is_shared(resource_type) {
                 let stored = current_content_in(conn, resource_type, id, *version)?;
                 resource = merge_into(stored, resource, resource_type, &update);
             }
@@ -220,7 +207,7 @@ pub fn apply_bundle_in(
             outcome,
         });
     }
-    record_unlink_in(conn, bundle)?;
+    record_unlink_in(conn, &update)?;
     Ok(applied)
 }
 
@@ -260,130 +247,19 @@ fn current_content_in(
     Ok(stored)
 }
 
-/// The choice elements (`[x]`) of the shared resources, by their stem.
-const CHOICES: &[&str] = &["deceased", "multipleBirth"];
-
-/// What a Bundle's message says about the shared resources it updates.
-struct Update {
-    /// The Patients of an unlink (A37): links between them are removed.
-    unlinked: Vec<String>,
-    /// An ADT event: the registration system's word on the patient and the
-    /// visit. Another message's PV1 (a late result's) gives the Encounter a
-    /// status from its patient class alone, which must not reopen a finished
-    /// visit, and its NK1 (a VXU's mother) names some of the contacts, not
-    /// all of them.
-    from_adt: bool,
-}
-
-impl Update {
-    fn of(bundle: &Bundle) -> Update {
-        let event = bundle
-            .of_type("MessageHeader")
-            .map(|h| &h.resource["eventCoding"])
-            .find(|c| c["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003")
-            .and_then(|c| c["code"].as_str())
-            .unwrap_or_default();
-        Update {
-            unlinked: unlinked_patients(bundle),
-            from_adt: event.starts_with('A'),
-        }
-    }
-}
-
-/// A shared resource updated by a message that describes part of it: each element the
-/// message sends replaces the stored one and elements it leaves out are kept. Three
-/// elements combine instead: `identifier` (the union, by system and value),
-/// `extension` (by url) and a Patient's `link` (by the other Patient), so a VXU's PID
-/// never erases the SSN recorded from the ADT, nor a second merge the first. An unlink
-/// (A37) removes the links between the Patients it names. An Encounter's status
-/// changes only by an ADT event, and only an ADT replaces a Patient's contacts
-/// (another message's contacts join them, by name and relationship).
-fn merge_into(stored: Value, incoming: Value, resource_type: &str, update: &Update) -> Value {
-    let (mut merged, incoming) = match (stored, incoming) {
-        (Value::Object(stored), Value::Object(incoming)) => (stored, incoming),
-        (_, incoming) => return incoming,
-    };
-    let unlinked = &update.unlinked;
-    for (key, value) in incoming {
-        if key == "status"
-            && resource_type == "Encounter"
-            && !update.from_adt
-            && merged.contains_key("status")
-        {
-            continue;
-        }
-        // A choice element has one form: a death time replaces `deceasedBoolean`.
-        if let Some(choice) = CHOICES.iter().find(|c| key.starts_with(*c)) {
-            merged.retain(|k, _| !k.trim_start_matches('_').starts_with(choice));
-        }
-        let combined = match (key.as_str(), merged.remove(&key)) {
-            ("identifier", Some(old)) => {
-                union_by(value, old, |i| (i["system"].clone(), i["value"].clone()))
-            }
-            ("extension", Some(old)) => union_by(value, old, |e| (e["url"].clone(), Value::Null)),
-            ("link", Some(old)) => union_by(value, old, |l| {
-                (l["other"]["reference"].clone(), Value::Null)
-            }),
-            ("contact", Some(old)) if !update.from_adt => union_by(value, old, |c| {
-                (c["name"].clone(), c["relationship"].clone())
-            }),
-            (_, _) => value,
-        };
-        merged.insert(key, combined);
-    }
-    if let Some(Value::Array(links)) = merged.get_mut("link") {
-        links.retain(|l| {
-            let other = l["other"]["reference"].as_str().unwrap_or_default();
-            !unlinked
-                .iter()
-                .any(|p| other.strip_prefix("Patient/") == Some(p.as_str()))
-        });
-        if links.is_empty() {
-            merged.remove("link");
-        }
-    }
-    Value::Object(merged)
-}
-
-/// The incoming items, then the stored ones whose key none of them has.
-fn union_by(incoming: Value, stored: Value, key: impl Fn(&Value) -> (Value, Value)) -> Value {
-    let (Value::Array(mut items), Value::Array(old)) = (incoming.clone(), stored) else {
-        return incoming;
-    };
-    let keys: Vec<(Value, Value)> = items.iter().map(&key).collect();
-    items.extend(old.into_iter().filter(|o| !keys.contains(&key(o))));
-    Value::Array(items)
-}
-
-/// The Patients of an unlink (A37) message: links between them are removed.
-fn unlinked_patients(bundle: &Bundle) -> Vec<String> {
-    if !is_unlink(bundle) {
-        return Vec::new();
-    }
-    bundle.of_type("Patient").map(|e| e.id.clone()).collect()
-}
-
-fn is_unlink(bundle: &Bundle) -> bool {
-    bundle.of_type("MessageHeader").any(|h| {
-        let coding = &h.resource["eventCoding"];
-        coding["code"] == "A37"
-            && coding["system"] == "http://terminology.hl7.org/CodeSystem/v2-0003"
-    })
-}
-
 /// An A37 (unlink) separates the Patients it names: a merge recorded between any two
 /// of them (`fhir_merges`) is undone, so each compartment holds its own resources
 /// again. The converter writes both Patients `active: true` and without links, so
 /// their new versions no longer show the merge either.
-fn record_unlink_in(conn: &Connection, bundle: &Bundle) -> store::Result<()> {
-    if !is_unlink(bundle) {
+fn record_unlink_in(conn: &Connection, update: &Update) -> store::Result<()> {
+    let patients = update.unlinked();
+    if patients.is_empty() {
         return Ok(());
     }
-    let patients: Vec<&str> = bundle.of_type("Patient").map(|e| e.id.as_str()).collect();
     let mut forget =
         conn.prepare_cached("DELETE FROM fhir_merges WHERE merged = ?1 AND survivor = ?2")?;
-    for merged in &patients {
-        for survivor in &patients {
+    for merged in patients {
+        for survivor in patients {
             if merged != survivor {
                 forget.execute(params![merged, survivor])?;
             }

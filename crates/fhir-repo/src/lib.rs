@@ -49,7 +49,8 @@
 //! by name and relationship). A choice element (`deceased[x]`) keeps only the form the
 //! message sends. Every other resource is one v2 record
 //! (a result, a dose, an order) and the message that sends it again sends all of it:
-//! it replaces the stored version whole.
+//! it replaces the stored version whole. These rules are `v2_fhir::merge`, which the
+//! `fhir` destination applies to a FHIR server's current versions too.
 //!
 //! # Collisions
 //!

@@ -172,6 +172,7 @@ mod error;
 pub mod identity;
 mod ids;
 mod json;
+pub mod merge;
 mod segments;
 pub mod to_v2;
 pub mod vocab;

@@ -3,15 +3,35 @@
 //!
 //! The Bundle is made when the message is routed (`Router`), from the message as this
 //! destination's transformers leave it, with the destination's `timezone` and
-//! `identifier_base`, and it is the queue entry's payload: a retry or a resend sends the
-//! same bytes, and the entry shows exactly what the server received. Resource ids are
-//! stable and every entry is a `PUT`, so a Bundle the server sees twice updates the same
+//! `identifier_base`, and it is the queue entry's payload. Resource ids are stable and
+//! every entry is a `PUT`, so a Bundle the server sees twice updates the same
 //! resources. A message type the converter does not handle is `filtered` (by `fhir`); a
 //! message it cannot convert is `errored` with the converter's reason.
 //!
-//! Delivered means a 2xx answer carrying a `transaction-response` Bundle. 408, 429 and
-//! 5xx are transient (retry with backoff); other answers, and a 2xx without a
-//! transaction-response, are refusals that follow `on_nak`.
+//! # Shared resources are merged at send time
+//!
+//! A Patient, Encounter, Practitioner, ... ([`v2_fhir::merge::SHARED`]) is described in
+//! part by each message: a VXU's PID has no SSN, driver's licence or contacts, and a
+//! `PUT` of it alone would erase what the ADT recorded on the server. So what is sent
+//! is the payload with each shared resource merged into the server's current version,
+//! by the rules the repository applies ([`v2_fhir::merge::merge_into`]): before the
+//! POST, each such entry is read with `GET {base}/{type}/{id}` (same connection, TLS
+//! and headers). On 200 the message's resource is merged into the server's (its `meta`
+//! dropped) and the entry's `request.ifMatch` is set to the answer's `ETag` (else
+//! `W/"{meta.versionId}"`), so the `PUT` applies only to the version read; on 404 or
+//! 410 the entry is sent as it is (a create); any other answer is transient. A 412 (for
+//! the whole transaction or in an entry's response: the resource changed between the
+//! read and the write) is transient, and the retry reads again. The merge is done at
+//! send time, not at routing, because only then is the server's version known: the
+//! queue entry keeps the Bundle made at routing (what the message said), and a retry
+//! or resend merges it into whatever the server holds then. A Bundle without shared
+//! resources, or whose shared resources the server does not have yet, is sent as the
+//! payload's exact bytes.
+//!
+//! Delivered means a 2xx answer carrying a `transaction-response` Bundle with no entry
+//! answered 412. 408, 412, 429 and 5xx are transient (retry with backoff); other
+//! answers, and a 2xx without a transaction-response, are refusals that follow
+//! `on_nak`.
 //!
 //! ```toml
 //! [[channels.lab.destinations]]
@@ -29,12 +49,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use http::{HeaderValue, Method};
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use serde_json::Value;
 use store::UnixMicros;
+use v2_fhir::merge::{Update, is_shared, merge_into};
 
 use super::DestinationConfig;
 use super::http::{EndpointKeys, HttpEndpoint, answer_text, failure};
 use super::{Delivered, DeliveryMeta, Destination, Outgoing};
+use crate::FailureKind;
 use crate::config::TlsConfig;
 
 /// `type = "fhir"`: a FHIR destination's own keys (the keys every destination takes are
@@ -135,25 +159,24 @@ impl FhirDestination {
     }
 
     async fn send(&mut self, message: &Outgoing) -> Result<Delivered, DeliveryError> {
+        let (payload, merged) = self.merged_payload(&message.payload).await?;
         let accept = [(
             http::header::ACCEPT,
             HeaderValue::from_static("application/fhir+json"),
         )];
         let (status, body) = self
             .endpoint
-            .exchange(
-                Method::POST,
-                "application/fhir+json",
-                &accept,
-                message.payload.clone(),
-            )
+            .exchange(Method::POST, "application/fhir+json", &accept, payload)
             .await?;
         let answered_at = UnixMicros::now();
         let answer = answer_text(status, &body);
+        if status == StatusCode::PRECONDITION_FAILED {
+            return Err(changed_meanwhile(answer));
+        }
         if !status.is_success() {
             return Err(failure(status, answer, "the FHIR server"));
         }
-        let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        let parsed: Option<Value> = serde_json::from_slice(&body).ok();
         let is_response = parsed
             .as_ref()
             .is_some_and(|b| b["resourceType"] == "Bundle" && b["type"] == "transaction-response");
@@ -165,15 +188,148 @@ impl FhirDestination {
                 answer,
             ));
         }
-        let entries = parsed
+        let responses = parsed
             .as_ref()
-            .and_then(|b| b["entry"].as_array().map(Vec::len))
-            .unwrap_or(0);
+            .and_then(|b| b["entry"].as_array())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let precondition_failed = responses.iter().any(|e| {
+            e["response"]["status"]
+                .as_str()
+                .is_some_and(|s| s.trim_start().starts_with("412"))
+        });
+        if precondition_failed {
+            return Err(changed_meanwhile(answer));
+        }
+        let merged = match merged {
+            0 => String::new(),
+            1 => " (1 shared resource merged into the server's)".to_owned(),
+            n => format!(" ({n} shared resources merged into the server's)"),
+        };
         Ok(Delivered {
-            answer: format!("HTTP {status} transaction-response with {entries} entries"),
+            answer: format!(
+                "HTTP {status} transaction-response with {} entries{merged}",
+                responses.len()
+            ),
             answered_at,
         })
     }
+
+    /// The payload with each shared resource merged into the server's current version
+    /// (see the module docs), and how many were merged; the payload's own bytes when
+    /// none was.
+    async fn merged_payload(&mut self, payload: &Bytes) -> Result<(Bytes, usize), DeliveryError> {
+        // Not JSON (never made by the router): the server says what it thinks of it.
+        let Ok(mut bundle) = serde_json::from_slice::<Value>(payload) else {
+            return Ok((payload.clone(), 0));
+        };
+        let update = Update::of_json(&bundle);
+        let mut merged = 0;
+        if let Some(entries) = bundle.get_mut("entry").and_then(Value::as_array_mut) {
+            for entry in entries {
+                let Some(resource_type) = entry["resource"]["resourceType"].as_str() else {
+                    continue;
+                };
+                if !is_shared(resource_type) {
+                    continue;
+                }
+                let resource_type = resource_type.to_owned();
+                let id = entry["resource"]["id"].as_str().unwrap_or_default();
+                if !is_fhir_id(id) {
+                    return Err(DeliveryError::refused(
+                        format!("a {resource_type} of the Bundle has no valid FHIR id"),
+                        "not sent",
+                    ));
+                }
+                let id = id.to_owned();
+                let Some((mut current, version)) = self.current(&resource_type, &id).await? else {
+                    continue;
+                };
+                if let Value::Object(map) = &mut current {
+                    map.remove("meta");
+                }
+                let incoming = entry["resource"].take();
+                entry["resource"] = merge_into(current, incoming, &resource_type, &update);
+                if let (Some(version), Value::Object(request)) = (version, &mut entry["request"]) {
+                    request.insert("ifMatch".into(), version.into());
+                }
+                merged += 1;
+            }
+        }
+        if merged == 0 {
+            return Ok((payload.clone(), 0));
+        }
+        Ok((Bytes::from(bundle.to_string()), merged))
+    }
+
+    /// The server's current `{resource_type}/{id}` and its version as an `If-Match`
+    /// value (the `ETag`, else `W/"{meta.versionId}"`); None when it has none (404,
+    /// 410). Any other answer is transient.
+    async fn current(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<(Value, Option<String>)>, DeliveryError> {
+        let accept = [(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/fhir+json"),
+        )];
+        let path = format!("{resource_type}/{id}");
+        let (status, headers, body) = self
+            .endpoint
+            .request(Method::GET, Some(&path), None, &accept, Bytes::new())
+            .await?;
+        match status.as_u16() {
+            200 => {}
+            404 | 410 => return Ok(None),
+            _ => {
+                return Err(DeliveryError {
+                    kind: FailureKind::Transient,
+                    reason: format!(
+                        "the FHIR server answered HTTP {status} to the read of a {resource_type}                          to update"
+                    ),
+                    answer: Some(answer_text(status, &body)),
+                });
+            }
+        }
+        let current: Value = serde_json::from_slice(&body)
+            .ok()
+            .filter(|r: &Value| r["resourceType"] == resource_type && r["id"] == id)
+            .ok_or_else(|| {
+                DeliveryError::transient(format!(
+                    "the FHIR server answered the read of a {resource_type} to update with                      something else than that {resource_type}"
+                ))
+            })?;
+        let version = headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                current["meta"]["versionId"]
+                    .as_str()
+                    .map(|v| format!("W/\"{v}\""))
+            });
+        Ok(Some((current, version)))
+    }
+}
+
+/// A 412: a shared resource changed on the server between its read and the write.
+fn changed_meanwhile(answer: String) -> DeliveryError {
+    DeliveryError {
+        kind: FailureKind::Transient,
+        reason: "the FHIR server answered 412: a shared resource changed since it was read; \
+                 the retry reads it again"
+            .into(),
+        answer: Some(answer),
+    }
+}
+
+/// A FHIR id: 1 to 64 of `A-Z a-z 0-9 - .`.
+fn is_fhir_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 impl Destination for FhirDestination {

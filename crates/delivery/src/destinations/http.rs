@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -263,11 +263,46 @@ impl HttpEndpoint {
         extra: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), DeliveryError> {
+        let (status, _, body) = self
+            .request(method, None, Some(content_type), extra, body)
+            .await?;
+        Ok((status, body))
+    }
+
+    /// The path of `under` below the URL's path (`/r4` and `Patient/1` give
+    /// `/r4/Patient/1`); the URL's own query is not carried over.
+    fn path_under(&self, under: &str) -> String {
+        let base = self.uri.path().trim_end_matches('/');
+        format!("{base}/{}", under.trim_start_matches('/'))
+    }
+
+    /// Like [`HttpEndpoint::exchange`], with the answer's headers: to `under` below
+    /// the URL when given (a FHIR server's `Patient/1` under its base), on the same
+    /// connection, TLS and configured headers. Without `content_type` no
+    /// `Content-Type` is sent (a `GET`).
+    pub(crate) async fn request(
+        &mut self,
+        method: Method,
+        under: Option<&str>,
+        content_type: Option<&str>,
+        extra: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), DeliveryError> {
+        let path = match under {
+            Some(under) => self.path_under(under),
+            None => self
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+        };
         let mut builder = Request::builder()
             .method(method)
-            .uri(self.uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(http::header::HOST, &self.authority)
-            .header(http::header::CONTENT_TYPE, content_type);
+            .uri(path)
+            .header(http::header::HOST, &self.authority);
+        if let Some(content_type) = content_type {
+            builder = builder.header(http::header::CONTENT_TYPE, content_type);
+        }
         for (name, value) in extra.iter().chain(&self.headers) {
             builder = builder.header(name, value);
         }
@@ -285,8 +320,8 @@ impl HttpEndpoint {
             DeliveryError::transient(format!("HTTP request to {} failed: {e}", self.authority))
         })?;
         let status = response.status();
-        let body = response
-            .into_body()
+        let (parts, body) = response.into_parts();
+        let body = body
             .collect()
             .await
             .map_err(|e| {
@@ -297,7 +332,7 @@ impl HttpEndpoint {
             })?
             .to_bytes();
         self.sender = Some(sender);
-        Ok((status, body))
+        Ok((status, parts.headers, body))
     }
 }
 
