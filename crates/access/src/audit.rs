@@ -312,8 +312,14 @@ impl AuditRecord {
 }
 
 pub(crate) fn chain_hash(prev: &[u8], record: &AuditRecord, seq: i64) -> [u8; 32] {
-    let mut bytes = prev.to_vec();
-    bytes.extend_from_slice(&record.canonical(seq));
+    chain_hash_of(prev, &record.canonical(seq))
+}
+
+/// [`chain_hash`] of a record whose canonical bytes are at hand.
+pub(crate) fn chain_hash_of(prev: &[u8], canonical: &[u8]) -> [u8; 32] {
+    let mut bytes = Vec::with_capacity(prev.len() + canonical.len());
+    bytes.extend_from_slice(prev);
+    bytes.extend_from_slice(canonical);
     sha256(&bytes)
 }
 

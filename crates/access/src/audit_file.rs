@@ -36,7 +36,9 @@ use store::Store;
 use store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Error;
-use crate::audit::{ActionKind, AuditRecord, BrokenChain, GENESIS, Outcome, append_in, chain_hash};
+use crate::audit::{
+    ActionKind, AuditRecord, BrokenChain, GENESIS, Outcome, append_in, chain_hash, chain_hash_of,
+};
 
 /// How long the background thread waits after the first new line before it fsyncs and
 /// folds, gathering the lines written meanwhile into one fsync and one transaction.
@@ -177,7 +179,7 @@ impl Appender {
         }
         let n = head.line + 1;
         let canonical = record.canonical(n);
-        let hash = chain_hash(&head.hash, record, n);
+        let hash = chain_hash_of(&head.hash, &canonical);
         let mut line = Vec::with_capacity(canonical.len() + 180);
         line.extend_from_slice(b"{\"n\":");
         line.extend_from_slice(n.to_string().as_bytes());
