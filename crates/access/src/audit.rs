@@ -17,6 +17,7 @@
 //! [`Audit::prune`] drops the oldest and records where the remaining chain starts.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -25,6 +26,8 @@ use store::rusqlite::{Connection, OptionalExtension, Row, params};
 use store::{Migration, Store, UnixMicros};
 
 use crate::access::Pending;
+use crate::audit_file::{Appender, block_on, fold_blocking};
+pub use crate::audit_file::{FOLD_DELAY, path_of as file_of};
 use crate::secret::sha256;
 use crate::{Error, Principal};
 
@@ -36,10 +39,11 @@ pub const COMPONENT: &str = "audit";
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(6 * 366 * 86_400);
 
 /// The `audit` component's history, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "hash-chained audit trail",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "hash-chained audit trail",
+        sql: r#"
     CREATE TABLE audit_log (
         seq          INTEGER PRIMARY KEY,
         at           INTEGER NOT NULL,
@@ -79,10 +83,23 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         SELECT RAISE(ABORT, 'audit records are append-only');
     END;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "how far the audit file is folded into audit_log",
+        sql: r#"
+    CREATE TABLE audit_folded (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        offset INTEGER NOT NULL,
+        line   INTEGER NOT NULL,
+        hash   BLOB    NOT NULL
+    );
+"#,
+    },
+];
 
 /// The hash before the first record.
-const GENESIS: [u8; 32] = [0; 32];
+pub(crate) const GENESIS: [u8; 32] = [0; 32];
 
 /// What kind of operation, as FHIR's `AuditEvent.action` codes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -111,7 +128,7 @@ impl ActionKind {
         }
     }
 
-    fn from_code(code: &str) -> ActionKind {
+    pub(crate) fn from_code(code: &str) -> ActionKind {
         match code {
             "C" => ActionKind::Create,
             "R" => ActionKind::Read,
@@ -143,7 +160,7 @@ impl Outcome {
         }
     }
 
-    fn parse(text: &str) -> Outcome {
+    pub(crate) fn parse(text: &str) -> Outcome {
         match text {
             "success" => Outcome::Success,
             "denied" => Outcome::Denied,
@@ -258,7 +275,7 @@ impl AuditRecord {
 
     /// The bytes the hash covers: the record and its sequence number as JSON, fields
     /// in a fixed order.
-    fn canonical(&self, seq: i64) -> Vec<u8> {
+    pub(crate) fn canonical(&self, seq: i64) -> Vec<u8> {
         #[derive(Serialize)]
         struct Canonical<'a> {
             seq: i64,
@@ -294,9 +311,15 @@ impl AuditRecord {
     }
 }
 
-fn chain_hash(prev: &[u8], record: &AuditRecord, seq: i64) -> [u8; 32] {
-    let mut bytes = prev.to_vec();
-    bytes.extend_from_slice(&record.canonical(seq));
+pub(crate) fn chain_hash(prev: &[u8], record: &AuditRecord, seq: i64) -> [u8; 32] {
+    chain_hash_of(prev, &record.canonical(seq))
+}
+
+/// [`chain_hash`] of a record whose canonical bytes are at hand.
+pub(crate) fn chain_hash_of(prev: &[u8], canonical: &[u8]) -> [u8; 32] {
+    let mut bytes = Vec::with_capacity(prev.len() + canonical.len());
+    bytes.extend_from_slice(prev);
+    bytes.extend_from_slice(canonical);
     sha256(&bytes)
 }
 
@@ -414,40 +437,77 @@ pub enum ExportFormat {
     Csv,
 }
 
-/// The audit trail in the data directory's database.
+/// The audit trail in the data directory's database, and the audit file beside it
+/// (`corridor.db.audit`) where records are written first.
 #[derive(Debug, Clone)]
 pub struct Audit {
     store: Store,
+    /// This process's writer of the audit file; None when another process holds it.
+    appender: Option<Arc<Appender>>,
 }
 
 impl Audit {
-    /// Creates or upgrades the tables.
+    /// Creates or upgrades the tables, folds into them what the audit file holds beyond
+    /// what was folded already (records written before a crash), and opens the file.
     pub async fn open(store: Store) -> Result<Audit, Error> {
         store.migrate_component(COMPONENT, MIGRATIONS).await?;
-        Ok(Audit { store })
+        let appender = Appender::open(&store, FOLD_DELAY)?;
+        Ok(Audit { store, appender })
     }
 
     /// [`Audit::open`] outside an async runtime.
     pub fn open_blocking(store: Store) -> Result<Audit, Error> {
-        store.migrate_component(COMPONENT, MIGRATIONS).wait()?;
-        Ok(Audit { store })
+        Audit::open_with_fold_delay(store, FOLD_DELAY)
     }
 
-    /// Appends a record and resolves once it is committed, sharing the store's group
-    /// commit with every other write ([`Store::write_committed`]): readers see it, a
-    /// crash of the process cannot lose it, and the fsync that puts it on disk starts
-    /// right after the commit without the caller waiting for it. An error means the
-    /// record is not kept: a route refuses the request it was for.
+    /// [`Audit::open_blocking`] with the background fold waiting `fold_delay` after a
+    /// new record before it folds (tests use an hour to see records not yet folded).
+    /// Callable inside an async runtime too.
+    pub fn open_with_fold_delay(store: Store, fold_delay: Duration) -> Result<Audit, Error> {
+        block_on(store.migrate_component(COMPONENT, MIGRATIONS))?;
+        let appender = Appender::open(&store, fold_delay)?;
+        Ok(Audit { store, appender })
+    }
+
+    /// Appends a record and answers once it is kept: written to the audit file with one
+    /// `write` on the caller's thread (in the operating system's hands, so a crash of
+    /// the process cannot lose it), fsynced and folded into `audit_log` a moment later
+    /// by a background thread ([`FOLD_DELAY`]). Returns the record's line number in the
+    /// audit file. When another process writes the file, or the file failed, the record
+    /// is committed to the store directly instead ([`Store::write_committed`]) and its
+    /// sequence number is returned. An error means the record is not kept: a route
+    /// refuses the request it was for.
     pub fn append(&self, record: AuditRecord) -> Pending<i64> {
+        if let Some(line) = self.appender.as_ref().and_then(|a| a.append(&record)) {
+            return Pending::ready(Ok(line));
+        }
         Pending::write(
             self.store
                 .write_committed(move |conn| Ok(Ok(append_in(conn, &record)?))),
         )
     }
 
+    /// Folds the records written to the audit file and not yet in `audit_log` into it
+    /// now; returns how many. Every search, export and verification does this first, so
+    /// it sees every record written before it. Blocks (briefly, on the store's writer);
+    /// callable from any thread.
+    pub fn fold(&self) -> Result<u64, Error> {
+        Ok(fold_blocking(&self.store)?.lines)
+    }
+
     /// Walks the whole chain in order and names the first record whose content, link
     /// or place is wrong.
     pub fn verify(&self) -> Result<Verification, Error> {
+        let folded = fold_blocking(&self.store)?;
+        let mut verification = self.verify_folded()?;
+        if verification.broken.is_none() {
+            verification.broken = folded.broken;
+        }
+        Ok(verification)
+    }
+
+    /// [`Audit::verify`] of what `audit_log` holds.
+    fn verify_folded(&self) -> Result<Verification, Error> {
         Ok(self.store.read(|conn| {
             let anchor: Option<(i64, Vec<u8>)> = conn
                 .query_row(
@@ -524,6 +584,7 @@ impl Audit {
         since: i64,
         mut each: impl FnMut(StoredRecord) -> std::io::Result<()>,
     ) -> Result<(), ExportError> {
+        self.fold().map_err(ExportError::Store)?;
         self.store
             .read(|conn| {
                 let mut statement =
@@ -599,6 +660,7 @@ impl Audit {
         since: Option<i64>,
         until: Option<i64>,
     ) -> Result<Vec<StoredRecord>, Error> {
+        self.fold()?;
         Ok(self.store.read(|conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT l.* FROM audit_patients p JOIN audit_log l ON l.seq = p.seq
@@ -622,6 +684,10 @@ impl Audit {
     /// first kept record's link is written to `audit_anchor` in the same transaction.
     /// Returns how many were dropped.
     pub fn prune(&self, retention: Duration) -> Pending<u64> {
+        // Old records still in the file (a clock set back, a long stop) are pruned too.
+        if let Err(e) = self.fold() {
+            return Pending::ready(Err(e));
+        }
         let retention = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
         let cutoff = UnixMicros::now().0.saturating_sub(retention);
         Pending::write(self.store.write(move |conn| {

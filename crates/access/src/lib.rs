@@ -35,6 +35,7 @@
 
 mod access;
 pub mod audit;
+mod audit_file;
 mod cache;
 mod error;
 pub mod oidc;

@@ -36,7 +36,8 @@ fn read_patient(patient: &str) -> AuditRecord {
     .patients([patient])
 }
 
-/// Writes five records and opens the file for tampering outside Corridor.
+/// Writes five records, folds them into the table and opens the database for tampering
+/// outside Corridor.
 fn five_records() -> (tempfile::TempDir, Audit, store::rusqlite::Connection) {
     let (dir, audit) = open();
     for i in 1..=5 {
@@ -46,6 +47,8 @@ fn five_records() -> (tempfile::TempDir, Audit, store::rusqlite::Connection) {
             .unwrap();
         assert_eq!(seq, i);
     }
+    // Folded from the audit file into `audit_log`, where the tampering below happens.
+    assert_eq!(audit.fold().unwrap(), 5);
     let conn =
         store::rusqlite::Connection::open(dir.path().join(store::Store::DATABASE_FILE)).unwrap();
     (dir, audit, conn)

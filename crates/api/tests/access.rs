@@ -18,6 +18,8 @@ struct Server {
     identities: Identities,
     audit: Audit,
     _dir: tempfile::TempDir,
+    /// The audit file held open and locked, as by another process.
+    _audit_file: Option<std::fs::File>,
 }
 
 /// The API over a fresh store with authentication on, served with peer addresses.
@@ -35,8 +37,27 @@ async fn serve_full(
     oidc: Option<access::oidc::OidcConfig>,
     config: Option<api::SharedConfigControl>,
 ) -> Server {
+    serve_holding(oidc, config, false).await
+}
+
+/// [`serve_full`]; with `hold_audit_file`, the audit file is locked first as another
+/// process would hold it, so records are committed to the database directly.
+async fn serve_holding(
+    oidc: Option<access::oidc::OidcConfig>,
+    config: Option<api::SharedConfigControl>,
+    hold_audit_file: bool,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    let audit_file = hold_audit_file.then(|| {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(access::audit::file_of(store.path()))
+            .unwrap();
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+        file
+    });
     let identities = Identities::open(store.clone()).await.unwrap();
     let audit = Audit::open(store.clone()).await.unwrap();
     let verifier = match oidc {
@@ -58,6 +79,7 @@ async fn serve_full(
         identities,
         audit,
         _dir: dir,
+        _audit_file: audit_file,
     }
 }
 
@@ -347,8 +369,49 @@ async fn one_phi_read_gives_one_audit_record_naming_who_and_what() {
 }
 
 #[tokio::test]
-async fn a_phi_read_whose_record_cannot_be_written_is_refused_without_the_phi() {
+async fn a_phi_read_is_in_the_audit_file_when_answered_and_seen_by_a_search_right_after() {
     let server = serve().await;
+    let store::Appended::New(id) = server
+        .store
+        .journal()
+        .append(message("C3"), None)
+        .await
+        .unwrap()
+    else {
+        panic!("a new message")
+    };
+    let (_, token) = server.token(Role::Analyst).await;
+    let before = server.records().len();
+    let (status, _, body) = call(
+        server.addr,
+        "GET",
+        &format!("/api/messages/{id}"),
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The record was written before the answer left: the file holds it now.
+    let file = std::fs::read_to_string(access::audit::file_of(server.store.path())).unwrap();
+    let resource = format!("\"resource\":\"/api/messages/{id}\"");
+    assert!(
+        file.lines()
+            .any(|line| line.contains("GET /api/messages/{id}") && line.contains(&resource)),
+        "{file}"
+    );
+    // A search right after the read sees it, folded or not.
+    let records = server.records();
+    assert_eq!(records.len(), before + 1);
+    assert_eq!(
+        records[before].record.resource.as_deref(),
+        Some(format!("/api/messages/{id}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_phi_read_whose_record_cannot_be_written_is_refused_without_the_phi() {
+    // Another process holds the audit file, so the record goes to the database, whose
+    // table is dropped below: the record cannot be written anywhere.
+    let server = serve_holding(None, None, true).await;
     let store::Appended::New(id) = server
         .store
         .journal()

@@ -51,6 +51,8 @@ async fn audit_records_outlive_messages_and_are_pruned_only_past_their_own_reten
         state_reason: None,
     };
     store.journal().append(message, None).await.unwrap();
+    // The three records folded from the audit file into `audit_log`.
+    audit.fold().unwrap();
 
     // Message retention (30 days) deletes the message and no audit record.
     let policy = RetentionConfig {

@@ -132,7 +132,12 @@ async fn the_api_is_served_over_https_with_client_certificates_named_in_the_audi
         "{answer}"
     );
     assert!(head.contains("x-content-type-options: nosniff"), "{answer}");
-    // The PHI read's audit record names the certificate.
+    // The PHI read's audit record names the certificate (folded from the audit file).
+    access::audit::Audit::open(engine.store().clone())
+        .await
+        .unwrap()
+        .fold()
+        .unwrap();
     let identities: Vec<String> = common::rows(
         engine.store(),
         "SELECT coalesce(tls_identity, '') FROM audit_log WHERE action = 'GET /api/messages'",

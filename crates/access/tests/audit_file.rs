@@ -1,0 +1,274 @@
+//! The audit file beside the database (`corridor.db.audit`): records written there
+//! first, folded into `audit_log` behind, after a crash too, and tampering with lines
+//! not yet folded found by `verify`.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use access::audit::{ActionKind, Audit, AuditRecord, Outcome, file_of};
+use access::{Actor, AuthMethod, Principal, Role};
+use store::Store;
+
+/// Long enough that the background fold never runs during a test.
+const NEVER: Duration = Duration::from_secs(3600);
+
+const CHILD_DIR: &str = "CORRIDOR_AUDIT_FILE_CHILD_DIR";
+
+fn reader() -> Principal {
+    Principal {
+        actor: Actor::Token {
+            id: 7,
+            owner: "alice".into(),
+        },
+        roles: vec![Role::Analyst],
+        scopes: None,
+        method: AuthMethod::Token,
+        address: Some("10.1.2.3:50123".parse().unwrap()),
+        tls_identity: None,
+    }
+}
+
+fn read_patient(patient: &str) -> AuditRecord {
+    AuditRecord::by(&reader(), "fhir.read", ActionKind::Read, Outcome::Success)
+        .resource(patient)
+        .patients([patient])
+}
+
+/// Rows in `audit_log`, read through a connection of its own.
+fn folded_rows(dir: &std::path::Path) -> i64 {
+    let conn = store::rusqlite::Connection::open(dir.join(Store::DATABASE_FILE)).unwrap();
+    conn.query_row("SELECT count(*) FROM audit_log", [], |row| row.get(0))
+        .unwrap()
+}
+
+fn file_lines(dir: &std::path::Path) -> Vec<String> {
+    let path = file_of(&dir.join(Store::DATABASE_FILE));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_lines(dir: &std::path::Path, lines: &[String]) {
+    let path = file_of(&dir.join(Store::DATABASE_FILE));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_record_is_in_the_file_once_appended_and_a_search_right_after_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    assert_eq!(audit.append(read_patient("Patient/p1")).wait().unwrap(), 1);
+    // Written, not folded: the file holds it, the table not yet.
+    let lines = file_lines(dir.path());
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains("\"resource\":\"Patient/p1\""),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(folded_rows(dir.path()), 0);
+    // A search right after the append folds first, so it sees the record.
+    let found = audit.for_patient("Patient/p1", None, None).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].seq, 1);
+    assert_eq!(
+        found[0].record,
+        read_patient("Patient/p1").clone_at(found[0].record.at)
+    );
+    assert_eq!(folded_rows(dir.path()), 1);
+    // Folding again folds nothing twice.
+    assert_eq!(audit.fold().unwrap(), 0);
+    let verification = audit.verify().unwrap();
+    assert_eq!((verification.records, verification.broken), (1, None));
+}
+
+/// The test's records differ only by their time.
+trait At {
+    fn clone_at(self, at: i64) -> AuditRecord;
+}
+
+impl At for AuditRecord {
+    fn clone_at(mut self, at: i64) -> AuditRecord {
+        self.at = at;
+        self
+    }
+}
+
+#[test]
+fn the_background_fold_puts_records_in_the_table_without_a_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_blocking(Store::open(dir.path()).unwrap()).unwrap();
+    for i in 1..=3 {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while folded_rows(dir.path()) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not folded within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(audit.verify().unwrap().broken, None);
+}
+
+#[test]
+fn an_edited_record_not_yet_folded_is_named_and_not_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    for i in 1..=3 {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap();
+    }
+    let mut lines = file_lines(dir.path());
+    lines[1] = lines[1].replace("Patient/p2", "Patient/p9");
+    write_lines(dir.path(), &lines);
+    let verification = audit.verify().unwrap();
+    let broken = verification.broken.unwrap();
+    assert_eq!(broken.seq, 2);
+    assert!(
+        broken.problem.contains("not yet folded"),
+        "{}",
+        broken.problem
+    );
+    assert!(broken.problem.contains("edited"), "{}", broken.problem);
+    // The line before it is folded; it and the one after are not.
+    assert_eq!(folded_rows(dir.path()), 1);
+}
+
+#[test]
+fn a_deleted_record_not_yet_folded_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    for i in 1..=3 {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap();
+    }
+    let mut lines = file_lines(dir.path());
+    lines.remove(1);
+    write_lines(dir.path(), &lines);
+    let broken = audit.verify().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 2);
+    assert!(broken.problem.contains("deleted"), "{}", broken.problem);
+}
+
+#[test]
+fn a_folded_line_deleted_from_the_file_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    for i in 1..=2 {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap();
+    }
+    assert_eq!(audit.fold().unwrap(), 2);
+    let mut lines = file_lines(dir.path());
+    lines.remove(0);
+    write_lines(dir.path(), &lines);
+    let broken = audit.verify().unwrap().broken.unwrap();
+    assert!(broken.problem.contains("shorter"), "{}", broken.problem);
+}
+
+#[test]
+fn records_of_a_process_that_crashed_before_folding_are_folded_at_the_next_start() {
+    if let Ok(dir) = std::env::var(CHILD_DIR) {
+        // The child: three reads recorded in the file, then killed before any fold.
+        let audit =
+            Audit::open_with_fold_delay(Store::open(std::path::Path::new(&dir)).unwrap(), NEVER)
+                .unwrap();
+        for i in 1..=3 {
+            audit
+                .append(read_patient(&format!("Patient/p{i}")))
+                .wait()
+                .unwrap();
+        }
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Tables created (and closed) first, so the child finds them.
+    drop(Audit::open_blocking(Store::open(dir.path()).unwrap()).unwrap());
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "records_of_a_process_that_crashed_before_folding_are_folded_at_the_next_start",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was meant to abort");
+    assert_eq!(file_lines(dir.path()).len(), 3);
+    assert_eq!(folded_rows(dir.path()), 0);
+    // The next start folds them before anything else.
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    assert_eq!(folded_rows(dir.path()), 3);
+    // And the chain goes on from the file's last line.
+    assert_eq!(audit.append(read_patient("Patient/p4")).wait().unwrap(), 4);
+    let verification = audit.verify().unwrap();
+    assert_eq!((verification.records, verification.broken), (4, None));
+}
+
+#[test]
+fn a_line_cut_short_by_a_power_loss_is_dropped_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+        audit.append(read_patient("Patient/p1")).wait().unwrap();
+        assert_eq!(audit.fold().unwrap(), 1);
+    }
+    let path = file_of(&dir.path().join(Store::DATABASE_FILE));
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let whole = text.len();
+    text.push_str("{\"n\":2,\"prev\":\"00");
+    std::fs::write(&path, text).unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), whole as u64);
+    assert_eq!(audit.append(read_patient("Patient/p2")).wait().unwrap(), 2);
+    let verification = audit.verify().unwrap();
+    assert_eq!((verification.records, verification.broken), (2, None));
+}
+
+#[test]
+fn audits_of_one_database_in_one_process_share_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let first = Audit::open_with_fold_delay(store.clone(), NEVER).unwrap();
+    let second = Audit::open_with_fold_delay(store, NEVER).unwrap();
+    assert_eq!(first.append(read_patient("Patient/p1")).wait().unwrap(), 1);
+    assert_eq!(second.append(read_patient("Patient/p2")).wait().unwrap(), 2);
+    assert_eq!(first.append(read_patient("Patient/p3")).wait().unwrap(), 3);
+    let verification = second.verify().unwrap();
+    assert_eq!((verification.records, verification.broken), (3, None));
+}
+
+#[test]
+fn another_process_holding_the_file_leaves_records_to_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let path = file_of(store.path());
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    // A lock of another open file description: as another process's would be.
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    let audit = Audit::open_with_fold_delay(store, NEVER).unwrap();
+    audit.append(read_patient("Patient/p1")).wait().unwrap();
+    assert_eq!(folded_rows(dir.path()), 1);
+    assert!(file_lines(dir.path()).is_empty());
+}
