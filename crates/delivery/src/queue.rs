@@ -167,6 +167,26 @@ pub fn enqueue_in(
     let mut insert_payload = conn.prepare_cached(INSERT_PAYLOAD)?;
     let mut ids = Vec::with_capacity(routed.entries.len());
     for entry in &routed.entries {
+        if let (Some(to), RouteOutcome::Payload(bytes)) = (&entry.hand_to, &entry.outcome) {
+            // A channel destination: handed over in this transaction, delivered at once.
+            let handed =
+                crate::destinations::channel::hand_over_in(conn, &routed.channel, to, bytes)?;
+            conn.prepare_cached(
+                "INSERT INTO delivery_queue (message_id, channel, destination, ordering_key, state, \
+                 answer, next_attempt_at, queued_at, sent_at, acked_at, state_changed_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, ?6, ?6, ?6, ?6, ?6)",
+            )?
+            .execute(params![
+                message_id.0,
+                &*routed.channel,
+                &*entry.destination,
+                ordering_key.unwrap_or(""),
+                format!("handed to channel {to} as message {}", handed.0),
+                now,
+            ])?;
+            ids.push(EntryId(conn.last_insert_rowid()));
+            continue;
+        }
         let (state, reason, payload): (EntryState, Option<String>, Option<&[u8]>) =
             match &entry.outcome {
                 RouteOutcome::Payload(bytes) => (EntryState::Queued, None, Some(bytes)),
@@ -197,7 +217,7 @@ pub fn enqueue_in(
     let nothing_to_send = routed
         .entries
         .iter()
-        .all(|e| !matches!(e.outcome, RouteOutcome::Payload(_)));
+        .all(|e| e.hand_to.is_some() || !matches!(e.outcome, RouteOutcome::Payload(_)));
     if nothing_to_send && !routed.entries.is_empty() {
         settle_message(conn, &routed.channel, message_id)?;
     }

@@ -16,8 +16,16 @@ use crate::error::ConfigError;
 #[derive(Debug)]
 pub struct Router {
     channel: Arc<str>,
-    routes: Vec<(Arc<str>, Chain, Option<v2_fhir::Converter>)>,
+    /// Each destination: its name, steps, FHIR converter and the channel it hands to.
+    routes: Vec<Route>,
 }
+
+type Route = (
+    Arc<str>,
+    Chain,
+    Option<v2_fhir::Converter>,
+    Option<Arc<str>>,
+);
 
 /// A message as each destination of a channel wants it; [`crate::enqueue_in`] queues it.
 #[derive(Debug, Clone)]
@@ -35,6 +43,9 @@ pub struct RoutedEntry {
     pub destination: Arc<str>,
     /// The bytes to deliver, or why there are none.
     pub outcome: RouteOutcome,
+    /// The channel a channel destination hands the bytes to, in the processing
+    /// transaction (no queue).
+    pub hand_to: Option<Arc<str>>,
 }
 
 /// The result of a destination's filters and transformers.
@@ -93,7 +104,11 @@ impl Router {
                 )),
                 _ => None,
             };
-            routes.push((Arc::from(config.name.as_str()), chain, fhir));
+            let hand_to = match &config.settings {
+                DestinationSettings::Channel(channel) => channel.channel.as_deref().map(Arc::from),
+                _ => None,
+            };
+            routes.push((Arc::from(config.name.as_str()), chain, fhir, hand_to));
         }
         Ok(Router {
             channel: Arc::from(channel),
@@ -104,6 +119,11 @@ impl Router {
     /// The channel these destinations belong to.
     pub fn channel(&self) -> &str {
         &self.channel
+    }
+
+    /// The channels this channel's destinations hand messages to (`type = "channel"`).
+    pub fn hands_to(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().filter_map(|r| r.3.as_deref())
     }
 
     /// Whether the channel has no destination.
@@ -128,7 +148,7 @@ impl Router {
         let entries = self
             .routes
             .iter()
-            .map(|(destination, chain, fhir)| {
+            .map(|(destination, chain, fhir, hand_to)| {
                 let outcome = if chain.is_empty() {
                     RouteOutcome::Payload(
                         unchanged
@@ -150,6 +170,7 @@ impl Router {
                 RoutedEntry {
                     destination: Arc::clone(destination),
                     outcome: to_fhir(fhir.as_ref(), outcome, enterprise_id),
+                    hand_to: hand_to.clone(),
                 }
             })
             .collect();
@@ -165,7 +186,7 @@ impl Router {
         let entries = self
             .routes
             .iter()
-            .map(|(destination, chain, fhir)| {
+            .map(|(destination, chain, fhir, hand_to)| {
                 let outcome = if chain.is_empty() {
                     RouteOutcome::Payload(Bytes::copy_from_slice(raw))
                 } else {
@@ -189,6 +210,7 @@ impl Router {
                 RoutedEntry {
                     destination: Arc::clone(destination),
                     outcome: to_fhir(fhir.as_ref(), outcome, None),
+                    hand_to: hand_to.clone(),
                 }
             })
             .collect();

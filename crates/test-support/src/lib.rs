@@ -9,6 +9,7 @@
 
 pub mod disk_fault;
 pub mod fhir;
+pub mod sshd;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

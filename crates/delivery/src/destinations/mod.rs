@@ -24,17 +24,21 @@ use crate::config::{OnFailure, OnNak, RetryConfig, TlsConfig};
 use crate::error::{ConfigError, DeliveryError};
 use crate::queue::EntryId;
 
+pub use channel::ChannelDestinationConfig;
 pub use email::EmailDestinationConfig;
 pub use fhir::FhirDestinationConfig;
 pub use file::FileDestinationConfig;
 pub use http::HttpDestinationConfig;
 pub use mllp::MllpDestinationConfig;
+pub use sftp::SftpDestinationConfig;
 
+pub mod channel;
 pub mod email;
 pub mod fhir;
 pub mod file;
 pub mod http;
 pub mod mllp;
+pub mod sftp;
 mod tls;
 
 /// One destination of a channel.
@@ -140,6 +144,8 @@ impl DestinationConfig {
             DestinationSettings::File(_) => DestinationKind::File,
             DestinationSettings::Fhir(_) => DestinationKind::Fhir,
             DestinationSettings::Email(_) => DestinationKind::Email,
+            DestinationSettings::Sftp(_) => DestinationKind::Sftp,
+            DestinationSettings::Channel(_) => DestinationKind::Channel,
         }
     }
 
@@ -149,7 +155,10 @@ impl DestinationConfig {
             DestinationSettings::Mllp(mllp) => mllp.tls.as_ref(),
             DestinationSettings::Http(http) => http.tls.as_ref(),
             DestinationSettings::Fhir(fhir) => fhir.tls.as_ref(),
-            DestinationSettings::File(_) | DestinationSettings::Email(_) => None,
+            DestinationSettings::File(_)
+            | DestinationSettings::Email(_)
+            | DestinationSettings::Sftp(_)
+            | DestinationSettings::Channel(_) => None,
         }
     }
 }
@@ -168,6 +177,10 @@ pub enum DestinationSettings {
     Fhir(FhirDestinationConfig),
     /// `type = "email"`.
     Email(EmailDestinationConfig),
+    /// `type = "sftp"`.
+    Sftp(SftpDestinationConfig),
+    /// `type = "channel"`.
+    Channel(ChannelDestinationConfig),
 }
 
 /// The kind of receiver a destination sends to.
@@ -183,6 +196,10 @@ pub enum DestinationKind {
     Fhir,
     /// Mail recipients, through an SMTP server.
     Email,
+    /// Files in a folder on an SFTP server.
+    Sftp,
+    /// Another channel of the same engine, handed the message as it is processed.
+    Channel,
 }
 
 impl DestinationKind {
@@ -194,6 +211,8 @@ impl DestinationKind {
             DestinationKind::File => "file",
             DestinationKind::Fhir => "fhir",
             DestinationKind::Email => "email",
+            DestinationKind::Sftp => "sftp",
+            DestinationKind::Channel => "channel",
         }
     }
 }
@@ -278,6 +297,8 @@ pub(crate) enum AnyDestination {
     File(file::FileDestination),
     Fhir(fhir::FhirDestination),
     Email(email::EmailDestination),
+    Sftp(sftp::SftpDestination),
+    Channel(channel::ChannelDestination),
 }
 
 impl Destination for AnyDestination {
@@ -292,6 +313,8 @@ impl Destination for AnyDestination {
             AnyDestination::File(d) => d.deliver(message, meta).await,
             AnyDestination::Fhir(d) => d.deliver(message, meta).await,
             AnyDestination::Email(d) => d.deliver(message, meta).await,
+            AnyDestination::Sftp(d) => d.deliver(message, meta).await,
+            AnyDestination::Channel(d) => d.deliver(message, meta).await,
         }
     }
 
@@ -306,6 +329,8 @@ impl Destination for AnyDestination {
             AnyDestination::File(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Fhir(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Email(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::Sftp(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::Channel(d) => d.deliver_batch(batch, meta).await,
         }
     }
 }
@@ -338,6 +363,8 @@ impl DestinationConfig {
             DestinationSettings::File(file) => file.check(),
             DestinationSettings::Fhir(fhir) => fhir.check(),
             DestinationSettings::Email(email) => email.check(),
+            DestinationSettings::Sftp(sftp) => sftp.check(),
+            DestinationSettings::Channel(channel) => channel.check(),
         }
         .map_err(fail)
     }
@@ -365,6 +392,10 @@ pub(crate) fn build(
         DestinationSettings::Email(email) => {
             AnyDestination::Email(email::EmailDestination::new(config, email, base)?)
         }
+        DestinationSettings::Sftp(sftp) => {
+            AnyDestination::Sftp(sftp::SftpDestination::new(config, sftp, base)?)
+        }
+        DestinationSettings::Channel(_) => AnyDestination::Channel(channel::ChannelDestination),
     })
 }
 
