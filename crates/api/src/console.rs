@@ -22,7 +22,9 @@
 //! | `GET /console/patients?id=E12` | PHI | sends the browser to that patient |
 //! | `GET /console/patients/{id}` | PHI | a patient's golden record, source records and history |
 //! | `POST /console/patients/merge`, `/unmerge` | steward | `survivor`, `merged`, `note`; `merge_event` |
-//! | `GET /console/admin` | admin | running channels and destinations, the running configuration, its history with diffs, users, tokens, the audit export form |
+//! | `GET /console/admin` | admin | running channels and destinations with their state, the running configuration, its history with diffs, users, tokens, the audit export form |
+//! | `POST /console/channels/{name}/start`, `/pause`, `/stop` | operate | the administration page's channel buttons |
+//! | `POST /console/channels/{channel}/destinations/{destination}/pause`, `/resume` | operate | its destination buttons |
 //!
 //! Forms post `application/x-www-form-urlencoded` with the session's `csrf_token`
 //! (checked by the access layer before the handler runs); a form's handler answers
@@ -187,6 +189,37 @@ pub(crate) fn routes() -> Routes {
             "/console/admin",
             Access::Admin,
             admin_pages::admin,
+        )
+        // Start, stop and pause from the administration page.
+        .add(
+            Method::Post,
+            "/console/channels/{name}/start",
+            Access::Operate,
+            admin_pages::start_channel,
+        )
+        .add(
+            Method::Post,
+            "/console/channels/{name}/pause",
+            Access::Operate,
+            admin_pages::pause_channel,
+        )
+        .add(
+            Method::Post,
+            "/console/channels/{name}/stop",
+            Access::Operate,
+            admin_pages::stop_channel,
+        )
+        .add(
+            Method::Post,
+            "/console/channels/{channel}/destinations/{destination}/pause",
+            Access::Operate,
+            admin_pages::pause_destination,
+        )
+        .add(
+            Method::Post,
+            "/console/channels/{channel}/destinations/{destination}/resume",
+            Access::Operate,
+            admin_pages::resume_destination,
         )
 }
 
