@@ -383,6 +383,7 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
             channels.push(ChannelCounts {
                 channel: channel.clone(),
                 counts: vec![0; console::STATES.len()],
+                held: String::new(),
             });
         }
         if let (Some(c), Some(i)) = (
@@ -399,6 +400,7 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
                 channels.push(ChannelCounts {
                     channel: running.name,
                     counts: vec![0; console::STATES.len()],
+                    held: String::new(),
                 });
             }
         }
@@ -408,11 +410,33 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
         Some(delivery) => blocking(move || Ok(delivery.stats()?)).await?,
         None => Vec::new(),
     };
+    // An operator's holds: paused or stopped channels, paused destinations.
+    let held = match api.config.clone() {
+        Some(control) => control.channel_states().await,
+        None => Vec::new(),
+    };
+    for c in &mut channels {
+        if let Some(s) = held
+            .iter()
+            .find(|s| s.channel == c.channel && s.state != "running")
+        {
+            c.held = s.state.to_owned();
+        }
+    }
+    let paused = |channel: &str, destination: &str| {
+        held.iter().any(|s| {
+            s.channel == channel
+                && s.destinations
+                    .iter()
+                    .any(|d| d.destination == destination && d.state == "paused")
+        })
+    };
     Ok(Dashboard {
         channels,
         destinations: destinations
             .iter()
             .map(|d| DestinationCounts {
+                paused: paused(&d.channel, &d.destination),
                 channel: d.channel.clone(),
                 destination: d.destination.clone(),
                 queued: d.counts.queued,
