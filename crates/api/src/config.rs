@@ -112,6 +112,31 @@ pub trait ConfigControl: Send + Sync + 'static {
     fn history(&self) -> Result<Vec<ConfigVersion>, String>;
     /// One configuration applied, by number.
     fn version(&self, n: i64) -> Result<Option<ConfigVersion>, String>;
+    /// Every running channel's state and its destinations', by name.
+    fn channel_states(&self) -> BoxFuture<Vec<crate::ChannelControl>> {
+        Box::pin(async { Vec::new() })
+    }
+    /// Starts, pauses or stops a channel as `by` asks; kept in the store.
+    fn set_channel_state(
+        &self,
+        channel: String,
+        action: crate::ChannelAction,
+        by: String,
+    ) -> BoxFuture<Result<crate::ChannelControl, crate::ControlRefused>> {
+        let _ = (channel, action, by);
+        crate::channel_control::unavailable()
+    }
+    /// Pauses or resumes a destination as `by` asks; kept in the store.
+    fn set_destination_paused(
+        &self,
+        channel: String,
+        destination: String,
+        paused: bool,
+        by: String,
+    ) -> BoxFuture<Result<crate::ChannelControl, crate::ControlRefused>> {
+        let _ = (channel, destination, paused, by);
+        crate::channel_control::unavailable()
+    }
 }
 
 /// The engine's side of configuration reload, shared by the routes.
@@ -136,7 +161,7 @@ fn control(api: &Api) -> Result<SharedConfigControl, ApiError> {
 }
 
 /// Who applied a configuration, as the history records it.
-fn applied_by(principal: &Principal) -> String {
+pub(crate) fn applied_by(principal: &Principal) -> String {
     match principal.authenticated() {
         Some(p) => match p.actor.owner() {
             Some(owner) => format!("{} ({owner})", p.actor.audit_name()),

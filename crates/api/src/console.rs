@@ -22,7 +22,9 @@
 //! | `GET /console/patients?id=E12` | PHI | sends the browser to that patient |
 //! | `GET /console/patients/{id}` | PHI | a patient's golden record, source records and history |
 //! | `POST /console/patients/merge`, `/unmerge` | steward | `survivor`, `merged`, `note`; `merge_event` |
-//! | `GET /console/admin` | admin | running channels and destinations, the running configuration, its history with diffs, users, tokens, the audit export form |
+//! | `GET /console/admin` | admin | running channels and destinations with their state, the running configuration, its history with diffs, users, tokens, the audit export form |
+//! | `POST /console/channels/{name}/start`, `/pause`, `/stop` | operate | the administration page's channel buttons |
+//! | `POST /console/channels/{channel}/destinations/{destination}/pause`, `/resume` | operate | its destination buttons |
 //!
 //! Forms post `application/x-www-form-urlencoded` with the session's `csrf_token`
 //! (checked by the access layer before the handler runs); a form's handler answers
@@ -188,6 +190,37 @@ pub(crate) fn routes() -> Routes {
             Access::Admin,
             admin_pages::admin,
         )
+        // Start, stop and pause from the administration page.
+        .add(
+            Method::Post,
+            "/console/channels/{name}/start",
+            Access::Operate,
+            admin_pages::start_channel,
+        )
+        .add(
+            Method::Post,
+            "/console/channels/{name}/pause",
+            Access::Operate,
+            admin_pages::pause_channel,
+        )
+        .add(
+            Method::Post,
+            "/console/channels/{name}/stop",
+            Access::Operate,
+            admin_pages::stop_channel,
+        )
+        .add(
+            Method::Post,
+            "/console/channels/{channel}/destinations/{destination}/pause",
+            Access::Operate,
+            admin_pages::pause_destination,
+        )
+        .add(
+            Method::Post,
+            "/console/channels/{channel}/destinations/{destination}/resume",
+            Access::Operate,
+            admin_pages::resume_destination,
+        )
 }
 
 /// A urlencoded form's fields, in order (a field may repeat: ticked checkboxes).
@@ -350,6 +383,7 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
             channels.push(ChannelCounts {
                 channel: channel.clone(),
                 counts: vec![0; console::STATES.len()],
+                held: String::new(),
             });
         }
         if let (Some(c), Some(i)) = (
@@ -366,6 +400,7 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
                 channels.push(ChannelCounts {
                     channel: running.name,
                     counts: vec![0; console::STATES.len()],
+                    held: String::new(),
                 });
             }
         }
@@ -375,11 +410,33 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
         Some(delivery) => blocking(move || Ok(delivery.stats()?)).await?,
         None => Vec::new(),
     };
+    // An operator's holds: paused or stopped channels, paused destinations.
+    let held = match api.config.clone() {
+        Some(control) => control.channel_states().await,
+        None => Vec::new(),
+    };
+    for c in &mut channels {
+        if let Some(s) = held
+            .iter()
+            .find(|s| s.channel == c.channel && s.state != "running")
+        {
+            c.held = s.state.to_owned();
+        }
+    }
+    let paused = |channel: &str, destination: &str| {
+        held.iter().any(|s| {
+            s.channel == channel
+                && s.destinations
+                    .iter()
+                    .any(|d| d.destination == destination && d.state == "paused")
+        })
+    };
     Ok(Dashboard {
         channels,
         destinations: destinations
             .iter()
             .map(|d| DestinationCounts {
+                paused: paused(&d.channel, &d.destination),
                 channel: d.channel.clone(),
                 destination: d.destination.clone(),
                 queued: d.counts.queued,

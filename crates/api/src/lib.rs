@@ -49,6 +49,7 @@ mod alerts;
 mod audit_events;
 mod auth;
 mod cds;
+mod channel_control;
 mod config;
 mod console;
 mod error;
@@ -72,6 +73,7 @@ use axum::Router;
 
 pub use auth::{Auth, CSRF_FIELD, CsrfToken};
 pub use cds::screening_rules as cds_screening_rules;
+pub use channel_control::{ChannelAction, ChannelControl, ControlRefused, DestinationControl};
 pub use config::{
     BoxFuture, ConfigControl, ConfigProblem, ConfigVersion, ReloadApplied, ReloadRefused,
     SharedConfigControl,
@@ -180,6 +182,8 @@ fn declare() -> (Router<Api>, Vec<RouteInfo>) {
         // Browser sessions and the console.
         .merge(session::routes())
         .merge(console::routes())
+        // Start, stop and pause of channels and destinations.
+        .merge(channel_control::routes())
         .into_parts()
 }
 

@@ -152,6 +152,8 @@ fn concrete(path: &str) -> String {
         .replace("{type}", "Patient")
         .replace("{enterprise_id}", "E1")
         .replace("{name}", "nobody")
+        .replace("{channel}", "nobody")
+        .replace("{destination}", "nobody")
         .replace("{op}", "_history")
         .replace("{vid}", "1")
         .replace("{n}", "1")
@@ -232,6 +234,19 @@ async fn every_route_needs_credentials_and_each_role_gets_exactly_its_permission
         routes
             .iter()
             .any(|r| r.access == Access::Admin && r.path == "/api/config/reload")
+    );
+    // Channel control is walked too: its state is metadata, changing it an operation.
+    let control_routes: Vec<_> = routes
+        .iter()
+        .filter(|r| r.path.starts_with("/api/channels/") && !r.path.ends_with("/profile"))
+        .map(|r| (r.method.as_str(), r.access))
+        .collect();
+    assert_eq!(control_routes.len(), 6, "{control_routes:?}");
+    assert!(
+        control_routes
+            .iter()
+            .all(|(m, a)| (*m == "GET") == (*a == Access::Metadata)
+                && (*m == "GET" || *a == Access::Operate))
     );
 }
 

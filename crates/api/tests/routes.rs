@@ -120,6 +120,34 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/console/patients/merge", Access::Steward),
     ("POST", "/console/patients/unmerge", Access::Steward),
     ("GET", "/console/admin", Access::Admin),
+    ("POST", "/console/channels/{name}/start", Access::Operate),
+    ("POST", "/console/channels/{name}/pause", Access::Operate),
+    ("POST", "/console/channels/{name}/stop", Access::Operate),
+    (
+        "POST",
+        "/console/channels/{channel}/destinations/{destination}/pause",
+        Access::Operate,
+    ),
+    (
+        "POST",
+        "/console/channels/{channel}/destinations/{destination}/resume",
+        Access::Operate,
+    ),
+    // Start, stop and pause of channels and destinations (crates/api/src/channel_control.rs).
+    ("GET", "/api/channels/{name}/control", Access::Metadata),
+    ("POST", "/api/channels/{name}/start", Access::Operate),
+    ("POST", "/api/channels/{name}/stop", Access::Operate),
+    ("POST", "/api/channels/{name}/pause", Access::Operate),
+    (
+        "POST",
+        "/api/channels/{channel}/destinations/{destination}/pause",
+        Access::Operate,
+    ),
+    (
+        "POST",
+        "/api/channels/{channel}/destinations/{destination}/resume",
+        Access::Operate,
+    ),
 ];
 
 #[test]

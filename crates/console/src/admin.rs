@@ -1,6 +1,7 @@
 //! Administration: the running channels with their listeners and destinations, the
 //! configuration history with each version's diff, the users and tokens, and the
-//! audit trail's export. Read only; shown to administrators.
+//! audit trail's export; shown to administrators. Each channel has start, pause and
+//! stop buttons, each destination pause or resume (CSRF-protected forms).
 
 use std::fmt::Write as _;
 
@@ -17,6 +18,10 @@ pub struct ChannelView {
     pub errored: u64,
     /// Its destinations' names.
     pub destinations: Vec<String>,
+    /// `running`, `paused` or `stopped` (an operator's start, stop and pause).
+    pub state: String,
+    /// Its destinations an operator paused.
+    pub paused_destinations: Vec<String>,
 }
 
 /// One applied configuration.
@@ -60,6 +65,72 @@ pub struct AdminView {
     pub running_config: Option<String>,
     pub users: Vec<UserView>,
     pub tokens: Vec<TokenView>,
+    /// What the last form did (`?notice=`, `?error=`).
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A form of one button posting to `action` with the session's CSRF token.
+fn button(viewer: &Viewer, action: &str, label: &str) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"{}\">{}<button type=\"submit\">{}</button></form>",
+        escape(action),
+        viewer.csrf_field(),
+        escape(label)
+    )
+}
+
+/// The start, pause and stop buttons of a channel (those that change its state).
+fn channel_buttons(viewer: &Viewer, c: &ChannelView) -> String {
+    let base = format!("/console/channels/{}", crate::url_encode(&c.name));
+    let mut out = String::new();
+    for (action, label) in [("start", "Start"), ("pause", "Pause"), ("stop", "Stop")] {
+        let current = matches!(
+            (action, c.state.as_str()),
+            ("start", "running") | ("pause", "paused") | ("stop", "stopped")
+        );
+        if !current {
+            out.push_str(&button(
+                viewer,
+                &format!("{base}/{action}"),
+                &format!("{label} {}", c.name),
+            ));
+        }
+    }
+    out
+}
+
+/// A destination's name, its state and its pause or resume button.
+fn destination_cell(viewer: &Viewer, c: &ChannelView, operate: bool) -> String {
+    let mut out = String::new();
+    for d in &c.destinations {
+        let paused = c.paused_destinations.contains(d);
+        let _ = write!(
+            out,
+            "<div>{} <span class=\"state {}\">{}</span>",
+            escape(d),
+            if paused { "paused" } else { "running" },
+            if paused { "paused" } else { "running" },
+        );
+        if operate {
+            let (action, label) = if paused {
+                ("resume", "Resume")
+            } else {
+                ("pause", "Pause")
+            };
+            out.push_str(&button(
+                viewer,
+                &format!(
+                    "/console/channels/{}/destinations/{}/{action}",
+                    crate::url_encode(&c.name),
+                    crate::url_encode(d)
+                ),
+                &format!("{label} {d}"),
+            ));
+        }
+        out.push_str("</div>");
+    }
+    out
 }
 
 /// A diff with its added and removed lines marked for the stylesheet.
@@ -80,23 +151,32 @@ fn diff_html(diff: &str) -> String {
 
 /// The administration page.
 pub fn admin_page(viewer: &Viewer, a: &AdminView) -> String {
-    let mut body = String::from(
-        "<h2>Channels</h2><table><caption>Running channels</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">Source</th><th scope=\"col\">received</th><th scope=\"col\">processed</th><th scope=\"col\">errored</th><th scope=\"col\">Destinations</th></tr></thead><tbody>",
+    let operate = viewer.operates && viewer.csrf.is_some();
+    let mut body = crate::outcome_html(a.notice.as_deref(), a.error.as_deref());
+    body.push_str(
+        "<h2>Channels</h2><table><caption>Running channels</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">State</th><th scope=\"col\">Source</th><th scope=\"col\">received</th><th scope=\"col\">processed</th><th scope=\"col\">errored</th><th scope=\"col\">Destinations</th></tr></thead><tbody>",
     );
     for c in &a.channels {
         let _ = write!(
             body,
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr><th scope=\"row\">{}</th><td><span class=\"state {}\">{}</span>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             escape(&c.name),
+            escape(&c.state),
+            escape(&c.state),
+            if operate {
+                channel_buttons(viewer, c)
+            } else {
+                String::new()
+            },
             escape(&c.listen),
             c.received,
             c.processed,
             c.errored,
-            escape(&c.destinations.join(", ")),
+            destination_cell(viewer, c, operate),
         );
     }
     if a.channels.is_empty() {
-        body.push_str("<tr><td colspan=\"6\">No channel is running.</td></tr>");
+        body.push_str("<tr><td colspan=\"7\">No channel is running.</td></tr>");
     }
     body.push_str("</tbody></table>");
     if let Some(config) = &a.running_config {

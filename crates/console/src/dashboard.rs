@@ -22,6 +22,8 @@ pub struct ChannelCounts {
     pub channel: String,
     /// Count per state, in [`STATES`] order.
     pub counts: Vec<u64>,
+    /// `paused` or `stopped` when an operator holds the channel; empty when running.
+    pub held: String,
 }
 
 /// One destination's queue.
@@ -29,6 +31,8 @@ pub struct ChannelCounts {
 pub struct DestinationCounts {
     pub channel: String,
     pub destination: String,
+    /// Whether an operator paused it.
+    pub paused: bool,
     pub queued: u64,
     pub delivered: u64,
     pub errored: u64,
@@ -195,7 +199,15 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
     }
     body.push_str("</tr></thead><tbody>");
     for c in &board.channels {
-        let _ = write!(body, "<tr><th scope=\"row\">{}</th>", escape(&c.channel));
+        let _ = write!(body, "<tr><th scope=\"row\">{}", escape(&c.channel));
+        if !c.held.is_empty() {
+            let _ = write!(
+                body,
+                " <span class=\"state {0}\">{0}</span>",
+                escape(&c.held)
+            );
+        }
+        body.push_str("</th>");
         for (state, n) in STATES.iter().zip(&c.counts) {
             let key = escape(&format!("{}/{state}", c.channel));
             if viewer.reads_phi {
@@ -223,9 +235,14 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
         let key = |field: &str| escape(&format!("dest/{}/{}/{field}", d.channel, d.destination));
         let _ = write!(
             body,
-            "<tr><td>{}</td><th scope=\"row\">{}</th>",
+            "<tr><td>{}</td><th scope=\"row\">{}{}</th>",
             escape(&d.channel),
-            escape(&d.destination)
+            escape(&d.destination),
+            if d.paused {
+                " <span class=\"state paused\">paused</span>"
+            } else {
+                ""
+            }
         );
         for (field, n) in [
             ("queued", d.queued),
@@ -266,6 +283,7 @@ mod tests {
             channels: vec![ChannelCounts {
                 channel: "lab".into(),
                 counts: vec![1, 2, 0, 0, 3, 0, 0],
+                held: "paused".into(),
             }],
             ..Dashboard::default()
         };
@@ -281,6 +299,11 @@ mod tests {
         let html = dashboard_page(&viewer, &board);
         assert!(html.contains("data-count=\"lab/errored\">3<"), "{html}");
         assert!(!html.contains("/console/messages"));
+        // An operator's pause shows beside the channel's name.
+        assert!(
+            html.contains("<span class=\"state paused\">paused</span>"),
+            "{html}"
+        );
         let analyst = Viewer {
             reads_phi: true,
             ..viewer

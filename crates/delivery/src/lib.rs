@@ -41,7 +41,7 @@
 //!
 //! # SCHEMA
 //!
-//! The component `delivery` (see `component_schema`, version 2) keeps two tables in
+//! The component `delivery` (see `component_schema`, version 3) keeps three tables in
 //! `corridor.db`:
 //!
 //! `delivery_queue`, one row per message per destination:
@@ -72,6 +72,15 @@
 //! | --- | --- | --- |
 //! | `entry_id` | INTEGER PK | The `delivery_queue` entry (deleted with it). |
 //! | `payload` | BLOB | The bytes sent, after the destination's transformers. Filtered and errored-by-a-step entries have no row. |
+//!
+//! `delivery_paused`, the destinations an operator paused ([`Delivery::pause`]); their
+//! workers deliver nothing until resumed, and a restart keeps them paused:
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `channel`, `destination` | TEXT PK | The destination. |
+//! | `paused_at` | INTEGER | When it was paused (µs). |
+//! | `paused_by` | TEXT | Who paused it, as the audit trail names them. |
 //!
 //! Indexes: `delivery_queue_pending (channel, destination, id) WHERE state IN ('queued',
 //! 'sending')` (the worker's scan, small however large the history),
@@ -129,6 +138,7 @@
 mod config;
 pub mod destinations;
 mod error;
+mod pause;
 mod queue;
 mod router;
 pub mod sftp;
@@ -153,6 +163,7 @@ pub use destinations::{
 };
 pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
 pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};
+pub use pause::PausedDestination;
 pub use queue::{
     COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, enqueue_in,
     entries_in_state, entries_of_message, entry, payload_of, resend_in, retry_dead_lettered_in,
@@ -176,6 +187,8 @@ pub async fn migrate(store: &Store) -> store::Result<u32> {
 pub struct Delivery {
     store: Store,
     workers: RwLock<Vec<WorkerHandle>>,
+    /// The operator's pauses, read by every worker before each batch.
+    paused: Arc<pause::Paused>,
 }
 
 #[derive(Debug)]
@@ -252,6 +265,7 @@ fn prepare_channel(
 /// Starts the worker of one destination of `channel`.
 fn spawn_worker(
     store: &Store,
+    paused: &Arc<pause::Paused>,
     channel: Arc<str>,
     config: DestinationConfig,
     destination: AnyDestination,
@@ -273,6 +287,7 @@ fn spawn_worker(
         status: status.clone(),
         wake: wake.clone(),
         stop: stopped,
+        paused: paused.clone(),
     };
     let task = tokio::spawn(worker.run());
     WorkerHandle {
@@ -331,11 +346,14 @@ impl Delivery {
             prepared.push(prepare_channel(channel.as_ref(), configs, base)?);
         }
         migrate(&store).await?;
+        // Paused before any worker looks at its queue.
+        let paused = Arc::new(store.read(pause::Paused::load)?);
         let mut workers = Vec::new();
         for channel in prepared {
             for (config, destination) in channel.built {
                 workers.push(spawn_worker(
                     &store,
+                    &paused,
                     channel.channel.clone(),
                     config,
                     destination,
@@ -345,6 +363,7 @@ impl Delivery {
         Ok(Delivery {
             store,
             workers: RwLock::new(workers),
+            paused,
         })
     }
 
@@ -400,7 +419,13 @@ impl Delivery {
         let started: Vec<_> = to_start
             .into_iter()
             .map(|(config, destination)| {
-                spawn_worker(&self.store, channel.clone(), config, destination)
+                spawn_worker(
+                    &self.store,
+                    &self.paused,
+                    channel.clone(),
+                    config,
+                    destination,
+                )
             })
             .collect();
         let mut workers = self.workers.write().unwrap_or_else(PoisonError::into_inner);
@@ -489,6 +514,83 @@ impl Delivery {
         Ok(n)
     }
 
+    /// Pauses a destination of the running configuration: its worker delivers nothing
+    /// after the batch it is on, while routing goes on queuing for it in order. Kept in
+    /// the store, so the pause outlasts a restart and a reload. True when it was not
+    /// paused already (a pause again keeps the first one's time and author).
+    pub async fn pause(
+        &self,
+        channel: &str,
+        destination: &str,
+        by: &str,
+    ) -> Result<bool, ControlError> {
+        self.known(channel, destination)?;
+        let paused = PausedDestination {
+            channel: channel.to_owned(),
+            destination: destination.to_owned(),
+            paused_at: UnixMicros::now(),
+            paused_by: by.to_owned(),
+        };
+        let row = paused.clone();
+        let new = self
+            .store
+            .write(move |conn| pause::pause_in(conn, &row))
+            .await?;
+        if new {
+            self.paused.insert(paused);
+        }
+        Ok(new)
+    }
+
+    /// Resumes a paused destination: its worker delivers its queue from the oldest
+    /// entry. True when it was paused.
+    pub async fn resume(&self, channel: &str, destination: &str) -> Result<bool, ControlError> {
+        let (c, d) = (channel.to_owned(), destination.to_owned());
+        let was = self
+            .store
+            .write(move |conn| pause::resume_in(conn, &c, &d))
+            .await?;
+        self.paused.remove(channel, destination);
+        self.wake(channel);
+        Ok(was)
+    }
+
+    /// The pause of a destination, if it is paused.
+    pub fn paused(&self, channel: &str, destination: &str) -> Option<PausedDestination> {
+        self.paused.get(channel, destination)
+    }
+
+    /// Every paused destination, by channel and name, including those of channels the
+    /// running configuration no longer has (they stay paused should they return).
+    pub fn paused_destinations(&self) -> Vec<PausedDestination> {
+        self.paused.all()
+    }
+
+    /// The destinations of a channel that run now, in start order.
+    pub fn destinations_of(&self, channel: &str) -> Vec<String> {
+        let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
+        workers
+            .iter()
+            .filter(|w| &*w.channel == channel)
+            .map(|w| w.destination.to_string())
+            .collect()
+    }
+
+    fn known(&self, channel: &str, destination: &str) -> Result<(), ControlError> {
+        let workers = self.workers.read().unwrap_or_else(PoisonError::into_inner);
+        if workers
+            .iter()
+            .any(|w| &*w.channel == channel && &*w.destination == destination)
+        {
+            Ok(())
+        } else {
+            Err(ControlError::Unknown {
+                channel: channel.to_owned(),
+                destination: destination.to_owned(),
+            })
+        }
+    }
+
     /// Stops the workers after the batches they are delivering, waiting at most 10 s.
     pub async fn shutdown(self) {
         self.shutdown_within(Duration::from_secs(10)).await;
@@ -507,4 +609,18 @@ impl Delivery {
             std::mem::take(&mut *self.workers.write().unwrap_or_else(PoisonError::into_inner));
         stop_workers(workers, tokio::time::Instant::now() + grace).await
     }
+}
+
+/// Why a destination could not be paused or resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No destination of that name runs on that channel.
+    #[error("channel {channel:?} has no destination {destination:?}")]
+    Unknown {
+        channel: String,
+        destination: String,
+    },
+    /// The store refused the change.
+    #[error(transparent)]
+    Store(#[from] store::Error),
 }

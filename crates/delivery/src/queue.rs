@@ -65,6 +65,20 @@ pub const MIGRATIONS: &[Migration] = &[
         ALTER TABLE delivery_queue DROP COLUMN payload;
     "#,
     },
+    Migration {
+        version: 3,
+        description: "paused destinations",
+        // An operator's pause (`Delivery::pause`): kept so it survives a restart.
+        sql: r#"
+        CREATE TABLE delivery_paused (
+            channel     TEXT    NOT NULL,
+            destination TEXT    NOT NULL,
+            paused_at   INTEGER NOT NULL,
+            paused_by   TEXT    NOT NULL,
+            PRIMARY KEY (channel, destination)
+        );
+    "#,
+    },
 ];
 
 /// A queue entry's id: grows with enqueue order, never reused.

@@ -107,6 +107,8 @@ pub(crate) struct Worker {
     pub status: Arc<Status>,
     pub wake: Arc<Notify>,
     pub stop: watch::Receiver<bool>,
+    /// The operator's pauses: a paused destination delivers nothing until resumed.
+    pub paused: Arc<crate::pause::Paused>,
 }
 
 impl Worker {
@@ -134,6 +136,13 @@ impl Worker {
         loop {
             if *self.stop.borrow() {
                 break;
+            }
+            if self.paused.contains(&channel, &name) {
+                // Resuming wakes the worker; the queue keeps its order meanwhile.
+                if self.pause(Some(IDLE_POLL), Duration::ZERO).await {
+                    break;
+                }
+                continue;
             }
             let (due, wake_at) = match self.choose_due() {
                 Ok(found) => found,

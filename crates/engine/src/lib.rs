@@ -55,6 +55,7 @@
 
 mod application_ack;
 pub mod audit_retention;
+mod channel_control;
 pub mod channel_test;
 mod config;
 pub mod config_history;

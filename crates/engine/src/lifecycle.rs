@@ -247,7 +247,17 @@ impl Engine {
             }
             pipelines.push((pipeline, wakes.of(name)));
         }
-        let processors = Processors::start(store.clone(), delivery.clone(), pipelines);
+        // The channels an operator paused or stopped stay so across a restart.
+        let states = Arc::new(
+            crate::channel_control::ChannelStates::open(&store)
+                .await
+                .map_err(|source| StartError::Store {
+                    dir: dir.clone(),
+                    source,
+                })?,
+        );
+        states.log_at_start(config.channels.keys(), &delivery);
+        let processors = Processors::start(store.clone(), delivery.clone(), pipelines, &states);
         let intakes = Intakes {
             store: store.clone(),
             metrics: metrics.clone(),
@@ -264,7 +274,7 @@ impl Engine {
         let alerts_handle = alerting.as_ref().map(alerts::Alerting::alerts);
 
         // Every channel's source, through its intake.
-        let sources = Sources::start(&config, &intakes).await?;
+        let sources = Sources::start(&config, &intakes, |name| states.stopped(name)).await?;
         let application_ack_targets = crate::reload::application_ack_targets(&config);
         let (stop_application_acks, stop) = tokio::sync::watch::channel(false);
         let application_acks =
@@ -282,6 +292,7 @@ impl Engine {
             file,
             listeners: LiveListeners::default(),
             audit: std::sync::OnceLock::new(),
+            states,
         });
         control.listeners.update(&sources);
         let validations_for_api = intakes.validations.clone();

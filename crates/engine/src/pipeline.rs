@@ -35,6 +35,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, warn};
 
+use crate::channel_control::ChannelStates;
 use crate::config::{ChannelConfig, Config, ValidationMode};
 use crate::metrics::ChannelMetrics;
 use crate::sources::Validations;
@@ -468,6 +469,7 @@ impl Processor {
         delivery: Arc<Delivery>,
         pipeline: ChannelPipeline,
         wake: Arc<Notify>,
+        states: Arc<ChannelStates>,
     ) -> Processor {
         let (stop, stopped) = watch::channel(false);
         let stopping = Arc::new(AtomicBool::new(false));
@@ -478,6 +480,7 @@ impl Processor {
             wake,
             stopped,
             stopping.clone(),
+            states,
         ));
         Processor {
             stop,
@@ -514,11 +517,18 @@ impl Processors {
         store: Store,
         delivery: Arc<Delivery>,
         channels: Vec<(ChannelPipeline, Arc<Notify>)>,
+        states: &Arc<ChannelStates>,
     ) -> Processors {
         let mut processors = Processors::default();
         for (pipeline, wake) in channels {
             let name = pipeline.channel.to_string();
-            let processor = Processor::start(store.clone(), delivery.clone(), pipeline, wake);
+            let processor = Processor::start(
+                store.clone(),
+                delivery.clone(),
+                pipeline,
+                wake,
+                states.clone(),
+            );
             processors.channels.insert(name, processor);
         }
         processors
@@ -553,11 +563,22 @@ async fn run(
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
     stopping: Arc<AtomicBool>,
+    states: Arc<ChannelStates>,
 ) {
     let channel = pipeline.channel.clone();
     loop {
         if *stop.borrow() {
             break;
+        }
+        if states.holds(&channel) {
+            // Paused or stopped by an operator: messages wait `received`, in order;
+            // starting the channel wakes this task.
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
         }
         // One trip to the blocking pool per batch: read, decide and write there.
         let (worker, store, stopping) = (pipeline.clone(), store.clone(), stopping.clone());

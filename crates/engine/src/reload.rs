@@ -43,7 +43,7 @@ use crate::sources::{ChannelSource, Intakes, Listener, RunningSource, Sources, W
 use crate::start_error::StartError;
 
 /// How long stopping a source during a reload waits for its busy connections.
-const SOURCE_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const SOURCE_GRACE: Duration = Duration::from_secs(30);
 
 /// Where the configuration comes from: its file, and the data directory given on the
 /// command line (`corridor run --data`), which wins over `[data] dir`.
@@ -167,6 +167,9 @@ pub(crate) struct Control {
     pub listeners: LiveListeners,
     /// The audit trail, for reloads by `SIGHUP` (the API's are audited by its guard).
     pub audit: OnceLock<access::audit::Audit>,
+    /// The channels an operator paused or stopped (`channel_control.rs`); a reload
+    /// keeps them so.
+    pub states: Arc<crate::channel_control::ChannelStates>,
 }
 
 /// A channel's fate in a reload.
@@ -482,6 +485,10 @@ impl Control {
         let mut started: Vec<String> = Vec::new();
         let mut failure = None;
         for name in plan.added.iter().chain(restarts.iter()) {
+            if self.states.stopped(name) {
+                // Stopped by an operator: it stays so until started.
+                continue;
+            }
             let channel = &config.channels[name];
             let intake = intakes.intake(name, channel);
             match ChannelSource::start(name, channel, intake, &base).await {
@@ -533,6 +540,7 @@ impl Control {
                 self.delivery.clone(),
                 p.pipeline,
                 self.wakes.of(&name),
+                self.states.clone(),
             );
             running.processors.insert(&name, processor);
             // Messages left `received` by the one before are taken now.
@@ -629,6 +637,36 @@ impl api::ConfigControl for ApiControl {
 
     fn version(&self, n: i64) -> Result<Option<api::ConfigVersion>, String> {
         crate::config_history::get(&self.0.store, n).map_err(|e| e.to_string())
+    }
+
+    fn channel_states(&self) -> api::BoxFuture<Vec<api::ChannelControl>> {
+        let control = self.0.clone();
+        Box::pin(async move { control.channel_states().await })
+    }
+
+    fn set_channel_state(
+        &self,
+        channel: String,
+        action: api::ChannelAction,
+        by: String,
+    ) -> api::BoxFuture<Result<api::ChannelControl, api::ControlRefused>> {
+        let control = self.0.clone();
+        Box::pin(async move { control.set_channel_state(&channel, action, &by).await })
+    }
+
+    fn set_destination_paused(
+        &self,
+        channel: String,
+        destination: String,
+        paused: bool,
+        by: String,
+    ) -> api::BoxFuture<Result<api::ChannelControl, api::ControlRefused>> {
+        let control = self.0.clone();
+        Box::pin(async move {
+            control
+                .set_destination_paused(&channel, &destination, paused, &by)
+                .await
+        })
     }
 }
 

@@ -1,14 +1,17 @@
 //! The console's administration page: running channels and their destinations, the
 //! configuration history with diffs, users, tokens, and the audit trail's export form.
-//! Read only (`Admin`); changes stay with the JSON routes and the command line.
+//! The page is `Admin`; its start, stop and pause buttons post to the `Operate` forms
+//! below, which do what `POST /api/channels/...` does. Other changes stay with the
+//! JSON routes and the command line.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use console::{AdminView, ChannelView, ConfigVersionView, TokenView, UserView};
 
-use super::{html, viewer};
+use super::{html, redirect_back, viewer};
 use crate::auth::CsrfToken;
+use crate::extract::Path;
 use crate::{Api, ApiError, Principal};
 
 /// How many configuration versions the page shows, newest first.
@@ -18,8 +21,13 @@ pub(super) async fn admin(
     State(api): State<Api>,
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
+    outcome: super::Outcome,
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&principal, csrf.as_ref());
+    let states = match api.config.clone() {
+        Some(control) => control.channel_states().await,
+        None => Vec::new(),
+    };
     let destinations = match api.delivery.clone() {
         Some(delivery) => crate::messages::blocking(move || Ok(delivery.stats()?)).await?,
         None => Vec::new(),
@@ -30,17 +38,30 @@ pub(super) async fn admin(
         .map(|s| s.channels())
         .unwrap_or_default()
         .into_iter()
-        .map(|c| ChannelView {
-            destinations: destinations
-                .iter()
-                .filter(|d| d.channel == c.name)
-                .map(|d| d.destination.clone())
-                .collect(),
-            name: c.name,
-            listen: c.listen,
-            received: c.received,
-            processed: c.processed,
-            errored: c.errored,
+        .map(|c| {
+            let state = states.iter().find(|s| s.channel == c.name);
+            ChannelView {
+                state: state.map_or("running", |s| s.state).to_owned(),
+                paused_destinations: state
+                    .map(|s| {
+                        s.destinations
+                            .iter()
+                            .filter(|d| d.state == "paused")
+                            .map(|d| d.destination.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                destinations: destinations
+                    .iter()
+                    .filter(|d| d.channel == c.name)
+                    .map(|d| d.destination.clone())
+                    .collect(),
+                name: c.name,
+                listen: c.listen,
+                received: c.received,
+                processed: c.processed,
+                errored: c.errored,
+            }
         })
         .collect();
     let (versions, running_config) = match api.config.clone() {
@@ -103,6 +124,88 @@ pub(super) async fn admin(
                 revoked: t.revoked_at.map(console::time_text).unwrap_or_default(),
             })
             .collect(),
+        notice: outcome.notice,
+        error: outcome.error,
     };
     Ok(html(StatusCode::OK, console::admin_page(&viewer, &view)))
+}
+
+/// `POST /console/channels/{name}/{start|pause|stop}`: the administration page's
+/// buttons; 303 back to it saying what happened.
+async fn channel_form(
+    api: Api,
+    principal: Principal,
+    name: String,
+    action: crate::ChannelAction,
+) -> Response {
+    let result = crate::channel_control::change(&api, &principal, name, action)
+        .await
+        .map(|c| format!("Channel {} is {}.", c.channel, c.state));
+    redirect_back("/console/admin", result)
+}
+
+pub(super) async fn start_channel(
+    State(api): State<Api>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Response {
+    channel_form(api, principal, name, crate::ChannelAction::Start).await
+}
+
+pub(super) async fn pause_channel(
+    State(api): State<Api>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Response {
+    channel_form(api, principal, name, crate::ChannelAction::Pause).await
+}
+
+pub(super) async fn stop_channel(
+    State(api): State<Api>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Response {
+    channel_form(api, principal, name, crate::ChannelAction::Stop).await
+}
+
+/// `POST /console/channels/{channel}/destinations/{destination}/{pause|resume}`.
+async fn destination_form(
+    api: Api,
+    principal: Principal,
+    channel: String,
+    destination: String,
+    paused: bool,
+) -> Response {
+    let name = destination.clone();
+    let result = crate::channel_control::change_destination(
+        &api,
+        &principal,
+        channel.clone(),
+        destination,
+        paused,
+    )
+    .await
+    .map(|_| {
+        format!(
+            "Destination {name} of {channel} is {}.",
+            if paused { "paused" } else { "running" }
+        )
+    });
+    redirect_back("/console/admin", result)
+}
+
+pub(super) async fn pause_destination(
+    State(api): State<Api>,
+    principal: Principal,
+    Path((channel, destination)): Path<(String, String)>,
+) -> Response {
+    destination_form(api, principal, channel, destination, true).await
+}
+
+pub(super) async fn resume_destination(
+    State(api): State<Api>,
+    principal: Principal,
+    Path((channel, destination)): Path<(String, String)>,
+) -> Response {
+    destination_form(api, principal, channel, destination, false).await
 }

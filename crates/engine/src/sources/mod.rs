@@ -266,14 +266,22 @@ pub(crate) struct Sources {
 }
 
 impl Sources {
-    /// Starts every channel's source through its intake, and retention when a channel
-    /// has a policy. When one fails, those already started are stopped.
-    pub(crate) async fn start(config: &Config, intakes: &Intakes) -> Result<Sources, StartError> {
+    /// Starts every channel's source through its intake (but those `stopped` says an
+    /// operator stopped), and retention when a channel has a policy. When one fails, those already started are stopped.
+    pub(crate) async fn start(
+        config: &Config,
+        intakes: &Intakes,
+        stopped: impl Fn(&str) -> bool,
+    ) -> Result<Sources, StartError> {
         let mut sources = Sources {
             channels: BTreeMap::new(),
             retention: None,
         };
         for (name, channel) in &config.channels {
+            if stopped(name) {
+                // Stopped by an operator (`channel_control.rs`): not started.
+                continue;
+            }
             let intake = intakes.intake(name, channel);
             match ChannelSource::start(name, channel, intake, &config.base_dir).await {
                 Ok(source) => {

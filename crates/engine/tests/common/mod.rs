@@ -235,3 +235,27 @@ pub fn oru_with_value(control: &str, value: &str) -> String {
          OBX|1|NM|1234-5^Test^LN||{value}||||||F\r"
     )
 }
+
+/// An HTTP receiver at `/hl7` that records the control id of every message it takes,
+/// in arrival order, and answers 500 (taking nothing) while `refuse` is set.
+pub async fn hl7_receiver(
+    refuse: Arc<std::sync::atomic::AtomicBool>,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let got: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hl7",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (seen, refuse) = (seen.clone(), refuse.clone());
+            async move {
+                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let m = hl7v2::Message::parse(&body).unwrap();
+                seen.lock().unwrap().push(m.control_id().into_owned());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    (serve(app).await, got)
+}
