@@ -145,11 +145,12 @@ use tokio::task::JoinHandle;
 
 pub use config::{FileMode, HttpBody, OnFailure, OnNak, RetryConfig, TlsConfig};
 use destinations::AnyDestination;
-pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
 pub use destinations::{
-    DestinationConfig, DestinationKind, DestinationSettings, EmailDestinationConfig,
-    FhirDestinationConfig, FileDestinationConfig, HttpDestinationConfig, MllpDestinationConfig,
+    DatabaseDestinationConfig, DestinationConfig, DestinationKind, DestinationSettings,
+    EmailDestinationConfig, FhirDestinationConfig, FileDestinationConfig, HttpDestinationConfig,
+    MllpDestinationConfig,
 };
+pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
 pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};
 pub use queue::{
     COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, enqueue_in,

@@ -24,12 +24,14 @@ use crate::config::{OnFailure, OnNak, RetryConfig, TlsConfig};
 use crate::error::{ConfigError, DeliveryError};
 use crate::queue::EntryId;
 
+pub use database::DatabaseDestinationConfig;
 pub use email::EmailDestinationConfig;
 pub use fhir::FhirDestinationConfig;
 pub use file::FileDestinationConfig;
 pub use http::HttpDestinationConfig;
 pub use mllp::MllpDestinationConfig;
 
+pub mod database;
 pub mod email;
 pub mod fhir;
 pub mod file;
@@ -140,6 +142,7 @@ impl DestinationConfig {
             DestinationSettings::File(_) => DestinationKind::File,
             DestinationSettings::Fhir(_) => DestinationKind::Fhir,
             DestinationSettings::Email(_) => DestinationKind::Email,
+            DestinationSettings::Database(_) => DestinationKind::Database,
         }
     }
 
@@ -149,6 +152,7 @@ impl DestinationConfig {
             DestinationSettings::Mllp(mllp) => mllp.tls.as_ref(),
             DestinationSettings::Http(http) => http.tls.as_ref(),
             DestinationSettings::Fhir(fhir) => fhir.tls.as_ref(),
+            DestinationSettings::Database(database) => database.tls.as_ref(),
             DestinationSettings::File(_) | DestinationSettings::Email(_) => None,
         }
     }
@@ -168,6 +172,8 @@ pub enum DestinationSettings {
     Fhir(FhirDestinationConfig),
     /// `type = "email"`.
     Email(EmailDestinationConfig),
+    /// `type = "database"`.
+    Database(DatabaseDestinationConfig),
 }
 
 /// The kind of receiver a destination sends to.
@@ -183,6 +189,8 @@ pub enum DestinationKind {
     Fhir,
     /// Mail recipients, through an SMTP server.
     Email,
+    /// Rows in a PostgreSQL, MySQL/MariaDB or SQLite database.
+    Database,
 }
 
 impl DestinationKind {
@@ -194,6 +202,7 @@ impl DestinationKind {
             DestinationKind::File => "file",
             DestinationKind::Fhir => "fhir",
             DestinationKind::Email => "email",
+            DestinationKind::Database => "database",
         }
     }
 }
@@ -278,6 +287,7 @@ pub(crate) enum AnyDestination {
     File(file::FileDestination),
     Fhir(fhir::FhirDestination),
     Email(email::EmailDestination),
+    Database(database::DatabaseDestination),
 }
 
 impl Destination for AnyDestination {
@@ -292,6 +302,7 @@ impl Destination for AnyDestination {
             AnyDestination::File(d) => d.deliver(message, meta).await,
             AnyDestination::Fhir(d) => d.deliver(message, meta).await,
             AnyDestination::Email(d) => d.deliver(message, meta).await,
+            AnyDestination::Database(d) => d.deliver(message, meta).await,
         }
     }
 
@@ -306,6 +317,7 @@ impl Destination for AnyDestination {
             AnyDestination::File(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Fhir(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Email(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::Database(d) => d.deliver_batch(batch, meta).await,
         }
     }
 }
@@ -338,6 +350,7 @@ impl DestinationConfig {
             DestinationSettings::File(file) => file.check(),
             DestinationSettings::Fhir(fhir) => fhir.check(),
             DestinationSettings::Email(email) => email.check(),
+            DestinationSettings::Database(database) => database.check(),
         }
         .map_err(fail)
     }
@@ -364,6 +377,9 @@ pub(crate) fn build(
         }
         DestinationSettings::Email(email) => {
             AnyDestination::Email(email::EmailDestination::new(config, email, base)?)
+        }
+        DestinationSettings::Database(database) => {
+            AnyDestination::Database(database::DatabaseDestination::new(config, database, base)?)
         }
     })
 }
