@@ -110,6 +110,33 @@ pub struct TlsConfig {
     pub server_name: Option<String>,
 }
 
+/// The password `password_env` (an environment variable) or `password_file` (its first
+/// line, relative to `base`) gives, or `None` when neither is set; an error names the
+/// key, with `prefix` before it (`smtp.`), and never holds the password.
+pub(crate) fn read_password(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+    base: &std::path::Path,
+    prefix: &str,
+) -> Result<Option<String>, String> {
+    if let Some(var) = env {
+        return std::env::var(var).map(Some).map_err(|_| {
+            format!("`{prefix}password_env`: the environment variable {var} is not set")
+        });
+    }
+    if let Some(file) = file {
+        let path = base.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "`{prefix}password_file`: cannot read {}: {e}",
+                path.display()
+            )
+        })?;
+        return Ok(Some(text.lines().next().unwrap_or_default().to_owned()));
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,9 +157,9 @@ use tokio::task::JoinHandle;
 pub use config::{FileMode, HttpBody, OnFailure, OnNak, RetryConfig, TlsConfig};
 use destinations::AnyDestination;
 pub use destinations::{
-    ChannelDestinationConfig, DestinationConfig, DestinationKind, DestinationSettings,
-    EmailDestinationConfig, FhirDestinationConfig, FileDestinationConfig, HttpDestinationConfig,
-    MllpDestinationConfig, SftpDestinationConfig,
+    ChannelDestinationConfig, DatabaseDestinationConfig, DestinationConfig, DestinationKind,
+    DestinationSettings, EmailDestinationConfig, FhirDestinationConfig, FileDestinationConfig,
+    HttpDestinationConfig, MllpDestinationConfig, SftpDestinationConfig,
 };
 pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
 pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};

@@ -286,18 +286,13 @@ impl Mailer {
 
 /// The password of `smtp`, from its environment variable or file.
 fn password(smtp: &SmtpConfig, base: &Path) -> Result<String, String> {
-    if let Some(var) = &smtp.password_env {
-        return std::env::var(var).map_err(|_| {
-            format!("`smtp.password_env`: the environment variable {var} is not set")
-        });
-    }
-    if let Some(file) = &smtp.password_file {
-        let path = base.join(file);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("`smtp.password_file`: cannot read {}: {e}", path.display()))?;
-        return Ok(text.lines().next().unwrap_or_default().to_owned());
-    }
-    Err("`smtp.username` needs `password_env` or `password_file`".into())
+    crate::config::read_password(
+        smtp.password_env.as_deref(),
+        smtp.password_file.as_deref(),
+        base,
+        "smtp.",
+    )?
+    .ok_or_else(|| "`smtp.username` needs `password_env` or `password_file`".into())
 }
 
 #[cfg(test)]

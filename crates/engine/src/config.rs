@@ -1783,7 +1783,7 @@ type = "email"
                 // The values the types read are checked too, by kind.
                 "line 9: channels.lab.destinations[0].retry.max_attempts: `retry.max_attempts` must be at least 1",
                 "line 11: channels.lab.destinations[1].smtp: email destinations need `smtp`",
-                "line 13: channels.lab.destinations[1].tls: is not a key of an email destination (mllp, http and fhir destinations take it)",
+                "line 13: channels.lab.destinations[1].tls: is not a key of an email destination (mllp, http, fhir and database destinations take it)",
             ]
         );
     }

@@ -180,3 +180,33 @@ pub fn raise_open_file_limit(needed: u64) {
             });
     }
 }
+
+/// Makes sure PostgreSQL (127.0.0.1:5432, user postgres, trust) and MariaDB
+/// (127.0.0.1:3306, root, no password) answer, running `scripts/database-services`
+/// (which starts them from Debian's packages) when either does not. Panics naming
+/// the server that still does not answer: a database test fails rather than skips.
+pub fn database_services() {
+    let answers = |port: u16| {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            std::time::Duration::from_secs(2),
+        )
+        .is_ok()
+    };
+    if answers(5432) && answers(3306) {
+        return;
+    }
+    let _lock = Lock::take("database-services");
+    if !(answers(5432) && answers(3306)) {
+        let script = workspace().join("scripts/database-services");
+        let status = Command::new(&script)
+            .status()
+            .unwrap_or_else(|e| panic!("{} cannot run: {e}", script.display()));
+        assert!(status.success(), "{} failed", script.display());
+    }
+    assert!(
+        answers(5432),
+        "PostgreSQL does not answer on 127.0.0.1:5432"
+    );
+    assert!(answers(3306), "MariaDB does not answer on 127.0.0.1:3306");
+}

@@ -25,6 +25,7 @@ use crate::error::{ConfigError, DeliveryError};
 use crate::queue::EntryId;
 
 pub use channel::ChannelDestinationConfig;
+pub use database::DatabaseDestinationConfig;
 pub use email::EmailDestinationConfig;
 pub use fhir::FhirDestinationConfig;
 pub use file::FileDestinationConfig;
@@ -33,6 +34,7 @@ pub use mllp::MllpDestinationConfig;
 pub use sftp::SftpDestinationConfig;
 
 pub mod channel;
+pub mod database;
 pub mod email;
 pub mod fhir;
 pub mod file;
@@ -146,6 +148,7 @@ impl DestinationConfig {
             DestinationSettings::Email(_) => DestinationKind::Email,
             DestinationSettings::Sftp(_) => DestinationKind::Sftp,
             DestinationSettings::Channel(_) => DestinationKind::Channel,
+            DestinationSettings::Database(_) => DestinationKind::Database,
         }
     }
 
@@ -155,6 +158,7 @@ impl DestinationConfig {
             DestinationSettings::Mllp(mllp) => mllp.tls.as_ref(),
             DestinationSettings::Http(http) => http.tls.as_ref(),
             DestinationSettings::Fhir(fhir) => fhir.tls.as_ref(),
+            DestinationSettings::Database(database) => database.tls.as_ref(),
             DestinationSettings::File(_)
             | DestinationSettings::Email(_)
             | DestinationSettings::Sftp(_)
@@ -181,6 +185,8 @@ pub enum DestinationSettings {
     Sftp(SftpDestinationConfig),
     /// `type = "channel"`.
     Channel(ChannelDestinationConfig),
+    /// `type = "database"`.
+    Database(DatabaseDestinationConfig),
 }
 
 /// The kind of receiver a destination sends to.
@@ -200,6 +206,8 @@ pub enum DestinationKind {
     Sftp,
     /// Another channel of the same engine, handed the message as it is processed.
     Channel,
+    /// Rows in a PostgreSQL, MySQL/MariaDB or SQLite database.
+    Database,
 }
 
 impl DestinationKind {
@@ -213,6 +221,7 @@ impl DestinationKind {
             DestinationKind::Email => "email",
             DestinationKind::Sftp => "sftp",
             DestinationKind::Channel => "channel",
+            DestinationKind::Database => "database",
         }
     }
 }
@@ -299,6 +308,7 @@ pub(crate) enum AnyDestination {
     Email(email::EmailDestination),
     Sftp(sftp::SftpDestination),
     Channel(channel::ChannelDestination),
+    Database(database::DatabaseDestination),
 }
 
 impl Destination for AnyDestination {
@@ -315,6 +325,7 @@ impl Destination for AnyDestination {
             AnyDestination::Email(d) => d.deliver(message, meta).await,
             AnyDestination::Sftp(d) => d.deliver(message, meta).await,
             AnyDestination::Channel(d) => d.deliver(message, meta).await,
+            AnyDestination::Database(d) => d.deliver(message, meta).await,
         }
     }
 
@@ -331,6 +342,7 @@ impl Destination for AnyDestination {
             AnyDestination::Email(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Sftp(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Channel(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::Database(d) => d.deliver_batch(batch, meta).await,
         }
     }
 }
@@ -365,6 +377,7 @@ impl DestinationConfig {
             DestinationSettings::Email(email) => email.check(),
             DestinationSettings::Sftp(sftp) => sftp.check(),
             DestinationSettings::Channel(channel) => channel.check(),
+            DestinationSettings::Database(database) => database.check(),
         }
         .map_err(fail)
     }
@@ -396,6 +409,9 @@ pub(crate) fn build(
             AnyDestination::Sftp(sftp::SftpDestination::new(config, sftp, base)?)
         }
         DestinationSettings::Channel(_) => AnyDestination::Channel(channel::ChannelDestination),
+        DestinationSettings::Database(database) => {
+            AnyDestination::Database(database::DatabaseDestination::new(config, database, base)?)
+        }
     })
 }
 

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Database destination benchmark: rows per second into PostgreSQL for a 10-OBX result,
+# one transaction per message (its 10 rows and its corridor_delivered marker).
+#   corridor send --count N  ->  corridor run (MLLP in, a database destination, for_each = "OBX")
+#                            ->  PostgreSQL (default 127.0.0.1:5432, user postgres)
+# The rate is rows written over the span from the first message's receipt in the journal
+# to the last marker's delivered_at in PostgreSQL.
+#
+#   scripts/bench/db_destination.sh                  # 10,000 messages, 100,000 rows
+#   COUNT=200 CORRIDOR=target/debug/corridor SKIP_BUILD=1 scripts/bench/db_destination.sh
+set -euo pipefail
+
+source "$(dirname "$0")/common.sh"
+COUNT="${COUNT:-10000}"
+CONNECTIONS="${CONNECTIONS:-4}"
+PORT=23590
+PGADMIN="${PGADMIN:-postgres://postgres@127.0.0.1:5432/postgres}"
+DB="corridor_bench_$$"
+"$ROOT/scripts/database-services"
+
+psql -q "$PGADMIN" -c "create database $DB"
+PGURL="${PGADMIN%/*}/$DB"
+trap 'psql -q "$PGADMIN" -c "drop database if exists $DB" >/dev/null 2>&1 || true; cleanup' EXIT
+psql -q "$PGURL" -c "create table results (mrn text, code text, value numeric, unit text)"
+
+# A result with ten OBX.
+python3 - "$WORK/oru10.hl7" <<'PY'
+import sys
+segs = ["MSH|^~\\&|LAB|NORTH|EHR|NORTH|20260101120000||ORU^R01|B1|P|2.5.1",
+        "PID|1||MRN12345^^^NORTH^MR||DOE^JANE",
+        "OBR|1||ORD1|CBC^Blood count^LN"]
+for i in range(1, 11):
+    segs.append(f"OBX|{i}|NM|C{i}^Code {i}^LN||{i}.5|mmol/L")
+open(sys.argv[1], "w").write("\r".join(segs) + "\r")
+PY
+
+cat > "$WORK/db.toml" <<TOML
+[http]
+enabled = false
+[channels.lab]
+source = { type = "mllp", listen = "127.0.0.1:$PORT" }
+[[channels.lab.destinations]]
+name = "reporting"
+type = "database"
+url = "$PGURL"
+statement = "insert into results (mrn, code, value, unit) values (\$1, \$2, \$3, \$4)"
+params = ["PID-3.1", "OBX-3.1", "OBX-5", "OBX-6"]
+for_each = "OBX"
+TOML
+
+start_engine db "$WORK/db.toml"
+out=$("$CORRIDOR" send --stats --to "127.0.0.1:$PORT" --connections "$CONNECTIONS" --count "$COUNT" "$WORK/oru10.hl7")
+echo "$out" | sed 's|^|# send: |' >&2
+delivered() { psql -qtA "$PGURL" -c 'select count(*) from corridor_delivered' 2>/dev/null || echo 0; }
+until [ "$(delivered)" -ge "$COUNT" ]; do
+    kill -0 "$ENGINE_PID" 2>/dev/null || { cat "$WORK/db.log" >&2; exit 1; }
+    sleep 0.2
+done
+first=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select min(received_at) from journal').fetchone()[0])" "$WORK/db/corridor.db")
+last=$(psql -qtA "$PGURL" -c "select (extract(epoch from max(delivered_at)) * 1000000)::bigint from corridor_delivered")
+rows=$(psql -qtA "$PGURL" -c 'select count(*) from results')
+python3 - "$rows" "$COUNT" "$first" "$last" <<'PY'
+import sys
+rows, msgs, first, last = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+span = (last - first) / 1e6
+print("| messages | rows | span s | rows/s | messages/s |")
+print("| --- | --- | --- | --- | --- |")
+print(f"| {msgs} | {rows} | {span:.2f} | {rows / span:.0f} | {msgs / span:.0f} |")
+PY
+kill -TERM "$ENGINE_PID"
+wait "$ENGINE_PID" || true
