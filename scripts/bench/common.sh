@@ -51,3 +51,26 @@ wait_rows() { # data dir, rows, [seconds]
         sleep 0.05
     done
 }
+
+# End-to-end latency between two engines on this machine, joined on MSH-10 (`corridor
+# send --count` gives each message a unique one): for the downstream journal's rows
+# after the first AFTER, prints rows, the span (s) from the first upstream receipt to
+# the last downstream receipt, delivered msgs/s, and the p50, p90, p99 and max (ms) of
+# down.received_at - up.received_at.
+e2e_latency() { # upstream data dir, downstream data dir, after
+    python3 - "$1/corridor.db" "$2/corridor.db" "$3" <<'EOF'
+import sqlite3, sys
+up, down, after = sys.argv[1:4]
+db = sqlite3.connect(down)
+db.execute("attach database ? as up", (up,))
+rows = db.execute(
+    "select d.received_at - u.received_at, u.received_at, d.received_at "
+    "from journal d join up.journal u on u.control_id = d.control_id "
+    "where d.id > ?", (int(after),)).fetchall()
+lat = sorted(r[0] for r in rows)
+def pct(p):
+    return lat[min(len(lat) - 1, int(p * len(lat)))] / 1000
+span = (max(r[2] for r in rows) - min(r[1] for r in rows)) / 1e6
+print(len(rows), f"{span:.2f}", f"{len(rows) / span:.0f}", f"{pct(0.5):.2f}", f"{pct(0.9):.2f}", f"{pct(0.99):.2f}", f"{lat[-1] / 1000:.2f}")
+EOF
+}

@@ -24,28 +24,6 @@ CONNECTIONS="${CONNECTIONS:-8}"
 PORT_UP=23575
 PORT_DOWN=23576
 
-# Latency percentiles (ms) of down.received_at - up.received_at for the downstream rows
-# after the first AFTER rows (one run's messages; `corridor send --count` gives each a
-# unique MSH-10), and the span (s) from the first upstream receipt to the last
-# downstream receipt.
-latency() { # after
-    python3 - "$WORK/up/corridor.db" "$WORK/down/corridor.db" "$1" <<'EOF'
-import sqlite3, sys
-up, down, after = sys.argv[1:4]
-db = sqlite3.connect(down)
-db.execute("attach database ? as up", (up,))
-rows = db.execute(
-    "select d.received_at - u.received_at, u.received_at, d.received_at "
-    "from journal d join up.journal u on u.control_id = d.control_id "
-    "where d.id > ?", (int(after),)).fetchall()
-lat = sorted(r[0] for r in rows)
-def pct(p):
-    return lat[min(len(lat) - 1, int(p * len(lat)))] / 1000
-span = (max(r[2] for r in rows) - min(r[1] for r in rows)) / 1e6
-print(len(rows), f"{span:.2f}", f"{len(rows) / span:.0f}", f"{pct(0.5):.2f}", f"{pct(0.9):.2f}", f"{pct(0.99):.2f}", f"{lat[-1] / 1000:.2f}")
-EOF
-}
-
 cat > "$WORK/down.toml" <<EOF
 [http]
 enabled = false
@@ -80,7 +58,7 @@ run() { # label rows, corridor send args...
     echo "$out" | sed "s|^|# $label: |" >&2
     rate=$(echo "$out" | awk '/^throughput/ {print $2}')
     wait_rows "$WORK/down" $((before + rows))
-    read -r n span delivered p50 p90 p99 max < <(latency "$before")
+    read -r n span delivered p50 p90 p99 max < <(e2e_latency "$WORK/up" "$WORK/down" "$before")
     echo "| $label | \`corridor send --stats $*\` | $rate | $delivered ($n in $span s) | $p50 | $p90 | $p99 | $max |"
 }
 

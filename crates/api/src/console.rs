@@ -362,46 +362,83 @@ async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
+/// Quantile `q` of one hop of a channel's latencies (the bound of its bucket).
+fn hop(
+    latencies: &[(String, store::HopLatencies)],
+    channel: &str,
+    q: f64,
+    which: fn(&store::HopLatencies) -> &store::HopHistogram,
+) -> Option<u64> {
+    latencies
+        .iter()
+        .find(|(c, _)| c == channel)
+        .and_then(|(_, h)| which(h).quantile_micros(q))
+}
+
+/// Quantile `q` of a destination's answer latency (the bound of its bucket; `u64::MAX`
+/// above the last).
+fn cumulative_quantile(h: &delivery::LatencySnapshot, q: f64) -> Option<u64> {
+    if h.count == 0 {
+        return None;
+    }
+    let rank = ((q * h.count as f64).ceil() as u64).clamp(1, h.count);
+    Some(
+        delivery::LATENCY_BUCKETS_MICROS
+            .iter()
+            .zip(&h.cumulative)
+            .find(|(_, n)| **n >= rank)
+            .map_or(u64::MAX, |(bound, _)| *bound),
+    )
+}
+
 /// The dashboard's counts: messages per channel and state, each destination's queue.
 async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
-    let store = api.store.clone();
-    let rows: Vec<(String, String, u64)> = blocking(move || {
-        Ok(store.read(|conn| {
-            let mut statement = conn.prepare_cached(
-                "SELECT channel, state, count(*) FROM journal GROUP BY channel, state ORDER BY channel",
-            )?;
-            let rows = statement.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })?)
-    })
-    .await?;
-    let mut channels: Vec<ChannelCounts> = Vec::new();
-    for (channel, state, n) in rows {
-        if channels.last().is_none_or(|c| c.channel != channel) {
-            channels.push(ChannelCounts {
-                channel: channel.clone(),
-                counts: vec![0; console::STATES.len()],
-                held: String::new(),
-            });
-        }
-        if let (Some(c), Some(i)) = (
-            channels.last_mut(),
-            console::STATES.iter().position(|s| *s == state),
-        ) {
-            c.counts[i] = n;
-        }
-    }
+    // The store's running counts and rates: no read of the journal.
+    let rates = api.store.message_rates();
+    let latencies = api.store.hop_latencies();
+    let mut channels: Vec<ChannelCounts> = api
+        .store
+        .message_counts()
+        .into_iter()
+        .map(|(channel, by_state)| ChannelCounts {
+            stored_per_second: rates
+                .iter()
+                .find(|(c, _)| *c == channel)
+                .map_or(0.0, |(_, r)| r.stored_per_second),
+            processed_per_second: rates
+                .iter()
+                .find(|(c, _)| *c == channel)
+                .map_or(0.0, |(_, r)| r.processed_per_second),
+            stored_p50_us: hop(&latencies, &channel, 0.5, |h| &h.stored),
+            stored_p99_us: hop(&latencies, &channel, 0.99, |h| &h.stored),
+            processed_p50_us: hop(&latencies, &channel, 0.5, |h| &h.processed),
+            processed_p99_us: hop(&latencies, &channel, 0.99, |h| &h.processed),
+            open_connections: None,
+            held: String::new(),
+            channel,
+            counts: console::STATES
+                .iter()
+                .map(|name| {
+                    store::MessageState::ALL
+                        .iter()
+                        .zip(by_state)
+                        .find(|(s, _)| s.as_str() == *name)
+                        .map_or(0, |(_, n)| n)
+                })
+                .collect(),
+        })
+        .collect();
     // Every running channel has its row, messages or not, so live updates find it.
     if let Some(status) = &api.status {
         for running in status.channels() {
-            if !channels.iter().any(|c| c.channel == running.name) {
-                channels.push(ChannelCounts {
+            match channels.iter_mut().find(|c| c.channel == running.name) {
+                Some(c) => c.open_connections = Some(running.open_connections),
+                None => channels.push(ChannelCounts {
                     channel: running.name,
                     counts: vec![0; console::STATES.len()],
-                    held: String::new(),
-                });
+                    open_connections: Some(running.open_connections),
+                    ..ChannelCounts::default()
+                }),
             }
         }
         channels.sort_by(|a, b| a.channel.cmp(&b.channel));
@@ -445,6 +482,8 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
                 dead_lettered: d.counts.dead_lettered,
                 depth: d.counts.depth,
                 oldest_queued_age_ms: d.oldest_queued_age.map(|a| a.as_millis() as u64),
+                answer_p50_us: cumulative_quantile(&d.answer_latency, 0.5),
+                answer_p99_us: cumulative_quantile(&d.answer_latency, 0.99),
             })
             .collect(),
         thresholds: console::AgeThresholds::default(),
@@ -465,6 +504,7 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
                     .collect()
             })
             .unwrap_or_default(),
+        charts: Vec::new(),
         notice: None,
         error: None,
     })
@@ -519,10 +559,42 @@ async fn dashboard(
     let mut board = dashboard_data(&api).await?;
     board.notice = outcome.notice;
     board.error = outcome.error;
+    let channels: Vec<String> = board.channels.iter().map(|c| c.channel.clone()).collect();
+    let store = api.store.clone();
+    board.charts = blocking(move || Ok(charts(&store, &channels)?)).await?;
     Ok(html(
         StatusCode::OK,
         console::dashboard_page(&viewer(&principal, csrf.as_ref()), &board),
     ))
+}
+
+/// Each channel's charts: the last 6 hours in 5-minute spans, the last 7 days in hours,
+/// from the per-minute history (`store::minutes`).
+fn charts(store: &store::Store, channels: &[String]) -> store::Result<Vec<console::Chart>> {
+    let now = store::UnixMicros::now().0 / 60_000_000;
+    let now = u64::try_from(now).unwrap_or(0);
+    let mut charts = Vec::new();
+    for channel in channels {
+        for (range, minutes, step) in [("last 6 hours", 360, 5), ("last 7 days", 7 * 1440, 60)] {
+            let to = now - now % step + step;
+            let points = store::minutes::read(store, channel, to - minutes, to, step)?;
+            charts.push(console::Chart {
+                channel: channel.clone(),
+                range: range.to_owned(),
+                step_minutes: step,
+                points: points
+                    .into_iter()
+                    .map(|p| console::ChartPoint {
+                        start_minute: p.start,
+                        stored: p.stored,
+                        processed: p.processed,
+                        processed_p99_us: p.processed_p99_us,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    Ok(charts)
 }
 
 fn counts_json(board: &Dashboard) -> serde_json::Value {

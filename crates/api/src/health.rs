@@ -16,6 +16,8 @@ pub struct ChannelHealth {
     pub name: String,
     /// The source's listening address.
     pub listen: String,
+    /// Connections open on the listener now.
+    pub open_connections: u64,
     pub received: u64,
     pub rejected: u64,
     pub duplicates: u64,

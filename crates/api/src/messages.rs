@@ -17,8 +17,10 @@
 //!   and through its channel's pipeline again (new destination entries).
 //! - `POST /api/messages/{id}/resend?destination=NAME`: the destination's
 //!   entry is queued again, at the end of its queue.
-//! - `GET /api/stats?channel=`: message counts by state, and per destination:
-//!   entries by state, queue depth, oldest queued age, alert and last error.
+//! - `GET /api/stats?channel=`: message counts by state (kept in memory by the store,
+//!   exact, no read of the journal), messages stored and processed per second over the
+//!   last minute (`per_second`), and per destination: entries by state, queue depth,
+//!   oldest queued age, alert and last error.
 //!
 //! Reads go to SQLite on the blocking pool, never on the async workers.
 
@@ -385,9 +387,19 @@ async fn stats(
             })
         })
         .collect();
-    Ok(Json(
-        json!({"channel": q.channel, "messages": by_state, "destinations": destinations}),
-    ))
+    let (mut stored, mut processed) = (0.0, 0.0);
+    for (channel, rates) in api.store.message_rates() {
+        if q.channel.as_ref().is_none_or(|c| *c == channel) {
+            stored += rates.stored_per_second;
+            processed += rates.processed_per_second;
+        }
+    }
+    Ok(Json(json!({
+        "channel": q.channel,
+        "messages": by_state,
+        "per_second": {"stored": stored, "processed": processed},
+        "destinations": destinations,
+    })))
 }
 
 /// A journal entry as JSON, the one shape of a journal entry in every answer (the

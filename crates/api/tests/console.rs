@@ -520,3 +520,177 @@ async fn a_banner_shows_only_after_the_console_s_own_redirect_not_from_a_crafted
     .await;
     assert!(own.body.contains("call 555-0100"), "{}", own.body);
 }
+
+/// The journal's counts for `lab` by SQLite's `GROUP BY`, by state name.
+fn lab_counts_by_group_by(store: &Store) -> Vec<(String, u64)> {
+    store
+        .read(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT state, count(*) FROM journal WHERE channel = 'lab' GROUP BY state",
+            )?;
+            let rows = statement
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_dashboard_s_running_counts_equal_the_journal_s_group_by_and_each_links_to_its_messages()
+ {
+    let server = serve().await;
+    // A mixed run: messages in every state, some moved on, some reprocessed.
+    let mut ids = Vec::new();
+    let states = [
+        MessageState::Received,
+        MessageState::Processed,
+        MessageState::Filtered,
+        MessageState::Quarantined,
+        MessageState::Errored,
+        MessageState::Delivered,
+        MessageState::DeadLettered,
+        MessageState::Rejected,
+    ];
+    for i in 0..24 {
+        let state = states[i % states.len()];
+        ids.push(add_message(&server.store, &format!("M{i}"), "DOE", state).await);
+    }
+    let journal = server.store.journal();
+    for (i, id) in ids.iter().enumerate().take(8) {
+        // Processed, then delivered or dead-lettered as a destination answers.
+        let next = if i % 2 == 0 {
+            MessageState::Delivered
+        } else {
+            MessageState::DeadLettered
+        };
+        journal
+            .set_state(store::MessageId(*id), next, None)
+            .await
+            .unwrap();
+    }
+    // Reprocessed: back to received.
+    for id in &ids[8..11] {
+        journal
+            .set_state(store::MessageId(*id), MessageState::Received, None)
+            .await
+            .unwrap();
+    }
+    let expected = lab_counts_by_group_by(&server.store);
+    let count_of = |state: &str| {
+        expected
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n)
+    };
+
+    let cookie = sign_in(&server, "vic").await;
+    let live = call(server.addr, "GET", "/console/events", &[&cookie], "").await;
+    assert_eq!(live.status, 200, "{}", live.body);
+    let live: serde_json::Value = serde_json::from_str(&live.body).unwrap();
+    for state in console::STATES {
+        assert_eq!(
+            live[format!("lab/{state}")],
+            serde_json::json!(count_of(state).to_string()),
+            "{state}: {live}"
+        );
+    }
+    // 24 stored within the minute; one left `received` for a final state (the first).
+    assert_eq!(live["lab/stored_per_second"], "0.40", "{live}");
+    assert_eq!(live["lab/processed_per_second"], "0.02", "{live}");
+    // Receipt to stored and to processed, from the same commits.
+    for hop in ["stored_p50", "stored_p99", "processed_p50", "processed_p99"] {
+        let text = live[format!("lab/{hop}")]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            text.starts_with('≤') || text.starts_with('>'),
+            "{hop}: {live}"
+        );
+    }
+    let stats = call(server.addr, "GET", "/api/stats?channel=lab", &[&cookie], "").await;
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    let stats: serde_json::Value = serde_json::from_str(&stats.body).unwrap();
+    for state in MessageState::ALL {
+        assert_eq!(
+            stats["messages"][state.as_str()],
+            serde_json::json!(count_of(state.as_str())),
+            "{state}: {stats}"
+        );
+    }
+
+    // Every count on an analyst's dashboard links to the browser listing exactly those.
+    let cookie = sign_in(&server, "ana").await;
+    let board = call(server.addr, "GET", "/", &[HTML, &cookie], "").await;
+    for state in console::STATES {
+        let link = format!("/console/messages?channel=lab&amp;state={state}");
+        let n = count_of(state);
+        assert!(
+            board.body.contains(&format!("href=\"{link}\">{n}<")),
+            "{state} {n}: {}",
+            board.body
+        );
+        let page = call(
+            server.addr,
+            "GET",
+            &link.replace("&amp;", "&"),
+            &[HTML, &cookie],
+            "",
+        )
+        .await;
+        assert_eq!(page.status, 200, "{state}: {}", page.body);
+        assert_eq!(
+            page.body.matches("<a href=\"/console/messages/").count() as u64,
+            n,
+            "{state}: {}",
+            page.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_draws_the_per_minute_history_as_svg_with_a_table() {
+    let server = serve().await;
+    add_message(&server.store, "H1", "DOE", MessageState::Processed).await;
+    server
+        .store
+        .migrate_component(store::minutes::COMPONENT, store::minutes::MIGRATIONS)
+        .await
+        .unwrap();
+    let minute = (UnixMicros::now().0 / 60_000_000) as u64 - 3;
+    let mut latencies = store::HopLatencies::default();
+    latencies.stored.count = 42;
+    latencies.processed.count = 40;
+    latencies.processed.buckets[3] = 40; // ≤ 1 ms
+    server
+        .store
+        .write(move |conn| store::minutes::write_in(conn, minute, &[("lab".to_owned(), latencies)]))
+        .await
+        .unwrap();
+    let cookie = sign_in(&server, "vic").await;
+    let board = call(server.addr, "GET", "/", &[HTML, &cookie], "").await;
+    assert_eq!(board.status, 200);
+    assert_eq!(
+        board.body.matches("<svg role=\"img\"").count(),
+        2,
+        "{}",
+        board.body
+    );
+    assert!(
+        board
+            .body
+            .contains("lab: messages per 5 min and processing p99, last 6 hours")
+    );
+    // The 5-minute span and the hour holding that minute, in each table.
+    assert_eq!(
+        board
+            .body
+            .matches("<td class=\"n\">42</td><td class=\"n\">40</td><td class=\"n\">≤ 1 ms</td>")
+            .count(),
+        2,
+        "{}",
+        board.body
+    );
+    assert!(board.body.contains(" stored</title>"));
+}

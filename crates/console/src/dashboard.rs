@@ -13,6 +13,7 @@ pub const STATES: &[&str] = &[
     "quarantined",
     "errored",
     "delivered",
+    "dead_lettered",
     "rejected",
 ];
 
@@ -24,6 +25,45 @@ pub struct ChannelCounts {
     pub counts: Vec<u64>,
     /// `paused` or `stopped` when an operator holds the channel; empty when running.
     pub held: String,
+    /// Messages stored per second over the last minute.
+    pub stored_per_second: f64,
+    /// Messages processed (they left `received`) per second over the last minute.
+    pub processed_per_second: f64,
+    /// Receipt to stored (the ACK's commit), p50 and p99 in microseconds, over the last
+    /// one to two minutes (`None`: nothing stored then).
+    pub stored_p50_us: Option<u64>,
+    pub stored_p99_us: Option<u64>,
+    /// Receipt to processed (queued for the destinations, or filtered, quarantined,
+    /// errored), p50 and p99 in microseconds, over the last one to two minutes.
+    pub processed_p50_us: Option<u64>,
+    pub processed_p99_us: Option<u64>,
+    /// Connections open on the channel's listener (`None`: no listener of its own).
+    pub open_connections: Option<u64>,
+}
+
+/// How a latency bucket's bound reads: `-`, `≤ 250 µs`, `≤ 2.5 ms`, `≤ 1 s`, `> 1 min`
+/// (`u64::MAX`: above the last bound).
+pub fn latency_text(micros: Option<u64>) -> String {
+    match micros {
+        None => "-".to_owned(),
+        Some(u64::MAX) => "> 1 min".to_owned(),
+        Some(us) if us < 1_000 => format!("≤ {us} µs"),
+        Some(us) if us < 1_000_000 => format!("≤ {} ms", us as f64 / 1_000.0),
+        Some(us) => format!("≤ {} s", us as f64 / 1_000_000.0),
+    }
+}
+
+/// How a rate reads: `0`, `0.25`, `12.5`, `9500`.
+pub fn rate_text(per_second: f64) -> String {
+    if per_second <= 0.0 {
+        "0".to_owned()
+    } else if per_second < 10.0 {
+        format!("{per_second:.2}")
+    } else if per_second < 100.0 {
+        format!("{per_second:.1}")
+    } else {
+        format!("{per_second:.0}")
+    }
 }
 
 /// One destination's queue.
@@ -39,6 +79,9 @@ pub struct DestinationCounts {
     pub dead_lettered: u64,
     pub depth: u64,
     pub oldest_queued_age_ms: Option<u64>,
+    /// Sent to the receiver's positive answer, p50 and p99 in microseconds, since start.
+    pub answer_p50_us: Option<u64>,
+    pub answer_p99_us: Option<u64>,
 }
 
 /// Colour thresholds of a queue's oldest entry: yellow from `warn_ms`, red from
@@ -77,6 +120,9 @@ pub struct Dashboard {
     pub thresholds: AgeThresholds,
     /// Every configured alert and its state.
     pub alerts: Vec<AlertRow>,
+    /// Volume and latency over hours and days, per channel (drawn on the page, not
+    /// updated live).
+    pub charts: Vec<crate::Chart>,
     /// What the last form did (an acknowledgement), from the redirect's query.
     pub notice: Option<String>,
     pub error: Option<String>,
@@ -170,6 +216,29 @@ impl Dashboard {
             for (state, n) in STATES.iter().zip(&c.counts) {
                 values.push((format!("{}/{state}", c.channel), n.to_string(), None));
             }
+            values.push((
+                format!("{}/connections", c.channel),
+                c.open_connections.map_or("-".to_owned(), |n| n.to_string()),
+                None,
+            ));
+            values.push((
+                format!("{}/stored_per_second", c.channel),
+                rate_text(c.stored_per_second),
+                None,
+            ));
+            values.push((
+                format!("{}/processed_per_second", c.channel),
+                rate_text(c.processed_per_second),
+                None,
+            ));
+            for (field, us) in [
+                ("stored_p50", c.stored_p50_us),
+                ("stored_p99", c.stored_p99_us),
+                ("processed_p50", c.processed_p50_us),
+                ("processed_p99", c.processed_p99_us),
+            ] {
+                values.push((format!("{}/{field}", c.channel), latency_text(us), None));
+            }
         }
         for d in &self.destinations {
             let key = |field: &str| format!("dest/{}/{}/{field}", d.channel, d.destination);
@@ -178,6 +247,8 @@ impl Dashboard {
             values.push((key("errored"), d.errored.to_string(), None));
             values.push((key("dead_lettered"), d.dead_lettered.to_string(), None));
             values.push((key("depth"), d.depth.to_string(), None));
+            values.push((key("answer_p50"), latency_text(d.answer_p50_us), None));
+            values.push((key("answer_p99"), latency_text(d.answer_p99_us), None));
             values.push((
                 key("oldest"),
                 age_text(d.oldest_queued_age_ms),
@@ -186,6 +257,33 @@ impl Dashboard {
         }
         values
     }
+}
+
+/// Each channel's hop latencies, p50 and p99 (the bound of the histogram bucket that
+/// holds them), over the last one to two minutes.
+fn latency_html(channels: &[ChannelCounts]) -> String {
+    let mut body = String::from(
+        "<h2>Latency</h2><table><caption>From receipt, last one to two minutes (bucket bounds)</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">stored p50</th><th scope=\"col\">stored p99</th><th scope=\"col\">processed p50</th><th scope=\"col\">processed p99</th></tr></thead><tbody>",
+    );
+    for c in channels {
+        let _ = write!(body, "<tr><th scope=\"row\">{}</th>", escape(&c.channel));
+        for (field, us) in [
+            ("stored_p50", c.stored_p50_us),
+            ("stored_p99", c.stored_p99_us),
+            ("processed_p50", c.processed_p50_us),
+            ("processed_p99", c.processed_p99_us),
+        ] {
+            let _ = write!(
+                body,
+                "<td class=\"n\" data-count=\"{}\">{}</td>",
+                escape(&format!("{}/{field}", c.channel)),
+                latency_text(us)
+            );
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</tbody></table>");
+    body
 }
 
 /// The dashboard page. Counts link to the message browser filtered on them when the
@@ -197,7 +295,7 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
     for state in STATES {
         let _ = write!(body, "<th scope=\"col\">{state}</th>");
     }
-    body.push_str("</tr></thead><tbody>");
+    body.push_str("<th scope=\"col\" title=\"connections open on the channel's listener\">connections</th><th scope=\"col\" title=\"messages stored per second over the last minute\">stored/s</th><th scope=\"col\" title=\"messages processed per second over the last minute\">processed/s</th></tr></thead><tbody>");
     for c in &board.channels {
         let _ = write!(body, "<tr><th scope=\"row\">{}", escape(&c.channel));
         if !c.held.is_empty() {
@@ -220,17 +318,34 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
                 let _ = write!(body, "<td class=\"n\" data-count=\"{key}\">{n}</td>");
             }
         }
+        let _ = write!(
+            body,
+            "<td class=\"n\" data-count=\"{}\">{}</td>",
+            escape(&format!("{}/connections", c.channel)),
+            c.open_connections.map_or("-".to_owned(), |n| n.to_string())
+        );
+        for (field, rate) in [
+            ("stored_per_second", c.stored_per_second),
+            ("processed_per_second", c.processed_per_second),
+        ] {
+            let _ = write!(
+                body,
+                "<td class=\"n\" data-count=\"{}\">{}</td>",
+                escape(&format!("{}/{field}", c.channel)),
+                rate_text(rate)
+            );
+        }
         body.push_str("</tr>");
     }
     if board.channels.is_empty() {
         let _ = write!(
             body,
             "<tr><td colspan=\"{}\">No messages yet.</td></tr>",
-            STATES.len() + 1
+            STATES.len() + 4
         );
     }
     body.push_str("</tbody></table>");
-    body.push_str("<h2>Destinations</h2><table><caption>Queues</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">Destination</th><th scope=\"col\">queued</th><th scope=\"col\">delivered</th><th scope=\"col\">errored</th><th scope=\"col\">dead-lettered</th><th scope=\"col\">depth</th><th scope=\"col\">oldest queued</th></tr></thead><tbody>");
+    body.push_str("<h2>Destinations</h2><table><caption>Queues</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">Destination</th><th scope=\"col\">queued</th><th scope=\"col\">delivered</th><th scope=\"col\">errored</th><th scope=\"col\">dead-lettered</th><th scope=\"col\">depth</th><th scope=\"col\">oldest queued</th><th scope=\"col\" title=\"sent to the receiver's positive answer, since start\">answer p50</th><th scope=\"col\">answer p99</th></tr></thead><tbody>");
     for d in &board.destinations {
         let key = |field: &str| escape(&format!("dest/{}/{}/{field}", d.channel, d.destination));
         let _ = write!(
@@ -260,16 +375,36 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
         let level = board.thresholds.level(d.oldest_queued_age_ms);
         let _ = write!(
             body,
-            "<td class=\"n {level}\" data-count=\"{}\">{}</td></tr>",
+            "<td class=\"n {level}\" data-count=\"{}\">{}</td>",
             key("oldest"),
             age_text(d.oldest_queued_age_ms)
         );
+        for (field, us) in [
+            ("answer_p50", d.answer_p50_us),
+            ("answer_p99", d.answer_p99_us),
+        ] {
+            let _ = write!(
+                body,
+                "<td class=\"n\" data-count=\"{}\">{}</td>",
+                key(field),
+                latency_text(us)
+            );
+        }
+        body.push_str("</tr>");
     }
     if board.destinations.is_empty() {
-        body.push_str("<tr><td colspan=\"8\">No destinations running.</td></tr>");
+        body.push_str("<tr><td colspan=\"10\">No destinations running.</td></tr>");
     }
-    body.push_str("</tbody></table></div>");
+    body.push_str("</tbody></table>");
+    body.push_str(&latency_html(&board.channels));
+    body.push_str("</div>");
     body.push_str(&alerts_html(viewer, &board.alerts));
+    if !board.charts.is_empty() {
+        body.push_str("<h2>History</h2>");
+        for chart in &board.charts {
+            body.push_str(&crate::chart_html(chart));
+        }
+    }
     page("Dashboard", Some(viewer), &body)
 }
 
@@ -284,6 +419,10 @@ mod tests {
                 channel: "lab".into(),
                 counts: vec![1, 2, 0, 0, 3, 0, 0],
                 held: "paused".into(),
+                stored_per_second: 12.345,
+                processed_per_second: 0.0,
+                stored_p99_us: Some(2_500),
+                ..ChannelCounts::default()
             }],
             ..Dashboard::default()
         };
@@ -298,6 +437,13 @@ mod tests {
         };
         let html = dashboard_page(&viewer, &board);
         assert!(html.contains("data-count=\"lab/errored\">3<"), "{html}");
+        assert!(html.contains("data-count=\"lab/stored_per_second\">12.3<"));
+        assert!(html.contains("data-count=\"lab/processed_per_second\">0<"));
+        assert!(
+            html.contains("data-count=\"lab/stored_p99\">≤ 2.5 ms<"),
+            "{html}"
+        );
+        assert!(html.contains("data-count=\"lab/stored_p50\">-<"));
         assert!(!html.contains("/console/messages"));
         // An operator's pause shows beside the channel's name.
         assert!(

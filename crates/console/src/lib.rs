@@ -15,12 +15,14 @@
 use std::fmt::Write as _;
 
 mod admin;
+mod charts;
 mod dashboard;
 mod messages;
 mod patients;
 mod quarantine;
 
 pub use admin::*;
+pub use charts::*;
 pub use dashboard::*;
 pub use messages::*;
 pub use patients::*;

@@ -20,6 +20,8 @@ pub(crate) struct Status {
     pub delivery: Arc<delivery::Delivery>,
     /// The alerts' lines of `/metrics`, when alerts are configured.
     pub alerts: Option<alerts::Alerts>,
+    /// The patient index's lines of `/metrics`, when it is enabled.
+    pub patient_index: Option<mpi::MpiService>,
 }
 
 impl EngineStatus for Status {
@@ -28,6 +30,7 @@ impl EngineStatus for Status {
     }
 
     fn channels(&self) -> Vec<ChannelHealth> {
+        let stats = self.control.listeners.mllp_stats();
         self.control
             .listeners
             .mllp()
@@ -39,9 +42,14 @@ impl EngineStatus for Status {
                     .channel(&name)
                     .map(|m| m.counts())
                     .unwrap_or_default();
+                let open_connections = stats
+                    .iter()
+                    .find(|(channel, _)| *channel == name)
+                    .map_or(0, |(_, s)| s.read().connections_open);
                 ChannelHealth {
                     name,
                     listen: addr.to_string(),
+                    open_connections,
                     received: counts.received,
                     rejected: counts.rejected,
                     duplicates: counts.duplicates,
@@ -60,6 +68,9 @@ impl EngineStatus for Status {
         text.push_str(&crate::metrics::store_prometheus_text(
             &self.store.writer_stats(),
         ));
+        text.push_str(&crate::metrics::hops_prometheus_text(
+            &self.store.hop_latencies_since_open(),
+        ));
         match self.delivery.stats() {
             Ok(stats) => text.push_str(&crate::metrics::destinations_prometheus_text(&stats)),
             Err(error) => tracing::warn!(%error, "destination metrics could not be read"),
@@ -67,6 +78,13 @@ impl EngineStatus for Status {
         text.push_str(&mllp_prometheus_text(&self.control.listeners.mllp_stats()));
         if let Some(alerts) = &self.alerts {
             text.push_str(&alerts.prometheus_text());
+        }
+        if let Some(index) = &self.patient_index {
+            text.push_str(&crate::metrics::patient_index_prometheus_text(index));
+        }
+        match self.store.read(crate::metrics::repository_prometheus_text) {
+            Ok(repository) => text.push_str(&repository),
+            Err(error) => tracing::warn!(%error, "repository metrics could not be read"),
         }
         // Findings by sender, type and path, and quarantine entries.
         match quarantine::prometheus_text(&self.store) {

@@ -64,6 +64,7 @@ mod http_serve;
 mod intake;
 mod lifecycle;
 mod metrics;
+pub mod minutes;
 mod open_files;
 mod pipeline;
 mod reload;

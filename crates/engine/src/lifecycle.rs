@@ -37,6 +37,8 @@ pub struct Engine {
     control: Arc<Control>,
     /// The audit trail's own retention (`[audit]`), apart from messages'.
     audit_retention: crate::audit_retention::AuditRetention,
+    /// Writes each channel's volume and latency of the minute just ended.
+    minutes: crate::minutes::MinuteWriter,
     /// The `[[alerts]]` evaluation and notifiers, when any alert is configured.
     alerting: Option<alerts::Alerting>,
     /// The terminology in force, and the task that puts new loads in force.
@@ -323,6 +325,7 @@ impl Engine {
                 store: store.clone(),
                 delivery: delivery.clone(),
                 alerts: alerts_handle.clone(),
+                patient_index: patient_index.clone(),
             });
             let wake_channel = {
                 let wakes = control.wakes.clone();
@@ -400,11 +403,14 @@ impl Engine {
             config.audit.prune_interval.0,
         );
 
+        let minutes = crate::minutes::MinuteWriter::spawn(store.clone());
+
         Ok(Engine {
             first_admin,
             http,
             control,
             audit_retention,
+            minutes,
             alerting,
             terminology: (terminology, terminology_reload),
         })
@@ -489,12 +495,14 @@ impl Engine {
             http,
             control,
             audit_retention,
+            minutes,
             alerting,
             terminology,
             ..
         } = self;
         terminology.1.abort();
         audit_retention.shutdown().await;
+        minutes.shutdown().await;
         // No reload from here on.
         let running = control.running.lock().await.take();
         let (metrics, delivery) = (control.metrics.clone(), control.delivery.clone());

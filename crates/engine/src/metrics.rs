@@ -398,6 +398,140 @@ pub(crate) fn destinations_prometheus_text(stats: &[delivery::DestinationStats])
     out
 }
 
+/// Each channel's time from receipt to stored and to processed, since start, as one
+/// histogram with a `hop` label (`stored`, `processed`); observed by the store at each
+/// commit.
+pub(crate) fn hops_prometheus_text(hops: &[(String, store::HopLatencies)]) -> String {
+    let name = "corridor_hop_latency_seconds";
+    let mut out = format!(
+        "# HELP {name} Time from receiving a message to a hop committed: stored (acknowledged), processed (queued for the destinations, or filtered, quarantined, errored).\n# TYPE {name} histogram\n"
+    );
+    for (channel, latencies) in hops {
+        for (hop, h) in [
+            ("stored", &latencies.stored),
+            ("processed", &latencies.processed),
+        ] {
+            let label = format!("channel=\"{channel}\",hop=\"{hop}\"");
+            let mut cumulative = 0;
+            for (bound, n) in store::HOP_BUCKETS_MICROS.iter().zip(&h.buckets) {
+                cumulative += n;
+                let le = *bound as f64 / 1e6;
+                let _ = writeln!(out, "{name}_bucket{{{label},le=\"{le}\"}} {cumulative}");
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{label},le=\"+Inf\"}} {c}\n{name}_sum{{{label}}} {s}\n{name}_count{{{label}}} {c}",
+                c = h.count,
+                s = h.sum_micros as f64 / 1e6
+            );
+        }
+    }
+    out
+}
+
+/// The patient index in the Prometheus text format: source records, enterprise
+/// patients, records linked to another record's patient, the review queue, and the
+/// reviews decided since the index was built (counts only, never a name).
+pub(crate) fn patient_index_prometheus_text(index: &mpi::MpiService) -> String {
+    let (records, patients, reviews, accepted, rejected) = index.read(|m| {
+        let (mut accepted, mut rejected) = (0u64, 0u64);
+        for event in m.history() {
+            match event.change {
+                mpi::Change::ReviewAccepted { .. } => accepted += 1,
+                mpi::Change::ReviewRejected { .. } => rejected += 1,
+                _ => {}
+            }
+        }
+        (
+            m.len() as u64,
+            m.enterprises().count() as u64,
+            m.reviews().count() as u64,
+            accepted,
+            rejected,
+        )
+    });
+    let mut out = String::with_capacity(1024);
+    for (name, kind, help, value) in [
+        (
+            "corridor_mpi_source_records",
+            "gauge",
+            "Source patient records in the patient index.",
+            records,
+        ),
+        (
+            "corridor_mpi_enterprise_patients",
+            "gauge",
+            "Enterprise patients (golden records) in the patient index.",
+            patients,
+        ),
+        (
+            "corridor_mpi_links",
+            "gauge",
+            "Source records linked to another record's enterprise patient (records minus patients).",
+            records.saturating_sub(patients),
+        ),
+        (
+            "corridor_mpi_review_queue",
+            "gauge",
+            "Records waiting for a steward's review.",
+            reviews,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    let name = "corridor_mpi_review_decisions_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Reviews decided by a steward, by decision.\n# TYPE {name} counter\n{name}{{decision=\"accepted\"}} {accepted}\n{name}{{decision=\"rejected\"}} {rejected}"
+    );
+    out
+}
+
+/// The FHIR repository in the Prometheus text format: current resources per type, and
+/// writes (versions) per type; nothing when the repository's tables do not exist. One
+/// pass over the current resources (not over their versions).
+pub(crate) fn repository_prometheus_text(
+    conn: &store::rusqlite::Connection,
+) -> store::Result<String> {
+    let exists = conn
+        .prepare_cached(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fhir_resources'",
+        )?
+        .exists([])?;
+    if !exists {
+        return Ok(String::new());
+    }
+    let mut statement = conn.prepare_cached(
+        "SELECT type, count(*), sum(version) FROM fhir_resources GROUP BY type ORDER BY type",
+    )?;
+    let rows = statement
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<store::rusqlite::Result<Vec<_>>>()?;
+    let mut out = String::from(
+        "# HELP corridor_fhir_resources Current resources in the FHIR repository, by type.\n# TYPE corridor_fhir_resources gauge\n",
+    );
+    for (kind, n, _) in &rows {
+        let _ = writeln!(out, "corridor_fhir_resources{{type=\"{kind}\"}} {n}");
+    }
+    out.push_str("# HELP corridor_fhir_writes_total Writes to the FHIR repository (versions created), by type.\n# TYPE corridor_fhir_writes_total counter\n");
+    for (kind, _, versions) in &rows {
+        let _ = writeln!(
+            out,
+            "corridor_fhir_writes_total{{type=\"{kind}\"}} {versions}"
+        );
+    }
+    Ok(out)
+}
+
 /// The store writer's counters in the Prometheus text format: how many commits, how many
 /// of them held writes that waited for an fsync, how many fsyncs, and how many write
 /// requests they carried.
@@ -441,6 +575,43 @@ pub(crate) fn store_prometheus_text(stats: &store::WriterStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_histograms_are_cumulative_with_a_hop_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open(dir.path()).unwrap();
+        let raw = "MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\r";
+        let message = store::NewMessage {
+            channel: Arc::from("lab"),
+            raw: raw.into(),
+            received_at: store::UnixMicros(store::UnixMicros::now().0 - 3_000),
+            peer: Arc::from("127.0.0.1:1"),
+            tls_identity: None,
+            sending_application: "A".into(),
+            sending_facility: "B".into(),
+            message_type: "ADT^A01".into(),
+            control_id: "1".into(),
+            version: "2.5".into(),
+            state: store::MessageState::Received,
+            state_reason: None,
+        };
+        store.journal().append(message, None).wait().unwrap();
+        let text = hops_prometheus_text(&store.hop_latencies_since_open());
+        assert!(
+            text.contains(
+                "corridor_hop_latency_seconds_bucket{channel=\"lab\",hop=\"stored\",le=\"0.001\"} 0"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "corridor_hop_latency_seconds_bucket{channel=\"lab\",hop=\"stored\",le=\"+Inf\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "corridor_hop_latency_seconds_count{channel=\"lab\",hop=\"processed\"} 0"
+            )
+        );
+    }
 
     #[test]
     fn histogram_is_cumulative_and_counts_every_ack() {

@@ -280,9 +280,7 @@ fn delete_batch(conn: &rusqlite::Connection, candidates: &[i64]) -> store::Resul
             ))?
             .execute([id])?;
         }
-        messages += conn
-            .prepare_cached("DELETE FROM journal WHERE id = ?1")?
-            .execute([id])? as u64;
+        messages += u64::from(store::Journal::delete_in(conn, store::MessageId(id))?);
     }
     Ok((messages, queue_rows))
 }

@@ -203,6 +203,21 @@ async fn old_finished_messages_go_and_unfinished_ones_stay() {
         0
     );
 
+    // The store's running counts lost exactly the pruned messages.
+    let lab = &store
+        .message_counts()
+        .into_iter()
+        .find(|(c, _)| c == "lab")
+        .unwrap()
+        .1;
+    for (state, n) in MessageState::ALL.iter().zip(lab) {
+        let sql = format!(
+            "SELECT count(*) FROM journal WHERE channel = 'lab' AND state = '{}'",
+            state.as_str()
+        );
+        assert_eq!(*n as i64, count(store, &sql), "{state}");
+    }
+
     // A second pass finds nothing more.
     let again = prune_lab_past_30_days(store).await;
     assert_eq!(again.messages, 0);

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::counts::{HopLatencies, Rates, StateCounts};
 use crate::error::{Error, Result};
-use crate::journal::Journal;
+use crate::journal::{Journal, MessageState};
 use crate::schema::{self, Migration};
 use crate::writer::{
     self, BoxedJob, Counters, Durability, Isolation, Request, SyncHalt, WriteFuture, WriterStats,
@@ -94,6 +95,7 @@ impl Store {
 
         let mut conn = open_writer(&path, &options)?;
         schema::migrate(&mut conn, &path, schema::MIGRATIONS)?;
+        let journal_counts = StateCounts::seed(&conn)?;
         // The file's directory entry must survive a power loss as much as its contents.
         sync_dir(dir).map_err(data_dir_error)?;
 
@@ -109,7 +111,7 @@ impl Store {
         let (queue, requests) = mpsc::channel();
         let max_batch = options.max_batch.max(1);
         let unsynced_delay = options.unsynced_delay;
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::with_journal(journal_counts));
         let writer_counters = Arc::clone(&counters);
         let writer_halt = Arc::clone(&halt);
         // SQLite names the WAL after the database file.
@@ -158,6 +160,38 @@ impl Store {
     /// the average group-commit batch.
     pub fn writer_stats(&self) -> WriterStats {
         self.shared.counters.snapshot()
+    }
+
+    /// How many messages each channel has in each state, from memory (no read of the
+    /// journal): channels by name, counts in [`MessageState::ALL`] order. Counted once
+    /// when the store opened and kept exact by the writer at each commit since (a
+    /// channel whose messages are all gone stays, with zeros).
+    pub fn message_counts(&self) -> Vec<(String, [u64; MessageState::ALL.len()])> {
+        self.shared.counters.journal.snapshot()
+    }
+
+    /// Each channel's messages stored and processed per second over the last minute,
+    /// from memory, channels by name.
+    pub fn message_rates(&self) -> Vec<(String, Rates)> {
+        self.shared.counters.journal.rates()
+    }
+
+    /// Each channel's latency from receipt to stored and to processed, over the last one
+    /// to two minutes (observed at each commit, in memory), channels by name.
+    pub fn hop_latencies(&self) -> Vec<(String, HopLatencies)> {
+        self.shared.counters.journal.latencies()
+    }
+
+    /// The last complete minute (minutes since the Unix epoch) and, for each channel with
+    /// messages then, its hop latencies in that minute (their counts: the messages stored
+    /// and processed that minute). For the per-minute history the engine writes.
+    pub fn last_minute(&self) -> (u64, Vec<(String, HopLatencies)>) {
+        self.shared.counters.journal.last_minute()
+    }
+
+    /// [`Store::hop_latencies`] since the store opened (cumulative, for `/metrics`).
+    pub fn hop_latencies_since_open(&self) -> Vec<(String, HopLatencies)> {
+        self.shared.counters.journal.latencies_since_open()
     }
 
     /// Once an fsync of the database failed, the [`Error::DiskSyncFailed`] that every

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use crate::counts::{self, Flow};
 use crate::database::Store;
 use crate::error::{Error, Result};
 use crate::writer::WriteFuture;
@@ -270,6 +271,10 @@ const FIND_DUPLICATE: &str = "SELECT id FROM journal \
        AND sending_facility = ?4 AND stored_at >= ?5 AND state <> 'rejected' \
      ORDER BY stored_at LIMIT 1";
 
+const CHANNEL_AND_STATE: &str = "SELECT channel, state, received_at FROM journal WHERE id = ?1";
+
+const DELETE: &str = "DELETE FROM journal WHERE id = ?1 RETURNING channel, state";
+
 const SET_STATE: &str =
     "UPDATE journal SET state = ?2, state_reason = ?3, state_changed_at = ?4 WHERE id = ?1";
 
@@ -357,6 +362,14 @@ impl Journal {
                 .execute([id])?;
             return Err(err.into());
         }
+        counts::note(
+            &message.channel,
+            message.state,
+            1,
+            Flow::Stored,
+            // A receipt after the commit (a clock set back) counts as no time.
+            Some(u64::try_from(stored_at.0.saturating_sub(message.received_at.0)).unwrap_or(0)),
+        );
         Ok(Appended::New(MessageId(id)))
     }
 
@@ -380,16 +393,56 @@ impl Journal {
         state: MessageState,
         reason: Option<&str>,
     ) -> Result<()> {
-        let changed = conn.prepare_cached(SET_STATE)?.execute(params![
-            id.0,
-            state,
-            reason,
-            UnixMicros::now().0
-        ])?;
+        let Some((channel, before, received_at)) = conn
+            .prepare_cached(CHANNEL_AND_STATE)?
+            .query_row([id.0], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?
+        else {
+            return Err(Error::NotFound(id));
+        };
+        let before: MessageState = before.parse()?;
+        let now = UnixMicros::now();
+        let changed = conn
+            .prepare_cached(SET_STATE)?
+            .execute(params![id.0, state, reason, now.0])?;
         if changed == 0 {
             return Err(Error::NotFound(id));
         }
+        if before != state {
+            let flow = if before == MessageState::Received {
+                Flow::Processed
+            } else {
+                Flow::None
+            };
+            let took = Some(u64::try_from(now.0.saturating_sub(received_at)).unwrap_or(0));
+            counts::note(&channel, before, -1, Flow::None, None);
+            counts::note(&channel, state, 1, flow, took);
+        }
         Ok(())
+    }
+
+    /// Deletes a message's journal row (its bytes, queue entries and other rows that
+    /// refer to it are the caller's to delete first); false if there was none.
+    pub fn delete_in(conn: &Connection, id: MessageId) -> Result<bool> {
+        let deleted = conn
+            .prepare_cached(DELETE)?
+            .query_row([id.0], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .optional()?;
+        match deleted {
+            Some((channel, state)) => {
+                counts::note(&channel, state.parse()?, -1, Flow::None, None);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// The message with this id and its bytes, if it exists.
@@ -470,26 +523,22 @@ impl Journal {
     }
 
     /// How many messages are in each state (states with none are left out), optionally
-    /// for one channel only.
+    /// for one channel only. From the counts the store keeps in memory
+    /// ([`Store::message_counts`]): no read of the journal.
     pub fn count_by_state(&self, channel: Option<&str>) -> Result<Vec<(MessageState, u64)>> {
-        self.store.read(|conn| {
-            let sql = match channel {
-                Some(_) => "SELECT state, count(*) FROM journal WHERE channel = ?1 GROUP BY state",
-                None => "SELECT state, count(*) FROM journal GROUP BY state",
-            };
-            let mut statement = conn.prepare_cached(sql)?;
-            let mut rows = match channel {
-                Some(channel) => statement.query([channel])?,
-                None => statement.query([])?,
-            };
-            let mut counts = Vec::new();
-            while let Some(row) = rows.next()? {
-                let state: String = row.get(0)?;
-                let count: i64 = row.get(1)?;
-                counts.push((state.parse()?, u64::try_from(count).unwrap_or(0)));
+        let mut totals = [0u64; MessageState::ALL.len()];
+        for (name, counts) in self.store.message_counts() {
+            if channel.is_none_or(|c| c == name) {
+                for (total, n) in totals.iter_mut().zip(counts) {
+                    *total += n;
+                }
             }
-            Ok(counts)
-        })
+        }
+        Ok(MessageState::ALL
+            .into_iter()
+            .zip(totals)
+            .filter(|(_, n)| *n > 0)
+            .collect())
     }
 }
 

@@ -62,14 +62,17 @@
 //! # }
 //! ```
 
+mod counts;
 mod database;
 mod error;
 mod integrity;
 mod journal;
+pub mod minutes;
 mod schema;
 pub mod search;
 mod writer;
 
+pub use counts::{HOP_BUCKETS_MICROS, HopHistogram, HopLatencies, Rates};
 pub use database::{Store, StoreOptions};
 pub use error::{Error, Result};
 pub use integrity::{IntegrityCheck, check_integrity};

@@ -30,6 +30,7 @@ use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 use tokio::sync::{oneshot, watch};
 
+use crate::counts::{self, StateCounts};
 use crate::error::{Error, Result};
 
 /// How a request's changes are undone if it fails while others share its transaction.
@@ -206,9 +207,11 @@ pub struct WriterStats {
     pub failed_commits: u64,
 }
 
-/// The writer's counters, shared with [`crate::Store::writer_stats`].
+/// The writer's counters, shared with [`crate::Store::writer_stats`], and the journal's
+/// counts it keeps ([`crate::Store::message_counts`]).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub(crate) journal: StateCounts,
     commits: AtomicU64,
     synced_commits: AtomicU64,
     syncs: AtomicU64,
@@ -217,6 +220,14 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// Zero counters, and the journal's counts as counted when the store opened.
+    pub(crate) fn with_journal(journal: StateCounts) -> Counters {
+        Counters {
+            journal,
+            ..Counters::default()
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> WriterStats {
         WriterStats {
             commits: self.commits.load(Ordering::Relaxed),
@@ -323,6 +334,7 @@ pub(crate) fn run(
     counters: Arc<Counters>,
     halt: Arc<SyncHalt>,
 ) {
+    counts::writer_thread();
     let (to_sync, synced) = mpsc::channel::<Vec<BoxedJob>>();
     let sync_counters = Arc::clone(&counters);
     let sync_halt = Arc::clone(&halt);
@@ -356,12 +368,14 @@ pub(crate) fn run(
         let mut waiting_for_sync = Vec::new();
         match &committed {
             Ok(()) => {
+                counters.journal.commit();
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters
                     .requests
                     .fetch_add(writer.batch.len() as u64, Ordering::Relaxed);
             }
             Err(err) => {
+                StateCounts::discard();
                 counters.failed_commits.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(requests = writer.batch.len(), error = %err, "write batch was not committed");
                 // SQLite syncs the WAL's header when it starts the WAL over.
@@ -553,6 +567,8 @@ impl Writer {
             }
             let conn = &self.conn;
             for job in &mut self.batch[done..] {
+                // The journal changes the job notes are taken back with its own.
+                let mark = counts::mark();
                 let succeeded = match (job.isolation(), holds_work) {
                     (Isolation::SingleStatement, _) => job.run(conn),
                     (Isolation::Savepoint, true) => {
@@ -568,6 +584,9 @@ impl Writer {
                         succeeded
                     }
                 };
+                if !succeeded {
+                    counts::undo_to(mark);
+                }
                 if conn.is_autocommit() {
                     // SQLite rolls the whole transaction back on some errors (disk full,
                     // I/O); everything this batch did so far is gone.
@@ -598,8 +617,10 @@ pub fn in_savepoint<T, E>(
     work: impl FnOnce(&Connection) -> std::result::Result<T, E>,
 ) -> Result<std::result::Result<T, E>> {
     execute(conn, "SAVEPOINT part")?;
+    let mark = counts::mark();
     let outcome = work(conn);
     if outcome.is_err() {
+        counts::undo_to(mark);
         execute(conn, "ROLLBACK TO part")?;
     }
     execute(conn, "RELEASE part")?;

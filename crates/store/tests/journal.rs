@@ -436,3 +436,149 @@ fn a_data_directory_that_is_a_file_is_refused_with_its_path() {
     assert!(matches!(err, Error::DataDir { .. }), "{err}");
     assert!(err.to_string().contains("corridor-data"), "{err}");
 }
+
+/// The journal's counts per channel and state, counted by SQLite.
+fn group_by(store: &Store) -> Vec<(String, [u64; MessageState::ALL.len()])> {
+    let rows: Vec<(String, String, i64)> = store
+        .read(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT channel, state, count(*) FROM journal GROUP BY channel, state ORDER BY channel",
+            )?;
+            let rows = statement
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    let mut counts: Vec<(String, [u64; MessageState::ALL.len()])> = Vec::new();
+    for (channel, state, n) in rows {
+        if counts.last().is_none_or(|(c, _)| *c != channel) {
+            counts.push((channel, [0; MessageState::ALL.len()]));
+        }
+        let i = MessageState::ALL
+            .iter()
+            .position(|s| s.as_str() == state)
+            .unwrap();
+        counts.last_mut().unwrap().1[i] = n as u64;
+    }
+    counts
+}
+
+#[test]
+fn message_counts_stay_equal_to_a_group_by_through_commits_rollbacks_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let journal = store.journal();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let channel = if i % 3 == 0 { "adt" } else { "lab" };
+        let mut m = message(channel, &format!("C{i}"));
+        if i % 10 == 9 {
+            m.state = MessageState::Rejected;
+        }
+        ids.push(append(&journal, m, HOUR).id());
+    }
+    // A duplicate is not stored and not counted.
+    append(&journal, message("lab", "C1"), HOUR);
+    let states = [
+        MessageState::Processed,
+        MessageState::Filtered,
+        MessageState::Quarantined,
+        MessageState::Errored,
+        MessageState::Delivered,
+        MessageState::DeadLettered,
+    ];
+    let mut waits = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        waits.push(journal.set_state(*id, states[i % states.len()], None));
+    }
+    for w in waits {
+        w.wait().unwrap();
+    }
+    // Reprocessed: back to received.
+    for id in &ids[..6] {
+        journal
+            .set_state(*id, MessageState::Received, None)
+            .wait()
+            .unwrap();
+    }
+    // A request that changes the journal and then fails leaves no trace in the counts,
+    // even sharing its transaction with requests that succeed.
+    let failing = {
+        let m = message("lab", "F1");
+        let id = ids[10];
+        store.write(move |conn| {
+            Journal::append_in(conn, &m, None)?;
+            Journal::set_state_in(conn, id, MessageState::Errored, None)?;
+            Err::<(), _>(Error::NotFound(MessageId(-1)))
+        })
+    };
+    let kept = {
+        let m = message("lab", "K1");
+        store.write(move |conn| Journal::append_in(conn, &m, None))
+    };
+    assert!(failing.wait().is_err());
+    kept.wait().unwrap();
+    // A savepoint rolled back inside a request that succeeds.
+    let id = ids[11];
+    store
+        .write(move |conn| {
+            let inner = store::in_savepoint(conn, |conn| {
+                Journal::set_state_in(conn, id, MessageState::Quarantined, None)?;
+                Err::<(), Error>(Error::NotFound(MessageId(-2)))
+            })?;
+            assert!(inner.is_err());
+            Journal::set_state_in(conn, id, MessageState::Filtered, None)
+        })
+        .wait()
+        .unwrap();
+    // Deleting (retention) takes messages away; an unknown id is nothing.
+    let (gone, missing) = (ids[20], MessageId(1_000_000));
+    let deleted = store
+        .write(move |conn| {
+            conn.execute("DELETE FROM journal_raw WHERE id = ?1", [gone.0])?;
+            Ok((
+                Journal::delete_in(conn, gone)?,
+                Journal::delete_in(conn, missing)?,
+            ))
+        })
+        .wait()
+        .unwrap();
+    assert_eq!(deleted, (true, false));
+    // Setting the state of a message that does not exist changes nothing.
+    assert!(
+        journal
+            .set_state(missing, MessageState::Errored, None)
+            .wait()
+            .is_err()
+    );
+
+    let expected = group_by(&store);
+    assert_eq!(store.message_counts(), expected);
+    let total: u64 = expected.iter().flat_map(|(_, n)| n.iter()).sum();
+    assert_eq!(total, 60 + 1 - 1, "60 appended, one kept, one deleted");
+    let lab: Vec<(MessageState, u64)> = journal.count_by_state(Some("lab")).unwrap();
+    let lab_expected = &expected.iter().find(|(c, _)| c == "lab").unwrap().1;
+    for (state, n) in &lab {
+        let i = MessageState::ALL.iter().position(|s| s == state).unwrap();
+        assert_eq!(*n, lab_expected[i]);
+    }
+    // Rates over the last minute: lab stored 40 of the 60, and K1 (not the duplicate, not
+    // the failed request's F1).
+    let rates = store.message_rates();
+    let lab = rates.iter().find(|(c, _)| c == "lab").unwrap().1;
+    assert_eq!((lab.stored_per_second * 60.0).round(), 41.0, "{rates:?}");
+    assert!(lab.processed_per_second > 0.0, "{rates:?}");
+    // Each stored message's time from receipt to its commit, each processed one's to its
+    // processing: observed once per message, at its commit.
+    let hops = store.hop_latencies();
+    let lab_hops = hops.iter().find(|(c, _)| c == "lab").unwrap().1;
+    assert_eq!(lab_hops.stored.count, 41, "{hops:?}");
+    assert!((lab_hops.processed.count as f64 / 60.0 - lab.processed_per_second).abs() < 1e-9);
+    assert!(lab_hops.stored.quantile_micros(0.99).is_some());
+    // Opened again, the store counts the same from the file.
+    drop(journal);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.message_counts(), expected);
+}
