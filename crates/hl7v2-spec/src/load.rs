@@ -187,7 +187,7 @@ pub(crate) fn parse(text: &'static str) -> Result<VersionSpec, LoadError> {
         events: BTreeMap::new(),
         tables: BTreeMap::new(),
         matchers: std::sync::OnceLock::new(),
-        table_codes: std::sync::OnceLock::new(),
+        type_tree: std::sync::OnceLock::new(),
     };
     let mut open = Open::Nothing;
     for (index, raw) in text.lines().enumerate() {

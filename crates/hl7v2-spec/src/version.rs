@@ -1,6 +1,6 @@
 //! The known HL7 v2 versions, their embedded data, and version-string matching.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use crate::load::{self, LoadError};
 use crate::model::*;
 use crate::validate::StructureMatcher;
+use crate::validate::types::TypeTree;
 
 /// The versions with embedded definitions, oldest first.
 pub const KNOWN_VERSIONS: [&str; 12] = [
@@ -46,15 +47,10 @@ pub struct VersionSpec {
     pub(crate) tables: BTreeMap<u32, Table>,
     /// Compiled on the first structural validation of this version.
     pub(crate) matchers: OnceLock<BTreeMap<&'static str, StructureMatcher>>,
-    /// Every table's codes, hashed for the validator (a table's sorted
-    /// values need a string comparison per step of a binary search); built
-    /// on the first check of a coded value.
-    pub(crate) table_codes: OnceLock<TableCodes>,
+    /// The data types, fields and tables resolved for the field checks;
+    /// built on the first field check of this version.
+    pub(crate) type_tree: OnceLock<TypeTree>,
 }
-
-/// Table number -> the codes of that table.
-pub(crate) type TableCodes =
-    HashMap<u32, HashSet<&'static str, BuildHasherDefault<IdHasher>>, BuildHasherDefault<IdHasher>>;
 
 impl VersionSpec {
     /// Parses a fresh copy of a known version's embedded definitions,
@@ -146,19 +142,9 @@ impl VersionSpec {
             .get(structure_id)
     }
 
-    /// [`Table::accepts`], answered from a hash of the version's tables.
-    pub(crate) fn table_accepts(&self, table: &Table, code: &str) -> bool {
-        let known = self
-            .table_codes
-            .get_or_init(|| {
-                self.tables
-                    .values()
-                    .map(|t| (t.id, t.values.iter().map(|v| v.code).collect()))
-                    .collect()
-            })
-            .get(&table.id)
-            .map_or_else(|| table.contains(code), |codes| codes.contains(code));
-        known || table.accepts_pattern(code)
+    /// The version's data types resolved for the field checks.
+    pub(crate) fn type_tree(&self) -> &TypeTree {
+        self.type_tree.get_or_init(|| TypeTree::build(self))
     }
 
     /// The event map alone: the structure id for a message type and trigger event.
@@ -206,6 +192,9 @@ impl Spec {
     /// `"2.5.1"`, `" v2.5.1 "`, `"2.5.1^HL7"` and `"2.5.1.0"` are the same).
     /// `None` when the version is not one of [`KNOWN_VERSIONS`].
     pub fn version(version: &str) -> Option<&'static VersionSpec> {
+        if let Some(index) = exactly_known(version) {
+            return Some(get(index));
+        }
         index_of(&normalize(version)?).map(get)
     }
 
@@ -213,6 +202,14 @@ impl Spec {
     /// it is not known (`2.7.1` -> `2.7`, `2.9` -> `2.8.2`, `2.0` -> `2.1`).
     /// `None` only when the text is not an HL7 v2 version at all.
     pub fn nearest(version: &str) -> Option<VersionMatch> {
+        // Nearly every message names a known version as it is written here.
+        if let Some(index) = exactly_known(version) {
+            return Some(VersionMatch {
+                spec: get(index),
+                requested: version.trim().to_string(),
+                exact: true,
+            });
+        }
         let wanted = normalize(version)?;
         if let Some(index) = index_of(&wanted) {
             return Some(VersionMatch {
@@ -284,6 +281,14 @@ fn get(index: usize) -> &'static VersionSpec {
     })
 }
 
+/// The index of a version written exactly as [`KNOWN_VERSIONS`] writes it
+/// (surrounding white space aside): what [`normalize`] and [`index_of`] find
+/// for it, without parsing its numbers.
+fn exactly_known(version: &str) -> Option<usize> {
+    let version = version.trim();
+    KNOWN_VERSIONS.iter().position(|v| *v == version)
+}
+
 fn index_of(numbers_wanted: &[u32]) -> Option<usize> {
     KNOWN_VERSIONS
         .iter()
@@ -344,6 +349,16 @@ impl<V> IdMap<V> {
 
     pub(crate) fn get(&self, id: &str) -> Option<&V> {
         self.index.get(id).map(|&i| &self.items[i as usize])
+    }
+
+    /// The position of `id` among the definitions (in id order once finished).
+    pub(crate) fn index_of(&self, id: &str) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    /// The definition at a position [`IdMap::index_of`] gave.
+    pub(crate) fn at(&self, index: u32) -> &V {
+        &self.items[index as usize]
     }
 
     pub(crate) fn values(&self) -> std::slice::Iter<'_, V> {

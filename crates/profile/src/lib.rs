@@ -18,11 +18,21 @@
 mod report;
 mod suggest;
 
+// The unit tests share the bench's corpus loader, which names this crate
+// `profile` (its `profile_all` is the bench's, unused here).
+#[cfg(test)]
+extern crate self as profile;
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../benches/corpus/mod.rs"]
+mod corpus;
+
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use hl7v2::Message;
-use hl7v2_spec::validate::{self, Severity, ValidationOptions};
+use hl7v2_spec::validate::{self, Place, Severity, ValidationOptions};
 use terminology::{Scope, Terminology};
 
 pub use report::{FieldReport, Report, SegmentReport};
@@ -63,6 +73,9 @@ pub(crate) enum Format {
 }
 
 impl Format {
+    /// Every format, in `FieldStats::formats` order.
+    pub(crate) const ALL: [Format; 3] = [Format::Date, Format::Number, Format::Text];
+
     fn of(value: &[u8]) -> Format {
         let digits = value.iter().all(u8::is_ascii_digit);
         if digits
@@ -90,20 +103,58 @@ impl Format {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FieldStats {
     pub(crate) populated: u64,
-    pub(crate) values: HashMap<String, u64>,
+    pub(crate) values: ValueCounts,
     /// Values not kept because `values` was full.
     pub(crate) overflow: u64,
     pub(crate) min_length: usize,
     pub(crate) max_length: usize,
-    pub(crate) formats: BTreeMap<Format, u64>,
+    /// How many values had each format, by `Format as usize`.
+    pub(crate) formats: [u64; 3],
     pub(crate) repeated: u64,
+}
+
+/// A segment's field statistics by position, field n at index n - 1 (`None`
+/// until the field is first seen valued): a tree keyed by position cost a
+/// search per field of every segment.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FieldTable(Vec<Option<FieldStats>>);
+
+impl FieldTable {
+    /// Field `n`'s statistics (1-based), added empty when first seen.
+    fn entry(&mut self, n: usize) -> &mut FieldStats {
+        let i = n.saturating_sub(1);
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
+        }
+        self.0[i].get_or_insert_with(FieldStats::default)
+    }
+
+    /// Field `n`'s statistics, when it was ever valued.
+    pub(crate) fn get(&self, n: &usize) -> Option<&FieldStats> {
+        n.checked_sub(1)
+            .and_then(|i| self.0.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    /// Every field ever valued, by position, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &FieldStats)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.as_ref().map(|f| (i + 1, f)))
+    }
+
+    /// The highest position ever valued (0 when none was).
+    pub(crate) fn last(&self) -> usize {
+        self.iter().last().map_or(0, |(n, _)| n)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SegmentStats {
     pub(crate) occurrences: u64,
     pub(crate) messages: u64,
-    pub(crate) fields: BTreeMap<usize, FieldStats>,
+    pub(crate) fields: FieldTable,
     /// The data types of its fields (from the standard, when it defines the segment).
     pub(crate) types: BTreeMap<usize, &'static str>,
 }
@@ -121,8 +172,8 @@ pub struct Profiler {
     pub(crate) charsets: BTreeMap<String, u64>,
     pub(crate) segments: BTreeMap<String, SegmentStats>,
     /// (kind, severity) -> path without occurrences -> count: a finding of a kind and
-    /// path seen before is counted without building a key.
-    pub(crate) deviations: BTreeMap<(&'static str, &'static str), BTreeMap<String, u64>>,
+    /// path seen before is counted without building a key. Hashed: the report sorts.
+    pub(crate) deviations: HashMap<(&'static str, &'static str), ValueCounts, ValueHash>,
     /// (sender, field, system, code) -> count.
     pub(crate) unmapped: BTreeMap<(String, String, String, String), u64>,
 }
@@ -150,7 +201,7 @@ impl Profiler {
             delimiters: BTreeMap::new(),
             charsets: BTreeMap::new(),
             segments: BTreeMap::new(),
-            deviations: BTreeMap::new(),
+            deviations: HashMap::default(),
             unmapped: BTreeMap::new(),
         }
     }
@@ -218,15 +269,14 @@ impl Profiler {
                 seen_here.push(segment.name());
                 stats.messages += 1;
             }
-            for n in 1..=segment.len() {
-                let Some(field) = segment.field(n) else {
-                    continue;
-                };
+            // One pass over the fields: `segment.field(n)` would find each again.
+            for (i, field) in segment.fields().enumerate() {
+                let n = i + 1;
                 let raw = field.raw();
                 if raw.is_empty() {
                     continue;
                 }
-                let f = stats.fields.entry(n).or_default();
+                let f = stats.fields.entry(n);
                 f.populated += 1;
                 if f.populated == 1 || raw.len() < f.min_length {
                     f.min_length = raw.len();
@@ -246,7 +296,7 @@ impl Profiler {
                 } else {
                     first
                 };
-                *f.formats.entry(Format::of(key.raw())).or_default() += 1;
+                f.formats[Format::of(key.raw()) as usize] += 1;
                 // UTF-8 (nearly every value) is read without the lossy conversion's
                 // chunking.
                 let value = match std::str::from_utf8(key.raw()) {
@@ -307,18 +357,17 @@ impl Profiler {
         }
 
         if self.options.validate {
-            let findings = validate::validate_message(spec, message, &ValidationOptions::default());
+            let deviations = &mut self.deviations;
             let mut short = String::new();
-            for finding in findings {
-                let severity = match finding.severity {
+            validate::deviations(spec, message, &ValidationOptions::default(), |d| {
+                let severity = match d.severity {
                     Severity::Error => "error",
                     Severity::Warning => "warning",
                 };
                 short.clear();
-                short_path(&finding.path, &mut short);
-                let paths = self
-                    .deviations
-                    .entry((suggest::kind_name(finding.kind), severity))
+                short_place(d.place, &mut short);
+                let paths = deviations
+                    .entry((suggest::kind_name(d.kind), severity))
                     .or_default();
                 match paths.get_mut(short.as_str()) {
                     Some(count) => *count += 1,
@@ -326,7 +375,7 @@ impl Profiler {
                         paths.insert(short.clone(), 1);
                     }
                 }
-            }
+            });
         }
     }
 
@@ -343,6 +392,81 @@ impl Profiler {
     /// A TOML conformance profile describing the feed (see the crate docs).
     pub fn suggest_profile(&self, name: &str) -> String {
         suggest::profile(self, name)
+    }
+}
+
+/// Counts by value (distinct values of a field, deviations by place).
+pub(crate) type ValueCounts = HashMap<String, u64, ValueHash>;
+pub(crate) type ValueHash = BuildHasherDefault<ValueHasher>;
+
+/// The hash of a field's distinct values and of deviations' places: a word at a
+/// time (the values are short; the default SipHash spent more on them than the
+/// rest of the field's counting). Not keyed: a sender could make values collide,
+/// but a field keeps at most `Options::max_distinct` of them and places are the
+/// standard's segments and fields, so colliding keys cost a bounded scan.
+#[derive(Default)]
+pub(crate) struct ValueHasher(u64);
+
+impl ValueHasher {
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(Self::K).rotate_left(26);
+    }
+}
+
+impl Hasher for ValueHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A deviation's place as [`short_path`] gives it for the finding's path:
+/// `OBX-5`, `PID`.
+fn short_place(place: Place<'_>, out: &mut String) {
+    match place {
+        Place::Field { segment, field } => {
+            out.push_str(segment);
+            out.push('-');
+            // The field's number in decimal, without the formatting machinery
+            // (a message can have dozens of deviations).
+            let mut digits = [0u8; 5];
+            let mut at = digits.len();
+            let mut n = field;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            out.extend(digits[at..].iter().map(|&d| char::from(d)));
+        }
+        Place::Path(path) => short_path(path, out),
     }
 }
 
@@ -368,7 +492,44 @@ fn short_path(path: &str, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::short_path;
+    use super::suggest::kind_name;
+    use super::{short_path, short_place};
+    use crate::corpus;
+
+    /// Counting deviations by place with `validate::deviations` counts what
+    /// `validate_message`'s findings give, over the whole public corpus.
+    #[test]
+    fn deviations_are_the_findings_by_short_path() {
+        use hl7v2_spec::validate::{self, ValidationOptions};
+        let options = ValidationOptions::default();
+        let mut compared = 0;
+        for bytes in corpus::corpus() {
+            let Ok(message) = hl7v2::Message::parse(&bytes) else {
+                continue;
+            };
+            let spec = validate::spec_for(&message, None).spec;
+            let mut expected: Vec<_> = validate::validate_message(spec, &message, &options)
+                .into_iter()
+                .map(|f| {
+                    let mut short = String::new();
+                    short_path(&f.path, &mut short);
+                    (kind_name(f.kind), f.severity, short)
+                })
+                .collect();
+            let mut got = Vec::new();
+            validate::deviations(spec, &message, &options, |d| {
+                let mut short = String::new();
+                short_place(d.place, &mut short);
+                got.push((kind_name(d.kind), d.severity, short));
+            });
+            expected.sort();
+            got.sort();
+            assert_eq!(got, expected);
+            compared += expected.len();
+        }
+        // The corpus has thousands of findings: the comparison is not vacuous.
+        assert!(compared > 1000, "{compared} findings compared");
+    }
 
     #[test]
     fn short_paths_drop_groups_and_occurrences() {

@@ -106,7 +106,7 @@ pub(crate) fn build(p: &Profiler, top: usize) -> Report {
                 .fields
                 .iter()
                 .map(|(n, f)| {
-                    let data_type = s.types.get(n).copied();
+                    let data_type = s.types.get(&n).copied();
                     let coded = is_coded(data_type) || id.starts_with('Z') && f.values.len() <= 20;
                     let mut values: Vec<(String, u64)> =
                         f.values.iter().map(|(v, c)| (v.clone(), *c)).collect();
@@ -125,10 +125,11 @@ pub(crate) fn build(p: &Profiler, top: usize) -> Report {
                         top_values: values,
                         min_length: f.min_length,
                         max_length: f.max_length,
-                        formats: f
-                            .formats
+                        formats: Format::ALL
                             .iter()
-                            .map(|(k, v)| (format_name(*k).to_owned(), *v))
+                            .zip(f.formats)
+                            .filter(|(_, v)| *v > 0)
+                            .map(|(k, v)| (format_name(*k).to_owned(), v))
                             .collect(),
                         repeated: f.repeated,
                     }

@@ -82,7 +82,7 @@ pub(crate) fn profile(p: &Profiler, name: &str) -> String {
             continue;
         }
         let defined = s.types.keys().max().copied().unwrap_or(0);
-        let seen = s.fields.keys().max().copied().unwrap_or(0);
+        let seen = s.fields.last();
         let bound = if defined > 0 {
             defined.max(seen)
         } else {

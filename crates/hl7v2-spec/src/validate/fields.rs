@@ -2,12 +2,13 @@
 //! type formats, table values, lengths) combined with the structural check.
 
 use super::text::{push_num, push_padded};
-use super::value::check_primitive;
+use super::types::{Check, Slot, named_check};
+use super::value::{check_date, check_date_time, check_number, check_sequence_id, check_time};
 use super::{
     ErrorCode, FieldPosition, Finding, FindingKind, SegmentSequence, Severity, StructureMatcher,
     StructureOptions, unknown_structure, with_matcher,
 };
-use crate::{SegmentDef, VersionSpec};
+use crate::{MessageStructure, SegmentDef, VersionSpec};
 
 /// The delimiters a message declares in MSH-1 and MSH-2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,67 +214,15 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
     overrides: &Overrides<'s>,
     extra_findings: impl FnOnce(&mut Vec<FieldFinding>),
 ) -> Vec<Finding> {
-    let seps = message.separators();
-    let msh9 = message.field(0, 9).unwrap_or("");
-    let mut parts = msh9.split(seps.component);
-    let (msg_type, trigger, structure_id) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next(),
-    );
-    let structure = match overrides.matcher {
-        Some(_) => None,
-        None => match spec.structure_for(msg_type, trigger, structure_id) {
-            Some(found) => Some(found.structure),
-            None => {
-                // Bad delimiters are the likelier cause; say so first.
-                let mut early = Vec::new();
-                check_encoding_characters(message, &mut early);
-                let mut findings: Vec<Finding> = early
-                    .into_iter()
-                    .map(|f| Finding {
-                        kind: f.kind,
-                        code: f.code,
-                        severity: f.severity,
-                        path: format!("MSH{}", f.at.suffix()),
-                        segment_index: Some(0),
-                        segment_id: "MSH".to_string(),
-                        segment_sequence: Some(1),
-                        field: Some(f.at),
-                        message: f.message,
-                    })
-                    .collect();
-                findings.push(unknown_structure(spec, msg_type, trigger));
-                return findings;
-            }
-        },
+    let checked = match check_fields(spec, message, options, overrides, true, extra_findings) {
+        Ok(checked) => checked,
+        Err(findings) => return findings,
     };
-
-    // Every segment id read once: the structure matcher and the findings
-    // below read them again and again.
-    let ids: Vec<&str> = (0..message.segment_count())
-        .map(|i| message.segment_id(i))
-        .collect();
-    let mut field_findings = Vec::new();
-    let mut fields = Vec::with_capacity(32);
-    for (index, &id) in ids.iter().enumerate() {
-        if let Some(def) = overrides.segment(spec, id) {
-            fields.clear();
-            message.segment_fields(index, &mut fields);
-            let mut check = FieldCheck {
-                spec,
-                fields: &fields,
-                seps,
-                options,
-                segment: index,
-                out: &mut field_findings,
-            };
-            check.segment(def);
-        }
-    }
-    check_encoding_characters(message, &mut field_findings);
-    extra_findings(&mut field_findings);
-    field_findings.sort_by_key(|f| f.segment);
+    let Checked {
+        ids,
+        field_findings,
+        structure,
+    } = checked;
     let mut wanted: Vec<usize> = field_findings.iter().map(|f| f.segment).collect();
     wanted.dedup();
     let (mut findings, paths) = match (overrides.matcher, structure) {
@@ -328,6 +277,166 @@ pub(crate) fn validate_message_with<'s, M: MessageFields + ?Sized>(
     findings
 }
 
+/// Where a [`Deviation`] is, as far as counting deviations by place needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place<'a> {
+    /// A field finding: its segment's id and the field's position (the
+    /// finding's path ends `.{segment}-{field}` or `.{segment}[n]-{field}...`).
+    Field { segment: &'a str, field: u16 },
+    /// Any other finding, with its whole [`Finding::path`].
+    Path(&'a str),
+}
+
+/// A finding as [`deviations`] hands it out: its kind and severity and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deviation<'a> {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub place: Place<'a>,
+}
+
+/// What [`validate_message`] finds, for counting: every finding's kind,
+/// severity and place, without the group paths, occurrences and owned text a
+/// [`Finding`] carries for a field finding (feed profiling counts findings
+/// by segment and field over many messages and needs none of them).
+/// The findings are the same as `validate_message`'s, not in its order.
+pub fn deviations<M: MessageFields + ?Sized>(
+    spec: &VersionSpec,
+    message: &M,
+    options: &ValidationOptions,
+    mut each: impl FnMut(Deviation<'_>),
+) {
+    let overrides = Overrides::default();
+    let checked = match check_fields(spec, message, options, &overrides, false, |_| {}) {
+        Ok(checked) => checked,
+        Err(findings) => {
+            for f in &findings {
+                each(Deviation {
+                    kind: f.kind,
+                    severity: f.severity,
+                    place: Place::Path(&f.path),
+                });
+            }
+            return;
+        }
+    };
+    if let Some(structure) = checked.structure {
+        let findings = with_matcher(spec, structure, |m| {
+            m.validate_with_paths(&checked.ids[..], options.structure, &[])
+                .0
+        });
+        for f in &findings {
+            each(Deviation {
+                kind: f.kind,
+                severity: f.severity,
+                place: Place::Path(&f.path),
+            });
+        }
+    }
+    for f in &checked.field_findings {
+        each(Deviation {
+            kind: f.kind,
+            severity: f.severity,
+            place: Place::Field {
+                segment: checked.ids.get(f.segment).copied().unwrap_or_default(),
+                field: f.at.field,
+            },
+        });
+    }
+}
+
+/// The field findings of a message whose structure is known.
+struct Checked<'m, 's> {
+    /// Every segment id, read once: the structure matcher and the findings
+    /// read them again and again.
+    ids: Vec<&'m str>,
+    /// Sorted by segment.
+    field_findings: Vec<FieldFinding>,
+    /// The standard's structure (`None` when a profile's matcher replaces it).
+    structure: Option<&'s MessageStructure>,
+}
+
+/// Resolves the message's structure from MSH-9 and checks every field of every
+/// segment the version (or profile) defines. `Err` holds the findings when
+/// no structure fits: the unknown structure and any bad delimiters.
+fn check_fields<'s, 'm, M: MessageFields + ?Sized>(
+    spec: &'s VersionSpec,
+    message: &'m M,
+    options: &ValidationOptions,
+    overrides: &Overrides<'s>,
+    messages: bool,
+    extra_findings: impl FnOnce(&mut Vec<FieldFinding>),
+) -> Result<Checked<'m, 's>, Vec<Finding>> {
+    let seps = message.separators();
+    let msh9 = message.field(0, 9).unwrap_or("");
+    let mut parts = msh9.split(seps.component);
+    let (msg_type, trigger, structure_id) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next(),
+    );
+    let structure = match overrides.matcher {
+        Some(_) => None,
+        None => match spec.structure_for(msg_type, trigger, structure_id) {
+            Some(found) => Some(found.structure),
+            None => {
+                // Bad delimiters are the likelier cause; say so first.
+                let mut early = Vec::new();
+                check_encoding_characters(message, &mut early);
+                let mut findings: Vec<Finding> = early
+                    .into_iter()
+                    .map(|f| Finding {
+                        kind: f.kind,
+                        code: f.code,
+                        severity: f.severity,
+                        path: format!("MSH{}", f.at.suffix()),
+                        segment_index: Some(0),
+                        segment_id: "MSH".to_string(),
+                        segment_sequence: Some(1),
+                        field: Some(f.at),
+                        message: f.message,
+                    })
+                    .collect();
+                findings.push(unknown_structure(spec, msg_type, trigger));
+                return Err(findings);
+            }
+        },
+    };
+
+    let ids: Vec<&str> = (0..message.segment_count())
+        .map(|i| message.segment_id(i))
+        .collect();
+    let mut field_findings = Vec::new();
+    let mut fields = Vec::with_capacity(32);
+    let tree = spec.type_tree();
+    let mut scratch = Vec::new();
+    for (index, &id) in ids.iter().enumerate() {
+        if let Some(def) = overrides.segment(spec, id) {
+            fields.clear();
+            message.segment_fields(index, &mut fields);
+            let (slots, required_reach) = tree.field_slots(spec, def, &mut scratch);
+            let mut check = FieldCheck {
+                spec,
+                fields: &fields,
+                seps,
+                options,
+                segment: index,
+                messages,
+                out: &mut field_findings,
+            };
+            check.segment(def, slots, required_reach);
+        }
+    }
+    check_encoding_characters(message, &mut field_findings);
+    extra_findings(&mut field_findings);
+    field_findings.sort_by_key(|f| f.segment);
+    Ok(Checked {
+        ids,
+        field_findings,
+        structure,
+    })
+}
+
 /// A field finding before its segment's group path is known.
 pub(crate) struct FieldFinding {
     pub(crate) segment: usize,
@@ -345,6 +454,8 @@ struct FieldCheck<'a> {
     seps: Separators,
     options: &'a ValidationOptions,
     segment: usize,
+    /// Write each finding's sentence (not when only counting findings).
+    messages: bool,
     out: &'a mut Vec<FieldFinding>,
 }
 
@@ -357,14 +468,22 @@ impl<'a> FieldCheck<'a> {
             .unwrap_or("")
     }
 
+    /// Records a finding; its sentence is written by `message` only when
+    /// sentences are wanted.
     fn report(
         &mut self,
         kind: FindingKind,
         code: ErrorCode,
         severity: Severity,
         at: FieldPosition,
-        message: String,
+        message: impl FnOnce(&mut String),
     ) {
+        let mut text = String::new();
+        if self.messages {
+            text.reserve(96);
+            message(&mut text);
+        }
+        let message = text;
         self.out.push(FieldFinding {
             segment: self.segment,
             kind,
@@ -375,9 +494,19 @@ impl<'a> FieldCheck<'a> {
         });
     }
 
-    fn segment(&mut self, def: &SegmentDef) {
+    /// Checks the fields of a segment defined by `def`, whose fields resolve
+    /// to `slots`; the first `required_reach` fields reach its last required one.
+    fn segment(&mut self, def: &SegmentDef, slots: &[Slot], required_reach: usize) {
         let header = matches!(def.id, "MSH" | "BHS" | "FHS");
-        for fdef in &def.fields {
+        let obx = def.id == "OBX";
+        // Field n is `def.fields[n - 1]`: past the segment's last field and
+        // its last required one, every field is empty and may be.
+        let reach = if self.options.required_fields.is_some() {
+            self.fields.len().max(required_reach)
+        } else {
+            self.fields.len()
+        };
+        for (fdef, &slot) in def.fields.iter().zip(slots).take(reach) {
             let raw = self.field(fdef.seq as usize);
             let at = FieldPosition {
                 field: fdef.seq,
@@ -389,16 +518,16 @@ impl<'a> FieldCheck<'a> {
                 if let (true, Some(severity)) =
                     (fdef.optionality.is_required(), self.options.required_fields)
                 {
-                    let mut message = String::with_capacity(fdef.name.len() + 32);
-                    message.push_str("required field ");
-                    push_label(&mut message, fdef);
-                    message.push_str(" is empty");
                     self.report(
                         FindingKind::RequiredFieldMissing,
                         ErrorCode::RequiredFieldMissing,
                         severity,
                         at,
-                        message,
+                        |message| {
+                            message.push_str("required field ");
+                            push_label(message, fdef);
+                            message.push_str(" is empty");
+                        },
                     );
                 }
                 continue;
@@ -407,16 +536,16 @@ impl<'a> FieldCheck<'a> {
             if (header && fdef.seq <= 2) || raw == "\"\"" {
                 continue;
             }
-            let data_type = if def.id == "OBX" && fdef.seq == 5 {
+            let slot = if obx && fdef.seq == 5 {
                 // OBX-5's type is whatever OBX-2 names.
                 let named = self.field(2);
                 let named = pieces(named, self.seps.component).next().unwrap_or("");
-                match self.spec.datatype(named) {
-                    Some(dt) => dt.id,
+                match named_check(self.spec, named) {
+                    Some(check) => Slot { check, ..slot },
                     None => continue,
                 }
             } else {
-                fdef.data_type
+                slot
             };
             let mut count = 0;
             for (r, rep) in pieces(raw, self.seps.repetition).enumerate() {
@@ -435,57 +564,54 @@ impl<'a> FieldCheck<'a> {
                 {
                     let len = rep.chars().count();
                     if len > max as usize {
-                        let mut message = String::with_capacity(fdef.name.len() + 64);
-                        push_label(&mut message, fdef);
-                        message.push_str(" is ");
-                        push_num(&mut message, len);
-                        message.push_str(" characters long; at most ");
-                        push_num(&mut message, max as usize);
-                        message.push_str(" expected");
                         self.report(
                             FindingKind::TooLong,
                             ErrorCode::ValueTooLong,
                             Severity::Warning,
                             at,
-                            message,
+                            |message| {
+                                push_label(message, fdef);
+                                message.push_str(" is ");
+                                push_num(message, len);
+                                message.push_str(" characters long; at most ");
+                                push_num(message, max as usize);
+                                message.push_str(" expected");
+                            },
                         );
                     }
                 }
-                self.value(data_type, fdef.table, rep, 0, at, fdef.name);
+                if slot.check != Check::Nothing {
+                    self.value(slot, rep, 0, at, fdef.name);
+                }
             }
             // A `varies` field's shape, repetition included, is set by the
             // message's own definition (QPD-3 by the query profile).
-            let limited = fdef.data_type != "varies";
-            if let Some(max) = fdef.repetition.max().filter(|max| limited && count > *max) {
-                let mut message = String::with_capacity(fdef.name.len() + 64);
-                push_label(&mut message, fdef);
-                message.push_str(" repeats ");
-                push_num(&mut message, count as usize);
-                message.push_str(" times; at most ");
-                push_num(&mut message, max as usize);
-                message.push_str(" allowed");
+            let over = fdef.repetition.max().filter(|max| count > *max);
+            if let Some(max) = over.filter(|_| fdef.data_type != "varies") {
                 self.report(
                     FindingKind::TooManyFieldRepetitions,
                     ErrorCode::DataTypeError,
                     Severity::Error,
                     at,
-                    message,
+                    |message| {
+                        push_label(message, fdef);
+                        message.push_str(" repeats ");
+                        push_num(message, count as usize);
+                        message.push_str(" times; at most ");
+                        push_num(message, max as usize);
+                        message.push_str(" allowed");
+                    },
                 );
             }
         }
     }
 
-    /// Checks one value of `data_type` found at nesting `level` (0 field, 1 component, 2 subcomponent).
-    fn value(
-        &mut self,
-        data_type: &str,
-        table: Option<u32>,
-        text: &str,
-        level: u8,
-        at: FieldPosition,
-        name: &str,
-    ) {
-        let spec = self.spec;
+    /// Checks one value of the element `slot` resolves, found at nesting
+    /// `level` (0 field, 1 component, 2 subcomponent).
+    fn value(&mut self, slot: Slot, text: &str, level: u8, at: FieldPosition, name: &str) {
+        if slot.check == Check::Nothing {
+            return;
+        }
         // A first character that is not white space settles it without a trim.
         let printable_start = text.as_bytes().first().is_some_and(|b| {
             b.is_ascii() && !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
@@ -493,122 +619,137 @@ impl<'a> FieldCheck<'a> {
         if !printable_start && text.trim().is_empty() {
             return; // padding, not a value to judge
         }
-        // Most leaves are plain text or codes: settle them without a lookup.
-        match data_type {
-            "ST" | "TX" | "FT" | "IS" | "GTS" | "varies" => return,
-            "ID" => return self.coded(table, text, at, name),
-            _ => {}
-        }
-        let Some(dt) = spec.datatype(data_type) else {
-            return;
+        let checked = match slot.check {
+            Check::Nothing => return,
+            Check::Coded => return self.coded(slot.table, text, at, name),
+            Check::Composite(index) => return self.composite(index, text, level, at, name),
+            Check::Date => check_date(text),
+            Check::Time => check_time(text),
+            Check::DateTime => check_date_time(text),
+            Check::Number => check_number(text),
+            Check::SequenceId => check_sequence_id(text),
         };
-        if dt.is_composite() {
-            if level >= 2 {
-                return; // a composite inside a subcomponent: no separator left to split on
-            }
-            let sep = if level == 0 {
-                self.seps.component
-            } else {
-                self.seps.subcomponent
-            };
-            let mut parts = pieces(text, sep);
-            for comp in &dt.components {
-                let part = parts.next().unwrap_or("");
-                let at = if level == 0 {
-                    FieldPosition {
-                        component: comp.seq as usize,
-                        ..at
-                    }
-                } else {
-                    FieldPosition {
-                        subcomponent: comp.seq as usize,
-                        ..at
-                    }
-                };
-                if part.is_empty() {
-                    if let (true, Some(severity)) = (
-                        comp.optionality.is_required(),
-                        self.options.required_components,
-                    ) {
-                        let mut message = String::with_capacity(name.len() + comp.name.len() + 40);
-                        message.push_str(name);
-                        message.push_str(": required component ");
-                        push_num(&mut message, comp.seq as usize);
-                        message.push_str(" (");
-                        message.push_str(comp.name);
-                        message.push_str(") is empty");
-                        self.report(
-                            FindingKind::RequiredComponentMissing,
-                            ErrorCode::RequiredFieldMissing,
-                            severity,
-                            at,
-                            message,
-                        );
-                    }
-                    continue;
-                }
-                // TS.1 is a DTM in every version, whatever older data calls it.
-                let comp_type = if dt.id == "TS" && comp.seq == 1 {
-                    "DTM"
-                } else {
-                    comp.data_type
-                };
-                self.value(comp_type, comp.table, part, level + 1, at, comp.name);
-            }
-            return;
-        }
-        if let Err(e) = check_primitive(dt.id, text) {
+        if let Err(e) = checked {
             self.report(
                 FindingKind::InvalidFormat,
                 ErrorCode::DataTypeError,
                 Severity::Error,
                 at,
-                {
-                    let mut message = String::with_capacity(name.len() + e.problem.len() + 24);
+                |message| {
                     message.push_str(name);
                     message.push_str(": not a valid ");
                     message.push_str(e.data_type);
                     message.push_str(": ");
                     message.push_str(e.problem);
-                    message
                 },
             );
-            return;
         }
-        if dt.id == "ID" {
-            self.coded(table, text, at, name);
+    }
+
+    /// Checks the components (or subcomponents) of a value of the composite
+    /// data type at `index`.
+    fn composite(&mut self, index: u32, text: &str, level: u8, at: FieldPosition, name: &str) {
+        if level >= 2 {
+            return; // a composite inside a subcomponent: no separator left to split on
+        }
+        let spec = self.spec;
+        let dt = spec.datatypes.at(index);
+        let tree = spec.type_tree();
+        let slots = &tree.components[index as usize];
+        // Components past the last one with a check or (when empty ones are
+        // reported) the last required one cannot give a finding.
+        let reach = tree.reach[index as usize];
+        let reach = if self.options.required_components.is_some() {
+            reach.checked.max(reach.required)
+        } else {
+            reach.checked
+        };
+        let sep = if level == 0 {
+            self.seps.component
+        } else {
+            self.seps.subcomponent
+        };
+        let mut parts = pieces(text, sep);
+        let components = dt.components.iter().zip(slots.iter());
+        for (comp, &slot) in components.take(usize::from(reach)) {
+            let part = parts.next().unwrap_or("");
+            let at = if level == 0 {
+                FieldPosition {
+                    component: comp.seq as usize,
+                    ..at
+                }
+            } else {
+                FieldPosition {
+                    subcomponent: comp.seq as usize,
+                    ..at
+                }
+            };
+            if part.is_empty() {
+                if let (true, Some(severity)) = (
+                    comp.optionality.is_required(),
+                    self.options.required_components,
+                ) {
+                    self.report(
+                        FindingKind::RequiredComponentMissing,
+                        ErrorCode::RequiredFieldMissing,
+                        severity,
+                        at,
+                        |message| {
+                            message.push_str(name);
+                            message.push_str(": required component ");
+                            push_num(message, comp.seq as usize);
+                            message.push_str(" (");
+                            message.push_str(comp.name);
+                            message.push_str(") is empty");
+                        },
+                    );
+                }
+                continue;
+            }
+            if slot.check != Check::Nothing {
+                self.value(slot, part, level + 1, at, comp.name);
+            }
         }
     }
 
     /// Checks an ID value against its HL7 table.
-    fn coded(&mut self, table: Option<u32>, text: &str, at: FieldPosition, name: &str) {
-        if let Some(severity) = self.options.table_values {
-            if let Some(t) = table.and_then(|id| self.spec.table(id)) {
-                if !t.values.is_empty() && !self.spec.table_accepts(t, text) {
-                    let mut message = String::with_capacity(name.len() + t.name.len() + 40);
-                    message.push_str(name);
-                    message.push_str(": value is not in HL7 table ");
-                    push_padded(&mut message, t.id as usize, 4);
-                    message.push_str(" (");
-                    message.push_str(t.name);
-                    message.push(')');
-                    // Coding-system names (0396) grow with every guide and
-                    // local code system; a miss there is worth a warning only.
-                    let severity = if t.id == 396 {
-                        Severity::Warning
-                    } else {
-                        severity
-                    };
-                    self.report(
-                        FindingKind::NotInTable,
-                        ErrorCode::TableValueNotFound,
-                        severity,
-                        at,
-                        message,
-                    );
-                }
-            }
+    fn coded(&mut self, table: u32, text: &str, at: FieldPosition, name: &str) {
+        let Some(severity) = self.options.table_values else {
+            return;
+        };
+        let Some(codes) = self.spec.type_tree().tables.get(table as usize) else {
+            return; // no table, or one without values
+        };
+        if codes.codes.contains(text) {
+            return;
         }
+        let Some(t) = self.spec.table(codes.id) else {
+            return;
+        };
+        if t.accepts_pattern(text) {
+            return;
+        }
+        // Coding-system names (0396) grow with every guide and
+        // local code system; a miss there is worth a warning only.
+        let severity = if t.id == 396 {
+            Severity::Warning
+        } else {
+            severity
+        };
+        self.report(
+            FindingKind::NotInTable,
+            ErrorCode::TableValueNotFound,
+            severity,
+            at,
+            |message| {
+                message.push_str(name);
+                message.push_str(": value is not in HL7 table ");
+                push_padded(message, t.id as usize, 4);
+                message.push_str(" (");
+                message.push_str(t.name);
+                message.push(')');
+            },
+        );
     }
 }
 
@@ -659,14 +800,14 @@ fn push_label(out: &mut String, fdef: &crate::FieldDef) {
 
 /// `text.split(sep)`, cheaper for the short values of a message: an ASCII
 /// separator (every real one) is looked for byte by byte.
-fn pieces(text: &str, sep: char) -> Pieces<'_> {
+pub(crate) fn pieces(text: &str, sep: char) -> Pieces<'_> {
     Pieces {
         rest: Some(text),
         sep,
     }
 }
 
-struct Pieces<'a> {
+pub(crate) struct Pieces<'a> {
     /// What is left to split; `None` once the last piece is out.
     rest: Option<&'a str>,
     sep: char,

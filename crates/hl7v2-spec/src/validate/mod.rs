@@ -51,11 +51,15 @@ mod matcher;
 mod parsed;
 mod profile;
 mod text;
+pub(crate) mod types;
 pub mod value;
 
 use std::fmt;
 
-pub use fields::{MessageFields, Separators, SplitMessage, ValidationOptions, validate_message};
+pub use fields::{
+    Deviation, MessageFields, Place, Separators, SplitMessage, ValidationOptions, deviations,
+    validate_message,
+};
 pub use matcher::StructureMatcher;
 pub use parsed::spec_for;
 pub use profile::{Profile, ProfileError, ValuePath};

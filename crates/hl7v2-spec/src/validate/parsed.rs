@@ -2,7 +2,7 @@
 //! definitions for a message.
 
 use super::SegmentSequence;
-use super::fields::{MessageFields, Separators};
+use super::fields::{MessageFields, Separators, pieces};
 use crate::{Spec, VersionMatch};
 
 /// Segment ids of a parsed message; a name that is not UTF-8 reads `???`.
@@ -47,7 +47,30 @@ impl MessageFields for hl7v2::Message<'_> {
         }
         let segment = self.segment(segment);
         out.reserve(segment.len());
-        out.extend(segment.fields().map(|element| text_of(element.raw())));
+        // The segment checked as UTF-8 once (nearly always it is): each field
+        // is then a slice of that text, not checked again.
+        let bytes = segment.as_bytes();
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            out.extend(segment.fields().map(|element| text_of(element.raw())));
+            return;
+        };
+        // The parser splits a segment's bytes at every field separator: its
+        // fields are the same pieces of the text, taken without building an
+        // element for each. A header's field 1 is the separator itself.
+        let separator = self.delimiters().field;
+        let name_and_fields = (separator.is_ascii() && bytes.len() > 3).then(|| {
+            let mut parts = pieces(text, char::from(separator));
+            parts.next(); // the name
+            parts
+        });
+        match (name_and_fields, segment.is_header(), text.get(3..4)) {
+            (Some(parts), false, _) => out.extend(parts),
+            (Some(parts), true, Some(itself)) => {
+                out.push(itself);
+                out.extend(parts);
+            }
+            _ => out.extend(segment.fields().map(|element| text_of(element.raw()))),
+        }
     }
 }
 
