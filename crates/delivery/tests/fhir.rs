@@ -533,7 +533,7 @@ fn fhir_keys_are_checked_and_named() {
     };
     assert_eq!(
         misplaced("name = \"f\"\ntype = \"fhir\"\nurl = \"http://127.0.0.1:1/r4\"\npath = \"out\""),
-        "`path`: is not a key of a fhir destination (a file destination takes it)"
+        "`path`: is not a key of a fhir destination (file and sftp destinations take it)"
     );
     let bad = config("name = \"f\"\ntype = \"fhir\"");
     assert!(bad.validate().unwrap_err().to_string().contains("url"));
