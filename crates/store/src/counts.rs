@@ -329,47 +329,36 @@ impl StateCounts {
         PENDING.with(|p| p.borrow_mut().clear());
     }
 
-    /// Each channel's count per state, channels by name, states in
-    /// [`MessageState::ALL`] order (zeros included).
-    pub(crate) fn snapshot(&self) -> Vec<(String, [u64; MessageState::ALL.len()])> {
+    /// What `read` gives of each channel (`None`: leave the channel out), channels by
+    /// name.
+    fn per_channel<T>(&self, mut read: impl FnMut(&Channel) -> Option<T>) -> Vec<(String, T)> {
         let map = self
             .by_channel
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<(String, [u64; MessageState::ALL.len()])> = map
+        let mut all: Vec<(String, T)> = map
             .iter()
-            .map(|(name, channel)| {
-                (
-                    name.to_string(),
-                    channel.by_state.map(|v| u64::try_from(v).unwrap_or(0)),
-                )
-            })
+            .filter_map(|(name, channel)| read(channel).map(|t| (name.to_string(), t)))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
 
+    /// Each channel's count per state, channels by name, states in
+    /// [`MessageState::ALL`] order (zeros included).
+    pub(crate) fn snapshot(&self) -> Vec<(String, [u64; MessageState::ALL.len()])> {
+        self.per_channel(|channel| Some(channel.by_state.map(|v| u64::try_from(v).unwrap_or(0))))
+    }
+
     /// Each channel's hop latencies over the last one to two minutes, channels by name.
     pub(crate) fn latencies(&self) -> Vec<(String, HopLatencies)> {
         let now = seconds_now();
-        let map = self
-            .by_channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<(String, HopLatencies)> = map
-            .iter()
-            .map(|(name, channel)| {
-                (
-                    name.to_string(),
-                    HopLatencies {
-                        stored: channel.stored.read(now),
-                        processed: channel.processed.read(now),
-                    },
-                )
+        self.per_channel(|channel| {
+            Some(HopLatencies {
+                stored: channel.stored.read(now),
+                processed: channel.processed.read(now),
             })
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        })
     }
 
     /// The last complete minute (in minutes since the Unix epoch) and each channel's
@@ -378,55 +367,28 @@ impl StateCounts {
     pub(crate) fn last_minute(&self) -> (u64, Vec<(String, HopLatencies)>) {
         let now = seconds_now();
         let minute = now / 60 - 1;
-        let map = self
-            .by_channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<(String, HopLatencies)> = map
-            .iter()
-            .filter_map(|(name, channel)| {
-                let (mut stored, mut processed) = (channel.stored, channel.processed);
-                stored.turn(now / 60);
-                processed.turn(now / 60);
-                let latencies = HopLatencies {
-                    stored: stored.previous,
-                    processed: processed.previous,
-                };
-                (latencies.stored.count + latencies.processed.count > 0)
-                    .then(|| (name.to_string(), latencies))
-            })
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let all = self.per_channel(|channel| {
+            let (mut stored, mut processed) = (channel.stored, channel.processed);
+            stored.turn(now / 60);
+            processed.turn(now / 60);
+            let latencies = HopLatencies {
+                stored: stored.previous,
+                processed: processed.previous,
+            };
+            (latencies.stored.count + latencies.processed.count > 0).then_some(latencies)
+        });
         (minute, all)
     }
 
     /// Each channel's hop latencies since the store opened, channels by name.
     pub(crate) fn latencies_since_open(&self) -> Vec<(String, HopLatencies)> {
-        let map = self
-            .by_channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<(String, HopLatencies)> = map
-            .iter()
-            .map(|(name, channel)| (name.to_string(), channel.since_open))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        self.per_channel(|channel| Some(channel.since_open))
     }
 
     /// Each channel's rates over the last minute, channels by name.
     pub(crate) fn rates(&self) -> Vec<(String, Rates)> {
         let now = seconds_now();
-        let map = self
-            .by_channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<(String, Rates)> = map
-            .iter()
-            .map(|(name, channel)| (name.to_string(), channel.minute.rates(now)))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        self.per_channel(|channel| Some(channel.minute.rates(now)))
     }
 }
 
