@@ -2,6 +2,7 @@
 # processes to stop at exit, the release build unless SKIP_BUILD is set, and helpers to
 # start a `corridor run` and to wait for journal rows.
 #
+# KEEP_WORK=1 keeps the work folder (the engines' data folders and logs) for a look after.
 # CORRIDOR=path/to/corridor runs another binary (a debug build, for a quick check that a
 # script works end to end; its numbers mean nothing).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -12,7 +13,7 @@ WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
+    if [ -n "${KEEP_WORK:-}" ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

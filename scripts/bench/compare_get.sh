@@ -14,10 +14,7 @@ PY=target/py-venv-hl7/bin/python
 
 [ -f "$FILE" ] || python3 scripts/bench/make_oru_file.py "$FILE" 100000
 python3 scripts/bench/make_oru_file.py "$SMALL" 1000
-if ! "$PY" -c 'import hl7' 2>/dev/null; then
-    python3 -m venv target/py-venv-hl7
-    "$PY" -m pip install --quiet hl7==0.4.5
-fi
+scripts/test-peers hl7
 if [ ! -d target/node-bench/node_modules/simple-hl7 ]; then
     mkdir -p target/node-bench
     (cd target/node-bench && npm init -y >/dev/null &&

@@ -83,9 +83,7 @@ kill -TERM "$RUN_PID"; wait "$RUN_PID" || true
 
 # --- python-hl7 asyncio MLLP server, ACK only ---
 VENV="$ROOT/target/py-venv-hl7"
-if ! "$VENV/bin/python" -c "import hl7.mllp" 2>/dev/null; then
-    python3 -m venv "$VENV" && "$VENV/bin/python" -m pip install --quiet hl7==0.4.5
-fi
+"$ROOT/scripts/test-peers" hl7
 cat > "$WORK/python_server.py" <<'EOF'
 import asyncio, sys
 from hl7.mllp import start_hl7_server

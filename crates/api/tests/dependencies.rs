@@ -147,7 +147,13 @@ fn host_triple() -> String {
         .to_owned()
 }
 
-fn metadata() -> Graph {
+/// The graph, read once for every test of this file (`cargo metadata` takes seconds).
+fn metadata() -> &'static Graph {
+    static GRAPH: std::sync::OnceLock<Graph> = std::sync::OnceLock::new();
+    GRAPH.get_or_init(read_metadata)
+}
+
+fn read_metadata() -> Graph {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     // Only this platform's packages: offline, cargo cannot read the manifests of
     // platform-specific crates a build here never downloaded (Windows console crates).

@@ -20,9 +20,8 @@ const PATHS: &[&str] = &[
     "OBX-5", "OBX-6",
 ];
 
-/// The python-hl7 version the differences below were judged against.
-const PYTHON_HL7: &str = "hl7==0.4.5";
-
+/// The differences below were judged against the python-hl7 release of the `hl7`
+/// peer in `tests/peers.txt` (0.4.5).
 /// (file under tests/corpus/public, path, why python-hl7's value is wrong).
 const PYTHON_HL7_IS_WRONG: &[(&str, &str, &str)] = &[];
 
@@ -136,11 +135,7 @@ fn corpus_files() -> Vec<PathBuf> {
 
 /// The venv's python, with python-hl7 installed from PyPI (once).
 fn python_with_hl7() -> PathBuf {
-    test_support::python_venv(
-        "hl7",
-        &[PYTHON_HL7],
-        "import hl7.mllp, hl7.client, importlib.metadata as m; assert m.version('hl7') == '0.4.5'",
-    )
+    test_support::python_peer("hl7")
 }
 
 /// What one side read from one message: the values, or why it could not.

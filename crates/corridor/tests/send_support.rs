@@ -11,12 +11,6 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
-/// The python-hl7 release the tests (and `get_differential.rs`) use.
-pub const PYTHON_HL7: &str = "hl7==0.4.5";
-/// Succeeds only in a venv holding that release with its MLLP modules.
-pub const PYTHON_HL7_PROBE: &str =
-    "import hl7.mllp, hl7.client, importlib.metadata as m; assert m.version('hl7') == '0.4.5'";
-
 pub fn workspace() -> PathBuf {
     // Lexical parent of parent: the venv records its path as given.
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -98,7 +92,7 @@ pub fn oru_1500() -> PathBuf {
 
 /// The venv's python, with python-hl7 installed from PyPI (once).
 pub fn python_with_hl7() -> PathBuf {
-    test_support::python_venv("hl7", &[PYTHON_HL7], PYTHON_HL7_PROBE)
+    test_support::python_peer("hl7")
 }
 
 /// A certificate authority and the certificates it issued, as PEM files.

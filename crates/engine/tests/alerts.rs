@@ -79,11 +79,7 @@ impl SmtpSink {
     /// Starts the sink with a certificate for 127.0.0.1 that `dir/smtp-ca.pem` holds,
     /// and the password `dir/smtp-password`.
     fn start(dir: &Path) -> SmtpSink {
-        let python = test_support::python_venv(
-            "aiosmtpd",
-            &["aiosmtpd==1.4.6"],
-            "import aiosmtpd.controller, aiosmtpd.smtp",
-        );
+        let python = test_support::python_peer("aiosmtpd");
         let key = rcgen::KeyPair::generate().unwrap();
         let params =
             rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();

@@ -46,7 +46,7 @@ impl Drop for Driver {
 }
 
 async fn driver() -> Driver {
-    test_support::browser_deps();
+    test_support::apt_peer("browser");
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -254,7 +254,7 @@ impl Element<'_> {
 /// (under a lock: the tests of this file run at once and would otherwise
 /// install into one directory together).
 fn axe_source() -> String {
-    let modules = test_support::npm_packages("axe", &["axe-core@4"], "axe-core/axe.min.js");
+    let modules = test_support::npm_peer("axe");
     std::fs::read_to_string(modules.join("axe-core/axe.min.js")).expect("axe-core's script reads")
 }
 

@@ -58,7 +58,7 @@ fn workspace() -> PathBuf {
 
 /// The venv's python, with hl7apy installed from PyPI (once).
 fn hl7apy_python() -> PathBuf {
-    test_support::python_venv("hl7apy", &["hl7apy==1.3.5"], "import hl7apy")
+    test_support::python_peer("hl7apy")
 }
 
 fn corpus_files() -> Vec<PathBuf> {

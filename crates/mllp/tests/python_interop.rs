@@ -16,11 +16,7 @@ use tokio::time::timeout;
 
 /// The venv's python, with python-hl7 installed from PyPI (once).
 fn python_with_hl7() -> PathBuf {
-    test_support::python_venv(
-        "hl7",
-        &["hl7==0.4.5"],
-        "import hl7.mllp, hl7.client, importlib.metadata as m; assert m.version('hl7') == '0.4.5'",
-    )
+    test_support::python_peer("hl7")
 }
 
 const PYTHON_CLIENT: &str = r#"

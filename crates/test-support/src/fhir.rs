@@ -13,21 +13,13 @@ use crate::workspace;
 
 /// The venv with fhir.resources, created from PyPI on first use.
 pub fn python_with_fhir_resources() -> PathBuf {
-    crate::python_venv(
-        "fhir",
-        &["fhir.resources==8.3.0"],
-        "import fhir.resources.R4B.bundle",
-    )
+    crate::python_peer("fhir")
 }
 
 /// The venv with the fhirpy client (PyPI), created on first use: the
 /// repository's API driven by a FHIR client library people use.
 pub fn python_with_fhirpy() -> PathBuf {
-    crate::python_venv(
-        "fhirpy",
-        &["fhirpy==2.3.1"],
-        "import fhirpy; from fhirpy import SyncFHIRClient",
-    )
+    crate::python_peer("fhirpy")
 }
 
 /// A validation script of the converter's tests, by its file name.
@@ -77,7 +69,7 @@ pub fn assert_valid_r4(bundles: &[(String, String)]) {
 /// every invalid one.
 pub fn assert_valid_r4_both(bundles: &[(String, String)]) {
     assert_valid_r4(bundles);
-    let modules = crate::npm_packages("fhir", &["fhir@4.12.0"], "fhir/package.json");
+    let modules = crate::npm_peer("fhir");
     let mut command = Command::new("node");
     command
         .arg(script("validate_bundles.js"))

