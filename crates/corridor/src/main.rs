@@ -9,6 +9,13 @@ mod cmd;
 mod input;
 mod output;
 
+/// mimalloc instead of glibc's malloc: the engine allocates and frees many small
+/// JSON values and strings per message from several threads, and glibc's allocator
+/// spent over a quarter of the engine's instructions in a profile of the
+/// repository-and-rules pipeline (BENCHMARKS.md, "Alert latency").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Corridor, a real-time HL7 v2 interface engine.
 #[derive(Parser)]
 #[command(name = "corridor", version, about, long_about = None)]
