@@ -333,7 +333,11 @@ async fn resend(
             ),
         ));
     }
-    let EntryId(new) = delivery.resend(entry.id).await?;
+    // A refusal (a channel destination's hand-over, say) is the caller's to fix.
+    let EntryId(new) = delivery.resend(entry.id).await.map_err(|e| match e {
+        store::Error::Refused(reason) => ApiError::new(StatusCode::CONFLICT, reason),
+        other => other.into(),
+    })?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "destination": q.destination, "entry": new})),

@@ -47,7 +47,7 @@ fn acknowledged_messages_reach_the_destination_in_order_after_a_sigkill() {
     let file = message_file(dir.path(), "all.hl7", &all);
 
     let run = Run::start(&data, &config);
-    let sender = send(&run.addr, &file);
+    let sender = send_in_background(&run.addr, &file);
     let deadline = Instant::now() + Duration::from_secs(60);
     while journal_len(&data) == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -67,7 +67,10 @@ fn acknowledged_messages_reach_the_destination_in_order_after_a_sigkill() {
         .collect();
     if !remaining.is_empty() {
         let file = message_file(dir.path(), "rest.hl7", &remaining);
-        let output = wait_output(send(&run.addr, &file), Duration::from_secs(120));
+        let output = wait_output(
+            send_in_background(&run.addr, &file),
+            Duration::from_secs(120),
+        );
         assert!(output.status.success(), "resend: {}", text(&output.stderr));
         acknowledged.extend(accepted_ids(&output.stdout));
     }
@@ -107,22 +110,4 @@ fn acknowledged_messages_reach_the_destination_in_order_after_a_sigkill() {
          {twice} delivered twice",
         remaining.len()
     );
-}
-
-fn send(addr: &str, file: &std::path::Path) -> std::process::Child {
-    corridor()
-        .args([
-            "send",
-            "--connections",
-            "4",
-            "--timeout",
-            "10",
-            "--to",
-            addr,
-        ])
-        .arg(file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
 }

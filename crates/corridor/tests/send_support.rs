@@ -36,6 +36,26 @@ pub fn send(args: &[&str], limit: Duration) -> Output {
     wait_output(child, limit)
 }
 
+/// Starts `corridor send` over 4 connections (10 s timeout) of `file` to `addr`, its
+/// output piped, for a test that kills the engine while it sends.
+pub fn send_in_background(addr: &str, file: &Path) -> std::process::Child {
+    corridor()
+        .args([
+            "send",
+            "--connections",
+            "4",
+            "--timeout",
+            "10",
+            "--to",
+            addr,
+        ])
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits for `child` at most `limit` (then kills it and fails the test).
 pub fn wait_output(child: std::process::Child, limit: Duration) -> Output {
     let id = child.id();
@@ -528,6 +548,23 @@ pub fn journal(data: &Path) -> Vec<(String, String, Option<String>)> {
         .unwrap();
     query
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The control ids of channel `channel`'s journal rows, in journal order.
+pub fn journal_of(data: &Path, channel: &str) -> Vec<String> {
+    let db = rusqlite::Connection::open_with_flags(
+        data.join("corridor.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut query = db
+        .prepare("SELECT control_id FROM journal WHERE channel = ?1 ORDER BY id")
+        .unwrap();
+    query
+        .query_map([channel], |row| row.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect()

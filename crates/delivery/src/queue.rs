@@ -195,7 +195,7 @@ pub fn enqueue_in(
                 &*routed.channel,
                 &*entry.destination,
                 ordering_key.unwrap_or(""),
-                format!("handed to channel {to} as message {}", handed.0),
+                format!("{HANDED_OVER}{to} as message {}", handed.0),
                 now,
             ])?;
             ids.push(EntryId(conn.last_insert_rowid()));
@@ -237,6 +237,9 @@ pub fn enqueue_in(
     }
     Ok(ids)
 }
+
+/// How the answer of a channel destination's entry starts.
+const HANDED_OVER: &str = "handed to channel ";
 
 const INSERT_PAYLOAD: &str = "INSERT INTO delivery_payload (entry_id, payload) VALUES (?1, ?2)";
 
@@ -553,12 +556,24 @@ pub fn entries_in_state(
 /// Puts a copy of a delivered, errored or dead-lettered entry at the end of its queue;
 /// returns the new entry. The old entry keeps its history.
 pub fn resend_in(conn: &Connection, id: EntryId) -> store::Result<EntryId> {
-    let state: Option<String> = conn
-        .prepare_cached("SELECT state FROM delivery_queue WHERE id = ?1")?
-        .query_row([id.0], |row| row.get(0))
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT state, answer FROM delivery_queue WHERE id = ?1")?
+        .query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let state: EntryState = match state {
-        Some(state) => state.parse()?,
+    let state: EntryState = match row {
+        Some((state, answer)) => {
+            if answer
+                .as_deref()
+                .is_some_and(|a| a.starts_with(HANDED_OVER))
+            {
+                return Err(store::Error::Refused(format!(
+                    "queue entry {id} belongs to a channel destination, which hands messages \
+                     over as its channel processes them; a handed-over message is not resent \
+                     (reprocess it on its channel instead)"
+                )));
+            }
+            state.parse()?
+        }
         None => {
             return Err(store::Error::Refused(format!(
                 "queue entry {id} does not exist"

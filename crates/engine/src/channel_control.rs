@@ -10,6 +10,10 @@
 //!   directory is no longer read) and the processor processes nothing;
 //! - **running**: no row.
 //!
+//! Messages another channel hands to a paused or stopped channel (a channel
+//! destination) wait `received` in its journal like its own source's, and are processed
+//! in order when it is started.
+//!
 //! A destination's pause is `delivery`'s ([`delivery::Delivery::pause`]).
 
 use std::collections::HashMap;

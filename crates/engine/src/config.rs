@@ -1230,6 +1230,9 @@ impl Config {
                 }
             }
         }
+        for (key, message) in self.hand_over_problems() {
+            error(key, message);
+        }
         for (key, message) in alerts::check(
             &self.alerting,
             &self.alerts,
@@ -1239,6 +1242,106 @@ impl Config {
             error(key, message);
         }
         errors
+    }
+
+    /// The problems of channel destinations (`type = "channel"`): the receiving channel
+    /// must exist and differ from the sending one, and no chain of hand-overs may come
+    /// back to a channel it passed (`a -> b -> c -> a`), which would pass a message round
+    /// for ever. Each problem names the destination's `channel` key.
+    fn hand_over_problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        // Each channel's hand-overs: (destination index, receiving channel).
+        let mut edges: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+        let senders = self
+            .channels
+            .iter()
+            .map(|(name, c)| {
+                (
+                    format!("channels.{name}"),
+                    Some(name.as_str()),
+                    &c.destinations,
+                )
+            })
+            .chain(std::iter::once((
+                "rules".to_owned(),
+                None,
+                &self.rules.destinations,
+            )));
+        for (at, from, destinations) in senders {
+            for (i, destination) in destinations.iter().enumerate() {
+                let delivery::DestinationSettings::Channel(settings) = &destination.settings else {
+                    continue;
+                };
+                // A missing or empty name is the destination's own check's to report.
+                let Some(to) = settings.channel.as_deref().filter(|t| !t.trim().is_empty()) else {
+                    continue;
+                };
+                let key = format!("{at}.destinations[{i}].channel");
+                if Some(to) == from {
+                    problems.push((
+                        key,
+                        format!("channel {to:?} cannot hand messages to itself"),
+                    ));
+                } else if !self.channels.contains_key(to) {
+                    problems.push((
+                        key,
+                        format!("there is no channel {to:?} to hand messages to"),
+                    ));
+                } else if let Some(from) = from {
+                    edges.entry(from).or_default().push((i, to));
+                }
+            }
+        }
+        // Depth first from each channel in name order; an edge back to a channel on the
+        // current path closes a cycle, reported once at that edge.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            OnPath,
+            Done,
+        }
+        let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
+        for &start in edges.keys() {
+            if marks.contains_key(start) {
+                continue;
+            }
+            // The path, each channel with the next of its edges to follow.
+            let mut path: Vec<(&str, usize)> = vec![(start, 0)];
+            marks.insert(start, Mark::OnPath);
+            while let Some(&(node, next)) = path.last() {
+                let out = edges.get(node).map_or(&[][..], Vec::as_slice);
+                let Some(&(i, to)) = out.get(next) else {
+                    marks.insert(node, Mark::Done);
+                    path.pop();
+                    continue;
+                };
+                if let Some(last) = path.last_mut() {
+                    last.1 += 1;
+                }
+                match marks.get(to) {
+                    None => {
+                        marks.insert(to, Mark::OnPath);
+                        path.push((to, 0));
+                    }
+                    Some(Mark::OnPath) => {
+                        let from = path.iter().position(|(n, _)| *n == to).unwrap_or(0);
+                        let cycle: Vec<&str> = path[from..]
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .chain(std::iter::once(to))
+                            .collect();
+                        problems.push((
+                            format!("channels.{node}.destinations[{i}].channel"),
+                            format!(
+                                "closes the cycle {}: a message would be handed round for ever",
+                                cycle.join(" -> ")
+                            ),
+                        ));
+                    }
+                    Some(Mark::Done) => {}
+                }
+            }
+        }
+        problems
     }
 
     /// What `[[alerts]]` may watch: each channel's listener certificate and destinations
@@ -1836,6 +1939,89 @@ type = "email"
                 "channels.a.destinations[0].to",
                 "channels.b.source.listen"
             ]
+        );
+    }
+
+    /// `[channels.NAME]` with an MLLP source and a channel destination to each of `to`.
+    fn handing(name: &str, to: &[&str]) -> String {
+        let mut text = format!(
+            "[channels.{name}]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n"
+        );
+        for (i, to) in to.iter().enumerate() {
+            text.push_str(&format!(
+                "[[channels.{name}.destinations]]\nname = \"d{i}\"\ntype = \"channel\"\nchannel = \"{to}\"\n"
+            ));
+        }
+        text
+    }
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        match Config::from_toml(text) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .errors
+                .into_iter()
+                .map(|e| (e.key, e.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn channel_destinations_hand_over_along_chains_without_cycles() {
+        // A chain and a fan-in are fine.
+        let chain = [
+            handing("a", &["b", "c"]),
+            handing("b", &["c"]),
+            handing("c", &[]),
+        ]
+        .concat();
+        assert_eq!(problems(&chain), Vec::new());
+
+        let unknown = [handing("a", &["nowhere"])].concat();
+        let found = problems(&unknown);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "channels.a.destinations[0].channel");
+        assert!(found[0].1.contains("no channel \"nowhere\""), "{found:?}");
+
+        let itself = handing("a", &["a"]);
+        let found = problems(&itself);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "channels.a.destinations[0].channel");
+        assert!(found[0].1.contains("itself"), "{found:?}");
+
+        // A cycle over three channels is reported once, naming it.
+        let cycle = [
+            handing("a", &["b"]),
+            handing("b", &["c"]),
+            handing("c", &["d", "a"]),
+            handing("d", &[]),
+        ]
+        .concat();
+        let found = problems(&cycle);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "channels.c.destinations[1].channel");
+        assert!(found[0].1.contains("a -> b -> c -> a"), "{found:?}");
+
+        // Two separate cycles are both found.
+        let two = [
+            handing("a", &["b"]),
+            handing("b", &["a"]),
+            handing("x", &["y"]),
+            handing("y", &["x"]),
+        ]
+        .concat();
+        let found = problems(&two);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].1.contains("a -> b -> a"), "{found:?}");
+        assert!(found[1].1.contains("x -> y -> x"), "{found:?}");
+
+        // A name left out is the destination's own problem.
+        let missing = "[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n[[channels.a.destinations]]\nname = \"d\"\ntype = \"channel\"\n";
+        let found = problems(missing);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].0.starts_with("channels.a.destinations[0]"),
+            "{found:?}"
         );
     }
 

@@ -227,6 +227,7 @@ impl Engine {
                             .collect(),
                         patient_system: config.mpi.enterprise_system.clone(),
                     })),
+                    hand_over: Some(wakes.clone()),
                 },
                 wake.clone(),
             ));
@@ -247,6 +248,10 @@ impl Engine {
             if pipeline.is_archive() {
                 archives.insert(name.clone());
             }
+            let pipeline = ChannelPipeline {
+                hand_over: Some(wakes.clone()),
+                ..pipeline
+            };
             pipelines.push((pipeline, wakes.of(name)));
         }
         // The channels an operator paused or stopped stay so across a restart.

@@ -8,7 +8,8 @@
 //! new journal state, every stage's [`Commit`], and its destination queue rows
 //! ([`delivery::enqueue_in`]). A crash before that write leaves the messages `received`;
 //! the next start processes them again from the beginning, so a message is never half
-//! processed. Then the destinations' workers are woken.
+//! processed. Then the destinations' workers are woken, and the channels that this
+//! channel's channel destinations (`type = "channel"`) handed messages to in that write.
 //!
 //! Order: messages are taken in journal order (receive order). Without an ordering key the
 //! channel's messages are processed one after another. With one (`ordering_key =
@@ -106,6 +107,9 @@ pub(crate) struct ChannelPipeline {
     pub recent: Option<Arc<crate::stages::rules::Recent>>,
     /// The alerts channel: its `fhir` destinations get the alert as a DetectedIssue.
     pub alert_payloads: Option<Arc<crate::stages::rules::AlertPayloads>>,
+    /// Every channel's notifier, to wake the channels this one's channel destinations
+    /// hand messages to once a batch is written (`None` under `corridor test`).
+    pub hand_over: Option<crate::sources::Wakes>,
 }
 
 /// What every channel's stages share, engine-wide: the patient index, the clinical
@@ -205,6 +209,7 @@ impl ChannelPipeline {
             after_write,
             recent,
             alert_payloads: None,
+            hand_over: None,
         })
     }
 
@@ -599,6 +604,13 @@ async fn run(
                 delivery.wake(&channel);
                 if let Some(alerts) = &pipeline.after_write {
                     alerts.notify_one();
+                }
+                // Handed-over messages are in the receiving channels' journals now. A
+                // receiving channel that is paused or stopped leaves them `received`.
+                if let Some(wakes) = &pipeline.hand_over {
+                    for to in pipeline.router.hands_to() {
+                        wakes.wake(to);
+                    }
                 }
                 continue;
             }

@@ -535,10 +535,14 @@ impl Control {
                 processor.stop().await;
             }
             self.delivery.replace(p.destinations).await;
+            let pipeline = ChannelPipeline {
+                hand_over: Some(self.wakes.clone()),
+                ..p.pipeline
+            };
             let processor = Processor::start(
                 self.store.clone(),
                 self.delivery.clone(),
-                p.pipeline,
+                pipeline,
                 self.wakes.of(&name),
                 self.states.clone(),
             );
