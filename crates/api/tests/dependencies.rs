@@ -126,6 +126,10 @@ const HTTP_FRAMEWORKS: &[&str] = &[
 /// webhook posts through delivery's HTTP client) and the binary above them.
 const SPEAKS_HTTP: &[&str] = &["access", "alerts", "api", "engine", "delivery", "corridor"];
 
+/// The crates that talk to NATS JetStream directly: delivery (the `nats` destination and
+/// the connection keys in `delivery::nats`) and the engine (the `nats` source).
+const SPEAKS_NATS: &[&str] = &["delivery", "engine"];
+
 struct Graph {
     /// Workspace crate names.
     members: BTreeSet<String>,
@@ -356,4 +360,22 @@ fn the_mllp_intake_path_never_reaches_access_control() {
             );
         }
     }
+}
+
+#[test]
+fn only_delivery_and_the_engine_use_the_nats_client_directly() {
+    let graph = metadata();
+    let problems: Vec<String> = graph
+        .members
+        .iter()
+        .filter(|member| !SPEAKS_NATS.contains(&member.as_str()))
+        .filter(|member| {
+            graph
+                .normal
+                .get(*member)
+                .is_some_and(|deps| deps.contains("async-nats"))
+        })
+        .map(|member| format!("{member} depends on async-nats, which only delivery and engine may"))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

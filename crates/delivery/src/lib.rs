@@ -138,6 +138,7 @@
 mod config;
 pub mod destinations;
 mod error;
+pub mod nats;
 mod pause;
 mod queue;
 mod router;
@@ -159,7 +160,8 @@ use destinations::AnyDestination;
 pub use destinations::{
     ChannelDestinationConfig, DatabaseDestinationConfig, DestinationConfig, DestinationKind,
     DestinationSettings, EmailDestinationConfig, FhirDestinationConfig, FileDestinationConfig,
-    HttpDestinationConfig, MllpDestinationConfig, SftpDestinationConfig,
+    HttpDestinationConfig, MllpDestinationConfig, NatsDestinationConfig, NatsPayload,
+    SftpDestinationConfig,
 };
 pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
 pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};

@@ -20,12 +20,16 @@ pub struct Router {
     routes: Vec<Route>,
 }
 
-type Route = (
-    Arc<str>,
-    Chain,
-    Option<v2_fhir::Converter>,
-    Option<Arc<str>>,
-);
+type Route = (Arc<str>, Chain, Option<FhirRoute>, Option<Arc<str>>);
+
+/// How a destination that sends FHIR makes its payload: the converter, and for a `nats`
+/// destination the subject template, whose subject is put before the Bundle (the entry
+/// no longer holds the HL7 message it is built from).
+#[derive(Debug)]
+struct FhirRoute {
+    converter: v2_fhir::Converter,
+    subject: Option<crate::destinations::nats::SubjectTemplate>,
+}
 
 /// A message as each destination of a channel wants it; [`crate::enqueue_in`] queues it.
 #[derive(Debug, Clone)]
@@ -93,15 +97,25 @@ impl Router {
                     }
                 })?;
             // A FHIR destination's payload is the message's transaction Bundle.
+            let invalid = |reason: String| ConfigError::Invalid {
+                destination: config.name.clone(),
+                reason,
+            };
             let fhir = match &config.settings {
-                DestinationSettings::Fhir(fhir) => Some(v2_fhir::Converter::new(
-                    crate::destinations::fhir::converter_options(fhir).map_err(|reason| {
-                        ConfigError::Invalid {
-                            destination: config.name.clone(),
-                            reason,
-                        }
-                    })?,
-                )),
+                DestinationSettings::Fhir(fhir) => Some(FhirRoute {
+                    converter: v2_fhir::Converter::new(
+                        crate::destinations::fhir::converter_options(fhir).map_err(invalid)?,
+                    ),
+                    subject: None,
+                }),
+                DestinationSettings::Nats(nats)
+                    if nats.payload == crate::destinations::NatsPayload::Fhir =>
+                {
+                    Some(FhirRoute {
+                        converter: v2_fhir::Converter::new(v2_fhir::Options::default()),
+                        subject: Some(nats.template().map_err(invalid)?),
+                    })
+                }
                 _ => None,
             };
             let hand_to = match &config.settings {
@@ -225,13 +239,14 @@ impl Router {
 /// message: a type the converter does not handle is filtered, a failed conversion is an
 /// error of the `fhir` step.
 fn to_fhir(
-    converter: Option<&v2_fhir::Converter>,
+    route: Option<&FhirRoute>,
     outcome: RouteOutcome,
     enterprise_id: Option<&v2_fhir::Identifier>,
 ) -> RouteOutcome {
-    let (Some(converter), RouteOutcome::Payload(bytes)) = (converter, &outcome) else {
+    let (Some(route), RouteOutcome::Payload(bytes)) = (route, &outcome) else {
         return outcome;
     };
+    let converter = &route.converter;
     let message = match hl7v2::Message::parse(bytes.as_ref()) {
         Ok(message) => message,
         Err(error) => {
@@ -251,7 +266,13 @@ fn to_fhir(
         None => converter.convert(&message),
     };
     match converted {
-        Ok(bundle) => RouteOutcome::Payload(Bytes::from(bundle.to_json_string())),
+        Ok(bundle) => match &route.subject {
+            Some(template) => RouteOutcome::Payload(crate::destinations::nats::fhir_entry(
+                &template.subject(&message),
+                bundle.to_json_string().as_bytes(),
+            )),
+            None => RouteOutcome::Payload(Bytes::from(bundle.to_json_string())),
+        },
         Err(error) => RouteOutcome::Errored {
             step: "fhir".into(),
             error: error.to_string(),

@@ -11,7 +11,10 @@
 
 pub mod disk_fault;
 pub mod fhir;
+pub mod nats;
 pub mod sshd;
+
+pub use nats::{NatsServer, nats_server};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -31,6 +31,7 @@ pub use fhir::FhirDestinationConfig;
 pub use file::FileDestinationConfig;
 pub use http::HttpDestinationConfig;
 pub use mllp::MllpDestinationConfig;
+pub use nats::{NatsDestinationConfig, NatsPayload};
 pub use sftp::SftpDestinationConfig;
 
 pub mod channel;
@@ -40,8 +41,9 @@ pub mod fhir;
 pub mod file;
 pub mod http;
 pub mod mllp;
+pub mod nats;
 pub mod sftp;
-mod tls;
+pub(crate) mod tls;
 
 /// One destination of a channel.
 ///
@@ -149,6 +151,7 @@ impl DestinationConfig {
             DestinationSettings::Sftp(_) => DestinationKind::Sftp,
             DestinationSettings::Channel(_) => DestinationKind::Channel,
             DestinationSettings::Database(_) => DestinationKind::Database,
+            DestinationSettings::Nats(_) => DestinationKind::Nats,
         }
     }
 
@@ -159,6 +162,7 @@ impl DestinationConfig {
             DestinationSettings::Http(http) => http.tls.as_ref(),
             DestinationSettings::Fhir(fhir) => fhir.tls.as_ref(),
             DestinationSettings::Database(database) => database.tls.as_ref(),
+            DestinationSettings::Nats(nats) => nats.tls.as_ref(),
             DestinationSettings::File(_)
             | DestinationSettings::Email(_)
             | DestinationSettings::Sftp(_)
@@ -187,6 +191,8 @@ pub enum DestinationSettings {
     Channel(ChannelDestinationConfig),
     /// `type = "database"`.
     Database(DatabaseDestinationConfig),
+    /// `type = "nats"`.
+    Nats(NatsDestinationConfig),
 }
 
 /// The kind of receiver a destination sends to.
@@ -208,6 +214,8 @@ pub enum DestinationKind {
     Channel,
     /// Rows in a PostgreSQL, MySQL/MariaDB or SQLite database.
     Database,
+    /// Messages published to NATS JetStream.
+    Nats,
 }
 
 impl DestinationKind {
@@ -222,6 +230,7 @@ impl DestinationKind {
             DestinationKind::Sftp => "sftp",
             DestinationKind::Channel => "channel",
             DestinationKind::Database => "database",
+            DestinationKind::Nats => "nats",
         }
     }
 }
@@ -309,6 +318,7 @@ pub(crate) enum AnyDestination {
     Sftp(sftp::SftpDestination),
     Channel(channel::ChannelDestination),
     Database(database::DatabaseDestination),
+    Nats(nats::NatsDestination),
 }
 
 impl Destination for AnyDestination {
@@ -326,6 +336,7 @@ impl Destination for AnyDestination {
             AnyDestination::Sftp(d) => d.deliver(message, meta).await,
             AnyDestination::Channel(d) => d.deliver(message, meta).await,
             AnyDestination::Database(d) => d.deliver(message, meta).await,
+            AnyDestination::Nats(d) => d.deliver(message, meta).await,
         }
     }
 
@@ -343,6 +354,7 @@ impl Destination for AnyDestination {
             AnyDestination::Sftp(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Channel(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Database(d) => d.deliver_batch(batch, meta).await,
+            AnyDestination::Nats(d) => d.deliver_batch(batch, meta).await,
         }
     }
 }
@@ -378,6 +390,7 @@ impl DestinationConfig {
             DestinationSettings::Sftp(sftp) => sftp.check(),
             DestinationSettings::Channel(channel) => channel.check(),
             DestinationSettings::Database(database) => database.check(),
+            DestinationSettings::Nats(nats) => nats.check(),
         }
         .map_err(fail)
     }
@@ -411,6 +424,9 @@ pub(crate) fn build(
         DestinationSettings::Channel(_) => AnyDestination::Channel(channel::ChannelDestination),
         DestinationSettings::Database(database) => {
             AnyDestination::Database(database::DatabaseDestination::new(config, database, base)?)
+        }
+        DestinationSettings::Nats(nats) => {
+            AnyDestination::Nats(nats::NatsDestination::new(config, nats, base)?)
         }
     })
 }

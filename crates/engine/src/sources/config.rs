@@ -16,6 +16,7 @@ use super::directory::DirectorySourceConfig;
 use super::fhir::FhirSourceConfig;
 use super::http::HttpSourceConfig;
 use super::mllp::MllpSourceConfig;
+use super::nats::NatsSourceConfig;
 use super::shared_keys::{AckModeSetting, default_max_frame_size};
 use conf::{ByteSize, DuplicateWindow};
 
@@ -93,6 +94,8 @@ pub enum SourceSettings {
     Directory(DirectorySourceConfig),
     /// `type = "fhir"`.
     Fhir(FhirSourceConfig),
+    /// `type = "nats"`.
+    Nats(NatsSourceConfig),
 }
 
 /// The kinds of source.
@@ -110,6 +113,9 @@ pub enum SourceKind {
     /// Subscription notification becomes HL7 v2 messages; the answer is an
     /// OperationOutcome.
     Fhir,
+    /// A durable pull consumer on a NATS JetStream stream: each NATS message carries a
+    /// message (or a batch) and is acknowledged once its messages are stored.
+    Nats,
 }
 
 impl SourceKind {
@@ -120,6 +126,7 @@ impl SourceKind {
             SourceKind::Http => "http",
             SourceKind::Directory => "directory",
             SourceKind::Fhir => "fhir",
+            SourceKind::Nats => "nats",
         }
     }
 }
@@ -163,6 +170,7 @@ impl SourceConfig {
             SourceSettings::Http(_) => SourceKind::Http,
             SourceSettings::Directory(_) => SourceKind::Directory,
             SourceSettings::Fhir(_) => SourceKind::Fhir,
+            SourceSettings::Nats(_) => SourceKind::Nats,
         }
     }
 
@@ -173,7 +181,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.listen.map(|l| l.0),
             SourceSettings::Http(http) => http.listen.map(|l| l.0),
             SourceSettings::Fhir(fhir) => fhir.listen.map(|l| l.0),
-            SourceSettings::Directory(_) => None,
+            SourceSettings::Directory(_) | SourceSettings::Nats(_) => None,
         }
     }
 
@@ -190,7 +198,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => Some(mllp.max_connections),
             SourceSettings::Http(http) => Some(http.max_connections),
             SourceSettings::Fhir(fhir) => Some(fhir.max_connections),
-            SourceSettings::Directory(_) => None,
+            SourceSettings::Directory(_) | SourceSettings::Nats(_) => None,
         }
     }
 
@@ -200,7 +208,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.max_connections = cap,
             SourceSettings::Http(http) => http.max_connections = cap,
             SourceSettings::Fhir(fhir) => fhir.max_connections = cap,
-            SourceSettings::Directory(_) => {}
+            SourceSettings::Directory(_) | SourceSettings::Nats(_) => {}
         }
     }
 
@@ -209,7 +217,9 @@ impl SourceConfig {
         match &self.settings {
             SourceSettings::Mllp(mllp) => mllp.application_ack_to.as_deref(),
             SourceSettings::Http(http) => http.application_ack_to.as_deref(),
-            SourceSettings::Fhir(_) | SourceSettings::Directory(_) => None,
+            SourceSettings::Fhir(_) | SourceSettings::Directory(_) | SourceSettings::Nats(_) => {
+                None
+            }
         }
     }
 
@@ -228,6 +238,7 @@ impl SourceConfig {
             SourceSettings::Http(http) => http.check(at, self.ack_mode),
             SourceSettings::Directory(directory) => directory.check(at, base_dir),
             SourceSettings::Fhir(fhir) => fhir.check(at, self.ack_mode),
+            SourceSettings::Nats(nats) => nats.check(at),
         };
         if self.max_frame_size.0 == 0 {
             errors.push((

@@ -38,6 +38,7 @@ pub mod directory;
 pub mod fhir;
 pub mod http;
 pub(crate) mod mllp;
+pub mod nats;
 pub(crate) mod shared_keys;
 
 pub use config::{SourceConfig, SourceKind, SourceSettings};
@@ -69,6 +70,7 @@ pub(crate) enum ChannelSource {
     Http(http::RunningHttp),
     Fhir(fhir::RunningFhir),
     Directory(directory::DirectorySource),
+    Nats(nats::NatsSource),
 }
 
 impl ChannelSource {
@@ -120,6 +122,23 @@ impl ChannelSource {
                 })?;
                 ChannelSource::Directory(started)
             }
+            SourceSettings::Nats(config) => {
+                let max_frame_size = usize::try_from(source.max_frame_size.0).unwrap_or(usize::MAX);
+                let started =
+                    nats::NatsSource::start(name, config, max_frame_size, base_dir, intake)
+                        .await
+                        .map_err(|message| {
+                            StartError::Config(ConfigErrors {
+                                source_name: None,
+                                errors: vec![ConfigError {
+                                    key: format!("channels.{name}.source"),
+                                    message,
+                                    line: None,
+                                }],
+                            })
+                        })?;
+                ChannelSource::Nats(started)
+            }
         })
     }
 
@@ -135,6 +154,7 @@ impl RunningSource for ChannelSource {
             ChannelSource::Http(s) => s.listener(),
             ChannelSource::Fhir(s) => s.listener(),
             ChannelSource::Directory(s) => s.listener(),
+            ChannelSource::Nats(s) => s.listener(),
         }
     }
 
@@ -144,6 +164,7 @@ impl RunningSource for ChannelSource {
             ChannelSource::Http(s) => RunningSource::shutdown(s, grace).await,
             ChannelSource::Fhir(s) => RunningSource::shutdown(s, grace).await,
             ChannelSource::Directory(s) => RunningSource::shutdown(s, grace).await,
+            ChannelSource::Nats(s) => RunningSource::shutdown(s, grace).await,
         }
     }
 }
