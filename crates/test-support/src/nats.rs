@@ -33,15 +33,7 @@ fn binary() -> PathBuf {
 impl NatsServer {
     /// Installs the server if needed and starts it, storing under `dir`.
     pub fn start(dir: &Path) -> NatsServer {
-        let script = crate::workspace().join("scripts/nats-deps");
-        let status = Command::new("bash")
-            .arg(&script)
-            .status()
-            .expect("scripts/nats-deps runs");
-        assert!(
-            status.success(),
-            "scripts/nats-deps could not install nats-server"
-        );
+        crate::apt_peer("nats");
         let store = dir.join("jetstream");
         std::fs::create_dir_all(&store).expect("the JetStream store folder");
         let port = TcpListener::bind("127.0.0.1:0")
