@@ -139,6 +139,7 @@ mod config;
 pub mod destinations;
 mod error;
 mod pause;
+pub mod query;
 mod queue;
 mod router;
 pub mod sftp;

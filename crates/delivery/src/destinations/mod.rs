@@ -41,7 +41,7 @@ pub mod file;
 pub mod http;
 pub mod mllp;
 pub mod sftp;
-mod tls;
+pub(crate) mod tls;
 
 /// One destination of a channel.
 ///

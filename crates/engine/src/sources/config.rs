@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use super::database::DatabaseSourceConfig;
 use super::directory::DirectorySourceConfig;
 use super::fhir::FhirSourceConfig;
 use super::http::HttpSourceConfig;
@@ -93,6 +94,8 @@ pub enum SourceSettings {
     Directory(DirectorySourceConfig),
     /// `type = "fhir"`.
     Fhir(FhirSourceConfig),
+    /// `type = "database"`.
+    Database(DatabaseSourceConfig),
 }
 
 /// The kinds of source.
@@ -110,6 +113,9 @@ pub enum SourceKind {
     /// Subscription notification becomes HL7 v2 messages; the answer is an
     /// OperationOutcome.
     Fhir,
+    /// A database query polled at an interval: each row becomes a message through a
+    /// template; the position is stored with the message.
+    Database,
 }
 
 impl SourceKind {
@@ -120,6 +126,7 @@ impl SourceKind {
             SourceKind::Http => "http",
             SourceKind::Directory => "directory",
             SourceKind::Fhir => "fhir",
+            SourceKind::Database => "database",
         }
     }
 }
@@ -163,6 +170,7 @@ impl SourceConfig {
             SourceSettings::Http(_) => SourceKind::Http,
             SourceSettings::Directory(_) => SourceKind::Directory,
             SourceSettings::Fhir(_) => SourceKind::Fhir,
+            SourceSettings::Database(_) => SourceKind::Database,
         }
     }
 
@@ -173,7 +181,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.listen.map(|l| l.0),
             SourceSettings::Http(http) => http.listen.map(|l| l.0),
             SourceSettings::Fhir(fhir) => fhir.listen.map(|l| l.0),
-            SourceSettings::Directory(_) => None,
+            SourceSettings::Directory(_) | SourceSettings::Database(_) => None,
         }
     }
 
@@ -190,7 +198,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => Some(mllp.max_connections),
             SourceSettings::Http(http) => Some(http.max_connections),
             SourceSettings::Fhir(fhir) => Some(fhir.max_connections),
-            SourceSettings::Directory(_) => None,
+            SourceSettings::Directory(_) | SourceSettings::Database(_) => None,
         }
     }
 
@@ -200,7 +208,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.max_connections = cap,
             SourceSettings::Http(http) => http.max_connections = cap,
             SourceSettings::Fhir(fhir) => fhir.max_connections = cap,
-            SourceSettings::Directory(_) => {}
+            SourceSettings::Directory(_) | SourceSettings::Database(_) => {}
         }
     }
 
@@ -209,7 +217,9 @@ impl SourceConfig {
         match &self.settings {
             SourceSettings::Mllp(mllp) => mllp.application_ack_to.as_deref(),
             SourceSettings::Http(http) => http.application_ack_to.as_deref(),
-            SourceSettings::Fhir(_) | SourceSettings::Directory(_) => None,
+            SourceSettings::Fhir(_)
+            | SourceSettings::Directory(_)
+            | SourceSettings::Database(_) => None,
         }
     }
 
@@ -228,6 +238,7 @@ impl SourceConfig {
             SourceSettings::Http(http) => http.check(at, self.ack_mode),
             SourceSettings::Directory(directory) => directory.check(at, base_dir),
             SourceSettings::Fhir(fhir) => fhir.check(at, self.ack_mode),
+            SourceSettings::Database(database) => database.check(at),
         };
         if self.max_frame_size.0 == 0 {
             errors.push((
