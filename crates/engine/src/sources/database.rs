@@ -488,6 +488,7 @@ impl Poller {
             return Polled::Failed;
         };
         let total = rows.rows.len();
+        let before = self.position.clone();
         let mut stored_rows = 0;
         for chunk in rows.rows.chunks(ROWS_PER_WRITE) {
             let mut batch = Vec::with_capacity(chunk.len());
@@ -529,7 +530,11 @@ impl Poller {
         }
         self.mark_pending().await;
         debug!(channel = %channel, rows = stored_rows, "rows stored");
-        if stored_rows == total {
+        if stored_rows == total && self.position == before {
+            // Only rows at the stored position (a query with `>=`): wait, not spin.
+            warn!(channel = %channel, "the query returned no row past the stored position; its condition should be `> $1`");
+            Polled::Idle
+        } else if stored_rows == total {
             Polled::More
         } else {
             Polled::Failed
