@@ -13,39 +13,18 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use test_support::psql;
 
 use support::*;
 
 const MESSAGES: usize = 1_500;
 
-fn psql(url: &str, sql: &str) -> String {
-    let output = Command::new("psql")
-        .args(["-qtA", "-F", ",", url, "-c", sql])
-        .output()
-        .expect("psql (Debian's postgresql-client) is needed for this test");
-    assert!(
-        output.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 #[test]
 fn acknowledged_messages_have_their_rows_exactly_once_after_a_sigkill() {
     test_support::database_services();
-    let seed = std::env::var("CORRIDOR_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .subsec_millis() as u64
-        });
-    eprintln!("database crash seed {seed}");
+    let seed = test_support::crash_seed("database");
     let pause = Duration::from_millis(seed % 1500);
 
     let name = format!("corridor_crash_{}_{seed}", std::process::id());

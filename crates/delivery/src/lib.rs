@@ -140,6 +140,7 @@ pub mod destinations;
 mod error;
 pub mod nats;
 mod pause;
+pub mod query;
 mod queue;
 mod router;
 pub mod sftp;

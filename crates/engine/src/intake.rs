@@ -37,6 +37,35 @@ static APPLICATION_ACKS_MIGRATIONS: &[store::Migration] = &[store::Migration {
           );",
 }];
 
+/// The engine's table of the positions of the sources that keep one (the database
+/// source): the last row whose message is in the journal, written in the transaction
+/// that appends that message.
+pub const SOURCE_POSITIONS_COMPONENT: &str = "engine_source_positions";
+
+static SOURCE_POSITIONS_MIGRATIONS: &[store::Migration] = &[store::Migration {
+    version: 1,
+    description: "the last position each polling source stored",
+    sql: "CREATE TABLE source_positions (
+              channel    TEXT PRIMARY KEY,
+              position   TEXT NOT NULL,
+              updated_at INTEGER NOT NULL  -- µs since the epoch
+          );",
+}];
+
+const UPSERT_POSITION: &str = "INSERT INTO source_positions (channel, position, updated_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (channel) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at";
+
+/// The position `channel`'s source stored last, if any.
+pub fn stored_position(store: &Store, channel: &str) -> store::Result<Option<String>> {
+    store.read(|conn| {
+        use store::rusqlite::OptionalExtension;
+        Ok(conn
+            .prepare_cached("SELECT position FROM source_positions WHERE channel = ?1")?
+            .query_row([channel], |row| row.get(0))
+            .optional()?)
+    })
+}
+
 const INSERT_OWED: &str = "INSERT OR IGNORE INTO application_acks_owed (message_id, condition, owed_since) VALUES (?1, ?2, ?3)";
 
 /// Creates the engine's tables in `store` if they are missing (its own, and the
@@ -47,6 +76,9 @@ pub async fn migrate(store: &Store) -> store::Result<()> {
         .await?;
     store
         .migrate_component(APPLICATION_ACKS_COMPONENT, APPLICATION_ACKS_MIGRATIONS)
+        .await?;
+    store
+        .migrate_component(SOURCE_POSITIONS_COMPONENT, SOURCE_POSITIONS_MIGRATIONS)
         .await
         .map(|_| ())
 }
@@ -213,6 +245,20 @@ struct Record {
     message: NewMessage,
     owed: Option<String>,
     validated: Option<Validated>,
+    /// The source position stored with the message.
+    position: Option<String>,
+}
+
+/// One row's message from a source that keeps a position (the database source).
+#[derive(Debug, Clone)]
+pub struct Positioned {
+    /// The message.
+    pub raw: Bytes,
+    /// Why the message cannot be used, if so: it is stored as `rejected` with this
+    /// reason (and the position advances past it).
+    pub problem: Option<String>,
+    /// The source's position once this message is stored.
+    pub position: String,
 }
 
 impl Intake {
@@ -264,9 +310,49 @@ impl Intake {
         &self.inner.settings.channel
     }
 
+    /// The store messages are appended to.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Stores `messages` (in one write request, committed with other sources' requests)
     /// and answers each, in order. Returns only after the commit.
     pub async fn receive(&self, messages: Vec<Bytes>, origin: &Origin) -> Vec<Received> {
+        let count = messages.len();
+        self.receive_with(messages, origin, vec![None; count], vec![None; count])
+            .await
+    }
+
+    /// Stores the messages of a polling source like [`Intake::receive`], each with its
+    /// position: a message's journal row and its position (in `source_positions`, by
+    /// channel) are committed in one transaction, so a crash neither loses nor repeats a
+    /// row. A message that cannot be stored holds the ones after it (answered
+    /// [`IntakeStatus::Failed`], not stored), so the stored position never passes a row
+    /// that is not in the journal. A duplicate advances the position too.
+    pub async fn receive_positioned(
+        &self,
+        rows: Vec<Positioned>,
+        origin: &Origin,
+    ) -> Vec<Received> {
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut problems = Vec::with_capacity(rows.len());
+        let mut positions = Vec::with_capacity(rows.len());
+        for row in rows {
+            messages.push(row.raw);
+            problems.push(row.problem);
+            positions.push(Some(row.position));
+        }
+        self.receive_with(messages, origin, problems, positions)
+            .await
+    }
+
+    async fn receive_with(
+        &self,
+        messages: Vec<Bytes>,
+        origin: &Origin,
+        problems: Vec<Option<String>>,
+        mut positions: Vec<Option<String>>,
+    ) -> Vec<Received> {
         let started = Instant::now();
         let inner = &*self.inner;
         let received_at = UnixMicros::now();
@@ -281,8 +367,26 @@ impl Intake {
             .iter()
             .map(|m| inspect(m, &inner.settings.channel, inner.validation.as_deref()))
             .collect();
+        for (item, problem) in inspected.iter_mut().zip(problems) {
+            if let Some(problem) = problem {
+                item.validated = None;
+                item.verdict = Verdict::Reject {
+                    outcome: Outcome::Error,
+                    errors: vec![AckError::new(
+                        ErrorCode::ApplicationInternalError,
+                        problem.clone(),
+                    )],
+                    reason: problem,
+                    kind: "source_template",
+                };
+            }
+        }
         let mut records = Vec::with_capacity(messages.len());
-        for (raw, item) in messages.iter().zip(&mut inspected) {
+        for ((raw, item), position) in messages
+            .iter()
+            .zip(&mut inspected)
+            .zip(positions.iter_mut())
+        {
             let (state, state_reason) = match &item.verdict {
                 Verdict::Accept => (accepted_state, None),
                 Verdict::Reject { reason, .. } => (MessageState::Rejected, Some(reason.clone())),
@@ -311,6 +415,7 @@ impl Intake {
                 message,
                 owed,
                 validated: item.validated.take(),
+                position: position.take(),
             });
         }
 
@@ -483,18 +588,26 @@ fn store_batch(
     window: Option<Duration>,
 ) -> store::Result<Vec<Stored>> {
     let mut results = Vec::with_capacity(records.len());
+    // Set once a message with a position could not be stored: the positioned messages
+    // after it wait, so the position never passes a row that is not stored.
+    let mut held = false;
     for record in records {
         let Record {
             message,
             owed,
             validated,
+            position,
         } = record;
+        if held && position.is_some() {
+            results.push(Stored::Failed);
+            continue;
+        }
         let window = if message.state != MessageState::Rejected {
             window
         } else {
             None
         };
-        let extra = owed.is_some() || validated.is_some();
+        let extra = owed.is_some() || validated.is_some() || position.is_some();
         let append = |conn: &rusqlite::Connection| {
             let appended = Journal::append_in(conn, &message, window)?;
             if let Appended::New(id) = appended {
@@ -513,6 +626,13 @@ fn store_batch(
                     }
                 }
             }
+            if let Some(position) = &position {
+                conn.prepare_cached(UPSERT_POSITION)?.execute(params![
+                    &*message.channel,
+                    position,
+                    UnixMicros::now().0
+                ])?;
+            }
             Ok::<_, store::Error>(appended)
         };
         // A message with rows beside its journal row: all of them or none.
@@ -526,6 +646,7 @@ fn store_batch(
             Ok(Appended::Duplicate(id)) => Stored::Duplicate(id),
             Err(err) => {
                 error!(error = %err, "could not append a message to the journal");
+                held |= position.is_some();
                 Stored::Failed
             }
         });

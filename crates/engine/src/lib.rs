@@ -86,7 +86,8 @@ pub use config::{
 };
 pub use http_serve::{HttpLimits, RequestTimedOut};
 pub use intake::{
-    APPLICATION_ACKS_COMPONENT, Intake, IntakeStatus, Origin, Received, ReceiverSettings, migrate,
+    APPLICATION_ACKS_COMPONENT, Intake, IntakeStatus, Origin, Positioned, Received,
+    ReceiverSettings, SOURCE_POSITIONS_COMPONENT, migrate, stored_position,
 };
 pub use lifecycle::Engine;
 pub use metrics::{ChannelCounts, ChannelMetrics, Metrics};

@@ -259,3 +259,34 @@ pub fn database_services() {
     );
     assert!(answers(3306), "MariaDB does not answer on 127.0.0.1:3306");
 }
+
+/// Runs `sql` in the PostgreSQL database `url` with `psql` (Debian's postgresql-client)
+/// and returns its output: rows one a line, columns separated by commas, no header.
+/// Panics with psql's error when it fails.
+pub fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args(["-qtA", "-F", ",", url, "-c", sql])
+        .output()
+        .expect("psql (Debian's postgresql-client) is needed for this test");
+    assert!(
+        output.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The seed of a crash test: `CORRIDOR_CRASH_SEED` when set (to repeat a run), else
+/// taken from the clock; printed with `what` so a failing run can be repeated.
+pub fn crash_seed(what: &str) -> u64 {
+    let seed = std::env::var("CORRIDOR_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_millis()))
+        });
+    eprintln!("{what} crash seed {seed}");
+    seed
+}

@@ -166,14 +166,14 @@ struct Plan {
 
 /// Where the rows go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     Postgres(String),
     Mysql(String),
     Sqlite(PathBuf),
 }
 
 impl Target {
-    fn parse(url: &str) -> Result<Target, String> {
+    pub(crate) fn parse(url: &str) -> Result<Target, String> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| "`url` must start with postgres://, mysql:// or sqlite://".to_owned())?;
@@ -204,7 +204,7 @@ impl Target {
         }
     }
 
-    fn dialect(&self) -> Dialect {
+    pub(crate) fn dialect(&self) -> Dialect {
         match self {
             Target::Postgres(_) => Dialect::Postgres,
             Target::Mysql(_) => Dialect::Mysql,
@@ -213,7 +213,7 @@ impl Target {
     }
 
     /// The URL without anything secret, for messages.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Target::Postgres(url) | Target::Mysql(url) => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("", url));

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use super::database::DatabaseSourceConfig;
 use super::directory::DirectorySourceConfig;
 use super::fhir::FhirSourceConfig;
 use super::http::HttpSourceConfig;
@@ -96,6 +97,8 @@ pub enum SourceSettings {
     Fhir(FhirSourceConfig),
     /// `type = "nats"`.
     Nats(NatsSourceConfig),
+    /// `type = "database"`.
+    Database(DatabaseSourceConfig),
 }
 
 /// The kinds of source.
@@ -116,6 +119,9 @@ pub enum SourceKind {
     /// A durable pull consumer on a NATS JetStream stream: each NATS message carries a
     /// message (or a batch) and is acknowledged once its messages are stored.
     Nats,
+    /// A database query polled at an interval: each row becomes a message through a
+    /// template; the position is stored with the message.
+    Database,
 }
 
 impl SourceKind {
@@ -127,6 +133,7 @@ impl SourceKind {
             SourceKind::Directory => "directory",
             SourceKind::Fhir => "fhir",
             SourceKind::Nats => "nats",
+            SourceKind::Database => "database",
         }
     }
 }
@@ -171,6 +178,7 @@ impl SourceConfig {
             SourceSettings::Directory(_) => SourceKind::Directory,
             SourceSettings::Fhir(_) => SourceKind::Fhir,
             SourceSettings::Nats(_) => SourceKind::Nats,
+            SourceSettings::Database(_) => SourceKind::Database,
         }
     }
 
@@ -181,7 +189,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.listen.map(|l| l.0),
             SourceSettings::Http(http) => http.listen.map(|l| l.0),
             SourceSettings::Fhir(fhir) => fhir.listen.map(|l| l.0),
-            SourceSettings::Directory(_) | SourceSettings::Nats(_) => None,
+            SourceSettings::Directory(_) | SourceSettings::Nats(_) | SourceSettings::Database(_) => None,
         }
     }
 
@@ -198,7 +206,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => Some(mllp.max_connections),
             SourceSettings::Http(http) => Some(http.max_connections),
             SourceSettings::Fhir(fhir) => Some(fhir.max_connections),
-            SourceSettings::Directory(_) | SourceSettings::Nats(_) => None,
+            SourceSettings::Directory(_) | SourceSettings::Nats(_) | SourceSettings::Database(_) => None,
         }
     }
 
@@ -208,7 +216,7 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.max_connections = cap,
             SourceSettings::Http(http) => http.max_connections = cap,
             SourceSettings::Fhir(fhir) => fhir.max_connections = cap,
-            SourceSettings::Directory(_) | SourceSettings::Nats(_) => {}
+            SourceSettings::Directory(_) | SourceSettings::Nats(_) | SourceSettings::Database(_) => {}
         }
     }
 
@@ -217,9 +225,10 @@ impl SourceConfig {
         match &self.settings {
             SourceSettings::Mllp(mllp) => mllp.application_ack_to.as_deref(),
             SourceSettings::Http(http) => http.application_ack_to.as_deref(),
-            SourceSettings::Fhir(_) | SourceSettings::Directory(_) | SourceSettings::Nats(_) => {
-                None
-            }
+            SourceSettings::Fhir(_)
+            | SourceSettings::Directory(_)
+            | SourceSettings::Nats(_)
+            | SourceSettings::Database(_) => None,
         }
     }
 
@@ -239,6 +248,7 @@ impl SourceConfig {
             SourceSettings::Directory(directory) => directory.check(at, base_dir),
             SourceSettings::Fhir(fhir) => fhir.check(at, self.ack_mode),
             SourceSettings::Nats(nats) => nats.check(at),
+            SourceSettings::Database(database) => database.check(at),
         };
         if self.max_frame_size.0 == 0 {
             errors.push((

@@ -2,7 +2,9 @@
 //! and run behind [`RunningSource`]: `mllp` (an MLLP listener), `http` (a `POST` of a
 //! message or batch, answered with the ACK), `fhir` (a `POST` of FHIR R4 made into v2
 //! messages, answered with an OperationOutcome; on the `http` source's listener) and
-//! `directory` (files moved to `done` or `error` once their messages are stored). Every kind hands its messages to the
+//! `directory` (files moved to `done` or `error` once their messages are stored) and
+//! `database` (a query polled, each row a message through a template, its position
+//! stored with the message). Every kind hands its messages to the
 //! channel's [`Intake`], which stores them and builds the acknowledgements.
 //!
 //! Each kind's module holds its own configuration struct too (`MllpSourceConfig`,
@@ -34,6 +36,7 @@ use crate::retention::Retention;
 use crate::start_error::StartError;
 
 pub mod config;
+pub mod database;
 pub mod directory;
 pub mod fhir;
 pub mod http;
@@ -71,6 +74,7 @@ pub(crate) enum ChannelSource {
     Fhir(fhir::RunningFhir),
     Directory(directory::DirectorySource),
     Nats(nats::NatsSource),
+    Database(database::DatabaseSource),
 }
 
 impl ChannelSource {
@@ -138,6 +142,20 @@ impl ChannelSource {
                             })
                         })?;
                 ChannelSource::Nats(started)
+            SourceSettings::Database(database) => {
+                let started = database::DatabaseSource::start(database, base_dir, intake).map_err(
+                    |(key, message)| {
+                        StartError::Config(ConfigErrors {
+                            source_name: None,
+                            errors: vec![ConfigError {
+                                key: format!("channels.{name}.source.{key}"),
+                                message,
+                                line: None,
+                            }],
+                        })
+                    },
+                )?;
+                ChannelSource::Database(started)
             }
         })
     }
@@ -155,6 +173,7 @@ impl RunningSource for ChannelSource {
             ChannelSource::Fhir(s) => s.listener(),
             ChannelSource::Directory(s) => s.listener(),
             ChannelSource::Nats(s) => s.listener(),
+            ChannelSource::Database(s) => s.listener(),
         }
     }
 
@@ -165,6 +184,7 @@ impl RunningSource for ChannelSource {
             ChannelSource::Fhir(s) => RunningSource::shutdown(s, grace).await,
             ChannelSource::Directory(s) => RunningSource::shutdown(s, grace).await,
             ChannelSource::Nats(s) => RunningSource::shutdown(s, grace).await,
+            ChannelSource::Database(s) => RunningSource::shutdown(s, grace).await,
         }
     }
 }
