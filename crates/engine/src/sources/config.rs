@@ -189,7 +189,9 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.listen.map(|l| l.0),
             SourceSettings::Http(http) => http.listen.map(|l| l.0),
             SourceSettings::Fhir(fhir) => fhir.listen.map(|l| l.0),
-            SourceSettings::Directory(_) | SourceSettings::Nats(_) | SourceSettings::Database(_) => None,
+            SourceSettings::Directory(_)
+            | SourceSettings::Nats(_)
+            | SourceSettings::Database(_) => None,
         }
     }
 
@@ -206,7 +208,9 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => Some(mllp.max_connections),
             SourceSettings::Http(http) => Some(http.max_connections),
             SourceSettings::Fhir(fhir) => Some(fhir.max_connections),
-            SourceSettings::Directory(_) | SourceSettings::Nats(_) | SourceSettings::Database(_) => None,
+            SourceSettings::Directory(_)
+            | SourceSettings::Nats(_)
+            | SourceSettings::Database(_) => None,
         }
     }
 
@@ -216,7 +220,9 @@ impl SourceConfig {
             SourceSettings::Mllp(mllp) => mllp.max_connections = cap,
             SourceSettings::Http(http) => http.max_connections = cap,
             SourceSettings::Fhir(fhir) => fhir.max_connections = cap,
-            SourceSettings::Directory(_) | SourceSettings::Nats(_) | SourceSettings::Database(_) => {}
+            SourceSettings::Directory(_)
+            | SourceSettings::Nats(_)
+            | SourceSettings::Database(_) => {}
         }
     }
 

@@ -112,18 +112,16 @@ impl ChannelSource {
                     source.max_frame_size,
                     base_dir,
                 );
-                let started = directory::DirectorySource::start(settings, intake).map_err(|err| {
-                    StartError::Config(ConfigErrors {
-                        source_name: None,
-                        errors: vec![ConfigError {
-                            key: format!("channels.{name}.source.path"),
-                            message: format!(
+                let started =
+                    directory::DirectorySource::start(settings, intake).map_err(|err| {
+                        source_error(
+                            name,
+                            "path",
+                            format!(
                                 "cannot read the folder or create its done and error folders: {err}"
                             ),
-                            line: None,
-                        }],
-                    })
-                })?;
+                        )
+                    })?;
                 ChannelSource::Directory(started)
             }
             SourceSettings::Nats(config) => {
@@ -131,30 +129,12 @@ impl ChannelSource {
                 let started =
                     nats::NatsSource::start(name, config, max_frame_size, base_dir, intake)
                         .await
-                        .map_err(|message| {
-                            StartError::Config(ConfigErrors {
-                                source_name: None,
-                                errors: vec![ConfigError {
-                                    key: format!("channels.{name}.source"),
-                                    message,
-                                    line: None,
-                                }],
-                            })
-                        })?;
+                        .map_err(|message| source_error(name, "", message))?;
                 ChannelSource::Nats(started)
+            }
             SourceSettings::Database(database) => {
-                let started = database::DatabaseSource::start(database, base_dir, intake).map_err(
-                    |(key, message)| {
-                        StartError::Config(ConfigErrors {
-                            source_name: None,
-                            errors: vec![ConfigError {
-                                key: format!("channels.{name}.source.{key}"),
-                                message,
-                                line: None,
-                            }],
-                        })
-                    },
-                )?;
+                let started = database::DatabaseSource::start(database, base_dir, intake)
+                    .map_err(|(key, message)| source_error(name, &key, message))?;
                 ChannelSource::Database(started)
             }
         })
@@ -163,6 +143,23 @@ impl ChannelSource {
     pub(crate) fn is_mllp(&self) -> bool {
         matches!(self, ChannelSource::Mllp(_))
     }
+}
+
+/// A source that cannot start: the error names `channels.NAME.source` and, when given,
+/// its key.
+fn source_error(channel: &str, key: &str, message: String) -> StartError {
+    let key = match key {
+        "" => format!("channels.{channel}.source"),
+        key => format!("channels.{channel}.source.{key}"),
+    };
+    StartError::Config(ConfigErrors {
+        source_name: None,
+        errors: vec![ConfigError {
+            key,
+            message,
+            line: None,
+        }],
+    })
 }
 
 impl RunningSource for ChannelSource {
