@@ -581,6 +581,7 @@ pub(crate) fn form_field(body: &[u8], name: &str) -> Option<String> {
 fn record_of(route: RouteInfo, request: &Request, principal: &Principal) -> AuditRecord {
     let kind = match (route.access, route.method) {
         (Access::Phi, Method::Get) => ActionKind::Read,
+        (_, Method::Delete) => ActionKind::Delete,
         (Access::Phi, _) => ActionKind::Execute,
         (_, Method::Put) => ActionKind::Update,
         (_, _) if route.path.ends_with("/discard") => ActionKind::Delete,

@@ -7,8 +7,11 @@
 //! | `GET /console/assets/{file}` | public | the stylesheet and script, from the binary |
 //! | `GET /` | metadata | the dashboard: counts per channel and destination |
 //! | `GET /console/events` | metadata | the dashboard's counts as server-sent events (`Accept: text/event-stream`), else once as JSON |
+//! | `GET /console/charts` | metadata | the dashboard's charts alone (an HTML fragment the dashboard's script swaps in every few seconds), the minute under way included |
 //! | `GET /console/messages` | PHI | the message browser (the search of `GET /api/messages`) |
 //! | `GET /console/messages/{id}` | PHI | a message, labelled field by field, and its destinations |
+//! | `POST /console/saved-searches` | PHI | save the browser's search (`name`, `query`) as the viewer's, then show it |
+//! | `POST /console/saved-searches/{name}/delete` | PHI | delete one of the viewer's saved searches |
 //! | `POST /console/messages/{id}/reprocess` | operate | reprocess from the detail page's form |
 //! | `POST /console/alerts/{name}/ack` | operate | acknowledge a firing alert from the dashboard |
 //! | `GET /console/quarantine?channel=&sender=&type=&status=&before=` | PHI | quarantine entries (open by default) with bulk selection, and the destinations' dead letters |
@@ -39,6 +42,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -62,8 +66,26 @@ pub(crate) fn routes() -> Routes {
         .add(Method::Get, "/console/assets/{file}", Access::Public, asset)
         .add(Method::Get, "/", Access::Metadata, dashboard)
         .add(Method::Get, "/console/events", Access::Metadata, events)
+        .add(
+            Method::Get,
+            "/console/charts",
+            Access::Metadata,
+            charts_fragment,
+        )
         .add(Method::Get, "/console/messages", Access::Phi, messages)
         .add(Method::Get, "/console/messages/{id}", Access::Phi, message)
+        .add(
+            Method::Post,
+            "/console/saved-searches",
+            Access::Phi,
+            save_search,
+        )
+        .add(
+            Method::Post,
+            "/console/saved-searches/{name}/delete",
+            Access::Phi,
+            delete_saved_search,
+        )
         .add(
             Method::Post,
             "/console/messages/{id}/reprocess",
@@ -396,6 +418,7 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
     // The store's running counts and rates: no read of the journal.
     let rates = api.store.message_rates();
     let latencies = api.store.hop_latencies();
+    let lags = api.store.clock_lags();
     let mut channels: Vec<ChannelCounts> = api
         .store
         .message_counts()
@@ -415,6 +438,15 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
             processed_p99_us: hop(&latencies, &channel, 0.99, |h| &h.processed),
             open_connections: None,
             held: String::new(),
+            clock_lag: lags
+                .iter()
+                .find(|(c, _)| *c == channel)
+                .map(|(_, l)| console::ClockLagText {
+                    p50_us: l.p50_micros,
+                    max_us: l.max_micros,
+                    unreadable: l.missing,
+                })
+                .unwrap_or_default(),
             channel,
             counts: console::STATES
                 .iter()
@@ -573,6 +605,7 @@ async fn dashboard(
 fn charts(store: &store::Store, channels: &[String]) -> store::Result<Vec<console::Chart>> {
     let now = store::UnixMicros::now().0 / 60_000_000;
     let now = u64::try_from(now).unwrap_or(0);
+    let (current, live) = store.current_minute();
     let mut charts = Vec::new();
     for channel in channels {
         for (range, minutes, step) in [("last 6 hours", 360, 5), ("last 7 days", 7 * 1440, 60)] {
@@ -584,17 +617,39 @@ fn charts(store: &store::Store, channels: &[String]) -> store::Result<Vec<consol
                 step_minutes: step,
                 points: points
                     .into_iter()
-                    .map(|p| console::ChartPoint {
-                        start_minute: p.start,
-                        stored: p.stored,
-                        processed: p.processed,
-                        processed_p99_us: p.processed_p99_us,
+                    .map(|p| {
+                        let mut point = console::ChartPoint {
+                            start_minute: p.start,
+                            stored: p.stored,
+                            processed: p.processed,
+                            processed_p99_us: p.processed_p99_us,
+                        };
+                        // The minute under way, not in the history yet: from memory.
+                        if (p.start..p.start + step).contains(&current) {
+                            if let Some((_, h)) = live.iter().find(|(c, _)| c == channel) {
+                                point.stored += h.stored.count;
+                                point.processed += h.processed.count;
+                                let p99 = h.processed.quantile_micros(0.99);
+                                point.processed_p99_us = point.processed_p99_us.max(p99);
+                            }
+                        }
+                        point
                     })
                     .collect(),
             });
         }
     }
     Ok(charts)
+}
+
+/// The dashboard's charts alone (`GET /console/charts`), as the page shows them: the
+/// dashboard's script fetches them again every few seconds so the charts follow live.
+async fn charts_fragment(State(api): State<Api>) -> Result<Response, ApiError> {
+    let board = dashboard_data(&api).await?;
+    let channels: Vec<String> = board.channels.iter().map(|c| c.channel.clone()).collect();
+    let store = api.store.clone();
+    let charts = blocking(move || Ok(charts(&store, &channels)?)).await?;
+    Ok(html(StatusCode::OK, console::charts_html(&charts)))
 }
 
 fn counts_json(board: &Dashboard) -> serde_json::Value {
@@ -667,20 +722,74 @@ async fn messages(
         .into_iter()
         .filter(|(k, _)| known.contains(&k.as_str()))
         .collect();
+    let saved: Vec<console::SavedSearchLink> = match principal.user() {
+        Some(user) => crate::saved_searches::searches_of(&api, user)
+            .await?
+            .into_iter()
+            .map(|s| console::SavedSearchLink {
+                name: s.name,
+                query: s.query,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     match crate::messages::search(&api, &query, 50).await {
         Ok((entries, next)) => {
             let rows: Vec<MessageRow> = entries.iter().map(row_of).collect();
             Ok(html(
                 StatusCode::OK,
-                console::messages_page(&viewer, &query, &rows, next, None),
+                console::messages_page(&viewer, &query, &saved, &rows, next, None),
             ))
         }
         Err(e) if e.status() == StatusCode::BAD_REQUEST => Ok(html(
             StatusCode::BAD_REQUEST,
-            console::messages_page(&viewer, &query, &[], None, Some(e.message())),
+            console::messages_page(&viewer, &query, &saved, &[], None, Some(e.message())),
         )),
         Err(e) => Err(e),
     }
+}
+
+/// Saves the browser's search under a name (the form below the search), then shows it.
+async fn save_search(State(api): State<Api>, principal: Principal, body: Bytes) -> Response {
+    let result = async {
+        let user = principal.require()?.to_owned();
+        let form = Form::parse(&body)?;
+        let name = form.required("name", "give the search a name")?;
+        let (name, query) = crate::saved_searches::checked(&name, form.get("query").unwrap_or(""))?;
+        crate::saved_searches::save_search(&api, &user, &name, &query).await?;
+        Ok(query)
+    }
+    .await;
+    match result {
+        Ok(query) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            if let Ok(location) = HeaderValue::from_str(&format!("/console/messages?{query}")) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        Err(e) => redirect_back("/console/messages", Err(e)),
+    }
+}
+
+/// Deletes one of the viewer's saved searches (its button in the list).
+async fn delete_saved_search(
+    State(api): State<Api>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> Response {
+    let result = async {
+        let user = principal.require()?.to_owned();
+        if crate::saved_searches::delete_search(&api, &user, &name).await? {
+            Ok(format!("Saved search {name} deleted."))
+        } else {
+            Err(ApiError::not_found(format!(
+                "you have no saved search {name:?}"
+            )))
+        }
+    }
+    .await;
+    redirect_back("/console/messages", result)
 }
 
 async fn message(

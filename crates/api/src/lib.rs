@@ -64,6 +64,7 @@ mod protect;
 mod quarantine;
 mod routes;
 mod rules;
+mod saved_searches;
 mod session;
 mod terminology;
 
@@ -167,6 +168,7 @@ impl Api {
 fn declare() -> (Router<Api>, Vec<RouteInfo>) {
     health::routes()
         .merge(messages::routes())
+        .merge(saved_searches::routes())
         .merge(quarantine::routes())
         .merge(patients::routes())
         .merge(terminology::routes())

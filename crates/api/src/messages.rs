@@ -5,7 +5,11 @@
 //!   `since`, `until` (RFC 3339 or a date), `channel`, `state`, `type` (`ORU` or
 //!   `ORU^R01`), `sender` (MSH-3), `control_id` (MSH-10), `patient_id` (PID-3.1),
 //!   `patient_name` (a family or given name, or its beginning), `order` (ORC-2/3,
-//!   OBR-2/3, OBR-20), `text` (anywhere in the message), `limit` (at most 500).
+//!   OBR-2/3, OBR-20), `text` (anywhere in the message), `destination` (messages
+//!   with an entry on that destination's queue), `destination_state` (with an entry
+//!   in one of these queue states, comma-separated: `queued`, `sending`, `delivered`,
+//!   `errored`, `dead_lettered`, `filtered`; on `destination` when given),
+//!   `limit` (at most 500).
 //!   Patient and order fields come from the search index the pipelines write
 //!   (`store::search`). An unknown parameter or a bad value is a 400 naming it.
 //! - `GET /api/messages/{id}`: one message with its states, timestamps and
@@ -80,6 +84,8 @@ struct ListQuery {
     patient_name: Option<String>,
     order: Option<String>,
     text: Option<String>,
+    destination: Option<String>,
+    destination_state: Option<String>,
 }
 
 /// A query parameter's time: RFC 3339 or a date, as microseconds since the epoch.
@@ -99,6 +105,26 @@ fn given(value: Option<String>) -> Option<String> {
 }
 
 const MAX_PAGE: usize = 500;
+
+/// `destination_state`: queue entry states, comma-separated (`queued,sending` is a
+/// destination's depth); an unknown one is a 400 naming it.
+fn destination_states(value: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let mut states = Vec::new();
+    for part in value.unwrap_or("").split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let state = part.parse::<delivery::EntryState>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "destination_state: {part:?} is not a queue entry state \
+                 (queued, sending, delivered, errored, dead_lettered, filtered)"
+            ))
+        })?;
+        states.push(state.as_str().to_owned());
+    }
+    Ok(states)
+}
 
 async fn list_messages(
     State(api): State<Api>,
@@ -126,10 +152,32 @@ pub(crate) async fn search(
     search_with(api, q).await
 }
 
+/// Whether `GET /api/messages` takes these parameters: the 400 it would answer.
+pub(crate) fn check_search(pairs: &[(String, String)]) -> Result<(), ApiError> {
+    let encoded = serde_urlencoded::to_string(pairs)
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    let q: ListQuery = serde_urlencoded::from_str(&encoded)
+        .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+    query_of(q).map(|_| ())
+}
+
 async fn search_with(
     api: &Api,
     q: ListQuery,
 ) -> Result<(Vec<JournalEntry>, Option<i64>), ApiError> {
+    let (query, limit) = query_of(q)?;
+    let store = api.store.clone();
+    let entries =
+        blocking(move || Ok(store.read(|conn| store::search::search(conn, &query, limit))?))
+            .await?;
+    let next = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.id.0))
+        .flatten();
+    Ok((entries, next))
+}
+
+/// The store's search of the parameters, and the page's size.
+fn query_of(q: ListQuery) -> Result<(store::search::SearchQuery, usize), ApiError> {
     let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(s.parse::<MessageState>().map_err(|_| {
             ApiError::new(
@@ -151,17 +199,12 @@ async fn search_with(
         patient_name: given(q.patient_name),
         order: given(q.order),
         text: given(q.text),
+        destination: given(q.destination),
+        destination_states: destination_states(q.destination_state.as_deref())?,
         before_id: q.before,
     };
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let store = api.store.clone();
-    let entries =
-        blocking(move || Ok(store.read(|conn| store::search::search(conn, &query, limit))?))
-            .await?;
-    let next = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.id.0))
-        .flatten();
-    Ok((entries, next))
+    Ok((query, limit))
 }
 
 async fn get_message(State(api): State<Api>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {

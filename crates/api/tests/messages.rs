@@ -96,3 +96,117 @@ async fn messages_can_be_listed_read_and_counted() {
     assert_eq!(stats["messages"]["rejected"], 1);
     assert_eq!(stats["messages"]["delivered"], 0);
 }
+
+/// One message's routing: `(destination, queued)` pairs; not queued is errored.
+fn routed(destinations: &[(&str, bool)]) -> delivery::Routed {
+    delivery::Routed {
+        channel: Arc::from("lab"),
+        entries: destinations
+            .iter()
+            .map(|(name, queued)| delivery::RoutedEntry {
+                destination: Arc::from(*name),
+                outcome: if *queued {
+                    delivery::RouteOutcome::Payload(bytes::Bytes::from_static(b"MSH|^~\\&|\r"))
+                } else {
+                    delivery::RouteOutcome::Errored {
+                        step: "map".into(),
+                        error: "no OBX".into(),
+                    }
+                },
+                hand_to: None,
+            })
+            .collect(),
+    }
+}
+
+fn control_ids(page: &Value) -> Vec<String> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["control_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn messages_are_found_by_a_destination_entry_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let journal = store.journal();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = api::router(api::Api::new(store.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    journal
+        .append(message("Q0", MessageState::Received), None)
+        .await
+        .unwrap();
+    // Before the queue's table exists, a destination condition finds nothing.
+    let (status, none) = get(addr, "/api/messages?destination_state=queued").await;
+    assert_eq!(status, 200);
+    assert!(control_ids(&none).is_empty());
+
+    delivery::migrate(&store).await.unwrap();
+    // Q1: queued for lis, errored on archive. Q2: errored on lis. Q3: not routed.
+    for (control, routing) in [
+        ("Q1", vec![("lis", true), ("archive", false)]),
+        ("Q2", vec![("lis", false)]),
+        ("Q3", vec![]),
+    ] {
+        let id = journal
+            .append(message(control, MessageState::Received), None)
+            .await
+            .unwrap()
+            .id();
+        let routed = routed(&routing);
+        store
+            .write(move |tx| delivery::enqueue_in(tx, id, None, &routed))
+            .await
+            .unwrap();
+    }
+    let (status, page) = get(
+        addr,
+        "/api/messages?channel=lab&destination=lis&destination_state=queued",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(control_ids(&page), ["Q1"]);
+    let (_, page) = get(
+        addr,
+        "/api/messages?destination=lis&destination_state=errored",
+    )
+    .await;
+    assert_eq!(control_ids(&page), ["Q2"]);
+    let (_, page) = get(addr, "/api/messages?destination_state=errored").await;
+    assert_eq!(control_ids(&page), ["Q2", "Q1"]);
+    let (_, page) = get(addr, "/api/messages?destination=archive").await;
+    assert_eq!(control_ids(&page), ["Q1"]);
+    // A destination's depth: queued or being sent.
+    let (_, page) = get(
+        addr,
+        "/api/messages?destination=lis&destination_state=queued%2Csending",
+    )
+    .await;
+    assert_eq!(control_ids(&page), ["Q1"]);
+    let (_, page) = get(
+        addr,
+        "/api/messages?destination=lis&destination_state=dead_lettered",
+    )
+    .await;
+    assert!(control_ids(&page).is_empty());
+    // Another channel's destination of the same name is not this one.
+    let (_, page) = get(
+        addr,
+        "/api/messages?channel=adt&destination=lis&destination_state=queued",
+    )
+    .await;
+    assert!(control_ids(&page).is_empty());
+
+    let (status, bad) = get(addr, "/api/messages?destination_state=lost").await;
+    assert_eq!(status, 400);
+    let error = bad["error"].as_str().unwrap();
+    assert!(
+        error.contains("destination_state") && error.contains("lost"),
+        "{error}"
+    );
+}

@@ -21,6 +21,35 @@
     });
   });
 })();
+// Live charts: the dashboard's [data-charts] block is fetched again (server-rendered
+// HTML, counts only) every few seconds and swapped in when it changed; a table a
+// reader opened stays open.
+(function () {
+  "use strict";
+  var block = document.querySelector("[data-charts]");
+  if (!block || !window.fetch) { return; }
+  var url = block.getAttribute("data-charts");
+  var busy = false;
+  var last = null;
+  function refresh() {
+    if (busy || document.hidden) { return; }
+    busy = true;
+    fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html === null || html === last) { return; }
+        last = html;
+        var open = [];
+        block.querySelectorAll("details").forEach(function (d, i) { if (d.open) { open.push(i); } });
+        block.innerHTML = html;
+        var all = block.querySelectorAll("details");
+        open.forEach(function (i) { if (all[i]) { all[i].open = true; } });
+      })
+      .catch(function () {})
+      .then(function () { busy = false; });
+  }
+  window.setInterval(refresh, 5000);
+})();
 // Bulk selection: a checkbox with data-select-all="GROUP" ticks every data-select="GROUP".
 (function () {
   "use strict";

@@ -39,6 +39,36 @@ pub struct ChannelCounts {
     pub processed_p99_us: Option<u64>,
     /// Connections open on the channel's listener (`None`: no listener of its own).
     pub open_connections: Option<u64>,
+    /// The sender's clock lag (receipt less MSH-7) over the last five minutes.
+    pub clock_lag: ClockLagText,
+}
+
+/// A channel's sender clock lag: receipt time less MSH-7, in microseconds (negative:
+/// the sender's clock is ahead), median and maximum, and the messages whose MSH-7 was
+/// missing or unreadable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockLagText {
+    pub p50_us: Option<i64>,
+    pub max_us: Option<i64>,
+    pub unreadable: u64,
+}
+
+/// How a clock lag reads: `-`, `+350 ms`, `-2.0 s`, `+12 min`.
+pub fn lag_text(micros: Option<i64>) -> String {
+    let Some(us) = micros else {
+        return "-".to_owned();
+    };
+    let sign = if us < 0 { '-' } else { '+' };
+    let abs = us.unsigned_abs();
+    if abs < 1_000_000 {
+        format!("{sign}{} ms", abs / 1_000)
+    } else if abs < 120_000_000 {
+        format!("{sign}{:.1} s", abs as f64 / 1e6)
+    } else if abs < 7_200_000_000 {
+        format!("{sign}{} min", abs / 60_000_000)
+    } else {
+        format!("{sign}{} h", abs / 3_600_000_000)
+    }
 }
 
 /// How a latency bucket's bound reads: `-`, `≤ 250 µs`, `≤ 2.5 ms`, `≤ 1 s`, `> 1 min`
@@ -239,6 +269,21 @@ impl Dashboard {
             ] {
                 values.push((format!("{}/{field}", c.channel), latency_text(us), None));
             }
+            values.push((
+                format!("{}/clock_lag_p50", c.channel),
+                lag_text(c.clock_lag.p50_us),
+                None,
+            ));
+            values.push((
+                format!("{}/clock_lag_max", c.channel),
+                lag_text(c.clock_lag.max_us),
+                None,
+            ));
+            values.push((
+                format!("{}/clock_unreadable", c.channel),
+                c.clock_lag.unreadable.to_string(),
+                None,
+            ));
         }
         for d in &self.destinations {
             let key = |field: &str| format!("dest/{}/{}/{field}", d.channel, d.destination);
@@ -263,7 +308,7 @@ impl Dashboard {
 /// holds them), over the last one to two minutes.
 fn latency_html(channels: &[ChannelCounts]) -> String {
     let mut body = String::from(
-        "<h2>Latency</h2><table><caption>From receipt, last one to two minutes (bucket bounds)</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">stored p50</th><th scope=\"col\">stored p99</th><th scope=\"col\">processed p50</th><th scope=\"col\">processed p99</th></tr></thead><tbody>",
+        "<h2>Latency</h2><table><caption>From receipt, last one to two minutes (bucket bounds)</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">stored p50</th><th scope=\"col\">stored p99</th><th scope=\"col\">processed p50</th><th scope=\"col\">processed p99</th><th scope=\"col\" title=\"receipt time less MSH-7, last five minutes (negative: the sender's clock is ahead)\">sender clock lag p50</th><th scope=\"col\">clock lag max</th><th scope=\"col\" title=\"messages of the last five minutes whose MSH-7 was missing or unreadable\">no MSH-7 time</th></tr></thead><tbody>",
     );
     for c in channels {
         let _ = write!(body, "<tr><th scope=\"row\">{}</th>", escape(&c.channel));
@@ -278,6 +323,17 @@ fn latency_html(channels: &[ChannelCounts]) -> String {
                 "<td class=\"n\" data-count=\"{}\">{}</td>",
                 escape(&format!("{}/{field}", c.channel)),
                 latency_text(us)
+            );
+        }
+        for (field, text) in [
+            ("clock_lag_p50", lag_text(c.clock_lag.p50_us)),
+            ("clock_lag_max", lag_text(c.clock_lag.max_us)),
+            ("clock_unreadable", c.clock_lag.unreadable.to_string()),
+        ] {
+            let _ = write!(
+                body,
+                "<td class=\"n\" data-count=\"{}\">{text}</td>",
+                escape(&format!("{}/{field}", c.channel))
             );
         }
         body.push_str("</tr>");
@@ -359,18 +415,29 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
                 ""
             }
         );
-        for (field, n) in [
-            ("queued", d.queued),
-            ("delivered", d.delivered),
-            ("errored", d.errored),
-            ("dead_lettered", d.dead_lettered),
-            ("depth", d.depth),
+        for (field, states, n) in [
+            ("queued", "queued", d.queued),
+            ("delivered", "delivered", d.delivered),
+            ("errored", "errored", d.errored),
+            ("dead_lettered", "dead_lettered", d.dead_lettered),
+            ("depth", "queued,sending", d.depth),
         ] {
-            let _ = write!(
-                body,
-                "<td class=\"n\" data-count=\"{}\">{n}</td>",
-                key(field)
-            );
+            if viewer.reads_phi {
+                let _ = write!(
+                    body,
+                    "<td class=\"n\" data-count=\"{}\"><a href=\"/console/messages?channel={}&amp;destination={}&amp;destination_state={}\">{n}</a></td>",
+                    key(field),
+                    url_encode(&d.channel),
+                    url_encode(&d.destination),
+                    url_encode(states)
+                );
+            } else {
+                let _ = write!(
+                    body,
+                    "<td class=\"n\" data-count=\"{}\">{n}</td>",
+                    key(field)
+                );
+            }
         }
         let level = board.thresholds.level(d.oldest_queued_age_ms);
         let _ = write!(
@@ -399,13 +466,26 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
     body.push_str(&latency_html(&board.channels));
     body.push_str("</div>");
     body.push_str(&alerts_html(viewer, &board.alerts));
-    if !board.charts.is_empty() {
+    let _ = write!(
+        body,
+        "<div data-charts=\"/console/charts\">{}</div>",
+        charts_html(&board.charts)
+    );
+    page("Dashboard", Some(viewer), &body)
+}
+
+/// The dashboard's charts (empty without any): the part of the page `GET
+/// /console/charts` answers alone, which the dashboard's script swaps in every few
+/// seconds.
+pub fn charts_html(charts: &[crate::Chart]) -> String {
+    let mut body = String::new();
+    if !charts.is_empty() {
         body.push_str("<h2>History</h2>");
-        for chart in &board.charts {
+        for chart in charts {
             body.push_str(&crate::chart_html(chart));
         }
     }
-    page("Dashboard", Some(viewer), &body)
+    body
 }
 
 #[cfg(test)]
@@ -459,6 +539,44 @@ mod tests {
     }
 
     #[test]
+    fn destination_counts_link_to_their_entries_for_a_reader_of_content() {
+        let board = Dashboard {
+            destinations: vec![DestinationCounts {
+                channel: "lab".into(),
+                destination: "lis out".into(),
+                queued: 4,
+                dead_lettered: 2,
+                depth: 5,
+                ..DestinationCounts::default()
+            }],
+            ..Dashboard::default()
+        };
+        let mut viewer = Viewer {
+            user: "ana".into(),
+            role: "analyst".into(),
+            csrf: None,
+            reads_phi: true,
+            operates: false,
+            stewards: false,
+            administers: false,
+        };
+        let html = dashboard_page(&viewer, &board);
+        assert!(
+            html.contains("href=\"/console/messages?channel=lab&amp;destination=lis%20out&amp;destination_state=dead_lettered\">2<"),
+            "{html}"
+        );
+        assert!(html.contains("destination_state=queued\">4<"), "{html}");
+        assert!(
+            html.contains("destination_state=queued%2Csending\">5<"),
+            "{html}"
+        );
+        viewer.reads_phi = false;
+        let html = dashboard_page(&viewer, &board);
+        assert!(!html.contains("destination_state="), "{html}");
+        assert!(html.contains("data-count=\"dest/lab/lis out/dead_lettered\">2<"));
+    }
+
+    #[test]
     fn a_firing_alert_shows_with_acknowledge_for_an_operator_only() {
         let board = Dashboard {
             alerts: vec![
@@ -497,6 +615,53 @@ mod tests {
         };
         let html = dashboard_page(&viewer, &board);
         assert!(html.contains(">lab queue<") && !html.contains("/ack"));
+    }
+
+    #[test]
+    fn the_sender_clock_lag_shows_per_channel_with_its_sign() {
+        let board = Dashboard {
+            channels: vec![ChannelCounts {
+                channel: "lab".into(),
+                counts: vec![0; STATES.len()],
+                clock_lag: ClockLagText {
+                    p50_us: Some(350_000),
+                    max_us: Some(-2_000_000),
+                    unreadable: 3,
+                },
+                ..ChannelCounts::default()
+            }],
+            ..Dashboard::default()
+        };
+        let viewer = Viewer {
+            user: "vic".into(),
+            role: "viewer".into(),
+            csrf: None,
+            reads_phi: false,
+            operates: false,
+            stewards: false,
+            administers: false,
+        };
+        let html = dashboard_page(&viewer, &board);
+        assert!(
+            html.contains("data-count=\"lab/clock_lag_p50\">+350 ms<"),
+            "{html}"
+        );
+        assert!(
+            html.contains("data-count=\"lab/clock_lag_max\">-2.0 s<"),
+            "{html}"
+        );
+        assert!(
+            html.contains("data-count=\"lab/clock_unreadable\">3<"),
+            "{html}"
+        );
+        let live = board.live_values();
+        assert!(
+            live.iter()
+                .any(|(k, v, _)| k == "lab/clock_lag_p50" && v == "+350 ms")
+        );
+        assert_eq!(lag_text(None), "-");
+        assert_eq!(lag_text(Some(3 * 3_600_000_000)), "+3 h");
+        assert_eq!(lag_text(Some(-300_000_000)), "-5 min");
     }
 
     #[test]

@@ -30,13 +30,73 @@ pub const SEARCH_FIELDS: &[(&str, &str)] = &[
     ("patient_name", "Patient name"),
     ("order", "Order or accession number"),
     ("text", "Text in the message"),
+    ("destination", "Destination"),
+    (
+        "destination_state",
+        "Destination entry state (queued, delivered, errored, dead_lettered)",
+    ),
 ];
 
-/// The message browser: the search form (filled with `query`), the page of rows, a
-/// link to the next page, or an error from the search.
+/// One of the viewer's saved searches: its name and query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedSearchLink {
+    pub name: String,
+    pub query: String,
+}
+
+/// The viewer's saved searches, each a link to the browser with a delete button, and
+/// the form saving the search shown (`query`) under a name.
+fn saved_searches_html(
+    viewer: &Viewer,
+    query: &[(String, String)],
+    saved: &[SavedSearchLink],
+) -> String {
+    let mut body = String::new();
+    let Some(_) = viewer.csrf.as_ref() else {
+        return body;
+    };
+    body.push_str("<section class=\"saved\" aria-labelledby=\"saved-title\"><h2 id=\"saved-title\">Saved searches</h2>");
+    if saved.is_empty() {
+        body.push_str("<p>None yet.</p>");
+    } else {
+        body.push_str("<ul>");
+        for s in saved {
+            let _ = write!(
+                body,
+                "<li><a href=\"/console/messages?{}\">{}</a> <form class=\"inline\" method=\"post\" action=\"/console/saved-searches/{}/delete\">{}<button type=\"submit\" aria-label=\"Delete saved search {}\">Delete</button></form></li>",
+                escape(&s.query),
+                escape(&s.name),
+                url_encode(&s.name),
+                viewer.csrf_field(),
+                escape(&s.name),
+            );
+        }
+        body.push_str("</ul>");
+    }
+    let current: Vec<String> = query
+        .iter()
+        .filter(|(k, v)| k != "before" && !v.is_empty())
+        .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
+        .collect();
+    if !current.is_empty() {
+        let _ = write!(
+            body,
+            "<form class=\"save-search\" method=\"post\" action=\"/console/saved-searches\">{}<input type=\"hidden\" name=\"query\" value=\"{}\"><label for=\"save-name\">Save this search as<input id=\"save-name\" name=\"name\" required maxlength=\"100\"></label><button type=\"submit\">Save</button></form>",
+            viewer.csrf_field(),
+            escape(&current.join("&")),
+        );
+    }
+    body.push_str("</section>");
+    body
+}
+
+/// The message browser: the search form (filled with `query`), the viewer's saved
+/// searches and the form saving this one, the page of rows, a link to the next page,
+/// or an error from the search.
 pub fn messages_page(
     viewer: &Viewer,
     query: &[(String, String)],
+    saved: &[SavedSearchLink],
     rows: &[MessageRow],
     next_before: Option<i64>,
     error: Option<&str>,
@@ -58,6 +118,7 @@ pub fn messages_page(
         );
     }
     body.push_str("<div><button type=\"submit\">Search</button></div></form>");
+    body.push_str(&saved_searches_html(viewer, query, saved));
     if let Some(error) = error {
         let _ = write!(
             body,
@@ -247,6 +308,43 @@ pub fn message_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saved_searches_link_to_the_browser_and_the_shown_search_can_be_saved() {
+        let viewer = Viewer {
+            user: "ana".into(),
+            role: "analyst".into(),
+            csrf: Some("tok".into()),
+            reads_phi: true,
+            ..Viewer::default()
+        };
+        let saved = [SavedSearchLink {
+            name: "Lab <errors>".into(),
+            query: "channel=lab&state=errored".into(),
+        }];
+        let query = [("patient_name".to_owned(), "doe & co".to_owned())];
+        let html = messages_page(&viewer, &query, &saved, &[], None, None);
+        assert!(
+            html.contains(
+                "<a href=\"/console/messages?channel=lab&amp;state=errored\">Lab &lt;errors&gt;</a>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("action=\"/console/saved-searches/Lab%20%3Cerrors%3E/delete\""));
+        assert!(
+            html.contains("name=\"query\" value=\"patient_name=doe%20%26%20co\""),
+            "{html}"
+        );
+        // Without a search shown there is nothing to save; without a session, no forms.
+        let html = messages_page(&viewer, &[], &[], &[], None, None);
+        assert!(html.contains("None yet.") && !html.contains("save-search"));
+        let token = Viewer {
+            csrf: None,
+            ..viewer
+        };
+        let html = messages_page(&token, &query, &saved, &[], None, None);
+        assert!(!html.contains("Saved searches"));
+    }
 
     #[test]
     fn fields_are_labelled_from_the_standard_and_escaped() {

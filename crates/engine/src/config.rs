@@ -553,6 +553,10 @@ pub struct ChannelConfig {
     /// 1 GiB): a step that grows it past this fails, and the message ends `errored`.
     #[serde(default = "default_max_message_size")]
     pub max_message_size: ByteSize,
+    /// The zone of the sender's MSH-7 when it carries no offset, for the clock lag
+    /// (`"America/Chicago"`, `"+01:00"`); without it such times are read as UTC.
+    #[serde(default)]
+    pub sender_timezone: Option<String>,
 }
 
 fn default_max_message_size() -> ByteSize {
@@ -578,6 +582,7 @@ impl ChannelConfig {
             rules: None,
             map: None,
             max_message_size: default_max_message_size(),
+            sender_timezone: None,
         }
     }
 
@@ -1181,6 +1186,11 @@ impl Config {
             if let Some(map) = &channel.map {
                 if let Err(invalid) = terminology::MapStep::new(map) {
                     error(format!("{at}.map.{}", invalid.place), invalid.message);
+                }
+            }
+            if let Some(zone) = &channel.sender_timezone {
+                if let Err(e) = zone.parse::<datetime::Zone>() {
+                    error(format!("{at}.sender_timezone"), e.to_string());
                 }
             }
             if !MAX_MESSAGE_SIZE.contains(&channel.max_message_size.0) {
@@ -2114,6 +2124,25 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
                 "channels.lab.validation.senders.B"
             ]
         );
+    }
+
+    #[test]
+    fn a_sender_timezone_is_read_and_a_bad_one_names_its_key() {
+        let config = Config::from_toml(
+            "[channels.a]\nsender_timezone = \"America/Chicago\"\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.channels["a"].sender_timezone.as_deref(),
+            Some("America/Chicago")
+        );
+        let error = Config::from_toml(
+            "[channels.a]\nsender_timezone = \"Mars/Olympus\"\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+        )
+        .unwrap_err()
+        .errors[0]
+            .to_string();
+        assert!(error.contains("channels.a.sender_timezone"), "{error}");
     }
 
     #[test]

@@ -71,6 +71,9 @@ impl EngineStatus for Status {
         text.push_str(&crate::metrics::hops_prometheus_text(
             &self.store.hop_latencies_since_open(),
         ));
+        text.push_str(&crate::metrics::clock_lag_prometheus_text(
+            &self.store.clock_lags(),
+        ));
         match self.delivery.stats() {
             Ok(stats) => text.push_str(&crate::metrics::destinations_prometheus_text(&stats)),
             Err(error) => tracing::warn!(%error, "destination metrics could not be read"),

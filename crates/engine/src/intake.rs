@@ -209,6 +209,8 @@ struct Inner {
     validation: Option<Arc<ChannelValidation>>,
     /// Accepted messages are stored `processed` (see [`Intake::processed_on_receipt`]).
     processed_on_receipt: bool,
+    /// Where an MSH-7 without an offset is read, for the clock lag (`None`: UTC).
+    clock_zone: Option<Arc<datetime::Zone>>,
 }
 
 /// What the intake learned from a message before storing it.
@@ -271,6 +273,7 @@ impl Intake {
                 metrics,
                 validation: None,
                 processed_on_receipt: false,
+                clock_zone: None,
             }),
         }
     }
@@ -291,6 +294,12 @@ impl Intake {
         self.with(|inner| inner.processed_on_receipt = true)
     }
 
+    /// The same intake reading an MSH-7 without an offset in `zone` for the sender's
+    /// clock lag (the channel's `sender_timezone`; UTC without it).
+    pub fn clock_zone(self, zone: datetime::Zone) -> Self {
+        self.with(|inner| inner.clock_zone = Some(Arc::new(zone)))
+    }
+
     fn with(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
             settings: shared.settings.clone(),
@@ -298,6 +307,7 @@ impl Intake {
             metrics: shared.metrics.clone(),
             validation: shared.validation.clone(),
             processed_on_receipt: shared.processed_on_receipt,
+            clock_zone: shared.clock_zone.clone(),
         });
         change(&mut inner);
         Intake {
@@ -469,43 +479,53 @@ impl Intake {
                         ack,
                     }
                 }
-                Stored::New(id) => match item.verdict {
-                    Verdict::Accept => {
-                        inner.metrics.count_received(raw.len());
-                        if inner.processed_on_receipt {
-                            inner.metrics.observe_processed(
-                                accepted_state,
-                                UnixMicros::now(),
-                                received_at,
-                            );
+                Stored::New(id) => {
+                    inner.store.note_clock_lag(
+                        &inner.settings.channel,
+                        clock_lag_micros(
+                            &item.header.message_time,
+                            received_at,
+                            inner.clock_zone.as_deref(),
+                        ),
+                    );
+                    match item.verdict {
+                        Verdict::Accept => {
+                            inner.metrics.count_received(raw.len());
+                            if inner.processed_on_receipt {
+                                inner.metrics.observe_processed(
+                                    accepted_state,
+                                    UnixMicros::now(),
+                                    received_at,
+                                );
+                            }
+                            debug!(channel = %inner.settings.channel, peer = %origin.peer, id = %id, size = raw.len(), "stored");
+                            let (code, ack) = self.positive_ack(raw, &item);
+                            Received {
+                                status: IntakeStatus::Stored(id),
+                                code,
+                                ack,
+                            }
                         }
-                        debug!(channel = %inner.settings.channel, peer = %origin.peer, id = %id, size = raw.len(), "stored");
-                        let (code, ack) = self.positive_ack(raw, &item);
-                        Received {
-                            status: IntakeStatus::Stored(id),
-                            code,
-                            ack,
+                        Verdict::Reject {
+                            outcome,
+                            ref errors,
+                            kind,
+                            ref reason,
+                        } => {
+                            inner.metrics.count_rejected(raw.len());
+                            warn!(channel = %inner.settings.channel, peer = %origin.peer, id = %id, size = raw.len(), problem = kind, "message rejected and stored for review");
+                            let (code, ack) = self.negative_ack(raw, &item, outcome, errors);
+                            Received {
+                                status: IntakeStatus::Rejected {
+                                    id,
+                                    reason: reason.clone(),
+                                },
+                                code,
+                                ack,
+                            }
                         }
                     }
-                    Verdict::Reject {
-                        outcome,
-                        ref errors,
-                        kind,
-                        ref reason,
-                    } => {
-                        inner.metrics.count_rejected(raw.len());
-                        warn!(channel = %inner.settings.channel, peer = %origin.peer, id = %id, size = raw.len(), problem = kind, "message rejected and stored for review");
-                        let (code, ack) = self.negative_ack(raw, &item, outcome, errors);
-                        Received {
-                            status: IntakeStatus::Rejected {
-                                id,
-                                reason: reason.clone(),
-                            },
-                            code,
-                            ack,
-                        }
-                    }
-                },
+                }
             };
             answers.push(answer);
         }
@@ -676,6 +696,33 @@ struct HeaderFields {
     version: String,
     accept_ack: String,
     application_ack: String,
+    /// MSH-7, the time the sender says it made the message.
+    message_time: String,
+}
+
+/// The sender's clock lag of a message: its receipt time less the time in `msh7`, in
+/// microseconds. An MSH-7 without an offset is read in `zone` (UTC without one). `None`
+/// when MSH-7 is missing, unreadable or has no time of day (a date alone says nothing
+/// of a clock).
+pub fn clock_lag_micros(
+    msh7: &str,
+    received_at: UnixMicros,
+    zone: Option<&datetime::Zone>,
+) -> Option<i64> {
+    // Before v2.6 a TS may carry its precision in a second component.
+    let value = msh7.split('^').next().unwrap_or("").trim();
+    let dtm = datetime::hl7::parse(value)?;
+    dtm.minute?;
+    let seconds = dtm.unix_seconds(zone)?;
+    let fraction = match dtm.fraction {
+        Some(digits) => {
+            let digits: String = digits.chars().take(6).collect();
+            let scale = 10_i64.pow(6 - digits.len() as u32);
+            digits.parse::<i64>().ok()? * scale
+        }
+        None => 0,
+    };
+    Some(received_at.0 - seconds.checked_mul(1_000_000)? - fraction)
 }
 
 impl HeaderFields {
@@ -691,6 +738,7 @@ impl HeaderFields {
             version: header.text(12),
             accept_ack: header.text(15),
             application_ack: header.text(16),
+            message_time: header.text(7),
         }
     }
 }
@@ -870,6 +918,77 @@ mod tests {
         assert_eq!(header.accept_ack, "ER");
         assert_eq!(header.application_ack, "AL");
         assert_eq!(HeaderFields::scan(b"hello"), HeaderFields::default());
+        assert_eq!(header.message_time, "20260101");
+    }
+
+    /// 2024-03-01T11:00:05.250Z, in microseconds.
+    const RECEIVED: UnixMicros = UnixMicros(1_709_290_805_250_000);
+
+    #[test]
+    fn the_clock_lag_reads_msh7_with_its_own_offset() {
+        // 12:00 at +01:00 is 11:00Z: received 5.25 s later.
+        assert_eq!(
+            clock_lag_micros("20240301120000+0100", RECEIVED, None),
+            Some(5_250_000)
+        );
+        // Its own offset comes before the configured zone.
+        let chicago: datetime::Zone = "America/Chicago".parse().unwrap();
+        assert_eq!(
+            clock_lag_micros("20240301110000+0000", RECEIVED, Some(&chicago)),
+            Some(5_250_000)
+        );
+        // Fractions of a second count; a sender ahead of the receiver lags below zero.
+        assert_eq!(
+            clock_lag_micros("20240301110005.2+0000", RECEIVED, None),
+            Some(50_000)
+        );
+        assert_eq!(
+            clock_lag_micros("20240301110105-0000", RECEIVED, None),
+            Some(-59_750_000)
+        );
+        // A precision component (TS before v2.6) is not part of the time.
+        assert_eq!(
+            clock_lag_micros("20240301110000+0000^S", RECEIVED, None),
+            Some(5_250_000)
+        );
+    }
+
+    #[test]
+    fn the_clock_lag_reads_msh7_without_offset_in_the_configured_zone() {
+        // Without a zone: UTC.
+        assert_eq!(
+            clock_lag_micros("20240301110000", RECEIVED, None),
+            Some(5_250_000)
+        );
+        let fixed: datetime::Zone = "-05:00".parse().unwrap();
+        assert_eq!(
+            clock_lag_micros("20240301060000", RECEIVED, Some(&fixed)),
+            Some(5_250_000)
+        );
+        // Chicago keeps standard time (-06:00) on 1 March, daylight time (-05:00) in July.
+        let chicago: datetime::Zone = "America/Chicago".parse().unwrap();
+        assert_eq!(
+            clock_lag_micros("20240301050000", RECEIVED, Some(&chicago)),
+            Some(5_250_000)
+        );
+        let july = UnixMicros(RECEIVED.0 + 122 * 86_400 * 1_000_000);
+        assert_eq!(
+            clock_lag_micros("20240701060000", july, Some(&chicago)),
+            Some(5_250_000)
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_msh7_has_no_clock_lag() {
+        for msh7 in [
+            "",
+            "yesterday",
+            "2024030111",
+            "20240301",
+            "2024-03-01T11:00:00Z",
+        ] {
+            assert_eq!(clock_lag_micros(msh7, RECEIVED, None), None, "{msh7:?}");
+        }
     }
 
     #[test]

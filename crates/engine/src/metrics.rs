@@ -429,6 +429,36 @@ pub(crate) fn hops_prometheus_text(hops: &[(String, store::HopLatencies)]) -> St
     out
 }
 
+/// Each channel's sender clock lag over the last five minutes (receipt time less MSH-7,
+/// in seconds, negative when the sender's clock is ahead) as gauges: the median and the
+/// maximum (absent without a readable MSH-7), and the messages whose MSH-7 was missing
+/// or unreadable.
+pub(crate) fn clock_lag_prometheus_text(lags: &[(String, store::ClockLag)]) -> String {
+    let mut out = String::from(
+        "# HELP corridor_sender_clock_lag_seconds The receipt time less MSH-7 over the last five minutes, by quantile (0.5, 1 = the maximum).\n# TYPE corridor_sender_clock_lag_seconds gauge\n",
+    );
+    for (channel, lag) in lags {
+        for (quantile, value) in [("0.5", lag.p50_micros), ("1", lag.max_micros)] {
+            if let Some(micros) = value {
+                let _ = writeln!(
+                    out,
+                    "corridor_sender_clock_lag_seconds{{channel=\"{channel}\",quantile=\"{quantile}\"}} {}",
+                    micros as f64 / 1e6
+                );
+            }
+        }
+    }
+    out.push_str("# HELP corridor_sender_clock_unreadable Messages of the last five minutes whose MSH-7 was missing or unreadable.\n# TYPE corridor_sender_clock_unreadable gauge\n");
+    for (channel, lag) in lags {
+        let _ = writeln!(
+            out,
+            "corridor_sender_clock_unreadable{{channel=\"{channel}\"}} {}",
+            lag.missing
+        );
+    }
+    out
+}
+
 /// The patient index in the Prometheus text format: source records, enterprise
 /// patients, records linked to another record's patient, the review queue, and the
 /// reviews decided since the index was built (counts only, never a name).
@@ -596,6 +626,16 @@ mod tests {
             state_reason: None,
         };
         store.journal().append(message, None).wait().unwrap();
+        store.note_clock_lag("lab", Some(2_500_000));
+        store.note_clock_lag("lab", None);
+        let lags = clock_lag_prometheus_text(&store.clock_lags());
+        assert!(
+            lags.contains(
+                "corridor_sender_clock_lag_seconds{channel=\"lab\",quantile=\"1\"} 2.5\n"
+            ),
+            "{lags}"
+        );
+        assert!(lags.contains("corridor_sender_clock_unreadable{channel=\"lab\"} 1\n"));
         let text = hops_prometheus_text(&store.hop_latencies_since_open());
         assert!(
             text.contains(

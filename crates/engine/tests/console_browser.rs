@@ -345,6 +345,24 @@ async fn wait_for_text(client: &Client, css: &str, expected: &str) {
     panic!("{css}: {last:?}, expected {expected:?}");
 }
 
+/// Messages stored over the dashboard's first chart (its table), as the page shows now.
+async fn chart_stored(client: &Client) -> u64 {
+    let script = "var rows = document.querySelectorAll('[data-charts] figure:first-of-type tbody tr');\
+        var n = 0;\
+        rows.forEach(function (tr) { var c = tr.children[1]; if (c) { n += parseInt(c.textContent, 10) || 0; } });\
+        return n;";
+    client
+        .call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(0)
+}
+
 fn oru(control: &str, family: &str) -> Vec<u8> {
     format!(
         "MSH|^~\\&|LIS|LAB|EHR|HOSP|20240101120000||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
@@ -358,11 +376,18 @@ fn oru(control: &str, family: &str) -> Vec<u8> {
 async fn the_console_in_chromium() {
     let driver = driver().await;
     let dir = tempfile::tempdir().unwrap();
+    // A receiver that is not there: the `lis` destination, given only control ids
+    // starting DL, dead-letters them at its first failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = closed.local_addr().unwrap();
+    drop(closed);
     let toml = format!(
         "[data]\ndir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n\
 [channels.lab]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
 transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexOf('BAD') === 0) throw new Error('refused'); \" }} ]\n\
-[[channels.lab.destinations]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive\"\nfile_name = \"{{message_id}}.hl7\"\n",
+[[channels.lab.destinations]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive\"\nfile_name = \"{{message_id}}.hl7\"\n\
+[[channels.lab.destinations]]\nname = \"lis\"\ntype = \"mllp\"\nto = \"{nowhere}\"\nretry = {{ max_attempts = 1 }}\n\
+filters = [ {{ path = \"MSH-10\", matches = \"^DL\" }} ]\n",
         dir.path().join("data").display().to_string()
     );
     let config = engine::Config::from_toml_in(&toml, dir.path()).unwrap();
@@ -404,6 +429,29 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
     assert!(text.contains("BAD-1") && text.contains("BAD-2"), "{text}");
     assert!(!text.contains("M1"), "{text}");
 
+    // A destination's dead-letter count is a link to the messages dead-lettered there.
+    common::send_all(mllp, &[oru("DL-1", "DOE"), oru("DL-2", "DOE")]).await;
+    client.goto(&format!("{base}/")).await;
+    wait_for_text(&client, "[data-count=\"dest/lab/lis/dead_lettered\"]", "2").await;
+    client
+        .find("[data-count=\"dest/lab/lis/dead_lettered\"] a")
+        .await
+        .click()
+        .await;
+    client.find("form.search").await;
+    assert_eq!(
+        client
+            .find("#q-destination_state")
+            .await
+            .attr("value")
+            .await
+            .as_deref(),
+        Some("dead_lettered")
+    );
+    let text = client.find("main table").await.text().await;
+    assert!(text.contains("DL-1") && text.contains("DL-2"), "{text}");
+    assert!(!text.contains("M1") && !text.contains("BAD-1"), "{text}");
+
     // A message's fields carry their labels.
     client
         .goto(&format!("{base}/console/messages?patient_name=quill"))
@@ -431,6 +479,45 @@ transforms = [ {{ name = \"refuse BAD\", script = \"if (msg.get('MSH-10').indexO
     violations.push(("dashboard", accessibility_violations(&client, &axe).await));
     let serious: Vec<_> = violations.iter().filter(|(_, v)| !v.is_empty()).collect();
     assert!(serious.is_empty(), "{serious:#?}");
+
+    // The charts follow new messages without a reload: the first chart's table (the
+    // last 6 hours) counts them, and the page is the one loaded before (its marker
+    // survives).
+    client
+        .call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": "window.corridorMarker = 'kept'; return null;", "args": []})),
+        )
+        .await
+        .unwrap();
+    let before = chart_stored(&client).await;
+    common::send_all(
+        mllp,
+        &[oru("C1", "DOE"), oru("C2", "DOE"), oru("C3", "DOE")],
+    )
+    .await;
+    let mut after = before;
+    for _ in 0..150 {
+        after = chart_stored(&client).await;
+        if after >= before + 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        after >= before + 3,
+        "chart's stored total {before} -> {after}"
+    );
+    let marker = client
+        .call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": "return window.corridorMarker || null;", "args": []})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(marker, json!("kept"), "the dashboard was not reloaded");
 
     // Sign out; a viewer sees counts and no patient names.
     sign_out(&client).await;

@@ -11,7 +11,7 @@
 //! after a reader connection does).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 use rusqlite::Connection;
@@ -201,6 +201,82 @@ pub struct HopLatencies {
     pub processed: HopHistogram,
 }
 
+/// The seconds of the clock lag's window.
+pub const CLOCK_LAG_WINDOW_SECONDS: u64 = 300;
+
+/// The most clock lag observations a channel keeps (the oldest go first).
+const LAG_SAMPLES: usize = 4096;
+
+/// A channel's sender clock lag observations over the last
+/// [`CLOCK_LAG_WINDOW_SECONDS`]: (second observed, lag in microseconds, or `None` for a
+/// message whose MSH-7 was missing or unreadable).
+#[derive(Debug, Clone, Default)]
+struct LagWindow {
+    samples: VecDeque<(u64, Option<i64>)>,
+}
+
+impl LagWindow {
+    fn forget_before(&mut self, now: u64) {
+        while self.samples.len() > LAG_SAMPLES
+            || self
+                .samples
+                .front()
+                .is_some_and(|(at, _)| now.saturating_sub(*at) >= CLOCK_LAG_WINDOW_SECONDS)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    fn observe(&mut self, now: u64, lag: Option<i64>) {
+        self.samples.push_back((now, lag));
+        self.forget_before(now);
+    }
+
+    fn read(&self, now: u64) -> ClockLag {
+        let mut lags = Vec::new();
+        let mut missing = 0;
+        for (at, lag) in &self.samples {
+            if now.saturating_sub(*at) >= CLOCK_LAG_WINDOW_SECONDS {
+                continue;
+            }
+            match lag {
+                Some(lag) => lags.push(*lag),
+                None => missing += 1,
+            }
+        }
+        ClockLag::of(lags, missing)
+    }
+}
+
+/// A channel's sender clock lag over the recent window: receipt time less the time the
+/// sender wrote in MSH-7. Positive: the message arrived after the time it says it was
+/// sent (transit, queuing at the sender, or a slow clock); negative: the sender's clock
+/// is ahead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockLag {
+    /// Messages with a readable MSH-7.
+    pub count: u64,
+    /// The median lag, microseconds (the lower middle value of an even count).
+    pub p50_micros: Option<i64>,
+    /// The largest lag, microseconds.
+    pub max_micros: Option<i64>,
+    /// Messages whose MSH-7 was missing or could not be read (counted apart).
+    pub missing: u64,
+}
+
+impl ClockLag {
+    /// The reading of `lags` (microseconds, any order) and `missing` unreadable ones.
+    pub fn of(mut lags: Vec<i64>, missing: u64) -> ClockLag {
+        lags.sort_unstable();
+        ClockLag {
+            count: lags.len() as u64,
+            p50_micros: lags.get(lags.len().saturating_sub(1) / 2).copied(),
+            max_micros: lags.last().copied(),
+            missing,
+        }
+    }
+}
+
 /// One channel's counts and rates.
 #[derive(Debug, Clone, Default)]
 struct Channel {
@@ -210,6 +286,8 @@ struct Channel {
     processed: HopWindow,
     /// Every observation since the store opened (for `/metrics`).
     since_open: HopLatencies,
+    /// The sender's clock lag over the recent window.
+    lag: LagWindow,
 }
 
 fn seconds_now() -> u64 {
@@ -380,9 +458,47 @@ impl StateCounts {
         (minute, all)
     }
 
+    /// The current minute (in minutes since the Unix epoch, not complete yet) and each
+    /// channel's observations in it so far, channels with nothing in it left out: what
+    /// the per-minute history does not hold yet, for charts that follow live.
+    pub(crate) fn current_minute(&self) -> (u64, Vec<(String, HopLatencies)>) {
+        let now = seconds_now();
+        let all = self.per_channel(|channel| {
+            let (mut stored, mut processed) = (channel.stored, channel.processed);
+            stored.turn(now / 60);
+            processed.turn(now / 60);
+            let latencies = HopLatencies {
+                stored: stored.current,
+                processed: processed.current,
+            };
+            (latencies.stored.count + latencies.processed.count > 0).then_some(latencies)
+        });
+        (now / 60, all)
+    }
+
     /// Each channel's hop latencies since the store opened, channels by name.
     pub(crate) fn latencies_since_open(&self) -> Vec<(String, HopLatencies)> {
         self.per_channel(|channel| Some(channel.since_open))
+    }
+
+    /// Notes the clock lag of a message stored on `channel` (`None`: its MSH-7 was
+    /// missing or unreadable).
+    pub(crate) fn note_lag(&self, channel: &str, lag: Option<i64>) {
+        let now = seconds_now();
+        let mut map = self
+            .by_channel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match map.get_mut(channel) {
+            Some(c) => c.lag.observe(now, lag),
+            None => map.entry(channel.into()).or_default().lag.observe(now, lag),
+        }
+    }
+
+    /// Each channel's sender clock lag over the recent window, channels by name.
+    pub(crate) fn clock_lags(&self) -> Vec<(String, ClockLag)> {
+        let now = seconds_now();
+        self.per_channel(|channel| Some(channel.lag.read(now)))
     }
 
     /// Each channel's rates over the last minute, channels by name.
@@ -408,6 +524,43 @@ mod tests {
         assert_eq!(h.quantile_micros(0.5), Some(100));
         assert_eq!(h.quantile_micros(0.99), Some(5_000));
         assert_eq!(h.quantile_micros(1.0), Some(u64::MAX));
+    }
+
+    #[test]
+    fn the_clock_lag_has_a_median_a_maximum_and_the_unreadable_apart() {
+        assert_eq!(
+            ClockLag::of(Vec::new(), 2),
+            ClockLag {
+                count: 0,
+                p50_micros: None,
+                max_micros: None,
+                missing: 2,
+            }
+        );
+        let lag = ClockLag::of(vec![9_000, -2_000, 1_000, 4_000_000], 1);
+        assert_eq!(lag.count, 4);
+        assert_eq!(lag.p50_micros, Some(1_000));
+        assert_eq!(lag.max_micros, Some(4_000_000));
+        assert_eq!(lag.missing, 1);
+        assert_eq!(ClockLag::of(vec![5, 3, 7], 0).p50_micros, Some(5));
+    }
+
+    #[test]
+    fn the_clock_lag_window_forgets_what_is_five_minutes_old() {
+        let mut w = LagWindow::default();
+        w.observe(1_000, Some(60_000_000));
+        w.observe(1_100, None);
+        w.observe(1_200, Some(2_000));
+        let now = w.read(1_200);
+        assert_eq!((now.count, now.missing), (2, 1));
+        assert_eq!(now.max_micros, Some(60_000_000));
+        let later = w.read(1_300);
+        assert_eq!((later.count, later.missing), (1, 1));
+        assert_eq!(later.max_micros, Some(2_000));
+        w.observe(1_500, Some(7));
+        let last = w.read(1_500);
+        assert_eq!((last.count, last.missing), (1, 0));
+        assert_eq!(last.p50_micros, Some(7));
     }
 
     #[test]

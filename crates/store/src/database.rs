@@ -189,6 +189,26 @@ impl Store {
         self.shared.counters.journal.last_minute()
     }
 
+    /// Notes the sender's clock lag of a message stored on `channel`: its receipt time
+    /// less its MSH-7, in microseconds (`None`: MSH-7 missing or unreadable, counted
+    /// apart). Kept in memory over the last five minutes.
+    pub fn note_clock_lag(&self, channel: &str, lag_micros: Option<i64>) {
+        self.shared.counters.journal.note_lag(channel, lag_micros);
+    }
+
+    /// Each channel's sender clock lag over the last five minutes (median, maximum,
+    /// messages without a readable MSH-7), channels by name.
+    pub fn clock_lags(&self) -> Vec<(String, crate::counts::ClockLag)> {
+        self.shared.counters.journal.clock_lags()
+    }
+
+    /// The current minute (minutes since the Unix epoch) and, for each channel with
+    /// messages in it so far, its hop latencies (counts: messages stored and processed
+    /// this minute): what the per-minute history does not hold yet.
+    pub fn current_minute(&self) -> (u64, Vec<(String, HopLatencies)>) {
+        self.shared.counters.journal.current_minute()
+    }
+
     /// [`Store::hop_latencies`] since the store opened (cumulative, for `/metrics`).
     pub fn hop_latencies_since_open(&self) -> Vec<(String, HopLatencies)> {
         self.shared.counters.journal.latencies_since_open()

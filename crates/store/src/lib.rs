@@ -68,11 +68,14 @@ mod error;
 mod integrity;
 mod journal;
 pub mod minutes;
+pub mod saved_searches;
 mod schema;
 pub mod search;
 mod writer;
 
-pub use counts::{HOP_BUCKETS_MICROS, HopHistogram, HopLatencies, Rates};
+pub use counts::{
+    CLOCK_LAG_WINDOW_SECONDS, ClockLag, HOP_BUCKETS_MICROS, HopHistogram, HopLatencies, Rates,
+};
 pub use database::{Store, StoreOptions};
 pub use error::{Error, Result};
 pub use integrity::{IntegrityCheck, check_integrity};

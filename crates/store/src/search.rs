@@ -8,7 +8,9 @@
 //! prefix). Rows reference the journal, so retention deletes them with their message.
 //!
 //! [`search`] combines the journal's own columns (time range, channel, state, message
-//! type, sender, control id), the index, and text inside the message (a scan of the
+//! type, sender, control id), the index, a destination's queue entries (the
+//! `delivery_queue` table: messages with an entry on a destination, or in given
+//! states), and text inside the message (a scan of the
 //! bytes of the rows the other conditions leave), newest first, paging by id.
 
 use rusqlite::{Connection, OptionalExtension, ToSql, params_from_iter};
@@ -93,6 +95,17 @@ pub fn exists(conn: &Connection) -> Result<bool> {
         .is_some())
 }
 
+/// Whether the delivery queue's table exists (the engine creates it at start).
+fn queue_exists(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivery_queue'",
+        )?
+        .query_row([], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// A message search; every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchQuery {
@@ -115,6 +128,13 @@ pub struct SearchQuery {
     pub order: Option<String>,
     /// Text anywhere in the message bytes.
     pub text: Option<String>,
+    /// Only messages with an entry on this destination's queue (a destination's name
+    /// within the channel; with `destination_states`, an entry in one of them).
+    pub destination: Option<String>,
+    /// Only messages with a destination entry (of `destination`, when given) in one of
+    /// these queue states (`queued`, `sending`, `delivered`, `errored`,
+    /// `dead_lettered`, `filtered`). Empty: no condition.
+    pub destination_states: Vec<String>,
     /// Only ids below this one: the next page.
     pub before_id: Option<i64>,
 }
@@ -187,6 +207,32 @@ pub fn search(conn: &Connection, query: &SearchQuery, limit: usize) -> Result<Ve
                  AND value = {value_at})"
             ));
         }
+    }
+    if query.destination.is_some() || !query.destination_states.is_empty() {
+        if !queue_exists(conn)? {
+            return Ok(Vec::new());
+        }
+        let mut inner: Vec<String> = Vec::new();
+        if let Some(channel) = &query.channel {
+            let p = bind(&mut values, Box::new(channel.clone()));
+            inner.push(format!("q.channel = {p}"));
+        }
+        if let Some(destination) = &query.destination {
+            let p = bind(&mut values, Box::new(destination.clone()));
+            inner.push(format!("q.destination = {p}"));
+        }
+        if !query.destination_states.is_empty() {
+            let placeholders: Vec<String> = query
+                .destination_states
+                .iter()
+                .map(|s| bind(&mut values, Box::new(s.clone())))
+                .collect();
+            inner.push(format!("q.state IN ({})", placeholders.join(", ")));
+        }
+        conditions.push(format!(
+            "j.id IN (SELECT q.message_id FROM delivery_queue q WHERE {})",
+            inner.join(" AND ")
+        ));
     }
     let mut join = String::new();
     if let Some(text) = &query.text {

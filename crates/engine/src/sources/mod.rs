@@ -293,6 +293,14 @@ impl Intakes {
         if self.archives.contains(name) {
             intake = intake.processed_on_receipt();
         }
+        // Checked when the configuration was read; a zone that does not parse is UTC.
+        if let Some(zone) = channel
+            .sender_timezone
+            .as_deref()
+            .and_then(|z| z.parse::<datetime::Zone>().ok())
+        {
+            intake = intake.clock_zone(zone);
+        }
         intake
     }
 }
