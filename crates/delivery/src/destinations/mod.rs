@@ -318,7 +318,8 @@ pub(crate) enum AnyDestination {
     Sftp(sftp::SftpDestination),
     Channel(channel::ChannelDestination),
     Database(database::DatabaseDestination),
-    Nats(nats::NatsDestination),
+    /// Boxed: its client and settings are the largest of the kinds.
+    Nats(Box<nats::NatsDestination>),
 }
 
 impl Destination for AnyDestination {
@@ -426,7 +427,7 @@ pub(crate) fn build(
             AnyDestination::Database(database::DatabaseDestination::new(config, database, base)?)
         }
         DestinationSettings::Nats(nats) => {
-            AnyDestination::Nats(nats::NatsDestination::new(config, nats, base)?)
+            AnyDestination::Nats(Box::new(nats::NatsDestination::new(config, nats, base)?))
         }
     })
 }
