@@ -68,35 +68,10 @@ fn acknowledged_messages_pass_a_chain_of_channels_in_order_after_a_sigkill() {
     let delivered_before_restart = destination.all_received().len();
 
     let run = Run::start(&data, &config);
-    let remaining: Vec<String> = all
-        .iter()
-        .filter(|id| !acknowledged.contains(*id))
-        .cloned()
-        .collect();
-    if !remaining.is_empty() {
-        let file = message_file(dir.path(), "rest.hl7", &remaining);
-        let output = wait_output(
-            send_in_background(&run.addr, &file),
-            Duration::from_secs(120),
-        );
-        assert!(output.status.success(), "resend: {}", text(&output.stderr));
-        acknowledged.extend(accepted_ids(&output.stdout));
-    }
+    resend_unacknowledged(dir.path(), &run.addr, &all, &mut acknowledged);
     assert_eq!(acknowledged.len(), MESSAGES);
 
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let got: BTreeSet<String> = destination.all_received().into_iter().collect();
-        if acknowledged.is_subset(&got) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} acknowledged messages never reached the destination",
-            acknowledged.difference(&got).count()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_received(&destination, &acknowledged, Duration::from_secs(180));
     // The destination's answers are recorded: every message of both channels ends
     // `delivered`.
     let all_delivered = || {
@@ -137,6 +112,6 @@ fn acknowledged_messages_pass_a_chain_of_channels_in_order_after_a_sigkill() {
         "killed {pause:?} after the first hand-over: {before_kill} acknowledged, \
          {handed_before_restart} handed over and {delivered_before_restart} delivered before \
          the kill, {} resent by the sender, {twice} delivered twice",
-        remaining.len()
+        MESSAGES - before_kill
     );
 }

@@ -64,20 +64,7 @@ fn acknowledged_messages_have_their_rows_exactly_once_after_a_sigkill() {
     let rows_before_restart = psql(&url, "select count(*) from results");
 
     let run = Run::start(&data, &config);
-    let remaining: Vec<String> = all
-        .iter()
-        .filter(|id| !acknowledged.contains(*id))
-        .cloned()
-        .collect();
-    if !remaining.is_empty() {
-        let file = message_file(dir.path(), "rest.hl7", &remaining);
-        let output = wait_output(
-            send_in_background(&run.addr, &file),
-            Duration::from_secs(120),
-        );
-        assert!(output.status.success(), "resend: {}", text(&output.stderr));
-        acknowledged.extend(accepted_ids(&output.stdout));
-    }
+    resend_unacknowledged(dir.path(), &run.addr, &all, &mut acknowledged);
     assert_eq!(acknowledged.len(), MESSAGES);
 
     let rows = || -> BTreeMap<String, u32> {
@@ -124,7 +111,7 @@ fn acknowledged_messages_have_their_rows_exactly_once_after_a_sigkill() {
         "killed {pause:?} after the first row: {before_kill} acknowledged and {} rows \
          written before the kill, {} resent by the sender",
         rows_before_restart.trim(),
-        remaining.len()
+        MESSAGES - before_kill
     );
     psql(
         "postgres://postgres@127.0.0.1:5432/postgres",

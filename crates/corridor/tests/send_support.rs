@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -88,6 +89,50 @@ pub fn accepted_ids(stdout: &[u8]) -> Vec<String> {
 }
 
 /// A small ORU^R01 with control id `id`; segments end in CR.
+/// After a crash and a restart: sends the messages of `all` that the first run did
+/// not acknowledge again to `addr`, adding those now acknowledged to `acknowledged`.
+pub fn resend_unacknowledged(
+    dir: &Path,
+    addr: &str,
+    all: &[String],
+    acknowledged: &mut BTreeSet<String>,
+) {
+    let remaining: Vec<String> = all
+        .iter()
+        .filter(|id| !acknowledged.contains(*id))
+        .cloned()
+        .collect();
+    if remaining.is_empty() {
+        return;
+    }
+    let file = message_file(dir, "rest.hl7", &remaining);
+    let output = wait_output(send_in_background(addr, &file), Duration::from_secs(120));
+    assert!(output.status.success(), "resend: {}", text(&output.stderr));
+    acknowledged.extend(accepted_ids(&output.stdout));
+}
+
+/// Waits until `destination` has received every acknowledged message, failing after
+/// `limit` with how many never arrived.
+pub fn wait_until_received(
+    destination: &TestServer,
+    acknowledged: &BTreeSet<String>,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got: BTreeSet<String> = destination.all_received().into_iter().collect();
+        if acknowledged.is_subset(&got) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} acknowledged messages never reached the destination",
+            acknowledged.difference(&got).count()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn oru(id: &str) -> String {
     format!(
         "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102083000||ORU^R01|{id}|P|2.5.1\r\

@@ -253,7 +253,7 @@ mod postgres {
 
     pub(super) struct Postgres {
         config: tokio_postgres::Config,
-        tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+        tls: Option<crate::destinations::database::PostgresTls>,
         open: Option<(Client, Option<(String, Statement)>)>,
     }
 
@@ -263,25 +263,10 @@ mod postgres {
             password: Option<String>,
             tls: Option<Arc<rustls::ClientConfig>>,
         ) -> Result<Postgres, String> {
-            let mut config: tokio_postgres::Config = url
-                .parse()
-                .map_err(|e| format!("`url` is not a PostgreSQL URL: {e}"))?;
-            if let Some(password) = password {
-                config.password(password);
-            }
-            if config.get_ssl_mode() != tokio_postgres::config::SslMode::Disable && tls.is_none() {
-                if url.contains("sslmode=require") {
-                    return Err("`url` asks for sslmode=require: give `tls.ca`".into());
-                }
-                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            }
-            if tls.is_some() {
-                config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            }
-            config.connect_timeout(std::time::Duration::from_secs(10));
+            let (config, tls) = crate::destinations::database::postgres_config(url, password, tls)?;
             Ok(Postgres {
                 config,
-                tls: tls.map(|c| tokio_postgres_rustls::MakeRustlsConnect::new((*c).clone())),
+                tls,
                 open: None,
             })
         }
@@ -291,34 +276,12 @@ mod postgres {
                 self.open = None;
             }
             if self.open.is_none() {
-                let client = match &self.tls {
-                    Some(tls) => {
-                        let (client, connection) = self
-                            .config
-                            .connect(tls.clone())
-                            .await
-                            .map_err(|e| format!("connecting: {e}"))?;
-                        tokio::spawn(async move {
-                            if let Err(e) = connection.await {
-                                tracing::debug!(error = %e, "database connection ended");
-                            }
-                        });
-                        client
-                    }
-                    None => {
-                        let (client, connection) = self
-                            .config
-                            .connect(tokio_postgres::NoTls)
-                            .await
-                            .map_err(|e| format!("connecting: {e}"))?;
-                        tokio::spawn(async move {
-                            if let Err(e) = connection.await {
-                                tracing::debug!(error = %e, "database connection ended");
-                            }
-                        });
-                        client
-                    }
-                };
+                let client = crate::destinations::database::postgres_connect(
+                    &self.config,
+                    self.tls.as_ref(),
+                )
+                .await
+                .map_err(|e| format!("connecting: {e}"))?;
                 self.open = Some((client, None));
             }
             self.open.as_mut().ok_or_else(|| "not connected".to_owned())
@@ -510,7 +473,7 @@ mod mysql {
     use std::path::Path;
 
     use mysql_async::prelude::Queryable;
-    use mysql_async::{Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, Value};
+    use mysql_async::{Params, Pool, Value};
 
     use crate::config::TlsConfig;
 
@@ -525,34 +488,8 @@ mod mysql {
             tls: Option<&TlsConfig>,
             base: &Path,
         ) -> Result<Mysql, String> {
-            let opts = Opts::from_url(url).map_err(|e| format!("`url` is not a MySQL URL: {e}"))?;
-            let constraints = PoolConstraints::new(0, 1).ok_or("pool constraints")?;
-            let mut builder = OptsBuilder::from_opts(opts)
-                .pool_opts(PoolOpts::default().with_constraints(constraints));
-            if let Some(password) = password {
-                builder = builder.pass(Some(password));
-            }
-            if let Some(tls) = tls {
-                let mut ssl = mysql_async::SslOpts::default()
-                    .with_root_certs(vec![base.join(&tls.ca).into()])
-                    .with_disable_built_in_roots(true);
-                match (&tls.cert, &tls.key) {
-                    (Some(cert), Some(key)) => {
-                        ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
-                            base.join(cert).into(),
-                            base.join(key).into(),
-                        )));
-                    }
-                    (None, None) => {}
-                    _ => return Err("`tls.cert` and `tls.key` go together".into()),
-                }
-                if let Some(name) = &tls.server_name {
-                    ssl = ssl.with_danger_tls_hostname_override(Some(name.clone()));
-                }
-                builder = builder.ssl_opts(ssl);
-            }
             Ok(Mysql {
-                pool: Pool::new(builder),
+                pool: crate::destinations::database::mysql_pool(url, password, tls, base)?,
             })
         }
 

@@ -198,7 +198,7 @@ fn keys_of_another_kind_are_refused_with_the_key_named() {
     .unwrap_err();
     assert_eq!(
         misplaced.message(),
-        "`url`: is not a key of a mllp destination (http, fhir and database destinations take it)"
+        "`url`: is not a key of a mllp destination (http, fhir, database and nats destinations take it)"
     );
     let unknown = toml::from_str::<delivery::DestinationConfig>(
         "name = \"x\"\ntype = \"mllp\"\nto = \"h:1\"\nretries = 3",

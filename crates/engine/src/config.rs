@@ -1865,7 +1865,7 @@ source = { listen = "127.0.0.1:0", type = "ftp", lisen = 1 }
                 "line 5: channels.lab.source.colour: unknown field `colour`, expected one of `path`, `pattern`, `poll_interval`, `done`, `error`, `max_file_size`, `allow_hard_links`",
                 "line 7: channels.lab.source.max_frame_size: \"huge\" is not a size (expected bytes or e.g. \"64KiB\", \"16MiB\")",
                 "line 10: channels.other.source.lisen: unknown field `lisen`: no kind of source takes it",
-                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`, `fhir`",
+                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`, `fhir`, `nats`, `database`",
             ]
         );
     }
@@ -1896,7 +1896,7 @@ type = "email"
                 // The values the types read are checked too, by kind.
                 "line 9: channels.lab.destinations[0].retry.max_attempts: `retry.max_attempts` must be at least 1",
                 "line 11: channels.lab.destinations[1].smtp: email destinations need `smtp`",
-                "line 13: channels.lab.destinations[1].tls: is not a key of an email destination (mllp, http, fhir and database destinations take it)",
+                "line 13: channels.lab.destinations[1].tls: is not a key of an email destination (mllp, http, fhir, database and nats destinations take it)",
             ]
         );
     }

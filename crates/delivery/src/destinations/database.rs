@@ -453,6 +453,107 @@ impl DatabaseDestination {
 }
 
 /// How a database's failure counts.
+/// PostgreSQL's connection settings from `url`, the password and TLS, for the database
+/// destination and source alike. Without TLS configured, `sslmode=prefer` (the
+/// default) would try TLS with no roots to check it by, so TLS is turned off, and
+/// `sslmode=require` is refused; with TLS it is required.
+pub(crate) fn postgres_config(
+    url: &str,
+    password: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(tokio_postgres::Config, Option<PostgresTls>), String> {
+    use tokio_postgres::config::SslMode;
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("`url` is not a PostgreSQL URL: {e}"))?;
+    if let Some(password) = password {
+        config.password(password);
+    }
+    if config.get_ssl_mode() != SslMode::Disable && tls.is_none() {
+        if url.contains("sslmode=require") {
+            return Err("`url` asks for sslmode=require: give `tls.ca`".into());
+        }
+        config.ssl_mode(SslMode::Disable);
+    }
+    if tls.is_some() {
+        config.ssl_mode(SslMode::Require);
+    }
+    config.connect_timeout(std::time::Duration::from_secs(10));
+    let tls = tls.map(|c| tokio_postgres_rustls::MakeRustlsConnect::new((*c).clone()));
+    Ok((config, tls))
+}
+
+/// TLS towards PostgreSQL.
+pub(crate) type PostgresTls = tokio_postgres_rustls::MakeRustlsConnect;
+
+/// Connects to PostgreSQL and drives the connection on a task of its own.
+pub(crate) async fn postgres_connect(
+    config: &tokio_postgres::Config,
+    tls: Option<&PostgresTls>,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "database connection ended");
+            }
+        });
+    }
+    Ok(match tls {
+        Some(tls) => {
+            let (client, connection) = config.connect(tls.clone()).await?;
+            drive(connection);
+            client
+        }
+        None => {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            drive(connection);
+            client
+        }
+    })
+}
+
+/// A MySQL/MariaDB pool of at most one connection for `url`, the password and TLS
+/// (files relative to `base`), for the database destination and source alike.
+pub(crate) fn mysql_pool(
+    url: &str,
+    password: Option<String>,
+    tls: Option<&TlsConfig>,
+    base: &Path,
+) -> Result<mysql_async::Pool, String> {
+    use mysql_async::{Opts, OptsBuilder, PoolConstraints, PoolOpts};
+    let opts = Opts::from_url(url).map_err(|e| format!("`url` is not a MySQL URL: {e}"))?;
+    let constraints = PoolConstraints::new(0, 1).ok_or("pool constraints")?;
+    let mut builder =
+        OptsBuilder::from_opts(opts).pool_opts(PoolOpts::default().with_constraints(constraints));
+    if let Some(password) = password {
+        builder = builder.pass(Some(password));
+    }
+    if let Some(tls) = tls {
+        let mut ssl = mysql_async::SslOpts::default()
+            .with_root_certs(vec![base.join(&tls.ca).into()])
+            .with_disable_built_in_roots(true);
+        match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => {
+                ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
+                    base.join(cert).into(),
+                    base.join(key).into(),
+                )));
+            }
+            (None, None) => {}
+            _ => return Err("`tls.cert` and `tls.key` go together".into()),
+        }
+        if let Some(name) = &tls.server_name {
+            ssl = ssl.with_danger_tls_hostname_override(Some(name.clone()));
+        }
+        builder = builder.ssl_opts(ssl);
+    }
+    Ok(mysql_async::Pool::new(builder))
+}
+
 fn failure(transient: bool, what: String) -> DeliveryError {
     if transient {
         DeliveryError::transient(what)
@@ -521,7 +622,7 @@ mod postgres {
 
     pub(super) struct Postgres {
         config: tokio_postgres::Config,
-        tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+        tls: Option<super::PostgresTls>,
         described: String,
         open: Option<(Client, Statement)>,
     }
@@ -532,27 +633,11 @@ mod postgres {
             password: Option<String>,
             tls: Option<Arc<rustls::ClientConfig>>,
         ) -> Result<Postgres, String> {
-            let mut config: tokio_postgres::Config = url
-                .parse()
-                .map_err(|e| format!("`url` is not a PostgreSQL URL: {e}"))?;
-            if let Some(password) = password {
-                config.password(password);
-            }
-            if config.get_ssl_mode() != tokio_postgres::config::SslMode::Disable && tls.is_none() {
-                // `prefer` (the default) would try TLS with no roots to check it by.
-                if url.contains("sslmode=require") {
-                    return Err("`url` asks for sslmode=require: give `tls.ca`".into());
-                }
-                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            }
-            if tls.is_some() {
-                config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            }
-            let described = super::Target::Postgres(url.to_owned()).describe();
+            let (config, tls) = super::postgres_config(url, password, tls)?;
             Ok(Postgres {
                 config,
-                tls: tls.map(|c| tokio_postgres_rustls::MakeRustlsConnect::new((*c).clone())),
-                described,
+                tls,
+                described: super::Target::Postgres(url.to_owned()).describe(),
                 open: None,
             })
         }
@@ -565,37 +650,9 @@ mod postgres {
             if self.open.as_ref().is_some_and(|(c, _)| !c.is_closed()) {
                 return Ok(());
             }
-            let unreachable = |e: tokio_postgres::Error| {
-                DeliveryError::transient(format!("{}: {e}", self.described))
-            };
-            let client = match &self.tls {
-                Some(tls) => {
-                    let (client, connection) = self
-                        .config
-                        .connect(tls.clone())
-                        .await
-                        .map_err(unreachable)?;
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(error = %e, "database connection ended");
-                        }
-                    });
-                    client
-                }
-                None => {
-                    let (client, connection) = self
-                        .config
-                        .connect(tokio_postgres::NoTls)
-                        .await
-                        .map_err(unreachable)?;
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(error = %e, "database connection ended");
-                        }
-                    });
-                    client
-                }
-            };
+            let client = super::postgres_connect(&self.config, self.tls.as_ref())
+                .await
+                .map_err(|e| DeliveryError::transient(format!("{}: {e}", self.described)))?;
             client
                 .batch_execute(
                     "create table if not exists corridor_delivered (\
@@ -734,7 +791,7 @@ mod mysql {
     use std::path::Path;
 
     use mysql_async::prelude::Queryable;
-    use mysql_async::{Opts, OptsBuilder, Params, Pool, PoolConstraints, PoolOpts, Value};
+    use mysql_async::{Params, Pool, Value};
 
     use super::{Plan, failure};
     use crate::config::TlsConfig;
@@ -752,34 +809,8 @@ mod mysql {
             tls: Option<&TlsConfig>,
             base: &Path,
         ) -> Result<Mysql, String> {
-            let opts = Opts::from_url(url).map_err(|e| format!("`url` is not a MySQL URL: {e}"))?;
-            let constraints = PoolConstraints::new(0, 1).ok_or("pool constraints")?;
-            let mut builder = OptsBuilder::from_opts(opts)
-                .pool_opts(PoolOpts::default().with_constraints(constraints));
-            if let Some(password) = password {
-                builder = builder.pass(Some(password));
-            }
-            if let Some(tls) = tls {
-                let mut ssl = mysql_async::SslOpts::default()
-                    .with_root_certs(vec![base.join(&tls.ca).into()])
-                    .with_disable_built_in_roots(true);
-                match (&tls.cert, &tls.key) {
-                    (Some(cert), Some(key)) => {
-                        ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
-                            base.join(cert).into(),
-                            base.join(key).into(),
-                        )));
-                    }
-                    (None, None) => {}
-                    _ => return Err("`tls.cert` and `tls.key` go together".into()),
-                }
-                if let Some(name) = &tls.server_name {
-                    ssl = ssl.with_danger_tls_hostname_override(Some(name.clone()));
-                }
-                builder = builder.ssl_opts(ssl);
-            }
             Ok(Mysql {
-                pool: Pool::new(builder),
+                pool: super::mysql_pool(url, password, tls, base)?,
                 described: super::Target::Mysql(url.to_owned()).describe(),
             })
         }

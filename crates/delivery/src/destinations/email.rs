@@ -301,7 +301,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.message(),
-            "`subject`: is not a key of a mllp destination (an email destination takes it)"
+            "`subject`: is not a key of a mllp destination (email and nats destinations take it)"
         );
         let config: DestinationConfig = toml::from_str(
             "name = \"m\"\ntype = \"email\"\nsmtp = { host = \"127.0.0.1\", security = \"none\" }\nfrom = \"a@example.org\"",
