@@ -9,16 +9,6 @@ mod cmd;
 mod input;
 mod output;
 
-/// mimalloc instead of glibc's malloc: the engine allocates and frees many small
-/// JSON values and strings per message from several threads, and glibc's allocator
-/// spent over a quarter of the engine's instructions in a profile of the
-/// repository-and-rules pipeline (BENCHMARKS.md, "Alert latency"). Its 2.x line: it
-/// hands freed memory back to the system after 10 ms where 3.x waits a second, which
-/// held a thousand connections' buffers past the idle-connection memory budget
-/// (`corridor/tests/receive_hostile.rs`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Corridor, a real-time HL7 v2 interface engine.
 #[derive(Parser)]
 #[command(name = "corridor", version, about, long_about = None)]

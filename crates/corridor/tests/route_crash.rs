@@ -14,7 +14,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -22,16 +22,7 @@ const MESSAGES: usize = 4_000;
 
 #[test]
 fn acknowledged_messages_reach_the_destination_in_order_after_a_sigkill() {
-    let seed = std::env::var("CORRIDOR_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .subsec_millis() as u64
-        });
-    eprintln!("route crash seed {seed}");
+    let seed = test_support::crash_seed("route");
     let pause = Duration::from_millis(seed % 1500);
 
     let destination = TestServer::plain(|_| Answer::Accept);
