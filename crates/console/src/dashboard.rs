@@ -492,6 +492,19 @@ pub fn charts_html(charts: &[crate::Chart]) -> String {
 mod tests {
     use super::*;
 
+    /// A viewer: no patient data, no operations.
+    fn viewer() -> Viewer {
+        Viewer {
+            user: "vic".into(),
+            role: "viewer".into(),
+            csrf: None,
+            reads_phi: false,
+            operates: false,
+            stewards: false,
+            administers: false,
+        }
+    }
+
     #[test]
     fn a_viewer_dashboard_has_counts_and_no_links_to_messages() {
         let board = Dashboard {
@@ -506,15 +519,7 @@ mod tests {
             }],
             ..Dashboard::default()
         };
-        let viewer = Viewer {
-            user: "vic".into(),
-            role: "viewer".into(),
-            csrf: None,
-            reads_phi: false,
-            operates: false,
-            stewards: false,
-            administers: false,
-        };
+        let viewer = viewer();
         let html = dashboard_page(&viewer, &board);
         assert!(html.contains("data-count=\"lab/errored\">3<"), "{html}");
         assert!(html.contains("data-count=\"lab/stored_per_second\">12.3<"));
@@ -554,11 +559,8 @@ mod tests {
         let mut viewer = Viewer {
             user: "ana".into(),
             role: "analyst".into(),
-            csrf: None,
             reads_phi: true,
-            operates: false,
-            stewards: false,
-            administers: false,
+            ..viewer()
         };
         let html = dashboard_page(&viewer, &board);
         assert!(
@@ -632,15 +634,7 @@ mod tests {
             }],
             ..Dashboard::default()
         };
-        let viewer = Viewer {
-            user: "vic".into(),
-            role: "viewer".into(),
-            csrf: None,
-            reads_phi: false,
-            operates: false,
-            stewards: false,
-            administers: false,
-        };
+        let viewer = viewer();
         let html = dashboard_page(&viewer, &board);
         assert!(
             html.contains("data-count=\"lab/clock_lag_p50\">+350 ms<"),

@@ -27,12 +27,8 @@ fn acknowledged_messages_have_their_rows_exactly_once_after_a_sigkill() {
     let seed = test_support::crash_seed("database");
     let pause = Duration::from_millis(seed % 1500);
 
-    let name = format!("corridor_crash_{}_{seed}", std::process::id());
-    psql(
-        "postgres://postgres@127.0.0.1:5432/postgres",
-        &format!("create database {name}"),
-    );
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let database = test_support::ScratchDatabase::create("corridor_crash", seed);
+    let url = database.url.clone();
     psql(
         &url,
         "create table results (control_id text, code text, value numeric)",
@@ -112,9 +108,5 @@ fn acknowledged_messages_have_their_rows_exactly_once_after_a_sigkill() {
          written before the kill, {} resent by the sender",
         rows_before_restart.trim(),
         MESSAGES - before_kill
-    );
-    psql(
-        "postgres://postgres@127.0.0.1:5432/postgres",
-        &format!("drop database if exists {name} with (force)"),
     );
 }

@@ -33,12 +33,8 @@ fn every_row_becomes_one_message_across_sigkills() {
     test_support::database_services();
     let seed = test_support::crash_seed("database source");
 
-    let name = format!("corridor_src_crash_{}_{seed}", std::process::id());
-    psql(
-        "postgres://postgres@127.0.0.1:5432/postgres",
-        &format!("create database {name}"),
-    );
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let database = test_support::ScratchDatabase::create("corridor_src_crash", seed);
+    let url = database.url.clone();
     psql(
         &url,
         "create table orders (id bigint primary key, mrn text)",
@@ -109,8 +105,4 @@ fn every_row_becomes_one_message_across_sigkills() {
             got.len()
         );
     }
-    psql(
-        "postgres://postgres@127.0.0.1:5432/postgres",
-        &format!("drop database if exists {name} with (force)"),
-    );
 }

@@ -276,6 +276,42 @@ pub fn psql(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A PostgreSQL database of the local server made for one test (`PREFIX_PID_SEED`),
+/// dropped when the test ends, failed or not.
+pub struct ScratchDatabase {
+    name: String,
+    /// Its URL, as user `postgres`.
+    pub url: String,
+}
+
+/// The local server's maintenance database, where databases are made and dropped.
+const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+impl ScratchDatabase {
+    /// Creates the database (the server must answer: see [`database_services`]).
+    pub fn create(prefix: &str, seed: u64) -> ScratchDatabase {
+        let name = format!("{prefix}_{}_{seed}", std::process::id());
+        psql(POSTGRES_ADMIN, &format!("create database {name}"));
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        ScratchDatabase { name, url }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        // Not `psql`: a failed drop must not panic while a failed test unwinds.
+        let _ = Command::new("psql")
+            .args(["-qtA", POSTGRES_ADMIN, "-c"])
+            .arg(format!(
+                "drop database if exists {} with (force)",
+                self.name
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// The seed of a crash test: `CORRIDOR_CRASH_SEED` when set (to repeat a run), else
 /// taken from the clock; printed with `what` so a failing run can be repeated.
 pub fn crash_seed(what: &str) -> u64 {
