@@ -365,47 +365,64 @@ fn stored_from_row(row: &Row<'_>) -> store::rusqlite::Result<StoredRecord> {
 /// Appends `record` inside the caller's write (for changes audited in their own
 /// transaction); returns its sequence number.
 pub fn append_in(conn: &Connection, record: &AuditRecord) -> store::Result<i64> {
+    append_all_in(conn, std::iter::once(record))
+}
+
+/// Appends `records` in order inside the caller's write, reading and moving the chain's
+/// head once for all of them; returns the last one's sequence number (the head's when
+/// there are none).
+pub(crate) fn append_all_in<'a>(
+    conn: &Connection,
+    records: impl IntoIterator<Item = &'a AuditRecord>,
+) -> store::Result<i64> {
     let head: Option<(i64, Vec<u8>)> = conn
         .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let (seq, prev) = match head {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS.to_vec()),
-    };
-    let hash = chain_hash(&prev, record, seq);
-    let patients = serde_json::to_string(&record.patients).unwrap_or_else(|_| "[]".into());
-    conn.prepare_cached(
+    let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_vec()));
+    let mut insert = conn.prepare_cached(
         "INSERT INTO audit_log (seq, at, actor, owner, method, address, tls_identity, action,
                                 kind, resource, patients, outcome, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?
-    .execute(params![
-        seq,
-        record.at,
-        record.actor,
-        record.owner,
-        record.method,
-        record.address,
-        record.tls_identity,
-        record.action,
-        record.kind.code(),
-        record.resource,
-        patients,
-        record.outcome.as_str(),
-        record.detail,
-        prev,
-        hash.as_slice(),
-    ])?;
-    for patient in &record.patients {
-        conn.prepare_cached("INSERT OR IGNORE INTO audit_patients (patient, seq) VALUES (?1, ?2)")?
+    )?;
+    let mut moved = false;
+    for record in records {
+        seq += 1;
+        let hash = chain_hash(&prev, record, seq);
+        let patients = serde_json::to_string(&record.patients).unwrap_or_else(|_| "[]".into());
+        insert.execute(params![
+            seq,
+            record.at,
+            record.actor,
+            record.owner,
+            record.method,
+            record.address,
+            record.tls_identity,
+            record.action,
+            record.kind.code(),
+            record.resource,
+            patients,
+            record.outcome.as_str(),
+            record.detail,
+            prev,
+            hash.as_slice(),
+        ])?;
+        for patient in &record.patients {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO audit_patients (patient, seq) VALUES (?1, ?2)",
+            )?
             .execute(params![patient, seq])?;
+        }
+        prev = hash.to_vec();
+        moved = true;
     }
-    conn.prepare_cached(
-        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-    )?
-    .execute(params![seq, hash.as_slice()])?;
+    if moved {
+        conn.prepare_cached(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )?
+        .execute(params![seq, prev])?;
+    }
     Ok(seq)
 }
 
@@ -460,8 +477,9 @@ impl Audit {
         Audit::open_with_fold_delay(store, FOLD_DELAY)
     }
 
-    /// [`Audit::open_blocking`] with the background fold waiting `fold_delay` after a
-    /// new record before it folds (tests use an hour to see records not yet folded).
+    /// [`Audit::open_blocking`] with the background thread waiting `fold_delay` after a
+    /// new record before it fsyncs the file and considers folding (tests use an hour to
+    /// see records not yet folded).
     /// Callable inside an async runtime too.
     pub fn open_with_fold_delay(store: Store, fold_delay: Duration) -> Result<Audit, Error> {
         block_on(store.migrate_component(COMPONENT, MIGRATIONS))?;
@@ -471,20 +489,30 @@ impl Audit {
 
     /// Appends a record and answers once it is kept: written to the audit file with one
     /// `write` on the caller's thread (in the operating system's hands, so a crash of
-    /// the process cannot lose it), fsynced and folded into `audit_log` a moment later
-    /// by a background thread ([`FOLD_DELAY`]). Returns the record's line number in the
+    /// the process cannot lose it), fsynced a moment later ([`FOLD_DELAY`]) and folded
+    /// into `audit_log` in batches by a background thread (see [`crate::audit_file`]).
+    /// Returns the record's line number in the
     /// audit file. When another process writes the file, or the file failed, the record
     /// is committed to the store directly instead ([`Store::write_committed`]) and its
     /// sequence number is returned. An error means the record is not kept: a route
     /// refuses the request it was for.
     pub fn append(&self, record: AuditRecord) -> Pending<i64> {
-        if let Some(line) = self.appender.as_ref().and_then(|a| a.append(&record)) {
-            return Pending::ready(Ok(line));
-        }
+        let record = match &self.appender {
+            Some(appender) => match appender.append(record) {
+                Ok(line) => return Pending::ready(Ok(line)),
+                Err(record) => record,
+            },
+            None => record,
+        };
         Pending::write(
             self.store
                 .write_committed(move |conn| Ok(Ok(append_in(conn, &record)?))),
         )
+    }
+
+    /// The lines this process wrote and has not folded yet, for the fold.
+    fn memory(&self) -> Option<&Arc<crate::audit_file::Shared>> {
+        self.appender.as_ref().map(|a| a.shared())
     }
 
     /// Folds the records written to the audit file and not yet in `audit_log` into it
@@ -492,13 +520,14 @@ impl Audit {
     /// it sees every record written before it. Blocks (briefly, on the store's writer);
     /// callable from any thread.
     pub fn fold(&self) -> Result<u64, Error> {
-        Ok(fold_blocking(&self.store)?.lines)
+        Ok(fold_blocking(&self.store, self.memory())?.lines)
     }
 
     /// Walks the whole chain in order and names the first record whose content, link
-    /// or place is wrong.
+    /// or place is wrong. It folds from the file, not from memory, so a line edited,
+    /// deleted or reordered in the file before it was folded is named.
     pub fn verify(&self) -> Result<Verification, Error> {
-        let folded = fold_blocking(&self.store)?;
+        let folded = fold_blocking(&self.store, None)?;
         let mut verification = self.verify_folded()?;
         if verification.broken.is_none() {
             verification.broken = folded.broken;

@@ -11,20 +11,23 @@
 //! `n` numbers the file's lines from 1, `hash` is the SHA-256 of `prev` followed by the
 //! record's canonical JSON (with `n` as its sequence number): the same chain as the
 //! database's, over the file's own lines, so an edited, deleted or reordered line that is
-//! not folded yet is found by its link. A background thread fsyncs the file, then folds
-//! the new lines into `audit_log` (where each gets its sequence number in the store's
-//! chain through [`crate::audit::append_in`]) and records in `audit_folded`, in the same
-//! transaction, how far it has folded (byte offset, line and that line's hash). Folding
+//! not folded yet is found by its link. A background thread fsyncs the file
+//! [`FOLD_DELAY`] after a new line, and folds the new lines into `audit_log` once
+//! [`FOLD_LINES`] of them wait or [`FOLD_INTERVAL`] passed (where each gets its sequence
+//! number in the store's chain through [`crate::audit::append_in`]) and records in
+//! `audit_folded`, in the same transaction, how far it has folded (byte offset, line and
+//! that line's hash). The thread runs at a lower priority than the requests (nice
+//! [`FOLD_NICE`]): on a busy machine its work waits for theirs, not theirs for its. Folding
 //! reads that position inside its write transaction, so two processes (the server and
 //! `corridor audit verify`) never fold a line twice, and a crash between the write and
 //! the fold only leaves lines that the next fold (at the latest the next start) folds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
@@ -37,12 +40,23 @@ use store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Error;
 use crate::audit::{
-    ActionKind, AuditRecord, BrokenChain, GENESIS, Outcome, append_in, chain_hash, chain_hash_of,
+    ActionKind, AuditRecord, BrokenChain, GENESIS, Outcome, append_all_in, chain_hash,
+    chain_hash_of,
 };
 
-/// How long the background thread waits after the first new line before it fsyncs and
-/// folds, gathering the lines written meanwhile into one fsync and one transaction.
+/// How long the background thread waits after the first new line before it fsyncs the
+/// file, gathering the lines written meanwhile into one fsync.
 pub const FOLD_DELAY: Duration = Duration::from_millis(2);
+
+/// The background thread folds into the store once this many lines wait...
+pub const FOLD_LINES: i64 = 512;
+
+/// ...or once the oldest waiting line is this old. Readers of the trail (search, export,
+/// verify) fold first, so they never wait for it.
+pub const FOLD_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The background thread's nice value (the requests run at 0).
+pub const FOLD_NICE: i32 = 10;
 
 /// The most bytes of the file one fold transaction reads.
 const FOLD_BATCH: u64 = 1 << 20;
@@ -78,8 +92,39 @@ pub(crate) struct Appender {
     /// Set once a write or an fsync of the file failed: records then go to the store
     /// directly (the old, slower path) until the process restarts.
     failed: Arc<AtomicBool>,
+    /// What the background thread reads of the head: the newest line's number, and
+    /// whether a line was written since it last fsynced (only the line that sets it
+    /// wakes the thread, so a burst of reads costs one wake-up).
+    shared: Arc<Shared>,
     wake: SyncSender<()>,
 }
+
+/// The appender's state the background thread reads without taking the head's lock.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    written: AtomicI64,
+    unsynced: AtomicBool,
+    /// The lines written and not folded yet, in order: a fold takes them from here
+    /// rather than reading, parsing and re-hashing what this process wrote itself.
+    /// A fold that finds them out of step with the store's position (another process
+    /// folded, a fold's transaction failed) reads the file instead.
+    lines: Mutex<VecDeque<Written>>,
+}
+
+/// A line of the file as this process wrote it.
+#[derive(Debug)]
+struct Written {
+    n: i64,
+    length: u64,
+    hash: [u8; 32],
+    record: AuditRecord,
+}
+
+/// The most lines kept in memory for the fold; past it, the fold reads the file.
+const MEMORY_LINES: usize = 1 << 16;
+
+/// The most lines one fold transaction takes.
+const FOLD_BATCH_LINES: usize = 4096;
 
 /// One appender per audit file in a process: every [`crate::audit::Audit`] of the same
 /// database shares it (and its chain head).
@@ -128,7 +173,7 @@ impl Appender {
             }
         }
         drop_torn_tail(&file, &path)?;
-        let folded = fold_blocking(store)?;
+        let folded = fold_blocking(store, None)?;
         let (line, hash) = match folded.broken {
             None => (folded.position.line, folded.position.hash),
             Some(broken) => {
@@ -146,19 +191,30 @@ impl Appender {
         };
         let (wake, woken) = sync_channel(1);
         let failed = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            written: AtomicI64::new(line),
+            unsynced: AtomicBool::new(false),
+            lines: Mutex::default(),
+        });
         let appender = Arc::new(Appender {
             path: path.clone(),
             head: Mutex::new(Head { file, line, hash }),
             failed: Arc::clone(&failed),
+            shared: Arc::clone(&shared),
             wake,
         });
-        let folder_store = store.clone();
-        let folder_path = path.clone();
+        let background = Background {
+            store: store.clone(),
+            path: path.clone(),
+            woken,
+            delay: fold_delay,
+            failed,
+            shared,
+            folded: line,
+        };
         thread::Builder::new()
             .name("corridor-audit-fold".into())
-            .spawn(move || {
-                fold_until_closed(&folder_store, &folder_path, &woken, fold_delay, &failed)
-            })
+            .spawn(move || background.run())
             .map_err(|source| Error::File {
                 path: path.clone(),
                 source,
@@ -167,15 +223,21 @@ impl Appender {
         Ok(Some(appender))
     }
 
+    /// What the fold takes from memory.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Writes `record` as the file's next line; its line number once the `write`
-    /// returned. None when the file cannot take it (the caller records to the store).
-    pub(crate) fn append(&self, record: &AuditRecord) -> Option<i64> {
+    /// returned. The record back when the file cannot take it (the caller records it
+    /// to the store).
+    pub(crate) fn append(&self, record: AuditRecord) -> Result<i64, AuditRecord> {
         if self.failed.load(Ordering::Acquire) {
-            return None;
+            return Err(record);
         }
         let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
         if self.failed.load(Ordering::Acquire) {
-            return None;
+            return Err(record);
         }
         let n = head.line + 1;
         let canonical = record.canonical(n);
@@ -202,12 +264,31 @@ impl Appender {
                 };
                 tracing::error!(file = %self.path.display(), error = %why,
                     "writing the audit file failed; audit records go to the database directly from now on");
-                return None;
+                return Err(record);
             }
         }
         head.line = n;
         head.hash = hash;
+        {
+            let mut lines = self
+                .shared
+                .lines
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if lines.len() < MEMORY_LINES {
+                lines.push_back(Written {
+                    n,
+                    length: line.len() as u64,
+                    hash,
+                    record,
+                });
+            }
+        }
+        self.shared.written.store(n, Ordering::Release);
         drop(head);
+        if self.shared.unsynced.swap(true, Ordering::AcqRel) {
+            return Ok(n);
+        }
         match self.wake.try_send(()) {
             Ok(()) | Err(TrySendError::Full(())) => {}
             Err(TrySendError::Disconnected(())) => {
@@ -216,54 +297,117 @@ impl Appender {
                 );
             }
         }
-        Some(n)
+        Ok(n)
     }
 }
 
-/// The background thread: on each new line, waits `delay` for more, fsyncs the file,
-/// then folds it; once every appender handle is gone, does so a last time and stops.
-fn fold_until_closed(
-    store: &Store,
-    path: &Path,
-    woken: &Receiver<()>,
+/// The background thread's side of an [`Appender`].
+struct Background {
+    store: Store,
+    path: PathBuf,
+    woken: Receiver<()>,
     delay: Duration,
-    failed: &AtomicBool,
-) {
-    let mut open = true;
-    while open {
-        if woken.recv().is_err() {
-            open = false;
+    failed: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    /// The last line folded into the store (by this thread; readers fold too, which
+    /// only makes this thread's next fold smaller).
+    folded: i64,
+}
+
+impl Background {
+    /// On each new line: waits `delay` for more, fsyncs the file, and folds when
+    /// [`FOLD_LINES`] lines wait or the oldest has waited [`FOLD_INTERVAL`]; once every
+    /// appender handle is gone, fsyncs and folds a last time and stops.
+    fn run(mut self) {
+        // Best effort: a thread that keeps its priority only competes more.
+        if let Err(e) =
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), FOLD_NICE)
+        {
+            tracing::debug!(error = %e, "the audit fold thread keeps its priority");
         }
-        let deadline = Instant::now() + delay;
+        let mut open = true;
+        let mut waiting_since: Option<Instant> = None;
         while open {
+            let woken = match waiting_since {
+                None => self
+                    .woken
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(since) => self
+                    .woken
+                    .recv_timeout(FOLD_INTERVAL.saturating_sub(since.elapsed())),
+            };
+            match woken {
+                Ok(()) => {
+                    open = self.gather();
+                    self.sync();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    self.sync();
+                }
+            }
+            let waiting = self.shared.written.load(Ordering::Acquire) - self.folded;
+            if waiting <= 0 {
+                waiting_since = None;
+                continue;
+            }
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if !open || waiting >= FOLD_LINES || since.elapsed() >= FOLD_INTERVAL {
+                self.fold();
+                waiting_since = None;
+            }
+        }
+    }
+
+    /// Waits `delay` for the lines written right after the first; false when the last
+    /// appender handle went meanwhile.
+    fn gather(&self) -> bool {
+        let deadline = Instant::now() + self.delay;
+        loop {
             let now = Instant::now();
             if now >= deadline {
-                break;
+                return true;
             }
-            match woken.recv_timeout(deadline - now) {
+            match self.woken.recv_timeout(deadline - now) {
                 Ok(()) => {}
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => open = false,
+                Err(RecvTimeoutError::Timeout) => return true,
+                Err(RecvTimeoutError::Disconnected) => return false,
             }
         }
-        let synced = File::open(path).and_then(|file| file.sync_data());
+    }
+
+    fn sync(&self) {
+        // Cleared first: a line written during the fsync wakes the thread again.
+        if !self.shared.unsynced.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let synced = File::open(&self.path).and_then(|file| file.sync_data());
         if let Err(e) = synced {
             // As for the database (see `store`'s SyncHalt): after a failed fsync the
             // file's pages may be gone while marked clean; write no more to it.
-            failed.store(true, Ordering::Release);
-            tracing::error!(file = %path.display(), error = %e,
+            self.failed.store(true, Ordering::Release);
+            tracing::error!(file = %self.path.display(), error = %e,
                 "an fsync of the audit file failed; audit records go to the database directly from now on");
         }
-        match fold_blocking(store) {
+    }
+
+    fn fold(&mut self) {
+        match fold_blocking(&self.store, Some(&self.shared)) {
             Ok(Folded {
                 broken: Some(broken),
                 ..
             }) => {
                 tracing::error!(%broken, "the audit file's chain is broken; it is not folded past that line");
+                // Nothing past the break folds: those lines do not count as waiting.
+                self.folded = self.shared.written.load(Ordering::Acquire);
             }
-            Ok(_) => {}
+            Ok(folded) => self.folded = self.folded.max(folded.position.line),
             Err(e) => {
-                tracing::error!(error = %e, "folding the audit file into the database failed")
+                tracing::error!(error = %e, "folding the audit file into the database failed");
+                // Tried again after the next line or interval, not in a loop.
+                self.folded = self.shared.written.load(Ordering::Acquire);
             }
         }
     }
@@ -282,12 +426,13 @@ pub(crate) struct Folded {
 
 /// Folds every complete, intact line the file holds beyond the store's position into
 /// `audit_log` (several transactions when it holds more than one batch).
-pub(crate) async fn fold(store: Store) -> Result<Folded, Error> {
+pub(crate) async fn fold(store: Store, memory: Option<Arc<Shared>>) -> Result<Folded, Error> {
     let mut lines = 0;
     loop {
         let path = path_of(store.path());
+        let memory = memory.clone();
         let batch = store
-            .write_unsynced(move |conn| fold_batch(conn, &path))
+            .write_unsynced(move |conn| fold_batch(conn, &path, memory.as_deref()))
             .await??;
         lines += batch.lines;
         if !batch.more || batch.broken.is_some() {
@@ -302,8 +447,8 @@ pub(crate) async fn fold(store: Store) -> Result<Folded, Error> {
 
 /// [`fold`] from any thread, async workers included: it needs no tokio blocking
 /// context, only the store's writer thread.
-pub(crate) fn fold_blocking(store: &Store) -> Result<Folded, Error> {
-    block_on(fold(store.clone()))
+pub(crate) fn fold_blocking(store: &Store, memory: Option<&Arc<Shared>>) -> Result<Folded, Error> {
+    block_on(fold(store.clone(), memory.cloned()))
 }
 
 struct Batch {
@@ -352,8 +497,17 @@ fn read_from(path: &Path, offset: u64) -> std::io::Result<Option<(Vec<u8>, u64)>
 /// One transaction's worth of folding, on the writer thread. A failed statement fails
 /// the whole write (rolled back: nothing folded, the position unchanged); the file's
 /// errors come before any statement.
-fn fold_batch(conn: &Connection, path: &Path) -> store::Result<Result<Batch, Error>> {
+fn fold_batch(
+    conn: &Connection,
+    path: &Path,
+    memory: Option<&Shared>,
+) -> store::Result<Result<Batch, Error>> {
     let mut position = read_position(conn)?;
+    if let Some(memory) = memory {
+        if let Some(batch) = fold_from_memory(conn, memory, &mut position)? {
+            return Ok(Ok(batch));
+        }
+    }
     let (bytes, length) = match read_from(path, position.offset) {
         Ok(Some(read)) => read,
         Ok(None) => {
@@ -389,17 +543,16 @@ fn fold_batch(conn: &Connection, path: &Path) -> store::Result<Result<Batch, Err
         }));
     }
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let mut lines = 0;
+    let mut records = Vec::new();
     let mut broken = None;
     for text in bytes[..complete].split_inclusive(|&b| b == b'\n') {
         let expected = position.line + 1;
         match check_line(text, expected, &position.hash) {
             Ok((record, hash)) => {
-                append_in(conn, &record)?;
+                records.push(record);
                 position.offset += text.len() as u64;
                 position.line = expected;
                 position.hash = hash.to_vec();
-                lines += 1;
             }
             Err(problem) => {
                 broken = Some(BrokenChain {
@@ -413,17 +566,10 @@ fn fold_batch(conn: &Connection, path: &Path) -> store::Result<Result<Batch, Err
             }
         }
     }
+    let lines = records.len() as u64;
     if lines > 0 {
-        conn.prepare_cached(
-            "INSERT INTO audit_folded (id, offset, line, hash) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET offset = excluded.offset, line = excluded.line,
-                 hash = excluded.hash",
-        )?
-        .execute(params![
-            i64::try_from(position.offset).unwrap_or(i64::MAX),
-            position.line,
-            position.hash
-        ])?;
+        append_all_in(conn, &records)?;
+        write_position(conn, &position)?;
     }
     let more = broken.is_none() && lines > 0 && position.offset < length;
     Ok(Ok(Batch {
@@ -432,6 +578,60 @@ fn fold_batch(conn: &Connection, path: &Path) -> store::Result<Result<Batch, Err
         more,
         broken,
     }))
+}
+
+/// Folds the lines this process wrote, from memory, when the first of them is the one
+/// after `position`; None when there are none or they are out of step (the file is
+/// read then). Lines at or before `position` (folded by another process or a reader
+/// with the file) are dropped.
+fn fold_from_memory(
+    conn: &Connection,
+    memory: &Shared,
+    position: &mut Position,
+) -> store::Result<Option<Batch>> {
+    let (taken, more) = {
+        let mut lines = memory.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        while lines.front().is_some_and(|w| w.n <= position.line) {
+            lines.pop_front();
+        }
+        if lines.front().is_none_or(|w| w.n != position.line + 1) {
+            return Ok(None);
+        }
+        let count = lines.len().min(FOLD_BATCH_LINES);
+        let taken: Vec<Written> = lines.drain(..count).collect();
+        (taken, !lines.is_empty())
+    };
+    // Taken out of memory: if this transaction rolls back, the next fold finds the
+    // store's position before them and reads them from the file.
+    append_all_in(conn, taken.iter().map(|w| &w.record))?;
+    for written in &taken {
+        position.offset += written.length;
+        position.line = written.n;
+    }
+    if let Some(last) = taken.last() {
+        position.hash = last.hash.to_vec();
+    }
+    write_position(conn, position)?;
+    Ok(Some(Batch {
+        lines: taken.len() as u64,
+        position: position.clone(),
+        more,
+        broken: None,
+    }))
+}
+
+fn write_position(conn: &Connection, position: &Position) -> store::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_folded (id, offset, line, hash) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET offset = excluded.offset, line = excluded.line,
+             hash = excluded.hash",
+    )?
+    .execute(params![
+        i64::try_from(position.offset).unwrap_or(i64::MAX),
+        position.line,
+        position.hash
+    ])?;
+    Ok(())
 }
 
 /// A line as written.

@@ -146,6 +146,46 @@ fn an_edited_record_not_yet_folded_is_named_and_not_folded() {
 }
 
 #[test]
+fn folds_from_memory_and_from_the_file_take_turns_without_a_gap_or_a_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    let append = |i: usize| {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap();
+    };
+    append(1);
+    append(2);
+    // `verify` folds lines 1 and 2 from the file; the copies kept in memory are then
+    // behind the store's position and must not be folded again.
+    assert_eq!(audit.verify().unwrap().broken, None);
+    assert_eq!(folded_rows(dir.path()), 2);
+    append(3);
+    append(4);
+    // A search's fold takes lines 3 and 4 from memory.
+    assert_eq!(audit.fold().unwrap(), 2);
+    assert_eq!(folded_rows(dir.path()), 4);
+    append(5);
+    let verification = audit.verify().unwrap();
+    assert_eq!(verification.broken, None);
+    assert_eq!(verification.records, 5);
+    let mut seqs_and_patients = Vec::new();
+    audit
+        .for_each_since(0, |stored| {
+            seqs_and_patients.push((stored.seq, stored.record.patients.join(" ")));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        seqs_and_patients,
+        (1..=5)
+            .map(|i| (i as i64, format!("Patient/p{i}")))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn a_deleted_record_not_yet_folded_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
