@@ -120,8 +120,9 @@ struct Written {
     record: AuditRecord,
 }
 
-/// The most lines kept in memory for the fold; past it, the fold reads the file.
-const MEMORY_LINES: usize = 1 << 16;
+/// The most lines kept in memory for the fold (a few MB); past it, the fold reads the
+/// file.
+const MEMORY_LINES: usize = 1 << 14;
 
 /// The most lines one fold transaction takes.
 const FOLD_BATCH_LINES: usize = 4096;
