@@ -995,9 +995,15 @@ async fn the_audit_trail_is_filtered_paged_and_exported_for_admins_only_and_its_
     assert_eq!(denied_actors.len(), 4, "{denied}");
     assert!(field_of(&denied, "outcome").iter().all(|o| *o == "denied"));
     let patient = audit_records(&server, &ada, "patient=E12").await;
+    // The patient page, and the admin's first view of the audit page, which showed it.
     assert_eq!(
         field_of(&patient, "resource"),
-        vec!["/console/patients/E12"]
+        vec!["/console/audit", "/console/patients/E12"]
+    );
+    assert!(
+        field_of(&patient, "patients")
+            .iter()
+            .all(|p| *p == &serde_json::json!(["E12"]))
     );
     let resource = format!("/console/messages/{second}");
     let by_resource = audit_records(
