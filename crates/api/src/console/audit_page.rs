@@ -72,15 +72,22 @@ pub(super) async fn audit(
         .audit()
         .cloned()
         .ok_or_else(|| ApiError::not_found("no audit trail is kept"))?;
+    // The last check, or a new one (the first view after a start, or asked for); a
+    // check that cannot run leaves the page usable and says so.
     let check = match audit.last_check() {
-        Some(check) if !check_now => Some(check.verification),
-        _ => Some(verification(&api).await?),
+        Some(check) if !check_now => Some(check),
+        _ => match verification(&api).await {
+            Ok(_) => audit.last_check(),
+            Err(e) => {
+                tracing::error!(error = %e.message(), "the audit chain could not be checked");
+                None
+            }
+        },
     };
-    let checked_at = audit.last_check().map_or(0, |c| c.at);
-    let chain = check.map(|v| ChainState {
-        checked_at: console::time_text(checked_at),
-        records: v.records,
-        broken: v.broken.map(|b| b.to_string()),
+    let chain = check.map(|c| ChainState {
+        checked_at: console::time_text(c.at),
+        records: c.verification.records,
+        broken: c.verification.broken.map(|b| b.to_string()),
     });
     let mut patients: Vec<String> = Vec::new();
     for p in records.iter().flat_map(|r| &r.record.patients) {
