@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use store::rusqlite::{Connection, OptionalExtension, Row, params};
+use store::rusqlite::types::Value as SqlValue;
+use store::rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use store::{Migration, Store, UnixMicros};
 
 use crate::access::Pending;
@@ -96,6 +97,17 @@ pub const MIGRATIONS: &[Migration] = &[
     );
 "#,
     },
+    Migration {
+        version: 3,
+        description: "indexes for the audit trail's filters (who, action, outcome, resource)",
+        sql: r#"
+    CREATE INDEX audit_log_by_actor ON audit_log (actor, seq);
+    CREATE INDEX audit_log_by_owner ON audit_log (owner, seq) WHERE owner IS NOT NULL;
+    CREATE INDEX audit_log_by_action ON audit_log (action, seq);
+    CREATE INDEX audit_log_by_outcome ON audit_log (outcome, seq);
+    CREATE INDEX audit_log_by_resource ON audit_log (resource, seq) WHERE resource IS NOT NULL;
+"#,
+    },
 ];
 
 /// The hash before the first record.
@@ -128,6 +140,18 @@ impl ActionKind {
         }
     }
 
+    /// The kind of a one-letter code, None for another text.
+    pub fn parse(code: &str) -> Option<ActionKind> {
+        match code {
+            "C" => Some(ActionKind::Create),
+            "R" => Some(ActionKind::Read),
+            "U" => Some(ActionKind::Update),
+            "D" => Some(ActionKind::Delete),
+            "E" => Some(ActionKind::Execute),
+            _ => None,
+        }
+    }
+
     pub(crate) fn from_code(code: &str) -> ActionKind {
         match code {
             "C" => ActionKind::Create,
@@ -157,6 +181,16 @@ impl Outcome {
             Outcome::Success => "success",
             Outcome::Denied => "denied",
             Outcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome a word names (`success`, `denied`, `failed`), None for another.
+    pub fn named(text: &str) -> Option<Outcome> {
+        match text {
+            "success" => Some(Outcome::Success),
+            "denied" => Some(Outcome::Denied),
+            "failed" => Some(Outcome::Failed),
+            _ => None,
         }
     }
 
@@ -445,6 +479,103 @@ pub struct Verification {
     pub broken: Option<BrokenChain>,
 }
 
+/// Which records [`Audit::page`], [`Audit::for_each`] and [`Audit::export_filtered`]
+/// read; every field set must match (an empty filter matches every record). Each
+/// condition is answered from an index (`audit_log_by_*`, `audit_patients`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// At or after (microseconds).
+    pub from: Option<i64>,
+    /// Before (microseconds, exclusive).
+    pub to: Option<i64>,
+    /// Who: an actor as recorded (`user:alice`, `token:7`, `anonymous`), or a bare
+    /// name, which matches that user's own records (`user:`, `oidc:`) and those of
+    /// the tokens they own.
+    pub who: Option<String>,
+    /// The action exactly, e.g. `GET /api/messages/{id}` or `user.add`.
+    pub action: Option<String>,
+    /// The action's kind.
+    pub kind: Option<ActionKind>,
+    /// How it ended.
+    pub outcome: Option<Outcome>,
+    /// A patient concerned, as recorded (`Patient/ID` or an enterprise id).
+    pub patient: Option<String>,
+    /// The resource exactly, e.g. `/api/messages/42` or `user/alice`.
+    pub resource: Option<String>,
+    /// Only records older than this sequence number (keyset paging).
+    pub before: Option<i64>,
+}
+
+impl AuditFilter {
+    /// Every record at or after `since`.
+    pub fn since(since: i64) -> AuditFilter {
+        AuditFilter {
+            from: Some(since),
+            ..AuditFilter::default()
+        }
+    }
+
+    /// ` WHERE ...` and its values, or nothing for an empty filter.
+    fn to_sql(&self) -> (String, Vec<SqlValue>) {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut values: Vec<SqlValue> = Vec::new();
+        let push = |values: &mut Vec<SqlValue>, value: SqlValue| {
+            values.push(value);
+            format!("?{}", values.len())
+        };
+        if let Some(from) = self.from {
+            let p = push(&mut values, SqlValue::Integer(from));
+            conditions.push(format!("at >= {p}"));
+        }
+        if let Some(to) = self.to {
+            let p = push(&mut values, SqlValue::Integer(to));
+            conditions.push(format!("at < {p}"));
+        }
+        if let Some(who) = &self.who {
+            if who.contains(':') || who == "anonymous" || who == "corridor" || who == "cli" {
+                let p = push(&mut values, SqlValue::Text(who.clone()));
+                conditions.push(format!("actor = {p}"));
+            } else {
+                let user = push(&mut values, SqlValue::Text(format!("user:{who}")));
+                let oidc = push(&mut values, SqlValue::Text(format!("oidc:{who}")));
+                let owner = push(&mut values, SqlValue::Text(who.clone()));
+                conditions.push(format!("(actor IN ({user}, {oidc}) OR owner = {owner})"));
+            }
+        }
+        if let Some(action) = &self.action {
+            let p = push(&mut values, SqlValue::Text(action.clone()));
+            conditions.push(format!("action = {p}"));
+        }
+        if let Some(kind) = self.kind {
+            let p = push(&mut values, SqlValue::Text(kind.code().to_owned()));
+            conditions.push(format!("kind = {p}"));
+        }
+        if let Some(outcome) = self.outcome {
+            let p = push(&mut values, SqlValue::Text(outcome.as_str().to_owned()));
+            conditions.push(format!("outcome = {p}"));
+        }
+        if let Some(patient) = &self.patient {
+            let p = push(&mut values, SqlValue::Text(patient.clone()));
+            conditions.push(format!(
+                "seq IN (SELECT seq FROM audit_patients WHERE patient = {p})"
+            ));
+        }
+        if let Some(resource) = &self.resource {
+            let p = push(&mut values, SqlValue::Text(resource.clone()));
+            conditions.push(format!("resource = {p}"));
+        }
+        if let Some(before) = self.before {
+            let p = push(&mut values, SqlValue::Integer(before));
+            conditions.push(format!("seq < {p}"));
+        }
+        if conditions.is_empty() {
+            (String::new(), values)
+        } else {
+            (format!(" WHERE {}", conditions.join(" AND ")), values)
+        }
+    }
+}
+
 /// How [`Audit::export`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -461,6 +592,17 @@ pub struct Audit {
     store: Store,
     /// This process's writer of the audit file; None when another process holds it.
     appender: Option<Arc<Appender>>,
+    /// The last [`Audit::verify`] in this process, shared by the clones.
+    last_check: Arc<std::sync::Mutex<Option<ChainCheck>>>,
+}
+
+/// A chain check done, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCheck {
+    /// When it ended (microseconds).
+    pub at: i64,
+    /// What it found.
+    pub verification: Verification,
 }
 
 impl Audit {
@@ -469,7 +611,11 @@ impl Audit {
     pub async fn open(store: Store) -> Result<Audit, Error> {
         store.migrate_component(COMPONENT, MIGRATIONS).await?;
         let appender = Appender::open(&store, FOLD_DELAY)?;
-        Ok(Audit { store, appender })
+        Ok(Audit {
+            store,
+            appender,
+            last_check: Arc::default(),
+        })
     }
 
     /// [`Audit::open`] outside an async runtime.
@@ -484,7 +630,11 @@ impl Audit {
     pub fn open_with_fold_delay(store: Store, fold_delay: Duration) -> Result<Audit, Error> {
         block_on(store.migrate_component(COMPONENT, MIGRATIONS))?;
         let appender = Appender::open(&store, fold_delay)?;
-        Ok(Audit { store, appender })
+        Ok(Audit {
+            store,
+            appender,
+            last_check: Arc::default(),
+        })
     }
 
     /// Appends a record and answers once it is kept: written to the audit file with one
@@ -532,7 +682,18 @@ impl Audit {
         if verification.broken.is_none() {
             verification.broken = folded.broken;
         }
+        if let Ok(mut last) = self.last_check.lock() {
+            *last = Some(ChainCheck {
+                at: UnixMicros::now().0,
+                verification: verification.clone(),
+            });
+        }
         Ok(verification)
+    }
+
+    /// The last [`Audit::verify`] this process made (by any clone), if any.
+    pub fn last_check(&self) -> Option<ChainCheck> {
+        self.last_check.lock().ok().and_then(|last| last.clone())
     }
 
     /// [`Audit::verify`] of what `audit_log` holds.
@@ -611,14 +772,25 @@ impl Audit {
     pub fn for_each_since(
         &self,
         since: i64,
+        each: impl FnMut(StoredRecord) -> std::io::Result<()>,
+    ) -> Result<(), ExportError> {
+        self.for_each(&AuditFilter::since(since), each)
+    }
+
+    /// Calls `each` for every record `filter` matches, oldest first, reading them one
+    /// at a time (an export of years is never held in memory).
+    pub fn for_each(
+        &self,
+        filter: &AuditFilter,
         mut each: impl FnMut(StoredRecord) -> std::io::Result<()>,
     ) -> Result<(), ExportError> {
         self.fold().map_err(ExportError::Store)?;
+        let (conditions, values) = filter.to_sql();
         self.store
             .read(|conn| {
                 let mut statement =
-                    conn.prepare("SELECT * FROM audit_log WHERE at >= ?1 ORDER BY seq")?;
-                let mut rows = statement.query([since])?;
+                    conn.prepare(&format!("SELECT * FROM audit_log{conditions} ORDER BY seq"))?;
+                let mut rows = statement.query(params_from_iter(values.iter()))?;
                 while let Some(row) = rows.next()? {
                     if let Err(error) = each(stored_from_row(row)?) {
                         return Ok(Err(error));
@@ -630,6 +802,56 @@ impl Audit {
             .map_err(ExportError::Write)
     }
 
+    /// One page of the records `filter` matches, newest first: at most `limit`, all
+    /// older than the record `before` (a sequence number; None for the newest). The
+    /// second value is the `before` of the next page, None on the last. Keyset paging:
+    /// each page reads only its own rows, however long the trail.
+    pub fn page(
+        &self,
+        filter: &AuditFilter,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<(Vec<StoredRecord>, Option<i64>), Error> {
+        self.fold()?;
+        let mut filter = filter.clone();
+        filter.before = before;
+        let (conditions, values) = filter.to_sql();
+        let limit = limit.clamp(1, 10_000);
+        Ok(self.store.read(|conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT * FROM audit_log{conditions} ORDER BY seq DESC LIMIT {}",
+                limit + 1
+            ))?;
+            let mut records = statement
+                .query_map(params_from_iter(values.iter()), stored_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = if records.len() > limit {
+                records.truncate(limit);
+                records.last().map(|r| r.seq)
+            } else {
+                None
+            };
+            Ok((records, next))
+        })?)
+    }
+
+    /// SQLite's plan for a [`Audit::page`] of `filter`, one line per step (`SEARCH
+    /// audit_log USING INDEX ...`): how the indexes answer each filter.
+    pub fn page_plan(&self, filter: &AuditFilter) -> Result<Vec<String>, Error> {
+        let (conditions, values) = filter.to_sql();
+        Ok(self.store.read(|conn| {
+            let mut statement = conn.prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT * FROM audit_log{conditions} ORDER BY seq DESC LIMIT 51"
+            ))?;
+            let lines = statement
+                .query_map(params_from_iter(values.iter()), |row| {
+                    row.get::<_, String>(3)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(lines)
+        })?)
+    }
+
     /// Writes every record at or after `since` to `out`; returns how many.
     pub fn export(
         &self,
@@ -637,14 +859,24 @@ impl Audit {
         format: ExportFormat,
         out: &mut dyn Write,
     ) -> Result<u64, ExportError> {
+        self.export_filtered(&AuditFilter::since(since), format, out)
+    }
+
+    /// Writes every record `filter` matches to `out`, oldest first; returns how many.
+    pub fn export_filtered(
+        &self,
+        filter: &AuditFilter,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> Result<u64, ExportError> {
         let mut count = 0u64;
         match format {
             ExportFormat::Json => {
                 out.write_all(b"[").map_err(ExportError::Write)?;
-                self.for_each_since(since, |stored| {
+                self.for_each(filter, |stored| {
                     let separator: &[u8] = if count == 0 { b"\n" } else { b",\n" };
                     out.write_all(separator)?;
-                    serde_json::to_writer(&mut *out, &export_json(&stored))?;
+                    serde_json::to_writer(&mut *out, &record_json(&stored))?;
                     count += 1;
                     Ok(())
                 })?;
@@ -654,7 +886,7 @@ impl Audit {
                 let mut csv = csvfile::writer(&mut *out);
                 csv.write_record(EXPORT_COLUMNS)
                     .map_err(|e| ExportError::Write(e.into()))?;
-                self.for_each_since(since, |stored| {
+                self.for_each(filter, |stored| {
                     let r = &stored.record;
                     csv.write_record([
                         stored.seq.to_string(),
@@ -788,7 +1020,9 @@ pub const EXPORT_COLUMNS: [&str; 14] = [
     "hash",
 ];
 
-fn export_json(stored: &StoredRecord) -> Value {
+/// A record as the JSON export and `GET /api/audit?format=page` write it (the keys of
+/// [`EXPORT_COLUMNS`]).
+pub fn record_json(stored: &StoredRecord) -> Value {
     let r = &stored.record;
     json!({
         "seq": stored.seq,

@@ -9,8 +9,14 @@
 //! | `GET /api/tokens` | lists tokens (never secrets) |
 //! | `POST /api/tokens` | creates one: `{"user", "role"?, "expires_days"?, "scopes"?}`; the secret is in this answer only |
 //! | `POST /api/tokens/{id}/revoke` | revokes one |
-//! | `GET /api/audit?since=T&format=json\|csv` | exports the audit trail from `since` |
+//! | `GET /api/audit?since=T&format=json\|csv` | exports the audit trail from `since`, oldest first, streamed |
+//! | `GET /api/audit?format=page&before=SEQ&limit=N` | one page, newest first: `{"records", "next_before"}` |
 //! | `GET /api/audit/verify` | checks the audit trail's hash chain |
+//!
+//! Both take the filters `from` (or `since`), `to` (exclusive; a date: through that
+//! day), `who` (`user:NAME`, `token:ID`, or a name: the user's records and their
+//! tokens'), `action` (exactly, e.g. `GET /api/messages/{id}`), `kind` (`C R U D E`),
+//! `outcome` (`success`, `denied`, `failed`), `patient`, `resource` (exactly).
 //!
 //! A user or token change is written in one transaction with its own audit record
 //! (who, what, which user or token); the guard records every other admin request.
@@ -290,11 +296,109 @@ async fn revoke_token(
     ))
 }
 
-#[derive(Deserialize)]
+/// `GET /api/audit`'s query: the filters, the format and the page.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ExportQuery {
-    since: Option<String>,
-    format: Option<String>,
+pub(crate) struct AuditQuery {
+    /// At or after; `from` is the same (the console's form says `from`).
+    pub(crate) since: Option<String>,
+    pub(crate) from: Option<String>,
+    /// Before (a date: up to the end of that day).
+    pub(crate) to: Option<String>,
+    pub(crate) who: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) outcome: Option<String>,
+    pub(crate) patient: Option<String>,
+    pub(crate) resource: Option<String>,
+    /// `json` (the default) or `csv`: the whole filtered trail, oldest first,
+    /// streamed; `page`: one page, newest first, as `{"records", "next_before"}`.
+    pub(crate) format: Option<String>,
+    pub(crate) before: Option<String>,
+    pub(crate) limit: Option<String>,
+}
+
+/// A filter's value: trimmed, None when empty (an empty form field filters nothing).
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl AuditQuery {
+    /// The filter it asks for, or a 400 naming the parameter that is wrong.
+    pub(crate) fn filter(&self) -> Result<access::audit::AuditFilter, ApiError> {
+        use access::audit::{ActionKind, AuditFilter, Outcome, parse_since};
+        let from = match (given(&self.since), given(&self.from)) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request("give since or from, not both"));
+            }
+            (Some(text), None) => Some(("since", text)),
+            (None, Some(text)) => Some(("from", text)),
+            (None, None) => None,
+        };
+        let from = from
+            .map(|(name, text)| {
+                parse_since(text).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+            })
+            .transpose()?;
+        let to = given(&self.to)
+            .map(|text| {
+                let at =
+                    parse_since(text).map_err(|e| ApiError::bad_request(format!("to: {e}")))?;
+                // A bare date means up to the end of that day.
+                let date = text.len() == 10 && !text.contains('T');
+                Ok::<_, ApiError>(if date { at + 86_400_000_000 } else { at })
+            })
+            .transpose()?;
+        let kind = given(&self.kind)
+            .map(|text| {
+                ActionKind::parse(text).ok_or_else(|| {
+                    ApiError::bad_request(format!("kind: {text:?} is not C, R, U, D or E"))
+                })
+            })
+            .transpose()?;
+        let outcome = given(&self.outcome)
+            .map(|text| {
+                Outcome::named(text).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "outcome: {text:?} is not success, denied or failed"
+                    ))
+                })
+            })
+            .transpose()?;
+        let before = given(&self.before)
+            .map(|text| {
+                text.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(format!("before: {text:?} is not a sequence number"))
+                })
+            })
+            .transpose()?;
+        let owned = |v: &Option<String>| given(v).map(str::to_owned);
+        Ok(AuditFilter {
+            from,
+            to,
+            who: owned(&self.who),
+            action: owned(&self.action),
+            kind,
+            outcome,
+            patient: owned(&self.patient),
+            resource: owned(&self.resource),
+            before,
+        })
+    }
+
+    /// The page size asked for (default 50, at most 500).
+    pub(crate) fn limit(&self) -> Result<usize, ApiError> {
+        match given(&self.limit) {
+            None => Ok(50),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("limit: {text:?} is not a number from 1 to 500"))
+                }),
+        }
+    }
 }
 
 fn audit_of(app: &Api) -> Result<access::audit::Audit, ApiError> {
@@ -306,23 +410,30 @@ fn audit_of(app: &Api) -> Result<access::audit::Audit, ApiError> {
 
 async fn export_audit(
     State(app): State<Api>,
-    Query(query): Query<ExportQuery>,
+    Query(query): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let audit = audit_of(&app)?;
-    let since = match query.since.as_deref() {
-        None => 0,
-        Some(text) => access::audit::parse_since(text)
-            .map_err(|e| ApiError::bad_request(format!("since: {e}")))?,
-    };
-    let (format, content_type) = match query.format.as_deref() {
+    let filter = query.filter()?;
+    let (format, content_type) = match given(&query.format) {
         None | Some("json") => (ExportFormat::Json, "application/json"),
         Some("csv") => (ExportFormat::Csv, "text/csv; charset=utf-8"),
+        Some("page") => {
+            let limit = query.limit()?;
+            let (records, next) = audit_page(&app, filter, limit).await?;
+            let records: Vec<_> = records.iter().map(access::audit::record_json).collect();
+            return Ok(axum::Json(json!({"records": records, "next_before": next})).into_response());
+        }
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "format {other:?} is not json or csv"
+                "format {other:?} is not json, csv or page"
             )));
         }
     };
+    if filter.before.is_some() {
+        return Err(ApiError::bad_request(
+            "before pages format=page; an export is the whole filtered trail",
+        ));
+    }
     // Streamed: the export runs on the blocking pool and hands the body 64 KiB at a
     // time, so a trail of years is never held in memory (a slow client slows the
     // export, through the channel's bound, instead of filling memory).
@@ -333,7 +444,7 @@ async fn export_audit(
             buffer: Vec::with_capacity(EXPORT_CHUNK),
         };
         let exported = audit
-            .export(since, format, &mut out)
+            .export_filtered(&filter, format, &mut out)
             .map_err(|e| e.to_string())
             .and_then(|_| out.flush().map_err(|e| e.to_string()));
         if let Err(e) = exported {
@@ -390,12 +501,31 @@ impl std::io::Write for ChunkWriter {
     }
 }
 
-async fn verify_audit(State(app): State<Api>) -> Result<Response, ApiError> {
-    let audit = audit_of(&app)?;
-    let verification = tokio::task::spawn_blocking(move || audit.verify())
+/// One page of the audit trail, newest first, and the `before` of the next.
+pub(crate) async fn audit_page(
+    app: &Api,
+    filter: access::audit::AuditFilter,
+    limit: usize,
+) -> Result<(Vec<access::audit::StoredRecord>, Option<i64>), ApiError> {
+    let audit = audit_of(app)?;
+    let before = filter.before;
+    tokio::task::spawn_blocking(move || audit.page(&filter, before, limit))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the audit trail stopped: {e}")))?
+        .map_err(|e| ApiError::internal(format!("the audit trail could not be read: {e}")))
+}
+
+/// The chain check of `GET /api/audit/verify` (the console's audit page shows it too).
+pub(crate) async fn verification(app: &Api) -> Result<access::audit::Verification, ApiError> {
+    let audit = audit_of(app)?;
+    tokio::task::spawn_blocking(move || audit.verify())
         .await
         .map_err(|e| ApiError::internal(format!("the check stopped: {e}")))?
-        .map_err(|e| ApiError::internal(format!("the audit trail could not be read: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("the audit trail could not be read: {e}")))
+}
+
+async fn verify_audit(State(app): State<Api>) -> Result<Response, ApiError> {
+    let verification = verification(&app).await?;
     let body = json!({
         "records": verification.records,
         "intact": verification.broken.is_none(),

@@ -26,6 +26,7 @@
 //! | `GET /console/patients/{id}` | PHI | a patient's golden record, source records and history |
 //! | `POST /console/patients/merge`, `/unmerge` | steward | `survivor`, `merged`, `note`; `merge_event` |
 //! | `GET /console/admin` | admin | running channels and destinations with their state, the running configuration, its history with diffs, users, tokens, the audit export form |
+//! | `GET /console/audit?from=&to=&who=&action=&kind=&outcome=&patient=&resource=&before=` | admin | the audit trail newest first, filtered, paged by sequence number; CSV and JSON export links; the hash chain's last check (`check=now` checks again). Its view is itself recorded (`audit.view`, the patients shown) |
 //! | `POST /console/channels/{name}/start`, `/pause`, `/stop` | operate | the administration page's channel buttons |
 //! | `POST /console/channels/{channel}/destinations/{destination}/pause`, `/resume` | operate | its destination buttons |
 //!
@@ -57,6 +58,7 @@ use crate::routes::{Access, Method, Routes};
 use crate::{Api, ApiError, Principal};
 
 mod admin_pages;
+mod audit_page;
 mod patient_pages;
 mod quarantine_pages;
 
@@ -211,6 +213,12 @@ pub(crate) fn routes() -> Routes {
             "/console/admin",
             Access::Admin,
             admin_pages::admin,
+        )
+        .add(
+            Method::Get,
+            "/console/audit",
+            Access::Admin,
+            audit_page::audit,
         )
         // Start, stop and pause from the administration page.
         .add(

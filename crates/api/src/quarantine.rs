@@ -16,7 +16,7 @@
 //! | `POST /api/quarantine/{id}/reprocess` | send it back through its channel (`{"force": true}` even with errors) |
 //! | `POST /api/quarantine/reprocess` | many: `{"ids": [..]}` or `{"channel", "sender", "type", "limit"}` (open entries, oldest first), `"force"` |
 //! | `POST /api/quarantine/{id}/discard` | set it aside: `{"reason": ".."}` |
-//! | `GET /api/data-quality?channel=&sender=&type=` | messages validated and findings by sender, type, path, code |
+//! | `GET /api/data-quality?channel=&sender=&type=&since=&bucket=day\|hour` | messages validated and findings by sender, type, path, code; `over_time`: per sender and day (or hour) since `since` (default 30 days), messages validated and findings per field |
 
 use axum::Json;
 use axum::body::Bytes;
@@ -392,17 +392,80 @@ struct QualityQuery {
     sender: Option<String>,
     #[serde(rename = "type")]
     message_type: Option<String>,
+    since: Option<String>,
+    bucket: Option<String>,
+}
+
+/// How far back data quality over time goes unless `since` says.
+const OVER_TIME_DAYS: i64 = 30;
+
+/// The span and bucket of data quality over time: `since` (default the last 30 days)
+/// and `bucket` (`day` or `hour`; by default hours for two days or less, else days).
+pub(crate) fn over_time_range(
+    since: Option<&str>,
+    bucket: Option<&str>,
+) -> Result<(i64, quarantine::Bucket), ApiError> {
+    let now = store::UnixMicros::now().0;
+    let since = match since.map(str::trim).filter(|s| !s.is_empty()) {
+        None => now - OVER_TIME_DAYS * 86_400_000_000,
+        Some(text) => datetime::rfc3339::parse_time_or_date(text)
+            .map_err(|e| bad_request(format!("since: {e}")))?,
+    };
+    let bucket = match bucket.map(str::trim).filter(|s| !s.is_empty()) {
+        Some("day") => quarantine::Bucket::Day,
+        Some("hour") => quarantine::Bucket::Hour,
+        Some(other) => {
+            return Err(bad_request(format!("bucket: {other:?} is not day or hour")));
+        }
+        None if now - since <= 2 * 86_400_000_000 => quarantine::Bucket::Hour,
+        None => quarantine::Bucket::Day,
+    };
+    if bucket == quarantine::Bucket::Hour && now - since > 31 * 86_400_000_000 {
+        return Err(bad_request(
+            "bucket: hours go back 31 days at most; ask for days",
+        ));
+    }
+    Ok((since, bucket))
 }
 
 async fn data_quality(
     State(api): State<Api>,
     Query(q): Query<QualityQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let (since, bucket) = over_time_range(q.since.as_deref(), q.bucket.as_deref())?;
     let filter = DataQualityFilter {
         channel: q.channel,
         sender: q.sender,
         message_type: q.message_type,
     };
-    let (messages, findings) = api.quarantine()?.data_quality(filter).await?;
-    Ok(Json(json!({"messages": messages, "findings": findings})))
+    let quarantine = api.quarantine()?;
+    let (messages, findings) = quarantine.data_quality(filter.clone()).await?;
+    let (senders, fields) = quarantine
+        .data_quality_over_time(filter, since, bucket)
+        .await?;
+    let at = |start: i64| datetime::rfc3339::format_micros(start);
+    let senders: Vec<Value> = senders
+        .iter()
+        .map(|s| {
+            json!({"start": at(s.start), "sender": s.sender, "validated": s.validated,
+                   "with_errors": s.with_errors, "with_warnings": s.with_warnings})
+        })
+        .collect();
+    let fields: Vec<Value> = fields
+        .iter()
+        .map(|f| {
+            json!({"start": at(f.start), "sender": f.sender, "path": f.path,
+                   "count": f.count, "messages": f.messages})
+        })
+        .collect();
+    Ok(Json(json!({
+        "messages": messages,
+        "findings": findings,
+        "over_time": {
+            "since": at(since),
+            "bucket": bucket.as_str(),
+            "senders": senders,
+            "fields": fields,
+        },
+    })))
 }

@@ -53,6 +53,7 @@ async fn serve_with(mpi: impl FnOnce(Store) -> Option<mpi::MpiService> + Send + 
         ("ana", Role::Analyst),
         ("olivia", Role::Operator),
         ("sam", Role::Steward),
+        ("ada", Role::Admin),
     ] {
         identities
             .add_user(name, role, Some(PASSWORD), None)
@@ -850,4 +851,281 @@ async fn saved_searches_are_each_users_own_in_the_api_and_the_browser() {
     let listed = call(server.addr, "GET", "/api/saved-searches", &[&ana], "").await;
     let json: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
     assert_eq!(json["searches"], serde_json::json!([]));
+}
+
+/// A body sent in chunks (`Transfer-Encoding: chunked`, as a streamed export is), joined.
+fn dechunk(answer: &Answer) -> String {
+    if !answer
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        return answer.body.clone();
+    }
+    let mut out = String::new();
+    let mut rest = answer.body.as_str();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    out
+}
+
+/// The page of `GET /api/audit?format=page&...` as JSON.
+async fn audit_records(server: &Server, cookie: &str, query: &str) -> serde_json::Value {
+    let answer = call(
+        server.addr,
+        "GET",
+        &format!("/api/audit?format=page&{query}"),
+        &[cookie],
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+    serde_json::from_str(&answer.body).unwrap()
+}
+
+fn field_of<'a>(page: &'a serde_json::Value, key: &str) -> Vec<&'a serde_json::Value> {
+    page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r[key])
+        .collect()
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_filtered_paged_and_exported_for_admins_only_and_its_view_is_audited() {
+    let server = serve().await;
+    let first = add_message(&server.store, "C1", "QUILLFEATHER", MessageState::Processed).await;
+    let second = add_message(&server.store, "C2", "QUILLFEATHER", MessageState::Processed).await;
+    let ana = sign_in(&server, "ana").await;
+    let vic = sign_in(&server, "vic").await;
+    let ada = sign_in(&server, "ada").await;
+    // Records to find: ana reads two messages and a patient page (no patient index:
+    // 404, still recorded with its patient); a viewer and an analyst are refused the
+    // audit page (recorded as denied).
+    for id in [first, second, first] {
+        let page = call(
+            server.addr,
+            "GET",
+            &format!("/console/messages/{id}"),
+            &[HTML, &ana],
+            "",
+        )
+        .await;
+        assert_eq!(page.status, 200);
+    }
+    call(
+        server.addr,
+        "GET",
+        "/console/patients/E12",
+        &[HTML, &ana],
+        "",
+    )
+    .await;
+    for cookie in [&vic, &ana] {
+        let page = call(server.addr, "GET", "/console/audit", &[HTML, cookie], "").await;
+        assert_eq!(page.status, 403, "{}", page.body);
+        assert!(!page.body.contains("Hash chain"));
+        let api = call(server.addr, "GET", "/api/audit?format=page", &[cookie], "").await;
+        assert_eq!(api.status, 403);
+    }
+
+    // The admin's page: the chain's state, the records newest first, filtered by action.
+    let page = call(server.addr, "GET", "/console/audit", &[HTML, &ada], "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Hash chain intact"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("href=\"/console/audit\">Audit trail</a>")
+    );
+    let action = "GET /console/messages/{id}";
+    let filtered = call(
+        server.addr,
+        "GET",
+        &format!("/console/audit?action={}", console::url_encode(action)),
+        &[HTML, &ada],
+        "",
+    )
+    .await;
+    assert_eq!(filtered.status, 200);
+    let cells: Vec<&str> = filtered
+        .body
+        .split("<td class=\"action\">")
+        .skip(1)
+        .collect();
+    assert_eq!(cells.len(), 3, "{}", filtered.body);
+    assert!(
+        cells
+            .iter()
+            .all(|c| c.contains("GET /console/messages/{id}</a>"))
+    );
+    assert!(filtered.body.contains(&format!(
+        "href=\"/api/audit?action={}&amp;format=csv\"",
+        console::url_encode(action)
+    )));
+
+    // The API: the same filters, keyset pages newest first, no record twice.
+    let one = audit_records(&server, &ada, "who=ana&limit=2").await;
+    let seqs: Vec<i64> = field_of(&one, "seq")
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 2);
+    assert!(seqs[0] > seqs[1]);
+    let next = one["next_before"].as_i64().unwrap();
+    assert_eq!(next, seqs[1]);
+    let two = audit_records(&server, &ada, &format!("who=ana&limit=2&before={next}")).await;
+    let more: Vec<i64> = field_of(&two, "seq")
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert!(more.iter().all(|s| *s < seqs[1]), "{more:?}");
+    let all = audit_records(&server, &ada, "who=user%3Aana&limit=500").await;
+    assert!(all["next_before"].is_null());
+    // The sign-in, three message reads, the patient page, two refusals (page and API).
+    assert_eq!(field_of(&all, "seq").len(), 7, "{all}");
+    assert!(field_of(&all, "actor").iter().all(|a| *a == "user:ana"));
+    let denied = audit_records(&server, &ada, "outcome=denied").await;
+    let denied_actors: Vec<&serde_json::Value> = field_of(&denied, "actor");
+    assert_eq!(denied_actors.len(), 4, "{denied}");
+    assert!(field_of(&denied, "outcome").iter().all(|o| *o == "denied"));
+    let patient = audit_records(&server, &ada, "patient=E12").await;
+    // The patient page, and the admin's first view of the audit page, which showed it.
+    assert_eq!(
+        field_of(&patient, "resource"),
+        vec!["/console/audit", "/console/patients/E12"]
+    );
+    assert!(
+        field_of(&patient, "patients")
+            .iter()
+            .all(|p| *p == &serde_json::json!(["E12"]))
+    );
+    let resource = format!("/console/messages/{second}");
+    let by_resource = audit_records(
+        &server,
+        &ada,
+        &format!("resource={}", console::url_encode(&resource)),
+    )
+    .await;
+    assert_eq!(field_of(&by_resource, "resource").len(), 1);
+    let reads = audit_records(&server, &ada, "kind=R&who=ana").await;
+    assert_eq!(field_of(&reads, "kind").len(), 4);
+    let tomorrow = datetime::rfc3339::format_micros(UnixMicros::now().0 + 86_400_000_000);
+    let none = audit_records(&server, &ada, &format!("from={}", &tomorrow[..10])).await;
+    assert!(field_of(&none, "seq").is_empty());
+    let today = &datetime::rfc3339::format_micros(UnixMicros::now().0)[..10];
+    let through_today =
+        audit_records(&server, &ada, &format!("to={today}&who=ana&limit=500")).await;
+    assert_eq!(
+        field_of(&through_today, "seq").len(),
+        7,
+        "a date includes its day"
+    );
+
+    // The export: streamed CSV and JSON of the same filter, oldest first.
+    let csv = call(
+        server.addr,
+        "GET",
+        "/api/audit?format=csv&outcome=denied",
+        &[&ada],
+        "",
+    )
+    .await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let csv = dechunk(&csv);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("seq,at,actor,"), "{csv}");
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert!(lines[1..].iter().all(|l| l.contains(",denied,")));
+    let json = call(
+        server.addr,
+        "GET",
+        &format!(
+            "/api/audit?format=json&action={}",
+            console::url_encode(action)
+        ),
+        &[&ada],
+        "",
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&dechunk(&json)).unwrap();
+    let exported = json.as_array().unwrap();
+    assert_eq!(exported.len(), 3);
+    assert!(exported[0]["seq"].as_i64() < exported[2]["seq"].as_i64());
+    // The old contract still holds: since alone, JSON by default.
+    let old = call(
+        server.addr,
+        "GET",
+        "/api/audit?since=2020-01-01",
+        &[&ada],
+        "",
+    )
+    .await;
+    assert_eq!(old.status, 200);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&dechunk(&old))
+            .unwrap()
+            .is_array()
+    );
+
+    // Bad filters: a 400 naming the parameter, on the API and on the page.
+    for (query, name) in [
+        ("kind=Z", "kind"),
+        ("outcome=maybe", "outcome"),
+        ("from=yesterday", "from"),
+        ("before=x", "before"),
+        ("format=xml", "format"),
+    ] {
+        let bad = call(
+            server.addr,
+            "GET",
+            &format!("/api/audit?{query}"),
+            &[&ada],
+            "",
+        )
+        .await;
+        assert_eq!(bad.status, 400, "{query}");
+        assert!(bad.body.contains(name), "{query}: {}", bad.body);
+    }
+    let bad = call(
+        server.addr,
+        "GET",
+        "/console/audit?from=yesterday",
+        &[HTML, &ada],
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("role=\"alert\">from:"), "{}", bad.body);
+
+    // Viewing the page is itself recorded: a read by ada naming the filter and the
+    // patients it showed.
+    let shown = call(
+        server.addr,
+        "GET",
+        "/console/audit?patient=E12",
+        &[HTML, &ada],
+        "",
+    )
+    .await;
+    assert_eq!(shown.status, 200);
+    let views = audit_records(&server, &ada, "action=audit.view").await;
+    let newest = &views["records"][0];
+    assert_eq!(newest["actor"], "user:ada");
+    assert_eq!(newest["kind"], "R");
+    assert_eq!(newest["patients"], serde_json::json!(["E12"]));
+    assert!(
+        newest["detail"].as_str().unwrap().contains("patient=E12"),
+        "{newest}"
+    );
+    // Each view of the page is recorded once (not again by the access layer).
+    assert_eq!(field_of(&views, "seq").len(), 4, "{views}");
+    let guard = audit_records(&server, &ada, "action=GET%20%2Fconsole%2Faudit&who=ada").await;
+    assert!(field_of(&guard, "seq").is_empty(), "{guard}");
 }

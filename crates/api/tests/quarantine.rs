@@ -100,6 +100,11 @@ impl Harness {
     /// Stores a message as a source does, then validates it as the pipeline's validate
     /// stage does and writes the outcome in one transaction.
     async fn receive(&self, channel: &str, raw: Vec<u8>) -> (MessageId, bool) {
+        self.receive_at(channel, raw, UnixMicros::now()).await
+    }
+
+    /// [`Harness::receive`] of a message validated at `at`.
+    async fn receive_at(&self, channel: &str, raw: Vec<u8>, at: UnixMicros) -> (MessageId, bool) {
         let parsed = hl7v2::Message::parse(&raw).unwrap();
         let header = Header::of(&parsed);
         let findings = self.validators.channel(channel).validate(&parsed);
@@ -130,7 +135,7 @@ impl Harness {
         let failed = validated.has_errors();
         self.store
             .write(move |conn| {
-                let now = UnixMicros::now();
+                let now = at;
                 if validated.has_errors() {
                     Journal::set_state_in(
                         conn,
@@ -563,6 +568,144 @@ async fn many_entries_are_reprocessed_at_once_by_ids_or_by_filter() {
         .get(&format!("/api/quarantine?limit=2&before={next}"))
         .await;
     assert_eq!(rest["entries"][0]["id"], next - 1);
+}
+
+#[tokio::test]
+async fn data_quality_over_time_counts_each_finding_in_its_sender_s_day_and_hour_and_outlives_the_quarantine()
+ {
+    let h = start().await;
+    const HOUR: i64 = 3_600_000_000;
+    const DAY: i64 = 24 * HOUR;
+    let now = UnixMicros::now().0;
+    let today = now - now.rem_euclid(DAY);
+    let two_days_ago = today - 2 * DAY;
+    // Two days ago at 10:15: one IZ message without its birth date; yesterday at
+    // 09:30 two more and a valid one; the lab feed yesterday: one failing ELR.
+    let at = |day: i64, minutes: i64| UnixMicros(day + minutes * 60_000_000);
+    h.receive_at(
+        "iz",
+        without_birth_date(&iz_adult(IZ_ADULTS[0])),
+        at(two_days_ago, 615),
+    )
+    .await;
+    for name in &IZ_ADULTS[1..3] {
+        h.receive_at(
+            "iz",
+            without_birth_date(&iz_adult(name)),
+            at(today - DAY, 570),
+        )
+        .await;
+    }
+    h.receive_at("iz", iz_adult(IZ_ADULTS[3]), at(today - DAY, 571))
+        .await;
+    let (_, failed) = h
+        .receive_at("lab", read(ELR_PUERTO_RICO), at(today - DAY, 600))
+        .await;
+    assert!(failed);
+
+    let since = datetime::rfc3339::format_micros(two_days_ago - DAY);
+    let (status, dq) = h
+        .get(&format!(
+            "/api/data-quality?sender=Test%20EHR%20Application&since={since}&bucket=day"
+        ))
+        .await;
+    assert_eq!(status, 200, "{dq}");
+    let over = &dq["over_time"];
+    assert_eq!(over["bucket"], "day");
+    let day = |d: i64| datetime::rfc3339::format_micros(d);
+    let senders = over["senders"].as_array().unwrap();
+    assert_eq!(senders.len(), 2, "{over}");
+    assert_eq!(
+        (
+            &senders[0]["start"],
+            &senders[0]["validated"],
+            &senders[0]["with_errors"]
+        ),
+        (&json!(day(two_days_ago)), &json!(1), &json!(1))
+    );
+    assert_eq!(
+        (
+            &senders[1]["start"],
+            &senders[1]["validated"],
+            &senders[1]["with_errors"]
+        ),
+        (&json!(day(today - DAY)), &json!(3), &json!(2))
+    );
+    let pid7: Vec<(&Value, &Value)> = over["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["path"] == "VXU_V04.PID-7")
+        .map(|f| (&f["start"], &f["count"]))
+        .collect();
+    assert_eq!(
+        pid7,
+        vec![
+            (&json!(day(two_days_ago)), &json!(1)),
+            (&json!(day(today - DAY)), &json!(2))
+        ]
+    );
+    assert!(
+        over["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["sender"] == "Test EHR Application"),
+        "the lab sender is filtered out"
+    );
+
+    // Per hour: yesterday's IZ messages fall in the 09:00 hour.
+    let (_, hourly) = h
+        .get(&format!(
+            "/api/data-quality?channel=iz&since={}&bucket=hour",
+            day(today - DAY)
+        ))
+        .await;
+    let hours = hourly["over_time"]["senders"].as_array().unwrap();
+    assert_eq!(hours.len(), 1, "{hourly}");
+    assert_eq!(hours[0]["start"], json!(day(today - DAY + 9 * HOUR)));
+    assert_eq!(hours[0]["validated"], 3);
+
+    // The quarantine's rows go (retention deletes them with their messages); the
+    // counters over time stay.
+    h.store
+        .write(|conn| {
+            conn.execute("DELETE FROM quarantine", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (_, after) = h
+        .get(&format!(
+            "/api/data-quality?sender=Test%20EHR%20Application&since={since}&bucket=day"
+        ))
+        .await;
+    assert_eq!(after["over_time"], dq["over_time"]);
+
+    // The console's page: a table per sender, one row per day with messages.
+    let (status, page) = h
+        .call_text(
+            "GET",
+            &format!("/console/data-quality?since={since}&bucket=day"),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h3>Test EHR Application</h3>"), "{page}");
+    assert!(page.contains("<h3>STARLIMS.CDC.Stag</h3>"));
+    assert!(page.contains(&format!(
+        "<th scope=\"row\">{}</th><td class=\"n\">3</td><td class=\"n\">2</td>",
+        &day(today - DAY)[..10]
+    )));
+
+    // Bad ranges are refused, naming the parameter.
+    let (status, error) = h.get("/api/data-quality?bucket=week").await;
+    assert_eq!(status, 400);
+    assert!(error.to_string().contains("bucket"), "{error}");
+    let (status, error) = h.get("/api/data-quality?since=last%20week").await;
+    assert_eq!(status, 400);
+    assert!(error.to_string().contains("since"), "{error}");
 }
 
 #[tokio::test]

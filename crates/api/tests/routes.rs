@@ -126,6 +126,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/console/patients/merge", Access::Steward),
     ("POST", "/console/patients/unmerge", Access::Steward),
     ("GET", "/console/admin", Access::Admin),
+    ("GET", "/console/audit", Access::Admin),
     ("POST", "/console/channels/{name}/start", Access::Operate),
     ("POST", "/console/channels/{name}/pause", Access::Operate),
     ("POST", "/console/channels/{name}/stop", Access::Operate),

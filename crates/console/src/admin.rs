@@ -235,7 +235,7 @@ pub fn admin_page(viewer: &Viewer, a: &AdminView) -> String {
     }
     body.push_str("</tbody></table>");
     body.push_str(
-        "<h2>Audit trail</h2><form class=\"search\" method=\"get\" action=\"/api/audit\">\
+        "<h2>Audit trail</h2><p><a href=\"/console/audit\">Browse and filter the audit trail</a></p><form class=\"search\" method=\"get\" action=\"/api/audit\">\
          <label for=\"audit-since\">Since (a date or an RFC 3339 time)<input id=\"audit-since\" name=\"since\" required></label>\
          <label for=\"audit-format\">Format<select id=\"audit-format\" name=\"format\"><option value=\"csv\">CSV</option><option value=\"json\">JSON</option></select></label>\
          <div><button type=\"submit\">Export</button></div></form>",

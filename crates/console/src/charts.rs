@@ -31,11 +31,11 @@ pub struct Chart {
     pub points: Vec<ChartPoint>,
 }
 
-const WIDTH: f64 = 600.0;
-const HEIGHT: f64 = 100.0;
+pub(crate) const WIDTH: f64 = 600.0;
+pub(crate) const HEIGHT: f64 = 100.0;
 
 /// A line of `values` scaled to the chart's box, with a tooltip per point.
-fn line(out: &mut String, class: &str, values: &[(f64, String)]) {
+pub(crate) fn line(out: &mut String, class: &str, values: &[(f64, String)]) {
     let max = values.iter().map(|(v, _)| *v).fold(0.0, f64::max);
     let n = values.len().max(2) - 1;
     let xy = |i: usize, v: f64| {

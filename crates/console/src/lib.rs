@@ -15,17 +15,21 @@
 use std::fmt::Write as _;
 
 mod admin;
+mod audit;
 mod charts;
 mod dashboard;
 mod messages;
 mod patients;
+mod quality;
 mod quarantine;
 
 pub use admin::*;
+pub use audit::*;
 pub use charts::*;
 pub use dashboard::*;
 pub use messages::*;
 pub use patients::*;
+pub use quality::*;
 pub use quarantine::*;
 
 /// The `Content-Security-Policy` of every console page: scripts, styles, images and
@@ -134,6 +138,7 @@ pub(crate) fn page(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
         }
         if v.administers {
             nav.push_str("<a href=\"/console/admin\">Administration</a>");
+            nav.push_str("<a href=\"/console/audit\">Audit trail</a>");
         }
         let _ = write!(
             nav,

@@ -394,17 +394,27 @@ pub fn data_quality_page(
     query: &[(String, String)],
     senders: &[SenderQuality],
     fields: &[FieldQuality],
+    over_time: &crate::QualityOverTime,
 ) -> String {
     let mut body =
         String::from("<form class=\"search\" method=\"get\" action=\"/console/data-quality\">");
-    for (name, label) in QUARANTINE_FILTERS {
+    for (name, label) in QUARANTINE_FILTERS
+        .iter()
+        .chain(&[("since", "Over time since (a date)")])
+    {
         let _ = write!(
             body,
             "<label for=\"q-{name}\">{label}<input id=\"q-{name}\" name=\"{name}\" value=\"{}\"></label>",
             escape(value_of(query, name))
         );
     }
-    body.push_str("<div><button type=\"submit\">Filter</button></div></form>");
+    let bucket = value_of(query, "bucket");
+    body.push_str("<label for=\"q-bucket\">Per<select id=\"q-bucket\" name=\"bucket\">");
+    for (value, words) in [("", "automatic"), ("day", "day"), ("hour", "hour")] {
+        let selected = if value == bucket { " selected" } else { "" };
+        let _ = write!(body, "<option value=\"{value}\"{selected}>{words}</option>");
+    }
+    body.push_str("</select></label><div><button type=\"submit\">Filter</button></div></form>");
     body.push_str("<h2>By sender</h2><table><caption>Messages validated</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">Sender</th><th scope=\"col\">Type</th><th scope=\"col\">Validated</th><th scope=\"col\">With errors</th><th scope=\"col\">Error share</th><th scope=\"col\">With warnings only</th><th scope=\"col\">First seen</th><th scope=\"col\">Last seen</th></tr></thead><tbody>");
     for s in senders {
         let share = if s.validated > 0 {
@@ -452,6 +462,7 @@ pub fn data_quality_page(
         body.push_str("<tr><td colspan=\"10\">No findings.</td></tr>");
     }
     body.push_str("</tbody></table>");
+    body.push_str(&crate::quality_over_time_html(over_time));
     page("Data quality", Some(viewer), &body)
 }
 

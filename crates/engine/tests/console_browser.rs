@@ -363,11 +363,14 @@ async fn chart_stored(client: &Client) -> u64 {
         .unwrap_or(0)
 }
 
+/// The test's messages carry the time they are sent in MSH-7 (and EVN-2), so the
+/// dashboard's sender clock lag, and the screenshots made from this test, are sensible.
 fn oru(control: &str, family: &str) -> Vec<u8> {
     format!(
-        "MSH|^~\\&|LIS|LAB|EHR|HOSP|20240101120000||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
+        "MSH|^~\\&|LIS|LAB|EHR|HOSP|{now}||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
          PID|1||MRN-{control}^^^HOSP^MR||{family}^ANNA\r\
-         OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|||||F\r"
+         OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|||||F\r",
+        now = datetime::hl7::now_dtm_utc()
     )
     .into_bytes()
 }
@@ -540,18 +543,20 @@ filters = [ {{ path = \"MSH-10\", matches = \"^DL\" }} ]\n",
 /// error, so the message is quarantined.
 fn nameless_oru(control: &str) -> Vec<u8> {
     format!(
-        "MSH|^~\\&|LIS|LAB|EHR|HOSP|20240101120000||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
+        "MSH|^~\\&|LIS|LAB|EHR|HOSP|{now}||ORU^R01^ORU_R01|{control}|P|2.5.1\r\
          PID|1||MRN-{control}^^^HOSP^MR\r\
          OBR|1||ACC-{control}|718-7^Hemoglobin^LN\r\
-         OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|||||F\r"
+         OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL|||||F\r",
+        now = datetime::hl7::now_dtm_utc()
     )
     .into_bytes()
 }
 
 fn adt(control: &str, pid: &str) -> Vec<u8> {
     format!(
-        "MSH|^~\\&|ADT|NORTH|CORRIDOR|HUB|20260101120000||ADT^A04^ADT_A01|{control}|P|2.5.1\r\
-         EVN|A04|20260101120000\r{pid}\rPV1|1|O\r"
+        "MSH|^~\\&|ADT|NORTH|CORRIDOR|HUB|{now}||ADT^A04^ADT_A01|{control}|P|2.5.1\r\
+         EVN|A04|{now}\r{pid}\rPV1|1|O\r",
+        now = datetime::hl7::now_dtm_utc()
     )
     .into_bytes()
 }
@@ -861,6 +866,44 @@ async fn quarantine_and_patient_index_in_chromium() {
         "administration",
         accessibility_violations(&client, &axe).await,
     ));
+    // The audit trail: filtered by an action, only that action's records are listed.
+    client
+        .find("header a[href=\"/console/audit\"]")
+        .await
+        .click()
+        .await;
+    client.find("p.chain").await;
+    let action = "GET /console/quarantine/{id}";
+    client.find("#a-action").await.send_keys(action).await;
+    client.find("form.search button").await.click().await;
+    // The filtered page's action cells, once it has replaced the unfiltered one.
+    let mut cells = Value::Null;
+    for _ in 0..100 {
+        cells = client
+            .call(
+                "POST",
+                "/execute/sync",
+                Some(json!({
+                    "script": "return location.search.includes('action=') && document.readyState === 'complete' ? Array.from(document.querySelectorAll('td.action')).map(c => c.textContent) : null;",
+                    "args": [],
+                })),
+            )
+            .await
+            .unwrap();
+        if cells.is_array() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cells: Vec<&str> = cells
+        .as_array()
+        .expect("the filtered audit page")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(!cells.is_empty(), "{}", client.source().await);
+    assert!(cells.iter().all(|c| *c == action), "{cells:?}");
+    violations.push(("audit", accessibility_violations(&client, &axe).await));
     sign_out(&client).await;
 
     let serious: Vec<_> = violations.iter().filter(|(_, v)| !v.is_empty()).collect();
@@ -876,6 +919,7 @@ async fn quarantine_and_patient_index_in_chromium() {
         "/console/reviews",
         "/console/patients/E1",
         "/console/admin",
+        "/console/audit",
     ] {
         client.goto(&format!("{base}{page}")).await;
         client.find("main h1").await;

@@ -10,7 +10,10 @@ use hl7v2_spec::validate::MessageFields;
 use store::rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use store::{Journal, MessageId, MessageState, NewMessage, Store, UnixMicros};
 
-use crate::data_quality::{FindingCount, MessageCount, data_quality_in};
+use crate::data_quality::{
+    Bucket, FieldOverTime, FindingCount, MessageCount, SenderOverTime, data_quality_in,
+    data_quality_over_time_in,
+};
 use crate::entry::{Detail, Edit, Edited, Reprocessed, Status, Summary};
 use crate::error::Error;
 use crate::filter::{DataQualityFilter, QuarantineFilter};
@@ -539,6 +542,18 @@ impl Quarantine {
             Ok(ids.into_iter().map(QuarantineId).collect())
         })
         .await
+    }
+
+    /// Data quality over time since `since` (microseconds), per sender and `bucket`:
+    /// messages validated, and findings per field.
+    pub async fn data_quality_over_time(
+        &self,
+        filter: DataQualityFilter,
+        since: i64,
+        bucket: Bucket,
+    ) -> Result<(Vec<SenderOverTime>, Vec<FieldOverTime>), Error> {
+        self.read(move |conn| Ok(data_quality_over_time_in(conn, &filter, since, bucket)?))
+            .await
     }
 
     /// The data-quality counters matching `filter`, most frequent first.

@@ -93,3 +93,108 @@ pub fn data_quality_in(
     }
     Ok((messages, findings))
 }
+
+/// How wide a span of data quality over time is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// An hour (UTC).
+    Hour,
+    /// A day (UTC).
+    Day,
+}
+
+impl Bucket {
+    /// Its length in microseconds.
+    pub fn micros(self) -> i64 {
+        match self {
+            Bucket::Hour => crate::record::HOUR_MICROS,
+            Bucket::Day => 24 * crate::record::HOUR_MICROS,
+        }
+    }
+
+    /// `hour` or `day`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Hour => "hour",
+            Bucket::Day => "day",
+        }
+    }
+}
+
+/// A sender's findings at one field in one span: the span's start, occurrences, and
+/// messages with at least one (both severities, every code and message type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldOverTime {
+    /// The span's start (microseconds).
+    pub start: i64,
+    pub sender: String,
+    pub path: String,
+    pub count: i64,
+    pub messages: i64,
+}
+
+/// A sender's messages validated in one span, and how many had errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SenderOverTime {
+    /// The span's start (microseconds).
+    pub start: i64,
+    pub sender: String,
+    pub validated: i64,
+    pub with_errors: i64,
+    pub with_warnings: i64,
+}
+
+/// Data quality over time from the hourly counters (`data_quality_hourly`,
+/// `data_quality_messages_hourly`): per sender and span since `since`, the messages
+/// validated, and the findings per field; oldest span first. Reads only the rows of the
+/// spans asked for (the tables are keyed by hour first).
+pub fn data_quality_over_time_in(
+    conn: &Connection,
+    filter: &DataQualityFilter,
+    since: i64,
+    bucket: Bucket,
+) -> store::Result<(Vec<SenderOverTime>, Vec<FieldOverTime>)> {
+    let (conditions, mut values) = filter.to_sql_values();
+    values.push(store::rusqlite::types::Value::Integer(since));
+    let hour_condition = format!("hour >= ?{}", values.len());
+    let conditions = if conditions.is_empty() {
+        format!(" WHERE {hour_condition}")
+    } else {
+        format!("{conditions} AND {hour_condition}")
+    };
+    let width = bucket.micros();
+    let mut senders = Vec::new();
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT (hour / {width}) * {width} AS start, sender, sum(validated), sum(with_errors), \
+         sum(with_warnings) FROM data_quality_messages_hourly{conditions} \
+         GROUP BY start, sender ORDER BY start, sender"
+    ))?;
+    let mut rows = statement.query(params_from_iter(values.iter()))?;
+    while let Some(row) = rows.next()? {
+        senders.push(SenderOverTime {
+            start: row.get(0)?,
+            sender: row.get(1)?,
+            validated: row.get(2)?,
+            with_errors: row.get(3)?,
+            with_warnings: row.get(4)?,
+        });
+    }
+    let mut fields = Vec::new();
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT (hour / {width}) * {width} AS start, sender, path, sum(count), sum(messages) \
+         FROM data_quality_hourly{conditions} \
+         GROUP BY start, sender, path ORDER BY start, sender, path"
+    ))?;
+    let mut rows = statement.query(params_from_iter(values.iter()))?;
+    while let Some(row) = rows.next()? {
+        fields.push(FieldOverTime {
+            start: row.get(0)?,
+            sender: row.get(1)?,
+            path: row.get(2)?,
+            count: row.get(3)?,
+            messages: row.get(4)?,
+        });
+    }
+    Ok((senders, fields))
+}

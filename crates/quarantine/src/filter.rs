@@ -76,6 +76,18 @@ pub struct DataQualityFilter {
 }
 
 impl DataQualityFilter {
+    /// [`DataQualityFilter::to_sql`] with values that more conditions can follow.
+    pub(crate) fn to_sql_values(&self) -> (String, Vec<store::rusqlite::types::Value>) {
+        let (conditions, values) = self.to_sql();
+        (
+            conditions,
+            values
+                .into_iter()
+                .map(store::rusqlite::types::Value::Text)
+                .collect(),
+        )
+    }
+
     pub(crate) fn to_sql(&self) -> (String, Vec<String>) {
         let mut conditions = Vec::new();
         let mut values = Vec::new();

@@ -124,6 +124,12 @@
 //! `data_quality_messages`, one row per channel, sender and message type: `validated`,
 //! `with_errors`, `with_warnings` (warnings and no errors), `first_seen`, `last_seen`.
 //!
+//! `data_quality_hourly` and `data_quality_messages_hourly`: the same counts per hour
+//! (`hour`, microseconds at the hour's start, UTC), written in the same transaction,
+//! keyed by `hour` first, so data quality over time (per day or hour,
+//! [`data_quality_over_time_in`]) reads only the hours asked for. Neither is pruned
+//! with the quarantine.
+//!
 //! ```sql
 //! -- Which feed breaks which rule most, this week.
 //! SELECT sender, message_type, path, code, count, messages FROM data_quality
@@ -146,7 +152,10 @@ mod schema;
 mod validator;
 
 pub use analyst::{Quarantine, normalize_content};
-pub use data_quality::{FindingCount, MessageCount, data_quality_in};
+pub use data_quality::{
+    Bucket, FieldOverTime, FindingCount, MessageCount, SenderOverTime, data_quality_in,
+    data_quality_over_time_in,
+};
 pub use entry::{Detail, Edit, Edited, Reprocessed, Status, Summary};
 pub use error::Error;
 pub use filter::{DataQualityFilter, QuarantineFilter};

@@ -6,10 +6,11 @@ use store::Migration;
 pub const COMPONENT: &str = "quarantine";
 
 /// The component's schema history, oldest first. Steps are never edited once released.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "quarantine, edits and data-quality counters",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "quarantine, edits and data-quality counters",
+        sql: r#"
     CREATE TABLE quarantine (
         id                  INTEGER PRIMARY KEY AUTOINCREMENT,
         message_id          INTEGER NOT NULL,
@@ -78,4 +79,34 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         PRIMARY KEY (channel, sender, message_type)
     ) WITHOUT ROWID;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "data-quality counters per hour, for data quality over time",
+        sql: r#"
+    CREATE TABLE data_quality_hourly (
+        hour         INTEGER NOT NULL,
+        sender       TEXT    NOT NULL,
+        channel      TEXT    NOT NULL,
+        message_type TEXT    NOT NULL,
+        path         TEXT    NOT NULL,
+        code         INTEGER NOT NULL,
+        severity     TEXT    NOT NULL,
+        count        INTEGER NOT NULL,
+        messages     INTEGER NOT NULL,
+        PRIMARY KEY (hour, sender, channel, message_type, path, code, severity)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE data_quality_messages_hourly (
+        hour          INTEGER NOT NULL,
+        sender        TEXT    NOT NULL,
+        channel       TEXT    NOT NULL,
+        message_type  TEXT    NOT NULL,
+        validated     INTEGER NOT NULL,
+        with_errors   INTEGER NOT NULL,
+        with_warnings INTEGER NOT NULL,
+        PRIMARY KEY (hour, sender, channel, message_type)
+    ) WITHOUT ROWID;
+"#,
+    },
+];

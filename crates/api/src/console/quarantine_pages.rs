@@ -431,14 +431,41 @@ pub(super) async fn data_quality(
     let viewer = viewer(&principal, csrf.as_ref());
     let query: Vec<(String, String)> = query
         .into_iter()
-        .filter(|(k, _)| matches!(k.as_str(), "channel" | "sender" | "type"))
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "channel" | "sender" | "type" | "since" | "bucket"
+            )
+        })
         .collect();
     let filter = DataQualityFilter {
         channel: value(&query, "channel"),
         sender: value(&query, "sender"),
         message_type: value(&query, "type"),
     };
-    let (messages, findings) = api.quarantine()?.data_quality(filter).await?;
+    let (since, bucket) = crate::quarantine::over_time_range(
+        value(&query, "since").as_deref(),
+        value(&query, "bucket").as_deref(),
+    )?;
+    let quarantine = api.quarantine()?;
+    let (messages, findings) = quarantine.data_quality(filter.clone()).await?;
+    let (by_sender, by_field) = quarantine
+        .data_quality_over_time(filter, since, bucket)
+        .await?;
+    let over_time = console::QualityOverTime::build(
+        bucket.as_str(),
+        since,
+        store::UnixMicros::now().0,
+        bucket.micros(),
+        &by_sender
+            .into_iter()
+            .map(|s| (s.start, s.sender, s.validated, s.with_errors))
+            .collect::<Vec<_>>(),
+        &by_field
+            .into_iter()
+            .map(|f| (f.start, f.sender, f.path, f.count))
+            .collect::<Vec<_>>(),
+    );
     let senders: Vec<SenderQuality> = messages
         .into_iter()
         .map(|m| SenderQuality {
@@ -470,6 +497,6 @@ pub(super) async fn data_quality(
         .collect();
     Ok(html(
         StatusCode::OK,
-        console::data_quality_page(&viewer, &query, &senders, &fields),
+        console::data_quality_page(&viewer, &query, &senders, &fields, &over_time),
     ))
 }
