@@ -499,7 +499,9 @@ async fn fetch(
         }
         Err(err) => return Err(format!("cannot read a file's attributes: {err}")),
     }
-    Ok(Fetched::Ready(local.into_std().await, copied))
+    let mut local = local.into_std().await;
+    std::io::Seek::rewind(&mut local).map_err(|e| format!("cannot read the local copy: {e}"))?;
+    Ok(Fetched::Ready(local, copied))
 }
 
 /// Takes one listed entry: reads, stores and renames a file, or renames what must not be
