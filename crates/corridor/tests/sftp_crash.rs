@@ -36,9 +36,9 @@ fn names(dir: &Path) -> Vec<String> {
 
 #[test]
 fn every_acknowledged_message_is_one_whole_file_after_a_sigkill_during_uploads() {
-    const MESSAGES: usize = 600;
+    const MESSAGES: usize = 1_000;
     let seed = test_support::crash_seed("sftp destination");
-    let pause = Duration::from_millis(seed % 1500);
+    let pause = Duration::from_millis(seed % 700);
 
     let dir = tempfile::tempdir().unwrap();
     let sshd = Sshd::start(&dir.path().join("sshd"));
@@ -129,7 +129,7 @@ fn every_acknowledged_message_is_one_whole_file_after_a_sigkill_during_uploads()
 
 #[test]
 fn every_message_of_every_file_is_stored_once_across_sigkills_while_the_source_reads() {
-    const FILES: usize = 40;
+    const FILES: usize = 120;
     const PER_FILE: usize = 25;
     const KILLS: u64 = 3;
     let seed = test_support::crash_seed("sftp source");
@@ -170,8 +170,13 @@ fn every_message_of_every_file_is_stored_once_across_sigkills_while_the_source_r
             assert!(Instant::now() < deadline, "run {kill} stored nothing");
             std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis((seed + kill * 337) % 400));
+        std::thread::sleep(Duration::from_millis((seed + kill * 337) % 150));
         run.kill();
+        eprintln!(
+            "kill {kill}: {} messages stored, {} files in done",
+            stored(&data),
+            names(&done).len()
+        );
     }
 
     let run = Run::start(&data, &config);

@@ -252,7 +252,10 @@ async fn a_file_still_growing_is_not_taken_early() {
     .await;
     let ids: Vec<String> = journal(&running.store).into_iter().map(|r| r.1).collect();
     let expected: Vec<String> = (0..25).map(|n| format!("G{n}")).collect();
-    assert_eq!(ids, expected, "every message, once, when the file was whole");
+    assert_eq!(
+        ids, expected,
+        "every message, once, when the file was whole"
+    );
     running.stop().await;
 }
 
@@ -313,7 +316,11 @@ async fn a_server_that_stops_holds_the_files_until_it_is_back() {
     running.sshd.stop();
     std::fs::write(running.inbox().join("2.hl7"), adt("S2")).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(names(&running.inbox()), ["2.hl7"], "held while the server is down");
+    assert_eq!(
+        names(&running.inbox()),
+        ["2.hl7"],
+        "held while the server is down"
+    );
     assert_eq!(journal(&running.store).len(), 1);
 
     running.sshd.resume();

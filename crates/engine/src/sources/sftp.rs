@@ -378,9 +378,9 @@ async fn connected<'a>(
         let connection = session.server.connect().await?;
         if !session.folders_made {
             for folder in [&settings.done, &settings.error] {
-                make_folder(&connection, folder).await.map_err(|e| {
-                    format!("cannot make the folder {folder} on the server: {e}")
-                })?;
+                make_folder(&connection, folder)
+                    .await
+                    .map_err(|e| format!("cannot make the folder {folder} on the server: {e}"))?;
             }
             session.folders_made = true;
         }
@@ -522,7 +522,15 @@ async fn take_entry(
         let report = format!(
             "{name}: {what}; Corridor reads only regular files in the folder and never follows links, so nothing was read\n"
         );
-        return move_to(session, settings, intake, &name, &settings.error, Some(&report)).await;
+        return move_to(
+            session,
+            settings,
+            intake,
+            &name,
+            &settings.error,
+            Some(&report),
+        )
+        .await;
     }
     let fetched = match connected(session, settings).await {
         Ok(connection) => fetch(connection, settings, entry).await,
@@ -531,8 +539,15 @@ async fn take_entry(
     let (file, size) = match fetched {
         Ok(Fetched::Ready(file, size)) => (file, size),
         Ok(Fetched::Refused(report)) => {
-            return move_to(session, settings, intake, &name, &settings.error, Some(&report))
-                .await;
+            return move_to(
+                session,
+                settings,
+                intake,
+                &name,
+                &settings.error,
+                Some(&report),
+            )
+            .await;
         }
         Ok(Fetched::Changed) => {
             debug!(file = %name, "changed since it was listed; looked at again at the next poll");
@@ -558,7 +573,15 @@ async fn take_entry(
     match stored {
         Stored::Done => move_to(session, settings, intake, &name, &settings.done, None).await,
         Stored::Problems(report) => {
-            move_to(session, settings, intake, &name, &settings.error, Some(&report)).await
+            move_to(
+                session,
+                settings,
+                intake,
+                &name,
+                &settings.error,
+                Some(&report),
+            )
+            .await
         }
         Stored::Again => false,
     }
@@ -595,9 +618,7 @@ async fn move_to(
 async fn exists(connection: &SftpConnection, path: &str) -> Result<bool, String> {
     match connection.sftp.symlink_metadata(path.to_owned()).await {
         Ok(_) => Ok(true),
-        Err(SftpError::Status(status)) if status.status_code == StatusCode::NoSuchFile => {
-            Ok(false)
-        }
+        Err(SftpError::Status(status)) if status.status_code == StatusCode::NoSuchFile => Ok(false),
         Err(err) => Err(err.to_string()),
     }
 }
@@ -687,8 +708,14 @@ mod tests {
         );
         let c = config("path = \"in\"\ndone = \"in/\"");
         let keys: Vec<String> = c.check("channels.lab").into_iter().map(|e| e.0).collect();
-        assert!(keys.contains(&"channels.lab.source.done".to_owned()), "{keys:?}");
-        assert!(keys.contains(&"channels.lab.source.server".to_owned()), "{keys:?}");
+        assert!(
+            keys.contains(&"channels.lab.source.done".to_owned()),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&"channels.lab.source.server".to_owned()),
+            "{keys:?}"
+        );
     }
 
     #[test]
