@@ -332,3 +332,23 @@ async fn a_server_that_stops_holds_the_files_until_it_is_back() {
     assert_eq!(ids, ["S1", "S2"]);
     running.stop().await;
 }
+
+#[test]
+fn a_configuration_without_a_pinned_host_key_fails_naming_the_key() {
+    let error = engine::Config::from_toml(
+        "[channels.lab]\nsource = { type = \"sftp\", path = \"/in\", server = { host = \"sftp.example.org\", username = \"corridor\", password_env = \"SFTP_PASSWORD\" } }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("channels.lab.source.server.known_hosts"),
+        "{error}"
+    );
+    let error = engine::Config::from_toml(
+        "[channels.lab]\nsource = { type = \"sftp\", server = { host = \"h\", username = \"u\", password_env = \"P\", host_key_fingerprint = \"SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s\" }, poll_interval = \"5s\", max_files = 3 }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("channels.lab.source.max_files"), "{error}");
+    assert!(error.contains("channels.lab.source.path"), "{error}");
+}
