@@ -190,6 +190,10 @@ fn every_message_of_every_file_is_stored_once_across_sigkills_while_the_source_r
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // File names may say whom a file is about: never logged at the default level.
+    let log = run.log();
+    assert!(log.contains("sftp source reading"), "{log}");
+    assert!(!log.contains("batch-"), "a file name was logged:\n{log}");
     assert_eq!(run.terminate(), Some(0));
 
     // Every file in done, under its own name; none left, none in error.
