@@ -1865,7 +1865,7 @@ source = { listen = "127.0.0.1:0", type = "ftp", lisen = 1 }
                 "line 5: channels.lab.source.colour: unknown field `colour`, expected one of `path`, `pattern`, `poll_interval`, `done`, `error`, `max_file_size`, `allow_hard_links`",
                 "line 7: channels.lab.source.max_frame_size: \"huge\" is not a size (expected bytes or e.g. \"64KiB\", \"16MiB\")",
                 "line 10: channels.other.source.lisen: unknown field `lisen`: no kind of source takes it",
-                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`, `fhir`, `nats`, `database`",
+                "line 10: channels.other.source.type: unknown variant `ftp`, expected one of `mllp`, `http`, `directory`, `fhir`, `nats`, `database`, `sftp`",
             ]
         );
     }

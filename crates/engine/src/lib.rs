@@ -16,7 +16,8 @@
 //! - [`Intake`]: that store-then-acknowledge path, shared by every source: the
 //!   MLLP receiver, [`sources::http::HttpSource`] (a `POST` of a message or batch,
 //!   answered with the ACK) and [`sources::directory::DirectorySource`] (files moved to
-//!   `done` or `error` only after their messages are stored). With
+//!   `done` or `error` only after their messages are stored), and
+//!   [`sources::sftp::SftpSource`] (the same, on an SFTP server). With
 //!   [`Intake::validating`] it validates before the ACK.
 //! - [`retention`]: pruning of finished messages per channel, in the background.
 //! - [`Engine::reload`]: the configuration file read again and applied without a

@@ -179,7 +179,7 @@ async fn source_keys_are_checked_by_kind_with_their_key() {
     assert_eq!(
         found,
         [
-            "line 6: channels.m.source.path: is not a key of a mllp source (a directory source takes it)",
+            "line 6: channels.m.source.path: is not a key of a mllp source (directory and sftp sources take it)",
             "line 7: channels.m.retention: set max_age (e.g. \"30d\") or max_messages, or leave the section out",
             "line 8: channels.m.retention.batch_size: must be at least 1"
         ]

@@ -18,6 +18,7 @@ use super::fhir::FhirSourceConfig;
 use super::http::HttpSourceConfig;
 use super::mllp::MllpSourceConfig;
 use super::nats::NatsSourceConfig;
+use super::sftp::SftpSourceConfig;
 use super::shared_keys::{AckModeSetting, default_max_frame_size};
 use conf::{ByteSize, DuplicateWindow};
 
@@ -99,6 +100,8 @@ pub enum SourceSettings {
     Nats(NatsSourceConfig),
     /// `type = "database"`.
     Database(DatabaseSourceConfig),
+    /// `type = "sftp"`.
+    Sftp(SftpSourceConfig),
 }
 
 /// The kinds of source.
@@ -122,6 +125,9 @@ pub enum SourceKind {
     /// A database query polled at an interval: each row becomes a message through a
     /// template; the position is stored with the message.
     Database,
+    /// A folder on an SFTP server read at an interval, as the directory source reads a
+    /// local one: files renamed into `done` (or `error`) once their messages are stored.
+    Sftp,
 }
 
 impl SourceKind {
@@ -134,6 +140,7 @@ impl SourceKind {
             SourceKind::Fhir => "fhir",
             SourceKind::Nats => "nats",
             SourceKind::Database => "database",
+            SourceKind::Sftp => "sftp",
         }
     }
 }
@@ -179,6 +186,7 @@ impl SourceConfig {
             SourceSettings::Fhir(_) => SourceKind::Fhir,
             SourceSettings::Nats(_) => SourceKind::Nats,
             SourceSettings::Database(_) => SourceKind::Database,
+            SourceSettings::Sftp(_) => SourceKind::Sftp,
         }
     }
 
@@ -191,7 +199,8 @@ impl SourceConfig {
             SourceSettings::Fhir(fhir) => fhir.listen.map(|l| l.0),
             SourceSettings::Directory(_)
             | SourceSettings::Nats(_)
-            | SourceSettings::Database(_) => None,
+            | SourceSettings::Database(_)
+            | SourceSettings::Sftp(_) => None,
         }
     }
 
@@ -210,7 +219,8 @@ impl SourceConfig {
             SourceSettings::Fhir(fhir) => Some(fhir.max_connections),
             SourceSettings::Directory(_)
             | SourceSettings::Nats(_)
-            | SourceSettings::Database(_) => None,
+            | SourceSettings::Database(_)
+            | SourceSettings::Sftp(_) => None,
         }
     }
 
@@ -222,7 +232,8 @@ impl SourceConfig {
             SourceSettings::Fhir(fhir) => fhir.max_connections = cap,
             SourceSettings::Directory(_)
             | SourceSettings::Nats(_)
-            | SourceSettings::Database(_) => {}
+            | SourceSettings::Database(_)
+            | SourceSettings::Sftp(_) => {}
         }
     }
 
@@ -234,7 +245,8 @@ impl SourceConfig {
             SourceSettings::Fhir(_)
             | SourceSettings::Directory(_)
             | SourceSettings::Nats(_)
-            | SourceSettings::Database(_) => None,
+            | SourceSettings::Database(_)
+            | SourceSettings::Sftp(_) => None,
         }
     }
 
@@ -255,6 +267,7 @@ impl SourceConfig {
             SourceSettings::Fhir(fhir) => fhir.check(at, self.ack_mode),
             SourceSettings::Nats(nats) => nats.check(at),
             SourceSettings::Database(database) => database.check(at),
+            SourceSettings::Sftp(sftp) => sftp.check(at),
         };
         if self.max_frame_size.0 == 0 {
             errors.push((

@@ -72,7 +72,7 @@ const BYTES_PER_WRITE: usize = 8 << 20;
 const READ_CHUNK: usize = 64 << 10;
 
 /// Numbered names tried in `done` or `error` before a move gives up.
-const MOST_NAME_TRIES: usize = 10_000;
+pub(crate) const MOST_NAME_TRIES: usize = 10_000;
 
 /// Where and how a directory source reads.
 #[derive(Debug, Clone)]
@@ -547,7 +547,9 @@ async fn take_entry(settings: &DirectorySettings, intake: &Intake, entry: &Liste
             return false;
         }
     };
-    let (file, stored) = store_file(settings, intake, &name, file, size).await;
+    let folder = settings.path.display().to_string();
+    let max_message = settings.max_message_size;
+    let (file, stored) = store_file(intake, &folder, max_message, &name, file, size).await;
     match stored {
         Stored::Done => {
             move_to(settings, intake, entry, &settings.done, None, file).await;
@@ -562,7 +564,7 @@ async fn take_entry(settings: &DirectorySettings, intake: &Intake, entry: &Liste
 }
 
 /// What storing a file's messages came to.
-enum Stored {
+pub(crate) enum Stored {
     /// Every message stored (or a duplicate): the file goes to `done`.
     Done,
     /// The file goes to `error` with this report.
@@ -571,16 +573,19 @@ enum Stored {
     Again,
 }
 
-/// Checks the file's shape, then stores its messages write by write. Hands the file
-/// back (for a move across file systems) unless a task reading it failed.
-async fn store_file(
-    settings: &DirectorySettings,
+/// Checks the file's shape, then stores its messages write by write, at most
+/// `max_message` bytes each. Hands the file back (for a move across file systems)
+/// unless a task reading it failed. `folder` names where the file was found, in logs;
+/// `name` only in reports, origins and debug logs. The SFTP source stores its files
+/// through here too (a local copy of the remote file).
+pub(crate) async fn store_file(
     intake: &Intake,
+    folder: &str,
+    max_message: usize,
     name: &str,
     file: File,
     size: u64,
 ) -> (Option<File>, Stored) {
-    let max_message = settings.max_message_size;
     let scanned = tokio::task::spawn_blocking(move || {
         // No further than the size checked: a file that keeps growing is not followed.
         let shape = scan(Splitter::new((&file).take(size), max_message));
@@ -592,7 +597,7 @@ async fn store_file(
         return (None, Stored::Again);
     };
     let cannot_read = |err: &io::Error| {
-        warn!(channel = %intake.channel(), folder = %settings.path.display(), error = %err, "cannot read a file; trying again at the next poll");
+        warn!(channel = %intake.channel(), folder = %folder, error = %err, "cannot read a file; trying again at the next poll");
     };
     let shape = match shape {
         Ok(shape) => shape,
@@ -663,7 +668,7 @@ async fn store_file(
                     );
                 }
                 IntakeStatus::Failed => {
-                    warn!(channel = %intake.channel(), folder = %settings.path.display(), "the store could not take a file's messages; reading it again at the next poll");
+                    warn!(channel = %intake.channel(), folder = %folder, "the store could not take a file's messages; reading it again at the next poll");
                     debug!(file = %name, "the file whose messages were not stored");
                     return (Some(reader.into_file()), Stored::Again);
                 }

@@ -4,7 +4,8 @@
 //! messages, answered with an OperationOutcome; on the `http` source's listener) and
 //! `directory` (files moved to `done` or `error` once their messages are stored) and
 //! `database` (a query polled, each row a message through a template, its position
-//! stored with the message). Every kind hands its messages to the
+//! stored with the message) and `sftp` (the directory source's files, on an SFTP
+//! server). Every kind hands its messages to the
 //! channel's [`Intake`], which stores them and builds the acknowledgements.
 //!
 //! Each kind's module holds its own configuration struct too (`MllpSourceConfig`,
@@ -42,6 +43,7 @@ pub mod fhir;
 pub mod http;
 pub(crate) mod mllp;
 pub mod nats;
+pub mod sftp;
 pub(crate) mod shared_keys;
 
 pub use config::{SourceConfig, SourceKind, SourceSettings};
@@ -75,6 +77,7 @@ pub(crate) enum ChannelSource {
     Directory(directory::DirectorySource),
     Nats(nats::NatsSource),
     Database(database::DatabaseSource),
+    Sftp(sftp::SftpSource),
 }
 
 impl ChannelSource {
@@ -137,6 +140,12 @@ impl ChannelSource {
                     .map_err(|(key, message)| source_error(name, &key, message))?;
                 ChannelSource::Database(started)
             }
+            SourceSettings::Sftp(sftp) => {
+                let started =
+                    sftp::SftpSource::start(sftp, source.max_frame_size, base_dir, intake)
+                        .map_err(|(key, message)| source_error(name, &key, message))?;
+                ChannelSource::Sftp(started)
+            }
         })
     }
 
@@ -171,6 +180,7 @@ impl RunningSource for ChannelSource {
             ChannelSource::Directory(s) => s.listener(),
             ChannelSource::Nats(s) => s.listener(),
             ChannelSource::Database(s) => s.listener(),
+            ChannelSource::Sftp(s) => s.listener(),
         }
     }
 
@@ -182,6 +192,7 @@ impl RunningSource for ChannelSource {
             ChannelSource::Directory(s) => RunningSource::shutdown(s, grace).await,
             ChannelSource::Nats(s) => RunningSource::shutdown(s, grace).await,
             ChannelSource::Database(s) => RunningSource::shutdown(s, grace).await,
+            ChannelSource::Sftp(s) => RunningSource::shutdown(s, grace).await,
         }
     }
 }
