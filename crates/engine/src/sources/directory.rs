@@ -173,6 +173,36 @@ pub struct DirectorySourceConfig {
     pub allow_hard_links: bool,
 }
 
+/// The checks the folder-polling sources (directory and sftp) share: `pattern` names
+/// files in one folder, `poll_interval` and `max_file_size` are above zero.
+pub(crate) fn check_polling(
+    at: &str,
+    pattern: Option<&str>,
+    poll_interval: ConfigDuration,
+    max_file_size: ByteSize,
+) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    if let Some(pattern) = pattern.filter(|p| p.is_empty() || p.contains(['/', '\\'])) {
+        errors.push((
+            format!("{at}.source.pattern"),
+            format!("{pattern:?} is not a file name pattern (e.g. \"*.hl7\")"),
+        ));
+    }
+    if poll_interval.0.is_zero() {
+        errors.push((
+            format!("{at}.source.poll_interval"),
+            "must be longer than 0".to_owned(),
+        ));
+    }
+    if max_file_size.0 == 0 {
+        errors.push((
+            format!("{at}.source.max_file_size"),
+            "must be at least 1 byte".to_owned(),
+        ));
+    }
+    errors
+}
+
 fn default_poll_interval() -> ConfigDuration {
     ConfigDuration(Duration::from_secs(1))
 }
@@ -211,28 +241,12 @@ impl DirectorySourceConfig {
             )),
             Some(_) => {}
         }
-        if let Some(pattern) = self
-            .pattern
-            .as_ref()
-            .filter(|p| p.is_empty() || p.contains(['/', '\\']))
-        {
-            errors.push((
-                format!("{at}.source.pattern"),
-                format!("{pattern:?} is not a file name pattern (e.g. \"*.hl7\")"),
-            ));
-        }
-        if self.poll_interval.0.is_zero() {
-            errors.push((
-                format!("{at}.source.poll_interval"),
-                "must be longer than 0".to_owned(),
-            ));
-        }
-        if self.max_file_size.0 == 0 {
-            errors.push((
-                format!("{at}.source.max_file_size"),
-                "must be at least 1 byte".to_owned(),
-            ));
-        }
+        errors.extend(check_polling(
+            at,
+            self.pattern.as_deref(),
+            self.poll_interval,
+            self.max_file_size,
+        ));
         let path = self.path.as_ref();
         let same = |a: Option<&PathBuf>, b: Option<&PathBuf>| a.is_some() && a == b;
         if same(self.done.as_ref(), self.error.as_ref())

@@ -47,7 +47,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use super::directory::{MOST_NAME_TRIES, Stored, glob_match, store_file};
+use super::directory::{MOST_NAME_TRIES, Stored, check_polling, glob_match, store_file};
 use super::{Listener, RunningSource};
 use crate::intake::Intake;
 
@@ -112,28 +112,12 @@ impl SftpSourceConfig {
                 "an sftp source needs path = \"FOLDER\" (the folder on the server)".to_owned(),
             )),
         }
-        if let Some(pattern) = self
-            .pattern
-            .as_ref()
-            .filter(|p| p.is_empty() || p.contains(['/', '\\']))
-        {
-            errors.push((
-                format!("{at}.source.pattern"),
-                format!("{pattern:?} is not a file name pattern (e.g. \"*.hl7\")"),
-            ));
-        }
-        if self.poll_interval.0.is_zero() {
-            errors.push((
-                format!("{at}.source.poll_interval"),
-                "must be longer than 0".to_owned(),
-            ));
-        }
-        if self.max_file_size.0 == 0 {
-            errors.push((
-                format!("{at}.source.max_file_size"),
-                "must be at least 1 byte".to_owned(),
-            ));
-        }
+        errors.extend(check_polling(
+            at,
+            self.pattern.as_deref(),
+            self.poll_interval,
+            self.max_file_size,
+        ));
         let settings = SftpSettings::folders(self);
         if settings.0 == settings.1 || settings.0 == settings.2 || settings.1 == settings.2 {
             errors.push((
