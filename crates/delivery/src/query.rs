@@ -281,7 +281,7 @@ mod postgres {
                     self.tls.as_ref(),
                 )
                 .await
-                .map_err(|e| format!("connecting: {e}"))?;
+                .map_err(|e| format!("connecting: {}", describe(&e)))?;
                 self.open = Some((client, None));
             }
             self.open.as_mut().ok_or_else(|| "not connected".to_owned())
@@ -369,10 +369,7 @@ mod postgres {
     }
 
     fn describe(e: &tokio_postgres::Error) -> String {
-        match e.as_db_error() {
-            Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-            None => e.to_string(),
-        }
+        crate::destinations::database::postgres_error(e)
     }
 
     /// A parameter sent in text format, which the server parses as its type.

@@ -74,7 +74,20 @@ pub struct DatabaseDestinationConfig {
     /// and a client certificate when it asks for one.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// How many queued messages one transaction writes, rows and markers together
+    /// (default 1: one transaction per message; at most 512, the most a worker hands
+    /// over at once). A batch the database refuses is written again one message per
+    /// transaction, so only the message at fault fails.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
 }
+
+fn default_batch_size() -> usize {
+    1
+}
+
+/// The most messages a worker hands a destination at once.
+const MAX_BATCH_SIZE: usize = 512;
 
 impl DatabaseDestinationConfig {
     /// Checks the keys without connecting; an error names its key in backquotes.
@@ -96,6 +109,12 @@ impl DatabaseDestinationConfig {
             && (self.password_env.is_some() || self.password_file.is_some() || self.tls.is_some())
         {
             return Err("a `sqlite://` database takes no password or `tls`".into());
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(format!(
+                "`batch_size` must be from 1 to {MAX_BATCH_SIZE}, not {}",
+                self.batch_size
+            ));
         }
         let statement = self
             .statement
@@ -399,8 +418,20 @@ fn rows_of(plan: &Plan, payload: &[u8]) -> Result<Vec<Row>, String> {
 pub struct DatabaseDestination {
     plan: Arc<Plan>,
     timeout: std::time::Duration,
+    batch_size: usize,
     connection: Connection,
 }
+
+/// One message's share of a transaction: its journal id (the marker) and its rows.
+#[derive(Debug, Clone)]
+struct Pending {
+    journal_id: i64,
+    rows: Vec<Row>,
+}
+
+/// What one transaction wrote for each of its messages, in order: the rows written, or
+/// `None` when the message's marker was there already (written before).
+type Written = Vec<Option<usize>>;
 
 enum Connection {
     Postgres(Box<postgres::Postgres>),
@@ -447,6 +478,7 @@ impl DatabaseDestination {
         Ok(DatabaseDestination {
             plan,
             timeout: config.timeout,
+            batch_size: database.batch_size,
             connection,
         })
     }
@@ -481,6 +513,22 @@ pub(crate) fn postgres_config(
     config.connect_timeout(std::time::Duration::from_secs(10));
     let tls = tls.map(|c| tokio_postgres_rustls::MakeRustlsConnect::new((*c).clone()));
     Ok((config, tls))
+}
+
+/// A PostgreSQL error in words: the server's message and SQLSTATE, or the client's
+/// error with its causes (`error performing TLS handshake: invalid peer certificate:
+/// UnknownIssuer`), which tokio-postgres leaves out of its own text.
+pub(crate) fn postgres_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(error) = cause {
+        text.push_str(&format!(": {error}"));
+        cause = error.source();
+    }
+    text
 }
 
 /// TLS towards PostgreSQL.
@@ -563,49 +611,147 @@ fn failure(transient: bool, what: String) -> DeliveryError {
     }
 }
 
+impl DatabaseDestination {
+    /// Writes `messages` in one transaction, within the destination's `timeout`.
+    async fn write(
+        &mut self,
+        key: &str,
+        messages: Arc<[Pending]>,
+    ) -> Result<Written, DeliveryError> {
+        let plan = Arc::clone(&self.plan);
+        let connection = &mut self.connection;
+        let writing = async {
+            match &mut *connection {
+                Connection::Postgres(db) => db.write(&plan, key, &messages).await,
+                Connection::Mysql(db) => db.write(&plan, key, &messages).await,
+                Connection::Sqlite(db) => db.write(&plan, key, Arc::clone(&messages)).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, writing).await {
+            Ok(result) => result,
+            Err(_) => {
+                if let Connection::Postgres(db) = &mut self.connection {
+                    db.forget();
+                }
+                Err(DeliveryError::transient(format!(
+                    "{}: no answer within {:?}",
+                    self.plan.target.describe(),
+                    self.timeout
+                )))
+            }
+        }
+    }
+
+    /// Writes `group` (messages whose rows were read) and pushes one result per message
+    /// tried; true when it stopped at a failure. Several messages go in one transaction;
+    /// when the database refuses it, each is written again in a transaction of its own,
+    /// in order, up to the first that fails, so that message alone carries the error.
+    /// A transient failure (the connection, a deadlock) is the first message's: the
+    /// others wait untried.
+    async fn write_group(
+        &mut self,
+        key: &str,
+        group: Vec<Pending>,
+        results: &mut Vec<Result<Delivered, DeliveryError>>,
+    ) -> bool {
+        if group.len() > 1 {
+            let group: Arc<[Pending]> = group.into();
+            match self.write(key, Arc::clone(&group)).await {
+                Ok(written) => {
+                    results.extend(written.into_iter().map(|w| Ok(delivered(w))));
+                    return false;
+                }
+                Err(e) if e.kind == crate::error::FailureKind::Transient => {
+                    results.push(Err(e));
+                    return true;
+                }
+                Err(_) => {}
+            }
+            for message in group.iter() {
+                let one: Arc<[Pending]> = Arc::from(vec![message.clone()]);
+                let result = self.write(key, one).await;
+                let failed = result.is_err();
+                results.push(result.map(|w| delivered(w.first().copied().flatten())));
+                if failed {
+                    return true;
+                }
+            }
+            return false;
+        }
+        let result = self.write(key, group.into()).await;
+        let failed = result.is_err();
+        results.push(result.map(|w| delivered(w.first().copied().flatten())));
+        failed
+    }
+}
+
+/// Names a row in an error: `row 2`, or in a transaction of several messages
+/// `journal id 41, row 2`.
+fn which_row(messages: &[Pending], message: &Pending, n: usize) -> String {
+    if messages.len() == 1 {
+        format!("row {}", n + 1)
+    } else {
+        format!("journal id {}, row {}", message.journal_id, n + 1)
+    }
+}
+
+/// The answer recorded for a message.
+fn delivered(written: Option<usize>) -> Delivered {
+    let answer = match written {
+        Some(count) => format!("{count} row(s) written"),
+        None => "written before (journal id already in corridor_delivered)".to_owned(),
+    };
+    Delivered {
+        answer,
+        answered_at: UnixMicros::now(),
+    }
+}
+
 impl Destination for DatabaseDestination {
     async fn deliver(
         &mut self,
         message: &Outgoing,
         meta: &DeliveryMeta,
     ) -> Result<Delivered, DeliveryError> {
-        let rows = rows_of(&self.plan, &message.payload)
-            .map_err(|e| DeliveryError::refused(e.clone(), e))?;
+        self.deliver_batch(std::slice::from_ref(message), meta)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(DeliveryError::transient("nothing was written")))
+    }
+
+    /// Up to `batch_size` messages per transaction, in order; stops at the first failure
+    /// (the messages after it are tried again later, so a key's order holds).
+    async fn deliver_batch(
+        &mut self,
+        batch: &[Outgoing],
+        meta: &DeliveryMeta,
+    ) -> Vec<Result<Delivered, DeliveryError>> {
         let key = format!("{}/{}", meta.channel, meta.destination);
-        let journal_id = message.message_id.0;
-        let plan = Arc::clone(&self.plan);
-        let timeout = self.timeout;
-        let connection = &mut self.connection;
-        let written = {
-            let writing = async {
-                match &mut *connection {
-                    Connection::Postgres(db) => db.write(&plan, &key, journal_id, &rows).await,
-                    Connection::Mysql(db) => db.write(&plan, &key, journal_id, &rows).await,
-                    Connection::Sqlite(db) => db.write(&plan, &key, journal_id, rows).await,
-                }
-            };
-            match tokio::time::timeout(timeout, writing).await {
-                Ok(result) => result,
-                Err(_) => {
-                    if let Connection::Postgres(db) = &mut self.connection {
-                        db.forget();
+        let mut results = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(self.batch_size) {
+            let mut group = Vec::with_capacity(chunk.len());
+            let mut unreadable = None;
+            for message in chunk {
+                match rows_of(&self.plan, &message.payload) {
+                    Ok(rows) => group.push(Pending {
+                        journal_id: message.message_id.0,
+                        rows,
+                    }),
+                    Err(e) => {
+                        unreadable = Some(DeliveryError::refused(e.clone(), e));
+                        break;
                     }
-                    Err(DeliveryError::transient(format!(
-                        "{}: no answer within {:?}",
-                        self.plan.target.describe(),
-                        self.timeout
-                    )))
                 }
             }
-        };
-        let answer = match written? {
-            Some(count) => format!("{count} row(s) written"),
-            None => "written before (journal id already in corridor_delivered)".to_owned(),
-        };
-        Ok(Delivered {
-            answer,
-            answered_at: UnixMicros::now(),
-        })
+            if !group.is_empty() && self.write_group(&key, group, &mut results).await {
+                break;
+            }
+            if let Some(error) = unreadable {
+                results.push(Err(error));
+                break;
+            }
+        }
+        results
     }
 }
 
@@ -617,7 +763,7 @@ mod postgres {
     use tokio_postgres::types::{Format, IsNull, ToSql, Type};
     use tokio_postgres::{Client, Statement};
 
-    use super::{Plan, failure};
+    use super::{Pending, Plan, Written, failure, which_row};
     use crate::error::DeliveryError;
 
     pub(super) struct Postgres {
@@ -652,7 +798,13 @@ mod postgres {
             }
             let client = super::postgres_connect(&self.config, self.tls.as_ref())
                 .await
-                .map_err(|e| DeliveryError::transient(format!("{}: {e}", self.described)))?;
+                .map_err(|e| {
+                    DeliveryError::transient(format!(
+                        "{}: {}",
+                        self.described,
+                        super::postgres_error(&e)
+                    ))
+                })?;
             client
                 .batch_execute(
                     "create table if not exists corridor_delivered (\
@@ -674,11 +826,10 @@ mod postgres {
             &mut self,
             plan: &Plan,
             key: &str,
-            journal_id: i64,
-            rows: &[super::Row],
-        ) -> Result<Option<usize>, DeliveryError> {
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
             self.connect(plan).await?;
-            let result = self.transaction(key, journal_id, rows).await;
+            let result = self.transaction(key, messages).await;
             if let Err(e) = &result
                 && e.kind == crate::error::FailureKind::Transient
             {
@@ -690,9 +841,8 @@ mod postgres {
         async fn transaction(
             &mut self,
             key: &str,
-            journal_id: i64,
-            rows: &[super::Row],
-        ) -> Result<Option<usize>, DeliveryError> {
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
             let described = self.described.clone();
             let Some((client, statement)) = &mut self.open else {
                 return Err(DeliveryError::transient(format!(
@@ -704,35 +854,43 @@ mod postgres {
                 .transaction()
                 .await
                 .map_err(|e| fail("beginning", e))?;
-            let marked = transaction
-                .execute(
-                    "insert into corridor_delivered (destination, journal_id) values ($1, $2) \
-                     on conflict do nothing",
-                    &[&key, &journal_id],
-                )
-                .await
-                .map_err(|e| fail("marking the message written", e))?;
-            if marked == 0 {
+            let mut written = Vec::with_capacity(messages.len());
+            for message in messages {
+                let marked = transaction
+                    .execute(
+                        "insert into corridor_delivered (destination, journal_id) values ($1, $2) \
+                         on conflict do nothing",
+                        &[&key, &message.journal_id],
+                    )
+                    .await
+                    .map_err(|e| fail("marking the message written", e))?;
+                if marked == 0 {
+                    written.push(None);
+                    continue;
+                }
+                for (n, row) in message.rows.iter().enumerate() {
+                    let values: Vec<Text<'_>> = row.iter().map(|v| Text(v.as_deref())).collect();
+                    let params: Vec<&(dyn ToSql + Sync)> =
+                        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                    transaction
+                        .execute(statement, &params)
+                        .await
+                        .map_err(|e| fail(&which_row(messages, message, n), e))?;
+                }
+                written.push(Some(message.rows.len()));
+            }
+            if written.iter().all(Option::is_none) {
                 transaction
                     .rollback()
                     .await
                     .map_err(|e| fail("rolling back", e))?;
-                return Ok(None);
-            }
-            for (n, row) in rows.iter().enumerate() {
-                let values: Vec<Text<'_>> = row.iter().map(|v| Text(v.as_deref())).collect();
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            } else {
                 transaction
-                    .execute(statement, &params)
+                    .commit()
                     .await
-                    .map_err(|e| fail(&format!("row {}", n + 1), e))?;
+                    .map_err(|e| fail("committing", e))?;
             }
-            transaction
-                .commit()
-                .await
-                .map_err(|e| fail("committing", e))?;
-            Ok(Some(rows.len()))
+            Ok(written)
         }
     }
 
@@ -750,7 +908,10 @@ mod postgres {
                     format!("{described}: {what}: {} (SQLSTATE {code})", db.message()),
                 )
             }
-            None => DeliveryError::transient(format!("{described}: {what}: {e}")),
+            None => DeliveryError::transient(format!(
+                "{described}: {what}: {}",
+                super::postgres_error(e)
+            )),
         }
     }
 
@@ -793,7 +954,7 @@ mod mysql {
     use mysql_async::prelude::Queryable;
     use mysql_async::{Params, Pool, Value};
 
-    use super::{Plan, failure};
+    use super::{Pending, Plan, Written, failure, which_row};
     use crate::config::TlsConfig;
     use crate::error::DeliveryError;
 
@@ -819,9 +980,8 @@ mod mysql {
             &mut self,
             plan: &Plan,
             key: &str,
-            journal_id: i64,
-            rows: &[super::Row],
-        ) -> Result<Option<usize>, DeliveryError> {
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
             let described = &self.described;
             let fail = |what: &str, e: mysql_async::Error| classify(described, what, e);
             let mut conn = self
@@ -841,39 +1001,47 @@ mod mysql {
                 .start_transaction(mysql_async::TxOpts::default())
                 .await
                 .map_err(|e| fail("beginning", e))?;
-            transaction
-                .exec_drop(
-                    "insert ignore into corridor_delivered (destination, journal_id) values (?, ?)",
-                    (key, journal_id),
-                )
-                .await
-                .map_err(|e| fail("marking the message written", e))?;
-            if transaction.affected_rows() == 0 {
+            let mut written = Vec::with_capacity(messages.len());
+            for message in messages {
+                transaction
+                    .exec_drop(
+                        "insert ignore into corridor_delivered (destination, journal_id) values (?, ?)",
+                        (key, message.journal_id),
+                    )
+                    .await
+                    .map_err(|e| fail("marking the message written", e))?;
+                if transaction.affected_rows() == 0 {
+                    written.push(None);
+                    continue;
+                }
+                for (n, row) in message.rows.iter().enumerate() {
+                    let values: Vec<Value> = plan
+                        .order
+                        .iter()
+                        .map(|&p| match row.get(p - 1).and_then(Option::as_deref) {
+                            Some(text) => Value::Bytes(text.as_bytes().to_vec()),
+                            None => Value::NULL,
+                        })
+                        .collect();
+                    transaction
+                        .exec_drop(plan.sql.as_str(), Params::Positional(values))
+                        .await
+                        .map_err(|e| fail(&which_row(messages, message, n), e))?;
+                }
+                written.push(Some(message.rows.len()));
+            }
+            if written.iter().all(Option::is_none) {
                 transaction
                     .rollback()
                     .await
                     .map_err(|e| fail("rolling back", e))?;
-                return Ok(None);
-            }
-            for (n, row) in rows.iter().enumerate() {
-                let values: Vec<Value> = plan
-                    .order
-                    .iter()
-                    .map(|&p| match row.get(p - 1).and_then(Option::as_deref) {
-                        Some(text) => Value::Bytes(text.as_bytes().to_vec()),
-                        None => Value::NULL,
-                    })
-                    .collect();
+            } else {
                 transaction
-                    .exec_drop(plan.sql.as_str(), Params::Positional(values))
+                    .commit()
                     .await
-                    .map_err(|e| fail(&format!("row {}", n + 1), e))?;
+                    .map_err(|e| fail("committing", e))?;
             }
-            transaction
-                .commit()
-                .await
-                .map_err(|e| fail("committing", e))?;
-            Ok(Some(rows.len()))
+            Ok(written)
         }
     }
 
@@ -904,7 +1072,7 @@ mod sqlite {
 
     use rusqlite::{Connection, ErrorCode, params_from_iter};
 
-    use super::{Plan, failure};
+    use super::{Pending, Plan, Written, failure, which_row};
     use crate::error::DeliveryError;
 
     pub(super) struct Sqlite {
@@ -924,9 +1092,8 @@ mod sqlite {
             &mut self,
             plan: &Arc<Plan>,
             key: &str,
-            journal_id: i64,
-            rows: Vec<super::Row>,
-        ) -> Result<Option<usize>, DeliveryError> {
+            messages: Arc<[Pending]>,
+        ) -> Result<Written, DeliveryError> {
             let path = self.path.clone();
             let open = Arc::clone(&self.open);
             let plan = Arc::clone(plan);
@@ -956,7 +1123,7 @@ mod sqlite {
                         "the SQLite connection is not open",
                     ));
                 };
-                let result = write_rows(conn, &plan, &key, journal_id, &rows, &described);
+                let result = write_rows(conn, &plan, &key, &messages, &described);
                 if result
                     .as_ref()
                     .is_err_and(|e| e.kind == crate::error::FailureKind::Transient)
@@ -974,35 +1141,43 @@ mod sqlite {
         conn: &mut Connection,
         plan: &Plan,
         key: &str,
-        journal_id: i64,
-        rows: &[super::Row],
+        messages: &[Pending],
         described: &str,
-    ) -> Result<Option<usize>, DeliveryError> {
+    ) -> Result<Written, DeliveryError> {
         let fail = |what: &str, e: rusqlite::Error| classify(described, what, &e);
         let transaction = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| fail("beginning", e))?;
-        let marked = transaction
-            .execute(
-                "insert or ignore into corridor_delivered (destination, journal_id) values (?1, ?2)",
-                (key, journal_id),
-            )
-            .map_err(|e| fail("marking the message written", e))?;
-        if marked == 0 {
-            return Ok(None);
-        }
+        let mut written = Vec::with_capacity(messages.len());
         {
+            let mut mark = transaction
+                .prepare_cached(
+                    "insert or ignore into corridor_delivered (destination, journal_id) values (?1, ?2)",
+                )
+                .map_err(|e| fail("marking the message written", e))?;
             let mut statement = transaction
                 .prepare_cached(&plan.sql)
                 .map_err(|e| fail("preparing `statement`", e))?;
-            for (n, row) in rows.iter().enumerate() {
-                statement
-                    .execute(params_from_iter(row.iter()))
-                    .map_err(|e| fail(&format!("row {}", n + 1), e))?;
+            for message in messages {
+                let marked = mark
+                    .execute((key, message.journal_id))
+                    .map_err(|e| fail("marking the message written", e))?;
+                if marked == 0 {
+                    written.push(None);
+                    continue;
+                }
+                for (n, row) in message.rows.iter().enumerate() {
+                    statement
+                        .execute(params_from_iter(row.iter()))
+                        .map_err(|e| fail(&which_row(messages, message, n), e))?;
+                }
+                written.push(Some(message.rows.len()));
             }
         }
-        transaction.commit().map_err(|e| fail("committing", e))?;
-        Ok(Some(rows.len()))
+        if written.iter().any(Option::is_some) {
+            transaction.commit().map_err(|e| fail("committing", e))?;
+        }
+        Ok(written)
     }
 
     fn classify(described: &str, what: &str, e: &rusqlite::Error) -> DeliveryError {
