@@ -61,6 +61,12 @@ impl QuerySettings<'_> {
             .url
             .ok_or(("url", "a database source needs `url`".to_owned()))?;
         let target = Target::parse(url).map_err(|e| ("url", e))?;
+        if matches!(target, Target::SqlServer(_)) {
+            return Err((
+                "url",
+                "a database source reads PostgreSQL, MySQL/MariaDB or SQLite; SQL Server is a destination only so far".to_owned(),
+            ));
+        }
         if self.password_env.is_some() && self.password_file.is_some() {
             return Err((
                 "password_env",
@@ -167,6 +173,9 @@ impl SourceQuery {
                 mysql::Mysql::new(url, password, settings.tls, base).map_err(|e| ("url", e))?,
             ),
             Target::Sqlite(path) => Connection::Sqlite(sqlite::Sqlite::new(base.join(path))),
+            Target::SqlServer(_) => {
+                return Err(("url", "a database source cannot read SQL Server".to_owned()));
+            }
         };
         Ok(SourceQuery {
             described: plan.target.describe(),

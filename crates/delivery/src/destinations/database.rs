@@ -1,12 +1,14 @@
-//! Database destinations: rows written into PostgreSQL, MySQL/MariaDB or SQLite by one
-//! statement whose positional parameters are bound from HL7 paths, never spliced into
-//! the SQL.
+//! Database destinations: rows written into PostgreSQL, MySQL/MariaDB, SQL Server or
+//! SQLite by one statement whose positional parameters are bound from HL7 paths, never
+//! spliced into the SQL.
 //!
 //! The statement is written once with `$1`, `$2`, ... and translated for the database
 //! (`?` for MySQL and SQLite, `@P1` for SQL Server), skipping string literals, quoted
 //! names and comments. With `for_each = "OBX"` it runs once per OBX segment (the
 //! parameters naming OBX read that segment, the others the message); all rows of a
-//! message are written in one transaction.
+//! message are written in one transaction; with `batch_size` the rows of up to that many
+//! queued messages are (a batch the database refuses is written again one message per
+//! transaction, so the error is the faulty message's alone).
 //!
 //! A message's rows are written once even when its delivery is tried again: the same
 //! transaction inserts `(destination, journal_id)` into `corridor_delivered` (created
@@ -51,8 +53,9 @@ use crate::error::{ConfigError, DeliveryError};
 #[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseDestinationConfig {
-    /// `postgres://user@host:port/db`, `mysql://user@host:port/db` or `sqlite://path`
-    /// (relative to the configuration file; `sqlite:///abs/path`). No password in it.
+    /// `postgres://user@host:port/db`, `mysql://user@host:port/db`,
+    /// `mssql://user@host:port/db` or `sqlite://path` (relative to the configuration
+    /// file; `sqlite:///abs/path`). No password in it.
     #[serde(default)]
     pub url: Option<String>,
     /// The environment variable holding the password.
@@ -70,7 +73,7 @@ pub struct DatabaseDestinationConfig {
     /// A segment name: the statement runs once per such segment of the message.
     #[serde(default)]
     pub for_each: Option<String>,
-    /// TLS towards the database (PostgreSQL and MySQL): the CA its certificate chains to,
+    /// TLS towards the database (PostgreSQL, MySQL, SQL Server): the CA its certificate chains to,
     /// and a client certificate when it asks for one.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -170,6 +173,73 @@ impl DatabaseDestinationConfig {
     }
 }
 
+/// The statements that keep `corridor_delivered` in one database: `create` makes the
+/// table when a destination first connects; `mark` inserts `(destination, journal_id)`
+/// (`$1`, `$2` in the database's syntax) unless it is there, and reports one row
+/// affected when it inserted, none when the message was written before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerStatements {
+    /// Creates the table if it does not exist.
+    pub create: &'static str,
+    /// Marks one message written.
+    pub mark: &'static str,
+}
+
+/// `corridor_delivered`'s statements for `dialect`. Every database gets the same
+/// columns and primary key; SQL Server, which has no `insert ... on conflict` or
+/// `insert ignore`, inserts with a `where not exists` check under a key-range lock
+/// (`updlock, holdlock`), the same statement the others accept without the hint
+/// (a test runs it on them).
+pub fn marker_statements(dialect: Dialect) -> MarkerStatements {
+    match dialect {
+        Dialect::Postgres => MarkerStatements {
+            create: "create table if not exists corridor_delivered (\
+                     destination text not null, journal_id bigint not null, \
+                     delivered_at timestamptz not null default now(), \
+                     primary key (destination, journal_id))",
+            mark: "insert into corridor_delivered (destination, journal_id) values ($1, $2) \
+                   on conflict do nothing",
+        },
+        Dialect::Mysql => MarkerStatements {
+            create: "create table if not exists corridor_delivered (\
+                     destination varchar(255) not null, journal_id bigint not null, \
+                     delivered_at timestamp not null default current_timestamp, \
+                     primary key (destination, journal_id))",
+            mark: "insert ignore into corridor_delivered (destination, journal_id) values (?, ?)",
+        },
+        Dialect::Sqlite => MarkerStatements {
+            create: "create table if not exists corridor_delivered (\
+                     destination text not null, journal_id integer not null, \
+                     delivered_at text not null default current_timestamp, \
+                     primary key (destination, journal_id))",
+            mark: "insert or ignore into corridor_delivered (destination, journal_id) values (?1, ?2)",
+        },
+        Dialect::SqlServer => MarkerStatements {
+            create: "if object_id(N'corridor_delivered', N'U') is null \
+                     create table corridor_delivered (\
+                     destination nvarchar(255) not null, journal_id bigint not null, \
+                     delivered_at datetime2 not null default sysutcdatetime(), \
+                     primary key (destination, journal_id))",
+            mark: SQL_SERVER_MARK,
+        },
+    }
+}
+
+/// SQL Server's `mark`, also checked on the other databases (without the lock hint).
+const SQL_SERVER_MARK: &str = "insert into corridor_delivered (destination, journal_id) \
+     select @P1, @P2 where not exists (select 1 from corridor_delivered with (updlock, holdlock) \
+     where destination = @P1 and journal_id = @P2)";
+
+/// SQL Server's `mark` in `$n` form without its lock hint: the statement the tests run
+/// on PostgreSQL, MySQL/MariaDB and SQLite (translated like any `statement`) to check
+/// it inserts a marker once.
+pub fn sql_server_mark_portable() -> String {
+    SQL_SERVER_MARK
+        .replace(" with (updlock, holdlock)", "")
+        .replace("@P1", "$1")
+        .replace("@P2", "$2")
+}
+
 /// A checked configuration.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -189,13 +259,14 @@ pub(crate) enum Target {
     Postgres(String),
     Mysql(String),
     Sqlite(PathBuf),
+    SqlServer(String),
 }
 
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Target, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| "`url` must start with postgres://, mysql:// or sqlite://".to_owned())?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            "`url` must start with postgres://, mysql://, mssql:// or sqlite://".to_owned()
+        })?;
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
         let user_info = authority.rsplit_once('@').map(|(u, _)| u);
         if user_info.is_some_and(|u| u.contains(':')) {
@@ -213,12 +284,12 @@ impl Target {
             "mysql" | "mariadb" => Ok(Target::Mysql(format!("mysql://{rest}"))),
             "sqlite" if !rest.is_empty() => Ok(Target::Sqlite(PathBuf::from(rest))),
             "sqlite" => Err("`url` sqlite:// needs a file path".into()),
-            "mssql" | "sqlserver" => Err(
-                "`url`: SQL Server is not supported yet (its statement syntax is, see docs/connectors.md)"
-                    .into(),
-            ),
+            "mssql" | "sqlserver" => {
+                mssql::parse_url(url)?;
+                Ok(Target::SqlServer(url.to_owned()))
+            }
             other => Err(format!(
-                "`url` scheme {other:?} is not a database Corridor writes to (postgres, mysql, sqlite)"
+                "`url` scheme {other:?} is not a database Corridor writes to (postgres, mysql, sqlite, mssql)"
             )),
         }
     }
@@ -228,13 +299,14 @@ impl Target {
             Target::Postgres(_) => Dialect::Postgres,
             Target::Mysql(_) => Dialect::Mysql,
             Target::Sqlite(_) => Dialect::Sqlite,
+            Target::SqlServer(_) => Dialect::SqlServer,
         }
     }
 
     /// The URL without anything secret, for messages.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Target::Postgres(url) | Target::Mysql(url) => {
+            Target::Postgres(url) | Target::Mysql(url) | Target::SqlServer(url) => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
                 let host = rest.split(['/', '?']).next().unwrap_or_default();
                 let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
@@ -437,6 +509,7 @@ enum Connection {
     Postgres(Box<postgres::Postgres>),
     Mysql(mysql::Mysql),
     Sqlite(sqlite::Sqlite),
+    SqlServer(Box<mssql::SqlServer>),
 }
 
 impl DatabaseDestination {
@@ -474,6 +547,9 @@ impl DatabaseDestination {
                 mysql::Mysql::new(url, password, database.tls.as_ref(), base).map_err(fail)?,
             ),
             Target::Sqlite(path) => Connection::Sqlite(sqlite::Sqlite::new(base.join(path))),
+            Target::SqlServer(url) => Connection::SqlServer(Box::new(
+                mssql::SqlServer::new(url, password, database.tls.as_ref(), base).map_err(fail)?,
+            )),
         };
         Ok(DatabaseDestination {
             plan,
@@ -581,6 +657,7 @@ pub(crate) fn mysql_pool(
         builder = builder.pass(Some(password));
     }
     if let Some(tls) = tls {
+        super::tls::ring_as_process_default();
         let mut ssl = mysql_async::SslOpts::default()
             .with_root_certs(vec![base.join(&tls.ca).into()])
             .with_disable_built_in_roots(true);
@@ -625,13 +702,16 @@ impl DatabaseDestination {
                 Connection::Postgres(db) => db.write(&plan, key, &messages).await,
                 Connection::Mysql(db) => db.write(&plan, key, &messages).await,
                 Connection::Sqlite(db) => db.write(&plan, key, Arc::clone(&messages)).await,
+                Connection::SqlServer(db) => db.write(&plan, key, &messages).await,
             }
         };
         match tokio::time::timeout(self.timeout, writing).await {
             Ok(result) => result,
             Err(_) => {
-                if let Connection::Postgres(db) = &mut self.connection {
-                    db.forget();
+                match &mut self.connection {
+                    Connection::Postgres(db) => db.forget(),
+                    Connection::SqlServer(db) => db.forget(),
+                    Connection::Mysql(_) | Connection::Sqlite(_) => {}
                 }
                 Err(DeliveryError::transient(format!(
                     "{}: no answer within {:?}",
@@ -806,12 +886,7 @@ mod postgres {
                     ))
                 })?;
             client
-                .batch_execute(
-                    "create table if not exists corridor_delivered (\
-                     destination text not null, journal_id bigint not null, \
-                     delivered_at timestamptz not null default now(), \
-                     primary key (destination, journal_id))",
-                )
+                .batch_execute(super::marker_statements(super::Dialect::Postgres).create)
                 .await
                 .map_err(|e| classify(&self.described, "creating corridor_delivered", &e))?;
             let statement = client
@@ -858,8 +933,7 @@ mod postgres {
             for message in messages {
                 let marked = transaction
                     .execute(
-                        "insert into corridor_delivered (destination, journal_id) values ($1, $2) \
-                         on conflict do nothing",
+                        super::marker_statements(super::Dialect::Postgres).mark,
                         &[&key, &message.journal_id],
                     )
                     .await
@@ -989,14 +1063,10 @@ mod mysql {
                 .get_conn()
                 .await
                 .map_err(|e| fail("connecting", e))?;
-            conn.query_drop(
-                "create table if not exists corridor_delivered (\
-                 destination varchar(255) not null, journal_id bigint not null, \
-                 delivered_at timestamp not null default current_timestamp, \
-                 primary key (destination, journal_id))",
-            )
-            .await
-            .map_err(|e| fail("creating corridor_delivered", e))?;
+            let markers = super::marker_statements(super::Dialect::Mysql);
+            conn.query_drop(markers.create)
+                .await
+                .map_err(|e| fail("creating corridor_delivered", e))?;
             let mut transaction = conn
                 .start_transaction(mysql_async::TxOpts::default())
                 .await
@@ -1004,10 +1074,7 @@ mod mysql {
             let mut written = Vec::with_capacity(messages.len());
             for message in messages {
                 transaction
-                    .exec_drop(
-                        "insert ignore into corridor_delivered (destination, journal_id) values (?, ?)",
-                        (key, message.journal_id),
-                    )
+                    .exec_drop(markers.mark, (key, message.journal_id))
                     .await
                     .map_err(|e| fail("marking the message written", e))?;
                 if transaction.affected_rows() == 0 {
@@ -1108,10 +1175,7 @@ mod sqlite {
                         .and_then(|conn| {
                             conn.busy_timeout(std::time::Duration::from_secs(5))?;
                             conn.execute_batch(
-                                "create table if not exists corridor_delivered (\
-                                 destination text not null, journal_id integer not null, \
-                                 delivered_at text not null default current_timestamp, \
-                                 primary key (destination, journal_id))",
+                                super::marker_statements(super::Dialect::Sqlite).create,
                             )?;
                             Ok(conn)
                         })
@@ -1151,9 +1215,7 @@ mod sqlite {
         let mut written = Vec::with_capacity(messages.len());
         {
             let mut mark = transaction
-                .prepare_cached(
-                    "insert or ignore into corridor_delivered (destination, journal_id) values (?1, ?2)",
-                )
+                .prepare_cached(super::marker_statements(super::Dialect::Sqlite).mark)
                 .map_err(|e| fail("marking the message written", e))?;
             let mut statement = transaction
                 .prepare_cached(&plan.sql)
@@ -1195,6 +1257,250 @@ mod sqlite {
             _ => false,
         };
         failure(transient, format!("{described}: {what}: {e}"))
+    }
+}
+
+/// Microsoft SQL Server through tiberius (TDS, pure Rust, rustls). Values are sent as
+/// `nvarchar` text, which the server converts to its columns' types; the statement's
+/// `@P1`, `@P2` are the parameters in order.
+mod mssql {
+    use std::path::Path;
+
+    use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
+    use tokio::net::TcpStream;
+    use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+    use super::{Pending, Plan, Written, failure, which_row};
+    use crate::config::TlsConfig;
+    use crate::error::DeliveryError;
+
+    /// What `mssql://user@host:port/database` names (port 1433 when not given).
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) struct Url {
+        pub user: String,
+        pub host: String,
+        pub port: u16,
+        pub database: String,
+    }
+
+    /// Reads `mssql://user@host[:port]/database` (`sqlserver://` too); no query string.
+    pub(crate) fn parse_url(url: &str) -> Result<Url, String> {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        if rest.contains('?') {
+            return Err("`url`: a SQL Server URL takes no options (`?...`)".into());
+        }
+        let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some((user, host_port)) = authority.rsplit_once('@') else {
+            return Err("`url` needs a user: mssql://user@host:port/database".into());
+        };
+        if user.is_empty() {
+            return Err("`url` needs a user: mssql://user@host:port/database".into());
+        }
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse()
+                    .map_err(|_| format!("`url`: port {port:?} is not a number"))?,
+            ),
+            None => (host_port, 1433),
+        };
+        if host.is_empty() {
+            return Err("`url` needs a host: mssql://user@host:port/database".into());
+        }
+        if database.is_empty() || database.contains('/') {
+            return Err("`url` needs a database: mssql://user@host:port/database".into());
+        }
+        Ok(Url {
+            user: user.to_owned(),
+            host: host.to_owned(),
+            port,
+            database: database.to_owned(),
+        })
+    }
+
+    pub(super) struct SqlServer {
+        config: Config,
+        address: String,
+        described: String,
+        open: Option<Client<Compat<TcpStream>>>,
+    }
+
+    impl SqlServer {
+        pub(super) fn new(
+            url: &str,
+            password: Option<String>,
+            tls: Option<&TlsConfig>,
+            base: &Path,
+        ) -> Result<SqlServer, String> {
+            let parsed = parse_url(url)?;
+            let mut config = Config::new();
+            config.host(&parsed.host);
+            config.port(parsed.port);
+            config.database(&parsed.database);
+            config.application_name("corridor");
+            config.authentication(AuthMethod::sql_server(
+                &parsed.user,
+                password.unwrap_or_default(),
+            ));
+            match tls {
+                Some(tls) => {
+                    config.encryption(EncryptionLevel::Required);
+                    config.trust_cert_ca(base.join(&tls.ca).display());
+                    if let Some(name) = &tls.server_name {
+                        config.hostname_in_certificate(name);
+                    }
+                    match (&tls.cert, &tls.key) {
+                        (Some(cert), Some(key)) => {
+                            config.client_certificate(base.join(cert), base.join(key));
+                        }
+                        (None, None) => {}
+                        _ => return Err("`tls.cert` and `tls.key` go together".into()),
+                    }
+                }
+                None => config.encryption(EncryptionLevel::NotSupported),
+            }
+            Ok(SqlServer {
+                config,
+                address: format!("{}:{}", parsed.host, parsed.port),
+                described: super::Target::SqlServer(url.to_owned()).describe(),
+                open: None,
+            })
+        }
+
+        pub(super) fn forget(&mut self) {
+            self.open = None;
+        }
+
+        async fn connect(&mut self) -> Result<(), DeliveryError> {
+            if self.open.is_some() {
+                return Ok(());
+            }
+            // tiberius takes the process's rustls provider, else its own (aws-lc-rs).
+            crate::destinations::tls::ring_as_process_default();
+            let described = &self.described;
+            let tcp = TcpStream::connect(&self.address)
+                .await
+                .map_err(|e| DeliveryError::transient(format!("{described}: {e}")))?;
+            let _ = tcp.set_nodelay(true);
+            let mut client = Client::connect(self.config.clone(), tcp.compat_write())
+                .await
+                .map_err(|e| classify(described, "connecting", e))?;
+            client
+                .execute(
+                    super::marker_statements(super::Dialect::SqlServer).create,
+                    &[],
+                )
+                .await
+                .map_err(|e| classify(described, "creating corridor_delivered", e))?;
+            self.open = Some(client);
+            Ok(())
+        }
+
+        pub(super) async fn write(
+            &mut self,
+            plan: &Plan,
+            key: &str,
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
+            self.connect().await?;
+            let result = self.transaction(plan, key, messages).await;
+            if result.is_err()
+                && let Some(client) = self.open.as_mut()
+            {
+                // A failed statement leaves SQL Server's transaction open
+                // (XACT_ABORT is off): roll it back, or start afresh.
+                if client.rollback_transaction().await.is_err() {
+                    self.open = None;
+                }
+            }
+            if let Err(e) = &result
+                && e.kind == crate::error::FailureKind::Transient
+            {
+                self.open = None;
+            }
+            result
+        }
+
+        async fn transaction(
+            &mut self,
+            plan: &Plan,
+            key: &str,
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
+            let described = self.described.clone();
+            let Some(client) = self.open.as_mut() else {
+                return Err(DeliveryError::transient(format!(
+                    "{described}: not connected"
+                )));
+            };
+            let fail = |what: &str, e: tiberius::error::Error| classify(&described, what, e);
+            client
+                .begin_transaction()
+                .await
+                .map_err(|e| fail("beginning", e))?;
+            let mark = super::marker_statements(super::Dialect::SqlServer).mark;
+            let mut written = Vec::with_capacity(messages.len());
+            for message in messages {
+                let marked = client
+                    .execute(mark, &[&key, &message.journal_id])
+                    .await
+                    .map_err(|e| fail("marking the message written", e))?
+                    .total();
+                if marked == 0 {
+                    written.push(None);
+                    continue;
+                }
+                for (n, row) in message.rows.iter().enumerate() {
+                    let values: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
+                    let params: Vec<&dyn tiberius::ToSql> =
+                        values.iter().map(|v| v as &dyn tiberius::ToSql).collect();
+                    client
+                        .execute(plan.sql.as_str(), &params)
+                        .await
+                        .map_err(|e| fail(&which_row(messages, message, n), e))?;
+                }
+                written.push(Some(message.rows.len()));
+            }
+            if written.iter().all(Option::is_none) {
+                client
+                    .rollback_transaction()
+                    .await
+                    .map_err(|e| fail("rolling back", e))?;
+            } else {
+                client
+                    .commit_transaction()
+                    .await
+                    .map_err(|e| fail("committing", e))?;
+            }
+            Ok(written)
+        }
+    }
+
+    /// A refusal when the server refused the statement or a value; a transient failure
+    /// for the connection, TLS, a deadlock or a lock timeout.
+    fn classify(described: &str, what: &str, e: tiberius::error::Error) -> DeliveryError {
+        match e {
+            tiberius::error::Error::Server(token) => {
+                // 1205 deadlock victim, 1222 lock timeout, 4060 database unavailable,
+                // 18456 login failed, 40197/40501/40613/49918-49920 Azure's retry codes.
+                let transient = matches!(
+                    token.code(),
+                    1205 | 1222 | 4060 | 18456 | 40197 | 40501 | 40613 | 49918..=49920
+                );
+                failure(
+                    transient,
+                    format!(
+                        "{described}: {what}: {} (error {})",
+                        token.message(),
+                        token.code()
+                    ),
+                )
+            }
+            tiberius::error::Error::Conversion(_) | tiberius::error::Error::Utf16 => {
+                failure(false, format!("{described}: {what}: {e}"))
+            }
+            other => DeliveryError::transient(format!("{described}: {what}: {other}")),
+        }
     }
 }
 
@@ -1305,5 +1611,100 @@ mod tests {
                 vec![Some("MRN1".into()), Some("NA".into()), None],
             ]
         );
+    }
+    #[test]
+    fn sql_server_urls_and_statements() {
+        let config: DatabaseDestinationConfig = toml::from_str(
+            "url = \"mssql://corridor@db.example.org/reporting\"\npassword_env = \"P\"\n\
+             statement = \"insert into [results] (mrn, code, value) values ($1, $2, $3)\"\n\
+             params = [\"PID-3.1\", \"OBX-3.1\", \"OBX-5\"]\nfor_each = \"OBX\"",
+        )
+        .unwrap();
+        let plan = config.plan().unwrap();
+        assert_eq!(
+            plan.sql,
+            "insert into [results] (mrn, code, value) values (@P1, @P2, @P3)"
+        );
+        // The same statement as PostgreSQL runs it, with @Pn for $n.
+        let postgres = translate(config.statement.as_deref().unwrap(), Dialect::Postgres).unwrap();
+        assert_eq!(
+            plan.sql.replace("@P", "$"),
+            postgres.sql,
+            "SQL Server's text differs from PostgreSQL's beyond the placeholders"
+        );
+        assert_eq!(plan.order, postgres.order);
+        assert_eq!(
+            mssql::parse_url("sqlserver://sa@127.0.0.1:14330/lab").unwrap(),
+            mssql::Url {
+                user: "sa".into(),
+                host: "127.0.0.1".into(),
+                port: 14330,
+                database: "lab".into()
+            }
+        );
+        assert_eq!(mssql::parse_url("mssql://sa@db/lab").unwrap().port, 1433);
+        for (url, says) in [
+            ("mssql://db.example.org/lab", "needs a user"),
+            ("mssql://sa@db.example.org", "needs a database"),
+            ("mssql://sa@db:port/lab", "not a number"),
+            ("mssql://sa@db/lab?encrypt=true", "no options"),
+            ("mssql://sa:secret@db/lab", "holds a password"),
+        ] {
+            let error = Target::parse(url).unwrap_err();
+            assert!(error.contains(says), "{url}: {error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn every_database_keeps_the_same_marker_table() {
+        let dialects = [
+            Dialect::Postgres,
+            Dialect::Mysql,
+            Dialect::Sqlite,
+            Dialect::SqlServer,
+        ];
+        for dialect in dialects {
+            let markers = marker_statements(dialect);
+            for part in [
+                "create table",
+                "corridor_delivered (",
+                "destination ",
+                "journal_id bigint not null",
+                "delivered_at ",
+                "primary key (destination, journal_id)",
+            ] {
+                // SQLite's integer is its 64-bit integer.
+                let part = if dialect == Dialect::Sqlite {
+                    part.replace("bigint", "integer")
+                } else {
+                    part.to_owned()
+                };
+                assert!(markers.create.contains(&part), "{dialect:?}: {part}");
+            }
+            assert!(
+                markers
+                    .mark
+                    .starts_with("insert into corridor_delivered (destination, journal_id)")
+                    || markers.mark.starts_with(
+                        "insert ignore into corridor_delivered (destination, journal_id)"
+                    )
+                    || markers.mark.starts_with(
+                        "insert or ignore into corridor_delivered (destination, journal_id)"
+                    ),
+                "{dialect:?}"
+            );
+        }
+        // SQL Server's check-then-insert, without its lock hint, marks once on SQLite
+        // (the tests in tests/database.rs run it on PostgreSQL and MariaDB too).
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(marker_statements(Dialect::Sqlite).create)
+            .unwrap();
+        let mark = translate(&sql_server_mark_portable(), Dialect::Sqlite).unwrap();
+        assert_eq!(mark.order, vec![1, 2, 1, 2]);
+        let first = conn.execute(&mark.sql, ("lab/reporting", 7_i64)).unwrap();
+        let again = conn.execute(&mark.sql, ("lab/reporting", 7_i64)).unwrap();
+        let other = conn.execute(&mark.sql, ("lab/reporting", 8_i64)).unwrap();
+        assert_eq!((first, again, other), (1, 0, 1));
     }
 }
