@@ -64,6 +64,8 @@ impl NatsServerKeys<'_> {
         name: &str,
     ) -> Result<async_nats::ConnectOptions, String> {
         self.check()?;
+        // A `tls://` URL without `tls` has the client build its own TLS settings.
+        crate::destinations::tls::ring_as_process_default();
         let mut options = async_nats::ConnectOptions::new()
             .name(name)
             // The client reconnects without limit by default: the queue (or the

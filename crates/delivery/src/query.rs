@@ -61,6 +61,12 @@ impl QuerySettings<'_> {
             .url
             .ok_or(("url", "a database source needs `url`".to_owned()))?;
         let target = Target::parse(url).map_err(|e| ("url", e))?;
+        if matches!(target, Target::SqlServer(_)) {
+            return Err((
+                "url",
+                "a database source reads PostgreSQL, MySQL/MariaDB or SQLite; SQL Server is a destination only so far".to_owned(),
+            ));
+        }
         if self.password_env.is_some() && self.password_file.is_some() {
             return Err((
                 "password_env",
@@ -167,6 +173,9 @@ impl SourceQuery {
                 mysql::Mysql::new(url, password, settings.tls, base).map_err(|e| ("url", e))?,
             ),
             Target::Sqlite(path) => Connection::Sqlite(sqlite::Sqlite::new(base.join(path))),
+            Target::SqlServer(_) => {
+                return Err(("url", "a database source cannot read SQL Server".to_owned()));
+            }
         };
         Ok(SourceQuery {
             described: plan.target.describe(),
@@ -281,7 +290,7 @@ mod postgres {
                     self.tls.as_ref(),
                 )
                 .await
-                .map_err(|e| format!("connecting: {e}"))?;
+                .map_err(|e| format!("connecting: {}", describe(&e)))?;
                 self.open = Some((client, None));
             }
             self.open.as_mut().ok_or_else(|| "not connected".to_owned())
@@ -369,10 +378,7 @@ mod postgres {
     }
 
     fn describe(e: &tokio_postgres::Error) -> String {
-        match e.as_db_error() {
-            Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-            None => e.to_string(),
-        }
+        crate::destinations::database::postgres_error(e)
     }
 
     /// A parameter sent in text format, which the server parses as its type.

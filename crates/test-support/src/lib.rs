@@ -12,6 +12,7 @@
 pub mod disk_fault;
 pub mod fhir;
 pub mod nats;
+pub mod postgres_cluster;
 pub mod sshd;
 
 pub use nats::{NatsServer, nats_server};

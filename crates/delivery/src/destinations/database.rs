@@ -1,12 +1,14 @@
-//! Database destinations: rows written into PostgreSQL, MySQL/MariaDB or SQLite by one
-//! statement whose positional parameters are bound from HL7 paths, never spliced into
-//! the SQL.
+//! Database destinations: rows written into PostgreSQL, MySQL/MariaDB, SQL Server or
+//! SQLite by one statement whose positional parameters are bound from HL7 paths, never
+//! spliced into the SQL.
 //!
 //! The statement is written once with `$1`, `$2`, ... and translated for the database
 //! (`?` for MySQL and SQLite, `@P1` for SQL Server), skipping string literals, quoted
 //! names and comments. With `for_each = "OBX"` it runs once per OBX segment (the
 //! parameters naming OBX read that segment, the others the message); all rows of a
-//! message are written in one transaction.
+//! message are written in one transaction; with `batch_size` the rows of up to that many
+//! queued messages are (a batch the database refuses is written again one message per
+//! transaction, so the error is the faulty message's alone).
 //!
 //! A message's rows are written once even when its delivery is tried again: the same
 //! transaction inserts `(destination, journal_id)` into `corridor_delivered` (created
@@ -51,8 +53,9 @@ use crate::error::{ConfigError, DeliveryError};
 #[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseDestinationConfig {
-    /// `postgres://user@host:port/db`, `mysql://user@host:port/db` or `sqlite://path`
-    /// (relative to the configuration file; `sqlite:///abs/path`). No password in it.
+    /// `postgres://user@host:port/db`, `mysql://user@host:port/db`,
+    /// `mssql://user@host:port/db` or `sqlite://path` (relative to the configuration
+    /// file; `sqlite:///abs/path`). No password in it.
     #[serde(default)]
     pub url: Option<String>,
     /// The environment variable holding the password.
@@ -70,11 +73,24 @@ pub struct DatabaseDestinationConfig {
     /// A segment name: the statement runs once per such segment of the message.
     #[serde(default)]
     pub for_each: Option<String>,
-    /// TLS towards the database (PostgreSQL and MySQL): the CA its certificate chains to,
+    /// TLS towards the database (PostgreSQL, MySQL, SQL Server): the CA its certificate chains to,
     /// and a client certificate when it asks for one.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// How many queued messages one transaction writes, rows and markers together
+    /// (default 1: one transaction per message; at most 512, the most a worker hands
+    /// over at once). A batch the database refuses is written again one message per
+    /// transaction, so only the message at fault fails.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
 }
+
+fn default_batch_size() -> usize {
+    1
+}
+
+/// The most messages a worker hands a destination at once.
+const MAX_BATCH_SIZE: usize = 512;
 
 impl DatabaseDestinationConfig {
     /// Checks the keys without connecting; an error names its key in backquotes.
@@ -96,6 +112,12 @@ impl DatabaseDestinationConfig {
             && (self.password_env.is_some() || self.password_file.is_some() || self.tls.is_some())
         {
             return Err("a `sqlite://` database takes no password or `tls`".into());
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(format!(
+                "`batch_size` must be from 1 to {MAX_BATCH_SIZE}, not {}",
+                self.batch_size
+            ));
         }
         let statement = self
             .statement
@@ -151,6 +173,73 @@ impl DatabaseDestinationConfig {
     }
 }
 
+/// The statements that keep `corridor_delivered` in one database: `create` makes the
+/// table when a destination first connects; `mark` inserts `(destination, journal_id)`
+/// (`$1`, `$2` in the database's syntax) unless it is there, and reports one row
+/// affected when it inserted, none when the message was written before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerStatements {
+    /// Creates the table if it does not exist.
+    pub create: &'static str,
+    /// Marks one message written.
+    pub mark: &'static str,
+}
+
+/// `corridor_delivered`'s statements for `dialect`. Every database gets the same
+/// columns and primary key; SQL Server, which has no `insert ... on conflict` or
+/// `insert ignore`, inserts with a `where not exists` check under a key-range lock
+/// (`updlock, holdlock`), the same statement the others accept without the hint
+/// (a test runs it on them).
+pub fn marker_statements(dialect: Dialect) -> MarkerStatements {
+    match dialect {
+        Dialect::Postgres => MarkerStatements {
+            create: "create table if not exists corridor_delivered (\
+                     destination text not null, journal_id bigint not null, \
+                     delivered_at timestamptz not null default now(), \
+                     primary key (destination, journal_id))",
+            mark: "insert into corridor_delivered (destination, journal_id) values ($1, $2) \
+                   on conflict do nothing",
+        },
+        Dialect::Mysql => MarkerStatements {
+            create: "create table if not exists corridor_delivered (\
+                     destination varchar(255) not null, journal_id bigint not null, \
+                     delivered_at timestamp not null default current_timestamp, \
+                     primary key (destination, journal_id))",
+            mark: "insert ignore into corridor_delivered (destination, journal_id) values (?, ?)",
+        },
+        Dialect::Sqlite => MarkerStatements {
+            create: "create table if not exists corridor_delivered (\
+                     destination text not null, journal_id integer not null, \
+                     delivered_at text not null default current_timestamp, \
+                     primary key (destination, journal_id))",
+            mark: "insert or ignore into corridor_delivered (destination, journal_id) values (?1, ?2)",
+        },
+        Dialect::SqlServer => MarkerStatements {
+            create: "if object_id(N'corridor_delivered', N'U') is null \
+                     create table corridor_delivered (\
+                     destination nvarchar(255) not null, journal_id bigint not null, \
+                     delivered_at datetime2 not null default sysutcdatetime(), \
+                     primary key (destination, journal_id))",
+            mark: SQL_SERVER_MARK,
+        },
+    }
+}
+
+/// SQL Server's `mark`, also checked on the other databases (without the lock hint).
+const SQL_SERVER_MARK: &str = "insert into corridor_delivered (destination, journal_id) \
+     select @P1, @P2 where not exists (select 1 from corridor_delivered with (updlock, holdlock) \
+     where destination = @P1 and journal_id = @P2)";
+
+/// SQL Server's `mark` in `$n` form without its lock hint: the statement the tests run
+/// on PostgreSQL, MySQL/MariaDB and SQLite (translated like any `statement`) to check
+/// it inserts a marker once.
+pub fn sql_server_mark_portable() -> String {
+    SQL_SERVER_MARK
+        .replace(" with (updlock, holdlock)", "")
+        .replace("@P1", "$1")
+        .replace("@P2", "$2")
+}
+
 /// A checked configuration.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -170,13 +259,14 @@ pub(crate) enum Target {
     Postgres(String),
     Mysql(String),
     Sqlite(PathBuf),
+    SqlServer(String),
 }
 
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Target, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| "`url` must start with postgres://, mysql:// or sqlite://".to_owned())?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            "`url` must start with postgres://, mysql://, mssql:// or sqlite://".to_owned()
+        })?;
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
         let user_info = authority.rsplit_once('@').map(|(u, _)| u);
         if user_info.is_some_and(|u| u.contains(':')) {
@@ -194,12 +284,12 @@ impl Target {
             "mysql" | "mariadb" => Ok(Target::Mysql(format!("mysql://{rest}"))),
             "sqlite" if !rest.is_empty() => Ok(Target::Sqlite(PathBuf::from(rest))),
             "sqlite" => Err("`url` sqlite:// needs a file path".into()),
-            "mssql" | "sqlserver" => Err(
-                "`url`: SQL Server is not supported yet (its statement syntax is, see docs/connectors.md)"
-                    .into(),
-            ),
+            "mssql" | "sqlserver" => {
+                mssql::parse_url(url)?;
+                Ok(Target::SqlServer(url.to_owned()))
+            }
             other => Err(format!(
-                "`url` scheme {other:?} is not a database Corridor writes to (postgres, mysql, sqlite)"
+                "`url` scheme {other:?} is not a database Corridor writes to (postgres, mysql, sqlite, mssql)"
             )),
         }
     }
@@ -209,13 +299,14 @@ impl Target {
             Target::Postgres(_) => Dialect::Postgres,
             Target::Mysql(_) => Dialect::Mysql,
             Target::Sqlite(_) => Dialect::Sqlite,
+            Target::SqlServer(_) => Dialect::SqlServer,
         }
     }
 
     /// The URL without anything secret, for messages.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Target::Postgres(url) | Target::Mysql(url) => {
+            Target::Postgres(url) | Target::Mysql(url) | Target::SqlServer(url) => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
                 let host = rest.split(['/', '?']).next().unwrap_or_default();
                 let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
@@ -399,13 +490,26 @@ fn rows_of(plan: &Plan, payload: &[u8]) -> Result<Vec<Row>, String> {
 pub struct DatabaseDestination {
     plan: Arc<Plan>,
     timeout: std::time::Duration,
+    batch_size: usize,
     connection: Connection,
 }
+
+/// One message's share of a transaction: its journal id (the marker) and its rows.
+#[derive(Debug, Clone)]
+struct Pending {
+    journal_id: i64,
+    rows: Vec<Row>,
+}
+
+/// What one transaction wrote for each of its messages, in order: the rows written, or
+/// `None` when the message's marker was there already (written before).
+type Written = Vec<Option<usize>>;
 
 enum Connection {
     Postgres(Box<postgres::Postgres>),
     Mysql(mysql::Mysql),
     Sqlite(sqlite::Sqlite),
+    SqlServer(Box<mssql::SqlServer>),
 }
 
 impl DatabaseDestination {
@@ -443,10 +547,14 @@ impl DatabaseDestination {
                 mysql::Mysql::new(url, password, database.tls.as_ref(), base).map_err(fail)?,
             ),
             Target::Sqlite(path) => Connection::Sqlite(sqlite::Sqlite::new(base.join(path))),
+            Target::SqlServer(url) => Connection::SqlServer(Box::new(
+                mssql::SqlServer::new(url, password, database.tls.as_ref(), base).map_err(fail)?,
+            )),
         };
         Ok(DatabaseDestination {
             plan,
             timeout: config.timeout,
+            batch_size: database.batch_size,
             connection,
         })
     }
@@ -481,6 +589,22 @@ pub(crate) fn postgres_config(
     config.connect_timeout(std::time::Duration::from_secs(10));
     let tls = tls.map(|c| tokio_postgres_rustls::MakeRustlsConnect::new((*c).clone()));
     Ok((config, tls))
+}
+
+/// A PostgreSQL error in words: the server's message and SQLSTATE, or the client's
+/// error with its causes (`error performing TLS handshake: invalid peer certificate:
+/// UnknownIssuer`), which tokio-postgres leaves out of its own text.
+pub(crate) fn postgres_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(error) = cause {
+        text.push_str(&format!(": {error}"));
+        cause = error.source();
+    }
+    text
 }
 
 /// TLS towards PostgreSQL.
@@ -533,6 +657,7 @@ pub(crate) fn mysql_pool(
         builder = builder.pass(Some(password));
     }
     if let Some(tls) = tls {
+        super::tls::ring_as_process_default();
         let mut ssl = mysql_async::SslOpts::default()
             .with_root_certs(vec![base.join(&tls.ca).into()])
             .with_disable_built_in_roots(true);
@@ -563,49 +688,150 @@ fn failure(transient: bool, what: String) -> DeliveryError {
     }
 }
 
+impl DatabaseDestination {
+    /// Writes `messages` in one transaction, within the destination's `timeout`.
+    async fn write(
+        &mut self,
+        key: &str,
+        messages: Arc<[Pending]>,
+    ) -> Result<Written, DeliveryError> {
+        let plan = Arc::clone(&self.plan);
+        let connection = &mut self.connection;
+        let writing = async {
+            match &mut *connection {
+                Connection::Postgres(db) => db.write(&plan, key, &messages).await,
+                Connection::Mysql(db) => db.write(&plan, key, &messages).await,
+                Connection::Sqlite(db) => db.write(&plan, key, Arc::clone(&messages)).await,
+                Connection::SqlServer(db) => db.write(&plan, key, &messages).await,
+            }
+        };
+        match tokio::time::timeout(self.timeout, writing).await {
+            Ok(result) => result,
+            Err(_) => {
+                match &mut self.connection {
+                    Connection::Postgres(db) => db.forget(),
+                    Connection::SqlServer(db) => db.forget(),
+                    Connection::Mysql(_) | Connection::Sqlite(_) => {}
+                }
+                Err(DeliveryError::transient(format!(
+                    "{}: no answer within {:?}",
+                    self.plan.target.describe(),
+                    self.timeout
+                )))
+            }
+        }
+    }
+
+    /// Writes `group` (messages whose rows were read) and pushes one result per message
+    /// tried; true when it stopped at a failure. Several messages go in one transaction;
+    /// when the database refuses it, each is written again in a transaction of its own,
+    /// in order, up to the first that fails, so that message alone carries the error.
+    /// A transient failure (the connection, a deadlock) is the first message's: the
+    /// others wait untried.
+    async fn write_group(
+        &mut self,
+        key: &str,
+        group: Vec<Pending>,
+        results: &mut Vec<Result<Delivered, DeliveryError>>,
+    ) -> bool {
+        if group.len() > 1 {
+            let group: Arc<[Pending]> = group.into();
+            match self.write(key, Arc::clone(&group)).await {
+                Ok(written) => {
+                    results.extend(written.into_iter().map(|w| Ok(delivered(w))));
+                    return false;
+                }
+                Err(e) if e.kind == crate::error::FailureKind::Transient => {
+                    results.push(Err(e));
+                    return true;
+                }
+                Err(_) => {}
+            }
+            for message in group.iter() {
+                let one: Arc<[Pending]> = Arc::from(vec![message.clone()]);
+                let result = self.write(key, one).await;
+                let failed = result.is_err();
+                results.push(result.map(|w| delivered(w.first().copied().flatten())));
+                if failed {
+                    return true;
+                }
+            }
+            return false;
+        }
+        let result = self.write(key, group.into()).await;
+        let failed = result.is_err();
+        results.push(result.map(|w| delivered(w.first().copied().flatten())));
+        failed
+    }
+}
+
+/// Names a row in an error: `row 2`, or in a transaction of several messages
+/// `journal id 41, row 2`.
+fn which_row(messages: &[Pending], message: &Pending, n: usize) -> String {
+    if messages.len() == 1 {
+        format!("row {}", n + 1)
+    } else {
+        format!("journal id {}, row {}", message.journal_id, n + 1)
+    }
+}
+
+/// The answer recorded for a message.
+fn delivered(written: Option<usize>) -> Delivered {
+    let answer = match written {
+        Some(count) => format!("{count} row(s) written"),
+        None => "written before (journal id already in corridor_delivered)".to_owned(),
+    };
+    Delivered {
+        answer,
+        answered_at: UnixMicros::now(),
+    }
+}
+
 impl Destination for DatabaseDestination {
     async fn deliver(
         &mut self,
         message: &Outgoing,
         meta: &DeliveryMeta,
     ) -> Result<Delivered, DeliveryError> {
-        let rows = rows_of(&self.plan, &message.payload)
-            .map_err(|e| DeliveryError::refused(e.clone(), e))?;
+        self.deliver_batch(std::slice::from_ref(message), meta)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(DeliveryError::transient("nothing was written")))
+    }
+
+    /// Up to `batch_size` messages per transaction, in order; stops at the first failure
+    /// (the messages after it are tried again later, so a key's order holds).
+    async fn deliver_batch(
+        &mut self,
+        batch: &[Outgoing],
+        meta: &DeliveryMeta,
+    ) -> Vec<Result<Delivered, DeliveryError>> {
         let key = format!("{}/{}", meta.channel, meta.destination);
-        let journal_id = message.message_id.0;
-        let plan = Arc::clone(&self.plan);
-        let timeout = self.timeout;
-        let connection = &mut self.connection;
-        let written = {
-            let writing = async {
-                match &mut *connection {
-                    Connection::Postgres(db) => db.write(&plan, &key, journal_id, &rows).await,
-                    Connection::Mysql(db) => db.write(&plan, &key, journal_id, &rows).await,
-                    Connection::Sqlite(db) => db.write(&plan, &key, journal_id, rows).await,
-                }
-            };
-            match tokio::time::timeout(timeout, writing).await {
-                Ok(result) => result,
-                Err(_) => {
-                    if let Connection::Postgres(db) = &mut self.connection {
-                        db.forget();
+        let mut results = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(self.batch_size) {
+            let mut group = Vec::with_capacity(chunk.len());
+            let mut unreadable = None;
+            for message in chunk {
+                match rows_of(&self.plan, &message.payload) {
+                    Ok(rows) => group.push(Pending {
+                        journal_id: message.message_id.0,
+                        rows,
+                    }),
+                    Err(e) => {
+                        unreadable = Some(DeliveryError::refused(e.clone(), e));
+                        break;
                     }
-                    Err(DeliveryError::transient(format!(
-                        "{}: no answer within {:?}",
-                        self.plan.target.describe(),
-                        self.timeout
-                    )))
                 }
             }
-        };
-        let answer = match written? {
-            Some(count) => format!("{count} row(s) written"),
-            None => "written before (journal id already in corridor_delivered)".to_owned(),
-        };
-        Ok(Delivered {
-            answer,
-            answered_at: UnixMicros::now(),
-        })
+            if !group.is_empty() && self.write_group(&key, group, &mut results).await {
+                break;
+            }
+            if let Some(error) = unreadable {
+                results.push(Err(error));
+                break;
+            }
+        }
+        results
     }
 }
 
@@ -617,7 +843,7 @@ mod postgres {
     use tokio_postgres::types::{Format, IsNull, ToSql, Type};
     use tokio_postgres::{Client, Statement};
 
-    use super::{Plan, failure};
+    use super::{Pending, Plan, Written, failure, which_row};
     use crate::error::DeliveryError;
 
     pub(super) struct Postgres {
@@ -652,14 +878,15 @@ mod postgres {
             }
             let client = super::postgres_connect(&self.config, self.tls.as_ref())
                 .await
-                .map_err(|e| DeliveryError::transient(format!("{}: {e}", self.described)))?;
+                .map_err(|e| {
+                    DeliveryError::transient(format!(
+                        "{}: {}",
+                        self.described,
+                        super::postgres_error(&e)
+                    ))
+                })?;
             client
-                .batch_execute(
-                    "create table if not exists corridor_delivered (\
-                     destination text not null, journal_id bigint not null, \
-                     delivered_at timestamptz not null default now(), \
-                     primary key (destination, journal_id))",
-                )
+                .batch_execute(super::marker_statements(super::Dialect::Postgres).create)
                 .await
                 .map_err(|e| classify(&self.described, "creating corridor_delivered", &e))?;
             let statement = client
@@ -674,11 +901,10 @@ mod postgres {
             &mut self,
             plan: &Plan,
             key: &str,
-            journal_id: i64,
-            rows: &[super::Row],
-        ) -> Result<Option<usize>, DeliveryError> {
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
             self.connect(plan).await?;
-            let result = self.transaction(key, journal_id, rows).await;
+            let result = self.transaction(key, messages).await;
             if let Err(e) = &result
                 && e.kind == crate::error::FailureKind::Transient
             {
@@ -690,9 +916,8 @@ mod postgres {
         async fn transaction(
             &mut self,
             key: &str,
-            journal_id: i64,
-            rows: &[super::Row],
-        ) -> Result<Option<usize>, DeliveryError> {
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
             let described = self.described.clone();
             let Some((client, statement)) = &mut self.open else {
                 return Err(DeliveryError::transient(format!(
@@ -704,35 +929,42 @@ mod postgres {
                 .transaction()
                 .await
                 .map_err(|e| fail("beginning", e))?;
-            let marked = transaction
-                .execute(
-                    "insert into corridor_delivered (destination, journal_id) values ($1, $2) \
-                     on conflict do nothing",
-                    &[&key, &journal_id],
-                )
-                .await
-                .map_err(|e| fail("marking the message written", e))?;
-            if marked == 0 {
+            let mut written = Vec::with_capacity(messages.len());
+            for message in messages {
+                let marked = transaction
+                    .execute(
+                        super::marker_statements(super::Dialect::Postgres).mark,
+                        &[&key, &message.journal_id],
+                    )
+                    .await
+                    .map_err(|e| fail("marking the message written", e))?;
+                if marked == 0 {
+                    written.push(None);
+                    continue;
+                }
+                for (n, row) in message.rows.iter().enumerate() {
+                    let values: Vec<Text<'_>> = row.iter().map(|v| Text(v.as_deref())).collect();
+                    let params: Vec<&(dyn ToSql + Sync)> =
+                        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                    transaction
+                        .execute(statement, &params)
+                        .await
+                        .map_err(|e| fail(&which_row(messages, message, n), e))?;
+                }
+                written.push(Some(message.rows.len()));
+            }
+            if written.iter().all(Option::is_none) {
                 transaction
                     .rollback()
                     .await
                     .map_err(|e| fail("rolling back", e))?;
-                return Ok(None);
-            }
-            for (n, row) in rows.iter().enumerate() {
-                let values: Vec<Text<'_>> = row.iter().map(|v| Text(v.as_deref())).collect();
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            } else {
                 transaction
-                    .execute(statement, &params)
+                    .commit()
                     .await
-                    .map_err(|e| fail(&format!("row {}", n + 1), e))?;
+                    .map_err(|e| fail("committing", e))?;
             }
-            transaction
-                .commit()
-                .await
-                .map_err(|e| fail("committing", e))?;
-            Ok(Some(rows.len()))
+            Ok(written)
         }
     }
 
@@ -750,7 +982,10 @@ mod postgres {
                     format!("{described}: {what}: {} (SQLSTATE {code})", db.message()),
                 )
             }
-            None => DeliveryError::transient(format!("{described}: {what}: {e}")),
+            None => DeliveryError::transient(format!(
+                "{described}: {what}: {}",
+                super::postgres_error(e)
+            )),
         }
     }
 
@@ -793,7 +1028,7 @@ mod mysql {
     use mysql_async::prelude::Queryable;
     use mysql_async::{Params, Pool, Value};
 
-    use super::{Plan, failure};
+    use super::{Pending, Plan, Written, failure, which_row};
     use crate::config::TlsConfig;
     use crate::error::DeliveryError;
 
@@ -819,9 +1054,8 @@ mod mysql {
             &mut self,
             plan: &Plan,
             key: &str,
-            journal_id: i64,
-            rows: &[super::Row],
-        ) -> Result<Option<usize>, DeliveryError> {
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
             let described = &self.described;
             let fail = |what: &str, e: mysql_async::Error| classify(described, what, e);
             let mut conn = self
@@ -829,51 +1063,52 @@ mod mysql {
                 .get_conn()
                 .await
                 .map_err(|e| fail("connecting", e))?;
-            conn.query_drop(
-                "create table if not exists corridor_delivered (\
-                 destination varchar(255) not null, journal_id bigint not null, \
-                 delivered_at timestamp not null default current_timestamp, \
-                 primary key (destination, journal_id))",
-            )
-            .await
-            .map_err(|e| fail("creating corridor_delivered", e))?;
+            let markers = super::marker_statements(super::Dialect::Mysql);
+            conn.query_drop(markers.create)
+                .await
+                .map_err(|e| fail("creating corridor_delivered", e))?;
             let mut transaction = conn
                 .start_transaction(mysql_async::TxOpts::default())
                 .await
                 .map_err(|e| fail("beginning", e))?;
-            transaction
-                .exec_drop(
-                    "insert ignore into corridor_delivered (destination, journal_id) values (?, ?)",
-                    (key, journal_id),
-                )
-                .await
-                .map_err(|e| fail("marking the message written", e))?;
-            if transaction.affected_rows() == 0 {
+            let mut written = Vec::with_capacity(messages.len());
+            for message in messages {
+                transaction
+                    .exec_drop(markers.mark, (key, message.journal_id))
+                    .await
+                    .map_err(|e| fail("marking the message written", e))?;
+                if transaction.affected_rows() == 0 {
+                    written.push(None);
+                    continue;
+                }
+                for (n, row) in message.rows.iter().enumerate() {
+                    let values: Vec<Value> = plan
+                        .order
+                        .iter()
+                        .map(|&p| match row.get(p - 1).and_then(Option::as_deref) {
+                            Some(text) => Value::Bytes(text.as_bytes().to_vec()),
+                            None => Value::NULL,
+                        })
+                        .collect();
+                    transaction
+                        .exec_drop(plan.sql.as_str(), Params::Positional(values))
+                        .await
+                        .map_err(|e| fail(&which_row(messages, message, n), e))?;
+                }
+                written.push(Some(message.rows.len()));
+            }
+            if written.iter().all(Option::is_none) {
                 transaction
                     .rollback()
                     .await
                     .map_err(|e| fail("rolling back", e))?;
-                return Ok(None);
-            }
-            for (n, row) in rows.iter().enumerate() {
-                let values: Vec<Value> = plan
-                    .order
-                    .iter()
-                    .map(|&p| match row.get(p - 1).and_then(Option::as_deref) {
-                        Some(text) => Value::Bytes(text.as_bytes().to_vec()),
-                        None => Value::NULL,
-                    })
-                    .collect();
+            } else {
                 transaction
-                    .exec_drop(plan.sql.as_str(), Params::Positional(values))
+                    .commit()
                     .await
-                    .map_err(|e| fail(&format!("row {}", n + 1), e))?;
+                    .map_err(|e| fail("committing", e))?;
             }
-            transaction
-                .commit()
-                .await
-                .map_err(|e| fail("committing", e))?;
-            Ok(Some(rows.len()))
+            Ok(written)
         }
     }
 
@@ -904,7 +1139,7 @@ mod sqlite {
 
     use rusqlite::{Connection, ErrorCode, params_from_iter};
 
-    use super::{Plan, failure};
+    use super::{Pending, Plan, Written, failure, which_row};
     use crate::error::DeliveryError;
 
     pub(super) struct Sqlite {
@@ -924,9 +1159,8 @@ mod sqlite {
             &mut self,
             plan: &Arc<Plan>,
             key: &str,
-            journal_id: i64,
-            rows: Vec<super::Row>,
-        ) -> Result<Option<usize>, DeliveryError> {
+            messages: Arc<[Pending]>,
+        ) -> Result<Written, DeliveryError> {
             let path = self.path.clone();
             let open = Arc::clone(&self.open);
             let plan = Arc::clone(plan);
@@ -941,10 +1175,7 @@ mod sqlite {
                         .and_then(|conn| {
                             conn.busy_timeout(std::time::Duration::from_secs(5))?;
                             conn.execute_batch(
-                                "create table if not exists corridor_delivered (\
-                                 destination text not null, journal_id integer not null, \
-                                 delivered_at text not null default current_timestamp, \
-                                 primary key (destination, journal_id))",
+                                super::marker_statements(super::Dialect::Sqlite).create,
                             )?;
                             Ok(conn)
                         })
@@ -956,7 +1187,7 @@ mod sqlite {
                         "the SQLite connection is not open",
                     ));
                 };
-                let result = write_rows(conn, &plan, &key, journal_id, &rows, &described);
+                let result = write_rows(conn, &plan, &key, &messages, &described);
                 if result
                     .as_ref()
                     .is_err_and(|e| e.kind == crate::error::FailureKind::Transient)
@@ -974,35 +1205,41 @@ mod sqlite {
         conn: &mut Connection,
         plan: &Plan,
         key: &str,
-        journal_id: i64,
-        rows: &[super::Row],
+        messages: &[Pending],
         described: &str,
-    ) -> Result<Option<usize>, DeliveryError> {
+    ) -> Result<Written, DeliveryError> {
         let fail = |what: &str, e: rusqlite::Error| classify(described, what, &e);
         let transaction = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| fail("beginning", e))?;
-        let marked = transaction
-            .execute(
-                "insert or ignore into corridor_delivered (destination, journal_id) values (?1, ?2)",
-                (key, journal_id),
-            )
-            .map_err(|e| fail("marking the message written", e))?;
-        if marked == 0 {
-            return Ok(None);
-        }
+        let mut written = Vec::with_capacity(messages.len());
         {
+            let mut mark = transaction
+                .prepare_cached(super::marker_statements(super::Dialect::Sqlite).mark)
+                .map_err(|e| fail("marking the message written", e))?;
             let mut statement = transaction
                 .prepare_cached(&plan.sql)
                 .map_err(|e| fail("preparing `statement`", e))?;
-            for (n, row) in rows.iter().enumerate() {
-                statement
-                    .execute(params_from_iter(row.iter()))
-                    .map_err(|e| fail(&format!("row {}", n + 1), e))?;
+            for message in messages {
+                let marked = mark
+                    .execute((key, message.journal_id))
+                    .map_err(|e| fail("marking the message written", e))?;
+                if marked == 0 {
+                    written.push(None);
+                    continue;
+                }
+                for (n, row) in message.rows.iter().enumerate() {
+                    statement
+                        .execute(params_from_iter(row.iter()))
+                        .map_err(|e| fail(&which_row(messages, message, n), e))?;
+                }
+                written.push(Some(message.rows.len()));
             }
         }
-        transaction.commit().map_err(|e| fail("committing", e))?;
-        Ok(Some(rows.len()))
+        if written.iter().any(Option::is_some) {
+            transaction.commit().map_err(|e| fail("committing", e))?;
+        }
+        Ok(written)
     }
 
     fn classify(described: &str, what: &str, e: &rusqlite::Error) -> DeliveryError {
@@ -1020,6 +1257,250 @@ mod sqlite {
             _ => false,
         };
         failure(transient, format!("{described}: {what}: {e}"))
+    }
+}
+
+/// Microsoft SQL Server through tiberius (TDS, pure Rust, rustls). Values are sent as
+/// `nvarchar` text, which the server converts to its columns' types; the statement's
+/// `@P1`, `@P2` are the parameters in order.
+mod mssql {
+    use std::path::Path;
+
+    use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
+    use tokio::net::TcpStream;
+    use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+    use super::{Pending, Plan, Written, failure, which_row};
+    use crate::config::TlsConfig;
+    use crate::error::DeliveryError;
+
+    /// What `mssql://user@host:port/database` names (port 1433 when not given).
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) struct Url {
+        pub user: String,
+        pub host: String,
+        pub port: u16,
+        pub database: String,
+    }
+
+    /// Reads `mssql://user@host[:port]/database` (`sqlserver://` too); no query string.
+    pub(crate) fn parse_url(url: &str) -> Result<Url, String> {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        if rest.contains('?') {
+            return Err("`url`: a SQL Server URL takes no options (`?...`)".into());
+        }
+        let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some((user, host_port)) = authority.rsplit_once('@') else {
+            return Err("`url` needs a user: mssql://user@host:port/database".into());
+        };
+        if user.is_empty() {
+            return Err("`url` needs a user: mssql://user@host:port/database".into());
+        }
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) => (
+                host,
+                port.parse()
+                    .map_err(|_| format!("`url`: port {port:?} is not a number"))?,
+            ),
+            None => (host_port, 1433),
+        };
+        if host.is_empty() {
+            return Err("`url` needs a host: mssql://user@host:port/database".into());
+        }
+        if database.is_empty() || database.contains('/') {
+            return Err("`url` needs a database: mssql://user@host:port/database".into());
+        }
+        Ok(Url {
+            user: user.to_owned(),
+            host: host.to_owned(),
+            port,
+            database: database.to_owned(),
+        })
+    }
+
+    pub(super) struct SqlServer {
+        config: Config,
+        address: String,
+        described: String,
+        open: Option<Client<Compat<TcpStream>>>,
+    }
+
+    impl SqlServer {
+        pub(super) fn new(
+            url: &str,
+            password: Option<String>,
+            tls: Option<&TlsConfig>,
+            base: &Path,
+        ) -> Result<SqlServer, String> {
+            let parsed = parse_url(url)?;
+            let mut config = Config::new();
+            config.host(&parsed.host);
+            config.port(parsed.port);
+            config.database(&parsed.database);
+            config.application_name("corridor");
+            config.authentication(AuthMethod::sql_server(
+                &parsed.user,
+                password.unwrap_or_default(),
+            ));
+            match tls {
+                Some(tls) => {
+                    config.encryption(EncryptionLevel::Required);
+                    config.trust_cert_ca(base.join(&tls.ca).display());
+                    if let Some(name) = &tls.server_name {
+                        config.hostname_in_certificate(name);
+                    }
+                    match (&tls.cert, &tls.key) {
+                        (Some(cert), Some(key)) => {
+                            config.client_certificate(base.join(cert), base.join(key));
+                        }
+                        (None, None) => {}
+                        _ => return Err("`tls.cert` and `tls.key` go together".into()),
+                    }
+                }
+                None => config.encryption(EncryptionLevel::NotSupported),
+            }
+            Ok(SqlServer {
+                config,
+                address: format!("{}:{}", parsed.host, parsed.port),
+                described: super::Target::SqlServer(url.to_owned()).describe(),
+                open: None,
+            })
+        }
+
+        pub(super) fn forget(&mut self) {
+            self.open = None;
+        }
+
+        async fn connect(&mut self) -> Result<(), DeliveryError> {
+            if self.open.is_some() {
+                return Ok(());
+            }
+            // tiberius takes the process's rustls provider, else its own (aws-lc-rs).
+            crate::destinations::tls::ring_as_process_default();
+            let described = &self.described;
+            let tcp = TcpStream::connect(&self.address)
+                .await
+                .map_err(|e| DeliveryError::transient(format!("{described}: {e}")))?;
+            let _ = tcp.set_nodelay(true);
+            let mut client = Client::connect(self.config.clone(), tcp.compat_write())
+                .await
+                .map_err(|e| classify(described, "connecting", e))?;
+            client
+                .execute(
+                    super::marker_statements(super::Dialect::SqlServer).create,
+                    &[],
+                )
+                .await
+                .map_err(|e| classify(described, "creating corridor_delivered", e))?;
+            self.open = Some(client);
+            Ok(())
+        }
+
+        pub(super) async fn write(
+            &mut self,
+            plan: &Plan,
+            key: &str,
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
+            self.connect().await?;
+            let result = self.transaction(plan, key, messages).await;
+            if result.is_err()
+                && let Some(client) = self.open.as_mut()
+            {
+                // A failed statement leaves SQL Server's transaction open
+                // (XACT_ABORT is off): roll it back, or start afresh.
+                if client.rollback_transaction().await.is_err() {
+                    self.open = None;
+                }
+            }
+            if let Err(e) = &result
+                && e.kind == crate::error::FailureKind::Transient
+            {
+                self.open = None;
+            }
+            result
+        }
+
+        async fn transaction(
+            &mut self,
+            plan: &Plan,
+            key: &str,
+            messages: &[Pending],
+        ) -> Result<Written, DeliveryError> {
+            let described = self.described.clone();
+            let Some(client) = self.open.as_mut() else {
+                return Err(DeliveryError::transient(format!(
+                    "{described}: not connected"
+                )));
+            };
+            let fail = |what: &str, e: tiberius::error::Error| classify(&described, what, e);
+            client
+                .begin_transaction()
+                .await
+                .map_err(|e| fail("beginning", e))?;
+            let mark = super::marker_statements(super::Dialect::SqlServer).mark;
+            let mut written = Vec::with_capacity(messages.len());
+            for message in messages {
+                let marked = client
+                    .execute(mark, &[&key, &message.journal_id])
+                    .await
+                    .map_err(|e| fail("marking the message written", e))?
+                    .total();
+                if marked == 0 {
+                    written.push(None);
+                    continue;
+                }
+                for (n, row) in message.rows.iter().enumerate() {
+                    let values: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
+                    let params: Vec<&dyn tiberius::ToSql> =
+                        values.iter().map(|v| v as &dyn tiberius::ToSql).collect();
+                    client
+                        .execute(plan.sql.as_str(), &params)
+                        .await
+                        .map_err(|e| fail(&which_row(messages, message, n), e))?;
+                }
+                written.push(Some(message.rows.len()));
+            }
+            if written.iter().all(Option::is_none) {
+                client
+                    .rollback_transaction()
+                    .await
+                    .map_err(|e| fail("rolling back", e))?;
+            } else {
+                client
+                    .commit_transaction()
+                    .await
+                    .map_err(|e| fail("committing", e))?;
+            }
+            Ok(written)
+        }
+    }
+
+    /// A refusal when the server refused the statement or a value; a transient failure
+    /// for the connection, TLS, a deadlock or a lock timeout.
+    fn classify(described: &str, what: &str, e: tiberius::error::Error) -> DeliveryError {
+        match e {
+            tiberius::error::Error::Server(token) => {
+                // 1205 deadlock victim, 1222 lock timeout, 4060 database unavailable,
+                // 18456 login failed, 40197/40501/40613/49918-49920 Azure's retry codes.
+                let transient = matches!(
+                    token.code(),
+                    1205 | 1222 | 4060 | 18456 | 40197 | 40501 | 40613 | 49918..=49920
+                );
+                failure(
+                    transient,
+                    format!(
+                        "{described}: {what}: {} (error {})",
+                        token.message(),
+                        token.code()
+                    ),
+                )
+            }
+            tiberius::error::Error::Conversion(_) | tiberius::error::Error::Utf16 => {
+                failure(false, format!("{described}: {what}: {e}"))
+            }
+            other => DeliveryError::transient(format!("{described}: {what}: {other}")),
+        }
     }
 }
 
@@ -1130,5 +1611,100 @@ mod tests {
                 vec![Some("MRN1".into()), Some("NA".into()), None],
             ]
         );
+    }
+    #[test]
+    fn sql_server_urls_and_statements() {
+        let config: DatabaseDestinationConfig = toml::from_str(
+            "url = \"mssql://corridor@db.example.org/reporting\"\npassword_env = \"P\"\n\
+             statement = \"insert into [results] (mrn, code, value) values ($1, $2, $3)\"\n\
+             params = [\"PID-3.1\", \"OBX-3.1\", \"OBX-5\"]\nfor_each = \"OBX\"",
+        )
+        .unwrap();
+        let plan = config.plan().unwrap();
+        assert_eq!(
+            plan.sql,
+            "insert into [results] (mrn, code, value) values (@P1, @P2, @P3)"
+        );
+        // The same statement as PostgreSQL runs it, with @Pn for $n.
+        let postgres = translate(config.statement.as_deref().unwrap(), Dialect::Postgres).unwrap();
+        assert_eq!(
+            plan.sql.replace("@P", "$"),
+            postgres.sql,
+            "SQL Server's text differs from PostgreSQL's beyond the placeholders"
+        );
+        assert_eq!(plan.order, postgres.order);
+        assert_eq!(
+            mssql::parse_url("sqlserver://sa@127.0.0.1:14330/lab").unwrap(),
+            mssql::Url {
+                user: "sa".into(),
+                host: "127.0.0.1".into(),
+                port: 14330,
+                database: "lab".into()
+            }
+        );
+        assert_eq!(mssql::parse_url("mssql://sa@db/lab").unwrap().port, 1433);
+        for (url, says) in [
+            ("mssql://db.example.org/lab", "needs a user"),
+            ("mssql://sa@db.example.org", "needs a database"),
+            ("mssql://sa@db:port/lab", "not a number"),
+            ("mssql://sa@db/lab?encrypt=true", "no options"),
+            ("mssql://sa:secret@db/lab", "holds a password"),
+        ] {
+            let error = Target::parse(url).unwrap_err();
+            assert!(error.contains(says), "{url}: {error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn every_database_keeps_the_same_marker_table() {
+        let dialects = [
+            Dialect::Postgres,
+            Dialect::Mysql,
+            Dialect::Sqlite,
+            Dialect::SqlServer,
+        ];
+        for dialect in dialects {
+            let markers = marker_statements(dialect);
+            for part in [
+                "create table",
+                "corridor_delivered (",
+                "destination ",
+                "journal_id bigint not null",
+                "delivered_at ",
+                "primary key (destination, journal_id)",
+            ] {
+                // SQLite's integer is its 64-bit integer.
+                let part = if dialect == Dialect::Sqlite {
+                    part.replace("bigint", "integer")
+                } else {
+                    part.to_owned()
+                };
+                assert!(markers.create.contains(&part), "{dialect:?}: {part}");
+            }
+            assert!(
+                markers
+                    .mark
+                    .starts_with("insert into corridor_delivered (destination, journal_id)")
+                    || markers.mark.starts_with(
+                        "insert ignore into corridor_delivered (destination, journal_id)"
+                    )
+                    || markers.mark.starts_with(
+                        "insert or ignore into corridor_delivered (destination, journal_id)"
+                    ),
+                "{dialect:?}"
+            );
+        }
+        // SQL Server's check-then-insert, without its lock hint, marks once on SQLite
+        // (the tests in tests/database.rs run it on PostgreSQL and MariaDB too).
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(marker_statements(Dialect::Sqlite).create)
+            .unwrap();
+        let mark = translate(&sql_server_mark_portable(), Dialect::Sqlite).unwrap();
+        assert_eq!(mark.order, vec![1, 2, 1, 2]);
+        let first = conn.execute(&mark.sql, ("lab/reporting", 7_i64)).unwrap();
+        let again = conn.execute(&mark.sql, ("lab/reporting", 7_i64)).unwrap();
+        let other = conn.execute(&mark.sql, ("lab/reporting", 8_i64)).unwrap();
+        assert_eq!((first, again, other), (1, 0, 1));
     }
 }

@@ -212,7 +212,7 @@ pub enum DestinationKind {
     Sftp,
     /// Another channel of the same engine, handed the message as it is processed.
     Channel,
-    /// Rows in a PostgreSQL, MySQL/MariaDB or SQLite database.
+    /// Rows in a PostgreSQL, MySQL/MariaDB, SQL Server or SQLite database.
     Database,
     /// Messages published to NATS JetStream.
     Nats,

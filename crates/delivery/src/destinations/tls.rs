@@ -9,6 +9,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsConfig;
 
+/// Installs *ring* as rustls' process-wide provider unless one is installed. Libraries
+/// that build their own TLS settings take it: mysql_async and async-nats call
+/// `ClientConfig::builder()`, which finds no provider by itself once the tree also
+/// builds aws-lc-rs (tiberius, the SQL Server driver, brings it in), and tiberius
+/// falls back to aws-lc-rs without one. Called before each of them connects.
+pub(crate) fn ring_as_process_default() {
+    // An error means a provider is installed already, which is what is wanted.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A rustls client configuration from PEM files; errors name the file.
 pub(crate) fn client_config(
     tls: &TlsConfig,
