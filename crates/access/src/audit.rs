@@ -650,7 +650,7 @@ impl Audit {
         let record = match &self.appender {
             Some(appender) => match appender.append(record) {
                 Ok(line) => return Pending::ready(Ok(line)),
-                Err(record) => record,
+                Err(record) => *record,
             },
             None => record,
         };

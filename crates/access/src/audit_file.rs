@@ -232,13 +232,13 @@ impl Appender {
     /// Writes `record` as the file's next line; its line number once the `write`
     /// returned. The record back when the file cannot take it (the caller records it
     /// to the store).
-    pub(crate) fn append(&self, record: AuditRecord) -> Result<i64, AuditRecord> {
+    pub(crate) fn append(&self, record: AuditRecord) -> Result<i64, Box<AuditRecord>> {
         if self.failed.load(Ordering::Acquire) {
-            return Err(record);
+            return Err(Box::new(record));
         }
         let mut head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
         if self.failed.load(Ordering::Acquire) {
-            return Err(record);
+            return Err(Box::new(record));
         }
         let n = head.line + 1;
         let canonical = record.canonical(n);
@@ -265,7 +265,7 @@ impl Appender {
                 };
                 tracing::error!(file = %self.path.display(), error = %why,
                     "writing the audit file failed; audit records go to the database directly from now on");
-                return Err(record);
+                return Err(Box::new(record));
             }
         }
         head.line = n;
