@@ -995,7 +995,9 @@ async fn a_quarantine_entrys_original_is_the_journal_entry_the_message_browser_s
 /// same instant.
 fn assert_iso_beside_micros(object: &Value, fields: &[&str]) {
     for field in fields {
-        let micros = object[*field].as_i64().unwrap_or_else(|| panic!("{field}: {object}"));
+        let micros = object[*field]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{field}: {object}"));
         let twin = &object[field.trim_end_matches("_at")];
         let text = twin.as_str().unwrap_or_else(|| panic!("{field}: {object}"));
         assert!(text.ends_with('Z'), "{field}: {object}");
