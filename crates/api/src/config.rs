@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::extract::Path;
 use crate::routes::{Access, Method, Routes};
+use crate::times::{add_iso, iso};
 use crate::{Api, ApiError, Principal};
 
 /// A future the engine hands back, boxed so the trait stays object safe.
@@ -207,6 +208,7 @@ async fn history(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
             json!({
                 "n": v.n,
                 "applied_at": v.applied_at,
+                "applied": iso(v.applied_at),
                 "applied_by": v.applied_by,
                 "diff": v.diff,
             })
@@ -215,16 +217,15 @@ async fn history(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "versions": list })))
 }
 
-async fn version(
-    State(api): State<Api>,
-    Path(n): Path<i64>,
-) -> Result<Json<ConfigVersion>, ApiError> {
+async fn version(State(api): State<Api>, Path(n): Path<i64>) -> Result<Json<Value>, ApiError> {
     let control = control(&api)?;
     let found = tokio::task::spawn_blocking(move || control.version(n))
         .await
         .map_err(|e| ApiError::internal(format!("reading the history failed: {e}")))?
         .map_err(ApiError::internal)?;
-    found
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no configuration number {n} was applied")))
+    let found = found
+        .ok_or_else(|| ApiError::not_found(format!("no configuration number {n} was applied")))?;
+    let mut body = serde_json::to_value(&found).map_err(|e| ApiError::internal(e.to_string()))?;
+    add_iso(&mut body, &["applied_at"]);
+    Ok(Json(body))
 }

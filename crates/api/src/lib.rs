@@ -67,6 +67,7 @@ mod rules;
 mod saved_searches;
 mod session;
 mod terminology;
+mod times;
 
 use std::sync::Arc;
 

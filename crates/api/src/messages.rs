@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use store::{JournalEntry, MessageId, MessageState};
 
 use crate::routes::{Access, Method, Routes};
+use crate::times::iso;
 use crate::{Api, ApiError};
 
 pub(crate) fn routes() -> Routes {
@@ -248,11 +249,6 @@ async fn get_message(State(api): State<Api>, Path(id): Path<i64>) -> Result<Json
         })
         .collect();
     Ok(Json(body))
-}
-
-/// A time as RFC 3339 in UTC.
-fn iso(micros: i64) -> Value {
-    Value::String(datetime::rfc3339::format_micros(micros))
 }
 
 /// A destination's entry for a message: times as RFC 3339 (`queued`, `sent`, `acked`,

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 use crate::extract::{Path, Query};
 use crate::routes::{Access, Method, Routes};
+use crate::times::add_iso;
 use crate::{Api, ApiError, Principal, entry_json};
 
 /// Header carrying the reason of an edit, a reprocess or a discard (or `?reason=`).
@@ -126,6 +127,10 @@ async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Result<Json
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.id.0))
         .flatten();
+    let entries = entries
+        .iter()
+        .map(summary_json)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({
         "entries": entries,
         "total": total,
@@ -136,19 +141,32 @@ async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Result<Json
 async fn detail(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = entry_id(&id)?;
     let d = api.quarantine()?.get(id).await?;
-    let mut body = serde_json::to_value(&d.summary)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut body = summary_json(&d.summary)?;
     let mut original = entry_json(&d.original.entry);
     original["raw"] = json!(String::from_utf8_lossy(&d.original.raw));
     body["findings"] = json!(d.findings);
     body["validated_at"] = json!(d.validated_at);
+    add_iso(&mut body, &["validated_at"]);
     body["original"] = original;
     body["content"] = json!(String::from_utf8_lossy(&d.content));
     body["edited"] = json!(!d.history.is_empty());
     body["revision"] = json!(d.revision);
-    body["history"] = json!(d.history);
+    let mut history = json!(d.history);
+    if let Value::Array(edits) = &mut history {
+        edits.iter_mut().for_each(|e| add_iso(e, &["edited_at"]));
+    }
+    body["history"] = history;
     body["reprocessed_from"] = json!(d.reprocessed_from);
     Ok(Json(body))
+}
+
+/// A quarantine entry as listed, its times also as RFC 3339 (`quarantined`,
+/// `status_changed`).
+fn summary_json(summary: &quarantine::Summary) -> Result<Value, ApiError> {
+    let mut json = serde_json::to_value(summary)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    add_iso(&mut json, &["quarantined_at", "status_changed_at"]);
+    Ok(json)
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::extract::Path;
 use crate::messages::blocking;
 use crate::routes::{Access, Method, Routes};
+use crate::times::iso;
 use crate::{Api, ApiError, Principal};
 
 pub(crate) fn routes() -> Routes {
@@ -127,7 +128,7 @@ async fn list(State(api): State<Api>, principal: Principal) -> Result<Json<Value
             .map(|s| json!({
                 "name": s.name,
                 "query": s.query,
-                "saved": datetime::rfc3339::format_micros(s.saved_at),
+                "saved": iso(s.saved_at),
                 "saved_at": s.saved_at,
             }))
             .collect::<Vec<_>>(),

@@ -28,6 +28,7 @@ use terminology::{LoadFile, MapScope, Scope, TerminologyService, Validity};
 use crate::error::fhir_json;
 use crate::extract::{Path, Query};
 use crate::routes::{Access, Method, Routes};
+use crate::times::add_iso;
 use crate::{Api, ApiError, Principal};
 
 /// Largest load accepted through the API (the LOINC table is about 80 MB; larger
@@ -140,6 +141,10 @@ async fn list(State(api): State<Api>) -> Result<axum::Json<Value>, ApiError> {
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(stored_error)?;
+    let mut loads = serde_json::to_value(loads).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Value::Array(list) = &mut loads {
+        list.iter_mut().for_each(|l| add_iso(l, &["loaded_at"]));
+    }
     let service = api.terminology()?;
     Ok(axum::Json(json!({
         "version_in_force": service.version_in_force(),

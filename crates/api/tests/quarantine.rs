@@ -242,6 +242,7 @@ async fn a_message_failing_its_profile_is_quarantined_edited_revalidated_and_rep
     assert_eq!(entry["errors"], 1);
     assert_eq!(entry["first_errors"][0]["path"], "VXU_V04.PID-7");
     assert_eq!(entry["first_errors"][0]["code"], 101);
+    assert_iso_beside_micros(entry, &["quarantined_at", "status_changed_at"]);
 
     // The entry: the finding with its location, the original as received.
     let (status, detail) = h.get(&format!("/api/quarantine/{id}")).await;
@@ -263,6 +264,10 @@ async fn a_message_failing_its_profile_is_quarantined_edited_revalidated_and_rep
     assert_eq!(detail["content"], detail["original"]["raw"]);
     assert_eq!(detail["edited"], false);
     assert_eq!(detail["status"], "open");
+    assert_iso_beside_micros(
+        &detail,
+        &["quarantined_at", "status_changed_at", "validated_at"],
+    );
 
     // The analyst puts the birth date back; the file has LF line ends, as an editor saves it.
     let fixed_lf = String::from_utf8(good.clone()).unwrap().replace('\r', "\n");
@@ -289,6 +294,8 @@ async fn a_message_failing_its_profile_is_quarantined_edited_revalidated_and_rep
     let history = detail["history"].as_array().unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["edited_by"], "ana.lyst");
+    assert_iso_beside_micros(&history[0], &["edited_at"]);
+    assert_iso_beside_micros(&detail, &["validated_at"]);
     assert_eq!(history[0]["reason"], "birth date confirmed with the clinic");
     assert_eq!(
         history[0]["previous"],
@@ -982,4 +989,22 @@ async fn a_quarantine_entrys_original_is_the_journal_entry_the_message_browser_s
     assert_eq!(entry["original"], message);
     assert_eq!(entry["original"]["state"], "quarantined");
     assert!(entry["original"]["size"].as_u64().unwrap() > 0);
+}
+
+/// Each `*_at` time (microseconds) has its twin without `_at`: RFC 3339 in UTC for the
+/// same instant.
+fn assert_iso_beside_micros(object: &Value, fields: &[&str]) {
+    for field in fields {
+        let micros = object[*field]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{field}: {object}"));
+        let twin = &object[field.trim_end_matches("_at")];
+        let text = twin.as_str().unwrap_or_else(|| panic!("{field}: {object}"));
+        assert!(text.ends_with('Z'), "{field}: {object}");
+        assert_eq!(
+            datetime::rfc3339::parse_time_or_date(text),
+            Ok(micros),
+            "{field}: {object}"
+        );
+    }
 }

@@ -386,6 +386,13 @@ async fn loads_are_listed_bad_ones_refused_and_unmapped_codes_exported() {
     let list = json_of(&body);
     assert_eq!(list["loads"].as_array().unwrap().len(), 1);
     assert_eq!(list["loads"][0]["sender"], "LAB");
+    let loaded = list["loads"][0]["loaded"].as_str().unwrap();
+    assert!(loaded.ends_with('Z'), "{list}");
+    assert_eq!(
+        datetime::rfc3339::parse_time_or_date(loaded),
+        Ok(list["loads"][0]["loaded_at"].as_i64().unwrap()),
+        "{list}"
+    );
     assert_eq!(list["version_in_force"], list["loads"][0]["version"]);
 
     let code = terminology::UnmappedCode {

@@ -287,8 +287,20 @@ async fn channels_change_under_load_without_losing_refusing_or_dropping_a_messag
             .ends_with("(admin)"),
         "{history}"
     );
+    // Each time as RFC 3339 in UTC beside the microseconds, the same instant.
+    for v in versions {
+        let applied = v["applied"].as_str().unwrap();
+        assert!(applied.ends_with('Z'), "{history}");
+        assert_eq!(
+            datetime::rfc3339::parse_time_or_date(applied),
+            Ok(v["applied_at"].as_i64().unwrap()),
+            "{history}"
+        );
+    }
     let (status, second) = get_json(api, &token, "/api/config/history/2").await;
     assert_eq!(status, 200, "{second}");
+    assert_eq!(second["applied"], versions[1]["applied"], "{second}");
+    assert_eq!(second["applied_at"], versions[1]["applied_at"], "{second}");
     let diff = second["diff"].as_str().unwrap();
     assert!(
         diff.contains("-transforms = [ { set = \"MSH-5\", value = \"OLD\" } ]"),
