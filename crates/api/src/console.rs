@@ -526,7 +526,7 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
                 answer_p99_us: cumulative_quantile(&d.answer_latency, 0.99),
             })
             .collect(),
-        thresholds: console::AgeThresholds::default(),
+        thresholds: api.queue_thresholds,
         alerts: api
             .alerts
             .as_ref()

@@ -73,6 +73,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
+pub use ::console::QueueThresholds;
 pub use auth::{Auth, CSRF_FIELD, CsrfToken};
 pub use cds::screening_rules as cds_screening_rules;
 pub use channel_control::{ChannelAction, ChannelControl, ControlRefused, DestinationControl};
@@ -125,6 +126,9 @@ pub struct Api {
     /// The rules the CDS Hooks services answer with, built by [`cds_screening_rules`]
     /// from the live rules' settings (`[rules]`); `None` answers with the defaults.
     pub cds_rules: Option<Arc<::rules::Rules>>,
+    /// When the dashboard colours a destination's queue depth and oldest entry
+    /// (`[console]`).
+    pub queue_thresholds: QueueThresholds,
 }
 
 impl Api {
@@ -146,6 +150,7 @@ impl Api {
             config: None,
             terminology: None,
             cds_rules: None,
+            queue_thresholds: QueueThresholds::default(),
         }
     }
 

@@ -13,7 +13,7 @@
       if (!cell) { return; }
       var value = counts[key];
       var text = value && typeof value === "object" ? String(value.text) : String(value);
-      var target = cell.querySelector("a") || cell;
+      var target = cell.querySelector("a, [data-value]") || cell;
       if (target.textContent !== text) { target.textContent = text; }
       if (value && typeof value === "object" && value.level) {
         cell.className = "n " + value.level;

@@ -114,31 +114,57 @@ pub struct DestinationCounts {
     pub answer_p99_us: Option<u64>,
 }
 
-/// Colour thresholds of a queue's oldest entry: yellow from `warn_ms`, red from
-/// `bad_ms`.
-#[derive(Debug, Clone, Copy)]
-pub struct AgeThresholds {
-    pub warn_ms: u64,
-    pub bad_ms: u64,
+/// Colour thresholds of a destination's queue (`[console]` in the configuration): its
+/// oldest entry's age and its depth each turn yellow (`warn`) from their warning
+/// threshold and red (`bad`) from their alarm threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueThresholds {
+    pub age_warn_ms: u64,
+    pub age_alarm_ms: u64,
+    pub depth_warn: u64,
+    pub depth_alarm: u64,
 }
 
-impl Default for AgeThresholds {
-    fn default() -> AgeThresholds {
-        AgeThresholds {
-            warn_ms: 60_000,
-            bad_ms: 300_000,
+impl Default for QueueThresholds {
+    fn default() -> QueueThresholds {
+        QueueThresholds {
+            age_warn_ms: 60_000,
+            age_alarm_ms: 300_000,
+            depth_warn: 1_000,
+            depth_alarm: 10_000,
         }
     }
 }
 
-impl AgeThresholds {
-    /// The CSS class of an age: `ok`, `warn` or `bad`.
-    pub fn level(&self, age_ms: Option<u64>) -> &'static str {
+impl QueueThresholds {
+    /// The CSS class of an oldest entry's age: `ok`, `warn` or `bad`.
+    pub fn age_level(&self, age_ms: Option<u64>) -> &'static str {
         match age_ms {
-            Some(a) if a >= self.bad_ms => "bad",
-            Some(a) if a >= self.warn_ms => "warn",
+            Some(a) if a >= self.age_alarm_ms => "bad",
+            Some(a) if a >= self.age_warn_ms => "warn",
             _ => "ok",
         }
+    }
+
+    /// The CSS class of a queue's depth: `ok`, `warn` or `bad`.
+    pub fn depth_level(&self, depth: u64) -> &'static str {
+        if depth >= self.depth_alarm {
+            "bad"
+        } else if depth >= self.depth_warn {
+            "warn"
+        } else {
+            "ok"
+        }
+    }
+}
+
+/// The words a level is shown with next to its value, so the state does not rest on
+/// colour alone: nothing, `warning` or `alarm`.
+pub fn level_text(level: &str) -> &'static str {
+    match level {
+        "bad" => "alarm",
+        "warn" => "warning",
+        _ => "",
     }
 }
 
@@ -147,7 +173,7 @@ impl AgeThresholds {
 pub struct Dashboard {
     pub channels: Vec<ChannelCounts>,
     pub destinations: Vec<DestinationCounts>,
-    pub thresholds: AgeThresholds,
+    pub thresholds: QueueThresholds,
     /// Every configured alert and its state.
     pub alerts: Vec<AlertRow>,
     /// Volume and latency over hours and days, per channel (drawn on the page, not
@@ -291,14 +317,18 @@ impl Dashboard {
             values.push((key("delivered"), d.delivered.to_string(), None));
             values.push((key("errored"), d.errored.to_string(), None));
             values.push((key("dead_lettered"), d.dead_lettered.to_string(), None));
-            values.push((key("depth"), d.depth.to_string(), None));
+            let depth_level = self.thresholds.depth_level(d.depth);
+            values.push((key("depth"), d.depth.to_string(), Some(depth_level)));
+            values.push((key("depth_state"), level_text(depth_level).to_owned(), None));
             values.push((key("answer_p50"), latency_text(d.answer_p50_us), None));
             values.push((key("answer_p99"), latency_text(d.answer_p99_us), None));
+            let age_level = self.thresholds.age_level(d.oldest_queued_age_ms);
             values.push((
                 key("oldest"),
                 age_text(d.oldest_queued_age_ms),
-                Some(self.thresholds.level(d.oldest_queued_age_ms)),
+                Some(age_level),
             ));
+            values.push((key("oldest_state"), level_text(age_level).to_owned(), None));
         }
         values
     }
@@ -422,29 +452,51 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
             ("dead_lettered", "dead_lettered", d.dead_lettered),
             ("depth", "queued,sending", d.depth),
         ] {
+            // The depth is coloured, and its state said in words beside it.
+            let (class, state) = if field == "depth" {
+                let level = board.thresholds.depth_level(n);
+                (
+                    format!("n {level}"),
+                    format!(
+                        " <span class=\"level\" data-count=\"{}\">{}</span>",
+                        key("depth_state"),
+                        level_text(level)
+                    ),
+                )
+            } else {
+                ("n".to_owned(), String::new())
+            };
             if viewer.reads_phi {
                 let _ = write!(
                     body,
-                    "<td class=\"n\" data-count=\"{}\"><a href=\"/console/messages?channel={}&amp;destination={}&amp;destination_state={}\">{n}</a></td>",
+                    "<td class=\"{class}\" data-count=\"{}\"><a href=\"/console/messages?channel={}&amp;destination={}&amp;destination_state={}\">{n}</a>{state}</td>",
                     key(field),
                     url_encode(&d.channel),
                     url_encode(&d.destination),
                     url_encode(states)
                 );
+            } else if state.is_empty() {
+                let _ = write!(
+                    body,
+                    "<td class=\"{class}\" data-count=\"{}\">{n}</td>",
+                    key(field)
+                );
             } else {
                 let _ = write!(
                     body,
-                    "<td class=\"n\" data-count=\"{}\">{n}</td>",
+                    "<td class=\"{class}\" data-count=\"{}\"><span data-value>{n}</span>{state}</td>",
                     key(field)
                 );
             }
         }
-        let level = board.thresholds.level(d.oldest_queued_age_ms);
+        let level = board.thresholds.age_level(d.oldest_queued_age_ms);
         let _ = write!(
             body,
-            "<td class=\"n {level}\" data-count=\"{}\">{}</td>",
+            "<td class=\"n {level}\" data-count=\"{}\"><span data-value>{}</span> <span class=\"level\" data-count=\"{}\">{}</span></td>",
             key("oldest"),
-            age_text(d.oldest_queued_age_ms)
+            age_text(d.oldest_queued_age_ms),
+            key("oldest_state"),
+            level_text(level)
         );
         for (field, us) in [
             ("answer_p50", d.answer_p50_us),
@@ -659,14 +711,72 @@ mod tests {
     }
 
     #[test]
-    fn ages_take_their_colour_from_the_thresholds() {
-        let t = AgeThresholds {
-            warn_ms: 1_000,
-            bad_ms: 5_000,
+    fn ages_and_depths_take_their_colour_from_the_thresholds() {
+        let t = QueueThresholds {
+            age_warn_ms: 1_000,
+            age_alarm_ms: 5_000,
+            depth_warn: 10,
+            depth_alarm: 100,
         };
-        assert_eq!(t.level(None), "ok");
-        assert_eq!(t.level(Some(999)), "ok");
-        assert_eq!(t.level(Some(1_000)), "warn");
-        assert_eq!(t.level(Some(5_000)), "bad");
+        assert_eq!(t.age_level(None), "ok");
+        assert_eq!(t.age_level(Some(999)), "ok");
+        assert_eq!(t.age_level(Some(1_000)), "warn");
+        assert_eq!(t.age_level(Some(5_000)), "bad");
+        assert_eq!(t.depth_level(0), "ok");
+        assert_eq!(t.depth_level(9), "ok");
+        assert_eq!(t.depth_level(10), "warn");
+        assert_eq!(t.depth_level(99), "warn");
+        assert_eq!(t.depth_level(100), "bad");
+        assert_eq!(level_text("ok"), "");
+        assert_eq!(level_text("warn"), "warning");
+        assert_eq!(level_text("bad"), "alarm");
+    }
+
+    #[test]
+    fn the_page_and_the_live_values_say_a_queue_s_state_in_class_and_words() {
+        let board = Dashboard {
+            destinations: vec![DestinationCounts {
+                channel: "lab".into(),
+                destination: "ehr".into(),
+                depth: 12,
+                oldest_queued_age_ms: Some(6_000),
+                ..DestinationCounts::default()
+            }],
+            thresholds: QueueThresholds {
+                age_warn_ms: 1_000,
+                age_alarm_ms: 5_000,
+                depth_warn: 10,
+                depth_alarm: 100,
+            },
+            ..Dashboard::default()
+        };
+        let viewer = Viewer {
+            user: "vic".into(),
+            role: "viewer".into(),
+            ..Viewer::default()
+        };
+        let page = dashboard_page(&viewer, &board);
+        assert!(
+            page.contains("<td class=\"n warn\" data-count=\"dest/lab/ehr/depth\"><span data-value>12</span> <span class=\"level\" data-count=\"dest/lab/ehr/depth_state\">warning</span></td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td class=\"n bad\" data-count=\"dest/lab/ehr/oldest\"><span data-value>6 s</span> <span class=\"level\" data-count=\"dest/lab/ehr/oldest_state\">alarm</span></td>"),
+            "{page}"
+        );
+        let live = board.live_values();
+        let value = |k: &str| live.iter().find(|(key, _, _)| key == k).cloned();
+        assert_eq!(
+            value("dest/lab/ehr/depth"),
+            Some(("dest/lab/ehr/depth".into(), "12".into(), Some("warn")))
+        );
+        assert_eq!(
+            value("dest/lab/ehr/depth_state"),
+            Some(("dest/lab/ehr/depth_state".into(), "warning".into(), None))
+        );
+        assert_eq!(
+            value("dest/lab/ehr/oldest_state"),
+            Some(("dest/lab/ehr/oldest_state".into(), "alarm".into(), None))
+        );
     }
 }

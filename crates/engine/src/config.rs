@@ -69,6 +69,9 @@ pub struct Config {
     /// `TerminologyConfig`).
     #[serde(default)]
     pub terminology: TerminologyConfig,
+    /// `[console]`: when the dashboard colours a queue yellow and red.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Where relative file names (lookup tables, scripts, TLS files, file destinations)
     /// start: the configuration file's directory, or the working directory.
     #[serde(skip)]
@@ -296,6 +299,67 @@ impl Default for AuditConfig {
         AuditConfig {
             retention: default_audit_retention(),
             prune_interval: default_audit_prune_interval(),
+        }
+    }
+}
+
+/// `[console]`: the dashboard's colour thresholds for every destination's queue: its
+/// oldest entry's age and its depth turn yellow (with the word "warning") from the
+/// `_warn` value and red ("alarm") from the `_alarm` value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Default `"1m"`.
+    #[serde(default = "default_queue_age_warn")]
+    pub queue_age_warn: ConfigDuration,
+    /// Default `"5m"`.
+    #[serde(default = "default_queue_age_alarm")]
+    pub queue_age_alarm: ConfigDuration,
+    /// Default 1000 entries.
+    #[serde(default = "default_queue_depth_warn")]
+    pub queue_depth_warn: u64,
+    /// Default 10000 entries.
+    #[serde(default = "default_queue_depth_alarm")]
+    pub queue_depth_alarm: u64,
+}
+
+fn default_queue_age_warn() -> ConfigDuration {
+    ConfigDuration(Duration::from_millis(
+        api::QueueThresholds::default().age_warn_ms,
+    ))
+}
+fn default_queue_age_alarm() -> ConfigDuration {
+    ConfigDuration(Duration::from_millis(
+        api::QueueThresholds::default().age_alarm_ms,
+    ))
+}
+fn default_queue_depth_warn() -> u64 {
+    api::QueueThresholds::default().depth_warn
+}
+fn default_queue_depth_alarm() -> u64 {
+    api::QueueThresholds::default().depth_alarm
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            queue_age_warn: default_queue_age_warn(),
+            queue_age_alarm: default_queue_age_alarm(),
+            queue_depth_warn: default_queue_depth_warn(),
+            queue_depth_alarm: default_queue_depth_alarm(),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The thresholds the dashboard colours with.
+    pub fn queue_thresholds(&self) -> api::QueueThresholds {
+        let ms = |d: &ConfigDuration| u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX);
+        api::QueueThresholds {
+            age_warn_ms: ms(&self.queue_age_warn),
+            age_alarm_ms: ms(&self.queue_age_alarm),
+            depth_warn: self.queue_depth_warn,
+            depth_alarm: self.queue_depth_alarm,
         }
     }
 }
@@ -895,6 +959,7 @@ impl Config {
             alerting: alerts::AlertingConfig::default(),
             alerts: Vec::new(),
             terminology: TerminologyConfig::default(),
+            console: ConsoleConfig::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -1119,6 +1184,32 @@ impl Config {
             error(
                 "audit.prune_interval".to_owned(),
                 "must be longer than 0".to_owned(),
+            );
+        }
+        let console = &self.console;
+        for (key, zero) in [
+            ("console.queue_age_warn", console.queue_age_warn.0.is_zero()),
+            (
+                "console.queue_age_alarm",
+                console.queue_age_alarm.0.is_zero(),
+            ),
+            ("console.queue_depth_warn", console.queue_depth_warn == 0),
+            ("console.queue_depth_alarm", console.queue_depth_alarm == 0),
+        ] {
+            if zero {
+                error(key.to_owned(), "must be more than 0".to_owned());
+            }
+        }
+        if console.queue_age_warn.0 > console.queue_age_alarm.0 {
+            error(
+                "console.queue_age_warn".to_owned(),
+                "must not be longer than console.queue_age_alarm".to_owned(),
+            );
+        }
+        if console.queue_depth_warn > console.queue_depth_alarm {
+            error(
+                "console.queue_depth_warn".to_owned(),
+                "must not be more than console.queue_depth_alarm".to_owned(),
             );
         }
         for (name, channel) in &self.channels {
@@ -2225,6 +2316,62 @@ source = { type = "mllp", listen = "127.0.0.1:1", max_connections = 0 }
         assert_eq!(
             keys_of("session_timeout = \"60d\""),
             ["http.session_timeout"]
+        );
+    }
+
+    #[test]
+    fn queue_colour_thresholds_are_read_and_bad_ones_name_their_key() {
+        const CHANNEL: &str =
+            "[channels.a]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n";
+        let errors_of = |console: &str| -> Vec<String> {
+            match Config::from_toml(&format!("[console]\n{console}\n{CHANNEL}")) {
+                Ok(_) => Vec::new(),
+                Err(errors) => errors.errors.iter().map(|e| e.to_string()).collect(),
+            }
+        };
+        let default = Config::from_toml(CHANNEL).unwrap();
+        assert_eq!(
+            default.console.queue_thresholds(),
+            api::QueueThresholds::default()
+        );
+        let config = Config::from_toml(&format!(
+            "[console]\nqueue_age_warn = \"30s\"\nqueue_age_alarm = \"2m\"\n\
+             queue_depth_warn = 50\nqueue_depth_alarm = 500\n{CHANNEL}"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.console.queue_thresholds(),
+            api::QueueThresholds {
+                age_warn_ms: 30_000,
+                age_alarm_ms: 120_000,
+                depth_warn: 50,
+                depth_alarm: 500,
+            }
+        );
+        let errors = errors_of("queue_depth_warn = 0");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("console.queue_depth_warn: must be more than 0"),
+            "{errors:?}"
+        );
+        let errors = errors_of("queue_age_warn = \"10m\"");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains(
+                "console.queue_age_warn: must not be longer than console.queue_age_alarm"
+            ),
+            "{errors:?}"
+        );
+        let errors = errors_of("queue_depth_warn = 20\nqueue_depth_alarm = 10");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("console.queue_depth_warn: must not be more"),
+            "{errors:?}"
+        );
+        let errors = errors_of("queue_depth = 5");
+        assert!(
+            errors.iter().any(|e| e.contains("console.queue_depth")),
+            "{errors:?}"
         );
     }
 

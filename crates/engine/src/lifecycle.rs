@@ -384,6 +384,7 @@ impl Engine {
                             StartError::Rules { key, reason }
                         })?,
                     )),
+                    queue_thresholds: config.console.queue_thresholds(),
                 },
                 config.http.policy(),
             );

@@ -253,6 +253,9 @@ pub(crate) fn restart_needed(running: &Config, next: &Config) -> Vec<api::Config
     if running.mpi != next.mpi {
         problems.push(problem("mpi", restart));
     }
+    if running.console != next.console {
+        problems.push(problem("console", restart));
+    }
     if problems.is_empty() {
         // Any other setting outside the channels (sections added later included).
         let mut same_channels = running.clone();

@@ -383,3 +383,28 @@ on_failure = "dead_letter"
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_colours_a_queue_s_depth_from_the_console_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, _got) = http_receiver().await;
+    let (lab, adt) = (free_port(), free_port());
+    let config = format!(
+        "[console]\nqueue_depth_warn = 2\nqueue_depth_alarm = 3\n{}",
+        channels(lab, adt, receiver)
+    );
+    let engine = common::start_engine(dir.path(), "data", Api::On, &config).await;
+    post(&engine, "/api/channels/lab/destinations/ehr/pause").await;
+    let lab_addr: SocketAddr = format!("127.0.0.1:{lab}").parse().unwrap();
+    let mut client = common::mllp_client(lab_addr).await;
+    for control in ["Q1", "Q2"] {
+        common::send_expecting(&mut client, &oru(control), "AA").await;
+    }
+    wait_for("both processed", LIMIT, || processed(&engine) == 2).await;
+    let answer = common::get(engine.http_addr().unwrap(), "/console/events").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let counts = answer.json();
+    assert_eq!(counts["dest/lab/ehr/depth"]["text"], "2", "{counts}");
+    assert_eq!(counts["dest/lab/ehr/depth"]["level"], "warn", "{counts}");
+    assert_eq!(counts["dest/lab/ehr/depth_state"], "warning", "{counts}");
+}
