@@ -177,18 +177,14 @@ impl PostgresCluster {
     /// Runs `sql` with `psql` over the Unix socket (no TLS) and returns its output, as
     /// [`crate::psql`] does.
     pub fn psql(&self, sql: &str) -> String {
-        let output = Command::new("psql")
-            .args(["-qtA", "-F", ",", "-U", "postgres", "-h"])
-            .arg(&self.socket_dir)
-            .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql])
-            .output()
-            .expect("psql (Debian's postgresql-client) is needed for this test");
-        assert!(
-            output.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        crate::psql(
+            &format!(
+                "postgresql://postgres@/postgres?host={}&port={}",
+                self.socket_dir.display(),
+                self.port
+            ),
+            sql,
+        )
     }
 
     /// A command for one of the server's programs, as the `postgres` account when root.
