@@ -399,3 +399,36 @@ fn a_folded_record_whose_line_number_is_edited_is_named() {
     assert_eq!(broken.seq, 2, "{broken}");
     assert!(broken.problem.contains("out of place"), "{broken}");
 }
+
+#[test]
+fn records_folded_before_the_upgrade_and_after_it_verify_as_one_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    for i in 1..=2 {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap();
+    }
+    assert_eq!(audit.fold().unwrap(), 2);
+    // Rows 1 and 2 as the fold wrote them before migration 4 (chained by sequence
+    // number, which equalled the line number here; no `line`), and the anchor the
+    // migration records from `audit_folded`.
+    let conn = store::rusqlite::Connection::open(dir.path().join(Store::DATABASE_FILE)).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_append_only;
+         UPDATE audit_log SET line = NULL;
+         DELETE FROM audit_line_anchor;
+         INSERT INTO audit_line_anchor (id, line, hash)
+             SELECT 1, line, hash FROM audit_folded WHERE id = 1;",
+    )
+    .unwrap();
+    audit.append(read_patient("Patient/p3")).wait().unwrap();
+    assert_eq!(audit.fold().unwrap(), 1);
+    let verification = audit.verify().unwrap();
+    assert_eq!((verification.records, verification.broken), (3, None));
+    // Without the anchor, the first row folded after the upgrade is out of place.
+    conn.execute("DELETE FROM audit_line_anchor", []).unwrap();
+    let broken = audit.verify().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 3, "{broken}");
+}
