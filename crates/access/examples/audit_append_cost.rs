@@ -8,6 +8,11 @@
 //! strace -f -c target/debug/examples/audit_append_cost file 2000
 //! ```
 //!
+//! For counts near the shipped binary's, the release build (`cargo build --release -p
+//! access --example audit_append_cost`): in `file` mode callgrind's main thread
+//! (`-01`) holds the appends (`Appender::append`), the store's writer thread (`-03`)
+//! the folds (`fold_batch`); BENCHMARKS.md has the counts.
+//!
 //! `file` appends N records the way a PHI read does (one line of the audit file,
 //! folded behind); `store` appends them as when another process holds the audit file:
 //! each committed through the store's writer thread before it is answered (the path a

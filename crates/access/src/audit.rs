@@ -3,7 +3,11 @@
 //! Each record's hash is the SHA-256 of the previous record's hash followed by the
 //! record's canonical content (its JSON, sequence number included), so editing,
 //! deleting or reordering rows breaks the chain at the first record touched, and
-//! [`Audit::verify`] names it. The newest record's sequence number and hash are also
+//! [`Audit::verify`] names it. A record folded from the audit file keeps the hash its
+//! line has there (`line` set: the file's chain, over the file's line numbers, whose
+//! canonical JSON and SHA-256 the request's thread already computed), so folding
+//! hashes nothing again; it links to the record folded before it, and a record
+//! committed directly (`line` NULL) links to the row before it. The newest record's sequence number and hash are also
 //! kept in `audit_head`, so deleting the newest records is found too. A trigger refuses
 //! `UPDATE` of a record; the chain is what catches someone who drops it.
 //!
@@ -29,7 +33,7 @@ use store::{Migration, Store, UnixMicros};
 use crate::access::Pending;
 use crate::audit_file::{Appender, block_on, fold_blocking};
 pub use crate::audit_file::{FOLD_DELAY, path_of as file_of};
-use crate::secret::sha256;
+use crate::secret::sha256_of;
 use crate::{Error, Principal};
 
 /// The component name in `component_schema`.
@@ -106,6 +110,20 @@ pub const MIGRATIONS: &[Migration] = &[
     CREATE INDEX audit_log_by_action ON audit_log (action, seq);
     CREATE INDEX audit_log_by_outcome ON audit_log (outcome, seq);
     CREATE INDEX audit_log_by_resource ON audit_log (resource, seq) WHERE resource IS NOT NULL;
+"#,
+    },
+    Migration {
+        version: 4,
+        description: "records folded from the audit file keep the file's hash and line number",
+        sql: r#"
+    ALTER TABLE audit_log ADD COLUMN line INTEGER;
+    CREATE TABLE audit_line_anchor (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        line INTEGER NOT NULL,
+        hash BLOB    NOT NULL
+    );
+    INSERT INTO audit_line_anchor (id, line, hash)
+        SELECT 1, line, hash FROM audit_folded WHERE id = 1;
 "#,
     },
 ];
@@ -310,6 +328,13 @@ impl AuditRecord {
     /// The bytes the hash covers: the record and its sequence number as JSON, fields
     /// in a fixed order.
     pub(crate) fn canonical(&self, seq: i64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(384);
+        self.canonical_into(seq, &mut out);
+        out
+    }
+
+    /// [`AuditRecord::canonical`] appended to `out` (the audit file's line buffer).
+    pub(crate) fn canonical_into(&self, seq: i64, out: &mut Vec<u8>) {
         #[derive(Serialize)]
         struct Canonical<'a> {
             seq: i64,
@@ -326,22 +351,27 @@ impl AuditRecord {
             outcome: &'a str,
             detail: Option<&'a str>,
         }
-        serde_json::to_vec(&Canonical {
-            seq,
-            at: self.at,
-            actor: &self.actor,
-            owner: self.owner.as_deref(),
-            method: &self.method,
-            address: self.address.as_deref(),
-            tls_identity: self.tls_identity.as_deref(),
-            action: &self.action,
-            kind: self.kind.code(),
-            resource: self.resource.as_deref(),
-            patients: &self.patients,
-            outcome: self.outcome.as_str(),
-            detail: self.detail.as_deref(),
-        })
-        .unwrap_or_default()
+        let written = serde_json::to_writer(
+            &mut *out,
+            &Canonical {
+                seq,
+                at: self.at,
+                actor: &self.actor,
+                owner: self.owner.as_deref(),
+                method: &self.method,
+                address: self.address.as_deref(),
+                tls_identity: self.tls_identity.as_deref(),
+                action: &self.action,
+                kind: self.kind.code(),
+                resource: self.resource.as_deref(),
+                patients: &self.patients,
+                outcome: self.outcome.as_str(),
+                detail: self.detail.as_deref(),
+            },
+        );
+        // Serializing these types into a `Vec` cannot fail (no maps with non-string
+        // keys, no I/O); should it, the hash covers what was written and will not match.
+        debug_assert!(written.is_ok());
     }
 }
 
@@ -349,12 +379,10 @@ pub(crate) fn chain_hash(prev: &[u8], record: &AuditRecord, seq: i64) -> [u8; 32
     chain_hash_of(prev, &record.canonical(seq))
 }
 
-/// [`chain_hash`] of a record whose canonical bytes are at hand.
+/// [`chain_hash`] of a record whose canonical bytes are at hand (hashed in place, not
+/// copied after `prev` first).
 pub(crate) fn chain_hash_of(prev: &[u8], canonical: &[u8]) -> [u8; 32] {
-    let mut bytes = Vec::with_capacity(prev.len() + canonical.len());
-    bytes.extend_from_slice(prev);
-    bytes.extend_from_slice(canonical);
-    sha256(&bytes)
+    sha256_of(&[prev, canonical])
 }
 
 /// A record as stored, with its place in the chain.
@@ -397,34 +425,104 @@ fn stored_from_row(row: &Row<'_>) -> store::rusqlite::Result<StoredRecord> {
 }
 
 /// Appends `record` inside the caller's write (for changes audited in their own
-/// transaction); returns its sequence number.
+/// transaction, and records committed to the database directly); returns its sequence
+/// number. Its hash covers the chain's head and its canonical JSON with that number.
 pub fn append_in(conn: &Connection, record: &AuditRecord) -> store::Result<i64> {
-    append_all_in(conn, std::iter::once(record))
+    let (seq, prev) = read_head(conn)?;
+    let seq = seq + 1;
+    let hash = chain_hash(&prev, record, seq);
+    Rows::new(conn)?.insert(seq, record, &prev, &hash, None)?;
+    write_head(conn, seq, &hash)?;
+    Ok(seq)
 }
 
-/// Appends `records` in order inside the caller's write, reading and moving the chain's
-/// head once for all of them; returns the last one's sequence number (the head's when
-/// there are none).
-pub(crate) fn append_all_in<'a>(
+/// A line of the audit file to fold into `audit_log`: its number in the file, the hash
+/// of the line before it, its own hash (the file's chain), and its record.
+pub(crate) struct FileLine<'a> {
+    pub(crate) line: i64,
+    pub(crate) prev: &'a [u8],
+    pub(crate) hash: &'a [u8],
+    pub(crate) record: &'a AuditRecord,
+}
+
+/// Appends the audit file's `lines` in order inside the caller's write, each keeping
+/// the link and hash it has in the file (the file's chain, over its line numbers):
+/// nothing is serialized or hashed again, the fold only inserts. Reads and moves the
+/// chain's head once for all of them; returns the last one's sequence number (the
+/// head's when there are none). [`Audit::verify`] checks these rows against the
+/// file's chain (consecutive line numbers, each linked to the line before) and the
+/// others against the row before them.
+pub(crate) fn append_lines_in<'a>(
     conn: &Connection,
-    records: impl IntoIterator<Item = &'a AuditRecord>,
+    lines: impl IntoIterator<Item = FileLine<'a>>,
 ) -> store::Result<i64> {
+    let (mut seq, _) = read_head(conn)?;
+    let mut rows = Rows::new(conn)?;
+    let mut last: Option<&[u8]> = None;
+    for line in lines {
+        seq += 1;
+        rows.insert(seq, line.record, line.prev, line.hash, Some(line.line))?;
+        last = Some(line.hash);
+    }
+    if let Some(hash) = last {
+        write_head(conn, seq, hash)?;
+    }
+    Ok(seq)
+}
+
+/// The newest record's sequence number and hash (0 and [`GENESIS`] before the first).
+fn read_head(conn: &Connection) -> store::Result<(i64, Vec<u8>)> {
     let head: Option<(i64, Vec<u8>)> = conn
         .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
         .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_vec()));
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO audit_log (seq, at, actor, owner, method, address, tls_identity, action,
-                                kind, resource, patients, outcome, detail, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?;
-    let mut moved = false;
-    for record in records {
-        seq += 1;
-        let hash = chain_hash(&prev, record, seq);
-        let patients = serde_json::to_string(&record.patients).unwrap_or_else(|_| "[]".into());
-        insert.execute(params![
+    Ok(head.unwrap_or((0, GENESIS.to_vec())))
+}
+
+fn write_head(conn: &Connection, seq: i64, hash: &[u8]) -> store::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )?
+    .execute(params![seq, hash])?;
+    Ok(())
+}
+
+/// The two inserts of a record (its row and its patients), prepared once per batch.
+struct Rows<'c> {
+    log: store::rusqlite::CachedStatement<'c>,
+    patients: store::rusqlite::CachedStatement<'c>,
+    /// The patients' JSON, reused from row to row.
+    list: String,
+}
+
+impl<'c> Rows<'c> {
+    fn new(conn: &'c Connection) -> store::Result<Rows<'c>> {
+        Ok(Rows {
+            log: conn.prepare_cached(
+                "INSERT INTO audit_log (seq, at, actor, owner, method, address, tls_identity,
+                                        action, kind, resource, patients, outcome, detail,
+                                        prev_hash, hash, line)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?,
+            patients: conn.prepare_cached(
+                "INSERT OR IGNORE INTO audit_patients (patient, seq) VALUES (?1, ?2)",
+            )?,
+            list: String::new(),
+        })
+    }
+
+    fn insert(
+        &mut self,
+        seq: i64,
+        record: &AuditRecord,
+        prev: &[u8],
+        hash: &[u8],
+        line: Option<i64>,
+    ) -> store::Result<()> {
+        self.list.clear();
+        patients_json(&record.patients, &mut self.list);
+        self.log.execute(params![
             seq,
             record.at,
             record.actor,
@@ -435,29 +533,40 @@ pub(crate) fn append_all_in<'a>(
             record.action,
             record.kind.code(),
             record.resource,
-            patients,
+            self.list,
             record.outcome.as_str(),
             record.detail,
             prev,
-            hash.as_slice(),
+            hash,
+            line,
         ])?;
         for patient in &record.patients {
-            conn.prepare_cached(
-                "INSERT OR IGNORE INTO audit_patients (patient, seq) VALUES (?1, ?2)",
-            )?
-            .execute(params![patient, seq])?;
+            self.patients.execute(params![patient, seq])?;
         }
-        prev = hash.to_vec();
-        moved = true;
+        Ok(())
     }
-    if moved {
-        conn.prepare_cached(
-            "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )?
-        .execute(params![seq, prev])?;
+}
+
+/// `patients` as a JSON array of strings (what `serde_json` writes for them, without
+/// its allocation per record).
+fn patients_json(patients: &[String], out: &mut String) {
+    out.push('[');
+    for (i, patient) in patients.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if patient
+            .bytes()
+            .all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+        {
+            out.push('"');
+            out.push_str(patient);
+            out.push('"');
+        } else {
+            out.push_str(&serde_json::to_string(patient).unwrap_or_else(|_| "\"\"".into()));
+        }
     }
-    Ok(seq)
+    out.push(']');
 }
 
 /// The first record found wrong by [`Audit::verify`].
@@ -711,7 +820,19 @@ impl Audit {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
+            // Where the audit file's chain stands before the first row folded from it
+            // (rows folded before this scheme, or pruned, are behind it).
+            let line_anchor: Option<(i64, Vec<u8>)> = conn
+                .query_row(
+                    "SELECT line, hash FROM audit_line_anchor WHERE id = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
             let (mut expected_seq, mut expected_prev) = anchor.unwrap_or((1, GENESIS.to_vec()));
+            let (mut expected_line, mut expected_line_prev) = line_anchor
+                .map(|(line, hash)| (line + 1, hash))
+                .unwrap_or((1, GENESIS.to_vec()));
             let mut records = 0u64;
             let mut statement = conn.prepare("SELECT * FROM audit_log ORDER BY seq")?;
             let mut rows = statement.query([])?;
@@ -721,6 +842,7 @@ impl Audit {
             };
             while let Some(row) = rows.next()? {
                 let stored = stored_from_row(row)?;
+                let line: Option<i64> = row.get("line")?;
                 records += 1;
                 let found = if stored.seq != expected_seq {
                     Some(broken(
@@ -730,6 +852,37 @@ impl Audit {
                             stored.seq
                         ),
                     ))
+                } else if let Some(line) = line {
+                    // Folded from the audit file: it keeps the file's link and hash, so
+                    // it chains to the line before it in the file (the record folded
+                    // before it), with its line number in its canonical JSON.
+                    if line != expected_line {
+                        Some(broken(
+                            stored.seq,
+                            &format!(
+                                "it is out of place: it is line {line} of the audit file where \
+                                 line {expected_line} was expected (records were deleted or \
+                                 reordered)"
+                            ),
+                        ))
+                    } else if stored.prev_hash != expected_line_prev {
+                        Some(broken(
+                            stored.seq,
+                            "its link to the record before does not match (a record before it \
+                             was edited, deleted or reordered)",
+                        ))
+                    } else if chain_hash(&stored.prev_hash, &stored.record, line).as_slice()
+                        != stored.hash.as_slice()
+                    {
+                        Some(broken(
+                            stored.seq,
+                            "its content does not match its hash (edited)",
+                        ))
+                    } else {
+                        expected_line = line + 1;
+                        expected_line_prev.clone_from(&stored.hash);
+                        None
+                    }
                 } else if stored.prev_hash != expected_prev {
                     Some(broken(
                         stored.seq,
@@ -977,6 +1130,23 @@ impl Audit {
                     Ok((row.get(0)?, row.get(1)?))
                 })?,
             };
+            // The newest line of the audit file among them: the file's chain goes on
+            // from it in the records kept.
+            let last_line: Option<(i64, Vec<u8>)> = conn
+                .query_row(
+                    "SELECT line, hash FROM audit_log WHERE seq <= ?1 AND line IS NOT NULL
+                     ORDER BY seq DESC LIMIT 1",
+                    [last_old],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            if let Some((line, hash)) = last_line {
+                conn.execute(
+                    "INSERT INTO audit_line_anchor (id, line, hash) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET line = excluded.line, hash = excluded.hash",
+                    params![line, hash],
+                )?;
+            }
             conn.execute("DELETE FROM audit_patients WHERE seq <= ?1", [last_old])?;
             let dropped = conn.execute("DELETE FROM audit_log WHERE seq <= ?1", [last_old])?;
             conn.execute(

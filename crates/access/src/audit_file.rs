@@ -14,7 +14,8 @@
 //! not folded yet is found by its link. A background thread fsyncs the file
 //! [`FOLD_DELAY`] after a new line, and folds the new lines into `audit_log` once
 //! [`FOLD_LINES`] of them wait or [`FOLD_INTERVAL`] passed (where each gets its sequence
-//! number in the store's chain through [`crate::audit::append_in`]) and records in
+//! number in `audit_log` and keeps its line number, link and hash from the file:
+//! [`crate::audit::append_lines_in`] only inserts) and records in
 //! `audit_folded`, in the same transaction, how far it has folded (byte offset, line and
 //! that line's hash). The thread runs at a lower priority than the requests (nice
 //! [`FOLD_NICE`]): on a busy machine its work waits for theirs, not theirs for its. Folding
@@ -40,7 +41,7 @@ use store::rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Error;
 use crate::audit::{
-    ActionKind, AuditRecord, BrokenChain, GENESIS, Outcome, append_all_in, chain_hash,
+    ActionKind, AuditRecord, BrokenChain, FileLine, GENESIS, Outcome, append_lines_in, chain_hash,
     chain_hash_of,
 };
 
@@ -82,6 +83,8 @@ struct Head {
     file: File,
     line: i64,
     hash: [u8; 32],
+    /// The line being written, its allocation kept from one record to the next.
+    buffer: Vec<u8>,
 }
 
 /// This process's writer of one audit file.
@@ -116,6 +119,8 @@ pub(crate) struct Shared {
 struct Written {
     n: i64,
     length: u64,
+    /// The hash of the line before it, which it links to.
+    prev: [u8; 32],
     hash: [u8; 32],
     record: AuditRecord,
 }
@@ -199,7 +204,12 @@ impl Appender {
         });
         let appender = Arc::new(Appender {
             path: path.clone(),
-            head: Mutex::new(Head { file, line, hash }),
+            head: Mutex::new(Head {
+                file,
+                line,
+                hash,
+                buffer: Vec::with_capacity(1024),
+            }),
             failed: Arc::clone(&failed),
             shared: Arc::clone(&shared),
             wake,
@@ -241,27 +251,39 @@ impl Appender {
             return Err(Box::new(record));
         }
         let n = head.line + 1;
-        let canonical = record.canonical(n);
-        let hash = chain_hash_of(&head.hash, &canonical);
-        let mut line = Vec::with_capacity(canonical.len() + 180);
+        let prev = head.hash;
+        // The line is built in place in the head's buffer: the canonical JSON is
+        // serialized straight after the prefix and hashed where it lies, and the hash's
+        // hex digits go into the room left for them.
+        let mut line = std::mem::take(&mut head.buffer);
+        line.clear();
         line.extend_from_slice(b"{\"n\":");
-        line.extend_from_slice(n.to_string().as_bytes());
+        let _ = write!(line, "{n}");
         line.extend_from_slice(b",\"prev\":\"");
-        push_hex(&mut line, &head.hash);
+        push_hex(&mut line, &prev);
         line.extend_from_slice(b"\",\"hash\":\"");
-        push_hex(&mut line, &hash);
+        let hex_at = line.len();
+        line.extend_from_slice(&[b'0'; 64]);
         line.extend_from_slice(b"\",\"record\":");
-        line.extend_from_slice(&canonical);
+        let canonical_at = line.len();
+        record.canonical_into(n, &mut line);
+        let hash = chain_hash_of(&prev, &line[canonical_at..]);
+        write_hex(&mut line[hex_at..hex_at + 64], &hash);
         line.extend_from_slice(b"}\n");
-        match (&head.file).write(&line) {
-            Ok(written) if written == line.len() => {}
+        let outcome = (&head.file).write(&line);
+        let length = line.len();
+        if line.capacity() <= 1 << 16 {
+            head.buffer = line;
+        }
+        match outcome {
+            Ok(written) if written == length => {}
             outcome => {
                 // A short or failed write leaves at most a line without its newline,
                 // which no fold reads and the next start cuts off.
                 self.failed.store(true, Ordering::Release);
                 let why = match outcome {
                     Err(e) => e.to_string(),
-                    Ok(written) => format!("wrote {written} of {} bytes", line.len()),
+                    Ok(written) => format!("wrote {written} of {length} bytes"),
                 };
                 tracing::error!(file = %self.path.display(), error = %why,
                     "writing the audit file failed; audit records go to the database directly from now on");
@@ -279,7 +301,8 @@ impl Appender {
             if lines.len() < MEMORY_LINES {
                 lines.push_back(Written {
                     n,
-                    length: line.len() as u64,
+                    length: length as u64,
+                    prev,
                     hash,
                     record,
                 });
@@ -544,16 +567,17 @@ fn fold_batch(
         }));
     }
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let mut records = Vec::new();
+    // Each line's record, number, link and hash, as checked.
+    let mut checked: Vec<(AuditRecord, i64, Vec<u8>, [u8; 32])> = Vec::new();
     let mut broken = None;
     for text in bytes[..complete].split_inclusive(|&b| b == b'\n') {
         let expected = position.line + 1;
         match check_line(text, expected, &position.hash) {
             Ok((record, hash)) => {
-                records.push(record);
+                let prev = std::mem::replace(&mut position.hash, hash.to_vec());
+                checked.push((record, expected, prev, hash));
                 position.offset += text.len() as u64;
                 position.line = expected;
-                position.hash = hash.to_vec();
             }
             Err(problem) => {
                 broken = Some(BrokenChain {
@@ -567,9 +591,17 @@ fn fold_batch(
             }
         }
     }
-    let lines = records.len() as u64;
+    let lines = checked.len() as u64;
     if lines > 0 {
-        append_all_in(conn, &records)?;
+        append_lines_in(
+            conn,
+            checked.iter().map(|(record, line, prev, hash)| FileLine {
+                line: *line,
+                prev,
+                hash,
+                record,
+            }),
+        )?;
         write_position(conn, &position)?;
     }
     let more = broken.is_none() && lines > 0 && position.offset < length;
@@ -595,7 +627,10 @@ fn fold_from_memory(
         while lines.front().is_some_and(|w| w.n <= position.line) {
             lines.pop_front();
         }
-        if lines.front().is_none_or(|w| w.n != position.line + 1) {
+        if lines
+            .front()
+            .is_none_or(|w| w.n != position.line + 1 || w.prev.as_slice() != position.hash)
+        {
             return Ok(None);
         }
         let count = lines.len().min(FOLD_BATCH_LINES);
@@ -604,7 +639,17 @@ fn fold_from_memory(
     };
     // Taken out of memory: if this transaction rolls back, the next fold finds the
     // store's position before them and reads them from the file.
-    append_all_in(conn, taken.iter().map(|w| &w.record))?;
+    // Each line keeps the link and hash it was written with: nothing is serialized or
+    // hashed again here.
+    append_lines_in(
+        conn,
+        taken.iter().map(|w| FileLine {
+            line: w.n,
+            prev: &w.prev,
+            hash: &w.hash,
+            record: &w.record,
+        }),
+    )?;
     for written in &taken {
         position.offset += written.length;
         position.line = written.n;
@@ -769,6 +814,15 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     for b in bytes {
         out.push(DIGITS[usize::from(b >> 4)]);
         out.push(DIGITS[usize::from(b & 15)]);
+    }
+}
+
+/// Writes `bytes` in hex into `out` (twice as long).
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
 }
 

@@ -28,6 +28,17 @@ pub(crate) fn sha256(secret: &[u8]) -> [u8; 32] {
     out
 }
 
+/// SHA-256 of `parts` one after the other, without joining them first.
+pub(crate) fn sha256_of(parts: &[&[u8]]) -> [u8; 32] {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        context.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
+}
+
 /// Equality whose time does not depend on where the inputs first differ.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()

@@ -312,3 +312,123 @@ fn another_process_holding_the_file_leaves_records_to_the_database() {
     assert_eq!(folded_rows(dir.path()), 1);
     assert!(file_lines(dir.path()).is_empty());
 }
+
+#[test]
+fn folded_records_keep_their_lines_hash_among_records_committed_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let audit = Audit::open_with_fold_delay(store.clone(), NEVER).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // A change audited in its own transaction (a user added, a token revoked).
+    let direct = |what: &str| {
+        let record = AuditRecord::cli("user.add", ActionKind::Create, what);
+        runtime
+            .block_on(store.write(move |conn| access::audit::append_in(conn, &record)))
+            .unwrap()
+    };
+    let read = |i: usize| {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap()
+    };
+    assert_eq!(read(1), 1);
+    assert_eq!(read(2), 2);
+    // Committed before lines 1 and 2 are folded: it comes first in the table.
+    assert_eq!(direct("user/a"), 1);
+    assert_eq!(audit.fold().unwrap(), 2);
+    assert_eq!(read(3), 3);
+    assert_eq!(direct("user/b"), 4);
+    assert_eq!(audit.fold().unwrap(), 1);
+    let verification = audit.verify().unwrap();
+    assert_eq!((verification.records, verification.broken), (5, None));
+
+    // Each folded row has its line's number and the hash its line has in the file.
+    let conn = store::rusqlite::Connection::open(dir.path().join(Store::DATABASE_FILE)).unwrap();
+    let rows: Vec<(i64, Option<i64>, Vec<u8>)> = conn
+        .prepare("SELECT seq, line, hash FROM audit_log ORDER BY seq")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|(_, line, _)| *line).collect::<Vec<_>>(),
+        [None, Some(1), Some(2), None, Some(3)]
+    );
+    let lines = file_lines(dir.path());
+    for (seq, line, hash) in &rows {
+        let Some(line) = line else { continue };
+        let written: serde_json::Value = serde_json::from_str(&lines[*line as usize - 1]).unwrap();
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(written["hash"], hex.as_str(), "record {seq}, line {line}");
+    }
+
+    // A folded record swapped with one committed directly is named where it moved.
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_append_only;
+         UPDATE audit_log SET seq = -3 WHERE seq = 3;
+         UPDATE audit_log SET seq = 3 WHERE seq = 4;
+         UPDATE audit_log SET seq = 4 WHERE seq = -3;",
+    )
+    .unwrap();
+    let broken = audit.verify().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 3, "{broken}");
+}
+
+#[test]
+fn a_folded_record_whose_line_number_is_edited_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    for i in 1..=3 {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap();
+    }
+    assert_eq!(audit.fold().unwrap(), 3);
+    let conn = store::rusqlite::Connection::open(dir.path().join(Store::DATABASE_FILE)).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_append_only;
+         UPDATE audit_log SET line = 3 WHERE seq = 2;",
+    )
+    .unwrap();
+    let broken = audit.verify().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 2, "{broken}");
+    assert!(broken.problem.contains("out of place"), "{broken}");
+}
+
+#[test]
+fn records_folded_before_the_upgrade_and_after_it_verify_as_one_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Audit::open_with_fold_delay(Store::open(dir.path()).unwrap(), NEVER).unwrap();
+    for i in 1..=2 {
+        audit
+            .append(read_patient(&format!("Patient/p{i}")))
+            .wait()
+            .unwrap();
+    }
+    assert_eq!(audit.fold().unwrap(), 2);
+    // Rows 1 and 2 as the fold wrote them before migration 4 (chained by sequence
+    // number, which equalled the line number here; no `line`), and the anchor the
+    // migration records from `audit_folded`.
+    let conn = store::rusqlite::Connection::open(dir.path().join(Store::DATABASE_FILE)).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_append_only;
+         UPDATE audit_log SET line = NULL;
+         DELETE FROM audit_line_anchor;
+         INSERT INTO audit_line_anchor (id, line, hash)
+             SELECT 1, line, hash FROM audit_folded WHERE id = 1;",
+    )
+    .unwrap();
+    audit.append(read_patient("Patient/p3")).wait().unwrap();
+    assert_eq!(audit.fold().unwrap(), 1);
+    let verification = audit.verify().unwrap();
+    assert_eq!((verification.records, verification.broken), (3, None));
+    // Without the anchor, the first row folded after the upgrade is out of place.
+    conn.execute("DELETE FROM audit_line_anchor", []).unwrap();
+    let broken = audit.verify().unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 3, "{broken}");
+}
