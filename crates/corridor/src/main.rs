@@ -9,6 +9,13 @@ mod cmd;
 mod input;
 mod output;
 
+/// The binary's allocator is jemalloc: the pipeline allocates and frees many small JSON
+/// values and strings per message on several threads, and glibc's malloc both spends a
+/// quarter of the engine's instructions there and makes the threads wait on each other
+/// for its arenas (ARCHITECTURE.md, BENCHMARKS.md "Alert latency").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Corridor, a real-time HL7 v2 interface engine.
 #[derive(Parser)]
 #[command(name = "corridor", version, about, long_about = None)]
