@@ -342,6 +342,7 @@ mod tests {
             delivered_since_start: 0,
             failures_since_start: 0,
             answer_latency: Default::default(),
+            sent_latency: Default::default(),
         }
     }
 

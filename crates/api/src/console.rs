@@ -6,7 +6,7 @@
 //! | `GET /login` | public | the sign-in form (posts to `POST /login`) |
 //! | `GET /console/assets/{file}` | public | the stylesheet and script, from the binary |
 //! | `GET /` | metadata | the dashboard: counts per channel and destination |
-//! | `GET /console/events` | metadata | the dashboard's counts as server-sent events (`Accept: text/event-stream`), else once as JSON |
+//! | `GET /console/events` | metadata | the dashboard's counts (event `counts`) and its alerts table (event `alerts`, HTML, when it changed) as server-sent events (`Accept: text/event-stream`), else the counts once as JSON |
 //! | `GET /console/charts` | metadata | the dashboard's charts alone (an HTML fragment the dashboard's script swaps in every few seconds), the minute under way included |
 //! | `GET /console/messages` | PHI | the message browser (the search of `GET /api/messages`) |
 //! | `GET /console/messages/{id}` | PHI | a message, labelled field by field, and its destinations |
@@ -405,7 +405,7 @@ fn hop(
         .and_then(|(_, h)| which(h).quantile_micros(q))
 }
 
-/// Quantile `q` of a destination's answer latency (the bound of its bucket; `u64::MAX`
+/// Quantile `q` of a destination's answer or sent latency (the bound of its bucket; `u64::MAX`
 /// above the last).
 fn cumulative_quantile(h: &delivery::LatencySnapshot, q: f64) -> Option<u64> {
     if h.count == 0 {
@@ -524,6 +524,12 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
                 oldest_queued_age_ms: d.oldest_queued_age.map(|a| a.as_millis() as u64),
                 answer_p50_us: cumulative_quantile(&d.answer_latency, 0.5),
                 answer_p99_us: cumulative_quantile(&d.answer_latency, 0.99),
+                sent_p50_us: cumulative_quantile(&d.sent_latency, 0.5),
+                sent_p99_us: cumulative_quantile(&d.sent_latency, 0.99),
+                thresholds: api
+                    .destination_thresholds
+                    .get(&(d.channel.clone(), d.destination.clone()))
+                    .copied(),
             })
             .collect(),
         thresholds: api.queue_thresholds,
@@ -675,7 +681,16 @@ fn counts_json(board: &Dashboard) -> serde_json::Value {
 /// How often the live dashboard's counts are sent.
 const EVENTS_EVERY: Duration = Duration::from_secs(2);
 
-async fn events(State(api): State<Api>, request: Request) -> Result<Response, ApiError> {
+/// The dashboard's live values: every `EVENTS_EVERY` an event `counts` (the JSON of
+/// [`counts_json`]), and an event `alerts` (the HTML of `[data-live-alerts]`, rendered
+/// for this viewer) first and whenever it changed. Without `Accept: text/event-stream`,
+/// the counts once as JSON.
+async fn events(
+    State(api): State<Api>,
+    principal: Principal,
+    csrf: Option<axum::Extension<CsrfToken>>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let wants_stream = request
         .headers()
         .get(header::ACCEPT)
@@ -685,18 +700,38 @@ async fn events(State(api): State<Api>, request: Request) -> Result<Response, Ap
         let board = dashboard_data(&api).await?;
         return Ok(axum::Json(counts_json(&board)).into_response());
     }
-    let stream = futures_util::stream::unfold((api, true), |(api, first)| async move {
-        if !first {
-            tokio::time::sleep(EVENTS_EVERY).await;
-        }
-        let event = match dashboard_data(&api).await {
-            Ok(board) => Event::default()
-                .event("counts")
-                .data(counts_json(&board).to_string()),
-            Err(e) => Event::default().event("error").data(e.message()),
-        };
-        Some((Ok::<_, Infallible>(event), (api, false)))
-    });
+    let viewer = viewer(&principal, csrf.as_ref());
+    // Per tick: the counts, then the alerts when their HTML changed.
+    let ticks = futures_util::stream::unfold(
+        (api, viewer, None::<String>, true),
+        |(api, viewer, last_alerts, first)| async move {
+            if !first {
+                tokio::time::sleep(EVENTS_EVERY).await;
+            }
+            let mut events = Vec::with_capacity(2);
+            let mut sent_alerts = last_alerts;
+            match dashboard_data(&api).await {
+                Ok(board) => {
+                    events.push(
+                        Event::default()
+                            .event("counts")
+                            .data(counts_json(&board).to_string()),
+                    );
+                    let alerts = console::alerts_html(&viewer, &board.alerts);
+                    if sent_alerts.as_deref() != Some(alerts.as_str()) {
+                        events.push(Event::default().event("alerts").data(alerts.clone()));
+                        sent_alerts = Some(alerts);
+                    }
+                }
+                Err(e) => events.push(Event::default().event("error").data(e.message())),
+            }
+            Some((
+                futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>)),
+                (api, viewer, sent_alerts, false),
+            ))
+        },
+    );
+    let stream = futures_util::StreamExt::flatten(ticks);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

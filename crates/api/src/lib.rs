@@ -129,6 +129,9 @@ pub struct Api {
     /// When the dashboard colours a destination's queue depth and oldest entry
     /// (`[console]`).
     pub queue_thresholds: QueueThresholds,
+    /// The destinations with thresholds of their own (`[console.destinations]`), by
+    /// `(channel, destination)`; the others use [`Api::queue_thresholds`].
+    pub destination_thresholds: std::collections::BTreeMap<(String, String), QueueThresholds>,
 }
 
 impl Api {
@@ -151,6 +154,7 @@ impl Api {
             terminology: None,
             cds_rules: None,
             queue_thresholds: QueueThresholds::default(),
+            destination_thresholds: Default::default(),
         }
     }
 

@@ -1,4 +1,4 @@
-// Corridor console: live dashboard counts over server-sent events. Served from the
+// Corridor console: live dashboard counts and alerts over server-sent events. Served from the
 // binary; the page has no inline script (Content-Security-Policy: 'self' only).
 (function () {
   "use strict";
@@ -19,6 +19,11 @@
         cell.className = "n " + value.level;
       }
     });
+  });
+  // The alerts table, server-rendered for this viewer, sent again when it changes.
+  var alerts = board.querySelector("[data-live-alerts]");
+  source.addEventListener("alerts", function (event) {
+    if (alerts && alerts.innerHTML !== event.data) { alerts.innerHTML = event.data; }
   });
 })();
 // Live charts: the dashboard's [data-charts] block is fetched again (server-rendered

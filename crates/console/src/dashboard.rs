@@ -112,6 +112,13 @@ pub struct DestinationCounts {
     /// Sent to the receiver's positive answer, p50 and p99 in microseconds, since start.
     pub answer_p50_us: Option<u64>,
     pub answer_p99_us: Option<u64>,
+    /// Receipt to the entry's first attempt (the "sent" hop), p50 and p99 in
+    /// microseconds, since start.
+    pub sent_p50_us: Option<u64>,
+    pub sent_p99_us: Option<u64>,
+    /// The destination's own colour thresholds (`[console.destinations]`); `None`: the
+    /// dashboard's.
+    pub thresholds: Option<QueueThresholds>,
 }
 
 /// Colour thresholds of a destination's queue (`[console]` in the configuration): its
@@ -197,8 +204,11 @@ pub struct AlertRow {
 }
 
 /// The alerts that are not `ok`, firing first, with an acknowledge button for firing
-/// ones not yet acknowledged when the viewer operates.
-fn alerts_html(viewer: &Viewer, alerts: &[AlertRow]) -> String {
+/// ones not yet acknowledged when the viewer operates: the part of the dashboard inside
+/// `[data-live-alerts]` that the events stream (`GET /console/events`, event `alerts`) sends
+/// again whenever it changes, so a firing alert appears and a resolved one leaves
+/// without a reload.
+pub fn alerts_html(viewer: &Viewer, alerts: &[AlertRow]) -> String {
     let mut body = String::from("<h2>Alerts</h2>");
     let mut active: Vec<&AlertRow> = alerts.iter().filter(|a| a.state != "ok").collect();
     active.sort_by_key(|a| (a.state != "firing", a.name.clone()));
@@ -264,6 +274,11 @@ pub fn age_text(age_ms: Option<u64>) -> String {
 }
 
 impl Dashboard {
+    /// The thresholds `d`'s queue is coloured with: its own, else the dashboard's.
+    pub fn thresholds_of(&self, d: &DestinationCounts) -> QueueThresholds {
+        d.thresholds.unwrap_or(self.thresholds)
+    }
+
     /// Every live value by its `data-count` key, for the events stream:
     /// `channel/STATE`, `dest/CHANNEL/NAME/FIELD`; ages with their colour level.
     pub fn live_values(&self) -> Vec<(String, String, Option<&'static str>)> {
@@ -317,12 +332,15 @@ impl Dashboard {
             values.push((key("delivered"), d.delivered.to_string(), None));
             values.push((key("errored"), d.errored.to_string(), None));
             values.push((key("dead_lettered"), d.dead_lettered.to_string(), None));
-            let depth_level = self.thresholds.depth_level(d.depth);
+            let thresholds = self.thresholds_of(d);
+            let depth_level = thresholds.depth_level(d.depth);
             values.push((key("depth"), d.depth.to_string(), Some(depth_level)));
             values.push((key("depth_state"), level_text(depth_level).to_owned(), None));
+            values.push((key("sent_p50"), latency_text(d.sent_p50_us), None));
+            values.push((key("sent_p99"), latency_text(d.sent_p99_us), None));
             values.push((key("answer_p50"), latency_text(d.answer_p50_us), None));
             values.push((key("answer_p99"), latency_text(d.answer_p99_us), None));
-            let age_level = self.thresholds.age_level(d.oldest_queued_age_ms);
+            let age_level = thresholds.age_level(d.oldest_queued_age_ms);
             values.push((
                 key("oldest"),
                 age_text(d.oldest_queued_age_ms),
@@ -431,7 +449,7 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
         );
     }
     body.push_str("</tbody></table>");
-    body.push_str("<h2>Destinations</h2><table><caption>Queues</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">Destination</th><th scope=\"col\">queued</th><th scope=\"col\">delivered</th><th scope=\"col\">errored</th><th scope=\"col\">dead-lettered</th><th scope=\"col\">depth</th><th scope=\"col\">oldest queued</th><th scope=\"col\" title=\"sent to the receiver's positive answer, since start\">answer p50</th><th scope=\"col\">answer p99</th></tr></thead><tbody>");
+    body.push_str("<h2>Destinations</h2><table><caption>Queues</caption><thead><tr><th scope=\"col\">Channel</th><th scope=\"col\">Destination</th><th scope=\"col\">queued</th><th scope=\"col\">delivered</th><th scope=\"col\">errored</th><th scope=\"col\">dead-lettered</th><th scope=\"col\">depth</th><th scope=\"col\">oldest queued</th><th scope=\"col\" title=\"receipt to the first attempt of the destination's entry, since start\">sent p50</th><th scope=\"col\">sent p99</th><th scope=\"col\" title=\"sent to the receiver's positive answer, since start\">answer p50</th><th scope=\"col\">answer p99</th></tr></thead><tbody>");
     for d in &board.destinations {
         let key = |field: &str| escape(&format!("dest/{}/{}/{field}", d.channel, d.destination));
         let _ = write!(
@@ -454,7 +472,7 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
         ] {
             // The depth is coloured, and its state said in words beside it.
             let (class, state) = if field == "depth" {
-                let level = board.thresholds.depth_level(n);
+                let level = board.thresholds_of(d).depth_level(n);
                 (
                     format!("n {level}"),
                     format!(
@@ -489,7 +507,7 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
                 );
             }
         }
-        let level = board.thresholds.age_level(d.oldest_queued_age_ms);
+        let level = board.thresholds_of(d).age_level(d.oldest_queued_age_ms);
         let _ = write!(
             body,
             "<td class=\"n {level}\" data-count=\"{}\"><span data-value>{}</span> <span class=\"level\" data-count=\"{}\">{}</span></td>",
@@ -499,6 +517,8 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
             level_text(level)
         );
         for (field, us) in [
+            ("sent_p50", d.sent_p50_us),
+            ("sent_p99", d.sent_p99_us),
             ("answer_p50", d.answer_p50_us),
             ("answer_p99", d.answer_p99_us),
         ] {
@@ -512,12 +532,16 @@ pub fn dashboard_page(viewer: &Viewer, board: &Dashboard) -> String {
         body.push_str("</tr>");
     }
     if board.destinations.is_empty() {
-        body.push_str("<tr><td colspan=\"10\">No destinations running.</td></tr>");
+        body.push_str("<tr><td colspan=\"12\">No destinations running.</td></tr>");
     }
     body.push_str("</tbody></table>");
     body.push_str(&latency_html(&board.channels));
+    let _ = write!(
+        body,
+        "<div data-live-alerts aria-live=\"polite\">{}</div>",
+        alerts_html(viewer, &board.alerts)
+    );
     body.push_str("</div>");
-    body.push_str(&alerts_html(viewer, &board.alerts));
     let _ = write!(
         body,
         "<div data-charts=\"/console/charts\">{}</div>",
@@ -730,6 +754,66 @@ mod tests {
         assert_eq!(level_text("ok"), "");
         assert_eq!(level_text("warn"), "warning");
         assert_eq!(level_text("bad"), "alarm");
+    }
+
+    #[test]
+    fn a_destination_s_own_thresholds_win_and_its_sent_hop_shows_beside_the_answer() {
+        let own = QueueThresholds {
+            depth_warn: 50,
+            depth_alarm: 100,
+            ..QueueThresholds::default()
+        };
+        let board = Dashboard {
+            destinations: vec![
+                DestinationCounts {
+                    channel: "lab".into(),
+                    destination: "ehr".into(),
+                    depth: 20,
+                    sent_p50_us: Some(2_500_000),
+                    ..DestinationCounts::default()
+                },
+                DestinationCounts {
+                    channel: "lab".into(),
+                    destination: "archive".into(),
+                    depth: 20,
+                    thresholds: Some(own),
+                    ..DestinationCounts::default()
+                },
+            ],
+            thresholds: QueueThresholds {
+                depth_warn: 10,
+                depth_alarm: 100,
+                ..QueueThresholds::default()
+            },
+            alerts: vec![AlertRow {
+                name: "ehr down".into(),
+                state: "firing".into(),
+                ..AlertRow::default()
+            }],
+            ..Dashboard::default()
+        };
+        let page = dashboard_page(&Viewer::default(), &board);
+        assert!(page.contains("<td class=\"n warn\" data-count=\"dest/lab/ehr/depth\">"));
+        assert!(
+            page.contains("<td class=\"n ok\" data-count=\"dest/lab/archive/depth\">"),
+            "{page}"
+        );
+        assert!(page.contains("data-count=\"dest/lab/ehr/sent_p50\">≤ 2.5 s<"));
+        assert!(page.contains("data-count=\"dest/lab/archive/sent_p99\">-<"));
+        let live = board.live_values();
+        let level = |k: &str| live.iter().find(|(key, _, _)| key == k).and_then(|v| v.2);
+        assert_eq!(level("dest/lab/ehr/depth"), Some("warn"));
+        assert_eq!(level("dest/lab/archive/depth"), Some("ok"));
+        // The alerts sit inside the live block, ahead of its end and of the charts.
+        let live_block = page.find("data-live=\"/console/events\"").unwrap();
+        let alerts = page.find("<div data-live-alerts").unwrap();
+        let charts = page.find("data-charts=").unwrap();
+        assert!(live_block < alerts && alerts < charts, "{page}");
+        assert!(page[alerts..charts].contains(">ehr down<"), "{page}");
+        assert!(
+            page[alerts..charts].ends_with("</div></div><div "),
+            "{page}"
+        );
     }
 
     #[test]

@@ -232,6 +232,8 @@ pub struct DestinationStats {
     pub failures_since_start: u64,
     /// Time from sending to the receiver's positive answer, since start.
     pub answer_latency: LatencySnapshot,
+    /// Time from the message's receipt to its entry's first attempt, since start.
+    pub sent_latency: LatencySnapshot,
 }
 
 /// One channel's destinations, checked and built, ready for [`Delivery::replace`].
@@ -488,6 +490,7 @@ impl Delivery {
                     delivered_since_start: w.status.delivered.load(Ordering::Relaxed),
                     failures_since_start: w.status.failures.load(Ordering::Relaxed),
                     answer_latency: w.status.answer_latency.snapshot(),
+                    sent_latency: w.status.sent_latency.snapshot(),
                 })
             })
             .collect()

@@ -251,6 +251,9 @@ pub(crate) struct Pending {
     pub ordering_key: Arc<str>,
     pub attempts: u32,
     pub next_attempt_at: i64,
+    /// When the message was received (the journal's `received_at`), for an entry never
+    /// tried yet: its first attempt is the "sent" hop.
+    pub received_at: Option<i64>,
 }
 
 /// Up to `limit` pending entries of a destination after entry `after`, oldest first.
@@ -262,8 +265,9 @@ pub(crate) fn pending_page(
     limit: usize,
 ) -> store::Result<Vec<Pending>> {
     let mut select = conn.prepare_cached(
-        "SELECT id, message_id, ordering_key, attempts, next_attempt_at FROM delivery_queue \
-         WHERE channel = ?1 AND destination = ?2 AND state IN ('queued', 'sending') AND id > ?3 \
+        "SELECT id, message_id, ordering_key, attempts, next_attempt_at, \
+         CASE WHEN attempts = 0 THEN (SELECT j.received_at FROM journal j WHERE j.id = delivery_queue.message_id) END \
+         FROM delivery_queue WHERE channel = ?1 AND destination = ?2 AND state IN ('queued', 'sending') AND id > ?3 \
          ORDER BY id LIMIT ?4",
     )?;
     let rows = select.query_map(params![channel, destination, after, limit as i64], |row| {
@@ -273,6 +277,7 @@ pub(crate) fn pending_page(
             ordering_key: Arc::from(row.get_ref(2)?.as_str()?),
             attempts: row.get(3)?,
             next_attempt_at: row.get(4)?,
+            received_at: row.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -45,12 +45,15 @@ pub(crate) struct Status {
     pub failures: AtomicU64,
     /// Time from handing an entry to the receiver to its positive answer.
     pub answer_latency: LatencyHistogram,
+    /// Time from the message's receipt to its entry's first attempt (the "sent" hop).
+    pub sent_latency: LatencyHistogram,
 }
 
-/// Upper bounds of the latency histogram buckets, in microseconds.
-pub const LATENCY_BUCKETS_MICROS: [u64; 14] = [
+/// Upper bounds of the latency histogram buckets, in microseconds: up to a minute, as
+/// the store's hops, since the sent hop includes the time an entry waited in its queue.
+pub const LATENCY_BUCKETS_MICROS: [u64; 19] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
 ];
 
 /// A latency histogram updated without locks.
@@ -144,7 +147,7 @@ impl Worker {
                 }
                 continue;
             }
-            let (due, wake_at) = match self.choose_due() {
+            let (due, received, wake_at) = match self.choose_due() {
                 Ok(found) => found,
                 Err(err) => {
                     tracing::error!(%channel, destination = %name, error = %err, "reading the queue failed");
@@ -190,6 +193,17 @@ impl Worker {
                 }
             };
             let attempted = self.judge(&due, results, sent_at, &mut waiting_on);
+            // The "sent" hop: receipt to the first attempt of each entry tried now.
+            for ((message, outcome), received) in due.iter().zip(&attempted).zip(&received) {
+                if let Some(received) = received
+                    && message.attempts == 0
+                    && outcome.tried > 0
+                {
+                    self.status
+                        .sent_latency
+                        .observe(u64::try_from(sent_at.0 - received).unwrap_or(0));
+                }
+            }
             self.note_reachability(&attempted);
 
             self.update_alert(&due, &attempted, &mut waiting_on, &mut last_alert_log);
@@ -238,7 +252,9 @@ impl Worker {
     ///
     /// An entry is due when its next attempt time has come and no earlier pending entry of
     /// its ordering key is waiting: a key's order is never broken, other keys go on.
-    fn choose_due(&self) -> store::Result<(Vec<Outgoing>, Option<i64>)> {
+    /// With each due entry, its message's receipt time when it was never tried.
+    #[allow(clippy::type_complexity)]
+    fn choose_due(&self) -> store::Result<(Vec<Outgoing>, Vec<Option<i64>>, Option<i64>)> {
         let now = UnixMicros::now().0;
         let (channel, name) = (&*self.meta.channel, &*self.meta.destination);
         self.store.read(|conn| {
@@ -272,7 +288,8 @@ impl Worker {
                     break;
                 }
             }
-            Ok((queue::load_outgoing(conn, chosen)?, wake_at))
+            let received = chosen.iter().map(|p| p.received_at).collect();
+            Ok((queue::load_outgoing(conn, chosen)?, received, wake_at))
         })
     }
 

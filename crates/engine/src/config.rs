@@ -321,6 +321,25 @@ pub struct ConsoleConfig {
     /// Default 10000 entries.
     #[serde(default = "default_queue_depth_alarm")]
     pub queue_depth_alarm: u64,
+    /// `[console.destinations.CHANNEL.DESTINATION]`: one destination's own thresholds,
+    /// the same four keys, each optional (unset: the value above).
+    #[serde(default)]
+    pub destinations: BTreeMap<String, BTreeMap<String, QueueThresholdOverrides>>,
+}
+
+/// One destination's own queue colour thresholds (`[console.destinations.CHANNEL.NAME]`):
+/// each key left out is `[console]`'s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueThresholdOverrides {
+    #[serde(default)]
+    pub queue_age_warn: Option<ConfigDuration>,
+    #[serde(default)]
+    pub queue_age_alarm: Option<ConfigDuration>,
+    #[serde(default)]
+    pub queue_depth_warn: Option<u64>,
+    #[serde(default)]
+    pub queue_depth_alarm: Option<u64>,
 }
 
 fn default_queue_age_warn() -> ConfigDuration {
@@ -347,20 +366,146 @@ impl Default for ConsoleConfig {
             queue_age_alarm: default_queue_age_alarm(),
             queue_depth_warn: default_queue_depth_warn(),
             queue_depth_alarm: default_queue_depth_alarm(),
+            destinations: BTreeMap::new(),
         }
     }
+}
+
+fn millis(d: &ConfigDuration) -> u64 {
+    u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl ConsoleConfig {
     /// The thresholds the dashboard colours with.
     pub fn queue_thresholds(&self) -> api::QueueThresholds {
-        let ms = |d: &ConfigDuration| u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX);
         api::QueueThresholds {
-            age_warn_ms: ms(&self.queue_age_warn),
-            age_alarm_ms: ms(&self.queue_age_alarm),
+            age_warn_ms: millis(&self.queue_age_warn),
+            age_alarm_ms: millis(&self.queue_age_alarm),
             depth_warn: self.queue_depth_warn,
             depth_alarm: self.queue_depth_alarm,
         }
+    }
+
+    /// Each destination with thresholds of its own, `((channel, destination),
+    /// thresholds)`: its keys over `[console]`'s.
+    pub fn destination_thresholds(&self) -> BTreeMap<(String, String), api::QueueThresholds> {
+        let global = self.queue_thresholds();
+        let mut out = BTreeMap::new();
+        for (channel, destinations) in &self.destinations {
+            for (destination, o) in destinations {
+                out.insert(
+                    (channel.clone(), destination.clone()),
+                    api::QueueThresholds {
+                        age_warn_ms: o.queue_age_warn.as_ref().map_or(global.age_warn_ms, millis),
+                        age_alarm_ms: o
+                            .queue_age_alarm
+                            .as_ref()
+                            .map_or(global.age_alarm_ms, millis),
+                        depth_warn: o.queue_depth_warn.unwrap_or(global.depth_warn),
+                        depth_alarm: o.queue_depth_alarm.unwrap_or(global.depth_alarm),
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// The problems of `[console]`, each naming its key; `channels` for the
+    /// destinations `[console.destinations]` names.
+    fn check(&self, channels: &BTreeMap<String, ChannelConfig>) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        let zero = "must be more than 0";
+        for (key, is_zero) in [
+            ("console.queue_age_warn", self.queue_age_warn.0.is_zero()),
+            ("console.queue_age_alarm", self.queue_age_alarm.0.is_zero()),
+            ("console.queue_depth_warn", self.queue_depth_warn == 0),
+            ("console.queue_depth_alarm", self.queue_depth_alarm == 0),
+        ] {
+            if is_zero {
+                errors.push((key.to_owned(), zero.to_owned()));
+            }
+        }
+        if self.queue_age_warn.0 > self.queue_age_alarm.0 {
+            errors.push((
+                "console.queue_age_warn".to_owned(),
+                "must not be longer than console.queue_age_alarm".to_owned(),
+            ));
+        }
+        if self.queue_depth_warn > self.queue_depth_alarm {
+            errors.push((
+                "console.queue_depth_warn".to_owned(),
+                "must not be more than console.queue_depth_alarm".to_owned(),
+            ));
+        }
+        let own = self.destination_thresholds();
+        for (channel, destinations) in &self.destinations {
+            for (destination, o) in destinations {
+                let at = format!("console.destinations.{channel}.{destination}");
+                let known = channels
+                    .get(channel)
+                    .is_some_and(|c| c.destinations.iter().any(|d| d.name == *destination));
+                if !known {
+                    errors.push((
+                        at.clone(),
+                        format!("channels.{channel} has no destination named {destination:?}"),
+                    ));
+                }
+                for (key, is_zero) in [
+                    (
+                        "queue_age_warn",
+                        o.queue_age_warn.is_some_and(|d| d.0.is_zero()),
+                    ),
+                    (
+                        "queue_age_alarm",
+                        o.queue_age_alarm.is_some_and(|d| d.0.is_zero()),
+                    ),
+                    ("queue_depth_warn", o.queue_depth_warn == Some(0)),
+                    ("queue_depth_alarm", o.queue_depth_alarm == Some(0)),
+                ] {
+                    if is_zero {
+                        errors.push((format!("{at}.{key}"), zero.to_owned()));
+                    }
+                }
+                let Some(t) = own.get(&(channel.clone(), destination.clone())) else {
+                    continue;
+                };
+                // Named by the key this destination set (warn when both or neither).
+                let side = |warn: bool, alarm: bool, what: &str| {
+                    if alarm && !warn {
+                        format!("{at}.queue_{what}_alarm")
+                    } else {
+                        format!("{at}.queue_{what}_warn")
+                    }
+                };
+                if t.age_warn_ms > t.age_alarm_ms {
+                    errors.push((
+                        side(
+                            o.queue_age_warn.is_some(),
+                            o.queue_age_alarm.is_some(),
+                            "age",
+                        ),
+                        format!(
+                            "the warning age ({} ms) must not be longer than the alarm age ({} ms)",
+                            t.age_warn_ms, t.age_alarm_ms
+                        ),
+                    ));
+                }
+                if t.depth_warn > t.depth_alarm {
+                    errors.push((
+                        side(
+                            o.queue_depth_warn.is_some(),
+                            o.queue_depth_alarm.is_some(),
+                            "depth",
+                        ),
+                        format!(
+                            "the warning depth ({}) must not be more than the alarm depth ({})",
+                            t.depth_warn, t.depth_alarm
+                        ),
+                    ));
+                }
+            }
+        }
+        errors
     }
 }
 
@@ -1186,31 +1331,8 @@ impl Config {
                 "must be longer than 0".to_owned(),
             );
         }
-        let console = &self.console;
-        for (key, zero) in [
-            ("console.queue_age_warn", console.queue_age_warn.0.is_zero()),
-            (
-                "console.queue_age_alarm",
-                console.queue_age_alarm.0.is_zero(),
-            ),
-            ("console.queue_depth_warn", console.queue_depth_warn == 0),
-            ("console.queue_depth_alarm", console.queue_depth_alarm == 0),
-        ] {
-            if zero {
-                error(key.to_owned(), "must be more than 0".to_owned());
-            }
-        }
-        if console.queue_age_warn.0 > console.queue_age_alarm.0 {
-            error(
-                "console.queue_age_warn".to_owned(),
-                "must not be longer than console.queue_age_alarm".to_owned(),
-            );
-        }
-        if console.queue_depth_warn > console.queue_depth_alarm {
-            error(
-                "console.queue_depth_warn".to_owned(),
-                "must not be more than console.queue_depth_alarm".to_owned(),
-            );
+        for (key, message) in self.console.check(&self.channels) {
+            error(key, message);
         }
         for (name, channel) in &self.channels {
             let at = format!("channels.{name}");

@@ -385,6 +385,7 @@ impl Engine {
                         })?,
                     )),
                     queue_thresholds: config.console.queue_thresholds(),
+                    destination_thresholds: config.console.destination_thresholds(),
                 },
                 config.http.policy(),
             );

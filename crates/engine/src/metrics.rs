@@ -307,7 +307,8 @@ impl Metrics {
 }
 
 /// The destinations' lines of `/metrics`: queue depth and age, entries by state,
-/// deliveries and failures since start, and the send-to-answer latency histogram.
+/// deliveries and failures since start, and the send-to-answer and receipt-to-sent
+/// latency histograms.
 pub(crate) fn destinations_prometheus_text(stats: &[delivery::DestinationStats]) -> String {
     let mut out = String::with_capacity(1024 + stats.len() * 1024);
     let label = |d: &delivery::DestinationStats| {
@@ -376,24 +377,34 @@ pub(crate) fn destinations_prometheus_text(stats: &[delivery::DestinationStats])
             let _ = writeln!(out, "{name}{{{},state=\"{state}\"}} {n}", label(d));
         }
     }
-    let name = "corridor_destination_answer_latency_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Time from sending a message to the receiver's positive answer.\n# TYPE {name} histogram"
-    );
-    for d in stats {
-        let h = &d.answer_latency;
-        for (bound, n) in delivery::LATENCY_BUCKETS_MICROS.iter().zip(&h.cumulative) {
-            let le = *bound as f64 / 1e6;
-            let _ = writeln!(out, "{name}_bucket{{{},le=\"{le}\"}} {n}", label(d));
+    for (name, help, which) in [
+        (
+            "corridor_destination_answer_latency_seconds",
+            "Time from sending a message to the receiver's positive answer.",
+            (|d| &d.answer_latency)
+                as fn(&delivery::DestinationStats) -> &delivery::LatencySnapshot,
+        ),
+        (
+            "corridor_destination_sent_latency_seconds",
+            "Time from receiving a message to the first attempt of its entry for the destination (the sent hop).",
+            |d| &d.sent_latency,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for d in stats {
+            let h = which(d);
+            for (bound, n) in delivery::LATENCY_BUCKETS_MICROS.iter().zip(&h.cumulative) {
+                let le = *bound as f64 / 1e6;
+                let _ = writeln!(out, "{name}_bucket{{{},le=\"{le}\"}} {n}", label(d));
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{l},le=\"+Inf\"}} {c}\n{name}_sum{{{l}}} {s}\n{name}_count{{{l}}} {c}",
+                l = label(d),
+                c = h.count,
+                s = h.sum_micros as f64 / 1e6
+            );
         }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{l},le=\"+Inf\"}} {c}\n{name}_sum{{{l}}} {s}\n{name}_count{{{l}}} {c}",
-            l = label(d),
-            c = h.count,
-            s = h.sum_micros as f64 / 1e6
-        );
     }
     out
 }

@@ -408,3 +408,159 @@ async fn the_dashboard_colours_a_queue_s_depth_from_the_console_thresholds() {
     assert_eq!(counts["dest/lab/ehr/depth"]["level"], "warn", "{counts}");
     assert_eq!(counts["dest/lab/ehr/depth_state"], "warning", "{counts}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_s_own_thresholds_colour_its_queue_and_bad_ones_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, _got) = http_receiver().await;
+    let (lab, adt) = (free_port(), free_port());
+    let config = format!(
+        "[console]\nqueue_depth_warn = 2\nqueue_depth_alarm = 3\n\
+         [console.destinations.adt.ehr]\nqueue_depth_warn = 5\nqueue_depth_alarm = 10\n{}",
+        channels(lab, adt, receiver)
+    );
+    let engine = common::start_engine(dir.path(), "data", Api::On, &config).await;
+    post(&engine, "/api/channels/lab/destinations/ehr/pause").await;
+    post(&engine, "/api/channels/adt/destinations/ehr/pause").await;
+    for port in [lab, adt] {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut client = common::mllp_client(addr).await;
+        for control in ["Q1", "Q2"] {
+            common::send_expecting(&mut client, &oru(control), "AA").await;
+        }
+    }
+    wait_for("all four processed", LIMIT, || processed(&engine) == 4).await;
+    let http = engine.http_addr().unwrap();
+    let counts = common::get(http, "/console/events").await.json();
+    // Two queued on each: a warning by [console], nothing by adt/ehr's own.
+    assert_eq!(counts["dest/lab/ehr/depth"]["text"], "2", "{counts}");
+    assert_eq!(counts["dest/lab/ehr/depth"]["level"], "warn", "{counts}");
+    assert_eq!(counts["dest/adt/ehr/depth"]["text"], "2", "{counts}");
+    assert_eq!(counts["dest/adt/ehr/depth"]["level"], "ok", "{counts}");
+    assert_eq!(counts["dest/adt/ehr/depth_state"], "", "{counts}");
+    let page = common::get(http, "/").await.body;
+    assert!(
+        page.contains("<td class=\"n ok\" data-count=\"dest/adt/ehr/depth\">"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td class=\"n warn\" data-count=\"dest/lab/ehr/depth\">"),
+        "{page}"
+    );
+    engine.shutdown().await;
+
+    // Bad values stop the start, each naming its key.
+    let errors = |console: &str| -> String {
+        let text = common::config_text(
+            dir.path(),
+            "data2",
+            Api::Off,
+            &format!(
+                "{console}\n{}",
+                channels(free_port(), free_port(), receiver)
+            ),
+        );
+        match engine::Config::from_toml_in(&text, dir.path()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    let text = errors("[console.destinations.adt.ehr]\nqueue_depth_warn = 0");
+    assert!(
+        text.contains("console.destinations.adt.ehr.queue_depth_warn: must be more than 0"),
+        "{text}"
+    );
+    let text = errors("[console.destinations.adt.ehr]\nqueue_age_alarm = \"10s\"");
+    assert!(
+        text.contains("console.destinations.adt.ehr.queue_age_alarm: the warning age (60000 ms) must not be longer than the alarm age (10000 ms)"),
+        "{text}"
+    );
+    let text = errors("[console.destinations.adt.lis]\nqueue_depth_warn = 5");
+    assert!(
+        text.contains(
+            "console.destinations.adt.lis: channels.adt has no destination named \"lis\""
+        ),
+        "{text}"
+    );
+    let text = errors("[console.destinations.adt.ehr]\nqueue_depth = 5");
+    assert!(text.contains("queue_depth"), "{text}");
+    assert!(errors("[console.destinations.adt.ehr]\nqueue_age_warn = \"5s\"").is_empty());
+}
+
+/// The value of the `/metrics` sample `series` (name and labels, exactly).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sent_hop_counts_from_receipt_to_the_first_attempt_in_metrics_and_on_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, got) = http_receiver().await;
+    let (lab, adt) = (free_port(), free_port());
+    let engine =
+        common::start_engine(dir.path(), "data", Api::On, &channels(lab, adt, receiver)).await;
+    let http = engine.http_addr().unwrap();
+    // Held for 1.5 s after receipt: each entry's first attempt is at least that late.
+    post(&engine, "/api/channels/lab/destinations/ehr/pause").await;
+    let lab_addr: SocketAddr = format!("127.0.0.1:{lab}").parse().unwrap();
+    send_all(lab_addr, &[oru("S1"), oru("S2"), oru("S3")]).await;
+    let held = std::time::Instant::now();
+    wait_for("all three processed", LIMIT, || processed(&engine) == 3).await;
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(held.elapsed())).await;
+    post(&engine, "/api/channels/lab/destinations/ehr/resume").await;
+    wait_for("all three delivered", LIMIT, || {
+        got.lock().unwrap().len() == 3
+    })
+    .await;
+    let took = held.elapsed().as_secs_f64();
+
+    let metrics = common::get(http, "/metrics").await.body;
+    let name = "corridor_destination_sent_latency_seconds";
+    let labels = "channel=\"lab\",destination=\"ehr\"";
+    let count = sample(&metrics, &format!("{name}_count{{{labels}}}"));
+    assert_eq!(count, Some(3.0), "{metrics}");
+    let sum = sample(&metrics, &format!("{name}_sum{{{labels}}}")).unwrap();
+    assert!(
+        (3.0 * 1.5..=3.0 * (took + 1.0)).contains(&sum),
+        "sum {sum} s for three entries held 1.5 s (all delivered {took} s after)"
+    );
+    assert_eq!(
+        sample(&metrics, &format!("{name}_bucket{{{labels},le=\"1\"}}")),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, &format!("{name}_bucket{{{labels},le=\"60\"}}")),
+        Some(3.0),
+        "{metrics}"
+    );
+    // adt/ehr sent nothing: its histogram is there, empty.
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("{name}_count{{channel=\"adt\",destination=\"ehr\"}}")
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+
+    let counts = common::get(http, "/console/events").await.json();
+    let p50 = counts["dest/lab/ehr/sent_p50"].as_str().unwrap_or_default();
+    assert!(
+        ["≤ 2.5 s", "≤ 5 s", "≤ 10 s"].contains(&p50),
+        "{p50:?} in {counts}"
+    );
+    assert_eq!(counts["dest/adt/ehr/sent_p50"], "-", "{counts}");
+    let page = common::get(http, "/").await.body;
+    assert!(
+        page.contains(&format!(
+            "<td class=\"n\" data-count=\"dest/lab/ehr/sent_p99\">{}</td>",
+            counts["dest/lab/ehr/sent_p99"].as_str().unwrap()
+        )),
+        "{page}"
+    );
+    engine.shutdown().await;
+}

@@ -252,3 +252,220 @@ fhir = { repository = true }
     assert_eq!(retired["address"][0]["city"], "SPRINGFIELD", "{retired}");
     engine.shutdown().await;
 }
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// An ADT^A04 from NORTH with `pid` as its PID segment.
+fn adt_with(control: &str, pid: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|ADT|NORTH|CORRIDOR|HUB|20240101120000||ADT^A04^ADT_A01|{control}|P|2.5.1\r\
+         EVN|A04|20240101120000\r{pid}\rPV1|1|O\r"
+    )
+    .into_bytes()
+}
+
+/// The value of the `/metrics` sample `series` (name and labels, exactly).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+/// A signed-in console session: its cookie and CSRF token.
+struct Session {
+    http: std::net::SocketAddr,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    /// Signs `user` in with `POST /login` (JSON), as the console's form does.
+    async fn sign_in(http: std::net::SocketAddr, user: &str) -> Session {
+        let body = serde_json::json!({"user": user, "password": PASSWORD}).to_string();
+        let answer = common::http(
+            http,
+            "POST",
+            "/login",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let cookie = answer
+            .head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("set-cookie")
+                    .then(|| value.trim().split(';').next().unwrap_or("").to_owned())
+            })
+            .unwrap_or_else(|| panic!("no cookie in {}", answer.head));
+        let csrf = answer.json()["csrf_token"].as_str().unwrap().to_owned();
+        Session { http, cookie, csrf }
+    }
+
+    async fn get(&self, path: &str) -> common::Answer {
+        common::http(
+            self.http,
+            "GET",
+            path,
+            &[("Cookie", &self.cookie), ("Accept", "text/html")],
+            b"",
+        )
+        .await
+    }
+
+    /// A console form posted with `fields` (urlencoded by the caller).
+    async fn post_form(&self, path: &str, fields: &str) -> common::Answer {
+        common::http(
+            self.http,
+            "POST",
+            path,
+            &[
+                ("Cookie", &self.cookie),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            fields.as_bytes(),
+        )
+        .await
+    }
+}
+
+/// A steward rejects a review through the console's form (session cookie and CSRF
+/// token, over HTTP): the record stays a patient of its own. `/metrics` follows the
+/// patient index and the repository as the messages are processed and the review is
+/// decided. (`corridor_mpi_review_decisions_total` is not asserted: it counts the
+/// index's in-memory history, which the engine's index does not keep, so it stays 0.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steward_rejects_a_review_in_the_console_and_metrics_follow_the_index_and_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    // A high link threshold: a resemblance without a shared identifier waits for a person.
+    let toml = format!(
+        "[data]\ndir = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [mpi]\nenabled = true\nlink_threshold = 40\n\
+         [channels.adt]\nsource = {{ type = \"mllp\", listen = \"127.0.0.1:0\" }}\n\
+         fhir = {{ repository = true }}\n",
+        dir.path().join("data").display().to_string()
+    );
+    let config = engine::Config::from_toml_in(&toml, dir.path()).unwrap();
+    let engine = Engine::start(config).await.unwrap();
+    let users = access::Access::open(engine.store().clone()).await.unwrap();
+    users
+        .add_user("sam", access::Role::Steward, Some(PASSWORD), None)
+        .await
+        .unwrap();
+    let http = engine.http_addr().unwrap();
+    let sam = Session::sign_in(http, "sam").await;
+
+    let metrics = sam.get("/metrics").await;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    assert_eq!(
+        sample(&metrics.body, "corridor_mpi_source_records"),
+        Some(0.0),
+        "{}",
+        metrics.body
+    );
+    assert_eq!(
+        sample(&metrics.body, "corridor_fhir_resources{type=\"Patient\"}"),
+        None
+    );
+
+    send_all(
+        engine.listeners()[0].addr,
+        &[
+            adt_with(
+                "A1",
+                "PID|1||4711^^^NORTH^MR||QUILLFEATHER^JOHN||19800312|M|||12 High St^^Springfield^IL^62701",
+            ),
+            adt_with(
+                "A2",
+                "PID|1||R-1^^^CLINIC^MR||QUILLFEATHER^JOHN||19800312|M|||99 Low Rd^^Shelbyville^IL^62565",
+            ),
+        ],
+    )
+    .await;
+    let mut body = String::new();
+    for _ in 0..600 {
+        body = sam.get("/metrics").await.body;
+        if sample(&body, "corridor_mpi_review_queue") == Some(1.0)
+            && sample(&body, "corridor_fhir_writes_total{type=\"Patient\"}").unwrap_or(0.0) >= 2.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sample(&body, "corridor_mpi_source_records"),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "corridor_mpi_enterprise_patients"),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "corridor_mpi_review_queue"),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        sample(&body, "corridor_fhir_resources{type=\"Patient\"}").unwrap_or(0.0) >= 1.0,
+        "{body}"
+    );
+    assert!(
+        sample(&body, "corridor_fhir_writes_total{type=\"Patient\"}").unwrap_or(0.0) >= 2.0,
+        "{body}"
+    );
+
+    // The review page's reject form.
+    let page = sam.get("/console/reviews").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let start = page
+        .body
+        .find("action=\"/console/reviews/")
+        .unwrap_or_else(|| panic!("no review form in {}", page.body));
+    let id: String = page.body[start + "action=\"/console/reviews/".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(
+        page.body
+            .contains(&format!("action=\"/console/reviews/{id}/reject\"")),
+        "{}",
+        page.body
+    );
+    let reject = format!("/console/reviews/{id}/reject");
+    // Without the session's CSRF token: refused, nothing decided.
+    let forged = sam.post_form(&reject, "note=not%20the%20same").await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let rejected = sam
+        .post_form(
+            &reject,
+            &format!("csrf_token={}&note=not%20the%20same%20person", sam.csrf),
+        )
+        .await;
+    assert_eq!(rejected.status, 303, "{}", rejected.body);
+    assert!(
+        rejected.head.contains("/console/reviews?notice=") && rejected.head.contains("rejected"),
+        "{}",
+        rejected.head
+    );
+    let page = sam.get("/console/reviews").await.body;
+    assert!(page.contains("No record waits for review."), "{page}");
+
+    let body = sam.get("/metrics").await.body;
+    assert_eq!(
+        sample(&body, "corridor_mpi_review_queue"),
+        Some(0.0),
+        "{body}"
+    );
+    // Still two patients: the rejected match was not linked.
+    assert_eq!(
+        sample(&body, "corridor_mpi_enterprise_patients"),
+        Some(2.0),
+        "{body}"
+    );
+    engine.shutdown().await;
+}
