@@ -9,16 +9,18 @@
 //! | `GET /console/events` | metadata | the dashboard's counts (event `counts`) and its alerts table (event `alerts`, HTML, when it changed) as server-sent events (`Accept: text/event-stream`), else the counts once as JSON |
 //! | `GET /console/charts` | metadata | the dashboard's charts alone (an HTML fragment the dashboard's script swaps in every few seconds), the minute under way included |
 //! | `GET /console/messages` | PHI | the message browser (the search of `GET /api/messages`) |
-//! | `GET /console/messages/{id}` | PHI | a message, labelled field by field, and its destinations |
+//! | `GET /console/messages/{id}` | PHI | a message: the time of each hop (RFC 3339), links to its quarantine entry and its patients' golden records, its validation findings, the message labelled field by field and as a tree, each destination's entry and what it was sent, the FHIR resources made from it |
 //! | `POST /console/saved-searches` | PHI | save the browser's search (`name`, `query`) as the viewer's, then show it |
 //! | `POST /console/saved-searches/{name}/delete` | PHI | delete one of the viewer's saved searches |
 //! | `POST /console/messages/{id}/reprocess` | operate | reprocess from the detail page's form |
+//! | `POST /console/messages/{id}/resend` | operate | the detail page's resend to one `destination` |
 //! | `POST /console/alerts/{name}/ack` | operate | acknowledge a firing alert from the dashboard |
-//! | `GET /console/quarantine?channel=&sender=&type=&status=&before=` | PHI | quarantine entries (open by default) with bulk selection, and the destinations' dead letters |
+//! | `GET /console/quarantine?channel=&sender=&type=&status=&before=&dead_after=` | PHI | quarantine entries (open by default) with bulk selection, and the destinations' dead letters, oldest first, 50 a page (`dead_after`: keyset by entry) |
 //! | `POST /console/quarantine/reprocess`, `/revalidate`, `/discard` | operate | the list's bulk actions on the ticked `id`s (`reason`, `force`) |
 //! | `GET /console/quarantine/{id}` | PHI | an entry: findings, the message in a textarea, edits, the message as received |
 //! | `POST /console/quarantine/{id}/edit`, `/revalidate`, `/reprocess`, `/discard` | operate | the entry's forms |
 //! | `POST /console/dead-letters/resend` | operate | queue the ticked dead letters (`entry`) again |
+//! | `POST /console/dead-letters/discard` | operate | discard the ticked dead letters (`entry`, `reason`, `confirm`) |
 //! | `GET /console/data-quality?channel=&sender=&type=` | metadata | per sender and type: messages validated and failed, findings by field, first and last seen |
 //! | `GET /console/reviews` | PHI | the patient index's review queue, both records side by side with the match weights |
 //! | `POST /console/reviews/{id}/accept`, `/reject` | steward | decide a review (`enterprise_id`, `note`) |
@@ -96,6 +98,12 @@ pub(crate) fn routes() -> Routes {
         )
         .add(
             Method::Post,
+            "/console/messages/{id}/resend",
+            Access::Operate,
+            resend,
+        )
+        .add(
+            Method::Post,
             "/console/alerts/{name}/ack",
             Access::Operate,
             acknowledge,
@@ -159,6 +167,12 @@ pub(crate) fn routes() -> Routes {
             "/console/dead-letters/resend",
             Access::Operate,
             quarantine_pages::resend_dead_letters,
+        )
+        .add(
+            Method::Post,
+            "/console/dead-letters/discard",
+            Access::Operate,
+            quarantine_pages::discard_dead_letters,
         )
         .add(
             Method::Get,
@@ -835,53 +849,172 @@ async fn delete_saved_search(
     redirect_back("/console/messages", result)
 }
 
+/// A queue entry as the detail page shows it, times in RFC 3339.
+fn destination_view(
+    e: delivery::QueueEntry,
+    payload: Option<Vec<u8>>,
+) -> console::DestinationEntry {
+    let time = |t: store::UnixMicros| console::time_text(t.0);
+    console::DestinationEntry {
+        entry_id: e.id.0,
+        destination: e.destination,
+        state: e.state.as_str().to_owned(),
+        state_reason: e.state_reason,
+        attempts: u64::from(e.attempts),
+        answer: e.answer,
+        error: e.last_error,
+        payload,
+        queued: time(e.queued_at),
+        first_sent: e.first_sent_at.map(time),
+        last_sent: e.sent_at.map(time),
+        acked: e.acked_at.map(time),
+        state_changed: time(e.state_changed_at),
+    }
+}
+
+/// The golden records (`E12`) of the patients the message named in the patient index:
+/// the enterprises of the index's events the message caused (actor `message:MSH-10`).
+fn patients_of_message(
+    conn: &store::rusqlite::Connection,
+    control_id: &str,
+) -> store::Result<Vec<String>> {
+    let mut select = conn.prepare_cached(
+        "SELECT DISTINCT e.enterprise FROM mpi_events m \
+         JOIN mpi_event_enterprises e ON e.seq = m.seq \
+         WHERE m.actor = ?1 ORDER BY e.enterprise",
+    )?;
+    let rows = select.query_map([format!("message:{control_id}")], |r| r.get::<_, i64>(0))?;
+    rows.map(|r| Ok(format!("E{}", r?))).collect()
+}
+
+/// The repository's versions written from message `id`.
+fn fhir_of_message(
+    conn: &store::rusqlite::Connection,
+    id: i64,
+) -> store::Result<Vec<console::FhirResourceView>> {
+    let mut select = conn.prepare_cached(
+        "SELECT type, id, version, content FROM fhir_versions WHERE message_id = ?1 \
+         ORDER BY type, id, version",
+    )?;
+    let rows = select.query_map([id], |r| {
+        Ok(console::FhirResourceView {
+            resource_type: r.get(0)?,
+            id: r.get(1)?,
+            version: r.get(2)?,
+            json: r.get(3)?,
+        })
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let mut view = row?;
+        // Pretty-printed when it parses; as stored otherwise.
+        if let Some(pretty) = serde_json::from_str::<serde_json::Value>(&view.json)
+            .ok()
+            .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        {
+            view.json = pretty;
+        }
+        out.push(view);
+    }
+    Ok(out)
+}
+
 async fn message(
     State(api): State<Api>,
     principal: Principal,
     csrf: Option<axum::Extension<CsrfToken>>,
     Path(id): Path<i64>,
+    outcome: Outcome,
 ) -> Result<Response, ApiError> {
     let viewer = viewer(&principal, csrf.as_ref());
     let store = api.store.clone();
-    let (stored, entries) = blocking(move || {
-        let stored = store.journal().get(MessageId(id))?;
+    let (mpi_on, fhir_on) = (api.patient_index.is_some(), api.fhir_base.is_some());
+    let (stored, entries, patients, fhir) = blocking(move || {
+        let Some(stored) = store.journal().get(MessageId(id))? else {
+            return Ok((None, Vec::new(), Vec::new(), None));
+        };
+        // Before the first processing there is no queue table yet in a bare store.
         let entries = store
             .read(|conn| {
                 delivery::entries_of_message(conn, MessageId(id))?
                     .into_iter()
                     .map(|e| {
                         let payload = delivery::payload_of(conn, e.id)?;
-                        Ok(console::DestinationEntry {
-                            destination: e.destination,
-                            state: e.state.as_str().to_owned(),
-                            attempts: u64::from(e.attempts),
-                            answer: e.answer,
-                            error: e.last_error,
-                            payload,
-                        })
+                        Ok(destination_view(e, payload))
                     })
                     .collect::<store::Result<Vec<_>>>()
             })
             .unwrap_or_default();
-        Ok((stored, entries))
+        let control_id = stored.entry.control_id.clone();
+        let patients = if mpi_on && !control_id.is_empty() {
+            store.read(|conn| patients_of_message(conn, &control_id))?
+        } else {
+            Vec::new()
+        };
+        let fhir = if fhir_on {
+            Some(store.read(|conn| fhir_of_message(conn, id))?)
+        } else {
+            None
+        };
+        Ok((Some(stored), entries, patients, fhir))
     })
     .await?;
     let Some(stored) = stored else {
         return Err(ApiError::not_found(format!("no message {id}")));
     };
-    let can_operate = principal
-        .authenticated()
-        .is_some_and(|p| p.allows(access::Permission::Operate));
+    let (quarantine_entry, findings) = match api.quarantine.as_ref() {
+        Some(q) => match q.entry_of_message(MessageId(id)).await? {
+            Some(entry) => {
+                let detail = q.get(entry).await?;
+                let findings = detail
+                    .findings
+                    .iter()
+                    .map(|f| console::FindingView {
+                        severity: f.severity.clone(),
+                        path: f.path.clone(),
+                        code: f.code,
+                        message: f.message.clone(),
+                    })
+                    .collect();
+                (Some(entry.0), findings)
+            }
+            None => (None, Vec::new()),
+        },
+        None => (None, Vec::new()),
+    };
+    let e = &stored.entry;
+    let time = |t: store::UnixMicros| console::time_text(t.0);
+    let mut hops = vec![
+        ("Received".to_owned(), time(e.received_at)),
+        ("Stored".to_owned(), time(e.stored_at)),
+    ];
+    // Entries are queued in the transaction that records the processing.
+    if let Some(first) = entries.first() {
+        hops.push(("Processed".to_owned(), first.queued.clone()));
+    } else if !matches!(
+        e.state,
+        store::MessageState::Received | store::MessageState::Rejected
+    ) {
+        hops.push((format!("Processed ({})", e.state), time(e.state_changed_at)));
+    }
+    hops.push((format!("State {}", e.state), time(e.state_changed_at)));
+    let detail = console::MessageDetail {
+        row: row_of(e),
+        state_reason: e.state_reason.clone(),
+        version: e.version.clone(),
+        raw: stored.raw.clone(),
+        hops,
+        destinations: entries,
+        quarantine_entry,
+        findings,
+        patients,
+        fhir,
+        notice: outcome.notice,
+        error: outcome.error,
+    };
     Ok(html(
         StatusCode::OK,
-        console::message_page(
-            &viewer,
-            &row_of(&stored.entry),
-            &stored.entry.version,
-            &stored.raw,
-            &entries,
-            can_operate,
-        ),
+        console::message_page(&viewer, &detail),
     ))
 }
 
@@ -892,6 +1025,18 @@ async fn reprocess(State(api): State<Api>, Path(id): Path<i64>) -> Result<Respon
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// The detail page's resend button: the message again to one destination.
+async fn resend(State(api): State<Api>, Path(id): Path<i64>, body: Bytes) -> Response {
+    let result = async {
+        let form = Form::parse(&body)?;
+        let destination = form.required("destination", "name the destination")?;
+        let entry = crate::messages::resend_to(&api, id, &destination).await?;
+        Ok(format!("Queued again for {destination} (entry {entry})."))
+    }
+    .await;
+    redirect_back(&format!("/console/messages/{id}"), result)
 }
 
 async fn acknowledge(

@@ -4,6 +4,7 @@
 //! | --- | --- | --- |
 //! | health and metrics | `GET /health`, `GET /metrics` | `health` |
 //! | message browser | `/api/messages...`, `/api/stats` | `messages` |
+//! | the destinations' dead letters: list, discard | `/api/dead-letters...` | `dead_letters` |
 //! | quarantine and data quality | `/api/quarantine...`, `/api/data-quality` | `quarantine` |
 //! | patient index (PDQm, PIXm, `$match`, reviews, decisions) | `/mpi/...` | `patients` |
 //! | terminology: loads, unmapped codes, `$translate`, `$lookup`, `$validate-code` | `/api/terminology...`, `/fhir/ConceptMap...`, `/fhir/CodeSystem...`, `/fhir/ValueSet/$validate-code` | `terminology` |
@@ -52,6 +53,7 @@ mod cds;
 mod channel_control;
 mod config;
 mod console;
+mod dead_letters;
 mod error;
 mod extract;
 mod fhir;
@@ -178,6 +180,7 @@ impl Api {
 fn declare() -> (Router<Api>, Vec<RouteInfo>) {
     health::routes()
         .merge(messages::routes())
+        .merge(dead_letters::routes())
         .merge(saved_searches::routes())
         .merge(quarantine::routes())
         .merge(patients::routes())

@@ -8,13 +8,14 @@
 //!   OBR-2/3, OBR-20), `text` (anywhere in the message), `destination` (messages
 //!   with an entry on that destination's queue), `destination_state` (with an entry
 //!   in one of these queue states, comma-separated: `queued`, `sending`, `delivered`,
-//!   `errored`, `dead_lettered`, `filtered`; on `destination` when given),
+//!   `errored`, `dead_lettered`, `filtered`, `discarded`; on `destination` when given),
 //!   `limit` (at most 500).
 //!   Patient and order fields come from the search index the pipelines write
 //!   (`store::search`). An unknown parameter or a bad value is a 400 naming it.
 //! - `GET /api/messages/{id}`: one message with its states, timestamps and
 //!   raw content, and one entry per destination with its own state, attempts,
-//!   answer, what it was sent (`payload`) and `queued` / `sent` / `acked` times
+//!   answer, what it was sent (`payload`) and `queued` / `first_sent` / `sent` (the
+//!   last attempt) / `acked` times
 //!   (RFC 3339; `*_at` in microseconds since the epoch), so each hop's latency
 //!   reads from the answer.
 //! - `POST /api/messages/{id}/reprocess`: the message goes back to `received`
@@ -119,7 +120,7 @@ fn destination_states(value: Option<&str>) -> Result<Vec<String>, ApiError> {
         let state = part.parse::<delivery::EntryState>().map_err(|_| {
             ApiError::bad_request(format!(
                 "destination_state: {part:?} is not a queue entry state \
-                 (queued, sending, delivered, errored, dead_lettered, filtered)"
+                 (queued, sending, delivered, errored, dead_lettered, filtered, discarded)"
             ))
         })?;
         states.push(state.as_str().to_owned());
@@ -251,7 +252,8 @@ async fn get_message(State(api): State<Api>, Path(id): Path<i64>) -> Result<Json
     Ok(Json(body))
 }
 
-/// A destination's entry for a message: times as RFC 3339 (`queued`, `sent`, `acked`,
+/// A destination's entry for a message: times as RFC 3339 (`queued`, `first_sent`,
+/// `sent` (the last attempt), `acked`,
 /// `state_changed`) and as microseconds since the epoch (`*_at`), what it was sent
 /// (`payload`, when the queue kept it) and the answer received.
 pub(crate) fn queue_entry_json(e: &QueueEntry) -> Value {
@@ -266,10 +268,12 @@ pub(crate) fn queue_entry_json(e: &QueueEntry) -> Value {
         "ordering_key": e.ordering_key,
         "queued_at": e.queued_at.0,
         "sent_at": e.sent_at.map(|t| t.0),
+        "first_sent_at": e.first_sent_at.map(|t| t.0),
         "acked_at": e.acked_at.map(|t| t.0),
         "state_changed_at": e.state_changed_at.0,
         "queued": iso(e.queued_at.0),
         "sent": e.sent_at.map(|t| iso(t.0)),
+        "first_sent": e.first_sent_at.map(|t| iso(t.0)),
         "acked": e.acked_at.map(|t| iso(t.0)),
         "state_changed": iso(e.state_changed_at.0),
     })
@@ -339,6 +343,17 @@ async fn resend(
     Path(id): Path<i64>,
     Query(q): Query<ResendQuery>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new = resend_to(&api, id, &q.destination).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "destination": q.destination, "entry": new})),
+    ))
+}
+
+/// Queues message `id` again for `destination` (a copy of its latest entry there, at
+/// the end of the queue); the new entry's id. The console's per-destination resend
+/// button does the same.
+pub(crate) async fn resend_to(api: &Api, id: i64, destination: &str) -> Result<i64, ApiError> {
     let Some(delivery) = api.delivery.clone() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -351,23 +366,24 @@ async fn resend(
             .await?;
     let Some(entry) = entries
         .iter()
-        .filter(|e| e.destination == q.destination)
+        .filter(|e| e.destination == destination)
         .max_by_key(|e| e.id.0)
     else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!(
-                "message {id} has no entry for destination {:?}",
-                q.destination
-            ),
+            format!("message {id} has no entry for destination {destination:?}"),
         ));
     };
-    if !entry.state.is_final() || entry.state == delivery::EntryState::Filtered {
+    if !matches!(
+        entry.state,
+        delivery::EntryState::Delivered
+            | delivery::EntryState::Errored
+            | delivery::EntryState::DeadLettered
+    ) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
-                "the entry for {:?} is {}: only delivered, errored or dead-lettered entries are sent again",
-                q.destination,
+                "the entry for {destination:?} is {}: only delivered, errored or dead-lettered entries are sent again",
                 entry.state.as_str()
             ),
         ));
@@ -377,10 +393,7 @@ async fn resend(
         store::Error::Refused(reason) => ApiError::new(StatusCode::CONFLICT, reason),
         other => other.into(),
     })?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "destination": q.destination, "entry": new})),
-    ))
+    Ok(new)
 }
 
 #[derive(Deserialize)]

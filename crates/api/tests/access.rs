@@ -157,6 +157,7 @@ fn concrete(path: &str) -> String {
         .replace("{op}", "_history")
         .replace("{vid}", "1")
         .replace("{n}", "1")
+        .replace("{entry}", "1")
 }
 
 fn assert_json_error(what: &str, body: &str) {

@@ -69,6 +69,10 @@ pub struct QuarantineList {
     pub total: u64,
     pub next_before: Option<i64>,
     pub dead_letters: Vec<DeadLetterRow>,
+    /// The dead-letter page shown starts after this entry (none: the first page).
+    pub dead_after: Option<i64>,
+    /// The entry the next page of dead letters starts after, when there may be more.
+    pub dead_next_after: Option<i64>,
     pub notice: Option<String>,
     pub error: Option<String>,
 }
@@ -212,7 +216,47 @@ pub fn quarantine_page(viewer: &Viewer, list: &QuarantineList) -> String {
     }
     body.push_str("</tbody></table>");
     if operate && !list.dead_letters.is_empty() {
-        body.push_str("<div><button type=\"submit\">Resend the selected</button></div></form>");
+        body.push_str(
+            "<fieldset><legend>With the selected dead letters</legend>\
+             <button type=\"submit\" formnovalidate>Resend the selected</button>\
+             <label for=\"dead-reason\">Reason for discarding<input id=\"dead-reason\" name=\"reason\" required></label>\
+             <label class=\"inline\" for=\"dead-confirm\"><input id=\"dead-confirm\" type=\"checkbox\" name=\"confirm\" value=\"1\" required>I confirm: discarded dead letters are not sent again</label>\
+             <button type=\"submit\" formaction=\"/console/dead-letters/discard\">Discard the selected</button>\
+             </fieldset></form>",
+        );
+    }
+    // Keyset paging: the filter kept, the quarantine list's own page too.
+    let dead_link = |after: Option<i64>| {
+        let mut link = String::from("/console/quarantine?");
+        for (k, v) in list
+            .query
+            .iter()
+            .filter(|(k, v)| k != "dead_after" && !v.is_empty())
+        {
+            let _ = write!(link, "{}={}&", url_encode(k), url_encode(v));
+        }
+        if let Some(after) = after {
+            let _ = write!(link, "dead_after={after}");
+        }
+        link
+    };
+    if list.dead_after.is_some() || list.dead_next_after.is_some() {
+        body.push_str("<p class=\"pages\">");
+        if list.dead_after.is_some() {
+            let _ = write!(
+                body,
+                "<a href=\"{}\">First dead letters</a> ",
+                escape(&dead_link(None))
+            );
+        }
+        if let Some(next) = list.dead_next_after {
+            let _ = write!(
+                body,
+                "<a href=\"{}\">Later dead letters</a>",
+                escape(&dead_link(Some(next)))
+            );
+        }
+        body.push_str("</p>");
     }
     page("Quarantine", Some(viewer), &body)
 }

@@ -34,14 +34,15 @@
 //!   `{entry_id}` overwrite the same file, so they never show a duplicate.
 //! - **Visible end states**: every entry ends `delivered`, `filtered` (by which filter),
 //!   `errored` (refused under `on_nak = "error"`, or a step failed) or `dead_lettered`
-//!   (retries spent, with the last error). Once all entries of a message are final, its
+//!   (retries spent, with the last error); an operator may discard a dead letter
+//!   (`discarded`, with who and why: [`discard_in`]). Once all entries of a message are final, its
 //!   journal state becomes `delivered` (or `dead_lettered` if a destination gave up).
 //!   Each entry keeps `queued_at`, `sent_at` and `acked_at`, so each hop's latency reads
 //!   from the row.
 //!
 //! # SCHEMA
 //!
-//! The component `delivery` (see `component_schema`, version 3) keeps three tables in
+//! The component `delivery` (see `component_schema`, version 4) keeps three tables in
 //! `corridor.db`:
 //!
 //! `delivery_queue`, one row per message per destination:
@@ -53,7 +54,7 @@
 //! | `channel` | TEXT | The channel (`[channels.NAME]`). |
 //! | `destination` | TEXT | The destination's `name` within the channel. |
 //! | `ordering_key` | TEXT | Order is kept per key (e.g. PID-3.1); `''` = one FIFO. |
-//! | `state` | TEXT | `queued`, `sending`, `delivered`, `errored`, `dead_lettered`, `filtered`. |
+//! | `state` | TEXT | `queued`, `sending`, `delivered`, `errored`, `dead_lettered`, `filtered`, `discarded`. |
 //! | `state_reason` | TEXT NULL | Why: the filter, the step error, the refusal, the dead-letter reason. |
 //! | `attempts` | INTEGER | Deliveries tried. |
 //! | `next_attempt_at` | INTEGER | When it may be tried (µs); later than now while backing off. |
@@ -61,6 +62,7 @@
 //! | `answer` | TEXT NULL | The receiver's last answer: ACK message, HTTP status line, file written. |
 //! | `queued_at` | INTEGER | When it was queued, in the processing transaction (µs). |
 //! | `sent_at` | INTEGER NULL | When it was last handed to the receiver (µs); written with the outcome, or with the `sending` mark when the receiver takes longer than 100 ms to answer. |
+//! | `first_sent_at` | INTEGER NULL | When it was first handed to the receiver (µs), since version 4; NULL for entries tried before it (one attempt: `sent_at`). |
 //! | `acked_at` | INTEGER NULL | When the receiver's positive answer arrived (µs). |
 //! | `state_changed_at` | INTEGER | When `state` last changed (µs). |
 //!
@@ -168,8 +170,9 @@ pub use destinations::{Delivered, DeliveryMeta, Destination, Outgoing};
 pub use error::{ConfigError, DeliveryError, FailureKind, StartError, reason_for_logs};
 pub use pause::PausedDestination;
 pub use queue::{
-    COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, enqueue_in,
-    entries_in_state, entries_of_message, entry, payload_of, resend_in, retry_dead_lettered_in,
+    COMPONENT, EntryId, EntryState, MIGRATIONS, QueueCounts, QueueEntry, counts, discard_in,
+    enqueue_in, entries_in_state, entries_of_message, entry, payload_of, resend_in,
+    retry_dead_lettered_in,
 };
 pub use router::{RouteOutcome, Routed, RoutedEntry, Router};
 pub use worker::{LATENCY_BUCKETS_MICROS, LatencySnapshot};

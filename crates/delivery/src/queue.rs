@@ -79,6 +79,15 @@ pub const MIGRATIONS: &[Migration] = &[
         );
     "#,
     },
+    Migration {
+        version: 4,
+        description: "when an entry was first sent",
+        // `sent_at` is the last attempt's; the message's detail shows the first too.
+        // Rows from before stay NULL (their single attempt's time is `sent_at`).
+        sql: r#"
+        ALTER TABLE delivery_queue ADD COLUMN first_sent_at INTEGER;
+    "#,
+    },
 ];
 
 /// A queue entry's id: grows with enqueue order, never reused.
@@ -109,17 +118,21 @@ pub enum EntryState {
     DeadLettered,
     /// The destination's filters did not want it; `state_reason` names the filter.
     Filtered,
+    /// An operator gave up on a dead letter by hand ([`discard_in`]); `state_reason`
+    /// says who and why. It leaves the dead letters and is never sent again by itself.
+    Discarded,
 }
 
 impl EntryState {
     /// Every state, in the order of a message's life.
-    pub const ALL: [EntryState; 6] = [
+    pub const ALL: [EntryState; 7] = [
         EntryState::Queued,
         EntryState::Sending,
         EntryState::Delivered,
         EntryState::Errored,
         EntryState::DeadLettered,
         EntryState::Filtered,
+        EntryState::Discarded,
     ];
 
     /// The text stored in the `state` column.
@@ -131,6 +144,7 @@ impl EntryState {
             EntryState::Errored => "errored",
             EntryState::DeadLettered => "dead_lettered",
             EntryState::Filtered => "filtered",
+            EntryState::Discarded => "discarded",
         }
     }
 
@@ -312,7 +326,8 @@ pub(crate) fn mark_sending(
     sent_at: UnixMicros,
 ) -> store::Result<()> {
     let mut update = conn.prepare_cached(
-        "UPDATE delivery_queue SET state = 'sending', sent_at = ?2, state_changed_at = ?2 \
+        "UPDATE delivery_queue SET state = 'sending', sent_at = ?2, state_changed_at = ?2, \
+         first_sent_at = coalesce(first_sent_at, ?2) \
          WHERE id = ?1 AND state IN ('queued', 'sending')",
     )?;
     for entry in entries {
@@ -364,7 +379,8 @@ pub(crate) fn record_attempts(
         "UPDATE delivery_queue SET state = ?2, state_reason = ?3, attempts = attempts + ?4, \
          next_attempt_at = ?5, last_error = coalesce(?6, last_error), \
          answer = coalesce(?7, answer), acked_at = coalesce(?8, acked_at), \
-         state_changed_at = ?9, sent_at = CASE WHEN ?4 > 0 THEN ?10 ELSE sent_at END \
+         state_changed_at = ?9, sent_at = CASE WHEN ?4 > 0 THEN ?10 ELSE sent_at END, \
+         first_sent_at = CASE WHEN ?4 > 0 THEN coalesce(first_sent_at, ?10) ELSE first_sent_at END \
          WHERE id = ?1",
     )?;
     for a in attempted {
@@ -399,7 +415,7 @@ fn settle_message(conn: &Connection, channel: &str, message: MessageId) -> store
     let (pending, gave_up, filtered, all): (i64, i64, i64, i64) = conn
         .prepare_cached(
             "SELECT count(*) FILTER (WHERE state IN ('queued', 'sending')), \
-                    count(*) FILTER (WHERE state IN ('dead_lettered', 'errored')), \
+                    count(*) FILTER (WHERE state IN ('dead_lettered', 'errored', 'discarded')), \
                     count(*) FILTER (WHERE state = 'filtered'), count(*) \
              FROM delivery_queue WHERE message_id = ?1",
         )?
@@ -458,6 +474,9 @@ pub struct QueueEntry {
     pub queued_at: UnixMicros,
     /// When it was last handed to the receiver.
     pub sent_at: Option<UnixMicros>,
+    /// When it was first handed to the receiver (`sent_at` after a single attempt;
+    /// unknown for an entry last tried before schema version 4 with more attempts).
+    pub first_sent_at: Option<UnixMicros>,
     /// When the receiver's positive answer arrived.
     pub acked_at: Option<UnixMicros>,
     /// When `state` last changed.
@@ -468,7 +487,8 @@ pub struct QueueEntry {
 
 const ENTRY_COLUMNS: &str = "id, message_id, channel, destination, ordering_key, state, state_reason, \
      attempts, next_attempt_at, last_error, answer, queued_at, sent_at, acked_at, \
-     state_changed_at, coalesce(payload, x'')";
+     state_changed_at, coalesce(payload, x''), \
+     coalesce(first_sent_at, CASE WHEN attempts = 1 THEN sent_at END)";
 
 /// The rows [`ENTRY_COLUMNS`] are read from: each entry with its payload, if it has one.
 const ENTRIES: &str = "delivery_queue LEFT JOIN delivery_payload ON entry_id = id";
@@ -493,6 +513,7 @@ fn entry_from_row(row: &store::rusqlite::Row<'_>) -> store::rusqlite::Result<(Qu
             acked_at: row.get::<_, Option<i64>>(13)?.map(UnixMicros),
             state_changed_at: UnixMicros(row.get(14)?),
             payload: row.get(15)?,
+            first_sent_at: row.get::<_, Option<i64>>(16)?.map(UnixMicros),
         },
         state,
     ))
@@ -619,6 +640,35 @@ pub fn resend_in(conn: &Connection, id: EntryId) -> store::Result<EntryId> {
     Ok(EntryId(resent))
 }
 
+/// Discards a dead-lettered entry: it leaves the destination's dead letters for good
+/// (state `discarded`, `state_reason` saying `who` and `why`), keeps its history and
+/// payload, and is never sent again by itself (a resend may still copy it). Refused
+/// for an entry in any other state.
+pub fn discard_in(conn: &Connection, id: EntryId, who: &str, why: &str) -> store::Result<()> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM delivery_queue WHERE id = ?1")?
+        .query_row([id.0], |row| row.get(0))
+        .optional()?;
+    let Some(state) = state else {
+        return Err(store::Error::Refused(format!(
+            "queue entry {id} does not exist"
+        )));
+    };
+    let state: EntryState = state.parse()?;
+    if state != EntryState::DeadLettered {
+        return Err(store::Error::Refused(format!(
+            "queue entry {id} is {state}; only dead-lettered entries can be discarded"
+        )));
+    }
+    let now = UnixMicros::now().0;
+    conn.prepare_cached(
+        "UPDATE delivery_queue SET state = 'discarded', state_reason = ?2, \
+         state_changed_at = ?3 WHERE id = ?1 AND state = 'dead_lettered'",
+    )?
+    .execute(params![id.0, format!("discarded by {who}: {why}"), now])?;
+    Ok(())
+}
+
 /// Gives every dead-lettered entry of a destination a new round of attempts, now, in
 /// their original place in the queue; returns how many.
 pub fn retry_dead_lettered_in(
@@ -651,6 +701,8 @@ pub struct QueueCounts {
     pub dead_lettered: u64,
     /// Entries the destination's filters dropped.
     pub filtered: u64,
+    /// Dead letters an operator discarded.
+    pub discarded: u64,
     /// `queued + sending`: what is still to deliver.
     pub depth: u64,
     /// When the oldest entry still to deliver was queued.
@@ -684,6 +736,7 @@ pub fn counts(conn: &Connection, channel: &str, destination: &str) -> store::Res
             EntryState::Errored => counts.errored = n,
             EntryState::DeadLettered => counts.dead_lettered = n,
             EntryState::Filtered => counts.filtered = n,
+            EntryState::Discarded => counts.discarded = n,
         }
     }
     counts.depth = counts.queued + counts.sending;

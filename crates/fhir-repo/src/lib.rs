@@ -99,7 +99,7 @@
 //! | `type`, `id`, `version` | TEXT, TEXT, INTEGER | Primary key. |
 //! | `last_updated` | TEXT | `meta.lastUpdated` (FHIR instant, UTC). |
 //! | `received_at` | INTEGER | When the message that wrote it was received (µs). |
-//! | `message_id` | INTEGER NULL | The journal id of that message. |
+//! | `message_id` | INTEGER NULL | The journal id of that message (indexed since migration 3: the console's message page lists the resources a message made). |
 //! | `patient` | TEXT NULL | The compartment Patient at that version. |
 //! | `content` | TEXT | The resource as FHIR JSON, `meta` included. |
 //!
@@ -202,6 +202,15 @@ pub const MIGRATIONS: &[Migration] = &[
      WHERE r.type IN ('Patient', 'Encounter', 'Observation', 'DiagnosticReport',
            'AllergyIntolerance', 'MedicationRequest', 'Immunization', 'Condition',
            'ServiceRequest', 'DocumentReference');
+    "#,
+    },
+    Migration {
+        version: 3,
+        description: "FHIR repository: versions by the message that wrote them",
+        // The console's message page lists the resources made from a message.
+        sql: r#"
+    CREATE INDEX fhir_versions_by_message ON fhir_versions (message_id)
+        WHERE message_id IS NOT NULL;
     "#,
     },
 ];

@@ -15,12 +15,11 @@ use quarantine::{DataQualityFilter, QuarantineFilter, QuarantineId, Status, Summ
 use super::{Form, Outcome, html, redirect_back, viewer};
 use crate::auth::CsrfToken;
 use crate::extract::{Path, Query};
-use crate::messages::blocking;
 use crate::{Api, ApiError, Principal};
 
 /// How many entries a page lists.
 const PAGE: usize = 50;
-/// How many dead letters a destination shows.
+/// How many dead letters a page shows.
 const DEAD_LETTERS: usize = 50;
 
 fn row_of(s: &Summary) -> QuarantineRow {
@@ -48,41 +47,26 @@ fn value(query: &[(String, String)], name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The destinations' dead-lettered entries, a few per destination.
-async fn dead_letters(api: &Api) -> Result<Vec<DeadLetterRow>, ApiError> {
-    let Some(delivery) = api.delivery.clone() else {
-        return Ok(Vec::new());
-    };
-    let store = api.store.clone();
-    blocking(move || {
-        let stats = delivery.stats()?;
-        let rows = store.read(|conn| {
-            let mut rows = Vec::new();
-            for d in stats.iter().filter(|d| d.counts.dead_lettered > 0) {
-                for e in delivery::entries_in_state(
-                    conn,
-                    &d.channel,
-                    &d.destination,
-                    delivery::EntryState::DeadLettered,
-                    None,
-                    DEAD_LETTERS,
-                )? {
-                    rows.push(DeadLetterRow {
-                        entry_id: e.id.0,
-                        message_id: e.message_id.0,
-                        channel: e.channel,
-                        destination: e.destination,
-                        attempts: u64::from(e.attempts),
-                        since: console::time_text(e.state_changed_at.0),
-                        error: e.last_error.or(e.state_reason).unwrap_or_default(),
-                    });
-                }
-            }
-            Ok(rows)
-        })?;
-        Ok(rows)
-    })
-    .await
+/// A page of the destinations' dead-lettered entries, oldest first, after entry
+/// `after`; and the entry the next page starts after.
+async fn dead_letters(
+    api: &Api,
+    after: Option<i64>,
+) -> Result<(Vec<DeadLetterRow>, Option<i64>), ApiError> {
+    let (entries, next) = crate::dead_letters::page(api, None, None, after, DEAD_LETTERS).await?;
+    let rows = entries
+        .into_iter()
+        .map(|e| DeadLetterRow {
+            entry_id: e.id.0,
+            message_id: e.message_id.0,
+            channel: e.channel,
+            destination: e.destination,
+            attempts: u64::from(e.attempts),
+            since: console::time_text(e.state_changed_at.0),
+            error: e.last_error.or(e.state_reason).unwrap_or_default(),
+        })
+        .collect();
+    Ok((rows, next))
 }
 
 pub(super) async fn list(
@@ -98,7 +82,7 @@ pub(super) async fn list(
         .filter(|(k, _)| {
             matches!(
                 k.as_str(),
-                "channel" | "sender" | "type" | "status" | "before"
+                "channel" | "sender" | "type" | "status" | "before" | "dead_after"
             )
         })
         .collect();
@@ -130,6 +114,13 @@ pub(super) async fn list(
         })
         .await?;
     let entries = quarantine.list(filter, PAGE).await?;
+    let dead_after = match value(&query, "dead_after") {
+        Some(a) => Some(a.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("dead_after: {a:?} is not a queue entry id"))
+        })?),
+        None => None,
+    };
+    let (dead_letters, dead_next_after) = dead_letters(&api, dead_after).await?;
     let next_before = (entries.len() == PAGE)
         .then(|| entries.last().map(|e| e.id.0))
         .flatten();
@@ -140,7 +131,9 @@ pub(super) async fn list(
         rows: entries.iter().map(row_of).collect(),
         total,
         next_before,
-        dead_letters: dead_letters(&api).await?,
+        dead_letters,
+        dead_after,
+        dead_next_after,
     };
     Ok(html(
         StatusCode::OK,
@@ -499,4 +492,40 @@ pub(super) async fn data_quality(
         StatusCode::OK,
         console::data_quality_page(&viewer, &query, &senders, &fields, &over_time),
     ))
+}
+
+/// Discards the ticked dead letters, once the operator confirmed and said why: each
+/// leaves the dead letters (state `discarded`) and its message's page says so.
+pub(super) async fn discard_dead_letters(
+    State(api): State<Api>,
+    principal: Principal,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let who = principal.require()?.to_owned();
+        let form = Form::parse(&body)?;
+        let entries = form
+            .all("entry")
+            .map(|e| {
+                e.trim()
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("{e:?} is not an entry id")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if entries.is_empty() {
+            return Err(ApiError::bad_request("no dead letter is selected"));
+        }
+        let why = form.required("reason", "say why the dead letters are discarded")?;
+        if form.get("confirm").is_none() {
+            return Err(ApiError::bad_request(
+                "confirm: tick the box confirming the discard (a discarded dead letter is not sent again)",
+            ));
+        }
+        for e in &entries {
+            crate::dead_letters::discard_entry(&api, *e, &who, &why).await?;
+        }
+        Ok(format!("Discarded {} dead letter(s).", entries.len()))
+    }
+    .await;
+    redirect_back("/console/quarantine", result)
 }
