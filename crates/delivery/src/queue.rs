@@ -79,6 +79,13 @@ pub const MIGRATIONS: &[Migration] = &[
         );
     "#,
     },
+    Migration {
+        version: 4,
+        description: "stopped destinations",
+        // An operator's stop (`Delivery::stop`): a pause that also closes the
+        // destination's connection to its receiver.
+        sql: "ALTER TABLE delivery_paused ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;",
+    },
 ];
 
 /// A queue entry's id: grows with enqueue order, never reused.
