@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `GET /api/users` | lists users (never password hashes) |
 //! | `POST /api/users` | adds one: `{"name", "role", "password"?}` |
-//! | `POST /api/users/{name}/disable` | disables one: no login, its tokens refused |
+//! | `POST /api/users/{name}/disable` | disables one: no login, its tokens refused, its sessions ended |
 //! | `GET /api/tokens` | lists tokens (never secrets) |
 //! | `POST /api/tokens` | creates one: `{"user", "role"?, "expires_days"?, "scopes"?}`; the secret is in this answer only |
 //! | `POST /api/tokens/{id}/revoke` | revokes one |
@@ -19,7 +19,9 @@
 //! `outcome` (`success`, `denied`, `failed`), `patient`, `resource` (exactly).
 //!
 //! A user or token change is written in one transaction with its own audit record
-//! (who, what, which user or token); the guard records every other admin request.
+//! (who, what, which user or token); the guard records every other admin request. The
+//! console's forms (`POST /console/users`, ...) make the same changes through the same
+//! functions (`add_user_as`, `disable_user_as`, `create_token_as`, `revoke_token_as`).
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -67,7 +69,7 @@ pub(crate) fn routes() -> Routes {
 
 /// The users and tokens: those authentication checks, or (authentication off) the
 /// store's own.
-async fn identities(app: &Api) -> Result<access::Access, ApiError> {
+pub(crate) async fn identities(app: &Api) -> Result<access::Access, ApiError> {
     match app.auth.identities() {
         Some(identities) => Ok(identities.clone()),
         None => access::Access::open(app.store.clone())
@@ -93,12 +95,12 @@ fn refused(error: access::Error) -> ApiError {
 
 /// The record of `caller` changing `resource`, written with the change.
 fn change_record(
-    caller: &Option<Extension<Principal>>,
+    caller: Option<&Principal>,
     action: &str,
     kind: ActionKind,
     resource: String,
 ) -> Option<AuditRecord> {
-    caller.as_ref().map(|Extension(principal)| {
+    caller.map(|principal| {
         AuditRecord::by(principal, action, kind, access::audit::Outcome::Success).resource(resource)
     })
 }
@@ -110,7 +112,11 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
 
 /// An answer whose change was recorded with it.
 fn changed(status: StatusCode, value: serde_json::Value) -> Response {
-    let mut response = (status, axum::Json(value)).into_response();
+    recorded((status, axum::Json(value)).into_response())
+}
+
+/// Marks `response` as the answer to a change recorded with it (the guard adds none).
+pub(crate) fn recorded(mut response: Response) -> Response {
     response.extensions_mut().insert(AuditedWithChange);
     response
 }
@@ -143,29 +149,68 @@ struct NewUser {
     password: Option<String>,
 }
 
+/// Adds a user as `caller` (the JSON route and the console's form): the password
+/// hashed with Argon2id on the blocking pool, the change and its `user.add` record
+/// written together.
+pub(crate) async fn add_user_as(
+    app: &Api,
+    caller: Option<&Principal>,
+    name: String,
+    role: &str,
+    password: Option<String>,
+) -> Result<access::User, ApiError> {
+    let role: Role = role
+        .parse()
+        .map_err(|e: access::UnknownRole| ApiError::bad_request(e.to_string()))?;
+    let record = change_record(
+        caller,
+        "user.add",
+        ActionKind::Create,
+        format!("user/{name}"),
+    )
+    .map(|r| r.detail(format!("role {role}")));
+    let identities = identities(app).await?;
+    // Hashing takes tens of milliseconds: not on the runtime's threads.
+    let pending = tokio::task::spawn_blocking(move || {
+        identities.add_user(&name, role, password.as_deref(), record)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("adding the user stopped: {e}")))?;
+    pending.await.map_err(refused)
+}
+
 async fn add_user(
     State(app): State<Api>,
     caller: Option<Extension<Principal>>,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
     let new: NewUser = body(&bytes)?;
-    let role: Role = new
-        .role
-        .parse()
-        .map_err(|e: access::UnknownRole| ApiError::bad_request(e.to_string()))?;
+    let caller = caller.as_ref().map(|Extension(p)| p);
+    let user = add_user_as(&app, caller, new.name, &new.role, new.password).await?;
+    Ok(changed(StatusCode::CREATED, user_json(&user)))
+}
+
+/// Disables a user as `caller` and ends their sessions at once (each request made with
+/// a session also checks its user, so a user disabled from the command line loses
+/// theirs at their next request).
+pub(crate) async fn disable_user_as(
+    app: &Api,
+    caller: Option<&Principal>,
+    name: &str,
+) -> Result<access::User, ApiError> {
     let record = change_record(
-        &caller,
-        "user.add",
-        ActionKind::Create,
-        format!("user/{}", new.name),
-    )
-    .map(|r| r.detail(format!("role {role}")));
-    let user = identities(&app)
+        caller,
+        "user.disable",
+        ActionKind::Update,
+        format!("user/{name}"),
+    );
+    let user = identities(app)
         .await?
-        .add_user(&new.name, role, new.password.as_deref(), record)
+        .disable_user(name, record)
         .await
         .map_err(refused)?;
-    Ok(changed(StatusCode::CREATED, user_json(&user)))
+    app.auth.browser().sessions.remove_user(&user.name);
+    Ok(user)
 }
 
 async fn disable_user(
@@ -173,19 +218,8 @@ async fn disable_user(
     Path(name): Path<String>,
     caller: Option<Extension<Principal>>,
 ) -> Result<Response, ApiError> {
-    let record = change_record(
-        &caller,
-        "user.disable",
-        ActionKind::Update,
-        format!("user/{name}"),
-    );
-    let user = identities(&app)
-        .await?
-        .disable_user(&name, record)
-        .await
-        .map_err(refused)?;
-    // Its sessions would end at their next request anyway (each checks its user).
-    app.auth.browser().sessions.remove_user(&user.name);
+    let caller = caller.as_ref().map(|Extension(p)| p);
+    let user = disable_user_as(&app, caller, &name).await?;
     Ok(changed(StatusCode::OK, user_json(&user)))
 }
 
@@ -221,13 +255,18 @@ struct NewToken {
     scopes: Option<String>,
 }
 
-async fn create_token(
-    State(app): State<Api>,
-    caller: Option<Extension<Principal>>,
-    bytes: Bytes,
-) -> Result<Response, ApiError> {
-    let new: NewToken = body(&bytes)?;
-    let role = match new.role.as_deref().map(str::parse::<Role>) {
+/// Creates a token as `caller` (the JSON route and the console's form); its secret is
+/// in the answer only. `role`, `expires_days` and `scopes` as `POST /api/tokens` takes
+/// them.
+pub(crate) async fn create_token_as(
+    app: &Api,
+    caller: Option<&Principal>,
+    user: &str,
+    role: Option<&str>,
+    expires_days: Option<u32>,
+    scopes: Option<&str>,
+) -> Result<access::NewToken, ApiError> {
+    let role = match role.map(str::parse::<Role>) {
         None => None,
         Some(Ok(role)) => Some(role),
         Some(Err(e)) => return Err(ApiError::bad_request(e.to_string())),
@@ -235,31 +274,42 @@ async fn create_token(
     // The token's id is known only once written: the record names its user, role,
     // lifetime and scopes, and the token list its id.
     let record = change_record(
-        &caller,
+        caller,
         "token.create",
         ActionKind::Create,
-        format!("user/{}", new.user),
+        format!("user/{user}"),
     )
     .map(|r| {
         r.detail(format!(
             "role {}, expires in {} days, scopes {}",
             role.map_or("(owner's)", Role::as_str),
-            new.expires_days
-                .map_or_else(|| "never".to_owned(), |d| d.to_string()),
-            new.scopes.as_deref().unwrap_or("(none)")
+            expires_days.map_or_else(|| "never".to_owned(), |d| d.to_string()),
+            scopes.unwrap_or("(none)")
         ))
     });
-    let token = identities(&app)
+    identities(app)
         .await?
-        .create_scoped_token(
-            &new.user,
-            new.expires_days,
-            role,
-            new.scopes.as_deref(),
-            record,
-        )
+        .create_scoped_token(user, expires_days, role, scopes, record)
         .await
-        .map_err(refused)?;
+        .map_err(refused)
+}
+
+async fn create_token(
+    State(app): State<Api>,
+    caller: Option<Extension<Principal>>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let new: NewToken = body(&bytes)?;
+    let caller = caller.as_ref().map(|Extension(p)| p);
+    let token = create_token_as(
+        &app,
+        caller,
+        &new.user,
+        new.role.as_deref(),
+        new.expires_days,
+        new.scopes.as_deref(),
+    )
+    .await?;
     Ok(changed(
         StatusCode::CREATED,
         json!({
@@ -274,22 +324,32 @@ async fn create_token(
     ))
 }
 
+/// Revokes a token as `caller`.
+pub(crate) async fn revoke_token_as(
+    app: &Api,
+    caller: Option<&Principal>,
+    id: i64,
+) -> Result<(), ApiError> {
+    let record = change_record(
+        caller,
+        "token.revoke",
+        ActionKind::Update,
+        format!("token/{id}"),
+    );
+    identities(app)
+        .await?
+        .revoke_token(id, record)
+        .await
+        .map_err(refused)
+}
+
 async fn revoke_token(
     State(app): State<Api>,
     Path(id): Path<i64>,
     caller: Option<Extension<Principal>>,
 ) -> Result<Response, ApiError> {
-    let record = change_record(
-        &caller,
-        "token.revoke",
-        ActionKind::Update,
-        format!("token/{id}"),
-    );
-    identities(&app)
-        .await?
-        .revoke_token(id, record)
-        .await
-        .map_err(refused)?;
+    let caller = caller.as_ref().map(|Extension(p)| p);
+    revoke_token_as(&app, caller, id).await?;
     Ok(changed(
         StatusCode::OK,
         json!({ "id": id, "revoked": true }),

@@ -496,7 +496,11 @@ pub(crate) async fn guard(route: RouteInfo, mut request: Request, next: Next) ->
     if response.extensions().get::<AuditedWithChange>().is_some() {
         return response;
     }
-    let status = response.status();
+    // A console form's refusal is a redirect carrying the status of the refusal.
+    let status = response
+        .extensions()
+        .get::<crate::console::FormRefused>()
+        .map_or(response.status(), |refused| refused.0);
     let outcome = if status.is_success() || status.is_redirection() {
         Outcome::Success
     } else if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {

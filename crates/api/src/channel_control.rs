@@ -1,8 +1,8 @@
-//! Start, stop and pause of channels, and pause of destinations:
+//! Start, stop and pause of channels and of destinations:
 //! `GET /api/channels/{name}/control` shows a channel's state and its destinations';
 //! `POST /api/channels/{name}/{start|stop|pause}` and
-//! `POST /api/channels/{channel}/destinations/{destination}/{pause|resume}` change
-//! them. The engine does the work behind [`crate::ConfigControl`]; the changes are
+//! `POST /api/channels/{channel}/destinations/{destination}/{start|stop|pause|resume}`
+//! change them (`resume` is `start`, kept for earlier clients). The engine does the work behind [`crate::ConfigControl`]; the changes are
 //! `Operate` routes, so each is in the audit trail with who asked and its outcome.
 
 use axum::Json;
@@ -15,16 +15,19 @@ use crate::extract::Path;
 use crate::routes::{Access, Method, Routes};
 use crate::{Api, ApiError, Principal};
 
-/// What an operator asks of a channel.
+/// What an operator asks of a channel or a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelAction {
-    /// Runs it: the source receives and the processor processes.
+    /// Runs it: the source receives and the processor processes; a destination
+    /// delivers its queue.
     Start,
-    /// The source keeps receiving and storing; the processor processes nothing.
+    /// The source keeps receiving and storing; the processor processes nothing. A
+    /// destination keeps queuing and sends nothing, its connection left open.
     Pause,
     /// The source takes nothing (its listener is closed, a directory is not read) and
-    /// the processor processes nothing.
+    /// the processor processes nothing. A destination keeps queuing, sends nothing and
+    /// closes its connection to the receiver.
     Stop,
 }
 
@@ -32,11 +35,12 @@ pub enum ChannelAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestinationControl {
     pub destination: String,
-    /// `running` or `paused`.
+    /// `running`, `paused` (queues, sends nothing, connection kept) or `stopped`
+    /// (queues, sends nothing, connection closed).
     pub state: &'static str,
-    /// When it was paused, ISO 8601 (None while running).
+    /// When it was paused or stopped, ISO 8601 (None while running).
     pub paused_at: Option<String>,
-    /// Who paused it.
+    /// Who paused or stopped it.
     pub paused_by: Option<String>,
 }
 
@@ -111,15 +115,27 @@ pub(crate) fn routes() -> Routes {
         )
         .add(
             Method::Post,
+            "/api/channels/{channel}/destinations/{destination}/start",
+            Access::Operate,
+            start_destination,
+        )
+        .add(
+            Method::Post,
             "/api/channels/{channel}/destinations/{destination}/pause",
             Access::Operate,
             pause_destination,
         )
         .add(
             Method::Post,
+            "/api/channels/{channel}/destinations/{destination}/stop",
+            Access::Operate,
+            stop_destination,
+        )
+        .add(
+            Method::Post,
             "/api/channels/{channel}/destinations/{destination}/resume",
             Access::Operate,
-            resume_destination,
+            start_destination,
         )
 }
 
@@ -154,16 +170,16 @@ pub(crate) async fn change(
         .await?)
 }
 
-/// Pauses or resumes a destination; the answer is its channel's state after.
+/// Starts, pauses or stops a destination; the answer is its channel's state after.
 pub(crate) async fn change_destination(
     api: &Api,
     principal: &Principal,
     channel: String,
     destination: String,
-    paused: bool,
+    action: ChannelAction,
 ) -> Result<ChannelControl, ApiError> {
     Ok(control(api)?
-        .set_destination_paused(channel, destination, paused, applied_by(principal))
+        .set_destination_state(channel, destination, action, applied_by(principal))
         .await?)
 }
 
@@ -197,22 +213,37 @@ async fn pause(
         .map(Json)
 }
 
-async fn pause_destination(
-    State(api): State<Api>,
+async fn destination(
+    api: Api,
     principal: Principal,
-    Path((channel, destination)): Path<(String, String)>,
+    (channel, destination): (String, String),
+    action: ChannelAction,
 ) -> Result<Json<ChannelControl>, ApiError> {
-    change_destination(&api, &principal, channel, destination, true)
+    change_destination(&api, &principal, channel, destination, action)
         .await
         .map(Json)
 }
 
-async fn resume_destination(
+async fn start_destination(
     State(api): State<Api>,
     principal: Principal,
-    Path((channel, destination)): Path<(String, String)>,
+    Path(names): Path<(String, String)>,
 ) -> Result<Json<ChannelControl>, ApiError> {
-    change_destination(&api, &principal, channel, destination, false)
-        .await
-        .map(Json)
+    destination(api, principal, names, ChannelAction::Start).await
+}
+
+async fn pause_destination(
+    State(api): State<Api>,
+    principal: Principal,
+    Path(names): Path<(String, String)>,
+) -> Result<Json<ChannelControl>, ApiError> {
+    destination(api, principal, names, ChannelAction::Pause).await
+}
+
+async fn stop_destination(
+    State(api): State<Api>,
+    principal: Principal,
+    Path(names): Path<(String, String)>,
+) -> Result<Json<ChannelControl>, ApiError> {
+    destination(api, principal, names, ChannelAction::Stop).await
 }

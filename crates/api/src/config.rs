@@ -127,15 +127,15 @@ pub trait ConfigControl: Send + Sync + 'static {
         let _ = (channel, action, by);
         crate::channel_control::unavailable()
     }
-    /// Pauses or resumes a destination as `by` asks; kept in the store.
-    fn set_destination_paused(
+    /// Starts, pauses or stops a destination as `by` asks; kept in the store.
+    fn set_destination_state(
         &self,
         channel: String,
         destination: String,
-        paused: bool,
+        action: crate::ChannelAction,
         by: String,
     ) -> BoxFuture<Result<crate::ChannelControl, crate::ControlRefused>> {
-        let _ = (channel, destination, paused, by);
+        let _ = (channel, destination, action, by);
         crate::channel_control::unavailable()
     }
 }

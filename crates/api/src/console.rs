@@ -30,7 +30,11 @@
 //! | `GET /console/admin` | admin | running channels and destinations with their state, the running configuration, its history with diffs, users, tokens, the audit export form |
 //! | `GET /console/audit?from=&to=&who=&action=&kind=&outcome=&patient=&resource=&before=` | admin | the audit trail newest first, filtered, paged by sequence number; CSV and JSON export links; the hash chain's last check (`check=now` checks again). Its view is itself recorded (`audit.view`, the patients shown) |
 //! | `POST /console/channels/{name}/start`, `/pause`, `/stop` | operate | the administration page's channel buttons |
-//! | `POST /console/channels/{channel}/destinations/{destination}/pause`, `/resume` | operate | its destination buttons |
+//! | `POST /console/channels/{channel}/destinations/{destination}/start`, `/pause`, `/stop` | operate | its destination buttons (paused: queues, sends nothing; stopped: the same, its connection to the receiver closed) |
+//! | `POST /console/users` | admin | add a user (`name`, `role`, `password`, `password_again`) |
+//! | `POST /console/users/{name}/disable` | admin | disable a user and end their sessions |
+//! | `POST /console/tokens` | admin | create a token (`user`, `role`, `expires_days`, `scopes`); the answer is a page showing its secret once (`Cache-Control: no-store`) |
+//! | `POST /console/tokens/{id}/revoke` | admin | revoke a token |
 //!
 //! Forms post `application/x-www-form-urlencoded` with the session's `csrf_token`
 //! (checked by the access layer before the handler runs); a form's handler answers
@@ -255,15 +259,46 @@ pub(crate) fn routes() -> Routes {
         )
         .add(
             Method::Post,
+            "/console/channels/{channel}/destinations/{destination}/start",
+            Access::Operate,
+            admin_pages::start_destination,
+        )
+        .add(
+            Method::Post,
             "/console/channels/{channel}/destinations/{destination}/pause",
             Access::Operate,
             admin_pages::pause_destination,
         )
         .add(
             Method::Post,
-            "/console/channels/{channel}/destinations/{destination}/resume",
+            "/console/channels/{channel}/destinations/{destination}/stop",
             Access::Operate,
-            admin_pages::resume_destination,
+            admin_pages::stop_destination,
+        )
+        // Users and tokens from the administration page.
+        .add(
+            Method::Post,
+            "/console/users",
+            Access::Admin,
+            admin_pages::add_user,
+        )
+        .add(
+            Method::Post,
+            "/console/users/{name}/disable",
+            Access::Admin,
+            admin_pages::disable_user,
+        )
+        .add(
+            Method::Post,
+            "/console/tokens",
+            Access::Admin,
+            admin_pages::create_token,
+        )
+        .add(
+            Method::Post,
+            "/console/tokens/{id}/revoke",
+            Access::Admin,
+            admin_pages::revoke_token,
         )
 }
 
@@ -305,18 +340,28 @@ impl Form {
 }
 
 /// The answer to a console form: 303 back to `page` with `?notice=` (it worked) or
-/// `?error=` (the error's message, as the JSON API would have said it).
+/// `?error=` (the error's message, as the JSON API would have said it). A refusal's
+/// status goes with the redirect ([`FormRefused`]) so the audit trail records the form
+/// as the JSON route's refusal would be, not as a success.
 pub(crate) fn redirect_back(page: &str, result: Result<String, ApiError>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
     let query = match result {
         Ok(notice) => format!("notice={}", console::url_encode(&notice)),
-        Err(e) => format!("error={}", console::url_encode(e.message())),
+        Err(e) => {
+            response.extensions_mut().insert(FormRefused(e.status()));
+            format!("error={}", console::url_encode(e.message()))
+        }
     };
-    let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("{page}?{query}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
 }
+
+/// On a form's redirect: the status the JSON route would have refused it with, for the
+/// audit record's outcome.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FormRefused(pub(crate) StatusCode);
 
 /// Whether a path is a console page (a browser asking for it is sent to sign in).
 pub(crate) fn is_page(path: &str) -> bool {
@@ -519,7 +564,7 @@ async fn dashboard_data(api: &Api) -> Result<Dashboard, ApiError> {
             s.channel == channel
                 && s.destinations
                     .iter()
-                    .any(|d| d.destination == destination && d.state == "paused")
+                    .any(|d| d.destination == destination && d.state != "running")
         })
     };
     Ok(Dashboard {

@@ -242,7 +242,7 @@ async fn every_route_needs_credentials_and_each_role_gets_exactly_its_permission
         .filter(|r| r.path.starts_with("/api/channels/") && !r.path.ends_with("/profile"))
         .map(|r| (r.method.as_str(), r.access))
         .collect();
-    assert_eq!(control_routes.len(), 6, "{control_routes:?}");
+    assert_eq!(control_routes.len(), 8, "{control_routes:?}");
     assert!(
         control_routes
             .iter()

@@ -136,14 +136,24 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/console/channels/{name}/stop", Access::Operate),
     (
         "POST",
+        "/console/channels/{channel}/destinations/{destination}/start",
+        Access::Operate,
+    ),
+    (
+        "POST",
         "/console/channels/{channel}/destinations/{destination}/pause",
         Access::Operate,
     ),
     (
         "POST",
-        "/console/channels/{channel}/destinations/{destination}/resume",
+        "/console/channels/{channel}/destinations/{destination}/stop",
         Access::Operate,
     ),
+    // Users and tokens from the administration page (crates/api/src/console/admin_pages.rs).
+    ("POST", "/console/users", Access::Admin),
+    ("POST", "/console/users/{name}/disable", Access::Admin),
+    ("POST", "/console/tokens", Access::Admin),
+    ("POST", "/console/tokens/{id}/revoke", Access::Admin),
     // Start, stop and pause of channels and destinations (crates/api/src/channel_control.rs).
     ("GET", "/api/channels/{name}/control", Access::Metadata),
     ("POST", "/api/channels/{name}/start", Access::Operate),
@@ -151,7 +161,17 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/channels/{name}/pause", Access::Operate),
     (
         "POST",
+        "/api/channels/{channel}/destinations/{destination}/start",
+        Access::Operate,
+    ),
+    (
+        "POST",
         "/api/channels/{channel}/destinations/{destination}/pause",
+        Access::Operate,
+    ),
+    (
+        "POST",
+        "/api/channels/{channel}/destinations/{destination}/stop",
         Access::Operate,
     ),
     (

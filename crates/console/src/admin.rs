@@ -1,7 +1,9 @@
 //! Administration: the running channels with their listeners and destinations, the
 //! configuration history with each version's diff, the users and tokens, and the
-//! audit trail's export; shown to administrators. Each channel has start, pause and
-//! stop buttons, each destination pause or resume (CSRF-protected forms).
+//! audit trail's export; shown to administrators. Each channel and each destination
+//! has start, pause and stop buttons; users are added and disabled, tokens created and
+//! revoked, from forms (each CSRF-protected). A new token's secret is shown once, on
+//! [`token_created_page`].
 
 use std::fmt::Write as _;
 
@@ -20,8 +22,9 @@ pub struct ChannelView {
     pub destinations: Vec<String>,
     /// `running`, `paused` or `stopped` (an operator's start, stop and pause).
     pub state: String,
-    /// Its destinations an operator paused.
-    pub paused_destinations: Vec<String>,
+    /// Its destinations an operator paused or stopped, with that state (`paused`,
+    /// `stopped`); the others run.
+    pub held_destinations: Vec<(String, String)>,
 }
 
 /// One applied configuration.
@@ -44,6 +47,9 @@ pub struct UserView {
     pub disabled: bool,
 }
 
+/// The roles a user or token can be given, narrowest first.
+pub const ROLES: [&str; 5] = ["viewer", "analyst", "operator", "steward", "admin"];
+
 /// A token (never its secret: the hint only).
 #[derive(Debug, Clone, Default)]
 pub struct TokenView {
@@ -51,9 +57,22 @@ pub struct TokenView {
     pub user: String,
     pub hint: String,
     pub role: String,
+    /// SMART-style scopes, space-separated (empty: none).
+    pub scopes: String,
     pub created: String,
     pub expires: String,
     pub revoked: String,
+}
+
+/// A token just created: its secret, shown once.
+#[derive(Debug, Clone, Default)]
+pub struct TokenCreatedView {
+    pub id: i64,
+    pub user: String,
+    pub role: String,
+    pub scopes: String,
+    pub expires: String,
+    pub secret: String,
 }
 
 /// What the administration page shows.
@@ -80,57 +99,212 @@ fn button(viewer: &Viewer, action: &str, label: &str) -> String {
     )
 }
 
-/// The start, pause and stop buttons of a channel (those that change its state).
-fn channel_buttons(viewer: &Viewer, c: &ChannelView) -> String {
-    let base = format!("/console/channels/{}", crate::url_encode(&c.name));
+/// The start, pause and stop buttons of a channel or destination at `base` (those that
+/// change its state), each labelled with `name`.
+fn state_buttons(viewer: &Viewer, base: &str, name: &str, state: &str) -> String {
     let mut out = String::new();
     for (action, label) in [("start", "Start"), ("pause", "Pause"), ("stop", "Stop")] {
         let current = matches!(
-            (action, c.state.as_str()),
+            (action, state),
             ("start", "running") | ("pause", "paused") | ("stop", "stopped")
         );
         if !current {
             out.push_str(&button(
                 viewer,
                 &format!("{base}/{action}"),
-                &format!("{label} {}", c.name),
+                &format!("{label} {name}"),
             ));
         }
     }
     out
 }
 
-/// A destination's name, its state and its pause or resume button.
+/// The start, pause and stop buttons of a channel.
+fn channel_buttons(viewer: &Viewer, c: &ChannelView) -> String {
+    let base = format!("/console/channels/{}", crate::url_encode(&c.name));
+    state_buttons(viewer, &base, &c.name, &c.state)
+}
+
+/// A destination's name, its state (running, paused: queues and sends nothing;
+/// stopped: the same, its connection to the receiver closed) and its buttons.
 fn destination_cell(viewer: &Viewer, c: &ChannelView, operate: bool) -> String {
     let mut out = String::new();
     for d in &c.destinations {
-        let paused = c.paused_destinations.contains(d);
+        let state = c
+            .held_destinations
+            .iter()
+            .find(|(name, _)| name == d)
+            .map_or("running", |(_, state)| state.as_str());
         let _ = write!(
             out,
             "<div>{} <span class=\"state {}\">{}</span>",
             escape(d),
-            if paused { "paused" } else { "running" },
-            if paused { "paused" } else { "running" },
+            escape(state),
+            escape(state),
         );
         if operate {
-            let (action, label) = if paused {
-                ("resume", "Resume")
-            } else {
-                ("pause", "Pause")
-            };
-            out.push_str(&button(
-                viewer,
-                &format!(
-                    "/console/channels/{}/destinations/{}/{action}",
-                    crate::url_encode(&c.name),
-                    crate::url_encode(d)
-                ),
-                &format!("{label} {d}"),
-            ));
+            let base = format!(
+                "/console/channels/{}/destinations/{}",
+                crate::url_encode(&c.name),
+                crate::url_encode(d)
+            );
+            out.push_str(&state_buttons(viewer, &base, d, state));
         }
         out.push_str("</div>");
     }
     out
+}
+
+/// A `<select>` of the roles, `first` (value, label) offered first when given.
+fn role_select(id: &str, name: &str, first: Option<(&str, &str)>) -> String {
+    let mut out = format!("<select id=\"{id}\" name=\"{name}\">");
+    if let Some((value, label)) = first {
+        let _ = write!(
+            out,
+            "<option value=\"{}\">{}</option>",
+            escape(value),
+            escape(label)
+        );
+    }
+    for role in ROLES {
+        let _ = write!(out, "<option value=\"{role}\">{role}</option>");
+    }
+    out.push_str("</select>");
+    out
+}
+
+/// The users' table, with a disable button per enabled user and the add form.
+fn users_html(viewer: &Viewer, users: &[UserView], administer: bool) -> String {
+    let mut body = String::from(
+        "<h2>Users</h2><table><caption>Local users (last sign-in is not kept; the audit trail has every login)</caption><thead><tr><th scope=\"col\">User</th><th scope=\"col\">Role</th><th scope=\"col\">Enabled</th><th scope=\"col\">Added</th><th scope=\"col\">Password</th><th scope=\"col\">Change</th></tr></thead><tbody>",
+    );
+    for u in users {
+        let change = if administer && !u.disabled {
+            button(
+                viewer,
+                &format!("/console/users/{}/disable", crate::url_encode(&u.name)),
+                &format!("Disable {}", u.name),
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&u.name),
+            escape(&u.role),
+            if u.disabled { "disabled" } else { "enabled" },
+            escape(&u.created),
+            if u.has_password { "set" } else { "none" },
+            change,
+        );
+    }
+    if users.is_empty() {
+        body.push_str("<tr><td colspan=\"6\">No users.</td></tr>");
+    }
+    body.push_str("</tbody></table>");
+    if administer {
+        let _ = write!(
+            body,
+            "<h3>Add a user</h3><form class=\"search\" method=\"post\" action=\"/console/users\">{}\
+             <label for=\"user-name\">Name<input id=\"user-name\" name=\"name\" required maxlength=\"64\" autocomplete=\"off\"></label>\
+             <label for=\"user-role\">Role{}</label>\
+             <label for=\"user-password\">Password (at least 12 characters)<input id=\"user-password\" name=\"password\" type=\"password\" required minlength=\"12\" autocomplete=\"new-password\"></label>\
+             <label for=\"user-password-again\">Password again<input id=\"user-password-again\" name=\"password_again\" type=\"password\" required minlength=\"12\" autocomplete=\"new-password\"></label>\
+             <div><button type=\"submit\">Add user</button></div></form>",
+            viewer.csrf_field(),
+            role_select("user-role", "role", None),
+        );
+    }
+    body
+}
+
+/// The tokens' table, with a revoke button per live token and the create form.
+fn tokens_html(viewer: &Viewer, tokens: &[TokenView], administer: bool) -> String {
+    let mut body = String::from(
+        "<h2>Tokens</h2><table><caption>API tokens (never their secrets)</caption><thead><tr><th scope=\"col\">Id</th><th scope=\"col\">Owner</th><th scope=\"col\">Starts with</th><th scope=\"col\">Role</th><th scope=\"col\">Scopes</th><th scope=\"col\">Created</th><th scope=\"col\">Expires</th><th scope=\"col\">Revoked</th><th scope=\"col\">Change</th></tr></thead><tbody>",
+    );
+    for t in tokens {
+        let change = if administer && t.revoked.is_empty() {
+            button(
+                viewer,
+                &format!("/console/tokens/{}/revoke", t.id),
+                &format!("Revoke token {}", t.id),
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            t.id,
+            escape(&t.user),
+            escape(&t.hint),
+            escape(if t.role.is_empty() {
+                "(owner's)"
+            } else {
+                &t.role
+            }),
+            escape(&t.scopes),
+            escape(&t.created),
+            escape(if t.expires.is_empty() {
+                "never"
+            } else {
+                &t.expires
+            }),
+            escape(&t.revoked),
+            change,
+        );
+    }
+    if tokens.is_empty() {
+        body.push_str("<tr><td colspan=\"9\">No tokens.</td></tr>");
+    }
+    body.push_str("</tbody></table>");
+    if administer {
+        let _ = write!(
+            body,
+            "<h3>Create a token</h3><form class=\"search\" method=\"post\" action=\"/console/tokens\">{}\
+             <label for=\"token-user\">Owner (a user)<input id=\"token-user\" name=\"user\" required maxlength=\"64\" autocomplete=\"off\"></label>\
+             <label for=\"token-role\">Role (at most the owner's){}</label>\
+             <label for=\"token-expires\">Expires after (days; empty: never)<input id=\"token-expires\" name=\"expires_days\" type=\"number\" min=\"1\"></label>\
+             <label for=\"token-scopes\">FHIR scopes (space-separated; empty: none)<input id=\"token-scopes\" name=\"scopes\" autocomplete=\"off\"></label>\
+             <div><button type=\"submit\">Create token</button></div></form>",
+            viewer.csrf_field(),
+            role_select("token-role", "role", Some(("", "the owner's"))),
+        );
+    }
+    body
+}
+
+/// The answer to the token form: the secret, shown this once (the page is served with
+/// `Cache-Control: no-store`; the token list shows only its first characters).
+pub fn token_created_page(viewer: &Viewer, t: &TokenCreatedView) -> String {
+    let body = format!(
+        "<p class=\"notice\" role=\"status\">Token {id} created for {user}.</p>\
+         <p>Copy the token now: it is shown only on this page and cannot be shown again. Send it as <code>Authorization: Bearer TOKEN</code>.</p>\
+         <p><label for=\"token-secret\">Token<input id=\"token-secret\" class=\"secret\" readonly size=\"60\" value=\"{secret}\"></label></p>\
+         <table><tbody><tr><th scope=\"row\">Id</th><td class=\"n\">{id}</td></tr>\
+         <tr><th scope=\"row\">Owner</th><td>{user}</td></tr>\
+         <tr><th scope=\"row\">Role</th><td>{role}</td></tr>\
+         <tr><th scope=\"row\">Scopes</th><td>{scopes}</td></tr>\
+         <tr><th scope=\"row\">Expires</th><td>{expires}</td></tr></tbody></table>\
+         <p><a href=\"/console/admin\">Back to administration</a></p>",
+        id = t.id,
+        user = escape(&t.user),
+        secret = escape(&t.secret),
+        role = escape(if t.role.is_empty() {
+            "(owner's)"
+        } else {
+            &t.role
+        }),
+        scopes = escape(&t.scopes),
+        expires = escape(if t.expires.is_empty() {
+            "never"
+        } else {
+            &t.expires
+        }),
+    );
+    page("Token created", Some(viewer), &body)
 }
 
 /// A diff with its added and removed lines marked for the stylesheet.
@@ -203,37 +377,9 @@ pub fn admin_page(viewer: &Viewer, a: &AdminView) -> String {
         }
         body.push_str("</section>");
     }
-    body.push_str("<h2>Users</h2><table><thead><tr><th scope=\"col\">User</th><th scope=\"col\">Role</th><th scope=\"col\">Added</th><th scope=\"col\">Password</th><th scope=\"col\">Disabled</th></tr></thead><tbody>");
-    for u in &a.users {
-        let _ = write!(
-            body,
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&u.name),
-            escape(&u.role),
-            escape(&u.created),
-            if u.has_password { "set" } else { "none" },
-            if u.disabled { "disabled" } else { "" },
-        );
-    }
-    body.push_str("</tbody></table>");
-    body.push_str("<h2>Tokens</h2><table><thead><tr><th scope=\"col\">Id</th><th scope=\"col\">Owner</th><th scope=\"col\">Starts with</th><th scope=\"col\">Role</th><th scope=\"col\">Created</th><th scope=\"col\">Expires</th><th scope=\"col\">Revoked</th></tr></thead><tbody>");
-    for t in &a.tokens {
-        let _ = write!(
-            body,
-            "<tr><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            t.id,
-            escape(&t.user),
-            escape(&t.hint),
-            escape(&t.role),
-            escape(&t.created),
-            escape(&t.expires),
-            escape(&t.revoked),
-        );
-    }
-    if a.tokens.is_empty() {
-        body.push_str("<tr><td colspan=\"7\">No tokens.</td></tr>");
-    }
-    body.push_str("</tbody></table>");
+    let administer = viewer.administers && viewer.csrf.is_some();
+    body.push_str(&users_html(viewer, &a.users, administer));
+    body.push_str(&tokens_html(viewer, &a.tokens, administer));
     body.push_str(
         "<h2>Audit trail</h2><p><a href=\"/console/audit\">Browse and filter the audit trail</a></p><form class=\"search\" method=\"get\" action=\"/api/audit\">\
          <label for=\"audit-since\">Since (a date or an RFC 3339 time)<input id=\"audit-since\" name=\"since\" required></label>\
@@ -256,5 +402,72 @@ mod tests {
         );
         assert!(html.contains("<span class=\"add\">+x = 2</span>"));
         assert!(html.contains("<span class=\"\">--- a</span>"));
+    }
+
+    fn operator() -> Viewer {
+        Viewer {
+            user: "olivia".into(),
+            role: "operator".into(),
+            csrf: Some("t0k".into()),
+            operates: true,
+            ..Viewer::default()
+        }
+    }
+
+    #[test]
+    fn each_destination_offers_the_buttons_that_change_its_state() {
+        let channel = ChannelView {
+            name: "lab".into(),
+            destinations: vec!["ehr".into(), "ris".into(), "pacs".into()],
+            held_destinations: vec![
+                ("ris".into(), "paused".into()),
+                ("pacs".into(), "stopped".into()),
+            ],
+            ..ChannelView::default()
+        };
+        let html = destination_cell(&operator(), &channel, true);
+        let cell = |name: &str| {
+            html.split(&format!("<div>{name} "))
+                .nth(1)
+                .and_then(|rest| rest.split("</div>").next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let base = "/console/channels/lab/destinations";
+        let (ehr, ris, pacs) = (cell("ehr"), cell("ris"), cell("pacs"));
+        assert!(
+            ehr.contains("<span class=\"state running\">running</span>"),
+            "{ehr}"
+        );
+        assert!(!ehr.contains(&format!("{base}/ehr/start")));
+        assert!(
+            ehr.contains(&format!("{base}/ehr/pause")) && ehr.contains(&format!("{base}/ehr/stop"))
+        );
+        assert!(ris.contains(">paused</span>") && !ris.contains(&format!("{base}/ris/pause")));
+        assert!(
+            ris.contains(&format!("{base}/ris/start")) && ris.contains(&format!("{base}/ris/stop"))
+        );
+        assert!(pacs.contains(">stopped</span>") && !pacs.contains(&format!("{base}/pacs/stop")));
+        assert!(
+            pacs.contains(&format!("{base}/pacs/start"))
+                && pacs.contains(&format!("{base}/pacs/pause"))
+        );
+        assert_eq!(html.matches("name=\"csrf_token\" value=\"t0k\"").count(), 6);
+    }
+
+    #[test]
+    fn the_created_token_page_escapes_what_it_shows() {
+        let page = token_created_page(
+            &operator(),
+            &TokenCreatedView {
+                id: 7,
+                user: "<b>".into(),
+                secret: "crd_a\"b".into(),
+                ..TokenCreatedView::default()
+            },
+        );
+        assert!(page.contains("value=\"crd_a&quot;b\""), "{page}");
+        assert!(page.contains("<td>&lt;b&gt;</td>"));
+        assert!(page.contains("<td>never</td>") && page.contains("<td>(owner&#39;s)</td>"));
     }
 }

@@ -75,14 +75,16 @@
 //! | `entry_id` | INTEGER PK | The `delivery_queue` entry (deleted with it). |
 //! | `payload` | BLOB | The bytes sent, after the destination's transformers. Filtered and errored-by-a-step entries have no row. |
 //!
-//! `delivery_paused`, the destinations an operator paused ([`Delivery::pause`]); their
-//! workers deliver nothing until resumed, and a restart keeps them paused:
+//! `delivery_paused`, the destinations an operator paused ([`Delivery::pause`]) or
+//! stopped ([`Delivery::stop`]); their workers deliver nothing until resumed, a stopped
+//! one's worker also closes its connection to the receiver, and a restart keeps them so:
 //!
 //! | column | type | meaning |
 //! | --- | --- | --- |
 //! | `channel`, `destination` | TEXT PK | The destination. |
 //! | `paused_at` | INTEGER | When it was paused (µs). |
 //! | `paused_by` | TEXT | Who paused it, as the audit trail names them. |
+//! | `stopped` | INTEGER | 1: stopped (no connection kept to the receiver); 0: paused. |
 //!
 //! Indexes: `delivery_queue_pending (channel, destination, id) WHERE state IN ('queued',
 //! 'sending')` (the worker's scan, small however large the history),
@@ -524,35 +526,62 @@ impl Delivery {
     }
 
     /// Pauses a destination of the running configuration: its worker delivers nothing
-    /// after the batch it is on, while routing goes on queuing for it in order. Kept in
-    /// the store, so the pause outlasts a restart and a reload. True when it was not
-    /// paused already (a pause again keeps the first one's time and author).
+    /// after the batch it is on, while routing goes on queuing for it in order; its
+    /// connection to the receiver stays open. Kept in the store, so the pause outlasts a
+    /// restart and a reload. True when it changed (a pause again keeps the first one's
+    /// time and author; a pause of a stopped destination makes it paused).
     pub async fn pause(
         &self,
         channel: &str,
         destination: &str,
         by: &str,
     ) -> Result<bool, ControlError> {
+        self.hold(channel, destination, by, false).await
+    }
+
+    /// Stops a destination of the running configuration: paused, and its worker closes
+    /// its connection to the receiver (an MLLP socket, an SFTP session) and opens none
+    /// until [`Delivery::resume`] starts it. Kept in the
+    /// store like a pause. True when it changed.
+    pub async fn stop(
+        &self,
+        channel: &str,
+        destination: &str,
+        by: &str,
+    ) -> Result<bool, ControlError> {
+        self.hold(channel, destination, by, true).await
+    }
+
+    async fn hold(
+        &self,
+        channel: &str,
+        destination: &str,
+        by: &str,
+        stopped: bool,
+    ) -> Result<bool, ControlError> {
         self.known(channel, destination)?;
-        let paused = PausedDestination {
+        let held = PausedDestination {
             channel: channel.to_owned(),
             destination: destination.to_owned(),
             paused_at: UnixMicros::now(),
             paused_by: by.to_owned(),
+            stopped,
         };
-        let row = paused.clone();
-        let new = self
+        let row = held.clone();
+        let changed = self
             .store
-            .write(move |conn| pause::pause_in(conn, &row))
+            .write(move |conn| pause::hold_in(conn, &row))
             .await?;
-        if new {
-            self.paused.insert(paused);
+        if changed {
+            self.paused.insert(held);
+            // A stopped worker closes its connection now, not at its next poll.
+            self.wake(channel);
         }
-        Ok(new)
+        Ok(changed)
     }
 
-    /// Resumes a paused destination: its worker delivers its queue from the oldest
-    /// entry. True when it was paused.
+    /// Starts (resumes) a paused or stopped destination: its worker delivers its queue
+    /// from the oldest entry, connecting again if it was stopped. True when it was held.
     pub async fn resume(&self, channel: &str, destination: &str) -> Result<bool, ControlError> {
         let (c, d) = (channel.to_owned(), destination.to_owned());
         let was = self
@@ -564,7 +593,7 @@ impl Delivery {
         Ok(was)
     }
 
-    /// The pause of a destination, if it is paused.
+    /// The pause or stop of a destination, if it is held.
     pub fn paused(&self, channel: &str, destination: &str) -> Option<PausedDestination> {
         self.paused.get(channel, destination)
     }

@@ -1,7 +1,11 @@
-//! Paused destinations: an operator's pause. A paused destination's worker delivers
-//! nothing (the batch it is delivering when paused finishes); routing goes on queuing
-//! for it, in order, and once resumed it delivers its queue from the oldest entry, as
-//! if it had been slow. Kept in `delivery_paused`, so a pause survives a restart.
+//! Paused and stopped destinations: an operator's hold. A held destination's worker
+//! delivers nothing (the batch it is delivering when held finishes); routing goes on
+//! queuing for it, in order, and once started (resumed) it delivers its queue from the
+//! oldest entry, as if it had been slow. A *stopped* destination also closes its
+//! connection to the receiver (an MLLP socket, an SFTP session: the kinds that
+//! implement `Destination::disconnect`) and opens none until started; a *paused* one
+//! keeps it. Kept in `delivery_paused`
+//! (`stopped` 0 or 1), so a hold survives a restart.
 
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock};
@@ -20,6 +24,8 @@ pub struct PausedDestination {
     pub paused_at: UnixMicros,
     /// Who paused it (`user:alice`, `token:3 (alice)`).
     pub paused_by: String,
+    /// Stopped (its connection to the receiver closed), not only paused.
+    pub stopped: bool,
 }
 
 /// The paused destinations, as stored; shared by every worker, which looks before each
@@ -33,7 +39,7 @@ impl Paused {
     /// Reads the stored pauses.
     pub(crate) fn load(conn: &Connection) -> store::Result<Paused> {
         let mut statement = conn.prepare(
-            "SELECT channel, destination, paused_at, paused_by FROM delivery_paused \
+            "SELECT channel, destination, paused_at, paused_by, stopped FROM delivery_paused \
              ORDER BY channel, destination",
         )?;
         let rows = statement.query_map([], |r| {
@@ -42,6 +48,7 @@ impl Paused {
                 destination: r.get(1)?,
                 paused_at: UnixMicros(r.get(2)?),
                 paused_by: r.get(3)?,
+                stopped: r.get::<_, i64>(4)? != 0,
             })
         })?;
         let mut set = BTreeMap::new();
@@ -54,11 +61,13 @@ impl Paused {
         })
     }
 
-    pub(crate) fn contains(&self, channel: &str, destination: &str) -> bool {
+    /// Whether a destination is held: None while it runs, else whether it is stopped.
+    pub(crate) fn held(&self, channel: &str, destination: &str) -> Option<bool> {
         self.set
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(&(channel.to_owned(), destination.to_owned()))
+            .get(&(channel.to_owned(), destination.to_owned()))
+            .map(|held| held.stopped)
     }
 
     pub(crate) fn get(&self, channel: &str, destination: &str) -> Option<PausedDestination> {
@@ -93,16 +102,22 @@ impl Paused {
     }
 }
 
-/// Records a pause; an existing one keeps its time and author. True when it was new.
-pub(crate) fn pause_in(conn: &Connection, paused: &PausedDestination) -> store::Result<bool> {
+/// Records a pause or a stop. The same hold again keeps the first one's time and
+/// author; a stop of a paused destination (or a pause of a stopped one) replaces it.
+/// True when something changed.
+pub(crate) fn hold_in(conn: &Connection, held: &PausedDestination) -> store::Result<bool> {
     let n = conn.execute(
-        "INSERT OR IGNORE INTO delivery_paused (channel, destination, paused_at, paused_by) \
-         VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO delivery_paused (channel, destination, paused_at, paused_by, stopped) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (channel, destination) DO UPDATE SET \
+         paused_at = excluded.paused_at, paused_by = excluded.paused_by, \
+         stopped = excluded.stopped WHERE stopped <> excluded.stopped",
         params![
-            paused.channel,
-            paused.destination,
-            paused.paused_at.0,
-            paused.paused_by
+            held.channel,
+            held.destination,
+            held.paused_at.0,
+            held.paused_by,
+            i64::from(held.stopped)
         ],
     )?;
     Ok(n == 1)

@@ -88,6 +88,13 @@ pub const MIGRATIONS: &[Migration] = &[
         ALTER TABLE delivery_queue ADD COLUMN first_sent_at INTEGER;
     "#,
     },
+    Migration {
+        version: 5,
+        description: "stopped destinations",
+        // An operator's stop (`Delivery::stop`): a pause that also closes the
+        // destination's connection to its receiver.
+        sql: "ALTER TABLE delivery_paused ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;",
+    },
 ];
 
 /// A queue entry's id: grows with enqueue order, never reused.

@@ -110,7 +110,8 @@ pub(crate) struct Worker {
     pub status: Arc<Status>,
     pub wake: Arc<Notify>,
     pub stop: watch::Receiver<bool>,
-    /// The operator's pauses: a paused destination delivers nothing until resumed.
+    /// The operator's pauses and stops: a held destination delivers nothing until
+    /// started, and a stopped one closes its connection.
     pub paused: Arc<crate::pause::Paused>,
 }
 
@@ -140,7 +141,12 @@ impl Worker {
             if *self.stop.borrow() {
                 break;
             }
-            if self.paused.contains(&channel, &name) {
+            if let Some(stopped) = self.paused.held(&channel, &name) {
+                if stopped {
+                    // Stopped: the receiver sees its connection closed, and none is
+                    // opened until started.
+                    self.destination.disconnect().await;
+                }
                 // Resuming wakes the worker; the queue keeps its order meanwhile.
                 if self.pause(Some(IDLE_POLL), Duration::ZERO).await {
                     break;

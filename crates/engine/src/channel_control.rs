@@ -14,7 +14,9 @@
 //! destination) wait `received` in its journal like its own source's, and are processed
 //! in order when it is started.
 //!
-//! A destination's pause is `delivery`'s ([`delivery::Delivery::pause`]).
+//! A destination's pause and stop are `delivery`'s ([`delivery::Delivery::pause`],
+//! [`delivery::Delivery::stop`]): both keep queuing and send nothing; a stopped one
+//! also closes its connection to the receiver.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
@@ -145,12 +147,14 @@ impl ChannelStates {
             }
         }
         for paused in delivery.paused_destinations() {
+            let state = if paused.stopped { "stopped" } else { "paused" };
             warn!(
                 channel = %paused.channel,
                 destination = %paused.destination,
+                state,
                 since = %datetime::rfc3339::format_micros(paused.paused_at.0),
                 by = %paused.paused_by,
-                "destination is still paused as an operator left it; its queue waits for a resume"
+                "destination is still {state} as an operator left it; its queue waits for a start"
             );
         }
     }
@@ -244,10 +248,10 @@ impl Control {
                 .map(|destination| {
                     let paused = self.delivery.paused(name, &destination);
                     api::DestinationControl {
-                        state: if paused.is_some() {
-                            "paused"
-                        } else {
-                            "running"
+                        state: match &paused {
+                            None => "running",
+                            Some(held) if held.stopped => "stopped",
+                            Some(_) => "paused",
                         },
                         paused_at: paused
                             .as_ref()
@@ -340,12 +344,14 @@ impl Control {
         Ok(self.channel_view(name))
     }
 
-    /// Pauses or resumes a destination of a running channel.
-    pub(crate) async fn set_destination_paused(
+    /// Starts, pauses or stops a destination of a running channel (`delivery`'s
+    /// [`delivery::Delivery::pause`], [`delivery::Delivery::stop`] and
+    /// [`delivery::Delivery::resume`]).
+    pub(crate) async fn set_destination_state(
         &self,
         channel: &str,
         destination: &str,
-        paused: bool,
+        action: api::ChannelAction,
         by: &str,
     ) -> Result<api::ChannelControl, api::ControlRefused> {
         let guard = self.running.lock().await;
@@ -354,17 +360,34 @@ impl Control {
                 "Corridor is stopping".to_owned(),
             ));
         }
-        let changed = if paused {
-            self.delivery.pause(channel, destination, by).await
-        } else {
-            self.delivery.resume(channel, destination).await
+        let changed = match action {
+            api::ChannelAction::Pause => self.delivery.pause(channel, destination, by).await,
+            api::ChannelAction::Stop => self.delivery.stop(channel, destination, by).await,
+            api::ChannelAction::Start => {
+                if self
+                    .delivery
+                    .destinations_of(channel)
+                    .iter()
+                    .any(|d| d == destination)
+                {
+                    self.delivery.resume(channel, destination).await
+                } else {
+                    Err(delivery::ControlError::Unknown {
+                        channel: channel.to_owned(),
+                        destination: destination.to_owned(),
+                    })
+                }
+            }
         };
         match changed {
             Ok(changed) => {
                 if changed {
                     info!(
                         channel,
-                        destination, paused, by, "destination state changed"
+                        destination,
+                        action = ?action,
+                        by,
+                        "destination state changed"
                     );
                 }
                 Ok(self.channel_view(channel))

@@ -661,17 +661,17 @@ impl api::ConfigControl for ApiControl {
         Box::pin(async move { control.set_channel_state(&channel, action, &by).await })
     }
 
-    fn set_destination_paused(
+    fn set_destination_state(
         &self,
         channel: String,
         destination: String,
-        paused: bool,
+        action: api::ChannelAction,
         by: String,
     ) -> api::BoxFuture<Result<api::ChannelControl, api::ControlRefused>> {
         let control = self.0.clone();
         Box::pin(async move {
             control
-                .set_destination_paused(&channel, &destination, paused, &by)
+                .set_destination_state(&channel, &destination, action, &by)
                 .await
         })
     }

@@ -562,5 +562,161 @@ async fn the_sent_hop_counts_from_receipt_to_the_first_attempt_in_metrics_and_on
         )),
         "{page}"
     );
+
+/// What a test MLLP receiver saw: the control ids it acknowledged, in order, the
+/// connections it accepted and those still open (closed when the sender closes).
+#[derive(Clone, Default)]
+struct MllpSeen {
+    got: Arc<Mutex<Vec<String>>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A downstream MLLP listener answering AA to every frame, counting its connections.
+async fn mllp_receiver() -> (SocketAddr, MllpSeen) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = MllpSeen::default();
+    let keep = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            keep.accepted.fetch_add(1, Ordering::SeqCst);
+            keep.open.fetch_add(1, Ordering::SeqCst);
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let mut decoder = mllp::FrameDecoder::new(1 << 20);
+                let mut buf = bytes::BytesMut::new();
+                'connection: loop {
+                    while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+                        let control = hl7v2::Message::parse(&frame)
+                            .ok()
+                            .and_then(|m| {
+                                m.get_str("MSH-10").ok().flatten().map(|c| c.into_owned())
+                            })
+                            .unwrap_or_default();
+                        keep.got.lock().unwrap().push(control.clone());
+                        let ack = format!(
+                            "\x0bMSH|^~\\&|EHR|HOSP|LIS|LAB|20240101120000||ACK|A{control}|P|2.5.1\rMSA|AA|{control}\r\x1c\r"
+                        );
+                        if socket.write_all(ack.as_bytes()).await.is_err() {
+                            break 'connection;
+                        }
+                    }
+                    match socket.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+                keep.open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_destination_closes_its_connection_stays_stopped_after_a_restart_and_delivers_in_order_when_started()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, seen) = mllp_receiver().await;
+    let lab = free_port();
+    let file = dir.path().join("corridor.toml");
+    std::fs::write(
+        &file,
+        common::config_text(
+            dir.path(),
+            "data",
+            Api::On,
+            &format!(
+                r#"
+[channels.lab]
+source = {{ type = "mllp", listen = "127.0.0.1:{lab}" }}
+
+[[channels.lab.destinations]]
+name = "ehr"
+type = "mllp"
+to = "{receiver}"
+"#
+            ),
+        ),
+    )
+    .unwrap();
+    let start = || Engine::start_from_file(ConfigFile::new(file.clone()));
+    let engine = start().await.unwrap();
+    let lab_addr: SocketAddr = format!("127.0.0.1:{lab}").parse().unwrap();
+    let open = || seen.open.load(Ordering::SeqCst);
+    let accepted = || seen.accepted.load(Ordering::SeqCst);
+
+    send_all(lab_addr, &[oru("S1")]).await;
+    wait_for("S1 delivered", LIMIT, || {
+        seen.got.lock().unwrap().len() == 1
+    })
+    .await;
+    assert_eq!((accepted(), open()), (1, 1), "one connection, kept open");
+
+    // Paused: nothing is sent, the connection stays open.
+    let answer = post(&engine, "/api/channels/lab/destinations/ehr/pause").await;
+    assert_eq!(answer["destinations"][0]["state"], "paused", "{answer}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(open(), 1, "a paused destination closed its connection");
+
+    // Stopped: the receiver sees its connection closed.
+    let answer = post(&engine, "/api/channels/lab/destinations/ehr/stop").await;
+    assert_eq!(answer["destinations"][0]["state"], "stopped", "{answer}");
+    assert_eq!(answer["destinations"][0]["paused_by"], "anonymous");
+    wait_for("the connection closed", Duration::from_secs(5), || {
+        open() == 0
+    })
+    .await;
+
+    // Messages go on arriving and queue; no connection is opened for them.
+    let queued: Vec<String> = (1..=5).map(|i| format!("Q{i}")).collect();
+    let messages: Vec<Vec<u8>> = queued.iter().map(|c| oru(c)).collect();
+    send_all(lab_addr, &messages).await;
+    wait_for("all processed", LIMIT, || processed(&engine) == 6).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        *seen.got.lock().unwrap(),
+        ["S1"],
+        "a stopped destination sent"
+    );
+    assert_eq!(
+        (accepted(), open()),
+        (1, 0),
+        "a stopped destination connected"
+    );
+    let waiting = count(
+        engine.store(),
+        "SELECT count(*) FROM delivery_queue WHERE state = 'queued'",
+    );
+    assert_eq!(waiting, 5);
+
+    // A restart keeps it stopped.
+    engine.shutdown().await;
+    let engine = start().await.unwrap();
+    assert_eq!(
+        control(&engine, "lab").await["destinations"][0]["state"],
+        "stopped"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        (accepted(), seen.got.lock().unwrap().len()),
+        (1, 1),
+        "a stopped destination connected after a restart"
+    );
+
+    // Started: it connects again and delivers the queue, each once, in order.
+    let answer = post(&engine, "/api/channels/lab/destinations/ehr/start").await;
+    assert_eq!(answer["destinations"][0]["state"], "running", "{answer}");
+    wait_for("the queue delivered", LIMIT, || {
+        seen.got.lock().unwrap().len() >= 6
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut expected = vec!["S1".to_owned()];
+    expected.extend(queued);
+    assert_eq!(*seen.got.lock().unwrap(), expected, "each once, in order");
+    assert_eq!((accepted(), open()), (2, 1));
     engine.shutdown().await;
 }

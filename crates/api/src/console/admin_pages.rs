@@ -1,15 +1,20 @@
 //! The console's administration page: running channels and their destinations, the
 //! configuration history with diffs, users, tokens, and the audit trail's export form.
 //! The page is `Admin`; its start, stop and pause buttons post to the `Operate` forms
-//! below, which do what `POST /api/channels/...` does. Other changes stay with the
-//! JSON routes and the command line.
+//! below, which do what `POST /api/channels/...` does. Its user and token forms are
+//! `Admin` and do what `POST /api/users` and `POST /api/tokens` do, through the same
+//! functions, so each change is written with its one audit record (`user.add`,
+//! `user.disable`, `token.create`, `token.revoke`). A new token's secret is on the
+//! form's answer only (`Cache-Control: no-store`), never on the page again.
 
+use axum::Extension;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use console::{AdminView, ChannelView, ConfigVersionView, TokenView, UserView};
+use console::{AdminView, ChannelView, ConfigVersionView, TokenCreatedView, TokenView, UserView};
 
-use super::{html, redirect_back, viewer};
+use super::{Form, html, redirect_back, viewer};
 use crate::auth::CsrfToken;
 use crate::extract::Path;
 use crate::{Api, ApiError, Principal};
@@ -42,12 +47,12 @@ pub(super) async fn admin(
             let state = states.iter().find(|s| s.channel == c.name);
             ChannelView {
                 state: state.map_or("running", |s| s.state).to_owned(),
-                paused_destinations: state
+                held_destinations: state
                     .map(|s| {
                         s.destinations
                             .iter()
-                            .filter(|d| d.state == "paused")
-                            .map(|d| d.destination.clone())
+                            .filter(|d| d.state != "running")
+                            .map(|d| (d.destination.clone(), d.state.to_owned()))
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -86,12 +91,7 @@ pub(super) async fn admin(
         }
         None => (Vec::new(), None),
     };
-    let identities = match api.auth.identities() {
-        Some(identities) => identities.clone(),
-        None => access::Access::open(api.store.clone())
-            .await
-            .map_err(|e| ApiError::internal(format!("the users could not be opened: {e}")))?,
-    };
+    let identities = crate::admin::identities(&api).await?;
     let (users, tokens) = tokio::task::spawn_blocking(move || {
         Ok::<_, access::Error>((identities.list_users()?, identities.list_tokens()?))
     })
@@ -119,6 +119,7 @@ pub(super) async fn admin(
                 user: t.user.clone(),
                 hint: t.hint.clone(),
                 role: t.role.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+                scopes: t.scopes.clone().unwrap_or_default(),
                 created: console::time_text(t.created_at),
                 expires: t.expires_at.map(console::time_text).unwrap_or_default(),
                 revoked: t.revoked_at.map(console::time_text).unwrap_or_default(),
@@ -168,13 +169,12 @@ pub(super) async fn stop_channel(
     channel_form(api, principal, name, crate::ChannelAction::Stop).await
 }
 
-/// `POST /console/channels/{channel}/destinations/{destination}/{pause|resume}`.
+/// `POST /console/channels/{channel}/destinations/{destination}/{start|pause|stop}`.
 async fn destination_form(
     api: Api,
     principal: Principal,
-    channel: String,
-    destination: String,
-    paused: bool,
+    (channel, destination): (String, String),
+    action: crate::ChannelAction,
 ) -> Response {
     let name = destination.clone();
     let result = crate::channel_control::change_destination(
@@ -182,30 +182,166 @@ async fn destination_form(
         &principal,
         channel.clone(),
         destination,
-        paused,
+        action,
     )
     .await
-    .map(|_| {
-        format!(
-            "Destination {name} of {channel} is {}.",
-            if paused { "paused" } else { "running" }
-        )
+    .map(|c| {
+        let state = c
+            .destinations
+            .iter()
+            .find(|d| d.destination == name)
+            .map_or("running", |d| d.state);
+        format!("Destination {name} of {channel} is {state}.")
     });
     redirect_back("/console/admin", result)
+}
+
+pub(super) async fn start_destination(
+    State(api): State<Api>,
+    principal: Principal,
+    Path(names): Path<(String, String)>,
+) -> Response {
+    destination_form(api, principal, names, crate::ChannelAction::Start).await
 }
 
 pub(super) async fn pause_destination(
     State(api): State<Api>,
     principal: Principal,
-    Path((channel, destination)): Path<(String, String)>,
+    Path(names): Path<(String, String)>,
 ) -> Response {
-    destination_form(api, principal, channel, destination, true).await
+    destination_form(api, principal, names, crate::ChannelAction::Pause).await
 }
 
-pub(super) async fn resume_destination(
+pub(super) async fn stop_destination(
     State(api): State<Api>,
     principal: Principal,
-    Path((channel, destination)): Path<(String, String)>,
+    Path(names): Path<(String, String)>,
 ) -> Response {
-    destination_form(api, principal, channel, destination, false).await
+    destination_form(api, principal, names, crate::ChannelAction::Stop).await
+}
+
+/// An answer to a user or token form: written with its audit record when it worked
+/// (the guard adds none), else the guard records the refusal.
+fn answered(result: Result<String, ApiError>) -> Response {
+    let ok = result.is_ok();
+    let response = redirect_back("/console/admin", result);
+    if ok {
+        crate::admin::recorded(response)
+    } else {
+        response
+    }
+}
+
+/// `POST /console/users`: `name`, `role`, `password` and `password_again` (the same).
+pub(super) async fn add_user(
+    State(api): State<Api>,
+    caller: Option<Extension<access::Principal>>,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let form = Form::parse(&body)?;
+        let name = form.required("name", "give the user a name")?;
+        let role = form.required("role", "choose a role")?;
+        let password = form.get("password").unwrap_or("");
+        if password.is_empty() {
+            return Err(ApiError::bad_request("password: type the user's password"));
+        }
+        if form.get("password_again") != Some(password) {
+            return Err(ApiError::bad_request(
+                "password_again: the two passwords differ; type the same one twice",
+            ));
+        }
+        let caller = caller.as_ref().map(|Extension(p)| p);
+        let user =
+            crate::admin::add_user_as(&api, caller, name, &role, Some(password.to_owned())).await?;
+        Ok(format!("User {} added as {}.", user.name, user.role))
+    }
+    .await;
+    answered(result)
+}
+
+/// `POST /console/users/{name}/disable`: no login, its tokens refused, its sessions
+/// ended.
+pub(super) async fn disable_user(
+    State(api): State<Api>,
+    caller: Option<Extension<access::Principal>>,
+    Path(name): Path<String>,
+) -> Response {
+    let caller = caller.as_ref().map(|Extension(p)| p);
+    let result = crate::admin::disable_user_as(&api, caller, &name)
+        .await
+        .map(|user| {
+            format!(
+                "User {} disabled: signed out, their tokens refused.",
+                user.name
+            )
+        });
+    answered(result)
+}
+
+/// `POST /console/tokens`: `user`, `role` (empty: the owner's), `expires_days` (empty:
+/// never), `scopes` (empty: none). Answers with the secret, this once.
+pub(super) async fn create_token(
+    State(api): State<Api>,
+    principal: Principal,
+    csrf: Option<Extension<CsrfToken>>,
+    caller: Option<Extension<access::Principal>>,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let form = Form::parse(&body)?;
+        let user = form.required("user", "name the user the token acts for")?;
+        let given = |name: &str| form.get(name).map(str::trim).filter(|v| !v.is_empty());
+        let expires_days = given("expires_days")
+            .map(|text| {
+                text.parse::<u32>().ok().filter(|&d| d > 0).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "expires_days: {text:?} is not a whole number of days"
+                    ))
+                })
+            })
+            .transpose()?;
+        let caller = caller.as_ref().map(|Extension(p)| p);
+        crate::admin::create_token_as(
+            &api,
+            caller,
+            &user,
+            given("role"),
+            expires_days,
+            given("scopes"),
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(token) => {
+            let view = TokenCreatedView {
+                id: token.id,
+                user: token.user,
+                role: token.role.as_str().to_owned(),
+                scopes: token.scopes.unwrap_or_default(),
+                expires: token.expires_at.map(console::time_text).unwrap_or_default(),
+                secret: token.secret,
+            };
+            // `html` answers with `Cache-Control: no-store`: the secret is kept by no cache.
+            crate::admin::recorded(html(
+                StatusCode::OK,
+                console::token_created_page(&viewer(&principal, csrf.as_ref()), &view),
+            ))
+        }
+        Err(e) => redirect_back("/console/admin", Err(e)),
+    }
+}
+
+/// `POST /console/tokens/{id}/revoke`.
+pub(super) async fn revoke_token(
+    State(api): State<Api>,
+    caller: Option<Extension<access::Principal>>,
+    Path(id): Path<i64>,
+) -> Response {
+    let caller = caller.as_ref().map(|Extension(p)| p);
+    let result = crate::admin::revoke_token_as(&api, caller, id)
+        .await
+        .map(|()| format!("Token {id} revoked."));
+    answered(result)
 }

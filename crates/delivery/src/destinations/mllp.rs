@@ -237,6 +237,14 @@ impl Destination for MllpDestination {
     ) -> Vec<Result<Delivered, DeliveryError>> {
         self.send_all(batch).await
     }
+
+    async fn disconnect(&mut self) {
+        if let Some((writer, reader)) = self.connection.take() {
+            // The receiver reads the end of the stream (a TLS close_notify first).
+            let _ = tokio::time::timeout(self.timeout, writer.close()).await;
+            drop(reader);
+        }
+    }
 }
 
 /// Reads the receiver's ACK for `sent`: MSA-1 decides, MSA-2 must be the sent MSH-10.

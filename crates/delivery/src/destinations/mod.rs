@@ -306,6 +306,12 @@ pub trait Destination: Send + 'static {
             results
         }
     }
+
+    /// Closes any connection kept open to the receiver (an operator stopped the
+    /// destination); the next delivery opens a new one. Kinds that keep none do nothing.
+    fn disconnect(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Any destination kind, for the worker (static dispatch, no boxed futures).
@@ -356,6 +362,20 @@ impl Destination for AnyDestination {
             AnyDestination::Channel(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Database(d) => d.deliver_batch(batch, meta).await,
             AnyDestination::Nats(d) => d.deliver_batch(batch, meta).await,
+        }
+    }
+
+    async fn disconnect(&mut self) {
+        match self {
+            AnyDestination::Mllp(d) => d.disconnect().await,
+            AnyDestination::Http(d) => d.disconnect().await,
+            AnyDestination::File(d) => d.disconnect().await,
+            AnyDestination::Fhir(d) => d.disconnect().await,
+            AnyDestination::Email(d) => d.disconnect().await,
+            AnyDestination::Sftp(d) => d.disconnect().await,
+            AnyDestination::Channel(d) => d.disconnect().await,
+            AnyDestination::Database(d) => d.disconnect().await,
+            AnyDestination::Nats(d) => d.disconnect().await,
         }
     }
 }

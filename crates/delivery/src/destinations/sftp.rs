@@ -193,4 +193,9 @@ impl Destination for SftpDestination {
             }
         }
     }
+
+    async fn disconnect(&mut self) {
+        // The SSH session ends when dropped.
+        self.connection = None;
+    }
 }
