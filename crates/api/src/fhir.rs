@@ -923,9 +923,34 @@ async fn search(
     fhir_json(StatusCode::OK, &bundle)
 }
 
-/// The CapabilityStatement: the types, interactions and search parameters above.
+/// The types the converter stores that search does not cover: they answer read, vread
+/// and history only (`tests/fhir_valid_r4.rs` checks that every type the corpus stores
+/// is listed in the CapabilityStatement, as one of these or as searchable).
+pub const READ_ONLY_TYPES: &[&str] = &[
+    "Account",
+    "Appointment",
+    "CareTeam",
+    "ChargeItem",
+    "Coverage",
+    "Device",
+    "Location",
+    "MedicationAdministration",
+    "MedicationDispense",
+    "MessageHeader",
+    "OperationOutcome",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "Provenance",
+    "RelatedPerson",
+    "Specimen",
+];
+
+/// The CapabilityStatement: the types, interactions and search parameters above (the
+/// terminology's resources are added by `metadata` when it runs).
 pub fn capability_statement(base: &str) -> Value {
-    let resources: Vec<Value> = SEARCHABLE
+    let mut resources: Vec<Value> = SEARCHABLE
         .iter()
         .map(|(ty, params)| {
             let mut search_params: Vec<Value> = vec![json!({"name": "_id", "type": "token"})];
@@ -975,6 +1000,18 @@ pub fn capability_statement(base: &str) -> Value {
             resource
         })
         .collect();
+    resources.extend(READ_ONLY_TYPES.iter().map(|ty| {
+        json!({
+            "type": ty,
+            "interaction": [
+                {"code": "read"}, {"code": "vread"}, {"code": "history-instance"}
+            ],
+            "versioning": "versioned",
+            "readHistory": true,
+            "conditionalRead": "full-support",
+        })
+    }));
+    resources.sort_by(|a, b| a["type"].as_str().cmp(&b["type"].as_str()));
     let result_params = json!([
         {"name": "_sort", "type": "special", "documentation": "Comma-separated _id, _lastUpdated or a token, string or date parameter of the type; - in front for descending"},
         {"name": "_count", "type": "number", "documentation": "Results per page (default 50, at most 1000); 0 with _summary=count"},
@@ -997,7 +1034,7 @@ pub fn capability_statement(base: &str) -> Value {
         "format": ["application/fhir+json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Every resource type Corridor stores can be read (read, vread, history; ETag, Last-Modified, If-None-Match and If-Modified-Since); the types listed can be searched with GET or POST [type]/_search. Parameters Corridor does not use are left out and named in an OperationOutcome entry (search mode outcome) unless the request says Prefer: handling=strict, which makes them a 400. Only JSON is served: an Accept or _format asking for XML is a 406.",
+            "documentation": "Every resource type Corridor stores can be read (read, vread, history; ETag, Last-Modified, If-None-Match and If-Modified-Since); the types listed with search-type can be searched with GET or POST [type]/_search. Parameters Corridor does not use are left out and named in an OperationOutcome entry (search mode outcome) unless the request says Prefer: handling=strict, which makes them a 400. Only JSON is served: an Accept or _format asking for XML is a 406.",
             "resource": resources,
             "searchParam": result_params,
         }],
@@ -1009,5 +1046,11 @@ async fn metadata(State(app): State<Api>) -> Response {
         Ok(api) => api,
         Err(error) => return error.into_response(),
     };
-    fhir_json(StatusCode::OK, &capability_statement(&api.base))
+    let mut statement = capability_statement(&api.base);
+    if app.terminology.is_some() {
+        if let Some(resources) = statement["rest"][0]["resource"].as_array_mut() {
+            resources.extend(crate::terminology::capability_resources());
+        }
+    }
+    fhir_json(StatusCode::OK, &statement)
 }

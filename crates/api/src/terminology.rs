@@ -108,6 +108,38 @@ pub(crate) fn routes() -> Routes {
         .map_router(|r| r.layer(DefaultBodyLimit::max(MAX_LOAD)))
 }
 
+/// The CapabilityStatement's entries for what these routes serve under `/fhir` (when
+/// the terminology runs): ConceptMap and CodeSystem read and search by `_id`, `url` and
+/// `name`, `$translate`, `$lookup` and `$validate-code` (GET and POST).
+pub(crate) fn capability_resources() -> Vec<Value> {
+    let searched = |ty: &str, operation: &str| {
+        json!({
+            "type": ty,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [
+                {"name": "_id", "type": "token"},
+                {"name": "url", "type": "uri"},
+                {"name": "name", "type": "string"},
+            ],
+            "operation": [{
+                "name": operation,
+                "definition": format!("http://hl7.org/fhir/OperationDefinition/{ty}-{operation}"),
+            }],
+        })
+    };
+    vec![
+        searched("CodeSystem", "lookup"),
+        searched("ConceptMap", "translate"),
+        json!({
+            "type": "ValueSet",
+            "operation": [{
+                "name": "validate-code",
+                "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+            }],
+        }),
+    ]
+}
+
 impl Api {
     fn terminology(&self) -> Result<&TerminologyService, ApiError> {
         self.terminology

@@ -444,7 +444,14 @@ fn metadata_lists_what_is_supported() {
         assert!(types.contains(&ty), "{ty} missing");
     }
     // Every parameter listed is used by search (strict handling refuses any other).
-    for resource in resources {
+    let searchable = resources.iter().filter(|r| {
+        r["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["code"] == "search-type")
+    });
+    for resource in searchable {
         let ty = resource["type"].as_str().unwrap();
         for param in resource["searchParam"].as_array().unwrap() {
             let name = param["name"].as_str().unwrap();

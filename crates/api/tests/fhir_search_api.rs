@@ -510,7 +510,14 @@ fn the_capability_statement_names_the_new_parameters() {
     for name in ["_sort", "_count", "_summary", "_total", "_elements"] {
         assert!(names.contains(&name), "{name}");
     }
-    for resource in rest["resource"].as_array().unwrap() {
+    let searchable = rest["resource"].as_array().unwrap().iter().filter(|r| {
+        r["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["code"] == "search-type")
+    });
+    for resource in searchable {
         let params = resource["searchParam"].as_array().unwrap();
         assert!(
             params.iter().any(|p| p["name"] == "_lastUpdated"),

@@ -52,12 +52,13 @@ async fn serve() -> Server {
     TerminologyService::migrate(&store).await.unwrap();
     let service = TerminologyService::new(store.clone(), true);
     service.refresh().unwrap();
-    let api = api::Api {
-        terminology: Some(service),
-        ..api::Api::new(store.clone())
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let api = api::Api {
+        terminology: Some(service),
+        fhir_base: Some(format!("http://{addr}/fhir")),
+        ..api::Api::new(store.clone())
+    };
     tokio::spawn(async move { axum::serve(listener, api::router(api)).await.unwrap() });
     Server {
         addr,
@@ -127,6 +128,73 @@ fn part<'a>(parameter: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|p| p["name"] == name)
         .unwrap_or_else(|| panic!("no part {name} in {parameter}"))
+}
+
+/// With the terminology running, the CapabilityStatement lists its resources and
+/// operations, and each answers.
+#[tokio::test]
+async fn the_capability_statement_lists_the_terminology_operations() {
+    let server = serve().await;
+    load(
+        &server,
+        "cm-composition-status-v3.json",
+        COMPOSITION_STATUS_MAP,
+    )
+    .await;
+    load(&server, "Loinc.csv", LOINC_TABLE).await;
+    let (status, body) = call(server.addr, "GET", "/fhir/metadata", "text/plain", "").await;
+    assert_eq!(status, 200, "{body}");
+    let capability = json_of(&body);
+    let resources = capability["rest"][0]["resource"].as_array().unwrap();
+    let of = |ty: &str| {
+        resources
+            .iter()
+            .find(|r| r["type"] == ty)
+            .unwrap_or_else(|| panic!("{ty} not listed"))
+    };
+    for (ty, operation, path) in [
+        (
+            "ConceptMap",
+            "translate",
+            "/fhir/ConceptMap/$translate?system=http://hl7.org/fhir/composition-status&code=preliminary",
+        ),
+        (
+            "CodeSystem",
+            "lookup",
+            "/fhir/CodeSystem/$lookup?system=http://loinc.org&code=1963-8",
+        ),
+        (
+            "ValueSet",
+            "validate-code",
+            "/fhir/ValueSet/$validate-code?system=http://loinc.org&code=1963-8",
+        ),
+    ] {
+        assert_eq!(of(ty)["operation"][0]["name"], operation, "{ty}");
+        let (status, body) = call(server.addr, "GET", path, "text/plain", "").await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(json_of(&body)["resourceType"], "Parameters", "{path}");
+    }
+    for ty in ["ConceptMap", "CodeSystem"] {
+        let searched = of(ty)["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["code"] == "search-type");
+        assert!(searched, "{ty}");
+        let (status, body) =
+            call(server.addr, "GET", &format!("/fhir/{ty}"), "text/plain", "").await;
+        assert_eq!(status, 200, "{ty}: {body}");
+        assert_eq!(json_of(&body)["type"], "searchset");
+    }
+    let (_, body) = call(
+        server.addr,
+        "GET",
+        "/fhir/ConceptMap?url=http://hl7.org/fhir/ConceptMap/cm-composition-status-v3",
+        "text/plain",
+        "",
+    )
+    .await;
+    assert_eq!(json_of(&body)["total"], 1, "{body}");
 }
 
 #[tokio::test]

@@ -19,6 +19,8 @@ use store::Store;
 
 #[derive(Clone, Default)]
 struct Server {
+    /// Every transaction Bundle received, applied or not, in arrival order.
+    tried: Arc<Mutex<Vec<Value>>>,
     /// Bundles taken, in arrival order.
     bundles: Arc<Mutex<Vec<Value>>>,
     /// Statuses to answer transactions with, in turn; a transaction-response once they
@@ -35,8 +37,17 @@ struct Server {
     /// How many of the next reads of a Patient another client follows with a change of
     /// its own (a new version with an identifier of its system).
     changes_after_read: Arc<Mutex<usize>>,
-    /// Transactions refused with 412.
+    /// Transactions refused with 412 (whole, or in an entry's response).
     conflicts: Arc<Mutex<usize>>,
+    /// Answer a failed `ifMatch` as a server applying entries one by one does: 200 with
+    /// a transaction-response whose entry says 412, the other entries applied.
+    conflicts_in_entries: bool,
+    /// Reads answer without an `ETag` header (the version is in `meta.versionId`).
+    no_etag: bool,
+    /// The server keeps no versions: reads answer without `ETag` and without `meta`.
+    unversioned: bool,
+    /// Answer every entry of the next transactions with this status, storing nothing.
+    entry_status: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl Server {
@@ -88,14 +99,46 @@ async fn read(
             .push(json!({"system": "urn:other-client", "value": "X-1"}));
         server.put(&key, changed);
     }
-    (
-        [
-            ("content-type", "application/fhir+json".to_owned()),
-            ("etag", format!("W/\"{version}\"")),
-        ],
+    let mut resource = resource;
+    if server.unversioned {
+        if let Value::Object(map) = &mut resource {
+            map.remove("meta");
+        }
+    }
+    let mut response = (
+        [("content-type", "application/fhir+json")],
         resource.to_string(),
     )
-        .into_response()
+        .into_response();
+    if !server.no_etag && !server.unversioned {
+        response
+            .headers_mut()
+            .insert("etag", format!("W/\"{version}\"").parse().unwrap());
+    }
+    response
+}
+
+/// Each entry applied on its own, a failed `ifMatch` answered 412 in its entry.
+fn apply_entries(server: &Server, bundle: &Value) -> Vec<Value> {
+    let mut answers = Vec::new();
+    for entry in bundle["entry"].as_array().unwrap() {
+        let url = entry["request"]["url"].as_str().unwrap().to_owned();
+        let current = server.resources.lock().unwrap().get(&url).map(|(v, _)| *v);
+        let stale = entry["request"]["ifMatch"]
+            .as_str()
+            .is_some_and(|tag| current.is_none() || current != version_of(tag));
+        if stale {
+            *server.conflicts.lock().unwrap() += 1;
+            answers.push(json!({"response": {"status": "412 Precondition Failed",
+                "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error",
+                    "code": "conflict", "diagnostics": format!("{url} is at version {current:?}")}]}}}));
+            continue;
+        }
+        let version = server.put(&url, entry["resource"].clone());
+        answers.push(json!({"response": {"status": "200 OK",
+            "location": format!("{url}/_history/{version}")}}));
+    }
+    answers
 }
 
 /// What a FHIR server checks of a transaction before it applies it: the entries to
@@ -154,6 +197,33 @@ async fn transaction(
         Ok(b) => b,
         Err(_) => return (StatusCode::BAD_REQUEST, "not JSON").into_response(),
     };
+    server.tried.lock().unwrap().push(bundle.clone());
+    if let Some(status) = *server.entry_status.lock().unwrap() {
+        let answers: Vec<Value> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|_| json!({"response": {"status": status}}))
+            .collect();
+        let answer =
+            json!({"resourceType": "Bundle", "type": "transaction-response", "entry": answers});
+        return (
+            [("content-type", "application/fhir+json")],
+            answer.to_string(),
+        )
+            .into_response();
+    }
+    if server.conflicts_in_entries {
+        let answers = apply_entries(&server, &bundle);
+        server.bundles.lock().unwrap().push(bundle);
+        let answer =
+            json!({"resourceType": "Bundle", "type": "transaction-response", "entry": answers});
+        return (
+            [("content-type", "application/fhir+json")],
+            answer.to_string(),
+        )
+            .into_response();
+    }
     let puts = match check(&server, &bundle) {
         Ok(puts) => puts,
         Err((status, reason)) => {
@@ -306,11 +376,13 @@ async fn a_vxu_updates_the_servers_patient_and_keeps_what_the_adt_recorded() {
     delivery.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_between_the_read_and_the_write_is_a_412_and_the_retry_merges_again() {
+/// The ADT delivered, then the VXU, whose read of the Patient another client follows
+/// with a change: the VXU's first write is refused 412 (whole, or in its entry, as
+/// `server` answers), and the retry reads again and merges into the other client's
+/// version.
+async fn a_change_between_the_read_and_the_write_is_retried(server: Server) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let server = Server::default();
     let url = fhir_server(server.clone()).await;
     let (delivery, router) = start(&store, &[fhir_config(&url)], dir.path()).await;
     ingest(&store, &router, ADT_A04.as_bytes().to_vec(), None).await;
@@ -337,17 +409,22 @@ async fn a_change_between_the_read_and_the_write_is_a_412_and_the_retry_merges_a
             .contains("412"),
         "{entry:?}"
     );
-    let bundles = server.bundles.lock().unwrap().clone();
+    let tried = server.tried.lock().unwrap().clone();
     let key = format!(
         "Patient/{}",
-        entry_of(&bundles[0], "Patient")["resource"]["id"]
+        entry_of(&tried[0], "Patient")["resource"]["id"]
             .as_str()
             .unwrap()
     );
-    // ADT version 1, the other client's version 2, the VXU's version 3 on top of it.
+    // ADT version 1 (no ifMatch: a create), the VXU's write of version 1 refused, the
+    // other client's version 2, the VXU's version 3 on top of it.
+    let if_matches: Vec<&Value> = tried
+        .iter()
+        .map(|b| &entry_of(b, "Patient")["request"]["ifMatch"])
+        .collect();
     assert_eq!(
-        entry_of(&bundles[1], "Patient")["request"]["ifMatch"],
-        "W/\"2\""
+        if_matches,
+        [&Value::Null, &json!("W/\"1\""), &json!("W/\"2\"")]
     );
     let patient = server.resource(&key);
     assert_eq!(patient["meta"]["versionId"], "3");
@@ -356,6 +433,122 @@ async fn a_change_between_the_read_and_the_write_is_a_412_and_the_retry_merges_a
         ["PAT77", "IIS-5", "123-45-6789", "S99-1234", "X-1"]
     );
     assert_eq!(contact_names(&patient), ["MARY", "ADAM"]);
+    delivery.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_between_the_read_and_the_write_is_a_412_and_the_retry_merges_again() {
+    a_change_between_the_read_and_the_write_is_retried(Server::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_412_inside_a_transaction_response_entry_is_retried_and_merges_again() {
+    a_change_between_the_read_and_the_write_is_retried(Server {
+        conflicts_in_entries: true,
+        ..Server::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_etag_the_version_read_is_meta_version_id() {
+    a_change_between_the_read_and_the_write_is_retried(Server {
+        no_etag: true,
+        ..Server::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_versions_gets_the_merged_patient_without_if_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let server = Server {
+        unversioned: true,
+        ..Server::default()
+    };
+    let url = fhir_server(server.clone()).await;
+    let (delivery, router) = start(&store, &[fhir_config(&url)], dir.path()).await;
+    ingest(&store, &router, ADT_A04.as_bytes().to_vec(), None).await;
+    let vxu = ingest(&store, &router, VXU.as_bytes().to_vec(), None).await;
+    delivery.wake("lab");
+    wait_for("both delivered", Duration::from_secs(20), || {
+        count_in(&store, EntryState::Delivered) == 2
+    })
+    .await;
+    let bundles = server.bundles.lock().unwrap().clone();
+    let patient = &entry_of(&bundles[1], "Patient");
+    // Nothing to make the write conditional on: the merge is sent as it is.
+    assert!(patient["request"]["ifMatch"].is_null(), "{patient}");
+    assert_eq!(
+        identifier_values(&patient["resource"]),
+        ["PAT77", "IIS-5", "123-45-6789", "S99-1234"]
+    );
+    let answer = entries(&store, vxu)[0].answer.clone().unwrap_or_default();
+    assert!(
+        answer.contains("merged") && answer.contains("no version"),
+        "{answer}"
+    );
+    delivery.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_answered_422_is_a_refusal_not_a_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let server = Server::default();
+    *server.entry_status.lock().unwrap() = Some("422 Unprocessable Entity");
+    let url = fhir_server(server.clone()).await;
+    let configs = [config(&format!(
+        "name = \"fhir\"\ntype = \"fhir\"\nurl = \"{url}\"\non_nak = \"error\""
+    ))];
+    let (delivery, router) = start(&store, &configs, dir.path()).await;
+    let id = ingest(&store, &router, message("E1", "P1"), None).await;
+    delivery.wake("lab");
+    wait_for("errored", Duration::from_secs(10), || {
+        count_in(&store, EntryState::Errored) == 1
+    })
+    .await;
+    let entry = &entries(&store, id)[0];
+    let reason = entry.state_reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("422") && reason.contains("entry"),
+        "{entry:?}"
+    );
+    assert_eq!(count_in(&store, EntryState::Delivered), 0);
+    delivery.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_answered_503_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let server = Server::default();
+    *server.entry_status.lock().unwrap() = Some("503 Service Unavailable");
+    let url = fhir_server(server.clone()).await;
+    let (delivery, router) = start(&store, &[fhir_config(&url)], dir.path()).await;
+    let id = ingest(&store, &router, message("E2", "P2"), None).await;
+    delivery.wake("lab");
+    wait_for("two tries", Duration::from_secs(10), || {
+        server.tried.lock().unwrap().len() >= 2
+    })
+    .await;
+    assert_eq!(count_in(&store, EntryState::Delivered), 0);
+    *server.entry_status.lock().unwrap() = None;
+    wait_for("delivered", Duration::from_secs(10), || {
+        count_in(&store, EntryState::Delivered) == 1
+    })
+    .await;
+    let entry = &entries(&store, id)[0];
+    assert!(entry.attempts >= 3, "{entry:?}");
+    assert!(
+        entry
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("503"),
+        "{entry:?}"
+    );
     delivery.shutdown().await;
 }
 

@@ -603,6 +603,66 @@ fn rde_o25_and_bar_p05_convert_like_their_families() {
     assert_eq!(one(&bar, "Condition")["code"]["coding"][0]["code"], "E11.9");
 }
 
+/// `message` with MSH-9 `from` replaced by `to`.
+fn as_event(message: &str, from: &str, to: &str) -> String {
+    assert!(message.contains(from), "{from}");
+    message.replacen(from, to, 1)
+}
+
+/// The other events of the REF, BAR and PPR families the issue names: REF^I13 to
+/// I15, BAR^P02 and P06, PPR^PC2 and PC3, each with the segments of the family's
+/// sample.
+fn other_events() -> Vec<(String, String, &'static str)> {
+    let mut events = Vec::new();
+    for event in ["I13", "I14", "I15"] {
+        let text = as_event(REF_I12, "REF^I12^REF_I12", &format!("REF^{event}^REF_I12"));
+        events.push((format!("REF^{event}"), text, "ServiceRequest"));
+    }
+    for event in ["P02", "P06"] {
+        let text = as_event(BAR_P05, "BAR^P05^BAR_P05", &format!("BAR^{event}^BAR_P05"))
+            .replace("EVN|P05|", &format!("EVN|{event}|"));
+        events.push((format!("BAR^{event}"), text, "Account"));
+    }
+    for event in ["PC2", "PC3"] {
+        let text = as_event(PPR_PC1, "PPR^PC1^PPR_PC1", &format!("PPR^{event}^PPR_PC1"));
+        events.push((format!("PPR^{event}"), text, "Condition"));
+    }
+    events
+}
+
+#[test]
+fn the_other_ref_bar_and_ppr_events_convert_like_their_families() {
+    for (name, text, resource_type) in other_events() {
+        let bytes = text.trim().replace('\n', "\r").into_bytes();
+        let message = hl7v2::Message::parse(&bytes).unwrap();
+        assert!(Converter::supports(&message), "{name} is not mapped");
+        let bundle = convert(&text);
+        assert!(
+            bundle.of_type(resource_type).count() >= 1,
+            "{name}: no {resource_type}"
+        );
+        // Mapped, so nothing is named as skipped.
+        assert_eq!(bundle.of_type("OperationOutcome").count(), 0, "{name}");
+        assert_eq!(
+            reference_of(&one(&bundle, "Patient")),
+            bundle
+                .of_type(resource_type)
+                .next()
+                .map(|e| {
+                    let r = &e.resource;
+                    r["subject"]["reference"]
+                        .as_str()
+                        .or(r["patient"]["reference"].as_str())
+                        .or(r["guarantor"][0]["party"]["reference"].as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .unwrap_or_default(),
+            "{name}: the {resource_type} is not the patient's"
+        );
+    }
+}
+
 #[test]
 fn coverage_tells_mapped_skipped_and_unknown_apart() {
     let text = format!("{}\nZPX|1|site data", REF_I12.trim());
@@ -660,6 +720,9 @@ fn every_bundle_of_this_file_is_valid_r4() {
         ("bar_p05", BAR_P05),
     ] {
         bundles.push((name.to_string(), convert(text)));
+    }
+    for (name, text, _) in other_events() {
+        bundles.push((name, convert(&text)));
     }
     let bundles: Vec<(String, String)> = bundles
         .into_iter()

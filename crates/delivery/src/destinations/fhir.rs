@@ -18,7 +18,9 @@
 //! POST, each such entry is read with `GET {base}/{type}/{id}` (same connection, TLS
 //! and headers). On 200 the message's resource is merged into the server's (its `meta`
 //! dropped) and the entry's `request.ifMatch` is set to the answer's `ETag` (else
-//! `W/"{meta.versionId}"`), so the `PUT` applies only to the version read; on 404 or
+//! `W/"{meta.versionId}"`), so the `PUT` applies only to the version read (a server
+//! that gives neither keeps no versions: the merge is sent without `ifMatch`, and the
+//! delivery's answer says so); on 404 or
 //! 410 the entry is sent as it is (a create); any other answer is transient. A 412 (for
 //! the whole transaction or in an entry's response: the resource changed between the
 //! read and the write) is transient, and the retry reads again. The merge is done at
@@ -28,10 +30,10 @@
 //! resources, or whose shared resources the server does not have yet, is sent as the
 //! payload's exact bytes.
 //!
-//! Delivered means a 2xx answer carrying a `transaction-response` Bundle with no entry
-//! answered 412. 408, 412, 429 and 5xx are transient (retry with backoff); other
-//! answers, and a 2xx without a transaction-response, are refusals that follow
-//! `on_nak`.
+//! Delivered means a 2xx answer carrying a `transaction-response` Bundle whose entries
+//! are all answered 2xx. 408, 412, 429 and 5xx, for the whole request or in an entry,
+//! are transient (retry with backoff); other answers, an entry without a status, and a
+//! 2xx without a transaction-response, are refusals that follow `on_nak`.
 //!
 //! ```toml
 //! [[channels.lab.destinations]]
@@ -193,18 +195,22 @@ impl FhirDestination {
             .and_then(|b| b["entry"].as_array())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let precondition_failed = responses.iter().any(|e| {
-            e["response"]["status"]
-                .as_str()
-                .is_some_and(|s| s.trim_start().starts_with("412"))
-        });
-        if precondition_failed {
-            return Err(changed_meanwhile(answer));
+        if let Some(error) = entry_failure(responses, &answer) {
+            return Err(error);
         }
         let merged = match merged {
-            0 => String::new(),
-            1 => " (1 shared resource merged into the server's)".to_owned(),
-            n => format!(" ({n} shared resources merged into the server's)"),
+            Merged { all: 0, .. } => String::new(),
+            Merged { all, unversioned } => {
+                let resources = if all == 1 { "resource" } else { "resources" };
+                let unversioned = match unversioned {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} without a version from the server (no ETag, no meta.versionId), \
+                         so written with no version to match"
+                    ),
+                };
+                format!(" ({all} shared {resources} merged into the server's{unversioned})")
+            }
         };
         Ok(Delivered {
             answer: format!(
@@ -218,13 +224,13 @@ impl FhirDestination {
     /// The payload with each shared resource merged into the server's current version
     /// (see the module docs), and how many were merged; the payload's own bytes when
     /// none was.
-    async fn merged_payload(&mut self, payload: &Bytes) -> Result<(Bytes, usize), DeliveryError> {
+    async fn merged_payload(&mut self, payload: &Bytes) -> Result<(Bytes, Merged), DeliveryError> {
+        let mut merged = Merged::default();
         // Not JSON (never made by the router): the server says what it thinks of it.
         let Ok(mut bundle) = serde_json::from_slice::<Value>(payload) else {
-            return Ok((payload.clone(), 0));
+            return Ok((payload.clone(), merged));
         };
         let update = Update::of_json(&bundle);
-        let mut merged = 0;
         if let Some(entries) = bundle.get_mut("entry").and_then(Value::as_array_mut) {
             for entry in entries {
                 let Some(resource_type) = entry["resource"]["resourceType"].as_str() else {
@@ -250,14 +256,17 @@ impl FhirDestination {
                 }
                 let incoming = entry["resource"].take();
                 entry["resource"] = merge_into(current, incoming, &resource_type, &update);
-                if let (Some(version), Value::Object(request)) = (version, &mut entry["request"]) {
-                    request.insert("ifMatch".into(), version.into());
+                match (version, &mut entry["request"]) {
+                    (Some(version), Value::Object(request)) => {
+                        request.insert("ifMatch".into(), version.into());
+                    }
+                    _ => merged.unversioned += 1,
                 }
-                merged += 1;
+                merged.all += 1;
             }
         }
-        if merged == 0 {
-            return Ok((payload.clone(), 0));
+        if merged.all == 0 {
+            return Ok((payload.clone(), merged));
         }
         Ok((Bytes::from(bundle.to_string()), merged))
     }
@@ -286,7 +295,8 @@ impl FhirDestination {
                 return Err(DeliveryError {
                     kind: FailureKind::Transient,
                     reason: format!(
-                        "the FHIR server answered HTTP {status} to the read of a {resource_type}                          to update"
+                        "the FHIR server answered HTTP {status} to the read of a {resource_type} \
+                         to update"
                     ),
                     answer: Some(answer_text(status, &body)),
                 });
@@ -297,7 +307,8 @@ impl FhirDestination {
             .filter(|r: &Value| r["resourceType"] == resource_type && r["id"] == id)
             .ok_or_else(|| {
                 DeliveryError::transient(format!(
-                    "the FHIR server answered the read of a {resource_type} to update with                      something else than that {resource_type}"
+                    "the FHIR server answered the read of a {resource_type} to update with \
+                     something else than that {resource_type}"
                 ))
             })?;
         let version = headers
@@ -311,6 +322,56 @@ impl FhirDestination {
             });
         Ok(Some((current, version)))
     }
+}
+
+/// How many shared resources of a Bundle were merged into the server's, and how many
+/// of those had no version to send as `ifMatch`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Merged {
+    all: usize,
+    unversioned: usize,
+}
+
+/// The failure a transaction-response's entries report, if any: an entry answered 412
+/// is [`changed_meanwhile`]; any other entry not answered 2xx fails the delivery as that
+/// status would for the whole request (408, 429 and 5xx transient, others refused).
+/// A server that applies entries one by one may have written the others: the retry
+/// writes them again, with the same ids, as a resend does.
+fn entry_failure(responses: &[Value], answer: &str) -> Option<DeliveryError> {
+    let statuses: Vec<(usize, &str)> = responses
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            (
+                i,
+                e["response"]["status"].as_str().unwrap_or_default().trim(),
+            )
+        })
+        .collect();
+    if statuses.iter().any(|(_, s)| s.starts_with("412")) {
+        return Some(changed_meanwhile(answer.to_owned()));
+    }
+    let (index, status) = statuses.into_iter().find(|(_, s)| {
+        !s.get(..3)
+            .and_then(|code| code.parse::<u16>().ok())
+            .is_some_and(|code| (200..300).contains(&code))
+    })?;
+    let code = status.get(..3).and_then(|c| c.parse::<u16>().ok());
+    let reason = if status.is_empty() {
+        format!("the FHIR server's transaction-response entry {index} has no status")
+    } else {
+        format!("the FHIR server answered {status:?} in transaction-response entry {index}")
+    };
+    let transient = code.is_some_and(|c| c == 408 || c == 429 || (500..600).contains(&c));
+    Some(if transient {
+        DeliveryError {
+            kind: FailureKind::Transient,
+            reason,
+            answer: Some(answer.to_owned()),
+        }
+    } else {
+        DeliveryError::refused(reason, answer.to_owned())
+    })
 }
 
 /// A 412: a shared resource changed on the server between its read and the write.
