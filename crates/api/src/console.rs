@@ -917,19 +917,16 @@ fn destination_view(
     }
 }
 
-/// The golden records (`E12`) of the patients the message named in the patient index:
-/// the enterprises of the index's events the message caused (actor `message:MSH-10`).
-fn patients_of_message(
-    conn: &store::rusqlite::Connection,
-    control_id: &str,
-) -> store::Result<Vec<String>> {
+/// The golden record (`E12`) the patient index linked message `id` to, as its channel
+/// recorded it in the message's search keys. Keyed by the message, not by its control
+/// id: two senders' messages may share an MSH-10.
+fn patients_of_message(conn: &store::rusqlite::Connection, id: i64) -> store::Result<Vec<String>> {
     let mut select = conn.prepare_cached(
-        "SELECT DISTINCT e.enterprise FROM mpi_events m \
-         JOIN mpi_event_enterprises e ON e.seq = m.seq \
-         WHERE m.actor = ?1 ORDER BY e.enterprise",
+        "SELECT value FROM message_search WHERE message_id = ?1 AND kind = 'enterprise' \
+         ORDER BY value",
     )?;
-    let rows = select.query_map([format!("message:{control_id}")], |r| r.get::<_, i64>(0))?;
-    rows.map(|r| Ok(format!("E{}", r?))).collect()
+    let rows = select.query_map([id], |r| r.get::<_, String>(0))?;
+    rows.map(|r| Ok(r?)).collect()
 }
 
 /// The repository's versions written from message `id`.
@@ -990,9 +987,8 @@ async fn message(
                     .collect::<store::Result<Vec<_>>>()
             })
             .unwrap_or_default();
-        let control_id = stored.entry.control_id.clone();
-        let patients = if mpi_on && !control_id.is_empty() {
-            store.read(|conn| patients_of_message(conn, &control_id))?
+        let patients = if mpi_on {
+            store.read(|conn| patients_of_message(conn, id))?
         } else {
             Vec::new()
         };

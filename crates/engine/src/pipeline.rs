@@ -267,7 +267,15 @@ impl ChannelPipeline {
         let mut work = Work::new(id, self.channel.clone(), received_at, message);
         let outcome = catch_unwind(AssertUnwindSafe(|| self.run_stages(&mut work)));
         match outcome {
-            Ok(decided) => Decided { search, ..decided },
+            Ok(decided) => {
+                // The golden record the patient index linked the message to: the
+                // console's link from a message to its patient reads it by message id.
+                let mut search = search;
+                if let Some(enterprise) = work.enterprise_id.take() {
+                    search.push((store::search::SearchKind::Enterprise, enterprise));
+                }
+                Decided { search, ..decided }
+            }
             Err(panic) => {
                 let words = panic
                     .downcast_ref::<&str>()

@@ -562,6 +562,8 @@ async fn the_sent_hop_counts_from_receipt_to_the_first_attempt_in_metrics_and_on
         )),
         "{page}"
     );
+    engine.shutdown().await;
+}
 
 /// What a test MLLP receiver saw: the control ids it acknowledged, in order, the
 /// connections it accepted and those still open (closed when the sender closes).

@@ -4,7 +4,8 @@
 //!
 //! One row per (kind, value, message): `patient_id` (PID-3.1 of each repetition),
 //! `patient_name` (PID-5.1 family and PID-5.2 given name, upper case), `order`
-//! (ORC-2.1, ORC-3.1, OBR-2.1, OBR-3.1, OBR-20). Values are matched whole (names as a
+//! (ORC-2.1, ORC-3.1, OBR-2.1, OBR-3.1, OBR-20), `enterprise` (the golden record the
+//! patient index linked the message to, when the channel runs it). Values are matched whole (names as a
 //! prefix). Rows reference the journal, so retention deletes them with their message.
 //!
 //! [`search`] combines the journal's own columns (time range, channel, state, message
@@ -45,6 +46,8 @@ pub enum SearchKind {
     PatientName,
     /// A placer, filler or accession number (ORC-2/3, OBR-2/3, OBR-20).
     Order,
+    /// The patient index's golden record the channel linked the message to (`E12`).
+    Enterprise,
 }
 
 impl SearchKind {
@@ -53,6 +56,7 @@ impl SearchKind {
             SearchKind::PatientId => "patient_id",
             SearchKind::PatientName => "patient_name",
             SearchKind::Order => "order",
+            SearchKind::Enterprise => "enterprise",
         }
     }
 }
