@@ -5,122 +5,12 @@
 //! reprocessing from the detail page with the session's CSRF token; the security
 //! headers and embedded assets.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use access::audit::Audit;
-use access::{Access as Identities, Role};
-use api::Auth;
 use store::{MessageState, NewMessage, Store, UnixMicros};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const PASSWORD: &str = "correct horse battery staple";
-const HTML: &str = "Accept: text/html,application/xhtml+xml";
-
-struct Server {
-    addr: SocketAddr,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
-
-async fn serve() -> Server {
-    serve_with(|_| None).await
-}
-
-/// A server whose patient index, if any, `mpi` opens on the store.
-async fn serve_with(mpi: impl FnOnce(Store) -> Option<mpi::MpiService> + Send + 'static) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let on = store.clone();
-    let patient_index = tokio::task::spawn_blocking(move || mpi(on)).await.unwrap();
-    let identities = Identities::open(store.clone()).await.unwrap();
-    let audit = Audit::open(store.clone()).await.unwrap();
-    store
-        .migrate_component(store::search::COMPONENT, store::search::MIGRATIONS)
-        .await
-        .unwrap();
-    let api = api::Api {
-        auth: Auth::required(identities.clone(), None, audit),
-        patient_index,
-        ..api::Api::new(store.clone())
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = api::router(api).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    for (name, role) in [
-        ("vic", Role::Viewer),
-        ("ana", Role::Analyst),
-        ("olivia", Role::Operator),
-        ("sam", Role::Steward),
-        ("ada", Role::Admin),
-    ] {
-        identities
-            .add_user(name, role, Some(PASSWORD), None)
-            .await
-            .unwrap();
-    }
-    Server {
-        addr,
-        store,
-        _dir: dir,
-    }
-}
-
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-}
-
-async fn call(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text[9..12].parse().unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Answer {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
-}
-
-/// Signs in with the form, as the login page does; the `Cookie:` line.
-async fn sign_in(server: &Server, user: &str) -> String {
-    let answer = call(
-        server.addr,
-        "POST",
-        "/login",
-        &["Content-Type: application/x-www-form-urlencoded"],
-        &format!(
-            "user={user}&password={}&next=%2F",
-            PASSWORD.replace(' ', "+")
-        ),
-    )
-    .await;
-    assert_eq!(answer.status, 303, "{}", answer.body);
-    let cookie = answer.header("set-cookie").unwrap();
-    format!("Cookie: {}", cookie.split(';').next().unwrap())
-}
+mod console_common;
+use console_common::{Answer, HTML, Server, call, csrf_of, serve, serve_with, sign_in};
 
 async fn add_message(store: &Store, control_id: &str, name: &str, state: MessageState) -> i64 {
     let message = NewMessage {
@@ -355,15 +245,6 @@ fn feed(service: &mpi::MpiService, control: &str, pid: &str) {
         .wait()
         .unwrap();
     applied.result.unwrap();
-}
-
-/// The session's CSRF token from a page's forms.
-fn csrf_of(page: &str) -> String {
-    page.split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a form with the CSRF token")
-        .to_owned()
 }
 
 #[tokio::test]
