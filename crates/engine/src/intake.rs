@@ -249,6 +249,9 @@ struct Record {
     validated: Option<Validated>,
     /// The source position stored with the message.
     position: Option<String>,
+    /// The message's search keys, for a message `processed` on receipt (an archive
+    /// channel's): no pipeline will index it later.
+    search: Vec<(store::search::SearchKind, String)>,
 }
 
 /// One row's message from a source that keeps a position (the database source).
@@ -421,11 +424,17 @@ impl Intake {
                 state,
                 state_reason,
             };
+            let search = if message.state == MessageState::Processed {
+                crate::search_keys::search_keys(raw)
+            } else {
+                Vec::new()
+            };
             records.push(Record {
                 message,
                 owed,
                 validated: item.validated.take(),
                 position: position.take(),
+                search,
             });
         }
 
@@ -617,6 +626,7 @@ fn store_batch(
             owed,
             validated,
             position,
+            search,
         } = record;
         if held && position.is_some() {
             results.push(Stored::Failed);
@@ -627,10 +637,12 @@ fn store_batch(
         } else {
             None
         };
-        let extra = owed.is_some() || validated.is_some() || position.is_some();
+        let extra =
+            owed.is_some() || validated.is_some() || position.is_some() || !search.is_empty();
         let append = |conn: &rusqlite::Connection| {
             let appended = Journal::append_in(conn, &message, window)?;
             if let Appended::New(id) = appended {
+                store::search::index_in(conn, id.0, &search)?;
                 if let Some(condition) = &owed {
                     conn.prepare_cached(INSERT_OWED)?.execute(params![
                         id.0,

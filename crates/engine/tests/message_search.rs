@@ -172,3 +172,49 @@ file_name = "{message_id}.hl7"
     assert_eq!(detail["state"], MessageState::Delivered.as_str());
     engine.shutdown().await;
 }
+
+/// A channel with no stage and no destination (an archive) stores its messages
+/// `processed` on receipt, with no pipeline run after: its search keys are written in
+/// the commit that stores them, so its messages are found by patient and order too.
+#[tokio::test]
+async fn an_archive_channel_s_messages_are_found_by_patient_and_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = common::start_engine(
+        dir.path(),
+        "data",
+        Api::On,
+        "[channels.archive]\nsource = { type = \"mllp\", listen = \"127.0.0.1:0\" }\n",
+    )
+    .await;
+    let mllp = engine.listeners()[0].addr;
+    let http = engine.http_addr().unwrap();
+    let messages: Vec<Vec<u8>> = (0..6)
+        .map(|i| {
+            oru(
+                &format!("A{i}"),
+                &format!("MRN{}", i % 2),
+                if i == 4 { "QUILLFEATHER" } else { "DOE" },
+                &format!("ACC{i}"),
+            )
+        })
+        .collect();
+    send_all(mllp, &messages).await;
+    let store = engine.store().clone();
+    assert_eq!(
+        common::count(
+            &store,
+            "SELECT count(*) FROM journal WHERE state = 'processed'"
+        ),
+        6
+    );
+    let found = |query: &'static str| async move {
+        let mut found = ids(&get(http, &format!("/api/messages?{query}")).await.json());
+        found.sort();
+        found
+    };
+    assert_eq!(found("patient_id=MRN1").await, ["A1", "A3", "A5"]);
+    assert_eq!(found("patient_name=quill").await, ["A4"]);
+    assert_eq!(found("order=FIL-A2").await, ["A2"]);
+    assert_eq!(found("order=ACC5").await, ["A5"]);
+    engine.shutdown().await;
+}
