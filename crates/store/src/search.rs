@@ -1,5 +1,6 @@
 //! The message search index (component `search`): a few fields of each message,
-//! extracted once when its channel processes it, so the message browser finds a
+//! extracted once when its channel processes it (an archive channel's, when it is
+//! stored), so the message browser finds a
 //! message by patient, name or order number without reading message bodies.
 //!
 //! One row per (kind, value, message): `patient_id` (PID-3.1 of each repetition),
